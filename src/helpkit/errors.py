@@ -1,0 +1,86 @@
+"""The helpkit exception hierarchy.
+
+Every error helpkit raises on purpose is a :class:`HelpkitError`. Errors about bad input are
+also :class:`ValueError` (or :class:`LookupError` for missing things) so that generic handlers
+in host applications keep working.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "CalendarError",
+    "ConfigError",
+    "ConflictError",
+    "DuplicateError",
+    "HelpkitError",
+    "InvalidTransitionError",
+    "MergeError",
+    "NaiveDatetimeError",
+    "NotFoundError",
+    "PluginError",
+    "ReadOnlyTicketError",
+    "SchemaError",
+    "StoreError",
+    "UnknownBackendError",
+    "ValidationError",
+]
+
+
+class HelpkitError(Exception):
+    """Base class of every error helpkit raises on purpose."""
+
+
+class ValidationError(HelpkitError, ValueError):
+    """An argument or a value object is invalid."""
+
+
+class NaiveDatetimeError(ValidationError):
+    """A datetime without a time zone was given where an aware one is required."""
+
+
+class CalendarError(ValidationError):
+    """A business calendar is malformed or cannot answer (e.g. it has no open time)."""
+
+
+class ConfigError(ValidationError):
+    """A configuration file or mapping is invalid."""
+
+
+class DuplicateError(ValidationError):
+    """A value that must be unique (an email, a domain, a plugin name) is already taken."""
+
+
+class NotFoundError(HelpkitError, LookupError):
+    """A ticket, contact, organization, agent or group does not exist."""
+
+
+class InvalidTransitionError(HelpkitError):
+    """The command is not allowed in the ticket's current state."""
+
+
+class ReadOnlyTicketError(InvalidTransitionError):
+    """The ticket is closed (or merged) and cannot change any more."""
+
+
+class MergeError(InvalidTransitionError):
+    """A merge was refused (self-merge, closed target, cycle...)."""
+
+
+class ConflictError(HelpkitError):
+    """A write was based on a stale version; nothing was written. Reload and retry."""
+
+
+class StoreError(HelpkitError):
+    """A storage backend failed or holds data it cannot read."""
+
+
+class SchemaError(StoreError):
+    """Stored data has a schema this version of helpkit cannot read or refuses to touch."""
+
+
+class PluginError(HelpkitError):
+    """A plugin is malformed or misbehaved while being registered."""
+
+
+class UnknownBackendError(PluginError, LookupError):
+    """No store or channel is registered under the requested name or URL scheme."""
