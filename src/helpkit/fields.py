@@ -1,0 +1,167 @@
+"""Typed custom fields on tickets: definitions and value validation."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import date, datetime
+from types import MappingProxyType
+
+import attrs
+
+from helpkit.errors import ValidationError
+
+__all__ = ["CustomField", "FieldKind", "FieldSet", "FieldValue"]
+
+FieldValue = str | int | float | bool | date | tuple[str, ...]
+"""A custom field value: text, integer, number, boolean, date or a multi-choice tuple."""
+
+
+class FieldKind(enum.Enum):
+    """The type of a custom field."""
+
+    TEXT = "text"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    CHOICE = "choice"
+    MULTI_CHOICE = "multi_choice"
+
+
+def _choices(values: Iterable[str]) -> tuple[str, ...]:
+    result = tuple(dict.fromkeys(values))
+    if not all(isinstance(v, str) and v for v in result):
+        raise ValidationError("choices must be non-empty strings")
+    return result
+
+
+@attrs.frozen(kw_only=True)
+class CustomField:
+    """The definition of one custom field."""
+
+    name: str
+    kind: FieldKind = attrs.field(converter=FieldKind)
+    choices: tuple[str, ...] = attrs.field(default=(), converter=_choices)
+    required: bool = False
+    label: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name or not self.name.replace("_", "").replace("-", "").isalnum():
+            raise ValidationError(
+                f"custom field name {self.name!r} must be letters, digits, '_' or '-'"
+            )
+        wants_choices = self.kind in (FieldKind.CHOICE, FieldKind.MULTI_CHOICE)
+        if wants_choices and not self.choices:
+            raise ValidationError(f"custom field {self.name!r} of kind {self.kind.value} needs choices")
+        if not wants_choices and self.choices:
+            raise ValidationError(f"custom field {self.name!r} of kind {self.kind.value} takes no choices")
+
+    def validate(self, value: object) -> FieldValue:
+        """Return ``value`` checked (and lightly coerced) for this field, or raise ValidationError."""
+        kind = self.kind
+        bad = ValidationError(f"custom field {self.name!r} expects {kind.value}, got {value!r}")
+        if kind is FieldKind.TEXT:
+            if not isinstance(value, str):
+                raise bad
+            return value
+        if kind is FieldKind.INTEGER:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise bad
+            return value
+        if kind is FieldKind.NUMBER:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise bad
+            number = float(value)
+            if number != number or number in (float("inf"), float("-inf")):
+                raise bad
+            return number
+        if kind is FieldKind.BOOLEAN:
+            if not isinstance(value, bool):
+                raise bad
+            return value
+        if kind is FieldKind.DATE:
+            if isinstance(value, str):
+                try:
+                    return date.fromisoformat(value)
+                except ValueError:
+                    raise bad from None
+            if isinstance(value, datetime) or not isinstance(value, date):
+                raise bad
+            return value
+        if kind is FieldKind.CHOICE:
+            if value not in self.choices:
+                raise ValidationError(
+                    f"custom field {self.name!r} must be one of {', '.join(self.choices)}; got {value!r}"
+                )
+            assert isinstance(value, str)
+            return value
+        if isinstance(value, str) or not isinstance(value, (list, tuple, set, frozenset)):
+            raise bad
+        picked = tuple(v for v in self.choices if v in value)
+        unknown = [v for v in value if v not in self.choices]
+        if unknown:
+            raise ValidationError(f"custom field {self.name!r} has no choice(s) {unknown!r}")
+        return picked
+
+
+def _field_map(fields: Iterable[CustomField] | Mapping[str, CustomField]) -> Mapping[str, CustomField]:
+    items = fields.values() if isinstance(fields, Mapping) else fields
+    result: dict[str, CustomField] = {}
+    for field in items:
+        if field.name in result:
+            raise ValidationError(f"custom field {field.name!r} is defined twice")
+        result[field.name] = field
+    return MappingProxyType(result)
+
+
+@attrs.frozen
+class FieldSet:
+    """The custom fields a helpdesk knows about."""
+
+    fields: Mapping[str, CustomField] = attrs.field(factory=dict, converter=_field_map)
+
+    def __hash__(self) -> int:
+        return hash(tuple(self.fields.values()))
+
+    def validate(
+        self, values: Mapping[str, object], *, partial: bool = True
+    ) -> dict[str, FieldValue | None]:
+        """Check ``values``; ``None`` clears a field. With ``partial=False`` required fields must be set."""
+        result: dict[str, FieldValue | None] = {}
+        for name, value in values.items():
+            field = self.fields.get(name)
+            if field is None:
+                known = ", ".join(sorted(self.fields)) or "none defined"
+                raise ValidationError(f"unknown custom field {name!r} (known: {known})")
+            if value is None:
+                if field.required:
+                    raise ValidationError(f"custom field {name!r} is required and cannot be cleared")
+                result[name] = None
+            else:
+                result[name] = field.validate(value)
+        if not partial:
+            missing = [n for n, f in self.fields.items() if f.required and result.get(n) is None]
+            if missing:
+                raise ValidationError(f"required custom field(s) missing: {', '.join(missing)}")
+        return result
+
+
+def encode_value(value: FieldValue) -> object:
+    """A JSON-safe form of a field value (dates are tagged so they survive the round trip)."""
+    if isinstance(value, date):
+        return {"date": value.isoformat()}
+    if isinstance(value, tuple):
+        return list(value)
+    return value
+
+
+def decode_value(data: object) -> FieldValue:
+    """The inverse of :func:`encode_value`."""
+    if isinstance(data, dict):
+        return date.fromisoformat(str(data["date"]))
+    if isinstance(data, list):
+        return tuple(str(v) for v in data)
+    if isinstance(data, (str, int, float, bool)):
+        return data
+    raise ValidationError(f"cannot decode custom field value {data!r}")

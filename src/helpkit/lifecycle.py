@@ -1,0 +1,592 @@
+"""Ticket lifecycle: pure decisions (command -> events) and the fold (events -> state).
+
+Nothing here reads a clock, a store or a plugin: the time of a change (``at``), the ids and
+the ticket number are passed in by the application layer. Every decision validates first and
+raises before producing anything, so a refused command leaves no trace.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+import attrs
+
+from helpkit.errors import (
+    InvalidTransitionError,
+    MergeError,
+    ReadOnlyTicketError,
+    ValidationError,
+)
+from helpkit.events import (
+    Assigned,
+    CommentAdded,
+    CustomFieldsChanged,
+    Event,
+    FollowersChanged,
+    Linked,
+    MergedInto,
+    MergeReceived,
+    PriorityChanged,
+    StatusChanged,
+    SubjectChanged,
+    TagsChanged,
+    TicketOpened,
+    Unlinked,
+)
+from helpkit.fields import FieldValue
+from helpkit.priority import Impact, PriorityMatrix, Urgency
+from helpkit.tickets import (
+    Actor,
+    ActorKind,
+    Comment,
+    Link,
+    LinkKind,
+    StatusCategory,
+    Ticket,
+    Workflow,
+)
+
+__all__ = [
+    "Outcome",
+    "add_comment",
+    "apply",
+    "assign",
+    "change_followers",
+    "change_priority",
+    "change_status",
+    "change_subject",
+    "change_tags",
+    "conversation",
+    "link",
+    "merge",
+    "normalize_tag",
+    "open_ticket",
+    "reopen_target",
+    "replay",
+    "set_custom_fields",
+    "unlink",
+]
+
+
+@attrs.frozen
+class Outcome:
+    """The events a command produced and the ticket state after them."""
+
+    ticket: Ticket
+    events: tuple[Event, ...]
+    previous_seq: int
+
+    @property
+    def changed(self) -> bool:
+        """False when the command was a no-op (nothing to write)."""
+        return bool(self.events)
+
+
+# ---------------------------------------------------------------- the fold
+
+
+def apply(state: Ticket | None, event: Event) -> Ticket:
+    """The ticket after ``event``; ``state`` is ``None`` only for the opening event."""
+    if isinstance(event, TicketOpened):
+        if state is not None:
+            raise ValidationError(f"ticket {event.ticket_id} is already open")
+        if event.seq != 1:
+            raise ValidationError("a ticket's first event must have seq 1")
+        return Ticket(
+            id=event.ticket_id,
+            number=event.number,
+            subject=event.subject,
+            requester_id=event.requester_id,
+            organization_id=event.organization_id,
+            status=event.status,
+            category=event.category,
+            impact=event.impact,
+            urgency=event.urgency,
+            priority=event.priority,
+            channel=event.channel,
+            created_at=event.at,
+            updated_at=event.at,
+            seq=1,
+            assignee_id=event.assignee_id,
+            group_id=event.group_id,
+            tags=event.tags,
+            followers=event.followers,
+            custom_fields=event.custom_fields,
+        )
+    if state is None:
+        raise ValidationError(f"event {event.TYPE} needs an opened ticket")
+    if event.ticket_id != state.id:
+        raise ValidationError(f"event for ticket {event.ticket_id} applied to {state.id}")
+    if event.seq != state.seq + 1:
+        raise ValidationError(
+            f"event seq {event.seq} does not follow ticket {state.id} seq {state.seq}"
+        )
+    common: dict[str, Any] = {"seq": event.seq, "updated_at": max(state.updated_at, event.at)}
+    if isinstance(event, CommentAdded):
+        if event.comment.public:
+            common["public_comments"] = state.public_comments + 1
+        else:
+            common["internal_notes"] = state.internal_notes + 1
+    elif isinstance(event, StatusChanged):
+        common["status"] = event.status
+        common["category"] = event.category
+        if event.category is StatusCategory.SOLVED:
+            common["solved_at"] = event.at
+        elif event.category is StatusCategory.CLOSED:
+            common["closed_at"] = event.at
+        else:
+            common["solved_at"] = None
+    elif isinstance(event, Assigned):
+        common["assignee_id"] = event.assignee_id
+        common["group_id"] = event.group_id
+    elif isinstance(event, PriorityChanged):
+        common.update(impact=event.impact, urgency=event.urgency, priority=event.priority)
+    elif isinstance(event, SubjectChanged):
+        common["subject"] = event.subject
+    elif isinstance(event, TagsChanged):
+        common["tags"] = (state.tags - event.removed) | event.added
+    elif isinstance(event, FollowersChanged):
+        common["followers"] = (state.followers - event.removed) | event.added
+    elif isinstance(event, CustomFieldsChanged):
+        fields = dict(state.custom_fields)
+        for name, value in event.values.items():
+            if value is None:
+                fields.pop(name, None)
+            else:
+                fields[name] = value
+        common["custom_fields"] = fields
+    elif isinstance(event, Linked):
+        common["links"] = state.links | {event.link}
+    elif isinstance(event, Unlinked):
+        common["links"] = state.links - {event.link}
+    elif isinstance(event, MergedInto):
+        common.update(
+            merged_into=event.target_id,
+            status=event.status,
+            category=StatusCategory.CLOSED,
+            closed_at=event.at,
+        )
+    elif isinstance(event, MergeReceived):
+        common["followers"] = state.followers | event.followers
+        common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
+        common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
+    # Event types added by later modules (SLA, escalation) only bump seq/updated_at here.
+    return attrs.evolve(state, **common)
+
+
+def replay(events: Iterable[Event]) -> Ticket:
+    """The state of a ticket as the fold of all its events, in order."""
+    state: Ticket | None = None
+    for event in events:
+        state = apply(state, event)
+    if state is None:
+        raise ValidationError("a ticket needs at least its opening event")
+    return state
+
+
+def conversation(events: Iterable[Event]) -> tuple[Comment, ...]:
+    """The comments of a ticket (including those merged in), oldest first."""
+    comments: list[Comment] = []
+    for event in events:
+        if isinstance(event, CommentAdded):
+            comments.append(event.comment)
+        elif isinstance(event, MergeReceived):
+            comments.extend(event.comments)
+    comments.sort(key=lambda c: (c.created_at, c.id))
+    return tuple(comments)
+
+
+# ---------------------------------------------------------------- decisions
+
+
+class _Draft:
+    """Accumulates events for one ticket, applying each as it is added."""
+
+    def __init__(self, ticket: Ticket | None, at: datetime, actor: Actor) -> None:
+        self.ticket = ticket
+        self.previous_seq = ticket.seq if ticket is not None else 0
+        self.at = at
+        self.actor = actor
+        self.events: list[Event] = []
+
+    def emit(self, cls: type[Event], ticket_id: str, **fields: Any) -> None:
+        seq = (self.ticket.seq if self.ticket is not None else 0) + 1
+        event = cls(ticket_id=ticket_id, seq=seq, at=self.at, actor=self.actor, **fields)
+        self.ticket = apply(self.ticket, event)
+        self.events.append(event)
+
+    def outcome(self) -> Outcome:
+        assert self.ticket is not None
+        return Outcome(self.ticket, tuple(self.events), self.previous_seq)
+
+
+def _writable(ticket: Ticket) -> None:
+    if ticket.is_merged:
+        raise ReadOnlyTicketError(
+            f"ticket {ticket.reference} was merged into another ticket and is read-only"
+        )
+    if ticket.is_closed:
+        raise ReadOnlyTicketError(
+            f"ticket {ticket.reference} is closed and read-only; a new message makes a follow-up"
+        )
+
+
+def normalize_tag(tag: str) -> str:
+    """Tags are lower-case words; spaces become underscores."""
+    if not isinstance(tag, str) or not tag.strip():
+        raise ValidationError(f"a tag must be non-empty text; got {tag!r}")
+    return "_".join(tag.strip().lower().split())
+
+
+def _subject(subject: str) -> str:
+    if not isinstance(subject, str) or not subject.strip():
+        raise ValidationError("a ticket needs a non-empty subject")
+    return " ".join(subject.split())
+
+
+def open_ticket(
+    *,
+    ticket_id: str,
+    number: int,
+    at: datetime,
+    actor: Actor,
+    subject: str,
+    requester_id: str,
+    organization_id: str | None,
+    impact: Impact,
+    urgency: Urgency,
+    matrix: PriorityMatrix,
+    workflow: Workflow,
+    channel: str,
+    first_comment: Comment | None = None,
+    tags: Iterable[str] = (),
+    followers: Iterable[Actor] = (),
+    custom_fields: Mapping[str, FieldValue] | None = None,
+    assignee_id: str | None = None,
+    group_id: str | None = None,
+) -> Outcome:
+    """Events for a new ticket and, if given, its first message."""
+    if not isinstance(number, int) or number < 1:
+        raise ValidationError("ticket numbers are positive integers")
+    status = workflow.default(StatusCategory.NEW)
+    if assignee_id is not None:
+        status = workflow.default(StatusCategory.OPEN)
+    draft = _Draft(None, at, actor)
+    draft.emit(
+        TicketOpened,
+        ticket_id,
+        number=number,
+        subject=_subject(subject),
+        requester_id=requester_id,
+        organization_id=organization_id,
+        status=status.name,
+        category=status.category,
+        impact=impact,
+        urgency=urgency,
+        priority=matrix.priority(impact, urgency),
+        channel=channel,
+        assignee_id=assignee_id,
+        group_id=group_id,
+        tags=frozenset(normalize_tag(t) for t in tags),
+        followers=frozenset(followers),
+        custom_fields={k: v for k, v in (custom_fields or {}).items() if v is not None},
+    )
+    if first_comment is not None:
+        draft.emit(CommentAdded, ticket_id, comment=first_comment)
+    return draft.outcome()
+
+
+def add_comment(
+    ticket: Ticket,
+    comment: Comment,
+    *,
+    at: datetime,
+    workflow: Workflow,
+    status: str | None = None,
+) -> Outcome:
+    """Add a reply or note; apply the status rules of a conversation.
+
+    A public message from a contact reopens a pending or solved ticket; an agent's public
+    reply moves a new ticket to open. ``status`` (agents only) sets the status after the
+    comment, like "submit as pending".
+    """
+    _writable(ticket)
+    author = comment.author
+    target = workflow.status(status) if status is not None else None
+    if author.kind is ActorKind.CONTACT:
+        if not comment.public:
+            raise ValidationError("contacts cannot write internal notes")
+        if target is not None:
+            raise ValidationError("contacts cannot set a status")
+        if ticket.category in (StatusCategory.PENDING, StatusCategory.SOLVED):
+            target = workflow.default(StatusCategory.OPEN)
+    elif comment.public and target is None and ticket.category is StatusCategory.NEW:
+        target = workflow.default(StatusCategory.OPEN)
+    current = workflow.status(ticket.status)
+    if target is not None and target.name != current.name:
+        workflow.check_transition(current, target)
+    draft = _Draft(ticket, at, author)
+    draft.emit(CommentAdded, ticket.id, comment=comment)
+    if target is not None and target.name != current.name:
+        draft.emit(
+            StatusChanged,
+            ticket.id,
+            old_status=current.name,
+            old_category=current.category,
+            status=target.name,
+            category=target.category,
+        )
+    return draft.outcome()
+
+
+def change_status(
+    ticket: Ticket,
+    status: str,
+    *,
+    at: datetime,
+    actor: Actor,
+    workflow: Workflow,
+    reason: str | None = None,
+) -> Outcome:
+    """Move to ``status`` if the workflow allows it; the same status is a no-op."""
+    _writable(ticket)
+    current = workflow.status(ticket.status)
+    target = workflow.status(status)
+    draft = _Draft(ticket, at, actor)
+    if target.name != current.name:
+        workflow.check_transition(current, target)
+        draft.emit(
+            StatusChanged,
+            ticket.id,
+            old_status=current.name,
+            old_category=current.category,
+            status=target.name,
+            category=target.category,
+            reason=reason,
+        )
+    return draft.outcome()
+
+
+def reopen_target(ticket: Ticket, workflow: Workflow) -> str:
+    """The status a reopen moves to (the default open status), or raise if not solved."""
+    if ticket.category is not StatusCategory.SOLVED:
+        raise InvalidTransitionError(
+            f"only solved tickets can be reopened; {ticket.reference} is {ticket.status}"
+        )
+    return workflow.default(StatusCategory.OPEN).name
+
+
+def assign(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    assignee_id: str | None,
+    group_id: str | None,
+    transfer: bool = False,
+    reason: str | None = None,
+) -> Outcome:
+    """Set the assignee and group (membership is checked by the caller, who knows agents)."""
+    _writable(ticket)
+    draft = _Draft(ticket, at, actor)
+    if (assignee_id, group_id) != (ticket.assignee_id, ticket.group_id) or transfer:
+        if transfer and group_id == ticket.group_id and assignee_id == ticket.assignee_id:
+            raise ValidationError(f"ticket {ticket.reference} is already with that group/agent")
+        draft.emit(
+            Assigned,
+            ticket.id,
+            assignee_id=assignee_id,
+            group_id=group_id,
+            previous_assignee_id=ticket.assignee_id,
+            previous_group_id=ticket.group_id,
+            transfer=transfer,
+            reason=reason,
+        )
+    return draft.outcome()
+
+
+def change_priority(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    matrix: PriorityMatrix,
+    impact: Impact | None = None,
+    urgency: Urgency | None = None,
+    reason: str | None = None,
+) -> Outcome:
+    """Set impact and/or urgency; the priority is recomputed from the matrix."""
+    _writable(ticket)
+    new_impact = impact if impact is not None else ticket.impact
+    new_urgency = urgency if urgency is not None else ticket.urgency
+    draft = _Draft(ticket, at, actor)
+    if (new_impact, new_urgency) != (ticket.impact, ticket.urgency):
+        draft.emit(
+            PriorityChanged,
+            ticket.id,
+            impact=new_impact,
+            urgency=new_urgency,
+            priority=matrix.priority(new_impact, new_urgency),
+            previous_priority=ticket.priority,
+            reason=reason,
+        )
+    return draft.outcome()
+
+
+def change_subject(ticket: Ticket, subject: str, *, at: datetime, actor: Actor) -> Outcome:
+    """Edit the subject."""
+    _writable(ticket)
+    new = _subject(subject)
+    draft = _Draft(ticket, at, actor)
+    if new != ticket.subject:
+        draft.emit(SubjectChanged, ticket.id, subject=new, previous_subject=ticket.subject)
+    return draft.outcome()
+
+
+def change_tags(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    add: Iterable[str] = (),
+    remove: Iterable[str] = (),
+) -> Outcome:
+    """Add and/or remove tags; tags already present or absent are ignored."""
+    _writable(ticket)
+    added = frozenset(normalize_tag(t) for t in add) - ticket.tags
+    removed = frozenset(normalize_tag(t) for t in remove) & ticket.tags
+    if added & removed:
+        raise ValidationError(f"tags both added and removed: {sorted(added & removed)}")
+    draft = _Draft(ticket, at, actor)
+    if added or removed:
+        draft.emit(TagsChanged, ticket.id, added=added, removed=removed)
+    return draft.outcome()
+
+
+def change_followers(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    add: Iterable[Actor] = (),
+    remove: Iterable[Actor] = (),
+) -> Outcome:
+    """Add and/or remove followers (contacts in CC, watching agents)."""
+    _writable(ticket)
+    added = frozenset(add) - ticket.followers
+    removed = frozenset(remove) & ticket.followers
+    if any(f.kind is ActorKind.SYSTEM for f in added):
+        raise ValidationError("followers are agents or contacts")
+    draft = _Draft(ticket, at, actor)
+    if added or removed:
+        draft.emit(FollowersChanged, ticket.id, added=added, removed=removed)
+    return draft.outcome()
+
+
+def set_custom_fields(
+    ticket: Ticket,
+    values: Mapping[str, FieldValue | None],
+    *,
+    at: datetime,
+    actor: Actor,
+) -> Outcome:
+    """Set (or with ``None`` clear) custom field values already validated by the caller."""
+    _writable(ticket)
+    changed = {
+        name: value for name, value in values.items() if ticket.custom_fields.get(name) != value
+    }
+    draft = _Draft(ticket, at, actor)
+    if changed:
+        draft.emit(CustomFieldsChanged, ticket.id, values=changed)
+    return draft.outcome()
+
+
+def link(
+    ticket: Ticket, other: Ticket, kind: LinkKind | str, *, at: datetime, actor: Actor
+) -> tuple[Outcome, Outcome]:
+    """Link two tickets; the inverse link is recorded on the other ticket."""
+    link_kind = LinkKind(kind)
+    if ticket.id == other.id:
+        raise ValidationError("a ticket cannot be linked to itself")
+    _writable(ticket)
+    _writable(other)
+    forward = Link(link_kind, other.id)
+    backward = Link(link_kind.inverse, ticket.id)
+    first = _Draft(ticket, at, actor)
+    second = _Draft(other, at, actor)
+    if forward not in ticket.links:
+        first.emit(Linked, ticket.id, link=forward)
+    if backward not in other.links:
+        second.emit(Linked, other.id, link=backward)
+    return first.outcome(), second.outcome()
+
+
+def unlink(
+    ticket: Ticket, other: Ticket, kind: LinkKind | str, *, at: datetime, actor: Actor
+) -> tuple[Outcome, Outcome]:
+    """Remove a link and its inverse."""
+    link_kind = LinkKind(kind)
+    _writable(ticket)
+    _writable(other)
+    forward = Link(link_kind, other.id)
+    backward = Link(link_kind.inverse, ticket.id)
+    if forward not in ticket.links:
+        raise ValidationError(f"{ticket.reference} has no {link_kind.value} link to {other.reference}")
+    first = _Draft(ticket, at, actor)
+    second = _Draft(other, at, actor)
+    first.emit(Unlinked, ticket.id, link=forward)
+    if backward in other.links:
+        second.emit(Unlinked, other.id, link=backward)
+    return first.outcome(), second.outcome()
+
+
+def merge(
+    source: Ticket,
+    target: Ticket,
+    source_comments: Sequence[Comment],
+    *,
+    at: datetime,
+    actor: Actor,
+    workflow: Workflow,
+) -> tuple[Outcome, Outcome]:
+    """Merge ``source`` into ``target``: comments and followers move, the source is merged.
+
+    The source's requester becomes a follower of the target (so they keep hearing about it).
+    """
+    if source.id == target.id:
+        raise MergeError(f"cannot merge ticket {source.reference} into itself")
+    if target.is_merged:
+        raise MergeError(
+            f"ticket {target.reference} was itself merged; merge into the ticket it points to"
+        )
+    if target.is_closed:
+        raise MergeError(f"cannot merge into closed ticket {target.reference}")
+    if source.is_closed:
+        raise MergeError(f"ticket {source.reference} is closed and cannot be merged")
+    followers = set(source.followers)
+    requester = Actor(ActorKind.CONTACT, source.requester_id)
+    if source.requester_id != target.requester_id:
+        followers.add(requester)
+    moved = frozenset(followers) - target.followers
+    merged = workflow.status(workflow.merged_status)
+    src = _Draft(source, at, actor)
+    src.emit(
+        MergedInto,
+        source.id,
+        target_id=target.id,
+        target_number=target.number,
+        old_status=source.status,
+        status=merged.name,
+    )
+    dst = _Draft(target, at, actor)
+    dst.emit(
+        MergeReceived,
+        target.id,
+        source_id=source.id,
+        source_number=source.number,
+        comments=tuple(attrs.evolve(c, ticket_id=c.ticket_id or source.id) for c in source_comments),
+        followers=moved,
+    )
+    return src.outcome(), dst.outcome()

@@ -1,0 +1,223 @@
+"""The protocols the application layer talks to: Store, Channel and Clock.
+
+Host applications and plugins supply objects that satisfy these; helpkit ships an in-memory
+and an SQLite store, a system clock, and channels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from typing import Protocol, runtime_checkable
+
+import attrs
+
+from helpkit.events import Event
+from helpkit.people import Agent, Contact, Group, Organization
+from helpkit.queries import Page, TicketQuery
+from helpkit.tickets import Ticket
+
+__all__ = [
+    "Capability",
+    "Channel",
+    "Clock",
+    "InboundMessage",
+    "OutboundMessage",
+    "Recipient",
+    "Store",
+    "SystemClock",
+    "TicketChange",
+]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Where "now" comes from. Inject a frozen clock in tests."""
+
+    def now(self) -> datetime:
+        """The current instant, timezone-aware."""
+        ...
+
+
+class SystemClock:
+    """The real clock (UTC)."""
+
+    def now(self) -> datetime:
+        """The current instant in UTC."""
+        return datetime.now(UTC)
+
+
+@attrs.frozen
+class TicketChange:
+    """Events to append to one ticket, the state after them, and the seq they build on."""
+
+    ticket: Ticket
+    events: tuple[Event, ...]
+    expected_seq: int
+    """The ticket's seq before these events (0 for a new ticket)."""
+
+
+class Capability:
+    """Names of optional store capabilities, declared in ``Store.capabilities``."""
+
+    PERSISTENT = "persistent"
+    """Data survives closing and reopening the store (the conformance suite checks it)."""
+    MULTIPROCESS = "multiprocess"
+    """Several processes may write at once; optimistic concurrency holds across them."""
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Persistence for tickets (events + current state), contacts, organizations, agents, groups.
+
+    ``commit`` is the only ticket write: it appends every change's events and stores its new
+    state atomically, all changes or none, and raises :class:`~helpkit.errors.ConflictError`
+    (writing nothing) when a ticket's stored seq is not the change's ``expected_seq``.
+    Reads raise :class:`~helpkit.errors.NotFoundError` for unknown ids.
+    """
+
+    capabilities: frozenset[str]
+
+    def allocate_ticket_number(self) -> int:
+        """A fresh human-friendly ticket number, never handed out before by this store."""
+        ...
+
+    def commit(self, changes: Sequence[TicketChange]) -> None:
+        """Atomically append events and save states, guarded by each ``expected_seq``."""
+        ...
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The current state of a ticket."""
+        ...
+
+    def get_ticket_by_number(self, number: int) -> Ticket:
+        """The ticket with that number."""
+        ...
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        """A ticket's events with seq > ``after_seq``, in order."""
+        ...
+
+    def query(self, query: TicketQuery) -> Page[Ticket]:
+        """Tickets matching ``query``, in its order, one page at a time."""
+        ...
+
+    def save_contact(self, contact: Contact) -> None:
+        """Insert (version 1) or update (stored version + 1) a contact; emails are unique."""
+        ...
+
+    def get_contact(self, contact_id: str) -> Contact:
+        """A contact by id."""
+        ...
+
+    def contact_by_email(self, email: str) -> Contact:
+        """The contact owning ``email`` (case-insensitive)."""
+        ...
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        """Contacts whose normalized name contains the normalized ``text``, by name."""
+        ...
+
+    def save_organization(self, organization: Organization) -> None:
+        """Insert or update an organization (versioned like contacts); domains are unique."""
+        ...
+
+    def get_organization(self, organization_id: str) -> Organization:
+        """An organization by id."""
+        ...
+
+    def organization_by_domain(self, domain: str) -> Organization:
+        """The organization owning ``domain`` (case-insensitive)."""
+        ...
+
+    def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
+        """Organizations whose normalized name contains the normalized ``text``, by name."""
+        ...
+
+    def save_agent(self, agent: Agent) -> None:
+        """Insert or replace an agent."""
+        ...
+
+    def get_agent(self, agent_id: str) -> Agent:
+        """An agent by id."""
+        ...
+
+    def list_agents(self) -> list[Agent]:
+        """All agents, by id."""
+        ...
+
+    def save_group(self, group: Group) -> None:
+        """Insert or replace a group."""
+        ...
+
+    def get_group(self, group_id: str) -> Group:
+        """A group by id."""
+        ...
+
+    def list_groups(self) -> list[Group]:
+        """All groups, by id."""
+        ...
+
+    def close(self) -> None:
+        """Release resources; the store is unusable afterwards."""
+        ...
+
+
+@attrs.frozen
+class Recipient:
+    """Who an outbound message goes to."""
+
+    actor_kind: str
+    actor_id: str
+    name: str
+    address: str | None
+    """The channel-specific address (an email address for email); ``None`` if unknown."""
+
+
+@attrs.frozen(kw_only=True)
+class OutboundMessage:
+    """A public reply leaving the helpdesk through a channel."""
+
+    ticket_id: str
+    ticket_number: int
+    subject: str
+    body: str
+    comment_id: str
+    author_name: str
+    to: tuple[Recipient, ...]
+    sent_at: datetime
+    in_reply_to: str | None = None
+    """The external id of the message this answers, for threading (e.g. an email Message-ID)."""
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class InboundMessage:
+    """A message arriving through a channel, before helpkit turns it into a ticket or reply."""
+
+    channel: str
+    sender_address: str
+    sender_name: str | None
+    subject: str
+    body: str
+    received_at: datetime
+    external_id: str | None = None
+    in_reply_to: str | None = None
+    references: tuple[str, ...] = ()
+    ticket_number: int | None = None
+    """A ticket number the channel found (e.g. "[#1042]" in an email subject)."""
+
+
+@runtime_checkable
+class Channel(Protocol):
+    """A transport for messages (email, webhook, chat...).
+
+    ``deliver`` sends one outbound message and returns the external id it got (or ``None``).
+    Channels that accept inbound traffic also provide ``parse(raw) -> InboundMessage``.
+    """
+
+    name: str
+
+    def deliver(self, message: OutboundMessage) -> str | None:
+        """Send ``message``; return the external message id if the transport gives one."""
+        ...

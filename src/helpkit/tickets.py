@@ -1,0 +1,312 @@
+"""Tickets, comments, actors, links, statuses and the workflow that governs transitions."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from datetime import datetime
+from types import MappingProxyType
+
+import attrs
+
+from helpkit._time import to_utc
+from helpkit.errors import InvalidTransitionError, ValidationError
+from helpkit.fields import FieldValue
+from helpkit.priority import Impact, Priority, Urgency
+
+__all__ = [
+    "DEFAULT_WORKFLOW",
+    "Actor",
+    "ActorKind",
+    "Comment",
+    "Link",
+    "LinkKind",
+    "Status",
+    "StatusCategory",
+    "Ticket",
+    "Workflow",
+]
+
+
+class ActorKind(enum.Enum):
+    """Who performs a command."""
+
+    AGENT = "agent"
+    CONTACT = "contact"
+    SYSTEM = "system"
+
+
+@attrs.frozen(order=True)
+class Actor:
+    """The agent, contact or system process behind a change (written as ``kind:id``)."""
+
+    kind: ActorKind = attrs.field(converter=ActorKind)
+    id: str
+
+    def __attrs_post_init__(self) -> None:
+        if not isinstance(self.id, str) or not self.id.strip():
+            raise ValidationError(f"bad actor id {self.id!r}")
+
+    def __str__(self) -> str:
+        return f"{self.kind.value}:{self.id}"
+
+    @classmethod
+    def agent(cls, agent_id: str) -> Actor:
+        """An agent actor."""
+        return cls(ActorKind.AGENT, agent_id)
+
+    @classmethod
+    def contact(cls, contact_id: str) -> Actor:
+        """A contact (requester, CC) actor."""
+        return cls(ActorKind.CONTACT, contact_id)
+
+    @classmethod
+    def system(cls, name: str = "helpkit") -> Actor:
+        """An automated actor (the sweep, an integration, an import)."""
+        return cls(ActorKind.SYSTEM, name)
+
+    @classmethod
+    def parse(cls, text: str) -> Actor:
+        """Read ``agent:alice``, ``contact:42`` or ``system:sweep``."""
+        kind, sep, ident = text.partition(":")
+        if not sep:
+            raise ValidationError(f"actor must look like 'agent:ID', 'contact:ID' or 'system:NAME'; got {text!r}")
+        try:
+            return cls(ActorKind(kind), ident)
+        except ValueError as exc:
+            raise ValidationError(f"unknown actor kind {kind!r} in {text!r}") from exc
+
+
+class StatusCategory(enum.Enum):
+    """The fixed category of a status; it decides transitions and SLA pausing."""
+
+    NEW = "new"
+    OPEN = "open"
+    PENDING = "pending"
+    ON_HOLD = "on_hold"
+    SOLVED = "solved"
+    CLOSED = "closed"
+
+    @property
+    def is_active(self) -> bool:
+        """Not solved and not closed."""
+        return self not in (StatusCategory.SOLVED, StatusCategory.CLOSED)
+
+
+# Allowed moves between categories. Nothing returns to NEW; CLOSED is final.
+_ALLOWED: Mapping[StatusCategory, frozenset[StatusCategory]] = {
+    StatusCategory.NEW: frozenset(
+        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+    ),
+    StatusCategory.OPEN: frozenset(
+        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+    ),
+    StatusCategory.PENDING: frozenset(
+        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+    ),
+    StatusCategory.ON_HOLD: frozenset(
+        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+    ),
+    StatusCategory.SOLVED: frozenset({StatusCategory.OPEN, StatusCategory.CLOSED}),
+    StatusCategory.CLOSED: frozenset(),
+}
+
+
+@attrs.frozen
+class Status:
+    """A named status belonging to one fixed category."""
+
+    name: str
+    category: StatusCategory = attrs.field(converter=StatusCategory)
+    label: str | None = None
+
+    def __attrs_post_init__(self) -> None:
+        if not self.name or self.name != self.name.strip() or any(c.isspace() for c in self.name):
+            raise ValidationError(f"status name {self.name!r} must be a non-empty word")
+
+
+def _status_tuple(statuses: Iterable[Status]) -> tuple[Status, ...]:
+    return tuple(statuses)
+
+
+@attrs.frozen
+class Workflow:
+    """The configured statuses and the transitions their categories allow.
+
+    The first status of each category is that category's default (``resolve`` moves to the
+    first solved status, for instance). ``merged_status`` names the closed status that merged
+    tickets get.
+    """
+
+    statuses: tuple[Status, ...] = attrs.field(converter=_status_tuple)
+    merged_status: str = "merged"
+    _by_name: Mapping[str, Status] = attrs.field(init=False, eq=False, repr=False)
+
+    def __attrs_post_init__(self) -> None:
+        by_name: dict[str, Status] = {}
+        for status in self.statuses:
+            if status.name in by_name:
+                raise ValidationError(f"status {status.name!r} is defined twice")
+            by_name[status.name] = status
+        missing = [c.value for c in StatusCategory if not any(s.category is c for s in self.statuses)]
+        if missing:
+            raise ValidationError(f"workflow needs at least one status in categories: {', '.join(missing)}")
+        merged = by_name.get(self.merged_status)
+        if merged is None or merged.category is not StatusCategory.CLOSED:
+            raise ValidationError(f"merged status {self.merged_status!r} must be a closed-category status")
+        if self.default(StatusCategory.CLOSED).name == self.merged_status:
+            raise ValidationError("the merged status cannot be the first (default) closed status")
+        object.__setattr__(self, "_by_name", MappingProxyType(by_name))
+
+    def status(self, name: str) -> Status:
+        """The status called ``name``; raises ValidationError if unknown."""
+        try:
+            return self._by_name[name]
+        except KeyError:
+            known = ", ".join(self._by_name)
+            raise ValidationError(f"unknown status {name!r} (known: {known})") from None
+
+    def default(self, category: StatusCategory) -> Status:
+        """The first status of a category."""
+        return next(s for s in self.statuses if s.category is category)
+
+    def in_category(self, category: StatusCategory) -> tuple[Status, ...]:
+        """All statuses of a category, in configured order."""
+        return tuple(s for s in self.statuses if s.category is category)
+
+    def check_transition(self, current: Status, target: Status) -> None:
+        """Raise InvalidTransitionError if moving from ``current`` to ``target`` is not allowed."""
+        if target.name == self.merged_status:
+            raise InvalidTransitionError("use merge to move a ticket to the merged status")
+        if target.category not in _ALLOWED[current.category]:
+            raise InvalidTransitionError(
+                f"cannot move a ticket from {current.name} ({current.category.value}) "
+                f"to {target.name} ({target.category.value})"
+            )
+
+
+DEFAULT_WORKFLOW = Workflow(
+    (
+        Status("new", StatusCategory.NEW),
+        Status("open", StatusCategory.OPEN),
+        Status("pending", StatusCategory.PENDING),
+        Status("on_hold", StatusCategory.ON_HOLD),
+        Status("solved", StatusCategory.SOLVED),
+        Status("closed", StatusCategory.CLOSED),
+        Status("merged", StatusCategory.CLOSED),
+    )
+)
+
+
+def _body(value: str) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ValidationError("a comment body must be non-empty text")
+    return value
+
+
+@attrs.frozen(kw_only=True)
+class Comment:
+    """A message in a ticket's conversation: a public reply or an internal note."""
+
+    id: str
+    author: Actor
+    body: str = attrs.field(converter=_body)
+    public: bool
+    channel: str
+    created_at: datetime = attrs.field(converter=to_utc)
+    external_id: str | None = None
+    in_reply_to: str | None = None
+    ticket_id: str | None = None
+    """The ticket the comment was first written on (differs from the ticket after a merge)."""
+
+
+class LinkKind(enum.Enum):
+    """How two tickets relate; every kind has an inverse recorded on the other ticket."""
+
+    PARENT_OF = "parent_of"
+    CHILD_OF = "child_of"
+    RELATED = "related"
+    DUPLICATE_OF = "duplicate_of"
+    DUPLICATED_BY = "duplicated_by"
+    FOLLOW_UP_OF = "follow_up_of"
+    FOLLOWED_UP_BY = "followed_up_by"
+
+    @property
+    def inverse(self) -> LinkKind:
+        """The kind seen from the other ticket."""
+        return _INVERSE[self]
+
+
+_INVERSE = {
+    LinkKind.PARENT_OF: LinkKind.CHILD_OF,
+    LinkKind.CHILD_OF: LinkKind.PARENT_OF,
+    LinkKind.RELATED: LinkKind.RELATED,
+    LinkKind.DUPLICATE_OF: LinkKind.DUPLICATED_BY,
+    LinkKind.DUPLICATED_BY: LinkKind.DUPLICATE_OF,
+    LinkKind.FOLLOW_UP_OF: LinkKind.FOLLOWED_UP_BY,
+    LinkKind.FOLLOWED_UP_BY: LinkKind.FOLLOW_UP_OF,
+}
+
+
+@attrs.frozen(order=True)
+class Link:
+    """A typed link from a ticket to another ticket."""
+
+    kind: LinkKind = attrs.field(converter=LinkKind)
+    target_id: str
+
+
+def _frozen_fields(values: Mapping[str, FieldValue]) -> Mapping[str, FieldValue]:
+    return MappingProxyType(dict(values))
+
+
+@attrs.frozen(kw_only=True)
+class Ticket:
+    """The current state of a ticket: the fold of its events (see :mod:`helpkit.lifecycle`)."""
+
+    id: str
+    number: int
+    subject: str
+    requester_id: str
+    organization_id: str | None
+    status: str
+    category: StatusCategory
+    impact: Impact
+    urgency: Urgency
+    priority: Priority
+    channel: str
+    created_at: datetime
+    updated_at: datetime
+    seq: int
+    """How many events the ticket has; the expected sequence number of the next write."""
+    assignee_id: str | None = None
+    group_id: str | None = None
+    tags: frozenset[str] = frozenset()
+    followers: frozenset[Actor] = frozenset()
+    custom_fields: Mapping[str, FieldValue] = attrs.field(
+        factory=dict, converter=_frozen_fields
+    )
+    links: frozenset[Link] = frozenset()
+    merged_into: str | None = None
+    solved_at: datetime | None = None
+    closed_at: datetime | None = None
+    public_comments: int = 0
+    internal_notes: int = 0
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.seq))
+
+    @property
+    def is_closed(self) -> bool:
+        """Closed (or merged) tickets are read-only."""
+        return self.category is StatusCategory.CLOSED
+
+    @property
+    def is_merged(self) -> bool:
+        """Whether this ticket was merged into another one."""
+        return self.merged_into is not None
+
+    @property
+    def reference(self) -> str:
+        """The human-friendly reference, ``#1042``."""
+        return f"#{self.number}"
