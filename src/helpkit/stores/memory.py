@@ -1,0 +1,425 @@
+"""The in-memory store: the reference implementation of :class:`helpkit.ports.Store`.
+
+It keeps everything in dictionaries behind one lock, so it is thread-safe but neither
+persistent nor shared between processes (its ``capabilities`` are empty). Ticket states and
+events are copied through the same JSON-safe codec a persistent store uses, so what it hands
+back is exactly what a database round trip would give, and nothing a caller holds can change
+what it stores.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from helpkit._codec import decoder, encoder
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    UnknownBackendError,
+    ValidationError,
+)
+from helpkit.events import Event, event_from_dict, event_to_dict
+from helpkit.people import (
+    Agent,
+    Contact,
+    Group,
+    Organization,
+    normalize_domain,
+    normalize_email,
+    normalize_name,
+)
+from helpkit.ports import TicketChange
+from helpkit.queries import Page, TicketQuery
+from helpkit.tickets import Ticket
+
+__all__ = ["MemoryStore", "memory_store_factory", "validate_change"]
+
+
+def validate_change(change: TicketChange) -> None:
+    """Check that a change is internally consistent; raise ValidationError if not.
+
+    Its events must belong to its ticket and carry the consecutive seqs
+    ``expected_seq + 1, expected_seq + 2, ...``, and the new state's seq must be the last
+    event's. A change without events only guards ``expected_seq`` (it writes nothing), so its
+    state's seq must be ``expected_seq``. Stores call this before touching anything; it does
+    not look at stored data (that is the store's ``expected_seq`` check).
+    """
+    if not isinstance(change, TicketChange):
+        raise ValidationError(f"commit takes TicketChange objects, got {type(change).__name__}")
+    ticket, expected = change.ticket, change.expected_seq
+    if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
+        raise ValidationError(f"expected_seq must be an integer >= 0; got {expected!r}")
+    if not change.events:
+        if expected == 0:
+            raise ValidationError(f"new ticket {ticket.id!r} needs at least its opening event")
+        if ticket.seq != expected:
+            raise ValidationError(
+                f"a change without events writes nothing; ticket {ticket.id!r} has seq "
+                f"{ticket.seq} but expected_seq is {expected}"
+            )
+        return
+    for offset, event in enumerate(change.events, start=1):
+        if not isinstance(event, Event):
+            raise ValidationError(f"not an event: {event!r}")
+        if event.ticket_id != ticket.id:
+            raise ValidationError(
+                f"event {event.TYPE} for ticket {event.ticket_id!r} in a change of {ticket.id!r}"
+            )
+        if event.seq != expected + offset:
+            raise ValidationError(
+                f"events of ticket {ticket.id!r} must have seqs {expected + 1}.."
+                f"{expected + len(change.events)} in order; found seq {event.seq} at "
+                f"position {offset}"
+            )
+    if ticket.seq != change.events[-1].seq:
+        raise ValidationError(
+            f"the state of ticket {ticket.id!r} has seq {ticket.seq}, but its last event "
+            f"has seq {change.events[-1].seq}"
+        )
+
+
+def _copy_ticket(ticket: Ticket) -> Ticket:
+    # Round trip through the storage codec: the stored copy shares no mutable object with the
+    # caller, and data a persistent store could not write is refused here too.
+    try:
+        data = encoder(Ticket)(ticket)
+        copied: Ticket = decoder(Ticket)(data)
+    except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ValidationError(f"ticket {ticket.id!r} cannot be stored: {exc}") from exc
+    return copied
+
+
+def _copy_event(event: Event) -> Event:
+    try:
+        return event_from_dict(event_to_dict(event))
+    except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer; got {limit!r}")
+
+
+def _check_version(kind: str, ident: str, stored: int | None, version: int) -> None:
+    if stored is None:
+        if version != 1:
+            raise NotFoundError(
+                f"cannot save {kind} {ident!r} at version {version}: it does not exist "
+                "(a new one starts at version 1)"
+            )
+    elif version != stored + 1:
+        raise ConflictError(
+            f"{kind} {ident!r} is at version {stored}; saving version {version} would "
+            f"overwrite a change you have not seen (expected version {stored + 1}). "
+            "Reload and retry."
+        )
+
+
+class MemoryStore:
+    """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
+
+    capabilities: frozenset[str] = frozenset()
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._closed = False
+        self._next_number = 1
+        self._tickets: dict[str, Ticket] = {}
+        self._events: dict[str, list[Event]] = {}
+        self._numbers: dict[int, str] = {}
+        self._contacts: dict[str, Contact] = {}
+        self._contact_emails: dict[str, str] = {}
+        self._organizations: dict[str, Organization] = {}
+        self._organization_domains: dict[str, str] = {}
+        self._agents: dict[str, Agent] = {}
+        self._groups: dict[str, Group] = {}
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else f"{len(self._tickets)} tickets"
+        return f"<MemoryStore {state}>"
+
+    def _check_open(self) -> None:
+        # Called with the lock held.
+        if self._closed:
+            raise StoreError("this MemoryStore is closed")
+
+    # ------------------------------------------------------------ tickets
+
+    def allocate_ticket_number(self) -> int:
+        """The next ticket number (1, 2, 3, ...; never one already used)."""
+        with self._lock:
+            self._check_open()
+            number = self._next_number
+            self._next_number += 1
+            return number
+
+    def commit(self, changes: Sequence[TicketChange]) -> None:
+        """Append events and save states atomically; ConflictError on a stale ``expected_seq``.
+
+        Changes apply in order, so a batch may carry several changes of one ticket, each
+        building on the previous one's seq.
+        """
+        with self._lock:
+            self._check_open()
+            states: dict[str, Ticket] = {}
+            appended: dict[str, list[Event]] = {}
+            numbers: dict[int, str] = {}
+            for change in changes:
+                validate_change(change)
+                ticket_id = change.ticket.id
+                current = states.get(ticket_id) or self._tickets.get(ticket_id)
+                current_seq = current.seq if current is not None else 0
+                if current_seq != change.expected_seq:
+                    raise ConflictError(
+                        f"ticket {ticket_id!r} is at seq {current_seq}, not "
+                        f"{change.expected_seq}: it changed since it was read. Reload and retry."
+                    )
+                if not change.events:
+                    continue
+                number = change.ticket.number
+                if current is None:
+                    owner = numbers.get(number) or self._numbers.get(number)
+                    if owner is not None and owner != ticket_id:
+                        raise DuplicateError(
+                            f"ticket number {number} already belongs to ticket {owner!r}"
+                        )
+                    numbers[number] = ticket_id
+                elif number != current.number:
+                    raise ValidationError(
+                        f"ticket {ticket_id!r} has number {current.number}; it cannot change"
+                    )
+                states[ticket_id] = _copy_ticket(change.ticket)
+                appended.setdefault(ticket_id, []).extend(_copy_event(e) for e in change.events)
+            # Everything is checked: from here on nothing can fail, so the write is all or none.
+            for ticket_id, state in states.items():
+                self._tickets[ticket_id] = state
+                self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
+                self._numbers[state.number] = ticket_id
+                self._next_number = max(self._next_number, state.number + 1)
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The current state of a ticket."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._tickets[ticket_id]
+            except KeyError:
+                raise NotFoundError(f"no ticket with id {ticket_id!r}") from None
+
+    def get_ticket_by_number(self, number: int) -> Ticket:
+        """The ticket with that number."""
+        with self._lock:
+            self._check_open()
+            ticket_id = self._numbers.get(number)
+            if ticket_id is None:
+                raise NotFoundError(f"no ticket #{number}")
+            return self._tickets[ticket_id]
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        """A ticket's events with seq > ``after_seq``, in order."""
+        with self._lock:
+            self._check_open()
+            try:
+                events = self._events[ticket_id]
+            except KeyError:
+                raise NotFoundError(f"no ticket with id {ticket_id!r}") from None
+            # Seqs are 1, 2, 3, ... so the events after ``after_seq`` start at that index.
+            return events[max(after_seq, 0) :]
+
+    def query(self, query: TicketQuery) -> Page[Ticket]:
+        """Tickets matching ``query``, in its order, one page at a time."""
+        with self._lock:
+            self._check_open()
+            tickets = list(self._tickets.values())
+        return query.page(tickets)
+
+    # ------------------------------------------------------------ contacts
+
+    def save_contact(self, contact: Contact) -> None:
+        """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
+        with self._lock:
+            self._check_open()
+            stored = self._contacts.get(contact.id)
+            _check_version(
+                "contact", contact.id, stored.version if stored else None, contact.version
+            )
+            for email in contact.emails:
+                owner = self._contact_emails.get(email)
+                if owner is not None and owner != contact.id:
+                    raise DuplicateError(f"email {email!r} already belongs to contact {owner!r}")
+            if stored is not None:
+                for email in stored.emails:
+                    del self._contact_emails[email]
+            for email in contact.emails:
+                self._contact_emails[email] = contact.id
+            self._contacts[contact.id] = contact
+
+    def get_contact(self, contact_id: str) -> Contact:
+        """A contact by id."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._contacts[contact_id]
+            except KeyError:
+                raise NotFoundError(f"no contact with id {contact_id!r}") from None
+
+    def contact_by_email(self, email: str) -> Contact:
+        """The contact owning ``email`` (case-insensitive)."""
+        try:
+            key = normalize_email(email)
+        except ValidationError:
+            raise NotFoundError(f"no contact with email {email!r}") from None
+        with self._lock:
+            self._check_open()
+            owner = self._contact_emails.get(key)
+            if owner is None:
+                raise NotFoundError(f"no contact with email {email!r}")
+            return self._contacts[owner]
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        """Contacts whose normalized name contains the normalized ``text``, by name then id."""
+        _check_limit(limit)
+        key = normalize_name(text)
+        with self._lock:
+            self._check_open()
+            found = [c for c in self._contacts.values() if key in c.name_key]
+        found.sort(key=lambda c: (c.name_key, c.id))
+        return found[:limit]
+
+    # ------------------------------------------------------------ organizations
+
+    def save_organization(self, organization: Organization) -> None:
+        """Insert or update (versioned like contacts); domains belong to one organization."""
+        with self._lock:
+            self._check_open()
+            org = organization
+            stored = self._organizations.get(org.id)
+            _check_version("organization", org.id, stored.version if stored else None, org.version)
+            for domain in org.domains:
+                owner = self._organization_domains.get(domain)
+                if owner is not None and owner != org.id:
+                    raise DuplicateError(
+                        f"domain {domain!r} already belongs to organization {owner!r}"
+                    )
+            if stored is not None:
+                for domain in stored.domains:
+                    del self._organization_domains[domain]
+            for domain in org.domains:
+                self._organization_domains[domain] = org.id
+            self._organizations[org.id] = org
+
+    def get_organization(self, organization_id: str) -> Organization:
+        """An organization by id."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._organizations[organization_id]
+            except KeyError:
+                raise NotFoundError(f"no organization with id {organization_id!r}") from None
+
+    def organization_by_domain(self, domain: str) -> Organization:
+        """The organization owning ``domain`` (case-insensitive)."""
+        try:
+            key = normalize_domain(domain)
+        except ValidationError:
+            raise NotFoundError(f"no organization with domain {domain!r}") from None
+        with self._lock:
+            self._check_open()
+            owner = self._organization_domains.get(key)
+            if owner is None:
+                raise NotFoundError(f"no organization with domain {domain!r}")
+            return self._organizations[owner]
+
+    def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
+        """Organizations whose normalized name contains the normalized ``text``, by name."""
+        _check_limit(limit)
+        key = normalize_name(text)
+        with self._lock:
+            self._check_open()
+            found = [o for o in self._organizations.values() if key in o.name_key]
+        found.sort(key=lambda o: (o.name_key, o.id))
+        return found[:limit]
+
+    # ------------------------------------------------------------ agents and groups
+
+    def save_agent(self, agent: Agent) -> None:
+        """Insert or replace an agent."""
+        with self._lock:
+            self._check_open()
+            self._agents[agent.id] = agent
+
+    def get_agent(self, agent_id: str) -> Agent:
+        """An agent by id."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._agents[agent_id]
+            except KeyError:
+                raise NotFoundError(f"no agent with id {agent_id!r}") from None
+
+    def list_agents(self) -> list[Agent]:
+        """All agents, by id."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._agents.values(), key=lambda a: a.id)
+
+    def save_group(self, group: Group) -> None:
+        """Insert or replace a group."""
+        with self._lock:
+            self._check_open()
+            self._groups[group.id] = group
+
+    def get_group(self, group_id: str) -> Group:
+        """A group by id."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._groups[group_id]
+            except KeyError:
+                raise NotFoundError(f"no group with id {group_id!r}") from None
+
+    def list_groups(self) -> list[Group]:
+        """All groups, by id."""
+        with self._lock:
+            self._check_open()
+            return sorted(self._groups.values(), key=lambda g: g.id)
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Drop all data; any later call raises StoreError. Closing twice is harmless."""
+        with self._lock:
+            self._closed = True
+            for table in self._tables():
+                table.clear()
+
+    def _tables(self) -> tuple[dict[Any, Any], ...]:
+        return (
+            self._tickets,
+            self._events,
+            self._numbers,
+            self._contacts,
+            self._contact_emails,
+            self._organizations,
+            self._organization_domains,
+            self._agents,
+            self._groups,
+        )
+
+
+def memory_store_factory(url: str) -> MemoryStore:
+    """A new, empty :class:`MemoryStore` for the URL ``memory://`` (or ``memory:``)."""
+    scheme, sep, rest = url.partition(":") if isinstance(url, str) else ("", "", "")
+    if not sep or scheme.lower() != "memory":
+        raise UnknownBackendError(f"the memory store serves 'memory://' URLs, not {url!r}")
+    if rest not in ("", "//"):
+        raise ValidationError(
+            f"the memory store takes no path or options; use 'memory://' (got {url!r})"
+        )
+    return MemoryStore()
