@@ -1,5 +1,71 @@
-"""helpkit: an embeddable helpdesk core."""
+"""helpkit: an embeddable helpdesk core.
+
+Tickets and their conversation, a priority matrix (impact x urgency), business-hours SLA
+math, escalation tiers, an audit trail, and storage/channel plugins (pluggy).
+"""
 
 from __future__ import annotations
 
+from helpkit.config import DeskConfig
+from helpkit.desk import UNSET, Helpdesk
+from helpkit.errors import (
+    ConflictError,
+    HelpkitError,
+    InvalidTransitionError,
+    MergeError,
+    NaiveDatetimeError,
+    NotFoundError,
+    ReadOnlyTicketError,
+    ValidationError,
+)
+from helpkit.fields import CustomField, FieldKind
+from helpkit.hookspecs import hookimpl
+from helpkit.people import Agent, Contact, Group, Organization
+from helpkit.plugins import list_plugins
+from helpkit.ports import Channel, Clock, OutboundMessage, Store
+from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
+from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.tickets import Actor, Comment, LinkKind, Status, StatusCategory, Ticket, Workflow
+
 __version__ = "0.1.0.dev0"
+
+__all__ = [
+    "UNSET",
+    "Actor",
+    "Agent",
+    "Channel",
+    "Clock",
+    "Comment",
+    "ConflictError",
+    "Contact",
+    "CustomField",
+    "DeskConfig",
+    "FieldKind",
+    "Group",
+    "Helpdesk",
+    "HelpkitError",
+    "Impact",
+    "InvalidTransitionError",
+    "LinkKind",
+    "MergeError",
+    "NaiveDatetimeError",
+    "NotFoundError",
+    "Organization",
+    "OutboundMessage",
+    "Page",
+    "Priority",
+    "PriorityMatrix",
+    "ReadOnlyTicketError",
+    "SortOrder",
+    "Status",
+    "StatusCategory",
+    "Store",
+    "Ticket",
+    "TicketQuery",
+    "Urgency",
+    "ValidationError",
+    "Workflow",
+    "__version__",
+    "hookimpl",
+    "list_plugins",
+]

@@ -266,8 +266,9 @@ def open_ticket(
     custom_fields: Mapping[str, FieldValue] | None = None,
     assignee_id: str | None = None,
     group_id: str | None = None,
+    follow_up_of: str | None = None,
 ) -> Outcome:
-    """Events for a new ticket and, if given, its first message."""
+    """Events for a new ticket, its first message if given, and its follow-up link if any."""
     if not isinstance(number, int) or number < 1:
         raise ValidationError("ticket numbers are positive integers")
     status = workflow.default(StatusCategory.NEW)
@@ -295,6 +296,9 @@ def open_ticket(
     )
     if first_comment is not None:
         draft.emit(CommentAdded, ticket_id, comment=first_comment)
+    if follow_up_of is not None:
+        # The closed ticket stays read-only, so only the follow-up records the link.
+        draft.emit(Linked, ticket_id, link=Link(LinkKind.FOLLOW_UP_OF, follow_up_of))
     return draft.outcome()
 
 

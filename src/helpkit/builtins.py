@@ -1,0 +1,42 @@
+"""helpkit's built-in plugin: the stores and channels it ships, and reply notifications.
+
+It registers through the very hooks third-party plugins use.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from helpkit.events import CommentAdded, Event
+from helpkit.hookspecs import RegisterChannel, RegisterStore, hookimpl
+from helpkit.ports import Store
+
+if TYPE_CHECKING:
+    from helpkit.desk import Helpdesk
+
+
+def _memory(url: str) -> Store:
+    from helpkit.stores.memory import memory_store_factory
+
+    return memory_store_factory(url)
+
+
+@hookimpl
+def helpkit_register_stores(register: RegisterStore) -> None:
+    """The in-memory store (``memory://``)."""
+    register("memory", _memory)
+
+
+@hookimpl
+def helpkit_register_channels(register: RegisterChannel) -> None:
+    """The recording channel (keeps messages in memory)."""
+    from helpkit.channels.recording import recording_channel_factory
+
+    register("recording", recording_channel_factory)
+
+
+@hookimpl
+def helpkit_event(event: Event, desk: Helpdesk) -> None:
+    """Send every public comment to the requester and followers (never internal notes)."""
+    if isinstance(event, CommentAdded) and event.comment.public:
+        desk.deliver_comment(event.ticket_id, event.comment)

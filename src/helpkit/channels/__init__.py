@@ -1,0 +1,1 @@
+"""Channel adapters: transports that carry public replies out (and messages in)."""

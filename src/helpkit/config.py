@@ -1,0 +1,98 @@
+"""Desk configuration: priority matrix, workflow statuses, custom fields, channels.
+
+Build it in code (:class:`DeskConfig`) or load it from a ``helpkit.toml`` file / a mapping
+(:meth:`DeskConfig.from_dict`, :meth:`DeskConfig.load`).
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+import attrs
+
+from helpkit.errors import ConfigError, ValidationError
+from helpkit.fields import CustomField, FieldSet
+from helpkit.priority import ITIL_MATRIX, PriorityMatrix
+from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
+
+__all__ = ["DeskConfig"]
+
+
+def _channel_options(
+    value: Mapping[str, Mapping[str, Any]],
+) -> Mapping[str, Mapping[str, Any]]:
+    return MappingProxyType({str(k): MappingProxyType(dict(v)) for k, v in value.items()})
+
+
+@attrs.frozen(kw_only=True)
+class DeskConfig:
+    """Everything a :class:`~helpkit.Helpdesk` needs besides its store, clock and plugins."""
+
+    matrix: PriorityMatrix = ITIL_MATRIX
+    workflow: Workflow = DEFAULT_WORKFLOW
+    fields: FieldSet = attrs.field(factory=FieldSet)
+    channels: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, converter=_channel_options, eq=False
+    )
+    """Channels to build from registered factories: ``{name: {"type": "email", ...options}}``
+    (``type`` defaults to the name)."""
+    reply_channel: str | None = None
+    """The channel public replies leave through when the ticket's own channel has none."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DeskConfig:
+        """Read the ``helpkit.toml`` layout (see the configuration docs)."""
+        known = {"priority_matrix", "statuses", "merged_status", "fields", "channels", "reply_channel"}
+        unknown = sorted(set(data) - known - {"calendars", "sla", "tiers", "store"})
+        if unknown:
+            raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
+        try:
+            kwargs: dict[str, Any] = {}
+            if "priority_matrix" in data:
+                kwargs["matrix"] = PriorityMatrix.from_rows(data["priority_matrix"])
+            if "statuses" in data:
+                statuses = [
+                    Status(str(item["name"]), item["category"], item.get("label"))
+                    for item in data["statuses"]
+                ]
+                kwargs["workflow"] = Workflow(
+                    statuses, merged_status=str(data.get("merged_status", "merged"))
+                )
+            if "fields" in data:
+                kwargs["fields"] = FieldSet(
+                    [
+                        CustomField(
+                            name=str(name),
+                            kind=spec["kind"],
+                            choices=tuple(spec.get("choices", ())),
+                            required=bool(spec.get("required", False)),
+                            label=spec.get("label"),
+                        )
+                        for name, spec in data["fields"].items()
+                    ]
+                )
+            if "channels" in data:
+                kwargs["channels"] = data["channels"]
+            if "reply_channel" in data:
+                kwargs["reply_channel"] = str(data["reply_channel"])
+            return cls(**kwargs)
+        except ConfigError:
+            raise
+        except (ValidationError, KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ConfigError(f"invalid configuration: {exc}") from exc
+
+    @classmethod
+    def load(cls, path: str | Path) -> DeskConfig:
+        """Read a TOML file."""
+        try:
+            with open(path, "rb") as handle:
+                data = tomllib.load(handle)
+        except FileNotFoundError as exc:
+            raise ConfigError(f"configuration file not found: {path}") from exc
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from exc
+        return cls.from_dict(data)

@@ -1,0 +1,939 @@
+"""The :class:`Helpdesk` facade: commands -> domain decisions -> one store commit -> observers."""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from helpkit import lifecycle
+from helpkit._time import to_utc
+from helpkit.config import DeskConfig
+from helpkit.errors import (
+    HelpkitError,
+    NotFoundError,
+    ValidationError,
+)
+from helpkit.events import Event
+from helpkit.fields import FieldValue
+from helpkit.lifecycle import Outcome
+from helpkit.people import Agent, Contact, Group, Organization, normalize_email
+from helpkit.plugins import PluginHost
+from helpkit.ports import (
+    Channel,
+    Clock,
+    OutboundMessage,
+    Recipient,
+    Store,
+    SystemClock,
+    TicketChange,
+)
+from helpkit.priority import Impact, Urgency
+from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.tickets import Actor, ActorKind, Comment, LinkKind, StatusCategory, Ticket
+
+__all__ = ["UNSET", "Helpdesk", "TicketRef"]
+
+log = logging.getLogger("helpkit")
+
+TicketRef = Ticket | str | int
+"""A ticket given as the object, its id, or its number (``1042`` or ``"#1042"``)."""
+
+
+class _Unset:
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = _Unset()
+"""Marks an argument that was not given (distinct from ``None``, which clears)."""
+
+_MAX_MERGE_CHAIN = 1000
+
+
+class Helpdesk:
+    """An embeddable helpdesk: tickets, conversation, people, queries and plugins.
+
+    ``store`` is a URL (``"memory://"``, ``"sqlite:///desk.db"``) resolved through the
+    registered store plugins, or a ready :class:`~helpkit.ports.Store`. Every command takes the
+    ``actor`` doing it, reads "now" from ``clock``, validates before writing, writes events and
+    state in one store commit, and then tells the ``helpkit_event`` observers.
+    """
+
+    def __init__(
+        self,
+        store: str | Store = "memory://",
+        *,
+        config: DeskConfig | Mapping[str, Any] | None = None,
+        clock: Clock | None = None,
+        plugins: Sequence[object] = (),
+        entry_points: bool = True,
+        blocked_plugins: Iterable[str] = (),
+        channels: Iterable[Channel] = (),
+        id_factory: Callable[[], str] | None = None,
+    ) -> None:
+        if config is None:
+            config = DeskConfig()
+        elif not isinstance(config, DeskConfig):
+            config = DeskConfig.from_dict(config)
+        self.config: DeskConfig = config
+        self.clock: Clock = clock if clock is not None else SystemClock()
+        self.plugins = PluginHost(plugins, entry_points=entry_points, blocked=blocked_plugins)
+        self._new_id = id_factory or (lambda: uuid.uuid4().hex)
+        self.channels: dict[str, Channel] = {}
+        for name, options in config.channels.items():
+            kind = str(options.get("type", name))
+            self.channels[name] = self.plugins.make_channel(kind, {"name": name, **options})
+        for channel in channels:
+            self.channels[channel.name] = channel
+        if config.reply_channel is not None and config.reply_channel not in self.channels:
+            raise ValidationError(f"reply_channel {config.reply_channel!r} is not configured")
+        self.store: Store = self.plugins.open_store(store) if isinstance(store, str) else store
+
+    # ------------------------------------------------------------------ plumbing
+
+    def shutdown(self) -> None:
+        """Close the store (``with Helpdesk(...) as desk:`` does it on exit)."""
+        self.store.close()
+
+    def __enter__(self) -> Helpdesk:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    def now(self) -> datetime:
+        """The clock's current instant, checked aware and in UTC."""
+        return to_utc(self.clock.now(), "clock.now()")
+
+    def _commit(self, outcomes: Sequence[Outcome]) -> None:
+        changes = [TicketChange(o.ticket, o.events, o.previous_seq) for o in outcomes if o.changed]
+        if not changes:
+            return
+        self.store.commit(changes)
+        for change in changes:
+            for event in change.events:
+                self.plugins.notify(event, self)
+
+    def _agent_actor(self, actor: Actor) -> Actor:
+        if not isinstance(actor, Actor):
+            raise ValidationError(f"actor must be an Actor, e.g. Actor.agent('id'); got {actor!r}")
+        if actor.kind is ActorKind.CONTACT:
+            raise ValidationError("this command is for agents or the system, not contacts")
+        if actor.kind is ActorKind.AGENT:
+            self.store.get_agent(actor.id)
+        return actor
+
+    # ------------------------------------------------------------------ agents, groups
+
+    def add_group(
+        self, group_id: str, name: str, *, tier: int | None = None, description: str | None = None
+    ) -> Group:
+        """Create or replace a group (``tier`` 1..4 = L1 service desk .. L4 vendor)."""
+        group = Group(id=group_id, name=name, tier=tier, description=description)
+        self.store.save_group(group)
+        return group
+
+    def add_agent(
+        self,
+        agent_id: str,
+        name: str,
+        *,
+        email: str | None = None,
+        groups: Iterable[str] = (),
+        languages: Iterable[str] = (),
+        active: bool = True,
+    ) -> Agent:
+        """Create or replace an agent; every group must exist."""
+        group_ids = tuple(groups)
+        for group_id in group_ids:
+            self.store.get_group(group_id)
+        agent = Agent(
+            id=agent_id,
+            name=name,
+            email=email,
+            group_ids=group_ids,
+            languages=tuple(languages),
+            active=active,
+        )
+        self.store.save_agent(agent)
+        return agent
+
+    def agent(self, agent_id: str) -> Agent:
+        """An agent by id."""
+        return self.store.get_agent(agent_id)
+
+    def group(self, group_id: str) -> Group:
+        """A group by id."""
+        return self.store.get_group(group_id)
+
+    def agents(self) -> list[Agent]:
+        """All agents."""
+        return self.store.list_agents()
+
+    def groups(self) -> list[Group]:
+        """All groups."""
+        return self.store.list_groups()
+
+    # ------------------------------------------------------------------ contacts, organizations
+
+    def create_organization(
+        self,
+        name: str,
+        *,
+        domains: Iterable[str] = (),
+        segment: str | None = None,
+        region: str | None = None,
+        vip: bool = False,
+        organization_id: str | None = None,
+    ) -> Organization:
+        """Create an organization; its email domains must not belong to another one."""
+        now = self.now()
+        org = Organization(
+            id=organization_id or self._new_id(),
+            name=name,
+            domains=tuple(domains),
+            segment=segment,
+            region=region,
+            vip=vip,
+            created_at=now,
+            updated_at=now,
+        )
+        self.store.save_organization(org)
+        return org
+
+    def update_organization(self, organization: Organization | str, **changes: Any) -> Organization:
+        """Change fields (name, domains, segment, region, vip) of an organization."""
+        current = self.organization(organization)
+        allowed = {"name", "domains", "segment", "region", "vip"}
+        _check_changes(changes, allowed)
+        updated = attrs.evolve(
+            current, **changes, updated_at=self.now(), version=current.version + 1
+        )
+        self.store.save_organization(updated)
+        return updated
+
+    def organization(self, organization: Organization | str) -> Organization:
+        """An organization by id (or the object, reloaded)."""
+        org_id = organization.id if isinstance(organization, Organization) else organization
+        return self.store.get_organization(org_id)
+
+    def organization_by_domain(self, domain: str) -> Organization:
+        """The organization that owns an email domain."""
+        return self.store.organization_by_domain(domain)
+
+    def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
+        """Organizations whose name contains ``text`` (case- and accent-insensitive)."""
+        return self.store.find_organizations(text, limit=limit)
+
+    def create_contact(
+        self,
+        name: str,
+        *,
+        emails: Iterable[str] | str = (),
+        phone: str | None = None,
+        language: str | None = None,
+        timezone: str | None = None,
+        organization: Organization | str | None | _Unset = UNSET,
+        vip: bool = False,
+        segment: str | None = None,
+        contact_id: str | None = None,
+    ) -> Contact:
+        """Create a contact. Without ``organization``, one owning the email's domain is used."""
+        now = self.now()
+        contact = Contact(
+            id=contact_id or self._new_id(),
+            name=name,
+            emails=emails,
+            phone=phone,
+            language=language,
+            timezone=timezone,
+            vip=vip,
+            segment=segment,
+            created_at=now,
+            updated_at=now,
+        )
+        org_id = self._organization_for(contact, organization)
+        contact = attrs.evolve(contact, organization_id=org_id)
+        self.store.save_contact(contact)
+        return contact
+
+    def _organization_for(
+        self, contact: Contact, organization: Organization | str | None | _Unset
+    ) -> str | None:
+        if isinstance(organization, _Unset):
+            for email in contact.emails:
+                try:
+                    return self.store.organization_by_domain(email.rpartition("@")[2]).id
+                except NotFoundError:
+                    continue
+            return None
+        if organization is None:
+            return None
+        return self.organization(organization).id
+
+    def update_contact(self, contact: Contact | str, **changes: Any) -> Contact:
+        """Change fields of a contact (name, emails, phone, language, timezone, organization...)."""
+        current = self.contact(contact)
+        allowed = {"name", "emails", "phone", "language", "timezone", "organization", "vip", "segment"}
+        _check_changes(changes, allowed)
+        if "organization" in changes:
+            org = changes.pop("organization")
+            changes["organization_id"] = None if org is None else self.organization(org).id
+        updated = attrs.evolve(
+            current, **changes, updated_at=self.now(), version=current.version + 1
+        )
+        self.store.save_contact(updated)
+        return updated
+
+    def contact(self, contact: Contact | str) -> Contact:
+        """A contact by id (or the object, reloaded)."""
+        return self.store.get_contact(contact.id if isinstance(contact, Contact) else contact)
+
+    def contact_by_email(self, email: str) -> Contact:
+        """The contact with that email address (case-insensitive)."""
+        return self.store.contact_by_email(normalize_email(email))
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        """Contacts whose name contains ``text`` (case- and accent-insensitive)."""
+        return self.store.find_contacts(text, limit=limit)
+
+    def contact_for_email(self, email: str, *, name: str | None = None) -> Contact:
+        """The contact owning ``email``, created (with its domain's organization) if new."""
+        address = normalize_email(email)
+        try:
+            return self.store.contact_by_email(address)
+        except NotFoundError:
+            return self.create_contact(name or address.partition("@")[0], emails=(address,))
+
+    def tickets_of_contact(
+        self, contact: Contact | str, *, limit: int = 50, after: str | None = None, **filters: Any
+    ) -> Page[Ticket]:
+        """All tickets a person requested, newest first."""
+        found = self.contact(contact)
+        return self.tickets(
+            requester_ids={found.id}, sort=SortOrder.CREATED_DESC, limit=limit, after=after, **filters
+        )
+
+    def tickets_of_organization(
+        self,
+        organization: Organization | str,
+        *,
+        limit: int = 50,
+        after: str | None = None,
+        **filters: Any,
+    ) -> Page[Ticket]:
+        """All tickets of an organization's people, newest first."""
+        found = self.organization(organization)
+        return self.tickets(
+            organization_ids={found.id},
+            sort=SortOrder.CREATED_DESC,
+            limit=limit,
+            after=after,
+            **filters,
+        )
+
+    # ------------------------------------------------------------------ reads
+
+    def ticket(self, ref: TicketRef) -> Ticket:
+        """A ticket by object, id or number (``1042`` or ``"#1042"``)."""
+        if isinstance(ref, Ticket):
+            return self.store.get_ticket(ref.id)
+        if isinstance(ref, int) and not isinstance(ref, bool):
+            return self.store.get_ticket_by_number(ref)
+        if isinstance(ref, str):
+            if ref.startswith("#") and ref[1:].isdigit():
+                return self.store.get_ticket_by_number(int(ref[1:]))
+            return self.store.get_ticket(ref)
+        raise ValidationError(f"a ticket reference is a Ticket, an id or a number; got {ref!r}")
+
+    def live_ticket(self, ref: TicketRef) -> Ticket:
+        """The ticket, or the ticket it was merged into (following merge chains to the end)."""
+        ticket = self.ticket(ref)
+        seen = {ticket.id}
+        while ticket.merged_into is not None:
+            ticket = self.store.get_ticket(ticket.merged_into)
+            if ticket.id in seen or len(seen) > _MAX_MERGE_CHAIN:
+                raise HelpkitError(f"merge chain of {ref!r} loops")
+            seen.add(ticket.id)
+        return ticket
+
+    def history(self, ref: TicketRef) -> list[Event]:
+        """The audit trail: every event of the ticket, in order."""
+        return self.store.events(self.ticket(ref).id)
+
+    def conversation(self, ref: TicketRef, *, include_internal: bool = True) -> tuple[Comment, ...]:
+        """The ticket's comments, oldest first, including those merged into it."""
+        comments = lifecycle.conversation(self.history(ref))
+        if include_internal:
+            return comments
+        return tuple(c for c in comments if c.public)
+
+    def tickets(self, query: TicketQuery | None = None, **filters: Any) -> Page[Ticket]:
+        """Tickets matching a :class:`~helpkit.queries.TicketQuery` (or its fields as keywords)."""
+        if query is None:
+            query = TicketQuery(**filters)
+        elif filters:
+            query = attrs.evolve(query, **filters)
+        return self.store.query(query)
+
+    # ------------------------------------------------------------------ ticket commands
+
+    def open_ticket(
+        self,
+        actor: Actor,
+        *,
+        requester: Contact | str,
+        subject: str,
+        body: str | None = None,
+        impact: Impact | str = Impact.MEDIUM,
+        urgency: Urgency | str = Urgency.MEDIUM,
+        channel: str = "web",
+        tags: Iterable[str] = (),
+        custom_fields: Mapping[str, object] | None = None,
+        group: str | None = None,
+        assignee: str | None = None,
+        cc: Iterable[Contact | str] = (),
+        external_id: str | None = None,
+        public: bool = True,
+    ) -> Ticket:
+        """Open a ticket for ``requester`` (a contact, its id, or an email address).
+
+        ``body`` becomes the first comment (public unless ``public=False``). An unknown email
+        address creates the contact. Required custom fields must be given.
+        """
+        if not isinstance(actor, Actor):
+            raise ValidationError("actor must be an Actor")
+        if actor.kind is ActorKind.AGENT:
+            self.store.get_agent(actor.id)
+        contact = self._requester(requester)
+        if actor.kind is ActorKind.CONTACT and actor.id != contact.id:
+            raise ValidationError("a contact can only open tickets for themself")
+        followers = frozenset(Actor.contact(self._requester(c).id) for c in cc) - {
+            Actor.contact(contact.id)
+        }
+        fields = self.config.fields.validate(dict(custom_fields or {}), partial=False)
+        self._check_assignment(assignee, group)
+        now = self.now()
+        ticket_id = self._new_id()
+        first = None
+        if body is not None:
+            first = Comment(
+                id=self._new_id(),
+                author=actor,
+                body=body,
+                public=public,
+                channel=channel,
+                created_at=now,
+                external_id=external_id,
+                ticket_id=ticket_id,
+            )
+        outcome = lifecycle.open_ticket(
+            ticket_id=ticket_id,
+            number=self.store.allocate_ticket_number(),
+            at=now,
+            actor=actor,
+            subject=subject,
+            requester_id=contact.id,
+            organization_id=contact.organization_id,
+            impact=Impact.coerce(impact),
+            urgency=Urgency.coerce(urgency),
+            matrix=self.config.matrix,
+            workflow=self.config.workflow,
+            channel=_word(channel, "channel"),
+            first_comment=first,
+            tags=tags,
+            followers=followers,
+            custom_fields={k: v for k, v in fields.items() if v is not None},
+            assignee_id=assignee,
+            group_id=group,
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def _requester(self, requester: Contact | str) -> Contact:
+        if isinstance(requester, Contact):
+            return self.contact(requester.id)
+        if isinstance(requester, str) and "@" in requester:
+            try:
+                return self.store.get_contact(requester)
+            except NotFoundError:
+                return self.contact_for_email(requester)
+        return self.contact(requester)
+
+    def _check_assignment(self, assignee: str | None, group: str | None) -> None:
+        if group is not None:
+            self.store.get_group(group)
+        if assignee is not None:
+            agent = self.store.get_agent(assignee)
+            if not agent.active:
+                raise ValidationError(f"agent {assignee!r} is inactive")
+            if group is not None and not agent.in_group(group):
+                raise ValidationError(f"agent {assignee!r} is not a member of group {group!r}")
+
+    def _comment(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        body: str,
+        *,
+        public: bool,
+        channel: str | None,
+        status: str | None = None,
+        external_id: str | None = None,
+        in_reply_to: str | None = None,
+    ) -> Ticket:
+        ticket = self.ticket(ref)
+        comment = Comment(
+            id=self._new_id(),
+            author=actor,
+            body=body,
+            public=public,
+            channel=_word(channel or ticket.channel, "channel"),
+            created_at=self.now(),
+            external_id=external_id,
+            in_reply_to=in_reply_to,
+            ticket_id=ticket.id,
+        )
+        outcome = lifecycle.add_comment(
+            ticket, comment, at=comment.created_at, workflow=self.config.workflow, status=status
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def reply(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        body: str,
+        *,
+        status: str | None = None,
+        channel: str | None = None,
+    ) -> Ticket:
+        """A public reply from an agent; it is sent to the requester and followers.
+
+        A new ticket becomes open; ``status`` submits the reply with a status (e.g. pending).
+        """
+        return self._comment(
+            ref, self._agent_actor(actor), body, public=True, channel=channel, status=status
+        )
+
+    def note(self, ref: TicketRef, actor: Actor, body: str) -> Ticket:
+        """An internal note: visible to agents only, never sent to the requester."""
+        return self._comment(ref, self._agent_actor(actor), body, public=False, channel="internal")
+
+    def requester_reply(
+        self,
+        ref: TicketRef,
+        body: str,
+        *,
+        actor: Actor | None = None,
+        channel: str | None = None,
+        external_id: str | None = None,
+        in_reply_to: str | None = None,
+    ) -> Ticket:
+        """A message from the requester (or a CC'd contact).
+
+        It reopens a pending or solved ticket. A message to a merged ticket goes to the ticket
+        it was merged into; a message to a closed ticket opens a follow-up ticket linked to it,
+        which is returned.
+        """
+        ticket = self.live_ticket(ref)
+        author = actor if actor is not None else Actor.contact(ticket.requester_id)
+        if author.kind is not ActorKind.CONTACT:
+            raise ValidationError("requester_reply is written by a contact")
+        self.store.get_contact(author.id)
+        if ticket.is_closed:
+            return self._follow_up(ticket, author, body, channel, external_id)
+        return self._comment(
+            ticket,
+            author,
+            body,
+            public=True,
+            channel=channel,
+            external_id=external_id,
+            in_reply_to=in_reply_to,
+        )
+
+    def _follow_up(
+        self,
+        closed: Ticket,
+        author: Actor,
+        body: str,
+        channel: str | None,
+        external_id: str | None,
+    ) -> Ticket:
+        now = self.now()
+        ticket_id = self._new_id()
+        contact = self.store.get_contact(author.id)
+        comment = Comment(
+            id=self._new_id(),
+            author=author,
+            body=body,
+            public=True,
+            channel=channel or closed.channel,
+            created_at=now,
+            external_id=external_id,
+            ticket_id=ticket_id,
+        )
+        outcome = lifecycle.open_ticket(
+            ticket_id=ticket_id,
+            number=self.store.allocate_ticket_number(),
+            at=now,
+            actor=author,
+            subject=closed.subject,
+            requester_id=contact.id,
+            organization_id=contact.organization_id,
+            impact=closed.impact,
+            urgency=closed.urgency,
+            matrix=self.config.matrix,
+            workflow=self.config.workflow,
+            channel=channel or closed.channel,
+            first_comment=comment,
+            tags=closed.tags,
+            group_id=closed.group_id,
+            follow_up_of=closed.id,
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def assign(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        *,
+        agent: str | None | _Unset = UNSET,
+        group: str | None | _Unset = UNSET,
+    ) -> Ticket:
+        """Set the assignee and/or group (``None`` clears). The agent must be in the group.
+
+        Giving only an agent keeps the group if the agent belongs to it, else takes the
+        agent's first group.
+        """
+        self._agent_actor(actor)
+        ticket = self.ticket(ref)
+        new_group = ticket.group_id if isinstance(group, _Unset) else group
+        new_agent = ticket.assignee_id if isinstance(agent, _Unset) else agent
+        if not isinstance(agent, _Unset) and agent is not None and isinstance(group, _Unset):
+            member = self.store.get_agent(agent)
+            if new_group is None or not member.in_group(new_group):
+                new_group = member.group_ids[0] if member.group_ids else None
+        if not isinstance(group, _Unset) and isinstance(agent, _Unset) and new_agent is not None:
+            if group is None or not self.store.get_agent(new_agent).in_group(group):
+                new_agent = None  # the old assignee is not in the new group
+        self._check_assignment(new_agent, new_group)
+        outcome = lifecycle.assign(
+            ticket, at=self.now(), actor=actor, assignee_id=new_agent, group_id=new_group
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def transfer(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        *,
+        group: str,
+        agent: str | None = None,
+        reason: str | None = None,
+    ) -> Ticket:
+        """Hand the ticket to another group (and optionally one of its agents), with a reason."""
+        self._agent_actor(actor)
+        ticket = self.ticket(ref)
+        self._check_assignment(agent, group)
+        outcome = lifecycle.assign(
+            ticket,
+            at=self.now(),
+            actor=actor,
+            assignee_id=agent,
+            group_id=group,
+            transfer=True,
+            reason=reason,
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def set_status(
+        self, ref: TicketRef, actor: Actor, status: str, *, reason: str | None = None
+    ) -> Ticket:
+        """Move to a configured status, if its category allows the transition."""
+        self._agent_actor(actor)
+        outcome = lifecycle.change_status(
+            self.ticket(ref),
+            status,
+            at=self.now(),
+            actor=actor,
+            workflow=self.config.workflow,
+            reason=reason,
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def _to_category(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        category: StatusCategory,
+        comment: str | None,
+        reason: str | None,
+    ) -> Ticket:
+        self._agent_actor(actor)
+        ticket = self.ticket(ref)
+        status = self.config.workflow.default(category).name
+        outcomes: list[Outcome] = []
+        if comment is not None:
+            note = Comment(
+                id=self._new_id(),
+                author=actor,
+                body=comment,
+                public=True,
+                channel=ticket.channel,
+                created_at=self.now(),
+                ticket_id=ticket.id,
+            )
+            outcome = lifecycle.add_comment(
+                ticket, note, at=note.created_at, workflow=self.config.workflow, status=status
+            )
+        else:
+            outcome = lifecycle.change_status(
+                ticket,
+                status,
+                at=self.now(),
+                actor=actor,
+                workflow=self.config.workflow,
+                reason=reason,
+            )
+        outcomes.append(outcome)
+        self._commit(outcomes)
+        return outcome.ticket
+
+    def resolve(
+        self, ref: TicketRef, actor: Actor, *, comment: str | None = None, reason: str | None = None
+    ) -> Ticket:
+        """Mark solved (optionally with a public closing comment)."""
+        return self._to_category(ref, actor, StatusCategory.SOLVED, comment, reason)
+
+    def close(self, ref: TicketRef, actor: Actor, *, reason: str | None = None) -> Ticket:
+        """Close: the ticket becomes read-only."""
+        return self._to_category(ref, actor, StatusCategory.CLOSED, None, reason)
+
+    def reopen(self, ref: TicketRef, actor: Actor, *, reason: str | None = None) -> Ticket:
+        """Reopen a solved ticket."""
+        self._agent_actor(actor)
+        ticket = self.ticket(ref)
+        target = lifecycle.reopen_target(ticket, self.config.workflow)
+        outcome = lifecycle.change_status(
+            ticket,
+            target,
+            at=self.now(),
+            actor=actor,
+            workflow=self.config.workflow,
+            reason=reason,
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def prioritize(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        *,
+        impact: Impact | str | None = None,
+        urgency: Urgency | str | None = None,
+        reason: str | None = None,
+    ) -> Ticket:
+        """Set impact and/or urgency; the priority is recomputed from the matrix."""
+        self._agent_actor(actor)
+        outcome = lifecycle.change_priority(
+            self.ticket(ref),
+            at=self.now(),
+            actor=actor,
+            matrix=self.config.matrix,
+            impact=None if impact is None else Impact.coerce(impact),
+            urgency=None if urgency is None else Urgency.coerce(urgency),
+            reason=reason,
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def set_subject(self, ref: TicketRef, actor: Actor, subject: str) -> Ticket:
+        """Edit the subject."""
+        self._agent_actor(actor)
+        outcome = lifecycle.change_subject(self.ticket(ref), subject, at=self.now(), actor=actor)
+        self._commit([outcome])
+        return outcome.ticket
+
+    def tag(self, ref: TicketRef, actor: Actor, *tags: str) -> Ticket:
+        """Add tags (lower-cased; spaces become underscores)."""
+        self._agent_actor(actor)
+        outcome = lifecycle.change_tags(self.ticket(ref), at=self.now(), actor=actor, add=tags)
+        self._commit([outcome])
+        return outcome.ticket
+
+    def untag(self, ref: TicketRef, actor: Actor, *tags: str) -> Ticket:
+        """Remove tags."""
+        self._agent_actor(actor)
+        outcome = lifecycle.change_tags(self.ticket(ref), at=self.now(), actor=actor, remove=tags)
+        self._commit([outcome])
+        return outcome.ticket
+
+    def follow(self, ref: TicketRef, actor: Actor, follower: Actor | None = None) -> Ticket:
+        """Add a follower (default: the actor): they receive public replies."""
+        who = follower if follower is not None else actor
+        self._check_party(who)
+        outcome = lifecycle.change_followers(self.ticket(ref), at=self.now(), actor=actor, add=[who])
+        self._commit([outcome])
+        return outcome.ticket
+
+    def unfollow(self, ref: TicketRef, actor: Actor, follower: Actor | None = None) -> Ticket:
+        """Remove a follower (default: the actor)."""
+        who = follower if follower is not None else actor
+        outcome = lifecycle.change_followers(
+            self.ticket(ref), at=self.now(), actor=actor, remove=[who]
+        )
+        self._commit([outcome])
+        return outcome.ticket
+
+    def _check_party(self, who: Actor) -> None:
+        if who.kind is ActorKind.AGENT:
+            self.store.get_agent(who.id)
+        elif who.kind is ActorKind.CONTACT:
+            self.store.get_contact(who.id)
+        else:
+            raise ValidationError("followers are agents or contacts")
+
+    def set_fields(self, ref: TicketRef, actor: Actor, values: Mapping[str, object]) -> Ticket:
+        """Set typed custom fields (``None`` clears one)."""
+        self._agent_actor(actor)
+        checked: dict[str, FieldValue | None] = self.config.fields.validate(values)
+        outcome = lifecycle.set_custom_fields(self.ticket(ref), checked, at=self.now(), actor=actor)
+        self._commit([outcome])
+        return outcome.ticket
+
+    def link(
+        self, ref: TicketRef, actor: Actor, other: TicketRef, kind: LinkKind | str = LinkKind.RELATED
+    ) -> Ticket:
+        """Link two tickets (parent/child, related, duplicate); both record the link."""
+        self._agent_actor(actor)
+        first, second = lifecycle.link(
+            self.ticket(ref), self.ticket(other), _link_kind(kind), at=self.now(), actor=actor
+        )
+        self._commit([first, second])
+        return first.ticket
+
+    def unlink(
+        self, ref: TicketRef, actor: Actor, other: TicketRef, kind: LinkKind | str = LinkKind.RELATED
+    ) -> Ticket:
+        """Remove a link from both tickets."""
+        self._agent_actor(actor)
+        first, second = lifecycle.unlink(
+            self.ticket(ref), self.ticket(other), _link_kind(kind), at=self.now(), actor=actor
+        )
+        self._commit([first, second])
+        return first.ticket
+
+    def merge(self, source: TicketRef, target: TicketRef, actor: Actor) -> Ticket:
+        """Merge ``source`` into ``target`` and return the target.
+
+        Comments and followers move to the target; the source gets the merged status and a
+        pointer to the target; both audit trails record it; both writes are one commit.
+        """
+        self._agent_actor(actor)
+        src = self.ticket(source)
+        dst = self.ticket(target)
+        first, second = lifecycle.merge(
+            src,
+            dst,
+            lifecycle.conversation(self.store.events(src.id)),
+            at=self.now(),
+            actor=actor,
+            workflow=self.config.workflow,
+        )
+        self._commit([first, second])
+        return second.ticket
+
+    # ------------------------------------------------------------------ outbound
+
+    def reply_channel_for(self, ticket: Ticket) -> Channel | None:
+        """The channel a public reply on ``ticket`` leaves through, if any is configured."""
+        channel = self.channels.get(ticket.channel)
+        if channel is None and self.config.reply_channel is not None:
+            channel = self.channels[self.config.reply_channel]
+        if channel is None and len(self.channels) == 1:
+            channel = next(iter(self.channels.values()))
+        return channel
+
+    def recipients(self, ticket: Ticket, *, exclude: Actor | None = None) -> tuple[Recipient, ...]:
+        """Who hears about a public comment: the requester and the followers, minus ``exclude``."""
+        parties = [Actor.contact(ticket.requester_id), *sorted(ticket.followers)]
+        result: list[Recipient] = []
+        for party in dict.fromkeys(parties):
+            if party == exclude:
+                continue
+            try:
+                if party.kind is ActorKind.CONTACT:
+                    contact = self.store.get_contact(party.id)
+                    result.append(Recipient("contact", contact.id, contact.name, contact.email))
+                elif party.kind is ActorKind.AGENT:
+                    agent = self.store.get_agent(party.id)
+                    result.append(Recipient("agent", agent.id, agent.name, agent.email))
+            except NotFoundError:
+                log.warning("ticket %s: follower %s no longer exists", ticket.reference, party)
+        return tuple(result)
+
+    def deliver_comment(self, ticket_id: str, comment: Comment) -> str | None:
+        """Send a public comment to the requester and followers through the reply channel."""
+        if not comment.public:
+            return None
+        ticket = self.store.get_ticket(ticket_id)
+        channel = self.reply_channel_for(ticket)
+        recipients = self.recipients(ticket, exclude=comment.author)
+        if channel is None or not recipients:
+            return None
+        author = comment.author
+        author_name = author.id
+        try:
+            if author.kind is ActorKind.AGENT:
+                author_name = self.store.get_agent(author.id).name
+            elif author.kind is ActorKind.CONTACT:
+                author_name = self.store.get_contact(author.id).name
+        except NotFoundError:
+            pass
+        message = OutboundMessage(
+            ticket_id=ticket.id,
+            ticket_number=ticket.number,
+            subject=f"[{ticket.reference}] {ticket.subject}",
+            body=comment.body,
+            comment_id=comment.id,
+            author_name=author_name,
+            to=recipients,
+            sent_at=self.now(),
+            in_reply_to=comment.in_reply_to,
+        )
+        return channel.deliver(message)
+
+
+def _word(value: str, what: str) -> str:
+    if not isinstance(value, str) or not value or any(c.isspace() for c in value):
+        raise ValidationError(f"{what} must be a single word; got {value!r}")
+    return value
+
+
+def _link_kind(kind: LinkKind | str) -> LinkKind:
+    try:
+        return LinkKind(kind)
+    except ValueError:
+        known = ", ".join(k.value for k in LinkKind)
+        raise ValidationError(f"unknown link kind {kind!r} (known: {known})") from None
+
+
+def _check_changes(changes: Mapping[str, Any], allowed: set[str]) -> None:
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValidationError(
+            f"cannot change {', '.join(unknown)}; changeable: {', '.join(sorted(allowed))}"
+        )

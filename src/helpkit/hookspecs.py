@@ -1,0 +1,76 @@
+"""The pluggy hook specifications of helpkit.
+
+Hooks *discover and register* things; the objects they register (stores, channels) do the
+work through the protocols in :mod:`helpkit.ports`. Implement a hook with the
+:data:`helpkit.hookimpl` marker in a module or object, and expose it through the ``helpkit``
+entry point group, or pass it to ``Helpdesk(plugins=[...])``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING, Any
+
+import pluggy
+
+from helpkit.events import Event
+from helpkit.ports import Channel, Store
+
+if TYPE_CHECKING:
+    from helpkit.desk import Helpdesk
+
+__all__ = [
+    "ChannelFactory",
+    "RegisterChannel",
+    "RegisterStore",
+    "StoreFactory",
+    "helpkit_event",
+    "helpkit_register_channels",
+    "helpkit_register_stores",
+    "hookimpl",
+    "hookspec",
+]
+
+PROJECT = "helpkit"
+
+hookspec = pluggy.HookspecMarker(PROJECT)
+hookimpl = pluggy.HookimplMarker(PROJECT)
+
+StoreFactory = Callable[[str], Store]
+"""Builds a store from its URL, e.g. ``"sqlite:///desk.db"``."""
+ChannelFactory = Callable[[Mapping[str, Any]], Channel]
+"""Builds a channel from its options (a config table)."""
+RegisterStore = Callable[[str, StoreFactory], None]
+"""``register(scheme, factory)``: the URL scheme (``"sqlite"``) a store factory serves."""
+RegisterChannel = Callable[[str, ChannelFactory], None]
+"""``register(name, factory)``: the name (``"email"``) a channel factory is known by."""
+
+
+@hookspec
+def helpkit_register_stores(register: RegisterStore) -> None:
+    """Register storage backends: call ``register("scheme", factory)`` once per URL scheme.
+
+    Called once per :class:`~helpkit.Helpdesk`, for every plugin. Registering a scheme that
+    another plugin already registered raises :class:`~helpkit.errors.DuplicateError`: the host
+    picks a store by URL, never by install order.
+    """
+
+
+@hookspec
+def helpkit_register_channels(register: RegisterChannel) -> None:
+    """Register channel types: call ``register("name", factory)`` once per channel.
+
+    ``factory(options)`` receives the channel's configuration mapping and returns an object
+    satisfying :class:`~helpkit.ports.Channel`. Duplicate names raise
+    :class:`~helpkit.errors.DuplicateError`.
+    """
+
+
+@hookspec
+def helpkit_event(event: Event, desk: Helpdesk) -> None:
+    """Observe every event after the store has committed it.
+
+    Use it for notifications and integrations. It runs once per event, in order, after the
+    command's write succeeded; an observer that raises is logged (logger ``helpkit.plugins``)
+    and neither undoes the command nor stops other observers.
+    """

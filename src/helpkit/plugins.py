@@ -1,0 +1,237 @@
+"""The plugin manager behind a :class:`~helpkit.Helpdesk`: one per desk, typed, no globals.
+
+Built-in stores and channels register through the same hooks as third-party plugins. Plugins
+are found in the ``helpkit`` entry point group unless turned off (``entry_points=False`` or the
+``HELPKIT_DISABLE_PLUGIN_AUTOLOAD`` environment variable); single plugins can be blocked by name.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import logging
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+import attrs
+import pluggy
+
+from helpkit import hookspecs
+from helpkit.errors import DuplicateError, PluginError, UnknownBackendError
+from helpkit.events import Event
+from helpkit.hookspecs import ChannelFactory, StoreFactory
+from helpkit.ports import Channel, Store
+
+if TYPE_CHECKING:
+    from helpkit.desk import Helpdesk
+
+__all__ = ["ENTRY_POINT_GROUP", "PluginHost", "PluginInfo", "list_plugins"]
+
+ENTRY_POINT_GROUP = "helpkit"
+AUTOLOAD_ENV = "HELPKIT_DISABLE_PLUGIN_AUTOLOAD"
+
+log = logging.getLogger("helpkit.plugins")
+
+BUILTIN_PLUGINS = ("helpkit.builtins",)
+
+
+@attrs.frozen
+class PluginInfo:
+    """A registered plugin: its name, where it came from, and what it registered."""
+
+    name: str
+    source: str
+    """``"builtin"``, ``"entry point"`` or ``"explicit"``."""
+    distribution: str | None
+    version: str | None
+    stores: tuple[str, ...]
+    channels: tuple[str, ...]
+    observes_events: bool
+
+
+def _autoload_disabled() -> bool:
+    return os.environ.get(AUTOLOAD_ENV, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
+class PluginHost:
+    """A typed facade over one :class:`pluggy.PluginManager`."""
+
+    def __init__(
+        self,
+        plugins: Sequence[object] = (),
+        *,
+        entry_points: bool = True,
+        blocked: Iterable[str] = (),
+    ) -> None:
+        pm = pluggy.PluginManager(hookspecs.PROJECT)
+        pm.add_hookspecs(hookspecs)
+        for name in blocked:
+            pm.set_blocked(name)
+        self._pm = pm
+        self._sources: dict[str, str] = {}
+        for module_name in BUILTIN_PLUGINS:
+            module = importlib.import_module(module_name)
+            self._register(module, module_name, "builtin")
+        if entry_points and not _autoload_disabled():
+            before = {pm.get_name(p) for p in pm.get_plugins()}
+            try:
+                pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+            except Exception as exc:
+                raise PluginError(f"loading a helpkit entry point plugin failed: {exc}") from exc
+            for loaded in pm.get_plugins():
+                loaded_name = pm.get_name(loaded)
+                if loaded_name is not None and loaded_name not in before:
+                    self._sources[loaded_name] = "entry point"
+        for index, plugin in enumerate(plugins):
+            label = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
+            self._register(plugin, str(label), "explicit")
+        try:
+            pm.check_pending()
+        except pluggy.PluginValidationError as exc:
+            raise PluginError(str(exc)) from exc
+        self._stores = self._collect_stores()
+        self._channels = self._collect_channels()
+
+    def _register(self, plugin: object, name: str, source: str) -> None:
+        if self._pm.is_blocked(name):
+            return
+        try:
+            registered: str | None = self._pm.register(plugin, name=name)
+        except ValueError as exc:
+            raise PluginError(f"plugin {name!r}: {exc}") from exc
+        if registered is not None:
+            self._sources[registered] = source
+
+    def _collect_stores(self) -> Mapping[str, StoreFactory]:
+        found: dict[str, StoreFactory] = {}
+
+        def register(scheme: str, factory: StoreFactory) -> None:
+            _check_name(scheme, "store scheme")
+            if scheme in found:
+                raise DuplicateError(f"store scheme {scheme!r} is registered twice")
+            if not callable(factory):
+                raise PluginError(f"store factory for {scheme!r} is not callable")
+            found[scheme] = factory
+
+        self._pm.hook.helpkit_register_stores(register=register)
+        return MappingProxyType(found)
+
+    def _collect_channels(self) -> Mapping[str, ChannelFactory]:
+        found: dict[str, ChannelFactory] = {}
+
+        def register(name: str, factory: ChannelFactory) -> None:
+            _check_name(name, "channel name")
+            if name in found:
+                raise DuplicateError(f"channel {name!r} is registered twice")
+            if not callable(factory):
+                raise PluginError(f"channel factory for {name!r} is not callable")
+            found[name] = factory
+
+        self._pm.hook.helpkit_register_channels(register=register)
+        return MappingProxyType(found)
+
+    @property
+    def store_schemes(self) -> tuple[str, ...]:
+        """The URL schemes a store is registered for."""
+        return tuple(sorted(self._stores))
+
+    @property
+    def channel_names(self) -> tuple[str, ...]:
+        """The names channel factories are registered under."""
+        return tuple(sorted(self._channels))
+
+    def open_store(self, url: str) -> Store:
+        """Build the store registered for ``url``'s scheme."""
+        scheme = urlsplit(url).scheme if "://" in url or url.endswith(":") else ""
+        if not scheme:
+            scheme = url.partition(":")[0] if ":" in url else url
+        factory = self._stores.get(scheme)
+        if factory is None:
+            known = ", ".join(self.store_schemes) or "none"
+            raise UnknownBackendError(
+                f"no store is registered for {url!r} (scheme {scheme!r}; known: {known})"
+            )
+        store = factory(url)
+        if not isinstance(store, Store):
+            raise PluginError(f"store factory for {scheme!r} returned {store!r}, not a Store")
+        return store
+
+    def make_channel(self, name: str, options: Mapping[str, Any] | None = None) -> Channel:
+        """Build the channel registered as ``name`` with ``options``."""
+        factory = self._channels.get(name)
+        if factory is None:
+            known = ", ".join(self.channel_names) or "none"
+            raise UnknownBackendError(f"no channel is registered as {name!r} (known: {known})")
+        channel = factory(MappingProxyType(dict(options or {})))
+        if not isinstance(channel, Channel):
+            raise PluginError(f"channel factory {name!r} returned {channel!r}, not a Channel")
+        return channel
+
+    def notify(self, event: Event, desk: Helpdesk) -> list[BaseException]:
+        """Call every ``helpkit_event`` implementation; failures are logged and returned."""
+        failures: list[BaseException] = []
+        for impl in self._pm.hook.helpkit_event.get_hookimpls():
+            # Each observer is called on its own so one failure cannot silence the others.
+            arguments = {"event": event, "desk": desk}
+            try:
+                impl.function(*(arguments[name] for name in impl.argnames))
+            except Exception as exc:
+                log.exception(
+                    "helpkit_event observer %s failed on %s #%s",
+                    impl.plugin_name,
+                    event.TYPE,
+                    event.seq,
+                )
+                failures.append(exc)
+        return failures
+
+    def plugins(self) -> list[PluginInfo]:
+        """Every registered plugin and what it contributes."""
+        dists = {
+            self._pm.get_name(plugin): dist
+            for plugin, dist in self._pm.list_plugin_distinfo()
+        }
+        infos: list[PluginInfo] = []
+        for plugin in self._pm.get_plugins():
+            name = self._pm.get_name(plugin)
+            if name is None:
+                continue
+            stores: list[str] = []
+            channels: list[str] = []
+            caller = self._pm.subset_hook_caller
+            others = [p for p in self._pm.get_plugins() if p is not plugin]
+            caller("helpkit_register_stores", others)(register=lambda s, f: stores.append(s))
+            caller("helpkit_register_channels", others)(register=lambda n, f: channels.append(n))
+            observes = any(
+                impl.plugin is plugin for impl in self._pm.hook.helpkit_event.get_hookimpls()
+            )
+            dist = dists.get(name)
+            infos.append(
+                PluginInfo(
+                    name=name,
+                    source=self._sources.get(name, "explicit"),
+                    distribution=dist.project_name if dist is not None else None,
+                    version=dist.version if dist is not None else None,
+                    stores=tuple(stores),
+                    channels=tuple(channels),
+                    observes_events=observes,
+                )
+            )
+        return infos
+
+
+def _check_name(name: str, what: str) -> None:
+    if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
+        raise PluginError(f"{what} must be a word (letters, digits, '-', '_'); got {name!r}")
+
+
+def list_plugins(*, entry_points: bool = True) -> list[PluginInfo]:
+    """The plugins a new :class:`~helpkit.Helpdesk` would load, and what each registers."""
+    return PluginHost(entry_points=entry_points).plugins()
+
+
+def installed_entry_points() -> list[importlib.metadata.EntryPoint]:
+    """Entry points in the ``helpkit`` group, whether or not they load."""
+    return list(importlib.metadata.entry_points(group=ENTRY_POINT_GROUP))
