@@ -869,7 +869,7 @@ class Helpdesk:
 
     def recipients(self, ticket: Ticket, *, exclude: Actor | None = None) -> tuple[Recipient, ...]:
         """Who hears about a public comment: the requester and the followers, minus ``exclude``."""
-        parties = [Actor.contact(ticket.requester_id), *sorted(ticket.followers)]
+        parties = [Actor.contact(ticket.requester_id), *sorted(ticket.followers, key=str)]
         result: list[Recipient] = []
         for party in dict.fromkeys(parties):
             if party == exclude:

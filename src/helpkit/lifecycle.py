@@ -194,7 +194,7 @@ def conversation(events: Iterable[Event]) -> tuple[Comment, ...]:
             comments.append(event.comment)
         elif isinstance(event, MergeReceived):
             comments.extend(event.comments)
-    comments.sort(key=lambda c: (c.created_at, c.id))
+    comments.sort(key=lambda c: c.created_at)  # stable: ties keep event order
     return tuple(comments)
 
 

@@ -36,7 +36,7 @@ class ActorKind(enum.Enum):
     SYSTEM = "system"
 
 
-@attrs.frozen(order=True)
+@attrs.frozen
 class Actor:
     """The agent, contact or system process behind a change (written as ``kind:id``)."""
 
@@ -248,7 +248,7 @@ _INVERSE = {
 }
 
 
-@attrs.frozen(order=True)
+@attrs.frozen
 class Link:
     """A typed link from a ticket to another ticket."""
 
