@@ -72,7 +72,10 @@ class CustomField:
         if kind is FieldKind.NUMBER:
             if isinstance(value, bool) or not isinstance(value, (int, float)):
                 raise bad
-            number = float(value)
+            try:
+                number = float(value)
+            except OverflowError:  # an int too large for a float
+                raise bad from None
             if number != number or number in (float("inf"), float("-inf")):
                 raise bad
             return number

@@ -84,7 +84,7 @@ def _domains(values: object) -> tuple[str, ...]:
 def _language(value: str | None) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _LANGUAGE.match(value):
+    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
         raise ValidationError(f"language must be a BCP 47 tag such as 'en' or 'pt-BR'; got {value!r}")
     return value.replace("_", "-")
 

@@ -87,7 +87,7 @@ class Priority(enum.IntEnum):
             return Priority(value)
         if isinstance(value, str):
             text = value.strip().lower().removeprefix("p")
-            if text.isdigit() and 1 <= int(text) <= 5:
+            if text.isascii() and text.isdigit() and 1 <= int(text) <= 5:
                 return Priority(int(text))
             for number, label in _LABELS.items():
                 if value.strip().lower() == label:
