@@ -289,6 +289,6 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
         event: Event = decoder(cls)(body)
     except SchemaError:
         raise
-    except (TypeError, ValueError, KeyError) as exc:
+    except (TypeError, ValueError, KeyError, AttributeError) as exc:
         raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc
     return event
