@@ -459,10 +459,12 @@ def change_tags(
 ) -> Outcome:
     """Add and/or remove tags; tags already present or absent are ignored."""
     _writable(ticket)
-    added = frozenset(normalize_tag(t) for t in add) - ticket.tags
-    removed = frozenset(normalize_tag(t) for t in remove) & ticket.tags
-    if added & removed:
-        raise ValidationError(f"tags both added and removed: {sorted(added & removed)}")
+    to_add = frozenset(normalize_tag(t) for t in add)
+    to_remove = frozenset(normalize_tag(t) for t in remove)
+    if to_add & to_remove:
+        raise ValidationError(f"tags both added and removed: {sorted(to_add & to_remove)}")
+    added = to_add - ticket.tags
+    removed = to_remove & ticket.tags
     draft = _Draft(ticket, at, actor)
     if added or removed:
         draft.emit(TagsChanged, ticket.id, added=added, removed=removed)
@@ -507,11 +509,19 @@ def set_custom_fields(
     return draft.outcome()
 
 
+def _link_kind(kind: LinkKind | str) -> LinkKind:
+    try:
+        return LinkKind(kind)
+    except ValueError:
+        known = ", ".join(k.value for k in LinkKind)
+        raise ValidationError(f"unknown link kind {kind!r} (known: {known})") from None
+
+
 def link(
     ticket: Ticket, other: Ticket, kind: LinkKind | str, *, at: datetime, actor: Actor
 ) -> tuple[Outcome, Outcome]:
     """Link two tickets; the inverse link is recorded on the other ticket."""
-    link_kind = LinkKind(kind)
+    link_kind = _link_kind(kind)
     if ticket.id == other.id:
         raise ValidationError("a ticket cannot be linked to itself")
     _writable(ticket)
@@ -531,7 +541,7 @@ def unlink(
     ticket: Ticket, other: Ticket, kind: LinkKind | str, *, at: datetime, actor: Actor
 ) -> tuple[Outcome, Outcome]:
     """Remove a link and its inverse."""
-    link_kind = LinkKind(kind)
+    link_kind = _link_kind(kind)
     _writable(ticket)
     _writable(other)
     forward = Link(link_kind, other.id)
