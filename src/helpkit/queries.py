@@ -73,6 +73,14 @@ def _tags(values: Iterable[str] | str | None) -> frozenset[str]:
     return _strings(values) or frozenset()
 
 
+def _sort(value: SortOrder | str) -> SortOrder:
+    try:
+        return SortOrder(value)
+    except ValueError:
+        known = ", ".join(o.value for o in SortOrder)
+        raise ValidationError(f"unknown sort order {value!r} (known: {known})") from None
+
+
 def _limit(value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}; got {value!r}")
@@ -96,7 +104,7 @@ class TicketQuery:
     organization_ids: frozenset[str] | None = attrs.field(default=None, converter=_strings)
     priorities: frozenset[Priority] | None = attrs.field(default=None, converter=_priorities)
     tags: frozenset[str] = attrs.field(factory=frozenset, converter=_tags)
-    sort: SortOrder = attrs.field(default=SortOrder.PRIORITY, converter=SortOrder)
+    sort: SortOrder = attrs.field(default=SortOrder.PRIORITY, converter=_sort)
     limit: int = attrs.field(default=50, converter=_limit)
     after: str | None = None
     """The ``next_cursor`` of the previous page."""
@@ -129,12 +137,20 @@ class TicketQuery:
         """The sort key after which this page starts, decoded from ``after``."""
         if self.after is None:
             return None
+        if not isinstance(self.after, str):
+            raise ValidationError(f"invalid pagination cursor: {self.after!r} is not a string")
         try:
             raw = json.loads(base64.urlsafe_b64decode(self.after.encode("ascii")))
             order, key = raw["s"], raw["k"]
             if order != self.sort.value or not isinstance(key, list):
                 raise ValueError("cursor belongs to another sort order")
-            if not all(isinstance(k, (int, str)) and not isinstance(k, bool) for k in key):
+            # The key must have the shape of this order's sort key, or comparing it with real
+            # keys would fail (or silently mean nothing).
+            shape = (int, int, str) if self.sort is SortOrder.PRIORITY else (int, str)
+            if len(key) != len(shape) or not all(
+                isinstance(k, kind) and not isinstance(k, bool)
+                for k, kind in zip(key, shape, strict=True)
+            ):
                 raise ValueError("bad key")
             return tuple(key)
         except (ValueError, KeyError, TypeError) as exc:
