@@ -31,7 +31,16 @@ LAYERS = [
     {"desk"},
     {"stores", "channels", "builtins", "cli", "__main__", "__init__"},
 ]
-FORBIDDEN_IN_DOMAIN = {"pluggy", "sqlite3", "psycopg", "socket", "smtplib", "urllib", "pytest", "hypothesis"}
+FORBIDDEN_IN_DOMAIN = {
+    "pluggy",
+    "sqlite3",
+    "psycopg",
+    "socket",
+    "smtplib",
+    "urllib",
+    "pytest",
+    "hypothesis",
+}
 
 
 def _module_name(path: Path) -> str:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 
 import pytest
@@ -49,7 +50,11 @@ BOB = Actor.contact("bob")
 
 
 def _open(desk: Helpdesk, **kwargs: object) -> str:
-    defaults: dict[str, object] = {"requester": "bob", "subject": "Printer on fire", "body": "Help!"}
+    defaults: dict[str, object] = {
+        "requester": "bob",
+        "subject": "Printer on fire",
+        "body": "Help!",
+    }
     defaults.update(kwargs)
     clock = desk.clock
     assert isinstance(clock, FrozenClock)
@@ -59,7 +64,12 @@ def _open(desk: Helpdesk, **kwargs: object) -> str:
 
 def test_open_ticket_numbers_priority_and_first_message(desk: Helpdesk) -> None:
     first = desk.open_ticket(
-        BOB, requester="bob", subject="  Printer   on fire ", body="Help", impact="high", urgency="high"
+        BOB,
+        requester="bob",
+        subject="  Printer   on fire ",
+        body="Help",
+        impact="high",
+        urgency="high",
     )
     second = desk.open_ticket(BOB, requester="bob", subject="Second", body="Again")
     assert (first.number, second.number) == (1, 2)
@@ -130,14 +140,15 @@ def test_closed_ticket_is_read_only_and_a_message_makes_a_follow_up(
     closed = desk.close(ticket, AGENT)
     assert closed.category is StatusCategory.CLOSED and closed.closed_at is not None
     before = desk.history(ticket)
-    for command in (
+    commands: list[Callable[[], object]] = [
         lambda: desk.reply(ticket, AGENT, "x"),
         lambda: desk.note(ticket, AGENT, "x"),
         lambda: desk.tag(ticket, AGENT, "x"),
         lambda: desk.assign(ticket, AGENT, agent="agent-1"),
         lambda: desk.prioritize(ticket, AGENT, impact="high"),
         lambda: desk.set_status(ticket, AGENT, "open"),
-    ):
+    ]
+    for command in commands:
         with pytest.raises(ReadOnlyTicketError):
             command()
     with pytest.raises(InvalidTransitionError):
@@ -178,7 +189,9 @@ def test_assign_and_transfer(desk: Helpdesk) -> None:
     moved = desk.transfer(ticket, AGENT, group="l2", reason="needs a technician")
     assert (moved.assignee_id, moved.group_id) == (None, "l2")
     event = desk.history(ticket)[-1]
-    assert getattr(event, "transfer", False) and getattr(event, "reason", "") == "needs a technician"
+    assert (
+        getattr(event, "transfer", False) and getattr(event, "reason", "") == "needs a technician"
+    )
     taken = desk.assign(ticket, Actor.agent("tech"), agent="tech")
     assert (taken.assignee_id, taken.group_id) == ("tech", "l2")
     regrouped = desk.assign(ticket, AGENT, group="l1")
@@ -230,7 +243,11 @@ def test_tags_fields_links(desk: Helpdesk) -> None:
 def test_merge_moves_comments_and_followers(desk: Helpdesk) -> None:
     target = _open(desk, subject="VPN down")
     source = desk.open_ticket(
-        Actor.contact("dan"), requester="dan", subject="vpn broken", body="Cannot connect", cc=["carol"]
+        Actor.contact("dan"),
+        requester="dan",
+        subject="vpn broken",
+        body="Cannot connect",
+        cc=["carol"],
     ).id
     desk.note(source, AGENT, "same as the other one")
     merged_target = desk.merge(source, target, AGENT)

@@ -89,7 +89,9 @@ def _encoder(tp: Any) -> Encode:
     if origin is frozenset:
         item = encoder(args[0])
         return lambda v: sorted((item(x) for x in v), key=_sort_key)
-    if origin in (Mapping, dict, MappingProxyType) or origin is typing.get_origin(Mapping[str, int]):
+    if origin in (Mapping, dict, MappingProxyType) or origin is typing.get_origin(
+        Mapping[str, int]
+    ):
         value_enc = encoder(args[1])
         return lambda v: {str(k): value_enc(x) for k, x in sorted(v.items())}
     raise TypeError(f"no encoder for {tp!r}")
@@ -167,7 +169,9 @@ def _decoder(tp: Any) -> Decode:
     if origin is frozenset:
         item = decoder(args[0])
         return lambda d: frozenset(item(x) for x in d)
-    if origin in (Mapping, dict, MappingProxyType) or origin is typing.get_origin(Mapping[str, int]):
+    if origin in (Mapping, dict, MappingProxyType) or origin is typing.get_origin(
+        Mapping[str, int]
+    ):
         value_dec = decoder(args[1])
         return lambda d: {str(k): value_dec(x) for k, x in d.items()}
     raise TypeError(f"no decoder for {tp!r}")

@@ -46,7 +46,14 @@ class DeskConfig:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeskConfig:
         """Read the ``helpkit.toml`` layout (see the configuration docs)."""
-        known = {"priority_matrix", "statuses", "merged_status", "fields", "channels", "reply_channel"}
+        known = {
+            "priority_matrix",
+            "statuses",
+            "merged_status",
+            "fields",
+            "channels",
+            "reply_channel",
+        }
         unknown = sorted(set(data) - known - {"calendars", "sla", "tiers", "store"})
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")

@@ -238,7 +238,7 @@ class Helpdesk:
         phone: str | None = None,
         language: str | None = None,
         timezone: str | None = None,
-        organization: Organization | str | None | _Unset = UNSET,
+        organization: Organization | str | _Unset | None = UNSET,
         vip: bool = False,
         segment: str | None = None,
         contact_id: str | None = None,
@@ -263,7 +263,7 @@ class Helpdesk:
         return contact
 
     def _organization_for(
-        self, contact: Contact, organization: Organization | str | None | _Unset
+        self, contact: Contact, organization: Organization | str | _Unset | None
     ) -> str | None:
         if isinstance(organization, _Unset):
             for email in contact.emails:
@@ -279,7 +279,16 @@ class Helpdesk:
     def update_contact(self, contact: Contact | str, **changes: Any) -> Contact:
         """Change fields of a contact (name, emails, phone, language, timezone, organization...)."""
         current = self.contact(contact)
-        allowed = {"name", "emails", "phone", "language", "timezone", "organization", "vip", "segment"}
+        allowed = {
+            "name",
+            "emails",
+            "phone",
+            "language",
+            "timezone",
+            "organization",
+            "vip",
+            "segment",
+        }
         _check_changes(changes, allowed)
         if "organization" in changes:
             org = changes.pop("organization")
@@ -316,7 +325,11 @@ class Helpdesk:
         """All tickets a person requested, newest first."""
         found = self.contact(contact)
         return self.tickets(
-            requester_ids={found.id}, sort=SortOrder.CREATED_DESC, limit=limit, after=after, **filters
+            requester_ids={found.id},
+            sort=SortOrder.CREATED_DESC,
+            limit=limit,
+            after=after,
+            **filters,
         )
 
     def tickets_of_organization(
@@ -606,8 +619,8 @@ class Helpdesk:
         ref: TicketRef,
         actor: Actor,
         *,
-        agent: str | None | _Unset = UNSET,
-        group: str | None | _Unset = UNSET,
+        agent: str | _Unset | None = UNSET,
+        group: str | _Unset | None = UNSET,
     ) -> Ticket:
         """Set the assignee and/or group (``None`` clears). The agent must be in the group.
 
@@ -622,9 +635,13 @@ class Helpdesk:
             member = self.store.get_agent(agent)
             if new_group is None or not member.in_group(new_group):
                 new_group = member.group_ids[0] if member.group_ids else None
-        if not isinstance(group, _Unset) and isinstance(agent, _Unset) and new_agent is not None:
-            if group is None or not self.store.get_agent(new_agent).in_group(group):
-                new_agent = None  # the old assignee is not in the new group
+        if (
+            not isinstance(group, _Unset)
+            and isinstance(agent, _Unset)
+            and new_agent is not None
+            and (group is None or not self.store.get_agent(new_agent).in_group(group))
+        ):
+            new_agent = None  # the old assignee is not in the new group
         self._check_assignment(new_agent, new_group)
         outcome = lifecycle.assign(
             ticket, at=self.now(), actor=actor, assignee_id=new_agent, group_id=new_group
@@ -785,7 +802,9 @@ class Helpdesk:
         """Add a follower (default: the actor): they receive public replies."""
         who = follower if follower is not None else actor
         self._check_party(who)
-        outcome = lifecycle.change_followers(self.ticket(ref), at=self.now(), actor=actor, add=[who])
+        outcome = lifecycle.change_followers(
+            self.ticket(ref), at=self.now(), actor=actor, add=[who]
+        )
         self._commit([outcome])
         return outcome.ticket
 
@@ -815,7 +834,11 @@ class Helpdesk:
         return outcome.ticket
 
     def link(
-        self, ref: TicketRef, actor: Actor, other: TicketRef, kind: LinkKind | str = LinkKind.RELATED
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        other: TicketRef,
+        kind: LinkKind | str = LinkKind.RELATED,
     ) -> Ticket:
         """Link two tickets (parent/child, related, duplicate); both record the link."""
         self._agent_actor(actor)
@@ -826,7 +849,11 @@ class Helpdesk:
         return first.ticket
 
     def unlink(
-        self, ref: TicketRef, actor: Actor, other: TicketRef, kind: LinkKind | str = LinkKind.RELATED
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        other: TicketRef,
+        kind: LinkKind | str = LinkKind.RELATED,
     ) -> Ticket:
         """Remove a link from both tickets."""
         self._agent_actor(actor)

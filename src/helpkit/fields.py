@@ -53,12 +53,16 @@ class CustomField:
             )
         wants_choices = self.kind in (FieldKind.CHOICE, FieldKind.MULTI_CHOICE)
         if wants_choices and not self.choices:
-            raise ValidationError(f"custom field {self.name!r} of kind {self.kind.value} needs choices")
+            raise ValidationError(
+                f"custom field {self.name!r} of kind {self.kind.value} needs choices"
+            )
         if not wants_choices and self.choices:
-            raise ValidationError(f"custom field {self.name!r} of kind {self.kind.value} takes no choices")
+            raise ValidationError(
+                f"custom field {self.name!r} of kind {self.kind.value} takes no choices"
+            )
 
     def validate(self, value: object) -> FieldValue:
-        """Return ``value`` checked (and lightly coerced) for this field, or raise ValidationError."""
+        """Return ``value`` checked (and lightly coerced) for this field, or raise."""
         kind = self.kind
         bad = ValidationError(f"custom field {self.name!r} expects {kind.value}, got {value!r}")
         if kind is FieldKind.TEXT:
@@ -95,7 +99,8 @@ class CustomField:
         if kind is FieldKind.CHOICE:
             if value not in self.choices:
                 raise ValidationError(
-                    f"custom field {self.name!r} must be one of {', '.join(self.choices)}; got {value!r}"
+                    f"custom field {self.name!r} must be one of "
+                    f"{', '.join(self.choices)}; got {value!r}"
                 )
             assert isinstance(value, str)
             return value
@@ -108,7 +113,9 @@ class CustomField:
         return picked
 
 
-def _field_map(fields: Iterable[CustomField] | Mapping[str, CustomField]) -> Mapping[str, CustomField]:
+def _field_map(
+    fields: Iterable[CustomField] | Mapping[str, CustomField],
+) -> Mapping[str, CustomField]:
     items = fields.values() if isinstance(fields, Mapping) else fields
     result: dict[str, CustomField] = {}
     for field in items:
@@ -130,7 +137,7 @@ class FieldSet:
     def validate(
         self, values: Mapping[str, object], *, partial: bool = True
     ) -> dict[str, FieldValue | None]:
-        """Check ``values``; ``None`` clears a field. With ``partial=False`` required fields must be set."""
+        """Check ``values`` (``None`` clears); ``partial=False`` also demands required fields."""
         result: dict[str, FieldValue | None] = {}
         for name, value in values.items():
             field = self.fields.get(name)
@@ -139,7 +146,9 @@ class FieldSet:
                 raise ValidationError(f"unknown custom field {name!r} (known: {known})")
             if value is None:
                 if field.required:
-                    raise ValidationError(f"custom field {name!r} is required and cannot be cleared")
+                    raise ValidationError(
+                        f"custom field {name!r} is required and cannot be cleared"
+                    )
                 result[name] = None
             else:
                 result[name] = field.validate(value)

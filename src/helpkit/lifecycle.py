@@ -547,7 +547,9 @@ def unlink(
     forward = Link(link_kind, other.id)
     backward = Link(link_kind.inverse, ticket.id)
     if forward not in ticket.links:
-        raise ValidationError(f"{ticket.reference} has no {link_kind.value} link to {other.reference}")
+        raise ValidationError(
+            f"{ticket.reference} has no {link_kind.value} link to {other.reference}"
+        )
     first = _Draft(ticket, at, actor)
     second = _Draft(other, at, actor)
     first.emit(Unlinked, ticket.id, link=forward)
@@ -600,7 +602,9 @@ def merge(
         target.id,
         source_id=source.id,
         source_number=source.number,
-        comments=tuple(attrs.evolve(c, ticket_id=c.ticket_id or source.id) for c in source_comments),
+        comments=tuple(
+            attrs.evolve(c, ticket_id=c.ticket_id or source.id) for c in source_comments
+        ),
         followers=moved,
     )
     return src.outcome(), dst.outcome()

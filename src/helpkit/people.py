@@ -21,7 +21,9 @@ __all__ = [
     "normalize_name",
 ]
 
-_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s<>(),;:\"\[\]]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 _DOMAIN = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?(?:\.[a-z0-9](?:[a-z0-9-]*[a-z0-9])?)+$")
 _LANGUAGE = re.compile(r"^[A-Za-z]{2,3}(?:[-_][A-Za-z0-9]{2,8})*$")
 
@@ -85,7 +87,9 @@ def _language(value: str | None) -> str | None:
     if value is None:
         return None
     if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
-        raise ValidationError(f"language must be a BCP 47 tag such as 'en' or 'pt-BR'; got {value!r}")
+        raise ValidationError(
+            f"language must be a BCP 47 tag such as 'en' or 'pt-BR'; got {value!r}"
+        )
     return value.replace("_", "-")
 
 
@@ -112,7 +116,9 @@ def _optional_text(value: str | None) -> str | None:
 
 def _ident(value: str) -> str:
     if not isinstance(value, str) or not value or value != value.strip():
-        raise ValidationError(f"an id must be a non-empty string without surrounding spaces; got {value!r}")
+        raise ValidationError(
+            f"an id must be a non-empty string without surrounding spaces; got {value!r}"
+        )
     return value
 
 
@@ -202,7 +208,9 @@ class Agent:
 
     id: str = attrs.field(converter=_ident)
     name: str = attrs.field(converter=_name)
-    email: str | None = attrs.field(default=None, converter=attrs.converters.optional(normalize_email))
+    email: str | None = attrs.field(
+        default=None, converter=attrs.converters.optional(normalize_email)
+    )
     group_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids)
     languages: tuple[str, ...] = attrs.field(default=(), converter=_ids)
     active: bool = True

@@ -190,8 +190,7 @@ class PluginHost:
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin and what it contributes."""
         dists = {
-            self._pm.get_name(plugin): dist
-            for plugin, dist in self._pm.list_plugin_distinfo()
+            self._pm.get_name(plugin): dist for plugin, dist in self._pm.list_plugin_distinfo()
         }
         infos: list[PluginInfo] = []
         for plugin in self._pm.get_plugins():
@@ -202,8 +201,12 @@ class PluginHost:
             channels: list[str] = []
             caller = self._pm.subset_hook_caller
             others = [p for p in self._pm.get_plugins() if p is not plugin]
-            caller("helpkit_register_stores", others)(register=lambda s, f: stores.append(s))
-            caller("helpkit_register_channels", others)(register=lambda n, f: channels.append(n))
+            caller("helpkit_register_stores", others)(
+                register=lambda s, f, found=stores: found.append(s)
+            )
+            caller("helpkit_register_channels", others)(
+                register=lambda n, f, found=channels: found.append(n)
+            )
             observes = any(
                 impl.plugin is plugin for impl in self._pm.hook.helpkit_event.get_hookimpls()
             )
@@ -223,7 +226,11 @@ class PluginHost:
 
 
 def _check_name(name: str, what: str) -> None:
-    if not isinstance(name, str) or not name or not name.replace("-", "").replace("_", "").isalnum():
+    if (
+        not isinstance(name, str)
+        or not name
+        or not name.replace("-", "").replace("_", "").isalnum()
+    ):
         raise PluginError(f"{what} must be a word (letters, digits, '-', '_'); got {name!r}")
 
 

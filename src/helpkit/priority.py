@@ -125,7 +125,9 @@ class PriorityMatrix:
             if not isinstance(impact, Impact) or not isinstance(urgency, Urgency):
                 raise ValidationError(f"bad matrix cell key {(impact, urgency)!r}")
             if not isinstance(priority, Priority):
-                raise ValidationError(f"matrix cell {impact.value}/{urgency.value} is not a Priority")
+                raise ValidationError(
+                    f"matrix cell {impact.value}/{urgency.value} is not a Priority"
+                )
         for impact in Impact:
             for urgency in Urgency:
                 here = self.cells[(impact, urgency)]
@@ -151,7 +153,8 @@ class PriorityMatrix:
 
     @classmethod
     def itil(cls) -> PriorityMatrix:
-        """The ITIL default: H/H=P1, H/M=P2, H/L=P3, M/H=P2, M/M=P3, M/L=P4, L/H=P3, L/M=P4, L/L=P5."""
+        """The ITIL default (impact/urgency): H/H=P1, H/M=P2, H/L=P3, M/H=P2, M/M=P3, M/L=P4,
+        L/H=P3, L/M=P4, L/L=P5."""
         return ITIL_MATRIX
 
     @classmethod
@@ -168,9 +171,7 @@ class PriorityMatrix:
 
     def to_rows(self) -> dict[str, dict[str, int]]:
         """The inverse of :meth:`from_rows`."""
-        return {
-            i.value: {u.value: int(self.cells[(i, u)]) for u in Urgency} for i in Impact
-        }
+        return {i.value: {u.value: int(self.cells[(i, u)]) for u in Urgency} for i in Impact}
 
 
 ITIL_MATRIX = PriorityMatrix(

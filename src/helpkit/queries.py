@@ -159,7 +159,9 @@ class TicketQuery:
     def page(self, tickets: Iterable[Ticket]) -> Page[Ticket]:
         """Filter, sort and cut a page out of ``tickets`` (the reference implementation)."""
         start = self.cursor_key()
-        keyed = sorted(((self.sort_key(t), t) for t in tickets if self.matches(t)), key=lambda kt: kt[0])
+        keyed = sorted(
+            ((self.sort_key(t), t) for t in tickets if self.matches(t)), key=lambda kt: kt[0]
+        )
         if start is not None:
             keyed = [kt for kt in keyed if kt[0] > start]
         return Page.cut([t for _, t in keyed], self)

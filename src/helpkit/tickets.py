@@ -70,7 +70,9 @@ class Actor:
         """Read ``agent:alice``, ``contact:42`` or ``system:sweep``."""
         kind, sep, ident = text.partition(":")
         if not sep:
-            raise ValidationError(f"actor must look like 'agent:ID', 'contact:ID' or 'system:NAME'; got {text!r}")
+            raise ValidationError(
+                f"actor must look like 'agent:ID', 'contact:ID' or 'system:NAME'; got {text!r}"
+            )
         try:
             return cls(ActorKind(kind), ident)
         except ValueError as exc:
@@ -96,16 +98,40 @@ class StatusCategory(enum.Enum):
 # Allowed moves between categories. Nothing returns to NEW; CLOSED is final.
 _ALLOWED: Mapping[StatusCategory, frozenset[StatusCategory]] = {
     StatusCategory.NEW: frozenset(
-        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+        {
+            StatusCategory.OPEN,
+            StatusCategory.PENDING,
+            StatusCategory.ON_HOLD,
+            StatusCategory.SOLVED,
+            StatusCategory.CLOSED,
+        }
     ),
     StatusCategory.OPEN: frozenset(
-        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+        {
+            StatusCategory.OPEN,
+            StatusCategory.PENDING,
+            StatusCategory.ON_HOLD,
+            StatusCategory.SOLVED,
+            StatusCategory.CLOSED,
+        }
     ),
     StatusCategory.PENDING: frozenset(
-        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+        {
+            StatusCategory.OPEN,
+            StatusCategory.PENDING,
+            StatusCategory.ON_HOLD,
+            StatusCategory.SOLVED,
+            StatusCategory.CLOSED,
+        }
     ),
     StatusCategory.ON_HOLD: frozenset(
-        {StatusCategory.OPEN, StatusCategory.PENDING, StatusCategory.ON_HOLD, StatusCategory.SOLVED, StatusCategory.CLOSED}
+        {
+            StatusCategory.OPEN,
+            StatusCategory.PENDING,
+            StatusCategory.ON_HOLD,
+            StatusCategory.SOLVED,
+            StatusCategory.CLOSED,
+        }
     ),
     StatusCategory.SOLVED: frozenset({StatusCategory.OPEN, StatusCategory.CLOSED}),
     StatusCategory.CLOSED: frozenset(),
@@ -148,12 +174,18 @@ class Workflow:
             if status.name in by_name:
                 raise ValidationError(f"status {status.name!r} is defined twice")
             by_name[status.name] = status
-        missing = [c.value for c in StatusCategory if not any(s.category is c for s in self.statuses)]
+        missing = [
+            c.value for c in StatusCategory if not any(s.category is c for s in self.statuses)
+        ]
         if missing:
-            raise ValidationError(f"workflow needs at least one status in categories: {', '.join(missing)}")
+            raise ValidationError(
+                f"workflow needs at least one status in categories: {', '.join(missing)}"
+            )
         merged = by_name.get(self.merged_status)
         if merged is None or merged.category is not StatusCategory.CLOSED:
-            raise ValidationError(f"merged status {self.merged_status!r} must be a closed-category status")
+            raise ValidationError(
+                f"merged status {self.merged_status!r} must be a closed-category status"
+            )
         if self.default(StatusCategory.CLOSED).name == self.merged_status:
             raise ValidationError("the merged status cannot be the first (default) closed status")
         object.__setattr__(self, "_by_name", MappingProxyType(by_name))
@@ -283,9 +315,7 @@ class Ticket:
     group_id: str | None = None
     tags: frozenset[str] = frozenset()
     followers: frozenset[Actor] = frozenset()
-    custom_fields: Mapping[str, FieldValue] = attrs.field(
-        factory=dict, converter=_frozen_fields
-    )
+    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=_frozen_fields)
     links: frozenset[Link] = frozenset()
     merged_into: str | None = None
     solved_at: datetime | None = None

@@ -29,9 +29,7 @@ class RecordingChannel:
     def to_address(self, address: str) -> list[OutboundMessage]:
         """The messages sent to ``address`` (case-insensitive)."""
         wanted = address.lower()
-        return [
-            m for m in self.messages if any((r.address or "").lower() == wanted for r in m.to)
-        ]
+        return [m for m in self.messages if any((r.address or "").lower() == wanted for r in m.to)]
 
     def clear(self) -> None:
         """Forget every recorded message."""
