@@ -82,6 +82,15 @@ def test_open_ticket_numbers_priority_and_first_message(desk: Helpdesk) -> None:
     assert comment.public and comment.body == "Help" and comment.author == BOB
 
 
+def test_refused_open_spends_no_ticket_number(desk: Helpdesk) -> None:
+    with pytest.raises(ValidationError):
+        desk.open_ticket(BOB, requester="bob", subject="   ")
+    with pytest.raises(ValidationError):
+        desk.open_ticket(BOB, requester="bob", subject="x", tags=[""])
+    assert desk.open_ticket(BOB, requester="bob", subject="ok").number == 1
+    assert len(desk.tickets()) == 1
+
+
 def test_open_for_unknown_email_creates_the_contact(desk: Helpdesk) -> None:
     ticket = desk.open_ticket(AGENT, requester="New.Person@acme.example", subject="Hi")
     contact = desk.contact_by_email("new.person@ACME.example")

@@ -445,9 +445,8 @@ class Helpdesk:
                 external_id=external_id,
                 ticket_id=ticket_id,
             )
-        outcome = lifecycle.open_ticket(
+        outcome = self._new_ticket(
             ticket_id=ticket_id,
-            number=self.store.allocate_ticket_number(),
             at=now,
             actor=actor,
             subject=subject,
@@ -465,7 +464,6 @@ class Helpdesk:
             assignee_id=assignee,
             group_id=group,
         )
-        self._commit([outcome])
         return outcome.ticket
 
     def _requester(self, requester: Contact | str) -> Contact:
@@ -593,9 +591,8 @@ class Helpdesk:
             external_id=external_id,
             ticket_id=ticket_id,
         )
-        outcome = lifecycle.open_ticket(
+        outcome = self._new_ticket(
             ticket_id=ticket_id,
-            number=self.store.allocate_ticket_number(),
             at=now,
             actor=author,
             subject=closed.subject,
@@ -611,8 +608,14 @@ class Helpdesk:
             group_id=closed.group_id,
             follow_up_of=closed.id,
         )
-        self._commit([outcome])
         return outcome.ticket
+
+    def _new_ticket(self, **arguments: Any) -> Outcome:
+        # Decide once with a placeholder number so that a refused ticket spends no number.
+        lifecycle.open_ticket(number=1, **arguments)
+        outcome = lifecycle.open_ticket(number=self.store.allocate_ticket_number(), **arguments)
+        self._commit([outcome])
+        return outcome
 
     def assign(
         self,
