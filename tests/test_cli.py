@@ -5,14 +5,25 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from helpkit.cli import main
 
 
+@pytest.fixture(autouse=True)
+def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("HELPKIT_STORE", raising=False)
+    monkeypatch.delenv("HELPKIT_ACTOR", raising=False)
+
+
+MEM = ["--store", "memory://"]
+
+
 def test_demo_shows_the_queue_by_priority(capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["demo", "--tickets", "60", "--json"]) == 0
+    assert main([*MEM, "demo", "--tickets", "60", "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
     assert rows, "the demo queue is empty"
     priorities = [row["priority"] for row in rows]
@@ -21,17 +32,25 @@ def test_demo_shows_the_queue_by_priority(capsys: pytest.CaptureFixture[str]) ->
 
 
 def test_demo_is_reproducible(capsys: pytest.CaptureFixture[str]) -> None:
-    main(["demo", "--tickets", "40", "--json", "--seed", "3"])
-    first = capsys.readouterr().out
-    main(["demo", "--tickets", "40", "--json", "--seed", "3"])
-    assert capsys.readouterr().out == first
+    main([*MEM, "demo", "--tickets", "40", "--json", "--seed", "3"])
+    first = json.loads(capsys.readouterr().out)
+    main([*MEM, "demo", "--tickets", "40", "--json", "--seed", "3"])
+    second = json.loads(capsys.readouterr().out)
+    strip = ("id", "requester_id", "organization_id", "created_at", "updated_at")
+    assert [{k: v for k, v in r.items() if k not in strip} for r in first] == [
+        {k: v for k, v in r.items() if k not in strip} for r in second
+    ]
 
 
 def test_user_mistakes_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--store", "nosuch://x", "demo", "--tickets", "5"]) == 2
     err = capsys.readouterr().err
-    assert err.startswith("helpkit: error: no store is registered") and err.count("\n") == 1
-    assert main(["demo", "--tickets", "0"]) == 2
+    assert err.startswith("helpkit: error: no store is registered")
+    assert err.count("\n") == 1
+    assert main([*MEM, "demo", "--tickets", "0"]) == 2
+    assert main([*MEM, "--as", "agent:ghost", "reply", "1", "hello"]) == 2
+    assert "Traceback" not in capsys.readouterr().err
+    assert main([*MEM, "--as", "nobody", "list"]) == 2
 
 
 def test_plugins_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
@@ -40,9 +59,17 @@ def test_plugins_lists_builtins(capsys: pytest.CaptureFixture[str]) -> None:
     assert any(info["source"] == "builtin" and "memory" in info["stores"] for info in infos)
 
 
+def test_init_writes_a_loadable_config(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    assert main([*MEM, "init", "--write-config"]) == 0
+    assert (tmp_path / "helpkit.toml").exists()
+    # the written configuration is picked up and valid
+    assert main([*MEM, "list"]) == 0
+    assert main([*MEM, "init", "--write-config"]) == 2  # never overwrites
+
+
 def test_python_dash_m() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "helpkit", "demo", "--tickets", "10"],
+        [sys.executable, "-m", "helpkit", "--store", "memory://", "demo", "--tickets", "10"],
         capture_output=True,
         text=True,
         check=False,

@@ -1,4 +1,10 @@
-"""The ``helpkit`` command line (``python -m helpkit``)."""
+"""The ``helpkit`` command line (console script and ``python -m helpkit``).
+
+The store comes from ``--store`` or ``HELPKIT_STORE`` (default: an SQLite file ``helpkit.db``
+in the current directory); the configuration from ``--config`` or ``helpkit.toml`` in the
+current directory when it exists. Commands act as ``--as`` / ``HELPKIT_ACTOR`` (default
+``system:cli``). Mistakes print one line on stderr and exit with status 2.
+"""
 
 from __future__ import annotations
 
@@ -7,25 +13,37 @@ import json
 import os
 import random
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any, TextIO
 
 import attrs
 
-from helpkit.desk import Helpdesk
-from helpkit.errors import HelpkitError
+from helpkit._codec import encoder
+from helpkit.config import DeskConfig
+from helpkit.desk import UNSET, Helpdesk
+from helpkit.errors import HelpkitError, NotFoundError, ValidationError
+from helpkit.events import event_to_dict
+from helpkit.people import Contact, Organization
 from helpkit.plugins import list_plugins
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
-from helpkit.tickets import Actor, StatusCategory
+from helpkit.tickets import Actor, Comment, StatusCategory, Ticket
 
 __all__ = ["main"]
 
-DEFAULT_STORE = "memory://"
+DEFAULT_STORE = "sqlite:///helpkit.db"
+CONFIG_FILE = "helpkit.toml"
+
+
+class UsageError(HelpkitError):
+    """A command-line mistake (reported on one line, exit status 2)."""
 
 
 class _SimClock:
-    """A clock the demo moves forward by hand, so a week passes in a second."""
+    """A clock the demo moves by hand, so a simulated week passes in seconds."""
 
     def __init__(self, start: datetime) -> None:
         self.current = start
@@ -34,16 +52,80 @@ class _SimClock:
         return self.current
 
 
+class _Progress:
+    """A one-line progress bar on stderr, shown only when stdout is a terminal."""
+
+    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
+        self.total = max(total, 1)
+        self.label = label
+        self.stream = stream if stream is not None else sys.stderr
+        self.enabled = sys.stdout.isatty()
+        self.done = 0
+
+    def step(self, count: int = 1) -> None:
+        self.done += count
+        if self.enabled and (self.done % 10 == 0 or self.done >= self.total):
+            width = 30
+            filled = width * self.done // self.total
+            bar = "#" * filled + "-" * (width - filled)
+            self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
+            if self.done >= self.total:
+                self.stream.write("\n")
+            self.stream.flush()
+
+
+# ---------------------------------------------------------------------------- output helpers
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, Ticket):
+        data = encoder(Ticket)(value)
+        data["reference"] = value.reference
+        data["priority"] = value.priority.name
+        return data
+    if attrs.has(type(value)):
+        return encoder(type(value))(value)
+    return value
+
+
+def _emit_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def _ticket_row(t: Ticket) -> str:
+    assignee = t.assignee_id or "-"
+    group = t.group_id or "-"
+    return (
+        f"{t.reference:>7}  {t.priority.name:4}  {t.status:10}  {assignee:10}  {group:6}  "
+        f"{t.subject}"
+    )
+
+
+def _print_tickets(tickets: Sequence[Ticket], next_cursor: str | None) -> None:
+    print(f"{'#':>7}  {'prio':4}  {'status':10}  {'assignee':10}  {'group':6}  subject")
+    for t in tickets:
+        print(_ticket_row(t))
+    if next_cursor:
+        print(f"\nmore: --after {next_cursor}")
+
+
+def _describe_comment(comment: Comment) -> str:
+    kind = "reply" if comment.public else "NOTE"
+    when = comment.created_at.strftime("%Y-%m-%d %H:%M")
+    return f"[{when}] {kind} by {comment.author} via {comment.channel}:\n    " + "\n    ".join(
+        comment.body.splitlines() or [""]
+    )
+
+
+# ---------------------------------------------------------------------------- the demo
+
+
 def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> None:
     rng = random.Random(seed)
     desk.add_group("l1", "Service desk", tier=1)
     desk.add_group("l2", "Technicians", tier=2)
     desk.add_group("l3", "Specialists", tier=3)
-    staff = {
-        "l1": ["ana", "ben", "chloe"],
-        "l2": ["dmitri", "esra"],
-        "l3": ["farid"],
-    }
+    staff = {"l1": ["ana", "ben", "chloe"], "l2": ["dmitri", "esra"], "l3": ["farid"]}
     for group, names in staff.items():
         for name in names:
             desk.add_agent(name, name.title(), email=f"{name}@support.example", groups=[group])
@@ -51,15 +133,18 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> None:
         desk.create_organization("Acme SA", domains=["acme.example"], segment="enterprise"),
         desk.create_organization("Globex GmbH", domains=["globex.example"], region="EMEA"),
         desk.create_organization("Initech", domains=["initech.example"], segment="smb"),
+        desk.create_organization("Umbrella Société", domains=["umbrella.example"], vip=True),
     ]
     first = ["José", "Marie", "Wei", "Aisha", "Lars", "Priya", "Tomás", "Zoë"]
     last = ["Núñez", "Dubois", "Chen", "Okafor", "Berg", "Patel", "García", "Müller"]
-    contacts = []
-    for index in range(24):
+    contacts: list[Contact] = []
+    for index in range(32):
         org = orgs[index % len(orgs)]
-        given, family = first[index % 8], last[(index * 3) % 8]
-        email = f"{given.lower()}.{index}@{org.domains[0]}".encode("ascii", "ignore").decode()
-        contacts.append(desk.create_contact(f"{given} {family}", emails=[email]))
+        given, family = first[index % 8], last[(index * 3 + index // 8) % 8]
+        local = f"{given}.{family}.{index}".lower().encode("ascii", "ignore").decode()
+        contacts.append(
+            desk.create_contact(f"{given} {family}", emails=[f"{local}@{org.domains[0]}"])
+        )
     subjects = [
         "VPN drops every few minutes",
         "Cannot print to the 3rd floor printer",
@@ -69,74 +154,386 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> None:
         "Shared mailbox missing in Outlook",
         "Request: new monitor",
         "CRM export times out",
+        "Wi-Fi in meeting room B is down",
+        "Access to the finance share",
     ]
-    levels = [Impact.HIGH, Impact.MEDIUM, Impact.LOW]
+    impacts = [Impact.HIGH, Impact.MEDIUM, Impact.LOW]
     urgencies = [Urgency.HIGH, Urgency.MEDIUM, Urgency.LOW]
-    open_ids: list[str] = []
+    mean_gap = timedelta(days=7) / tickets
+    live: list[str] = []
+    progress = _Progress(tickets, "demo")
     for _ in range(tickets):
-        clock.current += timedelta(minutes=rng.randint(5, 40))
+        clock.current += mean_gap * rng.uniform(0.2, 1.8)
         who = rng.choice(contacts)
         ticket = desk.open_ticket(
             Actor.contact(who.id),
             requester=who,
             subject=rng.choice(subjects),
-            body="Hello, could you help?",
-            impact=rng.choices(levels, weights=[1, 3, 6])[0],
+            body="Hello, could you help me with this?",
+            impact=rng.choices(impacts, weights=[1, 3, 6])[0],
             urgency=rng.choices(urgencies, weights=[2, 4, 4])[0],
             channel=rng.choice(["email", "web", "chat"]),
         )
-        open_ids.append(ticket.id)
-        for ticket_id in rng.sample(open_ids, k=min(3, len(open_ids))):
-            current = desk.ticket(ticket_id)
-            if current.is_closed:
-                continue
-            group = rng.choice(list(staff))
-            agent = rng.choice(staff[group])
-            actor = Actor.agent(agent)
-            step = rng.random()
-            if current.category is StatusCategory.NEW:
-                desk.assign(current, actor, agent=agent, group=group)
-                desk.reply(current, actor, "Thanks, looking into it.")
-            elif current.category is StatusCategory.SOLVED:
-                desk.close(current, actor)
-            elif step < 0.3:
-                desk.reply(current, actor, "Could you send a screenshot?", status="pending")
-            elif step < 0.45 and current.category is StatusCategory.PENDING:
-                desk.requester_reply(current, "Here it is.")
-            elif step < 0.7:
-                desk.resolve(current, actor, comment="This should be fixed now.")
-            else:
-                desk.note(current, actor, "Checked the logs.")
+        live.append(ticket.id)
+        for ticket_id in rng.sample(live, k=min(3, len(live))):
+            _demo_step(desk, rng, staff, ticket_id)
+        live = [t for t in live if not desk.ticket(t).is_closed]
+        progress.step()
 
 
-def _print_queue(desk: Helpdesk, *, as_json: bool) -> None:
-    page = desk.tickets(
-        TicketQuery(
-            categories={StatusCategory.NEW, StatusCategory.OPEN},
-            sort=SortOrder.PRIORITY,
-            limit=15,
+def _demo_step(
+    desk: Helpdesk, rng: random.Random, staff: dict[str, list[str]], ticket_id: str
+) -> None:
+    current = desk.ticket(ticket_id)
+    group = current.group_id or "l1"
+    agent = current.assignee_id or rng.choice(staff[group])
+    actor = Actor.agent(agent)
+    roll = rng.random()
+    if current.category is StatusCategory.NEW:
+        desk.assign(current, actor, agent=agent, group=group)
+        desk.reply(current, actor, "Thanks, we are looking into it.")
+    elif current.category is StatusCategory.SOLVED:
+        if roll < 0.2:
+            desk.requester_reply(current, "Sorry, it is broken again.")
+        else:
+            desk.close(current, actor)
+    elif current.category is StatusCategory.PENDING:
+        desk.requester_reply(current, "Here is the screenshot you asked for.")
+    elif roll < 0.25:
+        desk.reply(current, actor, "Could you send a screenshot?", status="pending")
+    elif roll < 0.35 and group != "l3":
+        target = "l2" if group == "l1" else "l3"
+        desk.transfer(
+            current, actor, group=target, agent=rng.choice(staff[target]), reason="needs expertise"
         )
+    elif roll < 0.65:
+        desk.resolve(current, actor, comment="This should be fixed now.")
+    elif roll < 0.8:
+        desk.note(current, actor, "Checked the logs, nothing obvious.")
+
+
+# ---------------------------------------------------------------------------- commands
+
+
+def _ticket_query(args: argparse.Namespace) -> TicketQuery:
+    return TicketQuery(
+        statuses=args.status or None,
+        categories=args.category or None,
+        assignee_ids=args.assignee or None,
+        unassigned=args.unassigned,
+        group_ids=args.group or None,
+        requester_ids=args.requester or None,
+        organization_ids=args.org or None,
+        priorities=args.priority or None,
+        tags=args.tag or (),
+        sort=SortOrder(args.sort),
+        limit=args.limit,
+        after=args.after,
     )
-    if as_json:
-        rows = [
-            {
-                "number": t.number,
-                "priority": t.priority.name,
-                "status": t.status,
-                "assignee": t.assignee_id,
-                "group": t.group_id,
-                "subject": t.subject,
-            }
-            for t in page
-        ]
-        print(json.dumps(rows, indent=2))
-        return
-    print(f"{'#':>5}  {'prio':4}  {'status':8}  {'assignee':9}  subject")
-    for t in page:
-        print(
-            f"{t.reference:>5}  {t.priority.name:4}  {t.status:8}  "
-            f"{(t.assignee_id or '-'):9}  {t.subject}"
+
+
+def _resolve_requesters(desk: Helpdesk, values: list[str] | None) -> list[str] | None:
+    if not values:
+        return values
+    found = []
+    for value in values:
+        found.append(desk.contact_by_email(value).id if "@" in value else desk.contact(value).id)
+    return found
+
+
+def cmd_init(desk: Helpdesk, args: argparse.Namespace) -> int:
+    print(f"helpkit: store ready at {args.store}")
+    config = Path(CONFIG_FILE)
+    if args.write_config:
+        if config.exists():
+            raise UsageError(f"{CONFIG_FILE} already exists; not overwriting it")
+        config.write_text(_CONFIG_TEMPLATE, encoding="utf-8")
+        print(f"helpkit: wrote {CONFIG_FILE}")
+    return 0
+
+
+def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
+    if args.tickets < 1:
+        raise UsageError("--tickets must be at least 1")
+    if desk.tickets(TicketQuery(limit=1)).items and not args.force:
+        raise UsageError(
+            f"{args.store} already holds tickets; use another --store or --force to add more"
         )
+    clock = desk.clock
+    assert isinstance(clock, _SimClock)
+    _demo(desk, clock, args.tickets, args.seed)
+    if not args.json:
+        print(f"helpkit demo: {args.tickets} tickets over a simulated week in {args.store}\n")
+        print("The agents' queue (new and open tickets, most urgent first):")
+    query = TicketQuery(
+        categories={StatusCategory.NEW, StatusCategory.OPEN}, sort=SortOrder.PRIORITY, limit=15
+    )
+    page = desk.tickets(query)
+    if args.json:
+        _emit_json([_plain(t) for t in page])
+    else:
+        _print_tickets(page.items, None)
+        print("\nTry: helpkit list --assignee ana   |   helpkit show 1   |   helpkit contacts")
+    return 0
+
+
+def cmd_open(desk: Helpdesk, args: argparse.Namespace) -> int:
+    ticket = desk.open_ticket(
+        args.actor,
+        requester=args.requester,
+        subject=args.subject,
+        body=args.body,
+        impact=args.impact,
+        urgency=args.urgency,
+        channel=args.channel,
+        tags=args.tag or (),
+        group=args.group,
+        assignee=args.assignee,
+    )
+    return _report(ticket, args, "opened")
+
+
+def cmd_list(desk: Helpdesk, args: argparse.Namespace) -> int:
+    args.requester = _resolve_requesters(desk, args.requester)
+    page = desk.tickets(_ticket_query(args))
+    if args.json:
+        _emit_json({"tickets": [_plain(t) for t in page], "next_cursor": page.next_cursor})
+    else:
+        _print_tickets(page.items, page.next_cursor)
+    return 0
+
+
+def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
+    ticket = desk.ticket(_ticket_ref(args.ticket))
+    conversation = desk.conversation(ticket)
+    history = desk.history(ticket)
+    if args.json:
+        _emit_json(
+            {
+                "ticket": _plain(ticket),
+                "conversation": [_plain(c) for c in conversation],
+                "history": [event_to_dict(e) for e in history],
+            }
+        )
+        return 0
+    requester = desk.contact(ticket.requester_id)
+    print(f"{ticket.reference}  {ticket.subject}")
+    print(f"  status    {ticket.status} ({ticket.category.value})")
+    print(
+        f"  priority  {ticket.priority.name} {ticket.priority.label} "
+        f"(impact {ticket.impact.value}, urgency {ticket.urgency.value})"
+    )
+    print(f"  requester {requester.name} <{requester.email or '-'}>")
+    print(f"  assignee  {ticket.assignee_id or '-'}   group {ticket.group_id or '-'}")
+    if ticket.tags:
+        print(f"  tags      {', '.join(sorted(ticket.tags))}")
+    if ticket.merged_into:
+        print(f"  merged into {desk.ticket(ticket.merged_into).reference}")
+    for link in sorted(ticket.links, key=lambda x: (x.kind.value, x.target_id)):
+        print(f"  {link.kind.value} {desk.ticket(link.target_id).reference}")
+    print(
+        f"  created   {ticket.created_at:%Y-%m-%d %H:%M} UTC, "
+        f"updated {ticket.updated_at:%Y-%m-%d %H:%M}"
+    )
+    print("\nConversation:")
+    for comment in conversation:
+        print(_describe_comment(comment))
+    print("\nHistory:")
+    for event in history:
+        print(f"  {event.seq:>3}  {event.at:%Y-%m-%d %H:%M}  {event.actor}  {event.TYPE}")
+    return 0
+
+
+def _report(ticket: Ticket, args: argparse.Namespace, verb: str) -> int:
+    if getattr(args, "json", False):
+        _emit_json(_plain(ticket))
+    else:
+        print(
+            f"{ticket.reference} {verb}: {ticket.status}, {ticket.priority.name}, {ticket.subject}"
+        )
+    return 0
+
+
+def _ticket_ref(text: str) -> str | int:
+    stripped = text.strip().removeprefix("#")
+    return int(stripped) if stripped.isdigit() else text
+
+
+def cmd_reply(desk: Helpdesk, args: argparse.Namespace) -> int:
+    ticket = desk.reply(_ticket_ref(args.ticket), args.actor, args.body, status=args.status)
+    return _report(ticket, args, "replied")
+
+
+def cmd_note(desk: Helpdesk, args: argparse.Namespace) -> int:
+    return _report(desk.note(_ticket_ref(args.ticket), args.actor, args.body), args, "noted")
+
+
+def cmd_assign(desk: Helpdesk, args: argparse.Namespace) -> int:
+    if args.agent is None and args.group is None:
+        raise UsageError("assign needs --agent and/or --group")
+    ticket = desk.assign(
+        _ticket_ref(args.ticket),
+        args.actor,
+        agent=UNSET if args.agent is None else (None if args.agent == "-" else args.agent),
+        group=UNSET if args.group is None else (None if args.group == "-" else args.group),
+    )
+    return _report(ticket, args, "assigned")
+
+
+def cmd_transfer(desk: Helpdesk, args: argparse.Namespace) -> int:
+    ticket = desk.transfer(
+        _ticket_ref(args.ticket), args.actor, group=args.group, agent=args.agent, reason=args.reason
+    )
+    return _report(ticket, args, "transferred")
+
+
+def cmd_status(desk: Helpdesk, args: argparse.Namespace) -> int:
+    ticket = desk.set_status(_ticket_ref(args.ticket), args.actor, args.status, reason=args.reason)
+    return _report(ticket, args, "updated")
+
+
+def cmd_merge(desk: Helpdesk, args: argparse.Namespace) -> int:
+    target = desk.merge(_ticket_ref(args.source), _ticket_ref(args.target), args.actor)
+    return _report(target, args, "received the merge")
+
+
+def cmd_resolve(desk: Helpdesk, args: argparse.Namespace) -> int:
+    ticket = desk.resolve(_ticket_ref(args.ticket), args.actor, comment=args.comment)
+    return _report(ticket, args, "resolved")
+
+
+def cmd_close(desk: Helpdesk, args: argparse.Namespace) -> int:
+    return _report(desk.close(_ticket_ref(args.ticket), args.actor), args, "closed")
+
+
+def cmd_contacts(desk: Helpdesk, args: argparse.Namespace) -> int:
+    if args.add:
+        contact = desk.create_contact(
+            args.add,
+            emails=args.email or (),
+            phone=args.phone,
+            language=args.language,
+            organization=UNSET if args.org is None else args.org,
+            vip=args.vip,
+        )
+        found = [contact]
+    elif args.email:
+        found = [desk.contact_by_email(e) for e in args.email]
+    else:
+        found = desk.find_contacts(args.search or "", limit=args.limit)
+    if args.json:
+        _emit_json([_plain(c) for c in found])
+        return 0
+    for contact in found:
+        org = desk.organization(contact.organization_id).name if contact.organization_id else "-"
+        vip = " VIP" if contact.vip else ""
+        print(f"{contact.id:34}  {contact.name:24}  {contact.email or '-':32}  {org}{vip}")
+        if args.tickets:
+            for ticket in desk.tickets_of_contact(contact):
+                print("    " + _ticket_row(ticket))
+    return 0
+
+
+def cmd_orgs(desk: Helpdesk, args: argparse.Namespace) -> int:
+    found: list[Organization]
+    if args.add:
+        found = [
+            desk.create_organization(
+                args.add, domains=args.domain or (), segment=args.segment, region=args.region
+            )
+        ]
+    elif args.domain:
+        found = [desk.organization_by_domain(d) for d in args.domain]
+    else:
+        found = desk.find_organizations(args.search or "", limit=args.limit)
+    if args.json:
+        _emit_json([_plain(o) for o in found])
+        return 0
+    for org in found:
+        print(f"{org.id:34}  {org.name:24}  {', '.join(org.domains) or '-'}")
+        if args.tickets:
+            for ticket in desk.tickets_of_organization(org):
+                print("    " + _ticket_row(ticket))
+    return 0
+
+
+def cmd_plugins(args: argparse.Namespace) -> int:
+    infos = list_plugins()
+    if args.json:
+        _emit_json([attrs.asdict(info) for info in infos])
+        return 0
+    for info in infos:
+        print(
+            f"{info.name} ({info.source}): stores={','.join(info.stores) or '-'} "
+            f"channels={','.join(info.channels) or '-'} "
+            f"observer={'yes' if info.observes_events else 'no'}"
+        )
+    return 0
+
+
+_CONFIG_TEMPLATE = """\
+# helpkit configuration (see the configuration reference in the docs).
+
+# Impact -> urgency -> priority (1 = P1 critical ... 5 = P5 planning); this is the ITIL default.
+[priority_matrix]
+high = { high = 1, medium = 2, low = 3 }
+medium = { high = 2, medium = 3, low = 4 }
+low = { high = 3, medium = 4, low = 5 }
+
+# Statuses: each belongs to one fixed category (new, open, pending, on_hold, solved, closed).
+[[statuses]]
+name = "new"
+category = "new"
+
+[[statuses]]
+name = "open"
+category = "open"
+
+[[statuses]]
+name = "pending"
+category = "pending"
+
+[[statuses]]
+name = "on_hold"
+category = "on_hold"
+
+[[statuses]]
+name = "solved"
+category = "solved"
+
+[[statuses]]
+name = "closed"
+category = "closed"
+
+[[statuses]]
+name = "merged"
+category = "closed"
+"""
+
+
+# ---------------------------------------------------------------------------- parsing
+
+
+def _add_ticket_filters(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--status", action="append", help="status name (repeatable)")
+    parser.add_argument(
+        "--category",
+        action="append",
+        choices=[c.value for c in StatusCategory],
+        help="status category (repeatable)",
+    )
+    parser.add_argument("--assignee", action="append", help="agent id (repeatable)")
+    parser.add_argument("--unassigned", action="store_true", help="only tickets without assignee")
+    parser.add_argument("--group", action="append", help="group id (repeatable)")
+    parser.add_argument("--requester", action="append", help="contact id or email (repeatable)")
+    parser.add_argument("--org", action="append", help="organization id (repeatable)")
+    parser.add_argument("--priority", action="append", help="P1..P5 (repeatable)")
+    parser.add_argument("--tag", action="append", help="required tag (repeatable)")
+    parser.add_argument(
+        "--sort", default="priority", choices=[s.value for s in SortOrder], help="order"
+    )
+    parser.add_argument("--limit", type=int, default=50)
+    parser.add_argument("--after", help="cursor printed by the previous page")
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -146,41 +543,138 @@ def _build_parser() -> argparse.ArgumentParser:
         default=os.environ.get("HELPKIT_STORE", DEFAULT_STORE),
         help="store URL (default: $HELPKIT_STORE or %(default)s)",
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-    demo = sub.add_parser("demo", help="fill a realistic helpdesk and show the agents' queue")
-    demo.add_argument("--tickets", type=int, default=300, help="tickets to create (default 300)")
-    demo.add_argument("--seed", type=int, default=7)
-    demo.add_argument("--json", action="store_true", help="print the queue as JSON")
-    plugins = sub.add_parser("plugins", help="list plugins and what they register")
-    plugins.add_argument("--json", action="store_true")
+    parser.add_argument(
+        "--config", help=f"configuration file (default: ./{CONFIG_FILE} if present)"
+    )
+    parser.add_argument(
+        "--as",
+        dest="actor_text",
+        default=os.environ.get("HELPKIT_ACTOR", "system:cli"),
+        help="who acts: agent:ID, contact:ID or system:NAME "
+        "(default: $HELPKIT_ACTOR or %(default)s)",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(
+        name: str, handler: Callable[..., int], help_text: str, *, json_flag: bool = False
+    ) -> argparse.ArgumentParser:
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        p.set_defaults(handler=handler)
+        if json_flag:
+            p.add_argument("--json", action="store_true", help="print JSON")
+        return p
+
+    p = command("init", cmd_init, "create (or upgrade) the store")
+    p.add_argument("--write-config", action="store_true", help=f"also write a ./{CONFIG_FILE}")
+    p = command(
+        "demo", cmd_demo, "fill a realistic helpdesk and show the agents' queue", json_flag=True
+    )
+    p.add_argument("--tickets", type=int, default=300, help="tickets to create (default 300)")
+    p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
+    p.add_argument("--force", action="store_true", help="add to a store that has tickets")
+    p = command("open", cmd_open, "open a ticket", json_flag=True)
+    p.add_argument("--requester", required=True, help="contact id or email (new emails are added)")
+    p.add_argument("--subject", required=True)
+    p.add_argument("--body")
+    p.add_argument("--impact", default="medium", choices=[i.value for i in Impact])
+    p.add_argument("--urgency", default="medium", choices=[u.value for u in Urgency])
+    p.add_argument("--channel", default="cli")
+    p.add_argument("--tag", action="append")
+    p.add_argument("--group")
+    p.add_argument("--assignee")
+    p = command("list", cmd_list, "list tickets", json_flag=True)
+    _add_ticket_filters(p)
+    p = command("show", cmd_show, "a ticket's details, conversation and history", json_flag=True)
+    p.add_argument("ticket", help="number (42 or #42) or id")
+    for name, handler, help_text in (
+        ("reply", cmd_reply, "public reply (sent to the requester)"),
+        ("note", cmd_note, "internal note (agents only)"),
+    ):
+        p = command(name, handler, help_text, json_flag=True)
+        p.add_argument("ticket")
+        p.add_argument("body")
+        if name == "reply":
+            p.add_argument("--status", help="status to set with the reply (e.g. pending)")
+    p = command("assign", cmd_assign, "set the assignee and/or group ('-' clears)", json_flag=True)
+    p.add_argument("ticket")
+    p.add_argument("--agent")
+    p.add_argument("--group")
+    p = command("transfer", cmd_transfer, "hand a ticket to another group", json_flag=True)
+    p.add_argument("ticket")
+    p.add_argument("--group", required=True)
+    p.add_argument("--agent")
+    p.add_argument("--reason")
+    p = command("status", cmd_status, "set a ticket's status", json_flag=True)
+    p.add_argument("ticket")
+    p.add_argument("status")
+    p.add_argument("--reason")
+    p = command("merge", cmd_merge, "merge SOURCE into TARGET", json_flag=True)
+    p.add_argument("source")
+    p.add_argument("target")
+    p = command("resolve", cmd_resolve, "mark solved", json_flag=True)
+    p.add_argument("ticket")
+    p.add_argument("--comment", help="public closing comment")
+    p = command("close", cmd_close, "close (read-only from then on)", json_flag=True)
+    p.add_argument("ticket")
+    p = command("contacts", cmd_contacts, "find or add contacts", json_flag=True)
+    p.add_argument("search", nargs="?", help="name to search (case/accent-insensitive)")
+    p.add_argument("--email", action="append", help="find by email (or the email of --add)")
+    p.add_argument("--add", metavar="NAME", help="create a contact with this name")
+    p.add_argument("--phone")
+    p.add_argument("--language")
+    p.add_argument("--org", help="organization id for --add (default: by email domain)")
+    p.add_argument("--vip", action="store_true")
+    p.add_argument("--tickets", action="store_true", help="also list each contact's tickets")
+    p.add_argument("--limit", type=int, default=50)
+    p = command("orgs", cmd_orgs, "find or add organizations", json_flag=True)
+    p.add_argument("search", nargs="?", help="name to search (case/accent-insensitive)")
+    p.add_argument("--domain", action="append", help="find by domain (or the domains of --add)")
+    p.add_argument("--add", metavar="NAME", help="create an organization with this name")
+    p.add_argument("--segment")
+    p.add_argument("--region")
+    p.add_argument("--tickets", action="store_true", help="also list each organization's tickets")
+    p.add_argument("--limit", type=int, default=50)
+    p = command("plugins", cmd_plugins, "list plugins and what they register", json_flag=True)
     return parser
 
 
+def _load_config(path: str | None) -> DeskConfig:
+    if path is not None:
+        return DeskConfig.load(path)
+    if Path(CONFIG_FILE).exists():
+        return DeskConfig.load(CONFIG_FILE)
+    return DeskConfig()
+
+
+@contextmanager
+def _desk(args: argparse.Namespace) -> Iterator[Helpdesk]:
+    clock = None
+    if args.command == "demo":
+        now = datetime.now(UTC).replace(microsecond=0)
+        clock = _SimClock(now - timedelta(days=7))
+    desk = Helpdesk(args.store, config=_load_config(args.config), clock=clock)
+    try:
+        yield desk
+    finally:
+        desk.shutdown()
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Run the command line; return the exit code."""
+    """Run the command line; return the exit status (0 ok, 2 user mistake)."""
     args = _build_parser().parse_args(argv)
     try:
         if args.command == "plugins":
-            infos = list_plugins()
-            if args.json:
-                print(json.dumps([attrs.asdict(info) for info in infos], indent=2))
-            else:
-                for info in infos:
-                    print(
-                        f"{info.name} ({info.source}): stores={','.join(info.stores) or '-'} "
-                        f"channels={','.join(info.channels) or '-'}"
-                    )
-            return 0
-        if args.tickets < 1:
-            raise HelpkitError("--tickets must be at least 1")
-        clock = _SimClock(datetime(2026, 11, 16, 8, 0, tzinfo=UTC))
-        with Helpdesk(args.store, clock=clock) as desk:
-            _demo(desk, clock, args.tickets, args.seed)
-            if not args.json:
-                total = desk.tickets(TicketQuery(limit=1000))
-                print(f"helpkit demo: {len(total)} tickets over a simulated week in {args.store}\n")
-            _print_queue(desk, as_json=args.json)
-        return 0
-    except HelpkitError as exc:
-        print(f"helpkit: error: {exc}", file=sys.stderr)
+            return cmd_plugins(args)
+        args.actor = Actor.parse(args.actor_text)
+        with _desk(args) as desk:
+            result: int = args.handler(desk, args)
+            return result
+    except (HelpkitError, ValidationError, NotFoundError) as exc:
+        message = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if isinstance(exc, NotFoundError) and not str(exc):
+            message = "not found"
+        print(f"helpkit: error: {message}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("helpkit: interrupted", file=sys.stderr)
+        return 130
