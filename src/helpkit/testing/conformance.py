@@ -1,0 +1,1389 @@
+"""The store conformance suite: what every :class:`helpkit.ports.Store` must do.
+
+Subclass :class:`StoreConformance` in your test suite and supply one fixture, ``make_store``,
+returning a zero-argument callable that creates a fresh, empty store::
+
+    import pytest
+    from helpkit.testing.conformance import StoreConformance
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def make_store(self, tmp_path):
+            counter = itertools.count()
+            return lambda: MyStore(tmp_path / f"desk{next(counter)}.db")
+
+Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
+``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
+data again; the persistence tests are skipped (with the reason shown) for stores that do not
+declare the capability.
+
+Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
+under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
+commands built by :mod:`helpkit.lifecycle`, and checks after every step that both give the
+same answers. This module needs pytest and Hypothesis (the ``testing`` extra).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+from operator import methodcaller
+from typing import Any, ClassVar, TypeVar
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from helpkit import lifecycle
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    HelpkitError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from helpkit.events import Event, TagsChanged
+from helpkit.lifecycle import Outcome
+from helpkit.people import Agent, Contact, Group, Organization
+from helpkit.ports import Capability, Store, TicketChange
+from helpkit.priority import ITIL_MATRIX, Impact, Priority, Urgency
+from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.stores.memory import MemoryStore
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, StatusCategory, Ticket
+
+__all__ = ["BASE_TIME", "ReopenStore", "StoreComparison", "StoreConformance", "StoreFactory"]
+
+StoreFactory = Callable[[], Store]
+"""Creates a fresh, empty store each time it is called."""
+ReopenStore = Callable[[Store], Store]
+"""Given a closed store, opens the same data again (persistent stores only)."""
+
+BASE_TIME = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+"""The fixed instant the suite's scenarios start at (a Monday); time only moves by steps."""
+
+_T = TypeVar("_T")
+_AGENT = Actor.agent("agent-1")
+
+
+# ---------------------------------------------------------------- scenario helpers
+
+
+class _Time:
+    """A deterministic clock for scenarios: it moves only by explicit steps."""
+
+    def __init__(self) -> None:
+        self.now = BASE_TIME
+
+    def tick(self, seconds: int = 60) -> datetime:
+        self.now += timedelta(seconds=seconds)
+        return self.now
+
+
+def change_of(outcome: Outcome) -> TicketChange:
+    """The store write for a lifecycle outcome."""
+    return TicketChange(outcome.ticket, outcome.events, outcome.previous_seq)
+
+
+def _open(
+    ticket_id: str,
+    number: int,
+    at: datetime,
+    *,
+    requester_id: str = "c1",
+    organization_id: str | None = None,
+    impact: Impact = Impact.MEDIUM,
+    urgency: Urgency = Urgency.MEDIUM,
+    assignee_id: str | None = None,
+    group_id: str | None = None,
+    tags: Iterable[str] = (),
+    with_comment: bool = True,
+) -> Outcome:
+    requester = Actor.contact(requester_id)
+    first = (
+        Comment(
+            id=f"{ticket_id}-m1",
+            author=requester,
+            body="The VPN drops every few minutes.",
+            public=True,
+            channel="web",
+            created_at=at,
+        )
+        if with_comment
+        else None
+    )
+    return lifecycle.open_ticket(
+        ticket_id=ticket_id,
+        number=number,
+        at=at,
+        actor=requester,
+        subject=f"Problem {ticket_id}",
+        requester_id=requester_id,
+        organization_id=organization_id,
+        impact=impact,
+        urgency=urgency,
+        matrix=ITIL_MATRIX,
+        workflow=DEFAULT_WORKFLOW,
+        channel="web",
+        first_comment=first,
+        tags=tags,
+        assignee_id=assignee_id,
+        group_id=group_id,
+    )
+
+
+def _note(ticket: Ticket, at: datetime, text: str = "Looking into it.") -> Outcome:
+    comment = Comment(
+        id=f"{ticket.id}-m{ticket.seq + 1}",
+        author=_AGENT,
+        body=text,
+        public=False,
+        channel="web",
+        created_at=at,
+    )
+    return lifecycle.add_comment(ticket, comment, at=at, workflow=DEFAULT_WORKFLOW)
+
+
+def _stale_tag(stale: Ticket, at: datetime, tag: str = "stale") -> Outcome:
+    """A well-formed change built on an old state (``apply`` does not check writability)."""
+    event = TagsChanged(
+        ticket_id=stale.id, seq=stale.seq + 1, at=at, actor=_AGENT, added=frozenset({tag})
+    )
+    return Outcome(lifecycle.apply(stale, event), (event,), stale.seq)
+
+
+def _contact(
+    contact_id: str,
+    name: str,
+    emails: Iterable[str] = (),
+    *,
+    version: int = 1,
+    at: datetime = BASE_TIME,
+    organization_id: str | None = None,
+) -> Contact:
+    return Contact(
+        id=contact_id,
+        name=name,
+        emails=tuple(emails),
+        organization_id=organization_id,
+        created_at=at,
+        updated_at=at,
+        version=version,
+    )
+
+
+def _organization(
+    organization_id: str,
+    name: str,
+    domains: Iterable[str] = (),
+    *,
+    version: int = 1,
+    at: datetime = BASE_TIME,
+) -> Organization:
+    return Organization(
+        id=organization_id,
+        name=name,
+        domains=tuple(domains),
+        created_at=at,
+        updated_at=at,
+        version=version,
+    )
+
+
+def _pages(fetch: Callable[[TicketQuery], Page[Ticket]], query: TicketQuery) -> list[Page[Ticket]]:
+    """Every page of ``query``, following the cursors ``fetch`` hands out."""
+    pages = [fetch(query)]
+    while pages[-1].next_cursor is not None:
+        if len(pages) > 10_000:
+            raise AssertionError(f"pagination of {query!r} does not end")
+        pages.append(fetch(attrs.evolve(query, after=pages[-1].next_cursor)))
+    return pages
+
+
+def _reference_pages(tickets: Iterable[Ticket], query: TicketQuery) -> list[Page[Ticket]]:
+    snapshot = list(tickets)
+    return _pages(lambda q: q.page(snapshot), query)
+
+
+def _outcome(call: Callable[[], _T]) -> tuple[str, Any]:
+    """``("ok", value)`` or ``("error", exception type)`` for helpkit errors."""
+    try:
+        return ("ok", call())
+    except HelpkitError as exc:
+        return ("error", type(exc))
+
+
+# ---------------------------------------------------------------- the query data set
+
+_FILTERS: tuple[dict[str, Any], ...] = (
+    {},
+    {"statuses": "open"},
+    {"statuses": {"pending", "solved"}},
+    {"categories": StatusCategory.NEW},
+    {"categories": ["open", "on_hold"]},
+    {"categories": "closed"},
+    {"assignee_ids": "a1"},
+    {"assignee_ids": {"a1", "a2"}},
+    {"unassigned": True},
+    {"group_ids": "g1"},
+    {"group_ids": {"g1", "g2"}},
+    {"requester_ids": "c2"},
+    {"organization_ids": "o1"},
+    {"organization_ids": {"o1", "o2"}},
+    {"priorities": 1},
+    {"priorities": [2, 3]},
+    {"tags": "vpn"},
+    {"tags": {"vpn", "urgent"}},
+    {"tags": "no-ticket-has-this"},
+    {"categories": ["new", "open"], "group_ids": "g1", "tags": "vpn"},
+    {"unassigned": True, "organization_ids": "o2", "priorities": [3, 4, 5]},
+)
+
+
+def _build_query_data(store: Store) -> list[Ticket]:
+    """A dozen tickets covering every filter, with ties in created and updated times."""
+    time = _Time()
+    specs: list[dict[str, Any]] = [
+        {"requester_id": "c1", "organization_id": "o1", "impact": Impact.HIGH,
+         "urgency": Urgency.HIGH, "assignee_id": "a1", "group_id": "g1", "tags": ["vpn"]},
+        {"requester_id": "c2", "organization_id": "o1", "impact": Impact.HIGH,
+         "urgency": Urgency.MEDIUM, "group_id": "g1", "tags": ["vpn", "urgent"]},
+        {"requester_id": "c2", "organization_id": "o2", "impact": Impact.MEDIUM,
+         "urgency": Urgency.MEDIUM, "assignee_id": "a2", "group_id": "g2"},
+        {"requester_id": "c3", "organization_id": None, "impact": Impact.LOW,
+         "urgency": Urgency.LOW, "tags": ["billing"]},
+        {"requester_id": "c1", "organization_id": "o2", "impact": Impact.MEDIUM,
+         "urgency": Urgency.LOW, "tags": ["vpn"], "group_id": "g1"},
+        {"requester_id": "c3", "organization_id": "o2", "impact": Impact.LOW,
+         "urgency": Urgency.HIGH, "assignee_id": "a1", "group_id": "g2", "tags": ["urgent"]},
+    ]  # fmt: skip
+    tickets: dict[str, Ticket] = {}
+
+    def commit(*outcomes: Outcome) -> None:
+        store.commit([change_of(o) for o in outcomes])
+        for outcome in outcomes:
+            tickets[outcome.ticket.id] = outcome.ticket
+
+    # Two rounds; tickets of the same round position share a creation time, so the id
+    # tie-break is exercised in every sort order.
+    for round_ in range(2):
+        for i, spec in enumerate(specs):
+            at = BASE_TIME + timedelta(hours=i)
+            ticket_id = f"t{round_}{i:02d}"
+            commit(_open(ticket_id, store.allocate_ticket_number(), at, **spec))
+    # Move some tickets through the workflow so statuses and updated times differ.
+    moves = {
+        "t000": "pending",
+        "t001": "on_hold",
+        "t002": "solved",
+        "t003": "closed",
+        "t100": "solved",
+        "t104": "open",
+    }
+    for ticket_id, status in moves.items():
+        at = time.tick(3600 * 24)
+        commit(
+            lifecycle.change_status(
+                tickets[ticket_id], status, at=at, actor=_AGENT, workflow=DEFAULT_WORKFLOW
+            )
+        )
+    at = time.tick(3600 * 24)
+    # Same updated time for two tickets (a tie in the updated orders).
+    commit(_note(tickets["t101"], at), _note(tickets["t105"], at))
+    at = time.tick(3600 * 24)
+    commit(
+        *lifecycle.merge(
+            tickets["t102"],
+            tickets["t104"],
+            (),
+            at=at,
+            actor=_AGENT,
+            workflow=DEFAULT_WORKFLOW,
+        )
+    )
+    return list(tickets.values())
+
+
+# ---------------------------------------------------------------- the suite
+
+
+class StoreConformance:
+    """The behaviour every store must show. Subclass it as ``TestXxx`` and supply fixtures.
+
+    Required: ``make_store`` (a fixture returning a callable that creates a fresh, empty
+    store each call). For persistent stores: ``reopen_store`` (a fixture returning a callable
+    that, given a store the suite has closed, opens the same data again).
+
+    Class attributes to adjust: ``thread_safe`` (set False if a store object must not be
+    shared between threads; the thread tests are then skipped) and ``stateful_settings``
+    (Hypothesis settings of the side-by-side state machine).
+    """
+
+    thread_safe: ClassVar[bool] = True
+    stateful_settings: ClassVar[settings] = settings(
+        max_examples=30,
+        stateful_step_count=30,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+    # ------------------------------------------------------------ fixtures
+
+    @pytest.fixture
+    def make_store(self) -> StoreFactory:
+        """Override: return a zero-argument callable creating a fresh, empty store."""
+        pytest.fail(
+            f"{type(self).__name__} must define a `make_store` fixture returning a "
+            "zero-argument callable that creates a fresh, empty store"
+        )
+
+    @pytest.fixture
+    def reopen_store(self) -> ReopenStore:
+        """Override for persistent stores: a callable reopening a closed store's data."""
+
+        def reopen(store: Store) -> Store:
+            pytest.fail(
+                f"{type(self).__name__} declares Capability.PERSISTENT but defines no "
+                "`reopen_store` fixture returning a callable (closed store) -> reopened store"
+            )
+
+        return reopen
+
+    @pytest.fixture
+    def store(self, make_store: StoreFactory) -> Iterator[Store]:
+        """A fresh store, closed after the test."""
+        made = make_store()
+        try:
+            yield made
+        finally:
+            made.close()
+
+    # ------------------------------------------------------------ protocol
+
+    def test_satisfies_the_store_protocol(self, store: Store) -> None:
+        assert isinstance(store, Store)
+        assert isinstance(store.capabilities, frozenset)
+        known = {Capability.PERSISTENT, Capability.MULTIPROCESS}
+        assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
+
+    def test_a_new_store_is_empty(self, store: Store) -> None:
+        assert store.query(TicketQuery()) == Page((), None)
+        assert store.find_contacts("") == []
+        assert store.find_organizations("") == []
+        assert store.list_agents() == []
+        assert store.list_groups() == []
+
+    # ------------------------------------------------------------ commit and load
+
+    def test_commit_then_load_returns_what_was_committed(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick(), tags=["vpn"])
+        store.commit([change_of(opened)])
+        assert store.get_ticket("t1") == opened.ticket
+        assert store.get_ticket_by_number(opened.ticket.number) == opened.ticket
+        assert store.events("t1") == list(opened.events)
+
+        noted = _note(opened.ticket, time.tick())
+        store.commit([change_of(noted)])
+        assert store.get_ticket("t1") == noted.ticket
+        assert store.get_ticket("t1").seq == len(opened.events) + len(noted.events)
+        assert store.events("t1") == list(opened.events + noted.events)
+        assert [e.seq for e in store.events("t1")] == list(range(1, noted.ticket.seq + 1))
+
+    def test_events_after_seq(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        noted = _note(opened.ticket, time.tick())
+        store.commit([change_of(opened), change_of(noted)])
+        everything = list(opened.events + noted.events)
+        for after in range(len(everything) + 2):
+            assert store.events("t1", after_seq=after) == everything[after:], after
+
+    def test_event_details_survive_storage(self, store: Store) -> None:
+        time = _Time()
+        opened = _open(
+            "t1",
+            store.allocate_ticket_number(),
+            time.tick(),
+            tags=["vpn", "urgent"],
+            assignee_id="a1",
+            group_id="g1",
+            organization_id="o1",
+        )
+        followed = lifecycle.change_followers(
+            opened.ticket,
+            at=time.tick(),
+            actor=_AGENT,
+            add=[Actor.contact("c9"), Actor.agent("a2")],
+        )
+        fields = lifecycle.set_custom_fields(
+            followed.ticket, {"asset": "LAPTOP-42", "seats": 3}, at=time.tick(), actor=_AGENT
+        )
+        store.commit([change_of(opened), change_of(followed), change_of(fields)])
+        assert store.get_ticket("t1") == fields.ticket
+        assert store.events("t1") == list(opened.events + followed.events + fields.events)
+
+    def test_several_changes_of_one_ticket_in_one_batch(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        noted = _note(opened.ticket, time.tick())
+        tagged = lifecycle.change_tags(noted.ticket, at=time.tick(), actor=_AGENT, add=["x"])
+        store.commit([change_of(opened), change_of(noted), change_of(tagged)])
+        assert store.get_ticket("t1") == tagged.ticket
+        assert store.events("t1") == list(opened.events + noted.events + tagged.events)
+
+    def test_an_empty_batch_writes_nothing(self, store: Store) -> None:
+        store.commit([])
+        assert store.query(TicketQuery()).items == ()
+
+    def test_a_change_without_events_only_guards_its_seq(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        store.commit([TicketChange(opened.ticket, (), opened.ticket.seq)])
+        assert store.get_ticket("t1") == opened.ticket
+        assert store.events("t1") == list(opened.events)
+        stale = lifecycle.replay(opened.events[:1])
+        with pytest.raises(ConflictError):
+            store.commit([TicketChange(stale, (), stale.seq)])
+
+    # ------------------------------------------------------------ optimistic concurrency
+
+    def test_stale_expected_seq_conflicts_and_changes_nothing(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        first = _note(opened.ticket, time.tick(), "first writer")
+        second = _note(opened.ticket, time.tick(), "second writer, same starting seq")
+        store.commit([change_of(first)])
+        with pytest.raises(ConflictError):
+            store.commit([change_of(second)])
+        assert store.get_ticket("t1") == first.ticket
+        assert store.events("t1") == list(opened.events + first.events)
+
+    def test_expected_seq_ahead_of_the_store_conflicts(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        ahead = _note(_note(opened.ticket, time.tick()).ticket, time.tick())
+        with pytest.raises(ConflictError):
+            store.commit([change_of(ahead)])
+        assert store.get_ticket("t1") == opened.ticket
+        assert store.events("t1") == list(opened.events)
+
+    def test_multi_ticket_commit_is_atomic(self, store: Store) -> None:
+        time = _Time()
+        a = _open("ta", store.allocate_ticket_number(), time.tick())
+        b = _open("tb", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(a), change_of(b)])
+        b_moved = _note(b.ticket, time.tick())
+        store.commit([change_of(b_moved)])
+
+        a_change = _note(a.ticket, time.tick())
+        b_stale = _note(b.ticket, time.tick())  # built on b's old seq
+        with pytest.raises(ConflictError):
+            store.commit([change_of(a_change), change_of(b_stale)])
+        assert store.get_ticket("ta") == a.ticket, "the first change of a failed batch was written"
+        assert store.events("ta") == list(a.events)
+        assert store.get_ticket("tb") == b_moved.ticket
+        assert store.events("tb") == list(b.events + b_moved.events)
+
+    def test_a_failed_batch_does_not_create_new_tickets(self, store: Store) -> None:
+        time = _Time()
+        old = _open("t-old", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(old)])
+        new = _open("t-new", store.allocate_ticket_number(), time.tick())
+        stale = _stale_tag(old.ticket, time.tick())
+        store.commit([change_of(_note(old.ticket, time.tick()))])
+        with pytest.raises(ConflictError):
+            store.commit([change_of(new), change_of(stale)])
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t-new")
+        with pytest.raises(NotFoundError):
+            store.get_ticket_by_number(new.ticket.number)
+        assert [t.id for t in store.query(TicketQuery())] == ["t-old"]
+
+    def test_opening_the_same_new_ticket_twice_in_a_batch_conflicts(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        with pytest.raises(ConflictError):
+            store.commit([change_of(opened), change_of(opened)])
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t1")
+        assert store.query(TicketQuery()).items == ()
+
+    def test_opening_an_existing_ticket_again_conflicts(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        again = _open("t1", opened.ticket.number, time.tick(), tags=["again"])
+        with pytest.raises(ConflictError):
+            store.commit([change_of(again)])
+        assert store.get_ticket("t1") == opened.ticket
+        assert store.events("t1") == list(opened.events)
+
+    def test_concurrent_writers_from_one_seq_exactly_one_wins(self, store: Store) -> None:
+        if not self.thread_safe:
+            pytest.skip("the suite declares thread_safe = False for this store")
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        writers = 8
+        changes = [
+            change_of(_note(opened.ticket, time.tick(), f"writer {i}")) for i in range(writers)
+        ]
+        barrier = threading.Barrier(writers)
+        results: list[str] = []
+        errors: list[BaseException] = []
+        guard = threading.Lock()
+
+        def write(change: TicketChange) -> None:
+            barrier.wait()
+            try:
+                store.commit([change])
+                result = "ok"
+            except ConflictError:
+                result = "conflict"
+            except BaseException as exc:  # reported below, with the test's failure
+                with guard:
+                    errors.append(exc)
+                return
+            with guard:
+                results.append(result)
+
+        threads = [threading.Thread(target=write, args=(c,)) for c in changes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert sorted(results) == ["conflict"] * (writers - 1) + ["ok"]
+        stored = store.events("t1")
+        assert len(stored) == len(opened.events) + 1
+        assert store.get_ticket("t1").seq == len(stored)
+
+    # ------------------------------------------------------------ malformed writes
+
+    def test_malformed_changes_are_refused_and_write_nothing(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        good = _note(opened.ticket, time.tick())
+        other = _open("t2", store.allocate_ticket_number(), time.tick())
+        malformed = {
+            "seq gap": TicketChange(good.ticket, good.events, good.previous_seq - 1),
+            "state seq is not the last event's": TicketChange(
+                opened.ticket, good.events, good.previous_seq
+            ),
+            "event of another ticket": TicketChange(good.ticket, other.events[:1], 0),
+            "events out of order": TicketChange(other.ticket, tuple(reversed(other.events)), 0),
+        }
+        for reason, change in malformed.items():
+            with pytest.raises(ValidationError):
+                store.commit([change])
+            assert store.get_ticket("t1") == opened.ticket, reason
+            assert store.events("t1") == list(opened.events), reason
+            with pytest.raises(NotFoundError):
+                store.get_ticket("t2")
+
+    def test_ticket_numbers_are_unique(self, store: Store) -> None:
+        time = _Time()
+        first = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(first)])
+        clash = _open("t2", first.ticket.number, time.tick())
+        with pytest.raises(DuplicateError):
+            store.commit([change_of(clash)])
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t2")
+        assert store.get_ticket_by_number(first.ticket.number) == first.ticket
+
+        number = store.allocate_ticket_number()
+        twins = [_open(f"twin{i}", number, time.tick()) for i in range(2)]
+        with pytest.raises(DuplicateError):
+            store.commit([change_of(t) for t in twins])
+        with pytest.raises(NotFoundError):
+            store.get_ticket_by_number(number)
+
+    # ------------------------------------------------------------ ticket numbers
+
+    def test_allocated_ticket_numbers_are_fresh(self, store: Store) -> None:
+        numbers = [store.allocate_ticket_number() for _ in range(200)]
+        assert all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in numbers)
+        assert len(set(numbers)) == len(numbers)
+        time = _Time()
+        opened = _open("t1", numbers[-1], time.tick())
+        store.commit([change_of(opened)])
+        assert store.allocate_ticket_number() not in numbers
+
+    def test_allocated_ticket_numbers_are_fresh_across_threads(self, store: Store) -> None:
+        if not self.thread_safe:
+            pytest.skip("the suite declares thread_safe = False for this store")
+        per_thread, threads_count = 50, 8
+        numbers: list[int] = []
+        errors: list[BaseException] = []
+        guard = threading.Lock()
+        barrier = threading.Barrier(threads_count)
+
+        def allocate() -> None:
+            barrier.wait()
+            try:
+                mine = [store.allocate_ticket_number() for _ in range(per_thread)]
+            except BaseException as exc:  # reported below
+                with guard:
+                    errors.append(exc)
+                return
+            with guard:
+                numbers.extend(mine)
+
+        threads = [threading.Thread(target=allocate) for _ in range(threads_count)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert not errors, errors
+        assert len(numbers) == per_thread * threads_count
+        assert len(set(numbers)) == len(numbers)
+
+    # ------------------------------------------------------------ not found
+
+    def test_unknown_keys_raise_not_found(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        store.save_contact(_contact("c1", "Ann", ["ann@example.com"]))
+        store.save_organization(_organization("o1", "Acme", ["acme.example"]))
+        lookups: dict[str, Callable[[], object]] = {
+            "get_ticket": lambda: store.get_ticket("nope"),
+            "get_ticket_by_number": lambda: store.get_ticket_by_number(opened.ticket.number + 1),
+            "events": lambda: store.events("nope"),
+            "get_contact": lambda: store.get_contact("nope"),
+            "contact_by_email": lambda: store.contact_by_email("nobody@example.com"),
+            "contact_by_email (not an address)": lambda: store.contact_by_email("not an email"),
+            "get_organization": lambda: store.get_organization("nope"),
+            "organization_by_domain": lambda: store.organization_by_domain("nowhere.example"),
+            "get_agent": lambda: store.get_agent("nope"),
+            "get_group": lambda: store.get_group("nope"),
+        }
+        for name, lookup in lookups.items():
+            try:
+                lookup()
+            except NotFoundError:
+                continue
+            pytest.fail(f"{name} of an unknown key returned instead of raising NotFoundError")
+
+    # ------------------------------------------------------------ queries
+
+    @pytest.mark.parametrize("order", list(SortOrder), ids=[o.value for o in SortOrder])
+    def test_queries_match_the_reference_semantics(self, store: Store, order: SortOrder) -> None:
+        tickets = _build_query_data(store)
+        for ticket in tickets:
+            assert store.get_ticket(ticket.id) == ticket
+        for filters in _FILTERS:
+            for limit in (1, 3, 50):
+                query = TicketQuery(sort=order, limit=limit, **filters)
+                expected = _reference_pages(tickets, query)
+                got = _pages(store.query, query)
+                assert got == expected, f"query {query!r}"
+                seen = [t.id for page in got for t in page]
+                matching = [t.id for t in tickets if query.matches(t)]
+                assert len(seen) == len(set(seen)), f"a ticket was listed twice by {query!r}"
+                assert sorted(seen) == sorted(matching), f"query {query!r}"
+                keys = [query.sort_key(t) for page in got for t in page]
+                assert keys == sorted(keys)
+
+    def test_the_last_full_page_has_no_cursor(self, store: Store) -> None:
+        time = _Time()
+        for i in range(4):
+            store.commit([change_of(_open(f"t{i}", store.allocate_ticket_number(), time.tick()))])
+        page = store.query(TicketQuery(sort=SortOrder.CREATED, limit=4))
+        assert [t.id for t in page] == ["t0", "t1", "t2", "t3"]
+        assert page.next_cursor is None
+        first = store.query(TicketQuery(sort=SortOrder.CREATED, limit=2))
+        assert [t.id for t in first] == ["t0", "t1"]
+        assert first.next_cursor is not None
+        second = store.query(TicketQuery(sort=SortOrder.CREATED, limit=2, after=first.next_cursor))
+        assert [t.id for t in second] == ["t2", "t3"]
+        assert second.next_cursor is None
+
+    def test_queries_see_committed_changes(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        assigned = lifecycle.assign(
+            opened.ticket, at=time.tick(), actor=_AGENT, assignee_id="a1", group_id="g1"
+        )
+        tagged = lifecycle.change_tags(assigned.ticket, at=time.tick(), actor=_AGENT, add=["vpn"])
+        raised = lifecycle.change_priority(
+            tagged.ticket,
+            at=time.tick(),
+            actor=_AGENT,
+            matrix=ITIL_MATRIX,
+            impact=Impact.HIGH,
+            urgency=Urgency.HIGH,
+        )
+        store.commit([change_of(assigned), change_of(tagged), change_of(raised)])
+        assert store.query(TicketQuery(unassigned=True)).items == ()
+        found = store.query(
+            TicketQuery(assignee_ids="a1", group_ids="g1", tags="vpn", priorities=[Priority.P1])
+        )
+        assert found.items == (raised.ticket,)
+
+    # ------------------------------------------------------------ contacts
+
+    def test_contact_insert_update_and_version_conflicts(self, store: Store) -> None:
+        first = _contact("c1", "Ann Lee", ["ann@example.com"])
+        store.save_contact(first)
+        assert store.get_contact("c1") == first
+        second = attrs.evolve(first, name="Ann Leigh", version=2)
+        store.save_contact(second)
+        assert store.get_contact("c1") == second
+
+        stale = attrs.evolve(first, name="Someone else's edit", version=2)
+        with pytest.raises(ConflictError):
+            store.save_contact(stale)
+        skipping = attrs.evolve(first, version=4)
+        with pytest.raises(ConflictError):
+            store.save_contact(skipping)
+        reinsert = _contact("c1", "Ann Again")
+        with pytest.raises(ConflictError):
+            store.save_contact(reinsert)
+        assert store.get_contact("c1") == second
+
+        with pytest.raises(NotFoundError):
+            store.save_contact(_contact("c2", "Never inserted", version=2))
+        with pytest.raises(NotFoundError):
+            store.get_contact("c2")
+
+    def test_contact_emails_are_unique(self, store: Store) -> None:
+        ann = _contact("c1", "Ann", ["ann@example.com", "a.lee@example.com"])
+        store.save_contact(ann)
+        thief = _contact("c2", "Bob", ["bob@example.com", "ANN@Example.com"])
+        with pytest.raises(DuplicateError):
+            store.save_contact(thief)
+        with pytest.raises(NotFoundError):
+            store.get_contact("c2")
+        with pytest.raises(NotFoundError):
+            store.contact_by_email("bob@example.com")
+        assert store.contact_by_email("ann@example.com") == ann
+
+        # Updating a contact with its own addresses is not a duplicate.
+        ann2 = attrs.evolve(ann, name="Ann Lee", version=2)
+        store.save_contact(ann2)
+        # An address a contact gives up can be taken by another one.
+        ann3 = attrs.evolve(ann2, emails=("a.lee@example.com",), version=3)
+        store.save_contact(ann3)
+        with pytest.raises(NotFoundError):
+            store.contact_by_email("ann@example.com")
+        bob = _contact("c2", "Bob", ["bob@example.com", "ann@example.com"])
+        store.save_contact(bob)
+        assert store.contact_by_email("ann@example.com") == bob
+        assert store.contact_by_email("a.lee@example.com") == ann3
+
+    def test_a_refused_contact_update_changes_nothing(self, store: Store) -> None:
+        ann = _contact("c1", "Ann", ["ann@example.com"])
+        bob = _contact("c2", "Bob", ["bob@example.com"])
+        store.save_contact(ann)
+        store.save_contact(bob)
+        grab = attrs.evolve(bob, name="Bob Grabs", emails=("bob2@example.com", "ann@example.com"))
+        with pytest.raises(DuplicateError):
+            store.save_contact(attrs.evolve(grab, version=2))
+        assert store.get_contact("c2") == bob
+        assert store.contact_by_email("bob@example.com") == bob
+        with pytest.raises(NotFoundError):
+            store.contact_by_email("bob2@example.com")
+        assert store.find_contacts("grabs") == []
+
+    def test_contact_by_email_is_case_insensitive(self, store: Store) -> None:
+        jose = _contact("c1", "José Pérez", ["Jose.Perez@Example.COM"])
+        store.save_contact(jose)
+        for email in (
+            "jose.perez@example.com",
+            "JOSE.PEREZ@EXAMPLE.COM",
+            " Jose.Perez@example.com ",
+        ):
+            assert store.contact_by_email(email) == jose, email
+
+    def test_find_contacts_ignores_case_and_accents(self, store: Store) -> None:
+        jose = _contact("c1", "José Pérez")
+        zoe = _contact("c2", "Zoë  Ångström")
+        joseph = _contact("c3", "Joseph Smith")
+        for contact in (jose, zoe, joseph):
+            store.save_contact(contact)
+        assert store.find_contacts("jose") == [jose, joseph]  # "jose perez" < "joseph smith"
+        assert store.find_contacts("JOSÉ") == [jose, joseph]
+        assert store.find_contacts("josé pérez") == [jose]
+        assert store.find_contacts("  JOSE   PEREZ ") == [jose]
+        assert store.find_contacts("perez") == [jose]
+        assert store.find_contacts("zoe angstrom") == [zoe]
+        assert store.find_contacts("ÅNG") == [zoe]
+        assert store.find_contacts("nobody") == []
+
+    def test_find_contacts_orders_by_name_then_id_and_limits(self, store: Store) -> None:
+        people = [
+            _contact("c3", "Ann"),
+            _contact("c1", "ann"),
+            _contact("c2", "Ánn"),
+            _contact("c4", "Annabel"),
+            _contact("c0", "Zed Ann"),
+        ]
+        for contact in people:
+            store.save_contact(contact)
+        found = store.find_contacts("ann")
+        assert [c.id for c in found] == ["c1", "c2", "c3", "c4", "c0"]
+        assert [c.id for c in store.find_contacts("ann", limit=2)] == ["c1", "c2"]
+        assert len(store.find_contacts("", limit=3)) == 3
+
+    # ------------------------------------------------------------ organizations
+
+    def test_organization_insert_update_and_version_conflicts(self, store: Store) -> None:
+        acme = _organization("o1", "Acme", ["acme.example"])
+        store.save_organization(acme)
+        assert store.get_organization("o1") == acme
+        acme2 = attrs.evolve(acme, name="Acme Corp", version=2)
+        store.save_organization(acme2)
+        with pytest.raises(ConflictError):
+            store.save_organization(attrs.evolve(acme, name="stale", version=2))
+        with pytest.raises(ConflictError):
+            store.save_organization(_organization("o1", "Again"))
+        with pytest.raises(NotFoundError):
+            store.save_organization(_organization("o2", "Ghost", version=3))
+        assert store.get_organization("o1") == acme2
+        with pytest.raises(NotFoundError):
+            store.get_organization("o2")
+
+    def test_organization_domains_are_unique(self, store: Store) -> None:
+        acme = _organization("o1", "Acme", ["acme.example", "acme.test"])
+        store.save_organization(acme)
+        with pytest.raises(DuplicateError):
+            store.save_organization(_organization("o2", "Globex", ["globex.test", "ACME.example"]))
+        with pytest.raises(NotFoundError):
+            store.get_organization("o2")
+        with pytest.raises(NotFoundError):
+            store.organization_by_domain("globex.test")
+        acme2 = attrs.evolve(acme, domains=("acme.test",), version=2)
+        store.save_organization(acme2)
+        globex = _organization("o2", "Globex", ["globex.test", "acme.example"])
+        store.save_organization(globex)
+        assert store.organization_by_domain("ACME.EXAMPLE") == globex
+        assert store.organization_by_domain("acme.test") == acme2
+
+    def test_find_organizations_by_name_and_domain(self, store: Store) -> None:
+        acme = _organization("o1", "Société Générale d'Acme", ["acme.example"])
+        globex = _organization("o2", "Globex", ["globex.example"])
+        store.save_organization(acme)
+        store.save_organization(globex)
+        assert store.find_organizations("societe") == [acme]
+        assert store.find_organizations("SOCIÉTÉ GÉNÉRALE") == [acme]
+        assert store.find_organizations("e") == [globex, acme]  # "globex" < "societe..."
+        assert store.find_organizations("e", limit=1) == [globex]
+        assert store.find_organizations("initech") == []
+        assert store.organization_by_domain("Globex.Example") == globex
+
+    # ------------------------------------------------------------ agents and groups
+
+    def test_agents_and_groups(self, store: Store) -> None:
+        bea = Agent(id="a2", name="Bea", email="bea@desk.example", group_ids=("g1",))
+        al = Agent(id="a1", name="Al", group_ids=("g1", "g2"), languages=("en", "fr"))
+        store.save_agent(bea)
+        store.save_agent(al)
+        assert store.get_agent("a1") == al
+        assert store.list_agents() == [al, bea]
+        inactive = attrs.evolve(bea, active=False, group_ids=())
+        store.save_agent(inactive)
+        assert store.get_agent("a2") == inactive
+        assert store.list_agents() == [al, inactive]
+
+        l2 = Group(id="l2", name="Technicians", tier=2)
+        l1 = Group(id="l1", name="Service desk", tier=1, description="First line")
+        store.save_group(l2)
+        store.save_group(l1)
+        assert store.list_groups() == [l1, l2]
+        renamed = attrs.evolve(l2, name="Field technicians")
+        store.save_group(renamed)
+        assert store.get_group("l2") == renamed
+        assert store.list_groups() == [l1, renamed]
+
+    # ------------------------------------------------------------ isolation
+
+    def test_results_do_not_alias_stored_data(self, store: Store) -> None:
+        time = _Time()
+        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        store.commit([change_of(opened)])
+        store.save_contact(_contact("c1", "Ann"))
+        store.save_agent(Agent(id="a1", name="Al"))
+        store.save_group(Group(id="g1", name="Desk"))
+        store.save_organization(_organization("o1", "Acme"))
+        for returned in (
+            store.events("t1"),
+            store.find_contacts("ann"),
+            store.find_organizations("acme"),
+            store.list_agents(),
+            store.list_groups(),
+        ):
+            returned.clear()
+        assert store.events("t1") == list(opened.events)
+        assert len(store.find_contacts("ann")) == 1
+        assert len(store.find_organizations("acme")) == 1
+        assert len(store.list_agents()) == 1
+        assert len(store.list_groups()) == 1
+
+    # ------------------------------------------------------------ persistence
+
+    def test_data_survives_reopening(
+        self, make_store: StoreFactory, reopen_store: ReopenStore
+    ) -> None:
+        store = make_store()
+        if Capability.PERSISTENT not in store.capabilities:
+            store.close()
+            pytest.skip("the store does not declare Capability.PERSISTENT")
+        try:
+            tickets = _build_query_data(store)
+            events = {t.id: store.events(t.id) for t in tickets}
+            ann = _contact("c1", "José Pérez", ["jose@example.com"])
+            acme = _organization("o1", "Acme", ["acme.example"])
+            agent = Agent(id="a1", name="Al", group_ids=("g1",))
+            group = Group(id="g1", name="Desk", tier=1)
+            store.save_contact(ann)
+            store.save_organization(acme)
+            store.save_agent(agent)
+            store.save_group(group)
+            handed_out = {t.number for t in tickets} | {store.allocate_ticket_number()}
+        finally:
+            store.close()
+        reopened = reopen_store(store)
+        try:
+            for ticket in tickets:
+                assert reopened.get_ticket(ticket.id) == ticket
+                assert reopened.get_ticket_by_number(ticket.number) == ticket
+                assert reopened.events(ticket.id) == events[ticket.id]
+            for order in SortOrder:
+                query = TicketQuery(sort=order, limit=5)
+                assert _pages(reopened.query, query) == _reference_pages(tickets, query)
+            assert reopened.find_contacts("jose") == [ann]
+            assert reopened.contact_by_email("JOSE@example.com") == ann
+            assert reopened.organization_by_domain("acme.example") == acme
+            assert reopened.list_agents() == [agent]
+            assert reopened.list_groups() == [group]
+            assert reopened.allocate_ticket_number() not in handed_out
+            # Seqs and versions survive too: stale writes still conflict.
+            ticket = tickets[0]
+            with pytest.raises(ConflictError):
+                reopened.commit([change_of(_stale_tag(_first_state(events[ticket.id]), BASE_TIME))])
+            with pytest.raises(ConflictError):
+                reopened.save_contact(ann)
+        finally:
+            reopened.close()
+
+    # ------------------------------------------------------------ side by side
+
+    def test_behaves_like_the_reference_store(self, make_store: StoreFactory) -> None:
+        class Comparison(StoreComparison):
+            def __init__(self) -> None:
+                super().__init__(make_store)
+
+        run_state_machine_as_test(Comparison, settings=self.stateful_settings)
+
+
+def _first_state(events: list[Event]) -> Ticket:
+    return lifecycle.replay(events[:1])
+
+
+# ---------------------------------------------------------------- the state machine
+
+_CONTACT_IDS = ("c1", "c2", "c3", "c4")
+_ORG_IDS = ("o1", "o2", "o3")
+_AGENT_IDS = ("a1", "a2")
+_GROUP_IDS = ("g1", "g2")
+_TAGS = ("vpn", "billing", "urgent")
+_NAMES = ("José Pérez", "jose perez", "JOSÉ", "Zoë Ångström", "zoe", "Ann Lee", "Anne  Leé")
+_EMAILS = ("jose@example.com", "JOSE@example.com", "zoe@example.org", "ann@example.net")
+_ORG_NAMES = ("Acme", "ÄCME Corp", "Globex", "Société Générale")
+_DOMAINS = ("acme.example", "ACME.example", "globex.example", "sg.example")
+_SEARCHES = ("", "jose", "JOSÉ", "pérez", "zo", "ann lee", "acme", "societe", "nobody")
+_STATUSES = tuple(s.name for s in DEFAULT_WORKFLOW.statuses if s.name != "merged")
+
+_seconds = st.sampled_from((0, 1, 59, 3600, 86_400))
+
+
+class StoreComparison(RuleBasedStateMachine):
+    """Drives a store and a MemoryStore with the same random commands; they must agree."""
+
+    def __init__(self, make_store: StoreFactory) -> None:
+        super().__init__()
+        self.store = make_store()
+        self.reference = MemoryStore()
+        self.now = BASE_TIME
+        self.ticket_ids: list[str] = []
+        self.numbers: set[int] = set()
+
+    def teardown(self) -> None:
+        self.store.close()
+        self.reference.close()
+
+    # ------------------------------------------------------------ helpers
+
+    def _commit(self, *outcomes: Outcome) -> None:
+        changes = [change_of(o) for o in outcomes if o.changed]
+        if not changes:
+            return
+        self.reference.commit(changes)
+        self.store.commit(changes)
+
+    def _both(self, call: Callable[[Store], object]) -> None:
+        """Run ``call`` on both stores; they must both succeed or fail the same way."""
+        expected = _outcome(lambda: call(self.reference))
+        got = _outcome(lambda: call(self.store))
+        assert got == expected, f"store gave {got}, the reference {expected}"
+
+    def _ticket(self, data: st.DataObject) -> Ticket:
+        ticket_id = data.draw(st.sampled_from(self.ticket_ids), label="ticket")
+        return self.reference.get_ticket(ticket_id)
+
+    def _has_tickets(self) -> bool:
+        return bool(self.ticket_ids)
+
+    # ------------------------------------------------------------ time
+
+    @rule(seconds=_seconds)
+    def wait(self, seconds: int) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    # ------------------------------------------------------------ ticket commands
+
+    @rule(
+        requester=st.sampled_from(_CONTACT_IDS),
+        organization=st.sampled_from((None, *_ORG_IDS)),
+        impact=st.sampled_from(Impact),
+        urgency=st.sampled_from(Urgency),
+        assignee=st.sampled_from((None, *_AGENT_IDS)),
+        group=st.sampled_from((None, *_GROUP_IDS)),
+        tags=st.frozensets(st.sampled_from(_TAGS)),
+        with_comment=st.booleans(),
+    )
+    def open_ticket(
+        self,
+        requester: str,
+        organization: str | None,
+        impact: Impact,
+        urgency: Urgency,
+        assignee: str | None,
+        group: str | None,
+        tags: frozenset[str],
+        with_comment: bool,
+    ) -> None:
+        number = self.store.allocate_ticket_number()
+        assert number not in self.numbers, f"ticket number {number} handed out twice"
+        self.numbers.add(number)
+        ticket_id = f"t{len(self.ticket_ids):03d}"
+        outcome = _open(
+            ticket_id,
+            number,
+            self.now,
+            requester_id=requester,
+            organization_id=organization,
+            impact=impact,
+            urgency=urgency,
+            assignee_id=assignee,
+            group_id=group,
+            tags=sorted(tags),
+            with_comment=with_comment,
+        )
+        self._commit(outcome)
+        self.ticket_ids.append(ticket_id)
+
+    @precondition(_has_tickets)
+    @rule(
+        data=st.data(),
+        by_requester=st.booleans(),
+        public=st.booleans(),
+        status=st.sampled_from((None, "pending", "on_hold", "solved")),
+    )
+    def comment(
+        self, data: st.DataObject, by_requester: bool, public: bool, status: str | None
+    ) -> None:
+        ticket = self._ticket(data)
+        author = Actor.contact(ticket.requester_id) if by_requester else _AGENT
+        comment = Comment(
+            id=f"{ticket.id}-m{ticket.seq + 1}",
+            author=author,
+            body="A message.",
+            public=public or by_requester,
+            channel="web",
+            created_at=self.now,
+        )
+        try:
+            outcome = lifecycle.add_comment(
+                ticket,
+                comment,
+                at=self.now,
+                workflow=DEFAULT_WORKFLOW,
+                status=None if by_requester else status,
+            )
+        except (InvalidTransitionError, ValidationError):
+            return
+        self._commit(outcome)
+
+    @precondition(_has_tickets)
+    @rule(data=st.data(), status=st.sampled_from(_STATUSES))
+    def set_status(self, data: st.DataObject, status: str) -> None:
+        ticket = self._ticket(data)
+        try:
+            outcome = lifecycle.change_status(
+                ticket, status, at=self.now, actor=_AGENT, workflow=DEFAULT_WORKFLOW
+            )
+        except (InvalidTransitionError, ValidationError):
+            return
+        self._commit(outcome)
+
+    @precondition(_has_tickets)
+    @rule(
+        data=st.data(),
+        assignee=st.sampled_from((None, *_AGENT_IDS)),
+        group=st.sampled_from((None, *_GROUP_IDS)),
+    )
+    def assign(self, data: st.DataObject, assignee: str | None, group: str | None) -> None:
+        ticket = self._ticket(data)
+        try:
+            outcome = lifecycle.assign(
+                ticket, at=self.now, actor=_AGENT, assignee_id=assignee, group_id=group
+            )
+        except (InvalidTransitionError, ValidationError):
+            return
+        self._commit(outcome)
+
+    @precondition(_has_tickets)
+    @rule(data=st.data(), impact=st.sampled_from(Impact), urgency=st.sampled_from(Urgency))
+    def reprioritize(self, data: st.DataObject, impact: Impact, urgency: Urgency) -> None:
+        ticket = self._ticket(data)
+        try:
+            outcome = lifecycle.change_priority(
+                ticket,
+                at=self.now,
+                actor=_AGENT,
+                matrix=ITIL_MATRIX,
+                impact=impact,
+                urgency=urgency,
+            )
+        except (InvalidTransitionError, ValidationError):
+            return
+        self._commit(outcome)
+
+    @precondition(_has_tickets)
+    @rule(
+        data=st.data(),
+        add=st.frozensets(st.sampled_from(_TAGS)),
+        remove=st.frozensets(st.sampled_from(_TAGS)),
+    )
+    def retag(self, data: st.DataObject, add: frozenset[str], remove: frozenset[str]) -> None:
+        ticket = self._ticket(data)
+        try:
+            outcome = lifecycle.change_tags(
+                ticket, at=self.now, actor=_AGENT, add=add - remove, remove=remove - add
+            )
+        except (InvalidTransitionError, ValidationError):
+            return
+        self._commit(outcome)
+
+    @precondition(lambda self: len(self.ticket_ids) >= 2)
+    @rule(data=st.data())
+    def merge(self, data: st.DataObject) -> None:
+        source = self._ticket(data)
+        target = self._ticket(data)
+        comments = lifecycle.conversation(self.reference.events(source.id))
+        try:
+            src, dst = lifecycle.merge(
+                source, target, comments, at=self.now, actor=_AGENT, workflow=DEFAULT_WORKFLOW
+            )
+        except (InvalidTransitionError, ValidationError):
+            return
+        self._commit(src, dst)
+
+    @precondition(lambda self: any(self.reference.get_ticket(t).seq >= 2 for t in self.ticket_ids))
+    @rule(data=st.data(), with_valid_change=st.booleans())
+    def stale_write(self, data: st.DataObject, with_valid_change: bool) -> None:
+        candidates = [t for t in self.ticket_ids if self.reference.get_ticket(t).seq >= 2]
+        ticket_id = data.draw(st.sampled_from(candidates), label="stale ticket")
+        history = self.reference.events(ticket_id)
+        upto = data.draw(st.integers(1, len(history) - 1), label="stale seq")
+        stale = _stale_tag(lifecycle.replay(history[:upto]), self.now)
+        changes = [change_of(stale)]
+        if with_valid_change:
+            # A valid change to another ticket, first in the batch: it must not be written.
+            other = self._ticket(data)
+            if other.id != ticket_id:
+                changes.insert(0, change_of(_stale_tag(other, self.now, "fresh")))
+        self._expect_conflict(changes)
+
+    @precondition(_has_tickets)
+    @rule(data=st.data())
+    def reopen_existing(self, data: st.DataObject) -> None:
+        ticket = self._ticket(data)
+        again = _open(ticket.id, ticket.number, self.now)
+        self._expect_conflict([change_of(again)])
+
+    def _expect_conflict(self, changes: list[TicketChange]) -> None:
+        for target in (self.reference, self.store):
+            with pytest.raises(ConflictError):
+                target.commit(changes)
+
+    # ------------------------------------------------------------ people
+
+    @rule(
+        data=st.data(),
+        contact_id=st.sampled_from(_CONTACT_IDS),
+        name=st.sampled_from(_NAMES),
+        emails=st.lists(st.sampled_from(_EMAILS), max_size=2),
+        organization=st.sampled_from((None, *_ORG_IDS)),
+    )
+    def save_contact(
+        self,
+        data: st.DataObject,
+        contact_id: str,
+        name: str,
+        emails: list[str],
+        organization: str | None,
+    ) -> None:
+        stored = _outcome(lambda: self.reference.get_contact(contact_id))
+        current = stored[1].version if stored[0] == "ok" else 0
+        version = data.draw(
+            st.sampled_from((current + 1, current + 1, current + 1, current, current + 2, 1)),
+            label="version",
+        )
+        if version < 1:
+            return
+        contact = _contact(
+            contact_id, name, emails, version=version, at=self.now, organization_id=organization
+        )
+        self._both(methodcaller("save_contact", contact))
+
+    @rule(
+        data=st.data(),
+        organization_id=st.sampled_from(_ORG_IDS),
+        name=st.sampled_from(_ORG_NAMES),
+        domains=st.lists(st.sampled_from(_DOMAINS), max_size=2),
+    )
+    def save_organization(
+        self, data: st.DataObject, organization_id: str, name: str, domains: list[str]
+    ) -> None:
+        stored = _outcome(lambda: self.reference.get_organization(organization_id))
+        current = stored[1].version if stored[0] == "ok" else 0
+        version = data.draw(
+            st.sampled_from((current + 1, current + 1, current, current + 2, 1)), label="version"
+        )
+        if version < 1:
+            return
+        org = _organization(organization_id, name, domains, version=version, at=self.now)
+        self._both(methodcaller("save_organization", org))
+
+    @rule(
+        agent_id=st.sampled_from(_AGENT_IDS),
+        name=st.sampled_from(_NAMES),
+        groups=st.lists(st.sampled_from(_GROUP_IDS), max_size=2, unique=True),
+        active=st.booleans(),
+    )
+    def save_agent(self, agent_id: str, name: str, groups: list[str], active: bool) -> None:
+        agent = Agent(id=agent_id, name=name, group_ids=tuple(groups), active=active)
+        self._both(methodcaller("save_agent", agent))
+
+    @rule(
+        group_id=st.sampled_from(_GROUP_IDS),
+        name=st.sampled_from(_ORG_NAMES),
+        tier=st.sampled_from((None, 1, 2, 3)),
+    )
+    def save_group(self, group_id: str, name: str, tier: int | None) -> None:
+        group = Group(id=group_id, name=name, tier=tier)
+        self._both(methodcaller("save_group", group))
+
+    # ------------------------------------------------------------ reads
+
+    @rule(
+        statuses=st.none() | st.frozensets(st.sampled_from(_STATUSES), min_size=1),
+        categories=st.none() | st.frozensets(st.sampled_from(StatusCategory), min_size=1),
+        assignees=st.none() | st.frozensets(st.sampled_from(_AGENT_IDS), min_size=1),
+        unassigned=st.booleans(),
+        groups=st.none() | st.frozensets(st.sampled_from(_GROUP_IDS), min_size=1),
+        requesters=st.none() | st.frozensets(st.sampled_from(_CONTACT_IDS), min_size=1),
+        organizations=st.none() | st.frozensets(st.sampled_from(_ORG_IDS), min_size=1),
+        priorities=st.none() | st.frozensets(st.sampled_from(Priority), min_size=1),
+        tags=st.frozensets(st.sampled_from(_TAGS), max_size=2),
+        order=st.sampled_from(SortOrder),
+        limit=st.integers(1, 4),
+    )
+    def query(
+        self,
+        statuses: frozenset[str] | None,
+        categories: frozenset[StatusCategory] | None,
+        assignees: frozenset[str] | None,
+        unassigned: bool,
+        groups: frozenset[str] | None,
+        requesters: frozenset[str] | None,
+        organizations: frozenset[str] | None,
+        priorities: frozenset[Priority] | None,
+        tags: frozenset[str],
+        order: SortOrder,
+        limit: int,
+    ) -> None:
+        query = TicketQuery(
+            statuses=statuses,
+            categories=categories,
+            assignee_ids=None if unassigned else assignees,
+            unassigned=unassigned,
+            group_ids=groups,
+            requester_ids=requesters,
+            organization_ids=organizations,
+            priorities=priorities,
+            tags=tags,
+            sort=order,
+            limit=limit,
+        )
+        everything = [self.reference.get_ticket(t) for t in self.ticket_ids]
+        assert _pages(self.store.query, query) == _reference_pages(everything, query)
+
+    @rule(text=st.sampled_from(_SEARCHES), limit=st.integers(1, 5))
+    def search(self, text: str, limit: int) -> None:
+        self._both(methodcaller("find_contacts", text, limit=limit))
+        self._both(methodcaller("find_organizations", text, limit=limit))
+
+    # ------------------------------------------------------------ invariants
+
+    @invariant()
+    def same_tickets(self) -> None:
+        for ticket_id in self.ticket_ids:
+            expected = self.reference.get_ticket(ticket_id)
+            assert self.store.get_ticket(ticket_id) == expected
+            assert self.store.get_ticket_by_number(expected.number) == expected
+            history = self.reference.events(ticket_id)
+            assert self.store.events(ticket_id) == history
+            middle = len(history) // 2
+            assert self.store.events(ticket_id, after_seq=middle) == history[middle:]
+
+    @invariant()
+    def same_pages(self) -> None:
+        for order in SortOrder:
+            query = TicketQuery(sort=order, limit=4)
+            assert _pages(self.store.query, query) == _pages(self.reference.query, query), order
+
+    @invariant()
+    def same_people(self) -> None:
+        for contact_id in _CONTACT_IDS:
+            self._both(methodcaller("get_contact", contact_id))
+        for email in _EMAILS:
+            self._both(methodcaller("contact_by_email", email))
+        for org_id in _ORG_IDS:
+            self._both(methodcaller("get_organization", org_id))
+        for domain in _DOMAINS:
+            self._both(methodcaller("organization_by_domain", domain))
+        self._both(methodcaller("list_agents"))
+        self._both(methodcaller("list_groups"))
+        for text in _SEARCHES:
+            self._both(methodcaller("find_contacts", text))
+            self._both(methodcaller("find_organizations", text))

@@ -1,0 +1,212 @@
+"""The in-memory store: the conformance suite, its URL factory, and closing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import cast
+
+import attrs
+import pytest
+
+from helpkit import lifecycle
+from helpkit.errors import (
+    ConflictError,
+    HelpkitError,
+    StoreError,
+    UnknownBackendError,
+    ValidationError,
+)
+from helpkit.lifecycle import Outcome
+from helpkit.people import Agent, Contact
+from helpkit.ports import Store, TicketChange
+from helpkit.priority import ITIL_MATRIX, Impact, Urgency
+from helpkit.queries import TicketQuery
+from helpkit.stores.memory import MemoryStore, memory_store_factory, validate_change
+from helpkit.testing.conformance import StoreConformance, StoreFactory, change_of
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor
+
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+
+
+def open_ticket_outcome(ticket_id: str, number: int) -> Outcome:
+    return lifecycle.open_ticket(
+        ticket_id=ticket_id,
+        number=number,
+        at=NOW,
+        actor=Actor.agent("a1"),
+        subject="Printer on fire",
+        requester_id="c1",
+        organization_id=None,
+        impact=Impact.HIGH,
+        urgency=Urgency.HIGH,
+        matrix=ITIL_MATRIX,
+        workflow=DEFAULT_WORKFLOW,
+        channel="phone",
+    )
+
+
+class TestMemoryStore(StoreConformance):
+    @pytest.fixture
+    def make_store(self) -> StoreFactory:
+        return MemoryStore
+
+
+@pytest.mark.parametrize("url", ["memory://", "memory:", "MEMORY://"])
+def test_factory_accepts_memory_urls(url: str) -> None:
+    store = memory_store_factory(url)
+    assert isinstance(store, MemoryStore)
+    assert isinstance(store, Store)
+
+
+def test_factory_gives_a_new_store_each_time() -> None:
+    first, second = memory_store_factory("memory://"), memory_store_factory("memory://")
+    first.save_agent(Agent(id="a1", name="Al"))
+    assert second.list_agents() == []
+
+
+@pytest.mark.parametrize("url", ["sqlite:///desk.db", "postgresql://db/desk", "memory", "", "x"])
+def test_factory_refuses_other_schemes(url: str) -> None:
+    with pytest.raises(UnknownBackendError, match="memory://"):
+        memory_store_factory(url)
+
+
+@pytest.mark.parametrize("url", ["memory:///desk", "memory://shared", "memory:?x=1"])
+def test_factory_refuses_paths_and_options(url: str) -> None:
+    with pytest.raises(ValidationError, match="no path or options"):
+        memory_store_factory(url)
+
+
+def test_memory_store_declares_no_capabilities() -> None:
+    assert MemoryStore().capabilities == frozenset()
+
+
+def _calls(store: MemoryStore) -> dict[str, Callable[[], object]]:
+    contact = Contact(id="c1", name="Ann", created_at=NOW, updated_at=NOW)
+    return {
+        "allocate_ticket_number": lambda: store.allocate_ticket_number(),
+        "commit": lambda: store.commit([]),
+        "get_ticket": lambda: store.get_ticket("t1"),
+        "get_ticket_by_number": lambda: store.get_ticket_by_number(1),
+        "events": lambda: store.events("t1"),
+        "query": lambda: store.query(TicketQuery()),
+        "save_contact": lambda: store.save_contact(contact),
+        "get_contact": lambda: store.get_contact("c1"),
+        "contact_by_email": lambda: store.contact_by_email("ann@example.com"),
+        "find_contacts": lambda: store.find_contacts("ann"),
+        "get_organization": lambda: store.get_organization("o1"),
+        "organization_by_domain": lambda: store.organization_by_domain("acme.example"),
+        "find_organizations": lambda: store.find_organizations("acme"),
+        "save_agent": lambda: store.save_agent(Agent(id="a1", name="Al")),
+        "get_agent": lambda: store.get_agent("a1"),
+        "list_agents": lambda: store.list_agents(),
+        "get_group": lambda: store.get_group("g1"),
+        "list_groups": lambda: store.list_groups(),
+    }
+
+
+@pytest.mark.parametrize("name", sorted(_calls(MemoryStore())))
+def test_every_call_after_close_raises_store_error(name: str) -> None:
+    store = MemoryStore()
+    call = _calls(store)[name]
+    store.close()
+    with pytest.raises(StoreError, match="closed"):
+        call()
+
+
+def test_close_is_idempotent() -> None:
+    store = MemoryStore()
+    store.close()
+    store.close()
+    assert "closed" in repr(store)
+
+
+def test_close_drops_the_data() -> None:
+    store = MemoryStore()
+    outcome = open_ticket_outcome("t1", store.allocate_ticket_number())
+    store.commit([change_of(outcome)])
+    store.close()
+    assert store._tickets == {}
+    assert store._events == {}
+
+
+def test_numbers_committed_without_allocation_are_not_handed_out() -> None:
+    store = MemoryStore()
+    outcome = open_ticket_outcome("t1", 41)
+    store.commit([change_of(outcome)])
+    assert store.allocate_ticket_number() == 42
+
+
+def test_stored_state_is_a_copy_not_the_callers_object() -> None:
+    store = MemoryStore()
+    outcome = open_ticket_outcome("t1", 1)
+    store.commit([change_of(outcome)])
+    stored = store.get_ticket("t1")
+    assert stored == outcome.ticket
+    assert stored is not outcome.ticket
+    assert store.events("t1")[0] is not outcome.events[0]
+
+
+def test_unserializable_state_is_refused_before_writing() -> None:
+    store = MemoryStore()
+    outcome = open_ticket_outcome("t1", 1)
+    unstorable = attrs.evolve(outcome.ticket, tags=frozenset({cast("str", object())}))
+    broken = TicketChange(unstorable, outcome.events, 0)
+    with pytest.raises(ValidationError, match="cannot be stored"):
+        store.commit([broken])
+    assert store.query(TicketQuery()).items == ()
+
+
+def test_validate_change_accepts_lifecycle_outcomes() -> None:
+    outcome = open_ticket_outcome("t1", 1)
+    validate_change(change_of(outcome))
+
+
+@pytest.mark.parametrize("expected_seq", [-1, True, "0"])
+def test_validate_change_refuses_bad_expected_seq(expected_seq: object) -> None:
+    outcome = open_ticket_outcome("t1", 1)
+    change = TicketChange(outcome.ticket, outcome.events, expected_seq)  # type: ignore[arg-type]
+    with pytest.raises(ValidationError, match="expected_seq"):
+        validate_change(change)
+
+
+def test_a_new_ticket_needs_events() -> None:
+    outcome = open_ticket_outcome("t1", 1)
+    with pytest.raises(ValidationError, match="opening event"):
+        MemoryStore().commit([TicketChange(outcome.ticket, (), 0)])
+
+
+def test_commit_refuses_things_that_are_not_changes() -> None:
+    with pytest.raises(ValidationError, match="TicketChange"):
+        MemoryStore().commit(["not a change"])  # type: ignore[list-item]
+
+
+def test_a_ticket_number_cannot_change() -> None:
+    store = MemoryStore()
+    outcome = open_ticket_outcome("t1", 1)
+    store.commit([change_of(outcome)])
+    tagged = lifecycle.change_tags(
+        outcome.ticket, at=outcome.ticket.updated_at, actor=outcome.events[0].actor, add=["x"]
+    )
+    renumbered = TicketChange(attrs.evolve(tagged.ticket, number=7), tagged.events, tagged.previous_seq)
+    with pytest.raises(ValidationError, match="number"):
+        store.commit([renumbered])
+    assert store.get_ticket("t1") == outcome.ticket
+
+
+def test_find_limits_must_be_positive() -> None:
+    store = MemoryStore()
+    for bad in (0, -1, True):
+        with pytest.raises(ValidationError, match="limit"):
+            store.find_contacts("a", limit=bad)
+        with pytest.raises(ValidationError, match="limit"):
+            store.find_organizations("a", limit=bad)
+
+
+def test_conflict_errors_say_what_to_do() -> None:
+    store = MemoryStore()
+    outcome = open_ticket_outcome("t1", 1)
+    store.commit([change_of(outcome)])
+    with pytest.raises(ConflictError, match="Reload and retry") as info:
+        store.commit([change_of(outcome)])
+    assert isinstance(info.value, HelpkitError)
