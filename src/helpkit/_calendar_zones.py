@@ -61,8 +61,10 @@ def year_transitions(tz: ZoneInfo, year: int) -> tuple[tuple[int, int, int], ...
 
 def transitions_between(tz: ZoneInfo, start_us: int, end_us: int) -> list[tuple[int, int, int]]:
     """Offset changes of ``tz`` at instants in ``[start_us, end_us)``, in order."""
-    y0 = max((EPOCH + timedelta(microseconds=start_us)).year - 1, 1)
-    y1 = min((EPOCH + timedelta(microseconds=end_us)).year, 9999)
+    # integer arithmetic: the ends may lie beyond what datetime can represent
+    year_us = 31_556_952 * _SECOND  # mean Gregorian year
+    y0 = max(1970 + start_us // year_us - 1, 1)
+    y1 = min(1970 + end_us // year_us + 1, 9999)
     out: list[tuple[int, int, int]] = []
     for year in range(y0, y1 + 1):
         out.extend(tr for tr in year_transitions(tz, year) if start_us <= tr[0] < end_us)

@@ -523,10 +523,12 @@ def _clip(w: _Window, a: int, b: int) -> Iterator[tuple[int, int]]:
 class _State:
     """Mutable lazily-filled caches of one calendar (shared by copies, never compared)."""
 
-    __slots__ = ("cov", "rule_years", "windows")
+    __slots__ = ("covs", "rule_years", "windows")
 
     def __init__(self) -> None:
-        self.cov: _Coverage | None = None
+        # A few disjoint coverages, most recent first, so queries in far-apart eras do not
+        # force one coverage spanning everything between them.
+        self.covs: tuple[_Coverage, ...] = ()
         self.rule_years: dict[int, frozenset[int]] = {}
         self.windows: dict[tuple[int, int], _Window] = {}
 
@@ -916,23 +918,35 @@ class BusinessCalendar:
         return _Coverage(self._pattern, v_lo, v_hi, lo, hi, wins, offset_at(self._tz, lo))
 
     def _ensure(self, t_lo: int, t_hi: int) -> _Coverage:
-        """A coverage with ``lo <= t_lo`` and ``t_hi < hi``, extending the cached one if needed."""
-        cov = self._state.cov
-        if cov is not None and cov.lo <= t_lo and t_hi < cov.hi:
-            return cov
+        """A coverage with ``lo <= t_lo`` and ``t_hi < hi``, extending a cached one if near."""
+        covs = self._state.covs
+        for cov in covs:
+            if cov.lo <= t_lo and t_hi < cov.hi:
+                return cov
         need_lo = _EPOCH_ORD + t_lo // _DAY - 2
         need_hi = _EPOCH_ORD + t_hi // _DAY + 3
-        if cov is None:
-            v_lo, v_hi = need_lo - 366, need_hi + 366
-        else:
-            grow = max(92, (cov.v_hi - cov.v_lo) // 2)  # geometric, so extensions stay rare
-            v_lo = min(cov.v_lo, need_lo - grow) if t_lo < cov.lo else cov.v_lo
-            v_hi = max(cov.v_hi, need_hi + grow) if t_hi >= cov.hi else cov.v_hi
         if need_lo < _MIN_ORD or need_hi > _MAX_ORD:
             raise CalendarError("the instant is too close to the limits of datetime")
-        cov = self._build(max(v_lo, _MIN_ORD), min(v_hi, _MAX_ORD))
-        self._state.cov = cov  # a plain attribute swap: readers keep their own snapshot
-        return cov
+        base: _Coverage | None = None
+        for cov in covs:
+            span = cov.v_hi - cov.v_lo
+            if max(cov.v_lo - need_hi, need_lo - cov.v_hi) <= max(span, 366):
+                base = cov
+                break
+        if base is None:
+            v_lo, v_hi = need_lo - 45, need_hi + 45
+        else:
+            grow = max(92, (base.v_hi - base.v_lo) // 2)  # geometric, so extensions stay rare
+            v_lo = min(base.v_lo, need_lo - grow) if t_lo < base.lo else base.v_lo
+            v_hi = max(base.v_hi, need_hi + grow) if t_hi >= base.hi else base.v_hi
+        return self._store(self._build(max(v_lo, _MIN_ORD), min(v_hi, _MAX_ORD)), base)
+
+    def _store(self, new: _Coverage, old: _Coverage | None) -> _Coverage:
+        # A plain attribute swap of an immutable tuple: concurrent readers keep the snapshot
+        # they took, and a lost update only costs a recomputation later.
+        rest = tuple(c for c in self._state.covs if c is not old)
+        self._state.covs = (new, *rest[:3])
+        return new
 
     def _grow(self, cov: _Coverage, *, up: bool, missing: int, start: int) -> _Coverage:
         """A wider coverage for an ``add`` that ran past ``cov``; raises when it never could."""
@@ -959,8 +973,7 @@ class BusinessCalendar:
             v_lo, v_hi = max(cov.v_lo - days, _MIN_ORD), cov.v_hi
             if v_lo >= cov.v_lo:
                 raise CalendarError("the result would be before the year 1")
-        new = self._build(v_lo, v_hi)
-        self._state.cov = new
+        new = self._store(self._build(v_lo, v_hi), cov)
         gained = new.c_hi - new.c(cov.hi) if up else new.c(cov.lo) - new.c_lo
         if total and not gained and abs(v_hi - v_lo - span) >= 3 * 366:
             raise CalendarError(

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Iterable
 from datetime import date, datetime, time, timedelta
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -27,12 +28,45 @@ __all__ = ["DEFAULT_DTSTART", "HolidayRule", "Holidays", "parse_ics", "read_ics"
 #: use "now", which would make a calendar depend on the day it was built). A Monday.
 DEFAULT_DTSTART = date(1900, 1, 1)
 
-# Expanding a rule always iterates from its DTSTART, so results are cached in blocks of years.
-_BLOCK_YEARS = 64
+# dateutil iterates a rule from its DTSTART on every query; a cached parse (cache=True keeps the
+# occurrences generated so far) plus blocks of years keep repeated expansions cheap. Rules are
+# plain strings, so the caches are shared by every calendar using the same rule.
+_BLOCK_YEARS = 8
+
+
+@lru_cache(maxsize=512)
+def _parsed(text: str) -> Any:
+    if not text:
+        raise CalendarError("a holiday rule is empty")
+    try:
+        return rrulestr(
+            text,
+            dtstart=datetime.combine(DEFAULT_DTSTART, time.min),
+            forceset=True,
+            ignoretz=True,
+            unfold=True,
+            cache=True,
+        )
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
+        raise CalendarError(f"invalid recurrence rule {text!r}: {exc}") from exc
+
+
+@lru_cache(maxsize=8192)
+def _block(text: str, index: int) -> tuple[date, ...]:
+    """Occurrence start dates of a rule in the years of block ``index``."""
+    first = max(index * _BLOCK_YEARS, 1)
+    last = min(index * _BLOCK_YEARS + _BLOCK_YEARS - 1, 9999)
+    # dateutil rules here are naive (ignoretz): they speak in local dates.
+    starts = _parsed(text).between(
+        datetime.combine(date(first, 1, 1), time.min),
+        datetime.combine(date(last, 12, 31), time.max),
+        inc=True,
+    )
+    return tuple(sorted({d.date() for d in starts}))
 
 
 def _check_rule(instance: HolidayRule, attribute: attrs.Attribute[str], value: str) -> None:
-    instance._parse()
+    _parsed(value)
 
 
 def _check_days(instance: HolidayRule, attribute: attrs.Attribute[int], value: int) -> None:
@@ -61,48 +95,10 @@ class HolidayRule:
 
     rule: str = attrs.field(converter=_to_rule_text, validator=_check_rule)
     days: int = attrs.field(default=1, validator=_check_days)
-    _cache: dict[int, tuple[date, ...]] = attrs.field(
-        init=False, factory=dict, eq=False, hash=False, repr=False
-    )
 
     def __repr__(self) -> str:
         extra = f", days={self.days}" if self.days != 1 else ""
         return f"HolidayRule({self.rule!r}{extra})"
-
-    def __reduce__(self) -> tuple[Any, ...]:
-        return (HolidayRule, (self.rule, self.days))
-
-    def _parse(self) -> Any:
-        text = self.rule
-        if not text:
-            raise CalendarError("a holiday rule is empty")
-        try:
-            return rrulestr(
-                text,
-                dtstart=datetime.combine(DEFAULT_DTSTART, datetime.min.time()),
-                forceset=True,
-                ignoretz=True,
-                unfold=True,
-            )
-        except (ValueError, TypeError, KeyError, IndexError, AttributeError) as exc:
-            raise CalendarError(f"invalid recurrence rule {text!r}: {exc}") from exc
-
-    def _block(self, index: int) -> tuple[date, ...]:
-        """Occurrence start dates in the years of block ``index``."""
-        got = self._cache.get(index)
-        if got is None:
-            first = max(index * _BLOCK_YEARS, 1)
-            last = min(first + _BLOCK_YEARS - 1 if index else _BLOCK_YEARS - 1, 9999)
-            rules = self._parse()
-            # dateutil rules here are naive (ignoretz): they speak in local dates.
-            starts = rules.between(
-                datetime.combine(date(first, 1, 1), time.min),
-                datetime.combine(date(last, 12, 31), time.max),
-                inc=True,
-            )
-            got = tuple(sorted({d.date() for d in starts}))
-            self._cache[index] = got
-        return got
 
     def between(self, start: date, end: date) -> list[date]:
         """The sorted dates in ``[start, end)`` that an occurrence of the rule covers."""
@@ -111,7 +107,7 @@ class HolidayRule:
         first = start - timedelta(days=self.days - 1) if start.toordinal() > self.days else start
         covered: set[date] = set()
         for index in range(first.year // _BLOCK_YEARS, (end.year // _BLOCK_YEARS) + 1):
-            for occ in self._block(index):
+            for occ in _block(self.rule, index):
                 if occ >= end or occ < first:
                     continue
                 for k in range(self.days):

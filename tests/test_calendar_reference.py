@@ -1,0 +1,115 @@
+"""The real calendar against the brute-force reference, on generated calendars and instants."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import calendar_reference as ref
+from helpkit.calendar import BusinessCalendar
+from helpkit.testing.calendar_strategies import aware_datetimes, business_calendars
+
+# (zone, a date next to something awkward): DST starts and ends, Lord Howe's 30-minute shift,
+# the day Samoa skipped, Kathmandu's move to +05:45, and a zone without transitions.
+FOCUS = [
+    ("America/New_York", date(2026, 3, 8)),
+    ("America/New_York", date(2026, 11, 1)),
+    ("Europe/Paris", date(2026, 3, 29)),
+    ("Europe/Paris", date(2026, 10, 25)),
+    ("Australia/Lord_Howe", date(2026, 4, 5)),
+    ("Australia/Lord_Howe", date(2026, 10, 4)),
+    ("Pacific/Apia", date(2011, 12, 30)),
+    ("Pacific/Apia", date(2011, 9, 24)),
+    ("Asia/Kathmandu", date(1986, 1, 1)),
+    ("Asia/Kathmandu", date(2026, 6, 15)),
+    ("UTC", date(2026, 2, 27)),
+]
+
+
+def _u(t: datetime) -> datetime:
+    # PEP 495: an ambiguous wall time never compares equal across zones, so compare in UTC
+    return t.astimezone(UTC)
+
+
+SETTINGS = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+def _weekly_minutes(cal: BusinessCalendar) -> int:
+    total = 0
+    for periods in cal.weekly:
+        for s, e in periods:
+            sm, em = s.hour * 60 + s.minute, e.hour * 60 + e.minute
+            total += em - sm if em > sm else em + 1440 - sm
+    return total
+
+
+@st.composite
+def scenarios(draw: st.DrawFn, *, points: int = 1) -> tuple[BusinessCalendar, list[datetime]]:
+    zone, focus = draw(st.sampled_from(FOCUS))
+    cal = draw(
+        business_calendars(
+            timezones=[zone],
+            min_date=focus - timedelta(days=9),
+            max_date=focus + timedelta(days=9),
+            allow_holiday_rules=draw(st.booleans()),
+        )
+    )
+    low = datetime.combine(focus - timedelta(days=6), time(), tzinfo=UTC)
+    instants = aware_datetimes(
+        min_value=low, max_value=low + timedelta(days=12), timezones=[zone, "UTC"]
+    )
+    return cal, [draw(instants) for _ in range(points)]
+
+
+@SETTINGS
+@given(scenarios(points=2))
+def test_elapsed_matches_reference(case: tuple[BusinessCalendar, list[datetime]]) -> None:
+    cal, (a, b) = case
+    assert cal.elapsed(a, b) == ref.elapsed(cal, a, b)
+
+
+@SETTINGS
+@given(scenarios(), st.data())
+def test_add_matches_reference(
+    case: tuple[BusinessCalendar, list[datetime]], data: st.DataObject
+) -> None:
+    cal, (a,) = case
+    # keep the answer within a few weeks so the reference stays fast
+    cap = min(timedelta(days=4), timedelta(minutes=3 * _weekly_minutes(cal)))
+    unit = data.draw(st.sampled_from([timedelta(minutes=1), timedelta(microseconds=1)]))
+    d = data.draw(st.integers(-(cap // unit), cap // unit)) * unit
+    expected = ref.add(cal, a, d)
+    got = cal.add(a, d)
+    assert expected is not None
+    assert _u(got) == expected
+    assert got.tzinfo is cal.tzinfo
+
+
+@SETTINGS
+@given(scenarios())
+def test_is_open_and_next_open_match_reference(
+    case: tuple[BusinessCalendar, list[datetime]],
+) -> None:
+    cal, (t,) = case
+    assert cal.is_open(t) == ref.is_open(cal, t)
+    expected = ref.next_open(cal, t)
+    assert expected is not None
+    assert _u(cal.next_open(t)) == expected
+
+
+@SETTINGS
+@given(scenarios(points=2))
+def test_open_intervals_match_reference(case: tuple[BusinessCalendar, list[datetime]]) -> None:
+    cal, (a, b) = case
+    a, b = min(a, b), max(a, b)
+    tz = cal.tzinfo
+    first = a.astimezone(tz).date() - timedelta(days=3)
+    last = b.astimezone(tz).date() + timedelta(days=3)
+    expected = [
+        (max(s, _u(a)), min(e, _u(b)))
+        for s, e in ref.open_set(cal, first, last)
+        if max(s, a) < min(e, b)
+    ]
+    assert [(_u(s), _u(e)) for s, e in cal.open_intervals(a, b)] == expected
