@@ -2,29 +2,32 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
-from typing import cast
+from typing import Any, cast
 
 import attrs
 import pytest
+from hypothesis import HealthCheck, Phase, settings
 
 from helpkit import lifecycle
 from helpkit.errors import (
     ConflictError,
     HelpkitError,
+    NotFoundError,
     StoreError,
     UnknownBackendError,
     ValidationError,
 )
+from helpkit.events import Event
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact
-from helpkit.ports import Store, TicketChange
+from helpkit.ports import Capability, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
-from helpkit.queries import TicketQuery
+from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.stores.memory import MemoryStore, memory_store_factory, validate_change
-from helpkit.testing.conformance import StoreConformance, StoreFactory, change_of
-from helpkit.tickets import DEFAULT_WORKFLOW, Actor
+from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory, change_of
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Ticket
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -50,6 +53,58 @@ class TestMemoryStore(StoreConformance):
     @pytest.fixture
     def make_store(self) -> StoreFactory:
         return MemoryStore
+
+
+class _ReopenableStore:
+    """A MemoryStore behind a handle that can be closed and opened again on the same data.
+
+    It stands in for a persistent store, so the suite's persistence tests run here too.
+    """
+
+    capabilities = frozenset({Capability.PERSISTENT})
+
+    def __init__(self, data: MemoryStore) -> None:
+        self.data = data
+        self.closed = False
+
+    def __getattr__(self, name: str) -> Any:
+        if self.closed:
+            raise StoreError("this handle is closed")
+        return getattr(self.data, name)
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class TestPersistentStoreContract(StoreConformance):
+    """The persistence tests of the suite, on a store that declares PERSISTENT."""
+
+    stateful_settings = settings(max_examples=5, stateful_step_count=20, deadline=None)
+
+    @pytest.fixture
+    def make_store(self) -> StoreFactory:
+        return lambda: cast(Store, _ReopenableStore(MemoryStore()))
+
+    @pytest.fixture
+    def reopen_store(self) -> ReopenStore:
+        def reopen(store: Store) -> Store:
+            assert cast(_ReopenableStore, store).closed, "the suite closes a store before reopening"
+            return cast(Store, _ReopenableStore(cast(_ReopenableStore, store).data))
+
+        return reopen
+
+
+class _ForgetfulStore(_ReopenableStore):
+    """Claims PERSISTENT but comes back empty."""
+
+
+def test_the_persistence_test_catches_a_store_that_forgets() -> None:
+    suite = StoreConformance()
+    with pytest.raises(NotFoundError):
+        suite.test_data_survives_reopening(
+            lambda: cast(Store, _ForgetfulStore(MemoryStore())),
+            lambda store: cast(Store, _ForgetfulStore(MemoryStore())),
+        )
 
 
 @pytest.mark.parametrize("url", ["memory://", "memory:", "MEMORY://"])
@@ -188,7 +243,9 @@ def test_a_ticket_number_cannot_change() -> None:
     tagged = lifecycle.change_tags(
         outcome.ticket, at=outcome.ticket.updated_at, actor=outcome.events[0].actor, add=["x"]
     )
-    renumbered = TicketChange(attrs.evolve(tagged.ticket, number=7), tagged.events, tagged.previous_seq)
+    renumbered = TicketChange(
+        attrs.evolve(tagged.ticket, number=7), tagged.events, tagged.previous_seq
+    )
     with pytest.raises(ValidationError, match="number"):
         store.commit([renumbered])
     assert store.get_ticket("t1") == outcome.ticket
@@ -210,3 +267,88 @@ def test_conflict_errors_say_what_to_do() -> None:
     with pytest.raises(ConflictError, match="Reload and retry") as info:
         store.commit([change_of(outcome)])
     assert isinstance(info.value, HelpkitError)
+
+
+# ---------------------------------------------------------------- the suite can fail
+#
+# A conformance suite that passes everything proves nothing. These run parts of it against
+# deliberately broken stores and expect them to fail.
+
+
+class _NonAtomicStore(MemoryStore):
+    """Writes each change of a batch on its own (a half-written batch survives a conflict)."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> None:
+        for change in changes:
+            super().commit([change])
+
+
+class _TagBlindStore(MemoryStore):
+    """Ignores the tag filter of queries."""
+
+    def query(self, query: TicketQuery) -> Page[Ticket]:
+        return super().query(attrs.evolve(query, tags=frozenset()))
+
+
+class _AccentSensitiveStore(MemoryStore):
+    """Searches names case-insensitively but not accent-insensitively."""
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        found = [
+            c for c in super().find_contacts("", limit=1000) if text.casefold() in c.name.casefold()
+        ]
+        return found[:limit]
+
+
+class _AliasingStore(MemoryStore):
+    """Hands out its own list of events."""
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        super().events(ticket_id)  # raises NotFoundError for unknown ids
+        return self._events[ticket_id]
+
+
+_QUICK = settings(
+    max_examples=200,
+    stateful_step_count=30,
+    deadline=None,
+    database=None,
+    derandomize=True,  # deterministic: this test must not depend on luck
+    phases=(Phase.generate,),  # no shrinking: finding the bug is enough here
+    suppress_health_check=[HealthCheck.too_slow],
+)
+
+
+class _QuickSuite(StoreConformance):
+    stateful_settings = _QUICK
+
+
+@pytest.mark.parametrize("broken", [_NonAtomicStore, _TagBlindStore, _AccentSensitiveStore])
+def test_the_state_machine_catches_a_broken_store(broken: type[MemoryStore]) -> None:
+    with pytest.raises(AssertionError):
+        _QuickSuite().test_behaves_like_the_reference_store(broken)
+
+
+def test_the_examples_catch_a_non_atomic_commit() -> None:
+    suite = StoreConformance()
+    with pytest.raises(AssertionError, match="first change of a failed batch"):
+        suite.test_multi_ticket_commit_is_atomic(_NonAtomicStore())
+
+
+def test_the_examples_catch_an_accent_sensitive_search() -> None:
+    suite = StoreConformance()
+    with pytest.raises(AssertionError):
+        suite.test_find_contacts_ignores_case_and_accents(_AccentSensitiveStore())
+
+
+def test_the_examples_catch_aliased_results() -> None:
+    suite = StoreConformance()
+    with pytest.raises(AssertionError):
+        suite.test_results_do_not_alias_stored_data(_AliasingStore())
+
+
+@pytest.mark.parametrize("order", list(SortOrder))
+def test_the_examples_catch_an_ignored_filter(order: SortOrder) -> None:
+    suite = StoreConformance()
+    with pytest.raises(AssertionError):
+        suite.test_queries_match_the_reference_semantics(_TagBlindStore(), order)

@@ -37,6 +37,7 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
     RuleBasedStateMachine,
+    initialize,
     invariant,
     precondition,
     rule,
@@ -330,8 +331,8 @@ class StoreConformance:
 
     thread_safe: ClassVar[bool] = True
     stateful_settings: ClassVar[settings] = settings(
-        max_examples=30,
-        stateful_step_count=30,
+        max_examples=40,
+        stateful_step_count=40,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
@@ -1010,6 +1011,18 @@ _ORG_NAMES = ("Acme", "ÄCME Corp", "Globex", "Société Générale")
 _DOMAINS = ("acme.example", "ACME.example", "globex.example", "sg.example")
 _SEARCHES = ("", "jose", "JOSÉ", "pérez", "zo", "ann lee", "acme", "societe", "nobody")
 _STATUSES = tuple(s.name for s in DEFAULT_WORKFLOW.statuses if s.name != "merged")
+_TICKET_SPECS = st.fixed_dictionaries(
+    {
+        "requester_id": st.sampled_from(_CONTACT_IDS),
+        "organization_id": st.sampled_from((None, *_ORG_IDS)),
+        "impact": st.sampled_from(Impact),
+        "urgency": st.sampled_from(Urgency),
+        "assignee_id": st.sampled_from((None, *_AGENT_IDS)),
+        "group_id": st.sampled_from((None, *_GROUP_IDS)),
+        "tags": st.lists(st.sampled_from(_TAGS), unique=True, max_size=2),
+        "with_comment": st.booleans(),
+    }
+)
 
 _seconds = st.sampled_from((0, 1, 59, 3600, 86_400))
 
@@ -1059,45 +1072,19 @@ class StoreComparison(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ ticket commands
 
-    @rule(
-        requester=st.sampled_from(_CONTACT_IDS),
-        organization=st.sampled_from((None, *_ORG_IDS)),
-        impact=st.sampled_from(Impact),
-        urgency=st.sampled_from(Urgency),
-        assignee=st.sampled_from((None, *_AGENT_IDS)),
-        group=st.sampled_from((None, *_GROUP_IDS)),
-        tags=st.frozensets(st.sampled_from(_TAGS)),
-        with_comment=st.booleans(),
-    )
-    def open_ticket(
-        self,
-        requester: str,
-        organization: str | None,
-        impact: Impact,
-        urgency: Urgency,
-        assignee: str | None,
-        group: str | None,
-        tags: frozenset[str],
-        with_comment: bool,
-    ) -> None:
+    @initialize(specs=st.lists(_TICKET_SPECS, min_size=1, max_size=6))
+    def open_some_tickets(self, specs: list[dict[str, Any]]) -> None:
+        for spec in specs:
+            self.open_ticket(spec)
+            self.now += timedelta(seconds=30)
+
+    @rule(spec=_TICKET_SPECS)
+    def open_ticket(self, spec: dict[str, Any]) -> None:
         number = self.store.allocate_ticket_number()
         assert number not in self.numbers, f"ticket number {number} handed out twice"
         self.numbers.add(number)
         ticket_id = f"t{len(self.ticket_ids):03d}"
-        outcome = _open(
-            ticket_id,
-            number,
-            self.now,
-            requester_id=requester,
-            organization_id=organization,
-            impact=impact,
-            urgency=urgency,
-            assignee_id=assignee,
-            group_id=group,
-            tags=sorted(tags),
-            with_comment=with_comment,
-        )
-        self._commit(outcome)
+        self._commit(_open(ticket_id, number, self.now, **spec))
         self.ticket_ids.append(ticket_id)
 
     @precondition(_has_tickets)
