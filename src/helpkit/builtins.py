@@ -21,10 +21,17 @@ def _memory(url: str) -> Store:
     return memory_store_factory(url)
 
 
+def _sqlite(url: str) -> Store:
+    from helpkit.stores.sqlite import sqlite_store_factory
+
+    return sqlite_store_factory(url)
+
+
 @hookimpl
 def helpkit_register_stores(register: RegisterStore) -> None:
-    """The in-memory store (``memory://``)."""
+    """The in-memory store (``memory://``) and the SQLite store (``sqlite:///path.db``)."""
     register("memory", _memory)
+    register("sqlite", _sqlite)
 
 
 @hookimpl

@@ -1,0 +1,1055 @@
+"""The SQLite store: helpkit's embedded default, a single file shared by threads and processes.
+
+It keeps each ticket's events (the audit trail) and its current state (indexed columns for
+every query filter and sort key, plus the full state as JSON), contacts, organizations, agents
+and groups, in one SQLite database in WAL mode. Every ``commit`` is one ``BEGIN IMMEDIATE``
+transaction, so the ``expected_seq`` check and the writes it guards are atomic across threads
+and processes.
+
+The file is recognized by its ``PRAGMA application_id``; its schema version is
+``PRAGMA user_version`` and is upgraded by the migrations in :data:`MIGRATIONS`. A file that is
+not a helpkit database, or one written by a newer helpkit, is refused before anything is
+written to it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from itertools import product
+from pathlib import Path
+from typing import Any, Final, Literal
+from urllib.parse import parse_qsl, unquote
+
+from helpkit._codec import decoder, encoder
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    UnknownBackendError,
+    ValidationError,
+)
+from helpkit.events import Event, event_from_dict, event_to_dict
+from helpkit.people import (
+    Agent,
+    Contact,
+    Group,
+    Organization,
+    normalize_domain,
+    normalize_email,
+    normalize_name,
+)
+from helpkit.ports import Capability, TicketChange
+from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.stores.memory import validate_change
+from helpkit.tickets import Ticket
+
+__all__ = [
+    "APPLICATION_ID",
+    "MIGRATIONS",
+    "SCHEMA_VERSION",
+    "SqliteStore",
+    "sqlite_store_factory",
+]
+
+APPLICATION_ID: Final = 0x484B4954
+"""``PRAGMA application_id`` of a helpkit database (the bytes ``HKIT``)."""
+
+_SQLITE_HEADER: Final = b"SQLite format 3\x00"
+_MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+# ---------------------------------------------------------------- schema and migrations
+
+_V1: Final = (
+    # The ticket number sequence: a single row. Allocation also looks at max(number), so a
+    # number committed without being allocated is never handed out.
+    """CREATE TABLE ticket_numbers (
+        singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
+        next_number INTEGER NOT NULL
+    )""",
+    "INSERT INTO ticket_numbers (singleton, next_number) VALUES (1, 1)",
+    # Current state: one row per ticket, the full state as JSON plus a column for every
+    # filter and sort key (instants as integer microseconds since the epoch, UTC).
+    """CREATE TABLE tickets (
+        rowid INTEGER PRIMARY KEY,
+        id TEXT NOT NULL UNIQUE,
+        number INTEGER NOT NULL UNIQUE,
+        seq INTEGER NOT NULL,
+        status TEXT NOT NULL,
+        category TEXT NOT NULL,
+        priority INTEGER NOT NULL,
+        assignee_id TEXT,
+        group_id TEXT,
+        requester_id TEXT NOT NULL,
+        organization_id TEXT,
+        created_us INTEGER NOT NULL,
+        updated_us INTEGER NOT NULL,
+        tags TEXT NOT NULL,
+        state TEXT NOT NULL
+    )""",
+    # The agent queue: open tickets of an assignee / of a group / of everyone, by priority.
+    """CREATE INDEX tickets_assignee_queue
+        ON tickets (assignee_id, category, priority, created_us, id)""",
+    "CREATE INDEX tickets_group_queue ON tickets (group_id, category, priority, created_us, id)",
+    "CREATE INDEX tickets_category_queue ON tickets (category, priority, created_us, id)",
+    # A person's and an organization's tickets, newest or oldest first.
+    "CREATE INDEX tickets_requester ON tickets (requester_id, created_us, id)",
+    "CREATE INDEX tickets_organization ON tickets (organization_id, created_us, id)",
+    # Unfiltered lists by creation and by last update.
+    "CREATE INDEX tickets_created ON tickets (created_us, id)",
+    "CREATE INDEX tickets_updated ON tickets (updated_us, id)",
+    """CREATE TABLE ticket_tags (
+        ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        tag TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, tag)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX ticket_tags_tag ON ticket_tags (tag, ticket_id)",
+    # The audit trail, clustered by ticket so a history is one range read.
+    """CREATE TABLE events (
+        ticket_id TEXT NOT NULL REFERENCES tickets (id),
+        seq INTEGER NOT NULL,
+        type TEXT NOT NULL,
+        at_us INTEGER NOT NULL,
+        actor TEXT NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, seq)
+    ) WITHOUT ROWID""",
+    """CREATE TABLE contacts (
+        id TEXT PRIMARY KEY,
+        name_key TEXT NOT NULL,
+        organization_id TEXT,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX contacts_name ON contacts (name_key, id)",
+    """CREATE TABLE contact_emails (
+        email TEXT PRIMARY KEY,
+        contact_id TEXT NOT NULL REFERENCES contacts (id) ON DELETE CASCADE
+    ) WITHOUT ROWID""",
+    "CREATE INDEX contact_emails_contact ON contact_emails (contact_id)",
+    """CREATE TABLE organizations (
+        id TEXT PRIMARY KEY,
+        name_key TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        data TEXT NOT NULL
+    )""",
+    "CREATE INDEX organizations_name ON organizations (name_key, id)",
+    """CREATE TABLE organization_domains (
+        domain TEXT PRIMARY KEY,
+        organization_id TEXT NOT NULL REFERENCES organizations (id) ON DELETE CASCADE
+    ) WITHOUT ROWID""",
+    "CREATE INDEX organization_domains_organization ON organization_domains (organization_id)",
+    "CREATE TABLE agents (id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+    "CREATE TABLE groups (id TEXT PRIMARY KEY, data TEXT NOT NULL)",
+)
+
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+"""The SQL statements that bring a database from schema version ``i`` to ``i + 1``."""
+
+SCHEMA_VERSION: Final = len(MIGRATIONS)
+"""The schema version this helpkit writes (``PRAGMA user_version``)."""
+
+
+# ---------------------------------------------------------------- encoding
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO = timedelta(microseconds=1)
+_encode_ticket = encoder(Ticket)
+_decode_ticket = decoder(Ticket)
+_encode_contact = encoder(Contact)
+_decode_contact = decoder(Contact)
+_encode_organization = encoder(Organization)
+_decode_organization = decoder(Organization)
+_encode_agent = encoder(Agent)
+_decode_agent = decoder(Agent)
+_encode_group = encoder(Group)
+_decode_group = decoder(Group)
+
+
+def _micros(value: datetime) -> int:
+    # The same integer as helpkit.queries' sort keys: exact microseconds since the epoch.
+    return (value - _EPOCH) // _MICRO
+
+
+def _dumps(data: Any) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _loads(text: str, what: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        raise SchemaError(f"stored {what} is not valid JSON: {exc}") from None
+
+
+_TicketRow = tuple[
+    str, int, int, str, str, int, str | None, str | None, str, str | None, int, int, str, str
+]
+
+
+class _Prepared:
+    """One change of a batch, encoded before the write lock is taken.
+
+    Errors are kept, not raised, so they surface in the order the reference store raises
+    them (validation, then the seq check, then the number check, then encoding).
+    """
+
+    __slots__ = ("change", "event_rows", "invalid", "row", "rows_error", "tags")
+
+    def __init__(self, change: TicketChange) -> None:
+        self.change = change
+        self.invalid: ValidationError | None = None
+        self.rows_error: ValidationError | None = None
+        self.row: _TicketRow | None = None
+        self.event_rows: list[tuple[str, int, str, int, str, str]] = []
+        self.tags: frozenset[str] = frozenset()
+        try:
+            validate_change(change)
+        except ValidationError as exc:
+            self.invalid = exc
+            return
+        if change.events:
+            try:
+                self._encode()
+            except ValidationError as exc:
+                self.rows_error = exc
+
+    def _encode(self) -> None:
+        ticket = self.change.ticket
+        try:
+            tags = sorted(ticket.tags)
+            self.row = (
+                ticket.id,
+                ticket.number,
+                ticket.seq,
+                ticket.status,
+                ticket.category.value,
+                int(ticket.priority),
+                ticket.assignee_id,
+                ticket.group_id,
+                ticket.requester_id,
+                ticket.organization_id,
+                _micros(ticket.created_at),
+                _micros(ticket.updated_at),
+                _dumps(tags),
+                _dumps(_encode_ticket(ticket)),
+            )
+            _check_text(self.row)
+            self.tags = frozenset(tags)
+        except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
+            raise ValidationError(f"ticket {ticket.id!r} cannot be stored: {exc}") from exc
+        for event in self.change.events:
+            try:
+                row = (
+                    event.ticket_id,
+                    event.seq,
+                    event.TYPE,
+                    _micros(event.at),
+                    str(event.actor),
+                    _dumps(event_to_dict(event)),
+                )
+                _check_text(row)
+            except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
+                raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
+            self.event_rows.append(row)
+
+
+def _check_text(row: tuple[object, ...]) -> None:
+    # SQLite stores UTF-8; a lone surrogate in an id would fail only when bound, inside the
+    # transaction. Refuse it here, with the other encoding errors.
+    for value in row:
+        if isinstance(value, str):
+            value.encode("utf-8")
+
+
+def _check_limit(limit: int) -> None:
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer; got {limit!r}")
+
+
+def _check_version(kind: str, ident: str, stored: int | None, version: int) -> None:
+    if stored is None:
+        if version != 1:
+            raise NotFoundError(
+                f"cannot save {kind} {ident!r} at version {version}: it does not exist "
+                "(a new one starts at version 1)"
+            )
+    elif version != stored + 1:
+        raise ConflictError(
+            f"{kind} {ident!r} is at version {stored}; saving version {version} would "
+            f"overwrite a change you have not seen (expected version {stored + 1}). "
+            "Reload and retry."
+        )
+
+
+# ---------------------------------------------------------------- queries
+
+
+_ORDER: Final[dict[SortOrder, str]] = {
+    SortOrder.PRIORITY: "priority, created_us, id",
+    SortOrder.CREATED: "created_us, id",
+    SortOrder.CREATED_DESC: "created_us DESC, id",
+    SortOrder.UPDATED: "updated_us, id",
+    SortOrder.UPDATED_DESC: "updated_us DESC, id",
+}
+
+# A query whose leading index columns take several values (two categories, say) is split
+# into one index-ordered arm per combination, merged by SQLite without a sort; beyond this
+# many arms a plain sort is cheaper than the compound statement.
+_MAX_ARMS: Final = 16
+
+
+def _in(column: str, values: frozenset[str] | frozenset[int], params: list[Any]) -> str:
+    ordered = sorted(values)  # a stable SQL text keeps the statement cache useful
+    params.extend(ordered)
+    if len(ordered) == 1:
+        return f"{column} = ?"
+    return f"{column} IN ({', '.join('?' * len(ordered))})"
+
+
+def _cursor_clause(query: TicketQuery, params: list[Any]) -> str | None:
+    key = query.cursor_key()
+    if key is None:
+        return None
+    order = query.sort
+    if order is SortOrder.PRIORITY:
+        params.extend(key)
+        return "(priority, created_us, id) > (?, ?, ?)"
+    at, ident = key
+    if order in (SortOrder.CREATED, SortOrder.UPDATED):
+        column = "created_us" if order is SortOrder.CREATED else "updated_us"
+        params.extend((at, ident))
+        return f"({column}, id) > (?, ?)"
+    # Descending time, ascending id: the key holds the negated instant.
+    column = "created_us" if order is SortOrder.CREATED_DESC else "updated_us"
+    at = -int(at)
+    params.extend((at, at, ident))
+    return f"{column} <= ? AND ({column} < ? OR id > ?)"
+
+
+def _filters(
+    query: TicketQuery, params: list[Any], *, skip: frozenset[str] = frozenset()
+) -> list[str]:
+    where: list[str] = []
+    if query.statuses is not None:
+        where.append(_in("status", query.statuses, params))
+    if query.categories is not None and "category" not in skip:
+        cats = frozenset(c.value for c in query.categories)
+        where.append(_in("category", cats, params))
+    if query.assignee_ids is not None and "assignee_id" not in skip:
+        where.append(_in("assignee_id", query.assignee_ids, params))
+    if query.unassigned and "assignee_id" not in skip:
+        where.append("assignee_id IS NULL")
+    if query.group_ids is not None and "group_id" not in skip:
+        where.append(_in("group_id", query.group_ids, params))
+    if query.requester_ids is not None:
+        where.append(_in("requester_id", query.requester_ids, params))
+    if query.organization_ids is not None:
+        where.append(_in("organization_id", query.organization_ids, params))
+    if query.priorities is not None:
+        where.append(_in("priority", frozenset(int(p) for p in query.priorities), params))
+    for tag in sorted(query.tags):
+        params.append(tag)
+        where.append("EXISTS (SELECT 1 FROM ticket_tags g WHERE g.ticket_id = t.id AND g.tag = ?)")
+    return where
+
+
+def _arms(query: TicketQuery) -> list[dict[str, Any]] | None:
+    """For priority-ordered queries on several categories (or assignees, groups): the
+    combinations of leading index values, each of which the queue indexes return in order."""
+    if query.sort is not SortOrder.PRIORITY or not query.categories:
+        return None
+    lead: tuple[str, list[str | None]] | None = None
+    if query.assignee_ids:
+        lead = ("assignee_id", [*sorted(query.assignee_ids)])
+    elif query.unassigned:
+        lead = ("assignee_id", [None])
+    elif query.group_ids:
+        lead = ("group_id", [*sorted(query.group_ids)])
+    categories: list[str | None] = [*sorted(c.value for c in query.categories)]
+    columns = ["category"] if lead is None else [lead[0], "category"]
+    values = [categories] if lead is None else [lead[1], categories]
+    combos = list(product(*values))
+    if len(combos) < 2 or len(combos) > _MAX_ARMS:
+        return None
+    return [dict(zip(columns, combo, strict=True)) for combo in combos]
+
+
+def _select(query: TicketQuery) -> tuple[str, list[Any]]:
+    """The SQL (and its parameters) for one page of ``query``, one row beyond the limit."""
+    arms = _arms(query)
+    params: list[Any] = []
+    if arms is None:
+        where = _filters(query, params)
+        cursor = _cursor_clause(query, params)
+        if cursor is not None:
+            where.append(cursor)
+        sql = "SELECT state FROM tickets t"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += f" ORDER BY {_ORDER[query.sort]} LIMIT ?"
+        params.append(query.limit + 1)
+        return sql, params
+    parts = []
+    skip = frozenset(arms[0])
+    for arm in arms:
+        where = []
+        for column, value in arm.items():
+            if value is None:
+                where.append(f"{column} IS NULL")
+            else:
+                where.append(f"{column} = ?")
+                params.append(value)
+        where.extend(_filters(query, params, skip=skip))
+        cursor = _cursor_clause(query, params)
+        if cursor is not None:
+            where.append(cursor)
+        parts.append(
+            "SELECT priority, created_us, id, state FROM tickets t WHERE " + " AND ".join(where)
+        )
+    sql = " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3 LIMIT ?"
+    params.append(query.limit + 1)
+    return sql, params
+
+
+# ---------------------------------------------------------------- opening a file
+
+
+def _inspect(path: str) -> bool:
+    """Check an existing file before anything writes to it; True if it needs the schema.
+
+    Raises SchemaError for a file that is not SQLite, not helpkit's, corrupt, or newer than
+    this code. Only reads: the file is opened read-only (``mode=ro``), so SQLite does not
+    even roll back a hot journal.
+    """
+    try:
+        with open(path, "rb") as handle:
+            header = handle.read(100)
+    except FileNotFoundError:
+        return True
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc}") from exc
+    if not header:
+        return True  # an empty file: a new database
+    if len(header) < 100 or not header.startswith(_SQLITE_HEADER):
+        raise SchemaError(
+            f"{path} is not an SQLite database, so not a helpkit database; "
+            "helpkit refused it and left it untouched"
+        )
+    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    try:
+        probe = sqlite3.connect(uri, uri=True, isolation_level=None)
+    except sqlite3.Error as exc:
+        raise StoreError(f"cannot open {path}: {exc}") from exc
+    try:
+        application_id = probe.execute("PRAGMA application_id").fetchone()[0]
+        version = probe.execute("PRAGMA user_version").fetchone()[0]
+        objects = probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+    except sqlite3.DatabaseError as exc:
+        raise SchemaError(
+            f"{path} cannot be read as an SQLite database ({exc}); it may be corrupt or "
+            "not a database. helpkit refused it and left it untouched"
+        ) from exc
+    finally:
+        probe.close()
+    return _check_identity(path, application_id, version, objects)
+
+
+def _check_identity(path: str, application_id: int, version: int, objects: int) -> bool:
+    if application_id == 0 and version == 0 and objects == 0:
+        return True  # an empty SQLite database: ours to initialize
+    if application_id != APPLICATION_ID:
+        raise SchemaError(
+            f"{path} is an SQLite database but not a helpkit database (application_id "
+            f"{application_id:#x}, {objects} schema objects); helpkit refused it and left it "
+            "untouched. Use a new file for helpkit."
+        )
+    if version > SCHEMA_VERSION:
+        raise SchemaError(
+            f"{path} has helpkit schema version {version}, newer than this helpkit "
+            f"understands ({SCHEMA_VERSION}); it was written by a newer helpkit. Upgrade "
+            "helpkit to open it (the file was left untouched)."
+        )
+    if version < 1:
+        raise SchemaError(f"{path} carries helpkit's application_id but no schema version")
+    return version < SCHEMA_VERSION
+
+
+def _migrate(conn: sqlite3.Connection, path: str) -> None:
+    """Create or upgrade the schema, in one transaction; a no-op when it is current."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        # Checked again under the write lock: another process may have got here first.
+        _check_identity(path, application_id, version, objects)
+        for statements in MIGRATIONS[version:]:
+            for statement in statements:
+                conn.execute(statement)
+        if version < SCHEMA_VERSION:
+            conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
+# ---------------------------------------------------------------- the store
+
+
+class SqliteStore:
+    """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
+
+    ``timeout`` is how long (seconds) a write waits for another writer's lock before failing
+    with :class:`~helpkit.errors.StoreError`. ``synchronous="FULL"`` (the default) makes every
+    commit durable against power loss; ``"NORMAL"`` is much faster and still safe against a
+    crash of the application, but a power cut may lose the last commits (never corrupting
+    the file).
+    """
+
+    capabilities: frozenset[str] = frozenset({Capability.PERSISTENT, Capability.MULTIPROCESS})
+
+    _MAX_IDLE: Final = 8
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, timeout: float = 5.0, synchronous: str = "FULL"
+    ) -> None:
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreError(
+                f"the SQLite store needs SQLite {'.'.join(map(str, _MIN_SQLITE))} or newer; "
+                f"this Python has {sqlite3.sqlite_version}"
+            )
+        mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if mode not in ("FULL", "NORMAL"):
+            raise ValidationError(f"synchronous must be 'FULL' or 'NORMAL'; got {synchronous!r}")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
+            raise ValidationError(f"timeout must be a number of seconds >= 0; got {timeout!r}")
+        self.path = os.fspath(path)
+        if not isinstance(self.path, str) or not self.path or self.path == ":memory:":
+            raise ValidationError(
+                f"the SQLite store needs a file path, not {path!r} (use memory:// for a "
+                "store that lives in memory)"
+            )
+        self.timeout = float(timeout)
+        self.synchronous: Synchronous = "FULL" if mode == "FULL" else "NORMAL"
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._open: set[sqlite3.Connection] = set()
+        self._closed = False
+        needs_schema = _inspect(self.path)
+        conn = self._connect()
+        try:
+            # WAL is a property of the file and switching writes to it, so only now, after
+            # _inspect found the file new, empty or ours.
+            mode_row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode_row is None or str(mode_row[0]).lower() != "wal":
+                raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode_row!r})")
+            if needs_schema:
+                _migrate(conn, self.path)
+        except sqlite3.Error as exc:
+            self._discard(conn)
+            raise self._error(exc) from exc
+        except BaseException:
+            self._discard(conn)
+            raise
+        self._idle.append(conn)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SqliteStore {self.path!r} {state}>"
+
+    # ------------------------------------------------------------ connections
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
+                check_same_thread=False,  # pooled: used by one thread at a time, any thread
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc) from exc
+        with self._lock:
+            self._open.add(conn)
+        return conn
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._open.discard(conn)
+        conn.close()
+
+    @contextmanager
+    def _connection(self) -> Iterator[sqlite3.Connection]:
+        """Borrow a pooled connection; sqlite3 errors become StoreError."""
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"this SqliteStore ({self.path}) is closed")
+            conn = self._idle.pop() if self._idle else None
+        if conn is None:
+            conn = self._connect()
+        try:
+            yield conn
+        except sqlite3.Error as exc:
+            raise self._error(exc) from exc
+        finally:
+            with self._lock:
+                keep = not self._closed and len(self._idle) < self._MAX_IDLE
+                if keep:
+                    self._idle.append(conn)
+                else:
+                    self._open.discard(conn)
+            if not keep:
+                conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: the database write lock is held from the start."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+            return StoreError(
+                f"{self.path} stayed locked by another writer for more than {self.timeout}s "
+                f"({text}); retry, or open the store with a longer timeout"
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
+            return SchemaError(f"{self.path} is corrupt ({text}); restore it from a backup")
+        return StoreError(f"SQLite error on {self.path}: {text}")
+
+    # ------------------------------------------------------------ tickets
+
+    def allocate_ticket_number(self) -> int:
+        """The next ticket number: never one handed out or committed before in this file."""
+        with self._connection() as conn:
+            relaxed = self.synchronous == "FULL"
+            if relaxed:
+                # No fsync for the allocation itself: the WAL is written in order, so the
+                # ticket commit that uses the number (synchronous FULL) makes this one durable
+                # too. A power cut before that loses only a number nothing was stored under.
+                conn.execute("PRAGMA synchronous = NORMAL")
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+                try:
+                    conn.execute(
+                        "UPDATE ticket_numbers SET next_number = 1 + max(next_number, "
+                        "(SELECT coalesce(max(number), 0) + 1 FROM tickets))"
+                    )
+                    number: int = conn.execute(
+                        "SELECT next_number - 1 FROM ticket_numbers"
+                    ).fetchone()[0]
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
+            finally:
+                if relaxed:
+                    conn.execute("PRAGMA synchronous = FULL")
+            return number
+
+    def commit(self, changes: Sequence[TicketChange]) -> None:
+        """Append events and save states in one transaction; ConflictError on a stale seq.
+
+        Changes apply in order, so a batch may carry several changes of one ticket, each
+        building on the previous one's seq. Nothing is written unless every change applies.
+        """
+        prepared = [_Prepared(change) for change in changes]
+        if not prepared:
+            with self._connection():
+                return
+        with self._transaction() as conn:
+            for item in prepared:
+                self._apply(conn, item)
+
+    def _apply(self, conn: sqlite3.Connection, item: _Prepared) -> None:
+        if item.invalid is not None:
+            raise item.invalid
+        change = item.change
+        ticket_id = change.ticket.id
+        stored = conn.execute(
+            "SELECT rowid, seq, number, tags FROM tickets WHERE id = ?", (ticket_id,)
+        ).fetchone()
+        current_seq = stored[1] if stored is not None else 0
+        if current_seq != change.expected_seq:
+            raise ConflictError(
+                f"ticket {ticket_id!r} is at seq {current_seq}, not {change.expected_seq}: "
+                "it changed since it was read. Reload and retry."
+            )
+        if not change.events:
+            return
+        number = change.ticket.number
+        if stored is None:
+            owner = conn.execute("SELECT id FROM tickets WHERE number = ?", (number,)).fetchone()
+            if owner is not None:
+                raise DuplicateError(
+                    f"ticket number {number} already belongs to ticket {owner[0]!r}"
+                )
+        elif number != stored[2]:
+            raise ValidationError(f"ticket {ticket_id!r} has number {stored[2]}; it cannot change")
+        if item.rows_error is not None:
+            raise item.rows_error
+        row = item.row
+        assert row is not None
+        if stored is None:
+            conn.execute(
+                "INSERT INTO tickets (id, number, seq, status, category, priority, assignee_id, "
+                "group_id, requester_id, organization_id, created_us, updated_us, tags, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                row,
+            )
+            old_tags: frozenset[str] = frozenset()
+        else:
+            conn.execute(
+                "UPDATE tickets SET seq = ?, status = ?, category = ?, priority = ?, "
+                "assignee_id = ?, group_id = ?, requester_id = ?, organization_id = ?, "
+                "created_us = ?, updated_us = ?, tags = ?, state = ? WHERE rowid = ?",
+                (*row[2:], stored[0]),
+            )
+            old_tags = item.tags if stored[3] == row[12] else frozenset(_loads(stored[3], "tags"))
+        conn.executemany(
+            "INSERT INTO events (ticket_id, seq, type, at_us, actor, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            item.event_rows,
+        )
+        if old_tags != item.tags:
+            gone = old_tags - item.tags
+            if gone:
+                conn.executemany(
+                    "DELETE FROM ticket_tags WHERE ticket_id = ? AND tag = ?",
+                    [(ticket_id, tag) for tag in sorted(gone)],
+                )
+            conn.executemany(
+                "INSERT INTO ticket_tags (ticket_id, tag) VALUES (?, ?)",
+                [(ticket_id, tag) for tag in sorted(item.tags - old_tags)],
+            )
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The current state of a ticket."""
+        with self._connection() as conn:
+            row = (
+                conn.execute("SELECT state FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+                if isinstance(ticket_id, str)
+                else None
+            )
+        if row is None:
+            raise NotFoundError(f"no ticket with id {ticket_id!r}")
+        return self._ticket(row[0])
+
+    def get_ticket_by_number(self, number: int) -> Ticket:
+        """The ticket with that number."""
+        with self._connection() as conn:
+            row = (
+                conn.execute("SELECT state FROM tickets WHERE number = ?", (number,)).fetchone()
+                if isinstance(number, (int, float))
+                else None
+            )
+        if row is None:
+            raise NotFoundError(f"no ticket #{number}")
+        return self._ticket(row[0])
+
+    @staticmethod
+    def _ticket(text: str) -> Ticket:
+        ticket: Ticket = _decode_ticket(_loads(text, "ticket state"))
+        return ticket
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        """A ticket's events with seq > ``after_seq``, in order."""
+        key: object = ticket_id
+        with self._connection() as conn:
+            if not isinstance(key, str):
+                raise NotFoundError(f"no ticket with id {ticket_id!r}")
+            rows = conn.execute(
+                "SELECT body FROM events WHERE ticket_id = ? AND seq > ? ORDER BY seq",
+                (key, after_seq),
+            ).fetchall()
+            if not rows and (
+                conn.execute("SELECT 1 FROM tickets WHERE id = ?", (key,)).fetchone() is None
+            ):
+                raise NotFoundError(f"no ticket with id {ticket_id!r}")
+        return [event_from_dict(_loads(row[0], "event")) for row in rows]
+
+    def query(self, query: TicketQuery) -> Page[Ticket]:
+        """Tickets matching ``query``, in its order, one page at a time."""
+        if not isinstance(query, TicketQuery):
+            raise ValidationError(f"query takes a TicketQuery, got {type(query).__name__}")
+        sql, params = _select(query)
+        with self._connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return Page.cut([self._ticket(row[-1]) for row in rows], query)
+
+    # ------------------------------------------------------------ contacts
+
+    def save_contact(self, contact: Contact) -> None:
+        """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
+        data = _dumps(_encode_contact(contact))
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT version FROM contacts WHERE id = ?", (contact.id,)
+            ).fetchone()
+            stored = row[0] if row is not None else None
+            _check_version("contact", contact.id, stored, contact.version)
+            for email in contact.emails:
+                owner = conn.execute(
+                    "SELECT contact_id FROM contact_emails WHERE email = ?", (email,)
+                ).fetchone()
+                if owner is not None and owner[0] != contact.id:
+                    raise DuplicateError(f"email {email!r} already belongs to contact {owner[0]!r}")
+            values = (contact.name_key, contact.organization_id, contact.version, data, contact.id)
+            if stored is None:
+                conn.execute(
+                    "INSERT INTO contacts (name_key, organization_id, version, data, id) "
+                    "VALUES (?, ?, ?, ?, ?)",
+                    values,
+                )
+            else:
+                conn.execute(
+                    "UPDATE contacts SET name_key = ?, organization_id = ?, version = ?, "
+                    "data = ? WHERE id = ?",
+                    values,
+                )
+                conn.execute("DELETE FROM contact_emails WHERE contact_id = ?", (contact.id,))
+            conn.executemany(
+                "INSERT INTO contact_emails (email, contact_id) VALUES (?, ?)",
+                [(email, contact.id) for email in contact.emails],
+            )
+
+    def get_contact(self, contact_id: str) -> Contact:
+        """A contact by id."""
+        row = self._fetch_one("SELECT data FROM contacts WHERE id = ?", contact_id)
+        if row is None:
+            raise NotFoundError(f"no contact with id {contact_id!r}")
+        contact: Contact = _decode_contact(_loads(row[0], "contact"))
+        return contact
+
+    def contact_by_email(self, email: str) -> Contact:
+        """The contact owning ``email`` (case-insensitive)."""
+        try:
+            key = normalize_email(email)
+        except ValidationError:
+            raise NotFoundError(f"no contact with email {email!r}") from None
+        row = self._fetch_one(
+            "SELECT c.data FROM contact_emails e JOIN contacts c ON c.id = e.contact_id "
+            "WHERE e.email = ?",
+            key,
+        )
+        if row is None:
+            raise NotFoundError(f"no contact with email {email!r}")
+        contact: Contact = _decode_contact(_loads(row[0], "contact"))
+        return contact
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        """Contacts whose normalized name contains the normalized ``text``, by name then id."""
+        _check_limit(limit)
+        rows = self._search("contacts", normalize_name(text), limit)
+        return [_decode_contact(_loads(row[0], "contact")) for row in rows]
+
+    def _search(self, table: str, key: str, limit: int) -> list[tuple[str]]:
+        # instr() is an exact substring test on the folded name: unlike LIKE it has no
+        # wildcards to escape and no ASCII-only case folding of its own.
+        with self._connection() as conn:
+            rows: list[tuple[str]] = conn.execute(
+                f"SELECT data FROM {table} WHERE instr(name_key, ?) > 0 "
+                "ORDER BY name_key, id LIMIT ?",
+                (key, limit),
+            ).fetchall()
+        return rows
+
+    def _fetch_one(self, sql: str, key: object) -> tuple[str] | None:
+        if not isinstance(key, str):
+            return None
+        with self._connection() as conn:
+            row: tuple[str] | None = conn.execute(sql, (key,)).fetchone()
+        return row
+
+    # ------------------------------------------------------------ organizations
+
+    def save_organization(self, organization: Organization) -> None:
+        """Insert or update (versioned like contacts); domains belong to one organization."""
+        org = organization
+        data = _dumps(_encode_organization(org))
+        with self._transaction() as conn:
+            row = conn.execute(
+                "SELECT version FROM organizations WHERE id = ?", (org.id,)
+            ).fetchone()
+            stored = row[0] if row is not None else None
+            _check_version("organization", org.id, stored, org.version)
+            for domain in org.domains:
+                owner = conn.execute(
+                    "SELECT organization_id FROM organization_domains WHERE domain = ?",
+                    (domain,),
+                ).fetchone()
+                if owner is not None and owner[0] != org.id:
+                    raise DuplicateError(
+                        f"domain {domain!r} already belongs to organization {owner[0]!r}"
+                    )
+            values = (org.name_key, org.version, data, org.id)
+            if stored is None:
+                conn.execute(
+                    "INSERT INTO organizations (name_key, version, data, id) VALUES (?, ?, ?, ?)",
+                    values,
+                )
+            else:
+                conn.execute(
+                    "UPDATE organizations SET name_key = ?, version = ?, data = ? WHERE id = ?",
+                    values,
+                )
+                conn.execute(
+                    "DELETE FROM organization_domains WHERE organization_id = ?", (org.id,)
+                )
+            conn.executemany(
+                "INSERT INTO organization_domains (domain, organization_id) VALUES (?, ?)",
+                [(domain, org.id) for domain in org.domains],
+            )
+
+    def get_organization(self, organization_id: str) -> Organization:
+        """An organization by id."""
+        row = self._fetch_one("SELECT data FROM organizations WHERE id = ?", organization_id)
+        if row is None:
+            raise NotFoundError(f"no organization with id {organization_id!r}")
+        org: Organization = _decode_organization(_loads(row[0], "organization"))
+        return org
+
+    def organization_by_domain(self, domain: str) -> Organization:
+        """The organization owning ``domain`` (case-insensitive)."""
+        try:
+            key = normalize_domain(domain)
+        except ValidationError:
+            raise NotFoundError(f"no organization with domain {domain!r}") from None
+        row = self._fetch_one(
+            "SELECT o.data FROM organization_domains d "
+            "JOIN organizations o ON o.id = d.organization_id WHERE d.domain = ?",
+            key,
+        )
+        if row is None:
+            raise NotFoundError(f"no organization with domain {domain!r}")
+        org: Organization = _decode_organization(_loads(row[0], "organization"))
+        return org
+
+    def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
+        """Organizations whose normalized name contains the normalized ``text``, by name."""
+        _check_limit(limit)
+        rows = self._search("organizations", normalize_name(text), limit)
+        return [_decode_organization(_loads(row[0], "organization")) for row in rows]
+
+    # ------------------------------------------------------------ agents and groups
+
+    def save_agent(self, agent: Agent) -> None:
+        """Insert or replace an agent."""
+        self._replace("agents", agent.id, _dumps(_encode_agent(agent)))
+
+    def get_agent(self, agent_id: str) -> Agent:
+        """An agent by id."""
+        row = self._fetch_one("SELECT data FROM agents WHERE id = ?", agent_id)
+        if row is None:
+            raise NotFoundError(f"no agent with id {agent_id!r}")
+        agent: Agent = _decode_agent(_loads(row[0], "agent"))
+        return agent
+
+    def list_agents(self) -> list[Agent]:
+        """All agents, by id."""
+        return self._list("agents", _decode_agent)
+
+    def save_group(self, group: Group) -> None:
+        """Insert or replace a group."""
+        self._replace("groups", group.id, _dumps(_encode_group(group)))
+
+    def get_group(self, group_id: str) -> Group:
+        """A group by id."""
+        row = self._fetch_one("SELECT data FROM groups WHERE id = ?", group_id)
+        if row is None:
+            raise NotFoundError(f"no group with id {group_id!r}")
+        group: Group = _decode_group(_loads(row[0], "group"))
+        return group
+
+    def list_groups(self) -> list[Group]:
+        """All groups, by id."""
+        return self._list("groups", _decode_group)
+
+    def _replace(self, table: str, ident: str, data: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO {table} (id, data) VALUES (?, ?)", (ident, data))
+
+    def _list(self, table: str, decode: Callable[[Any], Any]) -> list[Any]:
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT data FROM {table} ORDER BY id").fetchall()
+        return [decode(_loads(row[0], table)) for row in rows]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close every connection; any later call raises StoreError. Closing twice is harmless.
+
+        A connection another thread is using right now is closed when that call returns.
+        """
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            for conn in idle:
+                self._open.discard(conn)
+        for conn in idle:
+            conn.close()
+
+
+def sqlite_store_factory(url: str) -> SqliteStore:
+    """A :class:`SqliteStore` for ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db``.
+
+    The path is percent-decoded. Options go in the query string:
+    ``?synchronous=NORMAL`` (default ``FULL``) and ``?timeout=10`` (seconds, default 5).
+    """
+    if not isinstance(url, str) or not url[:9].lower() == "sqlite://":
+        raise UnknownBackendError(f"the SQLite store serves 'sqlite:///path' URLs, not {url!r}")
+    rest, _, options = url[9:].partition("?")
+    if not rest.startswith("/"):
+        hint = " (for a store in memory use memory://)" if ":memory:" in rest else ""
+        raise ValidationError(
+            f"an SQLite URL has no host: use sqlite:///relative/path.db or "
+            f"sqlite:////absolute/path.db, not {url!r}{hint}"
+        )
+    path = unquote(rest[1:])
+    if not path:
+        raise ValidationError(f"the SQLite URL {url!r} names no file; use sqlite:///desk.db")
+    kwargs: dict[str, Any] = {}
+    for name, value in parse_qsl(options, keep_blank_values=True, strict_parsing=False):
+        if name == "synchronous":
+            kwargs["synchronous"] = value
+        elif name == "timeout":
+            try:
+                kwargs["timeout"] = float(value)
+            except ValueError:
+                raise ValidationError(
+                    f"timeout must be a number of seconds; got {value!r}"
+                ) from None
+        else:
+            raise ValidationError(
+                f"unknown SQLite store option {name!r} in {url!r} (known: synchronous, timeout)"
+            )
+    return SqliteStore(path, **kwargs)
