@@ -14,6 +14,8 @@ This module needs Hypothesis (the ``testing`` extra); the runtime package never 
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import string
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -49,6 +51,7 @@ from helpkit.tickets import (
     ActorKind,
     Comment,
     LinkKind,
+    StatusCategory,
     Ticket,
     Workflow,
 )
@@ -118,6 +121,9 @@ def _instants() -> st.SearchStrategy[datetime]:
     )
 
 
+_INSTANTS = _instants()
+
+
 def _names() -> st.SearchStrategy[str]:
     letters = st.characters(categories=["L"]) | st.sampled_from("éñüøçÅ -'")
     free = st.text(letters, min_size=1, max_size=30).filter(lambda s: bool(s.strip()))
@@ -144,14 +150,29 @@ def _check_strategy(name: str, value: object) -> None:
         raise InvalidArgument(f"{name}={value!r} must be a Hypothesis strategy or None")
 
 
+_MAYBE_PHONES = st.none() | st.from_regex(r"\+[1-9][0-9]{6,12}", fullmatch=True)
+_MAYBE_LANGUAGES = st.none() | st.sampled_from(["en", "fr", "pt-BR", "de", "es_419"])
+_MAYBE_ZONES = st.none() | st.sampled_from(_ZONES)
+_MAYBE_SEGMENTS = st.none() | st.sampled_from(["enterprise", "smb", "free"])
+_MAYBE_REGIONS = st.none() | st.sampled_from(["emea", "amer", "apac"])
+_MAYBE_MESSAGE_IDS = st.none() | _ident("<msg-").map(lambda s: f"{s}@example.com>")
+_LATER = st.timedeltas(timedelta(0), timedelta(days=400))
+_DOMAINS = _domains()
+_NAMES = _names()
+_EMAILS = st.builds(
+    lambda user, domain: f"{user}@{domain}",
+    st.text(st.sampled_from(_LOCAL_CHARS), min_size=1, max_size=16),
+    _DOMAINS,
+)
+
+
 def emails() -> st.SearchStrategy[str]:
     """Email addresses helpkit accepts, sometimes with upper case or accents in the local part.
 
     helpkit stores them lower-cased, so compare with
     :func:`helpkit.people.normalize_email`.
     """
-    local = st.text(st.sampled_from(_LOCAL_CHARS), min_size=1, max_size=16)
-    return st.builds(lambda user, domain: f"{user}@{domain}", local, _domains())
+    return _EMAILS
 
 
 # ---------------------------------------------------------------- people
@@ -176,12 +197,12 @@ def contacts(
     _check_strategy("names", names)
     if not isinstance(with_emails, bool):
         raise InvalidArgument(f"with_emails={with_emails!r} must be a bool")
-    email_lists = st.lists(emails(), min_size=1, max_size=3) if with_emails else st.just([])
+    email_lists = st.lists(_EMAILS, min_size=1, max_size=3) if with_emails else st.just([])
     return _contacts(
         ids if ids is not None else _ident("contact-"),
         organization_ids if organization_ids is not None else st.none() | _ident("org-"),
         email_lists,
-        names if names is not None else _names(),
+        names if names is not None else _NAMES,
     )
 
 
@@ -193,19 +214,19 @@ def _contacts(
     email_lists: st.SearchStrategy[list[str]],
     names: st.SearchStrategy[str],
 ) -> Contact:
-    created = draw(_instants())
+    created = draw(_INSTANTS)
     return Contact(
         id=draw(ids),
         name=draw(names),
         emails=draw(email_lists),
-        phone=draw(st.none() | st.from_regex(r"\+[1-9][0-9]{6,12}", fullmatch=True)),
-        language=draw(st.none() | st.sampled_from(["en", "fr", "pt-BR", "de", "es_419"])),
-        timezone=draw(st.none() | st.sampled_from(_ZONES)),
+        phone=draw(_MAYBE_PHONES),
+        language=draw(_MAYBE_LANGUAGES),
+        timezone=draw(_MAYBE_ZONES),
         organization_id=draw(organization_ids),
         vip=draw(st.booleans()),
-        segment=draw(st.none() | st.sampled_from(["enterprise", "smb", "free"])),
+        segment=draw(_MAYBE_SEGMENTS),
         created_at=created,
-        updated_at=created + draw(st.timedeltas(timedelta(0), timedelta(days=400))),
+        updated_at=created + draw(_LATER),
     )
 
 
@@ -220,11 +241,11 @@ def organizations(
     _check_strategy("names", names)
     if not isinstance(with_domains, bool):
         raise InvalidArgument(f"with_domains={with_domains!r} must be a bool")
-    domain_lists = st.lists(_domains(), min_size=1, max_size=3) if with_domains else st.just([])
+    domain_lists = st.lists(_DOMAINS, min_size=1, max_size=3) if with_domains else st.just([])
     return _organizations(
         ids if ids is not None else _ident("org-"),
         domain_lists,
-        names if names is not None else _names(),
+        names if names is not None else _NAMES,
     )
 
 
@@ -235,16 +256,16 @@ def _organizations(
     domain_lists: st.SearchStrategy[list[str]],
     names: st.SearchStrategy[str],
 ) -> Organization:
-    created = draw(_instants())
+    created = draw(_INSTANTS)
     return Organization(
         id=draw(ids),
         name=draw(names),
         domains=draw(domain_lists),
-        segment=draw(st.none() | st.sampled_from(["enterprise", "smb", "free"])),
-        region=draw(st.none() | st.sampled_from(["emea", "amer", "apac"])),
+        segment=draw(_MAYBE_SEGMENTS),
+        region=draw(_MAYBE_REGIONS),
         vip=draw(st.booleans()),
         created_at=created,
-        updated_at=created + draw(st.timedeltas(timedelta(0), timedelta(days=400))),
+        updated_at=created + draw(_LATER),
     )
 
 
@@ -271,15 +292,21 @@ def comments(
     """Valid :class:`~helpkit.tickets.Comment` values.
 
     ``public=None`` (the default) mixes public replies and internal notes. A contact can only
-    write public replies, so internal notes are drawn with agent or system authors.
+    write public replies, so a contact author always gets a public comment, and
+    ``public=False`` draws only agent or system authors.
     """
     _check_strategy("authors", authors)
     _check_strategy("ids", ids)
     _check_strategy("ticket_ids", ticket_ids)
     if public is not None and not isinstance(public, bool):
         raise InvalidArgument(f"public={public!r} must be a bool or None")
+    if authors is None:
+        kinds = (ActorKind.AGENT, ActorKind.SYSTEM) if public is False else tuple(ActorKind)
+        authors = actors(kinds=kinds)
+    elif public is False:
+        authors = authors.filter(lambda a: a.kind is not ActorKind.CONTACT)
     return _comments(
-        authors if authors is not None else actors(),
+        authors,
         st.booleans() if public is None else st.just(public),
         ids if ids is not None else _ident("comment-"),
         ticket_ids if ticket_ids is not None else st.none(),
@@ -299,11 +326,11 @@ def _comments(
     return Comment(
         id=draw(ids),
         author=author,
-        body=draw(_text().filter(lambda s: bool(s.strip())) | st.sampled_from(_SAMPLE_NAMES)),
+        body=draw(_BODIES),
         public=is_public or author.kind is ActorKind.CONTACT,
-        channel=draw(st.sampled_from(_CHANNELS)),
-        created_at=draw(_instants()),
-        external_id=draw(st.none() | _ident("<msg-").map(lambda s: f"{s}@example.com>")),
+        channel=draw(_CHANNEL_NAMES),
+        created_at=draw(_INSTANTS),
+        external_id=draw(_MAYBE_MESSAGE_IDS),
         ticket_id=draw(ticket_ids),
     )
 
@@ -422,9 +449,9 @@ _DEFAULT_FIELDS = FieldSet(
 # Weighted: conversation is common, merging a ticket away (which ends it) is rare.
 _COMMANDS = (
     *("agent_reply",) * 4,
-    *("requester_reply",) * 3,
+    *("requester_reply",) * 2,
     *("note",) * 2,
-    *("status",) * 4,
+    *("status",) * 5,
     *("reopen",) * 2,
     *("assign",) * 2,
     *("priority",) * 2,
@@ -513,6 +540,53 @@ def tickets(
     ).map(replay)
 
 
+# Strategies used while building tickets, made once: building a strategy is far costlier
+# than drawing from it, and a history draws hundreds of values.
+_AGENT_IDS = st.sampled_from(["agent-1", "agent-2", "agent-3"])
+_MAYBE_AGENT_IDS = st.none() | _AGENT_IDS
+_MAYBE_GROUPS = st.none() | st.sampled_from(["l1", "l2", "l3"])
+_BODIES = st.sampled_from(_SAMPLE_NAMES) | _text().filter(lambda s: bool(s.strip()))
+_CHANNEL_NAMES = st.sampled_from(_CHANNELS)
+_NUMBERS = st.integers(1, 10**6)
+_TAG_LISTS = st.lists(st.sampled_from(_TAGS), max_size=3)
+_FOLLOWER_LISTS = st.lists(
+    actors(kinds=(ActorKind.AGENT, ActorKind.CONTACT), ids=st.sampled_from(["1", "2", "3"])),
+    max_size=3,
+)
+_MAYBE_IMPACTS = st.none() | impacts()
+_MAYBE_URGENCIES = st.none() | urgencies()
+_LINK_KINDS = st.sampled_from(LinkKind)
+_LINK_TARGETS = st.sampled_from(["ticket-a", "ticket-b"])
+_STEPS = st.timedeltas(timedelta(0), timedelta(days=3))
+_COMMAND_NAMES = st.sampled_from(_COMMANDS)
+
+
+@functools.cache
+def _status_names(workflow: Workflow) -> st.SearchStrategy[str]:
+    return st.sampled_from([s.name for s in workflow.statuses])
+
+
+@functools.cache
+def _settle_targets(workflow: Workflow) -> st.SearchStrategy[str | None]:
+    # Half the histories end with a deliberate status change, so that waiting and solved
+    # states, which later replies tend to leave again, are common among final states.
+    names = [
+        s.name
+        for s in workflow.statuses
+        if s.category is not StatusCategory.NEW and s.name != workflow.merged_status
+    ]
+    return st.none() | st.sampled_from(names)
+
+
+@functools.cache
+def _field_value_maps(fields: FieldSet) -> st.SearchStrategy[dict[str, FieldValue | None]]:
+    parts = {
+        name: field_values(field) if field.required else st.none() | field_values(field)
+        for name, field in fields.fields.items()
+    }
+    return st.fixed_dictionaries({}, optional=parts).filter(bool)
+
+
 class _Builder:
     """Applies drawn commands to one ticket, keeping its events."""
 
@@ -544,17 +618,15 @@ class _Builder:
         return f"{self.ticket.id}-{kind}{self.counter}"
 
     def agent(self) -> Actor:
-        return Actor.agent(self.draw(st.sampled_from(["agent-1", "agent-2", "agent-3"])))
+        return Actor.agent(self.draw(_AGENT_IDS))
 
     def comment(self, author: Actor, public: bool) -> Comment:
         return Comment(
             id=self.new_id("c"),
             author=author,
-            body=self.draw(
-                st.sampled_from(_SAMPLE_NAMES) | _text().filter(lambda s: bool(s.strip()))
-            ),
+            body=self.draw(_BODIES),
             public=public,
-            channel=self.draw(st.sampled_from(_CHANNELS)),
+            channel=self.draw(_CHANNEL_NAMES),
             created_at=self.now,
             ticket_id=self.ticket.id,
         )
@@ -562,11 +634,11 @@ class _Builder:
     def other_ticket(self, ticket_id: str) -> Ticket:
         return open_ticket(
             ticket_id=ticket_id,
-            number=self.draw(st.integers(1, 10**6)),
+            number=self.draw(_NUMBERS),
             at=self.now,
             actor=self.agent(),
             subject="other",
-            requester_id=self.draw(st.sampled_from([self.ticket.requester_id, "contact-other"])),
+            requester_id=self.ticket.requester_id if self.draw(st.booleans()) else "contact-other",
             organization_id=None,
             impact=Impact.LOW,
             urgency=Urgency.LOW,
@@ -575,46 +647,40 @@ class _Builder:
             channel="web",
         ).ticket
 
+    def run_status(self, status: str) -> None:
+        ticket, workflow = self.ticket, self.workflow
+        self.take(change_status(ticket, status, at=self.now, actor=self.agent(), workflow=workflow))
+
     def run(self, command: str) -> None:
-        draw, ticket, now = self.draw, self.ticket, self.now
+        draw, ticket, now, workflow = self.draw, self.ticket, self.now, self.workflow
         if command == "agent_reply":
-            status = draw(st.none() | st.sampled_from([s.name for s in self.workflow.statuses]))
-            outcome = add_comment(
-                ticket,
-                self.comment(self.agent(), True),
-                at=now,
-                workflow=self.workflow,
-                status=status,
-            )
+            status = draw(st.none() | _status_names(workflow))
+            comment = self.comment(self.agent(), True)
+            outcome = add_comment(ticket, comment, at=now, workflow=workflow, status=status)
         elif command == "requester_reply":
-            author = Actor.contact(ticket.requester_id)
-            outcome = add_comment(
-                ticket, self.comment(author, True), at=now, workflow=self.workflow
-            )
+            comment = self.comment(Actor.contact(ticket.requester_id), True)
+            outcome = add_comment(ticket, comment, at=now, workflow=workflow)
         elif command == "note":
-            outcome = add_comment(
-                ticket, self.comment(self.agent(), False), at=now, workflow=self.workflow
-            )
+            comment = self.comment(self.agent(), False)
+            outcome = add_comment(ticket, comment, at=now, workflow=workflow)
         elif command == "status":
-            status = draw(st.sampled_from([s.name for s in self.workflow.statuses]))
-            outcome = change_status(
-                ticket, status, at=now, actor=self.agent(), workflow=self.workflow
-            )
+            status = draw(_status_names(workflow))
+            outcome = change_status(ticket, status, at=now, actor=self.agent(), workflow=workflow)
         elif command == "reopen":
             outcome = change_status(
                 ticket,
-                reopen_target(ticket, self.workflow),
+                reopen_target(ticket, workflow),
                 at=now,
                 actor=Actor.contact(ticket.requester_id),
-                workflow=self.workflow,
+                workflow=workflow,
             )
         elif command == "assign":
             outcome = assign(
                 ticket,
                 at=now,
                 actor=self.agent(),
-                assignee_id=draw(st.none() | st.sampled_from(["agent-1", "agent-2", "agent-3"])),
-                group_id=draw(st.none() | st.sampled_from(["l1", "l2", "l3"])),
+                assignee_id=draw(_MAYBE_AGENT_IDS),
+                group_id=draw(_MAYBE_GROUPS),
                 transfer=draw(st.booleans()),
             )
         elif command == "priority":
@@ -623,66 +689,50 @@ class _Builder:
                 at=now,
                 actor=self.agent(),
                 matrix=self.matrix,
-                impact=draw(st.none() | impacts()),
-                urgency=draw(st.none() | urgencies()),
+                impact=draw(_MAYBE_IMPACTS),
+                urgency=draw(_MAYBE_URGENCIES),
             )
         elif command == "subject":
-            subject = draw(
-                st.sampled_from(_SAMPLE_NAMES) | _text().filter(lambda s: bool(s.strip()))
-            )
-            outcome = change_subject(ticket, subject, at=now, actor=self.agent())
+            outcome = change_subject(ticket, draw(_BODIES), at=now, actor=self.agent())
         elif command == "tags":
-            tags = st.lists(st.sampled_from(_TAGS), max_size=3)
-            outcome = change_tags(
-                ticket, at=now, actor=self.agent(), add=draw(tags), remove=draw(tags)
-            )
+            add, remove = draw(_TAG_LISTS), draw(_TAG_LISTS)
+            outcome = change_tags(ticket, at=now, actor=self.agent(), add=add, remove=remove)
         elif command == "followers":
-            people = st.lists(
-                actors(
-                    kinds=(ActorKind.AGENT, ActorKind.CONTACT), ids=st.sampled_from(["1", "2", "3"])
-                ),
-                max_size=3,
-            )
+            add_f, remove_f = draw(_FOLLOWER_LISTS), draw(_FOLLOWER_LISTS)
             outcome = change_followers(
-                ticket, at=now, actor=self.agent(), add=draw(people), remove=draw(people)
+                ticket, at=now, actor=self.agent(), add=add_f, remove=remove_f
             )
         elif command == "fields":
             if not self.fields.fields:
                 return
-            names = draw(
-                st.lists(
-                    st.sampled_from(sorted(self.fields.fields)), min_size=1, max_size=3, unique=True
-                )
-            )
-            values: dict[str, FieldValue | None] = {}
-            for name in names:
-                field = self.fields.fields[name]
-                values[name] = draw(
-                    field_values(field) if field.required else st.none() | field_values(field)
-                )
+            values = draw(_field_value_maps(self.fields))
             outcome = set_custom_fields(ticket, values, at=now, actor=self.agent())
         elif command == "link":
-            other = self.other_ticket(draw(st.sampled_from(["ticket-a", "ticket-b"])))
-            kind = draw(st.sampled_from(LinkKind))
-            outcome = link(ticket, other, kind, at=now, actor=self.agent())[0]
+            other = self.other_ticket(draw(_LINK_TARGETS))
+            outcome = link(ticket, other, draw(_LINK_KINDS), at=now, actor=self.agent())[0]
         elif command == "unlink":
             if not ticket.links:
                 return
-            existing = draw(st.sampled_from(sorted(ticket.links)))
+            # Links do not order (their kinds are enums): sort by value for a stable choice.
+            choices = sorted(ticket.links, key=lambda k: (k.kind.value, k.target_id))
+            existing = choices[draw(st.integers(0, len(choices) - 1))]
             other = self.other_ticket(existing.target_id)
             outcome = unlink(ticket, other, existing.kind, at=now, actor=self.agent())[0]
         elif command == "merge_in":
             source = self.other_ticket(self.new_id("src"))
             moved = [self.comment(Actor.contact(source.requester_id), True)]
-            outcome = merge(
-                source, ticket, moved, at=now, actor=self.agent(), workflow=self.workflow
-            )[1]
+            outcome = merge(source, ticket, moved, at=now, actor=self.agent(), workflow=workflow)[1]
         else:
             target = self.other_ticket(self.new_id("dst"))
-            outcome = merge(ticket, target, [], at=now, actor=self.agent(), workflow=self.workflow)[
-                0
-            ]
+            outcome = merge(ticket, target, [], at=now, actor=self.agent(), workflow=workflow)[0]
         self.take(outcome)
+
+
+_OPENERS_FIRST = st.booleans()
+_REQUESTERS = _ident("contact-")
+_MAYBE_ORGS = st.none() | _ident("org-")
+_MAYBE_FIRST_ASSIGNEE = st.none() | st.just("agent-1")
+_MAYBE_FIRST_GROUP = st.none() | st.sampled_from(["l1", "l2"])
 
 
 @st.composite
@@ -696,10 +746,10 @@ def _histories(
     max_commands: int,
 ) -> list[Event]:
     matrix = draw(matrices)
-    now = draw(_instants())
+    now = draw(_INSTANTS)
     ticket_id = draw(ids)
-    requester = draw(_ident("contact-"))
-    opener = draw(st.sampled_from([Actor.contact(requester), Actor.agent("agent-1")]))
+    requester = draw(_REQUESTERS)
+    opener = Actor.contact(requester) if draw(st.booleans()) else Actor.agent("agent-1")
     first = (
         Comment(
             id=f"{ticket_id}-c0",
@@ -710,33 +760,37 @@ def _histories(
             created_at=now,
             ticket_id=ticket_id,
         )
-        if draw(st.booleans())
+        if draw(_OPENERS_FIRST)
         else None
     )
     opened = open_ticket(
         ticket_id=ticket_id,
-        number=draw(st.integers(1, 10**6)),
+        number=draw(_NUMBERS),
         at=now,
         actor=opener,
-        subject=draw(st.sampled_from(_SAMPLE_NAMES) | _text().filter(lambda s: bool(s.strip()))),
+        subject=draw(_BODIES),
         requester_id=requester,
-        organization_id=draw(st.none() | _ident("org-")),
+        organization_id=draw(_MAYBE_ORGS),
         impact=draw(impacts()),
         urgency=draw(urgencies()),
         matrix=matrix,
         workflow=workflow,
-        channel=draw(st.sampled_from(_CHANNELS)),
+        channel=draw(_CHANNEL_NAMES),
         first_comment=first,
-        tags=draw(st.lists(st.sampled_from(_TAGS), max_size=3)),
-        assignee_id=draw(st.none() | st.just("agent-1")),
-        group_id=draw(st.none() | st.sampled_from(["l1", "l2"])),
+        tags=draw(_TAG_LISTS),
+        assignee_id=draw(_MAYBE_FIRST_ASSIGNEE),
+        group_id=draw(_MAYBE_FIRST_GROUP),
     )
     builder = _Builder(draw, opened.ticket, list(opened.events), workflow, matrix, fields, now)
     for _ in range(draw(st.integers(min_commands, max_commands))):
-        builder.now += draw(st.timedeltas(timedelta(0), timedelta(days=3)))
-        command = draw(st.sampled_from(_COMMANDS))
+        builder.now += draw(_STEPS)
         try:
-            builder.run(command)
+            builder.run(draw(_COMMAND_NAMES))
         except HelpkitError:
             continue  # refused in this state: a real helpdesk would have said no too
+    settle = draw(_settle_targets(workflow))
+    if settle is not None and not builder.ticket.is_closed:
+        builder.now += draw(_STEPS)
+        with contextlib.suppress(HelpkitError):  # e.g. a solved ticket cannot go to pending
+            builder.run_status(settle)
     return builder.events
