@@ -121,7 +121,9 @@ def _instants() -> st.SearchStrategy[datetime]:
     )
 
 
-_INSTANTS = _instants()
+# Drawn in several zones (DST folds and gaps included) but handed out in UTC: wall-clock
+# arithmetic in a zone is not real elapsed time, so ``created + delta`` could go backwards.
+_INSTANTS = _instants().map(lambda value: value.astimezone(UTC))
 
 
 def _names() -> st.SearchStrategy[str]:
