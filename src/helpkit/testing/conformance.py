@@ -62,7 +62,14 @@ from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.stores.memory import MemoryStore
 from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, StatusCategory, Ticket
 
-__all__ = ["BASE_TIME", "ReopenStore", "StoreComparison", "StoreConformance", "StoreFactory"]
+__all__ = [
+    "BASE_TIME",
+    "ReopenStore",
+    "StoreComparison",
+    "StoreConformance",
+    "StoreFactory",
+    "change_of",
+]
 
 StoreFactory = Callable[[], Store]
 """Creates a fresh, empty store each time it is called."""
