@@ -3,13 +3,44 @@
 from __future__ import annotations
 
 import itertools
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import attrs
 import pytest
 
-from helpkit.ports import Store
-from helpkit.stores.sqlite import SqliteStore
-from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory
+from helpkit import Helpdesk, lifecycle
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    UnknownBackendError,
+    ValidationError,
+)
+from helpkit.lifecycle import Outcome
+from helpkit.people import Agent, Contact
+from helpkit.ports import Capability, Store
+from helpkit.priority import ITIL_MATRIX, Impact, Urgency
+from helpkit.queries import SortOrder, TicketQuery, encode_cursor
+from helpkit.stores.sqlite import (
+    APPLICATION_ID,
+    SCHEMA_VERSION,
+    SqliteStore,
+    _select,
+    sqlite_store_factory,
+)
+from helpkit.testing.clock import FrozenClock
+from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory, change_of
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, StatusCategory
+
+NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
+AGENT = Actor.agent("a1")
 
 
 class TestSqliteStore(StoreConformance):
@@ -25,3 +56,475 @@ class TestSqliteStore(StoreConformance):
             return SqliteStore(store.path)
 
         return reopen
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def opened(ticket_id: str, number: int, **kwargs: object) -> Outcome:
+    at = NOW + timedelta(minutes=number)
+    return lifecycle.open_ticket(
+        ticket_id=ticket_id,
+        number=number,
+        at=at,
+        actor=AGENT,
+        subject=f"Printer {ticket_id} on fire",
+        requester_id="c1",
+        organization_id=None,
+        impact=Impact.HIGH,
+        urgency=Urgency.MEDIUM,
+        matrix=ITIL_MATRIX,
+        workflow=DEFAULT_WORKFLOW,
+        channel="phone",
+        first_comment=Comment(
+            id=f"{ticket_id}-m1",
+            author=AGENT,
+            body="It smokes.",
+            public=True,
+            channel="phone",
+            created_at=at,
+        ),
+        **kwargs,  # type: ignore[arg-type]
+    )
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SqliteStore]:
+    made = SqliteStore(tmp_path / "desk.db")
+    try:
+        yield made
+    finally:
+        made.close()
+
+
+def snapshot(path: Path) -> tuple[bytes, int]:
+    return path.read_bytes(), path.stat().st_mtime_ns
+
+
+def pragma(path: Path, name: str) -> object:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+# ---------------------------------------------------------------- creating and migrating
+
+
+def test_a_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    SqliteStore(path).close()
+    assert pragma(path, "application_id") == APPLICATION_ID
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+    assert pragma(path, "journal_mode") == "wal"
+    conn = sqlite3.connect(path)
+    try:
+        tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type='table'")}
+    finally:
+        conn.close()
+    assert {
+        "events",
+        "tickets",
+        "ticket_tags",
+        "contacts",
+        "contact_emails",
+        "organizations",
+        "organization_domains",
+        "agents",
+        "groups",
+        "ticket_numbers",
+    } <= tables
+
+
+def test_an_empty_file_and_an_empty_sqlite_database_get_the_schema(tmp_path: Path) -> None:
+    empty = tmp_path / "empty.db"
+    empty.touch()
+    SqliteStore(empty).close()
+    assert pragma(empty, "user_version") == SCHEMA_VERSION
+
+    blank = tmp_path / "blank.db"
+    conn = sqlite3.connect(blank)
+    conn.execute("VACUUM")  # writes a header: a valid SQLite file without tables
+    conn.close()
+    assert blank.stat().st_size > 0
+    SqliteStore(blank).close()
+    assert pragma(blank, "application_id") == APPLICATION_ID
+
+
+def test_reopening_is_a_no_op(tmp_path: Path) -> None:
+    path = tmp_path / "desk.db"
+    first = SqliteStore(path)
+    first.save_agent(Agent(id="a1", name="Al"))
+    first.close()
+    before = path.read_bytes()
+    again = SqliteStore(path)
+    assert again.list_agents() == [Agent(id="a1", name="Al")]
+    again.close()
+    assert path.read_bytes() == before
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_schema_newer_than_the_code_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    SqliteStore(path).close()
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    conn.close()
+    before = snapshot(path)
+    with pytest.raises(SchemaError, match="newer than this helpkit") as info:
+        SqliteStore(path)
+    assert "Upgrade helpkit" in str(info.value)
+    assert snapshot(path) == before
+
+
+def test_a_foreign_sqlite_database_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "crm.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.execute("INSERT INTO customers (name) VALUES ('Ann')")
+    conn.commit()
+    conn.close()
+    before = snapshot(path)
+    with pytest.raises(SchemaError, match="not a helpkit database"):
+        SqliteStore(path)
+    assert snapshot(path) == before
+    assert pragma(path, "journal_mode") == "delete", "the foreign file was switched to WAL"
+    assert not (tmp_path / "crm.db-wal").exists()
+
+
+def test_a_foreign_database_with_another_application_id_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "other.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA application_id = 12345")
+    conn.close()
+    before = snapshot(path)
+    with pytest.raises(SchemaError, match="not a helpkit database"):
+        SqliteStore(path)
+    assert snapshot(path) == before
+
+
+def test_a_file_that_is_not_sqlite_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "notes.db"
+    path.write_bytes(os.urandom(8192))
+    before = snapshot(path)
+    with pytest.raises(SchemaError, match="not an SQLite database"):
+        SqliteStore(path)
+    assert snapshot(path) == before
+    short = tmp_path / "short.db"
+    short.write_text("hello")
+    with pytest.raises(SchemaError, match="not an SQLite database"):
+        SqliteStore(short)
+    assert short.read_text() == "hello"
+
+
+def test_a_corrupt_helpkit_file_is_refused_untouched(tmp_path: Path) -> None:
+    path = tmp_path / "corrupt.db"
+    store = SqliteStore(path)
+    store.save_agent(Agent(id="a1", name="Al"))
+    store.close()
+    data = bytearray(path.read_bytes())
+    data[16:100] = b"\xff" * 84  # the header after the magic string: page size, counts...
+    path.write_bytes(bytes(data))
+    before = snapshot(path)
+    with pytest.raises(SchemaError, match="may be corrupt"):
+        SqliteStore(path)
+    assert snapshot(path) == before
+
+
+def test_a_missing_directory_is_a_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError, match="cannot open"):
+        SqliteStore(tmp_path / "nowhere" / "desk.db")
+
+
+def test_bad_options_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValidationError, match="synchronous"):
+        SqliteStore(tmp_path / "x.db", synchronous="OFF")
+    with pytest.raises(ValidationError, match="timeout"):
+        SqliteStore(tmp_path / "x.db", timeout=-1)
+    with pytest.raises(ValidationError, match="memory://"):
+        SqliteStore(":memory:")
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_synchronous_setting_is_applied(tmp_path: Path) -> None:
+    for mode, level in (("FULL", 2), ("normal", 1)):
+        store = SqliteStore(tmp_path / f"{mode}.db", synchronous=mode)
+        try:
+            with store._connection() as conn:
+                assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
+                assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
+                assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
+            store.allocate_ticket_number()
+            with store._connection() as conn:
+                # Allocation relaxes the sync level for its own commit only.
+                assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
+        finally:
+            store.close()
+
+
+# ---------------------------------------------------------------- behaviour beyond the suite
+
+
+def test_capabilities(store: SqliteStore) -> None:
+    assert store.capabilities == {Capability.PERSISTENT, Capability.MULTIPROCESS}
+    assert isinstance(store, Store)
+
+
+def _calls(store: SqliteStore) -> dict[str, Callable[[], object]]:
+    contact = Contact(id="c1", name="Ann", created_at=NOW, updated_at=NOW)
+    return {
+        "allocate_ticket_number": lambda: store.allocate_ticket_number(),
+        "commit": lambda: store.commit([]),
+        "get_ticket": lambda: store.get_ticket("t1"),
+        "events": lambda: store.events("t1"),
+        "query": lambda: store.query(TicketQuery()),
+        "save_contact": lambda: store.save_contact(contact),
+        "find_contacts": lambda: store.find_contacts("ann"),
+        "save_agent": lambda: store.save_agent(Agent(id="a1", name="Al")),
+        "list_groups": lambda: store.list_groups(),
+    }
+
+
+def test_every_call_after_close_raises_store_error(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "desk.db")
+    calls = _calls(store)
+    store.close()
+    store.close()  # harmless
+    assert "closed" in repr(store)
+    for name, call in calls.items():
+        with pytest.raises(StoreError, match="closed"):
+            call()
+        del name
+
+
+def test_close_closes_connections_opened_by_other_threads(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "desk.db")
+    barrier = threading.Barrier(4)
+
+    def read() -> None:
+        barrier.wait()
+        for _ in range(20):
+            store.list_agents()
+
+    threads = [threading.Thread(target=read) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert store._open, "no connection was pooled"
+    store.close()
+    assert not store._open
+    assert not store._idle
+
+
+def test_two_store_objects_on_one_file_see_each_other_and_conflict(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    one, two = SqliteStore(path), SqliteStore(path)
+    try:
+        first = opened("t1", one.allocate_ticket_number())
+        one.commit([change_of(first)])
+        assert two.get_ticket("t1") == first.ticket
+        assert two.allocate_ticket_number() != first.ticket.number
+        a = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["a"])
+        b = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["b"])
+        two.commit([change_of(a)])
+        with pytest.raises(ConflictError, match="Reload and retry"):
+            one.commit([change_of(b)])
+        assert one.get_ticket("t1") == a.ticket
+        assert one.query(TicketQuery(tags="a")).items == (a.ticket,)
+        assert one.query(TicketQuery(tags="b")).items == ()
+    finally:
+        one.close()
+        two.close()
+
+
+def test_a_failed_commit_leaves_the_connection_usable(store: SqliteStore) -> None:
+    first = opened("t1", store.allocate_ticket_number())
+    store.commit([change_of(first)])
+    with pytest.raises(ConflictError):
+        store.commit([change_of(first)])
+    clash = opened("t2", first.ticket.number)
+    with pytest.raises(DuplicateError):
+        store.commit([change_of(clash)])
+    second = opened("t2", store.allocate_ticket_number())
+    store.commit([change_of(second)])
+    assert store.get_ticket("t2") == second.ticket
+
+
+def test_tags_follow_every_change(store: SqliteStore) -> None:
+    first = opened("t1", 1, tags=["vpn", "wifi"])
+    retagged = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["x"], remove=["vpn"])
+    store.commit([change_of(first), change_of(retagged)])
+    with store._connection() as conn:
+        tags = conn.execute("SELECT tag FROM ticket_tags ORDER BY tag").fetchall()
+    assert [t[0] for t in tags] == ["wifi", "x"]
+    assert store.query(TicketQuery(tags="vpn")).items == ()
+    assert store.query(TicketQuery(tags={"wifi", "x"})).items == (retagged.ticket,)
+
+
+def test_numbers_committed_without_allocation_are_not_handed_out(store: SqliteStore) -> None:
+    store.commit([change_of(opened("t1", 41))])
+    assert store.allocate_ticket_number() == 42
+
+
+def test_non_string_keys_are_not_found(store: SqliteStore) -> None:
+    store.commit([change_of(opened("5", 5))])
+    with pytest.raises(NotFoundError):
+        store.get_ticket(5)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        store.get_ticket_by_number("5")  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        store.events(5)  # type: ignore[arg-type]
+    with pytest.raises(NotFoundError):
+        store.get_agent(5)  # type: ignore[arg-type]
+
+
+def test_search_treats_like_wildcards_as_text(store: SqliteStore) -> None:
+    for ident, name in (("c1", "100% Ann"), ("c2", "Ann_Lee"), ("c3", "Annie Lee")):
+        store.save_contact(Contact(id=ident, name=name, created_at=NOW, updated_at=NOW))
+    assert [c.id for c in store.find_contacts("%")] == ["c1"]
+    assert [c.id for c in store.find_contacts("n_l")] == ["c2"]
+    assert [c.id for c in store.find_contacts("ann")] == ["c1", "c2", "c3"]
+
+
+def test_unknown_event_data_is_a_schema_error(store: SqliteStore) -> None:
+    store.commit([change_of(opened("t1", 1))])
+    with store._connection() as conn:
+        conn.execute('UPDATE events SET body = \'{"type": "from_the_future"}\'')
+        conn.execute("UPDATE tickets SET state = 'not json'")
+    with pytest.raises(SchemaError, match="from_the_future"):
+        store.events("t1")
+    with pytest.raises(SchemaError, match="JSON"):
+        store.get_ticket("t1")
+
+
+# ---------------------------------------------------------------- query plans
+
+
+def _plan(store: SqliteStore, query: TicketQuery) -> str:
+    sql, params = _select(query)
+    with store._connection() as conn:
+        rows = conn.execute("EXPLAIN QUERY PLAN " + sql, params).fetchall()
+    return "\n".join(str(row[-1]) for row in rows)
+
+
+def _fill(store: SqliteStore, count: int = 60) -> None:
+    changes = []
+    for i in range(count):
+        changes.append(
+            change_of(
+                opened(
+                    f"t{i:03d}",
+                    i + 1,
+                    assignee_id=f"a{i % 3}",
+                    group_id=f"g{i % 2}",
+                    tags=["vpn"] if i % 4 == 0 else [],
+                )
+            )
+        )
+    store.commit(changes)
+
+
+QUEUE_CATEGORIES = {StatusCategory.NEW, StatusCategory.OPEN}
+
+
+@pytest.mark.parametrize(
+    ("filters", "index"),
+    [
+        ({"assignee_ids": "a1", "categories": QUEUE_CATEGORIES}, "tickets_assignee_queue"),
+        ({"group_ids": "g1", "categories": QUEUE_CATEGORIES}, "tickets_group_queue"),
+        ({"assignee_ids": "a1", "categories": "open"}, "tickets_assignee_queue"),
+        ({"group_ids": "g1", "categories": "new"}, "tickets_group_queue"),
+        ({"unassigned": True, "categories": QUEUE_CATEGORIES}, "tickets_assignee_queue"),
+        ({"categories": QUEUE_CATEGORIES}, "tickets_category_queue"),
+        ({"assignee_ids": {"a1", "a2"}, "categories": QUEUE_CATEGORIES}, "tickets_assignee_queue"),
+    ],
+)
+def test_the_queue_queries_walk_an_index_in_order(
+    store: SqliteStore, filters: dict[str, object], index: str
+) -> None:
+    _fill(store)
+    first = TicketQuery(sort=SortOrder.PRIORITY, limit=50, **filters)  # type: ignore[arg-type]
+    after = encode_cursor(SortOrder.PRIORITY, (2, 0, "t"))
+    for query in (first, attrs.evolve(first, after=after)):
+        plan = _plan(store, query)
+        assert index in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+        assert "SCAN tickets" not in plan, plan
+
+
+@pytest.mark.parametrize(
+    ("filters", "sort", "index"),
+    [
+        ({"requester_ids": "c1"}, SortOrder.CREATED_DESC, "tickets_requester"),
+        ({"organization_ids": "o1"}, SortOrder.CREATED, "tickets_organization"),
+        ({}, SortOrder.CREATED, "tickets_created"),
+        ({}, SortOrder.UPDATED, "tickets_updated"),
+    ],
+)
+def test_other_lists_use_an_index(
+    store: SqliteStore, filters: dict[str, object], sort: SortOrder, index: str
+) -> None:
+    _fill(store)
+    plan = _plan(store, TicketQuery(sort=sort, **filters))  # type: ignore[arg-type]
+    assert index in plan, plan
+    assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+# ---------------------------------------------------------------- URLs
+
+
+def test_url_with_a_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    store = sqlite_store_factory("sqlite:///sub%20dir.db")
+    store.close()
+    assert store.path == "sub dir.db"
+    assert (tmp_path / "sub dir.db").exists()
+
+
+def test_url_with_an_absolute_path_and_options(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/desk.db?synchronous=normal&timeout=2.5"
+    assert url.startswith("sqlite:////")
+    store = sqlite_store_factory(url)
+    store.close()
+    assert store.path == f"{tmp_path}/desk.db"
+    assert store.synchronous == "NORMAL"
+    assert store.timeout == 2.5
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("sqlite://", "no host"),
+        ("sqlite:///", "names no file"),
+        ("sqlite://host/desk.db", "no host"),
+        ("sqlite://:memory:", "memory://"),
+        ("sqlite:///desk.db?journal=delete", "unknown SQLite store option"),
+        ("sqlite:///desk.db?timeout=soon", "timeout"),
+        ("sqlite:///desk.db?synchronous=off", "synchronous"),
+    ],
+)
+def test_bad_urls(url: str, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        sqlite_store_factory(url)
+
+
+@pytest.mark.parametrize("url", ["memory://", "postgresql://db/desk", "sqlite:desk.db", ""])
+def test_other_schemes(url: str) -> None:
+    with pytest.raises(UnknownBackendError, match="sqlite:///"):
+        sqlite_store_factory(url)
+
+
+def test_a_helpdesk_on_an_sqlite_url_survives_a_restart(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/desk.db"
+    clock = FrozenClock(NOW)
+    with Helpdesk(url, clock=clock, entry_points=False) as desk:
+        assert isinstance(desk.store, SqliteStore)
+        desk.add_agent("a1", "Al")
+        ticket = desk.open_ticket(
+            AGENT, requester="ann@example.com", subject="VPN down", body="Since 9:00."
+        )
+    with Helpdesk(url, clock=clock, entry_points=False) as desk:
+        assert desk.ticket(ticket.number) == ticket
+        assert [c.body for c in desk.conversation(ticket)] == ["Since 9:00."]
