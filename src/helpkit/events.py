@@ -272,7 +272,7 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     cls = EVENT_TYPES.get(str(type_name))
     if cls is None:
         raise SchemaError(f"unknown event type {type_name!r}")
-    if not isinstance(version, int) or version < 1:
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise SchemaError(f"bad schema version {version!r} for event {type_name!r}")
     if version > cls.VERSION:
         raise SchemaError(

@@ -17,6 +17,9 @@ FieldValue = str | int | float | bool | date | tuple[str, ...]
 """A custom field value: text, integer, number, boolean, date or a multi-choice tuple."""
 
 
+_INT64 = -(2**63)
+
+
 class FieldKind(enum.Enum):
     """The type of a custom field."""
 
@@ -70,7 +73,12 @@ class CustomField:
                 raise bad
             return value
         if kind is FieldKind.INTEGER:
-            if isinstance(value, bool) or not isinstance(value, int):
+            # 64-bit signed, so every store (SQLite, PostgreSQL bigint) holds it exactly.
+            if (
+                isinstance(value, bool)
+                or not isinstance(value, int)
+                or not _INT64 <= value < -_INT64
+            ):
                 raise bad
             return value
         if kind is FieldKind.NUMBER:

@@ -269,8 +269,11 @@ def open_ticket(
     follow_up_of: str | None = None,
 ) -> Outcome:
     """Events for a new ticket, its first message if given, and its follow-up link if any."""
-    if not isinstance(number, int) or number < 1:
+    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
         raise ValidationError("ticket numbers are positive integers")
+    follower_set = frozenset(followers)
+    if any(f.kind is ActorKind.SYSTEM for f in follower_set):
+        raise ValidationError("followers are agents or contacts")
     status = workflow.default(StatusCategory.NEW)
     if assignee_id is not None:
         status = workflow.default(StatusCategory.OPEN)
@@ -291,7 +294,7 @@ def open_ticket(
         assignee_id=assignee_id,
         group_id=group_id,
         tags=frozenset(normalize_tag(t) for t in tags),
-        followers=frozenset(followers),
+        followers=follower_set,
         custom_fields={k: v for k, v in (custom_fields or {}).items() if v is not None},
     )
     if first_comment is not None:
@@ -317,6 +320,10 @@ def add_comment(
     comment, like "submit as pending".
     """
     _writable(ticket)
+    if comment.ticket_id is not None and comment.ticket_id != ticket.id:
+        raise ValidationError(
+            f"comment {comment.id!r} belongs to ticket {comment.ticket_id!r}, not {ticket.id!r}"
+        )
     author = comment.author
     target = workflow.status(status) if status is not None else None
     if author.kind is ActorKind.CONTACT:

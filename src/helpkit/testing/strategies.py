@@ -72,16 +72,13 @@ __all__ = [
     "urgencies",
 ]
 
-try:  # The calendar strategies live next door; re-export them when they are there.
-    from helpkit.testing.calendar_strategies import (  # type: ignore[import-not-found, unused-ignore]
-        aware_datetimes,
-        business_calendars,
-        business_durations,
-    )
-except ImportError:  # pragma: no cover - only while the calendar module is not written yet
-    pass
-else:
-    __all__ += ["aware_datetimes", "business_calendars", "business_durations"]
+from helpkit.testing.calendar_strategies import (
+    aware_datetimes,
+    business_calendars,
+    business_durations,
+)
+
+__all__ += ["aware_datetimes", "business_calendars", "business_durations"]
 
 
 # ---------------------------------------------------------------- building blocks
