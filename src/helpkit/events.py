@@ -24,6 +24,9 @@ from helpkit.tickets import Actor, Comment, Link, StatusCategory
 
 __all__ = [
     "EVENT_TYPES",
+    "Escalated",
+    "SlaBreached",
+    "SlaWarned",
     "UPCASTERS",
     "Assigned",
     "CommentAdded",
@@ -220,6 +223,57 @@ class MergeReceived(Event):
     followers: frozenset[Actor] = frozenset()
 
 
+@attrs.frozen(kw_only=True)
+class SlaWarned(Event):
+    """An SLA metric crossed a warning threshold (a fraction of its target)."""
+
+    TYPE: ClassVar[str] = "sla_warned"
+
+    policy: str
+    metric: str
+    cycle: int
+    """Which cycle of the metric (0 for the first; next-response cycles count up)."""
+    threshold: float
+    crossed_at: datetime = attrs.field(converter=to_utc)
+    """The instant the business time elapsed reached ``threshold`` x target."""
+    due: datetime = attrs.field(converter=to_utc)
+
+
+@attrs.frozen(kw_only=True)
+class SlaBreached(Event):
+    """An SLA metric reached its target before being achieved."""
+
+    TYPE: ClassVar[str] = "sla_breached"
+
+    policy: str
+    metric: str
+    cycle: int
+    due: datetime = attrs.field(converter=to_utc)
+    """The instant of the breach (the metric's due date)."""
+
+
+@attrs.frozen(kw_only=True)
+class Escalated(Event):
+    """The ticket moved between support groups along the tier ladder.
+
+    ``kind`` is ``hierarchical`` (up a tier), ``functional`` (another group, same tier) or
+    ``de-escalation`` (down a tier).
+    """
+
+    TYPE: ClassVar[str] = "escalated"
+
+    kind: str
+    group_id: str
+    previous_group_id: str | None
+    tier: int | None
+    previous_tier: int | None
+    assignee_id: str | None = None
+    previous_assignee_id: str | None = None
+    reason: str | None = None
+    rule: str | None = None
+    """The escalation rule that fired, or ``None`` for a manual escalation."""
+
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 """Event classes by their ``TYPE`` name. Later modules (SLA, escalation) register more."""
 
@@ -249,6 +303,9 @@ for _cls in (
     Unlinked,
     MergedInto,
     MergeReceived,
+    SlaWarned,
+    SlaBreached,
+    Escalated,
 ):
     register_event_type(_cls)
 

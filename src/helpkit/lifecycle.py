@@ -23,6 +23,7 @@ from helpkit.events import (
     Assigned,
     CommentAdded,
     CustomFieldsChanged,
+    Escalated,
     Event,
     FollowersChanged,
     Linked,
@@ -168,11 +169,14 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             category=StatusCategory.CLOSED,
             closed_at=event.at,
         )
+    elif isinstance(event, Escalated):
+        common["group_id"] = event.group_id
+        common["assignee_id"] = event.assignee_id
     elif isinstance(event, MergeReceived):
         common["followers"] = state.followers | event.followers
         common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
         common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
-    # Event types added by later modules (SLA, escalation) only bump seq/updated_at here.
+    # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
     return attrs.evolve(state, **common)
 
 

@@ -322,6 +322,12 @@ class Ticket:
     closed_at: datetime | None = None
     public_comments: int = 0
     internal_notes: int = 0
+    sla_policy: str | None = None
+    """The SLA policy in force (set by the desk from its SLA configuration, not by events)."""
+    next_deadline: datetime | None = None
+    """The earliest due date among the running SLA clocks (past when breached)."""
+    next_check: datetime | None = None
+    """The earliest SLA warning or breach not yet recorded; the sweep's index."""
 
     def __hash__(self) -> int:
         return hash((self.id, self.seq))
