@@ -78,6 +78,8 @@ def _dates_around(cal: BusinessCalendar, a: datetime, b: datetime, pad: int) -> 
 
 
 def elapsed(cal: BusinessCalendar, a: datetime, b: datetime) -> timedelta:
+    # in UTC: arithmetic between datetimes of one zone is wall-clock arithmetic
+    a, b = a.astimezone(UTC), b.astimezone(UTC)
     lo, hi = min(a, b), max(a, b)
     total = timedelta(0)
     for s, e in open_set(cal, *_dates_around(cal, lo, hi, 3)):
@@ -88,6 +90,7 @@ def elapsed(cal: BusinessCalendar, a: datetime, b: datetime) -> timedelta:
 
 
 def is_open(cal: BusinessCalendar, t: datetime) -> bool:
+    t = t.astimezone(UTC)
     return any(s <= t < e for s, e in open_set(cal, *_dates_around(cal, t, t, 3)))
 
 
@@ -109,6 +112,7 @@ def add(
     cal: BusinessCalendar, a: datetime, d: timedelta, horizon_days: int = 800
 ) -> datetime | None:
     """The contract's add, looking at most ``horizon_days`` away; None if not found there."""
+    a = a.astimezone(UTC)
     if d == timedelta(0):
         return a
     pad = 4
@@ -136,6 +140,7 @@ def add(
 
 
 def next_open(cal: BusinessCalendar, t: datetime, horizon_days: int = 800) -> datetime | None:
+    t = t.astimezone(UTC)
     pad = 4
     while pad <= horizon_days:
         first, last = _dates_around(cal, t, t, 3)

@@ -81,6 +81,14 @@ def test_adding_zero_returns_the_start_even_when_closed(office: BusinessCalendar
     assert office.add(sunday, timedelta(microseconds=1)) == utc(2026, 11, 30, 9, 0, 0, 1)
 
 
+def test_adding_zero_at_a_repeated_wall_time_keeps_the_instant() -> None:
+    ny = ZoneInfo("America/New_York")
+    second = datetime(2026, 11, 1, 1, 30, fold=1, tzinfo=ny)  # the second 01:30, EST
+    cal = BusinessCalendar.always("America/New_York")
+    assert cal.add(second, timedelta(0)).astimezone(UTC) == utc(2026, 11, 1, 6, 30)
+    assert cal.add(second, H).astimezone(UTC) == utc(2026, 11, 1, 7, 30)
+
+
 def test_results_are_in_the_calendar_zone() -> None:
     cal = BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="Europe/Paris")
     got = cal.add(utc(2026, 11, 23, 8), H)  # 09:00 in Paris + 1h

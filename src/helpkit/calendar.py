@@ -44,6 +44,7 @@ _DAY: Final = 1440 * _MINUTE
 _WEEK: Final = 7 * _DAY
 _MONDAY0: Final = -3 * _DAY  # wall-clock 1969-12-29 00:00, a Monday, in µs since 1970-01-01
 _EPOCH_ORD: Final = date(1970, 1, 1).toordinal()
+_EPOCH_NAIVE: Final = datetime(1970, 1, 1)  # noqa: DTZ001 - wall-clock arithmetic base
 _MIN_ORD: Final = date(1, 1, 1).toordinal() + 15
 _MAX_ORD: Final = date(9999, 12, 31).toordinal() - 15
 _CHUNK_DAYS: Final = 7  # longest irregular stretch computed in one piece
@@ -543,7 +544,16 @@ def _duration_us(value: object) -> int:
 
 
 def _instant_us(value: datetime, name: str) -> int:
-    return (ensure_aware(value, name) - EPOCH) // US
+    """Microseconds since the epoch of an aware datetime (the hot path: no timedelta division)."""
+    try:
+        d = value - EPOCH
+    except TypeError:  # naive (or not a datetime at all): let ensure_aware say what to do
+        ensure_aware(value, name)
+        raise
+    given: object = value  # callers are not always type-checked
+    if not isinstance(given, datetime):
+        ensure_aware(value, name)
+    return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
 WeeklySpec: TypeAlias = (
@@ -599,6 +609,7 @@ class BusinessCalendar:
     _hol_set: frozenset[int] = attrs.field(init=False, eq=False, hash=False)
     _pattern: _Pattern = attrs.field(init=False, eq=False, hash=False)
     _state: _State = attrs.field(init=False, eq=False, hash=False)
+    _closed: bool = attrs.field(init=False, eq=False, hash=False)
 
     def __init__(
         self,
@@ -636,6 +647,7 @@ class BusinessCalendar:
         setattr_(self, "_hol_ords", tuple(sorted(ords)))
         setattr_(self, "_pattern", _Pattern(self._weekly_min))
         setattr_(self, "_state", _State())
+        setattr_(self, "_closed", not self._pattern.total and not any(self._exc.values()))
 
     # --- construction ----------------------------------------------------------------------
 
@@ -811,13 +823,14 @@ class BusinessCalendar:
     # --- internals -------------------------------------------------------------------------
 
     def _dt(self, us: int) -> datetime:
+        tz = self._tz
         try:
-            return (EPOCH + timedelta(microseconds=us)).astimezone(self._tz)
+            return tz.fromutc((_EPOCH_NAIVE + timedelta(microseconds=us)).replace(tzinfo=tz))
         except OverflowError as exc:
             raise CalendarError("the result is outside the range of datetime") from exc
 
     def _never_open(self) -> bool:
-        return not self._pattern.total and not any(p for p in self._exc.values())
+        return self._closed
 
     def _intervals(self, a: int, b: int) -> Iterator[tuple[datetime, datetime]]:
         pending: tuple[int, int] | None = None

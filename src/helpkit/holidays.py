@@ -88,7 +88,7 @@ class HolidayRule:
     """A recurring holiday: RFC 5545 recurrence text and how many days each occurrence lasts.
 
     ``rule`` is either a bare ``RRULE`` value (``"FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25"``,
-    anchored to :data:`DEFAULT_DTSTART`) or several content lines (``DTSTART``, ``RRULE``,
+    anchored to ``DEFAULT_DTSTART``, 1900-01-01) or several content lines (``DTSTART``, ``RRULE``,
     ``RDATE``, ``EXDATE``) separated by newlines. dateutil's ``BYEASTER`` extension is
     accepted (``"FREQ=YEARLY;BYEASTER=1"`` is Easter Monday).
     """
