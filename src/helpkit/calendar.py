@@ -540,7 +540,7 @@ def _duration_us(value: object) -> int:
             f"duration must be a datetime.timedelta, got {type(value).__name__} "
             "(helpkit never takes float hours)"
         )
-    return value // US
+    return (value.days * 86_400 + value.seconds) * 1_000_000 + value.microseconds
 
 
 def _instant_us(value: datetime, name: str) -> int:
@@ -610,6 +610,7 @@ class BusinessCalendar:
     _pattern: _Pattern = attrs.field(init=False, eq=False, hash=False)
     _state: _State = attrs.field(init=False, eq=False, hash=False)
     _closed: bool = attrs.field(init=False, eq=False, hash=False)
+    _epoch_tz: datetime = attrs.field(init=False, eq=False, hash=False)
 
     def __init__(
         self,
@@ -648,6 +649,7 @@ class BusinessCalendar:
         setattr_(self, "_pattern", _Pattern(self._weekly_min))
         setattr_(self, "_state", _State())
         setattr_(self, "_closed", not self._pattern.total and not any(self._exc.values()))
+        setattr_(self, "_epoch_tz", _EPOCH_NAIVE.replace(tzinfo=tz))
 
     # --- construction ----------------------------------------------------------------------
 
@@ -777,7 +779,7 @@ class BusinessCalendar:
         d = _duration_us(duration)
         if d == 0:
             return start.astimezone(self._tz)
-        if self._never_open():
+        if self._closed:
             raise CalendarError(f"{self!r} has no open time; cannot add {duration}")
         cov = self._ensure(a, a)
         while True:
@@ -805,7 +807,7 @@ class BusinessCalendar:
     def next_open(self, t: datetime) -> datetime:
         """``t`` if open, else the next instant the calendar opens."""
         a = _instant_us(t, "t")
-        if self._never_open():
+        if self._closed:
             raise CalendarError(f"{self!r} has no open time")
         cov = self._ensure(a, a)
         while True:
@@ -823,14 +825,12 @@ class BusinessCalendar:
     # --- internals -------------------------------------------------------------------------
 
     def _dt(self, us: int) -> datetime:
-        tz = self._tz
         try:
-            return tz.fromutc((_EPOCH_NAIVE + timedelta(microseconds=us)).replace(tzinfo=tz))
+            # aware + timedelta is field arithmetic, so this holds the UTC fields under the
+            # calendar's tzinfo: exactly what fromutc expects
+            return self._tz.fromutc(self._epoch_tz + timedelta(microseconds=us))
         except OverflowError as exc:
             raise CalendarError("the result is outside the range of datetime") from exc
-
-    def _never_open(self) -> bool:
-        return self._closed
 
     def _intervals(self, a: int, b: int) -> Iterator[tuple[datetime, datetime]]:
         pending: tuple[int, int] | None = None
@@ -933,6 +933,8 @@ class BusinessCalendar:
     def _ensure(self, t_lo: int, t_hi: int) -> _Coverage:
         """A coverage with ``lo <= t_lo`` and ``t_hi < hi``, extending a cached one if near."""
         covs = self._state.covs
+        if covs and covs[0].lo <= t_lo and t_hi < covs[0].hi:  # the usual case, kept short
+            return covs[0]
         for cov in covs:
             if cov.lo <= t_lo and t_hi < cov.hi:
                 return cov
