@@ -325,6 +325,7 @@ def test_two_store_objects_on_one_file_see_each_other_and_conflict(tmp_path: Pat
         first = opened("t1", one.allocate_ticket_number())
         one.commit([change_of(first)])
         assert two.get_ticket("t1") == first.ticket
+        assert one.get_ticket("t1") == first.ticket  # now in one's decoded-state cache
         assert two.allocate_ticket_number() != first.ticket.number
         a = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["a"])
         b = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["b"])

@@ -18,6 +18,7 @@ import json
 import os
 import sqlite3
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
@@ -67,6 +68,7 @@ _MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
 
 _WAL_CHECKPOINT_PAGES: Final = 8192  # about 32 MiB of WAL at the default 4 KiB pages
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
+_CACHE_SIZE: Final = 4096  # decoded ticket states kept per store
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -396,7 +398,7 @@ def _select(query: TicketQuery) -> tuple[str, list[Any]]:
         cursor = _cursor_clause(query, params)
         if cursor is not None:
             where.append(cursor)
-        sql = "SELECT state FROM tickets t"
+        sql = "SELECT id, seq, state FROM tickets t"
         if where:
             sql += " WHERE " + " AND ".join(where)
         sql += f" ORDER BY {_ORDER[query.sort]} LIMIT ?"
@@ -417,7 +419,8 @@ def _select(query: TicketQuery) -> tuple[str, list[Any]]:
         if cursor is not None:
             where.append(cursor)
         parts.append(
-            "SELECT priority, created_us, id, state FROM tickets t WHERE " + " AND ".join(where)
+            "SELECT priority, created_us, id, seq, state FROM tickets t WHERE "
+            + " AND ".join(where)
         )
     sql = " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3 LIMIT ?"
     params.append(query.limit + 1)
@@ -550,6 +553,8 @@ class SqliteStore:
         self._idle: list[sqlite3.Connection] = []
         self._open: set[sqlite3.Connection] = set()
         self._closed = False
+        self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
+        self._cache_lock = threading.Lock()
         needs_schema = _inspect(self.path)
         conn = self._connect()
         try:
@@ -764,29 +769,46 @@ class SqliteStore:
         """The current state of a ticket."""
         with self._connection() as conn:
             row = (
-                conn.execute("SELECT state FROM tickets WHERE id = ?", (ticket_id,)).fetchone()
+                conn.execute(
+                    "SELECT id, seq, state FROM tickets WHERE id = ?", (ticket_id,)
+                ).fetchone()
                 if isinstance(ticket_id, str)
                 else None
             )
         if row is None:
             raise NotFoundError(f"no ticket with id {ticket_id!r}")
-        return self._ticket(row[0])
+        return self._ticket(row)
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""
         with self._connection() as conn:
             row = (
-                conn.execute("SELECT state FROM tickets WHERE number = ?", (number,)).fetchone()
+                conn.execute(
+                    "SELECT id, seq, state FROM tickets WHERE number = ?", (number,)
+                ).fetchone()
                 if isinstance(number, (int, float))
                 else None
             )
         if row is None:
             raise NotFoundError(f"no ticket #{number}")
-        return self._ticket(row[0])
+        return self._ticket(row)
 
-    @staticmethod
-    def _ticket(text: str) -> Ticket:
-        ticket: Ticket = _decode_ticket(_loads(text, "ticket state"))
+    def _ticket(self, row: tuple[Any, ...]) -> Ticket:
+        # A ticket's state at a given seq never changes (it is the fold of its first seq
+        # events), so decoded states are cached by (id, seq): a queue polled again and again
+        # costs no JSON decoding for the tickets that did not move.
+        key = (row[-3], row[-2])
+        cache = self._cache
+        with self._cache_lock:
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+                return hit
+        ticket: Ticket = _decode_ticket(_loads(row[-1], "ticket state"))
+        with self._cache_lock:
+            cache[key] = ticket
+            if len(cache) > _CACHE_SIZE:
+                cache.popitem(last=False)
         return ticket
 
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
@@ -812,7 +834,7 @@ class SqliteStore:
         sql, params = _select(query)
         with self._connection() as conn:
             rows = conn.execute(sql, params).fetchall()
-        return Page.cut([self._ticket(row[-1]) for row in rows], query)
+        return Page.cut([self._ticket(row) for row in rows], query)
 
     # ------------------------------------------------------------ contacts
 
@@ -1023,6 +1045,8 @@ class SqliteStore:
             idle, self._idle = self._idle, []
             for conn in idle:
                 self._open.discard(conn)
+        with self._cache_lock:
+            self._cache.clear()
         for conn in idle:
             conn.close()
 
