@@ -22,6 +22,7 @@ DOMAIN = {
     "events",
     "lifecycle",
     "queries",
+    "sla",
     "escalation",
 }
 # Everything above the domain, in layer order; a module may import only its own layer or below.
