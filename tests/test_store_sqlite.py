@@ -438,6 +438,10 @@ QUEUE_CATEGORIES = {StatusCategory.NEW, StatusCategory.OPEN}
         ({"assignee_ids": "a1", "categories": "open"}, "tickets_assignee_queue"),
         ({"group_ids": "g1", "categories": "new"}, "tickets_group_queue"),
         ({"unassigned": True, "categories": QUEUE_CATEGORIES}, "tickets_assignee_queue"),
+        (
+            {"unassigned": True, "group_ids": "g1", "categories": QUEUE_CATEGORIES},
+            "tickets_group_queue",
+        ),
         ({"categories": QUEUE_CATEGORIES}, "tickets_category_queue"),
         ({"assignee_ids": {"a1", "a2"}, "categories": QUEUE_CATEGORIES}, "tickets_assignee_queue"),
     ],
