@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
-from helpkit.errors import NaiveDatetimeError, ValidationError
-from helpkit.events import SlaBreached, SlaWarned
+from helpkit.calendar import BusinessCalendar
+from helpkit.errors import HelpkitError, NaiveDatetimeError, ValidationError
+from helpkit.events import Event, SlaBreached, SlaWarned
 from helpkit.priority import Impact, Priority, Urgency
 from helpkit.sla import (
     BREACH,
@@ -16,11 +19,13 @@ from helpkit.sla import (
     SlaCheck,
     SlaPolicy,
     Targets,
+    Threshold,
     compute_sla,
     fired_checks,
 )
+from helpkit.testing.strategies import business_calendars, business_durations, ticket_histories
 from helpkit.tickets import Actor, StatusCategory
-from sla_reference import AGENT, OFFICE, Story, at
+from sla_reference import AGENT, OFFICE, Story, at, reference
 
 H = timedelta(hours=1)
 FR, NR, PU, RES = (
@@ -465,3 +470,314 @@ def test_results_are_in_utc_whatever_zone_now_is_in() -> None:
     assert res.due is not None
     assert res.due.utcoffset() == timedelta(0)
     assert status == compute_sla(story.events, POLICY, at(0, 12))
+
+
+# ---------------------------------------------------------------- properties
+
+US = timedelta(microseconds=1)
+PROPERTY_SETTINGS = settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow]
+)
+calendars = business_calendars(
+    timezones=["UTC", "Europe/Paris", "America/New_York", "Australia/Lord_Howe"],
+    max_periods=5,
+    min_date=date(2025, 12, 1),
+    max_date=date(2027, 6, 30),
+    max_holidays=8,
+    max_exceptions=4,
+)
+any_calendars = business_calendars(max_periods=4)
+targets = business_durations(
+    min_value=timedelta(minutes=1), max_value=timedelta(days=4), whole_minutes=True
+) | business_durations(min_value=US, max_value=timedelta(hours=30))
+COMMANDS = (
+    "agent_reply",
+    "agent_reply_pending",
+    "agent_reply_solved",
+    "contact_reply",
+    "contact_reply",
+    "note",
+    "pending",
+    "on_hold",
+    "open",
+    "solved",
+    "closed",
+    "raise",
+    "lower",
+    "merge_in",
+)
+steps = st.lists(
+    st.tuples(st.integers(0, 3 * 24 * 60), st.sampled_from(COMMANDS)), min_size=0, max_size=14
+)
+starts = st.integers(0, 300 * 24 * 60).map(
+    lambda m: datetime(2026, 1, 1, tzinfo=UTC) + timedelta(minutes=m)
+)
+
+
+def policy_of(
+    calendar: BusinessCalendar, target: timedelta, warn_at: tuple[float, ...] = (0.5, 0.75)
+) -> SlaPolicy:
+    every = Targets(
+        first_response=target, next_response=target, periodic_update=target, resolution=target
+    )
+    return SlaPolicy("p", calendar, dict.fromkeys(Priority, every), warn_at=warn_at)
+
+
+def run(story: Story, command: str, when: datetime) -> None:
+    try:
+        if command.startswith("agent_reply"):
+            status = {"agent_reply": None, "agent_reply_pending": "pending"}.get(command, "solved")
+            story.agent_reply(when, status=status)
+        elif command == "contact_reply":
+            story.contact_reply(when)
+        elif command == "note":
+            story.note(when)
+        elif command == "raise":
+            story.priority(when, impact=Impact.HIGH, urgency=Urgency.HIGH)
+        elif command == "lower":
+            story.priority(when, impact=Impact.LOW, urgency=Urgency.MEDIUM)
+        elif command == "merge_in":
+            story.merge_in(when)
+        else:
+            story.status(command, when)
+    except HelpkitError:
+        pass  # refused in this state, as a real desk would
+
+
+def build(
+    start: datetime,
+    script: list[tuple[int, str]],
+    pause: tuple[int, int, int] | None = None,
+) -> Story:
+    """Run ``script``; with ``pause = (step, a, b)`` put the ticket on pending from a% to b%
+    of the gap before that step (when it is counting then), and back to open."""
+    story = Story(start)
+    now = start
+    for index, (delay, command) in enumerate(script):
+        if (
+            pause is not None
+            and pause[0] == index
+            and story.ticket.category
+            in (
+                StatusCategory.NEW,
+                StatusCategory.OPEN,
+            )
+        ):
+            lo, hi = sorted(pause[1:])
+            story.status("pending", now + timedelta(minutes=delay * lo // 100))
+            story.status("open", now + timedelta(minutes=delay * hi // 100))
+        now += timedelta(minutes=delay)
+        run(story, command, now)
+    return story
+
+
+def last_time(events: list[Event]) -> datetime:
+    return max(e.at for e in events)
+
+
+@PROPERTY_SETTINGS
+@given(
+    start=starts,
+    script=steps,
+    pause=st.tuples(st.integers(0, 13), st.integers(0, 100), st.integers(0, 100)),
+    calendar=calendars,
+    target=targets,
+    extra=st.integers(0, 10 * 24 * 60),
+)
+def test_pausing_never_makes_a_due_date_earlier(
+    start: datetime,
+    script: list[tuple[int, str]],
+    pause: tuple[int, int, int],
+    calendar: BusinessCalendar,
+    target: timedelta,
+    extra: int,
+) -> None:
+    plain = build(start, script)
+    paused = build(start, script, pause)
+    now = last_time(paused.events) + timedelta(minutes=extra)
+    policy = policy_of(calendar, target)
+    before = {(c.metric, c.cycle): c for c in compute_sla(plain.events, policy, now).clocks}
+    after = {(c.metric, c.cycle): c for c in compute_sla(paused.events, policy, now).clocks}
+    assert before.keys() == after.keys()
+    for key, old in before.items():
+        new = after[key]
+        assert new.elapsed <= old.elapsed
+        if old.due is None:
+            assert new.due is None
+        elif new.due is not None:
+            assert new.due >= old.due
+        if old.breached_at is None:
+            assert new.breached_at is None
+
+
+@PROPERTY_SETTINGS
+@given(
+    history=ticket_histories(max_commands=12),
+    calendar=any_calendars,
+    first=targets,
+    second=targets,
+    offset=st.integers(0, 60 * 24 * 60),
+)
+def test_due_dates_are_monotone_in_the_target(
+    history: list[Event],
+    calendar: BusinessCalendar,
+    first: timedelta,
+    second: timedelta,
+    offset: int,
+) -> None:
+    small, large = sorted((first, second))
+    now = history[0].at + timedelta(minutes=offset)
+    low = compute_sla(history, policy_of(calendar, small), now)
+    high = compute_sla(history, policy_of(calendar, large), now)
+    assert [(c.metric, c.cycle) for c in low.clocks] == [(c.metric, c.cycle) for c in high.clocks]
+    for a, b in zip(low.clocks, high.clocks, strict=True):
+        assert a.elapsed == b.elapsed
+        if a.due is None:
+            assert b.due is None
+        elif b.due is not None:
+            assert a.due <= b.due
+        if b.breached_at is not None:
+            assert a.breached_at is not None
+
+
+@PROPERTY_SETTINGS
+@given(
+    history=ticket_histories(max_commands=15),
+    calendar=any_calendars,
+    target=targets,
+    offset=st.integers(0, 90 * 24 * 60),
+    pause=st.sets(st.sampled_from([StatusCategory.PENDING, StatusCategory.ON_HOLD])),
+)
+def test_the_clock_agrees_with_the_reference_model(
+    history: list[Event],
+    calendar: BusinessCalendar,
+    target: timedelta,
+    offset: int,
+    pause: set[StatusCategory],
+) -> None:
+    """elapsed + remaining == target; due is where calendar.elapsed over the running
+    intervals reaches the target, and the earliest such instant; warnings come before the
+    breach, in threshold order; breaches follow the rule."""
+    now = history[0].at + timedelta(minutes=offset)
+    every = Targets(
+        first_response=target, next_response=target, periodic_update=target, resolution=target
+    )
+    policy = SlaPolicy("p", calendar, dict.fromkeys(Priority, every), pause_categories=pause)
+    status = compute_sla(history, policy, now)
+    model = reference(history, frozenset(pause))
+    by_key = {(c.metric, c.index): c for c in model.cycles}
+    assert {(c.metric.value, c.cycle) for c in status.clocks} == set(by_key)
+    for clock in status.clocks:
+        ref = by_key[(clock.metric.value, clock.cycle)]
+        assert clock.started_at == ref.start
+        assert clock.ended_at == ref.end
+        assert (clock.achieved_at is not None) == (ref.end is not None and ref.achieved)
+        assert clock.target == target
+        cap = now if ref.end is None else min(now, ref.end)
+        assert clock.elapsed == model.counted(calendar, ref, max(cap, ref.start))
+        assert clock.elapsed + clock.remaining == clock.target
+        open_ended = (
+            model.running_intervals(ref)[-1:] and model.running_intervals(ref)[-1][1] is None
+        )
+        assert clock.running == bool(ref.end is None and open_ended)
+        assert clock.paused == (ref.end is None and not open_ended)
+        for threshold in (*clock.warnings, Threshold(1.0, clock.due)):
+            goal = target * threshold.fraction
+            if threshold.at is None:
+                horizon = ref.end if ref.end is not None else last_time(history)
+                assert not open_ended or ref.end is not None
+                assert model.counted(calendar, ref, horizon) < goal
+            else:
+                assert model.counted(calendar, ref, threshold.at) == goal
+                assert model.counted(calendar, ref, threshold.at - US) < goal
+        reached = [w.at for w in clock.warnings if w.at is not None]
+        assert reached == sorted(reached)
+        assert [w.fraction for w in clock.warnings] == sorted(policy.warn_at)
+        if clock.due is not None:
+            assert len(reached) == len(clock.warnings)
+            assert all(t <= clock.due for t in reached)
+        breached = (
+            clock.due is not None and clock.due <= now and (ref.end is None or clock.due < ref.end)
+        )
+        assert clock.breached_at == (clock.due if breached else None)
+        for check in clock.checks():
+            assert ref.end is None or check.at < ref.end
+
+
+@PROPERTY_SETTINGS
+@given(
+    history=ticket_histories(max_commands=12),
+    calendar=any_calendars,
+    target=targets,
+    offset=st.integers(0, 60 * 24 * 60),
+)
+def test_the_clock_is_a_pure_function_and_recording_checks_changes_nothing(
+    history: list[Event], calendar: BusinessCalendar, target: timedelta, offset: int
+) -> None:
+    now = max(last_time(history), history[0].at + timedelta(minutes=offset))
+    policy = policy_of(calendar, target)
+    status = compute_sla(history, policy, now)
+    assert compute_sla(tuple(history), policy, now) == status
+    assert compute_sla(list(history), policy_of(calendar, target), now) == status
+    # The sweep's own events (warnings, breaches) never move a clock.
+    recorded = list(history)
+    sweep = Actor.system("sweep")
+    for check in status.pending_checks():
+        if check.at > now:
+            break
+        common = {
+            "ticket_id": history[0].ticket_id,
+            "seq": len(recorded) + 1,
+            "at": now,
+            "actor": sweep,
+            "policy": policy.name,
+            "metric": check.metric.value,
+            "cycle": check.cycle,
+        }
+        clock = next(c for c in status.clocks if (c.metric, c.cycle) == (check.metric, check.cycle))
+        assert clock.due is not None
+        if check.fraction == BREACH:
+            recorded.append(SlaBreached(**common, due=check.at))
+        else:
+            recorded.append(
+                SlaWarned(**common, threshold=check.fraction, crossed_at=check.at, due=clock.due)
+            )
+    again = compute_sla(recorded, policy, now)
+    assert again == status
+    fired = fired_checks(recorded)
+    pending = again.pending_checks(fired)
+    assert all(check.at > now for check in pending)
+    next_check = again.next_check(fired)
+    assert next_check == (pending[0].at if pending else None)
+
+
+@PROPERTY_SETTINGS
+@given(
+    start=starts,
+    script=steps,
+    calendar=calendars,
+    target=targets,
+    wait=st.sampled_from(["pending", "on_hold", "solved"]),
+    later=st.lists(st.integers(0, 30 * 24 * 60), min_size=2, max_size=2),
+)
+def test_a_clock_never_counts_while_paused(
+    start: datetime,
+    script: list[tuple[int, str]],
+    calendar: BusinessCalendar,
+    target: timedelta,
+    wait: str,
+    later: list[int],
+) -> None:
+    story = build(start, script)
+    end = last_time(story.events) + timedelta(minutes=1)
+    run(story, wait, end)
+    assume(story.ticket.category is not StatusCategory.OPEN)
+    assume(story.ticket.category is not StatusCategory.NEW)
+    policy = policy_of(calendar, target)
+    first = compute_sla(story.events, policy, end + timedelta(minutes=min(later)))
+    second = compute_sla(story.events, policy, end + timedelta(minutes=max(later)))
+    for a, b in zip(first.clocks, second.clocks, strict=True):
+        assert not a.running
+        assert a.elapsed == b.elapsed
+        assert a.due == b.due
+        assert a.warnings == b.warnings
