@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -725,7 +726,7 @@ def test_the_clock_is_a_pure_function_and_recording_checks_changes_nothing(
     for check in status.pending_checks():
         if check.at > now:
             break
-        common = {
+        common: dict[str, Any] = {
             "ticket_id": history[0].ticket_id,
             "seq": len(recorded) + 1,
             "at": now,
