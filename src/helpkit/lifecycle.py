@@ -30,6 +30,8 @@ from helpkit.events import (
     MergedInto,
     MergeReceived,
     PriorityChanged,
+    SlaBreached,
+    SlaWarned,
     StatusChanged,
     SubjectChanged,
     TagsChanged,
@@ -37,7 +39,7 @@ from helpkit.events import (
     Unlinked,
 )
 from helpkit.fields import FieldValue
-from helpkit.priority import Impact, PriorityMatrix, Urgency
+from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
 from helpkit.tickets import (
     Actor,
     ActorKind,
@@ -54,16 +56,21 @@ __all__ = [
     "add_comment",
     "apply",
     "assign",
+    "chain",
     "change_followers",
     "change_priority",
     "change_status",
     "change_subject",
     "change_tags",
     "conversation",
+    "escalate",
     "link",
     "merge",
     "normalize_tag",
     "open_ticket",
+    "override_priority",
+    "record_sla_breach",
+    "record_sla_warning",
     "reopen_target",
     "replay",
     "set_custom_fields",
@@ -619,3 +626,124 @@ def merge(
         followers=moved,
     )
     return src.outcome(), dst.outcome()
+
+
+def chain(outcomes: Sequence[Outcome]) -> Outcome:
+    """One outcome from consecutive outcomes of the same ticket (each built on the previous)."""
+    if not outcomes:
+        raise ValidationError("nothing to chain")
+    first, last = outcomes[0], outcomes[-1]
+    events: list[Event] = []
+    seq = first.previous_seq
+    for outcome in outcomes:
+        if outcome.ticket.id != first.ticket.id or outcome.previous_seq != seq:
+            raise ValidationError("chained outcomes must follow each other on one ticket")
+        events.extend(outcome.events)
+        seq = outcome.ticket.seq
+    return Outcome(last.ticket, tuple(events), first.previous_seq)
+
+
+def record_sla_warning(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    policy: str,
+    metric: str,
+    cycle: int,
+    threshold: float,
+    crossed_at: datetime,
+    due: datetime,
+) -> Outcome:
+    """Record that an SLA metric crossed a warning threshold.
+
+    Allowed on closed tickets too: it records a fact about the time before they closed.
+    """
+    draft = _Draft(ticket, at, actor)
+    draft.emit(
+        SlaWarned,
+        ticket.id,
+        policy=policy,
+        metric=metric,
+        cycle=cycle,
+        threshold=threshold,
+        crossed_at=crossed_at,
+        due=due,
+    )
+    return draft.outcome()
+
+
+def record_sla_breach(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    policy: str,
+    metric: str,
+    cycle: int,
+    due: datetime,
+) -> Outcome:
+    """Record that an SLA metric reached its target unachieved (allowed on closed tickets)."""
+    draft = _Draft(ticket, at, actor)
+    draft.emit(SlaBreached, ticket.id, policy=policy, metric=metric, cycle=cycle, due=due)
+    return draft.outcome()
+
+
+def escalate(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    kind: str,
+    group_id: str,
+    tier: int | None,
+    previous_tier: int | None,
+    assignee_id: str | None = None,
+    reason: str | None = None,
+    rule: str | None = None,
+) -> Outcome:
+    """Move the ticket to another group along the tier ladder (target chosen by the caller)."""
+    _writable(ticket)
+    if group_id == ticket.group_id and assignee_id == ticket.assignee_id:
+        raise InvalidTransitionError(
+            f"ticket {ticket.reference} is already with group {group_id!r}"
+        )
+    draft = _Draft(ticket, at, actor)
+    draft.emit(
+        Escalated,
+        ticket.id,
+        kind=kind,
+        group_id=group_id,
+        previous_group_id=ticket.group_id,
+        tier=tier,
+        previous_tier=previous_tier,
+        assignee_id=assignee_id,
+        previous_assignee_id=ticket.assignee_id,
+        reason=reason,
+        rule=rule,
+    )
+    return draft.outcome()
+
+
+def override_priority(
+    ticket: Ticket,
+    priority: Priority,
+    *,
+    at: datetime,
+    actor: Actor,
+    reason: str | None = None,
+) -> Outcome:
+    """Set the priority directly (e.g. an escalation rule raising it), keeping impact/urgency."""
+    _writable(ticket)
+    draft = _Draft(ticket, at, actor)
+    if priority != ticket.priority:
+        draft.emit(
+            PriorityChanged,
+            ticket.id,
+            impact=ticket.impact,
+            urgency=ticket.urgency,
+            priority=priority,
+            previous_priority=ticket.priority,
+            reason=reason,
+        )
+    return draft.outcome()
