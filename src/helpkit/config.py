@@ -1,4 +1,5 @@
-"""Desk configuration: priority matrix, workflow statuses, custom fields, channels.
+"""Desk configuration: priority matrix, workflow, custom fields, channels, calendars, SLA
+policies, escalation tiers and rules.
 
 Build it in code (:class:`DeskConfig`) or load it from a ``helpkit.toml`` file / a mapping
 (:meth:`DeskConfig.from_dict`, :meth:`DeskConfig.load`).
@@ -14,9 +15,12 @@ from typing import Any
 
 import attrs
 
+from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ConfigError, ValidationError
+from helpkit.escalation import EscalationRules, TierLadder
 from helpkit.fields import CustomField, FieldSet
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
+from helpkit.sla import SlaPolicySet
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 
 __all__ = ["DeskConfig"]
@@ -26,6 +30,10 @@ def _channel_options(
     value: Mapping[str, Mapping[str, Any]],
 ) -> Mapping[str, Mapping[str, Any]]:
     return MappingProxyType({str(k): MappingProxyType(dict(v)) for k, v in value.items()})
+
+
+def _calendar_map(value: Mapping[str, BusinessCalendar]) -> Mapping[str, BusinessCalendar]:
+    return MappingProxyType(dict(value))
 
 
 @attrs.frozen(kw_only=True)
@@ -42,6 +50,16 @@ class DeskConfig:
     (``type`` defaults to the name)."""
     reply_channel: str | None = None
     """The channel public replies leave through when the ticket's own channel has none."""
+    calendars: Mapping[str, BusinessCalendar] = attrs.field(
+        factory=dict, converter=_calendar_map, eq=False
+    )
+    """Named business calendars (SLA policies refer to them by name in ``helpkit.toml``)."""
+    sla: SlaPolicySet | None = None
+    """SLA policies; ``None`` measures no SLA."""
+    tiers: TierLadder | None = None
+    """The escalation ladder; ``None`` derives it from the groups' ``tier`` in the store."""
+    escalation: EscalationRules = attrs.field(factory=EscalationRules)
+    """Rules bound to SLA thresholds (warn, escalate, raise priority)."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeskConfig:
@@ -53,8 +71,12 @@ class DeskConfig:
             "fields",
             "channels",
             "reply_channel",
+            "calendars",
+            "sla",
+            "tiers",
+            "escalation",
         }
-        unknown = sorted(set(data) - known - {"calendars", "sla", "tiers", "store"})
+        unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration keys: {', '.join(unknown)}")
         try:
@@ -86,6 +108,20 @@ class DeskConfig:
                 kwargs["channels"] = data["channels"]
             if "reply_channel" in data:
                 kwargs["reply_channel"] = str(data["reply_channel"])
+            calendars = {
+                str(name): BusinessCalendar.from_dict(table)
+                for name, table in dict(data.get("calendars", {})).items()
+            }
+            kwargs["calendars"] = calendars
+            if "sla" in data:
+                kwargs["sla"] = SlaPolicySet.from_dict(data["sla"], calendars)
+            if "tiers" in data:
+                kwargs["tiers"] = TierLadder.from_dict(data["tiers"])
+            if "escalation" in data:
+                rules = data["escalation"]
+                if isinstance(rules, Mapping):
+                    rules = rules.get("rules", [])
+                kwargs["escalation"] = EscalationRules.from_list(rules)
             return cls(**kwargs)
         except ConfigError:
             raise
