@@ -454,13 +454,6 @@ class _Coverage:
             return self.cs[k] + self.wins[k].rel(t)
         return self.pat.measure_to(t + self.goff[k + 1]) + self.p[k + 1]
 
-    def earliest(self, v: int) -> int:
-        """Smallest t with C(t) == v, for C(lo) < v <= C(hi)."""
-        k = bisect_left(self.ce, v)
-        if k < len(self.wins) and self.cs[k] < v:
-            return self.wins[k].earliest(v - self.cs[k])
-        return self.pat.earliest(v - self.p[k]) - self.goff[k]
-
     def latest(self, v: int) -> int | None:
         """Largest t with C(t) == v, for v >= C(lo); None if it may lie at or after ``hi``."""
         k = bisect_right(self.cs, v)
@@ -785,7 +778,16 @@ class BusinessCalendar:
         while True:
             v = cov.c(a) + d
             if d > 0 and v <= cov.c_hi:
-                return self._dt(cov.earliest(v))
+                k = bisect_left(cov.ce, v)
+                if k < len(cov.wins) and cov.cs[k] < v:
+                    return self._dt(cov.wins[k].earliest(v - cov.cs[k]))
+                # In a gap the wall-clock time is unambiguous: build it directly (fold=0),
+                # which is cheaper than converting the instant through the zone.
+                wall = cov.pat.earliest(v - cov.p[k])
+                try:
+                    return self._epoch_tz + timedelta(microseconds=wall)
+                except OverflowError as exc:
+                    raise CalendarError("the result is outside the range of datetime") from exc
             if d < 0 and v >= cov.c_lo:
                 t = cov.latest(v)
                 assert t is not None  # t < start < hi
