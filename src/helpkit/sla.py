@@ -39,9 +39,10 @@ target: walking the running intervals in order, the first interval whose cumulat
 reaches the target ``X`` gives ``calendar.add(interval_start, X - counted_before)``; the last
 interval of a running clock is open-ended, which projects the due date into the future. It is
 ``None`` when the cycle ended (achieved or stopped) or is paused without its counted time
-having reached the target. Warning instants are computed the same way at ``fraction x target``. A cycle is
-breached (``breached_at == due``) when ``due <= now`` and the cycle was not achieved or stopped
-at or before ``due``.
+having reached the target. Warning instants are computed the same way at ``fraction x target``.
+A cycle is breached (``breached_at == due``) when ``due <= now`` and the cycle was not achieved
+or stopped at or before ``due``; a late achievement keeps its ``breached_at`` (its ``state`` is
+``achieved``).
 
 The whole history is taken as given: ``now`` caps ``elapsed`` and decides whether a due date
 has passed, but an event dated after ``now`` still counts (pass ``now`` at or after the last
@@ -212,6 +213,11 @@ def _metric(value: Metric | str) -> Metric:
         raise ValidationError(f"unknown SLA metric {value!r} (known: {known})") from None
 
 
+def _is_bool(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(f"{attribute.name} must be true or false; got {value!r}")
+
+
 def _optional_text(value: object) -> str | None:
     if value is None:
         return None
@@ -229,7 +235,7 @@ class SlaContext:
 
     segment: str | None = attrs.field(default=None, converter=_optional_text)
     region: str | None = attrs.field(default=None, converter=_optional_text)
-    vip: bool = attrs.field(default=False, validator=attrs.validators.instance_of(bool))
+    vip: bool = attrs.field(default=False, validator=_is_bool)
 
 
 def _items(value: object, what: str) -> list[object]:
@@ -326,6 +332,11 @@ def _name(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise ValidationError(f"an SLA policy needs a non-empty name; got {value!r}")
 
 
+def _is_calendar(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, BusinessCalendar):
+        raise ValidationError(f"an SLA policy needs a BusinessCalendar; got {value!r}")
+
+
 def _targets_map(value: object) -> Mapping[Priority, Targets]:
     if not isinstance(value, Mapping):
         raise ValidationError("SLA targets must map priorities to Targets")
@@ -397,9 +408,7 @@ class SlaPolicy:
     """
 
     name: str = attrs.field(validator=_name)
-    calendar: BusinessCalendar = attrs.field(
-        validator=attrs.validators.instance_of(BusinessCalendar)
-    )
+    calendar: BusinessCalendar = attrs.field(validator=_is_calendar)
     targets: Mapping[Priority, Targets] = attrs.field(converter=_targets_map)
     conditions: tuple[SlaCondition, ...] = attrs.field(
         default=(), converter=_conditions, kw_only=True
