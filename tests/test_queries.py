@@ -6,6 +6,7 @@ import base64
 import json
 from datetime import UTC, datetime, timedelta
 
+import attrs
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -39,6 +40,8 @@ def ticket(
     requester: str = "c-1",
     org: str | None = None,
     tags: frozenset[str] = frozenset(),
+    deadline: int | None = None,
+    check: int | None = None,
 ) -> Ticket:
     created_at = T0 + timedelta(minutes=created)
     return Ticket(
@@ -59,6 +62,8 @@ def ticket(
         assignee_id=assignee,
         group_id=group,
         tags=tags,
+        next_deadline=None if deadline is None else T0 + timedelta(minutes=deadline),
+        next_check=None if check is None else T0 + timedelta(minutes=check),
     )
 
 
@@ -159,6 +164,8 @@ def ticket_sets(draw: st.DrawFn) -> list[Ticket]:
                 requester=draw(st.sampled_from(["c-1", "c-2"])),
                 org=draw(st.sampled_from([None, "o-1"])),
                 tags=frozenset(draw(st.sets(st.sampled_from(["vpn", "mac"])))),
+                deadline=draw(st.none() | st.integers(0, 20)),
+                check=draw(st.none() | st.integers(0, 20)),
             )
         )
     return result
@@ -173,6 +180,8 @@ queries = st.builds(
     tags=st.sets(st.sampled_from(["vpn", "mac"]), max_size=1),
     sort=st.sampled_from(SortOrder),
     limit=st.integers(1, 7),
+    deadline_before=st.none() | st.integers(0, 20).map(lambda m: T0 + timedelta(minutes=m)),
+    next_check_before=st.none() | st.integers(0, 20).map(lambda m: T0 + timedelta(minutes=m)),
 )
 
 
@@ -186,10 +195,23 @@ def expected_order(query: TicketQuery, tickets: list[Ticket]) -> list[str]:
         and (query.requester_ids is None or t.requester_id in query.requester_ids)
         and (query.priorities is None or t.priority in query.priorities)
         and all(tag in t.tags for tag in query.tags)
+        and (
+            query.deadline_before is None
+            or (t.next_deadline is not None and t.next_deadline <= query.deadline_before)
+        )
+        and (
+            query.next_check_before is None
+            or (t.next_check is not None and t.next_check <= query.next_check_before)
+        )
     ]
     hits.sort(key=lambda t: t.id)  # stable sorts below: id breaks every tie
+    far = T0 + timedelta(days=36500)  # stands for "no deadline / no check": after all others
     if query.sort is SortOrder.PRIORITY:
-        hits.sort(key=lambda t: (t.priority.value, t.created_at))
+        hits.sort(key=lambda t: (t.priority.value, t.next_deadline or far, t.created_at))
+    elif query.sort is SortOrder.DEADLINE:
+        hits.sort(key=lambda t: (t.next_deadline or far, t.priority.value, t.created_at))
+    elif query.sort is SortOrder.NEXT_CHECK:
+        hits.sort(key=lambda t: t.next_check or far)
     elif query.sort is SortOrder.CREATED:
         hits.sort(key=lambda t: t.created_at)
     elif query.sort is SortOrder.CREATED_DESC:
@@ -209,16 +231,7 @@ def test_pagination_visits_every_match_once_in_order(
     seen: list[str] = []
     cursor = None
     for _ in range(len(tickets) + 2):
-        page = TicketQuery(
-            categories=query.categories,
-            assignee_ids=query.assignee_ids,
-            requester_ids=query.requester_ids,
-            priorities=query.priorities,
-            tags=query.tags,
-            sort=query.sort,
-            limit=query.limit,
-            after=cursor,
-        ).page(tickets)
+        page = attrs.evolve(query, after=cursor).page(tickets)
         assert len(page) <= query.limit
         seen += [t.id for t in page]
         cursor = page.next_cursor

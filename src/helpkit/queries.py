@@ -16,11 +16,12 @@ from typing import Generic, TypeVar
 
 import attrs
 
+from helpkit._time import to_utc
 from helpkit.errors import ValidationError
 from helpkit.priority import Priority
 from helpkit.tickets import StatusCategory, Ticket
 
-__all__ = ["Page", "SortOrder", "TicketQuery"]
+__all__ = ["NONE_LAST", "Page", "SortOrder", "TicketQuery", "encode_cursor", "sort_key"]
 
 T = TypeVar("T")
 
@@ -31,7 +32,11 @@ class SortOrder(enum.Enum):
     """How a ticket list is ordered. Ties are always broken by ticket id, so order is total."""
 
     PRIORITY = "priority"
-    """Most urgent first (P1 before P5), then oldest first."""
+    """Most urgent first (P1 before P5), then by next SLA deadline (none last), then oldest."""
+    DEADLINE = "deadline"
+    """Next SLA deadline first (breached ones, being past, lead; none last), then priority."""
+    NEXT_CHECK = "next_check"
+    """Earliest pending SLA check first (none last): the sweep's order."""
     CREATED = "created"
     """Oldest first."""
     CREATED_DESC = "-created"
@@ -81,6 +86,10 @@ def _sort(value: SortOrder | str) -> SortOrder:
         raise ValidationError(f"unknown sort order {value!r} (known: {known})") from None
 
 
+def _optional_instant(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value, "query instant")
+
+
 def _limit(value: int) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or not 1 <= value <= MAX_LIMIT:
         raise ValidationError(f"limit must be between 1 and {MAX_LIMIT}; got {value!r}")
@@ -104,6 +113,10 @@ class TicketQuery:
     organization_ids: frozenset[str] | None = attrs.field(default=None, converter=_strings)
     priorities: frozenset[Priority] | None = attrs.field(default=None, converter=_priorities)
     tags: frozenset[str] = attrs.field(factory=frozenset, converter=_tags)
+    deadline_before: datetime | None = attrs.field(default=None, converter=_optional_instant)
+    """Only tickets whose next SLA deadline is at or before this instant ("breaching within")."""
+    next_check_before: datetime | None = attrs.field(default=None, converter=_optional_instant)
+    """Only tickets whose next SLA check is at or before this instant (what a sweep reads)."""
     sort: SortOrder = attrs.field(default=SortOrder.PRIORITY, converter=_sort)
     limit: int = attrs.field(default=50, converter=_limit)
     after: str | None = None
@@ -127,6 +140,17 @@ class TicketQuery:
             and (self.organization_ids is None or ticket.organization_id in self.organization_ids)
             and (self.priorities is None or ticket.priority in self.priorities)
             and self.tags <= ticket.tags
+            and (
+                self.deadline_before is None
+                or (
+                    ticket.next_deadline is not None
+                    and ticket.next_deadline <= self.deadline_before
+                )
+            )
+            and (
+                self.next_check_before is None
+                or (ticket.next_check is not None and ticket.next_check <= self.next_check_before)
+            )
         )
 
     def sort_key(self, ticket: Ticket) -> tuple[int | str, ...]:
@@ -146,7 +170,7 @@ class TicketQuery:
                 raise ValueError("cursor belongs to another sort order")
             # The key must have the shape of this order's sort key, or comparing it with real
             # keys would fail (or silently mean nothing).
-            shape = (int, int, str) if self.sort is SortOrder.PRIORITY else (int, str)
+            shape = _KEY_SHAPES.get(self.sort, (int, str))
             if len(key) != len(shape) or not all(
                 isinstance(k, kind) and not isinstance(k, bool)
                 for k, kind in zip(key, shape, strict=True)
@@ -176,10 +200,38 @@ def _micros(value: datetime) -> int:
 _EPOCH = datetime.fromisoformat("1970-01-01T00:00:00+00:00")
 
 
+# A missing instant sorts after every real one (this is above any datetime's microseconds).
+NONE_LAST = 2**62
+
+_KEY_SHAPES: dict[SortOrder, tuple[type, ...]] = {
+    SortOrder.PRIORITY: (int, int, int, str),
+    SortOrder.DEADLINE: (int, int, int, str),
+    SortOrder.NEXT_CHECK: (int, str),
+}
+
+
+def _micros_or_last(value: datetime | None) -> int:
+    return NONE_LAST if value is None else _micros(value)
+
+
 def sort_key(order: SortOrder, ticket: Ticket) -> tuple[int | str, ...]:
     """The ascending sort key of ``ticket`` under ``order`` (ticket id breaks ties)."""
     if order is SortOrder.PRIORITY:
-        return (int(ticket.priority), _micros(ticket.created_at), ticket.id)
+        return (
+            int(ticket.priority),
+            _micros_or_last(ticket.next_deadline),
+            _micros(ticket.created_at),
+            ticket.id,
+        )
+    if order is SortOrder.DEADLINE:
+        return (
+            _micros_or_last(ticket.next_deadline),
+            int(ticket.priority),
+            _micros(ticket.created_at),
+            ticket.id,
+        )
+    if order is SortOrder.NEXT_CHECK:
+        return (_micros_or_last(ticket.next_check), ticket.id)
     if order is SortOrder.CREATED:
         return (_micros(ticket.created_at), ticket.id)
     if order is SortOrder.CREATED_DESC:
