@@ -30,7 +30,7 @@ LAYERS = [
     DOMAIN,
     {"ports"},
     {"hookspecs", "plugins", "config"},
-    {"desk"},
+    {"desk", "sweep"},
     {"stores", "channels", "builtins", "cli", "__main__", "__init__"},
 ]
 FORBIDDEN_IN_DOMAIN = {

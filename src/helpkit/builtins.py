@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from helpkit.events import CommentAdded, Event
+from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned
 from helpkit.hookspecs import RegisterChannel, RegisterStore, hookimpl
 from helpkit.ports import Store
 
@@ -44,6 +44,9 @@ def helpkit_register_channels(register: RegisterChannel) -> None:
 
 @hookimpl
 def helpkit_event(event: Event, desk: Helpdesk) -> None:
-    """Send every public comment to the requester and followers (never internal notes)."""
+    """Send public comments to the requester and followers (never internal notes), and SLA
+    warnings and breaches to the agents the escalation rules name."""
     if isinstance(event, CommentAdded) and event.comment.public:
         desk.deliver_comment(event.ticket_id, event.comment)
+    elif isinstance(event, (SlaWarned, SlaBreached)):
+        desk.deliver_sla_notice(event)

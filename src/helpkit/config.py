@@ -61,6 +61,18 @@ class DeskConfig:
     escalation: EscalationRules = attrs.field(factory=EscalationRules)
     """Rules bound to SLA thresholds (warn, escalate, raise priority)."""
 
+    def __attrs_post_init__(self) -> None:
+        # A rule on a warning threshold only fires if some policy records that warning.
+        if self.sla is None:
+            return
+        warned = {f for name in self.sla.names for f in self.sla.get(name).warn_at}
+        for rule in self.escalation.rules:
+            if rule.at < 1.0 and not any(abs(rule.at - f) < 1e-9 for f in warned):
+                raise ConfigError(
+                    f"escalation rule {rule.name!r} listens to {rule.at:g} of a target, but no "
+                    f"SLA policy warns at {rule.at:g}; add it to a policy's warn_at"
+                )
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeskConfig:
         """Read the ``helpkit.toml`` layout (see the configuration docs)."""

@@ -2,23 +2,34 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Final
 
 import attrs
 
 from helpkit import lifecycle
 from helpkit._time import to_utc
+from helpkit.calendar import BusinessCalendar
 from helpkit.config import DeskConfig
 from helpkit.errors import (
     HelpkitError,
     NotFoundError,
     ValidationError,
 )
-from helpkit.events import Event
+from helpkit.escalation import (
+    DEFAULT_TIER_NAMES,
+    Action,
+    EscalationKind,
+    Tier,
+    TierLadder,
+    escalation_target,
+    tier_times,
+)
+from helpkit.events import Event, SlaBreached, SlaWarned
 from helpkit.fields import FieldValue
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
@@ -34,6 +45,9 @@ from helpkit.ports import (
 )
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.sla import SlaContext, SlaPolicy, SlaStatus, compute_sla, fired_checks
+from helpkit.sweep import SWEEP_ACTOR, SweepReport
+from helpkit.sweep import sweep as run_sweep
 from helpkit.tickets import Actor, ActorKind, Comment, LinkKind, StatusCategory, Ticket
 
 __all__ = ["UNSET", "Helpdesk", "TicketRef"]
@@ -53,6 +67,8 @@ UNSET: Final = _Unset()
 """Marks an argument that was not given (distinct from ``None``, which clears)."""
 
 _MAX_MERGE_CHAIN = 1000
+_ALWAYS = BusinessCalendar.always("UTC")
+_DEFAULT_PAUSE = frozenset({StatusCategory.PENDING, StatusCategory.ON_HOLD})
 
 
 class Helpdesk:
@@ -110,14 +126,41 @@ class Helpdesk:
         """The clock's current instant, checked aware and in UTC."""
         return to_utc(self.clock.now(), "clock.now()")
 
-    def _commit(self, outcomes: Sequence[Outcome]) -> None:
-        changes = [TicketChange(o.ticket, o.events, o.previous_seq) for o in outcomes if o.changed]
-        if not changes:
-            return
-        self.store.commit(changes)
-        for change in changes:
-            for event in change.events:
-                self.plugins.notify(event, self)
+    def _commit(self, outcomes: Sequence[Outcome]) -> list[Ticket]:
+        return self.commit_outcomes(outcomes)
+
+    def commit_outcomes(
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        known_events: Mapping[str, Sequence[Event]] | None = None,
+    ) -> list[Ticket]:
+        """Write the outcomes of domain decisions in one store commit, then tell the observers.
+
+        Each changed ticket's SLA schedule (policy, next deadline, next check) is recomputed
+        from its whole history first. ``known_events`` are histories the caller already loaded
+        (before these outcomes), to save a read. Returns the tickets as stored, in order.
+        """
+        now = self.now()
+        tickets: list[Ticket] = []
+        changes: list[TicketChange] = []
+        for outcome in outcomes:
+            ticket = outcome.ticket
+            if outcome.changed:
+                if self.config.sla is not None:
+                    before: Sequence[Event] = ()
+                    if outcome.previous_seq:
+                        known = (known_events or {}).get(ticket.id)
+                        before = known if known is not None else self.store.events(ticket.id)
+                    ticket = self._schedule(ticket, [*before, *outcome.events], now)
+                changes.append(TicketChange(ticket, outcome.events, outcome.previous_seq))
+            tickets.append(ticket)
+        if changes:
+            self.store.commit(changes)
+            for change in changes:
+                for event in change.events:
+                    self.plugins.notify(event, self)
+        return tickets
 
     def _agent_actor(self, actor: Actor) -> Actor:
         if not isinstance(actor, Actor):
@@ -445,7 +488,7 @@ class Helpdesk:
                 external_id=external_id,
                 ticket_id=ticket_id,
             )
-        outcome = self._new_ticket(
+        created = self._new_ticket(
             ticket_id=ticket_id,
             at=now,
             actor=actor,
@@ -464,7 +507,7 @@ class Helpdesk:
             assignee_id=assignee,
             group_id=group,
         )
-        return outcome.ticket
+        return created
 
     def _requester(self, requester: Contact | str) -> Contact:
         if isinstance(requester, Contact):
@@ -513,8 +556,7 @@ class Helpdesk:
         outcome = lifecycle.add_comment(
             ticket, comment, at=comment.created_at, workflow=self.config.workflow, status=status
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def reply(
         self,
@@ -591,7 +633,7 @@ class Helpdesk:
             external_id=external_id,
             ticket_id=ticket_id,
         )
-        outcome = self._new_ticket(
+        created = self._new_ticket(
             ticket_id=ticket_id,
             at=now,
             actor=author,
@@ -608,14 +650,13 @@ class Helpdesk:
             group_id=closed.group_id,
             follow_up_of=closed.id,
         )
-        return outcome.ticket
+        return created
 
-    def _new_ticket(self, **arguments: Any) -> Outcome:
+    def _new_ticket(self, **arguments: Any) -> Ticket:
         # Decide once with a placeholder number so that a refused ticket spends no number.
         lifecycle.open_ticket(number=1, **arguments)
         outcome = lifecycle.open_ticket(number=self.store.allocate_ticket_number(), **arguments)
-        self._commit([outcome])
-        return outcome
+        return self._commit([outcome])[0]
 
     def assign(
         self,
@@ -649,8 +690,7 @@ class Helpdesk:
         outcome = lifecycle.assign(
             ticket, at=self.now(), actor=actor, assignee_id=new_agent, group_id=new_group
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def transfer(
         self,
@@ -674,8 +714,7 @@ class Helpdesk:
             transfer=True,
             reason=reason,
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def set_status(
         self, ref: TicketRef, actor: Actor, status: str, *, reason: str | None = None
@@ -690,8 +729,7 @@ class Helpdesk:
             workflow=self.config.workflow,
             reason=reason,
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def _to_category(
         self,
@@ -728,8 +766,7 @@ class Helpdesk:
                 reason=reason,
             )
         outcomes.append(outcome)
-        self._commit(outcomes)
-        return outcome.ticket
+        return self._commit(outcomes)[-1]
 
     def resolve(
         self, ref: TicketRef, actor: Actor, *, comment: str | None = None, reason: str | None = None
@@ -754,8 +791,7 @@ class Helpdesk:
             workflow=self.config.workflow,
             reason=reason,
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def prioritize(
         self,
@@ -777,29 +813,25 @@ class Helpdesk:
             urgency=None if urgency is None else Urgency.coerce(urgency),
             reason=reason,
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def set_subject(self, ref: TicketRef, actor: Actor, subject: str) -> Ticket:
         """Edit the subject."""
         self._agent_actor(actor)
         outcome = lifecycle.change_subject(self.ticket(ref), subject, at=self.now(), actor=actor)
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def tag(self, ref: TicketRef, actor: Actor, *tags: str) -> Ticket:
         """Add tags (lower-cased; spaces become underscores)."""
         self._agent_actor(actor)
         outcome = lifecycle.change_tags(self.ticket(ref), at=self.now(), actor=actor, add=tags)
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def untag(self, ref: TicketRef, actor: Actor, *tags: str) -> Ticket:
         """Remove tags."""
         self._agent_actor(actor)
         outcome = lifecycle.change_tags(self.ticket(ref), at=self.now(), actor=actor, remove=tags)
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def follow(self, ref: TicketRef, actor: Actor, follower: Actor | None = None) -> Ticket:
         """Add a follower (default: the actor): they receive public replies."""
@@ -808,8 +840,7 @@ class Helpdesk:
         outcome = lifecycle.change_followers(
             self.ticket(ref), at=self.now(), actor=actor, add=[who]
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def unfollow(self, ref: TicketRef, actor: Actor, follower: Actor | None = None) -> Ticket:
         """Remove a follower (default: the actor)."""
@@ -817,8 +848,7 @@ class Helpdesk:
         outcome = lifecycle.change_followers(
             self.ticket(ref), at=self.now(), actor=actor, remove=[who]
         )
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def _check_party(self, who: Actor) -> None:
         if who.kind is ActorKind.AGENT:
@@ -833,8 +863,7 @@ class Helpdesk:
         self._agent_actor(actor)
         checked: dict[str, FieldValue | None] = self.config.fields.validate(values)
         outcome = lifecycle.set_custom_fields(self.ticket(ref), checked, at=self.now(), actor=actor)
-        self._commit([outcome])
-        return outcome.ticket
+        return self._commit([outcome])[0]
 
     def link(
         self,
@@ -848,8 +877,7 @@ class Helpdesk:
         first, second = lifecycle.link(
             self.ticket(ref), self.ticket(other), _link_kind(kind), at=self.now(), actor=actor
         )
-        self._commit([first, second])
-        return first.ticket
+        return self._commit([first, second])[0]
 
     def unlink(
         self,
@@ -863,8 +891,7 @@ class Helpdesk:
         first, second = lifecycle.unlink(
             self.ticket(ref), self.ticket(other), _link_kind(kind), at=self.now(), actor=actor
         )
-        self._commit([first, second])
-        return first.ticket
+        return self._commit([first, second])[0]
 
     def merge(self, source: TicketRef, target: TicketRef, actor: Actor) -> Ticket:
         """Merge ``source`` into ``target`` and return the target.
@@ -883,8 +910,187 @@ class Helpdesk:
             actor=actor,
             workflow=self.config.workflow,
         )
-        self._commit([first, second])
-        return second.ticket
+        return self._commit([first, second])[1]
+
+    # ------------------------------------------------------------------ SLA and escalation
+
+    def ladder(self) -> TierLadder:
+        """The escalation ladder: configured tiers, else the groups' ``tier`` in the store."""
+        if self.config.tiers is not None:
+            return self.config.tiers
+        by_level: dict[int, list[str]] = {}
+        for group in self.store.list_groups():
+            if group.tier is not None:
+                by_level.setdefault(group.tier, []).append(group.id)
+        levels = set(DEFAULT_TIER_NAMES) | set(by_level)
+        return TierLadder(
+            [
+                Tier(
+                    level,
+                    DEFAULT_TIER_NAMES.get(level, f"L{level}"),
+                    tuple(by_level.get(level, ())),
+                )
+                for level in sorted(levels)
+            ]
+        )
+
+    def sla_context(self, ticket: Ticket) -> SlaContext:
+        """What SLA conditions need about the requester and the organization."""
+        segment = region = None
+        vip = False
+        try:
+            contact = self.store.get_contact(ticket.requester_id)
+            segment, vip = contact.segment, contact.vip
+        except NotFoundError:
+            pass
+        if ticket.organization_id is not None:
+            try:
+                org = self.store.get_organization(ticket.organization_id)
+                segment = org.segment or segment
+                region = org.region
+                vip = vip or org.vip
+            except NotFoundError:
+                pass
+        return SlaContext(segment=segment, region=region, vip=vip)
+
+    def sla_policy_for(self, ticket: Ticket) -> SlaPolicy | None:
+        """The SLA policy that applies to ``ticket`` now (first match, else the default)."""
+        if self.config.sla is None:
+            return None
+        return self.config.sla.select(ticket, self.sla_context(ticket))
+
+    def _schedule(self, ticket: Ticket, events: Sequence[Event], now: datetime) -> Ticket:
+        policy = self.sla_policy_for(ticket)
+        if policy is None:
+            return attrs.evolve(ticket, sla_policy=None, next_deadline=None, next_check=None)
+        status = compute_sla(events, policy, max(now, ticket.updated_at))
+        fired = fired_checks(events, policy=policy.name)
+        return attrs.evolve(
+            ticket,
+            sla_policy=policy.name,
+            next_deadline=status.next_deadline,
+            next_check=status.next_check(fired),
+        )
+
+    def sla(self, ref: TicketRef, *, now: datetime | None = None) -> SlaStatus | None:
+        """Every SLA clock of the ticket as of ``now`` (default: the clock), or ``None``."""
+        ticket = self.ticket(ref)
+        policy = self.sla_policy_for(ticket)
+        if policy is None:
+            return None
+        at = self.now() if now is None else to_utc(now, "now")
+        return compute_sla(self.store.events(ticket.id), policy, at)
+
+    def reschedule_outcome(self, ticket: Ticket, events: Sequence[Event], now: datetime) -> Outcome:
+        """An event recording a recomputed SLA schedule (when the configuration changed)."""
+        policy = self.sla_policy_for(ticket)
+        return lifecycle.record_sla_reschedule(
+            ticket, at=now, actor=SWEEP_ACTOR, policy=None if policy is None else policy.name
+        )
+
+    def sweep(self, now: datetime | None = None, *, batch: int = 500) -> SweepReport:
+        """Record due SLA warnings and breaches and run the escalation rules (idempotent)."""
+        at = self.now() if now is None else to_utc(now, "now")
+        return run_sweep(self, at, batch=batch)
+
+    def escalate(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        *,
+        group: str | None = None,
+        functional: bool = False,
+        reason: str | None = None,
+    ) -> Ticket:
+        """Escalate one tier up (or, with ``functional=True``, to another group of its tier)."""
+        kind = EscalationKind.FUNCTIONAL if functional else EscalationKind.HIERARCHICAL
+        return self._move_tier(ref, actor, kind, group, reason)
+
+    def de_escalate(
+        self, ref: TicketRef, actor: Actor, *, group: str | None = None, reason: str | None = None
+    ) -> Ticket:
+        """Hand the ticket back one tier down."""
+        return self._move_tier(ref, actor, EscalationKind.DE_ESCALATION, group, reason)
+
+    def _move_tier(
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        kind: EscalationKind,
+        group: str | None,
+        reason: str | None,
+    ) -> Ticket:
+        self._agent_actor(actor)
+        ticket = self.ticket(ref)
+        if group is not None:
+            self.store.get_group(group)
+        target, new, old = escalation_target(self.ladder(), ticket.group_id, kind, group)
+        outcome = lifecycle.escalate(
+            ticket,
+            at=self.now(),
+            actor=actor,
+            kind=kind.value,
+            group_id=target,
+            tier=None if new is None else new.level,
+            previous_tier=None if old is None else old.level,
+            reason=reason,
+        )
+        return self._commit([outcome])[0]
+
+    def tier_times(self, ref: TicketRef, *, now: datetime | None = None) -> dict[int, timedelta]:
+        """Business time the ticket spent in each tier (L1 = 1...), pauses excluded.
+
+        Measured on the calendar of the ticket's SLA policy (24/7 UTC without one).
+        """
+        ticket = self.ticket(ref)
+        policy = self.sla_policy_for(ticket)
+        calendar = policy.calendar if policy is not None else _ALWAYS
+        pause = policy.pause_categories if policy is not None else _DEFAULT_PAUSE
+        at = self.now() if now is None else to_utc(now, "now")
+        return tier_times(
+            self.store.events(ticket.id), self.ladder(), calendar, at, pause_categories=pause
+        )
+
+    def deliver_sla_notice(self, event: SlaWarned | SlaBreached) -> str | None:
+        """Tell the agents named by the escalation rules about a recorded warning or breach."""
+        fraction = event.threshold if isinstance(event, SlaWarned) else 1.0
+        actions = {a for _, a in self.config.escalation.actions_for(event.metric, fraction)}
+        if not actions & {Action.NOTIFY_ASSIGNEE, Action.NOTIFY_GROUP}:
+            return None
+        ticket = self.store.get_ticket(event.ticket_id)
+        agents: dict[str, Agent] = {}
+        if Action.NOTIFY_ASSIGNEE in actions and ticket.assignee_id is not None:
+            with contextlib.suppress(NotFoundError):
+                agents[ticket.assignee_id] = self.store.get_agent(ticket.assignee_id)
+        if Action.NOTIFY_GROUP in actions and ticket.group_id is not None:
+            for agent in self.store.list_agents():
+                if agent.active and agent.in_group(ticket.group_id):
+                    agents[agent.id] = agent
+        recipients = tuple(
+            Recipient("agent", a.id, a.name, a.email) for a in agents.values() if a.email
+        )
+        channel = self.reply_channel_for(ticket)
+        if channel is None or not recipients:
+            return None
+        metric = event.metric.replace("_", " ")
+        due = f"due {event.due:%Y-%m-%d %H:%M} UTC"
+        what = (
+            f"breached its {metric} target ({due})"
+            if isinstance(event, SlaBreached)
+            else f"reached {event.threshold:.0%} of its {metric} target ({due})"
+        )
+        message = OutboundMessage(
+            ticket_id=ticket.id,
+            ticket_number=ticket.number,
+            subject=f"[{ticket.reference}] SLA: {ticket.subject}",
+            body=f"Ticket {ticket.reference} {what}.",
+            comment_id=f"sla-{event.seq}",
+            author_name="helpkit SLA",
+            to=recipients,
+            sent_at=self.now(),
+            headers={"X-Helpkit-Notice": "sla"},
+        )
+        return channel.deliver(message)
 
     # ------------------------------------------------------------------ outbound
 

@@ -26,6 +26,7 @@ __all__ = [
     "EVENT_TYPES",
     "Escalated",
     "SlaBreached",
+    "SlaRescheduled",
     "SlaWarned",
     "UPCASTERS",
     "Assigned",
@@ -274,6 +275,16 @@ class Escalated(Event):
     """The escalation rule that fired, or ``None`` for a manual escalation."""
 
 
+@attrs.frozen(kw_only=True)
+class SlaRescheduled(Event):
+    """The ticket's SLA schedule was recomputed after the SLA configuration changed."""
+
+    TYPE: ClassVar[str] = "sla_rescheduled"
+
+    policy: str | None
+    previous_policy: str | None
+
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 """Event classes by their ``TYPE`` name. Later modules (SLA, escalation) register more."""
 
@@ -305,6 +316,7 @@ for _cls in (
     MergeReceived,
     SlaWarned,
     SlaBreached,
+    SlaRescheduled,
     Escalated,
 ):
     register_event_type(_cls)

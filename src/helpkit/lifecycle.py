@@ -31,6 +31,7 @@ from helpkit.events import (
     MergeReceived,
     PriorityChanged,
     SlaBreached,
+    SlaRescheduled,
     SlaWarned,
     StatusChanged,
     SubjectChanged,
@@ -70,6 +71,7 @@ __all__ = [
     "open_ticket",
     "override_priority",
     "record_sla_breach",
+    "record_sla_reschedule",
     "record_sla_warning",
     "reopen_target",
     "replay",
@@ -686,6 +688,15 @@ def record_sla_breach(
     """Record that an SLA metric reached its target unachieved (allowed on closed tickets)."""
     draft = _Draft(ticket, at, actor)
     draft.emit(SlaBreached, ticket.id, policy=policy, metric=metric, cycle=cycle, due=due)
+    return draft.outcome()
+
+
+def record_sla_reschedule(
+    ticket: Ticket, *, at: datetime, actor: Actor, policy: str | None
+) -> Outcome:
+    """Record that the SLA schedule was recomputed (the configuration changed)."""
+    draft = _Draft(ticket, at, actor)
+    draft.emit(SlaRescheduled, ticket.id, policy=policy, previous_policy=ticket.sla_policy)
     return draft.outcome()
 
 
