@@ -76,3 +76,26 @@ def test_python_dash_m() -> None:
     )
     assert result.returncode == 0, result.stderr
     assert "helpkit demo: 10 tickets" in result.stdout
+
+
+def test_demo_writes_a_config_with_sla_and_sweeps(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    assert main([*MEM, "demo", "--tickets", "80"]) == 0
+    out = capsys.readouterr().out
+    assert (tmp_path / "helpkit.toml").exists()
+    assert "SLA sweep:" in out and "SLA due" in out
+
+
+def test_sweep_and_escalate_commands(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*MEM, "init", "--write-config"]) == 0
+    assert main([*MEM, "sweep", "--json"]) == 0
+    capsys.readouterr()
+    report_line = main([*MEM, "sweep", "--now", "2026-11-23T09:00:00+00:00"])
+    assert report_line == 0
+    assert capsys.readouterr().out.startswith("swept at 2026-11-23 09:00:00 UTC: 0 due")
+    assert main([*MEM, "sweep", "--now", "yesterday"]) == 2
+    assert main([*MEM, "sweep", "--now", "2026-11-23T09:00:00"]) == 2  # naive
+    assert main([*MEM, "list", "--breaching-within", "soon"]) == 2
+    assert main([*MEM, "list", "--breaching-within", "1h", "--sort", "deadline"]) == 0
+    assert main([*MEM, "--as", "agent:ghost", "escalate", "1"]) == 2

@@ -30,7 +30,9 @@ from helpkit.people import Contact, Organization
 from helpkit.plugins import list_plugins
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
-from helpkit.tickets import Actor, Comment, StatusCategory, Ticket
+from helpkit.sla import Metric, parse_duration
+from helpkit.sweep import SweepReport
+from helpkit.tickets import Actor, ActorKind, Comment, StatusCategory, Ticket
 
 __all__ = ["main"]
 
@@ -92,35 +94,89 @@ def _emit_json(value: Any) -> None:
     print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
+def _due(t: Ticket) -> str:
+    return "-" if t.next_deadline is None else f"{t.next_deadline:%m-%d %H:%M}"
+
+
 def _ticket_row(t: Ticket) -> str:
     assignee = t.assignee_id or "-"
     group = t.group_id or "-"
     return (
         f"{t.reference:>7}  {t.priority.name:4}  {t.status:10}  {assignee:10}  {group:6}  "
-        f"{t.subject}"
+        f"{_due(t):11}  {t.subject}"
     )
 
 
 def _print_tickets(tickets: Sequence[Ticket], next_cursor: str | None) -> None:
-    print(f"{'#':>7}  {'prio':4}  {'status':10}  {'assignee':10}  {'group':6}  subject")
+    print(
+        f"{'#':>7}  {'prio':4}  {'status':10}  {'assignee':10}  {'group':6}  "
+        f"{'SLA due':11}  subject"
+    )
     for t in tickets:
         print(_ticket_row(t))
     if next_cursor:
         print(f"\nmore: --after {next_cursor}")
 
 
-def _describe_comment(comment: Comment) -> str:
+def _describe_comment(comment: Comment, name: str | None = None) -> str:
     kind = "reply" if comment.public else "NOTE"
     when = comment.created_at.strftime("%Y-%m-%d %H:%M")
-    return f"[{when}] {kind} by {comment.author} via {comment.channel}:\n    " + "\n    ".join(
-        comment.body.splitlines() or [""]
-    )
+    who = f"{name} ({comment.author.kind.value})" if name else str(comment.author)
+    lines = comment.body.splitlines() or [""]
+    return f"[{when}] {kind} by {who} via {comment.channel}:\n    " + "\n    ".join(lines)
+
+
+def _author_names(desk: Helpdesk, comments: Sequence[Comment]) -> dict[str, str]:
+    names: dict[str, str] = {}
+    for comment in comments:
+        key = str(comment.author)
+        if key in names:
+            continue
+        try:
+            if comment.author.kind is ActorKind.AGENT:
+                names[key] = desk.agent(comment.author.id).name
+            elif comment.author.kind is ActorKind.CONTACT:
+                names[key] = desk.contact(comment.author.id).name
+        except NotFoundError:
+            continue
+    return names
+
+
+def _fmt_delta(delta: timedelta) -> str:
+    sign = "-" if delta < timedelta(0) else ""
+    seconds = abs(int(delta.total_seconds()))
+    hours, rest = divmod(seconds, 3600)
+    return f"{sign}{hours}h{rest // 60:02d}m"
+
+
+def _print_sla(desk: Helpdesk, ticket: Ticket) -> None:
+    status = desk.sla(ticket)
+    if status is None:
+        return
+    print(f"\nSLA ({status.policy}, as of {status.now:%Y-%m-%d %H:%M} UTC):")
+    for metric in Metric:
+        clock = status.current(metric)
+        if clock is None:
+            continue
+        due = "-" if clock.due is None else f"{clock.due:%Y-%m-%d %H:%M}"
+        line = (
+            f"  {metric.value:16} {clock.state:8}  target {_fmt_delta(clock.target)}  "
+            f"elapsed {_fmt_delta(clock.elapsed)}  due {due}"
+        )
+        if clock.breached_at is not None:
+            line += f"  breached {clock.breached_at:%Y-%m-%d %H:%M}"
+        print(line)
+    times = desk.tier_times(ticket)
+    if times:
+        spent = ", ".join(f"L{level} {_fmt_delta(t)}" for level, t in sorted(times.items()))
+        print(f"  time per tier (business hours): {spent}")
 
 
 # ---------------------------------------------------------------------------- the demo
 
 
-def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> None:
+def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepReport:
+    """Simulate a week; return what the hourly SLA sweeps did."""
     rng = random.Random(seed)
     desk.add_group("l1", "Service desk", tier=1)
     desk.add_group("l2", "Technicians", tier=2)
@@ -162,8 +218,13 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> None:
     mean_gap = timedelta(days=7) / tickets
     live: list[str] = []
     progress = _Progress(tickets, "demo")
+    last_sweep = clock.current
+    swept = SweepReport(now=clock.current)
     for _ in range(tickets):
         clock.current += mean_gap * rng.uniform(0.2, 1.8)
+        if clock.current - last_sweep >= timedelta(hours=1):
+            swept += desk.sweep(clock.current)  # as a cron job would, every hour
+            last_sweep = clock.current
         who = rng.choice(contacts)
         ticket = desk.open_ticket(
             Actor.contact(who.id),
@@ -179,6 +240,7 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> None:
             _demo_step(desk, rng, staff, ticket_id)
         live = [t for t in live if not desk.ticket(t).is_closed]
         progress.step()
+    return swept + desk.sweep(clock.current)
 
 
 def _demo_step(
@@ -215,8 +277,10 @@ def _demo_step(
 # ---------------------------------------------------------------------------- commands
 
 
-def _ticket_query(args: argparse.Namespace) -> TicketQuery:
+def _ticket_query(args: argparse.Namespace, now: datetime) -> TicketQuery:
+    within = args.breaching_within
     return TicketQuery(
+        deadline_before=None if within is None else now + _duration(within),
         statuses=args.status or None,
         categories=args.category or None,
         assignee_ids=args.assignee or None,
@@ -230,6 +294,13 @@ def _ticket_query(args: argparse.Namespace) -> TicketQuery:
         limit=args.limit,
         after=args.after,
     )
+
+
+def _duration(text: str) -> timedelta:
+    try:
+        return parse_duration(text)
+    except ValidationError as exc:
+        raise UsageError(str(exc)) from None
 
 
 def _resolve_requesters(desk: Helpdesk, values: list[str] | None) -> list[str] | None:
@@ -261,9 +332,15 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
         )
     clock = desk.clock
     assert isinstance(clock, _SimClock)
-    _demo(desk, clock, args.tickets, args.seed)
+    swept = _demo(desk, clock, args.tickets, args.seed)
     if not args.json:
-        print(f"helpkit demo: {args.tickets} tickets over a simulated week in {args.store}\n")
+        print(f"helpkit demo: {args.tickets} tickets over a simulated week in {args.store}")
+        if args.wrote_config:
+            print(f"(wrote {CONFIG_FILE}: calendars, SLA policies, tiers and escalation rules)")
+        print(
+            f"SLA sweep: {swept.warnings} warnings, {swept.breaches} breaches, "
+            f"{swept.escalations} escalations\n"
+        )
         print("The agents' queue (new and open tickets, most urgent first):")
     query = TicketQuery(
         categories={StatusCategory.NEW, StatusCategory.OPEN}, sort=SortOrder.PRIORITY, limit=15
@@ -295,7 +372,7 @@ def cmd_open(desk: Helpdesk, args: argparse.Namespace) -> int:
 
 def cmd_list(desk: Helpdesk, args: argparse.Namespace) -> int:
     args.requester = _resolve_requesters(desk, args.requester)
-    page = desk.tickets(_ticket_query(args))
+    page = desk.tickets(_ticket_query(args, desk.now()))
     if args.json:
         _emit_json({"tickets": [_plain(t) for t in page], "next_cursor": page.next_cursor})
     else:
@@ -335,9 +412,11 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
         f"  created   {ticket.created_at:%Y-%m-%d %H:%M} UTC, "
         f"updated {ticket.updated_at:%Y-%m-%d %H:%M}"
     )
+    _print_sla(desk, ticket)
     print("\nConversation:")
+    names = _author_names(desk, conversation)
     for comment in conversation:
-        print(_describe_comment(comment))
+        print(_describe_comment(comment, names.get(str(comment.author))))
     print("\nHistory:")
     for event in history:
         print(f"  {event.seq:>3}  {event.at:%Y-%m-%d %H:%M}  {event.actor}  {event.TYPE}")
@@ -406,6 +485,41 @@ def cmd_close(desk: Helpdesk, args: argparse.Namespace) -> int:
     return _report(desk.close(_ticket_ref(args.ticket), args.actor), args, "closed")
 
 
+def cmd_sweep(desk: Helpdesk, args: argparse.Namespace) -> int:
+    now = None
+    if args.now is not None:
+        try:
+            now = datetime.fromisoformat(args.now)
+        except ValueError:
+            raise UsageError(f"--now must be an ISO 8601 instant; got {args.now!r}") from None
+        if now.tzinfo is None:
+            raise UsageError("--now needs a UTC offset, e.g. 2026-11-23T09:00:00+00:00")
+    report = desk.sweep(now)
+    if args.json:
+        data = attrs.asdict(report)
+        data["now"] = report.now.isoformat()
+        _emit_json(data)
+    else:
+        print(
+            f"swept at {report.now:%Y-%m-%d %H:%M:%S} UTC: {report.examined} due, "
+            f"{report.warnings} warnings, {report.breaches} breaches, "
+            f"{report.escalations} escalations, {report.priority_raises} priority raises"
+            + (f", {report.failures} failures" if report.failures else "")
+        )
+    return 1 if report.failures else 0
+
+
+def cmd_escalate(desk: Helpdesk, args: argparse.Namespace) -> int:
+    ref = _ticket_ref(args.ticket)
+    if args.down:
+        ticket = desk.de_escalate(ref, args.actor, group=args.group, reason=args.reason)
+    else:
+        ticket = desk.escalate(
+            ref, args.actor, group=args.group, functional=args.functional, reason=args.reason
+        )
+    return _report(ticket, args, f"escalated to {ticket.group_id}")
+
+
 def cmd_contacts(desk: Helpdesk, args: argparse.Namespace) -> int:
     if args.add:
         contact = desk.create_contact(
@@ -472,7 +586,18 @@ def cmd_plugins(args: argparse.Namespace) -> int:
 
 
 _CONFIG_TEMPLATE = """\
-# helpkit configuration (see the configuration reference in the docs).
+# helpkit configuration. Reference: the "Configuration" sections of the docs.
+
+# Statuses: each belongs to one fixed category (new, open, pending, on_hold, solved, closed).
+statuses = [
+  { name = "new", category = "new" },
+  { name = "open", category = "open" },
+  { name = "pending", category = "pending" },
+  { name = "on_hold", category = "on_hold" },
+  { name = "solved", category = "solved" },
+  { name = "closed", category = "closed" },
+  { name = "merged", category = "closed" },
+]
 
 # Impact -> urgency -> priority (1 = P1 critical ... 5 = P5 planning); this is the ITIL default.
 [priority_matrix]
@@ -480,34 +605,73 @@ high = { high = 1, medium = 2, low = 3 }
 medium = { high = 2, medium = 3, low = 4 }
 low = { high = 3, medium = 4, low = 5 }
 
-# Statuses: each belongs to one fixed category (new, open, pending, on_hold, solved, closed).
-[[statuses]]
-name = "new"
-category = "new"
+# Business calendars, by name. Hours in the text form; holidays as ISO dates or RRULEs.
+[calendars.office]
+timezone = "UTC"
+hours = "mon-fri 09:00-17:00"
+holiday_rules = ["FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25", "FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=1"]
 
-[[statuses]]
-name = "open"
-category = "open"
+# SLA policies: the first whose conditions match applies, else the default.
+[sla]
+default = "standard"
 
-[[statuses]]
-name = "pending"
-category = "pending"
+[[sla.policies]]
+name = "standard"
+calendar = "office"
+warn_at = [0.75]
 
-[[statuses]]
-name = "on_hold"
-category = "on_hold"
+[sla.policies.targets.P1]
+first_response = "30m"
+next_response = "1h"
+resolution = "4h"
 
-[[statuses]]
-name = "solved"
-category = "solved"
+[sla.policies.targets.P2]
+first_response = "1h"
+next_response = "2h"
+resolution = "8h"
 
-[[statuses]]
-name = "closed"
-category = "closed"
+[sla.policies.targets.P3]
+first_response = "4h"
+next_response = "4h"
+resolution = "24h"
 
-[[statuses]]
-name = "merged"
-category = "closed"
+[sla.policies.targets.P4]
+first_response = "8h"
+resolution = "40h"
+
+[sla.policies.targets.P5]
+first_response = "16h"
+resolution = "80h"
+
+# Escalation tiers and their groups.
+[tiers.L1]
+name = "Service desk"
+groups = ["l1"]
+
+[tiers.L2]
+name = "Technicians"
+groups = ["l2"]
+
+[tiers.L3]
+name = "Specialists"
+groups = ["l3"]
+
+[tiers.L4]
+name = "External vendor"
+groups = []
+
+# Rules bound to SLA thresholds (fractions of a target, or "breach").
+[[escalation.rules]]
+name = "resolution-75"
+metric = "resolution"
+at = 0.75
+actions = ["notify_assignee", "notify_group"]
+
+[[escalation.rules]]
+name = "resolution-breach"
+metric = "resolution"
+at = "breach"
+actions = ["escalate", "raise_priority"]
 """
 
 
@@ -531,6 +695,11 @@ def _add_ticket_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--tag", action="append", help="required tag (repeatable)")
     parser.add_argument(
         "--sort", default="priority", choices=[s.value for s in SortOrder], help="order"
+    )
+    parser.add_argument(
+        "--breaching-within",
+        metavar="DURATION",
+        help="only tickets due within DURATION (e.g. 1h, 30m), breached ones included",
     )
     parser.add_argument("--limit", type=int, default=50)
     parser.add_argument("--after", help="cursor printed by the previous page")
@@ -616,6 +785,19 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--comment", help="public closing comment")
     p = command("close", cmd_close, "close (read-only from then on)", json_flag=True)
     p.add_argument("ticket")
+    p = command(
+        "sweep",
+        cmd_sweep,
+        "record due SLA warnings/breaches, run escalation rules (cron)",
+        json_flag=True,
+    )
+    p.add_argument("--now", help="sweep as of this ISO 8601 instant (default: now)")
+    p = command("escalate", cmd_escalate, "escalate a ticket one tier up", json_flag=True)
+    p.add_argument("ticket")
+    p.add_argument("--group", help="target group (default: the tier's first group)")
+    p.add_argument("--functional", action="store_true", help="another group of the same tier")
+    p.add_argument("--down", action="store_true", help="de-escalate one tier down")
+    p.add_argument("--reason")
     p = command("contacts", cmd_contacts, "find or add contacts", json_flag=True)
     p.add_argument("search", nargs="?", help="name to search (case/accent-insensitive)")
     p.add_argument("--email", action="append", help="find by email (or the email of --add)")
@@ -638,7 +820,15 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _load_config(path: str | None) -> DeskConfig:
+def _load_config(path: str | None, *, write_default: bool = False) -> tuple[DeskConfig, bool]:
+    """The configuration, and whether the default one was just written to ./helpkit.toml."""
+    if path is None and write_default and not Path(CONFIG_FILE).exists():
+        Path(CONFIG_FILE).write_text(_CONFIG_TEMPLATE, encoding="utf-8")
+        return DeskConfig.load(CONFIG_FILE), True
+    return _read_config(path), False
+
+
+def _read_config(path: str | None) -> DeskConfig:
     if path is not None:
         return DeskConfig.load(path)
     if Path(CONFIG_FILE).exists():
@@ -652,7 +842,8 @@ def _desk(args: argparse.Namespace) -> Iterator[Helpdesk]:
     if args.command == "demo":
         now = datetime.now(UTC).replace(microsecond=0)
         clock = _SimClock(now - timedelta(days=7))
-    desk = Helpdesk(args.store, config=_load_config(args.config), clock=clock)
+    config, args.wrote_config = _load_config(args.config, write_default=args.command == "demo")
+    desk = Helpdesk(args.store, config=config, clock=clock)
     try:
         yield desk
     finally:
