@@ -6,8 +6,10 @@ math, escalation tiers, an audit trail, and storage/channel plugins (pluggy).
 
 from __future__ import annotations
 
+from helpkit.calendar import BusinessCalendar
 from helpkit.config import DeskConfig
 from helpkit.desk import UNSET, Helpdesk
+from helpkit.escalation import EscalationRules, Tier, TierLadder
 from helpkit.errors import (
     ConflictError,
     HelpkitError,
@@ -25,6 +27,8 @@ from helpkit.plugins import list_plugins
 from helpkit.ports import Channel, Clock, OutboundMessage, Store
 from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.sla import Metric, SlaPolicy, SlaPolicySet, Targets
+from helpkit.sweep import SweepReport
 from helpkit.tickets import Actor, Comment, LinkKind, Status, StatusCategory, Ticket, Workflow
 
 __version__ = "0.1.0.dev0"
@@ -33,6 +37,7 @@ __all__ = [
     "UNSET",
     "Actor",
     "Agent",
+    "BusinessCalendar",
     "Channel",
     "Clock",
     "Comment",
@@ -40,6 +45,7 @@ __all__ = [
     "Contact",
     "CustomField",
     "DeskConfig",
+    "EscalationRules",
     "FieldKind",
     "Group",
     "Helpdesk",
@@ -47,6 +53,7 @@ __all__ = [
     "Impact",
     "InvalidTransitionError",
     "LinkKind",
+    "Metric",
     "MergeError",
     "NaiveDatetimeError",
     "NotFoundError",
@@ -56,12 +63,18 @@ __all__ = [
     "Priority",
     "PriorityMatrix",
     "ReadOnlyTicketError",
+    "SlaPolicy",
+    "SlaPolicySet",
     "SortOrder",
     "Status",
     "StatusCategory",
     "Store",
+    "SweepReport",
+    "Targets",
     "Ticket",
     "TicketQuery",
+    "Tier",
+    "TierLadder",
     "Urgency",
     "ValidationError",
     "Workflow",
