@@ -9,7 +9,6 @@ from __future__ import annotations
 from helpkit.calendar import BusinessCalendar
 from helpkit.config import DeskConfig
 from helpkit.desk import UNSET, Helpdesk
-from helpkit.escalation import EscalationRules, Tier, TierLadder
 from helpkit.errors import (
     ConflictError,
     HelpkitError,
@@ -20,6 +19,7 @@ from helpkit.errors import (
     ReadOnlyTicketError,
     ValidationError,
 )
+from helpkit.escalation import EscalationRules, Tier, TierLadder
 from helpkit.fields import CustomField, FieldKind
 from helpkit.hookspecs import hookimpl
 from helpkit.people import Agent, Contact, Group, Organization
@@ -53,8 +53,8 @@ __all__ = [
     "Impact",
     "InvalidTransitionError",
     "LinkKind",
-    "Metric",
     "MergeError",
+    "Metric",
     "NaiveDatetimeError",
     "NotFoundError",
     "Organization",
