@@ -1,0 +1,822 @@
+"""The SQLite store against django-helpdesk on SQLite: creates, updates, the agent queue, memory.
+
+Run ``python bench/bench_sqlite.py`` (the ``bench`` dependency group installs django-helpdesk;
+``nox -s bench -- bench/bench_sqlite.py`` does both). Every measurement runs in its own
+process (one per system, size and durability setting), on a fresh database file in a temporary
+directory, with the same inputs: the same ticket subjects and bodies, priorities, assignees and
+queues, the same tickets updated in the same order and the same queue queries. Writes
+``bench/results/sqlite.md`` and prints the same Markdown.
+
+The workload, each write its own committed transaction on both sides:
+
+1. create N tickets, each with a first message (helpkit: ``Helpdesk.open_ticket(body=...)``;
+   django-helpdesk: a ``Ticket`` and its first ``FollowUp`` saved the way its ``TicketForm``
+   does, inside ``transaction.atomic()``);
+2. a public comment plus a status change on 10k random tickets (helpkit:
+   ``reply(status="pending")``; django-helpdesk: ``helpdesk.update_ticket.update_ticket`` with
+   a ``new_status``, the function its views call, inside ``transaction.atomic()``);
+3. the agent queue: open tickets of one assignee, and of one group / queue, by priority, first
+   50 (helpkit: ``Helpdesk.tickets``; django-helpdesk: its dashboard's queryset), warm;
+4. peak memory: ``ru_maxrss`` of each worker process.
+
+helpkit is also measured on the queue query at 1M tickets; that setup is bulk-loaded through
+the store's ``commit`` in large transactions and is not timed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import importlib
+import importlib.metadata
+import io
+import json
+import os
+import platform
+import pstats
+import random
+import resource
+import shutil
+import sqlite3
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results" / "sqlite.md"
+SEED = 20261123
+AGENTS = 100  # agent i belongs to group / queue i % GROUPS
+GROUPS = 20
+CONTACTS = 1000
+LEVELS = ("high", "medium", "low")
+# The ITIL matrix helpkit uses by default (impact, urgency) -> priority; django-helpdesk gets
+# the same priority number directly.
+ITIL = {
+    ("high", "high"): 1,
+    ("high", "medium"): 2,
+    ("high", "low"): 3,
+    ("medium", "high"): 2,
+    ("medium", "medium"): 3,
+    ("medium", "low"): 4,
+    ("low", "high"): 3,
+    ("low", "medium"): 4,
+    ("low", "low"): 5,
+}
+_WORDS = (
+    "printer vpn login password email outlook laptop screen wifi network invoice report access "
+    "account server backup restore license install update crash slow error timeout disk quota "
+    "badge phone headset meeting calendar share folder permission sync"
+)
+WORDS = _WORDS.split()
+SYNC_NAMES = {0: "OFF", 1: "NORMAL", 2: "FULL", 3: "EXTRA"}
+PACKAGES = ["helpkit", "attrs", "pluggy", "python-dateutil", "django-helpdesk", "Django"]
+
+
+# ---------------------------------------------------------------- the shared inputs
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One ticket to create, identical for both systems."""
+
+    subject: str
+    body: str
+    impact: str
+    urgency: str
+    agent: int
+    contact: int
+
+    @property
+    def group(self) -> int:
+        return self.agent % GROUPS
+
+    @property
+    def priority(self) -> int:
+        return ITIL[(self.impact, self.urgency)]
+
+
+def _text(rng: random.Random, words: int) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def specs(n: int) -> Iterator[Spec]:
+    """The tickets to create, the same sequence in every process."""
+    rng = random.Random(SEED)
+    for i in range(n):
+        yield Spec(
+            subject=f"{_text(rng, 4).capitalize()} ({i})",
+            body=f"Hello, {_text(rng, 40)}. Thanks, user {i}",
+            impact=rng.choice(LEVELS),
+            urgency=rng.choice(LEVELS),
+            agent=rng.randrange(AGENTS),
+            contact=rng.randrange(CONTACTS),
+        )
+
+
+def update_plan(n: int, k: int) -> list[tuple[int, str]]:
+    """Which tickets (by creation index) get a comment plus a status change, and the comment."""
+    rng = random.Random(SEED + 1)
+    return [(i, f"Update: {_text(rng, 25)}.") for i in rng.sample(range(n), min(k, n))]
+
+
+def query_plan(runs: int) -> list[tuple[int, int]]:
+    """(agent, group) pairs for the queue queries: a different agent and group each run."""
+    rng = random.Random(SEED + 2)
+    return [(rng.randrange(AGENTS), rng.randrange(GROUPS)) for _ in range(runs)]
+
+
+# ---------------------------------------------------------------- measurement helpers
+
+
+@dataclass
+class Job:
+    """What one worker process measures."""
+
+    system: str  # "helpkit", "django" or "helpkit-bulk"
+    size: int
+    updates: int
+    runs: int
+    journal: str  # "default" or "wal" (django-helpdesk; helpkit is always WAL)
+    synchronous: str  # "default", "FULL" or "NORMAL"
+    directory: str
+    profile: bool = False
+
+
+@dataclass
+class Result:
+    """What one worker process reports back."""
+
+    job: Job
+    label: str = ""
+    journal_mode: str = ""
+    synchronous: str = ""
+    create_s: float | None = None
+    update_s: float | None = None
+    updates: int = 0
+    load_s: float | None = None
+    q_assignee: list[float] = field(default_factory=list)  # ms per query, every run
+    q_group: list[float] = field(default_factory=list)
+    rows_assignee: int = 0  # tickets returned on average, as a sanity check
+    rows_group: int = 0
+    counts: str = ""
+    maxrss_kib: int = 0
+    load: list[float] = field(default_factory=list)  # 1-minute load average, start and end
+    profile: str = ""
+
+    @property
+    def creates_per_s(self) -> float | None:
+        return self.job.size / self.create_s if self.create_s else None
+
+    @property
+    def updates_per_s(self) -> float | None:
+        return self.updates / self.update_s if self.update_s else None
+
+
+def _progress(what: str, done: int, total: int, start: float) -> None:
+    if total >= 10 and done % max(1, total // 10) == 0:
+        rate = done / (time.perf_counter() - start)
+        print(f"   {what}: {done}/{total} ({rate:,.0f}/s)", file=sys.stderr, flush=True)
+
+
+def timed_queries(
+    plan: Sequence[tuple[int, int]], query: Callable[[int, int], int]
+) -> tuple[list[float], int]:
+    """Run ``query`` once per plan entry after a warm-up pass; ms per run and mean rows."""
+    for agent, group in plan[: max(10, len(plan) // 10)]:
+        query(agent, group)
+    times: list[float] = []
+    rows = 0
+    for agent, group in plan:
+        start = time.perf_counter()
+        rows += query(agent, group)
+        times.append((time.perf_counter() - start) * 1e3)
+    return times, rows // max(1, len(plan))
+
+
+def _profiled(result: Result, enabled: bool, fn: Callable[[], None]) -> None:
+    if not enabled:
+        fn()
+        return
+    profiler = cProfile.Profile()
+    profiler.runcall(fn)
+    out = io.StringIO()
+    stats = pstats.Stats(profiler, stream=out)
+    stats.sort_stats("tottime").print_stats(18)
+    result.profile += out.getvalue()
+
+
+def _sync_name(value: object) -> str:
+    return SYNC_NAMES.get(int(str(value)), str(value))
+
+
+# ---------------------------------------------------------------- helpkit
+
+
+def run_helpkit(job: Job) -> Result:
+    from helpkit import Actor, Helpdesk, StatusCategory, TicketQuery
+    from helpkit.stores.sqlite import SqliteStore
+
+    result = Result(job)
+    path = Path(job.directory) / "helpkit.db"
+    sync = "FULL" if job.synchronous == "default" else job.synchronous
+    desk = Helpdesk(f"sqlite:///{path}?synchronous={sync}", entry_points=False)
+    store = desk.store
+    assert isinstance(store, SqliteStore)
+    # What the store's own connections run with (a private pool, read here on purpose).
+    with store._connection() as conn:
+        result.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
+        result.synchronous = _sync_name(conn.execute("PRAGMA synchronous").fetchone()[0])
+    result.label = f"helpkit (sqlite, {result.journal_mode} + {result.synchronous})"
+    for g in range(GROUPS):
+        desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
+    for a in range(AGENTS):
+        desk.add_agent(
+            f"a{a:03d}", f"Agent {a}", email=f"a{a}@help.example", groups=[f"g{a % GROUPS:02d}"]
+        )
+    contacts = [
+        desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
+        for c in range(CONTACTS)
+    ]
+    ids: list[str] = []
+
+    def create() -> None:
+        start = time.perf_counter()
+        for i, s in enumerate(specs(job.size), 1):
+            ticket = desk.open_ticket(
+                Actor.agent(f"a{s.agent:03d}"),
+                requester=contacts[s.contact],
+                subject=s.subject,
+                body=s.body,
+                impact=s.impact,
+                urgency=s.urgency,
+                group=f"g{s.group:02d}",
+                assignee=f"a{s.agent:03d}",
+            )
+            ids.append(ticket.id)
+            _progress("helpkit creates", i, job.size, start)
+        result.create_s = time.perf_counter() - start
+
+    _profiled(result, job.profile, create)
+    agents = [s.agent for s in specs(job.size)]
+    plan = update_plan(job.size, job.updates)
+
+    def update() -> None:
+        start = time.perf_counter()
+        for n, (i, body) in enumerate(plan, 1):
+            desk.reply(ids[i], Actor.agent(f"a{agents[i]:03d}"), body, status="pending")
+            _progress("helpkit updates", n, len(plan), start)
+        result.update_s = time.perf_counter() - start
+        result.updates = len(plan)
+
+    _profiled(result, job.profile, update)
+    helpkit_queries(desk, result, job.runs, TicketQuery, StatusCategory)
+    with store._connection() as conn:
+        tickets = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
+        events = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+    result.counts = f"{tickets} tickets, {events} events"
+    desk.shutdown()
+    return result
+
+
+def helpkit_queries(desk: Any, result: Result, runs: int, query_type: Any, category: Any) -> None:
+    active = {category.NEW, category.OPEN}
+
+    def by_assignee(agent: int, _group: int) -> int:
+        q = query_type(assignee_ids={f"a{agent:03d}"}, categories=active, limit=50)
+        return len(desk.tickets(q))
+
+    def by_group(_agent: int, group: int) -> int:
+        q = query_type(group_ids={f"g{group:02d}"}, categories=active, limit=50)
+        return len(desk.tickets(q))
+
+    plan = query_plan(runs)
+    result.q_assignee, result.rows_assignee = timed_queries(plan, by_assignee)
+    result.q_group, result.rows_group = timed_queries(plan, by_group)
+
+
+def run_helpkit_bulk(job: Job) -> Result:
+    """Bulk-load ``job.size`` tickets through the store (untimed), then time the queue query."""
+    from helpkit import Actor, Helpdesk, Impact, StatusCategory, TicketQuery, Urgency, lifecycle
+    from helpkit.ports import TicketChange
+    from helpkit.stores.sqlite import SqliteStore
+    from helpkit.tickets import Comment
+
+    result = Result(job)
+    path = Path(job.directory) / "helpkit-bulk.db"
+    desk = Helpdesk(f"sqlite:///{path}", entry_points=False)
+    store = desk.store
+    assert isinstance(store, SqliteStore)
+    with store._connection() as conn:
+        result.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
+        result.synchronous = _sync_name(conn.execute("PRAGMA synchronous").fetchone()[0])
+    result.label = f"helpkit (sqlite, {result.journal_mode} + {result.synchronous})"
+    for g in range(GROUPS):
+        desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
+    for a in range(AGENTS):
+        desk.add_agent(f"a{a:03d}", f"Agent {a}", groups=[f"g{a % GROUPS:02d}"])
+    contacts = [
+        desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
+        for c in range(CONTACTS)
+    ]
+    start = time.perf_counter()
+    batch: list[TicketChange] = []
+    now = desk.now()
+    for i, s in enumerate(specs(job.size), 1):
+        actor = Actor.agent(f"a{s.agent:03d}")
+        ticket_id = f"t{i:08d}"
+        first = Comment(
+            id=f"c{i:08d}",
+            author=actor,
+            body=s.body,
+            public=True,
+            channel="web",
+            created_at=now,
+            ticket_id=ticket_id,
+        )
+        outcome = lifecycle.open_ticket(
+            ticket_id=ticket_id,
+            number=i,
+            at=now,
+            actor=actor,
+            subject=s.subject,
+            requester_id=contacts[s.contact],
+            organization_id=None,
+            impact=Impact.coerce(s.impact),
+            urgency=Urgency.coerce(s.urgency),
+            matrix=desk.config.matrix,
+            workflow=desk.config.workflow,
+            channel="web",
+            first_comment=first,
+            assignee_id=f"a{s.agent:03d}",
+            group_id=f"g{s.group:02d}",
+        )
+        batch.append(TicketChange(outcome.ticket, outcome.events, outcome.previous_seq))
+        if len(batch) == 20_000 or i == job.size:
+            store.commit(batch)
+            batch = []
+            _progress("helpkit bulk load", i, job.size, start)
+    result.load_s = time.perf_counter() - start
+    with store._connection() as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        conn.execute("ANALYZE")
+    helpkit_queries(desk, result, job.runs, TicketQuery, StatusCategory)
+    with store._connection() as conn:
+        result.counts = f"{conn.execute('SELECT count(*) FROM tickets').fetchone()[0]} tickets"
+    desk.shutdown()
+    return result
+
+
+# ---------------------------------------------------------------- django-helpdesk
+
+
+def _import(name: str) -> Any:
+    module: ModuleType = importlib.import_module(name)
+    return module
+
+
+def run_django(job: Job) -> Result:
+    result = Result(job)
+    path = Path(job.directory) / "django.db"
+    pragmas = []
+    if job.journal != "default":
+        pragmas.append(f"PRAGMA journal_mode = {job.journal}")
+    if job.synchronous != "default":
+        pragmas.append(f"PRAGMA synchronous = {job.synchronous}")
+    options = {"init_command": "; ".join(pragmas)} if pragmas else {}
+    conf = _import("django.conf")
+    conf.settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        SITE_ID=1,
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sites",
+            "django.contrib.humanize",
+            "rest_framework",
+            "helpdesk",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(path),
+                "OPTIONS": options,
+            }
+        },
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {"context_processors": []},
+            }
+        ],
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        LOGGING_CONFIG=None,
+        # Knowledge-base teams need pinax-teams; tickets do not.
+        HELPDESK_TEAMS_MODE_ENABLED=False,
+    )
+    _import("django").setup()
+    management = _import("django.core.management")
+    management.call_command("migrate", verbosity=0, interactive=False)
+    db = _import("django.db")
+    timezone = _import("django.utils.timezone")
+    models = _import("helpdesk.models")
+    update_ticket_mod = _import("helpdesk.update_ticket")
+    signals = _import("helpdesk.signals")
+    user_model = _import("django.contrib.auth").get_user_model()
+    ticket_model, followup_model, queue_model = models.Ticket, models.FollowUp, models.Queue
+
+    with db.connection.cursor() as cur:
+        cur.execute("PRAGMA journal_mode")
+        result.journal_mode = str(cur.fetchone()[0]).upper()
+        cur.execute("PRAGMA synchronous")
+        result.synchronous = _sync_name(cur.fetchone()[0])
+    result.label = f"django-helpdesk (sqlite, {result.journal_mode} + {result.synchronous})"
+    queues = [
+        queue_model.objects.create(title=f"Group {g}", slug=f"g{g:02d}") for g in range(GROUPS)
+    ]
+    users = [
+        user_model.objects.create_user(
+            f"a{a:03d}", email=f"a{a}@help.example", password=None, is_staff=True
+        )
+        for a in range(AGENTS)
+    ]
+    ids: list[int] = []
+    atomic = db.transaction.atomic
+    open_status = ticket_model.OPEN_STATUS
+
+    def create() -> None:
+        # TicketForm.save() without the form and the e-mails (nobody to notify): a Ticket,
+        # its first FollowUp (whose save() saves the ticket again), the backlink scan and the
+        # new_ticket_done signal; one transaction per ticket.
+        start = time.perf_counter()
+        for i, s in enumerate(specs(job.size), 1):
+            user = users[s.agent]
+            with atomic():
+                ticket = ticket_model(
+                    title=s.subject,
+                    submitter_email=None,
+                    created=timezone.now(),
+                    status=open_status,
+                    queue=queues[s.group],
+                    description=s.body,
+                    priority=s.priority,
+                    assigned_to=user,
+                )
+                ticket.save()
+                followup = followup_model(
+                    ticket=ticket,
+                    title=f"Ticket Opened & Assigned to {ticket.get_assigned_to}",
+                    date=timezone.now(),
+                    public=True,
+                    comment=s.body,
+                    user=user,
+                )
+                followup.save()
+                update_ticket_mod.create_ticket_backlinks(ticket, followup, user=user)
+                signals.new_ticket_done.send(sender="TicketForm", ticket=ticket)
+            ids.append(ticket.id)
+            _progress("django-helpdesk creates", i, job.size, start)
+        result.create_s = time.perf_counter() - start
+
+    _profiled(result, job.profile, create)
+    agents = [s.agent for s in specs(job.size)]
+    plan = update_plan(job.size, job.updates)
+    resolved = ticket_model.RESOLVED_STATUS
+
+    def update() -> None:
+        # What the staff "update ticket" view does: load the ticket, then update_ticket() with
+        # a public comment and a new status; one transaction per update.
+        start = time.perf_counter()
+        for n, (i, body) in enumerate(plan, 1):
+            with atomic():
+                ticket = ticket_model.objects.get(id=ids[i])
+                update_ticket_mod.update_ticket(
+                    users[agents[i]], ticket, comment=body, public=True, new_status=resolved
+                )
+            _progress("django-helpdesk updates", n, len(plan), start)
+        result.update_s = time.perf_counter() - start
+        result.updates = len(plan)
+
+    _profiled(result, job.profile, update)
+
+    closed = [
+        ticket_model.CLOSED_STATUS,
+        ticket_model.RESOLVED_STATUS,
+        ticket_model.DUPLICATE_STATUS,
+    ]
+    active = ticket_model.objects.select_related("queue").exclude(status__in=closed)
+
+    def by_assignee(agent: int, _group: int) -> int:
+        # The dashboard's "open & reopened tickets assigned to me", by priority, first 50.
+        rows = active.filter(assigned_to_id=users[agent].id).order_by("priority", "created", "id")
+        return len(list(rows[:50]))
+
+    def by_queue(_agent: int, group: int) -> int:
+        rows = active.filter(queue_id=queues[group].id).order_by("priority", "created", "id")
+        return len(list(rows[:50]))
+
+    qplan = query_plan(job.runs)
+    result.q_assignee, result.rows_assignee = timed_queries(qplan, by_assignee)
+    result.q_group, result.rows_group = timed_queries(qplan, by_queue)
+    result.counts = (
+        f"{ticket_model.objects.count()} tickets, {followup_model.objects.count()} follow-ups, "
+        f"{models.TicketChange.objects.count()} ticket changes"
+    )
+    db.connection.close()
+    return result
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def worker(spec: str, out: str) -> None:
+    job = Job(**json.loads(spec))
+    load = os.getloadavg()[0]
+    runner = {"helpkit": run_helpkit, "django": run_django, "helpkit-bulk": run_helpkit_bulk}
+    result = runner[job.system](job)
+    result.maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result.load = [load, os.getloadavg()[0]]
+    Path(out).write_text(json.dumps(asdict(result)), encoding="utf-8")
+
+
+def spawn(job: Job) -> Result:
+    """Run one job in a fresh interpreter on a fresh database file."""
+    directory = Path(tempfile.mkdtemp(prefix=f"hk-bench-{job.system}-"))
+    job.directory = str(directory)
+    out = directory / "result.json"
+    print(
+        f"-- {job.system} size={job.size:,} journal={job.journal} synchronous={job.synchronous}",
+        file=sys.stderr,
+        flush=True,
+    )
+    start = time.perf_counter()
+    try:
+        subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)],
+            check=True,
+        )
+        data = json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    data["job"] = Job(**data["job"])
+    result = Result(**data)
+    print(f"   done in {time.perf_counter() - start:,.0f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def fsync_rate(seconds: float = 2.0) -> tuple[float, float]:
+    """fsync() and fdatasync() per second, each after a 4 KiB append, in the temp directory."""
+    rates = []
+    with tempfile.TemporaryDirectory(prefix="hk-bench-fsync-") as directory:
+        fd = os.open(Path(directory) / "probe", os.O_WRONLY | os.O_CREAT, 0o600)
+        try:
+            for sync in (os.fsync, os.fdatasync):
+                n, start = 0, time.perf_counter()
+                while time.perf_counter() - start < seconds:
+                    os.write(fd, b"x" * 4096)
+                    sync(fd)
+                    n += 1
+                rates.append(n / (time.perf_counter() - start))
+        finally:
+            os.close(fd)
+    return rates[0], rates[1]
+
+
+def _version(dist: str) -> str:
+    try:
+        return importlib.metadata.version(dist)
+    except importlib.metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def _cpu() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def median(values: Sequence[float]) -> float:
+    return statistics.median(values) if values else float("nan")
+
+
+def p95(values: Sequence[float]) -> float:
+    if len(values) < 2:
+        return median(values)
+    return statistics.quantiles(values, n=20, method="inclusive")[-1]
+
+
+def _fmt(x: float | None, spec: str) -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _ratio(a: float | None, b: float | None) -> str:
+    return f"{a / b:,.1f}x" if a and b else "-"
+
+
+def render(results: list[Result], fsync: tuple[float, float], runs: int, took: float) -> str:
+    by_key = {(r.job.system, r.job.size, r.job.journal, r.job.synchronous): r for r in results}
+
+    def peer(r: Result) -> Result | None:
+        if r.job.system != "helpkit":
+            return None
+        if r.job.synchronous == "NORMAL":
+            return by_key.get(("django", r.job.size, "wal", "NORMAL"))
+        return by_key.get(("django", r.job.size, "default", "default"))
+
+    out = [
+        "# SQLite store benchmark: helpkit against django-helpdesk",
+        "",
+        "Produced by `python bench/bench_sqlite.py` (or `nox -s bench -- bench/bench_sqlite.py`).",
+        "Each row is one worker process (one system, one size, one durability setting) on a",
+        "fresh database file in a temporary directory; all of them get the same inputs: tickets",
+        f"with the same subjects and bodies, ITIL priorities, {AGENTS} agents in {GROUPS} groups",
+        "(django-helpdesk: queues), every ticket assigned. Every create and every update is its",
+        "own committed transaction on both sides.",
+        "",
+        "- **creates/s**: helpkit `Helpdesk.open_ticket(..., body=...)`; django-helpdesk: a",
+        "  `Ticket` and its first `FollowUp` saved as its `TicketForm.save()` does (plus its",
+        "  backlink scan and `new_ticket_done` signal), in one `transaction.atomic()`.",
+        "- **updates/s**: a public comment plus a status change on random tickets (each ticket",
+        '  at most once). helpkit: `reply(id, agent, body, status="pending")`; django-helpdesk:',
+        "  `Ticket.objects.get(id=...)` then `helpdesk.update_ticket.update_ticket(agent, ticket,",
+        "  comment=..., public=True, new_status=RESOLVED)` (what its views call) in one",
+        "  `transaction.atomic()`.",
+        "- **queue**: open tickets of one assignee (and of one group / queue), by priority, first",
+        f"  50, as model objects; {runs} runs after a warm-up, a different agent and group each",
+        "  run; median and p95 in ms. helpkit: `Helpdesk.tickets(TicketQuery(assignee_ids=...,",
+        "  categories={new, open}))`; django-helpdesk: its dashboard queryset",
+        '  (`select_related("queue")`, open statuses) ordered by priority, created, id.',
+        "- **peak RSS**: `ru_maxrss` of the worker process (interpreter, imports, setup and all",
+        "  the work).",
+        "- **ratio**: helpkit / django-helpdesk throughput at the same size and durability",
+        "  (latency ratios: django-helpdesk / helpkit), so > 1 means helpkit is faster.",
+        "",
+        "| system | journal + synchronous | tickets | creates/s | updates/s | queue assignee"
+        " median / p95 ms | queue group median / p95 ms | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        load = f" (bulk-loaded in {r.load_s:,.0f} s, untimed)" if r.load_s else ""
+        out.append(
+            f"| {r.label.split(' (')[0]} | {r.journal_mode} + {r.synchronous} | "
+            f"{r.job.size:,}{load} | {_fmt(r.creates_per_s, ',.0f')} | "
+            f"{_fmt(r.updates_per_s, ',.0f')} | "
+            f"{median(r.q_assignee):.2f} / {p95(r.q_assignee):.2f} | "
+            f"{median(r.q_group):.2f} / {p95(r.q_group):.2f} | {r.maxrss_kib / 1024:,.0f} |"
+        )
+    out += [
+        "",
+        "## Ratios (helpkit / django-helpdesk)",
+        "",
+        "| tickets | durability | creates | updates | queue assignee (median) | queue group"
+        " (median) |",
+        "|---:|---|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        other = peer(r)
+        if other is None:
+            continue
+        out.append(
+            f"| {r.job.size:,} | helpkit {r.journal_mode} + {r.synchronous} vs django-helpdesk "
+            f"{other.journal_mode} + {other.synchronous} | "
+            f"{_ratio(r.creates_per_s, other.creates_per_s)} | "
+            f"{_ratio(r.updates_per_s, other.updates_per_s)} | "
+            f"{_ratio(median(other.q_assignee), median(r.q_assignee))} | "
+            f"{_ratio(median(other.q_group), median(r.q_group))} |"
+        )
+    out += [
+        "",
+        "## Notes",
+        "",
+        "- Sync rate of the temp directory's disk, measured at the start (4 KiB append, then",
+        f"  sync, for 2 s each): {fsync[0]:,.0f} fsync/s, {fsync[1]:,.0f} fdatasync/s. A durable",
+        "  commit costs at least one sync, so this bounds the creates/s and updates/s of any",
+        "  store that commits every command with synchronous=FULL on one connection.",
+        "- Journal and synchronous settings are read with `PRAGMA journal_mode` and",
+        "  `PRAGMA synchronous` on the connections each system writes with. helpkit: WAL, FULL",
+        "  by default (its ticket-number allocation runs at NORMAL and is made durable by the",
+        "  ticket's FULL commit). django-helpdesk: Django's defaults (rollback journal `DELETE`,",
+        "  synchronous FULL); the WAL rows set `init_command` in the database `OPTIONS`.",
+        "- django-helpdesk is configured in-process (`settings.configure`: its app, auth,",
+        "  contenttypes, sites, humanize, rest_framework; `DEBUG=False`; locmem e-mail backend)",
+        "  and its schema is created by its own migrations. Tickets have no submitter e-mail",
+        "  and agents never notify themselves, so no notification e-mail is rendered on either",
+        "  side (helpkit has no channel configured either).",
+        '- django-helpdesk has no "pending"-like status by default; its update moves the',
+        "  ticket to Resolved (an allowed transition from Open), helpkit's to pending. Both",
+        "  leave the queue. Without `transaction.atomic()` its view path commits several",
+        "  times per create and per update; the rows above give it one commit each.",
+        "- The machine may be shared: the load average at the start and end of each worker is",
+        "  listed below; a load above the number of CPUs means other work competed for them.",
+        "",
+        "Row checks (what each database held at the end) and machine load:",
+        "",
+    ]
+    for r in results:
+        out.append(
+            f"- {r.label}, {r.job.size:,}: {r.counts}; queue pages held {r.rows_assignee} "
+            f"(assignee) and {r.rows_group} (group) tickets on average; 1-minute load average "
+            f"{r.load[0]:.1f} at start, {r.load[1]:.1f} at end"
+        )
+    versions = ", ".join(f"{d} {_version(d)}" for d in PACKAGES)
+    out += [
+        "",
+        "## Machine",
+        "",
+        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; total bench time {took / 60:,.1f} min",
+        f"- Python {sys.version.split()[0]} ({platform.python_implementation()}); "
+        f"SQLite {sqlite3.sqlite_version}",
+        f"- {platform.platform()}; CPU: {_cpu()}; {os.cpu_count()} logical CPUs",
+        f"- Packages: {versions}",
+        "",
+    ]
+    profiles = [r for r in results if r.profile]
+    for r in profiles:
+        out += [f"## cProfile: {r.label}, {r.job.size:,}", "", "```", r.profile.strip(), "```", ""]
+    return "\n".join(out)
+
+
+def jobs(args: argparse.Namespace) -> list[Job]:
+    todo: list[Job] = []
+    for size in args.sizes:
+        for system in ("helpkit", "django"):
+            todo.append(
+                Job(system, size, args.updates, args.runs, "default", "default", "", args.profile)
+            )
+    if args.normal:
+        size = args.sizes[0]
+        todo.append(Job("django", size, args.updates, args.runs, "wal", "FULL", ""))
+        todo.append(Job("helpkit", size, args.updates, args.runs, "default", "NORMAL", ""))
+        todo.append(Job("django", size, args.updates, args.runs, "wal", "NORMAL", ""))
+    if args.big:
+        todo.append(Job("helpkit-bulk", args.big, 0, args.runs, "default", "default", ""))
+    return [job for job in todo if job.system.split("-")[0] in args.systems]
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else "")
+    parser.add_argument("--worker", nargs=2, metavar=("JOB", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smoke run: 2k/5k, 1k updates, 50k")
+    parser.add_argument("--sizes", type=_sizes, help="ticket counts, e.g. 10000,100000")
+    parser.add_argument("--updates", type=int, help="updated tickets per size (default 10000)")
+    parser.add_argument(
+        "--big", type=int, help="helpkit-only queue size (default 1000000; 0 skips)"
+    )
+    parser.add_argument("--runs", type=int, help="queue query runs (default 200)")
+    parser.add_argument(
+        "--no-normal", dest="normal", action="store_false", help="skip the WAL/NORMAL rows"
+    )
+    parser.add_argument(
+        "--systems",
+        type=lambda text: set(text.split(",")),
+        default={"helpkit", "django"},
+        help="which systems to run (default helpkit,django)",
+    )
+    parser.add_argument("--profile", action="store_true", help="cProfile the create/update loops")
+    parser.add_argument(
+        "--output",
+        type=Path,
+        help=f"the Markdown file to write (default {RESULTS.name}, not --quick)",
+    )
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(*args.worker)
+        return
+    quick = args.quick
+    args.sizes = args.sizes or ([2000, 5000] if quick else [10_000, 100_000])
+    args.updates = args.updates if args.updates is not None else (1000 if quick else 10_000)
+    args.big = args.big if args.big is not None else (50_000 if quick else 1_000_000)
+    args.runs = args.runs or (50 if quick else 200)
+    start = time.perf_counter()
+    fsync = fsync_rate()
+    print(f"fsync/s {fsync[0]:,.0f}, fdatasync/s {fsync[1]:,.0f}", file=sys.stderr)
+    results = [spawn(job) for job in jobs(args)]
+    text = render(results, fsync, args.runs, time.perf_counter() - start)
+    output: Path | None = args.output or (None if quick else RESULTS)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()
