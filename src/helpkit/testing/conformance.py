@@ -69,6 +69,7 @@ __all__ = [
     "StoreConformance",
     "StoreFactory",
     "change_of",
+    "with_schedule",
 ]
 
 StoreFactory = Callable[[], Store]
@@ -81,6 +82,8 @@ BASE_TIME = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 _T = TypeVar("_T")
 _AGENT = Actor.agent("agent-1")
+_US = timedelta(microseconds=1)
+_H = timedelta(hours=1)
 
 
 # ---------------------------------------------------------------- scenario helpers
@@ -100,6 +103,21 @@ class _Time:
 def change_of(outcome: Outcome) -> TicketChange:
     """The store write for a lifecycle outcome."""
     return TicketChange(outcome.ticket, outcome.events, outcome.previous_seq)
+
+
+def with_schedule(
+    outcome: Outcome,
+    *,
+    policy: str | None,
+    deadline: datetime | None,
+    check: datetime | None,
+) -> Outcome:
+    """``outcome`` with the SLA fields a desk derives before committing (policy, next deadline,
+    next check) set on its ticket: stores index them, so the suite varies them on purpose."""
+    ticket = attrs.evolve(
+        outcome.ticket, sla_policy=policy, next_deadline=deadline, next_check=check
+    )
+    return attrs.evolve(outcome, ticket=ticket)
 
 
 def _open(
@@ -254,11 +272,73 @@ _FILTERS: tuple[dict[str, Any], ...] = (
     {"tags": "no-ticket-has-this"},
     {"categories": ["new", "open"], "group_ids": "g1", "tags": "vpn"},
     {"unassigned": True, "organization_ids": "o2", "priorities": [3, 4, 5]},
+    # The SLA filters: the bounds are inclusive, instants exact to the microsecond, and a
+    # ticket without a deadline (or check) never matches.
+    {"deadline_before": BASE_TIME - timedelta(days=30)},
+    {"deadline_before": BASE_TIME + timedelta(hours=2)},
+    {"deadline_before": BASE_TIME + timedelta(hours=2) - _US},
+    {"deadline_before": BASE_TIME + timedelta(days=3650)},
+    {"next_check_before": BASE_TIME},
+    {"next_check_before": BASE_TIME + timedelta(minutes=90)},
+    {"next_check_before": BASE_TIME + timedelta(minutes=90) - _US},
+    {"next_check_before": BASE_TIME + timedelta(days=3650)},
+    {"categories": ["new", "open"], "next_check_before": BASE_TIME + timedelta(days=1)},
+    {"assignee_ids": "a1", "deadline_before": BASE_TIME + timedelta(hours=3)},
+    {"group_ids": "g1", "categories": ["new", "open", "pending"], "deadline_before": BASE_TIME},
+    {
+        "deadline_before": BASE_TIME + timedelta(hours=2),
+        "next_check_before": BASE_TIME + timedelta(minutes=90),
+    },
 )
 
 
+# (policy, next deadline, next check) of each query ticket when opened, relative to
+# BASE_TIME: ties within and across priorities, past and future instants, a microsecond
+# apart, and missing ones (a ticket without a policy, a deadline without a pending check, a
+# check without a deadline).
+_SCHEDULES: dict[str, tuple[str | None, timedelta | None, timedelta | None]] = {
+    "t000": ("gold", 2 * _H, 1.5 * _H),
+    "t001": ("gold", -_H, -_H),
+    "t002": (None, None, None),
+    "t003": ("silver", 2 * _H, 1.5 * _H),
+    "t004": ("silver", None, 26 * _H),
+    "t005": ("gold", 2 * _H + _US, 2 * _H),
+    "t100": ("gold", 30 * _H, None),
+    "t101": ("gold", 2 * _H, 1.5 * _H - _US),
+    "t102": (None, None, None),
+    "t103": ("silver", -48 * _H, -48 * _H),
+    "t104": ("bronze", None, None),
+    "t105": ("gold", 2 * _H - _US, _H),
+}
+
+# Schedules changed by a later write: a store must re-index them on update, not only on insert.
+_RESCHEDULES: dict[str, tuple[str | None, timedelta | None, timedelta | None]] = {
+    "t000": ("gold", 2 * _H, 40 * _H),  # pending: the check moves away
+    "t001": ("gold", -_H, None),  # on hold: no check pending, the deadline stays
+    "t100": (None, None, None),  # solved: every clock stopped
+    "t104": ("gold", 0.5 * _H, -2 * _H),  # reopened: due soon, a check overdue
+    "t101": ("gold", 2 * _H, 1.5 * _H),  # noted: into the tie with t000 and t003
+    "t105": ("silver", -3 * _H, -3 * _H),  # noted: another policy, already breached
+}
+
+
+def _scheduled(outcome: Outcome) -> Outcome:
+    ticket_id = outcome.ticket.id
+    table = _SCHEDULES if outcome.previous_seq == 0 else _RESCHEDULES
+    if ticket_id not in table:
+        return outcome
+    policy, deadline, check = table[ticket_id]
+    return with_schedule(
+        outcome,
+        policy=policy,
+        deadline=None if deadline is None else BASE_TIME + deadline,
+        check=None if check is None else BASE_TIME + check,
+    )
+
+
 def _build_query_data(store: Store) -> list[Ticket]:
-    """A dozen tickets covering every filter, with ties in created and updated times."""
+    """A dozen tickets covering every filter, with ties in created and updated times and in
+    SLA deadlines and checks (some missing, some changed by later writes)."""
     time = _Time()
     specs: list[dict[str, Any]] = [
         {"requester_id": "c1", "organization_id": "o1", "impact": Impact.HIGH,
@@ -277,8 +357,9 @@ def _build_query_data(store: Store) -> list[Ticket]:
     tickets: dict[str, Ticket] = {}
 
     def commit(*outcomes: Outcome) -> None:
-        store.commit([change_of(o) for o in outcomes])
-        for outcome in outcomes:
+        scheduled = [_scheduled(o) for o in outcomes]
+        store.commit([change_of(o) for o in scheduled])
+        for outcome in scheduled:
             tickets[outcome.ticket.id] = outcome.ticket
 
     # Two rounds; tickets of the same round position share a creation time, so the id
@@ -745,6 +826,97 @@ class StoreConformance:
         )
         assert found.items == (raised.ticket,)
 
+    def test_sla_orders_put_missing_instants_last(self, store: Store) -> None:
+        time = _Time()
+        p1 = {"impact": Impact.HIGH, "urgency": Urgency.HIGH}
+        p3 = {"impact": Impact.MEDIUM, "urgency": Urgency.MEDIUM}
+        p5 = {"impact": Impact.LOW, "urgency": Urgency.LOW}
+        # In creation order; ids are not, so a tie broken by creation time instead of id shows.
+        specs: list[tuple[str, dict[str, Any], timedelta | None, timedelta | None]] = [
+            ("d", p3, _H, None),
+            ("f", p1, None, 0.5 * _H),
+            ("a", p3, _H, 0.5 * _H),
+            ("c", p1, 3 * _H, 3 * _H),
+            ("b", p3, None, None),
+            ("e", p5, -_H, -_H),
+        ]
+        tickets = []
+        for ticket_id, priority, deadline, check in specs:
+            outcome = with_schedule(
+                _open(ticket_id, store.allocate_ticket_number(), time.tick(), **priority),
+                policy="gold" if deadline or check else None,
+                deadline=None if deadline is None else BASE_TIME + deadline,
+                check=None if check is None else BASE_TIME + check,
+            )
+            store.commit([change_of(outcome)])
+            tickets.append(outcome.ticket)
+        expected = {
+            (SortOrder.PRIORITY, None): "cfdabe",
+            (SortOrder.DEADLINE, None): "edacfb",
+            (SortOrder.NEXT_CHECK, None): "eafcbd",
+            (SortOrder.DEADLINE, ("deadline_before", _H)): "eda",
+            (SortOrder.DEADLINE, ("deadline_before", _H - _US)): "e",
+            (SortOrder.PRIORITY, ("deadline_before", 3 * _H)): "cdae",
+            (SortOrder.NEXT_CHECK, ("next_check_before", 0.5 * _H)): "eaf",
+            (SortOrder.NEXT_CHECK, ("next_check_before", 0.5 * _H - _US)): "e",
+            (SortOrder.NEXT_CHECK, ("next_check_before", -_H - _US)): "",
+        }
+        for (order, bound), ids in expected.items():
+            filters: dict[str, Any] = {} if bound is None else {bound[0]: BASE_TIME + bound[1]}
+            for limit in range(1, len(specs) + 2):
+                query = TicketQuery(sort=order, limit=limit, **filters)
+                got = _pages(store.query, query)
+                assert "".join(t.id for page in got for t in page) == ids, f"query {query!r}"
+                assert got == _reference_pages(tickets, query), f"query {query!r}"
+
+    def test_the_sla_index_follows_every_write(self, store: Store) -> None:
+        time = _Time()
+        now = BASE_TIME + 2 * _H
+        sweep = TicketQuery(next_check_before=now, sort=SortOrder.NEXT_CHECK)
+        breaching = TicketQuery(deadline_before=now + _H, sort=SortOrder.DEADLINE)
+        queue = TicketQuery(categories=["new", "open"], sort=SortOrder.PRIORITY)
+
+        def ids(query: TicketQuery) -> list[str]:
+            return [
+                t.id for page in _pages(store.query, attrs.evolve(query, limit=1)) for t in page
+            ]
+
+        def commit(outcome: Outcome, deadline: timedelta | None, check: timedelta | None) -> Ticket:
+            scheduled = with_schedule(
+                outcome,
+                policy=None if deadline is None and check is None else "gold",
+                deadline=None if deadline is None else now + deadline,
+                check=None if check is None else now + check,
+            )
+            store.commit([change_of(scheduled)])
+            assert store.get_ticket(scheduled.ticket.id) == scheduled.ticket
+            return scheduled.ticket
+
+        t1 = commit(_open("t1", store.allocate_ticket_number(), time.tick()), 4 * _H, _H)
+        t2 = commit(_open("t2", store.allocate_ticket_number(), time.tick()), -_H, -_H)
+        assert (ids(sweep), ids(breaching)) == (["t2"], ["t2"])
+        # t1 becomes due: its check moves into the past, its deadline closer.
+        t1 = commit(_note(t1, time.tick()), 0.5 * _H, -0.5 * _H)
+        assert (ids(sweep), ids(breaching)) == (["t2", "t1"], ["t2", "t1"])
+        # A sweep records t2's breach: nothing left to check, the deadline stays.
+        t2 = commit(_note(t2, time.tick()), -_H, None)
+        assert (ids(sweep), ids(breaching)) == (["t1"], ["t2", "t1"])
+        # t1 is solved: every clock stops.
+        solved = lifecycle.change_status(
+            t1, "solved", at=time.tick(), actor=_AGENT, workflow=DEFAULT_WORKFLOW
+        )
+        t1 = commit(solved, None, None)
+        assert (ids(sweep), ids(breaching)) == ([], ["t2"])
+        # Within a priority, the queue follows the current deadline (none last).
+        commit(_open("t3", store.allocate_ticket_number(), time.tick()), 3 * _H, None)
+        t4 = commit(_open("t4", store.allocate_ticket_number(), time.tick()), 2 * _H, None)
+        assert ids(queue) == ["t2", "t4", "t3"]
+        t4 = commit(_note(t4, time.tick()), None, None)
+        assert ids(queue) == ["t2", "t3", "t4"]
+        t2 = commit(_note(t2, time.tick()), 5 * _H, 5 * _H)
+        assert ids(queue) == ["t3", "t2", "t4"]
+        assert (ids(sweep), ids(breaching)) == ([], [])
+
     # ------------------------------------------------------------ contacts
 
     def test_contact_insert_update_and_version_conflicts(self, store: Store) -> None:
@@ -1033,6 +1205,26 @@ _TICKET_SPECS = st.fixed_dictionaries(
 
 _seconds = st.sampled_from((0, 1, 59, 3600, 86_400))
 
+# An SLA instant as drawn: missing, or an offset from BASE_TIME (``True``; fixed instants that
+# many tickets share) or from the machine's current time (``False``; past or future of the
+# queries that follow). A microsecond offset catches stores that round instants.
+_DrawnInstant = tuple[bool, timedelta] | None
+_DrawnSchedule = tuple[str | None, _DrawnInstant, _DrawnInstant]
+_instants: st.SearchStrategy[_DrawnInstant] = st.none() | st.tuples(
+    st.booleans(),
+    st.sampled_from(
+        (-timedelta(days=1), -_H, timedelta(0), _US, 0.5 * _H, _H, timedelta(days=1, hours=1))
+    ),
+)
+# In the general query rule the SLA filters join the others now and then; alone they would
+# narrow most queries to nothing and hide what the other filters do.
+_sometimes_instants: st.SearchStrategy[_DrawnInstant] = st.integers(0, 3).flatmap(
+    lambda n: _instants if n == 0 else st.none()
+)
+_schedules: st.SearchStrategy[_DrawnSchedule] = st.tuples(
+    st.sampled_from((None, "gold", "silver")), _instants, _instants
+)
+
 
 class StoreComparison(RuleBasedStateMachine):
     """Drives a store and a MemoryStore with the same random commands; they must agree."""
@@ -1051,7 +1243,23 @@ class StoreComparison(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ helpers
 
-    def _commit(self, *outcomes: Outcome) -> None:
+    def _instant(self, drawn: _DrawnInstant) -> datetime | None:
+        if drawn is None:
+            return None
+        from_base, offset = drawn
+        return (BASE_TIME if from_base else self.now) + offset
+
+    def _commit(self, *outcomes: Outcome, schedules: tuple[_DrawnSchedule, ...]) -> None:
+        """Commit ``outcomes`` to both stores, each with its drawn SLA schedule."""
+        outcomes = tuple(
+            with_schedule(
+                outcome,
+                policy=schedule[0],
+                deadline=self._instant(schedule[1]),
+                check=self._instant(schedule[2]),
+            )
+            for outcome, schedule in zip(outcomes, schedules, strict=True)
+        )
         changes = [change_of(o) for o in outcomes if o.changed]
         if not changes:
             return
@@ -1063,6 +1271,9 @@ class StoreComparison(RuleBasedStateMachine):
         expected = _outcome(lambda: call(self.reference))
         got = _outcome(lambda: call(self.store))
         assert got == expected, f"store gave {got}, the reference {expected}"
+
+    def _schedule(self, data: st.DataObject) -> _DrawnSchedule:
+        return data.draw(_schedules, label="SLA schedule")
 
     def _ticket(self, data: st.DataObject) -> Ticket:
         ticket_id = data.draw(st.sampled_from(self.ticket_ids), label="ticket")
@@ -1079,19 +1290,19 @@ class StoreComparison(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ ticket commands
 
-    @initialize(specs=st.lists(_TICKET_SPECS, min_size=1, max_size=6))
-    def open_some_tickets(self, specs: list[dict[str, Any]]) -> None:
-        for spec in specs:
-            self.open_ticket(spec)
+    @initialize(specs=st.lists(st.tuples(_TICKET_SPECS, _schedules), min_size=1, max_size=6))
+    def open_some_tickets(self, specs: list[tuple[dict[str, Any], _DrawnSchedule]]) -> None:
+        for spec, schedule in specs:
+            self.open_ticket(spec, schedule)
             self.now += timedelta(seconds=30)
 
-    @rule(spec=_TICKET_SPECS)
-    def open_ticket(self, spec: dict[str, Any]) -> None:
+    @rule(spec=_TICKET_SPECS, schedule=_schedules)
+    def open_ticket(self, spec: dict[str, Any], schedule: _DrawnSchedule) -> None:
         number = self.store.allocate_ticket_number()
         assert number not in self.numbers, f"ticket number {number} handed out twice"
         self.numbers.add(number)
         ticket_id = f"t{len(self.ticket_ids):03d}"
-        self._commit(_open(ticket_id, number, self.now, **spec))
+        self._commit(_open(ticket_id, number, self.now, **spec), schedules=(schedule,))
         self.ticket_ids.append(ticket_id)
 
     @precondition(_has_tickets)
@@ -1124,7 +1335,7 @@ class StoreComparison(RuleBasedStateMachine):
             )
         except (InvalidTransitionError, ValidationError):
             return
-        self._commit(outcome)
+        self._commit(outcome, schedules=(self._schedule(data),))
 
     @precondition(_has_tickets)
     @rule(data=st.data(), status=st.sampled_from(_STATUSES))
@@ -1136,7 +1347,7 @@ class StoreComparison(RuleBasedStateMachine):
             )
         except (InvalidTransitionError, ValidationError):
             return
-        self._commit(outcome)
+        self._commit(outcome, schedules=(self._schedule(data),))
 
     @precondition(_has_tickets)
     @rule(
@@ -1152,7 +1363,7 @@ class StoreComparison(RuleBasedStateMachine):
             )
         except (InvalidTransitionError, ValidationError):
             return
-        self._commit(outcome)
+        self._commit(outcome, schedules=(self._schedule(data),))
 
     @precondition(_has_tickets)
     @rule(data=st.data(), impact=st.sampled_from(Impact), urgency=st.sampled_from(Urgency))
@@ -1169,7 +1380,7 @@ class StoreComparison(RuleBasedStateMachine):
             )
         except (InvalidTransitionError, ValidationError):
             return
-        self._commit(outcome)
+        self._commit(outcome, schedules=(self._schedule(data),))
 
     @precondition(_has_tickets)
     @rule(
@@ -1185,7 +1396,7 @@ class StoreComparison(RuleBasedStateMachine):
             )
         except (InvalidTransitionError, ValidationError):
             return
-        self._commit(outcome)
+        self._commit(outcome, schedules=(self._schedule(data),))
 
     @precondition(lambda self: len(self.ticket_ids) >= 2)
     @rule(data=st.data())
@@ -1199,7 +1410,7 @@ class StoreComparison(RuleBasedStateMachine):
             )
         except (InvalidTransitionError, ValidationError):
             return
-        self._commit(src, dst)
+        self._commit(src, dst, schedules=(self._schedule(data), self._schedule(data)))
 
     @precondition(lambda self: any(self.reference.get_ticket(t).seq >= 2 for t in self.ticket_ids))
     @rule(data=st.data(), with_valid_change=st.booleans())
@@ -1309,6 +1520,8 @@ class StoreComparison(RuleBasedStateMachine):
         organizations=st.none() | st.frozensets(st.sampled_from(_ORG_IDS), min_size=1),
         priorities=st.none() | st.frozensets(st.sampled_from(Priority), min_size=1),
         tags=st.frozensets(st.sampled_from(_TAGS), max_size=2),
+        deadline_before=_sometimes_instants,
+        next_check_before=_sometimes_instants,
         order=st.sampled_from(SortOrder),
         limit=st.integers(1, 4),
     )
@@ -1323,6 +1536,8 @@ class StoreComparison(RuleBasedStateMachine):
         organizations: frozenset[str] | None,
         priorities: frozenset[Priority] | None,
         tags: frozenset[str],
+        deadline_before: _DrawnInstant,
+        next_check_before: _DrawnInstant,
         order: SortOrder,
         limit: int,
     ) -> None:
@@ -1336,11 +1551,39 @@ class StoreComparison(RuleBasedStateMachine):
             organization_ids=organizations,
             priorities=priorities,
             tags=tags,
+            deadline_before=self._instant(deadline_before),
+            next_check_before=self._instant(next_check_before),
             sort=order,
             limit=limit,
         )
+        self._check_query(query)
+
+    @rule(
+        scope=st.sampled_from(("all", "assignee", "group", "unassigned")),
+        instant=_instants,
+        order=st.sampled_from((SortOrder.PRIORITY, SortOrder.DEADLINE, SortOrder.NEXT_CHECK)),
+        limit=st.integers(1, 3),
+    )
+    def sla_query(self, scope: str, instant: _DrawnInstant, order: SortOrder, limit: int) -> None:
+        """The shapes SLA work asks for: the sweep, "breaching within", a deadline-aware queue."""
+        active = frozenset({StatusCategory.NEW, StatusCategory.OPEN})
+        scopes: dict[str, dict[str, Any]] = {
+            "all": {},
+            "assignee": {"assignee_ids": _AGENT_IDS[0], "categories": active},
+            "group": {"group_ids": _GROUP_IDS[0], "categories": active},
+            "unassigned": {"unassigned": True, "categories": active},
+        }
+        filters = dict(scopes[scope])
+        bound = self._instant(instant)
+        if order is SortOrder.NEXT_CHECK:
+            filters["next_check_before"] = bound
+        elif order is SortOrder.DEADLINE:
+            filters["deadline_before"] = bound
+        self._check_query(TicketQuery(sort=order, limit=limit, **filters))
+
+    def _check_query(self, query: TicketQuery) -> None:
         everything = [self.reference.get_ticket(t) for t in self.ticket_ids]
-        assert _pages(self.store.query, query) == _reference_pages(everything, query)
+        assert _pages(self.store.query, query) == _reference_pages(everything, query), query
 
     @rule(text=st.sampled_from(_SEARCHES), limit=st.integers(1, 5))
     def search(self, text: str, limit: int) -> None:
@@ -1365,6 +1608,12 @@ class StoreComparison(RuleBasedStateMachine):
         for order in SortOrder:
             query = TicketQuery(sort=order, limit=4)
             assert _pages(self.store.query, query) == _pages(self.reference.query, query), order
+        # What a sweep run now reads, and what is breaching within the hour.
+        for query in (
+            TicketQuery(next_check_before=self.now, sort=SortOrder.NEXT_CHECK, limit=4),
+            TicketQuery(deadline_before=self.now + _H, sort=SortOrder.DEADLINE, limit=4),
+        ):
+            assert _pages(self.store.query, query) == _pages(self.reference.query, query), query
 
     @invariant()
     def same_people(self) -> None:
