@@ -730,8 +730,12 @@ def render(results: list[Result], fsync: tuple[float, float], runs: int, took: f
     for r in results:
         out.append(
             f"- {r.label}, {r.job.size:,}: {r.counts}; queue pages held {r.rows_assignee} "
-            f"(assignee) and {r.rows_group} (group) tickets on average; 1-minute load average "
-            f"{r.load[0]:.1f} at start, {r.load[1]:.1f} at end"
+            f"(assignee) and {r.rows_group} (group) tickets on average"
+            + (
+                f"; 1-minute load average {r.load[0]:.1f} at start, {r.load[1]:.1f} at end"
+                if r.load
+                else ""
+            )
         )
     versions = ", ".join(f"{d} {_version(d)}" for d in PACKAGES)
     out += [
