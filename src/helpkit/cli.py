@@ -840,8 +840,11 @@ def _read_config(path: str | None) -> DeskConfig:
 def _desk(args: argparse.Namespace) -> Iterator[Helpdesk]:
     clock = None
     if args.command == "demo":
-        now = datetime.now(UTC).replace(microsecond=0)
-        clock = _SimClock(now - timedelta(days=7))
+        # Last week's Monday 08:00 UTC: the simulated week is over before today, and runs in
+        # the same week with the same seed give the same helpdesk.
+        today = datetime.now(UTC).date()
+        monday = today - timedelta(days=today.weekday() + 7)
+        clock = _SimClock(datetime(monday.year, monday.month, monday.day, 8, tzinfo=UTC))
     config, args.wrote_config = _load_config(args.config, write_default=args.command == "demo")
     desk = Helpdesk(args.store, config=config, clock=clock)
     try:
