@@ -1073,7 +1073,7 @@ class Helpdesk:
         if channel is None or not recipients:
             return None
         metric = event.metric.replace("_", " ")
-        due = f"due {event.due:%Y-%m-%d %H:%M} UTC"
+        due = "paused" if event.due is None else f"due {event.due:%Y-%m-%d %H:%M} UTC"
         what = (
             f"breached its {metric} target ({due})"
             if isinstance(event, SlaBreached)

@@ -237,7 +237,8 @@ class SlaWarned(Event):
     threshold: float
     crossed_at: datetime = attrs.field(converter=to_utc)
     """The instant the business time elapsed reached ``threshold`` x target."""
-    due: datetime = attrs.field(converter=to_utc)
+    due: datetime | None = attrs.field(default=None, converter=attrs.converters.optional(to_utc))
+    """The metric's due date when the warning was recorded (``None`` if its clock is paused)."""
 
 
 @attrs.frozen(kw_only=True)

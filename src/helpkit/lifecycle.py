@@ -655,7 +655,7 @@ def record_sla_warning(
     cycle: int,
     threshold: float,
     crossed_at: datetime,
-    due: datetime,
+    due: datetime | None,
 ) -> Outcome:
     """Record that an SLA metric crossed a warning threshold.
 

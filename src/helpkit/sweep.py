@@ -114,7 +114,7 @@ def plan_ticket(
                     cycle=check.cycle,
                     threshold=check.fraction,
                     crossed_at=check.at,
-                    due=clock.due if clock.due is not None else check.at,
+                    due=clock.due,
                 )
             )
             counts["warnings"] += 1
