@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+import uuid
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,8 +18,10 @@ from helpkit.channels.recording import RecordingChannel
 from helpkit.errors import ConfigError, InvalidTransitionError
 from helpkit.escalation import EscalationRules
 from helpkit.events import Escalated, PriorityChanged, SlaBreached, SlaWarned
+from helpkit.ports import Store
 from helpkit.sla import Metric, SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
+from helpkit.stores.sqlite import SqliteStore
 from helpkit.testing.clock import FrozenClock
 
 H = timedelta(hours=1)
@@ -53,15 +58,34 @@ RULES = EscalationRules.from_list(
 AGENT = Actor.agent("ana")
 
 
+_KIND = ["memory"]  # which store make_desk builds; switched by the ``store_kind`` fixture
+_FOLDER: list[Path] = []
+
+
+@pytest.fixture(autouse=True, params=["memory", "sqlite"])
+def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Every test here runs on the in-memory store and on the SQLite store."""
+    _KIND[:] = [request.param]
+    _FOLDER[:] = [tmp_path]
+    yield request.param
+    _KIND[:] = ["memory"]
+
+
+def new_store() -> Store:
+    if _KIND[0] == "sqlite":
+        return SqliteStore(str(_FOLDER[0] / f"desk-{uuid.uuid4().hex}.db"), synchronous="NORMAL")
+    return MemoryStore()
+
+
 def make_desk(
-    start: datetime = MON, *, store: MemoryStore | None = None, rules: EscalationRules = RULES
+    start: datetime = MON, *, store: Store | None = None, rules: EscalationRules = RULES
 ) -> tuple[Helpdesk, FrozenClock, RecordingChannel]:
     clock = FrozenClock(start)
     channel = RecordingChannel("email")
     config = DeskConfig(sla=SlaPolicySet((POLICY,)), escalation=rules)
     counter = iter(range(10**9))
     desk = Helpdesk(
-        store if store is not None else MemoryStore(),
+        store if store is not None else new_store(),
         config=config,
         clock=clock,
         channels=[channel],
@@ -197,7 +221,6 @@ def test_manual_escalation_and_de_escalation() -> None:
 def test_concurrent_sweeps_record_each_check_once() -> None:
     desk, _, _ = make_desk()
     shared = desk.store
-    assert isinstance(shared, MemoryStore)
     tickets = [_open(desk, "high", "high") for _ in range(30)]
     late = MON + 5 * H
     desks = [make_desk(late, store=shared)[0] for _ in range(2)]
@@ -215,7 +238,11 @@ def test_concurrent_sweeps_record_each_check_once() -> None:
         assert sorted(records) == [("SlaBreached", "resolution"), ("SlaWarned", "resolution")]
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(
+    max_examples=15,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)
 @given(
     st.lists(st.integers(min_value=0, max_value=48 * 60), max_size=6),
     st.sampled_from([("low", "low"), ("medium", "medium"), ("high", "high")]),
