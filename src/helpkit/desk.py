@@ -29,7 +29,7 @@ from helpkit.escalation import (
     escalation_target,
     tier_times,
 )
-from helpkit.events import Event, SlaBreached, SlaWarned
+from helpkit.events import Event, SlaBreached, SlaWarned, TicketOpened
 from helpkit.fields import FieldValue
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
@@ -653,9 +653,17 @@ class Helpdesk:
         return created
 
     def _new_ticket(self, **arguments: Any) -> Ticket:
-        # Decide once with a placeholder number so that a refused ticket spends no number.
-        lifecycle.open_ticket(number=1, **arguments)
-        outcome = lifecycle.open_ticket(number=self.store.allocate_ticket_number(), **arguments)
+        # Decide with a placeholder number, so that a refused ticket spends no number, then
+        # stamp the allocated number on the opening event and the state.
+        draft = lifecycle.open_ticket(number=1, **arguments)
+        number = self.store.allocate_ticket_number()
+        opened, *rest = draft.events
+        assert isinstance(opened, TicketOpened)
+        outcome = Outcome(
+            attrs.evolve(draft.ticket, number=number),
+            (attrs.evolve(opened, number=number), *rest),
+            draft.previous_seq,
+        )
         return self._commit([outcome])[0]
 
     def assign(
