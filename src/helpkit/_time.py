@@ -23,4 +23,7 @@ def ensure_aware(value: datetime, name: str = "datetime") -> datetime:
 
 def to_utc(value: datetime, name: str = "datetime") -> datetime:
     """Check that ``value`` is aware and convert it to UTC."""
+    # Fast path: most values are already UTC datetimes (every one helpkit produces is).
+    if value.__class__ is datetime and value.tzinfo is UTC:
+        return value
     return ensure_aware(value, name).astimezone(UTC)
