@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import itertools
+import json
 import os
 import sqlite3
 import threading
@@ -14,6 +15,7 @@ import attrs
 import pytest
 
 from helpkit import Helpdesk, lifecycle
+from helpkit._codec import encoder
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
@@ -23,24 +25,35 @@ from helpkit.errors import (
     UnknownBackendError,
     ValidationError,
 )
+from helpkit.events import event_to_dict
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact
-from helpkit.ports import Capability, Store
+from helpkit.ports import Capability, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
-from helpkit.queries import SortOrder, TicketQuery, encode_cursor
+from helpkit.queries import NONE_LAST, SortOrder, TicketQuery, encode_cursor
+from helpkit.stores.memory import MemoryStore
 from helpkit.stores.sqlite import (
     APPLICATION_ID,
+    MIGRATIONS,
     SCHEMA_VERSION,
     SqliteStore,
+    _micros,
     _select,
     sqlite_store_factory,
 )
 from helpkit.testing.clock import FrozenClock
-from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory, change_of
-from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, StatusCategory
+from helpkit.testing.conformance import (
+    ReopenStore,
+    StoreConformance,
+    StoreFactory,
+    change_of,
+    with_schedule,
+)
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, StatusCategory, Ticket
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 AGENT = Actor.agent("a1")
+_HOUR = timedelta(hours=1)
 
 
 class TestSqliteStore(StoreConformance):
@@ -413,17 +426,21 @@ def _plan(store: SqliteStore, query: TicketQuery) -> str:
 def _fill(store: SqliteStore, count: int = 60) -> None:
     changes = []
     for i in range(count):
-        changes.append(
-            change_of(
-                opened(
-                    f"t{i:03d}",
-                    i + 1,
-                    assignee_id=f"a{i % 3}",
-                    group_id=f"g{i % 2}",
-                    tags=["vpn"] if i % 4 == 0 else [],
-                )
-            )
+        outcome = opened(
+            f"t{i:03d}",
+            i + 1,
+            assignee_id=f"a{i % 3}",
+            group_id=f"g{i % 2}",
+            tags=["vpn"] if i % 4 == 0 else [],
         )
+        due = NOW + timedelta(minutes=i - 30)
+        scheduled = with_schedule(
+            outcome,
+            policy="gold" if i % 5 else None,
+            deadline=due + timedelta(hours=1) if i % 5 else None,
+            check=due if i % 5 and i % 7 else None,
+        )
+        changes.append(change_of(scheduled))
     store.commit(changes)
 
 
@@ -451,8 +468,9 @@ def test_the_queue_queries_walk_an_index_in_order(
 ) -> None:
     _fill(store)
     first = TicketQuery(sort=SortOrder.PRIORITY, limit=50, **filters)  # type: ignore[arg-type]
-    after = encode_cursor(SortOrder.PRIORITY, (2, 0, "t"))
-    for query in (first, attrs.evolve(first, after=after)):
+    after = encode_cursor(SortOrder.PRIORITY, (2, 0, 0, "t"))
+    after_none = encode_cursor(SortOrder.PRIORITY, (2, NONE_LAST, 0, "t"))
+    for query in (first, attrs.evolve(first, after=after), attrs.evolve(first, after=after_none)):
         plan = _plan(store, query)
         assert index in plan, plan
         assert "TEMP B-TREE" not in plan, plan
@@ -475,6 +493,312 @@ def test_other_lists_use_an_index(
     plan = _plan(store, TicketQuery(sort=sort, **filters))  # type: ignore[arg-type]
     assert index in plan, plan
     assert "USE TEMP B-TREE FOR ORDER BY" not in plan, plan
+
+
+SWEEP = TicketQuery(next_check_before=NOW, sort=SortOrder.NEXT_CHECK, limit=500)
+BREACHING = TicketQuery(
+    deadline_before=NOW + timedelta(hours=1), categories=QUEUE_CATEGORIES, sort=SortOrder.DEADLINE
+)
+
+
+@pytest.mark.parametrize(
+    ("query", "index"),
+    [
+        (SWEEP, "tickets_next_check"),
+        (attrs.evolve(SWEEP, limit=3), "tickets_next_check"),
+        (BREACHING, "tickets_deadline"),
+        (attrs.evolve(BREACHING, categories=None), "tickets_deadline"),
+        (attrs.evolve(BREACHING, categories="open"), "tickets_deadline"),
+        (TicketQuery(sort=SortOrder.DEADLINE), "tickets_deadline"),
+    ],
+    ids=["sweep", "sweep-small-pages", "breaching", "breaching-all", "breaching-open", "deadline"],
+)
+def test_the_sla_queries_walk_an_index_in_order(
+    store: SqliteStore, query: TicketQuery, index: str
+) -> None:
+    _fill(store)
+    pages = [query]
+    first = store.query(query)
+    if first.next_cursor is not None:
+        pages.append(attrs.evolve(query, after=first.next_cursor))
+    assert first.items, "the data set has nothing for this query"
+    for page in pages:
+        plan = _plan(store, page)
+        assert index in plan, plan
+        assert "TEMP B-TREE" not in plan, plan
+        assert "SCAN" not in plan, plan
+
+
+def _bulk_insert(store: SqliteStore, count: int, *, first_number: int) -> None:
+    """``count`` open, unassigned tickets not due for a check: half have none, half one in a
+    year. Written with SQL, for speed: no query below returns them, so their state is a stub.
+    """
+    later = _micros(NOW + timedelta(days=365))
+    with store._transaction() as conn:
+        conn.execute(
+            """WITH RECURSIVE n(i) AS (SELECT ? UNION ALL SELECT i + 1 FROM n WHERE i < ?)
+            INSERT INTO tickets (id, number, seq, status, category, priority, requester_id,
+                created_us, updated_us, sla_policy, next_deadline_us, next_check_us, tags, state)
+            SELECT 'bulk' || i, i, 1, 'open', 'open', 3, 'c9', ?, ?, 'gold', ?,
+                CASE i % 2 WHEN 0 THEN NULL ELSE ? END, '[]', '{}' FROM n""",
+            (first_number, first_number + count - 1, later, later, later + 1, later),
+        )
+
+
+def _cost(store: SqliteStore, query: TicketQuery) -> tuple[int, int]:
+    """(SQLite virtual machine steps, rows) to run ``query``: a measure of the work done
+    that, unlike a timing, does not depend on the machine."""
+    sql, params = _select(query)
+    steps = 0
+
+    def tick() -> int:
+        nonlocal steps
+        steps += 1
+        return 0
+
+    with store._connection() as conn:
+        conn.set_progress_handler(tick, 1)
+        try:
+            rows = conn.execute(sql, params).fetchall()
+        finally:
+            conn.set_progress_handler(None, 1)
+    return steps, len(rows)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        SWEEP,
+        BREACHING,
+        TicketQuery(assignee_ids="a1", categories=QUEUE_CATEGORIES, sort=SortOrder.PRIORITY),
+        TicketQuery(group_ids="g1", categories=QUEUE_CATEGORIES, sort=SortOrder.PRIORITY),
+    ],
+    ids=["sweep", "breaching", "assignee-queue", "group-queue"],
+)
+def test_sla_and_queue_queries_cost_the_same_however_many_tickets_are_open(
+    tmp_path: Path, query: TicketQuery
+) -> None:
+    costs = []
+    for others in (100, 5000):
+        store = SqliteStore(tmp_path / f"desk{others}.db")
+        try:
+            _fill(store)
+            _bulk_insert(store, others, first_number=1000)
+            costs.append(_cost(store, query))
+        finally:
+            store.close()
+    (small, rows), (large, same_rows) = costs
+    assert rows == same_rows > 0
+    assert large == small, f"{small} steps with 100 other open tickets, {large} with 5000"
+
+
+def test_the_sweep_reads_only_the_tickets_due(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "desk.db")
+    try:
+        _fill(store)
+        _bulk_insert(store, 2000, first_number=1000)
+        steps, due = _cost(store, SWEEP)
+        more_steps, more_due = _cost(store, attrs.evolve(SWEEP, next_check_before=NOW + _HOUR))
+    finally:
+        store.close()
+    assert 0 < due < more_due
+    # Each due ticket costs about the same: the 2000 open tickets not due cost nothing.
+    per_ticket = (more_steps - steps) / (more_due - due)
+    assert steps <= per_ticket * (due + 2), (steps, more_steps, due, more_due)
+
+
+# ---------------------------------------------------------------- schema v1 -> v2
+
+
+def _v1_database(path: Path, outcomes: list[Outcome], *, without_sla_keys: bool = False) -> None:
+    """A helpkit file as helpkit with schema version 1 wrote it."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("BEGIN IMMEDIATE")
+        for statement in MIGRATIONS[0]:
+            assert isinstance(statement, str)
+            conn.execute(statement)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 1")
+        for outcome in outcomes:
+            ticket = outcome.ticket
+            state = encoder(Ticket)(ticket)
+            if without_sla_keys:  # a state written before tickets had SLA fields
+                for key in ("sla_policy", "next_deadline", "next_check"):
+                    del state[key]
+            tags = json.dumps(sorted(ticket.tags), separators=(",", ":"))
+            conn.execute(
+                "INSERT INTO tickets (id, number, seq, status, category, priority, assignee_id, "
+                "group_id, requester_id, organization_id, created_us, updated_us, tags, state) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    ticket.id,
+                    ticket.number,
+                    ticket.seq,
+                    ticket.status,
+                    ticket.category.value,
+                    int(ticket.priority),
+                    ticket.assignee_id,
+                    ticket.group_id,
+                    ticket.requester_id,
+                    ticket.organization_id,
+                    _micros(ticket.created_at),
+                    _micros(ticket.updated_at),
+                    tags,
+                    json.dumps(state),
+                ),
+            )
+            conn.executemany(
+                "INSERT INTO ticket_tags (ticket_id, tag) VALUES (?, ?)",
+                [(ticket.id, tag) for tag in sorted(ticket.tags)],
+            )
+            conn.executemany(
+                "INSERT INTO events (ticket_id, seq, type, at_us, actor, body) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                [
+                    (e.ticket_id, e.seq, e.TYPE, _micros(e.at), str(e.actor),
+                     json.dumps(event_to_dict(e)))
+                    for e in outcome.events
+                ],
+            )  # fmt: skip
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+
+def _scheduled_outcomes() -> list[Outcome]:
+    outcomes = []
+    for i, (deadline, check) in enumerate(
+        [(-_HOUR, -_HOUR), (None, None), (2 * _HOUR, _HOUR), (_HOUR, None), (None, -2 * _HOUR)]
+    ):
+        outcome = opened(
+            f"t{i}", i + 1, assignee_id="a1", tags=["vpn"] if i % 2 else [], group_id="g1"
+        )
+        outcomes.append(
+            with_schedule(
+                outcome,
+                policy=None if deadline is None and check is None else "gold",
+                deadline=None if deadline is None else NOW + deadline + timedelta(microseconds=i),
+                check=None if check is None else NOW + check,
+            )
+        )
+    return outcomes
+
+
+def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
+    path = tmp_path / "v1.db"
+    outcomes = _scheduled_outcomes()
+    _v1_database(path, outcomes)
+    assert pragma(path, "user_version") == 1
+    store = SqliteStore(path)
+    try:
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+        tickets = [o.ticket for o in outcomes]
+        for outcome in outcomes:
+            assert store.get_ticket(outcome.ticket.id) == outcome.ticket
+            assert store.events(outcome.ticket.id) == list(outcome.events)
+        with store._connection() as conn:
+            columns = conn.execute(
+                "SELECT id, sla_policy, next_deadline_us, next_check_us FROM tickets ORDER BY id"
+            ).fetchall()
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert columns == [
+            (
+                t.id,
+                t.sla_policy,
+                NONE_LAST if t.next_deadline is None else _micros(t.next_deadline),
+                None if t.next_check is None else _micros(t.next_check),
+            )
+            for t in tickets
+        ]
+        for query in (
+            SWEEP,
+            BREACHING,
+            TicketQuery(sort=SortOrder.DEADLINE, limit=2),
+            TicketQuery(sort=SortOrder.NEXT_CHECK, limit=2),
+            TicketQuery(assignee_ids="a1", categories=QUEUE_CATEGORIES, limit=2),
+            TicketQuery(tags="vpn", sort=SortOrder.PRIORITY),
+        ):
+            reference = MemoryStore()
+            reference.commit([change_of(o) for o in outcomes])
+            assert _all_pages(store, query) == _all_pages(reference, query), query
+        assert "tickets_next_check" in _plan(store, SWEEP)
+        # And the upgraded file takes new writes.
+        noted = lifecycle.change_tags(tickets[0], at=NOW, actor=AGENT, add=["x"])
+        store.commit([change_of(noted)])
+        assert store.get_ticket("t0") == noted.ticket
+    finally:
+        store.close()
+    again = SqliteStore(path)  # a current file: opening it again changes nothing
+    again.close()
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_v1_state_without_sla_fields_upgrades_to_no_schedule(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    outcomes = _scheduled_outcomes()
+    _v1_database(path, outcomes, without_sla_keys=True)
+    store = SqliteStore(path)
+    try:
+        for outcome in outcomes:
+            unscheduled = attrs.evolve(
+                outcome.ticket, sla_policy=None, next_deadline=None, next_check=None
+            )
+            assert store.get_ticket(outcome.ticket.id) == unscheduled
+        assert store.query(SWEEP).items == ()
+        assert store.query(BREACHING).items == ()
+    finally:
+        store.close()
+
+
+def test_a_v1_file_that_cannot_be_upgraded_is_left_at_v1(tmp_path: Path) -> None:
+    path = tmp_path / "bad.db"
+    _v1_database(path, _scheduled_outcomes())
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE tickets SET state = '{\"next_check\": 42}' WHERE id = 't3'")
+    conn.commit()
+    conn.close()
+    with pytest.raises(SchemaError, match="bad SLA field"):
+        SqliteStore(path)
+    assert pragma(path, "user_version") == 1
+    conn = sqlite3.connect(path)
+    try:
+        columns = [row[1] for row in conn.execute("PRAGMA table_info(tickets)")]
+    finally:
+        conn.close()
+    assert "next_check_us" not in columns
+
+
+def _all_pages(store: Store, query: TicketQuery) -> list[list[str]]:
+    pages = [store.query(query)]
+    while pages[-1].next_cursor is not None:
+        pages.append(store.query(attrs.evolve(query, after=pages[-1].next_cursor)))
+    return [[t.id for t in page] for page in pages]
+
+
+@pytest.mark.parametrize(
+    ("order", "key"),
+    [
+        (SortOrder.CREATED, (2**70, "t")),
+        (SortOrder.CREATED_DESC, (-(2**70), "t")),
+        (SortOrder.PRIORITY, (1, -(2**70), 0, "t")),
+        (SortOrder.DEADLINE, (2**64, 0, 0, "t")),
+        (SortOrder.NEXT_CHECK, (NONE_LAST + 1, "t")),
+        (SortOrder.NEXT_CHECK, (NONE_LAST, "t002")),
+        (SortOrder.NEXT_CHECK, (-(2**70), "t")),
+    ],
+)
+def test_cursors_beyond_the_stored_range_match_the_reference(
+    store: SqliteStore, order: SortOrder, key: tuple[int | str, ...]
+) -> None:
+    _fill(store, 12)
+    reference = MemoryStore()
+    for ticket_id in (f"t{i:03d}" for i in range(12)):
+        events = tuple(store.events(ticket_id))
+        reference.commit([TicketChange(store.get_ticket(ticket_id), events, 0)])
+    query = TicketQuery(sort=order, limit=3, after=encode_cursor(order, key))
+    assert _all_pages(store, query) == _all_pages(reference, query)
 
 
 # ---------------------------------------------------------------- URLs

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import sqlite3
 import threading
 from collections import OrderedDict
@@ -29,6 +30,7 @@ from typing import Any, Final, Literal
 from urllib.parse import parse_qsl, unquote
 
 from helpkit._codec import decoder, encoder
+from helpkit._time import to_utc
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
@@ -49,9 +51,9 @@ from helpkit.people import (
     normalize_name,
 )
 from helpkit.ports import Capability, TicketChange
-from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.queries import NONE_LAST, Page, SortOrder, TicketQuery
 from helpkit.stores.memory import validate_change
-from helpkit.tickets import Ticket
+from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = [
     "APPLICATION_ID",
@@ -70,6 +72,7 @@ _MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
 _WAL_CHECKPOINT_PAGES: Final = 8192  # about 32 MiB of WAL at the default 4 KiB pages
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 _CACHE_SIZE: Final = 4096  # decoded ticket states kept per store
+_NONE_LAST: Final = NONE_LAST  # a missing next deadline, as stored (and in sort keys)
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -161,8 +164,95 @@ _V1: Final = (
     "CREATE TABLE groups (id TEXT PRIMARY KEY, data TEXT NOT NULL)",
 )
 
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
-"""The SQL statements that bring a database from schema version ``i`` to ``i + 1``."""
+
+# A state whose SLA fields are all null or absent needs no update (the new columns' defaults
+# say the same). A string value, or anything else that is not null, needs reading.
+_HAS_SLA_VALUE: Final = re.compile(r'"(?:sla_policy|next_deadline|next_check)"\s*:\s*[^n\s]')
+_MIGRATION_BATCH: Final = 2000
+
+
+def _fill_sla_columns(conn: sqlite3.Connection) -> None:
+    """Fill the v2 SLA columns of existing tickets from their stored JSON state.
+
+    States written before the ticket had SLA fields have none of the keys: no policy, no
+    deadline, no check. Only the three fields are read (not the whole state), so an upgrade
+    does not depend on the rest of today's ticket format; rows are read in batches, so memory
+    stays flat however large the file.
+    """
+    last = 0
+    while True:
+        rows = conn.execute(
+            "SELECT rowid, state FROM tickets WHERE rowid > ? ORDER BY rowid LIMIT ?",
+            (last, _MIGRATION_BATCH),
+        ).fetchall()
+        if not rows:
+            return
+        last = rows[-1][0]
+        updates = [_sla_columns(rowid, text) for rowid, text in rows if _HAS_SLA_VALUE.search(text)]
+        conn.executemany(
+            "UPDATE tickets SET sla_policy = ?, next_deadline_us = ?, next_check_us = ? "
+            "WHERE rowid = ?",
+            updates,
+        )
+
+
+def _sla_columns(rowid: int, text: str) -> tuple[str | None, int, int | None, int]:
+    state = _loads(text, "ticket state")
+    if not isinstance(state, dict):
+        raise SchemaError(f"stored ticket state (row {rowid}) is not an object")
+    try:
+        policy = state.get("sla_policy")
+        if policy is not None and not isinstance(policy, str):
+            raise TypeError(f"sla_policy {policy!r} is not a string")
+        deadline = _stored_instant(state.get("next_deadline"))
+        check = _stored_instant(state.get("next_check"))
+    except (TypeError, ValueError) as exc:
+        raise SchemaError(f"stored ticket state (row {rowid}) has a bad SLA field: {exc}") from exc
+    return (policy, _NONE_LAST if deadline is None else deadline, check, rowid)
+
+
+def _stored_instant(value: object) -> int | None:
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected an ISO instant, found {value!r}")
+    return _micros(to_utc(datetime.fromisoformat(value)))
+
+
+_V2: Final[tuple[str | Callable[[sqlite3.Connection], None], ...]] = (
+    # The SLA schedule the desk derives before each commit. A missing next deadline is stored
+    # as helpkit.queries.NONE_LAST, above every real instant, so the index order is the
+    # reference order (none last) and "deadline <= t" needs no NULL test. A missing next
+    # check is NULL, so the sweep's index holds only the tickets that have a check at all.
+    "ALTER TABLE tickets ADD COLUMN sla_policy TEXT",
+    f"ALTER TABLE tickets ADD COLUMN next_deadline_us INTEGER NOT NULL DEFAULT {NONE_LAST}",
+    "ALTER TABLE tickets ADD COLUMN next_check_us INTEGER",
+    _fill_sla_columns,
+    # The queues now order by priority, then next deadline (none last), then age.
+    "DROP INDEX tickets_assignee_queue",
+    "DROP INDEX tickets_group_queue",
+    "DROP INDEX tickets_category_queue",
+    """CREATE INDEX tickets_assignee_queue ON tickets
+        (assignee_id, category, priority, next_deadline_us, created_us, id, group_id)""",
+    """CREATE INDEX tickets_group_queue ON tickets
+        (group_id, category, priority, next_deadline_us, created_us, id, assignee_id)""",
+    """CREATE INDEX tickets_category_queue ON tickets
+        (category, priority, next_deadline_us, created_us, id)""",
+    # "Breaching within" and the deadline order, one index walk per category (merged).
+    """CREATE INDEX tickets_deadline ON tickets
+        (category, next_deadline_us, priority, created_us, id)""",
+    # The sweep: only tickets with a pending check, earliest first. Its cost is the number of
+    # tickets due, whatever the number open.
+    """CREATE INDEX tickets_next_check ON tickets (next_check_us, id)
+        WHERE next_check_us IS NOT NULL""",
+)
+
+Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
+"""The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
+or functions of the connection for data a statement cannot convert. All run in one
+transaction."""
 
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 """The schema version this helpkit writes (``PRAGMA user_version``)."""
@@ -201,7 +291,23 @@ def _loads(text: str, what: str) -> Any:
 
 
 _TicketRow = tuple[
-    str, int, int, str, str, int, str | None, str | None, str, str | None, int, int, str, str
+    str,  # id
+    int,  # number
+    int,  # seq
+    str,  # status
+    str,  # category
+    int,  # priority
+    str | None,  # assignee_id
+    str | None,  # group_id
+    str,  # requester_id
+    str | None,  # organization_id
+    int,  # created_us
+    int,  # updated_us
+    str | None,  # sla_policy
+    int,  # next_deadline_us
+    int | None,  # next_check_us
+    str,  # tags
+    str,  # state
 ]
 
 
@@ -249,6 +355,9 @@ class _Prepared:
                 ticket.organization_id,
                 _micros(ticket.created_at),
                 _micros(ticket.updated_at),
+                ticket.sla_policy,
+                _NONE_LAST if ticket.next_deadline is None else _micros(ticket.next_deadline),
+                None if ticket.next_check is None else _micros(ticket.next_check),
                 _dumps(tags),
                 _dumps(_encode_ticket(ticket)),
             )
@@ -285,9 +394,14 @@ _TICKET_COLUMNS: Final = (
     "organization_id",
     "created_us",
     "updated_us",
+    "sla_policy",
+    "next_deadline_us",
+    "next_check_us",
     "tags",
     "state",
 )
+_TAGS: Final = _TICKET_COLUMNS.index("tags")
+_STATE: Final = _TICKET_COLUMNS.index("state")
 _INSERT_TICKET: Final = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
@@ -335,7 +449,11 @@ def _check_version(kind: str, ident: str, stored: int | None, version: int) -> N
 
 
 _ORDER: Final[dict[SortOrder, str]] = {
-    SortOrder.PRIORITY: "priority, created_us, id",
+    SortOrder.PRIORITY: "priority, next_deadline_us, created_us, id",
+    SortOrder.DEADLINE: "next_deadline_us, priority, created_us, id",
+    # Tickets without a check (NULL) last; a query bounded by next_check_before has none of
+    # them and walks the partial index in order (see _order).
+    SortOrder.NEXT_CHECK: "next_check_us IS NULL, next_check_us, id",
     SortOrder.CREATED: "created_us, id",
     SortOrder.CREATED_DESC: "created_us DESC, id",
     SortOrder.UPDATED: "updated_us, id",
@@ -356,14 +474,47 @@ def _in(column: str, values: frozenset[str] | frozenset[int], params: list[Any])
     return f"{column} IN ({', '.join('?' * len(ordered))})"
 
 
+def _order(query: TicketQuery) -> str:
+    if query.sort is SortOrder.NEXT_CHECK and query.next_check_before is not None:
+        return "next_check_us, id"
+    return _ORDER[query.sort]
+
+
+_INT64: Final = (-(2**63), 2**63 - 1)
+
+
+def _int64(value: int | str) -> int | str:
+    # A cursor is caller data: an integer beyond SQLite's range would fail to bind. Clamping
+    # keeps the comparison's outcome, since stored keys are far inside the range.
+    if isinstance(value, int):
+        return min(max(value, _INT64[0]), _INT64[1])
+    return value
+
+
 def _cursor_clause(query: TicketQuery, params: list[Any]) -> str | None:
-    key = query.cursor_key()
-    if key is None:
+    raw = query.cursor_key()
+    if raw is None:
         return None
+    key = tuple(_int64(k) for k in raw)
     order = query.sort
     if order is SortOrder.PRIORITY:
         params.extend(key)
-        return "(priority, created_us, id) > (?, ?, ?)"
+        return "(priority, next_deadline_us, created_us, id) > (?, ?, ?, ?)"
+    if order is SortOrder.DEADLINE:
+        params.extend(key)
+        return "(next_deadline_us, priority, created_us, id) > (?, ?, ?, ?)"
+    if order is SortOrder.NEXT_CHECK:
+        # A missing check sorts as NONE_LAST, stored as NULL: split the comparison.
+        check, ident = key
+        if isinstance(check, int) and check > _NONE_LAST:
+            return "0"
+        if check == _NONE_LAST:
+            params.append(ident)
+            return "next_check_us IS NULL AND id > ?"
+        params.extend((check, ident))
+        if query.next_check_before is not None:
+            return "(next_check_us, id) > (?, ?)"  # no NULLs here: a plain index range
+        return "(next_check_us IS NULL OR (next_check_us, id) > (?, ?))"
     at, ident = key
     if order in (SortOrder.CREATED, SortOrder.UPDATED):
         column = "created_us" if order is SortOrder.CREATED else "updated_us"
@@ -371,7 +522,7 @@ def _cursor_clause(query: TicketQuery, params: list[Any]) -> str | None:
         return f"({column}, id) > (?, ?)"
     # Descending time, ascending id: the key holds the negated instant.
     column = "created_us" if order is SortOrder.CREATED_DESC else "updated_us"
-    at = -int(at)
+    at = _int64(-int(raw[0]))
     params.extend((at, at, ident))
     return f"{column} <= ? AND ({column} < ? OR id > ?)"
 
@@ -400,12 +551,30 @@ def _filters(
     for tag in sorted(query.tags):
         params.append(tag)
         where.append("EXISTS (SELECT 1 FROM ticket_tags g WHERE g.ticket_id = t.id AND g.tag = ?)")
+    if query.deadline_before is not None:
+        # A missing deadline is stored as NONE_LAST, above every real bound.
+        params.append(_micros(query.deadline_before))
+        where.append("next_deadline_us <= ?")
+    if query.next_check_before is not None:
+        params.append(_micros(query.next_check_before))
+        where.append("next_check_us <= ?")
     return where
 
 
+_ALL_CATEGORIES: Final = frozenset(StatusCategory)
+
+
 def _arms(query: TicketQuery) -> list[dict[str, Any]] | None:
-    """For priority-ordered queries on several categories (or assignees, groups): the
-    combinations of leading index values, each of which the queue indexes return in order."""
+    """For priority-ordered queries on several categories (or assignees, groups), and for
+    deadline-ordered ones: the combinations of leading index values, each of which the queue
+    or deadline indexes return in order."""
+    if query.sort is SortOrder.DEADLINE:
+        if query.assignee_ids or query.group_ids or query.unassigned:
+            return None  # one person's or group's tickets: few enough to sort
+        deadline_categories = sorted(c.value for c in query.categories or _ALL_CATEGORIES)
+        if len(deadline_categories) < 2:
+            return None
+        return [{"category": c} for c in deadline_categories]
     if query.sort is not SortOrder.PRIORITY or not query.categories:
         return None
     lead: tuple[str, list[str | None]] | None = None
@@ -438,7 +607,7 @@ def _select(query: TicketQuery) -> tuple[str, list[Any]]:
         sql = "SELECT id, seq, state FROM tickets t"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += f" ORDER BY {_ORDER[query.sort]} LIMIT ?"
+        sql += f" ORDER BY {_order(query)} LIMIT ?"
         params.append(query.limit + 1)
         return sql, params
     parts = []
@@ -456,10 +625,9 @@ def _select(query: TicketQuery) -> tuple[str, list[Any]]:
         if cursor is not None:
             where.append(cursor)
         parts.append(
-            "SELECT priority, created_us, id, seq, state FROM tickets t WHERE "
-            + " AND ".join(where)
+            f"SELECT {_ORDER[query.sort]}, seq, state FROM tickets t WHERE " + " AND ".join(where)
         )
-    sql = " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3 LIMIT ?"
+    sql = " UNION ALL ".join(parts) + " ORDER BY 1, 2, 3, 4 LIMIT ?"
     params.append(query.limit + 1)
     return sql, params
 
@@ -536,9 +704,12 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
         objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
         # Checked again under the write lock: another process may have got here first.
         _check_identity(path, application_id, version, objects)
-        for statements in MIGRATIONS[version:]:
-            for statement in statements:
-                conn.execute(statement)
+        for steps in MIGRATIONS[version:]:
+            for step in steps:
+                if isinstance(step, str):
+                    conn.execute(step)
+                else:
+                    step(conn)
         if version < SCHEMA_VERSION:
             conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
@@ -774,10 +945,16 @@ class SqliteStore:
         else:
             # Only the columns that changed: SQLite rewrites every index that holds a column
             # named in SET, changed or not, and each rewritten index page is another page in
-            # the WAL. A comment with a status change touches 4 of the 9 ticket indexes.
-            changed = [i for i in range(2, 13) if row[i] != stored[i + 1]] + [13]  # + state
+            # the WAL. A comment with a status change touches 4 of the 11 ticket indexes
+            # (more when it moves the SLA schedule).
+            # (stored holds the rowid first, then the columns from id to tags.)
+            changed = [i for i in range(2, _STATE) if row[i] != stored[i + 1]]
+            changed.append(_STATE)
             conn.execute(_update_sql(tuple(changed)), (*(row[i] for i in changed), stored[0]))
-            old_tags = item.tags if stored[13] == row[12] else frozenset(_loads(stored[13], "tags"))
+            stored_tags = stored[_TAGS + 1]
+            old_tags = (
+                item.tags if stored_tags == row[_TAGS] else frozenset(_loads(stored_tags, "tags"))
+            )
         conn.executemany(
             "INSERT INTO events (ticket_id, seq, type, at_us, actor, body) "
             "VALUES (?, ?, ?, ?, ?, ?)",
