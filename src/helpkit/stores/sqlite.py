@@ -279,8 +279,8 @@ def _micros(value: datetime) -> int:
     return (value - _EPOCH) // _MICRO
 
 
-def _dumps(data: Any) -> str:
-    return json.dumps(data, separators=(",", ":"))
+# json.dumps with options builds a new encoder on every call; this is the same encoder, once.
+_dumps: Final[Callable[[Any], str]] = json.JSONEncoder(separators=(",", ":")).encode
 
 
 def _loads(text: str, what: str) -> Any:

@@ -1,0 +1,249 @@
+"""The compiled codecs against the generic (reference) ones: same data, same errors."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import attrs
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpkit._codec import decoder, encoder, generic_decoder, generic_encoder
+from helpkit.errors import NaiveDatetimeError, SchemaError, ValidationError
+from helpkit.events import EVENT_TYPES, Event, event_from_dict, event_to_dict
+from helpkit.people import Agent, Contact, Group, Organization
+from helpkit.testing.strategies import contacts, organizations, ticket_histories, tickets
+from helpkit.tickets import Actor, Comment, Link, LinkKind, Ticket
+from test_events import every_event_type
+
+NOW = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
+PARIS = ZoneInfo("Europe/Paris")
+
+_instants = st.none() | st.datetimes(
+    min_value=datetime(1990, 1, 1),
+    max_value=datetime(2100, 1, 1),
+    timezones=st.sampled_from([UTC, PARIS, ZoneInfo("America/New_York")]),
+)
+
+
+@st.composite
+def _scheduled_tickets(draw: st.DrawFn) -> Ticket:
+    ticket = draw(tickets(max_commands=8))
+    return attrs.evolve(
+        ticket,
+        sla_policy=draw(st.none() | st.sampled_from(["gold", "Été"])),
+        next_deadline=draw(_instants),
+        next_check=draw(_instants),
+        tags=draw(st.frozensets(st.sampled_from(["a", "a ", "Z", "é", "ž", '"q"', "\\", "\x01"]))),
+        followers=ticket.followers
+        | draw(st.frozensets(st.builds(Actor.agent, st.sampled_from(["a", "é", "b c"])))),
+    )
+
+
+def _same(compiled: Any, generic: Any) -> None:
+    assert compiled == generic
+    # The same text, not only equal data: sets are listed in the same order.
+    assert json.dumps(compiled) == json.dumps(generic)
+
+
+@settings(max_examples=80, deadline=None)
+@given(_scheduled_tickets())
+def test_tickets_encode_and_decode_like_the_reference(ticket: Ticket) -> None:
+    data = encoder(Ticket)(ticket)
+    _same(data, generic_encoder(Ticket)(ticket))
+    back = decoder(Ticket)(json.loads(json.dumps(data)))
+    assert back == ticket == generic_decoder(Ticket)(data)
+    assert _fields(back) == _fields(ticket)
+    assert type(back.custom_fields) is type(generic_decoder(Ticket)(data).custom_fields)
+
+
+def _fields(value: Any) -> dict[str, Any]:
+    # == on a ticket is field equality; also compare what __hash__ and attrs.evolve see.
+    return {f.name: getattr(value, f.name) for f in attrs.fields(type(value))}
+
+
+@settings(max_examples=60, deadline=None)
+@given(ticket_histories(max_commands=12))
+def test_events_encode_and_decode_like_the_reference(history: list[Event]) -> None:
+    for event in history:
+        cls = type(event)
+        data = encoder(cls)(event)
+        _same(data, generic_encoder(cls)(event))
+        assert decoder(cls)(data) == event == generic_decoder(cls)(data)
+        assert event_from_dict(json.loads(json.dumps(event_to_dict(event)))) == event
+
+
+@settings(max_examples=30, deadline=None)
+@given(contacts(), organizations())
+def test_people_encode_and_decode_like_the_reference(
+    contact: Contact, organization: Organization
+) -> None:
+    agent = Agent(id="a1", name="Al", email="AL@example.com", group_ids=("g1",))
+    for value in (contact, organization, agent, Group(id="g1", name="Desk", tier=2)):
+        cls = type(value)
+        data = encoder(cls)(value)
+        _same(data, generic_encoder(cls)(value))
+        assert decoder(cls)(data) == value == generic_decoder(cls)(data)
+
+
+_BAD_VALUES: tuple[object, ...] = (
+    None,
+    5,
+    True,
+    1.5,
+    "",
+    "x",
+    "2026-03-02T09:00:00",  # a naive instant
+    "2026-03-02T09:00:00+01:00",
+    [],
+    ["a", 1],
+    [{"kind": "agent", "id": " "}],
+    {},
+    {"kind": "robot", "id": "x"},
+    {"kind": "agent", "id": 5},
+    {"due": {"when": "2026-01-01"}},
+)
+
+
+def _outcome(call: Callable[[], Any]) -> tuple[str, Any]:
+    try:
+        return ("ok", call())
+    except (SchemaError, ValidationError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        return ("error", type(exc))
+
+
+def _samples() -> list[tuple[type, dict[str, Any]]]:
+    ticket = attrs.evolve(
+        _ticket(), next_deadline=NOW, next_check=NOW, followers=frozenset({Actor.agent("x")})
+    )
+    samples: list[tuple[type, dict[str, Any]]] = [(Ticket, encoder(Ticket)(ticket))]
+    comment = Comment(id="m1", author=Actor.agent("a"), body="Hi", public=True, channel="web",
+                      created_at=NOW)  # fmt: skip
+    samples.append((Comment, encoder(Comment)(comment)))
+    samples.append((Actor, {"kind": "agent", "id": "a"}))
+    samples.append((Link, {"kind": "related", "target_id": "t2"}))
+    for event in _every_event():
+        samples.append((type(event), encoder(type(event))(event)))
+    return samples
+
+
+def _ticket() -> Ticket:
+    from helpkit import lifecycle
+    from helpkit.priority import ITIL_MATRIX, Impact, Urgency
+    from helpkit.tickets import DEFAULT_WORKFLOW
+
+    return lifecycle.open_ticket(
+        ticket_id="t1",
+        number=1,
+        at=NOW,
+        actor=Actor.contact("c1"),
+        subject="Printer",
+        requester_id="c1",
+        organization_id=None,
+        impact=Impact.HIGH,
+        urgency=Urgency.LOW,
+        matrix=ITIL_MATRIX,
+        workflow=DEFAULT_WORKFLOW,
+        channel="web",
+        tags=["x"],
+        custom_fields={"due": date(2026, 4, 1), "os": ("linux",), "seats": 2},
+    ).ticket
+
+
+def _every_event() -> list[Event]:
+    return every_event_type()
+
+
+@pytest.mark.parametrize(("cls", "data"), _samples(), ids=lambda v: getattr(v, "__name__", ""))
+def test_malformed_fields_fail_like_the_reference(cls: type, data: dict[str, Any]) -> None:
+    for key in data:
+        for bad in _BAD_VALUES:
+            broken = {**data, key: bad}
+            expected = _outcome(lambda: generic_decoder(cls)(broken))  # noqa: B023
+            got = _outcome(lambda: decoder(cls)(broken))  # noqa: B023
+            assert got == expected, (cls.__name__, key, bad)
+        missing = {k: v for k, v in data.items() if k != key}
+        expected = _outcome(lambda: generic_decoder(cls)(missing))  # noqa: B023
+        assert _outcome(lambda: decoder(cls)(missing)) == expected, (cls.__name__, key)  # noqa: B023
+    not_objects: tuple[object, ...] = (None, [], "x", 5)
+    for not_an_object in not_objects:
+        with pytest.raises(SchemaError, match=f"expected an object for {cls.__name__}"):
+            decoder(cls)(not_an_object)
+
+
+def test_a_missing_required_field_is_named() -> None:
+    data = encoder(Ticket)(_ticket())
+    del data["subject"]
+    with pytest.raises(SchemaError, match="Ticket misses field 'subject'"):
+        decoder(Ticket)(data)
+
+
+def test_every_event_type_has_a_compiled_codec() -> None:
+    for cls in EVENT_TYPES.values():
+        assert "<helpkit codec" in encoder(cls).__code__.co_filename
+        assert "<helpkit codec" in decoder(cls).__code__.co_filename
+
+
+def test_instants_are_written_in_utc_whatever_their_zone() -> None:
+    encode = encoder(Ticket)
+    utc = attrs.evolve(_ticket(), next_check=NOW)
+    paris = attrs.evolve(utc, next_check=NOW.astimezone(PARIS))
+    assert encode(utc)["next_check"] == encode(paris)["next_check"]
+    assert encode(paris)["next_check"] == "2026-03-02T09:00:00.123456+00:00"
+    # Remembered texts never let a naive datetime through.
+    naive = attrs.evolve(utc, next_check=NOW.replace(tzinfo=None))
+    with pytest.raises(NaiveDatetimeError):
+        encode(naive)
+    for _ in range(5000):  # past the memo's size: it is cleared, not grown
+        encode(attrs.evolve(utc, next_check=NOW + timedelta(seconds=_)))
+    assert encode(paris)["next_check"] == "2026-03-02T09:00:00.123456+00:00"
+
+
+def test_remembered_small_values_let_no_bad_data_through() -> None:
+    decode = decoder(Actor)
+    assert decode({"kind": "agent", "id": "5"}) == Actor.agent("5")
+    with pytest.raises(SchemaError):
+        decode({"kind": "agent", "id": 5})
+    with pytest.raises(ValidationError):
+        decode({"kind": "agent", "id": " "})
+    with pytest.raises(ValueError):
+        decode({"kind": "robot", "id": "5"})
+    assert decode({"kind": "agent", "id": "5", "extra": 1}) == Actor.agent("5")
+    assert decoder(Link)({"kind": "related", "target_id": "t"}) == Link(LinkKind.RELATED, "t")
+
+
+def test_classes_the_compiler_does_not_cover_use_the_generic_codec() -> None:
+    @attrs.frozen
+    class Odd:
+        counts: dict[str, int]
+        when: date
+
+    value = Odd({"b": 2, "a": 1}, date(2026, 1, 2))
+    data = encoder(Odd)(value)
+    assert data == {"counts": {"a": 1, "b": 2}, "when": "2026-01-02"}
+    assert decoder(Odd)(data) == value
+    with pytest.raises(SchemaError, match="an integer"):
+        decoder(Odd)({"counts": {"a": "1"}, "when": "2026-01-02"})
+
+
+def test_validation_of_classes_with_checks_still_runs_on_decode() -> None:
+    @attrs.frozen
+    class Checked:
+        name: str = attrs.field(validator=attrs.validators.min_len(2))
+
+    assert decoder(Checked)({"name": "ok"}) == Checked("ok")
+    with pytest.raises(ValueError):
+        decoder(Checked)({"name": "x"})
+    with pytest.raises(ValidationError, match="non-empty"):
+        decoder(Comment)({**encoder(Comment)(_comment()), "body": " "})
+
+
+def _comment() -> Comment:
+    return Comment(
+        id="m1", author=Actor.agent("a"), body="Hi", public=True, channel="web", created_at=NOW
+    )
