@@ -247,3 +247,21 @@ def _comment() -> Comment:
     return Comment(
         id="m1", author=Actor.agent("a"), body="Hi", public=True, channel="web", created_at=NOW
     )
+
+
+def test_classes_with_more_to_initialize_are_built_by_their_init() -> None:
+    @attrs.frozen(cache_hash=True)
+    class Hashed:
+        name: str
+
+    value = decoder(Hashed)({"name": "x"})
+    assert hash(value) == hash(Hashed("x"))
+
+
+def test_tickets_are_built_without_their_init_but_with_their_converters() -> None:
+    source = getattr(decoder(Ticket), "__source__", "")
+    assert "_new(_cls)" in source
+    back = decoder(Ticket)(encoder(Ticket)(_ticket()))
+    assert back == _ticket()
+    assert type(back.custom_fields).__name__ == "mappingproxy"
+    assert hash(back) == hash(_ticket())

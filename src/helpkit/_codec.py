@@ -531,6 +531,10 @@ def _slot_setters(
         return None
     if len(fields) != len(attrs.fields(cls)):
         return None
+    # Slots beyond the fields (a cached hash, say) are filled by __init__ too.
+    slots = {name for base in cls.__mro__ for name in base.__dict__.get("__slots__", ())}
+    if slots - {"__weakref__"} != {field.name for field in fields}:
+        return None
     setters: dict[str, tuple[Callable[[Any, Any], None], Callable[[Any], Any] | None]] = {}
     for field in fields:
         slot = getattr(cls, field.name, None)
