@@ -168,6 +168,8 @@ class Result:
     counts: str = ""
     maxrss_kib: int = 0
     load: list[float] = field(default_factory=list)  # 1-minute load average, start and end
+    fdatasync: float = 0.0  # syncs per second on the database's disk, just before the work
+    revision: str = ""  # the helpkit source the worker ran (git commit, "+" if modified)
     profile: str = ""
 
     @property
@@ -543,10 +545,13 @@ def run_django(job: Job) -> Result:
 def worker(spec: str, out: str) -> None:
     job = Job(**json.loads(spec))
     load = os.getloadavg()[0]
+    syncs = fsync_rate(1.0, job.directory)[1]
     runner = {"helpkit": run_helpkit, "django": run_django, "helpkit-bulk": run_helpkit_bulk}
     result = runner[job.system](job)
     result.maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.load = [load, os.getloadavg()[0]]
+    result.fdatasync = syncs
+    result.revision = revision()
     Path(out).write_text(json.dumps(asdict(result)), encoding="utf-8")
 
 
@@ -569,16 +574,38 @@ def spawn(job: Job) -> Result:
         data = json.loads(out.read_text(encoding="utf-8"))
     finally:
         shutil.rmtree(directory, ignore_errors=True)
-    data["job"] = Job(**data["job"])
-    result = Result(**data)
+    result = _result(data)
     print(f"   done in {time.perf_counter() - start:,.0f} s", file=sys.stderr, flush=True)
     return result
 
 
-def fsync_rate(seconds: float = 2.0) -> tuple[float, float]:
-    """fsync() and fdatasync() per second, each after a 4 KiB append, in the temp directory."""
+def revision() -> str:
+    """The git commit of the helpkit source in use, with "+" if the tree has local changes."""
+    import helpkit
+
+    root = Path(helpkit.__file__).resolve().parents[2]
+    try:
+        head = subprocess.run(
+            ["git", "-C", str(root), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "-C", str(root), "status", "--porcelain", "--", "src"],
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return head + ("+" if dirty else "")
+
+
+def fsync_rate(seconds: float = 2.0, where: str | None = None) -> tuple[float, float]:
+    """fsync() and fdatasync() per second, each after a 4 KiB append, in a temp directory."""
     rates = []
-    with tempfile.TemporaryDirectory(prefix="hk-bench-fsync-") as directory:
+    with tempfile.TemporaryDirectory(prefix="hk-bench-fsync-", dir=where) as directory:
         fd = os.open(Path(directory) / "probe", os.O_WRONLY | os.O_CREAT, 0o600)
         try:
             for sync in (os.fsync, os.fdatasync):
@@ -629,14 +656,18 @@ def _ratio(a: float | None, b: float | None) -> str:
 
 
 def render(results: list[Result], fsync: tuple[float, float], runs: int, took: float) -> str:
-    by_key = {(r.job.system, r.job.size, r.job.journal, r.job.synchronous): r for r in results}
-
-    def peer(r: Result) -> Result | None:
+    def peers(r: Result) -> list[Result]:
+        """The django-helpdesk rows of the same size at the same synchronous setting."""
         if r.job.system != "helpkit":
-            return None
-        if r.job.synchronous == "NORMAL":
-            return by_key.get(("django", r.job.size, "wal", "NORMAL"))
-        return by_key.get(("django", r.job.size, "default", "default"))
+            return []
+        sync = "NORMAL" if r.job.synchronous == "NORMAL" else "FULL"
+        return [
+            other
+            for other in results
+            if other.job.system == "django"
+            and other.job.size == r.job.size
+            and other.synchronous == sync
+        ]
 
     out = [
         "# SQLite store benchmark: helpkit against django-helpdesk",
@@ -688,17 +719,15 @@ def render(results: list[Result], fsync: tuple[float, float], runs: int, took: f
         "|---:|---|---:|---:|---:|---:|",
     ]
     for r in results:
-        other = peer(r)
-        if other is None:
-            continue
-        out.append(
-            f"| {r.job.size:,} | helpkit {r.journal_mode} + {r.synchronous} vs django-helpdesk "
-            f"{other.journal_mode} + {other.synchronous} | "
-            f"{_ratio(r.creates_per_s, other.creates_per_s)} | "
-            f"{_ratio(r.updates_per_s, other.updates_per_s)} | "
-            f"{_ratio(median(other.q_assignee), median(r.q_assignee))} | "
-            f"{_ratio(median(other.q_group), median(r.q_group))} |"
-        )
+        for other in peers(r):
+            out.append(
+                f"| {r.job.size:,} | helpkit {r.journal_mode} + {r.synchronous} vs django-helpdesk "
+                f"{other.journal_mode} + {other.synchronous} | "
+                f"{_ratio(r.creates_per_s, other.creates_per_s)} | "
+                f"{_ratio(r.updates_per_s, other.updates_per_s)} | "
+                f"{_ratio(median(other.q_assignee), median(r.q_assignee))} | "
+                f"{_ratio(median(other.q_group), median(r.q_group))} |"
+            )
     out += [
         "",
         "## Notes",
@@ -730,7 +759,8 @@ def render(results: list[Result], fsync: tuple[float, float], runs: int, took: f
     for r in results:
         out.append(
             f"- {r.label}, {r.job.size:,}: {r.counts}; queue pages held {r.rows_assignee} "
-            f"(assignee) and {r.rows_group} (group) tickets on average"
+            f"(assignee) and {r.rows_group} (group) tickets on average; disk "
+            f"{r.fdatasync:,.0f} fdatasync/s just before; helpkit source {r.revision}"
             + (
                 f"; 1-minute load average {r.load[0]:.1f} at start, {r.load[1]:.1f} at end"
                 if r.load
@@ -769,7 +799,20 @@ def jobs(args: argparse.Namespace) -> list[Job]:
         todo.append(Job("django", size, args.updates, args.runs, "wal", "NORMAL", ""))
     if args.big:
         todo.append(Job("helpkit-bulk", args.big, 0, args.runs, "default", "default", ""))
-    return [job for job in todo if job.system.split("-")[0] in args.systems]
+    return todo
+
+
+def _key(job: Job) -> tuple[str, int, str, str]:
+    return (job.system, job.size, job.journal, job.synchronous)
+
+
+def _result(data: dict[str, Any]) -> Result:
+    return Result(**{**data, "job": Job(**data["job"])})
+
+
+def _load(path: Path) -> dict[tuple[str, int, str, str], Result]:
+    results = [_result(item) for item in json.loads(path.read_text(encoding="utf-8"))]
+    return {_key(r.job): r for r in results}
 
 
 def _sizes(text: str) -> list[int]:
@@ -793,8 +836,11 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--systems",
         type=lambda text: set(text.split(",")),
         default={"helpkit", "django"},
-        help="which systems to run (default helpkit,django)",
+        help="which systems to measure (default helpkit,django); with --reuse, the rows of"
+        " the others come from that file",
     )
+    parser.add_argument("--raw", type=Path, help="also write the raw results as JSON here")
+    parser.add_argument("--reuse", type=Path, help="raw results (--raw) of an earlier run")
     parser.add_argument("--profile", action="store_true", help="cProfile the create/update loops")
     parser.add_argument(
         "--output",
@@ -813,7 +859,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     start = time.perf_counter()
     fsync = fsync_rate()
     print(f"fsync/s {fsync[0]:,.0f}, fdatasync/s {fsync[1]:,.0f}", file=sys.stderr)
-    results = [spawn(job) for job in jobs(args)]
+    todo = jobs(args)
+    reused = _load(args.reuse) if args.reuse else {}
+    done: dict[tuple[str, int, str, str], Result] = {}
+    # Peers first: helpkit, whose source may be changing, then runs on the newest code.
+    for job in sorted(todo, key=lambda job: job.system.startswith("helpkit")):
+        key = _key(job)
+        if job.system.split("-")[0] in args.systems:
+            done[key] = spawn(job)
+        elif key in reused:
+            done[key] = reused[key]
+    results = [done[_key(job)] for job in todo if _key(job) in done]
+    if args.raw:
+        args.raw.write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
     text = render(results, fsync, args.runs, time.perf_counter() - start)
     output: Path | None = args.output or (None if quick else RESULTS)
     if output is not None:
