@@ -350,7 +350,8 @@ def _encode_inner(src: _Source, tp: Any, name: str, body: list[str]) -> str:
     if tp is timedelta:
         return f"[{name}.days, {name}.seconds, {name}.microseconds]"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
-        return f"{name}.value"
+        # _value_ (the attribute behind the .value property) skips a Python-level property.
+        return f"{name}._value_"
     if isinstance(tp, type) and attrs.has(tp):
         return f"{src.ref('enc', encoder(tp))}({name})"
     origin = typing.get_origin(tp)

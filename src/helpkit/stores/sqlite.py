@@ -347,7 +347,7 @@ class _Prepared:
                 ticket.number,
                 ticket.seq,
                 ticket.status,
-                ticket.category.value,
+                ticket.category._value_,  # .value is a Python-level property: slower
                 int(ticket.priority),
                 ticket.assignee_id,
                 ticket.group_id,
