@@ -970,14 +970,15 @@ class Helpdesk:
     def _schedule(self, ticket: Ticket, events: Sequence[Event], now: datetime) -> Ticket:
         policy = self.sla_policy_for(ticket)
         if policy is None:
-            return attrs.evolve(ticket, sla_policy=None, next_deadline=None, next_check=None)
-        status = compute_sla(events, policy, max(now, ticket.updated_at))
-        fired = fired_checks(events, policy=policy.name)
+            schedule: tuple[str | None, datetime | None, datetime | None] = (None, None, None)
+        else:
+            status = compute_sla(events, policy, max(now, ticket.updated_at))
+            fired = fired_checks(events, policy=policy.name)
+            schedule = (policy.name, status.next_deadline, status.next_check(fired))
+        if schedule == (ticket.sla_policy, ticket.next_deadline, ticket.next_check):
+            return ticket
         return attrs.evolve(
-            ticket,
-            sla_policy=policy.name,
-            next_deadline=status.next_deadline,
-            next_check=status.next_check(fired),
+            ticket, sla_policy=schedule[0], next_deadline=schedule[1], next_check=schedule[2]
         )
 
     def sla(self, ref: TicketRef, *, now: datetime | None = None) -> SlaStatus | None:
@@ -1131,12 +1132,14 @@ class Helpdesk:
 
     def deliver_comment(self, ticket_id: str, comment: Comment) -> str | None:
         """Send a public comment to the requester and followers through the reply channel."""
-        if not comment.public:
-            return None
+        if not comment.public or not self.channels:
+            return None  # nothing to send through: skip the reads
         ticket = self.store.get_ticket(ticket_id)
         channel = self.reply_channel_for(ticket)
+        if channel is None:
+            return None
         recipients = self.recipients(ticket, exclude=comment.author)
-        if channel is None or not recipients:
+        if not recipients:
             return None
         author = comment.author
         author_name = author.id
