@@ -729,8 +729,13 @@ class Helpdesk:
     ) -> Ticket:
         """Move to a configured status, if its category allows the transition."""
         self._agent_actor(actor)
+        return self._change_status(self.ticket(ref), actor, status, reason)
+
+    def _change_status(
+        self, ticket: Ticket, actor: Actor, status: str, reason: str | None
+    ) -> Ticket:
         outcome = lifecycle.change_status(
-            self.ticket(ref),
+            ticket,
             status,
             at=self.now(),
             actor=actor,
@@ -750,31 +755,21 @@ class Helpdesk:
         self._agent_actor(actor)
         ticket = self.ticket(ref)
         status = self.config.workflow.default(category).name
-        outcomes: list[Outcome] = []
-        if comment is not None:
-            note = Comment(
-                id=self._new_id(),
-                author=actor,
-                body=comment,
-                public=True,
-                channel=ticket.channel,
-                created_at=self.now(),
-                ticket_id=ticket.id,
-            )
-            outcome = lifecycle.add_comment(
-                ticket, note, at=note.created_at, workflow=self.config.workflow, status=status
-            )
-        else:
-            outcome = lifecycle.change_status(
-                ticket,
-                status,
-                at=self.now(),
-                actor=actor,
-                workflow=self.config.workflow,
-                reason=reason,
-            )
-        outcomes.append(outcome)
-        return self._commit(outcomes)[-1]
+        if comment is None:
+            return self._change_status(ticket, actor, status, reason)
+        note = Comment(
+            id=self._new_id(),
+            author=actor,
+            body=comment,
+            public=True,
+            channel=ticket.channel,
+            created_at=self.now(),
+            ticket_id=ticket.id,
+        )
+        outcome = lifecycle.add_comment(
+            ticket, note, at=note.created_at, workflow=self.config.workflow, status=status
+        )
+        return self._commit([outcome])[0]
 
     def resolve(
         self, ref: TicketRef, actor: Actor, *, comment: str | None = None, reason: str | None = None
@@ -791,15 +786,7 @@ class Helpdesk:
         self._agent_actor(actor)
         ticket = self.ticket(ref)
         target = lifecycle.reopen_target(ticket, self.config.workflow)
-        outcome = lifecycle.change_status(
-            ticket,
-            target,
-            at=self.now(),
-            actor=actor,
-            workflow=self.config.workflow,
-            reason=reason,
-        )
-        return self._commit([outcome])[0]
+        return self._change_status(ticket, actor, target, reason)
 
     def prioritize(
         self,
@@ -883,7 +870,7 @@ class Helpdesk:
         """Link two tickets (parent/child, related, duplicate); both record the link."""
         self._agent_actor(actor)
         first, second = lifecycle.link(
-            self.ticket(ref), self.ticket(other), _link_kind(kind), at=self.now(), actor=actor
+            self.ticket(ref), self.ticket(other), kind, at=self.now(), actor=actor
         )
         return self._commit([first, second])[0]
 
@@ -897,7 +884,7 @@ class Helpdesk:
         """Remove a link from both tickets."""
         self._agent_actor(actor)
         first, second = lifecycle.unlink(
-            self.ticket(ref), self.ticket(other), _link_kind(kind), at=self.now(), actor=actor
+            self.ticket(ref), self.ticket(other), kind, at=self.now(), actor=actor
         )
         return self._commit([first, second])[0]
 
@@ -1168,14 +1155,6 @@ def _word(value: str, what: str) -> str:
     if not isinstance(value, str) or not value or any(c.isspace() for c in value):
         raise ValidationError(f"{what} must be a single word; got {value!r}")
     return value
-
-
-def _link_kind(kind: LinkKind | str) -> LinkKind:
-    try:
-        return LinkKind(kind)
-    except ValueError:
-        known = ", ".join(k.value for k in LinkKind)
-        raise ValidationError(f"unknown link kind {kind!r} (known: {known})") from None
 
 
 def _check_changes(changes: Mapping[str, Any], allowed: set[str]) -> None:
