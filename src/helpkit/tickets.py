@@ -288,6 +288,10 @@ class Link:
     target_id: str
 
 
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value)
+
+
 def _frozen_fields(values: Mapping[str, FieldValue]) -> Mapping[str, FieldValue]:
     return MappingProxyType(dict(values))
 
@@ -307,8 +311,8 @@ class Ticket:
     urgency: Urgency
     priority: Priority
     channel: str
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = attrs.field(converter=to_utc)
+    updated_at: datetime = attrs.field(converter=to_utc)
     seq: int
     """How many events the ticket has; the expected sequence number of the next write."""
     assignee_id: str | None = None
@@ -318,15 +322,15 @@ class Ticket:
     custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=_frozen_fields)
     links: frozenset[Link] = frozenset()
     merged_into: str | None = None
-    solved_at: datetime | None = None
-    closed_at: datetime | None = None
+    solved_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    closed_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
     public_comments: int = 0
     internal_notes: int = 0
     sla_policy: str | None = None
     """The SLA policy in force (set by the desk from its SLA configuration, not by events)."""
-    next_deadline: datetime | None = None
+    next_deadline: datetime | None = attrs.field(default=None, converter=_optional_utc)
     """The earliest due date among the running SLA clocks (past when breached)."""
-    next_check: datetime | None = None
+    next_check: datetime | None = attrs.field(default=None, converter=_optional_utc)
     """The earliest SLA warning or breach not yet recorded; the sweep's index."""
 
     def __hash__(self) -> int:
