@@ -655,7 +655,33 @@ def _ratio(a: float | None, b: float | None) -> str:
     return f"{a / b:,.1f}x" if a and b else "-"
 
 
-def render(results: list[Result], fsync: tuple[float, float], runs: int, took: float) -> str:
+def _latency_ratio(slow: Result, fast: Result, which: str) -> str:
+    if which == "assignee":
+        if not (slow.rows_assignee and fast.rows_assignee):
+            return "-"
+        return _ratio(median(slow.q_assignee), median(fast.q_assignee))
+    if not (slow.rows_group and fast.rows_group):
+        return "-"
+    return _ratio(median(slow.q_group), median(fast.q_group))
+
+
+@dataclass
+class Run:
+    """When a set of results was measured, how long it took, and the disk's sync rate then."""
+
+    date: str
+    fsync: tuple[float, float]
+    took: float
+
+
+def _queue(times: list[float], rows: int) -> str:
+    # A queue emptied by the updates (every ticket of the smallest size updated) says nothing.
+    return f"{median(times):.2f} / {p95(times):.2f}" if rows else "- (empty)"
+
+
+def render(results: list[Result], run: Run, runs: int) -> str:
+    fsync, took = run.fsync, run.took
+
     def peers(r: Result) -> list[Result]:
         """The django-helpdesk rows of the same size at the same synchronous setting."""
         if r.job.system != "helpkit":
@@ -707,8 +733,8 @@ def render(results: list[Result], fsync: tuple[float, float], runs: int, took: f
             f"| {r.label.split(' (')[0]} | {r.journal_mode} + {r.synchronous} | "
             f"{r.job.size:,}{load} | {_fmt(r.creates_per_s, ',.0f')} | "
             f"{_fmt(r.updates_per_s, ',.0f')} | "
-            f"{median(r.q_assignee):.2f} / {p95(r.q_assignee):.2f} | "
-            f"{median(r.q_group):.2f} / {p95(r.q_group):.2f} | {r.maxrss_kib / 1024:,.0f} |"
+            f"{_queue(r.q_assignee, r.rows_assignee)} | "
+            f"{_queue(r.q_group, r.rows_group)} | {r.maxrss_kib / 1024:,.0f} |"
         )
     out += [
         "",
@@ -725,8 +751,7 @@ def render(results: list[Result], fsync: tuple[float, float], runs: int, took: f
                 f"{other.journal_mode} + {other.synchronous} | "
                 f"{_ratio(r.creates_per_s, other.creates_per_s)} | "
                 f"{_ratio(r.updates_per_s, other.updates_per_s)} | "
-                f"{_ratio(median(other.q_assignee), median(r.q_assignee))} | "
-                f"{_ratio(median(other.q_group), median(r.q_group))} |"
+                f"{_latency_ratio(other, r, 'assignee')} | {_latency_ratio(other, r, 'group')} |"
             )
     out += [
         "",
@@ -750,6 +775,8 @@ def render(results: list[Result], fsync: tuple[float, float], runs: int, took: f
         "  ticket to Resolved (an allowed transition from Open), helpkit's to pending. Both",
         "  leave the queue. Without `transaction.atomic()` its view path commits several",
         "  times per create and per update; the rows above give it one commit each.",
+        "- When the updates reach every ticket (10k updates at 10k tickets), the queue is",
+        '  empty afterwards and its cells read "- (empty)": the queue counts at 100k and 1M.',
         "- The machine may be shared: the load average at the start and end of each worker is",
         "  listed below; a load above the number of CPUs means other work competed for them.",
         "",
@@ -772,7 +799,7 @@ def render(results: list[Result], fsync: tuple[float, float], runs: int, took: f
         "",
         "## Machine",
         "",
-        f"- Date: {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; total bench time {took / 60:,.1f} min",
+        f"- Date: {run.date}; total bench time {took / 60:,.1f} min",
         f"- Python {sys.version.split()[0]} ({platform.python_implementation()}); "
         f"SQLite {sqlite3.sqlite_version}",
         f"- {platform.platform()}; CPU: {_cpu()}; {os.cpu_count()} logical CPUs",
@@ -810,9 +837,11 @@ def _result(data: dict[str, Any]) -> Result:
     return Result(**{**data, "job": Job(**data["job"])})
 
 
-def _load(path: Path) -> dict[tuple[str, int, str, str], Result]:
-    results = [_result(item) for item in json.loads(path.read_text(encoding="utf-8"))]
-    return {_key(r.job): r for r in results}
+def _load(path: Path) -> tuple[Run, dict[tuple[str, int, str, str], Result]]:
+    data = json.loads(path.read_text(encoding="utf-8"))
+    run = Run(data["date"], (data["fsync"][0], data["fsync"][1]), data["took"])
+    results = [_result(item) for item in data["results"]]
+    return run, {_key(r.job): r for r in results}
 
 
 def _sizes(text: str) -> list[int]:
@@ -857,10 +886,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     args.big = args.big if args.big is not None else (50_000 if quick else 1_000_000)
     args.runs = args.runs or (50 if quick else 200)
     start = time.perf_counter()
-    fsync = fsync_rate()
-    print(f"fsync/s {fsync[0]:,.0f}, fdatasync/s {fsync[1]:,.0f}", file=sys.stderr)
     todo = jobs(args)
-    reused = _load(args.reuse) if args.reuse else {}
+    earlier, reused = _load(args.reuse) if args.reuse else (None, {})
+    fresh = [job for job in todo if job.system.split("-")[0] in args.systems]
+    fsync = fsync_rate() if fresh or earlier is None else earlier.fsync
+    print(f"fsync/s {fsync[0]:,.0f}, fdatasync/s {fsync[1]:,.0f}", file=sys.stderr)
     done: dict[tuple[str, int, str, str], Result] = {}
     # Peers first: helpkit, whose source may be changing, then runs on the newest code.
     for job in sorted(todo, key=lambda job: job.system.startswith("helpkit")):
@@ -870,9 +900,13 @@ def main(argv: Sequence[str] | None = None) -> None:
         elif key in reused:
             done[key] = reused[key]
     results = [done[_key(job)] for job in todo if _key(job) in done]
+    run = Run(f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC", fsync, time.perf_counter() - start)
+    if earlier is not None and not fresh:
+        run = earlier  # only re-rendered
     if args.raw:
-        args.raw.write_text(json.dumps([asdict(r) for r in results], indent=1), encoding="utf-8")
-    text = render(results, fsync, args.runs, time.perf_counter() - start)
+        raw = {**asdict(run), "results": [asdict(r) for r in results]}
+        args.raw.write_text(json.dumps(raw, indent=1), encoding="utf-8")
+    text = render(results, run, args.runs)
     output: Path | None = args.output or (None if quick else RESULTS)
     if output is not None:
         output.parent.mkdir(parents=True, exist_ok=True)

@@ -57,7 +57,7 @@ def test_helpkit_worker_and_report(bench: Any, tmp_path: Path) -> None:
     assert bulk.counts == "40 tickets"
     assert bulk.rows_group > 0
 
-    text = bench.render([result, bulk], (100.0, 120.0), 5, 1.0)
+    text = bench.render([result, bulk], bench.Run("today", (100.0, 120.0), 1.0), 5)
     assert "| helpkit | WAL + NORMAL | 30 |" in text
     assert "| helpkit | WAL + FULL | 40 (bulk-loaded" in text
     assert "SQLite" in text
