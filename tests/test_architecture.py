@@ -12,6 +12,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "helpkit"
 DOMAIN = {
     "_time",
     "_codec",
+    "_records",
     "errors",
     "calendar",
     "holidays",

@@ -138,10 +138,17 @@ def test_open_with_assignee_starts_open() -> None:
     assert new_ticket(assignee_id="ana").ticket.category is C.OPEN
 
 
-@pytest.mark.parametrize("number", [0, -3])
+@pytest.mark.parametrize("number", [-1, -3, True])
 def test_ticket_numbers_are_positive(number: int) -> None:
     with pytest.raises(ValidationError, match="positive"):
         new_ticket(number=number)
+
+
+def test_number_zero_leaves_the_number_to_the_store() -> None:
+    out = new_ticket(number=0)
+    assert out.ticket.number == 0
+    opened = out.events[0]
+    assert isinstance(opened, TicketOpened) and opened.number == 0
 
 
 def test_subject_required() -> None:

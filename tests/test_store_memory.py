@@ -139,7 +139,6 @@ def test_memory_store_declares_no_capabilities() -> None:
 def _calls(store: MemoryStore) -> dict[str, Callable[[], object]]:
     contact = Contact(id="c1", name="Ann", created_at=NOW, updated_at=NOW)
     return {
-        "allocate_ticket_number": lambda: store.allocate_ticket_number(),
         "commit": lambda: store.commit([]),
         "get_ticket": lambda: store.get_ticket("t1"),
         "get_ticket_by_number": lambda: store.get_ticket_by_number(1),
@@ -178,18 +177,11 @@ def test_close_is_idempotent() -> None:
 
 def test_close_drops_the_data() -> None:
     store = MemoryStore()
-    outcome = open_ticket_outcome("t1", store.allocate_ticket_number())
+    outcome = open_ticket_outcome("t1", 0)
     store.commit([change_of(outcome)])
     store.close()
     assert store._tickets == {}
     assert store._events == {}
-
-
-def test_numbers_committed_without_allocation_are_not_handed_out() -> None:
-    store = MemoryStore()
-    outcome = open_ticket_outcome("t1", 41)
-    store.commit([change_of(outcome)])
-    assert store.allocate_ticket_number() == 42
 
 
 def test_stored_state_is_a_copy_not_the_callers_object() -> None:
@@ -278,9 +270,11 @@ def test_conflict_errors_say_what_to_do() -> None:
 class _NonAtomicStore(MemoryStore):
     """Writes each change of a batch on its own (a half-written batch survives a conflict)."""
 
-    def commit(self, changes: Sequence[TicketChange]) -> None:
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        written: list[TicketChange] = []
         for change in changes:
-            super().commit([change])
+            written.extend(super().commit([change]))
+        return written
 
 
 class _TagBlindStore(MemoryStore):
@@ -347,11 +341,12 @@ class _StaleScheduleStore(MemoryStore):
         super().__init__()
         self.indexed: dict[str, tuple[datetime | None, datetime | None]] = {}
 
-    def commit(self, changes: Sequence[TicketChange]) -> None:
-        super().commit(changes)
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        written = super().commit(changes)
         for change in changes:
             ticket = change.ticket
             self.indexed.setdefault(ticket.id, (ticket.next_deadline, ticket.next_check))
+        return written
 
     def query(self, query: TicketQuery) -> Page[Ticket]:
         real = {t.id: t for t in list(self._tickets.values())}
@@ -361,6 +356,35 @@ class _StaleScheduleStore(MemoryStore):
         ]
         page = query.page(stale)
         return Page(tuple(real[t.id] for t in page.items), page.next_cursor)
+
+
+class _NumberSpendingStore(MemoryStore):
+    """Takes a number before checking the batch, so a refused commit leaves a gap."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        taken = []
+        for change in changes:
+            if change.expected_seq == 0 and change.ticket.number == 0:
+                with self._lock:
+                    taken.append(self._next_number)
+                    self._next_number += 1
+        numbered = iter(taken)
+        return super().commit(
+            [
+                change.with_number(next(numbered))
+                if change.expected_seq == 0 and change.ticket.number == 0
+                else change
+                for change in changes
+            ]
+        )
+
+
+class _UnstampedStore(MemoryStore):
+    """Numbers the stored ticket but hands back the change as given (number 0)."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        super().commit(changes)
+        return list(changes)
 
 
 class _AccentSensitiveStore(MemoryStore):
@@ -406,7 +430,14 @@ _SLA_BLIND_STORES = [
 
 
 @pytest.mark.parametrize(
-    "broken", [_NonAtomicStore, _TagBlindStore, _AccentSensitiveStore, *_SLA_BLIND_STORES]
+    "broken",
+    [
+        _NonAtomicStore,
+        _TagBlindStore,
+        _AccentSensitiveStore,
+        _UnstampedStore,
+        *_SLA_BLIND_STORES,
+    ],
 )
 def test_the_state_machine_catches_a_broken_store(broken: type[MemoryStore]) -> None:
     with pytest.raises(AssertionError):
@@ -417,6 +448,19 @@ def test_the_examples_catch_a_non_atomic_commit() -> None:
     suite = StoreConformance()
     with pytest.raises(AssertionError, match="first change of a failed batch"):
         suite.test_multi_ticket_commit_is_atomic(_NonAtomicStore())
+
+
+@pytest.mark.parametrize(
+    ("broken", "example"),
+    [
+        (_NumberSpendingStore, "test_numbers_follow_commit_order_without_gaps"),
+        (_UnstampedStore, "test_number_zero_is_numbered_by_the_store"),
+        (_UnstampedStore, "test_numbers_follow_commit_order_without_gaps"),
+    ],
+)
+def test_the_examples_catch_wrong_ticket_numbering(broken: type[MemoryStore], example: str) -> None:
+    with pytest.raises(AssertionError):
+        getattr(StoreConformance(), example)(broken())
 
 
 def test_the_examples_catch_an_accent_sensitive_search() -> None:

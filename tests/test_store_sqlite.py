@@ -146,8 +146,8 @@ def test_a_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
         "organization_domains",
         "agents",
         "groups",
-        "ticket_numbers",
     } <= tables
+    assert "ticket_numbers" not in tables  # dropped in v3: numbers are given in the commit
 
 
 def test_an_empty_file_and_an_empty_sqlite_database_get_the_schema(tmp_path: Path) -> None:
@@ -268,10 +268,6 @@ def test_synchronous_setting_is_applied(tmp_path: Path) -> None:
                 assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
                 assert conn.execute("PRAGMA foreign_keys").fetchone()[0] == 1
                 assert conn.execute("PRAGMA busy_timeout").fetchone()[0] == 5000
-            store.allocate_ticket_number()
-            with store._connection() as conn:
-                # Allocation relaxes the sync level for its own commit only.
-                assert conn.execute("PRAGMA synchronous").fetchone()[0] == level
         finally:
             store.close()
 
@@ -287,7 +283,6 @@ def test_capabilities(store: SqliteStore) -> None:
 def _calls(store: SqliteStore) -> dict[str, Callable[[], object]]:
     contact = Contact(id="c1", name="Ann", created_at=NOW, updated_at=NOW)
     return {
-        "allocate_ticket_number": lambda: store.allocate_ticket_number(),
         "commit": lambda: store.commit([]),
         "get_ticket": lambda: store.get_ticket("t1"),
         "events": lambda: store.events("t1"),
@@ -335,11 +330,13 @@ def test_two_store_objects_on_one_file_see_each_other_and_conflict(tmp_path: Pat
     path = tmp_path / "shared.db"
     one, two = SqliteStore(path), SqliteStore(path)
     try:
-        first = opened("t1", one.allocate_ticket_number())
-        one.commit([change_of(first)])
+        (first,) = one.commit([change_of(opened("t1", 0))])
+        assert first.ticket.number == 1
         assert two.get_ticket("t1") == first.ticket
         assert one.get_ticket("t1") == first.ticket  # now in one's decoded-state cache
-        assert two.allocate_ticket_number() != first.ticket.number
+        # The other store object numbers after it: the number is taken inside the commit.
+        (other,) = two.commit([change_of(opened("t2", 0))])
+        assert other.ticket.number == 2
         a = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["a"])
         b = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["b"])
         two.commit([change_of(a)])
@@ -354,15 +351,15 @@ def test_two_store_objects_on_one_file_see_each_other_and_conflict(tmp_path: Pat
 
 
 def test_a_failed_commit_leaves_the_connection_usable(store: SqliteStore) -> None:
-    first = opened("t1", store.allocate_ticket_number())
+    first = opened("t1", 1)
     store.commit([change_of(first)])
     with pytest.raises(ConflictError):
         store.commit([change_of(first)])
     clash = opened("t2", first.ticket.number)
     with pytest.raises(DuplicateError):
         store.commit([change_of(clash)])
-    second = opened("t2", store.allocate_ticket_number())
-    store.commit([change_of(second)])
+    (second,) = store.commit([change_of(opened("t2", 0))])
+    assert second.ticket.number == 2
     assert store.get_ticket("t2") == second.ticket
 
 
@@ -377,9 +374,16 @@ def test_tags_follow_every_change(store: SqliteStore) -> None:
     assert store.query(TicketQuery(tags={"wifi", "x"})).items == (retagged.ticket,)
 
 
-def test_numbers_committed_without_allocation_are_not_handed_out(store: SqliteStore) -> None:
+def test_store_numbered_rows_hold_the_number_everywhere(store: SqliteStore) -> None:
     store.commit([change_of(opened("t1", 41))])
-    assert store.allocate_ticket_number() == 42
+    (numbered,) = store.commit([change_of(opened("t2", 0))])
+    assert numbered.ticket.number == 42
+    with store._connection() as conn:
+        number, state = conn.execute("SELECT number, state FROM tickets WHERE id = 't2'").fetchone()
+        body = conn.execute("SELECT body FROM events WHERE ticket_id = 't2' AND seq = 1").fetchone()
+    assert number == 42
+    assert json.loads(state)["number"] == 42
+    assert json.loads(body[0])["number"] == 42
 
 
 def test_non_string_keys_are_not_found(store: SqliteStore) -> None:
@@ -607,7 +611,7 @@ def test_the_sweep_reads_only_the_tickets_due(tmp_path: Path) -> None:
     assert steps <= per_ticket * (due + 2), (steps, more_steps, due, more_due)
 
 
-# ---------------------------------------------------------------- schema v1 -> v2
+# ---------------------------------------------------------------- schema v1 -> current
 
 
 def _v1_database(path: Path, outcomes: list[Outcome], *, without_sla_keys: bool = False) -> None:
@@ -693,7 +697,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 2
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 3
         tickets = [o.ticket for o in outcomes]
         for outcome in outcomes:
             assert store.get_ticket(outcome.ticket.id) == outcome.ticket
@@ -728,6 +732,12 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
         noted = lifecycle.change_tags(tickets[0], at=NOW, actor=AGENT, add=["x"])
         store.commit([change_of(noted)])
         assert store.get_ticket("t0") == noted.ticket
+        # v3 numbers new tickets in the commit, after the highest number the file holds.
+        (numbered,) = store.commit([change_of(opened("t-new", 0))])
+        assert numbered.ticket.number == max(t.number for t in tickets) + 1
+        with store._connection() as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        assert "ticket_numbers" not in names
     finally:
         store.close()
     again = SqliteStore(path)  # a current file: opening it again changes nothing

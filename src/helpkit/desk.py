@@ -18,6 +18,7 @@ from helpkit.config import DeskConfig
 from helpkit.errors import (
     HelpkitError,
     NotFoundError,
+    StoreError,
     ValidationError,
 )
 from helpkit.escalation import (
@@ -29,7 +30,7 @@ from helpkit.escalation import (
     escalation_target,
     tier_times,
 )
-from helpkit.events import Event, SlaBreached, SlaWarned, TicketOpened
+from helpkit.events import Event, SlaBreached, SlaWarned
 from helpkit.fields import FieldValue
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
@@ -144,6 +145,7 @@ class Helpdesk:
         now = self.now()
         tickets: list[Ticket] = []
         changes: list[TicketChange] = []
+        positions: list[int] = []  # where each change's ticket sits in ``tickets``
         for outcome in outcomes:
             ticket = outcome.ticket
             if outcome.changed:
@@ -154,10 +156,18 @@ class Helpdesk:
                         before = known if known is not None else self.store.events(ticket.id)
                     ticket = self._schedule(ticket, [*before, *outcome.events], now)
                 changes.append(TicketChange(ticket, outcome.events, outcome.previous_seq))
+                positions.append(len(tickets))
             tickets.append(ticket)
         if changes:
-            self.store.commit(changes)
-            for change in changes:
+            written = self.store.commit(changes)
+            if len(written) != len(changes):
+                raise StoreError(
+                    f"{type(self.store).__name__}.commit returned {len(written)} changes for "
+                    f"{len(changes)}"
+                )
+            for position, change in zip(positions, written, strict=True):
+                tickets[position] = change.ticket
+            for change in written:
                 for event in change.events:
                     self.plugins.notify(event, self)
         return tickets
@@ -653,18 +663,9 @@ class Helpdesk:
         return created
 
     def _new_ticket(self, **arguments: Any) -> Ticket:
-        # Decide with a placeholder number, so that a refused ticket spends no number, then
-        # stamp the allocated number on the opening event and the state.
-        draft = lifecycle.open_ticket(number=1, **arguments)
-        number = self.store.allocate_ticket_number()
-        opened, *rest = draft.events
-        assert isinstance(opened, TicketOpened)
-        outcome = Outcome(
-            attrs.evolve(draft.ticket, number=number),
-            (attrs.evolve(opened, number=number), *rest),
-            draft.previous_seq,
-        )
-        return self._commit([outcome])[0]
+        # Number 0: the store numbers the ticket inside its commit, so a refused ticket
+        # spends no number and numbers follow commit order.
+        return self._commit([lifecycle.open_ticket(number=0, **arguments)])[0]
 
     def assign(
         self,

@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from helpkit._records import replace
 from helpkit.errors import (
     InvalidTransitionError,
     MergeError,
@@ -186,7 +187,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
         common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
     # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
-    return attrs.evolve(state, **common)
+    return replace(state, **common)
 
 
 def replay(events: Iterable[Event]) -> Ticket:
@@ -282,8 +283,10 @@ def open_ticket(
     follow_up_of: str | None = None,
 ) -> Outcome:
     """Events for a new ticket, its first message if given, and its follow-up link if any."""
-    if not isinstance(number, int) or isinstance(number, bool) or number < 1:
-        raise ValidationError("ticket numbers are positive integers")
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise ValidationError(
+            "ticket numbers are positive integers (0 leaves the number to the store)"
+        )
     follower_set = frozenset(followers)
     if any(f.kind is ActorKind.SYSTEM for f in follower_set):
         raise ValidationError("followers are agents or contacts")

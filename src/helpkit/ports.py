@@ -12,7 +12,8 @@ from typing import Protocol, runtime_checkable
 
 import attrs
 
-from helpkit.events import Event
+from helpkit._records import replace
+from helpkit.events import Event, TicketOpened
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.queries import Page, TicketQuery
 from helpkit.tickets import Ticket
@@ -49,12 +50,39 @@ class SystemClock:
 
 @attrs.frozen
 class TicketChange:
-    """Events to append to one ticket, the state after them, and the seq they build on."""
+    """Events to append to one ticket, the state after them, and the seq they build on.
+
+    A new ticket may leave its number to the store: with ``ticket.number == 0`` (and 0 on
+    its :class:`~helpkit.events.TicketOpened`), :meth:`Store.commit` gives it the next
+    number inside the commit and returns the change with that number on both.
+    """
 
     ticket: Ticket
     events: tuple[Event, ...]
     expected_seq: int
     """The ticket's seq before these events (0 for a new ticket)."""
+
+    def with_number(self, number: int) -> TicketChange:
+        """This change with ``number`` on its ticket and on its ``TicketOpened`` events.
+
+        What a store returns for a change it numbered; the change itself is returned when
+        it already carries ``number``.
+        """
+        ticket = self.ticket
+        if ticket.number == number and not any(
+            isinstance(e, TicketOpened) and e.number != number for e in self.events
+        ):
+            return self
+        return TicketChange(
+            ticket if ticket.number == number else replace(ticket, number=number),
+            tuple(
+                replace(e, number=number)
+                if isinstance(e, TicketOpened) and e.number != number
+                else e
+                for e in self.events
+            ),
+            self.expected_seq,
+        )
 
 
 class Capability:
@@ -74,16 +102,23 @@ class Store(Protocol):
     state atomically, all changes or none, and raises :class:`~helpkit.errors.ConflictError`
     (writing nothing) when a ticket's stored seq is not the change's ``expected_seq``.
     Reads raise :class:`~helpkit.errors.NotFoundError` for unknown ids.
+
+    Ticket numbers: a change whose ticket has number 0 is numbered by the store, inside the
+    commit. A new ticket gets one more than the highest number stored (so numbers follow
+    commit order, with no gaps, and a refused commit spends none); a ticket already stored
+    keeps its number. A positive number is stored as given and must be free
+    (:class:`~helpkit.errors.DuplicateError`), e.g. for an import that keeps its numbers.
     """
 
     capabilities: frozenset[str]
 
-    def allocate_ticket_number(self) -> int:
-        """A fresh human-friendly ticket number, never handed out before by this store."""
-        ...
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        """Atomically append events and save states, guarded by each ``expected_seq``.
 
-    def commit(self, changes: Sequence[TicketChange]) -> None:
-        """Atomically append events and save states, guarded by each ``expected_seq``."""
+        Returns the changes as written, in order: those that left their number to the store
+        carry it on their ticket and on its ``TicketOpened`` event; the others are returned
+        as given.
+        """
         ...
 
     def get_ticket(self, ticket_id: str) -> Ticket:

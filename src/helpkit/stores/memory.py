@@ -23,7 +23,7 @@ from helpkit.errors import (
     UnknownBackendError,
     ValidationError,
 )
-from helpkit.events import Event, event_from_dict, event_to_dict
+from helpkit.events import Event, TicketOpened, event_from_dict, event_to_dict
 from helpkit.people import (
     Agent,
     Contact,
@@ -54,6 +54,12 @@ def validate_change(change: TicketChange) -> None:
     ticket, expected = change.ticket, change.expected_seq
     if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
         raise ValidationError(f"expected_seq must be an integer >= 0; got {expected!r}")
+    number = ticket.number
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise ValidationError(
+            f"ticket {ticket.id!r} has number {number!r}: a ticket number is a positive "
+            "integer, or 0 for the store to number it"
+        )
     if not change.events:
         if expected == 0:
             raise ValidationError(f"new ticket {ticket.id!r} needs at least its opening event")
@@ -69,6 +75,11 @@ def validate_change(change: TicketChange) -> None:
         if event.ticket_id != ticket.id:
             raise ValidationError(
                 f"event {event.TYPE} for ticket {event.ticket_id!r} in a change of {ticket.id!r}"
+            )
+        if isinstance(event, TicketOpened) and event.number != number:
+            raise ValidationError(
+                f"ticket {ticket.id!r} has number {number} but its opening event says "
+                f"{event.number}"
             )
         if event.seq != expected + offset:
             raise ValidationError(
@@ -151,25 +162,21 @@ class MemoryStore:
 
     # ------------------------------------------------------------ tickets
 
-    def allocate_ticket_number(self) -> int:
-        """The next ticket number (1, 2, 3, ...; never one already used)."""
-        with self._lock:
-            self._check_open()
-            number = self._next_number
-            self._next_number += 1
-            return number
-
-    def commit(self, changes: Sequence[TicketChange]) -> None:
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
         """Append events and save states atomically; ConflictError on a stale ``expected_seq``.
 
         Changes apply in order, so a batch may carry several changes of one ticket, each
-        building on the previous one's seq.
+        building on the previous one's seq. A ticket with number 0 is numbered here (the
+        next number after the highest stored, or its stored number); the changes are
+        returned as written.
         """
         with self._lock:
             self._check_open()
             states: dict[str, Ticket] = {}
             appended: dict[str, list[Event]] = {}
             numbers: dict[int, str] = {}
+            written: list[TicketChange] = []
+            next_number = self._next_number
             for change in changes:
                 validate_change(change)
                 ticket_id = change.ticket.id
@@ -181,27 +188,36 @@ class MemoryStore:
                         f"{change.expected_seq}: it changed since it was read. Reload and retry."
                     )
                 if not change.events:
+                    written.append(change)
                     continue
                 number = change.ticket.number
                 if current is None:
+                    if number == 0:
+                        number = next_number
                     owner = numbers.get(number) or self._numbers.get(number)
                     if owner is not None and owner != ticket_id:
                         raise DuplicateError(
                             f"ticket number {number} already belongs to ticket {owner!r}"
                         )
                     numbers[number] = ticket_id
+                    next_number = max(next_number, number + 1)
+                elif number == 0:
+                    number = current.number
                 elif number != current.number:
                     raise ValidationError(
                         f"ticket {ticket_id!r} has number {current.number}; it cannot change"
                     )
+                change = change.with_number(number)
                 states[ticket_id] = _copy_ticket(change.ticket)
                 appended.setdefault(ticket_id, []).extend(_copy_event(e) for e in change.events)
+                written.append(change)
             # Everything is checked: from here on nothing can fail, so the write is all or none.
             for ticket_id, state in states.items():
                 self._tickets[ticket_id] = state
                 self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
                 self._numbers[state.number] = ticket_id
-                self._next_number = max(self._next_number, state.number + 1)
+            self._next_number = next_number
+            return written
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The current state of a ticket."""

@@ -40,7 +40,7 @@ from helpkit.errors import (
     UnknownBackendError,
     ValidationError,
 )
-from helpkit.events import Event, event_from_dict, event_to_dict
+from helpkit.events import Event, TicketOpened, event_from_dict, event_to_dict
 from helpkit.people import (
     Agent,
     Contact,
@@ -79,8 +79,7 @@ Synchronous = Literal["FULL", "NORMAL"]
 # ---------------------------------------------------------------- schema and migrations
 
 _V1: Final = (
-    # The ticket number sequence: a single row. Allocation also looks at max(number), so a
-    # number committed without being allocated is never handed out.
+    # The ticket number sequence: a single row (dropped in v3).
     """CREATE TABLE ticket_numbers (
         singleton INTEGER PRIMARY KEY CHECK (singleton = 1),
         next_number INTEGER NOT NULL
@@ -249,7 +248,14 @@ _V2: Final[tuple[str | Callable[[sqlite3.Connection], None], ...]] = (
 
 Migration = tuple[str | Callable[[sqlite3.Connection], None], ...]
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
+_V3: Final[Migration] = (
+    # Ticket numbers are given inside the commit that stores the ticket (the highest number
+    # plus one, under the write lock), so the separate sequence row is gone. A file at v3 is
+    # refused by the helpkit versions that still allocated numbers from it.
+    "DROP TABLE ticket_numbers",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""
@@ -309,24 +315,38 @@ _TicketRow = tuple[
     str,  # tags
     str,  # state
 ]
+_EventRow = tuple[str, int, str, int, str, str]  # ticket_id, seq, type, at_us, actor, body
 
 
 class _Prepared:
     """One change of a batch, encoded before the write lock is taken.
 
     Errors are kept, not raised, so they surface in the order the reference store raises
-    them (validation, then the seq check, then the number check, then encoding).
+    them (validation, then the seq check, then the number check, then encoding). A ticket
+    the store numbers (number 0) keeps its state and opening events as dicts until the
+    commit knows the number; they are serialized once, with it.
     """
 
-    __slots__ = ("change", "event_rows", "invalid", "row", "rows_error", "tags")
+    __slots__ = (
+        "change",
+        "event_rows",
+        "invalid",
+        "pending_events",
+        "pending_state",
+        "row",
+        "rows_error",
+        "tags",
+    )
 
     def __init__(self, change: TicketChange) -> None:
         self.change = change
         self.invalid: ValidationError | None = None
         self.rows_error: ValidationError | None = None
         self.row: _TicketRow | None = None
-        self.event_rows: list[tuple[str, int, str, int, str, str]] = []
+        self.event_rows: list[_EventRow] = []
         self.tags: frozenset[str] = frozenset()
+        self.pending_state: dict[str, Any] | None = None
+        self.pending_events: list[tuple[int, dict[str, Any]]] = []
         try:
             validate_change(change)
         except ValidationError as exc:
@@ -340,8 +360,12 @@ class _Prepared:
 
     def _encode(self) -> None:
         ticket = self.change.ticket
+        unnumbered = ticket.number == 0
         try:
             tags = sorted(ticket.tags)
+            state = _encode_ticket(ticket)
+            if unnumbered:
+                self.pending_state = state
             self.row = (
                 ticket.id,
                 ticket.number,
@@ -359,7 +383,7 @@ class _Prepared:
                 _NONE_LAST if ticket.next_deadline is None else _micros(ticket.next_deadline),
                 None if ticket.next_check is None else _micros(ticket.next_check),
                 _dumps(tags),
-                _dumps(_encode_ticket(ticket)),
+                "" if unnumbered else _dumps(state),
             )
             _check_text(self.row)
             self.tags = frozenset(tags)
@@ -367,18 +391,39 @@ class _Prepared:
             raise ValidationError(f"ticket {ticket.id!r} cannot be stored: {exc}") from exc
         for event in self.change.events:
             try:
+                data = event_to_dict(event)
+                if unnumbered and isinstance(event, TicketOpened):
+                    self.pending_events.append((len(self.event_rows), data))
+                    body = ""
+                else:
+                    body = _dumps(data)
                 row = (
                     event.ticket_id,
                     event.seq,
                     event.TYPE,
                     _micros(event.at),
                     str(event.actor),
-                    _dumps(event_to_dict(event)),
+                    body,
                 )
                 _check_text(row)
             except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
                 raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
             self.event_rows.append(row)
+
+    def rows_with_number(self, number: int) -> tuple[_TicketRow, list[_EventRow]]:
+        """The ticket row and event rows, with ``number`` filled in where it was left to us."""
+        row = self.row
+        assert row is not None
+        if self.pending_state is None:
+            return row, self.event_rows
+        self.pending_state["number"] = number
+        row = (row[0], number, *row[2:_STATE], _dumps(self.pending_state))  # type: ignore[assignment]
+        events = list(self.event_rows)
+        for index, data in self.pending_events:
+            data["number"] = number
+            ticket_id, seq, kind, at_us, actor, _ = events[index]
+            events[index] = (ticket_id, seq, kind, at_us, actor, _dumps(data))
+        return row, events
 
 
 _TICKET_COLUMNS: Final = (
@@ -406,6 +451,7 @@ _INSERT_TICKET: Final = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) "
     f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
 )
+_NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
 _SELECT_FOR_UPDATE: Final = (
     f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id = ?"
 )
@@ -868,50 +914,27 @@ class SqliteStore:
 
     # ------------------------------------------------------------ tickets
 
-    def allocate_ticket_number(self) -> int:
-        """The next ticket number: never one handed out or committed before in this file."""
-        with self._connection() as conn:
-            relaxed = self.synchronous == "FULL"
-            if relaxed:
-                # No fsync for the allocation itself: the WAL is written in order, so the
-                # ticket commit that uses the number (synchronous FULL) makes this one durable
-                # too. A power cut before that loses only a number nothing was stored under.
-                conn.execute("PRAGMA synchronous = NORMAL")
-            try:
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    conn.execute(
-                        "UPDATE ticket_numbers SET next_number = 1 + max(next_number, "
-                        "(SELECT coalesce(max(number), 0) + 1 FROM tickets))"
-                    )
-                    number: int = conn.execute(
-                        "SELECT next_number - 1 FROM ticket_numbers"
-                    ).fetchone()[0]
-                    conn.execute("COMMIT")
-                except BaseException:
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                    raise
-            finally:
-                if relaxed:
-                    conn.execute("PRAGMA synchronous = FULL")
-            return number
-
-    def commit(self, changes: Sequence[TicketChange]) -> None:
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
         """Append events and save states in one transaction; ConflictError on a stale seq.
 
         Changes apply in order, so a batch may carry several changes of one ticket, each
         building on the previous one's seq. Nothing is written unless every change applies.
+        A ticket with number 0 is numbered inside the transaction (the highest number
+        stored, plus one), so numbers follow commit order across processes, without gaps.
         """
         prepared = [_Prepared(change) for change in changes]
         if not prepared:
             with self._connection():
-                return
+                return []
         with self._transaction() as conn:
-            for item in prepared:
-                self._apply(conn, item)
+            numbers = [self._apply(conn, item) for item in prepared]
+        return [
+            item.change if item.pending_state is None else item.change.with_number(number)
+            for item, number in zip(prepared, numbers, strict=True)
+        ]
 
-    def _apply(self, conn: sqlite3.Connection, item: _Prepared) -> None:
+    def _apply(self, conn: sqlite3.Connection, item: _Prepared) -> int:
+        """Write one change; its ticket's number."""
         if item.invalid is not None:
             raise item.invalid
         change = item.change
@@ -924,21 +947,28 @@ class SqliteStore:
                 f"ticket {ticket_id!r} is at seq {current_seq}, not {change.expected_seq}: "
                 "it changed since it was read. Reload and retry."
             )
-        if not change.events:
-            return
         number = change.ticket.number
+        if not change.events:
+            return number
         if stored is None:
-            owner = conn.execute("SELECT id FROM tickets WHERE number = ?", (number,)).fetchone()
-            if owner is not None:
-                raise DuplicateError(
-                    f"ticket number {number} already belongs to ticket {owner[0]!r}"
-                )
+            if number == 0:
+                # Under the write lock: no other commit can take this number first.
+                number = conn.execute(_NEXT_NUMBER).fetchone()[0]
+            else:
+                owner = conn.execute(
+                    "SELECT id FROM tickets WHERE number = ?", (number,)
+                ).fetchone()
+                if owner is not None:
+                    raise DuplicateError(
+                        f"ticket number {number} already belongs to ticket {owner[0]!r}"
+                    )
+        elif number == 0:
+            number = stored[2]
         elif number != stored[2]:
             raise ValidationError(f"ticket {ticket_id!r} has number {stored[2]}; it cannot change")
         if item.rows_error is not None:
             raise item.rows_error
-        row = item.row
-        assert row is not None
+        row, event_rows = item.rows_with_number(number)
         if stored is None:
             conn.execute(_INSERT_TICKET, row)
             old_tags: frozenset[str] = frozenset()
@@ -958,7 +988,7 @@ class SqliteStore:
         conn.executemany(
             "INSERT INTO events (ticket_id, seq, type, at_us, actor, body) "
             "VALUES (?, ?, ?, ?, ?, ?)",
-            item.event_rows,
+            event_rows,
         )
         if old_tags != item.tags:
             gone = old_tags - item.tags
@@ -971,6 +1001,7 @@ class SqliteStore:
                 "INSERT INTO ticket_tags (ticket_id, tag) VALUES (?, ?)",
                 [(ticket_id, tag) for tag in sorted(item.tags - old_tags)],
             )
+        return number
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The current state of a ticket."""

@@ -53,7 +53,7 @@ from helpkit.errors import (
     NotFoundError,
     ValidationError,
 )
-from helpkit.events import Event, TagsChanged
+from helpkit.events import Event, TagsChanged, TicketOpened
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.ports import Capability, Store, TicketChange
@@ -368,7 +368,7 @@ def _build_query_data(store: Store) -> list[Ticket]:
         for i, spec in enumerate(specs):
             at = BASE_TIME + timedelta(hours=i)
             ticket_id = f"t{round_}{i:02d}"
-            commit(_open(ticket_id, store.allocate_ticket_number(), at, **spec))
+            commit(_open(ticket_id, round_ * len(specs) + i + 1, at, **spec))
     # Move some tickets through the workflow so statuses and updated times differ.
     moves = {
         "t000": "pending",
@@ -475,7 +475,7 @@ class StoreConformance:
 
     def test_commit_then_load_returns_what_was_committed(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick(), tags=["vpn"])
+        opened = _open("t1", 1, time.tick(), tags=["vpn"])
         store.commit([change_of(opened)])
         assert store.get_ticket("t1") == opened.ticket
         assert store.get_ticket_by_number(opened.ticket.number) == opened.ticket
@@ -490,7 +490,7 @@ class StoreConformance:
 
     def test_events_after_seq(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         noted = _note(opened.ticket, time.tick())
         store.commit([change_of(opened), change_of(noted)])
         everything = list(opened.events + noted.events)
@@ -501,7 +501,7 @@ class StoreConformance:
         time = _Time()
         opened = _open(
             "t1",
-            store.allocate_ticket_number(),
+            1,
             time.tick(),
             tags=["vpn", "urgent"],
             assignee_id="a1",
@@ -523,7 +523,7 @@ class StoreConformance:
 
     def test_several_changes_of_one_ticket_in_one_batch(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         noted = _note(opened.ticket, time.tick())
         tagged = lifecycle.change_tags(noted.ticket, at=time.tick(), actor=_AGENT, add=["x"])
         store.commit([change_of(opened), change_of(noted), change_of(tagged)])
@@ -536,7 +536,7 @@ class StoreConformance:
 
     def test_a_change_without_events_only_guards_its_seq(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         store.commit([TicketChange(opened.ticket, (), opened.ticket.seq)])
         assert store.get_ticket("t1") == opened.ticket
@@ -549,7 +549,7 @@ class StoreConformance:
 
     def test_stale_expected_seq_conflicts_and_changes_nothing(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         first = _note(opened.ticket, time.tick(), "first writer")
         second = _note(opened.ticket, time.tick(), "second writer, same starting seq")
@@ -561,7 +561,7 @@ class StoreConformance:
 
     def test_expected_seq_ahead_of_the_store_conflicts(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         ahead = _note(_note(opened.ticket, time.tick()).ticket, time.tick())
         with pytest.raises(ConflictError):
@@ -571,8 +571,8 @@ class StoreConformance:
 
     def test_multi_ticket_commit_is_atomic(self, store: Store) -> None:
         time = _Time()
-        a = _open("ta", store.allocate_ticket_number(), time.tick())
-        b = _open("tb", store.allocate_ticket_number(), time.tick())
+        a = _open("ta", 1, time.tick())
+        b = _open("tb", 2, time.tick())
         store.commit([change_of(a), change_of(b)])
         b_moved = _note(b.ticket, time.tick())
         store.commit([change_of(b_moved)])
@@ -588,9 +588,9 @@ class StoreConformance:
 
     def test_a_failed_batch_does_not_create_new_tickets(self, store: Store) -> None:
         time = _Time()
-        old = _open("t-old", store.allocate_ticket_number(), time.tick())
+        old = _open("t-old", 1, time.tick())
         store.commit([change_of(old)])
-        new = _open("t-new", store.allocate_ticket_number(), time.tick())
+        new = _open("t-new", 2, time.tick())
         stale = _stale_tag(old.ticket, time.tick())
         store.commit([change_of(_note(old.ticket, time.tick()))])
         with pytest.raises(ConflictError):
@@ -603,7 +603,7 @@ class StoreConformance:
 
     def test_opening_the_same_new_ticket_twice_in_a_batch_conflicts(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         with pytest.raises(ConflictError):
             store.commit([change_of(opened), change_of(opened)])
         with pytest.raises(NotFoundError):
@@ -612,7 +612,7 @@ class StoreConformance:
 
     def test_opening_an_existing_ticket_again_conflicts(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         again = _open("t1", opened.ticket.number, time.tick(), tags=["again"])
         with pytest.raises(ConflictError):
@@ -624,7 +624,7 @@ class StoreConformance:
         if not self.thread_safe:
             pytest.skip("the suite declares thread_safe = False for this store")
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         writers = 8
         changes = [
@@ -664,10 +664,10 @@ class StoreConformance:
 
     def test_malformed_changes_are_refused_and_write_nothing(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         good = _note(opened.ticket, time.tick())
-        other = _open("t2", store.allocate_ticket_number(), time.tick())
+        other = _open("t2", 2, time.tick())
         malformed = {
             "seq gap": TicketChange(good.ticket, good.events, good.previous_seq - 1),
             "state seq is not the last event's": TicketChange(
@@ -686,7 +686,7 @@ class StoreConformance:
 
     def test_ticket_numbers_are_unique(self, store: Store) -> None:
         time = _Time()
-        first = _open("t1", store.allocate_ticket_number(), time.tick())
+        first = _open("t1", 7, time.tick())
         store.commit([change_of(first)])
         clash = _open("t2", first.ticket.number, time.tick())
         with pytest.raises(DuplicateError):
@@ -695,37 +695,91 @@ class StoreConformance:
             store.get_ticket("t2")
         assert store.get_ticket_by_number(first.ticket.number) == first.ticket
 
-        number = store.allocate_ticket_number()
-        twins = [_open(f"twin{i}", number, time.tick()) for i in range(2)]
+        twins = [_open(f"twin{i}", 8, time.tick()) for i in range(2)]
         with pytest.raises(DuplicateError):
             store.commit([change_of(t) for t in twins])
         with pytest.raises(NotFoundError):
-            store.get_ticket_by_number(number)
+            store.get_ticket_by_number(8)
 
     # ------------------------------------------------------------ ticket numbers
 
-    def test_allocated_ticket_numbers_are_fresh(self, store: Store) -> None:
-        numbers = [store.allocate_ticket_number() for _ in range(200)]
-        assert all(isinstance(n, int) and not isinstance(n, bool) and n > 0 for n in numbers)
-        assert len(set(numbers)) == len(numbers)
+    def test_number_zero_is_numbered_by_the_store(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", numbers[-1], time.tick())
-        store.commit([change_of(opened)])
-        assert store.allocate_ticket_number() not in numbers
+        opened = _open("t1", 0, time.tick())
+        (written,) = store.commit([change_of(opened)])
+        assert written.ticket == attrs.evolve(opened.ticket, number=1)
+        assert written.expected_seq == 0
+        first, *rest = written.events
+        assert isinstance(first, TicketOpened) and first.number == 1
+        assert tuple(rest) == opened.events[1:]
+        assert store.get_ticket("t1") == written.ticket
+        assert store.get_ticket_by_number(1) == written.ticket
+        assert store.events("t1") == list(written.events)
+        # A later change may carry 0 too: the ticket keeps its number.
+        noted = _note(opened.ticket, time.tick())
+        (again,) = store.commit([change_of(noted)])
+        assert again.ticket.number == 1
+        assert store.get_ticket("t1") == again.ticket
+        assert store.events("t1", after_seq=opened.ticket.seq) == list(noted.events)
 
-    def test_allocated_ticket_numbers_are_fresh_across_threads(self, store: Store) -> None:
+    def test_numbers_follow_commit_order_without_gaps(self, store: Store) -> None:
+        time = _Time()
+        numbers = [
+            store.commit([change_of(_open(f"t{i}", 0, time.tick()))])[0].ticket.number
+            for i in range(5)
+        ]
+        assert numbers == [1, 2, 3, 4, 5]
+        # A refused commit spends no number.
+        stale = _open("t0", 0, time.tick())
+        with pytest.raises(ConflictError):
+            store.commit([change_of(_open("t9", 0, time.tick())), change_of(stale)])
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t9")
+        # A batch numbers its new tickets in order; a change given with its number is kept.
+        written = store.commit(
+            [change_of(_open("t5", 0, time.tick())), change_of(_open("t6", 0, time.tick()))]
+        )
+        assert [c.ticket.number for c in written] == [6, 7]
+        given = change_of(_open("t7", 40, time.tick()))
+        assert store.commit([given]) == [given]
+        # After an imported number, numbering continues above it.
+        assert store.commit([change_of(_open("t8", 0, time.tick()))])[0].ticket.number == 41
+
+    def test_numbers_are_validated(self, store: Store) -> None:
+        time = _Time()
+        bad_numbers: tuple[Any, ...] = (-1, True, 2.0)
+        for bad in bad_numbers:
+            change = change_of(_open("t1", 1, time.tick()))
+            change = TicketChange(
+                attrs.evolve(change.ticket, number=bad), change.events, change.expected_seq
+            )
+            with pytest.raises(ValidationError):
+                store.commit([change])
+        # The opening event must say the ticket's number.
+        opened = change_of(_open("t1", 3, time.tick()))
+        with pytest.raises(ValidationError):
+            store.commit([TicketChange(attrs.evolve(opened.ticket, number=4), opened.events, 0)])
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t1")
+
+    def test_numbers_are_unique_across_threads(self, store: Store) -> None:
         if not self.thread_safe:
             pytest.skip("the suite declares thread_safe = False for this store")
-        per_thread, threads_count = 50, 8
+        per_thread, threads_count = 25, 8
         numbers: list[int] = []
         errors: list[BaseException] = []
         guard = threading.Lock()
         barrier = threading.Barrier(threads_count)
 
-        def allocate() -> None:
+        def create(worker: int) -> None:
             barrier.wait()
             try:
-                mine = [store.allocate_ticket_number() for _ in range(per_thread)]
+                mine = [
+                    store.commit([change_of(_open(f"w{worker}-{i}", 0, BASE_TIME))])[
+                        0
+                    ].ticket.number
+                    for i in range(per_thread)
+                ]
             except BaseException as exc:  # reported below
                 with guard:
                     errors.append(exc)
@@ -733,20 +787,19 @@ class StoreConformance:
             with guard:
                 numbers.extend(mine)
 
-        threads = [threading.Thread(target=allocate) for _ in range(threads_count)]
+        threads = [threading.Thread(target=create, args=(w,)) for w in range(threads_count)]
         for thread in threads:
             thread.start()
         for thread in threads:
             thread.join()
         assert not errors, errors
-        assert len(numbers) == per_thread * threads_count
-        assert len(set(numbers)) == len(numbers)
+        assert sorted(numbers) == list(range(1, per_thread * threads_count + 1))
 
     # ------------------------------------------------------------ not found
 
     def test_unknown_keys_raise_not_found(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         store.save_contact(_contact("c1", "Ann", ["ann@example.com"]))
         store.save_organization(_organization("o1", "Acme", ["acme.example"]))
@@ -792,7 +845,7 @@ class StoreConformance:
     def test_the_last_full_page_has_no_cursor(self, store: Store) -> None:
         time = _Time()
         for i in range(4):
-            store.commit([change_of(_open(f"t{i}", store.allocate_ticket_number(), time.tick()))])
+            store.commit([change_of(_open(f"t{i}", i + 1, time.tick()))])
         page = store.query(TicketQuery(sort=SortOrder.CREATED, limit=4))
         assert [t.id for t in page] == ["t0", "t1", "t2", "t3"]
         assert page.next_cursor is None
@@ -805,7 +858,7 @@ class StoreConformance:
 
     def test_queries_see_committed_changes(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         assigned = lifecycle.assign(
             opened.ticket, at=time.tick(), actor=_AGENT, assignee_id="a1", group_id="g1"
@@ -841,9 +894,9 @@ class StoreConformance:
             ("e", p5, -_H, -_H),
         ]
         tickets = []
-        for ticket_id, priority, deadline, check in specs:
+        for number, (ticket_id, priority, deadline, check) in enumerate(specs, start=1):
             outcome = with_schedule(
-                _open(ticket_id, store.allocate_ticket_number(), time.tick(), **priority),
+                _open(ticket_id, number, time.tick(), **priority),
                 policy="gold" if deadline or check else None,
                 deadline=None if deadline is None else BASE_TIME + deadline,
                 check=None if check is None else BASE_TIME + check,
@@ -892,8 +945,8 @@ class StoreConformance:
             assert store.get_ticket(scheduled.ticket.id) == scheduled.ticket
             return scheduled.ticket
 
-        t1 = commit(_open("t1", store.allocate_ticket_number(), time.tick()), 4 * _H, _H)
-        t2 = commit(_open("t2", store.allocate_ticket_number(), time.tick()), -_H, -_H)
+        t1 = commit(_open("t1", 1, time.tick()), 4 * _H, _H)
+        t2 = commit(_open("t2", 2, time.tick()), -_H, -_H)
         assert (ids(sweep), ids(breaching)) == (["t2"], ["t2"])
         # t1 becomes due: its check moves into the past, its deadline closer.
         t1 = commit(_note(t1, time.tick()), 0.5 * _H, -0.5 * _H)
@@ -908,8 +961,8 @@ class StoreConformance:
         t1 = commit(solved, None, None)
         assert (ids(sweep), ids(breaching)) == ([], ["t2"])
         # Within a priority, the queue follows the current deadline (none last).
-        commit(_open("t3", store.allocate_ticket_number(), time.tick()), 3 * _H, None)
-        t4 = commit(_open("t4", store.allocate_ticket_number(), time.tick()), 2 * _H, None)
+        commit(_open("t3", 3, time.tick()), 3 * _H, None)
+        t4 = commit(_open("t4", 4, time.tick()), 2 * _H, None)
         assert ids(queue) == ["t2", "t4", "t3"]
         t4 = commit(_note(t4, time.tick()), None, None)
         assert ids(queue) == ["t2", "t3", "t4"]
@@ -1096,7 +1149,7 @@ class StoreConformance:
 
     def test_results_do_not_alias_stored_data(self, store: Store) -> None:
         time = _Time()
-        opened = _open("t1", store.allocate_ticket_number(), time.tick())
+        opened = _open("t1", 1, time.tick())
         store.commit([change_of(opened)])
         store.save_contact(_contact("c1", "Ann"))
         store.save_agent(Agent(id="a1", name="Al"))
@@ -1136,7 +1189,6 @@ class StoreConformance:
             store.save_organization(acme)
             store.save_agent(agent)
             store.save_group(group)
-            handed_out = {t.number for t in tickets} | {store.allocate_ticket_number()}
         finally:
             store.close()
         reopened = reopen_store(store)
@@ -1153,7 +1205,10 @@ class StoreConformance:
             assert reopened.organization_by_domain("acme.example") == acme
             assert reopened.list_agents() == [agent]
             assert reopened.list_groups() == [group]
-            assert reopened.allocate_ticket_number() not in handed_out
+            # Numbering continues above the numbers stored before.
+            highest = max(t.number for t in tickets)
+            (numbered,) = reopened.commit([change_of(_open("t-new", 0, BASE_TIME))])
+            assert numbered.ticket.number == highest + 1
             # Seqs and versions survive too: stale writes still conflict.
             ticket = tickets[0]
             with pytest.raises(ConflictError):
@@ -1263,8 +1318,12 @@ class StoreComparison(RuleBasedStateMachine):
         changes = [change_of(o) for o in outcomes if o.changed]
         if not changes:
             return
-        self.reference.commit(changes)
-        self.store.commit(changes)
+        expected = self.reference.commit(changes)
+        written = self.store.commit(changes)
+        assert written == expected, "the store returned other changes than the reference"
+        for change in written:
+            if change.expected_seq == 0:
+                self.numbers.add(change.ticket.number)
 
     def _both(self, call: Callable[[Store], object]) -> None:
         """Run ``call`` on both stores; they must both succeed or fail the same way."""
@@ -1298,12 +1357,27 @@ class StoreComparison(RuleBasedStateMachine):
 
     @rule(spec=_TICKET_SPECS, schedule=_schedules)
     def open_ticket(self, spec: dict[str, Any], schedule: _DrawnSchedule) -> None:
-        number = self.store.allocate_ticket_number()
-        assert number not in self.numbers, f"ticket number {number} handed out twice"
-        self.numbers.add(number)
+        # Number 0: both stores number the ticket, one more than the highest number stored.
         ticket_id = f"t{len(self.ticket_ids):03d}"
-        self._commit(_open(ticket_id, number, self.now, **spec), schedules=(schedule,))
+        highest = max(self.numbers, default=0)
+        self._commit(_open(ticket_id, 0, self.now, **spec), schedules=(schedule,))
+        number = self.store.get_ticket(ticket_id).number
+        assert number == highest + 1, f"ticket numbered {number} after {highest}"
         self.ticket_ids.append(ticket_id)
+
+    @rule(spec=_TICKET_SPECS, schedule=_schedules, ahead=st.integers(0, 3))
+    def import_ticket(self, spec: dict[str, Any], schedule: _DrawnSchedule, ahead: int) -> None:
+        """A ticket brought in with its own number (a free one, or one already taken)."""
+        ticket_id = f"t{len(self.ticket_ids):03d}"
+        number = max(self.numbers, default=0) + ahead
+        outcome = _open(ticket_id, number, self.now, **spec) if number else None
+        if outcome is None:
+            return
+        change = change_of(with_schedule(outcome, policy=None, deadline=None, check=None))
+        self._both(lambda store: store.commit([change]))
+        if number not in self.numbers:
+            self.numbers.add(number)
+            self.ticket_ids.append(ticket_id)
 
     @precondition(_has_tickets)
     @rule(

@@ -1,0 +1,102 @@
+"""helpkit._records.replace is attrs.evolve, converting only the changed fields."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta, timezone
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpkit import lifecycle
+from helpkit._records import replace
+from helpkit.events import Event, TicketOpened
+from helpkit.lifecycle import replay
+from helpkit.priority import ITIL_MATRIX, Impact, Urgency
+from helpkit.testing.strategies import ticket_histories, tickets
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Ticket
+
+FIELDS = [f.name for f in attrs.fields(Ticket)]
+
+
+@given(
+    tickets(max_commands=8),
+    tickets(max_commands=8),
+    st.sets(st.sampled_from(FIELDS), max_size=6),
+)
+def test_replace_equals_evolve_on_tickets(one: Ticket, other: Ticket, names: set[str]) -> None:
+    changes = {name: getattr(other, name) for name in names}
+    fast, slow = replace(one, **changes), attrs.evolve(one, **changes)
+    assert fast == slow
+    assert hash(fast) == hash(slow)
+    for name in FIELDS:
+        assert type(getattr(fast, name)) is type(getattr(slow, name)), name
+
+
+def test_changed_fields_are_converted() -> None:
+    ticket = replay(_history())
+    zone = timezone(timedelta(hours=2))
+    local = datetime(2026, 3, 2, 11, 0, tzinfo=zone)
+    fast = replace(ticket, custom_fields={"plan": "gold"}, updated_at=local)
+    assert fast == attrs.evolve(ticket, custom_fields={"plan": "gold"}, updated_at=local)
+    assert fast.updated_at.tzinfo is UTC or fast.updated_at.utcoffset() == timedelta(0)
+    with pytest.raises(TypeError):
+        fast.custom_fields["plan"] = "silver"  # type: ignore[index]
+
+
+@given(ticket_histories(max_commands=0), st.integers(1, 10**9))
+def test_replace_equals_evolve_on_events(history: list[Event], number: int) -> None:
+    opened = history[0]
+    assert isinstance(opened, TicketOpened)
+    assert replace(opened, number=number) == attrs.evolve(opened, number=number)
+
+
+def test_unknown_fields_are_refused_like_evolve() -> None:
+    ticket = replay(_history())
+    with pytest.raises(TypeError):
+        replace(ticket, nope=1)
+    with pytest.raises(TypeError):
+        attrs.evolve(ticket, nope=1)  # type: ignore[call-arg]
+
+
+@attrs.frozen
+class _Checked:
+    value: int = attrs.field(validator=attrs.validators.gt(0))
+
+
+@attrs.frozen
+class _PostInit:
+    low: int
+    high: int
+
+    def __attrs_post_init__(self) -> None:
+        if self.low > self.high:
+            raise ValueError("low > high")
+
+
+def test_classes_with_validation_go_through_evolve() -> None:
+    with pytest.raises(ValueError):
+        replace(_Checked(1), value=-1)
+    with pytest.raises(ValueError, match="low > high"):
+        replace(_PostInit(1, 2), low=3)
+    assert replace(_PostInit(1, 2), low=2) == _PostInit(2, 2)
+
+
+def _history() -> list[Event]:
+    return list(
+        lifecycle.open_ticket(
+            ticket_id="t1",
+            number=1,
+            at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+            actor=Actor.agent("ann"),
+            subject="VPN drops",
+            requester_id="c1",
+            organization_id=None,
+            impact=Impact.HIGH,
+            urgency=Urgency.MEDIUM,
+            matrix=ITIL_MATRIX,
+            workflow=DEFAULT_WORKFLOW,
+            channel="email",
+        ).events
+    )
