@@ -481,6 +481,19 @@ def test_the_queue_queries_walk_an_index_in_order(
         assert "SCAN tickets" not in plan, plan
 
 
+def test_the_partial_organization_index_serves_every_organization_filter(
+    store: SqliteStore,
+) -> None:
+    # The index holds only tickets with an organization; a filter on one or several
+    # organizations implies that, so SQLite may use it.
+    _fill(store)
+    for orgs in ("o1", {"o1", "o2"}):
+        query = TicketQuery(organization_ids=orgs, sort=SortOrder.CREATED)
+        plan = _plan(store, query)
+        assert "tickets_organization" in plan, plan
+        assert "SCAN tickets" not in plan, plan
+
+
 @pytest.mark.parametrize(
     ("filters", "sort", "index"),
     [

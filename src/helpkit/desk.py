@@ -474,8 +474,7 @@ class Helpdesk:
         """
         if not isinstance(actor, Actor):
             raise ValidationError("actor must be an Actor")
-        if actor.kind is ActorKind.AGENT:
-            self.store.get_agent(actor.id)
+        acting = self.store.get_agent(actor.id) if actor.kind is ActorKind.AGENT else None
         contact = self._requester(requester)
         if actor.kind is ActorKind.CONTACT and actor.id != contact.id:
             raise ValidationError("a contact can only open tickets for themself")
@@ -483,7 +482,7 @@ class Helpdesk:
             Actor.contact(contact.id)
         }
         fields = self.config.fields.validate(dict(custom_fields or {}), partial=False)
-        self._check_assignment(assignee, group)
+        self._check_assignment(assignee, group, acting)
         now = self.now()
         ticket_id = self._new_id()
         first = None
@@ -529,15 +528,26 @@ class Helpdesk:
                 return self.contact_for_email(requester)
         return self.contact(requester)
 
-    def _check_assignment(self, assignee: str | None, group: str | None) -> None:
-        if group is not None:
-            self.store.get_group(group)
-        if assignee is not None:
+    def _check_assignment(
+        self, assignee: str | None, group: str | None, *known: Agent | None
+    ) -> None:
+        """The group exists, and the assignee exists, is active and belongs to the group.
+
+        ``known`` are agents the caller has just read (saves reading them again).
+        """
+        if assignee is None:
+            if group is not None:
+                self.store.get_group(group)
+            return
+        agent = next((a for a in known if a is not None and a.id == assignee), None)
+        if agent is None:
             agent = self.store.get_agent(assignee)
-            if not agent.active:
-                raise ValidationError(f"agent {assignee!r} is inactive")
-            if group is not None and not agent.in_group(group):
-                raise ValidationError(f"agent {assignee!r} is not a member of group {group!r}")
+        if group is not None and not agent.in_group(group):
+            self.store.get_group(group)  # an unknown group is reported as such
+            raise ValidationError(f"agent {assignee!r} is not a member of group {group!r}")
+        # Groups are never removed, so the group of a member exists: no need to read it.
+        if not agent.active:
+            raise ValidationError(f"agent {assignee!r} is inactive")
 
     def _comment(
         self,
@@ -684,18 +694,16 @@ class Helpdesk:
         ticket = self.ticket(ref)
         new_group = ticket.group_id if isinstance(group, _Unset) else group
         new_agent = ticket.assignee_id if isinstance(agent, _Unset) else agent
+        member: Agent | None = None
         if not isinstance(agent, _Unset) and agent is not None and isinstance(group, _Unset):
             member = self.store.get_agent(agent)
             if new_group is None or not member.in_group(new_group):
                 new_group = member.group_ids[0] if member.group_ids else None
-        if (
-            not isinstance(group, _Unset)
-            and isinstance(agent, _Unset)
-            and new_agent is not None
-            and (group is None or not self.store.get_agent(new_agent).in_group(group))
-        ):
-            new_agent = None  # the old assignee is not in the new group
-        self._check_assignment(new_agent, new_group)
+        if not isinstance(group, _Unset) and isinstance(agent, _Unset) and new_agent is not None:
+            member = self.store.get_agent(new_agent)
+            if group is None or not member.in_group(group):
+                new_agent = None  # the old assignee is not in the new group
+        self._check_assignment(new_agent, new_group, member)
         outcome = lifecycle.assign(
             ticket, at=self.now(), actor=actor, assignee_id=new_agent, group_id=new_group
         )

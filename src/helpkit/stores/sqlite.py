@@ -253,6 +253,11 @@ _V3: Final[Migration] = (
     # plus one, under the write lock), so the separate sequence row is gone. A file at v3 is
     # refused by the helpkit versions that still allocated numbers from it.
     "DROP TABLE ticket_numbers",
+    # Only tickets of an organization are looked up by organization: a ticket without one
+    # (most tickets of a consumer helpdesk) no longer writes an index entry.
+    "DROP INDEX tickets_organization",
+    """CREATE INDEX tickets_organization ON tickets (organization_id, created_us, id)
+        WHERE organization_id IS NOT NULL""",
 )
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
@@ -286,6 +291,7 @@ def _micros(value: datetime) -> int:
 
 
 # json.dumps with options builds a new encoder on every call; this is the same encoder, once.
+# It escapes every non-ASCII character (ensure_ascii), so its output is always valid UTF-8.
 _dumps: Final[Callable[[Any], str]] = json.JSONEncoder(separators=(",", ":")).encode
 
 
@@ -385,7 +391,7 @@ class _Prepared:
                 _dumps(tags),
                 "" if unnumbered else _dumps(state),
             )
-            _check_text(self.row)
+            _check_text(self.row[:_TAGS])  # tags and state are JSON: ASCII by construction
             self.tags = frozenset(tags)
         except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
             raise ValidationError(f"ticket {ticket.id!r} cannot be stored: {exc}") from exc
@@ -405,7 +411,7 @@ class _Prepared:
                     str(event.actor),
                     body,
                 )
-                _check_text(row)
+                _check_text(row[:5])  # the body is JSON: ASCII by construction
             except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
                 raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
             self.event_rows.append(row)
@@ -768,6 +774,27 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
 # ---------------------------------------------------------------- the store
 
 
+class _Borrowed:
+    """A pooled connection for the length of a ``with`` block (a class: a generator-based
+    context manager costs several times more, and every store call takes one)."""
+
+    __slots__ = ("conn", "store")
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn = self.store._borrow()
+        return self.conn
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        self.store._give_back(self.conn)
+        if isinstance(exc, sqlite3.Error):
+            raise self.store._error(exc) from exc
+
+
 class SqliteStore:
     """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
 
@@ -865,28 +892,29 @@ class SqliteStore:
             self._open.discard(conn)
         conn.close()
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        """Borrow a pooled connection; sqlite3 errors become StoreError."""
+    def _connection(self) -> _Borrowed:
+        """Borrow a pooled connection (``with store._connection() as conn``).
+
+        sqlite3 errors inside the block become StoreError.
+        """
+        return _Borrowed(self)
+
+    def _borrow(self) -> sqlite3.Connection:
         with self._lock:
             if self._closed:
                 raise StoreError(f"this SqliteStore ({self.path}) is closed")
             conn = self._idle.pop() if self._idle else None
-        if conn is None:
-            conn = self._connect()
-        try:
-            yield conn
-        except sqlite3.Error as exc:
-            raise self._error(exc) from exc
-        finally:
-            with self._lock:
-                keep = not self._closed and len(self._idle) < self._MAX_IDLE
-                if keep:
-                    self._idle.append(conn)
-                else:
-                    self._open.discard(conn)
-            if not keep:
-                conn.close()
+        return conn if conn is not None else self._connect()
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            keep = not self._closed and len(self._idle) < self._MAX_IDLE
+            if keep:
+                self._idle.append(conn)
+            else:
+                self._open.discard(conn)
+        if not keep:
+            conn.close()
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
