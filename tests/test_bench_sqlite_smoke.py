@@ -61,3 +61,33 @@ def test_helpkit_worker_and_report(bench: Any, tmp_path: Path) -> None:
     assert "| helpkit | WAL + NORMAL | 30 |" in text
     assert "| helpkit | WAL + FULL | 40 (bulk-loaded" in text
     assert "SQLite" in text
+
+
+def test_bare_commit_rate_measures_durable_commits(bench: Any, tmp_path: Path) -> None:
+    rate = bench.bare_commit_rate(0.2, str(tmp_path))
+    assert rate > 0
+    assert list(tmp_path.iterdir()) == []  # its scratch database is gone
+
+
+def test_the_report_gives_the_creates_ceiling(bench: Any, tmp_path: Path) -> None:
+    job = bench.Job("helpkit", 100, 10, 5, "default", "FULL", str(tmp_path))
+    peer_job = bench.Job("django", 100, 10, 5, "default", "FULL", str(tmp_path))
+    ours = bench.Result(
+        job,
+        label="helpkit (sqlite, WAL + FULL)",
+        journal_mode="WAL",
+        synchronous="FULL",
+        create_s=0.1,
+        bare_commits=2000.0,
+    )
+    theirs = bench.Result(
+        peer_job,
+        label="django-helpdesk (sqlite, DELETE + FULL)",
+        journal_mode="DELETE",
+        synchronous="FULL",
+        create_s=0.5,
+    )
+    text = bench.render([ours, theirs], bench.Run("today", (100.0, 120.0), 1.0), 5)
+    # 1000 creates/s against 200: 5.0x; 2000 bare commits/s against 200 creates/s: 10.0x.
+    assert "| 100 | helpkit WAL + FULL vs django-helpdesk DELETE + FULL | 5.0x | 10.0x |" in text
+    assert "2,000 bare durable commits/s" in text
