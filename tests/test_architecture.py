@@ -29,7 +29,7 @@ DOMAIN = {
 # Everything above the domain, in layer order; a module may import only its own layer or below.
 LAYERS = [
     DOMAIN,
-    {"ports"},
+    {"ports", "ids"},
     {"hookspecs", "plugins", "config"},
     {"desk", "sweep"},
     {"stores", "channels", "builtins", "cli", "__main__", "__init__"},

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -32,6 +31,7 @@ from helpkit.escalation import (
 )
 from helpkit.events import Event, SlaBreached, SlaWarned
 from helpkit.fields import FieldValue
+from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
 from helpkit.plugins import PluginHost
@@ -79,6 +79,9 @@ class Helpdesk:
     registered store plugins, or a ready :class:`~helpkit.ports.Store`. Every command takes the
     ``actor`` doing it, reads "now" from ``clock``, validates before writing, writes events and
     state in one store commit, and then tells the ``helpkit_event`` observers.
+
+    ``id_factory`` makes the ids of new tickets, comments, contacts and organizations; the
+    default, :func:`helpkit.ids.new_id`, makes time-ordered UUIDs (version 7) as 32 hex digits.
     """
 
     def __init__(
@@ -100,7 +103,7 @@ class Helpdesk:
         self.config: DeskConfig = config
         self.clock: Clock = clock if clock is not None else SystemClock()
         self.plugins = PluginHost(plugins, entry_points=entry_points, blocked=blocked_plugins)
-        self._new_id = id_factory or (lambda: uuid.uuid4().hex)
+        self._new_id = id_factory or new_id
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
             kind = str(options.get("type", name))
