@@ -10,6 +10,7 @@ import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import attrs
 import pytest
@@ -27,7 +28,7 @@ from helpkit.errors import (
 )
 from helpkit.events import event_to_dict
 from helpkit.lifecycle import Outcome
-from helpkit.people import Agent, Contact
+from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.ports import Capability, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.queries import NONE_LAST, SortOrder, TicketQuery, encode_cursor
@@ -415,6 +416,53 @@ def test_unknown_event_data_is_a_schema_error(store: SqliteStore) -> None:
         store.events("t1")
     with pytest.raises(SchemaError, match="JSON"):
         store.get_ticket("t1")
+
+
+def _set(key: str, value: object) -> Callable[[Any], Any]:
+    def change(data: Any) -> Any:
+        return {**data, key: value}
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("table", "column", "corrupt", "read"),
+    [
+        ("tickets", "state", _set("created_at", "yesterday"), lambda s: s.get_ticket("t1")),
+        ("tickets", "state", _set("impact", "extreme"), lambda s: s.query(TicketQuery())),
+        ("tickets", "state", _set("tags", 5), lambda s: s.get_ticket_by_number(1)),
+        ("tickets", "state", lambda data: [data], lambda s: s.get_ticket("t1")),
+        ("events", "body", _set("at", "2026-01-05T09:00:00"), lambda s: s.events("t1")),
+        ("events", "body", _set("priority", 42), lambda s: s.events("t1")),
+        ("contacts", "data", _set("emails", "ann@example.com"), lambda s: s.get_contact("c1")),
+        ("contacts", "data", _set("timezone", "Mars/Olympus"), lambda s: s.find_contacts("ann")),
+        ("agents", "data", _set("group_ids", 7), lambda s: s.get_agent("a1")),
+        ("groups", "data", _set("tier", "top"), lambda s: s.list_groups()),
+        ("organizations", "data", _set("domains", [5]), lambda s: s.get_organization("o1")),
+    ],
+)
+def test_stored_data_of_the_wrong_shape_is_a_schema_error(
+    store: SqliteStore,
+    table: str,
+    column: str,
+    corrupt: Callable[[Any], Any],
+    read: Callable[[Store], object],
+) -> None:
+    # Valid JSON that is not what helpkit wrote (an edit outside helpkit, a damaged file):
+    # a SchemaError saying what could not be read, never a raw TypeError or ValueError.
+    store.commit([change_of(opened("t1", 1))])
+    store.save_contact(
+        Contact(id="c1", name="Ann", emails=("ann@example.com",), created_at=NOW, updated_at=NOW)
+    )
+    store.save_organization(Organization(id="o1", name="Acme", created_at=NOW, updated_at=NOW))
+    store.save_agent(Agent(id="a1", name="Al"))
+    store.save_group(Group(id="g1", name="Desk", tier=1))
+    with store._connection() as conn:
+        (text,) = conn.execute(f"SELECT {column} FROM {table} LIMIT 1").fetchone()
+        bad = json.dumps(corrupt(json.loads(text)))
+        conn.execute(f"UPDATE {table} SET {column} = ?", (bad,))
+    with pytest.raises(SchemaError, match=f"stored {table.rstrip('s')[:5]}.* cannot be read"):
+        read(store)
 
 
 # ---------------------------------------------------------------- query plans

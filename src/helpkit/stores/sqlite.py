@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import product
 from pathlib import Path
-from typing import Any, Final, Literal
+from typing import Any, Final, Literal, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from helpkit._codec import decoder, encoder
@@ -34,6 +34,7 @@ from helpkit._time import to_utc
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
+    HelpkitError,
     NotFoundError,
     SchemaError,
     StoreError,
@@ -295,11 +296,26 @@ def _micros(value: datetime) -> int:
 _dumps: Final[Callable[[Any], str]] = json.JSONEncoder(separators=(",", ":")).encode
 
 
+_T = TypeVar("_T")
+
+
 def _loads(text: str, what: str) -> Any:
     try:
         return json.loads(text)
     except ValueError as exc:
         raise SchemaError(f"stored {what} is not valid JSON: {exc}") from None
+
+
+def _decoded(decode: Callable[[Any], _T], text: str, what: str) -> _T:
+    """A stored value read back; a value that is not one is the file's fault: SchemaError."""
+    data = _loads(text, what)
+    try:
+        return decode(data)
+    except (HelpkitError, TypeError, ValueError, KeyError, AttributeError) as exc:
+        raise SchemaError(
+            f"stored {what} cannot be read ({type(exc).__name__}: {exc}): the file was "
+            "changed outside helpkit or is damaged"
+        ) from exc
 
 
 _TicketRow = tuple[
@@ -1070,7 +1086,7 @@ class SqliteStore:
             if hit is not None:
                 cache.move_to_end(key)
                 return hit
-        ticket: Ticket = _decode_ticket(_loads(row[-1], "ticket state"))
+        ticket: Ticket = _decoded(_decode_ticket, row[-1], "ticket state")
         with self._cache_lock:
             cache[key] = ticket
             if len(cache) > _CACHE_SIZE:
@@ -1091,7 +1107,7 @@ class SqliteStore:
                 conn.execute("SELECT 1 FROM tickets WHERE id = ?", (key,)).fetchone() is None
             ):
                 raise NotFoundError(f"no ticket with id {ticket_id!r}")
-        return [event_from_dict(_loads(row[0], "event")) for row in rows]
+        return [_decoded(event_from_dict, row[0], "event") for row in rows]
 
     def query(self, query: TicketQuery) -> Page[Ticket]:
         """Tickets matching ``query``, in its order, one page at a time."""
@@ -1143,7 +1159,7 @@ class SqliteStore:
         row = self._fetch_one("SELECT data FROM contacts WHERE id = ?", contact_id)
         if row is None:
             raise NotFoundError(f"no contact with id {contact_id!r}")
-        contact: Contact = _decode_contact(_loads(row[0], "contact"))
+        contact: Contact = _decoded(_decode_contact, row[0], "contact")
         return contact
 
     def contact_by_email(self, email: str) -> Contact:
@@ -1159,14 +1175,14 @@ class SqliteStore:
         )
         if row is None:
             raise NotFoundError(f"no contact with email {email!r}")
-        contact: Contact = _decode_contact(_loads(row[0], "contact"))
+        contact: Contact = _decoded(_decode_contact, row[0], "contact")
         return contact
 
     def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
         """Contacts whose normalized name contains the normalized ``text``, by name then id."""
         _check_limit(limit)
         rows = self._search("contacts", normalize_name(text), limit)
-        return [_decode_contact(_loads(row[0], "contact")) for row in rows]
+        return [_decoded(_decode_contact, row[0], "contact") for row in rows]
 
     def _search(self, table: str, key: str, limit: int) -> list[tuple[str]]:
         # instr() is an exact substring test on the folded name: unlike LIKE it has no
@@ -1231,7 +1247,7 @@ class SqliteStore:
         row = self._fetch_one("SELECT data FROM organizations WHERE id = ?", organization_id)
         if row is None:
             raise NotFoundError(f"no organization with id {organization_id!r}")
-        org: Organization = _decode_organization(_loads(row[0], "organization"))
+        org: Organization = _decoded(_decode_organization, row[0], "organization")
         return org
 
     def organization_by_domain(self, domain: str) -> Organization:
@@ -1247,14 +1263,14 @@ class SqliteStore:
         )
         if row is None:
             raise NotFoundError(f"no organization with domain {domain!r}")
-        org: Organization = _decode_organization(_loads(row[0], "organization"))
+        org: Organization = _decoded(_decode_organization, row[0], "organization")
         return org
 
     def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
         """Organizations whose normalized name contains the normalized ``text``, by name."""
         _check_limit(limit)
         rows = self._search("organizations", normalize_name(text), limit)
-        return [_decode_organization(_loads(row[0], "organization")) for row in rows]
+        return [_decoded(_decode_organization, row[0], "organization") for row in rows]
 
     # ------------------------------------------------------------ agents and groups
 
@@ -1267,7 +1283,7 @@ class SqliteStore:
         row = self._fetch_one("SELECT data FROM agents WHERE id = ?", agent_id)
         if row is None:
             raise NotFoundError(f"no agent with id {agent_id!r}")
-        agent: Agent = _decode_agent(_loads(row[0], "agent"))
+        agent: Agent = _decoded(_decode_agent, row[0], "agent")
         return agent
 
     def list_agents(self) -> list[Agent]:
@@ -1283,7 +1299,7 @@ class SqliteStore:
         row = self._fetch_one("SELECT data FROM groups WHERE id = ?", group_id)
         if row is None:
             raise NotFoundError(f"no group with id {group_id!r}")
-        group: Group = _decode_group(_loads(row[0], "group"))
+        group: Group = _decoded(_decode_group, row[0], "group")
         return group
 
     def list_groups(self) -> list[Group]:
@@ -1297,7 +1313,7 @@ class SqliteStore:
     def _list(self, table: str, decode: Callable[[Any], Any]) -> list[Any]:
         with self._connection() as conn:
             rows = conn.execute(f"SELECT data FROM {table} ORDER BY id").fetchall()
-        return [decode(_loads(row[0], table)) for row in rows]
+        return [_decoded(decode, row[0], table) for row in rows]
 
     # ------------------------------------------------------------ lifecycle
 
