@@ -1,4 +1,4 @@
-"""A faster ``attrs.evolve`` for the frozen value classes on the write path.
+"""Helpers for helpkit's frozen value classes: a faster ``attrs.evolve``, a mapping converter.
 
 ``attrs.evolve`` rebuilds an instance through ``__init__``: every field's converter runs again,
 for the fields that did not change too. Folding an event into a ticket or stamping a ticket
@@ -11,14 +11,21 @@ events); for any other class it calls ``attrs.evolve``.
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["replace"]
+__all__ = ["frozen_mapping", "replace"]
 
 _T = TypeVar("_T")
+
+
+def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    """A read-only copy of ``value``: the converter of the mapping fields of frozen classes."""
+    return MappingProxyType(dict(value))
+
 
 _Plan = tuple[tuple[str, ...], dict[str, Callable[[Any], Any] | None]]
 

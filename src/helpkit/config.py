@@ -15,6 +15,7 @@ from typing import Any
 
 import attrs
 
+from helpkit._records import frozen_mapping
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ConfigError, ValidationError
 from helpkit.escalation import EscalationRules, TierLadder
@@ -32,10 +33,6 @@ def _channel_options(
     return MappingProxyType({str(k): MappingProxyType(dict(v)) for k, v in value.items()})
 
 
-def _calendar_map(value: Mapping[str, BusinessCalendar]) -> Mapping[str, BusinessCalendar]:
-    return MappingProxyType(dict(value))
-
-
 @attrs.frozen(kw_only=True)
 class DeskConfig:
     """Everything a :class:`~helpkit.Helpdesk` needs besides its store, clock and plugins."""
@@ -51,7 +48,7 @@ class DeskConfig:
     reply_channel: str | None = None
     """The channel public replies leave through when the ticket's own channel has none."""
     calendars: Mapping[str, BusinessCalendar] = attrs.field(
-        factory=dict, converter=_calendar_map, eq=False
+        factory=dict, converter=frozen_mapping, eq=False
     )
     """Named business calendars (SLA policies refer to them by name in ``helpkit.toml``)."""
     sla: SlaPolicySet | None = None

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from types import MappingProxyType
 from typing import Any, ClassVar
 
 import attrs
 
 from helpkit._codec import decoder, encoder
+from helpkit._records import frozen_mapping
 from helpkit._time import to_utc
 from helpkit.errors import SchemaError, ValidationError
 from helpkit.fields import FieldValue
@@ -54,10 +54,6 @@ def _seq(value: int) -> int:
     return value
 
 
-def _frozen_map(value: Mapping[str, Any]) -> Mapping[str, Any]:
-    return MappingProxyType(dict(value))
-
-
 @attrs.frozen(kw_only=True)
 class Event:
     """What every event carries: the ticket, its per-ticket sequence number, when, and who."""
@@ -91,7 +87,7 @@ class TicketOpened(Event):
     group_id: str | None = None
     tags: frozenset[str] = frozenset()
     followers: frozenset[Actor] = frozenset()
-    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=_frozen_map)
+    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=frozen_mapping)
 
 
 @attrs.frozen(kw_only=True)
@@ -179,7 +175,7 @@ class CustomFieldsChanged(Event):
 
     TYPE: ClassVar[str] = "custom_fields_changed"
 
-    values: Mapping[str, FieldValue | None] = attrs.field(converter=_frozen_map)
+    values: Mapping[str, FieldValue | None] = attrs.field(converter=frozen_mapping)
 
 
 @attrs.frozen(kw_only=True)

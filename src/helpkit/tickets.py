@@ -9,6 +9,7 @@ from types import MappingProxyType
 
 import attrs
 
+from helpkit._records import frozen_mapping
 from helpkit._time import to_utc
 from helpkit.errors import InvalidTransitionError, ValidationError
 from helpkit.fields import FieldValue
@@ -292,10 +293,6 @@ def _optional_utc(value: datetime | None) -> datetime | None:
     return None if value is None else to_utc(value)
 
 
-def _frozen_fields(values: Mapping[str, FieldValue]) -> Mapping[str, FieldValue]:
-    return MappingProxyType(dict(values))
-
-
 @attrs.frozen(kw_only=True)
 class Ticket:
     """The current state of a ticket: the fold of its events (see :mod:`helpkit.lifecycle`)."""
@@ -319,7 +316,7 @@ class Ticket:
     group_id: str | None = None
     tags: frozenset[str] = frozenset()
     followers: frozenset[Actor] = frozenset()
-    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=_frozen_fields)
+    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=frozen_mapping)
     links: frozenset[Link] = frozenset()
     merged_into: str | None = None
     solved_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
