@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 
 import pytest
@@ -25,8 +25,11 @@ from helpkit import (
     ValidationError,
 )
 from helpkit.channels.recording import RecordingChannel
+from helpkit.errors import StoreError
 from helpkit.events import MergedInto, MergeReceived
 from helpkit.fields import FieldSet
+from helpkit.ports import TicketChange
+from helpkit.stores.memory import MemoryStore
 from helpkit.testing.clock import FrozenClock
 from helpkit.tickets import LinkKind
 
@@ -380,3 +383,50 @@ def test_history_is_the_fold(desk: Helpdesk) -> None:
     events = desk.history(ticket)
     assert [e.seq for e in events] == list(range(1, len(events) + 1))
     assert replay(events) == desk.ticket(ticket)
+
+
+def test_an_agent_saved_with_an_unknown_group_cannot_take_it(desk: Helpdesk) -> None:
+    # Store.save_agent does not check groups (Helpdesk.add_agent does): the assignment check
+    # still reads the group.
+    from helpkit.people import Agent
+
+    desk.store.save_agent(Agent(id="ghosty", name="Ghost", group_ids=("ghost",)))
+    with pytest.raises(NotFoundError, match="ghost"):
+        _open(desk, assignee="ghosty", group="ghost")
+    ticket = _open(desk)
+    with pytest.raises(NotFoundError, match="ghost"):
+        desk.assign(ticket, AGENT, agent="ghosty")
+    assert desk.ticket(ticket).assignee_id is None
+
+
+def test_clearing_the_group_unassigns_even_a_departed_agent(desk: Helpdesk) -> None:
+    ticket = _open(desk, assignee="tech", group="l2")
+    store = desk.store
+    assert isinstance(store, MemoryStore)
+    del store._agents["tech"]  # the host removed the agent's record behind helpkit's back
+    cleared = desk.assign(ticket, AGENT, group=None)
+    assert (cleared.assignee_id, cleared.group_id) == (None, None)
+
+
+class _OldProtocolStore(MemoryStore):
+    """A store written for the old protocol: commit returns nothing."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        super().commit(changes)
+        return None  # type: ignore[return-value]
+
+
+class _NonNumberingStore(MemoryStore):
+    """Stores number-0 tickets as they come, without numbering them."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        super().commit([c.with_number(7) for c in changes])
+        return list(changes)
+
+
+@pytest.mark.parametrize("store", [_OldProtocolStore, _NonNumberingStore])
+def test_a_store_breaking_the_commit_contract_is_reported(store: type[MemoryStore]) -> None:
+    desk = Helpdesk(store(), entry_points=False)
+    desk.add_agent("ann", "Ann")
+    with pytest.raises(StoreError, match="Store protocol"):
+        desk.open_ticket(Actor.agent("ann"), requester="bob@example.com", subject="Hi")

@@ -100,3 +100,45 @@ def _history() -> list[Event]:
             channel="email",
         ).events
     )
+
+
+@attrs.frozen(cache_hash=True)
+class _CachedHash:
+    value: int
+
+
+@attrs.frozen
+class _PreInit:
+    value: int
+
+    def __attrs_pre_init__(self) -> None:
+        _PRE_INIT_CALLS.append(1)
+
+
+_PRE_INIT_CALLS: list[int] = []
+
+
+def test_cached_hashes_and_pre_init_hooks_go_through_evolve() -> None:
+    copy = replace(_CachedHash(1), value=2)
+    assert copy == _CachedHash(2) and hash(copy) == hash(_CachedHash(2))
+    before = len(_PRE_INIT_CALLS)
+    assert replace(_PreInit(1), value=2) == _PreInit(2)
+    assert len(_PRE_INIT_CALLS) == before + 3  # both constructions and the copy ran the hook
+
+
+def test_replace_works_with_attrs_releases_without_converter_objects(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # attrs.Converter exists from attrs 24.1; helpkit supports older releases too.
+    import importlib
+
+    from helpkit import _records
+
+    monkeypatch.delattr(attrs, "Converter")
+    try:
+        reloaded = importlib.reload(_records)
+        ticket = replay(_history())
+        assert reloaded.replace(ticket, subject="x") == attrs.evolve(ticket, subject="x")
+    finally:
+        monkeypatch.undo()
+        importlib.reload(_records)

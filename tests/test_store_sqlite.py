@@ -431,6 +431,12 @@ def _set(key: str, value: object) -> Callable[[Any], Any]:
         ("tickets", "state", _set("created_at", "yesterday"), lambda s: s.get_ticket("t1")),
         ("tickets", "state", _set("impact", "extreme"), lambda s: s.query(TicketQuery())),
         ("tickets", "state", _set("tags", 5), lambda s: s.get_ticket_by_number(1)),
+        (
+            "tickets",
+            "state",
+            _set("updated_at", "9999-12-31T23:59:59-14:00"),  # beyond datetime's range in UTC
+            lambda s: s.get_ticket("t1"),
+        ),
         ("tickets", "state", lambda data: [data], lambda s: s.get_ticket("t1")),
         ("events", "body", _set("at", "2026-01-05T09:00:00"), lambda s: s.events("t1")),
         ("events", "body", _set("priority", 42), lambda s: s.events("t1")),

@@ -29,19 +29,28 @@ def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
 
 _Plan = tuple[tuple[str, ...], dict[str, Callable[[Any], Any] | None]]
 
+# attrs.Converter (attrs 24.1+) may take the instance or the field: such fields go to evolve.
+_CONVERTER_CLASSES: tuple[type, ...] = tuple(
+    c for c in (getattr(attrs, "Converter", None),) if isinstance(c, type)
+)
+
 
 @functools.cache
 def _plan(cls: type) -> _Plan | None:
     """The field names and converters of ``cls``, or None when only evolve is safe."""
-    if not attrs.has(cls) or hasattr(cls, "__attrs_post_init__"):
+    if not attrs.has(cls) or any(
+        hasattr(cls, hook) for hook in ("__attrs_pre_init__", "__attrs_post_init__")
+    ):
         return None
+    if any("_attrs_cached_hash" in getattr(c, "__slots__", ()) for c in cls.__mro__):
+        return None  # cache_hash=True: a copy would carry no (or a stale) cached hash
     fields = attrs.fields(cls)
     if any(f.validator is not None or not f.init for f in fields):
         return None
     converters: dict[str, Callable[[Any], Any] | None] = {}
     for f in fields:
         converter = f.converter
-        if isinstance(converter, attrs.Converter) or (
+        if isinstance(converter, _CONVERTER_CLASSES) or (
             converter is not None and not callable(converter)
         ):
             return None  # a converter that may take the instance: leave it to evolve

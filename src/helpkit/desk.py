@@ -72,6 +72,25 @@ _ALWAYS = BusinessCalendar.always("UTC")
 _DEFAULT_PAUSE = frozenset({StatusCategory.PENDING, StatusCategory.ON_HOLD})
 
 
+def _check_written(
+    store: Store, changes: Sequence[TicketChange], written: Sequence[TicketChange] | None
+) -> None:
+    """The store returned one numbered change per change (the Store contract of commit)."""
+    name = type(store).__name__
+    if not isinstance(written, Sequence) or len(written) != len(changes):
+        raise StoreError(
+            f"{name}.commit returned {written!r:.80} for {len(changes)} changes: a store's "
+            "commit returns the changes as written (see the Store protocol); the commit may "
+            "have been stored"
+        )
+    for change in written:
+        if not isinstance(change, TicketChange) or change.ticket.number < 1:
+            raise StoreError(
+                f"{name}.commit returned a ticket without a number: a store numbers the "
+                "tickets committed with number 0 (see the Store protocol)"
+            )
+
+
 class Helpdesk:
     """An embeddable helpdesk: tickets, conversation, people, queries and plugins.
 
@@ -163,11 +182,7 @@ class Helpdesk:
             tickets.append(ticket)
         if changes:
             written = self.store.commit(changes)
-            if len(written) != len(changes):
-                raise StoreError(
-                    f"{type(self.store).__name__}.commit returned {len(written)} changes for "
-                    f"{len(changes)}"
-                )
+            _check_written(self.store, changes, written)
             for position, change in zip(positions, written, strict=True):
                 tickets[position] = change.ticket
             for change in written:
@@ -538,19 +553,17 @@ class Helpdesk:
 
         ``known`` are agents the caller has just read (saves reading them again).
         """
+        if group is not None:
+            self.store.get_group(group)
         if assignee is None:
-            if group is not None:
-                self.store.get_group(group)
             return
         agent = next((a for a in known if a is not None and a.id == assignee), None)
         if agent is None:
             agent = self.store.get_agent(assignee)
-        if group is not None and not agent.in_group(group):
-            self.store.get_group(group)  # an unknown group is reported as such
-            raise ValidationError(f"agent {assignee!r} is not a member of group {group!r}")
-        # Groups are never removed, so the group of a member exists: no need to read it.
         if not agent.active:
             raise ValidationError(f"agent {assignee!r} is inactive")
+        if group is not None and not agent.in_group(group):
+            raise ValidationError(f"agent {assignee!r} is not a member of group {group!r}")
 
     def _comment(
         self,
@@ -703,9 +716,12 @@ class Helpdesk:
             if new_group is None or not member.in_group(new_group):
                 new_group = member.group_ids[0] if member.group_ids else None
         if not isinstance(group, _Unset) and isinstance(agent, _Unset) and new_agent is not None:
-            member = self.store.get_agent(new_agent)
-            if group is None or not member.in_group(group):
-                new_agent = None  # the old assignee is not in the new group
+            if group is None:
+                new_agent = None  # no group, no assignee
+            else:
+                member = self.store.get_agent(new_agent)
+                if not member.in_group(group):
+                    new_agent = None  # the old assignee is not in the new group
         self._check_assignment(new_agent, new_group, member)
         outcome = lifecycle.assign(
             ticket, at=self.now(), actor=actor, assignee_id=new_agent, group_id=new_group

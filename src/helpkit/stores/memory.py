@@ -188,6 +188,9 @@ class MemoryStore:
                         f"{change.expected_seq}: it changed since it was read. Reload and retry."
                     )
                 if not change.events:
+                    # It writes nothing; a number left to the store is the stored one.
+                    if change.ticket.number == 0 and current is not None:
+                        change = change.with_number(current.number)
                     written.append(change)
                     continue
                 number = change.ticket.number

@@ -311,7 +311,7 @@ def _decoded(decode: Callable[[Any], _T], text: str, what: str) -> _T:
     data = _loads(text, what)
     try:
         return decode(data)
-    except (HelpkitError, TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (HelpkitError, TypeError, ValueError, KeyError, AttributeError, OverflowError) as exc:
         raise SchemaError(
             f"stored {what} cannot be read ({type(exc).__name__}: {exc}): the file was "
             "changed outside helpkit or is damaged"
@@ -438,13 +438,23 @@ class _Prepared:
         assert row is not None
         if self.pending_state is None:
             return row, self.event_rows
+        # Serialized here, inside the transaction: an error is the encoding error the reference
+        # store raises at this point of the checks, and the transaction rolls back.
         self.pending_state["number"] = number
-        row = (row[0], number, *row[2:_STATE], _dumps(self.pending_state))  # type: ignore[assignment]
+        try:
+            state = _dumps(self.pending_state)
+        except (TypeError, ValueError) as exc:
+            raise ValidationError(f"ticket {row[0]!r} cannot be stored: {exc}") from exc
+        row = (row[0], number, *row[2:_STATE], state)  # type: ignore[assignment]
         events = list(self.event_rows)
         for index, data in self.pending_events:
             data["number"] = number
             ticket_id, seq, kind, at_us, actor, _ = events[index]
-            events[index] = (ticket_id, seq, kind, at_us, actor, _dumps(data))
+            try:
+                body = _dumps(data)
+            except (TypeError, ValueError) as exc:
+                raise ValidationError(f"event {kind} cannot be stored: {exc}") from exc
+            events[index] = (ticket_id, seq, kind, at_us, actor, body)
         return row, events
 
 
@@ -973,7 +983,7 @@ class SqliteStore:
         with self._transaction() as conn:
             numbers = [self._apply(conn, item) for item in prepared]
         return [
-            item.change if item.pending_state is None else item.change.with_number(number)
+            item.change if item.change.ticket.number == number else item.change.with_number(number)
             for item, number in zip(prepared, numbers, strict=True)
         ]
 
@@ -993,7 +1003,7 @@ class SqliteStore:
             )
         number = change.ticket.number
         if not change.events:
-            return number
+            return stored[2] if number == 0 and stored is not None else number
         if stored is None:
             if number == 0:
                 # Under the write lock: no other commit can take this number first.

@@ -761,6 +761,28 @@ class StoreConformance:
             store.commit([TicketChange(attrs.evolve(opened.ticket, number=4), opened.events, 0)])
         with pytest.raises(NotFoundError):
             store.get_ticket("t1")
+        # A ticket left to the store that cannot be stored is refused like any other, and
+        # spends no number.
+        unstorable = change_of(_open("t1", 0, time.tick()))
+        unstorable = TicketChange(
+            attrs.evolve(unstorable.ticket, custom_fields={"blob": object()}),
+            unstorable.events,
+            0,
+        )
+        with pytest.raises(ValidationError):
+            store.commit([unstorable])
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t1")
+        (first,) = store.commit([change_of(_open("t2", 0, time.tick()))])
+        assert first.ticket.number == 1
+
+    def test_a_guard_without_events_returns_the_stored_number(self, store: Store) -> None:
+        time = _Time()
+        (opened,) = store.commit([change_of(_open("t1", 0, time.tick()))])
+        guard = TicketChange(attrs.evolve(opened.ticket, number=0), (), opened.ticket.seq)
+        (written,) = store.commit([guard])
+        assert written.ticket == opened.ticket
+        assert written.events == ()
 
     def test_numbers_are_unique_across_threads(self, store: Store) -> None:
         if not self.thread_safe:
