@@ -364,6 +364,17 @@ def test_a_failed_commit_leaves_the_connection_usable(store: SqliteStore) -> Non
     assert store.get_ticket("t2") == second.ticket
 
 
+def test_a_tag_sqlite_cannot_hold_is_refused_with_nothing_written(store: SqliteStore) -> None:
+    # A lone surrogate is valid in a Python str but not in UTF-8 text.
+    outcome = opened("t1", 0, tags=["ok", "bad\udc80"])
+    with pytest.raises(ValidationError, match="cannot be stored"):
+        store.commit([change_of(outcome)])
+    with pytest.raises(NotFoundError):
+        store.get_ticket("t1")
+    (first,) = store.commit([change_of(opened("t2", 0))])
+    assert first.ticket.number == 1
+
+
 def test_tags_follow_every_change(store: SqliteStore) -> None:
     first = opened("t1", 1, tags=["vpn", "wifi"])
     retagged = lifecycle.change_tags(first.ticket, at=NOW, actor=AGENT, add=["x"], remove=["vpn"])

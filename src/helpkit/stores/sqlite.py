@@ -408,6 +408,7 @@ class _Prepared:
                 "" if unnumbered else _dumps(state),
             )
             _check_text(self.row[:_TAGS])  # tags and state are JSON: ASCII by construction
+            _check_text(tuple(tags))  # but each tag is also a row of ticket_tags, as text
             self.tags = frozenset(tags)
         except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
             raise ValidationError(f"ticket {ticket.id!r} cannot be stored: {exc}") from exc
