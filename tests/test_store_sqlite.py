@@ -258,6 +258,9 @@ def test_bad_options_are_refused(tmp_path: Path) -> None:
         SqliteStore(tmp_path / "x.db", timeout=-1)
     with pytest.raises(ValidationError, match="memory://"):
         SqliteStore(":memory:")
+    for bad in (-1, True, 2.5):
+        with pytest.raises(ValidationError, match="cache"):
+            SqliteStore(tmp_path / "x.db", cache=bad)  # type: ignore[arg-type]
     assert not (tmp_path / "x.db").exists()
 
 
@@ -901,13 +904,32 @@ def test_url_with_a_relative_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatc
 
 
 def test_url_with_an_absolute_path_and_options(tmp_path: Path) -> None:
-    url = f"sqlite:///{tmp_path}/desk.db?synchronous=normal&timeout=2.5"
+    url = f"sqlite:///{tmp_path}/desk.db?synchronous=normal&timeout=2.5&cache=100"
     assert url.startswith("sqlite:////")
     store = sqlite_store_factory(url)
     store.close()
     assert store.path == f"{tmp_path}/desk.db"
     assert store.synchronous == "NORMAL"
     assert store.timeout == 2.5
+    assert store.cache_size == 100
+
+
+@pytest.mark.parametrize("size", [0, 3])
+def test_the_decoded_state_cache_is_bounded_and_never_stale(tmp_path: Path, size: int) -> None:
+    store = SqliteStore(tmp_path / "desk.db", cache=size)
+    try:
+        changes = [change_of(opened(f"t{i}", i + 1)) for i in range(10)]
+        store.commit(changes)
+        for _ in range(2):
+            page = store.query(TicketQuery(sort=SortOrder.CREATED, limit=50))
+            assert list(page) == [c.ticket for c in changes]
+            assert len(store._cache) <= size
+        # A new seq is a new key: a cached state is never served for a later write.
+        tagged = lifecycle.change_tags(changes[0].ticket, at=NOW, actor=AGENT, add=["x"])
+        store.commit([change_of(tagged)])
+        assert store.get_ticket("t0") == tagged.ticket
+    finally:
+        store.close()
 
 
 @pytest.mark.parametrize(
@@ -919,6 +941,8 @@ def test_url_with_an_absolute_path_and_options(tmp_path: Path) -> None:
         ("sqlite://:memory:", "memory://"),
         ("sqlite:///desk.db?journal=delete", "unknown SQLite store option"),
         ("sqlite:///desk.db?timeout=soon", "timeout"),
+        ("sqlite:///desk.db?cache=lots", "cache"),
+        ("sqlite:///desk.db?cache=-5", "cache"),
         ("sqlite:///desk.db?synchronous=off", "synchronous"),
     ],
 )
