@@ -65,21 +65,16 @@ class TicketChange:
     def with_number(self, number: int) -> TicketChange:
         """This change with ``number`` on its ticket and on its ``TicketOpened`` events.
 
-        What a store returns for a change it numbered; the change itself is returned when
-        it already carries ``number``.
+        What a store returns for a change it numbered. The change must be one
+        :func:`~helpkit.stores.memory.validate_change` accepts (its opening event then says
+        its ticket's number), so a change that already carries ``number`` is returned as is.
         """
-        ticket = self.ticket
-        if ticket.number == number and not any(
-            isinstance(e, TicketOpened) and e.number != number for e in self.events
-        ):
+        if self.ticket.number == number:
             return self
         return TicketChange(
-            ticket if ticket.number == number else replace(ticket, number=number),
+            replace(self.ticket, number=number),
             tuple(
-                replace(e, number=number)
-                if isinstance(e, TicketOpened) and e.number != number
-                else e
-                for e in self.events
+                replace(e, number=number) if isinstance(e, TicketOpened) else e for e in self.events
             ),
             self.expected_seq,
         )

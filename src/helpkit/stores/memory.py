@@ -37,7 +37,7 @@ from helpkit.ports import TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.tickets import Ticket
 
-__all__ = ["MemoryStore", "memory_store_factory", "validate_change"]
+__all__ = ["MemoryStore", "check_limit", "check_version", "memory_store_factory", "validate_change"]
 
 
 def validate_change(change: TicketChange) -> None:
@@ -112,12 +112,18 @@ def _copy_event(event: Event) -> Event:
         raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
 
 
-def _check_limit(limit: int) -> None:
+def check_limit(limit: int) -> None:
+    """A search ``limit`` is a positive integer; ValidationError if not."""
     if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
         raise ValidationError(f"limit must be a positive integer; got {limit!r}")
 
 
-def _check_version(kind: str, ident: str, stored: int | None, version: int) -> None:
+def check_version(kind: str, ident: str, stored: int | None, version: int) -> None:
+    """The versioning rule of contacts and organizations, for any store.
+
+    ``stored`` is the stored version (None when ``ident`` is new). A new one must be saved at
+    version 1 (else NotFoundError); a known one at ``stored + 1`` (else ConflictError).
+    """
     if stored is None:
         if version != 1:
             raise NotFoundError(
@@ -265,7 +271,7 @@ class MemoryStore:
         with self._lock:
             self._check_open()
             stored = self._contacts.get(contact.id)
-            _check_version(
+            check_version(
                 "contact", contact.id, stored.version if stored else None, contact.version
             )
             for email in contact.emails:
@@ -303,7 +309,7 @@ class MemoryStore:
 
     def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
         """Contacts whose normalized name contains the normalized ``text``, by name then id."""
-        _check_limit(limit)
+        check_limit(limit)
         key = normalize_name(text)
         with self._lock:
             self._check_open()
@@ -319,7 +325,7 @@ class MemoryStore:
             self._check_open()
             org = organization
             stored = self._organizations.get(org.id)
-            _check_version("organization", org.id, stored.version if stored else None, org.version)
+            check_version("organization", org.id, stored.version if stored else None, org.version)
             for domain in org.domains:
                 owner = self._organization_domains.get(domain)
                 if owner is not None and owner != org.id:
@@ -357,7 +363,7 @@ class MemoryStore:
 
     def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
         """Organizations whose normalized name contains the normalized ``text``, by name."""
-        _check_limit(limit)
+        check_limit(limit)
         key = normalize_name(text)
         with self._lock:
             self._check_open()

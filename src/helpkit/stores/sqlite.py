@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import product
 from pathlib import Path
-from typing import Any, Final, Literal, TypeVar
+from typing import Any, Final, Literal, NamedTuple, TypeVar
 from urllib.parse import parse_qsl, unquote
 
 from helpkit._codec import decoder, encoder
@@ -53,7 +53,7 @@ from helpkit.people import (
 )
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import NONE_LAST, Page, SortOrder, TicketQuery
-from helpkit.stores.memory import validate_change
+from helpkit.stores.memory import check_limit, check_version, validate_change
 from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = [
@@ -507,24 +507,20 @@ def _check_text(row: tuple[object, ...]) -> None:
             value.encode("utf-8")
 
 
-def _check_limit(limit: int) -> None:
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValidationError(f"limit must be a positive integer; got {limit!r}")
+class _KeyedTable(NamedTuple):
+    """A versioned table whose rows own unique keys kept in a second table."""
+
+    name: str  # e.g. contacts
+    kind: str  # what a row is, in messages: contact
+    keys: str  # the table of keys: contact_emails
+    key: str  # its key column: email
+    owner: str  # its column naming the owning row: contact_id
 
 
-def _check_version(kind: str, ident: str, stored: int | None, version: int) -> None:
-    if stored is None:
-        if version != 1:
-            raise NotFoundError(
-                f"cannot save {kind} {ident!r} at version {version}: it does not exist "
-                "(a new one starts at version 1)"
-            )
-    elif version != stored + 1:
-        raise ConflictError(
-            f"{kind} {ident!r} is at version {stored}; saving version {version} would "
-            f"overwrite a change you have not seen (expected version {stored + 1}). "
-            "Reload and retry."
-        )
+_CONTACTS: Final = _KeyedTable("contacts", "contact", "contact_emails", "email", "contact_id")
+_ORGANIZATIONS: Final = _KeyedTable(
+    "organizations", "organization", "organization_domains", "domain", "organization_id"
+)
 
 
 # ---------------------------------------------------------------- queries
@@ -996,8 +992,7 @@ class SqliteStore:
         with self._transaction() as conn:
             numbers = [self._apply(conn, item) for item in prepared]
         return [
-            item.change if item.change.ticket.number == number else item.change.with_number(number)
-            for item, number in zip(prepared, numbers, strict=True)
+            item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
 
     def _apply(self, conn: sqlite3.Connection, item: _Prepared) -> int:
@@ -1145,36 +1140,57 @@ class SqliteStore:
 
     def save_contact(self, contact: Contact) -> None:
         """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
-        data = _dumps(_encode_contact(contact))
+        self._save_keyed(
+            _CONTACTS,
+            contact.id,
+            contact.version,
+            {
+                "name_key": contact.name_key,
+                "organization_id": contact.organization_id,
+                "data": _dumps(_encode_contact(contact)),
+            },
+            contact.emails,
+        )
+
+    def _save_keyed(
+        self,
+        table: _KeyedTable,
+        ident: str,
+        version: int,
+        columns: dict[str, object],
+        keys: Sequence[str],
+    ) -> None:
+        """Save a versioned row and the unique keys (emails, domains) it owns, in one
+        transaction: nothing is written if the version is stale or a key is another's."""
         with self._transaction() as conn:
             row = conn.execute(
-                "SELECT version FROM contacts WHERE id = ?", (contact.id,)
+                f"SELECT version FROM {table.name} WHERE id = ?", (ident,)
             ).fetchone()
             stored = row[0] if row is not None else None
-            _check_version("contact", contact.id, stored, contact.version)
-            for email in contact.emails:
+            check_version(table.kind, ident, stored, version)
+            for key in keys:
                 owner = conn.execute(
-                    "SELECT contact_id FROM contact_emails WHERE email = ?", (email,)
+                    f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
                 ).fetchone()
-                if owner is not None and owner[0] != contact.id:
-                    raise DuplicateError(f"email {email!r} already belongs to contact {owner[0]!r}")
-            values = (contact.name_key, contact.organization_id, contact.version, data, contact.id)
+                if owner is not None and owner[0] != ident:
+                    raise DuplicateError(
+                        f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
+                    )
+            names = [*columns, "version"]
+            values = (*columns.values(), version, ident)
             if stored is None:
                 conn.execute(
-                    "INSERT INTO contacts (name_key, organization_id, version, data, id) "
-                    "VALUES (?, ?, ?, ?, ?)",
+                    f"INSERT INTO {table.name} ({', '.join(names)}, id) "
+                    f"VALUES ({', '.join('?' * len(values))})",
                     values,
                 )
             else:
-                conn.execute(
-                    "UPDATE contacts SET name_key = ?, organization_id = ?, version = ?, "
-                    "data = ? WHERE id = ?",
-                    values,
-                )
-                conn.execute("DELETE FROM contact_emails WHERE contact_id = ?", (contact.id,))
+                assigned = ", ".join(f"{name} = ?" for name in names)
+                conn.execute(f"UPDATE {table.name} SET {assigned} WHERE id = ?", values)
+                conn.execute(f"DELETE FROM {table.keys} WHERE {table.owner} = ?", (ident,))
             conn.executemany(
-                "INSERT INTO contact_emails (email, contact_id) VALUES (?, ?)",
-                [(email, contact.id) for email in contact.emails],
+                f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
+                [(key, ident) for key in keys],
             )
 
     def get_contact(self, contact_id: str) -> Contact:
@@ -1203,7 +1219,7 @@ class SqliteStore:
 
     def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
         """Contacts whose normalized name contains the normalized ``text``, by name then id."""
-        _check_limit(limit)
+        check_limit(limit)
         rows = self._search("contacts", normalize_name(text), limit)
         return [_decoded(_decode_contact, row[0], "contact") for row in rows]
 
@@ -1230,40 +1246,13 @@ class SqliteStore:
     def save_organization(self, organization: Organization) -> None:
         """Insert or update (versioned like contacts); domains belong to one organization."""
         org = organization
-        data = _dumps(_encode_organization(org))
-        with self._transaction() as conn:
-            row = conn.execute(
-                "SELECT version FROM organizations WHERE id = ?", (org.id,)
-            ).fetchone()
-            stored = row[0] if row is not None else None
-            _check_version("organization", org.id, stored, org.version)
-            for domain in org.domains:
-                owner = conn.execute(
-                    "SELECT organization_id FROM organization_domains WHERE domain = ?",
-                    (domain,),
-                ).fetchone()
-                if owner is not None and owner[0] != org.id:
-                    raise DuplicateError(
-                        f"domain {domain!r} already belongs to organization {owner[0]!r}"
-                    )
-            values = (org.name_key, org.version, data, org.id)
-            if stored is None:
-                conn.execute(
-                    "INSERT INTO organizations (name_key, version, data, id) VALUES (?, ?, ?, ?)",
-                    values,
-                )
-            else:
-                conn.execute(
-                    "UPDATE organizations SET name_key = ?, version = ?, data = ? WHERE id = ?",
-                    values,
-                )
-                conn.execute(
-                    "DELETE FROM organization_domains WHERE organization_id = ?", (org.id,)
-                )
-            conn.executemany(
-                "INSERT INTO organization_domains (domain, organization_id) VALUES (?, ?)",
-                [(domain, org.id) for domain in org.domains],
-            )
+        self._save_keyed(
+            _ORGANIZATIONS,
+            org.id,
+            org.version,
+            {"name_key": org.name_key, "data": _dumps(_encode_organization(org))},
+            org.domains,
+        )
 
     def get_organization(self, organization_id: str) -> Organization:
         """An organization by id."""
@@ -1291,7 +1280,7 @@ class SqliteStore:
 
     def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
         """Organizations whose normalized name contains the normalized ``text``, by name."""
-        _check_limit(limit)
+        check_limit(limit)
         rows = self._search("organizations", normalize_name(text), limit)
         return [_decoded(_decode_organization, row[0], "organization") for row in rows]
 
