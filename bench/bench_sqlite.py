@@ -222,14 +222,16 @@ def _sync_name(value: object) -> str:
 # ---------------------------------------------------------------- helpkit
 
 
-def run_helpkit(job: Job) -> Result:
-    from helpkit import Actor, Helpdesk, StatusCategory, TicketQuery
+def _helpkit_desk(
+    job: Job, filename: str, synchronous: str, result: Result
+) -> tuple[Any, list[str]]:
+    """A helpkit desk on a fresh file with the bench's groups, agents and contacts; notes the
+    journal and synchronous settings its store's connections run with in ``result``."""
+    from helpkit import Helpdesk
     from helpkit.stores.sqlite import SqliteStore
 
-    result = Result(job)
-    path = Path(job.directory) / "helpkit.db"
-    sync = "FULL" if job.synchronous == "default" else job.synchronous
-    desk = Helpdesk(f"sqlite:///{path}?synchronous={sync}", entry_points=False)
+    path = Path(job.directory) / filename
+    desk = Helpdesk(f"sqlite:///{path}?synchronous={synchronous}", entry_points=False)
     store = desk.store
     assert isinstance(store, SqliteStore)
     # What the store's own connections run with (a private pool, read here on purpose).
@@ -247,6 +249,18 @@ def run_helpkit(job: Job) -> Result:
         desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
         for c in range(CONTACTS)
     ]
+    return desk, contacts
+
+
+def run_helpkit(job: Job) -> Result:
+    from helpkit import Actor, StatusCategory, TicketQuery
+    from helpkit.stores.sqlite import SqliteStore
+
+    result = Result(job)
+    sync = "FULL" if job.synchronous == "default" else job.synchronous
+    desk, contacts = _helpkit_desk(job, "helpkit.db", sync, result)
+    store = desk.store
+    assert isinstance(store, SqliteStore)
     ids: list[str] = []
 
     def create() -> None:
@@ -306,28 +320,15 @@ def helpkit_queries(desk: Any, result: Result, runs: int, query_type: Any, categ
 
 def run_helpkit_bulk(job: Job) -> Result:
     """Bulk-load ``job.size`` tickets through the store (untimed), then time the queue query."""
-    from helpkit import Actor, Helpdesk, Impact, StatusCategory, TicketQuery, Urgency, lifecycle
+    from helpkit import Actor, Impact, StatusCategory, TicketQuery, Urgency, lifecycle
     from helpkit.ports import TicketChange
     from helpkit.stores.sqlite import SqliteStore
     from helpkit.tickets import Comment
 
     result = Result(job)
-    path = Path(job.directory) / "helpkit-bulk.db"
-    desk = Helpdesk(f"sqlite:///{path}", entry_points=False)
+    desk, contacts = _helpkit_desk(job, "helpkit-bulk.db", "FULL", result)  # the default
     store = desk.store
     assert isinstance(store, SqliteStore)
-    with store._connection() as conn:
-        result.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
-        result.synchronous = _sync_name(conn.execute("PRAGMA synchronous").fetchone()[0])
-    result.label = f"helpkit (sqlite, {result.journal_mode} + {result.synchronous})"
-    for g in range(GROUPS):
-        desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
-    for a in range(AGENTS):
-        desk.add_agent(f"a{a:03d}", f"Agent {a}", groups=[f"g{a % GROUPS:02d}"])
-    contacts = [
-        desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
-        for c in range(CONTACTS)
-    ]
     start = time.perf_counter()
     batch: list[TicketChange] = []
     now = desk.now()
