@@ -13,6 +13,7 @@ DOMAIN = {
     "_time",
     "_codec",
     "_records",
+    "_checks",
     "errors",
     "calendar",
     "holidays",

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any, cast
+from unittest import mock
 
 import attrs
 import pytest
@@ -25,8 +27,15 @@ from helpkit.people import Agent, Contact
 from helpkit.ports import Capability, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.queries import NONE_LAST, Page, SortOrder, TicketQuery, encode_cursor, sort_key
+from helpkit.stores import memory as memory_module
 from helpkit.stores.memory import MemoryStore, memory_store_factory, validate_change
-from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory, change_of
+from helpkit.testing.conformance import (
+    ReopenStore,
+    StoreConformance,
+    StoreFactory,
+    change_of,
+    forged,
+)
 from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Ticket
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -197,9 +206,9 @@ def test_stored_state_is_a_copy_not_the_callers_object() -> None:
 def test_unserializable_state_is_refused_before_writing() -> None:
     store = MemoryStore()
     outcome = open_ticket_outcome("t1", 1)
-    unstorable = attrs.evolve(outcome.ticket, tags=frozenset({cast("str", object())}))
+    unstorable = forged(outcome.ticket, tags=frozenset({cast("str", object())}))
     broken = TicketChange(unstorable, outcome.events, 0)
-    with pytest.raises(ValidationError, match="cannot be stored"):
+    with pytest.raises(ValidationError, match="tags"):
         store.commit([broken])
     assert store.query(TicketQuery()).items == ()
 
@@ -397,6 +406,30 @@ class _AccentSensitiveStore(MemoryStore):
         return found[:limit]
 
 
+class _LaxStore(MemoryStore):
+    """Trusts the values it is given, as the SQLite store once did: a forged value is kept."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        with mock.patch.object(memory_module, "check_record", _trust):
+            return super().commit(changes)
+
+    def save_contact(self, contact: Contact) -> None:
+        with mock.patch.object(memory_module, "check_record", _trust):
+            super().save_contact(contact)
+
+
+def _trust(value: object, expected: type | None = None) -> None:
+    """A check_record that checks nothing."""
+
+
+class _NormalizingStore(MemoryStore):
+    """Hands back text in Unicode normal form C, not as it was given."""
+
+    def get_contact(self, contact_id: str) -> Contact:
+        found = super().get_contact(contact_id)
+        return attrs.evolve(found, name=unicodedata.normalize("NFC", found.name))
+
+
 class _AliasingStore(MemoryStore):
     """Hands out its own list of events."""
 
@@ -467,6 +500,18 @@ def test_the_examples_catch_an_accent_sensitive_search() -> None:
     suite = StoreConformance()
     with pytest.raises(AssertionError):
         suite.test_find_contacts_ignores_case_and_accents(_AccentSensitiveStore())
+
+
+def test_the_examples_catch_a_store_that_keeps_forged_values() -> None:
+    suite = StoreConformance()
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        suite.test_forged_values_are_refused_and_write_nothing(_LaxStore())
+
+
+def test_the_examples_catch_a_store_that_changes_text() -> None:
+    suite = StoreConformance()
+    with pytest.raises(AssertionError):
+        suite.test_any_valid_text_survives_storage(_NormalizingStore())
 
 
 def test_the_examples_catch_aliased_results() -> None:

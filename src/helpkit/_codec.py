@@ -258,6 +258,7 @@ class _Source:
             "_iso_get": _ISO_TEXT.get,
             "_iso": _utc_isoformat,
             "_new": object.__new__,
+            "_validating": _validators_on,
             "_fromiso": datetime.fromisoformat,
             "_date_fromiso": date.fromisoformat,
             "_timedelta": timedelta,
@@ -504,12 +505,23 @@ def _compile_full_decoder(cls: type) -> Decode:
             # What the attrs __init__ would do, without its call: the checks above and the
             # field converters are all the class asks for (see _slot_setters).
             src.add(1, "obj = _new(_cls)")
+            checks: list[str] = []
             for (field, _), local in zip(fields, arguments, strict=True):
                 value = local.partition("=")[2]
-                setter, converter = setters[field.name]
+                setter, converter, validator = setters[field.name]
                 if converter is not None:
                     value = f"{src.ref('convert', converter)}({value})"
                 src.add(1, f"{src.ref('set', setter)}(obj, {value})")
+                if validator is not None:
+                    # After every field is set, as attrs runs them; the value as stored.
+                    checks.append(
+                        f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, "
+                        f"obj.{field.name})"
+                    )
+            if checks:
+                src.add(1, "if _validating():")
+                for check in checks:
+                    src.add(2, check)
             src.add(1, "return obj")
     except TypeError:
         return generic_decoder(cls)
@@ -517,11 +529,19 @@ def _compile_full_decoder(cls: type) -> Decode:
     return function
 
 
-def _slot_setters(
-    cls: type, fields: list[attrs.Attribute[Any]]
-) -> dict[str, tuple[Callable[[Any, Any], None], Callable[[Any], Any] | None]] | None:
-    """The slot setters (and converters) that build ``cls`` exactly as its attrs-generated
-    ``__init__`` does, or None when it does more: validators, pre- or post-init hooks,
+def _validators_on() -> bool:
+    return not attrs.validators.get_disabled()
+
+
+_Setter = tuple[
+    Callable[[Any, Any], None], Callable[[Any], Any] | None, Callable[[Any, Any, Any], Any] | None
+]
+"""A field's slot setter, converter and validator (what the attrs __init__ applies)."""
+
+
+def _slot_setters(cls: type, fields: list[attrs.Attribute[Any]]) -> dict[str, _Setter] | None:
+    """The slot setters, converters and validators that build ``cls`` exactly as its
+    attrs-generated ``__init__`` does, or None when it does more: pre- or post-init hooks,
     converters that need the instance, fields outside ``__init__``, a hand-written
     ``__init__`` or no slots. Such classes are built by calling them."""
     init = getattr(cls, "__init__", None)
@@ -536,17 +556,15 @@ def _slot_setters(
     slots = {name for base in cls.__mro__ for name in base.__dict__.get("__slots__", ())}
     if slots - {"__weakref__"} != {field.name for field in fields}:
         return None
-    setters: dict[str, tuple[Callable[[Any, Any], None], Callable[[Any], Any] | None]] = {}
+    setters: dict[str, _Setter] = {}
     for field in fields:
         slot = getattr(cls, field.name, None)
         converter: Any = field.converter
-        if (
-            field.validator is not None
-            or not isinstance(slot, types.MemberDescriptorType)
-            or isinstance(converter, attrs.Converter)
+        if not isinstance(slot, types.MemberDescriptorType) or isinstance(
+            converter, attrs.Converter
         ):
             return None
-        setters[field.name] = (slot.__set__, converter)
+        setters[field.name] = (slot.__set__, converter, field.validator)
     return setters
 
 

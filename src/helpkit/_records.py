@@ -1,11 +1,12 @@
 """Helpers for helpkit's frozen value classes: a faster ``attrs.evolve``, a mapping converter.
 
-``attrs.evolve`` rebuilds an instance through ``__init__``: every field's converter runs again,
-for the fields that did not change too. Folding an event into a ticket or stamping a ticket
-number changes two or three of a ticket's thirty fields, so :func:`replace` copies the other
-fields as they are and converts only the new values. It is exactly ``attrs.evolve`` for
-classes without validators and without ``__attrs_post_init__`` (all of helpkit's tickets and
-events); for any other class it calls ``attrs.evolve``.
+``attrs.evolve`` rebuilds an instance through ``__init__``: every field's converter and
+validator runs again, for the fields that did not change too. Folding an event into a ticket or
+stamping a ticket number changes two or three of a ticket's thirty fields, so :func:`replace`
+copies the other fields as they are and converts and validates only the new values (the others
+were checked when the instance was built). It is exactly ``attrs.evolve`` for classes without
+``__attrs_post_init__`` whose validators each look at their own field (all of helpkit's tickets
+and events); for a class with a post-init hook it calls ``attrs.evolve``.
 """
 
 from __future__ import annotations
@@ -27,7 +28,9 @@ def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
-_Plan = tuple[tuple[str, ...], dict[str, Callable[[Any], Any] | None]]
+_Step = tuple[Callable[[Any], Any] | None, Callable[[Any, Any, Any], Any] | None, Any]
+_Plan = tuple[tuple[str, ...], dict[str, _Step]]
+"""The field names, and per init name: the converter, the validator and the attribute."""
 
 # attrs.Converter (attrs 24.1+) may take the instance or the field: such fields go to evolve.
 _CONVERTER_CLASSES: tuple[type, ...] = tuple(
@@ -45,37 +48,44 @@ def _plan(cls: type) -> _Plan | None:
     if any("_attrs_cached_hash" in getattr(c, "__slots__", ()) for c in cls.__mro__):
         return None  # cache_hash=True: a copy would carry no (or a stale) cached hash
     fields = attrs.fields(cls)
-    if any(f.validator is not None or not f.init for f in fields):
+    if any(not f.init for f in fields):
         return None
-    converters: dict[str, Callable[[Any], Any] | None] = {}
+    steps: dict[str, _Step] = {}
     for f in fields:
         converter = f.converter
         if isinstance(converter, _CONVERTER_CLASSES) or (
             converter is not None and not callable(converter)
         ):
             return None  # a converter that may take the instance: leave it to evolve
-        converters[f.alias or f.name] = converter
+        steps[f.alias or f.name] = (converter, f.validator, f)
     names = tuple(f.name for f in fields)
-    if tuple(converters) != names:
+    if tuple(steps) != names:
         return None  # private attributes with aliases: keep to evolve
-    return names, converters
+    return names, steps
 
 
 def replace(inst: _T, **changes: Any) -> _T:
-    """``attrs.evolve(inst, **changes)``, converting only the changed fields."""
+    """``attrs.evolve(inst, **changes)``, converting and validating only the changed fields."""
     cls: type = type(inst)
     plan = _plan(cls)
     if plan is None:
         return attrs.evolve(inst, **changes)  # type: ignore[misc]
-    names, converters = plan
+    names, steps = plan
     new: _T = object.__new__(cls)
     setattr_ = object.__setattr__
     for name in names:
         setattr_(new, name, getattr(inst, name))
+    checks = []
     for name, value in changes.items():
         try:
-            converter = converters[name]
+            converter, validator, attribute = steps[name]
         except KeyError:
             raise TypeError(f"{cls.__name__} has no field {name!r}") from None
-        setattr_(new, name, value if converter is None else converter(value))
+        converted = value if converter is None else converter(value)
+        setattr_(new, name, converted)
+        if validator is not None:
+            checks.append((validator, attribute, converted))
+    if checks and not attrs.validators.get_disabled():
+        for validator, attribute, converted in checks:
+            validator(new, attribute, converted)
     return new

@@ -14,11 +14,25 @@ from typing import Any, ClassVar
 
 import attrs
 
+from helpkit._checks import (
+    count,
+    flag,
+    fraction,
+    ident,
+    instance,
+    instances_of,
+    member_of,
+    nonblank_text,
+    optional_count,
+    optional_ident,
+    optional_text,
+    text,
+    text_set,
+)
 from helpkit._codec import decoder, encoder
-from helpkit._records import frozen_mapping
 from helpkit._time import to_utc
 from helpkit.errors import SchemaError, ValidationError
-from helpkit.fields import FieldValue
+from helpkit.fields import FieldValue, field_value_map, optional_field_value_map
 from helpkit.priority import Impact, Priority, Urgency
 from helpkit.tickets import Actor, Comment, Link, StatusCategory
 
@@ -61,10 +75,10 @@ class Event:
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
 
-    ticket_id: str
-    seq: int = attrs.field(converter=_seq)
+    ticket_id: str = attrs.field(validator=ident)
+    seq: int = attrs.field(converter=_seq, validator=count)
     at: datetime = attrs.field(converter=to_utc)
-    actor: Actor
+    actor: Actor = attrs.field(validator=instance(Actor))
 
 
 @attrs.frozen(kw_only=True)
@@ -73,21 +87,21 @@ class TicketOpened(Event):
 
     TYPE: ClassVar[str] = "ticket_opened"
 
-    number: int
-    subject: str
-    requester_id: str
-    organization_id: str | None
-    status: str
-    category: StatusCategory
-    impact: Impact
-    urgency: Urgency
-    priority: Priority
-    channel: str
-    assignee_id: str | None = None
-    group_id: str | None = None
-    tags: frozenset[str] = frozenset()
-    followers: frozenset[Actor] = frozenset()
-    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=frozen_mapping)
+    number: int = attrs.field(validator=count)
+    subject: str = attrs.field(validator=nonblank_text)
+    requester_id: str = attrs.field(validator=ident)
+    organization_id: str | None = attrs.field(validator=optional_ident)
+    status: str = attrs.field(validator=nonblank_text)
+    category: StatusCategory = attrs.field(validator=member_of(StatusCategory))
+    impact: Impact = attrs.field(validator=member_of(Impact))
+    urgency: Urgency = attrs.field(validator=member_of(Urgency))
+    priority: Priority = attrs.field(validator=member_of(Priority))
+    channel: str = attrs.field(validator=nonblank_text)
+    assignee_id: str | None = attrs.field(default=None, validator=optional_ident)
+    group_id: str | None = attrs.field(default=None, validator=optional_ident)
+    tags: frozenset[str] = attrs.field(default=frozenset(), validator=text_set)
+    followers: frozenset[Actor] = attrs.field(default=frozenset(), validator=instances_of(Actor))
+    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=field_value_map)
 
 
 @attrs.frozen(kw_only=True)
@@ -96,7 +110,7 @@ class CommentAdded(Event):
 
     TYPE: ClassVar[str] = "comment_added"
 
-    comment: Comment
+    comment: Comment = attrs.field(validator=instance(Comment))
 
 
 @attrs.frozen(kw_only=True)
@@ -105,11 +119,11 @@ class StatusChanged(Event):
 
     TYPE: ClassVar[str] = "status_changed"
 
-    old_status: str
-    old_category: StatusCategory
-    status: str
-    category: StatusCategory
-    reason: str | None = None
+    old_status: str = attrs.field(validator=nonblank_text)
+    old_category: StatusCategory = attrs.field(validator=member_of(StatusCategory))
+    status: str = attrs.field(validator=nonblank_text)
+    category: StatusCategory = attrs.field(validator=member_of(StatusCategory))
+    reason: str | None = attrs.field(default=None, validator=optional_text)
 
 
 @attrs.frozen(kw_only=True)
@@ -118,12 +132,12 @@ class Assigned(Event):
 
     TYPE: ClassVar[str] = "assigned"
 
-    assignee_id: str | None
-    group_id: str | None
-    previous_assignee_id: str | None
-    previous_group_id: str | None
-    transfer: bool = False
-    reason: str | None = None
+    assignee_id: str | None = attrs.field(validator=optional_ident)
+    group_id: str | None = attrs.field(validator=optional_ident)
+    previous_assignee_id: str | None = attrs.field(validator=optional_ident)
+    previous_group_id: str | None = attrs.field(validator=optional_ident)
+    transfer: bool = attrs.field(default=False, validator=flag)
+    reason: str | None = attrs.field(default=None, validator=optional_text)
 
 
 @attrs.frozen(kw_only=True)
@@ -132,11 +146,11 @@ class PriorityChanged(Event):
 
     TYPE: ClassVar[str] = "priority_changed"
 
-    impact: Impact
-    urgency: Urgency
-    priority: Priority
-    previous_priority: Priority
-    reason: str | None = None
+    impact: Impact = attrs.field(validator=member_of(Impact))
+    urgency: Urgency = attrs.field(validator=member_of(Urgency))
+    priority: Priority = attrs.field(validator=member_of(Priority))
+    previous_priority: Priority = attrs.field(validator=member_of(Priority))
+    reason: str | None = attrs.field(default=None, validator=optional_text)
 
 
 @attrs.frozen(kw_only=True)
@@ -145,8 +159,8 @@ class SubjectChanged(Event):
 
     TYPE: ClassVar[str] = "subject_changed"
 
-    subject: str
-    previous_subject: str
+    subject: str = attrs.field(validator=nonblank_text)
+    previous_subject: str = attrs.field(validator=text)
 
 
 @attrs.frozen(kw_only=True)
@@ -155,8 +169,8 @@ class TagsChanged(Event):
 
     TYPE: ClassVar[str] = "tags_changed"
 
-    added: frozenset[str] = frozenset()
-    removed: frozenset[str] = frozenset()
+    added: frozenset[str] = attrs.field(default=frozenset(), validator=text_set)
+    removed: frozenset[str] = attrs.field(default=frozenset(), validator=text_set)
 
 
 @attrs.frozen(kw_only=True)
@@ -165,8 +179,8 @@ class FollowersChanged(Event):
 
     TYPE: ClassVar[str] = "followers_changed"
 
-    added: frozenset[Actor] = frozenset()
-    removed: frozenset[Actor] = frozenset()
+    added: frozenset[Actor] = attrs.field(default=frozenset(), validator=instances_of(Actor))
+    removed: frozenset[Actor] = attrs.field(default=frozenset(), validator=instances_of(Actor))
 
 
 @attrs.frozen(kw_only=True)
@@ -175,7 +189,7 @@ class CustomFieldsChanged(Event):
 
     TYPE: ClassVar[str] = "custom_fields_changed"
 
-    values: Mapping[str, FieldValue | None] = attrs.field(converter=frozen_mapping)
+    values: Mapping[str, FieldValue | None] = attrs.field(converter=optional_field_value_map)
 
 
 @attrs.frozen(kw_only=True)
@@ -184,7 +198,7 @@ class Linked(Event):
 
     TYPE: ClassVar[str] = "linked"
 
-    link: Link
+    link: Link = attrs.field(validator=instance(Link))
 
 
 @attrs.frozen(kw_only=True)
@@ -193,7 +207,7 @@ class Unlinked(Event):
 
     TYPE: ClassVar[str] = "unlinked"
 
-    link: Link
+    link: Link = attrs.field(validator=instance(Link))
 
 
 @attrs.frozen(kw_only=True)
@@ -202,10 +216,10 @@ class MergedInto(Event):
 
     TYPE: ClassVar[str] = "merged_into"
 
-    target_id: str
-    target_number: int
-    old_status: str
-    status: str
+    target_id: str = attrs.field(validator=ident)
+    target_number: int = attrs.field(validator=count)
+    old_status: str = attrs.field(validator=nonblank_text)
+    status: str = attrs.field(validator=nonblank_text)
 
 
 @attrs.frozen(kw_only=True)
@@ -214,10 +228,12 @@ class MergeReceived(Event):
 
     TYPE: ClassVar[str] = "merge_received"
 
-    source_id: str
-    source_number: int
-    comments: tuple[Comment, ...] = ()
-    followers: frozenset[Actor] = frozenset()
+    source_id: str = attrs.field(validator=ident)
+    source_number: int = attrs.field(validator=count)
+    comments: tuple[Comment, ...] = attrs.field(
+        default=(), validator=instances_of(Comment, container=tuple)
+    )
+    followers: frozenset[Actor] = attrs.field(default=frozenset(), validator=instances_of(Actor))
 
 
 @attrs.frozen(kw_only=True)
@@ -226,11 +242,11 @@ class SlaWarned(Event):
 
     TYPE: ClassVar[str] = "sla_warned"
 
-    policy: str
-    metric: str
-    cycle: int
+    policy: str = attrs.field(validator=nonblank_text)
+    metric: str = attrs.field(validator=nonblank_text)
+    cycle: int = attrs.field(validator=count)
     """Which cycle of the metric (0 for the first; next-response cycles count up)."""
-    threshold: float
+    threshold: float = attrs.field(validator=fraction)
     crossed_at: datetime = attrs.field(converter=to_utc)
     """The instant the business time elapsed reached ``threshold`` x target."""
     due: datetime | None = attrs.field(default=None, converter=attrs.converters.optional(to_utc))
@@ -243,9 +259,9 @@ class SlaBreached(Event):
 
     TYPE: ClassVar[str] = "sla_breached"
 
-    policy: str
-    metric: str
-    cycle: int
+    policy: str = attrs.field(validator=nonblank_text)
+    metric: str = attrs.field(validator=nonblank_text)
+    cycle: int = attrs.field(validator=count)
     due: datetime = attrs.field(converter=to_utc)
     """The instant of the breach (the metric's due date)."""
 
@@ -260,15 +276,15 @@ class Escalated(Event):
 
     TYPE: ClassVar[str] = "escalated"
 
-    kind: str
-    group_id: str
-    previous_group_id: str | None
-    tier: int | None
-    previous_tier: int | None
-    assignee_id: str | None = None
-    previous_assignee_id: str | None = None
-    reason: str | None = None
-    rule: str | None = None
+    kind: str = attrs.field(validator=nonblank_text)
+    group_id: str = attrs.field(validator=ident)
+    previous_group_id: str | None = attrs.field(validator=optional_ident)
+    tier: int | None = attrs.field(validator=optional_count)
+    previous_tier: int | None = attrs.field(validator=optional_count)
+    assignee_id: str | None = attrs.field(default=None, validator=optional_ident)
+    previous_assignee_id: str | None = attrs.field(default=None, validator=optional_ident)
+    reason: str | None = attrs.field(default=None, validator=optional_text)
+    rule: str | None = attrs.field(default=None, validator=optional_text)
     """The escalation rule that fired, or ``None`` for a manual escalation."""
 
 
@@ -278,8 +294,8 @@ class SlaRescheduled(Event):
 
     TYPE: ClassVar[str] = "sla_rescheduled"
 
-    policy: str | None
-    previous_policy: str | None
+    policy: str | None = attrs.field(validator=optional_text)
+    previous_policy: str | None = attrs.field(validator=optional_text)
 
 
 EVENT_TYPES: dict[str, type[Event]] = {}

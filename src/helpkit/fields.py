@@ -9,15 +9,75 @@ from types import MappingProxyType
 
 import attrs
 
+from helpkit._checks import INT64_MAX, INT64_MIN, check_text
 from helpkit.errors import ValidationError
 
-__all__ = ["CustomField", "FieldKind", "FieldSet", "FieldValue"]
+__all__ = [
+    "CustomField",
+    "FieldKind",
+    "FieldSet",
+    "FieldValue",
+    "check_field_value",
+    "field_value_map",
+    "optional_field_value_map",
+]
 
 FieldValue = str | int | float | bool | date | tuple[str, ...]
 """A custom field value: text, integer, number, boolean, date or a multi-choice tuple."""
 
 
-_INT64 = -(2**63)
+def check_field_value(value: object, what: str) -> FieldValue:
+    """``value`` if it is a storable custom field value, else ValidationError.
+
+    Text (storable, see :func:`helpkit._checks.check_text`), a 64-bit integer, a finite
+    float, a bool, a date (not a datetime) or a tuple of texts.
+    """
+    if isinstance(value, str):
+        return check_text(value, what)
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        if not INT64_MIN <= value <= INT64_MAX:
+            raise ValidationError(f"{what} does not fit in 64 bits: {value}")
+        return value
+    if isinstance(value, float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValidationError(f"{what} must be a finite number; got {value!r}")
+        return value
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, tuple):
+        return tuple(check_text(item, what) for item in value)
+    raise ValidationError(
+        f"{what} must be text, an integer, a number, a boolean, a date or a tuple of texts; "
+        f"got {value!r:.60}"
+    )
+
+
+def field_value_map(value: object) -> Mapping[str, FieldValue]:
+    """A read-only copy of a ``name -> value`` mapping of checked custom field values."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"custom fields must be a mapping; got {value!r:.60}")
+    return MappingProxyType(
+        {
+            check_text(name, "a custom field name"): check_field_value(item, f"field {name!r}")
+            for name, item in value.items()
+        }
+    )
+
+
+def optional_field_value_map(value: object) -> Mapping[str, FieldValue | None]:
+    """Like :func:`field_value_map`, but ``None`` (a cleared field) is allowed as a value."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"custom fields must be a mapping; got {value!r:.60}")
+    return MappingProxyType(
+        {
+            check_text(name, "a custom field name"): None
+            if item is None
+            else check_field_value(item, f"field {name!r}")
+            for name, item in value.items()
+        }
+    )
 
 
 class FieldKind(enum.Enum):
@@ -34,7 +94,7 @@ class FieldKind(enum.Enum):
 
 def _choices(values: Iterable[str]) -> tuple[str, ...]:
     result = tuple(dict.fromkeys(values))
-    if not all(isinstance(v, str) and v for v in result):
+    if not all(isinstance(v, str) and check_text(v, "a choice") for v in result):
         raise ValidationError("choices must be non-empty strings")
     return result
 
@@ -71,13 +131,13 @@ class CustomField:
         if kind is FieldKind.TEXT:
             if not isinstance(value, str):
                 raise bad
-            return value
+            return check_text(value, f"custom field {self.name!r}")
         if kind is FieldKind.INTEGER:
             # 64-bit signed, so every store (SQLite, PostgreSQL bigint) holds it exactly.
             if (
                 isinstance(value, bool)
                 or not isinstance(value, int)
-                or not _INT64 <= value < -_INT64
+                or not INT64_MIN <= value <= INT64_MAX
             ):
                 raise bad
             return value

@@ -8,6 +8,7 @@ from datetime import datetime
 
 import attrs
 
+from helpkit._checks import check_text, flag, optional_ident, optional_text
 from helpkit._time import to_utc
 from helpkit.errors import ValidationError
 
@@ -37,7 +38,7 @@ def normalize_name(name: str) -> str:
 
 def normalize_email(email: str) -> str:
     """Validate an email address and lower-case it (domain and local part)."""
-    text = email.strip()
+    text = check_text(email, "an email address").strip()
     if not _EMAIL.match(text):
         raise ValidationError(f"not a valid email address: {email!r}")
     return text.lower()
@@ -45,14 +46,14 @@ def normalize_email(email: str) -> str:
 
 def normalize_domain(domain: str) -> str:
     """Validate a DNS domain (``example.com``) and lower-case it."""
-    text = domain.strip().lower().rstrip(".").removeprefix("@")
+    text = check_text(domain, "a domain").strip().lower().rstrip(".").removeprefix("@")
     if not _DOMAIN.match(text):
         raise ValidationError(f"not a valid domain: {domain!r}")
     return text
 
 
 def _name(value: str) -> str:
-    if not isinstance(value, str) or not value.strip():
+    if not check_text(value, "a name").strip():
         raise ValidationError("a name must be a non-empty string")
     return " ".join(value.split())
 
@@ -86,7 +87,7 @@ def _domains(values: object) -> tuple[str, ...]:
 def _language(value: str | None) -> str | None:
     if value is None:
         return None
-    if not isinstance(value, str) or not _LANGUAGE.fullmatch(value):
+    if not isinstance(value, str) or not value.isascii() or not _LANGUAGE.fullmatch(value):
         raise ValidationError(
             f"language must be a BCP 47 tag such as 'en' or 'pt-BR'; got {value!r}"
         )
@@ -96,6 +97,7 @@ def _language(value: str | None) -> str | None:
 def _zone(value: str | None) -> str | None:
     if value is None:
         return None
+    check_text(value, "a time zone")
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
     try:
@@ -106,16 +108,14 @@ def _zone(value: str | None) -> str | None:
 
 
 def _optional_text(value: str | None) -> str | None:
-    if value is None:
-        return None
-    if not isinstance(value, str):
-        raise ValidationError(f"expected a string, got {type(value).__name__}")
-    text = value.strip()
-    return text or None
+    """Free text stripped, empty text as ``None``; other types pass to the validator."""
+    if isinstance(value, str):
+        return value.strip() or None
+    return value
 
 
 def _ident(value: str) -> str:
-    if not isinstance(value, str) or not value or value != value.strip():
+    if not check_text(value, "an id") or value != value.strip():
         raise ValidationError(
             f"an id must be a non-empty string without surrounding spaces; got {value!r}"
         )
@@ -135,12 +135,14 @@ class Contact:
     id: str = attrs.field(converter=_ident)
     name: str = attrs.field(converter=_name)
     emails: tuple[str, ...] = attrs.field(default=(), converter=_emails)
-    phone: str | None = attrs.field(default=None, converter=_optional_text)
+    phone: str | None = attrs.field(default=None, converter=_optional_text, validator=optional_text)
     language: str | None = attrs.field(default=None, converter=_language)
     timezone: str | None = attrs.field(default=None, converter=_zone)
-    organization_id: str | None = None
-    vip: bool = False
-    segment: str | None = attrs.field(default=None, converter=_optional_text)
+    organization_id: str | None = attrs.field(default=None, validator=optional_ident)
+    vip: bool = attrs.field(default=False, validator=flag)
+    segment: str | None = attrs.field(
+        default=None, converter=_optional_text, validator=optional_text
+    )
     created_at: datetime = attrs.field(converter=to_utc)
     updated_at: datetime = attrs.field(converter=to_utc)
     version: int = attrs.field(default=1, converter=_version)
@@ -163,9 +165,13 @@ class Organization:
     id: str = attrs.field(converter=_ident)
     name: str = attrs.field(converter=_name)
     domains: tuple[str, ...] = attrs.field(default=(), converter=_domains)
-    segment: str | None = attrs.field(default=None, converter=_optional_text)
-    region: str | None = attrs.field(default=None, converter=_optional_text)
-    vip: bool = False
+    segment: str | None = attrs.field(
+        default=None, converter=_optional_text, validator=optional_text
+    )
+    region: str | None = attrs.field(
+        default=None, converter=_optional_text, validator=optional_text
+    )
+    vip: bool = attrs.field(default=False, validator=flag)
     created_at: datetime = attrs.field(converter=to_utc)
     updated_at: datetime = attrs.field(converter=to_utc)
     version: int = attrs.field(default=1, converter=_version)
@@ -199,7 +205,9 @@ class Group:
     id: str = attrs.field(converter=_ident)
     name: str = attrs.field(converter=_name)
     tier: int | None = attrs.field(default=None, converter=_tier)
-    description: str | None = attrs.field(default=None, converter=_optional_text)
+    description: str | None = attrs.field(
+        default=None, converter=_optional_text, validator=optional_text
+    )
 
 
 @attrs.frozen(kw_only=True)
@@ -213,7 +221,7 @@ class Agent:
     )
     group_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids)
     languages: tuple[str, ...] = attrs.field(default=(), converter=_ids)
-    active: bool = True
+    active: bool = attrs.field(default=True, validator=flag)
 
     def in_group(self, group_id: str) -> bool:
         """Whether the agent belongs to that group."""

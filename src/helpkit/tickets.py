@@ -6,13 +6,27 @@ import enum
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
+from typing import Any
 
 import attrs
 
-from helpkit._records import frozen_mapping
+from helpkit._checks import (
+    check_text,
+    count,
+    flag,
+    ident,
+    instance,
+    instances_of,
+    member_of,
+    nonblank_text,
+    optional_ident,
+    optional_text,
+    text,
+    text_set,
+)
 from helpkit._time import to_utc
 from helpkit.errors import InvalidTransitionError, ValidationError
-from helpkit.fields import FieldValue
+from helpkit.fields import FieldValue, field_value_map
 from helpkit.priority import Impact, Priority, Urgency
 
 __all__ = [
@@ -37,16 +51,23 @@ class ActorKind(enum.Enum):
     SYSTEM = "system"
 
 
+def _actor_kind(value: ActorKind | str) -> ActorKind:
+    if isinstance(value, ActorKind):
+        return value
+    try:
+        return ActorKind(value)
+    except ValueError:
+        raise ValidationError(
+            f"actor kind must be agent, contact or system; got {value!r:.60}"
+        ) from None
+
+
 @attrs.frozen
 class Actor:
     """The agent, contact or system process behind a change (written as ``kind:id``)."""
 
-    kind: ActorKind = attrs.field(converter=ActorKind)
-    id: str
-
-    def __attrs_post_init__(self) -> None:
-        if not isinstance(self.id, str) or not self.id.strip():
-            raise ValidationError(f"bad actor id {self.id!r}")
+    kind: ActorKind = attrs.field(converter=_actor_kind)
+    id: str = attrs.field(validator=nonblank_text)
 
     def __str__(self) -> str:
         return f"{self.kind.value}:{self.id}"
@@ -69,15 +90,16 @@ class Actor:
     @classmethod
     def parse(cls, text: str) -> Actor:
         """Read ``agent:alice``, ``contact:42`` or ``system:sweep``."""
-        kind, sep, ident = text.partition(":")
+        kind, sep, name = check_text(text, "an actor").partition(":")
         if not sep:
             raise ValidationError(
                 f"actor must look like 'agent:ID', 'contact:ID' or 'system:NAME'; got {text!r}"
             )
         try:
-            return cls(ActorKind(kind), ident)
-        except ValueError as exc:
-            raise ValidationError(f"unknown actor kind {kind!r} in {text!r}") from exc
+            actor_kind = ActorKind(kind)
+        except ValueError:
+            raise ValidationError(f"unknown actor kind {kind!r} in {text!r}") from None
+        return cls(actor_kind, name)
 
 
 class StatusCategory(enum.Enum):
@@ -139,16 +161,28 @@ _ALLOWED: Mapping[StatusCategory, frozenset[StatusCategory]] = {
 }
 
 
+def _category(value: StatusCategory | str) -> StatusCategory:
+    if isinstance(value, StatusCategory):
+        return value
+    try:
+        return StatusCategory(value)
+    except ValueError:
+        known = ", ".join(c.value for c in StatusCategory)
+        raise ValidationError(
+            f"status category must be one of {known}; got {value!r:.60}"
+        ) from None
+
+
 @attrs.frozen
 class Status:
     """A named status belonging to one fixed category."""
 
-    name: str
-    category: StatusCategory = attrs.field(converter=StatusCategory)
-    label: str | None = None
+    name: str = attrs.field(validator=text)
+    category: StatusCategory = attrs.field(converter=_category)
+    label: str | None = attrs.field(default=None, validator=optional_text)
 
     def __attrs_post_init__(self) -> None:
-        if not self.name or self.name != self.name.strip() or any(c.isspace() for c in self.name):
+        if not self.name or any(c.isspace() for c in self.name):
             raise ValidationError(f"status name {self.name!r} must be a non-empty word")
 
 
@@ -166,7 +200,7 @@ class Workflow:
     """
 
     statuses: tuple[Status, ...] = attrs.field(converter=_status_tuple)
-    merged_status: str = "merged"
+    merged_status: str = attrs.field(default="merged", validator=nonblank_text)
     _by_name: Mapping[str, Status] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -231,25 +265,25 @@ DEFAULT_WORKFLOW = Workflow(
 )
 
 
-def _body(value: str) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ValidationError("a comment body must be non-empty text")
-    return value
+def _word(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    word = check_text(value, attribute.name)
+    if not word or any(c.isspace() for c in word):
+        raise ValidationError(f"{attribute.name} must be a single word; got {word!r:.60}")
 
 
 @attrs.frozen(kw_only=True)
 class Comment:
     """A message in a ticket's conversation: a public reply or an internal note."""
 
-    id: str
-    author: Actor
-    body: str = attrs.field(converter=_body)
-    public: bool
-    channel: str
+    id: str = attrs.field(validator=ident)
+    author: Actor = attrs.field(validator=instance(Actor))
+    body: str = attrs.field(validator=nonblank_text)
+    public: bool = attrs.field(validator=flag)
+    channel: str = attrs.field(validator=_word)
     created_at: datetime = attrs.field(converter=to_utc)
-    external_id: str | None = None
-    in_reply_to: str | None = None
-    ticket_id: str | None = None
+    external_id: str | None = attrs.field(default=None, validator=optional_text)
+    in_reply_to: str | None = attrs.field(default=None, validator=optional_text)
+    ticket_id: str | None = attrs.field(default=None, validator=optional_ident)
     """The ticket the comment was first written on (differs from the ticket after a merge)."""
 
 
@@ -281,12 +315,22 @@ _INVERSE = {
 }
 
 
+def _link_kind(value: LinkKind | str) -> LinkKind:
+    if isinstance(value, LinkKind):
+        return value
+    try:
+        return LinkKind(value)
+    except ValueError:
+        known = ", ".join(k.value for k in LinkKind)
+        raise ValidationError(f"unknown link kind {value!r:.60} (known: {known})") from None
+
+
 @attrs.frozen
 class Link:
     """A typed link from a ticket to another ticket."""
 
-    kind: LinkKind = attrs.field(converter=LinkKind)
-    target_id: str
+    kind: LinkKind = attrs.field(converter=_link_kind)
+    target_id: str = attrs.field(validator=ident)
 
 
 def _optional_utc(value: datetime | None) -> datetime | None:
@@ -297,33 +341,33 @@ def _optional_utc(value: datetime | None) -> datetime | None:
 class Ticket:
     """The current state of a ticket: the fold of its events (see :mod:`helpkit.lifecycle`)."""
 
-    id: str
-    number: int
-    subject: str
-    requester_id: str
-    organization_id: str | None
-    status: str
-    category: StatusCategory
-    impact: Impact
-    urgency: Urgency
-    priority: Priority
-    channel: str
+    id: str = attrs.field(validator=ident)
+    number: int = attrs.field(validator=count)
+    subject: str = attrs.field(validator=nonblank_text)
+    requester_id: str = attrs.field(validator=ident)
+    organization_id: str | None = attrs.field(validator=optional_ident)
+    status: str = attrs.field(validator=nonblank_text)
+    category: StatusCategory = attrs.field(validator=member_of(StatusCategory))
+    impact: Impact = attrs.field(validator=member_of(Impact))
+    urgency: Urgency = attrs.field(validator=member_of(Urgency))
+    priority: Priority = attrs.field(validator=member_of(Priority))
+    channel: str = attrs.field(validator=_word)
     created_at: datetime = attrs.field(converter=to_utc)
     updated_at: datetime = attrs.field(converter=to_utc)
-    seq: int
+    seq: int = attrs.field(validator=count)
     """How many events the ticket has; the expected sequence number of the next write."""
-    assignee_id: str | None = None
-    group_id: str | None = None
-    tags: frozenset[str] = frozenset()
-    followers: frozenset[Actor] = frozenset()
-    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=frozen_mapping)
-    links: frozenset[Link] = frozenset()
-    merged_into: str | None = None
+    assignee_id: str | None = attrs.field(default=None, validator=optional_ident)
+    group_id: str | None = attrs.field(default=None, validator=optional_ident)
+    tags: frozenset[str] = attrs.field(default=frozenset(), validator=text_set)
+    followers: frozenset[Actor] = attrs.field(default=frozenset(), validator=instances_of(Actor))
+    custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=field_value_map)
+    links: frozenset[Link] = attrs.field(default=frozenset(), validator=instances_of(Link))
+    merged_into: str | None = attrs.field(default=None, validator=optional_ident)
     solved_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
     closed_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
-    public_comments: int = 0
-    internal_notes: int = 0
-    sla_policy: str | None = None
+    public_comments: int = attrs.field(default=0, validator=count)
+    internal_notes: int = attrs.field(default=0, validator=count)
+    sla_policy: str | None = attrs.field(default=None, validator=optional_text)
     """The SLA policy in force (set by the desk from its SLA configuration, not by events)."""
     next_deadline: datetime | None = attrs.field(default=None, converter=_optional_utc)
     """The earliest due date among the running SLA clocks (past when breached)."""

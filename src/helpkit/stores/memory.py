@@ -23,7 +23,7 @@ from helpkit.errors import (
     UnknownBackendError,
     ValidationError,
 )
-from helpkit.events import Event, TicketOpened, event_from_dict, event_to_dict
+from helpkit.events import Event, event_from_dict, event_to_dict
 from helpkit.people import (
     Agent,
     Contact,
@@ -35,63 +35,10 @@ from helpkit.people import (
 )
 from helpkit.ports import TicketChange
 from helpkit.queries import Page, TicketQuery
+from helpkit.stores.contract import check_limit, check_record, check_version, validate_change
 from helpkit.tickets import Ticket
 
 __all__ = ["MemoryStore", "check_limit", "check_version", "memory_store_factory", "validate_change"]
-
-
-def validate_change(change: TicketChange) -> None:
-    """Check that a change is internally consistent; raise ValidationError if not.
-
-    Its events must belong to its ticket and carry the consecutive seqs
-    ``expected_seq + 1, expected_seq + 2, ...``, and the new state's seq must be the last
-    event's. A change without events only guards ``expected_seq`` (it writes nothing), so its
-    state's seq must be ``expected_seq``. Stores call this before touching anything; it does
-    not look at stored data (that is the store's ``expected_seq`` check).
-    """
-    if not isinstance(change, TicketChange):
-        raise ValidationError(f"commit takes TicketChange objects, got {type(change).__name__}")
-    ticket, expected = change.ticket, change.expected_seq
-    if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
-        raise ValidationError(f"expected_seq must be an integer >= 0; got {expected!r}")
-    number = ticket.number
-    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
-        raise ValidationError(
-            f"ticket {ticket.id!r} has number {number!r}: a ticket number is a positive "
-            "integer, or 0 for the store to number it"
-        )
-    if not change.events:
-        if expected == 0:
-            raise ValidationError(f"new ticket {ticket.id!r} needs at least its opening event")
-        if ticket.seq != expected:
-            raise ValidationError(
-                f"a change without events writes nothing; ticket {ticket.id!r} has seq "
-                f"{ticket.seq} but expected_seq is {expected}"
-            )
-        return
-    for offset, event in enumerate(change.events, start=1):
-        if not isinstance(event, Event):
-            raise ValidationError(f"not an event: {event!r}")
-        if event.ticket_id != ticket.id:
-            raise ValidationError(
-                f"event {event.TYPE} for ticket {event.ticket_id!r} in a change of {ticket.id!r}"
-            )
-        if isinstance(event, TicketOpened) and event.number != number:
-            raise ValidationError(
-                f"ticket {ticket.id!r} has number {number} but its opening event says "
-                f"{event.number}"
-            )
-        if event.seq != expected + offset:
-            raise ValidationError(
-                f"events of ticket {ticket.id!r} must have seqs {expected + 1}.."
-                f"{expected + len(change.events)} in order; found seq {event.seq} at "
-                f"position {offset}"
-            )
-    if ticket.seq != change.events[-1].seq:
-        raise ValidationError(
-            f"the state of ticket {ticket.id!r} has seq {ticket.seq}, but its last event "
-            f"has seq {change.events[-1].seq}"
-        )
 
 
 def _copy_ticket(ticket: Ticket) -> Ticket:
@@ -110,32 +57,6 @@ def _copy_event(event: Event) -> Event:
         return event_from_dict(event_to_dict(event))
     except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
         raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
-
-
-def check_limit(limit: int) -> None:
-    """A search ``limit`` is a positive integer; ValidationError if not."""
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValidationError(f"limit must be a positive integer; got {limit!r}")
-
-
-def check_version(kind: str, ident: str, stored: int | None, version: int) -> None:
-    """The versioning rule of contacts and organizations, for any store.
-
-    ``stored`` is the stored version (None when ``ident`` is new). A new one must be saved at
-    version 1 (else NotFoundError); a known one at ``stored + 1`` (else ConflictError).
-    """
-    if stored is None:
-        if version != 1:
-            raise NotFoundError(
-                f"cannot save {kind} {ident!r} at version {version}: it does not exist "
-                "(a new one starts at version 1)"
-            )
-    elif version != stored + 1:
-        raise ConflictError(
-            f"{kind} {ident!r} is at version {stored}; saving version {version} would "
-            f"overwrite a change you have not seen (expected version {stored + 1}). "
-            "Reload and retry."
-        )
 
 
 class MemoryStore:
@@ -268,6 +189,7 @@ class MemoryStore:
 
     def save_contact(self, contact: Contact) -> None:
         """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
+        check_record(contact, Contact)
         with self._lock:
             self._check_open()
             stored = self._contacts.get(contact.id)
@@ -321,6 +243,7 @@ class MemoryStore:
 
     def save_organization(self, organization: Organization) -> None:
         """Insert or update (versioned like contacts); domains belong to one organization."""
+        check_record(organization, Organization)
         with self._lock:
             self._check_open()
             org = organization
@@ -375,6 +298,7 @@ class MemoryStore:
 
     def save_agent(self, agent: Agent) -> None:
         """Insert or replace an agent."""
+        check_record(agent, Agent)
         with self._lock:
             self._check_open()
             self._agents[agent.id] = agent
@@ -396,6 +320,7 @@ class MemoryStore:
 
     def save_group(self, group: Group) -> None:
         """Insert or replace a group."""
+        check_record(group, Group)
         with self._lock:
             self._check_open()
             self._groups[group.id] = group

@@ -53,7 +53,7 @@ from helpkit.people import (
 )
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import NONE_LAST, Page, SortOrder, TicketQuery
-from helpkit.stores.memory import check_limit, check_version, validate_change
+from helpkit.stores.contract import check_limit, check_record, check_version, validate_change
 from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = [
@@ -1140,6 +1140,7 @@ class SqliteStore:
 
     def save_contact(self, contact: Contact) -> None:
         """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
+        check_record(contact, Contact)
         self._save_keyed(
             _CONTACTS,
             contact.id,
@@ -1245,6 +1246,7 @@ class SqliteStore:
 
     def save_organization(self, organization: Organization) -> None:
         """Insert or update (versioned like contacts); domains belong to one organization."""
+        check_record(organization, Organization)
         org = organization
         self._save_keyed(
             _ORGANIZATIONS,
@@ -1288,6 +1290,7 @@ class SqliteStore:
 
     def save_agent(self, agent: Agent) -> None:
         """Insert or replace an agent."""
+        check_record(agent, Agent)
         self._replace("agents", agent.id, _dumps(_encode_agent(agent)))
 
     def get_agent(self, agent_id: str) -> Agent:
@@ -1304,6 +1307,7 @@ class SqliteStore:
 
     def save_group(self, group: Group) -> None:
         """Insert or replace a group."""
+        check_record(group, Group)
         self._replace("groups", group.id, _dumps(_encode_group(group)))
 
     def get_group(self, group_id: str) -> Group:

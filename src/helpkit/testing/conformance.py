@@ -53,7 +53,7 @@ from helpkit.errors import (
     NotFoundError,
     ValidationError,
 )
-from helpkit.events import Event, TagsChanged, TicketOpened
+from helpkit.events import CommentAdded, Event, TagsChanged, TicketOpened
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.ports import Capability, Store, TicketChange
@@ -100,6 +100,22 @@ class _Time:
         return self.now
 
 
+def forged(value: _T, **changes: Any) -> _T:
+    """A copy of the frozen ``value`` with ``changes`` set around its validators.
+
+    Domain objects refuse bad values when they are built; a store must still refuse one that
+    was forged past those checks (by a plugin bug, a pickle, ``object.__setattr__``). The
+    suite uses this to build them.
+    """
+    cls: Any = type(value)
+    copy: _T = object.__new__(cls)
+    for field in attrs.fields(cls):
+        object.__setattr__(copy, field.name, changes.pop(field.name, getattr(value, field.name)))
+    if changes:
+        raise TypeError(f"{type(value).__name__} has no field(s) {sorted(changes)}")
+    return copy
+
+
 def change_of(outcome: Outcome) -> TicketChange:
     """The store write for a lifecycle outcome."""
     return TicketChange(outcome.ticket, outcome.events, outcome.previous_seq)
@@ -133,6 +149,7 @@ def _open(
     group_id: str | None = None,
     tags: Iterable[str] = (),
     with_comment: bool = True,
+    subject: str | None = None,
 ) -> Outcome:
     requester = Actor.contact(requester_id)
     first = (
@@ -152,7 +169,7 @@ def _open(
         number=number,
         at=at,
         actor=requester,
-        subject=f"Problem {ticket_id}",
+        subject=subject if subject is not None else f"Problem {ticket_id}",
         requester_id=requester_id,
         organization_id=organization_id,
         impact=impact,
@@ -684,6 +701,94 @@ class StoreConformance:
             with pytest.raises(NotFoundError):
                 store.get_ticket("t2")
 
+    def test_forged_values_are_refused_and_write_nothing(self, store: Store) -> None:
+        # Values forged past the domain's checks (see helpkit._checks): every store refuses
+        # them with ValidationError before writing, so what it holds stays readable.
+        time = _Time()
+        opened = _open("t1", 1, time.tick())
+        store.commit([change_of(opened)])
+        note = _note(opened.ticket, time.tick())
+        (event,) = note.events
+        assert isinstance(event, CommentAdded)
+        forgeries = {
+            "non-text subject": TicketChange(forged(note.ticket, subject=5), note.events, 1),
+            "lone surrogate in a tag": TicketChange(
+                forged(note.ticket, tags=frozenset({"ok\udc80"})), note.events, 1
+            ),
+            "NUL in a body": TicketChange(
+                note.ticket,
+                (forged(event, comment=forged(event.comment, body="a\x00b")),),
+                1,
+            ),
+            "non-bool public flag": TicketChange(
+                note.ticket, (forged(event, comment=forged(event.comment, public="no")),), 1
+            ),
+            "naive instant": TicketChange(
+                forged(note.ticket, updated_at=datetime(2026, 1, 1)),  # noqa: DTZ001
+                note.events,
+                1,
+            ),
+        }
+        reopened = lifecycle.change_status(
+            opened.ticket, "open", at=time.tick(), actor=_AGENT, workflow=DEFAULT_WORKFLOW
+        )
+        forgeries["non-text reason"] = TicketChange(
+            reopened.ticket, tuple(forged(e, reason=5) for e in reopened.events), 1
+        )
+        for reason, change in forgeries.items():
+            with pytest.raises(ValidationError):
+                store.commit([change])
+            assert store.get_ticket("t1") == opened.ticket, reason
+            assert store.events("t1") == list(opened.events), reason
+        ann = _contact("c1", "Ann", ["ann@example.com"])
+        store.save_contact(ann)
+        bad_people: list[tuple[Callable[[Any], None], object]] = [
+            (store.save_contact, forged(_contact("c2", "Zed", ["z@example.com"]), vip="yes")),
+            (store.save_contact, forged(ann, version=2, name="Ann\udc80")),
+            (store.save_contact, forged(_contact("c3", "Ed"), organization_id=7)),
+            (store.save_organization, forged(_organization("o1", "Acme"), vip=0)),
+            (store.save_agent, forged(Agent(id="a1", name="Ann"), active=None)),
+            (store.save_group, forged(Group(id="g1", name="L1"), tier="1")),
+            (store.save_contact, "not a contact"),
+        ]
+        for save, value in bad_people:
+            with pytest.raises(ValidationError):
+                save(value)
+        assert store.find_contacts("") == [ann]
+        assert store.find_organizations("") == []
+        assert store.list_agents() == []
+        assert store.list_groups() == []
+
+    def test_any_valid_text_survives_storage(self, store: Store) -> None:
+        # Text at the edges of what the domain accepts: astral, combining, right-to-left,
+        # zero-width, control characters and long text all come back unchanged.
+        awkward = "Zoë 👩🏽‍💻 e\u0301 שלום \u200b\u202e\x01\t\r\n" + "é" * 2000
+        time = _Time()
+        opened = _open("t1", 1, time.tick(), subject=awkward, tags=["été", "👍"])
+        store.commit([change_of(opened)])
+        comment = Comment(
+            id="c-awkward",
+            author=_AGENT,
+            body=awkward,
+            public=True,
+            channel="email",
+            created_at=time.tick(),
+            external_id=awkward,
+            in_reply_to="<\U0001f600@example.com>",
+        )
+        replied = lifecycle.add_comment(
+            opened.ticket, comment, at=comment.created_at, workflow=DEFAULT_WORKFLOW
+        )
+        store.commit([change_of(replied)])
+        assert store.get_ticket("t1") == replied.ticket
+        assert store.events("t1") == [*opened.events, *replied.events]
+        person = attrs.evolve(
+            _contact("c1", awkward, ["zoë@example.com"]), phone="+33 6 12 34 56 78", vip=True
+        )
+        store.save_contact(person)
+        assert store.get_contact("c1") == person
+        assert store.find_contacts("ZOE") == [person]
+
     def test_ticket_numbers_are_unique(self, store: Store) -> None:
         time = _Time()
         first = _open("t1", 7, time.tick())
@@ -751,7 +856,7 @@ class StoreConformance:
         for bad in bad_numbers:
             change = change_of(_open("t1", 1, time.tick()))
             change = TicketChange(
-                attrs.evolve(change.ticket, number=bad), change.events, change.expected_seq
+                forged(change.ticket, number=bad), change.events, change.expected_seq
             )
             with pytest.raises(ValidationError):
                 store.commit([change])
@@ -765,7 +870,7 @@ class StoreConformance:
         # spends no number.
         unstorable = change_of(_open("t1", 0, time.tick()))
         unstorable = TicketChange(
-            attrs.evolve(unstorable.ticket, custom_fields={"blob": object()}),
+            forged(unstorable.ticket, custom_fields={"blob": object()}),
             unstorable.events,
             0,
         )

@@ -155,6 +155,9 @@ _MAYBE_ZONES = st.none() | st.sampled_from(_ZONES)
 _MAYBE_SEGMENTS = st.none() | st.sampled_from(["enterprise", "smb", "free"])
 _MAYBE_REGIONS = st.none() | st.sampled_from(["emea", "amer", "apac"])
 _MAYBE_MESSAGE_IDS = st.none() | _ident("<msg-").map(lambda s: f"{s}@example.com>")
+# Free text where the domain takes any text: every code point a store must keep (astral,
+# combining, right-to-left, controls) but NUL and lone surrogates, which no store can.
+_MAYBE_FREE_TEXT = st.none() | _text()
 _LATER = st.timedeltas(timedelta(0), timedelta(days=400))
 _DOMAINS = _domains()
 _NAMES = _names()
@@ -329,7 +332,8 @@ def _comments(
         public=is_public or author.kind is ActorKind.CONTACT,
         channel=draw(_CHANNEL_NAMES),
         created_at=draw(_INSTANTS),
-        external_id=draw(_MAYBE_MESSAGE_IDS),
+        external_id=draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
+        in_reply_to=draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
         ticket_id=draw(ticket_ids),
     )
 
@@ -627,6 +631,8 @@ class _Builder:
             public=public,
             channel=self.draw(_CHANNEL_NAMES),
             created_at=self.now,
+            external_id=self.draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
+            in_reply_to=self.draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
             ticket_id=self.ticket.id,
         )
 
@@ -664,7 +670,14 @@ class _Builder:
             outcome = add_comment(ticket, comment, at=now, workflow=workflow)
         elif command == "status":
             status = draw(_status_names(workflow))
-            outcome = change_status(ticket, status, at=now, actor=self.agent(), workflow=workflow)
+            outcome = change_status(
+                ticket,
+                status,
+                at=now,
+                actor=self.agent(),
+                workflow=workflow,
+                reason=draw(_MAYBE_FREE_TEXT),
+            )
         elif command == "reopen":
             outcome = change_status(
                 ticket,
@@ -681,6 +694,7 @@ class _Builder:
                 assignee_id=draw(_MAYBE_AGENT_IDS),
                 group_id=draw(_MAYBE_GROUPS),
                 transfer=draw(st.booleans()),
+                reason=draw(_MAYBE_FREE_TEXT),
             )
         elif command == "priority":
             outcome = change_priority(
@@ -690,6 +704,7 @@ class _Builder:
                 matrix=self.matrix,
                 impact=draw(_MAYBE_IMPACTS),
                 urgency=draw(_MAYBE_URGENCIES),
+                reason=draw(_MAYBE_FREE_TEXT),
             )
         elif command == "subject":
             outcome = change_subject(ticket, draw(_BODIES), at=now, actor=self.agent())

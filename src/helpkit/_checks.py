@@ -1,0 +1,204 @@
+"""Checks of the primitive values domain objects hold: storable text, real flags, 64-bit integers.
+
+Every domain class (people, tickets, comments, events) declares these as attrs validators on
+its fields, so an object that exists holds only values every store can write and read back,
+and a bad argument is refused before anything is written, whichever store is behind the desk:
+
+* text is a ``str`` that UTF-8 can encode (no lone surrogates ``\\ud800``..``\\udfff``, which
+  SQLite, PostgreSQL and JSON-over-UTF-8 cannot carry) and holds no NUL character (PostgreSQL
+  text cannot hold one);
+* a flag is a real ``bool`` (not ``"yes"``, ``0`` or ``None``);
+* an integer is a real ``int`` (not a ``bool``) that fits in a signed 64-bit column.
+
+A failed check raises :class:`~helpkit.errors.ValidationError` naming the field.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections.abc import Callable, Iterable
+from typing import Any, cast
+
+import attrs
+
+from helpkit.errors import ValidationError
+
+__all__ = [
+    "INT64_MAX",
+    "INT64_MIN",
+    "check_flag",
+    "check_int",
+    "check_text",
+    "count",
+    "flag",
+    "fraction",
+    "ident",
+    "instance",
+    "instances_of",
+    "int64",
+    "member_of",
+    "nonblank_text",
+    "optional_count",
+    "optional_ident",
+    "optional_text",
+    "text",
+    "text_set",
+]
+
+INT64_MIN = -(2**63)
+INT64_MAX = 2**63 - 1
+
+Validator = Callable[[Any, "attrs.Attribute[Any]", Any], None]
+
+
+def check_text(value: object, what: str) -> str:
+    """``value`` if it is text every store can hold, else ValidationError naming ``what``."""
+    if not isinstance(value, str):
+        raise ValidationError(f"{what} must be text; got {type(value).__name__} {value!r:.60}")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValidationError(
+                f"{what} holds a lone surrogate ({value!r:.60}): that is not valid Unicode "
+                "text and no store can keep it (decode bytes with errors='replace' first)"
+            ) from None
+    if "\x00" in value:
+        raise ValidationError(f"{what} holds a NUL character, which no store can keep as text")
+    return value
+
+
+def check_flag(value: object, what: str) -> bool:
+    """``value`` if it is ``True`` or ``False``, else ValidationError."""
+    if value is True or value is False:
+        return value
+    raise ValidationError(f"{what} must be true or false; got {value!r:.60}")
+
+
+def check_int(
+    value: object, what: str, *, minimum: int = INT64_MIN, maximum: int = INT64_MAX
+) -> int:
+    """``value`` if it is an ``int`` (not a bool) within ``minimum..maximum``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ValidationError(f"{what} must be an integer; got {value!r:.60}")
+    if not minimum <= value <= maximum:
+        raise ValidationError(f"{what} must be in {minimum}..{maximum}; got {value}")
+    return value
+
+
+# ---------------------------------------------------------------- attrs validators
+
+
+def _plain(value: object) -> bool:
+    """The common case, checked fast: ASCII text without NUL (storable as it is)."""
+    return value.__class__ is str and value.isascii() and "\x00" not in value
+
+
+def text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Storable text (may be empty)."""
+    if not _plain(value):
+        check_text(value, attribute.name)
+
+
+def nonblank_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Storable text with at least one non-space character."""
+    if not check_text(value, attribute.name).strip():
+        raise ValidationError(f"{attribute.name} must be non-empty text")
+
+
+def optional_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """Storable text or ``None``."""
+    if value is not None and not _plain(value):
+        check_text(value, attribute.name)
+
+
+def ident(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An id: non-empty storable text without surrounding spaces."""
+    found = check_text(value, attribute.name) if not _plain(value) else cast(str, value)
+    if not found or found != found.strip():
+        raise ValidationError(
+            f"{attribute.name} must be a non-empty id without surrounding spaces; got {found!r:.60}"
+        )
+
+
+def optional_ident(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An id or ``None``."""
+    if value is not None:
+        ident(instance, attribute, value)
+
+
+def flag(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A real ``bool``."""
+    check_flag(value, attribute.name)
+
+
+def int64(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An integer that fits in 64 bits."""
+    if value.__class__ is not int or not INT64_MIN <= value <= INT64_MAX:
+        check_int(value, attribute.name)
+
+
+def count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """An integer ``>= 0`` that fits in 64 bits (numbers, seqs, counters)."""
+    if value.__class__ is not int or not 0 <= value <= INT64_MAX:
+        check_int(value, attribute.name, minimum=0)
+
+
+def optional_count(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A :func:`count` or ``None``."""
+    if value is not None:
+        check_int(value, attribute.name, minimum=0)
+
+
+def fraction(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A fraction ``0 < value <= 1`` (a float)."""
+    if not isinstance(value, float) or not math.isfinite(value) or not 0.0 < value <= 1.0:
+        raise ValidationError(f"{attribute.name} must be a number in (0, 1]; got {value!r:.60}")
+
+
+def text_set(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    """A ``frozenset`` of non-empty storable texts."""
+    if not isinstance(value, frozenset):
+        raise ValidationError(f"{attribute.name} must be a frozenset; got {value!r:.60}")
+    for item in value:
+        if not check_text(item, attribute.name):
+            raise ValidationError(f"{attribute.name} holds an empty text")
+
+
+def member_of(cls: type[enum.Enum]) -> Validator:
+    """A validator: the value is a member of the enum ``cls``."""
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, cls):
+            known = ", ".join(str(m.value) for m in cls)
+            raise ValidationError(
+                f"{attribute.name} must be a {cls.__name__} ({known}); got {value!r:.60}"
+            )
+
+    return validate
+
+
+def instances_of(cls: type, *, container: type = frozenset) -> Validator:
+    """A validator: the value is a ``container`` (frozenset or tuple) of ``cls`` instances."""
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, container) or not all(
+            isinstance(v, cls) for v in cast("Iterable[object]", value)
+        ):
+            raise ValidationError(
+                f"{attribute.name} must be a {container.__name__} of {cls.__name__}; "
+                f"got {value!r:.60}"
+            )
+
+    return validate
+
+
+def instance(cls: type) -> Validator:
+    """A validator: the value is an instance of ``cls``."""
+
+    def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, cls):
+            raise ValidationError(f"{attribute.name} must be a {cls.__name__}; got {value!r:.60}")
+
+    return validate

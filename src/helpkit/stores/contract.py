@@ -1,0 +1,130 @@
+"""The rules every store applies before it writes, shared so that all stores agree.
+
+A store calls :func:`validate_change` on each change before touching anything,
+:func:`check_record` on each contact, organization, agent and group it saves,
+:func:`check_version` for the versioning of contacts and organizations, and
+:func:`check_limit` on search limits. Domain objects already refuse bad values when they are
+built (see :mod:`helpkit._checks`); these checks make a store refuse one forged past them too,
+with the same :class:`~helpkit.errors.ValidationError` whichever store it is.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+from helpkit.errors import ConflictError, NotFoundError, ValidationError
+from helpkit.events import Event, TicketOpened
+from helpkit.ports import TicketChange
+
+__all__ = ["check_limit", "check_record", "check_version", "validate_change"]
+
+
+def check_record(value: object, expected: type | None = None) -> None:
+    """Run the checks of an attrs record again, and of every record it holds.
+
+    Raises ValidationError when a value was forged past them (or a datetime is naive), or
+    when ``value`` is not an ``expected`` instance. The checks are the record's own converters
+    and validators, run as building it would run them.
+    """
+    if expected is not None and not isinstance(value, expected):
+        raise ValidationError(f"expected a {expected.__name__}; got {value!r:.60}")
+    cls = type(value)
+    if not attrs.has(cls):
+        return
+    try:
+        attrs.evolve(value)  # type: ignore[misc]
+    except ValidationError:
+        raise
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ValidationError(f"{cls.__name__} holds a bad value: {exc}") from exc
+    for field in attrs.fields(cls):
+        item = getattr(value, field.name)
+        if isinstance(item, tuple | frozenset):
+            for entry in item:
+                check_record(entry)
+        else:
+            check_record(item)
+
+
+def validate_change(change: TicketChange) -> None:
+    """Check that a change is internally consistent; raise ValidationError if not.
+
+    Its events must belong to its ticket and carry the consecutive seqs
+    ``expected_seq + 1, expected_seq + 2, ...``, and the new state's seq must be the last
+    event's. A change without events only guards ``expected_seq`` (it writes nothing), so its
+    state's seq must be ``expected_seq``. Every value of the state and the events must pass
+    the domain's checks (:func:`check_record`). Stores call this before touching anything; it
+    does not look at stored data (that is the store's ``expected_seq`` check).
+    """
+    if not isinstance(change, TicketChange):
+        raise ValidationError(f"commit takes TicketChange objects, got {type(change).__name__}")
+    ticket, expected = change.ticket, change.expected_seq
+    if not isinstance(expected, int) or isinstance(expected, bool) or expected < 0:
+        raise ValidationError(f"expected_seq must be an integer >= 0; got {expected!r}")
+    number = ticket.number
+    if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+        raise ValidationError(
+            f"ticket {ticket.id!r} has number {number!r}: a ticket number is a positive "
+            "integer, or 0 for the store to number it"
+        )
+    if not change.events:
+        if expected == 0:
+            raise ValidationError(f"new ticket {ticket.id!r} needs at least its opening event")
+        if ticket.seq != expected:
+            raise ValidationError(
+                f"a change without events writes nothing; ticket {ticket.id!r} has seq "
+                f"{ticket.seq} but expected_seq is {expected}"
+            )
+        return
+    for offset, event in enumerate(change.events, start=1):
+        if not isinstance(event, Event):
+            raise ValidationError(f"not an event: {event!r}")
+        if event.ticket_id != ticket.id:
+            raise ValidationError(
+                f"event {event.TYPE} for ticket {event.ticket_id!r} in a change of {ticket.id!r}"
+            )
+        if isinstance(event, TicketOpened) and event.number != number:
+            raise ValidationError(
+                f"ticket {ticket.id!r} has number {number} but its opening event says "
+                f"{event.number}"
+            )
+        if event.seq != expected + offset:
+            raise ValidationError(
+                f"events of ticket {ticket.id!r} must have seqs {expected + 1}.."
+                f"{expected + len(change.events)} in order; found seq {event.seq} at "
+                f"position {offset}"
+            )
+    if ticket.seq != change.events[-1].seq:
+        raise ValidationError(
+            f"the state of ticket {ticket.id!r} has seq {ticket.seq}, but its last event "
+            f"has seq {change.events[-1].seq}"
+        )
+    check_record(ticket)
+    for event in change.events:
+        check_record(event)
+
+
+def check_limit(limit: int) -> None:
+    """A search ``limit`` is a positive integer; ValidationError if not."""
+    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+        raise ValidationError(f"limit must be a positive integer; got {limit!r}")
+
+
+def check_version(kind: str, ident: str, stored: int | None, version: int) -> None:
+    """The versioning rule of contacts and organizations, for any store.
+
+    ``stored`` is the stored version (None when ``ident`` is new). A new one must be saved at
+    version 1 (else NotFoundError); a known one at ``stored + 1`` (else ConflictError).
+    """
+    if stored is None:
+        if version != 1:
+            raise NotFoundError(
+                f"cannot save {kind} {ident!r} at version {version}: it does not exist "
+                "(a new one starts at version 1)"
+            )
+    elif version != stored + 1:
+        raise ConflictError(
+            f"{kind} {ident!r} is at version {stored}; saving version {version} would "
+            f"overwrite a change you have not seen (expected version {stored + 1}). "
+            "Reload and retry."
+        )
