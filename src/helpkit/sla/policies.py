@@ -1,54 +1,8 @@
-"""SLA policies and the SLA clock: a pure function of a ticket's events, a policy and ``now``.
+"""SLA policies: what is measured (metrics and targets per priority), on which business
+calendar, which statuses pause the clock, and when a policy applies to a ticket.
 
-Nothing here reads a clock, a store or a plugin. :func:`compute_sla` recomputes every metric
-from the ticket's whole history each time it is called; nothing is patched or stored.
-
-The clock of a metric **cycle** counts business time (the policy's calendar) while the cycle
-is open and the ticket is *counting*: its status category is neither in the policy's
-``pause_categories`` (pending and on_hold by default) nor solved nor closed. Paused time does
-not count and is itself measured in business time: a cycle's ``elapsed`` is the sum of
-``calendar.elapsed`` over its running intervals up to ``min(now, achieved/stopped)``.
-
-Metrics:
-
-* **first_response** -- one cycle (0) from the opening; achieved at the first public comment
-  by an agent, including an agent's public opening message (achieved at once). Internal
-  notes, contacts' messages and system messages never achieve it.
-* **next_response** -- after the first public agent reply, each public comment by a contact
-  that arrives while no next-response cycle is open starts a cycle (0, 1, 2...); the next
-  public agent reply achieves it.
-* **periodic_update** -- each public agent reply starts a cycle and achieves the previous one:
-  the longest allowed gap between public agent replies while the ticket is active.
-* **resolution** -- one cycle from the opening, achieved when the ticket becomes solved; a
-  reopen (leaving solved for an active category) un-achieves it and resumes the same clock,
-  the time spent solved not counting. Closing a solved ticket keeps it achieved.
-
-Solved pauses the three response metrics. Closed (merged included) stops every open cycle for
-good (``stopped_at``). Comments folded in by a merge (``MergeReceived``) neither start nor
-achieve anything.
-
-A cycle's target comes from the ticket's priority when the cycle ended (achieved or stopped)
-or, for an open cycle, from the current priority: a priority change recomputes an open cycle
-from its original start. A priority with no :class:`Targets` in the policy (or a ``None``
-target) is not measured: that cycle has no clock. Breaches already recorded as
-:class:`~helpkit.events.SlaBreached` events stay in the audit trail whatever happens later;
-:func:`fired_checks` reads them.
-
-``due`` is the earliest instant at which the cycle's counted business time reaches its
-target: walking the running intervals in order, the first interval whose cumulative time
-reaches the target ``X`` gives ``calendar.add(interval_start, X - counted_before)``; the last
-interval of a running clock is open-ended, which projects the due date into the future. It is
-``None`` when the cycle ended (achieved or stopped) or is paused without its counted time
-having reached the target. Warning instants are computed the same way at ``fraction x target``.
-A cycle is breached (``breached_at == due``) when ``due <= now`` and the cycle was not achieved
-or stopped at or before ``due``; a late achievement keeps its ``breached_at`` (its ``state`` is
-``achieved``).
-
-The whole history is taken as given: ``now`` caps ``elapsed`` and decides whether a due date
-has passed, but an event dated after ``now`` still counts (pass ``now`` at or after the last
-event for a status "as of now"). Event times are read in sequence order and never go back (an
-event dated before its predecessor is taken to happen at the predecessor's instant). Every
-datetime returned is in UTC.
+Pure values, built in code or read from the ``[sla]`` table of ``helpkit.toml``; the clock that
+measures a ticket against a policy is :mod:`helpkit.sla.clock`.
 """
 
 from __future__ import annotations
@@ -56,56 +10,31 @@ from __future__ import annotations
 import enum
 import math
 import re
-from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from types import MappingProxyType
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final
 
 import attrs
 
-from helpkit._time import to_utc
 from helpkit.calendar import BusinessCalendar
-from helpkit.errors import CalendarError, ConfigError, NotFoundError, ValidationError
-from helpkit.events import (
-    CommentAdded,
-    Event,
-    MergedInto,
-    PriorityChanged,
-    SlaBreached,
-    SlaWarned,
-    StatusChanged,
-    TicketOpened,
-)
+from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.priority import Priority
-from helpkit.tickets import ActorKind, StatusCategory, Ticket
+from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = [
-    "BREACH",
     "DEFAULT_PAUSE_CATEGORIES",
-    "ClockState",
     "Metric",
-    "MetricClock",
-    "SlaCheck",
     "SlaCondition",
     "SlaContext",
     "SlaPolicy",
     "SlaPolicySet",
-    "SlaStatus",
     "Targets",
-    "Threshold",
-    "compute_sla",
-    "fired_checks",
     "parse_duration",
 ]
 
-BREACH: Final = 1.0
-"""The ``fraction`` of a check that stands for the breach itself (100 % of the target)."""
-
 DEFAULT_PAUSE_CATEGORIES: Final = frozenset({StatusCategory.PENDING, StatusCategory.ON_HOLD})
 """The status categories that pause SLA clocks unless a policy says otherwise."""
-
-ClockState = Literal["running", "paused", "achieved", "breached", "stopped"]
 
 
 class Metric(enum.Enum):
@@ -115,9 +44,6 @@ class Metric(enum.Enum):
     NEXT_RESPONSE = "next_response"
     PERIODIC_UPDATE = "periodic_update"
     RESOLUTION = "resolution"
-
-
-_METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
 
 
 # ---------------------------------------------------------------- durations
@@ -633,368 +559,3 @@ class SlaPolicySet:
             return cls(policies, default=default)
         except ValidationError as exc:
             raise ConfigError(f"[sla]: {exc}") from None
-
-
-# ---------------------------------------------------------------- results
-
-
-@attrs.frozen
-class Threshold:
-    """A warning threshold of a clock: the instant its counted time reaches ``fraction``.
-
-    ``at`` follows the same rule as :attr:`MetricClock.due` (past, projected, or ``None``).
-    """
-
-    fraction: float
-    at: datetime | None
-
-
-class SlaCheck(NamedTuple):
-    """A warning (``fraction < 1``) or breach (``fraction == 1.0``) instant of one cycle."""
-
-    metric: Metric
-    cycle: int
-    fraction: float
-    at: datetime
-
-    @property
-    def key(self) -> tuple[str, int, float]:
-        """``(metric value, cycle, fraction)``: how :func:`fired_checks` names it."""
-        return (self.metric.value, self.cycle, self.fraction)
-
-
-@attrs.frozen(kw_only=True)
-class MetricClock:
-    """One cycle of one metric, as of ``now``.
-
-    ``elapsed`` is the counted business time up to ``min(now, achieved/stopped)``;
-    ``remaining = target - elapsed`` (negative past due). ``running`` and ``paused`` say
-    whether an open cycle is counting at the end of the history; both are false once the
-    cycle is achieved or stopped.
-    """
-
-    metric: Metric
-    cycle: int
-    started_at: datetime
-    target: timedelta
-    elapsed: timedelta
-    remaining: timedelta
-    running: bool
-    paused: bool
-    due: datetime | None
-    achieved_at: datetime | None
-    stopped_at: datetime | None
-    breached_at: datetime | None
-    warnings: tuple[Threshold, ...]
-
-    @property
-    def ended_at(self) -> datetime | None:
-        """When the cycle was achieved or stopped, if it was."""
-        return self.achieved_at if self.achieved_at is not None else self.stopped_at
-
-    @property
-    def state(self) -> ClockState:
-        """``achieved`` or ``stopped`` once ended (see ``breached_at`` for a late one);
-        otherwise ``breached`` if the target was reached, else ``running`` or ``paused``."""
-        if self.achieved_at is not None:
-            return "achieved"
-        if self.stopped_at is not None:
-            return "stopped"
-        if self.breached_at is not None:
-            return "breached"
-        return "running" if self.running else "paused"
-
-    def checks(self) -> tuple[SlaCheck, ...]:
-        """The warnings and the breach crossed (or to be crossed) before the cycle ends."""
-        end = self.ended_at
-        out = [
-            SlaCheck(self.metric, self.cycle, w.fraction, w.at)
-            for w in self.warnings
-            if w.at is not None and (end is None or w.at < end)
-        ]
-        if self.due is not None and (end is None or self.due < end):
-            out.append(SlaCheck(self.metric, self.cycle, BREACH, self.due))
-        return tuple(out)
-
-
-Fired = tuple[str, int, float]
-
-
-@attrs.frozen
-class SlaStatus:
-    """Every measured cycle of a ticket under ``policy``, as of ``now`` (UTC)."""
-
-    policy: str
-    now: datetime
-    clocks: tuple[MetricClock, ...]
-
-    def current(self, metric: Metric | str) -> MetricClock | None:
-        """The latest cycle of ``metric``, or ``None`` if it has no measured cycle."""
-        wanted = _metric(metric)
-        found = [c for c in self.clocks if c.metric is wanted]
-        return max(found, key=lambda c: c.cycle) if found else None
-
-    def cycles(self, metric: Metric | str) -> tuple[MetricClock, ...]:
-        """Every measured cycle of ``metric``, oldest first."""
-        wanted = _metric(metric)
-        return tuple(c for c in self.clocks if c.metric is wanted)
-
-    @property
-    def next_deadline(self) -> datetime | None:
-        """The earliest ``due`` among cycles neither achieved nor stopped (past if breached)."""
-        dues = [
-            c.due
-            for c in self.clocks
-            if c.due is not None and c.achieved_at is None and c.stopped_at is None
-        ]
-        return min(dues, default=None)
-
-    @property
-    def breached(self) -> bool:
-        """Whether any cycle has breached (as of ``now``)."""
-        return any(c.breached_at is not None for c in self.clocks)
-
-    def checks(self) -> tuple[SlaCheck, ...]:
-        """Every warning and breach crossed or to be crossed, in time order."""
-        found = [check for clock in self.clocks for check in clock.checks()]
-        found.sort(key=lambda c: (c.at, _METRIC_ORDER[c.metric], c.cycle, c.fraction))
-        return tuple(found)
-
-    def pending_checks(self, fired: Iterable[Fired] = ()) -> tuple[SlaCheck, ...]:
-        """The checks not yet recorded (``fired`` as from :func:`fired_checks`), in order.
-
-        Past ones are due now; the sweep records them, then waits for :meth:`next_check`.
-        """
-        done = frozenset(fired)
-        return tuple(c for c in self.checks() if c.key not in done)
-
-    def next_check(self, fired: Iterable[Fired] = ()) -> datetime | None:
-        """The instant of the earliest check not yet recorded (the sweep's index), or None."""
-        pending = self.pending_checks(fired)
-        return pending[0].at if pending else None
-
-
-def fired_checks(events: Iterable[Event], *, policy: str | None = None) -> frozenset[Fired]:
-    """The checks already recorded: ``(metric, cycle, threshold)`` of ``SlaWarned`` events and
-    ``(metric, cycle, 1.0)`` of ``SlaBreached`` events (of ``policy`` only, if given)."""
-    out: set[Fired] = set()
-    for event in events:
-        if isinstance(event, SlaWarned) and (policy is None or event.policy == policy):
-            out.add((event.metric, event.cycle, float(event.threshold)))
-        elif isinstance(event, SlaBreached) and (policy is None or event.policy == policy):
-            out.add((event.metric, event.cycle, BREACH))
-    return frozenset(out)
-
-
-# ---------------------------------------------------------------- the clock
-
-
-@attrs.define
-class _Cycle:
-    metric: Metric
-    index: int
-    start: datetime
-    achieved_at: datetime | None = None
-    stopped_at: datetime | None = None
-    end_priority: Priority | None = None
-
-    @property
-    def end(self) -> datetime | None:
-        return self.achieved_at if self.achieved_at is not None else self.stopped_at
-
-    @property
-    def is_open(self) -> bool:
-        return self.achieved_at is None and self.stopped_at is None
-
-
-class _Counted:
-    """Counted business time since the opening, over the ticket's counting intervals.
-
-    ``until(t)`` is the counted time up to ``t``; ``reach(v, limit)`` is the earliest instant
-    at which it reaches ``v`` (``None`` if not by ``limit``, or never while paused).
-    """
-
-    def __init__(
-        self, calendar: BusinessCalendar, intervals: list[tuple[datetime, datetime | None]]
-    ) -> None:
-        self.calendar = calendar
-        self.starts = [s for s, _ in intervals]
-        self.ends = [e for _, e in intervals]
-        self.open_ended = bool(intervals) and intervals[-1][1] is None
-        self.before: list[timedelta] = []  # counted before interval k
-        self.after: list[timedelta] = []  # counted at the end of closed interval k
-        total = timedelta(0)
-        for s, e in intervals:
-            self.before.append(total)
-            if e is not None:
-                total += calendar.elapsed(s, e)
-                self.after.append(total)
-
-    def until(self, t: datetime) -> timedelta:
-        k = bisect_right(self.starts, t) - 1
-        if k < 0:
-            return timedelta(0)
-        end = self.ends[k]
-        if end is not None and t >= end:
-            return self.after[k]
-        return self.before[k] + self.calendar.elapsed(self.starts[k], t)
-
-    def reach(self, value: timedelta, limit: datetime | None) -> datetime | None:
-        k = bisect_left(self.after, value)
-        if k == len(self.after) and not self.open_ended:
-            return None  # paused (or stopped) for good without reaching it
-        try:
-            found = self.calendar.add(self.starts[k], value - self.before[k])
-        except CalendarError:
-            return None  # a calendar with no open time never gets there
-        found = found.astimezone(UTC)
-        if limit is not None and found > limit:
-            return None
-        return found
-
-
-def _counts(category: StatusCategory, pause: frozenset[StatusCategory]) -> bool:
-    return category.is_active and category not in pause
-
-
-class _Fold:
-    """Walks a ticket's events once, recording counting intervals, priorities and cycles."""
-
-    def __init__(self, events: Sequence[Event], pause: frozenset[StatusCategory]) -> None:
-        if not events or not isinstance(events[0], TicketOpened):
-            raise ValidationError("an SLA clock needs the ticket's events, opening event first")
-        opened = events[0]
-        self.pause = pause
-        self.ticket_id = opened.ticket_id
-        self.t = opened.at
-        self.category = opened.category
-        self.priority = opened.priority
-        self.intervals: list[tuple[datetime, datetime | None]] = []
-        self.counting_since: datetime | None = None
-        self.cycles: list[_Cycle] = []
-        self.first = self._start(Metric.FIRST_RESPONSE)
-        self.resolution = self._start(Metric.RESOLUTION)
-        self.next: _Cycle | None = None
-        self.periodic: _Cycle | None = None
-        self.agent_replied = False
-        self._count(_counts(self.category, pause))
-        for event in events[1:]:
-            self._apply(event)
-
-    def _start(self, metric: Metric) -> _Cycle:
-        index = sum(1 for c in self.cycles if c.metric is metric)
-        cycle = _Cycle(metric, index, self.t)
-        self.cycles.append(cycle)
-        return cycle
-
-    def _achieve(self, cycle: _Cycle | None) -> None:
-        if cycle is not None and cycle.is_open:
-            cycle.achieved_at = self.t
-            cycle.end_priority = self.priority
-
-    def _count(self, counting: bool) -> None:
-        if counting and self.counting_since is None:
-            self.counting_since = self.t
-        elif not counting and self.counting_since is not None:
-            if self.t > self.counting_since:
-                self.intervals.append((self.counting_since, self.t))
-            self.counting_since = None
-
-    def finish(self) -> list[tuple[datetime, datetime | None]]:
-        if self.counting_since is None:
-            return self.intervals
-        return [*self.intervals, (self.counting_since, None)]
-
-    def _apply(self, event: Event) -> None:
-        if event.ticket_id != self.ticket_id:
-            raise ValidationError(
-                f"event {event.TYPE} of ticket {event.ticket_id} among those of {self.ticket_id}"
-            )
-        self.t = max(self.t, event.at)
-        if self.category is StatusCategory.CLOSED:
-            return  # closed is final: nothing after it moves a clock
-        if isinstance(event, CommentAdded) and event.comment.public:
-            kind = event.comment.author.kind
-            if kind is ActorKind.AGENT:
-                self._achieve(self.first)
-                self._achieve(self.next)
-                self._achieve(self.periodic)
-                self.periodic = self._start(Metric.PERIODIC_UPDATE)
-                self.agent_replied = True
-            elif kind is ActorKind.CONTACT and self.agent_replied and not self._next_open():
-                self.next = self._start(Metric.NEXT_RESPONSE)
-        elif isinstance(event, StatusChanged):
-            self._category(event.category)
-        elif isinstance(event, MergedInto):
-            self._category(StatusCategory.CLOSED)
-        elif isinstance(event, PriorityChanged):
-            self.priority = event.priority
-
-    def _next_open(self) -> bool:
-        return self.next is not None and self.next.is_open
-
-    def _category(self, category: StatusCategory) -> None:
-        previous, self.category = self.category, category
-        if category is StatusCategory.SOLVED:
-            self._achieve(self.resolution)
-        elif category is StatusCategory.CLOSED:
-            for cycle in self.cycles:
-                if cycle.is_open:
-                    cycle.stopped_at = self.t
-                    cycle.end_priority = self.priority
-        elif previous is StatusCategory.SOLVED and self.resolution.achieved_at is not None:
-            self.resolution.achieved_at = None  # a reopen resumes the same clock
-            self.resolution.end_priority = None
-        self._count(_counts(category, self.pause))
-
-
-def compute_sla(events: Sequence[Event], policy: SlaPolicy, now: datetime) -> SlaStatus:
-    """Every measured SLA cycle of one ticket under ``policy``, as of ``now``.
-
-    ``events`` are the ticket's events in sequence order, its opening first. The result is a
-    pure function of the arguments (see the module documentation for the exact rules).
-    """
-    if not isinstance(policy, SlaPolicy):
-        raise ValidationError(f"policy must be an SlaPolicy; got {type(policy).__name__}")
-    at = to_utc(now, "now")
-    fold = _Fold(events, policy.pause_categories)
-    counted = _Counted(policy.calendar, fold.finish())
-    clocks: list[MetricClock] = []
-    for cycle in fold.cycles:
-        priority = cycle.end_priority if cycle.end_priority is not None else fold.priority
-        target = policy.target(cycle.metric, priority)
-        if target is not None:
-            clocks.append(_clock(cycle, target, counted, at, policy.warn_at))
-    clocks.sort(key=lambda c: (_METRIC_ORDER[c.metric], c.cycle))
-    return SlaStatus(policy.name, at, tuple(clocks))
-
-
-def _clock(
-    cycle: _Cycle,
-    target: timedelta,
-    counted: _Counted,
-    now: datetime,
-    warn_at: tuple[float, ...],
-) -> MetricClock:
-    end = cycle.end
-    base = counted.until(cycle.start)
-    cap = now if end is None else min(now, end)
-    elapsed = counted.until(max(cap, cycle.start)) - base
-    due = counted.reach(base + target, end)
-    warnings = tuple(Threshold(f, counted.reach(base + target * f, end)) for f in warn_at)
-    crossed = due is not None and due <= now and (end is None or due < end)
-    return MetricClock(
-        metric=cycle.metric,
-        cycle=cycle.index,
-        started_at=cycle.start,
-        target=target,
-        elapsed=elapsed,
-        remaining=target - elapsed,
-        running=cycle.is_open and counted.open_ended,
-        paused=cycle.is_open and not counted.open_ended,
-        due=due,
-        achieved_at=cycle.achieved_at,
-        stopped_at=cycle.stopped_at,
-        breached_at=due if crossed else None,
-        warnings=warnings,
-    )
