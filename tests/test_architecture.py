@@ -32,7 +32,11 @@ LAYERS = [
     DOMAIN,
     {"ports", "ids"},
     {"hookspecs", "plugins", "config"},
-    {"desk", "sweep"},
+    {"service_levels", "directory", "delivery"},
+    {"timers"},
+    {"pipeline"},
+    {"sweep"},
+    {"desk"},
     {"stores", "channels", "builtins", "cli", "__main__", "__init__"},
 ]
 FORBIDDEN_IN_DOMAIN = {

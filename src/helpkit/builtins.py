@@ -1,18 +1,13 @@
-"""helpkit's built-in plugin: the stores and channels it ships, and reply notifications.
+"""helpkit's built-in plugin: the stores and channels it ships.
 
-It registers through the very hooks third-party plugins use.
+It registers through the very hooks third-party plugins use. (Replies and SLA notices leave
+through :mod:`helpkit.delivery`, a step of the command pipeline, not through an observer.)
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
-from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned
 from helpkit.hookspecs import RegisterChannel, RegisterStore, hookimpl
 from helpkit.ports import Store
-
-if TYPE_CHECKING:
-    from helpkit.desk import Helpdesk
 
 
 def _memory(url: str) -> Store:
@@ -40,13 +35,3 @@ def helpkit_register_channels(register: RegisterChannel) -> None:
     from helpkit.channels.recording import recording_channel_factory
 
     register("recording", recording_channel_factory)
-
-
-@hookimpl
-def helpkit_event(event: Event, desk: Helpdesk) -> None:
-    """Send public comments to the requester and followers (never internal notes), and SLA
-    warnings and breaches to the agents the escalation rules name."""
-    if isinstance(event, CommentAdded) and event.comment.public:
-        desk.deliver_comment(event.ticket_id, event.comment)
-    elif isinstance(event, (SlaWarned, SlaBreached)):
-        desk.deliver_sla_notice(event)

@@ -7,6 +7,12 @@ in host applications keep working.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from helpkit.events import Event
+
 __all__ = [
     "CalendarError",
     "ConfigError",
@@ -67,7 +73,28 @@ class MergeError(InvalidTransitionError):
 
 
 class ConflictError(HelpkitError):
-    """A write was based on a stale version; nothing was written. Reload and retry."""
+    """A write was based on a stale version; nothing was written. Reload and retry.
+
+    When a command was given the version its caller saw (``expected_seq=``), the error says
+    what happened since: ``ticket_id``, ``expected_seq``, ``current_seq`` and ``events``, the
+    ticket's events after ``expected_seq`` (so a host can say "Ann replied meanwhile").
+    Otherwise those may be unknown (``None`` and empty).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        ticket_id: str | None = None,
+        expected_seq: int | None = None,
+        current_seq: int | None = None,
+        events: Sequence[Event] = (),
+    ) -> None:
+        super().__init__(message)
+        self.ticket_id = ticket_id
+        self.expected_seq = expected_seq
+        self.current_seq = current_seq
+        self.events: tuple[Event, ...] = tuple(events)
 
 
 class StoreError(HelpkitError):

@@ -9,15 +9,12 @@ entry point group, or pass it to ``Helpdesk(plugins=[...])``.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pluggy
 
 from helpkit.events import Event
-from helpkit.ports import Channel, Store
-
-if TYPE_CHECKING:
-    from helpkit.desk import Helpdesk
+from helpkit.ports import Channel, DeskContext, Store
 
 __all__ = [
     "ChannelFactory",
@@ -67,10 +64,12 @@ def helpkit_register_channels(register: RegisterChannel) -> None:
 
 
 @hookspec
-def helpkit_event(event: Event, desk: Helpdesk) -> None:
+def helpkit_event(event: Event, desk: DeskContext) -> None:
     """Observe every event after the store has committed it.
 
     Use it for notifications and integrations. It runs once per event, in order, after the
-    command's write succeeded; an observer that raises is logged (logger ``helpkit.plugins``)
-    and neither undoes the command nor stops other observers.
+    command's write succeeded and its replies were delivered; an observer that raises is
+    logged (logger ``helpkit.plugins``) and neither undoes the command nor stops other
+    observers. ``desk`` is the desk that committed it, seen through
+    :class:`~helpkit.ports.DeskContext` (read tickets and their history, the store, the clock).
     """

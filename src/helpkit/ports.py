@@ -22,6 +22,7 @@ __all__ = [
     "Capability",
     "Channel",
     "Clock",
+    "DeskContext",
     "InboundMessage",
     "OutboundMessage",
     "Recipient",
@@ -250,4 +251,35 @@ class Channel(Protocol):
 
     def deliver(self, message: OutboundMessage) -> str | None:
         """Send ``message``; return the external message id if the transport gives one."""
+        ...
+
+
+@runtime_checkable
+class DeskContext(Protocol):
+    """What observers and plugins see of the desk that committed an event.
+
+    The :class:`~helpkit.Helpdesk` satisfies it; typing a plugin against this narrow view keeps
+    it independent of the facade.
+    """
+
+    @property
+    def store(self) -> Store:
+        """The desk's store."""
+        ...
+
+    @property
+    def clock(self) -> Clock:
+        """The desk's clock."""
+        ...
+
+    def now(self) -> datetime:
+        """The clock's current instant, in UTC."""
+        ...
+
+    def ticket(self, ref: Ticket | str | int) -> Ticket:
+        """A ticket by object, id or number."""
+        ...
+
+    def history(self, ref: Ticket | str | int) -> list[Event]:
+        """Every event of a ticket, in order."""
         ...

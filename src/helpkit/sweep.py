@@ -1,42 +1,46 @@
 """The SLA sweep: record due warnings and breaches, and carry out escalation rules.
 
-Application layer (it drives a :class:`~helpkit.Helpdesk`). It reads only the tickets whose
-stored ``next_check`` is due, recomputes each one's SLA from its history, and records every
-check crossed up to ``now`` exactly once per metric cycle: a second sweep, or a concurrent one
-in another process, finds the checks already recorded (and a concurrent write loses on its
-sequence number, reloads and finds them). Checks are processed in the order they were crossed,
-recomputing after each escalation action, so the outcome does not depend on how often the
-sweep ran.
+Application layer, a writer like any other: it runs through the command pipeline. It reads
+only the tickets whose stored ``next_check`` is due, takes each one's SLA fold (kept by the
+timers, or folded from its history), and records every check crossed up to ``now`` exactly
+once per metric cycle, in the order they were crossed, re-deciding after each escalation
+action, so the outcome does not depend on how often the sweep ran.
+
+Due tickets are committed a batch at a time, in one transaction per batch at the same
+durability as a command. When a batch loses to a concurrent writer (a command, another
+sweep), each of its tickets is redone on its own on fresh data, so a second sweep, or a
+concurrent one in another process, finds the checks already recorded.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import Final
 
 import attrs
 
 from helpkit import lifecycle
+from helpkit.config import DeskConfig
 from helpkit.errors import ConflictError, HelpkitError, InvalidTransitionError
 from helpkit.escalation import Action, EscalationKind, escalation_target
 from helpkit.events import Event
 from helpkit.lifecycle import Outcome
+from helpkit.pipeline import Pipeline
+from helpkit.ports import Store
 from helpkit.queries import SortOrder, TicketQuery
-from helpkit.sla import BREACH, compute_sla, fired_checks
+from helpkit.service_levels import ServiceLevels
+from helpkit.sla import BREACH, DueCheck, SlaFold
 from helpkit.tickets import Actor, Ticket
+from helpkit.timers import SlaTimer
 
-if TYPE_CHECKING:
-    from helpkit.desk import Helpdesk
-
-__all__ = ["SWEEP_ACTOR", "SweepReport", "plan_ticket", "sweep"]
+__all__ = ["SWEEP_ACTOR", "SweepReport", "Sweeper"]
 
 log = logging.getLogger("helpkit.sweep")
 
-SWEEP_ACTOR = Actor.system("sweep")
-_MAX_STEPS = 200  # checks + actions per ticket per sweep; far above any real policy
-_RETRIES = 5
+SWEEP_ACTOR: Final = Actor.system("sweep")
+_MAX_STEPS: Final = 200  # checks + actions per ticket per sweep; far above any real policy
+_RETRIES: Final = 5
 
 
 @attrs.frozen
@@ -68,27 +72,127 @@ class SweepReport:
         )
 
 
-def plan_ticket(
-    desk: Helpdesk, ticket: Ticket, events: Sequence[Event], now: datetime
-) -> tuple[Outcome | None, SweepReport]:
-    """The events a sweep at ``now`` records on ``ticket`` (``None`` if there is nothing)."""
-    outcomes: list[Outcome] = []
-    state = ticket
-    history = list(events)
-    counts = {"warnings": 0, "breaches": 0, "escalations": 0, "priority_raises": 0}
-    policy = desk.sla_policy_for(state)
-    for _ in range(_MAX_STEPS):
-        if policy is None:
-            break
-        status = compute_sla(history, policy, now)
-        fired = fired_checks(history, policy=policy.name)
-        due = [c for c in status.pending_checks(fired) if c.at <= now]
-        if not due:
-            break
-        check = due[0]
-        clock = next(
-            c for c in status.clocks if c.metric is check.metric and c.cycle == check.cycle
-        )
+class Sweeper:
+    """Runs the sweep of one desk (see the module documentation)."""
+
+    def __init__(
+        self,
+        store: Store,
+        pipeline: Pipeline,
+        levels: ServiceLevels,
+        sla: SlaTimer,
+        config: DeskConfig,
+    ) -> None:
+        self._store = store
+        self._pipeline = pipeline
+        self._levels = levels
+        self._sla = sla
+        self._config = config
+
+    def run(self, now: datetime, *, batch: int = 500) -> SweepReport:
+        """Process every ticket whose next check is at or before ``now``."""
+        report = SweepReport(now=now)
+        after: str | None = None
+        while True:
+            page = self._store.query(
+                TicketQuery(
+                    next_check_before=now, sort=SortOrder.NEXT_CHECK, limit=batch, after=after
+                )
+            )
+            report = report + self._batch(list(page), now)
+            if page.next_cursor is None:
+                return report
+            after = page.next_cursor
+
+    def _batch(self, tickets: list[Ticket], now: datetime) -> SweepReport:
+        report = SweepReport(now=now)
+        outcomes: list[Outcome] = []
+        try:
+            for ticket in tickets:
+                outcome, planned = self.plan(ticket, now)
+                outcomes.append(outcome)
+                report = report + attrs.evolve(planned, examined=1)
+            self._pipeline.commit(outcomes)
+        except ConflictError:
+            # A concurrent writer won one of them: redo each ticket on its own, on fresh data.
+            return attrs.evolve(self._one_by_one(tickets, now), now=now) + SweepReport(
+                now=now, conflicts=1
+            )
+        except HelpkitError as exc:
+            # One ticket cannot be processed: the others still go through, one by one.
+            log.info("sweep batch failed (%s); processing its tickets one by one", exc)
+            return self._one_by_one(tickets, now)
+        return report
+
+    def _one_by_one(self, tickets: list[Ticket], now: datetime) -> SweepReport:
+        report = SweepReport(now=now)
+        for ticket in tickets:
+            report = report + self._sweep_one(ticket.id, now)
+        return report
+
+    def _sweep_one(self, ticket_id: str, now: datetime) -> SweepReport:
+        conflicts = 0
+        for _ in range(_RETRIES):
+            try:
+                ticket = self._store.get_ticket(ticket_id)
+                if ticket.next_check is None or ticket.next_check > now:
+                    # Another sweep got here first and left nothing due.
+                    return SweepReport(now=now, examined=1, conflicts=conflicts)
+                outcome, report = self.plan(ticket, now)
+                self._pipeline.commit([outcome])
+                return attrs.evolve(report, examined=1, conflicts=conflicts)
+            except ConflictError:
+                conflicts += 1
+            except HelpkitError:
+                log.exception("sweep failed on ticket %s", ticket_id)
+                return SweepReport(now=now, examined=1, conflicts=conflicts, failures=1)
+        log.error("ticket %s: gave up after %d conflicting writes", ticket_id, conflicts)
+        return SweepReport(now=now, examined=1, conflicts=conflicts, failures=1)
+
+    def plan(self, ticket: Ticket, now: datetime) -> tuple[Outcome, SweepReport]:
+        """What a sweep at ``now`` records on ``ticket``.
+
+        Without anything due (a schedule left stale by a configuration change), the outcome
+        records that the schedule was recomputed, so the commit stores the fresh one.
+        """
+        outcomes: list[Outcome] = []
+        state = ticket
+        counts = {"warnings": 0, "breaches": 0, "escalations": 0, "priority_raises": 0}
+        policy = self._levels.policy_for(state)
+        fold: SlaFold | None = None
+        for _ in range(_MAX_STEPS):
+            if policy is None:
+                break
+            if fold is None or fold.policy is not policy:
+                fold = self._sla.fold(ticket.id, ticket.seq, policy, _events_of(outcomes))
+            due = fold.due_checks(now)
+            if not due:
+                break
+            step = self._step(state, due[0], policy.name, now, counts)
+            state = step[-1].ticket
+            fold = fold.extend(_events_of(step))
+            outcomes.extend(step)
+            policy = self._levels.policy_for(state)
+        else:
+            log.warning("ticket %s: sweep stopped after %d steps", ticket.reference, _MAX_STEPS)
+        report = SweepReport(now=now, **counts)
+        if not outcomes:
+            policy = self._levels.policy_for(ticket)
+            return lifecycle.record_sla_reschedule(
+                ticket, at=now, actor=SWEEP_ACTOR, policy=None if policy is None else policy.name
+            ), report
+        return lifecycle.chain(outcomes), report
+
+    def _step(
+        self,
+        state: Ticket,
+        due: DueCheck,
+        policy: str,
+        now: datetime,
+        counts: dict[str, int],
+    ) -> list[Outcome]:
+        """Record one crossed check, then carry out the rules bound to it."""
+        check = due.check
         step: list[Outcome] = []
         if check.fraction >= BREACH:
             step.append(
@@ -96,7 +200,7 @@ def plan_ticket(
                     state,
                     at=now,
                     actor=SWEEP_ACTOR,
-                    policy=policy.name,
+                    policy=policy,
                     metric=check.metric.value,
                     cycle=check.cycle,
                     due=check.at,
@@ -109,111 +213,64 @@ def plan_ticket(
                     state,
                     at=now,
                     actor=SWEEP_ACTOR,
-                    policy=policy.name,
+                    policy=policy,
                     metric=check.metric.value,
                     cycle=check.cycle,
                     threshold=check.fraction,
                     crossed_at=check.at,
-                    due=clock.due,
+                    due=due.due,
                 )
             )
             counts["warnings"] += 1
         state = step[-1].ticket
         # Actions act on live tickets only: a clock that ended meanwhile is just recorded.
-        if state.category.is_active and clock.ended_at is None:
-            for rule, action in desk.config.escalation.actions_for(
-                check.metric.value, check.fraction
-            ):
-                reason = (
-                    f"SLA {check.metric.value} "
-                    + ("breached" if check.fraction >= BREACH else f"at {check.fraction:.0%}")
-                    + f" (rule {rule.name})"
+        if not state.category.is_active or due.ended_at is not None:
+            return step
+        for rule, action in self._config.escalation.actions_for(check.metric.value, check.fraction):
+            reason = (
+                f"SLA {check.metric.value} "
+                + ("breached" if check.fraction >= BREACH else f"at {check.fraction:.0%}")
+                + f" (rule {rule.name})"
+            )
+            if action is Action.ESCALATE:
+                try:
+                    group, new, old = escalation_target(
+                        self._levels.ladder(), state.group_id, EscalationKind.HIERARCHICAL
+                    )
+                except (InvalidTransitionError, HelpkitError) as exc:
+                    log.info(
+                        "ticket %s: rule %s cannot escalate: %s", state.reference, rule.name, exc
+                    )
+                    continue
+                step.append(
+                    lifecycle.escalate(
+                        state,
+                        at=now,
+                        actor=SWEEP_ACTOR,
+                        kind=EscalationKind.HIERARCHICAL.value,
+                        group_id=group,
+                        tier=new.level if new else None,
+                        previous_tier=old.level if old else None,
+                        reason=reason,
+                        rule=rule.name,
+                    )
                 )
-                if action is Action.ESCALATE:
-                    try:
-                        group, new, old = escalation_target(
-                            desk.ladder(), state.group_id, EscalationKind.HIERARCHICAL
-                        )
-                    except (InvalidTransitionError, HelpkitError) as exc:
-                        log.info(
-                            "ticket %s: rule %s cannot escalate: %s",
-                            state.reference,
-                            rule.name,
-                            exc,
-                        )
-                        continue
-                    step.append(
-                        lifecycle.escalate(
-                            state,
-                            at=now,
-                            actor=SWEEP_ACTOR,
-                            kind=EscalationKind.HIERARCHICAL.value,
-                            group_id=group,
-                            tier=new.level if new else None,
-                            previous_tier=old.level if old else None,
-                            reason=reason,
-                            rule=rule.name,
-                        )
+                counts["escalations"] += 1
+            elif action is Action.RAISE_PRIORITY:
+                raised = state.priority.raised()
+                if raised == state.priority:
+                    continue
+                step.append(
+                    lifecycle.override_priority(
+                        state, raised, at=now, actor=SWEEP_ACTOR, reason=reason
                     )
-                    counts["escalations"] += 1
-                elif action is Action.RAISE_PRIORITY:
-                    raised = state.priority.raised()
-                    if raised == state.priority:
-                        continue
-                    step.append(
-                        lifecycle.override_priority(
-                            state, raised, at=now, actor=SWEEP_ACTOR, reason=reason
-                        )
-                    )
-                    counts["priority_raises"] += 1
-                else:
-                    continue  # notifications go out from the recorded event (see builtins)
-                state = step[-1].ticket
-        for outcome in step:
-            history.extend(outcome.events)
-        outcomes.extend(step)
-        policy = desk.sla_policy_for(state)
-    else:
-        log.warning("ticket %s: sweep stopped after %d steps", ticket.reference, _MAX_STEPS)
-    report = SweepReport(now=now, **counts)
-    if not outcomes:
-        return None, report
-    return lifecycle.chain(outcomes), report
+                )
+                counts["priority_raises"] += 1
+            else:
+                continue  # notifications go out from the recorded event (see delivery)
+            state = step[-1].ticket
+        return step
 
 
-def sweep(desk: Helpdesk, now: datetime, *, batch: int = 500) -> SweepReport:
-    """Process every ticket whose next check is at or before ``now``."""
-    report = SweepReport(now=now)
-    after: str | None = None
-    while True:
-        page = desk.store.query(
-            TicketQuery(next_check_before=now, sort=SortOrder.NEXT_CHECK, limit=batch, after=after)
-        )
-        for ticket in page:
-            report = report + _sweep_one(desk, ticket.id, now)
-        if page.next_cursor is None:
-            return report
-        after = page.next_cursor
-
-
-def _sweep_one(desk: Helpdesk, ticket_id: str, now: datetime) -> SweepReport:
-    conflicts = 0
-    for _ in range(_RETRIES):
-        try:
-            ticket = desk.store.get_ticket(ticket_id)
-            if ticket.next_check is None or ticket.next_check > now:
-                # Another sweep got here first and left nothing due.
-                return SweepReport(now=now, examined=1, conflicts=conflicts)
-            events = desk.store.events(ticket_id)
-            outcome, report = plan_ticket(desk, ticket, events, now)
-            if outcome is None:
-                outcome = desk.reschedule_outcome(ticket, events, now)
-            desk.commit_outcomes([outcome], known_events={ticket_id: events})
-            return attrs.evolve(report, examined=1, conflicts=conflicts)
-        except ConflictError:
-            conflicts += 1
-        except HelpkitError:
-            log.exception("sweep failed on ticket %s", ticket_id)
-            return SweepReport(now=now, examined=1, conflicts=conflicts, failures=1)
-    log.error("ticket %s: gave up after %d conflicting writes", ticket_id, conflicts)
-    return SweepReport(now=now, examined=1, conflicts=conflicts, failures=1)
+def _events_of(outcomes: list[Outcome]) -> list[Event]:
+    return [event for outcome in outcomes for event in outcome.events]

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import attrs
 
+from helpkit._checks import INT64_MAX
 from helpkit.errors import ConflictError, NotFoundError, ValidationError
 from helpkit.events import Event, TicketOpened
 from helpkit.ports import TicketChange
@@ -106,8 +107,8 @@ def validate_change(change: TicketChange) -> None:
 
 def check_limit(limit: int) -> None:
     """A search ``limit`` is a positive integer; ValidationError if not."""
-    if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
-        raise ValidationError(f"limit must be a positive integer; got {limit!r}")
+    if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= INT64_MAX:
+        raise ValidationError(f"limit must be a positive integer; got {limit!r:.40}")
 
 
 def check_version(kind: str, ident: str, stored: int | None, version: int) -> None:

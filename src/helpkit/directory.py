@@ -1,0 +1,317 @@
+"""The directory of people: agents, groups, contacts and organizations.
+
+Application layer over the store: it validates what a command gives (ids, emails, domains,
+group membership, an agent's being active), builds the value objects, and saves them. Getting
+the contact of an email address creates it when it is new, atomically: two threads or
+processes asking for the same new address get the same contact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping
+from datetime import datetime
+from typing import Any, Final
+
+import attrs
+
+from helpkit._checks import check_text
+from helpkit.errors import DuplicateError, NotFoundError, ValidationError
+from helpkit.people import Agent, Contact, Group, Organization, normalize_email
+from helpkit.ports import Store
+from helpkit.tickets import Actor, ActorKind
+
+__all__ = ["UNSET", "Directory", "Unset"]
+
+
+class Unset:
+    """The type of :data:`UNSET`."""
+
+    def __repr__(self) -> str:
+        return "UNSET"
+
+
+UNSET: Final = Unset()
+"""Marks an argument that was not given (distinct from ``None``, which clears)."""
+
+_CONTACT_CHANGES: Final = frozenset(
+    {"name", "emails", "phone", "language", "timezone", "organization", "vip", "segment"}
+)
+_ORGANIZATION_CHANGES: Final = frozenset({"name", "domains", "segment", "region", "vip"})
+
+
+def _check_changes(changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValidationError(
+            f"cannot change {', '.join(unknown)}; changeable: {', '.join(sorted(allowed))}"
+        )
+
+
+class Directory:
+    """Agents, groups, contacts and organizations of one store."""
+
+    def __init__(
+        self, store: Store, now: Callable[[], datetime], new_id: Callable[[], str]
+    ) -> None:
+        self._store = store
+        self._now = now
+        self._new_id = new_id
+
+    # ------------------------------------------------------------ agents and groups
+
+    def add_group(
+        self, group_id: str, name: str, *, tier: int | None = None, description: str | None = None
+    ) -> Group:
+        """Create or replace a group (``tier`` 1..4 = L1 service desk .. L4 vendor)."""
+        group = Group(id=group_id, name=name, tier=tier, description=description)
+        self._store.save_group(group)
+        return group
+
+    def add_agent(
+        self,
+        agent_id: str,
+        name: str,
+        *,
+        email: str | None = None,
+        groups: Iterable[str] = (),
+        languages: Iterable[str] = (),
+        active: bool = True,
+    ) -> Agent:
+        """Create or replace an agent; every group must exist."""
+        if isinstance(groups, str):
+            groups = (groups,)
+        agent = Agent(
+            id=agent_id,
+            name=name,
+            email=email,
+            group_ids=tuple(groups),
+            languages=tuple(languages),
+            active=active,
+        )
+        for group_id in agent.group_ids:
+            self._store.get_group(group_id)
+        self._store.save_agent(agent)
+        return agent
+
+    def agent(self, agent_id: str) -> Agent:
+        """An agent by id."""
+        return self._store.get_agent(check_text(agent_id, "an agent id"))
+
+    def group(self, group_id: str) -> Group:
+        """A group by id."""
+        return self._store.get_group(check_text(group_id, "a group id"))
+
+    def staff_actor(self, actor: Actor) -> Actor:
+        """``actor`` if it may run an agent command: an existing agent, or the system."""
+        if not isinstance(actor, Actor):
+            raise ValidationError(f"actor must be an Actor, e.g. Actor.agent('id'); got {actor!r}")
+        if actor.kind is ActorKind.CONTACT:
+            raise ValidationError("this command is for agents or the system, not contacts")
+        if actor.kind is ActorKind.AGENT:
+            self._store.get_agent(actor.id)
+        return actor
+
+    def check_assignment(
+        self, assignee: str | None, group: str | None, *known: Agent | None
+    ) -> None:
+        """The group exists, and the assignee exists, is active and belongs to the group.
+
+        ``known`` are agents the caller has just read (saves reading them again).
+        """
+        if group is not None:
+            self.group(group)
+        if assignee is None:
+            return
+        agent = next((a for a in known if a is not None and a.id == assignee), None)
+        if agent is None:
+            agent = self.agent(assignee)
+        if not agent.active:
+            raise ValidationError(f"agent {assignee!r} is inactive")
+        if group is not None and not agent.in_group(group):
+            raise ValidationError(f"agent {assignee!r} is not a member of group {group!r}")
+
+    def check_party(self, who: Actor) -> None:
+        """``who`` can follow a ticket: an existing agent or contact."""
+        if not isinstance(who, Actor):
+            raise ValidationError(f"a follower must be an Actor; got {who!r:.60}")
+        if who.kind is ActorKind.AGENT:
+            self._store.get_agent(who.id)
+        elif who.kind is ActorKind.CONTACT:
+            self._store.get_contact(who.id)
+        else:
+            raise ValidationError("followers are agents or contacts")
+
+    # ------------------------------------------------------------ organizations
+
+    def create_organization(
+        self,
+        name: str,
+        *,
+        domains: Iterable[str] = (),
+        segment: str | None = None,
+        region: str | None = None,
+        vip: bool = False,
+        organization_id: str | None = None,
+    ) -> Organization:
+        """Create an organization; its email domains must not belong to another one."""
+        now = self._now()
+        org = Organization(
+            id=organization_id or self._new_id(),
+            name=name,
+            domains=tuple(domains) if not isinstance(domains, str) else (domains,),
+            segment=segment,
+            region=region,
+            vip=vip,
+            created_at=now,
+            updated_at=now,
+        )
+        self._store.save_organization(org)
+        return org
+
+    def update_organization(self, organization: Organization | str, **changes: Any) -> Organization:
+        """Change fields (name, domains, segment, region, vip) of an organization."""
+        current = self.organization(organization)
+        _check_changes(changes, _ORGANIZATION_CHANGES)
+        updated = attrs.evolve(
+            current, **changes, updated_at=self._now(), version=current.version + 1
+        )
+        self._store.save_organization(updated)
+        return updated
+
+    def organization(self, organization: Organization | str) -> Organization:
+        """An organization by id (or the object, reloaded)."""
+        org_id = organization.id if isinstance(organization, Organization) else organization
+        return self._store.get_organization(check_text(org_id, "an organization id"))
+
+    def organization_by_domain(self, domain: str) -> Organization:
+        """The organization that owns an email domain."""
+        return self._store.organization_by_domain(check_text(domain, "a domain"))
+
+    def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
+        """Organizations whose name contains ``text`` (case- and accent-insensitive)."""
+        return self._store.find_organizations(check_text(text, "a search text"), limit=limit)
+
+    # ------------------------------------------------------------ contacts
+
+    def new_contact(
+        self,
+        name: str,
+        *,
+        emails: Iterable[str] | str = (),
+        phone: str | None = None,
+        language: str | None = None,
+        timezone: str | None = None,
+        organization: Organization | str | Unset | None = UNSET,
+        vip: bool = False,
+        segment: str | None = None,
+        contact_id: str | None = None,
+    ) -> Contact:
+        """A checked contact, not saved yet (its organization looked up, from the email's
+        domain unless given)."""
+        now = self._now()
+        contact = Contact(
+            id=contact_id or self._new_id(),
+            name=name,
+            emails=emails,
+            phone=phone,
+            language=language,
+            timezone=timezone,
+            vip=vip,
+            segment=segment,
+            created_at=now,
+            updated_at=now,
+        )
+        org_id = self._organization_for(contact, organization)
+        return attrs.evolve(contact, organization_id=org_id)
+
+    def create_contact(self, name: str, **fields: Any) -> Contact:
+        """Create a contact. Without ``organization``, one owning the email's domain is used."""
+        contact = self.new_contact(name, **fields)
+        self._store.save_contact(contact)
+        return contact
+
+    def _organization_for(
+        self, contact: Contact, organization: Organization | str | Unset | None
+    ) -> str | None:
+        if isinstance(organization, Unset):
+            for email in contact.emails:
+                try:
+                    return self._store.organization_by_domain(email.rpartition("@")[2]).id
+                except NotFoundError:
+                    continue
+            return None
+        if organization is None:
+            return None
+        return self.organization(organization).id
+
+    def update_contact(self, contact: Contact | str, **changes: Any) -> Contact:
+        """Change fields of a contact (name, emails, phone, language, timezone, organization...)."""
+        current = self.contact(contact)
+        _check_changes(changes, _CONTACT_CHANGES)
+        if "organization" in changes:
+            org = changes.pop("organization")
+            changes["organization_id"] = None if org is None else self.organization(org).id
+        updated = attrs.evolve(
+            current, **changes, updated_at=self._now(), version=current.version + 1
+        )
+        self._store.save_contact(updated)
+        return updated
+
+    def contact(self, contact: Contact | str) -> Contact:
+        """A contact by id (or the object, reloaded)."""
+        contact_id = contact.id if isinstance(contact, Contact) else contact
+        return self._store.get_contact(check_text(contact_id, "a contact id"))
+
+    def contact_by_email(self, email: str) -> Contact:
+        """The contact with that email address (case-insensitive)."""
+        return self._store.contact_by_email(normalize_email(email))
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        """Contacts whose name contains ``text`` (case- and accent-insensitive)."""
+        return self._store.find_contacts(check_text(text, "a search text"), limit=limit)
+
+    def contact_for_email(self, email: str, *, name: str | None = None) -> Contact:
+        """The contact owning ``email``, created (with its domain's organization) if new.
+
+        Atomic: when another thread or process creates the same address meanwhile, its
+        contact is returned.
+        """
+        address = normalize_email(email)
+        try:
+            return self._store.contact_by_email(address)
+        except NotFoundError:
+            pass
+        return self.save_new(self.new_contact(name or address.partition("@")[0], emails=(address,)))
+
+    def save_new(self, contact: Contact) -> Contact:
+        """Save a new contact; if another writer took one of its addresses meanwhile, the
+        contact owning it (the one a get-or-create should return)."""
+        try:
+            self._store.save_contact(contact)
+        except DuplicateError:
+            for address in contact.emails:
+                try:
+                    return self._store.contact_by_email(address)
+                except NotFoundError:
+                    continue
+            raise
+        return contact
+
+    def requester(self, requester: Contact | str) -> tuple[Contact, bool]:
+        """A requester given as a contact, its id, or an email address, and whether it is
+        new: a new address is *not* saved here; the checked contact comes back unsaved
+        (save it with :meth:`save_new` once everything else is checked)."""
+        if isinstance(requester, Contact):
+            return self.contact(requester.id), False
+        text = check_text(requester, "a requester (contact id or email)")
+        if "@" in text:
+            try:
+                return self._store.get_contact(text), False
+            except NotFoundError:
+                pass
+            address = normalize_email(text)
+            try:
+                return self._store.contact_by_email(address), False
+            except NotFoundError:
+                return self.new_contact(address.partition("@")[0], emails=(address,)), True
+        return self.contact(text), False

@@ -1,0 +1,174 @@
+"""The command pipeline: load -> decide -> timers -> commit -> publish.
+
+Every writer of tickets runs through it: the :class:`~helpkit.Helpdesk` facade, the sweep, and
+later inbound channels, triggers, automations and bulk operations. A command is a list of
+tickets to load and a *decision*: a function of those tickets and "now" that returns what
+:mod:`helpkit.lifecycle` decided (:class:`~helpkit.lifecycle.Outcome` values; no I/O beyond
+reading). The pipeline then
+
+1. **timers**: sets each changed ticket's timer fields and its ``next_check`` index
+   (:mod:`helpkit.timers`);
+2. **commit**: writes every change in one store commit, guarded by each ticket's seq;
+3. **publish**: hands the committed changes to the publisher (delivery, then the
+   ``helpkit_event`` observers), whose failures never undo the commit.
+
+Conflicts: a command given the version its caller saw (``expected``) raises
+:class:`~helpkit.errors.ConflictError` carrying the events since when the ticket moved on.
+Without it, a command lost to a concurrent writer is decided again on the fresh state (a few
+times), as the caller asked for "this change to the ticket as it is now".
+
+Nothing here knows the facade: the store, the clock, the timers and the publisher are handed
+in.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from datetime import datetime
+from typing import Final
+
+from helpkit._time import to_utc
+from helpkit.errors import ConflictError, StoreError
+from helpkit.lifecycle import Outcome
+from helpkit.ports import Clock, Store, TicketChange
+from helpkit.tickets import Ticket
+from helpkit.timers import Planned, Timers
+
+__all__ = ["Decide", "Pipeline", "Publish"]
+
+log = logging.getLogger("helpkit.pipeline")
+
+Decide = Callable[[Sequence[Ticket], datetime], Sequence[Outcome]]
+"""A decision: the loaded tickets (in the order asked) and now -> the outcomes to write."""
+Publish = Callable[[Sequence[TicketChange]], None]
+"""Receives the changes of every commit, as written (numbered), after the commit."""
+
+_ATTEMPTS: Final = 5
+
+
+class Pipeline:
+    """Runs ticket commands for one store: load, decide, timers, commit, publish."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        timers: Timers,
+        publish: Publish,
+        *,
+        attempts: int = _ATTEMPTS,
+    ) -> None:
+        self._store = store
+        self._clock = clock
+        self._timers = timers
+        self._publish = publish
+        self._attempts = attempts
+
+    def now(self) -> datetime:
+        """The clock's current instant, checked aware and in UTC."""
+        return to_utc(self._clock.now(), "clock.now()")
+
+    def run(
+        self,
+        ticket_ids: Sequence[str],
+        decide: Decide,
+        *,
+        expected: Mapping[str, int] | None = None,
+    ) -> list[Ticket]:
+        """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
+
+        ``expected`` maps ticket ids to the seq the caller saw: a ticket that moved on raises
+        ConflictError (with the events since) before anything is decided or written.
+        """
+        for attempt in range(1, self._attempts + 1):
+            tickets = [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
+            if expected:
+                self._check_versions(tickets, expected)
+            now = self.now()
+            outcomes = decide(tickets, now)
+            try:
+                return self.commit(outcomes)
+            except ConflictError as exc:
+                if expected or attempt == self._attempts or not ticket_ids:
+                    raise self._explained(exc, ticket_ids, expected) from None
+                log.debug("command on %s lost to a concurrent write; deciding again", ticket_ids)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def commit(self, outcomes: Sequence[Outcome]) -> list[Ticket]:
+        """Timers, one commit, publish: the tickets of ``outcomes`` as stored, in order.
+
+        Outcomes without events write nothing (their ticket is returned as it is).
+        """
+        tickets = [outcome.ticket for outcome in outcomes]
+        planned: list[Planned] = []
+        positions: list[int] = []
+        for position, outcome in enumerate(outcomes):
+            if outcome.changed:
+                planned.append(self._timers.plan(outcome))
+                positions.append(position)
+        if not planned:
+            return tickets
+        changes = [
+            TicketChange(plan.ticket, outcomes[position].events, outcomes[position].previous_seq)
+            for plan, position in zip(planned, positions, strict=True)
+        ]
+        written = self._store.commit(changes)
+        _check_written(self._store, changes, written)
+        for plan, position, change in zip(planned, positions, written, strict=True):
+            tickets[position] = change.ticket
+            self._timers.committed(plan, change.ticket)
+        self._publish(written)
+        return tickets
+
+    def _check_versions(self, tickets: Sequence[Ticket], expected: Mapping[str, int]) -> None:
+        for ticket in tickets:
+            seen = expected.get(ticket.id)
+            if seen is not None and seen != ticket.seq:
+                raise self._conflict(ticket.id, seen, ticket.seq)
+
+    def _conflict(self, ticket_id: str, seen: int, current: int) -> ConflictError:
+        events = self._store.events(ticket_id, after_seq=seen) if seen < current else []
+        what = ", ".join(f"{e.TYPE} by {e.actor}" for e in events[:5])
+        more = f" and {len(events) - 5} more" if len(events) > 5 else ""
+        since = f": {what}{more}" if events else ""
+        return ConflictError(
+            f"ticket {ticket_id} changed since version {seen} (now {current}){since}; "
+            "reload it and decide again",
+            ticket_id=ticket_id,
+            expected_seq=seen,
+            current_seq=current,
+            events=events,
+        )
+
+    def _explained(
+        self, exc: ConflictError, ticket_ids: Sequence[str], expected: Mapping[str, int] | None
+    ) -> ConflictError:
+        """The store's ConflictError, with the events since when the caller gave versions."""
+        for ticket_id in ticket_ids:
+            seen = (expected or {}).get(ticket_id)
+            if seen is None:
+                continue
+            current = self._store.get_ticket(ticket_id).seq
+            if current != seen:
+                return self._conflict(ticket_id, seen, current)
+        return exc
+
+
+def _check_written(
+    store: Store, changes: Sequence[TicketChange], written: Sequence[TicketChange] | None
+) -> None:
+    """The store returned one numbered change per change (the Store contract of commit)."""
+    name = type(store).__name__
+    if not isinstance(written, Sequence) or len(written) != len(changes):
+        raise StoreError(
+            f"{name}.commit returned {written!r:.80} for {len(changes)} changes: a store's "
+            "commit returns the changes as written (see the Store protocol); the commit may "
+            "have been stored"
+        )
+    for change in written:
+        if not isinstance(change, TicketChange) or change.ticket.number < 1:
+            raise StoreError(
+                f"{name}.commit returned a ticket without a number: a store numbers the "
+                "tickets committed with number 0 (see the Store protocol)"
+            )

@@ -1,0 +1,175 @@
+"""The timer index: each ticket's next check is the earliest instant any of its timers is due.
+
+The command pipeline asks every :class:`TimerSource` about each ticket a command changed,
+before the commit, and stores the earliest of their instants as ``Ticket.next_check``, the
+index the sweep reads (so no feature scans all open tickets). Today the one source is the SLA
+clock (:class:`SlaTimer`); automations, reminders and satisfaction offers will be more.
+
+:class:`SlaTimer` keeps each ticket's :class:`~helpkit.sla.SlaFold` after a commit (a bounded,
+thread-safe cache keyed by ticket and checked by seq), so the next command on that ticket folds
+only its own events, plus any another process committed meanwhile, instead of re-reading and
+re-folding the whole history: a command's cost does not grow with the ticket's history.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any, Protocol
+
+import attrs
+
+from helpkit._records import replace
+from helpkit.events import Event
+from helpkit.lifecycle import Outcome
+from helpkit.ports import Store
+from helpkit.service_levels import ServiceLevels
+from helpkit.sla import SlaFold, SlaPolicy
+from helpkit.tickets import Ticket
+
+__all__ = ["FoldCache", "SlaTimer", "TimerPlan", "TimerSource", "Timers"]
+
+
+@attrs.frozen
+class TimerPlan:
+    """What one source says about a changed ticket: fields to set, its next instant, and a
+    memo it wants back once the change is committed."""
+
+    fields: Mapping[str, Any]
+    next_check: datetime | None
+    memo: object | None = None
+
+
+class TimerSource(Protocol):
+    """A kind of timer (SLA checks today; automations and reminders later)."""
+
+    def plan(self, outcome: Outcome) -> TimerPlan:
+        """The timer fields and next instant of ``outcome.ticket`` after ``outcome``."""
+        ...
+
+    def committed(self, ticket: Ticket, memo: object | None) -> None:
+        """``ticket`` was committed as planned (``memo`` is the plan's)."""
+        ...
+
+
+@attrs.frozen
+class Planned:
+    """A changed ticket with its timer fields set, and the sources' memos."""
+
+    ticket: Ticket
+    memos: tuple[object | None, ...]
+
+
+class Timers:
+    """Every timer source of a desk, combined into the one ``next_check`` index."""
+
+    def __init__(self, sources: Sequence[TimerSource]) -> None:
+        self._sources = tuple(sources)
+
+    def plan(self, outcome: Outcome) -> Planned:
+        """``outcome.ticket`` with every source's fields and the earliest next check."""
+        fields: dict[str, Any] = {}
+        instants: list[datetime] = []
+        memos: list[object | None] = []
+        for source in self._sources:
+            plan = source.plan(outcome)
+            fields.update(plan.fields)
+            if plan.next_check is not None:
+                instants.append(plan.next_check)
+            memos.append(plan.memo)
+        fields["next_check"] = min(instants, default=None)
+        ticket = outcome.ticket
+        changed = {k: v for k, v in fields.items() if getattr(ticket, k) != v}
+        return Planned(replace(ticket, **changed) if changed else ticket, tuple(memos))
+
+    def committed(self, planned: Planned, ticket: Ticket) -> None:
+        """Tell the sources that ``planned`` was committed as ``ticket`` (numbered)."""
+        for source, memo in zip(self._sources, planned.memos, strict=True):
+            source.committed(ticket, memo)
+
+
+class FoldCache:
+    """The latest committed :class:`SlaFold` of recently changed tickets (least recently used
+    out first; thread-safe; folds are immutable, so sharing them is safe)."""
+
+    def __init__(self, size: int = 8192) -> None:
+        if isinstance(size, bool) or not isinstance(size, int) or size < 0:
+            raise ValueError(f"a fold cache size is an integer >= 0; got {size!r}")
+        self._size = size
+        self._folds: OrderedDict[str, SlaFold] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, ticket_id: str) -> SlaFold | None:
+        """The fold kept for the ticket, if any."""
+        with self._lock:
+            fold = self._folds.get(ticket_id)
+            if fold is not None:
+                self._folds.move_to_end(ticket_id)
+            return fold
+
+    def put(self, fold: SlaFold) -> None:
+        """Keep ``fold`` as its ticket's latest (an older one never replaces a newer one)."""
+        if not self._size:
+            return
+        with self._lock:
+            kept = self._folds.get(fold.ticket_id)
+            if kept is not None and kept.seq > fold.seq:
+                return
+            self._folds[fold.ticket_id] = fold
+            self._folds.move_to_end(fold.ticket_id)
+            while len(self._folds) > self._size:
+                self._folds.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._folds)
+
+
+class SlaTimer:
+    """The SLA clock as a timer source: policy, next deadline and next check of a ticket."""
+
+    def __init__(self, store: Store, levels: ServiceLevels, cache: FoldCache) -> None:
+        self._store = store
+        self._levels = levels
+        self._cache = cache
+
+    def plan(self, outcome: Outcome) -> TimerPlan:
+        """The ticket's SLA schedule after ``outcome`` (recomputed from its history)."""
+        ticket = outcome.ticket
+        policy = self._levels.policy_for(ticket)
+        if policy is None:
+            return TimerPlan({"sla_policy": None, "next_deadline": None}, None)
+        fold = self.fold(ticket.id, outcome.previous_seq, policy, outcome.events)
+        schedule = fold.schedule()
+        return TimerPlan(
+            {"sla_policy": policy.name, "next_deadline": schedule.next_deadline},
+            schedule.next_check,
+            fold,
+        )
+
+    def committed(self, ticket: Ticket, memo: object | None) -> None:
+        """Keep the fold of the committed ticket for its next command."""
+        if isinstance(memo, SlaFold) and memo.seq == ticket.seq:
+            self._cache.put(memo)
+
+    def fold(
+        self, ticket_id: str, seq: int, policy: SlaPolicy, new_events: Sequence[Event] = ()
+    ) -> SlaFold:
+        """The fold of the ticket's first ``seq`` committed events and ``new_events``.
+
+        Taken from the cache when it holds this ticket under this policy (reading only the
+        events committed since by others), else folded from the stored history.
+        """
+        kept = self._cache.get(ticket_id) if seq else None
+        if kept is not None and kept.policy is policy and kept.seq <= seq:
+            missing: Sequence[Event] = ()
+            if kept.seq < seq:
+                missing = [
+                    e for e in self._store.events(ticket_id, after_seq=kept.seq) if e.seq <= seq
+                ]
+            return kept.extend([*missing, *new_events])
+        history: list[Event] = []
+        if seq:
+            history = [e for e in self._store.events(ticket_id) if e.seq <= seq]
+        return SlaFold.of([*history, *new_events], policy)
