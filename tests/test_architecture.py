@@ -32,7 +32,7 @@ LAYERS = [
     DOMAIN,
     {"ports", "ids"},
     {"hookspecs", "plugins", "config"},
-    {"service_levels", "directory", "delivery"},
+    {"service_levels", "directory", "delivery", "conflicts"},
     {"timers"},
     {"pipeline"},
     {"sweep"},

@@ -8,15 +8,23 @@ from __future__ import annotations
 
 from helpkit.calendar import BusinessCalendar
 from helpkit.config import DeskConfig
+from helpkit.conflicts import retry_on_conflict
 from helpkit.desk import UNSET, Helpdesk
 from helpkit.errors import (
+    CalendarError,
+    ConfigError,
     ConflictError,
+    DuplicateError,
     HelpkitError,
     InvalidTransitionError,
     MergeError,
     NaiveDatetimeError,
     NotFoundError,
+    PluginError,
     ReadOnlyTicketError,
+    SchemaError,
+    StoreError,
+    UnknownBackendError,
     ValidationError,
 )
 from helpkit.escalation import EscalationRules, Tier, TierLadder
@@ -24,7 +32,7 @@ from helpkit.fields import CustomField, FieldKind
 from helpkit.hookspecs import hookimpl
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.plugins import list_plugins
-from helpkit.ports import Channel, Clock, OutboundMessage, Store
+from helpkit.ports import Channel, Clock, DeskContext, OutboundMessage, Store
 from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.sla import Metric, SlaPolicy, SlaPolicySet, Targets
@@ -38,13 +46,17 @@ __all__ = [
     "Actor",
     "Agent",
     "BusinessCalendar",
+    "CalendarError",
     "Channel",
     "Clock",
     "Comment",
+    "ConfigError",
     "ConflictError",
     "Contact",
     "CustomField",
     "DeskConfig",
+    "DeskContext",
+    "DuplicateError",
     "EscalationRules",
     "FieldKind",
     "Group",
@@ -60,25 +72,30 @@ __all__ = [
     "Organization",
     "OutboundMessage",
     "Page",
+    "PluginError",
     "Priority",
     "PriorityMatrix",
     "ReadOnlyTicketError",
+    "SchemaError",
     "SlaPolicy",
     "SlaPolicySet",
     "SortOrder",
     "Status",
     "StatusCategory",
     "Store",
+    "StoreError",
     "SweepReport",
     "Targets",
     "Ticket",
     "TicketQuery",
     "Tier",
     "TierLadder",
+    "UnknownBackendError",
     "Urgency",
     "ValidationError",
     "Workflow",
     "__version__",
     "hookimpl",
     "list_plugins",
+    "retry_on_conflict",
 ]

@@ -172,7 +172,10 @@ class Sweeper:
             state = step[-1].ticket
             fold = fold.extend(_events_of(step))
             outcomes.extend(step)
-            policy = self._levels.policy_for(state)
+            if len(step) > 1:
+                # An escalation or a raised priority may select another policy; a recorded
+                # check alone changes nothing a policy condition looks at.
+                policy = self._levels.policy_for(state)
         else:
             log.warning("ticket %s: sweep stopped after %d steps", ticket.reference, _MAX_STEPS)
         report = SweepReport(now=now, **counts)

@@ -168,8 +168,12 @@ class SlaTimer:
                 missing = [
                     e for e in self._store.events(ticket_id, after_seq=kept.seq) if e.seq <= seq
                 ]
-            return kept.extend([*missing, *new_events])
-        history: list[Event] = []
-        if seq:
-            history = [e for e in self._store.events(ticket_id) if e.seq <= seq]
-        return SlaFold.of([*history, *new_events], policy)
+            if missing:
+                kept = kept.extend(missing)
+                self._cache.put(kept)  # committed by another writer: keep it too
+            return kept.extend(new_events)
+        if not seq:
+            return SlaFold.of(new_events, policy)
+        stored = SlaFold.of([e for e in self._store.events(ticket_id) if e.seq <= seq], policy)
+        self._cache.put(stored)  # committed events: safe to keep for the next command
+        return stored.extend(new_events)

@@ -301,6 +301,7 @@ class SlaFold:
         "_counting_since",
         "_ends",
         "_first",
+        "_memo",
         "_next",
         "_pending",
         "_periodic",
@@ -332,6 +333,9 @@ class SlaFold:
     _retired: _Retired | None
     _agent_replied: bool
     _pending: tuple[DueCheck, ...]
+    _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
+    """Thresholds of open cycles by (base, target), valid while the intervals stay as they
+    are (shared by folds extended from this one until their intervals change)."""
 
     @classmethod
     def of(cls, events: Sequence[Event], policy: SlaPolicy) -> SlaFold:
@@ -359,6 +363,7 @@ class SlaFold:
         fold._retired = None
         fold._agent_replied = False
         fold._pending = ()
+        fold._memo = {}
         fold._count(_counts(fold._category, policy.pause_categories))
         for event in events[1:]:
             fold._apply(event)
@@ -413,7 +418,9 @@ class SlaFold:
     def _count(self, counting: bool) -> None:
         if counting and self._counting_since is None:
             self._counting_since = self._t
+            self._memo = {}
         elif not counting and self._counting_since is not None:
+            self._memo = {}
             since, self._counting_since = self._counting_since, None
             if self._t > since:
                 counted = self._total() + self.policy.calendar.elapsed(since, self._t)
@@ -552,8 +559,13 @@ class SlaFold:
             if not cycle.is_open:
                 continue
             target = self.policy.target(cycle.metric, self._priority)
-            if target is not None:
-                found.append((cycle, *self._thresholds(cycle, target, None)))
+            if target is None:
+                continue
+            key = (cycle.base, target)
+            thresholds = self._memo.get(key)
+            if thresholds is None:
+                thresholds = self._memo[key] = self._thresholds(cycle, target, None)
+            found.append((cycle, *thresholds))
         return found
 
     def _open_checks(self) -> list[DueCheck]:

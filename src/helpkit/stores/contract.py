@@ -10,6 +10,11 @@ with the same :class:`~helpkit.errors.ValidationError` whichever store it is.
 
 from __future__ import annotations
 
+import functools
+import typing
+from collections.abc import Callable
+from typing import Any
+
 import attrs
 
 from helpkit._checks import INT64_MAX
@@ -24,27 +29,52 @@ def check_record(value: object, expected: type | None = None) -> None:
     """Run the checks of an attrs record again, and of every record it holds.
 
     Raises ValidationError when a value was forged past them (or a datetime is naive), or
-    when ``value`` is not an ``expected`` instance. The checks are the record's own converters
-    and validators, run as building it would run them.
+    when ``value`` is not an ``expected`` instance. The checks are the record's own: every
+    field validator, and the converter of each field that has no validator.
     """
     if expected is not None and not isinstance(value, expected):
         raise ValidationError(f"expected a {expected.__name__}; got {value!r:.60}")
     cls = type(value)
     if not attrs.has(cls):
         return
+    converted, nested = _plan(cls)
     try:
-        attrs.evolve(value)  # type: ignore[misc]
+        attrs.validate(value)  # type: ignore[arg-type]
+        for name, converter in converted:
+            converter(getattr(value, name))
     except ValidationError:
         raise
     except (TypeError, ValueError, AttributeError) as exc:
         raise ValidationError(f"{cls.__name__} holds a bad value: {exc}") from exc
-    for field in attrs.fields(cls):
-        item = getattr(value, field.name)
+    for name in nested:
+        item = getattr(value, name)
         if isinstance(item, tuple | frozenset):
             for entry in item:
                 check_record(entry)
         else:
             check_record(item)
+
+
+@functools.cache
+def _plan(
+    cls: type,
+) -> tuple[tuple[tuple[str, Callable[[Any], object]], ...], tuple[str, ...]]:
+    """The fields of ``cls`` whose only check is their converter, and those that may hold
+    other records (by their type hints)."""
+    hints = typing.get_type_hints(cls)
+    converted = tuple(
+        (f.name, f.converter)
+        for f in attrs.fields(cls)
+        if f.validator is None and callable(f.converter)
+    )
+    nested = tuple(f.name for f in attrs.fields(cls) if _holds_records(hints.get(f.name)))
+    return converted, nested
+
+
+def _holds_records(hint: object) -> bool:
+    if isinstance(hint, type):
+        return attrs.has(hint)
+    return any(_holds_records(arg) for arg in typing.get_args(hint))
 
 
 def validate_change(change: TicketChange) -> None:
