@@ -22,7 +22,8 @@ from typing import Any, TextIO
 import attrs
 
 from helpkit._codec import encoder
-from helpkit.config import DeskConfig
+from helpkit.cli._config import _CONFIG_TEMPLATE as _CONFIG_TEMPLATE
+from helpkit.cli._config import CONFIG_FILE, _load_config
 from helpkit.desk import UNSET, Helpdesk
 from helpkit.errors import HelpkitError, NotFoundError, ValidationError
 from helpkit.events import event_to_dict
@@ -37,7 +38,6 @@ from helpkit.tickets import Actor, ActorKind, Comment, StatusCategory, Ticket
 __all__ = ["main"]
 
 DEFAULT_STORE = "sqlite:///helpkit.db"
-CONFIG_FILE = "helpkit.toml"
 
 
 class UsageError(HelpkitError):
@@ -585,96 +585,6 @@ def cmd_plugins(args: argparse.Namespace) -> int:
     return 0
 
 
-_CONFIG_TEMPLATE = """\
-# helpkit configuration. Reference: the "Configuration" sections of the docs.
-
-# Statuses: each belongs to one fixed category (new, open, pending, on_hold, solved, closed).
-statuses = [
-  { name = "new", category = "new" },
-  { name = "open", category = "open" },
-  { name = "pending", category = "pending" },
-  { name = "on_hold", category = "on_hold" },
-  { name = "solved", category = "solved" },
-  { name = "closed", category = "closed" },
-  { name = "merged", category = "closed" },
-]
-
-# Impact -> urgency -> priority (1 = P1 critical ... 5 = P5 planning); this is the ITIL default.
-[priority_matrix]
-high = { high = 1, medium = 2, low = 3 }
-medium = { high = 2, medium = 3, low = 4 }
-low = { high = 3, medium = 4, low = 5 }
-
-# Business calendars, by name. Hours in the text form; holidays as ISO dates or RRULEs.
-[calendars.office]
-timezone = "UTC"
-hours = "mon-fri 09:00-17:00"
-holiday_rules = ["FREQ=YEARLY;BYMONTH=12;BYMONTHDAY=25", "FREQ=YEARLY;BYMONTH=1;BYMONTHDAY=1"]
-
-# SLA policies: the first whose conditions match applies, else the default.
-[sla]
-default = "standard"
-
-[[sla.policies]]
-name = "standard"
-calendar = "office"
-warn_at = [0.75]
-
-[sla.policies.targets.P1]
-first_response = "30m"
-next_response = "1h"
-resolution = "4h"
-
-[sla.policies.targets.P2]
-first_response = "1h"
-next_response = "2h"
-resolution = "8h"
-
-[sla.policies.targets.P3]
-first_response = "4h"
-next_response = "4h"
-resolution = "24h"
-
-[sla.policies.targets.P4]
-first_response = "8h"
-resolution = "40h"
-
-[sla.policies.targets.P5]
-first_response = "16h"
-resolution = "80h"
-
-# Escalation tiers and their groups.
-[tiers.L1]
-name = "Service desk"
-groups = ["l1"]
-
-[tiers.L2]
-name = "Technicians"
-groups = ["l2"]
-
-[tiers.L3]
-name = "Specialists"
-groups = ["l3"]
-
-[tiers.L4]
-name = "External vendor"
-groups = []
-
-# Rules bound to SLA thresholds (fractions of a target, or "breach").
-[[escalation.rules]]
-name = "resolution-75"
-metric = "resolution"
-at = 0.75
-actions = ["notify_assignee", "notify_group"]
-
-[[escalation.rules]]
-name = "resolution-breach"
-metric = "resolution"
-at = "breach"
-actions = ["escalate", "raise_priority"]
-"""
-
-
 # ---------------------------------------------------------------------------- parsing
 
 
@@ -818,22 +728,6 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=50)
     p = command("plugins", cmd_plugins, "list plugins and what they register", json_flag=True)
     return parser
-
-
-def _load_config(path: str | None, *, write_default: bool = False) -> tuple[DeskConfig, bool]:
-    """The configuration, and whether the default one was just written to ./helpkit.toml."""
-    if path is None and write_default and not Path(CONFIG_FILE).exists():
-        Path(CONFIG_FILE).write_text(_CONFIG_TEMPLATE, encoding="utf-8")
-        return DeskConfig.load(CONFIG_FILE), True
-    return _read_config(path), False
-
-
-def _read_config(path: str | None) -> DeskConfig:
-    if path is not None:
-        return DeskConfig.load(path)
-    if Path(CONFIG_FILE).exists():
-        return DeskConfig.load(CONFIG_FILE)
-    return DeskConfig()
 
 
 @contextmanager
