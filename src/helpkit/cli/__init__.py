@@ -9,31 +9,36 @@ current directory when it exists. Commands act as ``--as`` / ``HELPKIT_ACTOR`` (
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import random
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TextIO
 
 import attrs
 
-from helpkit._codec import encoder
 from helpkit.cli._config import _CONFIG_TEMPLATE as _CONFIG_TEMPLATE
 from helpkit.cli._config import CONFIG_FILE, _load_config
+from helpkit.cli._demo import _demo, _SimClock
+from helpkit.cli._output import (
+    _author_names,
+    _describe_comment,
+    _emit_json,
+    _plain,
+    _print_sla,
+    _print_tickets,
+    _ticket_row,
+)
 from helpkit.desk import UNSET, Helpdesk
 from helpkit.errors import HelpkitError, NotFoundError, ValidationError
 from helpkit.events import event_to_dict
-from helpkit.people import Contact, Organization
+from helpkit.people import Organization
 from helpkit.plugins import list_plugins
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
-from helpkit.sla import Metric, parse_duration
-from helpkit.sweep import SweepReport
-from helpkit.tickets import Actor, ActorKind, Comment, StatusCategory, Ticket
+from helpkit.sla import parse_duration
+from helpkit.tickets import Actor, StatusCategory, Ticket
 
 __all__ = ["main"]
 
@@ -42,236 +47,6 @@ DEFAULT_STORE = "sqlite:///helpkit.db"
 
 class UsageError(HelpkitError):
     """A command-line mistake (reported on one line, exit status 2)."""
-
-
-class _SimClock:
-    """A clock the demo moves by hand, so a simulated week passes in seconds."""
-
-    def __init__(self, start: datetime) -> None:
-        self.current = start
-
-    def now(self) -> datetime:
-        return self.current
-
-
-class _Progress:
-    """A one-line progress bar on stderr, shown only when stdout is a terminal."""
-
-    def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
-        self.total = max(total, 1)
-        self.label = label
-        self.stream = stream if stream is not None else sys.stderr
-        self.enabled = sys.stdout.isatty()
-        self.done = 0
-
-    def step(self, count: int = 1) -> None:
-        self.done += count
-        if self.enabled and (self.done % 10 == 0 or self.done >= self.total):
-            width = 30
-            filled = width * self.done // self.total
-            bar = "#" * filled + "-" * (width - filled)
-            self.stream.write(f"\r{self.label} [{bar}] {self.done}/{self.total}")
-            if self.done >= self.total:
-                self.stream.write("\n")
-            self.stream.flush()
-
-
-# ---------------------------------------------------------------------------- output helpers
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Ticket):
-        data = encoder(Ticket)(value)
-        data["reference"] = value.reference
-        data["priority"] = value.priority.name
-        return data
-    if attrs.has(type(value)):
-        return encoder(type(value))(value)
-    return value
-
-
-def _emit_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
-
-
-def _due(t: Ticket) -> str:
-    return "-" if t.next_deadline is None else f"{t.next_deadline:%m-%d %H:%M}"
-
-
-def _ticket_row(t: Ticket) -> str:
-    assignee = t.assignee_id or "-"
-    group = t.group_id or "-"
-    return (
-        f"{t.reference:>7}  {t.priority.name:4}  {t.status:10}  {assignee:10}  {group:6}  "
-        f"{_due(t):11}  {t.subject}"
-    )
-
-
-def _print_tickets(tickets: Sequence[Ticket], next_cursor: str | None) -> None:
-    print(
-        f"{'#':>7}  {'prio':4}  {'status':10}  {'assignee':10}  {'group':6}  "
-        f"{'SLA due':11}  subject"
-    )
-    for t in tickets:
-        print(_ticket_row(t))
-    if next_cursor:
-        print(f"\nmore: --after {next_cursor}")
-
-
-def _describe_comment(comment: Comment, name: str | None = None) -> str:
-    kind = "reply" if comment.public else "NOTE"
-    when = comment.created_at.strftime("%Y-%m-%d %H:%M")
-    who = f"{name} ({comment.author.kind.value})" if name else str(comment.author)
-    lines = comment.body.splitlines() or [""]
-    return f"[{when}] {kind} by {who} via {comment.channel}:\n    " + "\n    ".join(lines)
-
-
-def _author_names(desk: Helpdesk, comments: Sequence[Comment]) -> dict[str, str]:
-    names: dict[str, str] = {}
-    for comment in comments:
-        key = str(comment.author)
-        if key in names:
-            continue
-        try:
-            if comment.author.kind is ActorKind.AGENT:
-                names[key] = desk.agent(comment.author.id).name
-            elif comment.author.kind is ActorKind.CONTACT:
-                names[key] = desk.contact(comment.author.id).name
-        except NotFoundError:
-            continue
-    return names
-
-
-def _fmt_delta(delta: timedelta) -> str:
-    sign = "-" if delta < timedelta(0) else ""
-    seconds = abs(int(delta.total_seconds()))
-    hours, rest = divmod(seconds, 3600)
-    return f"{sign}{hours}h{rest // 60:02d}m"
-
-
-def _print_sla(desk: Helpdesk, ticket: Ticket) -> None:
-    status = desk.sla(ticket)
-    if status is None:
-        return
-    print(f"\nSLA ({status.policy}, as of {status.now:%Y-%m-%d %H:%M} UTC):")
-    for metric in Metric:
-        clock = status.current(metric)
-        if clock is None:
-            continue
-        due = "-" if clock.due is None else f"{clock.due:%Y-%m-%d %H:%M}"
-        line = (
-            f"  {metric.value:16} {clock.state:8}  target {_fmt_delta(clock.target)}  "
-            f"elapsed {_fmt_delta(clock.elapsed)}  due {due}"
-        )
-        if clock.breached_at is not None:
-            line += f"  breached {clock.breached_at:%Y-%m-%d %H:%M}"
-        print(line)
-    times = desk.tier_times(ticket)
-    if times:
-        spent = ", ".join(f"L{level} {_fmt_delta(t)}" for level, t in sorted(times.items()))
-        print(f"  time per tier (business hours): {spent}")
-
-
-# ---------------------------------------------------------------------------- the demo
-
-
-def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepReport:
-    """Simulate a week; return what the hourly SLA sweeps did."""
-    rng = random.Random(seed)
-    desk.add_group("l1", "Service desk", tier=1)
-    desk.add_group("l2", "Technicians", tier=2)
-    desk.add_group("l3", "Specialists", tier=3)
-    staff = {"l1": ["ana", "ben", "chloe"], "l2": ["dmitri", "esra"], "l3": ["farid"]}
-    for group, names in staff.items():
-        for name in names:
-            desk.add_agent(name, name.title(), email=f"{name}@support.example", groups=[group])
-    orgs = [
-        desk.create_organization("Acme SA", domains=["acme.example"], segment="enterprise"),
-        desk.create_organization("Globex GmbH", domains=["globex.example"], region="EMEA"),
-        desk.create_organization("Initech", domains=["initech.example"], segment="smb"),
-        desk.create_organization("Umbrella Société", domains=["umbrella.example"], vip=True),
-    ]
-    first = ["José", "Marie", "Wei", "Aisha", "Lars", "Priya", "Tomás", "Zoë"]
-    last = ["Núñez", "Dubois", "Chen", "Okafor", "Berg", "Patel", "García", "Müller"]
-    contacts: list[Contact] = []
-    for index in range(32):
-        org = orgs[index % len(orgs)]
-        given, family = first[index % 8], last[(index * 3 + index // 8) % 8]
-        local = f"{given}.{family}.{index}".lower().encode("ascii", "ignore").decode()
-        contacts.append(
-            desk.create_contact(f"{given} {family}", emails=[f"{local}@{org.domains[0]}"])
-        )
-    subjects = [
-        "VPN drops every few minutes",
-        "Cannot print to the 3rd floor printer",
-        "Password reset link expired",
-        "Invoice PDF shows wrong VAT",
-        "Laptop fan is very loud",
-        "Shared mailbox missing in Outlook",
-        "Request: new monitor",
-        "CRM export times out",
-        "Wi-Fi in meeting room B is down",
-        "Access to the finance share",
-    ]
-    impacts = [Impact.HIGH, Impact.MEDIUM, Impact.LOW]
-    urgencies = [Urgency.HIGH, Urgency.MEDIUM, Urgency.LOW]
-    mean_gap = timedelta(days=7) / tickets
-    live: list[str] = []
-    progress = _Progress(tickets, "demo")
-    last_sweep = clock.current
-    swept = SweepReport(now=clock.current)
-    for _ in range(tickets):
-        clock.current += mean_gap * rng.uniform(0.2, 1.8)
-        if clock.current - last_sweep >= timedelta(hours=1):
-            swept += desk.sweep(clock.current)  # as a cron job would, every hour
-            last_sweep = clock.current
-        who = rng.choice(contacts)
-        ticket = desk.open_ticket(
-            Actor.contact(who.id),
-            requester=who,
-            subject=rng.choice(subjects),
-            body="Hello, could you help me with this?",
-            impact=rng.choices(impacts, weights=[1, 3, 6])[0],
-            urgency=rng.choices(urgencies, weights=[2, 4, 4])[0],
-            channel=rng.choice(["email", "web", "chat"]),
-        )
-        live.append(ticket.id)
-        for ticket_id in rng.sample(live, k=min(3, len(live))):
-            _demo_step(desk, rng, staff, ticket_id)
-        live = [t for t in live if not desk.ticket(t).is_closed]
-        progress.step()
-    return swept + desk.sweep(clock.current)
-
-
-def _demo_step(
-    desk: Helpdesk, rng: random.Random, staff: dict[str, list[str]], ticket_id: str
-) -> None:
-    current = desk.ticket(ticket_id)
-    group = current.group_id or "l1"
-    agent = current.assignee_id or rng.choice(staff[group])
-    actor = Actor.agent(agent)
-    roll = rng.random()
-    if current.category is StatusCategory.NEW:
-        desk.assign(current, actor, agent=agent, group=group)
-        desk.reply(current, actor, "Thanks, we are looking into it.")
-    elif current.category is StatusCategory.SOLVED:
-        if roll < 0.2:
-            desk.requester_reply(current, "Sorry, it is broken again.")
-        else:
-            desk.close(current, actor)
-    elif current.category is StatusCategory.PENDING:
-        desk.requester_reply(current, "Here is the screenshot you asked for.")
-    elif roll < 0.25:
-        desk.reply(current, actor, "Could you send a screenshot?", status="pending")
-    elif roll < 0.35 and group != "l3":
-        target = "l2" if group == "l1" else "l3"
-        desk.transfer(
-            current, actor, group=target, agent=rng.choice(staff[target]), reason="needs expertise"
-        )
-    elif roll < 0.65:
-        desk.resolve(current, actor, comment="This should be fixed now.")
-    elif roll < 0.8:
-        desk.note(current, actor, "Checked the logs, nothing obvious.")
 
 
 # ---------------------------------------------------------------------------- commands
