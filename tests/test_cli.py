@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
+from helpkit import DeskConfig, Priority
 from helpkit.cli import main
 
 
@@ -99,3 +101,29 @@ def test_sweep_and_escalate_commands(capsys: pytest.CaptureFixture[str]) -> None
     assert main([*MEM, "list", "--breaching-within", "soon"]) == 2
     assert main([*MEM, "list", "--breaching-within", "1h", "--sort", "deadline"]) == 0
     assert main([*MEM, "--as", "agent:ghost", "escalate", "1"]) == 2
+
+
+def _template() -> str:
+    return files("helpkit.cli").joinpath("helpkit.toml").read_text(encoding="utf-8")
+
+
+def test_the_shipped_template_is_a_valid_configuration(tmp_path: Path) -> None:
+    path = tmp_path / "template.toml"
+    path.write_text(_template(), encoding="utf-8")
+    config = DeskConfig.load(path)
+    assert config.sla is not None and config.sla.names == ("standard",)
+    assert config.matrix.priority("high", "high") is Priority.P1
+    assert config.tiers is not None
+    assert [tier.label for tier in config.tiers.tiers] == ["L1", "L2", "L3", "L4"]
+    assert [rule.name for rule in config.escalation.rules] == [
+        "resolution-75",
+        "resolution-breach",
+    ]
+
+
+def test_init_and_demo_write_the_shipped_template(tmp_path: Path) -> None:
+    assert main([*MEM, "init", "--write-config"]) == 0
+    assert (tmp_path / "helpkit.toml").read_text(encoding="utf-8") == _template()
+    (tmp_path / "helpkit.toml").unlink()
+    assert main([*MEM, "demo", "--tickets", "5"]) == 0
+    assert (tmp_path / "helpkit.toml").read_text(encoding="utf-8") == _template()

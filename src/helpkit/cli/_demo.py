@@ -1,0 +1,122 @@
+"""``helpkit demo``: a simulated week of a helpdesk, on a clock moved by hand."""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timedelta
+
+from helpkit.cli._output import _Progress
+from helpkit.desk import Helpdesk
+from helpkit.people import Contact
+from helpkit.priority import Impact, Urgency
+from helpkit.sweep import SweepReport
+from helpkit.tickets import Actor, StatusCategory
+
+
+class _SimClock:
+    """A clock the demo moves by hand, so a simulated week passes in seconds."""
+
+    def __init__(self, start: datetime) -> None:
+        self.current = start
+
+    def now(self) -> datetime:
+        return self.current
+
+
+def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepReport:
+    """Simulate a week; return what the hourly SLA sweeps did."""
+    rng = random.Random(seed)
+    desk.add_group("l1", "Service desk", tier=1)
+    desk.add_group("l2", "Technicians", tier=2)
+    desk.add_group("l3", "Specialists", tier=3)
+    staff = {"l1": ["ana", "ben", "chloe"], "l2": ["dmitri", "esra"], "l3": ["farid"]}
+    for group, names in staff.items():
+        for name in names:
+            desk.add_agent(name, name.title(), email=f"{name}@support.example", groups=[group])
+    orgs = [
+        desk.create_organization("Acme SA", domains=["acme.example"], segment="enterprise"),
+        desk.create_organization("Globex GmbH", domains=["globex.example"], region="EMEA"),
+        desk.create_organization("Initech", domains=["initech.example"], segment="smb"),
+        desk.create_organization("Umbrella Société", domains=["umbrella.example"], vip=True),
+    ]
+    first = ["José", "Marie", "Wei", "Aisha", "Lars", "Priya", "Tomás", "Zoë"]
+    last = ["Núñez", "Dubois", "Chen", "Okafor", "Berg", "Patel", "García", "Müller"]
+    contacts: list[Contact] = []
+    for index in range(32):
+        org = orgs[index % len(orgs)]
+        given, family = first[index % 8], last[(index * 3 + index // 8) % 8]
+        local = f"{given}.{family}.{index}".lower().encode("ascii", "ignore").decode()
+        contacts.append(
+            desk.create_contact(f"{given} {family}", emails=[f"{local}@{org.domains[0]}"])
+        )
+    subjects = [
+        "VPN drops every few minutes",
+        "Cannot print to the 3rd floor printer",
+        "Password reset link expired",
+        "Invoice PDF shows wrong VAT",
+        "Laptop fan is very loud",
+        "Shared mailbox missing in Outlook",
+        "Request: new monitor",
+        "CRM export times out",
+        "Wi-Fi in meeting room B is down",
+        "Access to the finance share",
+    ]
+    impacts = [Impact.HIGH, Impact.MEDIUM, Impact.LOW]
+    urgencies = [Urgency.HIGH, Urgency.MEDIUM, Urgency.LOW]
+    mean_gap = timedelta(days=7) / tickets
+    live: list[str] = []
+    progress = _Progress(tickets, "demo")
+    last_sweep = clock.current
+    swept = SweepReport(now=clock.current)
+    for _ in range(tickets):
+        clock.current += mean_gap * rng.uniform(0.2, 1.8)
+        if clock.current - last_sweep >= timedelta(hours=1):
+            swept += desk.sweep(clock.current)  # as a cron job would, every hour
+            last_sweep = clock.current
+        who = rng.choice(contacts)
+        ticket = desk.open_ticket(
+            Actor.contact(who.id),
+            requester=who,
+            subject=rng.choice(subjects),
+            body="Hello, could you help me with this?",
+            impact=rng.choices(impacts, weights=[1, 3, 6])[0],
+            urgency=rng.choices(urgencies, weights=[2, 4, 4])[0],
+            channel=rng.choice(["email", "web", "chat"]),
+        )
+        live.append(ticket.id)
+        for ticket_id in rng.sample(live, k=min(3, len(live))):
+            _demo_step(desk, rng, staff, ticket_id)
+        live = [t for t in live if not desk.ticket(t).is_closed]
+        progress.step()
+    return swept + desk.sweep(clock.current)
+
+
+def _demo_step(
+    desk: Helpdesk, rng: random.Random, staff: dict[str, list[str]], ticket_id: str
+) -> None:
+    current = desk.ticket(ticket_id)
+    group = current.group_id or "l1"
+    agent = current.assignee_id or rng.choice(staff[group])
+    actor = Actor.agent(agent)
+    roll = rng.random()
+    if current.category is StatusCategory.NEW:
+        desk.assign(current, actor, agent=agent, group=group)
+        desk.reply(current, actor, "Thanks, we are looking into it.")
+    elif current.category is StatusCategory.SOLVED:
+        if roll < 0.2:
+            desk.requester_reply(current, "Sorry, it is broken again.")
+        else:
+            desk.close(current, actor)
+    elif current.category is StatusCategory.PENDING:
+        desk.requester_reply(current, "Here is the screenshot you asked for.")
+    elif roll < 0.25:
+        desk.reply(current, actor, "Could you send a screenshot?", status="pending")
+    elif roll < 0.35 and group != "l3":
+        target = "l2" if group == "l1" else "l3"
+        desk.transfer(
+            current, actor, group=target, agent=rng.choice(staff[target]), reason="needs expertise"
+        )
+    elif roll < 0.65:
+        desk.resolve(current, actor, comment="This should be fixed now.")
+    elif roll < 0.8:
+        desk.note(current, actor, "Checked the logs, nothing obvious.")
