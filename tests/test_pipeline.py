@@ -3,7 +3,7 @@ command cost that does not grow with the ticket's history."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -115,7 +115,7 @@ def test_every_ticket_command_takes_a_version(desk: Helpdesk) -> None:
     other = desk.open_ticket(ANN, requester="carol", subject="Mail", body="slow")
     desk.note(seen, BOB, "moved on")
     stale = seen.seq
-    calls = [
+    calls: list[Callable[[], object]] = [
         lambda: desk.reply(seen, ANN, "x", expected_seq=stale),
         lambda: desk.note(seen, ANN, "x", expected_seq=stale),
         lambda: desk.assign(seen, ANN, agent="ann", expected_seq=stale),
@@ -157,7 +157,7 @@ def test_strict_versions_take_a_ticket_object_as_its_version(tmp_path: Path) -> 
     # An id or a number means "the ticket as it is now", strict or not.
     assert desk.reply(seen.id, ANN, "fresh").seq == 5
     with pytest.raises(ValidationError, match="strict_versions"):
-        _desk(strict_versions="yes")  # type: ignore[arg-type]
+        _desk(strict_versions="yes")
 
 
 def test_without_a_version_a_lost_race_is_decided_again() -> None:
