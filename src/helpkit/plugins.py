@@ -91,6 +91,12 @@ class PluginHost:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(str(exc)) from exc
+        self._observers = self._collect_observers()
+        # The hook's own executor: what ``pm.hook.helpkit_event(...)`` runs, including the
+        # tracing and monitoring added to the manager later, here given one implementation at
+        # a time. (``subset_hook_caller`` would need every observer plugin to be hashable, and
+        # cannot split a plugin implementing the hook twice through ``specname``.)
+        self._execute_event = pm.hook.helpkit_event._hookexec
         self._stores = self._collect_stores()
         self._channels = self._collect_channels()
 
@@ -103,6 +109,18 @@ class PluginHost:
             raise PluginError(f"plugin {name!r}: {exc}") from exc
         if registered is not None:
             self._sources[registered] = source
+
+    def _collect_observers(self) -> tuple[tuple[pluggy.HookImpl], ...]:
+        """The ``helpkit_event`` implementations in the order pluggy calls them, one per call.
+
+        pluggy keeps a hook's implementations with the first-called last, so this is their
+        reverse: tryfirst ones, then the others from the last registered, then trylast ones.
+        Each is wrapped in a tuple of one because :meth:`notify` runs them one by one through
+        pluggy's hook execution. Plugins are fixed once the host is built, so this is computed
+        once.
+        """
+        impls = self._pm.hook.helpkit_event.get_hookimpls()
+        return tuple((impl,) for impl in reversed(impls))
 
     def _collect_stores(self) -> Mapping[str, StoreFactory]:
         found: dict[str, StoreFactory] = {}
@@ -170,17 +188,26 @@ class PluginHost:
         return channel
 
     def notify(self, event: Event, desk: Helpdesk) -> list[BaseException]:
-        """Call every ``helpkit_event`` implementation; failures are logged and returned."""
+        """Call every ``helpkit_event`` observer in pluggy's order, each on its own.
+
+        The order is pluggy's for a hook call: ``tryfirst`` observers first, ``trylast`` ones
+        last, the others from the last registered to the first. Each observer is a separate
+        pluggy hook call of that one implementation, so hook tracing and call monitoring see
+        it; one that raises is logged (logger ``helpkit.plugins``) and does not stop the
+        others. Returns the exceptions raised, in call order.
+        """
         failures: list[BaseException] = []
-        for impl in self._pm.hook.helpkit_event.get_hookimpls():
-            # Each observer is called on its own so one failure cannot silence the others.
-            arguments = {"event": event, "desk": desk}
+        if not self._observers:
+            return failures
+        kwargs = {"event": event, "desk": desk}
+        execute = self._execute_event
+        for impls in self._observers:
             try:
-                impl.function(*(arguments[name] for name in impl.argnames))
+                execute("helpkit_event", impls, kwargs, False)
             except Exception as exc:
                 log.exception(
                     "helpkit_event observer %s failed on %s #%s",
-                    impl.plugin_name,
+                    impls[0].plugin_name,
                     event.TYPE,
                     event.seq,
                 )

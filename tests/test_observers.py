@@ -1,0 +1,169 @@
+"""``helpkit_event`` observers follow pluggy's rules: its call order, and every observer call
+goes through pluggy's hook execution, one by one."""
+
+from __future__ import annotations
+
+import logging
+from types import SimpleNamespace
+
+import attrs
+import pluggy
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpkit import Actor, Helpdesk, hookimpl, hookspecs
+from helpkit.events import Event
+from helpkit.plugins import PluginHost
+
+ORDERS = ("plain", "tryfirst", "trylast")
+
+
+def _observer(name: str, order: str, calls: list[str]) -> object:
+    """A plugin named ``name`` whose ``helpkit_event`` appends its name to ``calls``."""
+
+    def helpkit_event(event: Event) -> None:
+        calls.append(name)
+
+    marker = hookimpl(tryfirst=order == "tryfirst", trylast=order == "trylast")
+    return SimpleNamespace(__name__=name, helpkit_event=marker(helpkit_event))
+
+
+class Exploder:
+    __name__ = "exploder"
+
+    def __init__(self, calls: list[str] | None = None) -> None:
+        self.calls = calls if calls is not None else []
+
+    @hookimpl
+    def helpkit_event(self, event: Event) -> None:
+        self.calls.append(self.__name__)
+        raise RuntimeError(f"observer bug on {event.TYPE}")
+
+
+def _open_ticket(desk: Helpdesk) -> None:
+    """One command, two events: ``ticket_opened`` #1 and ``comment_added`` #2."""
+    desk.add_agent("ann", "Ann")
+    bob = desk.create_contact("Bob", emails=["bob@example.com"])
+    desk.open_ticket(Actor.agent("ann"), requester=bob, subject="Hello", body="Hi")
+
+
+def _first_event(desk: Helpdesk) -> Event:
+    [ticket] = desk.tickets()
+    return desk.history(ticket.id)[0]
+
+
+# ---------------------------------------------------------------------------- order
+
+
+def test_observers_run_tryfirst_first_trylast_last_later_registered_first() -> None:
+    calls: list[str] = []
+    plugins = [
+        _observer("a", "plain", calls),
+        _observer("b", "tryfirst", calls),
+        _observer("c", "trylast", calls),
+        _observer("d", "plain", calls),
+        _observer("e", "tryfirst", calls),
+    ]
+    desk = Helpdesk("memory://", plugins=plugins, entry_points=False)
+    _open_ticket(desk)
+    # pluggy's order for a normal call: tryfirst (later registered first), the others
+    # (later registered first), trylast. Once per event, for both events of the command.
+    assert calls == ["e", "b", "d", "a", "c"] * 2
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.sampled_from(ORDERS), min_size=1, max_size=7))
+def test_observer_order_is_the_order_of_a_plain_pluggy_call(orders: list[str]) -> None:
+    calls: list[str] = []
+    plugins = [_observer(f"p{i}", order, calls) for i, order in enumerate(orders)]
+    desk = Helpdesk("memory://", plugins=plugins, entry_points=False)
+    _open_ticket(desk)
+    event = _first_event(desk)
+
+    calls.clear()
+    desk.plugins.notify(event, desk)
+    by_helpkit = list(calls)
+
+    # The same plugins, registered in the same order, called by pluggy itself (the built-in
+    # plugin is left out of both: only the relative order of these observers is compared).
+    reference = pluggy.PluginManager(hookspecs.PROJECT)
+    reference.add_hookspecs(hookspecs)
+    for plugin in plugins:
+        reference.register(plugin)
+    calls.clear()
+    reference.hook.helpkit_event(event=event, desk=desk)
+    assert by_helpkit == calls
+
+
+@attrs.define
+class Twin:
+    """One plugin implementing ``helpkit_event`` twice (through ``specname``), and unhashable
+    (attrs classes compare by value, so they have no hash)."""
+
+    calls: list[str]
+    __name__ = "twin"
+
+    @hookimpl(trylast=True)
+    def helpkit_event(self, event: Event) -> None:
+        self.calls.append("twin-last")
+
+    @hookimpl(specname="helpkit_event", tryfirst=True)
+    def early(self, event: Event) -> None:
+        self.calls.append("twin-first")
+        raise RuntimeError("twin bug")
+
+
+def test_each_implementation_is_its_own_observer_even_from_one_unhashable_plugin() -> None:
+    calls: list[str] = []
+    twin = Twin(calls)
+    with pytest.raises(TypeError):
+        hash(twin)
+    desk = Helpdesk(
+        "memory://", plugins=[twin, _observer("plain", "plain", calls)], entry_points=False
+    )
+    _open_ticket(desk)
+    assert calls == ["twin-first", "plain", "twin-last"] * 2
+    calls.clear()
+    [failure] = desk.plugins.notify(_first_event(desk), desk)
+    assert str(failure) == "twin bug"
+    assert calls == ["twin-first", "plain", "twin-last"]
+
+
+# ---------------------------------------------------------------------------- isolation
+
+
+def test_a_failing_observer_is_logged_and_does_not_stop_the_others(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    calls: list[str] = []
+    plugins = [
+        _observer("early", "tryfirst", calls),
+        _observer("late", "trylast", calls),
+        Exploder(calls),
+        _observer("plain", "plain", calls),
+    ]
+    desk = Helpdesk("memory://", plugins=plugins, entry_points=False)
+    with caplog.at_level(logging.ERROR, logger="helpkit.plugins"):
+        _open_ticket(desk)
+    assert calls == ["early", "plain", "exploder", "late"] * 2
+    [ticket] = desk.tickets()
+    assert ticket.seq == 2  # the command stands
+    records = [r for r in caplog.records if r.name == "helpkit.plugins"]
+    assert [r.getMessage() for r in records] == [
+        "helpkit_event observer exploder failed on ticket_opened #1",
+        "helpkit_event observer exploder failed on comment_added #2",
+    ]
+    assert all(r.exc_info is not None for r in records)
+
+    calls.clear()
+    failures = desk.plugins.notify(_first_event(desk), desk)
+    assert [str(f) for f in failures] == ["observer bug on ticket_opened"]
+    assert calls == ["early", "plain", "exploder", "late"]
+
+
+def test_notify_with_no_observers_returns_no_failures() -> None:
+    desk = Helpdesk("memory://", entry_points=False)
+    _open_ticket(desk)
+    bare = PluginHost(entry_points=False, blocked=["helpkit.builtins"])
+    assert bare.notify(_first_event(desk), desk) == []
