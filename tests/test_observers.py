@@ -1,10 +1,13 @@
-"""``helpkit_event`` observers follow pluggy's rules: its call order, and every observer call
-goes through pluggy's hook execution, one by one."""
+"""``helpkit_event`` observers follow pluggy's rules: its call order, no wrappers, and every
+observer call goes through pluggy's hook execution, one by one."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
+from collections.abc import Generator, Mapping
 from types import SimpleNamespace
+from typing import Any
 
 import attrs
 import pluggy
@@ -13,8 +16,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpkit import Actor, Helpdesk, hookimpl, hookspecs
+from helpkit.errors import PluginError
 from helpkit.events import Event
 from helpkit.plugins import PluginHost
+from helpkit.stores.memory import MemoryStore
 
 ORDERS = ("plain", "tryfirst", "trylast")
 
@@ -167,3 +172,99 @@ def test_notify_with_no_observers_returns_no_failures() -> None:
     _open_ticket(desk)
     bare = PluginHost(entry_points=False, blocked=["helpkit.builtins"])
     assert bare.notify(_first_event(desk), desk) == []
+
+
+# ---------------------------------------------------------------------------- wrappers
+
+
+class NewStyleWrapper:
+    __name__ = "timing"
+
+    @hookimpl(wrapper=True)
+    def helpkit_event(self, event: Event) -> Generator[None, object, object]:
+        return (yield)
+
+
+class OldStyleWrapper:
+    __name__ = "timing"
+
+    @hookimpl(hookwrapper=True)
+    def helpkit_event(self, event: Event) -> Generator[None, object, None]:
+        yield
+
+
+@pytest.mark.parametrize(
+    ("wrapper", "kind"),
+    [(NewStyleWrapper(), "wrapper=True"), (OldStyleWrapper(), "hookwrapper=True")],
+    ids=["wrapper", "hookwrapper"],
+)
+def test_event_wrappers_are_refused_when_the_desk_is_built(wrapper: object, kind: str) -> None:
+    with pytest.raises(PluginError) as caught:
+        Helpdesk("memory://", plugins=[wrapper], entry_points=False)
+    message = str(caught.value)
+    assert "plugin 'timing'" in message
+    assert kind in message
+    assert "called on its own" in message  # why
+    assert "tryfirst=True" in message and "trylast=True" in message  # what instead
+    assert "blocked_plugins" not in message  # an explicit plugin: the host can just drop it
+
+
+class _FakeEntryPoint:
+    def __init__(self, name: str, obj: object) -> None:
+        self.name = name
+        self.group = "helpkit"
+        self.value = f"fake:{name}"
+        self.dist = None
+        self._obj = obj
+
+    def load(self) -> object:
+        return self._obj
+
+
+class _FakeDist:
+    def __init__(self, entry_points: list[_FakeEntryPoint]) -> None:
+        self.entry_points = entry_points
+        self.metadata: Mapping[str, str] = {"name": "fake-timing-plugin"}
+        self.version = "1.0"
+
+    @property
+    def name(self) -> str:
+        return "fake-timing-plugin"
+
+
+def test_an_installed_event_wrapper_is_refused_and_can_be_blocked(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    dist = _FakeDist([_FakeEntryPoint("timing", NewStyleWrapper())])
+    monkeypatch.setattr(importlib.metadata, "distributions", lambda **kw: [dist])
+    with pytest.raises(PluginError, match=r"plugin 'timing'.*blocked_plugins=\['timing'\]"):
+        PluginHost()
+    assert "timing" not in [p.name for p in PluginHost(blocked=["timing"]).plugins()]
+
+
+def test_wrappers_of_the_other_hooks_still_work() -> None:
+    """Only ``helpkit_event`` is called observer by observer; the other hooks are plain pluggy
+    calls, so a wrapper around them wraps every plugin's implementation."""
+    seen: list[str] = []
+
+    class StoreWrapper:
+        __name__ = "store-wrapper"
+
+        @hookimpl(wrapper=True)
+        def helpkit_register_stores(self, register: Any) -> Generator[None, object, object]:
+            seen.append("before")
+            result = yield
+            seen.append("after")
+            return result
+
+    class Extra:
+        __name__ = "extra"
+
+        @hookimpl
+        def helpkit_register_stores(self, register: Any) -> None:
+            seen.append("extra")
+            register("extra", lambda url: MemoryStore())
+
+    host = PluginHost([StoreWrapper(), Extra()], entry_points=False)
+    assert seen == ["before", "extra", "after"]
+    assert "extra" in host.store_schemes

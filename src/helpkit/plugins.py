@@ -120,6 +120,22 @@ class PluginHost:
         once.
         """
         impls = self._pm.hook.helpkit_event.get_hookimpls()
+        for impl in impls:
+            if impl.wrapper or impl.hookwrapper:
+                kind = "wrapper=True" if impl.wrapper else "hookwrapper=True"
+                hint = (
+                    f", or block the plugin with blocked_plugins=[{impl.plugin_name!r}]"
+                    if self._sources.get(impl.plugin_name) == "entry point"
+                    else ""
+                )
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r}: its helpkit_event is a hook wrapper "
+                    f"({kind}), which helpkit does not support: each helpkit_event observer is "
+                    "called on its own so that a failing one cannot stop the others, so there "
+                    "is no single call of all observers for a wrapper to wrap. Make it a plain "
+                    "observer and order it with @hookimpl(tryfirst=True) or "
+                    f"@hookimpl(trylast=True){hint}"
+                )
         return tuple((impl,) for impl in reversed(impls))
 
     def _collect_stores(self) -> Mapping[str, StoreFactory]:
