@@ -1,11 +1,11 @@
 """``helpkit_event`` observers follow pluggy's rules: its call order, no wrappers, and every
-observer call goes through pluggy's hook execution, one by one."""
+observer call goes through pluggy's hook execution (tracing, call monitoring), one by one."""
 
 from __future__ import annotations
 
 import importlib.metadata
 import logging
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Mapping, Sequence
 from types import SimpleNamespace
 from typing import Any
 
@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from helpkit import Actor, Helpdesk, hookimpl, hookspecs
 from helpkit.errors import PluginError
-from helpkit.events import Event
+from helpkit.events import CommentAdded, Event, TicketOpened
 from helpkit.plugins import PluginHost
 from helpkit.stores.memory import MemoryStore
 
@@ -268,3 +268,82 @@ def test_wrappers_of_the_other_hooks_still_work() -> None:
     host = PluginHost([StoreWrapper(), Extra()], entry_points=False)
     assert seen == ["before", "extra", "after"]
     assert "extra" in host.store_schemes
+
+
+# ---------------------------------------------------------------------------- tracing
+
+
+def test_tracing_sees_each_observer_call() -> None:
+    calls: list[str] = []
+    desk = Helpdesk(
+        "memory://",
+        plugins=[_observer("quiet", "plain", calls), Exploder(calls)],
+        entry_points=False,
+    )
+    lines: list[str] = []
+    stop = desk.plugins.enable_tracing(lines.append)
+    with pytest.raises(PluginError, match="already enabled"):
+        desk.plugins.enable_tracing(lines.append)
+    _open_ticket(desk)
+    trace = "".join(lines)
+    # Two events, three observers each (the built-in, "quiet" and the exploder): six calls,
+    # five of them finishing (pluggy writes no "finish" line for a call that raised).
+    assert trace.count("helpkit_event [hook]") == 6
+    assert trace.count("finish helpkit_event --> [] [hook]") == 4
+    assert trace.count("event: ") == 6
+
+    stop()
+    stop()  # stopping twice is harmless
+    lines.clear()
+    desk.plugins.notify(_first_event(desk), desk)
+    assert lines == []
+    again = desk.plugins.enable_tracing(lines.append)  # and it can be turned on again
+    desk.plugins.notify(_first_event(desk), desk)
+    assert "".join(lines).count("helpkit_event [hook]") == 3
+    again()
+
+
+# ---------------------------------------------------------------------------- monitoring
+
+
+def test_call_monitoring_sees_each_observer_call_and_its_outcome() -> None:
+    calls: list[str] = []
+    desk = Helpdesk(
+        "memory://",
+        plugins=[Exploder(calls), _observer("quiet", "plain", calls)],
+        entry_points=False,
+    )
+    before: list[tuple[str, tuple[str, ...], str]] = []
+    after: list[tuple[str, tuple[str, ...], str, type[BaseException] | None]] = []
+
+    def on_before(name: str, impls: Sequence[pluggy.HookImpl], kwargs: Mapping[str, Any]) -> None:
+        before.append((name, tuple(i.plugin_name for i in impls), kwargs["event"].TYPE))
+
+    def on_after(
+        outcome: pluggy.Result[Any],
+        name: str,
+        impls: Sequence[pluggy.HookImpl],
+        kwargs: Mapping[str, Any],
+    ) -> None:
+        error = type(outcome.exception) if outcome.exception is not None else None
+        after.append((name, tuple(i.plugin_name for i in impls), kwargs["event"].TYPE, error))
+
+    stop = desk.plugins.add_hookcall_monitoring(on_before, on_after)
+    _open_ticket(desk)
+    stop()
+
+    expected = [
+        (plugin, event_type)
+        for event_type in (TicketOpened.TYPE, CommentAdded.TYPE)
+        # Later registered first: "quiet", then the exploder, then the built-in plugin.
+        for plugin in ("quiet", "exploder", "helpkit.builtins")
+    ]
+    assert before == [("helpkit_event", (plugin,), event) for plugin, event in expected]
+    assert after == [
+        ("helpkit_event", (plugin,), event, RuntimeError if plugin == "exploder" else None)
+        for plugin, event in expected
+    ]
+
+    before.clear()
+    desk.plugins.notify(_first_event(desk), desk)
+    assert before == []  # stopped

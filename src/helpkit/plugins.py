@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,12 +27,26 @@ from helpkit.ports import Channel, Store
 if TYPE_CHECKING:
     from helpkit.desk import Helpdesk
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginHost", "PluginInfo", "list_plugins"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AfterHookCall",
+    "BeforeHookCall",
+    "PluginHost",
+    "PluginInfo",
+    "list_plugins",
+]
 
 ENTRY_POINT_GROUP = "helpkit"
 AUTOLOAD_ENV = "HELPKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 log = logging.getLogger("helpkit.plugins")
+
+BeforeHookCall = Callable[[str, Sequence[pluggy.HookImpl], Mapping[str, Any]], None]
+"""``before(hook_name, hook_impls, kwargs)``, called ahead of every hook call."""
+AfterHookCall = Callable[
+    [pluggy.Result[Any], str, Sequence[pluggy.HookImpl], Mapping[str, Any]], None
+]
+"""``after(outcome, hook_name, hook_impls, kwargs)``, called after every hook call."""
 
 BUILTIN_PLUGINS = ("helpkit.builtins",)
 
@@ -97,6 +111,7 @@ class PluginHost:
         # a time. (``subset_hook_caller`` would need every observer plugin to be hashable, and
         # cannot split a plugin implementing the hook twice through ``specname``.)
         self._execute_event = pm.hook.helpkit_event._hookexec
+        self._tracing: Callable[[], None] | None = None
         self._stores = self._collect_stores()
         self._channels = self._collect_channels()
 
@@ -229,6 +244,42 @@ class PluginHost:
                 )
                 failures.append(exc)
         return failures
+
+    def enable_tracing(self, writer: Callable[[str], object]) -> Callable[[], None]:
+        """Write pluggy's trace of every hook call to ``writer``; returns a function to stop.
+
+        Each ``helpkit_event`` observer call shows as its own ``helpkit_event [hook]`` entry
+        with its arguments and result. One trace at a time: call the returned function before
+        enabling another.
+        """
+        if self._tracing is not None:
+            raise PluginError("tracing is already enabled on this plugin host")
+        root = self._pm.trace.root
+        root.setwriter(writer)
+        undo_monitoring = self._pm.enable_tracing()
+
+        def undo() -> None:
+            if self._tracing is not undo:
+                return
+            undo_monitoring()
+            root.setwriter(None)
+            self._tracing = None
+
+        self._tracing = undo
+        return undo
+
+    def add_hookcall_monitoring(
+        self, before: BeforeHookCall, after: AfterHookCall
+    ) -> Callable[[], None]:
+        """Call ``before`` and ``after`` around every hook call; returns a function to stop.
+
+        This is :meth:`pluggy.PluginManager.add_hookcall_monitoring` on this host's manager:
+        ``before(hook_name, hook_impls, kwargs)`` and ``after(outcome, hook_name, hook_impls,
+        kwargs)``. Each ``helpkit_event`` observer is a call of its own, with ``hook_impls``
+        holding just that observer and ``outcome.exception`` what it raised. Stop monitors in
+        the reverse order they were added.
+        """
+        return self._pm.add_hookcall_monitoring(before, after)
 
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin and what it contributes."""
