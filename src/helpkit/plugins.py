@@ -10,7 +10,7 @@ from __future__ import annotations
 import importlib.metadata
 import logging
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -27,12 +27,26 @@ from helpkit.ports import Channel, Store
 if TYPE_CHECKING:
     from helpkit.desk import Helpdesk
 
-__all__ = ["ENTRY_POINT_GROUP", "PluginHost", "PluginInfo", "list_plugins"]
+__all__ = [
+    "ENTRY_POINT_GROUP",
+    "AfterHookCall",
+    "BeforeHookCall",
+    "PluginHost",
+    "PluginInfo",
+    "list_plugins",
+]
 
 ENTRY_POINT_GROUP = "helpkit"
 AUTOLOAD_ENV = "HELPKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 log = logging.getLogger("helpkit.plugins")
+
+BeforeHookCall = Callable[[str, Sequence[pluggy.HookImpl], Mapping[str, Any]], None]
+"""``before(hook_name, hook_impls, kwargs)``, called ahead of every hook call."""
+AfterHookCall = Callable[
+    [pluggy.Result[Any], str, Sequence[pluggy.HookImpl], Mapping[str, Any]], None
+]
+"""``after(outcome, hook_name, hook_impls, kwargs)``, called after every hook call."""
 
 BUILTIN_PLUGINS = ("helpkit.builtins",)
 
@@ -91,6 +105,13 @@ class PluginHost:
             pm.check_pending()
         except pluggy.PluginValidationError as exc:
             raise PluginError(str(exc)) from exc
+        self._observers = self._collect_observers()
+        # The hook's own executor: what ``pm.hook.helpkit_event(...)`` runs, including the
+        # tracing and monitoring added to the manager later, here given one implementation at
+        # a time. (``subset_hook_caller`` would need every observer plugin to be hashable, and
+        # cannot split a plugin implementing the hook twice through ``specname``.)
+        self._execute_event = pm.hook.helpkit_event._hookexec
+        self._tracing: Callable[[], None] | None = None
         self._stores = self._collect_stores()
         self._channels = self._collect_channels()
 
@@ -103,6 +124,34 @@ class PluginHost:
             raise PluginError(f"plugin {name!r}: {exc}") from exc
         if registered is not None:
             self._sources[registered] = source
+
+    def _collect_observers(self) -> tuple[tuple[pluggy.HookImpl], ...]:
+        """The ``helpkit_event`` implementations in the order pluggy calls them, one per call.
+
+        pluggy keeps a hook's implementations with the first-called last, so this is their
+        reverse: tryfirst ones, then the others from the last registered, then trylast ones.
+        Each is wrapped in a tuple of one because :meth:`notify` runs them one by one through
+        pluggy's hook execution. Plugins are fixed once the host is built, so this is computed
+        once.
+        """
+        impls = self._pm.hook.helpkit_event.get_hookimpls()
+        for impl in impls:
+            if impl.wrapper or impl.hookwrapper:
+                kind = "wrapper=True" if impl.wrapper else "hookwrapper=True"
+                hint = (
+                    f", or block the plugin with blocked_plugins=[{impl.plugin_name!r}]"
+                    if self._sources.get(impl.plugin_name) == "entry point"
+                    else ""
+                )
+                raise PluginError(
+                    f"plugin {impl.plugin_name!r}: its helpkit_event is a hook wrapper "
+                    f"({kind}), which helpkit does not support: each helpkit_event observer is "
+                    "called on its own so that a failing one cannot stop the others, so there "
+                    "is no single call of all observers for a wrapper to wrap. Make it a plain "
+                    "observer and order it with @hookimpl(tryfirst=True) or "
+                    f"@hookimpl(trylast=True){hint}"
+                )
+        return tuple((impl,) for impl in reversed(impls))
 
     def _collect_stores(self) -> Mapping[str, StoreFactory]:
         found: dict[str, StoreFactory] = {}
@@ -170,22 +219,67 @@ class PluginHost:
         return channel
 
     def notify(self, event: Event, desk: Helpdesk) -> list[BaseException]:
-        """Call every ``helpkit_event`` implementation; failures are logged and returned."""
+        """Call every ``helpkit_event`` observer in pluggy's order, each on its own.
+
+        The order is pluggy's for a hook call: ``tryfirst`` observers first, ``trylast`` ones
+        last, the others from the last registered to the first. Each observer is a separate
+        pluggy hook call of that one implementation, so hook tracing and call monitoring see
+        it; one that raises is logged (logger ``helpkit.plugins``) and does not stop the
+        others. Returns the exceptions raised, in call order.
+        """
         failures: list[BaseException] = []
-        for impl in self._pm.hook.helpkit_event.get_hookimpls():
-            # Each observer is called on its own so one failure cannot silence the others.
-            arguments = {"event": event, "desk": desk}
+        if not self._observers:
+            return failures
+        kwargs = {"event": event, "desk": desk}
+        execute = self._execute_event
+        for impls in self._observers:
             try:
-                impl.function(*(arguments[name] for name in impl.argnames))
+                execute("helpkit_event", impls, kwargs, False)
             except Exception as exc:
                 log.exception(
                     "helpkit_event observer %s failed on %s #%s",
-                    impl.plugin_name,
+                    impls[0].plugin_name,
                     event.TYPE,
                     event.seq,
                 )
                 failures.append(exc)
         return failures
+
+    def enable_tracing(self, writer: Callable[[str], object]) -> Callable[[], None]:
+        """Write pluggy's trace of every hook call to ``writer``; returns a function to stop.
+
+        Each ``helpkit_event`` observer call shows as its own ``helpkit_event [hook]`` entry
+        with its arguments and result. One trace at a time: call the returned function before
+        enabling another.
+        """
+        if self._tracing is not None:
+            raise PluginError("tracing is already enabled on this plugin host")
+        root = self._pm.trace.root
+        root.setwriter(writer)
+        undo_monitoring = self._pm.enable_tracing()
+
+        def undo() -> None:
+            if self._tracing is not undo:
+                return
+            undo_monitoring()
+            root.setwriter(None)
+            self._tracing = None
+
+        self._tracing = undo
+        return undo
+
+    def add_hookcall_monitoring(
+        self, before: BeforeHookCall, after: AfterHookCall
+    ) -> Callable[[], None]:
+        """Call ``before`` and ``after`` around every hook call; returns a function to stop.
+
+        This is :meth:`pluggy.PluginManager.add_hookcall_monitoring` on this host's manager:
+        ``before(hook_name, hook_impls, kwargs)`` and ``after(outcome, hook_name, hook_impls,
+        kwargs)``. Each ``helpkit_event`` observer is a call of its own, with ``hook_impls``
+        holding just that observer and ``outcome.exception`` what it raised. Stop monitors in
+        the reverse order they were added.
+        """
+        return self._pm.add_hookcall_monitoring(before, after)
 
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin and what it contributes."""
