@@ -274,8 +274,8 @@ def test_wrappers_of_the_other_hooks_still_work() -> None:
 
 
 def _builtin_observers() -> list[str]:
-    """The built-in plugin, for as long as it observes events (it delivers replies through
-    ``helpkit_event`` today)."""
+    """Built-in observers, if any (none today: replies leave through ``helpkit.delivery``);
+    the tests count them rather than assume."""
     return [p.name for p in list_plugins(entry_points=False) if p.observes_events]
 
 
@@ -356,3 +356,20 @@ def test_call_monitoring_sees_each_observer_call_and_its_outcome() -> None:
     before.clear()
     desk.plugins.notify(_first_event(desk), desk)
     assert before == []  # stopped
+
+
+def test_plugin_listing_takes_unhashable_plugins() -> None:
+    @attrs.define
+    class Unhashable:
+        seen: list[str] = attrs.field(factory=list)
+
+        @hookimpl
+        def helpkit_event(self, event: Event) -> None:
+            self.seen.append(event.TYPE)
+
+    plugin = Unhashable()
+    desk = Helpdesk("memory://", plugins=[plugin], entry_points=False)
+    listed = {info.name: info for info in desk.plugins.plugins()}
+    [mine] = [info for name, info in listed.items() if "Unhashable" in name]
+    assert mine.observes_events and mine.stores == () and mine.channels == ()
+    assert listed["helpkit.builtins"].stores == ("memory", "sqlite")

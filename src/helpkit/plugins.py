@@ -12,7 +12,7 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any
+from typing import Any
 from urllib.parse import urlsplit
 
 import attrs
@@ -22,10 +22,7 @@ from helpkit import hookspecs
 from helpkit.errors import DuplicateError, PluginError, UnknownBackendError
 from helpkit.events import Event
 from helpkit.hookspecs import ChannelFactory, StoreFactory
-from helpkit.ports import Channel, Store
-
-if TYPE_CHECKING:
-    from helpkit.desk import Helpdesk
+from helpkit.ports import Channel, DeskContext, Store
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -218,7 +215,7 @@ class PluginHost:
             raise PluginError(f"channel factory {name!r} returned {channel!r}, not a Channel")
         return channel
 
-    def notify(self, event: Event, desk: Helpdesk) -> list[BaseException]:
+    def notify(self, event: Event, desk: DeskContext) -> list[BaseException]:
         """Call every ``helpkit_event`` observer in pluggy's order, each on its own.
 
         The order is pluggy's for a hook call: ``tryfirst`` observers first, ``trylast`` ones
@@ -281,6 +278,14 @@ class PluginHost:
         """
         return self._pm.add_hookcall_monitoring(before, after)
 
+    def _registered_by(self, plugin: object, hook_name: str) -> tuple[str, ...]:
+        """The names ``plugin``'s own implementations of a registration hook register."""
+        names: list[str] = []
+        for impl in getattr(self._pm.hook, hook_name).get_hookimpls():
+            if impl.plugin is plugin:  # by identity: plugins need not be hashable
+                impl.function(register=lambda name, factory: names.append(name))
+        return tuple(names)
+
     def plugins(self) -> list[PluginInfo]:
         """Every registered plugin and what it contributes."""
         dists = {
@@ -291,16 +296,8 @@ class PluginHost:
             name = self._pm.get_name(plugin)
             if name is None:
                 continue
-            stores: list[str] = []
-            channels: list[str] = []
-            caller = self._pm.subset_hook_caller
-            others = [p for p in self._pm.get_plugins() if p is not plugin]
-            caller("helpkit_register_stores", others)(
-                register=lambda s, f, found=stores: found.append(s)
-            )
-            caller("helpkit_register_channels", others)(
-                register=lambda n, f, found=channels: found.append(n)
-            )
+            stores = self._registered_by(plugin, "helpkit_register_stores")
+            channels = self._registered_by(plugin, "helpkit_register_channels")
             observes = any(
                 impl.plugin is plugin for impl in self._pm.hook.helpkit_event.get_hookimpls()
             )
