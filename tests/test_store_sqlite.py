@@ -38,10 +38,10 @@ from helpkit.stores.sqlite import (
     MIGRATIONS,
     SCHEMA_VERSION,
     SqliteStore,
-    _micros,
-    _select,
     sqlite_store_factory,
 )
+from helpkit.stores.sqlite.encoding import _micros
+from helpkit.stores.sqlite.query_sql import _select
 from helpkit.testing.clock import FrozenClock
 from helpkit.testing.conformance import (
     ReopenStore,

@@ -1,0 +1,653 @@
+# Over 600 lines: SqliteStore is one class (about 530 lines) whose methods share its pool.
+"""The SQLite store itself: :class:`SqliteStore` and the connections it pools.
+
+It borrows a pooled connection for every call, runs each write in one ``BEGIN IMMEDIATE``
+transaction (``commit`` checks ``expected_seq`` and numbers new tickets under that lock),
+writes only the ticket columns that changed, caches decoded ticket states by (id, seq), and
+saves and reads contacts, organizations, agents and groups.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import sqlite3
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final, Literal, NamedTuple
+
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    SchemaError,
+    StoreError,
+    ValidationError,
+)
+from helpkit.events import Event, event_from_dict
+from helpkit.people import (
+    Agent,
+    Contact,
+    Group,
+    Organization,
+    normalize_domain,
+    normalize_email,
+    normalize_name,
+)
+from helpkit.ports import Capability, TicketChange
+from helpkit.queries import Page, TicketQuery
+from helpkit.stores.contract import check_limit, check_record, check_version
+from helpkit.stores.sqlite.encoding import (
+    _STATE,
+    _TAGS,
+    _TICKET_COLUMNS,
+    _decode_agent,
+    _decode_contact,
+    _decode_group,
+    _decode_organization,
+    _decode_ticket,
+    _decoded,
+    _dumps,
+    _encode_agent,
+    _encode_contact,
+    _encode_group,
+    _encode_organization,
+    _loads,
+    _Prepared,
+)
+from helpkit.stores.sqlite.query_sql import _select
+from helpkit.stores.sqlite.schema import _inspect, _migrate
+from helpkit.tickets import Ticket
+
+_MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
+
+_WAL_CHECKPOINT_PAGES: Final = 8192  # about 32 MiB of WAL at the default 4 KiB pages
+_WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
+# Decoded ticket states kept per store: enough for the first page of every queue of a
+# helpdesk with ~150 agents (50 tickets each), so agents polling their queues decode only the
+# tickets that changed. About 2 KiB each.
+_CACHE_SIZE: Final = 8192
+
+Synchronous = Literal["FULL", "NORMAL"]
+
+_INSERT_TICKET: Final = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) "
+    f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
+)
+_NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
+_SELECT_FOR_UPDATE: Final = (
+    f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id = ?"
+)
+
+
+@functools.cache
+def _update_sql(columns: tuple[int, ...]) -> str:
+    assigned = ", ".join(f"{_TICKET_COLUMNS[i]} = ?" for i in columns)
+    return f"UPDATE tickets SET {assigned} WHERE rowid = ?"
+
+
+class _KeyedTable(NamedTuple):
+    """A versioned table whose rows own unique keys kept in a second table."""
+
+    name: str  # e.g. contacts
+    kind: str  # what a row is, in messages: contact
+    keys: str  # the table of keys: contact_emails
+    key: str  # its key column: email
+    owner: str  # its column naming the owning row: contact_id
+
+
+_CONTACTS: Final = _KeyedTable("contacts", "contact", "contact_emails", "email", "contact_id")
+_ORGANIZATIONS: Final = _KeyedTable(
+    "organizations", "organization", "organization_domains", "domain", "organization_id"
+)
+
+
+class _Borrowed:
+    """A pooled connection for the length of a ``with`` block (a class: a generator-based
+    context manager costs several times more, and every store call takes one)."""
+
+    __slots__ = ("conn", "store")
+
+    def __init__(self, store: SqliteStore) -> None:
+        self.store = store
+
+    def __enter__(self) -> sqlite3.Connection:
+        self.conn = self.store._borrow()
+        return self.conn
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        self.store._give_back(self.conn)
+        if isinstance(exc, sqlite3.Error):
+            raise self.store._error(exc) from exc
+
+
+class SqliteStore:
+    """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
+
+    ``timeout`` is how long (seconds) a write waits for another writer's lock before failing
+    with :class:`~helpkit.errors.StoreError`. ``synchronous="FULL"`` (the default) makes every
+    commit durable against power loss; ``"NORMAL"`` is much faster and still safe against a
+    crash of the application, but a power cut may lose the last commits (never corrupting
+    the file). ``cache`` is how many decoded ticket states the store keeps (least recently
+    used first out; 0 keeps none).
+    """
+
+    capabilities: frozenset[str] = frozenset({Capability.PERSISTENT, Capability.MULTIPROCESS})
+
+    _MAX_IDLE: Final = 8
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        timeout: float = 5.0,
+        synchronous: str = "FULL",
+        cache: int = _CACHE_SIZE,
+    ) -> None:
+        if sqlite3.sqlite_version_info < _MIN_SQLITE:
+            raise StoreError(
+                f"the SQLite store needs SQLite {'.'.join(map(str, _MIN_SQLITE))} or newer; "
+                f"this Python has {sqlite3.sqlite_version}"
+            )
+        mode = synchronous.upper() if isinstance(synchronous, str) else synchronous
+        if mode not in ("FULL", "NORMAL"):
+            raise ValidationError(f"synchronous must be 'FULL' or 'NORMAL'; got {synchronous!r}")
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
+            raise ValidationError(f"timeout must be a number of seconds >= 0; got {timeout!r}")
+        if not isinstance(cache, int) or isinstance(cache, bool) or cache < 0:
+            raise ValidationError(f"cache must be a number of tickets >= 0; got {cache!r}")
+        self.path = os.fspath(path)
+        if not isinstance(self.path, str) or not self.path or self.path == ":memory:":
+            raise ValidationError(
+                f"the SQLite store needs a file path, not {path!r} (use memory:// for a "
+                "store that lives in memory)"
+            )
+        self.timeout = float(timeout)
+        self.synchronous: Synchronous = "FULL" if mode == "FULL" else "NORMAL"
+        self._lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._open: set[sqlite3.Connection] = set()
+        self._closed = False
+        self.cache_size = cache
+        self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        needs_schema = _inspect(self.path)
+        conn = self._connect()
+        try:
+            # WAL is a property of the file and switching writes to it, so only now, after
+            # _inspect found the file new, empty or ours.
+            mode_row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
+            if mode_row is None or str(mode_row[0]).lower() != "wal":
+                raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode_row!r})")
+            if needs_schema:
+                _migrate(conn, self.path)
+        except sqlite3.Error as exc:
+            self._discard(conn)
+            raise self._error(exc) from exc
+        except BaseException:
+            self._discard(conn)
+            raise
+        self._idle.append(conn)
+
+    def __repr__(self) -> str:
+        state = "closed" if self._closed else "open"
+        return f"<SqliteStore {self.path!r} {state}>"
+
+    # ------------------------------------------------------------ connections
+
+    def _connect(self) -> sqlite3.Connection:
+        try:
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self.timeout,
+                isolation_level=None,  # transactions are explicit: BEGIN IMMEDIATE ... COMMIT
+                check_same_thread=False,  # pooled: used by one thread at a time, any thread
+                cached_statements=256,
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from exc
+        try:
+            conn.execute(f"PRAGMA busy_timeout = {int(self.timeout * 1000)}")
+            conn.execute("PRAGMA foreign_keys = ON")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            # Checkpoint less often than SQLite's default 1000 pages: a checkpoint costs two
+            # fsyncs and copies pages that later commits would dirty again. The WAL file is
+            # truncated back to the size limit after a checkpoint resets it.
+            conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
+            conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._error(exc) from exc
+        with self._lock:
+            self._open.add(conn)
+        return conn
+
+    def _discard(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            self._open.discard(conn)
+        conn.close()
+
+    def _connection(self) -> _Borrowed:
+        """Borrow a pooled connection (``with store._connection() as conn``).
+
+        sqlite3 errors inside the block become StoreError.
+        """
+        return _Borrowed(self)
+
+    def _borrow(self) -> sqlite3.Connection:
+        with self._lock:
+            if self._closed:
+                raise StoreError(f"this SqliteStore ({self.path}) is closed")
+            conn = self._idle.pop() if self._idle else None
+        return conn if conn is not None else self._connect()
+
+    def _give_back(self, conn: sqlite3.Connection) -> None:
+        with self._lock:
+            keep = not self._closed and len(self._idle) < self._MAX_IDLE
+            if keep:
+                self._idle.append(conn)
+            else:
+                self._open.discard(conn)
+        if not keep:
+            conn.close()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[sqlite3.Connection]:
+        """A write transaction: the database write lock is held from the start."""
+        with self._connection() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def _error(self, exc: sqlite3.Error) -> StoreError:
+        text = str(exc)
+        if isinstance(exc, sqlite3.OperationalError) and "locked" in text:
+            return StoreError(
+                f"{self.path} stayed locked by another writer for more than {self.timeout}s "
+                f"({text}); retry, or open the store with a longer timeout"
+            )
+        if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
+            return SchemaError(f"{self.path} is corrupt ({text}); restore it from a backup")
+        return StoreError(f"SQLite error on {self.path}: {text}")
+
+    # ------------------------------------------------------------ tickets
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        """Append events and save states in one transaction; ConflictError on a stale seq.
+
+        Changes apply in order, so a batch may carry several changes of one ticket, each
+        building on the previous one's seq. Nothing is written unless every change applies.
+        A ticket with number 0 is numbered inside the transaction (the highest number
+        stored, plus one), so numbers follow commit order across processes, without gaps.
+        """
+        prepared = [_Prepared(change) for change in changes]
+        if not prepared:
+            with self._connection():
+                return []
+        with self._transaction() as conn:
+            numbers = [self._apply(conn, item) for item in prepared]
+        return [
+            item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
+        ]
+
+    def _apply(self, conn: sqlite3.Connection, item: _Prepared) -> int:
+        """Write one change; its ticket's number."""
+        if item.invalid is not None:
+            raise item.invalid
+        change = item.change
+        ticket_id = change.ticket.id
+        # rowid, then the row's columns in the order of _TICKET_COLUMNS (from id on).
+        stored = conn.execute(_SELECT_FOR_UPDATE, (ticket_id,)).fetchone()
+        current_seq = stored[3] if stored is not None else 0
+        if current_seq != change.expected_seq:
+            raise ConflictError(
+                f"ticket {ticket_id!r} is at seq {current_seq}, not {change.expected_seq}: "
+                "it changed since it was read. Reload and retry."
+            )
+        number = change.ticket.number
+        if not change.events:
+            return stored[2] if number == 0 and stored is not None else number
+        if stored is None:
+            if number == 0:
+                # Under the write lock: no other commit can take this number first.
+                number = conn.execute(_NEXT_NUMBER).fetchone()[0]
+            else:
+                owner = conn.execute(
+                    "SELECT id FROM tickets WHERE number = ?", (number,)
+                ).fetchone()
+                if owner is not None:
+                    raise DuplicateError(
+                        f"ticket number {number} already belongs to ticket {owner[0]!r}"
+                    )
+        elif number == 0:
+            number = stored[2]
+        elif number != stored[2]:
+            raise ValidationError(f"ticket {ticket_id!r} has number {stored[2]}; it cannot change")
+        if item.rows_error is not None:
+            raise item.rows_error
+        row, event_rows = item.rows_with_number(number)
+        if stored is None:
+            conn.execute(_INSERT_TICKET, row)
+            old_tags: frozenset[str] = frozenset()
+        else:
+            # Only the columns that changed: SQLite rewrites every index that holds a column
+            # named in SET, changed or not, and each rewritten index page is another page in
+            # the WAL. A comment with a status change touches 4 of the 11 ticket indexes
+            # (more when it moves the SLA schedule).
+            # (stored holds the rowid first, then the columns from id to tags.)
+            changed = [i for i in range(2, _STATE) if row[i] != stored[i + 1]]
+            changed.append(_STATE)
+            conn.execute(_update_sql(tuple(changed)), (*(row[i] for i in changed), stored[0]))
+            stored_tags = stored[_TAGS + 1]
+            old_tags = (
+                item.tags if stored_tags == row[_TAGS] else frozenset(_loads(stored_tags, "tags"))
+            )
+        conn.executemany(
+            "INSERT INTO events (ticket_id, seq, type, at_us, actor, body) "
+            "VALUES (?, ?, ?, ?, ?, ?)",
+            event_rows,
+        )
+        if old_tags != item.tags:
+            gone = old_tags - item.tags
+            if gone:
+                conn.executemany(
+                    "DELETE FROM ticket_tags WHERE ticket_id = ? AND tag = ?",
+                    [(ticket_id, tag) for tag in sorted(gone)],
+                )
+            conn.executemany(
+                "INSERT INTO ticket_tags (ticket_id, tag) VALUES (?, ?)",
+                [(ticket_id, tag) for tag in sorted(item.tags - old_tags)],
+            )
+        return number
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The current state of a ticket."""
+        with self._connection() as conn:
+            row = (
+                conn.execute(
+                    "SELECT id, seq, state FROM tickets WHERE id = ?", (ticket_id,)
+                ).fetchone()
+                if isinstance(ticket_id, str)
+                else None
+            )
+        if row is None:
+            raise NotFoundError(f"no ticket with id {ticket_id!r}")
+        return self._ticket(row)
+
+    def get_ticket_by_number(self, number: int) -> Ticket:
+        """The ticket with that number."""
+        with self._connection() as conn:
+            row = (
+                conn.execute(
+                    "SELECT id, seq, state FROM tickets WHERE number = ?", (number,)
+                ).fetchone()
+                if isinstance(number, (int, float))
+                else None
+            )
+        if row is None:
+            raise NotFoundError(f"no ticket #{number}")
+        return self._ticket(row)
+
+    def _ticket(self, row: tuple[Any, ...]) -> Ticket:
+        # A ticket's state at a given seq never changes (it is the fold of its first seq
+        # events), so decoded states are cached by (id, seq): a queue polled again and again
+        # costs no JSON decoding for the tickets that did not move.
+        key = (row[-3], row[-2])
+        cache = self._cache
+        with self._cache_lock:
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+                return hit
+        ticket: Ticket = _decoded(_decode_ticket, row[-1], "ticket state")
+        with self._cache_lock:
+            cache[key] = ticket
+            if len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        return ticket
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        """A ticket's events with seq > ``after_seq``, in order."""
+        key: object = ticket_id
+        with self._connection() as conn:
+            if not isinstance(key, str):
+                raise NotFoundError(f"no ticket with id {ticket_id!r}")
+            rows = conn.execute(
+                "SELECT body FROM events WHERE ticket_id = ? AND seq > ? ORDER BY seq",
+                (key, after_seq),
+            ).fetchall()
+            if not rows and (
+                conn.execute("SELECT 1 FROM tickets WHERE id = ?", (key,)).fetchone() is None
+            ):
+                raise NotFoundError(f"no ticket with id {ticket_id!r}")
+        return [_decoded(event_from_dict, row[0], "event") for row in rows]
+
+    def query(self, query: TicketQuery) -> Page[Ticket]:
+        """Tickets matching ``query``, in its order, one page at a time."""
+        if not isinstance(query, TicketQuery):
+            raise ValidationError(f"query takes a TicketQuery, got {type(query).__name__}")
+        sql, params = _select(query)
+        with self._connection() as conn:
+            rows = conn.execute(sql, params).fetchall()
+        return Page.cut([self._ticket(row) for row in rows], query)
+
+    # ------------------------------------------------------------ contacts
+
+    def save_contact(self, contact: Contact) -> None:
+        """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
+        check_record(contact, Contact)
+        self._save_keyed(
+            _CONTACTS,
+            contact.id,
+            contact.version,
+            {
+                "name_key": contact.name_key,
+                "organization_id": contact.organization_id,
+                "data": _dumps(_encode_contact(contact)),
+            },
+            contact.emails,
+        )
+
+    def _save_keyed(
+        self,
+        table: _KeyedTable,
+        ident: str,
+        version: int,
+        columns: dict[str, object],
+        keys: Sequence[str],
+    ) -> None:
+        """Save a versioned row and the unique keys (emails, domains) it owns, in one
+        transaction: nothing is written if the version is stale or a key is another's."""
+        with self._transaction() as conn:
+            row = conn.execute(
+                f"SELECT version FROM {table.name} WHERE id = ?", (ident,)
+            ).fetchone()
+            stored = row[0] if row is not None else None
+            check_version(table.kind, ident, stored, version)
+            for key in keys:
+                owner = conn.execute(
+                    f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
+                ).fetchone()
+                if owner is not None and owner[0] != ident:
+                    raise DuplicateError(
+                        f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
+                    )
+            names = [*columns, "version"]
+            values = (*columns.values(), version, ident)
+            if stored is None:
+                conn.execute(
+                    f"INSERT INTO {table.name} ({', '.join(names)}, id) "
+                    f"VALUES ({', '.join('?' * len(values))})",
+                    values,
+                )
+            else:
+                assigned = ", ".join(f"{name} = ?" for name in names)
+                conn.execute(f"UPDATE {table.name} SET {assigned} WHERE id = ?", values)
+                conn.execute(f"DELETE FROM {table.keys} WHERE {table.owner} = ?", (ident,))
+            conn.executemany(
+                f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
+                [(key, ident) for key in keys],
+            )
+
+    def get_contact(self, contact_id: str) -> Contact:
+        """A contact by id."""
+        row = self._fetch_one("SELECT data FROM contacts WHERE id = ?", contact_id)
+        if row is None:
+            raise NotFoundError(f"no contact with id {contact_id!r}")
+        contact: Contact = _decoded(_decode_contact, row[0], "contact")
+        return contact
+
+    def contact_by_email(self, email: str) -> Contact:
+        """The contact owning ``email`` (case-insensitive)."""
+        try:
+            key = normalize_email(email)
+        except ValidationError:
+            raise NotFoundError(f"no contact with email {email!r}") from None
+        row = self._fetch_one(
+            "SELECT c.data FROM contact_emails e JOIN contacts c ON c.id = e.contact_id "
+            "WHERE e.email = ?",
+            key,
+        )
+        if row is None:
+            raise NotFoundError(f"no contact with email {email!r}")
+        contact: Contact = _decoded(_decode_contact, row[0], "contact")
+        return contact
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        """Contacts whose normalized name contains the normalized ``text``, by name then id."""
+        check_limit(limit)
+        rows = self._search("contacts", normalize_name(text), limit)
+        return [_decoded(_decode_contact, row[0], "contact") for row in rows]
+
+    def _search(self, table: str, key: str, limit: int) -> list[tuple[str]]:
+        # instr() is an exact substring test on the folded name: unlike LIKE it has no
+        # wildcards to escape and no ASCII-only case folding of its own.
+        with self._connection() as conn:
+            rows: list[tuple[str]] = conn.execute(
+                f"SELECT data FROM {table} WHERE instr(name_key, ?) > 0 "
+                "ORDER BY name_key, id LIMIT ?",
+                (key, limit),
+            ).fetchall()
+        return rows
+
+    def _fetch_one(self, sql: str, key: object) -> tuple[str] | None:
+        if not isinstance(key, str):
+            return None
+        with self._connection() as conn:
+            row: tuple[str] | None = conn.execute(sql, (key,)).fetchone()
+        return row
+
+    # ------------------------------------------------------------ organizations
+
+    def save_organization(self, organization: Organization) -> None:
+        """Insert or update (versioned like contacts); domains belong to one organization."""
+        check_record(organization, Organization)
+        org = organization
+        self._save_keyed(
+            _ORGANIZATIONS,
+            org.id,
+            org.version,
+            {"name_key": org.name_key, "data": _dumps(_encode_organization(org))},
+            org.domains,
+        )
+
+    def get_organization(self, organization_id: str) -> Organization:
+        """An organization by id."""
+        row = self._fetch_one("SELECT data FROM organizations WHERE id = ?", organization_id)
+        if row is None:
+            raise NotFoundError(f"no organization with id {organization_id!r}")
+        org: Organization = _decoded(_decode_organization, row[0], "organization")
+        return org
+
+    def organization_by_domain(self, domain: str) -> Organization:
+        """The organization owning ``domain`` (case-insensitive)."""
+        try:
+            key = normalize_domain(domain)
+        except ValidationError:
+            raise NotFoundError(f"no organization with domain {domain!r}") from None
+        row = self._fetch_one(
+            "SELECT o.data FROM organization_domains d "
+            "JOIN organizations o ON o.id = d.organization_id WHERE d.domain = ?",
+            key,
+        )
+        if row is None:
+            raise NotFoundError(f"no organization with domain {domain!r}")
+        org: Organization = _decoded(_decode_organization, row[0], "organization")
+        return org
+
+    def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
+        """Organizations whose normalized name contains the normalized ``text``, by name."""
+        check_limit(limit)
+        rows = self._search("organizations", normalize_name(text), limit)
+        return [_decoded(_decode_organization, row[0], "organization") for row in rows]
+
+    # ------------------------------------------------------------ agents and groups
+
+    def save_agent(self, agent: Agent) -> None:
+        """Insert or replace an agent."""
+        check_record(agent, Agent)
+        self._replace("agents", agent.id, _dumps(_encode_agent(agent)))
+
+    def get_agent(self, agent_id: str) -> Agent:
+        """An agent by id."""
+        row = self._fetch_one("SELECT data FROM agents WHERE id = ?", agent_id)
+        if row is None:
+            raise NotFoundError(f"no agent with id {agent_id!r}")
+        agent: Agent = _decoded(_decode_agent, row[0], "agent")
+        return agent
+
+    def list_agents(self) -> list[Agent]:
+        """All agents, by id."""
+        return self._list("agents", _decode_agent)
+
+    def save_group(self, group: Group) -> None:
+        """Insert or replace a group."""
+        check_record(group, Group)
+        self._replace("groups", group.id, _dumps(_encode_group(group)))
+
+    def get_group(self, group_id: str) -> Group:
+        """A group by id."""
+        row = self._fetch_one("SELECT data FROM groups WHERE id = ?", group_id)
+        if row is None:
+            raise NotFoundError(f"no group with id {group_id!r}")
+        group: Group = _decoded(_decode_group, row[0], "group")
+        return group
+
+    def list_groups(self) -> list[Group]:
+        """All groups, by id."""
+        return self._list("groups", _decode_group)
+
+    def _replace(self, table: str, ident: str, data: str) -> None:
+        with self._transaction() as conn:
+            conn.execute(f"INSERT OR REPLACE INTO {table} (id, data) VALUES (?, ?)", (ident, data))
+
+    def _list(self, table: str, decode: Callable[[Any], Any]) -> list[Any]:
+        with self._connection() as conn:
+            rows = conn.execute(f"SELECT data FROM {table} ORDER BY id").fetchall()
+        return [_decoded(decode, row[0], table) for row in rows]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close every connection; any later call raises StoreError. Closing twice is harmless.
+
+        A connection another thread is using right now is closed when that call returns.
+        """
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+            for conn in idle:
+                self._open.discard(conn)
+        with self._cache_lock:
+            self._cache.clear()
+        for conn in idle:
+            conn.close()
