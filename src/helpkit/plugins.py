@@ -86,14 +86,14 @@ class PluginHost:
             module = importlib.import_module(module_name)
             self._register(module, module_name, "builtin")
         if entry_points and not _autoload_disabled():
-            before = {pm.get_name(p) for p in pm.get_plugins()}
+            # By name: pluggy's get_plugins() is a set, which unhashable plugins break.
+            before = {name for name, _ in pm.list_name_plugin()}
             try:
                 pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
             except Exception as exc:
                 raise PluginError(f"loading a helpkit entry point plugin failed: {exc}") from exc
-            for loaded in pm.get_plugins():
-                loaded_name = pm.get_name(loaded)
-                if loaded_name is not None and loaded_name not in before:
+            for loaded_name, _ in pm.list_name_plugin():
+                if loaded_name not in before:
                     self._sources[loaded_name] = "entry point"
         for index, plugin in enumerate(plugins):
             label = getattr(plugin, "__name__", None) or f"{type(plugin).__name__}-{index}"
@@ -292,10 +292,9 @@ class PluginHost:
             self._pm.get_name(plugin): dist for plugin, dist in self._pm.list_plugin_distinfo()
         }
         infos: list[PluginInfo] = []
-        for plugin in self._pm.get_plugins():
-            name = self._pm.get_name(plugin)
-            if name is None:
-                continue
+        for name, plugin in self._pm.list_name_plugin():
+            if plugin is None:
+                continue  # blocked
             stores = self._registered_by(plugin, "helpkit_register_stores")
             channels = self._registered_by(plugin, "helpkit_register_channels")
             observes = any(
