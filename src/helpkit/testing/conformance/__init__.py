@@ -26,10 +26,10 @@ same answers. This module needs pytest and Hypothesis (the ``testing`` extra).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from collections.abc import Callable, Iterator
+from datetime import datetime, timedelta
 from operator import methodcaller
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar
 
 import attrs
 import pytest
@@ -48,18 +48,38 @@ from helpkit import lifecycle
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
-    HelpkitError,
     InvalidTransitionError,
     NotFoundError,
     ValidationError,
 )
-from helpkit.events import CommentAdded, Event, TagsChanged, TicketOpened
+from helpkit.events import CommentAdded, Event, TicketOpened
 from helpkit.lifecycle import Outcome
-from helpkit.people import Agent, Contact, Group, Organization
+from helpkit.people import Agent, Group
 from helpkit.ports import Capability, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Priority, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.stores.memory import MemoryStore
+from helpkit.testing.conformance.helpers import (
+    _AGENT,
+    _H,
+    _US,
+    BASE_TIME,
+    ReopenStore,
+    StoreFactory,
+    _contact,
+    _note,
+    _open,
+    _organization,
+    _outcome,
+    _pages,
+    _reference_pages,
+    _stale_tag,
+    _Time,
+    change_of,
+    with_schedule,
+)
+from helpkit.testing.conformance.helpers import forged as forged
+from helpkit.testing.conformance.query_data import _FILTERS, _build_query_data
 from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, StatusCategory, Ticket
 
 __all__ = [
@@ -71,355 +91,6 @@ __all__ = [
     "change_of",
     "with_schedule",
 ]
-
-StoreFactory = Callable[[], Store]
-"""Creates a fresh, empty store each time it is called."""
-ReopenStore = Callable[[Store], Store]
-"""Given a closed store, opens the same data again (persistent stores only)."""
-
-BASE_TIME = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-"""The fixed instant the suite's scenarios start at (a Monday); time only moves by steps."""
-
-_T = TypeVar("_T")
-_AGENT = Actor.agent("agent-1")
-_US = timedelta(microseconds=1)
-_H = timedelta(hours=1)
-
-
-# ---------------------------------------------------------------- scenario helpers
-
-
-class _Time:
-    """A deterministic clock for scenarios: it moves only by explicit steps."""
-
-    def __init__(self) -> None:
-        self.now = BASE_TIME
-
-    def tick(self, seconds: int = 60) -> datetime:
-        self.now += timedelta(seconds=seconds)
-        return self.now
-
-
-def forged(value: _T, **changes: Any) -> _T:
-    """A copy of the frozen ``value`` with ``changes`` set around its validators.
-
-    Domain objects refuse bad values when they are built; a store must still refuse one that
-    was forged past those checks (by a plugin bug, a pickle, ``object.__setattr__``). The
-    suite uses this to build them.
-    """
-    cls: Any = type(value)
-    copy: _T = object.__new__(cls)
-    for field in attrs.fields(cls):
-        object.__setattr__(copy, field.name, changes.pop(field.name, getattr(value, field.name)))
-    if changes:
-        raise TypeError(f"{type(value).__name__} has no field(s) {sorted(changes)}")
-    return copy
-
-
-def change_of(outcome: Outcome) -> TicketChange:
-    """The store write for a lifecycle outcome."""
-    return TicketChange(outcome.ticket, outcome.events, outcome.previous_seq)
-
-
-def with_schedule(
-    outcome: Outcome,
-    *,
-    policy: str | None,
-    deadline: datetime | None,
-    check: datetime | None,
-) -> Outcome:
-    """``outcome`` with the SLA fields a desk derives before committing (policy, next deadline,
-    next check) set on its ticket: stores index them, so the suite varies them on purpose."""
-    ticket = attrs.evolve(
-        outcome.ticket, sla_policy=policy, next_deadline=deadline, next_check=check
-    )
-    return attrs.evolve(outcome, ticket=ticket)
-
-
-def _open(
-    ticket_id: str,
-    number: int,
-    at: datetime,
-    *,
-    requester_id: str = "c1",
-    organization_id: str | None = None,
-    impact: Impact = Impact.MEDIUM,
-    urgency: Urgency = Urgency.MEDIUM,
-    assignee_id: str | None = None,
-    group_id: str | None = None,
-    tags: Iterable[str] = (),
-    with_comment: bool = True,
-    subject: str | None = None,
-) -> Outcome:
-    requester = Actor.contact(requester_id)
-    first = (
-        Comment(
-            id=f"{ticket_id}-m1",
-            author=requester,
-            body="The VPN drops every few minutes.",
-            public=True,
-            channel="web",
-            created_at=at,
-        )
-        if with_comment
-        else None
-    )
-    return lifecycle.open_ticket(
-        ticket_id=ticket_id,
-        number=number,
-        at=at,
-        actor=requester,
-        subject=subject if subject is not None else f"Problem {ticket_id}",
-        requester_id=requester_id,
-        organization_id=organization_id,
-        impact=impact,
-        urgency=urgency,
-        matrix=ITIL_MATRIX,
-        workflow=DEFAULT_WORKFLOW,
-        channel="web",
-        first_comment=first,
-        tags=tags,
-        assignee_id=assignee_id,
-        group_id=group_id,
-    )
-
-
-def _note(ticket: Ticket, at: datetime, text: str = "Looking into it.") -> Outcome:
-    comment = Comment(
-        id=f"{ticket.id}-m{ticket.seq + 1}",
-        author=_AGENT,
-        body=text,
-        public=False,
-        channel="web",
-        created_at=at,
-    )
-    return lifecycle.add_comment(ticket, comment, at=at, workflow=DEFAULT_WORKFLOW)
-
-
-def _stale_tag(stale: Ticket, at: datetime, tag: str = "stale") -> Outcome:
-    """A well-formed change built on an old state (``apply`` does not check writability)."""
-    event = TagsChanged(
-        ticket_id=stale.id, seq=stale.seq + 1, at=at, actor=_AGENT, added=frozenset({tag})
-    )
-    return Outcome(lifecycle.apply(stale, event), (event,), stale.seq)
-
-
-def _contact(
-    contact_id: str,
-    name: str,
-    emails: Iterable[str] = (),
-    *,
-    version: int = 1,
-    at: datetime = BASE_TIME,
-    organization_id: str | None = None,
-) -> Contact:
-    return Contact(
-        id=contact_id,
-        name=name,
-        emails=tuple(emails),
-        organization_id=organization_id,
-        created_at=at,
-        updated_at=at,
-        version=version,
-    )
-
-
-def _organization(
-    organization_id: str,
-    name: str,
-    domains: Iterable[str] = (),
-    *,
-    version: int = 1,
-    at: datetime = BASE_TIME,
-) -> Organization:
-    return Organization(
-        id=organization_id,
-        name=name,
-        domains=tuple(domains),
-        created_at=at,
-        updated_at=at,
-        version=version,
-    )
-
-
-def _pages(fetch: Callable[[TicketQuery], Page[Ticket]], query: TicketQuery) -> list[Page[Ticket]]:
-    """Every page of ``query``, following the cursors ``fetch`` hands out."""
-    pages = [fetch(query)]
-    while pages[-1].next_cursor is not None:
-        if len(pages) > 10_000:
-            raise AssertionError(f"pagination of {query!r} does not end")
-        pages.append(fetch(attrs.evolve(query, after=pages[-1].next_cursor)))
-    return pages
-
-
-def _reference_pages(tickets: Iterable[Ticket], query: TicketQuery) -> list[Page[Ticket]]:
-    snapshot = list(tickets)
-    return _pages(lambda q: q.page(snapshot), query)
-
-
-def _outcome(call: Callable[[], _T]) -> tuple[str, Any]:
-    """``("ok", value)`` or ``("error", exception type)`` for helpkit errors."""
-    try:
-        return ("ok", call())
-    except HelpkitError as exc:
-        return ("error", type(exc))
-
-
-# ---------------------------------------------------------------- the query data set
-
-_FILTERS: tuple[dict[str, Any], ...] = (
-    {},
-    {"statuses": "open"},
-    {"statuses": {"pending", "solved"}},
-    {"categories": StatusCategory.NEW},
-    {"categories": ["open", "on_hold"]},
-    {"categories": "closed"},
-    {"assignee_ids": "a1"},
-    {"assignee_ids": {"a1", "a2"}},
-    {"unassigned": True},
-    {"group_ids": "g1"},
-    {"group_ids": {"g1", "g2"}},
-    {"requester_ids": "c2"},
-    {"organization_ids": "o1"},
-    {"organization_ids": {"o1", "o2"}},
-    {"priorities": 1},
-    {"priorities": [2, 3]},
-    {"tags": "vpn"},
-    {"tags": {"vpn", "urgent"}},
-    {"tags": "no-ticket-has-this"},
-    {"categories": ["new", "open"], "group_ids": "g1", "tags": "vpn"},
-    {"unassigned": True, "organization_ids": "o2", "priorities": [3, 4, 5]},
-    # The SLA filters: the bounds are inclusive, instants exact to the microsecond, and a
-    # ticket without a deadline (or check) never matches.
-    {"deadline_before": BASE_TIME - timedelta(days=30)},
-    {"deadline_before": BASE_TIME + timedelta(hours=2)},
-    {"deadline_before": BASE_TIME + timedelta(hours=2) - _US},
-    {"deadline_before": BASE_TIME + timedelta(days=3650)},
-    {"next_check_before": BASE_TIME},
-    {"next_check_before": BASE_TIME + timedelta(minutes=90)},
-    {"next_check_before": BASE_TIME + timedelta(minutes=90) - _US},
-    {"next_check_before": BASE_TIME + timedelta(days=3650)},
-    {"categories": ["new", "open"], "next_check_before": BASE_TIME + timedelta(days=1)},
-    {"assignee_ids": "a1", "deadline_before": BASE_TIME + timedelta(hours=3)},
-    {"group_ids": "g1", "categories": ["new", "open", "pending"], "deadline_before": BASE_TIME},
-    {
-        "deadline_before": BASE_TIME + timedelta(hours=2),
-        "next_check_before": BASE_TIME + timedelta(minutes=90),
-    },
-)
-
-
-# (policy, next deadline, next check) of each query ticket when opened, relative to
-# BASE_TIME: ties within and across priorities, past and future instants, a microsecond
-# apart, and missing ones (a ticket without a policy, a deadline without a pending check, a
-# check without a deadline).
-_SCHEDULES: dict[str, tuple[str | None, timedelta | None, timedelta | None]] = {
-    "t000": ("gold", 2 * _H, 1.5 * _H),
-    "t001": ("gold", -_H, -_H),
-    "t002": (None, None, None),
-    "t003": ("silver", 2 * _H, 1.5 * _H),
-    "t004": ("silver", None, 26 * _H),
-    "t005": ("gold", 2 * _H + _US, 2 * _H),
-    "t100": ("gold", 30 * _H, None),
-    "t101": ("gold", 2 * _H, 1.5 * _H - _US),
-    "t102": (None, None, None),
-    "t103": ("silver", -48 * _H, -48 * _H),
-    "t104": ("bronze", None, None),
-    "t105": ("gold", 2 * _H - _US, _H),
-}
-
-# Schedules changed by a later write: a store must re-index them on update, not only on insert.
-_RESCHEDULES: dict[str, tuple[str | None, timedelta | None, timedelta | None]] = {
-    "t000": ("gold", 2 * _H, 40 * _H),  # pending: the check moves away
-    "t001": ("gold", -_H, None),  # on hold: no check pending, the deadline stays
-    "t100": (None, None, None),  # solved: every clock stopped
-    "t104": ("gold", 0.5 * _H, -2 * _H),  # reopened: due soon, a check overdue
-    "t101": ("gold", 2 * _H, 1.5 * _H),  # noted: into the tie with t000 and t003
-    "t105": ("silver", -3 * _H, -3 * _H),  # noted: another policy, already breached
-}
-
-
-def _scheduled(outcome: Outcome) -> Outcome:
-    ticket_id = outcome.ticket.id
-    table = _SCHEDULES if outcome.previous_seq == 0 else _RESCHEDULES
-    if ticket_id not in table:
-        return outcome
-    policy, deadline, check = table[ticket_id]
-    return with_schedule(
-        outcome,
-        policy=policy,
-        deadline=None if deadline is None else BASE_TIME + deadline,
-        check=None if check is None else BASE_TIME + check,
-    )
-
-
-def _build_query_data(store: Store) -> list[Ticket]:
-    """A dozen tickets covering every filter, with ties in created and updated times and in
-    SLA deadlines and checks (some missing, some changed by later writes)."""
-    time = _Time()
-    specs: list[dict[str, Any]] = [
-        {"requester_id": "c1", "organization_id": "o1", "impact": Impact.HIGH,
-         "urgency": Urgency.HIGH, "assignee_id": "a1", "group_id": "g1", "tags": ["vpn"]},
-        {"requester_id": "c2", "organization_id": "o1", "impact": Impact.HIGH,
-         "urgency": Urgency.MEDIUM, "group_id": "g1", "tags": ["vpn", "urgent"]},
-        {"requester_id": "c2", "organization_id": "o2", "impact": Impact.MEDIUM,
-         "urgency": Urgency.MEDIUM, "assignee_id": "a2", "group_id": "g2"},
-        {"requester_id": "c3", "organization_id": None, "impact": Impact.LOW,
-         "urgency": Urgency.LOW, "tags": ["billing"]},
-        {"requester_id": "c1", "organization_id": "o2", "impact": Impact.MEDIUM,
-         "urgency": Urgency.LOW, "tags": ["vpn"], "group_id": "g1"},
-        {"requester_id": "c3", "organization_id": "o2", "impact": Impact.LOW,
-         "urgency": Urgency.HIGH, "assignee_id": "a1", "group_id": "g2", "tags": ["urgent"]},
-    ]  # fmt: skip
-    tickets: dict[str, Ticket] = {}
-
-    def commit(*outcomes: Outcome) -> None:
-        scheduled = [_scheduled(o) for o in outcomes]
-        store.commit([change_of(o) for o in scheduled])
-        for outcome in scheduled:
-            tickets[outcome.ticket.id] = outcome.ticket
-
-    # Two rounds; tickets of the same round position share a creation time, so the id
-    # tie-break is exercised in every sort order.
-    for round_ in range(2):
-        for i, spec in enumerate(specs):
-            at = BASE_TIME + timedelta(hours=i)
-            ticket_id = f"t{round_}{i:02d}"
-            commit(_open(ticket_id, round_ * len(specs) + i + 1, at, **spec))
-    # Move some tickets through the workflow so statuses and updated times differ.
-    moves = {
-        "t000": "pending",
-        "t001": "on_hold",
-        "t002": "solved",
-        "t003": "closed",
-        "t100": "solved",
-        "t104": "open",
-    }
-    for ticket_id, status in moves.items():
-        at = time.tick(3600 * 24)
-        commit(
-            lifecycle.change_status(
-                tickets[ticket_id], status, at=at, actor=_AGENT, workflow=DEFAULT_WORKFLOW
-            )
-        )
-    at = time.tick(3600 * 24)
-    # Same updated time for two tickets (a tie in the updated orders).
-    commit(_note(tickets["t101"], at), _note(tickets["t105"], at))
-    at = time.tick(3600 * 24)
-    commit(
-        *lifecycle.merge(
-            tickets["t102"],
-            tickets["t104"],
-            (),
-            at=at,
-            actor=_AGENT,
-            workflow=DEFAULT_WORKFLOW,
-        )
-    )
-    return list(tickets.values())
-
-
-# ---------------------------------------------------------------- the suite
 
 
 class StoreConformance:
