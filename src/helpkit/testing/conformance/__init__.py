@@ -26,13 +26,12 @@ same answers. This module needs pytest and Hypothesis (the ``testing`` extra).
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import datetime, timedelta
-from typing import Any, ClassVar
+from typing import Any
 
 import attrs
 import pytest
-from hypothesis import HealthCheck, settings
 from hypothesis.stateful import run_state_machine_as_test
 
 from helpkit import lifecycle
@@ -42,7 +41,8 @@ from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Group
 from helpkit.ports import Capability, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Priority, Urgency
-from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.queries import SortOrder, TicketQuery
+from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.helpers import (
     _AGENT,
     _H,
@@ -77,7 +77,7 @@ __all__ = [
 ]
 
 
-class StoreConformance:
+class StoreConformance(SuiteBase):
     """The behaviour every store must show. Subclass it as ``TestXxx`` and supply fixtures.
 
     Required: ``make_store`` (a fixture returning a callable that creates a fresh, empty
@@ -88,60 +88,6 @@ class StoreConformance:
     shared between threads; the thread tests are then skipped) and ``stateful_settings``
     (Hypothesis settings of the side-by-side state machine).
     """
-
-    thread_safe: ClassVar[bool] = True
-    stateful_settings: ClassVar[settings] = settings(
-        max_examples=40,
-        stateful_step_count=40,
-        deadline=None,
-        suppress_health_check=[HealthCheck.too_slow],
-    )
-
-    # ------------------------------------------------------------ fixtures
-
-    @pytest.fixture
-    def make_store(self) -> StoreFactory:
-        """Override: return a zero-argument callable creating a fresh, empty store."""
-        pytest.fail(
-            f"{type(self).__name__} must define a `make_store` fixture returning a "
-            "zero-argument callable that creates a fresh, empty store"
-        )
-
-    @pytest.fixture
-    def reopen_store(self) -> ReopenStore:
-        """Override for persistent stores: a callable reopening a closed store's data."""
-
-        def reopen(store: Store) -> Store:
-            pytest.fail(
-                f"{type(self).__name__} declares Capability.PERSISTENT but defines no "
-                "`reopen_store` fixture returning a callable (closed store) -> reopened store"
-            )
-
-        return reopen
-
-    @pytest.fixture
-    def store(self, make_store: StoreFactory) -> Iterator[Store]:
-        """A fresh store, closed after the test."""
-        made = make_store()
-        try:
-            yield made
-        finally:
-            made.close()
-
-    # ------------------------------------------------------------ protocol
-
-    def test_satisfies_the_store_protocol(self, store: Store) -> None:
-        assert isinstance(store, Store)
-        assert isinstance(store.capabilities, frozenset)
-        known = {Capability.PERSISTENT, Capability.MULTIPROCESS}
-        assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
-
-    def test_a_new_store_is_empty(self, store: Store) -> None:
-        assert store.query(TicketQuery()) == Page((), None)
-        assert store.find_contacts("") == []
-        assert store.find_organizations("") == []
-        assert store.list_agents() == []
-        assert store.list_groups() == []
 
     # ------------------------------------------------------------ commit and load
 
