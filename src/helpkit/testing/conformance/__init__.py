@@ -25,7 +25,6 @@ same answers. This module needs pytest and Hypothesis (the ``testing`` extra).
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Callable
 from datetime import timedelta
 from typing import Any
@@ -35,11 +34,11 @@ import pytest
 from hypothesis.stateful import run_state_machine_as_test
 
 from helpkit import lifecycle
-from helpkit.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
-from helpkit.events import Event, TicketOpened
+from helpkit.errors import ConflictError, DuplicateError, NotFoundError
+from helpkit.events import Event
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Group
-from helpkit.ports import Capability, Store, TicketChange
+from helpkit.ports import Capability, Store
 from helpkit.priority import ITIL_MATRIX, Impact, Priority, Urgency
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.testing.conformance.base import SuiteBase
@@ -63,6 +62,7 @@ from helpkit.testing.conformance.helpers import (
     with_schedule,
 )
 from helpkit.testing.conformance.helpers import forged as forged
+from helpkit.testing.conformance.numbering import NumberingCases
 from helpkit.testing.conformance.query_data import _FILTERS, _build_query_data
 from helpkit.testing.conformance.stateful import StoreComparison
 from helpkit.tickets import DEFAULT_WORKFLOW, Ticket
@@ -78,7 +78,7 @@ __all__ = [
 ]
 
 
-class StoreConformance(CommitCases, SuiteBase):
+class StoreConformance(NumberingCases, CommitCases, SuiteBase):
     """The behaviour every store must show. Subclass it as ``TestXxx`` and supply fixtures.
 
     Required: ``make_store`` (a fixture returning a callable that creates a fresh, empty
@@ -89,139 +89,6 @@ class StoreConformance(CommitCases, SuiteBase):
     shared between threads; the thread tests are then skipped) and ``stateful_settings``
     (Hypothesis settings of the side-by-side state machine).
     """
-
-    def test_ticket_numbers_are_unique(self, store: Store) -> None:
-        time = _Time()
-        first = _open("t1", 7, time.tick())
-        store.commit([change_of(first)])
-        clash = _open("t2", first.ticket.number, time.tick())
-        with pytest.raises(DuplicateError):
-            store.commit([change_of(clash)])
-        with pytest.raises(NotFoundError):
-            store.get_ticket("t2")
-        assert store.get_ticket_by_number(first.ticket.number) == first.ticket
-
-        twins = [_open(f"twin{i}", 8, time.tick()) for i in range(2)]
-        with pytest.raises(DuplicateError):
-            store.commit([change_of(t) for t in twins])
-        with pytest.raises(NotFoundError):
-            store.get_ticket_by_number(8)
-
-    # ------------------------------------------------------------ ticket numbers
-
-    def test_number_zero_is_numbered_by_the_store(self, store: Store) -> None:
-        time = _Time()
-        opened = _open("t1", 0, time.tick())
-        (written,) = store.commit([change_of(opened)])
-        assert written.ticket == attrs.evolve(opened.ticket, number=1)
-        assert written.expected_seq == 0
-        first, *rest = written.events
-        assert isinstance(first, TicketOpened) and first.number == 1
-        assert tuple(rest) == opened.events[1:]
-        assert store.get_ticket("t1") == written.ticket
-        assert store.get_ticket_by_number(1) == written.ticket
-        assert store.events("t1") == list(written.events)
-        # A later change may carry 0 too: the ticket keeps its number.
-        noted = _note(opened.ticket, time.tick())
-        (again,) = store.commit([change_of(noted)])
-        assert again.ticket.number == 1
-        assert store.get_ticket("t1") == again.ticket
-        assert store.events("t1", after_seq=opened.ticket.seq) == list(noted.events)
-
-    def test_numbers_follow_commit_order_without_gaps(self, store: Store) -> None:
-        time = _Time()
-        numbers = [
-            store.commit([change_of(_open(f"t{i}", 0, time.tick()))])[0].ticket.number
-            for i in range(5)
-        ]
-        assert numbers == [1, 2, 3, 4, 5]
-        # A refused commit spends no number.
-        stale = _open("t0", 0, time.tick())
-        with pytest.raises(ConflictError):
-            store.commit([change_of(_open("t9", 0, time.tick())), change_of(stale)])
-        with pytest.raises(NotFoundError):
-            store.get_ticket("t9")
-        # A batch numbers its new tickets in order; a change given with its number is kept.
-        written = store.commit(
-            [change_of(_open("t5", 0, time.tick())), change_of(_open("t6", 0, time.tick()))]
-        )
-        assert [c.ticket.number for c in written] == [6, 7]
-        given = change_of(_open("t7", 40, time.tick()))
-        assert store.commit([given]) == [given]
-        # After an imported number, numbering continues above it.
-        assert store.commit([change_of(_open("t8", 0, time.tick()))])[0].ticket.number == 41
-
-    def test_numbers_are_validated(self, store: Store) -> None:
-        time = _Time()
-        bad_numbers: tuple[Any, ...] = (-1, True, 2.0)
-        for bad in bad_numbers:
-            change = change_of(_open("t1", 1, time.tick()))
-            change = TicketChange(
-                forged(change.ticket, number=bad), change.events, change.expected_seq
-            )
-            with pytest.raises(ValidationError):
-                store.commit([change])
-        # The opening event must say the ticket's number.
-        opened = change_of(_open("t1", 3, time.tick()))
-        with pytest.raises(ValidationError):
-            store.commit([TicketChange(attrs.evolve(opened.ticket, number=4), opened.events, 0)])
-        with pytest.raises(NotFoundError):
-            store.get_ticket("t1")
-        # A ticket left to the store that cannot be stored is refused like any other, and
-        # spends no number.
-        unstorable = change_of(_open("t1", 0, time.tick()))
-        unstorable = TicketChange(
-            forged(unstorable.ticket, custom_fields={"blob": object()}),
-            unstorable.events,
-            0,
-        )
-        with pytest.raises(ValidationError):
-            store.commit([unstorable])
-        with pytest.raises(NotFoundError):
-            store.get_ticket("t1")
-        (first,) = store.commit([change_of(_open("t2", 0, time.tick()))])
-        assert first.ticket.number == 1
-
-    def test_a_guard_without_events_returns_the_stored_number(self, store: Store) -> None:
-        time = _Time()
-        (opened,) = store.commit([change_of(_open("t1", 0, time.tick()))])
-        guard = TicketChange(attrs.evolve(opened.ticket, number=0), (), opened.ticket.seq)
-        (written,) = store.commit([guard])
-        assert written.ticket == opened.ticket
-        assert written.events == ()
-
-    def test_numbers_are_unique_across_threads(self, store: Store) -> None:
-        if not self.thread_safe:
-            pytest.skip("the suite declares thread_safe = False for this store")
-        per_thread, threads_count = 25, 8
-        numbers: list[int] = []
-        errors: list[BaseException] = []
-        guard = threading.Lock()
-        barrier = threading.Barrier(threads_count)
-
-        def create(worker: int) -> None:
-            barrier.wait()
-            try:
-                mine = [
-                    store.commit([change_of(_open(f"w{worker}-{i}", 0, BASE_TIME))])[
-                        0
-                    ].ticket.number
-                    for i in range(per_thread)
-                ]
-            except BaseException as exc:  # reported below
-                with guard:
-                    errors.append(exc)
-                return
-            with guard:
-                numbers.extend(mine)
-
-        threads = [threading.Thread(target=create, args=(w,)) for w in range(threads_count)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert not errors, errors
-        assert sorted(numbers) == list(range(1, per_thread * threads_count + 1))
 
     # ------------------------------------------------------------ not found
 
