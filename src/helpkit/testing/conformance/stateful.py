@@ -3,7 +3,8 @@
 :class:`StoreComparison` drives the store under test and a
 :class:`~helpkit.stores.memory.MemoryStore` with the same random commands built by
 :mod:`helpkit.lifecycle`, and checks after every step that both give the same
-answers; the suite's ``test_behaves_like_the_reference_store`` runs it.
+answers. :class:`SideBySideCases` runs it as the suite's
+``test_behaves_like_the_reference_store``.
 """
 
 from __future__ import annotations
@@ -15,7 +16,14 @@ from typing import Any
 
 import pytest
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from helpkit import lifecycle
 from helpkit.errors import ConflictError, InvalidTransitionError, ValidationError
@@ -25,6 +33,7 @@ from helpkit.ports import Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Priority, Urgency
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.stores.memory import MemoryStore
+from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.helpers import (
     _AGENT,
     _H,
@@ -513,3 +522,14 @@ class StoreComparison(RuleBasedStateMachine):
         for text in _SEARCHES:
             self._both(methodcaller("find_contacts", text))
             self._both(methodcaller("find_organizations", text))
+
+
+class SideBySideCases(SuiteBase):
+    """The store under test behaves like the reference store, step by step."""
+
+    def test_behaves_like_the_reference_store(self, make_store: StoreFactory) -> None:
+        class Comparison(StoreComparison):
+            def __init__(self) -> None:
+                super().__init__(make_store)
+
+        run_state_machine_as_test(Comparison, settings=self.stateful_settings)
