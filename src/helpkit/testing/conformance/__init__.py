@@ -1,0 +1,77 @@
+"""The store conformance suite: what every :class:`helpkit.ports.Store` must do.
+
+Subclass :class:`StoreConformance` in your test suite and supply one fixture, ``make_store``,
+returning a zero-argument callable that creates a fresh, empty store::
+
+    import pytest
+    from helpkit.testing.conformance import StoreConformance
+
+    class TestMyStore(StoreConformance):
+        @pytest.fixture
+        def make_store(self, tmp_path):
+            counter = itertools.count()
+            return lambda: MyStore(tmp_path / f"desk{next(counter)}.db")
+
+Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
+``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
+data again; the persistence tests are skipped (with the reason shown) for stores that do not
+declare the capability.
+
+Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
+under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
+commands built by :mod:`helpkit.lifecycle`, and checks after every step that both give the
+same answers. This package needs pytest and Hypothesis (the ``testing`` extra).
+"""
+
+from __future__ import annotations
+
+from helpkit.testing.conformance.base import SuiteBase
+from helpkit.testing.conformance.commits import CommitCases
+from helpkit.testing.conformance.helpers import (
+    BASE_TIME,
+    ReopenStore,
+    StoreFactory,
+    change_of,
+    with_schedule,
+)
+from helpkit.testing.conformance.helpers import forged as forged
+from helpkit.testing.conformance.numbering import NumberingCases
+from helpkit.testing.conformance.people import PeopleCases
+from helpkit.testing.conformance.persistence import PersistenceCases
+from helpkit.testing.conformance.queries import QueryCases
+from helpkit.testing.conformance.stateful import SideBySideCases, StoreComparison
+
+__all__ = [
+    "BASE_TIME",
+    "ReopenStore",
+    "StoreComparison",
+    "StoreConformance",
+    "StoreFactory",
+    "change_of",
+    "with_schedule",
+]
+
+
+# One mixin per concern, each a module of this package. pytest collects the tests of base
+# classes in reverse MRO order, so the last base's tests come first: listed this way, the
+# suite runs protocol, commit, numbering, query, people, persistence and side-by-side cases
+# in that order.
+class StoreConformance(
+    SideBySideCases,
+    PersistenceCases,
+    PeopleCases,
+    QueryCases,
+    NumberingCases,
+    CommitCases,
+    SuiteBase,
+):
+    """The behaviour every store must show. Subclass it as ``TestXxx`` and supply fixtures.
+
+    Required: ``make_store`` (a fixture returning a callable that creates a fresh, empty
+    store each call). For persistent stores: ``reopen_store`` (a fixture returning a callable
+    that, given a store the suite has closed, opens the same data again).
+
+    Class attributes to adjust: ``thread_safe`` (set False if a store object must not be
+    shared between threads; the thread tests are then skipped) and ``stateful_settings``
+    (Hypothesis settings of the side-by-side state machine).
+    """

@@ -1,0 +1,73 @@
+"""The base of the conformance cases: class attributes, fixtures, protocol cases."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import ClassVar
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+from helpkit.ports import Capability, Store
+from helpkit.queries import Page, TicketQuery
+from helpkit.testing.conformance.helpers import ReopenStore, StoreFactory
+
+
+class SuiteBase:
+    """What every group of conformance cases builds on: the class attributes and fixtures
+    that :class:`~helpkit.testing.conformance.StoreConformance` documents, and the protocol
+    cases."""
+
+    thread_safe: ClassVar[bool] = True
+    stateful_settings: ClassVar[settings] = settings(
+        max_examples=40,
+        stateful_step_count=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.too_slow],
+    )
+
+    # ------------------------------------------------------------ fixtures
+
+    @pytest.fixture
+    def make_store(self) -> StoreFactory:
+        """Override: return a zero-argument callable creating a fresh, empty store."""
+        pytest.fail(
+            f"{type(self).__name__} must define a `make_store` fixture returning a "
+            "zero-argument callable that creates a fresh, empty store"
+        )
+
+    @pytest.fixture
+    def reopen_store(self) -> ReopenStore:
+        """Override for persistent stores: a callable reopening a closed store's data."""
+
+        def reopen(store: Store) -> Store:
+            pytest.fail(
+                f"{type(self).__name__} declares Capability.PERSISTENT but defines no "
+                "`reopen_store` fixture returning a callable (closed store) -> reopened store"
+            )
+
+        return reopen
+
+    @pytest.fixture
+    def store(self, make_store: StoreFactory) -> Iterator[Store]:
+        """A fresh store, closed after the test."""
+        made = make_store()
+        try:
+            yield made
+        finally:
+            made.close()
+
+    # ------------------------------------------------------------ protocol
+
+    def test_satisfies_the_store_protocol(self, store: Store) -> None:
+        assert isinstance(store, Store)
+        assert isinstance(store.capabilities, frozenset)
+        known = {Capability.PERSISTENT, Capability.MULTIPROCESS}
+        assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
+
+    def test_a_new_store_is_empty(self, store: Store) -> None:
+        assert store.query(TicketQuery()) == Page((), None)
+        assert store.find_contacts("") == []
+        assert store.find_organizations("") == []
+        assert store.list_agents() == []
+        assert store.list_groups() == []

@@ -1,0 +1,191 @@
+"""Conformance cases for people: contacts, organizations, agents and groups."""
+
+from __future__ import annotations
+
+import attrs
+import pytest
+
+from helpkit.errors import ConflictError, DuplicateError, NotFoundError
+from helpkit.people import Agent, Group
+from helpkit.ports import Store
+from helpkit.testing.conformance.base import SuiteBase
+from helpkit.testing.conformance.helpers import _contact, _organization
+
+
+class PeopleCases(SuiteBase):
+    """Contacts, organizations, agents and groups: versions, uniqueness, lookups, search."""
+
+    # ------------------------------------------------------------ contacts
+
+    def test_contact_insert_update_and_version_conflicts(self, store: Store) -> None:
+        first = _contact("c1", "Ann Lee", ["ann@example.com"])
+        store.save_contact(first)
+        assert store.get_contact("c1") == first
+        second = attrs.evolve(first, name="Ann Leigh", version=2)
+        store.save_contact(second)
+        assert store.get_contact("c1") == second
+
+        stale = attrs.evolve(first, name="Someone else's edit", version=2)
+        with pytest.raises(ConflictError):
+            store.save_contact(stale)
+        skipping = attrs.evolve(first, version=4)
+        with pytest.raises(ConflictError):
+            store.save_contact(skipping)
+        reinsert = _contact("c1", "Ann Again")
+        with pytest.raises(ConflictError):
+            store.save_contact(reinsert)
+        assert store.get_contact("c1") == second
+
+        with pytest.raises(NotFoundError):
+            store.save_contact(_contact("c2", "Never inserted", version=2))
+        with pytest.raises(NotFoundError):
+            store.get_contact("c2")
+
+    def test_contact_emails_are_unique(self, store: Store) -> None:
+        ann = _contact("c1", "Ann", ["ann@example.com", "a.lee@example.com"])
+        store.save_contact(ann)
+        thief = _contact("c2", "Bob", ["bob@example.com", "ANN@Example.com"])
+        with pytest.raises(DuplicateError):
+            store.save_contact(thief)
+        with pytest.raises(NotFoundError):
+            store.get_contact("c2")
+        with pytest.raises(NotFoundError):
+            store.contact_by_email("bob@example.com")
+        assert store.contact_by_email("ann@example.com") == ann
+
+        # Updating a contact with its own addresses is not a duplicate.
+        ann2 = attrs.evolve(ann, name="Ann Lee", version=2)
+        store.save_contact(ann2)
+        # An address a contact gives up can be taken by another one.
+        ann3 = attrs.evolve(ann2, emails=("a.lee@example.com",), version=3)
+        store.save_contact(ann3)
+        with pytest.raises(NotFoundError):
+            store.contact_by_email("ann@example.com")
+        bob = _contact("c2", "Bob", ["bob@example.com", "ann@example.com"])
+        store.save_contact(bob)
+        assert store.contact_by_email("ann@example.com") == bob
+        assert store.contact_by_email("a.lee@example.com") == ann3
+
+    def test_a_refused_contact_update_changes_nothing(self, store: Store) -> None:
+        ann = _contact("c1", "Ann", ["ann@example.com"])
+        bob = _contact("c2", "Bob", ["bob@example.com"])
+        store.save_contact(ann)
+        store.save_contact(bob)
+        grab = attrs.evolve(bob, name="Bob Grabs", emails=("bob2@example.com", "ann@example.com"))
+        with pytest.raises(DuplicateError):
+            store.save_contact(attrs.evolve(grab, version=2))
+        assert store.get_contact("c2") == bob
+        assert store.contact_by_email("bob@example.com") == bob
+        with pytest.raises(NotFoundError):
+            store.contact_by_email("bob2@example.com")
+        assert store.find_contacts("grabs") == []
+
+    def test_contact_by_email_is_case_insensitive(self, store: Store) -> None:
+        jose = _contact("c1", "José Pérez", ["Jose.Perez@Example.COM"])
+        store.save_contact(jose)
+        for email in (
+            "jose.perez@example.com",
+            "JOSE.PEREZ@EXAMPLE.COM",
+            " Jose.Perez@example.com ",
+        ):
+            assert store.contact_by_email(email) == jose, email
+
+    def test_find_contacts_ignores_case_and_accents(self, store: Store) -> None:
+        jose = _contact("c1", "José Pérez")
+        zoe = _contact("c2", "Zoë  Ångström")
+        joseph = _contact("c3", "Joseph Smith")
+        for contact in (jose, zoe, joseph):
+            store.save_contact(contact)
+        assert store.find_contacts("jose") == [jose, joseph]  # "jose perez" < "joseph smith"
+        assert store.find_contacts("JOSÉ") == [jose, joseph]
+        assert store.find_contacts("josé pérez") == [jose]
+        assert store.find_contacts("  JOSE   PEREZ ") == [jose]
+        assert store.find_contacts("perez") == [jose]
+        assert store.find_contacts("zoe angstrom") == [zoe]
+        assert store.find_contacts("ÅNG") == [zoe]
+        assert store.find_contacts("nobody") == []
+
+    def test_find_contacts_orders_by_name_then_id_and_limits(self, store: Store) -> None:
+        people = [
+            _contact("c3", "Ann"),
+            _contact("c1", "ann"),
+            _contact("c2", "Ánn"),
+            _contact("c4", "Annabel"),
+            _contact("c0", "Zed Ann"),
+        ]
+        for contact in people:
+            store.save_contact(contact)
+        found = store.find_contacts("ann")
+        assert [c.id for c in found] == ["c1", "c2", "c3", "c4", "c0"]
+        assert [c.id for c in store.find_contacts("ann", limit=2)] == ["c1", "c2"]
+        assert len(store.find_contacts("", limit=3)) == 3
+
+    # ------------------------------------------------------------ organizations
+
+    def test_organization_insert_update_and_version_conflicts(self, store: Store) -> None:
+        acme = _organization("o1", "Acme", ["acme.example"])
+        store.save_organization(acme)
+        assert store.get_organization("o1") == acme
+        acme2 = attrs.evolve(acme, name="Acme Corp", version=2)
+        store.save_organization(acme2)
+        with pytest.raises(ConflictError):
+            store.save_organization(attrs.evolve(acme, name="stale", version=2))
+        with pytest.raises(ConflictError):
+            store.save_organization(_organization("o1", "Again"))
+        with pytest.raises(NotFoundError):
+            store.save_organization(_organization("o2", "Ghost", version=3))
+        assert store.get_organization("o1") == acme2
+        with pytest.raises(NotFoundError):
+            store.get_organization("o2")
+
+    def test_organization_domains_are_unique(self, store: Store) -> None:
+        acme = _organization("o1", "Acme", ["acme.example", "acme.test"])
+        store.save_organization(acme)
+        with pytest.raises(DuplicateError):
+            store.save_organization(_organization("o2", "Globex", ["globex.test", "ACME.example"]))
+        with pytest.raises(NotFoundError):
+            store.get_organization("o2")
+        with pytest.raises(NotFoundError):
+            store.organization_by_domain("globex.test")
+        acme2 = attrs.evolve(acme, domains=("acme.test",), version=2)
+        store.save_organization(acme2)
+        globex = _organization("o2", "Globex", ["globex.test", "acme.example"])
+        store.save_organization(globex)
+        assert store.organization_by_domain("ACME.EXAMPLE") == globex
+        assert store.organization_by_domain("acme.test") == acme2
+
+    def test_find_organizations_by_name_and_domain(self, store: Store) -> None:
+        acme = _organization("o1", "Société Générale d'Acme", ["acme.example"])
+        globex = _organization("o2", "Globex", ["globex.example"])
+        store.save_organization(acme)
+        store.save_organization(globex)
+        assert store.find_organizations("societe") == [acme]
+        assert store.find_organizations("SOCIÉTÉ GÉNÉRALE") == [acme]
+        assert store.find_organizations("e") == [globex, acme]  # "globex" < "societe..."
+        assert store.find_organizations("e", limit=1) == [globex]
+        assert store.find_organizations("initech") == []
+        assert store.organization_by_domain("Globex.Example") == globex
+
+    # ------------------------------------------------------------ agents and groups
+
+    def test_agents_and_groups(self, store: Store) -> None:
+        bea = Agent(id="a2", name="Bea", email="bea@desk.example", group_ids=("g1",))
+        al = Agent(id="a1", name="Al", group_ids=("g1", "g2"), languages=("en", "fr"))
+        store.save_agent(bea)
+        store.save_agent(al)
+        assert store.get_agent("a1") == al
+        assert store.list_agents() == [al, bea]
+        inactive = attrs.evolve(bea, active=False, group_ids=())
+        store.save_agent(inactive)
+        assert store.get_agent("a2") == inactive
+        assert store.list_agents() == [al, inactive]
+
+        l2 = Group(id="l2", name="Technicians", tier=2)
+        l1 = Group(id="l1", name="Service desk", tier=1, description="First line")
+        store.save_group(l2)
+        store.save_group(l1)
+        assert store.list_groups() == [l1, l2]
+        renamed = attrs.evolve(l2, name="Field technicians")
+        store.save_group(renamed)
+        assert store.get_group("l2") == renamed
+        assert store.list_groups() == [l1, renamed]
