@@ -8,7 +8,9 @@ and :mod:`helpkit.escalation`. The desk, the timers and the sweep share one inst
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import threading
+from collections.abc import Iterator, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -32,6 +34,22 @@ class ServiceLevels:
     def __init__(self, store: Store, config: DeskConfig) -> None:
         self._store = store
         self._config = config
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Within the block, this thread reads each requester's and organization's SLA facts
+        once (a sweep of many tickets of few customers reads each customer once)."""
+        outer: dict[tuple[str, str | None], SlaContext] | None = getattr(
+            self._local, "contexts", None
+        )
+        if outer is None:
+            self._local.contexts = {}
+        try:
+            yield
+        finally:
+            if outer is None:
+                self._local.contexts = None
 
     @property
     def measured(self) -> bool:
@@ -40,6 +58,18 @@ class ServiceLevels:
 
     def context(self, ticket: Ticket) -> SlaContext:
         """What SLA conditions need about the requester and the organization."""
+        memo: dict[tuple[str, str | None], SlaContext] | None = getattr(
+            self._local, "contexts", None
+        )
+        if memo is None:
+            return self._read_context(ticket)
+        key = (ticket.requester_id, ticket.organization_id)
+        found = memo.get(key)
+        if found is None:
+            found = memo[key] = self._read_context(ticket)
+        return found
+
+    def _read_context(self, ticket: Ticket) -> SlaContext:
         segment = region = None
         vip = False
         try:

@@ -108,11 +108,12 @@ class Sweeper:
         report = SweepReport(now=now)
         outcomes: list[Outcome] = []
         try:
-            for ticket in tickets:
-                outcome, planned = self.plan(ticket, now)
-                outcomes.append(outcome)
-                report = report + attrs.evolve(planned, examined=1)
-            self._pipeline.commit(outcomes)
+            with self._levels.snapshot():
+                for ticket in tickets:
+                    outcome, planned = self.plan(ticket, now)
+                    outcomes.append(outcome)
+                    report = report + attrs.evolve(planned, examined=1)
+                self._pipeline.commit(outcomes)
         except ConflictError:
             # A concurrent writer won one of them: redo each ticket on its own, on fresh data.
             return attrs.evolve(self._one_by_one(tickets, now), now=now) + SweepReport(

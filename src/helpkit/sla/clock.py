@@ -17,6 +17,7 @@ from typing import Final, Literal, NamedTuple
 
 import attrs
 
+from helpkit._records import replace
 from helpkit._time import to_utc
 from helpkit.errors import CalendarError, ValidationError
 from helpkit.events import (
@@ -369,8 +370,10 @@ class SlaFold:
             fold._apply(event)
         return fold
 
-    def extend(self, events: Iterable[Event]) -> SlaFold:
+    def extend(self, events: Sequence[Event]) -> SlaFold:
         """This fold with ``events`` (those following its last one) folded in."""
+        if not events:
+            return self  # immutable: nothing to fold in, nothing to copy
         fold = object.__new__(SlaFold)
         for name in SlaFold.__slots__:
             object.__setattr__(fold, name, getattr(self, name))
@@ -452,7 +455,7 @@ class SlaFold:
         cycle: _Cycle | None = getattr(self, slot)
         if cycle is None or not cycle.is_open:
             return
-        ended = attrs.evolve(
+        ended = replace(
             cycle,
             achieved_at=self._t if achieved else None,
             stopped_at=None if achieved else self._t,
@@ -470,7 +473,7 @@ class SlaFold:
             )
 
     def _reopen_resolution(self) -> None:
-        self._resolution = attrs.evolve(self._resolution, achieved_at=None, end_priority=None)
+        self._resolution = replace(self._resolution, achieved_at=None, end_priority=None)
         self._pending = tuple(p for p in self._pending if p.check.metric is not Metric.RESOLUTION)
 
     def _record(self, metric_name: str, index: int, fraction: float) -> None:
@@ -483,7 +486,7 @@ class SlaFold:
                 and cycle.index == index
                 and fraction not in cycle.fired
             ):
-                setattr(self, slot, attrs.evolve(cycle, fired=cycle.fired | {fraction}))
+                setattr(self, slot, replace(cycle, fired=cycle.fired | {fraction}))
         if self._pending:
             self._pending = tuple(
                 p

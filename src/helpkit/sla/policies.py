@@ -123,15 +123,13 @@ class Targets:
 
     def for_metric(self, metric: Metric | str) -> timedelta | None:
         """The target of ``metric`` (a :class:`Metric` or its value), or ``None``."""
-        return {
-            Metric.FIRST_RESPONSE: self.first_response,
-            Metric.NEXT_RESPONSE: self.next_response,
-            Metric.PERIODIC_UPDATE: self.periodic_update,
-            Metric.RESOLUTION: self.resolution,
-        }[_metric(metric)]
+        found: timedelta | None = getattr(self, _metric(metric).value)  # fields named so
+        return found
 
 
 def _metric(value: Metric | str) -> Metric:
+    if isinstance(value, Metric):
+        return value
     try:
         return Metric(value)
     except ValueError:
@@ -362,7 +360,9 @@ class SlaPolicy:
 
     def target(self, metric: Metric | str, priority: Priority) -> timedelta | None:
         """The target of ``metric`` for ``priority``, or ``None`` when it is not measured."""
-        targets = self.targets.get(Priority.coerce(priority))
+        targets = self.targets.get(
+            priority if isinstance(priority, Priority) else Priority.coerce(priority)
+        )
         return None if targets is None else targets.for_metric(metric)
 
     @classmethod
