@@ -1,4 +1,5 @@
-"""A brute-force business calendar, written literally from the contract in DESIGN.md.
+"""A brute-force business calendar, written literally from the contract in docs/design.md
+(section "Business calendar").
 
 It enumerates every date in a range, takes that date's periods (exception, else nothing on a
 holiday, else the weekday's), turns each boundary into an instant with ``fold=0``, drops empty

@@ -1,4 +1,4 @@
-"""Worked examples of DESIGN.md and the behaviour a user sees at the edges."""
+"""Worked examples of docs/design.md ("Business calendar") and what a user sees at the edges."""
 
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def office() -> BusinessCalendar:
     return BusinessCalendar("UTC", {d: [(time(9), time(17))] for d in range(5)})
 
 
-# --- DESIGN.md worked examples ---------------------------------------------------------------
+# --- docs/design.md worked examples----------------------------------------------------------
 
 
 def test_monday_nine_plus_eight_hours_is_monday_five(office: BusinessCalendar) -> None:

@@ -459,7 +459,7 @@ LINK_KINDS: list[LinkKind | str] = [*LinkKind, "sibling_of"]
 
 
 def allowed(current: StatusCategory, target_name: str) -> bool:
-    """DESIGN.md's transition rules, independent of the implementation's table."""
+    """docs/helpdesk.md's transition rules, independent of the implementation's table."""
     if target_name == WF.merged_status:
         return False
     target = WF.status(target_name).category

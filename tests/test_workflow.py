@@ -32,7 +32,7 @@ RICH = Workflow(
 
 
 def expected_allowed(workflow: Workflow, current: Status, target: Status) -> bool:
-    """The rules of DESIGN.md, written independently of the implementation's table."""
+    """The rules of docs/helpdesk.md, written independently of the implementation's table."""
     if target.name == workflow.merged_status:
         return False  # merged only via merge
     if current.category is C.CLOSED:
