@@ -35,7 +35,7 @@ LAYERS = [
     {"service_levels", "directory", "delivery", "conflicts"},
     {"timers"},
     {"pipeline"},
-    {"sweep"},
+    {"sweep", "commands"},
     {"desk"},
     {"stores", "channels", "builtins", "cli", "__main__", "__init__"},
 ]

@@ -1,5 +1,8 @@
 """The :class:`Helpdesk` facade: friendly methods over the services below it.
 
+(Over 600 lines on purpose: it is the public surface, some sixty methods that are each a
+signature, a docstring and a delegation to the service that does the work.)
+
 It is the composition root: it builds the store (from a URL, through the store plugins), the
 directory of people, the service levels, the timers, delivery, the command pipeline and the
 sweep, and hands each what it needs. Every ticket command becomes a decision run by the
@@ -18,15 +21,14 @@ import attrs
 from helpkit import lifecycle
 from helpkit._checks import check_int, check_text
 from helpkit._time import to_utc
+from helpkit.commands import TicketCommands
 from helpkit.config import DeskConfig
 from helpkit.delivery import Delivery
 from helpkit.directory import UNSET, Directory, Unset
 from helpkit.errors import HelpkitError, ValidationError
-from helpkit.escalation import EscalationKind, escalation_target
+from helpkit.escalation import EscalationKind
 from helpkit.events import Event
-from helpkit.fields import FieldValue
 from helpkit.ids import new_id
-from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.pipeline import Decide, Pipeline
 from helpkit.plugins import PluginHost
@@ -111,6 +113,9 @@ class Helpdesk:
         self._delivery = Delivery(self.store, config, self.channels, self.now)
         self._pipeline = Pipeline(self.store, self.clock, Timers([self._sla]), self._publish)
         self._sweeper = Sweeper(self.store, self._pipeline, self._levels, self._sla, config)
+        self._commands = TicketCommands(
+            config, self._directory, self._levels, self.store, self._new_id
+        )
 
     # ------------------------------------------------------------------ plumbing
 
@@ -156,6 +161,9 @@ class Helpdesk:
         if expected_seq is not None:
             expected[ids[0]] = check_int(expected_seq, "expected_seq", minimum=0)
         return self._pipeline.run(ids, decide, expected=expected or None)
+
+    def _staff(self, actor: Actor) -> None:
+        self._directory.staff_actor(actor)
 
     def _ticket_id(self, ref: TicketRef) -> str:
         if isinstance(ref, Ticket):
@@ -394,73 +402,23 @@ class Helpdesk:
         address creates the contact, once everything else was checked: a refused ticket
         creates no contact. Required custom fields must be given.
         """
-        if not isinstance(actor, Actor):
-            raise ValidationError("actor must be an Actor")
-        acting = self.agent(actor.id) if actor.kind is ActorKind.AGENT else None
-        contact, new_requester = self._directory.requester(requester)
-        if actor.kind is ActorKind.CONTACT and actor.id != contact.id:
-            raise ValidationError("a contact can only open tickets for themself")
-        if isinstance(cc, str | Contact):
-            cc = (cc,)
-        copied = [self._directory.requester(c) for c in cc]
-        if custom_fields is not None and not isinstance(custom_fields, Mapping):
-            raise ValidationError(f"custom_fields must be a mapping; got {custom_fields!r:.60}")
-        fields = self.config.fields.validate(dict(custom_fields or {}), partial=False)
-        self._directory.check_assignment(assignee, group, acting)
-        if isinstance(tags, str):
-            tags = (tags,)
-        tags = tuple(tags)
-
-        def opening(
-            ticket_id: str, comment_id: str, requester_id: str, cc_ids: list[str]
-        ) -> Decide:
-            def decide(_: Sequence[Ticket], now: datetime) -> list[Outcome]:
-                first = None
-                if body is not None:
-                    first = Comment(
-                        id=comment_id,
-                        author=actor,
-                        body=body,
-                        public=public,
-                        channel=channel,
-                        created_at=now,
-                        external_id=external_id,
-                        ticket_id=ticket_id,
-                    )
-                followers = frozenset(Actor.contact(c) for c in cc_ids) - {
-                    Actor.contact(requester_id)
-                }
-                return [
-                    lifecycle.open_ticket(
-                        ticket_id=ticket_id,
-                        number=0,
-                        at=now,
-                        actor=actor,
-                        subject=subject,
-                        requester_id=requester_id,
-                        organization_id=contact.organization_id,
-                        impact=Impact.coerce(impact),
-                        urgency=Urgency.coerce(urgency),
-                        matrix=self.config.matrix,
-                        workflow=self.config.workflow,
-                        channel=channel,
-                        first_comment=first,
-                        tags=tags,
-                        followers=followers,
-                        custom_fields={k: v for k, v in fields.items() if v is not None},
-                        assignee_id=assignee,
-                        group_id=group,
-                    )
-                ]
-
-            return decide
-
-        # Decide once before writing anything: a refused ticket must not leave new contacts.
-        opening("check", "check", contact.id, [c.id for c, _ in copied])([], self.now())
-        if new_requester:
-            contact = self._directory.save_new(contact)
-        cc_ids = [self._directory.save_new(c).id if new else c.id for c, new in copied]
-        decide = opening(self._new_id(), self._new_id(), contact.id, cc_ids)
+        decide = self._commands.open_ticket(
+            actor,
+            requester=requester,
+            subject=subject,
+            body=body,
+            impact=impact,
+            urgency=urgency,
+            channel=channel,
+            tags=tags,
+            custom_fields=custom_fields,
+            group=group,
+            assignee=assignee,
+            cc=cc,
+            external_id=external_id,
+            public=public,
+            now=self.now(),
+        )
         return self._pipeline.run([], decide)[0]
 
     def reply(
@@ -477,54 +435,16 @@ class Helpdesk:
 
         A new ticket becomes open; ``status`` submits the reply with a status (e.g. pending).
         """
-        self._directory.staff_actor(actor)
-        return self._comment(
-            ref, actor, body, public=True, channel=channel, status=status, expected_seq=expected_seq
-        )
+        self._staff(actor)
+        decide = self._commands.comment(actor, body, public=True, channel=channel, status=status)
+        return self._run([ref], decide, expected_seq)[0]
 
     def note(
         self, ref: TicketRef, actor: Actor, body: str, *, expected_seq: int | None = None
     ) -> Ticket:
         """An internal note: visible to agents only, never sent to the requester."""
-        self._directory.staff_actor(actor)
-        return self._comment(
-            ref, actor, body, public=False, channel="internal", expected_seq=expected_seq
-        )
-
-    def _comment(
-        self,
-        ref: TicketRef,
-        actor: Actor,
-        body: str,
-        *,
-        public: bool,
-        channel: str | None,
-        status: str | None = None,
-        external_id: str | None = None,
-        in_reply_to: str | None = None,
-        expected_seq: int | None = None,
-    ) -> Ticket:
-        comment_id = self._new_id()
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            (ticket,) = tickets
-            comment = Comment(
-                id=comment_id,
-                author=actor,
-                body=body,
-                public=public,
-                channel=channel or ticket.channel,
-                created_at=now,
-                external_id=external_id,
-                in_reply_to=in_reply_to,
-                ticket_id=ticket.id,
-            )
-            return [
-                lifecycle.add_comment(
-                    ticket, comment, at=now, workflow=self.config.workflow, status=status
-                )
-            ]
-
+        self._staff(actor)
+        decide = self._commands.comment(actor, body, public=False, channel="internal")
         return self._run([ref], decide, expected_seq)[0]
 
     def requester_reply(
@@ -547,73 +467,10 @@ class Helpdesk:
         author = actor if actor is not None else Actor.contact(ticket.requester_id)
         if not isinstance(author, Actor) or author.kind is not ActorKind.CONTACT:
             raise ValidationError("requester_reply is written by a contact")
-        contact = self.contact(author.id)
-        comment_id, follow_up_id = self._new_id(), self._new_id()
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            (current,) = tickets
-            if current.is_closed:
-                # A closed ticket is read-only: the message opens a follow-up linked to it.
-                return [
-                    self._follow_up(
-                        current, contact, follow_up_id, comment_id, body, channel, external_id, now
-                    )
-                ]
-            comment = Comment(
-                id=comment_id,
-                author=author,
-                body=body,
-                public=True,
-                channel=channel or current.channel,
-                created_at=now,
-                external_id=external_id,
-                in_reply_to=in_reply_to,
-                ticket_id=current.id,
-            )
-            return [lifecycle.add_comment(current, comment, at=now, workflow=self.config.workflow)]
-
+        decide = self._commands.requester_message(
+            author, body, channel=channel, external_id=external_id, in_reply_to=in_reply_to
+        )
         return self._pipeline.run([ticket.id], decide)[0]
-
-    def _follow_up(
-        self,
-        closed: Ticket,
-        contact: Contact,
-        ticket_id: str,
-        comment_id: str,
-        body: str,
-        channel: str | None,
-        external_id: str | None,
-        now: datetime,
-    ) -> Outcome:
-        author = Actor.contact(contact.id)
-        comment = Comment(
-            id=comment_id,
-            author=author,
-            body=body,
-            public=True,
-            channel=channel or closed.channel,
-            created_at=now,
-            external_id=external_id,
-            ticket_id=ticket_id,
-        )
-        return lifecycle.open_ticket(
-            ticket_id=ticket_id,
-            number=0,
-            at=now,
-            actor=author,
-            subject=closed.subject,
-            requester_id=contact.id,
-            organization_id=contact.organization_id,
-            impact=closed.impact,
-            urgency=closed.urgency,
-            matrix=self.config.matrix,
-            workflow=self.config.workflow,
-            channel=channel or closed.channel,
-            first_comment=comment,
-            tags=closed.tags,
-            group_id=closed.group_id,
-            follow_up_of=closed.id,
-        )
 
     def assign(
         self,
@@ -629,32 +486,8 @@ class Helpdesk:
         Giving only an agent keeps the group if the agent belongs to it, else takes the
         agent's first group.
         """
-        self._directory.staff_actor(actor)
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            (ticket,) = tickets
-            new_group = ticket.group_id if isinstance(group, Unset) else group
-            new_agent = ticket.assignee_id if isinstance(agent, Unset) else agent
-            member: Agent | None = None
-            if not isinstance(agent, Unset) and agent is not None and isinstance(group, Unset):
-                member = self.agent(agent)
-                if new_group is None or not member.in_group(new_group):
-                    new_group = member.group_ids[0] if member.group_ids else None
-            if not isinstance(group, Unset) and isinstance(agent, Unset) and new_agent is not None:
-                if group is None:
-                    new_agent = None  # no group, no assignee
-                else:
-                    member = self.agent(new_agent)
-                    if not member.in_group(group):
-                        new_agent = None  # the old assignee is not in the new group
-            self._directory.check_assignment(new_agent, new_group, member)
-            return [
-                lifecycle.assign(
-                    ticket, at=now, actor=actor, assignee_id=new_agent, group_id=new_group
-                )
-            ]
-
-        return self._run([ref], decide, expected_seq)[0]
+        self._staff(actor)
+        return self._run([ref], self._commands.assign(actor, agent, group), expected_seq)[0]
 
     def transfer(
         self,
@@ -667,23 +500,8 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Hand the ticket to another group (and optionally one of its agents), with a reason."""
-        self._directory.staff_actor(actor)
-        self._directory.check_assignment(agent, group)
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            (ticket,) = tickets
-            return [
-                lifecycle.assign(
-                    ticket,
-                    at=now,
-                    actor=actor,
-                    assignee_id=agent,
-                    group_id=group,
-                    transfer=True,
-                    reason=reason,
-                )
-            ]
-
+        self._staff(actor)
+        decide = self._commands.transfer(actor, group, agent, reason)
         return self._run([ref], decide, expected_seq)[0]
 
     def set_status(
@@ -696,44 +514,8 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Move to a configured status, if its category allows the transition."""
-        self._directory.staff_actor(actor)
-        name = check_text(status, "status")
-        return self._status(ref, actor, lambda _: name, reason, None, expected_seq)
-
-    def _status(
-        self,
-        ref: TicketRef,
-        actor: Actor,
-        target: Callable[[Ticket], str],
-        reason: str | None,
-        comment: str | None,
-        expected_seq: int | None,
-    ) -> Ticket:
-        """Move to the status ``target`` picks for the loaded ticket; with ``comment``, a
-        public comment goes with it."""
-        comment_id = self._new_id()
-        workflow = self.config.workflow
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            (ticket,) = tickets
-            status = target(ticket)
-            if comment is None:
-                return [
-                    lifecycle.change_status(
-                        ticket, status, at=now, actor=actor, workflow=workflow, reason=reason
-                    )
-                ]
-            note = Comment(
-                id=comment_id,
-                author=actor,
-                body=comment,
-                public=True,
-                channel=ticket.channel,
-                created_at=now,
-                ticket_id=ticket.id,
-            )
-            return [lifecycle.add_comment(ticket, note, at=now, workflow=workflow, status=status)]
-
+        self._staff(actor)
+        decide = self._commands.set_status(actor, status, reason)
         return self._run([ref], decide, expected_seq)[0]
 
     def resolve(
@@ -746,9 +528,11 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Mark solved (optionally with a public closing comment)."""
-        self._directory.staff_actor(actor)
-        solved = self.config.workflow.default(StatusCategory.SOLVED).name
-        return self._status(ref, actor, lambda _: solved, reason, comment, expected_seq)
+        self._staff(actor)
+        decide = self._commands.to_category(
+            actor, StatusCategory.SOLVED, reason=reason, comment=comment
+        )
+        return self._run([ref], decide, expected_seq)[0]
 
     def close(
         self,
@@ -759,9 +543,9 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Close: the ticket becomes read-only."""
-        self._directory.staff_actor(actor)
-        closed = self.config.workflow.default(StatusCategory.CLOSED).name
-        return self._status(ref, actor, lambda _: closed, reason, None, expected_seq)
+        self._staff(actor)
+        decide = self._commands.to_category(actor, StatusCategory.CLOSED, reason=reason)
+        return self._run([ref], decide, expected_seq)[0]
 
     def reopen(
         self,
@@ -772,16 +556,8 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Reopen a solved ticket."""
-        self._directory.staff_actor(actor)
-        workflow = self.config.workflow
-        return self._status(
-            ref,
-            actor,
-            lambda ticket: lifecycle.reopen_target(ticket, workflow),
-            reason,
-            None,
-            expected_seq,
-        )
+        self._staff(actor)
+        return self._run([ref], self._commands.reopen(actor, reason), expected_seq)[0]
 
     def prioritize(
         self,
@@ -794,64 +570,30 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Set impact and/or urgency; the priority is recomputed from the matrix."""
-        self._directory.staff_actor(actor)
-        new_impact = None if impact is None else Impact.coerce(impact)
-        new_urgency = None if urgency is None else Urgency.coerce(urgency)
-        return self._simple(
-            ref,
-            expected_seq,
-            lambda ticket, now: lifecycle.change_priority(
-                ticket,
-                at=now,
-                actor=actor,
-                matrix=self.config.matrix,
-                impact=new_impact,
-                urgency=new_urgency,
-                reason=reason,
-            ),
-        )
-
-    def _simple(
-        self,
-        ref: TicketRef,
-        expected_seq: int | None,
-        decide_one: Callable[[Ticket, datetime], Outcome],
-    ) -> Ticket:
-        """A command on one ticket whose decision needs only the ticket and now."""
-        return self._run([ref], lambda tickets, now: [decide_one(tickets[0], now)], expected_seq)[0]
+        self._staff(actor)
+        decide = self._commands.prioritize(actor, impact, urgency, reason)
+        return self._run([ref], decide, expected_seq)[0]
 
     def set_subject(
         self, ref: TicketRef, actor: Actor, subject: str, *, expected_seq: int | None = None
     ) -> Ticket:
         """Edit the subject."""
-        self._directory.staff_actor(actor)
-        return self._simple(
-            ref,
-            expected_seq,
-            lambda ticket, now: lifecycle.change_subject(ticket, subject, at=now, actor=actor),
-        )
+        self._staff(actor)
+        return self._run([ref], self._commands.set_subject(actor, subject), expected_seq)[0]
 
     def tag(
         self, ref: TicketRef, actor: Actor, *tags: str, expected_seq: int | None = None
     ) -> Ticket:
         """Add tags (lower-cased; spaces become underscores)."""
-        self._directory.staff_actor(actor)
-        return self._simple(
-            ref,
-            expected_seq,
-            lambda ticket, now: lifecycle.change_tags(ticket, at=now, actor=actor, add=tags),
-        )
+        self._staff(actor)
+        return self._run([ref], self._commands.tags(actor, add=tags), expected_seq)[0]
 
     def untag(
         self, ref: TicketRef, actor: Actor, *tags: str, expected_seq: int | None = None
     ) -> Ticket:
         """Remove tags."""
-        self._directory.staff_actor(actor)
-        return self._simple(
-            ref,
-            expected_seq,
-            lambda ticket, now: lifecycle.change_tags(ticket, at=now, actor=actor, remove=tags),
-        )
+        self._staff(actor)
+        return self._run([ref], self._commands.tags(actor, remove=tags), expected_seq)[0]
 
     def follow(
         self,
@@ -863,12 +605,8 @@ class Helpdesk:
     ) -> Ticket:
         """Add a follower (default: the actor): they receive public replies."""
         who = follower if follower is not None else actor
-        self._directory.check_party(who)
-        return self._simple(
-            ref,
-            expected_seq,
-            lambda ticket, now: lifecycle.change_followers(ticket, at=now, actor=actor, add=[who]),
-        )
+        decide = self._commands.followers(actor, add=[who])
+        return self._run([ref], decide, expected_seq)[0]
 
     def unfollow(
         self,
@@ -880,15 +618,8 @@ class Helpdesk:
     ) -> Ticket:
         """Remove a follower (default: the actor)."""
         who = follower if follower is not None else actor
-        if not isinstance(who, Actor):
-            raise ValidationError(f"a follower must be an Actor; got {who!r:.60}")
-        return self._simple(
-            ref,
-            expected_seq,
-            lambda ticket, now: lifecycle.change_followers(
-                ticket, at=now, actor=actor, remove=[who]
-            ),
-        )
+        decide = self._commands.followers(actor, remove=[who])
+        return self._run([ref], decide, expected_seq)[0]
 
     def set_fields(
         self,
@@ -899,15 +630,8 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Set typed custom fields (``None`` clears one)."""
-        self._directory.staff_actor(actor)
-        if not isinstance(values, Mapping):
-            raise ValidationError(f"custom field values must be a mapping; got {values!r:.60}")
-        checked: dict[str, FieldValue | None] = self.config.fields.validate(values)
-        return self._simple(
-            ref,
-            expected_seq,
-            lambda ticket, now: lifecycle.set_custom_fields(ticket, checked, at=now, actor=actor),
-        )
+        self._staff(actor)
+        return self._run([ref], self._commands.set_fields(actor, values), expected_seq)[0]
 
     def link(
         self,
@@ -919,12 +643,8 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Link two tickets (parent/child, related, duplicate); both record the link."""
-        self._directory.staff_actor(actor)
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            return list(lifecycle.link(tickets[0], tickets[1], kind, at=now, actor=actor))
-
-        return self._run([ref, other], decide, expected_seq)[0]
+        self._staff(actor)
+        return self._run([ref, other], self._commands.link(actor, kind), expected_seq)[0]
 
     def unlink(
         self,
@@ -936,11 +656,8 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Remove a link from both tickets."""
-        self._directory.staff_actor(actor)
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            return list(lifecycle.unlink(tickets[0], tickets[1], kind, at=now, actor=actor))
-
+        self._staff(actor)
+        decide = self._commands.link(actor, kind, remove=True)
         return self._run([ref, other], decide, expected_seq)[0]
 
     def merge(
@@ -957,22 +674,8 @@ class Helpdesk:
         pointer to the target; both audit trails record it; both writes are one commit.
         ``expected_seq`` is the version of the source the caller saw.
         """
-        self._directory.staff_actor(actor)
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            src, dst = tickets
-            return list(
-                lifecycle.merge(
-                    src,
-                    dst,
-                    lifecycle.conversation(self.store.events(src.id)),
-                    at=now,
-                    actor=actor,
-                    workflow=self.config.workflow,
-                )
-            )
-
-        return self._run([source, target], decide, expected_seq)[1]
+        self._staff(actor)
+        return self._run([source, target], self._commands.merge(actor), expected_seq)[1]
 
     # ------------------------------------------------------------------ SLA and escalation
 
@@ -1005,8 +708,10 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Escalate one tier up (or, with ``functional=True``, to another group of its tier)."""
+        self._staff(actor)
         kind = EscalationKind.FUNCTIONAL if functional else EscalationKind.HIERARCHICAL
-        return self._move_tier(ref, actor, kind, group, reason, expected_seq)
+        decide = self._commands.move_tier(actor, kind, group, reason)
+        return self._run([ref], decide, expected_seq)[0]
 
     def de_escalate(
         self,
@@ -1018,40 +723,8 @@ class Helpdesk:
         expected_seq: int | None = None,
     ) -> Ticket:
         """Hand the ticket back one tier down."""
-        return self._move_tier(
-            ref, actor, EscalationKind.DE_ESCALATION, group, reason, expected_seq
-        )
-
-    def _move_tier(
-        self,
-        ref: TicketRef,
-        actor: Actor,
-        kind: EscalationKind,
-        group: str | None,
-        reason: str | None,
-        expected_seq: int | None,
-    ) -> Ticket:
-        self._directory.staff_actor(actor)
-        if group is not None:
-            self.group(group)
-        ladder = self._levels.ladder()
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            (ticket,) = tickets
-            target, new, old = escalation_target(ladder, ticket.group_id, kind, group)
-            return [
-                lifecycle.escalate(
-                    ticket,
-                    at=now,
-                    actor=actor,
-                    kind=kind.value,
-                    group_id=target,
-                    tier=None if new is None else new.level,
-                    previous_tier=None if old is None else old.level,
-                    reason=reason,
-                )
-            ]
-
+        self._staff(actor)
+        decide = self._commands.move_tier(actor, EscalationKind.DE_ESCALATION, group, reason)
         return self._run([ref], decide, expected_seq)[0]
 
     def tier_times(self, ref: TicketRef, *, now: datetime | None = None) -> dict[int, timedelta]:
