@@ -18,24 +18,35 @@ span have been computed (lazily, and cached on the calendar).
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left, bisect_right
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import UTC, date, datetime, time, timedelta
+from collections.abc import Iterable, Iterator, Mapping
+from datetime import date, datetime, time, timedelta
 from typing import Any, Final, TypeAlias
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import attrs
 
 from helpkit._calendar_zones import EPOCH, US, offset_at, transitions_between
 from helpkit._time import ensure_aware
+from helpkit.calendar._spec import ExceptionsSpec as ExceptionsSpec
+from helpkit.calendar._spec import (
+    Period,
+    exception_periods,
+    format_hours,
+    holidays_and_rules,
+    parse_hours,
+    table_arguments,
+    table_of,
+    weekly_periods,
+    zone_of,
+)
+from helpkit.calendar._spec import WeeklySpec as WeeklySpec
 from helpkit.errors import CalendarError, ValidationError
-from helpkit.holidays import HolidayRule, Holidays, check_date
+from helpkit.holidays import HolidayRule, Holidays
 
 __all__ = ["BusinessCalendar", "Period"]
-
-Period: TypeAlias = tuple[time, time]
-"""A working period: local wall-clock ``(start, end)``; ``end <= start`` ends the next day."""
+# ExceptionsSpec and WeeklySpec, the types of the arguments, are importable from here as before
+# ("X as X" marks them re-exported for type checkers).
 
 _Minutes: TypeAlias = tuple[tuple[int, int], ...]
 
@@ -48,231 +59,10 @@ _EPOCH_NAIVE: Final = datetime(1970, 1, 1)  # noqa: DTZ001 - wall-clock arithmet
 _MIN_ORD: Final = date(1, 1, 1).toordinal() + 15
 _MAX_ORD: Final = date(9999, 12, 31).toordinal() - 15
 _CHUNK_DAYS: Final = 7  # longest irregular stretch computed in one piece
-_DAY_NAMES: Final = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
-_FULL_NAMES: Final = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-_DICT_KEYS: Final = frozenset(
-    {"timezone", "hours", "weekly", "holidays", "holiday_rules", "exceptions"}
-)
-
-
-# --- validation and normalisation ------------------------------------------------------------
-
-
-def _zone(value: object) -> ZoneInfo:
-    if isinstance(value, ZoneInfo):
-        if value.key is None:
-            raise CalendarError(
-                "a calendar needs a time zone with an IANA key, e.g. 'Europe/Paris'"
-            )
-        value = value.key
-    elif value is UTC:
-        value = "UTC"
-    if not isinstance(value, str):
-        raise CalendarError(
-            f"timezone must be an IANA name such as 'Europe/Paris', got {type(value).__name__}"
-        )
-    try:
-        return ZoneInfo(value)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
-        raise CalendarError(f"unknown time zone {value!r}; use an IANA name") from exc
-
-
-def _weekday(key: object) -> int:
-    if isinstance(key, str):
-        name = key.strip().lower()
-        if name in _DAY_NAMES:
-            return _DAY_NAMES.index(name)
-        if name in _FULL_NAMES:
-            return _FULL_NAMES.index(name)
-        if name.isdigit():
-            key = int(name)
-    if isinstance(key, int) and not isinstance(key, bool) and 0 <= key <= 6:
-        return key
-    raise CalendarError(
-        f"weekday must be 0 (Monday) to 6 (Sunday) or a name like 'mon', got {key!r}"
-    )
-
-
-def _minute_of(value: object, what: str) -> int:
-    if not isinstance(value, time):
-        raise CalendarError(f"{what} must be a datetime.time, got {value!r}")
-    if value.tzinfo is not None:
-        raise CalendarError(f"{what} {value} must be a wall-clock time without tzinfo")
-    if value.second or value.microsecond:
-        raise CalendarError(f"{what} {value} must fall on a whole minute")
-    return value.hour * 60 + value.minute
-
-
-def _periods(value: object, where: str) -> tuple[Period, ...]:
-    if isinstance(value, str):
-        return tuple(_minutes_to_period(p) for p in _parse_periods(value, where))
-    if not isinstance(value, Iterable):
-        raise CalendarError(f"{where}: periods must be a list of (start, end) times")
-    seen: set[tuple[int, int]] = set()
-    for item in value:
-        if not isinstance(item, Sequence) or isinstance(item, str) or len(item) != 2:
-            raise CalendarError(f"{where}: a period is a (start, end) pair, got {item!r}")
-        start, end = item
-        if isinstance(start, str) and isinstance(end, str):
-            start, end = _parse_time(start, where), _parse_time(end, where, end=True)
-        seen.add((_minute_of(start, f"{where} start"), _minute_of(end, f"{where} end")))
-    return tuple(_minutes_to_period(p) for p in sorted(seen))
-
-
-def _minutes_to_period(p: tuple[int, int]) -> Period:
-    return (time(p[0] // 60, p[0] % 60), time(p[1] // 60, p[1] % 60))
 
 
 def _to_minutes(periods: tuple[Period, ...]) -> _Minutes:
     return tuple((s.hour * 60 + s.minute, e.hour * 60 + e.minute) for s, e in periods)
-
-
-def _weekly(value: object) -> tuple[tuple[Period, ...], ...]:
-    if isinstance(value, str):
-        return _parse_hours(value)
-    if isinstance(value, Mapping):
-        out: list[tuple[Period, ...]] = [()] * 7
-        for key, periods in value.items():
-            day = _weekday(key)
-            out[day] = _periods(periods, _DAY_NAMES[day])
-        return tuple(out)
-    if isinstance(value, Sequence) and len(value) == 7:
-        return tuple(_periods(p, _DAY_NAMES[i]) for i, p in enumerate(value))
-    raise CalendarError(
-        "weekly must map weekdays (0 = Monday, or 'mon') to lists of (start, end) times, "
-        "or be the text form 'mon-fri 09:00-17:00'"
-    )
-
-
-def _exceptions(value: object) -> tuple[tuple[date, tuple[Period, ...]], ...]:
-    if value is None:
-        return ()
-    items: Iterable[Any]
-    if isinstance(value, Mapping):
-        items = value.items()
-    elif isinstance(value, Iterable):
-        items = value
-    else:
-        raise CalendarError("exceptions must map dates to lists of (start, end) times")
-    out: dict[date, tuple[Period, ...]] = {}
-    for item in items:
-        if not isinstance(item, Sequence) or len(item) != 2:
-            raise CalendarError(f"exceptions: expected (date, periods), got {item!r}")
-        day, periods = item
-        if isinstance(day, str):
-            day = _iso_date(day, "exception")
-        day = check_date(day, "exception date")
-        out[day] = _periods(periods, f"exception on {day}")
-    return tuple(sorted(out.items()))
-
-
-def _iso_date(value: str, what: str) -> date:
-    try:
-        return date.fromisoformat(value.strip())
-    except ValueError as exc:
-        raise CalendarError(f"{what} {value!r} is not an ISO date (YYYY-MM-DD)") from exc
-
-
-def _list(value: object, key: str) -> list[Any]:
-    if isinstance(value, str | bytes | Mapping) or not isinstance(value, Iterable):
-        raise CalendarError(f"{key!r} must be a list")
-    return list(value)
-
-
-def _rule_from(value: object) -> HolidayRule:
-    if isinstance(value, Mapping):
-        if "rrule" not in value or set(value) - {"rrule", "days"}:
-            raise CalendarError(f"a holiday rule table has keys 'rrule' and 'days', got {value!r}")
-        return HolidayRule(value["rrule"], value.get("days", 1))
-    return HolidayRule(value)
-
-
-# --- the compact text form -------------------------------------------------------------------
-
-_TIME = re.compile(r"(\d{1,2}):(\d{2})")
-
-
-def _parse_time(text: str, where: str, *, end: bool = False) -> time:
-    match = _TIME.fullmatch(text.strip())
-    if not match:
-        raise CalendarError(f"{where}: {text!r} is not a time HH:MM")
-    hour, minute = int(match[1]), int(match[2])
-    if end and hour == 24 and minute == 0:
-        return time(0)  # "…-24:00" ends at the next midnight, which (s, 00:00) already says
-    if hour > 23 or minute > 59:
-        raise CalendarError(f"{where}: {text!r} is not a valid time of day")
-    return time(hour, minute)
-
-
-def _parse_periods(text: str, where: str) -> list[tuple[int, int]]:
-    text = text.strip().lower()
-    if text in ("closed", "off", ""):
-        return []
-    found: set[tuple[int, int]] = set()
-    for part in text.split(","):
-        bounds = part.split("-")
-        if len(bounds) != 2:
-            raise CalendarError(f"{where}: {part.strip()!r} is not a period HH:MM-HH:MM")
-        start = _parse_time(bounds[0], where)
-        end = _parse_time(bounds[1], where, end=True)
-        found.add((start.hour * 60 + start.minute, end.hour * 60 + end.minute))
-    return sorted(found)
-
-
-def _parse_days(text: str, where: str) -> list[int]:
-    days: list[int] = []
-    for part in text.split(","):
-        if "-" in part:
-            first, _, last = part.partition("-")
-            a, b = _weekday(first), _weekday(last)
-            days.extend((a + k) % 7 for k in range((b - a) % 7 + 1))
-        else:
-            days.append(_weekday(part))
-    if not days:
-        raise CalendarError(f"{where}: no weekdays given")
-    return days
-
-
-def _parse_hours(text: str) -> tuple[tuple[Period, ...], ...]:
-    if not isinstance(text, str):
-        raise CalendarError(f"hours must be text like 'mon-fri 09:00-17:00', got {text!r}")
-    weekly: list[tuple[Period, ...]] = [()] * 7
-    for clause in text.split(";"):
-        clause = clause.strip()
-        if not clause:
-            continue
-        days_text, _, periods_text = clause.partition(" ")
-        if not periods_text.strip():
-            raise CalendarError(
-                f"{clause!r}: expected weekdays then periods, e.g. 'mon-fri 09:00-17:00'"
-            )
-        periods = tuple(_minutes_to_period(p) for p in _parse_periods(periods_text, clause))
-        for day in _parse_days(days_text, clause):
-            weekly[day] = periods  # a later clause replaces an earlier one for the same day
-    return tuple(weekly)
-
-
-def _format_periods(periods: Iterable[Period]) -> str:
-    parts = []
-    for start, end in periods:
-        end_text = "24:00" if end == time(0) else f"{end:%H:%M}"
-        parts.append(f"{start:%H:%M}-{end_text}")
-    return ",".join(parts) or "closed"
-
-
-def _format_hours(weekly: tuple[tuple[Period, ...], ...]) -> str:
-    clauses = []
-    day = 0
-    while day < 7:
-        periods = weekly[day]
-        last = day
-        while last + 1 < 7 and weekly[last + 1] == periods:
-            last += 1
-        if periods:
-            days = _DAY_NAMES[day] if last == day else f"{_DAY_NAMES[day]}-{_DAY_NAMES[last]}"
-            clauses.append(f"{days} {_format_periods(periods)}")
-        day = last + 1
-    return "; ".join(clauses)
 
 
 # --- internal machinery ----------------------------------------------------------------------
@@ -549,20 +339,6 @@ def _instant_us(value: datetime, name: str) -> int:
     return (d.days * 86_400 + d.seconds) * 1_000_000 + d.microseconds
 
 
-WeeklySpec: TypeAlias = (
-    Mapping[int, Iterable[Period] | str]
-    | Mapping[str, Iterable[Period] | str]
-    | Sequence[Iterable[Period]]
-    | str
-)
-"""Weekly periods: weekday (0 = Monday, or ``"mon"``) to periods, seven lists, or text."""
-
-ExceptionsSpec: TypeAlias = (
-    Mapping[date, Iterable[Period] | str] | Iterable[tuple[date, Iterable[Period] | str]] | None
-)
-"""Per-date replacement periods: a date to its periods (an empty list closes the date)."""
-
-
 def _restore(
     timezone: str,
     weekly: tuple[tuple[Period, ...], ...],
@@ -614,22 +390,10 @@ class BusinessCalendar:
         holiday_rules: Iterable[str | HolidayRule] = (),
         exceptions: ExceptionsSpec = None,
     ) -> None:
-        tz = _zone(timezone)
-        given: object = holidays  # checked at run time: callers are not always type-checked
-        if isinstance(given, Holidays):
-            dates, extra_rules = given.dates, given.rules
-        elif isinstance(given, str | bytes) or not isinstance(given, Iterable):
-            raise CalendarError("holidays must be an iterable of dates (a set, a list, a dict…)")
-        else:
-            dates = frozenset(check_date(d, "holiday") for d in given)
-            extra_rules = ()
-        if isinstance(holiday_rules, str | HolidayRule):
-            holiday_rules = [holiday_rules]
-        rules = tuple(
-            r if isinstance(r, HolidayRule) else HolidayRule(r) for r in holiday_rules
-        ) + tuple(extra_rules)
-        week = _weekly(weekly)
-        exc = _exceptions(exceptions)
+        tz = zone_of(timezone)
+        dates, rules = holidays_and_rules(holidays, holiday_rules)
+        week = weekly_periods(weekly)
+        exc = exception_periods(exceptions)
         self.__attrs_init__(tz.key, week, dates, tuple(dict.fromkeys(rules)), exc)
         setattr_ = object.__setattr__
         setattr_(self, "_tz", tz)
@@ -667,7 +431,7 @@ class BusinessCalendar:
             raise CalendarError(f"hours must be text like 'mon-fri 09:00-17:00', got {text!r}")
         return cls(
             timezone,
-            _parse_hours(text),
+            parse_hours(text),
             holidays=holidays,
             holiday_rules=holiday_rules,
             exceptions=exceptions,
@@ -689,53 +453,19 @@ class BusinessCalendar:
         periods, ``"closed"``, or a list of ``[start, end]`` string pairs). Unknown keys are
         refused.
         """
-        if not isinstance(data, Mapping):
-            raise CalendarError(f"a calendar table must be a mapping, got {type(data).__name__}")
-        unknown = set(data) - _DICT_KEYS
-        if unknown:
-            raise CalendarError(
-                f"unknown calendar keys {sorted(unknown)}; allowed: {sorted(_DICT_KEYS)}"
-            )
-        if "timezone" not in data:
-            raise CalendarError("a calendar table needs a 'timezone' key, e.g. 'Europe/Paris'")
-        if ("hours" in data) == ("weekly" in data):
-            raise CalendarError("a calendar table needs exactly one of 'hours' and 'weekly'")
-        weekly = data["hours"] if "hours" in data else data["weekly"]
-        if "hours" in data and not isinstance(weekly, str):
-            raise CalendarError("'hours' must be text like 'mon-fri 09:00-17:00'")
-        holidays = [
-            _iso_date(d, "holiday") if isinstance(d, str) else d
-            for d in _list(data.get("holidays", []), "holidays")
-        ]
-        rules = [_rule_from(r) for r in _list(data.get("holiday_rules", []), "holiday_rules")]
-        exceptions = data.get("exceptions")
-        if exceptions is not None and not isinstance(exceptions, Mapping):
-            raise CalendarError("'exceptions' must be a table of ISO dates to periods")
-        return cls(
-            data["timezone"],
-            weekly,
-            holidays=holidays,
-            holiday_rules=rules,
-            exceptions=exceptions,
-        )
+        timezone, weekly, keywords = table_arguments(data)
+        return cls(timezone, weekly, **keywords)
 
     def to_dict(self) -> dict[str, Any]:
         """This calendar as plain data (strings and lists) that :meth:`from_dict` reads back."""
-        return {
-            "timezone": self.timezone,
-            "hours": self.hours,
-            "holidays": sorted(d.isoformat() for d in self.holidays),
-            "holiday_rules": [
-                r.rule if r.days == 1 else {"rrule": r.rule, "days": r.days}
-                for r in self.holiday_rules
-            ],
-            "exceptions": {d.isoformat(): _format_periods(p) for d, p in self.exceptions},
-        }
+        return table_of(
+            self.timezone, self.weekly, self.holidays, self.holiday_rules, self.exceptions
+        )
 
     @property
     def hours(self) -> str:
         """The weekly periods in the text form accepted by :meth:`parse`."""
-        return _format_hours(self.weekly)
+        return format_hours(self.weekly)
 
     @property
     def tzinfo(self) -> ZoneInfo:
