@@ -17,8 +17,8 @@ from __future__ import annotations
 
 import enum
 import math
-from collections.abc import Callable, Iterable
-from typing import Any, cast
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar, cast
 
 import attrs
 
@@ -29,6 +29,7 @@ __all__ = [
     "INT64_MIN",
     "check_flag",
     "check_int",
+    "check_items",
     "check_text",
     "count",
     "flag",
@@ -45,6 +46,8 @@ __all__ = [
     "text",
     "text_set",
 ]
+
+_T = TypeVar("_T")
 
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
@@ -85,6 +88,26 @@ def check_int(
     if not minimum <= value <= maximum:
         raise ValidationError(f"{what} must be in {minimum}..{maximum}; got {value}")
     return value
+
+
+def check_items(value: object, what: str, kind: type[_T]) -> tuple[_T, ...]:
+    """The items of a collection argument, as a tuple of ``kind`` instances.
+
+    One ``kind`` instance (a text, say) is one item; a list, tuple, set or other iterable
+    gives its items; anything else (``None``, a number, a mapping, bytes) or an item of
+    another type is a ValidationError.
+    """
+    if isinstance(value, kind) and not isinstance(value, list | tuple | set | frozenset):
+        return (value,)
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        raise ValidationError(f"{what} must be a list of values; got {value!r:.60}")
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, kind):
+            raise ValidationError(
+                f"{what} holds {item!r:.60}, not a {getattr(kind, '__name__', kind)}"
+            )
+    return items
 
 
 # ---------------------------------------------------------------- attrs validators

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 
 from helpkit import lifecycle
-from helpkit._checks import check_text
+from helpkit._checks import check_items, check_text
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory, Unset
 from helpkit.errors import ValidationError
@@ -83,14 +83,15 @@ class TicketCommands:
         contact, new_requester = self._directory.requester(requester)
         if actor.kind is ActorKind.CONTACT and actor.id != contact.id:
             raise ValidationError("a contact can only open tickets for themself")
-        if isinstance(cc, str | Contact):
-            cc = (cc,)
-        copied = [self._directory.requester(c) for c in cc]
+        copied = [
+            self._directory.requester(c)
+            for c in check_items(cc, "cc", Contact | str)  # type: ignore[arg-type]
+        ]
         if custom_fields is not None and not isinstance(custom_fields, Mapping):
             raise ValidationError(f"custom_fields must be a mapping; got {custom_fields!r:.60}")
         fields = self._config.fields.validate(dict(custom_fields or {}), partial=False)
         self._directory.check_assignment(assignee, group, acting)
-        tag_list = (tags,) if isinstance(tags, str) else tuple(tags)
+        tag_list = check_items(tags, "tags", str)
         config = self._config
 
         def opening(
@@ -369,7 +370,7 @@ class TicketCommands:
 
     def tags(self, actor: Actor, *, add: Iterable[str] = (), remove: Iterable[str] = ()) -> Decide:
         """Add and/or remove tags."""
-        added, removed = tuple(add), tuple(remove)
+        added, removed = check_items(add, "tags", str), check_items(remove, "tags", str)
         return _one(
             lambda ticket, now: lifecycle.change_tags(
                 ticket, at=now, actor=actor, add=added, remove=removed
@@ -380,12 +381,12 @@ class TicketCommands:
         self, actor: Actor, *, add: Iterable[Actor] = (), remove: Iterable[Actor] = ()
     ) -> Decide:
         """Add and/or remove followers (added ones must exist)."""
-        added, removed = tuple(add), tuple(remove)
+        added, removed = (
+            check_items(add, "followers", Actor),
+            check_items(remove, "followers", Actor),
+        )
         for who in added:
             self._directory.check_party(who)
-        for who in removed:
-            if not isinstance(who, Actor):
-                raise ValidationError(f"a follower must be an Actor; got {who!r:.60}")
         return _one(
             lambda ticket, now: lifecycle.change_followers(
                 ticket, at=now, actor=actor, add=added, remove=removed

@@ -47,6 +47,7 @@ TicketRef = Ticket | str | int
 """A ticket given as the object, its id, or its number (``1042`` or ``"#1042"``)."""
 
 _MAX_MERGE_CHAIN: Final = 1000
+_QUERY_FIELDS: Final = frozenset(f.alias or f.name for f in attrs.fields(TicketQuery))
 
 
 class Helpdesk:
@@ -370,8 +371,16 @@ class Helpdesk:
 
     def tickets(self, query: TicketQuery | None = None, **filters: Any) -> Page[Ticket]:
         """Tickets matching a :class:`~helpkit.queries.TicketQuery` (or its fields as keywords)."""
+        unknown = sorted(set(filters) - _QUERY_FIELDS)
+        if unknown:
+            raise ValidationError(
+                f"unknown ticket filter(s) {', '.join(unknown)}; known: "
+                + ", ".join(sorted(_QUERY_FIELDS))
+            )
         if query is None:
             query = TicketQuery(**filters)
+        elif not isinstance(query, TicketQuery):
+            raise ValidationError(f"query must be a TicketQuery; got {query!r:.60}")
         elif filters:
             query = attrs.evolve(query, **filters)
         return self.store.query(query)

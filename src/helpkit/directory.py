@@ -14,7 +14,7 @@ from typing import Any, Final
 
 import attrs
 
-from helpkit._checks import check_text
+from helpkit._checks import check_items, check_text
 from helpkit.errors import DuplicateError, NotFoundError, ValidationError
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
 from helpkit.ports import Store
@@ -78,14 +78,12 @@ class Directory:
         active: bool = True,
     ) -> Agent:
         """Create or replace an agent; every group must exist."""
-        if isinstance(groups, str):
-            groups = (groups,)
         agent = Agent(
             id=agent_id,
             name=name,
             email=email,
-            group_ids=tuple(groups),
-            languages=tuple(languages),
+            group_ids=check_items(groups, "groups", str),
+            languages=check_items(languages, "languages", str),
             active=active,
         )
         for group_id in agent.group_ids:
@@ -158,7 +156,7 @@ class Directory:
         org = Organization(
             id=organization_id or self._new_id(),
             name=name,
-            domains=tuple(domains) if not isinstance(domains, str) else (domains,),
+            domains=check_items(domains, "domains", str),
             segment=segment,
             region=region,
             vip=vip,

@@ -12,14 +12,14 @@ import logging
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from types import MappingProxyType
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import attrs
 import pluggy
 
 from helpkit import hookspecs
-from helpkit.errors import DuplicateError, PluginError, UnknownBackendError
+from helpkit.errors import DuplicateError, HelpkitError, PluginError, UnknownBackendError
 from helpkit.events import Event
 from helpkit.hookspecs import ChannelFactory, StoreFactory
 from helpkit.ports import Channel, DeskContext, Store
@@ -37,6 +37,8 @@ ENTRY_POINT_GROUP = "helpkit"
 AUTOLOAD_ENV = "HELPKIT_DISABLE_PLUGIN_AUTOLOAD"
 
 log = logging.getLogger("helpkit.plugins")
+
+_R = TypeVar("_R")
 
 BeforeHookCall = Callable[[str, Sequence[pluggy.HookImpl], Mapping[str, Any]], None]
 """``before(hook_name, hook_impls, kwargs)``, called ahead of every hook call."""
@@ -161,7 +163,9 @@ class PluginHost:
                 raise PluginError(f"store factory for {scheme!r} is not callable")
             found[scheme] = factory
 
-        self._pm.hook.helpkit_register_stores(register=register)
+        _typed(
+            lambda: self._pm.hook.helpkit_register_stores(register=register), "registering stores"
+        )
         return MappingProxyType(found)
 
     def _collect_channels(self) -> Mapping[str, ChannelFactory]:
@@ -175,7 +179,10 @@ class PluginHost:
                 raise PluginError(f"channel factory for {name!r} is not callable")
             found[name] = factory
 
-        self._pm.hook.helpkit_register_channels(register=register)
+        _typed(
+            lambda: self._pm.hook.helpkit_register_channels(register=register),
+            "registering channels",
+        )
         return MappingProxyType(found)
 
     @property
@@ -199,7 +206,7 @@ class PluginHost:
             raise UnknownBackendError(
                 f"no store is registered for {url!r} (scheme {scheme!r}; known: {known})"
             )
-        store = factory(url)
+        store = _typed(lambda: factory(url), f"the store factory for {scheme!r}")
         if not isinstance(store, Store):
             raise PluginError(f"store factory for {scheme!r} returned {store!r}, not a Store")
         return store
@@ -210,7 +217,10 @@ class PluginHost:
         if factory is None:
             known = ", ".join(self.channel_names) or "none"
             raise UnknownBackendError(f"no channel is registered as {name!r} (known: {known})")
-        channel = factory(MappingProxyType(dict(options or {})))
+        channel = _typed(
+            lambda: factory(MappingProxyType(dict(options or {}))),
+            f"the channel factory {name!r}",
+        )
         if not isinstance(channel, Channel):
             raise PluginError(f"channel factory {name!r} returned {channel!r}, not a Channel")
         return channel
@@ -313,6 +323,18 @@ class PluginHost:
                 )
             )
         return infos
+
+
+def _typed(call: Callable[[], _R], what: str) -> _R:
+    """``call()``, with an error a plugin raised that is not a HelpkitError turned into a
+    PluginError naming what failed (a HelpkitError, such as a store's ValidationError for a
+    bad URL, passes as it is)."""
+    try:
+        return call()
+    except HelpkitError:
+        raise
+    except Exception as exc:
+        raise PluginError(f"{what} failed: {type(exc).__name__}: {exc}") from exc
 
 
 def _check_name(name: str, what: str) -> None:

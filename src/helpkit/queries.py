@@ -16,6 +16,7 @@ from typing import Generic, TypeVar
 
 import attrs
 
+from helpkit._checks import check_items, check_text, flag
 from helpkit._time import to_utc
 from helpkit.errors import ValidationError
 from helpkit.priority import Priority
@@ -50,28 +51,29 @@ class SortOrder(enum.Enum):
 def _categories(values: Iterable[StatusCategory | str] | None) -> frozenset[StatusCategory] | None:
     if values is None:
         return None
-    if isinstance(values, (str, StatusCategory)):
-        values = (values,)
-    try:
-        return frozenset(StatusCategory(v) for v in values)
-    except ValueError as exc:
-        raise ValidationError(str(exc)) from None
+    out: set[StatusCategory] = set()
+    for value in check_items(values, "categories", StatusCategory | str):  # type: ignore[arg-type]
+        try:
+            out.add(StatusCategory(value))
+        except ValueError:
+            known = ", ".join(c.value for c in StatusCategory)
+            raise ValidationError(f"unknown category {value!r:.40} (known: {known})") from None
+    return frozenset(out)
 
 
 def _priorities(values: Iterable[Priority | int | str] | None) -> frozenset[Priority] | None:
     if values is None:
         return None
-    if isinstance(values, (str, int)):
-        values = (values,)
-    return frozenset(Priority.coerce(v) for v in values)
+    return frozenset(
+        Priority.coerce(v)
+        for v in check_items(values, "priorities", Priority | int | str)  # type: ignore[arg-type]
+    )
 
 
 def _strings(values: Iterable[str] | str | None) -> frozenset[str] | None:
     if values is None:
         return None
-    if isinstance(values, str):
-        return frozenset((values,))
-    return frozenset(values)
+    return frozenset(check_text(v, "a filter value") for v in check_items(values, "filter", str))
 
 
 def _tags(values: Iterable[str] | str | None) -> frozenset[str]:
@@ -96,6 +98,11 @@ def _limit(value: int) -> int:
     return value
 
 
+def _cursor(instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None:
+        check_text(value, "a pagination cursor (after)")
+
+
 @attrs.frozen(kw_only=True)
 class TicketQuery:
     """Which tickets to list, in which order, and from where (keyset pagination).
@@ -107,7 +114,7 @@ class TicketQuery:
     statuses: frozenset[str] | None = attrs.field(default=None, converter=_strings)
     categories: frozenset[StatusCategory] | None = attrs.field(default=None, converter=_categories)
     assignee_ids: frozenset[str] | None = attrs.field(default=None, converter=_strings)
-    unassigned: bool = False
+    unassigned: bool = attrs.field(default=False, validator=flag)
     group_ids: frozenset[str] | None = attrs.field(default=None, converter=_strings)
     requester_ids: frozenset[str] | None = attrs.field(default=None, converter=_strings)
     organization_ids: frozenset[str] | None = attrs.field(default=None, converter=_strings)
@@ -119,7 +126,7 @@ class TicketQuery:
     """Only tickets whose next SLA check is at or before this instant (what a sweep reads)."""
     sort: SortOrder = attrs.field(default=SortOrder.PRIORITY, converter=_sort)
     limit: int = attrs.field(default=50, converter=_limit)
-    after: str | None = None
+    after: str | None = attrs.field(default=None, validator=_cursor)
     """The ``next_cursor`` of the previous page."""
 
     def __attrs_post_init__(self) -> None:
