@@ -24,10 +24,13 @@ def tests(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    """Ruff: lint and formatting check."""
-    session.install(*_group("lint"))
-    session.run("ruff", "check", "src", "tests", "bench", "noxfile.py")
-    session.run("ruff", "format", "--check", "src", "tests", "bench", "noxfile.py")
+    """Ruff (lint and formatting) and the import contracts of docs/design.md (import-linter)."""
+    # lint-imports builds the import graph of the installed helpkit: install the package too.
+    session.install("-e", ".", *_group("lint"))
+    paths = ["src", "tests", "bench", "tools", "noxfile.py"]
+    session.run("ruff", "check", *paths)
+    session.run("ruff", "format", "--check", *paths)
+    session.run("lint-imports")
 
 
 @nox.session

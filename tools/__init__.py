@@ -1,0 +1,1 @@
+"""Developer tools: checks run by the ``lint`` session, never shipped in the wheel."""
