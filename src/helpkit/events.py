@@ -352,7 +352,7 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     Data that is not such an event raises :class:`~helpkit.errors.SchemaError` (naming the
     value that failed, the original error chained as its cause).
     """
-    if not isinstance(data, Mapping):
+    if data.__class__ is not dict and not isinstance(data, Mapping):  # a dict, mostly: fast
         raise SchemaError(f"expected an object for an event, found {data!r:.60}")
     body = dict(data)
     type_name = body.pop("type", None)
