@@ -25,7 +25,8 @@ def _register(label: str, text: str) -> str:
 
     ``<helpkit codec: LABEL>``, numbered when that name already holds other text (two
     classes with the same qualified name, say). The entry has no modification time, so
-    ``linecache.checkcache`` keeps it.
+    ``linecache.checkcache`` keeps it (``linecache.clearcache()`` drops it: tracebacks then
+    show no line, as before; ``__source__`` still has the text).
     """
     lines = text.splitlines(keepends=True)
     with _REGISTER:
