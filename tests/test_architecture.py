@@ -61,6 +61,7 @@ DOMAIN = {
     "helpkit.queries",
     "helpkit.sla",
     "helpkit.escalation",
+    "helpkit.serialize",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

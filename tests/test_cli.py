@@ -5,13 +5,16 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from datetime import UTC, datetime
 from importlib.resources import files
 from pathlib import Path
 
 import pytest
 
-from helpkit import DeskConfig, Priority
+from helpkit import DeskConfig, Priority, SweepReport, serialize
 from helpkit.cli import main
+from helpkit.events import Event
+from helpkit.tickets import Comment, Ticket
 
 
 @pytest.fixture(autouse=True)
@@ -31,6 +34,30 @@ def test_demo_shows_the_queue_by_priority(capsys: pytest.CaptureFixture[str]) ->
     priorities = [row["priority"] for row in rows]
     assert priorities == sorted(priorities)
     assert {row["status"] for row in rows} <= {"new", "open"}
+
+
+def test_json_output_is_the_serialize_form(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main([*MEM, "demo", "--tickets", "20", "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    queue = [serialize.from_data(Ticket, row) for row in rows]
+    assert [serialize.to_data(t) for t in queue] == rows
+    assert all(isinstance(row["priority"], int) for row in rows)  # 1 for P1, as stored
+
+
+def test_show_json_reads_back_as_values(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    store = ["--store", f"sqlite:///{tmp_path / 'desk.db'}"]
+    assert main([*store, "demo", "--tickets", "10"]) == 0
+    capsys.readouterr()
+    assert main([*store, "show", "1", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    ticket = serialize.from_data(Ticket, shown["ticket"])
+    history = [serialize.from_data(Event, e) for e in shown["history"]]
+    comments = [serialize.from_data(Comment, c) for c in shown["conversation"]]
+    assert ticket.number == 1 and ticket.seq == history[-1].seq
+    assert len(comments) == ticket.public_comments + ticket.internal_notes
+    assert main([*store, "sweep", "--now", "2026-11-23T10:00:00+01:00", "--json"]) == 0
+    report = serialize.from_data(SweepReport, json.loads(capsys.readouterr().out))
+    assert report.now == datetime(2026, 11, 23, 9, tzinfo=UTC)
 
 
 def test_demo_is_reproducible(capsys: pytest.CaptureFixture[str]) -> None:

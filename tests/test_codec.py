@@ -1,9 +1,11 @@
-"""The compiled codecs against the generic (reference) ones: same data, same errors."""
+"""The compiled codec against the reference one (``codec_reference``): same data, same errors."""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+import linecache
+import traceback
+from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -13,7 +15,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpkit._codec import decoder, encoder, generic_decoder, generic_encoder
+from codec_reference import generic_decoder, generic_encoder
+from helpkit._codec import decoder, encoder
 from helpkit.errors import NaiveDatetimeError, SchemaError, ValidationError
 from helpkit.events import EVENT_TYPES, Event, event_from_dict, event_to_dict
 from helpkit.people import Agent, Contact, Group, Organization
@@ -216,18 +219,47 @@ def test_remembered_small_values_let_no_bad_data_through() -> None:
     assert decoder(Link)({"kind": "related", "target_id": "t"}) == Link(LinkKind.RELATED, "t")
 
 
-def test_classes_the_compiler_does_not_cover_use_the_generic_codec() -> None:
+def test_any_mapping_and_date_field_compiles() -> None:
     @attrs.frozen
     class Odd:
         counts: dict[str, int]
         when: date
+        spans: Mapping[str, tuple[timedelta, ...]] = attrs.field(factory=dict)
 
-    value = Odd({"b": 2, "a": 1}, date(2026, 1, 2))
+    value = Odd({"b": 2, "a": 1}, date(2026, 1, 2), {"x": (timedelta(hours=1),)})
     data = encoder(Odd)(value)
-    assert data == {"counts": {"a": 1, "b": 2}, "when": "2026-01-02"}
-    assert decoder(Odd)(data) == value
+    assert data == {"counts": {"a": 1, "b": 2}, "when": "2026-01-02", "spans": {"x": ["PT1H"]}}
+    assert data == generic_encoder(Odd)(value)
+    assert decoder(Odd)(data) == value == generic_decoder(Odd)(data)
+    assert "<helpkit codec: decode " in decoder(Odd).__code__.co_filename
     with pytest.raises(SchemaError, match="an integer"):
         decoder(Odd)({"counts": {"a": "1"}, "when": "2026-01-02"})
+    with pytest.raises(SchemaError, match="an object"):
+        decoder(Odd)({"counts": [], "when": "2026-01-02"})
+
+
+def test_types_without_a_form_are_refused_when_the_codec_is_built() -> None:
+    @attrs.frozen
+    class Mixed:
+        value: int | str
+
+    for tp in (Mixed, list[int], set[str], int | str, object):
+        with pytest.raises(TypeError, match="no form"):
+            encoder(tp)
+        with pytest.raises(TypeError, match="no form"):
+            decoder(tp)
+
+
+def test_plain_types_get_compiled_codecs_too() -> None:
+    paris = NOW.astimezone(PARIS)
+    assert encoder(datetime)(paris) == "2026-03-02T09:00:00.123456+00:00"
+    assert decoder(datetime)("2026-03-02T10:00:00.123456+01:00") == NOW
+    assert encoder(tuple[Actor, ...])((Actor.agent("a"),)) == [{"kind": "agent", "id": "a"}]
+    assert decoder(Actor | None)(None) is None
+    assert decoder(frozenset[LinkKind])(["related"]) == {LinkKind.RELATED}
+    assert encoder(timedelta)(timedelta(minutes=-90)) == "-PT1H30M"
+    with pytest.raises(SchemaError, match="a list"):
+        decoder(tuple[str, ...])("abc")
 
 
 def test_validation_of_classes_with_checks_still_runs_on_decode() -> None:
@@ -264,3 +296,47 @@ def test_tickets_are_built_without_their_init_but_with_their_converters() -> Non
     assert back == _ticket()
     assert type(back.custom_fields).__name__ == "mappingproxy"
     assert hash(back) == hash(_ticket())
+
+
+def test_tracebacks_show_the_generated_line_that_failed() -> None:
+    data = {**encoder(Ticket)(_ticket()), "created_at": 5}
+    linecache.checkcache()  # what traceback does: generated entries survive it
+    try:
+        decoder(Ticket)(data)
+    except TypeError:
+        text = traceback.format_exc()
+    else:
+        pytest.fail("a number is not an instant")
+    assert 'File "<helpkit codec: decode helpkit.tickets.Ticket>", line ' in text
+    failed = text.split("<helpkit codec: decode helpkit.tickets.Ticket>", 1)[1].splitlines()[1]
+    assert failed.strip().startswith("v") and "= _fromiso(v" in failed
+    source = getattr(decoder(Ticket), "__source__", "")
+    filename = decoder(Ticket).__code__.co_filename
+    assert "".join(linecache.getlines(filename)) == source
+
+
+def _local_class(with_number: bool) -> type:
+    if with_number:
+
+        @attrs.frozen
+        class Same:
+            number: int
+
+        return Same
+
+    @attrs.frozen
+    class Same:  # type: ignore[no-redef]
+        text: str
+
+    return Same
+
+
+def test_generated_file_names_are_unique_per_source() -> None:
+    first, second = _local_class(True), _local_class(False)
+    assert first.__qualname__ == second.__qualname__
+    names = {decoder(first).__code__.co_filename, decoder(second).__code__.co_filename}
+    names |= {encoder(first).__code__.co_filename, encoder(second).__code__.co_filename}
+    assert len(names) == 4
+    for function in (decoder(first), decoder(second), encoder(first), encoder(second)):
+        lines = linecache.getlines(function.__code__.co_filename)
+        assert "".join(lines) == getattr(function, "__source__", None)

@@ -223,6 +223,12 @@ def test_missing_required_field_is_named() -> None:
         event_from_dict(data)
 
 
+@pytest.mark.parametrize("data", [5, None, "ticket_opened", [("type", "assigned")]])
+def test_data_that_is_not_an_object_is_a_schema_error(data: Any) -> None:
+    with pytest.raises(SchemaError, match="expected an object for an event"):
+        event_from_dict(data)
+
+
 @attrs.frozen(kw_only=True)
 class _Escalated(Event):
     """A test-only event whose schema evolved: v1 had ``level``, v2 has ``tier`` and ``note``."""
@@ -312,3 +318,13 @@ def test_events_are_immutable_and_aware() -> None:
     with pytest.raises(attrs.exceptions.FrozenInstanceError):
         opened.seq = 2  # type: ignore[misc]
     assert opened.at.tzinfo is UTC
+
+
+def test_an_upcaster_that_fails_on_bad_data_gives_a_schema_error(
+    escalated: type[_Escalated],
+) -> None:
+    UPCASTERS[("test_escalated", 1)] = _level_to_tier
+    broken = {k: v for k, v in _v1().items() if k != "level"}
+    with pytest.raises(SchemaError, match="cannot read event 'test_escalated'") as caught:
+        event_from_dict(broken)  # the upcaster's KeyError, no longer raw
+    assert isinstance(caught.value.__cause__, KeyError)

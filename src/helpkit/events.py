@@ -31,7 +31,7 @@ from helpkit._checks import (
 )
 from helpkit._codec import decoder, encoder
 from helpkit._time import to_utc
-from helpkit.errors import SchemaError, ValidationError
+from helpkit.errors import HelpkitError, SchemaError, ValidationError
 from helpkit.fields import FieldValue, field_value_map, optional_field_value_map
 from helpkit.priority import Impact, Priority, Urgency
 from helpkit.tickets import Actor, Comment, Link, StatusCategory
@@ -347,30 +347,43 @@ def event_to_dict(event: Event) -> dict[str, Any]:
 
 
 def event_from_dict(data: Mapping[str, Any]) -> Event:
-    """Read an event written by :func:`event_to_dict`, by this or an older helpkit."""
+    """Read an event written by :func:`event_to_dict`, by this or an older helpkit.
+
+    Data that is not such an event raises :class:`~helpkit.errors.SchemaError` (naming the
+    value that failed, the original error chained as its cause).
+    """
+    if data.__class__ is not dict and not isinstance(data, Mapping):  # a dict, mostly: fast
+        raise SchemaError(f"expected an object for an event, found {data!r:.60}")
     body = dict(data)
     type_name = body.pop("type", None)
     version = body.pop("v", 1)
-    cls = EVENT_TYPES.get(str(type_name))
+    cls = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
     if cls is None:
-        raise SchemaError(f"unknown event type {type_name!r}")
+        raise SchemaError(f"unknown event type {type_name!r:.60}")
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
-        raise SchemaError(f"bad schema version {version!r} for event {type_name!r}")
+        raise SchemaError(f"bad schema version {version!r:.60} for event {type_name!r}")
     if version > cls.VERSION:
         raise SchemaError(
             f"event {type_name!r} has schema version {version}, newer than this helpkit "
             f"understands ({cls.VERSION}); upgrade helpkit"
         )
-    while version < cls.VERSION:
-        upcast = UPCASTERS.get((cls.TYPE, version))
-        if upcast is None:
-            raise SchemaError(f"no upcaster for event {type_name!r} version {version}")
-        body = upcast(body)
-        version += 1
     try:
+        while version < cls.VERSION:
+            upcast = UPCASTERS.get((cls.TYPE, version))
+            if upcast is None:
+                raise SchemaError(f"no upcaster for event {type_name!r} version {version}")
+            body = upcast(body)
+            version += 1
         event: Event = decoder(cls)(body)
     except SchemaError:
         raise
-    except (TypeError, ValueError, KeyError, AttributeError) as exc:
+    except (
+        HelpkitError,
+        TypeError,
+        ValueError,
+        LookupError,
+        AttributeError,
+        ArithmeticError,
+    ) as exc:
         raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc
     return event

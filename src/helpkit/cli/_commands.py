@@ -6,22 +6,19 @@ import argparse
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import attrs
-
+from helpkit import serialize
 from helpkit.cli._config import _CONFIG_TEMPLATE, CONFIG_FILE
 from helpkit.cli._demo import _demo, _SimClock
 from helpkit.cli._output import (
     _author_names,
     _describe_comment,
     _emit_json,
-    _plain,
     _print_sla,
     _print_tickets,
     _ticket_row,
 )
 from helpkit.desk import UNSET, Helpdesk
 from helpkit.errors import HelpkitError, ValidationError
-from helpkit.events import event_to_dict
 from helpkit.people import Organization
 from helpkit.plugins import list_plugins
 from helpkit.queries import SortOrder, TicketQuery
@@ -103,7 +100,7 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
     )
     page = desk.tickets(query)
     if args.json:
-        _emit_json([_plain(t) for t in page])
+        _emit_json([serialize.to_data(t) for t in page])
     else:
         _print_tickets(page.items, None)
         print("\nTry: helpkit list --assignee ana   |   helpkit show 1   |   helpkit contacts")
@@ -130,7 +127,9 @@ def cmd_list(desk: Helpdesk, args: argparse.Namespace) -> int:
     args.requester = _resolve_requesters(desk, args.requester)
     page = desk.tickets(_ticket_query(args, desk.now()))
     if args.json:
-        _emit_json({"tickets": [_plain(t) for t in page], "next_cursor": page.next_cursor})
+        _emit_json(
+            {"tickets": [serialize.to_data(t) for t in page], "next_cursor": page.next_cursor}
+        )
     else:
         _print_tickets(page.items, page.next_cursor)
     return 0
@@ -143,9 +142,9 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json(
             {
-                "ticket": _plain(ticket),
-                "conversation": [_plain(c) for c in conversation],
-                "history": [event_to_dict(e) for e in history],
+                "ticket": serialize.to_data(ticket),
+                "conversation": [serialize.to_data(c) for c in conversation],
+                "history": [serialize.to_data(e) for e in history],
             }
         )
         return 0
@@ -181,7 +180,7 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
 
 def _report(ticket: Ticket, args: argparse.Namespace, verb: str) -> int:
     if getattr(args, "json", False):
-        _emit_json(_plain(ticket))
+        _emit_json(serialize.to_data(ticket))
     else:
         print(
             f"{ticket.reference} {verb}: {ticket.status}, {ticket.priority.name}, {ticket.subject}"
@@ -252,9 +251,7 @@ def cmd_sweep(desk: Helpdesk, args: argparse.Namespace) -> int:
             raise UsageError("--now needs a UTC offset, e.g. 2026-11-23T09:00:00+00:00")
     report = desk.sweep(now)
     if args.json:
-        data = attrs.asdict(report)
-        data["now"] = report.now.isoformat()
-        _emit_json(data)
+        _emit_json(serialize.to_data(report))
     else:
         print(
             f"swept at {report.now:%Y-%m-%d %H:%M:%S} UTC: {report.examined} due, "
@@ -292,7 +289,7 @@ def cmd_contacts(desk: Helpdesk, args: argparse.Namespace) -> int:
     else:
         found = desk.find_contacts(args.search or "", limit=args.limit)
     if args.json:
-        _emit_json([_plain(c) for c in found])
+        _emit_json([serialize.to_data(c) for c in found])
         return 0
     for contact in found:
         org = desk.organization(contact.organization_id).name if contact.organization_id else "-"
@@ -317,7 +314,7 @@ def cmd_orgs(desk: Helpdesk, args: argparse.Namespace) -> int:
     else:
         found = desk.find_organizations(args.search or "", limit=args.limit)
     if args.json:
-        _emit_json([_plain(o) for o in found])
+        _emit_json([serialize.to_data(o) for o in found])
         return 0
     for org in found:
         print(f"{org.id:34}  {org.name:24}  {', '.join(org.domains) or '-'}")
@@ -330,7 +327,7 @@ def cmd_orgs(desk: Helpdesk, args: argparse.Namespace) -> int:
 def cmd_plugins(args: argparse.Namespace) -> int:
     infos = list_plugins()
     if args.json:
-        _emit_json([attrs.asdict(info) for info in infos])
+        _emit_json([serialize.to_data(info) for info in infos])
         return 0
     for info in infos:
         print(

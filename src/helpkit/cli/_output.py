@@ -1,4 +1,7 @@
-"""What the command line prints: ticket tables, SLA lines, conversations, JSON, progress."""
+"""What the command line prints: ticket tables, SLA lines, conversations, JSON, progress.
+
+JSON output is the :mod:`helpkit.serialize` form of each value, printed indented.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +11,6 @@ from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any, TextIO
 
-import attrs
-
-from helpkit._codec import encoder
 from helpkit.desk import Helpdesk
 from helpkit.errors import NotFoundError
 from helpkit.sla import Metric
@@ -39,19 +39,9 @@ class _Progress:
             self.stream.flush()
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, Ticket):
-        data = encoder(Ticket)(value)
-        data["reference"] = value.reference
-        data["priority"] = value.priority.name
-        return data
-    if attrs.has(type(value)):
-        return encoder(type(value))(value)
-    return value
-
-
 def _emit_json(value: Any) -> None:
-    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+    """Print plain data (built with :func:`helpkit.serialize.to_data`) as indented JSON."""
+    print(json.dumps(value, indent=2, ensure_ascii=False))
 
 
 def _due(t: Ticket) -> str:

@@ -1,0 +1,181 @@
+"""The JSON text stores keep, pinned: tickets, every event type and people.
+
+``stored_form.jsonl`` was written by helpkit before the codec was reorganised (one compiled
+codec, ``helpkit.serialize``). Stores must keep writing exactly this text, and read it back,
+so files written by earlier versions stay readable and unchanged.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import attrs
+
+from helpkit import lifecycle
+from helpkit._codec import decoder, encoder
+from helpkit.events import (
+    Escalated,
+    Event,
+    SlaBreached,
+    SlaRescheduled,
+    SlaWarned,
+    event_from_dict,
+    event_to_dict,
+)
+from helpkit.people import Agent, Contact, Group, Organization
+from helpkit.priority import ITIL_MATRIX, Impact, Urgency
+from helpkit.stores.sqlite.encoding import _dumps
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, LinkKind, Ticket
+from test_events import every_event_type
+
+GOLDEN = Path(__file__).with_name("stored_form.jsonl")
+NOW = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
+PARIS = ZoneInfo("Europe/Paris")
+ANA = Actor.agent("ana")
+
+
+def _ticket() -> Ticket:
+    """A ticket with every kind of field set: tags, followers, custom fields, links, SLA."""
+    opened = lifecycle.open_ticket(
+        ticket_id="t-0001",
+        number=42,
+        at=NOW,
+        actor=Actor.contact("c-1"),
+        subject="The VPN drops — «again»",
+        requester_id="c-1",
+        organization_id="o-1",
+        impact=Impact.HIGH,
+        urgency=Urgency.MEDIUM,
+        matrix=ITIL_MATRIX,
+        workflow=DEFAULT_WORKFLOW,
+        channel="email",
+        tags=["vpn", "network", "Été"],
+        followers=[Actor.contact("c-2"), ANA],
+        custom_fields={"os": ("linux", "mac"), "seats": 12, "due": date(2026, 4, 1), "cost": 1.5},
+    )
+    other = attrs.evolve(opened.ticket, id="t-0002", number=43)
+    linked, _ = lifecycle.link(opened.ticket, other, LinkKind.RELATED, at=NOW, actor=ANA)
+    return attrs.evolve(
+        linked.ticket,
+        sla_policy="gold",
+        next_deadline=(NOW + timedelta(hours=4)).astimezone(PARIS),
+        next_check=NOW + timedelta(hours=3),
+    )
+
+
+def _sla_events() -> list[Event]:
+    sweep = Actor.system("sweep")
+    return [
+        SlaWarned(
+            ticket_id="t-1",
+            at=NOW,
+            actor=sweep,
+            seq=20,
+            policy="gold",
+            metric="resolution",
+            cycle=0,
+            threshold=0.75,
+            crossed_at=NOW,
+            due=NOW + timedelta(hours=1),
+        ),
+        SlaBreached(
+            ticket_id="t-1",
+            at=NOW,
+            actor=sweep,
+            seq=21,
+            policy="gold",
+            metric="first_response",
+            cycle=2,
+            due=NOW,
+        ),
+        Escalated(
+            ticket_id="t-1",
+            at=NOW,
+            actor=sweep,
+            seq=22,
+            kind="hierarchical",
+            group_id="l2",
+            previous_group_id="l1",
+            tier=2,
+            previous_tier=1,
+            rule="resolution-75",
+        ),
+        SlaRescheduled(
+            ticket_id="t-1", at=NOW, actor=sweep, seq=23, policy=None, previous_policy="gold"
+        ),
+    ]
+
+
+def _people() -> list[object]:
+    return [
+        Contact(
+            id="c-1",
+            name="José Ñúñez",
+            emails=["Jose@Example.com", "j@ex.org"],
+            phone="+33 1",
+            language="fr",
+            timezone="Europe/Paris",
+            organization_id="o-1",
+            vip=True,
+            segment="gold",
+            created_at=NOW,
+            updated_at=NOW.astimezone(PARIS),
+            version=2,
+        ),
+        Organization(
+            id="o-1",
+            name="Example",
+            domains=["example.com"],
+            segment="gold",
+            region="EU",
+            created_at=NOW,
+            updated_at=NOW,
+        ),
+        Agent(
+            id="ana", name="Ana", email="ana@example.com", group_ids=["l1", "l2"], languages=["fr"]
+        ),
+        Group(id="l2", name="Second line", tier=2, description="Specialists"),
+        Comment(
+            id="m-1",
+            author=ANA,
+            body="Line one\nline two\x01",
+            public=False,
+            channel="web",
+            created_at=NOW,
+            external_id="<a@b>",
+            in_reply_to="<c@d>",
+            ticket_id="t-0001",
+        ),
+    ]
+
+
+def _texts() -> list[str]:
+    texts = [_dumps(encoder(Ticket)(_ticket()))]
+    texts += [_dumps(event_to_dict(e)) for e in every_event_type() + _sla_events()]
+    texts += [_dumps(encoder(type(v))(v)) for v in _people()]
+    return texts
+
+
+def _golden() -> list[str]:
+    return GOLDEN.read_text(encoding="ascii").splitlines()
+
+
+def test_stores_write_the_same_text_as_before() -> None:
+    assert _texts() == _golden()
+
+
+def test_text_written_before_reads_back_to_the_same_values() -> None:
+    golden = _golden()
+    events = every_event_type() + _sla_events()
+    people = _people()
+    assert decoder(Ticket)(json.loads(golden[0])) == _ticket()
+    assert [event_from_dict(json.loads(t)) for t in golden[1 : 1 + len(events)]] == events
+    rest = golden[1 + len(events) :]
+    assert [decoder(type(v))(json.loads(t)) for v, t in zip(people, rest, strict=True)] == people
+
+
+if __name__ == "__main__":  # regenerate (only when the stored form changes on purpose)
+    GOLDEN.write_text("\n".join(_texts()) + "\n", encoding="ascii")
