@@ -265,7 +265,11 @@ def test_outcome_does_not_depend_on_how_often_the_sweep_ran(
             for e in desk.history(ticket)
             if isinstance(e, (SlaWarned, SlaBreached))
         )
-        outcomes.append((fired, final.priority, final.group_id, final.next_check))
+        per_tier = desk.tier_times(ticket, now=end)
+        escalated = [(e.at, e.group_id) for e in desk.history(ticket) if isinstance(e, Escalated)]
+        outcomes.append(
+            (fired, final.priority, final.group_id, final.next_check, per_tier, escalated)
+        )
         assert desk.sweep(end).examined == 0  # sweeping again changes nothing
     assert outcomes[0] == outcomes[1]
 
@@ -274,3 +278,14 @@ def test_rule_thresholds_must_be_warned_at() -> None:
     rules = EscalationRules.from_list([{"at": 0.5, "actions": ["notify_group"]}])
     with pytest.raises(ConfigError, match=r"0\.5"):
         DeskConfig(sla=SlaPolicySet((POLICY,)), escalation=rules)
+
+
+def test_a_desk_without_sla_policies_says_so_once(caplog: pytest.LogCaptureFixture) -> None:
+    desk = Helpdesk(entry_points=False)
+    desk.add_agent("ann", "Ann")
+    ticket = desk.open_ticket(Actor.agent("ann"), requester="bob@acme.example", subject="x")
+    with caplog.at_level("WARNING", logger="helpkit"):
+        assert desk.sla(ticket) is None
+        assert desk.sla(ticket) is None
+    said = [r for r in caplog.records if "no SLA policies" in r.getMessage()]
+    assert len(said) == 1 and said[0].name == "helpkit"

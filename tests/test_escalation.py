@@ -200,3 +200,12 @@ def test_tier_times_never_exceed_business_time(hours: int) -> None:
     now = MON + timedelta(hours=hours)
     total = sum(tier_times([_opened("desk")], LADDER, OFFICE, now).values(), timedelta(0))
     assert total == OFFICE.elapsed(MON, now)
+
+
+def test_a_rule_on_an_unknown_metric_is_a_config_error() -> None:
+    with pytest.raises(ConfigError, match="unknown SLA metric 'resolutoin'"):
+        EscalationRules.from_list([{"metric": "resolutoin", "at": 1.0, "actions": ["escalate"]}])
+    [rule] = EscalationRules.from_list(
+        [{"metric": "first_response", "at": 1.0, "actions": ["escalate"]}]
+    ).rules
+    assert rule.metric == "first_response"

@@ -783,3 +783,18 @@ def test_a_clock_never_counts_while_paused(
         assert a.elapsed == b.elapsed
         assert a.due == b.due
         assert a.warnings == b.warnings
+
+
+def test_a_calendar_without_open_time_is_never_due() -> None:
+    closed = BusinessCalendar("UTC", {})
+    policy = SlaPolicy("closed", closed, {Priority.P3: Targets(resolution=timedelta(hours=8))})
+    story = Story(at(0, 9))
+    status = compute_sla(story.events, policy, at(3, 9))
+    resolution = status.current("resolution")
+    assert resolution is not None
+    assert (resolution.state, resolution.due, resolution.breached_at) == ("never_due", None, None)
+    assert resolution.elapsed == timedelta(0) and resolution.running
+    assert status.next_deadline is None and status.next_check() is None
+    story.status("pending", at(3, 10))
+    paused = compute_sla(story.events, policy, at(3, 11)).current("resolution")
+    assert paused is not None and paused.state == "paused"

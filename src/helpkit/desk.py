@@ -12,6 +12,7 @@ facade knows it.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -45,6 +46,8 @@ __all__ = ["UNSET", "Helpdesk", "TicketRef"]
 
 TicketRef = Ticket | str | int
 """A ticket given as the object, its id, or its number (``1042`` or ``"#1042"``)."""
+
+log = logging.getLogger("helpkit")
 
 _MAX_MERGE_CHAIN: Final = 1000
 _QUERY_FIELDS: Final = frozenset(f.alias or f.name for f in attrs.fields(TicketQuery))
@@ -99,6 +102,7 @@ class Helpdesk:
         self.plugins = PluginHost(plugins, entry_points=entry_points, blocked=blocked_plugins)
         self._new_id = id_factory or new_id
         self._strict = strict_versions
+        self._said_no_sla = False
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
             kind = str(options.get("type", name))
@@ -689,9 +693,19 @@ class Helpdesk:
     # ------------------------------------------------------------------ SLA and escalation
 
     def sla(self, ref: TicketRef, *, now: datetime | None = None) -> SlaStatus | None:
-        """Every SLA clock of the ticket as of ``now`` (default: the clock), or ``None``."""
+        """Every SLA clock of the ticket as of ``now`` (default: the clock), or ``None``.
+
+        ``None`` when no policy applies to the ticket; on a desk with no SLA policies at all,
+        the first call also logs a warning on the ``helpkit`` logger saying so.
+        """
         ticket = self.ticket(ref)
         at = self.now() if now is None else to_utc(now, "now")
+        if self.config.sla is None and not self._said_no_sla:
+            self._said_no_sla = True  # once per desk: a desk may well not measure SLAs
+            log.warning(
+                "this desk has no SLA policies (DeskConfig.sla is None), so desk.sla() returns "
+                "None for every ticket; configure [sla] in helpkit.toml to measure them"
+            )
         policy = self._levels.policy_for(ticket)
         if policy is None:
             return None

@@ -16,6 +16,7 @@ import attrs
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ConfigError, InvalidTransitionError, ValidationError
 from helpkit.events import Assigned, Escalated, Event, MergedInto, StatusChanged, TicketOpened
+from helpkit.sla.policies import Metric
 from helpkit.tickets import StatusCategory
 
 __all__ = [
@@ -231,6 +232,18 @@ def _fraction(value: float | str) -> float:
     return float(value)
 
 
+def _rule_metric(value: object) -> str | None:
+    if value is None:
+        return None
+    try:
+        return Metric(value).value
+    except ValueError:
+        known = ", ".join(m.value for m in Metric)
+        raise ValidationError(
+            f"unknown SLA metric {value!r:.40} (known: {known}); a rule on it would never fire"
+        ) from None
+
+
 @attrs.frozen(kw_only=True)
 class EscalationRule:
     """When ``metric`` (any metric if ``None``) crosses ``at`` (1.0 = breach), do ``actions``."""
@@ -238,7 +251,8 @@ class EscalationRule:
     name: str
     at: float = attrs.field(converter=_fraction)
     actions: tuple[Action, ...] = attrs.field(converter=_actions)
-    metric: str | None = None
+    metric: str | None = attrs.field(default=None, converter=_rule_metric)
+    """The SLA metric's name (see :class:`helpkit.sla.Metric`), or ``None`` for any."""
 
     def applies(self, metric: str, fraction: float) -> bool:
         """Whether this rule fires for that metric crossing that threshold."""
@@ -299,7 +313,9 @@ def tier_times(
     """Business time the ticket spent in each tier (its own clock per tier), up to ``now``.
 
     Time counts while the ticket is in a tier's group, in business hours of ``calendar``, and
-    not while its status is in ``pause_categories``, solved or closed.
+    not while its status is in ``pause_categories``, solved or closed. Events are taken in the
+    order of their instants (a rule's escalation is dated at the crossing it follows). Tiers
+    in which no business time was counted are left out.
     """
     totals: dict[int, timedelta] = {}
     group: str | None = None
@@ -312,11 +328,13 @@ def tier_times(
         tier = ladder.tier_of(group)
         counted = category not in pause_categories and category.is_active
         if tier is not None and counted and until > since:
-            totals[tier.level] = totals.get(tier.level, timedelta(0)) + calendar.elapsed(
-                since, until
-            )
+            spent = calendar.elapsed(since, until)
+            if spent:  # a tier with no business time in it is left out
+                totals[tier.level] = totals.get(tier.level, timedelta(0)) + spent
 
-    for event in events:
+    # In the order things happened: an escalation the sweep recorded later is dated at the
+    # instant its threshold was crossed (ties keep the sequence order).
+    for event in sorted(events, key=lambda e: e.at):
         if event.at > now:
             break
         if isinstance(event, TicketOpened):

@@ -195,7 +195,12 @@ class Sweeper:
         now: datetime,
         counts: dict[str, int],
     ) -> list[Outcome]:
-        """Record one crossed check, then carry out the rules bound to it."""
+        """Record one crossed check, then carry out the rules bound to it.
+
+        The check is recorded now (with the instant it was crossed); the rules' actions are
+        dated at that instant, so the time a ticket spends in each tier does not depend on how
+        often the sweep runs.
+        """
         check = due.check
         step: list[Outcome] = []
         if check.fraction >= BREACH:
@@ -249,7 +254,7 @@ class Sweeper:
                 step.append(
                     lifecycle.escalate(
                         state,
-                        at=now,
+                        at=check.at,
                         actor=SWEEP_ACTOR,
                         kind=EscalationKind.HIERARCHICAL.value,
                         group_id=group,
@@ -266,7 +271,7 @@ class Sweeper:
                     continue
                 step.append(
                     lifecycle.override_priority(
-                        state, raised, at=now, actor=SWEEP_ACTOR, reason=reason
+                        state, raised, at=check.at, actor=SWEEP_ACTOR, reason=reason
                     )
                 )
                 counts["priority_raises"] += 1

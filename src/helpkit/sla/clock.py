@@ -51,7 +51,7 @@ __all__ = [
 BREACH: Final = 1.0
 """The ``fraction`` of a check that stands for the breach itself (100 % of the target)."""
 
-ClockState = Literal["running", "paused", "achieved", "breached", "stopped"]
+ClockState = Literal["running", "paused", "never_due", "achieved", "breached", "stopped"]
 
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
 _ZERO: Final = timedelta(0)
@@ -121,14 +121,18 @@ class MetricClock:
     @property
     def state(self) -> ClockState:
         """``achieved`` or ``stopped`` once ended (see ``breached_at`` for a late one);
-        otherwise ``breached`` if the target was reached, else ``running`` or ``paused``."""
+        otherwise ``breached`` if the target was reached, else ``running`` or ``paused``;
+        ``never_due`` when it runs but the calendar has no open time left to reach its target
+        (a calendar without any open time, say), so it has no due date and never breaches."""
         if self.achieved_at is not None:
             return "achieved"
         if self.stopped_at is not None:
             return "stopped"
         if self.breached_at is not None:
             return "breached"
-        return "running" if self.running else "paused"
+        if self.running:
+            return "running" if self.due is not None else "never_due"
+        return "paused"
 
     def checks(self) -> tuple[SlaCheck, ...]:
         """The warnings and the breach crossed (or to be crossed) before the cycle ends."""
