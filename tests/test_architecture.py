@@ -57,6 +57,7 @@ DOMAIN = {
     "helpkit.fields",
     "helpkit.tickets",
     "helpkit.events",
+    "helpkit.fold",
     "helpkit.lifecycle",
     "helpkit.queries",
     "helpkit.sla",

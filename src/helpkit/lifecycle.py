@@ -1,4 +1,8 @@
-"""Ticket lifecycle: pure decisions (command -> events) and the fold (events -> state).
+"""Ticket lifecycle: pure decisions (command -> events); the fold (events -> state) is
+:mod:`helpkit.fold`, re-exported here.
+
+(Just over 600 lines: one short pure decision per ticket command, kept together so that the
+rules of the lifecycle read in one place.)
 
 Nothing here reads a clock, a store or a plugin: the time of a change (``at``), the ids and
 the ticket number are passed in by the application layer. Every decision validates first and
@@ -13,7 +17,6 @@ from typing import Any
 
 import attrs
 
-from helpkit._records import replace
 from helpkit.errors import (
     InvalidTransitionError,
     MergeError,
@@ -41,6 +44,7 @@ from helpkit.events import (
     Unlinked,
 )
 from helpkit.fields import FieldValue
+from helpkit.fold import apply, conversation, replay
 from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
 from helpkit.tickets import (
     Actor,
@@ -93,123 +97,6 @@ class Outcome:
     def changed(self) -> bool:
         """False when the command was a no-op (nothing to write)."""
         return bool(self.events)
-
-
-# ---------------------------------------------------------------- the fold
-
-
-def apply(state: Ticket | None, event: Event) -> Ticket:
-    """The ticket after ``event``; ``state`` is ``None`` only for the opening event."""
-    if isinstance(event, TicketOpened):
-        if state is not None:
-            raise ValidationError(f"ticket {event.ticket_id} is already open")
-        if event.seq != 1:
-            raise ValidationError("a ticket's first event must have seq 1")
-        return Ticket(
-            id=event.ticket_id,
-            number=event.number,
-            subject=event.subject,
-            requester_id=event.requester_id,
-            organization_id=event.organization_id,
-            status=event.status,
-            category=event.category,
-            impact=event.impact,
-            urgency=event.urgency,
-            priority=event.priority,
-            channel=event.channel,
-            created_at=event.at,
-            updated_at=event.at,
-            seq=1,
-            assignee_id=event.assignee_id,
-            group_id=event.group_id,
-            tags=event.tags,
-            followers=event.followers,
-            custom_fields=event.custom_fields,
-        )
-    if state is None:
-        raise ValidationError(f"event {event.TYPE} needs an opened ticket")
-    if event.ticket_id != state.id:
-        raise ValidationError(f"event for ticket {event.ticket_id} applied to {state.id}")
-    if event.seq != state.seq + 1:
-        raise ValidationError(
-            f"event seq {event.seq} does not follow ticket {state.id} seq {state.seq}"
-        )
-    common: dict[str, Any] = {"seq": event.seq, "updated_at": max(state.updated_at, event.at)}
-    if isinstance(event, CommentAdded):
-        if event.comment.public:
-            common["public_comments"] = state.public_comments + 1
-        else:
-            common["internal_notes"] = state.internal_notes + 1
-    elif isinstance(event, StatusChanged):
-        common["status"] = event.status
-        common["category"] = event.category
-        if event.category is StatusCategory.SOLVED:
-            common["solved_at"] = event.at
-        elif event.category is StatusCategory.CLOSED:
-            common["closed_at"] = event.at
-        else:
-            common["solved_at"] = None
-    elif isinstance(event, Assigned):
-        common["assignee_id"] = event.assignee_id
-        common["group_id"] = event.group_id
-    elif isinstance(event, PriorityChanged):
-        common.update(impact=event.impact, urgency=event.urgency, priority=event.priority)
-    elif isinstance(event, SubjectChanged):
-        common["subject"] = event.subject
-    elif isinstance(event, TagsChanged):
-        common["tags"] = (state.tags - event.removed) | event.added
-    elif isinstance(event, FollowersChanged):
-        common["followers"] = (state.followers - event.removed) | event.added
-    elif isinstance(event, CustomFieldsChanged):
-        fields = dict(state.custom_fields)
-        for name, value in event.values.items():
-            if value is None:
-                fields.pop(name, None)
-            else:
-                fields[name] = value
-        common["custom_fields"] = fields
-    elif isinstance(event, Linked):
-        common["links"] = state.links | {event.link}
-    elif isinstance(event, Unlinked):
-        common["links"] = state.links - {event.link}
-    elif isinstance(event, MergedInto):
-        common.update(
-            merged_into=event.target_id,
-            status=event.status,
-            category=StatusCategory.CLOSED,
-            closed_at=event.at,
-        )
-    elif isinstance(event, Escalated):
-        common["group_id"] = event.group_id
-        common["assignee_id"] = event.assignee_id
-    elif isinstance(event, MergeReceived):
-        common["followers"] = state.followers | event.followers
-        common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
-        common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
-    # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
-    return replace(state, **common)
-
-
-def replay(events: Iterable[Event]) -> Ticket:
-    """The state of a ticket as the fold of all its events, in order."""
-    state: Ticket | None = None
-    for event in events:
-        state = apply(state, event)
-    if state is None:
-        raise ValidationError("a ticket needs at least its opening event")
-    return state
-
-
-def conversation(events: Iterable[Event]) -> tuple[Comment, ...]:
-    """The comments of a ticket (including those merged in), oldest first."""
-    comments: list[Comment] = []
-    for event in events:
-        if isinstance(event, CommentAdded):
-            comments.append(event.comment)
-        elif isinstance(event, MergeReceived):
-            comments.extend(event.comments)
-    comments.sort(key=lambda c: c.created_at)  # stable: ties keep event order
-    return tuple(comments)
 
 
 # ---------------------------------------------------------------- decisions

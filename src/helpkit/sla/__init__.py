@@ -57,19 +57,7 @@ datetime returned is in UTC.
 
 from __future__ import annotations
 
-from helpkit.sla.clock import (
-    BREACH,
-    ClockState,
-    DueCheck,
-    MetricClock,
-    SlaCheck,
-    SlaFold,
-    SlaSchedule,
-    SlaStatus,
-    Threshold,
-    compute_sla,
-    fired_checks,
-)
+from helpkit.sla.clock import SlaFold, compute_sla
 from helpkit.sla.policies import (
     DEFAULT_PAUSE_CATEGORIES,
     Metric,
@@ -79,6 +67,17 @@ from helpkit.sla.policies import (
     SlaPolicySet,
     Targets,
     parse_duration,
+)
+from helpkit.sla.status import (
+    BREACH,
+    ClockState,
+    DueCheck,
+    MetricClock,
+    SlaCheck,
+    SlaSchedule,
+    SlaStatus,
+    Threshold,
+    fired_checks,
 )
 
 __all__ = [
