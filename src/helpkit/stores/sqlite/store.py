@@ -166,6 +166,8 @@ class SqliteStore:
                 f"the SQLite store needs a file path, not {path!r} (use memory:// for a "
                 "store that lives in memory)"
             )
+        if "\0" in self.path:
+            raise ValidationError(f"a file path cannot hold a NUL character: {path!r}")
         self.timeout = float(timeout)
         self.synchronous: Synchronous = "FULL" if mode == "FULL" else "NORMAL"
         self._lock = threading.Lock()
@@ -175,7 +177,7 @@ class SqliteStore:
         self.cache_size = cache
         self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
-        needs_schema = _inspect(self.path)
+        needs_schema = _inspect(self.path, self.timeout)
         conn = self._connect()
         try:
             # WAL is a property of the file and switching writes to it, so only now, after
