@@ -7,15 +7,20 @@ schema version is ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`), upgraded by 
 Before a file is opened for writing, ``_inspect`` finds out what it is, writing nothing and
 creating nothing beside it: a path that is not a regular file (a FIFO, a directory, a device, a
 socket), a file that is not SQLite, not helpkit's, damaged, or written by a newer helpkit, is
-refused untouched (``_check_identity``). The comments above ``_inspect`` give the reasons.
+refused untouched (``_check_identity``). A file left with an unfinished transaction by a process
+killed mid-write (a hot rollback journal, a WAL without its index) is checked on a private copy
+that SQLite recovers, and only a file that proves to be new, empty or helpkit's is then
+recovered for real. The comments above ``_inspect`` give the reasons.
 """
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import sqlite3
 import stat
+import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
@@ -245,11 +250,44 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 #     (``mode=ro``), which then creates nothing and takes part in SQLite's locking with the
 #     processes that may have the file open. (Like every reader of a WAL database, it may
 #     write the ``-shm``, the shared-memory index; never the file, its journal or its WAL.)
-#   * A file with a journal or WAL content to recover is read through ``mode=ro`` as well.
+#   * Anything SQLite must recover before it can be read: on a private copy, below.
+#
+# Recovery. A process killed in the middle of a write leaves its transaction behind: a "hot"
+# rollback journal, or a ``-wal`` whose ``-shm`` index is gone. helpkit's own creation leaves a
+# hot journal when it is killed while it switches a new file to WAL: the file then holds a
+# first page, and the journal says that the file was empty before. SQLite recovers such a file
+# when a connection that may write first reads it: it writes the journal's original pages back
+# (the transaction never committed, so this gives the file as it was before it began), or
+# rebuilds the index of the WAL. A read-only connection cannot, and fails
+# (SQLITE_READONLY_ROLLBACK, "attempt to write a readonly database"): such a file used to be
+# refused as "may be corrupt", at every open.
+#
+# Recovery writes to the file: allowed for a file that is ours, not for another application's
+# file, which is refused untouched, journal included (its own application recovers it). And
+# which one it is can only be told after recovery: the header on disk may be the unfinished
+# transaction's (its original is in the journal), or the committed tables may be in the WAL
+# only; helpkit does not parse journals itself. So it copies the file with its journal and WAL
+# into a private temporary folder, lets SQLite recover the copy, and reads the identity there.
+# Only when the copy is new, empty or helpkit's is the real file opened by a connection that
+# may write, where SQLite recovers it the same way (and the identity is read again there). If
+# the file, its journal or its WAL change while they are copied (another process recovered the
+# file meanwhile), the check starts again. The copy costs one read of the file; a file larger
+# than _RECOVERY_COPY_LIMIT is refused, with the way to recover it by hand, instead.
+
+_RECOVERY_COPY_LIMIT: Final = 64 * 1024 * 1024
+"""The largest file (with its journal or WAL) that is copied to be checked before recovery."""
 
 _ATTEMPTS: Final = 3
 _SIDECARS: Final = ("-journal", "-wal", "-shm")
 _OPEN_HEADER: Final[int] = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+# What a read-only connection cannot read until a connection that may write has recovered it.
+_NEEDS_RECOVERY: Final = frozenset(
+    {
+        sqlite3.SQLITE_READONLY_ROLLBACK,
+        sqlite3.SQLITE_READONLY_RECOVERY,
+        sqlite3.SQLITE_READONLY_CANTINIT,
+    }
+)
 _KINDS: Final = (
     (stat.S_ISDIR, "a directory"),
     (stat.S_ISFIFO, "a FIFO (named pipe)"),
@@ -274,7 +312,8 @@ def _inspect(path: str, timeout: float = 5.0) -> bool:
 
     Raises SchemaError for a file that is not SQLite, not helpkit's, damaged or newer than
     this code; StoreError for a path that is not a regular file, or a file that stays locked.
-    Writes nothing and creates nothing beside the file.
+    Writes nothing and creates nothing beside the file (a file that needs recovery is checked
+    on a private copy).
     """
     for _attempt in range(_ATTEMPTS):
         try:
@@ -296,6 +335,11 @@ def _inspect_once(path: str, timeout: float) -> bool:
         needs_schema = True  # an empty file: a new database
     elif len(header) == 100 and header.startswith(_SQLITE_HEADER):
         needs_schema = _check_identity(path, *_identity(path, header, beside, timeout))
+    elif header == bytes(100) and _size(beside, "-journal"):
+        # A first page never written, and a journal: the first transaction on an empty file,
+        # killed after SQLite wrote some of its pages but not yet the first. (A journal beside
+        # anything else is not recovered: a text file must not be truncated to an empty one.)
+        needs_schema = _check_identity(path, *_identity_after_recovery(path, timeout))
     else:
         raise SchemaError(
             f"{path} is not an SQLite database, so not a helpkit database; "
@@ -312,8 +356,9 @@ def _identity(
         uri = Path(path).resolve().as_uri()
     except (OSError, RuntimeError, ValueError) as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
-    pending = _size(beside, "-journal") or _size(beside, "-wal")
-    if 2 in header[18:20] and not ("-wal" in beside and "-shm" in beside) and not pending:
+    if 2 in header[18:20] and not ("-wal" in beside and "-shm" in beside):
+        if _size(beside, "-journal") or _size(beside, "-wal"):
+            return _identity_after_recovery(path, timeout)
         try:
             identity = _read_identity(f"{uri}?mode=ro&immutable=1", timeout)
         except sqlite3.Error as exc:
@@ -324,7 +369,43 @@ def _identity(
     try:
         return _read_identity(f"{uri}?mode=ro", timeout)
     except sqlite3.Error as exc:
+        if _error_code(exc) in _NEEDS_RECOVERY:
+            return _identity_after_recovery(path, timeout)
         raise _unreadable(path, exc) from exc
+
+
+def _identity_after_recovery(path: str, timeout: float) -> _Identity:
+    """The identity ``path`` will have once SQLite has recovered it, read on a private copy."""
+    before = _snapshot(path)
+    if "" not in before:
+        raise _ChangedError
+    size = sum(size for _inode, size, _mtime in before.values())
+    if size > _RECOVERY_COPY_LIMIT:
+        left = " and ".join(f"{path}{suffix}" for suffix in before if suffix)
+        raise SchemaError(
+            f"{path} holds a transaction that a process stopped in the middle of writing "
+            f"({left}); helpkit checks such a file on a copy before it lets SQLite recover "
+            f"it, and this one is larger than {_RECOVERY_COPY_LIMIT // 2**20} MiB. If it is a "
+            f"helpkit file, let SQLite recover it (sqlite3 '{path}' 'PRAGMA quick_check') and "
+            "open it again; helpkit left it untouched."
+        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="helpkit-check-") as folder:
+            copy = os.path.join(folder, "check.db")
+            try:
+                for suffix in before:
+                    shutil.copyfile(path + suffix, copy + suffix)
+            except FileNotFoundError as exc:  # recovered meanwhile: the journal is gone
+                raise _ChangedError from exc
+            if _snapshot(path) != before:
+                raise _ChangedError
+            try:
+                # A connection that may write: SQLite recovers the copy before reading it.
+                return _read_identity(Path(copy).as_uri(), timeout)
+            except sqlite3.Error as exc:
+                raise _unreadable(path, exc) from exc
+    except OSError as exc:
+        raise StoreError(f"cannot copy {path} to check it before recovery: {exc}") from exc
 
 
 def _read_identity(uri: str, timeout: float) -> _Identity:
@@ -444,6 +525,20 @@ def _same_beside(path: str, beside: dict[str, os.stat_result]) -> None:
 def _size(beside: dict[str, os.stat_result], suffix: str) -> int:
     status = beside.get(suffix)
     return 0 if status is None else status.st_size
+
+
+def _snapshot(path: str) -> dict[str, tuple[int, int, int]]:
+    """Inode, size and modification time of the file, its journal and its WAL, when present."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for suffix in ("", "-journal", "-wal"):
+        try:
+            status = os.stat(path + suffix)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot check {path}{suffix}: {exc.strerror or exc}") from exc
+        found[suffix] = (status.st_ino, status.st_size, status.st_mtime_ns)
+    return found
 
 
 def _check_identity(path: str, application_id: int, version: int, objects: int) -> bool:

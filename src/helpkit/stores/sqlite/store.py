@@ -58,7 +58,12 @@ from helpkit.stores.sqlite.encoding import (
     _Prepared,
 )
 from helpkit.stores.sqlite.query_sql import _select
-from helpkit.stores.sqlite.schema import _inspect, _migrate
+from helpkit.stores.sqlite.schema import (
+    _check_identity,
+    _identity_of,
+    _inspect,
+    _migrate,
+)
 from helpkit.tickets import Ticket
 
 _MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
@@ -181,11 +186,14 @@ class SqliteStore:
         conn = self._connect()
         try:
             # WAL is a property of the file and switching writes to it, so only now, after
-            # _inspect found the file new, empty or ours.
+            # _inspect found the file new, empty or ours. This first read is also where SQLite
+            # rolls back a hot journal _inspect checked on a copy (schema.py says why).
             mode_row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode_row is None or str(mode_row[0]).lower() != "wal":
                 raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode_row!r})")
-            if needs_schema:
+            # Judged again on this connection, which sees the file as recovered (and whatever
+            # another process did since _inspect); _migrate judges it once more under the lock.
+            if needs_schema or _check_identity(self.path, *_identity_of(conn)):
                 _migrate(conn, self.path)
         except sqlite3.Error as exc:
             self._discard(conn)
