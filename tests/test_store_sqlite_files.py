@@ -3,8 +3,10 @@ creates nothing (docs/sqlite-store.md, "What helpkit refuses, and what it recove
 
 - A transaction left unfinished by a killed process (a hot rollback journal, a WAL without its
   index) is recovered when the file is new, empty or helpkit's, and left untouched otherwise.
-- A path that is a FIFO, a directory, a socket or a device (or that has one as its -journal,
-  -wal or -shm) is refused at once, and nothing is created beside any refused file.
+- A helpkit file this process may not write, or in a folder it may not write, is refused with
+  a message that says so (not "may be corrupt").
+- A path that is a FIFO, a directory, a socket or a device is refused at once, and nothing is
+  created beside any refused file.
 
 The SIGKILL loop over the creation of new files is in test_store_sqlite_reliability.py.
 """
@@ -20,6 +22,8 @@ import stat
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -272,6 +276,119 @@ def test_a_foreign_wal_whose_index_is_gone_is_refused_without_creating_one(
     with pytest.raises(SchemaError, match="not a helpkit database"):
         SqliteStore(path)
     assert folder_state(tmp_path) == before
+
+
+# ---------------------------------------------------------------- permissions
+
+
+_OPEN = """
+import sys
+from helpkit.errors import HelpkitError
+from helpkit.stores.sqlite import SqliteStore
+try:
+    SqliteStore(sys.argv[1]).close()
+except HelpkitError as exc:
+    print(f"{type(exc).__name__}: {exc}")
+else:
+    print("opened")
+"""
+
+
+def open_without_write_permission(path: Path) -> str:
+    """Open ``path`` in a process that obeys file permissions; what it printed.
+
+    root may write anywhere, so as root the process runs without the capabilities that let
+    it ignore permissions (util-linux's ``setpriv`` drops them); it stays the owner of the
+    files, whose write bits are off.
+    """
+    prefix: list[str] = []
+    if hasattr(os, "geteuid") and os.geteuid() == 0:
+        setpriv = shutil.which("setpriv")
+        if setpriv is None:
+            pytest.skip("running as root, which ignores permissions, and setpriv is missing")
+        prefix = [
+            setpriv,
+            "--bounding-set=-dac_override,-dac_read_search,-fowner",
+            "--inh-caps=-all",
+            "--",
+        ]
+    done = subprocess.run(
+        [*prefix, sys.executable, "-c", _OPEN, str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    if prefix and done.returncode != 0 and "setpriv" in done.stderr:
+        pytest.skip(f"running as root and setpriv cannot drop capabilities: {done.stderr}")
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip()
+
+
+@contextmanager
+def read_only(path: Path) -> Iterator[None]:
+    mode = path.stat().st_mode
+    path.chmod(mode & ~(stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH))
+    try:
+        yield
+    finally:
+        path.chmod(mode)
+
+
+@needs_posix
+def test_a_helpkit_file_in_a_read_only_folder_is_refused_saying_so(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = folder / "desk.db"
+    SqliteStore(path).close()
+    before = folder_state(folder)
+    with read_only(folder):
+        said = open_without_write_permission(path)
+    assert said.startswith("StoreError"), said
+    assert "in a folder this process may not write" in said
+    assert "write permission on the folder" in said
+    assert "corrupt" not in said
+    assert folder_state(folder) == before
+
+
+@needs_posix
+def test_a_new_file_in_a_read_only_folder_is_refused_saying_so(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    with read_only(folder):
+        said = open_without_write_permission(folder / "desk.db")
+    assert said.startswith("StoreError: cannot create"), said
+    assert "may not write the folder" in said
+    assert os.listdir(folder) == []
+
+
+@needs_posix
+def test_a_read_only_helpkit_file_is_refused_saying_so(tmp_path: Path) -> None:
+    path = tmp_path / "desk.db"
+    SqliteStore(path).close()
+    before = folder_state(tmp_path)
+    with read_only(path):
+        said = open_without_write_permission(path)
+    assert said.startswith("StoreError"), said
+    assert "is read-only for this process" in said
+    assert folder_state(tmp_path) == before
+
+
+@needs_posix
+def test_a_foreign_file_in_a_read_only_folder_is_still_named_foreign(tmp_path: Path) -> None:
+    folder = tmp_path / "shared"
+    folder.mkdir()
+    path = folder / "crm.db"
+    conn = sqlite3.connect(path)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("CREATE TABLE customers (id INTEGER PRIMARY KEY, name TEXT)")
+    conn.close()
+    before = folder_state(folder)
+    with read_only(folder):
+        said = open_without_write_permission(path)
+    assert said.startswith("SchemaError"), said
+    assert "not a helpkit database" in said
+    assert folder_state(folder) == before
 
 
 # ---------------------------------------------------------------- what is not a regular file

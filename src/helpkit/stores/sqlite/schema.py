@@ -1,3 +1,5 @@
+# Over 600 lines: the DDL of every schema version, and the checks that guard a file before
+# anything writes to it (why each is safe is explained next to it).
 """The SQLite store's schema, its versions and migrations, and the checks that guard a file.
 
 A helpkit file is recognized by its ``PRAGMA application_id`` (:data:`APPLICATION_ID`); its
@@ -7,7 +9,8 @@ schema version is ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`), upgraded by 
 Before a file is opened for writing, ``_inspect`` finds out what it is, writing nothing and
 creating nothing beside it: a path that is not a regular file (a FIFO, a directory, a device, a
 socket), a file that is not SQLite, not helpkit's, damaged, or written by a newer helpkit, is
-refused untouched (``_check_identity``). A file left with an unfinished transaction by a process
+refused untouched (``_check_identity``); a file this process may not write, or in a folder it
+may not write, is refused saying so. A file left with an unfinished transaction by a process
 killed mid-write (a hot rollback journal, a WAL without its index) is checked on a private copy
 that SQLite recovers, and only a file that proves to be new, empty or helpkit's is then
 recovered for real. The comments above ``_inspect`` give the reasons.
@@ -273,6 +276,10 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 # the file, its journal or its WAL change while they are copied (another process recovered the
 # file meanwhile), the check starts again. The copy costs one read of the file; a file larger
 # than _RECOVERY_COPY_LIMIT is refused, with the way to recover it by hand, instead.
+#
+# Writing. The checks end by making sure this process may write the file and its folder
+# (SQLite creates ``-journal``, ``-wal`` and ``-shm`` beside it), so that a helpkit file in a
+# read-only folder is reported as such rather than as damaged.
 
 _RECOVERY_COPY_LIMIT: Final = 64 * 1024 * 1024
 """The largest file (with its journal or WAL) that is copied to be checked before recovery."""
@@ -280,6 +287,7 @@ _RECOVERY_COPY_LIMIT: Final = 64 * 1024 * 1024
 _ATTEMPTS: Final = 3
 _SIDECARS: Final = ("-journal", "-wal", "-shm")
 _OPEN_HEADER: Final[int] = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_EFFECTIVE_IDS: Final = os.access in os.supports_effective_ids
 # What a read-only connection cannot read until a connection that may write has recovered it.
 _NEEDS_RECOVERY: Final = frozenset(
     {
@@ -311,9 +319,9 @@ def _inspect(path: str, timeout: float = 5.0) -> bool:
     """Check a file before anything writes to it; True if it needs the schema or an upgrade.
 
     Raises SchemaError for a file that is not SQLite, not helpkit's, damaged or newer than
-    this code; StoreError for a path that is not a regular file, or a file that stays locked.
-    Writes nothing and creates nothing beside the file (a file that needs recovery is checked
-    on a private copy).
+    this code; StoreError for a path that is not a regular file, a file or folder this process
+    may not write, or a file that stays locked. Writes nothing and creates nothing beside the
+    file (a file that needs recovery is checked on a private copy).
     """
     for _attempt in range(_ATTEMPTS):
         try:
@@ -328,6 +336,7 @@ def _inspect(path: str, timeout: float = 5.0) -> bool:
 
 def _inspect_once(path: str, timeout: float) -> bool:
     if _stat(path) is None:
+        _check_folder(path)
         return True  # a new file
     header = _read_header(path)
     beside = _beside(path)
@@ -345,6 +354,7 @@ def _inspect_once(path: str, timeout: float) -> bool:
             f"{path} is not an SQLite database, so not a helpkit database; "
             "helpkit refused it and left it untouched"
         )
+    _check_writable(path, header, beside)
     return needs_schema
 
 
@@ -539,6 +549,53 @@ def _snapshot(path: str) -> dict[str, tuple[int, int, int]]:
             raise StoreError(f"cannot check {path}{suffix}: {exc.strerror or exc}") from exc
         found[suffix] = (status.st_ino, status.st_size, status.st_mtime_ns)
     return found
+
+
+# ---------------------------------------------------------------- may this process write it
+
+
+def _may_write(path: str) -> bool:
+    return os.access(path, os.W_OK, effective_ids=_EFFECTIVE_IDS)
+
+
+def _folder(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path))
+
+
+def _check_folder(path: str) -> None:
+    """A new file: its folder must exist and be writable."""
+    folder = _folder(path)
+    try:
+        is_folder = stat.S_ISDIR(os.stat(folder).st_mode)
+    except OSError:
+        is_folder = False
+    if not is_folder:
+        raise StoreError(f"cannot open {path}: the folder {folder} does not exist")
+    if not _may_write(folder):
+        raise StoreError(
+            f"cannot create {path}: this process may not write the folder {folder}. Give "
+            "this user write permission on it, or choose another path."
+        )
+
+
+def _check_writable(path: str, header: bytes, beside: dict[str, os.stat_result]) -> None:
+    """Refuse, saying what to do, a file this process may read but not open for writing."""
+    if not _may_write(path):
+        raise StoreError(
+            f"{path} is read-only for this process, and helpkit opens its file for reading "
+            "and writing. Give this user write permission on the file (or work on a copy)."
+        )
+    # A file in WAL mode whose -wal and -shm exist and may be written needs nothing created.
+    ready = 2 in header[18:20] and all(
+        suffix in beside and _may_write(path + suffix) for suffix in ("-wal", "-shm")
+    )
+    if not ready and not _may_write(_folder(path)):
+        name = os.path.basename(path)
+        raise StoreError(
+            f"{path} is in a folder this process may not write ({_folder(path)}), and SQLite "
+            f"creates {name}-wal and {name}-shm beside the file to open it. Give this user "
+            "write permission on the folder (or copy the file to a folder it may write)."
+        )
 
 
 def _check_identity(path: str, application_id: int, version: int, objects: int) -> bool:

@@ -60,6 +60,7 @@ from helpkit.stores.sqlite.encoding import (
 from helpkit.stores.sqlite.query_sql import _select
 from helpkit.stores.sqlite.schema import (
     _check_identity,
+    _error_code,
     _identity_of,
     _inspect,
     _migrate,
@@ -74,6 +75,11 @@ _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 # helpdesk with ~150 agents (50 tickets each), so agents polling their queues decode only the
 # tickets that changed. About 2 KiB each.
 _CACHE_SIZE: Final = 8192
+
+# SQLite's primary result codes for "cannot open or write this file".
+_NOT_WRITABLE: Final = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+)
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -287,6 +293,12 @@ class SqliteStore:
             )
         if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
             return SchemaError(f"{self.path} is corrupt ({text}); restore it from a backup")
+        if _error_code(exc) & 0xFF in _NOT_WRITABLE:
+            name = os.path.basename(self.path)
+            return StoreError(
+                f"this process cannot write {self.path} ({text}): check that it may write the "
+                f"file and its folder (SQLite creates {name}-wal and {name}-shm beside it)"
+            )
         return StoreError(f"SQLite error on {self.path}: {text}")
 
     # ------------------------------------------------------------ tickets
