@@ -2,16 +2,21 @@
 
 (a) Processes adding comments to the same tickets with retry on conflict lose nothing.
 (b) A writer killed with SIGKILL mid-stream leaves a sound file holding every acknowledged write.
-Foreign and corrupt files are covered in test_store_sqlite.py.
+(c) A process killed while it creates a new file (the schema, the switch to WAL) leaves a file
+    that the next open recovers and completes, whatever the moment of the kill.
+Foreign and corrupt files are covered in test_store_sqlite.py, hostile files (hot journals,
+permissions, FIFOs) in test_store_sqlite_files.py.
 """
 
 from __future__ import annotations
 
 import os
+import random
 import signal
 import sqlite3
 import subprocess
 import sys
+import time
 from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, datetime, timedelta
 from multiprocessing import get_context
@@ -25,7 +30,7 @@ from helpkit.errors import ConflictError
 from helpkit.ports import TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
-from helpkit.stores.sqlite import SqliteStore
+from helpkit.stores.sqlite import APPLICATION_ID, SCHEMA_VERSION, SqliteStore
 from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, Ticket
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -258,3 +263,68 @@ def test_a_writer_killed_mid_stream_leaves_every_acknowledged_write(tmp_path: Pa
             _check_history(store, ticket.id)
     finally:
         store.close()
+
+
+# ---------------------------------------------------------------- (c) SIGKILL while creating
+
+CREATION_KILLS = 100
+
+
+def creation_killer(folder: str, kills: int) -> None:
+    """SIGKILL ``kills`` processes, each after a random delay, that create a new store again and
+    again (``k<n>.db``: create, close, delete, create...): each kill lands inside a creation.
+
+    The processes are forked from this one, which has imported helpkit but opened nothing: a
+    fork costs a few milliseconds where starting Python costs several hundred.
+    """
+    rng = random.Random()
+    for kill in range(kills):
+        path = os.path.join(folder, f"k{kill:03d}.db")
+        pid = os.fork()
+        if pid == 0:  # the child: create, until killed
+            try:
+                for _ in range(1000):
+                    SqliteStore(path).close()
+                    os.remove(path)
+            finally:
+                os._exit(1)
+        time.sleep(rng.uniform(0.001, 0.03))
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+
+
+@needs_posix
+@pytest.mark.slow
+def test_files_killed_while_being_created_reopen(tmp_path: Path) -> None:
+    here = str(Path(__file__).resolve().parent)
+    code = (
+        f"import sys; sys.path.insert(0, {here!r}); "
+        "from test_store_sqlite_reliability import creation_killer; "
+        f"creation_killer({str(tmp_path)!r}, {CREATION_KILLS})"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=300, env=os.environ.copy())
+    files = sorted(name for name in os.listdir(tmp_path) if name.endswith(".db"))
+    # What each kill left beside the file it was creating.
+    left = {
+        name: [s for s in ("-journal", "-wal", "-shm") if (tmp_path / f"{name}{s}").exists()]
+        for name in files
+    }
+    for name in files:
+        path = tmp_path / name
+        try:
+            SqliteStore(path).close()
+        except Exception as exc:
+            raise AssertionError(f"{name}, killed leaving {left[name]}, did not reopen") from exc
+        conn = sqlite3.connect(path)
+        try:
+            assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)], name
+            assert conn.execute("PRAGMA application_id").fetchone()[0] == APPLICATION_ID, name
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION, name
+            assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal", name
+        finally:
+            conn.close()
+    # Recovered and closed: nothing is left beside any file.
+    assert sorted(os.listdir(tmp_path)) == files
+    # The kills landed inside the creation, not only between two files: some left a journal
+    # or a WAL behind. (How many left a journal varies with the disk's fsync latency.)
+    assert sum(1 for suffixes in left.values() if suffixes) >= CREATION_KILLS // 4, left

@@ -1,20 +1,33 @@
+# Over 600 lines: the DDL of every schema version, and the checks that guard a file before
+# anything writes to it (why each is safe is explained next to it).
 """The SQLite store's schema, its versions and migrations, and the checks that guard a file.
 
 A helpkit file is recognized by its ``PRAGMA application_id`` (:data:`APPLICATION_ID`); its
 schema version is ``PRAGMA user_version`` (:data:`SCHEMA_VERSION`), upgraded by the steps in
-:data:`MIGRATIONS` (the DDL of each version, and the functions that convert stored data). A file
-that is not SQLite, not helpkit's, damaged, or written by a newer helpkit is refused before
-anything is written to it (``_inspect``, ``_check_identity``).
+:data:`MIGRATIONS` (the DDL of each version, and the functions that convert stored data).
+
+Before a file is opened for writing, ``_inspect`` finds out what it is, writing nothing and
+creating nothing beside it: a path that is not a regular file (a FIFO, a directory, a device, a
+socket), a file that is not SQLite, not helpkit's, damaged, or written by a newer helpkit, is
+refused untouched (``_check_identity``); a file this process may not write, or in a folder it
+may not write, is refused saying so. A file left with an unfinished transaction by a process
+killed mid-write (a hot rollback journal, a WAL without its index) is checked on a private copy
+that SQLite recovers, and only a file that proves to be new, empty or helpkit's is then
+recovered for real. The comments above ``_inspect`` give the reasons.
 """
 
 from __future__ import annotations
 
+import os
 import re
+import shutil
 import sqlite3
+import stat
+import tempfile
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, NamedTuple
 
 from helpkit._time import to_utc
 from helpkit.errors import SchemaError, StoreError
@@ -218,46 +231,371 @@ SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 
 # ---------------------------------------------------------------- opening a file
+#
+# Before anything writes to an existing file, helpkit finds out what it is, without writing to
+# the file and without creating anything beside it:
+#
+# - The path must be a regular file: reading the header of a FIFO waits forever for a writer,
+#   and a directory, a device or a socket is no database. ``os.stat`` says what it is; the
+#   header is then read with O_NONBLOCK and checked again on the open descriptor, so a FIFO
+#   put in its place meanwhile cannot block either. ``-journal``, ``-wal`` and ``-shm``
+#   beside it, when present, must be regular files too.
+# - Its first 100 bytes must be SQLite's header.
+# - SQLite reads its identity (application_id, user_version, the number of schema objects),
+#   through a connection chosen by the journal mode (header bytes 18-19) and what lies beside:
+#   * WAL mode without both ``-wal`` and ``-shm``, and no journal or WAL content: nobody has
+#     the file open (SQLite creates both when it opens such a database, and removes them when
+#     the last connection closes), so the file alone is the database. It is read with
+#     ``immutable=1``: no lock, no shared memory, nothing created. A ``mode=ro`` connection
+#     would create an empty ``-wal`` and a ``-shm``, and leave them beside a refused file. If
+#     either appears meanwhile, another process opened the file: the check starts again.
+#   * Rollback mode, or WAL mode with both ``-wal`` and ``-shm``: a read-only connection
+#     (``mode=ro``), which then creates nothing and takes part in SQLite's locking with the
+#     processes that may have the file open. (Like every reader of a WAL database, it may
+#     write the ``-shm``, the shared-memory index; never the file, its journal or its WAL.)
+#   * Anything SQLite must recover before it can be read: on a private copy, below.
+#
+# Recovery. A process killed in the middle of a write leaves its transaction behind: a "hot"
+# rollback journal, or a ``-wal`` whose ``-shm`` index is gone. helpkit's own creation leaves a
+# hot journal when it is killed while it switches a new file to WAL: the file then holds a
+# first page, and the journal says that the file was empty before. SQLite recovers such a file
+# when a connection that may write first reads it: it writes the journal's original pages back
+# (the transaction never committed, so this gives the file as it was before it began), or
+# rebuilds the index of the WAL. A read-only connection cannot, and fails
+# (SQLITE_READONLY_ROLLBACK, "attempt to write a readonly database"): such a file used to be
+# refused as "may be corrupt", at every open.
+#
+# Recovery writes to the file: allowed for a file that is ours, not for another application's
+# file, which is refused untouched, journal included (its own application recovers it). And
+# which one it is can only be told after recovery: the header on disk may be the unfinished
+# transaction's (its original is in the journal), or the committed tables may be in the WAL
+# only; helpkit does not parse journals itself. So it copies the file with its journal and WAL
+# into a private temporary folder, lets SQLite recover the copy, and reads the identity there.
+# Only when the copy is new, empty or helpkit's is the real file opened by a connection that
+# may write, where SQLite recovers it the same way (and the identity is read again there). If
+# the file, its journal or its WAL change while they are copied (another process recovered the
+# file meanwhile), the check starts again. The copy costs one read of the file; a file larger
+# than _RECOVERY_COPY_LIMIT is refused, with the way to recover it by hand, instead.
+#
+# Writing. The checks end by making sure this process may write the file and its folder
+# (SQLite creates ``-journal``, ``-wal`` and ``-shm`` beside it), so that a helpkit file in a
+# read-only folder is reported as such rather than as damaged.
+
+_RECOVERY_COPY_LIMIT: Final = 64 * 1024 * 1024
+"""The largest file (with its journal or WAL) that is copied to be checked before recovery."""
+
+_ATTEMPTS: Final = 3
+_SIDECARS: Final = ("-journal", "-wal", "-shm")
+_OPEN_HEADER: Final[int] = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0)
+_EFFECTIVE_IDS: Final = os.access in os.supports_effective_ids
+# What a read-only connection cannot read until a connection that may write has recovered it.
+_NEEDS_RECOVERY: Final = frozenset(
+    {
+        sqlite3.SQLITE_READONLY_ROLLBACK,
+        sqlite3.SQLITE_READONLY_RECOVERY,
+        sqlite3.SQLITE_READONLY_CANTINIT,
+    }
+)
+_KINDS: Final = (
+    (stat.S_ISDIR, "a directory"),
+    (stat.S_ISFIFO, "a FIFO (named pipe)"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
-def _inspect(path: str) -> bool:
-    """Check an existing file before anything writes to it; True if it needs the schema.
+class _Identity(NamedTuple):
+    application_id: int
+    version: int
+    objects: int
 
-    Raises SchemaError for a file that is not SQLite, not helpkit's, corrupt, or newer than
-    this code. Only reads: the file is opened read-only (``mode=ro``), so SQLite does not
-    even roll back a hot journal.
+
+class _ChangedError(Exception):
+    """The file, or what lies beside it, changed while it was checked: check again."""
+
+
+def _inspect(path: str, timeout: float = 5.0) -> bool:
+    """Check a file before anything writes to it; True if it needs the schema or an upgrade.
+
+    Raises SchemaError for a file that is not SQLite, not helpkit's, damaged or newer than
+    this code; StoreError for a path that is not a regular file, a file or folder this process
+    may not write, or a file that stays locked. Writes nothing and creates nothing beside the
+    file (a file that needs recovery is checked on a private copy).
     """
-    try:
-        with open(path, "rb") as handle:
-            header = handle.read(100)
-    except FileNotFoundError:
-        return True
-    except OSError as exc:
-        raise StoreError(f"cannot read {path}: {exc}") from exc
+    for _attempt in range(_ATTEMPTS):
+        try:
+            return _inspect_once(path, timeout)
+        except _ChangedError:
+            continue
+    raise StoreError(
+        f"{path} kept changing while helpkit checked it (another process is writing or "
+        "recovering it); try again"
+    )
+
+
+def _inspect_once(path: str, timeout: float) -> bool:
+    if _stat(path) is None:
+        _check_folder(path)
+        return True  # a new file
+    header = _read_header(path)
+    beside = _beside(path)
     if not header:
-        return True  # an empty file: a new database
-    if len(header) < 100 or not header.startswith(_SQLITE_HEADER):
+        needs_schema = True  # an empty file: a new database
+    elif len(header) == 100 and header.startswith(_SQLITE_HEADER):
+        needs_schema = _check_identity(path, *_identity(path, header, beside, timeout))
+    elif header == bytes(100) and _size(beside, "-journal"):
+        # A first page never written, and a journal: the first transaction on an empty file,
+        # killed after SQLite wrote some of its pages but not yet the first. (A journal beside
+        # anything else is not recovered: a text file must not be truncated to an empty one.)
+        needs_schema = _check_identity(path, *_identity_after_recovery(path, timeout))
+    else:
         raise SchemaError(
             f"{path} is not an SQLite database, so not a helpkit database; "
             "helpkit refused it and left it untouched"
         )
-    uri = Path(path).resolve().as_uri() + "?mode=ro"
+    _check_writable(path, header, beside)
+    return needs_schema
+
+
+def _identity(
+    path: str, header: bytes, beside: dict[str, os.stat_result], timeout: float
+) -> _Identity:
+    """The identity of an SQLite file, read without writing anything (see above)."""
     try:
-        probe = sqlite3.connect(uri, uri=True, isolation_level=None)
-    except sqlite3.Error as exc:
+        uri = Path(path).resolve().as_uri()
+    except (OSError, RuntimeError, ValueError) as exc:
         raise StoreError(f"cannot open {path}: {exc}") from exc
+    if 2 in header[18:20] and not ("-wal" in beside and "-shm" in beside):
+        if _size(beside, "-journal") or _size(beside, "-wal"):
+            return _identity_after_recovery(path, timeout)
+        try:
+            identity = _read_identity(f"{uri}?mode=ro&immutable=1", timeout)
+        except sqlite3.Error as exc:
+            _same_beside(path, beside)
+            raise _unreadable(path, exc) from exc
+        _same_beside(path, beside)
+        return identity
     try:
-        application_id = probe.execute("PRAGMA application_id").fetchone()[0]
-        version = probe.execute("PRAGMA user_version").fetchone()[0]
-        objects = probe.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-    except sqlite3.DatabaseError as exc:
+        return _read_identity(f"{uri}?mode=ro", timeout)
+    except sqlite3.Error as exc:
+        if _error_code(exc) in _NEEDS_RECOVERY:
+            return _identity_after_recovery(path, timeout)
+        raise _unreadable(path, exc) from exc
+
+
+def _identity_after_recovery(path: str, timeout: float) -> _Identity:
+    """The identity ``path`` will have once SQLite has recovered it, read on a private copy."""
+    before = _snapshot(path)
+    if "" not in before:
+        raise _ChangedError
+    size = sum(size for _inode, size, _mtime in before.values())
+    if size > _RECOVERY_COPY_LIMIT:
+        left = " and ".join(f"{path}{suffix}" for suffix in before if suffix)
         raise SchemaError(
-            f"{path} cannot be read as an SQLite database ({exc}); it may be corrupt or "
-            "not a database. helpkit refused it and left it untouched"
-        ) from exc
+            f"{path} holds a transaction that a process stopped in the middle of writing "
+            f"({left}); helpkit checks such a file on a copy before it lets SQLite recover "
+            f"it, and this one is larger than {_RECOVERY_COPY_LIMIT // 2**20} MiB. If it is a "
+            f"helpkit file, let SQLite recover it (sqlite3 '{path}' 'PRAGMA quick_check') and "
+            "open it again; helpkit left it untouched."
+        )
+    try:
+        with tempfile.TemporaryDirectory(prefix="helpkit-check-") as folder:
+            copy = os.path.join(folder, "check.db")
+            try:
+                for suffix in before:
+                    shutil.copyfile(path + suffix, copy + suffix)
+            except FileNotFoundError as exc:  # recovered meanwhile: the journal is gone
+                raise _ChangedError from exc
+            if _snapshot(path) != before:
+                raise _ChangedError
+            try:
+                # A connection that may write: SQLite recovers the copy before reading it.
+                return _read_identity(Path(copy).as_uri(), timeout)
+            except sqlite3.Error as exc:
+                raise _unreadable(path, exc) from exc
+    except OSError as exc:
+        raise StoreError(f"cannot copy {path} to check it before recovery: {exc}") from exc
+
+
+def _read_identity(uri: str, timeout: float) -> _Identity:
+    conn = sqlite3.connect(uri, uri=True, timeout=timeout, isolation_level=None)
+    try:
+        return _identity_of(conn)
     finally:
-        probe.close()
-    return _check_identity(path, application_id, version, objects)
+        conn.close()
+
+
+def _identity_of(conn: sqlite3.Connection) -> _Identity:
+    return _Identity(
+        conn.execute("PRAGMA application_id").fetchone()[0],
+        conn.execute("PRAGMA user_version").fetchone()[0],
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0],
+    )
+
+
+def _error_code(exc: sqlite3.Error) -> int:
+    """SQLite's extended result code (0 for the errors the sqlite3 module raises itself)."""
+    code: int = getattr(exc, "sqlite_errorcode", None) or 0
+    return code
+
+
+def _unreadable(path: str, exc: sqlite3.Error) -> StoreError:
+    code = _error_code(exc) & 0xFF
+    if code in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED):
+        return StoreError(
+            f"{path} stayed locked by another process while helpkit checked it ({exc}); try "
+            "again, or open the store with a longer timeout"
+        )
+    if code in (sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM, sqlite3.SQLITE_IOERR):
+        return StoreError(f"cannot read {path} ({exc}); helpkit left it untouched")
+    return SchemaError(
+        f"{path} cannot be read as an SQLite database ({exc}); it may be corrupt or not a "
+        "database. helpkit refused it and left it untouched"
+    )
+
+
+# ---------------------------------------------------------------- what the path is
+
+
+def _kind(mode: int) -> str | None:
+    """What a file of this mode is, when it is not a regular file."""
+    if stat.S_ISREG(mode):
+        return None
+    return next((kind for test, kind in _KINDS if test(mode)), "not a regular file")
+
+
+def _stat(path: str) -> os.stat_result | None:
+    """``path``'s status (links followed), None if there is nothing; only a regular file passes."""
+    try:
+        status = os.stat(path)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        raise StoreError(f"cannot open {path}: {exc.strerror or exc}") from exc
+    _require_regular(path, status.st_mode)
+    return status
+
+
+def _require_regular(path: str, mode: int) -> None:
+    kind = _kind(mode)
+    if kind is not None:
+        raise StoreError(
+            f"{path} is {kind}, not a database file; helpkit needs a regular file (or a path "
+            "where it may create one) and left it untouched"
+        )
+
+
+def _read_header(path: str) -> bytes:
+    """The first 100 bytes (fewer for a shorter file); never blocks, even on a FIFO."""
+    try:
+        fd = os.open(path, _OPEN_HEADER)
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    try:
+        _require_regular(path, os.fstat(fd).st_mode)  # it may have been replaced since
+        header = b""
+        while len(header) < 100:
+            chunk = os.read(fd, 100 - len(header))
+            if not chunk:
+                break
+            header += chunk
+        return header
+    except OSError as exc:
+        raise StoreError(f"cannot read {path}: {exc.strerror or exc}") from exc
+    finally:
+        os.close(fd)
+
+
+def _beside(path: str) -> dict[str, os.stat_result]:
+    """The files SQLite keeps beside ``path`` that exist, by suffix; each must be a regular file."""
+    found: dict[str, os.stat_result] = {}
+    for suffix in _SIDECARS:
+        try:
+            status = os.stat(path + suffix)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot check {path}{suffix}: {exc.strerror or exc}") from exc
+        kind = _kind(status.st_mode)
+        if kind is not None:
+            raise StoreError(
+                f"{path}{suffix} is {kind}, where SQLite keeps a file of {path}; helpkit "
+                "refused both and left them untouched. Move it away if no program uses it."
+            )
+        found[suffix] = status
+    return found
+
+
+def _same_beside(path: str, beside: dict[str, os.stat_result]) -> None:
+    if _beside(path).keys() != beside.keys():
+        raise _ChangedError
+
+
+def _size(beside: dict[str, os.stat_result], suffix: str) -> int:
+    status = beside.get(suffix)
+    return 0 if status is None else status.st_size
+
+
+def _snapshot(path: str) -> dict[str, tuple[int, int, int]]:
+    """Inode, size and modification time of the file, its journal and its WAL, when present."""
+    found: dict[str, tuple[int, int, int]] = {}
+    for suffix in ("", "-journal", "-wal"):
+        try:
+            status = os.stat(path + suffix)
+        except FileNotFoundError:
+            continue
+        except OSError as exc:
+            raise StoreError(f"cannot check {path}{suffix}: {exc.strerror or exc}") from exc
+        found[suffix] = (status.st_ino, status.st_size, status.st_mtime_ns)
+    return found
+
+
+# ---------------------------------------------------------------- may this process write it
+
+
+def _may_write(path: str) -> bool:
+    return os.access(path, os.W_OK, effective_ids=_EFFECTIVE_IDS)
+
+
+def _folder(path: str) -> str:
+    return os.path.dirname(os.path.abspath(path))
+
+
+def _check_folder(path: str) -> None:
+    """A new file: its folder must exist and be writable."""
+    folder = _folder(path)
+    try:
+        is_folder = stat.S_ISDIR(os.stat(folder).st_mode)
+    except OSError:
+        is_folder = False
+    if not is_folder:
+        raise StoreError(f"cannot open {path}: the folder {folder} does not exist")
+    if not _may_write(folder):
+        raise StoreError(
+            f"cannot create {path}: this process may not write the folder {folder}. Give "
+            "this user write permission on it, or choose another path."
+        )
+
+
+def _check_writable(path: str, header: bytes, beside: dict[str, os.stat_result]) -> None:
+    """Refuse, saying what to do, a file this process may read but not open for writing."""
+    if not _may_write(path):
+        raise StoreError(
+            f"{path} is read-only for this process, and helpkit opens its file for reading "
+            "and writing. Give this user write permission on the file (or work on a copy)."
+        )
+    # A file in WAL mode whose -wal and -shm exist and may be written needs nothing created.
+    ready = 2 in header[18:20] and all(
+        suffix in beside and _may_write(path + suffix) for suffix in ("-wal", "-shm")
+    )
+    if not ready and not _may_write(_folder(path)):
+        name = os.path.basename(path)
+        raise StoreError(
+            f"{path} is in a folder this process may not write ({_folder(path)}), and SQLite "
+            f"creates {name}-wal and {name}-shm beside the file to open it. Give this user "
+            "write permission on the folder (or copy the file to a folder it may write)."
+        )
 
 
 def _check_identity(path: str, application_id: int, version: int, objects: int) -> bool:
@@ -284,11 +622,10 @@ def _migrate(conn: sqlite3.Connection, path: str) -> None:
     """Create or upgrade the schema, in one transaction; a no-op when it is current."""
     conn.execute("BEGIN IMMEDIATE")
     try:
-        application_id = conn.execute("PRAGMA application_id").fetchone()[0]
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        objects = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
+        identity = _identity_of(conn)
         # Checked again under the write lock: another process may have got here first.
-        _check_identity(path, application_id, version, objects)
+        _check_identity(path, *identity)
+        version = identity.version
         for steps in MIGRATIONS[version:]:
             for step in steps:
                 if isinstance(step, str):

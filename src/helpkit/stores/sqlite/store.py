@@ -58,7 +58,13 @@ from helpkit.stores.sqlite.encoding import (
     _Prepared,
 )
 from helpkit.stores.sqlite.query_sql import _select
-from helpkit.stores.sqlite.schema import _inspect, _migrate
+from helpkit.stores.sqlite.schema import (
+    _check_identity,
+    _error_code,
+    _identity_of,
+    _inspect,
+    _migrate,
+)
 from helpkit.tickets import Ticket
 
 _MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
@@ -69,6 +75,11 @@ _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 # helpdesk with ~150 agents (50 tickets each), so agents polling their queues decode only the
 # tickets that changed. About 2 KiB each.
 _CACHE_SIZE: Final = 8192
+
+# SQLite's primary result codes for "cannot open or write this file".
+_NOT_WRITABLE: Final = frozenset(
+    {sqlite3.SQLITE_READONLY, sqlite3.SQLITE_CANTOPEN, sqlite3.SQLITE_PERM}
+)
 
 Synchronous = Literal["FULL", "NORMAL"]
 
@@ -166,6 +177,8 @@ class SqliteStore:
                 f"the SQLite store needs a file path, not {path!r} (use memory:// for a "
                 "store that lives in memory)"
             )
+        if "\0" in self.path:
+            raise ValidationError(f"a file path cannot hold a NUL character: {path!r}")
         self.timeout = float(timeout)
         self.synchronous: Synchronous = "FULL" if mode == "FULL" else "NORMAL"
         self._lock = threading.Lock()
@@ -175,15 +188,18 @@ class SqliteStore:
         self.cache_size = cache
         self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
-        needs_schema = _inspect(self.path)
+        needs_schema = _inspect(self.path, self.timeout)
         conn = self._connect()
         try:
             # WAL is a property of the file and switching writes to it, so only now, after
-            # _inspect found the file new, empty or ours.
+            # _inspect found the file new, empty or ours. This first read is also where SQLite
+            # rolls back a hot journal _inspect checked on a copy (schema.py says why).
             mode_row = conn.execute("PRAGMA journal_mode = WAL").fetchone()
             if mode_row is None or str(mode_row[0]).lower() != "wal":
                 raise StoreError(f"{self.path}: SQLite refused WAL mode (got {mode_row!r})")
-            if needs_schema:
+            # Judged again on this connection, which sees the file as recovered (and whatever
+            # another process did since _inspect); _migrate judges it once more under the lock.
+            if needs_schema or _check_identity(self.path, *_identity_of(conn)):
                 _migrate(conn, self.path)
         except sqlite3.Error as exc:
             self._discard(conn)
@@ -277,6 +293,12 @@ class SqliteStore:
             )
         if isinstance(exc, sqlite3.DatabaseError) and "malformed" in text:
             return SchemaError(f"{self.path} is corrupt ({text}); restore it from a backup")
+        if _error_code(exc) & 0xFF in _NOT_WRITABLE:
+            name = os.path.basename(self.path)
+            return StoreError(
+                f"this process cannot write {self.path} ({text}): check that it may write the "
+                f"file and its folder (SQLite creates {name}-wal and {name}-shm beside it)"
+            )
         return StoreError(f"SQLite error on {self.path}: {text}")
 
     # ------------------------------------------------------------ tickets
