@@ -18,7 +18,7 @@ from __future__ import annotations
 import enum
 import math
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any, TypeVar, cast
+from typing import Any, TypeVar
 
 import attrs
 
@@ -113,35 +113,39 @@ def check_items(value: object, what: str, kind: type[_T]) -> tuple[_T, ...]:
 # ---------------------------------------------------------------- attrs validators
 
 
-def _plain(value: object) -> bool:
-    """The common case, checked fast: ASCII text without NUL (storable as it is)."""
-    return value.__class__ is str and value.isascii() and "\x00" not in value
+# The common case is checked inline, fast: a plain ``str`` that is ASCII without NUL is
+# storable as it is; anything else goes through check_text.
 
 
 def text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """Storable text (may be empty)."""
-    if not _plain(value):
+    if not (value.__class__ is str and value.isascii() and "\x00" not in value):
         check_text(value, attribute.name)
 
 
 def nonblank_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """Storable text with at least one non-space character."""
-    if not check_text(value, attribute.name).strip():
+    if not (value.__class__ is str and value.isascii() and "\x00" not in value):
+        value = check_text(value, attribute.name)
+    if not value.strip():
         raise ValidationError(f"{attribute.name} must be non-empty text")
 
 
 def optional_text(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """Storable text or ``None``."""
-    if value is not None and not _plain(value):
+    if value is not None and not (
+        value.__class__ is str and value.isascii() and "\x00" not in value
+    ):
         check_text(value, attribute.name)
 
 
 def ident(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     """An id: non-empty storable text without surrounding spaces."""
-    found = check_text(value, attribute.name) if not _plain(value) else cast(str, value)
-    if not found or found != found.strip():
+    if not (value.__class__ is str and value.isascii() and "\x00" not in value):
+        value = check_text(value, attribute.name)
+    if not value or value != value.strip():
         raise ValidationError(
-            f"{attribute.name} must be a non-empty id without surrounding spaces; got {found!r:.60}"
+            f"{attribute.name} must be a non-empty id without surrounding spaces; got {value!r:.60}"
         )
 
 
@@ -206,9 +210,8 @@ def instances_of(cls: type, *, container: type = frozenset) -> Validator:
     """A validator: the value is a ``container`` (frozenset or tuple) of ``cls`` instances."""
 
     def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        if not isinstance(value, container) or not all(
-            isinstance(v, cls) for v in cast("Iterable[object]", value)
-        ):
+        items: Iterable[object] = value if isinstance(value, container) else ()  # type: ignore[assignment]
+        if not isinstance(value, container) or not all(isinstance(v, cls) for v in items):
             raise ValidationError(
                 f"{attribute.name} must be a {container.__name__} of {cls.__name__}; "
                 f"got {value!r:.60}"

@@ -138,8 +138,9 @@ class TicketCommands:
 
             return decide
 
-        # Decide once before writing anything: a refused ticket must not leave new contacts.
-        opening("check", "check", contact.id, [c.id for c, _ in copied])([], now)
+        if new_requester or any(new for _, new in copied):
+            # Decide once before saving new contacts: a refused ticket must leave none.
+            opening("check", "check", contact.id, [c.id for c, _ in copied])([], now)
         if new_requester:
             contact = self._directory.save_new(contact)
         cc_ids = [self._directory.save_new(c).id if new else c.id for c, new in copied]

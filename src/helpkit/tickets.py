@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 from types import MappingProxyType
@@ -265,9 +266,12 @@ DEFAULT_WORKFLOW = Workflow(
 )
 
 
+_SPACE = re.compile(r"\s")
+
+
 def _word(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
     word = check_text(value, attribute.name)
-    if not word or any(c.isspace() for c in word):
+    if not word or _SPACE.search(word):
         raise ValidationError(f"{attribute.name} must be a single word; got {word!r:.60}")
 
 
