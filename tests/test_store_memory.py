@@ -141,8 +141,8 @@ def test_factory_refuses_paths_and_options(url: str) -> None:
         memory_store_factory(url)
 
 
-def test_memory_store_declares_no_capabilities() -> None:
-    assert MemoryStore().capabilities == frozenset()
+def test_memory_store_declares_only_the_change_feed() -> None:
+    assert MemoryStore().capabilities == frozenset({Capability.CHANGE_FEED})
 
 
 def _calls(store: MemoryStore) -> dict[str, Callable[[], object]]:
@@ -430,6 +430,38 @@ class _NormalizingStore(MemoryStore):
         return attrs.evolve(found, name=unicodedata.normalize("NFC", found.name))
 
 
+class _LastChangeOnlyFeedStore(MemoryStore):
+    """Feeds only the last change of a batch (a store that numbers positions per change)."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        before = len(self._feed)
+        written = super().commit(changes)
+        if len(written) > 1:
+            last = len(written[-1].events)
+            del self._feed[before : len(self._feed) - last]
+        return written
+
+
+class _CursorWithoutCheckStore(MemoryStore):
+    """Saves cursors without comparing them with the expected position."""
+
+    def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
+        super().save_cursor(name, position)
+
+
+class _FeedsRefusedCommitsStore(MemoryStore):
+    """Puts the events of a commit in its feed even when the commit is refused."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        try:
+            return super().commit(changes)
+        except HelpkitError:
+            for change in changes:
+                if isinstance(change, TicketChange):
+                    self._feed.extend(change.events)
+            raise
+
+
 class _AliasingStore(MemoryStore):
     """Hands out its own list of events."""
 
@@ -512,6 +544,19 @@ def test_the_examples_catch_a_store_that_changes_text() -> None:
     suite = StoreConformance()
     with pytest.raises(AssertionError):
         suite.test_any_valid_text_survives_storage(_NormalizingStore())
+
+
+@pytest.mark.parametrize(
+    ("broken", "example"),
+    [
+        (_LastChangeOnlyFeedStore, "test_events_of_one_commit_are_consecutive_in_change_order"),
+        (_CursorWithoutCheckStore, "test_cursors_are_named_positions_with_compare_and_set"),
+        (_FeedsRefusedCommitsStore, "test_a_refused_commit_shows_nothing"),
+    ],
+)
+def test_the_feed_examples_catch_a_broken_feed(broken: type[MemoryStore], example: str) -> None:
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        getattr(StoreConformance(), example)(broken())
 
 
 def test_the_examples_catch_aliased_results() -> None:

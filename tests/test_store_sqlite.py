@@ -309,7 +309,11 @@ def test_synchronous_setting_is_applied(tmp_path: Path) -> None:
 
 
 def test_capabilities(store: SqliteStore) -> None:
-    assert store.capabilities == {Capability.PERSISTENT, Capability.MULTIPROCESS}
+    assert store.capabilities == {
+        Capability.PERSISTENT,
+        Capability.MULTIPROCESS,
+        Capability.CHANGE_FEED,
+    }
     assert isinstance(store, Store)
 
 
@@ -811,8 +815,13 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 3
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 4
         tickets = [o.ticket for o in outcomes]
+        # v4: the events already there get feed positions, in the order of their instants.
+        existing = [e for o in outcomes for e in o.events]
+        fed = store.changes(limit=1000)
+        assert [c.position for c in fed] == list(range(1, len(existing) + 1))
+        assert [c.event for c in fed] == sorted(existing, key=lambda e: (e.at, e.ticket_id, e.seq))
         for outcome in outcomes:
             assert store.get_ticket(outcome.ticket.id) == outcome.ticket
             assert store.events(outcome.ticket.id) == list(outcome.events)
@@ -849,6 +858,8 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
         # v3 numbers new tickets in the commit, after the highest number the file holds.
         (numbered,) = store.commit([change_of(opened("t-new", 0))])
         assert numbered.ticket.number == max(t.number for t in tickets) + 1
+        assert store.changes(after=len(existing))[-1].event.ticket_id == "t-new"
+        assert store.last_position() == len(existing) + 1 + len(numbered.events)
         with store._connection() as conn:
             names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
         assert "ticket_numbers" not in names

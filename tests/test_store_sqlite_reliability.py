@@ -27,6 +27,7 @@ import pytest
 
 from helpkit import lifecycle
 from helpkit.errors import ConflictError
+from helpkit.events import CommentAdded
 from helpkit.ports import TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
@@ -155,8 +156,22 @@ def test_conflicting_processes_lose_no_comment(tmp_path: Path) -> None:
         stored: list[str] = []
         for ticket_id in TICKETS:
             stored.extend(c for c in _check_history(store, ticket_id) if c.startswith("w"))
+        feed = store.changes(limit=100_000)
+        histories = {t: store.events(t) for t in TICKETS}
     finally:
         store.close()
+    # The change feed holds every committed event once, in commit order across the processes:
+    # positions increase without gaps, each ticket's events in seq order, and each worker's
+    # acknowledged comments in the order the worker's commits returned.
+    assert [c.position for c in feed] == list(range(1, len(feed) + 1))
+    assert sorted((c.event.ticket_id, c.event.seq) for c in feed) == sorted(
+        (e.ticket_id, e.seq) for events in histories.values() for e in events
+    )
+    for ticket_id, events in histories.items():
+        assert [c.event for c in feed if c.event.ticket_id == ticket_id] == events
+    fed_comments = [c.event.comment.id for c in feed if isinstance(c.event, CommentAdded)]
+    for worker, (acked, _) in enumerate(results):
+        assert [c for c in fed_comments if c.startswith(f"w{worker}-")] == acked
     # Every acknowledged comment is there exactly once, and nothing else.
     assert sorted(stored) == sorted(acknowledged)
     # Each worker's comments on one ticket keep the worker's order.

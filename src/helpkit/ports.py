@@ -20,6 +20,8 @@ from helpkit.tickets import Ticket
 
 __all__ = [
     "Capability",
+    "Change",
+    "ChangeFeed",
     "Channel",
     "Clock",
     "DeskContext",
@@ -88,6 +90,51 @@ class Capability:
     """Data survives closing and reopening the store (the conformance suite checks it)."""
     MULTIPROCESS = "multiprocess"
     """Several processes may write at once; optimistic concurrency holds across them."""
+    CHANGE_FEED = "change_feed"
+    """Every committed event has a position in global commit order (:class:`ChangeFeed`)."""
+
+
+@attrs.frozen
+class Change:
+    """A committed event and its position in its store's global commit order."""
+
+    position: int
+    event: Event
+
+
+@runtime_checkable
+class ChangeFeed(Protocol):
+    """What a store with :attr:`Capability.CHANGE_FEED` adds: the change feed and cursors.
+
+    Every committed event gets a position when its commit is made; positions increase in
+    commit order, across threads and processes (there may be gaps, never a reordering: a
+    reader that has seen position ``p`` never later finds a new event below ``p``). A refused
+    or failed commit shows nothing. Events of one commit get consecutive positions in the
+    order of the commit's changes and events.
+
+    Cursors are named, durable positions consumers keep (the outbox relay, a broker sink, a
+    projection): a consumer reads ``changes(after=cursor(name))``, handles them, then saves
+    the position of the last one it handled.
+    """
+
+    def changes(self, *, after: int = 0, limit: int = 1000) -> list[Change]:
+        """The committed events with a position above ``after``, in position order, at most
+        ``limit`` of them."""
+        ...
+
+    def last_position(self) -> int:
+        """The highest position committed so far (0 when nothing was committed)."""
+        ...
+
+    def cursor(self, name: str) -> int:
+        """The position saved under ``name`` (0 if none was)."""
+        ...
+
+    def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
+        """Save ``position`` under ``name``. With ``expected``, only if the saved position is
+        still ``expected`` (else ConflictError): two consumers sharing a name cannot both
+        move it from the same place."""
+        ...
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ with the same :class:`~helpkit.errors.ValidationError` whichever store it is.
 from __future__ import annotations
 
 import functools
+import re
 import typing
 from collections.abc import Callable
 from typing import Any
@@ -22,7 +23,16 @@ from helpkit.errors import ConflictError, NotFoundError, ValidationError
 from helpkit.events import Event, TicketOpened
 from helpkit.ports import TicketChange
 
-__all__ = ["check_limit", "check_record", "check_version", "validate_change"]
+__all__ = [
+    "check_cursor",
+    "check_limit",
+    "check_position",
+    "check_record",
+    "check_version",
+    "validate_change",
+]
+
+_CURSOR_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:-]{0,199}")
 
 
 def check_record(value: object, expected: type | None = None) -> None:
@@ -169,3 +179,22 @@ def check_version(kind: str, ident: str, stored: int | None, version: int) -> No
             f"overwrite a change you have not seen (expected version {stored + 1}). "
             "Reload and retry."
         )
+
+
+def check_cursor(name: object) -> str:
+    """A cursor name: letters, digits, ``.``, ``_``, ``:``, ``-`` (up to 200); else
+    ValidationError."""
+    if not isinstance(name, str) or not _CURSOR_NAME.fullmatch(name):
+        raise ValidationError(
+            f"a cursor name is letters, digits, '.', '_', ':' or '-'; got {name!r:.60}"
+        )
+    return name
+
+
+def check_position(position: object, what: str = "position") -> int:
+    """A change feed position: an integer >= 0 that fits in 64 bits; else ValidationError."""
+    if isinstance(position, bool) or not isinstance(position, int):
+        raise ValidationError(f"{what} must be an integer >= 0; got {position!r:.40}")
+    if not 0 <= position <= INT64_MAX:
+        raise ValidationError(f"{what} must be in 0..{INT64_MAX}; got {position}")
+    return position

@@ -1,10 +1,10 @@
 """The in-memory store: the reference implementation of :class:`helpkit.ports.Store`.
 
 It keeps everything in dictionaries behind one lock, so it is thread-safe but neither
-persistent nor shared between processes (its ``capabilities`` are empty). Ticket states and
-events are copied through the same JSON-safe codec a persistent store uses, so what it hands
-back is exactly what a database round trip would give, and nothing a caller holds can change
-what it stores.
+persistent nor shared between processes; its one capability is the change feed. Ticket states
+and events are copied through the same JSON-safe codec a persistent store uses, so what it
+hands back is exactly what a database round trip would give, and nothing a caller holds can
+change what it stores.
 """
 
 from __future__ import annotations
@@ -33,9 +33,16 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import TicketChange
+from helpkit.ports import Capability, Change, TicketChange
 from helpkit.queries import Page, TicketQuery
-from helpkit.stores.contract import check_limit, check_record, check_version, validate_change
+from helpkit.stores.contract import (
+    check_cursor,
+    check_limit,
+    check_position,
+    check_record,
+    check_version,
+    validate_change,
+)
 from helpkit.tickets import Ticket
 
 __all__ = ["MemoryStore", "check_limit", "check_version", "memory_store_factory", "validate_change"]
@@ -62,7 +69,7 @@ def _copy_event(event: Event) -> Event:
 class MemoryStore:
     """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
 
-    capabilities: frozenset[str] = frozenset()
+    capabilities: frozenset[str] = frozenset({Capability.CHANGE_FEED})
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -77,6 +84,8 @@ class MemoryStore:
         self._organization_domains: dict[str, str] = {}
         self._agents: dict[str, Agent] = {}
         self._groups: dict[str, Group] = {}
+        self._feed: list[Event] = []  # position p is self._feed[p - 1]
+        self._cursors: dict[str, int] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tickets)} tickets"
@@ -103,6 +112,7 @@ class MemoryStore:
             appended: dict[str, list[Event]] = {}
             numbers: dict[int, str] = {}
             written: list[TicketChange] = []
+            feed: list[Event] = []  # in commit order: change by change, event by event
             next_number = self._next_number
             for change in changes:
                 # Values are checked by the copy below (the codec's decoders run every check).
@@ -140,7 +150,9 @@ class MemoryStore:
                     )
                 change = change.with_number(number)
                 states[ticket_id] = _copy_ticket(change.ticket)
-                appended.setdefault(ticket_id, []).extend(_copy_event(e) for e in change.events)
+                copies = [_copy_event(e) for e in change.events]
+                appended.setdefault(ticket_id, []).extend(copies)
+                feed.extend(copies)
                 written.append(change)
             # Everything is checked: from here on nothing can fail, so the write is all or none.
             for ticket_id, state in states.items():
@@ -148,7 +160,51 @@ class MemoryStore:
                 self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
                 self._numbers[state.number] = ticket_id
             self._next_number = next_number
+            self._feed.extend(feed)
             return written
+
+    # ------------------------------------------------------------ change feed
+
+    def changes(self, *, after: int = 0, limit: int = 1000) -> list[Change]:
+        """Committed events with a position above ``after``, in order, at most ``limit``."""
+        check_position(after, "after")
+        check_limit(limit)
+        with self._lock:
+            self._check_open()
+            chunk = self._feed[after : after + limit]
+        return [Change(after + offset, event) for offset, event in enumerate(chunk, start=1)]
+
+    def last_position(self) -> int:
+        """The highest position committed so far (0 when nothing was)."""
+        with self._lock:
+            self._check_open()
+            return len(self._feed)
+
+    def cursor(self, name: str) -> int:
+        """The position saved under ``name`` (0 if none was)."""
+        check_cursor(name)
+        with self._lock:
+            self._check_open()
+            return self._cursors.get(name, 0)
+
+    def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
+        """Save ``position`` under ``name`` (only if it still holds ``expected``, if given)."""
+        check_cursor(name)
+        check_position(position)
+        if expected is not None:
+            check_position(expected, "expected")
+        with self._lock:
+            self._check_open()
+            if position > len(self._feed):
+                raise ValidationError(
+                    f"position {position} is beyond the last committed one ({len(self._feed)})"
+                )
+            stored = self._cursors.get(name, 0)
+            if expected is not None and stored != expected:
+                raise ConflictError(
+                    f"cursor {name!r} is at {stored}, not {expected}: another consumer moved it"
+                )
+            self._cursors[name] = position
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The current state of a ticket."""
@@ -349,6 +405,7 @@ class MemoryStore:
             self._closed = True
             for table in self._tables():
                 table.clear()
+            self._feed.clear()
 
     def _tables(self) -> tuple[dict[Any, Any], ...]:
         return (
@@ -361,6 +418,7 @@ class MemoryStore:
             self._organization_domains,
             self._agents,
             self._groups,
+            self._cursors,
         )
 
 

@@ -221,7 +221,31 @@ _V3: Final[Migration] = (
         WHERE organization_id IS NOT NULL""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
+
+def _number_existing_events(conn: sqlite3.Connection) -> None:
+    """Give the events of a file from before v4 feed positions: their commit order is not
+    known, so in the order of their instants (then ticket and seq, as each ticket's events
+    were committed in seq order)."""
+    keys = conn.execute("SELECT ticket_id, seq FROM events ORDER BY at_us, ticket_id, seq")
+    conn.executemany(
+        "UPDATE events SET position = ? WHERE ticket_id = ? AND seq = ?",
+        ((position, ticket_id, seq) for position, (ticket_id, seq) in enumerate(keys, start=1)),
+    )
+
+
+_V4: Final[Migration] = (
+    # The change feed: every event's position in global commit order, given inside the commit
+    # (the highest position plus one, under the write lock), and the consumers' cursors.
+    "ALTER TABLE events ADD COLUMN position INTEGER",
+    _number_existing_events,
+    "CREATE UNIQUE INDEX events_position ON events (position)",
+    """CREATE TABLE cursors (
+        name TEXT PRIMARY KEY,
+        position INTEGER NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""

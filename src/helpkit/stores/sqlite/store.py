@@ -36,9 +36,15 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import Capability, TicketChange
+from helpkit.ports import Capability, Change, TicketChange
 from helpkit.queries import Page, TicketQuery
-from helpkit.stores.contract import check_limit, check_record, check_version
+from helpkit.stores.contract import (
+    check_cursor,
+    check_limit,
+    check_position,
+    check_record,
+    check_version,
+)
 from helpkit.stores.sqlite.encoding import (
     _STATE,
     _TAGS,
@@ -88,6 +94,7 @@ _INSERT_TICKET: Final = (
     f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
 )
 _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
+_LAST_POSITION: Final = "SELECT coalesce(max(position), 0) FROM events"
 _SELECT_FOR_UPDATE: Final = (
     f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id = ?"
 )
@@ -147,7 +154,9 @@ class SqliteStore:
     used first out; 0 keeps none).
     """
 
-    capabilities: frozenset[str] = frozenset({Capability.PERSISTENT, Capability.MULTIPROCESS})
+    capabilities: frozenset[str] = frozenset(
+        {Capability.PERSISTENT, Capability.MULTIPROCESS, Capability.CHANGE_FEED}
+    )
 
     _MAX_IDLE: Final = 8
 
@@ -316,13 +325,18 @@ class SqliteStore:
             with self._connection():
                 return []
         with self._transaction() as conn:
-            numbers = [self._apply(conn, item) for item in prepared]
+            # Under the write lock: positions follow commit order, across processes.
+            position = conn.execute(_LAST_POSITION).fetchone()[0]
+            numbers = []
+            for item in prepared:
+                number, position = self._apply(conn, item, position)
+                numbers.append(number)
         return [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
 
-    def _apply(self, conn: sqlite3.Connection, item: _Prepared) -> int:
-        """Write one change; its ticket's number."""
+    def _apply(self, conn: sqlite3.Connection, item: _Prepared, position: int) -> tuple[int, int]:
+        """Write one change after feed ``position``; its ticket's number, the last position."""
         if item.invalid is not None:
             raise item.invalid
         change = item.change
@@ -337,7 +351,7 @@ class SqliteStore:
             )
         number = change.ticket.number
         if not change.events:
-            return stored[2] if number == 0 and stored is not None else number
+            return (stored[2] if number == 0 and stored is not None else number), position
         if stored is None:
             if number == 0:
                 # Under the write lock: no other commit can take this number first.
@@ -374,10 +388,11 @@ class SqliteStore:
                 item.tags if stored_tags == row[_TAGS] else frozenset(_loads(stored_tags, "tags"))
             )
         conn.executemany(
-            "INSERT INTO events (ticket_id, seq, type, at_us, actor, body) "
-            "VALUES (?, ?, ?, ?, ?, ?)",
-            event_rows,
+            "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            [(*row, position + offset) for offset, row in enumerate(event_rows, start=1)],
         )
+        position += len(event_rows)
         if old_tags != item.tags:
             gone = old_tags - item.tags
             if gone:
@@ -389,7 +404,7 @@ class SqliteStore:
                 "INSERT INTO ticket_tags (ticket_id, tag) VALUES (?, ?)",
                 [(ticket_id, tag) for tag in sorted(item.tags - old_tags)],
             )
-        return number
+        return number, position
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The current state of a ticket."""
@@ -452,6 +467,56 @@ class SqliteStore:
             ):
                 raise NotFoundError(f"no ticket with id {ticket_id!r}")
         return [_decoded(event_from_dict, row[0], "event") for row in rows]
+
+    # ------------------------------------------------------------ change feed
+
+    def changes(self, *, after: int = 0, limit: int = 1000) -> list[Change]:
+        """Committed events with a position above ``after``, in order, at most ``limit``."""
+        check_position(after, "after")
+        check_limit(limit)
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT position, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [Change(row[0], _decoded(event_from_dict, row[1], "event")) for row in rows]
+
+    def last_position(self) -> int:
+        """The highest position committed so far (0 when nothing was)."""
+        with self._connection() as conn:
+            last: int = conn.execute(_LAST_POSITION).fetchone()[0]
+        return last
+
+    def cursor(self, name: str) -> int:
+        """The position saved under ``name`` (0 if none was)."""
+        check_cursor(name)
+        with self._connection() as conn:
+            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
+        """Save ``position`` under ``name`` (only if it still holds ``expected``, if given)."""
+        check_cursor(name)
+        check_position(position)
+        if expected is not None:
+            check_position(expected, "expected")
+        with self._transaction() as conn:
+            last = conn.execute(_LAST_POSITION).fetchone()[0]
+            if position > last:
+                raise ValidationError(
+                    f"position {position} is beyond the last committed one ({last})"
+                )
+            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (name,)).fetchone()
+            stored = 0 if row is None else int(row[0])
+            if expected is not None and stored != expected:
+                raise ConflictError(
+                    f"cursor {name!r} is at {stored}, not {expected}: another consumer moved it"
+                )
+            conn.execute(
+                "INSERT INTO cursors (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (name, position),
+            )
 
     def query(self, query: TicketQuery) -> Page[Ticket]:
         """Tickets matching ``query``, in its order, one page at a time."""

@@ -15,7 +15,8 @@ returning a zero-argument callable that creates a fresh, empty store::
 Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
 ``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
 data again; the persistence tests are skipped (with the reason shown) for stores that do not
-declare the capability.
+declare the capability, as the change feed cases are for stores without
+:attr:`~helpkit.ports.Capability.CHANGE_FEED`.
 
 Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
 under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
@@ -27,6 +28,7 @@ from __future__ import annotations
 
 from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.commits import CommitCases
+from helpkit.testing.conformance.feed import FeedCases
 from helpkit.testing.conformance.helpers import (
     BASE_TIME,
     ReopenStore,
@@ -54,9 +56,10 @@ __all__ = [
 
 # One mixin per concern, each a module of this package. pytest collects the tests of base
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
-# suite runs protocol, commit, numbering, query, people, persistence and side-by-side cases
-# in that order.
+# suite runs protocol, commit, numbering, query, people, persistence, side-by-side and change
+# feed cases in that order.
 class StoreConformance(
+    FeedCases,
     SideBySideCases,
     PersistenceCases,
     PeopleCases,

@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 
-from helpkit.ports import Capability, Store
+from helpkit.ports import Capability, ChangeFeed, Store
 from helpkit.queries import Page, TicketQuery
 from helpkit.testing.conformance.helpers import ReopenStore, StoreFactory
 
@@ -62,8 +62,10 @@ class SuiteBase:
     def test_satisfies_the_store_protocol(self, store: Store) -> None:
         assert isinstance(store, Store)
         assert isinstance(store.capabilities, frozenset)
-        known = {Capability.PERSISTENT, Capability.MULTIPROCESS}
+        known = {Capability.PERSISTENT, Capability.MULTIPROCESS, Capability.CHANGE_FEED}
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
+        if Capability.CHANGE_FEED in store.capabilities:
+            assert isinstance(store, ChangeFeed)
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)

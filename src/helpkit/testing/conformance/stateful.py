@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 from operator import methodcaller
-from typing import Any
+from typing import Any, cast
 
 import pytest
 from hypothesis import strategies as st
@@ -29,7 +29,7 @@ from helpkit import lifecycle
 from helpkit.errors import ConflictError, InvalidTransitionError, ValidationError
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Group
-from helpkit.ports import Store, TicketChange
+from helpkit.ports import Capability, ChangeFeed, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Priority, Urgency
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.stores.memory import MemoryStore
@@ -494,6 +494,17 @@ class StoreComparison(RuleBasedStateMachine):
             assert self.store.events(ticket_id) == history
             middle = len(history) // 2
             assert self.store.events(ticket_id, after_seq=middle) == history[middle:]
+
+    @invariant()
+    def same_feed(self) -> None:
+        # The same commits, in the same order: the same events in the same order (the
+        # positions themselves are the store's own).
+        if Capability.CHANGE_FEED not in self.store.capabilities:
+            return
+        store, reference = cast(ChangeFeed, self.store), cast(ChangeFeed, self.reference)
+        mine = store.changes(limit=100_000)
+        assert [c.event for c in mine] == [c.event for c in reference.changes(limit=100_000)]
+        assert [c.position for c in mine] == sorted({c.position for c in mine})
 
     @invariant()
     def same_pages(self) -> None:
