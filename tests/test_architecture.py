@@ -58,6 +58,8 @@ DOMAIN = {
     "helpkit.tickets",
     "helpkit.events",
     "helpkit.fold",
+    "helpkit.outcomes",
+    "helpkit.observations",
     "helpkit.lifecycle",
     "helpkit.queries",
     "helpkit.sla",

@@ -17,10 +17,12 @@ import attrs
 from helpkit import lifecycle
 from helpkit._codec import decoder, encoder
 from helpkit.events import (
+    DeliveryFailed,
     Escalated,
     Event,
     SlaBreached,
     SlaRescheduled,
+    MessageSent,
     SlaWarned,
     event_from_dict,
     event_to_dict,
@@ -106,6 +108,33 @@ def _sla_events() -> list[Event]:
         SlaRescheduled(
             ticket_id="t-1", at=NOW, actor=sweep, seq=23, policy=None, previous_policy="gold"
         ),
+        # The relay's records of what went out (issue #11).
+        MessageSent(
+            ticket_id="t-1",
+            at=NOW,
+            actor=Actor.system("relay"),
+            seq=24,
+            delivery_id="t-1-2-reply",
+            kind="reply",
+            channel="email",
+            recipients=("contact:c-1", "agent:ana"),
+            attempt=2,
+            external_id="<m-1@help.example>",
+            comment_id="m1",
+        ),
+        DeliveryFailed(
+            ticket_id="t-1",
+            at=NOW,
+            actor=Actor.system("relay"),
+            seq=25,
+            delivery_id="t-1-20-sla_notice",
+            kind="sla_notice",
+            channel="email",
+            reason="SMTP 451: try again later",
+            attempt=1,
+            final=False,
+            next_attempt_at=NOW + timedelta(seconds=30),
+        ),
     ]
 
 
@@ -175,6 +204,13 @@ def test_text_written_before_reads_back_to_the_same_values() -> None:
     assert [event_from_dict(json.loads(t)) for t in golden[1 : 1 + len(events)]] == events
     rest = golden[1 + len(events) :]
     assert [decoder(type(v))(json.loads(t)) for v, t in zip(people, rest, strict=True)] == people
+
+
+def test_a_ticket_written_before_last_message_id_reads_back() -> None:
+    # Tickets stored before the field existed have no "last_message_id": it reads as None.
+    text = GOLDEN.with_name("stored_ticket_before_last_message_id.json").read_text("ascii")
+    assert "last_message_id" not in text
+    assert decoder(Ticket)(json.loads(text)) == _ticket()
 
 
 if __name__ == "__main__":  # regenerate (only when the stored form changes on purpose)

@@ -42,12 +42,14 @@ __all__ = [
     "Assigned",
     "CommentAdded",
     "CustomFieldsChanged",
+    "DeliveryFailed",
     "Escalated",
     "Event",
     "FollowersChanged",
     "Linked",
     "MergeReceived",
     "MergedInto",
+    "MessageSent",
     "PriorityChanged",
     "SlaBreached",
     "SlaRescheduled",
@@ -60,6 +62,10 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
 ]
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value)
 
 
 def _seq(value: int) -> int:
@@ -298,6 +304,42 @@ class SlaRescheduled(Event):
     previous_policy: str | None = attrs.field(validator=optional_text)
 
 
+@attrs.frozen(kw_only=True)
+class MessageSent(Event):
+    """A channel took a message of this ticket (a reply, a notice): the audit trail's record
+    that it went out, with the id the channel gave it (used to thread later messages)."""
+
+    TYPE: ClassVar[str] = "message_sent"
+
+    delivery_id: str = attrs.field(validator=ident)
+    kind: str = attrs.field(validator=nonblank_text)
+    channel: str = attrs.field(validator=nonblank_text)
+    recipients: tuple[str, ...] = attrs.field(
+        default=(), validator=instances_of(str, container=tuple)
+    )
+    """Who it went to, as ``kind:id`` of each recipient."""
+    attempt: int = attrs.field(default=1, validator=count)
+    external_id: str | None = attrs.field(default=None, validator=optional_text)
+    comment_id: str | None = attrs.field(default=None, validator=optional_text)
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryFailed(Event):
+    """An attempt to send a message of this ticket failed; ``final`` when it was given up
+    (dead-lettered: every attempt failed, or no channel could take it)."""
+
+    TYPE: ClassVar[str] = "delivery_failed"
+
+    delivery_id: str = attrs.field(validator=ident)
+    kind: str = attrs.field(validator=nonblank_text)
+    channel: str | None = attrs.field(validator=optional_text)
+    reason: str = attrs.field(validator=text)
+    attempt: int = attrs.field(validator=count)
+    final: bool = attrs.field(validator=flag)
+    next_attempt_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    comment_id: str | None = attrs.field(default=None, validator=optional_text)
+
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 """Event classes by their ``TYPE`` name. Later modules (SLA, escalation) register more."""
 
@@ -331,6 +373,8 @@ for _cls in (
     SlaBreached,
     SlaRescheduled,
     Escalated,
+    MessageSent,
+    DeliveryFailed,
 ):
     register_event_type(_cls)
 

@@ -22,6 +22,7 @@ from helpkit.events import (
     Linked,
     MergedInto,
     MergeReceived,
+    MessageSent,
     PriorityChanged,
     StatusChanged,
     SubjectChanged,
@@ -74,8 +75,13 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
     if isinstance(event, CommentAdded):
         if event.comment.public:
             common["public_comments"] = state.public_comments + 1
+            if event.comment.external_id is not None:
+                common["last_message_id"] = event.comment.external_id
         else:
             common["internal_notes"] = state.internal_notes + 1
+    elif isinstance(event, MessageSent):
+        if event.external_id is not None:
+            common["last_message_id"] = event.external_id
     elif isinstance(event, StatusChanged):
         common["status"] = event.status
         common["category"] = event.category

@@ -1,8 +1,6 @@
-"""Ticket lifecycle: pure decisions (command -> events); the fold (events -> state) is
-:mod:`helpkit.fold`, re-exported here.
-
-(Just over 600 lines: one short pure decision per ticket command, kept together so that the
-rules of the lifecycle read in one place.)
+"""Ticket lifecycle: pure decisions (command -> events). Re-exported here: the fold (events ->
+state, :mod:`helpkit.fold`), what a decision produces (:mod:`helpkit.outcomes`) and the
+records of what the system observed (:mod:`helpkit.observations`).
 
 Nothing here reads a clock, a store or a plugin: the time of a change (``at``), the ids and
 the ticket number are passed in by the application layer. Every decision validates first and
@@ -13,7 +11,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
 import attrs
 
@@ -34,9 +31,6 @@ from helpkit.events import (
     MergedInto,
     MergeReceived,
     PriorityChanged,
-    SlaBreached,
-    SlaRescheduled,
-    SlaWarned,
     StatusChanged,
     SubjectChanged,
     TagsChanged,
@@ -45,6 +39,14 @@ from helpkit.events import (
 )
 from helpkit.fields import FieldValue
 from helpkit.fold import apply, conversation, replay
+from helpkit.observations import (
+    record_failed,
+    record_sent,
+    record_sla_breach,
+    record_sla_reschedule,
+    record_sla_warning,
+)
+from helpkit.outcomes import Draft, Outcome
 from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
 from helpkit.tickets import (
     Actor,
@@ -75,6 +77,8 @@ __all__ = [
     "normalize_tag",
     "open_ticket",
     "override_priority",
+    "record_failed",
+    "record_sent",
     "record_sla_breach",
     "record_sla_reschedule",
     "record_sla_warning",
@@ -83,44 +87,6 @@ __all__ = [
     "set_custom_fields",
     "unlink",
 ]
-
-
-@attrs.frozen
-class Outcome:
-    """The events a command produced and the ticket state after them."""
-
-    ticket: Ticket
-    events: tuple[Event, ...]
-    previous_seq: int
-
-    @property
-    def changed(self) -> bool:
-        """False when the command was a no-op (nothing to write)."""
-        return bool(self.events)
-
-
-# ---------------------------------------------------------------- decisions
-
-
-class _Draft:
-    """Accumulates events for one ticket, applying each as it is added."""
-
-    def __init__(self, ticket: Ticket | None, at: datetime, actor: Actor) -> None:
-        self.ticket = ticket
-        self.previous_seq = ticket.seq if ticket is not None else 0
-        self.at = at
-        self.actor = actor
-        self.events: list[Event] = []
-
-    def emit(self, cls: type[Event], ticket_id: str, **fields: Any) -> None:
-        seq = (self.ticket.seq if self.ticket is not None else 0) + 1
-        event = cls(ticket_id=ticket_id, seq=seq, at=self.at, actor=self.actor, **fields)
-        self.ticket = apply(self.ticket, event)
-        self.events.append(event)
-
-    def outcome(self) -> Outcome:
-        assert self.ticket is not None
-        return Outcome(self.ticket, tuple(self.events), self.previous_seq)
 
 
 def _writable(ticket: Ticket) -> None:
@@ -180,7 +146,7 @@ def open_ticket(
     status = workflow.default(StatusCategory.NEW)
     if assignee_id is not None:
         status = workflow.default(StatusCategory.OPEN)
-    draft = _Draft(None, at, actor)
+    draft = Draft(None, at, actor)
     draft.emit(
         TicketOpened,
         ticket_id,
@@ -241,7 +207,7 @@ def add_comment(
     current = workflow.status(ticket.status)
     if target is not None and target.name != current.name:
         workflow.check_transition(current, target)
-    draft = _Draft(ticket, at, author)
+    draft = Draft(ticket, at, author)
     draft.emit(CommentAdded, ticket.id, comment=comment)
     if target is not None and target.name != current.name:
         draft.emit(
@@ -268,7 +234,7 @@ def change_status(
     _writable(ticket)
     current = workflow.status(ticket.status)
     target = workflow.status(status)
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if target.name != current.name:
         workflow.check_transition(current, target)
         draft.emit(
@@ -304,7 +270,7 @@ def assign(
 ) -> Outcome:
     """Set the assignee and group (membership is checked by the caller, who knows agents)."""
     _writable(ticket)
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if (assignee_id, group_id) != (ticket.assignee_id, ticket.group_id) or transfer:
         if transfer and group_id == ticket.group_id and assignee_id == ticket.assignee_id:
             raise ValidationError(f"ticket {ticket.reference} is already with that group/agent")
@@ -335,7 +301,7 @@ def change_priority(
     _writable(ticket)
     new_impact = impact if impact is not None else ticket.impact
     new_urgency = urgency if urgency is not None else ticket.urgency
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if (new_impact, new_urgency) != (ticket.impact, ticket.urgency):
         draft.emit(
             PriorityChanged,
@@ -353,7 +319,7 @@ def change_subject(ticket: Ticket, subject: str, *, at: datetime, actor: Actor) 
     """Edit the subject."""
     _writable(ticket)
     new = _subject(subject)
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if new != ticket.subject:
         draft.emit(SubjectChanged, ticket.id, subject=new, previous_subject=ticket.subject)
     return draft.outcome()
@@ -375,7 +341,7 @@ def change_tags(
         raise ValidationError(f"tags both added and removed: {sorted(to_add & to_remove)}")
     added = to_add - ticket.tags
     removed = to_remove & ticket.tags
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if added or removed:
         draft.emit(TagsChanged, ticket.id, added=added, removed=removed)
     return draft.outcome()
@@ -395,7 +361,7 @@ def change_followers(
     removed = frozenset(remove) & ticket.followers
     if any(f.kind is ActorKind.SYSTEM for f in added):
         raise ValidationError("followers are agents or contacts")
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if added or removed:
         draft.emit(FollowersChanged, ticket.id, added=added, removed=removed)
     return draft.outcome()
@@ -413,7 +379,7 @@ def set_custom_fields(
     changed = {
         name: value for name, value in values.items() if ticket.custom_fields.get(name) != value
     }
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if changed:
         draft.emit(CustomFieldsChanged, ticket.id, values=changed)
     return draft.outcome()
@@ -438,8 +404,8 @@ def link(
     _writable(other)
     forward = Link(link_kind, other.id)
     backward = Link(link_kind.inverse, ticket.id)
-    first = _Draft(ticket, at, actor)
-    second = _Draft(other, at, actor)
+    first = Draft(ticket, at, actor)
+    second = Draft(other, at, actor)
     if forward not in ticket.links:
         first.emit(Linked, ticket.id, link=forward)
     if backward not in other.links:
@@ -460,8 +426,8 @@ def unlink(
         raise ValidationError(
             f"{ticket.reference} has no {link_kind.value} link to {other.reference}"
         )
-    first = _Draft(ticket, at, actor)
-    second = _Draft(other, at, actor)
+    first = Draft(ticket, at, actor)
+    second = Draft(other, at, actor)
     first.emit(Unlinked, ticket.id, link=forward)
     if backward in other.links:
         second.emit(Unlinked, other.id, link=backward)
@@ -497,7 +463,7 @@ def merge(
         followers.add(requester)
     moved = frozenset(followers) - target.followers
     merged = workflow.status(workflow.merged_status)
-    src = _Draft(source, at, actor)
+    src = Draft(source, at, actor)
     src.emit(
         MergedInto,
         source.id,
@@ -506,7 +472,7 @@ def merge(
         old_status=source.status,
         status=merged.name,
     )
-    dst = _Draft(target, at, actor)
+    dst = Draft(target, at, actor)
     dst.emit(
         MergeReceived,
         target.id,
@@ -535,61 +501,6 @@ def chain(outcomes: Sequence[Outcome]) -> Outcome:
     return Outcome(last.ticket, tuple(events), first.previous_seq)
 
 
-def record_sla_warning(
-    ticket: Ticket,
-    *,
-    at: datetime,
-    actor: Actor,
-    policy: str,
-    metric: str,
-    cycle: int,
-    threshold: float,
-    crossed_at: datetime,
-    due: datetime | None,
-) -> Outcome:
-    """Record that an SLA metric crossed a warning threshold.
-
-    Allowed on closed tickets too: it records a fact about the time before they closed.
-    """
-    draft = _Draft(ticket, at, actor)
-    draft.emit(
-        SlaWarned,
-        ticket.id,
-        policy=policy,
-        metric=metric,
-        cycle=cycle,
-        threshold=threshold,
-        crossed_at=crossed_at,
-        due=due,
-    )
-    return draft.outcome()
-
-
-def record_sla_breach(
-    ticket: Ticket,
-    *,
-    at: datetime,
-    actor: Actor,
-    policy: str,
-    metric: str,
-    cycle: int,
-    due: datetime,
-) -> Outcome:
-    """Record that an SLA metric reached its target unachieved (allowed on closed tickets)."""
-    draft = _Draft(ticket, at, actor)
-    draft.emit(SlaBreached, ticket.id, policy=policy, metric=metric, cycle=cycle, due=due)
-    return draft.outcome()
-
-
-def record_sla_reschedule(
-    ticket: Ticket, *, at: datetime, actor: Actor, policy: str | None
-) -> Outcome:
-    """Record that the SLA schedule was recomputed (the configuration changed)."""
-    draft = _Draft(ticket, at, actor)
-    draft.emit(SlaRescheduled, ticket.id, policy=policy, previous_policy=ticket.sla_policy)
-    return draft.outcome()
-
-
 def escalate(
     ticket: Ticket,
     *,
@@ -609,7 +520,7 @@ def escalate(
         raise InvalidTransitionError(
             f"ticket {ticket.reference} is already with group {group_id!r}"
         )
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     draft.emit(
         Escalated,
         ticket.id,
@@ -636,7 +547,7 @@ def override_priority(
 ) -> Outcome:
     """Set the priority directly (e.g. an escalation rule raising it), keeping impact/urgency."""
     _writable(ticket)
-    draft = _Draft(ticket, at, actor)
+    draft = Draft(ticket, at, actor)
     if priority != ticket.priority:
         draft.emit(
             PriorityChanged,

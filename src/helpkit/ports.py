@@ -6,6 +6,7 @@ and an SQLite store, a system clock, and channels.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
@@ -24,9 +25,12 @@ __all__ = [
     "ChangeFeed",
     "Channel",
     "Clock",
+    "Delivery",
+    "DeliveryState",
     "DeskContext",
     "InboundMessage",
     "OutboundMessage",
+    "Outbox",
     "Recipient",
     "Store",
     "SystemClock",
@@ -92,6 +96,8 @@ class Capability:
     """Several processes may write at once; optimistic concurrency holds across them."""
     CHANGE_FEED = "change_feed"
     """Every committed event has a position in global commit order (:class:`ChangeFeed`)."""
+    OUTBOX = "outbox"
+    """The store keeps the deliveries the relay derives from the change feed (:class:`Outbox`)."""
 
 
 @attrs.frozen
@@ -134,6 +140,57 @@ class ChangeFeed(Protocol):
         """Save ``position`` under ``name``. With ``expected``, only if the saved position is
         still ``expected`` (else ConflictError): two consumers sharing a name cannot both
         move it from the same place."""
+        ...
+
+
+@runtime_checkable
+class Outbox(Protocol):
+    """What a store with :attr:`Capability.OUTBOX` adds: the deliveries waiting to go out.
+
+    The relay derives deliveries from the change feed and :meth:`enqueue` s them together with
+    its cursor, so each committed event is turned into deliveries once. Relays :meth:`claim`
+    due deliveries for a while (a lease: two relays never hold one delivery at once), try
+    them, and :meth:`settle` the results; a claim that lapses (a relay died) lets another relay
+    take the delivery again.
+    """
+
+    def enqueue(
+        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+    ) -> int:
+        """Add the deliveries whose id is new, and move cursor ``cursor`` from ``expected`` to
+        ``position``, in one transaction (ConflictError, adding nothing, when the cursor is
+        not at ``expected``). Returns how many were new."""
+        ...
+
+    def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
+        """Claim up to ``limit`` pending deliveries due at ``now`` (next attempt at or before it)
+        that no one holds (or whose claim lapsed), for ``owner`` until ``until``; oldest due
+        first. Each claimed delivery's ``claims`` goes up by one."""
+        ...
+
+    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+        """Store the results of attempts (state, attempts, next attempt, error, external id) of
+        deliveries ``owner`` still holds, and release them; results of deliveries it no
+        longer holds are ignored. Returns how many were stored."""
+        ...
+
+    def delivery(self, delivery_id: str) -> Delivery:
+        """A delivery by id (NotFoundError if unknown)."""
+        ...
+
+    def deliveries(
+        self,
+        *,
+        state: DeliveryState | None = None,
+        ticket_id: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries (of one state, of one ticket), by id, those after id ``after``."""
+        ...
+
+    def revive(self, delivery_id: str, *, now: datetime) -> Delivery:
+        """Make a dead delivery pending again, due at ``now``, its attempts reset."""
         ...
 
 
@@ -254,19 +311,71 @@ class Recipient:
 
 @attrs.frozen(kw_only=True)
 class OutboundMessage:
-    """A public reply leaving the helpdesk through a channel."""
+    """A message leaving the helpdesk through a channel: a public reply, an SLA notice."""
 
     ticket_id: str
     ticket_number: int
     subject: str
     body: str
     comment_id: str
+    """The comment it carries (for a notice: an id naming the notice)."""
     author_name: str
     to: tuple[Recipient, ...]
     sent_at: datetime
+    """When it was handed to the channel (the first attempt's instant for a retry)."""
     in_reply_to: str | None = None
     """The external id of the message this answers, for threading (e.g. an email Message-ID)."""
+    references: tuple[str, ...] = ()
+    """External ids of earlier messages of the conversation, oldest first (email References)."""
     headers: Mapping[str, str] = attrs.field(factory=dict)
+    idempotency_key: str = ""
+    """The same for every attempt to deliver this message: a channel that may see it twice
+    (after a retry or a relay restart) sends it once by remembering the keys it sent."""
+    kind: str = "reply"
+    """``reply`` (a public comment) or ``sla_notice``."""
+
+
+class DeliveryState(enum.Enum):
+    """Where a delivery stands in the outbox."""
+
+    PENDING = "pending"
+    """Waiting for its next attempt (or being attempted, while a relay holds its claim)."""
+    SENT = "sent"
+    """The channel took it."""
+    DEAD = "dead"
+    """Given up: every attempt failed, or no channel could take it. ``revive`` retries it."""
+
+
+@attrs.frozen(kw_only=True)
+class Delivery:
+    """One message to deliver, in the outbox: what, through which channel, and how it went.
+
+    ``id`` is the message's idempotency key, derived from the event it comes from, so deriving
+    it again (after a crash) finds the same delivery. ``channel`` is ``None`` when no configured
+    channel could take it (it is then dead at once, recorded with the reason "no channel").
+    """
+
+    id: str
+    ticket_id: str
+    source: int
+    """The change feed position of the event it comes from."""
+    kind: str
+    channel: str | None
+    message: OutboundMessage
+    state: DeliveryState = DeliveryState.PENDING
+    attempts: int = 0
+    """Attempts made so far (failed ones, and the one that succeeded)."""
+    claims: int = 0
+    """How many times a relay claimed it: more than one means an earlier relay may have sent
+    it and stopped before it could say so."""
+    next_attempt_at: datetime
+    claimed_by: str | None = None
+    claimed_until: datetime | None = None
+    last_error: str | None = None
+    external_id: str | None = None
+    """The id the channel gave the message (an email Message-ID), once sent."""
+    created_at: datetime
+    updated_at: datetime
 
 
 @attrs.frozen(kw_only=True)

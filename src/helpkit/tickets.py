@@ -376,7 +376,11 @@ class Ticket:
     next_deadline: datetime | None = attrs.field(default=None, converter=_optional_utc)
     """The earliest due date among the running SLA clocks (past when breached)."""
     next_check: datetime | None = attrs.field(default=None, converter=_optional_utc)
-    """The earliest SLA warning or breach not yet recorded; the sweep's index."""
+    """The earliest instant a timer wants the ticket back (an SLA warning or breach not yet
+    recorded, ...); the sweep's index."""
+    last_message_id: str | None = attrs.field(default=None, validator=optional_text)
+    """The external id of the conversation's latest message (one received with an external
+    id, or one a channel sent and named): what the next reply answers, for threading."""
 
     def __hash__(self) -> int:
         return hash((self.id, self.seq))
