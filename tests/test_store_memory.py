@@ -141,8 +141,8 @@ def test_factory_refuses_paths_and_options(url: str) -> None:
         memory_store_factory(url)
 
 
-def test_memory_store_declares_only_the_change_feed() -> None:
-    assert MemoryStore().capabilities == frozenset({Capability.CHANGE_FEED})
+def test_memory_store_declares_the_change_feed_and_the_outbox() -> None:
+    assert MemoryStore().capabilities == frozenset({Capability.CHANGE_FEED, Capability.OUTBOX})
 
 
 def _calls(store: MemoryStore) -> dict[str, Callable[[], object]]:

@@ -7,13 +7,24 @@ and an SQLite store, a system clock, and channels.
 from __future__ import annotations
 
 import enum
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Protocol, runtime_checkable
 
 import attrs
 
-from helpkit._records import replace
+from helpkit._checks import (
+    count,
+    ident,
+    instance,
+    instances_of,
+    member_of,
+    nonblank_text,
+    optional_text,
+    text,
+)
+from helpkit._records import frozen_mapping, replace
+from helpkit._time import to_utc
 from helpkit.events import Event, TicketOpened
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.queries import Page, TicketQuery
@@ -193,6 +204,11 @@ class Outbox(Protocol):
         """Make a dead delivery pending again, due at ``now``, its attempts reset."""
         ...
 
+    def purge(self, *, sent_before: datetime) -> int:
+        """Forget the deliveries sent before ``sent_before`` (the audit trail keeps their
+        ``message_sent`` record). Returns how many were forgotten."""
+        ...
+
 
 @runtime_checkable
 class Store(Protocol):
@@ -302,37 +318,53 @@ class Store(Protocol):
 class Recipient:
     """Who an outbound message goes to."""
 
-    actor_kind: str
-    actor_id: str
-    name: str
-    address: str | None
+    actor_kind: str = attrs.field(validator=nonblank_text)
+    actor_id: str = attrs.field(validator=ident)
+    name: str = attrs.field(validator=text)
+    address: str | None = attrs.field(validator=optional_text)
     """The channel-specific address (an email address for email); ``None`` if unknown."""
+
+
+def _recipients(value: Iterable[Recipient]) -> tuple[Recipient, ...]:
+    return tuple(value)
+
+
+def _texts(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @attrs.frozen(kw_only=True)
 class OutboundMessage:
     """A message leaving the helpdesk through a channel: a public reply, an SLA notice."""
 
-    ticket_id: str
-    ticket_number: int
-    subject: str
-    body: str
-    comment_id: str
+    ticket_id: str = attrs.field(validator=ident)
+    ticket_number: int = attrs.field(validator=count)
+    subject: str = attrs.field(validator=text)
+    body: str = attrs.field(validator=text)
+    comment_id: str = attrs.field(validator=ident)
     """The comment it carries (for a notice: an id naming the notice)."""
-    author_name: str
-    to: tuple[Recipient, ...]
-    sent_at: datetime
+    author_name: str = attrs.field(validator=text)
+    to: tuple[Recipient, ...] = attrs.field(
+        converter=_recipients, validator=instances_of(Recipient, container=tuple)
+    )
+    sent_at: datetime = attrs.field(converter=to_utc)
     """When it was handed to the channel (the first attempt's instant for a retry)."""
-    in_reply_to: str | None = None
+    in_reply_to: str | None = attrs.field(default=None, validator=optional_text)
     """The external id of the message this answers, for threading (e.g. an email Message-ID)."""
-    references: tuple[str, ...] = ()
+    references: tuple[str, ...] = attrs.field(
+        default=(), converter=_texts, validator=instances_of(str, container=tuple)
+    )
     """External ids of earlier messages of the conversation, oldest first (email References)."""
-    headers: Mapping[str, str] = attrs.field(factory=dict)
-    idempotency_key: str = ""
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=frozen_mapping)
+    idempotency_key: str = attrs.field(default="", validator=text)
     """The same for every attempt to deliver this message: a channel that may see it twice
     (after a retry or a relay restart) sends it once by remembering the keys it sent."""
-    kind: str = "reply"
+    kind: str = attrs.field(default="reply", validator=nonblank_text)
     """``reply`` (a public comment) or ``sla_notice``."""
+
+
+def _optional_utc(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value)
 
 
 class DeliveryState(enum.Enum):
@@ -355,27 +387,29 @@ class Delivery:
     channel could take it (it is then dead at once, recorded with the reason "no channel").
     """
 
-    id: str
-    ticket_id: str
-    source: int
+    id: str = attrs.field(validator=ident)
+    ticket_id: str = attrs.field(validator=ident)
+    source: int = attrs.field(validator=count)
     """The change feed position of the event it comes from."""
-    kind: str
-    channel: str | None
-    message: OutboundMessage
-    state: DeliveryState = DeliveryState.PENDING
-    attempts: int = 0
+    kind: str = attrs.field(validator=nonblank_text)
+    channel: str | None = attrs.field(validator=optional_text)
+    message: OutboundMessage = attrs.field(validator=instance(OutboundMessage))
+    state: DeliveryState = attrs.field(
+        default=DeliveryState.PENDING, validator=member_of(DeliveryState)
+    )
+    attempts: int = attrs.field(default=0, validator=count)
     """Attempts made so far (failed ones, and the one that succeeded)."""
-    claims: int = 0
+    claims: int = attrs.field(default=0, validator=count)
     """How many times a relay claimed it: more than one means an earlier relay may have sent
     it and stopped before it could say so."""
-    next_attempt_at: datetime
-    claimed_by: str | None = None
-    claimed_until: datetime | None = None
-    last_error: str | None = None
-    external_id: str | None = None
+    next_attempt_at: datetime = attrs.field(converter=to_utc)
+    claimed_by: str | None = attrs.field(default=None, validator=optional_text)
+    claimed_until: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    last_error: str | None = attrs.field(default=None, validator=optional_text)
+    external_id: str | None = attrs.field(default=None, validator=optional_text)
     """The id the channel gave the message (an email Message-ID), once sent."""
-    created_at: datetime
-    updated_at: datetime
+    created_at: datetime = attrs.field(converter=to_utc)
+    updated_at: datetime = attrs.field(converter=to_utc)
 
 
 @attrs.frozen(kw_only=True)
@@ -390,7 +424,9 @@ class InboundMessage:
     received_at: datetime
     external_id: str | None = None
     in_reply_to: str | None = None
-    references: tuple[str, ...] = ()
+    references: tuple[str, ...] = attrs.field(
+        default=(), converter=_texts, validator=instances_of(str, container=tuple)
+    )
     ticket_number: int | None = None
     """A ticket number the channel found (e.g. "[#1042]" in an email subject)."""
 

@@ -21,10 +21,11 @@ import attrs
 from helpkit._checks import INT64_MAX
 from helpkit.errors import ConflictError, NotFoundError, ValidationError
 from helpkit.events import Event, TicketOpened
-from helpkit.ports import TicketChange
+from helpkit.ports import Delivery, TicketChange
 
 __all__ = [
     "check_cursor",
+    "check_delivery",
     "check_limit",
     "check_position",
     "check_record",
@@ -198,3 +199,11 @@ def check_position(position: object, what: str = "position") -> int:
     if not 0 <= position <= INT64_MAX:
         raise ValidationError(f"{what} must be in 0..{INT64_MAX}; got {position}")
     return position
+
+
+def check_delivery(delivery: object) -> Delivery:
+    """``delivery`` if it is a :class:`~helpkit.ports.Delivery` whose values pass their checks
+    (and whose instants are aware); else ValidationError."""
+    check_record(delivery, Delivery)
+    assert isinstance(delivery, Delivery)
+    return delivery

@@ -1,7 +1,7 @@
 """The in-memory store: the reference implementation of :class:`helpkit.ports.Store`.
 
 It keeps everything in dictionaries behind one lock, so it is thread-safe but neither
-persistent nor shared between processes; its one capability is the change feed. Ticket states
+persistent nor shared between processes; it has the change feed and the outbox. Ticket states
 and events are copied through the same JSON-safe codec a persistent store uses, so what it
 hands back is exactly what a database round trip would give, and nothing a caller holds can
 change what it stores.
@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
+from helpkit._checks import check_text
 from helpkit._codec import decoder, encoder
+from helpkit._records import replace
+from helpkit._time import to_utc
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
+    InvalidTransitionError,
     NotFoundError,
     SchemaError,
     StoreError,
@@ -33,10 +38,11 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import Capability, Change, TicketChange
+from helpkit.ports import Capability, Change, Delivery, DeliveryState, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
     check_cursor,
+    check_delivery,
     check_limit,
     check_position,
     check_record,
@@ -69,7 +75,7 @@ def _copy_event(event: Event) -> Event:
 class MemoryStore:
     """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
 
-    capabilities: frozenset[str] = frozenset({Capability.CHANGE_FEED})
+    capabilities: frozenset[str] = frozenset({Capability.CHANGE_FEED, Capability.OUTBOX})
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -86,6 +92,7 @@ class MemoryStore:
         self._groups: dict[str, Group] = {}
         self._feed: list[Event] = []  # position p is self._feed[p - 1]
         self._cursors: dict[str, int] = {}
+        self._outbox: dict[str, Delivery] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tickets)} tickets"
@@ -241,6 +248,157 @@ class MemoryStore:
             self._check_open()
             tickets = list(self._tickets.values())
         return query.page(tickets)
+
+    # ------------------------------------------------------------ outbox
+
+    def enqueue(
+        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+    ) -> int:
+        """Add the new deliveries and move ``cursor`` from ``expected`` to ``position``."""
+        check_cursor(cursor)
+        check_position(position)
+        check_position(expected, "expected")
+        checked = [check_delivery(d) for d in deliveries]
+        with self._lock:
+            self._check_open()
+            if position > len(self._feed):
+                raise ValidationError(
+                    f"position {position} is beyond the last committed one ({len(self._feed)})"
+                )
+            stored = self._cursors.get(cursor, 0)
+            if stored != expected:
+                raise ConflictError(
+                    f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
+                )
+            added = 0
+            for delivery in checked:
+                if delivery.id not in self._outbox:
+                    self._outbox[delivery.id] = delivery
+                    added += 1
+            self._cursors[cursor] = position
+            return added
+
+    def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
+        """Claim up to ``limit`` due, unheld pending deliveries for ``owner`` until ``until``."""
+        check_text(owner, "owner")
+        at, until = to_utc(now, "now"), to_utc(until, "until")
+        check_limit(limit)
+        with self._lock:
+            self._check_open()
+            due = sorted(
+                (
+                    d
+                    for d in self._outbox.values()
+                    if d.state is DeliveryState.PENDING
+                    and d.next_attempt_at <= at
+                    and (d.claimed_until is None or d.claimed_until <= at)
+                ),
+                key=lambda d: (d.next_attempt_at, d.id),
+            )[:limit]
+            claimed = []
+            for delivery in due:
+                held = replace(
+                    delivery,
+                    claimed_by=owner,
+                    claimed_until=until,
+                    claims=delivery.claims + 1,
+                    updated_at=at,
+                )
+                self._outbox[delivery.id] = held
+                claimed.append(held)
+            return claimed
+
+    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+        """Store the results of deliveries ``owner`` still holds, and release them."""
+        check_text(owner, "owner")
+        checked = [check_delivery(d) for d in results]
+        with self._lock:
+            self._check_open()
+            stored = 0
+            for result in checked:
+                held = self._outbox.get(result.id)
+                if (
+                    held is None
+                    or held.claimed_by != owner
+                    or held.state is not DeliveryState.PENDING
+                ):
+                    continue  # its claim lapsed and another relay took it
+                self._outbox[result.id] = replace(result, claimed_by=None, claimed_until=None)
+                stored += 1
+            return stored
+
+    def delivery(self, delivery_id: str) -> Delivery:
+        """A delivery by id."""
+        with self._lock:
+            self._check_open()
+            try:
+                return self._outbox[delivery_id]
+            except (KeyError, TypeError):
+                raise NotFoundError(f"no delivery with id {delivery_id!r:.80}") from None
+
+    def deliveries(
+        self,
+        *,
+        state: DeliveryState | None = None,
+        ticket_id: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries (of one state, of one ticket), by id, those after id ``after``."""
+        check_limit(limit)
+        if state is not None and not isinstance(state, DeliveryState):
+            raise ValidationError(f"state must be a DeliveryState; got {state!r:.40}")
+        with self._lock:
+            self._check_open()
+            found = sorted(
+                (
+                    d
+                    for d in self._outbox.values()
+                    if (state is None or d.state is state)
+                    and (ticket_id is None or d.ticket_id == ticket_id)
+                    and (after is None or d.id > after)
+                ),
+                key=lambda d: d.id,
+            )
+            return found[:limit]
+
+    def revive(self, delivery_id: str, *, now: datetime) -> Delivery:
+        """Make a dead delivery pending again, due at ``now``, its attempts reset."""
+        at = to_utc(now, "now")
+        with self._lock:
+            self._check_open()
+            found = self._outbox.get(delivery_id)
+            if found is None:
+                raise NotFoundError(f"no delivery with id {delivery_id!r:.80}")
+            if found.state is not DeliveryState.DEAD:
+                raise InvalidTransitionError(
+                    f"delivery {delivery_id!r} is {found.state.value}; only a dead one is revived"
+                )
+            revived = replace(
+                found,
+                state=DeliveryState.PENDING,
+                attempts=0,
+                next_attempt_at=at,
+                claimed_by=None,
+                claimed_until=None,
+                updated_at=at,
+            )
+            self._outbox[delivery_id] = revived
+            return revived
+
+    def purge(self, *, sent_before: datetime) -> int:
+        """Forget the deliveries sent before ``sent_before``."""
+        before = to_utc(sent_before, "sent_before")
+        with self._lock:
+            self._check_open()
+            gone = [
+                d.id
+                for d in self._outbox.values()
+                if d.state is DeliveryState.SENT and d.updated_at < before
+            ]
+            for delivery_id in gone:
+                del self._outbox[delivery_id]
+            return len(gone)
 
     # ------------------------------------------------------------ contacts
 
@@ -419,6 +577,7 @@ class MemoryStore:
             self._agents,
             self._groups,
             self._cursors,
+            self._outbox,
         )
 
 

@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 
-from helpkit.ports import Capability, ChangeFeed, Store
+from helpkit.ports import Capability, ChangeFeed, Outbox, Store
 from helpkit.queries import Page, TicketQuery
 from helpkit.testing.conformance.helpers import ReopenStore, StoreFactory
 
@@ -62,10 +62,17 @@ class SuiteBase:
     def test_satisfies_the_store_protocol(self, store: Store) -> None:
         assert isinstance(store, Store)
         assert isinstance(store.capabilities, frozenset)
-        known = {Capability.PERSISTENT, Capability.MULTIPROCESS, Capability.CHANGE_FEED}
+        known = {
+            Capability.PERSISTENT,
+            Capability.MULTIPROCESS,
+            Capability.CHANGE_FEED,
+            Capability.OUTBOX,
+        }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
             assert isinstance(store, ChangeFeed)
+        if Capability.OUTBOX in store.capabilities:
+            assert isinstance(store, Outbox)
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
