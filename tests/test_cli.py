@@ -20,8 +20,10 @@ from helpkit.tickets import Comment, Ticket
 @pytest.fixture(autouse=True)
 def _in_tmp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
-    monkeypatch.delenv("HELPKIT_STORE", raising=False)
-    monkeypatch.delenv("HELPKIT_ACTOR", raising=False)
+    for name in ("HELPKIT_STORE", "HELPKIT_ACTOR", "HELPKIT_CONFIG", "HELPKIT_DEBUG"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))  # no per-user configuration
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
 
 
 MEM = ["--store", "memory://"]

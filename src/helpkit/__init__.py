@@ -6,6 +6,8 @@ math, escalation tiers, an audit trail, and storage/channel plugins (pluggy).
 
 from __future__ import annotations
 
+import logging
+
 from helpkit.calendar import BusinessCalendar
 from helpkit.config import DeskConfig
 from helpkit.conflicts import retry_on_conflict
@@ -40,6 +42,8 @@ from helpkit.sweep import SweepReport
 from helpkit.tickets import Actor, Comment, LinkKind, Status, StatusCategory, Ticket, Workflow
 
 __version__ = "0.1.0.dev0"
+
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "UNSET",

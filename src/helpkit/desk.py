@@ -200,6 +200,14 @@ class Helpdesk:
             agent_id, name, email=email, groups=groups, languages=languages, active=active
         )
 
+    def deactivate_agent(self, agent_id: str) -> Agent:
+        """Mark an agent inactive: it can no longer be assigned (its tickets stay assigned)."""
+        return self._directory.set_agent_active(agent_id, False)
+
+    def activate_agent(self, agent_id: str) -> Agent:
+        """Mark an agent active again: it can be assigned."""
+        return self._directory.set_agent_active(agent_id, True)
+
     def agent(self, agent_id: str) -> Agent:
         """An agent by id."""
         return self._directory.agent(agent_id)

@@ -91,6 +91,12 @@ class Directory:
         self._store.save_agent(agent)
         return agent
 
+    def set_agent_active(self, agent_id: str, active: bool) -> Agent:
+        """Save the agent active or not (an inactive one cannot be assigned); returns it."""
+        agent = attrs.evolve(self.agent(agent_id), active=active)
+        self._store.save_agent(agent)
+        return agent
+
     def agent(self, agent_id: str) -> Agent:
         """An agent by id."""
         return self._store.get_agent(check_text(agent_id, "an agent id"))

@@ -3,37 +3,55 @@
 from __future__ import annotations
 
 import argparse
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 
+import attrs
+
 from helpkit import serialize
-from helpkit.cli._config import _CONFIG_TEMPLATE, CONFIG_FILE
+from helpkit.cli._config import CONFIG_FILE, config_template
 from helpkit.cli._demo import _demo, _SimClock
+from helpkit.cli._errors import UsageError
 from helpkit.cli._output import (
     _author_names,
     _describe_comment,
+    _describe_event,
     _emit_json,
     _print_sla,
     _print_tickets,
     _ticket_row,
 )
+from helpkit.cli._staff import UNSOLVED
 from helpkit.desk import UNSET, Helpdesk
-from helpkit.errors import HelpkitError, ValidationError
+from helpkit.errors import NotFoundError, ValidationError
+from helpkit.ids import new_id
 from helpkit.people import Organization
 from helpkit.plugins import list_plugins
-from helpkit.queries import SortOrder, TicketQuery
+from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.sla import parse_duration
-from helpkit.tickets import StatusCategory, Ticket
+from helpkit.tickets import Actor, ActorKind, StatusCategory, Ticket
+
+_LATEST = datetime.max.replace(tzinfo=UTC)
+_EARLIEST = datetime.min.replace(tzinfo=UTC)
 
 
-class UsageError(HelpkitError):
-    """A command-line mistake (reported on one line, exit status 2)."""
-
-
-def _ticket_query(args: argparse.Namespace, now: datetime) -> TicketQuery:
-    within = args.breaching_within
+def _ticket_query(desk: Helpdesk, args: argparse.Namespace, now: datetime) -> TicketQuery:
+    """The query of ``list``'s filters; a status, agent, group or organization that does not
+    exist is a usage error (it would silently list nothing)."""
+    for status in args.status or ():
+        desk.config.workflow.status(status)
+    for agent in args.assignee or ():
+        desk.agent(agent)
+    for group in args.group or ():
+        desk.group(group)
+    for org in args.org or ():
+        desk.organization(org)
+    deadline = None if args.breaching_within is None else _shift(now, args.breaching_within)
+    if args.breached:
+        deadline = now if deadline is None else min(deadline, now)
     return TicketQuery(
-        deadline_before=None if within is None else now + _duration(within),
+        deadline_before=deadline,
+        next_check_before=now if args.overdue else None,
         statuses=args.status or None,
         categories=args.category or None,
         assignee_ids=args.assignee or None,
@@ -45,15 +63,34 @@ def _ticket_query(args: argparse.Namespace, now: datetime) -> TicketQuery:
         tags=args.tag or (),
         sort=SortOrder(args.sort),
         limit=args.limit,
-        after=args.after,
     )
 
 
-def _duration(text: str) -> timedelta:
+def _shift(now: datetime, text: str) -> datetime:
+    """``now`` plus a duration such as ``1h`` or ``-30m`` (clamped to the calendar's ends)."""
+    body = text.strip()
+    negative = body.startswith("-")
     try:
-        return parse_duration(text)
+        delta = parse_duration(body.removeprefix("-").strip())
     except ValidationError as exc:
-        raise UsageError(str(exc)) from None
+        raise UsageError(f"--breaching-within: {exc}") from None
+    try:
+        return now - delta if negative else now + delta
+    except OverflowError:
+        return _EARLIEST if negative else _LATEST
+
+
+def _page(desk: Helpdesk, query: TicketQuery, after: str | None) -> Page[Ticket]:
+    """A page of ``query`` after the cursor ``after`` (printed by the previous page)."""
+    if after is not None:
+        try:
+            query = attrs.evolve(query, after=after)
+        except ValidationError:
+            raise UsageError(
+                f"--after {after[:40]!r} is not a cursor this list printed (copy the value "
+                f"after 'more: --after', with the same --sort {query.sort.value})"
+            ) from None
+    return desk.tickets(query)
 
 
 def _resolve_requesters(desk: Helpdesk, values: list[str] | None) -> list[str] | None:
@@ -65,30 +102,40 @@ def _resolve_requesters(desk: Helpdesk, values: list[str] | None) -> list[str] |
     return found
 
 
+def _write_template() -> None:
+    Path(CONFIG_FILE).write_text(config_template(), encoding="utf-8")
+
+
+def check_init(args: argparse.Namespace) -> None:
+    """What ``init`` refuses before the store is opened (and so created)."""
+    if args.write_config and Path(CONFIG_FILE).exists():
+        raise UsageError(f"{CONFIG_FILE} already exists; not overwriting it")
+
+
 def cmd_init(desk: Helpdesk, args: argparse.Namespace) -> int:
+    check_init(args)
     print(f"helpkit: store ready at {args.store}")
-    config = Path(CONFIG_FILE)
     if args.write_config:
-        if config.exists():
-            raise UsageError(f"{CONFIG_FILE} already exists; not overwriting it")
-        config.write_text(_CONFIG_TEMPLATE, encoding="utf-8")
+        _write_template()
         print(f"helpkit: wrote {CONFIG_FILE}")
     return 0
 
 
 def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
-    if args.tickets < 1:
-        raise UsageError("--tickets must be at least 1")
     if desk.tickets(TicketQuery(limit=1)).items and not args.force:
         raise UsageError(
-            f"{args.store} already holds tickets; use another --store or --force to add more"
+            f"{args.store} already holds tickets; use another --store, or --force to add a "
+            "demo's tickets to them"
         )
+    if args.write_config:  # only once nothing refused the demo
+        _write_template()
     clock = desk.clock
     assert isinstance(clock, _SimClock)
     swept = _demo(desk, clock, args.tickets, args.seed)
+    now = desk.now()
     if not args.json:
         print(f"helpkit demo: {args.tickets} tickets over a simulated week in {args.store}")
-        if args.wrote_config:
+        if args.write_config:
             print(f"(wrote {CONFIG_FILE}: calendars, SLA policies, tiers and escalation rules)")
         print(
             f"SLA sweep: {swept.warnings} warnings, {swept.breaches} breaches, "
@@ -102,14 +149,39 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json([serialize.to_data(t) for t in page])
     else:
-        _print_tickets(page.items, None)
-        print("\nTry: helpkit list --assignee ana   |   helpkit show 1   |   helpkit contacts")
+        _print_tickets(page.items, None, now, empty="no new or open tickets")
+        show = f"helpkit show {page.items[0].number}" if page.items else "helpkit list"
+        print(f"\nTry: helpkit queue --agent ana   |   {show}   |   helpkit contacts")
     return 0
+
+
+def _open_actor(desk: Helpdesk, args: argparse.Namespace) -> Actor:
+    """Who opens the ticket: ``--as`` (or $HELPKIT_ACTOR), else the requester themself.
+
+    A requester that is a new email address has no contact yet: its id is drawn now and the
+    desk's id factory hands it to the contact ``open_ticket`` creates (the first id it draws),
+    so the ticket and its first message are the requester's and a refused ticket still leaves
+    no contact behind.
+    """
+    if args.explicit_actor is not None:
+        actor: Actor = args.explicit_actor
+        return actor
+    requester = args.requester
+    if "@" not in requester:
+        return Actor.contact(desk.contact(requester).id)
+    for find in (desk.contact, desk.contact_by_email):  # the order open_ticket looks in
+        try:
+            return Actor.contact(find(requester).id)
+        except NotFoundError:
+            continue
+    contact_id = new_id()
+    args.reserved_ids.append(contact_id)
+    return Actor.contact(contact_id)
 
 
 def cmd_open(desk: Helpdesk, args: argparse.Namespace) -> int:
     ticket = desk.open_ticket(
-        args.actor,
+        _open_actor(desk, args),
         requester=args.requester,
         subject=args.subject,
         body=args.body,
@@ -125,13 +197,46 @@ def cmd_open(desk: Helpdesk, args: argparse.Namespace) -> int:
 
 def cmd_list(desk: Helpdesk, args: argparse.Namespace) -> int:
     args.requester = _resolve_requesters(desk, args.requester)
-    page = desk.tickets(_ticket_query(args, desk.now()))
+    now = desk.now()
+    page = _page(desk, _ticket_query(desk, args, now), args.after)
     if args.json:
         _emit_json(
             {"tickets": [serialize.to_data(t) for t in page], "next_cursor": page.next_cursor}
         )
     else:
-        _print_tickets(page.items, page.next_cursor)
+        _print_tickets(page.items, page.next_cursor, now)
+    return 0
+
+
+def cmd_queue(desk: Helpdesk, args: argparse.Namespace) -> int:
+    agent = args.agent
+    if agent is None and args.actor.kind is ActorKind.AGENT:
+        agent = args.actor.id
+    if agent is None and args.group is None:
+        raise UsageError("whose queue? name an agent (--agent ID or --as agent:ID) or --group G")
+    who = []
+    if agent is not None:
+        who.append(f"{desk.agent(agent).name} ({agent})")
+    if args.group is not None:
+        who.append(f"group {desk.group(args.group).name} ({args.group})")
+    query = TicketQuery(
+        assignee_ids=None if agent is None else {agent},
+        group_ids=None if args.group is None else {args.group},
+        categories=UNSOLVED,
+        sort=SortOrder.PRIORITY,
+        limit=args.limit,
+    )
+    now = desk.now()
+    page = _page(desk, query, args.after)
+    if args.json:
+        _emit_json(
+            {"tickets": [serialize.to_data(t) for t in page], "next_cursor": page.next_cursor}
+        )
+        return 0
+    whose = " in ".join(who)
+    if page.items:
+        print(f"Queue of {whose}: unsolved tickets, most urgent first")
+    _print_tickets(page.items, page.next_cursor, now, empty=f"no unsolved tickets for {whose}")
     return 0
 
 
@@ -140,9 +245,13 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
     conversation = desk.conversation(ticket)
     history = desk.history(ticket)
     if args.json:
+        sla = desk.sla(ticket)
+        tiers = desk.tier_times(ticket) if sla is not None else {}
         _emit_json(
             {
                 "ticket": serialize.to_data(ticket),
+                "sla": None if sla is None else serialize.to_data(sla),
+                "tier_times": {f"L{k}": serialize.to_data(v) for k, v in sorted(tiers.items())},
                 "conversation": [serialize.to_data(c) for c in conversation],
                 "history": [serialize.to_data(e) for e in history],
             }
@@ -174,7 +283,7 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
         print(_describe_comment(comment, names.get(str(comment.author))))
     print("\nHistory:")
     for event in history:
-        print(f"  {event.seq:>3}  {event.at:%Y-%m-%d %H:%M}  {event.actor}  {event.TYPE}")
+        print(_describe_event(event))
     return 0
 
 
@@ -189,8 +298,9 @@ def _report(ticket: Ticket, args: argparse.Namespace, verb: str) -> int:
 
 
 def _ticket_ref(text: str) -> str | int:
+    """A ticket number (``42``, ``#42``: ASCII digits) or else an id."""
     stripped = text.strip().removeprefix("#")
-    return int(stripped) if stripped.isdigit() else text
+    return int(stripped) if stripped.isascii() and stripped.isdigit() else text
 
 
 def cmd_reply(desk: Helpdesk, args: argparse.Namespace) -> int:
@@ -241,14 +351,7 @@ def cmd_close(desk: Helpdesk, args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(desk: Helpdesk, args: argparse.Namespace) -> int:
-    now = None
-    if args.now is not None:
-        try:
-            now = datetime.fromisoformat(args.now)
-        except ValueError:
-            raise UsageError(f"--now must be an ISO 8601 instant; got {args.now!r}") from None
-        if now.tzinfo is None:
-            raise UsageError("--now needs a UTC offset, e.g. 2026-11-23T09:00:00+00:00")
+    now = None if args.now is None else _instant(args.now)
     report = desk.sweep(now)
     if args.json:
         _emit_json(serialize.to_data(report))
@@ -262,6 +365,20 @@ def cmd_sweep(desk: Helpdesk, args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
+def _instant(text: str) -> datetime:
+    """An aware ISO 8601 instant, in UTC."""
+    try:
+        at = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise UsageError(f"--now must be an ISO 8601 instant; got {text!r}") from None
+    if at.tzinfo is None:
+        raise UsageError("--now needs a UTC offset, e.g. 2026-11-23T09:00:00+00:00")
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"--now {text!r} is out of range in UTC") from None
+
+
 def cmd_escalate(desk: Helpdesk, args: argparse.Namespace) -> int:
     ref = _ticket_ref(args.ticket)
     if args.down:
@@ -270,7 +387,8 @@ def cmd_escalate(desk: Helpdesk, args: argparse.Namespace) -> int:
         ticket = desk.escalate(
             ref, args.actor, group=args.group, functional=args.functional, reason=args.reason
         )
-    return _report(ticket, args, f"escalated to {ticket.group_id}")
+    verb = "de-escalated" if args.down else "escalated"
+    return _report(ticket, args, f"{verb} to {ticket.group_id}")
 
 
 def cmd_contacts(desk: Helpdesk, args: argparse.Namespace) -> int:
@@ -291,13 +409,15 @@ def cmd_contacts(desk: Helpdesk, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json([serialize.to_data(c) for c in found])
         return 0
+    if not found:
+        print("no contacts")
     for contact in found:
         org = desk.organization(contact.organization_id).name if contact.organization_id else "-"
         vip = " VIP" if contact.vip else ""
         print(f"{contact.id:34}  {contact.name:24}  {contact.email or '-':32}  {org}{vip}")
         if args.tickets:
             for ticket in desk.tickets_of_contact(contact):
-                print("    " + _ticket_row(ticket))
+                print("    " + _ticket_row(ticket, desk.now()))
     return 0
 
 
@@ -316,11 +436,13 @@ def cmd_orgs(desk: Helpdesk, args: argparse.Namespace) -> int:
     if args.json:
         _emit_json([serialize.to_data(o) for o in found])
         return 0
+    if not found:
+        print("no organizations")
     for org in found:
         print(f"{org.id:34}  {org.name:24}  {', '.join(org.domains) or '-'}")
         if args.tickets:
             for ticket in desk.tickets_of_organization(org):
-                print("    " + _ticket_row(ticket))
+                print("    " + _ticket_row(ticket, desk.now()))
     return 0
 
 

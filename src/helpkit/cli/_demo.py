@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import random
+import unicodedata
 from datetime import datetime, timedelta
+from typing import Any
 
 from helpkit.cli._output import _Progress
 from helpkit.desk import Helpdesk
-from helpkit.people import Contact
+from helpkit.errors import NotFoundError
+from helpkit.people import Contact, Organization
 from helpkit.priority import Impact, Urgency
 from helpkit.sweep import SweepReport
 from helpkit.tickets import Actor, StatusCategory
@@ -24,7 +27,11 @@ class _SimClock:
 
 
 def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepReport:
-    """Simulate a week; return what the hourly SLA sweeps did."""
+    """Simulate a week; return what the hourly SLA sweeps did.
+
+    On a store a former demo filled (``demo --force``), its groups and agents are saved again
+    as the demo defines them (active), and its organizations and contacts are reused.
+    """
     rng = random.Random(seed)
     desk.add_group("l1", "Service desk", tier=1)
     desk.add_group("l2", "Technicians", tier=2)
@@ -34,10 +41,10 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepRep
         for name in names:
             desk.add_agent(name, name.title(), email=f"{name}@support.example", groups=[group])
     orgs = [
-        desk.create_organization("Acme SA", domains=["acme.example"], segment="enterprise"),
-        desk.create_organization("Globex GmbH", domains=["globex.example"], region="EMEA"),
-        desk.create_organization("Initech", domains=["initech.example"], segment="smb"),
-        desk.create_organization("Umbrella Société", domains=["umbrella.example"], vip=True),
+        _organization(desk, "Acme SA", "acme.example", segment="enterprise"),
+        _organization(desk, "Globex GmbH", "globex.example", region="EMEA"),
+        _organization(desk, "Initech", "initech.example", segment="smb"),
+        _organization(desk, "Umbrella Société", "umbrella.example", vip=True),
     ]
     first = ["José", "Marie", "Wei", "Aisha", "Lars", "Priya", "Tomás", "Zoë"]
     last = ["Núñez", "Dubois", "Chen", "Okafor", "Berg", "Patel", "García", "Müller"]
@@ -45,10 +52,11 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepRep
     for index in range(32):
         org = orgs[index % len(orgs)]
         given, family = first[index % 8], last[(index * 3 + index // 8) % 8]
-        local = f"{given}.{family}.{index}".lower().encode("ascii", "ignore").decode()
-        contacts.append(
-            desk.create_contact(f"{given} {family}", emails=[f"{local}@{org.domains[0]}"])
-        )
+        email = f"{_ascii(given)}.{_ascii(family)}.{index}@{org.domains[0]}".lower()
+        try:
+            contacts.append(desk.contact_by_email(email))  # demo --force: a former demo's
+        except NotFoundError:
+            contacts.append(desk.create_contact(f"{given} {family}", emails=[email]))
     subjects = [
         "VPN drops every few minutes",
         "Cannot print to the 3rd floor printer",
@@ -89,6 +97,20 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepRep
         live = [t for t in live if not desk.ticket(t).is_closed]
         progress.step()
     return swept + desk.sweep(clock.current)
+
+
+def _ascii(text: str) -> str:
+    """``text`` without its accents (``Tomás`` -> ``Tomas``), for an email address."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    return decomposed.encode("ascii", "ignore").decode("ascii")
+
+
+def _organization(desk: Helpdesk, name: str, domain: str, **fields: Any) -> Organization:
+    """The demo's organization owning ``domain``: the one a former demo made, else a new one."""
+    try:
+        return desk.organization_by_domain(domain)
+    except NotFoundError:
+        return desk.create_organization(name, domains=[domain], **fields)
 
 
 def _demo_step(

@@ -8,23 +8,37 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, TextIO
 
 from helpkit.desk import Helpdesk
 from helpkit.errors import NotFoundError
+from helpkit.events import (
+    Assigned,
+    CommentAdded,
+    Escalated,
+    Event,
+    MergedInto,
+    MergeReceived,
+    PriorityChanged,
+    SlaBreached,
+    SlaWarned,
+    StatusChanged,
+    TagsChanged,
+    TicketOpened,
+)
 from helpkit.sla import Metric
 from helpkit.tickets import ActorKind, Comment, Ticket
 
 
 class _Progress:
-    """A one-line progress bar on stderr, shown only when stdout is a terminal."""
+    """A one-line progress bar on stderr, shown only when stderr is a terminal."""
 
     def __init__(self, total: int, label: str, stream: TextIO | None = None) -> None:
         self.total = max(total, 1)
         self.label = label
         self.stream = stream if stream is not None else sys.stderr
-        self.enabled = sys.stdout.isatty()
+        self.enabled = _isatty(self.stream)
         self.done = 0
 
     def step(self, count: int = 1) -> None:
@@ -39,31 +53,68 @@ class _Progress:
             self.stream.flush()
 
 
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):  # a closed or fake stream
+        return False
+
+
 def _emit_json(value: Any) -> None:
-    """Print plain data (built with :func:`helpkit.serialize.to_data`) as indented JSON."""
-    print(json.dumps(value, indent=2, ensure_ascii=False))
+    """Print plain data (built with :func:`helpkit.serialize.to_data`) as indented JSON.
+
+    Non-ASCII text is printed as it is, unless stdout cannot encode it (``PYTHONIOENCODING=
+    ascii``, a legacy console): then it is escaped (``\\u00e9``), which JSON reads back the same.
+    """
+    text = json.dumps(value, indent=2, ensure_ascii=False)
+    try:
+        text.encode(sys.stdout.encoding or "utf-8")
+    except (UnicodeEncodeError, LookupError):
+        text = json.dumps(value, indent=2, ensure_ascii=True)
+    print(text)
 
 
-def _due(t: Ticket) -> str:
-    return "-" if t.next_deadline is None else f"{t.next_deadline:%m-%d %H:%M}"
+def _when(at: datetime, now: datetime) -> str:
+    """A short date: the year only when it is not ``now``'s."""
+    return f"{at:%m-%d %H:%M}" if at.year == now.year else f"{at:%Y-%m-%d %H:%M}"
 
 
-def _ticket_row(t: Ticket) -> str:
+def _breached(t: Ticket, now: datetime) -> bool:
+    """Whether an SLA clock of the ticket is past its target (its next deadline has passed)."""
+    return t.next_deadline is not None and t.next_deadline <= now
+
+
+def _due(t: Ticket, now: datetime) -> str:
+    if t.next_deadline is None:
+        return "-"
+    return _when(t.next_deadline, now) + (" !" if _breached(t, now) else "")
+
+
+def _ticket_row(t: Ticket, now: datetime, due_width: int = 13) -> str:
     assignee = t.assignee_id or "-"
     group = t.group_id or "-"
     return (
         f"{t.reference:>7}  {t.priority.name:4}  {t.status:10}  {assignee:10}  {group:6}  "
-        f"{_due(t):11}  {t.subject}"
+        f"{_due(t, now):{due_width}}  {t.subject}"
     )
 
 
-def _print_tickets(tickets: Sequence[Ticket], next_cursor: str | None) -> None:
+def _print_tickets(
+    tickets: Sequence[Ticket], next_cursor: str | None, now: datetime, *, empty: str = "no tickets"
+) -> None:
+    """A table of tickets (``empty`` when there are none), the breach mark explained."""
+    if not tickets:
+        print(empty)
+        return
+    width = max(len("SLA due"), *(len(_due(t, now)) for t in tickets))
     print(
         f"{'#':>7}  {'prio':4}  {'status':10}  {'assignee':10}  {'group':6}  "
-        f"{'SLA due':11}  subject"
+        f"{'SLA due':{width}}  subject"
     )
     for t in tickets:
-        print(_ticket_row(t))
+        print(_ticket_row(t, now, width))
+    if any(_breached(t, now) for t in tickets):
+        print("\n! = SLA breached (the deadline has passed)")
     if next_cursor:
         print(f"\nmore: --after {next_cursor}")
 
@@ -74,6 +125,55 @@ def _describe_comment(comment: Comment, name: str | None = None) -> str:
     who = f"{name} ({comment.author.kind.value})" if name else str(comment.author)
     lines = comment.body.splitlines() or [""]
     return f"[{when}] {kind} by {who} via {comment.channel}:\n    " + "\n    ".join(lines)
+
+
+def _arrow(before: object, after: object) -> str:
+    return f"{before if before is not None else '-'} -> {after if after is not None else '-'}"
+
+
+def _event_detail(event: Event) -> str:
+    """What an event changed, in a few words ("" when its type says it all)."""
+    reason = getattr(event, "reason", None)
+    detail = ""
+    if isinstance(event, TicketOpened):
+        detail = f"{event.status}, {event.priority.name}, via {event.channel}"
+    elif isinstance(event, StatusChanged):
+        detail = _arrow(event.old_status, event.status)
+    elif isinstance(event, Assigned):
+        parts = []
+        if event.assignee_id != event.previous_assignee_id:
+            parts.append("agent " + _arrow(event.previous_assignee_id, event.assignee_id))
+        if event.group_id != event.previous_group_id:
+            parts.append("group " + _arrow(event.previous_group_id, event.group_id))
+        detail = ", ".join(parts)
+    elif isinstance(event, PriorityChanged):
+        detail = _arrow(event.previous_priority.name, event.priority.name)
+    elif isinstance(event, Escalated):
+        detail = f"{event.kind}: group " + _arrow(event.previous_group_id, event.group_id)
+        if event.rule and not reason:
+            detail += f" (rule {event.rule})"
+    elif isinstance(event, CommentAdded):
+        detail = "reply" if event.comment.public else "note"
+    elif isinstance(event, (SlaWarned, SlaBreached)):
+        detail = event.metric
+    elif isinstance(event, TagsChanged):
+        detail = " ".join(
+            [*(f"+{t}" for t in sorted(event.added)), *(f"-{t}" for t in sorted(event.removed))]
+        )
+    elif isinstance(event, MergedInto):
+        detail = f"into #{event.target_number}"
+    elif isinstance(event, MergeReceived):
+        detail = f"from #{event.source_number}"
+    if reason:
+        detail = f"{detail} ({reason})" if detail else f"({reason})"
+    return detail
+
+
+def _describe_event(event: Event) -> str:
+    """One line of the text history: seq, time, actor, type and what changed."""
+    detail = _event_detail(event)
+    line = f"  {event.seq:>3}  {event.at:%Y-%m-%d %H:%M}  {event.actor}  {event.TYPE}"
+    return f"{line}  {detail}" if detail else line
 
 
 def _author_names(desk: Helpdesk, comments: Sequence[Comment]) -> dict[str, str]:

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import argparse
 import os
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from typing import NoReturn
 
+from helpkit import __version__
 from helpkit.cli._commands import (
     cmd_assign,
     cmd_close,
@@ -19,6 +22,7 @@ from helpkit.cli._commands import (
     cmd_open,
     cmd_orgs,
     cmd_plugins,
+    cmd_queue,
     cmd_reply,
     cmd_resolve,
     cmd_show,
@@ -27,11 +31,45 @@ from helpkit.cli._commands import (
     cmd_transfer,
 )
 from helpkit.cli._config import CONFIG_FILE
+from helpkit.cli._errors import EXIT_USAGE
+from helpkit.cli._staff import (
+    cmd_agents_activate,
+    cmd_agents_add,
+    cmd_agents_deactivate,
+    cmd_agents_list,
+    cmd_groups_add,
+    cmd_groups_list,
+)
 from helpkit.priority import Impact, Urgency
-from helpkit.queries import SortOrder
+from helpkit.queries import MAX_LIMIT, SortOrder
 from helpkit.tickets import StatusCategory
 
 DEFAULT_STORE = "sqlite:///helpkit.db"
+MAX_DEMO_TICKETS = 100_000
+
+
+class _Parser(argparse.ArgumentParser):
+    """Reports a mistake on one line, ``helpkit: error: ...``, and exits with status 2."""
+
+    def error(self, message: str) -> NoReturn:
+        command = self.prog.removeprefix("helpkit").strip()
+        where = f"{command}: " if command else ""
+        hint = f"helpkit {command} --help" if command else "helpkit --help"
+        self.exit(EXIT_USAGE, f"helpkit: error: {where}{message} (see '{hint}')\n")
+
+
+def _int_range(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        try:
+            value = int(text.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}; got {text}")
+        return value
+
+    parse.__name__ = "number"  # argparse names the type in its messages
+    return parse
 
 
 def _add_ticket_filters(parser: argparse.ArgumentParser) -> None:
@@ -55,29 +93,56 @@ def _add_ticket_filters(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--breaching-within",
         metavar="DURATION",
-        help="only tickets due within DURATION (e.g. 1h, 30m), breached ones included",
+        help="only tickets due within DURATION (e.g. 1h, 30m), breached ones included; "
+        "a negative one (-1h) keeps those breached for longer than that",
     )
-    parser.add_argument("--limit", type=int, default=50)
-    parser.add_argument("--after", help="cursor printed by the previous page")
+    parser.add_argument(
+        "--breached",
+        action="store_true",
+        help="only tickets with an SLA clock past its target (next deadline passed)",
+    )
+    parser.add_argument(
+        "--overdue",
+        action="store_true",
+        help="only tickets with an SLA warning or breach due that no sweep has recorded yet",
+    )
+    _add_paging(parser)
+
+
+def _add_paging(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--limit", type=_int_range(1, MAX_LIMIT), default=50, help="page size (default 50)"
+    )
+    parser.add_argument("--after", metavar="CURSOR", help="cursor printed by the previous page")
 
 
 def _build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="helpkit", description="An embeddable helpdesk core.")
+    parser = _Parser(prog="helpkit", description="An embeddable helpdesk core.")
+    parser.add_argument("--version", action="version", version=f"helpkit {__version__}")
     parser.add_argument(
         "--store",
         default=os.environ.get("HELPKIT_STORE", DEFAULT_STORE),
         help="store URL (default: $HELPKIT_STORE or %(default)s)",
     )
     parser.add_argument(
-        "--config", help=f"configuration file (default: ./{CONFIG_FILE} if present)"
+        "--config",
+        help=f"configuration file (default: $HELPKIT_CONFIG, ./{CONFIG_FILE} if present, "
+        "else the per-user one if present)",
     )
     parser.add_argument(
         "--as",
         dest="actor_text",
-        default=os.environ.get("HELPKIT_ACTOR", "system:cli"),
-        help="who acts: agent:ID, contact:ID or system:NAME "
-        "(default: $HELPKIT_ACTOR or %(default)s)",
+        help="who acts: agent:ID, contact:ID or system:NAME (default: $HELPKIT_ACTOR, else "
+        "system:cli; 'open' without either: the requester)",
     )
+    parser.add_argument(
+        "-v",
+        "--verbose",
+        action="count",
+        default=0,
+        help="log more (-v info, -vv debug; an unexpected error's traceback)",
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="log errors only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     def command(
@@ -94,9 +159,16 @@ def _build_parser() -> argparse.ArgumentParser:
     p = command(
         "demo", cmd_demo, "fill a realistic helpdesk and show the agents' queue", json_flag=True
     )
-    p.add_argument("--tickets", type=int, default=300, help="tickets to create (default 300)")
+    p.add_argument(
+        "--tickets",
+        type=_int_range(1, MAX_DEMO_TICKETS),
+        default=300,
+        help="tickets to create (default 300)",
+    )
     p.add_argument("--seed", type=int, default=7, help="random seed (default 7)")
-    p.add_argument("--force", action="store_true", help="add to a store that has tickets")
+    p.add_argument(
+        "--force", action="store_true", help="add to a store that has tickets (a former demo's)"
+    )
     p = command("open", cmd_open, "open a ticket", json_flag=True)
     p.add_argument("--requester", required=True, help="contact id or email (new emails are added)")
     p.add_argument("--subject", required=True)
@@ -109,6 +181,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--assignee")
     p = command("list", cmd_list, "list tickets", json_flag=True)
     _add_ticket_filters(p)
+    p = command(
+        "queue",
+        cmd_queue,
+        "an agent's (or a group's) unsolved tickets, most urgent first",
+        json_flag=True,
+    )
+    p.add_argument("--agent", help="agent id (default: the agent of --as)")
+    p.add_argument("--group", help="group id")
+    _add_paging(p)
     p = command("show", cmd_show, "a ticket's details, conversation and history", json_flag=True)
     p.add_argument("ticket", help="number (42 or #42) or id")
     for name, handler, help_text in (
@@ -148,7 +229,7 @@ def _build_parser() -> argparse.ArgumentParser:
         json_flag=True,
     )
     p.add_argument("--now", help="sweep as of this ISO 8601 instant (default: now)")
-    p = command("escalate", cmd_escalate, "escalate a ticket one tier up", json_flag=True)
+    p = command("escalate", cmd_escalate, "escalate a ticket one tier up (or down)", json_flag=True)
     p.add_argument("ticket")
     p.add_argument("--group", help="target group (default: the tier's first group)")
     p.add_argument("--functional", action="store_true", help="another group of the same tier")
@@ -163,7 +244,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", help="organization id for --add (default: by email domain)")
     p.add_argument("--vip", action="store_true")
     p.add_argument("--tickets", action="store_true", help="also list each contact's tickets")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
     p = command("orgs", cmd_orgs, "find or add organizations", json_flag=True)
     p.add_argument("search", nargs="?", help="name to search (case/accent-insensitive)")
     p.add_argument("--domain", action="append", help="find by domain (or the domains of --add)")
@@ -171,6 +252,92 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment")
     p.add_argument("--region")
     p.add_argument("--tickets", action="store_true", help="also list each organization's tickets")
-    p.add_argument("--limit", type=int, default=50)
+    p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
+    _staff_commands(command)
     p = command("plugins", cmd_plugins, "list plugins and what they register", json_flag=True)
     return parser
+
+
+def _staff_commands(
+    command: Callable[..., argparse.ArgumentParser],
+) -> None:
+    agents = command("agents", cmd_agents_list, "list, add, deactivate or activate agents")
+    actions = agents.add_subparsers(dest="action", metavar="ACTION")
+    p = actions.add_parser("list", help="the agents (the default)", description="the agents")
+    p.set_defaults(handler=cmd_agents_list)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = actions.add_parser("add", help="add (or replace) an agent", description="add an agent")
+    p.set_defaults(handler=cmd_agents_add)
+    p.add_argument("id", help="agent id (what --as agent:ID and --assignee name)")
+    p.add_argument("name")
+    p.add_argument("--email")
+    p.add_argument("--group", action="append", help="group id (repeatable; it must exist)")
+    for name, handler, text in (
+        ("deactivate", cmd_agents_deactivate, "an agent who can no longer be assigned"),
+        ("activate", cmd_agents_activate, "an agent who can be assigned again"),
+    ):
+        p = actions.add_parser(name, help=text, description=text)
+        p.set_defaults(handler=handler)
+        p.add_argument("id", help="agent id")
+    groups = command("groups", cmd_groups_list, "list or add groups")
+    actions = groups.add_subparsers(dest="action", metavar="ACTION")
+    p = actions.add_parser("list", help="the groups (the default)", description="the groups")
+    p.set_defaults(handler=cmd_groups_list)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p = actions.add_parser("add", help="add (or replace) a group", description="add a group")
+    p.set_defaults(handler=cmd_groups_add)
+    p.add_argument("id", help="group id")
+    p.add_argument("name")
+    p.add_argument("--tier", type=_int_range(1, 9), help="escalation tier: 1 = L1 (service desk)")
+    p.add_argument("--description")
+
+
+def _value_options(parser: argparse.ArgumentParser) -> tuple[set[str], set[str]]:
+    """Every option string of the parser and its sub-parsers, and those that take a value."""
+    every: set[str] = set()
+    valued: set[str] = set()
+    pending = [parser]
+    while pending:
+        current = pending.pop()
+        for action in current._actions:
+            every.update(action.option_strings)
+            if action.option_strings and action.nargs is None and action.const is None:
+                valued.update(action.option_strings)
+            if isinstance(action, argparse._SubParsersAction):
+                pending.extend(action.choices.values())
+    return every, valued
+
+
+def _dash_values(parser: argparse.ArgumentParser, argv: Sequence[str]) -> Iterator[str]:
+    """``argv`` with ``--opt -value`` written ``--opt=-value`` when ``-value`` is no option.
+
+    argparse takes a value that starts with "-" (``--sort -updated``, ``--breaching-within
+    -1h``) for an option and refuses it; glued with "=" it is read as the value.
+    """
+    every, valued = _value_options(parser)
+    tokens = list(argv)
+    index = 0
+    while index < len(tokens):
+        token = tokens[index]
+        if token == "--":
+            yield from tokens[index:]
+            return
+        following = tokens[index + 1] if index + 1 < len(tokens) else None
+        if (
+            token in valued
+            and following is not None
+            and following.startswith("-")
+            and following not in ("-", "--")
+            and following.split("=", 1)[0] not in every
+        ):
+            yield f"{token}={following}"
+            index += 2
+            continue
+        yield token
+        index += 1
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    """The parsed command line (argparse exits with status 2 on a mistake, 0 on --help)."""
+    parser = _build_parser()
+    return parser.parse_args(list(_dash_values(parser, sys.argv[1:] if argv is None else argv)))

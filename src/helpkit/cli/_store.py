@@ -1,0 +1,50 @@
+"""What the command line checks about ``--store`` before opening it.
+
+Only ``init`` and ``demo`` create a store: every other command on an SQLite file that does not
+exist is a usage error, and creates nothing. A path the system cannot take (a NUL character)
+and a ``timeout`` that is not a finite number are refused here too, before the store sees them.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from urllib.parse import parse_qsl, unquote
+
+from helpkit.cli._errors import UsageError
+
+CREATING_COMMANDS = frozenset({"init", "demo"})
+
+
+def sqlite_path(url: str) -> str | None:
+    """The file an ``sqlite:///path`` URL names (percent-decoded), else ``None``."""
+    if url[:9].lower() != "sqlite://":
+        return None
+    rest = url[9:].partition("?")[0]
+    if not rest.startswith("/"):
+        return None  # the store explains what an SQLite URL looks like
+    return unquote(rest[1:]) or None
+
+
+def check_store(url: str, command: str) -> None:
+    """Refuse an SQLite URL the command cannot use (see the module's docstring)."""
+    path = sqlite_path(url)
+    if path is None:
+        return
+    if "\x00" in path:
+        raise UsageError(f"the store path in {url!r} contains a NUL character")
+    for name, value in parse_qsl(url.partition("?")[2], keep_blank_values=True):
+        if name == "timeout":
+            try:
+                seconds = float(value)
+            except ValueError:
+                continue  # the store names the mistake
+            if not math.isfinite(seconds):
+                raise UsageError(f"timeout must be a finite number of seconds; got {value!r}")
+    if os.path.isdir(path):
+        raise UsageError(f"the store {path} is a directory; name an SQLite file")
+    if command not in CREATING_COMMANDS and not os.path.exists(path):
+        raise UsageError(
+            f"no store at {path}: run 'helpkit init' to create one "
+            "(or 'helpkit demo' for a sample helpdesk), or name another with --store"
+        )
