@@ -313,6 +313,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.PERSISTENT,
         Capability.MULTIPROCESS,
         Capability.CHANGE_FEED,
+        Capability.OUTBOX,
     }
     assert isinstance(store, Store)
 
@@ -815,7 +816,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 4
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 5
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]

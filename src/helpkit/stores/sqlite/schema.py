@@ -245,7 +245,26 @@ _V4: Final[Migration] = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
+_V5: Final[Migration] = (
+    # The outbox: the deliveries the relay derives from the change feed. Columns for what
+    # claims select on; the delivery itself as JSON (helpkit.serialize form).
+    """CREATE TABLE outbox (
+        id TEXT PRIMARY KEY,
+        ticket_id TEXT NOT NULL,
+        state TEXT NOT NULL,
+        next_attempt_us INTEGER NOT NULL,
+        claimed_until_us INTEGER,
+        claimed_by TEXT,
+        updated_us INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    # Due pending deliveries, oldest first: what a relay claims.
+    """CREATE INDEX outbox_due ON outbox (next_attempt_us, id) WHERE state = 'pending'""",
+    "CREATE INDEX outbox_state ON outbox (state, id)",
+    "CREATE INDEX outbox_ticket ON outbox (ticket_id, id)",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""

@@ -36,12 +36,10 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import Capability, Change, TicketChange
+from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
-    check_cursor,
     check_limit,
-    check_position,
     check_record,
     check_version,
 )
@@ -63,6 +61,8 @@ from helpkit.stores.sqlite.encoding import (
     _loads,
     _Prepared,
 )
+from helpkit.stores.sqlite.feed import LAST_POSITION as _LAST_POSITION
+from helpkit.stores.sqlite.feed import FeedAndOutbox
 from helpkit.stores.sqlite.query_sql import _select
 from helpkit.stores.sqlite.schema import (
     _check_identity,
@@ -94,7 +94,6 @@ _INSERT_TICKET: Final = (
     f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
 )
 _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
-_LAST_POSITION: Final = "SELECT coalesce(max(position), 0) FROM events"
 _SELECT_FOR_UPDATE: Final = (
     f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id = ?"
 )
@@ -143,7 +142,7 @@ class _Borrowed:
             raise self.store._error(exc) from exc
 
 
-class SqliteStore:
+class SqliteStore(FeedAndOutbox):
     """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
 
     ``timeout`` is how long (seconds) a write waits for another writer's lock before failing
@@ -155,7 +154,12 @@ class SqliteStore:
     """
 
     capabilities: frozenset[str] = frozenset(
-        {Capability.PERSISTENT, Capability.MULTIPROCESS, Capability.CHANGE_FEED}
+        {
+            Capability.PERSISTENT,
+            Capability.MULTIPROCESS,
+            Capability.CHANGE_FEED,
+            Capability.OUTBOX,
+        }
     )
 
     _MAX_IDLE: Final = 8
@@ -467,56 +471,6 @@ class SqliteStore:
             ):
                 raise NotFoundError(f"no ticket with id {ticket_id!r}")
         return [_decoded(event_from_dict, row[0], "event") for row in rows]
-
-    # ------------------------------------------------------------ change feed
-
-    def changes(self, *, after: int = 0, limit: int = 1000) -> list[Change]:
-        """Committed events with a position above ``after``, in order, at most ``limit``."""
-        check_position(after, "after")
-        check_limit(limit)
-        with self._connection() as conn:
-            rows = conn.execute(
-                "SELECT position, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
-                (after, limit),
-            ).fetchall()
-        return [Change(row[0], _decoded(event_from_dict, row[1], "event")) for row in rows]
-
-    def last_position(self) -> int:
-        """The highest position committed so far (0 when nothing was)."""
-        with self._connection() as conn:
-            last: int = conn.execute(_LAST_POSITION).fetchone()[0]
-        return last
-
-    def cursor(self, name: str) -> int:
-        """The position saved under ``name`` (0 if none was)."""
-        check_cursor(name)
-        with self._connection() as conn:
-            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (name,)).fetchone()
-        return 0 if row is None else int(row[0])
-
-    def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
-        """Save ``position`` under ``name`` (only if it still holds ``expected``, if given)."""
-        check_cursor(name)
-        check_position(position)
-        if expected is not None:
-            check_position(expected, "expected")
-        with self._transaction() as conn:
-            last = conn.execute(_LAST_POSITION).fetchone()[0]
-            if position > last:
-                raise ValidationError(
-                    f"position {position} is beyond the last committed one ({last})"
-                )
-            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (name,)).fetchone()
-            stored = 0 if row is None else int(row[0])
-            if expected is not None and stored != expected:
-                raise ConflictError(
-                    f"cursor {name!r} is at {stored}, not {expected}: another consumer moved it"
-                )
-            conn.execute(
-                "INSERT INTO cursors (name, position) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                (name, position),
-            )
 
     def query(self, query: TicketQuery) -> Page[Ticket]:
         """Tickets matching ``query``, in its order, one page at a time."""

@@ -1,0 +1,285 @@
+"""The SQLite store's change feed and outbox: the positions of committed events, the
+consumers' cursors, and the deliveries the relay derives from them.
+
+A mixin of :class:`~helpkit.stores.sqlite.store.SqliteStore`, kept apart because it is a
+capability of its own (``change_feed``, ``outbox``); it uses the store's connections.
+Positions are given inside each commit, under the write lock (see ``SqliteStore.commit``);
+claims, settlements and enqueues are write transactions, so concurrent relays in several
+processes never hold one delivery at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Sequence
+from contextlib import AbstractContextManager
+from datetime import datetime
+from typing import Final
+
+from helpkit import serialize
+from helpkit._checks import check_text
+from helpkit._records import replace
+from helpkit._time import to_utc
+from helpkit.errors import (
+    ConflictError,
+    InvalidTransitionError,
+    NotFoundError,
+    SchemaError,
+    ValidationError,
+)
+from helpkit.events import event_from_dict
+from helpkit.ports import Change, Delivery, DeliveryState
+from helpkit.stores.contract import check_cursor, check_delivery, check_limit, check_position
+from helpkit.stores.sqlite.encoding import _decoded, _micros
+
+__all__ = ["LAST_POSITION", "FeedAndOutbox"]
+
+LAST_POSITION: Final = "SELECT coalesce(max(position), 0) FROM events"
+"""The highest position committed (0 for none)."""
+
+
+def _encode_delivery(
+    delivery: Delivery,
+) -> tuple[str, str, str, int, int | None, str | None, int, str]:
+    claimed_until = None if delivery.claimed_until is None else _micros(delivery.claimed_until)
+    return (
+        delivery.id,
+        delivery.ticket_id,
+        delivery.state.value,
+        _micros(delivery.next_attempt_at),
+        claimed_until,
+        delivery.claimed_by,
+        _micros(delivery.updated_at),
+        serialize.dumps(delivery),
+    )
+
+
+def _decode_delivery(text: str) -> Delivery:
+    try:
+        return serialize.loads(Delivery, text)
+    except (SchemaError, ValidationError) as exc:
+        raise SchemaError(
+            f"stored delivery cannot be read ({exc}): the file was changed outside helpkit "
+            "or is damaged"
+        ) from exc
+
+
+class FeedAndOutbox:
+    """The change feed and the outbox of an SQLite store (a mixin of ``SqliteStore``)."""
+
+    def _connection(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # pragma: no cover - SqliteStore's
+
+    def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
+        raise NotImplementedError  # pragma: no cover - SqliteStore's
+
+    # ------------------------------------------------------------ change feed
+
+    def changes(self, *, after: int = 0, limit: int = 1000) -> list[Change]:
+        """Committed events with a position above ``after``, in order, at most ``limit``."""
+        check_position(after, "after")
+        check_limit(limit)
+        with self._connection() as conn:
+            rows = conn.execute(
+                "SELECT position, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
+                (after, limit),
+            ).fetchall()
+        return [Change(row[0], _decoded(event_from_dict, row[1], "event")) for row in rows]
+
+    def last_position(self) -> int:
+        """The highest position committed so far (0 when nothing was)."""
+        with self._connection() as conn:
+            last: int = conn.execute(LAST_POSITION).fetchone()[0]
+        return last
+
+    def cursor(self, name: str) -> int:
+        """The position saved under ``name`` (0 if none was)."""
+        check_cursor(name)
+        with self._connection() as conn:
+            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (name,)).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
+        """Save ``position`` under ``name`` (only if it still holds ``expected``, if given)."""
+        check_cursor(name)
+        check_position(position)
+        if expected is not None:
+            check_position(expected, "expected")
+        with self._transaction() as conn:
+            last = conn.execute(LAST_POSITION).fetchone()[0]
+            if position > last:
+                raise ValidationError(
+                    f"position {position} is beyond the last committed one ({last})"
+                )
+            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (name,)).fetchone()
+            stored = 0 if row is None else int(row[0])
+            if expected is not None and stored != expected:
+                raise ConflictError(
+                    f"cursor {name!r} is at {stored}, not {expected}: another consumer moved it"
+                )
+            conn.execute(
+                "INSERT INTO cursors (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (name, position),
+            )
+
+    # ------------------------------------------------------------ outbox
+
+    def enqueue(
+        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+    ) -> int:
+        """Add the new deliveries and move ``cursor`` from ``expected`` to ``position``."""
+        check_cursor(cursor)
+        check_position(position)
+        check_position(expected, "expected")
+        rows = [_encode_delivery(check_delivery(d)) for d in deliveries]
+        with self._transaction() as conn:
+            last = conn.execute(LAST_POSITION).fetchone()[0]
+            if position > last:
+                raise ValidationError(
+                    f"position {position} is beyond the last committed one ({last})"
+                )
+            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (cursor,)).fetchone()
+            stored = 0 if row is None else int(row[0])
+            if stored != expected:
+                raise ConflictError(
+                    f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
+                )
+            before = conn.total_changes
+            conn.executemany(
+                "INSERT INTO outbox (id, ticket_id, state, next_attempt_us, claimed_until_us, "
+                "claimed_by, updated_us, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "ON CONFLICT (id) DO NOTHING",
+                rows,
+            )
+            added = conn.total_changes - before
+            conn.execute(
+                "INSERT INTO cursors (name, position) VALUES (?, ?) "
+                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+                (cursor, position),
+            )
+        return added
+
+    def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
+        """Claim up to ``limit`` due, unheld pending deliveries for ``owner`` until ``until``."""
+        check_text(owner, "owner")
+        at, held_until = to_utc(now, "now"), to_utc(until, "until")
+        check_limit(limit)
+        at_us = _micros(at)
+        with self._transaction() as conn:
+            rows = conn.execute(
+                "SELECT body FROM outbox WHERE state = 'pending' AND next_attempt_us <= ? "
+                "AND (claimed_until_us IS NULL OR claimed_until_us <= ?) "
+                "ORDER BY next_attempt_us, id LIMIT ?",
+                (at_us, at_us, limit),
+            ).fetchall()
+            claimed = []
+            for (text,) in rows:
+                found = _decode_delivery(text)
+                held = replace(
+                    found,
+                    claimed_by=owner,
+                    claimed_until=held_until,
+                    claims=found.claims + 1,
+                    updated_at=at,
+                )
+                conn.execute(
+                    "UPDATE outbox SET claimed_until_us = ?, claimed_by = ?, updated_us = ?, "
+                    "body = ? WHERE id = ?",
+                    (_micros(held_until), owner, at_us, serialize.dumps(held), held.id),
+                )
+                claimed.append(held)
+        return claimed
+
+    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+        """Store the results of deliveries ``owner`` still holds, and release them."""
+        check_text(owner, "owner")
+        checked = [check_delivery(d) for d in results]
+        stored = 0
+        with self._transaction() as conn:
+            for result in checked:
+                released = replace(result, claimed_by=None, claimed_until=None)
+                row = _encode_delivery(released)
+                cursor = conn.execute(
+                    "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
+                    "claimed_by = NULL, updated_us = ?, body = ? "
+                    "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
+                    (row[2], row[3], row[6], row[7], released.id, owner),
+                )
+                stored += cursor.rowcount
+        return stored
+
+    def delivery(self, delivery_id: str) -> Delivery:
+        """A delivery by id."""
+        with self._connection() as conn:
+            row = conn.execute("SELECT body FROM outbox WHERE id = ?", (delivery_id,)).fetchone()
+        if row is None:
+            raise NotFoundError(f"no delivery with id {delivery_id!r:.80}")
+        return _decode_delivery(row[0])
+
+    def deliveries(
+        self,
+        *,
+        state: DeliveryState | None = None,
+        ticket_id: str | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries (of one state, of one ticket), by id, those after id ``after``."""
+        check_limit(limit)
+        if state is not None and not isinstance(state, DeliveryState):
+            raise ValidationError(f"state must be a DeliveryState; got {state!r:.40}")
+        clauses, params = [], []
+        if state is not None:
+            clauses.append("state = ?")
+            params.append(state.value)
+        if ticket_id is not None:
+            clauses.append("ticket_id = ?")
+            params.append(check_text(ticket_id, "ticket_id"))
+        if after is not None:
+            clauses.append("id > ?")
+            params.append(check_text(after, "after"))
+        where = f"WHERE {' AND '.join(clauses)} " if clauses else ""
+        with self._connection() as conn:
+            rows = conn.execute(
+                f"SELECT body FROM outbox {where}ORDER BY id LIMIT ?", (*params, limit)
+            ).fetchall()
+        return [_decode_delivery(row[0]) for row in rows]
+
+    def revive(self, delivery_id: str, *, now: datetime) -> Delivery:
+        """Make a dead delivery pending again, due at ``now``, its attempts reset."""
+        at = to_utc(now, "now")
+        with self._transaction() as conn:
+            row = conn.execute("SELECT body FROM outbox WHERE id = ?", (delivery_id,)).fetchone()
+            if row is None:
+                raise NotFoundError(f"no delivery with id {delivery_id!r:.80}")
+            found = _decode_delivery(row[0])
+            if found.state is not DeliveryState.DEAD:
+                raise InvalidTransitionError(
+                    f"delivery {delivery_id!r} is {found.state.value}; only a dead one is revived"
+                )
+            revived = replace(
+                found,
+                state=DeliveryState.PENDING,
+                attempts=0,
+                next_attempt_at=at,
+                claimed_by=None,
+                claimed_until=None,
+                updated_at=at,
+            )
+            encoded = _encode_delivery(revived)
+            conn.execute(
+                "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
+                "claimed_by = NULL, updated_us = ?, body = ? WHERE id = ?",
+                (encoded[2], encoded[3], encoded[6], encoded[7], revived.id),
+            )
+        return revived
+
+    def purge(self, *, sent_before: datetime) -> int:
+        """Forget the deliveries sent before ``sent_before``."""
+        before = _micros(to_utc(sent_before, "sent_before"))
+        with self._transaction() as conn:
+            cursor = conn.execute(
+                "DELETE FROM outbox WHERE state = 'sent' AND updated_us < ?", (before,)
+            )
+            return cursor.rowcount
