@@ -91,6 +91,7 @@ def make_desk(
         channels=[channel],
         entry_points=False,
         id_factory=lambda: f"id{next(counter)}",
+        delivery="sync",
     )
     if store is None:
         desk.add_group("desk", "Service desk", tier=1)

@@ -1,79 +1,121 @@
-"""Delivery: what leaves the desk after a commit, and through which channel.
+"""What leaves the desk: the deliveries a committed event calls for, and the channel that takes
+each one.
 
-A public comment goes to the ticket's requester and followers (never an internal note); an SLA
-warning or breach goes to the agents the escalation rules name. Application layer: the
-pipeline hands every committed change to :meth:`Delivery.publish` before the ``helpkit_event``
-observers see it. A channel that fails is logged (logger ``helpkit.delivery``) and never undoes
-the command.
+A public comment goes to the ticket's requester and followers (never an internal note, never
+back to its author); an SLA warning or breach goes to the agents the escalation rules name.
+:meth:`Outbound.plan` turns one committed event (with its change feed position) into
+:class:`~helpkit.ports.Delivery` values, deterministically: the delivery's id, which is also
+the message's idempotency key, is made of the ticket, the event's seq and the kind, so deriving
+again after a crash finds the same delivery. :meth:`Outbound.send` hands one to its channel.
+The relay (:mod:`helpkit.relay`) does the rest: the outbox, retries, dead letters, the audit
+trail.
+
+The channel of a reply is the comment's own channel when one is configured under that name
+(``desk.reply(..., channel="sms")``), else the configured ``reply_channel``, else the desk's
+only channel. When channels are configured but none fits, the delivery is still made, with no
+channel: the relay records it as failed ("no channel") rather than dropping it in silence. A
+desk without channels sends nothing.
 """
 
 from __future__ import annotations
 
 import contextlib
-import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from datetime import datetime
 
 from helpkit.config import DeskConfig
-from helpkit.errors import NotFoundError
+from helpkit.errors import NotFoundError, ValidationError
 from helpkit.escalation import Action
 from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned
 from helpkit.people import Agent
-from helpkit.ports import Channel, OutboundMessage, Recipient, Store, TicketChange
+from helpkit.ports import (
+    Change,
+    Channel,
+    Delivery,
+    OutboundMessage,
+    Recipient,
+    Store,
+)
 from helpkit.tickets import Actor, ActorKind, Comment, Ticket
 
-__all__ = ["Delivery"]
+__all__ = ["Outbound", "delivery_id"]
 
-log = logging.getLogger("helpkit.delivery")
+_Planned = tuple[str | None, OutboundMessage]
+"""The channel a message leaves through (``None``: no channel fits), and the message."""
+
+REPLY = "reply"
+SLA_NOTICE = "sla_notice"
 
 
-class Delivery:
-    """Sends replies and SLA notices of committed events through the desk's channels."""
+def delivery_id(event: Event, kind: str) -> str:
+    """The id (and idempotency key) of the delivery ``kind`` that ``event`` calls for."""
+    return f"{event.ticket_id}-{event.seq}-{kind}"
 
-    def __init__(
-        self,
-        store: Store,
-        config: DeskConfig,
-        channels: Mapping[str, Channel],
-        now: Callable[[], datetime],
-    ) -> None:
+
+class Outbound:
+    """Derives deliveries from committed events, and sends them through the desk's channels."""
+
+    def __init__(self, store: Store, config: DeskConfig, channels: Mapping[str, Channel]) -> None:
         self._store = store
         self._config = config
         self._channels = channels
-        self._now = now
 
-    def publish(self, changes: Sequence[TicketChange]) -> None:
-        """Deliver what the committed ``changes`` send out (each failure logged, isolated)."""
+    @property
+    def enabled(self) -> bool:
+        """Whether the desk has channels at all (without, nothing is ever sent)."""
+        return bool(self._channels)
+
+    def check_channel(self, name: str | None) -> None:
+        """Refuse a channel named for a reply that no configured channel answers to."""
+        if name is None or not self._channels or name in self._channels:
+            return
+        known = ", ".join(sorted(self._channels))
+        raise ValidationError(
+            f"no channel {name!r} is configured (configured: {known}); a reply asked to leave "
+            "through it would not leave at all"
+        )
+
+    # ------------------------------------------------------------ planning
+
+    def plan(self, change: Change, now: datetime) -> list[Delivery]:
+        """The deliveries the committed event of ``change`` calls for (often none)."""
         if not self._channels:
-            return  # nothing to send through: skip the reads
-        for change in changes:
-            for event in change.events:
-                try:
-                    self.deliver(event)
-                except Exception:
-                    log.exception(
-                        "delivering %s #%s of ticket %s failed",
-                        event.TYPE,
-                        event.seq,
-                        event.ticket_id,
-                    )
-
-    def deliver(self, event: Event) -> str | None:
-        """Send what ``event`` sends out; the external id the channel gave, if any."""
+            return []
+        event = change.event
         if isinstance(event, CommentAdded) and event.comment.public:
-            return self._comment(event.ticket_id, event.comment)
-        if isinstance(event, SlaWarned | SlaBreached):
-            return self._sla_notice(event)
-        return None
+            message = self._reply(event, now)
+            kind = REPLY
+        elif isinstance(event, SlaWarned | SlaBreached):
+            message = self._sla_notice(event, now)
+            kind = SLA_NOTICE
+        else:
+            return []
+        if message is None:
+            return []
+        channel, out = message
+        return [
+            Delivery(
+                id=out.idempotency_key,
+                ticket_id=event.ticket_id,
+                source=change.position,
+                kind=kind,
+                channel=channel,
+                message=out,
+                next_attempt_at=now,
+                created_at=now,
+                updated_at=now,
+            )
+        ]
 
-    def channel_for(self, ticket: Ticket) -> Channel | None:
-        """The channel a public reply on ``ticket`` leaves through, if any is configured."""
-        channel = self._channels.get(ticket.channel)
-        if channel is None and self._config.reply_channel is not None:
-            channel = self._channels[self._config.reply_channel]
-        if channel is None and len(self._channels) == 1:
-            channel = next(iter(self._channels.values()))
-        return channel
+    def channel_for(self, preferred: str) -> str | None:
+        """The name of the channel a message meant for ``preferred`` leaves through, if any."""
+        if preferred in self._channels:
+            return preferred
+        if self._config.reply_channel is not None:
+            return self._config.reply_channel
+        if len(self._channels) == 1:
+            return next(iter(self._channels))
+        return None
 
     def recipients(self, ticket: Ticket, *, exclude: Actor | None = None) -> tuple[Recipient, ...]:
         """Who hears about a public comment: the requester and the followers, minus ``exclude``."""
@@ -82,15 +124,13 @@ class Delivery:
         for party in dict.fromkeys(parties):
             if party == exclude:
                 continue
-            try:
+            with contextlib.suppress(NotFoundError):
                 if party.kind is ActorKind.CONTACT:
                     contact = self._store.get_contact(party.id)
                     result.append(Recipient("contact", contact.id, contact.name, contact.email))
                 elif party.kind is ActorKind.AGENT:
                     agent = self._store.get_agent(party.id)
                     result.append(Recipient("agent", agent.id, agent.name, agent.email))
-            except NotFoundError:
-                log.warning("ticket %s: follower %s no longer exists", ticket.reference, party)
         return tuple(result)
 
     def _author_name(self, author: Actor) -> str:
@@ -103,15 +143,16 @@ class Delivery:
             pass
         return author.id
 
-    def _comment(self, ticket_id: str, comment: Comment) -> str | None:
-        ticket = self._store.get_ticket(ticket_id)
-        channel = self.channel_for(ticket)
-        if channel is None:
-            return None
+    def _reply(
+        self, event: CommentAdded, now: datetime
+    ) -> tuple[str | None, OutboundMessage] | None:
+        comment: Comment = event.comment
+        ticket = self._store.get_ticket(event.ticket_id)
         recipients = self.recipients(ticket, exclude=comment.author)
         if not recipients:
             return None
-        message = OutboundMessage(
+        threading = _thread(ticket, comment)
+        return self.channel_for(comment.channel), OutboundMessage(
             ticket_id=ticket.id,
             ticket_number=ticket.number,
             subject=f"[{ticket.reference}] {ticket.subject}",
@@ -119,12 +160,14 @@ class Delivery:
             comment_id=comment.id,
             author_name=self._author_name(comment.author),
             to=recipients,
-            sent_at=self._now(),
-            in_reply_to=comment.in_reply_to,
+            sent_at=now,
+            in_reply_to=threading[-1] if threading else None,
+            references=threading,
+            idempotency_key=delivery_id(event, REPLY),
+            kind=REPLY,
         )
-        return channel.deliver(message)
 
-    def _sla_notice(self, event: SlaWarned | SlaBreached) -> str | None:
+    def _sla_notice(self, event: SlaWarned | SlaBreached, now: datetime) -> _Planned | None:
         fraction = event.threshold if isinstance(event, SlaWarned) else 1.0
         actions = {a for _, a in self._config.escalation.actions_for(event.metric, fraction)}
         if not actions & {Action.NOTIFY_ASSIGNEE, Action.NOTIFY_GROUP}:
@@ -141,8 +184,7 @@ class Delivery:
         recipients = tuple(
             Recipient("agent", a.id, a.name, a.email) for a in agents.values() if a.email
         )
-        channel = self.channel_for(ticket)
-        if channel is None or not recipients:
+        if not recipients:
             return None
         metric = event.metric.replace("_", " ")
         due = "paused" if event.due is None else f"due {event.due:%Y-%m-%d %H:%M} UTC"
@@ -151,7 +193,7 @@ class Delivery:
             if isinstance(event, SlaBreached)
             else f"reached {event.threshold:.0%} of its {metric} target ({due})"
         )
-        message = OutboundMessage(
+        return self.channel_for(ticket.channel), OutboundMessage(
             ticket_id=ticket.id,
             ticket_number=ticket.number,
             subject=f"[{ticket.reference}] SLA: {ticket.subject}",
@@ -159,7 +201,32 @@ class Delivery:
             comment_id=f"sla-{event.seq}",
             author_name="helpkit SLA",
             to=recipients,
-            sent_at=self._now(),
+            sent_at=now,
             headers={"X-Helpkit-Notice": "sla"},
+            idempotency_key=delivery_id(event, SLA_NOTICE),
+            kind=SLA_NOTICE,
         )
-        return channel.deliver(message)
+
+    # ------------------------------------------------------------ sending
+
+    def send(self, delivery: Delivery) -> str | None:
+        """Hand ``delivery``'s message to its channel; the external id the channel gave it.
+
+        Raises whatever the channel raises (the relay records it and retries).
+        """
+        if delivery.channel is None:
+            raise LookupError("no channel")
+        channel = self._channels.get(delivery.channel)
+        if channel is None:
+            raise LookupError(f"channel {delivery.channel!r} is no longer configured")
+        return channel.deliver(delivery.message)
+
+
+def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:
+    """The external ids a reply answers (email In-Reply-To and References, oldest first)."""
+    found = []
+    if comment.in_reply_to is not None:
+        found.append(comment.in_reply_to)
+    if ticket.last_message_id is not None and ticket.last_message_id not in found:
+        found.append(ticket.last_message_id)
+    return tuple(found)

@@ -13,6 +13,7 @@ facade knows it.
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, Final
@@ -24,18 +25,28 @@ from helpkit._checks import check_int, check_text
 from helpkit._time import to_utc
 from helpkit.commands import TicketCommands
 from helpkit.config import DeskConfig
-from helpkit.delivery import Delivery
+from helpkit.delivery import Outbound
 from helpkit.directory import UNSET, Directory, Unset
-from helpkit.errors import HelpkitError, ValidationError
+from helpkit.errors import ConfigError, HelpkitError, ValidationError
 from helpkit.escalation import EscalationKind
 from helpkit.events import Event
 from helpkit.ids import new_id
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.pipeline import Decide, Pipeline
 from helpkit.plugins import PluginHost
-from helpkit.ports import Channel, Clock, Store, SystemClock, TicketChange
+from helpkit.ports import (
+    Channel,
+    Clock,
+    Delivery,
+    DeliveryState,
+    Outbox,
+    Store,
+    SystemClock,
+    TicketChange,
+)
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.relay import Relay, RelayReport, RetryPolicy
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import SlaStatus
 from helpkit.sweep import Sweeper, SweepReport
@@ -50,6 +61,16 @@ TicketRef = Ticket | str | int
 log = logging.getLogger("helpkit")
 
 _MAX_MERGE_CHAIN: Final = 1000
+
+
+def _delivery_state(value: DeliveryState | str) -> DeliveryState:
+    try:
+        return DeliveryState(value)
+    except ValueError:
+        known = ", ".join(s.value for s in DeliveryState)
+        raise ValidationError(f"a delivery state is one of {known}; got {value!r:.40}") from None
+
+
 _QUERY_FIELDS: Final = frozenset(f.alias or f.name for f in attrs.fields(TicketQuery))
 
 
@@ -75,6 +96,13 @@ class Helpdesk:
     ``id_factory`` makes the ids of new tickets, comments, contacts and organizations; the
     default, :func:`helpkit.ids.new_id`, makes time-ordered UUIDs (version 7) as 32 hex digits.
     ``fold_cache`` is how many tickets' SLA folds the desk keeps between commands (0: none).
+
+    Messages (public replies, SLA notices) leave through a relay that follows the change feed
+    (:mod:`helpkit.relay`), never on the request path. With ``delivery="outbox"`` (the
+    default) they wait in the outbox until :meth:`deliver_pending` runs (or ``helpkit deliver
+    --follow``, a worker); with ``delivery="sync"`` the desk runs the relay itself after each
+    command, so a command returns once its messages went out (for tests and small
+    single-process hosts). ``retry`` is the relay's :class:`~helpkit.relay.RetryPolicy`.
     """
 
     def __init__(
@@ -90,6 +118,8 @@ class Helpdesk:
         id_factory: Callable[[], str] | None = None,
         strict_versions: bool = False,
         fold_cache: int = 8192,
+        delivery: str = "outbox",
+        retry: RetryPolicy | None = None,
     ) -> None:
         if config is None:
             config = DeskConfig()
@@ -115,8 +145,16 @@ class Helpdesk:
         self._directory = Directory(self.store, self.now, self._new_id)
         self._levels = ServiceLevels(self.store, config)
         self._sla = SlaTimer(self.store, self._levels, FoldCache(fold_cache))
-        self._delivery = Delivery(self.store, config, self.channels, self.now)
+        if delivery not in ("outbox", "sync"):
+            raise ValidationError(f"delivery is 'outbox' or 'sync'; got {delivery!r:.40}")
+        self._sync = delivery == "sync"
+        self._outbound = Outbound(self.store, config, self.channels)
         self._pipeline = Pipeline(self.store, self.clock, Timers([self._sla]), self._publish)
+        self._relay: Relay | None = None
+        if self.channels:
+            # A desk with channels must be able to deliver: its store keeps the outbox.
+            self._relay = Relay(self.store, self._outbound, self._pipeline, policy=retry)
+        self._relaying = threading.local()
         self._sweeper = Sweeper(self.store, self._pipeline, self._levels, self._sla, config)
         self._commands = TicketCommands(
             config, self._directory, self._levels, self.store, self._new_id
@@ -139,10 +177,63 @@ class Helpdesk:
         return to_utc(self.clock.now(), "clock.now()")
 
     def _publish(self, changes: Sequence[TicketChange]) -> None:
-        self._delivery.publish(changes)
         for change in changes:
             for event in change.events:
                 self.plugins.notify(event, self)
+        if self._sync and self._relay is not None and not getattr(self._relaying, "on", False):
+            self.deliver_pending()
+
+    # ------------------------------------------------------------------ delivery
+
+    def deliver_pending(self) -> RelayReport:
+        """Run the relay once: turn everything committed into deliveries, then send (or
+        retry) every delivery due now, recording each outcome in its ticket's audit trail.
+        Returns what it did; a desk without channels does nothing."""
+        if self._relay is None:
+            return RelayReport()
+        self._relaying.on = True
+        try:
+            return self._relay.run_once()
+        finally:
+            self._relaying.on = False
+
+    def follow_deliveries(self, stop: threading.Event, *, poll: float = 0.05) -> RelayReport:
+        """Deliver as commits come, until ``stop`` is set (what ``helpkit deliver --follow``
+        runs): new commits of this or any process are picked up within ``poll`` seconds."""
+        if self._relay is None:
+            raise ConfigError("this desk has no channels: there is nothing to deliver")
+        self._relaying.on = True
+        try:
+            return self._relay.follow(stop, poll=poll)
+        finally:
+            self._relaying.on = False
+
+    def deliveries(
+        self,
+        *,
+        state: DeliveryState | str | None = None,
+        ticket: TicketRef | None = None,
+        after: str | None = None,
+        limit: int = 100,
+    ) -> list[Delivery]:
+        """Deliveries in the outbox (``state="dead"`` for the dead letters), by id."""
+        outbox = self._outbox()
+        wanted = None if state is None else _delivery_state(state)
+        ticket_id = None if ticket is None else self._ticket_id(ticket)
+        return outbox.deliveries(state=wanted, ticket_id=ticket_id, after=after, limit=limit)
+
+    def retry_delivery(self, delivery_id: str) -> Delivery:
+        """Send a dead delivery again (at the next :meth:`deliver_pending`)."""
+        revived = self._outbox().revive(check_text(delivery_id, "a delivery id"), now=self.now())
+        if self._sync:
+            self.deliver_pending()
+            return self._outbox().delivery(revived.id)
+        return revived
+
+    def _outbox(self) -> Outbox:
+        if not isinstance(self.store, Outbox):
+            raise ConfigError(f"{type(self.store).__name__} keeps no outbox")
+        return self.store
 
     def _run(
         self,
@@ -457,6 +548,7 @@ class Helpdesk:
         A new ticket becomes open; ``status`` submits the reply with a status (e.g. pending).
         """
         self._staff(actor)
+        self._outbound.check_channel(channel)
         decide = self._commands.comment(actor, body, public=True, channel=channel, status=status)
         return self._run([ref], decide, expected_seq)[0]
 

@@ -53,9 +53,15 @@ def helpkit_channel() -> RecordingChannel:
 def helpkit_desk(
     helpkit_clock: FrozenClock, helpkit_channel: RecordingChannel
 ) -> Iterator[Helpdesk]:
-    """An in-memory helpdesk with the frozen clock and the recording channel."""
+    """An in-memory helpdesk with the frozen clock and the recording channel; it delivers
+    synchronously (``delivery="sync"``), so a test sees a reply's message as soon as the
+    command returns."""
     desk = Helpdesk(
-        "memory://", clock=helpkit_clock, channels=[helpkit_channel], entry_points=False
+        "memory://",
+        clock=helpkit_clock,
+        channels=[helpkit_channel],
+        entry_points=False,
+        delivery="sync",
     )
     with desk:
         yield desk

@@ -1,0 +1,401 @@
+"""The relay: follows the change feed, keeps the outbox, and delivers it, never on the request
+path.
+
+1. **Derive.** Read the change feed after the relay's cursor (``outbox``), turn each committed
+   event into the deliveries it calls for (:meth:`helpkit.delivery.Outbound.plan`), and add
+   them to the outbox in the same transaction that moves the cursor: every committed event is
+   derived once, even when the relay dies half-way or two relays run.
+2. **Claim.** Take the due deliveries for a lease (another relay cannot hold them meanwhile;
+   if this one dies, the lease lapses and another takes them).
+3. **Send.** Hand each to its channel with its idempotency key. A failure is retried with
+   exponential backoff and jitter, up to :attr:`RetryPolicy.attempts`, then dead-lettered.
+4. **Record.** Each outcome goes into the ticket's audit trail through the command pipeline:
+   ``message_sent`` (channel, recipients, the external id that later replies thread on) or
+   ``delivery_failed`` (reason, attempt, final), in one commit per batch.
+5. **Settle.** Store the results in the outbox and release the claims.
+
+Delivery is at least once: a relay killed between sending and recording sends again when the
+delivery is claimed anew (a channel that remembers idempotency keys sends it once). When a
+delivery is claimed a second time, the relay first looks in the ticket's audit trail for what
+an earlier relay recorded, so an outcome recorded before the crash is not recorded twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+from collections.abc import Callable, Sequence
+from datetime import datetime, timedelta
+from typing import Final
+
+import attrs
+
+from helpkit import lifecycle
+from helpkit._checks import check_int
+from helpkit._records import replace
+from helpkit.delivery import Outbound
+from helpkit.errors import ConfigError, ConflictError, HelpkitError
+from helpkit.events import DeliveryFailed, MessageSent
+from helpkit.ids import new_id
+from helpkit.lifecycle import Outcome
+from helpkit.pipeline import Pipeline
+from helpkit.ports import ChangeFeed, Delivery, DeliveryState, Outbox, Store
+from helpkit.tickets import Actor, Ticket
+
+__all__ = ["RELAY_ACTOR", "Relay", "RelayReport", "RetryPolicy"]
+
+log = logging.getLogger("helpkit.relay")
+
+RELAY_ACTOR: Final = Actor.system("relay")
+CURSOR: Final = "outbox"
+"""The relay's cursor on the change feed."""
+
+
+def _positive_delta(instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
+    if not isinstance(value, timedelta) or value <= timedelta(0):
+        raise ConfigError(f"{attribute.name} must be a positive timedelta; got {value!r:.40}")
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """When to try a failed delivery again: ``first`` after the first failure, multiplied by
+    ``factor`` after each further one, never more than ``longest``, each wait shortened by a
+    random part up to ``jitter`` (so relays retrying together spread out); after ``attempts``
+    failed attempts the delivery is dead."""
+
+    attempts: int = 8
+    first: timedelta = attrs.field(default=timedelta(seconds=30), validator=_positive_delta)
+    factor: float = 2.0
+    longest: timedelta = attrs.field(default=timedelta(hours=1), validator=_positive_delta)
+    jitter: float = 0.2
+
+    def __attrs_post_init__(self) -> None:
+        check_int(self.attempts, "attempts", minimum=1, maximum=1000)
+        if not 1.0 <= self.factor <= 100.0:
+            raise ConfigError(f"factor must be in [1, 100]; got {self.factor!r}")
+        if not 0.0 <= self.jitter < 1.0:
+            raise ConfigError(f"jitter must be in [0, 1); got {self.jitter!r}")
+
+    def delay(self, failures: int, draw: Callable[[], float] = random.random) -> timedelta:
+        """How long to wait after the ``failures``-th failed attempt."""
+        base = self.first * (self.factor ** (failures - 1))
+        wait = min(base, self.longest)
+        return wait * (1.0 - self.jitter * draw())
+
+
+@attrs.frozen
+class RelayReport:
+    """What a relay run did."""
+
+    derived: int = 0
+    """Deliveries added to the outbox from the change feed."""
+    sent: int = 0
+    retried: int = 0
+    """Failed attempts that will be tried again."""
+    dead: int = 0
+    recovered: int = 0
+    """Deliveries an earlier relay had sent (or given up) before it stopped: settled from the
+    audit trail, not sent again."""
+    lost_claims: int = 0
+    """Results not stored because the claim lapsed meanwhile (another relay took over)."""
+
+    def __add__(self, other: RelayReport) -> RelayReport:
+        mine, theirs = attrs.astuple(self), attrs.astuple(other)
+        return RelayReport(*(a + b for a, b in zip(mine, theirs, strict=True)))
+
+    @property
+    def handled(self) -> int:
+        """Deliveries this run finished with (sent, retried, dead or recovered)."""
+        return self.sent + self.retried + self.dead + self.recovered
+
+
+class Relay:
+    """Derives, claims, sends, records and settles the deliveries of one store."""
+
+    def __init__(
+        self,
+        store: Store,
+        outbound: Outbound,
+        pipeline: Pipeline,
+        *,
+        owner: str | None = None,
+        policy: RetryPolicy | None = None,
+        lease: timedelta = timedelta(minutes=5),
+        batch: int = 200,
+        draw: Callable[[], float] = random.random,
+    ) -> None:
+        if not isinstance(store, ChangeFeed) or not isinstance(store, Outbox):
+            raise ConfigError(
+                f"{type(store).__name__} has no change feed or no outbox "
+                "(Capability.CHANGE_FEED, Capability.OUTBOX): it cannot deliver messages"
+            )
+        self._store = store
+        self._feed: ChangeFeed = store
+        self._outbox: Outbox = store
+        self._outbound = outbound
+        self._pipeline = pipeline
+        self.owner = owner or f"relay-{new_id()[-12:]}"
+        self.policy = policy or RetryPolicy()
+        self._lease = lease
+        self._batch = check_int(batch, "batch", minimum=1, maximum=10_000)
+        self._draw = draw
+        self._lock = threading.Lock()
+
+    # ------------------------------------------------------------ the steps
+
+    def derive(self, *, limit: int = 1000) -> int:
+        """Turn the next committed events into deliveries; how many were added."""
+        cursor = self._feed.cursor(CURSOR)
+        changes = self._feed.changes(after=cursor, limit=limit)
+        if not changes:
+            return 0
+        now = self._pipeline.now()
+        planned = [d for change in changes for d in self._outbound.plan(change, now)]
+        try:
+            return self._outbox.enqueue(
+                planned, cursor=CURSOR, position=changes[-1].position, expected=cursor
+            )
+        except ConflictError:
+            return 0  # another relay derived these meanwhile
+
+    def deliver(self, *, limit: int | None = None) -> RelayReport:
+        """Claim due deliveries, send them, record and settle the outcomes (one batch)."""
+        now = self._pipeline.now()
+        claimed = self._outbox.claim(
+            owner=self.owner,
+            now=now,
+            until=now + self._lease,
+            limit=self._batch if limit is None else limit,
+        )
+        if not claimed:
+            return RelayReport()
+        results: list[tuple[Delivery, Record | None]] = []
+        report = RelayReport()
+        for delivery in claimed:
+            if delivery.claims > 1:
+                # Claimed before by a relay that may have stopped after sending: what did it
+                # record? An outcome is settled as recorded; failures are carried on from.
+                delivery, settled = self._recorded(delivery)
+                if settled:
+                    results.append((delivery, None))
+                    report = report + RelayReport(recovered=1)
+                    continue
+            result, record = self._attempt(delivery, now)
+            results.append((result, record))
+            report = report + _count(result)
+        self._record(results)
+        stored = self._outbox.settle([r for r, _ in results], owner=self.owner)
+        return report + RelayReport(lost_claims=len(results) - stored)
+
+    def run_once(self) -> RelayReport:
+        """Derive everything committed so far, then deliver everything due now."""
+        with self._lock:
+            report = RelayReport()
+            while True:
+                added = self.derive()
+                report = report + RelayReport(derived=added)
+                if not added and self._feed.cursor(CURSOR) >= self._feed.last_position():
+                    break
+            while True:
+                batch = self.deliver()
+                report = report + batch
+                if batch.handled + batch.lost_claims == 0:
+                    return report
+
+    def follow(
+        self,
+        stop: threading.Event,
+        *,
+        poll: float = 0.05,
+        on_report: Callable[[RelayReport], None] | None = None,
+    ) -> RelayReport:
+        """Run until ``stop`` is set: deliver what is due, then wait for new commits (checking
+        the feed every ``poll`` seconds, or at once when this process commits)."""
+        total = RelayReport()
+        seen = -1
+        while not stop.is_set():
+            try:
+                report = self.run_once()
+            except HelpkitError:
+                log.exception("relay run failed; trying again")
+                report = RelayReport()
+            total = total + report
+            if report.handled or report.derived:
+                if on_report is not None:
+                    on_report(report)
+                continue
+            seen = self._feed.last_position()
+            while not stop.is_set():
+                if stop.wait(poll) or self._feed.last_position() != seen:
+                    break
+                if self._due_soon():
+                    break
+        return total
+
+    # ------------------------------------------------------------ details
+
+    def _due_soon(self) -> bool:
+        """Whether a retry fell due while the feed was quiet."""
+        now = self._pipeline.now()
+        for delivery in self._outbox.deliveries(state=DeliveryState.PENDING, limit=1):
+            if delivery.next_attempt_at <= now:
+                return True
+        return False
+
+    def _attempt(self, delivery: Delivery, now: datetime) -> tuple[Delivery, Record]:
+        """Send ``delivery`` once: its new state, and how to record the attempt."""
+        attempt = delivery.attempts + 1
+        if delivery.channel is None:
+            reason = "no channel: no configured channel answers to this ticket"
+            dead = replace(
+                delivery,
+                state=DeliveryState.DEAD,
+                attempts=attempt,
+                last_error=reason,
+                updated_at=now,
+            )
+            return dead, _failure(delivery, reason, attempt, final=True, retry_at=None)
+        try:
+            external_id = self._outbound.send(delivery)
+        except Exception as exc:  # a channel may raise anything: it is recorded, not raised
+            reason = f"{type(exc).__name__}: {exc}"[:500]
+            final = attempt >= self.policy.attempts
+            retry_at = None if final else now + self.policy.delay(attempt, self._draw)
+            log.warning(
+                "delivery %s through %s failed (attempt %d%s): %s",
+                delivery.id,
+                delivery.channel,
+                attempt,
+                ", giving up" if final else "",
+                reason,
+            )
+            failed = replace(
+                delivery,
+                state=DeliveryState.DEAD if final else DeliveryState.PENDING,
+                attempts=attempt,
+                last_error=reason,
+                next_attempt_at=retry_at or delivery.next_attempt_at,
+                updated_at=now,
+            )
+            return failed, _failure(delivery, reason, attempt, final=final, retry_at=retry_at)
+        sent = replace(
+            delivery,
+            state=DeliveryState.SENT,
+            attempts=attempt,
+            external_id=external_id,
+            last_error=None,
+            updated_at=now,
+        )
+        return sent, _success(delivery, attempt, external_id)
+
+    def _recorded(self, delivery: Delivery) -> tuple[Delivery, bool]:
+        """What an earlier relay recorded of ``delivery`` before it stopped: the delivery as
+        settled and True when it recorded an outcome (sent, or given up); else the delivery
+        with the failed attempts it recorded, and False."""
+        now = self._pipeline.now()
+        attempts = delivery.attempts
+        for event in self._store.events(delivery.ticket_id):
+            if isinstance(event, MessageSent) and event.delivery_id == delivery.id:
+                sent = replace(
+                    delivery,
+                    state=DeliveryState.SENT,
+                    attempts=event.attempt,
+                    external_id=event.external_id,
+                    updated_at=now,
+                )
+                return sent, True
+            if isinstance(event, DeliveryFailed) and event.delivery_id == delivery.id:
+                if event.final:
+                    dead = replace(
+                        delivery,
+                        state=DeliveryState.DEAD,
+                        attempts=event.attempt,
+                        last_error=event.reason,
+                        updated_at=now,
+                    )
+                    return dead, True
+                attempts = max(attempts, event.attempt)
+        return replace(delivery, attempts=attempts), False
+
+    def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> None:
+        """Record the outcomes in the tickets' audit trails, in one commit for the batch
+        (decided again on fresh tickets if it loses to a concurrent writer)."""
+        by_ticket: dict[str, list[Record]] = {}
+        for delivery, record in results:
+            if record is not None:
+                by_ticket.setdefault(delivery.ticket_id, []).append(record)
+        if not by_ticket:
+            return
+
+        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
+            outcomes = []
+            for ticket in tickets:
+                steps: list[Outcome] = []
+                state = ticket
+                for record in by_ticket[ticket.id]:
+                    steps.append(record(state, now))
+                    state = steps[-1].ticket
+                outcomes.append(lifecycle.chain(steps))
+            return outcomes
+
+        self._pipeline.run(list(by_ticket), decide)
+
+
+Record = Callable[[Ticket, datetime], Outcome]
+"""How an attempt goes into its ticket's audit trail: a decision on the ticket and now."""
+
+
+def _comment_of(delivery: Delivery) -> str | None:
+    return delivery.message.comment_id if delivery.kind == "reply" else None
+
+
+def _failure(
+    delivery: Delivery, reason: str, attempt: int, *, final: bool, retry_at: datetime | None
+) -> Record:
+    def record(ticket: Ticket, at: datetime) -> Outcome:
+        return lifecycle.record_failed(
+            ticket,
+            at=at,
+            actor=RELAY_ACTOR,
+            delivery_id=delivery.id,
+            kind=delivery.kind,
+            channel=delivery.channel,
+            reason=reason,
+            attempt=attempt,
+            final=final,
+            next_attempt_at=retry_at,
+            comment_id=_comment_of(delivery),
+        )
+
+    return record
+
+
+def _success(delivery: Delivery, attempt: int, external_id: str | None) -> Record:
+    channel = delivery.channel
+    assert channel is not None
+    recipients = tuple(f"{r.actor_kind}:{r.actor_id}" for r in delivery.message.to)
+
+    def record(ticket: Ticket, at: datetime) -> Outcome:
+        return lifecycle.record_sent(
+            ticket,
+            at=at,
+            actor=RELAY_ACTOR,
+            delivery_id=delivery.id,
+            kind=delivery.kind,
+            channel=channel,
+            recipients=recipients,
+            attempt=attempt,
+            external_id=external_id,
+            comment_id=_comment_of(delivery),
+        )
+
+    return record
+
+
+def _count(result: Delivery) -> RelayReport:
+    if result.state is DeliveryState.SENT:
+        return RelayReport(sent=1)
+    if result.state is DeliveryState.DEAD:
+        return RelayReport(dead=1)
+    return RelayReport(retried=1)
