@@ -18,6 +18,7 @@ from helpkit import lifecycle
 from helpkit._codec import decoder, encoder
 from helpkit.events import (
     DeliveryFailed,
+    DeliveryRevived,
     Escalated,
     Event,
     MessageSent,
@@ -134,6 +135,14 @@ def _sla_events() -> list[Event]:
             attempt=1,
             final=False,
             next_attempt_at=NOW + timedelta(seconds=30),
+        ),
+        DeliveryRevived(
+            ticket_id="t-1",
+            at=NOW,
+            actor=Actor.system("operator"),
+            seq=26,
+            delivery_id="t-1-20-sla_notice",
+            kind="sla_notice",
         ),
     ]
 

@@ -3,12 +3,13 @@ each one.
 
 A public comment goes to the ticket's requester and followers (never an internal note, never
 back to its author); an SLA warning or breach goes to the agents the escalation rules name.
-:meth:`Outbound.plan` turns one committed event (with its change feed position) into
-:class:`~helpkit.ports.Delivery` values, deterministically: the delivery's id, which is also
-the message's idempotency key, is made of the ticket, the event's seq and the kind, so deriving
-again after a crash finds the same delivery. :meth:`Outbound.send` hands one to its channel.
-The relay (:mod:`helpkit.relay`) does the rest: the outbox, retries, dead letters, the audit
-trail.
+:meth:`Outbound.plan` turns committed events (with their change feed positions) into
+:class:`~helpkit.ports.Delivery` values, deterministically, on the ticket as it was just before
+each event (its followers, its channel, the last message of its thread then): the delivery's id,
+which is also the message's idempotency key, is made of the ticket, the event's seq and the
+kind, so deriving again after a crash finds the same delivery. :meth:`Outbound.send` hands one
+to its channel. The relay (:mod:`helpkit.relay`) does the rest: the outbox, retries, dead
+letters, the audit trail.
 
 The channel of a reply is the comment's own channel when one is configured under that name
 (``desk.reply(..., channel="sms")``), else the configured ``reply_channel``, else the desk's
@@ -20,13 +21,14 @@ desk without channels sends nothing.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 
 from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError, ValidationError
 from helpkit.escalation import Action
 from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned
+from helpkit.fold import apply
 from helpkit.people import Agent
 from helpkit.ports import (
     Change,
@@ -77,35 +79,43 @@ class Outbound:
 
     # ------------------------------------------------------------ planning
 
-    def plan(self, change: Change, now: datetime) -> list[Delivery]:
-        """The deliveries the committed event of ``change`` calls for (often none)."""
+    def plan(self, changes: Sequence[Change], now: datetime) -> list[Delivery]:
+        """The deliveries the committed events of ``changes`` (in feed order) call for.
+
+        Each is planned on the ticket as it was just before its event (who followed it then,
+        its channel, the last message of the thread), however late the relay runs.
+        """
         if not self._channels:
             return []
-        event = change.event
-        if isinstance(event, CommentAdded) and event.comment.public:
-            message = self._reply(event, now)
-            kind = REPLY
-        elif isinstance(event, SlaWarned | SlaBreached):
-            message = self._sla_notice(event, now)
-            kind = SLA_NOTICE
-        else:
-            return []
-        if message is None:
-            return []
-        channel, out = message
-        return [
-            Delivery(
-                id=out.idempotency_key,
-                ticket_id=event.ticket_id,
-                source=change.position,
-                kind=kind,
-                channel=channel,
-                message=out,
-                next_attempt_at=now,
-                created_at=now,
-                updated_at=now,
+        states = _States(self._store)
+        planned = []
+        for change in changes:
+            event = change.event
+            if isinstance(event, CommentAdded) and event.comment.public:
+                message = self._reply(event, states.before(event), now)
+                kind = REPLY
+            elif isinstance(event, SlaWarned | SlaBreached):
+                message = self._sla_notice(event, states.before(event), now)
+                kind = SLA_NOTICE
+            else:
+                continue
+            if message is None:
+                continue
+            channel, out = message
+            planned.append(
+                Delivery(
+                    id=out.idempotency_key,
+                    ticket_id=event.ticket_id,
+                    source=change.position,
+                    kind=kind,
+                    channel=channel,
+                    message=out,
+                    next_attempt_at=now,
+                    created_at=now,
+                    updated_at=now,
+                )
             )
-        ]
+        return planned
 
     def channel_for(self, preferred: str) -> str | None:
         """The name of the channel a message meant for ``preferred`` leaves through, if any."""
@@ -143,11 +153,8 @@ class Outbound:
             pass
         return author.id
 
-    def _reply(
-        self, event: CommentAdded, now: datetime
-    ) -> tuple[str | None, OutboundMessage] | None:
+    def _reply(self, event: CommentAdded, ticket: Ticket, now: datetime) -> _Planned | None:
         comment: Comment = event.comment
-        ticket = self._store.get_ticket(event.ticket_id)
         recipients = self.recipients(ticket, exclude=comment.author)
         if not recipients:
             return None
@@ -167,12 +174,13 @@ class Outbound:
             kind=REPLY,
         )
 
-    def _sla_notice(self, event: SlaWarned | SlaBreached, now: datetime) -> _Planned | None:
+    def _sla_notice(
+        self, event: SlaWarned | SlaBreached, ticket: Ticket, now: datetime
+    ) -> _Planned | None:
         fraction = event.threshold if isinstance(event, SlaWarned) else 1.0
         actions = {a for _, a in self._config.escalation.actions_for(event.metric, fraction)}
         if not actions & {Action.NOTIFY_ASSIGNEE, Action.NOTIFY_GROUP}:
             return None
-        ticket = self._store.get_ticket(event.ticket_id)
         agents: dict[str, Agent] = {}
         if Action.NOTIFY_ASSIGNEE in actions and ticket.assignee_id is not None:
             with contextlib.suppress(NotFoundError):
@@ -220,6 +228,29 @@ class Outbound:
         if channel is None:
             raise LookupError(f"channel {delivery.channel!r} is no longer configured")
         return channel.deliver(delivery.message)
+
+
+class _States:
+    """Tickets as they were before given events, for one planning batch: each ticket's events
+    are read once and folded forward (a batch's events of one ticket come in seq order)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._walks: dict[str, tuple[list[Event], int, Ticket | None]] = {}
+
+    def before(self, event: Event) -> Ticket:
+        """The ticket of ``event`` as it was just before it."""
+        walk = self._walks.get(event.ticket_id)
+        if walk is None or (walk[2] is not None and walk[2].seq >= event.seq):
+            walk = (self._store.events(event.ticket_id), 0, None)
+        events, index, state = walk
+        while index < len(events) and events[index].seq < event.seq:
+            state = apply(state, events[index])
+            index += 1
+        self._walks[event.ticket_id] = (events, index, state)
+        if state is None:  # the opening event itself (it sends nothing)
+            return self._store.get_ticket(event.ticket_id)
+        return state
 
 
 def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:

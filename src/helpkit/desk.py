@@ -180,8 +180,17 @@ class Helpdesk:
         for change in changes:
             for event in change.events:
                 self.plugins.notify(event, self)
-        if self._sync and self._relay is not None and not getattr(self._relaying, "on", False):
-            self.deliver_pending()
+        sync = self._sync and self._relay is not None
+        if sync and not getattr(self._relaying, "on", False) and self.deliver_pending().handled:
+            self._relaying.recorded = True
+
+    def _synced(self, tickets: list[Ticket]) -> list[Ticket]:
+        """In sync mode, the tickets as they are once the relay recorded their messages (so
+        the caller sees ``message_sent`` in their seq and ``last_message_id``)."""
+        if not getattr(self._relaying, "recorded", False):
+            return tickets
+        self._relaying.recorded = False
+        return [self.store.get_ticket(ticket.id) for ticket in tickets]
 
     # ------------------------------------------------------------------ delivery
 
@@ -222,9 +231,17 @@ class Helpdesk:
         ticket_id = None if ticket is None else self._ticket_id(ticket)
         return outbox.deliveries(state=wanted, ticket_id=ticket_id, after=after, limit=limit)
 
-    def retry_delivery(self, delivery_id: str) -> Delivery:
-        """Send a dead delivery again (at the next :meth:`deliver_pending`)."""
-        revived = self._outbox().revive(check_text(delivery_id, "a delivery id"), now=self.now())
+    def retry_delivery(self, delivery_id: str, actor: Actor | None = None) -> Delivery:
+        """Send a dead delivery again (at the next :meth:`deliver_pending`; at once with
+        ``delivery="sync"``), its attempts starting from one. The ticket's audit trail records
+        ``delivery_revived`` by ``actor`` (an agent, or the system's ``operator``)."""
+        delivery_id = check_text(delivery_id, "a delivery id")
+        who = Actor.system("operator") if actor is None else actor
+        if not (isinstance(who, Actor) and who.kind is ActorKind.SYSTEM):
+            self._staff(who)
+        if self._relay is None:
+            raise ConfigError("this desk has no channels: there is nothing to deliver")
+        revived = self._relay.revive(delivery_id, who)
         if self._sync:
             self.deliver_pending()
             return self._outbox().delivery(revived.id)
@@ -256,7 +273,7 @@ class Helpdesk:
             )
         if expected_seq is not None:
             expected[ids[0]] = check_int(expected_seq, "expected_seq", minimum=0)
-        return self._pipeline.run(ids, decide, expected=expected or None)
+        return self._synced(self._pipeline.run(ids, decide, expected=expected or None))
 
     def _staff(self, actor: Actor) -> None:
         self._directory.staff_actor(actor)
@@ -531,7 +548,7 @@ class Helpdesk:
             public=public,
             now=self.now(),
         )
-        return self._pipeline.run([], decide)[0]
+        return self._synced(self._pipeline.run([], decide))[0]
 
     def reply(
         self,
@@ -583,7 +600,7 @@ class Helpdesk:
         decide = self._commands.requester_message(
             author, body, channel=channel, external_id=external_id, in_reply_to=in_reply_to
         )
-        return self._pipeline.run([ticket.id], decide)[0]
+        return self._synced(self._pipeline.run([ticket.id], decide))[0]
 
     def assign(
         self,

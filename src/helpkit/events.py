@@ -43,6 +43,7 @@ __all__ = [
     "CommentAdded",
     "CustomFieldsChanged",
     "DeliveryFailed",
+    "DeliveryRevived",
     "Escalated",
     "Event",
     "FollowersChanged",
@@ -80,6 +81,10 @@ class Event:
 
     TYPE: ClassVar[str] = ""
     VERSION: ClassVar[int] = 1
+    BOOKKEEPING: ClassVar[bool] = False
+    """Whether the event only records what happened outside the ticket (a delivery's outcome):
+    it changes nothing a person decides on, so it does not make a caller's version stale (a
+    command given ``expected_seq`` goes ahead over it)."""
 
     ticket_id: str = attrs.field(validator=ident)
     seq: int = attrs.field(converter=_seq, validator=count)
@@ -310,6 +315,7 @@ class MessageSent(Event):
     that it went out, with the id the channel gave it (used to thread later messages)."""
 
     TYPE: ClassVar[str] = "message_sent"
+    BOOKKEEPING: ClassVar[bool] = True
 
     delivery_id: str = attrs.field(validator=ident)
     kind: str = attrs.field(validator=nonblank_text)
@@ -329,6 +335,7 @@ class DeliveryFailed(Event):
     (dead-lettered: every attempt failed, or no channel could take it)."""
 
     TYPE: ClassVar[str] = "delivery_failed"
+    BOOKKEEPING: ClassVar[bool] = True
 
     delivery_id: str = attrs.field(validator=ident)
     kind: str = attrs.field(validator=nonblank_text)
@@ -337,6 +344,19 @@ class DeliveryFailed(Event):
     attempt: int = attrs.field(validator=count)
     final: bool = attrs.field(validator=flag)
     next_attempt_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    comment_id: str | None = attrs.field(default=None, validator=optional_text)
+
+
+@attrs.frozen(kw_only=True)
+class DeliveryRevived(Event):
+    """A dead delivery was put back in the outbox to be sent again (``helpkit deliver --retry``):
+    its attempts start again from one."""
+
+    TYPE: ClassVar[str] = "delivery_revived"
+    BOOKKEEPING: ClassVar[bool] = True
+
+    delivery_id: str = attrs.field(validator=ident)
+    kind: str = attrs.field(validator=nonblank_text)
     comment_id: str | None = attrs.field(default=None, validator=optional_text)
 
 
@@ -375,6 +395,7 @@ for _cls in (
     Escalated,
     MessageSent,
     DeliveryFailed,
+    DeliveryRevived,
 ):
     register_event_type(_cls)
 

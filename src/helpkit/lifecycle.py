@@ -41,6 +41,7 @@ from helpkit.fields import FieldValue
 from helpkit.fold import apply, conversation, replay
 from helpkit.observations import (
     record_failed,
+    record_revived,
     record_sent,
     record_sla_breach,
     record_sla_reschedule,
@@ -78,6 +79,7 @@ __all__ = [
     "open_ticket",
     "override_priority",
     "record_failed",
+    "record_revived",
     "record_sent",
     "record_sla_breach",
     "record_sla_reschedule",

@@ -1,7 +1,7 @@
 """Decisions that record what the system observed about a ticket: an SLA check crossed, a
-schedule recomputed, a message sent or failed. They are allowed on closed tickets too (they
-record facts about a ticket, they do not change it) and are re-exported by
-:mod:`helpkit.lifecycle`.
+schedule recomputed, a message sent, failed or put back to be sent again. They are allowed on
+closed tickets too (they record facts about a ticket, they do not change it) and are
+re-exported by :mod:`helpkit.lifecycle`.
 """
 
 from __future__ import annotations
@@ -11,6 +11,7 @@ from datetime import datetime
 
 from helpkit.events import (
     DeliveryFailed,
+    DeliveryRevived,
     MessageSent,
     SlaBreached,
     SlaRescheduled,
@@ -21,6 +22,7 @@ from helpkit.tickets import Actor, Ticket
 
 __all__ = [
     "record_failed",
+    "record_revived",
     "record_sent",
     "record_sla_breach",
     "record_sla_reschedule",
@@ -140,5 +142,22 @@ def record_failed(
         final=final,
         next_attempt_at=next_attempt_at,
         comment_id=comment_id,
+    )
+    return draft.outcome()
+
+
+def record_revived(
+    ticket: Ticket,
+    *,
+    at: datetime,
+    actor: Actor,
+    delivery_id: str,
+    kind: str,
+    comment_id: str | None,
+) -> Outcome:
+    """Record that a dead delivery was put back to be sent again, by ``actor``."""
+    draft = Draft(ticket, at, actor)
+    draft.emit(
+        DeliveryRevived, ticket.id, delivery_id=delivery_id, kind=kind, comment_id=comment_id
     )
     return draft.outcome()

@@ -13,7 +13,9 @@ reading). The pipeline then
    ``helpkit_event`` observers), whose failures never undo the commit.
 
 Conflicts: a command given the version its caller saw (``expected``) raises
-:class:`~helpkit.errors.ConflictError` carrying the events since when the ticket moved on.
+:class:`~helpkit.errors.ConflictError` carrying the events since when the ticket moved on
+(bookkeeping events, such as the relay's record that a reply was sent, do not count: see
+:attr:`helpkit.events.Event.BOOKKEEPING`).
 Without it, a command lost to a concurrent writer is decided again on the fresh state (a few
 times), as the caller asked for "this change to the ticket as it is now".
 
@@ -90,7 +92,9 @@ class Pipeline:
             try:
                 return self.commit(outcomes)
             except ConflictError as exc:
-                if expected or attempt == self._attempts or not ticket_ids:
+                # With versions, deciding again first checks them anew: a ticket that moved on
+                # raises there, one that only got bookkeeping events goes ahead.
+                if attempt == self._attempts or not ticket_ids:
                     raise self._explained(exc, ticket_ids, expected) from None
                 log.debug("command on %s lost to a concurrent write; deciding again", ticket_ids)
         raise AssertionError("unreachable")  # pragma: no cover
@@ -124,8 +128,19 @@ class Pipeline:
     def _check_versions(self, tickets: Sequence[Ticket], expected: Mapping[str, int]) -> None:
         for ticket in tickets:
             seen = expected.get(ticket.id)
-            if seen is not None and seen != ticket.seq:
+            if (
+                seen is not None
+                and seen != ticket.seq
+                and not self._only_bookkeeping(ticket.id, seen, ticket.seq)
+            ):
                 raise self._conflict(ticket.id, seen, ticket.seq)
+
+    def _only_bookkeeping(self, ticket_id: str, seen: int, current: int) -> bool:
+        """Whether every event after ``seen`` is bookkeeping (a delivery's outcome, recorded
+        by the relay meanwhile): the caller's version is then not stale."""
+        if seen > current:
+            return False
+        return all(e.BOOKKEEPING for e in self._store.events(ticket_id, after_seq=seen))
 
     def _conflict(self, ticket_id: str, seen: int, current: int) -> ConflictError:
         events = self._store.events(ticket_id, after_seq=seen) if seen < current else []

@@ -35,12 +35,12 @@ from helpkit import lifecycle
 from helpkit._checks import check_int
 from helpkit._records import replace
 from helpkit.delivery import Outbound
-from helpkit.errors import ConfigError, ConflictError, HelpkitError
-from helpkit.events import DeliveryFailed, MessageSent
+from helpkit.errors import ConfigError, ConflictError, HelpkitError, InvalidTransitionError
+from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
-from helpkit.ports import ChangeFeed, Delivery, DeliveryState, Outbox, Store
+from helpkit.ports import Capability, ChangeFeed, Delivery, DeliveryState, Outbox, Store
 from helpkit.tickets import Actor, Ticket
 
 __all__ = ["RELAY_ACTOR", "Relay", "RelayReport", "RetryPolicy"]
@@ -125,7 +125,13 @@ class Relay:
         batch: int = 200,
         draw: Callable[[], float] = random.random,
     ) -> None:
-        if not isinstance(store, ChangeFeed) or not isinstance(store, Outbox):
+        able: frozenset[str] = getattr(store, "capabilities", frozenset())
+        if (
+            not isinstance(store, ChangeFeed)
+            or not isinstance(store, Outbox)
+            or Capability.CHANGE_FEED not in able
+            or Capability.OUTBOX not in able
+        ):
             raise ConfigError(
                 f"{type(store).__name__} has no change feed or no outbox "
                 "(Capability.CHANGE_FEED, Capability.OUTBOX): it cannot deliver messages"
@@ -151,7 +157,7 @@ class Relay:
         if not changes:
             return 0
         now = self._pipeline.now()
-        planned = [d for change in changes for d in self._outbound.plan(change, now)]
+        planned = self._outbound.plan(changes, now)
         try:
             return self._outbox.enqueue(
                 planned, cursor=CURSOR, position=changes[-1].position, expected=cursor
@@ -233,6 +239,31 @@ class Relay:
                     break
         return total
 
+    def revive(self, delivery_id: str, actor: Actor) -> Delivery:
+        """Put a dead delivery back in the outbox, due now, its attempts starting again; the
+        ticket's audit trail records who did (``delivery_revived``)."""
+        found = self._outbox.delivery(delivery_id)
+        if found.state is not DeliveryState.DEAD:
+            raise InvalidTransitionError(
+                f"delivery {found.id} is {found.state.value}; only a dead one is sent again"
+            )
+
+        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
+            return [
+                lifecycle.record_revived(
+                    tickets[0],
+                    at=now,
+                    actor=actor,
+                    delivery_id=found.id,
+                    kind=found.kind,
+                    comment_id=_comment_of(found),
+                )
+            ]
+
+        # Recorded first: a relay recovering the delivery later reads the trail from there.
+        self._pipeline.run([found.ticket_id], decide)
+        return self._outbox.revive(found.id, now=self._pipeline.now())
+
     # ------------------------------------------------------------ details
 
     def _due_soon(self) -> bool:
@@ -295,8 +326,16 @@ class Relay:
         with the failed attempts it recorded, and False."""
         now = self._pipeline.now()
         attempts = delivery.attempts
-        for event in self._store.events(delivery.ticket_id):
-            if isinstance(event, MessageSent) and event.delivery_id == delivery.id:
+        events = [
+            e
+            for e in self._store.events(delivery.ticket_id)
+            if isinstance(e, MessageSent | DeliveryFailed | DeliveryRevived)
+            and e.delivery_id == delivery.id
+        ]
+        revivals = [i for i, e in enumerate(events) if isinstance(e, DeliveryRevived)]
+        for event in events[revivals[-1] + 1 :] if revivals else events:
+            # Only what happened since the delivery was last put back counts.
+            if isinstance(event, MessageSent):
                 sent = replace(
                     delivery,
                     state=DeliveryState.SENT,
@@ -305,7 +344,7 @@ class Relay:
                     updated_at=now,
                 )
                 return sent, True
-            if isinstance(event, DeliveryFailed) and event.delivery_id == delivery.id:
+            if isinstance(event, DeliveryFailed):
                 if event.final:
                     dead = replace(
                         delivery,

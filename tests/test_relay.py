@@ -1,0 +1,362 @@
+"""The relay and the outbox through the facade: what is derived, sent, retried, dead-lettered,
+revived and recorded (docs/delivery.md). Reliability under crashes and concurrent relays is in
+tests/test_relay_reliability.py."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpkit import (
+    Actor,
+    ConfigError,
+    ConflictError,
+    Helpdesk,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
+from helpkit.channels.recording import RecordingChannel
+from helpkit.config import DeskConfig
+from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
+from helpkit.ports import DeliveryState
+from helpkit.relay import RetryPolicy
+from helpkit.stores.memory import MemoryStore
+from helpkit.testing.clock import FrozenClock
+
+MON = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+ANN = Actor.agent("ann")
+QUICK = RetryPolicy(attempts=3, first=timedelta(minutes=1), factor=2.0, jitter=0.0)
+
+
+def make(
+    *channels: RecordingChannel,
+    store: str = "memory://",
+    retry: RetryPolicy = QUICK,
+    delivery: str = "outbox",
+    reply_channel: str | None = None,
+) -> tuple[Helpdesk, FrozenClock]:
+    clock = FrozenClock(MON)
+    desk = Helpdesk(
+        store,
+        clock=clock,
+        channels=list(channels) or [RecordingChannel("email")],
+        entry_points=False,
+        retry=retry,
+        delivery=delivery,
+        config=DeskConfig(reply_channel=reply_channel),
+    )
+    desk.add_agent("ann", "Ann Agent", email="ann@help.example")
+    desk.add_agent("tom", "Tom Tech", email="tom@help.example")
+    return desk, clock
+
+
+def ticket_for(desk: Helpdesk, *, channel: str = "email", body: str = "VPN down") -> str:
+    bob = desk.create_contact("Bob", emails=["bob@example.com"])
+    ticket = desk.open_ticket(
+        Actor.contact(bob.id), requester=bob, subject="VPN", body=body, channel=channel
+    )
+    return ticket.id
+
+
+def types(desk: Helpdesk, ticket: str) -> list[str]:
+    return [e.TYPE for e in desk.history(ticket)]
+
+
+def test_a_reply_waits_in_the_outbox_until_the_relay_runs() -> None:
+    email = RecordingChannel("email")
+    desk, _ = make(email)
+    ticket = ticket_for(desk)
+    desk.reply(ticket, ANN, "Looking into it")
+    assert email.messages == []
+    # Deliveries are derived from the change feed by the relay, not by the command.
+    assert desk.deliveries() == []
+    report = desk.deliver_pending()
+    assert (report.derived, report.sent, report.retried, report.dead) == (1, 1, 0, 0)
+    [message] = email.messages
+    assert [r.address for r in message.to] == ["bob@example.com"]
+    assert message.body == "Looking into it" and message.kind == "reply"
+    sent = desk.history(ticket)[-1]
+    assert isinstance(sent, MessageSent)
+    assert sent.channel == "email" and sent.attempt == 1 and sent.actor.id == "relay"
+    assert sent.external_id is not None and sent.delivery_id == message.idempotency_key
+    [delivery] = desk.deliveries(ticket=ticket)
+    assert (delivery.state, delivery.kind, delivery.channel) == (
+        DeliveryState.SENT,
+        "reply",
+        "email",
+    )
+    assert delivery.external_id == sent.external_id and delivery.id.startswith(ticket)
+    assert desk.deliver_pending().handled == 0  # nothing twice
+
+
+def test_notes_are_never_sent_and_the_author_does_not_hear_himself() -> None:
+    email = RecordingChannel("email")
+    desk, _ = make(email)
+    ticket = ticket_for(desk)
+    desk.note(ticket, ANN, "internal")
+    desk.follow(ticket, ANN)
+    desk.follow(ticket, ANN, Actor.agent("tom"))
+    desk.reply(ticket, ANN, "public")
+    desk.requester_reply(ticket, "thanks")
+    desk.deliver_pending()
+    to = [sorted(r.address or "" for r in m.to) for m in email.messages]
+    # Ann's reply: Bob and Tom (not Ann); Bob's message: Ann and Tom (not Bob); the opening
+    # message by Bob had no one else to tell.
+    assert to == [
+        ["bob@example.com", "tom@help.example"],
+        ["ann@help.example", "tom@help.example"],
+    ]
+    assert all(m.body != "internal" for m in email.messages)
+
+
+def test_replies_thread_on_the_ids_the_channel_gave() -> None:
+    email = RecordingChannel("email")
+    desk, _ = make(email)
+    ticket = ticket_for(desk)
+    desk.requester_reply(ticket, "more detail", external_id="<m1@example.com>")
+    desk.reply(ticket, ANN, "first answer")
+    desk.deliver_pending()
+    first = email.messages[-1]
+    assert first.in_reply_to == "<m1@example.com>"
+    assert first.references == ("<m1@example.com>",)
+    sent = [e for e in desk.history(ticket) if isinstance(e, MessageSent)]
+    assert desk.ticket(ticket).last_message_id == sent[-1].external_id
+    desk.reply(ticket, ANN, "second answer")
+    desk.deliver_pending()
+    assert email.messages[-1].in_reply_to == sent[-1].external_id
+
+
+def test_the_comments_channel_is_honoured() -> None:
+    email, sms = RecordingChannel("email"), RecordingChannel("sms")
+    desk, _ = make(email, sms)
+    ticket = ticket_for(desk)
+    desk.reply(ticket, ANN, "by text", channel="sms")
+    desk.reply(ticket, ANN, "by mail")  # the reply's channel defaults to the ticket's
+    desk.deliver_pending()
+    assert [m.body for m in sms.messages] == ["by text"]
+    assert [m.body for m in email.messages] == ["by mail"]
+    sent = [e.channel for e in desk.history(ticket) if isinstance(e, MessageSent)]
+    assert sent == ["sms", "email"]
+
+
+def test_a_reply_through_an_unknown_channel_is_refused_before_anything_is_written() -> None:
+    desk, _ = make(RecordingChannel("email"))
+    ticket = ticket_for(desk)
+    before = desk.ticket(ticket)
+    with pytest.raises(ValidationError, match="no channel 'fax'"):
+        desk.reply(ticket, ANN, "hello", channel="fax")
+    assert desk.ticket(ticket) == before
+
+
+def test_no_matching_channel_is_a_recorded_dead_letter_never_silence() -> None:
+    email, chat = RecordingChannel("email"), RecordingChannel("chat")
+    desk, _ = make(email, chat)
+    ticket = ticket_for(desk, channel="web")
+    desk.reply(ticket, ANN, "hello")
+    report = desk.deliver_pending()
+    assert (report.sent, report.dead) == (0, 1)
+    failed = desk.history(ticket)[-1]
+    assert isinstance(failed, DeliveryFailed)
+    assert failed.final and failed.channel is None and failed.reason.startswith("no channel")
+    [dead] = desk.deliveries(state="dead")
+    assert dead.last_error is not None and dead.last_error.startswith("no channel")
+    assert email.attempts == chat.attempts == 0
+
+
+def test_the_reply_channel_takes_what_no_channel_answers() -> None:
+    email, chat = RecordingChannel("email"), RecordingChannel("chat")
+    desk, _ = make(email, chat, reply_channel="email")
+    ticket = ticket_for(desk, channel="web")
+    desk.reply(ticket, ANN, "hello")
+    assert desk.deliver_pending().sent == 1
+    assert [m.body for m in email.messages] == ["hello"]
+
+
+def test_a_transient_failure_is_retried_with_backoff_then_sent() -> None:
+    email = RecordingChannel("email", fail=2)
+    desk, clock = make(email)
+    ticket = ticket_for(desk)
+    desk.reply(ticket, ANN, "hello")
+    assert desk.deliver_pending().retried == 1
+    first = desk.history(ticket)[-1]
+    assert isinstance(first, DeliveryFailed) and not first.final and first.attempt == 1
+    assert first.next_attempt_at == MON + timedelta(minutes=1)
+    assert "ConnectionError" in first.reason
+    assert desk.deliver_pending().handled == 0  # not due yet
+    clock.advance(minutes=1)
+    assert desk.deliver_pending().retried == 1
+    second = desk.history(ticket)[-1]
+    assert isinstance(second, DeliveryFailed) and second.attempt == 2
+    assert second.next_attempt_at == MON + timedelta(minutes=3)  # 1 min, then 2 min
+    clock.advance(minutes=2)
+    assert desk.deliver_pending().sent == 1
+    sent = desk.history(ticket)[-1]
+    assert isinstance(sent, MessageSent) and sent.attempt == 3
+    assert len(email.messages) == 1 and email.attempts == 3
+
+
+def test_a_delivery_that_always_fails_is_dead_then_revived_and_sent() -> None:
+    email = RecordingChannel("email", fail=10**6)
+    desk, clock = make(email)
+    ticket = ticket_for(desk)
+    desk.reply(ticket, ANN, "hello")
+    for _ in range(3):
+        desk.deliver_pending()
+        clock.advance(hours=1)
+    failures = [e for e in desk.history(ticket) if isinstance(e, DeliveryFailed)]
+    assert [(f.attempt, f.final) for f in failures] == [(1, False), (2, False), (3, True)]
+    assert failures[-1].next_attempt_at is None
+    [dead] = desk.deliveries(state="dead")
+    assert dead.attempts == 3
+    assert desk.deliver_pending().handled == 0  # the dead stay dead
+    email.fail = 0
+    revived = desk.retry_delivery(dead.id, ANN)
+    assert revived.state is DeliveryState.PENDING and revived.attempts == 0
+    record = desk.history(ticket)[-1]
+    assert isinstance(record, DeliveryRevived) and record.actor == ANN
+    report = desk.deliver_pending()
+    # Claimed a second time, the delivery is checked against the audit trail: the final
+    # failure before the revival does not count.
+    assert (report.sent, report.recovered) == (1, 0)
+    sent = desk.history(ticket)[-1]
+    assert isinstance(sent, MessageSent) and sent.attempt == 1
+    assert desk.deliveries(state="dead") == []
+
+
+def test_retry_refuses_what_is_not_dead() -> None:
+    desk, _ = make()
+    ticket = ticket_for(desk)
+    desk.reply(ticket, ANN, "hello")
+    desk.deliver_pending()
+    [sent] = desk.deliveries()
+    with pytest.raises(InvalidTransitionError, match="only a dead one"):
+        desk.retry_delivery(sent.id)
+    with pytest.raises(NotFoundError):
+        desk.retry_delivery("no-such-delivery")
+    with pytest.raises(ValidationError):
+        desk.deliveries(state="lost")
+    with pytest.raises(NotFoundError):
+        desk.retry_delivery(sent.id, Actor.agent("nobody"))
+
+
+def test_sync_delivery_sends_before_the_command_returns() -> None:
+    email = RecordingChannel("email")
+    desk, _ = make(email, delivery="sync")
+    ticket = ticket_for(desk)
+    replied = desk.reply(ticket, ANN, "hello")
+    assert [m.body for m in email.messages] == ["hello"]
+    # The ticket returned already holds the relay's record.
+    assert replied == desk.ticket(ticket)
+    assert replied.last_message_id is not None
+
+
+def test_relay_records_never_make_a_callers_version_stale() -> None:
+    desk, _ = make()
+    ticket = ticket_for(desk)
+    seen = desk.reply(ticket, ANN, "hello")
+    desk.deliver_pending()  # records message_sent: the ticket's seq moves on
+    assert desk.ticket(ticket).seq == seen.seq + 1
+    resolved = desk.resolve(ticket, ANN, expected_seq=seen.seq)
+    assert resolved.status == "solved"
+    # A change a person made still conflicts.
+    with pytest.raises(ConflictError):
+        desk.note(ticket, ANN, "late", expected_seq=seen.seq)
+
+
+def test_sla_notices_go_to_the_agents_the_rules_name() -> None:
+    from helpkit.calendar import BusinessCalendar
+    from helpkit.escalation import EscalationRules
+    from helpkit.priority import Priority
+    from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+
+    office = BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC")
+    policy = SlaPolicy("std", office, {p: Targets(resolution=timedelta(hours=8)) for p in Priority})
+    rules = EscalationRules.from_list(
+        [{"name": "warn", "metric": "resolution", "at": 0.75, "actions": ["notify_assignee"]}]
+    )
+    email = RecordingChannel("email")
+    clock = FrozenClock(MON)
+    desk = Helpdesk(
+        clock=clock,
+        channels=[email],
+        entry_points=False,
+        config=DeskConfig(sla=SlaPolicySet([policy]), escalation=rules),
+    )
+    desk.add_agent("ann", "Ann Agent", email="ann@help.example")
+    ticket = ticket_for(desk)
+    desk.assign(ticket, ANN, agent="ann")
+    clock.advance(hours=7)
+    assert desk.sweep().warnings == 1
+    assert desk.deliver_pending().sent == 1
+    [notice] = email.messages
+    assert notice.kind == "sla_notice" and [r.address for r in notice.to] == ["ann@help.example"]
+    assert "75%" in notice.body
+
+
+def test_a_desk_without_channels_delivers_nothing_and_needs_no_outbox() -> None:
+    desk = Helpdesk(clock=FrozenClock(MON), entry_points=False)
+    desk.add_agent("ann", "Ann Agent", email="ann@help.example")
+    ticket = ticket_for(desk)
+    desk.reply(ticket, ANN, "hello")
+    assert desk.deliver_pending().handled == 0
+    assert "message_sent" not in types(desk, ticket)
+    with pytest.raises(ConfigError):
+        desk.follow_deliveries(__import__("threading").Event())
+
+
+def test_a_store_without_an_outbox_cannot_deliver() -> None:
+    class NoOutbox(MemoryStore):
+        capabilities = frozenset()
+
+    with pytest.raises(ConfigError, match="no change feed or no outbox"):
+        Helpdesk(NoOutbox(), channels=[RecordingChannel("email")], entry_points=False)
+
+
+def test_the_sqlite_outbox_survives_the_process(tmp_path: pytest.TempPathFactory) -> None:
+    url = f"sqlite:///{tmp_path}/desk.db"
+    email = RecordingChannel("email")
+    desk, _ = make(email, store=url)
+    ticket = ticket_for(desk)
+    desk.reply(ticket, ANN, "hello")
+    desk.__exit__(None, None, None)
+    again = Helpdesk(url, clock=FrozenClock(MON), channels=[email], entry_points=False)
+    assert again.deliver_pending().sent == 1
+    assert [m.body for m in email.messages] == ["hello"]
+    assert types(again, ticket)[-1] == "message_sent"
+
+
+@given(st.integers(1, 20), st.floats(1.0, 4.0), st.floats(0.0, 0.99), st.floats(0.0, 0.999))
+def test_backoff_grows_stays_bounded_and_jitter_only_shortens(
+    failures: int, factor: float, jitter: float, draw: float
+) -> None:
+    policy = RetryPolicy(
+        first=timedelta(seconds=30), factor=factor, longest=timedelta(hours=1), jitter=jitter
+    )
+    wait = policy.delay(failures, lambda: draw)
+    full = min(timedelta(seconds=30) * factor ** (failures - 1), timedelta(hours=1))
+    assert full * (1 - jitter) - timedelta(microseconds=1) <= wait <= full
+    assert policy.delay(failures + 1, lambda: 0.0) >= policy.delay(failures, lambda: 0.0)
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [
+        {"attempts": 0},
+        {"first": timedelta(0)},
+        {"longest": timedelta(seconds=-1)},
+        {"factor": 0.5},
+        {"jitter": 1.0},
+    ],
+)
+def test_a_bad_retry_policy_is_a_config_error(kwargs: dict[str, object]) -> None:
+    with pytest.raises((ConfigError, ValidationError)):
+        RetryPolicy(**kwargs)  # type: ignore[arg-type]
+
+
+def test_the_delivery_mode_is_checked() -> None:
+    with pytest.raises(ValidationError, match="'outbox' or 'sync'"):
+        Helpdesk(delivery="later", entry_points=False)
