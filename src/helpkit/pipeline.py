@@ -9,8 +9,9 @@ reading). The pipeline then
 1. **timers**: sets each changed ticket's timer fields and its ``next_check`` index
    (:mod:`helpkit.timers`);
 2. **commit**: writes every change in one store commit, guarded by each ticket's seq;
-3. **publish**: hands the committed changes to the publisher (delivery, then the
-   ``helpkit_event`` observers), whose failures never undo the commit.
+3. **publish**: hands the committed changes to the publisher (the ``helpkit_event``
+   observers; messages leave later, through :mod:`helpkit.relay`), whose failures never undo
+   the commit.
 
 Conflicts: a command given the version its caller saw (``expected``) raises
 :class:`~helpkit.errors.ConflictError` carrying the events since when the ticket moved on
