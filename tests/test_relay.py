@@ -360,3 +360,48 @@ def test_a_bad_retry_policy_is_a_config_error(kwargs: dict[str, object]) -> None
 def test_the_delivery_mode_is_checked() -> None:
     with pytest.raises(ValidationError, match="'outbox' or 'sync'"):
         Helpdesk(delivery="later", entry_points=False)
+
+
+def test_an_outcome_that_cannot_be_recorded_is_sent_again_after_the_lease() -> None:
+    from helpkit.events import Event
+
+    class Busy(MemoryStore):
+        """Refuses any commit of the relay's records for one ticket, as if it kept changing."""
+
+        busy: str | None = None
+
+        def commit(self, changes):  # type: ignore[no-untyped-def]
+            for change in changes:
+                if change.ticket.id == self.busy and any(
+                    isinstance(e, Event) and e.BOOKKEEPING for e in change.events
+                ):
+                    raise ConflictError(f"ticket {self.busy} changed meanwhile")
+            return super().commit(changes)
+
+    store = Busy()
+    email = RecordingChannel("email")
+    clock = FrozenClock(MON)
+    desk = Helpdesk(store, clock=clock, channels=[email], entry_points=False)
+    desk.add_agent("ann", "Ann Agent", email="ann@help.example")
+    first = ticket_for(desk)
+    carol = desk.create_contact("Carol", emails=["carol@example.com"])
+    second = desk.open_ticket(Actor.contact(carol.id), requester=carol, subject="Printer").id
+    desk.reply(first, ANN, "to Bob")
+    desk.reply(second, ANN, "to Carol")
+    store.busy = first
+    report = desk.deliver_pending()
+    assert report.sent == 2 and len(email.messages) == 2
+    # Carol's is recorded and settled; Bob's could not be recorded: it stays claimed.
+    assert types(desk, second)[-1] == "message_sent"
+    assert "message_sent" not in types(desk, first)
+    [held] = desk.deliveries(ticket=first)
+    assert held.state is DeliveryState.PENDING and held.claimed_by is not None
+    store.busy = None
+    assert desk.deliver_pending().handled == 0  # still leased
+    clock.advance(minutes=6)
+    again = desk.deliver_pending()
+    assert again.sent == 1
+    # Sent again (at least once); the channel saw the same idempotency key and kept it once.
+    assert email.attempts == 3 and len(email.messages) == 2
+    assert types(desk, first)[-1] == "message_sent"
+    assert desk.deliveries(ticket=first)[0].state is DeliveryState.SENT

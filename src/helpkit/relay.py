@@ -190,9 +190,12 @@ class Relay:
             result, record = self._attempt(delivery, now)
             results.append((result, record))
             report = report + _count(result)
-        self._record(results)
-        stored = self._outbox.settle([r for r, _ in results], owner=self.owner)
-        return report + RelayReport(lost_claims=len(results) - stored)
+        unrecorded = self._record(results)
+        # A delivery whose outcome could not be recorded stays claimed: when the lease lapses
+        # it is claimed again, found unrecorded, and sent again (at least once).
+        done = [r for r, _ in results if r.ticket_id not in unrecorded]
+        stored = self._outbox.settle(done, owner=self.owner)
+        return report + RelayReport(lost_claims=len(done) - stored)
 
     def run_once(self) -> RelayReport:
         """Derive everything committed so far, then deliver everything due now."""
@@ -357,32 +360,57 @@ class Relay:
                 attempts = max(attempts, event.attempt)
         return replace(delivery, attempts=attempts), False
 
-    def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> None:
-        """Record the outcomes in the tickets' audit trails, in one commit for the batch
-        (decided again on fresh tickets if it loses to a concurrent writer)."""
+    def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> set[str]:
+        """Record the outcomes in the tickets' audit trails, in one commit for the batch; the
+        ids of the tickets whose outcomes could not be recorded.
+
+        A batch that keeps losing to concurrent writers is recorded ticket by ticket (each
+        decided again on its fresh state), so one busy ticket does not hold back the others.
+        """
         by_ticket: dict[str, list[Record]] = {}
         for delivery, record in results:
             if record is not None:
                 by_ticket.setdefault(delivery.ticket_id, []).append(record)
         if not by_ticket:
-            return
-
-        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-            outcomes = []
-            for ticket in tickets:
-                steps: list[Outcome] = []
-                state = ticket
-                for record in by_ticket[ticket.id]:
-                    steps.append(record(state, now))
-                    state = steps[-1].ticket
-                outcomes.append(lifecycle.chain(steps))
-            return outcomes
-
-        self._pipeline.run(list(by_ticket), decide)
+            return set()
+        try:
+            self._pipeline.run(list(by_ticket), _decide(by_ticket))
+            return set()
+        except ConflictError:
+            if len(by_ticket) == 1:
+                log.warning("could not record deliveries of %s: it keeps changing", *by_ticket)
+                return set(by_ticket)
+        unrecorded: set[str] = set()
+        for ticket_id, records in by_ticket.items():
+            try:
+                self._pipeline.run([ticket_id], _decide({ticket_id: records}))
+            except HelpkitError as exc:
+                log.warning("could not record deliveries of %s: %s", ticket_id, exc)
+                unrecorded.add(ticket_id)
+        return unrecorded
 
 
 Record = Callable[[Ticket, datetime], Outcome]
 """How an attempt goes into its ticket's audit trail: a decision on the ticket and now."""
+
+
+def _decide(
+    by_ticket: dict[str, list[Record]],
+) -> Callable[[Sequence[Ticket], datetime], list[Outcome]]:
+    """The decision recording each ticket's outcomes, in order, on its state as loaded."""
+
+    def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
+        outcomes = []
+        for ticket in tickets:
+            steps: list[Outcome] = []
+            state = ticket
+            for record in by_ticket[ticket.id]:
+                steps.append(record(state, now))
+                state = steps[-1].ticket
+            outcomes.append(lifecycle.chain(steps))
+        return outcomes
+
+    return decide
 
 
 def _comment_of(delivery: Delivery) -> str | None:
