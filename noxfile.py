@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import nox
 
 nox.options.default_venv_backend = "venv"
@@ -40,11 +43,25 @@ def typecheck(session: nox.Session) -> None:
     session.run("mypy", "--strict")
 
 
+# A default as attrs' generated __init__ spells it (`attr_dict['matrix'].default`, `NOTHING`), in
+# a rendered signature: docs/_ext/attrs_signatures.py should have replaced it.
+_ATTRS_INTERNALS = re.compile(
+    r'class="default_value"><span class="pre">(attr_dict\[[^<]*|NOTHING)</span>'
+)
+
+
 @nox.session
 def docs(session: nox.Session) -> None:
-    """Build the documentation with warnings as errors."""
+    """Build the documentation with warnings as errors; no attrs internals in a signature."""
     session.install("-e", ".", *_group("docs"))
     session.run("sphinx-build", "-W", "--keep-going", "-b", "html", "docs", "docs/_build/html")
+    leaks = [
+        f"{page.name}: {match}"
+        for page in sorted(Path("docs/_build/html").glob("*.html"))
+        for match in _ATTRS_INTERNALS.findall(page.read_text(encoding="utf-8"))
+    ]
+    if leaks:
+        session.error("attrs-generated defaults in the API pages: " + "; ".join(leaks))
 
 
 @nox.session
