@@ -13,6 +13,7 @@ Which blocks run, and how:
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import os
 import re
@@ -20,6 +21,8 @@ import subprocess
 import sys
 import tomllib
 from pathlib import Path
+from types import ModuleType
+from typing import Any
 
 import pytest
 
@@ -107,3 +110,91 @@ def test_every_hookspec_is_documented_with_its_signature() -> None:
         params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
         assert f"## `{name}({params})`" in text, f"{name} has no section in docs/hooks.md"
         assert f"Signature: `{name}(" in text, f"{name} has no signature line"
+
+
+# ------------------------------------------------ the SQLite benchmark's headline and results
+
+RESULTS = ROOT / "bench" / "results" / "sqlite.md"
+PAIRING = re.compile(
+    r"^\| ([\d,]+) \| helpkit (\w+) \+ (\w+) vs django-helpdesk (\w+) \+ (\w+) \|", re.MULTILINE
+)
+
+
+def _section(text: str, heading: str) -> str:
+    start = text.index(heading)
+    end = text.find("\n## ", start + len(heading))
+    return text[start:] if end < 0 else text[start:end]
+
+
+def _load_bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    path = ROOT / "bench" / "bench_sqlite.py"
+    spec = importlib.util.spec_from_file_location("bench_sqlite_docs_test", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    return module
+
+
+def _skeleton(text: str) -> list[str]:
+    """The lines of a ratios section with the measured cells blanked."""
+    return [re.sub(r"\| [\d.,]+x |\| - ", "| N ", line) for line in text.splitlines()]
+
+
+def test_the_sqlite_report_leads_with_the_same_journal_pairing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    bench: Any = _load_bench(monkeypatch)
+
+    def result(system: str, journal: str, sync: str, size: int, create_s: float) -> Any:
+        job = bench.Job(system, size, 10, 5, "default", sync, "")
+        name = "helpkit" if system == "helpkit" else "django-helpdesk"
+        return bench.Result(
+            job,
+            label=f"{name} (sqlite, {journal} + {sync})",
+            journal_mode=journal,
+            synchronous=sync,
+            create_s=create_s,
+            update_s=create_s,
+            updates=10,
+        )
+
+    # The committed run's rows, in its order (any numbers: the layout is under test).
+    results = [
+        result("helpkit", "WAL", "FULL", 10_000, 10.0),
+        result("django", "DELETE", "FULL", 10_000, 30.0),
+        result("helpkit", "WAL", "FULL", 100_000, 100.0),
+        result("django", "DELETE", "FULL", 100_000, 300.0),
+        result("django", "WAL", "FULL", 10_000, 20.0),
+        result("helpkit", "WAL", "NORMAL", 10_000, 8.0),
+        result("django", "WAL", "NORMAL", 10_000, 16.0),
+    ]
+    rendered = _section(bench.render(results, bench.Run("today", (1.0, 1.0), 1.0), 5), "## Ratios")
+    pairings = PAIRING.findall(rendered)
+    assert pairings[0] == ("10,000", "WAL", "FULL", "WAL", "FULL")
+    assert len(pairings) == 4
+    same = [p for p in pairings if p[1:3] == p[3:5]]
+    assert pairings[: len(same)] == same, "a different-journal pairing comes first"
+    assert "| 10,000 | helpkit WAL + FULL vs django-helpdesk WAL + FULL | 2.0x |" in rendered
+
+    # The committed results are laid out as the report renders them: same pairings, same order.
+    committed = _section(RESULTS.read_text(encoding="utf-8"), "## Ratios")
+    assert PAIRING.findall(committed) == pairings
+    assert _skeleton(committed) == _skeleton(rendered)
+
+
+def test_the_sqlite_page_lists_every_pairing_of_the_results_fairest_first() -> None:
+    page = (DOCS / "sqlite-store.md").read_text(encoding="utf-8")
+    performance = _section(page, "## Performance")
+    pairings = PAIRING.findall(_section(RESULTS.read_text(encoding="utf-8"), "## Ratios"))
+    journal = {"WAL": "WAL", "DELETE": "rollback journal (`DELETE`)"}
+    rows = [
+        f"| {journal[ours]}, {our_sync} | {journal[theirs]}, {their_sync} | {tickets} |"
+        for tickets, ours, our_sync, theirs, their_sync in pairings
+    ]
+    for row in rows:
+        assert row in performance, f"the Performance section has no row {row!r}"
+    positions = [performance.index(row) for row in rows]
+    assert positions == sorted(positions), "the rows are not in the results' order"
+    first_table_row = performance.index("| WAL, ")
+    assert performance.startswith("| WAL, FULL | WAL, FULL | 10,000 |", first_table_row)
