@@ -13,6 +13,7 @@ Which blocks run, and how:
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import inspect
 import os
@@ -110,6 +111,27 @@ def test_every_hookspec_is_documented_with_its_signature() -> None:
         params = ", ".join(inspect.signature(getattr(hookspecs, name)).parameters)
         assert f"## `{name}({params})`" in text, f"{name} has no section in docs/hooks.md"
         assert f"Signature: `{name}(" in text, f"{name} has no signature line"
+
+
+def test_the_readme_test_command_runs_every_claimed_python() -> None:
+    """``nox -s tests`` runs on each Python of the classifiers (noxfile.py's PYTHONS)."""
+    classifiers = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"][
+        "classifiers"
+    ]
+    claimed = [
+        c.rsplit(" :: ", 1)[1]
+        for c in classifiers
+        if re.fullmatch(r"Programming Language :: Python :: 3\.\d+", c)
+    ]
+    tree = ast.parse((ROOT / "noxfile.py").read_text(encoding="utf-8"))
+    pythons = next(
+        ast.literal_eval(node.value)
+        for node in tree.body
+        if isinstance(node, ast.Assign)
+        and [getattr(t, "id", None) for t in node.targets] == ["PYTHONS"]
+    )
+    assert pythons == claimed
+    assert "python3 -m nox -s tests" in (ROOT / "README.md").read_text(encoding="utf-8")
 
 
 # ------------------------------------------------ the SQLite benchmark's headline and results
