@@ -15,8 +15,8 @@ When the class body cannot be read, the default's value is shown (an enum member
 ``Class.NAME``, anything else by its ``repr``). Classes with their own ``__init__`` are left alone:
 ``autodoc_preserve_defaults`` reads their source correctly.
 
-Sphinx is imported only by ``setup``: ``tests/test_docs.py`` calls :func:`process_signature`
-without it.
+Sphinx is imported only by ``setup``: ``tests/test_docs_signatures.py`` calls
+:func:`process_signature` without it.
 """
 
 from __future__ import annotations
