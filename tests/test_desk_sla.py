@@ -60,6 +60,7 @@ AGENT = Actor.agent("ana")
 
 _KIND = ["memory"]  # which store make_desk builds; switched by the ``store_kind`` fixture
 _FOLDER: list[Path] = []
+_OPENED: list[Store] = []  # closed after each test (Python 3.13 warns of unclosed SQLite files)
 
 
 @pytest.fixture(autouse=True, params=["memory", "sqlite"])
@@ -69,12 +70,16 @@ def store_kind(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     _FOLDER[:] = [tmp_path]
     yield request.param
     _KIND[:] = ["memory"]
+    while _OPENED:
+        _OPENED.pop().close()
 
 
 def new_store() -> Store:
+    store: Store = MemoryStore()
     if _KIND[0] == "sqlite":
-        return SqliteStore(str(_FOLDER[0] / f"desk-{uuid.uuid4().hex}.db"), synchronous="NORMAL")
-    return MemoryStore()
+        store = SqliteStore(str(_FOLDER[0] / f"desk-{uuid.uuid4().hex}.db"), synchronous="NORMAL")
+    _OPENED.append(store)
+    return store
 
 
 def make_desk(

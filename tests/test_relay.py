@@ -323,10 +323,10 @@ def test_the_sqlite_outbox_survives_the_process(tmp_path: pytest.TempPathFactory
     ticket = ticket_for(desk)
     desk.reply(ticket, ANN, "hello")
     desk.__exit__(None, None, None)
-    again = Helpdesk(url, clock=FrozenClock(MON), channels=[email], entry_points=False)
-    assert again.deliver_pending().sent == 1
-    assert [m.body for m in email.messages] == ["hello"]
-    assert types(again, ticket)[-1] == "message_sent"
+    with Helpdesk(url, clock=FrozenClock(MON), channels=[email], entry_points=False) as again:
+        assert again.deliver_pending().sent == 1
+        assert [m.body for m in email.messages] == ["hello"]
+        assert types(again, ticket)[-1] == "message_sent"
 
 
 @given(st.integers(1, 20), st.floats(1.0, 4.0), st.floats(0.0, 0.99), st.floats(0.0, 0.999))

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
@@ -43,6 +43,7 @@ from helpkit.ports import (
     Store,
     SystemClock,
     TicketChange,
+    implements,
 )
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
@@ -248,9 +249,9 @@ class Helpdesk:
         return revived
 
     def _outbox(self) -> Outbox:
-        if not isinstance(self.store, Outbox):
+        if not implements(self.store, Outbox):
             raise ConfigError(f"{type(self.store).__name__} keeps no outbox")
-        return self.store
+        return cast(Outbox, self.store)
 
     def _run(
         self,

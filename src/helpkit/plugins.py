@@ -22,7 +22,7 @@ from helpkit import hookspecs
 from helpkit.errors import DuplicateError, HelpkitError, PluginError, UnknownBackendError
 from helpkit.events import Event
 from helpkit.hookspecs import ChannelFactory, StoreFactory
-from helpkit.ports import Channel, DeskContext, Store
+from helpkit.ports import Channel, DeskContext, Store, missing_members
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -207,8 +207,12 @@ class PluginHost:
                 f"no store is registered for {url!r} (scheme {scheme!r}; known: {known})"
             )
         store = _typed(lambda: factory(url), f"the store factory for {scheme!r}")
-        if not isinstance(store, Store):
-            raise PluginError(f"store factory for {scheme!r} returned {store!r}, not a Store")
+        missing = missing_members(store, Store)
+        if missing:
+            raise PluginError(
+                f"store factory for {scheme!r} returned {store!r:.80}, not a Store "
+                f"(it lacks {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''})"
+            )
         return store
 
     def make_channel(self, name: str, options: Mapping[str, Any] | None = None) -> Channel:
@@ -221,8 +225,12 @@ class PluginHost:
             lambda: factory(MappingProxyType(dict(options or {}))),
             f"the channel factory {name!r}",
         )
-        if not isinstance(channel, Channel):
-            raise PluginError(f"channel factory {name!r} returned {channel!r}, not a Channel")
+        missing = missing_members(channel, Channel)
+        if missing:
+            raise PluginError(
+                f"channel factory {name!r} returned {channel!r:.80}, not a Channel "
+                f"(it lacks {', '.join(missing)})"
+            )
         return channel
 
     def notify(self, event: Event, desk: DeskContext) -> list[BaseException]:

@@ -7,9 +7,11 @@ and an SQLite store, a system clock, and channels.
 from __future__ import annotations
 
 import enum
+import functools
+import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Protocol, runtime_checkable
+from typing import Generic, Protocol, runtime_checkable
 
 import attrs
 
@@ -46,6 +48,8 @@ __all__ = [
     "Store",
     "SystemClock",
     "TicketChange",
+    "implements",
+    "missing_members",
 ]
 
 
@@ -475,3 +479,38 @@ class DeskContext(Protocol):
     def history(self, ref: Ticket | str | int) -> list[Event]:
         """Every event of a ticket, in order."""
         ...
+
+
+@functools.cache
+def _members(protocol: type) -> tuple[str, ...]:
+    names: dict[str, None] = {}
+    for cls in reversed(protocol.__mro__):
+        if cls in (object, Protocol, Generic) or not getattr(cls, "_is_protocol", False):
+            continue
+        for name in (*cls.__dict__, *inspect.get_annotations(cls)):
+            if not name.startswith("_"):
+                names[name] = None
+    return tuple(names)
+
+
+def missing_members(obj: object, protocol: type) -> tuple[str, ...]:
+    """The members of ``protocol`` (one of this module's) that ``obj`` lacks.
+
+    Members are looked up as attribute access does, so a proxy that forwards to another object
+    through ``__getattr__`` has them, on every Python version (``isinstance`` against a
+    runtime-checkable protocol ignores ``__getattr__`` since Python 3.12).
+    """
+    missing = []
+    for name in _members(protocol):
+        try:
+            getattr(obj, name)
+        except AttributeError:
+            missing.append(name)
+        except Exception:
+            continue
+    return tuple(missing)
+
+
+def implements(obj: object, protocol: type) -> bool:
+    """Whether ``obj`` has every member of ``protocol`` (see :func:`missing_members`)."""
+    return not missing_members(obj, protocol)

@@ -27,7 +27,7 @@ import random
 import threading
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, cast
 
 import attrs
 
@@ -40,7 +40,15 @@ from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
-from helpkit.ports import Capability, ChangeFeed, Delivery, DeliveryState, Outbox, Store
+from helpkit.ports import (
+    Capability,
+    ChangeFeed,
+    Delivery,
+    DeliveryState,
+    Outbox,
+    Store,
+    implements,
+)
 from helpkit.tickets import Actor, Ticket
 
 __all__ = ["RELAY_ACTOR", "Relay", "RelayReport", "RetryPolicy"]
@@ -127,8 +135,8 @@ class Relay:
     ) -> None:
         able: frozenset[str] = getattr(store, "capabilities", frozenset())
         if (
-            not isinstance(store, ChangeFeed)
-            or not isinstance(store, Outbox)
+            not implements(store, ChangeFeed)
+            or not implements(store, Outbox)
             or Capability.CHANGE_FEED not in able
             or Capability.OUTBOX not in able
         ):
@@ -137,8 +145,8 @@ class Relay:
                 "(Capability.CHANGE_FEED, Capability.OUTBOX): it cannot deliver messages"
             )
         self._store = store
-        self._feed: ChangeFeed = store
-        self._outbox: Outbox = store
+        self._feed = cast(ChangeFeed, store)
+        self._outbox = cast(Outbox, store)
         self._outbound = outbound
         self._pipeline = pipeline
         self.owner = owner or f"relay-{new_id()[-12:]}"
