@@ -632,8 +632,15 @@ class CalendarEngine:
         start, end = self._instant_of(first, 0), self._instant_of(stop, 0)
         end = max(end, start)
         pieces: list[tuple[int, int]] = []
-        # Periods of the day before can run past midnight into the stretch.
-        for ordinal in range(first - 1, stop):
+        # Periods of the day before can run past midnight into the stretch. Near a gap, more
+        # dates can reach it: a wall time in the gap is read with the offset before it, so it
+        # lands after instants of wall times that follow it (by up to the gap's length).
+        # Across a skipped day (Samoa, 2011-12-30) a period of two days before ends inside the
+        # stretch; across a gap spanning a midnight (Toronto, 1919-03-31) a period of the date
+        # after the stretch starts before the stretch's end. Look a date further each way per
+        # day of gap.
+        reach = self._gap_days(start, end)
+        for ordinal in range(first - 1 - reach, stop + reach):
             for period in self._periods_on(ordinal):
                 period_start = self._instant_of(ordinal, period[0])
                 end_ordinal = ordinal if period[1] > period[0] else ordinal + 1
@@ -649,10 +656,25 @@ class CalendarEngine:
         self._caches.windows[key] = window
         return window
 
+    def _gap_days(self, start: int, end: int) -> int:
+        """Whole days (rounded up) the zone skips forward around the instants ``[start, end)``.
+
+        Three days either side cover every gap tzdata has (none is longer than a day).
+        """
+        skipped = sum(
+            offset_after - offset_before
+            for _, offset_before, offset_after in transitions_between(
+                self._tz, start - 3 * DAY_US, end + 3 * DAY_US
+            )
+            if offset_after > offset_before
+        )
+        return -(-skipped // DAY_US)
+
     def _build(self, first_day: int, end_day: int) -> Coverage:
         """Coverage of the dates ``[first_day, end_day)``: every irregular stretch computed."""
         # A date's periods end before the midnight two days later, so an irregular date
-        # disturbs two days; an offset change disturbs the days whose periods can cross it.
+        # disturbs two days; an offset change disturbs the days whose periods can cross it
+        # (that span also covers an irregular date whose periods a gap pushes further).
         search_first, search_end = first_day - 6, end_day + 6
         spans = [
             (ordinal, ordinal + 2) for ordinal in self._irregular_dates(search_first, search_end)
