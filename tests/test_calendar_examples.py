@@ -229,6 +229,24 @@ def test_a_night_shift_into_a_skipped_day_among_holidays(zone: str, skipped: dat
     assert cal.add(start, 5 * H + timedelta(minutes=31)) == after_gap + timedelta(minutes=1)
 
 
+def test_a_shift_ending_in_a_gap_just_before_midnight_ends_after_that_midnight() -> None:
+    # Nuuk springs forward from 23:00 (UTC-2) to 00:00 (UTC-1), every year since 2024. Friday
+    # 27 March 2026's shift to Saturday 23:30, a wall time in the gap, ends at 00:30 on Sunday,
+    # after Sunday's midnight: the stretch of irregular days starting that midnight must see
+    # a period of two days before.
+    nuuk = ZoneInfo("America/Nuuk")
+    weekly = {day: [(time(12), time(12, 1))] for day in range(7)}
+    weekly[4] = [(time(23, 30), time(23, 30))]  # Friday 23:30 to Saturday 23:30
+    holidays = {date(2026, 3, day) for day in range(22, 27)}
+    cal = BusinessCalendar("America/Nuuk", weekly, holidays=holidays)
+    start = datetime(2026, 3, 27, 23, 30, tzinfo=nuuk)
+    end = datetime(2026, 3, 29, 0, 30, tzinfo=nuuk)
+    assert cal.is_open(datetime(2026, 3, 29, 0, 15, tzinfo=nuuk))
+    assert list(cal.open_intervals(start - H, end + H)) == [(start, end)]
+    assert cal.elapsed(start, end) == 24 * H
+    assert cal.add(start, 24 * H) == end
+
+
 def test_a_gap_across_midnight_moves_that_midnight_after_the_dates_first_period() -> None:
     # Toronto, 1919-03-30: clocks went from 23:30 (UTC-5) to 00:30 (UTC-4) on the 31st, so the
     # wall time 31 March 00:00 reads as 05:00 UTC, after the 31st's 00:30-01:00 (04:30 UTC).

@@ -13,8 +13,8 @@ from helpkit.calendar import BusinessCalendar
 from helpkit.testing.calendar_strategies import aware_datetimes, business_calendars
 
 # (zone, a date next to something awkward): DST starts and ends, Lord Howe's 30-minute shift,
-# the days Samoa, Tokelau and Kwajalein skipped, Toronto's 1919 gap across a midnight,
-# Kathmandu's move to +05:45, and a zone without transitions.
+# the days Samoa, Tokelau and Kwajalein skipped, Toronto's 1919 gap across a midnight, Nuuk's
+# gap that ends at midnight, Kathmandu's move to +05:45, and a zone without transitions.
 FOCUS = [
     ("America/New_York", date(2026, 3, 8)),
     ("America/New_York", date(2026, 11, 1)),
@@ -27,6 +27,7 @@ FOCUS = [
     ("Pacific/Fakaofo", date(2011, 12, 30)),
     ("Pacific/Kwajalein", date(1993, 8, 21)),
     ("America/Toronto", date(1919, 3, 31)),
+    ("America/Nuuk", date(2026, 3, 29)),
     ("Asia/Kathmandu", date(1986, 1, 1)),
     ("Asia/Kathmandu", date(2026, 6, 15)),
     ("UTC", date(2026, 2, 27)),
@@ -98,6 +99,15 @@ KWAJALEIN_FRIDAY_NIGHT = BusinessCalendar(
     },
 )
 
+NUUK = ZoneInfo("America/Nuuk")
+# Nuuk springs forward from 23:00 to 00:00: Friday 27 March 2026 23:30 to Saturday 23:30 (in the
+# gap) ends at 00:30 on Sunday, after Sunday's midnight.
+NUUK_FRIDAY_SHIFT = BusinessCalendar(
+    "America/Nuuk",
+    "mon-thu,sat-sun 12:00-12:01; fri 23:30-23:30",
+    holidays={date(2026, 3, day) for day in range(22, 27)},
+)
+
 
 @SETTINGS
 @example(
@@ -140,6 +150,7 @@ def test_add_matches_reference(
 
 @SETTINGS
 @example((APIA_THURSDAY_NIGHT, [datetime(2011, 12, 31, tzinfo=APIA)]))
+@example((NUUK_FRIDAY_SHIFT, [datetime(2026, 3, 29, 0, 15, tzinfo=NUUK)]))
 @given(scenarios())
 def test_is_open_and_next_open_match_reference(
     case: tuple[BusinessCalendar, list[datetime]],
