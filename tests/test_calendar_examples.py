@@ -168,6 +168,101 @@ def test_samoa_skipped_friday_2011_12_30() -> None:
     assert cal.elapsed(thu, datetime(2012, 1, 3, tzinfo=apia)) == 24 * H
 
 
+# Found by Hypothesis against tests/calendar_reference.py. Holidays and exceptions chain the
+# irregular days before the skipped date, so the engine cut its stretch of irregular days into
+# pieces, one of them starting on the 31st; that piece looked back one date only and missed
+# Thursday's shift, which ends on the skipped date.
+APIA_THURSDAY_NIGHT = BusinessCalendar(
+    "Pacific/Apia",
+    {0: [(time(0), time(0, 1))], 1: [(time(0), time(0, 1))], 3: [(time(16, 30), time(0, 1))]},
+    holidays={date(2011, 12, 27)},
+    exceptions={
+        date(2011, 12, 24): [(time(0), time(0, 1))],
+        date(2011, 12, 25): [(time(0), time(0, 1))],
+    },
+)
+
+
+def test_a_period_ending_on_the_skipped_day_ends_after_the_gap() -> None:
+    cal = APIA_THURSDAY_NIGHT
+    apia = cal.tzinfo
+    # Thursday 29 16:30 (UTC-10) to "Friday 30 00:01", a wall time in the gap: read with the
+    # offset before it (UTC-10) it is 10:01 UTC, 00:01 on Saturday 31 (UTC+14).
+    start = datetime(2011, 12, 29, 16, 30, tzinfo=apia)
+    end = datetime(2011, 12, 31, 0, 1, tzinfo=apia)
+    assert end.astimezone(UTC) == datetime(2011, 12, 30, 0, 1, tzinfo=UTC) + 10 * H
+    saturday = datetime(2011, 12, 31, tzinfo=apia)
+    assert cal.is_open(saturday)
+    assert not cal.is_open(end)
+    assert cal.next_open(saturday) == saturday
+    assert cal.next_open(end) == datetime(2012, 1, 2, tzinfo=apia)
+    assert cal.elapsed(start, end) == 7 * H + timedelta(minutes=31)
+    assert cal.elapsed(saturday, datetime(2012, 1, 1, tzinfo=apia)) == timedelta(minutes=1)
+    assert cal.add(start, 7 * H + timedelta(minutes=31)) == end
+    assert cal.add(end, -(7 * H + timedelta(minutes=31))) == start
+    # a minute before Saturday 00:00 (10:00 UTC) is Thursday 23:59, UTC-10
+    assert cal.add(saturday, -timedelta(minutes=1)) == datetime(2011, 12, 29, 23, 59, tzinfo=apia)
+    assert list(cal.open_intervals(start - H, end + H)) == [(start, end)]
+
+
+@pytest.mark.parametrize(
+    ("zone", "skipped"),
+    [
+        ("Pacific/Apia", date(2011, 12, 30)),  # UTC-10 to UTC+14
+        ("Pacific/Fakaofo", date(2011, 12, 30)),  # UTC-11 to UTC+13
+        ("Pacific/Kwajalein", date(1993, 8, 21)),  # UTC-12 to UTC+12
+    ],
+)
+def test_a_night_shift_into_a_skipped_day_among_holidays(zone: str, skipped: date) -> None:
+    tz = ZoneInfo(zone)
+    day_before = skipped - timedelta(days=1)
+    weekly = {day: [(time(12), time(12, 1))] for day in range(7)}
+    weekly[day_before.weekday()] = [(time(18, 30), time(0, 1))]
+    # holidays on the five days before make one irregular stretch of nine days with the gap,
+    # computed in pieces of at most a week: the second piece starts the day after the gap
+    holidays = {skipped - timedelta(days=k) for k in range(2, 7)}
+    cal = BusinessCalendar(zone, weekly, holidays=holidays)
+    start = datetime.combine(day_before, time(18, 30), tzinfo=tz)
+    after_gap = datetime.combine(skipped + timedelta(days=1), time(), tzinfo=tz)
+    assert cal.is_open(after_gap)
+    assert cal.elapsed(start, after_gap + H) == 5 * H + timedelta(minutes=31)
+    assert cal.add(start, 5 * H + timedelta(minutes=31)) == after_gap + timedelta(minutes=1)
+
+
+def test_a_shift_ending_in_a_gap_just_before_midnight_ends_after_that_midnight() -> None:
+    # Nuuk springs forward from 23:00 (UTC-2) to 00:00 (UTC-1), every year since 2024. Friday
+    # 27 March 2026's shift to Saturday 23:30, a wall time in the gap, ends at 00:30 on Sunday,
+    # after Sunday's midnight: the stretch of irregular days starting that midnight must see
+    # a period of two days before.
+    nuuk = ZoneInfo("America/Nuuk")
+    weekly = {day: [(time(12), time(12, 1))] for day in range(7)}
+    weekly[4] = [(time(23, 30), time(23, 30))]  # Friday 23:30 to Saturday 23:30
+    holidays = {date(2026, 3, day) for day in range(22, 27)}
+    cal = BusinessCalendar("America/Nuuk", weekly, holidays=holidays)
+    start = datetime(2026, 3, 27, 23, 30, tzinfo=nuuk)
+    end = datetime(2026, 3, 29, 0, 30, tzinfo=nuuk)
+    assert cal.is_open(datetime(2026, 3, 29, 0, 15, tzinfo=nuuk))
+    assert list(cal.open_intervals(start - H, end + H)) == [(start, end)]
+    assert cal.elapsed(start, end) == 24 * H
+    assert cal.add(start, 24 * H) == end
+
+
+def test_a_gap_across_midnight_moves_that_midnight_after_the_dates_first_period() -> None:
+    # Toronto, 1919-03-30: clocks went from 23:30 (UTC-5) to 00:30 (UTC-4) on the 31st, so the
+    # wall time 31 March 00:00 reads as 05:00 UTC, after the 31st's 00:30-01:00 (04:30 UTC).
+    # The stretch of irregular days ending that midnight must see the 31st's periods.
+    toronto = ZoneInfo("America/Toronto")
+    weekly = {day: [(time(9), time(10))] for day in range(7)}
+    weekly[0] = [(time(0, 30), time(1)), (time(9), time(10))]
+    holidays = {date(1919, 3, 24), date(1919, 3, 26), date(1919, 3, 27)}
+    cal = BusinessCalendar("America/Toronto", weekly, holidays=holidays)
+    assert cal.is_open(datetime(1919, 3, 31, 4, 45, tzinfo=UTC))
+    assert list(cal.open_intervals(utc(1919, 3, 31), utc(1919, 3, 31, 6))) == [
+        (datetime(1919, 3, 31, 0, 30, tzinfo=toronto), datetime(1919, 3, 31, 1, tzinfo=toronto))
+    ]
+    assert cal.elapsed(utc(1919, 3, 30), utc(1919, 4, 1)) == 2 * H + H / 2
+
+
 def test_lord_howe_half_hour_shift() -> None:
     cal = BusinessCalendar.always("Australia/Lord_Howe")
     lh = ZoneInfo("Australia/Lord_Howe")

@@ -13,7 +13,8 @@ from helpkit.calendar import BusinessCalendar
 from helpkit.testing.calendar_strategies import aware_datetimes, business_calendars
 
 # (zone, a date next to something awkward): DST starts and ends, Lord Howe's 30-minute shift,
-# the day Samoa skipped, Kathmandu's move to +05:45, and a zone without transitions.
+# the days Samoa, Tokelau and Kwajalein skipped, Toronto's 1919 gap across a midnight, Nuuk's
+# gap that ends at midnight, Kathmandu's move to +05:45, and a zone without transitions.
 FOCUS = [
     ("America/New_York", date(2026, 3, 8)),
     ("America/New_York", date(2026, 11, 1)),
@@ -23,6 +24,10 @@ FOCUS = [
     ("Australia/Lord_Howe", date(2026, 10, 4)),
     ("Pacific/Apia", date(2011, 12, 30)),
     ("Pacific/Apia", date(2011, 9, 24)),
+    ("Pacific/Fakaofo", date(2011, 12, 30)),
+    ("Pacific/Kwajalein", date(1993, 8, 21)),
+    ("America/Toronto", date(1919, 3, 31)),
+    ("America/Nuuk", date(2026, 3, 29)),
     ("Asia/Kathmandu", date(1986, 1, 1)),
     ("Asia/Kathmandu", date(2026, 6, 15)),
     ("UTC", date(2026, 2, 27)),
@@ -71,8 +76,49 @@ GAP_EXCEPTION = BusinessCalendar(
     "Europe/Paris", {0: [(time(0), time(0, 1))]}, exceptions={date(2026, 3, 28): "02:30-02:01"}
 )
 
+APIA = ZoneInfo("Pacific/Apia")
+# Found by Hypothesis: Thursday 29 December 2011's 16:30-00:01 ends on the day Samoa skipped,
+# so at 10:01 UTC (Saturday 00:01 in UTC+14); with holidays and exceptions chaining the days
+# before, the engine's piece of irregular days starting on the 31st did not see it.
+APIA_THURSDAY_NIGHT = BusinessCalendar(
+    "Pacific/Apia",
+    {0: [(time(0), time(0, 1))], 1: [(time(0), time(0, 1))], 3: [(time(16, 30), time(0, 1))]},
+    holidays={date(2011, 12, 27)},
+    exceptions={date(2011, 12, 24): "00:00-00:01", date(2011, 12, 25): "00:00-00:01"},
+)
+KWAJALEIN = ZoneInfo("Pacific/Kwajalein")
+# Found by the wider local search, the same cause on the day Kwajalein skipped (1993-08-21).
+KWAJALEIN_FRIDAY_NIGHT = BusinessCalendar(
+    "Pacific/Kwajalein",
+    {0: [(time(0), time(0, 1))], 2: [(time(0), time(0, 1))]},
+    holidays={date(1993, 8, 18), date(1993, 8, 19), date(1993, 8, 20), date(1993, 8, 21)},
+    exceptions={
+        date(1993, 8, 15): "00:00-00:01",
+        date(1993, 8, 17): "00:00-00:01",
+        date(1993, 8, 20): "18:30-00:01",
+    },
+)
+
+NUUK = ZoneInfo("America/Nuuk")
+# Nuuk springs forward from 23:00 to 00:00: Friday 27 March 2026 23:30 to Saturday 23:30 (in the
+# gap) ends at 00:30 on Sunday, after Sunday's midnight.
+NUUK_FRIDAY_SHIFT = BusinessCalendar(
+    "America/Nuuk",
+    "mon-thu,sat-sun 12:00-12:01; fri 23:30-23:30",
+    holidays={date(2026, 3, day) for day in range(22, 27)},
+)
+
 
 @SETTINGS
+@example(
+    (
+        KWAJALEIN_FRIDAY_NIGHT,
+        [
+            datetime(1993, 8, 16, 12, tzinfo=KWAJALEIN),
+            datetime(1993, 8, 22, 0, 1, tzinfo=KWAJALEIN),
+        ],
+    )
+)
 @example(
     (
         GAP_EXCEPTION,
@@ -103,6 +149,8 @@ def test_add_matches_reference(
 
 
 @SETTINGS
+@example((APIA_THURSDAY_NIGHT, [datetime(2011, 12, 31, tzinfo=APIA)]))
+@example((NUUK_FRIDAY_SHIFT, [datetime(2026, 3, 29, 0, 15, tzinfo=NUUK)]))
 @given(scenarios())
 def test_is_open_and_next_open_match_reference(
     case: tuple[BusinessCalendar, list[datetime]],
@@ -115,6 +163,15 @@ def test_is_open_and_next_open_match_reference(
 
 
 @SETTINGS
+@example(
+    (
+        KWAJALEIN_FRIDAY_NIGHT,
+        [
+            datetime(1993, 8, 16, 12, tzinfo=KWAJALEIN),
+            datetime(1993, 8, 22, 0, 1, tzinfo=KWAJALEIN),
+        ],
+    )
+)
 @given(scenarios(points=2))
 def test_open_intervals_match_reference(case: tuple[BusinessCalendar, list[datetime]]) -> None:
     cal, (a, b) = case

@@ -384,7 +384,7 @@ class Caches:
         # force one coverage spanning everything between them.
         self.coverages: tuple[Coverage, ...] = ()
         self.rule_dates: dict[int, frozenset[int]] = {}  # year -> ordinals of rule holidays
-        self.windows: dict[tuple[int, int], Window] = {}  # (first, stop) ordinals -> window
+        self.windows: dict[tuple[int, int, int], Window] = {}  # (first, stop, reach) -> window
 
 
 def duration_us(value: object) -> int:
@@ -623,17 +623,22 @@ class CalendarEngine:
 
     # --- windows and coverages -------------------------------------------------------------
 
-    def _window(self, first: int, stop: int) -> Window:
-        """The exact open intervals of the stretch of dates ``[first, stop)``."""
-        key = (first, stop)
+    def _window(self, first: int, stop: int, reach: int) -> Window:
+        """The exact open intervals of the stretch of dates ``[first, stop)``.
+
+        ``reach`` is how many more dates either way can have periods inside the stretch
+        because of a gap next to it (see :meth:`_build`); usually none.
+        """
+        key = (first, stop, reach)
         window = self._caches.windows.get(key)
         if window is not None:
             return window
         start, end = self._instant_of(first, 0), self._instant_of(stop, 0)
         end = max(end, start)
         pieces: list[tuple[int, int]] = []
-        # Periods of the day before can run past midnight into the stretch.
-        for ordinal in range(first - 1, stop):
+        # Periods of the day before can run past midnight into the stretch; near a gap, those
+        # of ``reach`` more dates either way can reach it too.
+        for ordinal in range(first - 1 - reach, stop + reach):
             for period in self._periods_on(ordinal):
                 period_start = self._instant_of(ordinal, period[0])
                 end_ordinal = ordinal if period[1] > period[0] else ordinal + 1
@@ -652,29 +657,43 @@ class CalendarEngine:
     def _build(self, first_day: int, end_day: int) -> Coverage:
         """Coverage of the dates ``[first_day, end_day)``: every irregular stretch computed."""
         # A date's periods end before the midnight two days later, so an irregular date
-        # disturbs two days; an offset change disturbs the days whose periods can cross it.
+        # disturbs two days; an offset change disturbs the days whose periods can cross it
+        # (that span also covers an irregular date whose periods a gap pushes further).
         search_first, search_end = first_day - 6, end_day + 6
         spans = [
             (ordinal, ordinal + 2) for ordinal in self._irregular_dates(search_first, search_end)
         ]
+        # Long stretches are cut into pieces so a lookup stays cheap; a piece reads the periods
+        # of its own dates and of the date before. Near some gaps that is not enough: a wall
+        # time in a gap is read with the offset before it, so it lands after the instants of
+        # the wall times just after the gap (by up to the gap's length). A piece starting at a
+        # midnight less than that after the gap can hold the end of a period of two days
+        # before (Samoa's skipped 2011-12-30, Nuuk's gap from 23:00 to 00:00), and a piece
+        # ending at a midnight inside the gap the start of a period of the date after it
+        # (Toronto, 1919-03-31). So when a midnight falls after a gap starts and less than
+        # twice its length later, the pieces of its stretch read one more date either way per
+        # day (or part of one) that the gap skips.
+        reaches: list[tuple[int, int]] = []  # (first date of a gap's span, dates to add)
         for instant, offset_before, offset_after in transitions_between(
             self._tz,
             (search_first - EPOCH_ORDINAL - 2) * DAY_US,
             (search_end - EPOCH_ORDINAL + 2) * DAY_US,
         ):
             wall_before, wall_after = instant + offset_before, instant + offset_after
-            spans.append(
-                (
-                    EPOCH_ORDINAL + min(wall_before, wall_after) // DAY_US - 1,
-                    EPOCH_ORDINAL + max(wall_before, wall_after) // DAY_US + 2,
-                )
-            )
+            span_first = EPOCH_ORDINAL + min(wall_before, wall_after) // DAY_US - 1
+            spans.append((span_first, EPOCH_ORDINAL + max(wall_before, wall_after) // DAY_US + 2))
+            gap = offset_after - offset_before
+            if gap > 0 and (wall_before // DAY_US + 1) * DAY_US < wall_before + 2 * gap:
+                reaches.append((span_first, -(-gap // DAY_US)))
         windows: list[Window] = []
         for span_first, span_stop in merge_intervals(spans):
+            reach = max(
+                (dates for day, dates in reaches if span_first <= day < span_stop), default=0
+            )
             chunk_first, span_stop = max(span_first, first_day), min(span_stop, end_day)
-            while chunk_first < span_stop:  # long stretches are cut so a lookup stays cheap
+            while chunk_first < span_stop:
                 chunk_stop = min(span_stop, chunk_first + WINDOW_DAYS)
-                windows.append(self._window(chunk_first, chunk_stop))
+                windows.append(self._window(chunk_first, chunk_stop, reach))
                 chunk_first = chunk_stop
         start, end = self._instant_of(first_day, 0), self._instant_of(end_day, 0)
         return Coverage(
