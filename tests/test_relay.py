@@ -405,3 +405,43 @@ def test_an_outcome_that_cannot_be_recorded_is_sent_again_after_the_lease() -> N
     assert email.attempts == 3 and len(email.messages) == 2
     assert types(desk, first)[-1] == "message_sent"
     assert desk.deliveries(ticket=first)[0].state is DeliveryState.SENT
+
+
+def test_following_delivers_new_commits_and_retries_as_they_fall_due() -> None:
+    import threading
+    import time
+
+    email = RecordingChannel("email", fail=1)
+    desk, clock = make(email)
+    ticket = ticket_for(desk)
+    stop = threading.Event()
+    worker = threading.Thread(
+        target=desk.follow_deliveries, args=(stop,), kwargs={"poll": 0.01, "recheck": 0.05}
+    )
+    worker.start()
+    try:
+        desk.reply(ticket, ANN, "hello")
+
+        def wait_for(condition: object) -> None:
+            deadline = time.monotonic() + 10
+            while not condition() and time.monotonic() < deadline:  # type: ignore[operator]
+                time.sleep(0.01)
+
+        wait_for(lambda: email.attempts == 1)  # failed: retry in a minute
+        assert email.messages == []
+        clock.advance(minutes=1)  # the retry falls due: picked up without a new commit
+        wait_for(lambda: len(email.messages) == 1)
+        assert [m.body for m in email.messages] == ["hello"]
+    finally:
+        stop.set()
+        worker.join(10)
+    assert not worker.is_alive()
+    assert types(desk, ticket)[-2:] == ["delivery_failed", "message_sent"]
+
+
+def test_follow_checks_its_intervals() -> None:
+    import threading
+
+    desk, _ = make()
+    with pytest.raises(ValidationError, match="poll"):
+        desk.follow_deliveries(threading.Event(), poll=0)

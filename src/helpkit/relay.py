@@ -35,7 +35,13 @@ from helpkit import lifecycle
 from helpkit._checks import check_int
 from helpkit._records import replace
 from helpkit.delivery import Outbound
-from helpkit.errors import ConfigError, ConflictError, HelpkitError, InvalidTransitionError
+from helpkit.errors import (
+    ConfigError,
+    ConflictError,
+    HelpkitError,
+    InvalidTransitionError,
+    ValidationError,
+)
 from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
@@ -225,12 +231,16 @@ class Relay:
         stop: threading.Event,
         *,
         poll: float = 0.05,
+        recheck: float = 1.0,
         on_report: Callable[[RelayReport], None] | None = None,
     ) -> RelayReport:
         """Run until ``stop`` is set: deliver what is due, then wait for new commits (checking
-        the feed every ``poll`` seconds, or at once when this process commits)."""
+        the feed every ``poll`` seconds) or for retries falling due (looked for every
+        ``recheck`` seconds)."""
+        for name, value in (("poll", poll), ("recheck", recheck)):
+            if not isinstance(value, int | float) or not 0.001 <= value <= 3600:
+                raise ValidationError(f"{name} is a number of seconds in [0.001, 3600]")
         total = RelayReport()
-        seen = -1
         while not stop.is_set():
             try:
                 report = self.run_once()
@@ -243,10 +253,10 @@ class Relay:
                     on_report(report)
                 continue
             seen = self._feed.last_position()
-            while not stop.is_set():
-                if stop.wait(poll) or self._feed.last_position() != seen:
-                    break
-                if self._due_soon():
+            waited = 0.0
+            while not stop.wait(poll) and waited < recheck:
+                waited += poll
+                if self._feed.last_position() != seen:
                     break
         return total
 
@@ -276,14 +286,6 @@ class Relay:
         return self._outbox.revive(found.id, now=self._pipeline.now())
 
     # ------------------------------------------------------------ details
-
-    def _due_soon(self) -> bool:
-        """Whether a retry fell due while the feed was quiet."""
-        now = self._pipeline.now()
-        for delivery in self._outbox.deliveries(state=DeliveryState.PENDING, limit=1):
-            if delivery.next_attempt_at <= now:
-                return True
-        return False
 
     def _attempt(self, delivery: Delivery, now: datetime) -> tuple[Delivery, Record]:
         """Send ``delivery`` once: its new state, and how to record the attempt."""
