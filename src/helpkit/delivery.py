@@ -24,6 +24,7 @@ import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
+from helpkit._checks import check_text
 from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError, ValidationError
 from helpkit.escalation import Action
@@ -69,7 +70,10 @@ class Outbound:
 
     def check_channel(self, name: str | None) -> None:
         """Refuse a channel named for a reply that no configured channel answers to."""
-        if name is None or not self._channels or name in self._channels:
+        if name is None or not self._channels:
+            return
+        check_text(name, "a channel")
+        if name in self._channels:
             return
         known = ", ".join(sorted(self._channels))
         raise ValidationError(

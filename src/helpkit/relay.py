@@ -241,8 +241,11 @@ class Relay:
             if not isinstance(value, int | float) or not 0.001 <= value <= 3600:
                 raise ValidationError(f"{name} is a number of seconds in [0.001, 3600]")
         total = RelayReport()
+        seen = -1
         while not stop.is_set():
             try:
+                # Read before the run: a commit landing during it is not waited for.
+                seen = self._feed.last_position()
                 report = self.run_once()
             except HelpkitError:
                 log.exception("relay run failed; trying again")
@@ -252,12 +255,14 @@ class Relay:
                 if on_report is not None:
                     on_report(report)
                 continue
-            seen = self._feed.last_position()
             waited = 0.0
             while not stop.wait(poll) and waited < recheck:
                 waited += poll
-                if self._feed.last_position() != seen:
-                    break
+                try:
+                    if self._feed.last_position() != seen:
+                        break
+                except HelpkitError:
+                    continue  # the next run logs it
         return total
 
     def revive(self, delivery_id: str, actor: Actor) -> Delivery:

@@ -230,7 +230,7 @@ class Workflow:
         """The status called ``name``; raises ValidationError if unknown."""
         try:
             return self._by_name[name]
-        except KeyError:
+        except (KeyError, TypeError):
             known = ", ".join(self._by_name)
             raise ValidationError(f"unknown status {name!r} (known: {known})") from None
 
