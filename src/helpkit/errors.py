@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from helpkit.events import Event
 
 __all__ = [
+    "BrokerError",
     "CalendarError",
     "ConfigError",
     "ConflictError",
@@ -103,6 +104,10 @@ class StoreError(HelpkitError):
 
 class SchemaError(StoreError):
     """Stored data has a schema this version of helpkit cannot read or refuses to touch."""
+
+
+class BrokerError(HelpkitError):
+    """A message broker (the NATS sink's) could not be reached or did not take what was sent."""
 
 
 class PluginError(HelpkitError):

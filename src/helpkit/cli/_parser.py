@@ -32,6 +32,7 @@ from helpkit.cli._commands import (
 )
 from helpkit.cli._config import CONFIG_FILE
 from helpkit.cli._errors import EXIT_USAGE
+from helpkit.cli._publish import add_publish_command
 from helpkit.cli._staff import (
     cmd_agents_activate,
     cmd_agents_add,
@@ -254,6 +255,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tickets", action="store_true", help="also list each organization's tickets")
     p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
     _staff_commands(command)
+    add_publish_command(command)
     p = command("plugins", cmd_plugins, "list plugins and what they register", json_flag=True)
     return parser
 
