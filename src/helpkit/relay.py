@@ -213,8 +213,11 @@ class Relay:
         """Run until ``stop`` is set: deliver what is due, then wait for new commits (checking
         the feed every ``poll`` seconds, or at once when this process commits)."""
         total = RelayReport()
-        seen = -1
         while not stop.is_set():
+            # Read before the run: a commit that lands while the run ends (after its last look
+            # at the feed) moves the position past ``seen`` and wakes the wait below. Read
+            # after, it would be taken as seen and wait for the next commit.
+            seen = self._feed.last_position()
             try:
                 report = self.run_once()
             except HelpkitError:
@@ -225,7 +228,6 @@ class Relay:
                 if on_report is not None:
                     on_report(report)
                 continue
-            seen = self._feed.last_position()
             while not stop.is_set():
                 if stop.wait(poll) or self._feed.last_position() != seen:
                     break
