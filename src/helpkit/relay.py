@@ -244,7 +244,9 @@ class Relay:
         seen = -1
         while not stop.is_set():
             try:
-                # Read before the run: a commit landing during it is not waited for.
+                # Read before the run: a commit that lands while the run ends (after its last
+                # look at the feed) moves the position past ``seen`` and wakes the wait below.
+                # Read after, it would be taken as seen and wait for the next commit.
                 seen = self._feed.last_position()
                 report = self.run_once()
             except HelpkitError:
