@@ -291,11 +291,12 @@ class Relay:
 
     def _recorded(self, delivery: Delivery) -> tuple[Delivery, bool]:
         """What an earlier relay recorded of ``delivery`` before it stopped: the delivery as
-        settled and True when it recorded an outcome (sent, or given up); else the delivery
-        with the failed attempts it recorded, and False."""
+        settled and True when the latest record is an outcome (sent, or given up); else the
+        delivery with the failed attempts it recorded, and False. (The latest record counts:
+        a delivery revived after it was given up starts a new round.)"""
         now = self._pipeline.now()
         attempts = delivery.attempts
-        for event in self._store.events(delivery.ticket_id):
+        for event in reversed(self._store.events(delivery.ticket_id)):
             if isinstance(event, MessageSent) and event.delivery_id == delivery.id:
                 sent = replace(
                     delivery,
@@ -316,6 +317,7 @@ class Relay:
                     )
                     return dead, True
                 attempts = max(attempts, event.attempt)
+                break
         return replace(delivery, attempts=attempts), False
 
     def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> None:
