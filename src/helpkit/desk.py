@@ -197,14 +197,21 @@ class Helpdesk:
         finally:
             self._relaying.on = False
 
-    def follow_deliveries(self, stop: threading.Event, *, poll: float = 0.05) -> RelayReport:
+    def follow_deliveries(
+        self,
+        stop: threading.Event,
+        *,
+        poll: float = 0.05,
+        on_report: Callable[[RelayReport], None] | None = None,
+    ) -> RelayReport:
         """Deliver as commits come, until ``stop`` is set (what ``helpkit deliver --follow``
-        runs): new commits of this or any process are picked up within ``poll`` seconds."""
+        runs): new commits of this or any process are picked up within ``poll`` seconds.
+        ``on_report`` hears what each run that did something did; the total is returned."""
         if self._relay is None:
             raise ConfigError("this desk has no channels: there is nothing to deliver")
         self._relaying.on = True
         try:
-            return self._relay.follow(stop, poll=poll)
+            return self._relay.follow(stop, poll=poll, on_report=on_report)
         finally:
             self._relaying.on = False
 
