@@ -4,7 +4,9 @@ stops cleanly on SIGTERM and SIGINT."""
 from __future__ import annotations
 
 import json
+import mailbox
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -303,3 +305,30 @@ def test_follow_stops_on_a_signal_in_process(
     assert [r.sent for r in reports] == [1]
     assert signal.getsignal(signal.SIGTERM) == before
     assert len(mail()) == 1
+
+
+# ------------------------------------------------------------------ the demo
+
+
+def test_the_demo_delivers_through_its_maildir_and_says_so(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    status, out, _ = run(capsys, "demo", "--tickets", "60")
+    assert status == 0
+    (said,) = [line for line in out.splitlines() if line.startswith("Relay: ")]
+    match = re.fullmatch(
+        r"Relay: (\d+) messages delivered to helpkit-mail \((\d+) replies, (\d+) SLA notices\), "
+        r"0 retried, 0 dead",
+        said,
+    )
+    assert match, said
+    total, replies, notices = (int(n) for n in match.groups())
+    assert total == replies + notices and replies > 0 and notices > 0
+    assert "mutt -f helpkit-mail" in out and "helpkit deliver --dead" in out
+    box = mailbox.Maildir(tmp_path / "helpkit-mail", create=False)
+    assert len(box) == total
+    kinds = {"sla" if m["X-Helpkit-Notice"] == "sla" else "reply" for m in box}
+    assert kinds == {"sla", "reply"}
+    # everything was delivered: nothing waits
+    assert run(capsys, "deliver")[1].startswith("deliver: 0 derived, 0 sent")
+    assert run(capsys, "deliver", "--pending")[1] == "no pending deliveries\n"
