@@ -431,10 +431,15 @@ def test_demo_refuses_before_writing_anything_and_force_adds(
     capsys: pytest.CaptureFixture[str], demo: Path
 ) -> None:
     (demo / "helpkit.toml").unlink()
-    before = {p.name: p.read_bytes() for p in demo.iterdir()}
+
+    def snapshot() -> dict[str, bytes | None]:  # the files, and the folders (helpkit-mail)
+        return {str(p): p.read_bytes() if p.is_file() else None for p in demo.rglob("*")}
+
+    before = snapshot()
+    assert (demo / "helpkit-mail" / "new").is_dir()
     status, _, err = run(capsys, "demo", "--tickets", "5")
     assert status == 2 and "--force" in err
-    assert {p.name: p.read_bytes() for p in demo.iterdir()} == before  # no helpkit.toml either
+    assert snapshot() == before  # no helpkit.toml either, no mail
     count = len(tickets_of(capsys, "list", "--limit", "1000"))
     status, _, err = run(capsys, "demo", "--tickets", "10", "--force")
     assert status == 0, err

@@ -31,7 +31,10 @@ def helpkit_register_stores(register: RegisterStore) -> None:
 
 @hookimpl
 def helpkit_register_channels(register: RegisterChannel) -> None:
-    """The recording channel (keeps messages in memory)."""
+    """The recording channel (keeps messages in memory) and the Maildir channel (writes each
+    message as an email file into a Maildir folder)."""
+    from helpkit.channels.maildir import maildir_channel_factory
     from helpkit.channels.recording import recording_channel_factory
 
     register("recording", recording_channel_factory)
+    register("maildir", maildir_channel_factory)

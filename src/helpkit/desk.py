@@ -208,16 +208,22 @@ class Helpdesk:
             self._relaying.on = False
 
     def follow_deliveries(
-        self, stop: threading.Event, *, poll: float = 0.05, recheck: float = 1.0
+        self,
+        stop: threading.Event,
+        *,
+        poll: float = 0.05,
+        recheck: float = 1.0,
+        on_report: Callable[[RelayReport], None] | None = None,
     ) -> RelayReport:
         """Deliver as commits come, until ``stop`` is set (what ``helpkit deliver --follow``
         runs): new commits of this or any process are picked up within ``poll`` seconds,
-        retries that fell due within ``recheck`` seconds."""
+        retries that fell due within ``recheck`` seconds. ``on_report`` hears what each run
+        that did something did; the total is returned."""
         if self._relay is None:
             raise ConfigError("this desk has no channels: there is nothing to deliver")
         self._relaying.on = True
         try:
-            return self._relay.follow(stop, poll=poll, recheck=recheck)
+            return self._relay.follow(stop, poll=poll, recheck=recheck, on_report=on_report)
         finally:
             self._relaying.on = False
 

@@ -205,7 +205,9 @@ class Outbox(Protocol):
         ...
 
     def revive(self, delivery_id: str, *, now: datetime) -> Delivery:
-        """Make a dead delivery pending again, due at ``now``, its attempts reset."""
+        """Make a dead delivery pending again, due at ``now``, its attempts and claims reset:
+        a new round (its first claim does not look for what an earlier relay recorded, which
+        is the round given up)."""
         ...
 
     def purge(self, *, sent_before: datetime) -> int:

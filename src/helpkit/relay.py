@@ -342,8 +342,8 @@ class Relay:
 
     def _recorded(self, delivery: Delivery) -> tuple[Delivery, bool]:
         """What an earlier relay recorded of ``delivery`` before it stopped: the delivery as
-        settled and True when it recorded an outcome (sent, or given up); else the delivery
-        with the failed attempts it recorded, and False."""
+        settled and True when it recorded an outcome (sent, or given up) since the delivery was
+        last revived; else the delivery with the failed attempts it recorded, and False."""
         now = self._pipeline.now()
         attempts = delivery.attempts
         events = [

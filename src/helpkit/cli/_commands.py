@@ -10,6 +10,7 @@ import attrs
 
 from helpkit import serialize
 from helpkit.cli._config import CONFIG_FILE, config_template
+from helpkit.cli._deliver import demo_relay_lines
 from helpkit.cli._demo import _demo, _SimClock
 from helpkit.cli._errors import UsageError
 from helpkit.cli._output import (
@@ -19,6 +20,7 @@ from helpkit.cli._output import (
     _emit_json,
     _print_sla,
     _print_tickets,
+    _recipient_names,
     _ticket_row,
 )
 from helpkit.cli._staff import UNSOLVED
@@ -27,6 +29,7 @@ from helpkit.errors import NotFoundError, ValidationError
 from helpkit.ids import new_id
 from helpkit.people import Organization
 from helpkit.plugins import list_plugins
+from helpkit.ports import ChangeFeed
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.sla import parse_duration
 from helpkit.tickets import Actor, ActorKind, StatusCategory, Ticket
@@ -131,17 +134,24 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
         _write_template()
     clock = desk.clock
     assert isinstance(clock, _SimClock)
-    swept = _demo(desk, clock, args.tickets, args.seed)
+    start = desk.store.last_position() if isinstance(desk.store, ChangeFeed) else 0
+    done = _demo(desk, clock, args.tickets, args.seed)
+    swept = done.swept
     now = desk.now()
     if not args.json:
         print(f"helpkit demo: {args.tickets} tickets over a simulated week in {args.store}")
         if args.write_config:
-            print(f"(wrote {CONFIG_FILE}: calendars, SLA policies, tiers and escalation rules)")
+            print(
+                f"(wrote {CONFIG_FILE}: calendars, SLA policies, tiers, escalation rules and "
+                "a Maildir channel for email)"
+            )
         print(
             f"SLA sweep: {swept.warnings} warnings, {swept.breaches} breaches, "
-            f"{swept.escalations} escalations\n"
+            f"{swept.escalations} escalations"
         )
-        print("The agents' queue (new and open tickets, most urgent first):")
+        for line in demo_relay_lines(desk, done.relayed, start):
+            print(line)
+        print("\nThe agents' queue (new and open tickets, most urgent first):")
     query = TicketQuery(
         categories={StatusCategory.NEW, StatusCategory.OPEN}, sort=SortOrder.PRIORITY, limit=15
     )
@@ -282,8 +292,9 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
     for comment in conversation:
         print(_describe_comment(comment, names.get(str(comment.author))))
     print("\nHistory:")
+    recipients = _recipient_names(desk, history)
     for event in history:
-        print(_describe_event(event))
+        print(_describe_event(event, recipients))
     return 0
 
 

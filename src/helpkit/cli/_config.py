@@ -34,8 +34,8 @@ _log = logging.getLogger("helpkit.cli")
 
 def config_template() -> str:
     """The text of the commented ``helpkit.toml`` that ``helpkit init --write-config`` writes:
-    the ITIL priority matrix, the statuses, an office calendar, SLA policies, the L1-L4 tiers
-    and escalation rules."""
+    the statuses, a Maildir channel for email, the ITIL priority matrix, an office calendar,
+    SLA policies, the L1-L4 tiers and escalation rules."""
     return files("helpkit.cli").joinpath(CONFIG_FILE).read_text(encoding="utf-8")
 
 

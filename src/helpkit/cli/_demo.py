@@ -7,11 +7,14 @@ import unicodedata
 from datetime import datetime, timedelta
 from typing import Any
 
+import attrs
+
 from helpkit.cli._output import _Progress
 from helpkit.desk import Helpdesk
 from helpkit.errors import NotFoundError
 from helpkit.people import Contact, Organization
 from helpkit.priority import Impact, Urgency
+from helpkit.relay import RelayReport
 from helpkit.sweep import SweepReport
 from helpkit.tickets import Actor, StatusCategory
 
@@ -26,8 +29,16 @@ class _SimClock:
         return self.current
 
 
-def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepReport:
-    """Simulate a week; return what the hourly SLA sweeps did.
+@attrs.frozen
+class DemoReport:
+    """What the demo's hourly SLA sweeps and relay runs did."""
+
+    swept: SweepReport
+    relayed: RelayReport
+
+
+def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> DemoReport:
+    """Simulate a week; return what the hourly SLA sweeps and relay runs did.
 
     On a store a former demo filled (``demo --force``), its groups and agents are saved again
     as the demo defines them (active), and its organizations and contacts are reused.
@@ -76,10 +87,12 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepRep
     progress = _Progress(tickets, "demo")
     last_sweep = clock.current
     swept = SweepReport(now=clock.current)
+    relayed = RelayReport()
     for _ in range(tickets):
         clock.current += mean_gap * rng.uniform(0.2, 1.8)
         if clock.current - last_sweep >= timedelta(hours=1):
-            swept += desk.sweep(clock.current)  # as a cron job would, every hour
+            swept += desk.sweep(clock.current)  # as cron jobs would, every hour
+            relayed += desk.deliver_pending()
             last_sweep = clock.current
         who = rng.choice(contacts)
         ticket = desk.open_ticket(
@@ -96,7 +109,8 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> SweepRep
             _demo_step(desk, rng, staff, ticket_id)
         live = [t for t in live if not desk.ticket(t).is_closed]
         progress.step()
-    return swept + desk.sweep(clock.current)
+    swept += desk.sweep(clock.current)
+    return DemoReport(swept, relayed + desk.deliver_pending())
 
 
 def _ascii(text: str) -> str:

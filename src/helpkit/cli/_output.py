@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any, TextIO
 
@@ -16,10 +16,12 @@ from helpkit.errors import NotFoundError
 from helpkit.events import (
     Assigned,
     CommentAdded,
+    DeliveryFailed,
     Escalated,
     Event,
     MergedInto,
     MergeReceived,
+    MessageSent,
     PriorityChanged,
     SlaBreached,
     SlaWarned,
@@ -131,8 +133,39 @@ def _arrow(before: object, after: object) -> str:
     return f"{before if before is not None else '-'} -> {after if after is not None else '-'}"
 
 
-def _event_detail(event: Event) -> str:
+_KINDS = {"reply": "reply", "sla_notice": "SLA notice"}
+
+
+def kind_label(kind: str) -> str:
+    """How a delivery's kind reads: ``reply``, ``SLA notice``."""
+    return _KINDS.get(kind, kind)
+
+
+def _delivery_detail(event: MessageSent | DeliveryFailed, names: Mapping[str, str]) -> str:
+    """``reply sent to Bob via email <id>``; ``reply via email failed (attempt 2, retry at
+    ...): reason``."""
+    kind = kind_label(event.kind)
+    if isinstance(event, MessageSent):
+        who = ", ".join(names.get(r, r) for r in event.recipients) or "nobody"
+        text = f"{kind} sent to {who} via {event.channel}"
+        if event.external_id:
+            text += f" {event.external_id}"
+        return text + (f" (attempt {event.attempt})" if event.attempt > 1 else "")
+    if event.final:
+        when = "given up"
+    elif event.next_attempt_at is not None:
+        when = f"retry at {event.next_attempt_at:%Y-%m-%d %H:%M} UTC"
+    else:
+        when = "to be retried"
+    reason = event.reason.splitlines()[0] if event.reason else "?"
+    channel = event.channel or "no channel"
+    return f"{kind} via {channel} failed (attempt {event.attempt}, {when}): {reason}"
+
+
+def _event_detail(event: Event, names: Mapping[str, str] | None = None) -> str:
     """What an event changed, in a few words ("" when its type says it all)."""
+    if isinstance(event, MessageSent | DeliveryFailed):
+        return _delivery_detail(event, names or {})
     reason = getattr(event, "reason", None)
     detail = ""
     if isinstance(event, TicketOpened):
@@ -169,9 +202,10 @@ def _event_detail(event: Event) -> str:
     return detail
 
 
-def _describe_event(event: Event) -> str:
-    """One line of the text history: seq, time, actor, type and what changed."""
-    detail = _event_detail(event)
+def _describe_event(event: Event, names: Mapping[str, str] | None = None) -> str:
+    """One line of the text history: seq, time, actor, type and what changed (``names``: the
+    names of the people messages went to, by ``kind:id``)."""
+    detail = _event_detail(event, names)
     line = f"  {event.seq:>3}  {event.at:%Y-%m-%d %H:%M}  {event.actor}  {event.TYPE}"
     return f"{line}  {detail}" if detail else line
 
@@ -189,6 +223,26 @@ def _author_names(desk: Helpdesk, comments: Sequence[Comment]) -> dict[str, str]
                 names[key] = desk.contact(comment.author.id).name
         except NotFoundError:
             continue
+    return names
+
+
+def _recipient_names(desk: Helpdesk, events: Sequence[Event]) -> dict[str, str]:
+    """The names of the people the messages in ``events`` went to, by ``kind:id``."""
+    names: dict[str, str] = {}
+    for event in events:
+        if not isinstance(event, MessageSent):
+            continue
+        for recipient in event.recipients:
+            if recipient in names:
+                continue
+            kind, _, ident = recipient.partition(":")
+            try:
+                if kind == "contact":
+                    names[recipient] = desk.contact(ident).name
+                elif kind == "agent":
+                    names[recipient] = desk.agent(ident).name
+            except NotFoundError:
+                continue
     return names
 
 

@@ -31,6 +31,7 @@ from helpkit.cli._commands import (
     cmd_transfer,
 )
 from helpkit.cli._config import CONFIG_FILE
+from helpkit.cli._deliver import cmd_deliver
 from helpkit.cli._errors import EXIT_USAGE
 from helpkit.cli._publish import add_publish_command
 from helpkit.cli._staff import (
@@ -256,6 +257,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
     _staff_commands(command)
     add_publish_command(command)
+    _deliver_command(command)
     p = command("plugins", cmd_plugins, "list plugins and what they register", json_flag=True)
     return parser
 
@@ -292,6 +294,52 @@ def _staff_commands(
     p.add_argument("name")
     p.add_argument("--tier", type=_int_range(1, 9), help="escalation tier: 1 = L1 (service desk)")
     p.add_argument("--description")
+
+
+def _seconds(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds; got {text!r}") from None
+    if not 0.01 <= value <= 3600:  # also refuses nan and inf
+        raise argparse.ArgumentTypeError(f"must be between 0.01 and 3600 seconds; got {text}")
+    return value
+
+
+_seconds.__name__ = "seconds"  # argparse names the type in its messages
+
+
+def _deliver_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    p = command(
+        "deliver",
+        cmd_deliver,
+        "send the messages waiting in the outbox (for cron), or keep sending them (--follow)",
+        json_flag=True,
+    )
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument(
+        "--follow",
+        action="store_true",
+        help="keep delivering as commits come, until SIGTERM or Ctrl-C (a worker)",
+    )
+    mode.add_argument("--dead", action="store_true", help="list the dead letters (given up)")
+    mode.add_argument(
+        "--pending", action="store_true", help="list the deliveries waiting for an attempt"
+    )
+    mode.add_argument(
+        "--retry",
+        metavar="ID",
+        action="append",
+        help="send a dead delivery again, now (repeatable)",
+    )
+    p.add_argument(
+        "--poll",
+        type=_seconds,
+        metavar="SECONDS",
+        help="with --follow: how often to look for new commits (default 1)",
+    )
+    p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50, help="page size of a list")
+    p.add_argument("--after", metavar="ID", help="list the deliveries after this id")
 
 
 def _value_options(parser: argparse.ArgumentParser) -> tuple[set[str], set[str]]:

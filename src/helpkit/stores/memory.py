@@ -363,7 +363,7 @@ class MemoryStore:
             return found[:limit]
 
     def revive(self, delivery_id: str, *, now: datetime) -> Delivery:
-        """Make a dead delivery pending again, due at ``now``, its attempts reset."""
+        """Make a dead delivery pending again, due at ``now``, its attempts and claims reset."""
         at = to_utc(now, "now")
         with self._lock:
             self._check_open()
@@ -378,6 +378,7 @@ class MemoryStore:
                 found,
                 state=DeliveryState.PENDING,
                 attempts=0,
+                claims=0,
                 next_attempt_at=at,
                 claimed_by=None,
                 claimed_until=None,

@@ -256,7 +256,7 @@ class FeedAndOutbox:
         return [_decode_delivery(row[0]) for row in rows]
 
     def revive(self, delivery_id: str, *, now: datetime) -> Delivery:
-        """Make a dead delivery pending again, due at ``now``, its attempts reset."""
+        """Make a dead delivery pending again, due at ``now``, its attempts and claims reset."""
         at = to_utc(now, "now")
         with self._transaction() as conn:
             row = conn.execute("SELECT body FROM outbox WHERE id = ?", (delivery_id,)).fetchone()
@@ -271,6 +271,7 @@ class FeedAndOutbox:
                 found,
                 state=DeliveryState.PENDING,
                 attempts=0,
+                claims=0,
                 next_attempt_at=at,
                 claimed_by=None,
                 claimed_until=None,
