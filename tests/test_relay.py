@@ -445,3 +445,36 @@ def test_follow_checks_its_intervals() -> None:
     desk, _ = make()
     with pytest.raises(ValidationError, match="poll"):
         desk.follow_deliveries(threading.Event(), poll=0)
+
+
+def test_what_was_committed_before_the_store_had_channels_is_not_sent() -> None:
+    store = MemoryStore()
+    quiet = Helpdesk(store, clock=FrozenClock(MON), entry_points=False)  # no channels
+    quiet.add_agent("ann", "Ann Agent", email="ann@help.example")
+    old = ticket_for(quiet)
+    quiet.reply(old, ANN, "answered a year ago, never sent")
+    email = RecordingChannel("email")
+    desk = Helpdesk(store, clock=FrozenClock(MON), channels=[email], entry_points=False)
+    assert store.cursors() == {"outbox": store.last_position()}
+    desk.reply(old, ANN, "new answer")
+    quiet.reply(old, ANN, "from a process without channels, after they were configured")
+    assert desk.deliver_pending().sent == 2
+    assert [m.body for m in email.messages] == [
+        "new answer",
+        "from a process without channels, after they were configured",
+    ]
+
+
+def test_a_second_desk_delivers_what_the_first_committed() -> None:
+    store = MemoryStore()
+    first = Helpdesk(
+        store, clock=FrozenClock(MON), channels=[RecordingChannel()], entry_points=False
+    )
+    assert store.cursors() == {"outbox": 0}  # started, at the beginning
+    first.add_agent("ann", "Ann Agent", email="ann@help.example")
+    ticket = ticket_for(first)
+    first.reply(ticket, ANN, "hello")
+    email = RecordingChannel("email")
+    second = Helpdesk(store, clock=FrozenClock(MON), channels=[email], entry_points=False)
+    assert second.deliver_pending().sent == 1
+    assert [m.body for m in email.messages] == ["hello"]

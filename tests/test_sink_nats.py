@@ -406,6 +406,9 @@ class _Interleaved:
     def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
         self.feed.save_cursor(name, position, expected=expected)
 
+    def cursors(self) -> dict[str, int]:
+        return self.feed.cursors()
+
 
 def test_two_sinks_racing_on_one_cursor_store_each_event_once(store: Store, target: Target) -> None:
     feed = _feed(store)

@@ -155,6 +155,7 @@ class Helpdesk:
         if self.channels:
             # A desk with channels must be able to deliver: its store keeps the outbox.
             self._relay = Relay(self.store, self._outbound, self._pipeline, policy=retry)
+            self._relay.begin()  # what this store committed before it had channels stays unsent
         self._relaying = threading.local()
         self._sweeper = Sweeper(self.store, self._pipeline, self._levels, self._sla, config)
         self._commands = TicketCommands(

@@ -151,6 +151,11 @@ class ChangeFeed(Protocol):
         """The position saved under ``name`` (0 if none was)."""
         ...
 
+    def cursors(self) -> dict[str, int]:
+        """Every saved cursor, by name (a consumer's lag is ``last_position()`` minus its
+        cursor; a name never saved is absent, one saved at 0 is there)."""
+        ...
+
     def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
         """Save ``position`` under ``name``. With ``expected``, only if the saved position is
         still ``expected`` (else ConflictError): two consumers sharing a name cannot both

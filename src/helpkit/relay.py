@@ -40,6 +40,7 @@ from helpkit.errors import (
     ConflictError,
     HelpkitError,
     InvalidTransitionError,
+    StoreError,
     ValidationError,
 )
 from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
@@ -161,11 +162,13 @@ class Relay:
         self._batch = check_int(batch, "batch", minimum=1, maximum=10_000)
         self._draw = draw
         self._lock = threading.Lock()
+        self._begun = False
 
     # ------------------------------------------------------------ the steps
 
     def derive(self, *, limit: int = 1000) -> int:
         """Turn the next committed events into deliveries; how many were added."""
+        self.begin()
         cursor = self._feed.cursor(CURSOR)
         changes = self._feed.changes(after=cursor, limit=limit)
         if not changes:
@@ -178,6 +181,24 @@ class Relay:
             )
         except ConflictError:
             return 0  # another relay derived these meanwhile
+
+    def begin(self) -> None:
+        """Start the relay's cursor, the first time a relay (a desk with channels) opens the
+        store, at the last committed position: events committed before, when no channel could
+        send them (a store used without channels, or a file from before the outbox, whose
+        messages were sent then), are not sent now. A store that cannot be written yet
+        (read-only) is started by the next relay that can."""
+        if self._begun:
+            return
+        if CURSOR not in self._feed.cursors():
+            try:
+                self._feed.save_cursor(CURSOR, self._feed.last_position(), expected=0)
+            except ConflictError:
+                pass  # another relay started it meanwhile
+            except StoreError as exc:
+                log.debug("could not start the relay's cursor: %s", exc)
+                return
+        self._begun = True
 
     def deliver(self, *, limit: int | None = None) -> RelayReport:
         """Claim due deliveries, send them, record and settle the outcomes (one batch)."""

@@ -32,7 +32,7 @@ import re
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from datetime import timedelta
-from typing import TYPE_CHECKING, Final, TypeVar
+from typing import TYPE_CHECKING, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 import attrs
@@ -48,7 +48,7 @@ from helpkit.errors import (
     ValidationError,
 )
 from helpkit.events import Event
-from helpkit.ports import Change, ChangeFeed, Store
+from helpkit.ports import Change, ChangeFeed, Store, implements
 
 if TYPE_CHECKING:
     from nats.aio.client import Client
@@ -309,7 +309,7 @@ class NatsSink:
         timeout: float = 5.0,
         name: str = "helpkit-sink",
     ) -> None:
-        if not isinstance(store, ChangeFeed):
+        if not implements(store, ChangeFeed):
             raise ConfigError(
                 f"{type(store).__name__} has no change feed (Capability.CHANGE_FEED): "
                 "there is nothing to publish"
@@ -336,7 +336,7 @@ class NatsSink:
             self._batch = check_int(batch, "batch", minimum=1, maximum=_MAX_BATCH)
         except ValidationError as exc:
             raise ConfigError(str(exc)) from None
-        self._feed: ChangeFeed = store
+        self._feed = cast(ChangeFeed, store)
         self._lock = threading.RLock()
         self._loop: _Loop | None = None
         self._client: Client | None = None

@@ -194,6 +194,12 @@ class MemoryStore:
             self._check_open()
             return self._cursors.get(name, 0)
 
+    def cursors(self) -> dict[str, int]:
+        """Every saved cursor, by name."""
+        with self._lock:
+            self._check_open()
+            return dict(sorted(self._cursors.items()))
+
     def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
         """Save ``position`` under ``name`` (only if it still holds ``expected``, if given)."""
         check_cursor(name)

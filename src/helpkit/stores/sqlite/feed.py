@@ -113,6 +113,12 @@ class FeedAndOutbox:
             row = conn.execute("SELECT position FROM cursors WHERE name = ?", (name,)).fetchone()
         return 0 if row is None else int(row[0])
 
+    def cursors(self) -> dict[str, int]:
+        """Every saved cursor, by name."""
+        with self._connection() as conn:
+            rows = conn.execute("SELECT name, position FROM cursors ORDER BY name").fetchall()
+        return {str(name): int(position) for name, position in rows}
+
     def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
         """Save ``position`` under ``name`` (only if it still holds ``expected``, if given)."""
         check_cursor(name)

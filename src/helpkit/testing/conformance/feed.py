@@ -144,6 +144,18 @@ class FeedCases:
                 feed.save_cursor("relay", bad_position)  # type: ignore[arg-type]
         assert feed.cursor("relay") == 1
 
+    def test_cursors_lists_every_saved_cursor(self, store: Store) -> None:
+        feed = _feed(store)
+        assert feed.cursors() == {}
+        feed.save_cursor("zeta", 0)  # saved at 0: listed, unlike a name never saved
+        store.commit([change_of(_open("t1", 1, _Time().tick()))])
+        feed.save_cursor("alpha", feed.last_position())
+        listed = feed.cursors()
+        assert listed == {"alpha": feed.last_position(), "zeta": 0}
+        assert list(listed) == ["alpha", "zeta"]  # by name
+        listed["alpha"] = 99  # a copy
+        assert feed.cursor("alpha") == feed.last_position()
+
     def test_positions_follow_commit_order_across_threads(self, store: Store) -> None:
         feed = _feed(store)
         if not self.thread_safe:
@@ -197,6 +209,7 @@ class FeedCases:
             again = _feed(reopened)
             assert again.changes() == changes
             assert again.cursor("relay") == changes[-1].position
+            assert again.cursors() == {"relay": changes[-1].position}
             more = _open("t2", 2, time.tick())
             reopened.commit([change_of(more)])
             fresh = again.changes(after=changes[-1].position)
