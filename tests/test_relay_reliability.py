@@ -672,11 +672,6 @@ def test_a_following_relay_retries_on_time_when_the_feed_is_quiet(tmp_path: Path
 # ---------------------------------------------------------------- (d) dead letters
 
 
-@pytest.mark.xfail(
-    reason="bug: a revived delivery is settled dead again from the final failure recorded "
-    "before it was revived (relay._recorded reads the whole audit trail)",
-    strict=True,
-)
 def test_an_always_failing_delivery_is_dead_then_revived_and_sent(store: Store) -> None:
     clock = FrozenClock(NOW)
     channel = RecordingChannel("email", fail=10**6)

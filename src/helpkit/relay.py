@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Final
 
@@ -36,7 +36,7 @@ from helpkit._checks import check_int
 from helpkit._records import replace
 from helpkit.delivery import Outbound
 from helpkit.errors import ConfigError, ConflictError, HelpkitError
-from helpkit.events import DeliveryFailed, MessageSent
+from helpkit.events import DeliveryFailed, Event, MessageSent
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
@@ -290,13 +290,13 @@ class Relay:
         return sent, _success(delivery, attempt, external_id)
 
     def _recorded(self, delivery: Delivery) -> tuple[Delivery, bool]:
-        """What an earlier relay recorded of ``delivery`` before it stopped: the delivery as
-        settled and True when it recorded an outcome (sent, or given up); else the delivery
-        with the failed attempts it recorded, and False."""
+        """What an earlier relay recorded of ``delivery`` before it stopped (since the delivery
+        was last revived): the delivery as settled and True when it recorded an outcome (sent,
+        or given up); else the delivery with the failed attempts it recorded, and False."""
         now = self._pipeline.now()
         attempts = delivery.attempts
-        for event in self._store.events(delivery.ticket_id):
-            if isinstance(event, MessageSent) and event.delivery_id == delivery.id:
+        for event in _outcomes(delivery, self._store.events(delivery.ticket_id)):
+            if isinstance(event, MessageSent):
                 sent = replace(
                     delivery,
                     state=DeliveryState.SENT,
@@ -305,7 +305,7 @@ class Relay:
                     updated_at=now,
                 )
                 return sent, True
-            if isinstance(event, DeliveryFailed) and event.delivery_id == delivery.id:
+            if isinstance(event, DeliveryFailed):
                 if event.final:
                     dead = replace(
                         delivery,
@@ -340,6 +340,24 @@ class Relay:
             return outcomes
 
         self._pipeline.run(list(by_ticket), decide)
+
+
+def _outcomes(delivery: Delivery, events: Iterable[Event]) -> list[MessageSent | DeliveryFailed]:
+    """The outcomes of ``delivery``'s attempts among a ticket's ``events``, since it was last
+    revived: a dead delivery's attempts end with one final failure, so those of its current
+    attempts come after as many final failures as it had revivals."""
+    mine = [
+        e
+        for e in events
+        if isinstance(e, MessageSent | DeliveryFailed) and e.delivery_id == delivery.id
+    ]
+    deaths = 0
+    for index, event in enumerate(mine):
+        if deaths == delivery.revivals:
+            return mine[index:]
+        if isinstance(event, DeliveryFailed) and event.final:
+            deaths += 1
+    return []
 
 
 Record = Callable[[Ticket, datetime], Outcome]

@@ -262,6 +262,7 @@ class FeedAndOutbox:
                 found,
                 state=DeliveryState.PENDING,
                 attempts=0,
+                revivals=found.revivals + 1,
                 next_attempt_at=at,
                 claimed_by=None,
                 claimed_until=None,
