@@ -864,14 +864,13 @@ def test_a_reply_channel_takes_what_no_channel_answers(store: Store) -> None:
 # ---------------------------------------------------------------- (g) a lease lapsing
 
 
-@pytest.mark.xfail(
-    reason="bug: a relay records its outcome though its lease lapsed and another relay "
-    "recorded the same delivery meanwhile",
-    strict=True,
-)
-def test_a_relay_outliving_its_lease_does_not_record_twice(store: Store, tmp_path: Path) -> None:
-    """Relay A's send takes longer than its lease; B claims the delivery meanwhile, sends it
-    (the channel remembers the key) and records it. A, done at last, must not record it too."""
+@pytest.mark.parametrize("refused", [False, True], ids=["sent", "refused"])
+def test_a_relay_outliving_its_lease_does_not_record_twice(
+    store: Store, tmp_path: Path, refused: bool
+) -> None:
+    """Relay A's send takes longer than its lease; B claims the delivery meanwhile, tries it
+    and records the outcome (sent: the channel remembers the key; or refused, both times).
+    A, done at last, must not record the same outcome again; its result is not stored."""
     clock = FrozenClock(NOW)
     lease = timedelta(seconds=30)
     late: list[Relay] = []
@@ -880,19 +879,33 @@ def test_a_relay_outliving_its_lease_does_not_record_twice(store: Store, tmp_pat
         if point == "send" and late:
             clock.advance(lease + timedelta(seconds=1))
             taker = late.pop()
-            assert taker.run_once().sent == 1
+            report = taker.run_once()
+            assert (report.sent, report.retried) == ((0, 1) if refused else (1, 0))
 
     channel = LogChannel("email", tmp_path / "sent.log", crash=slow)
+    channel.failing = 2 if refused else 0
     desk = _desk(store, [channel], clock=clock)
     ticket = _one_reply(desk)
     first = _relay(desk, "relay-a", lease=lease)
     late.append(_relay(desk, "relay-b", lease=lease))
     report = first.run_once()
-    assert (report.sent, report.lost_claims) == (1, 1)
+    assert (report.sent, report.retried, report.lost_claims) == (
+        (0, 1, 1) if refused else (1, 0, 1)
+    )
 
-    (sent,) = _history(desk, ticket, MessageSent)
+    (delivery,) = desk.deliveries()
     log = read_log(tmp_path / "sent.log")
-    assert isinstance(sent, MessageSent)
-    assert (log.attempts[sent.delivery_id], log.sent[sent.delivery_id]) == (2, 1)
-    (delivery,) = desk.deliveries(state="sent")
-    assert delivery.external_id == sent.external_id
+    assert log.attempts[delivery.id] == 2
+    if refused:
+        (failed,) = _history(desk, ticket, DeliveryFailed)
+        assert (failed.attempt, failed.final) == (1, False)
+        assert _history(desk, ticket, MessageSent) == []
+        assert (delivery.state, delivery.attempts, delivery.claimed_by) == (
+            DeliveryState.PENDING,
+            1,
+            None,
+        )
+    else:
+        (sent,) = _history(desk, ticket, MessageSent)
+        assert log.sent[delivery.id] == 1
+        assert (delivery.state, delivery.external_id) == (DeliveryState.SENT, sent.external_id)

@@ -320,23 +320,31 @@ class Relay:
 
     def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> None:
         """Record the outcomes in the tickets' audit trails, in one commit for the batch
-        (decided again on fresh tickets if it loses to a concurrent writer)."""
-        by_ticket: dict[str, list[Record]] = {}
+        (decided again on fresh tickets if it loses to a concurrent writer).
+
+        An outcome the trail already holds is not recorded again: this relay's lease may have
+        lapsed while it sent, and the relay that took the delivery over recorded it first (if
+        that one commits later, its commit loses to this one and it decides again)."""
+        by_ticket: dict[str, list[tuple[Delivery, Record]]] = {}
         for delivery, record in results:
             if record is not None:
-                by_ticket.setdefault(delivery.ticket_id, []).append(record)
+                by_ticket.setdefault(delivery.ticket_id, []).append((delivery, record))
         if not by_ticket:
             return
 
         def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
             outcomes = []
             for ticket in tickets:
+                events = self._store.events(ticket.id)
                 steps: list[Outcome] = []
                 state = ticket
-                for record in by_ticket[ticket.id]:
+                for result, record in by_ticket[ticket.id]:
+                    if _told(result, _outcomes(result, events)):
+                        continue
                     steps.append(record(state, now))
                     state = steps[-1].ticket
-                outcomes.append(lifecycle.chain(steps))
+                unchanged = Outcome(ticket, (), ticket.seq)
+                outcomes.append(lifecycle.chain(steps) if steps else unchanged)
             return outcomes
 
         self._pipeline.run(list(by_ticket), decide)
@@ -358,6 +366,19 @@ def _outcomes(delivery: Delivery, events: Iterable[Event]) -> list[MessageSent |
         if isinstance(event, DeliveryFailed) and event.final:
             deaths += 1
     return []
+
+
+def _told(result: Delivery, outcomes: Sequence[MessageSent | DeliveryFailed]) -> bool:
+    """Whether ``outcomes`` already tell what recording ``result`` would: that the delivery was
+    sent; or, for a failed attempt, that it was given up or that this attempt failed."""
+    for event in outcomes:
+        if isinstance(event, MessageSent):
+            return True
+        if result.state is not DeliveryState.SENT and (
+            event.final or event.attempt == result.attempts
+        ):
+            return True
+    return False
 
 
 Record = Callable[[Ticket, datetime], Outcome]
