@@ -909,3 +909,43 @@ def test_a_relay_outliving_its_lease_does_not_record_twice(
         (sent,) = _history(desk, ticket, MessageSent)
         assert log.sent[delivery.id] == 1
         assert (delivery.state, delivery.external_id) == (DeliveryState.SENT, sent.external_id)
+
+
+@needs_posix
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_outcomes_recorded_before_a_crash_are_recovered_in_each_life(
+    backend: str, tmp_path: Path
+) -> None:
+    """A relay records an outcome and crashes before it settles the delivery; the next relay
+    settles it from the audit trail, not sending again: a dead letter (twice, revived in
+    between), then, revived again, a message sent. Each time only the outcomes recorded since
+    the last revival count."""
+    crash = Crasher()
+    clock = FrozenClock(NOW)
+    lease = timedelta(seconds=30)
+    log = tmp_path / "sent.log"
+    channel = LogChannel("email", log, crash=crash)
+    store = _crashing_store(backend, tmp_path, crash)
+    desk = _desk(store, [channel], clock=clock, retry=RetryPolicy(attempts=1))
+    ticket = _one_reply(desk)
+    lives = [(1, "dead"), (1, "dead"), (0, "sent")]
+    for life, (failing, ending) in enumerate(lives):
+        if life:
+            desk.retry_delivery(desk.deliveries()[0].id)
+        channel.failing = failing
+        crash.arm("settle", 1)
+        with pytest.raises(Killed):
+            _relay(desk, f"crashing-{life}", lease=lease).run_once()
+        clock.advance(lease)
+        report = _relay(desk, f"next-{life}", lease=lease).run_once()
+        assert (report.recovered, report.handled) == (1, 1)
+        (delivery,) = desk.deliveries()
+        assert (delivery.state.value, delivery.attempts, delivery.revivals) == (ending, 1, life)
+
+    trail = [e for e in desk.history(ticket) if isinstance(e, DeliveryFailed | MessageSent)]
+    assert [(e.TYPE, e.attempt) for e in trail] == [
+        ("delivery_failed", 1),
+        ("delivery_failed", 1),
+        ("message_sent", 1),
+    ]
+    assert (read_log(log).attempts[delivery.id], read_log(log).sent[delivery.id]) == (3, 1)
