@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import logging
 import os
 import random
 import signal
@@ -486,7 +487,10 @@ class Crasher:
 
 
 class CrashingMemoryStore(MemoryStore):
-    def __init__(self, crash: Crasher) -> None:
+    """A memory store that calls ``crash`` after a claim, before a commit and a settlement,
+    and after reading a ticket's events."""
+
+    def __init__(self, crash: Callable[[str], None]) -> None:
         super().__init__()
         self.crash = crash
 
@@ -504,9 +508,16 @@ class CrashingMemoryStore(MemoryStore):
         self.crash("settle")
         return super().settle(results, owner=owner)
 
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        found = super().events(ticket_id, after_seq=after_seq)
+        self.crash("read")
+        return found
+
 
 class CrashingSqliteStore(SqliteStore):
-    def __init__(self, path: Path, crash: Crasher) -> None:
+    """The SQLite store calling ``crash`` as :class:`CrashingMemoryStore` does."""
+
+    def __init__(self, path: Path, crash: Callable[[str], None]) -> None:
         super().__init__(path)
         self.crash = crash
 
@@ -524,8 +535,13 @@ class CrashingSqliteStore(SqliteStore):
         self.crash("settle")
         return super().settle(results, owner=owner)
 
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        found = super().events(ticket_id, after_seq=after_seq)
+        self.crash("read")
+        return found
 
-def _crashing_store(backend: str, tmp_path: Path, crash: Crasher) -> Store:
+
+def _crashing_store(backend: str, tmp_path: Path, crash: Callable[[str], None]) -> Store:
     if backend == "memory":
         return CrashingMemoryStore(crash)
     return CrashingSqliteStore(tmp_path / "desk.db", crash)
@@ -724,6 +740,7 @@ REPLIES = 200
 
 def relay_worker(path: str, log: str, owner: str) -> None:
     """A relay following ``path`` until SIGTERM (run in its own process)."""
+    logging.basicConfig(level=logging.WARNING)  # what the relay logs shows with the failure
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     channel = LogChannel("email", log, idempotent=False)
@@ -864,31 +881,46 @@ def test_a_reply_channel_takes_what_no_channel_answers(store: Store) -> None:
 # ---------------------------------------------------------------- (g) a lease lapsing
 
 
+@needs_posix
 @pytest.mark.parametrize("refused", [False, True], ids=["sent", "refused"])
+@pytest.mark.parametrize("lapsed", ["while-sending", "before-recording"])
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_a_relay_outliving_its_lease_does_not_record_twice(
-    store: Store, tmp_path: Path, refused: bool
+    backend: str, tmp_path: Path, lapsed: str, refused: bool
 ) -> None:
-    """Relay A's send takes longer than its lease; B claims the delivery meanwhile, tries it
-    and records the outcome (sent: the channel remembers the key; or refused, both times).
-    A, done at last, must not record the same outcome again; its result is not stored."""
+    """Relay A's lease lapses while it sends (or after, while it reads the audit trail to
+    record the outcome); B claims the delivery meanwhile, tries it and records the outcome
+    (sent: the channel remembers the key; or refused, both times). A, done at last, must not
+    record the same outcome again; its result is not stored."""
     clock = FrozenClock(NOW)
     lease = timedelta(seconds=30)
     late: list[Relay] = []
+    a_sent = threading.Event()
 
-    def slow(point: str) -> None:
-        if point == "send" and late:
-            clock.advance(lease + timedelta(seconds=1))
-            taker = late.pop()
-            report = taker.run_once()
-            assert (report.sent, report.retried) == ((0, 1) if refused else (1, 0))
+    def take_over() -> None:
+        clock.advance(lease + timedelta(seconds=1))
+        report = late.pop().run_once()
+        assert (report.sent, report.retried) == ((0, 1) if refused else (1, 0))
 
-    channel = LogChannel("email", tmp_path / "sent.log", crash=slow)
+    def in_channel(point: str) -> None:
+        if point == "send" and late and lapsed == "while-sending":
+            take_over()
+        if point == "sent":
+            a_sent.set()
+
+    def in_store(point: str) -> None:
+        if point == "read" and late and a_sent.is_set() and lapsed == "before-recording":
+            take_over()
+
+    channel = LogChannel("email", tmp_path / "sent.log", crash=in_channel)
     channel.failing = 2 if refused else 0
+    store = _crashing_store(backend, tmp_path, in_store)
     desk = _desk(store, [channel], clock=clock)
     ticket = _one_reply(desk)
     first = _relay(desk, "relay-a", lease=lease)
     late.append(_relay(desk, "relay-b", lease=lease))
     report = first.run_once()
+    assert late == []
     assert (report.sent, report.retried, report.lost_claims) == (
         (0, 1, 1) if refused else (1, 0, 1)
     )
