@@ -945,6 +945,47 @@ def test_a_relay_outliving_its_lease_does_not_record_twice(
 
 @needs_posix
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_record_losing_to_writers_again_and_again_is_tried_again(
+    backend: str, tmp_path: Path
+) -> None:
+    """A writer commits to the ticket each time the relay is about to record that the reply
+    went out, more times than the pipeline decides again: the relay keeps trying while its
+    claim holds, rather than leave a message that left unrecorded until its lease lapses (and
+    another relay sends it again)."""
+    clock = FrozenClock(NOW)
+    sent_once = threading.Event()
+    meddling: list[int] = [7]
+    inside: list[bool] = []
+
+    def in_store(point: str) -> None:
+        if point == "commit" and sent_once.is_set() and meddling[0] and not inside:
+            meddling[0] -= 1
+            inside.append(True)
+            try:
+                desk.note(ticket, ANN, "Meanwhile...")
+            finally:
+                inside.clear()
+
+    def in_channel(point: str) -> None:
+        if point == "sent":
+            sent_once.set()
+
+    channel = LogChannel("email", tmp_path / "sent.log", crash=in_channel)
+    desk = _desk(_crashing_store(backend, tmp_path, in_store), [channel], clock=clock)
+    ticket = _one_reply(desk)
+    assert desk.deliver_pending().sent == 1
+    assert meddling == [0]
+
+    notes = [e for e in desk.history(ticket) if isinstance(e, CommentAdded)]
+    assert [e.comment.body for e in notes[-7:]] == ["Meanwhile..."] * 7
+    (sent,) = _history(desk, ticket, MessageSent)
+    (delivery,) = desk.deliveries(state="sent")
+    assert (delivery.id, delivery.claimed_by) == (sent.delivery_id, None)
+    assert read_log(tmp_path / "sent.log").attempts[delivery.id] == 1
+
+
+@needs_posix
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_outcomes_recorded_before_a_crash_are_recovered_in_each_life(
     backend: str, tmp_path: Path
 ) -> None:

@@ -50,6 +50,9 @@ log = logging.getLogger("helpkit.relay")
 RELAY_ACTOR: Final = Actor.system("relay")
 CURSOR: Final = "outbox"
 """The relay's cursor on the change feed."""
+_RECORD_ROUNDS: Final = 20
+"""How many times the relay runs the pipeline (each deciding again a few times) to record a
+batch's outcomes while tickets keep changing under it."""
 
 
 def _positive_delta(instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
@@ -184,7 +187,7 @@ class Relay:
             result, record = self._attempt(delivery, now)
             results.append((result, record))
             report = report + _count(result)
-        self._record(results)
+        self._record_while_held(results, until=now + self._lease)
         stored = self._outbox.settle([r for r, _ in results], owner=self.owner)
         return report + RelayReport(lost_claims=len(results) - stored)
 
@@ -317,6 +320,21 @@ class Relay:
                     return dead, True
                 attempts = max(attempts, event.attempt)
         return replace(delivery, attempts=attempts), False
+
+    def _record_while_held(
+        self, results: Sequence[tuple[Delivery, Record | None]], *, until: datetime
+    ) -> None:
+        """Record the outcomes, trying again while the claims hold (``until``) when the
+        pipeline's decisions all lost to concurrent writers: the messages left, and outcomes
+        left unrecorded would be sent again by the relay that claims them once they lapse."""
+        for round_ in range(1, _RECORD_ROUNDS + 1):
+            try:
+                self._record(results)
+                return
+            except ConflictError:
+                if round_ == _RECORD_ROUNDS or self._pipeline.now() >= until:
+                    raise
+                log.info("recording %d outcomes lost to writers; trying again", len(results))
 
     def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> None:
         """Record the outcomes in the tickets' audit trails, in one commit for the batch
