@@ -487,8 +487,9 @@ class Crasher:
 
 
 class CrashingMemoryStore(MemoryStore):
-    """A memory store that calls ``crash`` after a claim, before a commit and a settlement,
-    and after reading a ticket's events."""
+    """A memory store that calls ``crash`` before and after a claim (``claiming``, and
+    ``claim`` when it claimed any), before a commit and a settlement, and after reading a
+    ticket's events."""
 
     def __init__(self, crash: Callable[[str], None]) -> None:
         super().__init__()
@@ -499,6 +500,7 @@ class CrashingMemoryStore(MemoryStore):
         return super().commit(changes)
 
     def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
+        self.crash("claiming")
         claimed = super().claim(owner=owner, now=now, until=until, limit=limit)
         if claimed:
             self.crash("claim")
@@ -526,6 +528,7 @@ class CrashingSqliteStore(SqliteStore):
         return super().commit(changes)
 
     def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
+        self.crash("claiming")
         claimed = super().claim(owner=owner, now=now, until=until, limit=limit)
         if claimed:
             self.crash("claim")
@@ -682,6 +685,41 @@ def test_a_following_relay_retries_on_time_when_the_feed_is_quiet(tmp_path: Path
     assert [e.attempt for e in _history(desk, ticket, DeliveryFailed)] == [1, 2]
     assert len(_history(desk, ticket, MessageSent)) == 1
     assert len(channel.messages) == 1
+    desk.shutdown()
+
+
+@needs_posix
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_following_relay_misses_no_commit_made_while_it_runs(
+    backend: str, tmp_path: Path
+) -> None:
+    """A reply committed while the relay runs (here: after it read the feed, before it
+    claimed) is delivered without waiting for another commit."""
+    replied: list[bool] = []
+
+    def in_store(point: str) -> None:
+        if point == "claiming" and not replied:
+            replied.append(True)
+            desk.reply(ticket, ANN, "Committed while the relay ran.")
+
+    channel = RecordingChannel("email")
+    desk = _desk(_crashing_store(backend, tmp_path, in_store), [channel])
+    _people(desk)
+    (ticket,) = _open_tickets(desk, 1)
+    stop = threading.Event()
+    follower = threading.Thread(target=desk.follow_deliveries, args=(stop,), kwargs={"poll": 0.01})
+    follower.start()
+    try:
+        deadline = time.monotonic() + 5
+        while not channel.messages:
+            assert time.monotonic() < deadline, "the reply waits for another commit"
+            time.sleep(0.01)
+    finally:
+        stop.set()
+        follower.join(10)
+    assert not follower.is_alive()
+    assert replied == [True]
+    assert len(_history(desk, ticket, MessageSent)) == 1
     desk.shutdown()
 
 

@@ -216,8 +216,10 @@ class Relay:
         """Run until ``stop`` is set: deliver what is due, then wait for new commits (checking
         the feed every ``poll`` seconds, or at once when this process commits)."""
         total = RelayReport()
-        seen = -1
         while not stop.is_set():
+            # Read before the run: a commit made while it runs, after it read the feed, moves
+            # the feed past this, and the wait below ends at once.
+            seen = self._feed.last_position()
             try:
                 report = self.run_once()
             except HelpkitError:
@@ -228,7 +230,6 @@ class Relay:
                 if on_report is not None:
                     on_report(report)
                 continue
-            seen = self._feed.last_position()
             while not stop.is_set():
                 if stop.wait(poll) or self._feed.last_position() != seen:
                     break
