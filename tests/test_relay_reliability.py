@@ -9,7 +9,8 @@
     before and after the channel took a message, before the outcome is recorded, before the
     outbox is settled.
 (c) A channel that fails the first attempts: retried at the policy's times, each failure
-    recorded (attempt number, not final), then one ``message_sent``.
+    recorded (attempt number, not final), then one ``message_sent``; a following relay wakes
+    for a retry on a quiet feed, and misses no commit made while it runs.
 (d) A channel that always fails: dead after the policy's attempts, the last failure recorded as
     final, listed with the dead letters; ``retry_delivery`` revives it and it is sent.
 (e) Two relays at once (processes, and threads on each store), no lease lapsing: every message
@@ -17,7 +18,9 @@
 (f) Channels configured, none fits, no ``reply_channel``: the failure is recorded ("no
     channel") and the delivery is dead, never dropped in silence.
 (g) A relay whose lease lapsed while it was still sending: the relay that took over and the
-    late one do not both record the outcome.
+    late one do not both record the outcome. A record that loses to writers again and again
+    is tried again while the claim holds. An outcome recorded by a relay that crashed before
+    settling is recovered in each life of a delivery (dead, revived, dead, revived, sent).
 
 The channel of these tests writes every call to a file (appended, flushed and fsynced before it
 returns), so what was handed to it survives the SIGKILL of the process that handed it.
