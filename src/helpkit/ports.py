@@ -210,9 +210,9 @@ class Outbox(Protocol):
         ...
 
     def revive(self, delivery_id: str, *, now: datetime) -> Delivery:
-        """Make a dead delivery pending again, due at ``now``, its attempts and claims reset:
-        a new round (its first claim does not look for what an earlier relay recorded, which
-        is the round given up)."""
+        """Make a dead delivery pending again, due at ``now``, its attempts and claims reset
+        and its ``revivals`` one more: a new round (its first claim does not look for what an
+        earlier relay recorded, which is the round given up)."""
         ...
 
     def purge(self, *, sent_before: datetime) -> int:
@@ -413,6 +413,9 @@ class Delivery:
     claims: int = attrs.field(default=0, validator=count)
     """How many times a relay claimed it: more than one means an earlier relay may have sent
     it and stopped before it could say so."""
+    revivals: int = attrs.field(default=0, validator=count)
+    """How many times it was revived after it died: the outcomes its ticket's audit trail holds
+    from before the last revival belong to attempts that ended in a dead letter."""
     next_attempt_at: datetime = attrs.field(converter=to_utc)
     claimed_by: str | None = attrs.field(default=None, validator=optional_text)
     claimed_until: datetime | None = attrs.field(default=None, converter=_optional_utc)

@@ -25,7 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Final, cast
 
@@ -43,7 +43,7 @@ from helpkit.errors import (
     StoreError,
     ValidationError,
 )
-from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
+from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
@@ -65,6 +65,9 @@ log = logging.getLogger("helpkit.relay")
 RELAY_ACTOR: Final = Actor.system("relay")
 CURSOR: Final = "outbox"
 """The relay's cursor on the change feed."""
+_RECORD_ROUNDS: Final = 20
+"""How many times the relay runs the pipeline (each deciding again a few times) to record a
+batch's outcomes while tickets keep changing under it."""
 
 
 def _positive_delta(instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
@@ -225,7 +228,7 @@ class Relay:
             result, record = self._attempt(delivery, now)
             results.append((result, record))
             report = report + _count(result)
-        unrecorded = self._record(results)
+        unrecorded = self._record_while_held(results, until=now + self._lease)
         # A delivery whose outcome could not be recorded stays claimed: when the lease lapses
         # it is claimed again, found unrecorded, and sent again (at least once).
         done = [r for r, _ in results if r.ticket_id not in unrecorded]
@@ -362,20 +365,12 @@ class Relay:
         return sent, _success(delivery, attempt, external_id)
 
     def _recorded(self, delivery: Delivery) -> tuple[Delivery, bool]:
-        """What an earlier relay recorded of ``delivery`` before it stopped: the delivery as
-        settled and True when it recorded an outcome (sent, or given up) since the delivery was
-        last revived; else the delivery with the failed attempts it recorded, and False."""
+        """What an earlier relay recorded of ``delivery`` before it stopped (since the delivery
+        was last revived): the delivery as settled and True when it recorded an outcome (sent,
+        or given up); else the delivery with the failed attempts it recorded, and False."""
         now = self._pipeline.now()
         attempts = delivery.attempts
-        events = [
-            e
-            for e in self._store.events(delivery.ticket_id)
-            if isinstance(e, MessageSent | DeliveryFailed | DeliveryRevived)
-            and e.delivery_id == delivery.id
-        ]
-        revivals = [i for i, e in enumerate(events) if isinstance(e, DeliveryRevived)]
-        for event in events[revivals[-1] + 1 :] if revivals else events:
-            # Only what happened since the delivery was last put back counts.
+        for event in _outcomes(delivery, self._store.events(delivery.ticket_id)):
             if isinstance(event, MessageSent):
                 sent = replace(
                     delivery,
@@ -398,57 +393,113 @@ class Relay:
                 attempts = max(attempts, event.attempt)
         return replace(delivery, attempts=attempts), False
 
+    def _record_while_held(
+        self, results: Sequence[tuple[Delivery, Record | None]], *, until: datetime
+    ) -> set[str]:
+        """Record the outcomes; the ids of the tickets whose outcomes could not be recorded.
+
+        Tickets whose records keep losing to concurrent writers are tried again while the
+        claims hold (``until``): the messages left, and outcomes left unrecorded are sent again
+        by the relay that claims them once the claims lapse."""
+        pending = list(results)
+        unrecorded: set[str] = set()
+        for _ in range(_RECORD_ROUNDS):
+            unrecorded = self._record(pending)
+            if not unrecorded or self._pipeline.now() >= until:
+                break
+            log.info("recording outcomes of %d tickets lost to writers; again", len(unrecorded))
+            pending = [(d, r) for d, r in pending if d.ticket_id in unrecorded]
+        return unrecorded
+
     def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> set[str]:
         """Record the outcomes in the tickets' audit trails, in one commit for the batch; the
         ids of the tickets whose outcomes could not be recorded.
 
         A batch that keeps losing to concurrent writers is recorded ticket by ticket (each
         decided again on its fresh state), so one busy ticket does not hold back the others.
-        """
-        by_ticket: dict[str, list[Record]] = {}
+        An outcome the trail already holds is not recorded again: this relay's lease may have
+        lapsed while it sent, and the relay that took the delivery over recorded it first (if
+        that one commits later, its commit loses to this one and it decides again). The trails
+        are read before the decision, which only reads what was added since, up to the seq of
+        the ticket it decides on: the less it reads, the less often it loses to a writer."""
+        by_ticket: dict[str, list[tuple[Delivery, Record]]] = {}
         for delivery, record in results:
             if record is not None:
-                by_ticket.setdefault(delivery.ticket_id, []).append(record)
+                by_ticket.setdefault(delivery.ticket_id, []).append((delivery, record))
         if not by_ticket:
             return set()
+        trails = {ticket_id: self._store.events(ticket_id) for ticket_id in by_ticket}
         try:
-            self._pipeline.run(list(by_ticket), _decide(by_ticket))
+            self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails))
             return set()
         except ConflictError:
             if len(by_ticket) == 1:
-                log.warning("could not record deliveries of %s: it keeps changing", *by_ticket)
                 return set(by_ticket)
         unrecorded: set[str] = set()
         for ticket_id, records in by_ticket.items():
             try:
-                self._pipeline.run([ticket_id], _decide({ticket_id: records}))
-            except HelpkitError as exc:
-                log.warning("could not record deliveries of %s: %s", ticket_id, exc)
+                self._pipeline.run([ticket_id], self._decide({ticket_id: records}, trails))
+            except ConflictError as exc:
+                log.info("could not record deliveries of %s yet: %s", ticket_id, exc)
                 unrecorded.add(ticket_id)
         return unrecorded
+
+    def _decide(
+        self,
+        by_ticket: dict[str, list[tuple[Delivery, Record]]],
+        trails: dict[str, list[Event]],
+    ) -> Callable[[Sequence[Ticket], datetime], list[Outcome]]:
+        """The decision recording each ticket's outcomes, in order, on its state as loaded,
+        leaving out those its trail (read up to that state) already holds."""
+
+        def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
+            outcomes = []
+            for ticket in tickets:
+                events = trails[ticket.id]
+                known = events[-1].seq if events else 0
+                if ticket.seq > known:
+                    events.extend(self._store.events(ticket.id, after_seq=known))
+                steps: list[Outcome] = []
+                state = ticket
+                for result, record in by_ticket[ticket.id]:
+                    if _told(result, _outcomes(result, events)):
+                        continue
+                    steps.append(record(state, now))
+                    state = steps[-1].ticket
+                unchanged = Outcome(ticket, (), ticket.seq)
+                outcomes.append(lifecycle.chain(steps) if steps else unchanged)
+            return outcomes
+
+        return decide
 
 
 Record = Callable[[Ticket, datetime], Outcome]
 """How an attempt goes into its ticket's audit trail: a decision on the ticket and now."""
 
 
-def _decide(
-    by_ticket: dict[str, list[Record]],
-) -> Callable[[Sequence[Ticket], datetime], list[Outcome]]:
-    """The decision recording each ticket's outcomes, in order, on its state as loaded."""
+def _outcomes(delivery: Delivery, events: Iterable[Event]) -> list[MessageSent | DeliveryFailed]:
+    """The outcomes of ``delivery``'s attempts among a ticket's ``events``, since it was last
+    revived (``delivery_revived``): those before belong to a round given up."""
+    found: list[MessageSent | DeliveryFailed] = []
+    for event in events:
+        if isinstance(event, DeliveryRevived) and event.delivery_id == delivery.id:
+            found.clear()
+        elif isinstance(event, MessageSent | DeliveryFailed) and event.delivery_id == delivery.id:
+            found.append(event)
+    return found
 
-    def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
-        outcomes = []
-        for ticket in tickets:
-            steps: list[Outcome] = []
-            state = ticket
-            for record in by_ticket[ticket.id]:
-                steps.append(record(state, now))
-                state = steps[-1].ticket
-            outcomes.append(lifecycle.chain(steps))
-        return outcomes
 
-    return decide
+def _told(result: Delivery, outcomes: Sequence[MessageSent | DeliveryFailed]) -> bool:
+    """Whether ``outcomes`` already tell what recording ``result`` would: that the delivery was
+    sent; or, for a failed attempt, that it was given up or that this attempt failed."""
+    for event in outcomes:
+        if isinstance(event, MessageSent):
+            return True
+        if result.state is not DeliveryState.SENT and (
+            event.final or event.attempt == result.attempts
+        ):
+            return True
+    return False
 
 
 def _comment_of(delivery: Delivery) -> str | None:

@@ -385,6 +385,7 @@ class MemoryStore:
                 state=DeliveryState.PENDING,
                 attempts=0,
                 claims=0,
+                revivals=found.revivals + 1,
                 next_attempt_at=at,
                 claimed_by=None,
                 claimed_until=None,

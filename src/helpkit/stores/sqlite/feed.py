@@ -278,6 +278,7 @@ class FeedAndOutbox:
                 state=DeliveryState.PENDING,
                 attempts=0,
                 claims=0,
+                revivals=found.revivals + 1,
                 next_attempt_at=at,
                 claimed_by=None,
                 claimed_until=None,

@@ -218,10 +218,17 @@ class OutboxCases:
         assert [d.id for d in outbox.deliveries(ticket_id="t1")] == ["d1", "d3"]
         assert [d.id for d in outbox.deliveries(after="d1", limit=1)] == ["d2"]
         revived = outbox.revive("d2", now=BASE_TIME + 5 * _S)
-        assert (revived.state, revived.attempts, revived.claims, revived.next_attempt_at) == (
+        assert (
+            revived.state,
+            revived.attempts,
+            revived.claims,
+            revived.revivals,
+            revived.next_attempt_at,
+        ) == (
             DeliveryState.PENDING,
             0,
             0,
+            1,
             BASE_TIME + 5 * _S,
         )
         assert outbox.delivery("d2") == revived
