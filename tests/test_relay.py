@@ -478,3 +478,31 @@ def test_a_second_desk_delivers_what_the_first_committed() -> None:
     second = Helpdesk(store, clock=FrozenClock(MON), channels=[email], entry_points=False)
     assert second.deliver_pending().sent == 1
     assert [m.body for m in email.messages] == ["hello"]
+
+
+def test_a_slow_channel_does_not_send_past_the_lease() -> None:
+    clock = FrozenClock(MON)
+
+    class Slow(RecordingChannel):
+        def deliver(self, message):  # type: ignore[no-untyped-def]
+            clock.advance(minutes=3)  # each send takes 3 minutes of the 5-minute lease
+            return super().deliver(message)
+
+    email = Slow("email")
+    desk = Helpdesk(clock=clock, channels=[email], entry_points=False)
+    desk.add_agent("ann", "Ann Agent", email="ann@help.example")
+    tickets = [ticket_for_contact(desk, n) for n in range(3)]
+    for ticket in tickets:
+        desk.reply(ticket, ANN, "hello")
+    desk._relay.derive()  # type: ignore[union-attr]
+    first = desk._relay.deliver()  # type: ignore[union-attr]
+    # Two sends fit before the last tenth of the lease; the third is left to lapse.
+    assert first.sent == 2 and email.attempts == 2
+    clock.advance(minutes=5)
+    assert desk.deliver_pending().sent == 1
+    assert len(email.messages) == 3
+
+
+def ticket_for_contact(desk: Helpdesk, n: int) -> str:
+    contact = desk.create_contact(f"C{n}", emails=[f"c{n}@example.com"])
+    return desk.open_ticket(Actor.contact(contact.id), requester=contact, subject="Hi").id
