@@ -460,6 +460,8 @@ def test_relays_killed_at_random_moments_deliver_every_reply_once(tmp_path: Path
     assert stats["failures"] > 0, stats
     recovered = sum(int(line.rsplit("=", 1)[1]) for line in Path(reports).read_text().splitlines())
     print(f"{stats}, recovered from the audit trail: {recovered}, flowed {flowed:.1f}s")
+    writer.shutdown()
+    desk.shutdown()
     assert time.monotonic() - started < 60
 
 
@@ -549,16 +551,32 @@ class CrashingSqliteStore(SqliteStore):
         return found
 
 
-def _crashing_store(backend: str, tmp_path: Path, crash: Callable[[str], None]) -> Store:
-    if backend == "memory":
-        return CrashingMemoryStore(crash)
-    return CrashingSqliteStore(tmp_path / "desk.db", crash)
+CrashingStore = Callable[[str, Callable[[str], None]], Store]
+
+
+@pytest.fixture
+def crashing_store(tmp_path: Path) -> Iterator[CrashingStore]:
+    """Makes the memory or SQLite store calling ``crash``; closes them after the test."""
+    made: list[Store] = []
+
+    def make(backend: str, crash: Callable[[str], None]) -> Store:
+        store: Store = (
+            CrashingMemoryStore(crash)
+            if backend == "memory"
+            else CrashingSqliteStore(tmp_path / "desk.db", crash)
+        )
+        made.append(store)
+        return store
+
+    yield make
+    for store in made:
+        store.close()
 
 
 @needs_posix
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_relays_crashing_at_every_point_deliver_every_reply_once(
-    backend: str, tmp_path: Path
+    backend: str, tmp_path: Path, crashing_store: CrashingStore
 ) -> None:
     rng = random.Random(7)
     crash = Crasher()
@@ -567,7 +585,7 @@ def test_relays_crashing_at_every_point_deliver_every_reply_once(
     log = tmp_path / "sent.log"
     channel = LogChannel("email", log, fail_first=_fails_first, crash=crash)
     policy = RetryPolicy(attempts=10, first=timedelta(seconds=1), jitter=0)
-    store = _crashing_store(backend, tmp_path, crash)
+    store = crashing_store(backend, crash)
     desk = _desk(store, [channel], clock=clock, retry=policy)
     _people(desk)
     tickets = _open_tickets(desk, 5)
@@ -696,7 +714,7 @@ def test_a_following_relay_retries_on_time_when_the_feed_is_quiet(tmp_path: Path
 @needs_posix
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_a_following_relay_misses_no_commit_made_while_it_runs(
-    backend: str, tmp_path: Path
+    backend: str, tmp_path: Path, crashing_store: CrashingStore
 ) -> None:
     """A reply committed while the relay runs (here: after it read the feed, before it
     claimed) is delivered without waiting for another commit."""
@@ -708,7 +726,7 @@ def test_a_following_relay_misses_no_commit_made_while_it_runs(
             desk.reply(ticket, ANN, "Committed while the relay ran.")
 
     channel = RecordingChannel("email")
-    desk = _desk(_crashing_store(backend, tmp_path, in_store), [channel])
+    desk = _desk(crashing_store(backend, in_store), [channel])
     _people(desk)
     (ticket,) = _open_tickets(desk, 1)
     stop = threading.Event()
@@ -880,6 +898,7 @@ def test_two_relay_processes_hand_each_message_over_once(tmp_path: Path) -> None
     assert stats["replies"] == REPLIES
     pids = {who.split("/")[0] for senders in log_read.senders.values() for who in senders}
     assert pids == {str(relay.pid) for relay in relays}, "one relay did all the work"
+    writer.shutdown()
 
 
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
@@ -963,7 +982,7 @@ def test_a_reply_channel_takes_what_no_channel_answers(store: Store) -> None:
 @pytest.mark.parametrize("lapsed", ["while-sending", "before-recording"])
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_a_relay_outliving_its_lease_does_not_record_twice(
-    backend: str, tmp_path: Path, lapsed: str, refused: bool
+    backend: str, tmp_path: Path, crashing_store: CrashingStore, lapsed: str, refused: bool
 ) -> None:
     """Relay A's lease lapses while it sends (or after, while it reads the audit trail to
     record the outcome); B claims the delivery meanwhile, tries it and records the outcome
@@ -991,7 +1010,7 @@ def test_a_relay_outliving_its_lease_does_not_record_twice(
 
     channel = LogChannel("email", tmp_path / "sent.log", crash=in_channel)
     channel.failing = 2 if refused else 0
-    store = _crashing_store(backend, tmp_path, in_store)
+    store = crashing_store(backend, in_store)
     desk = _desk(store, [channel], clock=clock)
     ticket = _one_reply(desk)
     first = _relay(desk, "relay-a", lease=lease)
@@ -1023,7 +1042,7 @@ def test_a_relay_outliving_its_lease_does_not_record_twice(
 @needs_posix
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_a_record_losing_to_writers_again_and_again_is_tried_again(
-    backend: str, tmp_path: Path
+    backend: str, tmp_path: Path, crashing_store: CrashingStore
 ) -> None:
     """A writer commits to the ticket each time the relay is about to record that the reply
     went out, more times than the pipeline decides again: the relay keeps trying while its
@@ -1048,7 +1067,7 @@ def test_a_record_losing_to_writers_again_and_again_is_tried_again(
             sent_once.set()
 
     channel = LogChannel("email", tmp_path / "sent.log", crash=in_channel)
-    desk = _desk(_crashing_store(backend, tmp_path, in_store), [channel], clock=clock)
+    desk = _desk(crashing_store(backend, in_store), [channel], clock=clock)
     ticket = _one_reply(desk)
     assert desk.deliver_pending().sent == 1
     assert meddling == [0]
@@ -1064,7 +1083,7 @@ def test_a_record_losing_to_writers_again_and_again_is_tried_again(
 @needs_posix
 @pytest.mark.parametrize("backend", ["memory", "sqlite"])
 def test_outcomes_recorded_before_a_crash_are_recovered_in_each_life(
-    backend: str, tmp_path: Path
+    backend: str, tmp_path: Path, crashing_store: CrashingStore
 ) -> None:
     """A relay records an outcome and crashes before it settles the delivery; the next relay
     settles it from the audit trail, not sending again: a dead letter (twice, revived in
@@ -1075,7 +1094,7 @@ def test_outcomes_recorded_before_a_crash_are_recovered_in_each_life(
     lease = timedelta(seconds=30)
     log = tmp_path / "sent.log"
     channel = LogChannel("email", log, crash=crash)
-    store = _crashing_store(backend, tmp_path, crash)
+    store = crashing_store(backend, crash)
     desk = _desk(store, [channel], clock=clock, retry=RetryPolicy(attempts=1))
     ticket = _one_reply(desk)
     lives = [(1, "dead"), (1, "dead"), (0, "sent")]

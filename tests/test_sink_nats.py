@@ -765,7 +765,9 @@ def test_the_command_says_one_line_when_the_server_is_unreachable(
     assert done.stdout == ""
     lines = done.stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("helpkit: error: cannot reach NATS"), lines
-    assert SqliteStore(path).cursor("nats") == 0
+    store = SqliteStore(path)
+    assert store.cursor("nats") == 0
+    store.close()
 
 
 @pytest.mark.parametrize(("stop", "status"), [(signal.SIGTERM, 0), (signal.SIGINT, 130)])
