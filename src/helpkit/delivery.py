@@ -21,6 +21,8 @@ desk without channels sends nothing.
 from __future__ import annotations
 
 import contextlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -48,6 +50,8 @@ _Planned = tuple[str | None, OutboundMessage]
 
 REPLY = "reply"
 SLA_NOTICE = "sla_notice"
+_STATES_KEPT = 4096
+"""How many tickets' states the planning keeps between batches (about 2 KiB each)."""
 
 
 def delivery_id(event: Event, kind: str) -> str:
@@ -62,6 +66,7 @@ class Outbound:
         self._store = store
         self._config = config
         self._channels = channels
+        self._states = _States(store)
 
     @property
     def enabled(self) -> bool:
@@ -91,7 +96,7 @@ class Outbound:
         """
         if not self._channels:
             return []
-        states = _States(self._store)
+        states = self._states.plan_batch(changes)
         planned = []
         for change in changes:
             event = change.event
@@ -235,26 +240,65 @@ class Outbound:
 
 
 class _States:
-    """Tickets as they were before given events, for one planning batch: each ticket's events
-    are read once and folded forward (a batch's events of one ticket come in seq order)."""
+    """Tickets as they were before given events, kept between planning batches.
 
-    def __init__(self, store: Store) -> None:
+    A ticket's state after its seq ``n`` is the fold of its first ``n`` events, which never
+    change once committed, so the state reached for one event is folded forward for the next
+    (the feed brings each ticket's events in seq order): from the batch's own events when they
+    follow on, else from the events the store holds after it. The states of the ``size``
+    tickets planned most recently are kept (least recently used first out), so a ticket's
+    history is read once while it stays busy, rather than once per batch.
+    """
+
+    def __init__(self, store: Store, size: int = _STATES_KEPT) -> None:
         self._store = store
-        self._walks: dict[str, tuple[list[Event], int, Ticket | None]] = {}
+        self._size = size
+        self._known: OrderedDict[str, Ticket] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def plan_batch(self, changes: Sequence[Change]) -> _Batch:
+        """The states before the events of ``changes`` (one planning batch)."""
+        return _Batch(self, {(c.event.ticket_id, c.event.seq): c.event for c in changes})
+
+    def before(self, event: Event, batch: Mapping[tuple[str, int], Event]) -> Ticket:
+        """The ticket of ``event`` as it was just before it (``batch``: events at hand)."""
+        ticket_id = event.ticket_id
+        with self._lock:
+            state = self._known.pop(ticket_id, None)
+        if state is not None and state.seq >= event.seq:
+            state = None  # an older event (planned again): fold from the start
+        seq = 0 if state is None else state.seq
+        wanted = range(seq + 1, event.seq)
+        if all((ticket_id, n) in batch for n in wanted):
+            events: Sequence[Event] = [batch[ticket_id, n] for n in wanted]
+        else:
+            events = self._store.events(ticket_id, after_seq=seq)
+        for earlier in events:
+            if earlier.seq >= event.seq:
+                break
+            state = apply(state, earlier)
+        if state is None:  # the opening event itself (it sends nothing)
+            return self._store.get_ticket(ticket_id)
+        if state.seq + 1 != event.seq:
+            raise NotFoundError(  # pragma: no cover - the store lost events it committed
+                f"ticket {ticket_id}: events {state.seq + 1} to {event.seq - 1} are missing"
+            )
+        with self._lock:
+            self._known[ticket_id] = apply(state, event)
+            while len(self._known) > self._size:
+                self._known.popitem(last=False)
+        return state
+
+
+class _Batch:
+    """The states before the events of one planning batch (see :class:`_States`)."""
+
+    def __init__(self, states: _States, events: Mapping[tuple[str, int], Event]) -> None:
+        self._states = states
+        self._events = events
 
     def before(self, event: Event) -> Ticket:
-        """The ticket of ``event`` as it was just before it."""
-        walk = self._walks.get(event.ticket_id)
-        if walk is None or (walk[2] is not None and walk[2].seq >= event.seq):
-            walk = (self._store.events(event.ticket_id), 0, None)
-        events, index, state = walk
-        while index < len(events) and events[index].seq < event.seq:
-            state = apply(state, events[index])
-            index += 1
-        self._walks[event.ticket_id] = (events, index, state)
-        if state is None:  # the opening event itself (it sends nothing)
-            return self._store.get_ticket(event.ticket_id)
-        return state
+        return self._states.before(event, self._events)
 
 
 def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:
