@@ -20,7 +20,6 @@ desk without channels sends nothing.
 
 from __future__ import annotations
 
-import contextlib
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -32,7 +31,7 @@ from helpkit.errors import NotFoundError, ValidationError
 from helpkit.escalation import Action
 from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned
 from helpkit.fold import apply
-from helpkit.people import Agent
+from helpkit.people import Agent, Contact
 from helpkit.ports import (
     Change,
     Channel,
@@ -97,14 +96,15 @@ class Outbound:
         if not self._channels:
             return []
         states = self._states.plan_batch(changes)
+        people = _People(self._store)
         planned = []
         for change in changes:
             event = change.event
             if isinstance(event, CommentAdded) and event.comment.public:
-                message = self._reply(event, states.before(event), now)
+                message = self._reply(event, states.before(event), now, people)
                 kind = REPLY
             elif isinstance(event, SlaWarned | SlaBreached):
-                message = self._sla_notice(event, states.before(event), now)
+                message = self._sla_notice(event, states.before(event), now, people)
                 kind = SLA_NOTICE
             else:
                 continue
@@ -136,35 +136,40 @@ class Outbound:
             return next(iter(self._channels))
         return None
 
-    def recipients(self, ticket: Ticket, *, exclude: Actor | None = None) -> tuple[Recipient, ...]:
-        """Who hears about a public comment: the requester and the followers, minus ``exclude``."""
+    def recipients(
+        self, ticket: Ticket, *, exclude: Actor | None = None, people: _People | None = None
+    ) -> tuple[Recipient, ...]:
+        """Who hears about a public comment: the requester and the followers, minus ``exclude``
+        (looked up through ``people``, one planning batch's lookups, if given)."""
+        people = people or _People(self._store)
         parties = [Actor.contact(ticket.requester_id), *sorted(ticket.followers, key=str)]
         result: list[Recipient] = []
         for party in dict.fromkeys(parties):
             if party == exclude:
                 continue
-            with contextlib.suppress(NotFoundError):
-                if party.kind is ActorKind.CONTACT:
-                    contact = self._store.get_contact(party.id)
+            if party.kind is ActorKind.CONTACT:
+                contact = people.contact(party.id)
+                if contact is not None:
                     result.append(Recipient("contact", contact.id, contact.name, contact.email))
-                elif party.kind is ActorKind.AGENT:
-                    agent = self._store.get_agent(party.id)
+            elif party.kind is ActorKind.AGENT:
+                agent = people.agent(party.id)
+                if agent is not None:
                     result.append(Recipient("agent", agent.id, agent.name, agent.email))
         return tuple(result)
 
-    def _author_name(self, author: Actor) -> str:
-        try:
-            if author.kind is ActorKind.AGENT:
-                return self._store.get_agent(author.id).name
-            if author.kind is ActorKind.CONTACT:
-                return self._store.get_contact(author.id).name
-        except NotFoundError:
-            pass
-        return author.id
+    def _author_name(self, author: Actor, people: _People) -> str:
+        found: Agent | Contact | None = None
+        if author.kind is ActorKind.AGENT:
+            found = people.agent(author.id)
+        elif author.kind is ActorKind.CONTACT:
+            found = people.contact(author.id)
+        return author.id if found is None else found.name
 
-    def _reply(self, event: CommentAdded, ticket: Ticket, now: datetime) -> _Planned | None:
+    def _reply(
+        self, event: CommentAdded, ticket: Ticket, now: datetime, people: _People
+    ) -> _Planned | None:
         comment: Comment = event.comment
-        recipients = self.recipients(ticket, exclude=comment.author)
+        recipients = self.recipients(ticket, exclude=comment.author, people=people)
         if not recipients:
             return None
         threading = _thread(ticket, comment)
@@ -174,7 +179,7 @@ class Outbound:
             subject=f"[{ticket.reference}] {ticket.subject}",
             body=comment.body,
             comment_id=comment.id,
-            author_name=self._author_name(comment.author),
+            author_name=self._author_name(comment.author, people),
             to=recipients,
             sent_at=now,
             in_reply_to=threading[-1] if threading else None,
@@ -184,7 +189,7 @@ class Outbound:
         )
 
     def _sla_notice(
-        self, event: SlaWarned | SlaBreached, ticket: Ticket, now: datetime
+        self, event: SlaWarned | SlaBreached, ticket: Ticket, now: datetime, people: _People
     ) -> _Planned | None:
         fraction = event.threshold if isinstance(event, SlaWarned) else 1.0
         actions = {a for _, a in self._config.escalation.actions_for(event.metric, fraction)}
@@ -192,8 +197,9 @@ class Outbound:
             return None
         agents: dict[str, Agent] = {}
         if Action.NOTIFY_ASSIGNEE in actions and ticket.assignee_id is not None:
-            with contextlib.suppress(NotFoundError):
-                agents[ticket.assignee_id] = self._store.get_agent(ticket.assignee_id)
+            assignee = people.agent(ticket.assignee_id)
+            if assignee is not None:
+                agents[ticket.assignee_id] = assignee
         if Action.NOTIFY_GROUP in actions and ticket.group_id is not None:
             for agent in self._store.list_agents():
                 if agent.active and agent.in_group(ticket.group_id):
@@ -237,6 +243,34 @@ class Outbound:
         if channel is None:
             raise LookupError(f"channel {delivery.channel!r} is no longer configured")
         return channel.deliver(delivery.message)
+
+
+class _People:
+    """The contacts and agents one planning batch looks up, each read once (a batch plans on
+    the directory as it is when the batch is planned)."""
+
+    def __init__(self, store: Store) -> None:
+        self._store = store
+        self._contacts: dict[str, Contact | None] = {}
+        self._agents: dict[str, Agent | None] = {}
+
+    def contact(self, contact_id: str) -> Contact | None:
+        """The contact, or ``None`` when there is none by that id."""
+        if contact_id not in self._contacts:
+            try:
+                self._contacts[contact_id] = self._store.get_contact(contact_id)
+            except NotFoundError:
+                self._contacts[contact_id] = None
+        return self._contacts[contact_id]
+
+    def agent(self, agent_id: str) -> Agent | None:
+        """The agent, or ``None`` when there is none by that id."""
+        if agent_id not in self._agents:
+            try:
+                self._agents[agent_id] = self._store.get_agent(agent_id)
+            except NotFoundError:
+                self._agents[agent_id] = None
+        return self._agents[agent_id]
 
 
 class _States:

@@ -44,7 +44,7 @@ from helpkit.errors import (
     StoreError,
     ValidationError,
 )
-from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
+from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
@@ -441,7 +441,7 @@ class Relay:
         trails = {ticket_id: self._trails.take(ticket_id) for ticket_id in by_ticket}
         try:
             try:
-                self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails))
+                self._run(by_ticket, trails)
                 return set()
             except ConflictError:
                 if len(by_ticket) == 1:
@@ -449,7 +449,7 @@ class Relay:
             unrecorded: set[str] = set()
             for ticket_id, records in by_ticket.items():
                 try:
-                    self._pipeline.run([ticket_id], self._decide({ticket_id: records}, trails))
+                    self._run({ticket_id: records}, trails)
                 except ConflictError as exc:
                     log.info("could not record deliveries of %s yet: %s", ticket_id, exc)
                     unrecorded.add(ticket_id)
@@ -457,13 +457,25 @@ class Relay:
         finally:
             self._trails.keep(trails.values())
 
+    def _run(
+        self, by_ticket: dict[str, list[tuple[Delivery, Record]]], trails: dict[str, _Trail]
+    ) -> None:
+        """Record the outcomes of ``by_ticket`` through the pipeline; the trails then hold
+        them (the outcomes of the decision committed: the last one the pipeline made)."""
+        decided: list[Outcome] = []
+        self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails, decided))
+        for outcome in decided:
+            trails[outcome.ticket.id].committed(outcome)
+
     def _decide(
         self,
         by_ticket: dict[str, list[tuple[Delivery, Record]]],
         trails: dict[str, _Trail],
+        decided: list[Outcome],
     ) -> Callable[[Sequence[Ticket], datetime], list[Outcome]]:
         """The decision recording each ticket's outcomes, in order, on its state as loaded,
-        leaving out those its trail (read up to that state) already holds."""
+        leaving out those its trail (read up to that state) already holds; ``decided`` holds
+        the outcomes of its last call."""
 
         def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
             outcomes = []
@@ -480,6 +492,7 @@ class Relay:
                     state = steps[-1].ticket
                 unchanged = Outcome(ticket, (), ticket.seq)
                 outcomes.append(lifecycle.chain(steps) if steps else unchanged)
+            decided[:] = outcomes
             return outcomes
 
         return decide
@@ -499,13 +512,22 @@ class _Trail:
 
     def read(self, store: Store) -> _Trail:
         """Bring it up to date: read the events the store holds after ``seq``."""
-        for event in store.events(self.ticket_id, after_seq=self.seq):
+        self._add(store.events(self.ticket_id, after_seq=self.seq))
+        return self
+
+    def committed(self, outcome: Outcome) -> None:
+        """``outcome`` was committed: its events follow ``outcome.previous_seq`` in the trail
+        (when the trail was read up to there; else the next read finds them)."""
+        if outcome.events and outcome.previous_seq == self.seq:
+            self._add(outcome.events)
+
+    def _add(self, events: Iterable[Event]) -> None:
+        for event in events:
             if isinstance(event, DeliveryRevived):
                 self.outcomes.pop(event.delivery_id, None)
             elif isinstance(event, MessageSent | DeliveryFailed):
                 self.outcomes.setdefault(event.delivery_id, []).append(event)
             self.seq = event.seq
-        return self
 
 
 class _Trails:
@@ -521,10 +543,11 @@ class _Trails:
         self._lock = threading.Lock()
 
     def take(self, ticket_id: str) -> _Trail:
-        """The trail of ``ticket_id``, up to date (read from the store where needed)."""
+        """The trail of ``ticket_id``, as kept (the caller reads what was added since, if the
+        ticket moved on), or read from the store when it was not kept."""
         with self._lock:
             trail = self._kept.pop(ticket_id, None)
-        return (trail or _Trail(ticket_id)).read(self._store)
+        return trail or _Trail(ticket_id).read(self._store)
 
     def keep(self, trails: Iterable[_Trail]) -> None:
         with self._lock:
