@@ -66,7 +66,7 @@ from helpkit.relay import Relay, RelayReport, RetryPolicy
 from helpkit.stores.memory import MemoryStore
 from helpkit.stores.sqlite import SqliteStore
 from helpkit.testing.clock import FrozenClock
-from helpkit.tickets import Actor, ActorKind
+from helpkit.tickets import Actor, ActorKind, Ticket
 
 if sys.platform != "win32":
     import fcntl
@@ -496,7 +496,7 @@ class Crasher:
 class CrashingMemoryStore(MemoryStore):
     """A memory store that calls ``crash`` before and after a claim (``claiming``, and
     ``claim`` when it claimed any), before a commit and a settlement, and after reading a
-    ticket's events."""
+    ticket's events (``read``) or state (``load``)."""
 
     def __init__(self, crash: Callable[[str], None]) -> None:
         super().__init__()
@@ -520,6 +520,11 @@ class CrashingMemoryStore(MemoryStore):
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
         found = super().events(ticket_id, after_seq=after_seq)
         self.crash("read")
+        return found
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        found = super().get_ticket(ticket_id)
+        self.crash("load")
         return found
 
 
@@ -548,6 +553,11 @@ class CrashingSqliteStore(SqliteStore):
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
         found = super().events(ticket_id, after_seq=after_seq)
         self.crash("read")
+        return found
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        found = super().get_ticket(ticket_id)
+        self.crash("load")
         return found
 
 
@@ -984,10 +994,10 @@ def test_a_reply_channel_takes_what_no_channel_answers(store: Store) -> None:
 def test_a_relay_outliving_its_lease_does_not_record_twice(
     backend: str, tmp_path: Path, crashing_store: CrashingStore, lapsed: str, refused: bool
 ) -> None:
-    """Relay A's lease lapses while it sends (or after, while it reads the audit trail to
-    record the outcome); B claims the delivery meanwhile, tries it and records the outcome
-    (sent: the channel remembers the key; or refused, both times). A, done at last, must not
-    record the same outcome again; its result is not stored."""
+    """Relay A's lease lapses while it sends (or after, while it loads the ticket or reads
+    the audit trail to record the outcome); B claims the delivery meanwhile, tries it and
+    records the outcome (sent: the channel remembers the key; or refused, both times). A, done
+    at last, must not record the same outcome again; its result is not stored."""
     clock = FrozenClock(NOW)
     lease = timedelta(seconds=30)
     late: list[Relay] = []
@@ -1005,7 +1015,7 @@ def test_a_relay_outliving_its_lease_does_not_record_twice(
             a_sent.set()
 
     def in_store(point: str) -> None:
-        if point == "read" and late and a_sent.is_set() and lapsed == "before-recording":
+        if point in ("read", "load") and late and a_sent.is_set() and lapsed == "before-recording":
             take_over()
 
     channel = LogChannel("email", tmp_path / "sent.log", crash=in_channel)

@@ -29,7 +29,7 @@ from helpkit._checks import check_text
 from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError, ValidationError
 from helpkit.escalation import Action
-from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned
+from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned, TicketOpened
 from helpkit.fold import apply
 from helpkit.people import Agent, Contact
 from helpkit.ports import (
@@ -95,7 +95,7 @@ class Outbound:
         """
         if not self._channels:
             return []
-        states = self._states.plan_batch(changes)
+        states = self._states
         people = _People(self._store)
         planned = []
         for change in changes:
@@ -107,6 +107,7 @@ class Outbound:
                 message = self._sla_notice(event, states.before(event), now, people)
                 kind = SLA_NOTICE
             else:
+                states.follow(event)
                 continue
             if message is None:
                 continue
@@ -277,11 +278,11 @@ class _States:
     """Tickets as they were before given events, kept between planning batches.
 
     A ticket's state after its seq ``n`` is the fold of its first ``n`` events, which never
-    change once committed, so the state reached for one event is folded forward for the next
-    (the feed brings each ticket's events in seq order): from the batch's own events when they
-    follow on, else from the events the store holds after it. The states of the ``size``
-    tickets planned most recently are kept (least recently used first out), so a ticket's
-    history is read once while it stays busy, rather than once per batch.
+    change once committed, so the state reached for one event is folded forward by the next
+    ones the feed brings (each ticket's in seq order); where one is missing (a ticket not kept,
+    or opened before the relay's cursor), the events the store holds after the state kept are
+    read. The states of the ``size`` tickets seen most recently are kept (least recently used
+    first out), so a ticket's history is read at most once while it stays busy.
     """
 
     def __init__(self, store: Store, size: int = _STATES_KEPT) -> None:
@@ -290,49 +291,42 @@ class _States:
         self._known: OrderedDict[str, Ticket] = OrderedDict()
         self._lock = threading.Lock()
 
-    def plan_batch(self, changes: Sequence[Change]) -> _Batch:
-        """The states before the events of ``changes`` (one planning batch)."""
-        return _Batch(self, {(c.event.ticket_id, c.event.seq): c.event for c in changes})
+    def follow(self, event: Event) -> None:
+        """Fold a committed event that calls for no delivery into its ticket's state, if
+        kept (or start the state of a ticket it opens)."""
+        with self._lock:
+            state = self._known.get(event.ticket_id)
+            if state is None and not isinstance(event, TicketOpened):
+                return
+            if state is not None and state.seq + 1 != event.seq:
+                return
+            self._keep(event.ticket_id, apply(state, event))
 
-    def before(self, event: Event, batch: Mapping[tuple[str, int], Event]) -> Ticket:
-        """The ticket of ``event`` as it was just before it (``batch``: events at hand)."""
+    def before(self, event: Event) -> Ticket:
+        """The ticket of ``event`` as it was just before it; its state after it is kept."""
         ticket_id = event.ticket_id
         with self._lock:
             state = self._known.pop(ticket_id, None)
         if state is not None and state.seq >= event.seq:
             state = None  # an older event (planned again): fold from the start
-        seq = 0 if state is None else state.seq
-        wanted = range(seq + 1, event.seq)
-        if all((ticket_id, n) in batch for n in wanted):
-            events: Sequence[Event] = [batch[ticket_id, n] for n in wanted]
-        else:
-            events = self._store.events(ticket_id, after_seq=seq)
-        for earlier in events:
-            if earlier.seq >= event.seq:
-                break
-            state = apply(state, earlier)
+        if state is None or state.seq + 1 < event.seq:
+            seq = 0 if state is None else state.seq
+            for earlier in self._store.events(ticket_id, after_seq=seq):
+                if earlier.seq >= event.seq:
+                    break
+                state = apply(state, earlier)
         if state is None:  # the opening event itself (it sends nothing)
             return self._store.get_ticket(ticket_id)
-        if state.seq + 1 != event.seq:
-            raise NotFoundError(  # pragma: no cover - the store lost events it committed
-                f"ticket {ticket_id}: events {state.seq + 1} to {event.seq - 1} are missing"
-            )
         with self._lock:
-            self._known[ticket_id] = apply(state, event)
-            while len(self._known) > self._size:
-                self._known.popitem(last=False)
+            self._keep(ticket_id, apply(state, event))
         return state
 
-
-class _Batch:
-    """The states before the events of one planning batch (see :class:`_States`)."""
-
-    def __init__(self, states: _States, events: Mapping[tuple[str, int], Event]) -> None:
-        self._states = states
-        self._events = events
-
-    def before(self, event: Event) -> Ticket:
-        return self._states.before(event, self._events)
+    def _keep(self, ticket_id: str, state: Ticket) -> None:
+        known = self._known
+        known[ticket_id] = state
+        known.move_to_end(ticket_id)
+        while len(known) > self._size:
+            known.popitem(last=False)
 
 
 def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:

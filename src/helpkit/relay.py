@@ -44,12 +44,13 @@ from helpkit.errors import (
     StoreError,
     ValidationError,
 )
-from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent
+from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent, TicketOpened
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
 from helpkit.ports import (
     Capability,
+    Change,
     ChangeFeed,
     Delivery,
     DeliveryState,
@@ -180,6 +181,7 @@ class Relay:
         changes = self._feed.changes(after=cursor, limit=limit)
         if not changes:
             return 0
+        self._trails.follow(changes)
         now = self._pipeline.now()
         planned = self._outbound.plan(changes, now)
         try:
@@ -512,16 +514,16 @@ class _Trail:
 
     def read(self, store: Store) -> _Trail:
         """Bring it up to date: read the events the store holds after ``seq``."""
-        self._add(store.events(self.ticket_id, after_seq=self.seq))
+        self.add(store.events(self.ticket_id, after_seq=self.seq))
         return self
 
     def committed(self, outcome: Outcome) -> None:
         """``outcome`` was committed: its events follow ``outcome.previous_seq`` in the trail
         (when the trail was read up to there; else the next read finds them)."""
         if outcome.events and outcome.previous_seq == self.seq:
-            self._add(outcome.events)
+            self.add(outcome.events)
 
-    def _add(self, events: Iterable[Event]) -> None:
+    def add(self, events: Iterable[Event]) -> None:
         for event in events:
             if isinstance(event, DeliveryRevived):
                 self.outcomes.pop(event.delivery_id, None)
@@ -548,6 +550,23 @@ class _Trails:
         with self._lock:
             trail = self._kept.pop(ticket_id, None)
         return trail or _Trail(ticket_id).read(self._store)
+
+    def follow(self, changes: Sequence[Change]) -> None:
+        """Take in committed events (in feed order): a ticket they open starts an empty trail,
+        and a kept trail takes the events that follow it on (the others are read when used)."""
+        with self._lock:
+            kept = self._kept
+            for change in changes:
+                event = change.event
+                trail = kept.get(event.ticket_id)
+                if trail is not None:
+                    if event.seq == trail.seq + 1:
+                        trail.add((event,))
+                elif isinstance(event, TicketOpened):
+                    trail = kept[event.ticket_id] = _Trail(event.ticket_id)
+                    trail.add((event,))
+            while len(kept) > self._size:
+                kept.popitem(last=False)
 
     def keep(self, trails: Iterable[_Trail]) -> None:
         with self._lock:
