@@ -51,6 +51,8 @@ REPLY = "reply"
 SLA_NOTICE = "sla_notice"
 _STATES_KEPT = 4096
 """How many tickets' states the planning keeps between batches (about 2 KiB each)."""
+_UNFOLDED_KEPT = 64
+"""How many events a kept state may have waiting to be folded in."""
 
 
 def delivery_id(event: Event, kind: str) -> str:
@@ -279,54 +281,78 @@ class _States:
 
     A ticket's state after its seq ``n`` is the fold of its first ``n`` events, which never
     change once committed, so the state reached for one event is folded forward by the next
-    ones the feed brings (each ticket's in seq order); where one is missing (a ticket not kept,
-    or opened before the relay's cursor), the events the store holds after the state kept are
-    read. The states of the ``size`` tickets seen most recently are kept (least recently used
-    first out), so a ticket's history is read at most once while it stays busy.
+    ones the feed brings (each ticket's in seq order), when a delivery needs it; where one is
+    missing (a ticket not kept, or opened before the relay's cursor), the events the store
+    holds after the state kept are read. The states of the ``size`` tickets seen most recently
+    are kept (least recently used first out), so a ticket's history is read at most once while
+    it stays busy.
     """
 
     def __init__(self, store: Store, size: int = _STATES_KEPT) -> None:
         self._store = store
         self._size = size
-        self._known: OrderedDict[str, Ticket] = OrderedDict()
+        # A state (None before the opening event) and the events after it, not folded yet.
+        self._known: OrderedDict[str, tuple[Ticket | None, list[Event]]] = OrderedDict()
         self._lock = threading.Lock()
 
     def follow(self, event: Event) -> None:
-        """Fold a committed event that calls for no delivery into its ticket's state, if
-        kept (or start the state of a ticket it opens)."""
+        """Take a committed event that calls for no delivery: it follows its ticket's state,
+        if kept (or starts the state of a ticket it opens)."""
         with self._lock:
-            state = self._known.get(event.ticket_id)
-            if state is None and not isinstance(event, TicketOpened):
+            kept = self._known.get(event.ticket_id)
+            if kept is None:
+                if isinstance(event, TicketOpened):
+                    self._keep(event.ticket_id, (None, [event]))
                 return
-            if state is not None and state.seq + 1 != event.seq:
+            state, after = kept
+            if _seq_of(state, after) + 1 != event.seq:
                 return
-            self._keep(event.ticket_id, apply(state, event))
+            after.append(event)
+            if len(after) >= _UNFOLDED_KEPT:
+                self._keep(event.ticket_id, (_fold(state, after, event.seq + 1), []))
+            else:
+                self._known.move_to_end(event.ticket_id)
 
     def before(self, event: Event) -> Ticket:
-        """The ticket of ``event`` as it was just before it; its state after it is kept."""
+        """The ticket of ``event`` as it was just before it."""
         ticket_id = event.ticket_id
         with self._lock:
-            state = self._known.pop(ticket_id, None)
+            state, after = self._known.pop(ticket_id, (None, []))
         if state is not None and state.seq >= event.seq:
-            state = None  # an older event (planned again): fold from the start
-        if state is None or state.seq + 1 < event.seq:
-            seq = 0 if state is None else state.seq
-            for earlier in self._store.events(ticket_id, after_seq=seq):
-                if earlier.seq >= event.seq:
-                    break
-                state = apply(state, earlier)
+            state, after = None, []  # an older event (planned again): fold from the start
+        state = _fold(state, after, event.seq)
+        seq = 0 if state is None else state.seq
+        if seq + 1 < event.seq:
+            state = _fold(state, self._store.events(ticket_id, after_seq=seq), event.seq)
         if state is None:  # the opening event itself (it sends nothing)
             return self._store.get_ticket(ticket_id)
         with self._lock:
-            self._keep(ticket_id, apply(state, event))
+            self._keep(ticket_id, (state, [event]))
         return state
 
-    def _keep(self, ticket_id: str, state: Ticket) -> None:
+    def _keep(self, ticket_id: str, kept: tuple[Ticket | None, list[Event]]) -> None:
         known = self._known
-        known[ticket_id] = state
+        known[ticket_id] = kept
         known.move_to_end(ticket_id)
         while len(known) > self._size:
             known.popitem(last=False)
+
+
+def _seq_of(state: Ticket | None, after: Sequence[Event]) -> int:
+    if after:
+        return after[-1].seq
+    return 0 if state is None else state.seq
+
+
+def _fold(state: Ticket | None, events: Sequence[Event], before: int) -> Ticket | None:
+    """``state`` with ``events`` (those that follow it, in order) applied, up to seq ``before``
+    (not included)."""
+    for event in events:
+        if event.seq >= before:
+            break
+        if state is None or event.seq > state.seq:
+            state = apply(state, event)
+    return state
 
 
 def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:
