@@ -1128,3 +1128,40 @@ def test_outcomes_recorded_before_a_crash_are_recovered_in_each_life(
         ("message_sent", 1),
     ]
     assert (read_log(log).attempts[delivery.id], read_log(log).sent[delivery.id]) == (3, 1)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_relay_recovering_a_delivery_reads_what_another_recorded_since_it_last_looked(
+    backend: str, crashing_store: CrashingStore
+) -> None:
+    """Relay A has read the ticket's trail (it delivered the first reply); relay B sends and
+    records the second reply, then dies before settling it. A, claiming it once B's lease
+    lapsed, finds B's record (added since A last read the trail): settled, not sent again."""
+    clock = FrozenClock(NOW)
+    lease = timedelta(seconds=30)
+    dying = ["b"]
+
+    def crash(point: str) -> None:
+        if point == "settle" and dying and dying[0] == "b-recorded":
+            dying.clear()
+            raise Killed(point)
+
+    store = crashing_store(backend, crash)
+    email = RecordingChannel("email")
+    desk = _desk(store, [email], clock=clock)
+    ticket = _one_reply(desk)
+    a = _relay(desk, "relay-a", lease=lease)
+    b = _relay(desk, "relay-b", lease=lease)
+    assert a.run_once().sent == 1
+    desk.reply(ticket, ANN, "And now?")
+    b.derive()  # A does not see this one's events before it claims (as in another process)
+    dying[0] = "b-recorded"
+    with pytest.raises(Killed):
+        b.deliver()
+    assert len(_history(desk, ticket, MessageSent)) == 2
+    clock.advance(lease + timedelta(seconds=1))
+    report = a.run_once()
+    assert (report.sent, report.recovered) == (0, 1)
+    assert len(email.messages) == 2
+    assert len(_history(desk, ticket, MessageSent)) == 2
+    assert not desk.deliveries(state="pending")

@@ -379,7 +379,8 @@ class Relay:
         or given up); else the delivery with the failed attempts it recorded, and False."""
         now = self._pipeline.now()
         attempts = delivery.attempts
-        trail = self._trails.take(delivery.ticket_id)
+        # Up to date: what the other relay recorded came after what this one read last.
+        trail = self._trails.take(delivery.ticket_id).read(self._store)
         self._trails.keep([trail])
         for event in trail.outcomes.get(delivery.id, ()):
             if isinstance(event, MessageSent):
