@@ -42,10 +42,11 @@ AGENT = Actor.agent("a1")
 
 class TestPostgresStore(StoreConformance):
     # Every example of the side-by-side machine opens a store in a new schema (about 60 ms of
-    # DDL): fewer examples than the SQLite store's, each of them as long.
+    # DDL), and each step is a few round trips to the server: fewer and shorter examples than
+    # the SQLite store's keep this class near 20 s.
     stateful_settings = settings(
-        max_examples=25,
-        stateful_step_count=40,
+        max_examples=20,
+        stateful_step_count=30,
         deadline=None,
         suppress_health_check=[HealthCheck.too_slow],
     )
@@ -463,3 +464,28 @@ def _agent(agent_id: str) -> Any:
     from helpkit.people import Agent
 
     return Agent(id=agent_id, name="Al")
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_the_cli_creates_a_schema_only_with_init(
+    database: str, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpkit.cli import main
+
+    monkeypatch.delenv("HELPKIT_STORE", raising=False)
+    schema = fresh_schema()
+    url = f"{database}?schema={schema}"
+    for args in (["list"], ["agents"], ["sweep"], ["agents", "add", "ana", "Ana"]):
+        assert main(["--store", url, *args]) == 2, args
+        err = capsys.readouterr().err
+        assert f"no helpkit store in schema {schema!r}" in err
+        assert "helpkit init" in err
+        assert "postgres@" not in err  # the URL (and any password in it) is not echoed
+    assert not schema_exists_in(database, schema)
+    assert main(["--store", url, "init"]) == 0
+    assert schema_exists_in(database, schema)
+    capsys.readouterr()
+    assert main(["--store", url, "list"]) == 0
+    assert capsys.readouterr().out == "no tickets\n"
