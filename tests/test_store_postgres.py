@@ -484,8 +484,27 @@ def test_the_cli_creates_a_schema_only_with_init(
         assert "helpkit init" in err
         assert "postgres@" not in err  # the URL (and any password in it) is not echoed
     assert not schema_exists_in(database, schema)
-    assert main(["--store", url, "init"]) == 0
+    # (The server trusts local users: the password is sent only if asked for.)
+    with_password = url.replace("postgres@", "postgres:hunter2@", 1)
+    assert main(["--store", with_password, "init"]) == 0
     assert schema_exists_in(database, schema)
-    capsys.readouterr()
+    out = capsys.readouterr().out
+    assert "store ready at postgresql://postgres:***@" in out and "hunter2" not in out
     assert main(["--store", url, "list"]) == 0
     assert capsys.readouterr().out == "no tickets\n"
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("postgresql://app:secret@db/desk", "postgresql://app:***@db/desk"),
+        ("postgresql://app@db/desk", "postgresql://app@db/desk"),
+        ("postgresql://db/desk?schema=a", "postgresql://db/desk?schema=a"),
+        ("sqlite:///desk.db", "sqlite:///desk.db"),
+        ("memory://", "memory://"),
+    ],
+)
+def test_the_cli_masks_a_password_it_prints(url: str, expected: str) -> None:
+    from helpkit.cli._store import shown
+
+    assert shown(url) == expected

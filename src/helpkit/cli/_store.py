@@ -27,6 +27,15 @@ def sqlite_path(url: str) -> str | None:
     return unquote(rest[1:]) or None
 
 
+def shown(url: str) -> str:
+    """``url`` as the command line prints it: a password in it is masked."""
+    scheme, sep, rest = url.partition("://")
+    userinfo, at, host = rest.partition("@")
+    if not sep or not at or ":" not in userinfo or "/" in userinfo:
+        return url
+    return f"{scheme}://{userinfo.partition(':')[0]}:***@{host}"
+
+
 def _is_postgres(url: str) -> bool:
     return url.partition(":")[0].lower() in ("postgresql", "postgres")
 
