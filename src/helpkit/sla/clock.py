@@ -1,3 +1,5 @@
+# Over 600 lines: SlaFold is one class; its updates, results and plain-data form share its
+# private fields.
 """The SLA clock: a pure function of a ticket's events, a policy and ``now``.
 
 Nothing here reads a clock, a store or a plugin. :class:`SlaFold` holds what the clock needs
@@ -5,7 +7,8 @@ to know of a ticket's history under one policy, built one event at a time; :func
 folds a whole history and reports every cycle, and :meth:`SlaFold.schedule` gives the
 ticket's next deadline and next check from the cycles still open and the checks not yet
 recorded, so a command on a long ticket folds only its new events (see :mod:`helpkit.sla` for
-the rules).
+the rules). :meth:`SlaFold.to_data` and :meth:`SlaFold.from_data` turn a fold into plain data
+and back, so a store can keep it beside the ticket (the sweep then reads no history).
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from __future__ import annotations
 from bisect import bisect_left, bisect_right
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import attrs
 
@@ -36,6 +39,7 @@ from helpkit.sla.status import (
     BREACH,
     DueCheck,
     MetricClock,
+    SlaCheck,
     SlaSchedule,
     SlaStatus,
     Threshold,
@@ -47,6 +51,10 @@ from helpkit.tickets import ActorKind, StatusCategory
 __all__ = ["SlaFold", "compute_sla"]
 
 _ZERO: Final = timedelta(0)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO: Final = timedelta(microseconds=1)
+_DATA_FORMAT: Final = 1
+"""The version of :meth:`SlaFold.to_data`'s form (data of another version is refused)."""
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
 
 
@@ -191,6 +199,116 @@ class SlaFold:
             object.__setattr__(fold, name, getattr(self, name))
         for event in events:
             fold._apply(event)
+        return fold
+
+    # ------------------------------------------------------------ as plain data
+
+    def to_data(self) -> list[Any]:
+        """This fold as JSON-safe data (lists, integers, strings, floats), for a store to keep.
+
+        Instants are integer microseconds since the epoch (UTC), durations integer
+        microseconds. The policy is not in it: :meth:`from_data` takes it, and only the
+        policy the fold was built under gives the same fold back (its counted time and
+        pending checks depend on the calendar and targets).
+        """
+        retired = []
+        link = self._retired
+        while link is not None:
+            retired.append(_cycle_data(link.cycle))
+            link = link.older
+        return [
+            _DATA_FORMAT,
+            self.ticket_id,
+            self.seq,
+            _us(self._t),
+            self._category.value,
+            int(self._priority),
+            None if self._counting_since is None else _us(self._counting_since),
+            [_us(t) for t in self._starts],
+            [_us(t) for t in self._ends],
+            [d // _MICRO for d in self._after],
+            _cycle_data(self._first),
+            _cycle_data(self._resolution),
+            None if self._next is None else _cycle_data(self._next),
+            None if self._periodic is None else _cycle_data(self._periodic),
+            retired,
+            self._agent_replied,
+            [
+                [
+                    p.check.metric.value,
+                    p.check.cycle,
+                    p.check.fraction,
+                    _us(p.check.at),
+                    None if p.due is None else _us(p.due),
+                    None if p.ended_at is None else _us(p.ended_at),
+                ]
+                for p in self._pending
+            ],
+        ]
+
+    @classmethod
+    def from_data(cls, data: Any, policy: SlaPolicy) -> SlaFold:
+        """The fold :meth:`to_data` gave ``data`` for, under ``policy`` (the one it was
+        built under). Data that is not such a fold raises ValidationError."""
+        try:
+            (
+                version,
+                ticket_id,
+                seq,
+                t,
+                category,
+                priority,
+                counting_since,
+                starts,
+                ends,
+                after,
+                first,
+                resolution,
+                next_,
+                periodic,
+                retired,
+                agent_replied,
+                pending,
+            ) = data
+            if version != _DATA_FORMAT:
+                raise ValueError(f"format {version!r}, not {_DATA_FORMAT}")
+            if not isinstance(ticket_id, str) or not _is_int(seq) or seq < 1:
+                raise ValueError("bad ticket id or seq")
+            if not isinstance(agent_replied, bool):
+                raise ValueError("bad agent_replied")
+            fold = object.__new__(cls)
+            fold.policy = policy
+            fold.ticket_id = ticket_id
+            fold.seq = seq
+            fold._t = _instant(t)
+            fold._category = StatusCategory(category)
+            fold._priority = Priority(priority)
+            fold._counting_since = None if counting_since is None else _instant(counting_since)
+            fold._starts = tuple(_instant(v) for v in starts)
+            fold._ends = tuple(_instant(v) for v in ends)
+            fold._after = tuple(_duration(v) for v in after)
+            if not len(fold._starts) == len(fold._ends) == len(fold._after):
+                raise ValueError("counting intervals of different lengths")
+            fold._first = _cycle_of(first)
+            fold._resolution = _cycle_of(resolution)
+            fold._next = None if next_ is None else _cycle_of(next_)
+            fold._periodic = None if periodic is None else _cycle_of(periodic)
+            chain: _Retired | None = None
+            for item in reversed(retired):
+                chain = _Retired(_cycle_of(item), chain)
+            fold._retired = chain
+            fold._agent_replied = agent_replied
+            fold._pending = tuple(
+                DueCheck(
+                    SlaCheck(Metric(metric), _int(cycle), _fraction(fraction), _instant(at)),
+                    None if due is None else _instant(due),
+                    None if ended is None else _instant(ended),
+                )
+                for metric, cycle, fraction, at, due, ended in pending
+            )
+            fold._memo = {}
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
 
     # ------------------------------------------------------------ counted business time
@@ -457,6 +575,61 @@ class SlaFold:
             breached_at=due if crossed else None,
             warnings=warnings,
         )
+
+
+def _us(value: datetime) -> int:
+    return (value - _EPOCH) // _MICRO
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(value: object) -> int:
+    if not _is_int(value):
+        raise ValueError(f"not an integer: {value!r:.40}")
+    return value  # type: ignore[return-value]
+
+
+def _instant(value: object) -> datetime:
+    return _EPOCH + timedelta(microseconds=_int(value))
+
+
+def _duration(value: object) -> timedelta:
+    return timedelta(microseconds=_int(value))
+
+
+def _fraction(value: object) -> float:
+    if not isinstance(value, float) or not 0 < value <= BREACH:
+        raise ValueError(f"not a check fraction: {value!r:.40}")
+    return value
+
+
+def _cycle_data(cycle: _Cycle) -> list[Any]:
+    return [
+        cycle.metric.value,
+        cycle.index,
+        _us(cycle.start),
+        cycle.base // _MICRO,
+        None if cycle.achieved_at is None else _us(cycle.achieved_at),
+        None if cycle.stopped_at is None else _us(cycle.stopped_at),
+        None if cycle.end_priority is None else int(cycle.end_priority),
+        sorted(cycle.fired),
+    ]
+
+
+def _cycle_of(data: Any) -> _Cycle:
+    metric, index, start, base, achieved, stopped, end_priority, fired = data
+    return _Cycle(
+        Metric(metric),
+        _int(index),
+        _instant(start),
+        _duration(base),
+        None if achieved is None else _instant(achieved),
+        None if stopped is None else _instant(stopped),
+        None if end_priority is None else Priority(end_priority),
+        frozenset(_fraction(f) for f in fired),
+    )
 
 
 def compute_sla(events: Sequence[Event], policy: SlaPolicy, now: datetime) -> SlaStatus:
