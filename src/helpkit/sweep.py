@@ -174,20 +174,22 @@ class Sweeper:
         policy = self._levels.policy_for(state)
         fold: SlaFold | None = None
         due: tuple[DueCheck, ...] | None = None  # None: ask the fold
+        unfolded: list[Event] = []  # recorded since the fold, folded in only when asked
         for _ in range(_MAX_STEPS):
             if policy is None:
                 break
             if fold is None or fold.policy is not policy:
                 fold = self._sla.fold(ticket.id, ticket.seq, policy, _events_of(outcomes))
-                due = None
+                due, unfolded = None, []
             if due is None:
+                fold, unfolded = fold.extend(unfolded), []
                 due = fold.due_checks(now)
             if not due:
                 break
             step = self._step(state, due[0], policy.name, now, counts)
             state = step[-1].ticket
-            fold = fold.extend(_events_of(step))
             outcomes.extend(step)
+            unfolded.extend(_events_of(step))
             if len(step) == 1:
                 # A recorded check moves no clock: what is still due is the rest, in order.
                 due = due[1:]

@@ -8,7 +8,6 @@ measures a ticket against a policy is :mod:`helpkit.sla.clock`.
 from __future__ import annotations
 
 import enum
-import functools
 import hashlib
 import json
 import math
@@ -376,7 +375,16 @@ class SlaPolicy:
         back only while the policy of that name is still the same (see
         :meth:`~helpkit.sla.SlaFold.to_data`).
         """
-        return _fingerprint(self)
+        # Looked up by identity: hashing a policy (its calendar, its targets) costs more than
+        # a sweep can spend per ticket. A policy is immutable, so its digest never changes.
+        kept = _FINGERPRINTS.get(id(self))
+        if kept is not None and kept[0] is self:
+            return kept[1]
+        digest = _fingerprint(self)
+        if len(_FINGERPRINTS) >= 256:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[id(self)] = (self, digest)
+        return digest
 
     @classmethod
     def from_dict(
@@ -490,7 +498,9 @@ def _policies(value: object) -> tuple[SlaPolicy, ...]:
     return out
 
 
-@functools.lru_cache(maxsize=256)
+_FINGERPRINTS: dict[int, tuple[SlaPolicy, str]] = {}
+
+
 def _fingerprint(policy: SlaPolicy) -> str:
     micro = timedelta(microseconds=1)
 
