@@ -8,8 +8,9 @@
     every history folds to its ticket's state, numbers and feed positions stay gapless, and
     the store takes new writes.
 (c) A private PostgreSQL server (initdb'ed in a temporary directory from the same binaries) is
-    restarted while a writer runs and while a commit waits in flight: the calls in flight fail
-    with StoreError, later calls reconnect and succeed, nothing acknowledged is lost. A private
+    restarted (immediate mode: a crash and recovery) while a writer runs and while a commit
+    waits in flight: the calls in flight fail with StoreError, later calls reconnect and
+    succeed, nothing acknowledged is lost. A private
     server because a restart drops every connection to it: the shared test server's other
     sessions (other test runs, the session's own admin connection) must not see it.
 
@@ -420,7 +421,7 @@ class PrivateServer:
         if done.returncode:
             raise RuntimeError(f"{args[0]} failed: {done.stdout[-1500:]} {done.stderr[-1500:]}")
 
-    def _ctl(self, action: str) -> None:
+    def _ctl(self, action: str, mode: str = "fast") -> None:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
         self._run(
             str(self.bindir / "pg_ctl"),
@@ -429,7 +430,7 @@ class PrivateServer:
             "-l",
             str(self.root / "log"),
             "-m",
-            "fast",
+            mode,
             "-w",
             "-o",
             options,
@@ -443,7 +444,9 @@ class PrivateServer:
         self._ctl("start")
 
     def restart(self) -> None:
-        self._ctl("restart")
+        """Stop the server as a crash does (``-m immediate``: every backend quits at once,
+        nothing finishes, recovery at the start) and start it again."""
+        self._ctl("restart", "immediate")
 
     def stop(self) -> None:
         try:
