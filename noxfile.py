@@ -112,7 +112,8 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks under bench/ (peers are installed here only, never as dependencies)."""
-    session.install("-e", ".", *_group("bench"))
+    # The postgres extra: bench/bench_postgres.py runs helpkit's PostgreSQL store.
+    session.install("-e", ".[postgres]", *_group("bench"))
     scripts = session.posargs or ["bench/run_all.py"]
     for script in scripts:
         session.run("python", script)

@@ -55,16 +55,15 @@ def postgres_database_fixture() -> Iterator[str]:
     import psycopg
     from psycopg import sql
 
-    try:
-        admin = psycopg.connect(DSN, autocommit=True, connect_timeout=3)
-    except psycopg.OperationalError as exc:
-        unavailable(f"no PostgreSQL server at {DSN} ({str(exc).strip()[:200]})")
     name = f"helpkit_test_{os.getpid()}_{secrets.token_hex(4)}"
     try:
-        admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            yield database_url(DSN, name)
-        finally:
-            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+        with psycopg.connect(DSN, autocommit=True, connect_timeout=3) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    except psycopg.OperationalError as exc:
+        unavailable(f"no PostgreSQL server at {DSN} ({str(exc).strip()[:200]})")
+    try:
+        yield database_url(DSN, name)
     finally:
-        admin.close()
+        # A fresh connection: a test may have restarted the server since the database was made.
+        with psycopg.connect(DSN, autocommit=True, connect_timeout=10) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
