@@ -64,8 +64,9 @@ _pyenv_installed(PYTHONS)
 @nox.session(python=PYTHONS, download_python="never")
 def tests(session: nox.Session) -> None:
     """Run the test suite (unit, property-based, conformance, docs samples) on each Python."""
-    # The nats extra: tests/test_sink_nats.py publishes to the NATS server .ci/run starts.
-    session.install("-e", ".[nats]", *_group("test"))
+    # The nats extra: tests/test_sink_nats.py publishes to the NATS server .ci/run starts; the
+    # postgres extra: the PostgreSQL store's tests use the server .ci/run starts.
+    session.install("-e", ".[nats,postgres]", *_group("test"))
     session.run("pytest", *session.posargs)
 
 
@@ -111,7 +112,8 @@ def docs(session: nox.Session) -> None:
 @nox.session
 def bench(session: nox.Session) -> None:
     """Benchmarks under bench/ (peers are installed here only, never as dependencies)."""
-    session.install("-e", ".", *_group("bench"))
+    # The postgres extra: bench/bench_postgres.py runs helpkit's PostgreSQL store.
+    session.install("-e", ".[postgres]", *_group("bench"))
     scripts = session.posargs or ["bench/run_all.py"]
     for script in scripts:
         session.run("python", script)

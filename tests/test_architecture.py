@@ -92,6 +92,7 @@ def test_the_domain_is_the_same_in_every_contract() -> None:
 def test_the_forbidden_contracts_cover_every_module_they_should() -> None:
     everything = _top_level_modules()
     assert set(CONTRACTS["test-tools"]["source_modules"]) == everything - {"helpkit.testing"}
+    assert set(CONTRACTS["postgres-driver"]["source_modules"]) == everything
     assert set(CONTRACTS["facade"]["source_modules"]) == everything - FACES - {"helpkit.desk"}
     adapters = {"helpkit.stores", "helpkit.channels", "helpkit.sinks"}
     ports = {"helpkit.ports", "helpkit.ids", "helpkit.errors"}
@@ -239,6 +240,12 @@ PLANTS = {
         "from helpkit.testing.clock import FrozenClock\n",
         ("helpkit -> helpkit.testing.clock",),
         ("test-tools-root",),
+    ),
+    "the SQLite store imports psycopg": Plant(
+        "stores/sqlite/store.py",
+        "import psycopg\n",
+        ("helpkit.stores.sqlite.store -> psycopg",),
+        ("postgres-driver",),
     ),
     "a loop inside the domain": Plant(
         "holidays.py",

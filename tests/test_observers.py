@@ -372,4 +372,4 @@ def test_plugin_listing_takes_unhashable_plugins() -> None:
     listed = {info.name: info for info in desk.plugins.plugins()}
     [mine] = [info for name, info in listed.items() if "Unhashable" in name]
     assert mine.observes_events and mine.stores == () and mine.channels == ()
-    assert listed["helpkit.builtins"].stores == ("memory", "sqlite")
+    assert listed["helpkit.builtins"].stores == ("memory", "sqlite", "postgresql", "postgres")

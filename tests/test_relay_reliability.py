@@ -539,6 +539,13 @@ class CrashingSqliteStore(SqliteStore):
         self.crash("commit")
         return super().commit(changes)
 
+    def commit_planned(
+        self, changes: Sequence[TicketChange], states: Sequence[str | None]
+    ) -> list[TicketChange]:
+        # The pipeline's commits (with timer states) come this way.
+        self.crash("commit")
+        return super().commit_planned(changes, states)
+
     def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
         self.crash("claiming")
         claimed = super().claim(owner=owner, now=now, until=until, limit=limit)

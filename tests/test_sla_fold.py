@@ -7,18 +7,23 @@ along the way, that
 * folding at once agrees with the full fold the clock used before (``sla_full_fold``);
 * folding a prefix and extending it with the rest, at any split, agrees with folding at once;
 * the schedule the desk stores (next deadline, next check) and the checks a sweep records
-  agree with what the full status says.
+  agree with what the full status says;
+* a fold kept as plain data (what a store keeps beside the ticket) and read back, at any
+  point of the history, is the fold of that prefix, and extends like it.
 """
 
 from __future__ import annotations
 
+import json
 from datetime import date, datetime, timedelta
 from typing import Any
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpkit.calendar import BusinessCalendar
+from helpkit.errors import ValidationError
 from helpkit.events import Event, SlaBreached, SlaWarned
 from helpkit.lifecycle import apply
 from helpkit.priority import Priority
@@ -218,3 +223,64 @@ def test_checks_recorded_under_another_policy_do_not_count() -> None:
     fold = SlaFold.of(story.events, policy)
     assert fold.schedule().next_check is not None
     assert fold.schedule().next_check == full_fold(story.events, policy, later).next_check()
+
+
+def _kept(fold: SlaFold, policy: SlaPolicy) -> SlaFold:
+    """``fold`` as a store keeps it (JSON text) and reads it back."""
+    return SlaFold.from_data(json.loads(json.dumps(fold.to_data())), policy)
+
+
+@SETTINGS
+@given(
+    start=starts,
+    script=scripts,
+    calendar=calendars,
+    target=targets,
+    cuts=st.lists(st.integers(1, 60), max_size=4),
+    extra=st.integers(0, 5 * 24 * 60),
+)
+def test_a_kept_fold_read_back_equals_the_full_fold(
+    start: datetime,
+    script: list[tuple[int, str]],
+    calendar: BusinessCalendar,
+    target: timedelta,
+    cuts: list[int],
+    extra: int,
+) -> None:
+    policy = policy_of(calendar, target)
+    story = build(start, script, policy)
+    events = story.events
+    points = sorted({min(c, len(events)) for c in cuts} | {len(events)})
+    # Kept after each commit and read back before the next, as the sweep does.
+    fold = _kept(SlaFold.of(events[: points[0]], policy), policy)
+    previous = points[0]
+    for point in points[1:]:
+        _same(fold, events[:previous], policy, max(e.at for e in events[:previous]))
+        fold = _kept(fold.extend(events[previous:point]), policy)
+        previous = point
+    assert fold.seq == events[-1].seq
+    assert fold.to_data() == SlaFold.of(events, policy).to_data()
+    now = max(e.at for e in events) + timedelta(minutes=extra)
+    _same(fold, events, policy, now)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        lambda d: d[:-1],  # too short
+        lambda d: [2, *d[1:]],  # another format
+        lambda d: [d[0], 7, *d[2:]],  # ticket id not text
+        lambda d: [*d[:2], 0, *d[3:]],  # seq 0
+        lambda d: [*d[:3], "2026", *d[4:]],  # an instant as text
+        lambda d: [*d[:4], "gone", *d[5:]],  # unknown category
+        lambda d: [*d[:7], [1], *d[8:]],  # intervals of different lengths
+        lambda d: [*d[:15], 1, d[16]],  # agent_replied not a bool
+    ],
+)
+def test_data_that_is_not_a_fold_is_refused(change: Any) -> None:
+    policy = policy_of(BusinessCalendar.always("UTC"), timedelta(hours=1))
+    story = Story(datetime.fromisoformat("2026-03-02T09:00:00+00:00"))
+    data = SlaFold.of(story.events, policy).to_data()
+    assert SlaFold.from_data(data, policy).to_data() == data
+    with pytest.raises(ValidationError):
+        SlaFold.from_data(change(data), policy)

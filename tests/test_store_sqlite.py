@@ -314,6 +314,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.MULTIPROCESS,
         Capability.CHANGE_FEED,
         Capability.OUTBOX,
+        Capability.TIMER_STATE,
     }
     assert isinstance(store, Store)
 
@@ -826,7 +827,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 5
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 6
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]
@@ -841,6 +842,9 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
                 "SELECT id, sla_policy, next_deadline_us, next_check_us FROM tickets ORDER BY id"
             ).fetchall()
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            # v6: no timer states yet (the sweep folds those tickets' histories until a
+            # command or a sweep commits them again).
+            assert conn.execute("SELECT count(*) FROM timer_states").fetchone()[0] == 0
         assert columns == [
             (
                 t.id,

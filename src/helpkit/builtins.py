@@ -22,11 +22,23 @@ def _sqlite(url: str) -> Store:
     return sqlite_store_factory(url)
 
 
+def _postgres(url: str) -> Store:
+    # helpkit.stores.postgres imports psycopg only when a store is opened: without the
+    # postgres extra this raises StoreError saying how to install it.
+    from helpkit.stores.postgres import postgres_store_factory
+
+    return postgres_store_factory(url)
+
+
 @hookimpl
 def helpkit_register_stores(register: RegisterStore) -> None:
-    """The in-memory store (``memory://``) and the SQLite store (``sqlite:///path.db``)."""
+    """The in-memory store (``memory://``), the SQLite store (``sqlite:///path.db``) and the
+    PostgreSQL store (``postgresql://host/db?schema=name``, also ``postgres://``; it needs
+    the ``postgres`` extra)."""
     register("memory", _memory)
     register("sqlite", _sqlite)
+    register("postgresql", _postgres)
+    register("postgres", _postgres)
 
 
 @hookimpl

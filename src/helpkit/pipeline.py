@@ -8,7 +8,9 @@ reading). The pipeline then
 
 1. **timers**: sets each changed ticket's timer fields and its ``next_check`` index
    (:mod:`helpkit.timers`);
-2. **commit**: writes every change in one store commit, guarded by each ticket's seq;
+2. **commit**: writes every change in one store commit, guarded by each ticket's seq (on a
+   store with :attr:`~helpkit.ports.Capability.TIMER_STATE`, with each ticket's timer state,
+   and without the store checking again the values the domain built and checked);
 3. **publish**: hands the committed changes to the publisher (the ``helpkit_event``
    observers; messages leave later, through :mod:`helpkit.relay`), whose failures never undo
    the commit.
@@ -29,12 +31,12 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, cast
 
 from helpkit._time import to_utc
 from helpkit.errors import ConflictError, StoreError
 from helpkit.lifecycle import Outcome
-from helpkit.ports import Clock, Store, TicketChange
+from helpkit.ports import Capability, Clock, Store, TicketChange, TimerStates, missing_members
 from helpkit.tickets import Ticket
 from helpkit.timers import Planned, Timers
 
@@ -67,6 +69,20 @@ class Pipeline:
         self._timers = timers
         self._publish = publish
         self._attempts = attempts
+        self._states: TimerStates | None = None
+        if Capability.TIMER_STATE in getattr(store, "capabilities", ()) and not missing_members(
+            store, TimerStates
+        ):
+            self._states = cast(TimerStates, store)
+
+    @property
+    def timer_states(self) -> TimerStates | None:
+        """The store, when it keeps timer states (:attr:`Capability.TIMER_STATE`)."""
+        return self._states
+
+    def restore_timers(self, ticket: Ticket, state: str) -> None:
+        """Hand the timers a state the store kept beside ``ticket``."""
+        self._timers.restore(ticket, state)
 
     def now(self) -> datetime:
         """The clock's current instant, checked aware and in UTC."""
@@ -118,7 +134,11 @@ class Pipeline:
             TicketChange(plan.ticket, outcomes[position].events, outcomes[position].previous_seq)
             for plan, position in zip(planned, positions, strict=True)
         ]
-        written = self._store.commit(changes)
+        if self._states is not None:
+            states = [self._timers.state(plan) for plan in planned]
+            written = self._states.commit_planned(changes, states)
+        else:
+            written = self._store.commit(changes)
         _check_written(self._store, changes, written)
         for plan, position, change in zip(planned, positions, written, strict=True):
             tickets[position] = change.ticket

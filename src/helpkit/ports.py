@@ -48,6 +48,7 @@ __all__ = [
     "Store",
     "SystemClock",
     "TicketChange",
+    "TimerStates",
     "implements",
     "missing_members",
 ]
@@ -113,6 +114,9 @@ class Capability:
     """Every committed event has a position in global commit order (:class:`ChangeFeed`)."""
     OUTBOX = "outbox"
     """The store keeps the deliveries the relay derives from the change feed (:class:`Outbox`)."""
+    TIMER_STATE = "timer_state"
+    """The store keeps a timer state beside each ticket, written by the commits of helpkit's
+    pipeline (:class:`TimerStates`), so the SLA sweep reads no history."""
 
 
 @attrs.frozen
@@ -218,6 +222,38 @@ class Outbox(Protocol):
     def purge(self, *, sent_before: datetime) -> int:
         """Forget the deliveries sent before ``sent_before`` (the audit trail keeps their
         ``message_sent`` record). Returns how many were forgotten."""
+        ...
+
+
+@runtime_checkable
+class TimerStates(Protocol):
+    """What a store with :attr:`Capability.TIMER_STATE` adds: each ticket's timer state.
+
+    A timer state is text that helpkit's timers write with a commit and read back (today the
+    SLA clock's fold of the ticket's history, as JSON): the sweep then reads it with the due
+    tickets instead of reading and folding each one's events. The store keeps the text as
+    given and never looks into it. The text says which seq it describes: a ticket committed
+    since without a state (by a plain :meth:`Store.commit`) keeps the older text, which
+    helpkit brings up to date from the events after it.
+    """
+
+    def commit_planned(
+        self, changes: Sequence[TicketChange], states: Sequence[str | None]
+    ) -> list[TicketChange]:
+        """:meth:`Store.commit` for changes helpkit's pipeline built, keeping ``states[i]``
+        as the timer state of the ticket of ``changes[i]`` (``None`` leaves it as it is).
+
+        Their values were built through the domain's checks, so the store need not run
+        those again (:func:`~helpkit.stores.contract.validate_change` with
+        ``check_values=False``); everything else is as in :meth:`Store.commit`: the shape of
+        each change, ``expected_seq``, numbering, all or nothing (states included). A
+        ``states`` of another length than ``changes`` raises ValidationError.
+        """
+        ...
+
+    def query_states(self, query: TicketQuery) -> tuple[Page[Ticket], list[str | None]]:
+        """:meth:`Store.query`, and the timer state kept for each ticket of the page, in
+        the same order (``None`` for a ticket without one)."""
         ...
 
 

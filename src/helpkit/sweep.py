@@ -1,7 +1,9 @@
 """The SLA sweep: record due warnings and breaches, and carry out escalation rules.
 
 Application layer, a writer like any other: it runs through the command pipeline. It reads
-only the tickets whose stored ``next_check`` is due, takes each one's SLA fold (kept by the
+only the tickets whose stored ``next_check`` is due, a batch at a time in one query (with
+their kept timer states when the store keeps them, see
+:attr:`~helpkit.ports.Capability.TIMER_STATE`), takes each one's SLA fold (kept by the
 timers, or folded from its history), and records every check crossed up to ``now`` exactly
 once per metric cycle, in the order they were crossed, re-deciding after each escalation
 action, so the outcome does not depend on how often the sweep ran.
@@ -15,6 +17,7 @@ concurrent one in another process, finds the checks already recorded.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Final
 
@@ -93,22 +96,31 @@ class Sweeper:
         """Process every ticket whose next check is at or before ``now``."""
         report = SweepReport(now=now)
         after: str | None = None
+        states = self._pipeline.timer_states
         while True:
-            page = self._store.query(
-                TicketQuery(
-                    next_check_before=now, sort=SortOrder.NEXT_CHECK, limit=batch, after=after
-                )
+            query = TicketQuery(
+                next_check_before=now, sort=SortOrder.NEXT_CHECK, limit=batch, after=after
             )
-            report = report + self._batch(list(page), now)
+            kept: Sequence[str | None] = ()
+            if states is not None:
+                page, kept = states.query_states(query)
+            else:
+                page = self._store.query(query)
+            report = report + self._batch(list(page), now, kept)
             if page.next_cursor is None:
                 return report
             after = page.next_cursor
 
-    def _batch(self, tickets: list[Ticket], now: datetime) -> SweepReport:
+    def _batch(
+        self, tickets: list[Ticket], now: datetime, kept: Sequence[str | None] = ()
+    ) -> SweepReport:
         report = SweepReport(now=now)
         outcomes: list[Outcome] = []
         try:
             with self._levels.snapshot():
+                for ticket, state in zip(tickets, kept, strict=False):
+                    if state is not None:
+                        self._pipeline.restore_timers(ticket, state)
                 for ticket in tickets:
                     outcome, planned = self.plan(ticket, now)
                     outcomes.append(outcome)
@@ -161,21 +173,30 @@ class Sweeper:
         counts = {"warnings": 0, "breaches": 0, "escalations": 0, "priority_raises": 0}
         policy = self._levels.policy_for(state)
         fold: SlaFold | None = None
+        due: tuple[DueCheck, ...] | None = None  # None: ask the fold
+        unfolded: list[Event] = []  # recorded since the fold, folded in only when asked
         for _ in range(_MAX_STEPS):
             if policy is None:
                 break
             if fold is None or fold.policy is not policy:
                 fold = self._sla.fold(ticket.id, ticket.seq, policy, _events_of(outcomes))
-            due = fold.due_checks(now)
+                due, unfolded = None, []
+            if due is None:
+                fold, unfolded = fold.extend(unfolded), []
+                due = fold.due_checks(now)
             if not due:
                 break
             step = self._step(state, due[0], policy.name, now, counts)
             state = step[-1].ticket
-            fold = fold.extend(_events_of(step))
             outcomes.extend(step)
-            if len(step) > 1:
-                # An escalation or a raised priority may select another policy; a recorded
-                # check alone changes nothing a policy condition looks at.
+            unfolded.extend(_events_of(step))
+            if len(step) == 1:
+                # A recorded check moves no clock: what is still due is the rest, in order.
+                due = due[1:]
+            else:
+                # An escalation or a raised priority may select another policy, and a raised
+                # priority moves the clocks; a recorded check alone changes neither.
+                due = None
                 policy = self._levels.policy_for(state)
         else:
             log.warning("ticket %s: sweep stopped after %d steps", ticket.reference, _MAX_STEPS)

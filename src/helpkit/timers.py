@@ -9,10 +9,18 @@ clock (:class:`SlaTimer`); automations, reminders and satisfaction offers will b
 thread-safe cache keyed by ticket and checked by seq), so the next command on that ticket folds
 only its own events, plus any another process committed meanwhile, instead of re-reading and
 re-folding the whole history: a command's cost does not grow with the ticket's history.
+
+A store with :attr:`~helpkit.ports.Capability.TIMER_STATE` also keeps, beside each ticket,
+what every source wants to find again in another process (:meth:`Timers.state`; for the SLA
+clock, its fold as plain data under the policy's fingerprint): the sweep reads it with the
+due tickets and hands it back (:meth:`Timers.restore`), so it reads no history either. What
+is kept is only ever a shortcut: data that does not fit the ticket or its policy now is
+ignored, and the history is folded as before.
 """
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -22,6 +30,7 @@ from typing import Any, Protocol
 import attrs
 
 from helpkit._records import replace
+from helpkit.errors import ValidationError
 from helpkit.events import Event
 from helpkit.lifecycle import Outcome
 from helpkit.ports import Store
@@ -45,12 +54,25 @@ class TimerPlan:
 class TimerSource(Protocol):
     """A kind of timer (SLA checks today; automations and reminders later)."""
 
+    key: str
+    """The name of its part of a ticket's kept timer state."""
+
     def plan(self, outcome: Outcome) -> TimerPlan:
         """The timer fields and next instant of ``outcome.ticket`` after ``outcome``."""
         ...
 
     def committed(self, ticket: Ticket, memo: object | None) -> None:
         """``ticket`` was committed as planned (``memo`` is the plan's)."""
+        ...
+
+    def kept(self, memo: object | None) -> object | None:
+        """What of a plan's ``memo`` the store keeps beside the ticket (JSON-safe data), or
+        ``None`` for nothing."""
+        ...
+
+    def restore(self, ticket: Ticket, data: object) -> None:
+        """``data`` that :meth:`kept` gave, read back with ``ticket`` (perhaps at a seq
+        before the ticket's: committed since without a state)."""
         ...
 
 
@@ -88,6 +110,33 @@ class Timers:
         """Tell the sources that ``planned`` was committed as ``ticket`` (numbered)."""
         for source, memo in zip(self._sources, planned.memos, strict=True):
             source.committed(ticket, memo)
+
+    def state(self, planned: Planned) -> str | None:
+        """The timer state a store keeps beside ``planned.ticket`` (JSON text: each source's
+        part under its key), or ``None`` when no source keeps anything."""
+        parts: dict[str, object] = {}
+        for source, memo in zip(self._sources, planned.memos, strict=True):
+            data = source.kept(memo)
+            if data is not None:
+                parts[source.key] = data
+        return _dumps(parts) if parts else None
+
+    def restore(self, ticket: Ticket, state: str) -> None:
+        """Hand each source its part of a kept timer ``state`` of ``ticket`` (text that is
+        not a state is ignored: the sources then work from the history)."""
+        try:
+            parts = json.loads(state)
+        except (TypeError, ValueError):
+            return
+        if not isinstance(parts, dict):
+            return
+        for source in self._sources:
+            data = parts.get(source.key)
+            if data is not None:
+                source.restore(ticket, data)
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
 
 
 class FoldCache:
@@ -129,6 +178,8 @@ class FoldCache:
 class SlaTimer:
     """The SLA clock as a timer source: policy, next deadline and next check of a ticket."""
 
+    key = "sla"
+
     def __init__(self, store: Store, levels: ServiceLevels, cache: FoldCache) -> None:
         self._store = store
         self._levels = levels
@@ -152,6 +203,28 @@ class SlaTimer:
         """Keep the fold of the committed ticket for its next command."""
         if isinstance(memo, SlaFold) and memo.seq == ticket.seq:
             self._cache.put(memo)
+
+    def kept(self, memo: object | None) -> object | None:
+        """The fold of a plan, as ``[policy fingerprint, fold data]``."""
+        if not isinstance(memo, SlaFold):
+            return None
+        return [memo.policy.fingerprint(), memo.to_data()]
+
+    def restore(self, ticket: Ticket, data: object) -> None:
+        """Keep a fold read back with ``ticket`` in the cache, when it was built under the
+        policy that applies to the ticket now (the same fingerprint) and fits the ticket."""
+        policy = self._levels.policy_for(ticket)
+        if policy is None or not isinstance(data, list) or len(data) != 2:
+            return
+        fingerprint, folded = data
+        if fingerprint != policy.fingerprint():
+            return
+        try:
+            fold = SlaFold.from_data(folded, policy)
+        except ValidationError:
+            return
+        if fold.ticket_id == ticket.id and fold.seq <= ticket.seq:
+            self._cache.put(fold)
 
     def fold(
         self, ticket_id: str, seq: int, policy: SlaPolicy, new_events: Sequence[Event] = ()

@@ -24,6 +24,7 @@ from helpkit.cli._output import (
     _ticket_row,
 )
 from helpkit.cli._staff import UNSOLVED
+from helpkit.cli._store import shown
 from helpkit.desk import UNSET, Helpdesk
 from helpkit.errors import NotFoundError, ValidationError
 from helpkit.ids import new_id
@@ -117,7 +118,7 @@ def check_init(args: argparse.Namespace) -> None:
 
 def cmd_init(desk: Helpdesk, args: argparse.Namespace) -> int:
     check_init(args)
-    print(f"helpkit: store ready at {args.store}")
+    print(f"helpkit: store ready at {shown(args.store)}")
     if args.write_config:
         _write_template()
         print(f"helpkit: wrote {CONFIG_FILE}")

@@ -1,3 +1,5 @@
+# Over 600 lines: SlaFold is one class; its updates, results and plain-data form share its
+# private fields.
 """The SLA clock: a pure function of a ticket's events, a policy and ``now``.
 
 Nothing here reads a clock, a store or a plugin. :class:`SlaFold` holds what the clock needs
@@ -5,19 +7,17 @@ to know of a ticket's history under one policy, built one event at a time; :func
 folds a whole history and reports every cycle, and :meth:`SlaFold.schedule` gives the
 ticket's next deadline and next check from the cycles still open and the checks not yet
 recorded, so a command on a long ticket folds only its new events (see :mod:`helpkit.sla` for
-the rules).
+the rules). :meth:`SlaFold.to_data` and :meth:`SlaFold.from_data` turn a fold into plain data
+and back, so a store can keep it beside the ticket (the sweep then reads no history).
 """
 
 from __future__ import annotations
 
 from bisect import bisect_left, bisect_right
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Final, NamedTuple
+from typing import Any, Final, NamedTuple
 
-import attrs
-
-from helpkit._records import replace
 from helpkit._time import to_utc
 from helpkit.errors import CalendarError, ValidationError
 from helpkit.events import (
@@ -36,6 +36,7 @@ from helpkit.sla.status import (
     BREACH,
     DueCheck,
     MetricClock,
+    SlaCheck,
     SlaSchedule,
     SlaStatus,
     Threshold,
@@ -47,18 +48,23 @@ from helpkit.tickets import ActorKind, StatusCategory
 __all__ = ["SlaFold", "compute_sla"]
 
 _ZERO: Final = timedelta(0)
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_MICRO: Final = timedelta(microseconds=1)
+_DATA_FORMAT: Final = 1
+"""The version of :meth:`SlaFold.to_data`'s form (data of another version is refused)."""
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
 
 
 # ---------------------------------------------------------------- the fold
 
 
-@attrs.frozen
-class _Cycle:
-    """One cycle of one metric, as far as the history goes (immutable: folds share it)."""
+class _Cycle(NamedTuple):
+    """One cycle of one metric, as far as the history goes (immutable: folds share it; a
+    named tuple, as the sweep builds and updates thousands of them)."""
 
     metric: Metric
-    index: int
+    number: int
+    """Which cycle of its metric (0 first)."""
     start: datetime
     base: timedelta
     """Counted business time at ``start`` (cycles measure from there)."""
@@ -186,11 +192,119 @@ class SlaFold:
         """This fold with ``events`` (those following its last one) folded in."""
         if not events:
             return self  # immutable: nothing to fold in, nothing to copy
-        fold = object.__new__(SlaFold)
-        for name in SlaFold.__slots__:
-            object.__setattr__(fold, name, getattr(self, name))
+        fold: SlaFold = _copy(self)
         for event in events:
             fold._apply(event)
+        return fold
+
+    # ------------------------------------------------------------ as plain data
+
+    def to_data(self) -> list[Any]:
+        """This fold as JSON-safe data (lists, integers, strings, floats), for a store to keep.
+
+        Instants are integer microseconds since the epoch (UTC), durations integer
+        microseconds. The policy is not in it: :meth:`from_data` takes it, and only the
+        policy the fold was built under gives the same fold back (its counted time and
+        pending checks depend on the calendar and targets).
+        """
+        retired = []
+        link = self._retired
+        while link is not None:
+            retired.append(_cycle_data(link.cycle))
+            link = link.older
+        return [
+            _DATA_FORMAT,
+            self.ticket_id,
+            self.seq,
+            _us(self._t),
+            self._category.value,
+            int(self._priority),
+            None if self._counting_since is None else _us(self._counting_since),
+            [_us(t) for t in self._starts],
+            [_us(t) for t in self._ends],
+            [d // _MICRO for d in self._after],
+            _cycle_data(self._first),
+            _cycle_data(self._resolution),
+            None if self._next is None else _cycle_data(self._next),
+            None if self._periodic is None else _cycle_data(self._periodic),
+            retired,
+            self._agent_replied,
+            [
+                [
+                    p.check.metric.value,
+                    p.check.cycle,
+                    p.check.fraction,
+                    _us(p.check.at),
+                    None if p.due is None else _us(p.due),
+                    None if p.ended_at is None else _us(p.ended_at),
+                ]
+                for p in self._pending
+            ],
+        ]
+
+    @classmethod
+    def from_data(cls, data: Any, policy: SlaPolicy) -> SlaFold:
+        """The fold :meth:`to_data` gave ``data`` for, under ``policy`` (the one it was
+        built under). Data that is not such a fold raises ValidationError."""
+        try:
+            (
+                version,
+                ticket_id,
+                seq,
+                t,
+                category,
+                priority,
+                counting_since,
+                starts,
+                ends,
+                after,
+                first,
+                resolution,
+                next_,
+                periodic,
+                retired,
+                agent_replied,
+                pending,
+            ) = data
+            if version != _DATA_FORMAT:
+                raise ValueError(f"format {version!r}, not {_DATA_FORMAT}")
+            if not isinstance(ticket_id, str) or not _is_int(seq) or seq < 1:
+                raise ValueError("bad ticket id or seq")
+            if not isinstance(agent_replied, bool):
+                raise ValueError("bad agent_replied")
+            fold = object.__new__(cls)
+            fold.policy = policy
+            fold.ticket_id = ticket_id
+            fold.seq = seq
+            fold._t = _instant(t)
+            fold._category = StatusCategory(category)
+            fold._priority = Priority(priority)
+            fold._counting_since = None if counting_since is None else _instant(counting_since)
+            fold._starts = tuple(_instant(v) for v in starts)
+            fold._ends = tuple(_instant(v) for v in ends)
+            fold._after = tuple(_duration(v) for v in after)
+            if not len(fold._starts) == len(fold._ends) == len(fold._after):
+                raise ValueError("counting intervals of different lengths")
+            fold._first = _cycle_of(first)
+            fold._resolution = _cycle_of(resolution)
+            fold._next = None if next_ is None else _cycle_of(next_)
+            fold._periodic = None if periodic is None else _cycle_of(periodic)
+            chain: _Retired | None = None
+            for item in reversed(retired):
+                chain = _Retired(_cycle_of(item), chain)
+            fold._retired = chain
+            fold._agent_replied = agent_replied
+            fold._pending = tuple(
+                DueCheck(
+                    SlaCheck(Metric(metric), _int(cycle), _fraction(fraction), _instant(at)),
+                    None if due is None else _instant(due),
+                    None if ended is None else _instant(ended),
+                )
+                for metric, cycle, fraction, at, due, ended in pending
+            )
+            fold._memo = {}
+        except (TypeError, ValueError, KeyError, OverflowError) as exc:
+            raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
 
     # ------------------------------------------------------------ counted business time
@@ -259,7 +373,7 @@ class SlaFold:
         previous: _Cycle | None = getattr(self, slot)
         index = 0
         if previous is not None:
-            index = previous.index + 1
+            index = previous.number + 1
             self._retired = _Retired(previous, self._retired)
         setattr(self, slot, _Cycle(metric, index, self._t, self._until(self._t)))
 
@@ -267,8 +381,7 @@ class SlaFold:
         cycle: _Cycle | None = getattr(self, slot)
         if cycle is None or not cycle.is_open:
             return
-        ended = replace(
-            cycle,
+        ended = cycle._replace(
             achieved_at=self._t if achieved else None,
             stopped_at=None if achieved else self._t,
             end_priority=self._priority,
@@ -280,12 +393,12 @@ class SlaFold:
             due, warnings = self._thresholds(ended, target, ended.end)
             self._pending = self._pending + tuple(
                 DueCheck(check, due, ended.end)
-                for check in checks_of(ended.metric, ended.index, warnings, due, ended.end)
+                for check in checks_of(ended.metric, ended.number, warnings, due, ended.end)
                 if check.fraction not in ended.fired
             )
 
     def _reopen_resolution(self) -> None:
-        self._resolution = replace(self._resolution, achieved_at=None, end_priority=None)
+        self._resolution = self._resolution._replace(achieved_at=None, end_priority=None)
         self._pending = tuple(p for p in self._pending if p.check.metric is not Metric.RESOLUTION)
 
     def _record(self, metric_name: str, index: int, fraction: float) -> None:
@@ -295,10 +408,10 @@ class SlaFold:
             if (
                 cycle is not None
                 and cycle.metric.value == metric_name
-                and cycle.index == index
+                and cycle.number == index
                 and fraction not in cycle.fired
             ):
-                setattr(self, slot, replace(cycle, fired=cycle.fired | {fraction}))
+                setattr(self, slot, cycle._replace(fired=cycle.fired | {fraction}))
         if self._pending:
             self._pending = tuple(
                 p
@@ -387,7 +500,7 @@ class SlaFold:
         return [
             DueCheck(check, due, None)
             for cycle, due, warnings in self._open_cycles()
-            for check in checks_of(cycle.metric, cycle.index, warnings, due, None)
+            for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
             if check.fraction not in cycle.fired
         ]
 
@@ -405,7 +518,7 @@ class SlaFold:
                 deadline = due
             instants.extend(
                 check.at
-                for check in checks_of(cycle.metric, cycle.index, warnings, due, None)
+                for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
                 if check.fraction not in cycle.fired
             )
         return SlaSchedule(deadline, min(instants, default=None))
@@ -444,7 +557,7 @@ class SlaFold:
         counting = self._counting_since is not None
         return MetricClock(
             metric=cycle.metric,
-            cycle=cycle.index,
+            cycle=cycle.number,
             started_at=cycle.start,
             target=target,
             elapsed=elapsed,
@@ -457,6 +570,75 @@ class SlaFold:
             breached_at=due if crossed else None,
             warnings=warnings,
         )
+
+
+def _copy_function() -> Any:
+    # Straight-line slot copies: a loop of getattr/setattr costs several times more, and a
+    # sweep extends each due ticket's fold twice.
+    lines = ["def _copy(self):", "    fold = _new(_SlaFold)"]
+    lines += [f"    fold.{name} = self.{name}" for name in SlaFold.__slots__]
+    lines.append("    return fold")
+    namespace: dict[str, Any] = {"_new": object.__new__, "_SlaFold": SlaFold}
+    exec("\n".join(lines), namespace)  # the slot names are this module's own
+    return namespace["_copy"]
+
+
+_copy: Final[Callable[[SlaFold], SlaFold]] = _copy_function()
+
+
+def _us(value: datetime) -> int:
+    return (value - _EPOCH) // _MICRO
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _int(value: object) -> int:
+    if not _is_int(value):
+        raise ValueError(f"not an integer: {value!r:.40}")
+    return value  # type: ignore[return-value]
+
+
+def _instant(value: object) -> datetime:
+    return _EPOCH + timedelta(microseconds=_int(value))
+
+
+def _duration(value: object) -> timedelta:
+    return timedelta(microseconds=_int(value))
+
+
+def _fraction(value: object) -> float:
+    if not isinstance(value, float) or not 0 < value <= BREACH:
+        raise ValueError(f"not a check fraction: {value!r:.40}")
+    return value
+
+
+def _cycle_data(cycle: _Cycle) -> list[Any]:
+    return [
+        cycle.metric.value,
+        cycle.number,
+        _us(cycle.start),
+        cycle.base // _MICRO,
+        None if cycle.achieved_at is None else _us(cycle.achieved_at),
+        None if cycle.stopped_at is None else _us(cycle.stopped_at),
+        None if cycle.end_priority is None else int(cycle.end_priority),
+        sorted(cycle.fired),
+    ]
+
+
+def _cycle_of(data: Any) -> _Cycle:
+    metric, index, start, base, achieved, stopped, end_priority, fired = data
+    return _Cycle(
+        Metric(metric),
+        _int(index),
+        _instant(start),
+        _duration(base),
+        None if achieved is None else _instant(achieved),
+        None if stopped is None else _instant(stopped),
+        None if end_priority is None else Priority(end_priority),
+        frozenset(_fraction(f) for f in fired),
+    )
 
 
 def compute_sla(events: Sequence[Event], policy: SlaPolicy, now: datetime) -> SlaStatus:

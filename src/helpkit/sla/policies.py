@@ -8,6 +8,8 @@ measures a ticket against a policy is :mod:`helpkit.sla.clock`.
 from __future__ import annotations
 
 import enum
+import hashlib
+import json
 import math
 import re
 from collections.abc import Iterable, Mapping
@@ -365,6 +367,25 @@ class SlaPolicy:
         )
         return None if targets is None else targets.for_metric(metric)
 
+    def fingerprint(self) -> str:
+        """A digest of everything that shapes this policy's clock: its name, calendar,
+        targets, warnings and pauses (not its conditions, which only choose the policy).
+
+        The same in every process, so a fold kept by a store under one fingerprint is read
+        back only while the policy of that name is still the same (see
+        :meth:`~helpkit.sla.SlaFold.to_data`).
+        """
+        # Looked up by identity: hashing a policy (its calendar, its targets) costs more than
+        # a sweep can spend per ticket. A policy is immutable, so its digest never changes.
+        kept = _FINGERPRINTS.get(id(self))
+        if kept is not None and kept[0] is self:
+            return kept[1]
+        digest = _fingerprint(self)
+        if len(_FINGERPRINTS) >= 256:
+            _FINGERPRINTS.clear()
+        _FINGERPRINTS[id(self)] = (self, digest)
+        return digest
+
     @classmethod
     def from_dict(
         cls, data: Mapping[str, Any], calendars: Mapping[str, BusinessCalendar]
@@ -475,6 +496,26 @@ def _policies(value: object) -> tuple[SlaPolicy, ...]:
     if not all(isinstance(p, SlaPolicy) for p in out):
         raise ValidationError("policies must be SlaPolicy values")
     return out
+
+
+_FINGERPRINTS: dict[int, tuple[SlaPolicy, str]] = {}
+
+
+def _fingerprint(policy: SlaPolicy) -> str:
+    micro = timedelta(microseconds=1)
+
+    def us(value: timedelta | None) -> int | None:
+        return None if value is None else value // micro
+
+    data = [
+        policy.name,
+        policy.calendar.to_dict(),
+        sorted([int(p), *(us(t.for_metric(m)) for m in Metric)] for p, t in policy.targets.items()),
+        list(policy.warn_at),
+        sorted(c.value for c in policy.pause_categories),
+    ]
+    text = json.dumps(data, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
 @attrs.frozen

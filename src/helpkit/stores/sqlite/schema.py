@@ -264,7 +264,19 @@ _V5: Final[Migration] = (
     "CREATE INDEX outbox_ticket ON outbox (ticket_id, id)",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
+_V6: Final[Migration] = (
+    # Timer states (helpkit.ports.TimerStates): what helpkit's timers keep beside a ticket,
+    # written by the pipeline's commits (the SLA clock's fold as JSON, which says its own
+    # seq), read by the sweep with each batch of due tickets instead of their histories. No
+    # foreign key: the commit that writes a state has just written its ticket, and a lookup
+    # per state would cost the sweep more than it checks.
+    """CREATE TABLE timer_states (
+        ticket_id TEXT PRIMARY KEY,
+        state TEXT NOT NULL
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""

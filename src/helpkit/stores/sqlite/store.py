@@ -94,6 +94,8 @@ _INSERT_TICKET: Final = (
     f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
 )
 _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
+_KEEP_STATE: Final = "INSERT OR REPLACE INTO timer_states (ticket_id, state) VALUES (?, ?)"
+_STATES_PER_QUERY: Final = 500  # bound parameters per query: far below SQLite's oldest limit
 _SELECT_FOR_UPDATE: Final = (
     f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id = ?"
 )
@@ -159,6 +161,7 @@ class SqliteStore(FeedAndOutbox):
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.TIMER_STATE,
         }
     )
 
@@ -324,7 +327,37 @@ class SqliteStore(FeedAndOutbox):
         A ticket with number 0 is numbered inside the transaction (the highest number
         stored, plus one), so numbers follow commit order across processes, without gaps.
         """
-        prepared = [_Prepared(change) for change in changes]
+        return self._commit([_Prepared(change) for change in changes], ())
+
+    def commit_planned(
+        self, changes: Sequence[TicketChange], states: Sequence[str | None]
+    ) -> list[TicketChange]:
+        """:meth:`commit` for the changes of helpkit's pipeline (their values are not checked
+        again), keeping each ticket's timer state (see :class:`helpkit.ports.TimerStates`)."""
+        if not isinstance(states, Sequence) or len(states) != len(changes):
+            raise ValidationError(
+                f"commit_planned takes one state per change: {len(changes)} changes, "
+                f"states {states!r:.60}"
+            )
+        for state in states:
+            if state is not None and not isinstance(state, str):
+                raise ValidationError(f"a timer state is text or None; got {state!r:.60}")
+        prepared = [_Prepared(change, checked=True) for change in changes]
+        kept = [
+            (item.change.ticket.id, state)
+            for item, state in zip(prepared, states, strict=True)
+            if state is not None and item.change.events and item.invalid is None
+        ]
+        try:
+            for _, state in kept:
+                state.encode("utf-8")  # bound as UTF-8 inside the transaction: refuse it here
+        except UnicodeEncodeError as exc:
+            raise ValidationError(f"a timer state cannot be stored: {exc}") from None
+        return self._commit(prepared, kept)
+
+    def _commit(
+        self, prepared: list[_Prepared], states: Sequence[tuple[str, str]]
+    ) -> list[TicketChange]:
         if not prepared:
             with self._connection():
                 return []
@@ -335,6 +368,8 @@ class SqliteStore(FeedAndOutbox):
             for item in prepared:
                 number, position = self._apply(conn, item, position)
                 numbers.append(number)
+            if states:
+                conn.executemany(_KEEP_STATE, states)
         written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
@@ -499,6 +534,24 @@ class SqliteStore(FeedAndOutbox):
         with self._connection() as conn:
             rows = conn.execute(sql, params).fetchall()
         return Page.cut([self._ticket(row) for row in rows], query)
+
+    def query_states(self, query: TicketQuery) -> tuple[Page[Ticket], list[str | None]]:
+        """:meth:`query`, and the timer state kept for each ticket of the page (see
+        :class:`helpkit.ports.TimerStates`), read in one more query per 500 tickets."""
+        page = self.query(query)
+        ids = [ticket.id for ticket in page]
+        kept: dict[str, str] = {}
+        with self._connection() as conn:
+            for start in range(0, len(ids), _STATES_PER_QUERY):
+                chunk = ids[start : start + _STATES_PER_QUERY]
+                kept.update(
+                    conn.execute(
+                        "SELECT ticket_id, state FROM timer_states "
+                        f"WHERE ticket_id IN ({', '.join('?' * len(chunk))})",
+                        chunk,
+                    ).fetchall()
+                )
+        return page, [kept.get(ticket_id) for ticket_id in ids]
 
     # ------------------------------------------------------------ contacts
 

@@ -15,8 +15,9 @@ returning a zero-argument callable that creates a fresh, empty store::
 Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
 ``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
 data again; the persistence tests are skipped (with the reason shown) for stores that do not
-declare the capability, as the change feed and outbox cases are for stores without
-:attr:`~helpkit.ports.Capability.CHANGE_FEED` or :attr:`~helpkit.ports.Capability.OUTBOX`.
+declare the capability, as the change feed, outbox and timer state cases are for stores
+without :attr:`~helpkit.ports.Capability.CHANGE_FEED`, :attr:`~helpkit.ports.Capability.OUTBOX`
+or :attr:`~helpkit.ports.Capability.TIMER_STATE`.
 
 Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
 under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
@@ -43,6 +44,7 @@ from helpkit.testing.conformance.people import PeopleCases
 from helpkit.testing.conformance.persistence import PersistenceCases
 from helpkit.testing.conformance.queries import QueryCases
 from helpkit.testing.conformance.stateful import SideBySideCases, StoreComparison
+from helpkit.testing.conformance.timer_states import TimerStateCases
 
 __all__ = [
     "BASE_TIME",
@@ -58,8 +60,9 @@ __all__ = [
 # One mixin per concern, each a module of this package. pytest collects the tests of base
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
-# feed and outbox cases in that order.
+# feed, outbox and timer state cases in that order.
 class StoreConformance(
+    TimerStateCases,
     OutboxCases,
     FeedCases,
     SideBySideCases,

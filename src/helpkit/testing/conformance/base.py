@@ -8,7 +8,7 @@ from typing import ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 
-from helpkit.ports import Capability, ChangeFeed, Outbox, Store, missing_members
+from helpkit.ports import Capability, ChangeFeed, Outbox, Store, TimerStates, missing_members
 from helpkit.queries import Page, TicketQuery
 from helpkit.testing.conformance.helpers import ReopenStore, StoreFactory
 
@@ -67,12 +67,15 @@ class SuiteBase:
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.TIMER_STATE,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
             assert missing_members(store, ChangeFeed) == ()
         if Capability.OUTBOX in store.capabilities:
             assert missing_members(store, Outbox) == ()
+        if Capability.TIMER_STATE in store.capabilities:
+            assert missing_members(store, TimerStates) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)

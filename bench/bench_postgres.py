@@ -1,0 +1,895 @@
+"""The PostgreSQL store against django-helpdesk on the same PostgreSQL server.
+
+Run ``python bench/bench_postgres.py`` (needs the ``postgres`` extra and, for the peer, the
+``bench`` dependency group's django-helpdesk; ``--quick`` is a smoke run). The server is
+``$HELPKIT_BENCH_POSTGRES_DSN``, else ``$HELPKIT_TEST_POSTGRES_DSN``, else the local one
+(``postgresql://postgres@127.0.0.1:5432/postgres``). Every measurement runs in its own process
+on a database of its own (created, then dropped), at the server's durability
+(``synchronous_commit`` is read back on each side's connections and reported). Writes
+``bench/results/postgres.md`` and prints the same Markdown.
+
+The workload is bench/bench_sqlite.py's, with its inputs (the same tickets, updates and
+queue queries, imported from it):
+
+1. creates and updates, each its own committed transaction on both sides: helpkit
+   ``Helpdesk.open_ticket(body=...)`` and ``reply(status="pending")``; django-helpdesk a
+   ``Ticket`` and its first ``FollowUp`` as its ``TicketForm`` saves them, and
+   ``update_ticket(comment=..., new_status=...)``, each inside ``transaction.atomic()``;
+2. the agent queue (open tickets of one assignee, of one group / queue, by priority, first 50)
+   on tickets bulk-loaded without timing (helpkit through the store's ``commit`` in batches,
+   django-helpdesk with ``bulk_create``), warm, p50 / p95;
+3. the SLA sweep of ``due`` tickets by 1, 2 and 4 worker processes at once, each with its own
+   desk on the same schema (a copy of one loaded database per run, made with
+   ``CREATE DATABASE ... TEMPLATE``), checked afterwards: every due ticket warned exactly once;
+4. peak memory: ``ru_maxrss`` of each worker process.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import secrets
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlsplit, urlunsplit
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# The shared inputs, from the script beside this one (on the path just above).
+import bench_sqlite as bs
+
+RESULTS = Path(__file__).resolve().parent / "results" / "postgres.md"
+DSN = os.environ.get(
+    "HELPKIT_BENCH_POSTGRES_DSN",
+    os.environ.get("HELPKIT_TEST_POSTGRES_DSN", "postgresql://postgres@127.0.0.1:5432/postgres"),
+)
+PACKAGES = ["helpkit", "psycopg", "psycopg-pool", "django-helpdesk", "Django"]
+LOAD_BATCH = 2000  # ticket changes per store commit while bulk-loading (setup)
+
+
+@dataclass
+class Job:
+    """What one worker process measures."""
+
+    system: str  # helpkit, django, helpkit-bulk, django-bulk or sweep
+    size: int  # tickets created (helpkit, django), loaded (*-bulk) or due (sweep)
+    updates: int = 0
+    runs: int = 0
+    workers: list[int] = field(default_factory=list)  # sweep: processes per run
+    dsn: str = DSN
+
+
+@dataclass
+class Result:
+    """What one worker process reports back."""
+
+    job: Job
+    label: str = ""
+    synchronous_commit: str = ""
+    create_s: float | None = None
+    update_s: float | None = None
+    updates: int = 0
+    load_s: float | None = None
+    q_assignee: list[float] = field(default_factory=list)  # ms per query, every run
+    q_group: list[float] = field(default_factory=list)
+    rows_assignee: int = 0
+    rows_group: int = 0
+    counts: str = ""
+    sweeps: list[dict[str, Any]] = field(default_factory=list)  # one per worker count
+    maxrss_kib: int = 0
+    load: list[float] = field(default_factory=list)  # 1-minute load average, start and end
+    revision: str = ""
+
+    @property
+    def creates_per_s(self) -> float | None:
+        return self.job.size / self.create_s if self.create_s else None
+
+    @property
+    def updates_per_s(self) -> float | None:
+        return self.updates / self.update_s if self.update_s else None
+
+
+# ---------------------------------------------------------------- databases
+
+
+def database_url(dsn: str, database: str) -> str:
+    """``dsn`` naming ``database`` instead of its own."""
+    parts = urlsplit(dsn)
+    return urlunsplit((parts.scheme, parts.netloc, f"/{database}", parts.query, ""))
+
+
+@contextmanager
+def fresh_database(dsn: str, prefix: str, template: str | None = None) -> Iterator[str]:
+    """The URL of a database created for the block (from ``template`` if given), dropped
+    after it."""
+    import psycopg
+    from psycopg import sql
+
+    name = f"{prefix}_{os.getpid()}_{secrets.token_hex(3)}"
+    create = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+    if template is not None:
+        create = sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+            sql.Identifier(name), sql.Identifier(template)
+        )
+    with psycopg.connect(dsn, autocommit=True) as admin:
+        admin.execute(create)
+    try:
+        yield database_url(dsn, name)
+    finally:
+        with psycopg.connect(dsn, autocommit=True) as admin:
+            admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def server_version(dsn: str) -> str:
+    import psycopg
+
+    with psycopg.connect(dsn, autocommit=True, connect_timeout=5) as conn:
+        row = conn.execute("SHOW server_version").fetchone()
+    return "unknown" if row is None else str(row[0])
+
+
+# ---------------------------------------------------------------- helpkit
+
+
+def _helpkit_desk(url: str, result: Result) -> tuple[Any, list[str]]:
+    """A helpkit desk in a fresh database with the bench's groups, agents and contacts."""
+    from helpkit import Helpdesk
+    from helpkit.stores.postgres.store import PostgresStore
+
+    desk = Helpdesk(f"{url}?schema=helpkit&pool_max=4", entry_points=False)
+    store = desk.store
+    assert isinstance(store, PostgresStore)
+    # What the store's own connections run with (a private method, read here on purpose).
+    with store._reading() as cur:
+        row = cur.execute("SHOW synchronous_commit").fetchone()
+    result.synchronous_commit = str(row[0]) if row else "?"
+    result.label = f"helpkit (postgresql, synchronous_commit={result.synchronous_commit})"
+    for g in range(bs.GROUPS):
+        desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
+    for a in range(bs.AGENTS):
+        desk.add_agent(
+            f"a{a:03d}", f"Agent {a}", email=f"a{a}@help.example", groups=[f"g{a % bs.GROUPS:02d}"]
+        )
+    contacts = [
+        desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
+        for c in range(bs.CONTACTS)
+    ]
+    return desk, contacts
+
+
+def _count(store: Any, table: str) -> int:
+    with store._reading() as cur:
+        row = cur.execute(f"SELECT count(*) FROM {table}").fetchone()
+    return int(row[0]) if row else 0
+
+
+def run_helpkit(job: Job, url: str) -> Result:
+    """Creates and updates through the desk, then the queue on what they left."""
+    from helpkit import Actor, StatusCategory, TicketQuery
+
+    result = Result(job)
+    desk, contacts = _helpkit_desk(url, result)
+    ids: list[str] = []
+    start = time.perf_counter()
+    for i, s in enumerate(bs.specs(job.size), 1):
+        ticket = desk.open_ticket(
+            Actor.agent(f"a{s.agent:03d}"),
+            requester=contacts[s.contact],
+            subject=s.subject,
+            body=s.body,
+            impact=s.impact,
+            urgency=s.urgency,
+            group=f"g{s.group:02d}",
+            assignee=f"a{s.agent:03d}",
+        )
+        ids.append(ticket.id)
+        bs._progress("helpkit creates", i, job.size, start)
+    result.create_s = time.perf_counter() - start
+    agents = [s.agent for s in bs.specs(job.size)]
+    plan = bs.update_plan(job.size, job.updates)
+    start = time.perf_counter()
+    for n, (i, body) in enumerate(plan, 1):
+        desk.reply(ids[i], Actor.agent(f"a{agents[i]:03d}"), body, status="pending")
+        bs._progress("helpkit updates", n, len(plan), start)
+    result.update_s = time.perf_counter() - start
+    result.updates = len(plan)
+    bs.helpkit_queries(desk, result, job.runs, TicketQuery, StatusCategory)  # type: ignore[arg-type]
+    result.counts = (
+        f"{_count(desk.store, 'tickets')} tickets, {_count(desk.store, 'events')} events"
+    )
+    desk.shutdown()
+    return result
+
+
+def _opened(desk: Any, contacts: list[str], i: int, s: bs.Spec, now: datetime) -> Any:
+    """The store write opening ticket ``i`` of the specs (as run_helpkit_bulk of
+    bench_sqlite.py builds it)."""
+    from helpkit import Actor, Impact, Urgency, lifecycle
+    from helpkit.ports import TicketChange
+    from helpkit.tickets import Comment
+
+    actor = Actor.agent(f"a{s.agent:03d}")
+    ticket_id = f"t{i:08d}"
+    first = Comment(
+        id=f"c{i:08d}",
+        author=actor,
+        body=s.body,
+        public=True,
+        channel="web",
+        created_at=now,
+        ticket_id=ticket_id,
+    )
+    outcome = lifecycle.open_ticket(
+        ticket_id=ticket_id,
+        number=i,
+        at=now,
+        actor=actor,
+        subject=s.subject,
+        requester_id=contacts[s.contact],
+        organization_id=None,
+        impact=Impact.coerce(s.impact),
+        urgency=Urgency.coerce(s.urgency),
+        matrix=desk.config.matrix,
+        workflow=desk.config.workflow,
+        channel="web",
+        first_comment=first,
+        assignee_id=f"a{s.agent:03d}",
+        group_id=f"g{s.group:02d}",
+    )
+    return TicketChange(outcome.ticket, outcome.events, outcome.previous_seq)
+
+
+def run_helpkit_bulk(job: Job, url: str) -> Result:
+    """Bulk-load ``job.size`` tickets through the store's commit (untimed), then the queue."""
+    from helpkit import StatusCategory, TicketQuery
+
+    result = Result(job)
+    desk, contacts = _helpkit_desk(url, result)
+    start = time.perf_counter()
+    batch: list[Any] = []
+    now = desk.now()
+    for i, s in enumerate(bs.specs(job.size), 1):
+        batch.append(_opened(desk, contacts, i, s, now))
+        if len(batch) == LOAD_BATCH or i == job.size:
+            desk.store.commit(batch)
+            batch = []
+            bs._progress("helpkit bulk load", i, job.size, start)
+    result.load_s = time.perf_counter() - start
+    with desk.store._reading() as cur:
+        cur.execute("VACUUM ANALYZE tickets")
+    bs.helpkit_queries(desk, result, job.runs, TicketQuery, StatusCategory)  # type: ignore[arg-type]
+    result.counts = f"{_count(desk.store, 'tickets')} tickets"
+    desk.shutdown()
+    return result
+
+
+# ---------------------------------------------------------------- django-helpdesk
+
+
+def _django(url: str, result: Result) -> dict[str, Any]:
+    """django-helpdesk configured in this process on the database ``url`` (its schema made by
+    its migrations), with the bench's queues and agents; its modules by name."""
+    parts = urlsplit(url)
+    imp = bs._import
+    imp("django.conf").settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        SITE_ID=1,
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sites",
+            "django.contrib.humanize",
+            "rest_framework",
+            "helpdesk",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.postgresql",
+                "NAME": parts.path.lstrip("/"),
+                "USER": unquote(parts.username or ""),
+                "PASSWORD": unquote(parts.password or ""),
+                "HOST": parts.hostname or "",
+                "PORT": str(parts.port or ""),
+            }
+        },
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {"context_processors": []},
+            }
+        ],
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        LOGGING_CONFIG=None,
+        HELPDESK_TEAMS_MODE_ENABLED=False,
+    )
+    imp("django").setup()
+    imp("django.core.management").call_command("migrate", verbosity=0, interactive=False)
+    db = imp("django.db")
+    with db.connection.cursor() as cur:
+        cur.execute("SHOW synchronous_commit")
+        result.synchronous_commit = str(cur.fetchone()[0])
+    result.label = f"django-helpdesk (postgresql, synchronous_commit={result.synchronous_commit})"
+    models = imp("helpdesk.models")
+    user_model = imp("django.contrib.auth").get_user_model()
+    return {
+        "db": db,
+        "models": models,
+        "timezone": imp("django.utils.timezone"),
+        "update_ticket": imp("helpdesk.update_ticket"),
+        "signals": imp("helpdesk.signals"),
+        "queues": [
+            models.Queue.objects.create(title=f"Group {g}", slug=f"g{g:02d}")
+            for g in range(bs.GROUPS)
+        ],
+        "users": [
+            user_model.objects.create_user(
+                f"a{a:03d}", email=f"a{a}@help.example", password=None, is_staff=True
+            )
+            for a in range(bs.AGENTS)
+        ],
+    }
+
+
+def _django_queries(d: dict[str, Any], result: Result, runs: int) -> None:
+    ticket_model = d["models"].Ticket
+    closed = [
+        ticket_model.CLOSED_STATUS,
+        ticket_model.RESOLVED_STATUS,
+        ticket_model.DUPLICATE_STATUS,
+    ]
+    active = ticket_model.objects.select_related("queue").exclude(status__in=closed)
+    users, queues = d["users"], d["queues"]
+
+    def by_assignee(agent: int, _group: int) -> int:
+        rows = active.filter(assigned_to_id=users[agent].id).order_by("priority", "created", "id")
+        return len(list(rows[:50]))
+
+    def by_queue(_agent: int, group: int) -> int:
+        rows = active.filter(queue_id=queues[group].id).order_by("priority", "created", "id")
+        return len(list(rows[:50]))
+
+    plan = bs.query_plan(runs)
+    result.q_assignee, result.rows_assignee = bs.timed_queries(plan, by_assignee)
+    result.q_group, result.rows_group = bs.timed_queries(plan, by_queue)
+
+
+def run_django(job: Job, url: str) -> Result:
+    """bench_sqlite.py's django-helpdesk creates and updates, on PostgreSQL."""
+    result = Result(job)
+    d = _django(url, result)
+    models, timezone, users, queues = d["models"], d["timezone"], d["users"], d["queues"]
+    ticket_model, followup_model = models.Ticket, models.FollowUp
+    atomic = d["db"].transaction.atomic
+    ids: list[int] = []
+    start = time.perf_counter()
+    for i, s in enumerate(bs.specs(job.size), 1):
+        user = users[s.agent]
+        with atomic():
+            ticket = ticket_model(
+                title=s.subject,
+                submitter_email=None,
+                created=timezone.now(),
+                status=ticket_model.OPEN_STATUS,
+                queue=queues[s.group],
+                description=s.body,
+                priority=s.priority,
+                assigned_to=user,
+            )
+            ticket.save()
+            followup = followup_model(
+                ticket=ticket,
+                title=f"Ticket Opened & Assigned to {ticket.get_assigned_to}",
+                date=timezone.now(),
+                public=True,
+                comment=s.body,
+                user=user,
+            )
+            followup.save()
+            d["update_ticket"].create_ticket_backlinks(ticket, followup, user=user)
+            d["signals"].new_ticket_done.send(sender="TicketForm", ticket=ticket)
+        ids.append(ticket.id)
+        bs._progress("django-helpdesk creates", i, job.size, start)
+    result.create_s = time.perf_counter() - start
+    agents = [s.agent for s in bs.specs(job.size)]
+    plan = bs.update_plan(job.size, job.updates)
+    start = time.perf_counter()
+    for n, (i, body) in enumerate(plan, 1):
+        with atomic():
+            ticket = ticket_model.objects.get(id=ids[i])
+            d["update_ticket"].update_ticket(
+                users[agents[i]],
+                ticket,
+                comment=body,
+                public=True,
+                new_status=ticket_model.RESOLVED_STATUS,
+            )
+        bs._progress("django-helpdesk updates", n, len(plan), start)
+    result.update_s = time.perf_counter() - start
+    result.updates = len(plan)
+    _django_queries(d, result, job.runs)
+    result.counts = (
+        f"{ticket_model.objects.count()} tickets, {followup_model.objects.count()} follow-ups, "
+        f"{models.TicketChange.objects.count()} ticket changes"
+    )
+    d["db"].connection.close()
+    return result
+
+
+def run_django_bulk(job: Job, url: str) -> Result:
+    """``job.size`` tickets by ``bulk_create`` (untimed; no follow-ups: the queue query does
+    not read them), then the queue."""
+    result = Result(job)
+    d = _django(url, result)
+    ticket_model, users, queues = d["models"].Ticket, d["users"], d["queues"]
+    now = d["timezone"].now()
+    start = time.perf_counter()
+    batch = []
+    for i, s in enumerate(bs.specs(job.size), 1):
+        batch.append(
+            ticket_model(
+                title=s.subject,
+                created=now,
+                modified=now,
+                status=ticket_model.OPEN_STATUS,
+                queue=queues[s.group],
+                description=s.body,
+                priority=s.priority,
+                assigned_to=users[s.agent],
+            )
+        )
+        if len(batch) == 5000 or i == job.size:
+            ticket_model.objects.bulk_create(batch)
+            batch = []
+            bs._progress("django-helpdesk bulk load", i, job.size, start)
+    result.load_s = time.perf_counter() - start
+    with d["db"].connection.cursor() as cur:
+        cur.execute(f"VACUUM ANALYZE {ticket_model._meta.db_table}")
+    _django_queries(d, result, job.runs)
+    result.counts = f"{ticket_model.objects.count()} tickets"
+    d["db"].connection.close()
+    return result
+
+
+# ---------------------------------------------------------------- the sweep
+
+
+def _sweep_load(url: str, due: int) -> float:
+    """``due`` open tickets, each past its 75% warning by 30 minutes (bench_sweep.py's)."""
+    import attrs
+    import bench_sweep as bw
+
+    from helpkit import Actor, Priority
+    from helpkit.events import TicketOpened
+    from helpkit.lifecycle import apply
+    from helpkit.ports import TicketChange
+    from helpkit.priority import Impact, Urgency
+    from helpkit.stores.postgres.store import PostgresStore
+    from helpkit.tickets import StatusCategory
+
+    store = PostgresStore(url, schema="helpkit")
+    start = time.perf_counter()
+    changes: list[TicketChange] = []
+    opened = bw.NOW - timedelta(hours=6, minutes=30)
+    for index in range(due):
+        event = TicketOpened(
+            ticket_id=f"t{index:07d}",
+            seq=1,
+            at=opened,
+            actor=Actor.system("bench"),
+            number=0,
+            subject="bench",
+            requester_id="c1",
+            organization_id=None,
+            status="open",
+            category=StatusCategory.OPEN,
+            impact=Impact.MEDIUM,
+            urgency=Urgency.MEDIUM,
+            priority=Priority.P3,
+            channel="web",
+            group_id="l1",
+        )
+        state = attrs.evolve(
+            apply(None, event),
+            sla_policy=bw.POLICY.name,
+            next_deadline=opened + bw.TARGET,
+            next_check=opened + bw.TARGET * 0.75,
+        )
+        changes.append(TicketChange(state, (event,), 0))
+        if len(changes) == LOAD_BATCH or index == due - 1:
+            store.commit(changes)
+            changes = []
+            bs._progress("sweep load", index + 1, due, start)
+    with store._reading() as cur:
+        cur.execute("VACUUM ANALYZE tickets")
+    store.close()
+    return time.perf_counter() - start
+
+
+def sweep_worker(url: str) -> None:
+    """One sweeping process: open the desk, say ready, wait for the go, sweep, report."""
+    import bench_sweep as bw
+
+    from helpkit import DeskConfig, Helpdesk
+    from helpkit.sla import SlaPolicySet
+
+    desk = Helpdesk(
+        f"{url}?schema=helpkit&pool_max=2",
+        config=DeskConfig(sla=SlaPolicySet([bw.POLICY])),
+        clock=bw.FixedClock(),
+        entry_points=False,
+    )
+    print("ready", flush=True)
+    sys.stdin.readline()
+    start = time.perf_counter()
+    report = desk.sweep(bw.NOW)
+    took = time.perf_counter() - start
+    desk.shutdown()
+    print(
+        json.dumps(
+            {
+                "seconds": took,
+                "examined": report.examined,
+                "warnings": report.warnings,
+                "conflicts": report.conflicts,
+                "failures": report.failures,
+                "maxrss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss,
+            }
+        ),
+        flush=True,
+    )
+
+
+def _warned(url: str) -> tuple[int, int]:
+    """(warnings recorded, tickets warned more than once)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET search_path TO helpkit")
+        rows = conn.execute(
+            "SELECT count(*) FROM events WHERE type = 'sla_warned' GROUP BY ticket_id"
+        ).fetchall()
+    return sum(int(r[0]) for r in rows), sum(1 for r in rows if r[0] > 1)
+
+
+def run_sweep(job: Job, url: str) -> Result:
+    """Load ``job.size`` due tickets once; for each worker count, sweep a copy of them with
+    that many processes at once."""
+    result = Result(job, label="helpkit sweep (postgresql)")
+    result.load_s = _sweep_load(url, job.size)
+    template = urlsplit(url).path.lstrip("/")
+    for count in job.workers:
+        with fresh_database(job.dsn, "hk_bench_sweep_run", template=template) as copy:
+            procs = [
+                subprocess.Popen(
+                    [sys.executable, __file__, "--sweep-worker", copy],
+                    stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
+                for _ in range(count)
+            ]
+            for proc in procs:
+                assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
+            start = time.perf_counter()
+            for proc in procs:
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            reports = []
+            for proc in procs:
+                out, _ = proc.communicate(timeout=3600)
+                if proc.returncode:
+                    raise RuntimeError(f"a sweep worker failed ({proc.returncode})")
+                reports.append(json.loads(out.strip().splitlines()[-1]))
+            wall = time.perf_counter() - start
+            warned, twice = _warned(copy)
+        result.sweeps.append(
+            {
+                "workers": count,
+                "due": job.size,
+                "wall_s": wall,
+                "per_due_ms": wall / max(job.size, 1) * 1000,
+                "warned": warned,
+                "warned_twice": twice,
+                "examined": sum(r["examined"] for r in reports),
+                "warnings": sum(r["warnings"] for r in reports),
+                "conflicts": sum(r["conflicts"] for r in reports),
+                "failures": sum(r["failures"] for r in reports),
+                "per_worker_warnings": [r["warnings"] for r in reports],
+                "maxrss_kib": max(r["maxrss_kib"] for r in reports),
+            }
+        )
+        print(f"   sweep: {result.sweeps[-1]}", file=sys.stderr, flush=True)
+    return result
+
+
+# ---------------------------------------------------------------- the driver
+
+RUNNERS: dict[str, Callable[[Job, str], Result]] = {
+    "helpkit": run_helpkit,
+    "django": run_django,
+    "helpkit-bulk": run_helpkit_bulk,
+    "django-bulk": run_django_bulk,
+    "sweep": run_sweep,
+}
+
+
+def worker(spec: str, out: str) -> None:
+    job = Job(**json.loads(spec))
+    load = os.getloadavg()[0]
+    with fresh_database(job.dsn, f"hk_bench_{job.system.replace('-', '_')}") as url:
+        result = RUNNERS[job.system](job, url)
+    result.maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result.load = [load, os.getloadavg()[0]]
+    result.revision = bs.revision()
+    Path(out).write_text(json.dumps(asdict(result)), encoding="utf-8")
+
+
+def _result(data: dict[str, Any]) -> Result:
+    return Result(**{**data, "job": Job(**data["job"])})
+
+
+def spawn(job: Job, scratch: Path) -> Result:
+    """Run one job in a fresh interpreter."""
+    out = scratch / f"result-{secrets.token_hex(4)}.json"
+    print(f"-- {job.system} size={job.size:,}", file=sys.stderr, flush=True)
+    start = time.perf_counter()
+    subprocess.run(
+        [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)], check=True
+    )
+    result = _result(json.loads(out.read_text(encoding="utf-8")))
+    out.unlink()
+    print(f"   done in {time.perf_counter() - start:,.0f} s", file=sys.stderr, flush=True)
+    return result
+
+
+def _queue(times: list[float], rows: int) -> str:
+    return f"{bs.median(times):.2f} / {bs.p95(times):.2f}" if rows else "- (empty)"
+
+
+@dataclass
+class Run:
+    """When the results were measured, on what, under which load."""
+
+    date: str
+    took: float
+    load_start: list[float]
+    load_end: list[float]
+    server: str
+    command: str
+
+
+def render(results: list[Result], run: Run) -> str:
+    def find(system: str, size: int | None = None) -> list[Result]:
+        return [
+            r for r in results if r.job.system == system and (size is None or r.job.size == size)
+        ]
+
+    out = [
+        "# PostgreSQL store benchmark: helpkit against django-helpdesk",
+        "",
+        f"Produced by `{run.command}` on {run.date}. Each row is one worker process on a",
+        "database of its own on the same PostgreSQL server, with bench/bench_sqlite.py's inputs",
+        f"({bs.AGENTS} agents in {bs.GROUPS} groups / queues, {bs.CONTACTS} contacts, the same",
+        "subjects, bodies, ITIL priorities and assignees). Every create and update is its own",
+        "committed transaction on both sides; `synchronous_commit` is read back (`SHOW`) on",
+        "each side's connections.",
+        "",
+        "- **creates/s**: helpkit `Helpdesk.open_ticket(..., body=...)`; django-helpdesk a",
+        "  `Ticket` and its first `FollowUp` saved as its `TicketForm.save()` does (backlink",
+        "  scan, `new_ticket_done` signal), in one `transaction.atomic()`.",
+        "- **updates/s**: a public comment plus a status change: helpkit",
+        '  `reply(..., status="pending")`; django-helpdesk `update_ticket(agent, ticket,',
+        "  comment=..., public=True,",
+        "  new_status=RESOLVED)` after `Ticket.objects.get`, in one `transaction.atomic()`.",
+        "- **queue**: open tickets of one assignee (and of one group / queue) by priority, first",
+        "  50, as model objects, warm; a different agent and group each run; p50 / p95 in ms.",
+        "  helpkit `Helpdesk.tickets(TicketQuery(assignee_ids=..., categories={new, open}))`;",
+        '  django-helpdesk its dashboard queryset (`select_related("queue")`, open statuses).',
+        "  On the `*-bulk` rows the tickets were bulk-loaded first (untimed; helpkit through",
+        "  `Store.commit` in batches of 2,000, django-helpdesk with `bulk_create`, tickets only),",
+        "  then `VACUUM ANALYZE`.",
+        "- **peak RSS**: `ru_maxrss` of the worker process (interpreter, imports, setup, work).",
+        "",
+        "## Creates, updates and the queue",
+        "",
+        "| system | synchronous_commit | tickets | creates/s | updates/s | queue assignee"
+        " p50 / p95 ms | queue group p50 / p95 ms | peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if r.job.system == "sweep":
+            continue
+        loaded = f" (bulk-loaded in {r.load_s:,.0f} s, untimed)" if r.load_s else ""
+        out.append(
+            f"| {r.label.split(' (')[0]} | {r.synchronous_commit} | {r.job.size:,}{loaded} | "
+            f"{bs._fmt(r.creates_per_s, ',.0f')} | {bs._fmt(r.updates_per_s, ',.0f')} | "
+            f"{_queue(r.q_assignee, r.rows_assignee)} | {_queue(r.q_group, r.rows_group)} | "
+            f"{r.maxrss_kib / 1024:,.0f} |"
+        )
+    out += [
+        "",
+        "## Ratios (helpkit / django-helpdesk; latency: django-helpdesk / helpkit)",
+        "",
+        "Every pairing of this run at the same size and the same `synchronous_commit`.",
+        "",
+        "| pairing | tickets | creates | updates | queue assignee p50 | queue group p50 |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for kind in ("helpkit", "helpkit-bulk"):
+        for ours in find(kind):
+            for theirs in find(kind.replace("helpkit", "django"), ours.job.size):
+                if theirs.synchronous_commit != ours.synchronous_commit:
+                    continue
+                out.append(
+                    f"| {kind} vs {theirs.job.system} | {ours.job.size:,} | "
+                    f"{bs._ratio(ours.creates_per_s, theirs.creates_per_s)} | "
+                    f"{bs._ratio(ours.updates_per_s, theirs.updates_per_s)} | "
+                    f"{bs._latency_ratio(theirs, ours, 'assignee')} | "  # type: ignore[arg-type]
+                    f"{bs._latency_ratio(theirs, ours, 'group')} |"  # type: ignore[arg-type]
+                )
+    sweeps = [row for r in find("sweep") for row in r.sweeps]
+    if sweeps:
+        one = next((row["wall_s"] for row in sweeps if row["workers"] == 1), None)
+        out += [
+            "",
+            "## Sweep",
+            "",
+            "One `Helpdesk.sweep` per worker process, all started at once on a copy of the same",
+            "loaded database (every ticket due for its 75% warning, 24/7 calendar, as",
+            "bench/bench_sweep.py); wall time from the go to the last worker's end. Afterwards",
+            "the warnings in the events table are counted: each due ticket must have exactly one.",
+            "",
+            "| workers | due | wall s | per due ticket ms | speed-up vs 1 | warnings recorded"
+            " (tickets warned twice) | warnings per worker | conflicts | peak RSS MiB |",
+            "|---:|---:|---:|---:|---:|---:|---|---:|---:|",
+        ]
+        for row in sweeps:
+            out.append(
+                f"| {row['workers']} | {row['due']:,} | {row['wall_s']:.2f} | "
+                f"{row['per_due_ms']:.3f} | {bs._ratio(one, row['wall_s'])} | "
+                f"{row['warned']:,} ({row['warned_twice']}) | "
+                f"{', '.join(f'{w:,}' for w in row['per_worker_warnings'])} | "
+                f"{row['conflicts']:,} | {row['maxrss_kib'] / 1024:,.0f} |"
+            )
+    out += ["", "## Rows and load", ""]
+    for r in results:
+        loaded = f"; loaded in {r.load_s:,.1f} s" if r.load_s else ""
+        load = (
+            f"; 1-minute load average {r.load[0]:.1f} at start, {r.load[1]:.1f} at end"
+            if r.load
+            else ""
+        )
+        out.append(
+            f"- {r.label}, {r.job.size:,}: {r.counts or '-'}{loaded}{load}; "
+            f"helpkit source {r.revision or '-'}"
+        )
+    versions = ", ".join(f"{d} {bs._version(d)}" for d in PACKAGES)
+    out += [
+        "",
+        "## Machine",
+        "",
+        f"- Total bench time {run.took / 60:,.1f} min; load average (1, 5, 15 min) "
+        f"{', '.join(f'{x:.2f}' for x in run.load_start)} at start, "
+        f"{', '.join(f'{x:.2f}' for x in run.load_end)} at end "
+        f"({os.cpu_count()} logical CPUs; other jobs share the machine)",
+        f"- Python {sys.version.split()[0]}; PostgreSQL {run.server} (same machine, TCP)",
+        f"- {platform.platform()}; CPU: {bs._cpu()}",
+        f"- Packages: {versions}",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def jobs(args: argparse.Namespace) -> list[Job]:
+    todo: list[Job] = []
+    for system in ("django", "helpkit"):
+        todo.append(Job(system, args.creates, args.updates, args.runs))
+    for size in args.queue_sizes:
+        for system in ("django-bulk", "helpkit-bulk"):
+            if system == "django-bulk" and size > args.peer_max:
+                continue
+            todo.append(Job(system, size, 0, args.runs))
+    if args.due:
+        todo.append(Job("sweep", args.due, workers=args.workers))
+    return todo
+
+
+def _ints(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part.strip()]
+
+
+def _missing() -> str | None:
+    """Why the bench cannot run here (no psycopg, no server), or None."""
+    try:
+        import psycopg
+    except ModuleNotFoundError:
+        return "psycopg is not installed (pip install -e '.[postgres]')"
+    try:
+        psycopg.connect(DSN, autocommit=True, connect_timeout=3).close()
+    except psycopg.OperationalError as exc:
+        return f"no PostgreSQL server at {DSN} ({str(exc).strip()[:200]})"
+    return None
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n", 1)[0] if __doc__ else "")
+    parser.add_argument("--worker", nargs=2, metavar=("JOB", "OUT"), help=argparse.SUPPRESS)
+    parser.add_argument("--sweep-worker", metavar="URL", help=argparse.SUPPRESS)
+    parser.add_argument("--quick", action="store_true", help="smoke run: tiny sizes")
+    parser.add_argument("--creates", type=int, help="tickets created one by one (default 2000)")
+    parser.add_argument("--updates", type=int, help="updates (default 1000)")
+    parser.add_argument(
+        "--queue-sizes", type=_ints, help="bulk-loaded queue sizes (default 100000,1000000)"
+    )
+    parser.add_argument(
+        "--peer-max", type=int, default=100_000, help="largest django-helpdesk queue size"
+    )
+    parser.add_argument("--due", type=int, help="due tickets for the sweep (default 100000)")
+    parser.add_argument("--workers", type=_ints, default=[1, 2, 4], help="sweep processes")
+    parser.add_argument("--runs", type=int, help="queue query runs (default 200)")
+    parser.add_argument("--systems", default="helpkit,django,sweep", help="what to measure")
+    parser.add_argument("--output", type=Path, help="Markdown file (default: results, not --quick)")
+    args = parser.parse_args(argv)
+    if args.worker:
+        worker(*args.worker)
+        return
+    if args.sweep_worker:
+        sweep_worker(args.sweep_worker)
+        return
+    missing = _missing()
+    if missing:
+        # run_all.py runs every bench: without a server or driver this one says why and
+        # steps aside instead of stopping the others.
+        print(f"bench_postgres.py skipped: {missing}", file=sys.stderr)
+        return
+    quick = args.quick
+    args.creates = args.creates or (50 if quick else 2000)
+    args.updates = args.updates if args.updates is not None else (20 if quick else 1000)
+    args.queue_sizes = args.queue_sizes or ([300] if quick else [100_000, 1_000_000])
+    args.due = args.due if args.due is not None else (200 if quick else 100_000)
+    args.runs = args.runs or (10 if quick else 200)
+    systems = set(args.systems.split(","))
+    todo = [j for j in jobs(args) if j.system.split("-")[0] in systems]
+    load_start = list(os.getloadavg())
+    start = time.perf_counter()
+    server = server_version(DSN)
+    with tempfile.TemporaryDirectory(prefix="hk-bench-pg-") as scratch:
+        results = [spawn(job, Path(scratch)) for job in todo]
+    command = "python bench/bench_postgres.py" + (
+        " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
+    )
+    run = Run(
+        f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+        time.perf_counter() - start,
+        load_start,
+        list(os.getloadavg()),
+        server,
+        command,
+    )
+    text = render(results, run)
+    output: Path | None = args.output or (None if quick else RESULTS)
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,669 @@
+# Over 400 lines: PostgresStore is one class whose methods share its pool.
+"""The PostgreSQL store itself: :class:`PostgresStore` and its connection pool.
+
+Each call borrows a connection from a psycopg pool, whose connections are set up once
+(``search_path`` is the tenant's schema and nothing else; ``synchronous_commit`` as the URL
+says) and checked when borrowed, so a connection the server dropped (a restart) is replaced
+before a call uses it. Writes are transactions; reads are single statements in autocommit.
+
+``commit`` checks each ticket's ``expected_seq`` and updates its row only if the seq is still
+the one read (``WHERE id = ... AND seq = ...``), numbers new tickets from a counter row updated
+in the same transaction, and gives the events their feed positions last, under the feed lock.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import ConnectionPool
+
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    NotFoundError,
+    StoreError,
+    ValidationError,
+)
+from helpkit.events import Event, event_from_dict
+from helpkit.people import (
+    Agent,
+    Contact,
+    Group,
+    Organization,
+    normalize_domain,
+    normalize_email,
+    normalize_name,
+)
+from helpkit.ports import Capability, TicketChange
+from helpkit.queries import Page, TicketQuery
+from helpkit.stores.contract import check_limit, check_record, check_version
+from helpkit.stores.postgres.errors import translated
+from helpkit.stores.postgres.feed import LAST_POSITION, FeedAndOutbox
+from helpkit.stores.postgres.query_sql import select
+from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
+from helpkit.stores.postgres.url import check_schema_name
+from helpkit.stores.sqlite.encoding import (
+    _TAGS,
+    _TICKET_COLUMNS,
+    _decode_agent,
+    _decode_contact,
+    _decode_group,
+    _decode_organization,
+    _decode_ticket,
+    _decoded,
+    _dumps,
+    _encode_agent,
+    _encode_contact,
+    _encode_group,
+    _encode_organization,
+    _loads,
+    _Prepared,
+)
+from helpkit.tickets import Ticket
+
+__all__ = ["PostgresStore", "schema_exists"]
+
+# Decoded ticket states kept per store (as in the SQLite store: a queue polled again and again
+# decodes only the tickets that changed).
+_CACHE_SIZE: Final = 8192
+
+_INSERT_TICKET: Final = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) "
+    f"VALUES ({', '.join(['%s'] * len(_TICKET_COLUMNS))})"
+)
+# Every column but the id, only while the seq is still the one read: the optimistic check.
+_UPDATE_TICKET: Final = (
+    f"UPDATE tickets SET {', '.join(f'{c} = %s' for c in _TICKET_COLUMNS[1:])} "
+    "WHERE id = %s AND seq = %s"
+)
+_INSERT_EVENTS: Final = (
+    "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
+    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+)
+_NEXT_NUMBER: Final = (
+    "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
+)
+_KEEP_NUMBER: Final = "UPDATE ticket_numbers SET last_number = greatest(last_number, %s)"
+
+
+class _KeyedTable:
+    """A versioned table whose rows own unique keys kept in a second table."""
+
+    __slots__ = ("key", "keys", "kind", "name", "owner")
+
+    def __init__(self, name: str, kind: str, keys: str, key: str, owner: str) -> None:
+        self.name = name  # e.g. contacts
+        self.kind = kind  # what a row is, in messages: contact
+        self.keys = keys  # the table of keys: contact_emails
+        self.key = key  # its key column: email
+        self.owner = owner  # its column naming the owning row: contact_id
+
+
+_CONTACTS: Final = _KeyedTable("contacts", "contact", "contact_emails", "email", "contact_id")
+_ORGANIZATIONS: Final = _KeyedTable(
+    "organizations", "organization", "organization_domains", "domain", "organization_id"
+)
+
+
+def _storable(key: object) -> bool:
+    """Whether ``key`` can be looked up: text PostgreSQL can hold (no NUL). Anything else
+    names nothing stored (the domain refuses such ids), so the lookup finds nothing."""
+    return isinstance(key, str) and "\x00" not in key
+
+
+def _where(conninfo: str, schema: str) -> str:
+    """The database and schema, for messages (never the password)."""
+    try:
+        params = conninfo_to_dict(conninfo)
+    except psycopg.Error:
+        return f"schema {schema!r}"
+    host = params.get("host") or "localhost"
+    port = params.get("port") or 5432
+    return f"postgresql://{host}:{port}/{params.get('dbname', '')} (schema {schema!r})"
+
+
+def _set_search_path(conn: psycopg.Connection[Any], schema: str) -> None:
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+
+def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> bool:
+    """Whether ``schema`` holds helpkit's tables (of a version this helpkit reads); reads
+    only. SchemaError for a schema helpkit refuses, StoreError when the server cannot be
+    reached."""
+    check_schema_name(schema)
+    with translated(_where(conninfo, schema)):
+        conn = psycopg.connect(conninfo, autocommit=True, connect_timeout=connect_timeout)
+        try:
+            _set_search_path(conn, schema)
+            return inspect(conn, schema) in ("current", "older")
+        finally:
+            conn.close()
+
+
+class PostgresStore(FeedAndOutbox):
+    """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
+
+    ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
+    ``schema`` the tenant's schema (created with its tables when missing, if ``create``).
+    ``pool_min`` and ``pool_max`` bound the pool's connections; ``timeout`` is how long
+    (seconds) a call waits for a free connection before StoreError. ``synchronous_commit``
+    False sets PostgreSQL's ``synchronous_commit = off``: commits return before their WAL
+    reaches the disk, so a server crash may lose the last ones (never corrupting anything).
+    ``cache`` is how many decoded ticket states the store keeps.
+    """
+
+    capabilities: frozenset[str] = frozenset(
+        {
+            Capability.PERSISTENT,
+            Capability.MULTIPROCESS,
+            Capability.CHANGE_FEED,
+            Capability.OUTBOX,
+        }
+    )
+
+    def __init__(
+        self,
+        conninfo: str,
+        *,
+        schema: str = "helpkit",
+        pool_min: int = 1,
+        pool_max: int = 10,
+        timeout: float = 10.0,
+        connect_timeout: int = 10,
+        synchronous_commit: bool = True,
+        cache: int = _CACHE_SIZE,
+        create: bool = True,
+    ) -> None:
+        if not isinstance(conninfo, str):
+            raise ValidationError(f"conninfo must be a string; got {type(conninfo).__name__}")
+        self.schema = check_schema_name(schema)
+        for name, value, low in (("pool_min", pool_min, 0), ("pool_max", pool_max, 1)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < low:
+                raise ValidationError(f"{name} must be an integer >= {low}; got {value!r}")
+        if pool_max < pool_min:
+            raise ValidationError(f"pool_max ({pool_max}) is below pool_min ({pool_min})")
+        if not isinstance(timeout, int | float) or isinstance(timeout, bool) or not timeout > 0:
+            raise ValidationError(f"timeout must be a number of seconds > 0; got {timeout!r}")
+        if not isinstance(cache, int) or isinstance(cache, bool) or cache < 0:
+            raise ValidationError(f"cache must be a number of tickets >= 0; got {cache!r}")
+        self.conninfo = conninfo
+        self.synchronous_commit = bool(synchronous_commit)
+        self.cache_size = cache
+        self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._where = _where(conninfo, self.schema)
+        self._connect_kwargs: dict[str, Any] = {
+            "autocommit": True,
+            "connect_timeout": connect_timeout,
+        }
+        self._prepare_schema(create)
+        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+            conninfo,
+            kwargs=self._connect_kwargs,
+            min_size=pool_min,
+            max_size=pool_max,
+            timeout=float(timeout),
+            configure=self._configure,
+            check=ConnectionPool.check_connection,
+            name=f"helpkit-{self.schema}",
+            open=False,
+        )
+        with translated(self._where):
+            self._pool.open()
+
+    def __repr__(self) -> str:
+        state = "closed" if self._pool.closed else "open"
+        return f"<PostgresStore {self._where} {state}>"
+
+    # ------------------------------------------------------------ connections
+
+    def _configure(self, conn: psycopg.Connection[Any]) -> None:
+        """Set up a new connection: the tenant's schema alone on the search path (no
+        ``public``: an unqualified name is this schema's table or nothing)."""
+        _set_search_path(conn, self.schema)
+        if not self.synchronous_commit:
+            conn.execute("SET synchronous_commit TO off")
+
+    def _prepare_schema(self, create: bool) -> None:
+        """Check the schema before anything writes to it; create or upgrade it (if
+        ``create``) under the migration lock."""
+        with translated(self._where):
+            conn = psycopg.connect(self.conninfo, **self._connect_kwargs)
+            try:
+                self._configure(conn)
+                state = inspect(conn, self.schema)
+                if state in ("missing", "empty") and not create:
+                    raise StoreError(
+                        f"no helpkit schema at {self._where}: run 'helpkit init' to create "
+                        "it, or name another with ?schema=..."
+                    )
+                if state != "current":
+                    migrate(conn, self.schema)
+            finally:
+                conn.close()
+
+    @contextmanager
+    def _reading(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A pooled connection's cursor for reads (each statement its own transaction)."""
+        with translated(self._where), self._pool.connection() as conn:
+            yield conn.cursor()
+
+    @contextmanager
+    def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
+        """A pooled connection's cursor inside one transaction (rolled back on any error)."""
+        with translated(self._where), self._pool.connection() as conn, conn.transaction():
+            yield conn.cursor()
+
+    # ------------------------------------------------------------ tickets
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        """Append events and save states in one transaction; ConflictError on a stale seq.
+
+        Changes apply in order, so a batch may carry several changes of one ticket. Nothing
+        is written unless every change applies. The events get their feed positions last,
+        under the feed lock, which the transaction holds until it has committed: a
+        transaction that takes positions after another therefore commits after it.
+        """
+        prepared = [_Prepared(change) for change in changes]
+        if not prepared:
+            with self._reading():
+                return []
+        with self._transaction() as cur:
+            numbers = []
+            events: list[tuple[object, ...]] = []
+            for item in prepared:
+                number, rows = self._apply(cur, item)
+                numbers.append(number)
+                events.extend(rows)
+            if events:
+                cur.execute(FEED_LOCK)
+                row = cur.execute(LAST_POSITION).fetchone()
+                last = 0 if row is None else int(row[0])
+                cur.executemany(
+                    _INSERT_EVENTS,
+                    [(*event, last + offset) for offset, event in enumerate(events, start=1)],
+                )
+        return [
+            item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
+        ]
+
+    def _apply(
+        self, cur: psycopg.Cursor[Any], item: _Prepared
+    ) -> tuple[int, list[tuple[object, ...]]]:
+        """Write one change's ticket row and tags; its number and its event rows (positions
+        are given by ``commit``). The checks come in the reference store's order."""
+        if item.invalid is not None:
+            raise item.invalid
+        change = item.change
+        ticket_id = change.ticket.id
+        stored = cur.execute(
+            "SELECT number, seq, tags FROM tickets WHERE id = %s", (ticket_id,)
+        ).fetchone()
+        current_seq = stored[1] if stored is not None else 0
+        if current_seq != change.expected_seq:
+            raise self._stale(ticket_id, current_seq, change.expected_seq)
+        number = change.ticket.number
+        if not change.events:
+            return (stored[0] if number == 0 and stored is not None else number), []
+        if stored is None:
+            if number == 0:
+                # The counter row stays locked until this transaction ends: a concurrent
+                # create waits, and a rollback gives the number back.
+                counter = cur.execute(_NEXT_NUMBER).fetchone()
+                assert counter is not None
+                number = int(counter[0])
+            else:
+                owner = cur.execute(
+                    "SELECT id FROM tickets WHERE number = %s", (number,)
+                ).fetchone()
+                if owner is not None:
+                    raise DuplicateError(
+                        f"ticket number {number} already belongs to ticket {owner[0]!r}"
+                    )
+                cur.execute(_KEEP_NUMBER, (number,))
+        elif number == 0:
+            number = stored[0]
+        elif number != stored[0]:
+            raise ValidationError(f"ticket {ticket_id!r} has number {stored[0]}; it cannot change")
+        if item.rows_error is not None:
+            raise item.rows_error
+        row, event_rows = item.rows_with_number(number)
+        if stored is None:
+            cur.execute(_INSERT_TICKET, row)
+            old_tags: frozenset[str] = frozenset()
+        else:
+            updated = cur.execute(
+                _UPDATE_TICKET, (*row[1:], ticket_id, change.expected_seq)
+            ).rowcount
+            if updated != 1:
+                # Another transaction changed it after we read it (and has committed).
+                raise self._stale(ticket_id, None, change.expected_seq)
+            old_tags = (
+                item.tags if stored[2] == row[_TAGS] else frozenset(_loads(stored[2], "tags"))
+            )
+        if old_tags != item.tags:
+            gone = old_tags - item.tags
+            if gone:
+                cur.executemany(
+                    "DELETE FROM ticket_tags WHERE ticket_id = %s AND tag = %s",
+                    [(ticket_id, tag) for tag in sorted(gone)],
+                )
+            added = item.tags - old_tags
+            if added:
+                cur.executemany(
+                    "INSERT INTO ticket_tags (ticket_id, tag) VALUES (%s, %s)",
+                    [(ticket_id, tag) for tag in sorted(added)],
+                )
+        return number, list(event_rows)
+
+    @staticmethod
+    def _stale(ticket_id: str, current: int | None, expected: int) -> ConflictError:
+        at = "" if current is None else f"is at seq {current}, not {expected}: it "
+        return ConflictError(
+            f"ticket {ticket_id!r} {at}changed since it was read. Reload and retry."
+        )
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        """The current state of a ticket."""
+        key: object = ticket_id
+        row = None
+        if _storable(key):
+            with self._reading() as cur:
+                row = cur.execute(
+                    "SELECT id, seq, state FROM tickets WHERE id = %s", (key,)
+                ).fetchone()
+        else:
+            self._check_open()
+        if row is None:
+            raise NotFoundError(f"no ticket with id {ticket_id!r}")
+        return self._ticket(row)
+
+    def get_ticket_by_number(self, number: int) -> Ticket:
+        """The ticket with that number."""
+        key: object = number
+        if isinstance(key, float) and key.is_integer():
+            key = int(key)
+        row = None
+        if isinstance(key, int):
+            with self._reading() as cur:
+                row = cur.execute(
+                    "SELECT id, seq, state FROM tickets WHERE number = %s", (int(key),)
+                ).fetchone()
+        else:
+            self._check_open()
+        if row is None:
+            raise NotFoundError(f"no ticket #{number}")
+        return self._ticket(row)
+
+    def _check_open(self) -> None:
+        if self._pool.closed:
+            raise StoreError(f"this PostgresStore ({self._where}) is closed")
+
+    def _ticket(self, row: tuple[Any, ...]) -> Ticket:
+        # A ticket's state at a given seq never changes, so decoded states are cached by
+        # (id, seq).
+        key = (row[-3], row[-2])
+        cache = self._cache
+        with self._cache_lock:
+            hit = cache.get(key)
+            if hit is not None:
+                cache.move_to_end(key)
+                return hit
+        ticket: Ticket = _decoded(_decode_ticket, row[-1], "ticket state")
+        with self._cache_lock:
+            cache[key] = ticket
+            if len(cache) > self.cache_size:
+                cache.popitem(last=False)
+        return ticket
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        """A ticket's events with seq > ``after_seq``, in order."""
+        key: object = ticket_id
+        if not _storable(key):
+            self._check_open()
+            raise NotFoundError(f"no ticket with id {ticket_id!r}")
+        with self._reading() as cur:
+            rows = cur.execute(
+                "SELECT body FROM events WHERE ticket_id = %s AND seq > %s ORDER BY seq",
+                (key, after_seq),
+            ).fetchall()
+            if not rows and (
+                cur.execute("SELECT 1 FROM tickets WHERE id = %s", (ticket_id,)).fetchone() is None
+            ):
+                raise NotFoundError(f"no ticket with id {ticket_id!r}")
+        return [_decoded(event_from_dict, row[0], "event") for row in rows]
+
+    def query(self, query: TicketQuery) -> Page[Ticket]:
+        """Tickets matching ``query``, in its order, one page at a time."""
+        if not isinstance(query, TicketQuery):
+            raise ValidationError(f"query takes a TicketQuery, got {type(query).__name__}")
+        statement = select(query)
+        if statement is None:
+            self._check_open()
+            return Page.cut([], query)
+        text, params = statement
+        with self._reading() as cur:
+            rows = cur.execute(text, params).fetchall()
+        return Page.cut([self._ticket(row) for row in rows], query)
+
+    # ------------------------------------------------------------ contacts
+
+    def save_contact(self, contact: Contact) -> None:
+        """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
+        check_record(contact, Contact)
+        self._save_keyed(
+            _CONTACTS,
+            contact.id,
+            contact.version,
+            {
+                "name_key": contact.name_key,
+                "organization_id": contact.organization_id,
+                "data": _dumps(_encode_contact(contact)),
+            },
+            contact.emails,
+        )
+
+    def _save_keyed(
+        self,
+        table: _KeyedTable,
+        ident: str,
+        version: int,
+        columns: dict[str, object],
+        keys: Sequence[str],
+    ) -> None:
+        """Save a versioned row and the unique keys (emails, domains) it owns, in one
+        transaction: nothing is written if the version is stale or a key is another's."""
+        with self._transaction() as cur:
+            row = cur.execute(
+                f"SELECT version FROM {table.name} WHERE id = %s FOR UPDATE", (ident,)
+            ).fetchone()
+            stored = row[0] if row is not None else None
+            check_version(table.kind, ident, stored, version)
+            for key in keys:
+                owner = cur.execute(
+                    f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = %s", (key,)
+                ).fetchone()
+                if owner is not None and owner[0] != ident:
+                    raise DuplicateError(
+                        f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
+                    )
+            names = [*columns, "version"]
+            values = (*columns.values(), version, ident)
+            if stored is None:
+                cur.execute(
+                    f"INSERT INTO {table.name} ({', '.join(names)}, id) "
+                    f"VALUES ({', '.join(['%s'] * len(values))})",
+                    values,
+                )
+            else:
+                assigned = ", ".join(f"{name} = %s" for name in names)
+                cur.execute(f"UPDATE {table.name} SET {assigned} WHERE id = %s", values)
+                cur.execute(f"DELETE FROM {table.keys} WHERE {table.owner} = %s", (ident,))
+            if keys:
+                cur.executemany(
+                    f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (%s, %s)",
+                    [(key, ident) for key in keys],
+                )
+
+    def get_contact(self, contact_id: str) -> Contact:
+        """A contact by id."""
+        row = self._fetch_one("SELECT data FROM contacts WHERE id = %s", contact_id)
+        if row is None:
+            raise NotFoundError(f"no contact with id {contact_id!r}")
+        contact: Contact = _decoded(_decode_contact, row[0], "contact")
+        return contact
+
+    def contact_by_email(self, email: str) -> Contact:
+        """The contact owning ``email`` (case-insensitive)."""
+        try:
+            key = normalize_email(email)
+        except ValidationError:
+            self._check_open()
+            raise NotFoundError(f"no contact with email {email!r}") from None
+        row = self._fetch_one(
+            "SELECT c.data FROM contact_emails e JOIN contacts c ON c.id = e.contact_id "
+            "WHERE e.email = %s",
+            key,
+        )
+        if row is None:
+            raise NotFoundError(f"no contact with email {email!r}")
+        contact: Contact = _decoded(_decode_contact, row[0], "contact")
+        return contact
+
+    def find_contacts(self, text: str, *, limit: int = 50) -> list[Contact]:
+        """Contacts whose normalized name contains the normalized ``text``, by name then id."""
+        check_limit(limit)
+        rows = self._search("contacts", normalize_name(text), limit)
+        return [_decoded(_decode_contact, row[0], "contact") for row in rows]
+
+    def _search(self, table: str, key: str, limit: int) -> list[tuple[str]]:
+        # strpos() is an exact substring test on the folded name: unlike LIKE it has no
+        # wildcards to escape. A NUL cannot be in a stored name, so nothing contains it.
+        if "\x00" in key:
+            self._check_open()
+            return []
+        with self._reading() as cur:
+            rows: list[tuple[str]] = cur.execute(
+                f"SELECT data FROM {table} WHERE strpos(name_key, %s) > 0 "
+                "ORDER BY name_key, id LIMIT %s",
+                (key, limit),
+            ).fetchall()
+        return rows
+
+    def _fetch_one(self, statement: str, key: object) -> tuple[str] | None:
+        if not _storable(key):
+            self._check_open()
+            return None
+        with self._reading() as cur:
+            row: tuple[str] | None = cur.execute(statement, (key,)).fetchone()
+        return row
+
+    # ------------------------------------------------------------ organizations
+
+    def save_organization(self, organization: Organization) -> None:
+        """Insert or update (versioned like contacts); domains belong to one organization."""
+        check_record(organization, Organization)
+        org = organization
+        self._save_keyed(
+            _ORGANIZATIONS,
+            org.id,
+            org.version,
+            {"name_key": org.name_key, "data": _dumps(_encode_organization(org))},
+            org.domains,
+        )
+
+    def get_organization(self, organization_id: str) -> Organization:
+        """An organization by id."""
+        row = self._fetch_one("SELECT data FROM organizations WHERE id = %s", organization_id)
+        if row is None:
+            raise NotFoundError(f"no organization with id {organization_id!r}")
+        org: Organization = _decoded(_decode_organization, row[0], "organization")
+        return org
+
+    def organization_by_domain(self, domain: str) -> Organization:
+        """The organization owning ``domain`` (case-insensitive)."""
+        try:
+            key = normalize_domain(domain)
+        except ValidationError:
+            self._check_open()
+            raise NotFoundError(f"no organization with domain {domain!r}") from None
+        row = self._fetch_one(
+            "SELECT o.data FROM organization_domains d "
+            "JOIN organizations o ON o.id = d.organization_id WHERE d.domain = %s",
+            key,
+        )
+        if row is None:
+            raise NotFoundError(f"no organization with domain {domain!r}")
+        org: Organization = _decoded(_decode_organization, row[0], "organization")
+        return org
+
+    def find_organizations(self, text: str, *, limit: int = 50) -> list[Organization]:
+        """Organizations whose normalized name contains the normalized ``text``, by name."""
+        check_limit(limit)
+        rows = self._search("organizations", normalize_name(text), limit)
+        return [_decoded(_decode_organization, row[0], "organization") for row in rows]
+
+    # ------------------------------------------------------------ agents and groups
+
+    def save_agent(self, agent: Agent) -> None:
+        """Insert or replace an agent."""
+        check_record(agent, Agent)
+        self._replace("agents", agent.id, _dumps(_encode_agent(agent)))
+
+    def get_agent(self, agent_id: str) -> Agent:
+        """An agent by id."""
+        row = self._fetch_one("SELECT data FROM agents WHERE id = %s", agent_id)
+        if row is None:
+            raise NotFoundError(f"no agent with id {agent_id!r}")
+        agent: Agent = _decoded(_decode_agent, row[0], "agent")
+        return agent
+
+    def list_agents(self) -> list[Agent]:
+        """All agents, by id."""
+        return self._list("agents", _decode_agent)
+
+    def save_group(self, group: Group) -> None:
+        """Insert or replace a group."""
+        check_record(group, Group)
+        self._replace("groups", group.id, _dumps(_encode_group(group)))
+
+    def get_group(self, group_id: str) -> Group:
+        """A group by id."""
+        row = self._fetch_one("SELECT data FROM groups WHERE id = %s", group_id)
+        if row is None:
+            raise NotFoundError(f"no group with id {group_id!r}")
+        group: Group = _decoded(_decode_group, row[0], "group")
+        return group
+
+    def list_groups(self) -> list[Group]:
+        """All groups, by id."""
+        return self._list("groups", _decode_group)
+
+    def _replace(self, table: str, ident: str, data: str) -> None:
+        with self._transaction() as cur:
+            cur.execute(
+                f"INSERT INTO {table} (id, data) VALUES (%s, %s) "
+                "ON CONFLICT (id) DO UPDATE SET data = excluded.data",
+                (ident, data),
+            )
+
+    def _list(self, table: str, decode: Callable[[Any], Any]) -> list[Any]:
+        with self._reading() as cur:
+            rows = cur.execute(f"SELECT data FROM {table} ORDER BY id").fetchall()
+        return [_decoded(decode, row[0], table) for row in rows]
+
+    # ------------------------------------------------------------ lifecycle
+
+    def close(self) -> None:
+        """Close the pool and its connections; any later call raises StoreError. Closing
+        twice is harmless."""
+        self._pool.close()
+        with self._cache_lock:
+            self._cache.clear()

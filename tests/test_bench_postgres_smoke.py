@@ -1,0 +1,97 @@
+"""Smoke test of bench/bench_postgres.py: the helpkit workers, the sweep and the report, tiny.
+
+Needs a PostgreSQL server (tests/postgres_fixtures.py says which, and when this skips); the
+bench creates and drops databases of its own there. The django-helpdesk workers need the bench
+environment (``nox -s bench -- bench/bench_postgres.py --quick`` runs them).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import pytest
+
+from postgres_fixtures import DSN
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_postgres.py"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch, postgres_database: str) -> ModuleType:
+    monkeypatch.setattr(sys, "path", list(sys.path))  # the script puts bench/ on it
+    spec = importlib.util.spec_from_file_location("bench_postgres_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)  # dataclasses look their module up
+    spec.loader.exec_module(module)
+    # A small helpdesk: the setup commits one transaction per agent and contact.
+    monkeypatch.setattr(module.bs, "AGENTS", 6)
+    monkeypatch.setattr(module.bs, "GROUPS", 3)
+    monkeypatch.setattr(module.bs, "CONTACTS", 5)
+    return module
+
+
+def _databases(prefix: str) -> list[str]:
+    import psycopg
+
+    with psycopg.connect(DSN, autocommit=True) as admin:
+        rows = admin.execute(
+            "SELECT datname FROM pg_database WHERE datname LIKE %s", (f"{prefix}%",)
+        ).fetchall()
+    return [str(row[0]) for row in rows]
+
+
+def test_helpkit_workers_sweep_and_report(bench: Any) -> None:
+    job = bench.Job("helpkit", 30, 10, 5, dsn=DSN)
+    with bench.fresh_database(DSN, "hk_smoke_helpkit") as url:
+        result = bench.run_helpkit(job, url)
+    assert result.synchronous_commit == "on"
+    assert result.creates_per_s > 0 and result.updates == 10 and result.updates_per_s > 0
+    assert len(result.q_assignee) == len(result.q_group) == 5
+    # 30 tickets opened with a first comment (two events each), 10 replies with a status
+    # change (two events each).
+    assert result.counts == "30 tickets, 80 events"
+
+    bulk_job = bench.Job("helpkit-bulk", 40, 0, 5, dsn=DSN)
+    with bench.fresh_database(DSN, "hk_smoke_bulk") as url:
+        bulk = bench.run_helpkit_bulk(bulk_job, url)
+    assert bulk.counts == "40 tickets" and bulk.rows_group > 0
+
+    sweep_job = bench.Job("sweep", 30, workers=[1, 2], dsn=DSN)
+    with bench.fresh_database(DSN, "hk_smoke_sweep") as url:
+        sweep = bench.run_sweep(sweep_job, url)
+    assert [row["workers"] for row in sweep.sweeps] == [1, 2]
+    for row in sweep.sweeps:
+        # Every due ticket warned once, whoever of the workers did it.
+        assert (row["warned"], row["warned_twice"], row["warnings"]) == (30, 0, 30)
+    assert _databases("hk_smoke_") == []  # every database it made is gone
+
+    run = bench.Run("today", 1.0, [1.0, 1.0, 1.0], [2.0, 2.0, 2.0], "15.0", "python x")
+    text = bench.render([result, bulk, sweep], run)
+    assert "| helpkit | on | 30 |" in text
+    assert "| helpkit | on | 40 (bulk-loaded" in text
+    assert "| 2 | 30 |" in text
+    assert "1.00, 1.00, 1.00 at start, 2.00, 2.00, 2.00 at end" in text
+
+
+def test_the_report_pairs_peers_of_the_same_durability(bench: Any) -> None:
+    ours = bench.Result(
+        bench.Job("helpkit", 100, 10), synchronous_commit="on", create_s=0.1, update_s=0.01
+    )
+    ours.updates = 10
+    theirs = bench.Result(
+        bench.Job("django", 100, 10), synchronous_commit="on", create_s=0.5, update_s=0.1
+    )
+    theirs.updates = 10
+    other = bench.Result(bench.Job("django", 100, 10), synchronous_commit="off", create_s=0.2)
+    for r in (ours, theirs, other):
+        r.load = [0.0, 0.0]
+    run = bench.Run("today", 1.0, [0.0] * 3, [0.0] * 3, "15.0", "python x")
+    text = bench.render([ours, theirs, other], run)
+    # 1000 creates/s against 200, 1000 updates/s against 100; never paired with "off".
+    assert "| helpkit vs django | 100 | 5.0x | 10.0x |" in text
+    assert text.count("| helpkit vs django |") == 1

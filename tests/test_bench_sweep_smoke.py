@@ -1,0 +1,37 @@
+"""Smoke test of bench/bench_sweep.py on a tiny file: every run sweeps what it should.
+
+No timing is checked (performance belongs in bench/); the bench's own assertions check that
+each sweep records one warning per due ticket and that a second sweep finds nothing due.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_sweep.py"
+
+
+@pytest.fixture
+def bench(monkeypatch: pytest.MonkeyPatch) -> ModuleType:
+    spec = importlib.util.spec_from_file_location("bench_sweep_under_test", BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "BATCH", 70)  # several load commits
+    return module
+
+
+def test_each_run_sweeps_every_due_ticket_once(bench: ModuleType, tmp_path: Path) -> None:
+    rows = bench.run(300, 0.1, str(tmp_path))
+    assert [(r["batch"], r["kept"], r["due"]) for r in rows] == [
+        (1, False, 30),
+        (500, False, 30),
+        (500, True, 30),
+    ]
+    assert list(tmp_path.iterdir()) == []  # every copy removed
