@@ -176,11 +176,18 @@ def _instrument(desk: Any) -> dict[str, float]:
         relay._outbound, {"plan": "derive: plan", "send": "deliver: send"}, totals
     )
     pipeline = relay._pipeline
-    pipeline._store = _Timed(
+    timed = _Timed(
         pipeline._store,
-        {"get_ticket": "record: load tickets", "commit": "record: store commit"},
+        {
+            "get_ticket": "record: load tickets",
+            "commit": "record: store commit",
+            "commit_planned": "record: store commit",  # a store keeping timer states
+        },
         totals,
     )
+    pipeline._store = timed
+    if getattr(pipeline, "_states", None) is not None:
+        pipeline._states = timed
     setattr(relay, "derive", _timing(relay.derive, "derive", totals))  # noqa: B010
     setattr(relay, "deliver", _timing(relay.deliver, "deliver", totals))  # noqa: B010
     setattr(relay, "_record", _timing(relay._record, "deliver: record", totals))  # noqa: B010

@@ -506,3 +506,47 @@ def test_a_slow_channel_does_not_send_past_the_lease() -> None:
 def ticket_for_contact(desk: Helpdesk, n: int) -> str:
     contact = desk.create_contact(f"C{n}", emails=[f"c{n}@example.com"])
     return desk.open_ticket(Actor.contact(contact.id), requester=contact, subject="Hi").id
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_each_reply_is_planned_on_its_own_state_across_batches_and_relays(
+    backend: str, tmp_path: pytest.TempPathFactory
+) -> None:
+    """The relay keeps the ticket states it planned on between batches (and folds the events
+    between forward); a reply is still planned on its ticket as it was just before it,
+    whether the relay saw the events between, or another relay committed them, or the same
+    events are planned again."""
+    url = "memory://" if backend == "memory" else f"sqlite:///{tmp_path}/desk.db"
+    email = RecordingChannel("email")
+    desk, _ = make(email, store=url)
+    ticket = ticket_for(desk)
+    tom = Actor.agent("tom")
+    desk.reply(ticket, ANN, "one")
+    assert desk.deliver_pending().sent == 1
+    desk.follow(ticket, ANN, tom)
+    desk.note(ticket, ANN, "internal")
+    desk.reply(ticket, ANN, "two")
+    desk.unfollow(ticket, ANN, tom)
+    assert desk.deliver_pending().sent == 1
+    desk.reply(ticket, ANN, "three")
+    desk.follow(ticket, ANN, tom)
+    assert desk.deliver_pending().sent == 1
+    to = {m.body: sorted(r.address or "" for r in m.to) for m in email.messages}
+    assert to == {
+        "one": ["bob@example.com"],
+        "two": ["bob@example.com", "tom@help.example"],
+        "three": ["bob@example.com"],
+    }
+    # Planned again, out of order and from a cold relay's states: the same deliveries.
+    relay = desk._relay
+    assert relay is not None
+    changes = desk.store.changes(after=0, limit=1000)  # type: ignore[attr-defined]
+    outbound = relay._outbound
+    again = outbound.plan(list(reversed(changes)), MON) + outbound.plan(changes, MON)
+    fresh = Helpdesk(desk.store, clock=FrozenClock(MON), channels=[email], entry_points=False)
+    cold = fresh._outbound.plan(changes, MON)
+    planned = {d.id: d.message.to for d in desk.deliveries()}
+    assert {d.id: d.message.to for d in again} == planned
+    assert {d.id: d.message.to for d in cold} == planned
+    fresh.shutdown()
+    desk.shutdown()

@@ -66,7 +66,7 @@ from helpkit.relay import Relay, RelayReport, RetryPolicy
 from helpkit.stores.memory import MemoryStore
 from helpkit.stores.sqlite import SqliteStore
 from helpkit.testing.clock import FrozenClock
-from helpkit.tickets import Actor, ActorKind
+from helpkit.tickets import Actor, ActorKind, Ticket
 
 if sys.platform != "win32":
     import fcntl
@@ -496,7 +496,7 @@ class Crasher:
 class CrashingMemoryStore(MemoryStore):
     """A memory store that calls ``crash`` before and after a claim (``claiming``, and
     ``claim`` when it claimed any), before a commit and a settlement, and after reading a
-    ticket's events."""
+    ticket's events (``read``) or state (``load``)."""
 
     def __init__(self, crash: Callable[[str], None]) -> None:
         super().__init__()
@@ -520,6 +520,11 @@ class CrashingMemoryStore(MemoryStore):
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
         found = super().events(ticket_id, after_seq=after_seq)
         self.crash("read")
+        return found
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        found = super().get_ticket(ticket_id)
+        self.crash("load")
         return found
 
 
@@ -555,6 +560,11 @@ class CrashingSqliteStore(SqliteStore):
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
         found = super().events(ticket_id, after_seq=after_seq)
         self.crash("read")
+        return found
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        found = super().get_ticket(ticket_id)
+        self.crash("load")
         return found
 
 
@@ -991,10 +1001,10 @@ def test_a_reply_channel_takes_what_no_channel_answers(store: Store) -> None:
 def test_a_relay_outliving_its_lease_does_not_record_twice(
     backend: str, tmp_path: Path, crashing_store: CrashingStore, lapsed: str, refused: bool
 ) -> None:
-    """Relay A's lease lapses while it sends (or after, while it reads the audit trail to
-    record the outcome); B claims the delivery meanwhile, tries it and records the outcome
-    (sent: the channel remembers the key; or refused, both times). A, done at last, must not
-    record the same outcome again; its result is not stored."""
+    """Relay A's lease lapses while it sends (or after, while it loads the ticket or reads
+    the audit trail to record the outcome); B claims the delivery meanwhile, tries it and
+    records the outcome (sent: the channel remembers the key; or refused, both times). A, done
+    at last, must not record the same outcome again; its result is not stored."""
     clock = FrozenClock(NOW)
     lease = timedelta(seconds=30)
     late: list[Relay] = []
@@ -1012,7 +1022,7 @@ def test_a_relay_outliving_its_lease_does_not_record_twice(
             a_sent.set()
 
     def in_store(point: str) -> None:
-        if point == "read" and late and a_sent.is_set() and lapsed == "before-recording":
+        if point in ("read", "load") and late and a_sent.is_set() and lapsed == "before-recording":
             take_over()
 
     channel = LogChannel("email", tmp_path / "sent.log", crash=in_channel)
@@ -1125,3 +1135,40 @@ def test_outcomes_recorded_before_a_crash_are_recovered_in_each_life(
         ("message_sent", 1),
     ]
     assert (read_log(log).attempts[delivery.id], read_log(log).sent[delivery.id]) == (3, 1)
+
+
+@pytest.mark.parametrize("backend", ["memory", "sqlite"])
+def test_a_relay_recovering_a_delivery_reads_what_another_recorded_since_it_last_looked(
+    backend: str, crashing_store: CrashingStore
+) -> None:
+    """Relay A has read the ticket's trail (it delivered the first reply); relay B sends and
+    records the second reply, then dies before settling it. A, claiming it once B's lease
+    lapsed, finds B's record (added since A last read the trail): settled, not sent again."""
+    clock = FrozenClock(NOW)
+    lease = timedelta(seconds=30)
+    dying = ["b"]
+
+    def crash(point: str) -> None:
+        if point == "settle" and dying and dying[0] == "b-recorded":
+            dying.clear()
+            raise Killed(point)
+
+    store = crashing_store(backend, crash)
+    email = RecordingChannel("email")
+    desk = _desk(store, [email], clock=clock)
+    ticket = _one_reply(desk)
+    a = _relay(desk, "relay-a", lease=lease)
+    b = _relay(desk, "relay-b", lease=lease)
+    assert a.run_once().sent == 1
+    desk.reply(ticket, ANN, "And now?")
+    b.derive()  # A does not see this one's events before it claims (as in another process)
+    dying[0] = "b-recorded"
+    with pytest.raises(Killed):
+        b.deliver()
+    assert len(_history(desk, ticket, MessageSent)) == 2
+    clock.advance(lease + timedelta(seconds=1))
+    report = a.run_once()
+    assert (report.sent, report.recovered) == (0, 1)
+    assert len(email.messages) == 2
+    assert len(_history(desk, ticket, MessageSent)) == 2
+    assert not desk.deliveries(state="pending")

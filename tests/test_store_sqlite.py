@@ -465,10 +465,15 @@ def test_unknown_event_data_is_a_schema_error(store: SqliteStore) -> None:
     with store._connection() as conn:
         conn.execute('UPDATE events SET body = \'{"type": "from_the_future"}\'')
         conn.execute("UPDATE tickets SET state = 'not json'")
-    with pytest.raises(SchemaError, match="from_the_future"):
-        store.events("t1")
-    with pytest.raises(SchemaError, match="JSON"):
-        store.get_ticket("t1")
+    # Read as another process would (this store keeps the states it committed).
+    other = SqliteStore(store.path)
+    try:
+        with pytest.raises(SchemaError, match="from_the_future"):
+            other.events("t1")
+        with pytest.raises(SchemaError, match="JSON"):
+            other.get_ticket("t1")
+    finally:
+        other.close()
 
 
 def _set(key: str, value: object) -> Callable[[Any], Any]:
@@ -520,8 +525,13 @@ def test_stored_data_of_the_wrong_shape_is_a_schema_error(
         (text,) = conn.execute(f"SELECT {column} FROM {table} LIMIT 1").fetchone()
         bad = json.dumps(corrupt(json.loads(text)))
         conn.execute(f"UPDATE {table} SET {column} = ?", (bad,))
-    with pytest.raises(SchemaError, match=f"stored {table.rstrip('s')[:5]}.* cannot be read"):
-        read(store)
+    # Read as another process would (this store keeps the states it committed).
+    other = SqliteStore(store.path)
+    try:
+        with pytest.raises(SchemaError, match=f"stored {table.rstrip('s')[:5]}.* cannot be read"):
+            read(other)
+    finally:
+        other.close()
 
 
 # ---------------------------------------------------------------- query plans

@@ -20,7 +20,8 @@ desk without channels sends nothing.
 
 from __future__ import annotations
 
-import contextlib
+import threading
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 
@@ -28,9 +29,9 @@ from helpkit._checks import check_text
 from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError, ValidationError
 from helpkit.escalation import Action
-from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned
+from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned, TicketOpened
 from helpkit.fold import apply
-from helpkit.people import Agent
+from helpkit.people import Agent, Contact
 from helpkit.ports import (
     Change,
     Channel,
@@ -48,6 +49,10 @@ _Planned = tuple[str | None, OutboundMessage]
 
 REPLY = "reply"
 SLA_NOTICE = "sla_notice"
+_STATES_KEPT = 4096
+"""How many tickets' states the planning keeps between batches (about 2 KiB each)."""
+_UNFOLDED_KEPT = 64
+"""How many events a kept state may have waiting to be folded in."""
 
 
 def delivery_id(event: Event, kind: str) -> str:
@@ -62,6 +67,7 @@ class Outbound:
         self._store = store
         self._config = config
         self._channels = channels
+        self._states = _States(store)
 
     @property
     def enabled(self) -> bool:
@@ -91,17 +97,19 @@ class Outbound:
         """
         if not self._channels:
             return []
-        states = _States(self._store)
+        states = self._states
+        people = _People(self._store)
         planned = []
         for change in changes:
             event = change.event
             if isinstance(event, CommentAdded) and event.comment.public:
-                message = self._reply(event, states.before(event), now)
+                message = self._reply(event, states.before(event), now, people)
                 kind = REPLY
             elif isinstance(event, SlaWarned | SlaBreached):
-                message = self._sla_notice(event, states.before(event), now)
+                message = self._sla_notice(event, states.before(event), now, people)
                 kind = SLA_NOTICE
             else:
+                states.follow(event)
                 continue
             if message is None:
                 continue
@@ -131,35 +139,40 @@ class Outbound:
             return next(iter(self._channels))
         return None
 
-    def recipients(self, ticket: Ticket, *, exclude: Actor | None = None) -> tuple[Recipient, ...]:
-        """Who hears about a public comment: the requester and the followers, minus ``exclude``."""
+    def recipients(
+        self, ticket: Ticket, *, exclude: Actor | None = None, people: _People | None = None
+    ) -> tuple[Recipient, ...]:
+        """Who hears about a public comment: the requester and the followers, minus ``exclude``
+        (looked up through ``people``, one planning batch's lookups, if given)."""
+        people = people or _People(self._store)
         parties = [Actor.contact(ticket.requester_id), *sorted(ticket.followers, key=str)]
         result: list[Recipient] = []
         for party in dict.fromkeys(parties):
             if party == exclude:
                 continue
-            with contextlib.suppress(NotFoundError):
-                if party.kind is ActorKind.CONTACT:
-                    contact = self._store.get_contact(party.id)
+            if party.kind is ActorKind.CONTACT:
+                contact = people.contact(party.id)
+                if contact is not None:
                     result.append(Recipient("contact", contact.id, contact.name, contact.email))
-                elif party.kind is ActorKind.AGENT:
-                    agent = self._store.get_agent(party.id)
+            elif party.kind is ActorKind.AGENT:
+                agent = people.agent(party.id)
+                if agent is not None:
                     result.append(Recipient("agent", agent.id, agent.name, agent.email))
         return tuple(result)
 
-    def _author_name(self, author: Actor) -> str:
-        try:
-            if author.kind is ActorKind.AGENT:
-                return self._store.get_agent(author.id).name
-            if author.kind is ActorKind.CONTACT:
-                return self._store.get_contact(author.id).name
-        except NotFoundError:
-            pass
-        return author.id
+    def _author_name(self, author: Actor, people: _People) -> str:
+        found: Agent | Contact | None = None
+        if author.kind is ActorKind.AGENT:
+            found = people.agent(author.id)
+        elif author.kind is ActorKind.CONTACT:
+            found = people.contact(author.id)
+        return author.id if found is None else found.name
 
-    def _reply(self, event: CommentAdded, ticket: Ticket, now: datetime) -> _Planned | None:
+    def _reply(
+        self, event: CommentAdded, ticket: Ticket, now: datetime, people: _People
+    ) -> _Planned | None:
         comment: Comment = event.comment
-        recipients = self.recipients(ticket, exclude=comment.author)
+        recipients = self.recipients(ticket, exclude=comment.author, people=people)
         if not recipients:
             return None
         threading = _thread(ticket, comment)
@@ -169,7 +182,7 @@ class Outbound:
             subject=f"[{ticket.reference}] {ticket.subject}",
             body=comment.body,
             comment_id=comment.id,
-            author_name=self._author_name(comment.author),
+            author_name=self._author_name(comment.author, people),
             to=recipients,
             sent_at=now,
             in_reply_to=threading[-1] if threading else None,
@@ -179,7 +192,7 @@ class Outbound:
         )
 
     def _sla_notice(
-        self, event: SlaWarned | SlaBreached, ticket: Ticket, now: datetime
+        self, event: SlaWarned | SlaBreached, ticket: Ticket, now: datetime, people: _People
     ) -> _Planned | None:
         fraction = event.threshold if isinstance(event, SlaWarned) else 1.0
         actions = {a for _, a in self._config.escalation.actions_for(event.metric, fraction)}
@@ -187,8 +200,9 @@ class Outbound:
             return None
         agents: dict[str, Agent] = {}
         if Action.NOTIFY_ASSIGNEE in actions and ticket.assignee_id is not None:
-            with contextlib.suppress(NotFoundError):
-                agents[ticket.assignee_id] = self._store.get_agent(ticket.assignee_id)
+            assignee = people.agent(ticket.assignee_id)
+            if assignee is not None:
+                agents[ticket.assignee_id] = assignee
         if Action.NOTIFY_GROUP in actions and ticket.group_id is not None:
             for agent in self._store.list_agents():
                 if agent.active and agent.in_group(ticket.group_id):
@@ -234,27 +248,111 @@ class Outbound:
         return channel.deliver(delivery.message)
 
 
-class _States:
-    """Tickets as they were before given events, for one planning batch: each ticket's events
-    are read once and folded forward (a batch's events of one ticket come in seq order)."""
+class _People:
+    """The contacts and agents one planning batch looks up, each read once (a batch plans on
+    the directory as it is when the batch is planned)."""
 
     def __init__(self, store: Store) -> None:
         self._store = store
-        self._walks: dict[str, tuple[list[Event], int, Ticket | None]] = {}
+        self._contacts: dict[str, Contact | None] = {}
+        self._agents: dict[str, Agent | None] = {}
+
+    def contact(self, contact_id: str) -> Contact | None:
+        """The contact, or ``None`` when there is none by that id."""
+        if contact_id not in self._contacts:
+            try:
+                self._contacts[contact_id] = self._store.get_contact(contact_id)
+            except NotFoundError:
+                self._contacts[contact_id] = None
+        return self._contacts[contact_id]
+
+    def agent(self, agent_id: str) -> Agent | None:
+        """The agent, or ``None`` when there is none by that id."""
+        if agent_id not in self._agents:
+            try:
+                self._agents[agent_id] = self._store.get_agent(agent_id)
+            except NotFoundError:
+                self._agents[agent_id] = None
+        return self._agents[agent_id]
+
+
+class _States:
+    """Tickets as they were before given events, kept between planning batches.
+
+    A ticket's state after its seq ``n`` is the fold of its first ``n`` events, which never
+    change once committed, so the state reached for one event is folded forward by the next
+    ones the feed brings (each ticket's in seq order), when a delivery needs it; where one is
+    missing (a ticket not kept, or opened before the relay's cursor), the events the store
+    holds after the state kept are read. The states of the ``size`` tickets seen most recently
+    are kept (least recently used first out), so a ticket's history is read at most once while
+    it stays busy.
+    """
+
+    def __init__(self, store: Store, size: int = _STATES_KEPT) -> None:
+        self._store = store
+        self._size = size
+        # A state (None before the opening event) and the events after it, not folded yet.
+        self._known: OrderedDict[str, tuple[Ticket | None, list[Event]]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def follow(self, event: Event) -> None:
+        """Take a committed event that calls for no delivery: it follows its ticket's state,
+        if kept (or starts the state of a ticket it opens)."""
+        with self._lock:
+            kept = self._known.get(event.ticket_id)
+            if kept is None:
+                if isinstance(event, TicketOpened):
+                    self._keep(event.ticket_id, (None, [event]))
+                return
+            state, after = kept
+            if _seq_of(state, after) + 1 != event.seq:
+                return
+            after.append(event)
+            if len(after) >= _UNFOLDED_KEPT:
+                self._keep(event.ticket_id, (_fold(state, after, event.seq + 1), []))
+            else:
+                self._known.move_to_end(event.ticket_id)
 
     def before(self, event: Event) -> Ticket:
         """The ticket of ``event`` as it was just before it."""
-        walk = self._walks.get(event.ticket_id)
-        if walk is None or (walk[2] is not None and walk[2].seq >= event.seq):
-            walk = (self._store.events(event.ticket_id), 0, None)
-        events, index, state = walk
-        while index < len(events) and events[index].seq < event.seq:
-            state = apply(state, events[index])
-            index += 1
-        self._walks[event.ticket_id] = (events, index, state)
+        ticket_id = event.ticket_id
+        with self._lock:
+            state, after = self._known.pop(ticket_id, (None, []))
+        if state is not None and state.seq >= event.seq:
+            state, after = None, []  # an older event (planned again): fold from the start
+        state = _fold(state, after, event.seq)
+        seq = 0 if state is None else state.seq
+        if seq + 1 < event.seq:
+            state = _fold(state, self._store.events(ticket_id, after_seq=seq), event.seq)
         if state is None:  # the opening event itself (it sends nothing)
-            return self._store.get_ticket(event.ticket_id)
+            return self._store.get_ticket(ticket_id)
+        with self._lock:
+            self._keep(ticket_id, (state, [event]))
         return state
+
+    def _keep(self, ticket_id: str, kept: tuple[Ticket | None, list[Event]]) -> None:
+        known = self._known
+        known[ticket_id] = kept
+        known.move_to_end(ticket_id)
+        while len(known) > self._size:
+            known.popitem(last=False)
+
+
+def _seq_of(state: Ticket | None, after: Sequence[Event]) -> int:
+    if after:
+        return after[-1].seq
+    return 0 if state is None else state.seq
+
+
+def _fold(state: Ticket | None, events: Sequence[Event], before: int) -> Ticket | None:
+    """``state`` with ``events`` (those that follow it, in order) applied, up to seq ``before``
+    (not included)."""
+    for event in events:
+        if event.seq >= before:
+            break
+        if state is None or event.seq > state.seq:
+            state = apply(state, event)
+    return state
 
 
 def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import random
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Final, cast
@@ -43,12 +44,13 @@ from helpkit.errors import (
     StoreError,
     ValidationError,
 )
-from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent
+from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent, TicketOpened
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
 from helpkit.ports import (
     Capability,
+    Change,
     ChangeFeed,
     Delivery,
     DeliveryState,
@@ -68,6 +70,8 @@ CURSOR: Final = "outbox"
 _RECORD_ROUNDS: Final = 20
 """How many times the relay runs the pipeline (each deciding again a few times) to record a
 batch's outcomes while tickets keep changing under it."""
+_TRAILS_KEPT: Final = 4096
+"""How many tickets' audit trails (what they say of deliveries) the relay keeps between batches."""
 
 
 def _positive_delta(instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
@@ -166,6 +170,7 @@ class Relay:
         self._draw = draw
         self._lock = threading.Lock()
         self._begun = False
+        self._trails = _Trails(store)
 
     # ------------------------------------------------------------ the steps
 
@@ -176,6 +181,7 @@ class Relay:
         changes = self._feed.changes(after=cursor, limit=limit)
         if not changes:
             return 0
+        self._trails.follow(changes)
         now = self._pipeline.now()
         planned = self._outbound.plan(changes, now)
         try:
@@ -373,7 +379,10 @@ class Relay:
         or given up); else the delivery with the failed attempts it recorded, and False."""
         now = self._pipeline.now()
         attempts = delivery.attempts
-        for event in _outcomes(delivery, self._store.events(delivery.ticket_id)):
+        # Up to date: what the other relay recorded came after what this one read last.
+        trail = self._trails.take(delivery.ticket_id).read(self._store)
+        self._trails.keep([trail])
+        for event in trail.outcomes.get(delivery.id, ()):
             if isinstance(event, MessageSent):
                 sent = replace(
                     delivery,
@@ -423,73 +432,153 @@ class Relay:
         An outcome the trail already holds is not recorded again: this relay's lease may have
         lapsed while it sent, and the relay that took the delivery over recorded it first (if
         that one commits later, its commit loses to this one and it decides again). The trails
-        are read before the decision, which only reads what was added since, up to the seq of
-        the ticket it decides on: the less it reads, the less often it loses to a writer."""
+        are read before the decision (only what was added since this relay last read them, see
+        :class:`_Trails`), which only reads what was added since, up to the seq of the ticket
+        it decides on: the less it reads, the less often it loses to a writer."""
         by_ticket: dict[str, list[tuple[Delivery, Record]]] = {}
         for delivery, record in results:
             if record is not None:
                 by_ticket.setdefault(delivery.ticket_id, []).append((delivery, record))
         if not by_ticket:
             return set()
-        trails = {ticket_id: self._store.events(ticket_id) for ticket_id in by_ticket}
+        trails = {ticket_id: self._trails.take(ticket_id) for ticket_id in by_ticket}
         try:
-            self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails))
-            return set()
-        except ConflictError:
-            if len(by_ticket) == 1:
-                return set(by_ticket)
-        unrecorded: set[str] = set()
-        for ticket_id, records in by_ticket.items():
             try:
-                self._pipeline.run([ticket_id], self._decide({ticket_id: records}, trails))
-            except ConflictError as exc:
-                log.info("could not record deliveries of %s yet: %s", ticket_id, exc)
-                unrecorded.add(ticket_id)
-        return unrecorded
+                self._run(by_ticket, trails)
+                return set()
+            except ConflictError:
+                if len(by_ticket) == 1:
+                    return set(by_ticket)
+            unrecorded: set[str] = set()
+            for ticket_id, records in by_ticket.items():
+                try:
+                    self._run({ticket_id: records}, trails)
+                except ConflictError as exc:
+                    log.info("could not record deliveries of %s yet: %s", ticket_id, exc)
+                    unrecorded.add(ticket_id)
+            return unrecorded
+        finally:
+            self._trails.keep(trails.values())
+
+    def _run(
+        self, by_ticket: dict[str, list[tuple[Delivery, Record]]], trails: dict[str, _Trail]
+    ) -> None:
+        """Record the outcomes of ``by_ticket`` through the pipeline; the trails then hold
+        them (the outcomes of the decision committed: the last one the pipeline made)."""
+        decided: list[Outcome] = []
+        self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails, decided))
+        for outcome in decided:
+            trails[outcome.ticket.id].committed(outcome)
 
     def _decide(
         self,
         by_ticket: dict[str, list[tuple[Delivery, Record]]],
-        trails: dict[str, list[Event]],
+        trails: dict[str, _Trail],
+        decided: list[Outcome],
     ) -> Callable[[Sequence[Ticket], datetime], list[Outcome]]:
         """The decision recording each ticket's outcomes, in order, on its state as loaded,
-        leaving out those its trail (read up to that state) already holds."""
+        leaving out those its trail (read up to that state) already holds; ``decided`` holds
+        the outcomes of its last call."""
 
         def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
             outcomes = []
             for ticket in tickets:
-                events = trails[ticket.id]
-                known = events[-1].seq if events else 0
-                if ticket.seq > known:
-                    events.extend(self._store.events(ticket.id, after_seq=known))
+                trail = trails[ticket.id]
+                if ticket.seq > trail.seq:
+                    trail.read(self._store)
                 steps: list[Outcome] = []
                 state = ticket
                 for result, record in by_ticket[ticket.id]:
-                    if _told(result, _outcomes(result, events)):
+                    if _told(result, trail.outcomes.get(result.id, ())):
                         continue
                     steps.append(record(state, now))
                     state = steps[-1].ticket
                 unchanged = Outcome(ticket, (), ticket.seq)
                 outcomes.append(lifecycle.chain(steps) if steps else unchanged)
+            decided[:] = outcomes
             return outcomes
 
         return decide
 
 
+class _Trail:
+    """What one ticket's audit trail says of its deliveries, up to ``seq``: the outcomes of
+    each delivery's attempts since it was last revived (``delivery_revived``; those before
+    belong to a round given up), by delivery id."""
+
+    __slots__ = ("outcomes", "seq", "ticket_id")
+
+    def __init__(self, ticket_id: str) -> None:
+        self.ticket_id = ticket_id
+        self.seq = 0
+        self.outcomes: dict[str, list[MessageSent | DeliveryFailed]] = {}
+
+    def read(self, store: Store) -> _Trail:
+        """Bring it up to date: read the events the store holds after ``seq``."""
+        self.add(store.events(self.ticket_id, after_seq=self.seq))
+        return self
+
+    def committed(self, outcome: Outcome) -> None:
+        """``outcome`` was committed: its events follow ``outcome.previous_seq`` in the trail
+        (when the trail was read up to there; else the next read finds them)."""
+        if outcome.events and outcome.previous_seq == self.seq:
+            self.add(outcome.events)
+
+    def add(self, events: Iterable[Event]) -> None:
+        for event in events:
+            if isinstance(event, DeliveryRevived):
+                self.outcomes.pop(event.delivery_id, None)
+            elif isinstance(event, MessageSent | DeliveryFailed):
+                self.outcomes.setdefault(event.delivery_id, []).append(event)
+            self.seq = event.seq
+
+
+class _Trails:
+    """The audit trails the relay has read, kept between batches: a ticket's events never
+    change once committed, so the relay reads each trail once, then only what was added since.
+    The trails of the ``size`` tickets recorded on most recently are kept (least recently used
+    first out). A trail in use is taken out (by one thread at a time) and kept again after."""
+
+    def __init__(self, store: Store, size: int = _TRAILS_KEPT) -> None:
+        self._store = store
+        self._size = size
+        self._kept: OrderedDict[str, _Trail] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def take(self, ticket_id: str) -> _Trail:
+        """The trail of ``ticket_id``, as kept (the caller reads what was added since, if the
+        ticket moved on), or read from the store when it was not kept."""
+        with self._lock:
+            trail = self._kept.pop(ticket_id, None)
+        return trail or _Trail(ticket_id).read(self._store)
+
+    def follow(self, changes: Sequence[Change]) -> None:
+        """Take in committed events (in feed order): a ticket they open starts an empty trail,
+        and a kept trail takes the events that follow it on (the others are read when used)."""
+        with self._lock:
+            kept = self._kept
+            for change in changes:
+                event = change.event
+                trail = kept.get(event.ticket_id)
+                if trail is not None:
+                    if event.seq == trail.seq + 1:
+                        trail.add((event,))
+                elif isinstance(event, TicketOpened):
+                    trail = kept[event.ticket_id] = _Trail(event.ticket_id)
+                    trail.add((event,))
+            while len(kept) > self._size:
+                kept.popitem(last=False)
+
+    def keep(self, trails: Iterable[_Trail]) -> None:
+        with self._lock:
+            for trail in trails:
+                self._kept[trail.ticket_id] = trail
+            while len(self._kept) > self._size:
+                self._kept.popitem(last=False)
+
+
 Record = Callable[[Ticket, datetime], Outcome]
 """How an attempt goes into its ticket's audit trail: a decision on the ticket and now."""
-
-
-def _outcomes(delivery: Delivery, events: Iterable[Event]) -> list[MessageSent | DeliveryFailed]:
-    """The outcomes of ``delivery``'s attempts among a ticket's ``events``, since it was last
-    revived (``delivery_revived``): those before belong to a round given up."""
-    found: list[MessageSent | DeliveryFailed] = []
-    for event in events:
-        if isinstance(event, DeliveryRevived) and event.delivery_id == delivery.id:
-            found.clear()
-        elif isinstance(event, MessageSent | DeliveryFailed) and event.delivery_id == delivery.id:
-            found.append(event)
-    return found
 
 
 def _told(result: Delivery, outcomes: Sequence[MessageSent | DeliveryFailed]) -> bool:

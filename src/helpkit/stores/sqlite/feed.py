@@ -191,37 +191,39 @@ class FeedAndOutbox:
             claimed = []
             for (text,) in rows:
                 found = _decode_delivery(text)
-                held = replace(
-                    found,
-                    claimed_by=owner,
-                    claimed_until=held_until,
-                    claims=found.claims + 1,
-                    updated_at=at,
+                claimed.append(
+                    replace(
+                        found,
+                        claimed_by=owner,
+                        claimed_until=held_until,
+                        claims=found.claims + 1,
+                        updated_at=at,
+                    )
                 )
-                conn.execute(
-                    "UPDATE outbox SET claimed_until_us = ?, claimed_by = ?, updated_us = ?, "
-                    "body = ? WHERE id = ?",
-                    (_micros(held_until), owner, at_us, serialize.dumps(held), held.id),
-                )
-                claimed.append(held)
+            until_us = _micros(held_until)
+            conn.executemany(
+                "UPDATE outbox SET claimed_until_us = ?, claimed_by = ?, updated_us = ?, "
+                "body = ? WHERE id = ?",
+                [(until_us, owner, at_us, serialize.dumps(held), held.id) for held in claimed],
+            )
         return claimed
 
     def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
         checked = [check_delivery(d) for d in results]
-        stored = 0
+        rows = []
+        for result in checked:
+            row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
+            rows.append((row[2], row[3], row[6], row[7], row[0], owner))
         with self._transaction() as conn:
-            for result in checked:
-                released = replace(result, claimed_by=None, claimed_until=None)
-                row = _encode_delivery(released)
-                cursor = conn.execute(
-                    "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
-                    "claimed_by = NULL, updated_us = ?, body = ? "
-                    "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
-                    (row[2], row[3], row[6], row[7], released.id, owner),
-                )
-                stored += cursor.rowcount
+            cursor = conn.executemany(
+                "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
+                "claimed_by = NULL, updated_us = ?, body = ? "
+                "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
+                rows,
+            )
+            stored = max(cursor.rowcount, 0) if rows else 0
         return stored
 
     def delivery(self, delivery_id: str) -> Delivery:

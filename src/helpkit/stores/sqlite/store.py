@@ -3,8 +3,8 @@
 
 It borrows a pooled connection for every call, runs each write in one ``BEGIN IMMEDIATE``
 transaction (``commit`` checks ``expected_seq`` and numbers new tickets under that lock),
-writes only the ticket columns that changed, caches decoded ticket states by (id, seq), and
-saves and reads contacts, organizations, agents and groups.
+writes only the ticket columns that changed, caches ticket states by (id, seq) (those it decoded
+and those it committed), and saves and reads contacts, organizations, agents and groups.
 """
 
 from __future__ import annotations
@@ -370,9 +370,28 @@ class SqliteStore(FeedAndOutbox):
                 numbers.append(number)
             if states:
                 conn.executemany(_KEEP_STATE, states)
-        return [
+        written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
+        self._cache_written(written)
+        return written
+
+    def _cache_written(self, written: Sequence[TicketChange]) -> None:
+        """Keep the states just committed among the decoded ones: the next command on these
+        tickets (the relay recording what it sent, an agent's next reply) decodes no JSON. A
+        state at a given seq is committed once (the commit is guarded by the seq), and the
+        stored form holds what the state holds, so it is what a read would decode."""
+        if not self.cache_size:
+            return
+        cache = self._cache
+        with self._cache_lock:
+            for change in written:
+                if change.events:
+                    key = (change.ticket.id, change.ticket.seq)
+                    cache[key] = change.ticket
+                    cache.move_to_end(key)
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
 
     def _apply(self, conn: sqlite3.Connection, item: _Prepared, position: int) -> tuple[int, int]:
         """Write one change after feed ``position``; its ticket's number, the last position."""
