@@ -368,3 +368,49 @@ def test_comments_keep_their_order_through_retries() -> None:
     desk.note(ticket, ANN, "two")
     bodies = [e.comment.body for e in desk.history(ticket) if isinstance(e, CommentAdded)]
     assert bodies == ["drops", "one", "two"]
+
+
+# ---------------------------------------------------------------- lost attempts
+
+
+class LosingStore(MemoryStore):
+    """The reference store, refusing the next ``losses`` commits as a concurrent writer would."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.losses = 0
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        if self.losses:
+            self.losses -= 1
+            raise ConflictError("a concurrent write won")
+        return super().commit(changes)
+
+
+@pytest.mark.parametrize("losses", [1, 3, 7])
+def test_a_lost_command_waits_longer_each_time_then_lands(losses: int) -> None:
+    store = LosingStore()
+    desk = _desk(store)
+    waits: list[float] = []
+    desk._pipeline._sleep = waits.append
+    ticket = desk.open_ticket(ANN, requester="carol", subject="VPN", body="drops")
+    store.losses = losses
+    after = desk.note(ticket, ANN, "checked")
+    assert after.internal_notes == 1
+    assert len(waits) == losses
+    for attempt, wait in enumerate(waits, start=1):
+        assert 0.0 <= wait <= min(0.001 * 2 ** (attempt - 1), 0.05)
+
+
+def test_a_command_losing_every_attempt_raises_after_eight_and_writes_nothing() -> None:
+    store = LosingStore()
+    desk = _desk(store)
+    waits: list[float] = []
+    desk._pipeline._sleep = waits.append
+    ticket = desk.open_ticket(ANN, requester="carol", subject="VPN", body="drops")
+    store.losses = 8
+    with pytest.raises(ConflictError):
+        desk.note(ticket, ANN, "checked")
+    assert len(waits) == 7  # no wait after the last attempt
+    assert store.losses == 0
+    assert desk.ticket(ticket).seq == ticket.seq

@@ -29,6 +29,8 @@ in.
 from __future__ import annotations
 
 import logging
+import random
+import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Final, cast
@@ -49,7 +51,18 @@ Decide = Callable[[Sequence[Ticket], datetime], Sequence[Outcome]]
 Publish = Callable[[Sequence[TicketChange]], None]
 """Receives the changes of every commit, as written (numbered), after the commit."""
 
-_ATTEMPTS: Final = 5
+_ATTEMPTS: Final = 8
+# After the n-th lost attempt a command waits a random time up to min(_BACKOFF * 2**(n-1),
+# _BACKOFF_CAP) seconds before deciding again, so writers racing for one ticket spread out
+# instead of colliding again at once (8 threads on one ticket exhausted 5 immediate attempts
+# now and then on a loaded machine).
+_BACKOFF: Final = 0.001
+_BACKOFF_CAP: Final = 0.05
+
+
+def _backoff(attempt: int, *, uniform: Callable[[float, float], float] = random.uniform) -> float:
+    """Seconds to wait after the ``attempt``-th lost attempt (full jitter, capped)."""
+    return uniform(0.0, min(_BACKOFF * 2 ** (attempt - 1), _BACKOFF_CAP))
 
 
 class Pipeline:
@@ -63,12 +76,14 @@ class Pipeline:
         publish: Publish,
         *,
         attempts: int = _ATTEMPTS,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._store = store
         self._clock = clock
         self._timers = timers
         self._publish = publish
         self._attempts = attempts
+        self._sleep = sleep
         self._states: TimerStates | None = None
         if Capability.TIMER_STATE in getattr(store, "capabilities", ()) and not missing_members(
             store, TimerStates
@@ -114,6 +129,7 @@ class Pipeline:
                 if attempt == self._attempts or not ticket_ids:
                     raise self._explained(exc, ticket_ids, expected) from None
                 log.debug("command on %s lost to a concurrent write; deciding again", ticket_ids)
+                self._sleep(_backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
     def commit(self, outcomes: Sequence[Outcome]) -> list[Ticket]:
