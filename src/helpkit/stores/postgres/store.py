@@ -91,6 +91,10 @@ _NEXT_NUMBER: Final = (
     "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
 )
 _KEEP_NUMBER: Final = "UPDATE ticket_numbers SET last_number = greatest(last_number, %s)"
+_KEEP_STATE: Final = (
+    "INSERT INTO timer_states (ticket_id, state) VALUES (%s, %s) "
+    "ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state"
+)
 
 
 class _KeyedTable:
@@ -165,6 +169,7 @@ class PostgresStore(FeedAndOutbox):
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.TIMER_STATE,
         }
     )
 
@@ -271,7 +276,41 @@ class PostgresStore(FeedAndOutbox):
         under the feed lock, which the transaction holds until it has committed: a
         transaction that takes positions after another therefore commits after it.
         """
-        prepared = [_Prepared(change) for change in changes]
+        return self._commit([_Prepared(change) for change in changes], ())
+
+    def commit_planned(
+        self, changes: Sequence[TicketChange], states: Sequence[str | None]
+    ) -> list[TicketChange]:
+        """:meth:`commit` for the changes of helpkit's pipeline (their values are not checked
+        again), keeping each ticket's timer state (see :class:`helpkit.ports.TimerStates`)."""
+        if not isinstance(states, Sequence) or len(states) != len(changes):
+            raise ValidationError(
+                f"commit_planned takes one state per change: {len(changes)} changes, "
+                f"states {states!r:.60}"
+            )
+        for state in states:
+            if state is not None and not isinstance(state, str):
+                raise ValidationError(f"a timer state is text or None; got {state!r:.60}")
+        prepared = [_Prepared(change, checked=True) for change in changes]
+        kept = [
+            (item.change.ticket.id, state)
+            for item, state in zip(prepared, states, strict=True)
+            if state is not None and item.change.events and item.invalid is None
+        ]
+        for _, state in kept:
+            # PostgreSQL text is UTF-8 without NUL: refuse what it cannot hold here, not
+            # inside the transaction.
+            try:
+                state.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValidationError(f"a timer state cannot be stored: {exc}") from None
+            if "\x00" in state:
+                raise ValidationError("a timer state cannot be stored: it holds a NUL character")
+        return self._commit(prepared, kept)
+
+    def _commit(
+        self, prepared: list[_Prepared], states: Sequence[tuple[str, str]]
+    ) -> list[TicketChange]:
         if not prepared:
             with self._reading():
                 return []
@@ -282,6 +321,8 @@ class PostgresStore(FeedAndOutbox):
                 number, rows = self._apply(cur, item)
                 numbers.append(number)
                 events.extend(rows)
+            if states:
+                cur.executemany(_KEEP_STATE, states)
             if events:
                 cur.execute(FEED_LOCK)
                 row = cur.execute(LAST_POSITION).fetchone()
@@ -452,6 +493,20 @@ class PostgresStore(FeedAndOutbox):
         with self._reading() as cur:
             rows = cur.execute(text, params).fetchall()
         return Page.cut([self._ticket(row) for row in rows], query)
+
+    def query_states(self, query: TicketQuery) -> tuple[Page[Ticket], list[str | None]]:
+        """:meth:`query`, and the timer state kept for each ticket of the page (see
+        :class:`helpkit.ports.TimerStates`), read in one more statement."""
+        page = self.query(query)
+        ids = [ticket.id for ticket in page]
+        if not ids:
+            return page, []
+        with self._reading() as cur:
+            rows = cur.execute(
+                "SELECT ticket_id, state FROM timer_states WHERE ticket_id = ANY(%s)", (ids,)
+            ).fetchall()
+        kept = {str(ticket_id): str(state) for ticket_id, state in rows}
+        return page, [kept.get(ticket_id) for ticket_id in ids]
 
     # ------------------------------------------------------------ contacts
 

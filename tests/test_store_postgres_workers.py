@@ -1,0 +1,225 @@
+"""The PostgreSQL store for several workers: timer states, and a sweep on them.
+
+- Timer states (schema version 2): a schema of version 1 is upgraded in place, keeping its
+  tickets; the sweep of a fresh desk then reads the due tickets with their kept states and no
+  history, and records what a desk folding every history records.
+
+Needs a PostgreSQL server (tests/postgres_fixtures.py says which, and when these tests skip).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from helpkit import Actor, DeskConfig, Helpdesk, Priority
+from helpkit.calendar import BusinessCalendar
+from helpkit.escalation import EscalationRules
+from helpkit.events import Event, SlaBreached, SlaWarned
+from helpkit.ports import Capability, Store
+from helpkit.queries import SortOrder, TicketQuery
+from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+from helpkit.testing.clock import FrozenClock
+from helpkit.testing.conformance import change_of
+from helpkit.testing.conformance.helpers import _note, _open
+from postgres_fixtures import fresh_schema
+
+H = timedelta(hours=1)
+MON = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
+OFFICE = BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC")
+AGENT = Actor.agent("ana")
+RULES = EscalationRules.from_list(
+    [
+        {"name": "warn", "metric": "resolution", "at": 0.75, "actions": ["notify_group"]},
+        {"name": "breach", "metric": "resolution", "at": "breach", "actions": ["escalate"]},
+        {
+            "name": "first",
+            "metric": "first_response",
+            "at": "breach",
+            "actions": ["raise_priority"],
+        },
+    ]
+)
+
+
+def policy() -> SlaPolicy:
+    every = Targets(first_response=H, next_response=2 * H, resolution=8 * H)
+    return SlaPolicy("standard", OFFICE, dict.fromkeys(Priority, every), warn_at=(0.5, 0.75))
+
+
+def desk_on(store: Store, now: datetime) -> Helpdesk:
+    config = DeskConfig(sla=SlaPolicySet((policy(),)), escalation=RULES)
+    return Helpdesk(store, config=config, clock=FrozenClock(now), entry_points=False)
+
+
+def staff(desk: Helpdesk) -> None:
+    desk.add_group("desk", "Service desk", tier=1)
+    desk.add_group("tech", "Technicians", tier=2)
+    desk.add_agent("ana", "Ana", groups=["desk"])
+    desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+
+
+def open_some(desk: Helpdesk, count: int) -> list[str]:
+    return [
+        desk.open_ticket(Actor.contact("bob"), requester="bob", subject=f"VPN {i}", body="down").id
+        for i in range(count)
+    ]
+
+
+def recorded(desk: Helpdesk, ticket: str) -> list[tuple[Any, ...]]:
+    """The SLA checks and escalations recorded on ``ticket``, and where it stands."""
+    found: list[tuple[Any, ...]] = []
+    for event in desk.history(ticket):
+        if isinstance(event, SlaWarned | SlaBreached):
+            found.append((event.TYPE, event.metric, event.cycle, getattr(event, "threshold", 1)))
+        elif event.TYPE in ("escalated", "priority_changed"):
+            found.append((event.TYPE, event.at))
+    state = desk.ticket(ticket)
+    return [*found, (state.group_id, state.priority, state.next_check, state.next_deadline)]
+
+
+@pytest.fixture
+def database(postgres_database: str) -> str:
+    return postgres_database
+
+
+@pytest.fixture
+def open_store(database: str) -> Iterator[Callable[..., Any]]:
+    """Opens PostgresStores (of a class, in a fresh schema unless one is named); closes them
+    after."""
+    from helpkit.stores.postgres.store import PostgresStore
+
+    opened: list[Any] = []
+
+    def make(schema: str | None = None, cls: type[Any] = PostgresStore, **options: Any) -> Any:
+        store = cls(database, schema=schema or fresh_schema(), **options)
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+# ---------------------------------------------------------------- timer states
+
+
+def test_a_version_1_schema_is_upgraded_to_keep_timer_states(
+    database: str, open_store: Callable[..., Any]
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres.schema import MIGRATIONS, SCHEMA_VERSION, inspect, migrate
+
+    assert SCHEMA_VERSION == 2
+    schema = fresh_schema()
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        migrate(conn, schema, MIGRATIONS[:1])
+        assert inspect(conn, schema, 1) == "current"
+        assert inspect(conn, schema) == "older"
+    # A store of version 1 had no timer states: commit a ticket the way it did.
+    opened = _open("t1", 0, MON)
+    store = open_store(schema)
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        assert inspect(conn, schema) == "current"
+        version = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        assert version == ("2",)
+    assert Capability.TIMER_STATE in store.capabilities
+    (written,) = store.commit([change_of(opened)])
+    assert store.query_states(TicketQuery(sort=SortOrder.CREATED))[1] == [None]
+    note = _note(written.ticket, MON + H)
+    store.commit_planned([change_of(note)], ['{"kept":1}'])
+    page, states = store.query_states(TicketQuery(sort=SortOrder.CREATED))
+    assert [t.id for t in page] == ["t1"] and states == ['{"kept":1}']
+    assert store.events("t1") == [*written.events, *note.events]
+
+
+def test_a_version_1_schema_with_tickets_keeps_them_when_upgraded(
+    database: str, open_store: Callable[..., Any]
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres import schema as schema_module
+
+    schema = fresh_schema()
+    old = open_store(schema)
+    with psycopg.connect(database, autocommit=True) as conn:
+        # Back to version 1, as a helpkit of before wrote it.
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute("DROP TABLE timer_states")
+        conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
+    (written,) = old.commit([change_of(_open("t1", 0, MON))])
+    old.close()
+    upgraded = open_store(schema)
+    assert upgraded.get_ticket("t1") == written.ticket
+    assert upgraded.query_states(TicketQuery())[1] == [None]
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        assert schema_module.inspect(conn, schema) == "current"
+
+
+def test_a_timer_state_postgresql_cannot_hold_is_refused_before_writing(
+    open_store: Callable[..., Any],
+) -> None:
+    from helpkit.errors import ValidationError
+
+    store = open_store()
+    opened = _open("t1", 0, MON)
+    with pytest.raises(ValidationError, match="NUL"):
+        store.commit_planned([change_of(opened)], ["a\x00b"])
+    with pytest.raises(ValidationError):
+        store.commit_planned([change_of(opened)], ["\ud800"])
+    assert store.query(TicketQuery()).items == ()
+
+
+def _counting(base: type[Any]) -> type[Any]:
+    class Counting(base):  # type: ignore[misc]
+        histories = 0
+
+        def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+            type(self).histories += 1
+            result: list[Event] = super().events(ticket_id, after_seq=after_seq)
+            return result
+
+    return Counting
+
+
+def test_a_fresh_desk_sweeps_postgresql_without_reading_histories(
+    database: str, open_store: Callable[..., Any]
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres.store import PostgresStore
+
+    counting = _counting(PostgresStore)
+    kept, bare = fresh_schema(), fresh_schema()
+    results = []
+    for schema in (kept, bare):
+        store = open_store(schema, counting)
+        desk = desk_on(store, MON)
+        staff(desk)
+        tickets = open_some(desk, 10)
+        for ticket in tickets[:4]:
+            desk.assign(ticket, AGENT, agent="ana", group="desk")
+            desk.reply(ticket, AGENT, "Looking", status="pending")
+            desk.requester_reply(ticket, "Still down")
+        if schema == bare:
+            with psycopg.connect(database, autocommit=True) as conn:
+                conn.execute(sql.SQL("DELETE FROM {}.timer_states").format(sql.Identifier(schema)))
+        counting.histories = 0
+        late = MON + 7 * H
+        report = desk_on(store, late).sweep(batch=4)  # a new desk: an empty fold cache
+        results.append((report, counting.histories, [recorded(desk, t) for t in tickets]))
+    (with_states, read_with, trail_with), (without, read_without, trail_without) = results
+    assert with_states.examined == 10 and with_states.warnings > 0
+    assert with_states.failures == 0
+    assert read_with == 0 and read_without >= 10
+    assert with_states == without and trail_with == trail_without
