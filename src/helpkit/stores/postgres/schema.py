@@ -192,7 +192,18 @@ _V2: Final[Migration] = (
     )""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2)
+_V3: Final[Migration] = (
+    # Due claims (helpkit.ports.DueClaims): which sweep worker holds a due ticket, until when.
+    # A row per ticket claimed at least once; a released claim is deleted, a lapsed one is
+    # taken over by the next claim.
+    f"""CREATE TABLE due_claims (
+        ticket_id text {_C} PRIMARY KEY,
+        claimed_by text {_C} NOT NULL,
+        claimed_until_us bigint NOT NULL
+    )""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

@@ -44,6 +44,7 @@ from helpkit.people import (
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import check_limit, check_record, check_version
+from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import LAST_POSITION, FeedAndOutbox
 from helpkit.stores.postgres.query_sql import select
@@ -151,7 +152,7 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
             conn.close()
 
 
-class PostgresStore(FeedAndOutbox):
+class PostgresStore(FeedAndOutbox, DueClaimsMixin):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
     ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
@@ -170,6 +171,7 @@ class PostgresStore(FeedAndOutbox):
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
             Capability.TIMER_STATE,
+            Capability.DUE_CLAIMS,
         }
     )
 

@@ -8,7 +8,15 @@ from typing import ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 
-from helpkit.ports import Capability, ChangeFeed, Outbox, Store, TimerStates, missing_members
+from helpkit.ports import (
+    Capability,
+    ChangeFeed,
+    DueClaims,
+    Outbox,
+    Store,
+    TimerStates,
+    missing_members,
+)
 from helpkit.queries import Page, TicketQuery
 from helpkit.testing.conformance.helpers import ReopenStore, StoreFactory
 
@@ -68,6 +76,7 @@ class SuiteBase:
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
             Capability.TIMER_STATE,
+            Capability.DUE_CLAIMS,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -76,6 +85,8 @@ class SuiteBase:
             assert missing_members(store, Outbox) == ()
         if Capability.TIMER_STATE in store.capabilities:
             assert missing_members(store, TimerStates) == ()
+        if Capability.DUE_CLAIMS in store.capabilities:
+            assert missing_members(store, DueClaims) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
