@@ -6,12 +6,15 @@
 - Due claims (schema version 3): the conformance cases catch a store whose claims do not
   exclude each other; four sweep processes share a few hundred due tickets, each ticket swept
   by one of them, each due step recorded once.
+- Feed wake-ups: an idle relay following a PostgreSQL store with a long poll is woken by the
+  notification of the next commit.
 
 Needs a PostgreSQL server (tests/postgres_fixtures.py says which, and when these tests skip).
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ProcessPoolExecutor
@@ -353,3 +356,57 @@ def test_four_sweep_processes_share_the_due_tickets_each_step_recorded_once(
     )
     assert steps == sum(r.warnings + r.breaches for r in reports)
     assert desk_on(store, late).sweep().examined == 0
+
+
+# ---------------------------------------------------------------- feed wake-ups
+
+
+def test_an_idle_relay_is_woken_by_the_notification_of_a_commit(
+    open_store: Callable[..., Any],
+) -> None:
+    from helpkit.channels.recording import RecordingChannel
+
+    store = open_store()
+    channel = RecordingChannel()
+    desk = Helpdesk(store, channels=[channel], entry_points=False)
+    desk.add_agent("ann", "Ann", email="ann@help.example")
+    carol = desk.create_contact("Carol", emails=["carol@example.com"])
+    ticket = desk.open_ticket(Actor.agent("ann"), requester=carol.id, subject="VPN")
+    stop = threading.Event()
+    relay = threading.Thread(
+        target=desk.follow_deliveries,
+        args=(stop,),
+        # Polling every 30 s, rechecking every minute: only a wake-up delivers within the wait.
+        kwargs={"poll": 30, "recheck": 60},
+        daemon=True,
+    )
+    relay.start()
+    try:
+        for _ in range(1000):  # idle: listening, and nothing woke it yet
+            if store._listener is not None:
+                break
+            stop.wait(0.01)
+        assert store._listener is not None and store.wakeups == 0
+        desk.reply(ticket.id, Actor.agent("ann"), "Fixed?")
+        for _ in range(2000):  # 20 s at most, far below the poll; it takes one wake-up
+            if channel.messages:
+                break
+            stop.wait(0.01)
+    finally:
+        stop.set()
+        relay.join(10)
+    assert not relay.is_alive()
+    assert [m.body for m in channel.messages] == ["Fixed?"]
+    assert store.wakeups >= 1  # the wait ended on the notification, not on a poll
+
+
+def test_a_wait_returns_at_once_for_a_commit_already_there_and_times_out_without(
+    open_store: Callable[..., Any],
+) -> None:
+    store = open_store()
+    other = open_store(store.schema)  # another process's store, as far as the server knows
+    assert store.wait_for_changes(0, 0.01) is False
+    other.commit([change_of(_open("t1", 0, MON))])
+    assert store.wait_for_changes(0, 5) is True
+    assert store.wakeups == 1
+    assert store.wait_for_changes(store.last_position(), 0.05) is False

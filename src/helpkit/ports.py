@@ -42,6 +42,7 @@ __all__ = [
     "DeliveryState",
     "DeskContext",
     "DueClaims",
+    "FeedWakeup",
     "InboundMessage",
     "OutboundMessage",
     "Outbox",
@@ -121,6 +122,9 @@ class Capability:
     DUE_CLAIMS = "due_claims"
     """Sweep workers lease the tickets due for an SLA check (:class:`DueClaims`), so several
     of them share the due tickets without two holding one ticket at once."""
+    FEED_WAKEUP = "feed_wakeup"
+    """A consumer of the change feed can wait for the next commit instead of polling
+    (:class:`FeedWakeup`)."""
 
 
 @attrs.frozen
@@ -285,6 +289,19 @@ class DueClaims(Protocol):
     def release_due(self, ticket_ids: Sequence[str], *, owner: str) -> int:
         """Release ``owner``'s claims on these tickets (those another holds, or no one, are
         left as they are). Returns how many were released."""
+        ...
+
+
+@runtime_checkable
+class FeedWakeup(Protocol):
+    """What a store with :attr:`Capability.FEED_WAKEUP` adds to its change feed: a wait that a
+    commit ends (in any process), so an idle consumer needs no polling."""
+
+    def wait_for_changes(self, after: int, timeout: float) -> bool:
+        """Wait until the feed may hold a position above ``after``, at most ``timeout``
+        seconds: True when woken by a commit (or when such a position is already there),
+        False when the time ran out. A wake-up may be lost (a dropped connection): a consumer
+        still looks at the feed now and then."""
         ...
 
 

@@ -50,6 +50,7 @@ from helpkit.stores.postgres.feed import LAST_POSITION, FeedAndOutbox
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
 from helpkit.stores.postgres.url import check_schema_name
+from helpkit.stores.postgres.wakeup import NOTIFY, WakeupMixin, channel
 from helpkit.stores.sqlite.encoding import (
     _TAGS,
     _TICKET_COLUMNS,
@@ -152,7 +153,7 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
             conn.close()
 
 
-class PostgresStore(FeedAndOutbox, DueClaimsMixin):
+class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
     ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
@@ -172,6 +173,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin):
             Capability.OUTBOX,
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
+            Capability.FEED_WAKEUP,
         }
     )
 
@@ -205,6 +207,10 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin):
         self.cache_size = cache
         self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._listener = None
+        self._listener_lock = threading.Lock()
+        self._channel = channel(self.schema)
+        self.wakeups = 0
         self._where = _where(conninfo, self.schema)
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -333,6 +339,8 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin):
                     _INSERT_EVENTS,
                     [(*event, last + offset) for offset, event in enumerate(events, start=1)],
                 )
+                # Delivered to the listeners when (and only if) this transaction commits.
+                cur.execute(NOTIFY, (self._channel,))
         return [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
@@ -722,5 +730,6 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin):
         """Close the pool and its connections; any later call raises StoreError. Closing
         twice is harmless."""
         self._pool.close()
+        self._stop_listening()
         with self._cache_lock:
             self._cache.clear()

@@ -12,6 +12,7 @@ from helpkit.ports import (
     Capability,
     ChangeFeed,
     DueClaims,
+    FeedWakeup,
     Outbox,
     Store,
     TimerStates,
@@ -77,6 +78,7 @@ class SuiteBase:
             Capability.OUTBOX,
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
+            Capability.FEED_WAKEUP,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -87,6 +89,9 @@ class SuiteBase:
             assert missing_members(store, TimerStates) == ()
         if Capability.DUE_CLAIMS in store.capabilities:
             assert missing_members(store, DueClaims) == ()
+        if Capability.FEED_WAKEUP in store.capabilities:
+            assert missing_members(store, FeedWakeup) == ()
+            assert Capability.CHANGE_FEED in store.capabilities
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
