@@ -41,6 +41,8 @@ __all__ = [
     "Delivery",
     "DeliveryState",
     "DeskContext",
+    "DueClaims",
+    "FeedWakeup",
     "InboundMessage",
     "OutboundMessage",
     "Outbox",
@@ -117,6 +119,12 @@ class Capability:
     TIMER_STATE = "timer_state"
     """The store keeps a timer state beside each ticket, written by the commits of helpkit's
     pipeline (:class:`TimerStates`), so the SLA sweep reads no history."""
+    DUE_CLAIMS = "due_claims"
+    """Sweep workers lease the tickets due for an SLA check (:class:`DueClaims`), so several
+    of them share the due tickets without two holding one ticket at once."""
+    FEED_WAKEUP = "feed_wakeup"
+    """A consumer of the change feed can wait for the next commit instead of polling
+    (:class:`FeedWakeup`)."""
 
 
 @attrs.frozen
@@ -254,6 +262,46 @@ class TimerStates(Protocol):
     def query_states(self, query: TicketQuery) -> tuple[Page[Ticket], list[str | None]]:
         """:meth:`Store.query`, and the timer state kept for each ticket of the page, in
         the same order (``None`` for a ticket without one)."""
+        ...
+
+
+@runtime_checkable
+class DueClaims(Protocol):
+    """What a store with :attr:`Capability.DUE_CLAIMS` adds: leases on due tickets.
+
+    Sweep workers :meth:`claim_due` the tickets whose ``next_check`` is due for a while (a
+    lease, as relays claim deliveries: two workers never hold one ticket at once), sweep them,
+    and :meth:`release_due` them; a claim that lapses (a worker died) lets another worker take
+    the ticket again. A claim is advice between sweeps, not a lock: commits go through as
+    always (optimistic, by ``expected_seq``), whoever holds the ticket.
+    """
+
+    def claim_due(
+        self, *, owner: str, now: datetime, until: datetime, limit: int
+    ) -> tuple[list[Ticket], list[str | None]]:
+        """Claim up to ``limit`` tickets whose ``next_check`` is at or before ``now`` that no
+        one holds (or whose claim lapsed: held until ``now`` or before), for ``owner`` until
+        ``until``; earliest ``next_check`` first, then by id. Returns them, and the timer
+        state kept for each (see :class:`TimerStates`; ``None`` for one without, and for
+        every ticket of a store without :attr:`Capability.TIMER_STATE`)."""
+        ...
+
+    def release_due(self, ticket_ids: Sequence[str], *, owner: str) -> int:
+        """Release ``owner``'s claims on these tickets (those another holds, or no one, are
+        left as they are). Returns how many were released."""
+        ...
+
+
+@runtime_checkable
+class FeedWakeup(Protocol):
+    """What a store with :attr:`Capability.FEED_WAKEUP` adds to its change feed: a wait that a
+    commit ends (in any process), so an idle consumer needs no polling."""
+
+    def wait_for_changes(self, after: int, timeout: float) -> bool:
+        """Wait until the feed may hold a position above ``after``, at most ``timeout``
+        seconds: True when woken by a commit (or when such a position is already there),
+        False when the time ran out. A wake-up may be lost (a dropped connection): a consumer
+        still looks at the feed now and then."""
         ...
 
 

@@ -290,6 +290,21 @@ class Relay:
                 if on_report is not None:
                     on_report(report)
                 continue
+            if Capability.FEED_WAKEUP in getattr(self._feed, "capabilities", ()):
+                from helpkit.ports import FeedWakeup
+
+                # Woken by the next commit; ``recheck`` bounds what a lost wake-up costs. Waits
+                # of at most a second, so ``stop`` is seen.
+                waited = 0.0
+                while not stop.is_set() and waited < recheck:
+                    step = min(1.0, recheck - waited)
+                    waited += step
+                    try:
+                        if cast(FeedWakeup, self._feed).wait_for_changes(seen, step):
+                            break
+                    except HelpkitError:
+                        stop.wait(poll)  # the next run logs it
+                continue
             waited = 0.0
             while not stop.wait(poll) and waited < recheck:
                 waited += poll

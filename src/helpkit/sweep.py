@@ -12,14 +12,25 @@ Due tickets are committed a batch at a time, in one transaction per batch at the
 durability as a command. When a batch loses to a concurrent writer (a command, another
 sweep), each of its tickets is redone on its own on fresh data, so a second sweep, or a
 concurrent one in another process, finds the checks already recorded.
+
+On a store with :attr:`~helpkit.ports.Capability.DUE_CLAIMS`, the sweep claims each batch of
+due tickets for a while (a lease) instead of querying them, and releases them once swept:
+sweeps running at once in several processes then share the due tickets, each ticket swept by
+one of them, instead of all reading the same tickets and losing their commits to each other.
+A ticket whose sweep failed stays held until its lease lapses, so the other workers do not
+retry it in the same round. Commits stay optimistic: a lease that lapses in the middle of a
+long batch costs a conflict, never a step recorded twice.
 """
 
 from __future__ import annotations
 
 import logging
+import os
+import secrets
+import socket
 from collections.abc import Sequence
-from datetime import datetime
-from typing import Final
+from datetime import datetime, timedelta
+from typing import Final, cast
 
 import attrs
 
@@ -30,7 +41,7 @@ from helpkit.escalation import Action, EscalationKind, escalation_target
 from helpkit.events import Event
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
-from helpkit.ports import Store
+from helpkit.ports import Capability, DueClaims, Store, missing_members
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import BREACH, DueCheck, SlaFold
@@ -44,6 +55,8 @@ log = logging.getLogger("helpkit.sweep")
 SWEEP_ACTOR: Final = Actor.system("sweep")
 _MAX_STEPS: Final = 200  # checks + actions per ticket per sweep; far above any real policy
 _RETRIES: Final = 5
+LEASE: Final = timedelta(minutes=5)
+"""How long a sweep holds the due tickets it claims (stores with due claims)."""
 
 
 @attrs.frozen
@@ -91,9 +104,19 @@ class Sweeper:
         self._levels = levels
         self._sla = sla
         self._config = config
+        self._claims: DueClaims | None = None
+        if Capability.DUE_CLAIMS in getattr(store, "capabilities", ()) and not missing_members(
+            store, DueClaims
+        ):
+            self._claims = cast(DueClaims, store)
+        self.owner = f"sweep:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
+        """The name this sweeper claims due tickets under (stores with due claims)."""
+        self.lease = LEASE
 
     def run(self, now: datetime, *, batch: int = 500) -> SweepReport:
         """Process every ticket whose next check is at or before ``now``."""
+        if self._claims is not None:
+            return self._run_claimed(self._claims, now, batch)
         report = SweepReport(now=now)
         after: str | None = None
         states = self._pipeline.timer_states
@@ -106,14 +129,36 @@ class Sweeper:
                 page, kept = states.query_states(query)
             else:
                 page = self._store.query(query)
-            report = report + self._batch(list(page), now, kept)
+            report = report + self._batch(list(page), now, kept)[0]
             if page.next_cursor is None:
                 return report
             after = page.next_cursor
 
+    def _run_claimed(self, claims: DueClaims, now: datetime, batch: int) -> SweepReport:
+        """:meth:`run` on a store with due claims: claim a batch, sweep it, release it."""
+        report = SweepReport(now=now)
+        swept: set[str] = set()
+        while True:
+            tickets, kept = claims.claim_due(
+                owner=self.owner, now=now, until=now + self.lease, limit=batch
+            )
+            if not tickets:
+                return report
+            # A ticket this run swept already and still due (stopped after _MAX_STEPS) is not
+            # swept again: it stays held until its lease lapses, so the loop ends.
+            fresh = [(t, k) for t, k in zip(tickets, kept, strict=True) if t.id not in swept]
+            swept.update(ticket.id for ticket in tickets)
+            if not fresh:
+                continue
+            done, failed = self._batch([t for t, _ in fresh], now, [k for _, k in fresh])
+            report = report + done
+            claims.release_due([t.id for t, _ in fresh if t.id not in failed], owner=self.owner)
+
     def _batch(
         self, tickets: list[Ticket], now: datetime, kept: Sequence[str | None] = ()
-    ) -> SweepReport:
+    ) -> tuple[SweepReport, set[str]]:
+        """Sweep ``tickets`` in one commit (one by one when that fails): what was done, and
+        the ids of the tickets that could not be swept."""
         report = SweepReport(now=now)
         outcomes: list[Outcome] = []
         try:
@@ -128,20 +173,23 @@ class Sweeper:
                 self._pipeline.commit(outcomes)
         except ConflictError:
             # A concurrent writer won one of them: redo each ticket on its own, on fresh data.
-            return attrs.evolve(self._one_by_one(tickets, now), now=now) + SweepReport(
-                now=now, conflicts=1
-            )
+            redone, failed = self._one_by_one(tickets, now)
+            return redone + SweepReport(now=now, conflicts=1), failed
         except HelpkitError as exc:
             # One ticket cannot be processed: the others still go through, one by one.
             log.info("sweep batch failed (%s); processing its tickets one by one", exc)
             return self._one_by_one(tickets, now)
-        return report
+        return report, set()
 
-    def _one_by_one(self, tickets: list[Ticket], now: datetime) -> SweepReport:
+    def _one_by_one(self, tickets: list[Ticket], now: datetime) -> tuple[SweepReport, set[str]]:
         report = SweepReport(now=now)
+        failed: set[str] = set()
         for ticket in tickets:
-            report = report + self._sweep_one(ticket.id, now)
-        return report
+            one = self._sweep_one(ticket.id, now)
+            if one.failures:
+                failed.add(ticket.id)
+            report = report + one
+        return report, failed
 
     def _sweep_one(self, ticket_id: str, now: datetime) -> SweepReport:
         conflicts = 0

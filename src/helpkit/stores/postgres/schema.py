@@ -181,7 +181,29 @@ _V1: Final[Migration] = (
     "CREATE INDEX outbox_ticket ON outbox (ticket_id, id)",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1,)
+_V2: Final[Migration] = (
+    # Timer states (helpkit.ports.TimerStates): what helpkit's timers keep beside a ticket,
+    # written by the pipeline's commits (the SLA clock's fold as JSON, which says its own seq),
+    # read by the sweep with each batch of due tickets instead of their histories. As in the
+    # SQLite store, no foreign key: the commit that writes a state has just written its ticket.
+    f"""CREATE TABLE timer_states (
+        ticket_id text {_C} PRIMARY KEY,
+        state text NOT NULL
+    )""",
+)
+
+_V3: Final[Migration] = (
+    # Due claims (helpkit.ports.DueClaims): which sweep worker holds a due ticket, until when.
+    # A row per ticket claimed at least once; a released claim is deleted, a lapsed one is
+    # taken over by the next claim.
+    f"""CREATE TABLE due_claims (
+        ticket_id text {_C} PRIMARY KEY,
+        claimed_by text {_C} NOT NULL,
+        claimed_until_us bigint NOT NULL
+    )""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

@@ -44,11 +44,13 @@ from helpkit.people import (
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import check_limit, check_record, check_version
+from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import LAST_POSITION, FeedAndOutbox
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
 from helpkit.stores.postgres.url import check_schema_name
+from helpkit.stores.postgres.wakeup import NOTIFY, WakeupMixin, channel
 from helpkit.stores.sqlite.encoding import (
     _TAGS,
     _TICKET_COLUMNS,
@@ -91,6 +93,10 @@ _NEXT_NUMBER: Final = (
     "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
 )
 _KEEP_NUMBER: Final = "UPDATE ticket_numbers SET last_number = greatest(last_number, %s)"
+_KEEP_STATE: Final = (
+    "INSERT INTO timer_states (ticket_id, state) VALUES (%s, %s) "
+    "ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state"
+)
 
 
 class _KeyedTable:
@@ -147,7 +153,7 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
             conn.close()
 
 
-class PostgresStore(FeedAndOutbox):
+class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
     ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
@@ -165,6 +171,9 @@ class PostgresStore(FeedAndOutbox):
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.TIMER_STATE,
+            Capability.DUE_CLAIMS,
+            Capability.FEED_WAKEUP,
         }
     )
 
@@ -198,6 +207,10 @@ class PostgresStore(FeedAndOutbox):
         self.cache_size = cache
         self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._listener = None
+        self._listener_lock = threading.Lock()
+        self._channel = channel(self.schema)
+        self.wakeups = 0
         self._where = _where(conninfo, self.schema)
         self._connect_kwargs: dict[str, Any] = {
             "autocommit": True,
@@ -271,7 +284,41 @@ class PostgresStore(FeedAndOutbox):
         under the feed lock, which the transaction holds until it has committed: a
         transaction that takes positions after another therefore commits after it.
         """
-        prepared = [_Prepared(change) for change in changes]
+        return self._commit([_Prepared(change) for change in changes], ())
+
+    def commit_planned(
+        self, changes: Sequence[TicketChange], states: Sequence[str | None]
+    ) -> list[TicketChange]:
+        """:meth:`commit` for the changes of helpkit's pipeline (their values are not checked
+        again), keeping each ticket's timer state (see :class:`helpkit.ports.TimerStates`)."""
+        if not isinstance(states, Sequence) or len(states) != len(changes):
+            raise ValidationError(
+                f"commit_planned takes one state per change: {len(changes)} changes, "
+                f"states {states!r:.60}"
+            )
+        for state in states:
+            if state is not None and not isinstance(state, str):
+                raise ValidationError(f"a timer state is text or None; got {state!r:.60}")
+        prepared = [_Prepared(change, checked=True) for change in changes]
+        kept = [
+            (item.change.ticket.id, state)
+            for item, state in zip(prepared, states, strict=True)
+            if state is not None and item.change.events and item.invalid is None
+        ]
+        for _, state in kept:
+            # PostgreSQL text is UTF-8 without NUL: refuse what it cannot hold here, not
+            # inside the transaction.
+            try:
+                state.encode("utf-8")
+            except UnicodeEncodeError as exc:
+                raise ValidationError(f"a timer state cannot be stored: {exc}") from None
+            if "\x00" in state:
+                raise ValidationError("a timer state cannot be stored: it holds a NUL character")
+        return self._commit(prepared, kept)
+
+    def _commit(
+        self, prepared: list[_Prepared], states: Sequence[tuple[str, str]]
+    ) -> list[TicketChange]:
         if not prepared:
             with self._reading():
                 return []
@@ -282,6 +329,8 @@ class PostgresStore(FeedAndOutbox):
                 number, rows = self._apply(cur, item)
                 numbers.append(number)
                 events.extend(rows)
+            if states:
+                cur.executemany(_KEEP_STATE, states)
             if events:
                 cur.execute(FEED_LOCK)
                 row = cur.execute(LAST_POSITION).fetchone()
@@ -290,6 +339,8 @@ class PostgresStore(FeedAndOutbox):
                     _INSERT_EVENTS,
                     [(*event, last + offset) for offset, event in enumerate(events, start=1)],
                 )
+                # Delivered to the listeners when (and only if) this transaction commits.
+                cur.execute(NOTIFY, (self._channel,))
         return [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
@@ -452,6 +503,20 @@ class PostgresStore(FeedAndOutbox):
         with self._reading() as cur:
             rows = cur.execute(text, params).fetchall()
         return Page.cut([self._ticket(row) for row in rows], query)
+
+    def query_states(self, query: TicketQuery) -> tuple[Page[Ticket], list[str | None]]:
+        """:meth:`query`, and the timer state kept for each ticket of the page (see
+        :class:`helpkit.ports.TimerStates`), read in one more statement."""
+        page = self.query(query)
+        ids = [ticket.id for ticket in page]
+        if not ids:
+            return page, []
+        with self._reading() as cur:
+            rows = cur.execute(
+                "SELECT ticket_id, state FROM timer_states WHERE ticket_id = ANY(%s)", (ids,)
+            ).fetchall()
+        kept = {str(ticket_id): str(state) for ticket_id, state in rows}
+        return page, [kept.get(ticket_id) for ticket_id in ids]
 
     # ------------------------------------------------------------ contacts
 
@@ -665,5 +730,6 @@ class PostgresStore(FeedAndOutbox):
         """Close the pool and its connections; any later call raises StoreError. Closing
         twice is harmless."""
         self._pool.close()
+        self._stop_listening()
         with self._cache_lock:
             self._cache.clear()

@@ -15,9 +15,10 @@ returning a zero-argument callable that creates a fresh, empty store::
 Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
 ``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
 data again; the persistence tests are skipped (with the reason shown) for stores that do not
-declare the capability, as the change feed, outbox and timer state cases are for stores
-without :attr:`~helpkit.ports.Capability.CHANGE_FEED`, :attr:`~helpkit.ports.Capability.OUTBOX`
-or :attr:`~helpkit.ports.Capability.TIMER_STATE`.
+declare the capability, as the change feed, outbox, timer state and due claim cases are for
+stores without :attr:`~helpkit.ports.Capability.CHANGE_FEED`,
+:attr:`~helpkit.ports.Capability.OUTBOX`, :attr:`~helpkit.ports.Capability.TIMER_STATE` or
+:attr:`~helpkit.ports.Capability.DUE_CLAIMS`.
 
 Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
 under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
@@ -29,6 +30,7 @@ from __future__ import annotations
 
 from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.commits import CommitCases
+from helpkit.testing.conformance.due_claims import DueClaimCases
 from helpkit.testing.conformance.feed import FeedCases
 from helpkit.testing.conformance.helpers import (
     BASE_TIME,
@@ -60,8 +62,9 @@ __all__ = [
 # One mixin per concern, each a module of this package. pytest collects the tests of base
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
-# feed, outbox and timer state cases in that order.
+# feed, outbox, timer state and due claim cases in that order.
 class StoreConformance(
+    DueClaimCases,
     TimerStateCases,
     OutboxCases,
     FeedCases,

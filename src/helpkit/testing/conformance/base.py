@@ -8,7 +8,16 @@ from typing import ClassVar
 import pytest
 from hypothesis import HealthCheck, settings
 
-from helpkit.ports import Capability, ChangeFeed, Outbox, Store, TimerStates, missing_members
+from helpkit.ports import (
+    Capability,
+    ChangeFeed,
+    DueClaims,
+    FeedWakeup,
+    Outbox,
+    Store,
+    TimerStates,
+    missing_members,
+)
 from helpkit.queries import Page, TicketQuery
 from helpkit.testing.conformance.helpers import ReopenStore, StoreFactory
 
@@ -68,6 +77,8 @@ class SuiteBase:
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
             Capability.TIMER_STATE,
+            Capability.DUE_CLAIMS,
+            Capability.FEED_WAKEUP,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -76,6 +87,11 @@ class SuiteBase:
             assert missing_members(store, Outbox) == ()
         if Capability.TIMER_STATE in store.capabilities:
             assert missing_members(store, TimerStates) == ()
+        if Capability.DUE_CLAIMS in store.capabilities:
+            assert missing_members(store, DueClaims) == ()
+        if Capability.FEED_WAKEUP in store.capabilities:
+            assert missing_members(store, FeedWakeup) == ()
+            assert Capability.CHANGE_FEED in store.capabilities
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
