@@ -410,3 +410,50 @@ def test_a_wait_returns_at_once_for_a_commit_already_there_and_times_out_without
     assert store.wait_for_changes(0, 5) is True
     assert store.wakeups == 1
     assert store.wait_for_changes(store.last_position(), 0.05) is False
+
+
+# ---------------------------------------------------------------- the wake-up cases catch
+
+
+def _broken_wakeups(base: type[Any], kind: str) -> type[Any]:
+    class BrokenWakeups(base):  # type: ignore[misc]
+        """Wake-ups that are not: ``deaf`` never wakes (always False at once); ``eager``
+        always says there is news; ``polling`` sleeps out its time and only then looks."""
+
+        def wait_for_changes(self, after: int, timeout: float) -> bool:
+            if kind == "deaf":
+                return False
+            if kind == "eager":
+                return True
+            time.sleep(timeout)
+            return bool(self.last_position() > after)
+
+    return BrokenWakeups
+
+
+class _WakeupRunner:
+    thread_safe = True
+
+
+@pytest.mark.parametrize(
+    ("case", "kind"),
+    [
+        ("test_a_wait_returns_at_once_when_a_change_is_already_there", "deaf"),
+        ("test_a_wait_with_nothing_new_runs_out_and_says_so", "eager"),
+        ("test_a_commit_during_a_wait_ends_it", "deaf"),
+        ("test_a_commit_during_a_wait_ends_it", "polling"),
+    ],
+)
+def test_the_conformance_cases_catch_wakeups_that_do_not_wake(
+    case: str, kind: str, open_store: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from helpkit.stores.postgres.store import PostgresStore
+    from helpkit.testing.conformance import wakeup
+    from helpkit.testing.conformance.wakeup import WakeupCases
+
+    cases = type("Cases", (_WakeupRunner, WakeupCases), {})()
+    getattr(cases, case)(open_store())  # the real store passes
+    monkeypatch.setattr(wakeup, "_PATIENCE", 1.0)  # the polling store sleeps out this long
+    broken = open_store(cls=_broken_wakeups(PostgresStore, kind))
+    with pytest.raises(AssertionError):
+        getattr(cases, case)(broken)

@@ -15,10 +15,10 @@ returning a zero-argument callable that creates a fresh, empty store::
 Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
 ``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
 data again; the persistence tests are skipped (with the reason shown) for stores that do not
-declare the capability, as the change feed, outbox, timer state and due claim cases are for
-stores without :attr:`~helpkit.ports.Capability.CHANGE_FEED`,
-:attr:`~helpkit.ports.Capability.OUTBOX`, :attr:`~helpkit.ports.Capability.TIMER_STATE` or
-:attr:`~helpkit.ports.Capability.DUE_CLAIMS`.
+declare the capability, as the change feed, outbox, timer state, due claim and feed wake-up
+cases are for stores without :attr:`~helpkit.ports.Capability.CHANGE_FEED`,
+:attr:`~helpkit.ports.Capability.OUTBOX`, :attr:`~helpkit.ports.Capability.TIMER_STATE`,
+:attr:`~helpkit.ports.Capability.DUE_CLAIMS` or :attr:`~helpkit.ports.Capability.FEED_WAKEUP`.
 
 Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
 under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
@@ -47,6 +47,7 @@ from helpkit.testing.conformance.persistence import PersistenceCases
 from helpkit.testing.conformance.queries import QueryCases
 from helpkit.testing.conformance.stateful import SideBySideCases, StoreComparison
 from helpkit.testing.conformance.timer_states import TimerStateCases
+from helpkit.testing.conformance.wakeup import WakeupCases
 
 __all__ = [
     "BASE_TIME",
@@ -62,8 +63,9 @@ __all__ = [
 # One mixin per concern, each a module of this package. pytest collects the tests of base
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
-# feed, outbox, timer state and due claim cases in that order.
+# feed, outbox, timer state, due claim and feed wake-up cases in that order.
 class StoreConformance(
+    WakeupCases,
     DueClaimCases,
     TimerStateCases,
     OutboxCases,
