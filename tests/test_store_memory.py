@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+import time
 import unicodedata
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -141,8 +143,32 @@ def test_factory_refuses_paths_and_options(url: str) -> None:
         memory_store_factory(url)
 
 
-def test_memory_store_declares_the_change_feed_and_the_outbox() -> None:
-    assert MemoryStore().capabilities == frozenset({Capability.CHANGE_FEED, Capability.OUTBOX})
+def test_memory_store_declares_the_change_feed_the_outbox_and_wakeups() -> None:
+    assert MemoryStore().capabilities == frozenset(
+        {Capability.CHANGE_FEED, Capability.OUTBOX, Capability.FEED_WAKEUP}
+    )
+
+
+def test_a_wait_is_refused_a_bad_timeout_and_ends_when_the_store_closes() -> None:
+    store = MemoryStore()
+    for bad in (-1, float("nan"), float("inf"), True, "1"):
+        with pytest.raises(ValidationError):
+            store.wait_for_changes(0, bad)  # type: ignore[arg-type]
+    results: list[bool] = []
+    waiting = threading.Event()
+
+    def wait() -> None:
+        waiting.set()
+        results.append(store.wait_for_changes(0, 60))
+
+    waiter = threading.Thread(target=wait, daemon=True)
+    waiter.start()
+    assert waiting.wait(10)
+    while not store._changed._waiters:  # type: ignore[attr-defined]
+        time.sleep(0.001)
+    store.close()
+    waiter.join(30)
+    assert not waiter.is_alive() and results == [False]
 
 
 def _calls(store: MemoryStore) -> dict[str, Callable[[], object]]:

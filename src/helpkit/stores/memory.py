@@ -75,10 +75,14 @@ def _copy_event(event: Event) -> Event:
 class MemoryStore:
     """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
 
-    capabilities: frozenset[str] = frozenset({Capability.CHANGE_FEED, Capability.OUTBOX})
+    capabilities: frozenset[str] = frozenset(
+        {Capability.CHANGE_FEED, Capability.OUTBOX, Capability.FEED_WAKEUP}
+    )
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
+        # Commits that add to the feed wake the threads waiting in wait_for_changes.
+        self._changed = threading.Condition(self._lock)
         self._closed = False
         self._next_number = 1
         self._tickets: dict[str, Ticket] = {}
@@ -167,7 +171,9 @@ class MemoryStore:
                 self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
                 self._numbers[state.number] = ticket_id
             self._next_number = next_number
-            self._feed.extend(feed)
+            if feed:
+                self._feed.extend(feed)
+                self._changed.notify_all()
             return written
 
     # ------------------------------------------------------------ change feed
@@ -180,6 +186,22 @@ class MemoryStore:
             self._check_open()
             chunk = self._feed[after : after + limit]
         return [Change(after + offset, event) for offset, event in enumerate(chunk, start=1)]
+
+    def wait_for_changes(self, after: int, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds for a commit to add a position above ``after``:
+        True when the feed holds one (at once if it already does), False when the time ran
+        out (or the store was closed meanwhile)."""
+        check_position(after, "after")
+        if (
+            not isinstance(timeout, int | float)
+            or isinstance(timeout, bool)
+            or not 0 <= timeout < float("inf")
+        ):
+            raise ValidationError(f"timeout must be a number of seconds >= 0; got {timeout!r}")
+        with self._changed:
+            self._check_open()
+            self._changed.wait_for(lambda: self._closed or len(self._feed) > after, timeout)
+            return not self._closed and len(self._feed) > after
 
     def last_position(self) -> int:
         """The highest position committed so far (0 when nothing was)."""
@@ -572,6 +594,7 @@ class MemoryStore:
             for table in self._tables():
                 table.clear()
             self._feed.clear()
+            self._changed.notify_all()
 
     def _tables(self) -> tuple[dict[Any, Any], ...]:
         return (
