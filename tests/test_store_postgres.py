@@ -7,6 +7,7 @@ tests/test_store_postgres_concurrency.py.
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 import threading
@@ -29,11 +30,11 @@ from helpkit.errors import (
 )
 from helpkit.plugins import PluginHost
 from helpkit.ports import Store
-from helpkit.queries import TicketQuery
+from helpkit.queries import SortOrder, TicketQuery, encode_cursor
 from helpkit.stores.postgres import PostgresUrl, parse_url, postgres_store_factory
 from helpkit.testing.clock import FrozenClock
 from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory
-from helpkit.tickets import Actor
+from helpkit.tickets import Actor, StatusCategory
 from postgres_fixtures import fresh_schema
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -367,6 +368,69 @@ def test_driver_errors_become_helpkit_errors(database: str) -> None:
     assert isinstance(translate(raised("SELECT 1/0"), "db"), ValidationError)
     other = translate(raised("SELECT * FROM no_such_table"), "db")
     assert type(other) is StoreError
+
+
+# ---------------------------------------------------------------- query plans
+
+
+def _plan(database: str, schema: str, query: TicketQuery) -> str:
+    """The plan PostgreSQL chooses for the store's statement answering ``query``, when it can
+    avoid sorting (``enable_sort`` off: a sort is then chosen only if nothing else can give
+    the order)."""
+    from helpkit.stores.postgres.query_sql import select
+
+    statement = select(query)
+    assert statement is not None
+    text, params = statement
+    with admin(database) as conn:
+        conn.execute(f"SET search_path TO {schema}")
+        conn.execute("SET enable_sort TO off")
+        rows = conn.execute("EXPLAIN " + text, params).fetchall()
+    return "\n".join(str(row[0]) for row in rows)
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        TicketQuery(
+            assignee_ids={"a3"},
+            categories={StatusCategory.NEW, StatusCategory.OPEN},
+            limit=50,
+        ),
+        TicketQuery(
+            group_ids={"g1"}, categories={StatusCategory.NEW, StatusCategory.OPEN}, limit=50
+        ),
+        TicketQuery(
+            group_ids={"g1", "g2"},
+            categories={StatusCategory.OPEN},
+            limit=20,
+            after=encode_cursor(SortOrder.PRIORITY, [2, 5, 6, "t9"]),
+        ),
+        TicketQuery(categories={StatusCategory.NEW, StatusCategory.PENDING}, limit=50),
+    ],
+    ids=["assignee", "group", "groups-after-a-cursor", "categories"],
+)
+def test_a_queue_page_is_merged_index_walks_without_a_sort(
+    store: Any, database: str, query: TicketQuery
+) -> None:
+    # Rows written straight into the table (only the columns the plan depends on matter).
+    with admin(database) as conn:
+        conn.execute(
+            f"INSERT INTO {store.schema}.tickets (id, number, seq, status, category, priority, "
+            "assignee_id, group_id, requester_id, created_us, updated_us, next_deadline_us, "
+            "tags, state) "
+            "SELECT 't' || n, n, 1, 'open', "
+            "(ARRAY['new', 'open', 'pending', 'closed'])[n % 4 + 1], "
+            "n % 4 + 1, 'a' || n % 20, 'g' || n % 5, 'c1', n, n, n * 7 % 1000, '[]', '{}' "
+            "FROM generate_series(1, 5000) AS n"
+        )
+        conn.execute(f"ANALYZE {store.schema}.tickets")
+    plan = _plan(database, store.schema, query)
+    # One index walk per arm, each cut at the page, merged in order: no Sort node anywhere.
+    assert "Merge Append" in plan, plan
+    assert re.search(r"(^|->)\s*(Incremental )?Sort\s+\(", plan, re.MULTILINE) is None, plan
+    assert "Index Scan" in plan, plan
+    assert "Seq Scan" not in plan and "Bitmap" not in plan, plan
 
 
 # ---------------------------------------------------------------- URLs

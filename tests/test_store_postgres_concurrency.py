@@ -291,15 +291,19 @@ def test_relays_claiming_at_once_never_hold_one_delivery_together(
 # ---------------------------------------------------------------- connection loss
 
 
-def _terminate(database: str, where: str) -> int:
-    """Terminate the server processes of the test database that match ``where``."""
+def _terminate(database: str, where: str, *, wait: bool = False) -> int:
+    """Terminate the server processes of the test database that match ``where``; with
+    ``wait``, return once they have ended (their connections closed by the server)."""
     import psycopg
 
+    timeout_ms = 10_000 if wait else 0
     with psycopg.connect(database, autocommit=True) as admin:
         rows = admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            f"WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}"
+            "SELECT pg_terminate_backend(pid, %s) FROM pg_stat_activity "
+            f"WHERE datname = current_database() AND pid <> pg_backend_pid() AND {where}",
+            (timeout_ms,),
         ).fetchall()
+    assert all(row[0] for row in rows), "a server process did not end in time"
     return len(rows)
 
 
@@ -308,7 +312,8 @@ def test_after_the_server_drops_every_connection_the_next_call_reconnects(
 ) -> None:
     store = open_store(pool_min=2)
     store.commit([change_of(_open("t1", 0, NOW))])
-    assert _terminate(database, "true") >= 1
+    # Returns once the server has closed them (pg_terminate_backend only signals a process).
+    assert _terminate(database, "true", wait=True) >= 1
     # The pool checks a connection before lending it: the dead ones are replaced.
     assert store.get_ticket("t1").number == 1
     (second,) = store.commit([change_of(_open("t2", 0, NOW))])

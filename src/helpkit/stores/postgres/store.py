@@ -3,25 +3,31 @@
 
 Each call borrows a connection from a psycopg pool, whose connections are set up once
 (``search_path`` is the tenant's schema and nothing else; ``synchronous_commit`` as the URL
-says) and checked when borrowed, so a connection the server dropped (a restart) is replaced
-before a call uses it. Writes are transactions; reads are single statements in autocommit.
+says) and checked when borrowed, without a round trip (:func:`_check_borrowed`), so a
+connection the server dropped (a restart) is replaced before a call uses it. Writes are
+transactions; reads are single statements in autocommit.
 
-``commit`` checks each ticket's ``expected_seq`` and updates its row only if the seq is still
-the one read (``WHERE id = ... AND seq = ...``), numbers new tickets from a counter row updated
-in the same transaction, and gives the events their feed positions last, under the feed lock.
+``commit`` locks each ticket's row as it reads it (``FOR UPDATE``), checks its
+``expected_seq``, numbers new tickets from a counter row updated in the same transaction, and
+gives the events their feed positions last, under the feed lock. It runs in pipeline mode: a
+statement whose result is not needed is sent without waiting for it, so a commit of one ticket
+is two round trips (read the row and, for a new ticket, take its number; then write the row,
+the tags and the events, and commit).
 """
 
 from __future__ import annotations
 
+import select as _select
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from typing import Any, Final
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
+from psycopg.pq import ConnStatus
 from psycopg_pool import ConnectionPool
 
 from helpkit.errors import (
@@ -46,7 +52,7 @@ from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import check_limit, check_record, check_version
 from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.errors import translated
-from helpkit.stores.postgres.feed import LAST_POSITION, FeedAndOutbox
+from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
 from helpkit.stores.postgres.url import check_schema_name
@@ -80,14 +86,22 @@ _INSERT_TICKET: Final = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) "
     f"VALUES ({', '.join(['%s'] * len(_TICKET_COLUMNS))})"
 )
-# Every column but the id, only while the seq is still the one read: the optimistic check.
+# A ticket's row, locked until the commit ends: its seq cannot change after it was checked.
+_READ_TICKET: Final = "SELECT number, seq, tags FROM tickets WHERE id = %s FOR UPDATE"
+# Every column but the id (the row is locked, and its seq was checked under the lock).
 _UPDATE_TICKET: Final = (
     f"UPDATE tickets SET {', '.join(f'{c} = %s' for c in _TICKET_COLUMNS[1:])} "
     "WHERE id = %s AND seq = %s"
 )
+# A commit's events in one statement, numbered after the last position in the order given.
+# Run under the feed lock, in a statement of its own after the lock's: the statement's
+# snapshot then sees every transaction that held the lock before.
 _INSERT_EVENTS: Final = (
     "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s)"
+    "SELECT e.ticket_id, e.seq, e.type, e.at_us, e.actor, e.body, last.position + e.n "
+    "FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last, "
+    "unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS e(ticket_id, seq, type, at_us, actor, body, n)"
 )
 _NEXT_NUMBER: Final = (
     "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
@@ -137,6 +151,27 @@ def _where(conninfo: str, schema: str) -> str:
 
 def _set_search_path(conn: psycopg.Connection[Any], schema: str) -> None:
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+
+
+def _readable(fd: int) -> bool:
+    """Whether the socket ``fd`` has something to read (or is at its end), without waiting."""
+    if hasattr(_select, "poll"):
+        poller = _select.poll()
+        poller.register(fd, _select.POLLIN)
+        return bool(poller.poll(0))
+    ready, _, _ = _select.select([fd], [], [], 0)
+    return bool(ready)
+
+
+def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
+    """The pool's check of a connection it is about to hand out, without a round trip.
+
+    An idle connection has nothing to read: one the server dropped (a restart, a terminated
+    backend) has the server's last message or the end of the stream. Only then is it asked
+    (a round trip), which raises for a broken connection, and the pool replaces it.
+    """
+    if conn.closed or conn.pgconn.status != ConnStatus.OK or _readable(conn.pgconn.socket):
+        ConnectionPool.check_connection(conn)
 
 
 def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> bool:
@@ -224,7 +259,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
             max_size=pool_max,
             timeout=float(timeout),
             configure=self._configure,
-            check=ConnectionPool.check_connection,
+            check=_check_borrowed,
             name=f"helpkit-{self.schema}",
             open=False,
         )
@@ -274,6 +309,29 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
         with translated(self._where), self._pool.connection() as conn, conn.transaction():
             yield conn.cursor()
 
+    @contextmanager
+    def _pipelined(self) -> Iterator[psycopg.Connection[Any]]:
+        """A pooled connection in pipeline mode inside one transaction: each statement is sent
+        without waiting for its result, until a result is read (which waits for it and every
+        statement before) or the block ends (the COMMIT is sent with the last writes, and
+        waited for). An error raises where the results are read, at the latest on leaving the
+        block, and everything is rolled back.
+
+        ``BEGIN`` and ``COMMIT`` are plain statements of the pipeline, not psycopg's
+        ``transaction()``, which would wait for the ``BEGIN`` and again before the ``COMMIT``
+        (two more round trips)."""
+        with translated(self._where), self._pool.connection() as conn:
+            try:
+                with conn.pipeline():
+                    conn.execute("BEGIN")
+                    yield conn
+                    conn.execute("COMMIT")
+            except BaseException:
+                # A no-op if the transaction ended; on a lost connection the pool discards it.
+                with suppress(psycopg.Error):
+                    conn.rollback()
+                raise
+
     # ------------------------------------------------------------ tickets
 
     def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
@@ -322,41 +380,42 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
         if not prepared:
             with self._reading():
                 return []
-        with self._transaction() as cur:
+        with self._pipelined() as conn:
             numbers = []
             events: list[tuple[object, ...]] = []
             for item in prepared:
-                number, rows = self._apply(cur, item)
+                number, rows = self._apply(conn, item)
                 numbers.append(number)
                 events.extend(rows)
             if states:
-                cur.executemany(_KEEP_STATE, states)
+                conn.cursor().executemany(_KEEP_STATE, states)
             if events:
-                cur.execute(FEED_LOCK)
-                row = cur.execute(LAST_POSITION).fetchone()
-                last = 0 if row is None else int(row[0])
-                cur.executemany(
-                    _INSERT_EVENTS,
-                    [(*event, last + offset) for offset, event in enumerate(events, start=1)],
-                )
+                conn.execute(FEED_LOCK)
+                conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
                 # Delivered to the listeners when (and only if) this transaction commits.
-                cur.execute(NOTIFY, (self._channel,))
+                conn.execute(NOTIFY, (self._channel,))
         return [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
 
     def _apply(
-        self, cur: psycopg.Cursor[Any], item: _Prepared
+        self, conn: psycopg.Connection[Any], item: _Prepared
     ) -> tuple[int, list[tuple[object, ...]]]:
-        """Write one change's ticket row and tags; its number and its event rows (positions
-        are given by ``commit``). The checks come in the reference store's order."""
+        """Write one change's ticket row and tags (in pipeline mode: sent, not waited for);
+        its number and its event rows (positions are given by ``commit``). The checks come in
+        the reference store's order."""
         if item.invalid is not None:
             raise item.invalid
         change = item.change
         ticket_id = change.ticket.id
-        stored = cur.execute(
-            "SELECT number, seq, tags FROM tickets WHERE id = %s", (ticket_id,)
-        ).fetchone()
+        reading = conn.execute(_READ_TICKET, (ticket_id,))
+        numbering = None
+        if change.expected_seq == 0 and change.ticket.number == 0 and change.events:
+            # Most likely a new ticket: its number is taken in the same round trip as the
+            # read. If the ticket exists after all, the stale check below raises and the
+            # rollback gives the number back.
+            numbering = conn.execute(_NEXT_NUMBER)
+        stored = reading.fetchone()
         current_seq = stored[1] if stored is not None else 0
         if current_seq != change.expected_seq:
             raise self._stale(ticket_id, current_seq, change.expected_seq)
@@ -367,18 +426,18 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
             if number == 0:
                 # The counter row stays locked until this transaction ends: a concurrent
                 # create waits, and a rollback gives the number back.
-                counter = cur.execute(_NEXT_NUMBER).fetchone()
+                counter = (numbering or conn.execute(_NEXT_NUMBER)).fetchone()
                 assert counter is not None
                 number = int(counter[0])
             else:
-                owner = cur.execute(
+                owner = conn.execute(
                     "SELECT id FROM tickets WHERE number = %s", (number,)
                 ).fetchone()
                 if owner is not None:
                     raise DuplicateError(
                         f"ticket number {number} already belongs to ticket {owner[0]!r}"
                     )
-                cur.execute(_KEEP_NUMBER, (number,))
+                conn.execute(_KEEP_NUMBER, (number,))
         elif number == 0:
             number = stored[0]
         elif number != stored[0]:
@@ -387,28 +446,27 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
             raise item.rows_error
         row, event_rows = item.rows_with_number(number)
         if stored is None:
-            cur.execute(_INSERT_TICKET, row)
+            # A concurrent create of the same id fails on the primary key (ConflictError).
+            conn.execute(_INSERT_TICKET, row)
             old_tags: frozenset[str] = frozenset()
         else:
-            updated = cur.execute(
-                _UPDATE_TICKET, (*row[1:], ticket_id, change.expected_seq)
-            ).rowcount
-            if updated != 1:
-                # Another transaction changed it after we read it (and has committed).
-                raise self._stale(ticket_id, None, change.expected_seq)
+            # The row is locked since it was read at the expected seq, so this updates it
+            # (its result is not waited for). Were that ever not so, the events' primary key
+            # (ticket, seq) would still refuse a second writer of the same seqs.
+            conn.execute(_UPDATE_TICKET, (*row[1:], ticket_id, change.expected_seq))
             old_tags = (
                 item.tags if stored[2] == row[_TAGS] else frozenset(_loads(stored[2], "tags"))
             )
         if old_tags != item.tags:
             gone = old_tags - item.tags
             if gone:
-                cur.executemany(
+                conn.cursor().executemany(
                     "DELETE FROM ticket_tags WHERE ticket_id = %s AND tag = %s",
                     [(ticket_id, tag) for tag in sorted(gone)],
                 )
             added = item.tags - old_tags
             if added:
-                cur.executemany(
+                conn.cursor().executemany(
                     "INSERT INTO ticket_tags (ticket_id, tag) VALUES (%s, %s)",
                     [(ticket_id, tag) for tag in sorted(added)],
                 )
