@@ -14,14 +14,16 @@ import functools
 import re
 import typing
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 import attrs
 
 from helpkit._checks import INT64_MAX
-from helpkit.errors import ConflictError, NotFoundError, ValidationError
+from helpkit._records import replace
+from helpkit.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from helpkit.events import Event, TicketOpened
-from helpkit.ports import Delivery, TicketChange
+from helpkit.ports import Delivery, DeliveryState, TicketChange
 
 __all__ = [
     "check_cursor",
@@ -207,3 +209,24 @@ def check_delivery(delivery: object) -> Delivery:
     check_record(delivery, Delivery)
     assert isinstance(delivery, Delivery)
     return delivery
+
+
+def revive_delivery(found: Delivery, at: datetime) -> Delivery:
+    """What ``Outbox.revive`` stores for ``found`` at ``at``: pending again, due at once, with
+    its attempts and claims reset and one more revival; InvalidTransitionError unless it is
+    dead."""
+    if found.state is not DeliveryState.DEAD:
+        raise InvalidTransitionError(
+            f"delivery {found.id!r} is {found.state.value}; only a dead one is revived"
+        )
+    return replace(
+        found,
+        state=DeliveryState.PENDING,
+        attempts=0,
+        claims=0,
+        revivals=found.revivals + 1,
+        next_attempt_at=at,
+        claimed_by=None,
+        claimed_until=None,
+        updated_at=at,
+    )

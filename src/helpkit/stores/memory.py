@@ -21,7 +21,6 @@ from helpkit._time import to_utc
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
-    InvalidTransitionError,
     NotFoundError,
     SchemaError,
     StoreError,
@@ -47,6 +46,7 @@ from helpkit.stores.contract import (
     check_position,
     check_record,
     check_version,
+    revive_delivery,
     validate_change,
 )
 from helpkit.tickets import Ticket
@@ -398,21 +398,7 @@ class MemoryStore:
             found = self._outbox.get(delivery_id)
             if found is None:
                 raise NotFoundError(f"no delivery with id {delivery_id!r:.80}")
-            if found.state is not DeliveryState.DEAD:
-                raise InvalidTransitionError(
-                    f"delivery {delivery_id!r} is {found.state.value}; only a dead one is revived"
-                )
-            revived = replace(
-                found,
-                state=DeliveryState.PENDING,
-                attempts=0,
-                claims=0,
-                revivals=found.revivals + 1,
-                next_attempt_at=at,
-                claimed_by=None,
-                claimed_until=None,
-                updated_at=at,
-            )
+            revived = revive_delivery(found, at)
             self._outbox[delivery_id] = revived
             return revived
 

@@ -29,14 +29,19 @@ from helpkit._records import replace
 from helpkit._time import to_utc
 from helpkit.errors import (
     ConflictError,
-    InvalidTransitionError,
     NotFoundError,
     SchemaError,
     ValidationError,
 )
 from helpkit.events import event_from_dict
 from helpkit.ports import Change, Delivery, DeliveryState
-from helpkit.stores.contract import check_cursor, check_delivery, check_limit, check_position
+from helpkit.stores.contract import (
+    check_cursor,
+    check_delivery,
+    check_limit,
+    check_position,
+    revive_delivery,
+)
 from helpkit.stores.sqlite.encoding import _decoded, _micros
 
 __all__ = ["CLAIM_DUE", "LAST_POSITION", "FeedAndOutbox"]
@@ -291,21 +296,7 @@ class FeedAndOutbox:
             if row is None:
                 raise NotFoundError(f"no delivery with id {delivery_id!r:.80}")
             found = _decode_delivery(row[0])
-            if found.state is not DeliveryState.DEAD:
-                raise InvalidTransitionError(
-                    f"delivery {delivery_id!r} is {found.state.value}; only a dead one is revived"
-                )
-            revived = replace(
-                found,
-                state=DeliveryState.PENDING,
-                attempts=0,
-                claims=0,
-                revivals=found.revivals + 1,
-                next_attempt_at=at,
-                claimed_by=None,
-                claimed_until=None,
-                updated_at=at,
-            )
+            revived = revive_delivery(found, at)
             encoded = _encode_delivery(revived)
             cur.execute(
                 "UPDATE outbox SET state = %s, next_attempt_us = %s, claimed_until_us = NULL, "
