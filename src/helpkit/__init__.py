@@ -39,7 +39,16 @@ from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.sla import Metric, SlaPolicy, SlaPolicySet, Targets
 from helpkit.sweep import SweepReport
-from helpkit.tickets import Actor, Comment, LinkKind, Status, StatusCategory, Ticket, Workflow
+from helpkit.tickets import (
+    Actor,
+    Attachment,
+    Comment,
+    LinkKind,
+    Status,
+    StatusCategory,
+    Ticket,
+    Workflow,
+)
 
 __version__ = "0.1.0.dev0"
 
@@ -49,6 +58,7 @@ __all__ = [
     "UNSET",
     "Actor",
     "Agent",
+    "Attachment",
     "BusinessCalendar",
     "CalendarError",
     "Channel",

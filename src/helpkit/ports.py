@@ -22,6 +22,7 @@ from helpkit._checks import (
     instances_of,
     member_of,
     nonblank_text,
+    optional_count,
     optional_text,
     text,
 )
@@ -33,6 +34,8 @@ from helpkit.queries import Page, TicketQuery
 from helpkit.tickets import Ticket
 
 __all__ = [
+    "Address",
+    "BlobStore",
     "Capability",
     "Change",
     "ChangeFeed",
@@ -43,9 +46,13 @@ __all__ = [
     "DeskContext",
     "DueClaims",
     "FeedWakeup",
+    "InboundAttachment",
     "InboundMessage",
+    "Inbox",
     "OutboundMessage",
     "Outbox",
+    "Receipt",
+    "ReceiptState",
     "Recipient",
     "Store",
     "SystemClock",
@@ -86,6 +93,9 @@ class TicketChange:
     events: tuple[Event, ...]
     expected_seq: int
     """The ticket's seq before these events (0 for a new ticket)."""
+    receipt: Receipt | None = None
+    """For a change made from an inbound message: its receipt, written in the same
+    transaction (a store with :attr:`Capability.INBOX`; see :class:`Inbox`)."""
 
     def with_number(self, number: int) -> TicketChange:
         """This change with ``number`` on its ticket and on its ``TicketOpened`` events.
@@ -102,6 +112,7 @@ class TicketChange:
                 replace(e, number=number) if isinstance(e, TicketOpened) else e for e in self.events
             ),
             self.expected_seq,
+            self.receipt,
         )
 
 
@@ -125,6 +136,10 @@ class Capability:
     FEED_WAKEUP = "feed_wakeup"
     """A consumer of the change feed can wait for the next commit instead of polling
     (:class:`FeedWakeup`)."""
+    INBOX = "inbox"
+    """The store keeps a receipt of every inbound message, keyed by channel and external id,
+    written with the ticket change it made (:class:`Inbox`): a message is ingested once, and
+    suspended messages wait there to be released."""
 
 
 @attrs.frozen
@@ -510,23 +525,176 @@ class Delivery:
     updated_at: datetime = attrs.field(converter=to_utc)
 
 
+@attrs.frozen
+class Address:
+    """A person's address on a channel (an email address), with the name shown beside it."""
+
+    address: str = attrs.field(validator=nonblank_text)
+    name: str | None = attrs.field(default=None, validator=optional_text)
+
+
+def _addresses(value: Iterable[Address]) -> tuple[Address, ...]:
+    return tuple(value)
+
+
+@attrs.frozen(kw_only=True)
+class InboundAttachment:
+    """A file that came with an inbound message, with its bytes (before it is stored)."""
+
+    filename: str = attrs.field(validator=nonblank_text)
+    content_type: str = attrs.field(validator=nonblank_text)
+    data: bytes = attrs.field(validator=instance(bytes))
+    inline: bool = attrs.field(default=False, validator=instance(bool))
+    content_id: str | None = attrs.field(default=None, validator=optional_text)
+
+
+def _inbound_attachments(value: Iterable[InboundAttachment]) -> tuple[InboundAttachment, ...]:
+    return tuple(value)
+
+
+def _header_map(value: Mapping[str, str]) -> Mapping[str, str]:
+    return frozen_mapping({str(k).lower(): v for k, v in dict(value).items()})
+
+
 @attrs.frozen(kw_only=True)
 class InboundMessage:
-    """A message arriving through a channel, before helpkit turns it into a ticket or reply."""
+    """A message arriving through a channel, before :meth:`Helpdesk.receive` turns it into a
+    new ticket, a comment on a ticket, or a suspended message.
 
-    channel: str
-    sender_address: str
-    sender_name: str | None
-    subject: str
-    body: str
-    received_at: datetime
-    external_id: str | None = None
-    in_reply_to: str | None = None
+    A channel's parser builds it (:func:`helpkit.channels.email_in.parse` for email, the
+    webhook adapter for JSON); every field is checked when it is built.
+    """
+
+    channel: str = attrs.field(validator=nonblank_text)
+    """The name of the channel it came through (``email``, ``web``...)."""
+    sender_address: str = attrs.field(validator=nonblank_text)
+    sender_name: str | None = attrs.field(validator=optional_text)
+    subject: str = attrs.field(validator=text)
+    body: str = attrs.field(validator=text)
+    """The new text of the message (quoted history stripped)."""
+    received_at: datetime = attrs.field(converter=to_utc)
+    external_id: str | None = attrs.field(default=None, validator=optional_text)
+    """The channel's id of the message (an email's Message-ID, without angle brackets): with
+    ``channel`` it is the key that makes a message ingested once. ``None``: no dedupe."""
+    in_reply_to: str | None = attrs.field(default=None, validator=optional_text)
     references: tuple[str, ...] = attrs.field(
         default=(), converter=_texts, validator=instances_of(str, container=tuple)
     )
-    ticket_number: int | None = None
-    """A ticket number the channel found (e.g. "[#1042]" in an email subject)."""
+    """External ids of earlier messages of the conversation, oldest first."""
+    ticket_number: int | None = attrs.field(default=None, validator=optional_count)
+    """A ticket number the channel found (``[#1042]`` in an email subject)."""
+    to: tuple[Address, ...] = attrs.field(
+        default=(), converter=_addresses, validator=instances_of(Address, container=tuple)
+    )
+    cc: tuple[Address, ...] = attrs.field(
+        default=(), converter=_addresses, validator=instances_of(Address, container=tuple)
+    )
+    headers: Mapping[str, str] = attrs.field(factory=dict, converter=_header_map)
+    """The transport's headers, names lower-case (repeated headers joined by ``\n``): what
+    the screens read (``auto-submitted``, ``precedence``...)."""
+    original: str | None = attrs.field(default=None, validator=optional_text)
+    """The full text before the quoted history was stripped (``None``: nothing stripped)."""
+    attachments: tuple[InboundAttachment, ...] = attrs.field(
+        default=(),
+        converter=_inbound_attachments,
+        validator=instances_of(InboundAttachment, container=tuple),
+    )
+    notes: tuple[str, ...] = attrs.field(
+        default=(), converter=_texts, validator=instances_of(str, container=tuple)
+    )
+    """What the parser had to repair or drop (an unknown charset, a broken part), for audit."""
+
+
+class ReceiptState(enum.Enum):
+    """What became of an inbound message."""
+
+    CREATED = "created"
+    """It opened a ticket."""
+    COMMENTED = "commented"
+    """It was added to a ticket's conversation."""
+    SUSPENDED = "suspended"
+    """A screen held it back (an auto-reply, a bounce, a loop, a stranger); it waits to be
+    released or discarded."""
+    DISCARDED = "discarded"
+    """It was suspended, then thrown away by an agent."""
+
+
+@attrs.frozen(kw_only=True)
+class Receipt:
+    """The record an :class:`Inbox` keeps of one inbound message, under its ``key``."""
+
+    key: str = attrs.field(validator=nonblank_text)
+    """``<channel>:<external id>`` (or a fresh id for a message without an external id)."""
+    state: ReceiptState = attrs.field(validator=member_of(ReceiptState))
+    received_at: datetime = attrs.field(converter=to_utc)
+    updated_at: datetime = attrs.field(converter=to_utc)
+    ticket_id: str | None = attrs.field(default=None, validator=optional_text)
+    comment_id: str | None = attrs.field(default=None, validator=optional_text)
+    reason: str | None = attrs.field(default=None, validator=optional_text)
+    """Why it was suspended (kept after a release, for audit)."""
+    message: InboundMessage | None = attrs.field(
+        default=None, validator=attrs.validators.optional(instance(InboundMessage))
+    )
+    """The message itself, kept while it is suspended (``None`` once it was ingested)."""
+
+
+@runtime_checkable
+class Inbox(Protocol):
+    """Receipts of inbound messages (:attr:`Capability.INBOX`).
+
+    A :class:`TicketChange` with a ``receipt`` writes it in the commit's transaction: if a
+    receipt with that key exists and is not ``suspended``, the whole commit is refused with
+    :class:`~helpkit.errors.DuplicateError` and nothing is written (so two processes ingesting
+    one message make one ticket); a ``suspended`` receipt with that key is replaced (a
+    release). The conformance suite's ``InboxCases`` check it.
+    """
+
+    def receipt(self, key: str) -> Receipt | None:
+        """The receipt kept under ``key``, or ``None``."""
+        ...
+
+    def suspend(self, receipt: Receipt) -> Receipt:
+        """Keep a ``suspended`` receipt (with its message); if ``key`` is taken, keep nothing
+        and return the receipt already there."""
+        ...
+
+    def suspended(self, *, limit: int = 100, after: str | None = None) -> list[Receipt]:
+        """Suspended receipts, oldest first (by ``received_at``, then key); ``after`` is the
+        last key of the previous page."""
+        ...
+
+    def discard(self, key: str, *, now: datetime) -> Receipt:
+        """Mark a suspended receipt ``discarded`` (dropping its message); a receipt that is
+        not suspended raises :class:`~helpkit.errors.InvalidTransitionError`, an unknown key
+        :class:`~helpkit.errors.NotFoundError`."""
+        ...
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    """Where attachment bytes live, addressed by their SHA-256 (content-addressed: putting the
+    same bytes twice keeps them once). Built-ins: ``memory://`` and ``file:///folder``;
+    plugins register more schemes through ``helpkit_register_blob_stores``."""
+
+    def put(self, data: bytes) -> str:
+        """Keep ``data`` durably; return its SHA-256 (lower-case hex)."""
+        ...
+
+    def get(self, sha256: str) -> bytes:
+        """The bytes kept under ``sha256``; :class:`~helpkit.errors.NotFoundError` if none."""
+        ...
+
+    def exists(self, sha256: str) -> bool:
+        """Whether bytes are kept under ``sha256``."""
+        ...
+
+    def delete(self, sha256: str) -> bool:
+        """Forget the bytes kept under ``sha256``; whether there were any."""
+        ...
+
+    def close(self) -> None:
+        """Release resources."""
+        ...
 
 
 @runtime_checkable

@@ -34,6 +34,7 @@ __all__ = [
     "DEFAULT_WORKFLOW",
     "Actor",
     "ActorKind",
+    "Attachment",
     "Comment",
     "Link",
     "LinkKind",
@@ -275,6 +276,39 @@ def _word(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise ValidationError(f"{attribute.name} must be a single word; got {word!r:.60}")
 
 
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+
+
+def _sha256(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, str) or not _SHA256.fullmatch(value):
+        raise ValidationError(
+            f"{attribute.name} must be 64 lower-case hex digits; got {value!r:.80}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class Attachment:
+    """A file attached to a comment. Its bytes live in a :class:`~helpkit.ports.BlobStore`,
+    addressed by ``sha256``; the comment keeps only this description."""
+
+    id: str = attrs.field(validator=ident)
+    filename: str = attrs.field(validator=nonblank_text)
+    content_type: str = attrs.field(validator=nonblank_text)
+    """The MIME type, lower-case (``image/png``)."""
+    size: int = attrs.field(validator=count)
+    """The size in bytes."""
+    sha256: str = attrs.field(validator=_sha256)
+    """The SHA-256 of the bytes, lower-case hex: the blob's address."""
+    inline: bool = attrs.field(default=False, validator=flag)
+    """Shown inside the message (an image an HTML body refers to), not listed beside it."""
+    content_id: str | None = attrs.field(default=None, validator=optional_text)
+    """The ``Content-ID`` an HTML body refers to it by (``cid:...``), without angle brackets."""
+
+
+def _attachments(value: Iterable[Attachment]) -> tuple[Attachment, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class Comment:
     """A message in a ticket's conversation: a public reply or an internal note."""
@@ -289,6 +323,13 @@ class Comment:
     in_reply_to: str | None = attrs.field(default=None, validator=optional_text)
     ticket_id: str | None = attrs.field(default=None, validator=optional_ident)
     """The ticket the comment was first written on (differs from the ticket after a merge)."""
+    attachments: tuple[Attachment, ...] = attrs.field(
+        default=(), converter=_attachments, validator=instances_of(Attachment, container=tuple)
+    )
+    """The files attached to it, in the order they came."""
+    original: str | None = attrs.field(default=None, validator=optional_text)
+    """For a message that came in through a channel: its full text before the quoted history
+    was stripped from ``body``, kept for audit (``None`` when nothing was stripped)."""
 
 
 class LinkKind(enum.Enum):
