@@ -19,6 +19,7 @@ from typing import Any
 import attrs
 
 from helpkit._codec.types import is_mapping, strip_none
+from helpkit._records import OMIT_DEFAULT
 from helpkit._time import to_utc
 from helpkit.errors import SchemaError
 from helpkit.fields import FieldValue, decode_value, encode_value
@@ -97,9 +98,14 @@ def _encoder(tp: Any) -> Encode:
     if attrs.has(tp):
         hints = typing.get_type_hints(tp)
         parts = [
-            (f.name, f.alias, generic_encoder(hints[f.name])) for f in attrs.fields(tp) if f.init
+            (f.name, f.alias, generic_encoder(hints[f.name]), f) for f in attrs.fields(tp) if f.init
         ]
-        return lambda v: {alias: enc(getattr(v, name)) for name, alias, enc in parts}
+        return lambda v: {
+            alias: enc(getattr(v, name))
+            for name, alias, enc, f in parts
+            # fields added later are left out at their default (stored text stays the same)
+            if not (f.metadata.get(OMIT_DEFAULT) and getattr(v, name) == f.default)
+        }
     origin = typing.get_origin(tp)
     args = typing.get_args(tp)
     if origin is tuple and len(args) == 2 and args[1] is Ellipsis:

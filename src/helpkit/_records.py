@@ -18,9 +18,17 @@ from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["frozen_mapping", "replace"]
+__all__ = ["OMIT_DEFAULT", "SINCE_LATER", "frozen_mapping", "replace"]
 
 _T = TypeVar("_T")
+
+OMIT_DEFAULT = "helpkit.codec.omit_default"
+"""attrs field metadata key: the codec leaves the field out of a value's JSON form while it
+holds its default (fields added to a stored type later, so values that do not use them keep
+the text stores wrote before; decoding gives a missing field its default)."""
+
+SINCE_LATER: Mapping[str, Any] = MappingProxyType({OMIT_DEFAULT: True})
+"""The metadata of a field added to a stored type after its first release."""
 
 
 def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:

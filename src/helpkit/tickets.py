@@ -25,6 +25,7 @@ from helpkit._checks import (
     text,
     text_set,
 )
+from helpkit._records import SINCE_LATER
 from helpkit._time import to_utc
 from helpkit.errors import InvalidTransitionError, ValidationError
 from helpkit.fields import FieldValue, field_value_map
@@ -324,10 +325,13 @@ class Comment:
     ticket_id: str | None = attrs.field(default=None, validator=optional_ident)
     """The ticket the comment was first written on (differs from the ticket after a merge)."""
     attachments: tuple[Attachment, ...] = attrs.field(
-        default=(), converter=_attachments, validator=instances_of(Attachment, container=tuple)
+        default=(),
+        converter=_attachments,
+        validator=instances_of(Attachment, container=tuple),
+        metadata=SINCE_LATER,
     )
     """The files attached to it, in the order they came."""
-    original: str | None = attrs.field(default=None, validator=optional_text)
+    original: str | None = attrs.field(default=None, validator=optional_text, metadata=SINCE_LATER)
     """For a message that came in through a channel: its full text before the quoted history
     was stripped from ``body``, kept for audit (``None`` when nothing was stripped)."""
 

@@ -22,6 +22,7 @@ import attrs
 from helpkit._codec.durations import duration_text
 from helpkit._codec.source import Source
 from helpkit._codec.types import class_fields, is_mapping, is_text, label, strip_none
+from helpkit._records import OMIT_DEFAULT
 from helpkit._time import to_utc
 from helpkit.fields import FieldValue, encode_value
 
@@ -78,17 +79,31 @@ def _encoder(tp: Any) -> Encode:
     body: list[str] = []
     if isinstance(tp, type) and attrs.has(tp):
         entries: list[str] = []
+        optional: list[str] = []
         for field, hint in class_fields(tp):
             local = src.fresh("v")
             body.append(f"{local} = value.{field.name}")
-            entries.append(f"{field.alias!r}: {_encode_expr(src, hint, local, body)},")
+            expr = _encode_expr(src, hint, local, body)
+            if field.metadata.get(OMIT_DEFAULT):
+                # A field added after values were stored: left out at its default, so the
+                # text written for a value that does not use it stays what it was before.
+                default = src.ref("default", field.default)
+                optional.append(f"if {local} != {default}: out[{field.alias!r}] = {expr}")
+            elif optional:
+                raise TypeError(f"{label(tp)}: {field.name} follows a field left out at default")
+            else:
+                entries.append(f"{field.alias!r}: {expr},")
         src.add(0, "def encode(value):")
         for line in body:
             src.add(1, line)
-        src.add(1, "return {")
+        src.add(1, "out = {" if optional else "return {")
         for entry in entries:
             src.add(2, entry)
         src.add(1, "}")
+        for line in optional:
+            src.add(1, line)
+        if optional:
+            src.add(1, "return out")
     else:
         expr = _encode_expr(src, tp, "value", body)
         src.add(0, "def encode(value):")
