@@ -318,10 +318,10 @@ def write_corpus(directory: Path, messages: int, seed: int = 1) -> list[Entry]:
                 lines = head + _multipart(f"b{n}x", parts)
             requests.append((mid, sender, subject, text.split("\n")))
         elif category == "reply":
-            original_id, sender, subject, text = rng.choice(requests[-200:])
+            original_id, sender, subject, asked = rng.choice(requests[-200:])
             entry.thread_of = original_id
             answer = _paragraphs(rng)[0]
-            body = [answer, *_quote(rng, text, sender[0], at - timedelta(hours=1))]
+            body = [answer, *_quote(rng, asked, sender[0], at - timedelta(hours=1))]
             head = _head(
                 sender=sender,
                 subject=f"Re: {subject}",
