@@ -31,14 +31,14 @@ from helpkit.testing.conformance.channels import (
 
 
 def maildir_arrivals(directory: Path) -> list[Arrival]:
-    """What a Maildir holds, oldest first, read back with the standard library."""
+    """What a Maildir holds, read back with the standard library."""
     files = [
         p
         for sub in ("new", "cur")
         if (directory / sub).is_dir()
         for p in (directory / sub).iterdir()
     ]
-    files.sort(key=lambda p: (p.stat().st_mtime_ns, p.name))
+    files.sort(key=lambda p: p.name)
     out = []
     for path in files:
         msg = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
