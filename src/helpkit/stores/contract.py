@@ -21,7 +21,7 @@ from typing import Any
 
 import attrs
 
-from helpkit._checks import INT64_MAX
+from helpkit._checks import INT64_MAX, check_text
 from helpkit._records import replace
 from helpkit.errors import (
     ConflictError,
@@ -346,7 +346,7 @@ def discard_receipt(found: Receipt | None, key: str, at: datetime) -> Receipt:
 
 
 def check_key(key: object, what: str = "key") -> str:
-    """An inbox key: non-blank text; else ValidationError."""
-    if not isinstance(key, str) or not key.strip():
+    """An inbox key: non-blank text every store can hold; else ValidationError."""
+    if not isinstance(key, str) or not check_text(key, what).strip():
         raise ValidationError(f"{what} must be a receipt key (non-blank text); got {key!r:.60}")
     return key
