@@ -118,12 +118,13 @@ def test_a_stored_receipt_that_is_not_helpkits_is_a_schema_error(
             (text,) = conn.execute("SELECT body FROM inbox").fetchone()
             bad = json.dumps(change(json.loads(text)))
             conn.execute("UPDATE inbox SET body = ?", (bad,))
-        reading = {
+        reading: dict[str, Callable[[], object]] = {
             "receipt": lambda: store.receipt("email:held@example.com"),
             "suspended": store.suspended,
-        }[read]
+        }
+        read_it = reading[read]
         with pytest.raises(SchemaError, match="stored receipt cannot be read"):
-            reading()
+            read_it()
     finally:
         store.close()
 
@@ -185,7 +186,7 @@ def test_the_inbox_cases_catch_receipts_written_outside_the_commit(
 def test_the_process_case_catches_receipts_written_outside_the_commit(tmp_path: Path) -> None:
     suite = StoreConformance()
 
-    def elsewhere(store: Store) -> functools.partial[Store]:
+    def elsewhere(store: Store) -> Callable[[], Store]:
         assert isinstance(store, SqliteStore)
         return functools.partial(type(store), store.path)
 
