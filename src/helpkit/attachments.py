@@ -264,7 +264,7 @@ def default_blobs(store: str | Store) -> str | None:
     folder ``x.db.blobs`` beside it (made absolute, created at the first attachment);
     otherwise ``None`` (no safe default: see :class:`UnconfiguredBlobStore`)."""
     if not isinstance(store, str):
-        capabilities = getattr(store, "capabilities", frozenset())
+        capabilities: frozenset[str] = getattr(store, "capabilities", frozenset())
         return None if Capability.PERSISTENT in capabilities else "memory://"
     scheme, _, rest = store.partition(":")
     if scheme.lower() == "memory":
