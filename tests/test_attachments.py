@@ -8,6 +8,7 @@ import hashlib
 import string
 import unicodedata
 from collections.abc import Mapping
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpkit import Actor, DeskConfig, Helpdesk
+from helpkit import Actor, DeskConfig, Helpdesk, serialize
 from helpkit.attachments import (
     MAX_FILENAME,
     AttachmentLimits,
@@ -37,8 +38,10 @@ from helpkit.errors import (
 )
 from helpkit.events import CommentAdded
 from helpkit.hookspecs import RegisterChannel, hookimpl
-from helpkit.ports import Channel, InboundAttachment
+from helpkit.ports import Channel, InboundAttachment, OutboundMessage
 from helpkit.stores.memory import MemoryStore
+from helpkit.testing.strategies import attachments
+from helpkit.tickets import Attachment
 
 AGENT = Actor.agent("agent-1")
 _INVISIBLE = ("Cc", "Cf", "Cs", "Zl", "Zp")
@@ -386,3 +389,39 @@ def test_channel_factories_receive_the_blob_store(tmp_path: Path) -> None:
     Helpdesk(config=config, plugins=[Plugin()], entry_points=False, blobs=blobs)
     assert seen[0]["blobs"] is blobs
     assert seen[0]["colour"] == "red"
+
+
+# ---------------------------------------------------------------- outbound, stored
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(attachments(), max_size=3).map(tuple))
+def test_outbound_messages_round_trip_with_their_attachments(files: tuple[Attachment, ...]) -> None:
+    message = OutboundMessage(
+        ticket_id="t1",
+        ticket_number=1,
+        subject="S",
+        body="B",
+        comment_id="c1",
+        author_name="Al",
+        to=(),
+        sent_at=datetime(2026, 3, 2, 9, 0, tzinfo=UTC),
+        attachments=files,
+    )
+    data = serialize.to_data(message)
+    assert ("attachments" in data) is bool(files)  # none: the stored form of before
+    assert serialize.loads(OutboundMessage, serialize.dumps(message)) == message
+
+
+def test_an_sqlite_outbox_keeps_the_attachments_of_a_reply(tmp_path: Path) -> None:
+    channel = RecordingChannel("email")
+    with Helpdesk(f"sqlite:///{tmp_path}/desk.db", channels=[channel], entry_points=False) as desk:
+        desk.add_group("l1", "Desk")
+        desk.add_agent("agent-1", "Al", groups=["l1"])
+        ticket = desk.open_ticket(AGENT, requester="ann@acme.example", subject="S")
+        desk.reply(ticket, AGENT, "see attached", attachments=[_file("a.pdf", b"A")])
+        desk.deliver_pending()
+        (delivery,) = desk.deliveries()  # read back from the SQLite outbox
+        (attachment,) = delivery.message.attachments
+        assert desk.attachment_bytes(ticket, attachment.id) == b"A"
+        assert channel.messages[-1].attachments == (attachment,)
