@@ -47,7 +47,9 @@ AGENT = Actor.agent("agent-1")
 _INVISIBLE = ("Cc", "Cf", "Cs", "Zl", "Zp")
 
 
-def _file(name: str = "report.pdf", data: bytes = b"%PDF-1.7", kind: str = "application/pdf"):
+def _file(
+    name: str = "report.pdf", data: bytes = b"%PDF-1.7", kind: str = "application/pdf"
+) -> InboundAttachment:
     return InboundAttachment(filename=name, content_type=kind, data=data)
 
 
@@ -136,8 +138,9 @@ def test_keep_refuses_exactly_what_breaks_a_limit_and_then_puts_nothing(sizes: l
     if breaks:
         with pytest.raises(AttachmentError) as info:
             keep(blobs, files, limits=_LIMITS, new_id=lambda: next(ids))
-        assert info.value.filename in {f.filename for f in files}
-        assert info.value.filename in str(info.value)
+        named = info.value.filename
+        assert named is not None and named in {f.filename for f in files}
+        assert named in str(info.value)
         assert not any(blobs.exists(hashlib.sha256(f.data).hexdigest()) for f in files)
         return
     kept = keep(blobs, files, limits=_LIMITS, new_id=lambda: next(ids))
@@ -190,7 +193,14 @@ def test_limits_from_the_configuration() -> None:
     assert AttachmentLimits().max_file_bytes == 25 * 1024 * 1024
     limits = AttachmentLimits.from_dict({"max_files": 0, "max_total_bytes": 10})
     assert (limits.max_files, limits.max_total_bytes) == (0, 10)
-    for bad in ({"max_size": 1}, {"max_files": -1}, {"max_files": "3"}, {"max_files": True}, []):
+    bads: list[object] = [
+        {"max_size": 1},
+        {"max_files": -1},
+        {"max_files": "3"},
+        {"max_files": True},
+        [],
+    ]
+    for bad in bads:
         with pytest.raises(ConfigError):
             AttachmentLimits.from_dict(bad)  # type: ignore[arg-type]
     config = DeskConfig.from_dict(

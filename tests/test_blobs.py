@@ -45,7 +45,7 @@ def _corrupt(store: BlobStore, sha256: str) -> None:
     path.write_bytes(bytes(data))
 
 
-def _reopen_folder(store: BlobStore) -> functools.partial[BlobStore]:
+def _reopen_folder(store: BlobStore) -> functools.partial[FolderBlobStore]:
     assert isinstance(store, FolderBlobStore)
     return functools.partial(type(store), store.root)
 
