@@ -348,3 +348,33 @@ def test_plugins_register_blob_stores_and_bad_ones_are_plugin_errors() -> None:
 
     with pytest.raises(DuplicateError, match="blob store scheme 'memory'"):
         PluginHost([Twice()], entry_points=False)
+
+
+# ---------------------------------------------------------------- the command line
+
+
+def test_the_command_line_lists_blob_stores_and_reads_blobs_from_its_config(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    from helpkit.cli import main
+    from helpkit.cli._config import config_template
+
+    monkeypatch.chdir(tmp_path)
+    assert main(["plugins", "--json"]) == 0
+    infos = json.loads(capsys.readouterr().out)
+    assert any(info["blob_stores"] == ["memory", "file"] for info in infos)
+    assert main(["plugins"]) == 0
+    assert "blob_stores=memory,file" in capsys.readouterr().out
+
+    template = config_template()
+    assert "[attachments]" in template
+    good = tmp_path / "good.toml"
+    good.write_text(f'blobs = "file://{tmp_path}/kept"\n' + template, encoding="utf-8")
+    assert main(["--config", str(good), "--store", "sqlite:///desk.db", "init"]) == 0
+    bad = tmp_path / "bad.toml"
+    bad.write_text('blobs = "s3://bucket"\n', encoding="utf-8")
+    assert main(["--config", str(bad), "--store", "sqlite:///desk.db", "list"]) == 2
+    err = capsys.readouterr().err
+    assert "no blob store is registered" in err and "Traceback" not in err
