@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from helpkit.testing._basics import (
     actors,
+    attachments,
     comments,
     contacts,
     custom_fields,
@@ -38,6 +39,7 @@ from helpkit.testing.calendar_strategies import (
 
 __all__ = [
     "actors",
+    "attachments",
     "aware_datetimes",
     "business_calendars",
     "business_durations",
