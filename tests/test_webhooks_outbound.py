@@ -96,8 +96,8 @@ def test_events_are_posted_signed_with_the_payload(receiver: Receiver, store_url
         assert reply.payload["data"]["ticket"]["seq"] == 3
         # The audit trail records each delivery with the endpoint's answer; a webhook's answer
         # is no message of the conversation, so replies do not thread on it.
-        sent = _records(desk, ticket)
-        assert all(isinstance(e, MessageSent) for e in sent)
+        sent = [e for e in desk.history(ticket) if isinstance(e, MessageSent)]
+        assert len(sent) == len(_records(desk, ticket))
         assert [(e.kind, e.channel, e.external_id, e.recipients) for e in sent] == [
             ("webhook", "crm", "HTTP 204", ("webhook:crm",))
         ] * 3
@@ -194,7 +194,7 @@ def test_redirects_are_failures_not_followed(receiver: Receiver) -> None:
 
 
 def test_each_endpoint_gets_the_events_it_subscribes_to(receiver: Receiver) -> None:
-    hooks = {
+    hooks: dict[str, dict[str, Any]] = {
         "all": {},
         "status": {"events": ["status_changed"]},
         "notes": {"events": ["comment_added"], "include_internal": True},

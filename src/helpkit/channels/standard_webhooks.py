@@ -26,15 +26,16 @@ import os
 import re
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
-from typing import Final, Protocol, runtime_checkable
+from typing import Any, Final, Protocol, runtime_checkable
 
 from helpkit._time import to_utc
 from helpkit.errors import ConfigError, HelpkitError
 
 __all__ = [
     "DEFAULT_TOLERANCE",
+    "Headers",
     "MemorySeenIds",
     "Reason",
     "SeenIds",
@@ -73,6 +74,15 @@ class Reason(enum.Enum):
     """No ``v1`` signature matches any of the secrets."""
     REPLAYED = "replayed"
     """The id was seen before (within the tolerance window)."""
+
+
+class Headers(Protocol):
+    """A request's headers: a mapping of names to values, or the ``email.message.Message``
+    that ``http.server`` and ``urllib`` give (anything with ``items()``)."""
+
+    def items(self) -> Iterable[tuple[str, Any]]:
+        """The ``(name, value)`` pairs."""
+        ...
 
 
 class WebhookVerificationError(HelpkitError, ValueError):
@@ -215,7 +225,7 @@ class MemorySeenIds:
         self._expires = live
 
 
-def _header(headers: Mapping[str, str], name: str) -> str:
+def _header(headers: Headers, name: str) -> str:
     for key, value in headers.items():
         if isinstance(key, str) and key.lower() == name:
             if isinstance(value, str) and value.strip():
@@ -226,7 +236,7 @@ def _header(headers: Mapping[str, str], name: str) -> str:
 
 def verify(
     secret: str | bytes | Iterable[str | bytes],
-    headers: Mapping[str, str],
+    headers: Headers,
     body: bytes | str,
     *,
     tolerance: timedelta = DEFAULT_TOLERANCE,
