@@ -5,6 +5,7 @@ rotation, and configuration mistakes."""
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -357,3 +358,33 @@ def _fields(message: OutboundMessage) -> dict[str, Any]:
     import attrs
 
     return attrs.asdict(message, recurse=False)
+
+
+def test_helpkit_deliver_sends_webhooks_from_the_command_line(
+    receiver: Receiver,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from helpkit.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    for key in [k for k in os.environ if k.startswith("HELPKIT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setenv("CRM_SECRET", SECRET)
+    (tmp_path / "helpkit.toml").write_text(
+        f'[webhooks.crm]\nurl = "{receiver.url}"\nsecret_env = "CRM_SECRET"\n'
+        'events = ["ticket_opened"]\n',
+        encoding="utf-8",
+    )
+    assert main(["init"]) == 0
+    opened = ["open", "--requester", "zoe@acme.example", "--subject", "Printer", "--body", "x"]
+    assert main(opened) == 0
+    capsys.readouterr()
+    assert main(["deliver"]) == 0
+    out, err = capsys.readouterr()
+    assert out.startswith("deliver: 1 derived, 1 sent") and "Traceback" not in err
+    (request,) = receiver.verified
+    assert request.payload["data"]["ticket"]["subject"] == "Printer"
