@@ -95,13 +95,13 @@ def test_events_are_posted_signed_with_the_payload(receiver: Receiver, store_url
         assert event == desk.history(ticket)[2]
         assert reply.payload["data"]["comment"]["body"] == "Which client version?"
         assert reply.payload["data"]["ticket"]["seq"] == 3
-        # The audit trail records each delivery with the endpoint's answer; a webhook's answer
-        # is no message of the conversation, so replies do not thread on it.
+        # The audit trail records each delivery under its webhook-id; a webhook is no message
+        # of the conversation, so replies do not thread on it.
         sent = [e for e in desk.history(ticket) if isinstance(e, MessageSent)]
         assert len(sent) == len(_records(desk, ticket))
         assert [(e.kind, e.channel, e.external_id, e.recipients) for e in sent] == [
-            ("webhook", "crm", "HTTP 204", ("webhook:crm",))
-        ] * 3
+            ("webhook", "crm", r.verified, ("webhook:crm",)) for r in receiver.requests
+        ]
         assert desk.ticket(ticket).last_message_id is None
         # Its own records are not sent again (no loop): nothing more is derived.
         assert desk.deliver_pending().derived == 0
@@ -242,6 +242,27 @@ def test_bookkeeping_is_sent_when_asked_but_never_a_webhooks_own_record(
         assert desk.deliver_pending().derived == 0
 
 
+def test_webhooks_leave_email_threading_alone(receiver: Receiver) -> None:
+    email = RecordingChannel("email")
+    with _desk(receiver.url, {"crm": {}}, channels=(email,)) as desk:
+        desk.add_agent("ann", "Ann Agent", email="ann@help.example")
+        bob = desk.create_contact("Bob", emails=["bob@acme.example"])
+        ticket = desk.open_ticket(
+            Actor.contact(bob.id),
+            requester=bob,
+            subject="VPN",
+            body="down",
+            external_id="<q1@acme.example>",
+        )
+        desk.deliver_pending()  # the webhooks of the opening are sent and recorded
+        desk.reply(ticket, Actor.agent("ann"), "On it")
+        desk.deliver_pending()
+        (message,) = email.messages
+        assert message.in_reply_to == "<q1@acme.example>"
+        types = [r.payload["type"] for r in receiver.verified]
+        assert types == ["ticket_opened", "comment_added", "comment_added", "status_changed"]
+
+
 def test_a_rotated_secret_signs_with_both(receiver: Receiver) -> None:
     hooks = {"crm": {"events": ["ticket_opened"], "secret": [SECRET, OLD_SECRET]}}
     with _desk(receiver.url, hooks) as desk:
@@ -347,7 +368,7 @@ def test_the_channel_refuses_what_is_not_a_webhook_delivery(receiver: Receiver) 
     assert receiver.requests == []
     assert "whsec" not in repr(channel)
     hook = OutboundMessage(**{**_fields(reply), "kind": "webhook", "body": "{}"})
-    assert channel.deliver(hook) == "HTTP 204"
+    assert channel.deliver(hook) == "t1-2-reply" == receiver.verified[0].verified
     receiver.script = [410]
     with pytest.raises(WebhookGoneError) as gone:
         channel.deliver(hook)

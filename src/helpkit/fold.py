@@ -81,8 +81,8 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         else:
             common["internal_notes"] = state.internal_notes + 1
     elif isinstance(event, MessageSent):
-        # A webhook's answer (its external id is the HTTP status) is not a message of the
-        # conversation: later replies do not thread on it.
+        # A webhook (its external id is the webhook-id) is not a message of the conversation:
+        # later replies do not thread on it.
         if event.external_id is not None and event.kind != WEBHOOK:
             common["last_message_id"] = event.external_id
     elif isinstance(event, StatusChanged):

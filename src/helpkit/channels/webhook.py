@@ -15,8 +15,9 @@ committed events it subscribes to, see :mod:`helpkit.webhook_events`)::
 Each attempt sends the delivery's body (the JSON payload, the same bytes every time) with
 ``webhook-id`` (the delivery's id: the same on every attempt, the receiver's idempotency key),
 ``webhook-timestamp`` (the attempt's instant) and ``webhook-signature`` (one ``v1`` signature
-per secret). A ``2xx`` answer is success: ``deliver`` returns ``"HTTP <status>"``, recorded in
-the ticket's ``message_sent``. Anything else raises :class:`WebhookDeliveryError` and the relay
+per secret). A ``2xx`` answer is success: ``deliver`` returns the ``webhook-id`` (the id the
+receiver knows the message by, recorded in the ticket's ``message_sent``) and logs the status
+on ``helpkit.channels.webhook``. Anything else raises :class:`WebhookDeliveryError` and the relay
 tries again later (redirects are not followed: the spec asks senders to treat them as
 failures); ``410 Gone`` raises :class:`WebhookGoneError`, which the relay gives up at once.
 """
@@ -24,6 +25,7 @@ failures); ``410 Gone`` raises :class:`WebhookGoneError`, which the relay gives 
 from __future__ import annotations
 
 import http.client
+import logging
 import os
 import re
 import time
@@ -44,6 +46,8 @@ __all__ = [
     "WebhookGoneError",
     "webhook_channel_factory",
 ]
+
+log = logging.getLogger("helpkit.channels.webhook")
 
 _OPTIONS: Final = (
     "url",
@@ -122,7 +126,8 @@ class WebhookChannel:
         return f"WebhookChannel({self.name!r}, {self.url!r})"
 
     def deliver(self, message: OutboundMessage) -> str:
-        """POST ``message`` (a delivery of kind ``webhook``) once; ``"HTTP <status>"``.
+        """POST ``message`` (a delivery of kind ``webhook``) once; its ``webhook-id`` (the
+        message's idempotency key, the same on every attempt).
 
         Raises :class:`WebhookDeliveryError` when the endpoint does not answer ``2xx`` in time,
         :class:`WebhookGoneError` for ``410``, and DeliveryRefusedError for a message that is
@@ -164,7 +169,8 @@ class WebhookChannel:
             raise WebhookDeliveryError(f"{self.url}: {type(reason).__name__}: {reason}") from exc
         if not 200 <= status < 300:
             raise WebhookDeliveryError(f"HTTP {status} from {self.url}", status)
-        return f"HTTP {status}"
+        log.info("webhook %s: %s answered HTTP %d", message.idempotency_key, self.name, status)
+        return message.idempotency_key
 
 
 def _snippet(exc: urllib.error.HTTPError) -> str:
