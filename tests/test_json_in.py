@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from helpkit import ValidationError
+from helpkit import NaiveDatetimeError, ValidationError
 from helpkit.channels.json_in import InboundPayloadError, parse, parse_data
 from helpkit.ports import Address, InboundAttachment, InboundMessage
 
@@ -123,6 +123,11 @@ def test_what_is_not_the_shape_is_a_typed_error(payload: str | bytes, message: s
     with pytest.raises(InboundPayloadError, match=message) as caught:
         parse(payload, received_at=AT)
     assert isinstance(caught.value, ValidationError) and isinstance(caught.value, ValueError)
+
+
+def test_a_naive_instant_is_the_callers_mistake() -> None:
+    with pytest.raises(NaiveDatetimeError):
+        parse('{"from": "a@b.example", "body": "x"}', received_at=datetime(2026, 3, 2, 9))
 
 
 def test_a_blank_channel_is_a_typed_error() -> None:

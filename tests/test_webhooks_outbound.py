@@ -24,6 +24,7 @@ from helpkit.ports import DeliveryState, OutboundMessage, Recipient
 from helpkit.relay import RetryPolicy
 from helpkit.serialize import from_data
 from helpkit.testing.clock import FrozenClock
+from postgres_fixtures import fresh_schema
 from webhook_receiver import Receiver, webhook_receiver
 
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
@@ -37,8 +38,12 @@ def receiver() -> Iterator[Receiver]:
         yield running
 
 
-@pytest.fixture(params=["memory", "sqlite"])
+@pytest.fixture(params=["memory", "sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    if request.param == "postgres":  # skipped without a server, failed without one under CI
+        database: str = request.getfixturevalue("postgres_database")
+        joiner = "&" if "?" in database else "?"
+        return f"{database}{joiner}schema={fresh_schema()}"
     return "memory://" if request.param == "memory" else f"sqlite:///{tmp_path / 'desk.db'}"
 
 

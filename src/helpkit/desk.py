@@ -98,8 +98,9 @@ class Helpdesk:
     default, :func:`helpkit.ids.new_id`, makes time-ordered UUIDs (version 7) as 32 hex digits.
     ``fold_cache`` is how many tickets' SLA folds the desk keeps between commands (0: none).
 
-    Messages (public replies, SLA notices) leave through a relay that follows the change feed
-    (:mod:`helpkit.relay`), never on the request path. With ``delivery="outbox"`` (the
+    Messages (public replies, SLA notices, the events webhook endpoints subscribe to) leave
+    through a relay that follows the change feed (:mod:`helpkit.relay`), never on the request
+    path. With ``delivery="outbox"`` (the
     default) they wait in the outbox until :meth:`deliver_pending` runs (or ``helpkit deliver
     --follow``, a worker); with ``delivery="sync"`` the desk runs the relay itself after each
     command, so a command returns once its messages went out (for tests and small

@@ -33,6 +33,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final
 
+from helpkit._time import to_utc
 from helpkit.errors import HelpkitError, ValidationError
 from helpkit.ports import Address, InboundAttachment, InboundMessage
 
@@ -85,6 +86,7 @@ def parse_data(
     external_id: str | None = None,
 ) -> InboundMessage:
     """:func:`parse` for a payload already read from JSON (a dict)."""
+    received_at = to_utc(received_at, "received_at")  # the caller's mistake, not the payload's
     if not isinstance(data, Mapping):
         raise InboundPayloadError(f"the payload is a JSON object; got {_kind(data)}")
     unknown = sorted(str(k)[:40] for k in data if k not in _KEYS)
