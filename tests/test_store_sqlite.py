@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -45,6 +46,7 @@ from helpkit.stores.sqlite.encoding import _micros
 from helpkit.stores.sqlite.query_sql import _select
 from helpkit.testing.clock import FrozenClock
 from helpkit.testing.conformance import (
+    ReopenElsewhere,
     ReopenStore,
     StoreConformance,
     StoreFactory,
@@ -72,6 +74,14 @@ class TestSqliteStore(StoreConformance):
             return SqliteStore(store.path)
 
         return reopen
+
+    @pytest.fixture
+    def reopen_elsewhere(self) -> ReopenElsewhere:
+        def elsewhere(store: Store) -> Callable[[], Store]:
+            assert isinstance(store, SqliteStore)
+            return functools.partial(SqliteStore, store.path)
+
+        return elsewhere
 
 
 # ---------------------------------------------------------------- helpers
@@ -315,6 +325,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.CHANGE_FEED,
         Capability.OUTBOX,
         Capability.TIMER_STATE,
+        Capability.INBOX,
     }
     assert isinstance(store, Store)
 
@@ -827,7 +838,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 6
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 7
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]
@@ -845,6 +856,8 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
             # v6: no timer states yet (the sweep folds those tickets' histories until a
             # command or a sweep commits them again).
             assert conn.execute("SELECT count(*) FROM timer_states").fetchone()[0] == 0
+            # v7: an empty inbox.
+            assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
         assert columns == [
             (
                 t.id,
