@@ -151,8 +151,10 @@ def _codec(name: str | None) -> str | None:
 
 
 def _decode_bytes(data: bytes, charset: str | None, notes: _Notes, what: str) -> str:
-    """``data`` as text in ``charset``; an unknown charset, or bytes that are not in it,
-    degrade to UTF-8, else Latin-1 (with a note)."""
+    """``data`` as text in ``charset``. An unknown charset, or bytes that are not in it,
+    degrade (with a note): to UTF-8 if the bytes are UTF-8, else to Latin-1 (for a message
+    that said nothing, ASCII or UTF-8: the usual mislabelled Western text), else to the
+    declared charset with replacement characters."""
     codec = _codec(charset)
     if charset and codec is None:
         notes.add(f"{what}: unknown charset {charset.strip()[:40]!r}, read as UTF-8 or Latin-1")
@@ -164,14 +166,14 @@ def _decode_bytes(data: bytes, charset: str | None, notes: _Notes, what: str) ->
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        if codec is not None:
-            notes.add(f"{what}: bytes that are not {charset!s:.40}, read with replacements")
-            try:
-                return data.decode(codec, "replace")
-            except (UnicodeError, LookupError, ValueError, TypeError):
-                pass
-        notes.add(f"{what}: bytes that are not UTF-8, read as Latin-1")
-        return data.decode("latin-1")
+        if codec is None or codec in {"utf-8", "ascii"}:
+            notes.add(f"{what}: bytes that are not UTF-8, read as Latin-1")
+            return data.decode("latin-1")
+        notes.add(f"{what}: bytes that are not {charset!s:.40}, read with replacements")
+        try:
+            return data.decode(codec, "replace")
+        except (UnicodeError, LookupError, ValueError, TypeError):
+            return data.decode("latin-1")
     if codec is not None:
         notes.add(f"{what}: bytes that are not {charset!s:.40}, read as UTF-8")
     return text
@@ -228,7 +230,7 @@ def _decode_header(value: str, notes: _Notes, what: str) -> str:
     if len(joined) > _MAX_HEADER_CHARS:
         notes.add(f"{what}: cut to {_MAX_HEADER_CHARS} characters")
         joined = joined[:_MAX_HEADER_CHARS]
-    return _clean(joined).strip()
+    return _clean(joined).strip(" \t")
 
 
 def subject_tag(subject: str) -> tuple[int | None, str]:
@@ -470,9 +472,12 @@ def _safe_filename(name: str, ctype: str) -> str:
     text = text.strip(" .")[:200].strip()
     if text:
         return text
-    extension = mimetypes.guess_extension(ctype, strict=False) or ".bin"
     if ctype == "message/rfc822":
         extension = ".eml"
+    elif ctype.startswith(("text/", "message/")):
+        extension = mimetypes.guess_extension(ctype, strict=False) or ".txt"
+    else:
+        extension = mimetypes.guess_extension(ctype, strict=False) or ".bin"
     return "attachment" + extension
 
 
