@@ -37,7 +37,6 @@ import codecs
 import mimetypes
 import quopri
 import re
-import unicodedata
 from datetime import datetime
 from email import policy as email_policy
 from email.message import EmailMessage, Message
@@ -46,6 +45,7 @@ from email.utils import getaddresses
 from typing import Final
 
 from helpkit.channels.html_text import to_text
+from helpkit.channels.mime import file_name
 from helpkit.channels.quoting import split_quoted
 from helpkit._checks import check_text
 from helpkit.errors import HelpkitError, NaiveDatetimeError, ValidationError
@@ -467,11 +467,11 @@ def _filename(part: Message) -> str:
 
 
 def _safe_filename(name: str, ctype: str) -> str:
-    text = _LINE_BREAKS.sub(" ", name).replace("\\", "/").rsplit("/", 1)[-1]
-    text = "".join(" " if unicodedata.category(c) in {"Cc", "Cf"} else c for c in text)
-    text = text.strip(" .")[:200].strip()
-    if text:
-        return text
+    """A file name as :func:`helpkit.channels.mime.file_name` cleans it; a part without one
+    is ``attachment`` with the extension of its type."""
+    cleaned = file_name(name) if name.strip() else ""
+    if cleaned and cleaned != "attachment":
+        return cleaned
     if ctype == "message/rfc822":
         extension = ".eml"
     elif ctype.startswith(("text/", "message/")):
