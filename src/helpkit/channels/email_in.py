@@ -44,10 +44,10 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 from typing import Final
 
+from helpkit._checks import check_text
 from helpkit.channels.html_text import to_text
 from helpkit.channels.mime import file_name
 from helpkit.channels.quoting import split_quoted
-from helpkit._checks import check_text
 from helpkit.errors import HelpkitError, NaiveDatetimeError, ValidationError
 from helpkit.ports import Address, InboundAttachment, InboundMessage
 
@@ -105,7 +105,7 @@ _MSG_ID: Final = re.compile(r"<([^<>\s]{1,900})>")
 _BARE_ID: Final = re.compile(r"[^<>\s@]{1,500}@[^<>\s@]{1,400}")
 _PREFIXES: Final = re.compile(
     r"^\s*(?:(?:re|aw|antw|antwort|sv|vs|ref|r[ée]f|rif|tr|wg|fwd?|fw|rv|enc|odp|ynt|vl|"
-    r"res|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    r"res|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:\uff1a]\s*)+",
     re.IGNORECASE,
 )
 _TAG: Final = re.compile(r"\[\s*(?:ticket\s*)?#\s*(\d{1,18})\s*\]", re.IGNORECASE)
