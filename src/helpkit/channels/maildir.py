@@ -25,8 +25,8 @@ from typing import Any, Final
 from helpkit.channels.mime import (
     check_domain,
     message_bytes,
-    message_id,
     message_key,
+    outbound_message_id,
     parse_sender,
     render,
     token,
@@ -91,7 +91,7 @@ class MaildirChannel:
         """Write ``message`` into ``new/`` unless it is there (or in ``cur/``) already; return
         its Message-ID either way."""
         email = render(message, sender=self.sender, domain=self.domain)
-        external_id = message_id(message_key(message), self.domain)
+        external_id = outbound_message_id(message, self.domain)
         name = self.file_name(message)
         try:
             self._prepare()
