@@ -161,9 +161,7 @@ def bounce(message: InboundMessage) -> str | None:
     return None
 
 
-def loop(
-    message: InboundMessage, *, desk_id: str, own_addresses: Iterable[str] = ()
-) -> str | None:
+def loop(message: InboundMessage, *, desk_id: str, own_addresses: Iterable[str] = ()) -> str | None:
     """Why ``message`` is the desk's own mail come back, or ``None``."""
     for value in _values(message, DESK_HEADER.lower()):
         if value == desk_id:
