@@ -204,7 +204,7 @@ def test_a_store_without_an_inbox_is_a_config_error() -> None:
             return getattr(self._store, name)
 
     inner = Helpdesk(entry_points=False).store
-    desk = Helpdesk(NoInbox(inner), entry_points=False)  # type: ignore[arg-type]
+    desk = Helpdesk(NoInbox(inner), entry_points=False)
     with pytest.raises(ConfigError, match="keeps no inbox"):
         desk.receive(message())
     assert not desk.tickets().items
