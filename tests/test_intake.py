@@ -9,6 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpkit import Actor, Helpdesk
 from helpkit.channels.recording import RecordingChannel
@@ -105,6 +107,29 @@ def token_id(desk: Helpdesk, number: int) -> str:
 )
 def test_subject_ticket_number(subject: str, number: int | None) -> None:
     assert subject_ticket_number(subject) == number
+
+
+@given(
+    st.integers(1, 2**63 - 1),
+    st.text(alphabet=st.characters(exclude_characters="[]#", codec="utf-8"), max_size=20),
+    st.text(max_size=20),
+    st.sampled_from(["#", "Ticket #", "Acme Support #", " # "]),
+)
+def test_a_subject_tag_gives_its_number(number: int, before: str, after: str, tag: str) -> None:
+    assert subject_ticket_number(f"{before}[{tag}{number}]{after}") == number
+
+
+@given(st.text(max_size=40))
+def test_subject_ticket_number_never_raises(subject: str) -> None:
+    found = subject_ticket_number(subject)
+    assert found is None or (0 < found < 2**63 and str(found) in subject)
+
+
+@given(st.text(max_size=40))
+def test_clean_id_is_idempotent_and_keys_ignore_brackets(text: str) -> None:
+    once = clean_id(text)
+    assert once is None or (clean_id(once) == once and once == once.strip())
+    assert receipt_key("email", text) == receipt_key("email", f" <{text}> ")
 
 
 def test_keys_are_normalised() -> None:
@@ -590,3 +615,34 @@ def test_desk_id_defaults() -> None:
     assert configured.desk_id == "d7"
     with pytest.raises(ConfigError):
         Helpdesk(entry_points=False, secret="short")
+
+
+def test_a_receipt_must_name_a_ticket_the_command_changed(desk: Helpdesk) -> None:
+    from helpkit.pipeline import Pipeline
+    from helpkit.ports import Receipt
+    from helpkit.timers import Timers
+
+    desk.receive(message())
+    ticket = desk.ticket(1)
+    pipeline = Pipeline(desk.store, desk.clock, Timers([]), lambda changes: None)
+    stray = Receipt(
+        key="email:stray",
+        state=ReceiptState.COMMENTED,
+        received_at=START,
+        updated_at=START,
+        ticket_id="another",
+    )
+    with pytest.raises(ValidationError, match="did not change"):
+        pipeline.run(
+            [ticket.id],
+            lambda tickets, now: [desk_tag(tickets[0], now)],
+            receipt=lambda outcomes, now: stray,
+        )
+    assert desk.ticket(1).seq == ticket.seq
+    assert desk.store.receipt("email:stray") is None  # type: ignore[attr-defined]
+
+
+def desk_tag(ticket: Any, now: datetime) -> Any:
+    from helpkit import lifecycle
+
+    return lifecycle.change_tags(ticket, at=now, actor=AGENT, add=["x"])

@@ -75,7 +75,7 @@ __all__ = [
 
 log = logging.getLogger("helpkit.intake")
 
-_SUBJECT_TAG = re.compile(r"\[[^\[\]#]{0,40}#\s*([0-9]{1,18})\s*\]")
+_SUBJECT_TAG = re.compile(r"\[[^\[\]#]{0,40}#\s*([0-9]{1,19})\s*\]")
 _MAX_FOLLOWERS: Final = 50
 """At most this many addresses of one message's CC become followers."""
 _ACKNOWLEDGE_WINDOW: Final = timedelta(hours=1)
