@@ -31,7 +31,7 @@ from helpkit._time import to_utc
 from helpkit.events import Event, TicketOpened
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.queries import Page, TicketQuery
-from helpkit.tickets import Ticket
+from helpkit.tickets import Attachment, Ticket
 
 __all__ = [
     "Address",
@@ -444,6 +444,10 @@ def _texts(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _attachment_tuple(value: Iterable[Attachment]) -> tuple[Attachment, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class OutboundMessage:
     """A message leaving the helpdesk through a channel: a public reply, an SLA notice."""
@@ -475,6 +479,14 @@ class OutboundMessage:
     thread_token: str = attrs.field(default="", validator=text, metadata=SINCE_LATER)
     """The ticket's signed thread token (:mod:`helpkit.thread_tokens`), ``""`` on a desk
     without a secret: an email channel writes it in the Message-ID, so a reply threads."""
+    attachments: tuple[Attachment, ...] = attrs.field(
+        default=(),
+        converter=_attachment_tuple,
+        validator=instances_of(Attachment, container=tuple),
+        metadata=SINCE_LATER,
+    )
+    """The files of the comment it carries (their descriptions: a channel reads the bytes
+    from the desk's blob store, given to its factory as the option ``blobs``)."""
 
 
 def _optional_utc(value: datetime | None) -> datetime | None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from helpkit.testing._basics import (
     actors,
+    attachments,
     comments,
     contacts,
     custom_fields,
@@ -36,6 +37,7 @@ from helpkit.testing.calendar_strategies import (
 
 __all__ = [
     "actors",
+    "attachments",
     "aware_datetimes",
     "business_calendars",
     "business_durations",
