@@ -3,6 +3,7 @@ release, discard, duplicates, acknowledgements and the headers of outbound mail.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from helpkit.channels.recording import RecordingChannel
 from helpkit.config import DeskConfig
 from helpkit.delivery import Outbound
 from helpkit.errors import (
+    AttachmentError,
     ConfigError,
     InvalidTransitionError,
     NotFoundError,
@@ -29,7 +31,7 @@ from helpkit.intake import (
     receipt_key,
     subject_ticket_number,
 )
-from helpkit.ports import Address, Change, InboundMessage, ReceiptState
+from helpkit.ports import Address, Change, InboundAttachment, InboundMessage, ReceiptState
 from helpkit.testing.clock import FrozenClock
 from helpkit.thread_tokens import ThreadTokens
 from helpkit.tickets import LinkKind
@@ -38,6 +40,7 @@ SECRET = "the desk's secret, long enough"
 TOKENS = ThreadTokens(SECRET)
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
 AGENT = Actor.agent("alice")
+AGENT_SYSTEM = Actor.system("operator")
 
 
 def message(n: int | str = 1, **fields: Any) -> InboundMessage:
@@ -646,3 +649,69 @@ def desk_tag(ticket: Any, now: datetime) -> Any:
     from helpkit import lifecycle
 
     return lifecycle.change_tags(ticket, at=now, actor=AGENT, add=["x"])
+
+
+# ------------------------------------------------------------------ attachments
+
+
+def test_attachments_are_kept_with_the_comment(desk: Helpdesk) -> None:
+    photo = InboundAttachment(filename="../jam.png", content_type="Image/PNG", data=b"\x89PNG...")
+    inline = InboundAttachment(
+        filename="logo.gif",
+        content_type="image/gif",
+        data=b"GIF89a",
+        inline=True,
+        content_id="<l1>",
+    )
+    got = desk.receive(message(attachments=[photo, inline]))
+    (comment,) = desk.conversation(1)
+    first, second = comment.attachments
+    assert (first.filename, first.content_type, first.size) == (
+        "jam.png",
+        "image/png",
+        len(b"\x89PNG..."),
+    )
+    assert first.sha256 == hashlib.sha256(b"\x89PNG...").hexdigest()
+    assert (second.inline, second.content_id) == (True, "l1")
+    assert desk.attachment_bytes(1, first.id) == b"\x89PNG..."
+    # Received again: the same comment and the same attachments, nothing kept twice.
+    again = desk.receive(message(attachments=[photo, inline]))
+    assert again.duplicate and again.comment_id == got.comment_id
+    reply = desk.receive(message(2, subject="Re: [#1]", attachments=[photo]))
+    assert reply.kind is IntakeKind.COMMENTED
+    assert desk.conversation(1)[-1].attachments[0].sha256 == first.sha256
+
+
+def test_attachments_over_the_limits_suspend_the_message() -> None:
+    clock = FrozenClock(START)
+    desk = Helpdesk(
+        config={"attachments": {"max_files": 1, "max_file_bytes": 10}},
+        clock=clock,
+        entry_points=False,
+    )
+    big = InboundAttachment(
+        filename="big.bin", content_type="application/octet-stream", data=b"x" * 11
+    )
+    held = desk.receive(message(attachments=[big]))
+    assert held.kind is IntakeKind.SUSPENDED and held.reason is not None
+    assert held.reason.startswith("attachments: ") and "big.bin" in held.reason
+    assert not desk.tickets().items
+    with pytest.raises(AttachmentError):
+        desk.release(held.key, AGENT_SYSTEM)
+    assert [r.key for r in desk.suspended()] == [held.key]
+    assert desk.discard(held.key, AGENT_SYSTEM).state is ReceiptState.DISCARDED
+    bad_type = InboundAttachment(filename="x", content_type="nonsense", data=b"1")
+    assert desk.receive(message(2, attachments=[bad_type])).kind is IntakeKind.SUSPENDED
+
+
+def test_a_desk_without_a_blob_store_refuses_attachments_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from helpkit.attachments import UnconfiguredBlobStore
+
+    desk = Helpdesk(blobs=UnconfiguredBlobStore(), entry_points=False)
+    file = InboundAttachment(filename="a.txt", content_type="text/plain", data=b"a")
+    with pytest.raises(ConfigError, match="no blob store"):
+        desk.receive(message(attachments=[file]))
+    assert desk.store.receipt("email:m1@acme.example") is None  # type: ignore[attr-defined]
+    assert not desk.tickets().items

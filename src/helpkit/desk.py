@@ -204,6 +204,7 @@ class Helpdesk:
             self._directory,
             config,
             screen=lambda message: self.plugins.screen_inbound(message, self),
+            keep_files=self._keep,
             tokens=self._tokens,
             new_id=self._new_id,
         )
