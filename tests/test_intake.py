@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -31,7 +32,14 @@ from helpkit.intake import (
     receipt_key,
     subject_ticket_number,
 )
-from helpkit.ports import Address, Change, InboundAttachment, InboundMessage, ReceiptState
+from helpkit.ports import (
+    Address,
+    Change,
+    InboundAttachment,
+    InboundMessage,
+    OutboundMessage,
+    ReceiptState,
+)
 from helpkit.testing.clock import FrozenClock
 from helpkit.thread_tokens import ThreadTokens
 from helpkit.tickets import LinkKind
@@ -715,3 +723,34 @@ def test_a_desk_without_a_blob_store_refuses_attachments_and_writes_nothing(
         desk.receive(message(attachments=[file]))
     assert desk.store.receipt("email:m1@acme.example") is None  # type: ignore[attr-defined]
     assert not desk.tickets().items
+
+
+# ------------------------------------------------------------------ stored forms
+
+
+def test_new_fields_are_left_out_of_the_stored_form_at_their_default(desk: Helpdesk) -> None:
+    from helpkit import serialize
+    from helpkit.events import Event
+
+    desk.receive(message())
+    opened = desk.history(1)[0]
+    assert isinstance(opened, TicketOpened) and opened.acknowledge is False
+    assert "acknowledge" not in serialize.to_data(opened)
+    acknowledged = attrs.evolve(opened, acknowledge=True)
+    data = serialize.to_data(acknowledged)
+    assert data["acknowledge"] is True
+    assert serialize.from_data(Event, data) == acknowledged
+
+    plain = OutboundMessage(
+        ticket_id="t",
+        ticket_number=1,
+        subject="s",
+        body="b",
+        comment_id="c",
+        author_name="a",
+        to=[],
+        sent_at=START,
+    )
+    assert "thread_token" not in serialize.to_data(plain)
+    signed = attrs.evolve(plain, thread_token=TOKENS.sign("t"))
+    assert serialize.from_data(OutboundMessage, serialize.to_data(signed)) == signed
