@@ -216,11 +216,14 @@ class Receiver:
         self._keep_files = keep_files
         self._tokens = tokens
         self._new_id = new_id
+        self._inbox: Inbox | None = None
 
     # ------------------------------------------------------------ the inbox
 
     def inbox(self) -> Inbox:
         """The store's inbox (ConfigError for a store without :attr:`Capability.INBOX`)."""
+        if self._inbox is not None:
+            return self._inbox
         store = self._store
         if Capability.INBOX not in getattr(store, "capabilities", ()) or missing_members(
             store, Inbox
@@ -229,7 +232,8 @@ class Receiver:
                 f"{type(store).__name__} keeps no inbox (Capability.INBOX): it cannot receive "
                 "messages"
             )
-        return cast(Inbox, store)
+        self._inbox = cast(Inbox, store)
+        return self._inbox
 
     def outcome(self, receipt: Receipt, *, duplicate: bool) -> Intake:
         """The :class:`Intake` a receipt tells of."""

@@ -46,8 +46,7 @@ class RecordingChannel:
             self.messages.append(message)
             token = f".{message.thread_token}" if message.thread_token else ""
             external_id = (
-                f"<{len(self.messages)}.{message.ticket_number}{token}"
-                f"@{self.name}.helpkit.invalid>"
+                f"<{len(self.messages)}.{message.ticket_number}{token}@{self.name}.helpkit.invalid>"
             )
             if key:
                 self._ids[key] = external_id
