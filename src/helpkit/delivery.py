@@ -21,6 +21,15 @@ only channel. When channels are configured but none fits, the delivery is still 
 channel: the relay records it as failed ("no channel") rather than dropping it in silence. A
 desk without channels sends nothing.
 
+A ticket opened with ``acknowledge`` (by :meth:`~helpkit.Helpdesk.receive`, on a desk with
+``intake.acknowledge``) gets an acknowledgement to its requester. Every message to a person
+(replies, notices, acknowledgements; webhooks aside) carries the desk's ``X-Helpkit-Desk``
+header (the loop screen knows it again) and asks Microsoft's
+auto-responders for silence (``X-Auto-Response-Suppress: All``); automatic ones say so, as RFC
+3834 asks: ``Auto-Submitted: auto-generated`` on SLA notices, ``auto-replied`` on
+acknowledgements. On a desk with a secret, every message carries the ticket's signed thread
+token (:mod:`helpkit.thread_tokens`), which an email channel writes into its Message-ID.
+
 Webhook endpoints (``[webhooks.NAME]``) are channels of their own: each committed event an
 endpoint subscribes to (:class:`~helpkit.webhook_events.Subscription`) becomes one delivery to
 it, of kind ``webhook``, whose message carries the event's JSON payload as its body (fixed when
@@ -34,6 +43,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 from helpkit._checks import check_text
 from helpkit.config import DeskConfig
@@ -50,16 +60,28 @@ from helpkit.ports import (
     Recipient,
     Store,
 )
+from helpkit.thread_tokens import DESK_HEADER, ThreadTokens
 from helpkit.tickets import Actor, ActorKind, Comment, Ticket
 from helpkit.webhook_events import WEBHOOK, payload_text
 
-__all__ = ["Outbound", "delivery_id", "webhook_delivery_id"]
+__all__ = [
+    "ACKNOWLEDGEMENT",
+    "REPLY",
+    "SLA_NOTICE",
+    "Outbound",
+    "delivery_id",
+    "webhook_delivery_id",
+]
 
 _Planned = tuple[str | None, OutboundMessage]
 """The channel a message leaves through (``None``: no channel fits), and the message."""
 
-REPLY = "reply"
-SLA_NOTICE = "sla_notice"
+REPLY: Final = "reply"
+"""The kind of a public comment's delivery."""
+SLA_NOTICE: Final = "sla_notice"
+"""The kind of an SLA warning's or breach's delivery."""
+ACKNOWLEDGEMENT: Final = "acknowledgement"
+"""The kind of the automatic acknowledgement of a new request."""
 _STATES_KEPT = 4096
 """How many tickets' states the planning keeps between batches (about 2 KiB each)."""
 _UNFOLDED_KEPT = 64
@@ -102,14 +124,22 @@ class Outbound:
         config: DeskConfig,
         channels: Mapping[str, Channel],
         webhooks: Mapping[str, Channel] | None = None,
+        *,
+        tokens: ThreadTokens | None = None,
+        desk_id: str = "helpkit",
     ) -> None:
         self._store = store
         self._config = config
         self._channels = channels
+        self._tokens = tokens
+        self._headers = {DESK_HEADER: desk_id, "X-Auto-Response-Suppress": "All"}
         self._webhooks: Mapping[str, Channel] = webhooks or {}
         wanted = {s.name: s for s in config.subscriptions()}
         self._subscriptions = tuple(wanted[name] for name in self._webhooks if name in wanted)
         self._states = _States(store)
+
+    def _token(self, ticket_id: str) -> str:
+        return "" if self._tokens is None else self._tokens.sign(ticket_id)
 
     @property
     def enabled(self) -> bool:
@@ -155,6 +185,9 @@ class Outbound:
                     before = states.before(event)
                     message = self._sla_notice(event, before, now, people)
                     kind = SLA_NOTICE
+                elif isinstance(event, TicketOpened) and event.acknowledge:
+                    message = self._acknowledgement(event, now, people)
+                    kind = ACKNOWLEDGEMENT
             if message is not None:
                 channel, out = message
                 planned.append(_delivery(change, kind, channel, out, now))
@@ -249,9 +282,37 @@ class Outbound:
             sent_at=now,
             in_reply_to=threading[-1] if threading else None,
             references=threading,
+            headers=self._headers,
             idempotency_key=delivery_id(event, REPLY),
             kind=REPLY,
             attachments=comment.attachments,
+            thread_token=self._token(ticket.id),
+        )
+
+    def _acknowledgement(
+        self, event: TicketOpened, now: datetime, people: _People
+    ) -> _Planned | None:
+        requester = people.contact(event.requester_id)
+        if requester is None:
+            return None
+        reference = f"#{event.number}"
+        return self.channel_for(event.channel), OutboundMessage(
+            ticket_id=event.ticket_id,
+            ticket_number=event.number,
+            subject=f"[{reference}] {event.subject}",
+            body=(
+                f"We have received your request and opened ticket {reference}: "
+                f"{event.subject}\n\nWe will answer as soon as we can. To add to your "
+                "request, reply to this message and keep the ticket number in the subject.\n"
+            ),
+            comment_id=f"acknowledgement-{event.seq}",
+            author_name="Support",
+            to=(Recipient("contact", requester.id, requester.name, requester.email),),
+            sent_at=now,
+            headers={**self._headers, "Auto-Submitted": "auto-replied"},
+            idempotency_key=delivery_id(event, ACKNOWLEDGEMENT),
+            kind=ACKNOWLEDGEMENT,
+            thread_token=self._token(event.ticket_id),
         )
 
     def _sla_notice(
@@ -291,9 +352,14 @@ class Outbound:
             author_name="helpkit SLA",
             to=recipients,
             sent_at=now,
-            headers={"X-Helpkit-Notice": "sla"},
+            headers={
+                **self._headers,
+                "X-Helpkit-Notice": "sla",
+                "Auto-Submitted": "auto-generated",
+            },
             idempotency_key=delivery_id(event, SLA_NOTICE),
             kind=SLA_NOTICE,
+            thread_token=self._token(ticket.id),
         )
 
     # ------------------------------------------------------------ sending

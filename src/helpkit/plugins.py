@@ -28,7 +28,15 @@ from helpkit.errors import (
 )
 from helpkit.events import Event
 from helpkit.hookspecs import BlobStoreFactory, ChannelFactory, StoreFactory
-from helpkit.ports import BlobStore, Channel, DeskContext, Store, missing_members
+from helpkit.ports import (
+    BlobStore,
+    Channel,
+    DeskContext,
+    InboundMessage,
+    IntakeContext,
+    Store,
+    missing_members,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -70,6 +78,8 @@ class PluginInfo:
     observes_events: bool
     blob_stores: tuple[str, ...] = ()
     """The URL schemes of the blob stores it registers."""
+    screens_inbound: bool = False
+    """Whether it screens inbound messages (``helpkit_screen_inbound``)."""
 
 
 def _autoload_disabled() -> bool:
@@ -310,6 +320,24 @@ class PluginHost:
                 failures.append(exc)
         return failures
 
+    def screen_inbound(self, message: InboundMessage, desk: IntakeContext) -> str | None:
+        """The first reason a ``helpkit_screen_inbound`` implementation gives to suspend
+        ``message`` (``None``: none does). A screen that raises fails the call (an error
+        that is not a HelpkitError becomes a PluginError naming the hook); one that returns
+        something other than text or ``None`` is a PluginError."""
+        reason = _typed(
+            lambda: self._pm.hook.helpkit_screen_inbound(message=message, desk=desk),
+            "an inbound screen (helpkit_screen_inbound)",
+        )
+        if reason is None:
+            return None
+        if not isinstance(reason, str) or not reason.strip():
+            raise PluginError(
+                f"an inbound screen (helpkit_screen_inbound) returned {reason!r:.60}: a screen "
+                "returns the reason to suspend a message (non-empty text) or None"
+            )
+        return reason
+
     def enable_tracing(self, writer: Callable[[str], object]) -> Callable[[], None]:
         """Write pluggy's trace of every hook call to ``writer``; returns a function to stop.
 
@@ -369,6 +397,10 @@ class PluginHost:
             observes = any(
                 impl.plugin is plugin for impl in self._pm.hook.helpkit_event.get_hookimpls()
             )
+            screens = any(
+                impl.plugin is plugin
+                for impl in self._pm.hook.helpkit_screen_inbound.get_hookimpls()
+            )
             dist = dists.get(name)
             infos.append(
                 PluginInfo(
@@ -380,6 +412,7 @@ class PluginHost:
                     channels=tuple(channels),
                     observes_events=observes,
                     blob_stores=blob_stores,
+                    screens_inbound=screens,
                 )
             )
         return infos

@@ -8,8 +8,9 @@ plain text) or none (``"none"``, port 25, for a relay on the same host), with ``
 username is configured. Certificates are verified against the system's authorities, or the
 ``ca_file`` given.
 
-The Message-ID is made of the message's idempotency key (:func:`~helpkit.channels.mime.message_id`),
-so every attempt carries the same one: a receiving system, or a person, can tell a retry.
+The Message-ID is made of the message's idempotency key and thread token
+(:func:`~helpkit.channels.mime.outbound_message_id`), so every attempt carries the same one: a
+receiving system, or a person, can tell a retry, and a reply to it threads.
 ``deliver`` returns it. Whatever goes wrong on the way (the server cannot be reached, refuses
 the login, the sender or every recipient, times out) raises :class:`SmtpError`, which the
 relay records and retries; a recipient refused among others that were taken is logged on
@@ -36,9 +37,8 @@ from helpkit.channels.mime import (
     blob_store_option,
     check_domain,
     message_bytes,
-    message_id,
-    message_key,
     needs_utf8,
+    outbound_message_id,
     parse_sender,
     render,
 )
@@ -153,7 +153,7 @@ class SmtpChannel:
             html=self.html,
             blobs=self.blobs,
         )
-        external_id = message_id(message_key(message), self.domain)
+        external_id = outbound_message_id(message, self.domain)
         recipients = [box.addr_spec for box in email["To"].addresses]
         data = message_bytes(email, linesep="\r\n")
         utf8 = needs_utf8(email)
