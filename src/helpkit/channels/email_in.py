@@ -301,7 +301,10 @@ _POLICY: Final = _OnceParsedPolicy(header_factory=email_policy.default.header_fa
 def _header_items(message: Message, notes: _Notes) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     for name, value in message.raw_items():
-        key = _clean(_raw_text(str(name), notes, "a header name")).strip().lower()
+        text = str(name)
+        if not text.isascii() or "\x00" in text:
+            text = _clean(_raw_text(text, notes, "a header name"))
+        key = text.strip().lower()
         if not key or _LINE_BREAKS.search(key) or len(key) > 200:
             notes.add("a header with an unusable name was dropped")
             continue
@@ -397,15 +400,14 @@ class _Walk:
                     self.visit(child, depth + 1, text_wanted=text_wanted)
             return
         disposition = _disposition(part)
-        is_text = ctype in {"text/plain", "text/html"}
-        if is_text and disposition != "attachment" and text_wanted and not _filename(part):
-            text = self._text(part, ctype)
-            if text is not None:
-                self.texts.append(text)
-            return
-        if is_text and disposition != "attachment" and not _filename(part) and not text_wanted:
-            return  # the alternative not chosen
-        self._attachment(part, ctype, disposition)
+        name = _filename(part)
+        if ctype in {"text/plain", "text/html"} and disposition != "attachment" and not name:
+            if text_wanted:
+                text = self._text(part, ctype)
+                if text is not None:
+                    self.texts.append(text)
+            return  # else the alternative not chosen
+        self._attachment(part, ctype, disposition, name)
 
     def _alternative(self, children: list[Message], depth: int, *, text_wanted: bool) -> None:
         if not children:
@@ -440,7 +442,7 @@ class _Walk:
             text = to_text(text)
         return text
 
-    def _attachment(self, part: Message, ctype: str, disposition: str | None) -> None:
+    def _attachment(self, part: Message, ctype: str, disposition: str | None, name: str) -> None:
         if ctype.startswith("message/") and part.is_multipart():
             data = _message_bytes(part, self.notes)
         else:
@@ -450,7 +452,6 @@ class _Walk:
         if len(data) > self.max_part:
             self.notes.add(f"a {ctype} part of {len(data)} bytes was dropped (over the limit)")
             return
-        name = _filename(part)
         filename = _safe_filename(_decode_header(name, self.notes, "a file name"), ctype)
         content_id = _ids(_header(part, "content-id"))
         self.attachments.append(
