@@ -8,8 +8,9 @@ byte-identical duplicates) with its answer key. Every system ingests a fresh cop
 folder in its own worker process, on a fresh SQLite file:
 
 - helpkit: every file read, ``helpkit.channels.email_in.parse`` then ``Helpdesk.receive``
-  (attachments into a blob folder beside the database, each message one committed
-  transaction);
+  (attachments into a blob folder beside the database, each file flushed to disk before the
+  commit that names it; each message one committed transaction; acknowledgements on:
+  decided and recorded at receive, rendered and sent by the relay afterwards, untimed);
 - django-helpdesk: the loop of ``helpdesk.email.process_queue`` for a queue of type
   ``local`` (what its ``get_email`` management command runs: read the file, then
   ``extract_email_metadata``, then delete the file), over the files in name order (its own
@@ -135,7 +136,9 @@ def run_helpkit(job: Job) -> Result:
     desk = Helpdesk(
         f"sqlite:///{db}?synchronous={job.synchronous}",
         entry_points=False,
-        config={"intake": {"addresses": [email_corpus.DESK]}},
+        # Acknowledgements on, as django-helpdesk sends them: receive decides each one (rate
+        # limited per requester); the relay renders and sends it later, outside the timing.
+        config={"intake": {"addresses": [email_corpus.DESK], "acknowledge": True}},
     )
     store = desk.store
     assert isinstance(store, SqliteStore)
@@ -327,14 +330,18 @@ def render(results: list[Result], messages: int, seed: int, took: float) -> str:
         "fresh SQLite file; every message is its own committed work on both sides.",
         "",
         "- helpkit: read each file, `helpkit.channels.email_in.parse`, `Helpdesk.receive`",
-        "  (attachments into a blob folder; replies threaded by their references to a message",
-        "  the desk received from the same requester; screens suspend auto-replies and bounces;",
-        "  a message received again returns its first outcome).",
+        "  (attachments into a blob folder, each file and its folders fsynced before the commit",
+        "  that names it; replies threaded by their references to a message the desk received",
+        "  from the same requester; screens suspend auto-replies and bounces; a message received",
+        "  again returns its first outcome; acknowledgements on: each new ticket's is decided,",
+        "  rate-limited per requester, and recorded at receive; rendering and sending it is the",
+        "  relay's work, afterwards, not timed).",
         "- django-helpdesk: the loop of `helpdesk.email.process_queue` for a `local` queue (what",
         "  `manage.py get_email` runs: read, `extract_email_metadata`, delete the file), over the",
         "  files in name order (its loop takes `os.listdir` order, which would answer requests",
-        "  before they were asked); attachments into `MEDIA_ROOT`; its acknowledgement to the",
-        "  submitter rendered into Django's in-memory mail backend.",
+        "  before they were asked); attachments into `MEDIA_ROOT` (Django's file storage: no",
+        "  fsync); its acknowledgement to the submitter rendered and sent, inside the timing, to",
+        "  Django's in-memory mail backend.",
         "- **right**: from each system's database afterwards. new: one ticket opened, holding it;",
         "  reply: held once, on the ticket of the request it answers; auto-reply, bounce: on no",
         "  ticket; duplicate: its Message-ID held at most once.",
