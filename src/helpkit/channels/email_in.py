@@ -1,8 +1,9 @@
 """Inbound email: raw RFC 5322 bytes to an :class:`~helpkit.ports.InboundMessage`.
 
 :func:`parse` reads a message with the standard library's :mod:`email` package
-(``email.policy.default``) and decodes what it needs itself, so that no input makes it raise
-anything but :class:`EmailParseError`:
+(``email.policy.default``, each header value parsed once: the same answers, without the
+standard library parsing a header again at every fetch) and decodes what it needs itself,
+so that no input makes it raise anything but :class:`EmailParseError`:
 
 - headers: RFC 2047 encoded words in any charset (an unknown one is read as UTF-8, else
   Latin-1, with a note), raw 8-bit bytes (read as UTF-8, else Latin-1), folded lines unfolded;
