@@ -257,8 +257,9 @@ def subject_tag(subject: str) -> tuple[int | None, str]:
 
 # ------------------------------------------------------------------ the policy
 
-_CACHED_HEADERS: Final = 1024
-"""Parsed header values kept (least recently used first out)."""
+_CACHED_HEADERS: Final = 256
+"""Parsed header values kept, least recently used first out (a parsed value with its parse
+tree is some 20 KB: a few MB at most)."""
 _MAX_CACHED_CHARS: Final = 2000
 """Longer header values are parsed at every fetch, not kept."""
 _CR_OR_LF: Final = re.compile("[\r\n]")
