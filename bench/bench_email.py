@@ -317,7 +317,13 @@ def _score(r: Result, category: str) -> str:
     return f"{r.right.get(category, 0)}/{total}" if total else "-"
 
 
-def render(results: list[Result], messages: int, seed: int, took: float) -> str:
+def render(
+    results: list[Result],
+    messages: int,
+    seed: int,
+    took: float,
+    load: tuple[float, float] | None = None,
+) -> str:
     counts = Counter(e.category for e in email_corpus.read_manifest(Path(results[0].job.corpus)))
     fsync = bs.fsync_rate(1.0)
     out = [
@@ -395,7 +401,13 @@ def render(results: list[Result], messages: int, seed: int, took: float) -> str:
         "",
         f"- {bs._cpu()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; {versions}",
         f"- helpkit revision {results[0].revision}; fsync/s {fsync[0]:,.0f}, "
-        f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s",
+        f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s"
+        + (
+            f"; 1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end "
+            "(the machine is shared: a busy disk slows every flush)"
+            if load is not None
+            else ""
+        ),
         "",
     ]
     return "\n".join(out)
@@ -415,6 +427,7 @@ def main() -> None:
         return
     messages = 60 if args.quick else args.messages
     start = time.perf_counter()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hk-bench-corpus-") as corpus:
         email_corpus.write_corpus(Path(corpus), messages, args.seed)
         systems = args.systems.split(",")
@@ -428,7 +441,8 @@ def main() -> None:
                 Job("django", "DELETE", "FULL", corpus),
             ]
         results = [spawn(job) for job in jobs]
-        text = render(results, messages, args.seed, time.perf_counter() - start)
+        took = time.perf_counter() - start
+        text = render(results, messages, args.seed, took, (load_before, os.getloadavg()[0]))
     print(text)
     if not args.quick:
         args.out.write_text(text, encoding="utf-8")

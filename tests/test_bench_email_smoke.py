@@ -65,8 +65,9 @@ def test_helpkit_gets_every_category_right(bench: Any, corpus: Path, tmp_path: P
     assert outcomes["duplicate"] == result.total["duplicate"]
     assert outcomes["suspended"] == result.total["auto_reply"] + result.total["bounce"]
 
-    text = bench.render([result], 120, 3, 1.0)
+    text = bench.render([result], 120, 3, 1.0, (0.5, 1.25))
     assert "| helpkit | WAL + FULL |" in text
+    assert "load average 0.50 at the start, 1.25 at the end" in text
     for category in bench.CATEGORIES:
         score = f"{result.total[category]}/{result.total[category]}"
         assert score in text
