@@ -83,6 +83,7 @@ def test_the_judge_finds_wrong_outcomes(bench: Any) -> None:
         entry("3.eml", "new_attachment", "c@x"),
         entry("4.eml", "reply", "d@x", thread_of="a@x"),
         entry("5.eml", "reply", "e@x", thread_of="a@x"),
+        entry("9.eml", "reply", "h@x", thread_of="c@x"),
         entry("6.eml", "auto_reply", "f@x"),
         entry("7.eml", "bounce", "g@x"),
         entry("8.eml", "duplicate", "c@x", duplicate_of="3.eml"),
@@ -93,11 +94,12 @@ def test_the_judge_finds_wrong_outcomes(bench: Any) -> None:
         "d@x": [("t1", False)],  # right
         "e@x": [("t2", False)],  # the wrong ticket
         "f@x": [("t1", False)],  # an auto-reply on a ticket
+        "h@x": [("t4", False)],  # right: on one of the tickets its request opened
     }
     result = bench.Result(bench.Job("helpkit", "WAL", "FULL"))
     bench.judge(entries, held, result)
-    assert result.right == {"new": 1, "reply": 1, "bounce": 1}
-    assert result.total["reply"] == 2 and sum(result.total.values()) == 8
+    assert result.right == {"new": 1, "reply": 2, "bounce": 1}
+    assert result.total["reply"] == 3 and sum(result.total.values()) == 9
     assert [w.split()[0] for w in result.wrong] == ["2.eml", "3.eml", "5.eml", "6.eml", "8.eml"]
 
 
