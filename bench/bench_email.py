@@ -8,8 +8,9 @@ byte-identical duplicates) with its answer key. Every system ingests a fresh cop
 folder in its own worker process, on a fresh SQLite file:
 
 - helpkit: every file read, ``helpkit.channels.email_in.parse`` then ``Helpdesk.receive``
-  (attachments into a blob folder beside the database, each message one committed
-  transaction);
+  (attachments into a blob folder beside the database, each file flushed to disk before the
+  commit that names it; each message one committed transaction; acknowledgements on:
+  decided and recorded at receive, rendered and sent by the relay afterwards, untimed);
 - django-helpdesk: the loop of ``helpdesk.email.process_queue`` for a queue of type
   ``local`` (what its ``get_email`` management command runs: read the file, then
   ``extract_email_metadata``, then delete the file), over the files in name order (its own
@@ -137,7 +138,9 @@ def run_helpkit(job: Job) -> Result:
     desk = Helpdesk(
         f"sqlite:///{db}?synchronous={job.synchronous}",
         entry_points=False,
-        config={"intake": {"addresses": [email_corpus.DESK]}},
+        # Acknowledgements on, as django-helpdesk sends them: receive decides each one (rate
+        # limited per requester); the relay renders and sends it later, outside the timing.
+        config={"intake": {"addresses": [email_corpus.DESK], "acknowledge": True}},
     )
     store = desk.store
     assert isinstance(store, SqliteStore)
@@ -316,7 +319,13 @@ def _score(r: Result, category: str) -> str:
     return f"{r.right.get(category, 0)}/{total}" if total else "-"
 
 
-def render(results: list[Result], messages: int, seed: int, took: float) -> str:
+def render(
+    results: list[Result],
+    messages: int,
+    seed: int,
+    took: float,
+    load: tuple[float, float] | None = None,
+) -> str:
     counts = Counter(e.category for e in email_corpus.read_manifest(Path(results[0].job.corpus)))
     fsync = bs.fsync_rate(1.0)
     out = [
@@ -329,14 +338,18 @@ def render(results: list[Result], messages: int, seed: int, took: float) -> str:
         "fresh SQLite file; every message is its own committed work on both sides.",
         "",
         "- helpkit: read each file, `helpkit.channels.email_in.parse`, `Helpdesk.receive`",
-        "  (attachments into a blob folder; replies threaded by their references to a message",
-        "  the desk received from the same requester; screens suspend auto-replies and bounces;",
-        "  a message received again returns its first outcome).",
+        "  (attachments into a blob folder, each file and its folders fsynced before the commit",
+        "  that names it; replies threaded by their references to a message the desk received",
+        "  from the same requester; screens suspend auto-replies and bounces; a message received",
+        "  again returns its first outcome; acknowledgements on: each new ticket's is decided,",
+        "  rate-limited per requester, and recorded at receive; rendering and sending it is the",
+        "  relay's work, afterwards, not timed).",
         "- django-helpdesk: the loop of `helpdesk.email.process_queue` for a `local` queue (what",
         "  `manage.py get_email` runs: read, `extract_email_metadata`, delete the file), over the",
         "  files in name order (its loop takes `os.listdir` order, which would answer requests",
-        "  before they were asked); attachments into `MEDIA_ROOT`; its acknowledgement to the",
-        "  submitter rendered into Django's in-memory mail backend.",
+        "  before they were asked); attachments into `MEDIA_ROOT` (Django's file storage: no",
+        "  fsync); its acknowledgement to the submitter rendered and sent, inside the timing, to",
+        "  Django's in-memory mail backend.",
         "- **right**: from each system's database afterwards. new: one ticket opened, holding it;",
         "  reply: held once, on the ticket of the request it answers; auto-reply, bounce: on no",
         "  ticket; duplicate: its Message-ID held at most once.",
@@ -390,7 +403,13 @@ def render(results: list[Result], messages: int, seed: int, took: float) -> str:
         "",
         f"- {bs._cpu()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; {versions}",
         f"- helpkit revision {results[0].revision}; fsync/s {fsync[0]:,.0f}, "
-        f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s",
+        f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s"
+        + (
+            f"; 1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end "
+            "(the machine is shared: a busy disk slows every flush)"
+            if load is not None
+            else ""
+        ),
         "",
     ]
     return "\n".join(out)
@@ -410,6 +429,7 @@ def main() -> None:
         return
     messages = 60 if args.quick else args.messages
     start = time.perf_counter()
+    load_before = os.getloadavg()[0]
     with tempfile.TemporaryDirectory(prefix="hk-bench-corpus-") as corpus:
         email_corpus.write_corpus(Path(corpus), messages, args.seed)
         systems = args.systems.split(",")
@@ -423,7 +443,8 @@ def main() -> None:
                 Job("django", "DELETE", "FULL", corpus),
             ]
         results = [spawn(job) for job in jobs]
-        text = render(results, messages, args.seed, time.perf_counter() - start)
+        took = time.perf_counter() - start
+        text = render(results, messages, args.seed, took, (load_before, os.getloadavg()[0]))
     print(text)
     if not args.quick:
         args.out.write_text(text, encoding="utf-8")

@@ -490,15 +490,15 @@ class Receiver:
         thread: _Thread,
         reason: str | None,
     ) -> Intake:
-        contact = sender.contact
+        contact, fresh = sender.contact, False
         if contact is None and (sender.agent is None or thread.ticket_id is None):
-            contact = self._directory.contact_for_email(sender.address, name=sender.name)
+            contact, fresh = self._new_contact(sender)
         followers = self._followers(message, sender)
         comment_id = self._new_id()
         make_receipt = _receipt_maker(key, message, reason)
         if thread.ticket_id is None:
             assert contact is not None
-            decide = self._opening(message, files, contact, followers, comment_id)
+            decide = self._opening(message, files, contact, followers, comment_id, fresh=fresh)
             opened = self._pipeline.run([], decide, receipt=make_receipt)[0]
             return self._done(key, opened, comment_id, reason, created=True)
         target = self._ticket(thread.ticket_id)
@@ -513,6 +513,16 @@ class Receiver:
         decide = self._reply(message, files, author, contact, followers, comment_id)
         written = self._pipeline.run([target.id], decide, receipt=make_receipt)[0]
         return self._done(key, written, comment_id, reason, created=written.id != target.id)
+
+    def _new_contact(self, sender: _Sender) -> tuple[Contact, bool]:
+        """The contact of a sender :meth:`_sender` found none for, saved now; and whether it
+        is the one made here (False: another writer saved that address meanwhile)."""
+        address = sender.address
+        made = self._directory.new_contact(
+            sender.name or address.partition("@")[0], emails=(address,)
+        )
+        saved = self._directory.save_new(made)
+        return saved, saved is made
 
     def _done(
         self, key: str, ticket: Ticket, comment_id: str, reason: str | None, *, created: bool
@@ -549,14 +559,17 @@ class Receiver:
             attachments=files,
         )
 
-    def _acknowledge(self, requester_id: str, at: datetime) -> bool:
+    def _acknowledge(self, requester_id: str, at: datetime, *, fresh: bool = False) -> bool:
         """Whether a ticket of ``requester_id`` opened at ``at`` is acknowledged: with
         ``intake.acknowledge``, when fewer than ``intake.acknowledge_limit`` tickets of that
         requester were opened in the hour before (the count lives in the store's tickets, so
-        it holds across processes)."""
+        it holds across processes). A ``fresh`` requester (a contact this message made, under
+        an id new to every process) has none: nothing to count."""
         limit = self._intake.acknowledge_limit
         if not self._intake.acknowledge or limit == 0:
             return False
+        if fresh:
+            return True
         page = self._store.query(
             TicketQuery(requester_ids={requester_id}, sort=SortOrder.CREATED_DESC, limit=limit)
         )
@@ -575,6 +588,7 @@ class Receiver:
         followers: Iterable[Actor],
         at: datetime,
         closed: Ticket | None = None,
+        fresh: bool = False,
     ) -> Outcome:
         config = self._config
         subject = " ".join(message.subject.split()) or NO_SUBJECT
@@ -597,7 +611,7 @@ class Receiver:
             followers=frozenset(followers) - {Actor.contact(requester_id)},
             follow_up_of=closed.id if closed is not None else None,
             acknowledge=actor == Actor.contact(requester_id)
-            and self._acknowledge(requester_id, at),
+            and self._acknowledge(requester_id, at, fresh=fresh),
         )
 
     def _opening(
@@ -607,6 +621,8 @@ class Receiver:
         contact: Contact,
         followers: Sequence[Actor],
         comment_id: str,
+        *,
+        fresh: bool,
     ) -> Callable[[Sequence[Ticket], datetime], Sequence[Outcome]]:
         ticket_id = self._new_id()
         author = Actor.contact(contact.id)
@@ -623,6 +639,7 @@ class Receiver:
                     first=first,
                     followers=followers,
                     at=at,
+                    fresh=fresh,
                 )
             ]
 

@@ -1,8 +1,9 @@
 """Inbound email: raw RFC 5322 bytes to an :class:`~helpkit.ports.InboundMessage`.
 
 :func:`parse` reads a message with the standard library's :mod:`email` package
-(``email.policy.default``) and decodes what it needs itself, so that no input makes it raise
-anything but :class:`EmailParseError`:
+(``email.policy.default``, each header value parsed once: the same answers, without the
+standard library parsing a header again at every fetch) and decodes what it needs itself,
+so that no input makes it raise anything but :class:`EmailParseError`:
 
 - headers: RFC 2047 encoded words in any charset (an unknown one is read as UTF-8, else
   Latin-1, with a note), raw 8-bit bytes (read as UTF-8, else Latin-1), folded lines unfolded;
@@ -34,13 +35,16 @@ from __future__ import annotations
 import base64
 import binascii
 import codecs
+import functools
 import mimetypes
 import quopri
 import re
 from datetime import datetime
 from email import policy as email_policy
+from email.headerregistry import BaseHeader
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from email.policy import EmailPolicy
 from email.utils import getaddresses
 from typing import Final
 
@@ -101,6 +105,9 @@ _UNSAFE_CODECS: Final = frozenset(
 _LINE_BREAKS: Final = re.compile("\r\n|[\r\n\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029]")
 _ENCODED_WORD: Final = re.compile(r"=\?([^?\s]{1,80})\?([bBqQ])\?([^?\s]*)\?=")
 _BETWEEN_WORDS: Final = re.compile(r"[ \t]+")
+_NEEDS_DECODING: Final = re.compile("=\\?|[\r\n\x0b\x0c\x1c\x1d\x1e\x00]")
+"""What :func:`_decode_header` has work for in an ASCII value: an encoded word's start, a line
+break (:data:`_LINE_BREAKS`' ASCII ones) or a NUL."""
 _MSG_ID: Final = re.compile(r"<([^<>\s]{1,900})>")
 _BARE_ID: Final = re.compile(r"[^<>\s@]{1,500}@[^<>\s@]{1,400}")
 _PREFIXES: Final = re.compile(
@@ -215,6 +222,8 @@ def decode_header_text(value: str) -> str:
 
 
 def _decode_header(value: str, notes: _Notes, what: str) -> str:
+    if len(value) <= _MAX_HEADER_CHARS and value.isascii() and not _NEEDS_DECODING.search(value):
+        return value.strip(" \t")  # nothing to unfold, decode, break or clean
     text = _raw_text(value, notes, what)
     text = re.sub(r"\r?\n(?=[ \t])", "", text)
     pieces: list[str] = []
@@ -246,13 +255,58 @@ def subject_tag(subject: str) -> tuple[int | None, str]:
     return number, re.sub(r"\s{2,}", " ", cleaned)
 
 
+# ------------------------------------------------------------------ the policy
+
+_CACHED_HEADERS: Final = 256
+"""Parsed header values kept, least recently used first out (a parsed value with its parse
+tree is some 20 KB: a few MB at most)."""
+_MAX_CACHED_CHARS: Final = 2000
+"""Longer header values are parsed at every fetch, not kept."""
+_CR_OR_LF: Final = re.compile("[\r\n]")
+
+
+@functools.lru_cache(maxsize=_CACHED_HEADERS)
+def _parsed_header(name: str, value: str) -> BaseHeader:
+    return email_policy.default.header_factory(name, value)  # type: ignore[no-any-return]
+
+
+class _OnceParsedPolicy(EmailPolicy):
+    """``email.policy.default``, except that a header value is parsed once, not at every
+    ``get``.
+
+    The standard library's modern policy builds a header object (a full RFC 5322 parse) each
+    time a header is fetched: ``get_content_type()``, ``get_param()``, ``get_boundary()``,
+    ``get_content_disposition()`` all fetch ``Content-Type`` or ``Content-Disposition`` again,
+    during the structure parse and after it, some twenty parses a message. Here the header
+    object for a (name, raw value) pair comes from a bounded cache: the same object the
+    default policy would build, and header objects are immutable, so every answer is the one
+    ``email.policy.default`` gives (``tests/test_email_in_reference.py`` holds the parser to
+    that). Common values (``text/plain; charset="utf-8"``) are parsed once per process.
+    """
+
+    def header_fetch_parse(self, name: str, value: str) -> str:
+        if hasattr(value, "name"):
+            return value
+        if "\n" in value or "\r" in value:
+            value = _CR_OR_LF.sub("", value)  # as the default policy does (not splitlines)
+        if len(value) > _MAX_CACHED_CHARS:
+            return self.header_factory(name, value)  # type: ignore[no-any-return]
+        return _parsed_header(name, value)
+
+
+_POLICY: Final = _OnceParsedPolicy(header_factory=email_policy.default.header_factory)
+
+
 # ------------------------------------------------------------------ headers
 
 
 def _header_items(message: Message, notes: _Notes) -> list[tuple[str, str]]:
     items: list[tuple[str, str]] = []
     for name, value in message.raw_items():
-        key = _clean(_raw_text(str(name), notes, "a header name")).strip().lower()
+        text = str(name)
+        if not text.isascii() or "\x00" in text:
+            text = _clean(_raw_text(text, notes, "a header name"))
+        key = text.strip().lower()
         if not key or _LINE_BREAKS.search(key) or len(key) > 200:
             notes.add("a header with an unusable name was dropped")
             continue
@@ -270,13 +324,20 @@ def _headers(items: list[tuple[str, str]], notes: _Notes) -> dict[str, str]:
     return {key: "\n".join(values) for key, values in found.items()}
 
 
+@functools.lru_cache(maxsize=_CACHED_HEADERS)
+def _address_pairs(raw: str) -> tuple[tuple[str, str], ...]:
+    """``getaddresses`` of one header value, kept: a desk hears from the same senders again
+    and again, at the same addresses."""
+    return tuple(getaddresses([raw]))
+
+
 def _addresses(values: list[str], notes: _Notes, what: str) -> list[Address]:
     found: list[Address] = []
     for value in values:
         raw = _raw_text(value, notes, what)
         raw = _LINE_BREAKS.sub(" ", raw)
         try:
-            pairs = getaddresses([raw])
+            pairs = _address_pairs(raw) if len(raw) <= _MAX_CACHED_CHARS else getaddresses([raw])
         except Exception:  # the standard library's address parser has had crashes
             notes.add(f"{what}: could not be read as addresses")
             continue
@@ -341,15 +402,14 @@ class _Walk:
                     self.visit(child, depth + 1, text_wanted=text_wanted)
             return
         disposition = _disposition(part)
-        is_text = ctype in {"text/plain", "text/html"}
-        if is_text and disposition != "attachment" and text_wanted and not _filename(part):
-            text = self._text(part, ctype)
-            if text is not None:
-                self.texts.append(text)
-            return
-        if is_text and disposition != "attachment" and not _filename(part) and not text_wanted:
-            return  # the alternative not chosen
-        self._attachment(part, ctype, disposition)
+        name = _filename(part)
+        if ctype in {"text/plain", "text/html"} and disposition != "attachment" and not name:
+            if text_wanted:
+                text = self._text(part, ctype)
+                if text is not None:
+                    self.texts.append(text)
+            return  # else the alternative not chosen
+        self._attachment(part, ctype, disposition, name)
 
     def _alternative(self, children: list[Message], depth: int, *, text_wanted: bool) -> None:
         if not children:
@@ -384,7 +444,7 @@ class _Walk:
             text = to_text(text)
         return text
 
-    def _attachment(self, part: Message, ctype: str, disposition: str | None) -> None:
+    def _attachment(self, part: Message, ctype: str, disposition: str | None, name: str) -> None:
         if ctype.startswith("message/") and part.is_multipart():
             data = _message_bytes(part, self.notes)
         else:
@@ -394,7 +454,6 @@ class _Walk:
         if len(data) > self.max_part:
             self.notes.add(f"a {ctype} part of {len(data)} bytes was dropped (over the limit)")
             return
-        name = _filename(part)
         filename = _safe_filename(_decode_header(name, self.notes, "a file name"), ctype)
         content_id = _ids(_header(part, "content-id"))
         self.attachments.append(
@@ -602,7 +661,7 @@ def _parse(
     strip_quotes: bool,
 ) -> InboundMessage:
     notes = _Notes()
-    message = BytesParser(policy=email_policy.default).parsebytes(data)
+    message = BytesParser(policy=_POLICY).parsebytes(data)
     if not isinstance(message, EmailMessage):
         raise EmailParseError("the bytes are not an email message")
     items = _header_items(message, notes)

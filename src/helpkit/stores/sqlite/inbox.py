@@ -68,9 +68,12 @@ def write_receipts(conn: sqlite3.Connection, receipts: Iterable[Receipt]) -> Non
     receipt that is not suspended raises DuplicateError, and the caller's transaction rolls
     back; a suspended one is replaced."""
     for receipt in receipts:
-        row = conn.execute("SELECT state, body FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
+        # The state alone: a suspended receipt's body holds its whole message, attachments
+        # and all, and a free key (the usual case) has none to read.
+        row = conn.execute("SELECT state FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
         if row is not None and row[0] != _SUSPENDED:
-            raise duplicate_receipt(_decode(row[1]))
+            body = conn.execute("SELECT body FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
+            raise duplicate_receipt(_decode(body[0]))
         conn.execute(_PUT, _row(receipt))
 
 
