@@ -435,3 +435,8 @@ def test_an_sqlite_outbox_keeps_the_attachments_of_a_reply(tmp_path: Path) -> No
         (attachment,) = delivery.message.attachments
         assert desk.attachment_bytes(ticket, attachment.id) == b"A"
         assert channel.messages[-1].attachments == (attachment,)
+
+
+def test_white_space_and_dots_are_trimmed_until_none_is_left_at_the_end() -> None:
+    assert safe_filename("0\xa0.") == "0"  # found by Hypothesis: a no-break space before a dot
+    assert safe_filename("report . .\u2003") == "report"

@@ -129,8 +129,10 @@ def _visible(char: str) -> bool:
 
 
 def _tidy(name: str) -> str:
-    name = name.strip()
-    name = name.rstrip(". ")  # Windows drops trailing dots and spaces
+    # Windows drops trailing dots and spaces; any white space (a no-break space too) around a
+    # name is trimmed, until neither is left at the end ("a\u00a0." becomes "a").
+    while name != (trimmed := name.strip().rstrip(".")):
+        name = trimmed
     if not name.strip("."):
         return ""
     return name
