@@ -23,7 +23,7 @@ from helpkit._checks import INT64_MAX
 from helpkit._records import replace
 from helpkit.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
 from helpkit.events import Event, TicketOpened
-from helpkit.ports import Delivery, DeliveryState, TicketChange
+from helpkit.ports import EXTERNAL_CURSOR_PREFIXES, Delivery, DeliveryState, TicketChange
 
 __all__ = [
     "check_cursor",
@@ -32,6 +32,7 @@ __all__ = [
     "check_position",
     "check_record",
     "check_version",
+    "feed_bounded",
     "validate_change",
 ]
 
@@ -192,6 +193,12 @@ def check_cursor(name: object) -> str:
             f"a cursor name is letters, digits, '.', '_', ':' or '-'; got {name!r:.60}"
         )
     return name
+
+
+def feed_bounded(name: str) -> bool:
+    """Whether cursor ``name`` holds a change feed position (so never one beyond the last
+    committed): every name but those of :data:`~helpkit.ports.EXTERNAL_CURSOR_PREFIXES`."""
+    return not name.startswith(EXTERNAL_CURSOR_PREFIXES)
 
 
 def check_position(position: object, what: str = "position") -> int:

@@ -46,6 +46,7 @@ from helpkit.stores.contract import (
     check_position,
     check_record,
     check_version,
+    feed_bounded,
     revive_delivery,
     validate_change,
 )
@@ -230,7 +231,7 @@ class MemoryStore:
             check_position(expected, "expected")
         with self._lock:
             self._check_open()
-            if position > len(self._feed):
+            if position > len(self._feed) and feed_bounded(name):
                 raise ValidationError(
                     f"position {position} is beyond the last committed one ({len(self._feed)})"
                 )
