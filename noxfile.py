@@ -65,8 +65,9 @@ _pyenv_installed(PYTHONS)
 def tests(session: nox.Session) -> None:
     """Run the test suite (unit, property-based, conformance, docs samples) on each Python."""
     # The nats extra: tests/test_sink_nats.py publishes to the NATS server .ci/run starts; the
-    # postgres extra: the PostgreSQL store's tests use the server .ci/run starts.
-    session.install("-e", ".[nats,postgres]", *_group("test"))
+    # postgres extra: the PostgreSQL store's tests use the server .ci/run starts; the email
+    # extra: HTML mail is read with inscriptis (tests/test_channels_email_in.py).
+    session.install("-e", ".[nats,postgres,email]", *_group("test"))
     session.run("pytest", *session.posargs)
 
 

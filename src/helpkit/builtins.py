@@ -43,10 +43,13 @@ def helpkit_register_stores(register: RegisterStore) -> None:
 
 @hookimpl
 def helpkit_register_channels(register: RegisterChannel) -> None:
-    """The recording channel (keeps messages in memory) and the Maildir channel (writes each
-    message as an email file into a Maildir folder)."""
+    """The recording channel (keeps messages in memory), the Maildir channel (writes each
+    message as an email file into a Maildir folder) and the SMTP channel (sends each message
+    through an SMTP server)."""
     from helpkit.channels.maildir import maildir_channel_factory
     from helpkit.channels.recording import recording_channel_factory
+    from helpkit.channels.smtp import smtp_channel_factory
 
     register("recording", recording_channel_factory)
     register("maildir", maildir_channel_factory)
+    register("smtp", smtp_channel_factory)

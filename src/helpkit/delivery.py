@@ -189,6 +189,7 @@ class Outbound:
             references=threading,
             idempotency_key=delivery_id(event, REPLY),
             kind=REPLY,
+            attachments=comment.attachments,
         )
 
     def _sla_notice(

@@ -26,12 +26,12 @@ from helpkit._checks import (
     optional_text,
     text,
 )
-from helpkit._records import frozen_mapping, replace
+from helpkit._records import SINCE_LATER, frozen_mapping, replace
 from helpkit._time import to_utc
 from helpkit.events import Event, TicketOpened
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.queries import Page, TicketQuery
-from helpkit.tickets import Ticket
+from helpkit.tickets import Attachment, Ticket
 
 __all__ = [
     "EXTERNAL_CURSOR_PREFIXES",
@@ -451,6 +451,10 @@ def _texts(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
+def _outbound_attachments(value: Iterable[Attachment]) -> tuple[Attachment, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class OutboundMessage:
     """A message leaving the helpdesk through a channel: a public reply, an SLA notice."""
@@ -479,6 +483,14 @@ class OutboundMessage:
     (after a retry or a relay restart) sends it once by remembering the keys it sent."""
     kind: str = attrs.field(default="reply", validator=nonblank_text)
     """``reply`` (a public comment) or ``sla_notice``."""
+    attachments: tuple[Attachment, ...] = attrs.field(
+        default=(),
+        converter=_outbound_attachments,
+        validator=instances_of(Attachment, container=tuple),
+        metadata=SINCE_LATER,
+    )
+    """The files it carries (the comment's): descriptions only; an email channel reads their
+    bytes from the :class:`BlobStore` it was given, by ``sha256``."""
 
 
 def _optional_utc(value: datetime | None) -> datetime | None:

@@ -32,7 +32,7 @@ from helpkit.channels.mime import (
     token,
 )
 from helpkit.errors import ConfigError
-from helpkit.ports import OutboundMessage
+from helpkit.ports import BlobStore, OutboundMessage
 
 __all__ = ["MaildirChannel", "MaildirError", "maildir_channel_factory"]
 
@@ -57,7 +57,9 @@ class MaildirChannel:
     part of the Message-IDs (default: the sender's domain). A relative ``directory`` is taken
     from the current directory when the channel is built, like the SQLite store's
     ``sqlite:///helpkit.db`` (``~`` is the user's home). ``fsync`` (default true) makes each
-    message durable before ``deliver`` returns.
+    message durable before ``deliver`` returns. ``reply_to`` adds a ``Reply-To`` header,
+    ``html`` (default false) an HTML alternative of the body; ``blobs`` is where attachments'
+    bytes are read (the desk's blob store).
     """
 
     def __init__(
@@ -68,6 +70,9 @@ class MaildirChannel:
         domain: str | None = None,
         name: str = "maildir",
         fsync: bool = True,
+        reply_to: str | None = None,
+        html: bool = False,
+        blobs: BlobStore | None = None,
     ) -> None:
         text = os.fspath(directory)
         if not isinstance(text, str) or not text.strip() or "\x00" in text:
@@ -79,6 +84,13 @@ class MaildirChannel:
         self.sender = parse_sender(sender)
         self.domain = self.sender.domain if domain is None else check_domain(domain)
         self.fsync = fsync
+        if html is not True and html is not False:
+            raise ConfigError(f"html must be true or false; got {html!r:.40}")
+        self.reply_to = None if reply_to is None else parse_sender(reply_to)
+        self.html = html
+        self.blobs = blobs
+        """Where attachments' bytes are read (``None``: a message with attachments fails
+        with :class:`~helpkit.channels.mime.MissingBlobError`)."""
 
     def __repr__(self) -> str:
         return f"MaildirChannel({str(self.directory)!r}, name={self.name!r})"
@@ -90,7 +102,14 @@ class MaildirChannel:
     def deliver(self, message: OutboundMessage) -> str:
         """Write ``message`` into ``new/`` unless it is there (or in ``cur/``) already; return
         its Message-ID either way."""
-        email = render(message, sender=self.sender, domain=self.domain)
+        email = render(
+            message,
+            sender=self.sender,
+            domain=self.domain,
+            reply_to=self.reply_to,
+            html=self.html,
+            blobs=self.blobs,
+        )
         external_id = message_id(message_key(message), self.domain)
         name = self.file_name(message)
         try:
@@ -194,7 +213,7 @@ class MaildirChannel:
             os.close(handle)
 
 
-_OPTIONS: Final = ("directory", "sender", "domain", "fsync")
+_OPTIONS: Final = ("directory", "sender", "domain", "fsync", "reply_to", "html")
 
 
 def maildir_channel_factory(options: Mapping[str, Any]) -> MaildirChannel:
@@ -206,6 +225,8 @@ def maildir_channel_factory(options: Mapping[str, Any]) -> MaildirChannel:
     sender = "Support <support@example.com>"
     domain = "example.com"                 # optional: the Message-IDs' right part
     fsync = true                           # optional
+    reply_to = "help@example.com"          # optional: a Reply-To header
+    html = false                           # optional: an HTML alternative of the body
     """
     name = str(options.get("name", "maildir"))
     unknown = sorted(set(options) - {"name", "type", *_OPTIONS})
@@ -224,10 +245,15 @@ def maildir_channel_factory(options: Mapping[str, Any]) -> MaildirChannel:
         raise ConfigError(f"channel {name!r}: sender must be text; got {sender!r:.80}")
     if domain is not None and not isinstance(domain, str):
         raise ConfigError(f"channel {name!r}: domain must be text; got {domain!r:.80}")
+    reply_to = options.get("reply_to")
+    if reply_to is not None and not isinstance(reply_to, str):
+        raise ConfigError(f"channel {name!r}: reply_to must be text; got {reply_to!r:.80}")
     return MaildirChannel(
         directory,
         sender=sender,
         domain=domain,
         name=name,
         fsync=options.get("fsync", True),
+        reply_to=reply_to,
+        html=options.get("html", False),
     )

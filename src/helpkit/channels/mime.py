@@ -10,7 +10,13 @@
 - ``Message-ID``: ``<key@domain>``, made of the message's idempotency key, so every attempt to
   deliver the same message carries the same id (and a channel can tell a repeat);
 - ``In-Reply-To`` and ``References`` from the message, for threading;
-- a ``text/plain`` UTF-8 body.
+- ``Reply-To`` when the channel gives one;
+- a ``text/plain`` UTF-8 body; with ``html=True`` also a ``text/html`` alternative (the text
+  escaped, its paragraphs kept: :func:`helpkit.channels.html_text.to_html`);
+- the message's attachments, their bytes read from a :class:`~helpkit.ports.BlobStore` by
+  their SHA-256 (``multipart/mixed``; inline ones with their ``Content-ID``). Bytes that are
+  missing, or whose SHA-256 is not the one described, raise :class:`MissingBlobError`, which
+  the relay records and retries.
 
 Header text is written by this module, not folded by :mod:`email`: the standard library's
 folder drops the spaces between encoded words in some long non-ASCII headers. Text that is
@@ -27,6 +33,7 @@ import base64
 import hashlib
 import logging
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator
 from email import policy as email_policy
 from email.message import EmailMessage
@@ -35,22 +42,27 @@ from typing import Final
 
 import attrs
 
-from helpkit.errors import ConfigError, ValidationError
-from helpkit.ports import OutboundMessage, Recipient
+from helpkit.channels.html_text import to_html
+from helpkit.errors import ConfigError, NotFoundError, ValidationError
+from helpkit.ports import BlobStore, OutboundMessage, Recipient
+from helpkit.tickets import Attachment
 
 __all__ = [
     "POLICY",
     "RESERVED_HEADERS",
     "EmailRenderError",
     "Mailbox",
+    "MissingBlobError",
     "NoRecipientError",
     "body_text",
     "check_domain",
+    "file_name",
     "header_text",
     "message_bytes",
     "message_id",
     "message_key",
     "name_text",
+    "needs_utf8",
     "parse_sender",
     "render",
     "to_mailbox",
@@ -97,6 +109,7 @@ RESERVED_HEADERS: Final = frozenset(
         "message-id",
         "in-reply-to",
         "references",
+        "reply-to",
         "mime-version",
     }
 )
@@ -109,6 +122,12 @@ class EmailRenderError(ValidationError):
 
 class NoRecipientError(EmailRenderError):
     """None of an outbound message's recipients has a usable email address."""
+
+
+class MissingBlobError(NotFoundError):
+    """An attachment's bytes are not in the blob store (or no blob store was given, or the
+    bytes there are not the ones described): the message is not sent, and the relay tries
+    again later."""
 
 
 # ------------------------------------------------------------------ text
@@ -393,19 +412,88 @@ def _thread_ids(values: Iterable[str]) -> list[str]:
 # ------------------------------------------------------------------ the message
 
 
-def render(message: OutboundMessage, *, sender: Mailbox, domain: str | None = None) -> EmailMessage:
-    """``message`` as an email from ``sender``; its Message-ID's right part is ``domain``
-    (default: the sender's domain).
+_TOKEN: Final = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}")
+_CONTENT_ID: Final = re.compile(r"[!-;=?-~]{1,200}")
+_LONGEST_FILE_NAME: Final = 200
+"""Characters of an attachment's file name a message carries (longer ones are cut)."""
 
-    Raises :class:`NoRecipientError` when no recipient has a usable address, and
+
+def file_name(name: str) -> str:
+    """What a message carries of an attachment's file name: its last path segment, without
+    control characters or line breaks, at most 200 characters (``attachment`` when nothing
+    is left)."""
+    text = header_text(name).replace("\\", "/").rsplit("/", 1)[-1]
+    kept = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
+    kept = kept.strip(" .")[:_LONGEST_FILE_NAME].strip(" ")
+    return kept or "attachment"
+
+
+def _content_type(text: str) -> tuple[str, str]:
+    """A type an attachment can be sent as: ``message/*`` and ``multipart/*`` (which cannot
+    be sent base64-encoded) and anything malformed are ``application/octet-stream``."""
+    maintype, _, subtype = text.strip().lower().partition("/")
+    if (
+        not _TOKEN.fullmatch(maintype)
+        or not _TOKEN.fullmatch(subtype)
+        or maintype in {"message", "multipart"}
+    ):
+        return "application", "octet-stream"
+    return maintype, subtype
+
+
+def _blob(attachment: Attachment, blobs: BlobStore | None, key: str) -> bytes:
+    where = f"message {key}: attachment {attachment.filename!r} (sha256 {attachment.sha256})"
+    if blobs is None:
+        raise MissingBlobError(f"{where}: the channel has no blob store to read it from")
+    try:
+        data = blobs.get(attachment.sha256)
+    except NotFoundError as exc:
+        raise MissingBlobError(f"{where} is not in the blob store") from exc
+    if not isinstance(data, bytes) or hashlib.sha256(data).hexdigest() != attachment.sha256:
+        raise MissingBlobError(f"{where}: the blob store holds other bytes under that address")
+    return data
+
+
+def _attach(email: EmailMessage, attachment: Attachment, data: bytes) -> None:
+    maintype, subtype = _content_type(attachment.content_type)
+    cid = attachment.content_id
+    usable_cid = cid is not None and _CONTENT_ID.fullmatch(cid.strip("<>")) is not None
+    email.add_attachment(
+        data,
+        maintype,
+        subtype,
+        filename=file_name(attachment.filename),
+        disposition="inline" if attachment.inline else "attachment",
+        cid=f"<{cid.strip('<>')}>" if usable_cid and cid is not None else None,
+    )
+
+
+def render(
+    message: OutboundMessage,
+    *,
+    sender: Mailbox,
+    domain: str | None = None,
+    reply_to: Mailbox | None = None,
+    html: bool = False,
+    blobs: BlobStore | None = None,
+) -> EmailMessage:
+    """``message`` as an email from ``sender``; its Message-ID's right part is ``domain``
+    (default: the sender's domain). ``reply_to`` adds a ``Reply-To`` header; ``html`` an
+    HTML alternative of the body; ``blobs`` is where the attachments' bytes are read.
+
+    Raises :class:`NoRecipientError` when no recipient has a usable address,
     :class:`EmailRenderError` for an extra header that is not a header name or that sets one
-    of :data:`RESERVED_HEADERS` (or ``Content-*``).
+    of :data:`RESERVED_HEADERS` (or ``Content-*``), and :class:`MissingBlobError` when an
+    attachment's bytes cannot be read.
     """
     right = sender.domain if domain is None else domain
+    datas = [_blob(a, blobs, message_key(message)) for a in message.attachments]
     email = EmailMessage(policy=POLICY)
     from_box = Mailbox(sender.name or message.author_name, sender.address)
     email.set_raw("From", _address_list("From", [from_box]))
     email.set_raw("To", _address_list("To", _recipients(message)))
+    if reply_to is not None:
+        email.set_raw("Reply-To", _address_list("Reply-To", [reply_to]))
     email.set_raw("Subject", _unstructured("Subject", message.subject))
     email.set_raw("Date", format_datetime(message.sent_at))
     email.set_raw("Message-ID", message_id(message_key(message), right))
@@ -423,14 +511,26 @@ def render(message: OutboundMessage, *, sender: Mailbox, domain: str | None = No
             raise EmailRenderError(f"the header {name} is written by helpkit, not by a message")
         email.set_raw(name, _unstructured(name, value))
     email.set_content(body_text(message.body), charset="utf-8")
+    if html:
+        email.add_alternative(to_html(message.body), subtype="html", charset="utf-8")
+    for attachment, data in zip(message.attachments, datas, strict=True):
+        _attach(email, attachment, data)
+    for part in email.walk():
+        if part is not email:
+            del part["MIME-Version"]
     return email
 
 
-def message_bytes(email: EmailMessage) -> bytes:
-    """The message as bytes with ``\\n`` line ends (what a Maildir file holds): ASCII headers,
-    or UTF-8 ones (RFC 6532) when an address needs them."""
-    utf8 = not all(value.isascii() for _, value in email.raw_items())
-    return email.as_bytes(policy=POLICY.clone(utf8=utf8, linesep="\n"))
+def needs_utf8(email: EmailMessage) -> bool:
+    """Whether the message's headers hold UTF-8 (an address with a non-ASCII local part):
+    it then needs a transport that takes UTF-8 headers (RFC 6531 ``SMTPUTF8``)."""
+    return not all(value.isascii() for _, value in email.raw_items())
+
+
+def message_bytes(email: EmailMessage, *, linesep: str = "\n") -> bytes:
+    """The message as bytes with ``\\n`` line ends (what a Maildir file holds; ``\\r\\n``
+    for SMTP): ASCII headers, or UTF-8 ones (RFC 6532) when an address needs them."""
+    return email.as_bytes(policy=POLICY.clone(utf8=needs_utf8(email), linesep=linesep))
 
 
 def check_domain(text: object) -> str:
