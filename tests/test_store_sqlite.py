@@ -315,6 +315,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.CHANGE_FEED,
         Capability.OUTBOX,
         Capability.TIMER_STATE,
+        Capability.INBOX,
     }
     assert isinstance(store, Store)
 
@@ -827,7 +828,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 6
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 7
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]
@@ -845,6 +846,8 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
             # v6: no timer states yet (the sweep folds those tickets' histories until a
             # command or a sweep commits them again).
             assert conn.execute("SELECT count(*) FROM timer_states").fetchone()[0] == 0
+            # v7: an empty inbox.
+            assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
         assert columns == [
             (
                 t.id,

@@ -1,4 +1,4 @@
-"""helpkit's built-in plugin: the stores and channels it ships.
+"""helpkit's built-in plugin: the stores and channels it ships, and its inbound screens.
 
 It registers through the very hooks third-party plugins use. (Replies and SLA notices leave
 through :mod:`helpkit.delivery`, a step of the command pipeline, not through an observer.)
@@ -6,8 +6,9 @@ through :mod:`helpkit.delivery`, a step of the command pipeline, not through an 
 
 from __future__ import annotations
 
+from helpkit import screens
 from helpkit.hookspecs import RegisterChannel, RegisterStore, hookimpl
-from helpkit.ports import Store
+from helpkit.ports import InboundMessage, IntakeContext, Store
 
 
 def _memory(url: str) -> Store:
@@ -53,3 +54,10 @@ def helpkit_register_channels(register: RegisterChannel) -> None:
     register("recording", recording_channel_factory)
     register("maildir", maildir_channel_factory)
     register("smtp", smtp_channel_factory)
+
+
+@hookimpl
+def helpkit_screen_inbound(message: InboundMessage, desk: IntakeContext) -> str | None:
+    """The built-in screens (:func:`helpkit.screens.screen`): loops of the desk's own mail,
+    bounces, auto-replies."""
+    return screens.screen(message, desk)

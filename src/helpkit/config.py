@@ -8,10 +8,10 @@ Build it in code (:class:`DeskConfig`) or load it from a ``helpkit.toml`` file /
 from __future__ import annotations
 
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -24,13 +24,96 @@ from helpkit.priority import ITIL_MATRIX, PriorityMatrix
 from helpkit.sla import SlaPolicySet
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 
-__all__ = ["DeskConfig"]
+__all__ = ["DeskConfig", "IntakeConfig"]
+
+_INTAKE_KEYS: Final = frozenset(
+    {"addresses", "strangers", "cc_followers", "acknowledge", "acknowledge_limit", "desk_id"}
+)
+STRANGER_POLICIES: Final = ("new_ticket", "suspend")
 
 
 def _channel_options(
     value: Mapping[str, Mapping[str, Any]],
 ) -> Mapping[str, Mapping[str, Any]]:
     return MappingProxyType({str(k): MappingProxyType(dict(v)) for k, v in value.items()})
+
+
+def _addresses(value: object) -> frozenset[str]:
+    if isinstance(value, str) or not isinstance(value, Iterable):
+        raise ConfigError(f"intake.addresses is a list of email addresses; got {value!r:.80}")
+    found: set[str] = set()
+    for item in value:
+        if (
+            not isinstance(item, str)
+            or "@" not in item.strip()
+            or any(c.isspace() for c in item.strip())
+        ):
+            raise ConfigError(f"intake.addresses holds {item!r:.80}, not an email address")
+        found.add(item.strip().lower())
+    return frozenset(found)
+
+
+def _strangers(instance: object, attribute: attrs.Attribute[str], value: object) -> None:
+    if value not in STRANGER_POLICIES:
+        raise ConfigError(
+            f"intake.strangers is one of {', '.join(STRANGER_POLICIES)}; got {value!r:.40}"
+        )
+
+
+def _config_flag(instance: object, attribute: attrs.Attribute[bool], value: object) -> None:
+    if value is not True and value is not False:
+        raise ConfigError(f"intake.{attribute.name} is true or false; got {value!r:.40}")
+
+
+def _limit(instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value <= 10_000:
+        raise ConfigError(
+            f"intake.acknowledge_limit is a whole number from 0 to 10000; got {value!r:.40}"
+        )
+
+
+def _desk_id(instance: object, attribute: attrs.Attribute[str | None], value: object) -> None:
+    if value is not None and (
+        not isinstance(value, str) or not value or not value.isascii() or not value.isalnum()
+    ):
+        raise ConfigError(
+            f"intake.desk_id is a word of ASCII letters and digits; got {value!r:.40}"
+        )
+
+
+@attrs.frozen(kw_only=True)
+class IntakeConfig:
+    """How :meth:`~helpkit.Helpdesk.receive` treats inbound messages (``[intake]``; see the
+    page *Intake*)."""
+
+    addresses: frozenset[str] = attrs.field(default=frozenset(), converter=_addresses)
+    """The desk's own addresses (``support@example.com``), lower-case: mail from them is a
+    loop, and they never become contacts or followers."""
+    strangers: str = attrs.field(default="new_ticket", validator=_strangers)
+    """What a message that names a ticket its sender is no party of does: ``new_ticket``
+    (it opens a ticket of its own) or ``suspend`` (it waits for an agent)."""
+    cc_followers: bool = attrs.field(default=True, validator=_config_flag)
+    """Whether the addresses a message is copied to follow its ticket."""
+    acknowledge: bool = attrs.field(default=False, validator=_config_flag)
+    """Whether a ticket a message opens is acknowledged to its requester automatically."""
+    acknowledge_limit: int = attrs.field(default=3, validator=_limit)
+    """At most this many acknowledgements to one requester per hour (0: none)."""
+    desk_id: str | None = attrs.field(default=None, validator=_desk_id)
+    """The id written in the ``X-Helpkit-Desk`` header of outbound mail; default: derived
+    from the desk's secret, else ``helpkit``."""
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IntakeConfig:
+        """Read the ``[intake]`` table; an unknown key raises ConfigError naming it."""
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"[intake] is a table; got {data!r:.60}")
+        unknown = sorted(set(data) - _INTAKE_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown [intake] keys: {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(sorted(_INTAKE_KEYS))})"
+            )
+        return cls(**{str(k): v for k, v in data.items()})
 
 
 @attrs.frozen(kw_only=True)
@@ -57,6 +140,11 @@ class DeskConfig:
     """The escalation ladder; ``None`` derives it from the groups' ``tier`` in the store."""
     escalation: EscalationRules = attrs.field(factory=EscalationRules)
     """Rules bound to SLA thresholds (warn, escalate, raise priority)."""
+    intake: IntakeConfig = attrs.field(factory=IntakeConfig)
+    """How inbound messages are received (``[intake]``)."""
+    secret_file: str | None = None
+    """A file holding the desk's secret (what ``helpkit`` passes as ``Helpdesk(secret=...)``
+    when ``HELPKIT_SECRET`` is not set); relative to the configuration file's folder."""
 
     def __attrs_post_init__(self) -> None:
         # A rule on a warning threshold only fires if some policy records that warning.
@@ -84,6 +172,8 @@ class DeskConfig:
             "sla",
             "tiers",
             "escalation",
+            "intake",
+            "secret_file",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -131,6 +221,13 @@ class DeskConfig:
                 if isinstance(rules, Mapping):
                     rules = rules.get("rules", [])
                 kwargs["escalation"] = EscalationRules.from_list(rules)
+            if "intake" in data:
+                kwargs["intake"] = IntakeConfig.from_dict(data["intake"])
+            if "secret_file" in data:
+                secret_file = data["secret_file"]
+                if not isinstance(secret_file, str) or not secret_file.strip():
+                    raise ConfigError(f"secret_file is a file name; got {secret_file!r:.60}")
+                kwargs["secret_file"] = secret_file
             return cls(**kwargs)
         except ConfigError:
             raise
@@ -147,4 +244,9 @@ class DeskConfig:
             raise ConfigError(f"configuration file not found: {path}") from exc
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"{path}: {exc}") from exc
-        return cls.from_dict(data)
+        config = cls.from_dict(data)
+        if config.secret_file is not None:
+            config = attrs.evolve(
+                config, secret_file=str(Path(path).parent / Path(config.secret_file).expanduser())
+            )
+        return config

@@ -16,6 +16,14 @@ The channel of a reply is the comment's own channel when one is configured under
 only channel. When channels are configured but none fits, the delivery is still made, with no
 channel: the relay records it as failed ("no channel") rather than dropping it in silence. A
 desk without channels sends nothing.
+
+A ticket opened with ``acknowledge`` (by :meth:`~helpkit.Helpdesk.receive`, on a desk with
+``intake.acknowledge``) gets an acknowledgement to its requester. Every message carries the
+desk's ``X-Helpkit-Desk`` header (the loop screen knows it again) and asks Microsoft's
+auto-responders for silence (``X-Auto-Response-Suppress: All``); automatic ones say so, as RFC
+3834 asks: ``Auto-Submitted: auto-generated`` on SLA notices, ``auto-replied`` on
+acknowledgements. On a desk with a secret, every message carries the ticket's signed thread
+token (:mod:`helpkit.thread_tokens`), which an email channel writes into its Message-ID.
 """
 
 from __future__ import annotations
@@ -24,6 +32,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Final
 
 from helpkit._checks import check_text
 from helpkit.config import DeskConfig
@@ -40,15 +49,20 @@ from helpkit.ports import (
     Recipient,
     Store,
 )
+from helpkit.thread_tokens import DESK_HEADER, ThreadTokens
 from helpkit.tickets import Actor, ActorKind, Comment, Ticket
 
-__all__ = ["Outbound", "delivery_id"]
+__all__ = ["ACKNOWLEDGEMENT", "REPLY", "SLA_NOTICE", "Outbound", "delivery_id"]
 
 _Planned = tuple[str | None, OutboundMessage]
 """The channel a message leaves through (``None``: no channel fits), and the message."""
 
-REPLY = "reply"
-SLA_NOTICE = "sla_notice"
+REPLY: Final = "reply"
+"""The kind of a public comment's delivery."""
+SLA_NOTICE: Final = "sla_notice"
+"""The kind of an SLA warning's or breach's delivery."""
+ACKNOWLEDGEMENT: Final = "acknowledgement"
+"""The kind of the automatic acknowledgement of a new request."""
 _STATES_KEPT = 4096
 """How many tickets' states the planning keeps between batches (about 2 KiB each)."""
 _UNFOLDED_KEPT = 64
@@ -63,11 +77,24 @@ def delivery_id(event: Event, kind: str) -> str:
 class Outbound:
     """Derives deliveries from committed events, and sends them through the desk's channels."""
 
-    def __init__(self, store: Store, config: DeskConfig, channels: Mapping[str, Channel]) -> None:
+    def __init__(
+        self,
+        store: Store,
+        config: DeskConfig,
+        channels: Mapping[str, Channel],
+        *,
+        tokens: ThreadTokens | None = None,
+        desk_id: str = "helpkit",
+    ) -> None:
         self._store = store
         self._config = config
         self._channels = channels
+        self._tokens = tokens
+        self._headers = {DESK_HEADER: desk_id, "X-Auto-Response-Suppress": "All"}
         self._states = _States(store)
+
+    def _token(self, ticket_id: str) -> str:
+        return "" if self._tokens is None else self._tokens.sign(ticket_id)
 
     @property
     def enabled(self) -> bool:
@@ -108,6 +135,10 @@ class Outbound:
             elif isinstance(event, SlaWarned | SlaBreached):
                 message = self._sla_notice(event, states.before(event), now, people)
                 kind = SLA_NOTICE
+            elif isinstance(event, TicketOpened) and event.acknowledge:
+                states.follow(event)
+                message = self._acknowledgement(event, now, people)
+                kind = ACKNOWLEDGEMENT
             else:
                 states.follow(event)
                 continue
@@ -187,9 +218,37 @@ class Outbound:
             sent_at=now,
             in_reply_to=threading[-1] if threading else None,
             references=threading,
+            headers=self._headers,
             idempotency_key=delivery_id(event, REPLY),
             kind=REPLY,
             attachments=comment.attachments,
+            thread_token=self._token(ticket.id),
+        )
+
+    def _acknowledgement(
+        self, event: TicketOpened, now: datetime, people: _People
+    ) -> _Planned | None:
+        requester = people.contact(event.requester_id)
+        if requester is None:
+            return None
+        reference = f"#{event.number}"
+        return self.channel_for(event.channel), OutboundMessage(
+            ticket_id=event.ticket_id,
+            ticket_number=event.number,
+            subject=f"[{reference}] {event.subject}",
+            body=(
+                f"We have received your request and opened ticket {reference}: "
+                f"{event.subject}\n\nWe will answer as soon as we can. To add to your "
+                "request, reply to this message and keep the ticket number in the subject.\n"
+            ),
+            comment_id=f"acknowledgement-{event.seq}",
+            author_name="Support",
+            to=(Recipient("contact", requester.id, requester.name, requester.email),),
+            sent_at=now,
+            headers={**self._headers, "Auto-Submitted": "auto-replied"},
+            idempotency_key=delivery_id(event, ACKNOWLEDGEMENT),
+            kind=ACKNOWLEDGEMENT,
+            thread_token=self._token(event.ticket_id),
         )
 
     def _sla_notice(
@@ -229,9 +288,14 @@ class Outbound:
             author_name="helpkit SLA",
             to=recipients,
             sent_at=now,
-            headers={"X-Helpkit-Notice": "sla"},
+            headers={
+                **self._headers,
+                "X-Helpkit-Notice": "sla",
+                "Auto-Submitted": "auto-generated",
+            },
             idempotency_key=delivery_id(event, SLA_NOTICE),
             kind=SLA_NOTICE,
+            thread_token=self._token(ticket.id),
         )
 
     # ------------------------------------------------------------ sending

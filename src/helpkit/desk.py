@@ -31,6 +31,7 @@ from helpkit.errors import ConfigError, HelpkitError, ValidationError
 from helpkit.escalation import EscalationKind
 from helpkit.events import Event
 from helpkit.ids import new_id
+from helpkit.intake import Intake, Receiver
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.pipeline import Decide, Pipeline
 from helpkit.plugins import PluginHost
@@ -39,7 +40,9 @@ from helpkit.ports import (
     Clock,
     Delivery,
     DeliveryState,
+    InboundMessage,
     Outbox,
+    Receipt,
     Store,
     SystemClock,
     TicketChange,
@@ -51,6 +54,7 @@ from helpkit.relay import Relay, RelayReport, RetryPolicy
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import SlaStatus
 from helpkit.sweep import Sweeper, SweepReport
+from helpkit.thread_tokens import ThreadTokens
 from helpkit.tickets import Actor, ActorKind, Comment, LinkKind, StatusCategory, Ticket
 from helpkit.timers import FoldCache, SlaTimer, Timers
 
@@ -104,6 +108,10 @@ class Helpdesk:
     --follow``, a worker); with ``delivery="sync"`` the desk runs the relay itself after each
     command, so a command returns once its messages went out (for tests and small
     single-process hosts). ``retry`` is the relay's :class:`~helpkit.relay.RetryPolicy`.
+
+    ``secret`` (text or bytes, at least 16 bytes) signs the thread tokens of outbound
+    messages, so replies thread onto their ticket safely (:meth:`receive`); without it no
+    token is written or trusted.
     """
 
     def __init__(
@@ -121,6 +129,7 @@ class Helpdesk:
         fold_cache: int = 8192,
         delivery: str = "outbox",
         retry: RetryPolicy | None = None,
+        secret: str | bytes | None = None,
     ) -> None:
         if config is None:
             config = DeskConfig()
@@ -149,7 +158,13 @@ class Helpdesk:
         if delivery not in ("outbox", "sync"):
             raise ValidationError(f"delivery is 'outbox' or 'sync'; got {delivery!r:.40}")
         self._sync = delivery == "sync"
-        self._outbound = Outbound(self.store, config, self.channels)
+        self._tokens = None if secret is None else ThreadTokens(secret)
+        self._desk_id = config.intake.desk_id or (
+            self._tokens.desk_id if self._tokens is not None else "helpkit"
+        )
+        self._outbound = Outbound(
+            self.store, config, self.channels, tokens=self._tokens, desk_id=self._desk_id
+        )
         self._pipeline = Pipeline(self.store, self.clock, Timers([self._sla]), self._publish)
         self._relay: Relay | None = None
         if self.channels:
@@ -160,6 +175,15 @@ class Helpdesk:
         self._sweeper = Sweeper(self.store, self._pipeline, self._levels, self._sla, config)
         self._commands = TicketCommands(
             config, self._directory, self._levels, self.store, self._new_id
+        )
+        self._receiver = Receiver(
+            self.store,
+            self._pipeline,
+            self._directory,
+            config,
+            screen=lambda message: self.plugins.screen_inbound(message, self),
+            tokens=self._tokens,
+            new_id=self._new_id,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -177,6 +201,17 @@ class Helpdesk:
     def now(self) -> datetime:
         """The clock's current instant, checked aware and in UTC."""
         return to_utc(self.clock.now(), "clock.now()")
+
+    @property
+    def desk_id(self) -> str:
+        """The desk's id, in the ``X-Helpkit-Desk`` header of every outbound message:
+        ``intake.desk_id``, else derived from the secret, else ``helpkit``."""
+        return self._desk_id
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """The desk's own addresses (``intake.addresses``)."""
+        return self.config.intake.addresses
 
     def _publish(self, changes: Sequence[TicketChange]) -> None:
         for change in changes:
@@ -817,6 +852,39 @@ class Helpdesk:
         """
         self._staff(actor)
         return self._run([source, target], self._commands.merge(actor), expected_seq)[1]
+
+    # ------------------------------------------------------------------ inbound messages
+
+    def receive(self, message: InboundMessage, *, screen: bool = True) -> Intake:
+        """Take an inbound message: it opens a ticket, comments on one, or is suspended.
+
+        The same message twice (same channel and external id) is ingested once: the second
+        call returns the first outcome with ``duplicate=True``. ``screen=False`` skips the
+        ``helpkit_screen_inbound`` screens. The page *Intake* tells the threading rules.
+        The store needs :attr:`~helpkit.ports.Capability.INBOX`.
+        """
+        return self._synced_intake(self._receiver.receive(message, screen=screen))
+
+    def suspended(self, *, limit: int = 100, after: str | None = None) -> list[Receipt]:
+        """Suspended inbound messages, oldest first; ``after`` is the last key of the
+        previous page."""
+        check_int(limit, "limit", minimum=1, maximum=10_000)
+        return self._receiver.inbox().suspended(limit=limit, after=after)
+
+    def release(self, key: str, actor: Actor) -> Intake:
+        """Ingest a suspended message as if it passed the screens (a stranger's opens a
+        ticket of its own); ``actor`` is the agent (or system) releasing it."""
+        return self._synced_intake(self._receiver.release(key, actor))
+
+    def discard(self, key: str, actor: Actor) -> Receipt:
+        """Throw a suspended message away; its receipt stays (``discarded``), so the same
+        message is not ingested if it comes again."""
+        return self._receiver.discard(key, actor, self.now())
+
+    def _synced_intake(self, intake: Intake) -> Intake:
+        if getattr(self._relaying, "recorded", False):
+            self._relaying.recorded = False
+        return intake
 
     # ------------------------------------------------------------------ SLA and escalation
 

@@ -30,6 +30,7 @@ from helpkit._checks import (
     text_set,
 )
 from helpkit._codec import decoder, encoder
+from helpkit._records import SINCE_LATER
 from helpkit._time import to_utc
 from helpkit.errors import HelpkitError, SchemaError, ValidationError
 from helpkit.fields import FieldValue, field_value_map, optional_field_value_map
@@ -113,6 +114,9 @@ class TicketOpened(Event):
     tags: frozenset[str] = attrs.field(default=frozenset(), validator=text_set)
     followers: frozenset[Actor] = attrs.field(default=frozenset(), validator=instances_of(Actor))
     custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=field_value_map)
+    acknowledge: bool = attrs.field(default=False, validator=flag, metadata=SINCE_LATER)
+    """Whether the desk acknowledges the request to its requester automatically (a ticket an
+    inbound message opened, on a desk with ``intake.acknowledge``, within the rate limit)."""
 
 
 @attrs.frozen(kw_only=True)

@@ -14,7 +14,7 @@ from typing import Any
 import pluggy
 
 from helpkit.events import Event
-from helpkit.ports import Channel, DeskContext, Store
+from helpkit.ports import Channel, DeskContext, InboundMessage, IntakeContext, Store
 
 __all__ = [
     "ChannelFactory",
@@ -24,6 +24,7 @@ __all__ = [
     "helpkit_event",
     "helpkit_register_channels",
     "helpkit_register_stores",
+    "helpkit_screen_inbound",
     "hookimpl",
     "hookspec",
 ]
@@ -72,4 +73,19 @@ def helpkit_event(event: Event, desk: DeskContext) -> None:
     logged (logger ``helpkit.plugins``) and neither undoes the command nor stops other
     observers. ``desk`` is the desk that committed it, seen through
     :class:`~helpkit.ports.DeskContext` (read tickets and their history, the store, the clock).
+    """
+
+
+@hookspec(firstresult=True)
+def helpkit_screen_inbound(message: InboundMessage, desk: IntakeContext) -> str | None:
+    """Screen an inbound message before :meth:`~helpkit.Helpdesk.receive` ingests it: return
+    the reason to suspend it (``"auto-reply: ..."``), or ``None`` to let it through.
+
+    The first reason given wins (the implementations run from the last registered plugin to
+    the first, so a plugin's screen runs before helpkit's own, which come last: auto-replies,
+    bounces and loops, see :mod:`helpkit.screens`). It must be a pure check: no writes (the
+    message may be screened again when the same message comes twice). A screen that raises
+    fails the ``receive`` call with the error, and nothing is written. ``desk`` is the desk,
+    seen through :class:`~helpkit.ports.IntakeContext` (its id, its own addresses, its
+    tickets). A released message is not screened again.
     """

@@ -136,8 +136,11 @@ def open_ticket(
     assignee_id: str | None = None,
     group_id: str | None = None,
     follow_up_of: str | None = None,
+    acknowledge: bool = False,
 ) -> Outcome:
-    """Events for a new ticket, its first message if given, and its follow-up link if any."""
+    """Events for a new ticket, its first message if given, and its follow-up link if any.
+
+    ``acknowledge`` marks the opening for an automatic acknowledgement to the requester."""
     if not isinstance(number, int) or isinstance(number, bool) or number < 0:
         raise ValidationError(
             "ticket numbers are positive integers (0 leaves the number to the store)"
@@ -167,6 +170,7 @@ def open_ticket(
         tags=frozenset(normalize_tag(t) for t in tags),
         followers=follower_set,
         custom_fields={k: v for k, v in (custom_fields or {}).items() if v is not None},
+        acknowledge=acknowledge,
     )
     if first_comment is not None:
         draft.emit(CommentAdded, ticket_id, comment=first_comment)

@@ -35,14 +35,24 @@ from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Final, cast
 
+import attrs
+
 from helpkit._time import to_utc
-from helpkit.errors import ConflictError, StoreError
+from helpkit.errors import ConflictError, StoreError, ValidationError
 from helpkit.lifecycle import Outcome
-from helpkit.ports import Capability, Clock, Store, TicketChange, TimerStates, missing_members
+from helpkit.ports import (
+    Capability,
+    Clock,
+    Receipt,
+    Store,
+    TicketChange,
+    TimerStates,
+    missing_members,
+)
 from helpkit.tickets import Ticket
 from helpkit.timers import Planned, Timers
 
-__all__ = ["Decide", "Pipeline", "Publish"]
+__all__ = ["Decide", "MakeReceipt", "Pipeline", "Publish"]
 
 log = logging.getLogger("helpkit.pipeline")
 
@@ -50,6 +60,9 @@ Decide = Callable[[Sequence[Ticket], datetime], Sequence[Outcome]]
 """A decision: the loaded tickets (in the order asked) and now -> the outcomes to write."""
 Publish = Callable[[Sequence[TicketChange]], None]
 """Receives the changes of every commit, as written (numbered), after the commit."""
+MakeReceipt = Callable[[Sequence[Outcome], datetime], Receipt]
+"""Makes the receipt of the inbound message a command comes from: the outcomes, now ->
+the receipt to commit with them."""
 
 _ATTEMPTS: Final = 8
 # After the n-th lost attempt a command waits a random time up to min(_BACKOFF * 2**(n-1),
@@ -109,11 +122,16 @@ class Pipeline:
         decide: Decide,
         *,
         expected: Mapping[str, int] | None = None,
+        receipt: MakeReceipt | None = None,
     ) -> list[Ticket]:
         """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
 
         ``expected`` maps ticket ids to the seq the caller saw: a ticket that moved on raises
         ConflictError (with the events since) before anything is decided or written.
+        ``receipt`` makes the receipt of the inbound message the command comes from, from
+        the outcomes decided and "now"; it is committed with the change of its ticket (a
+        store with :attr:`~helpkit.ports.Capability.INBOX`), so a message another writer
+        ingested first makes the commit raise DuplicateError, writing nothing.
         """
         for attempt in range(1, self._attempts + 1):
             tickets = [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
@@ -122,7 +140,9 @@ class Pipeline:
             now = self.now()
             outcomes = decide(tickets, now)
             try:
-                return self.commit(outcomes)
+                return self.commit(
+                    outcomes, receipt=None if receipt is None else receipt(outcomes, now)
+                )
             except ConflictError as exc:
                 # With versions, deciding again first checks them anew: a ticket that moved on
                 # raises there, one that only got bookkeeping events goes ahead.
@@ -132,10 +152,13 @@ class Pipeline:
                 self._sleep(_backoff(attempt))
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def commit(self, outcomes: Sequence[Outcome]) -> list[Ticket]:
+    def commit(
+        self, outcomes: Sequence[Outcome], *, receipt: Receipt | None = None
+    ) -> list[Ticket]:
         """Timers, one commit, publish: the tickets of ``outcomes`` as stored, in order.
 
-        Outcomes without events write nothing (their ticket is returned as it is).
+        Outcomes without events write nothing (their ticket is returned as it is). A
+        ``receipt`` goes with the change of its ticket (ValidationError when none changed).
         """
         tickets = [outcome.ticket for outcome in outcomes]
         planned: list[Planned] = []
@@ -150,6 +173,8 @@ class Pipeline:
             TicketChange(plan.ticket, outcomes[position].events, outcomes[position].previous_seq)
             for plan, position in zip(planned, positions, strict=True)
         ]
+        if receipt is not None:
+            changes = _with_receipt(changes, receipt)
         if self._states is not None:
             states = [self._timers.state(plan) for plan in planned]
             written = self._states.commit_planned(changes, states)
@@ -205,6 +230,18 @@ class Pipeline:
             if current != seen:
                 return self._conflict(ticket_id, seen, current)
         return exc
+
+
+def _with_receipt(changes: list[TicketChange], receipt: Receipt) -> list[TicketChange]:
+    """``changes``, the one of the receipt's ticket carrying it."""
+    for index, change in enumerate(changes):
+        if change.ticket.id == receipt.ticket_id:
+            changes[index] = attrs.evolve(change, receipt=receipt)
+            return changes
+    raise ValidationError(
+        f"receipt {receipt.key!r} names ticket {receipt.ticket_id!r}, which the command did "
+        "not change"
+    )
 
 
 def _check_written(

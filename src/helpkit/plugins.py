@@ -22,7 +22,14 @@ from helpkit import hookspecs
 from helpkit.errors import DuplicateError, HelpkitError, PluginError, UnknownBackendError
 from helpkit.events import Event
 from helpkit.hookspecs import ChannelFactory, StoreFactory
-from helpkit.ports import Channel, DeskContext, Store, missing_members
+from helpkit.ports import (
+    Channel,
+    DeskContext,
+    InboundMessage,
+    IntakeContext,
+    Store,
+    missing_members,
+)
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -259,6 +266,24 @@ class PluginHost:
                 )
                 failures.append(exc)
         return failures
+
+    def screen_inbound(self, message: InboundMessage, desk: IntakeContext) -> str | None:
+        """The first reason a ``helpkit_screen_inbound`` implementation gives to suspend
+        ``message`` (``None``: none does). A screen that raises fails the call (an error
+        that is not a HelpkitError becomes a PluginError naming the hook); one that returns
+        something other than text or ``None`` is a PluginError."""
+        reason = _typed(
+            lambda: self._pm.hook.helpkit_screen_inbound(message=message, desk=desk),
+            "an inbound screen (helpkit_screen_inbound)",
+        )
+        if reason is None:
+            return None
+        if not isinstance(reason, str) or not reason.strip():
+            raise PluginError(
+                f"an inbound screen (helpkit_screen_inbound) returned {reason!r:.60}: a screen "
+                "returns the reason to suspend a message (non-empty text) or None"
+            )
+        return reason
 
     def enable_tracing(self, writer: Callable[[str], object]) -> Callable[[], None]:
         """Write pluggy's trace of every hook call to ``writer``; returns a function to stop.

@@ -50,6 +50,7 @@ __all__ = [
     "InboundAttachment",
     "InboundMessage",
     "Inbox",
+    "IntakeContext",
     "OutboundMessage",
     "Outbox",
     "Receipt",
@@ -482,7 +483,7 @@ class OutboundMessage:
     """The same for every attempt to deliver this message: a channel that may see it twice
     (after a retry or a relay restart) sends it once by remembering the keys it sent."""
     kind: str = attrs.field(default="reply", validator=nonblank_text)
-    """``reply`` (a public comment) or ``sla_notice``."""
+    """``reply`` (a public comment), ``sla_notice`` or ``acknowledgement`` (of a new request)."""
     attachments: tuple[Attachment, ...] = attrs.field(
         default=(),
         converter=_outbound_attachments,
@@ -491,6 +492,9 @@ class OutboundMessage:
     )
     """The files it carries (the comment's): descriptions only; an email channel reads their
     bytes from the :class:`BlobStore` it was given, by ``sha256``."""
+    thread_token: str = attrs.field(default="", validator=text, metadata=SINCE_LATER)
+    """The ticket's signed thread token (:mod:`helpkit.thread_tokens`), ``""`` on a desk
+    without a secret: an email channel writes it in the Message-ID, so a reply threads."""
 
 
 def _optional_utc(value: datetime | None) -> datetime | None:
@@ -760,6 +764,22 @@ class DeskContext(Protocol):
 
     def history(self, ref: Ticket | str | int) -> list[Event]:
         """Every event of a ticket, in order."""
+        ...
+
+
+@runtime_checkable
+class IntakeContext(DeskContext, Protocol):
+    """What an inbound screen (``helpkit_screen_inbound``) sees of the desk: the
+    :class:`DeskContext`, and what tells the desk's own mail from a stranger's."""
+
+    @property
+    def desk_id(self) -> str:
+        """The id the desk writes in the ``X-Helpkit-Desk`` header of every outbound message."""
+        ...
+
+    @property
+    def own_addresses(self) -> frozenset[str]:
+        """The desk's own addresses (``intake.addresses``), lower-case."""
         ...
 
 

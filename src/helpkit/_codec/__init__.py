@@ -4,7 +4,8 @@ Stores write tickets, events and people in this form and read them back on every
 every load, and :mod:`helpkit.serialize` offers it to hosts. The form follows the type hints
 of the attrs classes: an object is a dict of its ``__init__`` fields (by their names), enums
 are their values, instants ISO 8601 text in UTC, dates ISO text, durations ISO 8601 text
-(:mod:`helpkit._codec.durations`), frozensets sorted lists, tuples lists, custom field values
+(:mod:`helpkit._codec.durations`), bytes standard base64 text
+(:mod:`helpkit._codec.binary`), frozensets sorted lists, tuples lists, custom field values
 as :func:`helpkit.fields.encode_value` writes them, ``None`` as ``null``.
 
 For each type :func:`encoder` and :func:`decoder` build, once, a function of straight-line
@@ -18,8 +19,8 @@ otherwise the ``TypeError``/``ValueError`` of the failing conversion; callers tu
 their own errors. Modules: :mod:`~helpkit._codec.types` (what a type hint asks for),
 :mod:`~helpkit._codec.source` (building and registering the functions),
 :mod:`~helpkit._codec.encode`, :mod:`~helpkit._codec.decode`,
-:mod:`~helpkit._codec.durations`. The closure-based codec the compiled one is tested against
-lives in ``tests/codec_reference.py``.
+:mod:`~helpkit._codec.durations`, :mod:`~helpkit._codec.binary`. The closure-based codec the
+compiled one is tested against lives in ``tests/codec_reference.py``.
 """
 
 from __future__ import annotations

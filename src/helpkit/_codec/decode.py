@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from helpkit._codec.binary import bytes_from_text
 from helpkit._codec.durations import duration_from_text
 from helpkit._codec.source import Source
 from helpkit._codec.types import class_fields, is_mapping, is_text, label, strip_none
@@ -47,6 +48,7 @@ _NAMES: dict[str, Any] = {
     "_fromiso": datetime.fromisoformat,
     "_date_fromiso": date.fromisoformat,
     "_duration": duration_from_text,
+    "_b64": bytes_from_text,
     "_decode_value": decode_value,
     "_MISSING": _MISSING,
 }
@@ -265,6 +267,9 @@ def _decode_inner(src: Source, tp: Any, name: str, indent: int) -> bool:
         return True
     if tp is timedelta:
         add(indent, f"{name} = _duration({name})")
+        return True
+    if tp is bytes:
+        add(indent, f"{name} = _b64({name})")
         return True
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         # A dict lookup for stored values; anything else goes through the enum's own call,

@@ -19,6 +19,7 @@ from typing import Any
 
 import attrs
 
+from helpkit._codec.binary import bytes_text
 from helpkit._codec.durations import duration_text
 from helpkit._codec.source import Source
 from helpkit._codec.types import class_fields, is_mapping, is_text, label, strip_none
@@ -62,6 +63,7 @@ _NAMES: dict[str, Any] = {
     "_str_key": encode_basestring_ascii,
     "_encode_value": encode_value,
     "_duration": duration_text,
+    "_b64": bytes_text,
 }
 
 
@@ -140,6 +142,8 @@ def _encode_inner(src: Source, tp: Any, name: str, body: list[str]) -> str:
         return f"{name}.isoformat()"
     if tp is timedelta:
         return f"_duration({name})"
+    if tp is bytes:
+        return f"_b64({name})"
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         # _value_ (the attribute behind the .value property) skips a Python-level property.
         return f"{name}._value_"

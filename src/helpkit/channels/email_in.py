@@ -45,9 +45,9 @@ from email.parser import BytesParser
 from email.utils import getaddresses
 from typing import Final
 
+from helpkit._checks import check_text
 from helpkit.channels.html_text import to_text
 from helpkit.channels.quoting import split_quoted
-from helpkit._checks import check_text
 from helpkit.errors import HelpkitError, NaiveDatetimeError, ValidationError
 from helpkit.ports import Address, InboundAttachment, InboundMessage
 

@@ -25,8 +25,8 @@ from typing import Any, Final
 from helpkit.channels.mime import (
     check_domain,
     message_bytes,
-    message_id,
     message_key,
+    outbound_message_id,
     parse_sender,
     render,
     token,
@@ -110,7 +110,7 @@ class MaildirChannel:
             html=self.html,
             blobs=self.blobs,
         )
-        external_id = message_id(message_key(message), self.domain)
+        external_id = outbound_message_id(message, self.domain)
         name = self.file_name(message)
         try:
             self._prepare()

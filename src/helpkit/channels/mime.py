@@ -8,7 +8,9 @@
   skipped; with none left, :class:`NoRecipientError`);
 - ``Subject``, ``Date`` (the message's ``sent_at``), the extra ``headers``;
 - ``Message-ID``: ``<key@domain>``, made of the message's idempotency key, so every attempt to
-  deliver the same message carries the same id (and a channel can tell a repeat);
+  deliver the same message carries the same id (and a channel can tell a repeat); with the
+  ticket's signed thread token, ``<key.token@domain>`` (:func:`outbound_message_id`), which
+  threads the replies that name it;
 - ``In-Reply-To`` and ``References`` from the message, for threading;
 - ``Reply-To`` when the channel gives one;
 - a ``text/plain`` UTF-8 body; with ``html=True`` also a ``text/html`` alternative (the text
@@ -63,6 +65,7 @@ __all__ = [
     "message_key",
     "name_text",
     "needs_utf8",
+    "outbound_message_id",
     "parse_sender",
     "render",
     "to_mailbox",
@@ -388,9 +391,20 @@ def message_key(message: OutboundMessage) -> str:
     return message.idempotency_key or f"{message.ticket_id}.{message.comment_id}"
 
 
-def message_id(key: str, domain: str) -> str:
-    """The Message-ID of the message with idempotency key ``key``: ``<token@domain>``."""
+def message_id(key: str, domain: str, thread_token: str = "") -> str:
+    """The Message-ID of the message with idempotency key ``key``: ``<token@domain>``, or
+    with the ticket's thread token (:attr:`OutboundMessage.thread_token`, letters, digits,
+    ``-`` and ``_``; another is left out) ``<token.thread_token@domain>``, so a reply naming
+    it threads onto its ticket."""
+    if thread_token and _SAFE_KEY.fullmatch(thread_token):
+        return f"<{token(key)}.{thread_token}@{domain}>"
     return f"<{token(key)}@{domain}>"
+
+
+def outbound_message_id(message: OutboundMessage, domain: str) -> str:
+    """The Message-ID an email channel gives ``message`` (every attempt the same):
+    :func:`message_id` of its :func:`message_key` and its thread token."""
+    return message_id(message_key(message), domain, message.thread_token)
 
 
 def _thread_ids(values: Iterable[str]) -> list[str]:
@@ -496,7 +510,7 @@ def render(
         email.set_raw("Reply-To", _address_list("Reply-To", [reply_to]))
     email.set_raw("Subject", _unstructured("Subject", message.subject))
     email.set_raw("Date", format_datetime(message.sent_at))
-    email.set_raw("Message-ID", message_id(message_key(message), right))
+    email.set_raw("Message-ID", outbound_message_id(message, right))
     replied = _thread_ids([message.in_reply_to] if message.in_reply_to else [])
     if replied:
         email.set_raw("In-Reply-To", replied[0])

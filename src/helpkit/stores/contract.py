@@ -1,6 +1,8 @@
 """The rules every store applies before it writes, shared so that all stores agree.
 
-A store calls :func:`validate_change` on each change before touching anything,
+A store calls :func:`validate_change` on each change before touching anything (it checks the
+change's receipt too), :func:`receipt_keys` on a batch it commits, :func:`check_suspension`
+on a receipt it suspends, :func:`discard_receipt` to discard one,
 :func:`check_record` on each contact, organization, agent and group it saves,
 :func:`check_version` for the versioning of contacts and organizations, and
 :func:`check_limit` on search limits. Domain objects already refuse bad values when they are
@@ -13,26 +15,45 @@ from __future__ import annotations
 import functools
 import re
 import typing
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
 import attrs
 
-from helpkit._checks import INT64_MAX
+from helpkit._checks import INT64_MAX, check_text
 from helpkit._records import replace
-from helpkit.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    InvalidTransitionError,
+    NotFoundError,
+    ValidationError,
+)
 from helpkit.events import Event, TicketOpened
-from helpkit.ports import EXTERNAL_CURSOR_PREFIXES, Delivery, DeliveryState, TicketChange
+from helpkit.ports import (
+    EXTERNAL_CURSOR_PREFIXES,
+    Delivery,
+    DeliveryState,
+    Receipt,
+    ReceiptState,
+    TicketChange,
+)
 
 __all__ = [
+    "COMMITTED_RECEIPTS",
     "check_cursor",
     "check_delivery",
+    "check_key",
     "check_limit",
     "check_position",
     "check_record",
+    "check_suspension",
     "check_version",
+    "discard_receipt",
+    "duplicate_receipt",
     "feed_bounded",
+    "receipt_keys",
     "validate_change",
 ]
 
@@ -109,6 +130,12 @@ def validate_change(change: TicketChange, *, check_values: bool = True) -> None:
     that runs them anyway, as the memory store does when it copies values through the
     codec, whose decoders run every check). Stores call this before touching anything; it
     does not look at stored data (that is the store's ``expected_seq`` check).
+
+    A change's ``receipt`` (see :class:`~helpkit.ports.Inbox`) must be a valid
+    :class:`~helpkit.ports.Receipt` of the change's ticket, ``created`` or ``commented``
+    (:data:`COMMITTED_RECEIPTS`: a ``suspended`` one is kept by ``Inbox.suspend``, a
+    ``discarded`` one only by ``Inbox.discard``), without its message (a receipt keeps the
+    message only while it is suspended), on a change that has events.
     """
     if not isinstance(change, TicketChange):
         raise ValidationError(f"commit takes TicketChange objects, got {type(change).__name__}")
@@ -121,6 +148,8 @@ def validate_change(change: TicketChange, *, check_values: bool = True) -> None:
             f"ticket {ticket.id!r} has number {number!r}: a ticket number is a positive "
             "integer, or 0 for the store to number it"
         )
+    if change.receipt is not None:
+        _check_committed_receipt(change)
     if not change.events:
         if expected == 0:
             raise ValidationError(f"new ticket {ticket.id!r} needs at least its opening event")
@@ -237,3 +266,101 @@ def revive_delivery(found: Delivery, at: datetime) -> Delivery:
         claimed_until=None,
         updated_at=at,
     )
+
+
+COMMITTED_RECEIPTS = frozenset({ReceiptState.CREATED, ReceiptState.COMMENTED})
+"""The states of a receipt a commit writes (with the ticket change the message made)."""
+
+
+def _check_committed_receipt(change: TicketChange) -> None:
+    receipt, ticket_id = change.receipt, change.ticket.id
+    check_record(receipt, Receipt)
+    assert isinstance(receipt, Receipt)
+    if receipt.state not in COMMITTED_RECEIPTS:
+        raise ValidationError(
+            f"receipt {receipt.key!r} is {receipt.state.value}: a commit writes a created or "
+            "commented receipt (a suspended one is kept by Inbox.suspend, a discarded one by "
+            "Inbox.discard)"
+        )
+    if receipt.ticket_id != ticket_id:
+        raise ValidationError(
+            f"receipt {receipt.key!r} names ticket {receipt.ticket_id!r} in a change of "
+            f"ticket {ticket_id!r}"
+        )
+    if receipt.message is not None:
+        raise ValidationError(
+            f"receipt {receipt.key!r} is {receipt.state.value} but keeps its message: a "
+            "receipt keeps the message only while it is suspended"
+        )
+    if not change.events:
+        raise ValidationError(
+            f"receipt {receipt.key!r} comes with a change of ticket {ticket_id!r} that has no "
+            "events: a message that made no change has no receipt to commit"
+        )
+
+
+def receipt_keys(changes: Sequence[TicketChange]) -> dict[str, Receipt]:
+    """The receipts of a batch of (validated) changes, by key; ValidationError when two
+    changes of the batch carry the same key (one message makes one change)."""
+    found: dict[str, Receipt] = {}
+    for change in changes:
+        receipt = change.receipt
+        if receipt is None:
+            continue
+        if receipt.key in found:
+            raise ValidationError(
+                f"two changes of one commit carry receipt {receipt.key!r}: one message makes "
+                "one change"
+            )
+        found[receipt.key] = receipt
+    return found
+
+
+def duplicate_receipt(stored: Receipt) -> DuplicateError:
+    """The error a commit raises when the key of its receipt is taken by ``stored`` (a
+    receipt that is not suspended)."""
+    return DuplicateError(
+        f"inbound message {stored.key!r} was received before ({stored.state.value}"
+        + (f", ticket {stored.ticket_id!r}" if stored.ticket_id else "")
+        + "): the commit is refused"
+    )
+
+
+def check_suspension(receipt: object) -> Receipt:
+    """``receipt`` if it is a valid :class:`~helpkit.ports.Receipt` that
+    ``Inbox.suspend`` may keep: ``suspended``, with its message and a reason; else
+    ValidationError."""
+    check_record(receipt, Receipt)
+    assert isinstance(receipt, Receipt)
+    if receipt.state is not ReceiptState.SUSPENDED:
+        raise ValidationError(
+            f"receipt {receipt.key!r} is {receipt.state.value}: suspend keeps suspended "
+            "receipts (created and commented ones come with their commit)"
+        )
+    if receipt.message is None or receipt.reason is None:
+        raise ValidationError(
+            f"suspended receipt {receipt.key!r} needs its message and a reason (the message "
+            "is what a release ingests)"
+        )
+    return receipt
+
+
+def discard_receipt(found: Receipt | None, key: str, at: datetime) -> Receipt:
+    """What ``Inbox.discard`` stores for ``found`` (the receipt under ``key``) at ``at``:
+    discarded, without its message, updated at ``at``; NotFoundError when there is none,
+    InvalidTransitionError unless it is suspended."""
+    if found is None:
+        raise NotFoundError(f"no inbound message with key {key!r:.200}")
+    if found.state is not ReceiptState.SUSPENDED:
+        raise InvalidTransitionError(
+            f"inbound message {key!r:.200} is {found.state.value}; only a suspended one is "
+            "discarded"
+        )
+    return replace(found, state=ReceiptState.DISCARDED, message=None, updated_at=at)
+
+
+def check_key(key: object, what: str = "key") -> str:
+    """An inbox key: non-blank text every store can hold; else ValidationError."""
+    if not isinstance(key, str) or not check_text(key, what).strip():
+        raise ValidationError(f"{what} must be a receipt key (non-blank text); got {key!r:.60}")
+    return key

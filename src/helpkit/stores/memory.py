@@ -1,10 +1,10 @@
 """The in-memory store: the reference implementation of :class:`helpkit.ports.Store`.
 
 It keeps everything in dictionaries behind one lock, so it is thread-safe but neither
-persistent nor shared between processes; it has the change feed and the outbox. Ticket states
-and events are copied through the same JSON-safe codec a persistent store uses, so what it
-hands back is exactly what a database round trip would give, and nothing a caller holds can
-change what it stores.
+persistent nor shared between processes; it has the change feed, the outbox and the inbox.
+Ticket states, events and receipts are copied through the same JSON-safe codec a persistent
+store uses, so what it hands back is exactly what a database round trip would give, and
+nothing a caller holds can change what it stores.
 """
 
 from __future__ import annotations
@@ -37,16 +37,29 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import Capability, Change, Delivery, DeliveryState, TicketChange
+from helpkit.ports import (
+    Capability,
+    Change,
+    Delivery,
+    DeliveryState,
+    Receipt,
+    ReceiptState,
+    TicketChange,
+)
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
     check_cursor,
     check_delivery,
+    check_key,
     check_limit,
     check_position,
     check_record,
+    check_suspension,
     check_version,
+    discard_receipt,
+    duplicate_receipt,
     feed_bounded,
+    receipt_keys,
     revive_delivery,
     validate_change,
 )
@@ -66,6 +79,14 @@ def _copy_ticket(ticket: Ticket) -> Ticket:
     return copied
 
 
+def _copy_receipt(receipt: Receipt) -> Receipt:
+    try:
+        copied: Receipt = decoder(Receipt)(encoder(Receipt)(receipt))
+    except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
+        raise ValidationError(f"receipt {receipt.key!r} cannot be stored: {exc}") from exc
+    return copied
+
+
 def _copy_event(event: Event) -> Event:
     try:
         return event_from_dict(event_to_dict(event))
@@ -77,7 +98,7 @@ class MemoryStore:
     """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
 
     capabilities: frozenset[str] = frozenset(
-        {Capability.CHANGE_FEED, Capability.OUTBOX, Capability.FEED_WAKEUP}
+        {Capability.CHANGE_FEED, Capability.OUTBOX, Capability.FEED_WAKEUP, Capability.INBOX}
     )
 
     def __init__(self) -> None:
@@ -98,6 +119,7 @@ class MemoryStore:
         self._feed: list[Event] = []  # position p is self._feed[p - 1]
         self._cursors: dict[str, int] = {}
         self._outbox: dict[str, Delivery] = {}
+        self._inbox: dict[str, Receipt] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tickets)} tickets"
@@ -116,7 +138,8 @@ class MemoryStore:
         Changes apply in order, so a batch may carry several changes of one ticket, each
         building on the previous one's seq. A ticket with number 0 is numbered here (the
         next number after the highest stored, or its stored number); the changes are
-        returned as written.
+        returned as written. A change's receipt is kept with it; DuplicateError (writing
+        nothing) when its key is taken by a receipt that is not suspended.
         """
         with self._lock:
             self._check_open()
@@ -166,7 +189,15 @@ class MemoryStore:
                 appended.setdefault(ticket_id, []).extend(copies)
                 feed.extend(copies)
                 written.append(change)
+            receipts = receipt_keys(written)
+            for key in receipts:
+                stored = self._inbox.get(key)
+                if stored is not None and stored.state is not ReceiptState.SUSPENDED:
+                    raise duplicate_receipt(stored)
+            copied = [_copy_receipt(r) for r in receipts.values()]
             # Everything is checked: from here on nothing can fail, so the write is all or none.
+            for receipt in copied:
+                self._inbox[receipt.key] = receipt
             for ticket_id, state in states.items():
                 self._tickets[ticket_id] = state
                 self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
@@ -417,6 +448,48 @@ class MemoryStore:
                 del self._outbox[delivery_id]
             return len(gone)
 
+    # ------------------------------------------------------------ inbox
+
+    def receipt(self, key: str) -> Receipt | None:
+        """The receipt kept under ``key``, or ``None``."""
+        check_key(key)
+        with self._lock:
+            self._check_open()
+            return self._inbox.get(key)
+
+    def suspend(self, receipt: Receipt) -> Receipt:
+        """Keep a suspended receipt, unless its key is taken: then return the one there."""
+        copied = _copy_receipt(check_suspension(receipt))
+        with self._lock:
+            self._check_open()
+            return self._inbox.setdefault(copied.key, copied)
+
+    def suspended(self, *, limit: int = 100, after: str | None = None) -> list[Receipt]:
+        """Suspended receipts by ``received_at`` then key, those after key ``after``."""
+        check_limit(limit)
+        if after is not None:
+            check_key(after, "after")
+        with self._lock:
+            self._check_open()
+            waiting = [r for r in self._inbox.values() if r.state is ReceiptState.SUSPENDED]
+            if after is not None:
+                last = self._inbox.get(after)
+                if last is None:
+                    raise NotFoundError(f"no inbound message with key {after!r:.200}")
+                waiting = [r for r in waiting if (r.received_at, r.key) > (last.received_at, after)]
+        waiting.sort(key=lambda r: (r.received_at, r.key))
+        return waiting[:limit]
+
+    def discard(self, key: str, *, now: datetime) -> Receipt:
+        """Mark a suspended receipt discarded, dropping its message."""
+        check_key(key)
+        at = to_utc(now, "now")
+        with self._lock:
+            self._check_open()
+            discarded = discard_receipt(self._inbox.get(key), key, at)
+            self._inbox[key] = discarded
+            return discarded
+
     # ------------------------------------------------------------ contacts
 
     def save_contact(self, contact: Contact) -> None:
@@ -596,6 +669,7 @@ class MemoryStore:
             self._groups,
             self._cursors,
             self._outbox,
+            self._inbox,
         )
 
 

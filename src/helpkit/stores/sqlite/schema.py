@@ -276,7 +276,22 @@ _V6: Final[Migration] = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7: Final[Migration] = (
+    # The inbox (helpkit.ports.Inbox): a receipt per inbound message, keyed by channel and
+    # external id, written by the commit of the change the message made (or by suspend). The
+    # receipt as JSON (a suspended one holds its whole message); its state and the instant it
+    # was received as columns, for the list of suspended messages, oldest first, which walks
+    # a partial index holding only those.
+    """CREATE TABLE inbox (
+        key TEXT NOT NULL PRIMARY KEY,
+        state TEXT NOT NULL,
+        received_us INTEGER NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    """CREATE INDEX inbox_suspended ON inbox (received_us, key) WHERE state = 'suspended'""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""

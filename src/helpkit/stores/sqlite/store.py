@@ -42,6 +42,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    receipt_keys,
 )
 from helpkit.stores.sqlite.encoding import (
     _STATE,
@@ -63,6 +64,7 @@ from helpkit.stores.sqlite.encoding import (
 )
 from helpkit.stores.sqlite.feed import LAST_POSITION as _LAST_POSITION
 from helpkit.stores.sqlite.feed import FeedAndOutbox
+from helpkit.stores.sqlite.inbox import InboxMixin, write_receipts
 from helpkit.stores.sqlite.query_sql import _select
 from helpkit.stores.sqlite.schema import (
     _check_identity,
@@ -144,7 +146,7 @@ class _Borrowed:
             raise self.store._error(exc) from exc
 
 
-class SqliteStore(FeedAndOutbox):
+class SqliteStore(FeedAndOutbox, InboxMixin):
     """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
 
     ``timeout`` is how long (seconds) a write waits for another writer's lock before failing
@@ -162,6 +164,7 @@ class SqliteStore(FeedAndOutbox):
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
             Capability.TIMER_STATE,
+            Capability.INBOX,
         }
     )
 
@@ -326,6 +329,8 @@ class SqliteStore(FeedAndOutbox):
         building on the previous one's seq. Nothing is written unless every change applies.
         A ticket with number 0 is numbered inside the transaction (the highest number
         stored, plus one), so numbers follow commit order across processes, without gaps.
+        The changes' receipts are written in the same transaction, after the seq checks:
+        DuplicateError (nothing written) when a key is held by a receipt not suspended.
         """
         return self._commit([_Prepared(change) for change in changes], ())
 
@@ -370,6 +375,9 @@ class SqliteStore(FeedAndOutbox):
                 numbers.append(number)
             if states:
                 conn.executemany(_KEEP_STATE, states)
+            receipts = receipt_keys([item.change for item in prepared])
+            if receipts:
+                write_receipts(conn, receipts.values())
         written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]

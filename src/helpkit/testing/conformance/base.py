@@ -13,6 +13,7 @@ from helpkit.ports import (
     ChangeFeed,
     DueClaims,
     FeedWakeup,
+    Inbox,
     Outbox,
     Store,
     TimerStates,
@@ -79,6 +80,7 @@ class SuiteBase:
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
+            Capability.INBOX,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -92,6 +94,8 @@ class SuiteBase:
         if Capability.FEED_WAKEUP in store.capabilities:
             assert missing_members(store, FeedWakeup) == ()
             assert Capability.CHANGE_FEED in store.capabilities
+        if Capability.INBOX in store.capabilities:
+            assert missing_members(store, Inbox) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
