@@ -421,13 +421,15 @@ class ImapPoller(Generic[T]):
         finished: Callable[[T], bool] | None = None,
         stop: threading.Event | None = None,
         limit: int | None = None,
+        on_message: Callable[[Polled[T]], None] | None = None,
     ) -> PollReport[T]:
         """Hand each new message to ``handle``, in UID order; return what was done.
 
         ``finished(result)`` says whether a handled message gets the account's ``flag`` and
         ``move_to`` (default: every one); a message not finished is left where it is, and
         its UID is passed all the same. ``stop`` (set by another thread) ends the poll after
-        the message at hand; ``limit`` handles at most that many messages. An exception from
+        the message at hand; ``limit`` handles at most that many messages; ``on_message`` is
+        called with each message handled, once its cursor was saved. An exception from
         ``handle`` stops the poll and propagates, the cursor on the message before; a failed
         connection or command raises :class:`ImapError`, likewise.
         """
@@ -466,12 +468,15 @@ class ImapPoller(Generic[T]):
                     if uid <= position:  # another poller handled it meanwhile
                         continue
                     raw = bodies.get(uid)
+                    polled = None
                     if raw is not None:  # else expunged since the search: nothing to read
-                        result = handle(raw)
-                        handled.append(Polled(uid, result))
-                        if finished is None or finished(result):
+                        polled = Polled(uid, handle(raw))
+                        handled.append(polled)
+                        if finished is None or finished(polled.result):
                             self._settle(client, uid, capabilities)
                     position = self._advance(name, uid, position)
+                    if polled is not None and on_message is not None:
+                        on_message(polled)
                 if stopped:
                     break
         return PollReport(
@@ -492,11 +497,13 @@ class ImapPoller(Generic[T]):
         *,
         interval: float = 60.0,
         finished: Callable[[T], bool] | None = None,
+        on_message: Callable[[Polled[T]], None] | None = None,
         on_report: Callable[[PollReport[T]], None] | None = None,
         on_error: Callable[[HelpkitError], None] | None = None,
     ) -> int:
         """Poll every ``interval`` seconds until ``stop`` is set; return the number of
-        messages handled.
+        messages handled (``finished`` and ``on_message`` as for :meth:`poll`; ``on_report``
+        gets each poll's report).
 
         A poll that fails with :class:`ImapError` or :class:`~helpkit.errors.StoreError` (a
         server down, a locked store) is given to ``on_error`` (default: logged as a warning)
@@ -509,7 +516,7 @@ class ImapPoller(Generic[T]):
         total = 0
         while not stop.is_set():
             try:
-                report = self.poll(handle, finished=finished, stop=stop)
+                report = self.poll(handle, finished=finished, stop=stop, on_message=on_message)
             except (ImapError, StoreError) as exc:
                 if on_error is not None:
                     on_error(exc)

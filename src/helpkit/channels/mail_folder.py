@@ -26,7 +26,15 @@ import attrs
 
 from helpkit.errors import ValidationError
 
-__all__ = ["AFTER", "ImportReport", "Imported", "MailFolderError", "import_folder", "message_files"]
+__all__ = [
+    "AFTER",
+    "ImportReport",
+    "Imported",
+    "MailFolderError",
+    "import_folder",
+    "is_maildir",
+    "message_files",
+]
 
 T = TypeVar("T")
 
@@ -126,6 +134,7 @@ def import_folder(
     after: str = "keep",
     finished: Callable[[T], bool] | None = None,
     stop: threading.Event | None = None,
+    on_file: Callable[[Imported[T]], None] | None = None,
 ) -> ImportReport[T]:
     """Hand the bytes of each message file of ``folder`` to ``handle``, in the order of
     :func:`message_files`; return what was done.
@@ -133,7 +142,8 @@ def import_folder(
     ``finished(result)`` says whether ``after`` applies to that file (default: to every
     one); a file not finished is kept. ``after="move"`` needs a Maildir (a plain folder has no
     ``cur/``: :class:`MailFolderError`). ``stop`` (set by another thread) ends the import
-    after the file at hand. An exception from ``handle`` stops the import and propagates: the
+    after the file at hand; ``on_file`` is called with each file once it was settled. An
+    exception from ``handle`` stops the import and propagates: the
     files already handled were settled, the others are untouched. A file that vanished since
     the folder was listed (another import took it) is passed over.
     """
@@ -161,5 +171,8 @@ def import_folder(
             fate, now_at = _settle(file, after)
         else:
             fate, now_at = "kept", file
-        done.append(Imported(file, result, fate, now_at))
+        imported = Imported(file, result, fate, now_at)
+        done.append(imported)
+        if on_file is not None:
+            on_file(imported)
     return ImportReport(folder=path, maildir=maildir, messages=tuple(done), stopped=stopped)
