@@ -252,7 +252,7 @@ def _failure(what: str, exc: BaseException) -> ImapError:
     return ImapError(f"{what}: {detail}")
 
 
-class ImapPoller(Generic[T]):
+class ImapPoller:
     """Polls one mailbox of ``account`` and keeps its place in ``feed`` (the desk's store: it
     must have the change feed, :attr:`~helpkit.ports.Capability.CHANGE_FEED`)."""
 

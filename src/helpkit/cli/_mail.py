@@ -355,7 +355,7 @@ def cmd_mail_poll(desk: Helpdesk, args: argparse.Namespace) -> int:
     if args.interval is not None and not args.follow:
         raise UsageError("--interval goes with --follow")
     config = mailbox_config(desk, args.name)
-    poller: ImapPoller[Ingested] = ImapPoller(account_of(config), desk.store)
+    poller: ImapPoller = ImapPoller(account_of(config), desk.store)
     handle = receiver(desk, args.channel)
     where = f"{config.name} ({config.user}@{config.host} {config.mailbox})"
     failed = 0
@@ -386,7 +386,7 @@ def cmd_mail_poll(desk: Helpdesk, args: argparse.Namespace) -> int:
 def _follow(
     desk: Helpdesk,
     args: argparse.Namespace,
-    poller: ImapPoller[Ingested],
+    poller: ImapPoller,
     handle: Callable[[bytes], Ingested],
     each: Callable[[Polled[Ingested]], None],
     config: MailboxConfig,
