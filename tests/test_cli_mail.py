@@ -10,6 +10,7 @@ import json
 import mailbox
 import os
 import signal
+import socket
 import sqlite3
 import subprocess
 import sys
@@ -250,11 +251,10 @@ def test_poll_once(imap_server: ImapServer, tmp_path: Path) -> None:
     box = imap_server.new_mailbox()
     init(tmp_path)
     _config(tmp_path, imap_server, box)
-    password = {"SUPPORT_IMAP_PASSWORD": imap_server.password}
     first_uid = imap_server.append(box, REQUEST)
     bad_uid = imap_server.append(box, b"no headers at all")
     reply_uid = imap_server.append(box, REPLY)
-    done = helpkit(tmp_path, "mail", "poll", **password)
+    done = helpkit(tmp_path, "mail", "poll", SUPPORT_IMAP_PASSWORD=imap_server.password)
     assert done.returncode == 1, done.stderr  # one message could not be read
     assert done.stdout.splitlines()[:3] == [
         f"{box} uid {first_uid}: created #1",
@@ -265,11 +265,11 @@ def test_poll_once(imap_server: ImapServer, tmp_path: Path) -> None:
     assert "\\Seen" in imap_server.flags(box, first_uid)
     assert "\\Seen" not in imap_server.flags(box, bad_uid)  # left for a person to look at
     imap_server.append(box, BOUNCE)
-    again = helpkit(tmp_path, "mail", "poll", "--json", **password)
+    again = helpkit(tmp_path, "mail", "poll", "--json", SUPPORT_IMAP_PASSWORD=imap_server.password)
     assert again.returncode == 0, again.stderr
     data = json.loads(again.stdout)
     assert data["before"] == reply_uid and [m["kind"] for m in data["messages"]] == ["suspended"]
-    nothing = helpkit(tmp_path, "mail", "poll", **password)
+    nothing = helpkit(tmp_path, "mail", "poll", SUPPORT_IMAP_PASSWORD=imap_server.password)
     assert nothing.returncode == 0 and "0 new messages" in nothing.stdout
     assert ticket_count(tmp_path) == 1
 
@@ -289,8 +289,6 @@ def test_poll_mistakes_and_failures(imap_server: ImapServer, tmp_path: Path) -> 
         config.write('passwd = "oops"\n')
     unknown = helpkit(tmp_path, "mail", "poll")
     assert unknown.returncode == 2 and "unknown [mailbox] keys: passwd" in unknown.stderr
-    import socket
-
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         closed = probe.getsockname()[1]
