@@ -3,6 +3,7 @@ parser, every header is what was given (line breaks made spaces), and no input a
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import re
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from email import policy
 from email.message import EmailMessage
 from email.parser import BytesParser, Parser
 
+import attrs
 import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
@@ -18,9 +20,11 @@ from hypothesis import strategies as st
 from helpkit.channels.mime import (
     EmailRenderError,
     Mailbox,
+    MissingBlobError,
     NoRecipientError,
     body_text,
     check_domain,
+    file_name,
     header_text,
     message_bytes,
     message_id,
@@ -30,8 +34,9 @@ from helpkit.channels.mime import (
     to_mailbox,
     token,
 )
-from helpkit.errors import ConfigError, ValidationError
+from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.ports import OutboundMessage, Recipient
+from helpkit.tickets import Attachment
 
 SENDER = parse_sender("Support Désk <support@help.example>")
 SENT = datetime(2026, 3, 2, 9, 30, 15, tzinfo=UTC)
@@ -393,3 +398,147 @@ def test_texts() -> None:
     assert body_text("") == "\n"
     assert body_text("a\r\nb\rc\n") == "a\nb\nc\n"
     assert body_text("a\n\n") == "a\n\n"
+
+
+# ------------------------------------------------------------------ HTML, Reply-To, attachments
+
+
+class DictBlobs:
+    """A blob store in a dict (the BlobStore protocol, as the built-in ones keep it)."""
+
+    def __init__(self) -> None:
+        self.data: dict[str, bytes] = {}
+
+    def put(self, data: bytes) -> str:
+        key = hashlib.sha256(data).hexdigest()
+        self.data[key] = data
+        return key
+
+    def get(self, sha256: str) -> bytes:
+        try:
+            return self.data[sha256]
+        except KeyError:
+            raise NotFoundError(f"no blob {sha256}") from None
+
+    def exists(self, sha256: str) -> bool:
+        return sha256 in self.data
+
+    def delete(self, sha256: str) -> bool:
+        return self.data.pop(sha256, None) is not None
+
+    def close(self) -> None:
+        self.data.clear()
+
+
+def attachment_of(
+    blobs: DictBlobs,
+    data: bytes,
+    filename: str,
+    content_type: str = "application/pdf",
+    *,
+    inline: bool = False,
+    content_id: str | None = None,
+) -> Attachment:
+    return Attachment(
+        id=f"a{len(blobs.data)}",
+        filename=filename,
+        content_type=content_type,
+        size=len(data),
+        sha256=blobs.put(data),
+        inline=inline,
+        content_id=content_id,
+    )
+
+
+def with_attachments(*attachments: Attachment, body: str = "See attached.") -> OutboundMessage:
+    return attrs.evolve(outbound(body=body), attachments=attachments)
+
+
+def test_an_html_alternative_escapes_the_text_and_keeps_paragraphs() -> None:
+    body = "Hello <Bob> & co,\nline two\n\nSecond paragraph."
+    back = parsed(render(outbound(body=body), sender=SENDER, html=True))
+    assert back.get_content_type() == "multipart/alternative"
+    plain, rich = back.iter_parts()
+    assert isinstance(plain, EmailMessage) and isinstance(rich, EmailMessage)
+    assert plain.get_content() == body_text(body)
+    assert rich.get_content_type() == "text/html"
+    assert "<p>Hello &lt;Bob&gt; &amp; co,<br>\nline two</p>\n<p>Second paragraph.</p>" in (
+        rich.get_content()
+    )
+    assert {name.lower() for name in back} == BASIC - {"content-transfer-encoding"}
+
+
+def test_reply_to_is_written_and_cannot_come_from_extra_headers() -> None:
+    reply_to = parse_sender("Help Desk <help@help.example>")
+    back = parsed(render(outbound(), sender=SENDER, reply_to=reply_to))
+    (read,) = back["Reply-To"].addresses
+    assert (read.display_name, read.addr_spec) == ("Help Desk", "help@help.example")
+    with pytest.raises(EmailRenderError, match="written by helpkit"):
+        render(outbound(headers={"Reply-To": "evil@attacker.example"}), sender=SENDER)
+
+
+def test_attachments_are_read_from_the_blob_store() -> None:
+    blobs = DictBlobs()
+    pdf = attachment_of(blobs, b"%PDF-1.4 receipt", "reçu n°1.pdf")
+    png = attachment_of(
+        blobs, b"\x89PNG\r\n\x1a\n", "logo.png", "IMAGE/PNG", inline=True, content_id="logo@x"
+    )
+    eml = attachment_of(blobs, b"From: a@b.example\n\nhi\n", "fwd.eml", "message/rfc822")
+    back = parsed(render(with_attachments(pdf, png, eml), sender=SENDER, html=True, blobs=blobs))
+    assert back.get_content_type() == "multipart/mixed"
+    body, *files = back.iter_parts()
+    assert body.get_content_type() == "multipart/alternative"
+    found = [
+        (
+            p.get_filename(),
+            p.get_content_type(),
+            p.get_content_disposition(),
+            p["Content-ID"],
+            p.get_payload(decode=True),
+        )
+        for p in files
+    ]
+    assert found == [
+        ("reçu n°1.pdf", "application/pdf", "attachment", None, b"%PDF-1.4 receipt"),
+        ("logo.png", "image/png", "inline", "<logo@x>", b"\x89PNG\r\n\x1a\n"),
+        # message/* cannot be sent base64-encoded: sent as bytes
+        ("fwd.eml", "application/octet-stream", "attachment", None, b"From: a@b.example\n\nhi\n"),
+    ]
+    assert all("MIME-Version" not in part for part in back.walk() if part is not back)
+
+
+def test_missing_attachment_bytes_are_a_typed_error() -> None:
+    blobs = DictBlobs()
+    gone = attachment_of(blobs, b"bytes", "a.txt", "text/plain")
+    message = with_attachments(gone)
+    with pytest.raises(MissingBlobError, match=r"'a\.txt' .* has no blob store"):
+        render(message, sender=SENDER)
+    other = DictBlobs()
+    with pytest.raises(MissingBlobError, match="is not in the blob store"):
+        render(message, sender=SENDER, blobs=other)
+    other.data[gone.sha256] = b"other bytes"
+    with pytest.raises(MissingBlobError, match="other bytes under that address"):
+        render(message, sender=SENDER, blobs=other)
+    assert issubclass(MissingBlobError, NotFoundError)
+
+
+@HYPOTHESIS
+@given(name=TEXT.filter(lambda s: s.strip()), content_type=st.sampled_from(["text/plain", "x"]))
+@example(name="a\r\nBcc: evil@attacker.example.txt", content_type="text/plain")
+@example(name="../../etc/passwd", content_type="text/plain")
+@example(name="x" * 500 + ".pdf", content_type="application/pdf")
+def test_file_names_read_back_cleaned_and_add_no_header(name: str, content_type: str) -> None:
+    blobs = DictBlobs()
+    file = attachment_of(blobs, b"data", name, content_type)
+    back = parsed(render(with_attachments(file), sender=SENDER, blobs=blobs))
+    _, part = back.iter_parts()
+    assert part.get_filename() == file_name(name)
+    assert "/" not in file_name(name) and "\n" not in file_name(name)
+    assert len(file_name(name)) <= 200
+    assert part.get_payload(decode=True) == b"data"
+    assert {name.lower() for name in back} == BASIC - {"content-transfer-encoding"}
+    assert set(part.keys()) <= {
+        "Content-Type",
+        "Content-Transfer-Encoding",
+        "Content-Disposition",
+    }

@@ -64,7 +64,7 @@ def _attrs_classes() -> list[type]:
             DeskConfig,
             "(*, matrix=ITIL_MATRIX, workflow=DEFAULT_WORKFLOW, fields=FieldSet(),"
             " channels=dict(), reply_channel=None, calendars=dict(), sla=None, tiers=None,"
-            " escalation=EscalationRules())",
+            " escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None)",
         ),
         (
             TicketQuery,

@@ -72,7 +72,7 @@ class _ReopenableStore:
     It stands in for a persistent store, so the suite's persistence tests run here too.
     """
 
-    capabilities = frozenset({Capability.PERSISTENT})
+    capabilities = frozenset({Capability.PERSISTENT, Capability.INBOX})
 
     def __init__(self, data: MemoryStore) -> None:
         self.data = data

@@ -7,6 +7,7 @@ tests/test_store_postgres_concurrency.py.
 
 from __future__ import annotations
 
+import functools
 import re
 import subprocess
 import sys
@@ -33,7 +34,12 @@ from helpkit.ports import Store
 from helpkit.queries import SortOrder, TicketQuery, encode_cursor
 from helpkit.stores.postgres import PostgresUrl, parse_url, postgres_store_factory
 from helpkit.testing.clock import FrozenClock
-from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory
+from helpkit.testing.conformance import (
+    ReopenElsewhere,
+    ReopenStore,
+    StoreConformance,
+    StoreFactory,
+)
 from helpkit.tickets import Actor, StatusCategory
 from postgres_fixtures import fresh_schema
 
@@ -67,6 +73,16 @@ class TestPostgresStore(StoreConformance):
             return PostgresStore(store.conninfo, schema=store.schema)
 
         return reopen
+
+    @pytest.fixture
+    def reopen_elsewhere(self) -> ReopenElsewhere:
+        from helpkit.stores.postgres.store import PostgresStore
+
+        def elsewhere(store: Store) -> Callable[[], Store]:
+            assert isinstance(store, PostgresStore)
+            return functools.partial(PostgresStore, store.conninfo, schema=store.schema)
+
+        return elsewhere
 
 
 # ---------------------------------------------------------------- helpers

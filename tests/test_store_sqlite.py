@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import os
@@ -45,6 +46,7 @@ from helpkit.stores.sqlite.encoding import _micros
 from helpkit.stores.sqlite.query_sql import _select
 from helpkit.testing.clock import FrozenClock
 from helpkit.testing.conformance import (
+    ReopenElsewhere,
     ReopenStore,
     StoreConformance,
     StoreFactory,
@@ -72,6 +74,14 @@ class TestSqliteStore(StoreConformance):
             return SqliteStore(store.path)
 
         return reopen
+
+    @pytest.fixture
+    def reopen_elsewhere(self) -> ReopenElsewhere:
+        def elsewhere(store: Store) -> Callable[[], Store]:
+            assert isinstance(store, SqliteStore)
+            return functools.partial(SqliteStore, store.path)
+
+        return elsewhere
 
 
 # ---------------------------------------------------------------- helpers

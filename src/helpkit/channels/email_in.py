@@ -37,7 +37,6 @@ import codecs
 import mimetypes
 import quopri
 import re
-import unicodedata
 from datetime import datetime
 from email import policy as email_policy
 from email.message import EmailMessage, Message
@@ -47,6 +46,7 @@ from typing import Final
 
 from helpkit._checks import check_text
 from helpkit.channels.html_text import to_text
+from helpkit.channels.mime import file_name
 from helpkit.channels.quoting import split_quoted
 from helpkit.errors import HelpkitError, NaiveDatetimeError, ValidationError
 from helpkit.ports import Address, InboundAttachment, InboundMessage
@@ -151,8 +151,10 @@ def _codec(name: str | None) -> str | None:
 
 
 def _decode_bytes(data: bytes, charset: str | None, notes: _Notes, what: str) -> str:
-    """``data`` as text in ``charset``; an unknown charset, or bytes that are not in it,
-    degrade to UTF-8, else Latin-1 (with a note)."""
+    """``data`` as text in ``charset``. An unknown charset, or bytes that are not in it,
+    degrade (with a note): to UTF-8 if the bytes are UTF-8, else to Latin-1 (for a message
+    that said nothing, ASCII or UTF-8: the usual mislabelled Western text), else to the
+    declared charset with replacement characters."""
     codec = _codec(charset)
     if charset and codec is None:
         notes.add(f"{what}: unknown charset {charset.strip()[:40]!r}, read as UTF-8 or Latin-1")
@@ -164,14 +166,14 @@ def _decode_bytes(data: bytes, charset: str | None, notes: _Notes, what: str) ->
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError:
-        if codec is not None:
-            notes.add(f"{what}: bytes that are not {charset!s:.40}, read with replacements")
-            try:
-                return data.decode(codec, "replace")
-            except (UnicodeError, LookupError, ValueError, TypeError):
-                pass
-        notes.add(f"{what}: bytes that are not UTF-8, read as Latin-1")
-        return data.decode("latin-1")
+        if codec is None or codec in {"utf-8", "ascii"}:
+            notes.add(f"{what}: bytes that are not UTF-8, read as Latin-1")
+            return data.decode("latin-1")
+        notes.add(f"{what}: bytes that are not {charset!s:.40}, read with replacements")
+        try:
+            return data.decode(codec, "replace")
+        except (UnicodeError, LookupError, ValueError, TypeError):
+            return data.decode("latin-1")
     if codec is not None:
         notes.add(f"{what}: bytes that are not {charset!s:.40}, read as UTF-8")
     return text
@@ -228,7 +230,7 @@ def _decode_header(value: str, notes: _Notes, what: str) -> str:
     if len(joined) > _MAX_HEADER_CHARS:
         notes.add(f"{what}: cut to {_MAX_HEADER_CHARS} characters")
         joined = joined[:_MAX_HEADER_CHARS]
-    return _clean(joined).strip()
+    return _clean(joined).strip(" \t")
 
 
 def subject_tag(subject: str) -> tuple[int | None, str]:
@@ -465,14 +467,17 @@ def _filename(part: Message) -> str:
 
 
 def _safe_filename(name: str, ctype: str) -> str:
-    text = _LINE_BREAKS.sub(" ", name).replace("\\", "/").rsplit("/", 1)[-1]
-    text = "".join(" " if unicodedata.category(c) in {"Cc", "Cf"} else c for c in text)
-    text = text.strip(" .")[:200].strip()
-    if text:
-        return text
-    extension = mimetypes.guess_extension(ctype, strict=False) or ".bin"
+    """A file name as :func:`helpkit.channels.mime.file_name` cleans it; a part without one
+    is ``attachment`` with the extension of its type."""
+    cleaned = file_name(name) if name.strip() else ""
+    if cleaned and cleaned != "attachment":
+        return cleaned
     if ctype == "message/rfc822":
         extension = ".eml"
+    elif ctype.startswith(("text/", "message/")):
+        extension = mimetypes.guess_extension(ctype, strict=False) or ".txt"
+    else:
+        extension = mimetypes.guess_extension(ctype, strict=False) or ".bin"
     return "attachment" + extension
 
 

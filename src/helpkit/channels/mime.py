@@ -428,17 +428,27 @@ def _thread_ids(values: Iterable[str]) -> list[str]:
 
 _TOKEN: Final = re.compile(r"[A-Za-z0-9!#$&^_.+-]{1,64}")
 _CONTENT_ID: Final = re.compile(r"[!-;=?-~]{1,200}")
+_NOT_IN_FILE_NAMES: Final = frozenset('<>:"|?*')
+"""Characters some file systems refuse in a name (the path separators go too)."""
 _LONGEST_FILE_NAME: Final = 200
 """Characters of an attachment's file name a message carries (longer ones are cut)."""
 
 
 def file_name(name: str) -> str:
-    """What a message carries of an attachment's file name: its last path segment, without
-    control characters or line breaks, at most 200 characters (``attachment`` when nothing
-    is left)."""
+    """What a message carries of an attachment's file name: its last path segment, control
+    characters and line breaks made spaces, ``<>:"|?*`` (which some file systems refuse)
+    made ``_``, without white space or dots at its ends, at most 200 characters
+    (``attachment`` when nothing is left)."""
     text = header_text(name).replace("\\", "/").rsplit("/", 1)[-1]
-    kept = "".join(" " if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"} else c for c in text)
-    kept = kept.strip(" .")[:_LONGEST_FILE_NAME].strip(" ")
+    kept = "".join(
+        " "
+        if unicodedata.category(c) in {"Cc", "Cf", "Zl", "Zp"}
+        else "_"
+        if c in _NOT_IN_FILE_NAMES
+        else c
+        for c in text
+    )
+    kept = kept.strip().strip(".").strip()[:_LONGEST_FILE_NAME].strip()
     return kept or "attachment"
 
 
@@ -476,10 +486,40 @@ def _attach(email: EmailMessage, attachment: Attachment, data: bytes) -> None:
         data,
         maintype,
         subtype,
-        filename=file_name(attachment.filename),
         disposition="inline" if attachment.inline else "attachment",
         cid=f"<{cid.strip('<>')}>" if usable_cid and cid is not None else None,
     )
+    payload = email.get_payload()
+    part = payload[-1] if isinstance(payload, list) else None
+    if isinstance(part, EmailMessage):  # always: add_attachment appended it
+        del part["Content-Disposition"]
+        kind = "inline" if attachment.inline else "attachment"
+        part.set_raw("Content-Disposition", _disposition(kind, file_name(attachment.filename)))
+
+
+_ATTR_CHAR: Final = frozenset(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789!#$&+-.^_`|~"
+)
+
+
+def _disposition(kind: str, name: str) -> str:
+    """A ``Content-Disposition`` value naming file ``name``: a quoted string when the name is
+    printable ASCII without quotes or backslashes, else RFC 2231 continuations (``filename*0*=utf-8''...``), so that no
+    reader takes part of it for an encoded word and every line stays short."""
+    if _PRINTABLE.fullmatch(name) and "=?" not in name and not {'"', "\\"} & set(name):
+        return _fold("Content-Disposition", [f"{kind};", f' filename="{name}"'])
+    encoded = [chr(b) if b in _ATTR_CHAR else f"%{b:02X}" for b in name.encode("utf-8")]
+    chunks: list[str] = []
+    for piece in encoded:
+        if not chunks or len(chunks[-1]) + len(piece) > 60:
+            chunks.append("")
+        chunks[-1] += piece
+    pieces = [f"{kind};"]
+    for index, chunk in enumerate(chunks):
+        start = "utf-8''" if index == 0 else ""
+        end = ";" if index < len(chunks) - 1 else ""
+        pieces.append(f" filename*{index}*={start}{chunk}{end}")
+    return _fold("Content-Disposition", pieces)
 
 
 def render(

@@ -102,7 +102,7 @@ def _attribution_at(lines: list[str], index: int) -> bool:
             return False
         if _ATTRIBUTION.match(joined) and _DIGIT.search(joined):
             return True
-        if span < _WRAPPED and not lines[index + span].strip():
+        if index + span >= len(lines) or not lines[index + span].strip():
             return False
     return False
 
@@ -152,10 +152,12 @@ def split_quoted(text: str) -> QuoteSplit:
     body is ``text`` itself and ``quoted`` is empty.
     """
     lines = text.split("\n")
-    start = _history_start(lines)
-    if start is None:
+    cut = len(lines)
+    while True:  # history above history (a quote block over an attribution) goes too
+        start = _history_start(lines[:cut])
+        if start is None or not "\n".join(lines[:start]).strip():
+            break
+        cut = start
+    if cut == len(lines):
         return QuoteSplit(text, "")
-    body = "\n".join(lines[:start]).rstrip()
-    if not body.strip():
-        return QuoteSplit(text, "")
-    return QuoteSplit(body, "\n".join(lines[start:]))
+    return QuoteSplit("\n".join(lines[:cut]).rstrip(), "\n".join(lines[cut:]))

@@ -23,7 +23,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from helpkit.cli._commands import check_init, cmd_plugins
-from helpkit.cli._config import config_template, load_config
+from helpkit.cli._config import config_template, desk_secret, load_config
 from helpkit.cli._demo import _SimClock
 from helpkit.cli._errors import (
     EXIT_FAILURE,
@@ -62,7 +62,9 @@ def _desk(args: argparse.Namespace) -> Iterator[Helpdesk]:
     def ids() -> str:
         return reserved.pop(0) if reserved else new_id()
 
-    desk = Helpdesk(args.store, config=config, clock=clock, id_factory=ids)
+    desk = Helpdesk(
+        args.store, config=config, clock=clock, id_factory=ids, secret=desk_secret(config)
+    )
     try:
         yield desk
     finally:

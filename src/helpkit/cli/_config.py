@@ -11,6 +11,10 @@ The first of these that applies is used:
 
 A file named by 1 or 2 must exist. The template is the package data file
 ``helpkit/cli/helpkit.toml``: what ``helpkit init --write-config`` and ``helpkit demo`` write.
+
+The desk's secret (which signs the thread tokens of outbound mail) is ``$HELPKIT_SECRET`` when
+set and not empty, else the text of the configuration's ``secret_file`` (its surrounding
+white space removed), else none (:func:`desk_secret`).
 """
 
 from __future__ import annotations
@@ -116,3 +120,27 @@ def load_config(explicit: str | None, *, demo: bool = False) -> tuple[DeskConfig
     if choice.path is None:
         return DeskConfig(), False
     return read_config(choice.path), False
+
+
+SECRET_ENV = "HELPKIT_SECRET"
+
+
+def desk_secret(config: DeskConfig, environ: Mapping[str, str] | None = None) -> str | None:
+    """The desk's secret: ``$HELPKIT_SECRET``, else the configuration's ``secret_file``,
+    else ``None``. A ``secret_file`` that cannot be read, or holds nothing, is a UsageError."""
+    env = os.environ if environ is None else environ
+    secret = env.get(SECRET_ENV, "").strip()
+    if secret:
+        return secret
+    if config.secret_file is None:
+        return None
+    path = Path(config.secret_file)
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise UsageError(f"secret_file {path} is not UTF-8 text") from None
+    except OSError as exc:
+        raise UsageError(f"cannot read secret_file {path}: {exc.strerror or exc}") from None
+    if not text:
+        raise UsageError(f"secret_file {path} is empty")
+    return text

@@ -49,6 +49,7 @@ _TAKEN: Final = {
     "tickets_number_key": "ticket number {} is already taken",
     "contact_emails_pkey": "email {} already belongs to another contact",
     "organization_domains_pkey": "domain {} already belongs to another organization",
+    "inbox_pkey": "inbound message {} was received before",
 }
 
 

@@ -203,7 +203,23 @@ _V3: Final[Migration] = (
     )""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3)
+_V4: Final[Migration] = (
+    # The inbox (helpkit.ports.Inbox): a receipt per inbound message, keyed by channel and
+    # external id, written by the commit of the change the message made (INSERT ... ON
+    # CONFLICT on the primary key: of two commits carrying one key, one wins) or by suspend.
+    # The receipt as JSON (a suspended one holds its whole message); its state and the
+    # instant received as columns, for the list of suspended messages, oldest first, which
+    # walks a partial index holding only those.
+    f"""CREATE TABLE inbox (
+        key text {_C} PRIMARY KEY,
+        state text {_C} NOT NULL,
+        received_us bigint NOT NULL,
+        body text NOT NULL
+    )""",
+    "CREATE INDEX inbox_suspended ON inbox (received_us, key) WHERE state = 'suspended'",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

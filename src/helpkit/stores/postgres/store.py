@@ -49,10 +49,11 @@ from helpkit.people import (
 )
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
-from helpkit.stores.contract import check_limit, check_record, check_version
+from helpkit.stores.contract import check_limit, check_record, check_version, receipt_keys
 from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
+from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
 from helpkit.stores.postgres.url import check_schema_name
@@ -188,7 +189,7 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
             conn.close()
 
 
-class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
+class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
     ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
@@ -209,6 +210,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
+            Capability.INBOX,
         }
     )
 
@@ -340,7 +342,9 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
         Changes apply in order, so a batch may carry several changes of one ticket. Nothing
         is written unless every change applies. The events get their feed positions last,
         under the feed lock, which the transaction holds until it has committed: a
-        transaction that takes positions after another therefore commits after it.
+        transaction that takes positions after another therefore commits after it. The
+        changes' receipts are written in the same transaction (DuplicateError, nothing
+        written, when a key is held by a receipt not suspended).
         """
         return self._commit([_Prepared(change) for change in changes], ())
 
@@ -389,6 +393,11 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin):
                 events.extend(rows)
             if states:
                 conn.cursor().executemany(_KEEP_STATE, states)
+            receipts = receipt_keys([item.change for item in prepared])
+            if receipts:
+                # After the seq checks, before the feed lock (held for as short a time as
+                # possible): a key held by a receipt not suspended rolls everything back.
+                write_receipts(conn, receipts.values())
             if events:
                 conn.execute(FEED_LOCK)
                 conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])

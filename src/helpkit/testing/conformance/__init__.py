@@ -15,10 +15,15 @@ returning a zero-argument callable that creates a fresh, empty store::
 Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
 ``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
 data again; the persistence tests are skipped (with the reason shown) for stores that do not
-declare the capability, as the change feed, outbox, timer state, due claim and feed wake-up
-cases are for stores without :attr:`~helpkit.ports.Capability.CHANGE_FEED`,
+declare the capability, as the change feed, outbox, timer state, due claim, feed wake-up and
+inbox cases are for stores without :attr:`~helpkit.ports.Capability.CHANGE_FEED`,
 :attr:`~helpkit.ports.Capability.OUTBOX`, :attr:`~helpkit.ports.Capability.TIMER_STATE`,
-:attr:`~helpkit.ports.Capability.DUE_CLAIMS` or :attr:`~helpkit.ports.Capability.FEED_WAKEUP`.
+:attr:`~helpkit.ports.Capability.DUE_CLAIMS`, :attr:`~helpkit.ports.Capability.FEED_WAKEUP` or
+:attr:`~helpkit.ports.Capability.INBOX`. Stores that declare
+:attr:`~helpkit.ports.Capability.MULTIPROCESS` may also supply ``reopen_elsewhere``, a
+fixture returning a callable ``(store) -> opener``, where ``opener`` is a picklable
+zero-argument callable opening the same data in another process: the inbox cases then race
+processes to ingest one message (skipped, with the reason shown, without it).
 
 Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
 under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
@@ -40,6 +45,7 @@ from helpkit.testing.conformance.helpers import (
     with_schedule,
 )
 from helpkit.testing.conformance.helpers import forged as forged
+from helpkit.testing.conformance.inbox import InboxCases, ReopenElsewhere
 from helpkit.testing.conformance.numbering import NumberingCases
 from helpkit.testing.conformance.outbox import OutboxCases
 from helpkit.testing.conformance.people import PeopleCases
@@ -51,6 +57,7 @@ from helpkit.testing.conformance.wakeup import WakeupCases
 
 __all__ = [
     "BASE_TIME",
+    "ReopenElsewhere",
     "ReopenStore",
     "StoreComparison",
     "StoreConformance",
@@ -63,8 +70,9 @@ __all__ = [
 # One mixin per concern, each a module of this package. pytest collects the tests of base
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
-# feed, outbox, timer state, due claim and feed wake-up cases in that order.
+# feed, outbox, timer state, due claim, feed wake-up and inbox cases in that order.
 class StoreConformance(
+    InboxCases,
     WakeupCases,
     DueClaimCases,
     TimerStateCases,
@@ -82,7 +90,8 @@ class StoreConformance(
 
     Required: ``make_store`` (a fixture returning a callable that creates a fresh, empty
     store each call). For persistent stores: ``reopen_store`` (a fixture returning a callable
-    that, given a store the suite has closed, opens the same data again).
+    that, given a store the suite has closed, opens the same data again). For stores shared
+    between processes: ``reopen_elsewhere`` (see :class:`ReopenElsewhere`).
 
     Class attributes to adjust: ``thread_safe`` (set False if a store object must not be
     shared between threads; the thread tests are then skipped) and ``stateful_settings``
