@@ -59,7 +59,7 @@ def test_a_gmail_reply() -> None:
     assert m.cc == (Address("carol@acme.example", "Carol"),)
     # the text/plain alternative, quoted-printable decoded, the wrapped attribution cut off
     assert m.body == (
-        "Hi Ana,\n\nIt dropped again at 10:58, right after the update. The log says \"tunnel\n"
+        'Hi Ana,\n\nIt dropped again at 10:58, right after the update. The log says "tunnel\n'
         'reset by peer". Café wifi, if that matters.\n\nThanks,\nBob'
     )
     assert m.original is not None
@@ -261,9 +261,7 @@ def test_limits_on_size_and_parts() -> None:
     few = parse(raw, received_at=RECEIVED, max_parts=3)
     assert few.attachments == ()
     assert any("more than 3 parts" in note for note in few.notes)
-    many = b"".join(
-        b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(300)
-    )
+    many = b"".join(b"--b\r\nContent-Type: text/plain\r\n\r\npart %d\r\n" % i for i in range(300))
     m = parse(
         b'From: a@b.example\r\nContent-Type: multipart/mixed; boundary="b"\r\n\r\n'
         + many
@@ -448,7 +446,7 @@ NAMES = st.text(_CHARS, max_size=40)
 @example(
     subject="VPN =?utf-8?q?x?= \r\nBcc: a@b.example",
     body="On Mon, 2 Mar 2026 at 10:00, Ana wrote:\n> x",
-    author="Ana \"the\" <agent>",
+    author='Ana "the" <agent>',
     number=42,
     in_reply_to="<a@b.example>",
     references=["<a@b.example>"],

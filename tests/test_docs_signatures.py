@@ -64,7 +64,8 @@ def _attrs_classes() -> list[type]:
             DeskConfig,
             "(*, matrix=ITIL_MATRIX, workflow=DEFAULT_WORKFLOW, fields=FieldSet(),"
             " channels=dict(), reply_channel=None, calendars=dict(), sla=None, tiers=None,"
-            " escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None)",
+            " escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
+            " mailboxes=dict())",
         ),
         (
             TicketQuery,

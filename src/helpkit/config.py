@@ -142,8 +142,8 @@ def _mailbox_text(where: str, key: str, value: object) -> None:
         raise ConfigError(f"{where}.{key} is a non-empty line of text; got {value!r:.60}")
 
 
-def _seconds(where: str, key: str, value: object, high: float) -> float:
-    if isinstance(value, str):
+def _seconds(where: str, key: str, value: object, high: float, *, text: bool = True) -> float:
+    if isinstance(value, str) and text:
         try:
             value = parse_duration(value).total_seconds()
         except (ValidationError, ValueError):
@@ -192,10 +192,38 @@ class MailboxConfig:
             )
         return value
 
+    def __attrs_post_init__(self) -> None:
+        where = self.where
+        for key in ("name", "host", "user", "password_env", "mailbox"):
+            _mailbox_text(where, key, getattr(self, key))
+        for key in ("flag", "move_to"):
+            if getattr(self, key) is not None:
+                _mailbox_text(where, key, getattr(self, key))
+        if self.security not in MAILBOX_SECURITY:
+            raise ConfigError(
+                f"{where}.security is one of {', '.join(MAILBOX_SECURITY)}; "
+                f"got {self.security!r:.40}"
+            )
+        port = self.port
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+        ):
+            raise ConfigError(f"{where}.port is a whole number from 1 to 65535; got {port!r:.40}")
+        batch = self.batch
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+            raise ConfigError(f"{where}.batch is a whole number from 1 to 1000; got {batch!r:.40}")
+        _seconds(where, "interval", self.interval, 86400, text=False)
+        _seconds(where, "timeout", self.timeout, 3600, text=False)
+
+    @property
+    def where(self) -> str:
+        """The table it comes from: ``mailbox`` or ``imap.NAME``."""
+        return "mailbox" if self.name == DEFAULT_MAILBOX else f"imap.{self.name}"
+
     @classmethod
     def from_dict(cls, name: str, data: Mapping[str, Any]) -> MailboxConfig:
-        """Read a ``[mailbox]`` or ``[imap.NAME]`` table; an unknown key raises ConfigError
-        naming it."""
+        """Read a ``[mailbox]`` or ``[imap.NAME]`` table; an unknown key, a missing one or a
+        bad value raises ConfigError naming it."""
         where = "mailbox" if name == DEFAULT_MAILBOX else f"imap.{name}"
         if not isinstance(data, Mapping):
             raise ConfigError(f"[{where}] is a table; got {data!r:.60}")
@@ -208,37 +236,14 @@ class MailboxConfig:
         for key in ("host", "user", "password_env"):
             if key not in data:
                 raise ConfigError(f"[{where}] needs {key}")
-            _mailbox_text(where, key, data[key])
-        for key in ("mailbox", "flag", "move_to"):
-            if key in data:
-                _mailbox_text(where, key, data[key])
-        security = data.get("security", "ssl")
-        if security not in MAILBOX_SECURITY:
-            raise ConfigError(
-                f"{where}.security is one of {', '.join(MAILBOX_SECURITY)}; got {security!r:.40}"
-            )
-        port = data.get("port")
-        if port is not None and (
-            isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
-        ):
-            raise ConfigError(f"{where}.port is a whole number from 1 to 65535; got {port!r:.40}")
-        batch = data.get("batch", 50)
-        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
-            raise ConfigError(f"{where}.batch is a whole number from 1 to 1000; got {batch!r:.40}")
-        return cls(
-            name=name,
-            host=data["host"].strip(),
-            user=data["user"],
-            password_env=data["password_env"].strip(),
-            security=security,
-            port=port,
-            mailbox=data.get("mailbox", "INBOX"),
-            interval=_seconds(where, "interval", data.get("interval", 60), 86400),
-            flag=data.get("flag"),
-            move_to=data.get("move_to"),
-            batch=batch,
-            timeout=_seconds(where, "timeout", data.get("timeout", 30), 3600),
-        )
+        values = dict(data)
+        for key in ("host", "password_env"):
+            if isinstance(values[key], str):
+                values[key] = values[key].strip()
+        for key, high in (("interval", 86400.0), ("timeout", 3600.0)):
+            if key in values:
+                values[key] = _seconds(where, key, values[key], high)
+        return cls(name=name, **values)
 
 
 def _mailboxes(data: Mapping[str, Any]) -> dict[str, MailboxConfig]:
@@ -291,14 +296,14 @@ class DeskConfig:
     """Rules bound to SLA thresholds (warn, escalate, raise priority)."""
     intake: IntakeConfig = attrs.field(factory=IntakeConfig)
     """How inbound messages are received (``[intake]``)."""
+    secret_file: str | None = None
+    """A file holding the desk's secret (what ``helpkit`` passes as ``Helpdesk(secret=...)``
+    when ``HELPKIT_SECRET`` is not set); relative to the configuration file's folder."""
     mailboxes: Mapping[str, MailboxConfig] = attrs.field(
         factory=dict, converter=frozen_mapping, eq=False
     )
     """The IMAP mailboxes ``helpkit mail poll`` reads, by name (``[mailbox]`` is
     ``default``, ``[imap.NAME]`` is ``NAME``)."""
-    secret_file: str | None = None
-    """A file holding the desk's secret (what ``helpkit`` passes as ``Helpdesk(secret=...)``
-    when ``HELPKIT_SECRET`` is not set); relative to the configuration file's folder."""
 
     def __attrs_post_init__(self) -> None:
         # A rule on a warning threshold only fires if some policy records that warning.
