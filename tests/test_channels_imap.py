@@ -428,3 +428,40 @@ def test_tls_context_is_checked_as_a_context() -> None:
     context = ssl.create_default_context()
     acct = ImapAccount(host="h", user="u", password="p", ssl_context=context)
     assert acct.ssl_context is context
+
+
+def test_follow_keeps_going_through_failures_until_stopped(
+    imap_server: ImapServer, tmp_path: Path
+) -> None:
+    box = imap_server.new_mailbox()
+    imap_server.append(box, email(1))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    with open_desk(tmp_path / "desk.db") as desk:
+        stop = threading.Event()
+        errors: list[Exception] = []
+
+        def failed(exc: Exception) -> None:
+            errors.append(exc)
+            if len(errors) == 2:
+                stop.set()
+
+        down = ImapPoller(account(imap_server, box, port=closed, timeout=5), desk.store)
+        assert down.follow(receiver(desk), stop, interval=0.01, on_error=failed) == 0
+        assert [type(e) for e in errors] == [ImapError, ImapError]
+        stop.clear()
+        reports: list[int] = []
+
+        def reported(report: Any) -> None:
+            reports.append(len(report.messages))
+            if len(reports) == 1:
+                imap_server.append(box, email(2))
+            else:
+                stop.set()
+
+        up = ImapPoller(account(imap_server, box), desk.store)
+        total = up.follow(receiver(desk), stop, interval=0.01, on_report=reported)
+        assert total == 2 and reports[:2] == [1, 1]
+        with pytest.raises(ValidationError):
+            up.follow(receiver(desk), stop, interval=0)
