@@ -77,7 +77,7 @@ def test_an_outlook_reply_in_windows_1252_with_a_header_block() -> None:
     assert (m.subject, m.ticket_number) == ("RE: [Ticket #1042] Printer jam", 1042)
     assert m.body == (
         "Hello,\n\nThe printer on the 3rd floor still shows “PC LOAD LETTER”. I attached "
-        "nothing – sorry.\n\nRegards,\nDavid Müller"
+        "nothing \u2013 sorry.\n\nRegards,\nDavid Müller"
     )
     assert m.original is not None and "have you tried turning it off" in m.original
     assert m.headers["thread-index"] == "AQHZ1234abcdEFGHijklMNOPqrstuv=="
@@ -236,19 +236,16 @@ def test_deep_nesting_is_cut_at_the_depth_limit() -> None:
     assert load("deeply_nested.eml", max_depth=100).body == "deep text"
 
 
-def test_very_deep_nesting_is_a_typed_error_or_a_message() -> None:
+def test_nesting_too_deep_for_the_standard_library_is_a_typed_error() -> None:
     depth = 5000
     head = b"From: a@b.example\r\nMIME-Version: 1.0\r\n"
     parts = b"".join(
         b'Content-Type: multipart/mixed; boundary="b%d"\r\n\r\n--b%d\r\n' % (i, i)
         for i in range(depth)
     )
-    try:
-        m = parse(head + parts + b"Content-Type: text/plain\r\n\r\nx\r\n", received_at=RECEIVED)
-    except EmailParseError as exc:
-        assert "\n" not in str(exc)
-    else:
-        assert m.body == ""
+    raw = head + parts + b"Content-Type: text/plain\r\n\r\nx\r\n"
+    with pytest.raises(EmailParseError, match=r"^the message nests its parts too deeply"):
+        parse(raw, received_at=RECEIVED)
 
 
 def test_limits_on_size_and_parts() -> None:
@@ -348,7 +345,8 @@ def _only_inbound_or_parse_error(raw: bytes) -> None:
     try:
         message = parse(raw, received_at=RECEIVED)
     except EmailParseError as exc:
-        assert str(exc) and "\n" not in str(exc)
+        reason = str(exc)
+        assert reason and "\n" not in reason
         return
     assert isinstance(message, InboundMessage)
     assert "\n" not in message.subject and "\r" not in message.subject

@@ -36,6 +36,7 @@ from helpkit.channels.mime import (
 )
 from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.ports import OutboundMessage, Recipient
+from helpkit.serialize import from_data, to_data
 from helpkit.tickets import Attachment
 
 SENDER = parse_sender("Support Désk <support@help.example>")
@@ -542,3 +543,16 @@ def test_file_names_read_back_cleaned_and_add_no_header(name: str, content_type:
         "Content-Transfer-Encoding",
         "Content-Disposition",
     }
+
+
+def test_outbound_attachments_are_kept_in_the_stored_form_only_when_there_are_some() -> None:
+    plain = outbound()
+    assert "attachments" not in to_data(plain)  # stored text of older messages is unchanged
+    blobs = DictBlobs()
+    message = with_attachments(
+        attachment_of(blobs, b"png", "a.png", "image/png", inline=True, content_id="a@x")
+    )
+    data = to_data(message)
+    assert data["attachments"][0]["filename"] == "a.png"
+    assert from_data(OutboundMessage, data) == message
+    assert from_data(OutboundMessage, to_data(plain)) == plain

@@ -158,8 +158,8 @@ def _seconds(where: str, key: str, value: object, high: float, *, text: bool = T
 @attrs.frozen(kw_only=True)
 class MailboxConfig:
     """An IMAP mailbox that ``helpkit mail poll`` reads (``[mailbox]``, or ``[imap.NAME]``
-    for several; see the page *Mailboxes*). The password is never in the file: it is read
-    from the environment variable ``password_env`` names."""
+    for several; see the page *Email*, "Receiving"). The password is never in the file: it
+    is read from the environment variable ``password_env`` names."""
 
     name: str
     """``default`` for ``[mailbox]``, else the ``NAME`` of ``[imap.NAME]``; it names the

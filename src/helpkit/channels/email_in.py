@@ -105,7 +105,7 @@ _MSG_ID: Final = re.compile(r"<([^<>\s]{1,900})>")
 _BARE_ID: Final = re.compile(r"[^<>\s@]{1,500}@[^<>\s@]{1,400}")
 _PREFIXES: Final = re.compile(
     r"^\s*(?:(?:re|aw|antw|antwort|sv|vs|ref|r[ée]f|rif|tr|wg|fwd?|fw|rv|enc|odp|ynt|vl|"
-    r"res|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:：]\s*)+",
+    r"res|r)\s*(?:\[\d+\]|\(\d+\))?\s*[:\uff1a]\s*)+",
     re.IGNORECASE,
 )
 _TAG: Final = re.compile(r"\[\s*(?:ticket\s*)?#\s*(\d{1,18})\s*\]", re.IGNORECASE)

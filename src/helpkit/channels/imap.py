@@ -18,7 +18,7 @@ it to another mailbox, then saves its UID as a cursor of the store's change feed
   its handling and its cursor is a duplicate the receipts absorb.
 
 The module uses the standard library's :mod:`imaplib` and imports only the ports and the
-domain; what ``handle`` does is up to its caller (see "Polling an IMAP mailbox" in the docs).
+domain; what ``handle`` does is up to its caller (the page *Email*, "Polling an IMAP mailbox").
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ does), ``delete`` removes the file. Hidden files, ``tmp/`` (messages still being
 and sub-folders are not read.
 
 The module reads files and imports only the ports and the domain; what ``handle`` does is up
-to its caller (see "Importing a folder" in the docs).
+to its caller (the page *Email*, "From a folder").
 """
 
 from __future__ import annotations

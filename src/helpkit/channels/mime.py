@@ -504,8 +504,9 @@ _ATTR_CHAR: Final = frozenset(
 
 def _disposition(kind: str, name: str) -> str:
     """A ``Content-Disposition`` value naming file ``name``: a quoted string when the name is
-    printable ASCII without quotes or backslashes, else RFC 2231 continuations (``filename*0*=utf-8''...``), so that no
-    reader takes part of it for an encoded word and every line stays short."""
+    printable ASCII without quotes or backslashes, else RFC 2231 continuations
+    (``filename*0*=utf-8''...``), so that no reader takes part of it for an encoded word and
+    every line stays short."""
     if _PRINTABLE.fullmatch(name) and "=?" not in name and not {'"', "\\"} & set(name):
         return _fold("Content-Disposition", [f"{kind};", f' filename="{name}"'])
     encoded = [chr(b) if b in _ATTR_CHAR else f"%{b:02X}" for b in name.encode("utf-8")]

@@ -22,6 +22,7 @@ desk without it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import logging
 import os
@@ -243,7 +244,18 @@ class SmtpChannel:
                     f"channel {self.name!r}: the environment variable {self.password_env} "
                     "(password_env) is not set"
                 )
-        client.login(self.username, password or "")
+        secret = password or ""
+        client.ehlo_or_helo_if_needed()
+        if not client.has_extn("auth"):
+            raise SmtpError(f"{self._where()} does not offer AUTH, and a username is configured")
+        if "PLAIN" in client.esmtp_features["auth"].upper().split():
+            # PLAIN by hand: RFC 4616 credentials are UTF-8, which smtplib's login refuses.
+            token = base64.b64encode(b"\0%s\0%s" % (self.username.encode(), secret.encode()))
+            code, reply = client.docmd("AUTH", "PLAIN " + token.decode("ascii"))
+            if code != 235:
+                raise smtplib.SMTPAuthenticationError(code, reply)
+            return
+        client.login(self.username, secret)
 
 
 def _refusals(refused: Mapping[str, tuple[int, bytes]]) -> str:
