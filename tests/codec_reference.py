@@ -8,6 +8,7 @@ a loop over the fields, ``cls(**kwargs)``, no memo.
 
 from __future__ import annotations
 
+import base64
 import enum
 import json
 import re
@@ -71,6 +72,19 @@ def duration_from_text(text: Any) -> timedelta:
     return -value if sign else value
 
 
+# Canonical standard base64: whole quads, then a last quad with the padding it needs and no
+# stray bits (one byte left: its second character is A, Q, g or w; two: a multiple of 4).
+_BASE64 = re.compile(
+    r"(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/][AQgw]==|[A-Za-z0-9+/]{2}[AEIMQUYcgkosw048]=)?"
+)
+
+
+def bytes_from_text(data: Any) -> bytes:
+    if not isinstance(data, str) or _BASE64.fullmatch(data) is None:
+        raise SchemaError(f"expected base64 text, found {data!r}")
+    return base64.standard_b64decode(data)
+
+
 def generic_encoder(tp: Any) -> Encode:
     """The encoder of values of type ``tp``."""
     inner, optional = strip_none(tp)
@@ -93,6 +107,8 @@ def _encoder(tp: Any) -> Encode:
         return lambda v: v.isoformat()
     if tp is timedelta:
         return duration_text
+    if tp is bytes:
+        return lambda v: base64.standard_b64encode(v).decode("ascii")
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         return lambda v: v.value
     if attrs.has(tp):
@@ -163,6 +179,8 @@ def _decoder(tp: Any) -> Decode:
         return date.fromisoformat
     if tp is timedelta:
         return duration_from_text
+    if tp is bytes:
+        return bytes_from_text
     if isinstance(tp, type) and issubclass(tp, enum.Enum):
         if all(type(m.value) is int for m in tp):
             check = _checked(int, "an integer")

@@ -94,7 +94,7 @@ def test_the_forbidden_contracts_cover_every_module_they_should() -> None:
     assert set(CONTRACTS["test-tools"]["source_modules"]) == everything - {"helpkit.testing"}
     assert set(CONTRACTS["postgres-driver"]["source_modules"]) == everything
     assert set(CONTRACTS["facade"]["source_modules"]) == everything - FACES - {"helpkit.desk"}
-    adapters = {"helpkit.stores", "helpkit.channels", "helpkit.sinks"}
+    adapters = {"helpkit.stores", "helpkit.channels", "helpkit.sinks", "helpkit.blobs"}
     ports = {"helpkit.ports", "helpkit.ids", "helpkit.errors"}
     assert set(CONTRACTS["adapters"]["forbidden_modules"]) == everything - adapters - ports - DOMAIN
 

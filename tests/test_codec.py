@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import linecache
 import traceback
@@ -16,11 +17,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from codec_reference import generic_decoder, generic_encoder
+from helpkit import serialize
 from helpkit._codec import decoder, encoder
 from helpkit.errors import NaiveDatetimeError, SchemaError, ValidationError
 from helpkit.events import EVENT_TYPES, Event, event_from_dict, event_to_dict
 from helpkit.people import Agent, Contact, Group, Organization
-from helpkit.testing.strategies import contacts, organizations, ticket_histories, tickets
+from helpkit.ports import (
+    Address,
+    InboundAttachment,
+    InboundMessage,
+    Receipt,
+    ReceiptState,
+)
+from helpkit.testing.strategies import (
+    contacts,
+    inbound_messages,
+    organizations,
+    receipts,
+    ticket_histories,
+    tickets,
+)
 from helpkit.tickets import Actor, Comment, Link, LinkKind, Ticket
 from test_events import every_event_type
 
@@ -94,6 +110,57 @@ def test_people_encode_and_decode_like_the_reference(
         assert decoder(cls)(data) == value == generic_decoder(cls)(data)
 
 
+@settings(max_examples=60, deadline=None)
+@given(receipts(), inbound_messages())
+def test_receipts_and_inbound_messages_encode_and_decode_like_the_reference(
+    receipt: Receipt, message: InboundMessage
+) -> None:
+    for value in (receipt, message, *message.attachments):
+        cls = type(value)
+        data = encoder(cls)(value)
+        _same(data, generic_encoder(cls)(value))
+        assert decoder(cls)(data) == value == generic_decoder(cls)(data)
+        # And through JSON text, as a store keeps it.
+        assert serialize.loads(cls, serialize.dumps(value)) == value
+
+
+@given(st.binary(max_size=64))
+def test_bytes_are_standard_base64_text(data: bytes) -> None:
+    text = encoder(bytes)(data)
+    assert text == generic_encoder(bytes)(data) == base64.b64encode(data).decode("ascii")
+    assert decoder(bytes)(text) == data == generic_decoder(bytes)(text)
+    assert serialize.from_data(bytes, serialize.to_data(data)) == data
+
+
+_BASE64_ISH = st.text(st.sampled_from("AQgwBCDE/+=az09 \n\xe9-_"), max_size=12) | st.binary(
+    max_size=9
+).map(lambda b: base64.b64encode(b).decode("ascii"))
+
+
+@given(_BASE64_ISH)
+def test_only_canonical_base64_is_read_like_the_reference(text: str) -> None:
+    expected = _outcome(lambda: generic_decoder(bytes)(text))
+    assert _outcome(lambda: decoder(bytes)(text)) == expected
+    if expected[0] == "ok":
+        assert encoder(bytes)(expected[1]) == text  # one value, one text
+    else:
+        with pytest.raises(SchemaError):
+            serialize.from_data(bytes, text)
+
+
+@pytest.mark.parametrize(
+    "text", ["QQ", "QR==", "QUI=x", "QUJD\n", " QUJD", "QUJD====", "QU JD", "QUJ-", "Q===", 5, None]
+)
+def test_bad_base64_is_a_schema_error(text: object) -> None:
+    with pytest.raises(SchemaError):
+        decoder(bytes)(text)
+    with pytest.raises(SchemaError, match="cannot read InboundAttachment"):
+        serialize.from_data(
+            InboundAttachment,
+            {"filename": "a", "content_type": "text/plain", "data": text},
+        )
+
+
 _BAD_VALUES: tuple[object, ...] = (
     None,
     5,
@@ -110,6 +177,8 @@ _BAD_VALUES: tuple[object, ...] = (
     {"kind": "robot", "id": "x"},
     {"kind": "agent", "id": 5},
     {"due": {"when": "2026-01-01"}},
+    "QR==",  # base64 with stray bits
+    "QUJD\n",
 )
 
 
@@ -132,6 +201,30 @@ def _samples() -> list[tuple[type, dict[str, Any]]]:
     samples.append((Link, {"kind": "related", "target_id": "t2"}))
     for event in _every_event():
         samples.append((type(event), encoder(type(event))(event)))
+    attachment = InboundAttachment(filename="a.bin", content_type="x/y", data=b"\x00\xff")
+    message = InboundMessage(
+        channel="email",
+        sender_address="a@example.com",
+        sender_name=None,
+        subject="Hi",
+        body="Hello",
+        received_at=NOW,
+        external_id="m1@example.com",
+        to=(Address("b@example.com", "B"),),
+        headers={"X-A": "1"},
+        attachments=(attachment,),
+    )
+    receipt = Receipt(
+        key="email:m1@example.com",
+        state=ReceiptState.SUSPENDED,
+        received_at=NOW,
+        updated_at=NOW,
+        reason="auto-reply",
+        message=message,
+    )
+    samples.append((InboundAttachment, encoder(InboundAttachment)(attachment)))
+    samples.append((InboundMessage, encoder(InboundMessage)(message)))
+    samples.append((Receipt, encoder(Receipt)(receipt)))
     return samples
 
 

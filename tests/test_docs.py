@@ -84,7 +84,10 @@ def test_pytest_samples_pass(tmp_path: Path) -> None:
     )
     output = result.stdout + result.stderr
     assert result.returncode == 0, output
-    assert f"{tests} passed" in output, output
+    passed = re.search(r"(\d+) passed", output)
+    # Every sample test function ran and passed (a conformance subclass adds its cases).
+    assert passed is not None and int(passed.group(1)) >= tests, output
+    assert "failed" not in output and "error" not in output, output
 
 
 def test_config_samples_load() -> None:

@@ -64,8 +64,8 @@ def _attrs_classes() -> list[type]:
             DeskConfig,
             "(*, matrix=ITIL_MATRIX, workflow=DEFAULT_WORKFLOW, fields=FieldSet(),"
             " channels=dict(), reply_channel=None, calendars=dict(), sla=None, tiers=None,"
-            " escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
-            " mailboxes=dict())",
+            " escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None, blobs=None,"
+            " attachments=AttachmentLimits(), mailboxes=dict())",
         ),
         (
             TicketQuery,

@@ -3,18 +3,23 @@ release, discard, duplicates, acknowledgements and the headers of outbound mail.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from helpkit import Actor, Helpdesk
 from helpkit.channels.recording import RecordingChannel
 from helpkit.config import DeskConfig
 from helpkit.delivery import Outbound
 from helpkit.errors import (
+    AttachmentError,
     ConfigError,
     InvalidTransitionError,
     NotFoundError,
@@ -27,7 +32,14 @@ from helpkit.intake import (
     receipt_key,
     subject_ticket_number,
 )
-from helpkit.ports import Address, Change, InboundMessage, ReceiptState
+from helpkit.ports import (
+    Address,
+    Change,
+    InboundAttachment,
+    InboundMessage,
+    OutboundMessage,
+    ReceiptState,
+)
 from helpkit.testing.clock import FrozenClock
 from helpkit.thread_tokens import ThreadTokens
 from helpkit.tickets import LinkKind
@@ -36,6 +48,7 @@ SECRET = "the desk's secret, long enough"
 TOKENS = ThreadTokens(SECRET)
 START = datetime(2026, 3, 2, 9, tzinfo=UTC)
 AGENT = Actor.agent("alice")
+AGENT_SYSTEM = Actor.system("operator")
 
 
 def message(n: int | str = 1, **fields: Any) -> InboundMessage:
@@ -105,6 +118,29 @@ def token_id(desk: Helpdesk, number: int) -> str:
 )
 def test_subject_ticket_number(subject: str, number: int | None) -> None:
     assert subject_ticket_number(subject) == number
+
+
+@given(
+    st.integers(1, 2**63 - 1),
+    st.text(alphabet=st.characters(exclude_characters="[]#", codec="utf-8"), max_size=20),
+    st.text(max_size=20),
+    st.sampled_from(["#", "Ticket #", "Acme Support #", " # "]),
+)
+def test_a_subject_tag_gives_its_number(number: int, before: str, after: str, tag: str) -> None:
+    assert subject_ticket_number(f"{before}[{tag}{number}]{after}") == number
+
+
+@given(st.text(max_size=40))
+def test_subject_ticket_number_never_raises(subject: str) -> None:
+    found = subject_ticket_number(subject)
+    assert found is None or (0 < found < 2**63 and str(found) in subject)
+
+
+@given(st.text(max_size=40))
+def test_clean_id_is_idempotent_and_keys_ignore_brackets(text: str) -> None:
+    once = clean_id(text)
+    assert once is None or (clean_id(once) == once and once == once.strip())
+    assert receipt_key("email", text) == receipt_key("email", f" <{text}> ")
 
 
 def test_keys_are_normalised() -> None:
@@ -204,7 +240,7 @@ def test_a_store_without_an_inbox_is_a_config_error() -> None:
             return getattr(self._store, name)
 
     inner = Helpdesk(entry_points=False).store
-    desk = Helpdesk(NoInbox(inner), entry_points=False)  # type: ignore[arg-type]
+    desk = Helpdesk(NoInbox(inner), entry_points=False)
     with pytest.raises(ConfigError, match="keeps no inbox"):
         desk.receive(message())
     assert not desk.tickets().items
@@ -590,3 +626,131 @@ def test_desk_id_defaults() -> None:
     assert configured.desk_id == "d7"
     with pytest.raises(ConfigError):
         Helpdesk(entry_points=False, secret="short")
+
+
+def test_a_receipt_must_name_a_ticket_the_command_changed(desk: Helpdesk) -> None:
+    from helpkit.pipeline import Pipeline
+    from helpkit.ports import Receipt
+    from helpkit.timers import Timers
+
+    desk.receive(message())
+    ticket = desk.ticket(1)
+    pipeline = Pipeline(desk.store, desk.clock, Timers([]), lambda changes: None)
+    stray = Receipt(
+        key="email:stray",
+        state=ReceiptState.COMMENTED,
+        received_at=START,
+        updated_at=START,
+        ticket_id="another",
+    )
+    with pytest.raises(ValidationError, match="did not change"):
+        pipeline.run(
+            [ticket.id],
+            lambda tickets, now: [desk_tag(tickets[0], now)],
+            receipt=lambda outcomes, now: stray,
+        )
+    assert desk.ticket(1).seq == ticket.seq
+    assert desk.store.receipt("email:stray") is None  # type: ignore[attr-defined]
+
+
+def desk_tag(ticket: Any, now: datetime) -> Any:
+    from helpkit import lifecycle
+
+    return lifecycle.change_tags(ticket, at=now, actor=AGENT, add=["x"])
+
+
+# ------------------------------------------------------------------ attachments
+
+
+def test_attachments_are_kept_with_the_comment(desk: Helpdesk) -> None:
+    photo = InboundAttachment(filename="../jam.png", content_type="Image/PNG", data=b"\x89PNG...")
+    inline = InboundAttachment(
+        filename="logo.gif",
+        content_type="image/gif",
+        data=b"GIF89a",
+        inline=True,
+        content_id="<l1>",
+    )
+    got = desk.receive(message(attachments=[photo, inline]))
+    (comment,) = desk.conversation(1)
+    first, second = comment.attachments
+    assert (first.filename, first.content_type, first.size) == (
+        "jam.png",
+        "image/png",
+        len(b"\x89PNG..."),
+    )
+    assert first.sha256 == hashlib.sha256(b"\x89PNG...").hexdigest()
+    assert (second.inline, second.content_id) == (True, "l1")
+    assert desk.attachment_bytes(1, first.id) == b"\x89PNG..."
+    # Received again: the same comment and the same attachments, nothing kept twice.
+    again = desk.receive(message(attachments=[photo, inline]))
+    assert again.duplicate and again.comment_id == got.comment_id
+    reply = desk.receive(message(2, subject="Re: [#1]", attachments=[photo]))
+    assert reply.kind is IntakeKind.COMMENTED
+    assert desk.conversation(1)[-1].attachments[0].sha256 == first.sha256
+
+
+def test_attachments_over_the_limits_suspend_the_message() -> None:
+    clock = FrozenClock(START)
+    desk = Helpdesk(
+        config={"attachments": {"max_files": 1, "max_file_bytes": 10}},
+        clock=clock,
+        entry_points=False,
+    )
+    big = InboundAttachment(
+        filename="big.bin", content_type="application/octet-stream", data=b"x" * 11
+    )
+    held = desk.receive(message(attachments=[big]))
+    assert held.kind is IntakeKind.SUSPENDED and held.reason is not None
+    assert held.reason.startswith("attachments: ") and "big.bin" in held.reason
+    assert not desk.tickets().items
+    with pytest.raises(AttachmentError):
+        desk.release(held.key, AGENT_SYSTEM)
+    assert [r.key for r in desk.suspended()] == [held.key]
+    assert desk.discard(held.key, AGENT_SYSTEM).state is ReceiptState.DISCARDED
+    bad_type = InboundAttachment(filename="x", content_type="nonsense", data=b"1")
+    assert desk.receive(message(2, attachments=[bad_type])).kind is IntakeKind.SUSPENDED
+
+
+def test_a_desk_without_a_blob_store_refuses_attachments_and_writes_nothing(
+    tmp_path: Path,
+) -> None:
+    from helpkit.attachments import UnconfiguredBlobStore
+
+    desk = Helpdesk(blobs=UnconfiguredBlobStore(), entry_points=False)
+    file = InboundAttachment(filename="a.txt", content_type="text/plain", data=b"a")
+    with pytest.raises(ConfigError, match="no blob store"):
+        desk.receive(message(attachments=[file]))
+    assert desk.store.receipt("email:m1@acme.example") is None  # type: ignore[attr-defined]
+    assert not desk.tickets().items
+
+
+# ------------------------------------------------------------------ stored forms
+
+
+def test_new_fields_are_left_out_of_the_stored_form_at_their_default(desk: Helpdesk) -> None:
+    from helpkit import serialize
+    from helpkit.events import Event
+
+    desk.receive(message())
+    opened = desk.history(1)[0]
+    assert isinstance(opened, TicketOpened) and opened.acknowledge is False
+    assert "acknowledge" not in serialize.to_data(opened)
+    acknowledged = attrs.evolve(opened, acknowledge=True)
+    data = serialize.to_data(acknowledged)
+    assert data["acknowledge"] is True
+    assert serialize.from_data(Event, data) == acknowledged
+
+    plain = OutboundMessage(
+        ticket_id="t",
+        ticket_number=1,
+        subject="s",
+        body="b",
+        comment_id="c",
+        author_name="a",
+        to=[],
+        sent_at=START,
+    )
+    assert "thread_token" not in serialize.to_data(plain)
+    signed = attrs.evolve(plain, thread_token=TOKENS.sign("t"))
+    assert serialize.from_data(OutboundMessage, serialize.to_data(signed)) == signed

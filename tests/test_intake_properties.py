@@ -4,7 +4,8 @@
   not by a subject tag, not by an unsigned reference, not by a forged token; a signed token
   (which only the ticket's parties were sent) is the one way in;
 - the same message twice gives one outcome (the second is the first again, ``duplicate``);
-- a message is always one clear outcome, and a suspended one writes no ticket.
+- a message is always one clear outcome, and a suspended one writes no ticket (any message
+  the strategies draw: headers, attachments, threading ids, no external id).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from hypothesis import HealthCheck, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
@@ -21,6 +22,7 @@ from helpkit.errors import InvalidTransitionError
 from helpkit.intake import Intake, IntakeKind
 from helpkit.ports import Address, InboundMessage
 from helpkit.testing.clock import FrozenClock
+from helpkit.testing.strategies import inbound_messages
 from helpkit.thread_tokens import ThreadTokens
 from helpkit.tickets import LinkKind, Ticket
 
@@ -218,3 +220,31 @@ TestIntakeMachine = IntakeMachine.TestCase
 TestIntakeMachine.settings = _settings
 TestSuspendingStrangers = SuspendingStrangers.TestCase
 TestSuspendingStrangers.settings = _settings
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(inbound_messages())
+def test_any_message_has_one_clear_outcome(message: InboundMessage) -> None:
+    desk = Helpdesk(secret=SECRET, entry_points=False)
+    got = desk.receive(message)
+    assert isinstance(got, Intake) and not got.duplicate
+    if got.kind is IntakeKind.SUSPENDED:
+        assert got.reason and not desk.tickets().items
+    else:
+        assert got.ticket_id is not None and got.comment_id is not None
+        (comment,) = desk.conversation(got.ticket_id)
+        assert comment.id == got.comment_id
+        assert len(comment.attachments) == len(message.attachments)
+        for kept, sent in zip(comment.attachments, message.attachments, strict=True):
+            assert desk.blobs.get(kept.sha256) == sent.data
+    again = desk.receive(message)
+    if message.external_id is None:
+        assert not again.duplicate and again.key != got.key
+    else:
+        assert again.duplicate
+        assert (again.kind, again.ticket_id, again.comment_id, again.reason) == (
+            got.kind,
+            got.ticket_id,
+            got.comment_id,
+            got.reason,
+        )

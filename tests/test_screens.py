@@ -142,7 +142,7 @@ def _accented(text: str, data: st.DataObject) -> str:
 @given(
     st.sampled_from(OUT_OF_OFFICE_PREFIXES),
     st.sampled_from([": ", " : ", " - ", ":"]),
-    st.text(max_size=30),
+    st.text(st.characters(codec="utf-8", exclude_characters="\x00"), max_size=30),
     st.data(),
 )
 def test_every_out_of_office_prefix_in_any_case_and_accents(

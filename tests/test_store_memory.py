@@ -26,7 +26,7 @@ from helpkit.errors import (
 from helpkit.events import Event
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact
-from helpkit.ports import Capability, Store, TicketChange
+from helpkit.ports import Capability, Receipt, ReceiptState, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.queries import NONE_LAST, Page, SortOrder, TicketQuery, encode_cursor, sort_key
 from helpkit.stores import memory as memory_module
@@ -494,6 +494,114 @@ class _AliasingStore(MemoryStore):
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
         super().events(ticket_id)  # raises NotFoundError for unknown ids
         return self._events[ticket_id]
+
+
+def _without_receipts(changes: Sequence[TicketChange]) -> list[TicketChange]:
+    return [attrs.evolve(c, receipt=None) if isinstance(c, TicketChange) else c for c in changes]
+
+
+class _EarlyReceiptStore(MemoryStore):
+    """Writes a commit's receipts before its seq checks, so a refused commit keeps them."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        for change in changes:
+            if isinstance(change, TicketChange) and change.receipt is not None:
+                found = self._inbox.get(change.receipt.key)
+                if found is None or found.state is ReceiptState.SUSPENDED:
+                    self._inbox[change.receipt.key] = change.receipt
+        return super().commit(_without_receipts(changes))
+
+
+class _DuplicateAcceptingStore(MemoryStore):
+    """Writes every receipt, whatever the key already holds: a message ingested twice."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        written = super().commit(_without_receipts(changes))
+        for change in changes:
+            if change.receipt is not None:
+                self._inbox[change.receipt.key] = change.receipt
+        return [attrs.evolve(w, receipt=c.receipt) for w, c in zip(written, changes, strict=True)]
+
+
+class _SuspendedKeptStore(MemoryStore):
+    """Commits a released message but keeps its suspended receipt instead of replacing it."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        held = {
+            c.receipt.key: self._inbox[c.receipt.key]
+            for c in changes
+            if isinstance(c, TicketChange)
+            and c.receipt is not None
+            and c.receipt.key in self._inbox
+        }
+        written = super().commit(changes)
+        self._inbox.update(held)
+        return written
+
+
+class _LaxDiscardStore(MemoryStore):
+    """Discards any receipt, ingested ones too."""
+
+    def discard(self, key: str, *, now: datetime) -> Receipt:
+        found = self._inbox.get(key)
+        if found is None:
+            raise NotFoundError(key)
+        self._inbox[key] = attrs.evolve(
+            found, state=ReceiptState.DISCARDED, message=None, updated_at=now
+        )
+        return self._inbox[key]
+
+
+class _OverwritingSuspendStore(MemoryStore):
+    """Suspends over whatever the key holds."""
+
+    def suspend(self, receipt: Receipt) -> Receipt:
+        self._inbox[receipt.key] = receipt
+        return receipt
+
+
+class _KeyOrderedSuspensionsStore(MemoryStore):
+    """Lists suspended messages by key, not by when they were received."""
+
+    def suspended(self, *, limit: int = 100, after: str | None = None) -> list[Receipt]:
+        found = sorted(
+            (r for r in self._inbox.values() if r.state is ReceiptState.SUSPENDED),
+            key=lambda r: r.key,
+        )
+        return [r for r in found if after is None or r.key > after][:limit]
+
+
+@pytest.mark.parametrize(
+    ("broken", "example"),
+    [
+        (_EarlyReceiptStore, "test_a_refused_commit_writes_no_receipt"),
+        (_EarlyReceiptStore, "test_bad_receipts_are_refused_before_anything_is_written"),
+        (_DuplicateAcceptingStore, "test_a_key_received_before_refuses_the_whole_commit"),
+        (_DuplicateAcceptingStore, "test_a_release_replaces_the_suspended_receipt"),
+        (_DuplicateAcceptingStore, "test_threads_ingesting_one_message_make_one_ticket"),
+        (_SuspendedKeptStore, "test_a_release_replaces_the_suspended_receipt"),
+        (_SuspendedKeptStore, "test_suspended_messages_are_listed_oldest_first_a_page_at_a_time"),
+        (_LaxDiscardStore, "test_discard_throws_a_suspended_message_away"),
+        (_OverwritingSuspendStore, "test_suspend_keeps_the_whole_message_and_never_overwrites"),
+        (
+            _KeyOrderedSuspensionsStore,
+            "test_suspended_messages_are_listed_oldest_first_a_page_at_a_time",
+        ),
+    ],
+)
+def test_the_inbox_examples_catch_a_broken_inbox(broken: type[MemoryStore], example: str) -> None:
+    getattr(StoreConformance(), example)(MemoryStore())  # the real store passes
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        getattr(StoreConformance(), example)(broken())
+
+
+def test_the_reopening_example_catches_an_inbox_that_forgets() -> None:
+    suite = StoreConformance()
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        suite.test_receipts_survive_reopening(
+            lambda: cast(Store, _ReopenableStore(MemoryStore())),
+            lambda store: cast(Store, _ReopenableStore(MemoryStore())),
+        )
 
 
 _QUICK = settings(

@@ -16,7 +16,9 @@ from helpkit.events import Event, TicketOpened
 from helpkit.fields import FieldSet
 from helpkit.lifecycle import replay
 from helpkit.people import Contact, Organization
+from helpkit.ports import InboundMessage, Receipt, ReceiptState
 from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
+from helpkit.stores.contract import COMMITTED_RECEIPTS, check_record, check_suspension
 from helpkit.testing import strategies as hs
 from helpkit.tickets import (
     DEFAULT_WORKFLOW,
@@ -202,9 +204,66 @@ def test_tickets_reach_every_kind_of_state() -> None:
     assert reaches(hs.tickets(), all_seen, 500), f"never generated: {sorted(missing)}"
 
 
+@given(hs.receipts())
+def test_receipts_are_shaped_as_an_inbox_keeps_them(receipt: Receipt) -> None:
+    check_record(receipt, Receipt)
+    assert receipt.updated_at >= receipt.received_at
+    if receipt.state is ReceiptState.SUSPENDED:
+        assert receipt.message is not None and receipt.reason is not None
+        assert check_suspension(receipt) is receipt
+    else:
+        assert receipt.message is None
+    ingested = receipt.state in COMMITTED_RECEIPTS
+    assert (receipt.ticket_id is not None) is ingested
+
+
+@given(hs.inbound_messages(channels=st.just("web"), external_ids=st.just("x-1")))
+def test_inbound_messages_take_their_channel_and_external_id(message: InboundMessage) -> None:
+    check_record(message, InboundMessage)
+    assert (message.channel, message.external_id) == ("web", "x-1")
+    assert all(name == name.lower() for name in message.headers)
+
+
+def test_inbound_messages_reach_every_shape() -> None:
+    shapes: dict[str, Callable[[InboundMessage], object]] = {
+        "no external id": lambda m: m.external_id is None,
+        "binary attachment": lambda m: any(not _is_utf8(a.data) for a in m.attachments),
+        "empty attachment": lambda m: any(a.data == b"" for a in m.attachments),
+        "inline image": lambda m: any(a.inline and a.content_id for a in m.attachments),
+        "threaded": lambda m: m.in_reply_to is not None and m.references,
+        "cc": lambda m: bool(m.cc),
+        "headers": lambda m: bool(m.headers),
+        "anonymous sender": lambda m: m.sender_name is None,
+    }
+    missing = set(shapes)
+
+    def all_seen(message: InboundMessage) -> bool:
+        missing.difference_update([name for name in missing if shapes[name](message)])
+        return not missing
+
+    assert reaches(hs.inbound_messages(), all_seen, 300), f"never generated: {sorted(missing)}"
+    states = set(ReceiptState)
+
+    def every_state(receipt: Receipt) -> bool:
+        states.discard(receipt.state)
+        return not states
+
+    assert reaches(hs.receipts(), every_state, 100), f"never generated: {states}"
+
+
+def _is_utf8(data: bytes) -> bool:
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
 @pytest.mark.parametrize(
     "make",
     [
+        lambda: hs.inbound_messages(channels="email"),  # type: ignore[arg-type]
+        lambda: hs.receipts(states=ReceiptState.CREATED),  # type: ignore[arg-type]
         lambda: hs.contacts(ids="c-1"),  # type: ignore[arg-type]
         lambda: hs.contacts(with_emails="yes"),  # type: ignore[arg-type]
         lambda: hs.organizations(with_domains=None),  # type: ignore[arg-type]

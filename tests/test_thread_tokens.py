@@ -83,7 +83,7 @@ def test_signature_compare_is_case_insensitive_and_text_secrets_are_utf8() -> No
     head, _, signature = token.rpartition("-")
     assert signature == signature.lower()
     assert TOKENS.verify(f"{head}-{signature.upper()}") == "t1"
-    assert ThreadTokens("a secret of the desk, long enough".encode()).sign("t1") == token
+    assert ThreadTokens(b"a secret of the desk, long enough").sign("t1") == token
 
 
 @pytest.mark.parametrize("secret", ["short", b"", "x" * (MIN_SECRET_BYTES - 1), 42, None])

@@ -1,4 +1,5 @@
-"""helpkit's built-in plugin: the stores and channels it ships, and its inbound screens.
+"""helpkit's built-in plugin: the stores, blob stores and channels it ships, and its inbound
+screens.
 
 It registers through the very hooks third-party plugins use. (Replies and SLA notices leave
 through :mod:`helpkit.delivery`, a step of the command pipeline, not through an observer.)
@@ -7,8 +8,8 @@ through :mod:`helpkit.delivery`, a step of the command pipeline, not through an 
 from __future__ import annotations
 
 from helpkit import screens
-from helpkit.hookspecs import RegisterChannel, RegisterStore, hookimpl
-from helpkit.ports import InboundMessage, IntakeContext, Store
+from helpkit.hookspecs import RegisterBlobStore, RegisterChannel, RegisterStore, hookimpl
+from helpkit.ports import BlobStore, InboundMessage, IntakeContext, Store
 
 
 def _memory(url: str) -> Store:
@@ -40,6 +41,26 @@ def helpkit_register_stores(register: RegisterStore) -> None:
     register("sqlite", _sqlite)
     register("postgresql", _postgres)
     register("postgres", _postgres)
+
+
+def _memory_blobs(url: str) -> BlobStore:
+    from helpkit.blobs.memory import memory_blob_store_factory
+
+    return memory_blob_store_factory(url)
+
+
+def _folder_blobs(url: str) -> BlobStore:
+    from helpkit.blobs.folder import folder_blob_store_factory
+
+    return folder_blob_store_factory(url)
+
+
+@hookimpl
+def helpkit_register_blob_stores(register: RegisterBlobStore) -> None:
+    """The in-memory blob store (``memory://``) and the folder blob store
+    (``file:///path/to/folder``, content-addressed files)."""
+    register("memory", _memory_blobs)
+    register("file", _folder_blobs)
 
 
 @hookimpl

@@ -25,11 +25,23 @@ from helpkit.pipeline import Decide
 from helpkit.ports import Store
 from helpkit.priority import Impact, Urgency
 from helpkit.service_levels import ServiceLevels
-from helpkit.tickets import Actor, ActorKind, Comment, LinkKind, StatusCategory, Ticket
+from helpkit.tickets import (
+    Actor,
+    ActorKind,
+    Attachment,
+    Comment,
+    LinkKind,
+    StatusCategory,
+    Ticket,
+)
 
 __all__ = ["TicketCommands"]
 
 OneTicket = Callable[[Ticket, datetime], Outcome]
+
+
+def _attachments(value: Sequence[Attachment]) -> tuple[Attachment, ...]:
+    return check_items(value, "attachments", Attachment) if value else ()
 
 
 def _one(decide: OneTicket) -> Decide:
@@ -74,9 +86,11 @@ class TicketCommands:
         external_id: str | None,
         public: bool,
         now: datetime,
+        attachments: Sequence[Attachment] = (),
     ) -> Decide:
         """The decision opening a ticket; new requester and CC contacts are saved here, once
-        the ticket was decided at ``now`` (a refused ticket leaves no contact behind)."""
+        the ticket was decided at ``now`` (a refused ticket leaves no contact behind).
+        ``attachments`` (already kept) go on the first comment, so they need a ``body``."""
         if not isinstance(actor, Actor):
             raise ValidationError("actor must be an Actor")
         acting = self._directory.agent(actor.id) if actor.kind is ActorKind.AGENT else None
@@ -92,6 +106,9 @@ class TicketCommands:
         fields = self._config.fields.validate(dict(custom_fields or {}), partial=False)
         self._directory.check_assignment(assignee, group, acting)
         tag_list = check_items(tags, "tags", str)
+        files = _attachments(attachments)
+        if files and body is None:
+            raise ValidationError("attachments go on the first comment: give a body too")
         config = self._config
 
         def opening(
@@ -109,6 +126,7 @@ class TicketCommands:
                         created_at=at,
                         external_id=external_id,
                         ticket_id=ticket_id,
+                        attachments=files,
                     )
                 followers = frozenset(Actor.contact(c) for c in cc_ids) - {
                     Actor.contact(requester_id)
@@ -158,9 +176,12 @@ class TicketCommands:
         status: str | None = None,
         external_id: str | None = None,
         in_reply_to: str | None = None,
+        attachments: Sequence[Attachment] = (),
     ) -> Decide:
-        """A reply (``public``) or an internal note; ``status`` goes with it (agents only)."""
+        """A reply (``public``) or an internal note; ``status`` goes with it (agents only);
+        ``attachments`` are the descriptions of files already kept."""
         comment_id = self._new_id()
+        files = _attachments(attachments)
         workflow = self._config.workflow
 
         def decide(ticket: Ticket, now: datetime) -> Outcome:
@@ -174,6 +195,7 @@ class TicketCommands:
                 external_id=external_id,
                 in_reply_to=in_reply_to,
                 ticket_id=ticket.id,
+                attachments=files,
             )
             return lifecycle.add_comment(ticket, comment, at=now, workflow=workflow, status=status)
 
@@ -187,8 +209,11 @@ class TicketCommands:
         channel: str | None,
         external_id: str | None,
         in_reply_to: str | None,
+        attachments: Sequence[Attachment] = (),
     ) -> Decide:
-        """A contact's message: a comment, or on a closed ticket a follow-up ticket."""
+        """A contact's message: a comment, or on a closed ticket a follow-up ticket (the
+        ``attachments`` go with it either way)."""
+        files = _attachments(attachments)
         contact = self._directory.contact(author.id)
         comment_id, follow_up_id = self._new_id(), self._new_id()
         on_open = self.comment(
@@ -198,6 +223,7 @@ class TicketCommands:
             channel=channel,
             external_id=external_id,
             in_reply_to=in_reply_to,
+            attachments=files,
         )
         config = self._config
 
@@ -215,6 +241,7 @@ class TicketCommands:
                 created_at=now,
                 external_id=external_id,
                 ticket_id=follow_up_id,
+                attachments=files,
             )
             return [
                 lifecycle.open_ticket(

@@ -1,5 +1,5 @@
 """Desk configuration: priority matrix, workflow, custom fields, channels, calendars, SLA
-policies, escalation tiers and rules.
+policies, escalation tiers and rules, the blob store and attachment limits.
 
 Build it in code (:class:`DeskConfig`) or load it from a ``helpkit.toml`` file / a mapping
 (:meth:`DeskConfig.from_dict`, :meth:`DeskConfig.load`).
@@ -17,6 +17,7 @@ from typing import Any, Final
 import attrs
 
 from helpkit._records import frozen_mapping
+from helpkit.attachments import AttachmentLimits
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ConfigError, ValidationError
 from helpkit.escalation import EscalationRules, TierLadder
@@ -299,6 +300,12 @@ class DeskConfig:
     secret_file: str | None = None
     """A file holding the desk's secret (what ``helpkit`` passes as ``Helpdesk(secret=...)``
     when ``HELPKIT_SECRET`` is not set); relative to the configuration file's folder."""
+    blobs: str | None = None
+    """The URL of the blob store attachment bytes live in (``file:///srv/helpkit/blobs``);
+    ``None``: the default for the desk's store (see :func:`helpkit.attachments.default_blobs`).
+    ``Helpdesk(blobs=...)`` wins over it."""
+    attachments: AttachmentLimits = attrs.field(factory=AttachmentLimits)
+    """How many files, and how large, a comment may carry."""
     mailboxes: Mapping[str, MailboxConfig] = attrs.field(
         factory=dict, converter=frozen_mapping, eq=False
     )
@@ -333,6 +340,8 @@ class DeskConfig:
             "escalation",
             "intake",
             "secret_file",
+            "blobs",
+            "attachments",
             "mailbox",
             "imap",
         }
@@ -391,6 +400,13 @@ class DeskConfig:
                 if not isinstance(secret_file, str) or not secret_file.strip():
                     raise ConfigError(f"secret_file is a file name; got {secret_file!r:.60}")
                 kwargs["secret_file"] = secret_file
+            if "blobs" in data:
+                blobs = data["blobs"]
+                if not isinstance(blobs, str) or not blobs.strip():
+                    raise ConfigError(f"blobs must be a blob store URL; got {blobs!r:.60}")
+                kwargs["blobs"] = blobs
+            if "attachments" in data:
+                kwargs["attachments"] = AttachmentLimits.from_dict(data["attachments"])
             return cls(**kwargs)
         except ConfigError:
             raise

@@ -11,6 +11,10 @@ kind, so deriving again after a crash finds the same delivery. :meth:`Outbound.s
 to its channel. The relay (:mod:`helpkit.relay`) does the rest: the outbox, retries, dead
 letters, the audit trail.
 
+A reply carries the descriptions of the comment's attachments
+(:attr:`~helpkit.ports.OutboundMessage.attachments`); the channel reads their bytes from the
+desk's blob store, which its factory received as the option ``blobs``.
+
 The channel of a reply is the comment's own channel when one is configured under that name
 (``desk.reply(..., channel="sms")``), else the configured ``reply_channel``, else the desk's
 only channel. When channels are configured but none fits, the delivery is still made, with no

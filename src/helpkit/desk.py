@@ -21,13 +21,14 @@ from typing import Any, Final, cast
 import attrs
 
 from helpkit import lifecycle
-from helpkit._checks import check_int, check_text
+from helpkit._checks import check_int, check_items, check_text
 from helpkit._time import to_utc
+from helpkit.attachments import UnconfiguredBlobStore, default_blobs, keep
 from helpkit.commands import TicketCommands
 from helpkit.config import DeskConfig
 from helpkit.delivery import Outbound
 from helpkit.directory import UNSET, Directory, Unset
-from helpkit.errors import ConfigError, HelpkitError, ValidationError
+from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationError
 from helpkit.escalation import EscalationKind
 from helpkit.events import Event
 from helpkit.ids import new_id
@@ -36,10 +37,12 @@ from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.pipeline import Decide, Pipeline
 from helpkit.plugins import PluginHost
 from helpkit.ports import (
+    BlobStore,
     Channel,
     Clock,
     Delivery,
     DeliveryState,
+    InboundAttachment,
     InboundMessage,
     Outbox,
     Receipt,
@@ -55,7 +58,15 @@ from helpkit.service_levels import ServiceLevels
 from helpkit.sla import SlaStatus
 from helpkit.sweep import Sweeper, SweepReport
 from helpkit.thread_tokens import ThreadTokens
-from helpkit.tickets import Actor, ActorKind, Comment, LinkKind, StatusCategory, Ticket
+from helpkit.tickets import (
+    Actor,
+    ActorKind,
+    Attachment,
+    Comment,
+    LinkKind,
+    StatusCategory,
+    Ticket,
+)
 from helpkit.timers import FoldCache, SlaTimer, Timers
 
 __all__ = ["UNSET", "Helpdesk", "TicketRef"]
@@ -112,6 +123,13 @@ class Helpdesk:
     ``secret`` (text or bytes, at least 16 bytes) signs the thread tokens of outbound
     messages, so replies thread onto their ticket safely (:meth:`receive`); without it no
     token is written or trusted.
+
+    ``blobs`` is where attachment bytes live: a blob store URL (``"memory://"``,
+    ``"file:///srv/helpkit/blobs"``, a plugin's scheme) or a ready
+    :class:`~helpkit.ports.BlobStore`; without it, ``config.blobs``; without that, the default
+    for the store (:func:`helpkit.attachments.default_blobs`: memory for a memory store, the
+    folder ``x.db.blobs`` beside an SQLite file ``x.db``, else none, and attachments are then
+    refused with a ConfigError). Channel factories receive it as the option ``blobs``.
     """
 
     def __init__(
@@ -130,6 +148,7 @@ class Helpdesk:
         delivery: str = "outbox",
         retry: RetryPolicy | None = None,
         secret: str | bytes | None = None,
+        blobs: str | BlobStore | None = None,
     ) -> None:
         if config is None:
             config = DeskConfig()
@@ -143,10 +162,13 @@ class Helpdesk:
         self._new_id = id_factory or new_id
         self._strict = strict_versions
         self._said_no_sla = False
+        self.blobs: BlobStore = self._open_blobs(blobs, store)
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
             kind = str(options.get("type", name))
-            self.channels[name] = self.plugins.make_channel(kind, {"name": name, **options})
+            self.channels[name] = self.plugins.make_channel(
+                kind, {"name": name, **options, "blobs": self.blobs}
+            )
         for channel in channels:
             self.channels[channel.name] = channel
         if config.reply_channel is not None and config.reply_channel not in self.channels:
@@ -182,15 +204,34 @@ class Helpdesk:
             self._directory,
             config,
             screen=lambda message: self.plugins.screen_inbound(message, self),
+            keep_files=self._keep,
             tokens=self._tokens,
             new_id=self._new_id,
         )
 
     # ------------------------------------------------------------------ plumbing
 
+    def _open_blobs(self, blobs: str | BlobStore | None, store: str | Store) -> BlobStore:
+        source = blobs if blobs is not None else self.config.blobs
+        if source is None:
+            source = default_blobs(store)
+        if source is None:
+            return UnconfiguredBlobStore()
+        if isinstance(source, str):
+            return self.plugins.open_blob_store(source)
+        if not implements(source, BlobStore):
+            raise ValidationError(
+                f"blobs must be a blob store URL or a BlobStore; got {source!r:.60}"
+            )
+        return source
+
     def shutdown(self) -> None:
-        """Close the store (``with Helpdesk(...) as desk:`` does it on exit)."""
-        self.store.close()
+        """Close the store and the blob store (``with Helpdesk(...) as desk:`` does it on
+        exit)."""
+        try:
+            self.store.close()
+        finally:
+            self.blobs.close()
 
     def __enter__(self) -> Helpdesk:
         return self
@@ -535,6 +576,30 @@ class Helpdesk:
             return comments
         return tuple(c for c in comments if c.public)
 
+    def attachment(self, ref: TicketRef, attachment_id: str) -> Attachment:
+        """The description of a file attached to one of the ticket's comments (merged-in
+        comments included); NotFoundError if no comment of that ticket has it."""
+        wanted = check_text(attachment_id, "an attachment id")
+        for comment in self.conversation(ref):
+            for attachment in comment.attachments:
+                if attachment.id == wanted:
+                    return attachment
+        raise NotFoundError(f"ticket {ref!r:.40} has no attachment {wanted!r:.60}")
+
+    def attachment_bytes(self, ref: TicketRef, attachment_id: str) -> bytes:
+        """The bytes of a file attached to one of the ticket's comments, read from the blob
+        store; NotFoundError if no comment of that ticket has it (or its bytes were deleted),
+        :class:`~helpkit.errors.BlobCorruptionError` if the stored copy was damaged."""
+        return self.blobs.get(self.attachment(ref, attachment_id).sha256)
+
+    def _keep(self, attachments: Iterable[InboundAttachment]) -> tuple[Attachment, ...]:
+        """Check ``attachments`` against the limits (AttachmentError: nothing written), then
+        put their bytes in the blob store; their descriptions."""
+        items = check_items(attachments, "attachments", InboundAttachment)
+        if not items:
+            return ()
+        return keep(self.blobs, items, limits=self.config.attachments, new_id=self._new_id)
+
     def tickets(self, query: TicketQuery | None = None, **filters: Any) -> Page[Ticket]:
         """Tickets matching a :class:`~helpkit.queries.TicketQuery` (or its fields as keywords)."""
         unknown = sorted(set(filters) - _QUERY_FIELDS)
@@ -570,13 +635,19 @@ class Helpdesk:
         cc: Iterable[Contact | str] = (),
         external_id: str | None = None,
         public: bool = True,
+        attachments: Iterable[InboundAttachment] = (),
     ) -> Ticket:
         """Open a ticket for ``requester`` (a contact, its id, or an email address).
 
-        ``body`` becomes the first comment (public unless ``public=False``). An unknown email
-        address creates the contact, once everything else was checked: a refused ticket
-        creates no contact. Required custom fields must be given.
+        ``body`` becomes the first comment (public unless ``public=False``), with the files
+        ``attachments`` (checked against the limits before anything is written; they need a
+        ``body``). An unknown email address creates the contact, once everything else was
+        checked: a refused ticket creates no contact. Required custom fields must be given.
         """
+        items = check_items(attachments, "attachments", InboundAttachment)
+        if items and body is None:
+            raise ValidationError("attachments go on the first comment: give a body too")
+        files = self._keep(items)
         decide = self._commands.open_ticket(
             actor,
             requester=requester,
@@ -593,6 +664,7 @@ class Helpdesk:
             external_id=external_id,
             public=public,
             now=self.now(),
+            attachments=files,
         )
         return self._synced(self._pipeline.run([], decide))[0]
 
@@ -605,22 +677,37 @@ class Helpdesk:
         status: str | None = None,
         channel: str | None = None,
         expected_seq: int | None = None,
+        attachments: Iterable[InboundAttachment] = (),
     ) -> Ticket:
-        """A public reply from an agent; it is sent to the requester and followers.
+        """A public reply from an agent; it is sent to the requester and followers, with the
+        files ``attachments`` (checked against the limits before anything is written).
 
         A new ticket becomes open; ``status`` submits the reply with a status (e.g. pending).
         """
         self._staff(actor)
         self._outbound.check_channel(channel)
-        decide = self._commands.comment(actor, body, public=True, channel=channel, status=status)
+        files = self._keep(attachments)
+        decide = self._commands.comment(
+            actor, body, public=True, channel=channel, status=status, attachments=files
+        )
         return self._run([ref], decide, expected_seq)[0]
 
     def note(
-        self, ref: TicketRef, actor: Actor, body: str, *, expected_seq: int | None = None
+        self,
+        ref: TicketRef,
+        actor: Actor,
+        body: str,
+        *,
+        expected_seq: int | None = None,
+        attachments: Iterable[InboundAttachment] = (),
     ) -> Ticket:
-        """An internal note: visible to agents only, never sent to the requester."""
+        """An internal note (with the files ``attachments``): visible to agents only, never
+        sent to the requester."""
         self._staff(actor)
-        decide = self._commands.comment(actor, body, public=False, channel="internal")
+        files = self._keep(attachments)
+        decide = self._commands.comment(
+            actor, body, public=False, channel="internal", attachments=files
+        )
         return self._run([ref], decide, expected_seq)[0]
 
     def requester_reply(
@@ -632,8 +719,9 @@ class Helpdesk:
         channel: str | None = None,
         external_id: str | None = None,
         in_reply_to: str | None = None,
+        attachments: Iterable[InboundAttachment] = (),
     ) -> Ticket:
-        """A message from the requester (or a CC'd contact).
+        """A message from the requester (or a CC'd contact), with the files ``attachments``.
 
         It reopens a pending or solved ticket. A message to a merged ticket goes to the ticket
         it was merged into; a message to a closed ticket opens a follow-up ticket linked to it,
@@ -643,8 +731,14 @@ class Helpdesk:
         author = actor if actor is not None else Actor.contact(ticket.requester_id)
         if not isinstance(author, Actor) or author.kind is not ActorKind.CONTACT:
             raise ValidationError("requester_reply is written by a contact")
+        files = self._keep(attachments)
         decide = self._commands.requester_message(
-            author, body, channel=channel, external_id=external_id, in_reply_to=in_reply_to
+            author,
+            body,
+            channel=channel,
+            external_id=external_id,
+            in_reply_to=in_reply_to,
+            attachments=files,
         )
         return self._synced(self._pipeline.run([ticket.id], decide))[0]
 

@@ -14,6 +14,8 @@ if TYPE_CHECKING:
     from helpkit.events import Event
 
 __all__ = [
+    "AttachmentError",
+    "BlobCorruptionError",
     "BrokerError",
     "CalendarError",
     "ConfigError",
@@ -55,6 +57,16 @@ class ConfigError(ValidationError):
 
 class DuplicateError(ValidationError):
     """A value that must be unique (an email, a domain, a plugin name) is already taken."""
+
+
+class AttachmentError(ValidationError):
+    """Files attached to a comment break a limit (size, count, total) or are malformed (a
+    content type that is not ``type/subtype``); nothing was written. ``filename`` names the
+    file at fault (``None`` when the fault is not one file's)."""
+
+    def __init__(self, message: str, *, filename: str | None = None) -> None:
+        super().__init__(message)
+        self.filename = filename
 
 
 class NotFoundError(HelpkitError, LookupError):
@@ -104,6 +116,15 @@ class StoreError(HelpkitError):
 
 class SchemaError(StoreError):
     """Stored data has a schema this version of helpkit cannot read or refuses to touch."""
+
+
+class BlobCorruptionError(StoreError):
+    """A blob store holds bytes under an address that are not what the address names (their
+    SHA-256 differs): the stored copy was damaged. ``sha256`` is the address read."""
+
+    def __init__(self, message: str, *, sha256: str) -> None:
+        super().__init__(message)
+        self.sha256 = sha256
 
 
 class BrokerError(HelpkitError):

@@ -14,14 +14,17 @@ from typing import Any
 import pluggy
 
 from helpkit.events import Event
-from helpkit.ports import Channel, DeskContext, InboundMessage, IntakeContext, Store
+from helpkit.ports import BlobStore, Channel, DeskContext, InboundMessage, IntakeContext, Store
 
 __all__ = [
+    "BlobStoreFactory",
     "ChannelFactory",
+    "RegisterBlobStore",
     "RegisterChannel",
     "RegisterStore",
     "StoreFactory",
     "helpkit_event",
+    "helpkit_register_blob_stores",
     "helpkit_register_channels",
     "helpkit_register_stores",
     "helpkit_screen_inbound",
@@ -42,6 +45,10 @@ RegisterStore = Callable[[str, StoreFactory], None]
 """``register(scheme, factory)``: the URL scheme (``"sqlite"``) a store factory serves."""
 RegisterChannel = Callable[[str, ChannelFactory], None]
 """``register(name, factory)``: the name (``"email"``) a channel factory is known by."""
+BlobStoreFactory = Callable[[str], BlobStore]
+"""Builds a blob store from its URL, e.g. ``"file:///srv/helpkit/blobs"``."""
+RegisterBlobStore = Callable[[str, BlobStoreFactory], None]
+"""``register(scheme, factory)``: the URL scheme (``"s3"``) a blob store factory serves."""
 
 
 @hookspec
@@ -61,6 +68,17 @@ def helpkit_register_channels(register: RegisterChannel) -> None:
     ``factory(options)`` receives the channel's configuration mapping and returns an object
     satisfying :class:`~helpkit.ports.Channel`. Duplicate names raise
     :class:`~helpkit.errors.DuplicateError`.
+    """
+
+
+@hookspec
+def helpkit_register_blob_stores(register: RegisterBlobStore) -> None:
+    """Register blob stores (where attachment bytes live): call ``register("scheme", factory)``
+    once per URL scheme; ``factory(url)`` returns a :class:`~helpkit.ports.BlobStore`.
+
+    The desk opens its blob store by URL (``Helpdesk(blobs="s3://bucket/prefix")``, or
+    ``blobs`` in ``helpkit.toml``). A scheme registered twice raises
+    :class:`~helpkit.errors.DuplicateError`, as for stores.
     """
 
 

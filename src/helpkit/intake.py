@@ -12,10 +12,12 @@ message (what :meth:`helpkit.Helpdesk.receive` runs; the page *Intake* tells the
    thread only when the sender is a party of the ticket: its requester, a follower, or an
    agent. A message whose hints name only tickets its sender is no party of is a stranger's:
    a new ticket, or suspended (``intake.strangers``).
-4. **people**: the sender's contact is got or created (its organization from the email's
+4. **attachments** are checked against the limits (a message over them is suspended) and
+   their bytes put in the desk's blob store, before anything is committed.
+5. **people**: the sender's contact is got or created (its organization from the email's
    domain); the addresses in CC follow the ticket (``intake.cc_followers``), never the desk's
    own; an agent writes as the agent.
-5. **commit**, through the pipeline, with the message's receipt: a concurrent ingest of the
+6. **commit**, through the pipeline, with the message's receipt: a concurrent ingest of the
    same message loses with DuplicateError, and the winner's outcome comes back.
 
 Nothing here knows the facade: the store, the pipeline, the directory, the screens and the
@@ -39,6 +41,7 @@ from helpkit._checks import count, optional_text
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory
 from helpkit.errors import (
+    AttachmentError,
     ConfigError,
     DuplicateError,
     InvalidTransitionError,
@@ -52,6 +55,7 @@ from helpkit.people import Agent, Contact, normalize_email
 from helpkit.pipeline import Pipeline
 from helpkit.ports import (
     Capability,
+    InboundAttachment,
     InboundMessage,
     Inbox,
     Receipt,
@@ -62,7 +66,7 @@ from helpkit.ports import (
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.thread_tokens import ThreadTokens, parse_token, sent_ticket_id, tokens_in
-from helpkit.tickets import Actor, ActorKind, Comment, Ticket
+from helpkit.tickets import Actor, ActorKind, Attachment, Comment, Ticket
 
 __all__ = [
     "Intake",
@@ -75,7 +79,7 @@ __all__ = [
 
 log = logging.getLogger("helpkit.intake")
 
-_SUBJECT_TAG = re.compile(r"\[[^\[\]#]{0,40}#\s*([0-9]{1,18})\s*\]")
+_SUBJECT_TAG = re.compile(r"\[[^\[\]#]{0,40}#\s*([0-9]{1,19})\s*\]")
 _MAX_FOLLOWERS: Final = 50
 """At most this many addresses of one message's CC become followers."""
 _ACKNOWLEDGE_WINDOW: Final = timedelta(hours=1)
@@ -197,6 +201,7 @@ class Receiver:
         config: DeskConfig,
         *,
         screen: Callable[[InboundMessage], str | None],
+        keep_files: Callable[[Sequence[InboundAttachment]], tuple[Attachment, ...]],
         tokens: ThreadTokens | None,
         new_id: Callable[[], str],
     ) -> None:
@@ -206,6 +211,7 @@ class Receiver:
         self._config = config
         self._intake = config.intake
         self._screen = screen
+        self._keep_files = keep_files
         self._tokens = tokens
         self._new_id = new_id
 
@@ -319,6 +325,14 @@ class Receiver:
                 f"loop: sent from the desk's own address {address}",
                 force=released is not None,
             )
+        files: tuple[Attachment, ...] = ()
+        if message.attachments:
+            try:
+                files = self._keep_files(message.attachments)
+            except AttachmentError as exc:
+                if released is not None:
+                    raise  # an agent releasing it hears why it cannot be ingested
+                return self._suspend(inbox, message, key, f"attachments: {exc}")
         reason = None if released is None else released.reason
         for _ in range(_ATTEMPTS):
             sender = self._sender(address, message.sender_name)
@@ -328,7 +342,7 @@ class Receiver:
                     return self._suspend(inbox, message, key, thread.stranger)
                 log.info("message %s: %s; it opens a ticket of its own", key, thread.stranger)
             try:
-                return self._write(message, key, sender, thread, reason)
+                return self._write(message, files, key, sender, thread, reason)
             except DuplicateError:
                 winner = inbox.receipt(key)
                 if winner is None or winner.state is ReceiptState.SUSPENDED:
@@ -465,6 +479,7 @@ class Receiver:
     def _write(
         self,
         message: InboundMessage,
+        files: tuple[Attachment, ...],
         key: str,
         sender: _Sender,
         thread: _Thread,
@@ -478,7 +493,7 @@ class Receiver:
         make_receipt = _receipt_maker(key, message, reason)
         if thread.ticket_id is None:
             assert contact is not None
-            decide = self._opening(message, contact, followers, comment_id)
+            decide = self._opening(message, files, contact, followers, comment_id)
             opened = self._pipeline.run([], decide, receipt=make_receipt)[0]
             return self._done(key, opened, comment_id, reason, created=True)
         target = self._ticket(thread.ticket_id)
@@ -490,7 +505,7 @@ class Receiver:
             if sender.agent is not None
             else Actor.contact(cast(Contact, contact).id)
         )
-        decide = self._reply(message, author, contact, followers, comment_id)
+        decide = self._reply(message, files, author, contact, followers, comment_id)
         written = self._pipeline.run([target.id], decide, receipt=make_receipt)[0]
         return self._done(key, written, comment_id, reason, created=written.id != target.id)
 
@@ -507,7 +522,13 @@ class Receiver:
         )
 
     def _comment(
-        self, message: InboundMessage, author: Actor, comment_id: str, ticket_id: str, at: datetime
+        self,
+        message: InboundMessage,
+        files: tuple[Attachment, ...],
+        author: Actor,
+        comment_id: str,
+        ticket_id: str,
+        at: datetime,
     ) -> Comment:
         return Comment(
             id=comment_id,
@@ -520,6 +541,7 @@ class Receiver:
             in_reply_to=clean_id(message.in_reply_to),
             ticket_id=ticket_id,
             original=message.original,
+            attachments=files,
         )
 
     def _acknowledge(self, requester_id: str, at: datetime) -> bool:
@@ -576,6 +598,7 @@ class Receiver:
     def _opening(
         self,
         message: InboundMessage,
+        files: tuple[Attachment, ...],
         contact: Contact,
         followers: Sequence[Actor],
         comment_id: str,
@@ -584,7 +607,7 @@ class Receiver:
         author = Actor.contact(contact.id)
 
         def decide(_: Sequence[Ticket], at: datetime) -> list[Outcome]:
-            first = self._comment(message, author, comment_id, ticket_id, at)
+            first = self._comment(message, files, author, comment_id, ticket_id, at)
             return [
                 self._open(
                     message,
@@ -603,6 +626,7 @@ class Receiver:
     def _reply(
         self,
         message: InboundMessage,
+        files: tuple[Attachment, ...],
         author: Actor,
         contact: Contact | None,
         followers: Sequence[Actor],
@@ -621,7 +645,7 @@ class Receiver:
                     requester, organization = contact.id, contact.organization_id
                 else:
                     requester, organization = ticket.requester_id, ticket.organization_id
-                first = self._comment(message, author, comment_id, follow_up_id, at)
+                first = self._comment(message, files, author, comment_id, follow_up_id, at)
                 return [
                     self._open(
                         message,
@@ -635,7 +659,7 @@ class Receiver:
                         closed=ticket,
                     )
                 ]
-            comment = self._comment(message, author, comment_id, ticket.id, at)
+            comment = self._comment(message, files, author, comment_id, ticket.id, at)
             added = lifecycle.add_comment(ticket, comment, at=at, workflow=workflow)
             new = [f for f in followers if f not in added.ticket.followers]
             new = [f for f in new if f != Actor.contact(added.ticket.requester_id)]

@@ -19,10 +19,17 @@ import attrs
 import pluggy
 
 from helpkit import hookspecs
-from helpkit.errors import DuplicateError, HelpkitError, PluginError, UnknownBackendError
+from helpkit.errors import (
+    DuplicateError,
+    HelpkitError,
+    PluginError,
+    UnknownBackendError,
+    ValidationError,
+)
 from helpkit.events import Event
-from helpkit.hookspecs import ChannelFactory, StoreFactory
+from helpkit.hookspecs import BlobStoreFactory, ChannelFactory, StoreFactory
 from helpkit.ports import (
+    BlobStore,
     Channel,
     DeskContext,
     InboundMessage,
@@ -69,6 +76,8 @@ class PluginInfo:
     stores: tuple[str, ...]
     channels: tuple[str, ...]
     observes_events: bool
+    blob_stores: tuple[str, ...] = ()
+    """The URL schemes of the blob stores it registers."""
 
 
 def _autoload_disabled() -> bool:
@@ -120,6 +129,7 @@ class PluginHost:
         self._tracing: Callable[[], None] | None = None
         self._stores = self._collect_stores()
         self._channels = self._collect_channels()
+        self._blob_stores = self._collect_blob_stores()
 
     def _register(self, plugin: object, name: str, source: str) -> None:
         if self._pm.is_blocked(name):
@@ -192,10 +202,32 @@ class PluginHost:
         )
         return MappingProxyType(found)
 
+    def _collect_blob_stores(self) -> Mapping[str, BlobStoreFactory]:
+        found: dict[str, BlobStoreFactory] = {}
+
+        def register(scheme: str, factory: BlobStoreFactory) -> None:
+            _check_name(scheme, "blob store scheme")
+            if scheme in found:
+                raise DuplicateError(f"blob store scheme {scheme!r} is registered twice")
+            if not callable(factory):
+                raise PluginError(f"blob store factory for {scheme!r} is not callable")
+            found[scheme] = factory
+
+        _typed(
+            lambda: self._pm.hook.helpkit_register_blob_stores(register=register),
+            "registering blob stores",
+        )
+        return MappingProxyType(found)
+
     @property
     def store_schemes(self) -> tuple[str, ...]:
         """The URL schemes a store is registered for."""
         return tuple(sorted(self._stores))
+
+    @property
+    def blob_store_schemes(self) -> tuple[str, ...]:
+        """The URL schemes a blob store is registered for."""
+        return tuple(sorted(self._blob_stores))
 
     @property
     def channel_names(self) -> tuple[str, ...]:
@@ -204,9 +236,7 @@ class PluginHost:
 
     def open_store(self, url: str) -> Store:
         """Build the store registered for ``url``'s scheme."""
-        scheme = urlsplit(url).scheme if "://" in url or url.endswith(":") else ""
-        if not scheme:
-            scheme = url.partition(":")[0] if ":" in url else url
+        scheme = _scheme(url)
         factory = self._stores.get(scheme)
         if factory is None:
             known = ", ".join(self.store_schemes) or "none"
@@ -221,6 +251,27 @@ class PluginHost:
                 f"(it lacks {', '.join(missing[:5])}{'...' if len(missing) > 5 else ''})"
             )
         return store
+
+    def open_blob_store(self, url: str) -> BlobStore:
+        """Build the blob store registered for ``url``'s scheme (``memory://``,
+        ``file:///folder``...); an unknown scheme raises UnknownBackendError."""
+        if not isinstance(url, str):
+            raise ValidationError(f"a blob store URL is text; got {url!r:.80}")
+        scheme = _scheme(url)
+        factory = self._blob_stores.get(scheme)
+        if factory is None:
+            known = ", ".join(self.blob_store_schemes) or "none"
+            raise UnknownBackendError(
+                f"no blob store is registered for {url!r} (scheme {scheme!r}; known: {known})"
+            )
+        blobs = _typed(lambda: factory(url), f"the blob store factory for {scheme!r}")
+        missing = missing_members(blobs, BlobStore)
+        if missing:
+            raise PluginError(
+                f"blob store factory for {scheme!r} returned {blobs!r:.80}, not a BlobStore "
+                f"(it lacks {', '.join(missing)})"
+            )
+        return blobs
 
     def make_channel(self, name: str, options: Mapping[str, Any] | None = None) -> Channel:
         """Build the channel registered as ``name`` with ``options``."""
@@ -340,6 +391,7 @@ class PluginHost:
                 continue  # blocked
             stores = self._registered_by(plugin, "helpkit_register_stores")
             channels = self._registered_by(plugin, "helpkit_register_channels")
+            blob_stores = self._registered_by(plugin, "helpkit_register_blob_stores")
             observes = any(
                 impl.plugin is plugin for impl in self._pm.hook.helpkit_event.get_hookimpls()
             )
@@ -353,9 +405,18 @@ class PluginHost:
                     stores=tuple(stores),
                     channels=tuple(channels),
                     observes_events=observes,
+                    blob_stores=blob_stores,
                 )
             )
         return infos
+
+
+def _scheme(url: str) -> str:
+    """The scheme of a store or blob store URL (``"sqlite"`` for ``"sqlite:///x.db"``)."""
+    scheme = urlsplit(url).scheme if "://" in url or url.endswith(":") else ""
+    if not scheme:
+        scheme = url.partition(":")[0] if ":" in url else url
+    return scheme
 
 
 def _typed(call: Callable[[], _R], what: str) -> _R:

@@ -229,7 +229,8 @@ def maildir_channel_factory(options: Mapping[str, Any]) -> MaildirChannel:
     html = false                           # optional: an HTML alternative of the body
     """
     name = str(options.get("name", "maildir"))
-    unknown = sorted(set(options) - {"name", "type", *_OPTIONS})
+    # "name", "type" and "blobs" (the desk's blob store) come from the desk, not the table.
+    unknown = sorted(set(options) - {"name", "type", "blobs", *_OPTIONS})
     if unknown:
         raise ConfigError(
             f"channel {name!r} (maildir): unknown option {', '.join(unknown)} "

@@ -50,6 +50,11 @@ class RecordingChannel:
                 self._ids[key] = external_id
             return external_id
 
+    def external_id(self, message: OutboundMessage) -> str | None:
+        """The external id ``message`` was recorded under (``None`` if it was not)."""
+        with self._lock:
+            return self._ids.get(message.idempotency_key)
+
     def to_address(self, address: str) -> list[OutboundMessage]:
         """The messages sent to ``address`` (case-insensitive)."""
         wanted = address.lower()

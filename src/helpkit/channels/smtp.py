@@ -300,7 +300,8 @@ def smtp_channel_factory(options: Mapping[str, Any]) -> SmtpChannel:
     ca_file = "/etc/ssl/my-ca.pem"          # optional: trust this CA instead of the system's
     """
     name = str(options.get("name", "smtp"))
-    unknown = sorted(set(options) - {"name", "type", *_OPTIONS})
+    # "name", "type" and "blobs" (the desk's blob store) come from the desk, not the table.
+    unknown = sorted(set(options) - {"name", "type", "blobs", *_OPTIONS})
     if unknown:
         raise ConfigError(
             f"channel {name!r} (smtp): unknown option {', '.join(unknown)} "
@@ -328,4 +329,5 @@ def smtp_channel_factory(options: Mapping[str, Any]) -> SmtpChannel:
         ca_file=options.get("ca_file"),
         local_hostname=options.get("local_hostname"),
         name=name,
+        blobs=options.get("blobs"),
     )

@@ -467,6 +467,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
         print(
             f"{info.name} ({info.source}): stores={','.join(info.stores) or '-'} "
             f"channels={','.join(info.channels) or '-'} "
+            f"blob_stores={','.join(info.blob_stores) or '-'} "
             f"observer={'yes' if info.observes_events else 'no'}"
         )
     return 0

@@ -16,6 +16,7 @@ from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
 from helpkit.tickets import (
     Actor,
     ActorKind,
+    Attachment,
     Comment,
 )
 
@@ -224,22 +225,55 @@ def actors(
     return st.builds(Actor, st.sampled_from(chosen), ids if ids is not None else _ident("id-"))
 
 
+_CONTENT_TYPES = st.sampled_from(
+    ["application/pdf", "image/png", "text/plain", "message/rfc822", "application/vnd.ms-excel"]
+) | st.from_regex(r"[a-z]{1,10}/[a-z0-9.+-]{1,20}", fullmatch=True)
+_FILENAMES = st.sampled_from(
+    ["report.pdf", "screenshot.png", "Grüße.txt", "報告.docx", "a", "x" * 200]
+) | _text().filter(lambda s: bool(s.strip()))
+_SHA256S = st.binary(min_size=32, max_size=32).map(bytes.hex)
+
+
+def attachments(*, ids: st.SearchStrategy[str] | None = None) -> st.SearchStrategy[Attachment]:
+    """Valid :class:`~helpkit.tickets.Attachment` descriptions: any filename a description may
+    hold (accented, non-Latin, controls but NUL), content types, sizes up to a terabyte,
+    inline images with their content ids."""
+    _check_strategy("ids", ids)
+    return st.builds(
+        Attachment,
+        id=ids if ids is not None else _ident("attachment-"),
+        filename=_FILENAMES,
+        content_type=_CONTENT_TYPES,
+        size=st.integers(0, 2**40),
+        sha256=_SHA256S,
+        inline=st.booleans(),
+        content_id=st.none() | _ident("part-").map(lambda s: f"{s}@example.com"),
+    )
+
+
+_ATTACHMENT_TUPLES = st.just(()) | st.lists(attachments(), min_size=1, max_size=3).map(tuple)
+
+
 def comments(
     *,
     authors: st.SearchStrategy[Actor] | None = None,
     public: bool | None = None,
     ids: st.SearchStrategy[str] | None = None,
     ticket_ids: st.SearchStrategy[str | None] | None = None,
+    attachments: st.SearchStrategy[tuple[Attachment, ...]] | None = None,
 ) -> st.SearchStrategy[Comment]:
     """Valid :class:`~helpkit.tickets.Comment` values.
 
     ``public=None`` (the default) mixes public replies and internal notes. A contact can only
     write public replies, so a contact author always gets a public comment, and
-    ``public=False`` draws only agent or system authors.
+    ``public=False`` draws only agent or system authors. ``attachments`` draws each comment's
+    files (by default none, or one to three :func:`attachments`), and ``original`` is set now
+    and then, as for a message whose quoted history was stripped.
     """
     _check_strategy("authors", authors)
     _check_strategy("ids", ids)
     _check_strategy("ticket_ids", ticket_ids)
+    _check_strategy("attachments", attachments)
     if public is not None and not isinstance(public, bool):
         raise InvalidArgument(f"public={public!r} must be a bool or None")
     if authors is None:
@@ -252,6 +286,7 @@ def comments(
         st.booleans() if public is None else st.just(public),
         ids if ids is not None else _ident("comment-"),
         ticket_ids if ticket_ids is not None else st.none(),
+        attachments if attachments is not None else _ATTACHMENT_TUPLES,
     )
 
 
@@ -262,6 +297,7 @@ def _comments(
     publics: st.SearchStrategy[bool],
     ids: st.SearchStrategy[str],
     ticket_ids: st.SearchStrategy[str | None],
+    files: st.SearchStrategy[tuple[Attachment, ...]],
 ) -> Comment:
     author = draw(authors)
     is_public = draw(publics)
@@ -275,6 +311,8 @@ def _comments(
         external_id=draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
         in_reply_to=draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
         ticket_id=draw(ticket_ids),
+        attachments=draw(files),
+        original=draw(_MAYBE_FREE_TEXT),
     )
 
 

@@ -32,6 +32,7 @@ from helpkit.lifecycle import (
 )
 from helpkit.priority import Impact, PriorityMatrix, Urgency
 from helpkit.testing._basics import (
+    _ATTACHMENT_TUPLES,
     _BODIES,
     _CHANNEL_NAMES,
     _DEFAULT_FIELDS,
@@ -244,6 +245,8 @@ class _Builder:
             external_id=self.draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
             in_reply_to=self.draw(_MAYBE_MESSAGE_IDS | _MAYBE_FREE_TEXT),
             ticket_id=self.ticket.id,
+            attachments=self.draw(_ATTACHMENT_TUPLES),
+            original=self.draw(_MAYBE_FREE_TEXT),
         )
 
     def other_ticket(self, ticket_id: str) -> Ticket:

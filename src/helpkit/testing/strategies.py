@@ -7,7 +7,8 @@ helpkit accepts. Tickets are never assembled field by field: :func:`tickets` and
 history replays cleanly with :func:`helpkit.lifecycle.replay`.
 
 Names and email addresses include accented and non-Latin characters now and then, because
-real requesters have them.
+real requesters have them. :func:`inbound_messages` and :func:`receipts` generate what
+channels hand to intake and what an inbox keeps (attachments' bytes included).
 
 This module needs Hypothesis (the ``testing`` extra); the runtime package never imports it.
 """
@@ -16,6 +17,7 @@ from __future__ import annotations
 
 from helpkit.testing._basics import (
     actors,
+    attachments,
     comments,
     contacts,
     custom_fields,
@@ -28,6 +30,7 @@ from helpkit.testing._basics import (
     urgencies,
 )
 from helpkit.testing._histories import ticket_histories, tickets
+from helpkit.testing._inbound import inbound_messages, receipts
 from helpkit.testing.calendar_strategies import (
     aware_datetimes,
     business_calendars,
@@ -36,6 +39,7 @@ from helpkit.testing.calendar_strategies import (
 
 __all__ = [
     "actors",
+    "attachments",
     "aware_datetimes",
     "business_calendars",
     "business_durations",
@@ -45,9 +49,11 @@ __all__ = [
     "emails",
     "field_values",
     "impacts",
+    "inbound_messages",
     "organizations",
     "priorities",
     "priority_matrices",
+    "receipts",
     "ticket_histories",
     "tickets",
     "urgencies",

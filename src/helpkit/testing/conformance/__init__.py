@@ -29,11 +29,20 @@ Besides example-based tests, the suite runs a Hypothesis state machine that driv
 under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random
 commands built by :mod:`helpkit.lifecycle`, and checks after every step that both give the
 same answers. This package needs pytest and Hypothesis (the ``testing`` extra).
+
+Blob stores (:class:`helpkit.ports.BlobStore`) have their own suite, :class:`BlobStoreCases`
+(see :mod:`helpkit.testing.conformance.blobs`).
 """
 
 from __future__ import annotations
 
 from helpkit.testing.conformance.base import SuiteBase
+from helpkit.testing.conformance.blobs import (
+    BlobStoreCases,
+    BlobStoreFactory,
+    BlobStoreOpener,
+    CorruptBlob,
+)
 from helpkit.testing.conformance.commits import CommitCases
 from helpkit.testing.conformance.due_claims import DueClaimCases
 from helpkit.testing.conformance.feed import FeedCases
@@ -57,6 +66,10 @@ from helpkit.testing.conformance.wakeup import WakeupCases
 
 __all__ = [
     "BASE_TIME",
+    "BlobStoreCases",
+    "BlobStoreFactory",
+    "BlobStoreOpener",
+    "CorruptBlob",
     "ReopenElsewhere",
     "ReopenStore",
     "StoreComparison",

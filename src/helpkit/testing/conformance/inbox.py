@@ -462,8 +462,12 @@ class InboxCases:
             BASE_TIME - 400 * 86400 * _S,
             BASE_TIME + 10 * 365 * 86400 * _S + 7 * timedelta(microseconds=1),
         ]
+        # Keys compare by code point, as Python compares them ("B" before "a", "Z" before
+        # "é"): a store sorting text by a language's collation gets the pages wrong.
+        firsts = ["a", "B", "é", "Z", "b", "A"]
         held = [
-            suspension(f"email:{n:02d}-{shuffle.random():.6f}", at) for n, at in enumerate(instants)
+            suspension(f"email:{firsts[n % 6]}{shuffle.random():.6f}-{n}", at)
+            for n, at in enumerate(instants)
         ]
         order = list(held)
         shuffle.shuffle(order)

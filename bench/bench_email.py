@@ -1,0 +1,432 @@
+"""Email intake: helpkit into SQLite against django-helpdesk's own email import, same files.
+
+Run ``python bench/bench_email.py`` (the ``bench`` dependency group installs django-helpdesk;
+``nox -s bench -- bench/bench_email.py`` does both). ``bench/email_corpus.py`` writes a
+realistic mixed corpus of ``.eml`` files (new requests in plain text, HTML-only and with
+attachments, threaded replies with quoted history, out-of-office auto-replies, bounces,
+byte-identical duplicates) with its answer key. Every system ingests a fresh copy of the same
+folder in its own worker process, on a fresh SQLite file:
+
+- helpkit: every file read, ``helpkit.channels.email_in.parse`` then ``Helpdesk.receive``
+  (attachments into a blob folder beside the database, each message one committed
+  transaction);
+- django-helpdesk: the loop of ``helpdesk.email.process_queue`` for a queue of type
+  ``local`` (what its ``get_email`` management command runs: read the file, then
+  ``extract_email_metadata``, then delete the file), over the files in name order (its own
+  loop takes ``os.listdir``'s order, which would ingest replies before their requests);
+  attachments into ``MEDIA_ROOT``; its acknowledgement email to the submitter goes to
+  Django's in-memory mail backend.
+
+Measured: messages/s over the whole folder, ``ru_maxrss`` of the worker, and correctness per
+category from each system's own database afterwards: a new request opened exactly one ticket
+holding it; a reply is held once, on the ticket of the request it answers; an auto-reply or a
+bounce is on no ticket; a duplicate left its Message-ID held at most once. Writes
+``bench/results/email.md`` and prints the same Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from collections import Counter, defaultdict
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import bench_sqlite as bs
+import email_corpus
+
+RESULTS = Path(__file__).resolve().parent / "results" / "email.md"
+PACKAGES = ["helpkit", "attrs", "pluggy", "python-dateutil", "django-helpdesk", "Django"]
+CATEGORIES = [
+    "new",
+    "new_html",
+    "new_attachment",
+    "reply",
+    "auto_reply",
+    "bounce",
+    "duplicate",
+]
+
+
+@dataclass
+class Job:
+    system: str  # helpkit or django
+    journal: str  # WAL or DELETE (helpkit: always WAL)
+    synchronous: str  # FULL or NORMAL
+    corpus: str = ""
+    directory: str = ""
+
+
+@dataclass
+class Result:
+    job: Job
+    label: str = ""
+    journal_mode: str = ""
+    synchronous: str = ""
+    messages: int = 0
+    seconds: float = 0.0
+    maxrss_kib: int = 0
+    right: dict[str, int] = field(default_factory=dict)
+    total: dict[str, int] = field(default_factory=dict)
+    wrong: list[str] = field(default_factory=list)
+    outcomes: dict[str, int] = field(default_factory=dict)
+    revision: str = ""
+
+    @property
+    def per_s(self) -> float:
+        return self.messages / self.seconds if self.seconds else 0.0
+
+
+# ---------------------------------------------------------------- correctness
+
+
+def judge(
+    entries: list[email_corpus.Entry],
+    held: dict[str, list[tuple[str, bool]]],
+    result: Result,
+) -> None:
+    """Score each category. ``held[message id]``: (ticket, opened it) for every comment or
+    follow-up holding that Message-ID in the system's database."""
+    first_ticket: dict[str, str] = {}
+    for mid, places in held.items():
+        for ticket, opened in places:
+            if opened:
+                first_ticket[mid] = ticket
+    for e in entries:
+        result.total[e.category] = result.total.get(e.category, 0) + 1
+        places = held.get(e.message_id, [])
+        if e.category.startswith("new"):
+            ok = len(places) == 1 and places[0][1]
+        elif e.category == "reply":
+            target = first_ticket.get(e.thread_of or "")
+            ok = len(places) == 1 and not places[0][1] and places[0][0] == target
+        elif e.category in ("auto_reply", "bounce"):
+            ok = not places
+        else:  # duplicate: its Message-ID is held at most once, wherever the original went
+            ok = len(places) <= 1
+        if ok:
+            result.right[e.category] = result.right.get(e.category, 0) + 1
+        elif len(result.wrong) < 12:
+            result.wrong.append(f"{e.file} {e.category}: held {places}")
+
+
+# ---------------------------------------------------------------- helpkit
+
+
+def run_helpkit(job: Job) -> Result:
+    from helpkit.channels.email_in import EmailParseError, parse
+
+    from helpkit import Helpdesk
+    from helpkit.stores.sqlite import SqliteStore
+
+    result = Result(job)
+    folder = Path(job.directory) / "mail"
+    db = Path(job.directory) / "helpkit.db"
+    desk = Helpdesk(
+        f"sqlite:///{db}?synchronous={job.synchronous}",
+        entry_points=False,
+        config={"intake": {"addresses": [email_corpus.DESK]}},
+    )
+    store = desk.store
+    assert isinstance(store, SqliteStore)
+    with store._connection() as conn:  # what the store's own connections run with
+        result.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
+        result.synchronous = bs._sync_name(conn.execute("PRAGMA synchronous").fetchone()[0])
+    result.label = f"helpkit (sqlite, {result.journal_mode} + {result.synchronous})"
+    outcomes: Counter[str] = Counter()
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".eml")
+    start = time.perf_counter()
+    for path in files:
+        raw = path.read_bytes()
+        try:
+            message = parse(raw, received_at=datetime.now(UTC))
+        except EmailParseError:
+            outcomes["unparseable"] += 1
+            continue
+        intake = desk.receive(message)
+        outcomes["duplicate" if intake.duplicate else str(intake.kind.value)] += 1
+    result.seconds = time.perf_counter() - start
+    result.messages = len(files)
+    result.outcomes = dict(outcomes)
+    held: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    page = desk.tickets(limit=1000)
+    while True:
+        for ticket in page.items:
+            for n, comment in enumerate(desk.conversation(ticket.id)):
+                if comment.external_id:
+                    held[comment.external_id.strip("<>")].append((ticket.id, n == 0))
+        if page.next_cursor is None:
+            break
+        page = desk.tickets(limit=1000, after=page.next_cursor)
+    judge(email_corpus.read_manifest(Path(job.corpus)), held, result)
+    desk.shutdown()
+    return result
+
+
+# ---------------------------------------------------------------- django-helpdesk
+
+
+def run_django(job: Job) -> Result:
+    result = Result(job)
+    path = Path(job.directory) / "django.db"
+    folder = Path(job.directory) / "mail"
+    pragmas = [f"PRAGMA journal_mode = {job.journal}", f"PRAGMA synchronous = {job.synchronous}"]
+    conf = bs._import("django.conf")
+    conf.settings.configure(
+        DEBUG=False,
+        SECRET_KEY="bench",
+        USE_TZ=True,
+        TIME_ZONE="UTC",
+        SITE_ID=1,
+        DEFAULT_AUTO_FIELD="django.db.models.AutoField",
+        INSTALLED_APPS=[
+            "django.contrib.contenttypes",
+            "django.contrib.auth",
+            "django.contrib.sites",
+            "django.contrib.humanize",
+            "rest_framework",
+            "helpdesk",
+        ],
+        DATABASES={
+            "default": {
+                "ENGINE": "django.db.backends.sqlite3",
+                "NAME": str(path),
+                "OPTIONS": {"init_command": "; ".join(pragmas)},
+            }
+        },
+        TEMPLATES=[
+            {
+                "BACKEND": "django.template.backends.django.DjangoTemplates",
+                "APP_DIRS": True,
+                "OPTIONS": {"context_processors": []},
+            }
+        ],
+        EMAIL_BACKEND="django.core.mail.backends.locmem.EmailBackend",
+        MEDIA_ROOT=str(Path(job.directory) / "media"),
+        LOGGING_CONFIG=None,
+        HELPDESK_TEAMS_MODE_ENABLED=False,
+    )
+    bs._import("django").setup()
+    bs._import("django.core.management").call_command("migrate", verbosity=0, interactive=False)
+    db = bs._import("django.db")
+    models = bs._import("helpdesk.models")
+    helpdesk_email = bs._import("helpdesk.email")
+    helpdesk_exceptions = bs._import("helpdesk.exceptions")
+    with db.connection.cursor() as cur:
+        cur.execute("PRAGMA journal_mode")
+        result.journal_mode = str(cur.fetchone()[0]).upper()
+        cur.execute("PRAGMA synchronous")
+        result.synchronous = bs._sync_name(cur.fetchone()[0])
+    result.label = f"django-helpdesk (sqlite, {result.journal_mode} + {result.synchronous})"
+    queue = models.Queue.objects.create(
+        title="Support",
+        slug="support",
+        email_address=email_corpus.DESK,
+        allow_email_submission=True,
+        email_box_type="local",
+        email_box_local_dir=str(folder),
+    )
+    logger = logging.getLogger("bench.django-helpdesk")
+    logger.setLevel(logging.ERROR)
+    force_str = bs._import("django.utils.encoding").force_str
+    files = sorted(p for p in folder.iterdir() if p.suffix == ".eml")
+    start = time.perf_counter()
+    # process_queue's loop for a local folder, in file-name (arrival) order: its own loop
+    # takes os.listdir's order, which would answer requests before they were asked.
+    for path in files:
+        with open(path) as f:
+            full_message = force_str(f.read(), errors="replace")
+        try:
+            ticket = helpdesk_email.extract_email_metadata(
+                message=full_message, queue=queue, logger=logger
+            )
+        except (
+            helpdesk_exceptions.IgnoreTicketException,
+            helpdesk_exceptions.DeleteIgnoredTicketException,
+        ):
+            continue
+        if ticket:
+            os.unlink(path)
+    result.seconds = time.perf_counter() - start
+    result.messages = len(files)
+    result.outcomes = {
+        "tickets": models.Ticket.objects.count(),
+        "follow-ups": models.FollowUp.objects.count(),
+        "left in folder": sum(1 for p in folder.iterdir() if p.suffix == ".eml"),
+    }
+    held: dict[str, list[tuple[str, bool]]] = defaultdict(list)
+    first: dict[int, int] = {}
+    rows = list(
+        models.FollowUp.objects.order_by("date", "id").values_list("id", "ticket_id", "message_id")
+    )
+    for fid, tid, _mid in rows:
+        first.setdefault(tid, fid)
+    for fid, tid, mid in rows:
+        if mid:
+            held[mid.strip().strip("<>")].append((str(tid), first[tid] == fid))
+    judge(email_corpus.read_manifest(Path(job.corpus)), held, result)
+    db.connection.close()
+    return result
+
+
+# ---------------------------------------------------------------- the driver
+
+
+def worker(spec: str, out: str) -> None:
+    job = Job(**json.loads(spec))
+    runner = {"helpkit": run_helpkit, "django": run_django}[job.system]
+    result = runner(job)
+    result.maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    result.revision = bs.revision()
+    Path(out).write_text(json.dumps(asdict(result)), encoding="utf-8")
+
+
+def spawn(job: Job) -> Result:
+    """One job in a fresh interpreter, on a fresh copy of the corpus and a fresh database."""
+    directory = Path(tempfile.mkdtemp(prefix=f"hk-bench-email-{job.system}-"))
+    job.directory = str(directory)
+    shutil.copytree(job.corpus, directory / "mail", ignore=shutil.ignore_patterns("*.json"))
+    out = directory / "result.json"
+    print(f"-- {job.system} {job.journal} + {job.synchronous}", file=sys.stderr, flush=True)
+    try:
+        subprocess.run(
+            [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)], check=True
+        )
+        data = json.loads(out.read_text(encoding="utf-8"))
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+    data["job"] = Job(**data["job"])
+    return Result(**data)
+
+
+def _score(r: Result, category: str) -> str:
+    total = r.total.get(category, 0)
+    return f"{r.right.get(category, 0)}/{total}" if total else "-"
+
+
+def render(results: list[Result], messages: int, seed: int, took: float) -> str:
+    counts = Counter(e.category for e in email_corpus.read_manifest(Path(results[0].job.corpus)))
+    fsync = bs.fsync_rate(1.0)
+    out = [
+        "# Email intake benchmark: helpkit against django-helpdesk's email import",
+        "",
+        "Produced by `python bench/bench_email.py` (or `nox -s bench -- bench/bench_email.py`).",
+        f"Corpus: `bench/email_corpus.py`, {messages:,} messages, seed {seed}: "
+        + ", ".join(f"{counts[c]:,} {c}" for c in CATEGORIES)
+        + ". Each row is one worker process ingesting a fresh copy of the same folder into a",
+        "fresh SQLite file; every message is its own committed work on both sides.",
+        "",
+        "- helpkit: read each file, `helpkit.channels.email_in.parse`, `Helpdesk.receive`",
+        "  (attachments into a blob folder; replies threaded by their references to a message",
+        "  the desk received from the same requester; screens suspend auto-replies and bounces;",
+        "  a message received again returns its first outcome).",
+        "- django-helpdesk: the loop of `helpdesk.email.process_queue` for a `local` queue (what",
+        "  `manage.py get_email` runs: read, `extract_email_metadata`, delete the file), over the",
+        "  files in name order (its loop takes `os.listdir` order, which would answer requests",
+        "  before they were asked); attachments into `MEDIA_ROOT`; its acknowledgement to the",
+        "  submitter rendered into Django's in-memory mail backend.",
+        "- **right**: from each system's database afterwards. new: one ticket opened, holding it;",
+        "  reply: held once, on the ticket of the request it answers; auto-reply, bounce: on no",
+        "  ticket; duplicate: its Message-ID held at most once.",
+        "",
+        "| system | journal + synchronous | messages/s | seconds | peak RSS MiB | "
+        + " | ".join(CATEGORIES)
+        + " |",
+        "|---|---|---:|---:|---:|" + "---:|" * len(CATEGORIES),
+    ]
+    for r in results:
+        out.append(
+            f"| {r.label.split(' (')[0]} | {r.journal_mode} + {r.synchronous} | "
+            f"{r.per_s:,.0f} | {r.seconds:,.1f} | {r.maxrss_kib / 1024:,.0f} | "
+            + " | ".join(_score(r, c) for c in CATEGORIES)
+            + " |"
+        )
+    pairs = [
+        (h, d)
+        for h in results
+        if h.job.system == "helpkit"
+        for d in results
+        if d.job.system == "django" and d.synchronous == h.synchronous
+    ]
+    pairs.sort(
+        key=lambda p: (p[0].journal_mode, p[0].synchronous) != (p[1].journal_mode, p[1].synchronous)
+    )
+    out += ["", "## Ratios (helpkit / django-helpdesk messages/s)", ""]
+    out += ["| pairing | ratio |", "|---|---:|"]
+    for h, d in pairs:
+        same = (
+            " (same journal and synchronous: the fair pairing)"
+            if ((h.journal_mode, h.synchronous) == (d.journal_mode, d.synchronous))
+            else ""
+        )
+        ratio = f"{h.per_s / d.per_s:,.1f}x" if d.per_s else "-"
+        out.append(
+            f"| helpkit {h.journal_mode} + {h.synchronous} vs django-helpdesk "
+            f"{d.journal_mode} + {d.synchronous}{same} | {ratio} |"
+        )
+    out += ["", "## Outcomes as each system reported them", ""]
+    for r in results:
+        out.append(f"- {r.label}: " + ", ".join(f"{k} {v:,}" for k, v in r.outcomes.items()))
+    wrong = [(r.label, w) for r in results for w in r.wrong]
+    if wrong:
+        out += ["", "## Examples of wrong outcomes (first few per system)", ""]
+        out += [f"- {label}: `{w}`" for label, w in wrong]
+    versions = ", ".join(f"{p} {bs._version(p)}" for p in PACKAGES)
+    out += [
+        "",
+        "## Machine",
+        "",
+        f"- {bs._cpu()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; {versions}",
+        f"- helpkit revision {results[0].revision}; fsync/s {fsync[0]:,.0f}, "
+        f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s",
+        "",
+    ]
+    return "\n".join(out)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--messages", type=int, default=2000)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--quick", action="store_true", help="a smoke run: 60 messages")
+    parser.add_argument("--systems", default="helpkit,django")
+    parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.worker:
+        worker(*args.worker)
+        return
+    messages = 60 if args.quick else args.messages
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="hk-bench-corpus-") as corpus:
+        email_corpus.write_corpus(Path(corpus), messages, args.seed)
+        systems = args.systems.split(",")
+        jobs = []
+        if "helpkit" in systems:
+            jobs += [Job("helpkit", "WAL", "FULL", corpus), Job("helpkit", "WAL", "NORMAL", corpus)]
+        if "django" in systems:
+            jobs += [
+                Job("django", "WAL", "FULL", corpus),
+                Job("django", "WAL", "NORMAL", corpus),
+                Job("django", "DELETE", "FULL", corpus),
+            ]
+        results = [spawn(job) for job in jobs]
+        text = render(results, messages, args.seed, time.perf_counter() - start)
+    print(text)
+    if not args.quick:
+        args.out.write_text(text, encoding="utf-8")
+
+
+if __name__ == "__main__":
+    main()
