@@ -125,9 +125,8 @@ def judge(
 
 
 def run_helpkit(job: Job) -> Result:
-    from helpkit.channels.email_in import EmailParseError, parse
-
     from helpkit import Helpdesk
+    from helpkit.channels.email_in import EmailParseError, parse
     from helpkit.stores.sqlite import SqliteStore
 
     result = Result(job)
