@@ -65,6 +65,7 @@ DOMAIN = {
     "helpkit.sla",
     "helpkit.escalation",
     "helpkit.serialize",
+    "helpkit.webhook_events",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

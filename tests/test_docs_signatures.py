@@ -63,8 +63,9 @@ def _attrs_classes() -> list[type]:
         (
             DeskConfig,
             "(*, matrix=ITIL_MATRIX, workflow=DEFAULT_WORKFLOW, fields=FieldSet(),"
-            " channels=dict(), reply_channel=None, calendars=dict(), sla=None, tiers=None,"
-            " escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None, blobs=None,"
+            " channels=dict(), reply_channel=None, webhooks=dict(), calendars=dict(), sla=None,"
+            " tiers=None, escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
+            " blobs=None,"
             " attachments=AttachmentLimits(), mailboxes=dict())",
         ),
         (

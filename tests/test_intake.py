@@ -754,3 +754,13 @@ def test_new_fields_are_left_out_of_the_stored_form_at_their_default(desk: Helpd
     assert "thread_token" not in serialize.to_data(plain)
     signed = attrs.evolve(plain, thread_token=TOKENS.sign("t"))
     assert serialize.from_data(OutboundMessage, serialize.to_data(signed)) == signed
+
+
+def test_a_reply_to_the_id_the_channel_gave_threads_by_its_token() -> None:
+    desk, channel, _ = make_desk()
+    desk.receive(message())
+    desk.reply(1, AGENT, "On it.")
+    sent_id = desk.ticket(1).last_message_id
+    assert sent_id is not None and channel.messages[-1].thread_token in sent_id
+    forwarded = desk.receive(message(2, sender_address="carol@other.example", in_reply_to=sent_id))
+    assert forwarded.kind is IntakeKind.COMMENTED and forwarded.ticket_number == 1

@@ -268,3 +268,15 @@ def test_a_broken_screen_is_a_plugin_error_and_writes_nothing(result: object) ->
         desk.receive(message())
     assert desk.store.receipt("email:m1@acme.example") is None  # type: ignore[attr-defined]
     assert not desk.tickets().items
+
+
+def test_plugins_that_screen_say_so(capsys: pytest.CaptureFixture[str]) -> None:
+    desk = Helpdesk(plugins=[VipScreen()], entry_points=False)
+    screening = {info.name: info.screens_inbound for info in desk.plugins.plugins()}
+    assert screening["helpkit.builtins"] is True
+    assert [v for k, v in screening.items() if k != "helpkit.builtins"] == [True]
+    from helpkit.cli import main
+
+    assert main(["plugins"]) == 0
+    (line,) = [x for x in capsys.readouterr().out.splitlines() if x.startswith("helpkit.builtins")]
+    assert line.endswith(" screen=yes")

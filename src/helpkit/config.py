@@ -25,6 +25,7 @@ from helpkit.fields import CustomField, FieldSet
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
 from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
+from helpkit.webhook_events import Subscription
 
 __all__ = ["DeskConfig", "IntakeConfig", "MailboxConfig"]
 
@@ -285,6 +286,12 @@ class DeskConfig:
     (``type`` defaults to the name)."""
     reply_channel: str | None = None
     """The channel public replies leave through when the ticket's own channel has none."""
+    webhooks: Mapping[str, Mapping[str, Any]] = attrs.field(
+        factory=dict, converter=_channel_options, eq=False
+    )
+    """Webhook endpoints (``[webhooks.NAME]``): ``{name: {"url": ..., "secret": ...,
+    "events": [...], ...}}``, each sent the committed events it subscribes to (see
+    :meth:`subscriptions`)."""
     calendars: Mapping[str, BusinessCalendar] = attrs.field(
         factory=dict, converter=frozen_mapping, eq=False
     )
@@ -313,6 +320,13 @@ class DeskConfig:
     ``default``, ``[imap.NAME]`` is ``NAME``)."""
 
     def __attrs_post_init__(self) -> None:
+        clash = sorted(set(self.webhooks) & set(self.channels))
+        if clash:
+            raise ConfigError(
+                f"{', '.join(map(repr, clash))} names both a channel and a webhook endpoint; "
+                "the audit trail records deliveries by that name, so give each its own"
+            )
+        self.subscriptions()  # a mistake in a webhook's events is refused here, when loaded
         # A rule on a warning threshold only fires if some policy records that warning.
         if self.sla is None:
             return
@@ -324,6 +338,12 @@ class DeskConfig:
                     f"SLA policy warns at {rule.at:g}; add it to a policy's warn_at"
                 )
 
+    def subscriptions(self) -> tuple[Subscription, ...]:
+        """What each webhook endpoint subscribes to, in the configuration's order."""
+        return tuple(
+            Subscription.from_options(name, options) for name, options in self.webhooks.items()
+        )
+
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> DeskConfig:
         """Read the ``helpkit.toml`` layout (see the configuration docs)."""
@@ -334,6 +354,7 @@ class DeskConfig:
             "fields",
             "channels",
             "reply_channel",
+            "webhooks",
             "calendars",
             "sla",
             "tiers",
@@ -375,6 +396,8 @@ class DeskConfig:
                 )
             if "channels" in data:
                 kwargs["channels"] = data["channels"]
+            if "webhooks" in data:
+                kwargs["webhooks"] = data["webhooks"]
             if "reply_channel" in data:
                 kwargs["reply_channel"] = str(data["reply_channel"])
             calendars = {

@@ -22,12 +22,19 @@ channel: the relay records it as failed ("no channel") rather than dropping it i
 desk without channels sends nothing.
 
 A ticket opened with ``acknowledge`` (by :meth:`~helpkit.Helpdesk.receive`, on a desk with
-``intake.acknowledge``) gets an acknowledgement to its requester. Every message carries the
-desk's ``X-Helpkit-Desk`` header (the loop screen knows it again) and asks Microsoft's
+``intake.acknowledge``) gets an acknowledgement to its requester. Every message to a person
+(replies, notices, acknowledgements; webhooks aside) carries the desk's ``X-Helpkit-Desk``
+header (the loop screen knows it again) and asks Microsoft's
 auto-responders for silence (``X-Auto-Response-Suppress: All``); automatic ones say so, as RFC
 3834 asks: ``Auto-Submitted: auto-generated`` on SLA notices, ``auto-replied`` on
 acknowledgements. On a desk with a secret, every message carries the ticket's signed thread
 token (:mod:`helpkit.thread_tokens`), which an email channel writes into its Message-ID.
+
+Webhook endpoints (``[webhooks.NAME]``) are channels of their own: each committed event an
+endpoint subscribes to (:class:`~helpkit.webhook_events.Subscription`) becomes one delivery to
+it, of kind ``webhook``, whose message carries the event's JSON payload as its body (fixed when
+it is planned, so every attempt sends the same bytes) and whose id, ``<ticket>-<seq>-webhook-
+<name>``, is the ``webhook-id`` the receiver dedupes on.
 """
 
 from __future__ import annotations
@@ -55,8 +62,16 @@ from helpkit.ports import (
 )
 from helpkit.thread_tokens import DESK_HEADER, ThreadTokens
 from helpkit.tickets import Actor, ActorKind, Comment, Ticket
+from helpkit.webhook_events import WEBHOOK, payload_text
 
-__all__ = ["ACKNOWLEDGEMENT", "REPLY", "SLA_NOTICE", "Outbound", "delivery_id"]
+__all__ = [
+    "ACKNOWLEDGEMENT",
+    "REPLY",
+    "SLA_NOTICE",
+    "Outbound",
+    "delivery_id",
+    "webhook_delivery_id",
+]
 
 _Planned = tuple[str | None, OutboundMessage]
 """The channel a message leaves through (``None``: no channel fits), and the message."""
@@ -78,6 +93,28 @@ def delivery_id(event: Event, kind: str) -> str:
     return f"{event.ticket_id}-{event.seq}-{kind}"
 
 
+def webhook_delivery_id(event: Event, endpoint: str) -> str:
+    """The id of the delivery of ``event`` to webhook endpoint ``endpoint``: its idempotency
+    key and the ``webhook-id`` header (``<ticket>-<seq>-webhook-<endpoint>``)."""
+    return f"{delivery_id(event, WEBHOOK)}-{endpoint}"
+
+
+def _delivery(
+    change: Change, kind: str, channel: str | None, message: OutboundMessage, now: datetime
+) -> Delivery:
+    return Delivery(
+        id=message.idempotency_key,
+        ticket_id=message.ticket_id,
+        source=change.position,
+        kind=kind,
+        channel=channel,
+        message=message,
+        next_attempt_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+
+
 class Outbound:
     """Derives deliveries from committed events, and sends them through the desk's channels."""
 
@@ -86,6 +123,7 @@ class Outbound:
         store: Store,
         config: DeskConfig,
         channels: Mapping[str, Channel],
+        webhooks: Mapping[str, Channel] | None = None,
         *,
         tokens: ThreadTokens | None = None,
         desk_id: str = "helpkit",
@@ -95,6 +133,9 @@ class Outbound:
         self._channels = channels
         self._tokens = tokens
         self._headers = {DESK_HEADER: desk_id, "X-Auto-Response-Suppress": "All"}
+        self._webhooks: Mapping[str, Channel] = webhooks or {}
+        wanted = {s.name: s for s in config.subscriptions()}
+        self._subscriptions = tuple(wanted[name] for name in self._webhooks if name in wanted)
         self._states = _States(store)
 
     def _token(self, ticket_id: str) -> str:
@@ -102,8 +143,8 @@ class Outbound:
 
     @property
     def enabled(self) -> bool:
-        """Whether the desk has channels at all (without, nothing is ever sent)."""
-        return bool(self._channels)
+        """Whether the desk has channels or webhook endpoints (without, nothing is sent)."""
+        return bool(self._channels or self._webhooks)
 
     def check_channel(self, name: str | None) -> None:
         """Refuse a channel named for a reply that no configured channel answers to."""
@@ -126,43 +167,62 @@ class Outbound:
         Each is planned on the ticket as it was just before its event (who followed it then,
         its channel, the last message of the thread), however late the relay runs.
         """
-        if not self._channels:
+        if not self.enabled:
             return []
         states = self._states
         people = _People(self._store)
-        planned = []
+        planned: list[Delivery] = []
         for change in changes:
             event = change.event
-            if isinstance(event, CommentAdded) and event.comment.public:
-                message = self._reply(event, states.before(event), now, people)
-                kind = REPLY
-            elif isinstance(event, SlaWarned | SlaBreached):
-                message = self._sla_notice(event, states.before(event), now, people)
-                kind = SLA_NOTICE
-            elif isinstance(event, TicketOpened) and event.acknowledge:
+            before: Ticket | None = None
+            message: _Planned | None = None
+            kind = REPLY
+            if self._channels:
+                if isinstance(event, CommentAdded) and event.comment.public:
+                    before = states.before(event)
+                    message = self._reply(event, before, now, people)
+                elif isinstance(event, SlaWarned | SlaBreached):
+                    before = states.before(event)
+                    message = self._sla_notice(event, before, now, people)
+                    kind = SLA_NOTICE
+                elif isinstance(event, TicketOpened) and event.acknowledge:
+                    message = self._acknowledgement(event, now, people)
+                    kind = ACKNOWLEDGEMENT
+            if message is not None:
+                channel, out = message
+                planned.append(_delivery(change, kind, channel, out, now))
+            hooks = [s for s in self._subscriptions if s.matches(event)]
+            if hooks:
+                if isinstance(event, TicketOpened):
+                    states.follow(event)
+                    after = apply(None, event)
+                else:
+                    after = apply(before or states.before(event), event)
+                for subscription in hooks:
+                    out = self._webhook(event, after, subscription.name, now, people)
+                    planned.append(_delivery(change, WEBHOOK, subscription.name, out, now))
+            elif before is None:
                 states.follow(event)
-                message = self._acknowledgement(event, now, people)
-                kind = ACKNOWLEDGEMENT
-            else:
-                states.follow(event)
-                continue
-            if message is None:
-                continue
-            channel, out = message
-            planned.append(
-                Delivery(
-                    id=out.idempotency_key,
-                    ticket_id=event.ticket_id,
-                    source=change.position,
-                    kind=kind,
-                    channel=channel,
-                    message=out,
-                    next_attempt_at=now,
-                    created_at=now,
-                    updated_at=now,
-                )
-            )
         return planned
+
+    def _webhook(
+        self, event: Event, ticket: Ticket, endpoint: str, now: datetime, people: _People
+    ) -> OutboundMessage:
+        """The message that tells endpoint ``endpoint`` of ``event`` (``ticket`` as it is just
+        after it): the JSON payload as its body, the event's type as its subject."""
+        comment_id = event.comment.id if isinstance(event, CommentAdded) else f"event-{event.seq}"
+        return OutboundMessage(
+            ticket_id=ticket.id,
+            ticket_number=ticket.number,
+            subject=event.TYPE,
+            body=payload_text(event, ticket),
+            comment_id=comment_id,
+            author_name=self._author_name(event.actor, people),
+            to=(Recipient(WEBHOOK, endpoint, endpoint, None),),
+            sent_at=now,
+            idempotency_key=webhook_delivery_id(event, endpoint),
+            kind=WEBHOOK,
+        )
 
     def channel_for(self, preferred: str) -> str | None:
         """The name of the channel a message meant for ``preferred`` leaves through, if any."""
@@ -311,6 +371,11 @@ class Outbound:
         """
         if delivery.channel is None:
             raise LookupError("no channel")
+        if delivery.kind == WEBHOOK:
+            endpoint = self._webhooks.get(delivery.channel)
+            if endpoint is None:
+                raise LookupError(f"webhook {delivery.channel!r} is no longer configured")
+            return endpoint.deliver(delivery.message)
         channel = self._channels.get(delivery.channel)
         if channel is None:
             raise LookupError(f"channel {delivery.channel!r} is no longer configured")

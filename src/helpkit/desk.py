@@ -113,8 +113,9 @@ class Helpdesk:
     default, :func:`helpkit.ids.new_id`, makes time-ordered UUIDs (version 7) as 32 hex digits.
     ``fold_cache`` is how many tickets' SLA folds the desk keeps between commands (0: none).
 
-    Messages (public replies, SLA notices) leave through a relay that follows the change feed
-    (:mod:`helpkit.relay`), never on the request path. With ``delivery="outbox"`` (the
+    Messages (public replies, SLA notices, the events webhook endpoints subscribe to) leave
+    through a relay that follows the change feed (:mod:`helpkit.relay`), never on the request
+    path. With ``delivery="outbox"`` (the
     default) they wait in the outbox until :meth:`deliver_pending` runs (or ``helpkit deliver
     --follow``, a worker); with ``delivery="sync"`` the desk runs the relay itself after each
     command, so a command returns once its messages went out (for tests and small
@@ -166,6 +167,11 @@ class Helpdesk:
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
             kind = str(options.get("type", name))
+            if kind == "webhook":
+                raise ConfigError(
+                    f"channel {name!r}: a webhook endpoint is configured as [webhooks.{name}], "
+                    "where it is sent the events it subscribes to"
+                )
             self.channels[name] = self.plugins.make_channel(
                 kind, {"name": name, **options, "blobs": self.blobs}
             )
@@ -173,6 +179,10 @@ class Helpdesk:
             self.channels[channel.name] = channel
         if config.reply_channel is not None and config.reply_channel not in self.channels:
             raise ValidationError(f"reply_channel {config.reply_channel!r} is not configured")
+        self.webhooks: dict[str, Channel] = {}
+        """The webhook endpoints (``[webhooks.NAME]``), built by the channel type ``webhook``."""
+        for name, options in config.webhooks.items():
+            self.webhooks[name] = self.plugins.make_channel("webhook", {"name": name, **options})
         self.store: Store = self.plugins.open_store(store) if isinstance(store, str) else store
         self._directory = Directory(self.store, self.now, self._new_id)
         self._levels = ServiceLevels(self.store, config)
@@ -185,11 +195,16 @@ class Helpdesk:
             self._tokens.desk_id if self._tokens is not None else "helpkit"
         )
         self._outbound = Outbound(
-            self.store, config, self.channels, tokens=self._tokens, desk_id=self._desk_id
+            self.store,
+            config,
+            self.channels,
+            self.webhooks,
+            tokens=self._tokens,
+            desk_id=self._desk_id,
         )
         self._pipeline = Pipeline(self.store, self.clock, Timers([self._sla]), self._publish)
         self._relay: Relay | None = None
-        if self.channels:
+        if self._outbound.enabled:
             # A desk with channels must be able to deliver: its store keeps the outbox.
             self._relay = Relay(self.store, self._outbound, self._pipeline, policy=retry)
             self._relay.begin()  # what this store committed before it had channels stays unsent

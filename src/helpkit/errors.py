@@ -20,6 +20,7 @@ __all__ = [
     "CalendarError",
     "ConfigError",
     "ConflictError",
+    "DeliveryRefusedError",
     "DuplicateError",
     "HelpkitError",
     "InvalidTransitionError",
@@ -129,6 +130,12 @@ class BlobCorruptionError(StoreError):
 
 class BrokerError(HelpkitError):
     """A message broker (the NATS sink's) could not be reached or did not take what was sent."""
+
+
+class DeliveryRefusedError(HelpkitError):
+    """A channel's receiver refused a message for good (a webhook endpoint answered
+    ``410 Gone``): raised from ``Channel.deliver``, it makes the relay give the delivery up at
+    once (a dead letter, ``delivery_failed`` with ``final``) instead of trying it again."""
 
 
 class PluginError(HelpkitError):

@@ -31,6 +31,7 @@ from helpkit.events import (
     Unlinked,
 )
 from helpkit.tickets import Comment, StatusCategory, Ticket
+from helpkit.webhook_events import WEBHOOK
 
 __all__ = ["apply", "conversation", "replay"]
 
@@ -80,7 +81,9 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         else:
             common["internal_notes"] = state.internal_notes + 1
     elif isinstance(event, MessageSent):
-        if event.external_id is not None:
+        # A webhook (its external id is the webhook-id) is not a message of the conversation:
+        # later replies do not thread on it.
+        if event.external_id is not None and event.kind != WEBHOOK:
             common["last_message_id"] = event.external_id
     elif isinstance(event, StatusChanged):
         common["status"] = event.status

@@ -30,7 +30,7 @@ import contextlib
 import enum
 import logging
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Final, cast
 
@@ -172,6 +172,8 @@ class _Sender:
     agent: Agent | None
     contact: Contact | None
     """The sender's contact if there is one already (created only when writing)."""
+    agents: Mapping[str, Agent]
+    """The desk's active agents, by email address."""
 
     def is_party(self, ticket: Ticket) -> bool:
         if self.agent is not None:
@@ -214,11 +216,14 @@ class Receiver:
         self._keep_files = keep_files
         self._tokens = tokens
         self._new_id = new_id
+        self._inbox: Inbox | None = None
 
     # ------------------------------------------------------------ the inbox
 
     def inbox(self) -> Inbox:
         """The store's inbox (ConfigError for a store without :attr:`Capability.INBOX`)."""
+        if self._inbox is not None:
+            return self._inbox
         store = self._store
         if Capability.INBOX not in getattr(store, "capabilities", ()) or missing_members(
             store, Inbox
@@ -227,7 +232,8 @@ class Receiver:
                 f"{type(store).__name__} keeps no inbox (Capability.INBOX): it cannot receive "
                 "messages"
             )
-        return cast(Inbox, store)
+        self._inbox = cast(Inbox, store)
+        return self._inbox
 
     def outcome(self, receipt: Receipt, *, duplicate: bool) -> Intake:
         """The :class:`Intake` a receipt tells of."""
@@ -387,14 +393,12 @@ class Receiver:
     # ------------------------------------------------------------ who and where
 
     def _sender(self, address: str, name: str | None) -> _Sender:
-        agent = next(
-            (a for a in self._store.list_agents() if a.active and a.email == address), None
-        )
+        agents = {a.email: a for a in self._store.list_agents() if a.active and a.email}
         try:
             contact: Contact | None = self._store.contact_by_email(address)
         except NotFoundError:
             contact = None
-        return _Sender(address, name, agent, contact)
+        return _Sender(address, name, agents.get(address), contact, agents)
 
     def _ticket(self, ticket_id: str) -> Ticket | None:
         try:
@@ -452,8 +456,7 @@ class Receiver:
     def _followers(self, message: InboundMessage, sender: _Sender) -> list[Actor]:
         if not self._intake.cc_followers:
             return []
-        own = self._intake.addresses
-        agents = {a.email: a for a in self._store.list_agents() if a.active and a.email}
+        own, agents = self._intake.addresses, sender.agents
         found: list[Actor] = []
         for copied in message.cc:
             try:

@@ -78,6 +78,8 @@ class PluginInfo:
     observes_events: bool
     blob_stores: tuple[str, ...] = ()
     """The URL schemes of the blob stores it registers."""
+    screens_inbound: bool = False
+    """Whether it screens inbound messages (``helpkit_screen_inbound``)."""
 
 
 def _autoload_disabled() -> bool:
@@ -395,6 +397,10 @@ class PluginHost:
             observes = any(
                 impl.plugin is plugin for impl in self._pm.hook.helpkit_event.get_hookimpls()
             )
+            screens = any(
+                impl.plugin is plugin
+                for impl in self._pm.hook.helpkit_screen_inbound.get_hookimpls()
+            )
             dist = dists.get(name)
             infos.append(
                 PluginInfo(
@@ -406,6 +412,7 @@ class PluginHost:
                     channels=tuple(channels),
                     observes_events=observes,
                     blob_stores=blob_stores,
+                    screens_inbound=screens,
                 )
             )
         return infos

@@ -39,6 +39,7 @@ from helpkit.delivery import Outbound
 from helpkit.errors import (
     ConfigError,
     ConflictError,
+    DeliveryRefusedError,
     HelpkitError,
     InvalidTransitionError,
     StoreError,
@@ -359,7 +360,8 @@ class Relay:
             external_id = self._outbound.send(delivery)
         except Exception as exc:  # a channel may raise anything: it is recorded, not raised
             reason = f"{type(exc).__name__}: {exc}"[:500]
-            final = attempt >= self.policy.attempts
+            # A receiver that refused the message for good (410 Gone) is not asked again.
+            final = attempt >= self.policy.attempts or isinstance(exc, DeliveryRefusedError)
             retry_at = None if final else now + self.policy.delay(attempt, self._draw)
             log.warning(
                 "delivery %s through %s failed (attempt %d%s): %s",

@@ -33,7 +33,8 @@ class RecordingChannel:
         self._lock = threading.Lock()
 
     def deliver(self, message: OutboundMessage) -> str:
-        """Record ``message``; return a made-up external id (``<n.ticket@name...>``)."""
+        """Record ``message``; return a made-up external id (``<n.ticket@name...>``, with the
+        message's thread token after the ticket number when it has one)."""
         with self._lock:
             self.attempts += 1
             if self.fail > 0:
@@ -43,8 +44,9 @@ class RecordingChannel:
             if key and key in self._ids:
                 return self._ids[key]
             self.messages.append(message)
+            token = f".{message.thread_token}" if message.thread_token else ""
             external_id = (
-                f"<{len(self.messages)}.{message.ticket_number}@{self.name}.helpkit.invalid>"
+                f"<{len(self.messages)}.{message.ticket_number}{token}@{self.name}.helpkit.invalid>"
             )
             if key:
                 self._ids[key] = external_id

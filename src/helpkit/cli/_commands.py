@@ -468,6 +468,7 @@ def cmd_plugins(args: argparse.Namespace) -> int:
             f"{info.name} ({info.source}): stores={','.join(info.stores) or '-'} "
             f"channels={','.join(info.channels) or '-'} "
             f"blob_stores={','.join(info.blob_stores) or '-'} "
-            f"observer={'yes' if info.observes_events else 'no'}"
+            f"observer={'yes' if info.observes_events else 'no'} "
+            f"screen={'yes' if info.screens_inbound else 'no'}"
         )
     return 0

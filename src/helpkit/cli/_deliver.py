@@ -34,15 +34,16 @@ def summary(report: RelayReport) -> str:
     return text
 
 
-_PLURALS = {"reply": "replies", "sla_notice": "SLA notices"}
+_PLURALS = {"reply": "replies", "sla_notice": "SLA notices", "webhook": "webhooks"}
 
 
 def _require_channels(desk: Helpdesk) -> None:
-    if not desk.channels:
+    if not desk.channels and not desk.webhooks:
         raise UsageError(
             "no channels are configured, so there is nothing to deliver through: add a "
             '[channels.NAME] table to helpkit.toml (e.g. type = "maildir", directory = '
-            '"helpkit-mail", sender = "support@example.com"); see the Channels docs'
+            '"helpkit-mail", sender = "support@example.com"), or a [webhooks.NAME] endpoint; '
+            "see the Channels and Webhooks docs"
         )
 
 
