@@ -24,8 +24,8 @@ from helpkit.channels.email_in import parse
 from helpkit.channels.mime import MissingBlobError
 from helpkit.channels.smtp import SmtpChannel, SmtpError, smtp_channel_factory
 from helpkit.errors import ConfigError, NotFoundError
-from helpkit.events import CommentAdded, MessageSent
-from helpkit.ports import Change, OutboundMessage, Recipient
+from helpkit.events import MessageSent
+from helpkit.ports import InboundAttachment, OutboundMessage, Recipient
 from helpkit.tickets import Attachment
 
 SENT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -459,45 +459,35 @@ def test_the_builtin_plugin_registers_the_smtp_type(tmp_path: Path) -> None:
 
 
 def test_a_replys_attachments_travel_with_its_outbound_message(plain: Server) -> None:
-    """The relay plans a reply with its comment's attachments, and the channel sends them.
-
-    (Comments get attachments from inbound mail; here one is put on the committed event.)
-    """
-    channel = SmtpChannel("127.0.0.1", port=plain.port, security="none", sender="s@help.example")
-    desk = Helpdesk("memory://", channels=[channel], entry_points=False)
+    """An agent's reply with a file, through a desk whose smtp channel comes from the
+    configuration (its factory is given the desk's blob store): the file arrives."""
+    config = {
+        "channels": {
+            "email": {
+                "type": "smtp",
+                "host": "127.0.0.1",
+                "port": plain.port,
+                "security": "none",
+                "sender": "s@help.example",
+            }
+        }
+    }
+    desk = Helpdesk("memory://", config=config, entry_points=False)
     try:
+        channel = desk.channels["email"]
+        assert isinstance(channel, SmtpChannel) and channel.blobs is desk.blobs
         desk.add_agent("ann", "Ann Agent", email="ann@help.example")
         bob = desk.create_contact("Bob", emails=["bob@acme.example"])
         ticket = desk.open_ticket(Actor.contact(bob.id), requester=bob, subject="Screen", body="x")
-        desk.reply(ticket, Actor.agent("ann"), "The manual is attached.")
-        blobs = DictBlobs()
         data = b"%PDF-1.4 manual"
-        attachment = Attachment(
-            id="a1",
-            filename="manual.pdf",
-            content_type="application/pdf",
-            size=len(data),
-            sha256=blobs.put(data),
-        )
-        changes = desk.store.changes(after=0)  # type: ignore[attr-defined]
-        with_files = [
-            Change(
-                c.position,
-                attrs.evolve(
-                    c.event, comment=attrs.evolve(c.event.comment, attachments=[attachment])
-                )
-                if isinstance(c.event, CommentAdded)
-                else c.event,
-            )
-            for c in changes
-        ]
-        planned = desk._outbound.plan(with_files, SENT)
+        manual = InboundAttachment(filename="manual.pdf", content_type="application/pdf", data=data)
+        desk.reply(ticket, Actor.agent("ann"), "The manual is attached.", attachments=[manual])
+        assert desk.deliver_pending().sent == 1
+        (delivery,) = [d for d in desk.deliveries(state="sent") if d.kind == "reply"]
+        (attachment,) = delivery.message.attachments
+        assert (attachment.filename, attachment.size) == ("manual.pdf", len(data))
     finally:
         desk.shutdown()
-    (delivery,) = planned
-    assert delivery.message.attachments == (attachment,)
-    channel.blobs = blobs
-    channel.deliver(delivery.message)
     ((_, _, content),) = plain.inbox.messages
     back = parse(content, received_at=SENT)
     assert back.body == "The manual is attached."

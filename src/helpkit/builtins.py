@@ -66,14 +66,17 @@ def helpkit_register_blob_stores(register: RegisterBlobStore) -> None:
 @hookimpl
 def helpkit_register_channels(register: RegisterChannel) -> None:
     """The recording channel (keeps messages in memory), the Maildir channel (writes each
-    message as an email file into a Maildir folder) and the webhook channel (the endpoints of
-    ``[webhooks.NAME]``: Standard Webhooks over HTTP)."""
+    message as an email file into a Maildir folder), the SMTP channel (sends each message
+    through an SMTP server) and the webhook channel (the endpoints of ``[webhooks.NAME]``:
+    Standard Webhooks over HTTP)."""
     from helpkit.channels.maildir import maildir_channel_factory
     from helpkit.channels.recording import recording_channel_factory
+    from helpkit.channels.smtp import smtp_channel_factory
     from helpkit.channels.webhook import webhook_channel_factory
 
     register("recording", recording_channel_factory)
     register("maildir", maildir_channel_factory)
+    register("smtp", smtp_channel_factory)
     register("webhook", webhook_channel_factory)
 
 

@@ -132,7 +132,9 @@ def clean_id(value: str | None) -> str | None:
     (``None`` when nothing is left)."""
     if value is None:
         return None
-    text = value.strip().strip("<>").strip()
+    text = value.strip()
+    while text != (bare := text.strip("<>").strip()):  # "< <id> >" too
+        text = bare
     return text or None
 
 

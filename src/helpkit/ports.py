@@ -452,7 +452,7 @@ def _texts(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
-def _outbound_attachments(value: Iterable[Attachment]) -> tuple[Attachment, ...]:
+def _attachment_tuple(value: Iterable[Attachment]) -> tuple[Attachment, ...]:
     return tuple(value)
 
 
@@ -484,17 +484,17 @@ class OutboundMessage:
     (after a retry or a relay restart) sends it once by remembering the keys it sent."""
     kind: str = attrs.field(default="reply", validator=nonblank_text)
     """``reply`` (a public comment), ``sla_notice`` or ``acknowledgement`` (of a new request)."""
-    attachments: tuple[Attachment, ...] = attrs.field(
-        default=(),
-        converter=_outbound_attachments,
-        validator=instances_of(Attachment, container=tuple),
-        metadata=SINCE_LATER,
-    )
-    """The files it carries (the comment's): descriptions only; an email channel reads their
-    bytes from the :class:`BlobStore` it was given, by ``sha256``."""
     thread_token: str = attrs.field(default="", validator=text, metadata=SINCE_LATER)
     """The ticket's signed thread token (:mod:`helpkit.thread_tokens`), ``""`` on a desk
     without a secret: an email channel writes it in the Message-ID, so a reply threads."""
+    attachments: tuple[Attachment, ...] = attrs.field(
+        default=(),
+        converter=_attachment_tuple,
+        validator=instances_of(Attachment, container=tuple),
+        metadata=SINCE_LATER,
+    )
+    """The files of the comment it carries (their descriptions: a channel reads the bytes
+    from the desk's blob store, given to its factory as the option ``blobs``)."""
 
 
 def _optional_utc(value: datetime | None) -> datetime | None:

@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from helpkit.channels.mime import (
+    blob_store_option,
     check_domain,
     message_bytes,
     message_key,
@@ -257,4 +258,5 @@ def maildir_channel_factory(options: Mapping[str, Any]) -> MaildirChannel:
         fsync=options.get("fsync", True),
         reply_to=reply_to,
         html=options.get("html", False),
+        blobs=blob_store_option(name, options.get("blobs")),
     )

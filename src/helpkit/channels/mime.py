@@ -56,6 +56,7 @@ __all__ = [
     "Mailbox",
     "MissingBlobError",
     "NoRecipientError",
+    "blob_store_option",
     "body_text",
     "check_domain",
     "file_name",
@@ -594,3 +595,10 @@ def check_domain(text: object) -> str:
     if found is None:
         raise ConfigError(f"domain must be a DNS name such as example.com; got {text!r:.80}")
     return found
+
+
+def blob_store_option(name: str, blobs: object) -> BlobStore | None:
+    """The ``blobs`` option a desk gives an email channel's factory (its blob store), checked."""
+    if blobs is not None and not isinstance(blobs, BlobStore):
+        raise ConfigError(f"channel {name!r}: blobs must be a BlobStore; got {blobs!r:.80}")
+    return blobs

@@ -8,8 +8,9 @@ plain text) or none (``"none"``, port 25, for a relay on the same host), with ``
 username is configured. Certificates are verified against the system's authorities, or the
 ``ca_file`` given.
 
-The Message-ID is made of the message's idempotency key (:func:`~helpkit.channels.mime.message_id`),
-so every attempt carries the same one: a receiving system, or a person, can tell a retry.
+The Message-ID is made of the message's idempotency key and thread token
+(:func:`~helpkit.channels.mime.outbound_message_id`), so every attempt carries the same one: a
+receiving system, or a person, can tell a retry, and a reply to it threads.
 ``deliver`` returns it. Whatever goes wrong on the way (the server cannot be reached, refuses
 the login, the sender or every recipient, times out) raises :class:`SmtpError`, which the
 relay records and retries; a recipient refused among others that were taken is logged on
@@ -33,11 +34,11 @@ from typing import Any, Final
 
 from helpkit.channels.mime import (
     Mailbox,
+    blob_store_option,
     check_domain,
     message_bytes,
-    message_id,
-    message_key,
     needs_utf8,
+    outbound_message_id,
     parse_sender,
     render,
 )
@@ -152,7 +153,7 @@ class SmtpChannel:
             html=self.html,
             blobs=self.blobs,
         )
-        external_id = message_id(message_key(message), self.domain)
+        external_id = outbound_message_id(message, self.domain)
         recipients = [box.addr_spec for box in email["To"].addresses]
         data = message_bytes(email, linesep="\r\n")
         utf8 = needs_utf8(email)
@@ -329,5 +330,5 @@ def smtp_channel_factory(options: Mapping[str, Any]) -> SmtpChannel:
         ca_file=options.get("ca_file"),
         local_hostname=options.get("local_hostname"),
         name=name,
-        blobs=options.get("blobs"),
+        blobs=blob_store_option(name, options.get("blobs")),
     )
