@@ -5,6 +5,7 @@ run as a separate process on a real SQLite file, and in process for many inputs.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import mailbox
@@ -82,7 +83,7 @@ def init(tmp_path: Path) -> None:
 
 
 def ticket_count(tmp_path: Path) -> int:
-    with sqlite3.connect(tmp_path / "helpkit.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "helpkit.db")) as conn:
         count: int = conn.execute("SELECT count(*) FROM tickets").fetchone()[0]
         return count
 
