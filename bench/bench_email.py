@@ -98,19 +98,21 @@ def judge(
 ) -> None:
     """Score each category. ``held[message id]``: (ticket, opened it) for every comment or
     follow-up holding that Message-ID in the system's database."""
-    first_ticket: dict[str, str] = {}
+    # The tickets each message opened (a system that ingests a duplicate opens two: a reply
+    # on either of them still answers its request).
+    opened_by: dict[str, set[str]] = defaultdict(set)
     for mid, places in held.items():
         for ticket, opened in places:
             if opened:
-                first_ticket[mid] = ticket
+                opened_by[mid].add(ticket)
     for e in entries:
         result.total[e.category] = result.total.get(e.category, 0) + 1
         places = held.get(e.message_id, [])
         if e.category.startswith("new"):
             ok = len(places) == 1 and places[0][1]
         elif e.category == "reply":
-            target = first_ticket.get(e.thread_of or "")
-            ok = len(places) == 1 and not places[0][1] and places[0][0] == target
+            targets = opened_by.get(e.thread_of or "", set())
+            ok = len(places) == 1 and not places[0][1] and places[0][0] in targets
         elif e.category in ("auto_reply", "bounce"):
             ok = not places
         else:  # duplicate: its Message-ID is held at most once, wherever the original went

@@ -26,6 +26,13 @@ from helpkit.channels.smtp import SmtpChannel, SmtpError, smtp_channel_factory
 from helpkit.errors import ConfigError, NotFoundError
 from helpkit.events import MessageSent
 from helpkit.ports import InboundAttachment, OutboundMessage, Recipient
+from helpkit.testing.conformance.channels import (
+    Arrival,
+    ArrivedFactory,
+    ChannelConformance,
+    ChannelFactory,
+    arrival_of,
+)
 from helpkit.tickets import Attachment
 
 SENT = datetime(2026, 3, 2, 9, 30, tzinfo=UTC)
@@ -492,3 +499,26 @@ def test_a_replys_attachments_travel_with_its_outbound_message(plain: Server) ->
     back = parse(content, received_at=SENT)
     assert back.body == "The manual is attached."
     assert [(a.filename, a.data) for a in back.attachments] == [("manual.pdf", data)]
+
+
+class TestSmtpChannelConformance(ChannelConformance):
+    """The channel conformance suite over a real SMTP server. SMTP cannot remember what it
+    sent, so ``dedupes = False``: every repeat of a key must carry the same Message-ID."""
+
+    dedupes = False
+
+    @pytest.fixture
+    def make_channel(self, plain: Server) -> ChannelFactory:
+        return lambda: SmtpChannel(
+            "127.0.0.1", port=plain.port, security="none", sender="Support <s@help.example>"
+        )
+
+    @pytest.fixture
+    def arrived(self, plain: Server) -> ArrivedFactory:
+        def read() -> list[Arrival]:
+            return [
+                arrival_of(parse(content, received_at=SENT, strip_quotes=False))
+                for _, _, content in list(plain.inbox.messages)
+            ]
+
+        return read
