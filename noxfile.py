@@ -1,4 +1,4 @@
-"""Developer sessions: ``nox -s tests lint typecheck docs bench``."""
+"""Developer sessions: ``nox -s tests lint typecheck docs bench imap``."""
 
 from __future__ import annotations
 
@@ -69,6 +69,15 @@ def tests(session: nox.Session) -> None:
     # extra: HTML mail is read with inscriptis (tests/test_channels_email_in.py).
     session.install("-e", ".[nats,postgres,email]", *_group("test"))
     session.run("pytest", *session.posargs)
+
+
+@nox.session
+def imap(session: nox.Session) -> None:
+    """The IMAP tests: polling and ``helpkit mail`` against a private Dovecot that the tests
+    start (``apt-get install dovecot-imapd`` first; without it they skip, or fail under CI)."""
+    session.install("-e", ".", *_group("test"))
+    files = ["tests/test_channels_imap.py", "tests/test_cli_mail.py"]
+    session.run("pytest", "-p", "no:cacheprovider", *files, *session.posargs)
 
 
 @nox.session

@@ -1,4 +1,5 @@
-"""Fixtures shared by several test modules: the PostgreSQL database (tests/postgres_fixtures.py)."""
+"""Fixtures shared by several test modules: the PostgreSQL database (tests/postgres_fixtures.py)
+and the IMAP server (tests/imap_fixtures.py)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from imap_fixtures import ImapServer, imap_server_fixture
 from postgres_fixtures import postgres_database_fixture
 
 
@@ -14,3 +16,10 @@ def postgres_database() -> Iterator[str]:
     """The URL of a PostgreSQL database created for this run and dropped after it (the tests
     skip without a server, and fail without one under ``CI=true``)."""
     yield from postgres_database_fixture()
+
+
+@pytest.fixture(scope="session")
+def imap_server() -> Iterator[ImapServer]:
+    """A private Dovecot IMAP server on 127.0.0.1 for this run (tests/imap_fixtures.py; the
+    tests skip without Dovecot, and fail without it under ``CI=true``)."""
+    yield from imap_server_fixture()

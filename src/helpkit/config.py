@@ -7,6 +7,7 @@ Build it in code (:class:`DeskConfig`) or load it from a ``helpkit.toml`` file /
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Iterable, Mapping
 from pathlib import Path
@@ -22,11 +23,11 @@ from helpkit.errors import ConfigError, ValidationError
 from helpkit.escalation import EscalationRules, TierLadder
 from helpkit.fields import CustomField, FieldSet
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
-from helpkit.sla import SlaPolicySet
+from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 from helpkit.webhook_events import Subscription
 
-__all__ = ["DeskConfig", "IntakeConfig"]
+__all__ = ["DeskConfig", "IntakeConfig", "MailboxConfig"]
 
 _INTAKE_KEYS: Final = frozenset(
     {"addresses", "strangers", "cc_followers", "acknowledge", "acknowledge_limit", "desk_id"}
@@ -118,6 +119,159 @@ class IntakeConfig:
         return cls(**{str(k): v for k, v in data.items()})
 
 
+_MAILBOX_KEYS: Final = frozenset(
+    {
+        "host",
+        "port",
+        "security",
+        "user",
+        "password_env",
+        "mailbox",
+        "interval",
+        "flag",
+        "move_to",
+        "batch",
+        "timeout",
+    }
+)
+MAILBOX_SECURITY: Final = ("ssl", "starttls", "plain")
+DEFAULT_MAILBOX: Final = "default"
+"""The name of the mailbox of the ``[mailbox]`` table."""
+
+
+def _mailbox_text(where: str, key: str, value: object) -> None:
+    if not isinstance(value, str) or not value.strip() or any(ord(c) < 0x20 for c in value):
+        raise ConfigError(f"{where}.{key} is a non-empty line of text; got {value!r:.60}")
+
+
+def _seconds(where: str, key: str, value: object, high: float, *, text: bool = True) -> float:
+    if isinstance(value, str) and text:
+        try:
+            value = parse_duration(value).total_seconds()
+        except (ValidationError, ValueError):
+            raise ConfigError(
+                f"{where}.{key} is seconds or a duration (30s, 5m); got {value!r:.40}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0 < value <= high:
+        raise ConfigError(f"{where}.{key} is seconds above 0, up to {high:g}; got {value!r:.40}")
+    return float(value)
+
+
+@attrs.frozen(kw_only=True)
+class MailboxConfig:
+    """An IMAP mailbox that ``helpkit mail poll`` reads (``[mailbox]``, or ``[imap.NAME]``
+    for several; see the page *Email*, "Receiving"). The password is never in the file: it
+    is read from the environment variable ``password_env`` names."""
+
+    name: str
+    """``default`` for ``[mailbox]``, else the ``NAME`` of ``[imap.NAME]``; it names the
+    account in the mailbox's cursor."""
+    host: str
+    user: str
+    password_env: str
+    security: str = "ssl"
+    """``ssl`` (port 993), ``starttls`` or ``plain`` (port 143)."""
+    port: int | None = None
+    mailbox: str = "INBOX"
+    interval: float = 60.0
+    """Seconds between two polls of ``helpkit mail poll --follow``."""
+    flag: str | None = None
+    """A flag set on each message ingested (``\\Seen``, or a keyword)."""
+    move_to: str | None = None
+    """A mailbox each message ingested is moved to."""
+    batch: int = 50
+    timeout: float = 30.0
+
+    def password(self, environ: Mapping[str, str] | None = None) -> str:
+        """The password, from the environment variable ``password_env`` (ConfigError when it
+        is not set)."""
+        env = os.environ if environ is None else environ
+        value = env.get(self.password_env)
+        if value is None:
+            raise ConfigError(
+                f"the password of mailbox {self.name!r} is read from ${self.password_env}, "
+                "which is not set"
+            )
+        return value
+
+    def __attrs_post_init__(self) -> None:
+        where = self.where
+        for key in ("name", "host", "user", "password_env", "mailbox"):
+            _mailbox_text(where, key, getattr(self, key))
+        for key in ("flag", "move_to"):
+            if getattr(self, key) is not None:
+                _mailbox_text(where, key, getattr(self, key))
+        if self.security not in MAILBOX_SECURITY:
+            raise ConfigError(
+                f"{where}.security is one of {', '.join(MAILBOX_SECURITY)}; "
+                f"got {self.security!r:.40}"
+            )
+        port = self.port
+        if port is not None and (
+            isinstance(port, bool) or not isinstance(port, int) or not 1 <= port <= 65535
+        ):
+            raise ConfigError(f"{where}.port is a whole number from 1 to 65535; got {port!r:.40}")
+        batch = self.batch
+        if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 1000:
+            raise ConfigError(f"{where}.batch is a whole number from 1 to 1000; got {batch!r:.40}")
+        _seconds(where, "interval", self.interval, 86400, text=False)
+        _seconds(where, "timeout", self.timeout, 3600, text=False)
+
+    @property
+    def where(self) -> str:
+        """The table it comes from: ``mailbox`` or ``imap.NAME``."""
+        return "mailbox" if self.name == DEFAULT_MAILBOX else f"imap.{self.name}"
+
+    @classmethod
+    def from_dict(cls, name: str, data: Mapping[str, Any]) -> MailboxConfig:
+        """Read a ``[mailbox]`` or ``[imap.NAME]`` table; an unknown key, a missing one or a
+        bad value raises ConfigError naming it."""
+        where = "mailbox" if name == DEFAULT_MAILBOX else f"imap.{name}"
+        if not isinstance(data, Mapping):
+            raise ConfigError(f"[{where}] is a table; got {data!r:.60}")
+        unknown = sorted(set(map(str, data)) - _MAILBOX_KEYS)
+        if unknown:
+            raise ConfigError(
+                f"unknown [{where}] keys: {', '.join(unknown)} "
+                f"(known: {', '.join(sorted(_MAILBOX_KEYS))})"
+            )
+        for key in ("host", "user", "password_env"):
+            if key not in data:
+                raise ConfigError(f"[{where}] needs {key}")
+        values = dict(data)
+        for key in ("host", "password_env"):
+            if isinstance(values[key], str):
+                values[key] = values[key].strip()
+        for key, high in (("interval", 86400.0), ("timeout", 3600.0)):
+            if key in values:
+                values[key] = _seconds(where, key, values[key], high)
+        return cls(name=name, **values)
+
+
+def _mailboxes(data: Mapping[str, Any]) -> dict[str, MailboxConfig]:
+    found: dict[str, MailboxConfig] = {}
+    if "mailbox" in data:
+        found[DEFAULT_MAILBOX] = MailboxConfig.from_dict(DEFAULT_MAILBOX, data["mailbox"])
+    tables = data.get("imap", {})
+    if not isinstance(tables, Mapping):
+        raise ConfigError(f"[imap] holds one table per mailbox, [imap.NAME]; got {tables!r:.60}")
+    for name, table in tables.items():
+        if (
+            not isinstance(name, str)
+            or not name
+            or not all(c.isascii() and (c.isalnum() or c in "._-") for c in name)
+        ):
+            raise ConfigError(
+                f"a mailbox name is ASCII letters, digits, '.', '_' or '-'; got {name!r:.40}"
+            )
+        if name in found:
+            raise ConfigError(
+                f"[imap.{name}] and [mailbox] both name mailbox {name!r}: rename the former"
+            )
+        found[name] = MailboxConfig.from_dict(name, table)
+    return found
+
+
 @attrs.frozen(kw_only=True)
 class DeskConfig:
     """Everything a :class:`~helpkit.Helpdesk` needs besides its store, clock and plugins."""
@@ -159,6 +313,11 @@ class DeskConfig:
     ``Helpdesk(blobs=...)`` wins over it."""
     attachments: AttachmentLimits = attrs.field(factory=AttachmentLimits)
     """How many files, and how large, a comment may carry."""
+    mailboxes: Mapping[str, MailboxConfig] = attrs.field(
+        factory=dict, converter=frozen_mapping, eq=False
+    )
+    """The IMAP mailboxes ``helpkit mail poll`` reads, by name (``[mailbox]`` is
+    ``default``, ``[imap.NAME]`` is ``NAME``)."""
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -204,6 +363,8 @@ class DeskConfig:
             "secret_file",
             "blobs",
             "attachments",
+            "mailbox",
+            "imap",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -255,6 +416,8 @@ class DeskConfig:
                 kwargs["escalation"] = EscalationRules.from_list(rules)
             if "intake" in data:
                 kwargs["intake"] = IntakeConfig.from_dict(data["intake"])
+            if "mailbox" in data or "imap" in data:
+                kwargs["mailboxes"] = _mailboxes(data)
             if "secret_file" in data:
                 secret_file = data["secret_file"]
                 if not isinstance(secret_file, str) or not secret_file.strip():

@@ -163,6 +163,8 @@ class Helpdesk:
         self._new_id = id_factory or new_id
         self._strict = strict_versions
         self._said_no_sla = False
+        # Checked before the store is opened: a bad secret leaves no connection open.
+        self._tokens = None if secret is None else ThreadTokens(secret)
         self.blobs: BlobStore = self._open_blobs(blobs, store)
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
@@ -190,7 +192,6 @@ class Helpdesk:
         if delivery not in ("outbox", "sync"):
             raise ValidationError(f"delivery is 'outbox' or 'sync'; got {delivery!r:.40}")
         self._sync = delivery == "sync"
-        self._tokens = None if secret is None else ThreadTokens(secret)
         self._desk_id = config.intake.desk_id or (
             self._tokens.desk_id if self._tokens is not None else "helpkit"
         )

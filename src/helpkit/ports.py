@@ -11,7 +11,7 @@ import functools
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Generic, Protocol, runtime_checkable
+from typing import Final, Generic, Protocol, runtime_checkable
 
 import attrs
 
@@ -34,6 +34,7 @@ from helpkit.queries import Page, TicketQuery
 from helpkit.tickets import Attachment, Ticket
 
 __all__ = [
+    "EXTERNAL_CURSOR_PREFIXES",
     "Address",
     "BlobStore",
     "Capability",
@@ -143,6 +144,12 @@ class Capability:
     suspended messages wait there to be released."""
 
 
+EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
+"""Cursor names that keep a place in another sequence than the change feed (``imap:...``: the
+last UID handled in an IMAP mailbox, see :mod:`helpkit.channels.imap`): a store saves such a
+cursor at any position, not only up to :meth:`ChangeFeed.last_position`."""
+
+
 @attrs.frozen
 class Change:
     """A committed event and its position in its store's global commit order."""
@@ -187,7 +194,8 @@ class ChangeFeed(Protocol):
     def save_cursor(self, name: str, position: int, *, expected: int | None = None) -> None:
         """Save ``position`` under ``name``. With ``expected``, only if the saved position is
         still ``expected`` (else ConflictError): two consumers sharing a name cannot both
-        move it from the same place."""
+        move it from the same place. A position beyond :meth:`last_position` is refused
+        (ValidationError), except under a name of :data:`EXTERNAL_CURSOR_PREFIXES`."""
         ...
 
 

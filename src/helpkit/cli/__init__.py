@@ -197,7 +197,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _guarded(args: argparse.Namespace, debug: bool) -> int:
-    """Run the command: every error becomes one line on stderr and an exit status."""
+    """Run the command: every error becomes one line on stderr and an exit status (the
+    command's own ``failure_status(error)`` when it has one: ``mail ingest`` speaks the mail
+    server's exit statuses)."""
+    failure_status = getattr(args, "failure_status", None)
+
+    def status_of(exc: BaseException, default: int) -> int:
+        return int(failure_status(exc)) if failure_status is not None else default
+
     try:
         status = _run(args)
         sys.stdout.flush()
@@ -209,14 +216,14 @@ def _guarded(args: argparse.Namespace, debug: bool) -> int:
         return EXIT_INTERRUPTED
     except HelpkitError as exc:
         _say(f"helpkit: error: {one_line(exc)}")
-        return exit_status(exc)
+        return status_of(exc, exit_status(exc))
     except OSError as exc:
         _say(f"helpkit: error: {one_line(exc)}")
-        return EXIT_FAILURE
+        return status_of(exc, EXIT_FAILURE)
     except Exception as exc:  # the last resort: never a traceback, unless asked for
         if debug:
             traceback.print_exc()
         hint = "" if debug else " (-v or HELPKIT_DEBUG=1 shows the traceback)"
         _say(f"helpkit: error: unexpected {type(exc).__name__}: {one_line(exc)}{hint}")
-        return EXIT_FAILURE
+        return status_of(exc, EXIT_FAILURE)
     return status

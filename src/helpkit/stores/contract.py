@@ -31,7 +31,14 @@ from helpkit.errors import (
     ValidationError,
 )
 from helpkit.events import Event, TicketOpened
-from helpkit.ports import Delivery, DeliveryState, Receipt, ReceiptState, TicketChange
+from helpkit.ports import (
+    EXTERNAL_CURSOR_PREFIXES,
+    Delivery,
+    DeliveryState,
+    Receipt,
+    ReceiptState,
+    TicketChange,
+)
 
 __all__ = [
     "COMMITTED_RECEIPTS",
@@ -45,6 +52,7 @@ __all__ = [
     "check_version",
     "discard_receipt",
     "duplicate_receipt",
+    "feed_bounded",
     "receipt_keys",
     "validate_change",
 ]
@@ -214,6 +222,12 @@ def check_cursor(name: object) -> str:
             f"a cursor name is letters, digits, '.', '_', ':' or '-'; got {name!r:.60}"
         )
     return name
+
+
+def feed_bounded(name: str) -> bool:
+    """Whether cursor ``name`` holds a change feed position (so never one beyond the last
+    committed): every name but those of :data:`~helpkit.ports.EXTERNAL_CURSOR_PREFIXES`."""
+    return not name.startswith(EXTERNAL_CURSOR_PREFIXES)
 
 
 def check_position(position: object, what: str = "position") -> int:

@@ -58,6 +58,7 @@ from helpkit.stores.contract import (
     check_version,
     discard_receipt,
     duplicate_receipt,
+    feed_bounded,
     receipt_keys,
     revive_delivery,
     validate_change,
@@ -261,7 +262,7 @@ class MemoryStore:
             check_position(expected, "expected")
         with self._lock:
             self._check_open()
-            if position > len(self._feed):
+            if position > len(self._feed) and feed_bounded(name):
                 raise ValidationError(
                     f"position {position} is beyond the last committed one ({len(self._feed)})"
                 )

@@ -40,6 +40,7 @@ from helpkit.stores.contract import (
     check_delivery,
     check_limit,
     check_position,
+    feed_bounded,
     revive_delivery,
 )
 from helpkit.stores.sqlite.encoding import _decoded, _micros
@@ -166,7 +167,8 @@ class FeedAndOutbox:
         if expected is not None:
             check_position(expected, "expected")
         with self._transaction() as cur:
-            _check_committed(cur, position)
+            if feed_bounded(name):
+                _check_committed(cur, position)
             if expected is None:
                 cur.execute(_SAVE_CURSOR, (name, position))
             else:

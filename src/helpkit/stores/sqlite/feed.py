@@ -33,6 +33,7 @@ from helpkit.stores.contract import (
     check_delivery,
     check_limit,
     check_position,
+    feed_bounded,
     revive_delivery,
 )
 from helpkit.stores.sqlite.encoding import _decoded, _micros
@@ -132,7 +133,7 @@ class FeedAndOutbox:
             check_position(expected, "expected")
         with self._transaction() as conn:
             last = conn.execute(LAST_POSITION).fetchone()[0]
-            if position > last:
+            if position > last and feed_bounded(name):
                 raise ValidationError(
                     f"position {position} is beyond the last committed one ({last})"
                 )

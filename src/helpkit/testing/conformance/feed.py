@@ -134,6 +134,14 @@ class FeedCases:
         assert feed.cursor("new") == 1
         with pytest.raises(ValidationError):
             feed.save_cursor("relay", last + 1)  # beyond what was committed
+        # A cursor of another sequence (an IMAP mailbox's last UID) is not bounded by the feed.
+        outside = "imap:support.example:INBOX:1796516935"
+        feed.save_cursor(outside, last + 1000, expected=0)
+        assert feed.cursor(outside) == last + 1000
+        with pytest.raises(ConflictError):
+            feed.save_cursor(outside, last + 1001, expected=last)
+        feed.save_cursor(outside, last + 1001, expected=last + 1000)
+        assert feed.cursor(outside) == last + 1001
         for bad_name in ("", " x", "a b", "é", None, 5, "x" * 201):
             with pytest.raises(ValidationError):
                 feed.cursor(bad_name)  # type: ignore[arg-type]
