@@ -3,6 +3,8 @@ command cost that does not grow with the ticket's history."""
 
 from __future__ import annotations
 
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -414,3 +416,42 @@ def test_a_command_losing_every_attempt_raises_after_eight_and_writes_nothing() 
     assert len(waits) == 7  # no wait after the last attempt
     assert store.losses == 0
     assert desk.ticket(ticket).seq == ticket.seq
+
+
+def test_writers_of_one_ticket_in_one_process_take_turns_and_never_conflict() -> None:
+    class SlowReadingStore(MemoryStore):
+        """Reads take a moment (as a real database's do), so without turns every thread's
+        command would load the same version and all but one would lose at commit."""
+
+        conflicts = 0
+
+        def get_ticket(self, ticket_id: str) -> Ticket:
+            ticket = super().get_ticket(ticket_id)
+            time.sleep(0.001)  # the answer travels back; other writers move on meanwhile
+            return ticket
+
+        def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+            try:
+                return super().commit(changes)
+            except ConflictError:
+                self.conflicts += 1
+                raise
+
+    store = SlowReadingStore()
+    desk = _desk(store)
+    ticket = desk.open_ticket(ANN, requester="carol", subject="VPN", body="drops")
+    other = desk.open_ticket(ANN, requester="carol", subject="Printer", body="jams")
+
+    def work(index: int) -> None:
+        for step in range(5):
+            desk.note(ticket, ANN, f"{index}.{step}")
+            desk.tag(other, ANN, f"t{index}")
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert store.conflicts == 0
+    assert desk.ticket(ticket).internal_notes == 40
+    assert desk.ticket(other).tags == {f"t{i}" for i in range(8)}

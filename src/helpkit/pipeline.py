@@ -28,10 +28,12 @@ in.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import random
+import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Final, cast
 
@@ -97,6 +99,7 @@ class Pipeline:
         self._publish = publish
         self._attempts = attempts
         self._sleep = sleep
+        self._turns = Turns()
         self._states: TimerStates | None = None
         if Capability.TIMER_STATE in getattr(store, "capabilities", ()) and not missing_members(
             store, TimerStates
@@ -134,15 +137,17 @@ class Pipeline:
         ingested first makes the commit raise DuplicateError, writing nothing.
         """
         for attempt in range(1, self._attempts + 1):
-            tickets = [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
-            if expected:
-                self._check_versions(tickets, expected)
-            now = self.now()
-            outcomes = decide(tickets, now)
             try:
-                return self.commit(
-                    outcomes, receipt=None if receipt is None else receipt(outcomes, now)
-                )
+                # Writers of one ticket in this process take turns from load to commit: they
+                # never lose to each other, only to other processes (retried below).
+                with self._turns.hold(ticket_ids):
+                    tickets = [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
+                    if expected:
+                        self._check_versions(tickets, expected)
+                    now = self.now()
+                    outcomes = decide(tickets, now)
+                    made = None if receipt is None else receipt(outcomes, now)
+                    tickets, written = self._write(outcomes, receipt=made)
             except ConflictError as exc:
                 # With versions, deciding again first checks them anew: a ticket that moved on
                 # raises there, one that only got bookkeeping events goes ahead.
@@ -150,6 +155,10 @@ class Pipeline:
                     raise self._explained(exc, ticket_ids, expected) from None
                 log.debug("command on %s lost to a concurrent write; deciding again", ticket_ids)
                 self._sleep(_backoff(attempt))
+                continue
+            if written:
+                self._publish(written)  # after the turn: observers and the relay may write
+            return tickets
         raise AssertionError("unreachable")  # pragma: no cover
 
     def commit(
@@ -160,6 +169,16 @@ class Pipeline:
         Outcomes without events write nothing (their ticket is returned as it is). A
         ``receipt`` goes with the change of its ticket (ValidationError when none changed).
         """
+        tickets, written = self._write(outcomes, receipt=receipt)
+        if written:
+            self._publish(written)
+        return tickets
+
+    def _write(
+        self, outcomes: Sequence[Outcome], *, receipt: Receipt | None
+    ) -> tuple[list[Ticket], list[TicketChange]]:
+        """Timers and one commit: the tickets of ``outcomes`` as stored, and the changes
+        written (none when no outcome changed anything)."""
         tickets = [outcome.ticket for outcome in outcomes]
         planned: list[Planned] = []
         positions: list[int] = []
@@ -168,7 +187,7 @@ class Pipeline:
                 planned.append(self._timers.plan(outcome))
                 positions.append(position)
         if not planned:
-            return tickets
+            return tickets, []
         changes = [
             TicketChange(plan.ticket, outcomes[position].events, outcomes[position].previous_seq)
             for plan, position in zip(planned, positions, strict=True)
@@ -184,8 +203,7 @@ class Pipeline:
         for plan, position, change in zip(planned, positions, written, strict=True):
             tickets[position] = change.ticket
             self._timers.committed(plan, change.ticket)
-        self._publish(written)
-        return tickets
+        return tickets, list(written)
 
     def _check_versions(self, tickets: Sequence[Ticket], expected: Mapping[str, int]) -> None:
         for ticket in tickets:
@@ -230,6 +248,27 @@ class Pipeline:
             if current != seen:
                 return self._conflict(ticket_id, seen, current)
         return exc
+
+
+class Turns:
+    """Per-ticket turns for the writers of one process: a fixed set of locks, a ticket's lock
+    chosen by its id's hash. A command holds the locks of its tickets (taken in one order, so
+    two commands cannot wait on each other) from loading them to committing; two tickets
+    sharing a lock only wait for each other a little."""
+
+    STRIPES = 64
+
+    def __init__(self) -> None:
+        self._locks = [threading.RLock() for _ in range(self.STRIPES)]
+
+    @contextlib.contextmanager
+    def hold(self, ticket_ids: Sequence[str]) -> Iterator[None]:
+        """Hold the turns of ``ticket_ids`` (none for a command that opens a new ticket)."""
+        stripes = sorted({hash(ticket_id) % self.STRIPES for ticket_id in ticket_ids})
+        with contextlib.ExitStack() as stack:
+            for stripe in stripes:
+                stack.enter_context(self._locks[stripe])
+            yield
 
 
 def _with_receipt(changes: list[TicketChange], receipt: Receipt) -> list[TicketChange]:
