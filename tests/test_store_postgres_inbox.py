@@ -129,7 +129,8 @@ def test_a_duplicate_leaves_every_table_as_it_was(open_store: Callable[..., Any]
 class UnguardedInboxStore(PostgresStore):
     """Checks a commit's keys and writes its receipts in transactions of their own, before
     the commit: a refused commit keeps its receipt, and writers racing for one key all find
-    it free (the wait widens the window, as a busy server would)."""
+    it free (the wait widens the window, as a busy server would, and outlasts any spread of
+    the racers' start on a loaded machine)."""
 
     def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
         from helpkit.stores.postgres.inbox import _row
@@ -139,7 +140,7 @@ class UnguardedInboxStore(PostgresStore):
             found = self.receipt(receipt.key)
             if found is not None and found.state is not ReceiptState.SUSPENDED:
                 raise DuplicateError(f"{receipt.key} was received before")
-        time.sleep(0.3)
+        time.sleep(2.0)  # wider than any spread of the racers on a loaded machine
         with self._transaction() as cur:
             cur.executemany(
                 "INSERT INTO inbox (key, state, received_us, body) VALUES (%s, %s, %s, %s) "
