@@ -8,8 +8,9 @@ succeed and leave one file. Once renamed, the folder itself is flushed so the ne
 survives a power cut; a folder above it is flushed only when this put created the folder below
 it (an existing folder's entry is already on disk). ``get`` checks the bytes against their
 address and raises :class:`~helpkit.errors.BlobCorruptionError` when they differ; a put of
-bytes whose stored copy was damaged writes them again. A temporary file left by a crash mid-write is never read
-(its name is not an address); :meth:`FolderBlobStore.sweep_temporary` removes old ones.
+bytes whose stored copy was damaged writes them again. A temporary file left by a crash
+mid-write is never read (its name is not an address);
+:meth:`FolderBlobStore.sweep_temporary` removes old ones.
 
 The folder is created (with its parents) by the first put, so a desk that never stores an
 attachment leaves no folder behind.
