@@ -208,6 +208,53 @@ def test_the_folder_is_created_by_the_first_put_only(tmp_path: Path) -> None:
     assert store.get(address_of(b"x")) == b"x"
 
 
+def _sharing(address: str, prefix: int, *, not_prefix: int | None = None) -> bytes:
+    """Bytes whose address starts like ``address`` for ``prefix`` hex digits (and, with
+    ``not_prefix``, differs from it within that many)."""
+    for n in itertools.count():
+        data = f"blob {n}".encode()
+        found = address_of(data)
+        if found == address or found[:prefix] != address[:prefix]:
+            continue
+        if not_prefix is None or found[:not_prefix] != address[:not_prefix]:
+            return data
+    raise AssertionError("unreachable")
+
+
+def test_a_put_flushes_its_folder_and_only_the_folders_above_it_made(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import helpkit.blobs.folder as folder_module
+
+    flushed: list[Path] = []
+    real = folder_module._fsync_folder
+
+    def spy(path: Path) -> None:
+        flushed.append(path)
+        real(path)
+
+    monkeypatch.setattr(folder_module, "_fsync_folder", spy)
+    root = tmp_path / "b"
+    store = FolderBlobStore(root)
+    first = store.put(b"first")
+    leaf = root / first[:2] / first[2:4]
+    # everything was made: the blob's folder, then each new folder's parent, up to tmp_path
+    assert flushed == [leaf, leaf.parent, root, tmp_path]
+    flushed.clear()
+    second = store.put(_sharing(first, 2, not_prefix=4))  # a new leaf under an existing folder
+    assert flushed == [root / second[:2] / second[2:4], root / first[:2]]
+    flushed.clear()
+    store.put(_sharing(first, 4))  # the same leaf: only it changed
+    assert flushed == [leaf]
+    flushed.clear()
+    store.put(b"first")  # already kept: nothing written, nothing flushed
+    assert flushed == []
+    unflushed = FolderBlobStore(tmp_path / "c", fsync=False)
+    unflushed.put(b"first")
+    assert flushed == []
+    assert unflushed.get(first) == b"first"
+
+
 def test_a_put_of_bytes_whose_copy_was_damaged_repairs_it(tmp_path: Path) -> None:
     store = FolderBlobStore(tmp_path / "b")
     address = store.put(b"precious bytes")

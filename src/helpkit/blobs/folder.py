@@ -5,10 +5,12 @@ bytes to a temporary file in that same folder (``.tmp-...``), flushes it to disk
 and renames it over the final name (``os.replace``, atomic): a reader sees the whole blob or
 no blob, never half of one, and two writers of the same bytes (threads or processes) both
 succeed and leave one file. Once renamed, the folder itself is flushed so the new name
-survives a power cut. ``get`` checks the bytes against their address and raises
-:class:`~helpkit.errors.BlobCorruptionError` when they differ; a put of bytes whose stored
-copy was damaged writes them again. A temporary file left by a crash mid-write is never read
-(its name is not an address); :meth:`FolderBlobStore.sweep_temporary` removes old ones.
+survives a power cut; a folder above it is flushed only when this put created the folder below
+it (an existing folder's entry is already on disk). ``get`` checks the bytes against their
+address and raises :class:`~helpkit.errors.BlobCorruptionError` when they differ; a put of
+bytes whose stored copy was damaged writes them again. A temporary file left by a crash
+mid-write is never read (its name is not an address);
+:meth:`FolderBlobStore.sweep_temporary` removes old ones.
 
 The folder is created (with its parents) by the first put, so a desk that never stores an
 attachment leaves no folder behind.
@@ -195,7 +197,14 @@ class FolderBlobStore:
             return False
 
     def _make_folders(self, folder: Path) -> list[Path]:
-        """Create ``folder`` and its missing parents; the parents whose entries changed."""
+        """Create ``folder`` and its missing parents; the parents whose entries changed.
+
+        A folder that already existed needs no flush (its entry in its parent is on disk from
+        the put that made it, which flushed that parent); one made here does: its parent's
+        entry for it is what makes the blob inside reachable after a power cut.
+        """
+        if folder.is_dir():  # the common case: one stat, nothing made, no parent to flush
+            return []
         changed: list[Path] = []
         missing = [p for p in (folder, folder.parent, self._root) if not p.is_dir()]
         folder.mkdir(parents=True, exist_ok=True)

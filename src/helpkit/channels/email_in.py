@@ -474,6 +474,9 @@ def _header(part: Message, name: str) -> str | None:
     return None
 
 
+_CONTENT_TYPE: Final = re.compile(r"[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,127}")
+
+
 def _content_type(part: Message, notes: _Notes) -> str:
     try:
         ctype = part.get_content_type()
@@ -481,7 +484,7 @@ def _content_type(part: Message, notes: _Notes) -> str:
         notes.add("a part with an unreadable Content-Type was read as text/plain")
         return "text/plain"
     ctype = ctype.lower()
-    if not re.fullmatch(r"[a-z0-9!#$&^_.+-]{1,64}/[a-z0-9!#$&^_.+-]{1,127}", ctype):
+    if not _CONTENT_TYPE.fullmatch(ctype):
         return "application/octet-stream"
     return ctype
 
