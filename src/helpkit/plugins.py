@@ -172,53 +172,31 @@ class PluginHost:
         return tuple((impl,) for impl in reversed(impls))
 
     def _collect_stores(self) -> Mapping[str, StoreFactory]:
-        found: dict[str, StoreFactory] = {}
-
-        def register(scheme: str, factory: StoreFactory) -> None:
-            _check_name(scheme, "store scheme")
-            if scheme in found:
-                raise DuplicateError(f"store scheme {scheme!r} is registered twice")
-            if not callable(factory):
-                raise PluginError(f"store factory for {scheme!r} is not callable")
-            found[scheme] = factory
-
-        _typed(
-            lambda: self._pm.hook.helpkit_register_stores(register=register), "registering stores"
-        )
-        return MappingProxyType(found)
+        return self._collect("helpkit_register_stores", "store", "store scheme", "store scheme")
 
     def _collect_channels(self) -> Mapping[str, ChannelFactory]:
-        found: dict[str, ChannelFactory] = {}
-
-        def register(name: str, factory: ChannelFactory) -> None:
-            _check_name(name, "channel name")
-            if name in found:
-                raise DuplicateError(f"channel {name!r} is registered twice")
-            if not callable(factory):
-                raise PluginError(f"channel factory for {name!r} is not callable")
-            found[name] = factory
-
-        _typed(
-            lambda: self._pm.hook.helpkit_register_channels(register=register),
-            "registering channels",
-        )
-        return MappingProxyType(found)
+        return self._collect("helpkit_register_channels", "channel", "channel", "channel name")
 
     def _collect_blob_stores(self) -> Mapping[str, BlobStoreFactory]:
-        found: dict[str, BlobStoreFactory] = {}
-
-        def register(scheme: str, factory: BlobStoreFactory) -> None:
-            _check_name(scheme, "blob store scheme")
-            if scheme in found:
-                raise DuplicateError(f"blob store scheme {scheme!r} is registered twice")
-            if not callable(factory):
-                raise PluginError(f"blob store factory for {scheme!r} is not callable")
-            found[scheme] = factory
-
-        _typed(
-            lambda: self._pm.hook.helpkit_register_blob_stores(register=register),
-            "registering blob stores",
+        return self._collect(
+            "helpkit_register_blob_stores", "blob store", "blob store scheme", "blob store scheme"
         )
+
+    def _collect(self, hook: str, kind: str, entry: str, key: str) -> Mapping[str, Any]:
+        """Call the registering ``hook`` of every plugin: the factories of ``kind`` they
+        register by ``key`` (each once, each callable)."""
+        found: dict[str, Any] = {}
+
+        def register(name: str, factory: Any) -> None:
+            _check_name(name, key)
+            if name in found:
+                raise DuplicateError(f"{entry} {name!r} is registered twice")
+            if not callable(factory):
+                raise PluginError(f"{kind} factory for {name!r} is not callable")
+            found[name] = factory
+
+        caller = getattr(self._pm.hook, hook)
+        _typed(lambda: caller(register=register), f"registering {kind}s")
         return MappingProxyType(found)
 
     @property
