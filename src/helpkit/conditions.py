@@ -1,7 +1,7 @@
 """The condition language: one way to say *when*, shared by triggers, macros, SLA policies and
 (later) automations, routing and notification rules.
 
-A condition is a tree: :class:`Test` compares one *field* of a ticket (or of its requester, its
+A condition is a tree: :class:`Compare` compares one *field* of a ticket (or of its requester, its
 organization, or the command that changed it) with a value; :class:`AllOf`, :class:`AnyOf` and
 :class:`NoneOf` combine conditions; :class:`Since` tests the time since an instant of the ticket
 (its creation, its last update, its solving...), in calendar time or in the business hours of a
@@ -49,12 +49,12 @@ __all__ = [
     "ALWAYS",
     "AllOf",
     "AnyOf",
+    "Compare",
     "Condition",
     "Kind",
     "NoneOf",
     "Since",
     "Subject",
-    "Test",
     "Vocabulary",
     "parse",
 ]
@@ -474,7 +474,7 @@ class Vocabulary:
 
 
 class Condition:
-    """A test of a :class:`Subject`: a tree of :class:`Test`, :class:`Since`,
+    """A test of a :class:`Subject`: a tree of :class:`Compare`, :class:`Since`,
     :class:`AllOf`, :class:`AnyOf` and :class:`NoneOf`."""
 
     __slots__ = ()
@@ -506,7 +506,7 @@ def _present(value: object) -> bool:
 
 
 @attrs.frozen(eq=False)
-class Test(Condition):
+class Compare(Condition):
     """``field`` compared by ``operator`` with ``value`` (checked by the vocabulary)."""
 
     field: str
@@ -516,7 +516,7 @@ class Test(Condition):
     needs: frozenset[str] = frozenset()
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, Test) and (self.field, self.operator, _key(self.value)) == (
+        return isinstance(other, Compare) and (self.field, self.operator, _key(self.value)) == (
             other.field,
             other.operator,
             _key(other.value),
@@ -541,7 +541,7 @@ def _key(value: object) -> object:
     return tuple(sorted(value, key=str)) if isinstance(value, frozenset) else value
 
 
-def _test(spec: _Field, operator: str, value: object, vocabulary: Vocabulary) -> Test:
+def _test(spec: _Field, operator: str, value: object, vocabulary: Vocabulary) -> Compare:
     kind = spec.kind
     allowed = _OPERATORS[kind] | (_CHANGES[kind] if vocabulary.command else frozenset())
     if operator not in allowed:
@@ -567,7 +567,7 @@ def _test(spec: _Field, operator: str, value: object, vocabulary: Vocabulary) ->
     else:
         checked = spec.value(value)
     needs = spec.needs | ({COMMAND} if operator in _CHANGES[kind] else set())
-    return Test(spec.name, operator, checked, _compile(spec, operator, checked), frozenset(needs))
+    return Compare(spec.name, operator, checked, _compile(spec, operator, checked), frozenset(needs))
 
 
 def _compile(spec: _Field, operator: str, value: Any) -> Callable[[Subject], bool]:
