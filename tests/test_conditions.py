@@ -5,6 +5,7 @@ instant."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -303,7 +304,7 @@ def _interpret(data: Any, subject: Subject) -> bool:
         high = _seconds(data.get("at_most"))
         return (low is None or elapsed >= low) and (high is None or elapsed < high)
     field = data["field"]
-    values = {
+    values: dict[str, Any] = {
         "priority": int(ticket.priority),
         "tags": ticket.tags,
         "status": ticket.status,
@@ -312,11 +313,12 @@ def _interpret(data: Any, subject: Subject) -> bool:
         "fields.seats": ticket.custom_fields.get("seats"),
         "assignee": ticket.assignee_id,
     }
-    value = values[field]
+    value: Any = values[field]
+    expected: Any
     (operator, expected), *_ = ((k, v) for k, v in data.items() if k != "field")
     if expected == "P2":
         expected = 2
-    return {
+    checks: dict[str, Callable[[], bool]] = {
         "le": lambda: value is not None and value <= expected,
         "gt": lambda: value is not None and value > expected,
         "lt": lambda: value is not None and value < expected,
@@ -325,7 +327,8 @@ def _interpret(data: Any, subject: Subject) -> bool:
         "has_any": lambda: bool(set(expected) & value),
         "has_none": lambda: not set(expected) & value,
         "empty": lambda: (value is None) is expected,
-    }[operator]()
+    }
+    return checks[operator]()
 
 
 def _seconds(text: str | None) -> timedelta | None:

@@ -567,7 +567,9 @@ def _test(spec: _Field, operator: str, value: object, vocabulary: Vocabulary) ->
     else:
         checked = spec.value(value)
     needs = spec.needs | ({COMMAND} if operator in _CHANGES[kind] else set())
-    return Compare(spec.name, operator, checked, _compile(spec, operator, checked), frozenset(needs))
+    return Compare(
+        spec.name, operator, checked, _compile(spec, operator, checked), frozenset(needs)
+    )
 
 
 def _compile(spec: _Field, operator: str, value: Any) -> Callable[[Subject], bool]:
