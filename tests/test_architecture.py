@@ -66,6 +66,8 @@ DOMAIN = {
     "helpkit.escalation",
     "helpkit.serialize",
     "helpkit.webhook_events",
+    "helpkit.conditions",
+    "helpkit.rules",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

@@ -22,9 +22,11 @@ from helpkit.events import (
     Escalated,
     Event,
     MessageSent,
+    Notified,
     SlaBreached,
     SlaRescheduled,
     SlaWarned,
+    WebhookRequested,
     event_from_dict,
     event_to_dict,
 )
@@ -143,6 +145,25 @@ def _sla_events() -> list[Event]:
             seq=26,
             delivery_id="t-1-20-sla_notice",
             kind="sla_notice",
+        ),
+        # What rules ask for (issue #14).
+        Notified(
+            ticket_id="t-1",
+            at=NOW,
+            actor=Actor.system("trigger:p1"),
+            seq=27,
+            rule="p1",
+            audiences=("assignee", "group"),
+            subject="P1: {{ticket.reference}}",
+            body="Résumé\nline two",
+        ),
+        WebhookRequested(
+            ticket_id="t-1",
+            at=NOW,
+            actor=Actor.system("trigger:crm"),
+            seq=28,
+            rule="crm",
+            endpoint="crm",
         ),
     ]
 

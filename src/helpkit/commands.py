@@ -14,6 +14,7 @@ from datetime import datetime
 
 from helpkit import lifecycle
 from helpkit._checks import check_items, check_text
+from helpkit.actions import Actions
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory, Unset
 from helpkit.errors import ValidationError
@@ -24,6 +25,7 @@ from helpkit.people import Agent, Contact
 from helpkit.pipeline import Decide
 from helpkit.ports import Store
 from helpkit.priority import Impact, Urgency
+from helpkit.rules import Macro
 from helpkit.service_levels import ServiceLevels
 from helpkit.tickets import (
     Actor,
@@ -59,7 +61,9 @@ class TicketCommands:
         levels: ServiceLevels,
         store: Store,
         new_id: Callable[[], str],
+        actions: Actions | None = None,
     ) -> None:
+        self._actions = actions or Actions(config, directory, new_id)
         self._config = config
         self._directory = directory
         self._levels = levels
@@ -455,6 +459,19 @@ class TicketCommands:
             )
 
         return decide
+
+    # ------------------------------------------------------------ macros
+
+    def macro(self, actor: Actor, macro: Macro, agent: Agent | None) -> Decide:
+        """Carry out ``macro``'s actions as ``actor`` (``agent``: the agent it is, for the
+        ``agent.*`` placeholders)."""
+        actions = self._actions
+        rule = f"macro:{macro.name}"
+        return _one(
+            lambda ticket, now: actions.carry_out(
+                ticket, macro.actions, at=now, actor=actor, rule=rule, agent=agent
+            )
+        )
 
     # ------------------------------------------------------------ tiers
 

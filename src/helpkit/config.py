@@ -19,10 +19,20 @@ import attrs
 from helpkit._records import frozen_mapping
 from helpkit.attachments import AttachmentLimits
 from helpkit.calendar import BusinessCalendar
-from helpkit.errors import ConfigError, ValidationError
+from helpkit.conditions import Vocabulary
+from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.escalation import EscalationRules, TierLadder
 from helpkit.fields import CustomField, FieldSet
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
+from helpkit.rules import (
+    CallWebhook,
+    Macro,
+    Trigger,
+    action_to_data,
+    macros_from_list,
+    parse_action,
+    triggers_from_list,
+)
 from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 from helpkit.webhook_events import Subscription
@@ -318,6 +328,10 @@ class DeskConfig:
     )
     """The IMAP mailboxes ``helpkit mail poll`` reads, by name (``[mailbox]`` is
     ``default``, ``[imap.NAME]`` is ``NAME``)."""
+    triggers: tuple[Trigger, ...] = attrs.field(default=(), converter=tuple)
+    """Rules run on every command, in this order (``[[triggers]]``; see :mod:`helpkit.triggers`)."""
+    macros: tuple[Macro, ...] = attrs.field(default=(), converter=tuple)
+    """Named bundles of actions agents apply (``[[macros]]``)."""
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -327,6 +341,7 @@ class DeskConfig:
                 "the audit trail records deliveries by that name, so give each its own"
             )
         self.subscriptions()  # a mistake in a webhook's events is refused here, when loaded
+        self._check_rules()
         # A rule on a warning threshold only fires if some policy records that warning.
         if self.sla is None:
             return
@@ -337,6 +352,44 @@ class DeskConfig:
                     f"escalation rule {rule.name!r} listens to {rule.at:g} of a target, but no "
                     f"SLA policy warns at {rule.at:g}; add it to a policy's warn_at"
                 )
+
+    def vocabulary(self) -> Vocabulary:
+        """What this desk's conditions may name (its statuses, custom fields, calendars)."""
+        return Vocabulary(self.workflow, self.fields, self.calendars)
+
+    def macro(self, name: str) -> Macro:
+        """The macro called ``name``; NotFoundError naming the known ones."""
+        for macro in self.macros:
+            if macro.name == name:
+                return macro
+        known = ", ".join(m.name for m in self.macros) or "none configured"
+        raise NotFoundError(f"unknown macro {name!r:.60} (known: {known})")
+
+    def _check_rules(self) -> None:
+        """Triggers and macros given as values (the Python API) are checked against this
+        configuration, as the ones read from a file are."""
+        vocabulary = self.vocabulary()
+        commands = vocabulary.for_commands()
+        for kind, rules in (("trigger", self.triggers), ("macro", self.macros)):
+            names: set[str] = set()
+            for rule in rules:
+                if not isinstance(rule, Trigger | Macro):
+                    raise ConfigError(f"{kind}s must be {kind.title()} values; got {rule!r:.60}")
+                if rule.name in names:
+                    raise ConfigError(f"two {kind}s are called {rule.name!r}; names are unique")
+                names.add(rule.name)
+                try:
+                    if isinstance(rule, Trigger):
+                        commands.parse(rule.when)
+                    for action in rule.actions:
+                        parse_action(action_to_data(action), vocabulary)
+                        if isinstance(action, CallWebhook) and action.endpoint not in self.webhooks:
+                            known = ", ".join(self.webhooks) or "none configured"
+                            raise ValidationError(
+                                f"webhook {action.endpoint!r} is not an endpoint (known: {known})"
+                            )
+                except ValidationError as exc:
+                    raise ConfigError(f"{kind} {rule.name!r}: {exc}") from None
 
     def subscriptions(self) -> tuple[Subscription, ...]:
         """What each webhook endpoint subscribes to, in the configuration's order."""
@@ -365,6 +418,8 @@ class DeskConfig:
             "attachments",
             "mailbox",
             "imap",
+            "triggers",
+            "macros",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -430,6 +485,14 @@ class DeskConfig:
                 kwargs["blobs"] = blobs
             if "attachments" in data:
                 kwargs["attachments"] = AttachmentLimits.from_dict(data["attachments"])
+            if "triggers" in data or "macros" in data:
+                vocabulary = Vocabulary(
+                    kwargs.get("workflow", DEFAULT_WORKFLOW),
+                    kwargs.get("fields", FieldSet()),
+                    calendars,
+                )
+                kwargs["triggers"] = triggers_from_list(data.get("triggers", []), vocabulary)
+                kwargs["macros"] = macros_from_list(data.get("macros", []), vocabulary)
             return cls(**kwargs)
         except ConfigError:
             raise

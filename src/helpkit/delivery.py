@@ -49,7 +49,15 @@ from helpkit._checks import check_text
 from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError, ValidationError
 from helpkit.escalation import Action
-from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned, TicketOpened
+from helpkit.events import (
+    CommentAdded,
+    Event,
+    Notified,
+    SlaBreached,
+    SlaWarned,
+    TicketOpened,
+    WebhookRequested,
+)
 from helpkit.fold import apply
 from helpkit.people import Agent, Contact
 from helpkit.ports import (
@@ -60,12 +68,14 @@ from helpkit.ports import (
     Recipient,
     Store,
 )
+from helpkit.rules import fill_number
 from helpkit.thread_tokens import DESK_HEADER, ThreadTokens
 from helpkit.tickets import Actor, ActorKind, Comment, Ticket
 from helpkit.webhook_events import WEBHOOK, payload_text
 
 __all__ = [
     "ACKNOWLEDGEMENT",
+    "NOTIFICATION",
     "REPLY",
     "SLA_NOTICE",
     "Outbound",
@@ -82,6 +92,8 @@ SLA_NOTICE: Final = "sla_notice"
 """The kind of an SLA warning's or breach's delivery."""
 ACKNOWLEDGEMENT: Final = "acknowledgement"
 """The kind of the automatic acknowledgement of a new request."""
+NOTIFICATION: Final = "notification"
+"""The kind of a rule's notification (a trigger's or a macro's ``notify`` action)."""
 _STATES_KEPT = 4096
 """How many tickets' states the planning keeps between batches (about 2 KiB each)."""
 _UNFOLDED_KEPT = 64
@@ -188,10 +200,19 @@ class Outbound:
                 elif isinstance(event, TicketOpened) and event.acknowledge:
                     message = self._acknowledgement(event, now, people)
                     kind = ACKNOWLEDGEMENT
+                elif isinstance(event, Notified):
+                    before = states.before(event)
+                    message = self._notification(event, before, now, people)
+                    kind = NOTIFICATION
             if message is not None:
                 channel, out = message
                 planned.append(_delivery(change, kind, channel, out, now))
             hooks = [s for s in self._subscriptions if s.matches(event)]
+            if isinstance(event, WebhookRequested) and event.endpoint in self._webhooks:
+                before = before or states.before(event)
+                after = apply(before, event)
+                out = self._webhook(event, after, event.endpoint, now, people)
+                planned.append(_delivery(change, WEBHOOK, event.endpoint, out, now))
             if hooks:
                 if isinstance(event, TicketOpened):
                     states.follow(event)
@@ -275,7 +296,7 @@ class Outbound:
             ticket_id=ticket.id,
             ticket_number=ticket.number,
             subject=f"[{ticket.reference}] {ticket.subject}",
-            body=comment.body,
+            body=fill_number(comment.body, ticket.number) if _system(comment) else comment.body,
             comment_id=comment.id,
             author_name=self._author_name(comment.author, people),
             to=recipients,
@@ -313,6 +334,63 @@ class Outbound:
             idempotency_key=delivery_id(event, ACKNOWLEDGEMENT),
             kind=ACKNOWLEDGEMENT,
             thread_token=self._token(event.ticket_id),
+        )
+
+    def _audience(
+        self, audiences: Sequence[str], ticket: Ticket, people: _People
+    ) -> tuple[Recipient, ...]:
+        """The people ``audiences`` name on ``ticket`` (each once, those with an address)."""
+        found: dict[str, Recipient] = {}
+        if "requester" in audiences:
+            requester = people.contact(ticket.requester_id)
+            if requester is not None:
+                found[f"contact:{requester.id}"] = Recipient(
+                    "contact", requester.id, requester.name, requester.email
+                )
+        if "followers" in audiences:
+            party = Actor.contact(ticket.requester_id)
+            for recipient in self.recipients(ticket, exclude=party, people=people):
+                key = f"{recipient.actor_kind}:{recipient.actor_id}"
+                found.setdefault(key, recipient)
+        if "assignee" in audiences and ticket.assignee_id is not None:
+            assignee = people.agent(ticket.assignee_id)
+            if assignee is not None:
+                found.setdefault(
+                    f"agent:{assignee.id}",
+                    Recipient("agent", assignee.id, assignee.name, assignee.email),
+                )
+        if "group" in audiences and ticket.group_id is not None:
+            for agent in self._store.list_agents():
+                if agent.active and agent.in_group(ticket.group_id):
+                    found.setdefault(
+                        f"agent:{agent.id}", Recipient("agent", agent.id, agent.name, agent.email)
+                    )
+        return tuple(r for r in found.values() if r.address)
+
+    def _notification(
+        self, event: Notified, ticket: Ticket, now: datetime, people: _People
+    ) -> _Planned | None:
+        """A rule's notification (a trigger's, a macro's) to its audiences."""
+        recipients = self._audience(event.audiences, ticket, people)
+        if not recipients:
+            return None
+        return self.channel_for(ticket.channel), OutboundMessage(
+            ticket_id=ticket.id,
+            ticket_number=ticket.number,
+            subject=fill_number(event.subject, ticket.number),
+            body=fill_number(event.body, ticket.number),
+            comment_id=f"notification-{event.seq}",
+            author_name="Support",
+            to=recipients,
+            sent_at=now,
+            headers={
+                **self._headers,
+                "X-Helpkit-Rule": event.rule,
+                "Auto-Submitted": "auto-generated",
+            },
+            idempotency_key=delivery_id(event, NOTIFICATION),
+            kind=NOTIFICATION,
+            thread_token=self._token(ticket.id),
         )
 
     def _sla_notice(
@@ -487,6 +565,11 @@ def _fold(state: Ticket | None, events: Sequence[Event], before: int) -> Ticket 
         if state is None or event.seq > state.seq:
             state = apply(state, event)
     return state
+
+
+def _system(comment: Comment) -> bool:
+    """Whether a rule wrote the comment (its text may wait for the ticket's number)."""
+    return comment.author.kind is ActorKind.SYSTEM
 
 
 def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:

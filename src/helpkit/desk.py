@@ -23,6 +23,7 @@ import attrs
 from helpkit import lifecycle
 from helpkit._checks import check_int, check_items, check_text
 from helpkit._time import to_utc
+from helpkit.actions import Actions
 from helpkit.attachments import UnconfiguredBlobStore, default_blobs, keep
 from helpkit.commands import TicketCommands
 from helpkit.config import DeskConfig
@@ -54,6 +55,7 @@ from helpkit.ports import (
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.relay import Relay, RelayReport, RetryPolicy
+from helpkit.rules import Macro
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import SlaStatus
 from helpkit.sweep import Sweeper, SweepReport
@@ -68,6 +70,7 @@ from helpkit.tickets import (
     Ticket,
 )
 from helpkit.timers import FoldCache, SlaTimer, Timers
+from helpkit.triggers import Triggers
 
 __all__ = ["UNSET", "Helpdesk", "TicketRef"]
 
@@ -203,7 +206,15 @@ class Helpdesk:
             tokens=self._tokens,
             desk_id=self._desk_id,
         )
-        self._pipeline = Pipeline(self.store, self.clock, Timers([self._sla]), self._publish)
+        self._actions = Actions(config, self._directory, self._new_id)
+        triggers = Triggers(config.triggers, self._actions, self._directory)
+        self._pipeline = Pipeline(
+            self.store,
+            self.clock,
+            Timers([self._sla]),
+            self._publish,
+            react=triggers.react if triggers.enabled else None,
+        )
         self._relay: Relay | None = None
         if self._outbound.enabled:
             # A desk with channels must be able to deliver: its store keeps the outbox.
@@ -212,7 +223,7 @@ class Helpdesk:
         self._relaying = threading.local()
         self._sweeper = Sweeper(self.store, self._pipeline, self._levels, self._sla, config)
         self._commands = TicketCommands(
-            config, self._directory, self._levels, self.store, self._new_id
+            config, self._directory, self._levels, self.store, self._new_id, self._actions
         )
         self._receiver = Receiver(
             self.store,
@@ -725,6 +736,36 @@ class Helpdesk:
             actor, body, public=False, channel="internal", attachments=files
         )
         return self._run([ref], decide, expected_seq)[0]
+
+    def _macro(self, macro: str | Macro, actor: Actor) -> tuple[Macro, Agent | None]:
+        self._staff(actor)
+        found = (
+            macro if isinstance(macro, Macro) else self.config.macro(check_text(macro, "a macro"))
+        )
+        agent = self._directory.agent(actor.id) if actor.kind is ActorKind.AGENT else None
+        return found, agent
+
+    def apply_macro(
+        self,
+        ref: TicketRef,
+        macro: str | Macro,
+        actor: Actor,
+        *,
+        expected_seq: int | None = None,
+    ) -> Ticket:
+        """Carry out a macro's actions (its canned reply, status, tags...) on the ticket in one
+        command, as ``actor`` (an agent, or the system). ``macro`` is a configured macro's
+        name (``[[macros]]``) or a :class:`~helpkit.rules.Macro`."""
+        found, agent = self._macro(macro, actor)
+        decide = self._commands.macro(actor, found, agent)
+        return self._run([ref], decide, expected_seq)[0]
+
+    def preview_macro(self, ref: TicketRef, macro: str | Macro, actor: Actor) -> lifecycle.Outcome:
+        """What :meth:`apply_macro` would do now: the ticket after it and the events it would
+        record (the triggers' included), the reply's text filled in. Nothing is written."""
+        found, agent = self._macro(macro, actor)
+        decide = self._commands.macro(actor, found, agent)
+        return self._pipeline.preview([self._ticket_id(ref)], decide)[0]
 
     def requester_reply(
         self,

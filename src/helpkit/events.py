@@ -52,6 +52,7 @@ __all__ = [
     "MergeReceived",
     "MergedInto",
     "MessageSent",
+    "Notified",
     "PriorityChanged",
     "SlaBreached",
     "SlaRescheduled",
@@ -61,6 +62,7 @@ __all__ = [
     "TagsChanged",
     "TicketOpened",
     "Unlinked",
+    "WebhookRequested",
     "event_from_dict",
     "event_to_dict",
 ]
@@ -314,6 +316,31 @@ class SlaRescheduled(Event):
 
 
 @attrs.frozen(kw_only=True)
+class Notified(Event):
+    """A rule (a trigger, a macro) asked for a notification: ``audiences`` (``requester``,
+    ``followers``, ``assignee``, ``group``) are told ``subject`` and ``body``, rendered when the
+    rule fired. The relay delivers it (see :mod:`helpkit.delivery`)."""
+
+    TYPE: ClassVar[str] = "notified"
+
+    rule: str = attrs.field(validator=nonblank_text)
+    audiences: tuple[str, ...] = attrs.field(validator=instances_of(str, container=tuple))
+    subject: str = attrs.field(validator=nonblank_text)
+    body: str = attrs.field(validator=text)
+
+
+@attrs.frozen(kw_only=True)
+class WebhookRequested(Event):
+    """A rule asked for the ticket to be sent to webhook endpoint ``endpoint`` (through the
+    outbox, as the endpoint's subscriptions are)."""
+
+    TYPE: ClassVar[str] = "webhook_requested"
+
+    rule: str = attrs.field(validator=nonblank_text)
+    endpoint: str = attrs.field(validator=nonblank_text)
+
+
+@attrs.frozen(kw_only=True)
 class MessageSent(Event):
     """A channel took a message of this ticket (a reply, a notice): the audit trail's record
     that it went out, with the id the channel gave it (used to thread later messages)."""
@@ -400,6 +427,8 @@ for _cls in (
     MessageSent,
     DeliveryFailed,
     DeliveryRevived,
+    Notified,
+    WebhookRequested,
 ):
     register_event_type(_cls)
 

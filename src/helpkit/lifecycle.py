@@ -504,7 +504,7 @@ def chain(outcomes: Sequence[Outcome]) -> Outcome:
             raise ValidationError("chained outcomes must follow each other on one ticket")
         events.extend(outcome.events)
         seq = outcome.ticket.seq
-    return Outcome(last.ticket, tuple(events), first.previous_seq)
+    return Outcome(last.ticket, tuple(events), first.previous_seq, first.before)
 
 
 def escalate(

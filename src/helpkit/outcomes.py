@@ -23,6 +23,9 @@ class Outcome:
     ticket: Ticket
     events: tuple[Event, ...]
     previous_seq: int
+    before: Ticket | None = attrs.field(default=None, eq=False, repr=False)
+    """The ticket before the events (``None`` when they opened it, or when the decision that
+    built the outcome did not say): what triggers compare with to see what changed."""
 
     @property
     def changed(self) -> bool:
@@ -35,6 +38,7 @@ class Draft:
 
     def __init__(self, ticket: Ticket | None, at: datetime, actor: Actor) -> None:
         self.ticket = ticket
+        self._before = ticket
         self.previous_seq = ticket.seq if ticket is not None else 0
         self.at = at
         self.actor = actor
@@ -48,4 +52,4 @@ class Draft:
 
     def outcome(self) -> Outcome:
         assert self.ticket is not None
-        return Outcome(self.ticket, tuple(self.events), self.previous_seq)
+        return Outcome(self.ticket, tuple(self.events), self.previous_seq, self._before)

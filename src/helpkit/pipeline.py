@@ -54,7 +54,7 @@ from helpkit.ports import (
 from helpkit.tickets import Ticket
 from helpkit.timers import Planned, Timers
 
-__all__ = ["Decide", "MakeReceipt", "Pipeline", "Publish"]
+__all__ = ["Decide", "MakeReceipt", "Pipeline", "Publish", "React"]
 
 log = logging.getLogger("helpkit.pipeline")
 
@@ -62,6 +62,9 @@ Decide = Callable[[Sequence[Ticket], datetime], Sequence[Outcome]]
 """A decision: the loaded tickets (in the order asked) and now -> the outcomes to write."""
 Publish = Callable[[Sequence[TicketChange]], None]
 """Receives the changes of every commit, as written (numbered), after the commit."""
+React = Callable[[Sequence[Outcome], datetime], Sequence[Outcome]]
+"""Rules run on a command's outcomes before the commit (the desk's triggers): the outcomes,
+now -> the outcomes with the rules' changes chained on."""
 MakeReceipt = Callable[[Sequence[Outcome], datetime], Receipt]
 """Makes the receipt of the inbound message a command comes from: the outcomes, now ->
 the receipt to commit with them."""
@@ -92,8 +95,10 @@ class Pipeline:
         *,
         attempts: int = _ATTEMPTS,
         sleep: Callable[[float], None] = time.sleep,
+        react: React | None = None,
     ) -> None:
         self._store = store
+        self._react = react
         self._clock = clock
         self._timers = timers
         self._publish = publish
@@ -146,6 +151,8 @@ class Pipeline:
                         self._check_versions(tickets, expected)
                     now = self.now()
                     outcomes = decide(tickets, now)
+                    if self._react is not None:
+                        outcomes = self._react(outcomes, now)
                     made = None if receipt is None else receipt(outcomes, now)
                     tickets, written = self._write(outcomes, receipt=made)
             except ConflictError as exc:
@@ -169,10 +176,22 @@ class Pipeline:
         Outcomes without events write nothing (their ticket is returned as it is). A
         ``receipt`` goes with the change of its ticket (ValidationError when none changed).
         """
+        if self._react is not None:
+            outcomes = self._react(outcomes, self.now())
         tickets, written = self._write(outcomes, receipt=receipt)
         if written:
             self._publish(written)
         return tickets
+
+    def preview(self, ticket_ids: Sequence[str], decide: Decide) -> list[Outcome]:
+        """What ``decide`` would do to ``ticket_ids`` now, with the rules' changes, without
+        writing anything (a macro's preview)."""
+        tickets = [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
+        now = self.now()
+        outcomes = decide(tickets, now)
+        if self._react is not None:
+            outcomes = self._react(outcomes, now)
+        return list(outcomes)
 
     def _write(
         self, outcomes: Sequence[Outcome], *, receipt: Receipt | None
