@@ -23,6 +23,7 @@ from helpkit.errors import ConfigError, ValidationError
 from helpkit.escalation import EscalationRules, TierLadder
 from helpkit.fields import CustomField, FieldSet
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
+from helpkit.routing import RoutingPolicies
 from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 from helpkit.webhook_events import Subscription
@@ -318,6 +319,9 @@ class DeskConfig:
     )
     """The IMAP mailboxes ``helpkit mail poll`` reads, by name (``[mailbox]`` is
     ``default``, ``[imap.NAME]`` is ``NAME``)."""
+    routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
+    """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
+    *Routing*)."""
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -327,6 +331,12 @@ class DeskConfig:
                 "the audit trail records deliveries by that name, so give each its own"
             )
         self.subscriptions()  # a mistake in a webhook's events is refused here, when loaded
+        for policy in self.routing.groups.values():
+            if policy.skills_field is not None and policy.skills_field not in self.fields.fields:
+                raise ConfigError(
+                    f"routing.{policy.group_id}.skills_field names {policy.skills_field!r}, "
+                    "which is not a configured custom field"
+                )
         # A rule on a warning threshold only fires if some policy records that warning.
         if self.sla is None:
             return
@@ -365,6 +375,7 @@ class DeskConfig:
             "attachments",
             "mailbox",
             "imap",
+            "routing",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -430,6 +441,8 @@ class DeskConfig:
                 kwargs["blobs"] = blobs
             if "attachments" in data:
                 kwargs["attachments"] = AttachmentLimits.from_dict(data["attachments"])
+            if "routing" in data:
+                kwargs["routing"] = RoutingPolicies.from_dict(data["routing"])
             return cls(**kwargs)
         except ConfigError:
             raise
