@@ -60,8 +60,8 @@ from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
-from helpkit.stores.postgres.routing import RoutingMixin, write_routing
 from helpkit.stores.postgres.query_sql import select
+from helpkit.stores.postgres.routing import RoutingMixin, write_routing
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
 from helpkit.stores.postgres.url import check_schema_name
 from helpkit.stores.postgres.wakeup import NOTIFY, WakeupMixin, channel

@@ -66,8 +66,8 @@ from helpkit.stores.sqlite.encoding import (
 from helpkit.stores.sqlite.feed import LAST_POSITION as _LAST_POSITION
 from helpkit.stores.sqlite.feed import FeedAndOutbox
 from helpkit.stores.sqlite.inbox import InboxMixin, write_receipts
-from helpkit.stores.sqlite.routing import RoutingMixin, write_routing
 from helpkit.stores.sqlite.query_sql import _select
+from helpkit.stores.sqlite.routing import RoutingMixin, write_routing
 from helpkit.stores.sqlite.schema import (
     _check_identity,
     _error_code,

@@ -19,11 +19,12 @@ declare the capability, as the change feed, outbox, timer state, due claim, feed
 inbox and routing cases are for stores without :attr:`~helpkit.ports.Capability.CHANGE_FEED`,
 :attr:`~helpkit.ports.Capability.OUTBOX`, :attr:`~helpkit.ports.Capability.TIMER_STATE`,
 :attr:`~helpkit.ports.Capability.DUE_CLAIMS`, :attr:`~helpkit.ports.Capability.FEED_WAKEUP`,
-:attr:`~helpkit.ports.Capability.INBOX` or :attr:`~helpkit.ports.Capability.ROUTING`. Stores that declare
-:attr:`~helpkit.ports.Capability.MULTIPROCESS` may also supply ``reopen_elsewhere``, a
-fixture returning a callable ``(store) -> opener``, where ``opener`` is a picklable
-zero-argument callable opening the same data in another process: the inbox and routing
-cases then race processes to ingest one message or to move one routing version (skipped, with the reason shown, without it).
+:attr:`~helpkit.ports.Capability.INBOX` or :attr:`~helpkit.ports.Capability.ROUTING`.
+Stores that declare :attr:`~helpkit.ports.Capability.MULTIPROCESS` may also supply
+``reopen_elsewhere``, a fixture returning a callable ``(store) -> opener``, where ``opener``
+is a picklable zero-argument callable opening the same data in another process: the inbox
+and routing cases then race processes to ingest one message or to move one routing version
+(skipped, with the reason shown, without it).
 
 Besides example-based tests, the suite runs a Hypothesis state machine that drives the store
 under test and a :class:`~helpkit.stores.memory.MemoryStore` side by side with random

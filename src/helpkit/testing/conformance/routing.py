@@ -106,6 +106,24 @@ def _solved(ticket: Ticket, time: _Time) -> TicketChange:
     )
 
 
+def _commit_routed(
+    store: Store,
+    ticket_id: str,
+    version: int,
+    cursor: str,
+    barrier: threading.Barrier,
+    outcomes: list[str],
+) -> None:
+    """A thread committing a new ticket with group ``g``'s state at ``version``."""
+    change = routed(change_of(_open(ticket_id, 0, BASE_TIME)), ("g", version, cursor))
+    barrier.wait()
+    try:
+        store.commit([change])
+        outcomes.append(f"won:{cursor}")
+    except HelpkitError as exc:
+        outcomes.append(type(exc).__name__)
+
+
 class RoutingCases:
     """Routing states, written with their commit over the version read, and loads."""
 
@@ -243,19 +261,13 @@ class RoutingCases:
         for round_ in range(3):
             outcomes: list[str] = []
             barrier = threading.Barrier(6)
-
-            def commit(n: int, version: int = round_ + 1) -> None:
-                change = routed(
-                    change_of(_open(f"r{round_}-{n}", 0, BASE_TIME)), ("g", version, f"a{n}")
+            threads = [
+                threading.Thread(
+                    target=_commit_routed,
+                    args=(store, f"r{round_}-{n}", round_ + 1, f"a{n}", barrier, outcomes),
                 )
-                barrier.wait()
-                try:
-                    store.commit([change])
-                    outcomes.append(f"won:a{n}")
-                except HelpkitError as exc:
-                    outcomes.append(type(exc).__name__)
-
-            threads = [threading.Thread(target=commit, args=(n,)) for n in range(6)]
+                for n in range(6)
+            ]
             for thread in threads:
                 thread.start()
             for thread in threads:
