@@ -22,6 +22,7 @@ people, calls :func:`choose`, and commits what it decided.
 from __future__ import annotations
 
 import enum
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any, Final, TypeVar
@@ -81,10 +82,10 @@ def _where(group_id: str, key: str) -> str:
     return f"routing.{group_id}.{key}"
 
 
-def _word(group_id: str, key: str, value: object) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise ConfigError(f"{_where(group_id, key)} is a non-empty word; got {value!r:.40}")
-    return "_".join(value.strip().lower().split())
+def _prefix(value: str) -> str:
+    """A tag prefix as tags are written: lower-case, each run of spaces one underscore
+    (``"Skill "`` -> ``skill_``, as the tag ``"Skill Billing"`` is ``skill_billing``)."""
+    return re.sub(r"\s+", "_", value.lstrip().lower())
 
 
 def _capacity(group_id: str, key: str, value: object) -> int:
@@ -223,9 +224,7 @@ class GroupRouting:
                     raise ConfigError(
                         f"{_where(group_id, key)} is a non-empty word; got {value!r:.40}"
                     )
-                values[key] = (
-                    value.strip() if key == "skills_field" else _word(group_id, key, value)
-                )
+                values[key] = value.strip() if key == "skills_field" else _prefix(value)
         for key in ("language", "vip_first"):
             if key in data:
                 if data[key] is not True and data[key] is not False:
