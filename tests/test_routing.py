@@ -258,6 +258,7 @@ def test_route_on_demand_and_route_waiting_limits() -> None:
     desk.update_agent("a", away_until=None)  # back: gets the oldest
     assert desk.ticket(waiting[0]).assignee_id == "a"
     assert desk.route_waiting("support") == []  # a is full, b away
+    assert isinstance(desk.clock, FrozenClock)
     desk.clock.advance(days=1)  # b is back by time: nobody told the desk
     assert [t.id for t in desk.route_waiting(limit=1)] == [waiting[1].id]
     assert desk.route(waiting[2]).assignee_id is None
@@ -320,7 +321,7 @@ class _NoRoutingStore(MemoryStore):
 
 
 def test_routing_needs_a_store_that_keeps_routing_states() -> None:
-    with pytest.raises(ConfigError, match="Capability.ROUTING"):
+    with pytest.raises(ConfigError, match=r"Capability\.ROUTING"):
         Helpdesk(_NoRoutingStore(), config={"routing": {"support": {}}})
     Helpdesk(_NoRoutingStore())  # without routing, any store
 

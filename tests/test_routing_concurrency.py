@@ -12,7 +12,7 @@ import functools
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -86,8 +86,9 @@ def _check(desk: Helpdesk, created: list[str]) -> None:
     assert all(n <= CAPACITY for n in routed.values()), routed
     desk.route_waiting()  # a create whose routing lost every time left its ticket waiting
     loads = Counter(desk.ticket(t).assignee_id for t in created)
-    waiting = len(created) - CAPACITY * len(AGENTS)
-    assert loads == {**dict.fromkeys(AGENTS, CAPACITY), None: waiting}, loads
+    expected: dict[str | None, int] = dict.fromkeys(AGENTS, CAPACITY)
+    expected[None] = len(created) - CAPACITY * len(AGENTS)
+    assert loads == expected, loads
 
 
 def _threads(desk: Helpdesk, workers: int, count: int) -> list[str]:
@@ -128,9 +129,8 @@ def sqlite_path(tmp_path: Path) -> str:
 
 
 @pytest.fixture
-def postgres(postgres_database: str) -> Iterator[Callable[[], Store]]:
-    schema = fresh_schema()
-    yield functools.partial(_open_postgres, postgres_database, schema)
+def postgres(postgres_database: str) -> Callable[[], Store]:
+    return functools.partial(_open_postgres, postgres_database, fresh_schema())
 
 
 def test_threads_on_sqlite(sqlite_path: str) -> None:
