@@ -66,6 +66,7 @@ DOMAIN = {
     "helpkit.escalation",
     "helpkit.serialize",
     "helpkit.webhook_events",
+    "helpkit.routing",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",
