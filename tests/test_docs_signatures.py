@@ -66,7 +66,7 @@ def _attrs_classes() -> list[type]:
             " channels=dict(), reply_channel=None, webhooks=dict(), calendars=dict(), sla=None,"
             " tiers=None, escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
             " blobs=None,"
-            " attachments=AttachmentLimits(), mailboxes=dict())",
+            " attachments=AttachmentLimits(), mailboxes=dict(), routing=RoutingPolicies())",
         ),
         (
             TicketQuery,

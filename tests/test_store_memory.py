@@ -143,9 +143,15 @@ def test_factory_refuses_paths_and_options(url: str) -> None:
         memory_store_factory(url)
 
 
-def test_memory_store_declares_the_change_feed_the_outbox_wakeups_and_the_inbox() -> None:
+def test_memory_store_declares_the_change_feed_the_outbox_wakeups_the_inbox_and_routing() -> None:
     assert MemoryStore().capabilities == frozenset(
-        {Capability.CHANGE_FEED, Capability.OUTBOX, Capability.FEED_WAKEUP, Capability.INBOX}
+        {
+            Capability.CHANGE_FEED,
+            Capability.OUTBOX,
+            Capability.FEED_WAKEUP,
+            Capability.INBOX,
+            Capability.ROUTING,
+        }
     )
 
 

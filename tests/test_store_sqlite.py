@@ -326,6 +326,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.OUTBOX,
         Capability.TIMER_STATE,
         Capability.INBOX,
+        Capability.ROUTING,
     }
     assert isinstance(store, Store)
 
