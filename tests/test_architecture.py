@@ -68,6 +68,7 @@ DOMAIN = {
     "helpkit.webhook_events",
     "helpkit.conditions",
     "helpkit.rules",
+    "helpkit.routing",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

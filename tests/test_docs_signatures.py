@@ -66,7 +66,8 @@ def _attrs_classes() -> list[type]:
             " channels=dict(), reply_channel=None, webhooks=dict(), calendars=dict(), sla=None,"
             " tiers=None, escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
             " blobs=None,"
-            " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=())",
+            " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=(),"
+            " routing=RoutingPolicies())",
         ),
         (
             TicketQuery,

@@ -26,7 +26,7 @@ from helpkit.errors import (
 from helpkit.events import Event
 from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact
-from helpkit.ports import Capability, Receipt, ReceiptState, Store, TicketChange
+from helpkit.ports import Capability, Receipt, ReceiptState, RoutingState, Store, TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.queries import NONE_LAST, Page, SortOrder, TicketQuery, encode_cursor, sort_key
 from helpkit.stores import memory as memory_module
@@ -38,7 +38,7 @@ from helpkit.testing.conformance import (
     change_of,
     forged,
 )
-from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Ticket
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, StatusCategory, Ticket
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 
@@ -143,9 +143,15 @@ def test_factory_refuses_paths_and_options(url: str) -> None:
         memory_store_factory(url)
 
 
-def test_memory_store_declares_the_change_feed_the_outbox_wakeups_and_the_inbox() -> None:
+def test_memory_store_declares_the_change_feed_the_outbox_wakeups_the_inbox_and_routing() -> None:
     assert MemoryStore().capabilities == frozenset(
-        {Capability.CHANGE_FEED, Capability.OUTBOX, Capability.FEED_WAKEUP, Capability.INBOX}
+        {
+            Capability.CHANGE_FEED,
+            Capability.OUTBOX,
+            Capability.FEED_WAKEUP,
+            Capability.INBOX,
+            Capability.ROUTING,
+        }
     )
 
 
@@ -735,3 +741,71 @@ def test_the_query_examples_catch_a_store_that_ignores_or_mis_sorts_sla_fields(
         except AssertionError:
             failures += 1
     assert failures, f"{broken.__name__} passed the query examples in every order"
+
+
+# ---------------------------------------------------------------- broken routing states
+
+
+class _VersionBlindRoutingStore(MemoryStore):
+    """Writes a change's routing states whatever version is stored."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        states = [s for c in changes if isinstance(c, TicketChange) for s in c.routing]
+        written = super().commit(
+            [attrs.evolve(c, routing=()) if isinstance(c, TicketChange) else c for c in changes]
+        )
+        with self._lock:
+            for state in states:
+                self._routing[state.group_id] = state
+        return [attrs.evolve(w, routing=c.routing) for w, c in zip(written, changes, strict=True)]
+
+
+class _EarlyRoutingStore(MemoryStore):
+    """Moves the routing states before it checks the rest of the commit."""
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        with self._lock:
+            for change in changes:
+                for state in change.routing if isinstance(change, TicketChange) else ():
+                    if self._routing_version(state.group_id) == state.version - 1:
+                        self._routing[state.group_id] = state
+        return super().commit(
+            [attrs.evolve(c, routing=()) if isinstance(c, TicketChange) else c for c in changes]
+        )
+
+
+class _CursorlessRoutingStore(MemoryStore):
+    """Keeps a group's version but forgets its cursor."""
+
+    def routing_states(self, group_ids: Sequence[str]) -> dict[str, RoutingState]:
+        return {
+            g: attrs.evolve(s, cursor=None) for g, s in super().routing_states(group_ids).items()
+        }
+
+
+class _EveryCategoryLoadStore(MemoryStore):
+    """Counts every ticket of an agent, whatever its category."""
+
+    def agent_loads(
+        self, agent_ids: Sequence[str], categories: frozenset[StatusCategory]
+    ) -> dict[str, int]:
+        return super().agent_loads(agent_ids, frozenset(StatusCategory))
+
+
+@pytest.mark.parametrize(
+    ("broken", "example"),
+    [
+        (_VersionBlindRoutingStore, "test_a_stale_routing_version_refuses_the_whole_commit"),
+        (_VersionBlindRoutingStore, "test_threads_moving_one_version_move_it_once"),
+        (_EarlyRoutingStore, "test_a_stale_routing_version_refuses_the_whole_commit"),
+        (_EarlyRoutingStore, "test_a_refused_commit_moves_no_routing_state"),
+        (_CursorlessRoutingStore, "test_routing_states_are_written_with_the_change_routing_made"),
+        (_EveryCategoryLoadStore, "test_agent_loads_count_assigned_tickets_by_category"),
+    ],
+)
+def test_the_routing_examples_catch_broken_routing_states(
+    broken: type[MemoryStore], example: str
+) -> None:
+    getattr(StoreConformance(), example)(MemoryStore())  # the real store passes
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        getattr(StoreConformance(), example)(broken())

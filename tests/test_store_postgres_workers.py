@@ -165,6 +165,7 @@ def test_a_version_1_schema_with_tickets_keeps_them_when_upgraded(
         conn.execute("DROP TABLE timer_states")
         conn.execute("DROP TABLE IF EXISTS due_claims")  # version 3
         conn.execute("DROP TABLE IF EXISTS inbox")  # version 4
+        conn.execute("DROP TABLE IF EXISTS routing")  # version 5
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     (written,) = old.commit([change_of(_open("t1", 0, MON))])
     old.close()

@@ -42,13 +42,14 @@ def test_a_v6_file_is_upgraded_to_keep_an_inbox(tmp_path: Path) -> None:
     store.close()
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE inbox")  # what a helpkit of schema version 6 wrote
+    conn.execute("DROP TABLE routing")
     conn.execute("PRAGMA user_version = 6")
     conn.commit()
     conn.close()
     store = SqliteStore(path)
     try:
         with store._connection() as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert store.get_ticket("t1") == written.ticket

@@ -24,6 +24,7 @@ from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.escalation import EscalationRules, TierLadder
 from helpkit.fields import CustomField, FieldSet
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
+from helpkit.routing import RoutingPolicies
 from helpkit.rules import (
     CallWebhook,
     Macro,
@@ -332,6 +333,9 @@ class DeskConfig:
     """Rules run on every command, in this order (``[[triggers]]``; see :mod:`helpkit.triggers`)."""
     macros: tuple[Macro, ...] = attrs.field(default=(), converter=tuple)
     """Named bundles of actions agents apply (``[[macros]]``)."""
+    routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
+    """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
+    *Routing*)."""
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -342,6 +346,12 @@ class DeskConfig:
             )
         self.subscriptions()  # a mistake in a webhook's events is refused here, when loaded
         self._check_rules()
+        for policy in self.routing.groups.values():
+            if policy.skills_field is not None and policy.skills_field not in self.fields.fields:
+                raise ConfigError(
+                    f"routing.{policy.group_id}.skills_field names {policy.skills_field!r}, "
+                    "which is not a configured custom field"
+                )
         # A rule on a warning threshold only fires if some policy records that warning.
         if self.sla is None:
             return
@@ -420,6 +430,7 @@ class DeskConfig:
             "imap",
             "triggers",
             "macros",
+            "routing",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -493,6 +504,8 @@ class DeskConfig:
                 )
                 kwargs["triggers"] = triggers_from_list(data.get("triggers", []), vocabulary)
                 kwargs["macros"] = macros_from_list(data.get("macros", []), vocabulary)
+            if "routing" in data:
+                kwargs["routing"] = RoutingPolicies.from_dict(data["routing"])
             return cls(**kwargs)
         except ConfigError:
             raise

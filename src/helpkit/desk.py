@@ -31,9 +31,10 @@ from helpkit.delivery import Outbound
 from helpkit.directory import UNSET, Directory, Unset
 from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationError
 from helpkit.escalation import EscalationKind
-from helpkit.events import Event
+from helpkit.events import Assigned, Event, StatusChanged
 from helpkit.ids import new_id
 from helpkit.intake import Intake, Receiver
+from helpkit.outcomes import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.pipeline import Decide, Pipeline
 from helpkit.plugins import PluginHost
@@ -55,6 +56,8 @@ from helpkit.ports import (
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.relay import Relay, RelayReport, RetryPolicy
+from helpkit.router import Router
+from helpkit.routing import Decision
 from helpkit.rules import Macro
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import SlaStatus
@@ -80,6 +83,11 @@ TicketRef = Ticket | str | int
 log = logging.getLogger("helpkit")
 
 _MAX_MERGE_CHAIN: Final = 1000
+
+
+def _unchanged(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
+    """A decision that changes nothing (routing, run with it, may assign the ticket)."""
+    return [Outcome(tickets[0], (), tickets[0].seq)]
 
 
 def _delivery_state(value: DeliveryState | str) -> DeliveryState:
@@ -208,13 +216,16 @@ class Helpdesk:
         )
         self._actions = Actions(config, self._directory, self._new_id)
         triggers = Triggers(config.triggers, self._actions, self._directory)
+        self._router = Router(self.store, config)
         self._pipeline = Pipeline(
             self.store,
             self.clock,
             Timers([self._sla]),
             self._publish,
             react=triggers.react if triggers.enabled else None,
+            router=self._router,
         )
+        self._routing_waiting = threading.local()
         self._relay: Relay | None = None
         if self._outbound.enabled:
             # A desk with channels must be able to deliver: its store keeps the outbox.
@@ -285,6 +296,8 @@ class Helpdesk:
         for change in changes:
             for event in change.events:
                 self.plugins.notify(event, self)
+        if self._router.enabled:
+            self._route_freed(changes)
         sync = self._sync and self._relay is not None
         if sync and not getattr(self._relaying, "on", False) and self.deliver_pending().handled:
             self._relaying.recorded = True
@@ -416,19 +429,141 @@ class Helpdesk:
         groups: Iterable[str] = (),
         languages: Iterable[str] = (),
         active: bool = True,
+        skills: Iterable[str] = (),
+        calendar: str | None = None,
     ) -> Agent:
-        """Create or replace an agent; every group must exist."""
+        """Create or replace an agent; every group must exist. ``skills`` and ``calendar``
+        (the name of a configured calendar: the agent's shifts) are read by routing."""
+        self._check_calendar(calendar)
         return self._directory.add_agent(
-            agent_id, name, email=email, groups=groups, languages=languages, active=active
+            agent_id,
+            name,
+            email=email,
+            groups=groups,
+            languages=languages,
+            active=active,
+            skills=skills,
+            calendar=calendar,
         )
+
+    def update_agent(self, agent_id: str, **changes: Any) -> Agent:
+        """Change fields of an agent: ``name``, ``email``, ``groups``, ``languages``,
+        ``active``, ``skills``, ``away_until``, ``calendar``. An agent who becomes available
+        (back, active, a new group) gets the waiting tickets of their routed groups."""
+        if "calendar" in changes:
+            self._check_calendar(changes["calendar"])
+        agent = self._directory.update_agent(agent_id, changes)
+        self._route_for(agent)
+        return agent
+
+    def set_away(self, agent_id: str, until: datetime | None) -> Agent:
+        """Mark an agent away until ``until`` (``None``: back now): routing skips them
+        until then. Coming back routes the waiting tickets of their groups to them."""
+        when = None if until is None else to_utc(until, "until")
+        return self.update_agent(agent_id, away_until=when)
+
+    def _check_calendar(self, calendar: object) -> None:
+        if calendar is not None and calendar not in self.config.calendars:
+            known = ", ".join(sorted(self.config.calendars)) or "none"
+            raise ValidationError(
+                f"calendar {calendar!r:.40} is not configured (calendars: {known})"
+            )
 
     def deactivate_agent(self, agent_id: str) -> Agent:
         """Mark an agent inactive: it can no longer be assigned (its tickets stay assigned)."""
         return self._directory.set_agent_active(agent_id, False)
 
     def activate_agent(self, agent_id: str) -> Agent:
-        """Mark an agent active again: it can be assigned."""
-        return self._directory.set_agent_active(agent_id, True)
+        """Mark an agent active again: it can be assigned (and routing gives them the waiting
+        tickets of their groups)."""
+        agent = self._directory.set_agent_active(agent_id, True)
+        self._route_for(agent)
+        return agent
+
+    # ------------------------------------------------------------------ routing
+
+    def route(self, ref: TicketRef) -> Ticket:
+        """Route the ticket now (an unassigned, active ticket of a routed group): it goes
+        to the agent routing chooses, by ``system:routing``, or stays waiting when nobody
+        can take it. Any other ticket is returned unchanged."""
+        ticket_id = self._ticket_id(ref)
+        return self._synced(self._pipeline.run([ticket_id], _unchanged, route=True))[0]
+
+    def route_waiting(self, group: str | None = None, *, limit: int = 100) -> list[Ticket]:
+        """Route the tickets waiting in a routed group (every routed group without
+        ``group``): VIP first, then by priority, then oldest first, until one has to wait
+        or ``limit`` were routed. Returns the tickets routed. Run it when capacity frees up
+        with time (shifts starting, absences ending): the desk runs it itself after a
+        command that frees an agent's slot or brings an agent back."""
+        check_int(limit, "limit", minimum=1, maximum=10_000)
+        if group is not None:
+            check_text(group, "a group id")
+            if self._router.policy(group) is None:
+                raise ValidationError(f"group {group!r:.40} has no routing configured")
+            groups = [group]
+        else:
+            groups = sorted(self.config.routing.groups)
+        routed: list[Ticket] = []
+        for group_id in groups:
+            for ticket in self._router.waiting(group_id, limit=limit - len(routed)):
+                after = self._synced(self._pipeline.run([ticket.id], _unchanged, route=True))[0]
+                if after.assignee_id is None:
+                    break  # nobody can take it (the ones after it wait behind it)
+                routed.append(after)
+            if len(routed) >= limit:
+                break
+        return routed
+
+    def routing_decision(self, ref: TicketRef) -> Decision | None:
+        """What routing would decide for the ticket now, changing nothing (``None`` for a
+        ticket it would not route): who, and why the others were skipped."""
+        ticket = self.ticket(ref)
+        policy = self._router.policy(ticket.group_id)
+        if policy is None or not self._router.routable(ticket):
+            return None
+        return self._router.decide(policy, ticket, self.now())[0]
+
+    def _route_for(self, agent: Agent) -> None:
+        if self._router.enabled and agent.available(self.now()):
+            self._route_groups({g for g in agent.group_ids if self._router.policy(g)})
+
+    def _route_freed(self, changes: Sequence[TicketChange]) -> None:
+        """After a commit that may have freed an agent's slot (a status change of an
+        assigned ticket, an assignment away from an agent), route their groups' waiting
+        tickets. Failures are logged: they never undo the commit."""
+        freed: set[str] = set()
+        for change in changes:
+            for event in change.events:
+                if isinstance(event, StatusChanged) and change.ticket.assignee_id is not None:
+                    freed.add(change.ticket.assignee_id)
+                elif (
+                    isinstance(event, Assigned)
+                    and event.previous_assignee_id is not None
+                    and event.previous_assignee_id != event.assignee_id
+                ):
+                    freed.add(event.previous_assignee_id)
+        if not freed:
+            return
+        groups: set[str] = set()
+        for agent_id in freed:
+            try:
+                agent = self.store.get_agent(agent_id)
+            except NotFoundError:
+                continue
+            groups.update(g for g in agent.group_ids if self._router.policy(g) is not None)
+        self._route_groups(groups)
+
+    def _route_groups(self, groups: Iterable[str]) -> None:
+        if not groups or getattr(self._routing_waiting, "on", False):
+            return  # routing waiting tickets frees nothing: no need to go round again
+        self._routing_waiting.on = True
+        try:
+            for group_id in sorted(groups):
+                self.route_waiting(group_id)
+        except HelpkitError:
+            log.exception("routing the waiting tickets of %s failed", sorted(groups))
+        finally:
+            self._routing_waiting.on = False
 
     def agent(self, agent_id: str) -> Agent:
         """An agent by id."""

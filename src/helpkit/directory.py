@@ -76,6 +76,8 @@ class Directory:
         groups: Iterable[str] = (),
         languages: Iterable[str] = (),
         active: bool = True,
+        skills: Iterable[str] = (),
+        calendar: str | None = None,
     ) -> Agent:
         """Create or replace an agent; every group must exist."""
         agent = Agent(
@@ -85,7 +87,40 @@ class Directory:
             group_ids=check_items(groups, "groups", str),
             languages=check_items(languages, "languages", str),
             active=active,
+            skills=check_items(skills, "skills", str),
+            calendar=calendar,
         )
+        for group_id in agent.group_ids:
+            self._store.get_group(group_id)
+        self._store.save_agent(agent)
+        return agent
+
+    _AGENT_FIELDS: Final = {
+        "name": "name",
+        "email": "email",
+        "groups": "group_ids",
+        "languages": "languages",
+        "active": "active",
+        "skills": "skills",
+        "away_until": "away_until",
+        "calendar": "calendar",
+    }
+
+    def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> Agent:
+        """Change fields of an agent (name, email, groups, languages, active, skills,
+        away_until, calendar); every group must exist. Returns it as saved."""
+        unknown = sorted(set(changes) - set(self._AGENT_FIELDS))
+        if unknown:
+            raise ValidationError(
+                f"unknown agent fields: {', '.join(map(str, unknown))} "
+                f"(known: {', '.join(self._AGENT_FIELDS)})"
+            )
+        current = self.agent(agent_id)
+        values = {self._AGENT_FIELDS[k]: v for k, v in changes.items()}
+        try:
+            agent = attrs.evolve(current, **values)
+        except (TypeError, AttributeError) as exc:
+            raise ValidationError(f"bad agent field: {exc}") from exc
         for group_id in agent.group_ids:
             self._store.get_group(group_id)
         self._store.save_agent(agent)

@@ -9,6 +9,7 @@ from datetime import datetime
 import attrs
 
 from helpkit._checks import check_text, flag, optional_ident, optional_text
+from helpkit._records import SINCE_LATER
 from helpkit._time import to_utc
 from helpkit.errors import ValidationError
 
@@ -198,6 +199,23 @@ def _ids(values: object) -> tuple[str, ...]:
     return tuple(dict.fromkeys(_ident(v) for v in values))
 
 
+def _skills(values: object) -> tuple[str, ...]:
+    if isinstance(values, str):
+        values = (values,)
+    if not isinstance(values, (list, tuple, set, frozenset)):
+        raise ValidationError("skills must be a list of words")
+    found: dict[str, None] = {}
+    for value in values:
+        if not isinstance(value, str) or not check_text(value, "a skill").strip():
+            raise ValidationError(f"a skill is a non-empty word; got {value!r:.40}")
+        found["_".join(value.strip().lower().split())] = None
+    return tuple(sorted(found))
+
+
+def _optional_instant(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value, "away_until")
+
+
 @attrs.frozen(kw_only=True)
 class Group:
     """A team of agents; ``tier`` places it in the escalation ladder (1 = L1 service desk)."""
@@ -222,6 +240,22 @@ class Agent:
     group_ids: tuple[str, ...] = attrs.field(default=(), converter=_ids)
     languages: tuple[str, ...] = attrs.field(default=(), converter=_ids)
     active: bool = attrs.field(default=True, validator=flag)
+    skills: tuple[str, ...] = attrs.field(default=(), converter=_skills, metadata=SINCE_LATER)
+    """What the agent can handle (``billing``, ``spanish_law``...), lower-case: routing gives
+    a ticket only to an agent who has every skill it needs (see the page *Routing*)."""
+    away_until: datetime | None = attrs.field(
+        default=None, converter=_optional_instant, metadata=SINCE_LATER
+    )
+    """Away (holiday, sick leave) until that instant: routing skips the agent before it."""
+    calendar: str | None = attrs.field(
+        default=None, converter=_optional_text, validator=optional_text, metadata=SINCE_LATER
+    )
+    """The name of the business calendar of the agent's shifts (a calendar of the desk's
+    configuration): routing chooses the agent only in its working time. ``None``: always."""
+
+    def available(self, now: datetime) -> bool:
+        """Active and not away at ``now`` (the shift calendar is the routing's to read)."""
+        return self.active and (self.away_until is None or self.away_until <= now)
 
     def in_group(self, group_id: str) -> bool:
         """Whether the agent belongs to that group."""

@@ -8,10 +8,13 @@ reading). The pipeline then
 
 1. **timers**: sets each changed ticket's timer fields and its ``next_check`` index
    (:mod:`helpkit.timers`);
-2. **commit**: writes every change in one store commit, guarded by each ticket's seq (on a
+2. **route** (a desk with routed groups, :mod:`helpkit.router`): a ticket opened in (or
+   moved into) a routed group without an assignee is handed to an agent, with the routing
+   states it read committed with it;
+3. **commit**: writes every change in one store commit, guarded by each ticket's seq (on a
    store with :attr:`~helpkit.ports.Capability.TIMER_STATE`, with each ticket's timer state,
    and without the store checking again the values the domain built and checked);
-3. **publish**: hands the committed changes to the publisher (the ``helpkit_event``
+4. **publish**: hands the committed changes to the publisher (the ``helpkit_event``
    observers; messages leave later, through :mod:`helpkit.relay`), whose failures never undo
    the commit.
 
@@ -46,11 +49,13 @@ from helpkit.ports import (
     Capability,
     Clock,
     Receipt,
+    RoutingState,
     Store,
     TicketChange,
     TimerStates,
     missing_members,
 )
+from helpkit.router import Router
 from helpkit.tickets import Ticket
 from helpkit.timers import Planned, Timers
 
@@ -96,9 +101,14 @@ class Pipeline:
         attempts: int = _ATTEMPTS,
         sleep: Callable[[float], None] = time.sleep,
         react: React | None = None,
+        router: Router | None = None,
     ) -> None:
         self._store = store
         self._react = react
+        self._router = router if router is not None and router.enabled else None
+        # Routing decisions of one group in this process take turns too (after the tickets'
+        # turns, so two commands never wait on each other): they never lose to each other.
+        self._group_turns = Turns()
         self._clock = clock
         self._timers = timers
         self._publish = publish
@@ -131,6 +141,7 @@ class Pipeline:
         *,
         expected: Mapping[str, int] | None = None,
         receipt: MakeReceipt | None = None,
+        route: bool = False,
     ) -> list[Ticket]:
         """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
 
@@ -140,8 +151,15 @@ class Pipeline:
         the outcomes decided and "now"; it is committed with the change of its ticket (a
         store with :attr:`~helpkit.ports.Capability.INBOX`), so a message another writer
         ingested first makes the commit raise DuplicateError, writing nothing.
+
+        On a desk with routed groups, the outcomes' tickets that want it are routed
+        (``route=True``: every routable one, changed or not); a command whose routing lost to
+        another routing decision is decided again, and its last attempt routes nothing (the
+        ticket then waits in its group: a command never fails for routing's sake).
         """
         for attempt in range(1, self._attempts + 1):
+            router = self._router if attempt < self._attempts else None
+            groups: list[str] = []
             try:
                 # Writers of one ticket in this process take turns from load to commit: they
                 # never lose to each other, only to other processes (retried below).
@@ -153,12 +171,20 @@ class Pipeline:
                     outcomes = decide(tickets, now)
                     if self._react is not None:
                         outcomes = self._react(outcomes, now)
-                    made = None if receipt is None else receipt(outcomes, now)
-                    tickets, written = self._write(outcomes, receipt=made)
+                    if router is not None:
+                        groups = router.groups(outcomes, force=route)
+                    with self._group_turns.hold([f"routing:{g}" for g in groups]):
+                        states: Mapping[str, tuple[RoutingState, ...]] = {}
+                        if router is not None and groups:
+                            routed = router.route(outcomes, now, force=route)
+                            outcomes, states = routed.outcomes, routed.states
+                        made = None if receipt is None else receipt(outcomes, now)
+                        tickets, written = self._write(outcomes, receipt=made, routing=states)
             except ConflictError as exc:
                 # With versions, deciding again first checks them anew: a ticket that moved on
-                # raises there, one that only got bookkeeping events goes ahead.
-                if attempt == self._attempts or not ticket_ids:
+                # raises there, one that only got bookkeeping events goes ahead. A new ticket
+                # is decided again only when its routing lost (its id cannot be taken).
+                if attempt == self._attempts or not (ticket_ids or groups):
                     raise self._explained(exc, ticket_ids, expected) from None
                 log.debug("command on %s lost to a concurrent write; deciding again", ticket_ids)
                 self._sleep(_backoff(attempt))
@@ -194,7 +220,11 @@ class Pipeline:
         return list(outcomes)
 
     def _write(
-        self, outcomes: Sequence[Outcome], *, receipt: Receipt | None
+        self,
+        outcomes: Sequence[Outcome],
+        *,
+        receipt: Receipt | None,
+        routing: Mapping[str, tuple[RoutingState, ...]] | None = None,
     ) -> tuple[list[Ticket], list[TicketChange]]:
         """Timers and one commit: the tickets of ``outcomes`` as stored, and the changes
         written (none when no outcome changed anything)."""
@@ -213,6 +243,11 @@ class Pipeline:
         ]
         if receipt is not None:
             changes = _with_receipt(changes, receipt)
+        if routing:
+            changes = [
+                attrs.evolve(c, routing=routing[c.ticket.id]) if c.ticket.id in routing else c
+                for c in changes
+            ]
         if self._states is not None:
             states = [self._timers.state(plan) for plan in planned]
             written = self._states.commit_planned(changes, states)

@@ -31,7 +31,7 @@ from helpkit._time import to_utc
 from helpkit.events import Event, TicketOpened
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.queries import Page, TicketQuery
-from helpkit.tickets import Attachment, Ticket
+from helpkit.tickets import Attachment, StatusCategory, Ticket
 
 __all__ = [
     "EXTERNAL_CURSOR_PREFIXES",
@@ -56,6 +56,8 @@ __all__ = [
     "Receipt",
     "ReceiptState",
     "Recipient",
+    "Routing",
+    "RoutingState",
     "Store",
     "SystemClock",
     "TicketChange",
@@ -98,6 +100,10 @@ class TicketChange:
     receipt: Receipt | None = None
     """For a change made from an inbound message: its receipt, written in the same
     transaction (a store with :attr:`Capability.INBOX`; see :class:`Inbox`)."""
+    routing: tuple[RoutingState, ...] = ()
+    """For a change routing made: the groups' routing states to write in the same
+    transaction, each guarded by its version (a store with :attr:`Capability.ROUTING`; see
+    :class:`Routing`)."""
 
     def with_number(self, number: int) -> TicketChange:
         """This change with ``number`` on its ticket and on its ``TicketOpened`` events.
@@ -115,6 +121,7 @@ class TicketChange:
             ),
             self.expected_seq,
             self.receipt,
+            self.routing,
         )
 
 
@@ -142,6 +149,10 @@ class Capability:
     """The store keeps a receipt of every inbound message, keyed by channel and external id,
     written with the ticket change it made (:class:`Inbox`): a message is ingested once, and
     suspended messages wait there to be released."""
+    ROUTING = "routing"
+    """The store keeps each group's routing state (the round-robin cursor, under a version)
+    and counts agents' loads (:class:`Routing`): a change routing made writes the states it
+    read, guarded by their versions, so two routers never both fill an agent's last slot."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -691,6 +702,42 @@ class Inbox(Protocol):
         """Mark a suspended receipt ``discarded`` (dropping its message); a receipt that is
         not suspended raises :class:`~helpkit.errors.InvalidTransitionError`, an unknown key
         :class:`~helpkit.errors.NotFoundError`."""
+        ...
+
+
+@attrs.frozen(kw_only=True)
+class RoutingState:
+    """A group's routing state (:class:`Routing`): its version and round-robin cursor."""
+
+    group_id: str = attrs.field(validator=ident)
+    version: int = attrs.field(validator=count)
+    """0 for a group never routed; each routing commit writes the version it read plus one."""
+    cursor: str | None = attrs.field(default=None, validator=optional_text)
+    """The agent round-robin chose last in the group (``None``: none yet)."""
+
+
+@runtime_checkable
+class Routing(Protocol):
+    """What a store with :attr:`Capability.ROUTING` adds: routing states and agents' loads.
+
+    Routing (:mod:`helpkit.router`) reads the states of the groups it decides for, then the
+    loads of the candidate agents, and commits the ticket's change with those states at
+    their version plus one (:attr:`TicketChange.routing`). The commit writes each state only
+    if the stored version is still the one read (0: none stored), else it raises
+    :class:`~helpkit.errors.ConflictError` and writes nothing at all; so routing decisions
+    that read the same group are serialized, across threads and processes, and a load read
+    after a version is never stale for the routers of that group.
+    """
+
+    def routing_states(self, group_ids: Sequence[str]) -> dict[str, RoutingState]:
+        """The state of each group (version 0 and no cursor for one never routed)."""
+        ...
+
+    def agent_loads(
+        self, agent_ids: Sequence[str], categories: frozenset[StatusCategory]
+    ) -> dict[str, int]:
+        """How many tickets are assigned to each agent with a status of one of
+        ``categories`` (0 for an agent with none), counted from the stored tickets."""
         ...
 
 

@@ -37,6 +37,7 @@ from helpkit.ports import (
     DeliveryState,
     Receipt,
     ReceiptState,
+    RoutingState,
     TicketChange,
 )
 
@@ -54,6 +55,8 @@ __all__ = [
     "duplicate_receipt",
     "feed_bounded",
     "receipt_keys",
+    "routing_conflict",
+    "routing_states",
     "validate_change",
 ]
 
@@ -150,6 +153,8 @@ def validate_change(change: TicketChange, *, check_values: bool = True) -> None:
         )
     if change.receipt is not None:
         _check_committed_receipt(change)
+    if change.routing:
+        _check_routing(change)
     if not change.events:
         if expected == 0:
             raise ValidationError(f"new ticket {ticket.id!r} needs at least its opening event")
@@ -314,6 +319,50 @@ def receipt_keys(changes: Sequence[TicketChange]) -> dict[str, Receipt]:
             )
         found[receipt.key] = receipt
     return found
+
+
+def _check_routing(change: TicketChange) -> None:
+    states = change.routing
+    if not isinstance(states, tuple):
+        raise ValidationError(f"a change's routing is a tuple of RoutingState; got {states!r:.60}")
+    for state in states:
+        if not isinstance(state, RoutingState):
+            raise ValidationError(f"a change's routing holds RoutingState; got {state!r:.60}")
+        check_record(state, RoutingState)
+        if state.version < 1:
+            raise ValidationError(
+                f"routing state of group {state.group_id!r} has version {state.version}: a "
+                "commit writes the version it read plus one (1 or more)"
+            )
+    if not change.events:
+        raise ValidationError(
+            f"routing states come with a change of ticket {change.ticket.id!r} that has no "
+            "events: a routing that changed nothing has nothing to commit"
+        )
+
+
+def routing_states(changes: Sequence[TicketChange]) -> list[RoutingState]:
+    """The routing states of a batch of (validated) changes, in order; ValidationError when
+    two of them name one group (a commit moves a group's state once)."""
+    found: dict[str, RoutingState] = {}
+    for change in changes:
+        for state in change.routing:
+            if state.group_id in found:
+                raise ValidationError(
+                    f"two routing states of group {state.group_id!r} in one commit: a commit "
+                    "moves a group's routing state once"
+                )
+            found[state.group_id] = state
+    return list(found.values())
+
+
+def routing_conflict(state: RoutingState, stored: int) -> ConflictError:
+    """The error a commit raises when the group's stored routing version is not the one the
+    routing read (``state.version - 1``)."""
+    return ConflictError(
+        f"the routing state of group {state.group_id!r} is at version {stored}, not "
+        f"{state.version - 1}: another routing decision was committed since it was read"
+    )
 
 
 def duplicate_receipt(stored: Receipt) -> DuplicateError:

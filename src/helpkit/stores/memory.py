@@ -44,6 +44,7 @@ from helpkit.ports import (
     DeliveryState,
     Receipt,
     ReceiptState,
+    RoutingState,
     TicketChange,
 )
 from helpkit.queries import Page, TicketQuery
@@ -61,9 +62,11 @@ from helpkit.stores.contract import (
     feed_bounded,
     receipt_keys,
     revive_delivery,
+    routing_conflict,
+    routing_states,
     validate_change,
 )
-from helpkit.tickets import Ticket
+from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = ["MemoryStore", "check_limit", "check_version", "memory_store_factory", "validate_change"]
 
@@ -98,7 +101,13 @@ class MemoryStore:
     """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
 
     capabilities: frozenset[str] = frozenset(
-        {Capability.CHANGE_FEED, Capability.OUTBOX, Capability.FEED_WAKEUP, Capability.INBOX}
+        {
+            Capability.CHANGE_FEED,
+            Capability.OUTBOX,
+            Capability.FEED_WAKEUP,
+            Capability.INBOX,
+            Capability.ROUTING,
+        }
     )
 
     def __init__(self) -> None:
@@ -120,6 +129,7 @@ class MemoryStore:
         self._cursors: dict[str, int] = {}
         self._outbox: dict[str, Delivery] = {}
         self._inbox: dict[str, Receipt] = {}
+        self._routing: dict[str, RoutingState] = {}
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tickets)} tickets"
@@ -139,7 +149,9 @@ class MemoryStore:
         building on the previous one's seq. A ticket with number 0 is numbered here (the
         next number after the highest stored, or its stored number); the changes are
         returned as written. A change's receipt is kept with it; DuplicateError (writing
-        nothing) when its key is taken by a receipt that is not suspended.
+        nothing) when its key is taken by a receipt that is not suspended. A change's
+        routing states are kept with it, each only if the stored version is the one before
+        it (else ConflictError, writing nothing).
         """
         with self._lock:
             self._check_open()
@@ -195,9 +207,16 @@ class MemoryStore:
                 if stored is not None and stored.state is not ReceiptState.SUSPENDED:
                     raise duplicate_receipt(stored)
             copied = [_copy_receipt(r) for r in receipts.values()]
+            moved = routing_states(written)
+            for routed in moved:
+                stored_version = self._routing_version(routed.group_id)
+                if stored_version != routed.version - 1:
+                    raise routing_conflict(routed, stored_version)
             # Everything is checked: from here on nothing can fail, so the write is all or none.
             for receipt in copied:
                 self._inbox[receipt.key] = receipt
+            for routed in moved:
+                self._routing[routed.group_id] = routed
             for ticket_id, state in states.items():
                 self._tickets[ticket_id] = state
                 self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
@@ -207,6 +226,32 @@ class MemoryStore:
                 self._feed.extend(feed)
                 self._changed.notify_all()
             return written
+
+    def _routing_version(self, group_id: str) -> int:
+        stored = self._routing.get(group_id)
+        return 0 if stored is None else stored.version
+
+    # ------------------------------------------------------------ routing
+
+    def routing_states(self, group_ids: Sequence[str]) -> dict[str, RoutingState]:
+        """The routing state of each group (version 0 for one never routed)."""
+        wanted = [check_text(g, "a group id") for g in group_ids]
+        with self._lock:
+            self._check_open()
+            return {g: self._routing.get(g) or RoutingState(group_id=g, version=0) for g in wanted}
+
+    def agent_loads(
+        self, agent_ids: Sequence[str], categories: frozenset[StatusCategory]
+    ) -> dict[str, int]:
+        """Tickets assigned to each agent whose category is one of ``categories``."""
+        loads = {check_text(a, "an agent id"): 0 for a in agent_ids}
+        wanted = frozenset(StatusCategory(c) for c in categories)
+        with self._lock:
+            self._check_open()
+            for ticket in self._tickets.values():
+                if ticket.assignee_id in loads and ticket.category in wanted:
+                    loads[ticket.assignee_id] += 1
+        return loads
 
     # ------------------------------------------------------------ change feed
 

@@ -219,7 +219,18 @@ _V4: Final[Migration] = (
     "CREATE INDEX inbox_suspended ON inbox (received_us, key) WHERE state = 'suspended'",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4)
+_V5: Final[Migration] = (
+    # Routing states (helpkit.ports.Routing): a routed group's version and round-robin
+    # cursor, written by the commit of the change routing made, only over the version it
+    # read. Loads are counted from the tickets, through their assignee index.
+    f"""CREATE TABLE routing (
+        group_id text {_C} PRIMARY KEY,
+        version bigint NOT NULL,
+        cursor text {_C}
+    )""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

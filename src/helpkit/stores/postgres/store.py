@@ -49,12 +49,19 @@ from helpkit.people import (
 )
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
-from helpkit.stores.contract import check_limit, check_record, check_version, receipt_keys
+from helpkit.stores.contract import (
+    check_limit,
+    check_record,
+    check_version,
+    receipt_keys,
+    routing_states,
+)
 from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
 from helpkit.stores.postgres.query_sql import select
+from helpkit.stores.postgres.routing import RoutingMixin, write_routing
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
 from helpkit.stores.postgres.url import check_schema_name
 from helpkit.stores.postgres.wakeup import NOTIFY, WakeupMixin, channel
@@ -189,7 +196,7 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
             conn.close()
 
 
-class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
+class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, RoutingMixin):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
     ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
@@ -211,6 +218,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
+            Capability.ROUTING,
         }
     )
 
@@ -398,6 +406,10 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
                 # After the seq checks, before the feed lock (held for as short a time as
                 # possible): a key held by a receipt not suspended rolls everything back.
                 write_receipts(conn, receipts.values())
+            moved = routing_states([item.change for item in prepared])
+            if moved:
+                # Likewise: a group whose version moved since it was read rolls back all.
+                write_routing(conn, moved)
             if events:
                 conn.execute(FEED_LOCK)
                 conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])

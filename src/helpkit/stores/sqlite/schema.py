@@ -291,7 +291,18 @@ _V7: Final[Migration] = (
     """CREATE INDEX inbox_suspended ON inbox (received_us, key) WHERE state = 'suspended'""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8: Final[Migration] = (
+    # Routing states (helpkit.ports.Routing): a routed group's version and round-robin
+    # cursor, written by the commit of the change routing made, only over the version it read
+    # (under the write lock). Loads are counted from the tickets, through their assignee index.
+    """CREATE TABLE routing (
+        group_id TEXT NOT NULL PRIMARY KEY,
+        version INTEGER NOT NULL,
+        cursor TEXT
+    ) WITHOUT ROWID""",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""

@@ -43,6 +43,7 @@ from helpkit.stores.contract import (
     check_record,
     check_version,
     receipt_keys,
+    routing_states,
 )
 from helpkit.stores.sqlite.encoding import (
     _STATE,
@@ -66,6 +67,7 @@ from helpkit.stores.sqlite.feed import LAST_POSITION as _LAST_POSITION
 from helpkit.stores.sqlite.feed import FeedAndOutbox
 from helpkit.stores.sqlite.inbox import InboxMixin, write_receipts
 from helpkit.stores.sqlite.query_sql import _select
+from helpkit.stores.sqlite.routing import RoutingMixin, write_routing
 from helpkit.stores.sqlite.schema import (
     _check_identity,
     _error_code,
@@ -146,7 +148,7 @@ class _Borrowed:
             raise self.store._error(exc) from exc
 
 
-class SqliteStore(FeedAndOutbox, InboxMixin):
+class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
     """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
 
     ``timeout`` is how long (seconds) a write waits for another writer's lock before failing
@@ -165,6 +167,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin):
             Capability.OUTBOX,
             Capability.TIMER_STATE,
             Capability.INBOX,
+            Capability.ROUTING,
         }
     )
 
@@ -330,7 +333,9 @@ class SqliteStore(FeedAndOutbox, InboxMixin):
         A ticket with number 0 is numbered inside the transaction (the highest number
         stored, plus one), so numbers follow commit order across processes, without gaps.
         The changes' receipts are written in the same transaction, after the seq checks:
-        DuplicateError (nothing written) when a key is held by a receipt not suspended.
+        DuplicateError (nothing written) when a key is held by a receipt not suspended; so
+        are their routing states: ConflictError (nothing written) when a group's version is
+        not the one before.
         """
         return self._commit([_Prepared(change) for change in changes], ())
 
@@ -378,6 +383,9 @@ class SqliteStore(FeedAndOutbox, InboxMixin):
             receipts = receipt_keys([item.change for item in prepared])
             if receipts:
                 write_receipts(conn, receipts.values())
+            moved = routing_states([item.change for item in prepared])
+            if moved:
+                write_routing(conn, moved)
         written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]

@@ -81,6 +81,7 @@ class SuiteBase:
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
+            Capability.ROUTING,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
