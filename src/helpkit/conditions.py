@@ -401,6 +401,8 @@ class Anchor(enum.Enum):
 
     CREATED = "created"
     UPDATED = "updated"
+    STATUS = "status"
+    """When the ticket entered its current status."""
     SOLVED = "solved"
     CLOSED = "closed"
 
@@ -410,6 +412,10 @@ class Anchor(enum.Enum):
             return ticket.created_at
         if self is Anchor.UPDATED:
             return ticket.updated_at
+        if self is Anchor.STATUS:
+            # A ticket stored before status_at was kept: its last change is the latest its
+            # status can have been entered, so a rule fires late rather than early.
+            return ticket.status_at or ticket.updated_at
         if self is Anchor.SOLVED:
             return ticket.solved_at
         return ticket.closed_at
