@@ -14,8 +14,9 @@ again for the same instant; when the instant moves (a ticket solved again, a sta
 again, an update for ``since = "updated"``), it may fire again. No scan of the open tickets:
 the sweep's cost is proportional to what is due.
 
-Its changes are recorded as ``system:automation:<name>``, in the same commit as the sweep's or
-the command's, and the triggers run on them.
+Its changes are recorded as ``system:automation:<name>``, dated at its due instant (or at the
+ticket's latest change, if later), in the same commit as the sweep's or the command's, and the
+triggers run on them.
 """
 
 from __future__ import annotations
@@ -26,11 +27,10 @@ from datetime import datetime
 
 from helpkit import lifecycle
 from helpkit.actions import Actions
-from helpkit.conditions import ORGANIZATION, REQUESTER, Subject
-from helpkit.directory import Directory
-from helpkit.errors import ConflictError, HelpkitError, NotFoundError, StoreError
+from helpkit.conditions import Subject
+from helpkit.directory import Directory, RequesterLookups
+from helpkit.errors import ConflictError, HelpkitError, StoreError
 from helpkit.lifecycle import Outcome
-from helpkit.people import Contact, Organization
 from helpkit.rules import Automation
 from helpkit.tickets import Actor, Ticket
 from helpkit.timers import TimerPlan
@@ -55,11 +55,9 @@ class Automations:
         self, automations: Sequence[Automation], actions: Actions, directory: Directory
     ) -> None:
         self._automations = tuple(a for a in automations if a.active)
+        self._tests = tuple(a.when.compiled() for a in self._automations)
         self._actions = actions
         self._directory = directory
-        needs = frozenset().union(*(a.when.needs for a in self._automations))
-        self._requester = REQUESTER in needs or ORGANIZATION in needs
-        self._organization = ORGANIZATION in needs
 
     @property
     def enabled(self) -> bool:
@@ -80,43 +78,54 @@ class Automations:
         return result
 
     def fire(self, outcome: Outcome, now: datetime) -> Outcome:
-        """``outcome`` (of a command or a sweep) with every automation due by ``now`` fired,
-        in configured order, each at most once."""
+        """``outcome`` (of a command or a sweep) with every automation due by ``now`` fired:
+        in configured order, starting again after each firing (so one automation's change can
+        make another due), each at most once. Its events are dated at its due instant, or at
+        the ticket's latest change if that is later (a command's, dated now), so the history
+        stays in time order and how often the sweep runs changes nothing but when the work
+        is done."""
         if not self._automations:
             return outcome
         last_change = outcome.before.updated_at if outcome.before is not None else None
         current = outcome
-        requester, organization = self._people(outcome.ticket)
-        for automation in self._automations:
-            actor = automation_actor(automation)
-            if any(e.actor == actor for e in current.events):
-                continue  # it fired in this command already
-            subject = self._subject(current.ticket, now, requester, organization)
-            due = automation.when.due(subject)
-            if due is None or due > now or (last_change is not None and due <= last_change):
-                continue
-            if not automation.when.matches(subject):
-                continue
-            try:
-                step = self._actions.carry_out(
-                    current.ticket,
-                    automation.actions,
-                    at=now,
-                    actor=actor,
-                    rule=automation.name,
-                )
-            except (ConflictError, StoreError):
-                raise
-            except HelpkitError as exc:
-                log.warning(
-                    "automation %r skipped on ticket %s: %s",
-                    automation.name,
-                    current.ticket.reference,
-                    exc,
-                )
-                continue
-            if step.changed:
-                current = lifecycle.chain([current, step])
+        people = self._directory.lookups(outcome.ticket)
+        fired = {e.actor for e in outcome.events}
+        again = True
+        while again:
+            again = False
+            subject = self._subject(current.ticket, now, people)
+            for automation, test in zip(self._automations, self._tests, strict=True):
+                actor = automation_actor(automation)
+                if actor in fired:
+                    continue
+                due = automation.when.due(subject)
+                if due is None or due > now or (last_change is not None and due <= last_change):
+                    continue
+                if not test(subject):
+                    continue
+                fired.add(actor)
+                try:
+                    step = self._actions.carry_out(
+                        current.ticket,
+                        automation.actions,
+                        at=max(due, current.ticket.updated_at),
+                        actor=actor,
+                        rule=automation.name,
+                    )
+                except (ConflictError, StoreError):
+                    raise
+                except HelpkitError as exc:
+                    log.warning(
+                        "automation %r skipped on ticket %s: %s",
+                        automation.name,
+                        current.ticket.reference,
+                        exc,
+                    )
+                    continue
+                if step.changed:
+                    current = lifecycle.chain([current, step])
+                    again = True
+                    break
         return current
 
     # ------------------------------------------------------------ the timer
@@ -131,16 +140,16 @@ class Automations:
         condition will hold then."""
         if not self._automations:
             return None
-        requester, organization = self._people(ticket)
+        people = self._directory.lookups(ticket)
         earliest: datetime | None = None
-        for automation in self._automations:
-            subject = self._subject(ticket, ticket.updated_at, requester, organization)
+        for automation, test in zip(self._automations, self._tests, strict=True):
+            subject = self._subject(ticket, ticket.updated_at, people)
             due = automation.when.due(subject)
             if due is None or due <= ticket.updated_at:
                 continue
             if earliest is not None and due >= earliest:
                 continue
-            if automation.when.matches(self._subject(ticket, due, requester, organization)):
+            if test(self._subject(ticket, due, people)):
                 earliest = due
         return earliest
 
@@ -157,25 +166,10 @@ class Automations:
     # ------------------------------------------------------------ lookups
 
     @staticmethod
-    def _subject(
-        ticket: Ticket,
-        now: datetime,
-        requester: Contact | None,
-        organization: Organization | None,
-    ) -> Subject:
-        return Subject(ticket=ticket, now=now, requester=requester, organization=organization)
-
-    def _people(self, ticket: Ticket) -> tuple[Contact | None, Organization | None]:
-        requester = organization = None
-        if self._requester:
-            try:
-                requester = self._directory.contact(ticket.requester_id)
-            except NotFoundError:
-                requester = None
-        org_id = ticket.organization_id or (requester.organization_id if requester else None)
-        if self._organization and org_id is not None:
-            try:
-                organization = self._directory.organization(org_id)
-            except NotFoundError:
-                organization = None
-        return requester, organization
+    def _subject(ticket: Ticket, now: datetime, people: RequesterLookups) -> Subject:
+        return Subject(
+            ticket=ticket,
+            now=now,
+            find_requester=people.requester,
+            find_organization=people.organization,
+        )
