@@ -36,13 +36,13 @@ from typing import Any, Final
 
 import attrs
 
+from helpkit._time import parse_duration
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ValidationError
 from helpkit.events import EVENT_TYPES, CommentAdded, Event
 from helpkit.fields import FieldKind, FieldSet
 from helpkit.people import Contact, Organization
 from helpkit.priority import Impact, Priority, Urgency
-from helpkit.sla import parse_duration
 from helpkit.tickets import ActorKind, StatusCategory, Ticket, Workflow
 
 __all__ = [
@@ -485,6 +485,8 @@ class Vocabulary:
     fields: FieldSet = attrs.field(factory=FieldSet)
     calendars: Mapping[str, BusinessCalendar] = attrs.field(factory=dict)
     command: bool = False
+    timed: bool = True
+    """Whether conditions may test time (``since``); not those that choose an SLA policy."""
     _known: Mapping[str, _Field] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -496,6 +498,11 @@ class Vocabulary:
     def for_commands(self) -> Vocabulary:
         """The same vocabulary for conditions tested on a command (triggers)."""
         return Vocabulary(self.workflow, self.fields, self.calendars, command=True)
+
+    def timeless(self) -> Vocabulary:
+        """The same vocabulary for conditions that cannot depend on time (an SLA policy's:
+        the policy that measures a ticket must not change while nothing happens to it)."""
+        return Vocabulary(self.workflow, self.fields, self.calendars, timed=False)
 
     def field(self, name: object) -> _Field:
         """The field called ``name``; ValidationError naming the known ones if unknown."""
@@ -989,6 +996,8 @@ def _parse(data: object, vocabulary: Vocabulary, where: str, depth: int) -> Cond
                     for i, item in enumerate(items)
                 )
         if "since" in keys:
+            if not vocabulary.timed:
+                raise ValidationError("this condition cannot depend on time ('since')")
             return _since(data, vocabulary)
         if "field" not in keys:
             raise ValidationError(

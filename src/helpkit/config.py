@@ -385,6 +385,14 @@ class DeskConfig:
         configuration, as the ones read from a file are."""
         vocabulary = self.vocabulary()
         commands = vocabulary.for_commands()
+        if self.sla is not None:
+            for name in self.sla.names:
+                when = self.sla.get(name).when
+                if when is not None:
+                    try:
+                        vocabulary.timeless().parse(when)
+                    except ValidationError as exc:
+                        raise ConfigError(f"SLA policy {name!r}: when: {exc}") from None
         for kind, rules in (
             ("trigger", self.triggers),
             ("macro", self.macros),
@@ -484,7 +492,15 @@ class DeskConfig:
             }
             kwargs["calendars"] = calendars
             if "sla" in data:
-                kwargs["sla"] = SlaPolicySet.from_dict(data["sla"], calendars)
+                kwargs["sla"] = SlaPolicySet.from_dict(
+                    data["sla"],
+                    calendars,
+                    Vocabulary(
+                        kwargs.get("workflow", DEFAULT_WORKFLOW),
+                        kwargs.get("fields", FieldSet()),
+                        calendars,
+                    ),
+                )
             if "tiers" in data:
                 kwargs["tiers"] = TierLadder.from_dict(data["tiers"])
             if "escalation" in data:
