@@ -84,7 +84,7 @@ def _attrs_classes() -> list[type]:
         (
             SlaPolicy,
             "(name, calendar, targets, *, conditions=(), warn_at=(0.75,),"
-            " pause_categories=DEFAULT_PAUSE_CATEGORIES)",
+            " pause_categories=DEFAULT_PAUSE_CATEGORIES, when=None)",
         ),
         (HolidayRule, "(rule, days=1)"),
         (Holidays, "(dates=frozenset(), rules=())"),
