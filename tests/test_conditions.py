@@ -345,6 +345,7 @@ def test_compiled_conditions_agree_with_the_plain_form(data: Any, subject: Subje
     condition = parse(data, VOCABULARY)
     assert condition.matches(subject) is _interpret(data, subject)
     assert condition.matches(subject) is _interpret(condition.to_data(), subject)
+    assert bool(condition.compiled()(subject)) is condition.matches(subject)
 
 
 @settings(max_examples=200, deadline=None)

@@ -67,7 +67,7 @@ def _attrs_classes() -> list[type]:
             " tiers=None, escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
             " blobs=None,"
             " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=(),"
-            " routing=RoutingPolicies())",
+            " automations=(), routing=RoutingPolicies())",
         ),
         (
             TicketQuery,
@@ -84,7 +84,7 @@ def _attrs_classes() -> list[type]:
         (
             SlaPolicy,
             "(name, calendar, targets, *, conditions=(), warn_at=(0.75,),"
-            " pause_categories=DEFAULT_PAUSE_CATEGORIES)",
+            " pause_categories=DEFAULT_PAUSE_CATEGORIES, when=None)",
         ),
         (HolidayRule, "(rule, days=1)"),
         (Holidays, "(dates=frozenset(), rules=())"),

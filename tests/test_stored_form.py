@@ -68,7 +68,16 @@ def _ticket() -> Ticket:
         sla_policy="gold",
         next_deadline=(NOW + timedelta(hours=4)).astimezone(PARIS),
         next_check=NOW + timedelta(hours=3),
+        status_at=None,  # as tickets were stored before status_at was kept (see below)
     )
+
+
+def test_a_ticket_with_its_status_instant_keeps_it_and_old_text_reads_without() -> None:
+    ticket = attrs.evolve(_ticket(), status_at=NOW.astimezone(PARIS))
+    data = encoder(Ticket)(ticket)
+    assert data["status_at"] == "2026-03-02T09:00:00.123456+00:00"
+    assert decoder(Ticket)(json.loads(_dumps(data))) == ticket
+    assert "status_at" not in _dumps(encoder(Ticket)(_ticket()))
 
 
 def _sla_events() -> list[Event]:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Final
 
-from helpkit.errors import NaiveDatetimeError
+from helpkit.errors import ConfigError, NaiveDatetimeError
 
-__all__ = ["ensure_aware", "to_utc"]
+__all__ = ["ensure_aware", "parse_duration", "to_utc"]
 
 
 def ensure_aware(value: datetime, name: str = "datetime") -> datetime:
@@ -27,3 +29,43 @@ def to_utc(value: datetime, name: str = "datetime") -> datetime:
     if value.__class__ is datetime and value.tzinfo is UTC:
         return value
     return ensure_aware(value, name).astimezone(UTC)
+
+
+_SHORT = re.compile(
+    r"(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*"
+    r"(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?",
+    re.IGNORECASE,
+)
+_ISO = re.compile(
+    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?",
+    re.IGNORECASE,
+)
+_UNIT_SECONDS: Final = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
+
+
+def parse_duration(text: str) -> timedelta:
+    """Read a duration such as ``"4h"``, ``"1h30m"``, ``"2d"``, ``"90s"`` or ISO ``"PT1H30M"``.
+
+    Units are ``w`` (7 days), ``d`` (24 hours), ``h``, ``m`` (minutes) and ``s``, in that
+    order, each at most once, in whole numbers. ISO 8601 durations take the same units
+    (``P1W``, ``P2DT4H``); years and months are refused because they have no fixed length.
+    SLA targets count business time, so ``"2d"`` is 48 hours *of open time* (six days of an
+    eight-hour calendar): write ``"16h"`` for two eight-hour working days.
+    """
+    if not isinstance(text, str):
+        raise ConfigError(f"a duration must be text like '1h30m' or 'PT4H'; got {text!r}")
+    stripped = text.strip()
+    iso = stripped[:1] in ("P", "p")
+    match = (_ISO if iso else _SHORT).fullmatch(stripped)
+    if not stripped or match is None or not any(match.groupdict().values()):
+        raise ConfigError(
+            f"bad duration {text!r}: write e.g. '45m', '4h', '1h30m', '2d' (24 hours each) "
+            "or ISO 8601 'PT1H30M' (no years or months)"
+        )
+    if iso and stripped.upper().endswith("T"):
+        raise ConfigError(f"bad ISO 8601 duration {text!r}: nothing after 'T'")
+    seconds = sum(int(v) * _UNIT_SECONDS[k] for k, v in match.groupdict().items() if v)
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ConfigError(f"duration {text!r} is too long") from None

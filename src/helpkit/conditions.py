@@ -36,13 +36,13 @@ from typing import Any, Final
 
 import attrs
 
+from helpkit._time import parse_duration
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ValidationError
 from helpkit.events import EVENT_TYPES, CommentAdded, Event
 from helpkit.fields import FieldKind, FieldSet
 from helpkit.people import Contact, Organization
 from helpkit.priority import Impact, Priority, Urgency
-from helpkit.sla import parse_duration
 from helpkit.tickets import ActorKind, StatusCategory, Ticket, Workflow
 
 __all__ = [
@@ -86,6 +86,51 @@ class Subject:
     events: tuple[Event, ...] = ()
     requester: Contact | None = None
     organization: Organization | None = None
+    find_requester: Callable[[], Contact | None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+    """Looks the requester up, the first time a condition reads them (instead of
+    ``requester``): a rule that fails on the ticket's own fields costs no lookup."""
+    find_organization: Callable[[], Organization | None] | None = attrs.field(
+        default=None, eq=False, repr=False
+    )
+    """Looks the organization up, the first time a condition reads it."""
+    _memo: dict[str, Any] = attrs.field(factory=dict, init=False, eq=False, repr=False)
+
+    def person(self) -> Contact | None:
+        """The requester (given, or looked up once)."""
+        if self.find_requester is None:
+            return self.requester
+        if "requester" not in self._memo:
+            self._memo["requester"] = self.find_requester()
+        found: Contact | None = self._memo["requester"]
+        return found
+
+    def company(self) -> Organization | None:
+        """The requester's organization (given, or looked up once)."""
+        if self.find_organization is None:
+            return self.organization
+        if "organization" not in self._memo:
+            self._memo["organization"] = self.find_organization()
+        found: Organization | None = self._memo["organization"]
+        return found
+
+    @property
+    def event_types(self) -> frozenset[str]:
+        """The types of the command's events (computed once)."""
+        found = self._memo.get("event_types")
+        if found is None:
+            found = self._memo["event_types"] = frozenset(e.TYPE for e in self.events)
+        return found
+
+    @property
+    def comment(self) -> CommentAdded | None:
+        """The first comment the command added (before any rule's), if any."""
+        if "comment" not in self._memo:
+            self._memo["comment"] = next(
+                (e for e in self.events if isinstance(e, CommentAdded)), None
+            )
+        return self._memo["comment"]  # type: ignore[no-any-return]
 
 
 class Kind(enum.Enum):
@@ -198,14 +243,19 @@ def _ticket(read: Callable[[Ticket], object]) -> Callable[[Subject, Ticket], obj
 
 
 def _requester(read: Callable[[Contact], object]) -> Callable[[Subject, Ticket], object]:
-    return lambda subject, _ticket: None if subject.requester is None else read(subject.requester)
+    def get(subject: Subject, _ticket: Ticket) -> object:
+        person = subject.person()
+        return None if person is None else read(person)
+
+    return get
 
 
 def _organization(
     read: Callable[[Organization], object],
 ) -> Callable[[Subject, Ticket], object]:
     def get(subject: Subject, _ticket: Ticket) -> object:
-        return None if subject.organization is None else read(subject.organization)
+        company = subject.company()
+        return None if company is None else read(company)
 
     return get
 
@@ -215,15 +265,13 @@ def _domain(contact: Contact) -> object:
 
 
 def _vip(subject: Subject, _ticket: Ticket) -> object:
-    return bool(
-        (subject.requester is not None and subject.requester.vip)
-        or (subject.organization is not None and subject.organization.vip)
-    )
+    person, company = subject.person(), subject.company()
+    return bool((person is not None and person.vip) or (company is not None and company.vip))
 
 
 def _comment(subject: Subject) -> CommentAdded | None:
     """The first comment the command added (before any trigger's)."""
-    return next((e for e in subject.events if isinstance(e, CommentAdded)), None)
+    return subject.comment
 
 
 def _comment_field(read: Callable[[CommentAdded], object]) -> Callable[[Subject, Ticket], object]:
@@ -327,7 +375,7 @@ def _builtin_fields(workflow: Workflow) -> dict[str, _Field]:
         _Field(
             "event",
             Kind.SET,
-            lambda subject, _t: frozenset(e.TYPE for e in subject.events),
+            lambda subject, _t: subject.event_types,
             _choice(sorted(EVENT_TYPES)),
             {COMMAND},
         ),
@@ -401,6 +449,8 @@ class Anchor(enum.Enum):
 
     CREATED = "created"
     UPDATED = "updated"
+    STATUS = "status"
+    """When the ticket entered its current status."""
     SOLVED = "solved"
     CLOSED = "closed"
 
@@ -410,6 +460,10 @@ class Anchor(enum.Enum):
             return ticket.created_at
         if self is Anchor.UPDATED:
             return ticket.updated_at
+        if self is Anchor.STATUS:
+            # A ticket stored before status_at was kept: its last change is the latest its
+            # status can have been entered, so a rule fires late rather than early.
+            return ticket.status_at or ticket.updated_at
         if self is Anchor.SOLVED:
             return ticket.solved_at
         return ticket.closed_at
@@ -431,6 +485,8 @@ class Vocabulary:
     fields: FieldSet = attrs.field(factory=FieldSet)
     calendars: Mapping[str, BusinessCalendar] = attrs.field(factory=dict)
     command: bool = False
+    timed: bool = True
+    """Whether conditions may test time (``since``); not those that choose an SLA policy."""
     _known: Mapping[str, _Field] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
@@ -442,6 +498,11 @@ class Vocabulary:
     def for_commands(self) -> Vocabulary:
         """The same vocabulary for conditions tested on a command (triggers)."""
         return Vocabulary(self.workflow, self.fields, self.calendars, command=True)
+
+    def timeless(self) -> Vocabulary:
+        """The same vocabulary for conditions that cannot depend on time (an SLA policy's:
+        the policy that measures a ticket must not change while nothing happens to it)."""
+        return Vocabulary(self.workflow, self.fields, self.calendars, timed=False)
 
     def field(self, name: object) -> _Field:
         """The field called ``name``; ValidationError naming the known ones if unknown."""
@@ -496,6 +557,84 @@ class Condition:
         :class:`Since` parts' thresholds), or ``None`` when time alone cannot change it."""
         return None
 
+    def compiled(self) -> Callable[[Subject], bool]:
+        """:meth:`matches` as one Python function (the tree written out as one expression,
+        the ticket's fields read inline): what rules run on every command. It gives the
+        same answers as :meth:`matches` (a Hypothesis property)."""
+        namespace: dict[str, Any] = {"_empty": _empty, "_E": frozenset()}
+        source = f"def test(s):\n    t = s.ticket\n    return {self._source(namespace)}\n"
+        exec(compile(source, "<helpkit condition>", "exec"), namespace)
+        test: Callable[[Subject], bool] = namespace["test"]
+        return test
+
+    def _source(self, namespace: dict[str, Any]) -> str:
+        """A Python expression of ``s`` (the subject) and ``t`` (its ticket) for this
+        condition; constants and functions it needs go into ``namespace``."""
+        return f"{_constant(namespace, self.matches)}(s)"
+
+    def _cost(self) -> int:
+        """How dear the compiled test is (the ticket's fields 0, the command's 1, people 2,
+        time 3): combinations test the cheap parts first (the answer is the same)."""
+        return 3
+
+
+def _cheap_first(items: Sequence[Condition]) -> list[Condition]:
+    return sorted(items, key=lambda item: item._cost())
+
+
+def _constant(namespace: dict[str, Any], value: object) -> str:
+    name = f"K{len(namespace)}"
+    namespace[name] = value
+    return name
+
+
+_INLINE: Final[Mapping[str, str]] = {
+    "subject": "{t}.subject",
+    "status": "{t}.status",
+    "category": "{t}.category.value",
+    "priority": "{t}.priority",
+    "impact": "{t}.impact.value",
+    "urgency": "{t}.urgency.value",
+    "group": "{t}.group_id",
+    "assignee": "{t}.assignee_id",
+    "channel": "{t}.channel",
+    "requester": "{t}.requester_id",
+    "organization": "{t}.organization_id",
+    "tags": "{t}.tags",
+    "number": "{t}.number",
+    "public_comments": "{t}.public_comments",
+    "internal_notes": "{t}.internal_notes",
+    "sla_policy": "{t}.sla_policy",
+    "vip": "bool(((p := s.person()) is not None and p.vip)"
+    " or ((o := s.company()) is not None and o.vip))",
+    "requester.vip": "(None if (p := s.person()) is None else p.vip)",
+    "requester.segment": "(None if (p := s.person()) is None else p.segment)",
+    "organization.vip": "(None if (o := s.company()) is None else o.vip)",
+    "organization.segment": "(None if (o := s.company()) is None else o.segment)",
+    "organization.region": "(None if (o := s.company()) is None else o.region)",
+    "event": "s.event_types",
+    "actor.kind": "(s.events[0].actor.kind.value if s.events else None)",
+    "comment.public": "(None if (c := s.comment) is None else c.comment.public)",
+    "comment.author": "(None if (c := s.comment) is None else c.comment.author.kind.value)",
+    "comment.channel": "(None if (c := s.comment) is None else c.comment.channel)",
+}
+"""How compiled conditions read fields inline (``{t}``: the ticket; the rest call the field's
+reader)."""
+_INLINE_OPERATORS: Final[Mapping[str, str]] = {
+    "is": "({v} == {k})",
+    "is_not": "({v} != {k})",
+    "in": "({v} in {k})",
+    "not_in": "({v} not in {k})",
+    "empty": "(_empty({v}) is {k})",
+    "lt": "((x := {v}) is not None and x < {k})",
+    "le": "((x := {v}) is not None and x <= {k})",
+    "gt": "((x := {v}) is not None and x > {k})",
+    "ge": "((x := {v}) is not None and x >= {k})",
+    "has_any": "bool({k} & ({v} or _E))",
+    "has_all": "({k} <= ({v} or _E))",
+    "has_none": "(not {k} & ({v} or _E))",
+}
+
 
 def _empty(value: object) -> bool:
     return value is None or value == "" or value == frozenset()
@@ -514,6 +653,8 @@ class Compare(Condition):
     value: object
     _check: Callable[[Subject], bool] = attrs.field(repr=False)
     needs: frozenset[str] = frozenset()
+    _code: str | None = attrs.field(default=None, repr=False)
+    """How a compiled condition reads the field inline (``{t}`` for the ticket), if it can."""
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, Compare) and (self.field, self.operator, _key(self.value)) == (
@@ -527,6 +668,17 @@ class Compare(Condition):
 
     def matches(self, subject: Subject) -> bool:
         return self._check(subject)
+
+    def _cost(self) -> int:
+        if REQUESTER in self.needs or ORGANIZATION in self.needs:
+            return 2
+        return 1 if COMMAND in self.needs or self._code is None else 0
+
+    def _source(self, namespace: dict[str, Any]) -> str:
+        template = _INLINE_OPERATORS.get(self.operator)
+        if self._code is None or template is None:
+            return f"{_constant(namespace, self._check)}(s)"
+        return template.format(v=self._code.format(t="t"), k=_constant(namespace, self.value))
 
     def to_data(self) -> object:
         value = self.value
@@ -567,8 +719,16 @@ def _test(spec: _Field, operator: str, value: object, vocabulary: Vocabulary) ->
     else:
         checked = spec.value(value)
     needs = spec.needs | ({COMMAND} if operator in _CHANGES[kind] else set())
+    code = _INLINE.get(spec.name)
+    if code is None and spec.name.startswith("fields.") and spec.kind is not Kind.SET:
+        code = "{t}.custom_fields.get(" + repr(spec.name.removeprefix("fields.")) + ")"
     return Compare(
-        spec.name, operator, checked, _compile(spec, operator, checked), frozenset(needs)
+        spec.name,
+        operator,
+        checked,
+        _compile(spec, operator, checked),
+        frozenset(needs),
+        code,
     )
 
 
@@ -709,6 +869,15 @@ class AllOf(Condition):
     def matches(self, subject: Subject) -> bool:
         return all(item.matches(subject) for item in self.items)
 
+    def _source(self, namespace: dict[str, Any]) -> str:
+        if not self.items:
+            return "True"
+        parts = [item._source(namespace) for item in _cheap_first(self.items)]
+        return "(" + " and ".join(parts) + ")"
+
+    def _cost(self) -> int:
+        return max((item._cost() for item in self.items), default=0)
+
     def to_data(self) -> object:
         return {"all": [item.to_data() for item in self.items]}
 
@@ -737,6 +906,13 @@ class AnyOf(Condition):
     def matches(self, subject: Subject) -> bool:
         return any(item.matches(subject) for item in self.items)
 
+    def _source(self, namespace: dict[str, Any]) -> str:
+        parts = [item._source(namespace) for item in _cheap_first(self.items)]
+        return "(" + " or ".join(parts) + ")"
+
+    def _cost(self) -> int:
+        return max(item._cost() for item in self.items)
+
     def to_data(self) -> object:
         return {"any": [item.to_data() for item in self.items]}
 
@@ -762,6 +938,13 @@ class NoneOf(Condition):
 
     def matches(self, subject: Subject) -> bool:
         return not any(item.matches(subject) for item in self.items)
+
+    def _source(self, namespace: dict[str, Any]) -> str:
+        parts = [item._source(namespace) for item in _cheap_first(self.items)]
+        return "(not (" + " or ".join(parts) + "))"
+
+    def _cost(self) -> int:
+        return max(item._cost() for item in self.items)
 
     def to_data(self) -> object:
         if len(self.items) == 1:
@@ -813,6 +996,8 @@ def _parse(data: object, vocabulary: Vocabulary, where: str, depth: int) -> Cond
                     for i, item in enumerate(items)
                 )
         if "since" in keys:
+            if not vocabulary.timed:
+                raise ValidationError("this condition cannot depend on time ('since')")
             return _since(data, vocabulary)
         if "field" not in keys:
             raise ValidationError(

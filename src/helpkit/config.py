@@ -26,10 +26,12 @@ from helpkit.fields import CustomField, FieldSet
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
 from helpkit.routing import RoutingPolicies
 from helpkit.rules import (
+    Automation,
     CallWebhook,
     Macro,
     Trigger,
     action_to_data,
+    automations_from_list,
     macros_from_list,
     parse_action,
     triggers_from_list,
@@ -333,6 +335,9 @@ class DeskConfig:
     """Rules run on every command, in this order (``[[triggers]]``; see :mod:`helpkit.triggers`)."""
     macros: tuple[Macro, ...] = attrs.field(default=(), converter=tuple)
     """Named bundles of actions agents apply (``[[macros]]``)."""
+    automations: tuple[Automation, ...] = attrs.field(default=(), converter=tuple)
+    """Rules that fire when time has passed (``[[automations]]``; see
+    :mod:`helpkit.automations`)."""
     routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
     """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
     *Routing*)."""
@@ -380,10 +385,22 @@ class DeskConfig:
         configuration, as the ones read from a file are."""
         vocabulary = self.vocabulary()
         commands = vocabulary.for_commands()
-        for kind, rules in (("trigger", self.triggers), ("macro", self.macros)):
+        if self.sla is not None:
+            for name in self.sla.names:
+                when = self.sla.get(name).when
+                if when is not None:
+                    try:
+                        vocabulary.timeless().parse(when)
+                    except ValidationError as exc:
+                        raise ConfigError(f"SLA policy {name!r}: when: {exc}") from None
+        for kind, rules in (
+            ("trigger", self.triggers),
+            ("macro", self.macros),
+            ("automation", self.automations),
+        ):
             names: set[str] = set()
             for rule in rules:
-                if not isinstance(rule, Trigger | Macro):
+                if not isinstance(rule, Trigger | Macro | Automation):
                     raise ConfigError(f"{kind}s must be {kind.title()} values; got {rule!r:.60}")
                 if rule.name in names:
                     raise ConfigError(f"two {kind}s are called {rule.name!r}; names are unique")
@@ -391,6 +408,8 @@ class DeskConfig:
                 try:
                     if isinstance(rule, Trigger):
                         commands.parse(rule.when)
+                    elif isinstance(rule, Automation):
+                        vocabulary.parse(rule.when)
                     for action in rule.actions:
                         parse_action(action_to_data(action), vocabulary)
                         if isinstance(action, CallWebhook) and action.endpoint not in self.webhooks:
@@ -430,6 +449,7 @@ class DeskConfig:
             "imap",
             "triggers",
             "macros",
+            "automations",
             "routing",
         }
         unknown = sorted(set(data) - known)
@@ -472,7 +492,15 @@ class DeskConfig:
             }
             kwargs["calendars"] = calendars
             if "sla" in data:
-                kwargs["sla"] = SlaPolicySet.from_dict(data["sla"], calendars)
+                kwargs["sla"] = SlaPolicySet.from_dict(
+                    data["sla"],
+                    calendars,
+                    Vocabulary(
+                        kwargs.get("workflow", DEFAULT_WORKFLOW),
+                        kwargs.get("fields", FieldSet()),
+                        calendars,
+                    ),
+                )
             if "tiers" in data:
                 kwargs["tiers"] = TierLadder.from_dict(data["tiers"])
             if "escalation" in data:
@@ -496,7 +524,7 @@ class DeskConfig:
                 kwargs["blobs"] = blobs
             if "attachments" in data:
                 kwargs["attachments"] = AttachmentLimits.from_dict(data["attachments"])
-            if "triggers" in data or "macros" in data:
+            if "triggers" in data or "macros" in data or "automations" in data:
                 vocabulary = Vocabulary(
                     kwargs.get("workflow", DEFAULT_WORKFLOW),
                     kwargs.get("fields", FieldSet()),
@@ -504,6 +532,9 @@ class DeskConfig:
                 )
                 kwargs["triggers"] = triggers_from_list(data.get("triggers", []), vocabulary)
                 kwargs["macros"] = macros_from_list(data.get("macros", []), vocabulary)
+                kwargs["automations"] = automations_from_list(
+                    data.get("automations", []), vocabulary
+                )
             if "routing" in data:
                 kwargs["routing"] = RoutingPolicies.from_dict(data["routing"])
             return cls(**kwargs)

@@ -25,6 +25,7 @@ from helpkit._checks import check_int, check_items, check_text
 from helpkit._time import to_utc
 from helpkit.actions import Actions
 from helpkit.attachments import UnconfiguredBlobStore, default_blobs, keep
+from helpkit.automations import Automations
 from helpkit.commands import TicketCommands
 from helpkit.config import DeskConfig
 from helpkit.delivery import Outbound
@@ -36,7 +37,7 @@ from helpkit.ids import new_id
 from helpkit.intake import Intake, Receiver
 from helpkit.outcomes import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
-from helpkit.pipeline import Decide, Pipeline
+from helpkit.pipeline import Decide, Pipeline, React
 from helpkit.plugins import PluginHost
 from helpkit.ports import (
     BlobStore,
@@ -99,6 +100,18 @@ def _delivery_state(value: DeliveryState | str) -> DeliveryState:
 
 
 _QUERY_FIELDS: Final = frozenset(f.alias or f.name for f in attrs.fields(TicketQuery))
+
+
+def _rules(automations: Automations, triggers: Triggers) -> React | None:
+    """What runs on every command's outcomes: the automations it finds overdue, then the
+    triggers (which see the automations' changes)."""
+    if automations.enabled and triggers.enabled:
+        return lambda outcomes, now: triggers.react(automations.react(outcomes, now), now)
+    if automations.enabled:
+        return automations.react
+    if triggers.enabled:
+        return triggers.react
+    return None
 
 
 class Helpdesk:
@@ -216,13 +229,14 @@ class Helpdesk:
         )
         self._actions = Actions(config, self._directory, self._new_id)
         triggers = Triggers(config.triggers, self._actions, self._directory)
+        self._automations = Automations(config.automations, self._actions, self._directory)
         self._router = Router(self.store, config)
         self._pipeline = Pipeline(
             self.store,
             self.clock,
-            Timers([self._sla]),
+            Timers([self._sla, self._automations] if self._automations.enabled else [self._sla]),
             self._publish,
-            react=triggers.react if triggers.enabled else None,
+            react=_rules(self._automations, triggers),
             router=self._router,
         )
         self._routing_waiting = threading.local()
@@ -232,7 +246,9 @@ class Helpdesk:
             self._relay = Relay(self.store, self._outbound, self._pipeline, policy=retry)
             self._relay.begin()  # what this store committed before it had channels stays unsent
         self._relaying = threading.local()
-        self._sweeper = Sweeper(self.store, self._pipeline, self._levels, self._sla, config)
+        self._sweeper = Sweeper(
+            self.store, self._pipeline, self._levels, self._sla, config, self._automations
+        )
         self._commands = TicketCommands(
             config, self._directory, self._levels, self.store, self._new_id, self._actions
         )

@@ -8,6 +8,7 @@ processes asking for the same new address get the same contact.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, Final
@@ -18,7 +19,7 @@ from helpkit._checks import check_items, check_text
 from helpkit.errors import DuplicateError, NotFoundError, ValidationError
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
 from helpkit.ports import Store
-from helpkit.tickets import Actor, ActorKind
+from helpkit.tickets import Actor, ActorKind, Ticket
 
 __all__ = ["UNSET", "Directory", "Unset"]
 
@@ -296,6 +297,10 @@ class Directory:
         self._store.save_contact(updated)
         return updated
 
+    def lookups(self, ticket: Ticket) -> RequesterLookups:
+        """Lazy lookups of ``ticket``'s requester and organization (for rules)."""
+        return RequesterLookups(self, ticket)
+
     def contact(self, contact: Contact | str) -> Contact:
         """A contact by id (or the object, reloaded)."""
         contact_id = contact.id if isinstance(contact, Contact) else contact
@@ -354,3 +359,35 @@ class Directory:
             except NotFoundError:
                 return self.new_contact(address.partition("@")[0], emails=(address,)), True
         return self.contact(text), False
+
+
+class RequesterLookups:
+    """The requester and the organization of one ticket, each looked up when first asked for
+    (rules' conditions read them only when they need them), the requester at most once."""
+
+    def __init__(self, directory: Directory, ticket: Ticket) -> None:
+        self._directory = directory
+        self._ticket = ticket
+        self._requester: Contact | None = None
+        self._looked = False
+
+    def requester(self) -> Contact | None:
+        """The requester, or ``None`` if they no longer exist."""
+        if not self._looked:
+            self._looked = True
+            with contextlib.suppress(NotFoundError):
+                self._requester = self._directory.contact(self._ticket.requester_id)
+        return self._requester
+
+    def organization(self) -> Organization | None:
+        """The ticket's (else the requester's) organization, or ``None``."""
+        org_id = self._ticket.organization_id
+        if org_id is None:
+            requester = self.requester()
+            org_id = None if requester is None else requester.organization_id
+        if org_id is None:
+            return None
+        try:
+            return self._directory.organization(org_id)
+        except NotFoundError:
+            return None

@@ -63,6 +63,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             tags=event.tags,
             followers=event.followers,
             custom_fields=event.custom_fields,
+            status_at=event.at,
         )
     if state is None:
         raise ValidationError(f"event {event.TYPE} needs an opened ticket")
@@ -88,6 +89,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
     elif isinstance(event, StatusChanged):
         common["status"] = event.status
         common["category"] = event.category
+        common["status_at"] = event.at
         if event.category is StatusCategory.SOLVED:
             common["solved_at"] = event.at
         elif event.category is StatusCategory.CLOSED:
@@ -123,6 +125,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             status=event.status,
             category=StatusCategory.CLOSED,
             closed_at=event.at,
+            status_at=event.at,
         )
     elif isinstance(event, Escalated):
         common["group_id"] = event.group_id

@@ -32,7 +32,7 @@ from typing import Any, Final
 
 import attrs
 
-from helpkit.conditions import ALWAYS, Condition, Vocabulary
+from helpkit.conditions import ALWAYS, AllOf, AnyOf, Condition, Since, Vocabulary
 from helpkit.errors import ConfigError, ValidationError
 from helpkit.fields import FieldValue
 from helpkit.priority import Impact, Priority, Urgency
@@ -42,6 +42,7 @@ __all__ = [
     "Action",
     "AddComment",
     "Audience",
+    "Automation",
     "CallWebhook",
     "ChangeTags",
     "Macro",
@@ -54,6 +55,7 @@ __all__ = [
     "SetStatus",
     "Template",
     "Trigger",
+    "automations_from_list",
     "fill_number",
     "macros_from_list",
     "parse_actions",
@@ -387,6 +389,40 @@ class Trigger:
     active: bool = True
 
 
+def _timed(value: Condition) -> Condition:
+    condition = _condition(value)
+    if not _has_wait(condition):
+        raise ValidationError(
+            "an automation's condition needs a time part ({since = ..., at_least = ...}) "
+            "that gates it; for a rule on every command, write a trigger"
+        )
+    return condition
+
+
+def _has_wait(condition: Condition) -> bool:
+    """Whether time alone can make ``condition`` hold: a ``since ... at_least`` that every
+    way of holding it goes through (in an ``all``, one part; in an ``any``, every part)."""
+    if isinstance(condition, Since):
+        return condition.at_least is not None
+    if isinstance(condition, AllOf):
+        return any(_has_wait(item) for item in condition.items)
+    if isinstance(condition, AnyOf):
+        return all(_has_wait(item) for item in condition.items)
+    return False
+
+
+@attrs.frozen(kw_only=True)
+class Automation:
+    """When time has passed (``when`` holds a ``since ... at_least`` part), carry out
+    ``actions`` (as ``system:automation:<name>``): see :mod:`helpkit.automations`."""
+
+    name: str = attrs.field(validator=_rule_name)
+    when: Condition = attrs.field(validator=lambda _i, _a, v: _timed(v))
+    actions: tuple[Action, ...] = attrs.field(converter=_actions)
+    description: str | None = None
+    active: bool = True
+
+
 @attrs.frozen(kw_only=True)
 class Macro:
     """A named bundle of actions (often with a canned reply) an agent applies in one command."""
@@ -447,6 +483,39 @@ def triggers_from_list(data: object, vocabulary: Vocabulary) -> tuple[Trigger, .
         except ValidationError as exc:
             raise ConfigError(f"{label}: {exc}") from None
     _unique([t.name for t in out], "triggers")
+    return tuple(out)
+
+
+def automations_from_list(data: object, vocabulary: Vocabulary) -> tuple[Automation, ...]:
+    """Read ``[[automations]]`` tables (``name``, ``when`` with a time part, ``actions``,
+    ``description``, ``active``)."""
+    if not isinstance(data, list | tuple):
+        raise ConfigError("automations is a list of tables ([[automations]])")
+    out: list[Automation] = []
+    for index, item in enumerate(data):
+        table = _table(item, f"automations[{index}]")
+        label = f"automation {table.get('name', index + 1)!r}"
+        try:
+            unknown = sorted(set(table) - {"name", "when", "actions", "description", "active"})
+            if unknown:
+                raise ValidationError(f"unknown keys {', '.join(map(str, unknown))}")
+            active = table.get("active", True)
+            if not isinstance(active, bool):
+                raise ValidationError("active must be true or false")
+            if "when" not in table:
+                raise ValidationError("an automation needs a condition with a time part")
+            out.append(
+                Automation(
+                    name=table.get("name"),  # type: ignore[arg-type]  # checked by Automation
+                    when=vocabulary.parse(table["when"]),
+                    actions=parse_actions(table.get("actions"), vocabulary),
+                    description=_optional_text(table.get("description"), "description"),
+                    active=active,
+                )
+            )
+        except ValidationError as exc:
+            raise ConfigError(f"{label}: {exc}") from None
+    _unique([a.name for a in out], "automations")
     return tuple(out)
 
 

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import contextlib
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timedelta
-from typing import Final
+from typing import Final, TypeVar
 
 from helpkit.calendar import BusinessCalendar
+from helpkit.conditions import Subject
 from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError
 from helpkit.escalation import DEFAULT_TIER_NAMES, Tier, TierLadder, tier_times
@@ -22,6 +23,8 @@ from helpkit.events import Event
 from helpkit.ports import Store
 from helpkit.sla import DEFAULT_PAUSE_CATEGORIES, SlaContext, SlaFold, SlaPolicy, SlaStatus
 from helpkit.tickets import Ticket
+
+T = TypeVar("T")
 
 __all__ = ["ServiceLevels"]
 
@@ -89,9 +92,29 @@ class ServiceLevels:
 
     def policy_for(self, ticket: Ticket) -> SlaPolicy | None:
         """The SLA policy that applies to ``ticket`` now (first match, else the default)."""
-        if self._config.sla is None:
+        sla = self._config.sla
+        if sla is None:
             return None
-        return self._config.sla.select(ticket, self.context(ticket))
+        subject = None
+        if sla.reads_people:
+            subject = Subject(
+                ticket=ticket,
+                now=ticket.updated_at,
+                find_requester=lambda: self._find(self._store.get_contact, ticket.requester_id),
+                find_organization=lambda: self._find(
+                    self._store.get_organization, ticket.organization_id
+                ),
+            )
+        return sla.select(ticket, self.context(ticket), subject)
+
+    @staticmethod
+    def _find(read: Callable[[str], T], key: str | None) -> T | None:
+        if key is None:
+            return None
+        try:
+            return read(key)
+        except NotFoundError:
+            return None
 
     def status(self, ticket: Ticket, events: Sequence[Event], now: datetime) -> SlaStatus | None:
         """Every SLA clock of the ticket as of ``now``, or ``None`` without a policy."""

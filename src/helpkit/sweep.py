@@ -35,6 +35,7 @@ from typing import Final, cast
 import attrs
 
 from helpkit import lifecycle
+from helpkit.automations import Automations
 from helpkit.config import DeskConfig
 from helpkit.errors import ConflictError, HelpkitError, InvalidTransitionError
 from helpkit.escalation import Action, EscalationKind, escalation_target
@@ -98,7 +99,9 @@ class Sweeper:
         levels: ServiceLevels,
         sla: SlaTimer,
         config: DeskConfig,
+        automations: Automations | None = None,
     ) -> None:
+        self._automations = automations
         self._store = store
         self._pipeline = pipeline
         self._levels = levels
@@ -249,6 +252,12 @@ class Sweeper:
         else:
             log.warning("ticket %s: sweep stopped after %d steps", ticket.reference, _MAX_STEPS)
         report = SweepReport(now=now, **counts)
+        if not outcomes and self._automations is not None and self._automations.enabled:
+            # Due for an automation (the triggers and the automations run on the SLA steps
+            # in the commit; without any, the automations are fired here).
+            fired = self._automations.fire(Outcome(ticket, (), ticket.seq, ticket), now)
+            if fired.changed:
+                return fired, report
         if not outcomes:
             policy = self._levels.policy_for(ticket)
             return lifecycle.record_sla_reschedule(

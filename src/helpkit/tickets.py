@@ -426,6 +426,11 @@ class Ticket:
     last_message_id: str | None = attrs.field(default=None, validator=optional_text)
     """The external id of the conversation's latest message (one received with an external
     id, or one a channel sent and named): what the next reply answers, for threading."""
+    status_at: datetime | None = attrs.field(
+        default=None, converter=_optional_utc, metadata=SINCE_LATER
+    )
+    """When the ticket entered its current status (``None`` on a ticket stored before helpkit
+    kept it, until its next status change)."""
 
     def __hash__(self) -> int:
         return hash((self.id, self.seq))

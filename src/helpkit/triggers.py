@@ -28,13 +28,12 @@ from datetime import datetime
 
 from helpkit import lifecycle
 from helpkit.actions import Actions
-from helpkit.conditions import ORGANIZATION, REQUESTER, Subject
+from helpkit.conditions import Subject
 from helpkit.directory import Directory
-from helpkit.errors import ConflictError, HelpkitError, NotFoundError, StoreError
+from helpkit.errors import ConflictError, HelpkitError, StoreError
 from helpkit.lifecycle import Outcome
-from helpkit.people import Contact, Organization
 from helpkit.rules import Trigger
-from helpkit.tickets import Actor, Ticket
+from helpkit.tickets import Actor
 
 __all__ = ["Triggers"]
 
@@ -51,11 +50,9 @@ class Triggers:
 
     def __init__(self, triggers: Sequence[Trigger], actions: Actions, directory: Directory) -> None:
         self._triggers = tuple(t for t in triggers if t.active)
+        self._tests = tuple(t.when.compiled() for t in self._triggers)
         self._actions = actions
         self._directory = directory
-        needs = frozenset().union(*(t.when.needs for t in self._triggers))
-        self._requester = REQUESTER in needs or ORGANIZATION in needs
-        self._organization = ORGANIZATION in needs
 
     @property
     def enabled(self) -> bool:
@@ -75,22 +72,22 @@ class Triggers:
     def _run(self, outcome: Outcome, now: datetime) -> Outcome:
         fired: set[str] = set()
         current = outcome
-        requester, organization = self._people(outcome.ticket)
+        people = self._directory.lookups(outcome.ticket)
         again = True
         while again:
             again = False
-            for trigger in self._triggers:
+            subject = Subject(
+                ticket=current.ticket,
+                now=now,
+                before=current.before,
+                events=current.events,
+                find_requester=people.requester,
+                find_organization=people.organization,
+            )
+            for trigger, test in zip(self._triggers, self._tests, strict=True):
                 if trigger.name in fired:
                     continue
-                subject = Subject(
-                    ticket=current.ticket,
-                    now=now,
-                    before=current.before,
-                    events=current.events,
-                    requester=requester,
-                    organization=organization,
-                )
-                if not trigger.when.matches(subject):
+                if not test(subject):
                     continue
                 fired.add(trigger.name)
                 try:
@@ -116,19 +113,3 @@ class Triggers:
                     again = True  # later triggers see this one's changes; start again
                     break
         return current
-
-    def _people(self, ticket: Ticket) -> tuple[Contact | None, Organization | None]:
-        """The requester and their organization, when some trigger's condition reads them."""
-        requester = organization = None
-        if self._requester:
-            try:
-                requester = self._directory.contact(ticket.requester_id)
-            except NotFoundError:
-                requester = None
-        org_id = ticket.organization_id or (requester.organization_id if requester else None)
-        if self._organization and org_id is not None:
-            try:
-                organization = self._directory.organization(org_id)
-            except NotFoundError:
-                organization = None
-        return requester, organization

@@ -11,7 +11,6 @@ import enum
 import hashlib
 import json
 import math
-import re
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from types import MappingProxyType
@@ -19,10 +18,12 @@ from typing import Any, Final
 
 import attrs
 
+from helpkit._time import parse_duration
 from helpkit.calendar import BusinessCalendar
+from helpkit.conditions import Condition, Subject, Vocabulary
 from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.priority import Priority
-from helpkit.tickets import StatusCategory, Ticket
+from helpkit.tickets import DEFAULT_WORKFLOW, StatusCategory, Ticket
 
 __all__ = [
     "DEFAULT_PAUSE_CATEGORIES",
@@ -49,46 +50,6 @@ class Metric(enum.Enum):
 
 
 # ---------------------------------------------------------------- durations
-
-
-_SHORT = re.compile(
-    r"(?:(?P<w>\d+)\s*w)?\s*(?:(?P<d>\d+)\s*d)?\s*(?:(?P<h>\d+)\s*h)?\s*"
-    r"(?:(?P<m>\d+)\s*m)?\s*(?:(?P<s>\d+)\s*s)?",
-    re.IGNORECASE,
-)
-_ISO = re.compile(
-    r"P(?:(?P<w>\d+)W)?(?:(?P<d>\d+)D)?(?:T(?:(?P<h>\d+)H)?(?:(?P<m>\d+)M)?(?:(?P<s>\d+)S)?)?",
-    re.IGNORECASE,
-)
-_UNIT_SECONDS: Final = {"w": 604_800, "d": 86_400, "h": 3_600, "m": 60, "s": 1}
-
-
-def parse_duration(text: str) -> timedelta:
-    """Read a duration such as ``"4h"``, ``"1h30m"``, ``"2d"``, ``"90s"`` or ISO ``"PT1H30M"``.
-
-    Units are ``w`` (7 days), ``d`` (24 hours), ``h``, ``m`` (minutes) and ``s``, in that
-    order, each at most once, in whole numbers. ISO 8601 durations take the same units
-    (``P1W``, ``P2DT4H``); years and months are refused because they have no fixed length.
-    SLA targets count business time, so ``"2d"`` is 48 hours *of open time* (six days of an
-    eight-hour calendar): write ``"16h"`` for two eight-hour working days.
-    """
-    if not isinstance(text, str):
-        raise ConfigError(f"a duration must be text like '1h30m' or 'PT4H'; got {text!r}")
-    stripped = text.strip()
-    iso = stripped[:1] in ("P", "p")
-    match = (_ISO if iso else _SHORT).fullmatch(stripped)
-    if not stripped or match is None or not any(match.groupdict().values()):
-        raise ConfigError(
-            f"bad duration {text!r}: write e.g. '45m', '4h', '1h30m', '2d' (24 hours each) "
-            "or ISO 8601 'PT1H30M' (no years or months)"
-        )
-    if iso and stripped.upper().endswith("T"):
-        raise ConfigError(f"bad ISO 8601 duration {text!r}: nothing after 'T'")
-    seconds = sum(int(v) * _UNIT_SECONDS[k] for k, v in match.groupdict().items() if v)
-    try:
-        return timedelta(seconds=seconds)
-    except OverflowError:
-        raise ConfigError(f"duration {text!r} is too long") from None
 
 
 def _duration_from(value: object, where: str) -> timedelta:
@@ -277,6 +238,11 @@ def _targets_map(value: object) -> Mapping[Priority, Targets]:
     return MappingProxyType(dict(sorted(out.items())))
 
 
+def _optional_condition(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if value is not None and not isinstance(value, Condition):
+        raise ValidationError(f"an SLA policy's when must be a Condition; got {value!r:.60}")
+
+
 def _conditions(value: object) -> tuple[SlaCondition, ...]:
     if isinstance(value, SlaCondition):
         return (value,)
@@ -343,6 +309,9 @@ class SlaPolicy:
     pause_categories: frozenset[StatusCategory] = attrs.field(
         default=DEFAULT_PAUSE_CATEGORIES, converter=_categories, kw_only=True
     )
+    when: Condition | None = attrs.field(default=None, kw_only=True, validator=_optional_condition)
+    """A condition in the rules' language (see :mod:`helpkit.conditions`) the ticket must
+    also meet, beside ``conditions``; it cannot depend on time."""
 
     def __hash__(self) -> int:
         return hash(
@@ -353,12 +322,23 @@ class SlaPolicy:
                 self.conditions,
                 self.warn_at,
                 self.pause_categories,
+                self.when,
             )
         )
 
-    def applies_to(self, ticket: Ticket, context: SlaContext | None = None) -> bool:
-        """Whether any condition matches (always true without conditions)."""
-        return not self.conditions or any(c.matches(ticket, context) for c in self.conditions)
+    def applies_to(
+        self, ticket: Ticket, context: SlaContext | None = None, subject: Subject | None = None
+    ) -> bool:
+        """Whether any of ``conditions`` matches (always true without any) and ``when`` holds
+        (tested on ``subject``, which gives the requester and organization; without it, on
+        the ticket alone)."""
+        if self.conditions and not any(c.matches(ticket, context) for c in self.conditions):
+            return False
+        if self.when is None:
+            return True
+        if subject is None:
+            subject = Subject(ticket=ticket, now=ticket.updated_at)
+        return self.when.matches(subject)
 
     def target(self, metric: Metric | str, priority: Priority) -> timedelta | None:
         """The target of ``metric`` for ``priority``, or ``None`` when it is not measured."""
@@ -388,11 +368,16 @@ class SlaPolicy:
 
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], calendars: Mapping[str, BusinessCalendar]
+        cls,
+        data: Mapping[str, Any],
+        calendars: Mapping[str, BusinessCalendar],
+        vocabulary: Vocabulary | None = None,
     ) -> SlaPolicy:
         """Build a policy from a table of ``helpkit.toml`` (see the configuration reference).
 
-        ``calendar`` names one of ``calendars`` or is an inline calendar table. Errors are
+        ``calendar`` names one of ``calendars`` or is an inline calendar table; ``when`` is a
+        condition read with ``vocabulary`` (the desk's statuses and custom fields; default:
+        the default workflow, no custom fields). Errors are
         :class:`~helpkit.errors.ConfigError` naming the offending key.
         """
         if not isinstance(data, Mapping):
@@ -420,6 +405,12 @@ class SlaPolicy:
             _condition_from(c, f"{label}: conditions[{i}]") for i, c in enumerate(raw_conditions)
         ]
         kwargs: dict[str, Any] = {"conditions": conditions}
+        if "when" in data:
+            words = vocabulary or Vocabulary(DEFAULT_WORKFLOW, calendars=calendars)
+            try:
+                kwargs["when"] = words.timeless().parse(data["when"])
+            except ValidationError as exc:
+                raise ConfigError(f"{label}: when: {exc}") from None
         if "warn_at" in data:
             kwargs["warn_at"] = data["warn_at"]
         if "pause_categories" in data:
@@ -433,7 +424,7 @@ class SlaPolicy:
 
 
 _POLICY_KEYS: Final = frozenset(
-    {"name", "calendar", "targets", "conditions", "warn_at", "pause_categories"}
+    {"name", "calendar", "targets", "conditions", "when", "warn_at", "pause_categories"}
 )
 _CONDITION_KEYS: Final = frozenset(f.name for f in attrs.fields(SlaCondition))
 
@@ -562,16 +553,26 @@ class SlaPolicySet:
             return self.default
         raise NotFoundError(f"no SLA policy {name!r} (known: {', '.join(self.names) or 'none'})")
 
-    def select(self, ticket: Ticket, context: SlaContext | None = None) -> SlaPolicy | None:
+    def select(
+        self, ticket: Ticket, context: SlaContext | None = None, subject: Subject | None = None
+    ) -> SlaPolicy | None:
         """The first policy that applies to ``ticket``, else the default (or ``None``)."""
         for policy in self.policies:
-            if policy.applies_to(ticket, context):
+            if policy.applies_to(ticket, context, subject):
                 return policy
         return self.default
 
+    @property
+    def reads_people(self) -> bool:
+        """Whether a policy's ``when`` may read the requester or their organization."""
+        return any(p.when is not None and p.when.needs for p in self.policies)
+
     @classmethod
     def from_dict(
-        cls, data: Mapping[str, Any], calendars: Mapping[str, BusinessCalendar]
+        cls,
+        data: Mapping[str, Any],
+        calendars: Mapping[str, BusinessCalendar],
+        vocabulary: Vocabulary | None = None,
     ) -> SlaPolicySet:
         """Build from the ``[sla]`` table of ``helpkit.toml``: ``policies`` and ``default``.
 
@@ -588,7 +589,7 @@ class SlaPolicySet:
         raw = data.get("policies", [])
         if not isinstance(raw, list | tuple):
             raise ConfigError("[sla]: 'policies' must be a list of tables ([[sla.policies]])")
-        policies = tuple(SlaPolicy.from_dict(p, calendars) for p in raw)
+        policies = tuple(SlaPolicy.from_dict(p, calendars, vocabulary) for p in raw)
         default_name = data.get("default")
         default: SlaPolicy | None = None
         if default_name is not None:
