@@ -862,7 +862,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     quick = args.quick
     args.creates = args.creates or (50 if quick else 2000)
     args.updates = args.updates if args.updates is not None else (20 if quick else 1000)
-    args.queue_sizes = args.queue_sizes or ([300] if quick else [100_000, 1_000_000])
+    if args.queue_sizes is None:  # "--queue-sizes ''" (an empty list) skips the queue runs
+        args.queue_sizes = [300] if quick else [100_000, 1_000_000]
     args.due = args.due if args.due is not None else (200 if quick else 100_000)
     args.runs = args.runs or (10 if quick else 200)
     systems = set(args.systems.split(","))

@@ -51,6 +51,12 @@ from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import check_limit, check_record, check_version, receipt_keys
 from helpkit.stores.postgres.claims import DueClaimsMixin
+from helpkit.stores.postgres.commit import (
+    COMMIT_CHANGE,
+    call_parameters,
+    refusal,
+    takes_one_statement,
+)
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
@@ -384,6 +390,10 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
         if not prepared:
             with self._reading():
                 return []
+        if len(prepared) == 1 and takes_one_statement(prepared[0]):
+            item = prepared[0]
+            number = self._commit_one(item, states[0][1] if states else None)
+            return [item.change.with_number(number)]
         with self._pipelined() as conn:
             numbers = []
             events: list[tuple[object, ...]] = []
@@ -406,6 +416,21 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
         return [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
+
+    def _commit_one(self, item: _Prepared, timer_state: str | None) -> int:
+        """Commit one change in one statement, its own transaction (see
+        :mod:`helpkit.stores.postgres.commit`); the ticket's number."""
+        params = call_parameters(item, timer_state, self._channel)
+        with translated(self._where), self._pool.connection() as conn:
+            try:
+                row = conn.execute(COMMIT_CHANGE, params, prepare=True).fetchone()
+            except psycopg.Error as exc:
+                refused = refusal(exc, item.change)
+                if refused is None:
+                    raise
+                raise refused from None
+        assert row is not None
+        return int(row[0])
 
     def _apply(
         self, conn: psycopg.Connection[Any], item: _Prepared
