@@ -181,6 +181,21 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
+class _Connection(psycopg.Connection[tuple[Any, ...]]):
+    """A pooled connection that keeps one cursor for the store's single statements: a
+    cursor's adapters remember how each parameter type is sent, which a new cursor works out
+    again (the commit call's arrays most of all)."""
+
+    _kept: psycopg.Cursor[tuple[Any, ...]] | None = None
+
+    def kept_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        """The connection's kept cursor (only its borrower uses it, one statement at a time)."""
+        kept = self._kept
+        if kept is None or kept.closed:
+            kept = self._kept = self.cursor()
+        return kept
+
+
 def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> bool:
     """Whether ``schema`` holds helpkit's tables (of a version this helpkit reads); reads
     only. SchemaError for a schema helpkit refuses, StoreError when the server cannot be
@@ -260,8 +275,9 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
             "connect_timeout": connect_timeout,
         }
         self._prepare_schema(create)
-        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+        self._pool: ConnectionPool[_Connection] = ConnectionPool(
             conninfo,
+            connection_class=_Connection,
             kwargs=self._connect_kwargs,
             min_size=pool_min,
             max_size=pool_max,
@@ -309,7 +325,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
     def _reading(self) -> Iterator[psycopg.Cursor[Any]]:
         """A pooled connection's cursor for reads (each statement its own transaction)."""
         with translated(self._where), self._pool.connection() as conn:
-            yield conn.cursor()
+            yield conn.kept_cursor()
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -393,7 +409,9 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
         if len(prepared) == 1 and takes_one_statement(prepared[0]):
             item = prepared[0]
             number = self._commit_one(item, states[0][1] if states else None)
-            return [item.change.with_number(number)]
+            written = [item.change.with_number(number)]
+            self._cache_written(written)
+            return written
         with self._pipelined() as conn:
             numbers = []
             events: list[tuple[object, ...]] = []
@@ -413,9 +431,28 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
                 conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
                 # Delivered to the listeners when (and only if) this transaction commits.
                 conn.execute(NOTIFY, (self._channel,))
-        return [
+        written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
+        self._cache_written(written)
+        return written
+
+    def _cache_written(self, written: Sequence[TicketChange]) -> None:
+        """Keep the states just committed among the decoded ones (as the SQLite store does):
+        the next command on these tickets decodes no JSON. A state at a given seq is committed
+        once (the commit is guarded by the seq), and the stored form holds what the state
+        holds, so it is what a read would decode."""
+        if not self.cache_size:
+            return
+        cache = self._cache
+        with self._cache_lock:
+            for change in written:
+                if change.events:
+                    key = (change.ticket.id, change.ticket.seq)
+                    cache[key] = change.ticket
+                    cache.move_to_end(key)
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
 
     def _commit_one(self, item: _Prepared, timer_state: str | None) -> int:
         """Commit one change in one statement, its own transaction (see
@@ -423,7 +460,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
         params = call_parameters(item, timer_state, self._channel)
         with translated(self._where), self._pool.connection() as conn:
             try:
-                row = conn.execute(COMMIT_CHANGE, params, prepare=True).fetchone()
+                row = conn.kept_cursor().execute(COMMIT_CHANGE, params, prepare=True).fetchone()
             except psycopg.Error as exc:
                 refused = refusal(exc, item.change)
                 if refused is None:
