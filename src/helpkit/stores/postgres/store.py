@@ -232,6 +232,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
+            Capability.RECENT_TICKETS,
         }
     )
 
@@ -264,6 +265,8 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
         self.synchronous_commit = bool(synchronous_commit)
         self.cache_size = cache
         self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
+        # The state of the highest seq this store object committed or read, per ticket.
+        self._recent: OrderedDict[str, Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._listener = None
         self._listener_lock = threading.Lock()
@@ -451,8 +454,26 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
                     key = (change.ticket.id, change.ticket.seq)
                     cache[key] = change.ticket
                     cache.move_to_end(key)
+                    self._remember(change.ticket)
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
+
+    def _remember(self, ticket: Ticket) -> None:
+        """Keep ``ticket`` as the recent state of its id unless one of a higher seq is kept
+        (under the cache lock)."""
+        recent = self._recent
+        kept = recent.get(ticket.id)
+        if kept is None or kept.seq <= ticket.seq:
+            recent[ticket.id] = ticket
+            recent.move_to_end(ticket.id)
+            if len(recent) > self.cache_size:
+                recent.popitem(last=False)
+
+    def recent_ticket(self, ticket_id: str) -> Ticket | None:
+        """The state of ``ticket_id`` this store object last committed or read (of the
+        highest seq), from memory: possibly stale (see :class:`helpkit.ports.RecentTickets`)."""
+        with self._cache_lock:
+            return self._recent.get(ticket_id) if isinstance(ticket_id, str) else None
 
     def _commit_one(self, item: _Prepared, timer_state: str | None) -> int:
         """Commit one change in one statement, its own transaction (see
@@ -595,10 +616,15 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
             hit = cache.get(key)
             if hit is not None:
                 cache.move_to_end(key)
+                if self.cache_size:
+                    self._remember(hit)
                 return hit
         ticket: Ticket = _decoded(_decode_ticket, row[-1], "ticket state")
+        if not self.cache_size:
+            return ticket
         with self._cache_lock:
             cache[key] = ticket
+            self._remember(ticket)
             if len(cache) > self.cache_size:
                 cache.popitem(last=False)
         return ticket
@@ -862,3 +888,4 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin):
         self._stop_listening()
         with self._cache_lock:
             self._cache.clear()
+            self._recent.clear()
