@@ -104,11 +104,15 @@ class Directory:
 
     def agent(self, agent_id: str) -> Agent:
         """An agent by id."""
-        return self._store.get_agent(check_text(agent_id, "an agent id"))
+        agent = self._store.get_agent(check_text(agent_id, "an agent id"))
+        self._agents_found.add(agent.id)
+        return agent
 
     def group(self, group_id: str) -> Group:
         """A group by id."""
-        return self._store.get_group(check_text(group_id, "a group id"))
+        group = self._store.get_group(check_text(group_id, "a group id"))
+        self._groups_found.add(group.id)
+        return group
 
     def _agent_exists(self, agent_id: str) -> None:
         """NotFoundError unless agent ``agent_id`` exists (read once: see ``__init__``)."""
