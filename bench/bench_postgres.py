@@ -777,12 +777,22 @@ def render(results: list[Result], run: Run) -> str:
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in ("helpkit", "helpkit-bulk"):
+        ratios: list[tuple[float, float, float, float]] = []
         for ours in find(kind):
             for theirs in find(kind.replace("helpkit", "django"), ours.job.size):
                 if theirs.synchronous_commit != ours.synchronous_commit:
                     continue
                 bare = [*ours.bare_commits, *theirs.bare_commits]
                 floor = sum(bare) / len(bare) if bare else None
+                if ours.creates_per_s and theirs.creates_per_s and theirs.updates_per_s:
+                    ratios.append(
+                        (
+                            ours.creates_per_s / theirs.creates_per_s,
+                            (floor or 0.0) / theirs.creates_per_s,
+                            (ours.updates_per_s or 0.0) / theirs.updates_per_s,
+                            (floor or 0.0) / theirs.updates_per_s,
+                        )
+                    )
                 out.append(
                     f"| {kind} vs {theirs.job.system} | {ours.job.size:,} | "
                     f"{bs._ratio(ours.creates_per_s, theirs.creates_per_s)} | "
@@ -792,6 +802,13 @@ def render(results: list[Result], run: Run) -> str:
                     f"{bs._latency_ratio(theirs, ours, 'assignee')} | "  # type: ignore[arg-type]
                     f"{bs._latency_ratio(theirs, ours, 'group')} |"  # type: ignore[arg-type]
                 )
+        if len(ratios) > 1:
+            medians = [f"{bs.median(list(column)):,.1f}x" for column in zip(*ratios, strict=True)]
+            out.append(
+                f"| {kind} vs django, median of the {len(ratios)} pairings above | | "
+                + " | ".join(medians)
+                + " | | |"
+            )
     sweeps = [row for r in find("sweep") for row in r.sweeps]
     if sweeps:
         one = next((row["wall_s"] for row in sweeps if row["workers"] == 1), None)
