@@ -7,12 +7,15 @@ says) and checked when borrowed, without a round trip (:func:`_check_borrowed`),
 connection the server dropped (a restart) is replaced before a call uses it. Writes are
 transactions; reads are single statements in autocommit.
 
-``commit`` locks each ticket's row as it reads it (``FOR UPDATE``), checks its
-``expected_seq``, numbers new tickets from a counter row updated in the same transaction, and
-gives the events their feed positions last, under the feed lock. It runs in pipeline mode: a
-statement whose result is not needed is sent without waiting for it, so a commit of one ticket
-is two round trips (read the row and, for a new ticket, take its number; then write the row,
-the tags and the events, and commit).
+A commit of one change (what a command makes) is one statement, the schema's
+``commit_change`` function, in autocommit: one round trip (see
+:mod:`helpkit.stores.postgres.commit`). A batch of several changes locks each ticket's row as
+it reads it (``FOR UPDATE``), checks its ``expected_seq``, numbers new tickets from a counter
+row updated in the same transaction, and gives the events their feed positions last, under the
+feed lock; it runs in pipeline mode (a statement whose result is not needed is sent without
+waiting for it): two round trips, and one more per further change. The store keeps the states
+it committed or read, decoded, and the last one of each ticket for the pipeline
+(:class:`helpkit.ports.RecentTickets`).
 """
 
 from __future__ import annotations
