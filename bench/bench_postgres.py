@@ -21,7 +21,12 @@ queue queries, imported from it):
 3. the SLA sweep of ``due`` tickets by 1, 2 and 4 worker processes at once, each with its own
    desk on the same schema (a copy of one loaded database per run, made with
    ``CREATE DATABASE ... TEMPLATE``), checked afterwards: every due ticket warned exactly once;
-4. peak memory: ``ru_maxrss`` of each worker process.
+4. peak memory: ``ru_maxrss`` of each worker process;
+5. the floor of a durable commit: one-row ``INSERT`` commits per second on the same server
+   just before and after each side's creates and updates (:func:`bare_commit_rate`), and
+   from it the highest ratio reachable in each pairing. ``--rounds N`` runs the creates and
+   updates of both sides N times, alternating, and pairs every run of one side with every
+   run of the other.
 """
 
 from __future__ import annotations
@@ -89,6 +94,9 @@ class Result:
     sweeps: list[dict[str, Any]] = field(default_factory=list)  # one per worker count
     maxrss_kib: int = 0
     load: list[float] = field(default_factory=list)  # 1-minute load average, start and end
+    # One-row INSERT commits per second on the same server, just before and just after the
+    # creates and updates (bare_commit_rate): the floor of one durable commit then.
+    bare_commits: list[float] = field(default_factory=list)
     revision: str = ""
 
     @property
@@ -630,11 +638,38 @@ RUNNERS: dict[str, Callable[[Job, str], Result]] = {
 }
 
 
+def bare_commit_rate(url: str, seconds: float = 1.0) -> float:
+    """Durable commits per second with nothing else to do: a one-row INSERT in autocommit
+    (one statement, one round trip, one WAL flush at the server's ``synchronous_commit``), in
+    a table made for it in the database ``url`` and dropped after.
+
+    No store that commits each command durably can do more commits than this per second
+    then, so ``bare_commit_rate() / peer_creates_per_s`` is the highest creates ratio
+    reachable on the machine as it was (and the same for updates)."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("CREATE TABLE bench_bare_commits (id bigserial PRIMARY KEY, v text NOT NULL)")
+        try:
+            n, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                conn.execute("INSERT INTO bench_bare_commits (v) VALUES (%s)", ("x" * 200,))
+                n += 1
+            return n / (time.perf_counter() - start)
+        finally:
+            conn.execute("DROP TABLE bench_bare_commits")
+
+
 def worker(spec: str, out: str) -> None:
     job = Job(**json.loads(spec))
     load = os.getloadavg()[0]
     with fresh_database(job.dsn, f"hk_bench_{job.system.replace('-', '_')}") as url:
+        timed = job.system in ("helpkit", "django")
+        bare = [bare_commit_rate(url)] if timed else []
         result = RUNNERS[job.system](job, url)
+        if timed:
+            bare.append(bare_commit_rate(url))
+    result.bare_commits = bare
     result.maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.load = [load, os.getloadavg()[0]]
     result.revision = bs.revision()
@@ -706,12 +741,19 @@ def render(results: list[Result], run: Run) -> str:
         "  `Store.commit` in batches of 2,000, django-helpdesk with `bulk_create`, tickets only),",
         "  then `VACUUM ANALYZE`.",
         "- **peak RSS**: `ru_maxrss` of the worker process (interpreter, imports, setup, work).",
+        "- **bare commits/s**: one-row `INSERT`s in autocommit on the same server, for 1 s",
+        "  just before and just after that row's creates and updates (one round trip and one",
+        "  WAL flush each, nothing else): the most durable commits per second the machine gave",
+        "  then. **ceiling** in the ratios: those bare commits/s (the mean of the pairing's four",
+        "  measurements) over django-helpdesk's creates/s or updates/s, the highest ratio a store",
+        "  committing each command durably could reach in that pairing.",
         "",
         "## Creates, updates and the queue",
         "",
-        "| system | synchronous_commit | tickets | creates/s | updates/s | queue assignee"
-        " p50 / p95 ms | queue group p50 / p95 ms | peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|",
+        "| system | synchronous_commit | tickets | creates/s | updates/s | bare commits/s"
+        " (before / after) | queue assignee p50 / p95 ms | queue group p50 / p95 ms |"
+        " peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r.job.system == "sweep":
@@ -720,6 +762,7 @@ def render(results: list[Result], run: Run) -> str:
         out.append(
             f"| {r.label.split(' (')[0]} | {r.synchronous_commit} | {r.job.size:,}{loaded} | "
             f"{bs._fmt(r.creates_per_s, ',.0f')} | {bs._fmt(r.updates_per_s, ',.0f')} | "
+            f"{' / '.join(f'{x:,.0f}' for x in r.bare_commits) or '-'} | "
             f"{_queue(r.q_assignee, r.rows_assignee)} | {_queue(r.q_group, r.rows_group)} | "
             f"{r.maxrss_kib / 1024:,.0f} |"
         )
@@ -729,21 +772,43 @@ def render(results: list[Result], run: Run) -> str:
         "",
         "Every pairing of this run at the same size and the same `synchronous_commit`.",
         "",
-        "| pairing | tickets | creates | updates | queue assignee p50 | queue group p50 |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| pairing | tickets | creates | creates ceiling | updates | updates ceiling |"
+        " queue assignee p50 | queue group p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind in ("helpkit", "helpkit-bulk"):
+        ratios: list[tuple[float, float, float, float]] = []
         for ours in find(kind):
             for theirs in find(kind.replace("helpkit", "django"), ours.job.size):
                 if theirs.synchronous_commit != ours.synchronous_commit:
                     continue
+                bare = [*ours.bare_commits, *theirs.bare_commits]
+                floor = sum(bare) / len(bare) if bare else None
+                if ours.creates_per_s and theirs.creates_per_s and theirs.updates_per_s:
+                    ratios.append(
+                        (
+                            ours.creates_per_s / theirs.creates_per_s,
+                            (floor or 0.0) / theirs.creates_per_s,
+                            (ours.updates_per_s or 0.0) / theirs.updates_per_s,
+                            (floor or 0.0) / theirs.updates_per_s,
+                        )
+                    )
                 out.append(
                     f"| {kind} vs {theirs.job.system} | {ours.job.size:,} | "
                     f"{bs._ratio(ours.creates_per_s, theirs.creates_per_s)} | "
+                    f"{bs._ratio(floor, theirs.creates_per_s)} | "
                     f"{bs._ratio(ours.updates_per_s, theirs.updates_per_s)} | "
+                    f"{bs._ratio(floor, theirs.updates_per_s)} | "
                     f"{bs._latency_ratio(theirs, ours, 'assignee')} | "  # type: ignore[arg-type]
                     f"{bs._latency_ratio(theirs, ours, 'group')} |"  # type: ignore[arg-type]
                 )
+        if len(ratios) > 1:
+            medians = [f"{bs.median(list(column)):,.1f}x" for column in zip(*ratios, strict=True)]
+            out.append(
+                f"| {kind} vs django, median of the {len(ratios)} pairings above | | "
+                + " | ".join(medians)
+                + " | | |"
+            )
     sweeps = [row for r in find("sweep") for row in r.sweeps]
     if sweeps:
         one = next((row["wall_s"] for row in sweeps if row["workers"] == 1), None)
@@ -799,8 +864,9 @@ def render(results: list[Result], run: Run) -> str:
 
 def jobs(args: argparse.Namespace) -> list[Job]:
     todo: list[Job] = []
-    for system in ("django", "helpkit"):
-        todo.append(Job(system, args.creates, args.updates, args.runs))
+    for _ in range(args.rounds):  # alternating, so a change of the machine hits both sides
+        for system in ("django", "helpkit"):
+            todo.append(Job(system, args.creates, args.updates, args.runs))
     for size in args.queue_sizes:
         for system in ("django-bulk", "helpkit-bulk"):
             if system == "django-bulk" and size > args.peer_max:
@@ -844,6 +910,9 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--due", type=int, help="due tickets for the sweep (default 100000)")
     parser.add_argument("--workers", type=_ints, default=[1, 2, 4], help="sweep processes")
     parser.add_argument("--runs", type=int, help="queue query runs (default 200)")
+    parser.add_argument(
+        "--rounds", type=int, default=1, help="django-helpdesk then helpkit creates/updates runs"
+    )
     parser.add_argument("--systems", default="helpkit,django,sweep", help="what to measure")
     parser.add_argument("--output", type=Path, help="Markdown file (default: results, not --quick)")
     args = parser.parse_args(argv)
@@ -862,7 +931,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     quick = args.quick
     args.creates = args.creates or (50 if quick else 2000)
     args.updates = args.updates if args.updates is not None else (20 if quick else 1000)
-    args.queue_sizes = args.queue_sizes or ([300] if quick else [100_000, 1_000_000])
+    if args.queue_sizes is None:  # "--queue-sizes ''" (an empty list) skips the queue runs
+        args.queue_sizes = [300] if quick else [100_000, 1_000_000]
     args.due = args.due if args.due is not None else (200 if quick else 100_000)
     args.runs = args.runs or (10 if quick else 200)
     systems = set(args.systems.split(","))

@@ -48,7 +48,9 @@ def _databases(prefix: str) -> list[str]:
 def test_helpkit_workers_sweep_and_report(bench: Any) -> None:
     job = bench.Job("helpkit", 30, 10, 5, dsn=DSN)
     with bench.fresh_database(DSN, "hk_smoke_helpkit") as url:
+        bare = bench.bare_commit_rate(url, 0.2)
         result = bench.run_helpkit(job, url)
+        assert bare > 0 and bench.bare_commit_rate(url, 0.2) > 0  # its table made and dropped
     assert result.synchronous_commit == "on"
     assert result.creates_per_s > 0 and result.updates == 10 and result.updates_per_s > 0
     assert len(result.q_assignee) == len(result.q_group) == 5
@@ -90,8 +92,12 @@ def test_the_report_pairs_peers_of_the_same_durability(bench: Any) -> None:
     other = bench.Result(bench.Job("django", 100, 10), synchronous_commit="off", create_s=0.2)
     for r in (ours, theirs, other):
         r.load = [0.0, 0.0]
+    ours.bare_commits = [1500.0, 1700.0]
+    theirs.bare_commits = [1400.0, 1800.0]
     run = bench.Run("today", 1.0, [0.0] * 3, [0.0] * 3, "15.0", "python x")
     text = bench.render([ours, theirs, other], run)
-    # 1000 creates/s against 200, 1000 updates/s against 100; never paired with "off".
-    assert "| helpkit vs django | 100 | 5.0x | 10.0x |" in text
+    # 1000 creates/s against 200, 1000 updates/s against 100; never paired with "off". The
+    # ceilings: 1600 bare commits/s (the mean of the pairing's four) over 200 and over 100.
+    assert "| helpkit vs django | 100 | 5.0x | 8.0x | 10.0x | 16.0x |" in text
     assert text.count("| helpkit vs django |") == 1
+    assert "| 1,500 / 1,700 |" in text

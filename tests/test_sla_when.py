@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -50,7 +51,7 @@ def test_a_policy_is_chosen_by_requester_language_and_a_custom_field() -> None:
     french = desk.create_contact("Zoé", emails=["zoe@client.example"], language="fr")
     other = desk.create_contact("Bob", emails=["bob@client.example"], language="en")
 
-    def open_for(contact_id: str, **kw: object) -> str | None:
+    def open_for(contact_id: str, **kw: Any) -> str | None:
         ticket = desk.open_ticket(
             requester=contact_id, subject="Help", body="x", actor=Actor.contact(contact_id), **kw
         )

@@ -92,7 +92,7 @@ def test_a_version_3_schema_is_upgraded_to_keep_an_inbox(
     tables = _contents(upgraded)
     assert tables["inbox"] == []
     assert tables["meta"] == [("application", "helpkit"), ("schema_version", str(SCHEMA_VERSION))]
-    assert SCHEMA_VERSION == 5
+    assert SCHEMA_VERSION >= 5
     note = receipt_of(
         change_of(_note(written.ticket, BASE_TIME)),
         "email:m1@example.com",

@@ -57,6 +57,11 @@ class Directory:
         self._store = store
         self._now = now
         self._new_id = new_id
+        # Agents and groups are saved or replaced, never deleted (no store can delete them):
+        # an id found once exists for good. The checks that only need one to exist (the
+        # staff actor, a group named) read it once, not at every command.
+        self._agents_found: set[str] = set()
+        self._groups_found: set[str] = set()
 
     # ------------------------------------------------------------ agents and groups
 
@@ -92,7 +97,7 @@ class Directory:
             calendar=calendar,
         )
         for group_id in agent.group_ids:
-            self._store.get_group(group_id)
+            self._group_exists(group_id)
         self._store.save_agent(agent)
         return agent
 
@@ -135,11 +140,27 @@ class Directory:
 
     def agent(self, agent_id: str) -> Agent:
         """An agent by id."""
-        return self._store.get_agent(check_text(agent_id, "an agent id"))
+        agent = self._store.get_agent(check_text(agent_id, "an agent id"))
+        self._agents_found.add(agent.id)
+        return agent
 
     def group(self, group_id: str) -> Group:
         """A group by id."""
-        return self._store.get_group(check_text(group_id, "a group id"))
+        group = self._store.get_group(check_text(group_id, "a group id"))
+        self._groups_found.add(group.id)
+        return group
+
+    def _agent_exists(self, agent_id: str) -> None:
+        """NotFoundError unless agent ``agent_id`` exists (read once: see ``__init__``)."""
+        if agent_id not in self._agents_found:
+            self._store.get_agent(agent_id)
+            self._agents_found.add(agent_id)
+
+    def _group_exists(self, group_id: str) -> None:
+        """NotFoundError unless group ``group_id`` exists (read once: see ``__init__``)."""
+        if group_id not in self._groups_found:
+            self._store.get_group(group_id)
+            self._groups_found.add(group_id)
 
     def staff_actor(self, actor: Actor) -> Actor:
         """``actor`` if it may run an agent command: an existing agent, or the system."""
@@ -148,7 +169,7 @@ class Directory:
         if actor.kind is ActorKind.CONTACT:
             raise ValidationError("this command is for agents or the system, not contacts")
         if actor.kind is ActorKind.AGENT:
-            self._store.get_agent(actor.id)
+            self._agent_exists(actor.id)
         return actor
 
     def check_assignment(
@@ -159,7 +180,7 @@ class Directory:
         ``known`` are agents the caller has just read (saves reading them again).
         """
         if group is not None:
-            self.group(group)
+            self._group_exists(check_text(group, "a group id"))
         if assignee is None:
             return
         agent = next((a for a in known if a is not None and a.id == assignee), None)
@@ -175,7 +196,7 @@ class Directory:
         if not isinstance(who, Actor):
             raise ValidationError(f"a follower must be an Actor; got {who!r:.60}")
         if who.kind is ActorKind.AGENT:
-            self._store.get_agent(who.id)
+            self._agent_exists(who.id)
         elif who.kind is ActorKind.CONTACT:
             self._store.get_contact(who.id)
         else:

@@ -25,6 +25,12 @@ Conflicts: a command given the version its caller saw (``expected``) raises
 Without it, a command lost to a concurrent writer is decided again on the fresh state (a few
 times), as the caller asked for "this change to the ticket as it is now".
 
+On a store with :attr:`~helpkit.ports.Capability.RECENT_TICKETS` a command first runs on the
+states the store object last committed or read, without reading them (a round trip to a
+database server saved); the commit is guarded by their seqs. If one was stale (the commit
+raises ConflictError), or the decision refuses or changes nothing, the command runs as above
+on the tickets read anew, so a stale state never writes, raises or answers "nothing to do".
+
 Nothing here knows the facade: the store, the clock, the timers and the publisher are handed
 in.
 """
@@ -43,12 +49,13 @@ from typing import Final, cast
 import attrs
 
 from helpkit._time import to_utc
-from helpkit.errors import ConflictError, StoreError, ValidationError
+from helpkit.errors import ConflictError, HelpkitError, StoreError, ValidationError
 from helpkit.lifecycle import Outcome
 from helpkit.ports import (
     Capability,
     Clock,
     Receipt,
+    RecentTickets,
     RoutingState,
     Store,
     TicketChange,
@@ -120,6 +127,11 @@ class Pipeline:
             store, TimerStates
         ):
             self._states = cast(TimerStates, store)
+        self._recent: RecentTickets | None = None
+        if Capability.RECENT_TICKETS in getattr(store, "capabilities", ()) and not missing_members(
+            store, RecentTickets
+        ):
+            self._recent = cast(RecentTickets, store)
 
     @property
     def timer_states(self) -> TimerStates | None:
@@ -157,6 +169,10 @@ class Pipeline:
         another routing decision is decided again, and its last attempt routes nothing (the
         ticket then waits in its group: a command never fails for routing's sake).
         """
+        if ticket_ids and self._recent is not None and not route:
+            done = self._on_recent(self._recent, ticket_ids, decide, expected, receipt)
+            if done is not None:
+                return done
         for attempt in range(1, self._attempts + 1):
             router = self._router if attempt < self._attempts else None
             groups: list[str] = []
@@ -193,6 +209,48 @@ class Pipeline:
                 self._publish(written)  # after the turn: observers and the relay may write
             return tickets
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _on_recent(
+        self,
+        recent: RecentTickets,
+        ticket_ids: Sequence[str],
+        decide: Decide,
+        expected: Mapping[str, int] | None,
+        receipt: MakeReceipt | None,
+    ) -> list[Ticket] | None:
+        """:meth:`run` on the states the store keeps from memory, once; None (nothing
+        written) when one is missing, is not the version the caller saw, was stale (the
+        commit lost), or the decision refused or left a ticket unchanged: :meth:`run` then
+        reads the tickets."""
+        with self._turns.hold(ticket_ids):
+            tickets = []
+            for ticket_id in ticket_ids:
+                kept = recent.recent_ticket(ticket_id)
+                if kept is None or (expected and expected.get(ticket_id, kept.seq) != kept.seq):
+                    return None
+                tickets.append(kept)
+            now = self.now()
+            try:
+                outcomes = decide(tickets, now)
+                if self._react is not None:
+                    outcomes = self._react(outcomes, now)
+                made = None if receipt is None else receipt(outcomes, now)
+            except HelpkitError:
+                return None  # refused on states that may be stale: decided again on reads
+            if self._router is not None and self._router.groups(outcomes, force=False):
+                return None  # routing reads and writes its states: the full path does it
+            if not all(outcome.changed for outcome in outcomes):
+                # Nothing to write for a ticket is a finding on its state, which no commit
+                # would check: only a state read anew says so.
+                return None
+            try:
+                tickets, written = self._write(outcomes, receipt=made)
+            except ConflictError:
+                log.debug("command on %s ran on a stale state; deciding on reads", ticket_ids)
+                return None
+        if written:
+            self._publish(written)
+        return tickets
 
     def commit(
         self, outcomes: Sequence[Outcome], *, receipt: Receipt | None = None

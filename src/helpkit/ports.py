@@ -55,6 +55,7 @@ __all__ = [
     "Outbox",
     "Receipt",
     "ReceiptState",
+    "RecentTickets",
     "Recipient",
     "Routing",
     "RoutingState",
@@ -153,6 +154,11 @@ class Capability:
     """The store keeps each group's routing state (the round-robin cursor, under a version)
     and counts agents' loads (:class:`Routing`): a change routing made writes the states it
     read, guarded by their versions, so two routers never both fill an agent's last slot."""
+    RECENT_TICKETS = "recent_tickets"
+    """The store object remembers the last state of each ticket it committed or read
+    (:class:`RecentTickets`): helpkit's pipeline decides a command on it without reading the
+    ticket first, the commit guarded by that state's seq (a store whose reads cost a round
+    trip to a server)."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -265,6 +271,24 @@ class Outbox(Protocol):
     def purge(self, *, sent_before: datetime) -> int:
         """Forget the deliveries sent before ``sent_before`` (the audit trail keeps their
         ``message_sent`` record). Returns how many were forgotten."""
+        ...
+
+
+@runtime_checkable
+class RecentTickets(Protocol):
+    """What a store with :attr:`Capability.RECENT_TICKETS` adds: the last state of a ticket
+    that this store object committed or read, from memory.
+
+    It may be stale: another store object, in this process or another, may have committed
+    since. So it is only for a command whose commit is guarded by the state's seq: helpkit's
+    pipeline decides on it, and when the commit raises ConflictError, or the decision
+    refuses, it decides again on the ticket read anew (:meth:`Store.get_ticket`). Neither a
+    write nor an error then comes from a stale state.
+    """
+
+    def recent_ticket(self, ticket_id: str) -> Ticket | None:
+        """The state of ``ticket_id`` this store object last committed or read (the one of
+        the highest seq), or None when it keeps none."""
         ...
 
 

@@ -28,6 +28,7 @@ from psycopg import sql
 
 from helpkit.errors import SchemaError
 from helpkit.queries import NONE_LAST
+from helpkit.stores.postgres.commit import function_ddl
 
 __all__ = [
     "APPLICATION",
@@ -230,7 +231,13 @@ _V5: Final[Migration] = (
     )""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5)
+_V6: Final[Migration] = (
+    # One ticket change committed in one statement (helpkit.stores.postgres.commit): the
+    # writes of a commit of one change, as the store's batch path makes them, in a function.
+    function_ddl(_FEED_LOCK_CLASS),
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

@@ -7,12 +7,15 @@ says) and checked when borrowed, without a round trip (:func:`_check_borrowed`),
 connection the server dropped (a restart) is replaced before a call uses it. Writes are
 transactions; reads are single statements in autocommit.
 
-``commit`` locks each ticket's row as it reads it (``FOR UPDATE``), checks its
-``expected_seq``, numbers new tickets from a counter row updated in the same transaction, and
-gives the events their feed positions last, under the feed lock. It runs in pipeline mode: a
-statement whose result is not needed is sent without waiting for it, so a commit of one ticket
-is two round trips (read the row and, for a new ticket, take its number; then write the row,
-the tags and the events, and commit).
+A commit of one change (what a command makes) is one statement, the schema's
+``commit_change`` function, in autocommit: one round trip (see
+:mod:`helpkit.stores.postgres.commit`). A batch of several changes locks each ticket's row as
+it reads it (``FOR UPDATE``), checks its ``expected_seq``, numbers new tickets from a counter
+row updated in the same transaction, and gives the events their feed positions last, under the
+feed lock; it runs in pipeline mode (a statement whose result is not needed is sent without
+waiting for it): two round trips, and one more per further change. The store keeps the states
+it committed or read, decoded, and the last one of each ticket for the pipeline
+(:class:`helpkit.ports.RecentTickets`).
 """
 
 from __future__ import annotations
@@ -57,6 +60,12 @@ from helpkit.stores.contract import (
     routing_states,
 )
 from helpkit.stores.postgres.claims import DueClaimsMixin
+from helpkit.stores.postgres.commit import (
+    COMMIT_CHANGE,
+    call_parameters,
+    refusal,
+    takes_one_statement,
+)
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
@@ -182,6 +191,21 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
+class _Connection(psycopg.Connection[tuple[Any, ...]]):
+    """A pooled connection that keeps one cursor for the store's single statements: a
+    cursor's adapters remember how each parameter type is sent, which a new cursor works out
+    again (the commit call's arrays most of all)."""
+
+    _kept: psycopg.Cursor[tuple[Any, ...]] | None = None
+
+    def kept_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
+        """The connection's kept cursor (only its borrower uses it, one statement at a time)."""
+        kept = self._kept
+        if kept is None or kept.closed:
+            kept = self._kept = self.cursor()
+        return kept
+
+
 def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> bool:
     """Whether ``schema`` holds helpkit's tables (of a version this helpkit reads); reads
     only. SchemaError for a schema helpkit refuses, StoreError when the server cannot be
@@ -219,6 +243,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
+            Capability.RECENT_TICKETS,
         }
     )
 
@@ -251,6 +276,8 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
         self.synchronous_commit = bool(synchronous_commit)
         self.cache_size = cache
         self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
+        # The state of the highest seq this store object committed or read, per ticket.
+        self._recent: OrderedDict[str, Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
         self._listener = None
         self._listener_lock = threading.Lock()
@@ -262,8 +289,9 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
             "connect_timeout": connect_timeout,
         }
         self._prepare_schema(create)
-        self._pool: ConnectionPool[psycopg.Connection[tuple[Any, ...]]] = ConnectionPool(
+        self._pool: ConnectionPool[_Connection] = ConnectionPool(
             conninfo,
+            connection_class=_Connection,
             kwargs=self._connect_kwargs,
             min_size=pool_min,
             max_size=pool_max,
@@ -311,7 +339,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
     def _reading(self) -> Iterator[psycopg.Cursor[Any]]:
         """A pooled connection's cursor for reads (each statement its own transaction)."""
         with translated(self._where), self._pool.connection() as conn:
-            yield conn.cursor()
+            yield conn.kept_cursor()
 
     @contextmanager
     def _transaction(self) -> Iterator[psycopg.Cursor[Any]]:
@@ -392,6 +420,12 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
         if not prepared:
             with self._reading():
                 return []
+        if len(prepared) == 1 and takes_one_statement(prepared[0]):
+            item = prepared[0]
+            number = self._commit_one(item, states[0][1] if states else None)
+            written = [item.change.with_number(number)]
+            self._cache_written(written)
+            return written
         with self._pipelined() as conn:
             numbers = []
             events: list[tuple[object, ...]] = []
@@ -415,9 +449,61 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
                 conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
                 # Delivered to the listeners when (and only if) this transaction commits.
                 conn.execute(NOTIFY, (self._channel,))
-        return [
+        written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
+        self._cache_written(written)
+        return written
+
+    def _cache_written(self, written: Sequence[TicketChange]) -> None:
+        """Keep the states just committed among the decoded ones (as the SQLite store does):
+        the next command on these tickets decodes no JSON. A state at a given seq is committed
+        once (the commit is guarded by the seq), and the stored form holds what the state
+        holds, so it is what a read would decode."""
+        if not self.cache_size:
+            return
+        cache = self._cache
+        with self._cache_lock:
+            for change in written:
+                if change.events:
+                    key = (change.ticket.id, change.ticket.seq)
+                    cache[key] = change.ticket
+                    cache.move_to_end(key)
+                    self._remember(change.ticket)
+            while len(cache) > self.cache_size:
+                cache.popitem(last=False)
+
+    def _remember(self, ticket: Ticket) -> None:
+        """Keep ``ticket`` as the recent state of its id unless one of a higher seq is kept
+        (under the cache lock)."""
+        recent = self._recent
+        kept = recent.get(ticket.id)
+        if kept is None or kept.seq <= ticket.seq:
+            recent[ticket.id] = ticket
+            recent.move_to_end(ticket.id)
+            if len(recent) > self.cache_size:
+                recent.popitem(last=False)
+
+    def recent_ticket(self, ticket_id: str) -> Ticket | None:
+        """The state of ``ticket_id`` this store object last committed or read (of the
+        highest seq), from memory: possibly stale (see :class:`helpkit.ports.RecentTickets`)."""
+        with self._cache_lock:
+            return self._recent.get(ticket_id) if isinstance(ticket_id, str) else None
+
+    def _commit_one(self, item: _Prepared, timer_state: str | None) -> int:
+        """Commit one change in one statement, its own transaction (see
+        :mod:`helpkit.stores.postgres.commit`); the ticket's number."""
+        params = call_parameters(item, timer_state, self._channel)
+        with translated(self._where), self._pool.connection() as conn:
+            try:
+                row = conn.kept_cursor().execute(COMMIT_CHANGE, params, prepare=True).fetchone()
+            except psycopg.Error as exc:
+                refused = refusal(exc, item.change)
+                if refused is None:
+                    raise
+                raise refused from None
+        assert row is not None
+        return int(row[0])
 
     def _apply(
         self, conn: psycopg.Connection[Any], item: _Prepared
@@ -545,10 +631,15 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
             hit = cache.get(key)
             if hit is not None:
                 cache.move_to_end(key)
+                if self.cache_size:
+                    self._remember(hit)
                 return hit
         ticket: Ticket = _decoded(_decode_ticket, row[-1], "ticket state")
+        if not self.cache_size:
+            return ticket
         with self._cache_lock:
             cache[key] = ticket
+            self._remember(ticket)
             if len(cache) > self.cache_size:
                 cache.popitem(last=False)
         return ticket
@@ -812,3 +903,4 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
         self._stop_listening()
         with self._cache_lock:
             self._cache.clear()
+            self._recent.clear()

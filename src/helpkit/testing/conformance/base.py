@@ -15,6 +15,7 @@ from helpkit.ports import (
     FeedWakeup,
     Inbox,
     Outbox,
+    RecentTickets,
     Store,
     TimerStates,
     missing_members,
@@ -82,6 +83,7 @@ class SuiteBase:
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
+            Capability.RECENT_TICKETS,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -97,6 +99,8 @@ class SuiteBase:
             assert Capability.CHANGE_FEED in store.capabilities
         if Capability.INBOX in store.capabilities:
             assert missing_members(store, Inbox) == ()
+        if Capability.RECENT_TICKETS in store.capabilities:
+            assert missing_members(store, RecentTickets) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)

@@ -1,0 +1,279 @@
+"""A commit of one ticket change in one statement: the ``commit_change`` function's call.
+
+Most commits carry one change (a command of the pipeline changes one ticket). The store sends
+such a commit as one call of the schema's ``commit_change`` function (schema version 6, see
+:func:`function_ddl`), in autocommit mode: the statement is its own transaction, so
+the commit is one round trip to the server, whose reply comes once the commit is durable (at
+the connection's ``synchronous_commit``). The function does what the store's batch path does,
+in the same order and under the same locks:
+
+1. a new ticket takes its number from the counter row (locked until the transaction ends, so
+   numbers follow commit order; a rollback gives the number back) and is inserted; a ticket
+   that exists already is a stale create;
+2. a ticket that exists is updated only at its expected seq (``WHERE seq = expected``: the
+   update waits for a concurrent writer of the row and then finds its seq moved on);
+3. its tags rows follow its tags, its timer state is kept;
+4. its events are numbered after the last feed position under the feed lock, in a statement
+   of its own (a PL/pgSQL statement takes its own snapshot, which sees every transaction that
+   held the lock before), and the tenant's channel is notified.
+
+A refusal raises a PostgreSQL error with one of helpkit's SQLSTATEs (``HK001`` stale seq,
+``HK002`` a ticket number another ticket has, ``HK003`` a number that cannot change): the
+statement's transaction rolls back, and :func:`refusal` turns it into the error the reference
+store raises. Values are sent as parameters of a prepared statement; the event columns as
+binary arrays (no text escaping of the JSON bodies).
+
+The ticket number of a ticket the store numbers is also in its JSON state and opening event:
+the client sends that text cut in two around the number's value (:func:`split_at_number`), and
+the function joins the two halves around the number it gave, so the stored text is exactly the
+one the batch path writes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import psycopg
+
+from helpkit.errors import ConflictError, DuplicateError, HelpkitError, ValidationError
+from helpkit.ports import TicketChange
+from helpkit.stores.sqlite.encoding import _dumps, _Prepared
+
+__all__ = [
+    "COMMIT_CHANGE",
+    "call_parameters",
+    "function_ddl",
+    "refusal",
+    "split_at_number",
+    "takes_one_statement",
+]
+
+# helpkit's SQLSTATEs (class "HK", not one of PostgreSQL's).
+_STALE: Final = "HK001"
+_NUMBER_TAKEN: Final = "HK002"
+_NUMBER_FIXED: Final = "HK003"
+
+_PARAMETERS: Final = (
+    ("p_id", "text"),
+    ("p_expected", "bigint"),
+    ("p_number", "bigint"),
+    ("p_seq", "bigint"),
+    ("p_status", "text"),
+    ("p_category", "text"),
+    ("p_priority", "integer"),
+    ("p_assignee_id", "text"),
+    ("p_group_id", "text"),
+    ("p_requester_id", "text"),
+    ("p_organization_id", "text"),
+    ("p_created_us", "bigint"),
+    ("p_updated_us", "bigint"),
+    ("p_sla_policy", "text"),
+    ("p_next_deadline_us", "bigint"),
+    ("p_next_check_us", "bigint"),
+    ("p_tags", "text"),
+    ("p_state", "text"),
+    ("p_state_tail", "text"),
+    ("p_tag_list", "text[]"),
+    ("p_types", "text[]"),
+    ("p_at_us", "bigint[]"),
+    ("p_actors", "text[]"),
+    ("p_bodies", "text[]"),
+    ("p_body_tails", "text[]"),
+    ("p_timer_state", "text"),
+    ("p_channel", "text"),
+)
+# Sent binary: arrays of text in text form would have every quote of the JSON escaped.
+_BINARY: Final = frozenset(
+    {"p_tag_list", "p_types", "p_at_us", "p_actors", "p_bodies", "p_body_tails"}
+)
+
+COMMIT_CHANGE: Final = "SELECT commit_change({})".format(
+    ", ".join(f"{'%b' if name in _BINARY else '%s'}::{kind}" for name, kind in _PARAMETERS)
+)
+"""The call (parameters: :func:`call_parameters`); returns the ticket's number."""
+
+
+def function_ddl(feed_lock_class: int) -> str:
+    """The DDL of ``commit_change``, which takes the feed lock of class ``feed_lock_class``
+    (``schema.FEED_LOCK``'s). A later change of the function is a new migration step
+    (``CREATE OR REPLACE``), like any other change of the schema."""
+    columns = (
+        "id, number, seq, status, category, priority, assignee_id, group_id, requester_id, "
+        "organization_id, created_us, updated_us, sla_policy, next_deadline_us, "
+        "next_check_us, tags, state"
+    )
+    updated = ", ".join(
+        f"{column} = p_{column}"
+        for column in (
+            "seq",
+            "status",
+            "category",
+            "priority",
+            "assignee_id",
+            "group_id",
+            "requester_id",
+            "organization_id",
+            "created_us",
+            "updated_us",
+            "sla_policy",
+            "next_deadline_us",
+            "next_check_us",
+            "tags",
+        )
+    )
+    signature = ", ".join(f"{name} {kind}" for name, kind in _PARAMETERS)
+    return f"""CREATE OR REPLACE FUNCTION commit_change({signature}) RETURNS bigint
+LANGUAGE plpgsql AS $function$
+DECLARE
+    v_number bigint := p_number;
+    v_found bigint;
+    v_owner text;
+    v_old_tags text := '[]';
+BEGIN
+    IF p_expected = 0 THEN
+        IF p_number = 0 THEN
+            UPDATE ticket_numbers SET last_number = last_number + 1
+                RETURNING last_number INTO v_number;
+        ELSE
+            SELECT seq INTO v_found FROM tickets WHERE id = p_id;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = '{_STALE}', DETAIL = v_found::text,
+                    MESSAGE = format('ticket %s is at seq %s', p_id, v_found);
+            END IF;
+            SELECT id INTO v_owner FROM tickets WHERE number = p_number;
+            IF FOUND THEN
+                RAISE EXCEPTION USING ERRCODE = '{_NUMBER_TAKEN}', DETAIL = v_owner,
+                    MESSAGE = format('ticket number %s belongs to %s', p_number, v_owner);
+            END IF;
+            UPDATE ticket_numbers SET last_number = greatest(last_number, p_number);
+        END IF;
+        INSERT INTO tickets ({columns}) VALUES (
+            p_id, v_number, p_seq, p_status, p_category, p_priority, p_assignee_id,
+            p_group_id, p_requester_id, p_organization_id, p_created_us, p_updated_us,
+            p_sla_policy, p_next_deadline_us, p_next_check_us, p_tags,
+            CASE WHEN p_state_tail IS NULL THEN p_state
+                ELSE p_state || v_number || p_state_tail END)
+        ON CONFLICT (id) DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT seq INTO v_found FROM tickets WHERE id = p_id;
+            RAISE EXCEPTION USING ERRCODE = '{_STALE}', DETAIL = coalesce(v_found, 0)::text,
+                MESSAGE = format('ticket %s is at seq %s', p_id, v_found);
+        END IF;
+    ELSE
+        -- The row as it was (o) beside the row updated (t): its number and its tags.
+        UPDATE tickets AS t SET {updated},
+            state = CASE WHEN p_state_tail IS NULL THEN p_state
+                ELSE p_state || o.number || p_state_tail END
+        FROM tickets AS o
+        WHERE t.id = p_id AND t.seq = p_expected AND o.id = p_id
+        RETURNING o.number, o.tags INTO v_found, v_old_tags;
+        IF NOT FOUND THEN
+            SELECT seq INTO v_found FROM tickets WHERE id = p_id;
+            RAISE EXCEPTION USING ERRCODE = '{_STALE}', DETAIL = coalesce(v_found, 0)::text,
+                MESSAGE = format('ticket %s is at seq %s', p_id, v_found);
+        END IF;
+        IF p_number <> 0 AND p_number <> v_found THEN
+            RAISE EXCEPTION USING ERRCODE = '{_NUMBER_FIXED}', DETAIL = v_found::text,
+                MESSAGE = format('ticket %s has number %s', p_id, v_found);
+        END IF;
+        v_number := v_found;
+    END IF;
+    IF v_old_tags <> p_tags THEN
+        DELETE FROM ticket_tags WHERE ticket_id = p_id AND tag <> ALL (p_tag_list);
+        INSERT INTO ticket_tags (ticket_id, tag)
+            SELECT p_id, tag FROM unnest(p_tag_list) AS tag
+            ON CONFLICT (ticket_id, tag) DO NOTHING;
+    END IF;
+    IF p_timer_state IS NOT NULL THEN
+        INSERT INTO timer_states (ticket_id, state) VALUES (p_id, p_timer_state)
+            ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state;
+    END IF;
+    -- The feed lock, then the positions in a statement of their own (see FEED_LOCK).
+    PERFORM pg_advisory_xact_lock({feed_lock_class}, 'events'::regclass::oid::integer);
+    INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position)
+        SELECT p_id, p_expected + e.n, e.type, e.at_us, e.actor,
+            CASE WHEN e.tail IS NULL THEN e.body ELSE e.body || v_number || e.tail END,
+            last.position + e.n
+        FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last,
+            unnest(p_types, p_at_us, p_actors, p_bodies, p_body_tails)
+                WITH ORDINALITY AS e(type, at_us, actor, body, tail, n);
+    PERFORM pg_notify(p_channel, '');
+    RETURN v_number;
+END
+$function$"""
+
+
+def split_at_number(data: dict[str, Any]) -> tuple[str, str]:
+    """The JSON text of ``data`` (as the stores write it) cut around the value of its
+    ``number`` key: ``head + str(n) + tail`` is the text of ``data`` with ``number`` n."""
+    keys = list(data)
+    at = keys.index("number")
+    before = {key: data[key] for key in keys[:at]}
+    after = {key: data[key] for key in keys[at + 1 :]}
+    head = _dumps(before)[:-1] + (',"number":' if before else '"number":')
+    tail = "," + _dumps(after)[1:] if after else "}"
+    return head, tail
+
+
+def takes_one_statement(item: _Prepared) -> bool:
+    """Whether the change of ``item`` is committed by ``commit_change``: it is valid, has
+    events and could be encoded, and carries no receipt and no routing states (those take the
+    batch path, whose checks come in the reference store's order for them)."""
+    change = item.change
+    return (
+        item.invalid is None
+        and item.rows_error is None
+        and bool(change.events)
+        and change.receipt is None
+        and not change.routing
+    )
+
+
+def call_parameters(item: _Prepared, timer_state: str | None, channel: str) -> tuple[Any, ...]:
+    """The parameters of :data:`COMMIT_CHANGE` for ``item`` (see :func:`takes_one_statement`)."""
+    row = item.row
+    assert row is not None
+    state: str = row[16]
+    state_tail = None
+    if item.pending_state is not None:
+        state, state_tail = split_at_number(item.pending_state)
+    events = item.event_rows
+    bodies = [event[5] for event in events]
+    tails: list[str | None] = [None] * len(events)
+    for index, data in item.pending_events:
+        bodies[index], tails[index] = split_at_number(data)
+    return (
+        row[0],
+        item.change.expected_seq,
+        *row[1:16],
+        state,
+        state_tail,
+        sorted(item.tags),
+        [event[2] for event in events],
+        [event[3] for event in events],
+        [event[4] for event in events],
+        bodies,
+        tails,
+        timer_state,
+        channel,
+    )
+
+
+def refusal(exc: psycopg.Error, change: TicketChange) -> HelpkitError | None:
+    """The error the reference store raises for the refusal ``commit_change`` raised on
+    ``change`` (None for any other error)."""
+    state = exc.sqlstate
+    detail = exc.diag.message_detail or ""
+    ticket_id = change.ticket.id
+    if state == _STALE:
+        return ConflictError(
+            f"ticket {ticket_id!r} is at seq {detail}, not {change.expected_seq}: it changed "
+            "since it was read. Reload and retry."
+        )
+    if state == _NUMBER_TAKEN:
+        return DuplicateError(
+            f"ticket number {change.ticket.number} already belongs to ticket {detail!r}"
+        )
+    if state == _NUMBER_FIXED:
+        return ValidationError(f"ticket {ticket_id!r} has number {detail}; it cannot change")
+    return None

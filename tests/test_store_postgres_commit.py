@@ -1,0 +1,209 @@
+"""The PostgreSQL store's one-statement commit (``commit_change``, schema version 6) beyond the
+conformance suite: it writes exactly the rows the batch path writes, refuses with the same
+errors leaving every table as it was, and a version-4 schema is upgraded to have it.
+
+Needs a PostgreSQL server (tests/postgres_fixtures.py says which, and when these tests skip).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from typing import Any
+
+import attrs
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from helpkit import lifecycle
+from helpkit.errors import HelpkitError
+from helpkit.events import TagsChanged
+from helpkit.lifecycle import Outcome
+from helpkit.ports import TicketChange
+from helpkit.stores.sqlite.encoding import _dumps
+from helpkit.testing.conformance import change_of
+from helpkit.testing.conformance.helpers import BASE_TIME, _note, _open
+from helpkit.tickets import Actor, Ticket
+from postgres_fixtures import fresh_schema
+
+try:
+    from helpkit.stores.postgres import store as store_module
+    from helpkit.stores.postgres.commit import split_at_number
+    from helpkit.stores.postgres.store import PostgresStore
+except ImportError:  # without psycopg: the fixtures skip (or fail under CI) before any use
+    PostgresStore = object  # type: ignore[assignment,misc]
+
+H = timedelta(hours=1)
+AGENT = Actor.agent("agent-1")
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner),
+    max_leaves=8,
+)
+
+
+@given(
+    before=st.dictionaries(st.text(max_size=6).filter(lambda k: k != "number"), _json),
+    after=st.dictionaries(st.text(max_size=6).filter(lambda k: k != "number"), _json),
+    number=st.integers(min_value=0, max_value=2**63 - 1),
+)
+def test_the_two_halves_around_the_number_make_the_stored_text(
+    before: dict[str, Any], after: dict[str, Any], number: int
+) -> None:
+    data = {**before, "number": 0, **{k: v for k, v in after.items() if k not in before}}
+    head, tail = split_at_number(data)
+    assert head + str(number) + tail == _dumps({**data, "number": number})
+    assert json.loads(head + str(number) + tail)["number"] == number
+
+
+@pytest.fixture
+def open_store(postgres_database: str) -> Iterator[Callable[..., Any]]:
+    """Opens PostgresStores (in a fresh schema unless one is named); closes them after."""
+    opened: list[Any] = []
+
+    def make(schema: str | None = None) -> Any:
+        store = PostgresStore(postgres_database, schema=schema or fresh_schema())
+        opened.append(store)
+        return store
+
+    yield make
+    for store in opened:
+        store.close()
+
+
+def _contents(store: Any) -> dict[str, list[tuple[Any, ...]]]:
+    """Every row of every table of the store's schema, in key order."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
+        names = [
+            str(row[0])
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s ORDER BY 1",
+                (store.schema,),
+            )
+        ]
+        return {
+            name: conn.execute(
+                sql.SQL("SELECT * FROM {}.{} ORDER BY 1, 2").format(
+                    sql.Identifier(store.schema), sql.Identifier(name)
+                )
+            ).fetchall()
+            for name in names
+        }
+
+
+def _tags(ticket: Ticket, at: Any, added: set[str], removed: set[str]) -> Outcome:
+    event = TagsChanged(
+        ticket_id=ticket.id,
+        seq=ticket.seq + 1,
+        at=at,
+        actor=AGENT,
+        added=frozenset(added),
+        removed=frozenset(removed),
+    )
+    return Outcome(lifecycle.apply(ticket, event), (event,), ticket.seq)
+
+
+def _history(store: Any) -> list[tuple[str, Any]]:
+    """A run of single-change commits touching every part of commit_change: numbered by the
+    store and given a number, tags added and removed, timer states kept and left, a change
+    of a numbered ticket whose number is left to the store (0); and the refusals: stale
+    creates and updates, a number taken, a number changed. What each commit returned or
+    raised."""
+    seen: list[tuple[str, Any]] = []
+
+    def commit(change: TicketChange, state: str | None = None) -> Ticket | None:
+        try:
+            (written,) = store.commit_planned([change], [state])
+        except HelpkitError as exc:
+            seen.append((type(exc).__name__, str(exc)))
+            return None
+        seen.append(("written", written))
+        ticket: Ticket = written.ticket
+        return ticket
+
+    t1 = commit(change_of(_open("t1", 0, BASE_TIME, tags=["vpn", "b"])), '{"s":1}')
+    t2 = commit(change_of(_open("t2", 7, BASE_TIME + H)))
+    assert t1 is not None and t2 is not None
+    t1b = commit(change_of(_tags(t1, BASE_TIME + 2 * H, {"a", "z"}, {"vpn"})), '{"s":2}')
+    assert t1b is not None
+    # A change of t2 built without its number: the store keeps the number it has.
+    unnumbered = change_of(_note(t2, BASE_TIME + 3 * H))
+    unnumbered = TicketChange(
+        attrs.evolve(unnumbered.ticket, number=0), unnumbered.events, unnumbered.expected_seq
+    )
+    t2b = commit(unnumbered)
+    assert t2b is not None
+    commit(change_of(_note(t1, BASE_TIME + 4 * H)))  # stale: t1 moved on
+    commit(change_of(_open("t2", 0, BASE_TIME + 4 * H)))  # stale create: t2 exists
+    commit(change_of(_open("t3", 7, BASE_TIME + 4 * H)))  # number 7 is t2's
+    renumbered = change_of(_note(t1b, BASE_TIME + 5 * H))
+    commit(
+        TicketChange(
+            attrs.evolve(renumbered.ticket, number=99), renumbered.events, renumbered.expected_seq
+        )
+    )
+    commit(change_of(_note(t1b, BASE_TIME + 6 * H)), None)
+    commit(change_of(_open("t4", 0, BASE_TIME + 7 * H, tags=["x"])), '{"s":4}')
+    return seen
+
+
+def test_one_statement_writes_and_refuses_as_the_batch_path(
+    open_store: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    one = open_store()
+    one_seen = _history(one)
+    monkeypatch.setattr(store_module, "takes_one_statement", lambda item: False)
+    batch = open_store()
+    batch_seen = _history(batch)
+    assert one_seen == batch_seen
+    assert [kind for kind, _ in one_seen] == [
+        "written",
+        "written",
+        "written",
+        "written",
+        "ConflictError",
+        "ConflictError",
+        "DuplicateError",
+        "ValidationError",
+        "written",
+        "written",
+    ]
+    assert _contents(one) == _contents(batch)
+    assert one.get_ticket("t2").number == 7 and one.get_ticket("t4").number == 8
+
+
+def test_a_version_4_schema_is_upgraded_to_commit_in_one_statement(
+    open_store: Callable[..., Any],
+) -> None:
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres.schema import SCHEMA_VERSION
+
+    schema = fresh_schema()
+    old = open_store(schema)
+    (written,) = old.commit([change_of(_open("t1", 0, BASE_TIME))])
+    old.close()
+    with psycopg.connect(old.conninfo, autocommit=True) as conn:
+        # Back to version 5, as a helpkit of before wrote it.
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        conn.execute("DROP FUNCTION commit_change")
+        conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
+    upgraded = open_store(schema)
+    assert SCHEMA_VERSION == 6
+    assert _contents(upgraded)["meta"] == [
+        ("application", "helpkit"),
+        ("schema_version", str(SCHEMA_VERSION)),
+    ]
+    assert upgraded.get_ticket("t1") == written.ticket
+    (noted,) = upgraded.commit([change_of(_note(written.ticket, BASE_TIME + H))])
+    (opened,) = upgraded.commit([change_of(_open("t2", 0, BASE_TIME + H))])
+    assert upgraded.events("t1") == [*written.events, *noted.events]
+    assert opened.ticket.number == 2
+    assert [c.position for c in upgraded.changes()] == [1, 2, 3, 4, 5]
