@@ -29,6 +29,7 @@ returns), so what was handed to it survives the SIGKILL of the process that hand
 from __future__ import annotations
 
 import contextlib
+import faulthandler
 import itertools
 import logging
 import os
@@ -50,6 +51,7 @@ import pytest
 
 from helpkit import Helpdesk
 from helpkit.channels.recording import RecordingChannel
+from helpkit.cli._stopping import run_until_signalled
 from helpkit.delivery import delivery_id
 from helpkit.errors import ConflictError
 from helpkit.events import CommentAdded, DeliveryFailed, Event, MessageSent
@@ -853,13 +855,17 @@ REPLIES = 200
 def relay_worker(path: str, log: str, owner: str) -> None:
     """A relay following ``path`` until SIGTERM (run in its own process)."""
     logging.basicConfig(level=logging.WARNING)  # what the relay logs shows with the failure
-    stop = threading.Event()
-    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    faulthandler.register(signal.SIGUSR1)  # where it is, should it not stop (see below)
     channel = LogChannel("email", log, idempotent=False)
     desk = _desk(SqliteStore(path, timeout=30), [channel], ids=None)
     relay = _relay(desk, owner, lease=timedelta(minutes=5), batch=3)
-    print("ready", flush=True)
-    relay.follow(stop, poll=0.005)
+
+    def follow(stop: threading.Event) -> RelayReport:
+        print("ready", flush=True)
+        return relay.follow(stop, poll=0.005)
+
+    # As the CLI does: a signal handler setting the Event itself could deadlock.
+    run_until_signalled(follow, name="relay")
     desk.shutdown()
 
 
@@ -878,6 +884,24 @@ def _wait_all_sent(outbox: Outbox, replies: int, *, within: float = 30.0) -> Non
     while len(outbox.deliveries(state=DeliveryState.SENT, limit=10 * replies)) < replies:
         assert time.monotonic() < deadline, "not everything was sent"
         time.sleep(0.02)
+
+
+def _stop_all(processes: Sequence[subprocess.Popen[str]], *, within: float) -> str:
+    """Wait for ``processes`` to exit; a process still running after ``within`` seconds dumps
+    its threads' stacks on stderr (SIGUSR1, see ``relay_worker``; pytest shows it with the
+    failure) and is killed. The pids of those that did not stop ("" when all did)."""
+    deadline = time.monotonic() + within
+    stuck = []
+    for process in processes:
+        try:
+            process.communicate(timeout=max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            process.send_signal(signal.SIGUSR1)
+            time.sleep(1)
+            process.kill()
+            process.communicate()
+            stuck.append(process.pid)
+    return ", ".join(str(pid) for pid in stuck)
 
 
 @needs_posix
@@ -906,8 +930,8 @@ def test_two_relay_processes_hand_each_message_over_once(tmp_path: Path) -> None
     finally:
         for relay in relays:
             relay.send_signal(signal.SIGTERM)
-        for relay in relays:
-            relay.communicate(timeout=30)
+        stuck = _stop_all(relays, within=30)
+    assert not stuck, f"relays did not stop on SIGTERM; where they were:\n{stuck}"
     assert [relay.returncode for relay in relays] == [0, 0]
 
     log_read = read_log(log)

@@ -4,20 +4,16 @@ the outbox's dead letters and pending deliveries."""
 from __future__ import annotations
 
 import argparse
-import signal
 import sys
 import threading
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from types import FrameType
-from typing import Any
 
 from helpkit import serialize
 from helpkit.channels.maildir import MaildirChannel
 from helpkit.cli._errors import UsageError
 from helpkit.cli._output import _emit_json, _when, kind_label
+from helpkit.cli._stopping import run_until_signalled
 from helpkit.desk import Helpdesk
 from helpkit.ports import Delivery, DeliveryState, Outbox
 from helpkit.relay import RelayReport
@@ -145,60 +141,25 @@ def _follow(desk: Helpdesk, args: argparse.Namespace) -> int:
     """Deliver as commits come until SIGTERM or SIGINT, then finish the batch in hand and
     exit 0, printing the total."""
     poll = 1.0 if args.poll is None else args.poll
-    stop = threading.Event()
-    outcome: dict[str, object] = {}
 
     def batch(report: RelayReport) -> None:
         if not args.json:
             _line(f"{_stamp(desk.now())} {summary(report)}")
 
-    def work() -> None:
-        try:
-            outcome["total"] = desk.follow_deliveries(stop, poll=poll, on_report=batch)
-        except BaseException as exc:  # handed to the main thread, which reports it
-            outcome["error"] = exc
+    def work(stop: threading.Event) -> RelayReport:
+        return desk.follow_deliveries(stop, poll=poll, on_report=batch)
 
     if not args.json:
         _line(
             f"deliver: following the outbox of {args.store} (checking every {poll:g}s); "
             "SIGTERM or Ctrl-C stops"
         )
-    worker = threading.Thread(target=work, name="helpkit-relay", daemon=True)
-    with _signals() as received:
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
-            if received and not stop.is_set():
-                stop.set()  # here, not in the handler: setting an Event there could deadlock
-    error = outcome.get("error")
-    if isinstance(error, BaseException):
-        raise error
-    total = outcome.get("total")
-    assert isinstance(total, RelayReport)
+    total, _ = run_until_signalled(work, name="helpkit-relay")
     if args.json:
         _emit_json(serialize.to_data(total))
     else:
         _line(f"deliver: stopped; in all {summary(total)}")
     return 0
-
-
-@contextmanager
-def _signals() -> Iterator[list[int]]:
-    """The signals (SIGTERM, SIGINT) received meanwhile; the former handlers come back after."""
-    received: list[int] = []
-
-    def handler(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-
-    before: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():  # else Python refuses handlers
-        for wanted in (signal.SIGINT, signal.SIGTERM):
-            before[wanted] = signal.signal(wanted, handler)
-    try:
-        yield received
-    finally:
-        for signum, former in before.items():
-            signal.signal(signum, former)
 
 
 def _stamp(at: datetime) -> str:

@@ -32,9 +32,9 @@ from helpkit import serialize
 from helpkit.channels.email_in import EmailParseError, parse
 from helpkit.channels.imap import ImapAccount, ImapError, ImapPoller, Polled, PollReport
 from helpkit.channels.mail_folder import Imported, import_folder
-from helpkit.cli._deliver import _signals
 from helpkit.cli._errors import EXIT_FAILURE, EXIT_OK, UsageError
 from helpkit.cli._output import _emit_json
+from helpkit.cli._stopping import run_until_signalled
 from helpkit.config import MailboxConfig
 from helpkit.desk import Helpdesk
 from helpkit.errors import (
@@ -395,43 +395,28 @@ def _follow(
     """Poll every interval until SIGTERM or SIGINT; a poll that fails (server down, store
     locked) is reported and tried again at the next interval."""
     interval = args.interval if args.interval is not None else config.interval
-    stop = threading.Event()
-    outcome: dict[str, object] = {}
 
     def failed(exc: HelpkitError) -> None:
         kind = "IMAP" if isinstance(exc, ImapError) else "store"
         print(f"helpkit: warning: {kind}: {exc} (trying again in {interval:g}s)", file=sys.stderr)
         sys.stderr.flush()
 
-    def work() -> None:
-        try:
-            outcome["total"] = poller.follow(
-                handle,
-                stop,
-                interval=interval,
-                finished=_finished,
-                on_message=each,
-                on_error=failed,
-            )
-        except BaseException as exc:  # handed to the main thread, which reports it
-            outcome["error"] = exc
+    def work(stop: threading.Event) -> int:
+        return poller.follow(
+            handle,
+            stop,
+            interval=interval,
+            finished=_finished,
+            on_message=each,
+            on_error=failed,
+        )
 
     if not args.json:
         _line(
             f"poll: following {where} every {interval:g}s from {desk.now():%Y-%m-%d %H:%M:%S} "
             "UTC; SIGTERM or Ctrl-C stops"
         )
-    worker = threading.Thread(target=work, name="helpkit-imap", daemon=True)
-    with _signals() as received:
-        worker.start()
-        while worker.is_alive():
-            worker.join(0.1)
-            if received and not stop.is_set():
-                stop.set()
-    error = outcome.get("error")
-    if isinstance(error, BaseException):
-        raise error
-    total = outcome.get("total", 0)
+    total, _ = run_until_signalled(work, name="helpkit-imap")
     if args.json:
         _json_line({"stopped": True, "messages": total})
     else:

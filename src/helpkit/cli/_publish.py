@@ -14,13 +14,11 @@ import logging
 import os
 import signal
 import sys
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from datetime import timedelta
-from types import FrameType
 
 from helpkit.cli._errors import EXIT_INTERRUPTED, EXIT_OK, UsageError
+from helpkit.cli._stopping import run_until_signalled
 from helpkit.desk import Helpdesk
 from helpkit.errors import ConfigError
 from helpkit.sinks.nats import (
@@ -100,9 +98,10 @@ def cmd_publish(desk: Helpdesk, args: argparse.Namespace) -> int:
     with sink:
         sink.start()  # an unreachable server stops the command here, before it follows
         if args.follow:
-            with _stop_on_signals() as (stop, received):
-                log.info("publishing to NATS %s until SIGTERM or Ctrl-C", sink.where)
-                report = sink.follow(stop, on_report=_log_batch)
+            log.info("publishing to NATS %s until SIGTERM or Ctrl-C", sink.where)
+            report, received = run_until_signalled(
+                lambda stop: sink.follow(stop, on_report=_log_batch), name="helpkit-publish"
+            )
             if signal.SIGINT in received:
                 status = EXIT_INTERRUPTED
         else:
@@ -131,31 +130,6 @@ def _log_batch(report: SinkReport) -> None:
 
 def _events(count: int) -> str:
     return f"{count} event" if count == 1 else f"{count} events"
-
-
-@contextmanager
-def _stop_on_signals() -> Iterator[tuple[threading.Event, list[int]]]:
-    """An event set by SIGTERM or SIGINT (the signals received are listed), while inside.
-
-    Only the main thread can install signal handlers: elsewhere the event is only set by
-    whoever holds it.
-    """
-    stop = threading.Event()
-    received: list[int] = []
-    if threading.current_thread() is not threading.main_thread():
-        yield stop, received
-        return
-
-    def handle(signum: int, frame: FrameType | None) -> None:
-        received.append(signum)
-        stop.set()
-
-    saved = {sig: signal.signal(sig, handle) for sig in (signal.SIGTERM, signal.SIGINT)}
-    try:
-        yield stop, received
-    finally:
-        for sig, previous in saved.items():
-            signal.signal(sig, previous)
 
 
 def _print(report: SinkReport, sink: NatsSink, args: argparse.Namespace) -> None:
