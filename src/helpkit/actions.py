@@ -39,14 +39,11 @@ from helpkit.rules import (
     SetImpactUrgency,
     SetPriority,
     SetStatus,
+    placeholder_values,
 )
 from helpkit.tickets import Actor, Comment, Ticket
 
 __all__ = ["Actions"]
-
-
-def _first_name(name: str) -> str:
-    return name.split()[0] if name.split() else name
 
 
 class Actions:
@@ -60,31 +57,14 @@ class Actions:
     def placeholders(self, ticket: Ticket, agent: Agent | None = None) -> dict[str, str]:
         """The values of every template placeholder for ``ticket`` (``agent``: the one
         applying a macro)."""
-        values = {
-            "ticket.subject": ticket.subject,
-            "ticket.status": ticket.status,
-            "ticket.priority": ticket.priority.name,
-            "ticket.group": ticket.group_id or "",
-        }
-        if ticket.number:  # else the store numbers it in the commit: filled in when planned
-            values["ticket.number"] = str(ticket.number)
-            values["ticket.reference"] = ticket.reference
-        requester: Contact | None
-        try:
+        requester: Contact | None = None
+        with contextlib.suppress(NotFoundError):
             requester = self._directory.contact(ticket.requester_id)
-        except NotFoundError:
-            requester = None
-        if requester is not None:
-            values["requester.name"] = requester.name
-            values["requester.first_name"] = _first_name(requester.name)
-            values["requester.email"] = requester.emails[0] if requester.emails else ""
+        assignee: Agent | None = None
         if ticket.assignee_id is not None:
             with contextlib.suppress(NotFoundError):
-                values["assignee.name"] = self._directory.agent(ticket.assignee_id).name
-        if agent is not None:
-            values["agent.name"] = agent.name
-            values["agent.first_name"] = _first_name(agent.name)
-        return values
+                assignee = self._directory.agent(ticket.assignee_id)
+        return placeholder_values(ticket, requester, assignee, agent)
 
     def carry_out(
         self,

@@ -23,6 +23,15 @@ from helpkit.conditions import Vocabulary
 from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.escalation import EscalationRules, TierLadder
 from helpkit.fields import CustomField, FieldSet
+from helpkit.notifications import (
+    MessageTemplate,
+    NotificationRule,
+    effective_rules,
+    effective_templates,
+    notifications_from_list,
+    templates_from_table,
+)
+from helpkit.notifications import check as check_notifications
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
 from helpkit.routing import RoutingPolicies
 from helpkit.rules import (
@@ -338,6 +347,14 @@ class DeskConfig:
     automations: tuple[Automation, ...] = attrs.field(default=(), converter=tuple)
     """Rules that fire when time has passed (``[[automations]]``; see
     :mod:`helpkit.automations`)."""
+    notifications: tuple[NotificationRule, ...] = attrs.field(default=(), converter=tuple)
+    """Notification rules (``[[notifications]]``): each replaces the default rule of its name
+    or adds to them (see :meth:`notification_rules` and the page *Notifications*)."""
+    templates: Mapping[str, MessageTemplate] = attrs.field(
+        factory=dict, converter=frozen_mapping, eq=False
+    )
+    """Message templates by name (``[templates.NAME]``), replacing or adding to the defaults
+    (see :meth:`message_templates`)."""
     routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
     """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
     *Routing*)."""
@@ -372,6 +389,16 @@ class DeskConfig:
         """What this desk's conditions may name (its statuses, custom fields, calendars)."""
         return Vocabulary(self.workflow, self.fields, self.calendars)
 
+    def notification_rules(self) -> tuple[NotificationRule, ...]:
+        """The active notification rules: the defaults (replies, acknowledgements, SLA
+        notices), each replaced by a configured rule of its name, then the other configured
+        ones in their order."""
+        return effective_rules(self.notifications)
+
+    def message_templates(self) -> dict[str, MessageTemplate]:
+        """The message templates: the defaults, replaced or added to by configured ones."""
+        return effective_templates(self.templates)
+
     def macro(self, name: str) -> Macro:
         """The macro called ``name``; NotFoundError naming the known ones."""
         for macro in self.macros:
@@ -393,6 +420,12 @@ class DeskConfig:
                         vocabulary.timeless().parse(when)
                     except ValidationError as exc:
                         raise ConfigError(f"SLA policy {name!r}: when: {exc}") from None
+        for name, template in self.templates.items():
+            if not isinstance(template, MessageTemplate) or template.name != name:
+                raise ConfigError(
+                    f"templates maps each name to its MessageTemplate; {name!r} does not"
+                )
+        check_notifications(self.notifications, self.message_templates(), vocabulary)
         for kind, rules in (
             ("trigger", self.triggers),
             ("macro", self.macros),
@@ -451,6 +484,8 @@ class DeskConfig:
             "macros",
             "automations",
             "routing",
+            "notifications",
+            "templates",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -535,6 +570,17 @@ class DeskConfig:
                 kwargs["automations"] = automations_from_list(
                     data.get("automations", []), vocabulary
                 )
+            if "notifications" in data:
+                kwargs["notifications"] = notifications_from_list(
+                    data["notifications"],
+                    Vocabulary(
+                        kwargs.get("workflow", DEFAULT_WORKFLOW),
+                        kwargs.get("fields", FieldSet()),
+                        calendars,
+                    ),
+                )
+            if "templates" in data:
+                kwargs["templates"] = templates_from_table(data["templates"])
             if "routing" in data:
                 kwargs["routing"] = RoutingPolicies.from_dict(data["routing"])
             return cls(**kwargs)

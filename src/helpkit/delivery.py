@@ -43,23 +43,27 @@ import threading
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Final
 
 from helpkit._checks import check_text
 from helpkit.config import DeskConfig
-from helpkit.errors import NotFoundError, ValidationError
-from helpkit.escalation import Action
+from helpkit.errors import ValidationError
 from helpkit.events import (
     CommentAdded,
     Event,
     Notified,
-    SlaBreached,
-    SlaWarned,
     TicketOpened,
     WebhookRequested,
 )
 from helpkit.fold import apply
-from helpkit.people import Agent, Contact
+from helpkit.notices import (
+    ACKNOWLEDGEMENT,
+    NOTIFICATION,
+    REPLY,
+    SLA_NOTICE,
+    Lookups,
+    Notices,
+)
+from helpkit.notifications import To
 from helpkit.ports import (
     Change,
     Channel,
@@ -70,7 +74,7 @@ from helpkit.ports import (
 )
 from helpkit.rules import fill_number
 from helpkit.thread_tokens import DESK_HEADER, ThreadTokens
-from helpkit.tickets import Actor, ActorKind, Comment, Ticket
+from helpkit.tickets import Ticket
 from helpkit.webhook_events import WEBHOOK, payload_text
 
 __all__ = [
@@ -86,14 +90,6 @@ __all__ = [
 _Planned = tuple[str | None, OutboundMessage]
 """The channel a message leaves through (``None``: no channel fits), and the message."""
 
-REPLY: Final = "reply"
-"""The kind of a public comment's delivery."""
-SLA_NOTICE: Final = "sla_notice"
-"""The kind of an SLA warning's or breach's delivery."""
-ACKNOWLEDGEMENT: Final = "acknowledgement"
-"""The kind of the automatic acknowledgement of a new request."""
-NOTIFICATION: Final = "notification"
-"""The kind of a rule's notification (a trigger's or a macro's ``notify`` action)."""
 _STATES_KEPT = 4096
 """How many tickets' states the planning keeps between batches (about 2 KiB each)."""
 _UNFOLDED_KEPT = 64
@@ -149,6 +145,9 @@ class Outbound:
         wanted = {s.name: s for s in config.subscriptions()}
         self._subscriptions = tuple(wanted[name] for name in self._webhooks if name in wanted)
         self._states = _States(store)
+        self._notices = Notices(
+            config, channel_for=self.channel_for, headers=self._headers, token=self._token
+        )
 
     def _token(self, ticket_id: str) -> str:
         return "" if self._tokens is None else self._tokens.sign(ticket_id)
@@ -182,31 +181,24 @@ class Outbound:
         if not self.enabled:
             return []
         states = self._states
-        people = _People(self._store)
+        people = Lookups(self._store)
         planned: list[Delivery] = []
         for change in changes:
             event = change.event
             before: Ticket | None = None
-            message: _Planned | None = None
-            kind = REPLY
             if self._channels:
-                if isinstance(event, CommentAdded) and event.comment.public:
-                    before = states.before(event)
-                    message = self._reply(event, before, now, people)
-                elif isinstance(event, SlaWarned | SlaBreached):
-                    before = states.before(event)
-                    message = self._sla_notice(event, before, now, people)
-                    kind = SLA_NOTICE
-                elif isinstance(event, TicketOpened) and event.acknowledge:
-                    message = self._acknowledgement(event, now, people)
-                    kind = ACKNOWLEDGEMENT
-                elif isinstance(event, Notified):
+                if isinstance(event, Notified):
                     before = states.before(event)
                     message = self._notification(event, before, now, people)
-                    kind = NOTIFICATION
-            if message is not None:
-                channel, out = message
-                planned.append(_delivery(change, kind, channel, out, now))
+                    if message is not None:
+                        planned.append(_delivery(change, NOTIFICATION, *message, now))
+                elif self._notices.listens(event):
+                    opening = isinstance(event, TicketOpened)
+                    if not opening:
+                        before = states.before(event)
+                    after = apply(before, event)
+                    for kind, channel, out in self._notices.plan(event, before, after, now, people):
+                        planned.append(_delivery(change, kind, channel, out, now))
             hooks = [s for s in self._subscriptions if s.matches(event)]
             if isinstance(event, WebhookRequested) and event.endpoint in self._webhooks:
                 before = before or states.before(event)
@@ -227,7 +219,7 @@ class Outbound:
         return planned
 
     def _webhook(
-        self, event: Event, ticket: Ticket, endpoint: str, now: datetime, people: _People
+        self, event: Event, ticket: Ticket, endpoint: str, now: datetime, people: Lookups
     ) -> OutboundMessage:
         """The message that tells endpoint ``endpoint`` of ``event`` (``ticket`` as it is just
         after it): the JSON payload as its body, the event's type as its subject."""
@@ -238,7 +230,7 @@ class Outbound:
             subject=event.TYPE,
             body=payload_text(event, ticket),
             comment_id=comment_id,
-            author_name=self._author_name(event.actor, people),
+            author_name=people.name(event.actor),
             to=(Recipient(WEBHOOK, endpoint, endpoint, None),),
             sent_at=now,
             idempotency_key=webhook_delivery_id(event, endpoint),
@@ -255,123 +247,13 @@ class Outbound:
             return next(iter(self._channels))
         return None
 
-    def recipients(
-        self, ticket: Ticket, *, exclude: Actor | None = None, people: _People | None = None
-    ) -> tuple[Recipient, ...]:
-        """Who hears about a public comment: the requester and the followers, minus ``exclude``
-        (looked up through ``people``, one planning batch's lookups, if given)."""
-        people = people or _People(self._store)
-        parties = [Actor.contact(ticket.requester_id), *sorted(ticket.followers, key=str)]
-        result: list[Recipient] = []
-        for party in dict.fromkeys(parties):
-            if party == exclude:
-                continue
-            if party.kind is ActorKind.CONTACT:
-                contact = people.contact(party.id)
-                if contact is not None:
-                    result.append(Recipient("contact", contact.id, contact.name, contact.email))
-            elif party.kind is ActorKind.AGENT:
-                agent = people.agent(party.id)
-                if agent is not None:
-                    result.append(Recipient("agent", agent.id, agent.name, agent.email))
-        return tuple(result)
-
-    def _author_name(self, author: Actor, people: _People) -> str:
-        found: Agent | Contact | None = None
-        if author.kind is ActorKind.AGENT:
-            found = people.agent(author.id)
-        elif author.kind is ActorKind.CONTACT:
-            found = people.contact(author.id)
-        return author.id if found is None else found.name
-
-    def _reply(
-        self, event: CommentAdded, ticket: Ticket, now: datetime, people: _People
-    ) -> _Planned | None:
-        comment: Comment = event.comment
-        recipients = self.recipients(ticket, exclude=comment.author, people=people)
-        if not recipients:
-            return None
-        threading = _thread(ticket, comment)
-        return self.channel_for(comment.channel), OutboundMessage(
-            ticket_id=ticket.id,
-            ticket_number=ticket.number,
-            subject=f"[{ticket.reference}] {ticket.subject}",
-            body=fill_number(comment.body, ticket.number) if _system(comment) else comment.body,
-            comment_id=comment.id,
-            author_name=self._author_name(comment.author, people),
-            to=recipients,
-            sent_at=now,
-            in_reply_to=threading[-1] if threading else None,
-            references=threading,
-            headers=self._headers,
-            idempotency_key=delivery_id(event, REPLY),
-            kind=REPLY,
-            attachments=comment.attachments,
-            thread_token=self._token(ticket.id),
-        )
-
-    def _acknowledgement(
-        self, event: TicketOpened, now: datetime, people: _People
-    ) -> _Planned | None:
-        requester = people.contact(event.requester_id)
-        if requester is None:
-            return None
-        reference = f"#{event.number}"
-        return self.channel_for(event.channel), OutboundMessage(
-            ticket_id=event.ticket_id,
-            ticket_number=event.number,
-            subject=f"[{reference}] {event.subject}",
-            body=(
-                f"We have received your request and opened ticket {reference}: "
-                f"{event.subject}\n\nWe will answer as soon as we can. To add to your "
-                "request, reply to this message and keep the ticket number in the subject.\n"
-            ),
-            comment_id=f"acknowledgement-{event.seq}",
-            author_name="Support",
-            to=(Recipient("contact", requester.id, requester.name, requester.email),),
-            sent_at=now,
-            headers={**self._headers, "Auto-Submitted": "auto-replied"},
-            idempotency_key=delivery_id(event, ACKNOWLEDGEMENT),
-            kind=ACKNOWLEDGEMENT,
-            thread_token=self._token(event.ticket_id),
-        )
-
-    def _audience(
-        self, audiences: Sequence[str], ticket: Ticket, people: _People
-    ) -> tuple[Recipient, ...]:
-        """The people ``audiences`` name on ``ticket`` (each once, those with an address)."""
-        found: dict[str, Recipient] = {}
-        if "requester" in audiences:
-            requester = people.contact(ticket.requester_id)
-            if requester is not None:
-                found[f"contact:{requester.id}"] = Recipient(
-                    "contact", requester.id, requester.name, requester.email
-                )
-        if "followers" in audiences:
-            party = Actor.contact(ticket.requester_id)
-            for recipient in self.recipients(ticket, exclude=party, people=people):
-                key = f"{recipient.actor_kind}:{recipient.actor_id}"
-                found.setdefault(key, recipient)
-        if "assignee" in audiences and ticket.assignee_id is not None:
-            assignee = people.agent(ticket.assignee_id)
-            if assignee is not None:
-                found.setdefault(
-                    f"agent:{assignee.id}",
-                    Recipient("agent", assignee.id, assignee.name, assignee.email),
-                )
-        if "group" in audiences and ticket.group_id is not None:
-            for agent in self._store.list_agents():
-                if agent.active and agent.in_group(ticket.group_id):
-                    found.setdefault(
-                        f"agent:{agent.id}", Recipient("agent", agent.id, agent.name, agent.email)
-                    )
-        return tuple(r for r in found.values() if r.address)
-
     def _notification(
-        self, event: Notified, ticket: Ticket, now: datetime, people: _People
+        self, event: Notified, ticket: Ticket, now: datetime, people: Lookups
     ) -> _Planned | None:
         """A rule's notification (a trigger's, a macro's) to its audiences."""
-        recipients = self._audience(event.audiences, ticket, people)
+        wanted = [to for to in To if to.value in event.audiences]  # in the audiences' order
+        found = self._notices.audience(wanted, event, ticket, people)
+        recipients = tuple(recipient for recipient, _ in found if recipient.address)
         if not recipients:
             return None
         return self.channel_for(ticket.channel), OutboundMessage(
@@ -393,53 +275,6 @@ class Outbound:
             thread_token=self._token(ticket.id),
         )
 
-    def _sla_notice(
-        self, event: SlaWarned | SlaBreached, ticket: Ticket, now: datetime, people: _People
-    ) -> _Planned | None:
-        fraction = event.threshold if isinstance(event, SlaWarned) else 1.0
-        actions = {a for _, a in self._config.escalation.actions_for(event.metric, fraction)}
-        if not actions & {Action.NOTIFY_ASSIGNEE, Action.NOTIFY_GROUP}:
-            return None
-        agents: dict[str, Agent] = {}
-        if Action.NOTIFY_ASSIGNEE in actions and ticket.assignee_id is not None:
-            assignee = people.agent(ticket.assignee_id)
-            if assignee is not None:
-                agents[ticket.assignee_id] = assignee
-        if Action.NOTIFY_GROUP in actions and ticket.group_id is not None:
-            for agent in self._store.list_agents():
-                if agent.active and agent.in_group(ticket.group_id):
-                    agents[agent.id] = agent
-        recipients = tuple(
-            Recipient("agent", a.id, a.name, a.email) for a in agents.values() if a.email
-        )
-        if not recipients:
-            return None
-        metric = event.metric.replace("_", " ")
-        due = "paused" if event.due is None else f"due {event.due:%Y-%m-%d %H:%M} UTC"
-        what = (
-            f"breached its {metric} target ({due})"
-            if isinstance(event, SlaBreached)
-            else f"reached {event.threshold:.0%} of its {metric} target ({due})"
-        )
-        return self.channel_for(ticket.channel), OutboundMessage(
-            ticket_id=ticket.id,
-            ticket_number=ticket.number,
-            subject=f"[{ticket.reference}] SLA: {ticket.subject}",
-            body=f"Ticket {ticket.reference} {what}.",
-            comment_id=f"sla-{event.seq}",
-            author_name="helpkit SLA",
-            to=recipients,
-            sent_at=now,
-            headers={
-                **self._headers,
-                "X-Helpkit-Notice": "sla",
-                "Auto-Submitted": "auto-generated",
-            },
-            idempotency_key=delivery_id(event, SLA_NOTICE),
-            kind=SLA_NOTICE,
-            thread_token=self._token(ticket.id),
-        )
-
     # ------------------------------------------------------------ sending
 
     def send(self, delivery: Delivery) -> str | None:
@@ -458,34 +293,6 @@ class Outbound:
         if channel is None:
             raise LookupError(f"channel {delivery.channel!r} is no longer configured")
         return channel.deliver(delivery.message)
-
-
-class _People:
-    """The contacts and agents one planning batch looks up, each read once (a batch plans on
-    the directory as it is when the batch is planned)."""
-
-    def __init__(self, store: Store) -> None:
-        self._store = store
-        self._contacts: dict[str, Contact | None] = {}
-        self._agents: dict[str, Agent | None] = {}
-
-    def contact(self, contact_id: str) -> Contact | None:
-        """The contact, or ``None`` when there is none by that id."""
-        if contact_id not in self._contacts:
-            try:
-                self._contacts[contact_id] = self._store.get_contact(contact_id)
-            except NotFoundError:
-                self._contacts[contact_id] = None
-        return self._contacts[contact_id]
-
-    def agent(self, agent_id: str) -> Agent | None:
-        """The agent, or ``None`` when there is none by that id."""
-        if agent_id not in self._agents:
-            try:
-                self._agents[agent_id] = self._store.get_agent(agent_id)
-            except NotFoundError:
-                self._agents[agent_id] = None
-        return self._agents[agent_id]
 
 
 class _States:
@@ -565,18 +372,3 @@ def _fold(state: Ticket | None, events: Sequence[Event], before: int) -> Ticket 
         if state is None or event.seq > state.seq:
             state = apply(state, event)
     return state
-
-
-def _system(comment: Comment) -> bool:
-    """Whether a rule wrote the comment (its text may wait for the ticket's number)."""
-    return comment.author.kind is ActorKind.SYSTEM
-
-
-def _thread(ticket: Ticket, comment: Comment) -> tuple[str, ...]:
-    """The external ids a reply answers (email In-Reply-To and References, oldest first)."""
-    found = []
-    if comment.in_reply_to is not None:
-        found.append(comment.in_reply_to)
-    if ticket.last_message_id is not None and ticket.last_message_id not in found:
-        found.append(ticket.last_message_id)
-    return tuple(found)

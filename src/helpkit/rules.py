@@ -35,7 +35,9 @@ import attrs
 from helpkit.conditions import ALWAYS, AllOf, AnyOf, Condition, Since, Vocabulary
 from helpkit.errors import ConfigError, ValidationError
 from helpkit.fields import FieldValue
+from helpkit.people import Agent, Contact
 from helpkit.priority import Impact, Priority, Urgency
+from helpkit.tickets import Ticket
 
 __all__ = [
     "PLACEHOLDERS",
@@ -59,6 +61,7 @@ __all__ = [
     "fill_number",
     "macros_from_list",
     "parse_actions",
+    "placeholder_values",
     "triggers_from_list",
 ]
 
@@ -90,6 +93,8 @@ class Template:
     """Text with ``{{ placeholder }}`` parts, filled in when a rule fires."""
 
     text: str
+    known: frozenset[str] = attrs.field(default=PLACEHOLDERS, eq=False, repr=False)
+    """The placeholders it may name (a notification template's depend on its rules' events)."""
     names: frozenset[str] = attrs.field(init=False)
 
     @names.default
@@ -97,9 +102,9 @@ class Template:
         if not isinstance(self.text, str):
             raise ValidationError(f"a template is text; got {self.text!r:.60}")
         found = frozenset(m.group(1) for m in _PLACEHOLDER.finditer(self.text))
-        unknown = sorted(found - PLACEHOLDERS)
+        unknown = sorted(found - self.known)
         if unknown:
-            known = ", ".join(sorted(PLACEHOLDERS))
+            known = ", ".join(sorted(self.known))
             raise ValidationError(f"unknown placeholder {{{{{unknown[0]}}}}} (known: {known})")
         return found
 
@@ -116,6 +121,39 @@ class Template:
 
 NUMBERED: Final = frozenset({"ticket.number", "ticket.reference"})
 """The placeholders a ticket only has once committed."""
+
+
+def placeholder_values(
+    ticket: Ticket,
+    requester: Contact | None,
+    assignee: Agent | None,
+    agent: Agent | None = None,
+) -> dict[str, str]:
+    """The values of the :data:`PLACEHOLDERS` for ``ticket``, its ``requester`` and
+    ``assignee`` (``None``: gone, or none), and ``agent`` (the one applying a macro)."""
+    values = {
+        "ticket.subject": ticket.subject,
+        "ticket.status": ticket.status,
+        "ticket.priority": ticket.priority.name,
+        "ticket.group": ticket.group_id or "",
+    }
+    if ticket.number:  # else the store numbers it in the commit: filled in when planned
+        values["ticket.number"] = str(ticket.number)
+        values["ticket.reference"] = ticket.reference
+    if requester is not None:
+        values["requester.name"] = requester.name
+        values["requester.first_name"] = _first_name(requester.name)
+        values["requester.email"] = requester.emails[0] if requester.emails else ""
+    if assignee is not None:
+        values["assignee.name"] = assignee.name
+    if agent is not None:
+        values["agent.name"] = agent.name
+        values["agent.first_name"] = _first_name(agent.name)
+    return values
+
+
+def _first_name(name: str) -> str:
+    return name.split()[0] if name.split() else name
 
 
 def fill_number(text: str, number: int) -> str:
