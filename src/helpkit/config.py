@@ -106,6 +106,10 @@ def _desk_id(instance: object, attribute: attrs.Attribute[str | None], value: ob
         )
 
 
+def _rule_tuple(value: Iterable[NotificationRule]) -> tuple[NotificationRule, ...]:
+    return tuple(value)
+
+
 @attrs.frozen(kw_only=True)
 class IntakeConfig:
     """How :meth:`~helpkit.Helpdesk.receive` treats inbound messages (``[intake]``; see the
@@ -347,7 +351,7 @@ class DeskConfig:
     automations: tuple[Automation, ...] = attrs.field(default=(), converter=tuple)
     """Rules that fire when time has passed (``[[automations]]``; see
     :mod:`helpkit.automations`)."""
-    notifications: tuple[NotificationRule, ...] = attrs.field(default=(), converter=tuple)
+    notifications: tuple[NotificationRule, ...] = attrs.field(default=(), converter=_rule_tuple)
     """Notification rules (``[[notifications]]``): each replaces the default rule of its name
     or adds to them (see :meth:`notification_rules` and the page *Notifications*)."""
     templates: Mapping[str, MessageTemplate] = attrs.field(

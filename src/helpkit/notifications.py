@@ -157,6 +157,24 @@ def _locale(value: object) -> str:
     return value.lower()
 
 
+def _locales(value: Mapping[str, Sequence[Template | str]]) -> dict[str, tuple[Template, Template]]:
+    """Locale variants checked: each tag once (lowercase), each with a subject and a body."""
+    if not isinstance(value, Mapping):
+        raise ValidationError(f"locales map a language tag to (subject, body); got {value!r}")
+    checked: dict[str, tuple[Template, Template]] = {}
+    for tag, texts in value.items():
+        key = _locale(tag)
+        if not isinstance(texts, tuple | list) or len(texts) != 2:
+            raise ValidationError(f"locale {tag!r} takes (subject, body); got {texts!r:.60}")
+        if key in checked:
+            raise ValidationError(f"locale {tag!r} is given twice")
+        checked[key] = (
+            _text(texts[0], f"locale {tag!r}: subject"),
+            _text(texts[1], f"locale {tag!r}: body"),
+        )
+    return checked
+
+
 @attrs.frozen
 class MessageTemplate:
     """A message's subject and body, with variants per locale.
@@ -168,24 +186,7 @@ class MessageTemplate:
     name: str = attrs.field(converter=_template_name)
     subject: Template = attrs.field(converter=_subject)
     body: Template = attrs.field(converter=_body)
-    locales: Mapping[str, tuple[Template, Template]] = attrs.field(factory=dict)
-
-    @locales.validator
-    def _check_locales(self, _attribute: object, value: object) -> None:
-        if not isinstance(value, Mapping):
-            raise ValidationError(f"locales map a language tag to (subject, body); got {value!r}")
-        checked: dict[str, tuple[Template, Template]] = {}
-        for tag, texts in value.items():
-            key = _locale(tag)
-            if not isinstance(texts, tuple | list) or len(texts) != 2:
-                raise ValidationError(f"locale {tag!r} takes (subject, body); got {texts!r:.60}")
-            if key in checked:
-                raise ValidationError(f"locale {tag!r} is given twice")
-            checked[key] = (
-                _text(texts[0], f"locale {tag!r}: subject"),
-                _text(texts[1], f"locale {tag!r}: body"),
-            )
-        object.__setattr__(self, "locales", checked)
+    locales: Mapping[str, tuple[Template, Template]] = attrs.field(factory=dict, converter=_locales)
 
     def variant(self, language: str | None) -> str:
         """The variant a reader of ``language`` gets: a key of :attr:`locales` (the exact tag,
