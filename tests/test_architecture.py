@@ -51,6 +51,7 @@ def _layer_modules(layer: str) -> set[str]:
 
 DOMAIN = {
     "helpkit.calendar",
+    "helpkit.notifications",
     "helpkit.holidays",
     "helpkit.priority",
     "helpkit.people",

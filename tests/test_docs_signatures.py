@@ -67,7 +67,7 @@ def _attrs_classes() -> list[type]:
             " tiers=None, escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
             " blobs=None,"
             " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=(),"
-            " automations=(), routing=RoutingPolicies())",
+            " automations=(), notifications=(), templates=dict(), routing=RoutingPolicies())",
         ),
         (
             TicketQuery,
