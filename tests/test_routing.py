@@ -310,10 +310,56 @@ def test_the_toml_layout_and_its_errors() -> None:
         ({"support": {"colour": "red"}}, "unknown [routing.support] keys: colour"),
         ({"support": {"skills_field": "nope"}}, "not a configured custom field"),
         ({"support": "round_robin"}, "[routing.support] is a table"),
+        ({"support": {"when": {"field": "colour", "is": "red"}}}, "routing.support.when: unknown"),
+        (
+            {"support": {"when": {"since": "created", "at_least": "1h"}}},
+            "routing.support.when: ",
+        ),
     ]
     for routing, message in bad:
         with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace(".", r"\.")):
             DeskConfig.from_dict({"routing": routing})
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_group_routes_only_the_tickets_meeting_its_condition(store: str, tmp_path: Any) -> None:
+    url = "memory://" if store == "memory" else f"sqlite:///{tmp_path / 'desk.db'}"
+    routing = {
+        "support": {
+            "when": {
+                "any": [
+                    {"field": "priority", "in": ["P1", "P2"]},
+                    {"field": "requester.vip", "is": True},
+                ]
+            }
+        }
+    }
+    desk = _desk(routing, store=url)
+    try:
+        urgent = _open(desk, 1, impact="high", urgency="high")
+        routine = _open(desk, 2)
+        desk.create_contact("Vera", emails=["vera@example.com"], vip=True)
+        vip = _open(desk, 3, email="vera@example.com")
+        assert urgent.assignee_id is not None and vip.assignee_id is not None
+        assert routine.assignee_id is None  # waits for someone to assign it
+        assert desk.routing_decision(routine) is None
+        raised = desk.prioritize(routine, BOSS, impact="high", urgency="high")
+        assert raised.assignee_id is None  # routing runs when a ticket enters the group
+        moved = desk.assign(desk.assign(raised, BOSS, group="other"), BOSS, group="support")
+        assert moved.assignee_id is not None  # re-entering, it meets the condition now
+    finally:
+        desk.shutdown()
+
+
+def test_a_groups_condition_given_as_a_value_is_checked() -> None:
+    from helpkit.conditions import Vocabulary
+    from helpkit.fields import CustomField, FieldSet
+    from helpkit.tickets import DEFAULT_WORKFLOW
+
+    elsewhere = Vocabulary(DEFAULT_WORKFLOW, FieldSet([CustomField(name="colour", kind="text")]))
+    when = elsewhere.parse({"field": "fields.colour", "is": "red"})
+    with pytest.raises(ConfigError, match=r"\[routing\.support\] when: unknown field"):
+        DeskConfig(routing=RoutingPolicies.of(GroupRouting(group_id="support", when=when)))
 
 
 class _NoRoutingStore(MemoryStore):

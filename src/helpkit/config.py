@@ -430,6 +430,11 @@ class DeskConfig:
                     f"templates maps each name to its MessageTemplate; {name!r} does not"
                 )
         check_notifications(self.notifications, self.message_templates(), vocabulary)
+        for group_id, policy in self.routing.groups.items():
+            try:
+                vocabulary.timeless().parse(policy.when)
+            except ValidationError as exc:
+                raise ConfigError(f"[routing.{group_id}] when: {exc}") from None
         for kind, rules in (
             ("trigger", self.triggers),
             ("macro", self.macros),
@@ -586,7 +591,14 @@ class DeskConfig:
             if "templates" in data:
                 kwargs["templates"] = templates_from_table(data["templates"])
             if "routing" in data:
-                kwargs["routing"] = RoutingPolicies.from_dict(data["routing"])
+                kwargs["routing"] = RoutingPolicies.from_dict(
+                    data["routing"],
+                    Vocabulary(
+                        kwargs.get("workflow", DEFAULT_WORKFLOW),
+                        kwargs.get("fields", FieldSet()),
+                        calendars,
+                    ),
+                )
             return cls(**kwargs)
         except ConfigError:
             raise

@@ -18,17 +18,19 @@ groups sharing the agent.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Final, cast
 
 import attrs
 
 from helpkit import lifecycle
+from helpkit.conditions import ALWAYS, Subject
 from helpkit.config import DeskConfig
 from helpkit.errors import ConfigError, NotFoundError
 from helpkit.events import Assigned, TicketOpened
 from helpkit.outcomes import Outcome
+from helpkit.people import Contact, Organization
 from helpkit.ports import Capability, Routing, RoutingState, Store, missing_members
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.routing import (
@@ -69,6 +71,11 @@ class Router:
         self._policies = config.routing
         self._store = store
         self._routing: Routing | None = None
+        self._tests: dict[str, Callable[[Subject], bool]] = {
+            group_id: policy.when.compiled()
+            for group_id, policy in self._policies.groups.items()
+            if policy.when != ALWAYS
+        }
         if Capability.ROUTING in getattr(store, "capabilities", ()) and not missing_members(
             store, Routing
         ):
@@ -90,12 +97,44 @@ class Router:
 
     def routable(self, ticket: Ticket) -> bool:
         """Whether routing may hand ``ticket`` to an agent: unassigned, not solved or closed,
-        in a routed group."""
-        return (
+        in a routed group, meeting the group's ``when``."""
+        if not (
             ticket.assignee_id is None
             and ticket.merged_into is None
             and ticket.category.is_active
             and ticket.group_id in self._policies
+        ):
+            return False
+        test = self._tests.get(ticket.group_id or "")
+        return test is None or test(self._subject(ticket))
+
+    def _subject(self, ticket: Ticket) -> Subject:
+        """What a group's ``when`` reads: the ticket, its requester and organization (looked
+        up only if the condition reads them). The condition has no time part."""
+
+        def requester() -> Contact | None:
+            try:
+                return self._store.get_contact(ticket.requester_id)
+            except NotFoundError:
+                return None
+
+        def organization() -> Organization | None:
+            org_id = ticket.organization_id
+            if org_id is None:
+                person = requester()
+                org_id = None if person is None else person.organization_id
+            if org_id is None:
+                return None
+            try:
+                return self._store.get_organization(org_id)
+            except NotFoundError:
+                return None
+
+        return Subject(
+            ticket=ticket,
+            now=ticket.updated_at,
+            find_requester=requester,
+            find_organization=organization,
         )
 
     def wants(self, outcome: Outcome) -> bool:

@@ -31,9 +31,10 @@ import attrs
 
 from helpkit._records import frozen_mapping
 from helpkit.calendar import BusinessCalendar
-from helpkit.errors import ConfigError
+from helpkit.conditions import ALWAYS, Condition, Vocabulary
+from helpkit.errors import ConfigError, ValidationError
 from helpkit.people import Agent
-from helpkit.tickets import StatusCategory, Ticket
+from helpkit.tickets import DEFAULT_WORKFLOW, StatusCategory, Ticket
 
 __all__ = [
     "DEFAULT_LOAD",
@@ -112,6 +113,7 @@ _KEYS: Final = frozenset(
         "fallback",
         "vip_first",
         "load",
+        "when",
     }
 )
 
@@ -140,6 +142,9 @@ class GroupRouting:
     """Route waiting tickets of VIP requesters (or organizations) before the others."""
     load: frozenset[StatusCategory] = DEFAULT_LOAD
     """The categories of the tickets an agent's load counts."""
+    when: Condition = ALWAYS
+    """Which of the group's tickets routing takes (a condition without time: the rest wait
+    for someone to assign them); every one by default."""
 
     def __attrs_post_init__(self) -> None:
         group = self.group_id
@@ -164,6 +169,8 @@ class GroupRouting:
             raise ConfigError(f"{_where(group, 'fallback')} must be a LanguageFallback")
         if not self.load or not all(isinstance(c, StatusCategory) for c in self.load):
             raise ConfigError(f"{_where(group, 'load')} is a non-empty list of categories")
+        if not isinstance(self.when, Condition):
+            raise ConfigError(f"{_where(group, 'when')} must be a Condition")
 
     def capacity_of(self, agent_id: str) -> int | None:
         """The agent's capacity in this group (``None``: no limit)."""
@@ -190,9 +197,12 @@ class GroupRouting:
         return frozenset(found)
 
     @classmethod
-    def from_dict(cls, group_id: str, data: Mapping[str, Any]) -> GroupRouting:
+    def from_dict(
+        cls, group_id: str, data: Mapping[str, Any], vocabulary: Vocabulary | None = None
+    ) -> GroupRouting:
         """Read a ``[routing.<group>]`` table; an unknown key or a bad value raises
-        ConfigError naming it."""
+        ConfigError naming it. ``when`` is read against ``vocabulary`` (the desk's, without
+        time; without one, the default workflow's)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"[routing.{group_id}] is a table; got {data!r:.60}")
         unknown = sorted(set(map(str, data)) - _KEYS)
@@ -241,7 +251,18 @@ class GroupRouting:
             values["load"] = frozenset(
                 _member(StatusCategory, group_id, "load", item) for item in items
             )
+        if "when" in data:
+            values["when"] = _when(group_id, data["when"], vocabulary)
         return cls(group_id=group_id, **values)
+
+
+def _when(group_id: str, data: object, vocabulary: Vocabulary | None) -> Condition:
+    if vocabulary is None:
+        vocabulary = Vocabulary(DEFAULT_WORKFLOW)
+    try:
+        return vocabulary.timeless().parse(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{_where(group_id, 'when')}: {exc}") from None
 
 
 def _member(kind: type[_E], group_id: str, key: str, value: object) -> _E:
@@ -279,11 +300,14 @@ class RoutingPolicies:
         return cls({p.group_id: p for p in policies})
 
     @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RoutingPolicies:
-        """Read the ``[routing]`` table: one ``[routing.<group>]`` table per routed group."""
+    def from_dict(
+        cls, data: Mapping[str, Any], vocabulary: Vocabulary | None = None
+    ) -> RoutingPolicies:
+        """Read the ``[routing]`` table: one ``[routing.<group>]`` table per routed group
+        (their ``when`` against ``vocabulary``)."""
         if not isinstance(data, Mapping):
             raise ConfigError(f"[routing] holds one table per group; got {data!r:.60}")
-        return cls({str(k): GroupRouting.from_dict(str(k), v) for k, v in data.items()})
+        return cls({str(k): GroupRouting.from_dict(str(k), v, vocabulary) for k, v in data.items()})
 
 
 @attrs.frozen
