@@ -416,3 +416,47 @@ def test_mentions_are_the_ids_written_after_an_at_sign(ids: list[str], filler: s
     text = "Hi " + filler.join(f"@{i}" for i in ids) + "."
     assert mentions(text) == tuple(dict.fromkeys(ids))
     assert mentions(text.replace("@", "x@")) == ()  # inside an address, no mention
+
+
+_PIECE = st.sampled_from(
+    [
+        "{{ticket.subject}}",
+        "{{ ticket.number }}",
+        "{{requester.name}}",
+        "{{ticket.reference}}",
+        "{",
+        "}",
+        "{{",
+        "}}",
+        "text ",
+        "é",
+        "{{}}",
+    ]
+)
+
+
+@given(
+    pieces=st.lists(_PIECE, max_size=8),
+    values=st.dictionaries(
+        st.sampled_from(["ticket.subject", "ticket.number", "requester.name"]),
+        st.text(max_size=5),
+    ),
+)
+def test_a_template_fills_in_as_a_plain_substitution_would(
+    pieces: list[str], values: dict[str, str]
+) -> None:
+    """The split-once rendering agrees with one regular-expression substitution."""
+    import re
+
+    from helpkit.rules import NUMBERED, Template
+
+    text = "".join(pieces)
+    try:
+        template = Template(text)
+    except ValidationError:
+        return  # {{}} names no known placeholder
+    pattern = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+    expected = pattern.sub(
+        lambda m: values.get(m.group(1), m.group(0) if m.group(1) in NUMBERED else ""), text
+    )
+    assert template.render(values) == expected

@@ -192,12 +192,10 @@ class Outbound:
                     message = self._notification(event, before, now, people)
                     if message is not None:
                         planned.append(_delivery(change, NOTIFICATION, *message, now))
-                elif self._notices.listens(event):
-                    opening = isinstance(event, TicketOpened)
-                    if not opening:
+                elif rules := self._notices.rules_for(event):
+                    if not isinstance(event, TicketOpened):
                         before = states.before(event)
-                    after = apply(before, event)
-                    for kind, channel, out in self._notices.plan(event, before, after, now, people):
+                    for kind, channel, out in self._notices.plan(event, rules, before, now, people):
                         planned.append(_delivery(change, kind, channel, out, now))
             hooks = [s for s in self._subscriptions if s.matches(event)]
             if isinstance(event, WebhookRequested) and event.endpoint in self._webhooks:

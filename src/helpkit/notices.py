@@ -28,6 +28,7 @@ from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError
 from helpkit.escalation import Action
 from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned, TicketOpened
+from helpkit.fold import apply
 from helpkit.notifications import MessageTemplate, NotificationRule, On, To, mentions
 from helpkit.people import Agent, Contact, Organization
 from helpkit.ports import OutboundMessage, Recipient, Store
@@ -53,6 +54,9 @@ _DEFAULT_KINDS: Final = {
     "sla_breaches": SLA_NOTICE,
 }
 """The delivery kinds of the default rules (kept by a rule that replaces one)."""
+
+_Rule = tuple[NotificationRule, Callable[[Subject], bool] | None]
+"""A rule and its compiled condition (``None``: it always holds)."""
 
 Planned = tuple[str, str | None, OutboundMessage]
 """A message's kind, the channel it leaves through (``None``: no channel fits), the message."""
@@ -113,19 +117,6 @@ class Lookups:
         return actor.id if found is None else found.name
 
 
-def occasions(event: Event) -> tuple[On, ...]:
-    """The rule events ``event`` is (a ticket received is also opened)."""
-    if isinstance(event, CommentAdded):
-        return (On.PUBLIC_COMMENT if event.comment.public else On.INTERNAL_NOTE,)
-    if isinstance(event, TicketOpened):
-        return (On.OPENED, On.RECEIVED) if event.acknowledge else (On.OPENED,)
-    if isinstance(event, SlaWarned):
-        return (On.SLA_WARNING,)
-    if isinstance(event, SlaBreached):
-        return (On.SLA_BREACH,)
-    return ()
-
-
 class Notices:
     """A desk's notification rules, turned into messages event by event."""
 
@@ -139,42 +130,67 @@ class Notices:
     ) -> None:
         self._config = config
         self._channel_for = channel_for
-        self._headers = dict(headers)
         self._token = token
         self._templates: dict[str, MessageTemplate] = config.message_templates()
         rules = config.notification_rules()
-        self._rules: dict[On, list[tuple[NotificationRule, Callable[[Subject], bool] | None]]]
-        self._rules = {}
+        self._rules: dict[On, list[_Rule]] = {}
         for rule in rules:
             test = None if rule.when == ALWAYS else rule.when.compiled()
             self._rules.setdefault(rule.on, []).append((rule, test))
+        # A ticket received is also opened: its rules, then the receiving's.
+        self._opened = [*self._rules.get(On.OPENED, ()), *self._rules.get(On.RECEIVED, ())]
+        base = dict(headers)
+        self._kind_headers = {
+            REPLY: base,
+            ACKNOWLEDGEMENT: {**base, "Auto-Submitted": "auto-replied"},
+            SLA_NOTICE: {**base, "X-Helpkit-Notice": "sla", "Auto-Submitted": "auto-generated"},
+            NOTIFICATION: {**base, "Auto-Submitted": "auto-generated"},
+        }
 
-    def listens(self, event: Event) -> bool:
-        """Whether any rule listens to ``event`` (else planning need not know its ticket)."""
-        return any(on in self._rules for on in occasions(event))
+    def rules_for(self, event: Event) -> Sequence[_Rule]:
+        """The rules listening to ``event``, in order (none: planning need not know its
+        ticket)."""
+        kind = type(event)
+        if kind is CommentAdded:
+            assert isinstance(event, CommentAdded)
+            on = On.PUBLIC_COMMENT if event.comment.public else On.INTERNAL_NOTE
+            return self._rules.get(on, ())
+        if kind is TicketOpened:
+            assert isinstance(event, TicketOpened)
+            return self._opened if event.acknowledge else self._rules.get(On.OPENED, ())
+        if kind is SlaWarned:
+            return self._rules.get(On.SLA_WARNING, ())
+        if kind is SlaBreached:
+            return self._rules.get(On.SLA_BREACH, ())
+        return ()
 
     def plan(
-        self, event: Event, before: Ticket | None, after: Ticket, now: datetime, people: Lookups
+        self,
+        event: Event,
+        rules: Sequence[_Rule],
+        before: Ticket | None,
+        now: datetime,
+        people: Lookups,
     ) -> list[Planned]:
-        """The messages the rules call for on ``event`` (``before``: its ticket just before it,
-        ``None`` for the opening event; ``after``: just after it)."""
+        """The messages ``rules`` (those :meth:`rules_for` ``event`` gave) call for on
+        ``event`` (``before``: its ticket just before it, ``None`` for the opening event)."""
         planned: list[Planned] = []
-        ticket = after if before is None else before
+        ticket = apply(None, event) if before is None else before
         subject: Subject | None = None
         values: dict[str, str] | None = None
-        for on in occasions(event):
-            for rule, test in self._rules.get(on, ()):
-                if test is not None:
-                    if subject is None:
-                        subject = _subject(event, before, after, people)
-                    if not test(subject):
-                        continue
-                recipients = self.audience(rule.to, event, ticket, people)
-                if not recipients:
+        for rule, test in rules:
+            if test is not None:
+                if subject is None:
+                    after = ticket if before is None else apply(before, event)
+                    subject = _subject(event, before, after, people)
+                if not test(subject):
                     continue
-                if values is None:
-                    values = _values(event, ticket, people)
-                planned.extend(self._messages(rule, event, ticket, recipients, values, now, people))
+            recipients = self.audience(rule.to, event, ticket, people)
+            if not recipients:
+                continue
+            if values is None:
+                values = _values(event, ticket, people)
+            planned.extend(self._messages(rule, event, ticket, recipients, values, now, people))
         return planned
 
     # ------------------------------------------------------------ audiences
@@ -189,8 +205,11 @@ class Notices:
         author = event.comment.author if isinstance(event, CommentAdded) else None
         found: dict[tuple[str, str], tuple[Recipient, str | None]] = {}
 
+        by_contact = author is not None and author.kind is ActorKind.CONTACT
+        by_agent = author is not None and author.kind is ActorKind.AGENT
+
         def contact(contact_id: str) -> None:
-            if author is not None and author == Actor.contact(contact_id):
+            if by_contact and author is not None and author.id == contact_id:
                 return
             person = people.contact(contact_id)
             if person is not None:
@@ -200,7 +219,7 @@ class Notices:
                 )
 
         def agent(person: Agent | None, *, addressed: bool = True) -> None:
-            if person is None or (author is not None and author == Actor.agent(person.id)):
+            if person is None or (by_agent and author is not None and author.id == person.id):
                 return
             if addressed and not person.email:
                 return
@@ -267,7 +286,7 @@ class Notices:
         if kind == NOTIFICATION:
             base = f"{base}-{rule.name}"
         comment = event.comment if isinstance(event, CommentAdded) else None
-        headers = dict(self._headers)
+        headers = self._kind_headers[kind]
         channel = self._channel_for(ticket.channel)
         author = "Support"
         thread: tuple[str, ...] = ()
@@ -277,16 +296,12 @@ class Notices:
             thread = _thread(ticket, comment)
             message_id = comment.id
         elif kind == ACKNOWLEDGEMENT:
-            headers["Auto-Submitted"] = "auto-replied"
             message_id = f"acknowledgement-{event.seq}"
         elif kind == SLA_NOTICE:
-            headers["X-Helpkit-Notice"] = "sla"
-            headers["Auto-Submitted"] = "auto-generated"
             author = "helpkit SLA"
             message_id = f"sla-{event.seq}"
         else:
-            headers["X-Helpkit-Rule"] = rule.name
-            headers["Auto-Submitted"] = "auto-generated"
+            headers = {**headers, "X-Helpkit-Rule": rule.name}
             message_id = f"{rule.name}-{event.seq}"
         planned: list[Planned] = []
         for index, (variant, group) in enumerate(variants.items()):

@@ -85,6 +85,7 @@ PLACEHOLDERS: Final = frozenset(
 applying a macro (``agent.*``: empty for a trigger)."""
 
 _PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+_PLACEHOLDER_SPLIT = re.compile(r"(\{\{[^{}]*?\}\})")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
@@ -96,6 +97,9 @@ class Template:
     known: frozenset[str] = attrs.field(default=PLACEHOLDERS, eq=False, repr=False)
     """The placeholders it may name (a notification template's depend on its rules' events)."""
     names: frozenset[str] = attrs.field(init=False)
+    _parts: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+    """The text split at its placeholders: literal text at even indexes, each placeholder as
+    written at odd ones."""
 
     @names.default
     def _names(self) -> frozenset[str]:
@@ -108,15 +112,26 @@ class Template:
             raise ValidationError(f"unknown placeholder {{{{{unknown[0]}}}}} (known: {known})")
         return found
 
+    @_parts.default
+    def _split(self) -> tuple[str, ...]:
+        return tuple(_PLACEHOLDER_SPLIT.split(self.text))
+
     def render(self, values: Mapping[str, str]) -> str:
         """The text with each placeholder replaced by its value (missing ones: empty), but
         for the ticket's number and reference on a ticket that has none yet (a rule firing in
         the command that opens it: the store numbers it in the commit), which stay for
         :func:`fill_number` to fill in when the message is planned."""
-        return _PLACEHOLDER.sub(
-            lambda m: values.get(m.group(1), m.group(0) if m.group(1) in NUMBERED else ""),
-            self.text,
-        )
+        parts = self._parts
+        if len(parts) == 1:
+            return parts[0]
+        out = []
+        for index, part in enumerate(parts):
+            if index % 2 == 0:
+                out.append(part)
+            else:
+                name = part[2:-2].strip()
+                out.append(values.get(name, part if name in NUMBERED else ""))
+        return "".join(out)
 
 
 NUMBERED: Final = frozenset({"ticket.number", "ticket.reference"})
