@@ -230,7 +230,7 @@ class Helpdesk:
         self._actions = Actions(config, self._directory, self._new_id)
         triggers = Triggers(config.triggers, self._actions, self._directory)
         self._automations = Automations(config.automations, self._actions, self._directory)
-        self._router = Router(self.store, config)
+        self._router = Router(self.store, config, self._directory.lookups)
         self._pipeline = Pipeline(
             self.store,
             self.clock,

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Final
+from typing import Final, TypeVar
 
 from helpkit.conditions import ALWAYS, Subject
 from helpkit.config import DeskConfig
@@ -62,6 +62,20 @@ Planned = tuple[str, str | None, OutboundMessage]
 """A message's kind, the channel it leaves through (``None``: no channel fits), the message."""
 
 
+_T = TypeVar("_T")
+
+
+def _once(cache: dict[str, _T | None], key: str, read: Callable[[str], _T]) -> _T | None:
+    """``read(key)`` the first time (``None`` when there is nothing by that key), then what it
+    gave."""
+    if key not in cache:
+        try:
+            cache[key] = read(key)
+        except NotFoundError:
+            cache[key] = None
+    return cache[key]
+
+
 class Lookups:
     """The contacts, agents and organizations one planning batch looks up, each read once (a
     batch plans on the directory as it is when the batch is planned)."""
@@ -75,31 +89,15 @@ class Lookups:
 
     def contact(self, contact_id: str) -> Contact | None:
         """The contact, or ``None`` when there is none by that id."""
-        if contact_id not in self._contacts:
-            try:
-                self._contacts[contact_id] = self._store.get_contact(contact_id)
-            except NotFoundError:
-                self._contacts[contact_id] = None
-        return self._contacts[contact_id]
+        return _once(self._contacts, contact_id, self._store.get_contact)
 
     def agent(self, agent_id: str) -> Agent | None:
         """The agent, or ``None`` when there is none by that id."""
-        if agent_id not in self._agents:
-            try:
-                self._agents[agent_id] = self._store.get_agent(agent_id)
-            except NotFoundError:
-                self._agents[agent_id] = None
-        return self._agents[agent_id]
+        return _once(self._agents, agent_id, self._store.get_agent)
 
     def organization(self, organization_id: str) -> Organization | None:
         """The organization, or ``None`` when there is none by that id."""
-        if organization_id not in self._organizations:
-            try:
-                found = self._store.get_organization(organization_id)
-            except NotFoundError:
-                found = None
-            self._organizations[organization_id] = found
-        return self._organizations[organization_id]
+        return _once(self._organizations, organization_id, self._store.get_organization)
 
     def group(self, group_id: str) -> list[Agent]:
         """The active agents of group ``group_id``."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Final, cast
+from typing import Final, Protocol, cast
 
 import attrs
 
@@ -63,11 +63,23 @@ class Routed:
     decisions: Mapping[str, Decision]
 
 
+class Lookups(Protocol):
+    """A ticket's requester and organization, looked up when first asked for
+    (:meth:`helpkit.directory.Directory.lookups`)."""
+
+    def requester(self) -> Contact | None: ...
+
+    def organization(self) -> Organization | None: ...
+
+
 class Router:
     """Routes the tickets of the desk's routed groups (``config.routing``)."""
 
-    def __init__(self, store: Store, config: DeskConfig) -> None:
+    def __init__(
+        self, store: Store, config: DeskConfig, lookups: Callable[[Ticket], Lookups]
+    ) -> None:
         self._config = config
+        self._lookups = lookups
         self._policies = config.routing
         self._store = store
         self._routing: Routing | None = None
@@ -111,30 +123,12 @@ class Router:
     def _subject(self, ticket: Ticket) -> Subject:
         """What a group's ``when`` reads: the ticket, its requester and organization (looked
         up only if the condition reads them). The condition has no time part."""
-
-        def requester() -> Contact | None:
-            try:
-                return self._store.get_contact(ticket.requester_id)
-            except NotFoundError:
-                return None
-
-        def organization() -> Organization | None:
-            org_id = ticket.organization_id
-            if org_id is None:
-                person = requester()
-                org_id = None if person is None else person.organization_id
-            if org_id is None:
-                return None
-            try:
-                return self._store.get_organization(org_id)
-            except NotFoundError:
-                return None
-
+        people = self._lookups(ticket)
         return Subject(
             ticket=ticket,
             now=ticket.updated_at,
-            find_requester=requester,
-            find_organization=organization,
+            find_requester=people.requester,
+            find_organization=people.organization,
         )
 
     def wants(self, outcome: Outcome) -> bool:
@@ -242,19 +236,14 @@ class Router:
 
     def vip(self, ticket: Ticket) -> bool:
         """Whether the ticket's requester, or its organization, is a VIP."""
-        try:
-            contact = self._store.get_contact(ticket.requester_id)
-        except NotFoundError:
+        people = self._lookups(ticket)
+        requester = people.requester()
+        if requester is None:
             return False
-        if contact.vip:
+        if requester.vip:
             return True
-        organization_id = ticket.organization_id or contact.organization_id
-        if organization_id is None:
-            return False
-        try:
-            return self._store.get_organization(organization_id).vip
-        except NotFoundError:
-            return False
+        organization = people.organization()
+        return organization is not None and organization.vip
 
     def waiting(self, group_id: str, *, limit: int = _WAITING_PAGE) -> list[Ticket]:
         """The group's tickets waiting for an agent, in the order routing takes them: VIP
