@@ -392,3 +392,59 @@ def test_a_test_value_is_checked_once() -> None:
     condition = parse({"field": "tags", "has_any": ["Needs Review"]}, VOCABULARY)
     assert isinstance(condition, Compare)
     assert condition.value == frozenset({"needs_review"})
+
+
+_CHANGE_TESTS = st.sampled_from(
+    [
+        {"field": "status", "changed": True},
+        {"field": "status", "changed": False},
+        {"field": "status", "changed_to": "pending"},
+        {"field": "status", "changed_from": "new"},
+        {"field": "assignee", "changed": True},
+        {"field": "assignee", "changed_to": "ana"},
+        {"field": "priority", "changed_to": "P2"},
+        {"field": "tags", "added": ["vip"]},
+        {"field": "tags", "removed": ["urgent", "vip"]},
+        {"field": "group", "changed_from": "l1"},
+        {"field": "event", "has_any": ["tags_changed"]},
+    ]
+)
+
+
+@st.composite
+def _commands(draw: st.DrawFn) -> Subject:
+    """A subject of a command: the ticket before (or none: the command opened it), after,
+    and the command's events (or none)."""
+    before = _ticket(
+        tags=frozenset(draw(st.sets(st.sampled_from(["urgent", "vip"])))),
+        assignee_id=draw(st.sampled_from([None, "ana"])),
+    )
+    steps = []
+    ticket = before
+    if draw(st.booleans()):
+        steps.append(
+            lifecycle.change_status(
+                ticket, "pending", at=NOW, actor=Actor.agent("ana"), workflow=DEFAULT_WORKFLOW
+            )
+        )
+        ticket = steps[-1].ticket
+    add = draw(st.sets(st.sampled_from(["urgent", "vip"])))
+    remove = draw(st.sets(st.sampled_from(["urgent", "vip"]))) - add
+    if add or remove:
+        steps.append(
+            lifecycle.change_tags(ticket, at=NOW, actor=Actor.agent("ana"), add=add, remove=remove)
+        )
+        ticket = steps[-1].ticket
+    events = tuple(e for step in steps for e in step.events)
+    opened = draw(st.booleans())
+    return _subject(ticket, before=None if opened else before, events=events)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_CHANGE_TESTS, min_size=1, max_size=3), _commands())
+def test_compiled_changes_agree_with_the_tree(items: list[Any], subject: Subject) -> None:
+    """Changes of the ticket's fields compiled inline (the ticket before read as ``b``) give
+    the answers of the tree's own tests, alone, combined and negated."""
+    for data in (*items, {"all": items}, {"any": items}, {"not": items}):
+        condition = COMMANDS.parse(data)
+        assert bool(condition.compiled()(subject)) is condition.matches(subject), data

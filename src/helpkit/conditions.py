@@ -636,6 +636,22 @@ _INLINE_OPERATORS: Final[Mapping[str, str]] = {
 }
 
 
+_CHANGED: Final = "(bool(s.events) and (_present({v}) if (b := s.before) is None else {w} != {v}))"
+"""Whether a command changed a field of the ticket (``{v}`` its value now, ``{w}`` before,
+read from ``b``, the ticket before): as :func:`_compile`'s ``changed``."""
+_INLINE_CHANGES: Final[Mapping[str, str]] = {
+    "changed": "({c} is {k})",
+    "changed_to": "({c} and {v} == {k})",
+    "changed_from": "(s.before is not None and {c} and {w} == {k})",
+    "added": "(bool(s.events) and bool({k} & (({v} or _E)"
+    " - ((None if (b := s.before) is None else {w}) or _E))))",
+    "removed": "(bool(s.events) and bool({k} & (((None if (b := s.before) is None else {w})"
+    " or _E) - ({v} or _E))))",
+}
+"""How compiled conditions test changes of a field of the ticket inline (``{c}``: whether it
+changed)."""
+
+
 def _empty(value: object) -> bool:
     return value is None or value == "" or value == frozenset()
 
@@ -675,10 +691,22 @@ class Compare(Condition):
         return 1 if COMMAND in self.needs or self._code is None else 0
 
     def _source(self, namespace: dict[str, Any]) -> str:
+        code = self._code
         template = _INLINE_OPERATORS.get(self.operator)
-        if self._code is None or template is None:
-            return f"{_constant(namespace, self._check)}(s)"
-        return template.format(v=self._code.format(t="t"), k=_constant(namespace, self.value))
+        if code is not None and template is not None:
+            return template.format(v=code.format(t="t"), k=_constant(namespace, self.value))
+        template = _INLINE_CHANGES.get(self.operator)
+        if code is not None and template is not None and "{t}" in code:
+            # A field of the ticket: its value before the command is read inline too.
+            namespace["_present"] = _present
+            changed = _CHANGED.format(v=code.format(t="t"), w=code.format(t="b"))
+            return template.format(
+                c=changed,
+                v=code.format(t="t"),
+                w=code.format(t="b"),
+                k=_constant(namespace, self.value),
+            )
+        return f"{_constant(namespace, self._check)}(s)"
 
     def to_data(self) -> object:
         value = self.value
