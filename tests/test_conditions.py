@@ -16,7 +16,17 @@ from hypothesis import strategies as st
 from helpkit import lifecycle
 from helpkit._records import replace
 from helpkit.calendar import BusinessCalendar
-from helpkit.conditions import ALWAYS, AllOf, AnyOf, Compare, NoneOf, Subject, Vocabulary, parse
+from helpkit.conditions import (
+    ALWAYS,
+    AllOf,
+    AnyOf,
+    Compare,
+    NoneOf,
+    Subject,
+    Vocabulary,
+    first_match,
+    parse,
+)
 from helpkit.errors import ValidationError
 from helpkit.fields import CustomField, FieldSet
 from helpkit.people import Contact, Organization
@@ -247,6 +257,8 @@ _TESTS = st.sampled_from(
         {"field": "vip", "is": True},
         {"field": "fields.seats", "lt": 10},
         {"field": "assignee", "empty": False},
+        {"field": "subject", "contains": "FIRE"},
+        {"field": "subject", "starts_with": "print"},
         {"since": "created", "at_least": "2h"},
         {"since": "updated", "at_least": "1h", "at_most": "3h", "calendar": "office"},
     ]
@@ -269,6 +281,7 @@ def _subjects(draw: st.DrawFn) -> Subject:
         channel=draw(st.sampled_from(["web", "email", "chat"])),
         custom_fields={"seats": draw(st.integers(0, 20))},
         assignee_id=draw(st.sampled_from([None, "ana"])),
+        subject=draw(st.sampled_from(["Printer on fire", "FIRE!", "printer", "Help"])),
     )
     vip = draw(st.booleans())
     subject = _subject(ticket, now=NOW + timedelta(minutes=draw(st.integers(0, 5000))))
@@ -312,6 +325,7 @@ def _interpret(data: Any, subject: Subject) -> bool:
         "vip": bool(subject.requester and subject.requester.vip),
         "fields.seats": ticket.custom_fields.get("seats"),
         "assignee": ticket.assignee_id,
+        "subject": ticket.subject,
     }
     value: Any = values[field]
     expected: Any
@@ -327,6 +341,8 @@ def _interpret(data: Any, subject: Subject) -> bool:
         "has_any": lambda: bool(set(expected) & value),
         "has_none": lambda: not set(expected) & value,
         "empty": lambda: (value is None) is expected,
+        "contains": lambda: expected.casefold() in value.casefold(),
+        "starts_with": lambda: value.casefold().startswith(expected.casefold()),
     }
     return checks[operator]()
 
@@ -448,3 +464,13 @@ def test_compiled_changes_agree_with_the_tree(items: list[Any], subject: Subject
     for data in (*items, {"all": items}, {"any": items}, {"not": items}):
         condition = COMMANDS.parse(data)
         assert bool(condition.compiled()(subject)) is condition.matches(subject), data
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_TREES, max_size=6), _subjects())
+def test_the_first_match_is_the_first_condition_that_holds(
+    trees: list[Any], subject: Subject
+) -> None:
+    conditions = [parse(data, VOCABULARY) for data in trees]
+    expected = next((i for i, c in enumerate(conditions) if c.matches(subject)), -1)
+    assert first_match(conditions)(subject) == expected

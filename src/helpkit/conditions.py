@@ -56,6 +56,7 @@ __all__ = [
     "Since",
     "Subject",
     "Vocabulary",
+    "first_match",
     "parse",
 ]
 
@@ -578,6 +579,21 @@ class Condition:
         return 3
 
 
+def first_match(conditions: Sequence[Condition]) -> Callable[[Subject], int]:
+    """One Python function giving the index of the first of ``conditions`` that holds on a
+    subject (-1 for none): rules in order tested in one call, each written out as
+    :meth:`Condition.compiled` writes it."""
+    namespace: dict[str, Any] = {"_empty": _empty, "_E": frozenset()}
+    lines = ["def first(s):", "    t = s.ticket"]
+    for index, condition in enumerate(conditions):
+        lines.append(f"    if {condition._source(namespace)}:")
+        lines.append(f"        return {index}")
+    lines.append("    return -1")
+    exec(compile("\n".join(lines) + "\n", "<helpkit rules>", "exec"), namespace)
+    first: Callable[[Subject], int] = namespace["first"]
+    return first
+
+
 def _cheap_first(items: Sequence[Condition]) -> list[Condition]:
     return sorted(items, key=lambda item: item._cost())
 
@@ -636,6 +652,11 @@ _INLINE_OPERATORS: Final[Mapping[str, str]] = {
 }
 
 
+_INLINE_TEXT: Final[Mapping[str, str]] = {
+    "contains": "(isinstance(x := {v}, str) and {k} in x.casefold())",
+    "starts_with": "(isinstance(x := {v}, str) and x.casefold().startswith({k}))",
+}
+"""Text operators inline (``{k}``: the value, case-folded), as :func:`_compile` tests them."""
 _CHANGED: Final = "(bool(s.events) and (_present({v}) if (b := s.before) is None else {w} != {v}))"
 """Whether a command changed a field of the ticket (``{v}`` its value now, ``{w}`` before,
 read from ``b``, the ticket before): as :func:`_compile`'s ``changed``."""
@@ -695,6 +716,10 @@ class Compare(Condition):
         template = _INLINE_OPERATORS.get(self.operator)
         if code is not None and template is not None:
             return template.format(v=code.format(t="t"), k=_constant(namespace, self.value))
+        template = _INLINE_TEXT.get(self.operator)
+        if code is not None and template is not None:
+            needle = _constant(namespace, str(self.value).casefold())
+            return template.format(v=code.format(t="t"), k=needle)
         template = _INLINE_CHANGES.get(self.operator)
         if code is not None and template is not None and "{t}" in code:
             # A field of the ticket: its value before the command is read inline too.

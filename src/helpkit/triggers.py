@@ -28,7 +28,7 @@ from datetime import datetime
 
 from helpkit import lifecycle
 from helpkit.actions import Actions
-from helpkit.conditions import Subject
+from helpkit.conditions import Subject, first_match
 from helpkit.directory import Directory
 from helpkit.errors import ConflictError, HelpkitError, StoreError
 from helpkit.lifecycle import Outcome
@@ -51,6 +51,7 @@ class Triggers:
     def __init__(self, triggers: Sequence[Trigger], actions: Actions, directory: Directory) -> None:
         self._triggers = tuple(t for t in triggers if t.active)
         self._tests = tuple(t.when.compiled() for t in self._triggers)
+        self._first = first_match([t.when for t in self._triggers])
         self._actions = actions
         self._directory = directory
 
@@ -84,10 +85,20 @@ class Triggers:
                 find_requester=people.requester,
                 find_organization=people.organization,
             )
-            for trigger, test in zip(self._triggers, self._tests, strict=True):
+            start = holds = 0
+            if not fired:
+                # The first pass (and, most often, the only one): one call finds the first
+                # trigger that holds, or that none does.
+                start = holds = self._first(subject)
+                if start < 0:
+                    break
+            else:
+                holds = -1  # known of none: test each
+            for index in range(start, len(self._triggers)):
+                trigger = self._triggers[index]
                 if trigger.name in fired:
                     continue
-                if not test(subject):
+                if index != holds and not self._tests[index](subject):
                     continue
                 fired.add(trigger.name)
                 try:
