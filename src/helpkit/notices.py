@@ -232,9 +232,9 @@ class Notices:
         for audience in to:
             if audience is To.REQUESTER:
                 contact(ticket.requester_id)
-            elif audience is To.FOLLOWERS:
+            elif audience is To.FOLLOWERS:  # the requester is an audience of their own
                 for party in sorted(ticket.followers, key=str):
-                    if party.kind is ActorKind.CONTACT:
+                    if party.kind is ActorKind.CONTACT and party.id != ticket.requester_id:
                         contact(party.id)
                     elif party.kind is ActorKind.AGENT:
                         agent(people.agent(party.id), addressed=False)
