@@ -4,13 +4,19 @@ which tickets are streamed does not matter."""
 
 from __future__ import annotations
 
+import contextlib
 import math
 import random
 from datetime import UTC, datetime, timedelta
 
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from helpkit import Actor, DeskConfig, Helpdesk
+from helpkit.calendar import BusinessCalendar
+from helpkit.errors import HelpkitError
+from helpkit.escalation import Tier, TierLadder
+from helpkit.events import CommentAdded, StatusChanged
 from helpkit.kpis import (
     AGE_BUCKETS,
     Activity,
@@ -22,10 +28,15 @@ from helpkit.kpis import (
     age_bucket,
     aggregate,
     percentile,
+    ticket_facts,
 )
 from helpkit.priority import Priority
-from helpkit.tickets import StatusCategory
+from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+from helpkit.stores.memory import MemoryStore
+from helpkit.testing.clock import FrozenClock
+from helpkit.tickets import ActorKind, StatusCategory
 
+H = timedelta(hours=1)
 START = datetime(2026, 1, 1, tzinfo=UTC)
 NOW = START + timedelta(days=60)
 CHANNELS = ("web", "email", "api")
@@ -239,3 +250,95 @@ def test_age_buckets_are_ordered(age: timedelta) -> None:
     bounds = [bound for bound, _ in AGE_BUCKETS]
     index = sum(age >= bound for bound in bounds)
     assert label == ([name for _, name in AGE_BUCKETS] + [">30d"])[index]
+
+
+# -- Facts of real histories -----------------------------------------------------------------
+
+OFFICE = BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC")
+POLICY = SlaPolicy(
+    "standard",
+    OFFICE,
+    {p: Targets(first_response=4 * H, resolution=16 * H) for p in Priority},
+)
+MONDAY = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+LADDER = TierLadder([Tier(1, "L1", ("desk",)), Tier(2, "L2", ("tech",))])
+STEPS = ("agent_reply", "requester_reply", "note", "resolve", "reopen", "pending", "escalate")
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(STEPS), st.integers(min_value=0, max_value=20 * 60)),
+        max_size=12,
+    ),
+    st.data(),
+)
+@settings(max_examples=40, deadline=None)
+def test_facts_of_a_history(steps: list[tuple[str, int]], data: st.DataObject) -> None:
+    clock = FrozenClock(MONDAY)
+    desk = Helpdesk(
+        MemoryStore(),
+        config=DeskConfig(sla=SlaPolicySet((POLICY,))),
+        clock=clock,
+        entry_points=False,
+    )
+    try:
+        desk.add_group("desk", "Service desk", tier=1)
+        desk.add_group("tech", "Technicians", tier=2)
+        desk.add_agent("ana", "Ana", email="ana@support.example", groups=["desk"])
+        desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+        ana = Actor.agent("ana")
+        opener = data.draw(st.sampled_from((Actor.contact("bob"), ana)), label="opener")
+        ticket = desk.open_ticket(
+            opener, requester="bob", subject="VPN", body="down", group="desk"
+        ).id
+        for step, minutes in steps:
+            clock.advance(timedelta(minutes=minutes))
+            with contextlib.suppress(HelpkitError):  # a step the state refuses is skipped
+                if step == "agent_reply":
+                    desk.reply(ticket, ana, "hello")
+                elif step == "requester_reply":
+                    desk.requester_reply(ticket, "still broken")
+                elif step == "note":
+                    desk.note(ticket, ana, "looking")
+                elif step == "resolve":
+                    desk.resolve(ticket, ana)
+                elif step == "reopen":
+                    desk.reopen(ticket, ana)
+                elif step == "pending":
+                    desk.set_status(ticket, ana, "pending")
+                else:
+                    desk.escalate(ticket, ana)
+        events = desk.history(ticket)
+        now = clock.now()
+        found = ticket_facts(events, now, policy=POLICY, ladder=LADDER)
+        assert found is not None
+        opened = events[0].at
+        agent_replies = [  # events[1] is the opening message
+            e.at
+            for e in events[2:]
+            if isinstance(e, CommentAdded) and e.comment.public and e.actor.kind is ActorKind.AGENT
+        ]
+        assert found.first_response_at == (agent_replies[0] if agent_replies else None)
+        if found.first_response_at is not None:
+            assert found.first_response == found.first_response_at - opened
+            assert found.first_response_business == OFFICE.elapsed(opened, found.first_response_at)
+            assert found.first_response_business <= found.first_response
+        changes = [e for e in events if isinstance(e, StatusChanged)]
+        assert found.reopens == sum(
+            e.old_category is StatusCategory.SOLVED and e.category.is_active for e in changes
+        )
+        assert found.solved_times == sum(e.category is StatusCategory.SOLVED for e in changes)
+        assert (found.resolved_at is not None) == (found.category is StatusCategory.SOLVED)
+        if found.resolution is not None and found.resolution_business is not None:
+            assert found.resolution_business <= found.resolution
+        assert found.escalated_from <= found.tiers
+        replies = sum(a.kind == "reply" for a in found.activity)
+        assert replies == len(agent_replies)
+        # As of an earlier instant, the facts are those of the history up to it.
+        cut = data.draw(st.sampled_from([e.at for e in events]))
+        upto = [e for e in events if e.at <= cut]
+        assert ticket_facts(events, cut, policy=POLICY, ladder=LADDER) == (
+            ticket_facts(upto, cut, policy=POLICY, ladder=LADDER)
+        )
+    finally:
+        desk.shutdown()
