@@ -316,7 +316,9 @@ def test_facts_of_a_history(steps: list[tuple[str, int]], data: st.DataObject) -
         agent_replies = [  # events[1] is the opening message
             e.at
             for e in events[2:]
-            if isinstance(e, CommentAdded) and e.comment.public and e.actor.kind is ActorKind.AGENT
+            if isinstance(e, CommentAdded)
+            and e.comment.public
+            and e.comment.author.kind is ActorKind.AGENT
         ]
         assert found.first_response_at == (agent_replies[0] if agent_replies else None)
         if found.first_response_at is not None:

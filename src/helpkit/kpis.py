@@ -174,10 +174,6 @@ class TicketFacts:
         )
 
 
-def _is_agent(event: Event) -> bool:
-    return event.actor.kind is ActorKind.AGENT
-
-
 def ticket_facts(
     events: Sequence[Event],
     now: datetime,
@@ -225,17 +221,19 @@ def ticket_facts(
             if level is not None:
                 tiers.add(level)
         elif isinstance(event, CommentAdded):
-            opening_message = event.seq == 2 and event.actor == opened.actor and last == opened.at
-            if event.comment.public and _is_agent(event) and not opening_message:
+            # The opening message: the comment recorded with the opening (same command).
+            opening_message = event.seq == 2 and event.at == opened.at
+            author = event.comment.author
+            if event.comment.public and author.kind is ActorKind.AGENT and not opening_message:
                 replies += 1
-                activity.append(Activity(event.actor.id, "reply", last))
+                activity.append(Activity(author.id, "reply", last))
                 if first_response_at is None:
                     first_response_at = last
         elif isinstance(event, StatusChanged):
             if event.category is StatusCategory.SOLVED and event.old_category.is_active:
                 solved_times += 1
                 resolved_at, replies_at_resolution = last, replies
-                if _is_agent(event):
+                if event.actor.kind is ActorKind.AGENT:
                     activity.append(Activity(event.actor.id, "solved", last))
             elif event.old_category is StatusCategory.SOLVED and event.category.is_active:
                 reopens += 1
