@@ -237,3 +237,39 @@ def test_bad_filters_are_refused(desk: Helpdesk) -> None:
         desk.kpis(period="month")
     with pytest.raises(ValidationError):
         desk.kpis(priority="urgentest")
+
+
+@pytest.mark.parametrize("measured", [True, False], ids=["sla", "no-sla"])
+def test_merged_tickets(measured: bool) -> None:
+    clock = FrozenClock(MON)
+    config = DeskConfig(sla=SlaPolicySet((POLICY,)) if measured else None)
+    desk = Helpdesk(MemoryStore(), config=config, clock=clock, entry_points=False)
+    try:
+        desk.add_agent("ana", "Ana", email="ana@support.example")
+        desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+        source = desk.open_ticket(BOB, requester="bob", subject="VPN", body="down").id
+        target = desk.open_ticket(BOB, requester="bob", subject="VPN again", body="down").id
+        clock.set(MON + H)
+        desk.reply(source, ANA, "on it")
+        desk.merge(source, target, ANA)
+        clock.set(MON + 2 * H)
+        report = desk.kpis()
+        # The merged ticket counts in volume and first response, is neither resolved nor in
+        # the backlog; the comments it brought are no response on the target.
+        assert report.tickets == 2
+        assert report.first_response.count == 1
+        assert report.first_response.median == H
+        assert report.resolution.count == 0
+        assert report.first_contact_resolution.denominator == 0
+        assert report.backlog == 1
+        if not measured:  # no policy: no business hours, no SLA
+            assert report.first_response_business.count == 0
+            assert report.sla == ()
+            return
+        assert report.first_response_business.median == H
+        first, resolution = report.sla
+        assert (first.achieved, first.pending) == (1, 1)
+        # The merge stopped the source's resolution clock; the target's runs.
+        assert (resolution.stopped, resolution.pending) == (1, 1)
+    finally:
+        desk.shutdown()
