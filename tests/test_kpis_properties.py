@@ -17,6 +17,7 @@ from helpkit.calendar import BusinessCalendar
 from helpkit.errors import HelpkitError
 from helpkit.escalation import Tier, TierLadder
 from helpkit.events import CommentAdded, StatusChanged
+from helpkit.fold import replay
 from helpkit.kpis import (
     AGE_BUCKETS,
     Activity,
@@ -334,6 +335,18 @@ def test_facts_of_a_history(steps: list[tuple[str, int]], data: st.DataObject) -
         if found.resolution is not None and found.resolution_business is not None:
             assert found.resolution_business <= found.resolution
         assert found.escalated_from <= found.tiers
+        state = replay(events)
+        assert (found.group_id, found.assignee_id, found.status, found.category) == (
+            state.group_id,
+            state.assignee_id,
+            state.status,
+            state.category,
+        )
+        assert (found.priority, found.tags, found.channel) == (
+            state.priority,
+            state.tags,
+            state.channel,
+        )
         replies = sum(a.kind == "reply" for a in found.activity)
         assert replies == len(agent_replies)
         # As of an earlier instant, the facts are those of the history up to it.
