@@ -70,6 +70,7 @@ DOMAIN = {
     "helpkit.conditions",
     "helpkit.rules",
     "helpkit.routing",
+    "helpkit.kpis",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

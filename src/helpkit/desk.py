@@ -35,6 +35,7 @@ from helpkit.escalation import EscalationKind
 from helpkit.events import Assigned, Event, StatusChanged
 from helpkit.ids import new_id
 from helpkit.intake import Intake, Receiver
+from helpkit.kpis import KpiFilter, KpiReport, Period
 from helpkit.outcomes import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.pipeline import Decide, Pipeline, React
@@ -54,9 +55,10 @@ from helpkit.ports import (
     TicketChange,
     implements,
 )
-from helpkit.priority import Impact, Urgency
+from helpkit.priority import Impact, Priority, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.relay import Relay, RelayReport, RetryPolicy
+from helpkit.reports import KpiReader
 from helpkit.router import Router
 from helpkit.routing import Decision
 from helpkit.rules import Macro
@@ -1256,3 +1258,40 @@ class Helpdesk:
         ticket = self.ticket(ref)
         at = self.now() if now is None else to_utc(now, "now")
         return self._levels.tier_times(ticket, self.store.events(ticket.id), at)
+
+    # ------------------------------------------------------------------ KPIs
+
+    def kpis(
+        self,
+        *,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        group: str | Iterable[str] | None = None,
+        agent: str | Iterable[str] | None = None,
+        organization: str | Iterable[str] | None = None,
+        priority: Priority | int | str | Iterable[Priority | int | str] | None = None,
+        channel: str | Iterable[str] | None = None,
+        tags: str | Iterable[str] = (),
+        period: Period | str = Period.DAY,
+        now: datetime | None = None,
+    ) -> KpiReport:
+        """The desk's KPIs as of ``now`` (default: the clock), computed from events.
+
+        ``since`` (included) and ``until`` (excluded) select the tickets opened in that range;
+        the other filters match the tickets' state as of ``now`` (any of the values given; all
+        of ``tags``). ``period`` (``day`` or ``week``) buckets the volume over time. Every
+        ticket is read, a page at a time; see :doc:`/kpis` for each KPI's definition.
+        """
+        at = self.now() if now is None else to_utc(now, "now")
+        kpi_filter = KpiFilter(
+            since=since,
+            until=until,
+            groups=group,
+            agents=agent,
+            organizations=organization,
+            priorities=priority,
+            channels=channel,
+            tags=tags,
+        )
+        reader = KpiReader(self.store, self.config.sla, self._levels.ladder())
+        return reader.report(at, kpi_filter, Period.coerce(period))

@@ -35,6 +35,7 @@ from helpkit.cli._deliver import cmd_deliver
 from helpkit.cli._errors import EXIT_USAGE
 from helpkit.cli._mail import add_mail_command
 from helpkit.cli._publish import add_publish_command
+from helpkit.cli._report import add_report_command
 from helpkit.cli._staff import (
     cmd_agents_activate,
     cmd_agents_add,
@@ -258,6 +259,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
     _staff_commands(command)
     add_publish_command(command)
+    add_report_command(command)
     _deliver_command(command)
     add_mail_command(command)
     p = command("plugins", cmd_plugins, "list plugins and what they register", json_flag=True)

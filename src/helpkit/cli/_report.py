@@ -1,0 +1,225 @@
+"""``helpkit report``: the desk's KPIs as tables, ``--json`` or ``--csv``.
+
+The figures are :meth:`helpkit.desk.Helpdesk.kpis` (their definitions are on the docs' *KPIs*
+page); this module only reads the options and prints.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+from collections.abc import Callable, Iterator, Mapping
+from datetime import UTC, date, datetime, timedelta
+
+from helpkit.cli._errors import UsageError
+from helpkit.cli._output import _emit_json
+from helpkit.desk import Helpdesk
+from helpkit.kpis import Distribution, KpiReport, Period, Rate
+
+__all__ = ["add_report_command", "cmd_report"]
+
+
+def add_report_command(command: Callable[..., argparse.ArgumentParser]) -> None:
+    """Add ``report`` to the parser (``command`` is the parser's command factory)."""
+    p = command(
+        "report",
+        cmd_report,
+        "the KPIs: response and resolution times, FCR, reopens, SLA, backlog, volume, agents",
+        json_flag=True,
+    )
+    p.add_argument("--csv", action="store_true", help="print CSV rows: kpi,start,key,value")
+    p.add_argument(
+        "--since", metavar="WHEN", help="tickets opened from this date or ISO 8601 instant"
+    )
+    p.add_argument(
+        "--until", metavar="WHEN", help="... up to (excluded) this date or ISO 8601 instant"
+    )
+    p.add_argument("--now", metavar="ISO", help="the report as of this instant (default: now)")
+    p.add_argument("--group", action="append", help="group id (repeatable)")
+    p.add_argument("--agent", action="append", help="assignee's agent id (repeatable)")
+    p.add_argument("--org", action="append", help="organization id (repeatable)")
+    p.add_argument("--priority", action="append", help="P1..P5 or a label (repeatable)")
+    p.add_argument("--channel", action="append", help="channel (repeatable)")
+    p.add_argument("--tag", action="append", help="required tag (repeatable)")
+    p.add_argument(
+        "--period",
+        choices=[p.value for p in Period],
+        default=Period.DAY.value,
+        help="volume per day or per ISO week (default %(default)s)",
+    )
+
+
+def _when(text: str | None, option: str) -> datetime | None:
+    """A date (midnight UTC) or an aware ISO 8601 instant, in UTC."""
+    if text is None:
+        return None
+    body = text.strip()
+    try:
+        if len(body) == 10:
+            day = date.fromisoformat(body)
+            return datetime(day.year, day.month, day.day, tzinfo=UTC)
+        at = datetime.fromisoformat(body)
+    except ValueError:
+        raise UsageError(f"{option} must be a date or an ISO 8601 instant; got {text!r}") from None
+    if at.tzinfo is None:
+        raise UsageError(f"{option} needs a UTC offset, e.g. 2026-11-23T09:00:00+00:00")
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:
+        raise UsageError(f"{option} {text!r} is out of range in UTC") from None
+
+
+def cmd_report(desk: Helpdesk, args: argparse.Namespace) -> int:
+    if args.json and args.csv:
+        raise UsageError("report: --json and --csv are exclusive; choose one")
+    for group in args.group or ():
+        desk.group(group)
+    for agent in args.agent or ():
+        desk.agent(agent)
+    for org in args.org or ():
+        desk.organization(org)
+    report = desk.kpis(
+        since=_when(args.since, "--since"),
+        until=_when(args.until, "--until"),
+        now=_when(args.now, "--now"),
+        group=args.group,
+        agent=args.agent,
+        organization=args.org,
+        priority=args.priority,
+        channel=args.channel,
+        tags=args.tag or (),
+        period=args.period,
+    )
+    if args.json:
+        _emit_json(report.to_data())
+    elif args.csv:
+        writer = csv.writer(sys.stdout, lineterminator="\n")
+        writer.writerow(("kpi", "start", "key", "value"))
+        writer.writerows(csv_rows(report))
+    else:
+        for line in table_lines(report):
+            print(line)
+    return 0
+
+
+def _value(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, timedelta):
+        return str(value.total_seconds())
+    return str(value)
+
+
+def csv_rows(report: KpiReport) -> Iterator[tuple[str, str, str, str]]:
+    """The report as ``(kpi, start, key, value)`` rows (durations in seconds; ``start`` is
+    the day or week of a volume row, else empty; ``key`` empty for "none")."""
+    yield ("now", "", "", report.now.isoformat())
+    yield ("tickets", "", "", str(report.tickets))
+    for name in ("first_response", "first_response_business", "resolution", "resolution_business"):
+        for key, value in getattr(report, name).to_data().items():
+            yield (name, "", key, _value(value))
+    for name in ("first_contact_resolution", "reopened"):
+        for key, value in getattr(report, name).to_data().items():
+            yield (name, "", key, _value(value))
+    for row in report.sla:
+        for key, value in row.to_data().items():
+            if key not in ("policy", "metric"):
+                yield (f"sla:{row.policy}:{row.metric}", "", key, _value(value))
+    for name in ("backlog_by_status", "backlog_by_group", "backlog_by_age"):
+        counts: Mapping[str | None, int] = getattr(report, name)
+        for key, count in counts.items():
+            yield (name, "", key or "", str(count))
+    for name in ("volume_by_channel", "volume_by_priority", "volume_by_organization"):
+        volume: Mapping[date, Mapping[str | None, int]] = getattr(report, name)
+        for start, per_key in volume.items():
+            for key, count in per_key.items():
+                yield (name, start.isoformat(), key or "", str(count))
+    for tier in report.escalation:
+        for key in ("tickets", "escalated", "rate"):
+            yield (f"escalation:L{tier.tier}", "", key, _value(tier.to_data()[key]))
+    for agent in report.agents:
+        yield (f"agent:{agent.agent_id}", "", "public_replies", str(agent.public_replies))
+        yield (f"agent:{agent.agent_id}", "", "solved", str(agent.solved))
+
+
+def _duration(value: timedelta | None) -> str:
+    if value is None:
+        return "-"
+    minutes = round(value.total_seconds() / 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{100 * value:.1f}%"
+
+
+def _rate(rate: Rate) -> str:
+    return f"{rate.numerator} of {rate.denominator} ({_share(rate.rate)})"
+
+
+def _counts(counts: Mapping[str | None, int]) -> str:
+    return ", ".join(f"{key or '(none)'} {n}" for key, n in counts.items()) or "-"
+
+
+def table_lines(report: KpiReport) -> Iterator[str]:
+    """The report as aligned text tables."""
+    flt = report.filter
+    since = "the start" if flt.since is None else f"{flt.since:%Y-%m-%d %H:%M}"
+    until = "now" if flt.until is None else f"{flt.until:%Y-%m-%d %H:%M}"
+    yield f"KPIs as of {report.now:%Y-%m-%d %H:%M} UTC, tickets opened from {since} to {until}"
+    yield f"tickets opened: {report.tickets}"
+    yield ""
+    yield f"{'':<28}{'count':>7}{'median':>10}{'p90':>10}{'mean':>10}"
+    rows: tuple[tuple[str, Distribution], ...] = (
+        ("first response", report.first_response),
+        ("first response (business)", report.first_response_business),
+        ("resolution", report.resolution),
+        ("resolution (business)", report.resolution_business),
+    )
+    for label, dist in rows:
+        yield (
+            f"{label:<28}{dist.count:>7}{_duration(dist.median):>10}"
+            f"{_duration(dist.p90):>10}{_duration(dist.mean):>10}"
+        )
+    yield ""
+    yield f"first-contact resolution: {_rate(report.first_contact_resolution)}"
+    yield f"reopened: {_rate(report.reopened)}"
+    if report.sla:
+        yield ""
+        yield (
+            f"{'SLA policy':<16}{'metric':<18}{'achieved':>9}{'breached':>9}{'pending':>9}"
+            f"{'stopped':>9}{'compliance':>12}"
+        )
+        for row in report.sla:
+            yield (
+                f"{row.policy:<16}{row.metric:<18}{row.achieved:>9}{row.breached:>9}"
+                f"{row.pending:>9}{row.stopped:>9}{_share(row.compliance):>12}"
+            )
+    yield ""
+    yield f"backlog: {report.backlog}"
+    yield f"  by status: {_counts(report.backlog_by_status)}"
+    yield f"  by group: {_counts(report.backlog_by_group)}"
+    yield f"  by age: {_counts(report.backlog_by_age)}"
+    yield ""
+    yield f"volume per {report.period.value}:"
+    for start, per_channel in report.volume_by_channel.items():
+        priorities = report.volume_by_priority.get(start, {})
+        yield (
+            f"  {start.isoformat()}  {sum(per_channel.values()):>5}  "
+            f"channels: {_counts(per_channel)}; priorities: {_counts(priorities)}"
+        )
+    if report.escalation:
+        yield ""
+        yield f"{'tier':<6}{'tickets':>8}{'escalated':>11}{'rate':>9}"
+        for tier in report.escalation:
+            yield (
+                f"{'L' + str(tier.tier):<6}{tier.tickets:>8}{tier.escalated:>11}"
+                f"{_share(tier.rate):>9}"
+            )
+    if report.agents:
+        yield ""
+        yield f"{'agent':<20}{'replies':>9}{'solved':>8}"
+        for agent in report.agents:
+            yield f"{agent.agent_id:<20}{agent.public_replies:>9}{agent.solved:>8}"

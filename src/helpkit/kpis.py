@@ -1,0 +1,751 @@
+"""Key performance indicators of a helpdesk, computed from tickets' events.
+
+Pure: :func:`ticket_facts` folds one ticket's events (as of ``now``, a parameter) into the
+:class:`TicketFacts` every KPI is made of; :class:`KpiAccumulator` (or :func:`aggregate`)
+adds facts up, one ticket at a time, into a :class:`KpiReport`. Nothing here reads a clock or
+a store: :mod:`helpkit.reports` streams the tickets and their events from a store. Because
+every figure comes from events (and the events are the same in every store), the memory,
+SQLite and PostgreSQL stores give the same numbers. ``docs/kpis.md`` defines each KPI.
+"""
+
+from __future__ import annotations
+
+import enum
+import math
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import date, datetime, timedelta
+from typing import Any, Final
+
+import attrs
+
+from helpkit._checks import check_items, check_text
+from helpkit._time import to_utc
+from helpkit.calendar import BusinessCalendar
+from helpkit.errors import ValidationError
+from helpkit.escalation import EscalationKind, TierLadder
+from helpkit.events import (
+    Assigned,
+    CommentAdded,
+    Escalated,
+    Event,
+    MergedInto,
+    StatusChanged,
+    TicketOpened,
+)
+from helpkit.fold import apply
+from helpkit.priority import Priority
+from helpkit.sla import SlaFold, SlaPolicy
+from helpkit.tickets import ActorKind, StatusCategory, Ticket
+
+__all__ = [
+    "AGE_BUCKETS",
+    "Activity",
+    "AgentActivity",
+    "Distribution",
+    "KpiAccumulator",
+    "KpiFilter",
+    "KpiReport",
+    "Period",
+    "Rate",
+    "SlaCompliance",
+    "SlaOutcome",
+    "TicketFacts",
+    "TierEscalation",
+    "age_bucket",
+    "aggregate",
+    "percentile",
+    "ticket_facts",
+]
+
+AGE_BUCKETS: Final[tuple[tuple[timedelta, str], ...]] = (
+    (timedelta(days=1), "<1d"),
+    (timedelta(days=3), "1-3d"),
+    (timedelta(days=7), "3-7d"),
+    (timedelta(days=30), "7-30d"),
+)
+"""The backlog's age buckets: each is ``age < bound``; older tickets are ``>30d``."""
+_OLDEST: Final = ">30d"
+AGE_LABELS: Final = (*(label for _, label in AGE_BUCKETS), _OLDEST)
+
+
+def age_bucket(age: timedelta) -> str:
+    """The label of the age bucket ``age`` falls in."""
+    for bound, label in AGE_BUCKETS:
+        if age < bound:
+            return label
+    return _OLDEST
+
+
+class Period(enum.Enum):
+    """How volume over time is bucketed: by UTC day, or by ISO week (starting Monday, UTC)."""
+
+    DAY = "day"
+    WEEK = "week"
+
+    @classmethod
+    def coerce(cls, value: Period | str) -> Period:
+        """A member, or its value (``day``, ``week``)."""
+        if isinstance(value, Period):
+            return value
+        try:
+            return cls(value)
+        except ValueError:
+            raise ValidationError(f"a period is 'day' or 'week'; got {value!r:.40}") from None
+
+    def start(self, at: datetime) -> date:
+        """The first day of the bucket ``at`` falls in."""
+        day = to_utc(at).date()
+        if self is Period.WEEK:
+            return day - timedelta(days=day.weekday())
+        return day
+
+
+# ------------------------------------------------------------------ per-ticket facts
+
+
+@attrs.frozen
+class SlaOutcome:
+    """How one SLA cycle of a ticket stands as of ``now``: ``achieved`` (within its target),
+    ``breached`` (its target was reached first, whether achieved late or still open),
+    ``pending`` (open, not yet due) or ``stopped`` (closed before it was achieved or due)."""
+
+    policy: str
+    metric: str
+    cycle: int
+    state: str
+
+
+@attrs.frozen
+class Activity:
+    """Something an agent did on a ticket that agent activity counts."""
+
+    agent_id: str
+    kind: str
+    """``reply`` (a public comment) or ``solved`` (the ticket entered a solved status)."""
+    at: datetime
+
+
+@attrs.frozen(kw_only=True)
+class TicketFacts:
+    """What the KPIs need of one ticket, as of ``now``: its state then, and its measures.
+
+    Durations are ``None`` when the ticket has no such measure (no first response yet, not
+    resolved, or, for the ``_business`` ones, no calendar: no SLA policy).
+    """
+
+    ticket_id: str
+    opened_at: datetime
+    channel: str
+    priority: Priority
+    organization_id: str | None
+    group_id: str | None
+    assignee_id: str | None
+    tags: frozenset[str]
+    status: str
+    category: StatusCategory
+    merged: bool
+    first_response_at: datetime | None
+    first_response: timedelta | None
+    first_response_business: timedelta | None
+    resolved_at: datetime | None
+    resolution: timedelta | None
+    resolution_business: timedelta | None
+    solved_times: int
+    reopens: int
+    replies_before_resolution: int
+    sla: tuple[SlaOutcome, ...]
+    tiers: frozenset[int]
+    escalated_from: frozenset[int]
+    activity: tuple[Activity, ...]
+
+    @property
+    def active(self) -> bool:
+        """In the backlog: neither solved nor closed."""
+        return self.category.is_active
+
+    @property
+    def first_contact_resolution(self) -> bool:
+        """Resolved, never reopened, with exactly one public agent reply before that."""
+        return (
+            self.resolved_at is not None
+            and self.reopens == 0
+            and self.replies_before_resolution == 1
+        )
+
+
+def ticket_facts(
+    events: Sequence[Event],
+    now: datetime,
+    *,
+    policy: SlaPolicy | None = None,
+    ladder: TierLadder | None = None,
+) -> TicketFacts | None:
+    """The facts of a ticket from its events (in sequence order), as of ``now``.
+
+    Events are read at their instants made monotonic (an event dated before its predecessor
+    happened at the predecessor's instant, as the SLA clock reads them); those after ``now``
+    are ignored, and a ticket opened after ``now`` has no facts (``None``). ``policy`` is the
+    ticket's SLA policy: its calendar measures business hours and its clocks give the SLA
+    outcomes. ``ladder`` places groups in tiers.
+    """
+    at_now = to_utc(now, "now")
+    if not events or not isinstance(events[0], TicketOpened):
+        raise ValidationError("a ticket's facts need its events, opening event first")
+    opened = events[0]
+    if opened.at > at_now:
+        return None
+    state: Ticket | None = None
+    last = opened.at
+    prefix: list[Event] = []
+    first_response_at: datetime | None = None
+    resolved_at: datetime | None = None
+    solved_times = reopens = replies = replies_at_resolution = 0
+    tiers: set[int] = set()
+    escalated_from: set[int] = set()
+    activity: list[Activity] = []
+
+    def tier_of(group_id: str | None) -> int | None:
+        tier = None if ladder is None else ladder.tier_of(group_id)
+        return None if tier is None else tier.level
+
+    for event in events:
+        last = max(last, event.at)
+        if last > at_now:
+            break
+        prefix.append(event)
+        before = state
+        state = apply(state, event)
+        if isinstance(event, TicketOpened):
+            level = tier_of(event.group_id)
+            if level is not None:
+                tiers.add(level)
+        elif isinstance(event, CommentAdded):
+            # The opening message: the comment recorded with the opening (same command).
+            opening_message = event.seq == 2 and event.at == opened.at
+            author = event.comment.author
+            if event.comment.public and author.kind is ActorKind.AGENT and not opening_message:
+                replies += 1
+                activity.append(Activity(author.id, "reply", last))
+                if first_response_at is None:
+                    first_response_at = last
+        elif isinstance(event, StatusChanged):
+            if event.category is StatusCategory.SOLVED and event.old_category.is_active:
+                solved_times += 1
+                resolved_at, replies_at_resolution = last, replies
+                if event.actor.kind is ActorKind.AGENT:
+                    activity.append(Activity(event.actor.id, "solved", last))
+            elif event.old_category is StatusCategory.SOLVED and event.category.is_active:
+                reopens += 1
+                resolved_at = None
+            elif event.category is StatusCategory.CLOSED and event.old_category.is_active:
+                resolved_at, replies_at_resolution = last, replies
+        elif isinstance(event, Escalated):
+            for level in (event.tier, event.previous_tier):
+                if level is not None:
+                    tiers.add(level)
+            if event.kind == EscalationKind.HIERARCHICAL.value and event.previous_tier is not None:
+                escalated_from.add(event.previous_tier)
+        elif isinstance(event, Assigned):
+            level = tier_of(event.group_id)
+            if level is not None and before is not None and event.group_id != before.group_id:
+                tiers.add(level)
+        elif isinstance(event, MergedInto):
+            resolved_at = None
+    assert state is not None  # the opening event is in the prefix
+    calendar: BusinessCalendar | None = None if policy is None else policy.calendar
+
+    def spans(end: datetime | None) -> tuple[timedelta | None, timedelta | None]:
+        if end is None:
+            return None, None
+        business = None if calendar is None else calendar.elapsed(opened.at, end)
+        return end - opened.at, business
+
+    first, first_business = spans(first_response_at)
+    resolution, resolution_business = spans(resolved_at)
+    outcomes: list[SlaOutcome] = []
+    if policy is not None:
+        for clock in SlaFold.of(prefix, policy).status(at_now).clocks:
+            if clock.breached_at is not None:
+                state_name = "breached"
+            elif clock.achieved_at is not None:
+                state_name = "achieved"
+            elif clock.stopped_at is not None:
+                state_name = "stopped"
+            else:
+                state_name = "pending"
+            outcomes.append(SlaOutcome(policy.name, clock.metric.value, clock.cycle, state_name))
+    return TicketFacts(
+        ticket_id=state.id,
+        opened_at=opened.at,
+        channel=state.channel,
+        priority=state.priority,
+        organization_id=state.organization_id,
+        group_id=state.group_id,
+        assignee_id=state.assignee_id,
+        tags=state.tags,
+        status=state.status,
+        category=state.category,
+        merged=state.merged_into is not None,
+        first_response_at=first_response_at,
+        first_response=first,
+        first_response_business=first_business,
+        resolved_at=resolved_at,
+        resolution=resolution,
+        resolution_business=resolution_business,
+        solved_times=solved_times,
+        reopens=reopens,
+        replies_before_resolution=replies_at_resolution if resolved_at is not None else 0,
+        sla=tuple(outcomes),
+        tiers=frozenset(tiers),
+        escalated_from=frozenset(escalated_from),
+        activity=tuple(activity),
+    )
+
+
+# ------------------------------------------------------------------ filters
+
+
+def _strings(values: Iterable[str] | str | None) -> frozenset[str] | None:
+    if values is None:
+        return None
+    if isinstance(values, str):
+        values = (values,)
+    return frozenset(check_text(v, "a filter value") for v in check_items(values, "filter", str))
+
+
+def _tags(values: Iterable[str] | str | None) -> frozenset[str]:
+    return _strings(values) or frozenset()
+
+
+def _priorities(
+    values: Priority | int | str | Iterable[Priority | int | str] | None,
+) -> frozenset[Priority] | None:
+    if values is None:
+        return None
+    if isinstance(values, (str, int, Priority)):
+        values = (values,)
+    return frozenset(Priority.coerce(v) for v in values)
+
+
+def _instant(value: datetime | None) -> datetime | None:
+    return None if value is None else to_utc(value, "a report's date range")
+
+
+@attrs.frozen(kw_only=True)
+class KpiFilter:
+    """Which tickets a report covers.
+
+    ``since`` (included) and ``until`` (excluded) bound the instants tickets were opened (and,
+    for agent activity, the instants of the replies and solves counted). The other filters
+    match the ticket's state as of the report's ``now``: any of the values given (its group,
+    assignee, organization, priority, channel), and all of ``tags``.
+    """
+
+    since: datetime | None = attrs.field(default=None, converter=_instant)
+    until: datetime | None = attrs.field(default=None, converter=_instant)
+    groups: frozenset[str] | None = attrs.field(default=None, converter=_strings)
+    agents: frozenset[str] | None = attrs.field(default=None, converter=_strings)
+    organizations: frozenset[str] | None = attrs.field(default=None, converter=_strings)
+    priorities: frozenset[Priority] | None = attrs.field(default=None, converter=_priorities)
+    channels: frozenset[str] | None = attrs.field(default=None, converter=_strings)
+    tags: frozenset[str] = attrs.field(factory=frozenset, converter=_tags)
+
+    def __attrs_post_init__(self) -> None:
+        if self.since is not None and self.until is not None and self.until <= self.since:
+            raise ValidationError("a report's date range must end after it starts (until > since)")
+
+    def in_range(self, at: datetime) -> bool:
+        """Whether ``at`` is in ``[since, until)``."""
+        return (self.since is None or at >= self.since) and (self.until is None or at < self.until)
+
+    def matches(self, facts: TicketFacts) -> bool:
+        """Whether the ticket passes every filter but the date range."""
+        return (
+            (self.groups is None or facts.group_id in self.groups)
+            and (self.agents is None or facts.assignee_id in self.agents)
+            and (self.organizations is None or facts.organization_id in self.organizations)
+            and (self.priorities is None or facts.priority in self.priorities)
+            and (self.channels is None or facts.channel in self.channels)
+            and self.tags <= facts.tags
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON-safe form (sets as sorted lists, instants as ISO 8601)."""
+        return {
+            "since": None if self.since is None else self.since.isoformat(),
+            "until": None if self.until is None else self.until.isoformat(),
+            "groups": _sorted(self.groups),
+            "agents": _sorted(self.agents),
+            "organizations": _sorted(self.organizations),
+            "priorities": (
+                None if self.priorities is None else sorted(p.label for p in self.priorities)
+            ),
+            "channels": _sorted(self.channels),
+            "tags": sorted(self.tags),
+        }
+
+
+def _sorted(values: frozenset[str] | None) -> list[str] | None:
+    return None if values is None else sorted(values)
+
+
+# ------------------------------------------------------------------ aggregates
+
+
+def percentile(ordered: Sequence[timedelta], p: float) -> timedelta:
+    """The nearest-rank ``p``-th percentile (0 < p <= 100) of sorted, non-empty ``ordered``:
+    the smallest value with at least ``p`` % of the values at or below it (an order
+    statistic, so always one of the values)."""
+    if not ordered:
+        raise ValidationError("a percentile needs at least one value")
+    if not 0 < p <= 100:
+        raise ValidationError(f"a percentile is in (0, 100]; got {p!r}")
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@attrs.frozen
+class Distribution:
+    """Count, median (nearest rank, p50), 90th percentile, mean, minimum and maximum of some
+    durations (all ``None`` when there are none)."""
+
+    count: int
+    median: timedelta | None
+    p90: timedelta | None
+    mean: timedelta | None
+    minimum: timedelta | None
+    maximum: timedelta | None
+
+    @classmethod
+    def of(cls, values: Iterable[timedelta]) -> Distribution:
+        """The distribution of ``values``."""
+        ordered = sorted(values)
+        if not ordered:
+            return cls(0, None, None, None, None, None)
+        total = sum(ordered, timedelta(0))
+        return cls(
+            len(ordered),
+            percentile(ordered, 50),
+            percentile(ordered, 90),
+            total / len(ordered),
+            ordered[0],
+            ordered[-1],
+        )
+
+    def to_data(self) -> dict[str, Any]:
+        """Durations in seconds (floats), or ``None``."""
+
+        def seconds(value: timedelta | None) -> float | None:
+            return None if value is None else value.total_seconds()
+
+        return {
+            "count": self.count,
+            "median_seconds": seconds(self.median),
+            "p90_seconds": seconds(self.p90),
+            "mean_seconds": seconds(self.mean),
+            "min_seconds": seconds(self.minimum),
+            "max_seconds": seconds(self.maximum),
+        }
+
+
+@attrs.frozen
+class Rate:
+    """``numerator`` of ``denominator`` tickets; ``rate`` is ``None`` over none."""
+
+    numerator: int
+    denominator: int
+
+    @property
+    def rate(self) -> float | None:
+        """The share, in [0, 1]."""
+        return None if self.denominator == 0 else self.numerator / self.denominator
+
+    def to_data(self) -> dict[str, Any]:
+        """The counts and the share."""
+        return {"count": self.numerator, "of": self.denominator, "rate": self.rate}
+
+
+@attrs.frozen(kw_only=True)
+class SlaCompliance:
+    """The cycles of one metric under one policy, by outcome."""
+
+    policy: str
+    metric: str
+    achieved: int
+    breached: int
+    pending: int
+    stopped: int
+
+    @property
+    def compliance(self) -> float | None:
+        """Achieved among the cycles decided (achieved or breached); ``None`` before any."""
+        decided = self.achieved + self.breached
+        return None if decided == 0 else self.achieved / decided
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON-safe form."""
+        return {
+            "policy": self.policy,
+            "metric": self.metric,
+            "achieved": self.achieved,
+            "breached": self.breached,
+            "pending": self.pending,
+            "stopped": self.stopped,
+            "compliance": self.compliance,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class TierEscalation:
+    """Tickets that were in tier ``tier`` and those escalated up from it."""
+
+    tier: int
+    tickets: int
+    escalated: int
+
+    @property
+    def rate(self) -> float | None:
+        """Escalated among the tickets of the tier."""
+        return None if self.tickets == 0 else self.escalated / self.tickets
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON-safe form."""
+        return {
+            "tier": self.tier,
+            "tickets": self.tickets,
+            "escalated": self.escalated,
+            "rate": self.rate,
+        }
+
+
+@attrs.frozen(kw_only=True)
+class AgentActivity:
+    """What one agent did in the date range on the report's tickets."""
+
+    agent_id: str
+    public_replies: int
+    solved: int
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON-safe form."""
+        return {
+            "agent": self.agent_id,
+            "public_replies": self.public_replies,
+            "solved": self.solved,
+        }
+
+
+def _counts(counter: Mapping[str | None, int]) -> dict[str | None, int]:
+    return dict(sorted(counter.items(), key=lambda kv: (kv[0] is None, kv[0] or "")))
+
+
+@attrs.frozen(kw_only=True)
+class KpiReport:
+    """Every KPI of the tickets a :class:`KpiFilter` selects, as of ``now``.
+
+    Ticket figures (volume, response and resolution times, FCR, reopens, SLA, escalation)
+    are over the tickets opened in the date range; the backlog is every matching ticket
+    active at ``now``; agent activity counts the replies and solves dated in the range.
+    Mappings keyed by a ticket field use ``None`` for "none" (no group, no organization).
+    """
+
+    now: datetime
+    filter: KpiFilter
+    period: Period
+    tickets: int
+    first_response: Distribution
+    first_response_business: Distribution
+    resolution: Distribution
+    resolution_business: Distribution
+    first_contact_resolution: Rate
+    reopened: Rate
+    sla: tuple[SlaCompliance, ...]
+    backlog_by_status: Mapping[str | None, int]
+    backlog_by_group: Mapping[str | None, int]
+    backlog_by_age: Mapping[str | None, int]
+    volume_by_channel: Mapping[date, Mapping[str | None, int]]
+    volume_by_priority: Mapping[date, Mapping[str | None, int]]
+    volume_by_organization: Mapping[date, Mapping[str | None, int]]
+    escalation: tuple[TierEscalation, ...]
+    agents: tuple[AgentActivity, ...]
+
+    @property
+    def backlog(self) -> int:
+        """How many matching tickets are active at ``now``."""
+        return sum(self.backlog_by_status.values())
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON-safe form: durations in seconds, dates and instants in ISO 8601, keyed
+        counts as lists of ``{"key": ..., "count": ...}`` (``key`` ``None`` for none)."""
+
+        def keyed(counts: Mapping[str | None, int]) -> list[dict[str, Any]]:
+            return [{"key": k, "count": n} for k, n in counts.items()]
+
+        def over_time(
+            volume: Mapping[date, Mapping[str | None, int]],
+        ) -> list[dict[str, Any]]:
+            return [{"start": d.isoformat(), "counts": keyed(c)} for d, c in volume.items()]
+
+        return {
+            "now": self.now.isoformat(),
+            "filter": self.filter.to_data(),
+            "period": self.period.value,
+            "tickets": self.tickets,
+            "first_response": self.first_response.to_data(),
+            "first_response_business": self.first_response_business.to_data(),
+            "resolution": self.resolution.to_data(),
+            "resolution_business": self.resolution_business.to_data(),
+            "first_contact_resolution": self.first_contact_resolution.to_data(),
+            "reopened": self.reopened.to_data(),
+            "sla": [s.to_data() for s in self.sla],
+            "backlog": {
+                "total": self.backlog,
+                "by_status": keyed(self.backlog_by_status),
+                "by_group": keyed(self.backlog_by_group),
+                "by_age": keyed(self.backlog_by_age),
+            },
+            "volume": {
+                "by_channel": over_time(self.volume_by_channel),
+                "by_priority": over_time(self.volume_by_priority),
+                "by_organization": over_time(self.volume_by_organization),
+            },
+            "escalation": [e.to_data() for e in self.escalation],
+            "agents": [a.to_data() for a in self.agents],
+        }
+
+
+class KpiAccumulator:
+    """Adds up :class:`TicketFacts` one ticket at a time (streaming: it keeps the durations
+    and counters, never the tickets) into a :class:`KpiReport`."""
+
+    def __init__(
+        self, now: datetime, kpi_filter: KpiFilter | None = None, period: Period = Period.DAY
+    ) -> None:
+        self._now = to_utc(now, "now")
+        self._filter = KpiFilter() if kpi_filter is None else kpi_filter
+        self._period = Period.coerce(period)
+        self._tickets = 0
+        self._durations: dict[str, list[timedelta]] = {
+            name: []
+            for name in (
+                "first_response",
+                "first_response_business",
+                "resolution",
+                "resolution_business",
+            )
+        }
+        self._fcr = self._resolved = self._reopened = self._ever_solved = 0
+        self._sla: dict[tuple[str, str], Counter[str]] = {}
+        self._backlog: dict[str, Counter[str | None]] = {
+            "status": Counter(),
+            "group": Counter(),
+            "age": Counter(),
+        }
+        self._volume: dict[str, dict[date, Counter[str | None]]] = {
+            "channel": {},
+            "priority": {},
+            "organization": {},
+        }
+        self._tiers: Counter[int] = Counter()
+        self._escalated: Counter[int] = Counter()
+        self._agents: dict[str, Counter[str]] = {}
+
+    def add(self, facts: TicketFacts) -> None:
+        """Count one ticket (facts made as of this accumulator's ``now``)."""
+        if not self._filter.matches(facts):
+            return
+        if facts.active:
+            self._backlog["status"][facts.status] += 1
+            self._backlog["group"][facts.group_id] += 1
+            self._backlog["age"][age_bucket(self._now - facts.opened_at)] += 1
+        for act in facts.activity:
+            if self._filter.in_range(act.at):
+                self._agents.setdefault(act.agent_id, Counter())[act.kind] += 1
+        if not self._filter.in_range(facts.opened_at):
+            return
+        self._tickets += 1
+        start = self._period.start(facts.opened_at)
+        for name, key in (
+            ("channel", facts.channel),
+            ("priority", facts.priority.label),
+            ("organization", facts.organization_id),
+        ):
+            self._volume[name].setdefault(start, Counter())[key] += 1
+        for name in self._durations:
+            value: timedelta | None = getattr(facts, name)
+            if value is not None:
+                self._durations[name].append(value)
+        if facts.resolved_at is not None and not facts.merged:
+            self._resolved += 1
+            self._fcr += facts.first_contact_resolution
+        if facts.solved_times:
+            self._ever_solved += 1
+            self._reopened += facts.reopens > 0
+        for outcome in facts.sla:
+            self._sla.setdefault((outcome.policy, outcome.metric), Counter())[outcome.state] += 1
+        for tier in facts.tiers:
+            self._tiers[tier] += 1
+        for tier in facts.escalated_from:
+            self._escalated[tier] += 1
+
+    def report(self) -> KpiReport:
+        """The KPIs of the tickets added so far."""
+        ages = self._backlog["age"]
+
+        def over_time(name: str) -> dict[date, Mapping[str | None, int]]:
+            found = self._volume[name]
+            return {d: _counts(found[d]) for d in sorted(found)}
+
+        return KpiReport(
+            now=self._now,
+            filter=self._filter,
+            period=self._period,
+            tickets=self._tickets,
+            first_response=Distribution.of(self._durations["first_response"]),
+            first_response_business=Distribution.of(self._durations["first_response_business"]),
+            resolution=Distribution.of(self._durations["resolution"]),
+            resolution_business=Distribution.of(self._durations["resolution_business"]),
+            first_contact_resolution=Rate(self._fcr, self._resolved),
+            reopened=Rate(self._reopened, self._ever_solved),
+            sla=tuple(
+                SlaCompliance(
+                    policy=policy,
+                    metric=metric,
+                    achieved=found["achieved"],
+                    breached=found["breached"],
+                    pending=found["pending"],
+                    stopped=found["stopped"],
+                )
+                for (policy, metric), found in sorted(self._sla.items())
+            ),
+            backlog_by_status=_counts(self._backlog["status"]),
+            backlog_by_group=_counts(self._backlog["group"]),
+            backlog_by_age={label: ages[label] for label in AGE_LABELS if ages[label]},
+            volume_by_channel=over_time("channel"),
+            volume_by_priority=over_time("priority"),
+            volume_by_organization=over_time("organization"),
+            escalation=tuple(
+                TierEscalation(
+                    tier=tier, tickets=self._tiers[tier], escalated=self._escalated[tier]
+                )
+                for tier in sorted(self._tiers)
+            ),
+            agents=tuple(
+                AgentActivity(agent_id=agent, public_replies=found["reply"], solved=found["solved"])
+                for agent, found in sorted(self._agents.items())
+            ),
+        )
+
+
+def aggregate(
+    facts: Iterable[TicketFacts],
+    now: datetime,
+    kpi_filter: KpiFilter | None = None,
+    period: Period = Period.DAY,
+) -> KpiReport:
+    """The KPIs of ``facts`` (see :class:`KpiAccumulator`)."""
+    accumulator = KpiAccumulator(now, kpi_filter, period)
+    for one in facts:
+        accumulator.add(one)
+    return accumulator.report()

@@ -1,0 +1,115 @@
+"""``helpkit report``: the KPIs of ``desk.kpis()`` as a table, ``--json`` and ``--csv``."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from helpkit import Helpdesk
+from helpkit.cli import main
+from helpkit.cli._config import read_config
+
+NOW = "2030-01-01T00:00:00+00:00"
+NOW_AT = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo helpdesk (helpkit.db, helpkit.toml)."""
+    folder = tmp_path_factory.mktemp("demo")
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(["demo", "--tickets", "30", "--json"]) == 0
+    finally:
+        os.chdir(here)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated(demo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(demo_folder)
+    for key in [k for k in os.environ if k.startswith("HELPKIT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(demo_folder / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(demo_folder / "xdg"))
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    status = main(list(args))
+    out, err = capsys.readouterr()
+    assert "Traceback" not in err
+    return status, out, err
+
+
+def test_json_is_the_api_s_report(capsys: pytest.CaptureFixture[str], demo_folder: Path) -> None:
+    status, out, err = run(capsys, "report", "--json", "--now", NOW, "--period", "week")
+    assert status == 0, err
+    desk = Helpdesk(
+        "sqlite:///helpkit.db",
+        config=read_config(demo_folder / "helpkit.toml"),
+        entry_points=False,
+    )
+    try:
+        expected = desk.kpis(now=NOW_AT, period="week").to_data()
+    finally:
+        desk.shutdown()
+    assert json.loads(out) == expected
+    assert expected["tickets"] == 30
+    assert expected["sla"]  # the demo measures SLAs: the report reads the configured policies
+
+
+def test_table_and_csv(capsys: pytest.CaptureFixture[str]) -> None:
+    status, out, err = run(capsys, "report", "--now", NOW)
+    assert status == 0, err
+    assert "tickets opened: 30" in out
+    assert "first response (business)" in out
+    assert "backlog:" in out
+    status, out, err = run(capsys, "report", "--csv", "--now", NOW, "--channel", "email")
+    assert status == 0, err
+    rows = list(csv.reader(io.StringIO(out)))
+    assert rows[0] == ["kpi", "start", "key", "value"]
+    values = {(kpi, start, key): value for kpi, start, key, value in rows[1:]}
+    status, out, err = run(capsys, "report", "--json", "--now", NOW, "--channel", "email")
+    data = json.loads(out)
+    assert values["tickets", "", ""] == str(data["tickets"])
+    assert values["first_response", "", "count"] == str(data["first_response"]["count"])
+    channels = {key for kpi, _, key in values if kpi == "volume_by_channel"}
+    assert channels <= {"email"}
+
+
+def test_filters_and_dates(capsys: pytest.CaptureFixture[str]) -> None:
+    _, out, _ = run(capsys, "report", "--json", "--now", NOW)
+    whole = json.loads(out)
+    first_day = whole["volume"]["by_channel"][0]["start"]
+    _, out, _ = run(capsys, "report", "--json", "--now", NOW, "--until", first_day)
+    assert json.loads(out)["tickets"] == 0
+    _, out, _ = run(capsys, "report", "--json", "--now", NOW, "--since", first_day)
+    assert json.loads(out)["tickets"] == whole["tickets"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--json", "--csv"], "--json and --csv are exclusive"),
+        (["--since", "2026-13-01"], "--since must be a date or an ISO 8601 instant"),
+        (["--now", "2026-01-01T00:00:00"], "--now needs a UTC offset"),
+        (["--since", "2026-02-01", "--until", "2026-01-01"], "must end after it starts"),
+        (["--group", "nope"], "no group with id 'nope'"),
+        (["--priority", "urgentest"], "urgentest"),
+        (["--period", "month"], "invalid choice"),
+    ],
+)
+def test_mistakes_are_one_line(
+    capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    status, _out, err = run(capsys, "report", *args)
+    assert status == 2
+    assert message in err
+    assert len(err.strip().splitlines()) <= 2

@@ -1,0 +1,275 @@
+"""KPIs through the Helpdesk: a worked example (docs/kpis.md) on the memory store, a real
+SQLite file and PostgreSQL, which must all give the same numbers."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from helpkit import Actor, DeskConfig, Helpdesk, Priority
+from helpkit.calendar import BusinessCalendar
+from helpkit.errors import ValidationError
+from helpkit.ports import Store
+from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+from helpkit.stores.memory import MemoryStore
+from helpkit.stores.sqlite import SqliteStore
+from helpkit.testing.clock import FrozenClock
+from postgres_fixtures import fresh_schema
+
+H = timedelta(hours=1)
+FRI = datetime(2026, 1, 2, 9, 0, tzinfo=UTC)  # a Friday
+MON = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+TUE = MON + timedelta(days=1)
+WED = MON + timedelta(days=2)
+OFFICE = BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC")
+POLICY = SlaPolicy(
+    "standard",
+    OFFICE,
+    {p: Targets(first_response=4 * H, resolution=16 * H) for p in Priority},
+)
+BOB = Actor.contact("bob")
+ANA = Actor.agent("ana")
+BEN = Actor.agent("ben")
+
+
+def build(store: Store) -> Helpdesk:
+    """The worked example of docs/kpis.md, as of Wednesday 09:00 (times UTC, office hours
+    Mon-Fri 09:00-17:00; targets: first response 4 h, resolution 16 h)."""
+    clock = FrozenClock(FRI)
+    desk = Helpdesk(
+        store,
+        config=DeskConfig(sla=SlaPolicySet((POLICY,))),
+        clock=clock,
+        entry_points=False,
+    )
+    desk.add_group("desk", "Service desk", tier=1)
+    desk.add_group("tech", "Technicians", tier=2)
+    desk.add_agent("ana", "Ana", email="ana@support.example", groups=["desk"])
+    desk.add_agent("ben", "Ben", email="ben@support.example", groups=["desk"])
+    desk.add_agent("tom", "Tom", email="tom@support.example", groups=["tech"])
+    desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+
+    def at(when: datetime) -> None:
+        clock.set(when)
+
+    def open_(**kwargs: Any) -> str:
+        actor = kwargs.pop("actor", BOB)
+        return desk.open_ticket(actor, requester="bob", body="help", **kwargs).id
+
+    at(FRI + 7 * H)  # Fri 16:00
+    b = open_(subject="B", channel="email")
+    at(MON)
+    a = open_(subject="A", channel="email", group="desk")
+    at(MON + H)
+    desk.reply(a, ANA, "try this")
+    desk.reply(b, ANA, "try that")
+    at(MON + 2 * H)
+    desk.resolve(b, ANA)
+    at(MON + 3 * H)
+    desk.resolve(a, ANA)
+    desk.reopen(b, ANA)
+    at(MON + 4 * H)
+    c = open_(subject="C", group="desk")
+    at(TUE)
+    d = open_(subject="D", impact="high", urgency="high")  # critical (P1)
+    desk.escalate(c, ANA, reason="needs a technician")
+    at(TUE + H / 2)
+    desk.reply(d, BEN, "looking")
+    at(TUE + H)
+    desk.reply(d, BEN, "fixed")
+    desk.resolve(d, BEN)
+    desk.resolve(b, ANA)
+    at(TUE + 5 * H)
+    open_(subject="E", actor=ANA, tags=["vip"])
+    at(WED)
+    return desk
+
+
+def _memory(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    return MemoryStore()
+
+
+def _sqlite(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    return SqliteStore(str(tmp_path / "kpis.db"))
+
+
+def _postgres(tmp_path: Path, request: pytest.FixtureRequest) -> Store:
+    url = request.getfixturevalue("postgres_database")
+    from helpkit.stores.postgres.store import PostgresStore
+
+    return PostgresStore(url, schema=fresh_schema(), pool_max=2)
+
+
+STORES: dict[str, Callable[[Path, pytest.FixtureRequest], Store]] = {
+    "memory": _memory,
+    "sqlite": _sqlite,
+    "postgres": _postgres,
+}
+
+
+@pytest.fixture(params=sorted(STORES))
+def desk(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Helpdesk]:
+    built = build(STORES[request.param](tmp_path, request))
+    try:
+        yield built
+    finally:
+        built.shutdown()
+
+
+def seconds(hours: float) -> float:
+    return hours * 3600
+
+
+def test_worked_example(desk: Helpdesk) -> None:
+    data = desk.kpis().to_data()
+    assert data["now"] == WED.isoformat()
+    assert data["tickets"] == 5
+    # First responses: A 1 h (1 h of office time), B Fri 16:00 -> Mon 10:00 (66 h, 2 h of
+    # office time), D 30 min; C has none yet, and E's only message is its opening one.
+    assert data["first_response"] == {
+        "count": 3,
+        "median_seconds": seconds(1),
+        "p90_seconds": seconds(66),
+        "mean_seconds": seconds(67.5 / 3),
+        "min_seconds": seconds(0.5),
+        "max_seconds": seconds(66),
+    }
+    assert data["first_response_business"]["median_seconds"] == seconds(1)
+    assert data["first_response_business"]["p90_seconds"] == seconds(2)
+    assert data["first_response_business"]["mean_seconds"] == seconds(3.5 / 3)
+    # Resolutions: A 3 h; B solved, reopened, solved again Tue 10:00: 90 h, 10 h of office
+    # time (1 on Friday, 8 on Monday, 1 on Tuesday); D 1 h.
+    assert data["resolution"]["count"] == 3
+    assert data["resolution"]["median_seconds"] == seconds(3)
+    assert data["resolution"]["p90_seconds"] == seconds(90)
+    assert data["resolution_business"]["p90_seconds"] == seconds(10)
+    assert data["resolution_business"]["mean_seconds"] == seconds(14 / 3)
+    # A is resolved at first contact; B was reopened; D took two replies.
+    assert data["first_contact_resolution"] == {"count": 1, "of": 3, "rate": 1 / 3}
+    assert data["reopened"] == {"count": 1, "of": 3, "rate": 1 / 3}
+    # C's first response was due Mon 17:00 (13:00 + 4 office hours): breached. E was opened
+    # by an agent's public message, which the SLA clock counts as its first response.
+    assert data["sla"] == [
+        {
+            "policy": "standard",
+            "metric": "first_response",
+            "achieved": 4,
+            "breached": 1,
+            "pending": 0,
+            "stopped": 0,
+            "compliance": 0.8,
+        },
+        {
+            "policy": "standard",
+            "metric": "resolution",
+            "achieved": 3,
+            "breached": 0,
+            "pending": 2,
+            "stopped": 0,
+            "compliance": 1.0,
+        },
+    ]
+    assert data["backlog"] == {
+        "total": 2,
+        "by_status": [{"key": "new", "count": 2}],
+        "by_group": [{"key": "tech", "count": 1}, {"key": None, "count": 1}],
+        "by_age": [{"key": "<1d", "count": 1}, {"key": "1-3d", "count": 1}],
+    }
+    assert data["volume"]["by_channel"] == [
+        {"start": "2026-01-02", "counts": [{"key": "email", "count": 1}]},
+        {
+            "start": "2026-01-05",
+            "counts": [{"key": "email", "count": 1}, {"key": "web", "count": 1}],
+        },
+        {"start": "2026-01-06", "counts": [{"key": "web", "count": 2}]},
+    ]
+    assert data["volume"]["by_priority"][2] == {
+        "start": "2026-01-06",
+        "counts": [{"key": "critical", "count": 1}, {"key": "moderate", "count": 1}],
+    }
+    assert data["escalation"] == [
+        {"tier": 1, "tickets": 2, "escalated": 1, "rate": 0.5},
+        {"tier": 2, "tickets": 1, "escalated": 0, "rate": 0.0},
+    ]
+    assert data["agents"] == [
+        {"agent": "ana", "public_replies": 2, "solved": 3},
+        {"agent": "ben", "public_replies": 2, "solved": 1},
+    ]
+    json.dumps(data)  # JSON-safe
+
+
+def test_filters(desk: Helpdesk) -> None:
+    assert desk.kpis(since=MON).tickets == 4  # B was opened on Friday
+    assert desk.kpis(since=MON, until=TUE).tickets == 2
+    assert desk.kpis(group="tech").tickets == 1
+    assert desk.kpis(group=["tech", "desk"]).tickets == 2
+    assert desk.kpis(channel="email").tickets == 2
+    assert desk.kpis(tags="vip").backlog == 1
+    assert desk.kpis(priority="critical").tickets == 1
+    assert desk.kpis(organization="acme").tickets == 0
+    week = desk.kpis(period="week").to_data()["volume"]["by_channel"]
+    assert [row["start"] for row in week] == ["2025-12-29", "2026-01-05"]
+    # Agent activity counts what was done in the range.
+    tuesday = desk.kpis(since=TUE, until=WED)
+    assert [(a.agent_id, a.public_replies, a.solved) for a in tuesday.agents] == [
+        ("ana", 0, 1),
+        ("ben", 2, 1),
+    ]
+
+
+def test_as_of_an_earlier_instant(desk: Helpdesk) -> None:
+    report = desk.kpis(now=MON + 2 * H + H / 2)  # Mon 11:30: B solved, A not yet
+    assert report.tickets == 2
+    assert report.resolution.count == 1
+    assert report.first_contact_resolution.numerator == 1
+    assert report.backlog == 1
+
+
+def test_bad_filters_are_refused(desk: Helpdesk) -> None:
+    with pytest.raises(ValidationError):
+        desk.kpis(since=TUE, until=MON)
+    with pytest.raises(ValidationError):
+        desk.kpis(period="month")
+    with pytest.raises(ValidationError):
+        desk.kpis(priority="urgentest")
+
+
+@pytest.mark.parametrize("measured", [True, False], ids=["sla", "no-sla"])
+def test_merged_tickets(measured: bool) -> None:
+    clock = FrozenClock(MON)
+    config = DeskConfig(sla=SlaPolicySet((POLICY,)) if measured else None)
+    desk = Helpdesk(MemoryStore(), config=config, clock=clock, entry_points=False)
+    try:
+        desk.add_agent("ana", "Ana", email="ana@support.example")
+        desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+        source = desk.open_ticket(BOB, requester="bob", subject="VPN", body="down").id
+        target = desk.open_ticket(BOB, requester="bob", subject="VPN again", body="down").id
+        clock.set(MON + H)
+        desk.reply(source, ANA, "on it")
+        desk.merge(source, target, ANA)
+        clock.set(MON + 2 * H)
+        report = desk.kpis()
+        # The merged ticket counts in volume and first response, is neither resolved nor in
+        # the backlog; the comments it brought are no response on the target.
+        assert report.tickets == 2
+        assert report.first_response.count == 1
+        assert report.first_response.median == H
+        assert report.resolution.count == 0
+        assert report.first_contact_resolution.denominator == 0
+        assert report.backlog == 1
+        if not measured:  # no policy: no business hours, no SLA
+            assert report.first_response_business.count == 0
+            assert report.sla == ()
+            return
+        assert report.first_response_business.median == H
+        first, resolution = report.sla
+        assert (first.achieved, first.pending) == (1, 1)
+        # The merge stopped the source's resolution clock; the target's runs.
+        assert (resolution.stopped, resolution.pending) == (1, 1)
+    finally:
+        desk.shutdown()
