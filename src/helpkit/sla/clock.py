@@ -50,8 +50,10 @@ __all__ = ["SlaFold", "compute_sla"]
 _ZERO: Final = timedelta(0)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
-_DATA_FORMAT: Final = 1
-"""The version of :meth:`SlaFold.to_data`'s form (data of another version is refused)."""
+_DATA_FORMAT: Final = 2
+"""The version of :meth:`SlaFold.to_data`'s form (data of another version is refused, but
+for version 1, which is version 2 without the open cycles' thresholds)."""
+_FIELDS: Final = {1: 17, 2: 18}  # list items of each version's form
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
 
 
@@ -240,7 +242,31 @@ class SlaFold:
                 ]
                 for p in self._pending
             ],
+            self._thresholds_data(),
         ]
+
+    def _thresholds_data(self) -> list[Any]:
+        """The due date and warning instants of each open cycle, by its base and target:
+        what :meth:`_open_cycles` asks the calendar for (usually computed already, by the
+        :meth:`schedule` of the commit that keeps this fold), so a fold read back answers
+        :meth:`due_checks` and :meth:`schedule` without calendar arithmetic until its counting
+        intervals change. A function of the fold's state (the same data however it was
+        built)."""
+        entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
+        for cycle in self._current():
+            if not cycle.is_open:
+                continue
+            target = self.policy.target(cycle.metric, self._priority)
+            if target is None or (cycle.base, target) in entries:
+                continue
+            due, warnings = self._memoized(cycle, target)
+            entries[cycle.base, target] = [
+                cycle.base // _MICRO,
+                target // _MICRO,
+                None if due is None else _us(due),
+                [None if w.at is None else _us(w.at) for w in warnings],
+            ]
+        return sorted(entries.values(), key=lambda entry: (entry[0], entry[1]))
 
     @classmethod
     def from_data(cls, data: Any, policy: SlaPolicy) -> SlaFold:
@@ -265,9 +291,10 @@ class SlaFold:
                 retired,
                 agent_replied,
                 pending,
+                *thresholds,
             ) = data
-            if version != _DATA_FORMAT:
-                raise ValueError(f"format {version!r}, not {_DATA_FORMAT}")
+            if _FIELDS.get(version) != len(data):
+                raise ValueError(f"format {version!r} of {len(data)} items, not {_DATA_FORMAT}")
             if not isinstance(ticket_id, str) or not _is_int(seq) or seq < 1:
                 raise ValueError("bad ticket id or seq")
             if not isinstance(agent_replied, bool):
@@ -302,7 +329,7 @@ class SlaFold:
                 )
                 for metric, cycle, fraction, at, due, ended in pending
             )
-            fold._memo = {}
+            fold._memo = _memo_of(thresholds[0], policy) if thresholds else {}
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
@@ -489,12 +516,18 @@ class SlaFold:
             target = self.policy.target(cycle.metric, self._priority)
             if target is None:
                 continue
-            key = (cycle.base, target)
-            thresholds = self._memo.get(key)
-            if thresholds is None:
-                thresholds = self._memo[key] = self._thresholds(cycle, target, None)
-            found.append((cycle, *thresholds))
+            found.append((cycle, *self._memoized(cycle, target)))
         return found
+
+    def _memoized(
+        self, cycle: _Cycle, target: timedelta
+    ) -> tuple[datetime | None, tuple[Threshold, ...]]:
+        """The due date and warning instants of an open cycle (kept in the memo)."""
+        key = (cycle.base, target)
+        thresholds = self._memo.get(key)
+        if thresholds is None:
+            thresholds = self._memo[key] = self._thresholds(cycle, target, None)
+        return thresholds
 
     def _open_checks(self) -> list[DueCheck]:
         return [
@@ -625,6 +658,25 @@ def _cycle_data(cycle: _Cycle) -> list[Any]:
         None if cycle.end_priority is None else int(cycle.end_priority),
         sorted(cycle.fired),
     ]
+
+
+def _memo_of(
+    data: Any, policy: SlaPolicy
+) -> dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]:
+    """The thresholds memo of :meth:`SlaFold._thresholds_data`'s form."""
+    memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]] = {}
+    warn_at = policy.warn_at
+    for base, target, due, warnings in data:
+        if len(warnings) != len(warn_at):
+            raise ValueError(f"{len(warnings)} warning instants for {len(warn_at)} warnings")
+        memo[_duration(base), _duration(target)] = (
+            None if due is None else _instant(due),
+            tuple(
+                Threshold(f, None if at is None else _instant(at))
+                for f, at in zip(warn_at, warnings, strict=True)
+            ),
+        )
+    return memo
 
 
 def _cycle_of(data: Any) -> _Cycle:
