@@ -295,7 +295,7 @@ class SlaFold:
             ) = data
             if _FIELDS.get(version) != len(data):
                 raise ValueError(f"format {version!r} of {len(data)} items, not {_DATA_FORMAT}")
-            if not isinstance(ticket_id, str) or not _is_int(seq) or seq < 1:
+            if not isinstance(ticket_id, str) or type(seq) is not int or seq < 1:
                 raise ValueError("bad ticket id or seq")
             if not isinstance(agent_replied, bool):
                 raise ValueError("bad agent_replied")
@@ -304,8 +304,8 @@ class SlaFold:
             fold.ticket_id = ticket_id
             fold.seq = seq
             fold._t = _instant(t)
-            fold._category = StatusCategory(category)
-            fold._priority = Priority(priority)
+            fold._category = _CATEGORIES[category]
+            fold._priority = _PRIORITIES[priority]
             fold._counting_since = None if counting_since is None else _instant(counting_since)
             fold._starts = tuple(_instant(v) for v in starts)
             fold._ends = tuple(_instant(v) for v in ends)
@@ -323,7 +323,7 @@ class SlaFold:
             fold._agent_replied = agent_replied
             fold._pending = tuple(
                 DueCheck(
-                    SlaCheck(Metric(metric), _int(cycle), _fraction(fraction), _instant(at)),
+                    SlaCheck(_METRICS[metric], _int(cycle), _fraction(fraction), _instant(at)),
                     None if due is None else _instant(due),
                     None if ended is None else _instant(ended),
                 )
@@ -623,22 +623,30 @@ def _us(value: datetime) -> int:
     return (value - _EPOCH) // _MICRO
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int(value: object) -> int:
-    if not _is_int(value):
+    # type() is: JSON gives plain ints; a bool (or any other subclass) is refused.
+    if type(value) is not int:
         raise ValueError(f"not an integer: {value!r:.40}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _instant(value: object) -> datetime:
-    return _EPOCH + timedelta(microseconds=_int(value))
+    if type(value) is not int:
+        raise ValueError(f"not an integer: {value!r:.40}")
+    return _EPOCH + timedelta(microseconds=value)
 
 
 def _duration(value: object) -> timedelta:
-    return timedelta(microseconds=_int(value))
+    if type(value) is not int:
+        raise ValueError(f"not an integer: {value!r:.40}")
+    return timedelta(microseconds=value)
+
+
+# Enum members by value, looked up directly (calling the enum class costs several times more;
+# a value that is not one raises KeyError, refused like the enum's ValueError).
+_METRICS: Final[dict[object, Metric]] = {m.value: m for m in Metric}
+_CATEGORIES: Final[dict[object, StatusCategory]] = {c.value: c for c in StatusCategory}
+_PRIORITIES: Final[dict[object, Priority]] = {p.value: p for p in Priority}
 
 
 def _fraction(value: object) -> float:
@@ -682,13 +690,13 @@ def _memo_of(
 def _cycle_of(data: Any) -> _Cycle:
     metric, index, start, base, achieved, stopped, end_priority, fired = data
     return _Cycle(
-        Metric(metric),
+        _METRICS[metric],
         _int(index),
         _instant(start),
         _duration(base),
         None if achieved is None else _instant(achieved),
         None if stopped is None else _instant(stopped),
-        None if end_priority is None else Priority(end_priority),
+        None if end_priority is None else _PRIORITIES[end_priority],
         frozenset(_fraction(f) for f in fired),
     )
 
