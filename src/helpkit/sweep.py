@@ -162,8 +162,8 @@ class Sweeper:
     ) -> tuple[SweepReport, set[str]]:
         """Sweep ``tickets`` in one commit (one by one when that fails): what was done, and
         the ids of the tickets that could not be swept."""
-        report = SweepReport(now=now)
         outcomes: list[Outcome] = []
+        reports: list[SweepReport] = []
         try:
             with self._levels.snapshot():
                 for ticket, state in zip(tickets, kept, strict=False):
@@ -172,7 +172,7 @@ class Sweeper:
                 for ticket in tickets:
                     outcome, planned = self.plan(ticket, now)
                     outcomes.append(outcome)
-                    report = report + attrs.evolve(planned, examined=1)
+                    reports.append(planned)
                 self._pipeline.commit(outcomes)
         except ConflictError:
             # A concurrent writer won one of them: redo each ticket on its own, on fresh data.
@@ -182,7 +182,14 @@ class Sweeper:
             # One ticket cannot be processed: the others still go through, one by one.
             log.info("sweep batch failed (%s); processing its tickets one by one", exc)
             return self._one_by_one(tickets, now)
-        return report, set()
+        return SweepReport(
+            now=now,
+            examined=len(tickets),
+            warnings=sum(r.warnings for r in reports),
+            breaches=sum(r.breaches for r in reports),
+            escalations=sum(r.escalations for r in reports),
+            priority_raises=sum(r.priority_raises for r in reports),
+        ), set()
 
     def _one_by_one(self, tickets: list[Ticket], now: datetime) -> tuple[SweepReport, set[str]]:
         report = SweepReport(now=now)

@@ -159,11 +159,12 @@ class _Prepared:
                 ticket.sla_policy,
                 _NONE_LAST if ticket.next_deadline is None else _micros(ticket.next_deadline),
                 None if ticket.next_check is None else _micros(ticket.next_check),
-                _dumps(tags),
+                _dumps(tags) if tags else "[]",
                 "" if unnumbered else _dumps(state),
             )
             _check_text(self.row[:_TAGS])  # tags and state are JSON: ASCII by construction
-            _check_text(tuple(tags))  # but each tag is also a row of ticket_tags, as text
+            if tags:
+                _check_text(tuple(tags))  # but each tag is also a row of ticket_tags, as text
             self.tags = frozenset(tags)
         except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
             raise ValidationError(f"ticket {ticket.id!r} cannot be stored: {exc}") from exc
