@@ -287,6 +287,7 @@ class Sweeper:
         often the sweep runs.
         """
         check = due.check
+        metric = check.metric._value_  # not .value: the enum property costs more
         step: list[Outcome] = []
         if check.fraction >= BREACH:
             step.append(
@@ -295,7 +296,7 @@ class Sweeper:
                     at=now,
                     actor=SWEEP_ACTOR,
                     policy=policy,
-                    metric=check.metric.value,
+                    metric=metric,
                     cycle=check.cycle,
                     due=check.at,
                 )
@@ -308,7 +309,7 @@ class Sweeper:
                     at=now,
                     actor=SWEEP_ACTOR,
                     policy=policy,
-                    metric=check.metric.value,
+                    metric=metric,
                     cycle=check.cycle,
                     threshold=check.fraction,
                     crossed_at=check.at,
@@ -320,9 +321,9 @@ class Sweeper:
         # Actions act on live tickets only: a clock that ended meanwhile is just recorded.
         if not state.category.is_active or due.ended_at is not None:
             return step
-        for rule, action in self._config.escalation.actions_for(check.metric.value, check.fraction):
+        for rule, action in self._config.escalation.actions_for(metric, check.fraction):
             reason = (
-                f"SLA {check.metric.value} "
+                f"SLA {metric} "
                 + ("breached" if check.fraction >= BREACH else f"at {check.fraction:.0%}")
                 + f" (rule {rule.name})"
             )

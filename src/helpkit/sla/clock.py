@@ -219,7 +219,7 @@ class SlaFold:
             self.ticket_id,
             self.seq,
             _us(self._t),
-            self._category.value,
+            self._category._value_,
             int(self._priority),
             None if self._counting_since is None else _us(self._counting_since),
             [_us(t) for t in self._starts],
@@ -233,7 +233,7 @@ class SlaFold:
             self._agent_replied,
             [
                 [
-                    p.check.metric.value,
+                    p.check.metric._value_,
                     p.check.cycle,
                     p.check.fraction,
                     _us(p.check.at),
@@ -434,7 +434,7 @@ class SlaFold:
             cycle: _Cycle | None = getattr(self, slot)
             if (
                 cycle is not None
-                and cycle.metric.value == metric_name
+                and cycle.metric._value_ == metric_name
                 and cycle.number == index
                 and fraction not in cycle.fired
             ):
@@ -446,7 +446,7 @@ class SlaFold:
                 if not (
                     p.check.fraction == fraction
                     and p.check.cycle == index
-                    and p.check.metric.value == metric_name
+                    and p.check.metric._value_ == metric_name
                 )
             )
 
@@ -643,7 +643,8 @@ def _duration(value: object) -> timedelta:
 
 
 # Enum members by value, looked up directly (calling the enum class costs several times more;
-# a value that is not one raises KeyError, refused like the enum's ValueError).
+# a value that is not one raises KeyError, refused like the enum's ValueError). A member's value
+# is read as ``_value_`` here for the same reason: the ``value`` property costs more.
 _METRICS: Final[dict[object, Metric]] = {m.value: m for m in Metric}
 _CATEGORIES: Final[dict[object, StatusCategory]] = {c.value: c for c in StatusCategory}
 _PRIORITIES: Final[dict[object, Priority]] = {p.value: p for p in Priority}
@@ -657,7 +658,7 @@ def _fraction(value: object) -> float:
 
 def _cycle_data(cycle: _Cycle) -> list[Any]:
     return [
-        cycle.metric.value,
+        cycle.metric._value_,
         cycle.number,
         _us(cycle.start),
         cycle.base // _MICRO,
