@@ -37,9 +37,7 @@ def test_each_run_sweeps_every_due_ticket_once(bench: ModuleType, tmp_path: Path
     assert list(tmp_path.iterdir()) == []  # every copy removed
 
 
-def test_a_before_run_sweeps_with_the_other_source_tree(
-    bench: ModuleType, tmp_path: Path
-) -> None:
+def test_a_before_run_sweeps_with_the_other_source_tree(bench: ModuleType, tmp_path: Path) -> None:
     """``--before SRC``: one more sweep, by the helpkit found in SRC (here this one), whose
     kept states it writes itself; its row sits beside this version's."""
     source = Path(__file__).resolve().parent.parent / "src"
