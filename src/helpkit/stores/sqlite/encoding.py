@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from helpkit._codec import decoder, encoder
+from helpkit._codec.text import dumps as compact_dumps
 from helpkit.errors import HelpkitError, SchemaError, ValidationError
 from helpkit.events import TicketOpened, event_to_dict
 from helpkit.people import Agent, Contact, Group, Organization
@@ -44,9 +45,9 @@ def _micros(value: datetime) -> int:
     return (value - _EPOCH) // _MICRO
 
 
-# json.dumps with options builds a new encoder on every call; this is the same encoder, once.
-# It escapes every non-ASCII character (ensure_ascii), so its output is always valid UTF-8.
-_dumps: Final[Callable[[Any], str]] = json.JSONEncoder(separators=(",", ":")).encode
+# Compact JSON from one C encoder made once (helpkit._codec.text). It escapes every non-ASCII
+# character (ensure_ascii), so its output is always valid UTF-8.
+_dumps: Final[Callable[[Any], str]] = compact_dumps
 
 
 _T = TypeVar("_T")
