@@ -442,8 +442,9 @@ _JSON_VALUES = st.recursive(
     | st.integers()
     | st.floats()  # NaN and infinities too: written as the standard encoder writes them
     | st.text(),
-    lambda inner: st.lists(inner, max_size=4)
-    | st.dictionaries(st.text(max_size=5), inner, max_size=4),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
     max_leaves=20,
 )
 
