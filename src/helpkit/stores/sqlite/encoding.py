@@ -242,6 +242,7 @@ _STATE: Final = _TICKET_COLUMNS.index("state")
 def _check_text(row: tuple[object, ...]) -> None:
     # SQLite stores UTF-8; a lone surrogate in an id would fail only when bound, inside the
     # transaction. Refuse it here, with the other encoding errors.
+    # (ASCII text, which isascii() tells without reading it, encodes by construction.)
     for value in row:
-        if isinstance(value, str):
+        if isinstance(value, str) and not value.isascii():
             value.encode("utf-8")
