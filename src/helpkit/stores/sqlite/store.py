@@ -3,7 +3,9 @@
 
 It borrows a pooled connection for every call, runs each write in one ``BEGIN IMMEDIATE``
 transaction (``commit`` checks ``expected_seq`` and numbers new tickets under that lock),
-writes only the ticket columns that changed, caches ticket states by (id, seq) (those it decoded
+writes only the ticket columns that changed (a commit of several changes, such as a sweep's
+batch, reads their stored rows in one query per 500 and writes with one ``executemany`` per
+statement), caches ticket states by (id, seq) (those it decoded
 and those it committed), and saves and reads contacts, organizations, agents and groups.
 """
 
