@@ -35,3 +35,20 @@ def test_each_run_sweeps_every_due_ticket_once(bench: ModuleType, tmp_path: Path
         (500, True, 30),
     ]
     assert list(tmp_path.iterdir()) == []  # every copy removed
+
+
+def test_a_before_run_sweeps_with_the_other_source_tree(bench: ModuleType, tmp_path: Path) -> None:
+    """``--before SRC``: one more sweep, by the helpkit found in SRC (here this one), whose
+    kept states it writes itself; its row sits beside this version's."""
+    source = Path(__file__).resolve().parent.parent / "src"
+    folder = tmp_path / "files"
+    folder.mkdir()
+    rows = bench.run(200, 0.1, str(folder), before=str(source))
+    assert [(r["batch"], r["kept"], r["version"], r["due"]) for r in rows] == [
+        (1, False, "this", 20),
+        (500, False, "this", 20),
+        (500, True, "before", 20),
+        (500, True, "this", 20),
+    ]
+    assert all(r["sweep_cpu_s"] > 0 for r in rows)
+    assert list(folder.iterdir()) == []

@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from codec_reference import generic_decoder, generic_encoder
 from helpkit import serialize
 from helpkit._codec import decoder, encoder
+from helpkit._codec.text import dumps as compact_dumps
 from helpkit.errors import NaiveDatetimeError, SchemaError, ValidationError
 from helpkit.events import EVENT_TYPES, Event, event_from_dict, event_to_dict
 from helpkit.people import Agent, Contact, Group, Organization
@@ -433,3 +434,27 @@ def test_generated_file_names_are_unique_per_source() -> None:
     for function in (decoder(first), decoder(second), encoder(first), encoder(second)):
         lines = linecache.getlines(function.__code__.co_filename)
         assert "".join(lines) == getattr(function, "__source__", None)
+
+
+_JSON_VALUES = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers()
+    | st.floats()  # NaN and infinities too: written as the standard encoder writes them
+    | st.text(),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=5), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300)
+@given(value=_JSON_VALUES)
+def test_compact_dumps_writes_what_the_standard_encoder_writes(value: Any) -> None:
+    assert compact_dumps(value) == json.JSONEncoder(separators=(",", ":")).encode(value)
+
+
+def test_compact_dumps_refuses_what_json_cannot_hold() -> None:
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        compact_dumps({"at": datetime(2026, 1, 1, tzinfo=UTC)})

@@ -268,13 +268,16 @@ def test_a_kept_fold_read_back_equals_the_full_fold(
     "change",
     [
         lambda d: d[:-1],  # too short
-        lambda d: [2, *d[1:]],  # another format
+        lambda d: [3, *d[1:]],  # another format
+        lambda d: [1, *d[1:]],  # version 1 has no thresholds
+        lambda d: [*d, []],  # too long
+        lambda d: [*d[:17], [[0, 3600000000, None, []]]],  # no instant for the warning
         lambda d: [d[0], 7, *d[2:]],  # ticket id not text
         lambda d: [*d[:2], 0, *d[3:]],  # seq 0
         lambda d: [*d[:3], "2026", *d[4:]],  # an instant as text
         lambda d: [*d[:4], "gone", *d[5:]],  # unknown category
         lambda d: [*d[:7], [1], *d[8:]],  # intervals of different lengths
-        lambda d: [*d[:15], 1, d[16]],  # agent_replied not a bool
+        lambda d: [*d[:15], 1, *d[16:]],  # agent_replied not a bool
     ],
 )
 def test_data_that_is_not_a_fold_is_refused(change: Any) -> None:
@@ -284,3 +287,41 @@ def test_data_that_is_not_a_fold_is_refused(change: Any) -> None:
     assert SlaFold.from_data(data, policy).to_data() == data
     with pytest.raises(ValidationError):
         SlaFold.from_data(change(data), policy)
+
+
+def test_a_fold_kept_in_the_first_form_is_read_back() -> None:
+    """Version 1 kept no thresholds: read back, the fold computes them from its calendar."""
+    policy = policy_of(BusinessCalendar.always("UTC"), timedelta(hours=1))
+    story = Story(datetime.fromisoformat("2026-03-02T09:00:00+00:00"))
+    fold = SlaFold.of(story.events, policy)
+    data = fold.to_data()
+    assert data[0] == 2 and len(data) == 18 and data[17]  # the open resolution cycle's
+    old = SlaFold.from_data([1, *data[1:17]], policy)
+    assert old.to_data() == data
+    later = story.events[-1].at + timedelta(hours=2)
+    assert old.due_checks(later) == fold.due_checks(later) != ()
+    assert old.schedule() == fold.schedule()
+
+
+def test_kept_thresholds_spare_the_calendar() -> None:
+    """A fold read back with its thresholds answers without calendar arithmetic."""
+    calendar = BusinessCalendar.always("UTC")
+    policy = policy_of(calendar, timedelta(hours=1))
+    story = Story(datetime.fromisoformat("2026-03-02T09:00:00+00:00"))
+    fold = SlaFold.of(story.events, policy)
+    later = story.events[-1].at + timedelta(hours=2)
+    expected = fold.due_checks(later), fold.schedule()
+    kept = _kept(fold, policy)
+    calls = []
+    real = type(calendar).add
+
+    def counted(self: BusinessCalendar, start: datetime, duration: timedelta) -> datetime:
+        calls.append(start)
+        return real(self, start, duration)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(type(calendar), "add", counted)
+        assert (kept.due_checks(later), kept.schedule()) == expected
+        assert calls == []
+        assert SlaFold.from_data([1, *fold.to_data()[1:17]], policy).schedule() == expected[1]
+        assert calls  # the first form computes them

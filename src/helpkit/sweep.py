@@ -162,8 +162,8 @@ class Sweeper:
     ) -> tuple[SweepReport, set[str]]:
         """Sweep ``tickets`` in one commit (one by one when that fails): what was done, and
         the ids of the tickets that could not be swept."""
-        report = SweepReport(now=now)
         outcomes: list[Outcome] = []
+        reports: list[SweepReport] = []
         try:
             with self._levels.snapshot():
                 for ticket, state in zip(tickets, kept, strict=False):
@@ -172,7 +172,7 @@ class Sweeper:
                 for ticket in tickets:
                     outcome, planned = self.plan(ticket, now)
                     outcomes.append(outcome)
-                    report = report + attrs.evolve(planned, examined=1)
+                    reports.append(planned)
                 self._pipeline.commit(outcomes)
         except ConflictError:
             # A concurrent writer won one of them: redo each ticket on its own, on fresh data.
@@ -182,7 +182,14 @@ class Sweeper:
             # One ticket cannot be processed: the others still go through, one by one.
             log.info("sweep batch failed (%s); processing its tickets one by one", exc)
             return self._one_by_one(tickets, now)
-        return report, set()
+        return SweepReport(
+            now=now,
+            examined=len(tickets),
+            warnings=sum(r.warnings for r in reports),
+            breaches=sum(r.breaches for r in reports),
+            escalations=sum(r.escalations for r in reports),
+            priority_raises=sum(r.priority_raises for r in reports),
+        ), set()
 
     def _one_by_one(self, tickets: list[Ticket], now: datetime) -> tuple[SweepReport, set[str]]:
         report = SweepReport(now=now)
@@ -280,6 +287,7 @@ class Sweeper:
         often the sweep runs.
         """
         check = due.check
+        metric = check.metric._value_  # not .value: the enum property costs more
         step: list[Outcome] = []
         if check.fraction >= BREACH:
             step.append(
@@ -288,7 +296,7 @@ class Sweeper:
                     at=now,
                     actor=SWEEP_ACTOR,
                     policy=policy,
-                    metric=check.metric.value,
+                    metric=metric,
                     cycle=check.cycle,
                     due=check.at,
                 )
@@ -301,7 +309,7 @@ class Sweeper:
                     at=now,
                     actor=SWEEP_ACTOR,
                     policy=policy,
-                    metric=check.metric.value,
+                    metric=metric,
                     cycle=check.cycle,
                     threshold=check.fraction,
                     crossed_at=check.at,
@@ -313,9 +321,9 @@ class Sweeper:
         # Actions act on live tickets only: a clock that ended meanwhile is just recorded.
         if not state.category.is_active or due.ended_at is not None:
             return step
-        for rule, action in self._config.escalation.actions_for(check.metric.value, check.fraction):
+        for rule, action in self._config.escalation.actions_for(metric, check.fraction):
             reason = (
-                f"SLA {check.metric.value} "
+                f"SLA {metric} "
                 + ("breached" if check.fraction >= BREACH else f"at {check.fraction:.0%}")
                 + f" (rule {rule.name})"
             )

@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 import attrs
 
+from helpkit._codec.text import dumps as compact_dumps
 from helpkit._records import replace
 from helpkit.errors import ValidationError
 from helpkit.events import Event
@@ -136,7 +137,7 @@ class Timers:
                 source.restore(ticket, data)
 
 
-_dumps = json.JSONEncoder(separators=(",", ":")).encode
+_dumps = compact_dumps
 
 
 class FoldCache:

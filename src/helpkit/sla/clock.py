@@ -50,8 +50,10 @@ __all__ = ["SlaFold", "compute_sla"]
 _ZERO: Final = timedelta(0)
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
-_DATA_FORMAT: Final = 1
-"""The version of :meth:`SlaFold.to_data`'s form (data of another version is refused)."""
+_DATA_FORMAT: Final = 2
+"""The version of :meth:`SlaFold.to_data`'s form (data of another version is refused, but
+for version 1, which is version 2 without the open cycles' thresholds)."""
+_FIELDS: Final = {1: 17, 2: 18}  # list items of each version's form
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
 
 
@@ -217,7 +219,7 @@ class SlaFold:
             self.ticket_id,
             self.seq,
             _us(self._t),
-            self._category.value,
+            self._category._value_,
             int(self._priority),
             None if self._counting_since is None else _us(self._counting_since),
             [_us(t) for t in self._starts],
@@ -231,7 +233,7 @@ class SlaFold:
             self._agent_replied,
             [
                 [
-                    p.check.metric.value,
+                    p.check.metric._value_,
                     p.check.cycle,
                     p.check.fraction,
                     _us(p.check.at),
@@ -240,7 +242,31 @@ class SlaFold:
                 ]
                 for p in self._pending
             ],
+            self._thresholds_data(),
         ]
+
+    def _thresholds_data(self) -> list[Any]:
+        """The due date and warning instants of each open cycle, by its base and target:
+        what :meth:`_open_cycles` asks the calendar for (usually computed already, by the
+        :meth:`schedule` of the commit that keeps this fold), so a fold read back answers
+        :meth:`due_checks` and :meth:`schedule` without calendar arithmetic until its counting
+        intervals change. A function of the fold's state (the same data however it was
+        built)."""
+        entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
+        for cycle in self._current():
+            if not cycle.is_open:
+                continue
+            target = self.policy.target(cycle.metric, self._priority)
+            if target is None or (cycle.base, target) in entries:
+                continue
+            due, warnings = self._memoized(cycle, target)
+            entries[cycle.base, target] = [
+                cycle.base // _MICRO,
+                target // _MICRO,
+                None if due is None else _us(due),
+                [None if w.at is None else _us(w.at) for w in warnings],
+            ]
+        return sorted(entries.values(), key=lambda entry: (entry[0], entry[1]))
 
     @classmethod
     def from_data(cls, data: Any, policy: SlaPolicy) -> SlaFold:
@@ -265,10 +291,11 @@ class SlaFold:
                 retired,
                 agent_replied,
                 pending,
+                *thresholds,
             ) = data
-            if version != _DATA_FORMAT:
-                raise ValueError(f"format {version!r}, not {_DATA_FORMAT}")
-            if not isinstance(ticket_id, str) or not _is_int(seq) or seq < 1:
+            if _FIELDS.get(version) != len(data):
+                raise ValueError(f"format {version!r} of {len(data)} items, not {_DATA_FORMAT}")
+            if not isinstance(ticket_id, str) or type(seq) is not int or seq < 1:
                 raise ValueError("bad ticket id or seq")
             if not isinstance(agent_replied, bool):
                 raise ValueError("bad agent_replied")
@@ -277,12 +304,12 @@ class SlaFold:
             fold.ticket_id = ticket_id
             fold.seq = seq
             fold._t = _instant(t)
-            fold._category = StatusCategory(category)
-            fold._priority = Priority(priority)
+            fold._category = _CATEGORIES[category]
+            fold._priority = _PRIORITIES[priority]
             fold._counting_since = None if counting_since is None else _instant(counting_since)
-            fold._starts = tuple(_instant(v) for v in starts)
-            fold._ends = tuple(_instant(v) for v in ends)
-            fold._after = tuple(_duration(v) for v in after)
+            fold._starts = tuple(map(_instant, starts))
+            fold._ends = tuple(map(_instant, ends))
+            fold._after = tuple(map(_duration, after))
             if not len(fold._starts) == len(fold._ends) == len(fold._after):
                 raise ValueError("counting intervals of different lengths")
             fold._first = _cycle_of(first)
@@ -296,13 +323,13 @@ class SlaFold:
             fold._agent_replied = agent_replied
             fold._pending = tuple(
                 DueCheck(
-                    SlaCheck(Metric(metric), _int(cycle), _fraction(fraction), _instant(at)),
+                    SlaCheck(_METRICS[metric], _int(cycle), _fraction(fraction), _instant(at)),
                     None if due is None else _instant(due),
                     None if ended is None else _instant(ended),
                 )
                 for metric, cycle, fraction, at, due, ended in pending
             )
-            fold._memo = {}
+            fold._memo = _memo_of(thresholds[0], policy) if thresholds else {}
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
@@ -407,7 +434,7 @@ class SlaFold:
             cycle: _Cycle | None = getattr(self, slot)
             if (
                 cycle is not None
-                and cycle.metric.value == metric_name
+                and cycle.metric._value_ == metric_name
                 and cycle.number == index
                 and fraction not in cycle.fired
             ):
@@ -419,7 +446,7 @@ class SlaFold:
                 if not (
                     p.check.fraction == fraction
                     and p.check.cycle == index
-                    and p.check.metric.value == metric_name
+                    and p.check.metric._value_ == metric_name
                 )
             )
 
@@ -489,12 +516,18 @@ class SlaFold:
             target = self.policy.target(cycle.metric, self._priority)
             if target is None:
                 continue
-            key = (cycle.base, target)
-            thresholds = self._memo.get(key)
-            if thresholds is None:
-                thresholds = self._memo[key] = self._thresholds(cycle, target, None)
-            found.append((cycle, *thresholds))
+            found.append((cycle, *self._memoized(cycle, target)))
         return found
+
+    def _memoized(
+        self, cycle: _Cycle, target: timedelta
+    ) -> tuple[datetime | None, tuple[Threshold, ...]]:
+        """The due date and warning instants of an open cycle (kept in the memo)."""
+        key = (cycle.base, target)
+        thresholds = self._memo.get(key)
+        if thresholds is None:
+            thresholds = self._memo[key] = self._thresholds(cycle, target, None)
+        return thresholds
 
     def _open_checks(self) -> list[DueCheck]:
         return [
@@ -590,22 +623,31 @@ def _us(value: datetime) -> int:
     return (value - _EPOCH) // _MICRO
 
 
-def _is_int(value: object) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
 def _int(value: object) -> int:
-    if not _is_int(value):
+    # type() is: JSON gives plain ints; a bool (or any other subclass) is refused.
+    if type(value) is not int:
         raise ValueError(f"not an integer: {value!r:.40}")
-    return value  # type: ignore[return-value]
+    return value
 
 
 def _instant(value: object) -> datetime:
-    return _EPOCH + timedelta(microseconds=_int(value))
+    if type(value) is not int:
+        raise ValueError(f"not an integer: {value!r:.40}")
+    return _EPOCH + timedelta(0, 0, value)  # positional: keywords cost twice as much
 
 
 def _duration(value: object) -> timedelta:
-    return timedelta(microseconds=_int(value))
+    if type(value) is not int:
+        raise ValueError(f"not an integer: {value!r:.40}")
+    return timedelta(0, 0, value)
+
+
+# Enum members by value, looked up directly (calling the enum class costs several times more;
+# a value that is not one raises KeyError, refused like the enum's ValueError). A member's value
+# is read as ``_value_`` here for the same reason: the ``value`` property costs more.
+_METRICS: Final[dict[object, Metric]] = {m.value: m for m in Metric}
+_CATEGORIES: Final[dict[object, StatusCategory]] = {c.value: c for c in StatusCategory}
+_PRIORITIES: Final[dict[object, Priority]] = {p.value: p for p in Priority}
 
 
 def _fraction(value: object) -> float:
@@ -616,7 +658,7 @@ def _fraction(value: object) -> float:
 
 def _cycle_data(cycle: _Cycle) -> list[Any]:
     return [
-        cycle.metric.value,
+        cycle.metric._value_,
         cycle.number,
         _us(cycle.start),
         cycle.base // _MICRO,
@@ -627,17 +669,41 @@ def _cycle_data(cycle: _Cycle) -> list[Any]:
     ]
 
 
+def _memo_of(
+    data: Any, policy: SlaPolicy
+) -> dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]:
+    """The thresholds memo of :meth:`SlaFold._thresholds_data`'s form."""
+    memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]] = {}
+    warn_at = policy.warn_at
+    for base, target, due, warnings in data:
+        if len(warnings) != len(warn_at):
+            raise ValueError(f"{len(warnings)} warning instants for {len(warn_at)} warnings")
+        memo[_duration(base), _duration(target)] = (
+            None if due is None else _instant(due),
+            tuple(
+                [
+                    Threshold(f, None if at is None else _instant(at))
+                    for f, at in zip(warn_at, warnings, strict=True)
+                ]
+            ),
+        )
+    return memo
+
+
+_NONE_FIRED: Final[frozenset[float]] = frozenset()
+
+
 def _cycle_of(data: Any) -> _Cycle:
     metric, index, start, base, achieved, stopped, end_priority, fired = data
     return _Cycle(
-        Metric(metric),
+        _METRICS[metric],
         _int(index),
         _instant(start),
         _duration(base),
         None if achieved is None else _instant(achieved),
         None if stopped is None else _instant(stopped),
-        None if end_priority is None else Priority(end_priority),
-        frozenset(_fraction(f) for f in fired),
+        None if end_priority is None else _PRIORITIES[end_priority],
+        _NONE_FIRED if fired == [] else frozenset(map(_fraction, fired)),
     )
 
 

@@ -86,7 +86,8 @@ class Targets:
 
     def for_metric(self, metric: Metric | str) -> timedelta | None:
         """The target of ``metric`` (a :class:`Metric` or its value), or ``None``."""
-        found: timedelta | None = getattr(self, _metric(metric).value)  # fields named so
+        # Fields named so; _value_, not .value: the enum property costs more than the lookup.
+        found: timedelta | None = getattr(self, _metric(metric)._value_)
         return found
 
 

@@ -15,6 +15,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from helpkit._codec import decoder, encoder
+from helpkit._codec.text import dumps as compact_dumps
 from helpkit.errors import HelpkitError, SchemaError, ValidationError
 from helpkit.events import TicketOpened, event_to_dict
 from helpkit.people import Agent, Contact, Group, Organization
@@ -44,9 +45,9 @@ def _micros(value: datetime) -> int:
     return (value - _EPOCH) // _MICRO
 
 
-# json.dumps with options builds a new encoder on every call; this is the same encoder, once.
-# It escapes every non-ASCII character (ensure_ascii), so its output is always valid UTF-8.
-_dumps: Final[Callable[[Any], str]] = json.JSONEncoder(separators=(",", ":")).encode
+# Compact JSON from one C encoder made once (helpkit._codec.text). It escapes every non-ASCII
+# character (ensure_ascii), so its output is always valid UTF-8.
+_dumps: Final[Callable[[Any], str]] = compact_dumps
 
 
 _T = TypeVar("_T")
@@ -159,11 +160,12 @@ class _Prepared:
                 ticket.sla_policy,
                 _NONE_LAST if ticket.next_deadline is None else _micros(ticket.next_deadline),
                 None if ticket.next_check is None else _micros(ticket.next_check),
-                _dumps(tags),
+                _dumps(tags) if tags else "[]",
                 "" if unnumbered else _dumps(state),
             )
             _check_text(self.row[:_TAGS])  # tags and state are JSON: ASCII by construction
-            _check_text(tuple(tags))  # but each tag is also a row of ticket_tags, as text
+            if tags:
+                _check_text(tuple(tags))  # but each tag is also a row of ticket_tags, as text
             self.tags = frozenset(tags)
         except (SchemaError, TypeError, ValueError, AttributeError, KeyError) as exc:
             raise ValidationError(f"ticket {ticket.id!r} cannot be stored: {exc}") from exc
@@ -240,6 +242,7 @@ _STATE: Final = _TICKET_COLUMNS.index("state")
 def _check_text(row: tuple[object, ...]) -> None:
     # SQLite stores UTF-8; a lone surrogate in an id would fail only when bound, inside the
     # transaction. Refuse it here, with the other encoding errors.
+    # (ASCII text, which isascii() tells without reading it, encodes by construction.)
     for value in row:
-        if isinstance(value, str):
+        if isinstance(value, str) and not value.isascii():
             value.encode("utf-8")

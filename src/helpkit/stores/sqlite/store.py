@@ -3,7 +3,9 @@
 
 It borrows a pooled connection for every call, runs each write in one ``BEGIN IMMEDIATE``
 transaction (``commit`` checks ``expected_seq`` and numbers new tickets under that lock),
-writes only the ticket columns that changed, caches ticket states by (id, seq) (those it decoded
+writes only the ticket columns that changed (a commit of several changes, such as a sweep's
+batch, reads their stored rows in one query per 500 and writes with one ``executemany`` per
+statement), caches ticket states by (id, seq) (those it decoded
 and those it committed), and saves and reads contacts, organizations, agents and groups.
 """
 
@@ -100,15 +102,75 @@ _INSERT_TICKET: Final = (
 _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
 _KEEP_STATE: Final = "INSERT OR REPLACE INTO timer_states (ticket_id, state) VALUES (?, ?)"
 _STATES_PER_QUERY: Final = 500  # bound parameters per query: far below SQLite's oldest limit
-_SELECT_FOR_UPDATE: Final = (
-    f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id = ?"
-)
+_SELECT_STORED: Final = f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id"
+_SELECT_FOR_UPDATE: Final = f"{_SELECT_STORED} = ?"
 
 
 @functools.cache
 def _update_sql(columns: tuple[int, ...]) -> str:
     assigned = ", ".join(f"{_TICKET_COLUMNS[i]} = ?" for i in columns)
     return f"UPDATE tickets SET {assigned} WHERE rowid = ?"
+
+
+_INSERT_EVENTS: Final = (
+    "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
+    "VALUES (?, ?, ?, ?, ?, ?, ?)"
+)
+_UNREAD: Final = object()  # a ticket whose stored row _Batch has not read (or has handed out)
+
+
+class _Batch:
+    """The writes of one commit, inside its transaction: the stored rows of the batch's
+    tickets read in one query per 500 (not one per ticket), and the ticket updates and event
+    inserts run together, one ``executemany`` per statement, instead of a few statements per
+    ticket (a sweep commits hundreds of tickets at once).
+
+    A stored row is handed out once: a second change of the same ticket in the batch reads
+    its row again, after the updates so far are written (:meth:`stored`).
+    """
+
+    __slots__ = ("conn", "events", "rows", "updates")
+
+    def __init__(self, conn: sqlite3.Connection, prepared: Sequence[_Prepared]) -> None:
+        self.conn = conn
+        self.rows: dict[str, tuple[Any, ...] | None] = {}
+        self.updates: dict[str, list[tuple[Any, ...]]] = {}
+        self.events: list[tuple[Any, ...]] = []
+        if len(prepared) < 2:
+            return  # a command's commit: one read, as before
+        ids = list({item.change.ticket.id for item in prepared if item.invalid is None})
+        for start in range(0, len(ids), _STATES_PER_QUERY):
+            chunk = ids[start : start + _STATES_PER_QUERY]
+            self.rows.update(dict.fromkeys(chunk))  # None: not stored (a new ticket)
+            for row in conn.execute(
+                f"{_SELECT_STORED} IN ({', '.join('?' * len(chunk))})", chunk
+            ).fetchall():
+                self.rows[row[1]] = row
+
+    def stored(self, ticket_id: str) -> tuple[Any, ...] | None:
+        """The stored row of ``ticket_id`` (rowid, then the columns from id to tags), or
+        None when it is not stored."""
+        row = self.rows.pop(ticket_id, _UNREAD)
+        if row is not _UNREAD:
+            return row  # type: ignore[return-value]
+        self.flush()
+        found: tuple[Any, ...] | None = self.conn.execute(
+            _SELECT_FOR_UPDATE, (ticket_id,)
+        ).fetchone()
+        return found
+
+    def update(self, sql: str, params: tuple[Any, ...]) -> None:
+        """Update a stored ticket (written by the next :meth:`flush`)."""
+        self.updates.setdefault(sql, []).append(params)
+
+    def flush(self) -> None:
+        """Write the updates and events so far."""
+        for sql, rows in self.updates.items():
+            self.conn.executemany(sql, rows)
+        self.updates.clear()
+        if self.events:
+            self.conn.executemany(_INSERT_EVENTS, self.events)
+            self.events.clear()
 
 
 class _KeyedTable(NamedTuple):
@@ -374,10 +436,12 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
         with self._transaction() as conn:
             # Under the write lock: positions follow commit order, across processes.
             position = conn.execute(_LAST_POSITION).fetchone()[0]
+            batch = _Batch(conn, prepared)
             numbers = []
             for item in prepared:
-                number, position = self._apply(conn, item, position)
+                number, position = self._apply(batch, item, position)
                 numbers.append(number)
+            batch.flush()
             if states:
                 conn.executemany(_KEEP_STATE, states)
             receipts = receipt_keys([item.change for item in prepared])
@@ -409,14 +473,15 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
 
-    def _apply(self, conn: sqlite3.Connection, item: _Prepared, position: int) -> tuple[int, int]:
+    def _apply(self, batch: _Batch, item: _Prepared, position: int) -> tuple[int, int]:
         """Write one change after feed ``position``; its ticket's number, the last position."""
         if item.invalid is not None:
             raise item.invalid
         change = item.change
         ticket_id = change.ticket.id
+        conn = batch.conn
         # rowid, then the row's columns in the order of _TICKET_COLUMNS (from id on).
-        stored = conn.execute(_SELECT_FOR_UPDATE, (ticket_id,)).fetchone()
+        stored = batch.stored(ticket_id)
         current_seq = stored[3] if stored is not None else 0
         if current_seq != change.expected_seq:
             raise ConflictError(
@@ -456,15 +521,13 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
             # (stored holds the rowid first, then the columns from id to tags.)
             changed = [i for i in range(2, _STATE) if row[i] != stored[i + 1]]
             changed.append(_STATE)
-            conn.execute(_update_sql(tuple(changed)), (*(row[i] for i in changed), stored[0]))
+            batch.update(_update_sql(tuple(changed)), (*(row[i] for i in changed), stored[0]))
             stored_tags = stored[_TAGS + 1]
             old_tags = (
                 item.tags if stored_tags == row[_TAGS] else frozenset(_loads(stored_tags, "tags"))
             )
-        conn.executemany(
-            "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
-            "VALUES (?, ?, ?, ?, ?, ?, ?)",
-            [(*row, position + offset) for offset, row in enumerate(event_rows, start=1)],
+        batch.events.extend(
+            (*row, position + offset) for offset, row in enumerate(event_rows, start=1)
         )
         position += len(event_rows)
         if old_tags != item.tags:

@@ -98,6 +98,29 @@ class CommitCases(SuiteBase):
         assert store.get_ticket("t1") == tagged.ticket
         assert store.events("t1") == list(opened.events + noted.events + tagged.events)
 
+    def test_a_batch_of_stored_tickets_some_changed_twice(self, store: Store) -> None:
+        """A sweep's commit: many stored tickets in one batch, one of them changed twice (its
+        second change builds on the first, tags included)."""
+        time = _Time()
+        opened = [_open(f"t{i}", i, time.tick()) for i in range(1, 5)]
+        store.commit([change_of(o) for o in opened])
+        first = _note(opened[0].ticket, time.tick())
+        tagged = lifecycle.change_tags(opened[1].ticket, at=time.tick(), actor=_AGENT, add=["x"])
+        retagged = lifecycle.change_tags(
+            tagged.ticket, at=time.tick(), actor=_AGENT, add=["y"], remove=["x"]
+        )
+        third = _note(opened[2].ticket, time.tick())
+        again = _note(first.ticket, time.tick())
+        store.commit([change_of(c) for c in (first, tagged, retagged, third, again)])
+        assert store.get_ticket("t1") == again.ticket
+        assert store.get_ticket("t2") == retagged.ticket
+        assert store.get_ticket("t3") == third.ticket
+        assert store.get_ticket("t4") == opened[3].ticket
+        assert store.events("t1") == list(opened[0].events + first.events + again.events)
+        assert store.events("t2") == list(opened[1].events + tagged.events + retagged.events)
+        assert [t.id for t in store.query(TicketQuery(tags=["y"]))] == ["t2"]
+        assert list(store.query(TicketQuery(tags=["x"]))) == []
+
     def test_an_empty_batch_writes_nothing(self, store: Store) -> None:
         store.commit([])
         assert store.query(TicketQuery()).items == ()

@@ -1,0 +1,43 @@
+"""Compact JSON text of the codec's forms, for stores and kept states.
+
+``json.JSONEncoder(separators=(",", ":")).encode`` builds a new C encoder object on every call,
+which for the small documents helpkit writes per ticket (its state, an event, a kept timer
+state) costs about as much as the encoding itself. :func:`dumps` makes that C encoder once, with
+the same arguments the standard encoder hands it, so the text is the same; it leaves out only
+the check for containers that hold themselves (the forms are trees built by the codec: a cycle
+would raise RecursionError instead of ValueError). Without the C accelerator (another Python
+implementation) it is the standard encoder.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from json import encoder as _std
+from typing import Any, Final
+
+__all__ = ["dumps"]
+
+
+def _default(value: object) -> Any:
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
+
+
+def _compact() -> Callable[[Any], str]:
+    make = getattr(_std, "c_make_encoder", None)
+    standard: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+    if make is None:
+        return standard
+    # The arguments JSONEncoder.iterencode passes (markers None: no cycle check; indent None;
+    # the separators; sort_keys, skipkeys False; allow_nan True; ensure_ascii's string encoder).
+    chunks = make(None, _default, _std.encode_basestring_ascii, None, ":", ",", False, False, True)
+
+    def dumps(value: Any) -> str:
+        return "".join(chunks(value, 0))
+
+    return dumps
+
+
+dumps: Final[Callable[[Any], str]] = _compact()
+"""``value`` as compact JSON text, non-ASCII escaped (what
+``json.JSONEncoder(separators=(",", ":")).encode`` gives)."""
