@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
@@ -43,6 +43,7 @@ __all__ = [
     "Activity",
     "AgentActivity",
     "Distribution",
+    "KeptFacts",
     "KpiAccumulator",
     "KpiFilter",
     "KpiReport",
@@ -54,6 +55,7 @@ __all__ = [
     "TierEscalation",
     "age_bucket",
     "aggregate",
+    "keep_facts",
     "percentile",
     "ticket_facts",
 ]
@@ -189,11 +191,22 @@ def ticket_facts(
     ticket's SLA policy: its calendar measures business hours and its clocks give the SLA
     outcomes. ``ladder`` places groups in tiers.
     """
-    at_now = to_utc(now, "now")
+    found = _fold(events, to_utc(now, "now"), lambda _: policy, ladder)
+    return None if found is None else found[0]
+
+
+def _fold(
+    events: Sequence[Event],
+    at_now: datetime | None,
+    policy_of: Callable[[Ticket], SlaPolicy | None],
+    ladder: TierLadder | None,
+) -> tuple[TicketFacts, datetime, tuple[datetime | None, ...]] | None:
+    # The facts as of ``at_now`` (None: after every event), the last event's instant (made
+    # monotonic) and the due instant of each pending SLA outcome (None for the others).
     if not events or not isinstance(events[0], TicketOpened):
         raise ValidationError("a ticket's facts need its events, opening event first")
     opened = events[0]
-    if opened.at > at_now:
+    if at_now is not None and opened.at > at_now:
         return None
     state: Ticket | None = None
     last = opened.at
@@ -210,8 +223,9 @@ def ticket_facts(
         return None if tier is None else tier.level
 
     for event in events:
-        last = max(last, event.at)
-        if last > at_now:
+        if event.at > last:
+            last = event.at
+        if at_now is not None and last > at_now:
             break
         prefix.append(event)
         before = state
@@ -253,6 +267,7 @@ def ticket_facts(
         elif isinstance(event, MergedInto):
             resolved_at = None
     assert state is not None  # the opening event is in the prefix
+    policy = policy_of(state)
     calendar: BusinessCalendar | None = None if policy is None else policy.calendar
 
     def spans(end: datetime | None) -> tuple[timedelta | None, timedelta | None]:
@@ -264,8 +279,9 @@ def ticket_facts(
     first, first_business = spans(first_response_at)
     resolution, resolution_business = spans(resolved_at)
     outcomes: list[SlaOutcome] = []
+    dues: list[datetime | None] = []
     if policy is not None:
-        for clock in SlaFold.of(prefix, policy).status(at_now).clocks:
+        for clock in SlaFold.of(prefix, policy).status(last if at_now is None else at_now).clocks:
             if clock.breached_at is not None:
                 state_name = "breached"
             elif clock.achieved_at is not None:
@@ -275,7 +291,8 @@ def ticket_facts(
             else:
                 state_name = "pending"
             outcomes.append(SlaOutcome(policy.name, clock.metric.value, clock.cycle, state_name))
-    return TicketFacts(
+            dues.append(clock.due if state_name == "pending" else None)
+    facts = TicketFacts(
         ticket_id=state.id,
         opened_at=opened.at,
         channel=state.channel,
@@ -301,6 +318,50 @@ def ticket_facts(
         escalated_from=frozenset(escalated_from),
         activity=tuple(activity),
     )
+    return facts, last, tuple(dues)
+
+
+@attrs.frozen
+class KeptFacts:
+    """A ticket's facts as of its last event, kept by a projection
+    (:class:`helpkit.reports.KpiProjection`) and turned into its facts as of any later ``now``
+    by :meth:`as_of`: only its SLA outcomes change with time (a pending cycle is breached once
+    its due instant is reached); the backlog's ages are counted from ``opened_at`` at report
+    time."""
+
+    facts: TicketFacts
+    last_at: datetime
+    """The instant of the ticket's last event (its instants made monotonic)."""
+    dues: tuple[datetime | None, ...]
+    """The due instant of each of ``facts.sla``, for those pending (``None`` for the others,
+    and for a cycle paused or never due)."""
+
+    def as_of(self, now: datetime) -> TicketFacts:
+        """The ticket's facts as of ``now``, at or after ``last_at`` (equal to
+        :func:`ticket_facts` of its events as of ``now``)."""
+        if now < self.last_at:
+            raise ValidationError("kept facts are facts as of their last event or later")
+        facts = self.facts
+        if not any(due is not None and due <= now for due in self.dues):
+            return facts
+        outcomes = tuple(
+            attrs.evolve(outcome, state="breached") if due is not None and due <= now else outcome
+            for outcome, due in zip(facts.sla, self.dues, strict=True)
+        )
+        return attrs.evolve(facts, sla=outcomes)
+
+
+def keep_facts(
+    events: Sequence[Event],
+    *,
+    policy_of: Callable[[Ticket], SlaPolicy | None],
+    ladder: TierLadder | None = None,
+) -> KeptFacts:
+    """The facts of a ticket as of its last event, to keep: ``policy_of`` gives the SLA
+    policy of the ticket's state after its events (``None``: none)."""
+    found = _fold(events, None, policy_of, ladder)
+    assert found is not None  # without a ``now``, every history has facts
+    return KeptFacts(*found)
 
 
 # ------------------------------------------------------------------ filters
