@@ -13,7 +13,7 @@ from __future__ import annotations
 import enum
 import math
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
 from typing import Any, Final
 
@@ -191,14 +191,14 @@ def ticket_facts(
     ticket's SLA policy: its calendar measures business hours and its clocks give the SLA
     outcomes. ``ladder`` places groups in tiers.
     """
-    found = _fold(events, to_utc(now, "now"), lambda _: policy, ladder)
+    found = _fold(events, to_utc(now, "now"), policy, ladder)
     return None if found is None else found[0]
 
 
 def _fold(
     events: Sequence[Event],
     at_now: datetime | None,
-    policy_of: Callable[[Ticket], SlaPolicy | None],
+    policy: SlaPolicy | None,
     ladder: TierLadder | None,
 ) -> tuple[TicketFacts, datetime, tuple[datetime | None, ...]] | None:
     # The facts as of ``at_now`` (None: after every event), the last event's instant (made
@@ -267,7 +267,6 @@ def _fold(
         elif isinstance(event, MergedInto):
             resolved_at = None
     assert state is not None  # the opening event is in the prefix
-    policy = policy_of(state)
     calendar: BusinessCalendar | None = None if policy is None else policy.calendar
 
     def spans(end: datetime | None) -> tuple[timedelta | None, timedelta | None]:
@@ -354,12 +353,12 @@ class KeptFacts:
 def keep_facts(
     events: Sequence[Event],
     *,
-    policy_of: Callable[[Ticket], SlaPolicy | None],
+    policy: SlaPolicy | None = None,
     ladder: TierLadder | None = None,
 ) -> KeptFacts:
-    """The facts of a ticket as of its last event, to keep: ``policy_of`` gives the SLA
-    policy of the ticket's state after its events (``None``: none)."""
-    found = _fold(events, None, policy_of, ladder)
+    """The facts of a ticket as of its last event, to keep (``policy`` and ``ladder`` as for
+    :func:`ticket_facts`)."""
+    found = _fold(events, None, policy, ladder)
     assert found is not None  # without a ``now``, every history has facts
     return KeptFacts(*found)
 

@@ -175,11 +175,9 @@ class KpiProjection:
         return read
 
     def _refold(self, store: Store, ticket_id: str) -> None:
-        kept = keep_facts(
-            store.events(ticket_id),
-            policy_of=lambda ticket: _policy(self._policies, ticket),
-            ladder=self._ladder,
-        )
+        # The SLA policy is the ticket's stored one (set by the commit, not by an event).
+        policy = _policy(self._policies, store.get_ticket(ticket_id))
+        kept = keep_facts(store.events(ticket_id), policy=policy, ladder=self._ladder)
         self._kept[ticket_id] = kept
         if self._as_of is None or kept.last_at > self._as_of:
             self._as_of = kept.last_at
