@@ -311,3 +311,16 @@ def test_a_projection_needs_a_change_feed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="no change feed"):
         KpiProjection(None, None).update(store)
     store.close()
+
+
+def test_a_checkpoint_of_another_store_is_refused(desk: Helpdesk, tmp_path: Path) -> None:
+    from helpkit.errors import ConfigError
+
+    checkpoint = tmp_path / "kpis.projection"
+    desk.kpi_projection().save(checkpoint)
+    other = Helpdesk(MemoryStore(), entry_points=False)
+    try:
+        with pytest.raises(ConfigError, match="made from another store"):
+            other.kpi_projection(checkpoint)
+    finally:
+        other.shutdown()

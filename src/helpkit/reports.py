@@ -159,6 +159,11 @@ class KpiProjection:
         if max_changes is not None and max_changes < 0:
             raise ValidationError(f"max_changes must be at least 0; got {max_changes!r}")
         feed = _feed(store)
+        if self._position > feed.last_position():
+            raise ConfigError(
+                f"the KPI projection is at change {self._position}, beyond the store's last "
+                f"({feed.last_position()}): it was made from another store; build a new one"
+            )
         read = 0
         while max_changes is None or read < max_changes:
             want = limit if max_changes is None else min(limit, max_changes - read)
