@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -176,6 +177,19 @@ class TicketFacts:
         )
 
 
+_NONE: Final[frozenset[Any]] = frozenset()
+"""One empty set shared by every ticket's facts (an empty frozenset is not a singleton)."""
+
+
+def _shared(text: str) -> str:
+    # The same few names (statuses, groups, agents) recur in every ticket's facts.
+    return sys.intern(text)
+
+
+def _shared_or_none(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def ticket_facts(
     events: Sequence[Event],
     now: datetime,
@@ -240,7 +254,7 @@ def _fold(
             author = event.comment.author
             if event.comment.public and author.kind is ActorKind.AGENT and not opening_message:
                 replies += 1
-                activity.append(Activity(author.id, "reply", last))
+                activity.append(Activity(sys.intern(author.id), "reply", last))
                 if first_response_at is None:
                     first_response_at = last
         elif isinstance(event, StatusChanged):
@@ -248,7 +262,7 @@ def _fold(
                 solved_times += 1
                 resolved_at, replies_at_resolution = last, replies
                 if event.actor.kind is ActorKind.AGENT:
-                    activity.append(Activity(event.actor.id, "solved", last))
+                    activity.append(Activity(sys.intern(event.actor.id), "solved", last))
             elif event.old_category is StatusCategory.SOLVED and event.category.is_active:
                 reopens += 1
                 resolved_at = None
@@ -294,13 +308,13 @@ def _fold(
     facts = TicketFacts(
         ticket_id=state.id,
         opened_at=opened.at,
-        channel=state.channel,
+        channel=_shared(state.channel),
         priority=state.priority,
-        organization_id=state.organization_id,
-        group_id=state.group_id,
-        assignee_id=state.assignee_id,
-        tags=state.tags,
-        status=state.status,
+        organization_id=_shared_or_none(state.organization_id),
+        group_id=_shared_or_none(state.group_id),
+        assignee_id=_shared_or_none(state.assignee_id),
+        tags=state.tags or _NONE,
+        status=_shared(state.status),
         category=state.category,
         merged=state.merged_into is not None,
         first_response_at=first_response_at,
@@ -313,11 +327,12 @@ def _fold(
         reopens=reopens,
         replies_before_resolution=replies_at_resolution if resolved_at is not None else 0,
         sla=tuple(outcomes),
-        tiers=frozenset(tiers),
-        escalated_from=frozenset(escalated_from),
+        tiers=frozenset(tiers) if tiers else _NONE,
+        escalated_from=frozenset(escalated_from) if escalated_from else _NONE,
         activity=tuple(activity),
     )
-    return facts, last, tuple(dues)
+    # Kept facts stay small: no dues when none is pending.
+    return facts, last, tuple(dues) if any(d is not None for d in dues) else ()
 
 
 @attrs.frozen
@@ -333,7 +348,7 @@ class KeptFacts:
     """The instant of the ticket's last event (its instants made monotonic)."""
     dues: tuple[datetime | None, ...]
     """The due instant of each of ``facts.sla``, for those pending (``None`` for the others,
-    and for a cycle paused or never due)."""
+    and for a cycle paused or never due); empty when none has one."""
 
     def as_of(self, now: datetime) -> TicketFacts:
         """The ticket's facts as of ``now``, at or after ``last_at`` (equal to
