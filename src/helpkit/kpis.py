@@ -254,7 +254,7 @@ def _fold(
             author = event.comment.author
             if event.comment.public and author.kind is ActorKind.AGENT and not opening_message:
                 replies += 1
-                activity.append(Activity(sys.intern(author.id), "reply", last))
+                activity.append(Activity(_shared(author.id), "reply", last))
                 if first_response_at is None:
                     first_response_at = last
         elif isinstance(event, StatusChanged):
@@ -262,7 +262,7 @@ def _fold(
                 solved_times += 1
                 resolved_at, replies_at_resolution = last, replies
                 if event.actor.kind is ActorKind.AGENT:
-                    activity.append(Activity(sys.intern(event.actor.id), "solved", last))
+                    activity.append(Activity(_shared(event.actor.id), "solved", last))
             elif event.old_category is StatusCategory.SOLVED and event.category.is_active:
                 reopens += 1
                 resolved_at = None
