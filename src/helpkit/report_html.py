@@ -43,7 +43,7 @@ figure{margin:0}
 svg{max-width:100%;height:auto;display:block}
 svg text{font-family:inherit;font-size:12px;fill:#1b1f24}
 table{border-collapse:collapse;margin-top:12px;font-size:.9rem}
-caption{text-align:left}
+caption{text-align:left;white-space:nowrap}
 th,td{border-bottom:1px solid #e3e7ec;padding:4px 10px;text-align:right}
 th:first-child,td:first-child{text-align:left}
 thead th{border-bottom:2px solid #b9c1ca}
@@ -334,7 +334,7 @@ def _sla(report: KpiReport) -> str:
                     f'fill="{fill}" stroke="#1b1f24" stroke-width="0.5"><title>{_e(label)}: '
                     f"{count} {outcome}</title></rect>"
                 )
-                if width > 60:
+                if width > 7 * len(f"{count} {outcome}") + 8:  # the label fits
                     parts.append(
                         f'<text x="{x + 4:.1f}" y="{y + 21}" font-weight="600" '
                         f'paint-order="stroke" stroke="#fff" stroke-width="3">{count} {outcome}'
