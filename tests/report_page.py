@@ -11,8 +11,9 @@ from helpkit.kpis import AGE_LABELS, KpiReport
 
 class PageReader(HTMLParser):
     """The parts of a page the tests check: its tags and their attributes, the ``data-kpi``
-    figures (name -> (text, data-value)), the SVGs' titles and descriptions, the ``<title>``,
-    the text of ``<style>`` and every tag left open or closed twice."""
+        figures (name -> (text, data-value)), the SVGs' titles and descriptions, the ``<title>``,
+        the text of ``<style>`` and every tag left open or closed twice; a figure shown twice with
+    two values is in ``conflicts``."""
 
     VOID = frozenset({"meta", "link", "br", "img", "input", "hr", "col", "wbr", "source"})
 
@@ -27,6 +28,7 @@ class PageReader(HTMLParser):
         self.text: list[str] = []
         self.stack: list[str] = []
         self.mismatched: list[str] = []
+        self.conflicts: list[str] = []  # figures shown twice, differently
         self._figure: tuple[str, str | None] | None = None
         self._figure_text: list[str] = []
 
@@ -52,7 +54,9 @@ class PageReader(HTMLParser):
             self.stack.pop()
         if self._figure is not None:
             name, value = self._figure
-            self.figures[name] = ("".join(self._figure_text), value)
+            shown = ("".join(self._figure_text), value)
+            if self.figures.setdefault(name, shown) != shown:
+                self.conflicts.append(name)
             self._figure = None
 
     def handle_data(self, data: str) -> None:
@@ -95,6 +99,9 @@ def expected_figures(report: KpiReport) -> dict[str, str | None]:
     if report.backlog_by_age:
         for label in AGE_LABELS:
             figures[f"backlog:{label}"] = str(report.backlog_by_age.get(label, 0))
+    achieved = sum(row.achieved for row in report.sla)
+    decided = achieved + sum(row.breached for row in report.sla)
+    figures["sla"] = "" if decided == 0 else repr(achieved / decided)
     for row in report.sla:
         for outcome in ("achieved", "breached", "pending", "stopped"):
             figures[f"sla:{row.policy}:{row.metric}:{outcome}"] = str(getattr(row, outcome))
@@ -121,7 +128,6 @@ def shown_figures(reader: PageReader) -> dict[str, str | None]:
     return {
         name: (value if value is not None else text)
         for name, (text, value) in reader.figures.items()
-        if name != "sla"
     }
 
 

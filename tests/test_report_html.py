@@ -67,7 +67,7 @@ def test_the_page_says_the_report_s_figures(
     report = demo_desk.kpis(now=NOW_AT)
     page = page_file.read_text(encoding="utf-8")
     reader = read_page(page)
-    assert reader.mismatched == [] and reader.stack == []
+    assert reader.mismatched == [] and reader.stack == [] and reader.conflicts == []
     assert reader.title == "helpkit report"
     assert report.sla and report.backlog_by_age and report.first_response.count
     assert shown_figures(reader) == expected_figures(report)
@@ -175,3 +175,25 @@ def test_the_demo_writes_its_report_beside_its_store(
     reader = read_page(page_file.read_text(encoding="utf-8"))
     assert reader.figures["tickets"] == ("20", None)
     assert len(reader.svgs) == 4
+
+
+def test_a_long_range_keeps_its_labels_apart() -> None:
+    start = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    clock = FrozenClock(start)
+    desk = Helpdesk("memory://", clock=clock, entry_points=False)
+    try:
+        bob = desk.create_contact("Bob", emails=["bob@acme.example"])
+        for _ in range(90):
+            desk.open_ticket(Actor.contact(bob.id), requester=bob, subject="s", body="b")
+            clock.advance(timedelta(days=1))
+        report = desk.kpis()
+    finally:
+        desk.shutdown()
+    page = render_html(report)
+    chart = page[page.index('<svg xmlns="http://www.w3.org/2000/svg" role="img"') :]
+    chart = chart[: chart.index("</svg>")]
+    assert chart.count("<rect ") == 90  # a bar per day, each titled with its day and count
+    assert "<title>Jan 01: 1 ticket</title>" in chart
+    # no count over bars too narrow for it; a date under about one bar in six
+    assert chart.count("<text ") == len(range(0, 90, round(90 / 16)))
+    assert shown_figures(read_page(page)) == expected_figures(report)

@@ -188,6 +188,11 @@ def _headline(report: KpiReport) -> str:
 # ------------------------------------------------------------------ bar charts
 
 
+def _counted(count: int, unit: str) -> str:
+    """``1 ticket``, ``2 tickets``."""
+    return f"{count} {unit}" if count == 1 else f"{count} {unit}s"
+
+
 def _columns(chart_id: str, title: str, bars: Sequence[tuple[str, int]], unit: str) -> str:
     """Vertical bars, each labelled below with its key and above with its count."""
     height, top, bottom, left = 260, 24, 44, 16
@@ -206,17 +211,20 @@ def _columns(chart_id: str, title: str, bars: Sequence[tuple[str, int]], unit: s
         middle = x + slot / 2
         parts.append(
             f'<rect x="{x + slot * 0.15:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" '
-            f'height="{bar_height:.1f}" fill="{_BAR}"><title>{_e(label)}: {count} {_e(unit)}'
-            "</title></rect>"
+            f'height="{bar_height:.1f}" fill="{_BAR}"><title>{_e(label)}: '
+            f"{_e(_counted(count, unit))}</title></rect>"
         )
-        parts.append(f'<text x="{middle:.1f}" y="{y - 4:.1f}" text-anchor="middle">{count}</text>')
+        if slot >= 28:  # room for the count above the bar (else: its title and the table)
+            parts.append(
+                f'<text x="{middle:.1f}" y="{y - 4:.1f}" text-anchor="middle">{count}</text>'
+            )
         if index % every == 0:
             parts.append(
                 f'<text x="{middle:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
                 f"{_e(label)}</text>"
             )
     total = sum(count for _, count in bars)
-    desc = f"{len(bars)} bars, {total} {unit} in all: " + "; ".join(
+    desc = f"{len(bars)} bars, {_counted(total, unit)} in all: " + "; ".join(
         f"{label} {count}" for label, count in bars
     )
     return _svg(chart_id, title, desc, _WIDTH, height, "".join(parts))
@@ -236,10 +244,10 @@ def _rows(chart_id: str, title: str, bars: Sequence[tuple[str, int]], unit: str)
         parts.append(
             f'<text x="{label_width - 8}" y="{y + 19}" text-anchor="end">{_e(label)}</text>'
             f'<rect x="{label_width}" y="{y + 4}" width="{width:.1f}" height="{row - 8}" '
-            f'fill="{_BAR}"><title>{_e(label)}: {count} {_e(unit)}</title></rect>'
+            f'fill="{_BAR}"><title>{_e(label)}: {_e(_counted(count, unit))}</title></rect>'
             f'<text x="{label_width + width + 6:.1f}" y="{y + 19}">{count}</text>'
         )
-    desc = "; ".join(f"{label}: {count} {unit}" for label, count in bars)
+    desc = "; ".join(f"{label}: {_counted(count, unit)}" for label, count in bars)
     return _svg(chart_id, title, desc, _WIDTH, height, "".join(parts))
 
 
@@ -252,7 +260,7 @@ def _volume(report: KpiReport) -> str:
     if not totals:
         return _section("volume", f"Volume per {per}", '<p class="none">No tickets opened.</p>')
     bars = [(f"{start:%b %d}", count) for start, count in totals]
-    chart = _columns("volume-chart", f"Tickets opened per {per}", bars, "tickets")
+    chart = _columns("volume-chart", f"Tickets opened per {per}", bars, "ticket")
     channels = sorted(
         {key for per_channel in report.volume_by_channel.values() for key in per_channel},
         key=lambda k: (k is None, k or ""),
@@ -284,7 +292,7 @@ def _backlog(report: KpiReport) -> str:
         return _section("backlog", "Backlog by age", '<p class="none">No active tickets.</p>')
     others = [key for key in report.backlog_by_age if key not in AGE_LABELS]
     bars = [(_key(key), report.backlog_by_age.get(key, 0)) for key in (*AGE_LABELS, *others)]
-    chart = _rows("backlog-chart", "Active tickets by age (time since opened)", bars, "tickets")
+    chart = _rows("backlog-chart", "Active tickets by age (time since opened)", bars, "ticket")
     rows = [[_e(label), _figure(f"backlog:{label}", str(count))] for label, count in bars]
     by_status = ", ".join(f"{_key(k)} {n}" for k, n in report.backlog_by_status.items())
     table = _table("Active tickets by age", ["age", "tickets"], rows)
