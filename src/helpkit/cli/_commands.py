@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -23,8 +24,9 @@ from helpkit.cli._output import (
     _recipient_names,
     _ticket_row,
 )
+from helpkit.cli._report import write_html
 from helpkit.cli._staff import UNSOLVED
-from helpkit.cli._store import shown
+from helpkit.cli._store import shown, sqlite_path
 from helpkit.desk import UNSET, Helpdesk
 from helpkit.errors import NotFoundError, ValidationError
 from helpkit.ids import new_id
@@ -125,6 +127,17 @@ def cmd_init(desk: Helpdesk, args: argparse.Namespace) -> int:
     return 0
 
 
+REPORT_FILE = "helpkit-report.html"
+
+
+def demo_report_path(store: str) -> str:
+    """Where the demo writes its HTML report: beside the SQLite file, else in the current
+    directory."""
+    database = sqlite_path(store)
+    folder = "" if database is None else os.path.dirname(database)
+    return os.path.join(folder, REPORT_FILE)
+
+
 def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
     if desk.tickets(TicketQuery(limit=1)).items and not args.force:
         raise UsageError(
@@ -139,6 +152,8 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
     done = _demo(desk, clock, args.tickets, args.seed)
     swept = done.swept
     now = desk.now()
+    report_path = demo_report_path(args.store)
+    write_html(desk.kpis(now=now), report_path)
     if not args.json:
         print(f"helpkit demo: {args.tickets} tickets over a simulated week in {args.store}")
         if args.write_config:
@@ -163,6 +178,7 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
         _print_tickets(page.items, None, now, empty="no new or open tickets")
         show = f"helpkit show {page.items[0].number}" if page.items else "helpkit list"
         print(f"\nTry: helpkit queue --agent ana   |   {show}   |   helpkit contacts")
+        print(f"The week's KPIs, charted: {report_path} (open it in a browser; helpkit report)")
     return 0
 
 

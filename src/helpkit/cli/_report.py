@@ -1,7 +1,9 @@
-"""``helpkit report``: the desk's KPIs as tables, ``--json`` or ``--csv``.
+"""``helpkit report``: the desk's KPIs as tables, ``--json`` or ``--csv``; ``--html FILE``
+also writes them as one self-contained HTML page.
 
 The figures are :meth:`helpkit.desk.Helpdesk.kpis` (their definitions are on the docs' *KPIs*
-page); this module only reads the options and prints.
+page), the page is :func:`helpkit.report_html.render_html`; this module only reads the options,
+prints and writes.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from helpkit.cli._errors import UsageError
 from helpkit.cli._output import _emit_json
 from helpkit.desk import Helpdesk
 from helpkit.kpis import Distribution, KpiReport, Period, Rate
+from helpkit.report_html import render_html
 
 __all__ = ["add_report_command", "cmd_report"]
 
@@ -29,6 +32,11 @@ def add_report_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         json_flag=True,
     )
     p.add_argument("--csv", action="store_true", help="print CSV rows: kpi,start,key,value")
+    p.add_argument(
+        "--html",
+        metavar="FILE",
+        help="also write the report as one self-contained HTML page with SVG charts to FILE",
+    )
     p.add_argument(
         "--since", metavar="WHEN", help="tickets opened from this date or ISO 8601 instant"
     )
@@ -91,6 +99,8 @@ def cmd_report(desk: Helpdesk, args: argparse.Namespace) -> int:
         tags=args.tag or (),
         period=args.period,
     )
+    if args.html is not None:
+        write_html(report, args.html)
     if args.json:
         _emit_json(report.to_data())
     elif args.csv:
@@ -100,7 +110,19 @@ def cmd_report(desk: Helpdesk, args: argparse.Namespace) -> int:
     else:
         for line in table_lines(report):
             print(line)
+        if args.html is not None:
+            print(f"\nHTML report: {args.html}")
     return 0
+
+
+def write_html(report: KpiReport, path: str) -> None:
+    """Write ``report`` as an HTML page to ``path`` (a usage error if it cannot be written)."""
+    page = render_html(report)
+    try:
+        with open(path, "w", encoding="utf-8") as out:
+            out.write(page)
+    except (OSError, ValueError) as exc:
+        raise UsageError(f"--html: cannot write {path!r}: {exc}") from None
 
 
 def _value(value: object) -> str:

@@ -1,0 +1,157 @@
+"""Reading back the page of :func:`helpkit.report_html.render_html` (shared by its tests)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+from html.parser import HTMLParser
+
+from helpkit.kpis import AGE_LABELS, KpiReport
+
+
+class PageReader(HTMLParser):
+    """The parts of a page the tests check: its tags and their attributes, the ``data-kpi``
+        figures (name -> (text, data-value)), the SVGs' titles and descriptions, the ``<title>``,
+        the text of ``<style>`` and every tag left open or closed twice; a figure shown twice with
+    two values is in ``conflicts``."""
+
+    VOID = frozenset({"meta", "link", "br", "img", "input", "hr", "col", "wbr", "source"})
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.figures: dict[str, tuple[str, str | None]] = {}
+        self.svgs: list[dict[str, str | None]] = []
+        self.svg_titles: list[str] = []
+        self.title = ""
+        self.style = ""
+        self.text: list[str] = []
+        self.stack: list[str] = []
+        self.mismatched: list[str] = []
+        self.conflicts: list[str] = []  # figures shown twice, differently
+        self._figure: tuple[str, str | None] | None = None
+        self._figure_text: list[str] = []
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attributes = dict(attrs)
+        self.tags.append((tag, attributes))
+        if tag not in self.VOID:
+            self.stack.append(tag)
+        if tag == "svg":
+            self.svgs.append(attributes)
+        kpi = attributes.get("data-kpi")
+        if kpi is not None:
+            self._figure = (kpi, attributes.get("data-value"))
+            self._figure_text = []
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+
+    def handle_endtag(self, tag: str) -> None:
+        if not self.stack or self.stack[-1] != tag:
+            self.mismatched.append(tag)
+        else:
+            self.stack.pop()
+        if self._figure is not None:
+            name, value = self._figure
+            shown = ("".join(self._figure_text), value)
+            if self.figures.setdefault(name, shown) != shown:
+                self.conflicts.append(name)
+            self._figure = None
+
+    def handle_data(self, data: str) -> None:
+        self.text.append(data)
+        if self._figure is not None:
+            self._figure_text.append(data)
+        if self.stack[-1:] == ["title"]:
+            if "svg" in self.stack:
+                self.svg_titles.append(data)
+            else:
+                self.title += data
+        elif self.stack[-1:] == ["style"]:
+            self.style += data
+
+
+def read_page(page: str) -> PageReader:
+    reader = PageReader()
+    reader.feed(page)
+    reader.close()
+    return reader
+
+
+def _seconds(value: timedelta | None) -> str | None:
+    return "" if value is None else repr(value.total_seconds())
+
+
+def expected_figures(report: KpiReport) -> dict[str, str | None]:
+    """What the page must say of ``report``: the ``data-kpi`` name -> the count as text, or
+    the number (seconds, share) of a duration or a share."""
+    figures: dict[str, str | None] = {
+        "tickets": str(report.tickets),
+        "backlog": str(report.backlog),
+    }
+    for start, per_channel in report.volume_by_channel.items():
+        figures[f"volume:{start.isoformat()}"] = str(sum(per_channel.values()))
+        channels = {k for counts in report.volume_by_channel.values() for k in counts}
+        for channel in channels:
+            name = "(none)" if channel is None else channel
+            figures[f"volume:{start.isoformat()}:{name}"] = str(per_channel.get(channel, 0))
+    if report.backlog_by_age:
+        for label in AGE_LABELS:
+            figures[f"backlog:{label}"] = str(report.backlog_by_age.get(label, 0))
+    achieved = sum(row.achieved for row in report.sla)
+    decided = achieved + sum(row.breached for row in report.sla)
+    figures["sla"] = "" if decided == 0 else repr(achieved / decided)
+    for row in report.sla:
+        for outcome in ("achieved", "breached", "pending", "stopped"):
+            figures[f"sla:{row.policy}:{row.metric}:{outcome}"] = str(getattr(row, outcome))
+        compliance = row.compliance
+        figures[f"sla:{row.policy}:{row.metric}:compliance"] = (
+            "" if compliance is None else repr(compliance)
+        )
+    for name in ("first_response", "first_response_business"):
+        dist = getattr(report, name)
+        figures[f"{name}:count"] = str(dist.count)
+        for attribute in ("minimum", "median", "p90", "mean", "maximum"):
+            figures[f"{name}:{attribute}"] = _seconds(getattr(dist, attribute))
+    figures["resolution:median"] = _seconds(report.resolution.median)
+    figures["resolution:p90"] = _seconds(report.resolution.p90)
+    for name in ("first_contact_resolution", "reopened"):
+        rate = getattr(report, name).rate
+        figures[name] = "" if rate is None else repr(rate)
+    return figures
+
+
+def shown_figures(reader: PageReader) -> dict[str, str | None]:
+    """The page's figures as :func:`expected_figures` names them: the number of a duration
+    or share (``data-value``), else the text."""
+    return {
+        name: (value if value is not None else text)
+        for name, (text, value) in reader.figures.items()
+    }
+
+
+_LOADING_TAGS = frozenset({"script", "link", "img", "iframe", "object", "embed", "image", "use"})
+_REFERRING = frozenset({"src", "href", "xlink:href", "srcset", "action", "poster", "data"})
+
+
+def external_references(page: str) -> list[str]:
+    """Whatever in ``page`` would load something: a tag that loads (script, link, img, ...),
+    an attribute that refers (src, href, ...) to anything but a fragment of the page, an
+    ``@import``, a ``url(...)`` that is not ``url(#...)``."""
+    found: list[str] = []
+    reader = read_page(page)
+    for tag, attributes in reader.tags:
+        if tag in _LOADING_TAGS:
+            found.append(f"<{tag}>")
+        for name, value in attributes.items():
+            if name in _REFERRING and not (value or "").startswith("#"):
+                found.append(f"{tag} {name}={value!r}")
+    if "@import" in page:
+        found.append("@import")
+    found.extend(
+        f"url({target})"
+        for target in re.findall(r"url\(\s*['\"]?([^)'\"]*)", page)
+        if not target.startswith("#")
+    )
+    return found

@@ -1,0 +1,199 @@
+"""``helpkit report --html`` and :func:`helpkit.report_html.render_html`, without a browser:
+the page parses, loads nothing from outside, escapes every text, and says the report's
+figures. (tests/test_report_browser.py renders it in headless Chromium.)"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from helpkit import Actor, Helpdesk
+from helpkit.cli import main
+from helpkit.cli._config import read_config
+from helpkit.report_html import render_html
+from helpkit.testing.clock import FrozenClock
+from report_page import expected_figures, external_references, read_page, shown_figures
+
+NOW = "2030-01-01T00:00:00+00:00"
+NOW_AT = datetime(2030, 1, 1, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A small demo helpdesk (helpkit.db, helpkit.toml, helpkit-report.html)."""
+    folder = tmp_path_factory.mktemp("demo")
+    here = os.getcwd()
+    os.chdir(folder)
+    try:
+        assert main(["demo", "--tickets", "40", "--json"]) == 0
+    finally:
+        os.chdir(here)
+    return folder
+
+
+@pytest.fixture(autouse=True)
+def _isolated(demo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(demo_folder)
+    for key in [k for k in os.environ if k.startswith("HELPKIT_")]:
+        monkeypatch.delenv(key)
+    monkeypatch.setenv("HOME", str(demo_folder / "home"))
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(demo_folder / "xdg"))
+
+
+@pytest.fixture
+def demo_desk(demo_folder: Path) -> Iterator[Helpdesk]:
+    desk = Helpdesk(
+        "sqlite:///helpkit.db", config=read_config(demo_folder / "helpkit.toml"), entry_points=False
+    )
+    try:
+        yield desk
+    finally:
+        desk.shutdown()
+
+
+def test_the_page_says_the_report_s_figures(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, demo_desk: Helpdesk
+) -> None:
+    page_file = tmp_path / "report.html"
+    status = main(["report", "--html", str(page_file), "--now", NOW])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    assert out.rstrip().endswith(f"HTML report: {page_file}")
+    assert "tickets opened: 40" in out  # the tables are printed as without --html
+    report = demo_desk.kpis(now=NOW_AT)
+    page = page_file.read_text(encoding="utf-8")
+    reader = read_page(page)
+    assert reader.mismatched == [] and reader.stack == [] and reader.conflicts == []
+    assert reader.title == "helpkit report"
+    assert report.sla and report.backlog_by_age and report.first_response.count
+    assert shown_figures(reader) == expected_figures(report)
+    # one chart per section: volume, backlog by age, SLA compliance, first response
+    assert len(reader.svgs) == 4
+    ids = {attributes.get("id") for _, attributes in reader.tags}
+    for svg in reader.svgs:
+        assert svg["role"] == "img"
+        labels = (svg["aria-labelledby"] or "").split()
+        assert len(labels) == 2 and set(labels) <= ids  # its <title> and its <desc>
+    assert "Tickets opened per day" in reader.svg_titles
+    assert external_references(page) == []
+
+
+def test_week_volume_and_filters_reach_the_page(tmp_path: Path, demo_desk: Helpdesk) -> None:
+    page_file = tmp_path / "week.html"
+    args = ["report", "--html", str(page_file), "--now", NOW, "--period", "week", "--json"]
+    assert main([*args, "--channel", "email"]) == 0
+    reader = read_page(page_file.read_text(encoding="utf-8"))
+    report = demo_desk.kpis(now=NOW_AT, period="week", channel="email")
+    assert shown_figures(reader) == expected_figures(report)
+    assert "Tickets opened per week" in reader.svg_titles
+
+
+def test_the_checker_finds_external_references() -> None:
+    page = (
+        '<html><head><link rel="stylesheet" href="https://cdn.example/x.css">'
+        "<style>@import 'x.css'; body{background:url(//img.example/b.png)}</style></head>"
+        '<body><script src="/app.js"></script><a href="#top">top</a>'
+        '<svg><use href="http://x.example/s.svg#a"/><rect fill="url(#p)"/></svg></body></html>'
+    )
+    found = external_references(page)
+    assert "<link>" in found and "<script>" in found and "@import" in found
+    assert "link href='https://cdn.example/x.css'" in found
+    assert "script src='/app.js'" in found
+    assert "use href='http://x.example/s.svg#a'" in found
+    assert "url(//img.example/b.png)" in found
+    assert not any("#top" in item or "url(#p)" in item for item in found)
+
+
+def _desk_at(now: datetime) -> Helpdesk:
+    return Helpdesk("memory://", clock=FrozenClock(now), entry_points=False)
+
+
+def test_every_text_is_escaped() -> None:
+    start = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    desk = _desk_at(start)
+    try:
+        bob = desk.create_contact("Bob", emails=["bob@acme.example"])
+        channel = '<script>alert("x")</script>&amp;'
+        desk.open_ticket(
+            Actor.contact(bob.id), requester=bob, subject="s", body="b", channel=channel
+        )
+        report = desk.kpis(now=start + timedelta(hours=2))
+    finally:
+        desk.shutdown()
+    page = render_html(report, title='KPIs <b>"Acme"</b> & co')
+    assert "<script" not in page and "<b>" not in page
+    reader = read_page(page)
+    assert reader.title == 'KPIs <b>"Acme"</b> & co'
+    assert f"channel {channel}" in reader.text  # the table's heading, read back as typed
+    assert reader.figures[f"volume:2026-11-23:{channel}"] == ("1", None)
+    assert shown_figures(reader) == expected_figures(report)
+    assert external_references(page) == []
+
+
+def test_an_empty_report_draws_no_empty_chart() -> None:
+    now = datetime(2026, 11, 23, 9, tzinfo=UTC)
+    desk = _desk_at(now)
+    try:
+        report = desk.kpis(now=now)
+    finally:
+        desk.shutdown()
+    reader = read_page(render_html(report))
+    assert reader.mismatched == [] and reader.stack == []
+    text = "".join(reader.text)
+    for message in ("No tickets opened.", "No active tickets.", "No SLA targets."):
+        assert message in text
+    assert len(reader.svgs) == 1  # first response: "no values", said in the chart and table
+    assert shown_figures(reader) == expected_figures(report)
+    assert "CSAT" not in text and "satisfaction" not in text.lower()  # no data, no chart
+
+
+def test_a_page_it_cannot_write_is_a_one_line_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    missing = tmp_path / "no-such-folder" / "report.html"
+    assert main(["report", "--html", str(missing), "--now", NOW]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert err.startswith("helpkit: error: --html: cannot write") and err.count("\n") == 1
+    assert not missing.parent.exists()
+
+
+def test_the_demo_writes_its_report_beside_its_store(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "desk"
+    folder.mkdir()
+    status = main(["--store", f"sqlite:///{folder / 'demo.db'}", "demo", "--tickets", "20"])
+    out, err = capsys.readouterr()
+    assert status == 0, err
+    page_file = folder / "helpkit-report.html"
+    assert out.rstrip().splitlines()[-1].startswith(f"The week's KPIs, charted: {page_file} ")
+    reader = read_page(page_file.read_text(encoding="utf-8"))
+    assert reader.figures["tickets"] == ("20", None)
+    assert len(reader.svgs) == 4
+
+
+def test_a_long_range_keeps_its_labels_apart() -> None:
+    start = datetime(2026, 1, 1, 9, tzinfo=UTC)
+    clock = FrozenClock(start)
+    desk = Helpdesk("memory://", clock=clock, entry_points=False)
+    try:
+        bob = desk.create_contact("Bob", emails=["bob@acme.example"])
+        for _ in range(90):
+            desk.open_ticket(Actor.contact(bob.id), requester=bob, subject="s", body="b")
+            clock.advance(timedelta(days=1))
+        report = desk.kpis()
+    finally:
+        desk.shutdown()
+    page = render_html(report)
+    chart = page[page.index('<svg xmlns="http://www.w3.org/2000/svg" role="img"') :]
+    chart = chart[: chart.index("</svg>")]
+    assert chart.count("<rect ") == 90  # a bar per day, each titled with its day and count
+    assert "<title>Jan 01: 1 ticket</title>" in chart
+    # no count over bars too narrow for it; a date under about one bar in six
+    assert chart.count("<text ") == len(range(0, 90, round(90 / 16)))
+    assert shown_figures(read_page(page)) == expected_figures(report)
