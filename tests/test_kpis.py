@@ -273,3 +273,54 @@ def test_merged_tickets(measured: bool) -> None:
         assert (resolution.stopped, resolution.pending) == (1, 1)
     finally:
         desk.shutdown()
+
+
+def test_the_projection_gives_the_same_report(desk: Helpdesk, tmp_path: Path) -> None:
+    projection = desk.kpi_projection()
+    assert projection.position == desk.store.last_position()  # type: ignore[attr-defined]
+    assert len(projection) == 5  # every ticket of the worked example, merged one included
+    for now in (WED, WED + 3 * 24 * H):  # later: pending SLA cycles are breached since
+        for kwargs in ({}, {"group": "desk"}, {"since": MON, "period": "week"}):
+            full = desk.kpis(now=now, **kwargs)
+            kept = desk.kpis(now=now, projection=projection, **kwargs)
+            assert kept.to_data() == full.to_data()
+    with pytest.raises(ValidationError, match="as of then or later"):
+        desk.kpis(now=MON, projection=projection)
+    # A checkpoint, then new events: the loaded projection folds in only what follows.
+    checkpoint = tmp_path / "kpis.projection"
+    projection.save(checkpoint, desk.store)
+    assert desk.store.cursor("kpi-projection") == projection.position  # type: ignore[attr-defined]
+    later = WED + H
+    desk.clock.set(later)  # type: ignore[attr-defined]
+    ticket = desk.open_ticket(BOB, requester="bob", subject="Printer", body="jammed").id
+    desk.reply(ticket, ANA, "on it")
+    loaded = desk.kpi_projection(checkpoint)
+    assert len(loaded) == 6
+    assert loaded.position == desk.store.last_position()  # type: ignore[attr-defined]
+    assert desk.kpis(now=later, projection=loaded).to_data() == desk.kpis(now=later).to_data()
+
+
+def test_a_projection_needs_a_change_feed(tmp_path: Path) -> None:
+    from helpkit.errors import ConfigError
+    from helpkit.reports import KpiProjection
+
+    class NoFeed(MemoryStore):
+        capabilities = MemoryStore().capabilities - {"change_feed"}
+
+    store = NoFeed()
+    with pytest.raises(ConfigError, match="no change feed"):
+        KpiProjection(None, None).update(store)
+    store.close()
+
+
+def test_a_checkpoint_of_another_store_is_refused(desk: Helpdesk, tmp_path: Path) -> None:
+    from helpkit.errors import ConfigError
+
+    checkpoint = tmp_path / "kpis.projection"
+    desk.kpi_projection().save(checkpoint)
+    other = Helpdesk(MemoryStore(), entry_points=False)
+    try:
+        with pytest.raises(ConfigError, match="made from another store"):
+            other.kpi_projection(checkpoint)
+    finally:
+        other.shutdown()

@@ -13,6 +13,7 @@ facade knows it.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
@@ -58,7 +59,7 @@ from helpkit.ports import (
 from helpkit.priority import Impact, Priority, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.relay import Relay, RelayReport, RetryPolicy
-from helpkit.reports import KpiReader
+from helpkit.reports import KpiProjection, KpiReader
 from helpkit.router import Router
 from helpkit.routing import Decision
 from helpkit.rules import Macro
@@ -1274,6 +1275,7 @@ class Helpdesk:
         tags: str | Iterable[str] = (),
         period: Period | str = Period.DAY,
         now: datetime | None = None,
+        projection: KpiProjection | None = None,
     ) -> KpiReport:
         """The desk's KPIs as of ``now`` (default: the clock), computed from events.
 
@@ -1281,6 +1283,10 @@ class Helpdesk:
         the other filters match the tickets' state as of ``now`` (any of the values given; all
         of ``tags``). ``period`` (``day`` or ``week``) buckets the volume over time. Every
         ticket is read, a page at a time; see :doc:`/kpis` for each KPI's definition.
+
+        With ``projection`` (see :meth:`kpi_projection`), it is first brought up to date
+        from the change feed and the report adds up its kept facts instead (the same
+        figures); a ``now`` before its latest event is refused (ValidationError).
         """
         at = self.now() if now is None else to_utc(now, "now")
         kpi_filter = KpiFilter(
@@ -1293,5 +1299,21 @@ class Helpdesk:
             channels=channel,
             tags=tags,
         )
+        if projection is not None:
+            projection.update(self.store)
+            return projection.report(at, kpi_filter, Period.coerce(period))
         reader = KpiReader(self.store, self.config.sla, self._levels.ladder())
         return reader.report(at, kpi_filter, Period.coerce(period))
+
+    def kpi_projection(self, checkpoint: str | os.PathLike[str] | None = None) -> KpiProjection:
+        """A KPI projection made with this desk's SLA policies and tier ladder, up to date:
+        from the checkpoint file ``checkpoint`` (see :meth:`KpiProjection.save`) when given
+        and present, else built from the whole change feed. Keep it, and pass it to
+        :meth:`kpis`; it needs a store with ``Capability.CHANGE_FEED``."""
+        ladder = self._levels.ladder()
+        if checkpoint is not None and os.path.exists(checkpoint):
+            projection = KpiProjection.load(checkpoint, self.config.sla, ladder)
+        else:
+            projection = KpiProjection(self.config.sla, ladder)
+        projection.update(self.store)
+        return projection

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import enum
 import math
+import sys
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -43,6 +44,7 @@ __all__ = [
     "Activity",
     "AgentActivity",
     "Distribution",
+    "KeptFacts",
     "KpiAccumulator",
     "KpiFilter",
     "KpiReport",
@@ -54,6 +56,7 @@ __all__ = [
     "TierEscalation",
     "age_bucket",
     "aggregate",
+    "keep_facts",
     "percentile",
     "ticket_facts",
 ]
@@ -174,6 +177,19 @@ class TicketFacts:
         )
 
 
+_NONE: Final[frozenset[Any]] = frozenset()
+"""One empty set shared by every ticket's facts (an empty frozenset is not a singleton)."""
+
+
+def _shared(text: str) -> str:
+    # The same few names (statuses, groups, agents) recur in every ticket's facts.
+    return sys.intern(text)
+
+
+def _shared_or_none(text: str | None) -> str | None:
+    return None if text is None else sys.intern(text)
+
+
 def ticket_facts(
     events: Sequence[Event],
     now: datetime,
@@ -189,11 +205,22 @@ def ticket_facts(
     ticket's SLA policy: its calendar measures business hours and its clocks give the SLA
     outcomes. ``ladder`` places groups in tiers.
     """
-    at_now = to_utc(now, "now")
+    found = _fold(events, to_utc(now, "now"), policy, ladder)
+    return None if found is None else found[0]
+
+
+def _fold(
+    events: Sequence[Event],
+    at_now: datetime | None,
+    policy: SlaPolicy | None,
+    ladder: TierLadder | None,
+) -> tuple[TicketFacts, datetime, tuple[datetime | None, ...]] | None:
+    # The facts as of ``at_now`` (None: after every event), the last event's instant (made
+    # monotonic) and the due instant of each pending SLA outcome (None for the others).
     if not events or not isinstance(events[0], TicketOpened):
         raise ValidationError("a ticket's facts need its events, opening event first")
     opened = events[0]
-    if opened.at > at_now:
+    if at_now is not None and opened.at > at_now:
         return None
     state: Ticket | None = None
     last = opened.at
@@ -210,8 +237,9 @@ def ticket_facts(
         return None if tier is None else tier.level
 
     for event in events:
-        last = max(last, event.at)
-        if last > at_now:
+        if event.at > last:
+            last = event.at
+        if at_now is not None and last > at_now:
             break
         prefix.append(event)
         before = state
@@ -226,7 +254,7 @@ def ticket_facts(
             author = event.comment.author
             if event.comment.public and author.kind is ActorKind.AGENT and not opening_message:
                 replies += 1
-                activity.append(Activity(author.id, "reply", last))
+                activity.append(Activity(_shared(author.id), "reply", last))
                 if first_response_at is None:
                     first_response_at = last
         elif isinstance(event, StatusChanged):
@@ -234,7 +262,7 @@ def ticket_facts(
                 solved_times += 1
                 resolved_at, replies_at_resolution = last, replies
                 if event.actor.kind is ActorKind.AGENT:
-                    activity.append(Activity(event.actor.id, "solved", last))
+                    activity.append(Activity(_shared(event.actor.id), "solved", last))
             elif event.old_category is StatusCategory.SOLVED and event.category.is_active:
                 reopens += 1
                 resolved_at = None
@@ -264,8 +292,9 @@ def ticket_facts(
     first, first_business = spans(first_response_at)
     resolution, resolution_business = spans(resolved_at)
     outcomes: list[SlaOutcome] = []
+    dues: list[datetime | None] = []
     if policy is not None:
-        for clock in SlaFold.of(prefix, policy).status(at_now).clocks:
+        for clock in SlaFold.of(prefix, policy).status(last if at_now is None else at_now).clocks:
             if clock.breached_at is not None:
                 state_name = "breached"
             elif clock.achieved_at is not None:
@@ -275,16 +304,17 @@ def ticket_facts(
             else:
                 state_name = "pending"
             outcomes.append(SlaOutcome(policy.name, clock.metric.value, clock.cycle, state_name))
-    return TicketFacts(
+            dues.append(clock.due if state_name == "pending" else None)
+    facts = TicketFacts(
         ticket_id=state.id,
         opened_at=opened.at,
-        channel=state.channel,
+        channel=_shared(state.channel),
         priority=state.priority,
-        organization_id=state.organization_id,
-        group_id=state.group_id,
-        assignee_id=state.assignee_id,
-        tags=state.tags,
-        status=state.status,
+        organization_id=_shared_or_none(state.organization_id),
+        group_id=_shared_or_none(state.group_id),
+        assignee_id=_shared_or_none(state.assignee_id),
+        tags=state.tags or _NONE,
+        status=_shared(state.status),
         category=state.category,
         merged=state.merged_into is not None,
         first_response_at=first_response_at,
@@ -297,10 +327,55 @@ def ticket_facts(
         reopens=reopens,
         replies_before_resolution=replies_at_resolution if resolved_at is not None else 0,
         sla=tuple(outcomes),
-        tiers=frozenset(tiers),
-        escalated_from=frozenset(escalated_from),
+        tiers=frozenset(tiers) if tiers else _NONE,
+        escalated_from=frozenset(escalated_from) if escalated_from else _NONE,
         activity=tuple(activity),
     )
+    # Kept facts stay small: no dues when none is pending.
+    return facts, last, tuple(dues) if any(d is not None for d in dues) else ()
+
+
+@attrs.frozen
+class KeptFacts:
+    """A ticket's facts as of its last event, kept by a projection
+    (:class:`helpkit.reports.KpiProjection`) and turned into its facts as of any later ``now``
+    by :meth:`as_of`: only its SLA outcomes change with time (a pending cycle is breached once
+    its due instant is reached); the backlog's ages are counted from ``opened_at`` at report
+    time."""
+
+    facts: TicketFacts
+    last_at: datetime
+    """The instant of the ticket's last event (its instants made monotonic)."""
+    dues: tuple[datetime | None, ...]
+    """The due instant of each of ``facts.sla``, for those pending (``None`` for the others,
+    and for a cycle paused or never due); empty when none has one."""
+
+    def as_of(self, now: datetime) -> TicketFacts:
+        """The ticket's facts as of ``now``, at or after ``last_at`` (equal to
+        :func:`ticket_facts` of its events as of ``now``)."""
+        if now < self.last_at:
+            raise ValidationError("kept facts are facts as of their last event or later")
+        facts = self.facts
+        if not any(due is not None and due <= now for due in self.dues):
+            return facts
+        outcomes = tuple(
+            attrs.evolve(outcome, state="breached") if due is not None and due <= now else outcome
+            for outcome, due in zip(facts.sla, self.dues, strict=True)
+        )
+        return attrs.evolve(facts, sla=outcomes)
+
+
+def keep_facts(
+    events: Sequence[Event],
+    *,
+    policy: SlaPolicy | None = None,
+    ladder: TierLadder | None = None,
+) -> KeptFacts:
+    """The facts of a ticket as of its last event, to keep (``policy`` and ``ladder`` as for
+    :func:`ticket_facts`)."""
+    found = _fold(events, None, policy, ladder)
+    assert found is not None  # without a ``now``, every history has facts
+    return KeptFacts(*found)
 
 
 # ------------------------------------------------------------------ filters

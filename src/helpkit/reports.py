@@ -9,21 +9,39 @@ held at a time, so a report's memory grows with the number of tickets' small fac
 
 from __future__ import annotations
 
+import os
+import pickle
 from collections.abc import Iterator
 from datetime import datetime
+from pathlib import Path
+from typing import Final, cast
 
-from helpkit.errors import NotFoundError
+from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.escalation import TierLadder
-from helpkit.kpis import KpiAccumulator, KpiFilter, KpiReport, Period, TicketFacts, ticket_facts
-from helpkit.ports import Store
+from helpkit.kpis import (
+    KeptFacts,
+    KpiAccumulator,
+    KpiFilter,
+    KpiReport,
+    Period,
+    TicketFacts,
+    keep_facts,
+    ticket_facts,
+)
+from helpkit.ports import Capability, ChangeFeed, Store, implements
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.sla import SlaPolicy, SlaPolicySet
 from helpkit.tickets import Ticket
 
-__all__ = ["PAGE", "KpiReader"]
+__all__ = ["PAGE", "PROJECTION_CURSOR", "KpiProjection", "KpiReader"]
 
 PAGE = 500
 """Tickets read per query page."""
+
+PROJECTION_CURSOR: Final = "kpi-projection"
+"""The change-feed cursor a :class:`KpiProjection` saves its checkpoints' position under."""
+
+_FORMAT: Final = 1
 
 
 class KpiReader:
@@ -49,12 +67,7 @@ class KpiReader:
     def policy(self, ticket: Ticket) -> SlaPolicy | None:
         """The SLA policy the ticket was last measured under (``None``: none, or a policy no
         longer configured)."""
-        if self._policies is None or ticket.sla_policy is None:
-            return None
-        try:
-            return self._policies.get(ticket.sla_policy)
-        except NotFoundError:
-            return None
+        return _policy(self._policies, ticket)
 
     def facts(self, now: datetime) -> Iterator[TicketFacts]:
         """The facts of every ticket opened by ``now``."""
@@ -78,3 +91,155 @@ class KpiReader:
         for facts in self.facts(now):
             accumulator.add(facts)
         return accumulator.report()
+
+
+def _policy(policies: SlaPolicySet | None, ticket: Ticket) -> SlaPolicy | None:
+    if policies is None or ticket.sla_policy is None:
+        return None
+    try:
+        return policies.get(ticket.sla_policy)
+    except NotFoundError:
+        return None
+
+
+def _feed(store: Store) -> ChangeFeed:
+    able: frozenset[str] = getattr(store, "capabilities", frozenset())
+    if not implements(store, ChangeFeed) or Capability.CHANGE_FEED not in able:
+        raise ConfigError(
+            f"{type(store).__name__} has no change feed (Capability.CHANGE_FEED): "
+            "a KPI projection cannot follow it; compute reports in full instead"
+        )
+    return cast(ChangeFeed, store)
+
+
+class KpiProjection:
+    """Every ticket's KPI facts, kept up to date from a store's change feed, so a report adds
+    up kept facts instead of folding every ticket's history.
+
+    The host keeps it in memory: :meth:`update` reads the changes after :attr:`position`
+    and folds again the history of each ticket they touch (one read of its events, whatever
+    the number of its new events); :meth:`report` then equals
+    :meth:`KpiReader.report` (a full recomputation) as of any ``now`` at or after
+    :attr:`as_of`. What depends on ``now`` (the backlog's ages, SLA cycles pending or
+    breached) is computed at report time. :meth:`save` checkpoints it to a file (and saves
+    its position under the store cursor :data:`PROJECTION_CURSOR`, so its lag shows beside
+    the relay's); :meth:`load` takes it back, and :meth:`update` goes on from there.
+
+    It works with any store with :attr:`~helpkit.ports.Capability.CHANGE_FEED` (memory,
+    SQLite, PostgreSQL). The facts follow the SLA policies and tier ladder it was made with:
+    after changing those, build a new projection.
+    """
+
+    def __init__(self, policies: SlaPolicySet | None, ladder: TierLadder | None) -> None:
+        self._policies = policies
+        self._ladder = ladder
+        self._kept: dict[str, KeptFacts] = {}
+        self._position = 0
+        self._as_of: datetime | None = None
+
+    @property
+    def position(self) -> int:
+        """The change-feed position folded in so far (0: none)."""
+        return self._position
+
+    @property
+    def as_of(self) -> datetime | None:
+        """The latest event instant folded in (``None`` before any): reports are as of it or
+        later."""
+        return self._as_of
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def update(self, store: Store, *, limit: int = 1000, max_changes: int | None = None) -> int:
+        """Fold in the changes committed after :attr:`position`, ``limit`` a read, until
+        the feed's end (or ``max_changes`` of them); returns how many were read."""
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1; got {limit!r}")
+        if max_changes is not None and max_changes < 0:
+            raise ValidationError(f"max_changes must be at least 0; got {max_changes!r}")
+        feed = _feed(store)
+        if self._position > feed.last_position():
+            raise ConfigError(
+                f"the KPI projection is at change {self._position}, beyond the store's last "
+                f"({feed.last_position()}): it was made from another store; build a new one"
+            )
+        read = 0
+        while max_changes is None or read < max_changes:
+            want = limit if max_changes is None else min(limit, max_changes - read)
+            changes = feed.changes(after=self._position, limit=want)
+            if not changes:
+                break
+            touched = dict.fromkeys(change.event.ticket_id for change in changes)
+            for ticket_id in touched:
+                self._refold(store, ticket_id)
+            self._position = changes[-1].position
+            read += len(changes)
+            if len(changes) < want:
+                break
+        return read
+
+    def _refold(self, store: Store, ticket_id: str) -> None:
+        # The SLA policy is the ticket's stored one (set by the commit, not by an event).
+        policy = _policy(self._policies, store.get_ticket(ticket_id))
+        kept = keep_facts(store.events(ticket_id), policy=policy, ladder=self._ladder)
+        self._kept[ticket_id] = kept
+        if self._as_of is None or kept.last_at > self._as_of:
+            self._as_of = kept.last_at
+
+    def facts(self, now: datetime) -> Iterator[TicketFacts]:
+        """The kept facts of every ticket as of ``now`` (not before :attr:`as_of`)."""
+        if self._as_of is not None and now < self._as_of:
+            raise ValidationError(
+                f"the KPI projection holds events up to {self._as_of.isoformat()}: "
+                "a report from it is as of then or later"
+            )
+        for kept in self._kept.values():
+            yield kept.as_of(now)
+
+    def report(
+        self, now: datetime, kpi_filter: KpiFilter | None = None, period: Period = Period.DAY
+    ) -> KpiReport:
+        """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (at or after
+        :attr:`as_of`), from the kept facts."""
+        accumulator = KpiAccumulator(now, kpi_filter, period)
+        for facts in self.facts(now):
+            accumulator.add(facts)
+        return accumulator.report()
+
+    def save(self, path: str | os.PathLike[str], store: Store | None = None) -> None:
+        """Checkpoint to ``path`` (written whole, then renamed into place); with ``store``,
+        also save :attr:`position` under its cursor :data:`PROJECTION_CURSOR`."""
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        state = (_FORMAT, self._position, self._as_of, self._kept)
+        with partial.open("wb") as out:
+            pickle.dump(state, out, protocol=pickle.HIGHEST_PROTOCOL)
+            out.flush()
+            os.fsync(out.fileno())
+        partial.replace(target)
+        if store is not None:
+            _feed(store).save_cursor(PROJECTION_CURSOR, self._position)
+
+    @classmethod
+    def load(
+        cls,
+        path: str | os.PathLike[str],
+        policies: SlaPolicySet | None,
+        ladder: TierLadder | None,
+    ) -> KpiProjection:
+        """A projection from a checkpoint :meth:`save` wrote (a file of the host's own: it
+        is unpickled, so never load one from elsewhere), made with the same policies and
+        ladder."""
+        with Path(path).open("rb") as source:
+            state = pickle.load(source)
+        if not (isinstance(state, tuple) and len(state) == 4 and state[0] == _FORMAT):
+            raise ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+        _, position, as_of, kept = state
+        if not (isinstance(position, int) and isinstance(kept, dict)):
+            raise ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+        projection = cls(policies, ladder)
+        projection._position = position
+        projection._as_of = as_of
+        projection._kept = kept
+        return projection

@@ -1,0 +1,367 @@
+"""KPI reports on the SQLite store: full recomputation against the kept projection.
+
+Run ``python bench/bench_kpis.py`` (or ``nox -s bench -- bench/bench_kpis.py``). For each size
+(100k and 1M tickets by default, ~10 events each: the opening, its message, replies, notes,
+and a solve for most) it bulk-loads the tickets straight through the store (setup, not
+measured), then, each in a fresh process timed in wall-clock and CPU time with its peak
+memory (``ru_maxrss``):
+
+- *full*: ``Helpdesk.kpis`` (every ticket's history read and folded);
+- *build*: ``Helpdesk.kpi_projection`` from nothing (the whole change feed folded in), then
+  its checkpoint written;
+- *projection*: the checkpoint loaded, then ``Helpdesk.kpis(projection=...)`` (brought up to
+  date, nothing new, and the kept facts added up); the load and the report are timed apart;
+- *update*: the checkpoint loaded, 1,000 new events committed (setup), then one
+  ``KpiProjection.update``: 1,000 events on 1,000 tickets (one each) and on 100 tickets (ten
+  each).
+
+Both reports are checked equal. Writes ``bench/results/kpis.md`` and prints the Markdown.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import attrs
+
+from helpkit import Actor, DeskConfig, Helpdesk, Priority
+from helpkit.calendar import BusinessCalendar
+from helpkit.events import CommentAdded, Event, StatusChanged, TicketOpened
+from helpkit.lifecycle import apply
+from helpkit.ports import TicketChange
+from helpkit.priority import Impact, Urgency
+from helpkit.reports import KpiProjection
+from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+from helpkit.stores.sqlite import SqliteStore
+from helpkit.tickets import Comment, StatusCategory, Ticket
+
+RESULTS = Path(__file__).resolve().parent / "results" / "kpis.md"
+START = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+NOW = datetime(2026, 12, 1, 12, 0, tzinfo=UTC)
+H = timedelta(hours=1)
+POLICY = SlaPolicy(
+    "bench",
+    BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC"),
+    {p: Targets(first_response=4 * H, resolution=16 * H) for p in Priority},
+)
+BATCH = 2000  # tickets per commit while loading (setup)
+EVENTS = 10  # per ticket
+GROUPS = ("l1", "l2", "billing")
+CHANNELS = ("web", "email", "api")
+AGENTS = tuple(Actor.agent(f"agent{i}") for i in range(20))
+REQUESTER = Actor.contact("c1")
+NEW_EVENTS = 1000
+
+
+def config() -> DeskConfig:
+    return DeskConfig(sla=SlaPolicySet([POLICY]))
+
+
+class FixedClock:
+    """The bench's "now"."""
+
+    def now(self) -> datetime:
+        return NOW
+
+
+def _comment(state: Ticket, seq: int, at: datetime, actor: Actor, public: bool) -> CommentAdded:
+    note = Comment(
+        id=f"{state.id}-{seq}",
+        author=actor,
+        body="Looking into it." if public else "Internal note.",
+        public=public,
+        channel="web" if public else "internal",
+        created_at=at,
+    )
+    return CommentAdded(ticket_id=state.id, seq=seq, at=at, actor=actor, comment=note)
+
+
+def history(index: int, events: int = EVENTS) -> tuple[Ticket, list[Event]]:
+    """Ticket ``index``'s events: opened over the year, its message, then replies and notes
+    a few hours apart, and (for 4 in 5) solved at the end."""
+    opened = START + timedelta(minutes=(index * 7919) % (300 * 24 * 60))
+    event = TicketOpened(
+        ticket_id=f"t{index:07d}",
+        seq=1,
+        at=opened,
+        actor=REQUESTER,
+        number=0,  # numbered by the store in the commit
+        subject="bench",
+        requester_id="c1",
+        organization_id=None,
+        status="open",
+        category=StatusCategory.OPEN,
+        impact=Impact.MEDIUM,
+        urgency=Urgency.MEDIUM,
+        priority=Priority.P3,
+        channel=CHANNELS[index % 3],
+        group_id=GROUPS[index % 3],
+    )
+    found: list[Event] = [event]
+    state = apply(None, event)
+    agent = AGENTS[index % len(AGENTS)]
+    solve = index % 5 != 0
+    last = events - 1 if solve else events
+    for seq in range(2, last + 1):
+        at = opened + timedelta(hours=seq - 1)
+        actor = REQUESTER if seq == 2 else agent
+        found.append(_comment(state, seq, at, actor, public=seq % 3 != 0))
+        state = apply(state, found[-1])
+    if solve:
+        found.append(
+            StatusChanged(
+                ticket_id=state.id,
+                seq=events,
+                at=opened + timedelta(hours=events),
+                actor=agent,
+                old_status="open",
+                old_category=StatusCategory.OPEN,
+                status="solved",
+                category=StatusCategory.SOLVED,
+            )
+        )
+        state = apply(state, found[-1])
+    return attrs.evolve(state, sla_policy=POLICY.name), found
+
+
+def load(store: SqliteStore, total: int) -> None:
+    """``total`` tickets of :data:`EVENTS` events each, straight through the store."""
+    changes: list[TicketChange] = []
+    for index in range(total):
+        state, events = history(index)
+        changes.append(TicketChange(state, tuple(events), 0))
+        if len(changes) == BATCH:
+            store.commit_planned(changes, [None] * len(changes))
+            changes = []
+    if changes:
+        store.commit_planned(changes, [None] * len(changes))
+
+
+def add_events(store: SqliteStore, tickets: int, each: int, total: int) -> None:
+    """``tickets * each`` internal notes on tickets spread over the file (setup)."""
+    changes = []
+    for n in range(tickets):
+        state = store.get_ticket(f"t{(n * (total // tickets)):07d}")
+        events: list[Event] = []
+        for k in range(each):
+            at = NOW - timedelta(minutes=each - k)
+            events.append(_comment(state, state.seq + 1, at, AGENTS[0], public=False))
+            state = apply(state, events[-1])
+        changes.append(TicketChange(state, tuple(events), state.seq - each))
+    store.commit_planned(changes, [None] * len(changes))
+
+
+def _desk(path: str) -> Helpdesk:
+    return Helpdesk(
+        SqliteStore(path, synchronous="NORMAL"),
+        config=config(),
+        clock=FixedClock(),
+        entry_points=False,
+    )
+
+
+def measure(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]:
+    """One task in this (fresh) process: timed, with the process's peak memory."""
+    desk = _desk(path)
+    out: dict[str, Any] = {}
+    try:
+        if task == "full":
+            started, cpu = time.perf_counter(), time.process_time()
+            report = desk.kpis(now=NOW)
+            out["s"], out["cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
+            out["report"] = report.to_data()
+        elif task == "build":
+            started, cpu = time.perf_counter(), time.process_time()
+            projection = desk.kpi_projection()
+            out["s"], out["cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
+            started = time.perf_counter()
+            projection.save(checkpoint, desk.store)
+            out["save_s"] = time.perf_counter() - started
+            out["checkpoint_mib"] = os.path.getsize(checkpoint) / 2**20
+        elif task == "projection":
+            started = time.perf_counter()
+            projection = desk.kpi_projection(checkpoint)
+            out["load_s"] = time.perf_counter() - started
+            started, cpu = time.perf_counter(), time.process_time()
+            report = desk.kpis(now=NOW, projection=projection)
+            out["s"], out["cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
+            out["report"] = report.to_data()
+        else:  # update-T-E: E new events on each of T tickets
+            _, tickets, each = task.split("-")
+            projection = KpiProjection.load(checkpoint, desk.config.sla, None)
+            store = desk.store
+            assert isinstance(store, SqliteStore)
+            add_events(store, int(tickets), int(each), total)
+            started, cpu = time.perf_counter(), time.process_time()
+            read = projection.update(store)
+            out["s"], out["cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
+            assert read == int(tickets) * int(each), read
+    finally:
+        desk.shutdown()
+    out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return out
+
+
+def _in_process(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]:
+    done = subprocess.run(
+        [
+            sys.executable,
+            __file__,
+            "--task",
+            task,
+            "--file",
+            path,
+            "--checkpoint",
+            checkpoint,
+            "--total",
+            str(total),
+        ],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
+
+
+def run(total: int, folder: str) -> list[dict[str, Any]]:
+    """Load ``total`` tickets, then each task in a fresh process; the reports must agree."""
+    path = os.path.join(folder, f"kpis-{total}.db")
+    checkpoint = os.path.join(folder, f"kpis-{total}.projection")
+    store = SqliteStore(path, synchronous="NORMAL")
+    started = time.perf_counter()
+    load(store, total)
+    loaded = time.perf_counter() - started
+    events = store.last_position()
+    store.close()
+    rows = []
+    reports = {}
+    tasks = [
+        "full",
+        "build",
+        "projection",
+        f"update-{NEW_EVENTS}-1",
+        f"update-{NEW_EVENTS // 10}-10",
+    ]
+    for task in tasks:
+        target = path
+        if task.startswith("update"):  # each on a copy of the file as loaded
+            target = os.path.join(folder, f"kpis-{total}-{task}.db")
+            shutil.copyfile(path, target)
+        found = _in_process(task, target, checkpoint, total)
+        report = found.pop("report", None)
+        if report is not None:
+            reports[task] = report
+        rows.append({"tickets": total, "events": events, "task": task, "load_s": loaded, **found})
+    assert reports["full"] == reports["projection"], "the projection's report differs"
+    assert reports["full"]["tickets"] == total
+    for name in os.listdir(folder):
+        if name.startswith(f"kpis-{total}"):
+            os.remove(os.path.join(folder, name))
+    return rows
+
+
+def machine() -> list[str]:
+    cpu = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return [
+        f"- Python {sys.version.split()[0]}, SQLite {sqlite3.sqlite_version}",
+        f"- {platform.platform()}; CPU: {cpu}; {os.cpu_count()} logical CPUs",
+        f"- run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC",
+    ]
+
+
+LABELS = {
+    "full": "full recomputation (`desk.kpis`)",
+    "build": "projection built from the whole feed (`desk.kpi_projection`)",
+    "projection": "report from the projection (`desk.kpis(projection=...)`)",
+    f"update-{NEW_EVENTS}-1": f"update: {NEW_EVENTS:,} new events on {NEW_EVENTS:,} tickets",
+    f"update-{NEW_EVENTS // 10}-10": f"update: {NEW_EVENTS:,} new events on "
+    f"{NEW_EVENTS // 10:,} tickets",
+}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--sizes", default="100000,1000000", help="tickets, comma-separated")
+    parser.add_argument("--quick", action="store_true", help="5k only (smoke run)")
+    parser.add_argument("--task", help=argparse.SUPPRESS)  # a worker: run this task
+    parser.add_argument("--file", help=argparse.SUPPRESS)
+    parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--total", type=int, default=0, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.task:
+        print(json.dumps(measure(args.task, args.file, args.checkpoint, args.total)))
+        return 0
+    sizes = [5_000] if args.quick else [int(s) for s in args.sizes.split(",")]
+    rows = []
+    loads = [os.getloadavg()[0]]
+    with tempfile.TemporaryDirectory() as folder:
+        for total in sizes:
+            for row in run(total, folder):
+                rows.append(row)
+                print(row, flush=True)
+            loads.append(os.getloadavg()[0])
+    lines = [
+        "# KPI reports on the SQLite store",
+        "",
+        f"`python bench/bench_kpis.py --sizes {','.join(str(s) for s in sizes)}` — "
+        f"tickets of {EVENTS} events each (opening, message, replies and notes, solved for",
+        "4 in 5; one SLA policy on a business calendar), bulk-loaded straight through the store",
+        "(setup, not measured; `synchronous=NORMAL`). Each task runs in a fresh process: wall",
+        "clock and CPU time of the task, and the process's peak resident memory (`ru_maxrss`,",
+        "interpreter included). The two reports are checked equal.",
+        "",
+        "| tickets | events | task | time (s) | CPU (s) | peak RSS (MiB) | notes |",
+        "|---:|---:|:---|---:|---:|---:|:---|",
+    ]
+    for row in rows:
+        notes = []
+        if "save_s" in row:
+            notes.append(
+                f"checkpoint {row['checkpoint_mib']:.0f} MiB written in {row['save_s']:.1f} s"
+            )
+        if "load_s" in row and row["task"] == "projection":
+            notes.append(f"checkpoint loaded in {row['load_s']:.1f} s")
+        if row["task"].startswith("update"):
+            notes.append(f"{row['s'] * 1000:.0f} ms")
+        lines.append(
+            f"| {row['tickets']:,} | {row['events']:,} | {LABELS[row['task']]} | {row['s']:.3f} "
+            f"| {row['cpu_s']:.3f} | {row['maxrss_mib']:.0f} | {'; '.join(notes)} |"
+        )
+    lines += [
+        "",
+        *machine(),
+        "- load average (1 min) at the start and after each size: "
+        + ", ".join(f"{load:.1f}" for load in loads),
+        "",
+    ]
+    text = "\n".join(lines)
+    print(text)
+    if not args.quick:
+        RESULTS.parent.mkdir(exist_ok=True)
+        RESULTS.write_text(text, encoding="utf-8")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,122 @@
+"""The KPI projection (helpkit.reports.KpiProjection) equals the full recomputation: random
+desk histories of several tickets, the projection brought forward in random-sized steps
+between commands, then compared with KpiReader's report as of now and later."""
+
+from __future__ import annotations
+
+import contextlib
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from helpkit import Actor, DeskConfig, Helpdesk
+from helpkit.calendar import BusinessCalendar
+from helpkit.errors import HelpkitError
+from helpkit.priority import Priority
+from helpkit.reports import KpiReader
+from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+from helpkit.stores.memory import MemoryStore
+from helpkit.testing.clock import FrozenClock
+
+H = timedelta(hours=1)
+MONDAY = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+OFFICE = BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC")
+POLICY = SlaPolicy(
+    "standard",
+    OFFICE,
+    {p: Targets(first_response=4 * H, resolution=16 * H) for p in Priority},
+)
+STEPS = (
+    "open",
+    "agent_reply",
+    "requester_reply",
+    "note",
+    "resolve",
+    "reopen",
+    "pending",
+    "escalate",
+    "assign",
+    "merge",
+    "close",
+)
+ANA = Actor.agent("ana")
+BOB = Actor.contact("bob")
+
+steps = st.lists(
+    st.tuples(
+        st.sampled_from(STEPS),
+        st.integers(min_value=0, max_value=9),  # which ticket
+        st.integers(min_value=0, max_value=24 * 60),  # minutes before it
+        st.none() | st.integers(min_value=0, max_value=8),  # projection: changes folded then
+    ),
+    max_size=30,
+)
+
+
+def _step(desk: Helpdesk, tickets: list[str], step: str, which: int) -> None:
+    if step == "open" or not tickets:
+        opener = ANA if which % 2 else BOB
+        group = ("desk", "tech", None)[which % 3]
+        tickets.append(
+            desk.open_ticket(opener, requester="bob", subject="VPN", body="down", group=group).id
+        )
+        return
+    ticket = tickets[which % len(tickets)]
+    if step == "agent_reply":
+        desk.reply(ticket, ANA, "hello")
+    elif step == "requester_reply":
+        desk.requester_reply(ticket, "still broken")
+    elif step == "note":
+        desk.note(ticket, ANA, "looking")
+    elif step == "resolve":
+        desk.resolve(ticket, ANA)
+    elif step == "reopen":
+        desk.reopen(ticket, ANA)
+    elif step == "pending":
+        desk.set_status(ticket, ANA, "pending")
+    elif step == "escalate":
+        desk.escalate(ticket, ANA)
+    elif step == "assign":
+        desk.assign(ticket, ANA, agent="ana", group="desk")
+    elif step == "merge":
+        desk.merge(ticket, tickets[(which + 1) % len(tickets)], ANA)
+    else:
+        desk.close(ticket, ANA)
+
+
+@given(steps, st.integers(min_value=1, max_value=7), st.integers(0, 5 * 24 * 60))
+@settings(max_examples=60, deadline=None)
+def test_the_projection_equals_the_full_recomputation(
+    history: list[tuple[str, int, int, int | None]], limit: int, later: int
+) -> None:
+    clock = FrozenClock(MONDAY)
+    store = MemoryStore()
+    desk = Helpdesk(
+        store, config=DeskConfig(sla=SlaPolicySet((POLICY,))), clock=clock, entry_points=False
+    )
+    try:
+        desk.add_group("desk", "Service desk", tier=1)
+        desk.add_group("tech", "Technicians", tier=2)
+        desk.add_agent("ana", "Ana", email="ana@support.example", groups=["desk", "tech"])
+        desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+        projection = desk.kpi_projection()
+        tickets: list[str] = []
+        for step, which, minutes, fold in history:
+            clock.advance(timedelta(minutes=minutes))
+            with contextlib.suppress(HelpkitError):  # a step the state refuses is skipped
+                _step(desk, tickets, step, which)
+            if fold is not None:
+                before = projection.position
+                read = projection.update(store, limit=limit, max_changes=fold)
+                assert read <= fold
+                assert projection.position >= before
+        projection.update(store, limit=limit)
+        assert projection.position == store.last_position()
+        # Every ticket (a requester's reply to a closed one opens a follow-up ticket).
+        assert len(projection) == sum(1 for _ in KpiReader(store, None, None).tickets())
+        for now in (clock.now(), clock.now() + timedelta(minutes=later)):
+            full = desk.kpis(now=now)  # KpiReader: every ticket's history folded
+            assert projection.report(now).to_data() == full.to_data()
+    finally:
+        desk.shutdown()
