@@ -324,3 +324,34 @@ def test_a_checkpoint_of_another_store_is_refused(desk: Helpdesk, tmp_path: Path
             other.kpi_projection(checkpoint)
     finally:
         other.shutdown()
+
+
+class _Planted:
+    """What a tampered checkpoint would make the reader build: a call of its choice."""
+
+    def __init__(self, marker: Path) -> None:
+        self.marker = marker
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (Path.touch, (self.marker,))
+
+
+def test_a_checkpoint_that_is_none_is_refused_and_builds_nothing(
+    desk: Helpdesk, tmp_path: Path
+) -> None:
+    import pickle
+
+    checkpoint = tmp_path / "kpis.projection"
+    desk.kpi_projection().save(checkpoint)
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[: len(whole) // 2])  # cut short
+    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+        desk.kpi_projection(checkpoint)
+    checkpoint.write_bytes(b"not a checkpoint at all")
+    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+        desk.kpi_projection(checkpoint)
+    marker = tmp_path / "planted"
+    checkpoint.write_bytes(pickle.dumps((1, 0, None, {"t": _Planted(marker)})))
+    with pytest.raises(ValidationError, match="holds no pathlib"):
+        desk.kpi_projection(checkpoint)
+    assert not marker.exists()  # refused before anything of it was called

@@ -9,12 +9,15 @@ held at a time, so a report's memory grows with the number of tickets' small fac
 
 from __future__ import annotations
 
+import enum
 import os
 import pickle
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Final, cast
+from typing import Any, Final, cast
+
+import attrs
 
 from helpkit.errors import ConfigError, NotFoundError, ValidationError
 from helpkit.escalation import TierLadder
@@ -110,6 +113,31 @@ def _feed(store: Store) -> ChangeFeed:
             "a KPI projection cannot follow it; compute reports in full instead"
         )
     return cast(ChangeFeed, store)
+
+
+_CHECKPOINT_CLASSES: Final = {
+    ("datetime", "datetime"),
+    ("datetime", "timedelta"),
+    ("datetime", "timezone"),
+    ("builtins", "frozenset"),
+    ("builtins", "set"),
+}
+"""What a checkpoint may hold besides helpkit's own values (``_Checkpoint.find_class``)."""
+
+
+class _Checkpoint(pickle.Unpickler):
+    """Reads a checkpoint, building only the values a projection holds: its kept facts
+    (classes and enumerations of helpkit's domain) and instants. Anything else (a checkpoint
+    tampered with, or no checkpoint at all) is refused before it is built."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        if (module, name) in _CHECKPOINT_CLASSES:
+            return super().find_class(module, name)
+        if module in ("helpkit.kpis", "helpkit.priority", "helpkit.tickets"):
+            found = super().find_class(module, name)
+            if isinstance(found, type) and (attrs.has(found) or issubclass(found, enum.Enum)):
+                return found
+        raise ValidationError(f"a KPI projection checkpoint holds no {module}.{name}")
 
 
 class KpiProjection:
@@ -228,16 +256,29 @@ class KpiProjection:
         policies: SlaPolicySet | None,
         ladder: TierLadder | None,
     ) -> KpiProjection:
-        """A projection from a checkpoint :meth:`save` wrote (a file of the host's own: it
-        is unpickled, so never load one from elsewhere), made with the same policies and
-        ladder."""
-        with Path(path).open("rb") as source:
-            state = pickle.load(source)
+        """A projection from a checkpoint :meth:`save` wrote, made with the same policies and
+        ladder. Only the values a projection holds are built from the file; anything else is a
+        ValidationError."""
+        refused = ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+        try:
+            with Path(path).open("rb") as source:
+                state = _Checkpoint(source).load()
+        except ValidationError:
+            raise
+        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+            raise refused from exc
+        except (ValueError, TypeError, IndexError, KeyError, MemoryError) as exc:
+            raise refused from exc
         if not (isinstance(state, tuple) and len(state) == 4 and state[0] == _FORMAT):
-            raise ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+            raise refused
         _, position, as_of, kept = state
-        if not (isinstance(position, int) and isinstance(kept, dict)):
-            raise ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+        if not (
+            isinstance(position, int)
+            and (as_of is None or isinstance(as_of, datetime))
+            and isinstance(kept, dict)
+            and all(isinstance(k, str) and isinstance(v, KeptFacts) for k, v in kept.items())
+        ):
+            raise refused
         projection = cls(policies, ladder)
         projection._position = position
         projection._as_of = as_of
