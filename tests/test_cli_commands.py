@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import logging
-import os
 import re
 import shutil
 import sys
@@ -16,6 +15,7 @@ from typing import Any
 import pytest
 
 import helpkit.cli
+from cli_demo import isolate, make_demo
 from helpkit import Helpdesk, __version__, serialize
 from helpkit.cli import config_template, main
 from helpkit.cli._config import find_config, user_config_path
@@ -29,23 +29,12 @@ from helpkit.tickets import ActorKind, Comment, StatusCategory, Ticket
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo helpdesk (helpkit.db, helpkit.toml), copied by the tests that use it."""
-    folder = tmp_path_factory.mktemp("demo")
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        assert main(["demo", "--tickets", "40", "--json"]) == 0
-    finally:
-        os.chdir(here)
-    return folder
+    return make_demo(tmp_path_factory.mktemp("demo"), 40)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    for key in [k for k in os.environ if k.startswith("HELPKIT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "xdg"))
+    isolate(monkeypatch, tmp_path)
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from typing import NoReturn
 
 import pytest
 
-from helpkit.cli import main
+from cli_demo import make_demo
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 FLAGS = (
@@ -60,14 +60,7 @@ def chromium() -> str:
 @pytest.fixture(scope="module")
 def demo_page(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The page ``helpkit demo`` writes beside its store."""
-    folder = tmp_path_factory.mktemp("demo")
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        assert main(["demo", "--tickets", "60", "--json"]) == 0
-    finally:
-        os.chdir(here)
-    return folder / "helpkit-report.html"
+    return make_demo(tmp_path_factory.mktemp("demo"), 60) / "helpkit-report.html"
 
 
 def browse(chromium: str, page: Path, tmp_path: Path, *args: str) -> tuple[str, str]:

@@ -4,13 +4,13 @@ figures. (tests/test_report_browser.py renders it in headless Chromium.)"""
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from cli_demo import isolate, make_demo
 from helpkit import Actor, Helpdesk
 from helpkit.cli import main
 from helpkit.cli._config import read_config
@@ -25,23 +25,12 @@ NOW_AT = datetime(2030, 1, 1, tzinfo=UTC)
 @pytest.fixture(scope="module")
 def demo_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small demo helpdesk (helpkit.db, helpkit.toml, helpkit-report.html)."""
-    folder = tmp_path_factory.mktemp("demo")
-    here = os.getcwd()
-    os.chdir(folder)
-    try:
-        assert main(["demo", "--tickets", "40", "--json"]) == 0
-    finally:
-        os.chdir(here)
-    return folder
+    return make_demo(tmp_path_factory.mktemp("demo"), 40)
 
 
 @pytest.fixture(autouse=True)
 def _isolated(demo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.chdir(demo_folder)
-    for key in [k for k in os.environ if k.startswith("HELPKIT_")]:
-        monkeypatch.delenv(key)
-    monkeypatch.setenv("HOME", str(demo_folder / "home"))
-    monkeypatch.setenv("XDG_CONFIG_HOME", str(demo_folder / "xdg"))
+    isolate(monkeypatch, demo_folder)
 
 
 @pytest.fixture
