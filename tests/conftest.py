@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 
 from imap_fixtures import ImapServer, imap_server_fixture
+from open_desks import shut_all
 from postgres_fixtures import postgres_database_fixture
 
 
@@ -23,3 +24,10 @@ def imap_server() -> Iterator[ImapServer]:
     """A private Dovecot IMAP server on 127.0.0.1 for this run (tests/imap_fixtures.py; the
     tests skip without Dovecot, and fail without it under ``CI=true``)."""
     yield from imap_server_fixture()
+
+
+@pytest.fixture(autouse=True)
+def _shut_opened_desks() -> Iterator[None]:
+    """Shut down the desks the test handed to ``open_desks.opened``."""
+    yield
+    shut_all()

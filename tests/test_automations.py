@@ -5,7 +5,6 @@ sweepers; and a property: how often the sweep runs does not change what fires.""
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -20,17 +19,7 @@ from helpkit.config import DeskConfig
 from helpkit.errors import ConfigError
 from helpkit.testing.clock import FrozenClock
 from helpkit.tickets import Actor, Ticket
-
-_OPEN: list[Helpdesk] = []
-
-
-@pytest.fixture(autouse=True)
-def _shut_desks() -> Iterator[None]:
-    """Close every desk a test opened (their SQLite connections with them)."""
-    yield
-    while _OPEN:
-        _OPEN.pop().shutdown()
-
+from open_desks import opened
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)  # a Monday
 ANA = Actor.agent("ana")
@@ -92,7 +81,7 @@ PENDING_FLOW = {
 def _desk(config: dict[str, Any], store: str = "memory://") -> tuple[Helpdesk, FrozenClock]:
     clock = FrozenClock(START)
     desk = Helpdesk(store, config=config, clock=clock, channels=[RecordingChannel("email")])
-    _OPEN.append(desk)
+    opened(desk)
     if not desk.agents():
         desk.add_group("l1", "Service desk")
         desk.add_agent("ana", "Ana Lopez", email="ana@help.example", groups=["l1"])
@@ -204,7 +193,8 @@ def test_concurrent_sweepers_fire_each_automation_once(tmp_path: Path) -> None:
     desks = [
         Helpdesk(url, config=PENDING_FLOW, clock=FrozenClock(later), channels=[]) for _ in range(4)
     ]
-    _OPEN.extend(desks)
+    for desk in desks:
+        opened(desk)
     threads = [threading.Thread(target=d.sweep) for d in desks]
     for thread in threads:
         thread.start()

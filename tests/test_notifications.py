@@ -3,7 +3,6 @@ helpkit always sent; configured rules add audiences, conditions and words per lo
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -28,24 +27,17 @@ from helpkit.notifications import (
 from helpkit.ports import OutboundMessage
 from helpkit.testing.clock import FrozenClock
 from helpkit.tickets import Actor, Ticket
+from open_desks import opened
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ANA = Actor.agent("ana")
-_OPEN: list[Helpdesk] = []
-
-
-@pytest.fixture(autouse=True)
-def _shut_desks() -> Iterator[None]:
-    yield
-    while _OPEN:
-        _OPEN.pop().shutdown()
 
 
 def _desk(config: dict[str, Any], store: str = "memory://") -> Helpdesk:
     desk = Helpdesk(
         store, config=config, clock=FrozenClock(START), channels=[RecordingChannel("email")]
     )
-    _OPEN.append(desk)
+    opened(desk)
     desk.add_group("l1", "Service desk", tier=1)
     desk.add_agent("ana", "Ana Lopez", email="ana@help.example", groups=["l1"])
     desk.add_agent("bo", "Bo Chen", email="bo@help.example", groups=["l1"], languages=["de"])

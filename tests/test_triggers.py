@@ -6,7 +6,6 @@ documented order gives."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -22,17 +21,7 @@ from helpkit.errors import ConfigError, NotFoundError
 from helpkit.events import Notified, WebhookRequested
 from helpkit.testing.clock import FrozenClock
 from helpkit.tickets import Actor, Ticket
-
-_OPEN: list[Helpdesk] = []
-
-
-@pytest.fixture(autouse=True)
-def _shut_desks() -> Iterator[None]:
-    """Close every desk a test opened (their SQLite connections with them)."""
-    yield
-    while _OPEN:
-        _OPEN.pop().shutdown()
-
+from open_desks import opened
 
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 ANA = Actor.agent("ana")
@@ -46,7 +35,7 @@ def _desk(config: dict[str, Any], store: str = "memory://", **kw: Any) -> Helpde
         channels=[RecordingChannel("email")],
         **kw,
     )
-    _OPEN.append(desk)
+    opened(desk)
     if not desk.groups():
         desk.add_group("l1", "Service desk", tier=1)
         desk.add_group("l2", "Specialists", tier=2)
