@@ -67,11 +67,19 @@ class WakeupMixin:
             try:
                 conn = self._listener
                 if conn is None:
-                    conn = self._listener = psycopg.connect(self.conninfo, **self._connect_kwargs)
-                    self._configure(conn)
-                    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel(self.schema))))
-                    # Listening from here on: look at the feed once, for what came before.
-                    if self._beyond(conn, after):
+                    conn = psycopg.connect(self.conninfo, **self._connect_kwargs)
+                    try:
+                        self._configure(conn)
+                        listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel(self.schema)))
+                        conn.execute(listen)
+                        # Listening from here on: look at the feed once, for what came before.
+                        already = self._beyond(conn, after)
+                    except BaseException:
+                        conn.close()
+                        raise
+                    # Kept only now, listening and caught up: a commit from here on notifies.
+                    self._listener = conn
+                    if already:
                         return True
                 for _ in conn.notifies(timeout=float(timeout), stop_after=1):
                     self.wakeups += 1
