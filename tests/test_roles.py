@@ -79,7 +79,7 @@ def _snapshot(desk: Helpdesk) -> list[tuple[Ticket, int]]:
     return [(t, len(desk.history(t.id))) for t in page]
 
 
-@pytest.mark.parametrize("role", sorted(BUILTIN_ROLES) + ["triage"])
+@pytest.mark.parametrize("role", [*sorted(BUILTIN_ROLES), "triage"])
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_each_role_runs_exactly_the_commands_it_is_granted(
     desk: Helpdesk, role: str, command: str
