@@ -217,7 +217,13 @@ def test_allowed_is_the_one_decision() -> None:
 
 
 def test_agents_stored_before_roles_load_as_agents(tmp_path: Path) -> None:
-    old: dict[str, object] = {"id": "a", "name": "Ann", "email": None, "group_ids": [], "languages": []}
+    old: dict[str, object] = {
+        "id": "a",
+        "name": "Ann",
+        "email": None,
+        "group_ids": [],
+        "languages": [],
+    }
     agent = loads(Agent, json.dumps({**old, "active": True}))
     assert (agent.role, agent.restricted) == ("agent", False)
     assert "role" not in dumps(agent) and "restricted" not in dumps(agent)
