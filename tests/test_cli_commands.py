@@ -286,7 +286,8 @@ def test_agent_roles_and_refusals_on_one_line(capsys: pytest.CaptureFixture[str]
     assert run(capsys, *opened)[0] == 0
     db = Path("helpkit.db").read_bytes()
     status, _, err = run(capsys, "--as", "agent:lee", "reply", "1", "Hello")
-    assert (status, err) == (2, "helpkit: error: agent 'lee' (role light_agent) may not reply\n")
+    refused = "helpkit: error: agent 'lee' (role light_agent) lacks the permission 'reply'\n"
+    assert (status, err) == (2, refused)
     status, _, err = run(capsys, "--as", "agent:mo", "note", "1", "mine?")
     assert status == 2 and "restricted to their groups' tickets" in err and err.count("\n") == 1
     assert Path("helpkit.db").read_bytes() == db

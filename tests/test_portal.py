@@ -122,7 +122,8 @@ def test_a_customer_ticket_shows_no_internals(desk: Helpdesk) -> None:
     desk.note(ticket, AGENT, "she called twice")
     seen = desk.for_contact("alice").ticket(ticket)
     fields = {f.name for f in attrs.fields(CustomerTicket)}
-    assert not fields & {"assignee_id", "group_id", "tags", "custom_fields", "internal_notes"}
+    hidden = {"assignee_id", "group_id", "tags", "custom_fields", "internal_notes", "followers"}
+    assert not fields & (hidden | {"requester_id", "organization_id", "links", "sla_policy"})
     assert "angry" not in repr(seen) and "agent-1" not in repr(seen)
 
 
@@ -243,7 +244,9 @@ class CustomerViewMachine(RuleBasedStateMachine):
             for ticket in page:
                 if not self._visible(ticket.id):
                     found.append(ticket.id)
-        found += ["who-bob", "who-carl", "bob@", "carl@", "Person bob", "Person carl"]
+        for other in ("ann", "bob", "carl"):  # no view shows who else asks (nor their org)
+            found += [f"who-{other}", f"{other}@", f"Person {other}"]
+        found += ["globex"]
         found.append("agent-1")
         return found
 

@@ -4,7 +4,9 @@
 contact is a party of (requester or follower, i.e. in CC) and, when their organization shares
 its tickets (``Organization.shared_tickets``), the organization's tickets, read only. It shows
 them as :class:`CustomerTicket` and :class:`CustomerComment`: the customer-facing part of a
-ticket (no assignee, group, tags, custom fields, links, SLA or internal counts) and its
+ticket (no requester or organization, assignee, group, tags, custom fields, links, SLA or
+internal counts: a contact copied in on another customer's ticket learns nothing of that
+customer but what the conversation says) and its
 public comments only; never internal notes, their files, nor the audit trail. It replies only
 where the contact is a party, and opens tickets as the contact.
 
@@ -92,8 +94,6 @@ class CustomerTicket:
     updated_at: datetime
     solved_at: datetime | None
     closed_at: datetime | None
-    requester_id: str
-    organization_id: str | None
     public_comments: int
     yours: bool
     """The viewing contact is its requester."""
@@ -190,8 +190,6 @@ class CustomerView:
             updated_at=ticket.updated_at,
             solved_at=ticket.solved_at,
             closed_at=ticket.closed_at,
-            requester_id=ticket.requester_id,
-            organization_id=ticket.organization_id,
             public_comments=ticket.public_comments,
             yours=ticket.requester_id == self._id,
             party=ticket.has_party(self._id),

@@ -2,10 +2,11 @@
 
 A :class:`Role` is a named set of :class:`Permission` s, optionally restricted to the tickets
 of the agent's groups. Three roles are built in (:data:`BUILTIN_ROLES`): ``admin`` (every
-permission, never restricted), ``agent`` (every ticket permission: the default role, what an
-agent could do before roles existed) and ``light_agent`` (reads tickets and adds internal
-notes). A desk's configuration may add roles or replace ``agent`` and ``light_agent``
-(``[roles.NAME]``); :func:`allowed` is the one decision the desk's access service asks.
+permission, never restricted, not even an agent saved ``restricted``), ``agent`` (every
+permission too: the default role, what an agent could do before roles existed) and
+``light_agent`` (reads tickets and adds internal notes). A desk's configuration may add
+roles or replace ``agent`` and ``light_agent`` (``[roles.NAME]``); :func:`allowed` is the one
+decision the desk's access service asks.
 """
 
 from __future__ import annotations
@@ -106,11 +107,9 @@ ADMIN: Final = "admin"
 DEFAULT_ROLE: Final = "agent"
 """The role of an agent saved without one (every agent stored before roles existed)."""
 
-_TICKET_WORK: Final = frozenset(Permission) - {Permission.DELIVERIES}
-
 BUILTIN_ROLES: Final[Mapping[str, Role]] = {
     ADMIN: Role(name=ADMIN, permissions=frozenset(Permission)),
-    DEFAULT_ROLE: Role(name=DEFAULT_ROLE, permissions=_TICKET_WORK),
+    DEFAULT_ROLE: Role(name=DEFAULT_ROLE, permissions=frozenset(Permission)),
     "light_agent": Role(
         name="light_agent", permissions=frozenset({Permission.READ, Permission.NOTE})
     ),
@@ -185,7 +184,9 @@ def allowed(
     if not agent.active:
         raise AccessDeniedError(f"agent {agent.id!r} is inactive")
     if not role.grants(permission):
-        raise AccessDeniedError(f"agent {agent.id!r} (role {role.name}) may not {permission.value}")
+        raise AccessDeniedError(
+            f"agent {agent.id!r} (role {role.name}) lacks the permission {permission.value!r}"
+        )
     if not _restricted(agent, role):
         return
     for ticket in tickets:
