@@ -4,6 +4,7 @@ restricted agents; configured roles; agents stored before roles existed."""
 from __future__ import annotations
 
 import json
+import sqlite3
 from collections.abc import Callable
 from pathlib import Path
 
@@ -12,10 +13,12 @@ import pytest
 from helpkit import Actor, DeskConfig, Helpdesk, ValidationError
 from helpkit.errors import AccessDeniedError, ConfigError
 from helpkit.people import Agent
+from helpkit.ports import Store
 from helpkit.roles import BUILTIN_ROLES, Permission, Role, allowed, roles_from_table
 from helpkit.serialize import dumps, loads
 from helpkit.testing.clock import FrozenClock
 from helpkit.tickets import Ticket
+from postgres_fixtures import fresh_schema
 
 ME = Actor.agent("me")
 BOB = Actor.contact("bob")
@@ -26,7 +29,7 @@ CONFIG = {
 }
 
 
-def _desk(clock: FrozenClock, store: str = "memory://") -> Helpdesk:
+def _desk(clock: FrozenClock, store: str | Store = "memory://") -> Helpdesk:
     desk = Helpdesk(store, clock=clock, config=CONFIG, entry_points=False)
     desk.add_group("l1", "Service desk", tier=1)
     desk.add_group("l2", "Technicians", tier=2)
@@ -232,13 +235,46 @@ def test_agents_stored_before_roles_load_as_agents(tmp_path: Path) -> None:
     assert loads(Agent, dumps(changed)) == changed
 
 
-@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
 def test_role_and_restriction_are_kept_by_the_store(
-    helpkit_clock: FrozenClock, tmp_path: Path, kind: str
+    helpkit_clock: FrozenClock, tmp_path: Path, kind: str, request: pytest.FixtureRequest
 ) -> None:
-    url = "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'desk.db'}"
-    desk = _desk(helpkit_clock, url)
-    desk.add_agent("me", "Mia Me", groups=["l1"], role="light_agent", restricted=True)
-    assert desk.agent("me").role == "light_agent" and desk.agent("me").restricted
-    desk.update_agent("me", role="agent", restricted=False)
-    assert (desk.agent("me").role, desk.agent("me").restricted) == ("agent", False)
+    store: str | Store
+    if kind == "postgres":
+        from helpkit.stores.postgres.store import PostgresStore
+
+        store = PostgresStore(request.getfixturevalue("postgres_database"), schema=fresh_schema())
+    else:
+        store = "memory://" if kind == "memory" else f"sqlite:///{tmp_path / 'desk.db'}"
+    desk = _desk(helpkit_clock, store)
+    try:
+        desk.add_agent("me", "Mia Me", groups=["l1"], role="light_agent", restricted=True)
+        assert desk.agent("me").role == "light_agent" and desk.agent("me").restricted
+        desk.update_agent("me", role="agent", restricted=False)
+        assert (desk.agent("me").role, desk.agent("me").restricted) == ("agent", False)
+        assert desk.store.get_agent("other") == Agent(
+            id="other", name="Olga Other", group_ids=["l1", "l2"]
+        )
+        shared = desk.create_organization("Initech", shared_tickets=True)
+        assert desk.organization(shared.id).shared_tickets
+    finally:
+        desk.shutdown()
+
+
+def test_an_agent_row_written_before_roles_is_an_agent(
+    helpkit_clock: FrozenClock, tmp_path: Path
+) -> None:
+    path = tmp_path / "desk.db"
+    _desk(helpkit_clock, f"sqlite:///{path}").shutdown()
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "INSERT INTO agents (id, data) VALUES (?, ?)",
+            ("old", json.dumps({"id": "old", "name": "Old Timer", "group_ids": ["l1"]})),
+        )
+    desk = Helpdesk(f"sqlite:///{path}", clock=helpkit_clock, entry_points=False)
+    try:
+        assert (desk.agent("old").role, desk.agent("old").restricted) == ("agent", False)
+        ticket = _ticket(desk)
+        desk.close(ticket, Actor.agent("old"))
+    finally:
+        desk.shutdown()
