@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from helpkit import Actor, DeskConfig, Helpdesk, ValidationError
+from helpkit import Actor, DeskConfig, Helpdesk, NotFoundError, ValidationError
 from helpkit.errors import AccessDeniedError, ConfigError
 from helpkit.people import Agent
 from helpkit.ports import Store
@@ -278,3 +278,34 @@ def test_an_agent_row_written_before_roles_is_an_agent(
         desk.close(ticket, Actor.agent("old"))
     finally:
         desk.shutdown()
+
+
+def test_an_agent_view_reads_what_the_agent_may(desk: Helpdesk) -> None:
+    desk.add_agent("me", "Mia Me", groups=["l1"], restricted=True)
+    mine, theirs = _ticket(desk, "l1"), _ticket(desk, "l2")
+    desk.note(mine, Actor.agent("other"), "internal")
+    view = desk.for_agent("me")
+    assert [t.id for t in view.tickets()] == [mine]
+    assert [t.id for t in view.tickets(group_ids={"l2"})] == []
+    assert [t.id for t in view.tickets(group_ids={"l1", "l2"})] == [mine]
+    assert [c.body for c in view.conversation(mine)] == ["Help", "internal"]
+    assert view.history(mine) == desk.history(mine)
+    for read in (view.ticket, view.history, view.conversation):
+        with pytest.raises(AccessDeniedError, match="restricted"):
+            read(theirs)
+    with pytest.raises(ValidationError, match="unknown ticket filter"):
+        view.tickets(colour="red")
+    everyone = desk.for_agent("other")
+    assert {t.id for t in everyone.tickets()} == {mine, theirs}
+    desk.update_agent("me", role="triage", restricted=False)
+    assert len(view.tickets()) == 2
+    desk.deactivate_agent("me")
+    with pytest.raises(AccessDeniedError, match="inactive"):
+        view.tickets()
+    with pytest.raises(NotFoundError):
+        desk.for_agent("ghost")
+    config = {"roles": {"blind": {"permissions": ["note"]}}}
+    blind_desk = Helpdesk(desk.store, config=config, entry_points=False)
+    blind_desk.update_agent("other", role="blind")
+    with pytest.raises(AccessDeniedError, match="lacks the permission 'read'"):
+        blind_desk.for_agent("other").ticket(mine)

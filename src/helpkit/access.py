@@ -19,7 +19,7 @@ from helpkit.errors import AccessDeniedError, ValidationError
 from helpkit.outcomes import Outcome
 from helpkit.people import Agent
 from helpkit.pipeline import Decide
-from helpkit.roles import Permission, Role, allowed, can_see
+from helpkit.roles import Permission, Role, allowed, can_see, restricted
 from helpkit.tickets import Actor, ActorKind, Ticket
 
 __all__ = ["Access"]
@@ -65,6 +65,10 @@ class Access:
         role = self.role(agent)
         for permission in needs:
             allowed(agent, role, permission, tickets)
+
+    def groups_only(self, agent: Agent) -> frozenset[str] | None:
+        """The groups whose tickets a restricted agent may see; ``None`` when unrestricted."""
+        return frozenset(agent.group_ids) if restricted(agent, self.role(agent)) else None
 
     def visible(self, agent: Agent, ticket: Ticket) -> bool:
         """Whether ``agent`` may read ``ticket``."""

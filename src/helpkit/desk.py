@@ -26,6 +26,7 @@ from helpkit._checks import check_int, check_items, check_text
 from helpkit._time import to_utc
 from helpkit.access import Access
 from helpkit.actions import Actions
+from helpkit.agent_view import AgentView
 from helpkit.attachments import UnconfiguredBlobStore, default_blobs, keep
 from helpkit.automations import Automations
 from helpkit.commands import TicketCommands
@@ -716,6 +717,12 @@ class Helpdesk:
         Atomic: two threads or processes asking for the same new address get one contact.
         """
         return self._directory.contact_for_email(email, name=name)
+
+    def for_agent(self, agent: Agent | str) -> AgentView:
+        """The reads an agent may make (``read`` permission, their groups' tickets when
+        restricted), for a staff console; see :class:`~helpkit.agent_view.AgentView`."""
+        agent_id = agent.id if isinstance(agent, Agent) else agent
+        return AgentView(self, self._access, self._directory.agent(agent_id).id)
 
     def for_contact(self, contact: Contact | str) -> CustomerView:
         """What ``contact`` may see and do, for a customer portal: their own tickets (and

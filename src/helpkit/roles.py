@@ -30,6 +30,7 @@ __all__ = [
     "Role",
     "allowed",
     "can_see",
+    "restricted",
     "role_map",
     "roles_from_table",
 ]
@@ -160,7 +161,8 @@ def role_map(roles: Mapping[str, Role]) -> Mapping[str, Role]:
     return MappingProxyType(merged)
 
 
-def _restricted(agent: Agent, role: Role) -> bool:
+def restricted(agent: Agent, role: Role) -> bool:
+    """Whether ``agent`` (of ``role``) acts only on their groups' tickets (never an admin)."""
     return role.name != ADMIN and (agent.restricted or role.restricted)
 
 
@@ -169,7 +171,7 @@ def can_see(agent: Agent, role: Role, ticket: Ticket) -> bool:
     when restricted, a member of the ticket's group."""
     if not agent.active or not role.grants(Permission.READ):
         return False
-    return not _restricted(agent, role) or (
+    return not restricted(agent, role) or (
         ticket.group_id is not None and agent.in_group(ticket.group_id)
     )
 
@@ -187,7 +189,7 @@ def allowed(
         raise AccessDeniedError(
             f"agent {agent.id!r} (role {role.name}) lacks the permission {permission.value!r}"
         )
-    if not _restricted(agent, role):
+    if not restricted(agent, role):
         return
     for ticket in tickets:
         if ticket.group_id is None or not agent.in_group(ticket.group_id):
