@@ -33,7 +33,7 @@ from helpkit.notifications import (
 )
 from helpkit.notifications import check as check_notifications
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
-from helpkit.roles import BUILTIN_ROLES, Role, role_map, roles_from_table
+from helpkit.roles import Role, builtin_roles, role_map, roles_from_table
 from helpkit.routing import RoutingPolicies
 from helpkit.rules import (
     Automation,
@@ -363,9 +363,7 @@ class DeskConfig:
     routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
     """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
     *Routing*)."""
-    roles: Mapping[str, Role] = attrs.field(
-        factory=lambda: dict(BUILTIN_ROLES), converter=role_map, eq=False
-    )
+    roles: Mapping[str, Role] = attrs.field(factory=builtin_roles, converter=role_map, eq=False)
     """The agents' roles by name: the built-in ``admin``, ``agent`` and ``light_agent``, and
     those of ``[roles.NAME]`` (see :mod:`helpkit.roles` and the page *Access*)."""
 

@@ -29,6 +29,7 @@ __all__ = [
     "Permission",
     "Role",
     "allowed",
+    "builtin_roles",
     "can_see",
     "restricted",
     "role_map",
@@ -144,6 +145,11 @@ def roles_from_table(data: Mapping[str, Any]) -> dict[str, Role]:
             restricted=table.get("restricted", False),
         )
     return roles
+
+
+def builtin_roles() -> dict[str, Role]:
+    """A copy of :data:`BUILTIN_ROLES` (a desk's roles when none are configured)."""
+    return dict(BUILTIN_ROLES)
 
 
 def role_map(roles: Mapping[str, Role]) -> Mapping[str, Role]:
