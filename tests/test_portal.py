@@ -279,20 +279,26 @@ class CustomerViewMachine(RuleBasedStateMachine):
         self.texts[subject] = self.texts[body] = ticket.id
         return ticket.id
 
-    @rule(ref=refs)
-    def agent_notes(self, ref: str) -> None:
+    @rule(ref=refs, with_file=st.booleans())
+    def agent_notes(self, ref: str, with_file: bool) -> None:
         marker = self._marker()
+        files = [
+            InboundAttachment(filename="n.txt", content_type="text/plain", data=marker.encode())
+        ]
         try:
-            self.desk.note(ref, AGENT, marker)
+            self.desk.note(ref, AGENT, marker, attachments=files if with_file else [])
         except HelpkitError:
             return  # closed
         self.texts[marker] = "internal"
 
-    @rule(ref=refs)
-    def agent_replies(self, ref: str) -> None:
+    @rule(ref=refs, with_file=st.booleans())
+    def agent_replies(self, ref: str, with_file: bool) -> None:
         marker = self._marker()
+        files = [
+            InboundAttachment(filename="r.txt", content_type="text/plain", data=marker.encode())
+        ]
         try:
-            self.desk.reply(ref, AGENT, marker)
+            self.desk.reply(ref, AGENT, marker, attachments=files if with_file else [])
         except HelpkitError:
             return  # closed
         self.texts[marker] = ref
