@@ -275,6 +275,7 @@ class Helpdesk:
             keep_files=self._keep,
             tokens=self._tokens,
             new_id=self._new_id,
+            access=self._access,
         )
 
     # ------------------------------------------------------------------ plumbing
