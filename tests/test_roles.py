@@ -13,7 +13,7 @@ import pytest
 from helpkit import Actor, DeskConfig, Helpdesk, NotFoundError, ValidationError
 from helpkit.errors import AccessDeniedError, ConfigError
 from helpkit.people import Agent
-from helpkit.ports import Store
+from helpkit.ports import InboundAttachment, Store
 from helpkit.roles import BUILTIN_ROLES, Permission, Role, allowed, roles_from_table
 from helpkit.serialize import dumps, loads
 from helpkit.testing.clock import FrozenClock
@@ -283,8 +283,17 @@ def test_an_agent_row_written_before_roles_is_an_agent(
 def test_an_agent_view_reads_what_the_agent_may(desk: Helpdesk) -> None:
     desk.add_agent("me", "Mia Me", groups=["l1"], restricted=True)
     mine, theirs = _ticket(desk, "l1"), _ticket(desk, "l2")
-    desk.note(mine, Actor.agent("other"), "internal")
+    log = InboundAttachment(filename="log.txt", content_type="text/plain", data=b"trace")
+    desk.note(mine, Actor.agent("other"), "internal", attachments=[log])
+    desk.note(theirs, Actor.agent("other"), "elsewhere", attachments=[log])
     view = desk.for_agent("me")
+    [mine_file] = desk.conversation(mine)[-1].attachments
+    [their_file] = desk.conversation(theirs)[-1].attachments
+    assert view.attachment_bytes(mine, mine_file.id) == b"trace"
+    with pytest.raises(AccessDeniedError):
+        view.attachment_bytes(theirs, their_file.id)
+    with pytest.raises(NotFoundError):
+        view.attachment_bytes(mine, their_file.id)
     assert [t.id for t in view.tickets()] == [mine]
     assert [t.id for t in view.tickets(group_ids={"l2"})] == []
     assert [t.id for t in view.tickets(group_ids={"l1", "l2"})] == [mine]
