@@ -268,6 +268,32 @@ def test_agents_and_groups(capsys: pytest.CaptureFixture[str]) -> None:
     assert run(capsys, "--as", "agent:ben", "groups", "add", "z", "Z")[0] == 0
 
 
+def test_agent_roles_and_refusals_on_one_line(capsys: pytest.CaptureFixture[str]) -> None:
+    assert run(capsys, "init")[0] == 0
+    assert run(capsys, "groups", "add", "l1", "Service desk")[0] == 0
+    assert run(capsys, "groups", "add", "l2", "Technicians")[0] == 0
+    status, out, _ = run(
+        capsys, "agents", "add", "lee", "Lee", "--group", "l1", "--role", "light_agent"
+    )
+    assert status == 0 and "role light_agent" in out
+    status, out, _ = run(capsys, "agents", "add", "mo", "Mo", "--group", "l1", "--restricted")
+    assert status == 0 and "own groups' tickets only" in out
+    status, _, err = run(capsys, "agents", "add", "x", "X", "--role", "boss")
+    assert (status, err.count("\n")) == (2, 1) and "unknown role 'boss'" in err
+    listed = run(capsys, "agents")[1]
+    assert "light_agent" in listed and "agent (own groups only)" in listed
+    opened = ["open", "--requester", "zoe@example.com", "--subject", "Printer", "--group", "l2"]
+    assert run(capsys, *opened)[0] == 0
+    db = Path("helpkit.db").read_bytes()
+    status, _, err = run(capsys, "--as", "agent:lee", "reply", "1", "Hello")
+    refused = "helpkit: error: agent 'lee' (role light_agent) lacks the permission 'reply'\n"
+    assert (status, err) == (2, refused)
+    status, _, err = run(capsys, "--as", "agent:mo", "note", "1", "mine?")
+    assert status == 2 and "restricted to their groups' tickets" in err and err.count("\n") == 1
+    assert Path("helpkit.db").read_bytes() == db
+    assert run(capsys, "--as", "agent:lee", "note", "1", "checked")[0] == 0
+
+
 # ------------------------------------------------------------------ list, queue, show
 
 

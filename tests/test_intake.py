@@ -337,6 +337,30 @@ def test_an_inactive_agent_is_no_party(desk: Helpdesk) -> None:
     assert got.kind is IntakeKind.CREATED
 
 
+def test_an_agent_s_mail_is_held_where_their_role_or_groups_do_not_reach(
+    desk: Helpdesk,
+) -> None:
+    desk.receive(message())
+    desk.add_group("l2", "Technicians")
+    desk.add_agent("lee", "Lee Light", email="lee@desk.example", groups=["l1"], role="light_agent")
+    desk.add_agent("mo", "Mo Tech", email="mo@desk.example", groups=["l2"], restricted=True)
+    desk.assign(1, AGENT, group="l1")
+    before = desk.history(1)
+    light = desk.receive(message(2, sender_address="lee@desk.example", subject="Re: [#1] hi"))
+    outside = desk.receive(message(3, sender_address="mo@desk.example", subject="Re: [#1] hi"))
+    assert light.kind is outside.kind is IntakeKind.SUSPENDED
+    reasons = [r.reason for r in desk.suspended()]
+    assert reasons == [
+        "access: agent 'lee' (role light_agent) lacks the permission 'reply'",
+        "access: agent 'mo' is restricted to their groups' tickets; ticket "
+        f"{desk.ticket(1).id} is in group 'l1'",
+    ]
+    assert desk.history(1) == before
+    released = desk.release(light.key, AGENT)  # an agent who may vouches for it
+    assert released.kind is IntakeKind.COMMENTED
+    assert desk.conversation(1)[-1].author == Actor.agent("lee")
+
+
 def test_unsigned_reference_to_a_received_message(desk: Helpdesk) -> None:
     desk.receive(message())
     party = desk.receive(message(2, in_reply_to="<m1@acme.example>", subject="again"))

@@ -114,6 +114,8 @@ def test_people_and_comments_round_trip_exactly(
         group_ids=st.lists(st.sampled_from(["l1", "l2", "l3"])),
         languages=st.lists(st.sampled_from(["en", "fr", "pt-BR"])),
         active=st.booleans(),
+        role=st.sampled_from(["agent", "admin", "light_agent", "triage"]),
+        restricted=st.booleans(),
     ),
     st.builds(
         Group,

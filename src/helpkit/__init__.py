@@ -13,6 +13,7 @@ from helpkit.config import DeskConfig
 from helpkit.conflicts import retry_on_conflict
 from helpkit.desk import UNSET, Helpdesk
 from helpkit.errors import (
+    AccessDeniedError,
     CalendarError,
     ConfigError,
     ConflictError,
@@ -57,6 +58,7 @@ logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "UNSET",
+    "AccessDeniedError",
     "Actor",
     "Agent",
     "Attachment",

@@ -17,7 +17,7 @@ from helpkit._checks import check_items, check_text
 from helpkit.actions import Actions
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory, Unset
-from helpkit.errors import ValidationError
+from helpkit.errors import AccessDeniedError, ValidationError
 from helpkit.escalation import EscalationKind, escalation_target
 from helpkit.fields import FieldValue
 from helpkit.lifecycle import Outcome
@@ -214,9 +214,12 @@ class TicketCommands:
         external_id: str | None,
         in_reply_to: str | None,
         attachments: Sequence[Attachment] = (),
+        party_of: Ticket | None = None,
     ) -> Decide:
         """A contact's message: a comment, or on a closed ticket a follow-up ticket (the
-        ``attachments`` go with it either way)."""
+        ``attachments`` go with it either way). The author must be a party of the ticket
+        (its requester or a follower) as loaded, or of ``party_of`` (the ticket the message
+        was addressed to, merged into the one loaded): else AccessDeniedError."""
         files = _attachments(attachments)
         contact = self._directory.contact(author.id)
         comment_id, follow_up_id = self._new_id(), self._new_id()
@@ -231,8 +234,15 @@ class TicketCommands:
         )
         config = self._config
 
+        vouched = party_of is not None and party_of.has_party(author.id)
+
         def decide(tickets: Sequence[Ticket], now: datetime) -> Sequence[Outcome]:
             closed = tickets[0]
+            if not vouched and not closed.has_party(author.id):
+                raise AccessDeniedError(
+                    f"contact {author.id!r} is no party of ticket {closed.reference}: only its "
+                    "requester and followers write to it"
+                )
             if not closed.is_closed:
                 return on_open(tickets, now)
             # A closed ticket is read-only: the message opens a follow-up linked to it.

@@ -33,6 +33,7 @@ from helpkit.notifications import (
 )
 from helpkit.notifications import check as check_notifications
 from helpkit.priority import ITIL_MATRIX, PriorityMatrix
+from helpkit.roles import Role, builtin_roles, role_map, roles_from_table
 from helpkit.routing import RoutingPolicies
 from helpkit.rules import (
     Automation,
@@ -362,6 +363,9 @@ class DeskConfig:
     routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
     """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
     *Routing*)."""
+    roles: Mapping[str, Role] = attrs.field(factory=builtin_roles, converter=role_map, eq=False)
+    """The agents' roles by name: the built-in ``admin``, ``agent`` and ``light_agent``, and
+    those of ``[roles.NAME]`` (see :mod:`helpkit.roles` and the page *Access*)."""
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -495,6 +499,7 @@ class DeskConfig:
             "routing",
             "notifications",
             "templates",
+            "roles",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -599,6 +604,8 @@ class DeskConfig:
                         calendars,
                     ),
                 )
+            if "roles" in data:
+                kwargs["roles"] = roles_from_table(data["roles"])
             return cls(**kwargs)
         except ConfigError:
             raise

@@ -24,14 +24,22 @@ import attrs
 from helpkit import lifecycle
 from helpkit._checks import check_int, check_items, check_text
 from helpkit._time import to_utc
+from helpkit.access import Access
 from helpkit.actions import Actions
+from helpkit.agent_view import AgentView
 from helpkit.attachments import UnconfiguredBlobStore, default_blobs, keep
 from helpkit.automations import Automations
 from helpkit.commands import TicketCommands
 from helpkit.config import DeskConfig
 from helpkit.delivery import Outbound
 from helpkit.directory import UNSET, Directory, Unset
-from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationError
+from helpkit.errors import (
+    AccessDeniedError,
+    ConfigError,
+    HelpkitError,
+    NotFoundError,
+    ValidationError,
+)
 from helpkit.escalation import EscalationKind
 from helpkit.events import Assigned, Event, StatusChanged
 from helpkit.ids import new_id
@@ -41,6 +49,7 @@ from helpkit.outcomes import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.pipeline import Decide, Pipeline, React
 from helpkit.plugins import PluginHost
+from helpkit.portal import CustomerView
 from helpkit.ports import (
     BlobStore,
     Channel,
@@ -60,6 +69,7 @@ from helpkit.priority import Impact, Priority, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.relay import Relay, RelayReport, RetryPolicy
 from helpkit.reports import KpiProjection, KpiReader
+from helpkit.roles import Permission
 from helpkit.router import Router
 from helpkit.routing import Decision
 from helpkit.rules import Macro
@@ -214,6 +224,7 @@ class Helpdesk:
             self.webhooks[name] = self.plugins.make_channel("webhook", {"name": name, **options})
         self.store: Store = self.plugins.open_store(store) if isinstance(store, str) else store
         self._directory = Directory(self.store, self.now, self._new_id)
+        self._access = Access(self._directory, config.roles)
         self._levels = ServiceLevels(self.store, config)
         self._sla = SlaTimer(self.store, self._levels, FoldCache(fold_cache))
         if delivery not in ("outbox", "sync"):
@@ -264,6 +275,7 @@ class Helpdesk:
             keep_files=self._keep,
             tokens=self._tokens,
             new_id=self._new_id,
+            access=self._access,
         )
 
     # ------------------------------------------------------------------ plumbing
@@ -385,6 +397,7 @@ class Helpdesk:
         who = Actor.system("operator") if actor is None else actor
         if not (isinstance(who, Actor) and who.kind is ActorKind.SYSTEM):
             self._staff(who)
+            self._access.check(who, Permission.DELIVERIES)
         if self._relay is None:
             raise ConfigError("this desk has no channels: there is nothing to deliver")
         revived = self._relay.revive(delivery_id, who)
@@ -403,12 +416,17 @@ class Helpdesk:
         refs: Sequence[TicketRef],
         decide: Decide,
         expected_seq: int | None,
+        actor: Actor | None = None,
+        *needs: Permission,
     ) -> list[Ticket]:
         """Run ``decide`` over the tickets ``refs`` through the pipeline.
 
         ``expected_seq`` is the version of the first ticket the caller saw; in strict mode a
-        Ticket object stands for its own version.
+        Ticket object stands for its own version. An agent ``actor`` must be allowed ``needs``
+        on the tickets loaded (:class:`~helpkit.access.Access`).
         """
+        if actor is not None:
+            decide = self._access.guard(actor, decide, *needs)
         ids = [self._ticket_id(ref) for ref in refs]
         expected: dict[str, int] = {}
         if self._strict:
@@ -450,10 +468,15 @@ class Helpdesk:
         active: bool = True,
         skills: Iterable[str] = (),
         calendar: str | None = None,
+        role: str = "agent",
+        restricted: bool = False,
     ) -> Agent:
         """Create or replace an agent; every group must exist. ``skills`` and ``calendar``
-        (the name of a configured calendar: the agent's shifts) are read by routing."""
+        (the name of a configured calendar: the agent's shifts) are read by routing.
+        ``role`` (a role of ``config.roles``) says what they may do; ``restricted=True``
+        keeps them to their groups' tickets (see the page *Access*)."""
         self._check_calendar(calendar)
+        self._access.check_role(role)
         return self._directory.add_agent(
             agent_id,
             name,
@@ -463,14 +486,19 @@ class Helpdesk:
             active=active,
             skills=skills,
             calendar=calendar,
+            role=role,
+            restricted=restricted,
         )
 
     def update_agent(self, agent_id: str, **changes: Any) -> Agent:
         """Change fields of an agent: ``name``, ``email``, ``groups``, ``languages``,
-        ``active``, ``skills``, ``away_until``, ``calendar``. An agent who becomes available
-        (back, active, a new group) gets the waiting tickets of their routed groups."""
+        ``active``, ``skills``, ``away_until``, ``calendar``, ``role``, ``restricted``. An
+        agent who becomes available (back, active, a new group) gets the waiting tickets of
+        their routed groups."""
         if "calendar" in changes:
             self._check_calendar(changes["calendar"])
+        if "role" in changes:
+            self._access.check_role(changes["role"])
         agent = self._directory.update_agent(agent_id, changes)
         self._route_for(agent)
         return agent
@@ -611,10 +639,13 @@ class Helpdesk:
         region: str | None = None,
         vip: bool = False,
         organization_id: str | None = None,
+        shared_tickets: bool = False,
     ) -> Organization:
-        """Create an organization; its email domains must not belong to another one."""
+        """Create an organization; its email domains must not belong to another one.
+        ``shared_tickets``: its people see each other's tickets (see :meth:`for_contact`)."""
         return self._directory.create_organization(
             name,
+            shared_tickets=shared_tickets,
             domains=domains,
             segment=segment,
             region=region,
@@ -623,7 +654,8 @@ class Helpdesk:
         )
 
     def update_organization(self, organization: Organization | str, **changes: Any) -> Organization:
-        """Change fields (name, domains, segment, region, vip) of an organization."""
+        """Change fields (name, domains, segment, region, vip, shared_tickets) of an
+        organization."""
         return self._directory.update_organization(organization, **changes)
 
     def organization(self, organization: Organization | str) -> Organization:
@@ -686,6 +718,19 @@ class Helpdesk:
         Atomic: two threads or processes asking for the same new address get one contact.
         """
         return self._directory.contact_for_email(email, name=name)
+
+    def for_agent(self, agent: Agent | str) -> AgentView:
+        """The reads an agent may make (``read`` permission, their groups' tickets when
+        restricted), for a staff console; see :class:`~helpkit.agent_view.AgentView`."""
+        agent_id = agent.id if isinstance(agent, Agent) else agent
+        return AgentView(self, self._access, self._directory.agent(agent_id).id)
+
+    def for_contact(self, contact: Contact | str) -> CustomerView:
+        """What ``contact`` may see and do, for a customer portal: their own tickets (and
+        their organization's, where it shares them), public comments only, replies where
+        they are a party, new tickets as themself. See :class:`~helpkit.portal.CustomerView`
+        and the page *Access*."""
+        return CustomerView(self, self.contact(contact).id)
 
     def tickets_of_contact(
         self, contact: Contact | str, *, limit: int = 50, after: str | None = None, **filters: Any
@@ -847,6 +892,8 @@ class Helpdesk:
             now=self.now(),
             attachments=files,
         )
+        if isinstance(actor, Actor) and actor.kind is ActorKind.AGENT:
+            decide = self._access.guard(actor, decide, Permission.OPEN)
         return self._synced(self._pipeline.run([], decide))[0]
 
     def reply(
@@ -871,7 +918,8 @@ class Helpdesk:
         decide = self._commands.comment(
             actor, body, public=True, channel=channel, status=status, attachments=files
         )
-        return self._run([ref], decide, expected_seq)[0]
+        needs = (Permission.REPLY,) if status is None else (Permission.REPLY, Permission.EDIT)
+        return self._run([ref], decide, expected_seq, actor, *needs)[0]
 
     def note(
         self,
@@ -889,7 +937,7 @@ class Helpdesk:
         decide = self._commands.comment(
             actor, body, public=False, channel="internal", attachments=files
         )
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.NOTE)[0]
 
     def _macro(self, macro: str | Macro, actor: Actor) -> tuple[Macro, Agent | None]:
         self._staff(actor)
@@ -912,13 +960,15 @@ class Helpdesk:
         name (``[[macros]]``) or a :class:`~helpkit.rules.Macro`."""
         found, agent = self._macro(macro, actor)
         decide = self._commands.macro(actor, found, agent)
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.MACRO)[0]
 
     def preview_macro(self, ref: TicketRef, macro: str | Macro, actor: Actor) -> lifecycle.Outcome:
         """What :meth:`apply_macro` would do now: the ticket after it and the events it would
         record (the triggers' included), the reply's text filled in. Nothing is written."""
         found, agent = self._macro(macro, actor)
-        decide = self._commands.macro(actor, found, agent)
+        decide = self._access.guard(
+            actor, self._commands.macro(actor, found, agent), Permission.MACRO
+        )
         return self._pipeline.preview([self._ticket_id(ref)], decide)[0]
 
     def requester_reply(
@@ -933,15 +983,25 @@ class Helpdesk:
         attachments: Iterable[InboundAttachment] = (),
     ) -> Ticket:
         """A message from the requester (or a CC'd contact), with the files ``attachments``.
+        ``actor`` (default: the requester) must be a party of the ticket, its requester or a
+        follower (of the ticket addressed, or of the one it was merged into): another
+        contact's message is refused with :class:`~helpkit.errors.AccessDeniedError`.
 
         It reopens a pending or solved ticket. A message to a merged ticket goes to the ticket
         it was merged into; a message to a closed ticket opens a follow-up ticket linked to it,
         which is returned.
         """
-        ticket = self.live_ticket(ref)
+        addressed = self.ticket(ref)
+        ticket = self.live_ticket(addressed)
         author = actor if actor is not None else Actor.contact(ticket.requester_id)
         if not isinstance(author, Actor) or author.kind is not ActorKind.CONTACT:
             raise ValidationError("requester_reply is written by a contact")
+        if not (addressed.has_party(author.id) or ticket.has_party(author.id)):
+            # Refused before the files are kept; the decision checks again on the fresh ticket.
+            raise AccessDeniedError(
+                f"contact {author.id!r} is no party of ticket {addressed.reference}: only its "
+                "requester and followers write to it"
+            )
         files = self._keep(attachments)
         decide = self._commands.requester_message(
             author,
@@ -950,6 +1010,7 @@ class Helpdesk:
             external_id=external_id,
             in_reply_to=in_reply_to,
             attachments=files,
+            party_of=addressed,
         )
         return self._synced(self._pipeline.run([ticket.id], decide))[0]
 
@@ -968,7 +1029,13 @@ class Helpdesk:
         agent's first group.
         """
         self._staff(actor)
-        return self._run([ref], self._commands.assign(actor, agent, group), expected_seq)[0]
+        return self._run(
+            [ref],
+            self._commands.assign(actor, agent, group),
+            expected_seq,
+            actor,
+            Permission.ASSIGN,
+        )[0]
 
     def transfer(
         self,
@@ -983,7 +1050,7 @@ class Helpdesk:
         """Hand the ticket to another group (and optionally one of its agents), with a reason."""
         self._staff(actor)
         decide = self._commands.transfer(actor, group, agent, reason)
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.ASSIGN)[0]
 
     def set_status(
         self,
@@ -997,7 +1064,7 @@ class Helpdesk:
         """Move to a configured status, if its category allows the transition."""
         self._staff(actor)
         decide = self._commands.set_status(actor, status, reason)
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.EDIT)[0]
 
     def resolve(
         self,
@@ -1013,7 +1080,8 @@ class Helpdesk:
         decide = self._commands.to_category(
             actor, StatusCategory.SOLVED, reason=reason, comment=comment
         )
-        return self._run([ref], decide, expected_seq)[0]
+        needs = (Permission.EDIT,) if comment is None else (Permission.EDIT, Permission.REPLY)
+        return self._run([ref], decide, expected_seq, actor, *needs)[0]
 
     def close(
         self,
@@ -1026,7 +1094,7 @@ class Helpdesk:
         """Close: the ticket becomes read-only."""
         self._staff(actor)
         decide = self._commands.to_category(actor, StatusCategory.CLOSED, reason=reason)
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.EDIT)[0]
 
     def reopen(
         self,
@@ -1038,7 +1106,9 @@ class Helpdesk:
     ) -> Ticket:
         """Reopen a solved ticket."""
         self._staff(actor)
-        return self._run([ref], self._commands.reopen(actor, reason), expected_seq)[0]
+        return self._run(
+            [ref], self._commands.reopen(actor, reason), expected_seq, actor, Permission.EDIT
+        )[0]
 
     def prioritize(
         self,
@@ -1053,28 +1123,34 @@ class Helpdesk:
         """Set impact and/or urgency; the priority is recomputed from the matrix."""
         self._staff(actor)
         decide = self._commands.prioritize(actor, impact, urgency, reason)
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.EDIT)[0]
 
     def set_subject(
         self, ref: TicketRef, actor: Actor, subject: str, *, expected_seq: int | None = None
     ) -> Ticket:
         """Edit the subject."""
         self._staff(actor)
-        return self._run([ref], self._commands.set_subject(actor, subject), expected_seq)[0]
+        return self._run(
+            [ref], self._commands.set_subject(actor, subject), expected_seq, actor, Permission.EDIT
+        )[0]
 
     def tag(
         self, ref: TicketRef, actor: Actor, *tags: str, expected_seq: int | None = None
     ) -> Ticket:
         """Add tags (lower-cased; spaces become underscores)."""
         self._staff(actor)
-        return self._run([ref], self._commands.tags(actor, add=tags), expected_seq)[0]
+        return self._run(
+            [ref], self._commands.tags(actor, add=tags), expected_seq, actor, Permission.EDIT
+        )[0]
 
     def untag(
         self, ref: TicketRef, actor: Actor, *tags: str, expected_seq: int | None = None
     ) -> Ticket:
         """Remove tags."""
         self._staff(actor)
-        return self._run([ref], self._commands.tags(actor, remove=tags), expected_seq)[0]
+        return self._run(
+            [ref], self._commands.tags(actor, remove=tags), expected_seq, actor, Permission.EDIT
+        )[0]
 
     def follow(
         self,
@@ -1087,7 +1163,7 @@ class Helpdesk:
         """Add a follower (default: the actor): they receive public replies."""
         who = follower if follower is not None else actor
         decide = self._commands.followers(actor, add=[who])
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, *self._following(actor, who))[0]
 
     def unfollow(
         self,
@@ -1100,7 +1176,13 @@ class Helpdesk:
         """Remove a follower (default: the actor)."""
         who = follower if follower is not None else actor
         decide = self._commands.followers(actor, remove=[who])
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, *self._following(actor, who))[0]
+
+    @staticmethod
+    def _following(actor: Actor, who: Actor) -> tuple[Actor, Permission]:
+        """An agent follows or unfollows a ticket they may read; changing someone else's
+        following is an edit."""
+        return actor, Permission.READ if who == actor else Permission.EDIT
 
     def set_fields(
         self,
@@ -1112,7 +1194,9 @@ class Helpdesk:
     ) -> Ticket:
         """Set typed custom fields (``None`` clears one)."""
         self._staff(actor)
-        return self._run([ref], self._commands.set_fields(actor, values), expected_seq)[0]
+        return self._run(
+            [ref], self._commands.set_fields(actor, values), expected_seq, actor, Permission.EDIT
+        )[0]
 
     def link(
         self,
@@ -1125,7 +1209,9 @@ class Helpdesk:
     ) -> Ticket:
         """Link two tickets (parent/child, related, duplicate); both record the link."""
         self._staff(actor)
-        return self._run([ref, other], self._commands.link(actor, kind), expected_seq)[0]
+        return self._run(
+            [ref, other], self._commands.link(actor, kind), expected_seq, actor, Permission.EDIT
+        )[0]
 
     def unlink(
         self,
@@ -1139,7 +1225,7 @@ class Helpdesk:
         """Remove a link from both tickets."""
         self._staff(actor)
         decide = self._commands.link(actor, kind, remove=True)
-        return self._run([ref, other], decide, expected_seq)[0]
+        return self._run([ref, other], decide, expected_seq, actor, Permission.EDIT)[0]
 
     def merge(
         self,
@@ -1156,7 +1242,9 @@ class Helpdesk:
         ``expected_seq`` is the version of the source the caller saw.
         """
         self._staff(actor)
-        return self._run([source, target], self._commands.merge(actor), expected_seq)[1]
+        return self._run(
+            [source, target], self._commands.merge(actor), expected_seq, actor, Permission.MERGE
+        )[1]
 
     # ------------------------------------------------------------------ inbound messages
 
@@ -1179,12 +1267,18 @@ class Helpdesk:
     def release(self, key: str, actor: Actor) -> Intake:
         """Ingest a suspended message as if it passed the screens (a stranger's opens a
         ticket of its own); ``actor`` is the agent (or system) releasing it."""
+        self._inbox_actor(actor)
         return self._synced_intake(self._receiver.release(key, actor))
 
     def discard(self, key: str, actor: Actor) -> Receipt:
         """Throw a suspended message away; its receipt stays (``discarded``), so the same
         message is not ingested if it comes again."""
+        self._inbox_actor(actor)
         return self._receiver.discard(key, actor, self.now())
+
+    def _inbox_actor(self, actor: Actor) -> None:
+        if isinstance(actor, Actor) and actor.kind is ActorKind.AGENT:
+            self._access.check(actor, Permission.INBOX)
 
     def _synced_intake(self, intake: Intake) -> Intake:
         if getattr(self._relaying, "recorded", False):
@@ -1235,7 +1329,7 @@ class Helpdesk:
         self._staff(actor)
         kind = EscalationKind.FUNCTIONAL if functional else EscalationKind.HIERARCHICAL
         decide = self._commands.move_tier(actor, kind, group, reason)
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.ASSIGN)[0]
 
     def de_escalate(
         self,
@@ -1249,7 +1343,7 @@ class Helpdesk:
         """Hand the ticket back one tier down."""
         self._staff(actor)
         decide = self._commands.move_tier(actor, EscalationKind.DE_ESCALATION, group, reason)
-        return self._run([ref], decide, expected_seq)[0]
+        return self._run([ref], decide, expected_seq, actor, Permission.ASSIGN)[0]
 
     def tier_times(self, ref: TicketRef, *, now: datetime | None = None) -> dict[int, timedelta]:
         """Business time the ticket spent in each tier (L1 = 1...), pauses excluded.

@@ -37,7 +37,9 @@ UNSET: Final = Unset()
 _CONTACT_CHANGES: Final = frozenset(
     {"name", "emails", "phone", "language", "timezone", "organization", "vip", "segment"}
 )
-_ORGANIZATION_CHANGES: Final = frozenset({"name", "domains", "segment", "region", "vip"})
+_ORGANIZATION_CHANGES: Final = frozenset(
+    {"name", "domains", "segment", "region", "vip", "shared_tickets"}
+)
 
 
 def _check_changes(changes: Mapping[str, Any], allowed: frozenset[str]) -> None:
@@ -84,9 +86,13 @@ class Directory:
         active: bool = True,
         skills: Iterable[str] = (),
         calendar: str | None = None,
+        role: str = "agent",
+        restricted: bool = False,
     ) -> Agent:
         """Create or replace an agent; every group must exist."""
         agent = Agent(
+            role=role,
+            restricted=restricted,
             id=agent_id,
             name=name,
             email=email,
@@ -110,11 +116,13 @@ class Directory:
         "skills": "skills",
         "away_until": "away_until",
         "calendar": "calendar",
+        "role": "role",
+        "restricted": "restricted",
     }
 
     def update_agent(self, agent_id: str, changes: Mapping[str, Any]) -> Agent:
         """Change fields of an agent (name, email, groups, languages, active, skills,
-        away_until, calendar); every group must exist. Returns it as saved."""
+        away_until, calendar, role, restricted); every group must exist. Returns it as saved."""
         unknown = sorted(set(changes) - set(self._AGENT_FIELDS))
         if unknown:
             raise ValidationError(
@@ -213,10 +221,12 @@ class Directory:
         region: str | None = None,
         vip: bool = False,
         organization_id: str | None = None,
+        shared_tickets: bool = False,
     ) -> Organization:
         """Create an organization; its email domains must not belong to another one."""
         now = self._now()
         org = Organization(
+            shared_tickets=shared_tickets,
             id=organization_id or self._new_id(),
             name=name,
             domains=check_items(domains, "domains", str),
@@ -230,7 +240,8 @@ class Directory:
         return org
 
     def update_organization(self, organization: Organization | str, **changes: Any) -> Organization:
-        """Change fields (name, domains, segment, region, vip) of an organization."""
+        """Change fields (name, domains, segment, region, vip, shared_tickets) of an
+        organization."""
         current = self.organization(organization)
         _check_changes(changes, _ORGANIZATION_CHANGES)
         updated = attrs.evolve(

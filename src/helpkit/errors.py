@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from helpkit.events import Event
 
 __all__ = [
+    "AccessDeniedError",
     "AttachmentError",
     "BlobCorruptionError",
     "BrokerError",
@@ -72,6 +73,13 @@ class AttachmentError(ValidationError):
 
 class NotFoundError(HelpkitError, LookupError):
     """A ticket, contact, organization, agent or group does not exist."""
+
+
+class AccessDeniedError(HelpkitError):
+    """The actor may not do this: a contact who is no party of the ticket, an agent whose
+    role lacks the permission, who is inactive, or who is restricted to their groups' tickets.
+    Nothing was written. (A customer's view answers NotFoundError instead where saying
+    "denied" would reveal that another customer's ticket exists: see the page *Access*.)"""
 
 
 class InvalidTransitionError(HelpkitError):

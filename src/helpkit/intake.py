@@ -38,9 +38,11 @@ import attrs
 
 from helpkit import lifecycle
 from helpkit._checks import count, optional_text
+from helpkit.access import Access
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory
 from helpkit.errors import (
+    AccessDeniedError,
     AttachmentError,
     ConfigError,
     DuplicateError,
@@ -65,6 +67,7 @@ from helpkit.ports import (
 )
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
+from helpkit.roles import Permission, allowed
 from helpkit.thread_tokens import ThreadTokens, parse_token, sent_ticket_id, tokens_in
 from helpkit.tickets import Actor, ActorKind, Attachment, Comment, Ticket
 
@@ -208,7 +211,9 @@ class Receiver:
         keep_files: Callable[[Sequence[InboundAttachment]], tuple[Attachment, ...]],
         tokens: ThreadTokens | None,
         new_id: Callable[[], str],
+        access: Access | None = None,
     ) -> None:
+        self._access = access
         self._store = store
         self._pipeline = pipeline
         self._directory = directory
@@ -349,6 +354,9 @@ class Receiver:
                 if self._intake.strangers == "suspend":
                     return self._suspend(inbox, message, key, thread.stranger)
                 log.info("message %s: %s; it opens a ticket of its own", key, thread.stranger)
+            refused = None if released is not None else self._refused(sender, thread)
+            if refused is not None:
+                return self._suspend(inbox, message, key, refused)
             try:
                 return self._write(message, files, key, sender, thread, reason)
             except DuplicateError:
@@ -444,6 +452,22 @@ class Receiver:
             which = ", ".join(t.reference for t in named[:3])
             return _Thread(None, stranger=f"stranger: {sender.address} is no party of {which}")
         return _Thread(None)
+
+    def _refused(self, sender: _Sender, thread: _Thread) -> str | None:
+        """Why an agent's message may not be written as their public reply (their role lacks
+        ``reply``, or the ticket is outside their groups while they are restricted): it is
+        suspended, for an agent who may to release. ``None``: it may."""
+        if self._access is None or sender.agent is None or thread.ticket_id is None:
+            return None
+        ticket = self._ticket(thread.ticket_id)
+        if ticket is None:
+            return None
+        try:
+            role = self._access.role(sender.agent)
+            allowed(sender.agent, role, Permission.REPLY, [self._live(ticket)])
+        except AccessDeniedError as exc:
+            return f"access: {exc}"
+        return None
 
     def _live(self, ticket: Ticket) -> Ticket:
         seen = {ticket.id}

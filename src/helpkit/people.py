@@ -176,11 +176,20 @@ class Organization:
     created_at: datetime = attrs.field(converter=to_utc)
     updated_at: datetime = attrs.field(converter=to_utc)
     version: int = attrs.field(default=1, converter=_version)
+    shared_tickets: bool = attrs.field(default=False, validator=flag, metadata=SINCE_LATER)
+    """Whether its people see each other's tickets in their customer view (read only: a
+    contact replies only where they are a party). Not shared by default."""
 
     @property
     def name_key(self) -> str:
         """The normalized name used for searching."""
         return normalize_name(self.name)
+
+
+def _role(value: str) -> str:
+    if not isinstance(value, str) or not value or not value.isidentifier():
+        raise ValidationError(f"a role is a role's name such as 'agent'; got {value!r:.40}")
+    return value
 
 
 def _tier(value: int | None) -> int | None:
@@ -252,6 +261,11 @@ class Agent:
     )
     """The name of the business calendar of the agent's shifts (a calendar of the desk's
     configuration): routing chooses the agent only in its working time. ``None``: always."""
+    role: str = attrs.field(default="agent", converter=_role, metadata=SINCE_LATER)
+    """The name of the agent's role (``admin``, ``agent``, ``light_agent`` or a configured
+    one): what they may do (see :mod:`helpkit.roles` and the page *Access*)."""
+    restricted: bool = attrs.field(default=False, validator=flag, metadata=SINCE_LATER)
+    """Whether the agent acts only on the tickets of their own groups."""
 
     def available(self, now: datetime) -> bool:
         """Active and not away at ``now`` (the shift calendar is the routing's to read)."""

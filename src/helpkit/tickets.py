@@ -449,3 +449,8 @@ class Ticket:
     def reference(self) -> str:
         """The human-friendly reference, ``#1042``."""
         return f"#{self.number}"
+
+    def has_party(self, contact_id: str) -> bool:
+        """Whether the contact ``contact_id`` is a party of the ticket: its requester or a
+        follower (a CC'd contact)."""
+        return self.requester_id == contact_id or Actor.contact(contact_id) in self.followers

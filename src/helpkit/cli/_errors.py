@@ -15,6 +15,7 @@ from __future__ import annotations
 from typing import Final
 
 from helpkit.errors import (
+    AccessDeniedError,
     HelpkitError,
     InvalidTransitionError,
     NotFoundError,
@@ -40,6 +41,7 @@ def exit_status(exc: HelpkitError) -> int:
         NotFoundError,
         UnknownBackendError,
         InvalidTransitionError,
+        AccessDeniedError,
     )
     return EXIT_USAGE if isinstance(exc, usage) else EXIT_FAILURE
 

@@ -280,6 +280,16 @@ def _staff_commands(
     p.add_argument("name")
     p.add_argument("--email")
     p.add_argument("--group", action="append", help="group id (repeatable; it must exist)")
+    p.add_argument(
+        "--role",
+        default="agent",
+        help="admin, agent (the default), light_agent or a role of [roles.NAME]",
+    )
+    p.add_argument(
+        "--restricted",
+        action="store_true",
+        help="the agent acts only on the tickets of their groups",
+    )
     for name, handler, text in (
         ("deactivate", cmd_agents_deactivate, "an agent who can no longer be assigned"),
         ("activate", cmd_agents_activate, "an agent who can be assigned again"),

@@ -32,19 +32,30 @@ def cmd_agents_list(desk: Helpdesk, args: argparse.Namespace) -> int:
     if not agents:
         print("no agents (add one: helpkit agents add ID NAME --group G)")
         return 0
-    print(f"{'id':12}  {'name':24}  {'email':32}  {'groups':16}  active")
+    print(f"{'id':12}  {'name':24}  {'email':32}  {'groups':16}  active  role")
     for agent in agents:
+        role = agent.role + (" (own groups only)" if agent.restricted else "")
         print(
             f"{agent.id:12}  {agent.name:24}  {agent.email or '-':32}  "
-            f"{','.join(agent.group_ids) or '-':16}  {'yes' if agent.active else 'no'}"
+            f"{','.join(agent.group_ids) or '-':16}  {'yes' if agent.active else 'no':6}  {role}"
         )
     return 0
 
 
 def cmd_agents_add(desk: Helpdesk, args: argparse.Namespace) -> int:
     require_staff(desk, args.actor)
-    agent = desk.add_agent(args.id, args.name, email=args.email, groups=args.group or ())
-    print(f"agent {agent.id} ({agent.name}) saved, groups {', '.join(agent.group_ids) or '-'}")
+    agent = desk.add_agent(
+        args.id,
+        args.name,
+        email=args.email,
+        groups=args.group or (),
+        role=args.role,
+        restricted=args.restricted,
+    )
+    print(
+        f"agent {agent.id} ({agent.name}) saved, groups {', '.join(agent.group_ids) or '-'}, "
+        f"role {agent.role}" + (" (own groups' tickets only)" if agent.restricted else "")
+    )
     return 0
 
 

@@ -209,6 +209,7 @@ def _organizations(
         vip=draw(st.booleans()),
         created_at=created,
         updated_at=created + draw(_LATER),
+        shared_tickets=draw(st.booleans()),
     )
 
 
