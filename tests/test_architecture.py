@@ -71,6 +71,7 @@ DOMAIN = {
     "helpkit.rules",
     "helpkit.routing",
     "helpkit.kpis",
+    "helpkit.satisfaction",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

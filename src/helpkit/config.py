@@ -45,6 +45,7 @@ from helpkit.rules import (
     parse_action,
     triggers_from_list,
 )
+from helpkit.satisfaction import BadRating, CsatConfig
 from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 from helpkit.webhook_events import Subscription
@@ -362,6 +363,10 @@ class DeskConfig:
     routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
     """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
     *Routing*)."""
+    # --- customer satisfaction ---
+    csat: CsatConfig = attrs.field(factory=CsatConfig)
+    """Satisfaction surveys (``[csat]``; see the page *Customer satisfaction*)."""
+    # --- end of customer satisfaction ---
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -397,7 +402,17 @@ class DeskConfig:
         """The active notification rules: the defaults (replies, acknowledgements, SLA
         notices), each replaced by a configured rule of its name, then the other configured
         ones in their order."""
-        return effective_rules(self.notifications)
+        rules = effective_rules(self.notifications)
+        # --- customer satisfaction: its default rules follow [csat] (a configured rule of
+        # their name is kept as configured) ---
+        configured = {rule.name for rule in self.notifications}
+        off = set()
+        if not self.csat.enabled:
+            off.add("csat_offer")
+        if not self.csat.enabled or BadRating.NOTIFY not in self.csat.bad_rating:
+            off.add("bad_ratings")
+        return tuple(r for r in rules if r.name in configured or r.name not in off)
+        # --- end of customer satisfaction ---
 
     def message_templates(self) -> dict[str, MessageTemplate]:
         """The message templates: the defaults, replaced or added to by configured ones."""
@@ -495,6 +510,7 @@ class DeskConfig:
             "routing",
             "notifications",
             "templates",
+            "csat",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -599,6 +615,8 @@ class DeskConfig:
                         calendars,
                     ),
                 )
+            if "csat" in data:
+                kwargs["csat"] = CsatConfig.from_dict(data["csat"])
             return cls(**kwargs)
         except ConfigError:
             raise
