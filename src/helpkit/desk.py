@@ -1322,11 +1322,16 @@ class Helpdesk:
 
     def rating_link(self, ref: TicketRef, contact_id: str | None = None) -> str:
         """The rating link of the ticket's latest survey offer for ``contact_id`` (default: the
-        requester), as the offer sent it (valid until the offer's expiry).
+        requester), as the offer sent it (valid until the offer's expiry): ``[csat] url`` with
+        the token, or ``helpkit-rate:<token>``.
 
         InvalidTransitionError when no survey was offered; RatingError when the contact is not
         one the offer went to; ConfigError on a desk without a secret.
         """
+        return rating_url(self.config.csat, self.rating_token(ref, contact_id))
+
+    def rating_token(self, ref: TicketRef, contact_id: str | None = None) -> str:
+        """The token of :meth:`rating_link` (what :meth:`rate` takes)."""
         if self._rating_tokens is None:
             raise ConfigError("a desk without a secret signs no rating links")
         ticket = self.ticket(ref)
@@ -1339,8 +1344,7 @@ class Helpdesk:
         who = ticket.requester_id if contact_id is None else check_text(contact_id, "a contact")
         if who not in latest.recipients:
             raise RatingError(f"the survey of {ticket.reference} was not offered to {who!r:.60}")
-        token = self._rating_tokens.sign(ticket.id, who, latest.expires_at)
-        return rating_url(self.config.csat, token)
+        return self._rating_tokens.sign(ticket.id, who, latest.expires_at)
 
     def tier_times(self, ref: TicketRef, *, now: datetime | None = None) -> dict[int, timedelta]:
         """Business time the ticket spent in each tier (L1 = 1...), pauses excluded.

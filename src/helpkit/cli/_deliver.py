@@ -30,7 +30,12 @@ def summary(report: RelayReport) -> str:
     return text
 
 
-_PLURALS = {"reply": "replies", "sla_notice": "SLA notices", "webhook": "webhooks"}
+_PLURALS = {
+    "reply": "replies",
+    "sla_notice": "SLA notices",
+    "webhook": "webhooks",
+    "csat_offer": "satisfaction surveys",
+}
 
 
 def _require_channels(desk: Helpdesk) -> None:
