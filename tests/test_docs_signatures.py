@@ -67,7 +67,8 @@ def _attrs_classes() -> list[type]:
             " tiers=None, escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
             " blobs=None,"
             " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=(),"
-            " automations=(), notifications=(), templates=dict(), routing=RoutingPolicies())",
+            " automations=(), notifications=(), templates=dict(), routing=RoutingPolicies(),"
+            " csat=CsatConfig())",
         ),
         (
             TicketQuery,
