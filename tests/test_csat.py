@@ -33,6 +33,7 @@ from helpkit.testing.clock import FrozenClock
 from helpkit.thread_tokens import ThreadTokens
 from helpkit.tickets import Actor, Ticket
 from open_desks import opened
+from postgres_fixtures import fresh_schema
 
 SECRET = "a desk secret of some length"
 FRIDAY = datetime(2026, 12, 4, 9, 0, tzinfo=UTC)  # a Friday
@@ -43,7 +44,7 @@ _TOKENS = RatingTokens(ThreadTokens(SECRET))
 
 # ------------------------------------------------------------------ tokens
 
-_IDS = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\x00"), min_size=1)
+_IDS = st.text(st.characters(exclude_categories=["Cs"], exclude_characters="\x00"), min_size=1)
 _INSTANTS = st.datetimes(
     min_value=datetime(2000, 1, 1), max_value=datetime(2200, 1, 1), timezones=st.just(UTC)
 )
@@ -454,3 +455,43 @@ def test_helpkit_rate(
     assert main(["--store", url, "rate", token + "x", "good"]) == 2
     _, err = capsys.readouterr()
     assert err.count("\n") == 1 and "not a rating token" in err and "Traceback" not in err
+
+
+# ------------------------------------------------------------------ every store
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+def test_every_store_keeps_offers_and_ratings(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    if kind == "memory":
+        url = "memory://"
+    elif kind == "sqlite":
+        url = f"sqlite:///{tmp_path / 'desk.db'}"
+    else:
+        url = f"{request.getfixturevalue('postgres_database')}?schema={fresh_schema()}"
+    desk, clock, _ = _desk({"bad_rating": ["reopen"]}, store=url)
+    ticket, token = _offered(desk, clock)
+    desk.rate(token, "good")
+    clock.advance(minutes=5)
+    desk.rate(token, "bad", "Still broken")
+    stored = desk.ticket(ticket.id)
+    assert stored.satisfaction == "bad" and stored.status == "open"
+    assert stored.satisfaction_offered_at == ticket.satisfaction_offered_at is not None
+    report = desk.kpis().to_data()
+    if kind != "memory":  # read back by another desk on the same store
+        other = opened(Helpdesk(url, config={"csat": CSAT}, secret=SECRET, clock=clock))
+        assert other.ticket(ticket.id) == stored
+        assert other.history(ticket.id) == desk.history(ticket.id)
+        assert other.kpis().to_data() == report
+    assert report["satisfaction"]["bad"] == 1 and report["satisfaction"]["offered"] == 1
+
+
+def test_an_offer_at_the_end_of_time_expires_at_the_last_instant() -> None:
+    desk, clock, _ = _desk()
+    ticket = _solved(desk)
+    end = datetime.max.replace(tzinfo=UTC)
+    assert desk.sweep(end - timedelta(days=1)).satisfaction_offers == 1
+    (offer,) = _offers(desk, ticket)
+    assert offer.expires_at == end
+    assert desk.rating_token(ticket)  # a token of the last instant signs too

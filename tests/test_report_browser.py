@@ -1,7 +1,8 @@
 """The demo's HTML report in a real headless browser: Debian's Chromium.
 
 It loads with no console message (no script error, no resource refused or missing), its five
-charts (the CSAT trend of the demo's surveys with them) are in the DOM Chromium built, and a screenshot of it is a picture, not a blank page.
+charts (the CSAT trend of the demo's surveys with them) are in the DOM Chromium built, and a
+screenshot of it is a picture, not a blank page.
 Without Chromium (``apt-get install chromium``) the tests are skipped, except under
 ``CI=true``, where they fail (``.ci/run`` installs it).
 """

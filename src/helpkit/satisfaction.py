@@ -25,7 +25,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import attrs
@@ -212,7 +212,15 @@ def offer_due(ticket: Ticket, config: CsatConfig) -> datetime | None:
     offered = ticket.satisfaction_offered_at
     if offered is not None and offered >= ticket.solved_at:
         return None
-    return ticket.solved_at + config.offer_after
+    return _later(ticket.solved_at, config.offer_after)
+
+
+def _later(instant: datetime, delta: timedelta) -> datetime:
+    """``instant + delta``, or the last instant there is when that is past it."""
+    try:
+        return instant + delta
+    except OverflowError:
+        return datetime.max.replace(tzinfo=UTC)
 
 
 def raters(ticket: Ticket, who: Raters) -> tuple[str, ...]:
@@ -247,7 +255,7 @@ def offer(ticket: Ticket, *, at: datetime, actor: Actor, config: CsatConfig) -> 
         SatisfactionOffered,
         ticket.id,
         recipients=raters(ticket, config.who),
-        expires_at=at + config.expires_after,
+        expires_at=_later(at, config.expires_after),
     )
     return draft.outcome()
 

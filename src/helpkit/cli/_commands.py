@@ -317,6 +317,11 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
     print(f"  assignee  {ticket.assignee_id or '-'}   group {ticket.group_id or '-'}")
     if ticket.tags:
         print(f"  tags      {', '.join(sorted(ticket.tags))}")
+    if ticket.satisfaction_offered_at is not None:
+        print(
+            f"  survey    offered {ticket.satisfaction_offered_at:%Y-%m-%d %H:%M} UTC, "
+            f"rated {ticket.satisfaction or '-'}"
+        )
     if ticket.merged_into:
         print(f"  merged into {desk.ticket(ticket.merged_into).reference}")
     for link in sorted(ticket.links, key=lambda x: (x.kind.value, x.target_id)):

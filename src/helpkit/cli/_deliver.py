@@ -35,6 +35,7 @@ _PLURALS = {
     "sla_notice": "SLA notices",
     "webhook": "webhooks",
     "csat_offer": "satisfaction surveys",
+    "notification": "notifications",
 }
 
 

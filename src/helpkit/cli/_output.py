@@ -135,7 +135,7 @@ def _arrow(before: object, after: object) -> str:
     return f"{before if before is not None else '-'} -> {after if after is not None else '-'}"
 
 
-_KINDS = {"reply": "reply", "sla_notice": "SLA notice"}
+_KINDS = {"reply": "reply", "sla_notice": "SLA notice", "csat_offer": "satisfaction survey"}
 
 
 def kind_label(kind: str) -> str:
