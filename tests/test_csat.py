@@ -488,7 +488,7 @@ def test_every_store_keeps_offers_and_ratings(
 
 
 def test_an_offer_at_the_end_of_time_expires_at_the_last_instant() -> None:
-    desk, clock, _ = _desk()
+    desk, _clock, _ = _desk()
     ticket = _solved(desk)
     end = datetime.max.replace(tzinfo=UTC)
     assert desk.sweep(end - timedelta(days=1)).satisfaction_offers == 1
