@@ -495,3 +495,15 @@ def test_an_offer_at_the_end_of_time_expires_at_the_last_instant() -> None:
     (offer,) = _offers(desk, ticket)
     assert offer.expires_at == end
     assert desk.rating_token(ticket)  # a token of the last instant signs too
+
+
+def test_triggers_see_the_rating_event() -> None:
+    trigger = {
+        "name": "rated",
+        "when": {"field": "event", "has_any": ["satisfaction_rated"]},
+        "actions": [{"add_tags": ["rated"]}],
+    }
+    desk, clock, _ = _desk(triggers=[trigger])
+    ticket, token = _offered(desk, clock)
+    assert "rated" not in ticket.tags  # the offer is no rating
+    assert "rated" in desk.rate(token, "good").tags
