@@ -30,7 +30,7 @@ from helpkit.rating_tokens import RatingTokens
 from helpkit.report_html import render_html
 from helpkit.satisfaction import CsatConfig, Raters, offer_due
 from helpkit.testing.clock import FrozenClock
-from helpkit.thread_tokens import ThreadTokens
+from helpkit.thread_tokens import ThreadTokens, sent_ticket_id
 from helpkit.tickets import Actor, Ticket
 from open_desks import opened
 from postgres_fixtures import fresh_schema
@@ -507,3 +507,16 @@ def test_triggers_see_the_rating_event() -> None:
     ticket, token = _offered(desk, clock)
     assert "rated" not in ticket.tags  # the offer is no rating
     assert "rated" in desk.rate(token, "good").tags
+
+
+def test_a_reply_to_an_offer_is_hinted_to_its_ticket() -> None:
+    assert sent_ticket_id("<t-9-4-csat_offer.hk1-t-9-abcdefghijklmnop@support.example>") == "t-9"
+
+
+def test_a_desk_that_turned_surveys_off_still_takes_the_links_it_sent(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'desk.db'}"
+    desk, clock, _ = _desk(store=url)
+    ticket, token = _offered(desk, clock)
+    off = opened(Helpdesk(url, config={"csat": {"enabled": False}}, secret=SECRET, clock=clock))
+    assert off.rate(token, "good").satisfaction == "good"
+    assert off.ticket(ticket.id).next_check is None

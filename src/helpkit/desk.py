@@ -87,7 +87,7 @@ from helpkit.tickets import (
     StatusCategory,
     Ticket,
 )
-from helpkit.timers import FoldCache, SlaTimer, Timers
+from helpkit.timers import FoldCache, SlaTimer, Timers, TimerSource
 from helpkit.triggers import Triggers
 
 __all__ = ["UNSET", "Helpdesk", "TicketRef"]
@@ -252,7 +252,7 @@ class Helpdesk:
         # --- customer satisfaction ---
         self._offers = SatisfactionOffers(config.csat)
         self._rating_tokens = None if self._tokens is None else RatingTokens(self._tokens)
-        timer_sources: list[Any] = [self._sla]
+        timer_sources: list[TimerSource] = [self._sla]
         if self._automations.enabled:
             timer_sources.append(self._automations)
         if self._offers.enabled:

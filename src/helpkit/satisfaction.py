@@ -98,7 +98,9 @@ def _enabled(instance: object, attribute: attrs.Attribute[bool], value: object) 
 def _duration(value: object) -> timedelta:
     if isinstance(value, timedelta):
         return value
-    return parse_duration(value)  # type: ignore[arg-type]  # ConfigError for anything else
+    if not isinstance(value, str):
+        raise ConfigError(f"a csat duration is text like '24h' or '7d'; got {value!r:.60}")
+    return parse_duration(value)
 
 
 def _offer_after(instance: object, attribute: attrs.Attribute[timedelta], value: object) -> None:
