@@ -119,6 +119,26 @@ def expected_figures(report: KpiReport) -> dict[str, str | None]:
     for name in ("first_contact_resolution", "reopened"):
         rate = getattr(report, name).rate
         figures[name] = "" if rate is None else repr(rate)
+
+    def share(value: float | None) -> str:
+        return "" if value is None else repr(value)
+
+    figures["satisfaction"] = share(report.satisfaction.score)
+    for start, found in report.satisfaction_over_time.items():
+        name = f"satisfaction:{start.isoformat()}"
+        for kpi in ("offered", "good", "bad"):
+            figures[f"{name}:{kpi}"] = str(getattr(found, kpi))
+        figures[f"{name}:response_rate"] = share(found.response_rate)
+        figures[f"{name}:satisfaction"] = share(found.score)
+    for kind, per in (
+        ("group", report.satisfaction_by_group),
+        ("agent", report.satisfaction_by_agent),
+    ):
+        for who, found in per.items():
+            name = f"satisfaction:{kind}:{'(none)' if who is None else who}"
+            for kpi in ("offered", "good", "bad"):
+                figures[f"{name}:{kpi}"] = str(getattr(found, kpi))
+            figures[f"{name}:satisfaction"] = share(found.score)
     return figures
 
 

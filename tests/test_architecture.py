@@ -72,6 +72,7 @@ DOMAIN = {
     "helpkit.routing",
     "helpkit.kpis",
     "helpkit.roles",
+    "helpkit.satisfaction",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

@@ -13,6 +13,7 @@ import pytest
 
 from helpkit import DeskConfig, Priority, SweepReport, serialize
 from helpkit.cli import main
+from helpkit.cli._config import demo_config_template
 from helpkit.events import Event
 from helpkit.tickets import Comment, Ticket
 
@@ -160,4 +161,10 @@ def test_init_and_demo_write_the_shipped_template(tmp_path: Path) -> None:
     assert (tmp_path / "helpkit.toml").read_text(encoding="utf-8") == _template()
     (tmp_path / "helpkit.toml").unlink()
     assert main([*MEM, "demo", "--tickets", "5"]) == 0
-    assert (tmp_path / "helpkit.toml").read_text(encoding="utf-8") == _template()
+    # The demo's: the template, with satisfaction surveys on and a secret file of its own.
+    written = (tmp_path / "helpkit.toml").read_text(encoding="utf-8")
+    assert written == demo_config_template() and _template() in written
+    secret = tmp_path / "helpkit.secret"
+    assert secret.stat().st_mode & 0o777 == 0o600 and len(secret.read_text().strip()) >= 32
+    loaded = DeskConfig.load(tmp_path / "helpkit.toml")
+    assert loaded.csat.enabled and loaded.secret_file == str(secret)

@@ -317,13 +317,15 @@ def test_the_demo_delivers_through_its_maildir_and_says_so(
     assert status == 0
     (said,) = [line for line in out.splitlines() if line.startswith("Relay: ")]
     match = re.fullmatch(
-        r"Relay: (\d+) messages delivered to helpkit-mail \((\d+) replies, (\d+) SLA notices\), "
-        r"0 retried, 0 dead",
+        r"Relay: (\d+) messages delivered to helpkit-mail \((\d+) satisfaction surveys, "
+        r"(\d+) notifications, (\d+) replies, (\d+) SLA notices\), 0 retried, 0 dead",
         said,
     )
     assert match, said
-    total, replies, notices = (int(n) for n in match.groups())
-    assert total == replies + notices and replies > 0 and notices > 0
+    total, surveys, notifications, replies, notices = (int(n) for n in match.groups())
+    assert total == surveys + notifications + replies + notices
+    assert replies > 0 and notices > 0 and surveys > 0  # the demo offers CSAT surveys
+    assert notifications > 0  # and its bad ratings are told to the agents (bad_ratings)
     assert "mutt -f helpkit-mail" in out and "helpkit deliver --dead" in out
     box = mailbox.Maildir(tmp_path / "helpkit-mail", create=False)
     assert len(box) == total

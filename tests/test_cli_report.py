@@ -13,7 +13,7 @@ import pytest
 from cli_demo import isolate, make_demo
 from helpkit import Helpdesk
 from helpkit.cli import main
-from helpkit.cli._config import read_config
+from helpkit.cli._config import desk_secret, read_config
 
 NOW = "2030-01-01T00:00:00+00:00"
 NOW_AT = datetime(2030, 1, 1, tzinfo=UTC)
@@ -42,8 +42,9 @@ def test_json_is_the_api_s_report(capsys: pytest.CaptureFixture[str], demo_folde
     assert status == 0, err
     desk = Helpdesk(
         "sqlite:///helpkit.db",
-        config=read_config(demo_folder / "helpkit.toml"),
+        config=(config := read_config(demo_folder / "helpkit.toml")),
         entry_points=False,
+        secret=desk_secret(config),  # the demo's: its surveys' links are signed
     )
     try:
         expected = desk.kpis(now=NOW_AT, period="week").to_data()

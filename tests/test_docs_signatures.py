@@ -68,7 +68,7 @@ def _attrs_classes() -> list[type]:
             " blobs=None,"
             " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=(),"
             " automations=(), notifications=(), templates=dict(), routing=RoutingPolicies(),"
-            " roles=builtin_roles())",
+            " roles=builtin_roles(), csat=CsatConfig())",
         ),
         (
             TicketQuery,

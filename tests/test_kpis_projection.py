@@ -15,6 +15,7 @@ from helpkit.calendar import BusinessCalendar
 from helpkit.errors import HelpkitError
 from helpkit.priority import Priority
 from helpkit.reports import KpiReader
+from helpkit.satisfaction import CsatConfig
 from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
 from helpkit.testing.clock import FrozenClock
@@ -39,6 +40,9 @@ STEPS = (
     "assign",
     "merge",
     "close",
+    "sweep",
+    "rate_good",
+    "rate_bad",
 )
 ANA = Actor.agent("ana")
 BOB = Actor.contact("bob")
@@ -81,6 +85,11 @@ def _step(desk: Helpdesk, tickets: list[str], step: str, which: int) -> None:
         desk.assign(ticket, ANA, agent="ana", group="desk")
     elif step == "merge":
         desk.merge(ticket, tickets[(which + 1) % len(tickets)], ANA)
+    elif step == "sweep":
+        desk.sweep()  # offers the satisfaction surveys due
+    elif step in ("rate_good", "rate_bad"):
+        token = desk.rating_link(ticket).removeprefix("helpkit-rate:")
+        desk.rate(token, step.removeprefix("rate_"), "a comment" if which % 2 else None)
     else:
         desk.close(ticket, ANA)
 
@@ -92,9 +101,11 @@ def test_the_projection_equals_the_full_recomputation(
 ) -> None:
     clock = FrozenClock(MONDAY)
     store = MemoryStore()
-    desk = Helpdesk(
-        store, config=DeskConfig(sla=SlaPolicySet((POLICY,))), clock=clock, entry_points=False
+    config = DeskConfig(
+        sla=SlaPolicySet((POLICY,)),
+        csat=CsatConfig(enabled=True, offer_after="2h", bad_rating=["reopen"]),
     )
+    desk = Helpdesk(store, config=config, clock=clock, entry_points=False, secret="s" * 16)
     try:
         desk.add_group("desk", "Service desk", tier=1)
         desk.add_group("tech", "Technicians", tier=2)
@@ -118,5 +129,7 @@ def test_the_projection_equals_the_full_recomputation(
         for now in (clock.now(), clock.now() + timedelta(minutes=later)):
             full = desk.kpis(now=now)  # KpiReader: every ticket's history folded
             assert projection.report(now).to_data() == full.to_data()
+            by_week = desk.kpis(now=now, period="week", group="desk")
+            assert projection.report(now, by_week.filter, by_week.period) == by_week
     finally:
         desk.shutdown()

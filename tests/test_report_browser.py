@@ -1,7 +1,8 @@
 """The demo's HTML report in a real headless browser: Debian's Chromium.
 
-It loads with no console message (no script error, no resource refused or missing), its four
-charts are in the DOM Chromium built, and a screenshot of it is a picture, not a blank page.
+It loads with no console message (no script error, no resource refused or missing), its five
+charts (the CSAT trend of the demo's surveys with them) are in the DOM Chromium built, and a
+screenshot of it is a picture, not a blank page.
 Without Chromium (``apt-get install chromium``) the tests are skipped, except under
 ``CI=true``, where they fail (``.ci/run`` installs it).
 """
@@ -91,9 +92,12 @@ def test_the_report_renders_with_no_console_message(
     assert console_messages(log) == []
     assert "net::ERR" not in log
     assert "<title>helpkit report</title>" in dom
-    assert dom.count("<svg") == 4 and dom.count("</svg>") == 4
-    for chart in ("volume-chart", "backlog-chart", "sla-chart", "first-response-chart"):
+    assert dom.count("<svg") == 5 and dom.count("</svg>") == 5
+    charts = ("volume-chart", "backlog-chart", "sla-chart", "first-response-chart")
+    for chart in (*charts, "satisfaction-chart"):
         assert f'aria-labelledby="{chart}-t {chart}-d"' in dom
+    # The CSAT trend drew its columns: the demo's requesters rated some surveys good.
+    assert 'fill="url(#csat-good)"' in dom
 
 
 def test_a_console_error_would_be_seen(chromium: str, tmp_path: Path) -> None:

@@ -13,7 +13,7 @@ import pytest
 from cli_demo import isolate, make_demo
 from helpkit import Actor, Helpdesk
 from helpkit.cli import main
-from helpkit.cli._config import read_config
+from helpkit.cli._config import desk_secret, read_config
 from helpkit.report_html import render_html
 from helpkit.testing.clock import FrozenClock
 from report_page import expected_figures, external_references, read_page, shown_figures
@@ -36,7 +36,10 @@ def _isolated(demo_folder: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture
 def demo_desk(demo_folder: Path) -> Iterator[Helpdesk]:
     desk = Helpdesk(
-        "sqlite:///helpkit.db", config=read_config(demo_folder / "helpkit.toml"), entry_points=False
+        "sqlite:///helpkit.db",
+        config=(config := read_config(demo_folder / "helpkit.toml")),
+        entry_points=False,
+        secret=desk_secret(config),  # the demo's: its surveys' links are signed
     )
     try:
         yield desk
@@ -60,8 +63,9 @@ def test_the_page_says_the_report_s_figures(
     assert reader.title == "helpkit report"
     assert report.sla and report.backlog_by_age and report.first_response.count
     assert shown_figures(reader) == expected_figures(report)
-    # one chart per section: volume, backlog by age, SLA compliance, first response
-    assert len(reader.svgs) == 4
+    # one chart per section: volume, backlog by age, SLA compliance, first response, CSAT trend
+    assert report.satisfaction.responses  # the demo's requesters answer some surveys
+    assert len(reader.svgs) == 5
     ids = {attributes.get("id") for _, attributes in reader.tags}
     for svg in reader.svgs:
         assert svg["role"] == "img"
@@ -133,11 +137,16 @@ def test_an_empty_report_draws_no_empty_chart() -> None:
     reader = read_page(render_html(report))
     assert reader.mismatched == [] and reader.stack == []
     text = "".join(reader.text)
-    for message in ("No tickets opened.", "No active tickets.", "No SLA targets."):
+    for message in (
+        "No tickets opened.",
+        "No active tickets.",
+        "No SLA targets.",
+        "No surveys offered.",
+    ):
         assert message in text
     assert len(reader.svgs) == 1  # first response: "no values", said in the chart and table
     assert shown_figures(reader) == expected_figures(report)
-    assert "CSAT" not in text and "satisfaction" not in text.lower()  # no data, no chart
+    assert 'id="satisfaction-chart-t"' not in render_html(report)  # no surveys, no CSAT chart
 
 
 def test_a_page_it_cannot_write_is_a_one_line_error(
@@ -163,7 +172,9 @@ def test_the_demo_writes_its_report_beside_its_store(
     assert out.rstrip().splitlines()[-1].startswith(f"The week's KPIs, charted: {page_file} ")
     reader = read_page(page_file.read_text(encoding="utf-8"))
     assert reader.figures["tickets"] == ("20", None)
-    assert len(reader.svgs) == 4
+    # Five charts: the demo offers satisfaction surveys, and some are answered.
+    assert len(reader.svgs) == 5
+    assert reader.figures["satisfaction"][1] not in (None, "")
 
 
 def test_a_long_range_keeps_its_labels_apart() -> None:

@@ -23,6 +23,8 @@ from helpkit.events import (
     Event,
     MessageSent,
     Notified,
+    SatisfactionOffered,
+    SatisfactionRated,
     SlaBreached,
     SlaRescheduled,
     SlaWarned,
@@ -173,6 +175,24 @@ def _sla_events() -> list[Event]:
             seq=28,
             rule="crm",
             endpoint="crm",
+        ),
+        # Customer satisfaction (issue #15).
+        SatisfactionOffered(
+            ticket_id="t-1",
+            at=NOW,
+            actor=Actor.system("csat"),
+            seq=29,
+            recipients=("c-1", "c-9"),
+            expires_at=NOW + timedelta(days=7),
+        ),
+        SatisfactionRated(
+            ticket_id="t-1",
+            at=NOW,
+            actor=Actor.contact("c-1"),
+            seq=30,
+            rating="bad",
+            comment="Trop lent",
+            previous="good",
         ),
     ]
 

@@ -46,6 +46,7 @@ from helpkit.rules import (
     parse_action,
     triggers_from_list,
 )
+from helpkit.satisfaction import BadRating, CsatConfig
 from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 from helpkit.webhook_events import Subscription
@@ -366,6 +367,10 @@ class DeskConfig:
     roles: Mapping[str, Role] = attrs.field(factory=builtin_roles, converter=role_map, eq=False)
     """The agents' roles by name: the built-in ``admin``, ``agent`` and ``light_agent``, and
     those of ``[roles.NAME]`` (see :mod:`helpkit.roles` and the page *Access*)."""
+    # --- customer satisfaction ---
+    csat: CsatConfig = attrs.field(factory=CsatConfig)
+    """Satisfaction surveys (``[csat]``; see the page *Customer satisfaction*)."""
+    # --- end of customer satisfaction ---
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -401,7 +406,17 @@ class DeskConfig:
         """The active notification rules: the defaults (replies, acknowledgements, SLA
         notices), each replaced by a configured rule of its name, then the other configured
         ones in their order."""
-        return effective_rules(self.notifications)
+        rules = effective_rules(self.notifications)
+        # --- customer satisfaction: its default rules follow [csat] (a configured rule of
+        # their name is kept as configured) ---
+        configured = {rule.name for rule in self.notifications}
+        off = set()
+        if not self.csat.enabled:
+            off.add("csat_offer")
+        if not self.csat.enabled or BadRating.NOTIFY not in self.csat.bad_rating:
+            off.add("bad_ratings")
+        return tuple(r for r in rules if r.name in configured or r.name not in off)
+        # --- end of customer satisfaction ---
 
     def message_templates(self) -> dict[str, MessageTemplate]:
         """The message templates: the defaults, replaced or added to by configured ones."""
@@ -500,6 +515,7 @@ class DeskConfig:
             "notifications",
             "templates",
             "roles",
+            "csat",
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -606,6 +622,8 @@ class DeskConfig:
                 )
             if "roles" in data:
                 kwargs["roles"] = roles_from_table(data["roles"])
+            if "csat" in data:
+                kwargs["csat"] = CsatConfig.from_dict(data["csat"])
             return cls(**kwargs)
         except ConfigError:
             raise

@@ -57,6 +57,7 @@ from helpkit.events import (
 from helpkit.fold import apply
 from helpkit.notices import (
     ACKNOWLEDGEMENT,
+    CSAT_OFFER,
     NOTIFICATION,
     REPLY,
     SLA_NOTICE,
@@ -72,13 +73,16 @@ from helpkit.ports import (
     Recipient,
     Store,
 )
+from helpkit.rating_tokens import RatingTokens
 from helpkit.rules import fill_number
+from helpkit.satisfaction import rating_url
 from helpkit.thread_tokens import DESK_HEADER, ThreadTokens
 from helpkit.tickets import Ticket
 from helpkit.webhook_events import WEBHOOK, payload_text
 
 __all__ = [
     "ACKNOWLEDGEMENT",
+    "CSAT_OFFER",
     "NOTIFICATION",
     "REPLY",
     "SLA_NOTICE",
@@ -145,9 +149,22 @@ class Outbound:
         wanted = {s.name: s for s in config.subscriptions()}
         self._subscriptions = tuple(wanted[name] for name in self._webhooks if name in wanted)
         self._states = _States(store)
+        self._rating_tokens = None if tokens is None else RatingTokens(tokens)
         self._notices = Notices(
-            config, channel_for=self.channel_for, headers=self._headers, token=self._token
+            config,
+            channel_for=self.channel_for,
+            headers=self._headers,
+            token=self._token,
+            rating_link=None if self._rating_tokens is None else self.rating_link,
         )
+
+    def rating_link(self, ticket_id: str, contact_id: str, expires_at: datetime) -> str:
+        """The satisfaction rating link of ``contact_id`` for ``ticket_id`` (a desk with a
+        secret; see :mod:`helpkit.rating_tokens`)."""
+        if self._rating_tokens is None:
+            raise ValidationError("a desk without a secret signs no rating links")
+        token = self._rating_tokens.sign(ticket_id, contact_id, expires_at)
+        return rating_url(self._config.csat, token)
 
     def _token(self, ticket_id: str) -> str:
         return "" if self._tokens is None else self._tokens.sign(ticket_id)

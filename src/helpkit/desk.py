@@ -37,11 +37,13 @@ from helpkit.errors import (
     AccessDeniedError,
     ConfigError,
     HelpkitError,
+    InvalidTransitionError,
     NotFoundError,
+    RatingError,
     ValidationError,
 )
 from helpkit.escalation import EscalationKind
-from helpkit.events import Assigned, Event, StatusChanged
+from helpkit.events import Assigned, Event, SatisfactionOffered, StatusChanged
 from helpkit.ids import new_id
 from helpkit.intake import Intake, Receiver
 from helpkit.kpis import KpiFilter, KpiReport, Period
@@ -67,12 +69,16 @@ from helpkit.ports import (
 )
 from helpkit.priority import Impact, Priority, Urgency
 from helpkit.queries import Page, SortOrder, TicketQuery
+from helpkit.rating_tokens import RatingTokens
 from helpkit.relay import Relay, RelayReport, RetryPolicy
 from helpkit.reports import KpiProjection, KpiReader
 from helpkit.roles import Permission
 from helpkit.router import Router
 from helpkit.routing import Decision
 from helpkit.rules import Macro
+from helpkit.satisfaction import Rating, rating_url
+from helpkit.satisfaction import rate as rate_ticket
+from helpkit.satisfaction_offers import SatisfactionOffers
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import SlaStatus
 from helpkit.sweep import Sweeper, SweepReport
@@ -86,7 +92,7 @@ from helpkit.tickets import (
     StatusCategory,
     Ticket,
 )
-from helpkit.timers import FoldCache, SlaTimer, Timers
+from helpkit.timers import FoldCache, SlaTimer, Timers, TimerSource
 from helpkit.triggers import Triggers
 
 __all__ = ["UNSET", "Helpdesk", "TicketRef"]
@@ -202,6 +208,10 @@ class Helpdesk:
         self._said_no_sla = False
         # Checked before the store is opened: a bad secret leaves no connection open.
         self._tokens = None if secret is None else ThreadTokens(secret)
+        if config.csat.enabled and self._tokens is None:
+            raise ConfigError(
+                "[csat] enabled needs a desk secret: the rating links are signed with it"
+            )
         self.blobs: BlobStore = self._open_blobs(blobs, store)
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
@@ -245,10 +255,19 @@ class Helpdesk:
         triggers = Triggers(config.triggers, self._actions, self._directory)
         self._automations = Automations(config.automations, self._actions, self._directory)
         self._router = Router(self.store, config, self._directory.lookups)
+        # --- customer satisfaction ---
+        self._offers = SatisfactionOffers(config.csat)
+        self._rating_tokens = None if self._tokens is None else RatingTokens(self._tokens)
+        timer_sources: list[TimerSource] = [self._sla]
+        if self._automations.enabled:
+            timer_sources.append(self._automations)
+        if self._offers.enabled:
+            timer_sources.append(self._offers)
+        # --- end of customer satisfaction ---
         self._pipeline = Pipeline(
             self.store,
             self.clock,
-            Timers([self._sla, self._automations] if self._automations.enabled else [self._sla]),
+            Timers(timer_sources),
             self._publish,
             react=_rules(self._automations, triggers),
             router=self._router,
@@ -261,7 +280,13 @@ class Helpdesk:
             self._relay.begin()  # what this store committed before it had channels stays unsent
         self._relaying = threading.local()
         self._sweeper = Sweeper(
-            self.store, self._pipeline, self._levels, self._sla, config, self._automations
+            self.store,
+            self._pipeline,
+            self._levels,
+            self._sla,
+            config,
+            self._automations,
+            self._offers,
         )
         self._commands = TicketCommands(
             config, self._directory, self._levels, self.store, self._new_id, self._actions
@@ -1344,6 +1369,71 @@ class Helpdesk:
         self._staff(actor)
         decide = self._commands.move_tier(actor, EscalationKind.DE_ESCALATION, group, reason)
         return self._run([ref], decide, expected_seq, actor, Permission.ASSIGN)[0]
+
+    # ------------------------------------------------------------------ satisfaction
+
+    def rate(self, token: str, rating: Rating | str, comment: str | None = None) -> Ticket:
+        """Record the rating (``good`` or ``bad``) a contact gave through their signed rating
+        link (``token``, from the survey offer), with an optional comment; the ticket after it.
+
+        The latest rating of a ticket counts; each one stays in its audit trail. RatingError
+        (a ValidationError) when the token is not this desk's, was tampered with or expired,
+        or names a contact who may not rate the ticket now; ValidationError for another
+        rating; the store is left as it was. See the page *Customer satisfaction*.
+        """
+        value = Rating.coerce(rating)
+        if comment is not None:
+            comment = check_text(comment, "a rating's comment")
+        if self._rating_tokens is None:
+            raise RatingError("this desk has no secret: it signs and accepts no rating links")
+        found = self._rating_tokens.verify(token, self.now())
+        config = self.config
+
+        def decide(tickets: Sequence[Ticket], now: datetime) -> Sequence[Outcome]:
+            if now >= found.expires_at:
+                raise RatingError(f"the rating link expired on {found.expires_at:%Y-%m-%d %H:%M}")
+            return [
+                rate_ticket(
+                    tickets[0],
+                    found.contact_id,
+                    value,
+                    at=now,
+                    comment=comment,
+                    config=config.csat,
+                    workflow=config.workflow,
+                )
+            ]
+
+        try:
+            return self._run([found.ticket_id], decide, None)[0]
+        except NotFoundError:
+            raise RatingError("the rating link names no ticket of this desk") from None
+
+    def rating_link(self, ref: TicketRef, contact_id: str | None = None) -> str:
+        """The rating link of the ticket's latest survey offer for ``contact_id`` (default: the
+        requester), as the offer sent it (valid until the offer's expiry): ``[csat] url`` with
+        the token, or ``helpkit-rate:<token>``.
+
+        InvalidTransitionError when no survey was offered; RatingError when the contact is not
+        one the offer went to; ConfigError on a desk without a secret.
+        """
+        return rating_url(self.config.csat, self.rating_token(ref, contact_id))
+
+    def rating_token(self, ref: TicketRef, contact_id: str | None = None) -> str:
+        """The token of :meth:`rating_link` (what :meth:`rate` takes)."""
+        if self._rating_tokens is None:
+            raise ConfigError("a desk without a secret signs no rating links")
+        ticket = self.ticket(ref)
+        offered = [e for e in self.history(ticket) if isinstance(e, SatisfactionOffered)]
+        if not offered:
+            raise InvalidTransitionError(
+                f"no satisfaction survey was offered on {ticket.reference}"
+            )
+        latest = offered[-1]
+        who = ticket.requester_id if contact_id is None else check_text(contact_id, "a contact")
+        if who not in latest.recipients:
+            raise RatingError(f"the survey of {ticket.reference} was not offered to {who!r:.60}")
+        return self._rating_tokens.sign(ticket.id, who, latest.expires_at)
 
     def tier_times(self, ref: TicketRef, *, now: datetime | None = None) -> dict[int, timedelta]:
         """Business time the ticket spent in each tier (L1 = 1...), pauses excluded.

@@ -29,6 +29,7 @@ __all__ = [
     "NaiveDatetimeError",
     "NotFoundError",
     "PluginError",
+    "RatingError",
     "ReadOnlyTicketError",
     "SchemaError",
     "StoreError",
@@ -55,6 +56,11 @@ class CalendarError(ValidationError):
 
 class ConfigError(ValidationError):
     """A configuration file or mapping is invalid."""
+
+
+class RatingError(ValidationError):
+    """A satisfaction rating was refused: its token is not the desk's (malformed, tampered
+    with), it expired, or it names no one who may rate the ticket now; nothing was written."""
 
 
 class DuplicateError(ValidationError):

@@ -54,6 +54,8 @@ __all__ = [
     "MessageSent",
     "Notified",
     "PriorityChanged",
+    "SatisfactionOffered",
+    "SatisfactionRated",
     "SlaBreached",
     "SlaRescheduled",
     "SlaWarned",
@@ -391,6 +393,35 @@ class DeliveryRevived(Event):
     comment_id: str | None = attrs.field(default=None, validator=optional_text)
 
 
+# --- customer satisfaction (CSAT; see helpkit.satisfaction) ---------------------------------
+
+
+@attrs.frozen(kw_only=True)
+class SatisfactionOffered(Event):
+    """A satisfaction survey was offered for the ticket's latest solving: ``recipients`` (the
+    contact ids who may rate) each get a signed rating link valid until ``expires_at``."""
+
+    TYPE: ClassVar[str] = "satisfaction_offered"
+
+    recipients: tuple[str, ...] = attrs.field(validator=instances_of(str, container=tuple))
+    expires_at: datetime = attrs.field(converter=to_utc)
+
+
+@attrs.frozen(kw_only=True)
+class SatisfactionRated(Event):
+    """A contact rated the support they got (``good`` or ``bad``), with an optional comment;
+    ``previous`` is the ticket's rating this one replaces (the latest rating counts)."""
+
+    TYPE: ClassVar[str] = "satisfaction_rated"
+
+    rating: str = attrs.field(validator=nonblank_text)
+    comment: str | None = attrs.field(default=None, validator=optional_text)
+    previous: str | None = attrs.field(default=None, validator=optional_text)
+
+
+# --- end of customer satisfaction ------------------------------------------------------------
+
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 """Event classes by their ``TYPE`` name. Later modules (SLA, escalation) register more."""
 
@@ -429,6 +460,8 @@ for _cls in (
     DeliveryRevived,
     Notified,
     WebhookRequested,
+    SatisfactionOffered,
+    SatisfactionRated,
 ):
     register_event_type(_cls)
 

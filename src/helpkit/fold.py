@@ -24,6 +24,8 @@ from helpkit.events import (
     MergeReceived,
     MessageSent,
     PriorityChanged,
+    SatisfactionOffered,
+    SatisfactionRated,
     StatusChanged,
     SubjectChanged,
     TagsChanged,
@@ -134,6 +136,10 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         common["followers"] = state.followers | event.followers
         common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
         common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
+    elif isinstance(event, SatisfactionOffered):
+        common["satisfaction_offered_at"] = event.at
+    elif isinstance(event, SatisfactionRated):
+        common["satisfaction"] = event.rating
     # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
     return replace(state, **common)
 

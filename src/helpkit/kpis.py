@@ -31,6 +31,8 @@ from helpkit.events import (
     Escalated,
     Event,
     MergedInto,
+    SatisfactionOffered,
+    SatisfactionRated,
     StatusChanged,
     TicketOpened,
 )
@@ -50,6 +52,7 @@ __all__ = [
     "KpiReport",
     "Period",
     "Rate",
+    "Satisfaction",
     "SlaCompliance",
     "SlaOutcome",
     "TicketFacts",
@@ -161,6 +164,10 @@ class TicketFacts:
     tiers: frozenset[int]
     escalated_from: frozenset[int]
     activity: tuple[Activity, ...]
+    surveyed_at: datetime | None = None
+    """When the ticket's latest satisfaction survey was offered (``None``: never)."""
+    rating: str | None = None
+    """The ticket's latest satisfaction rating (``good``, ``bad``; ``None``: unrated)."""
 
     @property
     def active(self) -> bool:
@@ -231,6 +238,8 @@ def _fold(
     tiers: set[int] = set()
     escalated_from: set[int] = set()
     activity: list[Activity] = []
+    surveyed_at: datetime | None = None
+    rating: str | None = None
 
     def tier_of(group_id: str | None) -> int | None:
         tier = None if ladder is None else ladder.tier_of(group_id)
@@ -280,6 +289,10 @@ def _fold(
                 tiers.add(level)
         elif isinstance(event, MergedInto):
             resolved_at = None
+        elif isinstance(event, SatisfactionOffered):
+            surveyed_at = last
+        elif isinstance(event, SatisfactionRated):
+            rating = _shared(event.rating)
     assert state is not None  # the opening event is in the prefix
     calendar: BusinessCalendar | None = None if policy is None else policy.calendar
 
@@ -330,6 +343,8 @@ def _fold(
         tiers=frozenset(tiers) if tiers else _NONE,
         escalated_from=frozenset(escalated_from) if escalated_from else _NONE,
         activity=tuple(activity),
+        surveyed_at=surveyed_at,
+        rating=rating,
     )
     # Kept facts stay small: no dues when none is pending.
     return facts, last, tuple(dues) if any(d is not None for d in dues) else ()
@@ -611,6 +626,42 @@ class AgentActivity:
         }
 
 
+@attrs.frozen(kw_only=True)
+class Satisfaction:
+    """Satisfaction surveys of some tickets: how many were offered, and the latest rating of
+    those rated (``good`` or ``bad``)."""
+
+    offered: int = 0
+    good: int = 0
+    bad: int = 0
+
+    @property
+    def responses(self) -> int:
+        """The surveyed tickets that were rated."""
+        return self.good + self.bad
+
+    @property
+    def response_rate(self) -> float | None:
+        """Rated among the surveyed; ``None`` before any survey."""
+        return None if self.offered == 0 else self.responses / self.offered
+
+    @property
+    def score(self) -> float | None:
+        """Satisfaction: good / (good + bad); ``None`` before any rating."""
+        return None if self.responses == 0 else self.good / self.responses
+
+    def to_data(self) -> dict[str, Any]:
+        """The JSON-safe form."""
+        return {
+            "offered": self.offered,
+            "responses": self.responses,
+            "good": self.good,
+            "bad": self.bad,
+            "response_rate": self.response_rate,
+            "satisfaction": self.score,
+        }
+
+
 def _counts(counter: Mapping[str | None, int]) -> dict[str | None, int]:
     return dict(sorted(counter.items(), key=lambda kv: (kv[0] is None, kv[0] or "")))
 
@@ -644,6 +695,14 @@ class KpiReport:
     volume_by_organization: Mapping[date, Mapping[str | None, int]]
     escalation: tuple[TierEscalation, ...]
     agents: tuple[AgentActivity, ...]
+    satisfaction: Satisfaction = Satisfaction()
+    """The tickets surveyed in the date range (their latest offer dated in it), by their
+    latest rating."""
+    satisfaction_by_group: Mapping[str | None, Satisfaction] = attrs.field(factory=dict)
+    satisfaction_by_agent: Mapping[str | None, Satisfaction] = attrs.field(factory=dict)
+    """By the ticket's assignee as of ``now``."""
+    satisfaction_over_time: Mapping[date, Satisfaction] = attrs.field(factory=dict)
+    """By the period of the latest offer."""
 
     @property
     def backlog(self) -> int:
@@ -687,6 +746,19 @@ class KpiReport:
             },
             "escalation": [e.to_data() for e in self.escalation],
             "agents": [a.to_data() for a in self.agents],
+            "satisfaction": {
+                **self.satisfaction.to_data(),
+                "by_group": [
+                    {"key": k, **v.to_data()} for k, v in self.satisfaction_by_group.items()
+                ],
+                "by_agent": [
+                    {"key": k, **v.to_data()} for k, v in self.satisfaction_by_agent.items()
+                ],
+                "over_time": [
+                    {"start": d.isoformat(), **v.to_data()}
+                    for d, v in self.satisfaction_over_time.items()
+                ],
+            },
         }
 
 
@@ -725,6 +797,12 @@ class KpiAccumulator:
         self._tiers: Counter[int] = Counter()
         self._escalated: Counter[int] = Counter()
         self._agents: dict[str, Counter[str]] = {}
+        self._csat: dict[str, dict[Any, Counter[str]]] = {
+            "total": {},
+            "group": {},
+            "agent": {},
+            "period": {},
+        }
 
     def add(self, facts: TicketFacts) -> None:
         """Count one ticket (facts made as of this accumulator's ``now``)."""
@@ -737,6 +815,18 @@ class KpiAccumulator:
         for act in facts.activity:
             if self._filter.in_range(act.at):
                 self._agents.setdefault(act.agent_id, Counter())[act.kind] += 1
+        if facts.surveyed_at is not None and self._filter.in_range(facts.surveyed_at):
+            csat = self._csat
+            for name, key in (
+                ("total", None),
+                ("group", facts.group_id),
+                ("agent", facts.assignee_id),
+                ("period", self._period.start(facts.surveyed_at)),
+            ):
+                found = csat[name].setdefault(key, Counter())
+                found["offered"] += 1
+                if facts.rating is not None:
+                    found[facts.rating] += 1
         if not self._filter.in_range(facts.opened_at):
             return
         self._tickets += 1
@@ -810,7 +900,25 @@ class KpiAccumulator:
                 AgentActivity(agent_id=agent, public_replies=found["reply"], solved=found["solved"])
                 for agent, found in sorted(self._agents.items())
             ),
+            satisfaction=_satisfaction(self._csat["total"].get(None, Counter())),
+            satisfaction_by_group={
+                k: _satisfaction(self._csat["group"][k]) for k in _keys(self._csat["group"])
+            },
+            satisfaction_by_agent={
+                k: _satisfaction(self._csat["agent"][k]) for k in _keys(self._csat["agent"])
+            },
+            satisfaction_over_time={
+                d: _satisfaction(found) for d, found in sorted(self._csat["period"].items())
+            },
         )
+
+
+def _keys(found: Mapping[Any, object]) -> list[str | None]:
+    return sorted(found, key=lambda k: (k is None, k or ""))
+
+
+def _satisfaction(found: Counter[str]) -> Satisfaction:
+    return Satisfaction(offered=found["offered"], good=found["good"], bad=found["bad"])
 
 
 def aggregate(

@@ -27,7 +27,15 @@ from helpkit.conditions import ALWAYS, Subject
 from helpkit.config import DeskConfig
 from helpkit.errors import NotFoundError
 from helpkit.escalation import Action
-from helpkit.events import CommentAdded, Event, SlaBreached, SlaWarned, TicketOpened
+from helpkit.events import (
+    CommentAdded,
+    Event,
+    SatisfactionOffered,
+    SatisfactionRated,
+    SlaBreached,
+    SlaWarned,
+    TicketOpened,
+)
 from helpkit.fold import apply
 from helpkit.notifications import MessageTemplate, NotificationRule, On, To, mentions
 from helpkit.people import Agent, Contact, Organization
@@ -35,7 +43,16 @@ from helpkit.ports import OutboundMessage, Recipient, Store
 from helpkit.rules import fill_number, placeholder_values
 from helpkit.tickets import Actor, ActorKind, Comment, Ticket
 
-__all__ = ["ACKNOWLEDGEMENT", "NOTIFICATION", "REPLY", "SLA_NOTICE", "Lookups", "Notices"]
+__all__ = [
+    "ACKNOWLEDGEMENT",
+    "CSAT_OFFER",
+    "NOTIFICATION",
+    "REPLY",
+    "SLA_NOTICE",
+    "Lookups",
+    "Notices",
+    "RatingLink",
+]
 
 REPLY: Final = "reply"
 """The kind of a public comment's delivery."""
@@ -43,6 +60,9 @@ SLA_NOTICE: Final = "sla_notice"
 """The kind of an SLA warning's or breach's delivery."""
 ACKNOWLEDGEMENT: Final = "acknowledgement"
 """The kind of the automatic acknowledgement of a new request."""
+CSAT_OFFER: Final = "csat_offer"
+"""The kind of a satisfaction survey offer (one message per contact: each has their own link;
+the first recipient's id is ``<ticket>-<seq>-csat_offer``, the others' add ``-<contact id>``)."""
 NOTIFICATION: Final = "notification"
 """The kind of a rule's notification (a configured notification rule's, a trigger's or a
 macro's ``notify`` action)."""
@@ -52,11 +72,15 @@ _DEFAULT_KINDS: Final = {
     "acknowledgement": ACKNOWLEDGEMENT,
     "sla_warnings": SLA_NOTICE,
     "sla_breaches": SLA_NOTICE,
+    "csat_offer": CSAT_OFFER,
 }
 """The delivery kinds of the default rules (kept by a rule that replaces one)."""
 
 _Rule = tuple[NotificationRule, Callable[[Subject], bool] | None]
 """A rule and its compiled condition (``None``: it always holds)."""
+
+RatingLink = Callable[[str, str, datetime], str]
+"""The rating link of ``(ticket id, contact id, expiry)`` (a desk with a secret)."""
 
 Planned = tuple[str, str | None, OutboundMessage]
 """A message's kind, the channel it leaves through (``None``: no channel fits), the message."""
@@ -125,8 +149,10 @@ class Notices:
         channel_for: Callable[[str], str | None],
         headers: Mapping[str, str],
         token: Callable[[str], str],
+        rating_link: RatingLink | None = None,
     ) -> None:
         self._config = config
+        self._rating_link = rating_link
         self._channel_for = channel_for
         self._token = token
         self._templates: dict[str, MessageTemplate] = config.message_templates()
@@ -143,6 +169,7 @@ class Notices:
             ACKNOWLEDGEMENT: {**base, "Auto-Submitted": "auto-replied"},
             SLA_NOTICE: {**base, "X-Helpkit-Notice": "sla", "Auto-Submitted": "auto-generated"},
             NOTIFICATION: {**base, "Auto-Submitted": "auto-generated"},
+            CSAT_OFFER: {**base, "Auto-Submitted": "auto-generated"},
         }
 
     def rules_for(self, event: Event) -> Sequence[_Rule]:
@@ -160,6 +187,11 @@ class Notices:
             return self._rules.get(On.SLA_WARNING, ())
         if kind is SlaBreached:
             return self._rules.get(On.SLA_BREACH, ())
+        if kind is SatisfactionOffered:
+            return self._rules.get(On.SATISFACTION_OFFER, ())
+        if kind is SatisfactionRated:
+            assert isinstance(event, SatisfactionRated)
+            return self._rules.get(On.BAD_RATING, ()) if event.rating == "bad" else ()
         return ()
 
     def plan(
@@ -184,6 +216,13 @@ class Notices:
                 if not test(subject):
                     continue
             recipients = self.audience(rule.to, event, ticket, people)
+            if isinstance(event, SatisfactionOffered):
+                # Only the contacts the offer names, each with their own link.
+                recipients = [
+                    (r, language)
+                    for r, language in recipients
+                    if r.actor_kind == "contact" and r.actor_id in event.recipients
+                ]
             if not recipients:
                 continue
             if values is None:
@@ -298,6 +337,8 @@ class Notices:
         elif kind == SLA_NOTICE:
             author = "helpkit SLA"
             message_id = f"sla-{event.seq}"
+        elif kind == CSAT_OFFER:
+            return self._offers(template, event, ticket, recipients, values, now, channel)
         else:
             headers = {**headers, "X-Helpkit-Rule": rule.name}
             message_id = f"{rule.name}-{event.seq}"
@@ -324,6 +365,48 @@ class Notices:
                         idempotency_key=base + suffix,
                         kind=kind,
                         attachments=comment.attachments if kind == REPLY and comment else (),
+                        thread_token=self._token(ticket.id),
+                    ),
+                )
+            )
+        return planned
+
+    def _offers(
+        self,
+        template: MessageTemplate,
+        event: Event,
+        ticket: Ticket,
+        recipients: Sequence[tuple[Recipient, str | None]],
+        values: Mapping[str, str],
+        now: datetime,
+        channel: str | None,
+    ) -> list[Planned]:
+        """A satisfaction offer: one message per contact, each with their own rating link."""
+        if not isinstance(event, SatisfactionOffered) or self._rating_link is None:
+            return []
+        planned: list[Planned] = []
+        base = f"{event.ticket_id}-{event.seq}-{CSAT_OFFER}"
+        for index, (recipient, language) in enumerate(recipients):
+            suffix = "" if index == 0 else f"-{recipient.actor_id}"
+            link = self._rating_link(ticket.id, recipient.actor_id, event.expires_at)
+            filled = {**values, "satisfaction.url": link}
+            subject, body = template.texts(template.variant(language))
+            planned.append(
+                (
+                    CSAT_OFFER,
+                    channel,
+                    OutboundMessage(
+                        ticket_id=ticket.id,
+                        ticket_number=ticket.number,
+                        subject=subject.render(filled),
+                        body=body.render(filled),
+                        comment_id=f"csat-offer-{event.seq}{suffix}",
+                        author_name="Support",
+                        to=(recipient,),
+                        sent_at=now,
+                        headers=self._kind_headers[CSAT_OFFER],
+                        idempotency_key=base + suffix,
+                        kind=CSAT_OFFER,
                         thread_token=self._token(ticket.id),
                     ),
                 )
@@ -370,6 +453,12 @@ def _values(event: Event, ticket: Ticket, people: Lookups) -> dict[str, str]:
         )
         values["sla.due"] = "paused" if event.due is None else f"due {event.due:%Y-%m-%d %H:%M} UTC"
         values["sla.policy"] = event.policy
+    elif isinstance(event, SatisfactionOffered):
+        values["satisfaction.expires"] = f"{event.expires_at:%Y-%m-%d %H:%M} UTC"
+    elif isinstance(event, SatisfactionRated):
+        values["satisfaction.rating"] = event.rating
+        values["satisfaction.comment"] = event.comment or "-"
+        values["satisfaction.rater"] = people.name(event.actor)
     return values
 
 

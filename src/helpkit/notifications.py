@@ -65,6 +65,11 @@ class On(enum.Enum):
     """An SLA target reached a warning threshold."""
     SLA_BREACH = "sla_breach"
     """An SLA target was breached."""
+    SATISFACTION_OFFER = "satisfaction_offer"
+    """A satisfaction survey was offered (``[csat]``): each contact it names gets their own
+    rating link (``{{satisfaction.url}}``); audiences other than those contacts are ignored."""
+    BAD_RATING = "bad_rating"
+    """A contact rated the ticket ``bad``."""
 
 
 class To(enum.Enum):
@@ -88,7 +93,17 @@ _SLA: Final = frozenset({On.SLA_WARNING, On.SLA_BREACH})
 _BASE_PLACEHOLDERS: Final = PLACEHOLDERS - {"agent.name", "agent.first_name"}
 _COMMENT_PLACEHOLDERS: Final = frozenset({"comment.body", "comment.author"})
 _SLA_PLACEHOLDERS: Final = frozenset({"sla.metric", "sla.threshold", "sla.due", "sla.policy"})
-NOTICE_PLACEHOLDERS: Final = _BASE_PLACEHOLDERS | _COMMENT_PLACEHOLDERS | _SLA_PLACEHOLDERS
+_OFFER_PLACEHOLDERS: Final = frozenset({"satisfaction.url", "satisfaction.expires"})
+_RATING_PLACEHOLDERS: Final = frozenset(
+    {"satisfaction.rating", "satisfaction.comment", "satisfaction.rater"}
+)
+NOTICE_PLACEHOLDERS: Final = (
+    _BASE_PLACEHOLDERS
+    | _COMMENT_PLACEHOLDERS
+    | _SLA_PLACEHOLDERS
+    | _OFFER_PLACEHOLDERS
+    | _RATING_PLACEHOLDERS
+)
 """What a message template may name; which of them a rule's event has:
 :func:`placeholders_for`."""
 
@@ -97,11 +112,18 @@ def placeholders_for(on: On) -> frozenset[str]:
     """The placeholders a message about an ``on`` event fills in: the ticket's, its
     requester's and assignee's; ``comment.body`` and ``comment.author`` (the author's name) for
     comments; ``sla.metric``, ``sla.threshold`` (``75%``), ``sla.due`` (``due 2026-12-07 09:00
-    UTC``, or ``paused``) and ``sla.policy`` for SLA events."""
+    UTC``, or ``paused``) and ``sla.policy`` for SLA events; ``satisfaction.url`` (the
+    recipient's own rating link) and ``satisfaction.expires`` (``2026-12-14 09:00 UTC``) for a
+    satisfaction offer; ``satisfaction.rating``, ``satisfaction.comment`` (``-`` without one)
+    and ``satisfaction.rater`` (the contact's name) for a bad rating."""
     if on in _COMMENTS:
         return _BASE_PLACEHOLDERS | _COMMENT_PLACEHOLDERS
     if on in _SLA:
         return _BASE_PLACEHOLDERS | _SLA_PLACEHOLDERS
+    if on is On.SATISFACTION_OFFER:
+        return _BASE_PLACEHOLDERS | _OFFER_PLACEHOLDERS
+    if on is On.BAD_RATING:
+        return _BASE_PLACEHOLDERS | _RATING_PLACEHOLDERS
     return _BASE_PLACEHOLDERS
 
 
@@ -283,6 +305,36 @@ DEFAULT_TEMPLATES: Final[Mapping[str, MessageTemplate]] = {
             "({{sla.due}}).",
         ),
         MessageTemplate(
+            "csat_offer",
+            "[{{ticket.reference}}] How did we do? {{ticket.subject}}",
+            "Hello {{requester.first_name}},\n\nYour request {{ticket.reference}} "
+            "({{ticket.subject}}) was solved. How would you rate the support you received?\n\n"
+            "Rate it here: {{satisfaction.url}}\n\n"
+            "The link is yours alone and works until {{satisfaction.expires}}.\n",
+            {
+                "de": (
+                    "[{{ticket.reference}}] Wie waren wir? {{ticket.subject}}",
+                    "Hallo {{requester.first_name}},\n\nIhre Anfrage {{ticket.reference}} "
+                    "({{ticket.subject}}) wurde gelöst. Wie bewerten Sie unsere Hilfe?\n\n"
+                    "Hier bewerten: {{satisfaction.url}}\n\n"
+                    "Der Link gilt nur für Sie, bis {{satisfaction.expires}}.\n",
+                ),
+                "fr": (
+                    "[{{ticket.reference}}] Votre avis : {{ticket.subject}}",
+                    "Bonjour {{requester.first_name}},\n\nVotre demande {{ticket.reference}} "
+                    "({{ticket.subject}}) a été résolue. Comment jugez-vous notre aide ?\n\n"
+                    "Donnez votre avis ici : {{satisfaction.url}}\n\n"
+                    "Ce lien personnel est valable jusqu'au {{satisfaction.expires}}.\n",
+                ),
+            },
+        ),
+        MessageTemplate(
+            "bad_rating",
+            "[{{ticket.reference}}] Bad satisfaction rating: {{ticket.subject}}",
+            "{{satisfaction.rater}} rated ticket {{ticket.reference}} {{satisfaction.rating}}.\n\n"
+            "Comment: {{satisfaction.comment}}\n",
+        ),
+        MessageTemplate(
             "sla_breach",
             "[{{ticket.reference}}] SLA: {{ticket.subject}}",
             "Ticket {{ticket.reference}} breached its {{sla.metric}} target ({{sla.due}}).",
@@ -320,6 +372,21 @@ DEFAULT_RULES: Final[tuple[NotificationRule, ...]] = (
         to=(To.ESCALATION,),
         template="sla_breach",
         description="the agents the escalation rules name hear of a breach",
+    ),
+    NotificationRule(
+        name="csat_offer",
+        on=On.SATISFACTION_OFFER,
+        to=(To.REQUESTER, To.FOLLOWERS),
+        template="csat_offer",
+        description="a satisfaction survey goes to the contacts who may rate ([csat] enabled)",
+    ),
+    NotificationRule(
+        name="bad_ratings",
+        on=On.BAD_RATING,
+        to=(To.ASSIGNEE, To.GROUP),
+        template="bad_rating",
+        description="a bad rating is told to the assignee and the group ([csat] bad_rating "
+        'with "notify")',
     ),
 )
 """The rules helpkit has always followed; a rule of the same name replaces one."""

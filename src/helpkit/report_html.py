@@ -9,7 +9,8 @@ an element with a ``data-kpi`` attribute naming it (``tickets``, ``backlog:<1d``
 ``sla:POLICY:METRIC:achieved``, ...) and, for durations and shares, a ``data-value`` attribute
 holding the number (seconds, or a share in [0, 1]).
 
-The CSAT trend is not drawn: the report holds no satisfaction ratings yet.
+The CSAT trend shows, per period (of the survey offer), the surveys rated good (solid), bad
+(hatched) and unanswered (dotted), with the satisfaction of the period above each column.
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ border:1px solid #1b1f24}
 .sw-achieved{background:#1f6f43}
 .sw-breached{background:repeating-linear-gradient(45deg,#b3261e 0 3px,#fff 3px 6px)}
 .sw-pending{background:radial-gradient(#8a5a00 35%,#f3e2bd 40%) 0 0/5px 5px}
+.sw-unanswered{background:radial-gradient(#4a5360 30%,#e8ebef 35%) 0 0/5px 5px}
 """
 
 _BAR: Final = "#2f5d9e"
@@ -180,6 +182,15 @@ def _headline(report: KpiReport) -> str:
             "SLA compliance",
             _figure("sla", share(compliance), "" if compliance is None else repr(compliance)),
             f"{achieved} of {decided} targets decided",
+        ),
+        _card(
+            "Satisfaction (CSAT)",
+            _figure(
+                "satisfaction",
+                share(report.satisfaction.score),
+                "" if report.satisfaction.score is None else repr(report.satisfaction.score),
+            ),
+            f"{report.satisfaction.responses} of {report.satisfaction.offered} surveys answered",
         ),
     ]
     return f'<dl class="headline">{"".join(cards)}</dl>'
@@ -389,6 +400,147 @@ def _sla(report: KpiReport) -> str:
     return _section("sla", "SLA compliance", f"<figure>{chart}{legend}</figure>{table}")
 
 
+_RATINGS: Final = (
+    ("good", "url(#csat-good)"),
+    ("bad", "url(#csat-bad)"),
+    ("unanswered", "url(#csat-none)"),
+)
+_CSAT_PATTERNS: Final = (
+    "<defs>"
+    '<pattern id="csat-good" width="6" height="6" patternUnits="userSpaceOnUse">'
+    '<rect width="6" height="6" fill="#1f6f43"/></pattern>'
+    '<pattern id="csat-bad" width="6" height="6" patternUnits="userSpaceOnUse" '
+    'patternTransform="rotate(45)"><rect width="6" height="6" fill="#fff"/>'
+    '<rect width="3" height="6" fill="#b3261e"/></pattern>'
+    '<pattern id="csat-none" width="5" height="5" patternUnits="userSpaceOnUse">'
+    '<rect width="5" height="5" fill="#e8ebef"/><circle cx="2.5" cy="2.5" r="1.2" '
+    'fill="#4a5360"/></pattern>'
+    "</defs>"
+)
+
+
+def _satisfaction(report: KpiReport) -> str:
+    per = report.period.value
+    trend = list(report.satisfaction_over_time.items())
+    if not trend:
+        return _section(
+            "satisfaction", "Satisfaction (CSAT)", '<p class="none">No surveys offered.</p>'
+        )
+    height, top, bottom, left = 260, 34, 44, 16
+    slot = max(1.0, (_WIDTH - 2 * left) / len(trend))
+    peak = max(found.offered for _, found in trend) or 1
+    scale = (height - top - bottom) / peak
+    parts = [
+        _CSAT_PATTERNS,
+        f'<line x1="{left}" y1="{height - bottom}" x2="{_WIDTH - left}" y2="{height - bottom}" '
+        'stroke="#1b1f24"/>',
+    ]
+    every = max(1, round(len(trend) / 16))
+    for index, (start, found) in enumerate(trend):
+        x = left + index * slot + slot * 0.15
+        middle = left + index * slot + slot / 2
+        y = float(height - bottom)
+        counts = {
+            "good": found.good,
+            "bad": found.bad,
+            "unanswered": found.offered - found.responses,
+        }
+        for name, fill in _RATINGS:
+            count = counts[name]
+            if not count:
+                continue
+            bar = count * scale
+            y -= bar
+            parts.append(
+                f'<rect x="{x:.1f}" y="{y:.1f}" width="{slot * 0.7:.1f}" height="{bar:.1f}" '
+                f'fill="{fill}" stroke="#1b1f24" stroke-width="0.5"><title>{start:%b %d}: '
+                f"{_e(_counted(count, 'survey'))} {name}</title></rect>"
+            )
+        if slot >= 36:
+            parts.append(
+                f'<text x="{middle:.1f}" y="{y - 6:.1f}" text-anchor="middle" font-weight="600">'
+                f"{_e(share(found.score))}</text>"
+            )
+        if index % every == 0:
+            parts.append(
+                f'<text x="{middle:.1f}" y="{height - bottom + 16}" text-anchor="middle">'
+                f"{start:%b %d}</text>"
+            )
+    desc = "; ".join(
+        f"{start.isoformat()}: {found.offered} surveys, {found.good} good, {found.bad} bad, "
+        f"satisfaction {share(found.score)}"
+        for start, found in trend
+    )
+    chart = _svg(
+        "satisfaction-chart",
+        f"Satisfaction surveys per {per}, by rating, with the satisfaction (good among rated)",
+        desc,
+        _WIDTH,
+        height,
+        "".join(parts),
+    )
+    legend = (
+        '<p class="legend" aria-hidden="true">'
+        '<span class="swatch sw-achieved"></span>good (solid)'
+        '<span class="swatch sw-breached"></span>bad (hatched)'
+        '<span class="swatch sw-unanswered"></span>unanswered (dotted)</p>'
+    )
+    rows = []
+    for start, found in trend:
+        name = f"satisfaction:{start.isoformat()}"
+        rows.append(
+            [
+                _e(start.isoformat()),
+                _figure(f"{name}:offered", str(found.offered)),
+                _figure(f"{name}:good", str(found.good)),
+                _figure(f"{name}:bad", str(found.bad)),
+                _figure(
+                    f"{name}:response_rate",
+                    share(found.response_rate),
+                    "" if found.response_rate is None else repr(found.response_rate),
+                ),
+                _figure(
+                    f"{name}:satisfaction",
+                    share(found.score),
+                    "" if found.score is None else repr(found.score),
+                ),
+            ]
+        )
+    table = _table(
+        f"Satisfaction surveys per {per} of the offer (satisfaction: good among rated)",
+        [per.title(), "surveys", "good", "bad", "answered", "satisfaction"],
+        rows,
+    )
+    groups = [
+        [
+            _e(f"{kind} {_key(who)}"),
+            _figure(f"satisfaction:{kind}:{_key(who)}:offered", str(found.offered)),
+            _figure(f"satisfaction:{kind}:{_key(who)}:good", str(found.good)),
+            _figure(f"satisfaction:{kind}:{_key(who)}:bad", str(found.bad)),
+            _figure(
+                f"satisfaction:{kind}:{_key(who)}:satisfaction",
+                share(found.score),
+                "" if found.score is None else repr(found.score),
+            ),
+        ]
+        for kind, per_key in (
+            ("group", report.satisfaction_by_group),
+            ("agent", report.satisfaction_by_agent),
+        )
+        for who, found in per_key.items()
+    ]
+    by_whom = _table(
+        "Satisfaction by group and by assignee",
+        ["", "surveys", "good", "bad", "satisfaction"],
+        groups,
+    )
+    return _section(
+        "satisfaction",
+        "Satisfaction (CSAT) trend",
+        f"<figure>{chart}{legend}</figure>{table}{by_whom}",
+    )
+
+
 _MARKS: Final = (("minimum", "min"), ("median", "median"), ("p90", "p90"), ("maximum", "max"))
 
 
@@ -514,6 +666,7 @@ def _lines(report: KpiReport, title: str) -> Iterator[str]:
     yield _backlog(report)
     yield _sla(report)
     yield _first_response(report)
+    yield _satisfaction(report)
     yield "</main></body></html>"
 
 

@@ -44,7 +44,9 @@ PAGE = 500
 PROJECTION_CURSOR: Final = "kpi-projection"
 """The change-feed cursor a :class:`KpiProjection` saves its checkpoints' position under."""
 
-_FORMAT: Final = 1
+_FORMAT: Final = 2
+"""The checkpoint format (2: facts with satisfaction surveys; a format-1 checkpoint is refused,
+and the projection is built anew)."""
 
 
 class KpiReader:

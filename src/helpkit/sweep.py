@@ -44,6 +44,7 @@ from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
 from helpkit.ports import Capability, DueClaims, Store, missing_members
 from helpkit.queries import SortOrder, TicketQuery
+from helpkit.satisfaction_offers import SatisfactionOffers
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import BREACH, DueCheck, SlaFold
 from helpkit.tickets import Actor, Ticket
@@ -75,6 +76,8 @@ class SweepReport:
     """Writes that lost to a concurrent writer and were redone on fresh data."""
     failures: int = 0
     """Tickets that could not be processed (logged on ``helpkit.sweep``)."""
+    satisfaction_offers: int = 0
+    """Satisfaction surveys offered (``[csat]``)."""
 
     def __add__(self, other: SweepReport) -> SweepReport:
         return SweepReport(
@@ -86,6 +89,7 @@ class SweepReport:
             priority_raises=self.priority_raises + other.priority_raises,
             conflicts=self.conflicts + other.conflicts,
             failures=self.failures + other.failures,
+            satisfaction_offers=self.satisfaction_offers + other.satisfaction_offers,
         )
 
 
@@ -100,8 +104,10 @@ class Sweeper:
         sla: SlaTimer,
         config: DeskConfig,
         automations: Automations | None = None,
+        offers: SatisfactionOffers | None = None,
     ) -> None:
         self._automations = automations
+        self._offers = offers if offers is not None and offers.enabled else None
         self._store = store
         self._pipeline = pipeline
         self._levels = levels
@@ -189,6 +195,7 @@ class Sweeper:
             breaches=sum(r.breaches for r in reports),
             escalations=sum(r.escalations for r in reports),
             priority_raises=sum(r.priority_raises for r in reports),
+            satisfaction_offers=sum(r.satisfaction_offers for r in reports),
         ), set()
 
     def _one_by_one(self, tickets: list[Ticket], now: datetime) -> tuple[SweepReport, set[str]]:
@@ -259,18 +266,26 @@ class Sweeper:
         else:
             log.warning("ticket %s: sweep stopped after %d steps", ticket.reference, _MAX_STEPS)
         report = SweepReport(now=now, **counts)
-        if not outcomes and self._automations is not None and self._automations.enabled:
+        result = lifecycle.chain(outcomes) if outcomes else None
+        if result is None and self._automations is not None and self._automations.enabled:
             # Due for an automation (the triggers and the automations run on the SLA steps
             # in the commit; without any, the automations are fired here).
             fired = self._automations.fire(Outcome(ticket, (), ticket.seq, ticket), now)
             if fired.changed:
-                return fired, report
-        if not outcomes:
+                result = fired
+        if self._offers is not None:
+            # A satisfaction survey due: offered in the same commit.
+            base = result if result is not None else Outcome(ticket, (), ticket.seq, ticket)
+            offered = self._offers.fire(base, now)
+            if offered is not base:
+                result = offered
+                report = attrs.evolve(report, satisfaction_offers=1)
+        if result is None:
             policy = self._levels.policy_for(ticket)
             return lifecycle.record_sla_reschedule(
                 ticket, at=now, actor=SWEEP_ACTOR, policy=None if policy is None else policy.name
             ), report
-        return lifecycle.chain(outcomes), report
+        return result, report
 
     def _step(
         self,

@@ -53,7 +53,7 @@ _SIGNATURE_CHARS: Final = 16
 """Base32 characters of signature kept: 80 bits."""
 _TICKET_ID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _TOKEN = re.compile(rf"{PREFIX}-([A-Za-z0-9_-]{{1,128}})-([A-Za-z2-7]{{{_SIGNATURE_CHARS}}})")
-_SENT_KEY = re.compile(r"(.+)-[0-9]+-(?:reply|sla_notice|acknowledgement)")
+_SENT_KEY = re.compile(r"(.+)-[0-9]+-(?:reply|sla_notice|acknowledgement|csat_offer)")
 _DESK_ID_LABEL: Final = b"helpkit desk id"
 
 
@@ -80,6 +80,14 @@ class ThreadTokens:
 
     def __repr__(self) -> str:
         return "ThreadTokens(<secret>)"
+
+    def digest(self, purpose: str, message: bytes) -> bytes:
+        """HMAC-SHA256 of ``message`` under the desk's secret, for another signed value of the
+        desk (``purpose`` names it, e.g. ``"csat"``): the message signed is ``purpose``, a NUL
+        byte and ``message``, so a value signed for one purpose is never valid for another, nor
+        as a thread token (ticket ids hold no NUL)."""
+        data = purpose.encode("utf-8") + b"\x00" + message
+        return hmac.new(self._key, data, hashlib.sha256).digest()
 
     def _signature(self, ticket_id: str) -> str:
         digest = hmac.new(self._key, ticket_id.encode("utf-8"), hashlib.sha256).digest()

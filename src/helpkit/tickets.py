@@ -431,6 +431,16 @@ class Ticket:
     )
     """When the ticket entered its current status (``None`` on a ticket stored before helpkit
     kept it, until its next status change)."""
+    # --- customer satisfaction (see helpkit.satisfaction) ---
+    satisfaction_offered_at: datetime | None = attrs.field(
+        default=None, converter=_optional_utc, metadata=SINCE_LATER
+    )
+    """When a satisfaction survey was last offered (``None``: never)."""
+    satisfaction: str | None = attrs.field(
+        default=None, validator=optional_text, metadata=SINCE_LATER
+    )
+    """The ticket's latest satisfaction rating (``good`` or ``bad``), ``None`` when unrated."""
+    # --- end of customer satisfaction ---
 
     def __hash__(self) -> int:
         return hash((self.id, self.seq))

@@ -15,6 +15,7 @@ import argparse
 import io
 import logging
 import os
+import secrets
 import sys
 import traceback
 from collections.abc import Iterator, Sequence
@@ -23,7 +24,13 @@ from datetime import UTC, datetime, timedelta
 from typing import TextIO
 
 from helpkit.cli._commands import check_init, cmd_plugins
-from helpkit.cli._config import config_template, desk_secret, load_config
+from helpkit.cli._config import (
+    DEMO_SECRET_FILE,
+    SECRET_ENV,
+    config_template,
+    desk_secret,
+    load_config,
+)
 from helpkit.cli._demo import _SimClock
 from helpkit.cli._errors import (
     EXIT_FAILURE,
@@ -62,9 +69,13 @@ def _desk(args: argparse.Namespace) -> Iterator[Helpdesk]:
     def ids() -> str:
         return reserved.pop(0) if reserved else new_id()
 
-    desk = Helpdesk(
-        args.store, config=config, clock=clock, id_factory=ids, secret=desk_secret(config)
-    )
+    args.demo_secret = None
+    env_secret = os.environ.get(SECRET_ENV, "").strip()
+    if write_template and not env_secret and not os.path.exists(DEMO_SECRET_FILE):
+        # The demo's own setup: its secret file is written with its configuration.
+        args.demo_secret = secrets.token_urlsafe(32)
+    secret = args.demo_secret or desk_secret(config)
+    desk = Helpdesk(args.store, config=config, clock=clock, id_factory=ids, secret=secret)
     try:
         yield desk
     finally:

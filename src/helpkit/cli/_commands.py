@@ -10,7 +10,12 @@ from pathlib import Path
 import attrs
 
 from helpkit import serialize
-from helpkit.cli._config import CONFIG_FILE, config_template
+from helpkit.cli._config import (
+    CONFIG_FILE,
+    DEMO_SECRET_FILE,
+    config_template,
+    demo_config_template,
+)
 from helpkit.cli._deliver import demo_relay_lines
 from helpkit.cli._demo import _demo, _SimClock
 from helpkit.cli._errors import UsageError
@@ -112,6 +117,13 @@ def _write_template() -> None:
     Path(CONFIG_FILE).write_text(config_template(), encoding="utf-8")
 
 
+def _write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` to a new file only its owner may read."""
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(descriptor, "w", encoding="utf-8") as out:
+        out.write(secret + "\n")
+
+
 def check_init(args: argparse.Namespace) -> None:
     """What ``init`` refuses before the store is opened (and so created)."""
     if args.write_config and Path(CONFIG_FILE).exists():
@@ -145,7 +157,9 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
             "demo's tickets to them"
         )
     if args.write_config:  # only once nothing refused the demo
-        _write_template()
+        Path(CONFIG_FILE).write_text(demo_config_template(), encoding="utf-8")
+        if args.demo_secret is not None:
+            _write_secret(Path(DEMO_SECRET_FILE), args.demo_secret)
     clock = desk.clock
     assert isinstance(clock, _SimClock)
     start = desk.store.last_position() if isinstance(desk.store, ChangeFeed) else 0
@@ -153,7 +167,8 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
     swept = done.swept
     now = desk.now()
     report_path = demo_report_path(args.store)
-    write_html(desk.kpis(now=now), report_path)
+    kpis = desk.kpis(now=now)
+    write_html(kpis, report_path)
     if not args.json:
         print(f"helpkit demo: {args.tickets} tickets over a simulated week in {args.store}")
         if args.write_config:
@@ -165,6 +180,13 @@ def cmd_demo(desk: Helpdesk, args: argparse.Namespace) -> int:
             f"SLA sweep: {swept.warnings} warnings, {swept.breaches} breaches, "
             f"{swept.escalations} escalations"
         )
+        csat = kpis.satisfaction
+        if csat.offered:
+            score = "-" if csat.score is None else f"{csat.score:.0%}"
+            print(
+                f"Satisfaction surveys: {csat.offered} offered, {csat.responses} answered, "
+                f"{score} good ({csat.bad} bad)"
+            )
         for line in demo_relay_lines(desk, done.relayed, start):
             print(line)
         print("\nThe agents' queue (new and open tickets, most urgent first):")
@@ -295,6 +317,11 @@ def cmd_show(desk: Helpdesk, args: argparse.Namespace) -> int:
     print(f"  assignee  {ticket.assignee_id or '-'}   group {ticket.group_id or '-'}")
     if ticket.tags:
         print(f"  tags      {', '.join(sorted(ticket.tags))}")
+    if ticket.satisfaction_offered_at is not None:
+        print(
+            f"  survey    offered {ticket.satisfaction_offered_at:%Y-%m-%d %H:%M} UTC, "
+            f"rated {ticket.satisfaction or '-'}"
+        )
     if ticket.merged_into:
         print(f"  merged into {desk.ticket(ticket.merged_into).reference}")
     for link in sorted(ticket.links, key=lambda x: (x.kind.value, x.target_id)):
@@ -388,9 +415,20 @@ def cmd_sweep(desk: Helpdesk, args: argparse.Namespace) -> int:
             f"swept at {report.now:%Y-%m-%d %H:%M:%S} UTC: {report.examined} due, "
             f"{report.warnings} warnings, {report.breaches} breaches, "
             f"{report.escalations} escalations, {report.priority_raises} priority raises"
+            + (
+                f", {report.satisfaction_offers} satisfaction surveys offered"
+                if report.satisfaction_offers
+                else ""
+            )
             + (f", {report.failures} failures" if report.failures else "")
         )
     return 1 if report.failures else 0
+
+
+def cmd_rate(desk: Helpdesk, args: argparse.Namespace) -> int:
+    token = args.token.strip().removeprefix("helpkit-rate:")
+    ticket = desk.rate(token, args.rating, args.comment)
+    return _report(ticket, args, f"rated {args.rating}")
 
 
 def _instant(text: str) -> datetime:

@@ -43,6 +43,23 @@ def config_template() -> str:
     return files("helpkit.cli").joinpath(CONFIG_FILE).read_text(encoding="utf-8")
 
 
+DEMO_SECRET_FILE = "helpkit.secret"
+"""The secret file ``helpkit demo`` writes beside the configuration it writes (which names it),
+so the demo's satisfaction surveys carry rating links that ``helpkit rate`` accepts."""
+
+
+def demo_config_template() -> str:
+    """The configuration ``helpkit demo`` writes when it sets up the current directory: the
+    template, with satisfaction surveys on and the secret file :data:`DEMO_SECRET_FILE`."""
+    return (
+        "# The desk's secret (signs the thread tokens and the rating links), written by the demo.\n"
+        f'secret_file = "{DEMO_SECRET_FILE}"\n\n'
+        + config_template()
+        + '\n[csat]\nenabled = true\noffer_after = "24h"\nexpires_after = "7d"\n'
+        'bad_rating = ["notify"]\n'
+    )
+
+
 def user_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
     """The per-user configuration file's path (whether it exists or not), or ``None`` when
     no home or application-data folder is known."""
@@ -114,7 +131,7 @@ def load_config(explicit: str | None, *, demo: bool = False) -> tuple[DeskConfig
     env_named = bool(os.environ.get("HELPKIT_CONFIG"))
     if demo and explicit is None and not env_named and not os.path.exists(CONFIG_FILE):
         _log.info("configuration: the template, to be written to ./%s", CONFIG_FILE)
-        return DeskConfig.from_dict(tomllib.loads(config_template())), True
+        return DeskConfig.from_dict(tomllib.loads(demo_config_template())), True
     choice = find_config(explicit)
     _log.info("configuration: %s (%s)", choice.path or "none", choice.source)
     if choice.path is None:

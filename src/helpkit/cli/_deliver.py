@@ -30,7 +30,13 @@ def summary(report: RelayReport) -> str:
     return text
 
 
-_PLURALS = {"reply": "replies", "sla_notice": "SLA notices", "webhook": "webhooks"}
+_PLURALS = {
+    "reply": "replies",
+    "sla_notice": "SLA notices",
+    "webhook": "webhooks",
+    "csat_offer": "satisfaction surveys",
+    "notification": "notifications",
+}
 
 
 def _require_channels(desk: Helpdesk) -> None:

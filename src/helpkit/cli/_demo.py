@@ -88,12 +88,15 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> DemoRepo
     last_sweep = clock.current
     swept = SweepReport(now=clock.current)
     relayed = RelayReport()
+    raters = random.Random(seed + 1)  # the requesters answering surveys: a stream of its own
+    waiting: dict[str, None] = {}  # tickets seen solved, their survey not yet offered
     for _ in range(tickets):
         clock.current += mean_gap * rng.uniform(0.2, 1.8)
         if clock.current - last_sweep >= timedelta(hours=1):
             swept += desk.sweep(clock.current)  # as cron jobs would, every hour
             relayed += desk.deliver_pending()
             last_sweep = clock.current
+            _answer_surveys(desk, raters, waiting)
         who = rng.choice(contacts)
         ticket = desk.open_ticket(
             Actor.contact(who.id),
@@ -107,10 +110,31 @@ def _demo(desk: Helpdesk, clock: _SimClock, tickets: int, seed: int) -> DemoRepo
         live.append(ticket.id)
         for ticket_id in rng.sample(live, k=min(3, len(live))):
             _demo_step(desk, rng, staff, ticket_id)
-        live = [t for t in live if not desk.ticket(t).is_closed]
+        states = [desk.ticket(t) for t in live]
+        if desk.config.csat.enabled:
+            waiting.update((t.id, None) for t in states if t.solved_at is not None)
+        live = [t.id for t in states if not t.is_closed]
         progress.step()
     swept += desk.sweep(clock.current)
     return DemoReport(swept, relayed + desk.deliver_pending())
+
+
+def _answer_surveys(desk: Helpdesk, rng: random.Random, waiting: dict[str, None]) -> None:
+    """Some requesters answer the surveys offered since the last look: most rate good, some
+    bad (with a word why), many never answer."""
+    for ticket_id in list(waiting):
+        ticket = desk.ticket(ticket_id)
+        if ticket.satisfaction_offered_at is None:
+            continue
+        del waiting[ticket_id]
+        if rng.random() < 0.4:
+            continue  # no answer
+        comment: str | None
+        if rng.random() < 0.2:
+            rating, comment = "bad", rng.choice(["Took far too long.", "Still not fixed."])
+        else:
+            rating, comment = "good", rng.choice([None, None, "Quick and friendly, thanks!"])
+        desk.rate(desk.rating_token(ticket), rating, comment)
 
 
 def _ascii(text: str) -> str:

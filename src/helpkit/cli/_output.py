@@ -23,6 +23,8 @@ from helpkit.events import (
     MergeReceived,
     MessageSent,
     PriorityChanged,
+    SatisfactionOffered,
+    SatisfactionRated,
     SlaBreached,
     SlaWarned,
     StatusChanged,
@@ -133,7 +135,7 @@ def _arrow(before: object, after: object) -> str:
     return f"{before if before is not None else '-'} -> {after if after is not None else '-'}"
 
 
-_KINDS = {"reply": "reply", "sla_notice": "SLA notice"}
+_KINDS = {"reply": "reply", "sla_notice": "SLA notice", "csat_offer": "satisfaction survey"}
 
 
 def kind_label(kind: str) -> str:
@@ -197,6 +199,12 @@ def _event_detail(event: Event, names: Mapping[str, str] | None = None) -> str:
         detail = f"into #{event.target_number}"
     elif isinstance(event, MergeReceived):
         detail = f"from #{event.source_number}"
+    elif isinstance(event, SatisfactionOffered):
+        detail = f"{len(event.recipients)} to rate until {event.expires_at:%Y-%m-%d %H:%M}"
+    elif isinstance(event, SatisfactionRated):
+        detail = event.rating + (f": {event.comment}" if event.comment else "")
+        if event.previous is not None:
+            detail += f" (was {event.previous})"
     if reason:
         detail = f"{detail} ({reason})" if detail else f"({reason})"
     return detail

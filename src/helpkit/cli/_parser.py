@@ -23,6 +23,7 @@ from helpkit.cli._commands import (
     cmd_orgs,
     cmd_plugins,
     cmd_queue,
+    cmd_rate,
     cmd_reply,
     cmd_resolve,
     cmd_show,
@@ -239,6 +240,15 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--functional", action="store_true", help="another group of the same tier")
     p.add_argument("--down", action="store_true", help="de-escalate one tier down")
     p.add_argument("--reason")
+    p = command(
+        "rate",
+        cmd_rate,
+        "record a satisfaction rating given through a survey's rating link (its token)",
+        json_flag=True,
+    )
+    p.add_argument("token", help="the rating token (or the helpkit-rate:TOKEN link)")
+    p.add_argument("rating", choices=["good", "bad"])
+    p.add_argument("--comment", help="the rater's comment")
     p = command("contacts", cmd_contacts, "find or add contacts", json_flag=True)
     p.add_argument("search", nargs="?", help="name to search (case/accent-insensitive)")
     p.add_argument("--email", action="append", help="find by email (or the email of --add)")

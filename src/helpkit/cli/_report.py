@@ -163,6 +163,19 @@ def csv_rows(report: KpiReport) -> Iterator[tuple[str, str, str, str]]:
     for agent in report.agents:
         yield (f"agent:{agent.agent_id}", "", "public_replies", str(agent.public_replies))
         yield (f"agent:{agent.agent_id}", "", "solved", str(agent.solved))
+    csat_keys = ("offered", "responses", "good", "bad", "response_rate", "satisfaction")
+    for key in csat_keys:
+        yield ("satisfaction", "", key, _value(report.satisfaction.to_data()[key]))
+    for name, per in (
+        ("satisfaction_by_group", report.satisfaction_by_group),
+        ("satisfaction_by_agent", report.satisfaction_by_agent),
+    ):
+        for who, found in per.items():
+            for key in csat_keys:
+                yield (f"{name}:{who or ''}", "", key, _value(found.to_data()[key]))
+    for start, found in report.satisfaction_over_time.items():
+        for key in csat_keys:
+            yield ("satisfaction_over_time", start.isoformat(), key, _value(found.to_data()[key]))
 
 
 def _duration(value: timedelta | None) -> str:
@@ -245,3 +258,21 @@ def table_lines(report: KpiReport) -> Iterator[str]:
         yield f"{'agent':<20}{'replies':>9}{'solved':>8}"
         for agent in report.agents:
             yield f"{agent.agent_id:<20}{agent.public_replies:>9}{agent.solved:>8}"
+    csat = report.satisfaction
+    if csat.offered:
+        yield ""
+        yield (
+            f"satisfaction: {_share(csat.score)} good ({csat.good} good, {csat.bad} bad); "
+            f"{csat.responses} of {csat.offered} surveys answered ({_share(csat.response_rate)})"
+        )
+        yield f"{'':<22}{'surveys':>8}{'answered':>10}{'good':>6}{'bad':>5}{'satisfaction':>14}"
+        for kind, per in (
+            ("group", report.satisfaction_by_group),
+            ("agent", report.satisfaction_by_agent),
+        ):
+            for who, found in per.items():
+                label = f"{kind} {who or '(none)'}"
+                yield (
+                    f"{label:<22}{found.offered:>8}{found.responses:>10}{found.good:>6}"
+                    f"{found.bad:>5}{_share(found.score):>14}"
+                )
