@@ -71,6 +71,8 @@ DOMAIN = {
     "helpkit.rules",
     "helpkit.routing",
     "helpkit.kpis",
+    "helpkit.redaction",
+    "helpkit.scrubbers",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

@@ -18,6 +18,7 @@ import attrs
 
 from helpkit._records import frozen_mapping
 from helpkit.attachments import AttachmentLimits
+from helpkit.scrubbers import PrivacyConfig  # privacy (issue #16)
 from helpkit.calendar import BusinessCalendar
 from helpkit.conditions import Vocabulary
 from helpkit.errors import ConfigError, NotFoundError, ValidationError
@@ -362,6 +363,10 @@ class DeskConfig:
     routing: RoutingPolicies = attrs.field(factory=RoutingPolicies)
     """How routed groups hand their tickets to agents (``[routing.<group>]``; see the page
     *Routing*)."""
+    # --- privacy (issue #16)
+    privacy: PrivacyConfig = attrs.field(factory=PrivacyConfig)
+    """The scrubbers run before anything is stored (``[privacy]``; see the page *Privacy*)."""
+    # --- end privacy
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -495,6 +500,7 @@ class DeskConfig:
             "routing",
             "notifications",
             "templates",
+            "privacy",  # privacy (issue #16)
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -599,6 +605,10 @@ class DeskConfig:
                         calendars,
                     ),
                 )
+            # --- privacy (issue #16)
+            if "privacy" in data:
+                kwargs["privacy"] = PrivacyConfig.from_dict(data["privacy"])
+            # --- end privacy
             return cls(**kwargs)
         except ConfigError:
             raise

@@ -42,6 +42,7 @@ __all__ = [
     "UPCASTERS",
     "Assigned",
     "CommentAdded",
+    "CommentRedacted",
     "CustomFieldsChanged",
     "DeliveryFailed",
     "DeliveryRevived",
@@ -391,6 +392,31 @@ class DeliveryRevived(Event):
     comment_id: str | None = attrs.field(default=None, validator=optional_text)
 
 
+# --- privacy (issue #16): the audit record of a redaction
+@attrs.frozen(kw_only=True)
+class CommentRedacted(Event):
+    """The content of comment ``comment_id`` was redacted (:mod:`helpkit.redaction`): who
+    (``actor``), when (``at``) and why (``reason``), never the text. ``attachments`` are the
+    ids of the files redacted with it (empty when its files were kept).
+
+    Bookkeeping: it changes nothing a person decides on, runs no triggers, and does not make
+    a caller's version stale. The stored comment itself was rewritten in place (its body
+    ``"[redacted]"``, ``redacted`` set), so the trail keeps that a comment existed, not what
+    it said.
+    """
+
+    TYPE: ClassVar[str] = "comment_redacted"
+    BOOKKEEPING: ClassVar[bool] = True
+
+    comment_id: str = attrs.field(validator=ident)
+    reason: str = attrs.field(validator=nonblank_text)
+    attachments: tuple[str, ...] = attrs.field(
+        default=(), validator=instances_of(str, container=tuple)
+    )
+
+
+# --- end privacy
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 """Event classes by their ``TYPE`` name. Later modules (SLA, escalation) register more."""
 
@@ -429,6 +455,7 @@ for _cls in (
     DeliveryRevived,
     Notified,
     WebhookRequested,
+    CommentRedacted,
 ):
     register_event_type(_cls)
 

@@ -63,6 +63,7 @@ from helpkit.ports import (
     missing_members,
 )
 from helpkit.router import Router
+from helpkit.scrubbers import Scrub, scrub_outcome
 from helpkit.tickets import Ticket
 from helpkit.timers import Planned, Timers
 
@@ -109,8 +110,11 @@ class Pipeline:
         sleep: Callable[[float], None] = time.sleep,
         react: React | None = None,
         router: Router | None = None,
+        scrub: Scrub | None = None,
     ) -> None:
         self._store = store
+        # privacy (issue #16): the desk's scrubbers, run on every outcome before the commit.
+        self._scrub = scrub
         self._react = react
         self._router = router if router is not None and router.enabled else None
         # Routing decisions of one group in this process take turns too (after the tickets'
@@ -284,8 +288,11 @@ class Pipeline:
         receipt: Receipt | None,
         routing: Mapping[str, tuple[RoutingState, ...]] | None = None,
     ) -> tuple[list[Ticket], list[TicketChange]]:
-        """Timers and one commit: the tickets of ``outcomes`` as stored, and the changes
-        written (none when no outcome changed anything)."""
+        """Scrub, timers and one commit: the tickets of ``outcomes`` as stored, and the
+        changes written (none when no outcome changed anything)."""
+        if self._scrub is not None:
+            scrub = self._scrub
+            outcomes = [scrub_outcome(o, scrub) if o.changed else o for o in outcomes]
         tickets = [outcome.ticket for outcome in outcomes]
         planned: list[Planned] = []
         positions: list[int] = []
