@@ -18,7 +18,6 @@ import attrs
 
 from helpkit._records import frozen_mapping
 from helpkit.attachments import AttachmentLimits
-from helpkit.scrubbers import PrivacyConfig  # privacy (issue #16)
 from helpkit.calendar import BusinessCalendar
 from helpkit.conditions import Vocabulary
 from helpkit.errors import ConfigError, NotFoundError, ValidationError
@@ -46,6 +45,7 @@ from helpkit.rules import (
     parse_action,
     triggers_from_list,
 )
+from helpkit.scrubbers import PrivacyConfig  # privacy (issue #16)
 from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 from helpkit.webhook_events import Subscription

@@ -43,6 +43,7 @@ __all__ = [
     "Assigned",
     "CommentAdded",
     "CommentRedacted",
+    "ContactErased",
     "CustomFieldsChanged",
     "DeliveryFailed",
     "DeliveryRevived",
@@ -415,6 +416,20 @@ class CommentRedacted(Event):
     )
 
 
+@attrs.frozen(kw_only=True)
+class ContactErased(Event):
+    """Contact ``contact_id``, a party to this ticket, was erased
+    (:meth:`helpkit.Helpdesk.erase_contact`): its comments here were redacted (each with its
+    own ``comment_redacted``) and the contact is a tombstone. Who, when and why; bookkeeping,
+    like :class:`CommentRedacted`."""
+
+    TYPE: ClassVar[str] = "contact_erased"
+    BOOKKEEPING: ClassVar[bool] = True
+
+    contact_id: str = attrs.field(validator=ident)
+    reason: str = attrs.field(validator=nonblank_text)
+
+
 # --- end privacy
 
 EVENT_TYPES: dict[str, type[Event]] = {}
@@ -456,6 +471,7 @@ for _cls in (
     Notified,
     WebhookRequested,
     CommentRedacted,
+    ContactErased,
 ):
     register_event_type(_cls)
 

@@ -331,11 +331,14 @@ class Redaction(Protocol):
 class Purge(Protocol):
     """What a store with :attr:`Capability.PURGE` adds: whole tickets deleted."""
 
-    def purge_tickets(self, ticket_ids: Sequence[str]) -> int:
+    def purge_tickets(self, ticket_ids: Sequence[str]) -> list[str]:
         """Delete these tickets, in one transaction: their states, events (the change feed
         keeps their positions as gaps, which its contract allows), timer states, due
-        claims, deliveries and receipts. Ids not stored are skipped; returns how many tickets
-        were deleted. Contacts, organizations, agents, groups and cursors are left."""
+        claims, deliveries and receipts; returns the ids deleted, sorted. Ids not stored are
+        skipped, and so are the ticket holding the last feed position and the one with the
+        highest number: positions and numbers are never given twice (a later purge takes
+        them, once newer tickets exist). Contacts, organizations, agents, groups and cursors
+        are left."""
         ...
 
 

@@ -36,6 +36,7 @@ __all__ = [
     "ERASED_NAME",
     "MIN_QUOTED",
     "REDACTED",
+    "attachments_in",
     "comments_of",
     "decide",
     "find_comment",
@@ -66,6 +67,11 @@ def comments_of(events: Iterable[Event]) -> list[Comment]:
         elif isinstance(event, MergeReceived):
             found.extend(event.comments)
     return found
+
+
+def attachments_in(events: Iterable[Event]) -> frozenset[str]:
+    """The SHA-256 of every attachment of the comments ``events`` carry."""
+    return frozenset(a.sha256 for c in comments_of(events) for a in c.attachments)
 
 
 def find_comment(events: Iterable[Event], comment_id: str) -> Comment:

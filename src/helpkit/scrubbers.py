@@ -4,7 +4,7 @@ A scrubber takes a text and returns it with what must not be kept masked (a card
 national id...). The desk runs the scrubbers its configuration names (``[privacy]
 scrubbers``), in that order, in the pipeline before the commit (:func:`scrub_outcome`: comment
 bodies and originals, subjects, rendered notifications) and on inbound messages before they
-are screened or kept (:func:`scrub_fields`). Plugins add scrubbers with the
+are screened or kept (their subject, body and original). Plugins add scrubbers with the
 ``helpkit_register_scrubbers`` hook; helpkit registers :func:`mask_card_numbers` as
 ``card_numbers``.
 
@@ -40,7 +40,6 @@ __all__ = [
     "luhn_valid",
     "mask_card_numbers",
     "scrub_event",
-    "scrub_fields",
     "scrub_outcome",
 ]
 
@@ -152,15 +151,12 @@ def scrub_outcome(outcome: Outcome, scrub: Scrub) -> Outcome:
     if events == outcome.events:
         return outcome
     subject = scrub(outcome.ticket.subject)
-    ticket = outcome.ticket if subject == outcome.ticket.subject else replace(
-        outcome.ticket, subject=subject
+    ticket = (
+        outcome.ticket
+        if subject == outcome.ticket.subject
+        else replace(outcome.ticket, subject=subject)
     )
     return Outcome(ticket, events, outcome.previous_seq, outcome.before)
-
-
-def scrub_fields(values: Mapping[str, str | None], scrub: Scrub) -> dict[str, str | None]:
-    """Each text of ``values`` scrubbed (``None`` kept): for the texts of an inbound message."""
-    return {k: None if v is None else scrub(v) for k, v in values.items()}
 
 
 def _names(value: Any) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ from helpkit.errors import (
     NotFoundError,
     ValidationError,
 )
-from helpkit.events import CommentAdded, Event, MergeReceived, TicketOpened
+from helpkit.events import Event, TicketOpened
 from helpkit.ports import (
     EXTERNAL_CURSOR_PREFIXES,
     Delivery,
@@ -40,18 +40,19 @@ from helpkit.ports import (
     RoutingState,
     TicketChange,
 )
+from helpkit.redaction import attachments_in
 
 __all__ = [
     "COMMITTED_RECEIPTS",
     "attachments_in",
-    "check_rewritten_event",
-    "check_same_event",
     "check_cursor",
     "check_delivery",
     "check_key",
     "check_limit",
     "check_position",
     "check_record",
+    "check_rewritten_event",
+    "check_same_event",
     "check_suspension",
     "check_version",
     "discard_receipt",
@@ -444,22 +445,6 @@ def check_same_event(stored: Event, new: Event) -> None:
             f"a rewrite keeps an event's type, ticket, seq, time and actor: "
             f"{stored.TYPE} {stored.ticket_id}/{stored.seq} cannot become {new.TYPE}"
         )
-
-
-def attachments_in(events: Sequence[Event]) -> frozenset[str]:
-    """The SHA-256 of every attachment of the comments ``events`` carry."""
-    found: set[str] = set()
-    for event in events:
-        comments = (
-            (event.comment,)
-            if isinstance(event, CommentAdded)
-            else event.comments
-            if isinstance(event, MergeReceived)
-            else ()
-        )
-        for comment in comments:
-            found.update(a.sha256 for a in comment.attachments)
-    return frozenset(found)
 
 
 # --- end privacy

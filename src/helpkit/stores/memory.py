@@ -49,16 +49,16 @@ from helpkit.ports import (
 )
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    attachments_in,
     check_cursor,
     check_delivery,
     check_key,
     check_limit,
     check_position,
     check_record,
-    check_suspension,
-    attachments_in,
     check_rewritten_event,
     check_same_event,
+    check_suspension,
     check_version,
     discard_receipt,
     duplicate_receipt,
@@ -616,25 +616,32 @@ class MemoryStore:
         with self._lock:
             self._check_open()
 
-    def purge_tickets(self, ticket_ids: Sequence[str]) -> int:
-        """Delete these tickets with their events, deliveries and receipts."""
+    def purge_tickets(self, ticket_ids: Sequence[str]) -> list[str]:
+        """Delete these tickets with their events, deliveries and receipts (the tickets
+        holding the last feed position and the highest number stay)."""
         wanted = {check_text(t, "a ticket id") for t in ticket_ids}
         with self._lock:
             self._check_open()
-            gone = [t for t in wanted if t in self._tickets]
+            last = next((e for e in reversed(self._feed) if e is not None), None)
+            if last is not None:
+                wanted.discard(last.ticket_id)
+            if self._numbers:
+                wanted.discard(self._numbers[max(self._numbers)])
+            gone = sorted(t for t in wanted if t in self._tickets)
             if not gone:
-                return 0
+                return []
             dropped = {id(e) for t in gone for e in self._events[t]}
             for ticket_id in gone:
                 ticket = self._tickets.pop(ticket_id)
                 self._numbers.pop(ticket.number, None)
                 del self._events[ticket_id]
             self._feed = [None if e is None or id(e) in dropped else e for e in self._feed]
-            for key in [k for k, d in self._outbox.items() if d.ticket_id in wanted]:
+            purged = set(gone)
+            for key in [k for k, d in self._outbox.items() if d.ticket_id in purged]:
                 del self._outbox[key]
-            for key in [k for k, r in self._inbox.items() if r.ticket_id in wanted]:
+            for key in [k for k, r in self._inbox.items() if r.ticket_id in purged]:
                 del self._inbox[key]
-            return len(gone)
+            return gone
 
     # ------------------------------------------------------------ contacts
 

@@ -137,12 +137,12 @@ class PrivacyMixin:
             for table in COMPACTED_TABLES:
                 cur.execute(f"VACUUM {table}")
 
-    def purge_tickets(self, ticket_ids: Sequence[str]) -> int:
+    def purge_tickets(self, ticket_ids: Sequence[str]) -> list[str]:
         """Delete these tickets with their events, timer states, claims, deliveries and
         receipts (the tickets holding the last feed position and the highest number stay)."""
         wanted = {check_text(t, "a ticket id") for t in ticket_ids}
         if not wanted:
-            return 0
+            return []
         with self._transaction() as cur:
             # Serialized with the commits that give positions (they take the same lock).
             cur.execute(FEED_LOCK)
@@ -157,7 +157,11 @@ class PrivacyMixin:
                 "DELETE FROM inbox WHERE (body::json ->> 'ticket_id') = ANY(%s)",
             ):
                 cur.execute(statement, (ids,))
-            cur.execute("DELETE FROM tickets WHERE id = ANY(%s)", (ids,))
-            gone = cur.rowcount
-        self._forget(ids)
+            gone = sorted(
+                row[0]
+                for row in cur.execute(
+                    "DELETE FROM tickets WHERE id = ANY(%s) RETURNING id", (ids,)
+                ).fetchall()
+            )
+        self._forget(gone)
         return gone

@@ -159,10 +159,10 @@ class PrivacyMixin:
                 "truncated; run the cleanup again when no other process reads the file"
             )
 
-    def purge_tickets(self, ticket_ids: Sequence[str]) -> int:
+    def purge_tickets(self, ticket_ids: Sequence[str]) -> list[str]:
         """Delete these tickets with their events, timer states, deliveries and receipts."""
         wanted = {check_text(t, "a ticket id") for t in ticket_ids}
-        gone = 0
+        gone: list[str] = []
         with self._secure_transaction() as conn:
             # Positions and numbers are given as the highest stored plus one: the tickets
             # holding the last position and the highest number stay (see the Purge port).
@@ -171,6 +171,12 @@ class PrivacyMixin:
             for start in range(0, len(ordered), _PER_QUERY):
                 chunk = ordered[start : start + _PER_QUERY]
                 marks = ", ".join("?" * len(chunk))
+                gone.extend(
+                    row[0]
+                    for row in conn.execute(
+                        f"SELECT id FROM tickets WHERE id IN ({marks})", chunk
+                    ).fetchall()
+                )
                 for statement in (
                     f"DELETE FROM ticket_tags WHERE ticket_id IN ({marks})",
                     f"DELETE FROM events WHERE ticket_id IN ({marks})",
@@ -179,5 +185,5 @@ class PrivacyMixin:
                     f"DELETE FROM inbox WHERE json_extract(body, '$.ticket_id') IN ({marks})",
                 ):
                     conn.execute(statement, chunk)
-                gone += conn.execute(f"DELETE FROM tickets WHERE id IN ({marks})", chunk).rowcount
-        return gone
+                conn.execute(f"DELETE FROM tickets WHERE id IN ({marks})", chunk)
+        return sorted(gone)
