@@ -250,7 +250,7 @@ class Privacy:
         texts = redaction.quoted_texts(comment)
         shas = frozenset(a.sha256 for a in comment.attachments) if attachments else frozenset()
         counts = [0, 0, 0]
-        for carrier in self._carriers(ticket_id, comment.ticket_id):
+        for carrier in self._carriers(ticket_id, self._origin(ticket_id, comment.id)):
             for index, count in enumerate(
                 self._rewrite(rewriter, carrier, comment.id, texts, shas, attachments)
             ):
@@ -260,6 +260,29 @@ class Privacy:
             "comment %s of ticket %s redacted by %s (%s)", comment.id, ticket_id, actor, reason
         )
         return Redacted(ticket_id, comment.id, recorded, counts[0], counts[1], counts[2], deleted)
+
+    def _origin(self, ticket_id: str, comment_id: str) -> str:
+        """The ticket comment ``comment_id`` (seen on ``ticket_id``) was written on: back
+        through the merges that copied it, to its ``comment_added``."""
+        current = ticket_id
+        seen = {current}
+        while True:
+            source = next(
+                (
+                    e.source_id
+                    for e in self._store.events(current)
+                    if isinstance(e, MergeReceived) and any(c.id == comment_id for c in e.comments)
+                ),
+                None,
+            )
+            if source is None or source in seen:
+                return current
+            try:
+                self._store.get_ticket(source)
+            except NotFoundError:
+                return current  # the source was purged: its copy went with it
+            seen.add(source)
+            current = source
 
     def _carriers(self, ticket_id: str, origin: str | None) -> list[str]:
         """The tickets that may carry a comment seen on ``ticket_id`` and first written on
