@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpkit import Actor, DeskConfig, Helpdesk
-from helpkit.errors import ConfigError, DuplicateError, PluginError
+from helpkit.errors import ConfigError, DuplicateError
 from helpkit.events import Notified, event_to_dict
 from helpkit.hookspecs import RegisterScrubber, hookimpl
 from helpkit.ports import InboundMessage
@@ -84,7 +84,7 @@ def test_a_number_failing_the_luhn_check_is_left_alone(digits: str) -> None:
 def test_chain_runs_in_order_and_refuses_what_is_not_text() -> None:
     assert chain([str.upper, lambda t: t + "!"])("ok") == "OK!"
     with pytest.raises(ValueError):
-        chain([lambda t: None])("x")  # type: ignore[list-item]
+        chain([lambda t: None])("x")  # type: ignore[list-item, return-value]
 
 
 # ---------------------------------------------------------------- configuration and hook
@@ -122,13 +122,16 @@ def test_a_plugin_registers_a_scrubber_run_after_the_ones_before_it() -> None:
             ANN, requester="bob@example.com", subject="hi", body=f"{CARD} from bob@example.com"
         )
         assert desk.conversation(ticket)[0].body == f"{MASKED} from bob at example.com"
-    with pytest.raises((DuplicateError, PluginError)):
 
-        class Twice:
-            @hookimpl
-            def helpkit_register_scrubbers(self, register: RegisterScrubber) -> None:
-                register("card_numbers", str.upper)
 
+class Twice:
+    @hookimpl
+    def helpkit_register_scrubbers(self, register: RegisterScrubber) -> None:
+        register("card_numbers", str.upper)
+
+
+def test_a_scrubber_name_registered_twice_is_refused() -> None:
+    with pytest.raises(DuplicateError, match="card_numbers"):
         Helpdesk(plugins=[Twice()], entry_points=False)
 
 
