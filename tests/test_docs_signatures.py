@@ -67,7 +67,8 @@ def _attrs_classes() -> list[type]:
             " tiers=None, escalation=EscalationRules(), intake=IntakeConfig(), secret_file=None,"
             " blobs=None,"
             " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=(),"
-            " automations=(), notifications=(), templates=dict(), routing=RoutingPolicies())",
+            " automations=(), notifications=(), templates=dict(), routing=RoutingPolicies(),"
+            " privacy=PrivacyConfig())",
         ),
         (
             TicketQuery,
@@ -79,7 +80,8 @@ def _attrs_classes() -> list[type]:
         (
             Contact,
             "(*, id, name, emails=(), phone=None, language=None, timezone=None,"
-            " organization_id=None, vip=False, segment=None, created_at, updated_at, version=1)",
+            " organization_id=None, vip=False, segment=None, created_at, updated_at, version=1,"
+            " erased=False)",
         ),
         (
             SlaPolicy,
