@@ -6,6 +6,9 @@ tickets to load and a *decision*: a function of those tickets and "now" that ret
 :mod:`helpkit.lifecycle` decided (:class:`~helpkit.lifecycle.Outcome` values; no I/O beyond
 reading). The pipeline then
 
+0. **scrub** (a desk with ``[privacy] scrubbers``, :mod:`helpkit.scrubbers`): right before
+   the timers and the commit (after the rules and routing), masks what must not be stored in
+   each changed outcome's texts;
 1. **timers**: sets each changed ticket's timer fields and its ``next_check`` index
    (:mod:`helpkit.timers`);
 2. **route** (a desk with routed groups, :mod:`helpkit.router`): a ticket opened in (or
