@@ -305,6 +305,10 @@ def test_erasing_a_contact_redacts_its_comments_and_leaves_a_tombstone(desk: Hel
             "GDPR request 42",
         )
         assert lifecycle.replay(desk.history(found)) == found
+    # Erasing again records nothing more.
+    again = desk.erase_contact(contact.id, ANN, reason="again")
+    assert again.comments == ()
+    assert sum(isinstance(e, ContactErased) for e in desk.history(ticket.id)) == 1
     # Agents' comments stay: Carol's opening message is not Bob's.
     assert desk.conversation(other)[0].body == "hi"
     # The same address later is a new contact.

@@ -376,8 +376,14 @@ class Privacy:
         for ticket_id in tickets:
 
             def decide(found: Sequence[Ticket], now: datetime) -> list[Outcome]:
-                draft = Draft(found[0], now, actor)
-                draft.emit(ContactErased, found[0].id, contact_id=contact.id, reason=reason)
+                ticket = found[0]
+                if any(
+                    isinstance(e, ContactErased) and e.contact_id == contact.id
+                    for e in self._store.events(ticket.id)
+                ):
+                    return [Outcome(ticket, (), ticket.seq)]  # recorded by an earlier run
+                draft = Draft(ticket, now, actor)
+                draft.emit(ContactErased, ticket.id, contact_id=contact.id, reason=reason)
                 return [draft.outcome()]
 
             self._pipeline.run([ticket_id], decide)
