@@ -195,6 +195,11 @@ class Helpdesk:
         self._said_no_sla = False
         # Checked before the store is opened: a bad secret leaves no connection open.
         self._tokens = None if secret is None else ThreadTokens(secret)
+        # --- privacy (issue #16): the scrubbers [privacy] names, run before every commit
+        # (checked before the store is opened, like the secret)
+        scrubbers = self.plugins.scrubbers(config.privacy.scrubbers)
+        self._scrub: Scrub | None = scrub_chain(scrubbers) if scrubbers else None
+        # --- end privacy
         self.blobs: BlobStore = self._open_blobs(blobs, store)
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
@@ -237,10 +242,6 @@ class Helpdesk:
         triggers = Triggers(config.triggers, self._actions, self._directory)
         self._automations = Automations(config.automations, self._actions, self._directory)
         self._router = Router(self.store, config, self._directory.lookups)
-        # --- privacy (issue #16): the scrubbers [privacy] names, run before every commit
-        scrubbers = self.plugins.scrubbers(config.privacy.scrubbers)
-        self._scrub: Scrub | None = scrub_chain(scrubbers) if scrubbers else None
-        # --- end privacy
         self._pipeline = Pipeline(
             self.store,
             self.clock,
