@@ -4,6 +4,7 @@ SQLite and PostgreSQL stores; the SQLite file itself is read for the redacted by
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -394,3 +395,24 @@ def test_redaction_refuses_what_is_already_redacted_in_the_domain() -> None:
                 reason="again",
                 attachments=True,
             )
+
+
+def test_two_threads_redacting_one_comment_record_it_once(tmp_path: Path) -> None:
+    with _desk("memory://", tmp_path) as desk:
+        ticket, comment_id = _secret_ticket(desk)
+        start = threading.Barrier(4)
+        done: list[bool] = []
+
+        def redact() -> None:
+            start.wait()
+            done.append(desk.redact(ticket, comment_id, ANN, reason="gdpr").recorded)
+
+        threads = [threading.Thread(target=redact) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        assert sorted(done) == [False, False, False, True]
+        records = [e for e in desk.history(ticket) if isinstance(e, CommentRedacted)]
+        assert len(records) == 1
+        assert MARK not in desk.conversation(ticket)[0].body

@@ -32,7 +32,7 @@ from typing import Final, cast
 import attrs
 
 from helpkit import redaction
-from helpkit.errors import ConfigError, NotFoundError, ValidationError
+from helpkit.errors import ConfigError, InvalidTransitionError, NotFoundError, ValidationError
 from helpkit.events import CommentAdded, ContactErased, Event, MergeReceived
 from helpkit.lifecycle import Outcome
 from helpkit.outcomes import Draft
@@ -246,7 +246,10 @@ class Privacy:
                     )
                 ]
 
-            self._pipeline.run([ticket_id], decide)
+            try:
+                self._pipeline.run([ticket_id], decide)
+            except InvalidTransitionError:
+                recorded = False  # another writer recorded it first: finish the rewrite
         texts = redaction.quoted_texts(comment)
         shas = frozenset(a.sha256 for a in comment.attachments) if attachments else frozenset()
         counts = [0, 0, 0]
