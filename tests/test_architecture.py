@@ -73,6 +73,8 @@ DOMAIN = {
     "helpkit.kpis",
     "helpkit.roles",
     "helpkit.satisfaction",
+    "helpkit.redaction",
+    "helpkit.scrubbers",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

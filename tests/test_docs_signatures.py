@@ -68,7 +68,7 @@ def _attrs_classes() -> list[type]:
             " blobs=None,"
             " attachments=AttachmentLimits(), mailboxes=dict(), triggers=(), macros=(),"
             " automations=(), notifications=(), templates=dict(), routing=RoutingPolicies(),"
-            " roles=builtin_roles(), csat=CsatConfig())",
+            " roles=builtin_roles(), csat=CsatConfig(), privacy=PrivacyConfig())",
         ),
         (
             TicketQuery,
@@ -80,7 +80,8 @@ def _attrs_classes() -> list[type]:
         (
             Contact,
             "(*, id, name, emails=(), phone=None, language=None, timezone=None,"
-            " organization_id=None, vip=False, segment=None, created_at, updated_at, version=1)",
+            " organization_id=None, vip=False, segment=None, created_at, updated_at, version=1,"
+            " erased=False)",
         ),
         (
             SlaPolicy,

@@ -102,7 +102,7 @@ def test_each_role_runs_exactly_the_commands_it_is_granted(
 
 def test_the_built_in_roles() -> None:
     assert BUILTIN_ROLES["admin"].permissions == frozenset(Permission)
-    assert BUILTIN_ROLES["agent"].permissions == frozenset(Permission)
+    assert BUILTIN_ROLES["agent"].permissions == frozenset(Permission) - {Permission.PRIVACY}
     assert BUILTIN_ROLES["light_agent"].permissions == {Permission.READ, Permission.NOTE}
 
 

@@ -31,7 +31,7 @@ from helpkit.testing.strategies import (
 )
 from helpkit.tickets import Actor, Comment, Ticket
 from test_events import every_event_type
-from test_stored_form import _golden, _people, _sla_events, _ticket
+from test_stored_form import _golden, _people, _privacy_events, _sla_events, _ticket
 
 NOW = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
 H = timedelta(hours=1)
@@ -154,7 +154,12 @@ def test_sweep_reports_round_trip_exactly(report: SweepReport) -> None:
 
 
 def test_the_stored_text_is_what_dumps_writes() -> None:
-    values: list[object] = [_ticket(), *every_event_type(), *_sla_events(), *_people()]
+    values: list[object] = [
+        _ticket(),
+        *every_event_type(),
+        *_sla_events(),
+        *_people(),
+    ]
     assert [serialize.dumps(v) for v in values] == _golden()
 
 
@@ -248,7 +253,13 @@ def test_bad_durations_are_schema_errors(bad: object) -> None:
 
 
 def _forms() -> list[tuple[type, dict[str, Any]]]:
-    samples: list[object] = [_ticket(), *every_event_type(), *_sla_events(), *_people()]
+    samples: list[object] = [
+        _ticket(),
+        *every_event_type(),
+        *_sla_events(),
+        *_privacy_events(),
+        *_people(),
+    ]
     return [(type(v), serialize.to_data(v)) for v in samples]
 
 
@@ -306,7 +317,7 @@ def test_an_event_class_reads_only_its_own_events() -> None:
 
 
 def test_every_event_type_is_covered() -> None:
-    values = [*every_event_type(), *_sla_events()]
+    values = [*every_event_type(), *_sla_events(), *_privacy_events()]
     assert {type(e) for e in values} == set(EVENT_TYPES.values())
 
 

@@ -327,6 +327,8 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.TIMER_STATE,
         Capability.INBOX,
         Capability.ROUTING,
+        Capability.REDACTION,
+        Capability.PURGE,
     }
     assert isinstance(store, Store)
 

@@ -8,7 +8,13 @@ through :mod:`helpkit.delivery`, a step of the command pipeline, not through an 
 from __future__ import annotations
 
 from helpkit import screens
-from helpkit.hookspecs import RegisterBlobStore, RegisterChannel, RegisterStore, hookimpl
+from helpkit.hookspecs import (
+    RegisterBlobStore,
+    RegisterChannel,
+    RegisterScrubber,
+    RegisterStore,
+    hookimpl,
+)
 from helpkit.ports import BlobStore, InboundMessage, IntakeContext, Store
 
 
@@ -61,6 +67,15 @@ def helpkit_register_blob_stores(register: RegisterBlobStore) -> None:
     (``file:///path/to/folder``, content-addressed files)."""
     register("memory", _memory_blobs)
     register("file", _folder_blobs)
+
+
+@hookimpl
+def helpkit_register_scrubbers(register: RegisterScrubber) -> None:
+    """The card number scrubber (``card_numbers``): Luhn-valid card numbers masked but their
+    last four digits (off unless ``[privacy] scrubbers`` names it)."""
+    from helpkit.scrubbers import CARD_NUMBERS, mask_card_numbers
+
+    register(CARD_NUMBERS, mask_card_numbers)
 
 
 @hookimpl

@@ -47,6 +47,7 @@ from helpkit.rules import (
     triggers_from_list,
 )
 from helpkit.satisfaction import BadRating, CsatConfig
+from helpkit.scrubbers import PrivacyConfig  # privacy (issue #16)
 from helpkit.sla import SlaPolicySet, parse_duration
 from helpkit.tickets import DEFAULT_WORKFLOW, Status, Workflow
 from helpkit.webhook_events import Subscription
@@ -371,6 +372,10 @@ class DeskConfig:
     csat: CsatConfig = attrs.field(factory=CsatConfig)
     """Satisfaction surveys (``[csat]``; see the page *Customer satisfaction*)."""
     # --- end of customer satisfaction ---
+    # --- privacy (issue #16)
+    privacy: PrivacyConfig = attrs.field(factory=PrivacyConfig)
+    """The scrubbers run before anything is stored (``[privacy]``; see the page *Privacy*)."""
+    # --- end privacy
 
     def __attrs_post_init__(self) -> None:
         clash = sorted(set(self.webhooks) & set(self.channels))
@@ -516,6 +521,7 @@ class DeskConfig:
             "templates",
             "roles",
             "csat",
+            "privacy",  # privacy (issue #16)
         }
         unknown = sorted(set(data) - known)
         if unknown:
@@ -624,6 +630,10 @@ class DeskConfig:
                 kwargs["roles"] = roles_from_table(data["roles"])
             if "csat" in data:
                 kwargs["csat"] = CsatConfig.from_dict(data["csat"])
+            # --- privacy (issue #16)
+            if "privacy" in data:
+                kwargs["privacy"] = PrivacyConfig.from_dict(data["privacy"])
+            # --- end privacy
             return cls(**kwargs)
         except ConfigError:
             raise

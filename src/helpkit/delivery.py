@@ -74,6 +74,7 @@ from helpkit.ports import (
     Store,
 )
 from helpkit.rating_tokens import RatingTokens
+from helpkit.redaction import REDACTED
 from helpkit.rules import fill_number
 from helpkit.satisfaction import rating_url
 from helpkit.thread_tokens import DESK_HEADER, ThreadTokens
@@ -98,6 +99,13 @@ _STATES_KEPT = 4096
 """How many tickets' states the planning keeps between batches (about 2 KiB each)."""
 _UNFOLDED_KEPT = 64
 """How many events a kept state may have waiting to be folded in."""
+
+
+def _redacted(event: Event) -> bool:
+    """Whether ``event`` is a comment, or a rule's notification, whose text was redacted."""
+    if isinstance(event, CommentAdded):
+        return event.comment.redacted
+    return isinstance(event, Notified) and event.body == REDACTED
 
 
 def delivery_id(event: Event, kind: str) -> str:
@@ -203,6 +211,11 @@ class Outbound:
         for change in changes:
             event = change.event
             before: Ticket | None = None
+            if _redacted(event):
+                # privacy (issue #16): what was redacted before the relay planned it is
+                # never sent (not even as "[redacted]").
+                states.follow(event)
+                continue
             if self._channels:
                 if isinstance(event, Notified):
                     before = states.before(event)

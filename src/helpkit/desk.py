@@ -68,6 +68,7 @@ from helpkit.ports import (
     implements,
 )
 from helpkit.priority import Impact, Priority, Urgency
+from helpkit.privacy import Erasure, Privacy, PurgeReport, Redacted
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.rating_tokens import RatingTokens
 from helpkit.relay import Relay, RelayReport, RetryPolicy
@@ -79,6 +80,8 @@ from helpkit.rules import Macro
 from helpkit.satisfaction import Rating, rating_url
 from helpkit.satisfaction import rate as rate_ticket
 from helpkit.satisfaction_offers import SatisfactionOffers
+from helpkit.scrubbers import Scrub
+from helpkit.scrubbers import chain as scrub_chain
 from helpkit.service_levels import ServiceLevels
 from helpkit.sla import SlaStatus
 from helpkit.sweep import Sweeper, SweepReport
@@ -212,6 +215,11 @@ class Helpdesk:
             raise ConfigError(
                 "[csat] enabled needs a desk secret: the rating links are signed with it"
             )
+        # --- privacy (issue #16): the scrubbers [privacy] names, run before every commit
+        # (checked before the store is opened, like the secret)
+        scrubbers = self.plugins.scrubbers(config.privacy.scrubbers)
+        self._scrub: Scrub | None = scrub_chain(scrubbers) if scrubbers else None
+        # --- end privacy
         self.blobs: BlobStore = self._open_blobs(blobs, store)
         self.channels: dict[str, Channel] = {}
         for name, options in config.channels.items():
@@ -271,7 +279,9 @@ class Helpdesk:
             self._publish,
             react=_rules(self._automations, triggers),
             router=self._router,
+            scrub=self._scrub,
         )
+        self._privacy = Privacy(self.store, self._pipeline, lambda: self.blobs, self.now)
         self._routing_waiting = threading.local()
         self._relay: Relay | None = None
         if self._outbound.enabled:
@@ -1281,6 +1291,8 @@ class Helpdesk:
         ``helpkit_screen_inbound`` screens. The page *Intake* tells the threading rules.
         The store needs :attr:`~helpkit.ports.Capability.INBOX`.
         """
+        if self._scrub is not None:  # privacy (issue #16): scrubbed before it is screened
+            message = self._scrubbed(message)
         return self._synced_intake(self._receiver.receive(message, screen=screen))
 
     def suspended(self, *, limit: int = 100, after: str | None = None) -> list[Receipt]:
@@ -1309,6 +1321,66 @@ class Helpdesk:
         if getattr(self._relaying, "recorded", False):
             self._relaying.recorded = False
         return intake
+
+    # ------------------------------------------------------------------ privacy (issue #16)
+
+    def _scrubbed(self, message: InboundMessage) -> InboundMessage:
+        scrub = self._scrub
+        assert scrub is not None
+        original = None if message.original is None else scrub(message.original)
+        return attrs.evolve(
+            message, subject=scrub(message.subject), body=scrub(message.body), original=original
+        )
+
+    def redact(
+        self,
+        ref: TicketRef,
+        comment_id: str,
+        actor: Actor,
+        *,
+        reason: str,
+        attachments: bool = True,
+    ) -> Redacted:
+        """Redact a comment of the ticket: its text (and, with ``attachments``, its files) is
+        gone from every read, the history keeps that it existed, and a ``comment_redacted``
+        event records who, when and ``reason`` (see the page *Privacy*). Closed tickets too.
+        Asking again for a redacted comment repeats the rewrite without a second event (it
+        finishes a redaction a crash cut short). The store needs the ``redaction``
+        capability; run :meth:`compact` afterwards to drop the old bytes from its files."""
+        self._staff(actor)
+        agent = self._access.check(actor, Permission.PRIVACY)
+        if agent is not None:  # a restricted role's agent: only their groups' tickets
+            self._access.check_tickets(agent, [self.ticket(ref)], Permission.PRIVACY)
+        return self._privacy.redact(
+            self._ticket_id(ref),
+            check_text(comment_id, "a comment id"),
+            actor,
+            reason=reason,
+            attachments=attachments,
+        )
+
+    def erase_contact(self, contact: Contact | str, actor: Actor, *, reason: str) -> Erasure:
+        """Erase a contact: its comments on the tickets it is a party to are redacted, each
+        such ticket records a ``contact_erased`` event, its suspended messages are discarded,
+        deliveries addressed to it lose its address, and the contact becomes a tombstone (its
+        id kept, nothing else; looking it up by email finds nothing)."""
+        self._staff(actor)
+        self._access.check(actor, Permission.PRIVACY)
+        contact_id = (
+            contact.id if isinstance(contact, Contact) else check_text(contact, "a contact")
+        )
+        return self._privacy.erase_contact(contact_id, actor, reason=reason)
+
+    def purge_closed(self, older_than: timedelta, *, dry_run: bool = False) -> PurgeReport:
+        """Delete the tickets closed more than ``older_than`` ago, with their events,
+        deliveries, receipts and the attachment bytes only they used (``dry_run``: only say
+        which). The store needs the ``purge`` capability."""
+        return self._privacy.purge_closed(older_than=older_than, dry_run=dry_run)
+
+    def compact(self) -> None:
+        """The store's cleanup step after redactions, erasures and purges (SQLite: the
+        write-ahead log checkpointed and truncated, the file vacuumed; PostgreSQL: VACUUM)."""
+        self._privacy.compact()
 
     # ------------------------------------------------------------------ SLA and escalation
 

@@ -42,6 +42,8 @@ __all__ = [
     "UPCASTERS",
     "Assigned",
     "CommentAdded",
+    "CommentRedacted",
+    "ContactErased",
     "CustomFieldsChanged",
     "DeliveryFailed",
     "DeliveryRevived",
@@ -422,6 +424,45 @@ class SatisfactionRated(Event):
 # --- end of customer satisfaction ------------------------------------------------------------
 
 
+# --- privacy (issue #16): the audit record of a redaction
+@attrs.frozen(kw_only=True)
+class CommentRedacted(Event):
+    """The content of comment ``comment_id`` was redacted (:mod:`helpkit.redaction`): who
+    (``actor``), when (``at``) and why (``reason``), never the text. ``attachments`` are the
+    ids of the files redacted with it (empty when its files were kept).
+
+    Bookkeeping: it changes nothing a person decides on, runs no triggers, and does not make
+    a caller's version stale. The stored comment itself was rewritten in place (its body
+    ``"[redacted]"``, ``redacted`` set), so the trail keeps that a comment existed, not what
+    it said.
+    """
+
+    TYPE: ClassVar[str] = "comment_redacted"
+    BOOKKEEPING: ClassVar[bool] = True
+
+    comment_id: str = attrs.field(validator=ident)
+    reason: str = attrs.field(validator=nonblank_text)
+    attachments: tuple[str, ...] = attrs.field(
+        default=(), validator=instances_of(str, container=tuple)
+    )
+
+
+@attrs.frozen(kw_only=True)
+class ContactErased(Event):
+    """Contact ``contact_id``, a party to this ticket, was erased
+    (:meth:`helpkit.Helpdesk.erase_contact`): its comments here were redacted (each with its
+    own ``comment_redacted``) and the contact is a tombstone. Who, when and why; bookkeeping,
+    like :class:`CommentRedacted`."""
+
+    TYPE: ClassVar[str] = "contact_erased"
+    BOOKKEEPING: ClassVar[bool] = True
+
+    contact_id: str = attrs.field(validator=ident)
+    reason: str = attrs.field(validator=nonblank_text)
+
+
+# --- end privacy
+
 EVENT_TYPES: dict[str, type[Event]] = {}
 """Event classes by their ``TYPE`` name. Later modules (SLA, escalation) register more."""
 
@@ -462,6 +503,8 @@ for _cls in (
     WebhookRequested,
     SatisfactionOffered,
     SatisfactionRated,
+    CommentRedacted,
+    ContactErased,
 ):
     register_event_type(_cls)
 

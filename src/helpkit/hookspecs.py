@@ -21,11 +21,14 @@ __all__ = [
     "ChannelFactory",
     "RegisterBlobStore",
     "RegisterChannel",
+    "RegisterScrubber",
     "RegisterStore",
+    "Scrubber",
     "StoreFactory",
     "helpkit_event",
     "helpkit_register_blob_stores",
     "helpkit_register_channels",
+    "helpkit_register_scrubbers",
     "helpkit_register_stores",
     "helpkit_screen_inbound",
     "hookimpl",
@@ -80,6 +83,31 @@ def helpkit_register_blob_stores(register: RegisterBlobStore) -> None:
     ``blobs`` in ``helpkit.toml``). A scheme registered twice raises
     :class:`~helpkit.errors.DuplicateError`, as for stores.
     """
+
+
+# --- privacy (issue #16): scrubbers
+Scrubber = Callable[[str], str]
+"""A scrubber: a text -> the text with what must not be stored masked (see
+:mod:`helpkit.scrubbers`)."""
+RegisterScrubber = Callable[[str, Scrubber], None]
+"""``register(name, scrubber)``: the name (``"card_numbers"``) ``[privacy] scrubbers`` picks a
+scrubber by."""
+
+
+@hookspec
+def helpkit_register_scrubbers(register: RegisterScrubber) -> None:
+    """Register scrubbers: call ``register("name", scrubber)`` once per scrubber.
+
+    A scrubber takes a text and returns it with the patterns that must not be stored masked.
+    The desk runs those its configuration names (``[privacy] scrubbers = ["card_numbers"]``),
+    in that order, on comment bodies, subjects, rendered notifications and inbound messages,
+    before anything is stored. It must be pure and idempotent (the text may be scrubbed
+    twice). helpkit registers ``card_numbers`` (:func:`helpkit.scrubbers.mask_card_numbers`).
+    A name registered twice raises :class:`~helpkit.errors.DuplicateError`.
+    """
+
+
+# --- end privacy
 
 
 @hookspec

@@ -147,6 +147,11 @@ class Contact:
     created_at: datetime = attrs.field(converter=to_utc)
     updated_at: datetime = attrs.field(converter=to_utc)
     version: int = attrs.field(default=1, converter=_version)
+    # --- privacy (issue #16): erasure tombstone
+    erased: bool = attrs.field(default=False, validator=flag, metadata=SINCE_LATER)
+    """The contact was erased (:meth:`helpkit.Helpdesk.erase_contact`): a tombstone keeping
+    only its id (so the audit trail stays whole), no name, address or other detail."""
+    # --- end privacy
 
     @property
     def email(self) -> str | None:

@@ -6,6 +6,9 @@ tickets to load and a *decision*: a function of those tickets and "now" that ret
 :mod:`helpkit.lifecycle` decided (:class:`~helpkit.lifecycle.Outcome` values; no I/O beyond
 reading). The pipeline then
 
+0. **scrub** (a desk with ``[privacy] scrubbers``, :mod:`helpkit.scrubbers`): right before
+   the timers and the commit (after the rules and routing), masks what must not be stored in
+   each changed outcome's texts;
 1. **timers**: sets each changed ticket's timer fields and its ``next_check`` index
    (:mod:`helpkit.timers`);
 2. **route** (a desk with routed groups, :mod:`helpkit.router`): a ticket opened in (or
@@ -63,6 +66,7 @@ from helpkit.ports import (
     missing_members,
 )
 from helpkit.router import Router
+from helpkit.scrubbers import Scrub, scrub_outcome
 from helpkit.tickets import Ticket
 from helpkit.timers import Planned, Timers
 
@@ -109,8 +113,11 @@ class Pipeline:
         sleep: Callable[[float], None] = time.sleep,
         react: React | None = None,
         router: Router | None = None,
+        scrub: Scrub | None = None,
     ) -> None:
         self._store = store
+        # privacy (issue #16): the desk's scrubbers, run on every outcome before the commit.
+        self._scrub = scrub
         self._react = react
         self._router = router if router is not None and router.enabled else None
         # Routing decisions of one group in this process take turns too (after the tickets'
@@ -284,8 +291,11 @@ class Pipeline:
         receipt: Receipt | None,
         routing: Mapping[str, tuple[RoutingState, ...]] | None = None,
     ) -> tuple[list[Ticket], list[TicketChange]]:
-        """Timers and one commit: the tickets of ``outcomes`` as stored, and the changes
-        written (none when no outcome changed anything)."""
+        """Scrub, timers and one commit: the tickets of ``outcomes`` as stored, and the
+        changes written (none when no outcome changed anything)."""
+        if self._scrub is not None:
+            scrub = self._scrub
+            outcomes = [scrub_outcome(o, scrub) if o.changed else o for o in outcomes]
         tickets = [outcome.ticket for outcome in outcomes]
         planned: list[Planned] = []
         positions: list[int] = []

@@ -20,6 +20,7 @@ import pluggy
 
 from helpkit import hookspecs
 from helpkit.errors import (
+    ConfigError,
     DuplicateError,
     HelpkitError,
     PluginError,
@@ -27,7 +28,7 @@ from helpkit.errors import (
     ValidationError,
 )
 from helpkit.events import Event
-from helpkit.hookspecs import BlobStoreFactory, ChannelFactory, StoreFactory
+from helpkit.hookspecs import BlobStoreFactory, ChannelFactory, Scrubber, StoreFactory
 from helpkit.ports import (
     BlobStore,
     Channel,
@@ -132,6 +133,9 @@ class PluginHost:
         self._stores = self._collect_stores()
         self._channels = self._collect_channels()
         self._blob_stores = self._collect_blob_stores()
+        self._scrubbers: Mapping[str, Scrubber] = self._collect(
+            "helpkit_register_scrubbers", "scrubber", "scrubber", "scrubber name"
+        )
 
     def _register(self, plugin: object, name: str, source: str) -> None:
         if self._pm.is_blocked(name):
@@ -208,6 +212,23 @@ class PluginHost:
     def blob_store_schemes(self) -> tuple[str, ...]:
         """The URL schemes a blob store is registered for."""
         return tuple(sorted(self._blob_stores))
+
+    @property
+    def scrubber_names(self) -> tuple[str, ...]:
+        """The names scrubbers are registered under (``[privacy] scrubbers`` picks them)."""
+        return tuple(sorted(self._scrubbers))
+
+    def scrubbers(self, names: Sequence[str]) -> list[Scrubber]:
+        """The scrubbers registered under ``names``, in that order (ConfigError naming an
+        unknown one)."""
+        found = []
+        for name in names:
+            scrubber = self._scrubbers.get(name)
+            if scrubber is None:
+                known = ", ".join(self.scrubber_names) or "none"
+                raise ConfigError(f"no scrubber is registered as {name!r} (known: {known})")
+            found.append(scrubber)
+        return found
 
     @property
     def channel_names(self) -> tuple[str, ...]:

@@ -53,10 +53,12 @@ __all__ = [
     "IntakeContext",
     "OutboundMessage",
     "Outbox",
+    "Purge",
     "Receipt",
     "ReceiptState",
     "RecentTickets",
     "Recipient",
+    "Redaction",
     "Routing",
     "RoutingState",
     "Store",
@@ -159,6 +161,16 @@ class Capability:
     (:class:`RecentTickets`): helpkit's pipeline decides a command on it without reading the
     ticket first, the commit guarded by that state's seq (a store whose reads cost a round
     trip to a server)."""
+    # --- privacy (issue #16)
+    REDACTION = "redaction"
+    """The store rewrites what it keeps in place (:class:`Redaction`): events (in the history
+    and the change feed), deliveries and receipts, so a redacted text is gone from every read;
+    and it has a cleanup step (:meth:`Redaction.compact`) after which the old bytes are gone
+    from its storage as far as it can tell (see the page *Privacy*)."""
+    PURGE = "purge"
+    """The store deletes whole tickets (:class:`Purge`): their state, events (their feed
+    positions become gaps), timer states, deliveries and receipts."""
+    # --- end privacy
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -272,6 +284,65 @@ class Outbox(Protocol):
         """Forget the deliveries sent before ``sent_before`` (the audit trail keeps their
         ``message_sent`` record). Returns how many were forgotten."""
         ...
+
+
+# --- privacy (issue #16)
+@runtime_checkable
+class Redaction(Protocol):
+    """What a store with :attr:`Capability.REDACTION` adds: records rewritten in place.
+
+    helpkit's privacy service (:mod:`helpkit.privacy`) computes what each record becomes
+    (:mod:`helpkit.redaction`) and hands the rewritten records here; the store replaces the
+    stored ones by key, in one transaction, and never looks into the text.
+    """
+
+    def rewrite(
+        self,
+        *,
+        events: Sequence[Event] = (),
+        deliveries: Sequence[Delivery] = (),
+        receipts: Sequence[Receipt] = (),
+    ) -> None:
+        """Replace stored records in one transaction: each event by its ticket and seq (in the
+        history and the change feed, at its position; the type may not change), each
+        delivery by id (its ticket may not change), each receipt by key. A record not stored
+        raises NotFoundError, a changed type or ticket ValidationError; either writes
+        nothing. The old content is overwritten where the storage allows it (see
+        :meth:`compact`)."""
+        ...
+
+    def receipts_of(self, ticket_id: str) -> list[Receipt]:
+        """The receipts of inbound messages that made or commented on ticket ``ticket_id``
+        (any state), by key."""
+        ...
+
+    def blobs_in_use(self, sha256s: Sequence[str]) -> frozenset[str]:
+        """Those of ``sha256s`` that a stored event still refers to (an attachment of a comment
+        not redacted): the blobs that may not be deleted."""
+        ...
+
+    def compact(self) -> None:
+        """The cleanup step after redactions and purges: make the storage drop the bytes of
+        rewritten and deleted records (what it guarantees is the store's to say)."""
+        ...
+
+
+@runtime_checkable
+class Purge(Protocol):
+    """What a store with :attr:`Capability.PURGE` adds: whole tickets deleted."""
+
+    def purge_tickets(self, ticket_ids: Sequence[str]) -> list[str]:
+        """Delete these tickets, in one transaction: their states, events (the change feed
+        keeps their positions as gaps, which its contract allows), timer states, due
+        claims, deliveries and receipts; returns the ids deleted, sorted. Ids not stored are
+        skipped, and so are the ticket holding the last feed position and the one with the
+        highest number: positions and numbers are never given twice (a later purge takes
+        them, once newer tickets exist). Contacts, organizations, agents, groups and cursors
+        are left."""
+        ...
+
+
+# --- end privacy
 
 
 @runtime_checkable

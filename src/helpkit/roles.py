@@ -61,6 +61,9 @@ class Permission(enum.Enum):
     """Release or discard suspended inbound messages."""
     DELIVERIES = "deliveries"
     """Send dead deliveries again."""
+    PRIVACY = "privacy"
+    """Redact comments and erase contacts (see the page *Privacy*): only ``admin`` holds it
+    among the built-in roles."""
 
     @classmethod
     def coerce(cls, value: Permission | str) -> Permission:
@@ -111,7 +114,8 @@ DEFAULT_ROLE: Final = "agent"
 
 BUILTIN_ROLES: Final[Mapping[str, Role]] = {
     ADMIN: Role(name=ADMIN, permissions=frozenset(Permission)),
-    DEFAULT_ROLE: Role(name=DEFAULT_ROLE, permissions=frozenset(Permission)),
+    # Everything an agent could do before roles existed; privacy is new and an admin's.
+    DEFAULT_ROLE: Role(name=DEFAULT_ROLE, permissions=frozenset(Permission) - {Permission.PRIVACY}),
     "light_agent": Role(
         name="light_agent", permissions=frozenset({Permission.READ, Permission.NOTE})
     ),

@@ -334,6 +334,12 @@ class Comment:
     original: str | None = attrs.field(default=None, validator=optional_text, metadata=SINCE_LATER)
     """For a message that came in through a channel: its full text before the quoted history
     was stripped from ``body``, kept for audit (``None`` when nothing was stripped)."""
+    # --- privacy (issue #16): redaction marker
+    redacted: bool = attrs.field(default=False, validator=flag, metadata=SINCE_LATER)
+    """Its content was redacted (:meth:`helpkit.Helpdesk.redact`): ``body`` is
+    ``"[redacted]"``, ``original`` is gone, and so are its attachments when they were
+    redacted too. The audit trail keeps a ``comment_redacted`` event saying who, when and why."""
+    # --- end privacy
 
 
 class LinkKind(enum.Enum):

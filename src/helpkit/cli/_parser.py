@@ -35,6 +35,7 @@ from helpkit.cli._config import CONFIG_FILE
 from helpkit.cli._deliver import cmd_deliver
 from helpkit.cli._errors import EXIT_USAGE
 from helpkit.cli._mail import add_mail_command
+from helpkit.cli._privacy import add_privacy_commands
 from helpkit.cli._publish import add_publish_command
 from helpkit.cli._report import add_report_command
 from helpkit.cli._staff import (
@@ -270,6 +271,7 @@ def _build_parser() -> argparse.ArgumentParser:
     _staff_commands(command)
     add_publish_command(command)
     add_report_command(command)
+    add_privacy_commands(command)
     _deliver_command(command)
     add_mail_command(command)
     p = command("plugins", cmd_plugins, "list plugins and what they register", json_flag=True)

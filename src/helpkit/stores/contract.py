@@ -40,15 +40,19 @@ from helpkit.ports import (
     RoutingState,
     TicketChange,
 )
+from helpkit.redaction import attachments_in
 
 __all__ = [
     "COMMITTED_RECEIPTS",
+    "attachments_in",
     "check_cursor",
     "check_delivery",
     "check_key",
     "check_limit",
     "check_position",
     "check_record",
+    "check_rewritten_event",
+    "check_same_event",
     "check_suspension",
     "check_version",
     "discard_receipt",
@@ -413,3 +417,34 @@ def check_key(key: object, what: str = "key") -> str:
     if not isinstance(key, str) or not check_text(key, what).strip():
         raise ValidationError(f"{what} must be a receipt key (non-blank text); got {key!r:.60}")
     return key
+
+
+# --- privacy (issue #16): rewrites (helpkit.ports.Redaction)
+
+
+def check_rewritten_event(event: object) -> Event:
+    """An event handed to ``Redaction.rewrite``: an :class:`~helpkit.events.Event` whose
+    values pass the domain's checks (ValidationError otherwise)."""
+    if not isinstance(event, Event):
+        raise ValidationError(f"rewrite takes events; got {event!r:.60}")
+    check_record(event)
+    return event
+
+
+def check_same_event(stored: Event, new: Event) -> None:
+    """Refuse (ValidationError) a rewrite that would change what an event is: its type,
+    ticket, seq, time or actor."""
+    if (type(stored), stored.ticket_id, stored.seq, stored.at, stored.actor) != (
+        type(new),
+        new.ticket_id,
+        new.seq,
+        new.at,
+        new.actor,
+    ):
+        raise ValidationError(
+            f"a rewrite keeps an event's type, ticket, seq, time and actor: "
+            f"{stored.TYPE} {stored.ticket_id}/{stored.seq} cannot become {new.TYPE}"
+        )
+
+
+# --- end privacy

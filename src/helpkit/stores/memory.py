@@ -49,12 +49,15 @@ from helpkit.ports import (
 )
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    attachments_in,
     check_cursor,
     check_delivery,
     check_key,
     check_limit,
     check_position,
     check_record,
+    check_rewritten_event,
+    check_same_event,
     check_suspension,
     check_version,
     discard_receipt,
@@ -107,6 +110,8 @@ class MemoryStore:
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
+            Capability.REDACTION,
+            Capability.PURGE,
         }
     )
 
@@ -125,7 +130,8 @@ class MemoryStore:
         self._organization_domains: dict[str, str] = {}
         self._agents: dict[str, Agent] = {}
         self._groups: dict[str, Group] = {}
-        self._feed: list[Event] = []  # position p is self._feed[p - 1]
+        # Position p is self._feed[p - 1]; None where a purged ticket's event was.
+        self._feed: list[Event | None] = []
         self._cursors: dict[str, int] = {}
         self._outbox: dict[str, Delivery] = {}
         self._inbox: dict[str, Receipt] = {}
@@ -261,8 +267,14 @@ class MemoryStore:
         check_limit(limit)
         with self._lock:
             self._check_open()
-            chunk = self._feed[after : after + limit]
-        return [Change(after + offset, event) for offset, event in enumerate(chunk, start=1)]
+            found: list[Change] = []
+            position = after
+            while len(found) < limit and position < len(self._feed):
+                event = self._feed[position]
+                position += 1
+                if event is not None:
+                    found.append(Change(position, event))
+        return found
 
     def wait_for_changes(self, after: int, timeout: float) -> bool:
         """Wait up to ``timeout`` seconds for a commit to add a position above ``after``:
@@ -534,6 +546,102 @@ class MemoryStore:
             discarded = discard_receipt(self._inbox.get(key), key, at)
             self._inbox[key] = discarded
             return discarded
+
+    # ------------------------------------------------------------ privacy (issue #16)
+
+    def rewrite(
+        self,
+        *,
+        events: Sequence[Event] = (),
+        deliveries: Sequence[Delivery] = (),
+        receipts: Sequence[Receipt] = (),
+    ) -> None:
+        """Replace stored events (history and feed), deliveries and receipts by key."""
+        new_events = [check_rewritten_event(e) for e in events]
+        copies = [_copy_event(e) for e in new_events]
+        new_deliveries = [check_delivery(d) for d in deliveries]
+        new_receipts = [_copy_receipt(r) for r in receipts]
+        with self._lock:
+            self._check_open()
+            for event in copies:
+                history = self._events.get(event.ticket_id)
+                if history is None or event.seq > len(history):
+                    raise NotFoundError(f"no event {event.ticket_id}/{event.seq} is stored")
+                check_same_event(history[event.seq - 1], event)
+            for delivery in new_deliveries:
+                stored_delivery = self._outbox.get(delivery.id)
+                if stored_delivery is None:
+                    raise NotFoundError(f"no delivery with id {delivery.id!r:.80}")
+                if stored_delivery.ticket_id != delivery.ticket_id:
+                    raise ValidationError(f"delivery {delivery.id!r} cannot change ticket")
+            for receipt in new_receipts:
+                if receipt.key not in self._inbox:
+                    raise NotFoundError(f"no inbound message with key {receipt.key!r:.200}")
+            # Everything is checked: from here on nothing can fail.
+            wanted = {(e.ticket_id, e.seq): e for e in copies}
+            for (ticket_id, seq), event in wanted.items():
+                old = self._events[ticket_id][seq - 1]
+                self._events[ticket_id][seq - 1] = event
+                for index, kept in enumerate(self._feed):
+                    if kept is old:
+                        self._feed[index] = event
+                        break
+            for delivery in new_deliveries:
+                self._outbox[delivery.id] = delivery
+            for receipt in new_receipts:
+                self._inbox[receipt.key] = receipt
+
+    def receipts_of(self, ticket_id: str) -> list[Receipt]:
+        """The receipts of the messages that made or commented on ``ticket_id``, by key."""
+        wanted = check_text(ticket_id, "a ticket id")
+        with self._lock:
+            self._check_open()
+            found = [r for r in self._inbox.values() if r.ticket_id == wanted]
+        return sorted(found, key=lambda r: r.key)
+
+    def blobs_in_use(self, sha256s: Sequence[str]) -> frozenset[str]:
+        """Those of ``sha256s`` an attachment of a stored event refers to."""
+        wanted = frozenset(check_text(s, "a SHA-256") for s in sha256s)
+        with self._lock:
+            self._check_open()
+            histories = [list(h) for h in self._events.values()]
+        used: set[str] = set()
+        for history in histories:
+            used |= attachments_in(history) & wanted
+        return frozenset(used)
+
+    def compact(self) -> None:
+        """Nothing to do: rewritten and deleted records are gone once dropped (the memory is
+        the process's)."""
+        with self._lock:
+            self._check_open()
+
+    def purge_tickets(self, ticket_ids: Sequence[str]) -> list[str]:
+        """Delete these tickets with their events, deliveries and receipts (the tickets
+        holding the last feed position and the highest number stay)."""
+        wanted = {check_text(t, "a ticket id") for t in ticket_ids}
+        with self._lock:
+            self._check_open()
+            last = next((e for e in reversed(self._feed) if e is not None), None)
+            if last is not None:
+                wanted.discard(last.ticket_id)
+            if self._numbers:
+                wanted.discard(self._numbers[max(self._numbers)])
+            gone = sorted(t for t in wanted if t in self._tickets)
+            if not gone:
+                return []
+            dropped = {id(e) for t in gone for e in self._events[t]}
+            for ticket_id in gone:
+                ticket = self._tickets.pop(ticket_id)
+                self._numbers.pop(ticket.number, None)
+                del self._events[ticket_id]
+            self._feed = [None if e is None or id(e) in dropped else e for e in self._feed]
+            purged = set(gone)
+            for key in [k for k, d in self._outbox.items() if d.ticket_id in purged]:
+                del self._outbox[key]
+            for key in [k for k, r in self._inbox.items() if r.ticket_id in purged]:
+                del self._inbox[key]
+            return gone
 
     # ------------------------------------------------------------ contacts
 

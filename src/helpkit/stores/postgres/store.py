@@ -69,6 +69,7 @@ from helpkit.stores.postgres.commit import (
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
+from helpkit.stores.postgres.privacy import PrivacyMixin
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.routing import RoutingMixin, write_routing
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
@@ -220,7 +221,9 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
             conn.close()
 
 
-class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, RoutingMixin):
+class PostgresStore(
+    FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, RoutingMixin, PrivacyMixin
+):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
     ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
@@ -244,6 +247,8 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
             Capability.INBOX,
             Capability.ROUTING,
             Capability.RECENT_TICKETS,
+            Capability.REDACTION,
+            Capability.PURGE,
         }
     )
 
@@ -483,6 +488,12 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
             recent.move_to_end(ticket.id)
             if len(recent) > self.cache_size:
                 recent.popitem(last=False)
+
+    def _forget(self, ticket_ids: Sequence[str]) -> None:
+        """Drop what this store object keeps of purged tickets (their recent states)."""
+        with self._cache_lock:
+            for ticket_id in ticket_ids:
+                self._recent.pop(ticket_id, None)
 
     def recent_ticket(self, ticket_id: str) -> Ticket | None:
         """The state of ``ticket_id`` this store object last committed or read (of the

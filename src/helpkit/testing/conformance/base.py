@@ -15,7 +15,9 @@ from helpkit.ports import (
     FeedWakeup,
     Inbox,
     Outbox,
+    Purge,
     RecentTickets,
+    Redaction,
     Store,
     TimerStates,
     missing_members,
@@ -84,6 +86,8 @@ class SuiteBase:
             Capability.INBOX,
             Capability.ROUTING,
             Capability.RECENT_TICKETS,
+            Capability.REDACTION,
+            Capability.PURGE,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -101,6 +105,10 @@ class SuiteBase:
             assert missing_members(store, Inbox) == ()
         if Capability.RECENT_TICKETS in store.capabilities:
             assert missing_members(store, RecentTickets) == ()
+        if Capability.REDACTION in store.capabilities:
+            assert missing_members(store, Redaction) == ()
+        if Capability.PURGE in store.capabilities:
+            assert missing_members(store, Purge) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
