@@ -186,8 +186,13 @@ class Relay:
         now = self._pipeline.now()
         planned = self._outbound.plan(changes, now)
         try:
+            # Built by the planner through the records' constructors (every check ran).
             return self._outbox.enqueue(
-                planned, cursor=CURSOR, position=changes[-1].position, expected=cursor
+                planned,
+                cursor=CURSOR,
+                position=changes[-1].position,
+                expected=cursor,
+                checked=True,
             )
         except ConflictError:
             return 0  # another relay derived these meanwhile
@@ -242,7 +247,9 @@ class Relay:
         # A delivery whose outcome could not be recorded stays claimed: when the lease lapses
         # it is claimed again, found unrecorded, and sent again (at least once).
         done = [r for r, _ in results if r.ticket_id not in unrecorded]
-        stored = self._outbox.settle(done, owner=self.owner)
+        # The claimed deliveries as the store read them, with the attempt's values (checked
+        # by ``replace``).
+        stored = self._outbox.settle(done, owner=self.owner, checked=True)
         return report + RelayReport(lost_claims=len(done) - stored)
 
     def run_once(self) -> RelayReport:

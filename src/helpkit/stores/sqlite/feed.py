@@ -152,13 +152,19 @@ class FeedAndOutbox:
     # ------------------------------------------------------------ outbox
 
     def enqueue(
-        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        checked: bool = False,
     ) -> int:
         """Add the new deliveries and move ``cursor`` from ``expected`` to ``position``."""
         check_cursor(cursor)
         check_position(position)
         check_position(expected, "expected")
-        rows = [_encode_delivery(check_delivery(d)) for d in deliveries]
+        rows = [_encode_delivery(check_delivery(d, checked=checked)) for d in deliveries]
         with self._transaction() as conn:
             last = conn.execute(LAST_POSITION).fetchone()[0]
             if position > last:
@@ -214,10 +220,10 @@ class FeedAndOutbox:
             )
         return claimed
 
-    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
-        checked = [check_delivery(d) for d in results]
+        checked = [check_delivery(d, checked=checked) for d in results]
         rows = []
         for result in checked:
             row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
