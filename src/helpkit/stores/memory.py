@@ -369,7 +369,7 @@ class MemoryStore:
         check_cursor(cursor)
         check_position(position)
         check_position(expected, "expected")
-        checked = [check_delivery(d, checked=checked) for d in deliveries]
+        valid = [check_delivery(d, checked=checked) for d in deliveries]
         with self._lock:
             self._check_open()
             if position > len(self._feed):
@@ -382,7 +382,7 @@ class MemoryStore:
                     f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
                 )
             added = 0
-            for delivery in checked:
+            for delivery in valid:
                 if delivery.id not in self._outbox:
                     self._outbox[delivery.id] = delivery
                     added += 1
@@ -422,11 +422,11 @@ class MemoryStore:
     def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
-        checked = [check_delivery(d, checked=checked) for d in results]
+        valid = [check_delivery(d, checked=checked) for d in results]
         with self._lock:
             self._check_open()
             stored = 0
-            for result in checked:
+            for result in valid:
                 held = self._outbox.get(result.id)
                 if (
                     held is None

@@ -237,10 +237,10 @@ class FeedAndOutbox:
     def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
-        checked = [check_delivery(d, checked=checked) for d in results]
+        valid = [check_delivery(d, checked=checked) for d in results]
         stored = 0
         with self._transaction() as cur:
-            for result in checked:
+            for result in valid:
                 row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
                 stored += cur.execute(
                     "UPDATE outbox SET state = %s, next_attempt_us = %s, "

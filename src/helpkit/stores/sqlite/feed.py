@@ -223,9 +223,9 @@ class FeedAndOutbox:
     def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
-        checked = [check_delivery(d, checked=checked) for d in results]
+        valid = [check_delivery(d, checked=checked) for d in results]
         rows = []
-        for result in checked:
+        for result in valid:
             row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
             rows.append((row[2], row[3], row[6], row[7], row[0], owner))
         with self._transaction() as conn:
