@@ -225,7 +225,8 @@ class Relay:
         if not claimed:
             return RelayReport()
         results: list[tuple[Delivery, Record | None]] = []
-        report = RelayReport()
+        counts = dict.fromkeys(DeliveryState, 0)
+        recovered = 0
         for delivery in claimed:
             if self._pipeline.now() >= until - self._lease / 10:
                 # A slow channel used up the lease: leave the rest to lapse (another relay, or
@@ -238,11 +239,17 @@ class Relay:
                 delivery, settled = self._recorded(delivery)
                 if settled:
                     results.append((delivery, None))
-                    report = report + RelayReport(recovered=1)
+                    recovered += 1
                     continue
             result, record = self._attempt(delivery, now)
             results.append((result, record))
-            report = report + _count(result)
+            counts[result.state] += 1
+        report = RelayReport(
+            sent=counts[DeliveryState.SENT],
+            retried=counts[DeliveryState.PENDING],
+            dead=counts[DeliveryState.DEAD],
+            recovered=recovered,
+        )
         unrecorded = self._record_while_held(results, until=until)
         # A delivery whose outcome could not be recorded stays claimed: when the lease lapses
         # it is claimed again, found unrecorded, and sent again (at least once).
@@ -663,11 +670,3 @@ def _success(delivery: Delivery, attempt: int, external_id: str | None) -> Recor
         )
 
     return record
-
-
-def _count(result: Delivery) -> RelayReport:
-    if result.state is DeliveryState.SENT:
-        return RelayReport(sent=1)
-    if result.state is DeliveryState.DEAD:
-        return RelayReport(dead=1)
-    return RelayReport(retried=1)
