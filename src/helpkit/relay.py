@@ -48,6 +48,7 @@ from helpkit.errors import (
 from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent, TicketOpened
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
+from helpkit.notices import Lookups
 from helpkit.pipeline import Pipeline
 from helpkit.ports import (
     Capability,
@@ -175,8 +176,11 @@ class Relay:
 
     # ------------------------------------------------------------ the steps
 
-    def derive(self, *, limit: int = 1000) -> int:
-        """Turn the next committed events into deliveries; how many were added."""
+    def derive(self, *, limit: int = 1000, people: Lookups | None = None) -> int:
+        """Turn the next committed events into deliveries; how many were added. ``people``:
+        the directory's people as read so far in this run (each read once per run, so a run
+        plans on the directory as it was when it first needed each person); by default
+        read for this call."""
         self.begin()
         cursor = self._feed.cursor(CURSOR)
         changes = self._feed.changes(after=cursor, limit=limit)
@@ -184,7 +188,7 @@ class Relay:
             return 0
         self._trails.follow(changes)
         now = self._pipeline.now()
-        planned = self._outbound.plan(changes, now)
+        planned = self._outbound.plan(changes, now, people)
         try:
             # Built by the planner through the records' constructors (every check ran).
             return self._outbox.enqueue(
@@ -263,8 +267,9 @@ class Relay:
         """Derive everything committed so far, then deliver everything due now."""
         with self._lock:
             report = RelayReport()
+            people = Lookups(self._store)
             while True:
-                added = self.derive()
+                added = self.derive(people=people)
                 report = report + RelayReport(derived=added)
                 if not added and self._feed.cursor(CURSOR) >= self._feed.last_position():
                     break
