@@ -255,9 +255,11 @@ class Outbox(Protocol):
     def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of attempts (state, attempts, next attempt, error, external id) of
         deliveries ``owner`` still holds, and release them; results of deliveries it no
-        longer holds are ignored. Returns how many were stored. ``checked`` as in
-        :meth:`enqueue` (the relay's results: the claimed deliveries, which the store read
-        and checked, with the attempt's values checked by ``replace``)."""
+        longer holds are ignored. Returns how many were stored. A result's other fields are
+        those of the delivery as claimed (a store may keep them from its own row: the SQLite
+        store writes only the attempt's fields). ``checked`` as in :meth:`enqueue` (the
+        relay's results: the claimed deliveries, which the store read and checked, with the
+        attempt's values checked by ``replace``)."""
         ...
 
     def delivery(self, delivery_id: str) -> Delivery:
