@@ -257,6 +257,7 @@ def work_drain(job: Json) -> Json:
     totals = _instrument(desk) if job["mode"] == "stages" else {}
     profiler = cProfile.Profile() if job["mode"] == "profile" else None
     load = _loadavg()
+    cpu = time.process_time()
     started = time.perf_counter()
     if profiler is not None:
         profiler.enable()
@@ -266,6 +267,7 @@ def work_drain(job: Json) -> Json:
     if profiler is not None:
         profiler.disable()
     ended = time.perf_counter()
+    cpu = time.process_time() - cpu
     assert first.sent == job["replies"] and first.handled == job["replies"], first
     assert second.handled == 0 and second.derived == 0, second
     assert len(channel.messages) == job["replies"]
@@ -275,6 +277,7 @@ def work_drain(job: Json) -> Json:
         "second_s": ended - middle,
         "total_s": ended - started,
         "per_s": job["replies"] / (ended - started),
+        "cpu_us": cpu / job["replies"] * 1e6,
         "stages": totals,
         "profile": _hot_spots(profiler) if profiler is not None else None,
         "load": [load, _loadavg()],
@@ -520,7 +523,10 @@ def _spread(values: Sequence[float], spec: str = ",.0f") -> str:
     return f"{format(min(values), spec)} to {format(max(values), spec)}"
 
 
-def run_throughput(runner: Runner, cfg: Json) -> Json:
+def run_throughput(runner: Runner, cfg: Json, before: tuple[str, str] | None = None) -> Json:
+    """Drain the same committed replies on each store; with ``before`` (a revision and the
+    folder of its ``src``), each plain run of today's source is followed by one of that
+    revision's, so both see the same machine."""
     folder = str(runner.folder)
     base = os.path.join(folder, "throughput.db")
     print(f"-- throughput: building {cfg['replies']:,} replies", file=sys.stderr, flush=True)
@@ -529,8 +535,11 @@ def run_throughput(runner: Runner, cfg: Json) -> Json:
     configurations = [("memory", "-"), ("sqlite", "NORMAL"), ("sqlite", "FULL")]
     for store, sync in configurations:
         runs = []
-        for mode in ["plain"] * cfg["repeat"] + ["stages", "profile"]:
-            if mode != "plain" and sync == "FULL":
+        modes = ["plain"] * cfg["repeat"] + ["stages", "profile"]
+        if before is not None:
+            modes = ["plain", "before"] * cfg["repeat"] + ["stages", "profile"]
+        for mode in modes:
+            if mode != "plain" and mode != "before" and sync == "FULL":
                 continue  # the stages of FULL are NORMAL's plus a sync per transaction
             if mode == "profile" and store != "sqlite":
                 continue
@@ -543,14 +552,22 @@ def run_throughput(runner: Runner, cfg: Json) -> Json:
                 "replies": cfg["replies"],
                 "mode": mode,
             }
-            result = runner.run("drain", job)
+            if mode == "before" and before is not None:
+                result = runner.run("drain", {**job, "mode": "plain"}, pythonpath=before[1])
+            else:
+                result = runner.run("drain", job)
             result["mode"] = mode
             runs.append(result)
             print(f"   {store} {sync} {mode}: {result['per_s']:,.0f}/s", file=sys.stderr)
             if path:
                 _remove(path)
         rows.append({"store": store, "synchronous": sync, "runs": runs})
-    return {"built_s": built, "rows": rows, **cfg}
+    return {
+        "built_s": built,
+        "rows": rows,
+        "before": None if before is None else before[0],
+        **cfg,
+    }
 
 
 def _percentile(sorted_values: Sequence[float], q: float) -> float:
@@ -649,21 +666,26 @@ def old_source(folder: str, given: str | None) -> tuple[str | None, str]:
     """Where the pre-outbox source is: ``--old-src``, or extracted from git history."""
     if given:
         return given, f"`{given}` (given with `--old-src`)"
+    return source_at(folder, OLD_COMMIT, "old")
+
+
+def source_at(folder: str, revision: str, name: str) -> tuple[str | None, str]:
+    """The ``src`` folder of git ``revision``, extracted under ``folder/name``."""
     try:
         archive = subprocess.run(
-            ["git", "-C", str(REPO), "archive", "--format=tar", OLD_COMMIT, "src"],
+            ["git", "-C", str(REPO), "archive", "--format=tar", revision, "src"],
             check=True,
             capture_output=True,
         ).stdout
     except (OSError, subprocess.CalledProcessError) as exc:
         return None, f"not available ({exc})"
-    target = os.path.join(folder, "old")
+    target = os.path.join(folder, name)
     with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
         try:
             tar.extractall(target, filter="data")
         except TypeError:  # Python before 3.11.4: no filters (this is our own history)
             tar.extractall(target)
-    return os.path.join(target, "src"), f"commit {OLD_COMMIT}, extracted with `git archive`"
+    return os.path.join(target, "src"), f"commit {revision}, extracted with `git archive`"
 
 
 REPLY_VARIANTS = [
@@ -759,20 +781,56 @@ def render_throughput(data: Json) -> list[str]:
         "pipeline, settle; then one more `deliver_pending()` that reads the relay's own records",
         "off the feed (as a following relay would). Deliveries per second over both calls;",
         f"{data['repeat']} runs per store (fresh process, fresh copy of the file each); median,",
-        "and the spread over the runs.",
+        "and the spread over the runs. CPU: the drain process's CPU time per delivery (on a",
+        "busy machine the wall time also holds the waits for a CPU; the CPU time much less so).",
+    ]
+    before = data.get("before")
+    if before:
+        out += [
+            f"**before** is commit {before} (extracted with `git archive`, run from the same",
+            "script with `PYTHONPATH` pointing at it), each of its runs right after one of",
+            "today's on a fresh copy of the same file, so both saw the same machine.",
+        ]
+    out += [
         "",
-        "| store | deliveries/s (median) | spread | drain (s, median) | records read back (s) |",
-        "|---|---:|---:|---:|---:|",
+        "| store | source | deliveries/s (median) | spread | CPU (µs/delivery, median) | "
+        "drain (s, median) | records read back (s) |",
+        "|---|---|---:|---:|---:|---:|---:|",
     ]
     for row in data["rows"]:
-        plain = [r for r in row["runs"] if r["mode"] == "plain"]
-        rates = [r["per_s"] for r in plain]
         label = "memory" if row["store"] == "memory" else f"SQLite, WAL + {row['synchronous']}"
-        out.append(
-            f"| {label} | {statistics.median(rates):,.0f} | {_spread(rates)} | "
-            f"{statistics.median(r['first_s'] for r in plain):.2f} | "
-            f"{statistics.median(r['second_s'] for r in plain):.2f} |"
-        )
+        for mode, source in (("before", f"before ({before})"), ("plain", "today")):
+            plain = [r for r in row["runs"] if r["mode"] == mode]
+            if not plain:
+                continue
+            rates = [r["per_s"] for r in plain]
+            cpu = statistics.median(r.get("cpu_us", float("nan")) for r in plain)
+            out.append(
+                f"| {label} | {source} | {statistics.median(rates):,.0f} | {_spread(rates)} | "
+                f"{cpu:,.0f} | {statistics.median(r['first_s'] for r in plain):.2f} | "
+                f"{statistics.median(r['second_s'] for r in plain):.2f} |"
+            )
+    if before:
+        out += [
+            "",
+            "Before → today (today over before: above 1.00 today is faster):",
+            "",
+        ]
+        for row in data["rows"]:
+            old = [r for r in row["runs"] if r["mode"] == "before"]
+            new = [r for r in row["runs"] if r["mode"] == "plain"]
+            if not old or not new:
+                continue
+            label = "memory" if row["store"] == "memory" else f"SQLite WAL + {row['synchronous']}"
+            rate_old = statistics.median(r["per_s"] for r in old)
+            rate_new = statistics.median(r["per_s"] for r in new)
+            cpu_old = statistics.median(r["cpu_us"] for r in old)
+            cpu_new = statistics.median(r["cpu_us"] for r in new)
+            out.append(
+                f"- {label}: {rate_old:,.0f} → {rate_new:,.0f} deliveries/s "
+                f"({rate_new / rate_old:.2f}x); CPU {cpu_old:,.0f} → {cpu_new:,.0f} µs per "
+                f"delivery ({cpu_old / cpu_new:.2f}x less)"
+            )
     out += [
         "",
         f"Goal: at least {GOAL_THROUGHPUT:,.0f} deliveries/s on SQLite (median of the runs):",
@@ -1134,6 +1192,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="which parts to run (default throughput,latency,reply)",
     )
     parser.add_argument("--old-src", help=f"the src folder of commit {OLD_COMMIT} (default: git)")
+    parser.add_argument(
+        "--before",
+        metavar="REV",
+        help="also drain with the source of git revision REV, run for run (throughput part)",
+    )
     parser.add_argument("--output", type=Path, help=f"Markdown file (default {RESULTS.name})")
     args = parser.parse_args(argv)
     if args.worker:
@@ -1150,7 +1213,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             cfg = {"tickets": 1000, "replies": 10_000, "repeat": 3}
             if quick:
                 cfg = {"tickets": 100, "replies": 1000, "repeat": 1}
-            rendered.append(render_throughput(run_throughput(runner, cfg)))
+            before = None
+            if args.before:
+                before_src, note = source_at(folder, args.before, "before")
+                if before_src is None:
+                    print(f"-- --before {args.before}: {note}", file=sys.stderr, flush=True)
+                before = None if before_src is None else (args.before, before_src)
+            rendered.append(render_throughput(run_throughput(runner, cfg, before)))
         if "latency" in parts:
             print("-- latency", file=sys.stderr, flush=True)
             lat = {"tickets": 200, "rates": [50, 200], "seconds": 5, "warm": 20, "repeat": 1}
@@ -1168,6 +1237,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     command = "python bench/bench_relay.py" + (" --quick" if quick else "")
     if args.parts != parser.get_default("parts"):
         command += f" --parts {args.parts}"
+    if args.before:
+        command += f" --before {args.before}"
     report = {
         "command": command,
         "parts": rendered,

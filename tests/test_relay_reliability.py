@@ -515,9 +515,9 @@ class CrashingMemoryStore(MemoryStore):
             self.crash("claim")
         return claimed
 
-    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         self.crash("settle")
-        return super().settle(results, owner=owner)
+        return super().settle(results, owner=owner, checked=checked)
 
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
         found = super().events(ticket_id, after_seq=after_seq)
@@ -555,9 +555,9 @@ class CrashingSqliteStore(SqliteStore):
             self.crash("claim")
         return claimed
 
-    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         self.crash("settle")
-        return super().settle(results, owner=owner)
+        return super().settle(results, owner=owner, checked=checked)
 
     def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
         found = super().events(ticket_id, after_seq=after_seq)

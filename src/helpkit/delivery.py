@@ -197,16 +197,21 @@ class Outbound:
 
     # ------------------------------------------------------------ planning
 
-    def plan(self, changes: Sequence[Change], now: datetime) -> list[Delivery]:
+    def plan(
+        self, changes: Sequence[Change], now: datetime, people: Lookups | None = None
+    ) -> list[Delivery]:
         """The deliveries the committed events of ``changes`` (in feed order) call for.
 
         Each is planned on the ticket as it was just before its event (who followed it then,
-        its channel, the last message of the thread), however late the relay runs.
+        its channel, the last message of the thread), however late the relay runs, and on the
+        people of the directory as ``people`` read them (each read once: by default for this
+        call; the relay shares one between the batches of a run).
         """
         if not self.enabled:
             return []
         states = self._states
-        people = Lookups(self._store)
+        if people is None:
+            people = Lookups(self._store)
         planned: list[Delivery] = []
         for change in changes:
             event = change.event

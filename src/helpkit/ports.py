@@ -240,11 +240,22 @@ class Outbox(Protocol):
     """
 
     def enqueue(
-        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        checked: bool = False,
     ) -> int:
         """Add the deliveries whose id is new, and move cursor ``cursor`` from ``expected`` to
         ``position``, in one transaction (ConflictError, adding nothing, when the cursor is
-        not at ``expected``). Returns how many were new."""
+        not at ``expected``). Returns how many were new.
+
+        Each delivery's values pass their checks again (ValidationError, adding nothing, for
+        one forged past them), unless ``checked`` is true: the relay's own deliveries, which
+        helpkit built from checked values (their constructors ran every check), are only
+        made sure to be deliveries. Everything else is the same."""
         ...
 
     def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
@@ -253,10 +264,14 @@ class Outbox(Protocol):
         first. Each claimed delivery's ``claims`` goes up by one."""
         ...
 
-    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of attempts (state, attempts, next attempt, error, external id) of
         deliveries ``owner`` still holds, and release them; results of deliveries it no
-        longer holds are ignored. Returns how many were stored."""
+        longer holds are ignored. Returns how many were stored. A result's other fields are
+        those of the delivery as claimed (a store may keep them from its own row: the SQLite
+        store writes only the attempt's fields). ``checked`` as in :meth:`enqueue` (the
+        relay's results: the claimed deliveries, which the store read and checked, with the
+        attempt's values checked by ``replace``)."""
         ...
 
     def delivery(self, delivery_id: str) -> Delivery:

@@ -48,6 +48,7 @@ from helpkit.errors import (
 from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent, TicketOpened
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
+from helpkit.notices import Lookups
 from helpkit.pipeline import Pipeline
 from helpkit.ports import (
     Capability,
@@ -175,8 +176,11 @@ class Relay:
 
     # ------------------------------------------------------------ the steps
 
-    def derive(self, *, limit: int = 1000) -> int:
-        """Turn the next committed events into deliveries; how many were added."""
+    def derive(self, *, limit: int = 1000, people: Lookups | None = None) -> int:
+        """Turn the next committed events into deliveries; how many were added. ``people``:
+        the directory's people as read so far in this run (each read once per run, so a run
+        plans on the directory as it was when it first needed each person); by default
+        read for this call."""
         self.begin()
         cursor = self._feed.cursor(CURSOR)
         changes = self._feed.changes(after=cursor, limit=limit)
@@ -184,10 +188,15 @@ class Relay:
             return 0
         self._trails.follow(changes)
         now = self._pipeline.now()
-        planned = self._outbound.plan(changes, now)
+        planned = self._outbound.plan(changes, now, people)
         try:
+            # Built by the planner through the records' constructors (every check ran).
             return self._outbox.enqueue(
-                planned, cursor=CURSOR, position=changes[-1].position, expected=cursor
+                planned,
+                cursor=CURSOR,
+                position=changes[-1].position,
+                expected=cursor,
+                checked=True,
             )
         except ConflictError:
             return 0  # another relay derived these meanwhile
@@ -220,7 +229,8 @@ class Relay:
         if not claimed:
             return RelayReport()
         results: list[tuple[Delivery, Record | None]] = []
-        report = RelayReport()
+        counts = dict.fromkeys(DeliveryState, 0)
+        recovered = 0
         for delivery in claimed:
             if self._pipeline.now() >= until - self._lease / 10:
                 # A slow channel used up the lease: leave the rest to lapse (another relay, or
@@ -233,24 +243,33 @@ class Relay:
                 delivery, settled = self._recorded(delivery)
                 if settled:
                     results.append((delivery, None))
-                    report = report + RelayReport(recovered=1)
+                    recovered += 1
                     continue
             result, record = self._attempt(delivery, now)
             results.append((result, record))
-            report = report + _count(result)
+            counts[result.state] += 1
+        report = RelayReport(
+            sent=counts[DeliveryState.SENT],
+            retried=counts[DeliveryState.PENDING],
+            dead=counts[DeliveryState.DEAD],
+            recovered=recovered,
+        )
         unrecorded = self._record_while_held(results, until=until)
         # A delivery whose outcome could not be recorded stays claimed: when the lease lapses
         # it is claimed again, found unrecorded, and sent again (at least once).
         done = [r for r, _ in results if r.ticket_id not in unrecorded]
-        stored = self._outbox.settle(done, owner=self.owner)
+        # The claimed deliveries as the store read them, with the attempt's values (checked
+        # by ``replace``).
+        stored = self._outbox.settle(done, owner=self.owner, checked=True)
         return report + RelayReport(lost_claims=len(done) - stored)
 
     def run_once(self) -> RelayReport:
         """Derive everything committed so far, then deliver everything due now."""
         with self._lock:
             report = RelayReport()
+            people = Lookups(self._store)
             while True:
-                added = self.derive()
+                added = self.derive(people=people)
                 report = report + RelayReport(derived=added)
                 if not added and self._feed.cursor(CURSOR) >= self._feed.last_position():
                     break
@@ -656,11 +675,3 @@ def _success(delivery: Delivery, attempt: int, external_id: str | None) -> Recor
         )
 
     return record
-
-
-def _count(result: Delivery) -> RelayReport:
-    if result.state is DeliveryState.SENT:
-        return RelayReport(sent=1)
-    if result.state is DeliveryState.DEAD:
-        return RelayReport(dead=1)
-    return RelayReport(retried=1)

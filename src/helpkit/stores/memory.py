@@ -369,13 +369,19 @@ class MemoryStore:
     # ------------------------------------------------------------ outbox
 
     def enqueue(
-        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        checked: bool = False,
     ) -> int:
         """Add the new deliveries and move ``cursor`` from ``expected`` to ``position``."""
         check_cursor(cursor)
         check_position(position)
         check_position(expected, "expected")
-        checked = [check_delivery(d) for d in deliveries]
+        valid = [check_delivery(d, checked=checked) for d in deliveries]
         with self._lock:
             self._check_open()
             if position > len(self._feed):
@@ -388,7 +394,7 @@ class MemoryStore:
                     f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
                 )
             added = 0
-            for delivery in checked:
+            for delivery in valid:
                 if delivery.id not in self._outbox:
                     self._outbox[delivery.id] = delivery
                     added += 1
@@ -425,14 +431,14 @@ class MemoryStore:
                 claimed.append(held)
             return claimed
 
-    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
-        checked = [check_delivery(d) for d in results]
+        valid = [check_delivery(d, checked=checked) for d in results]
         with self._lock:
             self._check_open()
             stored = 0
-            for result in checked:
+            for result in valid:
                 held = self._outbox.get(result.id)
                 if (
                     held is None

@@ -177,13 +177,19 @@ class FeedAndOutbox:
     # ------------------------------------------------------------ outbox
 
     def enqueue(
-        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        checked: bool = False,
     ) -> int:
         """Add the new deliveries and move ``cursor`` from ``expected`` to ``position``."""
         check_cursor(cursor)
         check_position(position)
         check_position(expected, "expected")
-        rows = [_encode_delivery(check_delivery(d)) for d in deliveries]
+        rows = [_encode_delivery(check_delivery(d, checked=checked)) for d in deliveries]
         with self._transaction() as cur:
             _check_committed(cur, position)
             _move_cursor(cur, cursor, position, expected, "another relay")
@@ -228,13 +234,13 @@ class FeedAndOutbox:
                 )
         return claimed
 
-    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
-        checked = [check_delivery(d) for d in results]
+        valid = [check_delivery(d, checked=checked) for d in results]
         stored = 0
         with self._transaction() as cur:
-            for result in checked:
+            for result in valid:
                 row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
                 stored += cur.execute(
                     "UPDATE outbox SET state = %s, next_attempt_us = %s, "

@@ -57,6 +57,55 @@ the first ``limit`` of them. Left to itself (no statistics), SQLite's planner ta
 each claim: a backlog of 10,000 cost 57 ms a claim of 200 (bench/bench_relay.py).
 """
 
+_CLAIM_JSON: Final = (
+    "UPDATE outbox SET claimed_until_us = ?, claimed_by = ?, updated_us = ?, "
+    "body = json_set(body, '$.claimed_by', ?, '$.claimed_until', ?, '$.claims', ?, "
+    "'$.updated_at', ?) WHERE id = ?"
+)
+"""A claim written into a delivery's stored text (parameters: the columns, then the body's
+values as the codec writes them: owner, claimed_until and updated_at as UTC ISO text, claims).
+"""
+
+_SETTLE_JSON: Final = (
+    "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
+    "claimed_by = NULL, updated_us = ?, body = json_set(body, '$.state', ?, '$.attempts', ?, "
+    "'$.next_attempt_at', ?, '$.claimed_by', NULL, '$.claimed_until', NULL, "
+    "'$.last_error', ?, '$.external_id', ?, '$.updated_at', ?) "
+    "WHERE id = ? AND claimed_by = ? AND state = 'pending'"
+)
+"""A result settled into a delivery's stored text: the fields an attempt changes (state,
+attempts, next attempt, error, external id, updated_at; instants as the codec writes them),
+the claim cleared."""
+
+
+def _settled(result: Delivery, owner: str) -> tuple[object, ...]:
+    """The parameters of :data:`_SETTLE_JSON` for ``result``."""
+    state = result.state.value
+    next_at, updated = result.next_attempt_at, result.updated_at
+    return (
+        state,
+        _micros(next_at),
+        _micros(updated),
+        state,
+        result.attempts,
+        next_at.isoformat(),
+        result.last_error,
+        result.external_id,
+        updated.isoformat(),
+        result.id,
+        owner,
+    )
+
+
+_HAS_JSON = True
+"""Whether SQLite has its JSON functions (built in since 3.38; an older build may lack them:
+the first claim that finds them missing turns this off, and claims encode in Python)."""
+
+
+def _no_json() -> None:
+    global _HAS_JSON
+    _HAS_JSON = False
+
 
 def _encode_delivery(
     delivery: Delivery,
@@ -152,13 +201,19 @@ class FeedAndOutbox:
     # ------------------------------------------------------------ outbox
 
     def enqueue(
-        self, deliveries: Sequence[Delivery], *, cursor: str, position: int, expected: int
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        checked: bool = False,
     ) -> int:
         """Add the new deliveries and move ``cursor`` from ``expected`` to ``position``."""
         check_cursor(cursor)
         check_position(position)
         check_position(expected, "expected")
-        rows = [_encode_delivery(check_delivery(d)) for d in deliveries]
+        rows = [_encode_delivery(check_delivery(d, checked=checked)) for d in deliveries]
         with self._transaction() as conn:
             last = conn.execute(LAST_POSITION).fetchone()[0]
             if position > last:
@@ -207,6 +262,33 @@ class FeedAndOutbox:
                     )
                 )
             until_us = _micros(held_until)
+            if _HAS_JSON:
+                # The claim's four fields written into the stored text by SQLite (the text
+                # the codec wrote, with these values as the codec writes them), instead of
+                # encoding each delivery again.
+                until_text, at_text = held_until.isoformat(), at.isoformat()
+                try:
+                    conn.executemany(
+                        _CLAIM_JSON,
+                        [
+                            (
+                                until_us,
+                                owner,
+                                at_us,
+                                owner,
+                                until_text,
+                                held.claims,
+                                at_text,
+                                held.id,
+                            )
+                            for held in claimed
+                        ],
+                    )
+                    return claimed
+                except sqlite3.OperationalError as exc:  # an SQLite built without JSON
+                    if "json_set" not in str(exc):
+                        raise
+                    _no_json()
             conn.executemany(
                 "UPDATE outbox SET claimed_until_us = ?, claimed_by = ?, updated_us = ?, "
                 "body = ? WHERE id = ?",
@@ -214,23 +296,36 @@ class FeedAndOutbox:
             )
         return claimed
 
-    def settle(self, results: Sequence[Delivery], *, owner: str) -> int:
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         """Store the results of deliveries ``owner`` still holds, and release them."""
         check_text(owner, "owner")
-        checked = [check_delivery(d) for d in results]
-        rows = []
-        for result in checked:
-            row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
-            rows.append((row[2], row[3], row[6], row[7], row[0], owner))
+        valid = [check_delivery(d, checked=checked) for d in results]
+        if not valid:
+            with self._connection():
+                return 0
         with self._transaction() as conn:
+            if _HAS_JSON:
+                # The attempt's fields written into the stored text by SQLite (the other
+                # fields are the claimed delivery's, as stored), instead of encoding each
+                # delivery again.
+                try:
+                    cursor = conn.executemany(_SETTLE_JSON, [_settled(r, owner) for r in valid])
+                    return max(cursor.rowcount, 0)
+                except sqlite3.OperationalError as exc:  # an SQLite built without JSON
+                    if "json_set" not in str(exc):
+                        raise
+                    _no_json()
+            rows = []
+            for result in valid:
+                row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
+                rows.append((row[2], row[3], row[6], row[7], row[0], owner))
             cursor = conn.executemany(
                 "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
                 "claimed_by = NULL, updated_us = ?, body = ? "
                 "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
                 rows,
             )
-            stored = max(cursor.rowcount, 0) if rows else 0
-        return stored
+            return max(cursor.rowcount, 0)
 
     def delivery(self, delivery_id: str) -> Delivery:
         """A delivery by id."""

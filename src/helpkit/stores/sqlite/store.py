@@ -88,6 +88,7 @@ _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 # helpdesk with ~150 agents (50 tickets each), so agents polling their queues decode only the
 # tickets that changed. About 2 KiB each.
 _CACHE_SIZE: Final = 8192
+_PEOPLE_KEPT: Final = 4096  # contacts and agents kept decoded (by their stored text)
 
 # SQLite's primary result codes for "cannot open or write this file".
 _NOT_WRITABLE: Final = frozenset(
@@ -275,6 +276,15 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin):
         self.cache_size = cache
         self._cache: OrderedDict[tuple[str, int], Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
+        # Contacts and agents as decoded from their stored text, by that text: a relay planning
+        # replies reads the same requesters again and again, and the same text always decodes
+        # to the same (immutable) value, so only text not seen lately is decoded and checked.
+        self._contact_of: Callable[[str], Contact] = functools.lru_cache(maxsize=_PEOPLE_KEPT)(
+            functools.partial(_decoded, _decode_contact, what="contact")
+        )
+        self._agent_of: Callable[[str], Agent] = functools.lru_cache(maxsize=_PEOPLE_KEPT)(
+            functools.partial(_decoded, _decode_agent, what="agent")
+        )
         needs_schema = _inspect(self.path, self.timeout)
         conn = self._connect()
         try:
@@ -698,8 +708,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin):
         row = self._fetch_one("SELECT data FROM contacts WHERE id = ?", contact_id)
         if row is None:
             raise NotFoundError(f"no contact with id {contact_id!r}")
-        contact: Contact = _decoded(_decode_contact, row[0], "contact")
-        return contact
+        return self._contact_of(row[0])
 
     def contact_by_email(self, email: str) -> Contact:
         """The contact owning ``email`` (case-insensitive)."""
@@ -797,8 +806,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin):
         row = self._fetch_one("SELECT data FROM agents WHERE id = ?", agent_id)
         if row is None:
             raise NotFoundError(f"no agent with id {agent_id!r}")
-        agent: Agent = _decoded(_decode_agent, row[0], "agent")
-        return agent
+        return self._agent_of(row[0])
 
     def list_agents(self) -> list[Agent]:
         """All agents, by id."""

@@ -126,6 +126,35 @@ class OutboxCases:
         with pytest.raises(NotFoundError):
             outbox.delivery("d4")
 
+    def test_checked_deliveries_are_stored_as_the_others(self, store: Store) -> None:
+        # ``checked=True`` (the relay's own deliveries) skips checking the values again, and
+        # nothing else: the same rows, the same cursor rules, a non-delivery still refused.
+        outbox = _outbox(store)
+        last = _with_events(store)
+        first = delivery("d1")
+        assert outbox.enqueue([first], cursor=_CURSOR, position=1, expected=0, checked=True) == 1
+        assert outbox.delivery("d1") == first
+        with pytest.raises(ConflictError):
+            outbox.enqueue(
+                [delivery("d2")], cursor=_CURSOR, position=last, expected=0, checked=True
+            )
+        with pytest.raises(ValidationError):
+            outbox.enqueue(
+                ["not a delivery"],  # type: ignore[list-item]
+                cursor=_CURSOR,
+                position=last,
+                expected=1,
+                checked=True,
+            )
+        assert [d.id for d in outbox.deliveries()] == ["d1"]
+        (held,) = outbox.claim(owner="r1", now=BASE_TIME, until=BASE_TIME + _S, limit=1)
+        sent = replace(held, state=DeliveryState.SENT, attempts=1, external_id="<x@y>")
+        assert outbox.settle([sent], owner="r2", checked=True) == 0  # not its claim
+        assert outbox.settle([sent], owner="r1", checked=True) == 1
+        assert outbox.delivery("d1") == replace(sent, claimed_by=None, claimed_until=None)
+        with pytest.raises(ValidationError):
+            outbox.settle(["not a delivery"], owner="r1", checked=True)  # type: ignore[list-item]
+
     def test_claims_take_due_unheld_deliveries_oldest_first(self, store: Store) -> None:
         outbox = _outbox(store)
         last = _with_events(store)
