@@ -71,6 +71,8 @@ DOMAIN = {
     "helpkit.rules",
     "helpkit.routing",
     "helpkit.kpis",
+    "helpkit.knowledge",
+    "helpkit.locales",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

@@ -66,6 +66,7 @@ from helpkit.stores.contract import (
     routing_states,
     validate_change,
 )
+from helpkit.stores.memory_knowledge import KnowledgeMixin
 from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = ["MemoryStore", "check_limit", "check_version", "memory_store_factory", "validate_change"]
@@ -97,7 +98,7 @@ def _copy_event(event: Event) -> Event:
         raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
 
 
-class MemoryStore:
+class MemoryStore(KnowledgeMixin):
     """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
 
     capabilities: frozenset[str] = frozenset(
@@ -107,6 +108,7 @@ class MemoryStore:
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
+            Capability.KNOWLEDGE,
         }
     )
 
@@ -130,6 +132,7 @@ class MemoryStore:
         self._outbox: dict[str, Delivery] = {}
         self._inbox: dict[str, Receipt] = {}
         self._routing: dict[str, RoutingState] = {}
+        self._init_knowledge()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tickets)} tickets"
@@ -317,6 +320,10 @@ class MemoryStore:
                     f"cursor {name!r} is at {stored}, not {expected}: another consumer moved it"
                 )
             self._cursors[name] = position
+
+    def _ticket_exists(self, ticket_id: str) -> bool:
+        # Called with the lock held (the knowledge base's links).
+        return ticket_id in self._tickets
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The current state of a ticket."""
@@ -699,6 +706,7 @@ class MemoryStore:
             for table in self._tables():
                 table.clear()
             self._feed.clear()
+            self._clear_knowledge()
             self._changed.notify_all()
 
     def _tables(self) -> tuple[dict[Any, Any], ...]:
