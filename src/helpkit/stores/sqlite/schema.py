@@ -302,7 +302,79 @@ _V8: Final[Migration] = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9: Final[Migration] = (
+    # The knowledge base (helpkit.ports.KnowledgeBase). Categories, sections, articles (each
+    # whole, as JSON, with its revision as a column for the save's guard) and their audit
+    # entries; links between tickets and articles; suggestions shown, by instant.
+    """CREATE TABLE kb_categories (
+        id TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE kb_sections (
+        id TEXT PRIMARY KEY,
+        category_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_sections_category ON kb_sections (category_id, position, id)",
+    """CREATE TABLE kb_articles (
+        id TEXT PRIMARY KEY,
+        section_id TEXT,
+        revision INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_articles_section ON kb_articles (section_id, id)",
+    """CREATE TABLE kb_changes (
+        article_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (article_id, revision)
+    ) WITHOUT ROWID""",
+    # Search documents (helpkit.knowledge.search_documents): one row per article, kind
+    # (published, current) and locale, replaced by each save; the full-text index is an FTS5
+    # table over their title and body (external content, kept in step by the triggers), ranked
+    # by bm25 with the title weighing twice the body. The Porter stemmer folds English word
+    # forms ("passwords", "resetting"); unicode61 folds case and accents for every language.
+    """CREATE TABLE kb_docs (
+        rowid INTEGER PRIMARY KEY,
+        article_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        locale TEXT NOT NULL,
+        is_default INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        body TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX kb_docs_article ON kb_docs (article_id, kind, locale)",
+    """CREATE VIRTUAL TABLE kb_fts USING fts5 (
+        title, body, content = 'kb_docs', content_rowid = 'rowid',
+        tokenize = 'porter unicode61 remove_diacritics 2'
+    )""",
+    """CREATE TRIGGER kb_docs_added AFTER INSERT ON kb_docs BEGIN
+        INSERT INTO kb_fts (rowid, title, body) VALUES (new.rowid, new.title, new.body);
+    END""",
+    """CREATE TRIGGER kb_docs_removed AFTER DELETE ON kb_docs BEGIN
+        INSERT INTO kb_fts (kb_fts, rowid, title, body)
+            VALUES ('delete', old.rowid, old.title, old.body);
+    END""",
+    """CREATE TABLE kb_links (
+        ticket_id TEXT NOT NULL,
+        article_id TEXT NOT NULL,
+        linked_us INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, article_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_links_article ON kb_links (article_id, linked_us, ticket_id)",
+    """CREATE TABLE kb_suggestions (
+        id TEXT PRIMARY KEY,
+        shown_us INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_suggestions_shown ON kb_suggestions (shown_us, id)",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""
