@@ -196,7 +196,7 @@ def test_a_version_4_schema_is_upgraded_to_commit_in_one_statement(
         conn.execute("DROP FUNCTION commit_change")
         conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     upgraded = open_store(schema)
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
     assert _contents(upgraded)["meta"] == [
         ("application", "helpkit"),
         ("schema_version", str(SCHEMA_VERSION)),

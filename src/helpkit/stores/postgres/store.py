@@ -69,6 +69,7 @@ from helpkit.stores.postgres.commit import (
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
+from helpkit.stores.postgres.knowledge import KnowledgeMixin
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.routing import RoutingMixin, write_routing
 from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
@@ -220,7 +221,9 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
             conn.close()
 
 
-class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, RoutingMixin):
+class PostgresStore(
+    FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, RoutingMixin, KnowledgeMixin
+):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
     ``conninfo`` is a libpq connection string or URL (``postgresql://user@host:5432/db``);
@@ -244,6 +247,7 @@ class PostgresStore(FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, Rout
             Capability.INBOX,
             Capability.ROUTING,
             Capability.RECENT_TICKETS,
+            Capability.KNOWLEDGE,
         }
     )
 
