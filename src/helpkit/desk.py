@@ -36,6 +36,7 @@ from helpkit.escalation import EscalationKind
 from helpkit.events import Assigned, Event, StatusChanged
 from helpkit.ids import new_id
 from helpkit.intake import Intake, Receiver
+from helpkit.knowledge_base import KnowledgeBaseService
 from helpkit.kpis import KpiFilter, KpiReport, Period
 from helpkit.outcomes import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
@@ -265,6 +266,11 @@ class Helpdesk:
             tokens=self._tokens,
             new_id=self._new_id,
         )
+        # -- knowledge base (issue #16): desk.kb, its own service (helpkit.knowledge_base)
+        self.kb: KnowledgeBaseService = KnowledgeBaseService(self, self._new_id)
+        """The knowledge base: articles, search, suggestions, deflection (a store with the
+        ``knowledge`` capability; every built-in store has it)."""
+        # -- end knowledge base
 
     # ------------------------------------------------------------------ plumbing
 

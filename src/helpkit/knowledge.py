@@ -173,6 +173,14 @@ class ArticleVersion:
         raise ValidationError(f"version {self.number} has no {locale!r} variant")
 
 
+def _version_tuple(value: Iterable[ArticleVersion]) -> tuple[ArticleVersion, ...]:
+    return tuple(value)
+
+
+def _id_tuple(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
 def _check_versions(article: Article) -> None:
     states = [v.state for v in article.versions]
     if not article.versions:
@@ -204,7 +212,7 @@ class Article:
     section_id: str | None = attrs.field(validator=optional_ident)
     default_locale: str = attrs.field(converter=_locale)
     versions: tuple[ArticleVersion, ...] = attrs.field(
-        converter=tuple, validator=instances_of(ArticleVersion, container=tuple)
+        converter=_version_tuple, validator=instances_of(ArticleVersion, container=tuple)
     )
     revision: int = attrs.field(validator=count)
     created_at: datetime = attrs.field(converter=to_utc)
@@ -806,7 +814,7 @@ class Suggestion:
     id: str = attrs.field(validator=ident)
     shown_at: datetime = attrs.field(converter=to_utc)
     article_ids: tuple[str, ...] = attrs.field(
-        converter=tuple, validator=instances_of(str, container=tuple)
+        converter=_id_tuple, validator=instances_of(str, container=tuple)
     )
     contact_id: str | None = attrs.field(default=None, validator=optional_ident)
     """Who was shown them, if known."""

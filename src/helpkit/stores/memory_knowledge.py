@@ -11,7 +11,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Sequence
 from datetime import datetime
-from typing import TypeVar
+from typing import TypeVar, cast
 
 from helpkit._checks import check_text
 from helpkit._codec import decoder, encoder
@@ -207,18 +207,18 @@ class KnowledgeMixin:
             locales = self._kb_locales
 
             def readable(key: object) -> bool:
-                article_id, kind, tag = key  # type: ignore[misc]
+                article_id, kind, tag = cast(_DocKey, key)
                 held = locales.get((article_id, kind), frozenset())
                 if search.locale is not None and search.locale in held:
                     return bool(tag == search.locale)
                 if search.primary is not None and search.primary in held:
                     return bool(tag == search.primary)
-                return bool(self._kb_docs[key].is_default)  # type: ignore[index]
+                return self._kb_docs[cast(_DocKey, key)].is_default
 
             ranked = self._kb_index[search.kind].search(
                 search.terms, keep=readable, limit=search.limit
             )
-            docs = [(self._kb_docs[key], score) for key, score in ranked]  # type: ignore[index]
+            docs = [(self._kb_docs[cast(_DocKey, key)], score) for key, score in ranked]
         return [
             ArticleHit(
                 article_id=d.article_id,

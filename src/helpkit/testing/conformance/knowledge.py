@@ -223,7 +223,7 @@ class KnowledgeCases:
         kb = _kb(store)
         for terms in (["two words"], ['"quoted'], ["Upper"], "text", ["a*"], [""]):
             with pytest.raises(ValidationError):
-                kb.search_articles(terms)  # type: ignore[arg-type]
+                kb.search_articles(cast(list[str], terms))
         with pytest.raises(ValidationError):
             kb.search_articles(["ok"], locale="not a tag")
         with pytest.raises(ValidationError):
