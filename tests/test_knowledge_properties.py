@@ -233,3 +233,24 @@ def test_deflection_counts_each_suggestion_once() -> None:
     )
     assert (found.shown, found.deflected, found.ticketed, found.pending) == (4, 1, 2, 1)
     assert found.rate == pytest.approx(1 / 3)
+
+
+@given(
+    frequencies=st.dictionaries(_WORDS, st.integers(min_value=0, max_value=5000)),
+    total=st.integers(min_value=1, max_value=20_000),
+)
+def test_a_search_looks_up_the_rarest_terms_some_document_holds(
+    frequencies: dict[str, int], total: int
+) -> None:
+    chosen = knowledge.selective(frequencies, total)
+    present = {t for t, n in frequencies.items() if n > 0}
+    assert set(chosen) <= present and len(chosen) <= knowledge.SELECTIVE_TERMS
+    assert bool(chosen) == bool(present)
+    if chosen:
+        left_out = present - set(chosen)
+        assert all(frequencies[t] >= max(frequencies[c] for c in chosen) for t in left_out) or (
+            all(
+                frequencies[t] > max(knowledge.COMMON_FLOOR, total * knowledge.COMMON_SHARE)
+                for t in left_out
+            )
+        )

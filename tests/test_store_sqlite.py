@@ -861,7 +861,10 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
             # v9: an empty knowledge base, its full-text index in step with its documents.
             assert conn.execute("SELECT count(*) FROM kb_articles").fetchone()[0] == 0
-            conn.execute("INSERT INTO kb_fts (kb_fts) VALUES ('integrity-check')")
+            for kind in ("published", "current"):
+                conn.execute(
+                    f"INSERT INTO kb_fts_{kind} (kb_fts_{kind}) VALUES ('integrity-check')"
+                )
         assert columns == [
             (
                 t.id,

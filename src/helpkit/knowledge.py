@@ -76,6 +76,8 @@ __all__ = [
     "query_terms",
     "search_config",
     "search_documents",
+    "selective",
+    "stems",
     "words",
 ]
 
@@ -692,6 +694,31 @@ def index_terms(text: str) -> list[str]:
     return [_stem(w) for w in words(text) if w not in STOPWORDS]
 
 
+def stems(terms: Iterable[str]) -> tuple[str, ...]:
+    """The index terms of query words (as :func:`index_terms` makes them), each once."""
+    return tuple(dict.fromkeys(_stem(t) for t in terms if t not in STOPWORDS))
+
+
+SELECTIVE_TERMS: Final = 6
+"""At most this many terms of a query are looked up: the most selective."""
+COMMON_SHARE: Final = 0.1
+COMMON_FLOOR: Final = 500
+"""A term more than :data:`COMMON_FLOOR` documents and more than :data:`COMMON_SHARE` of the
+documents searched hold is left out of a query: its weight is small, and it would make the
+search rank a large part of the index (a small index keeps every term)."""
+
+
+def selective(frequencies: Mapping[str, int], total: int) -> tuple[str, ...]:
+    """The terms a search looks up, given how many of the ``total`` documents hold each: the
+    :data:`SELECTIVE_TERMS` rarest of those some document holds, but the common ones (see
+    :data:`COMMON_FLOOR`), unless every term is common: then the rarest alone. Ties keep the
+    query's order."""
+    present = sorted((t for t, n in frequencies.items() if n > 0), key=lambda t: frequencies[t])
+    common = max(COMMON_FLOOR, total * COMMON_SHARE)
+    rare = [t for t in present if frequencies[t] <= common]
+    return tuple((rare or present[:1])[:SELECTIVE_TERMS])
+
+
 _K1: Final = 1.2
 _B: Final = 0.75
 _TITLE_WEIGHT: Final = 2
@@ -741,17 +768,17 @@ class RankedIndex:
         self, query: Sequence[str], *, keep: Callable[[object], bool], limit: int
     ) -> list[tuple[object, float]]:
         """The best ``limit`` documents that hold a term of ``query`` (words, as
-        :func:`query_terms` gives them) and that ``keep`` accepts, best first (ties by key's
-        text), with their scores."""
+        :func:`query_terms` gives them; the :func:`selective` ones are looked up) and that
+        ``keep`` accepts, best first (ties by key's text), with their scores."""
         n = len(self._lengths)
         if not n:
             return []
         average = self._total / n or 1.0
         scores: dict[object, float] = {}
-        for term in dict.fromkeys(_stem(w) for w in query):
-            postings = self._postings.get(term)
-            if not postings:
-                continue
+        wanted = stems(query)
+        frequencies = {t: len(self._postings.get(t, ())) for t in wanted}
+        for term in selective(frequencies, n):
+            postings = self._postings[term]
             idf = math.log(1.0 + (n - len(postings) + 0.5) / (len(postings) + 0.5))
             for key, tf in postings.items():
                 norm = tf + _K1 * (1.0 - _B + _B * self._lengths[key] / average)

@@ -4,11 +4,15 @@ A mixin of :class:`~helpkit.stores.sqlite.store.SqliteStore`, kept apart because
 capability of its own (``knowledge``); it uses the store's connections. Tables of schema
 version 9: ``kb_categories``, ``kb_sections``, ``kb_articles`` (each article whole, as JSON,
 its revision a column), ``kb_changes`` (the audit trail), ``kb_docs`` (the search documents
-of each article, replaced by each save) with the FTS5 index ``kb_fts`` over them, kept in
-step by triggers, ``kb_links`` and ``kb_suggestions``.
+of each article, replaced by each save) with the FTS5 indexes ``kb_fts_published`` and
+``kb_fts_current`` over them, kept in step by triggers, ``kb_links`` and ``kb_suggestions``.
 
-Search is one statement: the FTS5 match of any of the terms (``"a" OR "b"``), the documents
-of the kind asked, each article in the variant a reader of the locale gets (the exact tag;
+Documents are indexed by their index terms (:func:`helpkit.knowledge.index_terms`, the
+memory store's), one FTS5 table per kind. A search reads how many documents hold each of its
+terms (the kind's ``fts5vocab`` table), keeps the selective ones
+(:func:`helpkit.knowledge.selective`: a term most documents hold weighs little and would make
+the search rank most of the index), and runs one statement: the FTS5 match of any of them
+(``"a" OR "b"``), each article in the variant a reader of the locale gets (the exact tag;
 else the primary language, if the article has no variant of the tag; else the default
 locale, if it has neither), ranked by ``bm25`` (the title weighing twice the body).
 """
@@ -26,6 +30,8 @@ from helpkit._checks import check_text
 from helpkit._time import to_utc
 from helpkit.errors import DuplicateError, NotFoundError, SchemaError, ValidationError
 from helpkit.knowledge import (
+    CURRENT,
+    PUBLISHED,
     Article,
     ArticleChange,
     ArticleHit,
@@ -33,8 +39,12 @@ from helpkit.knowledge import (
     Category,
     Section,
     Suggestion,
+    index_terms,
     search_documents,
+    selective,
+    stems,
 )
+from helpkit.locales import choose_variant
 from helpkit.stores.contract import (
     check_article_save,
     check_kb_record,
@@ -48,24 +58,19 @@ __all__ = ["KnowledgeMixin"]
 
 _T = TypeVar("_T")
 
-_SEARCH: Final = """
-    SELECT d.article_id, d.version, d.locale, d.title, bm25(kb_fts, 2.0, 1.0) AS rank
-    FROM kb_fts JOIN kb_docs d ON d.rowid = kb_fts.rowid
-    WHERE kb_fts MATCH :query AND d.kind = :kind AND (
-        d.locale = :tag
-        OR (d.locale = :primary AND NOT EXISTS (
-            SELECT 1 FROM kb_docs e
-            WHERE e.article_id = d.article_id AND e.kind = d.kind AND e.locale = :tag))
-        OR (d.is_default AND NOT EXISTS (
-            SELECT 1 FROM kb_docs e
-            WHERE e.article_id = d.article_id AND e.kind = d.kind
-                AND e.locale IN (:tag, :primary)))
-    )
-    ORDER BY rank, d.article_id
-    LIMIT :limit
-"""
-"""The best documents of one kind holding a term, one per article (its reader's variant).
-Without a locale, ``:tag`` and ``:primary`` are NULL: only default variants qualify."""
+_KINDS: Final = frozenset({PUBLISHED, CURRENT})
+
+_PAGE: Final = {
+    kind: f"SELECT rowid, rank FROM kb_fts_{kind} WHERE kb_fts_{kind} MATCH ? "
+    "ORDER BY rank LIMIT ? OFFSET ?"
+    for kind in _KINDS
+}
+"""A page of the best documents of one kind holding a term (FTS5's rank: bm25, the title
+weighing twice the body), rowids and ranks only: the rows are read for the page alone."""
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
 
 
 def _decode(cls: type[_T], text: str) -> _T:
@@ -81,6 +86,88 @@ def _decode(cls: type[_T], text: str) -> _T:
 def _match(terms: Sequence[str]) -> str:
     # Each term is one word (checked): quoted, it is a plain term to FTS5, never syntax.
     return " OR ".join(f'"{term}"' for term in terms)
+
+
+def _count(conn: sqlite3.Connection, docs: Sequence[tuple[str, str, str]], step: int) -> None:
+    """Count documents (kind, title terms, body terms) in (``step`` 1) or out (-1) of the
+    document and term counts."""
+    if not docs:
+        return
+    per_kind: dict[str, int] = {}
+    terms: dict[tuple[str, str], int] = {}
+    for kind, title_terms, body_terms in docs:
+        per_kind[kind] = per_kind.get(kind, 0) + step
+        for term in set(title_terms.split()) | set(body_terms.split()):
+            terms[(kind, term)] = terms.get((kind, term), 0) + step
+    conn.executemany(
+        "UPDATE kb_counts SET documents = documents + ? WHERE kind = ?",
+        [(n, kind) for kind, n in per_kind.items()],
+    )
+    conn.executemany(
+        "INSERT INTO kb_terms (kind, term, documents) VALUES (?, ?, ?) "
+        "ON CONFLICT (kind, term) DO UPDATE SET documents = documents + excluded.documents",
+        [(kind, term, n) for (kind, term), n in terms.items()],
+    )
+    if step < 0:
+        conn.executemany(
+            "DELETE FROM kb_terms WHERE kind = ? AND term = ? AND documents <= 0", list(terms)
+        )
+
+
+def _best(
+    conn: sqlite3.Connection, kind: str, match: str, locale: str | None, limit: int
+) -> list[ArticleHit]:
+    """The best ``limit`` articles, each in its reader's variant: pages of the index's best
+    documents, each kept if it is the variant a reader of ``locale`` gets of its article
+    (:func:`helpkit.locales.choose_variant` over the article's locales) and its article is
+    not in the list yet."""
+    hits: list[ArticleHit] = []
+    seen: set[str] = set()
+    size = max(3 * limit, 20)
+    offset = 0
+    while len(hits) < limit:
+        page = conn.execute(_PAGE[kind], (match, size, offset)).fetchall()
+        if not page:
+            break
+        rowids = [row[0] for row in page]
+        docs = {
+            row[0]: row[1:]
+            for row in conn.execute(
+                "SELECT rowid, article_id, version, locale, title FROM kb_docs "
+                f"WHERE rowid IN ({_marks(len(rowids))})",
+                rowids,
+            )
+        }
+        articles = sorted({doc[0] for doc in docs.values()})
+        held: dict[str, set[str]] = {}
+        default: dict[str, str] = {}
+        for article_id, tag, is_default in conn.execute(
+            "SELECT article_id, locale, is_default FROM kb_docs "
+            f"WHERE kind = ? AND article_id IN ({_marks(len(articles))})",
+            (kind, *articles),
+        ):
+            held.setdefault(article_id, set()).add(tag)
+            if is_default:
+                default[article_id] = tag
+        for rowid, rank in page:
+            article_id, version, tag, title = docs[rowid]
+            if article_id in seen or tag != choose_variant(
+                held[article_id], locale, default[article_id]
+            ):
+                continue
+            seen.add(article_id)
+            hits.append(
+                ArticleHit(
+                    article_id=article_id, version=int(version), locale=tag, title=title,
+                    score=-float(rank),
+                )
+            )  # fmt: skip
+            if len(hits) == limit:
+                break
+        if len(page) < size:
+            break
+        offset += size
+    return hits
 
 
 class KnowledgeMixin:
@@ -146,9 +233,12 @@ class KnowledgeMixin:
         body = serialize.dumps(article)
         entry = serialize.dumps(change)
         documents = [
-            (d.article_id, d.kind, d.locale, int(d.is_default), d.version, d.title, d.body)
+            (
+                d.article_id, d.kind, d.locale, int(d.is_default), d.version, d.title,
+                " ".join(index_terms(d.title)), " ".join(index_terms(d.body)),
+            )
             for d in search_documents(article)
-        ]
+        ]  # fmt: skip
         with self._transaction() as conn:
             row = conn.execute(
                 "SELECT revision FROM kb_articles WHERE id = ?", (article.id,)
@@ -171,10 +261,16 @@ class KnowledgeMixin:
                 "INSERT INTO kb_changes (article_id, revision, body) VALUES (?, ?, ?)",
                 (article.id, article.revision, entry),
             )
+            old = conn.execute(
+                "SELECT kind, title_terms, body_terms FROM kb_docs WHERE article_id = ?",
+                (article.id,),
+            ).fetchall()
+            _count(conn, old, -1)
             conn.execute("DELETE FROM kb_docs WHERE article_id = ?", (article.id,))
+            _count(conn, [(d[1], d[6], d[7]) for d in documents], 1)
             conn.executemany(
-                "INSERT INTO kb_docs (article_id, kind, locale, is_default, version, title, body) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                "INSERT INTO kb_docs (article_id, kind, locale, is_default, version, title, "
+                "title_terms, body_terms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                 documents,
             )
 
@@ -234,23 +330,23 @@ class KnowledgeMixin:
     ) -> list[ArticleHit]:
         """The best ``limit`` articles holding any of ``terms``, ranked by FTS5's bm25."""
         search = check_search(terms, locale, drafts, limit)
-        if not search.terms:
+        wanted = stems(search.terms)
+        if not wanted:
             return []
+        kind = search.kind
         with self._connection() as conn:
-            rows = conn.execute(
-                _SEARCH,
-                {
-                    "query": _match(search.terms),
-                    "kind": search.kind,
-                    "tag": search.locale,
-                    "primary": search.primary,
-                    "limit": search.limit,
-                },
+            found = conn.execute(
+                "SELECT term, documents FROM kb_terms "
+                f"WHERE kind = ? AND term IN ({_marks(len(wanted))})",
+                (kind, *wanted),
             ).fetchall()
-        return [
-            ArticleHit(article_id=a, version=int(v), locale=loc, title=t, score=-float(rank))
-            for a, v, loc, t, rank in rows
-        ]
+            total = conn.execute(
+                "SELECT documents FROM kb_counts WHERE kind = ?", (kind,)
+            ).fetchone()[0]
+            chosen = selective(dict.fromkeys(wanted, 0) | {t: int(n) for t, n in found}, total)
+            if not chosen:
+                return []
+            return _best(conn, kind, _match(chosen), search.locale, search.limit)
 
     # ------------------------------------------------------------ links
 

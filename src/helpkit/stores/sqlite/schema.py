@@ -332,10 +332,14 @@ _V9: Final[Migration] = (
         PRIMARY KEY (article_id, revision)
     ) WITHOUT ROWID""",
     # Search documents (helpkit.knowledge.search_documents): one row per article, kind
-    # (published, current) and locale, replaced by each save; the full-text index is an FTS5
-    # table over their title and body (external content, kept in step by the triggers), ranked
-    # by bm25 with the title weighing twice the body. The Porter stemmer folds English word
-    # forms ("passwords", "resetting"); unicode61 folds case and accents for every language.
+    # (published, current) and locale, replaced by each save, with their index terms
+    # (helpkit.knowledge.index_terms: case and accents folded, stopwords out, lightly stemmed,
+    # as the memory store ranks them). A full-text index per kind, an FTS5 table over those
+    # terms (external content, kept in step by the triggers), ranked by bm25 with the title
+    # weighing twice the body (its rank). kb_terms says how many documents of each kind hold
+    # a term, and kb_counts how many documents of each kind there are (both kept by each
+    # save), so a search looks up only its selective terms (helpkit.knowledge.selective)
+    # without walking the index (fts5vocab counts a term's documents by reading them all).
     """CREATE TABLE kb_docs (
         rowid INTEGER PRIMARY KEY,
         article_id TEXT NOT NULL,
@@ -344,20 +348,39 @@ _V9: Final[Migration] = (
         is_default INTEGER NOT NULL,
         version INTEGER NOT NULL,
         title TEXT NOT NULL,
-        body TEXT NOT NULL
+        title_terms TEXT NOT NULL,
+        body_terms TEXT NOT NULL
     )""",
-    "CREATE UNIQUE INDEX kb_docs_article ON kb_docs (article_id, kind, locale)",
-    """CREATE VIRTUAL TABLE kb_fts USING fts5 (
-        title, body, content = 'kb_docs', content_rowid = 'rowid',
-        tokenize = 'porter unicode61 remove_diacritics 2'
-    )""",
-    """CREATE TRIGGER kb_docs_added AFTER INSERT ON kb_docs BEGIN
-        INSERT INTO kb_fts (rowid, title, body) VALUES (new.rowid, new.title, new.body);
-    END""",
-    """CREATE TRIGGER kb_docs_removed AFTER DELETE ON kb_docs BEGIN
-        INSERT INTO kb_fts (kb_fts, rowid, title, body)
-            VALUES ('delete', old.rowid, old.title, old.body);
-    END""",
+    "CREATE UNIQUE INDEX kb_docs_article ON kb_docs (article_id, kind, locale, is_default)",
+    "CREATE TABLE kb_counts (kind TEXT PRIMARY KEY, documents INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO kb_counts (kind, documents) VALUES ('published', 0), ('current', 0)",
+    """CREATE TABLE kb_terms (
+        kind TEXT NOT NULL,
+        term TEXT NOT NULL,
+        documents INTEGER NOT NULL,
+        PRIMARY KEY (kind, term)
+    ) WITHOUT ROWID""",
+    *(
+        statement
+        for kind in ("published", "current")
+        for statement in (
+            f"""CREATE VIRTUAL TABLE kb_fts_{kind} USING fts5 (
+                title_terms, body_terms, content = 'kb_docs', content_rowid = 'rowid',
+                tokenize = 'unicode61 remove_diacritics 0'
+            )""",
+            f"INSERT INTO kb_fts_{kind} (kb_fts_{kind}, rank) VALUES ('rank', 'bm25(2.0, 1.0)')",
+            f"""CREATE TRIGGER kb_docs_added_{kind} AFTER INSERT ON kb_docs
+                WHEN new.kind = '{kind}' BEGIN
+                INSERT INTO kb_fts_{kind} (rowid, title_terms, body_terms)
+                    VALUES (new.rowid, new.title_terms, new.body_terms);
+            END""",
+            f"""CREATE TRIGGER kb_docs_removed_{kind} AFTER DELETE ON kb_docs
+                WHEN old.kind = '{kind}' BEGIN
+                INSERT INTO kb_fts_{kind} (kb_fts_{kind}, rowid, title_terms, body_terms)
+                    VALUES ('delete', old.rowid, old.title_terms, old.body_terms);
+            END""",
+        )
+    ),
     """CREATE TABLE kb_links (
         ticket_id TEXT NOT NULL,
         article_id TEXT NOT NULL,
