@@ -22,6 +22,7 @@ Writes ``bench/results/kb.md`` and prints the Markdown (``--quick``: tiny sizes,
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import platform
 import random
@@ -314,11 +315,9 @@ def latency(desk: Helpdesk, seed: int) -> dict[str, Any]:
     kb = desk.kb
     for text in searches[:20]:  # warm caches (pages, prepared statements)
         kb.search(text)
-    search_s, search_found = _timed(
-        (lambda text=text: kb.search(text, locale="en")) for text in searches
-    )
+    search_s, search_found = _timed(functools.partial(kb.search, t, locale="en") for t in searches)
     suggest_s, suggest_found = _timed(
-        (lambda s=s, b=b: kb.suggest(s, b, locale="en").hits) for s, b in tickets
+        functools.partial(lambda s, b: kb.suggest(s, b, locale="en").hits, s, b) for s, b in tickets
     )
     return {
         "search": _percentiles(search_s),

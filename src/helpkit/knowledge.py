@@ -79,6 +79,7 @@ __all__ = [
     "selective",
     "stems",
     "words",
+    "words_of",
 ]
 
 PUBLISHED: Final = "published"
@@ -692,6 +693,13 @@ def index_terms(text: str) -> list[str]:
     """The terms :class:`RankedIndex` keeps of ``text`` (and looks up for a query): its
     words but the stopwords, lightly stemmed (``passwords`` and ``password`` are one)."""
     return [_stem(w) for w in words(text) if w not in STOPWORDS]
+
+
+def words_of(terms: Iterable[str], chosen: Iterable[str]) -> tuple[str, ...]:
+    """The query words whose index term is one of ``chosen`` (what :func:`selective` kept),
+    for a store that looks words up in an index of its own (PostgreSQL's)."""
+    kept = set(chosen)
+    return tuple(t for t in dict.fromkeys(terms) if t not in STOPWORDS and _stem(t) in kept)
 
 
 def stems(terms: Iterable[str]) -> tuple[str, ...]:

@@ -15,7 +15,9 @@ are), the title weighted A and the body B; a GIN index serves the match. A searc
 any of its terms (``websearch_to_tsquery`` of ``"a" or "b"``) under the reader's
 configuration and under ``simple``, so a document in another language still matches on
 words spelt alike; the documents of the kind asked, each article in the variant a reader of
-the locale gets (as in the SQLite store), ranked by ``ts_rank``.
+the locale gets (as in the SQLite store), ranked by ``ts_rank``. Like the other stores it
+looks up only the query's selective words (:func:`helpkit.knowledge.selective`, on the
+document counts per index term that each save keeps in ``kb_terms``).
 """
 
 from __future__ import annotations
@@ -39,8 +41,12 @@ from helpkit.knowledge import (
     Category,
     Section,
     Suggestion,
+    index_terms,
     search_config,
     search_documents,
+    selective,
+    stems,
+    words_of,
 )
 from helpkit.stores.contract import (
     check_article_save,
@@ -79,13 +85,42 @@ _SEARCH: Final = """
 Without a locale, ``tag`` and ``primary`` are NULL: only default variants qualify."""
 
 _DOC: Final = (
-    "INSERT INTO kb_docs (article_id, kind, locale, is_default, version, title, body, tsv) "
-    "VALUES (%s, %s, %s, %s, %s, %s, %s, "
+    "INSERT INTO kb_docs (article_id, kind, locale, is_default, version, title, body, terms, "
+    "tsv) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, "
     "setweight(to_tsvector(%s::regconfig, %s), 'A') "
     "|| setweight(to_tsvector('simple', %s), 'A') "
     "|| setweight(to_tsvector(%s::regconfig, %s), 'B') "
     "|| setweight(to_tsvector('simple', %s), 'B'))"
 )
+
+
+def _count(conn: psycopg.Cursor[Any], docs: Sequence[tuple[str, str]], step: int) -> None:
+    """Count documents (kind, their distinct terms) in (``step`` 1) or out (-1) of the
+    document and term counts; terms in one order, so concurrent saves do not deadlock."""
+    if not docs:
+        return
+    per_kind: dict[str, int] = {}
+    terms: dict[tuple[str, str], int] = {}
+    for kind, text in docs:
+        per_kind[kind] = per_kind.get(kind, 0) + step
+        for term in text.split():
+            terms[(kind, term)] = terms.get((kind, term), 0) + step
+    conn.executemany(
+        "UPDATE kb_counts SET documents = documents + %s WHERE kind = %s",
+        [(n, kind) for kind, n in sorted(per_kind.items())],
+    )
+    ordered = sorted(terms.items())
+    conn.executemany(
+        "INSERT INTO kb_terms (kind, term, documents) VALUES (%s, %s, %s) "
+        "ON CONFLICT (kind, term) "
+        "DO UPDATE SET documents = kb_terms.documents + excluded.documents",
+        [(kind, term, n) for (kind, term), n in ordered],
+    )
+    if step < 0:
+        conn.executemany(
+            "DELETE FROM kb_terms WHERE kind = %s AND term = %s AND documents <= 0",
+            [key for key, _ in ordered],
+        )
 
 
 def _decode(cls: type[_T], text: str) -> _T:
@@ -170,6 +205,7 @@ class KnowledgeMixin:
         documents = [
             (
                 d.article_id, d.kind, d.locale, d.is_default, d.version, d.title, d.body,
+                " ".join(sorted(set(index_terms(d.title)) | set(index_terms(d.body)))),
                 search_config(d.locale), d.title, d.title,
                 search_config(d.locale), d.body, d.body,
             )
@@ -198,9 +234,14 @@ class KnowledgeMixin:
                 "INSERT INTO kb_changes (article_id, revision, body) VALUES (%s, %s, %s)",
                 (article.id, article.revision, entry),
             )
+            old = conn.execute(
+                "SELECT kind, terms FROM kb_docs WHERE article_id = %s", (article.id,)
+            ).fetchall()
+            _count(conn, [(str(k), str(t)) for k, t in old], -1)
             conn.execute("DELETE FROM kb_docs WHERE article_id = %s", (article.id,))
             if documents:
                 conn.executemany(_DOC, documents)
+            _count(conn, [(d[1], d[7]) for d in documents], 1)
 
     def article(self, article_id: str) -> Article:
         """An article by id."""
@@ -258,14 +299,26 @@ class KnowledgeMixin:
     ) -> list[ArticleHit]:
         """The best ``limit`` articles holding any of ``terms``, ranked by FTS5's bm25."""
         search = check_search(terms, locale, drafts, limit)
-        if not search.terms:
+        wanted = stems(search.terms)
+        if not wanted:
             return []
         with self._reading() as conn:
+            found = conn.execute(
+                "SELECT term, documents FROM kb_terms WHERE kind = %s AND term = ANY(%s)",
+                (search.kind, list(wanted)),
+            ).fetchall()
+            total = conn.execute(
+                "SELECT documents FROM kb_counts WHERE kind = %s", (search.kind,)
+            ).fetchone()
+            counted = dict.fromkeys(wanted, 0) | {str(t): int(n) for t, n in found}
+            chosen = words_of(search.terms, selective(counted, int(total[0]) if total else 0))
+            if not chosen:
+                return []
             rows = conn.execute(
                 _SEARCH,
                 {
                     "config": search_config(search.locale),
-                    "query": _match(search.terms),
+                    "query": _match(chosen),
                     "kind": search.kind,
                     "tag": search.locale,
                     "primary": search.primary,

@@ -274,7 +274,22 @@ _V7: Final[Migration] = (
         title text NOT NULL,
         body text NOT NULL,
         tsv tsvector NOT NULL,
+        terms text NOT NULL,
         PRIMARY KEY (article_id, kind, locale)
+    )""",
+    # How many documents of each kind there are, and hold each index term
+    # (helpkit.knowledge.index_terms), kept by each save: a search looks up only its
+    # selective terms (helpkit.knowledge.selective) without reading the index.
+    f"""CREATE TABLE kb_counts (
+        kind text {_C} PRIMARY KEY,
+        documents bigint NOT NULL
+    )""",
+    "INSERT INTO kb_counts (kind, documents) VALUES ('published', 0), ('current', 0)",
+    f"""CREATE TABLE kb_terms (
+        kind text {_C} NOT NULL,
+        term text {_C} NOT NULL,
+        documents bigint NOT NULL,
+        PRIMARY KEY (kind, term)
     )""",
     "CREATE INDEX kb_docs_tsv ON kb_docs USING gin (tsv)",
     f"""CREATE TABLE kb_links (
