@@ -351,7 +351,7 @@ def relevance(desk: Helpdesk) -> dict[str, float]:
         "hit_at_3": hits / len(data["questions"]),
         "best_p_at_3": best,
         "questions": len(data["questions"]),
-        "articles": len(data["articles"]),
+        "labelled_articles": len(data["articles"]),
     }
 
 
@@ -465,12 +465,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"| {g['p50']:.2f} | {g['p95']:.2f} | {g['max']:.1f} "
             f"| {row['search_found']:.0%} | {row['load_s']:.1f} |"
         )
-    first = rows[0] if rows else {"questions": 0, "articles": 0, "best_p_at_3": 0.0}
+    first = rows[0] if rows else {"questions": 0, "labelled_articles": 0, "best_p_at_3": 0.0}
     lines += [
         "",
         "## Relevance",
         "",
-        f"`bench/data/kb_labelled.toml`: {first['articles']} hand-written articles, "
+        f"`bench/data/kb_labelled.toml`: {first['labelled_articles']} hand-written articles, "
         f"{first['questions']} questions as typed into a new ticket, each with the articles that",
         "answer it (one to three). Each question through `desk.kb.suggest` (top three).",
         "Precision at 3 = relevant articles among the three shown / 3, averaged; most",
