@@ -484,9 +484,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "",
         "## Relevance",
         "",
-        f"`bench/data/kb_labelled.toml`: {first['labelled_articles']} hand-written articles, "
-        f"{first['questions']} questions as typed into a new ticket, each with the articles that",
-        "answer it (one to three). Each question through `desk.kb.suggest` (top three).",
+        f"`bench/data/kb_labelled.toml`: {first['labelled_articles']} hand-written articles,",
+        f"{first['questions']} questions as typed into a new ticket, each with the articles",
+        "that answer it (one to three). Each question through `desk.kb.suggest` (top three).",
         "Precision at 3 = relevant articles among the three shown / 3, averaged; most",
         "questions have one or two relevant articles, so the best possible is "
         f"{first['best_p_at_3']:.2f}.",
