@@ -88,6 +88,8 @@ def test_locale_variants_fall_back_to_the_primary_language_then_the_default(
     desk.kb.edit(article.id, ANN, locale="pt", title="Redefinir a senha", body="Abra.")
     with pytest.raises(ValidationError):
         desk.kb.edit(article.id, ANN, locale="de", title="Nur ein Titel")
+    with pytest.raises(ValidationError):
+        desk.kb.edit(article.id, ANN)
     published = desk.kb.publish(article.id, ANN)
     titles = {tag: published.variant(tag) for tag in ("pt-BR", "de", None)}
     assert {tag: v.title if v else None for tag, v in titles.items()} == {

@@ -201,6 +201,8 @@ class KnowledgeBaseService:
         """Set the title and body of one locale (the default one when None; either left out
         keeps the latest version's text of that locale): in the draft, or a new draft."""
         self._staff(actor)
+        if title is None and body is None:
+            raise ValidationError("an edit sets a title, a body or both")
         article = self._current(article_id, expected_revision)
         tag = article.default_locale if locale is None else check_locale(locale)
         latest = {v.locale: v for v in article.latest.variants}.get(tag)
