@@ -151,6 +151,7 @@ def test_memory_store_declares_the_change_feed_the_outbox_wakeups_the_inbox_and_
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
+            Capability.KNOWLEDGE,
         }
     )
 

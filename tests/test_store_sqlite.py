@@ -327,6 +327,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.TIMER_STATE,
         Capability.INBOX,
         Capability.ROUTING,
+        Capability.KNOWLEDGE,
     }
     assert isinstance(store, Store)
 

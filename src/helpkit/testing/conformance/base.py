@@ -14,6 +14,7 @@ from helpkit.ports import (
     DueClaims,
     FeedWakeup,
     Inbox,
+    KnowledgeBase,
     Outbox,
     RecentTickets,
     Store,
@@ -84,6 +85,7 @@ class SuiteBase:
             Capability.INBOX,
             Capability.ROUTING,
             Capability.RECENT_TICKETS,
+            Capability.KNOWLEDGE,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -96,6 +98,8 @@ class SuiteBase:
             assert missing_members(store, DueClaims) == ()
         if Capability.FEED_WAKEUP in store.capabilities:
             assert missing_members(store, FeedWakeup) == ()
+        if Capability.KNOWLEDGE in store.capabilities:
+            assert missing_members(store, KnowledgeBase) == ()
             assert Capability.CHANGE_FEED in store.capabilities
         if Capability.INBOX in store.capabilities:
             assert missing_members(store, Inbox) == ()
