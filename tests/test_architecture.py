@@ -75,6 +75,8 @@ DOMAIN = {
     "helpkit.satisfaction",
     "helpkit.redaction",
     "helpkit.scrubbers",
+    "helpkit.knowledge",
+    "helpkit.locales",
     "helpkit._checks",
     "helpkit._records",
     "helpkit._time",

@@ -153,6 +153,7 @@ def test_memory_store_declares_the_change_feed_the_outbox_wakeups_the_inbox_and_
             Capability.ROUTING,
             Capability.REDACTION,
             Capability.PURGE,
+            Capability.KNOWLEDGE,
         }
     )
 

@@ -194,9 +194,13 @@ def test_a_version_4_schema_is_upgraded_to_commit_in_one_statement(
         # Back to version 5, as a helpkit of before wrote it.
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         conn.execute("DROP FUNCTION commit_change")
+        conn.execute(  # version 7's knowledge base
+            "DROP TABLE kb_categories, kb_sections, kb_articles, kb_changes, kb_docs, "
+            "kb_counts, kb_terms, kb_links, kb_suggestions"
+        )
         conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     upgraded = open_store(schema)
-    assert SCHEMA_VERSION == 6
+    assert SCHEMA_VERSION == 7
     assert _contents(upgraded)["meta"] == [
         ("application", "helpkit"),
         ("schema_version", str(SCHEMA_VERSION)),

@@ -85,6 +85,10 @@ def test_a_version_3_schema_is_upgraded_to_keep_an_inbox(
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
         conn.execute("DROP TABLE inbox")
         conn.execute("DROP TABLE routing")
+        conn.execute(  # version 7's knowledge base
+            "DROP TABLE kb_categories, kb_sections, kb_articles, kb_changes, kb_docs, "
+            "kb_counts, kb_terms, kb_links, kb_suggestions"
+        )
         conn.execute("UPDATE meta SET value = '3' WHERE key = 'schema_version'")
     upgraded = open_store(schema)
     assert upgraded.get_ticket("t1") == written.ticket

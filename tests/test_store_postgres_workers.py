@@ -166,6 +166,10 @@ def test_a_version_1_schema_with_tickets_keeps_them_when_upgraded(
         conn.execute("DROP TABLE IF EXISTS due_claims")  # version 3
         conn.execute("DROP TABLE IF EXISTS inbox")  # version 4
         conn.execute("DROP TABLE IF EXISTS routing")  # version 5
+        conn.execute(  # version 7
+            "DROP TABLE IF EXISTS kb_categories, kb_sections, kb_articles, kb_changes, kb_docs, "
+            "kb_counts, kb_terms, kb_links, kb_suggestions"
+        )
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     (written,) = old.commit([change_of(_open("t1", 0, MON))])
     old.close()

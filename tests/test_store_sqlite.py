@@ -329,6 +329,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.ROUTING,
         Capability.REDACTION,
         Capability.PURGE,
+        Capability.KNOWLEDGE,
     }
     assert isinstance(store, Store)
 
@@ -841,7 +842,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 8
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 9
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]
@@ -861,6 +862,12 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
             assert conn.execute("SELECT count(*) FROM timer_states").fetchone()[0] == 0
             # v7: an empty inbox.
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
+            # v9: an empty knowledge base, its full-text index in step with its documents.
+            assert conn.execute("SELECT count(*) FROM kb_articles").fetchone()[0] == 0
+            for kind in ("published", "current"):
+                conn.execute(
+                    f"INSERT INTO kb_fts_{kind} (kb_fts_{kind}) VALUES ('integrity-check')"
+                )
         assert columns == [
             (
                 t.id,

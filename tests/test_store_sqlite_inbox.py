@@ -16,6 +16,7 @@ from typing import Any
 import attrs
 import pytest
 
+from helpkit import knowledge
 from helpkit.errors import DuplicateError, SchemaError
 from helpkit.ports import ReceiptState, Store, TicketChange
 from helpkit.stores.sqlite import SCHEMA_VERSION, SqliteStore
@@ -23,6 +24,7 @@ from helpkit.stores.sqlite.inbox import _PAGE, _PUT, _row
 from helpkit.testing.conformance import StoreConformance, change_of
 from helpkit.testing.conformance.helpers import BASE_TIME, _note, _open
 from helpkit.testing.conformance.inbox import receipt_of, suspension
+from helpkit.tickets import Actor
 
 
 def _files(path: Path) -> dict[str, bytes]:
@@ -43,13 +45,18 @@ def test_a_v6_file_is_upgraded_to_keep_an_inbox(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     conn.execute("DROP TABLE inbox")  # what a helpkit of schema version 6 wrote
     conn.execute("DROP TABLE routing")
+    for table in (  # version 9's knowledge base
+        "kb_fts_published", "kb_fts_current", "kb_categories", "kb_sections", "kb_articles",
+        "kb_changes", "kb_docs", "kb_counts", "kb_terms", "kb_links", "kb_suggestions",
+    ):  # fmt: skip
+        conn.execute(f"DROP TABLE {table}")
     conn.execute("PRAGMA user_version = 6")
     conn.commit()
     conn.close()
     store = SqliteStore(path)
     try:
         with store._connection() as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 8
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert store.get_ticket("t1") == written.ticket
@@ -60,6 +67,14 @@ def test_a_v6_file_is_upgraded_to_keep_an_inbox(tmp_path: Path) -> None:
         )
         store.commit([note])
         assert store.receipt("email:m1@example.com") == note.receipt
+        # Version 9: the upgraded file keeps a knowledge base, searched through FTS5.
+        draft = knowledge.create(
+            "a1", title="Reset a password", body="Click reset.", locale="en",
+            actor=Actor.agent("ann"), now=BASE_TIME,
+        )  # fmt: skip
+        store.save_article(*draft)
+        store.save_article(*knowledge.publish(draft[0], actor=Actor.agent("ann"), now=BASE_TIME))
+        assert [h.article_id for h in store.search_articles(["password"])] == ["a1"]
     finally:
         store.close()
 

@@ -46,6 +46,7 @@ from helpkit.escalation import EscalationKind
 from helpkit.events import Assigned, Event, SatisfactionOffered, StatusChanged
 from helpkit.ids import new_id
 from helpkit.intake import Intake, Receiver
+from helpkit.knowledge_base import KnowledgeBaseService
 from helpkit.kpis import KpiFilter, KpiReport, Period
 from helpkit.outcomes import Outcome
 from helpkit.people import Agent, Contact, Group, Organization
@@ -312,6 +313,15 @@ class Helpdesk:
             new_id=self._new_id,
             access=self._access,
         )
+        # -- knowledge base (issue #16): desk.kb, its own service (helpkit.knowledge_base)
+        self.kb: KnowledgeBaseService = KnowledgeBaseService(
+            self,
+            self._new_id,
+            authorize=lambda actor: self._access.check(actor, Permission.KNOWLEDGE),
+        )
+        """The knowledge base: articles, search, suggestions, deflection (a store with the
+        ``knowledge`` capability; every built-in store has it)."""
+        # -- end knowledge base
 
     # ------------------------------------------------------------------ plumbing
 

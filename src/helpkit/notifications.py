@@ -29,6 +29,7 @@ import attrs
 
 from helpkit.conditions import ALWAYS, Condition, Vocabulary
 from helpkit.errors import ConfigError, ValidationError
+from helpkit.locales import check_locale, choose_variant
 from helpkit.rules import PLACEHOLDERS, Template
 
 __all__ = [
@@ -128,7 +129,6 @@ def placeholders_for(on: On) -> frozenset[str]:
 
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
-_LOCALE = re.compile(r"[A-Za-z]{2,8}(?:-[A-Za-z0-9]{1,8})*")
 _MENTION = re.compile(r"(?<![\w@.])@([A-Za-z0-9](?:[A-Za-z0-9_.-]*[A-Za-z0-9])?)")
 
 
@@ -174,9 +174,7 @@ def _body(value: object) -> Template:
 
 
 def _locale(value: object) -> str:
-    if not isinstance(value, str) or not _LOCALE.fullmatch(value):
-        raise ValidationError(f"a locale is a language tag such as 'de' or 'pt-BR'; got {value!r}")
-    return value.lower()
+    return check_locale(value)
 
 
 def _locales(value: Mapping[str, Sequence[Template | str]]) -> dict[str, tuple[Template, Template]]:
@@ -213,13 +211,7 @@ class MessageTemplate:
     def variant(self, language: str | None) -> str:
         """The variant a reader of ``language`` gets: a key of :attr:`locales` (the exact tag,
         else its primary language), or ``""`` for the default text."""
-        if language is None or not self.locales:
-            return ""
-        tag = language.lower()
-        if tag in self.locales:
-            return tag
-        primary = tag.split("-", 1)[0]
-        return primary if primary in self.locales else ""
+        return choose_variant(self.locales, language)
 
     def texts(self, variant: str) -> tuple[Template, Template]:
         """The subject and body of ``variant`` (as :meth:`variant` names it)."""

@@ -29,6 +29,15 @@ from helpkit._checks import (
 from helpkit._records import SINCE_LATER, frozen_mapping, replace
 from helpkit._time import to_utc
 from helpkit.events import Event, TicketOpened
+from helpkit.knowledge import (
+    Article,
+    ArticleChange,
+    ArticleHit,
+    ArticleLink,
+    Category,
+    Section,
+    Suggestion,
+)
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.queries import Page, TicketQuery
 from helpkit.tickets import Attachment, StatusCategory, Ticket
@@ -51,6 +60,7 @@ __all__ = [
     "InboundMessage",
     "Inbox",
     "IntakeContext",
+    "KnowledgeBase",
     "OutboundMessage",
     "Outbox",
     "Purge",
@@ -156,6 +166,10 @@ class Capability:
     """The store keeps each group's routing state (the round-robin cursor, under a version)
     and counts agents' loads (:class:`Routing`): a change routing made writes the states it
     read, guarded by their versions, so two routers never both fill an agent's last slot."""
+    KNOWLEDGE = "knowledge"
+    """The store keeps a knowledge base (:class:`KnowledgeBase`): categories, sections,
+    articles with their versions and audit trail, ranked full-text search over them, links
+    between tickets and articles, and the suggestions shown for deflection."""
     RECENT_TICKETS = "recent_tickets"
     """The store object remembers the last state of each ticket it committed or read
     (:class:`RecentTickets`): helpkit's pipeline decides a command on it without reading the
@@ -848,6 +862,103 @@ class Routing(Protocol):
     ) -> dict[str, int]:
         """How many tickets are assigned to each agent with a status of one of
         ``categories`` (0 for an agent with none), counted from the stored tickets."""
+        ...
+
+
+@runtime_checkable
+class KnowledgeBase(Protocol):
+    """What a store with :attr:`Capability.KNOWLEDGE` adds: the knowledge base.
+
+    Articles are values of :mod:`helpkit.knowledge`, changed by its pure functions and saved
+    whole with the :class:`~helpkit.knowledge.ArticleChange` that records the change:
+    :meth:`save_article` writes the article, its search documents
+    (:func:`~helpkit.knowledge.search_documents`) and the audit entry at once, guarded by the
+    article's ``revision``. Search ranks the documents of one kind (the published texts, or
+    with ``drafts`` the current ones) holding any of the terms; each article appears once, in
+    the variant a reader of ``locale`` gets. The conformance suite's ``KnowledgeCases`` check
+    it.
+    """
+
+    def save_category(self, category: Category) -> None:
+        """Insert or replace a category."""
+        ...
+
+    def categories(self) -> list[Category]:
+        """Every category, by position then id."""
+        ...
+
+    def save_section(self, section: Section) -> None:
+        """Insert or replace a section; its category must exist (NotFoundError)."""
+        ...
+
+    def sections(self, category_id: str | None = None) -> list[Section]:
+        """The sections (of one category), by category, position, then id."""
+        ...
+
+    def save_article(self, article: Article, change: ArticleChange) -> None:
+        """Save ``article`` with the audit entry ``change`` (of that article and revision),
+        all or nothing: ConflictError when the stored revision is not ``article.revision -
+        1`` (0: none stored), NotFoundError when its section does not exist."""
+        ...
+
+    def article(self, article_id: str) -> Article:
+        """An article by id (NotFoundError)."""
+        ...
+
+    def articles(
+        self, *, section_id: str | None = None, after: str | None = None, limit: int = 100
+    ) -> list[Article]:
+        """Articles (of one section) by id, those after id ``after``."""
+        ...
+
+    def article_changes(self, article_id: str) -> list[ArticleChange]:
+        """An article's audit trail, oldest first (NotFoundError for an unknown article)."""
+        ...
+
+    def search_articles(
+        self,
+        terms: Sequence[str],
+        *,
+        locale: str | None = None,
+        drafts: bool = False,
+        limit: int = 10,
+    ) -> list[ArticleHit]:
+        """The best ``limit`` articles holding any of ``terms`` (words, as
+        :func:`~helpkit.knowledge.query_terms` gives them), best first: with ``drafts``, in
+        their current text (what agents search), else in their published text (what
+        customers search). Each article is searched in the variant a reader of ``locale``
+        gets (exact tag, primary language, default locale; None: the default locale)."""
+        ...
+
+    def link_article(self, link: ArticleLink) -> bool:
+        """Record that a ticket cites an article; False when it already did. NotFoundError
+        for an unknown ticket or article."""
+        ...
+
+    def unlink_article(self, ticket_id: str, article_id: str) -> bool:
+        """Forget that link; whether there was one."""
+        ...
+
+    def ticket_articles(self, ticket_id: str) -> list[ArticleLink]:
+        """The links of a ticket, oldest first (then by article id)."""
+        ...
+
+    def article_tickets(self, article_id: str) -> list[ArticleLink]:
+        """The links to an article, oldest first (then by ticket id)."""
+        ...
+
+    def record_suggestion(self, suggestion: Suggestion) -> None:
+        """Keep a suggestion shown (DuplicateError for an id kept before)."""
+        ...
+
+    def mark_suggestion(self, suggestion_id: str, ticket_id: str) -> Suggestion:
+        """Record the ticket opened after a suggestion (the first one recorded stays);
+        NotFoundError for an unknown suggestion."""
+        ...
+
+    def suggestions(self, *, since: datetime, until: datetime) -> list[Suggestion]:
+        """The suggestions shown at or after ``since`` and before ``until``, by instant then
+        id."""
         ...
 
 

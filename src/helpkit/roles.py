@@ -61,6 +61,9 @@ class Permission(enum.Enum):
     """Release or discard suspended inbound messages."""
     DELIVERIES = "deliveries"
     """Send dead deliveries again."""
+    KNOWLEDGE = "knowledge"
+    """Write the knowledge base: articles (create, edit, publish, archive, answers from
+    tickets), categories, sections and links to tickets."""
     PRIVACY = "privacy"
     """Redact comments and erase contacts (see the page *Privacy*): only ``admin`` holds it
     among the built-in roles."""

@@ -34,6 +34,7 @@ from helpkit.cli._commands import (
 from helpkit.cli._config import CONFIG_FILE
 from helpkit.cli._deliver import cmd_deliver
 from helpkit.cli._errors import EXIT_USAGE
+from helpkit.cli._kb import add_kb_commands
 from helpkit.cli._mail import add_mail_command
 from helpkit.cli._privacy import add_privacy_commands
 from helpkit.cli._publish import add_publish_command
@@ -269,6 +270,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tickets", action="store_true", help="also list each organization's tickets")
     p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
     _staff_commands(command)
+    add_kb_commands(command)
     add_publish_command(command)
     add_report_command(command)
     add_privacy_commands(command)

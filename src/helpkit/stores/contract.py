@@ -31,6 +31,16 @@ from helpkit.errors import (
     ValidationError,
 )
 from helpkit.events import Event, TicketOpened
+from helpkit.knowledge import (
+    Article,
+    ArticleChange,
+    ArticleLink,
+    Category,
+    Section,
+    Suggestion,
+    words,
+)
+from helpkit.locales import check_locale
 from helpkit.ports import (
     EXTERNAL_CURSOR_PREFIXES,
     Delivery,
@@ -44,15 +54,19 @@ from helpkit.redaction import attachments_in
 
 __all__ = [
     "COMMITTED_RECEIPTS",
+    "KnowledgeSearch",
     "attachments_in",
+    "check_article_save",
     "check_cursor",
     "check_delivery",
+    "check_kb_record",
     "check_key",
     "check_limit",
     "check_position",
     "check_record",
     "check_rewritten_event",
     "check_same_event",
+    "check_search",
     "check_suspension",
     "check_version",
     "discard_receipt",
@@ -454,3 +468,75 @@ def check_same_event(stored: Event, new: Event) -> None:
 
 
 # --- end privacy
+# ---------------------------------------------------------------- the knowledge base
+
+_MAX_TERMS = 64
+
+
+def check_kb_record(value: object, expected: type) -> None:
+    """A category, section, link or suggestion checked again before a store keeps it."""
+    if expected not in (Category, Section, ArticleLink, Suggestion):
+        raise TypeError(f"not a knowledge base record: {expected!r}")
+    check_record(value, expected)
+
+
+def check_article_save(article: object, change: object) -> tuple[Article, ArticleChange]:
+    """An article and the audit entry saved with it, checked again: the entry must be of
+    that article and revision."""
+    check_record(article, Article)
+    check_record(change, ArticleChange)
+    assert isinstance(article, Article) and isinstance(change, ArticleChange)
+    try:
+        Article(
+            id=article.id,
+            section_id=article.section_id,
+            default_locale=article.default_locale,
+            versions=article.versions,
+            revision=article.revision,
+            created_at=article.created_at,
+            updated_at=article.updated_at,
+        )  # the checks across versions, again
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(f"article {article.id!r} cannot be stored: {exc}") from exc
+    if change.article_id != article.id or change.revision != article.revision:
+        raise ValidationError(
+            f"the audit entry of article {article.id!r} revision {article.revision} names "
+            f"article {change.article_id!r} revision {change.revision}"
+        )
+    return article, change
+
+
+@attrs.frozen
+class KnowledgeSearch:
+    """A search's arguments, checked: the terms, the locale and its primary language."""
+
+    terms: tuple[str, ...]
+    locale: str | None
+    primary: str | None
+    kind: str
+    limit: int
+
+
+def check_search(
+    terms: Sequence[str], locale: str | None, drafts: bool, limit: int
+) -> KnowledgeSearch:
+    """A search's arguments checked: each term one word as
+    :func:`~helpkit.knowledge.words` gives them (so no store reads it as query syntax), at
+    most 64 of them; a language tag or None; a flag; a positive limit."""
+    if isinstance(terms, str) or not isinstance(terms, Sequence):
+        raise ValidationError(f"terms must be a list of words; got {terms!r:.60}")
+    if len(terms) > _MAX_TERMS:
+        raise ValidationError(f"a search takes at most {_MAX_TERMS} terms; got {len(terms)}")
+    for term in terms:
+        if not isinstance(term, str) or words(check_text(term, "a search term")) != [term]:
+            raise ValidationError(
+                f"a search term is one lower-case word without accents; got {term!r:.60}"
+            )
+    if drafts is not True and drafts is not False:
+        raise ValidationError(f"drafts must be true or false; got {drafts!r:.60}")
+    check_limit(limit)
+    tag = None if locale is None else check_locale(locale)
+    primary = None if tag is None else tag.split("-", 1)[0]
+    return KnowledgeSearch(
+        tuple(dict.fromkeys(terms)), tag, primary, "current" if drafts else "published", limit
+    )

@@ -69,6 +69,7 @@ from helpkit.stores.contract import (
     routing_states,
     validate_change,
 )
+from helpkit.stores.memory_knowledge import KnowledgeMixin
 from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = ["MemoryStore", "check_limit", "check_version", "memory_store_factory", "validate_change"]
@@ -100,7 +101,7 @@ def _copy_event(event: Event) -> Event:
         raise ValidationError(f"event {event.TYPE} cannot be stored: {exc}") from exc
 
 
-class MemoryStore:
+class MemoryStore(KnowledgeMixin):
     """A thread-safe, non-persistent store for tests, examples and single-process hosts."""
 
     capabilities: frozenset[str] = frozenset(
@@ -112,6 +113,7 @@ class MemoryStore:
             Capability.ROUTING,
             Capability.REDACTION,
             Capability.PURGE,
+            Capability.KNOWLEDGE,
         }
     )
 
@@ -136,6 +138,7 @@ class MemoryStore:
         self._outbox: dict[str, Delivery] = {}
         self._inbox: dict[str, Receipt] = {}
         self._routing: dict[str, RoutingState] = {}
+        self._init_knowledge()
 
     def __repr__(self) -> str:
         state = "closed" if self._closed else f"{len(self._tickets)} tickets"
@@ -329,6 +332,10 @@ class MemoryStore:
                     f"cursor {name!r} is at {stored}, not {expected}: another consumer moved it"
                 )
             self._cursors[name] = position
+
+    def _ticket_exists(self, ticket_id: str) -> bool:
+        # Called with the lock held (the knowledge base's links).
+        return ticket_id in self._tickets
 
     def get_ticket(self, ticket_id: str) -> Ticket:
         """The current state of a ticket."""
@@ -813,6 +820,7 @@ class MemoryStore:
             for table in self._tables():
                 table.clear()
             self._feed.clear()
+            self._clear_knowledge()
             self._changed.notify_all()
 
     def _tables(self) -> tuple[dict[Any, Any], ...]:

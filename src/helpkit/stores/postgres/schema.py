@@ -237,7 +237,78 @@ _V6: Final[Migration] = (
     function_ddl(_FEED_LOCK_CLASS),
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6)
+_V7: Final[Migration] = (
+    # The knowledge base (helpkit.ports.KnowledgeBase), as in the SQLite store (schema
+    # version 9), full-text search by a tsvector per search document under a GIN index.
+    f"""CREATE TABLE kb_categories (
+        id text {_C} PRIMARY KEY,
+        position bigint NOT NULL,
+        body text NOT NULL
+    )""",
+    f"""CREATE TABLE kb_sections (
+        id text {_C} PRIMARY KEY,
+        category_id text {_C} NOT NULL,
+        position bigint NOT NULL,
+        body text NOT NULL
+    )""",
+    "CREATE INDEX kb_sections_category ON kb_sections (category_id, position, id)",
+    f"""CREATE TABLE kb_articles (
+        id text {_C} PRIMARY KEY,
+        section_id text {_C},
+        revision bigint NOT NULL,
+        body text NOT NULL
+    )""",
+    "CREATE INDEX kb_articles_section ON kb_articles (section_id, id)",
+    f"""CREATE TABLE kb_changes (
+        article_id text {_C} NOT NULL,
+        revision bigint NOT NULL,
+        body text NOT NULL,
+        PRIMARY KEY (article_id, revision)
+    )""",
+    f"""CREATE TABLE kb_docs (
+        article_id text {_C} NOT NULL,
+        kind text {_C} NOT NULL,
+        locale text {_C} NOT NULL,
+        is_default boolean NOT NULL,
+        version bigint NOT NULL,
+        title text NOT NULL,
+        body text NOT NULL,
+        tsv tsvector NOT NULL,
+        terms text NOT NULL,
+        PRIMARY KEY (article_id, kind, locale)
+    )""",
+    # How many documents of each kind there are, and hold each index term
+    # (helpkit.knowledge.index_terms), kept by each save: a search looks up only its
+    # selective terms (helpkit.knowledge.selective) without reading the index.
+    f"""CREATE TABLE kb_counts (
+        kind text {_C} PRIMARY KEY,
+        documents bigint NOT NULL
+    )""",
+    "INSERT INTO kb_counts (kind, documents) VALUES ('published', 0), ('current', 0)",
+    f"""CREATE TABLE kb_terms (
+        kind text {_C} NOT NULL,
+        term text {_C} NOT NULL,
+        documents bigint NOT NULL,
+        PRIMARY KEY (kind, term)
+    )""",
+    "CREATE INDEX kb_docs_tsv ON kb_docs USING gin (tsv)",
+    f"""CREATE TABLE kb_links (
+        ticket_id text {_C} NOT NULL,
+        article_id text {_C} NOT NULL,
+        linked_us bigint NOT NULL,
+        body text NOT NULL,
+        PRIMARY KEY (ticket_id, article_id)
+    )""",
+    "CREATE INDEX kb_links_article ON kb_links (article_id, linked_us, ticket_id)",
+    f"""CREATE TABLE kb_suggestions (
+        id text {_C} PRIMARY KEY,
+        shown_us bigint NOT NULL,
+        body text NOT NULL
+    )""",
+    "CREATE INDEX kb_suggestions_shown ON kb_suggestions (shown_us, id)",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

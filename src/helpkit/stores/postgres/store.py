@@ -69,6 +69,7 @@ from helpkit.stores.postgres.commit import (
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
+from helpkit.stores.postgres.knowledge import KnowledgeMixin
 from helpkit.stores.postgres.privacy import PrivacyMixin
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.routing import RoutingMixin, write_routing
@@ -222,7 +223,13 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
 
 
 class PostgresStore(
-    FeedAndOutbox, DueClaimsMixin, WakeupMixin, InboxMixin, RoutingMixin, PrivacyMixin
+    FeedAndOutbox,
+    DueClaimsMixin,
+    WakeupMixin,
+    InboxMixin,
+    RoutingMixin,
+    PrivacyMixin,
+    KnowledgeMixin,
 ):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
@@ -249,6 +256,7 @@ class PostgresStore(
             Capability.RECENT_TICKETS,
             Capability.REDACTION,
             Capability.PURGE,
+            Capability.KNOWLEDGE,
         }
     )
 

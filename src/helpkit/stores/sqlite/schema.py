@@ -302,7 +302,102 @@ _V8: Final[Migration] = (
     ) WITHOUT ROWID""",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+_V9: Final[Migration] = (
+    # The knowledge base (helpkit.ports.KnowledgeBase). Categories, sections, articles (each
+    # whole, as JSON, with its revision as a column for the save's guard) and their audit
+    # entries; links between tickets and articles; suggestions shown, by instant.
+    """CREATE TABLE kb_categories (
+        id TEXT PRIMARY KEY,
+        position INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    """CREATE TABLE kb_sections (
+        id TEXT PRIMARY KEY,
+        category_id TEXT NOT NULL,
+        position INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_sections_category ON kb_sections (category_id, position, id)",
+    """CREATE TABLE kb_articles (
+        id TEXT PRIMARY KEY,
+        section_id TEXT,
+        revision INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_articles_section ON kb_articles (section_id, id)",
+    """CREATE TABLE kb_changes (
+        article_id TEXT NOT NULL,
+        revision INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (article_id, revision)
+    ) WITHOUT ROWID""",
+    # Search documents (helpkit.knowledge.search_documents): one row per article, kind
+    # (published, current) and locale, replaced by each save, with their index terms
+    # (helpkit.knowledge.index_terms: case and accents folded, stopwords out, lightly stemmed,
+    # as the memory store ranks them). A full-text index per kind, an FTS5 table over those
+    # terms (external content, kept in step by the triggers), ranked by bm25 with the title
+    # weighing twice the body (its rank). kb_terms says how many documents of each kind hold
+    # a term, and kb_counts how many documents of each kind there are (both kept by each
+    # save), so a search looks up only its selective terms (helpkit.knowledge.selective)
+    # without walking the index (fts5vocab counts a term's documents by reading them all).
+    """CREATE TABLE kb_docs (
+        rowid INTEGER PRIMARY KEY,
+        article_id TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        locale TEXT NOT NULL,
+        is_default INTEGER NOT NULL,
+        version INTEGER NOT NULL,
+        title TEXT NOT NULL,
+        title_terms TEXT NOT NULL,
+        body_terms TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX kb_docs_article ON kb_docs (article_id, kind, locale, is_default)",
+    "CREATE TABLE kb_counts (kind TEXT PRIMARY KEY, documents INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT INTO kb_counts (kind, documents) VALUES ('published', 0), ('current', 0)",
+    """CREATE TABLE kb_terms (
+        kind TEXT NOT NULL,
+        term TEXT NOT NULL,
+        documents INTEGER NOT NULL,
+        PRIMARY KEY (kind, term)
+    ) WITHOUT ROWID""",
+    *(
+        statement
+        for kind in ("published", "current")
+        for statement in (
+            f"""CREATE VIRTUAL TABLE kb_fts_{kind} USING fts5 (
+                title_terms, body_terms, content = 'kb_docs', content_rowid = 'rowid',
+                tokenize = 'unicode61 remove_diacritics 0'
+            )""",
+            f"INSERT INTO kb_fts_{kind} (kb_fts_{kind}, rank) VALUES ('rank', 'bm25(2.0, 1.0)')",
+            f"""CREATE TRIGGER kb_docs_added_{kind} AFTER INSERT ON kb_docs
+                WHEN new.kind = '{kind}' BEGIN
+                INSERT INTO kb_fts_{kind} (rowid, title_terms, body_terms)
+                    VALUES (new.rowid, new.title_terms, new.body_terms);
+            END""",
+            f"""CREATE TRIGGER kb_docs_removed_{kind} AFTER DELETE ON kb_docs
+                WHEN old.kind = '{kind}' BEGIN
+                INSERT INTO kb_fts_{kind} (kb_fts_{kind}, rowid, title_terms, body_terms)
+                    VALUES ('delete', old.rowid, old.title_terms, old.body_terms);
+            END""",
+        )
+    ),
+    """CREATE TABLE kb_links (
+        ticket_id TEXT NOT NULL,
+        article_id TEXT NOT NULL,
+        linked_us INTEGER NOT NULL,
+        body TEXT NOT NULL,
+        PRIMARY KEY (ticket_id, article_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_links_article ON kb_links (article_id, linked_us, ticket_id)",
+    """CREATE TABLE kb_suggestions (
+        id TEXT PRIMARY KEY,
+        shown_us INTEGER NOT NULL,
+        body TEXT NOT NULL
+    ) WITHOUT ROWID""",
+    "CREATE INDEX kb_suggestions_shown ON kb_suggestions (shown_us, id)",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one
 transaction."""

@@ -68,6 +68,7 @@ from helpkit.stores.sqlite.encoding import (
 from helpkit.stores.sqlite.feed import LAST_POSITION as _LAST_POSITION
 from helpkit.stores.sqlite.feed import FeedAndOutbox
 from helpkit.stores.sqlite.inbox import InboxMixin, write_receipts
+from helpkit.stores.sqlite.knowledge import KnowledgeMixin
 from helpkit.stores.sqlite.privacy import PrivacyMixin
 from helpkit.stores.sqlite.query_sql import _select
 from helpkit.stores.sqlite.routing import RoutingMixin, write_routing
@@ -212,7 +213,7 @@ class _Borrowed:
             raise self.store._error(exc) from exc
 
 
-class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin):
+class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, KnowledgeMixin):
     """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
 
     ``timeout`` is how long (seconds) a write waits for another writer's lock before failing
@@ -234,6 +235,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin):
             Capability.ROUTING,
             Capability.REDACTION,
             Capability.PURGE,
+            Capability.KNOWLEDGE,
         }
     )
 

@@ -14,6 +14,7 @@ from helpkit.ports import (
     DueClaims,
     FeedWakeup,
     Inbox,
+    KnowledgeBase,
     Outbox,
     Purge,
     RecentTickets,
@@ -88,6 +89,7 @@ class SuiteBase:
             Capability.RECENT_TICKETS,
             Capability.REDACTION,
             Capability.PURGE,
+            Capability.KNOWLEDGE,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -100,6 +102,8 @@ class SuiteBase:
             assert missing_members(store, DueClaims) == ()
         if Capability.FEED_WAKEUP in store.capabilities:
             assert missing_members(store, FeedWakeup) == ()
+        if Capability.KNOWLEDGE in store.capabilities:
+            assert missing_members(store, KnowledgeBase) == ()
             assert Capability.CHANGE_FEED in store.capabilities
         if Capability.INBOX in store.capabilities:
             assert missing_members(store, Inbox) == ()
