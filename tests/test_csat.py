@@ -14,7 +14,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpkit import Helpdesk
+from helpkit import Helpdesk, lifecycle
 from helpkit.channels.recording import RecordingChannel
 from helpkit.cli import main
 from helpkit.cli._report import csv_rows
@@ -520,3 +520,16 @@ def test_a_desk_that_turned_surveys_off_still_takes_the_links_it_sent(tmp_path: 
     off = opened(Helpdesk(url, config={"csat": {"enabled": False}}, secret=SECRET, clock=clock))
     assert off.rate(token, "good").satisfaction == "good"
     assert off.ticket(ticket.id).next_check is None
+
+
+def test_erasing_the_rater_removes_the_rating_comment_and_keeps_the_rating() -> None:
+    desk, clock, _ = _desk()
+    desk.add_agent("root", "Root Admin", role="admin")
+    ticket, token = _offered(desk, clock)
+    desk.rate(token, "bad", "Call me on +33 6 12 34 56 78")
+    desk.erase_contact(ticket.requester_id, Actor.agent("root"), reason="GDPR request")
+    (rated,) = [e for e in desk.history(ticket) if isinstance(e, SatisfactionRated)]
+    assert (rated.rating, rated.comment) == ("bad", None)
+    assert "+33 6" not in repr(desk.store.changes())  # type: ignore[attr-defined]
+    assert desk.ticket(ticket).satisfaction == "bad"
+    assert lifecycle.replay(desk.history(ticket)) == desk.ticket(ticket)

@@ -33,7 +33,13 @@ import attrs
 
 from helpkit import redaction
 from helpkit.errors import ConfigError, InvalidTransitionError, NotFoundError, ValidationError
-from helpkit.events import CommentAdded, ContactErased, Event, MergeReceived
+from helpkit.events import (
+    CommentAdded,
+    ContactErased,
+    Event,
+    MergeReceived,
+    SatisfactionRated,
+)
 from helpkit.lifecycle import Outcome
 from helpkit.outcomes import Draft
 from helpkit.pipeline import Pipeline
@@ -390,6 +396,17 @@ class Privacy:
                 return [draft.outcome()]
 
             self._pipeline.run([ticket_id], decide)
+        # The comments it left with its satisfaction ratings go too (the rating stays).
+        rated = [
+            attrs.evolve(event, comment=None)
+            for ticket_id in tickets
+            for event in self._store.events(ticket_id)
+            if isinstance(event, SatisfactionRated)
+            and event.actor == party
+            and event.comment is not None
+        ]
+        if rated:
+            rewriter.rewrite(events=rated)
         now = self._now()
         deliveries: list[Delivery] = []
         for ticket_id in tickets:
