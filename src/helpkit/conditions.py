@@ -1,3 +1,5 @@
+# Over 600 lines: the condition language is one grammar; its parser, its checks of the names
+# it uses and its compiled evaluator change together.
 """The condition language: one way to say *when*, shared by triggers, macros, SLA policies and
 (later) automations, routing and notification rules.
 

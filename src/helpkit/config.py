@@ -1,3 +1,5 @@
+# Over 600 lines: DeskConfig and the reading of each of its TOML tables, kept side by side so
+# a key and its reader change together.
 """Desk configuration: priority matrix, workflow, custom fields, channels, calendars, SLA
 policies, escalation tiers and rules, the blob store and attachment limits.
 

@@ -1,3 +1,5 @@
+# Over 600 lines: the knowledge base's values and the pure decisions on them (versions,
+# locales, search documents and the ranked fallback) that the three stores share.
 """The knowledge base as values: articles with versions and locale variants, categories and
 sections, the audit trail of article changes, links to tickets, suggestions, and ranking.
 

@@ -1,3 +1,5 @@
+# Over 600 lines: the whole plugin contract (every Protocol a store, channel or clock
+# implements, and the records they exchange) in one place a plugin author reads through.
 """The protocols the application layer talks to: Store, Channel and Clock.
 
 Host applications and plugins supply objects that satisfy these; helpkit ships an in-memory

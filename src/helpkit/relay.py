@@ -1,3 +1,5 @@
+# Over 600 lines: Relay is one class; its derive, claim, send, record and settle steps share
+# its state (the cursor, the lease owner, the run's lookups).
 """The relay: follows the change feed, keeps the outbox, and delivers it, never on the request
 path.
 

@@ -1,3 +1,5 @@
+# Over 600 lines: one page; its layout, its SVG charts and their text alternatives read as
+# one.
 """One self-contained HTML page of a :class:`~helpkit.kpis.KpiReport` (``helpkit report --html``).
 
 Pure: a report in, a string out. The page references nothing outside itself (no scripts, fonts,

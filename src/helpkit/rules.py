@@ -1,3 +1,5 @@
+# Over 600 lines: actions, templates, triggers and macros as data share one parsing and
+# checking of actions.
 """Rules as data: the actions a rule carries out, the templates its messages use, and the two
 kinds of rule that carry them: :class:`Trigger` (runs on every committed command whose ticket
 meets its condition) and :class:`Macro` (a named bundle an agent applies in one command).

@@ -1,3 +1,5 @@
+# Over 600 lines: the sink and the event loop thread it drives JetStream from, which share its
+# connection, cursor and shutdown.
 """The NATS JetStream sink: publishes a store's change feed to a JetStream stream.
 
 :class:`NatsSink` reads the committed events after its cursor (``changes(after=cursor)``), a

@@ -1,3 +1,5 @@
+# Over 600 lines: a policy, its targets, its conditions and their TOML reading are read and
+# checked together.
 """SLA policies: what is measured (metrics and targets per priority), on which business
 calendar, which statuses pause the clock, and when a policy applies to a ticket.
 

@@ -1,3 +1,5 @@
+# Over 600 lines: MemoryStore is one class (the reference store of every capability) whose
+# methods share one lock and its dictionaries.
 """The in-memory store: the reference implementation of :class:`helpkit.ports.Store`.
 
 It keeps everything in dictionaries behind one lock, so it is thread-safe but neither
