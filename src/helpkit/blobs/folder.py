@@ -1,6 +1,9 @@
 """The folder blob store (``file:///path/to/folder``): blobs as files, content-addressed.
 
-A blob with SHA-256 ``abcd...`` is the file ``<folder>/ab/cd/abcd...``. A put writes the
+A blob with SHA-256 ``abcd...`` is the file ``<folder>/ab/abcd...`` (one level of 256
+folders: after a desk's first thousand or so blobs every folder exists, and a put makes none;
+with two levels, 65,536 folders, most puts of a desk holding fewer than some 100,000 blobs made
+a folder of their own, which costs a flush of its parent). A put writes the
 bytes to a temporary file in that same folder (``.tmp-...``), flushes it to disk (``fsync``),
 and renames it over the final name (``os.replace``, atomic): a reader sees the whole blob or
 no blob, never half of one, and two writers of the same bytes (threads or processes) both
@@ -82,7 +85,7 @@ class FolderBlobStore:
     def path_of(self, sha256: str) -> Path:
         """The file that holds (or would hold) the blob ``sha256``."""
         address = check_address(sha256)
-        return self._root / address[:2] / address[2:4] / address
+        return self._root / address[:2] / address
 
     def _check_open(self) -> None:
         if self._closed:
@@ -178,7 +181,7 @@ class FolderBlobStore:
             return 0
         limit = time.time() - older_than
         removed = 0
-        for temporary in self._root.glob(f"*/*/{_TEMPORARY}*"):
+        for temporary in self._root.glob(f"*/{_TEMPORARY}*"):
             with contextlib.suppress(OSError):
                 if temporary.stat().st_mtime < limit:
                     temporary.unlink()
@@ -206,7 +209,7 @@ class FolderBlobStore:
         if folder.is_dir():  # the common case: one stat, nothing made, no parent to flush
             return []
         changed: list[Path] = []
-        missing = [p for p in (folder, folder.parent, self._root) if not p.is_dir()]
+        missing = [p for p in (folder, self._root) if not p.is_dir()]
         folder.mkdir(parents=True, exist_ok=True)
         for made in missing:
             if made.parent not in changed:
