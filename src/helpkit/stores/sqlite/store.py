@@ -44,6 +44,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    new_contacts,
     receipt_keys,
     routing_states,
 )
@@ -189,6 +190,54 @@ _ORGANIZATIONS: Final = _KeyedTable(
 )
 
 
+def _write_keyed(
+    conn: sqlite3.Connection,
+    table: _KeyedTable,
+    ident: str,
+    version: int,
+    columns: dict[str, object],
+    keys: Sequence[str],
+) -> None:
+    """Inside a write transaction: save a versioned row and the unique keys it owns, or raise
+    (ConflictError on a stale version, DuplicateError on a key another row owns) before
+    writing anything."""
+    row = conn.execute(f"SELECT version FROM {table.name} WHERE id = ?", (ident,)).fetchone()
+    stored = row[0] if row is not None else None
+    check_version(table.kind, ident, stored, version)
+    for key in keys:
+        owner = conn.execute(
+            f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
+        ).fetchone()
+        if owner is not None and owner[0] != ident:
+            raise DuplicateError(
+                f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
+            )
+    names = [*columns, "version"]
+    values = (*columns.values(), version, ident)
+    if stored is None:
+        conn.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}, id) "
+            f"VALUES ({', '.join('?' * len(values))})",
+            values,
+        )
+    else:
+        assigned = ", ".join(f"{name} = ?" for name in names)
+        conn.execute(f"UPDATE {table.name} SET {assigned} WHERE id = ?", values)
+        conn.execute(f"DELETE FROM {table.keys} WHERE {table.owner} = ?", (ident,))
+    conn.executemany(
+        f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
+        [(key, ident) for key in keys],
+    )
+
+
+def _contact_columns(contact: Contact) -> dict[str, object]:
+    return {
+        "name_key": contact.name_key,
+        "organization_id": contact.organization_id,
+        "data": _dumps(_encode_contact(contact)),
+    }
+
+
 class _Borrowed:
     """A pooled connection for the length of a ``with`` block (a class: a generator-based
     context manager costs several times more, and every store call takes one)."""
@@ -230,6 +279,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
             Capability.TIMER_STATE,
             Capability.INBOX,
             Capability.ROUTING,
+            Capability.NEW_CONTACTS,
         }
     )
 
@@ -397,7 +447,8 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
         The changes' receipts are written in the same transaction, after the seq checks:
         DuplicateError (nothing written) when a key is held by a receipt not suspended; so
         are their routing states: ConflictError (nothing written) when a group's version is
-        not the one before.
+        not the one before. Their new contacts are saved first, in the same transaction:
+        DuplicateError (nothing written) when another contact owns one of their addresses.
         """
         return self._commit([_Prepared(change) for change in changes], ())
 
@@ -433,7 +484,12 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
         if not prepared:
             with self._connection():
                 return []
+        contacts = new_contacts([item.change for item in prepared if item.invalid is None])
         with self._transaction() as conn:
+            for contact in contacts:  # first: a change may name its new requester
+                _write_keyed(
+                    conn, _CONTACTS, contact.id, 1, _contact_columns(contact), contact.emails
+                )
             # Under the write lock: positions follow commit order, across processes.
             position = conn.execute(_LAST_POSITION).fetchone()[0]
             batch = _Batch(conn, prepared)
@@ -638,15 +694,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
         """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
         check_record(contact, Contact)
         self._save_keyed(
-            _CONTACTS,
-            contact.id,
-            contact.version,
-            {
-                "name_key": contact.name_key,
-                "organization_id": contact.organization_id,
-                "data": _dumps(_encode_contact(contact)),
-            },
-            contact.emails,
+            _CONTACTS, contact.id, contact.version, _contact_columns(contact), contact.emails
         )
 
     def _save_keyed(
@@ -660,35 +708,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
         """Save a versioned row and the unique keys (emails, domains) it owns, in one
         transaction: nothing is written if the version is stale or a key is another's."""
         with self._transaction() as conn:
-            row = conn.execute(
-                f"SELECT version FROM {table.name} WHERE id = ?", (ident,)
-            ).fetchone()
-            stored = row[0] if row is not None else None
-            check_version(table.kind, ident, stored, version)
-            for key in keys:
-                owner = conn.execute(
-                    f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
-                ).fetchone()
-                if owner is not None and owner[0] != ident:
-                    raise DuplicateError(
-                        f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
-                    )
-            names = [*columns, "version"]
-            values = (*columns.values(), version, ident)
-            if stored is None:
-                conn.execute(
-                    f"INSERT INTO {table.name} ({', '.join(names)}, id) "
-                    f"VALUES ({', '.join('?' * len(values))})",
-                    values,
-                )
-            else:
-                assigned = ", ".join(f"{name} = ?" for name in names)
-                conn.execute(f"UPDATE {table.name} SET {assigned} WHERE id = ?", values)
-                conn.execute(f"DELETE FROM {table.keys} WHERE {table.owner} = ?", (ident,))
-            conn.executemany(
-                f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
-                [(key, ident) for key in keys],
-            )
+            _write_keyed(conn, table, ident, version, columns, keys)
 
     def get_contact(self, contact_id: str) -> Contact:
         """A contact by id."""
