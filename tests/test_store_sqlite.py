@@ -327,6 +327,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.TIMER_STATE,
         Capability.INBOX,
         Capability.ROUTING,
+        Capability.NEW_CONTACTS,
     }
     assert isinstance(store, Store)
 

@@ -192,6 +192,8 @@ class _Sender:
 class _Thread:
     ticket_id: str | None
     """The ticket to write on (before following merges), or None: a new ticket."""
+    ticket: Ticket | None = None
+    """That ticket as threading read it (the pipeline reads it again before deciding)."""
     stranger: str | None = None
     """Why the message is a stranger's (hints named tickets the sender is no party of)."""
 
@@ -418,8 +420,9 @@ class Receiver:
         hints: list[str] = []
         for token in tokens:
             signed = None if self._tokens is None else self._tokens.verify(token)
-            if signed is not None and self._ticket(signed) is not None:
-                return _Thread(signed)
+            found = None if signed is None else self._ticket(signed)
+            if found is not None:
+                return _Thread(found.id, found)
             parsed = parse_token(token)
             if parsed is not None:
                 hints.append(parsed[0])  # not this desk's signature: a hint at most
@@ -442,7 +445,7 @@ class Receiver:
             if ticket is None:
                 continue
             if sender.is_party(ticket) or sender.is_party(self._live(ticket)):
-                return _Thread(ticket.id)
+                return _Thread(ticket.id, ticket)
             named.append(ticket)
         if named:
             which = ", ".join(t.reference for t in named[:3])
@@ -515,7 +518,7 @@ class Receiver:
                     raise _ContactTakenError from None  # another writer saved the sender
                 raise
             return self._done(key, opened, comment_id, reason, created=True)
-        target = self._ticket(thread.ticket_id)
+        target = thread.ticket or self._ticket(thread.ticket_id)
         if target is None:
             raise _MergedError  # gone meanwhile: thread again
         target = self._live(target)

@@ -160,6 +160,11 @@ class _Batch:
         ).fetchone()
         return found
 
+    def unread(self, ticket_id: str) -> bool:
+        """Whether the batch read no row for ``ticket_id`` (it read rows only for a batch
+        of several changes)."""
+        return ticket_id not in self.rows
+
     def update(self, sql: str, params: tuple[Any, ...]) -> None:
         """Update a stored ticket (written by the next :meth:`flush`)."""
         self.updates.setdefault(sql, []).append(params)
@@ -537,7 +542,16 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
         ticket_id = change.ticket.id
         conn = batch.conn
         # rowid, then the row's columns in the order of _TICKET_COLUMNS (from id on).
-        stored = batch.stored(ticket_id)
+        # A new ticket (seq 0, events, rows encoded) is not read first: its insert finds a
+        # stored one (the id is the primary key), read then to say so. One statement less
+        # for every ticket opened.
+        unread = (
+            change.expected_seq == 0
+            and bool(change.events)
+            and item.rows_error is None
+            and batch.unread(ticket_id)
+        )
+        stored = None if unread else batch.stored(ticket_id)
         current_seq = stored[3] if stored is not None else 0
         if current_seq != change.expected_seq:
             raise ConflictError(
@@ -555,6 +569,11 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
                 owner = conn.execute(
                     "SELECT id FROM tickets WHERE number = ?", (number,)
                 ).fetchone()
+                if owner is not None and owner[0] == ticket_id:  # stored, and not read
+                    raise ConflictError(
+                        f"ticket {ticket_id!r} is stored already, not at seq 0: it changed "
+                        "since it was read. Reload and retry."
+                    )
                 if owner is not None:
                     raise DuplicateError(
                         f"ticket number {number} already belongs to ticket {owner[0]!r}"
@@ -567,7 +586,16 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
             raise item.rows_error
         row, event_rows = item.rows_with_number(number)
         if stored is None:
-            conn.execute(_INSERT_TICKET, row)
+            try:
+                conn.execute(_INSERT_TICKET, row)
+            except sqlite3.IntegrityError:
+                found = batch.stored(ticket_id) if unread else None
+                if found is None:
+                    raise
+                raise ConflictError(
+                    f"ticket {ticket_id!r} is at seq {found[3]}, not 0: it changed since it "
+                    "was read. Reload and retry."
+                ) from None
             old_tags: frozenset[str] = frozenset()
         else:
             # Only the columns that changed: SQLite rewrites every index that holds a column

@@ -84,6 +84,7 @@ class SuiteBase:
             Capability.INBOX,
             Capability.ROUTING,
             Capability.RECENT_TICKETS,
+            Capability.NEW_CONTACTS,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
