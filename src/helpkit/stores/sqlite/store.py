@@ -235,6 +235,45 @@ def _write_keyed(
     )
 
 
+def _insert_new(
+    conn: sqlite3.Connection,
+    table: _KeyedTable,
+    ident: str,
+    columns: dict[str, object],
+    keys: Sequence[str],
+) -> None:
+    """Inside a write transaction: insert a new row (version 1) and its keys, without reading
+    first: the primary keys refuse a stored id (ConflictError) or a key another row owns
+    (DuplicateError), read then to say so; the caller's transaction rolls back."""
+    names = [*columns, "version", "id"]
+    try:
+        conn.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            (*columns.values(), 1, ident),
+        )
+    except sqlite3.IntegrityError:
+        row = conn.execute(f"SELECT version FROM {table.name} WHERE id = ?", (ident,)).fetchone()
+        if row is None:
+            raise
+        check_version(table.kind, ident, row[0], 1)
+        raise  # pragma: no cover - check_version refuses version 1 over a stored row
+    for key in keys:
+        try:
+            conn.execute(
+                f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
+                (key, ident),
+            )
+        except sqlite3.IntegrityError:
+            owner = conn.execute(
+                f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
+            ).fetchone()
+            if owner is None:
+                raise
+            raise DuplicateError(
+                f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
+            ) from None
+
+
 def _contact_columns(contact: Contact) -> dict[str, object]:
     return {
         "name_key": contact.name_key,
@@ -492,9 +531,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin):
         contacts = new_contacts([item.change for item in prepared if item.invalid is None])
         with self._transaction() as conn:
             for contact in contacts:  # first: a change may name its new requester
-                _write_keyed(
-                    conn, _CONTACTS, contact.id, 1, _contact_columns(contact), contact.emails
-                )
+                _insert_new(conn, _CONTACTS, contact.id, _contact_columns(contact), contact.emails)
             # Under the write lock: positions follow commit order, across processes.
             position = conn.execute(_LAST_POSITION).fetchone()[0]
             batch = _Batch(conn, prepared)
