@@ -46,6 +46,11 @@ _WRITE: Final = (
 receipt, and changing no row (``rowcount`` 0) on a key held by any other (SQLite 3.24's
 upsert; ``write_receipts`` reads the state first on an older SQLite)."""
 _UPSERT: Final = sqlite3.sqlite_version_info >= (3, 24, 0)
+_KEEP: Final = (
+    "INSERT INTO inbox (key, state, received_us, body) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key) DO NOTHING"
+)
+"""A suspended receipt kept on a free key; no row changed on a taken one (then read)."""
 
 _PAGE: Final = (
     "SELECT body FROM inbox INDEXED BY inbox_suspended "
@@ -113,6 +118,8 @@ class InboxMixin:
         """Keep a suspended receipt, unless its key is taken: then return the one there."""
         row = _row(check_suspension(receipt))
         with self._transaction() as conn:
+            if _UPSERT and conn.execute(_KEEP, row).rowcount == 1:
+                return _decode(row[3])  # kept (the usual case: one statement)
             found = conn.execute("SELECT body FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
             if found is not None:
                 return _decode(found[0])
