@@ -402,7 +402,9 @@ def render(
         "## Machine",
         "",
         f"- {bs._cpu()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; {versions}",
-        f"- helpkit revision {results[0].revision}; fsync/s {fsync[0]:,.0f}, "
+        f"- command `{' '.join(['python', 'bench/bench_email.py', *sys.argv[1:]])}`, "
+        f"run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
+        f"helpkit revision {results[0].revision}; fsync/s {fsync[0]:,.0f}, "
         f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s"
         + (
             f"; 1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end "

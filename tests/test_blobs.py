@@ -188,11 +188,11 @@ def test_the_suite_catches_a_store_blind_to_damaged_bytes(tmp_path: Path) -> Non
 # ---------------------------------------------------------------- the folder store
 
 
-def test_blobs_are_files_under_two_levels_of_their_address(tmp_path: Path) -> None:
+def test_blobs_are_files_in_a_folder_named_by_their_first_byte(tmp_path: Path) -> None:
     store = FolderBlobStore(tmp_path / "b")
     address = store.put(b"hello")
     assert address == "2cf24dba5fb0a30e26e83b2ac5b9e29e1b161e5c1fa7425e73043362938b9824"
-    path = tmp_path / "b" / "2c" / "f2" / address
+    path = tmp_path / "b" / "2c" / address
     assert path.read_bytes() == b"hello"
     assert sorted(p.name for p in path.parent.iterdir()) == [address]  # no temporary left
 
@@ -237,14 +237,15 @@ def test_a_put_flushes_its_folder_and_only_the_folders_above_it_made(
     root = tmp_path / "b"
     store = FolderBlobStore(root)
     first = store.put(b"first")
-    leaf = root / first[:2] / first[2:4]
+    leaf = root / first[:2]
+    assert store.path_of(first) == leaf / first  # one level of folders, by the first byte
     # everything was made: the blob's folder, then each new folder's parent, up to tmp_path
-    assert flushed == [leaf, leaf.parent, root, tmp_path]
+    assert flushed == [leaf, root, tmp_path]
     flushed.clear()
-    second = store.put(_sharing(first, 2, not_prefix=4))  # a new leaf under an existing folder
-    assert flushed == [root / second[:2] / second[2:4], root / first[:2]]
+    second = store.put(_sharing(first, 0, not_prefix=2))  # a new folder in the existing root
+    assert flushed == [root / second[:2], root]
     flushed.clear()
-    store.put(_sharing(first, 4))  # the same leaf: only it changed
+    store.put(_sharing(first, 2))  # the same folder: only it changed
     assert flushed == [leaf]
     flushed.clear()
     store.put(b"first")  # already kept: nothing written, nothing flushed
@@ -425,3 +426,18 @@ def test_the_command_line_lists_blob_stores_and_reads_blobs_from_its_config(
     assert main(["--config", str(bad), "--store", "sqlite:///desk.db", "list"]) == 2
     err = capsys.readouterr().err
     assert "no blob store is registered" in err and "Traceback" not in err
+
+
+def test_a_blob_an_earlier_build_kept_in_two_levels_is_read_and_deleted(tmp_path: Path) -> None:
+    store = FolderBlobStore(tmp_path / "blobs")
+    data = b"kept by an earlier build"
+    address = store.put(data)
+    legacy = tmp_path / "blobs" / address[:2] / address[2:4] / address
+    legacy.parent.mkdir()
+    store.path_of(address).rename(legacy)  # where the two-level layout put it
+    assert store.exists(address) and store.get(address) == data
+    assert store.put(data) == address  # a new put keeps it in today's layout too
+    assert store.path_of(address).read_bytes() == data
+    assert store.delete(address)  # both copies: the bytes are gone (a redaction relies on it)
+    assert not legacy.exists() and not store.exists(address)
+    assert not store.delete(address)

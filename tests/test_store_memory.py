@@ -143,7 +143,7 @@ def test_factory_refuses_paths_and_options(url: str) -> None:
         memory_store_factory(url)
 
 
-def test_memory_store_declares_the_change_feed_the_outbox_wakeups_the_inbox_and_routing() -> None:
+def test_memory_store_declares_its_capabilities() -> None:
     assert MemoryStore().capabilities == frozenset(
         {
             Capability.CHANGE_FEED,
@@ -154,6 +154,7 @@ def test_memory_store_declares_the_change_feed_the_outbox_wakeups_the_inbox_and_
             Capability.REDACTION,
             Capability.PURGE,
             Capability.KNOWLEDGE,
+            Capability.NEW_CONTACTS,
         }
     )
 

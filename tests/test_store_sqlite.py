@@ -330,6 +330,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.REDACTION,
         Capability.PURGE,
         Capability.KNOWLEDGE,
+        Capability.NEW_CONTACTS,
     }
     assert isinstance(store, Store)
 

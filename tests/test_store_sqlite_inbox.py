@@ -6,6 +6,7 @@ written outside the commit's transaction)."""
 from __future__ import annotations
 
 import functools
+import itertools
 import json
 import sqlite3
 import time
@@ -16,14 +17,16 @@ from typing import Any
 import attrs
 import pytest
 
+import helpkit.stores.sqlite.inbox as inbox_module
 from helpkit import knowledge
 from helpkit.errors import DuplicateError, SchemaError
 from helpkit.ports import ReceiptState, Store, TicketChange
 from helpkit.stores.sqlite import SCHEMA_VERSION, SqliteStore
 from helpkit.stores.sqlite.inbox import _PAGE, _PUT, _row
-from helpkit.testing.conformance import StoreConformance, change_of
+from helpkit.testing.conformance import ReopenStore, StoreConformance, StoreFactory, change_of
+from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.helpers import BASE_TIME, _note, _open
-from helpkit.testing.conformance.inbox import receipt_of, suspension
+from helpkit.testing.conformance.inbox import InboxCases, receipt_of, suspension
 from helpkit.tickets import Actor
 
 
@@ -212,3 +215,22 @@ def test_the_process_case_catches_receipts_written_outside_the_commit(tmp_path: 
             suite.test_processes_ingesting_one_message_make_one_ticket(broken, elsewhere)
     finally:
         broken.close()
+
+
+class TestInboxWithoutUpsert(InboxCases, SuiteBase):
+    """The inbox cases on the statements kept for an SQLite older than 3.24, which has no
+    upsert: a commit's receipt and a suspension read the key's row before writing."""
+
+    @pytest.fixture
+    def make_store(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> StoreFactory:
+        monkeypatch.setattr(inbox_module, "_UPSERT", False)
+        counter = itertools.count()
+        return lambda: SqliteStore(tmp_path / f"desk{next(counter)}.db")
+
+    @pytest.fixture
+    def reopen_store(self) -> ReopenStore:
+        def reopen(store: Store) -> Store:
+            assert isinstance(store, SqliteStore)
+            return SqliteStore(store.path)
+
+        return reopen

@@ -15,8 +15,10 @@ message (what :meth:`helpkit.Helpdesk.receive` runs; the page *Intake* tells the
 4. **attachments** are checked against the limits (a message over them is suspended) and
    their bytes put in the desk's blob store, before anything is committed.
 5. **people**: the sender's contact is got or created (its organization from the email's
-   domain); the addresses in CC follow the ticket (``intake.cc_followers``), never the desk's
-   own; an agent writes as the agent.
+   domain; a new sender's contact is saved in the commit of the ticket it opens, on a store
+   with :attr:`~helpkit.ports.Capability.NEW_CONTACTS`, else just before it); the addresses
+   in CC follow the ticket (``intake.cc_followers``), never the desk's own; an agent writes
+   as the agent.
 6. **commit**, through the pipeline, with the message's receipt: a concurrent ingest of the
    same message loses with DuplicateError, and the winner's outcome comes back.
 
@@ -193,6 +195,8 @@ class _Sender:
 class _Thread:
     ticket_id: str | None
     """The ticket to write on (before following merges), or None: a new ticket."""
+    ticket: Ticket | None = None
+    """That ticket as threading read it (the pipeline reads it again before deciding)."""
     stranger: str | None = None
     """Why the message is a stranger's (hints named tickets the sender is no party of)."""
 
@@ -366,6 +370,8 @@ class Receiver:
                 return self.outcome(winner, duplicate=True)
             except _MergedError:
                 continue  # merged while we decided: thread again onto the surviving ticket
+            except _ContactTakenError:
+                continue  # the sender's contact was saved meanwhile: write as that contact
         raise ReadOnlyTicketError(f"message {key}: its ticket keeps being merged; try again")
 
     def _suspend(
@@ -422,8 +428,9 @@ class Receiver:
         hints: list[str] = []
         for token in tokens:
             signed = None if self._tokens is None else self._tokens.verify(token)
-            if signed is not None and self._ticket(signed) is not None:
-                return _Thread(signed)
+            found = None if signed is None else self._ticket(signed)
+            if found is not None:
+                return _Thread(found.id, found)
             parsed = parse_token(token)
             if parsed is not None:
                 hints.append(parsed[0])  # not this desk's signature: a hint at most
@@ -446,7 +453,7 @@ class Receiver:
             if ticket is None:
                 continue
             if sender.is_party(ticket) or sender.is_party(self._live(ticket)):
-                return _Thread(ticket.id)
+                return _Thread(ticket.id, ticket)
             named.append(ticket)
         if named:
             which = ", ".join(t.reference for t in named[:3])
@@ -515,7 +522,12 @@ class Receiver:
         reason: str | None,
     ) -> Intake:
         contact, fresh = sender.contact, False
-        if contact is None and (sender.agent is None or thread.ticket_id is None):
+        made: tuple[Contact, ...] = ()
+        if contact is None and thread.ticket_id is None and self._contacts_with_commit():
+            # Saved in the ticket's own commit: one transaction, not two.
+            contact, fresh = self._unsaved_contact(sender), True
+            made = (contact,)
+        elif contact is None and (sender.agent is None or thread.ticket_id is None):
             contact, fresh = self._new_contact(sender)
         followers = self._followers(message, sender)
         comment_id = self._new_id()
@@ -523,9 +535,14 @@ class Receiver:
         if thread.ticket_id is None:
             assert contact is not None
             decide = self._opening(message, files, contact, followers, comment_id, fresh=fresh)
-            opened = self._pipeline.run([], decide, receipt=make_receipt)[0]
+            try:
+                opened = self._pipeline.run([], decide, receipt=make_receipt, contacts=made)[0]
+            except DuplicateError:
+                if made and self._contact_saved_meanwhile(sender.address):
+                    raise _ContactTakenError from None  # another writer saved the sender
+                raise
             return self._done(key, opened, comment_id, reason, created=True)
-        target = self._ticket(thread.ticket_id)
+        target = thread.ticket or self._ticket(thread.ticket_id)
         if target is None:
             raise _MergedError  # gone meanwhile: thread again
         target = self._live(target)
@@ -538,13 +555,26 @@ class Receiver:
         written = self._pipeline.run([target.id], decide, receipt=make_receipt)[0]
         return self._done(key, written, comment_id, reason, created=written.id != target.id)
 
+    def _contacts_with_commit(self) -> bool:
+        return Capability.NEW_CONTACTS in getattr(self._store, "capabilities", ())
+
+    def _unsaved_contact(self, sender: _Sender) -> Contact:
+        address = sender.address
+        return self._directory.new_contact(
+            sender.name or address.partition("@")[0], emails=(address,)
+        )
+
+    def _contact_saved_meanwhile(self, address: str) -> bool:
+        try:
+            self._store.contact_by_email(address)
+        except NotFoundError:
+            return False
+        return True
+
     def _new_contact(self, sender: _Sender) -> tuple[Contact, bool]:
         """The contact of a sender :meth:`_sender` found none for, saved now; and whether it
         is the one made here (False: another writer saved that address meanwhile)."""
-        address = sender.address
-        made = self._directory.new_contact(
-            sender.name or address.partition("@")[0], emails=(address,)
-        )
+        made = self._unsaved_contact(sender)
         saved = self._directory.save_new(made)
         return saved, saved is made
 
@@ -719,6 +749,11 @@ class Receiver:
 
 class _MergedError(Exception):
     """The ticket a message was threaded onto was merged (or vanished) meanwhile."""
+
+
+class _ContactTakenError(Exception):
+    """Another writer saved the new sender's address meanwhile (the commit that would have
+    saved the sender's contact with the ticket refused, writing nothing)."""
 
 
 def _key(key: object) -> str:

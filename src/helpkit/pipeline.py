@@ -54,6 +54,7 @@ import attrs
 from helpkit._time import to_utc
 from helpkit.errors import ConflictError, HelpkitError, StoreError, ValidationError
 from helpkit.lifecycle import Outcome
+from helpkit.people import Contact
 from helpkit.ports import (
     Capability,
     Clock,
@@ -161,6 +162,7 @@ class Pipeline:
         expected: Mapping[str, int] | None = None,
         receipt: MakeReceipt | None = None,
         route: bool = False,
+        contacts: Sequence[Contact] = (),
     ) -> list[Ticket]:
         """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
 
@@ -175,9 +177,16 @@ class Pipeline:
         (``route=True``: every routable one, changed or not); a command whose routing lost to
         another routing decision is decided again, and its last attempt routes nothing (the
         ticket then waits in its group: a command never fails for routing's sake).
+
+        ``contacts`` are new contacts the command names (an inbound message's new sender),
+        saved in the commit's transaction with the first change (a store with
+        :attr:`~helpkit.ports.Capability.NEW_CONTACTS`; the caller saves them first on any
+        other): DuplicateError, nothing written, when another contact owns an address.
         """
         if ticket_ids and self._recent is not None and not route:
-            done = self._on_recent(self._recent, ticket_ids, decide, expected, receipt)
+            done = self._on_recent(
+                self._recent, ticket_ids, decide, expected, receipt, tuple(contacts)
+            )
             if done is not None:
                 return done
         for attempt in range(1, self._attempts + 1):
@@ -202,7 +211,9 @@ class Pipeline:
                             routed = router.route(outcomes, now, force=route)
                             outcomes, states = routed.outcomes, routed.states
                         made = None if receipt is None else receipt(outcomes, now)
-                        tickets, written = self._write(outcomes, receipt=made, routing=states)
+                        tickets, written = self._write(
+                            outcomes, receipt=made, routing=states, contacts=tuple(contacts)
+                        )
             except ConflictError as exc:
                 # With versions, deciding again first checks them anew: a ticket that moved on
                 # raises there, one that only got bookkeeping events goes ahead. A new ticket
@@ -224,6 +235,7 @@ class Pipeline:
         decide: Decide,
         expected: Mapping[str, int] | None,
         receipt: MakeReceipt | None,
+        contacts: tuple[Contact, ...] = (),
     ) -> list[Ticket] | None:
         """:meth:`run` on the states the store keeps from memory, once; None (nothing
         written) when one is missing, is not the version the caller saw, was stale (the
@@ -251,7 +263,7 @@ class Pipeline:
                 # would check: only a state read anew says so.
                 return None
             try:
-                tickets, written = self._write(outcomes, receipt=made)
+                tickets, written = self._write(outcomes, receipt=made, contacts=contacts)
             except ConflictError:
                 log.debug("command on %s ran on a stale state; deciding on reads", ticket_ids)
                 return None
@@ -290,9 +302,15 @@ class Pipeline:
         *,
         receipt: Receipt | None,
         routing: Mapping[str, tuple[RoutingState, ...]] | None = None,
+        contacts: tuple[Contact, ...] = (),
     ) -> tuple[list[Ticket], list[TicketChange]]:
         """Scrub, timers and one commit: the tickets of ``outcomes`` as stored, and the
         changes written (none when no outcome changed anything)."""
+        if contacts and Capability.NEW_CONTACTS not in getattr(self._store, "capabilities", ()):
+            raise ValidationError(
+                f"{type(self._store).__name__} saves no contacts with a commit "
+                "(Capability.NEW_CONTACTS): save them first"
+            )
         if self._scrub is not None:
             scrub = self._scrub
             outcomes = [scrub_outcome(o, scrub) if o.changed else o for o in outcomes]
@@ -304,6 +322,8 @@ class Pipeline:
                 planned.append(self._timers.plan(outcome))
                 positions.append(position)
         if not planned:
+            if contacts:
+                raise ValidationError("a command that changes no ticket saves no new contact")
             return tickets, []
         changes = [
             TicketChange(plan.ticket, outcomes[position].events, outcomes[position].previous_seq)
@@ -311,6 +331,8 @@ class Pipeline:
         ]
         if receipt is not None:
             changes = _with_receipt(changes, receipt)
+        if contacts:
+            changes[0] = attrs.evolve(changes[0], contacts=contacts)
         if routing:
             changes = [
                 attrs.evolve(c, routing=routing[c.ticket.id]) if c.ticket.id in routing else c

@@ -119,6 +119,11 @@ class TicketChange:
     """For a change routing made: the groups' routing states to write in the same
     transaction, each guarded by its version (a store with :attr:`Capability.ROUTING`; see
     :class:`Routing`)."""
+    contacts: tuple[Contact, ...] = ()
+    """New contacts (version 1) to save in the same transaction, before the change is
+    written: the sender of an inbound message that opens a ticket, saved with it in one
+    commit (a store with :attr:`Capability.NEW_CONTACTS` only). One of their addresses held
+    by another contact refuses the whole commit with DuplicateError, writing nothing."""
 
     def with_number(self, number: int) -> TicketChange:
         """This change with ``number`` on its ticket and on its ``TicketOpened`` events.
@@ -137,6 +142,7 @@ class TicketChange:
             self.expected_seq,
             self.receipt,
             self.routing,
+            self.contacts,
         )
 
 
@@ -187,6 +193,10 @@ class Capability:
     """The store deletes whole tickets (:class:`Purge`): their state, events (their feed
     positions become gaps), timer states, deliveries and receipts."""
     # --- end privacy
+    NEW_CONTACTS = "new_contacts"
+    """A commit saves the new contacts its changes carry (:attr:`TicketChange.contacts`) in
+    its transaction: an inbound message from a new sender costs one commit, not two (a
+    contact, then its ticket), and a commit that fails saves no contact."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)

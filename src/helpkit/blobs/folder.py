@@ -1,6 +1,9 @@
 """The folder blob store (``file:///path/to/folder``): blobs as files, content-addressed.
 
-A blob with SHA-256 ``abcd...`` is the file ``<folder>/ab/cd/abcd...``. A put writes the
+A blob with SHA-256 ``abcd...`` is the file ``<folder>/ab/abcd...`` (one level of 256
+folders: after a desk's first thousand or so blobs every folder exists, and a put makes none;
+with two levels, 65,536 folders, most puts of a desk holding fewer than some 100,000 blobs made
+a folder of their own, which costs a flush of its parent). A put writes the
 bytes to a temporary file in that same folder (``.tmp-...``), flushes it to disk (``fsync``),
 and renames it over the final name (``os.replace``, atomic): a reader sees the whole blob or
 no blob, never half of one, and two writers of the same bytes (threads or processes) both
@@ -13,7 +16,8 @@ mid-write is never read (its name is not an address);
 :meth:`FolderBlobStore.sweep_temporary` removes old ones.
 
 The folder is created (with its parents) by the first put, so a desk that never stores an
-attachment leaves no folder behind.
+attachment leaves no folder behind. A blob kept by an earlier build in two levels of folders
+(``<folder>/ab/cd/abcd...``) is still read, checked and deleted where it is.
 """
 
 from __future__ import annotations
@@ -82,7 +86,21 @@ class FolderBlobStore:
     def path_of(self, sha256: str) -> Path:
         """The file that holds (or would hold) the blob ``sha256``."""
         address = check_address(sha256)
-        return self._root / address[:2] / address[2:4] / address
+        return self._root / address[:2] / address
+
+    def _kept(self, sha256: str) -> Path:
+        """Where the blob ``sha256`` is kept: :meth:`path_of`, or the two-level path of an
+        earlier build's folder (``ab/cd/abcd...``) when only that file exists."""
+        path = self.path_of(sha256)
+        if not path.exists():
+            legacy = self._legacy(path)
+            if legacy.is_file():
+                return legacy
+        return path
+
+    def _legacy(self, path: Path) -> Path:
+        """The two-level path of an earlier build for the file ``path``."""
+        return self._root / path.name[:2] / path.name[2:4] / path.name
 
     def _check_open(self) -> None:
         if self._closed:
@@ -126,7 +144,7 @@ class FolderBlobStore:
     def get(self, sha256: str) -> bytes:
         """The bytes kept under ``sha256``: NotFoundError if none, BlobCorruptionError if the
         kept bytes are not the ones the address names."""
-        path = self.path_of(sha256)
+        path = self._kept(sha256)
         self._check_open()
         try:
             data = path.read_bytes()
@@ -144,25 +162,28 @@ class FolderBlobStore:
 
     def exists(self, sha256: str) -> bool:
         """Whether bytes are kept under ``sha256`` (not whether they are intact)."""
-        path = self.path_of(sha256)
+        path = self._kept(sha256)
         self._check_open()
         return path.is_file()
 
     def delete(self, sha256: str) -> bool:
-        """Remove the blob's file; whether there was one. (Folders stay: another writer may
-        be putting a blob in them.)"""
+        """Remove the blob's file (and an earlier build's two-level copy of it); whether there
+        was one. (Folders stay: another writer may be putting a blob in them.)"""
         path = self.path_of(sha256)
         self._check_open()
-        try:
-            path.unlink()
-        except FileNotFoundError:
-            return False
-        except OSError as exc:
-            raise StoreError(f"cannot delete blob {sha256} in {self._root}: {exc}") from exc
-        if self._fsync:
-            with contextlib.suppress(OSError):
-                _fsync_folder(path.parent)
-        return True
+        removed = False
+        for where in (path, self._legacy(path)):
+            try:
+                where.unlink()
+            except FileNotFoundError:
+                continue
+            except OSError as exc:
+                raise StoreError(f"cannot delete blob {sha256} in {self._root}: {exc}") from exc
+            removed = True
+            if self._fsync:
+                with contextlib.suppress(OSError):
+                    _fsync_folder(where.parent)
+        return removed
 
     def close(self) -> None:
         """Nothing is held open; the store refuses use afterwards."""
@@ -178,7 +199,7 @@ class FolderBlobStore:
             return 0
         limit = time.time() - older_than
         removed = 0
-        for temporary in self._root.glob(f"*/*/{_TEMPORARY}*"):
+        for temporary in self._root.glob(f"*/{_TEMPORARY}*"):
             with contextlib.suppress(OSError):
                 if temporary.stat().st_mtime < limit:
                     temporary.unlink()
@@ -206,7 +227,7 @@ class FolderBlobStore:
         if folder.is_dir():  # the common case: one stat, nothing made, no parent to flush
             return []
         changed: list[Path] = []
-        missing = [p for p in (folder, folder.parent, self._root) if not p.is_dir()]
+        missing = [p for p in (folder, self._root) if not p.is_dir()]
         folder.mkdir(parents=True, exist_ok=True)
         for made in missing:
             if made.parent not in changed:

@@ -41,6 +41,7 @@ from helpkit.knowledge import (
     words,
 )
 from helpkit.locales import check_locale
+from helpkit.people import Contact
 from helpkit.ports import (
     EXTERNAL_CURSOR_PREFIXES,
     Delivery,
@@ -72,6 +73,7 @@ __all__ = [
     "discard_receipt",
     "duplicate_receipt",
     "feed_bounded",
+    "new_contacts",
     "receipt_keys",
     "routing_conflict",
     "routing_states",
@@ -173,6 +175,8 @@ def validate_change(change: TicketChange, *, check_values: bool = True) -> None:
         _check_committed_receipt(change)
     if change.routing:
         _check_routing(change)
+    if change.contacts:
+        _check_contacts(change)
     if not change.events:
         if expected == 0:
             raise ValidationError(f"new ticket {ticket.id!r} needs at least its opening event")
@@ -342,6 +346,43 @@ def receipt_keys(changes: Sequence[TicketChange]) -> dict[str, Receipt]:
                 "one change"
             )
         found[receipt.key] = receipt
+    return found
+
+
+def _check_contacts(change: TicketChange) -> None:
+    contacts = change.contacts
+    if not isinstance(contacts, tuple):
+        raise ValidationError(f"a change's contacts are a tuple of Contact; got {contacts!r:.60}")
+    for contact in contacts:
+        check_record(contact, Contact)
+        if contact.version != 1:
+            raise ValidationError(
+                f"contact {contact.id!r} comes with a ticket change at version "
+                f"{contact.version}: a change carries new contacts only (version 1)"
+            )
+    if not change.events:
+        raise ValidationError(
+            f"contacts come with a change of ticket {change.ticket.id!r} that has no events: "
+            "a change that writes nothing saves no contact"
+        )
+
+
+def new_contacts(changes: Sequence[TicketChange]) -> list[Contact]:
+    """The new contacts of a batch of (validated) changes, in order; ValidationError when two
+    of them share an id or an email address (each is saved once, owning its addresses)."""
+    found: list[Contact] = []
+    ids: set[str] = set()
+    emails: set[str] = set()
+    for change in changes:
+        for contact in change.contacts:
+            if contact.id in ids or emails.intersection(contact.emails):
+                raise ValidationError(
+                    f"contact {contact.id!r} shares its id or an address with another new "
+                    "contact of the same commit"
+                )
+            ids.add(contact.id)
+            emails.update(contact.emails)
+            found.append(contact)
     return found
 
 

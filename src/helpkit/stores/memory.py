@@ -65,6 +65,7 @@ from helpkit.stores.contract import (
     discard_receipt,
     duplicate_receipt,
     feed_bounded,
+    new_contacts,
     receipt_keys,
     revive_delivery,
     routing_conflict,
@@ -116,6 +117,7 @@ class MemoryStore(KnowledgeMixin):
             Capability.REDACTION,
             Capability.PURGE,
             Capability.KNOWLEDGE,
+            Capability.NEW_CONTACTS,
         }
     )
 
@@ -162,7 +164,8 @@ class MemoryStore(KnowledgeMixin):
         returned as written. A change's receipt is kept with it; DuplicateError (writing
         nothing) when its key is taken by a receipt that is not suspended. A change's
         routing states are kept with it, each only if the stored version is the one before
-        it (else ConflictError, writing nothing).
+        it (else ConflictError, writing nothing); its new contacts are saved with it
+        (DuplicateError, writing nothing, when another contact owns one of their addresses).
         """
         with self._lock:
             self._check_open()
@@ -218,12 +221,19 @@ class MemoryStore(KnowledgeMixin):
                 if stored is not None and stored.state is not ReceiptState.SUSPENDED:
                     raise duplicate_receipt(stored)
             copied = [_copy_receipt(r) for r in receipts.values()]
+            contacts = new_contacts(written)
+            for contact in contacts:
+                self._check_new_contact(contact)
             moved = routing_states(written)
             for routed in moved:
                 stored_version = self._routing_version(routed.group_id)
                 if stored_version != routed.version - 1:
                     raise routing_conflict(routed, stored_version)
             # Everything is checked: from here on nothing can fail, so the write is all or none.
+            for contact in contacts:
+                for email in contact.emails:
+                    self._contact_emails[email] = contact.id
+                self._contacts[contact.id] = contact
             for receipt in copied:
                 self._inbox[receipt.key] = receipt
             for routed in moved:
@@ -660,6 +670,22 @@ class MemoryStore(KnowledgeMixin):
 
     # ------------------------------------------------------------ contacts
 
+    def _check_new_contact(self, contact: Contact) -> None:
+        """Under the lock: ConflictError if ``contact`` (version 1) is stored already,
+        DuplicateError if another contact owns one of its addresses."""
+        check_version("contact", contact.id, self._stored_contact_version(contact.id), 1)
+        self._check_emails_free(contact)
+
+    def _stored_contact_version(self, contact_id: str) -> int | None:
+        stored = self._contacts.get(contact_id)
+        return stored.version if stored else None
+
+    def _check_emails_free(self, contact: Contact) -> None:
+        for email in contact.emails:
+            owner = self._contact_emails.get(email)
+            if owner is not None and owner != contact.id:
+                raise DuplicateError(f"email {email!r} already belongs to contact {owner!r}")
+
     def save_contact(self, contact: Contact) -> None:
         """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
         check_record(contact, Contact)
@@ -669,10 +695,7 @@ class MemoryStore(KnowledgeMixin):
             check_version(
                 "contact", contact.id, stored.version if stored else None, contact.version
             )
-            for email in contact.emails:
-                owner = self._contact_emails.get(email)
-                if owner is not None and owner != contact.id:
-                    raise DuplicateError(f"email {email!r} already belongs to contact {owner!r}")
+            self._check_emails_free(contact)
             if stored is not None:
                 for email in stored.emails:
                     del self._contact_emails[email]

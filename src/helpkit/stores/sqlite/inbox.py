@@ -36,6 +36,22 @@ _SUSPENDED: Final = ReceiptState.SUSPENDED.value
 
 _PUT: Final = "INSERT OR REPLACE INTO inbox (key, state, received_us, body) VALUES (?, ?, ?, ?)"
 
+_WRITE: Final = (
+    "INSERT INTO inbox (key, state, received_us, body) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key) DO UPDATE SET state = excluded.state, "
+    "received_us = excluded.received_us, body = excluded.body "
+    f"WHERE inbox.state = '{_SUSPENDED}'"
+)
+"""A commit's receipt in one statement: written on a free key, replacing a suspended
+receipt, and changing no row (``rowcount`` 0) on a key held by any other (SQLite 3.24's
+upsert; ``write_receipts`` reads the state first on an older SQLite)."""
+_UPSERT: Final = sqlite3.sqlite_version_info >= (3, 24, 0)
+_KEEP: Final = (
+    "INSERT INTO inbox (key, state, received_us, body) VALUES (?, ?, ?, ?) "
+    "ON CONFLICT (key) DO NOTHING"
+)
+"""A suspended receipt kept on a free key; no row changed on a taken one (then read)."""
+
 _PAGE: Final = (
     "SELECT body FROM inbox INDEXED BY inbox_suspended "
     f"WHERE state = '{_SUSPENDED}' AND (received_us, key) > (?, ?) "
@@ -68,13 +84,18 @@ def write_receipts(conn: sqlite3.Connection, receipts: Iterable[Receipt]) -> Non
     receipt that is not suspended raises DuplicateError, and the caller's transaction rolls
     back; a suspended one is replaced."""
     for receipt in receipts:
-        # The state alone: a suspended receipt's body holds its whole message, attachments
-        # and all, and a free key (the usual case) has none to read.
-        row = conn.execute("SELECT state FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
-        if row is not None and row[0] != _SUSPENDED:
-            body = conn.execute("SELECT body FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
-            raise duplicate_receipt(_decode(body[0]))
-        conn.execute(_PUT, _row(receipt))
+        if _UPSERT:
+            if conn.execute(_WRITE, _row(receipt)).rowcount == 1:
+                continue  # written (the usual case: one statement)
+        else:
+            # The state alone: a suspended receipt's body holds its whole message,
+            # attachments and all, and a free key (the usual case) has none to read.
+            row = conn.execute("SELECT state FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
+            if row is None or row[0] == _SUSPENDED:
+                conn.execute(_PUT, _row(receipt))
+                continue
+        body = conn.execute("SELECT body FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
+        raise duplicate_receipt(_decode(body[0]))
 
 
 class InboxMixin:
@@ -97,6 +118,8 @@ class InboxMixin:
         """Keep a suspended receipt, unless its key is taken: then return the one there."""
         row = _row(check_suspension(receipt))
         with self._transaction() as conn:
+            if _UPSERT and conn.execute(_KEEP, row).rowcount == 1:
+                return _decode(row[3])  # kept (the usual case: one statement)
             found = conn.execute("SELECT body FROM inbox WHERE key = ?", (receipt.key,)).fetchone()
             if found is not None:
                 return _decode(found[0])

@@ -44,6 +44,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    new_contacts,
     receipt_keys,
     routing_states,
 )
@@ -162,6 +163,11 @@ class _Batch:
         ).fetchone()
         return found
 
+    def unread(self, ticket_id: str) -> bool:
+        """Whether the batch read no row for ``ticket_id`` (it read rows only for a batch
+        of several changes)."""
+        return ticket_id not in self.rows
+
     def update(self, sql: str, params: tuple[Any, ...]) -> None:
         """Update a stored ticket (written by the next :meth:`flush`)."""
         self.updates.setdefault(sql, []).append(params)
@@ -190,6 +196,93 @@ _CONTACTS: Final = _KeyedTable("contacts", "contact", "contact_emails", "email",
 _ORGANIZATIONS: Final = _KeyedTable(
     "organizations", "organization", "organization_domains", "domain", "organization_id"
 )
+
+
+def _write_keyed(
+    conn: sqlite3.Connection,
+    table: _KeyedTable,
+    ident: str,
+    version: int,
+    columns: dict[str, object],
+    keys: Sequence[str],
+) -> None:
+    """Inside a write transaction: save a versioned row and the unique keys it owns, or raise
+    (ConflictError on a stale version, DuplicateError on a key another row owns) before
+    writing anything."""
+    row = conn.execute(f"SELECT version FROM {table.name} WHERE id = ?", (ident,)).fetchone()
+    stored = row[0] if row is not None else None
+    check_version(table.kind, ident, stored, version)
+    for key in keys:
+        owner = conn.execute(
+            f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
+        ).fetchone()
+        if owner is not None and owner[0] != ident:
+            raise DuplicateError(
+                f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
+            )
+    names = [*columns, "version"]
+    values = (*columns.values(), version, ident)
+    if stored is None:
+        conn.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}, id) "
+            f"VALUES ({', '.join('?' * len(values))})",
+            values,
+        )
+    else:
+        assigned = ", ".join(f"{name} = ?" for name in names)
+        conn.execute(f"UPDATE {table.name} SET {assigned} WHERE id = ?", values)
+        conn.execute(f"DELETE FROM {table.keys} WHERE {table.owner} = ?", (ident,))
+    conn.executemany(
+        f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
+        [(key, ident) for key in keys],
+    )
+
+
+def _insert_new(
+    conn: sqlite3.Connection,
+    table: _KeyedTable,
+    ident: str,
+    columns: dict[str, object],
+    keys: Sequence[str],
+) -> None:
+    """Inside a write transaction: insert a new row (version 1) and its keys, without reading
+    first: the primary keys refuse a stored id (ConflictError) or a key another row owns
+    (DuplicateError), read then to say so; the caller's transaction rolls back."""
+    names = [*columns, "version", "id"]
+    try:
+        conn.execute(
+            f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({', '.join('?' * len(names))})",
+            (*columns.values(), 1, ident),
+        )
+    except sqlite3.IntegrityError:
+        row = conn.execute(f"SELECT version FROM {table.name} WHERE id = ?", (ident,)).fetchone()
+        if row is None:
+            raise
+        check_version(table.kind, ident, row[0], 1)
+        raise  # pragma: no cover - check_version refuses version 1 over a stored row
+    for key in keys:
+        try:
+            conn.execute(
+                f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
+                (key, ident),
+            )
+        except sqlite3.IntegrityError:
+            owner = conn.execute(
+                f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
+            ).fetchone()
+            if owner is None:
+                raise
+            raise DuplicateError(
+                f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
+            ) from None
+
+
+def _contact_columns(contact: Contact) -> dict[str, object]:
+    return {
+        "name_key": contact.name_key,
+        "organization_id": contact.organization_id,
+        "data": _dumps(_encode_contact(contact)),
+    }
 
 
 class _Borrowed:
@@ -236,6 +329,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             Capability.REDACTION,
             Capability.PURGE,
             Capability.KNOWLEDGE,
+            Capability.NEW_CONTACTS,
         }
     )
 
@@ -412,7 +506,8 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         The changes' receipts are written in the same transaction, after the seq checks:
         DuplicateError (nothing written) when a key is held by a receipt not suspended; so
         are their routing states: ConflictError (nothing written) when a group's version is
-        not the one before.
+        not the one before. Their new contacts are saved first, in the same transaction:
+        DuplicateError (nothing written) when another contact owns one of their addresses.
         """
         return self._commit([_Prepared(change) for change in changes], ())
 
@@ -448,7 +543,10 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         if not prepared:
             with self._connection():
                 return []
+        contacts = new_contacts([item.change for item in prepared if item.invalid is None])
         with self._transaction() as conn:
+            for contact in contacts:  # first: a change may name its new requester
+                _insert_new(conn, _CONTACTS, contact.id, _contact_columns(contact), contact.emails)
             # Under the write lock: positions follow commit order, across processes.
             position = conn.execute(_LAST_POSITION).fetchone()[0]
             batch = _Batch(conn, prepared)
@@ -496,7 +594,16 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         ticket_id = change.ticket.id
         conn = batch.conn
         # rowid, then the row's columns in the order of _TICKET_COLUMNS (from id on).
-        stored = batch.stored(ticket_id)
+        # A new ticket (seq 0, events, rows encoded) is not read first: its insert finds a
+        # stored one (the id is the primary key), read then to say so. One statement less
+        # for every ticket opened.
+        unread = (
+            change.expected_seq == 0
+            and bool(change.events)
+            and item.rows_error is None
+            and batch.unread(ticket_id)
+        )
+        stored = None if unread else batch.stored(ticket_id)
         current_seq = stored[3] if stored is not None else 0
         if current_seq != change.expected_seq:
             raise ConflictError(
@@ -514,6 +621,11 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                 owner = conn.execute(
                     "SELECT id FROM tickets WHERE number = ?", (number,)
                 ).fetchone()
+                if owner is not None and owner[0] == ticket_id:  # stored, and not read
+                    raise ConflictError(
+                        f"ticket {ticket_id!r} is stored already, not at seq 0: it changed "
+                        "since it was read. Reload and retry."
+                    )
                 if owner is not None:
                     raise DuplicateError(
                         f"ticket number {number} already belongs to ticket {owner[0]!r}"
@@ -526,7 +638,16 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             raise item.rows_error
         row, event_rows = item.rows_with_number(number)
         if stored is None:
-            conn.execute(_INSERT_TICKET, row)
+            try:
+                conn.execute(_INSERT_TICKET, row)
+            except sqlite3.IntegrityError:
+                found = batch.stored(ticket_id) if unread else None
+                if found is None:
+                    raise
+                raise ConflictError(
+                    f"ticket {ticket_id!r} is at seq {found[3]}, not 0: it changed since it "
+                    "was read. Reload and retry."
+                ) from None
             old_tags: frozenset[str] = frozenset()
         else:
             # Only the columns that changed: SQLite rewrites every index that holds a column
@@ -653,15 +774,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
         check_record(contact, Contact)
         self._save_keyed(
-            _CONTACTS,
-            contact.id,
-            contact.version,
-            {
-                "name_key": contact.name_key,
-                "organization_id": contact.organization_id,
-                "data": _dumps(_encode_contact(contact)),
-            },
-            contact.emails,
+            _CONTACTS, contact.id, contact.version, _contact_columns(contact), contact.emails
         )
 
     def _save_keyed(
@@ -675,35 +788,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         """Save a versioned row and the unique keys (emails, domains) it owns, in one
         transaction: nothing is written if the version is stale or a key is another's."""
         with self._transaction() as conn:
-            row = conn.execute(
-                f"SELECT version FROM {table.name} WHERE id = ?", (ident,)
-            ).fetchone()
-            stored = row[0] if row is not None else None
-            check_version(table.kind, ident, stored, version)
-            for key in keys:
-                owner = conn.execute(
-                    f"SELECT {table.owner} FROM {table.keys} WHERE {table.key} = ?", (key,)
-                ).fetchone()
-                if owner is not None and owner[0] != ident:
-                    raise DuplicateError(
-                        f"{table.key} {key!r} already belongs to {table.kind} {owner[0]!r}"
-                    )
-            names = [*columns, "version"]
-            values = (*columns.values(), version, ident)
-            if stored is None:
-                conn.execute(
-                    f"INSERT INTO {table.name} ({', '.join(names)}, id) "
-                    f"VALUES ({', '.join('?' * len(values))})",
-                    values,
-                )
-            else:
-                assigned = ", ".join(f"{name} = ?" for name in names)
-                conn.execute(f"UPDATE {table.name} SET {assigned} WHERE id = ?", values)
-                conn.execute(f"DELETE FROM {table.keys} WHERE {table.owner} = ?", (ident,))
-            conn.executemany(
-                f"INSERT INTO {table.keys} ({table.key}, {table.owner}) VALUES (?, ?)",
-                [(key, ident) for key in keys],
-            )
+            _write_keyed(conn, table, ident, version, columns, keys)
 
     def get_contact(self, contact_id: str) -> Contact:
         """A contact by id."""

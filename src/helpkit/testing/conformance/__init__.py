@@ -16,13 +16,14 @@ Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
 ``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
 data again; the persistence tests are skipped (with the reason shown) for stores that do not
 declare the capability, as the change feed, outbox, timer state, due claim, feed wake-up,
-inbox, routing, recent ticket, redaction, purge and knowledge base cases are for stores without
+inbox, routing, recent ticket, redaction, purge, knowledge base and new contact cases are for
+stores without
 :attr:`~helpkit.ports.Capability.CHANGE_FEED`, :attr:`~helpkit.ports.Capability.OUTBOX`,
 :attr:`~helpkit.ports.Capability.TIMER_STATE`, :attr:`~helpkit.ports.Capability.DUE_CLAIMS`,
 :attr:`~helpkit.ports.Capability.FEED_WAKEUP`, :attr:`~helpkit.ports.Capability.INBOX`,
 :attr:`~helpkit.ports.Capability.ROUTING`, :attr:`~helpkit.ports.Capability.RECENT_TICKETS`,
-:attr:`~helpkit.ports.Capability.REDACTION`, :attr:`~helpkit.ports.Capability.PURGE` or
-:attr:`~helpkit.ports.Capability.KNOWLEDGE`.
+:attr:`~helpkit.ports.Capability.REDACTION`, :attr:`~helpkit.ports.Capability.PURGE`,
+:attr:`~helpkit.ports.Capability.KNOWLEDGE` or :attr:`~helpkit.ports.Capability.NEW_CONTACTS`.
 Stores that declare :attr:`~helpkit.ports.Capability.MULTIPROCESS` may also supply
 ``reopen_elsewhere``, a fixture returning a callable ``(store) -> opener``, where ``opener``
 is a picklable zero-argument callable opening the same data in another process: the inbox
@@ -60,6 +61,7 @@ from helpkit.testing.conformance.helpers import (
 from helpkit.testing.conformance.helpers import forged as forged
 from helpkit.testing.conformance.inbox import InboxCases, ReopenElsewhere
 from helpkit.testing.conformance.knowledge import KnowledgeCases
+from helpkit.testing.conformance.new_contacts import NewContactCases
 from helpkit.testing.conformance.numbering import NumberingCases
 from helpkit.testing.conformance.outbox import OutboxCases
 from helpkit.testing.conformance.people import PeopleCases
@@ -92,8 +94,9 @@ __all__ = [
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
 # feed, outbox, timer state, due claim, feed wake-up, inbox, routing, recent ticket,
-# redaction, purge and knowledge base cases in that order.
+# redaction, purge, knowledge base and new contact cases in that order.
 class StoreConformance(
+    NewContactCases,
     KnowledgeCases,
     PurgeCases,
     RedactionCases,

@@ -90,6 +90,7 @@ class SuiteBase:
             Capability.REDACTION,
             Capability.PURGE,
             Capability.KNOWLEDGE,
+            Capability.NEW_CONTACTS,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:

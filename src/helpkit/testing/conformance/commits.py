@@ -208,6 +208,9 @@ class CommitCases(SuiteBase):
         again = _open("t1", opened.ticket.number, time.tick(), tags=["again"])
         with pytest.raises(ConflictError):
             store.commit([change_of(again)])
+        unnumbered = _open("t1", 0, time.tick(), tags=["again"])  # numbered by the store
+        with pytest.raises(ConflictError):
+            store.commit([change_of(unnumbered)])
         assert store.get_ticket("t1") == opened.ticket
         assert store.events("t1") == list(opened.events)
 
