@@ -526,10 +526,18 @@ def resume_facts(
     if extended.same_clocks(sla):
         # No clock moved: the outcomes as of the last event are the kept ones as of it (a
         # pending cycle due by then is breached), and only the later dues stay pending.
-        outcomes: Sequence[SlaOutcome] = kept.as_of(last).sla
-        dues = tuple(None if due is None or due <= last else due for due in kept.dues)
-        if not any(due is not None for due in dues):
-            dues = ()
+        outcomes: Sequence[SlaOutcome] = kept.facts.sla
+        dues = kept.dues
+        if any(due is not None and due <= last for due in dues):
+            outcomes = tuple(
+                attrs.evolve(outcome, state="breached")
+                if due is not None and due <= last
+                else outcome
+                for outcome, due in zip(outcomes, dues, strict=True)
+            )
+            dues = tuple(None if due is None or due <= last else due for due in dues)
+            if not any(due is not None for due in dues):
+                dues = ()
     else:
         outcomes, dues = _outcomes(extended, last)
     facts = running.facts(extended.policy, outcomes)

@@ -160,8 +160,10 @@ class KpiProjection:
     up kept facts instead of folding every ticket's history.
 
     The host keeps it in memory: :meth:`update` reads the changes after :attr:`position`
-    and folds again the history of each ticket they touch (one read of its events, whatever
-    the number of its new events); :meth:`report` then equals
+    and, for each ticket they touch, folds in only its new events (taken from the changes)
+    when it keeps the ticket's fold to resume (:attr:`resumable`: the tickets active as of
+    their last event), or else folds again its whole history (one read of its events);
+    either way it reads the ticket's stored SLA policy. :meth:`report` then equals
     :meth:`KpiReader.report` (a full recomputation) as of any ``now`` at or after
     :attr:`as_of`. What depends on ``now`` (the backlog's ages, SLA cycles pending or
     breached) is computed at report time. :meth:`save` checkpoints it to a file (and saves
@@ -191,6 +193,13 @@ class KpiProjection:
         """The latest event instant folded in (``None`` before any): reports are as of it or
         later."""
         return self._as_of
+
+    @property
+    def resumable(self) -> int:
+        """How many tickets' folds are kept to resume (those active as of their last event
+        folded in): an update folds only the new events of these, and the whole history of
+        any other ticket it touches."""
+        return len(self._resume)
 
     def __len__(self) -> int:
         return len(self._kept)
