@@ -20,7 +20,7 @@ from typing import Any, Final, cast
 import attrs
 
 from helpkit._codec import decoder, encoder
-from helpkit.errors import ConfigError, NotFoundError, ValidationError
+from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationError
 from helpkit.escalation import TierLadder
 from helpkit.events import Event
 from helpkit.kpis import (
@@ -269,7 +269,7 @@ class KpiProjection:
                 _decode_ticket(state),
                 None if policy is None else SlaFold.from_data(sla, policy),
             )
-        except (ValidationError, TypeError, ValueError, KeyError):
+        except (HelpkitError, TypeError, ValueError, KeyError):
             return None  # folded again from its history
 
     def _keep(self, ticket_id: str, kept: KeptFacts, fold: FoldState, name: str | None) -> None:
