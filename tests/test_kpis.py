@@ -361,6 +361,7 @@ def test_a_format_2_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
     desk: Helpdesk, tmp_path: Path
 ) -> None:
     import pickle
+    import zlib
 
     checkpoint = tmp_path / "kpis.projection"
     desk.kpi_projection().save(checkpoint)
@@ -371,7 +372,10 @@ def test_a_format_2_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
         desk.kpi_projection(checkpoint)
     # Resumable folds of the right shape that do not read back: folded again from history.
-    spoiled = {ticket_id: (name, ({"id": 5}, [0])) for ticket_id, (name, _) in resume.items()}
+    spoiled = {
+        ticket_id: (name, zlib.compress(b'[{"id": 5}, [0]]'))
+        for ticket_id, (name, _) in resume.items()
+    }
     checkpoint.write_bytes(pickle.dumps((3, position, as_of, kept, spoiled)))
     loaded = desk.kpi_projection(checkpoint)
     assert loaded.resumable == len(resume)

@@ -10,8 +10,10 @@ held at a time, so a report's memory grows with the number of tickets' small fac
 from __future__ import annotations
 
 import enum
+import json
 import os
 import pickle
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +22,7 @@ from typing import Any, Final, cast
 import attrs
 
 from helpkit._codec import decoder, encoder
+from helpkit._codec.text import dumps as compact_dumps
 from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationError
 from helpkit.escalation import TierLadder
 from helpkit.events import Event
@@ -56,10 +59,11 @@ anew."""
 _encode_ticket = encoder(Ticket)
 _decode_ticket = decoder(Ticket)
 
-_Resume = tuple[FoldState | None, str | None, Any]
+_Resume = tuple[FoldState | bytes, str | None]
 """A ticket's resumable fold as a projection keeps it: its :class:`~helpkit.kpis.FoldState`
-(``None`` while still in its checkpoint form), the name of its SLA policy, and (read from a
-checkpoint, not resumed yet) the plain data of its ticket state and SLA fold."""
+or, read from a checkpoint and not resumed since, its checkpoint form (one JSON text of its
+ticket state and SLA fold, :meth:`~helpkit.sla.SlaFold.to_data`, compressed); and the name
+of its SLA policy."""
 
 
 class KpiReader:
@@ -260,16 +264,16 @@ class KpiProjection:
         found = self._resume.get(ticket_id)
         if found is None or found[1] != name:
             return None
-        fold, _, data = found
-        if fold is not None:
+        fold = found[0]
+        if isinstance(fold, FoldState):
             return fold
         try:  # from a checkpoint: its plain data, checked as it is read
-            state, sla = data
+            state, sla = json.loads(zlib.decompress(fold))
             return FoldState(
                 _decode_ticket(state),
                 None if policy is None else SlaFold.from_data(sla, policy),
             )
-        except (HelpkitError, TypeError, ValueError, KeyError):
+        except (HelpkitError, TypeError, ValueError, KeyError, zlib.error):
             return None  # folded again from its history
 
     def _keep(self, ticket_id: str, kept: KeptFacts, fold: FoldState, name: str | None) -> None:
@@ -277,7 +281,7 @@ class KpiProjection:
         # Only an active ticket's fold is kept to resume: a solved or closed one is touched
         # again seldom, and then folded again from its history.
         if kept.facts.active:
-            self._resume[ticket_id] = (fold, name, None)
+            self._resume[ticket_id] = (fold, name)
         else:
             self._resume.pop(ticket_id, None)
         if self._as_of is None or kept.last_at > self._as_of:
@@ -355,16 +359,19 @@ class KpiProjection:
         projection._as_of = as_of
         projection._kept = kept
         # Each resumable fold stays in its plain form until its ticket is touched again.
-        projection._resume = {k: (None, name, data) for k, (name, data) in resume.items()}
+        projection._resume = {k: (data, name) for k, (name, data) in resume.items()}
         return projection
 
 
-def _resume_data(found: _Resume) -> tuple[str | None, Any]:
+def _resume_data(found: _Resume) -> tuple[str | None, bytes]:
     # A resumable fold as plain data (its ticket's state and SLA fold), for a checkpoint.
-    fold, name, data = found
-    if fold is None:
-        return name, data
-    return name, (_encode_ticket(fold.state), None if fold.sla is None else fold.sla.to_data())
+    fold, name = found
+    if isinstance(fold, bytes):
+        return name, fold
+    # One compact JSON text, compressed: a tenth of the size of the same data as lists and
+    # dicts (the projection keeps it so until the ticket is touched again).
+    sla = None if fold.sla is None else fold.sla.to_data()
+    return name, zlib.compress(compact_dumps([_encode_ticket(fold.state), sla]).encode(), 1)
 
 
 def _is_resume_data(ticket_id: object, value: object) -> bool:
@@ -374,8 +381,5 @@ def _is_resume_data(ticket_id: object, value: object) -> bool:
         and isinstance(value, tuple)
         and len(value) == 2
         and (value[0] is None or isinstance(value[0], str))
-        and isinstance(value[1], tuple)
-        and len(value[1]) == 2
-        and isinstance(value[1][0], dict)
-        and (value[1][1] is None or isinstance(value[1][1], list))
+        and isinstance(value[1], bytes)
     )
