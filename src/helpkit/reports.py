@@ -269,12 +269,16 @@ class KpiProjection:
             return fold
         try:  # from a checkpoint: its plain data, checked as it is read
             state, sla = json.loads(zlib.decompress(fold))
-            return FoldState(
+            found_fold = FoldState(
                 _decode_ticket(state),
                 None if policy is None else SlaFold.from_data(sla, policy),
             )
         except (HelpkitError, TypeError, ValueError, KeyError, zlib.error):
             return None  # folded again from its history
+        sla_id = None if found_fold.sla is None else found_fold.sla.ticket_id
+        if found_fold.state.id != ticket_id or sla_id not in (None, ticket_id):
+            return None  # another ticket's: folded again from its history
+        return found_fold
 
     def _keep(self, ticket_id: str, kept: KeptFacts, fold: FoldState, name: str | None) -> None:
         self._kept[ticket_id] = kept
@@ -368,7 +372,7 @@ def _resume_data(found: _Resume) -> tuple[str | None, bytes]:
     fold, name = found
     if isinstance(fold, bytes):
         return name, fold
-    # One compact JSON text, compressed: a tenth of the size of the same data as lists and
+    # One compact JSON text, compressed: a sixth of the size of the same data as lists and
     # dicts (the projection keeps it so until the ticket is touched again).
     sla = None if fold.sla is None else fold.sla.to_data()
     return name, zlib.compress(compact_dumps([_encode_ticket(fold.state), sla]).encode(), 1)
