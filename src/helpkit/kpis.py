@@ -2,10 +2,12 @@
 
 Pure: :func:`ticket_facts` folds one ticket's events (as of ``now``, a parameter) into the
 :class:`TicketFacts` every KPI is made of; :class:`KpiAccumulator` (or :func:`aggregate`)
-adds facts up, one ticket at a time, into a :class:`KpiReport`. Nothing here reads a clock or
-a store: :mod:`helpkit.reports` streams the tickets and their events from a store. Because
-every figure comes from events (and the events are the same in every store), the memory,
-SQLite and PostgreSQL stores give the same numbers. ``docs/kpis.md`` defines each KPI.
+adds facts up, one ticket at a time, into a :class:`KpiReport`; :func:`keep_resumable` and
+:func:`resume_facts` keep a ticket's fold and go on with its later events (the KPI projection's
+updates). Nothing here reads a clock or a store: :mod:`helpkit.reports` streams the tickets
+and their events from a store. Because every figure comes from events (and the events are the
+same in every store), the memory, SQLite and PostgreSQL stores give the same numbers.
+``docs/kpis.md`` defines each KPI.
 """
 
 from __future__ import annotations
