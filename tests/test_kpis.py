@@ -355,3 +355,31 @@ def test_a_checkpoint_that_is_none_is_refused_and_builds_nothing(
     with pytest.raises(ValidationError, match="holds no pathlib"):
         desk.kpi_projection(checkpoint)
     assert not marker.exists()  # refused before anything of it was called
+
+
+def test_a_format_2_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
+    desk: Helpdesk, tmp_path: Path
+) -> None:
+    import pickle
+    import zlib
+
+    checkpoint = tmp_path / "kpis.projection"
+    desk.kpi_projection().save(checkpoint)
+    found, position, as_of, kept, resume = pickle.loads(checkpoint.read_bytes())
+    assert found == 3
+    assert resume  # the worked example's active tickets
+    checkpoint.write_bytes(pickle.dumps((2, position, as_of, kept)))
+    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+        desk.kpi_projection(checkpoint)
+    # Resumable folds of the right shape that do not read back: folded again from history.
+    spoiled = {
+        ticket_id: (name, zlib.compress(b'[{"id": 5}, [0]]'))
+        for ticket_id, (name, _) in resume.items()
+    }
+    checkpoint.write_bytes(pickle.dumps((3, position, as_of, kept, spoiled)))
+    loaded = desk.kpi_projection(checkpoint)
+    assert loaded.resumable == len(resume)
+    for ticket_id in resume:
+        desk.note(ticket_id, ANA, "still on it")
+    assert desk.kpis(projection=loaded).to_data() == desk.kpis().to_data()
+    assert loaded.resumable == len(resume)

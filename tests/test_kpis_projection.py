@@ -1,11 +1,14 @@
 """The KPI projection (helpkit.reports.KpiProjection) equals the full recomputation: random
 desk histories of several tickets, the projection brought forward in random-sized steps
-between commands, then compared with KpiReader's report as of now and later."""
+between commands (resuming the kept folds of the tickets touched again, now and then through
+a checkpoint saved and loaded), then compared with KpiReader's report as of now and later."""
 
 from __future__ import annotations
 
 import contextlib
+import tempfile
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -13,8 +16,9 @@ from hypothesis import strategies as st
 from helpkit import Actor, DeskConfig, Helpdesk
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import HelpkitError
+from helpkit.escalation import DEFAULT_TIER_NAMES, Tier, TierLadder
 from helpkit.priority import Priority
-from helpkit.reports import KpiReader
+from helpkit.reports import KpiProjection, KpiReader
 from helpkit.satisfaction import CsatConfig
 from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
@@ -44,6 +48,13 @@ STEPS = (
     "rate_good",
     "rate_bad",
 )
+LADDER = TierLadder(
+    [
+        Tier(level, name, {1: ("desk",), 2: ("tech",)}.get(level, ()))
+        for level, name in sorted(DEFAULT_TIER_NAMES.items())
+    ]
+)
+"""The ladder the desk makes of its groups' tiers (the test's projections are loaded with it)."""
 ANA = Actor.agent("ana")
 BOB = Actor.contact("bob")
 
@@ -53,6 +64,7 @@ steps = st.lists(
         st.integers(min_value=0, max_value=9),  # which ticket
         st.integers(min_value=0, max_value=24 * 60),  # minutes before it
         st.none() | st.integers(min_value=0, max_value=8),  # projection: changes folded then
+        st.booleans(),  # then through a checkpoint
     ),
     max_size=30,
 )
@@ -95,9 +107,9 @@ def _step(desk: Helpdesk, tickets: list[str], step: str, which: int) -> None:
 
 
 @given(steps, st.integers(min_value=1, max_value=7), st.integers(0, 5 * 24 * 60))
-@settings(max_examples=60, deadline=None)
+@settings(max_examples=100, deadline=None)
 def test_the_projection_equals_the_full_recomputation(
-    history: list[tuple[str, int, int, int | None]], limit: int, later: int
+    history: list[tuple[str, int, int, int | None, bool]], limit: int, later: int
 ) -> None:
     clock = FrozenClock(MONDAY)
     store = MemoryStore()
@@ -112,8 +124,11 @@ def test_the_projection_equals_the_full_recomputation(
         desk.add_agent("ana", "Ana", email="ana@support.example", groups=["desk", "tech"])
         desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
         projection = desk.kpi_projection()
+        assert projection._ladder == LADDER  # the desk's, as a load is given
         tickets: list[str] = []
-        for step, which, minutes, fold in history:
+        folder = tempfile.TemporaryDirectory()
+        checkpoint = Path(folder.name) / "kpis.projection"
+        for step, which, minutes, fold, reload in history:
             clock.advance(timedelta(minutes=minutes))
             with contextlib.suppress(HelpkitError):  # a step the state refuses is skipped
                 _step(desk, tickets, step, which)
@@ -122,14 +137,23 @@ def test_the_projection_equals_the_full_recomputation(
                 read = projection.update(store, limit=limit, max_changes=fold)
                 assert read <= fold
                 assert projection.position >= before
+                if reload:
+                    resumable = projection.resumable
+                    projection.save(checkpoint)
+                    projection = KpiProjection.load(checkpoint, config.sla, LADDER)
+                    assert projection.resumable == resumable
         projection.update(store, limit=limit)
         assert projection.position == store.last_position()
         # Every ticket (a requester's reply to a closed one opens a follow-up ticket).
         assert len(projection) == sum(1 for _ in KpiReader(store, None, None).tickets())
+        # The folds kept to resume are those of the active tickets.
+        active = sum(1 for facts in projection.facts(clock.now()) if facts.active)
+        assert projection.resumable == active
         for now in (clock.now(), clock.now() + timedelta(minutes=later)):
             full = desk.kpis(now=now)  # KpiReader: every ticket's history folded
             assert projection.report(now).to_data() == full.to_data()
             by_week = desk.kpis(now=now, period="week", group="desk")
             assert projection.report(now, by_week.filter, by_week.period) == by_week
+        folder.cleanup()
     finally:
         desk.shutdown()

@@ -9,12 +9,13 @@ import math
 import random
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpkit import Actor, DeskConfig, Helpdesk
 from helpkit.calendar import BusinessCalendar
-from helpkit.errors import HelpkitError
+from helpkit.errors import HelpkitError, ValidationError
 from helpkit.escalation import Tier, TierLadder
 from helpkit.events import CommentAdded, StatusChanged
 from helpkit.fold import replay
@@ -28,7 +29,10 @@ from helpkit.kpis import (
     TicketFacts,
     age_bucket,
     aggregate,
+    keep_facts,
+    keep_resumable,
     percentile,
+    resume_facts,
     ticket_facts,
 )
 from helpkit.priority import Priority
@@ -355,5 +359,26 @@ def test_facts_of_a_history(steps: list[tuple[str, int]], data: st.DataObject) -
         assert ticket_facts(events, cut, policy=POLICY, ladder=LADDER) == (
             ticket_facts(upto, cut, policy=POLICY, ladder=LADDER)
         )
+        # A fold resumed in random-sized steps is the fold of the whole history.
+        whole, whole_fold = keep_resumable(events, policy=POLICY, ladder=LADDER)
+        assert whole == keep_facts(events, policy=POLICY, ladder=LADDER)
+        assert whole_fold.state == state
+        splits = sorted(data.draw(st.lists(st.integers(1, len(events)), max_size=4)))
+        kept, fold = keep_resumable(
+            events[: splits[0] if splits else 1], ladder=LADDER, policy=POLICY
+        )
+        done = splits[0] if splits else 1
+        for end in [*splits[1:], len(events)]:
+            kept, fold = resume_facts(kept, fold, events[done:end], ladder=LADDER)
+            done = max(done, end)
+        assert kept == whole
+        assert fold.state == whole_fold.state
+        assert fold.sla is not None and whole_fold.sla is not None
+        assert fold.sla.to_data() == whole_fold.sla.to_data()
+        assert fold.sla.same_clocks(whole_fold.sla)
+        for later in (now, now + timedelta(days=data.draw(st.integers(0, 9)))):
+            assert kept.as_of(later) == ticket_facts(events, later, policy=POLICY, ladder=LADDER)
+        with pytest.raises(ValidationError):  # events that do not follow
+            resume_facts(kept, fold, events[1:2], ladder=LADDER)
     finally:
         desk.shutdown()

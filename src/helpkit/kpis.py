@@ -2,10 +2,12 @@
 
 Pure: :func:`ticket_facts` folds one ticket's events (as of ``now``, a parameter) into the
 :class:`TicketFacts` every KPI is made of; :class:`KpiAccumulator` (or :func:`aggregate`)
-adds facts up, one ticket at a time, into a :class:`KpiReport`. Nothing here reads a clock or
-a store: :mod:`helpkit.reports` streams the tickets and their events from a store. Because
-every figure comes from events (and the events are the same in every store), the memory,
-SQLite and PostgreSQL stores give the same numbers. ``docs/kpis.md`` defines each KPI.
+adds facts up, one ticket at a time, into a :class:`KpiReport`; :func:`keep_resumable` and
+:func:`resume_facts` keep a ticket's fold and go on with its later events (the KPI projection's
+updates). Nothing here reads a clock or a store: :mod:`helpkit.reports` streams the tickets
+and their events from a store. Because every figure comes from events (and the events are the
+same in every store), the memory, SQLite and PostgreSQL stores give the same numbers.
+``docs/kpis.md`` defines each KPI.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ __all__ = [
     "Activity",
     "AgentActivity",
     "Distribution",
+    "FoldState",
     "KeptFacts",
     "KpiAccumulator",
     "KpiFilter",
@@ -60,7 +63,9 @@ __all__ = [
     "age_bucket",
     "aggregate",
     "keep_facts",
+    "keep_resumable",
     "percentile",
+    "resume_facts",
     "ticket_facts",
 ]
 
@@ -216,138 +221,209 @@ def ticket_facts(
     return None if found is None else found[0]
 
 
+class _Running:
+    """The running state of one ticket's fold: what its facts are made of, as far as its
+    events go (the fold's own state, resumable: :func:`resume_facts`)."""
+
+    __slots__ = (
+        "activity",
+        "escalated_from",
+        "first_response_at",
+        "last",
+        "opened_at",
+        "rating",
+        "reopens",
+        "replies",
+        "replies_at_resolution",
+        "resolved_at",
+        "solved_times",
+        "state",
+        "surveyed_at",
+        "tiers",
+    )
+
+    def __init__(self, state: Ticket | None, opened_at: datetime, last: datetime) -> None:
+        self.state: Ticket | None = state
+        self.opened_at = opened_at
+        self.last = last
+        self.first_response_at: datetime | None = None
+        self.resolved_at: datetime | None = None
+        self.solved_times = self.reopens = self.replies = self.replies_at_resolution = 0
+        self.tiers: set[int] = set()
+        self.escalated_from: set[int] = set()
+        self.activity: list[Activity] = []
+        self.surveyed_at: datetime | None = None
+        self.rating: str | None = None
+
+    @classmethod
+    def resumed(cls, kept: KeptFacts, state: Ticket) -> _Running:
+        """The running state a fold had when it made ``kept`` (``state``: its ticket then)."""
+        facts = kept.facts
+        running = cls(state, facts.opened_at, kept.last_at)
+        running.first_response_at = facts.first_response_at
+        running.resolved_at = facts.resolved_at
+        running.solved_times = facts.solved_times
+        running.reopens = facts.reopens
+        # Every public agent reply is an activity; the replies at resolution only count
+        # while resolved (they are set again with the next resolution).
+        running.replies = sum(1 for act in facts.activity if act.kind == "reply")
+        running.replies_at_resolution = facts.replies_before_resolution
+        running.tiers = set(facts.tiers)
+        running.escalated_from = set(facts.escalated_from)
+        running.activity = list(facts.activity)
+        running.surveyed_at = facts.surveyed_at
+        running.rating = facts.rating
+        return running
+
+    def step(self, event: Event, last: datetime, ladder: TierLadder | None) -> None:
+        """Fold in ``event``, at ``last`` (its instant made monotonic)."""
+        self.last = last
+        before = self.state
+        self.state = apply(before, event)
+
+        def tier_of(group_id: str | None) -> int | None:
+            tier = None if ladder is None else ladder.tier_of(group_id)
+            return None if tier is None else tier.level
+
+        if isinstance(event, TicketOpened):
+            level = tier_of(event.group_id)
+            if level is not None:
+                self.tiers.add(level)
+        elif isinstance(event, CommentAdded):
+            # The opening message: the comment recorded with the opening (same command).
+            opening_message = event.seq == 2 and event.at == self.opened_at
+            author = event.comment.author
+            if event.comment.public and author.kind is ActorKind.AGENT and not opening_message:
+                self.replies += 1
+                self.activity.append(Activity(_shared(author.id), "reply", last))
+                if self.first_response_at is None:
+                    self.first_response_at = last
+        elif isinstance(event, StatusChanged):
+            if event.category is StatusCategory.SOLVED and event.old_category.is_active:
+                self.solved_times += 1
+                self.resolved_at, self.replies_at_resolution = last, self.replies
+                if event.actor.kind is ActorKind.AGENT:
+                    self.activity.append(Activity(_shared(event.actor.id), "solved", last))
+            elif event.old_category is StatusCategory.SOLVED and event.category.is_active:
+                self.reopens += 1
+                self.resolved_at = None
+            elif event.category is StatusCategory.CLOSED and event.old_category.is_active:
+                self.resolved_at, self.replies_at_resolution = last, self.replies
+        elif isinstance(event, Escalated):
+            for level in (event.tier, event.previous_tier):
+                if level is not None:
+                    self.tiers.add(level)
+            if event.kind == EscalationKind.HIERARCHICAL.value and event.previous_tier is not None:
+                self.escalated_from.add(event.previous_tier)
+        elif isinstance(event, Assigned):
+            level = tier_of(event.group_id)
+            if level is not None and before is not None and event.group_id != before.group_id:
+                self.tiers.add(level)
+        elif isinstance(event, MergedInto):
+            self.resolved_at = None
+        elif isinstance(event, SatisfactionOffered):
+            self.surveyed_at = last
+        elif isinstance(event, SatisfactionRated):
+            self.rating = _shared(event.rating)
+
+    def facts(self, policy: SlaPolicy | None, outcomes: Sequence[SlaOutcome]) -> TicketFacts:
+        """The facts of the events folded so far, with these SLA ``outcomes``."""
+        state = self.state
+        assert state is not None  # the opening event is folded in
+        calendar: BusinessCalendar | None = None if policy is None else policy.calendar
+        opened_at = self.opened_at
+
+        def spans(end: datetime | None) -> tuple[timedelta | None, timedelta | None]:
+            if end is None:
+                return None, None
+            business = None if calendar is None else calendar.elapsed(opened_at, end)
+            return end - opened_at, business
+
+        first, first_business = spans(self.first_response_at)
+        resolution, resolution_business = spans(self.resolved_at)
+        return TicketFacts(
+            ticket_id=state.id,
+            opened_at=opened_at,
+            channel=_shared(state.channel),
+            priority=state.priority,
+            organization_id=_shared_or_none(state.organization_id),
+            group_id=_shared_or_none(state.group_id),
+            assignee_id=_shared_or_none(state.assignee_id),
+            tags=state.tags or _NONE,
+            status=_shared(state.status),
+            category=state.category,
+            merged=state.merged_into is not None,
+            first_response_at=self.first_response_at,
+            first_response=first,
+            first_response_business=first_business,
+            resolved_at=self.resolved_at,
+            resolution=resolution,
+            resolution_business=resolution_business,
+            solved_times=self.solved_times,
+            reopens=self.reopens,
+            replies_before_resolution=(
+                self.replies_at_resolution if self.resolved_at is not None else 0
+            ),
+            sla=tuple(outcomes),
+            tiers=frozenset(self.tiers) if self.tiers else _NONE,
+            escalated_from=frozenset(self.escalated_from) if self.escalated_from else _NONE,
+            activity=tuple(self.activity),
+            surveyed_at=self.surveyed_at,
+            rating=self.rating,
+        )
+
+
+def _outcomes(fold: SlaFold, now: datetime) -> tuple[list[SlaOutcome], tuple[datetime | None, ...]]:
+    # The SLA outcomes as of ``now`` and the due instant of each pending one (kept facts stay
+    # small: no dues when none is pending).
+    outcomes: list[SlaOutcome] = []
+    dues: list[datetime | None] = []
+    name = fold.policy.name
+    for clock in fold.status(now).clocks:
+        if clock.breached_at is not None:
+            state_name = "breached"
+        elif clock.achieved_at is not None:
+            state_name = "achieved"
+        elif clock.stopped_at is not None:
+            state_name = "stopped"
+        else:
+            state_name = "pending"
+        outcomes.append(SlaOutcome(name, clock.metric.value, clock.cycle, state_name))
+        dues.append(clock.due if state_name == "pending" else None)
+    return outcomes, tuple(dues) if any(d is not None for d in dues) else ()
+
+
 def _fold(
     events: Sequence[Event],
     at_now: datetime | None,
     policy: SlaPolicy | None,
     ladder: TierLadder | None,
-) -> tuple[TicketFacts, datetime, tuple[datetime | None, ...]] | None:
+) -> tuple[TicketFacts, datetime, tuple[datetime | None, ...], _Running, SlaFold | None] | None:
     # The facts as of ``at_now`` (None: after every event), the last event's instant (made
-    # monotonic) and the due instant of each pending SLA outcome (None for the others).
+    # monotonic), the due instant of each pending SLA outcome (None for the others), and the
+    # fold's running state and SLA fold (to resume it).
     if not events or not isinstance(events[0], TicketOpened):
         raise ValidationError("a ticket's facts need its events, opening event first")
     opened = events[0]
     if at_now is not None and opened.at > at_now:
         return None
-    state: Ticket | None = None
     last = opened.at
     prefix: list[Event] = []
-    first_response_at: datetime | None = None
-    resolved_at: datetime | None = None
-    solved_times = reopens = replies = replies_at_resolution = 0
-    tiers: set[int] = set()
-    escalated_from: set[int] = set()
-    activity: list[Activity] = []
-    surveyed_at: datetime | None = None
-    rating: str | None = None
-
-    def tier_of(group_id: str | None) -> int | None:
-        tier = None if ladder is None else ladder.tier_of(group_id)
-        return None if tier is None else tier.level
-
+    running = _Running(None, opened.at, last)
     for event in events:
         if event.at > last:
             last = event.at
         if at_now is not None and last > at_now:
             break
         prefix.append(event)
-        before = state
-        state = apply(state, event)
-        if isinstance(event, TicketOpened):
-            level = tier_of(event.group_id)
-            if level is not None:
-                tiers.add(level)
-        elif isinstance(event, CommentAdded):
-            # The opening message: the comment recorded with the opening (same command).
-            opening_message = event.seq == 2 and event.at == opened.at
-            author = event.comment.author
-            if event.comment.public and author.kind is ActorKind.AGENT and not opening_message:
-                replies += 1
-                activity.append(Activity(_shared(author.id), "reply", last))
-                if first_response_at is None:
-                    first_response_at = last
-        elif isinstance(event, StatusChanged):
-            if event.category is StatusCategory.SOLVED and event.old_category.is_active:
-                solved_times += 1
-                resolved_at, replies_at_resolution = last, replies
-                if event.actor.kind is ActorKind.AGENT:
-                    activity.append(Activity(_shared(event.actor.id), "solved", last))
-            elif event.old_category is StatusCategory.SOLVED and event.category.is_active:
-                reopens += 1
-                resolved_at = None
-            elif event.category is StatusCategory.CLOSED and event.old_category.is_active:
-                resolved_at, replies_at_resolution = last, replies
-        elif isinstance(event, Escalated):
-            for level in (event.tier, event.previous_tier):
-                if level is not None:
-                    tiers.add(level)
-            if event.kind == EscalationKind.HIERARCHICAL.value and event.previous_tier is not None:
-                escalated_from.add(event.previous_tier)
-        elif isinstance(event, Assigned):
-            level = tier_of(event.group_id)
-            if level is not None and before is not None and event.group_id != before.group_id:
-                tiers.add(level)
-        elif isinstance(event, MergedInto):
-            resolved_at = None
-        elif isinstance(event, SatisfactionOffered):
-            surveyed_at = last
-        elif isinstance(event, SatisfactionRated):
-            rating = _shared(event.rating)
-    assert state is not None  # the opening event is in the prefix
-    calendar: BusinessCalendar | None = None if policy is None else policy.calendar
-
-    def spans(end: datetime | None) -> tuple[timedelta | None, timedelta | None]:
-        if end is None:
-            return None, None
-        business = None if calendar is None else calendar.elapsed(opened.at, end)
-        return end - opened.at, business
-
-    first, first_business = spans(first_response_at)
-    resolution, resolution_business = spans(resolved_at)
+        running.step(event, last, ladder)
+    sla: SlaFold | None = None
     outcomes: list[SlaOutcome] = []
-    dues: list[datetime | None] = []
+    dues: tuple[datetime | None, ...] = ()
     if policy is not None:
-        for clock in SlaFold.of(prefix, policy).status(last if at_now is None else at_now).clocks:
-            if clock.breached_at is not None:
-                state_name = "breached"
-            elif clock.achieved_at is not None:
-                state_name = "achieved"
-            elif clock.stopped_at is not None:
-                state_name = "stopped"
-            else:
-                state_name = "pending"
-            outcomes.append(SlaOutcome(policy.name, clock.metric.value, clock.cycle, state_name))
-            dues.append(clock.due if state_name == "pending" else None)
-    facts = TicketFacts(
-        ticket_id=state.id,
-        opened_at=opened.at,
-        channel=_shared(state.channel),
-        priority=state.priority,
-        organization_id=_shared_or_none(state.organization_id),
-        group_id=_shared_or_none(state.group_id),
-        assignee_id=_shared_or_none(state.assignee_id),
-        tags=state.tags or _NONE,
-        status=_shared(state.status),
-        category=state.category,
-        merged=state.merged_into is not None,
-        first_response_at=first_response_at,
-        first_response=first,
-        first_response_business=first_business,
-        resolved_at=resolved_at,
-        resolution=resolution,
-        resolution_business=resolution_business,
-        solved_times=solved_times,
-        reopens=reopens,
-        replies_before_resolution=replies_at_resolution if resolved_at is not None else 0,
-        sla=tuple(outcomes),
-        tiers=frozenset(tiers) if tiers else _NONE,
-        escalated_from=frozenset(escalated_from) if escalated_from else _NONE,
-        activity=tuple(activity),
-        surveyed_at=surveyed_at,
-        rating=rating,
-    )
-    # Kept facts stay small: no dues when none is pending.
-    return facts, last, tuple(dues) if any(d is not None for d in dues) else ()
+        sla = SlaFold.of(prefix, policy)
+        outcomes, dues = _outcomes(sla, last if at_now is None else at_now)
+    return running.facts(policy, outcomes), last, dues, running, sla
 
 
 @attrs.frozen
@@ -390,7 +466,84 @@ def keep_facts(
     :func:`ticket_facts`)."""
     found = _fold(events, None, policy, ladder)
     assert found is not None  # without a ``now``, every history has facts
-    return KeptFacts(*found)
+    return KeptFacts(*found[:3])
+
+
+@attrs.frozen
+class FoldState:
+    """What a ticket's fold needs, besides its :class:`KeptFacts`, to go on with the events
+    that follow (:func:`resume_facts`): the ticket's state as of its last event folded in, and
+    its SLA fold (``None`` without a policy)."""
+
+    state: Ticket
+    sla: SlaFold | None
+
+
+def keep_resumable(
+    events: Sequence[Event],
+    *,
+    policy: SlaPolicy | None = None,
+    ladder: TierLadder | None = None,
+) -> tuple[KeptFacts, FoldState]:
+    """:func:`keep_facts`, and the state to resume the fold from (:func:`resume_facts`)."""
+    found = _fold(events, None, policy, ladder)
+    assert found is not None  # without a ``now``, every history has facts
+    facts, last, dues, running, sla = found
+    assert running.state is not None  # the opening event is folded in
+    return KeptFacts(facts, last, dues), FoldState(running.state, sla)
+
+
+def resume_facts(
+    kept: KeptFacts,
+    fold: FoldState,
+    events: Sequence[Event],
+    *,
+    ladder: TierLadder | None = None,
+) -> tuple[KeptFacts, FoldState]:
+    """The kept facts of a ticket, and its fold state, after the ``events`` that follow those
+    ``kept`` and ``fold`` were made of (from :func:`keep_resumable` or this function, with the
+    same ``ladder``): equal to :func:`keep_resumable` of the whole history, at a cost that
+    depends on the new events only. Events that do not follow (a gap in ``seq``, another
+    ticket) raise ValidationError."""
+    if not events:
+        return kept, fold
+    running = _Running.resumed(kept, fold.state)
+    last = kept.last_at
+    for event in events:
+        state = running.state
+        assert state is not None
+        if event.ticket_id != state.id or event.seq != state.seq + 1:
+            raise ValidationError(
+                f"event {event.seq} of ticket {event.ticket_id} does not follow "
+                f"event {state.seq} of ticket {state.id}"
+            )
+        if event.at > last:
+            last = event.at
+        running.step(event, last, ladder)
+    assert running.state is not None
+    sla = fold.sla
+    if sla is None:
+        return KeptFacts(running.facts(None, ()), last, ()), FoldState(running.state, None)
+    extended = sla.extend(events)
+    if extended.same_clocks(sla):
+        # No clock moved: the outcomes as of the last event are the kept ones as of it (a
+        # pending cycle due by then is breached), and only the later dues stay pending.
+        outcomes: Sequence[SlaOutcome] = kept.facts.sla
+        dues = kept.dues
+        if any(due is not None and due <= last for due in dues):
+            outcomes = tuple(
+                attrs.evolve(outcome, state="breached")
+                if due is not None and due <= last
+                else outcome
+                for outcome, due in zip(outcomes, dues, strict=True)
+            )
+            dues = tuple(None if due is None or due <= last else due for due in dues)
+            if not any(due is not None for due in dues):
+                dues = ()
+    else:
+        outcomes, dues = _outcomes(extended, last)
+    facts = running.facts(extended.policy, outcomes)
+    return KeptFacts(facts, last, dues), FoldState(running.state, extended)
 
 
 # ------------------------------------------------------------------ filters

@@ -10,8 +10,10 @@ held at a time, so a report's memory grows with the number of tickets' small fac
 from __future__ import annotations
 
 import enum
+import json
 import os
 import pickle
+import zlib
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -19,21 +21,26 @@ from typing import Any, Final, cast
 
 import attrs
 
-from helpkit.errors import ConfigError, NotFoundError, ValidationError
+from helpkit._codec import decoder, encoder
+from helpkit._codec.text import dumps as compact_dumps
+from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationError
 from helpkit.escalation import TierLadder
+from helpkit.events import Event
 from helpkit.kpis import (
+    FoldState,
     KeptFacts,
     KpiAccumulator,
     KpiFilter,
     KpiReport,
     Period,
     TicketFacts,
-    keep_facts,
+    keep_resumable,
+    resume_facts,
     ticket_facts,
 )
 from helpkit.ports import Capability, ChangeFeed, Store, implements
 from helpkit.queries import SortOrder, TicketQuery
-from helpkit.sla import SlaPolicy, SlaPolicySet
+from helpkit.sla import SlaFold, SlaPolicy, SlaPolicySet
 from helpkit.tickets import Ticket
 
 __all__ = ["PAGE", "PROJECTION_CURSOR", "KpiProjection", "KpiReader"]
@@ -44,9 +51,19 @@ PAGE = 500
 PROJECTION_CURSOR: Final = "kpi-projection"
 """The change-feed cursor a :class:`KpiProjection` saves its checkpoints' position under."""
 
-_FORMAT: Final = 2
-"""The checkpoint format (2: facts with satisfaction surveys; a format-1 checkpoint is refused,
-and the projection is built anew)."""
+_FORMAT: Final = 3
+"""The checkpoint format (3: with the resumable folds of the active tickets; 2: facts with
+satisfaction surveys). A checkpoint of another format is refused, and the projection is built
+anew."""
+
+_encode_ticket = encoder(Ticket)
+_decode_ticket = decoder(Ticket)
+
+_Resume = tuple[FoldState | bytes, str | None]
+"""A ticket's resumable fold as a projection keeps it: its :class:`~helpkit.kpis.FoldState`
+or, read from a checkpoint and not resumed since, its checkpoint form (one JSON text of its
+ticket state and SLA fold, :meth:`~helpkit.sla.SlaFold.to_data`, compressed); and the name
+of its SLA policy."""
 
 
 class KpiReader:
@@ -147,8 +164,10 @@ class KpiProjection:
     up kept facts instead of folding every ticket's history.
 
     The host keeps it in memory: :meth:`update` reads the changes after :attr:`position`
-    and folds again the history of each ticket they touch (one read of its events, whatever
-    the number of its new events); :meth:`report` then equals
+    and, for each ticket they touch, folds in only its new events (taken from the changes)
+    when it keeps the ticket's fold to resume (:attr:`resumable`: the tickets active as of
+    their last event), or else folds again its whole history (one read of its events);
+    either way it reads the ticket's stored SLA policy. :meth:`report` then equals
     :meth:`KpiReader.report` (a full recomputation) as of any ``now`` at or after
     :attr:`as_of`. What depends on ``now`` (the backlog's ages, SLA cycles pending or
     breached) is computed at report time. :meth:`save` checkpoints it to a file (and saves
@@ -164,6 +183,7 @@ class KpiProjection:
         self._policies = policies
         self._ladder = ladder
         self._kept: dict[str, KeptFacts] = {}
+        self._resume: dict[str, _Resume] = {}
         self._position = 0
         self._as_of: datetime | None = None
 
@@ -177,6 +197,13 @@ class KpiProjection:
         """The latest event instant folded in (``None`` before any): reports are as of it or
         later."""
         return self._as_of
+
+    @property
+    def resumable(self) -> int:
+        """How many tickets' folds are kept to resume (those active as of their last event
+        folded in): an update folds only the new events of these, and the whole history of
+        any other ticket it touches."""
+        return len(self._resume)
 
     def __len__(self) -> int:
         return len(self._kept)
@@ -200,20 +227,67 @@ class KpiProjection:
             changes = feed.changes(after=self._position, limit=want)
             if not changes:
                 break
-            touched = dict.fromkeys(change.event.ticket_id for change in changes)
-            for ticket_id in touched:
-                self._refold(store, ticket_id)
+            touched: dict[str, list[Event]] = {}
+            for change in changes:
+                touched.setdefault(change.event.ticket_id, []).append(change.event)
+            for ticket_id, events in touched.items():
+                self._fold_in(store, ticket_id, events)
             self._position = changes[-1].position
             read += len(changes)
             if len(changes) < want:
                 break
         return read
 
-    def _refold(self, store: Store, ticket_id: str) -> None:
+    def _fold_in(self, store: Store, ticket_id: str, events: list[Event]) -> None:
         # The SLA policy is the ticket's stored one (set by the commit, not by an event).
         policy = _policy(self._policies, store.get_ticket(ticket_id))
-        kept = keep_facts(store.events(ticket_id), policy=policy, ladder=self._ladder)
+        name = None if policy is None else policy.name
+        kept = self._kept.get(ticket_id)
+        fold = self._resumable(ticket_id, name, policy)
+        if kept is not None and fold is not None:
+            new = [event for event in events if event.seq > fold.state.seq]
+            if not new:
+                return  # folded in already (from a whole history read after them)
+            if new[0].seq == fold.state.seq + 1:
+                self._keep(ticket_id, *resume_facts(kept, fold, new, ladder=self._ladder), name)
+                return
+        # Nothing to resume (a new ticket, one solved or closed, another SLA policy): its
+        # whole history, read from the store.
+        found = keep_resumable(store.events(ticket_id), policy=policy, ladder=self._ladder)
+        self._keep(ticket_id, *found, name)
+
+    def _resumable(
+        self, ticket_id: str, name: str | None, policy: SlaPolicy | None
+    ) -> FoldState | None:
+        # The ticket's resumable fold under the SLA policy ``name`` (None: none kept, kept
+        # under another policy, or unreadable).
+        found = self._resume.get(ticket_id)
+        if found is None or found[1] != name:
+            return None
+        fold = found[0]
+        if isinstance(fold, FoldState):
+            return fold
+        try:  # from a checkpoint: its plain data, checked as it is read
+            state, sla = json.loads(zlib.decompress(fold))
+            found_fold = FoldState(
+                _decode_ticket(state),
+                None if policy is None else SlaFold.from_data(sla, policy),
+            )
+        except (HelpkitError, TypeError, ValueError, KeyError, zlib.error):
+            return None  # folded again from its history
+        sla_id = None if found_fold.sla is None else found_fold.sla.ticket_id
+        if found_fold.state.id != ticket_id or sla_id not in (None, ticket_id):
+            return None  # another ticket's: folded again from its history
+        return found_fold
+
+    def _keep(self, ticket_id: str, kept: KeptFacts, fold: FoldState, name: str | None) -> None:
         self._kept[ticket_id] = kept
+        # Only an active ticket's fold is kept to resume: a solved or closed one is touched
+        # again seldom, and then folded again from its history.
+        if kept.facts.active:
+            self._resume[ticket_id] = (fold, name)
+        else:
+            self._resume.pop(ticket_id, None)
         if self._as_of is None or kept.last_at > self._as_of:
             self._as_of = kept.last_at
 
@@ -242,7 +316,8 @@ class KpiProjection:
         also save :attr:`position` under its cursor :data:`PROJECTION_CURSOR`."""
         target = Path(path)
         partial = target.with_name(target.name + ".partial")
-        state = (_FORMAT, self._position, self._as_of, self._kept)
+        resume = {ticket_id: _resume_data(found) for ticket_id, found in self._resume.items()}
+        state = (_FORMAT, self._position, self._as_of, self._kept, resume)
         with partial.open("wb") as out:
             pickle.dump(state, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
@@ -271,18 +346,44 @@ class KpiProjection:
             raise refused from exc
         except (ValueError, TypeError, IndexError, KeyError, MemoryError) as exc:
             raise refused from exc
-        if not (isinstance(state, tuple) and len(state) == 4 and state[0] == _FORMAT):
+        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == _FORMAT):
             raise refused
-        _, position, as_of, kept = state
+        _, position, as_of, kept, resume = state
         if not (
             isinstance(position, int)
             and (as_of is None or isinstance(as_of, datetime))
             and isinstance(kept, dict)
             and all(isinstance(k, str) and isinstance(v, KeptFacts) for k, v in kept.items())
+            and isinstance(resume, dict)
+            and all(_is_resume_data(k, v) and k in kept for k, v in resume.items())
         ):
             raise refused
         projection = cls(policies, ladder)
         projection._position = position
         projection._as_of = as_of
         projection._kept = kept
+        # Each resumable fold stays in its plain form until its ticket is touched again.
+        projection._resume = {k: (data, name) for k, (name, data) in resume.items()}
         return projection
+
+
+def _resume_data(found: _Resume) -> tuple[str | None, bytes]:
+    # A resumable fold as plain data (its ticket's state and SLA fold), for a checkpoint.
+    fold, name = found
+    if isinstance(fold, bytes):
+        return name, fold
+    # One compact JSON text, compressed: a sixth of the size of the same data as lists and
+    # dicts (the projection keeps it so until the ticket is touched again).
+    sla = None if fold.sla is None else fold.sla.to_data()
+    return name, zlib.compress(compact_dumps([_encode_ticket(fold.state), sla]).encode(), 1)
+
+
+def _is_resume_data(ticket_id: object, value: object) -> bool:
+    # The shape of a checkpoint's resumable fold (its contents are checked when resumed).
+    return (
+        isinstance(ticket_id, str)
+        and isinstance(value, tuple)
+        and len(value) == 2
+        and (value[0] is None or isinstance(value[0], str))
+        and isinstance(value[1], bytes)
+    )

@@ -98,6 +98,16 @@ class _Retired(NamedTuple):
 
 
 _SLOTS: Final = ("_first", "_resolution", "_next", "_periodic")
+_CLOCK_SLOTS: Final = (
+    *_SLOTS,
+    "_retired",
+    "_priority",
+    "_counting_since",
+    "_starts",
+    "_ends",
+    "_after",
+)
+"""What :meth:`SlaFold.status` reads of a fold besides its policy."""
 
 
 class SlaFold:
@@ -198,6 +208,15 @@ class SlaFold:
         for event in events:
             fold._apply(event)
         return fold
+
+    def same_clocks(self, other: SlaFold) -> bool:
+        """Whether ``other`` (this fold extended, or the one it was extended from) measures
+        the same clocks: the same policy, cycles, counting intervals and priority, so
+        :meth:`status` as of any instant is the same for both (the events between them moved
+        no clock)."""
+        return self.policy is other.policy and all(
+            getattr(self, slot) == getattr(other, slot) for slot in _CLOCK_SLOTS
+        )
 
     # ------------------------------------------------------------ as plain data
 
