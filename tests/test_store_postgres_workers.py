@@ -288,9 +288,10 @@ def test_the_conformance_cases_catch_claims_that_hold_nothing(
         getattr(good, case)(broken)
 
 
-def sweep_worker(database: str, schema: str, now: datetime, start: float) -> dict[str, Any]:
-    """One sweep worker in a process of its own: sweeps at ``now`` (once the clock reaches
-    ``start``, so the workers begin together); its report and the tickets it claimed."""
+def sweep_worker(database: str, schema: str, now: datetime, start: Any) -> dict[str, Any]:
+    """One sweep worker in a process of its own: sweeps at ``now`` once every worker is ready
+    (``start``, a barrier of them all, so they begin together however long each took to
+    start); its report and the tickets it claimed."""
     from helpkit.stores.postgres.store import PostgresStore
 
     class Recording(PostgresStore):
@@ -306,7 +307,7 @@ def sweep_worker(database: str, schema: str, now: datetime, start: float) -> dic
     store = Recording(database, schema=schema, pool_min=0, pool_max=2)
     try:
         desk = desk_on(store, now)
-        time.sleep(max(0.0, start - time.time()))
+        start.wait(120)
         report = desk.sweep(batch=8)
         return {"report": report, "claimed": list(store.claimed)}
     finally:
@@ -334,8 +335,9 @@ def test_four_sweep_processes_share_the_due_tickets_each_step_recorded_once(
     expected = recorded(solo, reference)
     assert len(expected) > 3  # several warnings and breaches, and a raised priority
 
-    start = time.time() + 2.0
-    with ProcessPoolExecutor(WORKERS, mp_context=get_context("spawn")) as pool:
+    spawn = get_context("spawn")
+    with spawn.Manager() as manager, ProcessPoolExecutor(WORKERS, mp_context=spawn) as pool:
+        start = manager.Barrier(WORKERS)  # the workers begin together, once all are ready
         results = list(
             pool.map(
                 sweep_worker,
