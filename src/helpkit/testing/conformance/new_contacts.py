@@ -81,9 +81,7 @@ class NewContactCases:
             store.commit([attrs.evolve(fresh, contacts=(ann,)), stale])
         _absent(store, "t2", "c-ann", "ann@example.com")
 
-    def test_a_commit_refused_by_its_second_new_contact_saves_the_first_neither(
-        self, store: Store
-    ) -> None:
+    def test_a_refused_later_contact_saves_no_earlier_one(self, store: Store) -> None:
         _declares(store)
         time = _Time()
         owner = _contact("c-owner", "Owner", ["shared@example.com"])
