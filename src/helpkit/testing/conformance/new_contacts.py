@@ -5,7 +5,8 @@ A change may carry new contacts (:attr:`~helpkit.ports.TicketChange.contacts`, v
 the store saves them in the commit's transaction, so the ticket and its new requester are
 written together or not at all. An address another contact owns refuses the whole commit with
 DuplicateError, and a commit refused for any reason (a stale seq, a contact already stored,
-two new contacts sharing an address) saves no contact and no ticket. Skipped, with the reason
+two new contacts sharing an address, a later new contact of the same commit refused) saves no
+contact and no ticket. Skipped, with the reason
 shown, for stores that do not declare the capability.
 """
 
@@ -79,6 +80,27 @@ class NewContactCases:
         with pytest.raises(ConflictError):
             store.commit([attrs.evolve(fresh, contacts=(ann,)), stale])
         _absent(store, "t2", "c-ann", "ann@example.com")
+
+    def test_a_refused_later_contact_saves_no_earlier_one(self, store: Store) -> None:
+        _declares(store)
+        time = _Time()
+        owner = _contact("c-owner", "Owner", ["shared@example.com"])
+        store.save_contact(owner)
+        ann = _contact("c-ann", "Ann Lee", ["ann@example.com"])
+        late = _contact("c-late", "Late", ["shared@example.com"])
+        first = change_of(_open("t1", 0, time.tick(), requester_id="c-ann"))
+        second = change_of(_open("t2", 0, time.tick(), requester_id="c-late"))
+        with pytest.raises(DuplicateError):  # in one change
+            store.commit([attrs.evolve(first, contacts=(ann, late))])
+        _absent(store, "t1", "c-ann", "ann@example.com")
+        with pytest.raises(DuplicateError):  # in two changes of one batch
+            store.commit(
+                [attrs.evolve(first, contacts=(ann,)), attrs.evolve(second, contacts=(late,))]
+            )
+        _absent(store, "t1", "c-ann", "ann@example.com")
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t2")
+        assert store.contact_by_email("shared@example.com") == owner
 
     def test_a_contact_stored_already_is_not_new(self, store: Store) -> None:
         _declares(store)
