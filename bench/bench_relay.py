@@ -240,6 +240,12 @@ def build_base(path: str, tickets: int, replies: int) -> float:
     return time.perf_counter() - started
 
 
+def work_build(job: Json) -> Json:
+    """:func:`build_base` in a worker: with ``--before``, the earlier source builds its own
+    file (its schema may be older than today's)."""
+    return {"built_s": build_base(job["path"], job["tickets"], job["replies"])}
+
+
 def work_drain(job: Json) -> Json:
     """Drain the outbox of ``job["replies"]`` committed replies; plain, staged or profiled."""
     from helpkit import Helpdesk
@@ -449,6 +455,7 @@ def work_reply(job: Json) -> Json:
 
 
 WORKERS: dict[str, Callable[[Json], Json]] = {
+    "build": work_build,
     "drain": work_drain,
     "same": work_same_process,
     "relay": work_relay,
@@ -531,6 +538,11 @@ def run_throughput(runner: Runner, cfg: Json, before: tuple[str, str] | None = N
     base = os.path.join(folder, "throughput.db")
     print(f"-- throughput: building {cfg['replies']:,} replies", file=sys.stderr, flush=True)
     built = build_base(base, cfg["tickets"], cfg["replies"])
+    base_before = base
+    if before is not None:  # the earlier source builds its own file, in its own schema
+        base_before = os.path.join(folder, "throughput-before.db")
+        sizes = {"tickets": cfg["tickets"], "replies": cfg["replies"]}
+        runner.run("build", {"path": base_before, **sizes}, pythonpath=before[1])
     rows: list[Json] = []
     configurations = [("memory", "-"), ("sqlite", "NORMAL"), ("sqlite", "FULL")]
     for store, sync in configurations:
@@ -543,7 +555,8 @@ def run_throughput(runner: Runner, cfg: Json, before: tuple[str, str] | None = N
                 continue  # the stages of FULL are NORMAL's plus a sync per transaction
             if mode == "profile" and store != "sqlite":
                 continue
-            path = "" if store == "memory" else _copy(base, os.path.join(folder, "drain.db"))
+            source = base_before if mode == "before" else base
+            path = "" if store == "memory" else _copy(source, os.path.join(folder, "drain.db"))
             job = {
                 "store": store,
                 "path": path,
