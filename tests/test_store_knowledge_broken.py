@@ -1,0 +1,212 @@
+"""The knowledge-base cases can fail: run against memory stores broken on purpose (customers
+shown drafts, a stale save accepted, an article saved without its audit entry, a refused save
+that has already reindexed the article, results ranked by id or by the terms held regardless
+of how often, the reader's locale ignored, a link unlink leaves in place, a suggestion marked
+again), each must fail where the real store passes."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from helpkit.errors import NotFoundError
+from helpkit.knowledge import (
+    Article,
+    ArticleChange,
+    ArticleHit,
+    Suggestion,
+    index_terms,
+    search_documents,
+)
+from helpkit.stores.memory import MemoryStore
+from helpkit.testing.conformance import StoreConformance
+
+_ALL = 10_000  # a limit past every article of a case
+
+
+class _DraftsToCustomersStore(MemoryStore):
+    """Searches the current texts for everyone: customers find drafts."""
+
+    def search_articles(
+        self,
+        terms: Sequence[str],
+        *,
+        locale: str | None = None,
+        drafts: bool = False,
+        limit: int = 10,
+    ) -> list[ArticleHit]:
+        return super().search_articles(terms, locale=locale, drafts=True, limit=limit)
+
+
+class _UnguardedStore(MemoryStore):
+    """Saves whatever revision it is given over the stored one (a stale save overwrites)."""
+
+    def save_article(self, article: Article, change: ArticleChange) -> None:
+        with self._lock:
+            stored = self._kb_articles.pop(article.id, None)
+            trail = self._kb_changes.pop(article.id, [])
+        try:
+            super().save_article(article, change)
+        except NotFoundError:
+            if stored is None:
+                raise
+            # Revision n > 1 on nothing stored: write it anyway, as the store would have.
+            with self._lock:
+                self._kb_articles[article.id] = article
+                self._kb_changes[article.id] = [*trail, change]
+            return
+        with self._lock:
+            self._kb_changes[article.id] = [*trail, *self._kb_changes[article.id]]
+
+
+class _NoAuditStore(MemoryStore):
+    """Saves the article and its search documents but drops the audit entry."""
+
+    def save_article(self, article: Article, change: ArticleChange) -> None:
+        super().save_article(article, change)
+        with self._lock:
+            self._kb_changes[article.id].pop()
+
+
+class _IndexFirstStore(MemoryStore):
+    """Indexes the new text before the revision guard: a refused save is half written."""
+
+    def save_article(self, article: Article, change: ArticleChange) -> None:
+        with self._lock:
+            for doc in search_documents(article):
+                key = (doc.article_id, doc.kind, doc.locale)
+                if key in self._kb_docs:
+                    self._kb_index[doc.kind].remove(key)
+                self._kb_docs[key] = doc
+                self._kb_index[doc.kind].add(key, doc.title, doc.body)
+                self._kb_locales[(doc.article_id, doc.kind)] = self._kb_locales.get(
+                    (doc.article_id, doc.kind), frozenset()
+                ) | {doc.locale}
+        super().save_article(article, change)
+
+
+class _IdOrderStore(MemoryStore):
+    """Returns the articles holding a term in id order, whatever they hold."""
+
+    def search_articles(
+        self,
+        terms: Sequence[str],
+        *,
+        locale: str | None = None,
+        drafts: bool = False,
+        limit: int = 10,
+    ) -> list[ArticleHit]:
+        hits = super().search_articles(terms, locale=locale, drafts=drafts, limit=_ALL)
+        return sorted(hits, key=lambda h: h.article_id)[:limit]
+
+
+class _NewestFirstStore(MemoryStore):
+    """Returns the articles holding a term newest (highest id) first, whatever they hold."""
+
+    def search_articles(
+        self,
+        terms: Sequence[str],
+        *,
+        locale: str | None = None,
+        drafts: bool = False,
+        limit: int = 10,
+    ) -> list[ArticleHit]:
+        hits = super().search_articles(terms, locale=locale, drafts=drafts, limit=_ALL)
+        return sorted(hits, key=lambda h: h.article_id, reverse=True)[:limit]
+
+
+class _TermsHeldStore(MemoryStore):
+    """Scores an article by how many of the terms it holds, not how often (ties: newest)."""
+
+    def search_articles(
+        self,
+        terms: Sequence[str],
+        *,
+        locale: str | None = None,
+        drafts: bool = False,
+        limit: int = 10,
+    ) -> list[ArticleHit]:
+        hits = super().search_articles(terms, locale=locale, drafts=drafts, limit=_ALL)
+        wanted = set(index_terms(" ".join(terms)))
+        kind = "current" if drafts else "published"
+        scored: list[ArticleHit] = []
+        for hit in hits:
+            doc = self._kb_docs[(hit.article_id, kind, hit.locale)]
+            held = len(wanted & set(index_terms(f"{doc.title} {doc.body}")))
+            scored.append(
+                ArticleHit(
+                    article_id=hit.article_id,
+                    version=hit.version,
+                    locale=hit.locale,
+                    title=hit.title,
+                    score=float(held),
+                )
+            )
+        scored.sort(key=lambda h: (h.score, h.article_id), reverse=True)
+        return scored[:limit]
+
+
+class _DefaultLocaleStore(MemoryStore):
+    """Searches every article in its default text, whatever the reader's locale."""
+
+    def search_articles(
+        self,
+        terms: Sequence[str],
+        *,
+        locale: str | None = None,
+        drafts: bool = False,
+        limit: int = 10,
+    ) -> list[ArticleHit]:
+        return super().search_articles(terms, drafts=drafts, limit=limit)
+
+
+class _StickyLinkStore(MemoryStore):
+    """Says a link is gone but keeps it."""
+
+    def unlink_article(self, ticket_id: str, article_id: str) -> bool:
+        with self._lock:
+            return (ticket_id, article_id) in self._kb_links
+
+
+class _RemarkStore(MemoryStore):
+    """Marks a suggestion with the latest ticket, over the first one recorded."""
+
+    def mark_suggestion(self, suggestion_id: str, ticket_id: str) -> Suggestion:
+        found = super().mark_suggestion(suggestion_id, ticket_id)
+        if found.ticket_id == ticket_id:
+            return found
+        marked = Suggestion(
+            id=found.id,
+            shown_at=found.shown_at,
+            article_ids=found.article_ids,
+            contact_id=found.contact_id,
+            session=found.session,
+            ticket_id=ticket_id,
+        )
+        with self._lock:
+            self._kb_suggestions[suggestion_id] = marked
+        return marked
+
+
+@pytest.mark.parametrize(
+    ("broken", "example"),
+    [
+        (_DraftsToCustomersStore, "test_customers_search_published_texts_agents_search_drafts"),
+        (_UnguardedStore, "test_a_stale_revision_is_refused_and_writes_nothing"),
+        (_NoAuditStore, "test_an_article_is_saved_whole_with_its_audit_trail"),
+        (_IndexFirstStore, "test_a_stale_revision_is_refused_and_writes_nothing"),
+        (_IdOrderStore, "test_search_ranks_the_article_holding_more_terms_first"),
+        (_NewestFirstStore, "test_search_ranks_the_article_holding_more_terms_first"),
+        (_TermsHeldStore, "test_search_ranks_the_article_holding_more_terms_first"),
+        (_DefaultLocaleStore, "test_each_article_is_searched_in_its_readers_variant"),
+        (_StickyLinkStore, "test_links_between_tickets_and_articles"),
+        (_RemarkStore, "test_suggestions_are_kept_and_marked_once"),
+    ],
+)
+def test_the_knowledge_examples_catch_a_broken_store(
+    broken: type[MemoryStore], example: str
+) -> None:
+    getattr(StoreConformance(), example)(MemoryStore())  # the real store passes
+    with pytest.raises((AssertionError, pytest.fail.Exception)):
+        getattr(StoreConformance(), example)(broken())
