@@ -12,6 +12,8 @@ import pytest
 
 from helpkit.errors import NotFoundError
 from helpkit.knowledge import (
+    CURRENT,
+    PUBLISHED,
     Article,
     ArticleChange,
     ArticleHit,
@@ -19,6 +21,7 @@ from helpkit.knowledge import (
     index_terms,
     search_documents,
 )
+from helpkit.stores.contract import check_article_save
 from helpkit.stores.memory import MemoryStore
 from helpkit.testing.conformance import StoreConformance
 
@@ -39,25 +42,32 @@ class _DraftsToCustomersStore(MemoryStore):
         return super().search_articles(terms, locale=locale, drafts=True, limit=limit)
 
 
+def _reindex(store: MemoryStore, article: Article) -> None:
+    """Replace the search documents of ``article`` in ``store`` (called with its lock held)."""
+    for key in [k for k in store._kb_docs if k[0] == article.id]:
+        del store._kb_docs[key]
+        store._kb_index[key[1]].remove(key)
+    for kind in (PUBLISHED, CURRENT):
+        store._kb_locales.pop((article.id, kind), None)
+    for doc in search_documents(article):
+        key = (doc.article_id, doc.kind, doc.locale)
+        store._kb_docs[key] = doc
+        store._kb_index[doc.kind].add(key, doc.title, doc.body)
+        held = store._kb_locales.get((doc.article_id, doc.kind), frozenset())
+        store._kb_locales[(doc.article_id, doc.kind)] = held | {doc.locale}
+
+
 class _UnguardedStore(MemoryStore):
-    """Saves whatever revision it is given over the stored one (a stale save overwrites)."""
+    """Checks the article and its section, then writes it over whatever revision is stored."""
 
     def save_article(self, article: Article, change: ArticleChange) -> None:
+        check_article_save(article, change)
         with self._lock:
-            stored = self._kb_articles.pop(article.id, None)
-            trail = self._kb_changes.pop(article.id, [])
-        try:
-            super().save_article(article, change)
-        except NotFoundError:
-            if stored is None:
-                raise
-            # Revision n > 1 on nothing stored: write it anyway, as the store would have.
-            with self._lock:
-                self._kb_articles[article.id] = article
-                self._kb_changes[article.id] = [*trail, change]
-            return
-        with self._lock:
-            self._kb_changes[article.id] = [*trail, *self._kb_changes[article.id]]
+            if article.section_id is not None and article.section_id not in self._kb_sections:
+                raise NotFoundError(f"no section {article.section_id!r}")
+            _reindex(self, article)
+            self._kb_articles[article.id] = article
+            self._kb_changes.setdefault(article.id, []).append(change)
 
 
 class _NoAuditStore(MemoryStore):
@@ -74,15 +84,7 @@ class _IndexFirstStore(MemoryStore):
 
     def save_article(self, article: Article, change: ArticleChange) -> None:
         with self._lock:
-            for doc in search_documents(article):
-                key = (doc.article_id, doc.kind, doc.locale)
-                if key in self._kb_docs:
-                    self._kb_index[doc.kind].remove(key)
-                self._kb_docs[key] = doc
-                self._kb_index[doc.kind].add(key, doc.title, doc.body)
-                self._kb_locales[(doc.article_id, doc.kind)] = self._kb_locales.get(
-                    (doc.article_id, doc.kind), frozenset()
-                ) | {doc.locale}
+            _reindex(self, article)
         super().save_article(article, change)
 
 
@@ -129,7 +131,7 @@ class _TermsHeldStore(MemoryStore):
     ) -> list[ArticleHit]:
         hits = super().search_articles(terms, locale=locale, drafts=drafts, limit=_ALL)
         wanted = set(index_terms(" ".join(terms)))
-        kind = "current" if drafts else "published"
+        kind = CURRENT if drafts else PUBLISHED
         scored: list[ArticleHit] = []
         for hit in hits:
             doc = self._kb_docs[(hit.article_id, kind, hit.locale)]
