@@ -1,12 +1,14 @@
 """The knowledge-base cases can fail: run against memory stores broken on purpose (customers
 shown drafts, a stale save accepted, an article saved without its audit entry, a refused save
-that has already reindexed the article, results ranked by id or by the terms held regardless
-of how often, the reader's locale ignored, a link unlink leaves in place, a suggestion marked
-again), each must fail where the real store passes."""
+that has already reindexed the article or written it, an archived article still found,
+results ranked by id or by the terms held regardless of how often, the reader's locale
+ignored, a link unlink leaves in place, a link to no ticket, a suggestion marked again, a
+suggestion shown at ``until`` listed), each must fail where the real store passes."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import pytest
 
@@ -21,7 +23,7 @@ from helpkit.knowledge import (
     index_terms,
     search_documents,
 )
-from helpkit.stores.contract import check_article_save
+from helpkit.stores.contract import check_article_save, check_version
 from helpkit.stores.memory import MemoryStore
 from helpkit.testing.conformance import StoreConformance
 
@@ -86,6 +88,38 @@ class _IndexFirstStore(MemoryStore):
         with self._lock:
             _reindex(self, article)
         super().save_article(article, change)
+
+
+class _SectionCheckedLateStore(MemoryStore):
+    """Writes the article and its audit entry, then finds its section missing."""
+
+    def save_article(self, article: Article, change: ArticleChange) -> None:
+        check_article_save(article, change)
+        with self._lock:
+            known = article.section_id is None or article.section_id in self._kb_sections
+        if known:
+            super().save_article(article, change)
+            return
+        with self._lock:
+            self._kb_articles[article.id] = article
+            self._kb_changes.setdefault(article.id, []).append(change)
+        raise NotFoundError(f"no section {article.section_id!r}")
+
+
+class _ArchivedStillIndexedStore(MemoryStore):
+    """Has nothing to index for an archived article, so leaves its old texts searchable."""
+
+    def save_article(self, article: Article, change: ArticleChange) -> None:
+        if search_documents(article):
+            super().save_article(article, change)
+            return
+        check_article_save(article, change)
+        with self._lock:
+            stored = self._kb_articles.get(article.id)
+            revision = None if stored is None else stored.revision
+            check_version("article", article.id, revision, article.revision)
+            self._kb_articles[article.id] = article
+            self._kb_changes.setdefault(article.id, []).append(change)
 
 
 class _IdOrderStore(MemoryStore):
@@ -171,6 +205,20 @@ class _StickyLinkStore(MemoryStore):
             return (ticket_id, article_id) in self._kb_links
 
 
+class _UnknownTicketLinkStore(MemoryStore):
+    """Links an article to any ticket id, one that does not exist included."""
+
+    def _ticket_exists(self, ticket_id: str) -> bool:
+        return True
+
+
+class _UntilIncludedStore(MemoryStore):
+    """Lists the suggestions shown up to ``until`` included (the window is half-open)."""
+
+    def suggestions(self, *, since: datetime, until: datetime) -> list[Suggestion]:
+        return super().suggestions(since=since, until=until + timedelta(microseconds=1))
+
+
 class _RemarkStore(MemoryStore):
     """Marks a suggestion with the latest ticket, over the first one recorded."""
 
@@ -198,11 +246,15 @@ class _RemarkStore(MemoryStore):
         (_UnguardedStore, "test_a_stale_revision_is_refused_and_writes_nothing"),
         (_NoAuditStore, "test_an_article_is_saved_whole_with_its_audit_trail"),
         (_IndexFirstStore, "test_a_stale_revision_is_refused_and_writes_nothing"),
+        (_SectionCheckedLateStore, "test_bad_saves_are_refused_before_anything_is_written"),
+        (_ArchivedStillIndexedStore, "test_customers_search_published_texts_agents_search_drafts"),
         (_IdOrderStore, "test_search_ranks_the_article_holding_more_terms_first"),
         (_NewestFirstStore, "test_search_ranks_the_article_holding_more_terms_first"),
         (_TermsHeldStore, "test_search_ranks_the_article_holding_more_terms_first"),
         (_DefaultLocaleStore, "test_each_article_is_searched_in_its_readers_variant"),
         (_StickyLinkStore, "test_links_between_tickets_and_articles"),
+        (_UnknownTicketLinkStore, "test_links_between_tickets_and_articles"),
+        (_UntilIncludedStore, "test_suggestions_are_kept_and_marked_once"),
         (_RemarkStore, "test_suggestions_are_kept_and_marked_once"),
     ],
 )
