@@ -192,8 +192,12 @@ class KnowledgeCases:
         _published(kb, "a2", "VPN access", "The VPN client needs your network password.")
         _published(kb, "a3", "Network password for the VPN", "Reset the VPN network password.")
         _published(kb, "a4", "Holiday calendar", "Office closed on public holidays.")
+        _published(kb, "a5", "Floor plan", "A printer stands on each floor.")
         ids = _ids(kb, "vpn network password")
         assert ids[0] == "a3" and set(ids) == {"a1", "a2", "a3"}
+        # How often, not only whether: a1 names the printer twice (title and body), a5 (a
+        # later id) once.
+        assert _ids(kb, "printer") == ["a1", "a5"]
         hits = kb.search_articles(["vpn", "network", "password"], limit=2)
         assert [h.article_id for h in hits] == ids[:2]
         assert hits[0].score >= hits[1].score
