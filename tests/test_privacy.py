@@ -449,3 +449,12 @@ def test_two_threads_redacting_one_comment_record_it_once(tmp_path: Path) -> Non
         records = [e for e in desk.history(ticket) if isinstance(e, CommentRedacted)]
         assert len(records) == 1
         assert MARK not in desk.conversation(ticket)[0].body
+
+
+def test_an_erased_contact_has_no_customer_view(desk: Helpdesk) -> None:
+    contact = desk.create_contact("Bob", emails=["bob@example.com"])
+    desk.open_ticket(ANN, requester=contact, subject="Hi", body="hello")
+    assert len(desk.for_contact(contact.id).tickets().items) == 1
+    desk.erase_contact(contact, ANN, reason="GDPR request")
+    with pytest.raises(NotFoundError, match="erased"):
+        desk.for_contact(contact.id)

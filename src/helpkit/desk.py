@@ -774,8 +774,11 @@ class Helpdesk:
         """What ``contact`` may see and do, for a customer portal: their own tickets (and
         their organization's, where it shares them), public comments only, replies where
         they are a party, new tickets as themself. See :class:`~helpkit.portal.CustomerView`
-        and the page *Access*."""
-        return CustomerView(self, self.contact(contact).id)
+        and the page *Access*. An erased contact has no view (``NotFoundError``)."""
+        found = self.contact(contact)
+        if found.erased:
+            raise NotFoundError(f"contact {found.id!r} was erased")
+        return CustomerView(self, found.id)
 
     def tickets_of_contact(
         self, contact: Contact | str, *, limit: int = 50, after: str | None = None, **filters: Any
