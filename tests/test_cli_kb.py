@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from pathlib import Path
@@ -90,6 +91,6 @@ def test_mistakes_are_one_line_and_change_nothing(
     status, out, err = run(capsys, *args)
     assert status == 2 and out == ""
     assert err.startswith("helpkit: error: ") and err.count("\n") == 1
-    with sqlite3.connect(tmp_path / "helpkit.db") as conn:
+    with contextlib.closing(sqlite3.connect(tmp_path / "helpkit.db")) as conn:
         assert conn.execute("SELECT count(*) FROM kb_articles").fetchone()[0] == 0
     assert "Traceback" not in err

@@ -3,6 +3,7 @@ restricted agents; configured roles; agents stored before roles existed."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sqlite3
 from collections.abc import Callable
@@ -266,7 +267,7 @@ def test_an_agent_row_written_before_roles_is_an_agent(
 ) -> None:
     path = tmp_path / "desk.db"
     _desk(helpkit_clock, f"sqlite:///{path}").shutdown()
-    with sqlite3.connect(path) as db:
+    with contextlib.closing(sqlite3.connect(path)) as db, db:
         db.execute(
             "INSERT INTO agents (id, data) VALUES (?, ?)",
             ("old", json.dumps({"id": "old", "name": "Old Timer", "group_ids": ["l1"]})),
