@@ -376,8 +376,19 @@ class Privacy:
         tickets = self._tickets_of(contact.id, party)
         why = f"erasure of contact {contact.id}: {reason.strip()}"
         redacted: list[Redacted] = []
+        # The comments it left with its satisfaction ratings go too (the rating stays);
+        # redacting comments and recording the erasure leave these events as they are.
+        rated: list[Event] = []
         for ticket_id in tickets:
-            for comment in redaction.comments_of(self._store.events(ticket_id)):
+            events = self._store.events(ticket_id)
+            rated.extend(
+                attrs.evolve(event, comment=None)
+                for event in events
+                if isinstance(event, SatisfactionRated)
+                and event.actor == party
+                and event.comment is not None
+            )
+            for comment in redaction.comments_of(events):
                 if comment.author == party and not comment.redacted:
                     redacted.append(
                         self.redact(ticket_id, comment.id, actor, reason=why, attachments=True)
@@ -396,15 +407,6 @@ class Privacy:
                 return [draft.outcome()]
 
             self._pipeline.run([ticket_id], decide)
-        # The comments it left with its satisfaction ratings go too (the rating stays).
-        rated = [
-            attrs.evolve(event, comment=None)
-            for ticket_id in tickets
-            for event in self._store.events(ticket_id)
-            if isinstance(event, SatisfactionRated)
-            and event.actor == party
-            and event.comment is not None
-        ]
         if rated:
             rewriter.rewrite(events=rated)
         now = self._now()
