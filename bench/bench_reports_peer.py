@@ -255,28 +255,6 @@ def _worker(args: list[str]) -> dict[str, Any]:
     return found
 
 
-def _kpis_worker(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]:
-    done = subprocess.run(
-        [
-            sys.executable,
-            kpis.__file__,
-            "--task",
-            task,
-            "--file",
-            path,
-            "--checkpoint",
-            checkpoint,
-            "--total",
-            str(total),
-        ],
-        check=True,
-        capture_output=True,
-        text=True,
-    )
-    found: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
-    return found
-
-
 def helpkit_figures(report: dict[str, Any]) -> dict[str, Any]:
     """The figures of a helpkit report that django-helpdesk's pages also show."""
     return {
@@ -310,10 +288,10 @@ def run(total: int, folder: str) -> dict[str, Any]:
     }
     found["django"] = _worker(["--django-reports", django_path])
     found["load"].append(os.getloadavg()[0])
-    found["full"] = _kpis_worker("full", helpkit_path, checkpoint, total)
+    found["full"] = kpis._in_process("full", helpkit_path, checkpoint, total)
     found["load"].append(os.getloadavg()[0])
-    found["build"] = _kpis_worker("build", helpkit_path, checkpoint, total)
-    found["projection"] = _kpis_worker("projection", helpkit_path, checkpoint, total)
+    found["build"] = kpis._in_process("build", helpkit_path, checkpoint, total)
+    found["projection"] = kpis._in_process("projection", helpkit_path, checkpoint, total)
     found["load"].append(os.getloadavg()[0])
     full = found["full"].pop("report")
     assert found["projection"].pop("report") == full, "the projection's report differs"
