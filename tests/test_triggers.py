@@ -17,6 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpkit import Helpdesk
+from helpkit.actions import Actions
 from helpkit.channels.recording import RecordingChannel
 from helpkit.config import DeskConfig
 from helpkit.errors import ConfigError, NotFoundError
@@ -117,8 +118,26 @@ def test_a_vip_ticket_is_raised_routed_tagged_noted_and_announced(
     assert plain.tags == frozenset() and len(desk.history(plain)) == 2
 
 
-def test_triggers_see_what_earlier_ones_did_and_fire_once() -> None:
+def _bounded_actions(monkeypatch: pytest.MonkeyPatch, bound: int) -> list[str]:
+    """Count the rules carried out; past ``bound`` of them, fail: a missing loop guard then
+    fails the test instead of hanging it."""
+    carried: list[str] = []
+    carry_out = Actions.carry_out
+
+    def counted(self: Actions, ticket: Ticket, *args: Any, **kwargs: Any) -> Any:
+        carried.append(str(kwargs.get("rule")))
+        assert len(carried) <= bound, f"the cascade did not stop: {carried}"
+        return carry_out(self, ticket, *args, **kwargs)
+
+    monkeypatch.setattr(Actions, "carry_out", counted)
+    return carried
+
+
+def test_triggers_see_what_earlier_ones_did_and_fire_once(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     # b fires on a's tag; a and b would undo each other forever without the guard.
+    carried = _bounded_actions(monkeypatch, bound=20)
     config = {
         "triggers": [
             {
@@ -138,6 +157,7 @@ def test_triggers_see_what_earlier_ones_did_and_fire_once() -> None:
     assert ticket.tags == {"y"}
     actors = [str(e.actor) for e in desk.history(ticket)[2:]]
     assert actors == ["system:trigger:a", "system:trigger:b", "system:trigger:b"]
+    assert carried == ["a", "b"]
     # The next command runs them again, once each.
     seen = ticket.seq
     ticket = desk.note(ticket, ANA, "looked at it")
