@@ -285,3 +285,64 @@ def test_one_late_sweep_does_everything_dated_when_it_was_due() -> None:
         ("auto-solve", START + 4 * day),
         ("close-solved", START + 8 * day),
     ]
+
+
+def test_the_next_check_is_the_earliest_of_the_sla_and_the_automations(tmp_path: Path) -> None:
+    """One index for every timer: a ticket's next check is the SLA clock's next check or an
+    automation's due instant, whichever comes first; the sweep finds each at its turn."""
+    config = {
+        "calendars": {"all": {"timezone": "UTC", "hours": "mon-sun 00:00-24:00"}},
+        "sla": {
+            "policies": [
+                {
+                    "name": "std",
+                    "calendar": "all",
+                    "warn_at": [0.5],
+                    "targets": {p: {"resolution": "8h"} for p in ("P1", "P2", "P3", "P4", "P5")},
+                }
+            ],
+        },
+        "automations": [
+            {
+                "name": "nudge",
+                "when": {
+                    "all": [
+                        {"field": "category", "is": "new"},
+                        {"since": "created", "at_least": "1h"},
+                    ]
+                },
+                "actions": [{"add_tags": ["nudged"]}],
+            },
+            {
+                "name": "stale",
+                "when": {
+                    "all": [
+                        {"field": "category", "is": "open"},
+                        {"field": "tags", "has_none": ["stale"]},
+                        {"since": "updated", "at_least": "2h"},
+                    ]
+                },
+                "actions": [{"add_tags": ["stale"]}],
+            },
+        ],
+    }
+    desk, clock = _desk(config, f"sqlite:///{tmp_path / 'desk.db'}")
+    ticket = _open(desk)
+    assert ticket.next_check == START + timedelta(hours=1)  # the automation, before the SLA's 4h
+    clock.advance(hours=1)
+    assert desk.sweep().examined == 1
+    ticket = desk.ticket(ticket.id)
+    assert ticket.tags == {"nudged"}
+    assert ticket.next_check == START + timedelta(hours=4)  # now the SLA warning (50% of 8h)
+    ticket = desk.reply(ticket, ANA, "Looking into it")  # opens it; an update at 1h
+    assert ticket.next_check == START + timedelta(hours=3)  # "stale", before the SLA's 4h
+    clock.advance(hours=2)
+    desk.sweep()
+    ticket = desk.ticket(ticket.id)
+    assert ticket.tags == {"nudged", "stale"}
+    assert ticket.next_check == START + timedelta(hours=4)  # the SLA warning
+    clock.advance(hours=1)
+    desk.sweep()
+    ticket = desk.ticket(ticket.id)
+    assert [e.TYPE for e in desk.history(ticket)][-1] == "sla_warned"
+    assert ticket.next_check == START + timedelta(hours=8)  # the breach; no automation is due

@@ -23,7 +23,8 @@ from helpkit.cli._output import _Progress, _when
 from helpkit.events import Event
 from helpkit.people import Agent, Contact, Group
 from helpkit.sla import SlaStatus
-from helpkit.tickets import ActorKind, Comment, StatusCategory, Ticket
+from helpkit.testing.clock import FrozenClock
+from helpkit.tickets import Actor, ActorKind, Comment, StatusCategory, Ticket
 
 
 @pytest.fixture(scope="module")
@@ -479,3 +480,47 @@ def test_the_progress_bar_follows_stderr_not_stdout(monkeypatch: pytest.MonkeyPa
     progress = _Progress(10, "demo", quiet)
     progress.step(10)
     assert not progress.enabled and quiet.getvalue() == ""
+
+
+def test_route_hands_waiting_tickets_to_agents_back_in_time(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Capacity that comes back with time (an agent's away_until passing, a shift starting) is
+    noticed by nothing: ``helpkit route`` (from cron, beside the sweep) routes what waits."""
+    (tmp_path / "helpkit.toml").write_text(
+        '[routing.support]\nstrategy = "round_robin"\n[routing.sales]\n', encoding="utf-8"
+    )
+    store = f"sqlite:///{tmp_path / 'desk.db'}"
+    then = datetime(2020, 1, 6, 10, tzinfo=UTC)
+    desk = Helpdesk(
+        store,
+        config={"routing": {"support": {"strategy": "round_robin"}, "sales": {}}},
+        clock=FrozenClock(then),
+        entry_points=False,
+    )
+    desk.add_group("support", "Support")
+    desk.add_group("sales", "Sales")
+    desk.add_agent("ana", "Ana", groups=["support"])
+    desk.set_away("ana", datetime(2020, 1, 6, 11, tzinfo=UTC))  # back long before now
+    boss = Actor.system("web")
+    waiting = [
+        desk.open_ticket(boss, requester=f"r{n}@example.com", subject="Help", group="support")
+        for n in range(2)
+    ]
+    assert [t.assignee_id for t in waiting] == [None, None]
+    desk.store.close()
+
+    assert run(capsys, "--store", store, "route", "--group", "sales")[:2] == (
+        0,
+        "routed 0 waiting tickets\n",
+    )
+    status, out, _ = run(capsys, "--store", store, "route")
+    assert status == 0
+    assert out.splitlines() == [
+        "routed 2 waiting tickets",
+        f"  #{waiting[0].number} -> ana (support)",
+        f"  #{waiting[1].number} -> ana (support)",
+    ]
+    assert json_of(capsys, "--store", store, "route") == []  # nothing waits any more
+    status, _, err = run(capsys, "--store", store, "route", "--group", "nowhere")
+    assert status == 2 and "no routing configured" in err

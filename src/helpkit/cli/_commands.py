@@ -425,6 +425,17 @@ def cmd_sweep(desk: Helpdesk, args: argparse.Namespace) -> int:
     return 1 if report.failures else 0
 
 
+def cmd_route(desk: Helpdesk, args: argparse.Namespace) -> int:
+    routed = desk.route_waiting(args.group, limit=args.limit)
+    if args.json:
+        _emit_json([serialize.to_data(t) for t in routed])
+    else:
+        print(f"routed {len(routed)} waiting ticket{'' if len(routed) == 1 else 's'}")
+        for ticket in routed:
+            print(f"  #{ticket.number} -> {ticket.assignee_id} ({ticket.group_id})")
+    return 0
+
+
 def cmd_rate(desk: Helpdesk, args: argparse.Namespace) -> int:
     token = args.token.strip().removeprefix("helpkit-rate:")
     ticket = desk.rate(token, args.rating, args.comment)

@@ -26,6 +26,7 @@ from helpkit.cli._commands import (
     cmd_rate,
     cmd_reply,
     cmd_resolve,
+    cmd_route,
     cmd_show,
     cmd_status,
     cmd_sweep,
@@ -236,6 +237,16 @@ def _build_parser() -> argparse.ArgumentParser:
         json_flag=True,
     )
     p.add_argument("--now", help="sweep as of this ISO 8601 instant (default: now)")
+    p = command(
+        "route",
+        cmd_route,
+        "route the tickets waiting in routed groups: shifts that started, agents back (cron)",
+        json_flag=True,
+    )
+    p.add_argument("--group", help="only this routed group (default: every routed group)")
+    p.add_argument(
+        "--limit", type=_int_range(1, 100_000), default=100, help="at most this many (100)"
+    )
     p = command("escalate", cmd_escalate, "escalate a ticket one tier up (or down)", json_flag=True)
     p.add_argument("ticket")
     p.add_argument("--group", help="target group (default: the tier's first group)")
