@@ -91,14 +91,18 @@ class TicketCommands:
         public: bool,
         now: datetime,
         attachments: Sequence[Attachment] = (),
+        parties: tuple[Agent | None, tuple[Contact, bool]] | None = None,
     ) -> Decide:
         """The decision opening a ticket; new requester and CC contacts are saved here, once
         the ticket was decided at ``now`` (a refused ticket leaves no contact behind).
-        ``attachments`` (already kept) go on the first comment, so they need a ``body``."""
+        ``attachments`` (already kept) go on the first comment, so they need a ``body``.
+        ``parties`` is what :meth:`Directory.acting_and_requester` returned for ``actor`` and
+        ``requester`` when the caller has just called it (else it is called here)."""
         if not isinstance(actor, Actor):
             raise ValidationError("actor must be an Actor")
-        acting = self._directory.agent(actor.id) if actor.kind is ActorKind.AGENT else None
-        contact, new_requester = self._directory.requester(requester)
+        if parties is None:
+            parties = self._directory.acting_and_requester(actor, requester)
+        acting, (contact, new_requester) = parties
         if actor.kind is ActorKind.CONTACT and actor.id != contact.id:
             raise ValidationError("a contact can only open tickets for themself")
         copied = [

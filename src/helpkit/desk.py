@@ -922,6 +922,11 @@ class Helpdesk:
         if items and body is None:
             raise ValidationError("attachments go on the first comment: give a body too")
         files = self._keep(items)
+        # The acting agent and the requester, read once (in one read when the store can):
+        # the command decides on them and the access guard checks the same agent.
+        parties = None
+        if isinstance(actor, Actor):
+            parties = self._directory.acting_and_requester(actor, requester)
         decide = self._commands.open_ticket(
             actor,
             requester=requester,
@@ -939,9 +944,11 @@ class Helpdesk:
             public=public,
             now=self.now(),
             attachments=files,
+            parties=parties,
         )
         if isinstance(actor, Actor) and actor.kind is ActorKind.AGENT:
-            decide = self._access.guard(actor, decide, Permission.OPEN)
+            agent = None if parties is None else parties[0]
+            decide = self._access.guard(actor, decide, Permission.OPEN, agent=agent)
         return self._synced(self._pipeline.run([], decide))[0]
 
     def reply(

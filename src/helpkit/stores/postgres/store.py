@@ -126,6 +126,10 @@ _NEXT_NUMBER: Final = (
     "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
 )
 _KEEP_NUMBER: Final = "UPDATE ticket_numbers SET last_number = greatest(last_number, %s)"
+# An agent's and a contact's data in one statement (one snapshot): NULL for a missing one.
+_AGENT_AND_CONTACT: Final = (
+    "SELECT (SELECT data FROM agents WHERE id = %s), (SELECT data FROM contacts WHERE id = %s)"
+)
 _KEEP_STATE: Final = (
     "INSERT INTO timer_states (ticket_id, state) VALUES (%s, %s) "
     "ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state"
@@ -257,6 +261,7 @@ class PostgresStore(
             Capability.REDACTION,
             Capability.PURGE,
             Capability.KNOWLEDGE,
+            Capability.PARTY_READS,
         }
     )
 
@@ -878,6 +883,27 @@ class PostgresStore(
             raise NotFoundError(f"no agent with id {agent_id!r}")
         agent: Agent = _decoded(_decode_agent, row[0], "agent")
         return agent
+
+    def agent_and_contact(self, agent_id: str, contact_id: str) -> tuple[Agent, Contact]:
+        """An agent and a contact read in one statement (:class:`helpkit.ports.PartyReads`);
+        NotFoundError for a missing agent first, then for a missing contact."""
+        keys: tuple[object, object] = (agent_id, contact_id)
+        if not _storable(keys[0]):
+            self._check_open()
+            raise NotFoundError(f"no agent with id {agent_id!r}")
+        if not _storable(keys[1]):
+            self.get_agent(agent_id)
+            raise NotFoundError(f"no contact with id {contact_id!r}")
+        with self._reading() as cur:
+            row = cur.execute(_AGENT_AND_CONTACT, keys).fetchone()
+        assert row is not None  # two scalar subqueries: always one row
+        if row[0] is None:
+            raise NotFoundError(f"no agent with id {agent_id!r}")
+        if row[1] is None:
+            raise NotFoundError(f"no contact with id {contact_id!r}")
+        agent: Agent = _decoded(_decode_agent, row[0], "agent")
+        contact: Contact = _decoded(_decode_contact, row[1], "contact")
+        return agent, contact
 
     def list_agents(self) -> list[Agent]:
         """All agents, by id."""
