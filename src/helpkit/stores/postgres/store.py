@@ -56,6 +56,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    new_contacts,
     receipt_keys,
     routing_states,
 )
@@ -126,6 +127,17 @@ _NEXT_NUMBER: Final = (
     "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
 )
 _KEEP_NUMBER: Final = "UPDATE ticket_numbers SET last_number = greatest(last_number, %s)"
+# A new contact and its addresses in one statement, refusing nothing: whether the contact row
+# was inserted (not if its id is stored) and the addresses inserted (not those another
+# contact owns). The caller says why, and its transaction rolls back.
+_INSERT_NEW_CONTACT: Final = (
+    "WITH c AS (INSERT INTO contacts (id, name_key, organization_id, version, data) "
+    "VALUES (%s, %s, %s, 1, %s) ON CONFLICT (id) DO NOTHING RETURNING id), "
+    "e AS (INSERT INTO contact_emails (email, contact_id) "
+    "SELECT email, c.id FROM c, unnest(%s::text[]) AS email "
+    "ON CONFLICT (email) DO NOTHING RETURNING email) "
+    "SELECT EXISTS (SELECT 1 FROM c), ARRAY(SELECT email FROM e)"
+)
 # An agent's and a contact's data in one statement (one snapshot): NULL for a missing one.
 _AGENT_AND_CONTACT: Final = (
     "SELECT (SELECT data FROM agents WHERE id = %s), (SELECT data FROM contacts WHERE id = %s)"
@@ -262,6 +274,7 @@ class PostgresStore(
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.PARTY_READS,
+            Capability.NEW_CONTACTS,
         }
     )
 
@@ -444,7 +457,10 @@ class PostgresStore(
             written = [item.change.with_number(number)]
             self._cache_written(written)
             return written
+        contacts = new_contacts([item.change for item in prepared if item.invalid is None])
         with self._pipelined() as conn:
+            if contacts:  # first: a change may name its new requester
+                self._insert_new_contacts(conn, contacts)
             numbers = []
             events: list[tuple[object, ...]] = []
             for item in prepared:
@@ -472,6 +488,48 @@ class PostgresStore(
         ]
         self._cache_written(written)
         return written
+
+    @staticmethod
+    def _insert_new_contacts(conn: psycopg.Connection[Any], contacts: Sequence[Contact]) -> None:
+        """Inside a commit's transaction (pipeline mode): insert new contacts (version 1)
+        and their addresses, all sent before any result is read (one round trip); a stored
+        id raises ConflictError, an address another contact owns DuplicateError (the
+        transaction then rolls back)."""
+        sent = [
+            (
+                contact,
+                conn.execute(
+                    _INSERT_NEW_CONTACT,
+                    (
+                        contact.id,
+                        contact.name_key,
+                        contact.organization_id,
+                        _dumps(_encode_contact(contact)),
+                        list(contact.emails),
+                    ),
+                ),
+            )
+            for contact in contacts
+        ]
+        for contact, cursor in sent:
+            row = cursor.fetchone()
+            assert row is not None
+            inserted, emails = row
+            if not inserted:
+                stored = conn.execute(
+                    "SELECT version FROM contacts WHERE id = %s", (contact.id,)
+                ).fetchone()
+                check_version(_CONTACTS.kind, contact.id, None if stored is None else stored[0], 1)
+                raise ConflictError(f"contact {contact.id!r} changed while it was saved")
+            taken = [email for email in contact.emails if email not in set(emails)]
+            if taken:
+                owner = conn.execute(
+                    "SELECT contact_id FROM contact_emails WHERE email = %s", (taken[0],)
+                ).fetchone()
+                raise DuplicateError(
+                    f"email {taken[0]!r} already belongs to contact "
+                    f"{None if owner is None else owner[0]!r}"
+                )
 
     def _cache_written(self, written: Sequence[TicketChange]) -> None:
         """Keep the states just committed among the decoded ones (as the SQLite store does):
