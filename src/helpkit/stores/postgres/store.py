@@ -209,6 +209,29 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
+def _check_new_contact(
+    conn: psycopg.Connection[Any], contact: Contact, row: tuple[Any, ...] | None
+) -> None:
+    """Refuse the new ``contact`` whose insert (``_INSERT_NEW_CONTACT``) gave ``row``:
+    ConflictError for a stored id, DuplicateError for an address another contact owns."""
+    assert row is not None
+    inserted, emails = row
+    if not inserted:
+        stored = conn.execute(
+            "SELECT version FROM contacts WHERE id = %s", (contact.id,)
+        ).fetchone()
+        check_version(_CONTACTS.kind, contact.id, None if stored is None else stored[0], 1)
+        raise ConflictError(f"contact {contact.id!r} changed while it was saved")
+    taken = [email for email in contact.emails if email not in set(emails)]
+    if taken:
+        owner = conn.execute(
+            "SELECT contact_id FROM contact_emails WHERE email = %s", (taken[0],)
+        ).fetchone()
+        raise DuplicateError(
+            f"email {taken[0]!r} already belongs to contact {None if owner is None else owner[0]!r}"
+        )
+
+
 class _Connection(psycopg.Connection[tuple[Any, ...]]):
     """A pooled connection that keeps one cursor for the store's single statements: a
     cursor's adapters remember how each parameter type is sent, which a new cursor works out
@@ -459,12 +482,18 @@ class PostgresStore(
             return written
         contacts = new_contacts([item.change for item in prepared if item.invalid is None])
         with self._pipelined() as conn:
-            if contacts:  # first: a change may name its new requester
-                self._insert_new_contacts(conn, contacts)
+            # First: a change may name its new requester. Their results are read with the
+            # first change's row (no round trip of their own), and said before its errors.
+            check = self._insert_new_contacts(conn, contacts) if contacts else None
             numbers = []
             events: list[tuple[object, ...]] = []
             for item in prepared:
-                number, rows = self._apply(conn, item)
+                try:
+                    number, rows = self._apply(conn, item)
+                finally:
+                    if check is not None:
+                        checking, check = check, None
+                        checking()
                 numbers.append(number)
                 events.extend(rows)
             if states:
@@ -490,11 +519,13 @@ class PostgresStore(
         return written
 
     @staticmethod
-    def _insert_new_contacts(conn: psycopg.Connection[Any], contacts: Sequence[Contact]) -> None:
-        """Inside a commit's transaction (pipeline mode): insert new contacts (version 1)
-        and their addresses, all sent before any result is read (one round trip); a stored
-        id raises ConflictError, an address another contact owns DuplicateError (the
-        transaction then rolls back)."""
+    def _insert_new_contacts(
+        conn: psycopg.Connection[Any], contacts: Sequence[Contact]
+    ) -> Callable[[], None]:
+        """Inside a commit's transaction (pipeline mode): send the inserts of new contacts
+        (version 1) and their addresses, without reading their results; the check to call
+        once they are read: ConflictError for a stored id, DuplicateError for an address
+        another contact owns (the transaction then rolls back)."""
         sent = [
             (
                 contact,
@@ -511,25 +542,12 @@ class PostgresStore(
             )
             for contact in contacts
         ]
-        for contact, cursor in sent:
-            row = cursor.fetchone()
-            assert row is not None
-            inserted, emails = row
-            if not inserted:
-                stored = conn.execute(
-                    "SELECT version FROM contacts WHERE id = %s", (contact.id,)
-                ).fetchone()
-                check_version(_CONTACTS.kind, contact.id, None if stored is None else stored[0], 1)
-                raise ConflictError(f"contact {contact.id!r} changed while it was saved")
-            taken = [email for email in contact.emails if email not in set(emails)]
-            if taken:
-                owner = conn.execute(
-                    "SELECT contact_id FROM contact_emails WHERE email = %s", (taken[0],)
-                ).fetchone()
-                raise DuplicateError(
-                    f"email {taken[0]!r} already belongs to contact "
-                    f"{None if owner is None else owner[0]!r}"
-                )
+
+        def check() -> None:
+            for contact, cursor in sent:
+                _check_new_contact(conn, contact, cursor.fetchone())
+
+        return check
 
     def _cache_written(self, written: Sequence[TicketChange]) -> None:
         """Keep the states just committed among the decoded ones (as the SQLite store does):
