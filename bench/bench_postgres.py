@@ -84,6 +84,10 @@ class Result:
     synchronous_commit: str = ""
     create_s: float | None = None
     update_s: float | None = None
+    # CPU seconds over the creates and over the updates: the worker process's
+    # (time.process_time) and the server backends' of its database (/proc, same machine).
+    create_cpu: list[float | None] = field(default_factory=list)  # client, server
+    update_cpu: list[float | None] = field(default_factory=list)
     updates: int = 0
     load_s: float | None = None
     q_assignee: list[float] = field(default_factory=list)  # ms per query, every run
@@ -147,6 +151,49 @@ def server_version(dsn: str) -> str:
     return "unknown" if row is None else str(row[0])
 
 
+class CpuMeter:
+    """CPU time spent since the last lap: this process's (``time.process_time``) and that
+    of the server backends serving the database ``url`` (from ``/proc/<pid>/stat``, so only
+    with the server on this machine and readable; else None), the meter's own connection
+    aside. A backend that ends between two laps is not counted (the runs keep theirs)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self._conn = psycopg.connect(url, autocommit=True)
+        self._tick = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+        self._client = time.process_time()
+        self._server = self._backends()
+
+    def _backends(self) -> dict[int, float] | None:
+        rows = self._conn.execute(
+            "SELECT pid FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        ).fetchall()
+        cpu: dict[int, float] = {}
+        for (pid,) in rows:
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+            except OSError:
+                return None
+            # utime and stime: fields 14 and 15 of stat, 12 and 13 after the command name.
+            cpu[int(pid)] = (int(fields[11]) + int(fields[12])) / self._tick
+        return cpu
+
+    def lap(self) -> list[float | None]:
+        """[client s, server s] since the last lap (or the start)."""
+        client, server = time.process_time(), self._backends()
+        spent: list[float | None] = [client - self._client, None]
+        if server is not None and self._server is not None:
+            before = self._server
+            spent[1] = sum(t - before.get(pid, 0.0) for pid, t in server.items())
+        self._client, self._server = client, server
+        return spent
+
+    def close(self) -> None:
+        self._conn.close()
+
+
 # ---------------------------------------------------------------- helpkit
 
 
@@ -189,6 +236,7 @@ def run_helpkit(job: Job, url: str) -> Result:
     result = Result(job)
     desk, contacts = _helpkit_desk(url, result)
     ids: list[str] = []
+    cpu = CpuMeter(url)
     start = time.perf_counter()
     for i, s in enumerate(bs.specs(job.size), 1):
         ticket = desk.open_ticket(
@@ -204,6 +252,7 @@ def run_helpkit(job: Job, url: str) -> Result:
         ids.append(ticket.id)
         bs._progress("helpkit creates", i, job.size, start)
     result.create_s = time.perf_counter() - start
+    result.create_cpu = cpu.lap()
     agents = [s.agent for s in bs.specs(job.size)]
     plan = bs.update_plan(job.size, job.updates)
     start = time.perf_counter()
@@ -211,6 +260,8 @@ def run_helpkit(job: Job, url: str) -> Result:
         desk.reply(ids[i], Actor.agent(f"a{agents[i]:03d}"), body, status="pending")
         bs._progress("helpkit updates", n, len(plan), start)
     result.update_s = time.perf_counter() - start
+    result.update_cpu = cpu.lap()
+    cpu.close()
     result.updates = len(plan)
     bs.helpkit_queries(desk, result, job.runs, TicketQuery, StatusCategory)  # type: ignore[arg-type]
     result.counts = (
@@ -385,6 +436,7 @@ def run_django(job: Job, url: str) -> Result:
     ticket_model, followup_model = models.Ticket, models.FollowUp
     atomic = d["db"].transaction.atomic
     ids: list[int] = []
+    cpu = CpuMeter(url)
     start = time.perf_counter()
     for i, s in enumerate(bs.specs(job.size), 1):
         user = users[s.agent]
@@ -414,6 +466,7 @@ def run_django(job: Job, url: str) -> Result:
         ids.append(ticket.id)
         bs._progress("django-helpdesk creates", i, job.size, start)
     result.create_s = time.perf_counter() - start
+    result.create_cpu = cpu.lap()
     agents = [s.agent for s in bs.specs(job.size)]
     plan = bs.update_plan(job.size, job.updates)
     start = time.perf_counter()
@@ -429,6 +482,8 @@ def run_django(job: Job, url: str) -> Result:
             )
         bs._progress("django-helpdesk updates", n, len(plan), start)
     result.update_s = time.perf_counter() - start
+    result.update_cpu = cpu.lap()
+    cpu.close()
     result.updates = len(plan)
     _django_queries(d, result, job.runs)
     result.counts = (
@@ -694,6 +749,13 @@ def spawn(job: Job, scratch: Path) -> Result:
     return result
 
 
+def _per(cpu: list[float | None], count: int) -> str:
+    """CPU ms per command, client / server, from seconds over ``count`` commands."""
+    if not cpu or not count:
+        return "-"
+    return " / ".join("?" if x is None else f"{x * 1000 / count:.2f}" for x in cpu)
+
+
 def _queue(times: list[float], rows: int) -> str:
     return f"{bs.median(times):.2f} / {bs.p95(times):.2f}" if rows else "- (empty)"
 
@@ -740,6 +802,9 @@ def render(results: list[Result], run: Run) -> str:
         "  On the `*-bulk` rows the tickets were bulk-loaded first (untimed; helpkit through",
         "  `Store.commit` in batches of 2,000, django-helpdesk with `bulk_create`, tickets only),",
         "  then `VACUUM ANALYZE`.",
+        "- **CPU ms per create / update**: the worker process's CPU time (`time.process_time`)",
+        "  and the server backends' of its database (utime + stime in `/proc/<pid>/stat`,",
+        "  10 ms ticks) over the creates and over the updates, per command.",
         "- **peak RSS**: `ru_maxrss` of the worker process (interpreter, imports, setup, work).",
         "- **bare commits/s**: one-row `INSERT`s in autocommit on the same server, for 1 s",
         "  just before and just after that row's creates and updates (one round trip and one",
@@ -751,9 +816,10 @@ def render(results: list[Result], run: Run) -> str:
         "## Creates, updates and the queue",
         "",
         "| system | synchronous_commit | tickets | creates/s | updates/s | bare commits/s"
-        " (before / after) | queue assignee p50 / p95 ms | queue group p50 / p95 ms |"
+        " (before / after) | CPU ms per create: client / server | CPU ms per update:"
+        " client / server | queue assignee p50 / p95 ms | queue group p50 / p95 ms |"
         " peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r.job.system == "sweep":
@@ -763,6 +829,7 @@ def render(results: list[Result], run: Run) -> str:
             f"| {r.label.split(' (')[0]} | {r.synchronous_commit} | {r.job.size:,}{loaded} | "
             f"{bs._fmt(r.creates_per_s, ',.0f')} | {bs._fmt(r.updates_per_s, ',.0f')} | "
             f"{' / '.join(f'{x:,.0f}' for x in r.bare_commits) or '-'} | "
+            f"{_per(r.create_cpu, r.job.size)} | {_per(r.update_cpu, r.updates)} | "
             f"{_queue(r.q_assignee, r.rows_assignee)} | {_queue(r.q_group, r.rows_group)} | "
             f"{r.maxrss_kib / 1024:,.0f} |"
         )

@@ -47,14 +47,16 @@ class Access:
             )
         return found
 
-    def check(self, actor: Actor, *needs: Permission) -> Agent | None:
+    def check(self, actor: Actor, *needs: Permission, agent: Agent | None = None) -> Agent | None:
         """Refuse an agent ``actor`` who may not do ``needs`` (on no ticket in particular);
-        the agent read, or ``None`` for a system actor."""
+        the agent read (or ``agent``, when it is the agent ``actor`` just read), or ``None``
+        for a system actor."""
         if not isinstance(actor, Actor):
             raise ValidationError(f"actor must be an Actor, e.g. Actor.agent('id'); got {actor!r}")
         if actor.kind is not ActorKind.AGENT:
             return None
-        agent = self._directory.agent(actor.id)
+        if agent is None or agent.id != actor.id:
+            agent = self._directory.agent(actor.id)
         role = self.role(agent)
         for permission in needs:
             allowed(agent, role, permission)
@@ -75,10 +77,13 @@ class Access:
         found = self._roles.get(agent.role)
         return found is not None and can_see(agent, found, ticket)
 
-    def guard(self, actor: Actor, decide: Decide, *needs: Permission) -> Decide:
+    def guard(
+        self, actor: Actor, decide: Decide, *needs: Permission, agent: Agent | None = None
+    ) -> Decide:
         """``decide``, refused for an agent ``actor`` who may not do ``needs`` on the tickets
-        the pipeline loads (or, when it loads none, on the tickets the decision opens)."""
-        agent = self.check(actor, *needs)
+        the pipeline loads (or, when it loads none, on the tickets the decision opens).
+        ``agent`` is the agent ``actor`` when the caller has just read it (else read here)."""
+        agent = self.check(actor, *needs, agent=agent)
         if agent is None:
             return decide
 

@@ -91,14 +91,22 @@ class TicketCommands:
         public: bool,
         now: datetime,
         attachments: Sequence[Attachment] = (),
+        parties: tuple[Agent | None, tuple[Contact, bool]] | None = None,
+        unsaved: list[Contact] | None = None,
     ) -> Decide:
         """The decision opening a ticket; new requester and CC contacts are saved here, once
         the ticket was decided at ``now`` (a refused ticket leaves no contact behind).
-        ``attachments`` (already kept) go on the first comment, so they need a ``body``."""
+        ``attachments`` (already kept) go on the first comment, so they need a ``body``.
+        ``parties`` is what :meth:`Directory.acting_and_requester` returned for ``actor`` and
+        ``requester`` when the caller has just called it (else it is called here).
+        ``unsaved``, when given, receives the new contacts instead of their being saved here:
+        the caller commits them with the ticket (a store with
+        :attr:`~helpkit.ports.Capability.NEW_CONTACTS`)."""
         if not isinstance(actor, Actor):
             raise ValidationError("actor must be an Actor")
-        acting = self._directory.agent(actor.id) if actor.kind is ActorKind.AGENT else None
-        contact, new_requester = self._directory.requester(requester)
+        if parties is None:
+            parties = self._directory.acting_and_requester(actor, requester)
+        acting, (contact, new_requester) = parties
         if actor.kind is ActorKind.CONTACT and actor.id != contact.id:
             raise ValidationError("a contact can only open tickets for themself")
         copied = [
@@ -160,6 +168,19 @@ class TicketCommands:
 
             return decide
 
+        if unsaved is not None:
+            # Committed with the ticket: a refused ticket saves none. One contact per new
+            # address (the requester's may be a CC's too).
+            by_email: dict[str, Contact] = {}
+            ids = []
+            for made, new in [(contact, new_requester), *copied]:
+                if new:
+                    made = next((by_email[e] for e in made.emails if e in by_email), made)
+                    if made.id not in {c.id for c in unsaved}:
+                        unsaved.append(made)
+                        by_email.update(dict.fromkeys(made.emails, made))
+                ids.append(made.id)
+            return opening(self._new_id(), self._new_id(), ids[0], ids[1:])
         if new_requester or any(new for _, new in copied):
             # Decide once before saving new contacts: a refused ticket must leave none.
             opening("check", "check", contact.id, [c.id for c, _ in copied])([], now)

@@ -12,6 +12,7 @@ facade knows it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -36,6 +37,7 @@ from helpkit.directory import UNSET, Directory, Unset
 from helpkit.errors import (
     AccessDeniedError,
     ConfigError,
+    DuplicateError,
     HelpkitError,
     InvalidTransitionError,
     NotFoundError,
@@ -55,6 +57,7 @@ from helpkit.plugins import PluginHost
 from helpkit.portal import CustomerView
 from helpkit.ports import (
     BlobStore,
+    Capability,
     Channel,
     Clock,
     Delivery,
@@ -922,27 +925,67 @@ class Helpdesk:
         if items and body is None:
             raise ValidationError("attachments go on the first comment: give a body too")
         files = self._keep(items)
+        # New contacts go with the ticket's commit when the store can (one transaction).
+        with_commit = Capability.NEW_CONTACTS in getattr(self.store, "capabilities", ())
+        for attempt in (1, 2):
+            unsaved: list[Contact] | None = [] if with_commit else None
+            try:
+                return self._open(
+                    actor,
+                    requester,
+                    unsaved,
+                    now=self.now(),
+                    attachments=files,
+                    subject=subject,
+                    body=body,
+                    impact=impact,
+                    urgency=urgency,
+                    channel=channel,
+                    tags=tags,
+                    custom_fields=custom_fields,
+                    group=group,
+                    assignee=assignee,
+                    cc=cc,
+                    external_id=external_id,
+                    public=public,
+                )
+            except DuplicateError:
+                # Another writer saved one of the new addresses meanwhile: opened again, the
+                # ticket is that contact's (an address's contact is got or created at once).
+                if attempt == 2 or not unsaved or not self._saved_meanwhile(unsaved):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _saved_meanwhile(self, contacts: Sequence[Contact]) -> bool:
+        for contact in contacts:
+            for email in contact.emails:
+                with contextlib.suppress(NotFoundError):
+                    self.store.contact_by_email(email)
+                    return True
+        return False
+
+    def _open(
+        self,
+        actor: Actor,
+        requester: Contact | str,
+        unsaved: list[Contact] | None,
+        **command: Any,
+    ) -> Ticket:
+        """:meth:`open_ticket`'s command, once; ``unsaved`` (a list: committed with the
+        ticket) or None (saved before, by the command)."""
+        # The acting agent and the requester, read once (in one read when the store can):
+        # the command decides on them and the access guard checks the same agent.
+        parties = None
+        if isinstance(actor, Actor):
+            parties = self._directory.acting_and_requester(actor, requester)
         decide = self._commands.open_ticket(
-            actor,
-            requester=requester,
-            subject=subject,
-            body=body,
-            impact=impact,
-            urgency=urgency,
-            channel=channel,
-            tags=tags,
-            custom_fields=custom_fields,
-            group=group,
-            assignee=assignee,
-            cc=cc,
-            external_id=external_id,
-            public=public,
-            now=self.now(),
-            attachments=files,
+            actor, requester=requester, parties=parties, unsaved=unsaved, **command
         )
         if isinstance(actor, Actor) and actor.kind is ActorKind.AGENT:
-            decide = self._access.guard(actor, decide, Permission.OPEN)
-        return self._synced(self._pipeline.run([], decide))[0]
+            agent = None if parties is None else parties[0]
+            decide = self._access.guard(actor, decide, Permission.OPEN, agent=agent)
+        contacts = tuple(unsaved or ())
+        return self._synced(self._pipeline.run([], decide, contacts=contacts))[0]
 
     def reply(
         self,

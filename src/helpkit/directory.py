@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import attrs
 
 from helpkit._checks import check_items, check_text
 from helpkit.errors import DuplicateError, NotFoundError, ValidationError
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
-from helpkit.ports import Store
+from helpkit.ports import Capability, PartyReads, Store, missing_members
 from helpkit.tickets import Actor, ActorKind, Ticket
 
 __all__ = ["UNSET", "Directory", "Unset"]
@@ -64,6 +64,11 @@ class Directory:
         # staff actor, a group named) read it once, not at every command.
         self._agents_found: set[str] = set()
         self._groups_found: set[str] = set()
+        self._parties: PartyReads | None = None
+        if Capability.PARTY_READS in getattr(store, "capabilities", ()) and not missing_members(
+            store, PartyReads
+        ):
+            self._parties = cast(PartyReads, store)
 
     # ------------------------------------------------------------ agents and groups
 
@@ -391,6 +396,31 @@ class Directory:
             except NotFoundError:
                 return self.new_contact(address.partition("@")[0], emails=(address,)), True
         return self.contact(text), False
+
+    def acting_and_requester(
+        self, actor: Actor, requester: Contact | str
+    ) -> tuple[Agent | None, tuple[Contact, bool]]:
+        """The agent ``actor`` (None for another kind of actor) and :meth:`requester`, read
+        in that order; a requester given as a contact id is read with the agent in one read
+        when the store has :attr:`~helpkit.ports.Capability.PARTY_READS`."""
+        if (
+            self._parties is not None
+            and actor.kind is ActorKind.AGENT
+            and isinstance(requester, str)
+            and "@" not in requester
+            and isinstance(actor.id, str)
+        ):
+            try:
+                text = check_text(requester, "a requester (contact id or email)")
+                agent_id = check_text(actor.id, "an agent id")
+            except ValidationError:
+                pass  # raised below, by the reads in order
+            else:
+                agent, contact = self._parties.agent_and_contact(agent_id, text)
+                self._agents_found.add(agent.id)
+                return agent, (contact, False)
+        acting = self.agent(actor.id) if actor.kind is ActorKind.AGENT else None
+        return acting, self.requester(requester)
 
 
 class RequesterLookups:

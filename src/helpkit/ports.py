@@ -65,6 +65,7 @@ __all__ = [
     "KnowledgeBase",
     "OutboundMessage",
     "Outbox",
+    "PartyReads",
     "Purge",
     "Receipt",
     "ReceiptState",
@@ -197,6 +198,10 @@ class Capability:
     """A commit saves the new contacts its changes carry (:attr:`TicketChange.contacts`) in
     its transaction: an inbound message from a new sender costs one commit, not two (a
     contact, then its ticket), and a commit that fails saves no contact."""
+    PARTY_READS = "party_reads"
+    """The store reads an agent and a contact together, in one round trip
+    (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
+    store whose reads cost a round trip to a server)."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -401,6 +406,19 @@ class RecentTickets(Protocol):
     def recent_ticket(self, ticket_id: str) -> Ticket | None:
         """The state of ``ticket_id`` this store object last committed or read (the one of
         the highest seq), or None when it keeps none."""
+        ...
+
+
+@runtime_checkable
+class PartyReads(Protocol):
+    """What a store with :attr:`Capability.PARTY_READS` adds: an agent and a contact read
+    together (one statement, one round trip to a server), as they are then; nothing is kept
+    from one call to the next."""
+
+    def agent_and_contact(self, agent_id: str, contact_id: str) -> tuple[Agent, Contact]:
+        """:meth:`Store.get_agent` of ``agent_id`` and :meth:`Store.get_contact` of
+        ``contact_id``, read at once; NotFoundError for a missing agent first, then for a
+        missing contact, as the two reads in that order raise."""
         ...
 
 

@@ -217,8 +217,9 @@ def split_at_number(data: dict[str, Any]) -> tuple[str, str]:
 
 def takes_one_statement(item: _Prepared) -> bool:
     """Whether the change of ``item`` is committed by ``commit_change``: it is valid, has
-    events and could be encoded, and carries no receipt and no routing states (those take the
-    batch path, whose checks come in the reference store's order for them)."""
+    events and could be encoded, and carries no receipt, no routing states and no new
+    contacts (those take the batch path, whose checks come in the reference store's order for
+    them)."""
     change = item.change
     return (
         item.invalid is None
@@ -226,6 +227,7 @@ def takes_one_statement(item: _Prepared) -> bool:
         and bool(change.events)
         and change.receipt is None
         and not change.routing
+        and not change.contacts
     )
 
 

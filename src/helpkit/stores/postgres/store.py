@@ -56,6 +56,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    new_contacts,
     receipt_keys,
     routing_states,
 )
@@ -126,6 +127,21 @@ _NEXT_NUMBER: Final = (
     "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
 )
 _KEEP_NUMBER: Final = "UPDATE ticket_numbers SET last_number = greatest(last_number, %s)"
+# A new contact and its addresses in one statement, refusing nothing: whether the contact row
+# was inserted (not if its id is stored) and the addresses inserted (not those another
+# contact owns). The caller says why, and its transaction rolls back.
+_INSERT_NEW_CONTACT: Final = (
+    "WITH c AS (INSERT INTO contacts (id, name_key, organization_id, version, data) "
+    "VALUES (%s, %s, %s, 1, %s) ON CONFLICT (id) DO NOTHING RETURNING id), "
+    "e AS (INSERT INTO contact_emails (email, contact_id) "
+    "SELECT email, c.id FROM c, unnest(%s::text[]) AS email "
+    "ON CONFLICT (email) DO NOTHING RETURNING email) "
+    "SELECT EXISTS (SELECT 1 FROM c), ARRAY(SELECT email FROM e)"
+)
+# An agent's and a contact's data in one statement (one snapshot): NULL for a missing one.
+_AGENT_AND_CONTACT: Final = (
+    "SELECT (SELECT data FROM agents WHERE id = %s), (SELECT data FROM contacts WHERE id = %s)"
+)
 _KEEP_STATE: Final = (
     "INSERT INTO timer_states (ticket_id, state) VALUES (%s, %s) "
     "ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state"
@@ -193,6 +209,29 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
+def _check_new_contact(
+    conn: psycopg.Connection[Any], contact: Contact, row: tuple[Any, ...] | None
+) -> None:
+    """Refuse the new ``contact`` whose insert (``_INSERT_NEW_CONTACT``) gave ``row``:
+    ConflictError for a stored id, DuplicateError for an address another contact owns."""
+    assert row is not None
+    inserted, emails = row
+    if not inserted:
+        stored = conn.execute(
+            "SELECT version FROM contacts WHERE id = %s", (contact.id,)
+        ).fetchone()
+        check_version(_CONTACTS.kind, contact.id, None if stored is None else stored[0], 1)
+        raise ConflictError(f"contact {contact.id!r} changed while it was saved")
+    taken = [email for email in contact.emails if email not in set(emails)]
+    if taken:
+        owner = conn.execute(
+            "SELECT contact_id FROM contact_emails WHERE email = %s", (taken[0],)
+        ).fetchone()
+        raise DuplicateError(
+            f"email {taken[0]!r} already belongs to contact {None if owner is None else owner[0]!r}"
+        )
+
+
 class _Connection(psycopg.Connection[tuple[Any, ...]]):
     """A pooled connection that keeps one cursor for the store's single statements: a
     cursor's adapters remember how each parameter type is sent, which a new cursor works out
@@ -257,6 +296,8 @@ class PostgresStore(
             Capability.REDACTION,
             Capability.PURGE,
             Capability.KNOWLEDGE,
+            Capability.PARTY_READS,
+            Capability.NEW_CONTACTS,
         }
     )
 
@@ -439,11 +480,20 @@ class PostgresStore(
             written = [item.change.with_number(number)]
             self._cache_written(written)
             return written
+        contacts = new_contacts([item.change for item in prepared if item.invalid is None])
         with self._pipelined() as conn:
+            # First: a change may name its new requester. Their results are read with the
+            # first change's row (no round trip of their own), and said before its errors.
+            check = self._insert_new_contacts(conn, contacts) if contacts else None
             numbers = []
             events: list[tuple[object, ...]] = []
             for item in prepared:
-                number, rows = self._apply(conn, item)
+                try:
+                    number, rows = self._apply(conn, item)
+                finally:
+                    if check is not None:
+                        checking, check = check, None
+                        checking()
                 numbers.append(number)
                 events.extend(rows)
             if states:
@@ -467,6 +517,37 @@ class PostgresStore(
         ]
         self._cache_written(written)
         return written
+
+    @staticmethod
+    def _insert_new_contacts(
+        conn: psycopg.Connection[Any], contacts: Sequence[Contact]
+    ) -> Callable[[], None]:
+        """Inside a commit's transaction (pipeline mode): send the inserts of new contacts
+        (version 1) and their addresses, without reading their results; the check to call
+        once they are read: ConflictError for a stored id, DuplicateError for an address
+        another contact owns (the transaction then rolls back)."""
+        sent = [
+            (
+                contact,
+                conn.execute(
+                    _INSERT_NEW_CONTACT,
+                    (
+                        contact.id,
+                        contact.name_key,
+                        contact.organization_id,
+                        _dumps(_encode_contact(contact)),
+                        list(contact.emails),
+                    ),
+                ),
+            )
+            for contact in contacts
+        ]
+
+        def check() -> None:
+            for contact, cursor in sent:
+                _check_new_contact(conn, contact, cursor.fetchone())
+
+        return check
 
     def _cache_written(self, written: Sequence[TicketChange]) -> None:
         """Keep the states just committed among the decoded ones (as the SQLite store does):
@@ -878,6 +959,27 @@ class PostgresStore(
             raise NotFoundError(f"no agent with id {agent_id!r}")
         agent: Agent = _decoded(_decode_agent, row[0], "agent")
         return agent
+
+    def agent_and_contact(self, agent_id: str, contact_id: str) -> tuple[Agent, Contact]:
+        """An agent and a contact read in one statement (:class:`helpkit.ports.PartyReads`);
+        NotFoundError for a missing agent first, then for a missing contact."""
+        keys: tuple[object, object] = (agent_id, contact_id)
+        if not _storable(keys[0]):
+            self._check_open()
+            raise NotFoundError(f"no agent with id {agent_id!r}")
+        if not _storable(keys[1]):
+            self.get_agent(agent_id)
+            raise NotFoundError(f"no contact with id {contact_id!r}")
+        with self._reading() as cur:
+            row = cur.execute(_AGENT_AND_CONTACT, keys).fetchone()
+        assert row is not None  # two scalar subqueries: always one row
+        if row[0] is None:
+            raise NotFoundError(f"no agent with id {agent_id!r}")
+        if row[1] is None:
+            raise NotFoundError(f"no contact with id {contact_id!r}")
+        agent: Agent = _decoded(_decode_agent, row[0], "agent")
+        contact: Contact = _decoded(_decode_contact, row[1], "contact")
+        return agent, contact
 
     def list_agents(self) -> list[Agent]:
         """All agents, by id."""

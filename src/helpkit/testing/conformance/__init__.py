@@ -16,14 +16,15 @@ Stores that declare :attr:`helpkit.ports.Capability.PERSISTENT` also supply a
 ``reopen_store`` fixture returning a callable ``(closed_store) -> Store`` that opens the same
 data again; the persistence tests are skipped (with the reason shown) for stores that do not
 declare the capability, as the change feed, outbox, timer state, due claim, feed wake-up,
-inbox, routing, recent ticket, redaction, purge, knowledge base and new contact cases are for
-stores without
+inbox, routing, recent ticket, redaction, purge, knowledge base, new contact and joint read
+cases are for stores without
 :attr:`~helpkit.ports.Capability.CHANGE_FEED`, :attr:`~helpkit.ports.Capability.OUTBOX`,
 :attr:`~helpkit.ports.Capability.TIMER_STATE`, :attr:`~helpkit.ports.Capability.DUE_CLAIMS`,
 :attr:`~helpkit.ports.Capability.FEED_WAKEUP`, :attr:`~helpkit.ports.Capability.INBOX`,
 :attr:`~helpkit.ports.Capability.ROUTING`, :attr:`~helpkit.ports.Capability.RECENT_TICKETS`,
 :attr:`~helpkit.ports.Capability.REDACTION`, :attr:`~helpkit.ports.Capability.PURGE`,
-:attr:`~helpkit.ports.Capability.KNOWLEDGE` or :attr:`~helpkit.ports.Capability.NEW_CONTACTS`.
+:attr:`~helpkit.ports.Capability.KNOWLEDGE`, :attr:`~helpkit.ports.Capability.NEW_CONTACTS`
+or :attr:`~helpkit.ports.Capability.PARTY_READS` (the people cases' joint read).
 Stores that declare :attr:`~helpkit.ports.Capability.MULTIPROCESS` may also supply
 ``reopen_elsewhere``, a fixture returning a callable ``(store) -> opener``, where ``opener``
 is a picklable zero-argument callable opening the same data in another process: the inbox

@@ -16,6 +16,7 @@ from helpkit.ports import (
     Inbox,
     KnowledgeBase,
     Outbox,
+    PartyReads,
     Purge,
     RecentTickets,
     Redaction,
@@ -91,6 +92,7 @@ class SuiteBase:
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
+            Capability.PARTY_READS,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -114,6 +116,8 @@ class SuiteBase:
             assert missing_members(store, Redaction) == ()
         if Capability.PURGE in store.capabilities:
             assert missing_members(store, Purge) == ()
+        if Capability.PARTY_READS in store.capabilities:
+            assert missing_members(store, PartyReads) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)

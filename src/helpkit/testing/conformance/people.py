@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 import attrs
 import pytest
 
 from helpkit.errors import ConflictError, DuplicateError, NotFoundError
 from helpkit.people import Agent, Group
-from helpkit.ports import Store
+from helpkit.ports import Capability, PartyReads, Store, missing_members
 from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.helpers import _contact, _organization
 
@@ -167,6 +169,36 @@ class PeopleCases(SuiteBase):
         assert store.organization_by_domain("Globex.Example") == globex
 
     # ------------------------------------------------------------ agents and groups
+
+    def test_an_agent_and_a_contact_read_together(self, store: Store) -> None:
+        """:attr:`Capability.PARTY_READS`: what the two reads give, and their errors in
+        their order (the agent's first); skipped for stores without it."""
+        if Capability.PARTY_READS not in store.capabilities:
+            pytest.skip("the store does not declare Capability.PARTY_READS")
+        assert missing_members(store, PartyReads) == ()
+        parties = cast(PartyReads, store)
+        al = Agent(id="a1", name="Al", group_ids=("g1",))
+        ann = _contact("c1", "Ann", ["ann@example.com"])
+        store.save_agent(al)
+        store.save_contact(ann)
+        assert parties.agent_and_contact("a1", "c1") == (al, ann)
+        ann2 = attrs.evolve(ann, name="Ann Lee", version=2)
+        store.save_contact(ann2)
+        al2 = attrs.evolve(al, active=False)
+        store.save_agent(al2)
+        # Nothing is kept from one call to the next.
+        assert parties.agent_and_contact("a1", "c1") == (al2, ann2)
+        for agent_id, contact_id, missing in (
+            ("nobody", "c1", "agent"),
+            ("nobody", "nobody", "agent"),
+            ("a\x00", "c1", "agent"),
+            ("nobody", "c\x00", "agent"),
+            ("a1", "nobody", "contact"),
+            ("a1", "c\x00", "contact"),
+            ("a1", "a1", "contact"),
+        ):
+            with pytest.raises(NotFoundError, match=f"no {missing}"):
+                parties.agent_and_contact(agent_id, contact_id)
 
     def test_agents_and_groups(self, store: Store) -> None:
         bea = Agent(id="a2", name="Bea", email="bea@desk.example", group_ids=("g1",))
