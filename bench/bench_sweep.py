@@ -13,7 +13,9 @@ then a second sweep that finds nothing due. Each sweep runs in a fresh process a
 wall-clock and CPU time (the machine is often shared). ``--before SRC`` also sweeps a copy with
 the default batches and kept states using the helpkit of another source tree (``SRC`` holds its
 ``helpkit`` package, e.g. ``git archive main src | tar -x -C /tmp/main``), whose kept states are
-written by that code, so the change shows side by side in one run. For the default sweep it
+written by that code, so the change shows side by side in one run (SRC must write the schema
+version this tree writes: the file is loaded by this tree; across a schema change, run the
+bench in each tree). For the default sweep it
 also says how much CPU went inside the store's commits (their write transactions), and replays
 the same writes alone on another copy (``replay_sql``: the store's statements with every
 parameter made beforehand, no helpkit code running), the floor of the writes. Writes
@@ -155,7 +157,7 @@ def run(
         shutil.copyfile(path, copy)
         if not kept:
             with sqlite3.connect(copy) as conn:
-                conn.execute("DELETE FROM timer_states")
+                conn.execute("UPDATE tickets SET timer_state = NULL")
             conn.close()
         swept = _sweep_in_process(copy, batch, due, source)
         os.remove(copy)
@@ -218,8 +220,7 @@ def rewrite_states(path: str) -> None:
         due = [
             row[0]
             for row in conn.execute(
-                "SELECT ticket_id FROM timer_states JOIN tickets ON tickets.id = ticket_id "
-                "WHERE next_check_us <= ?",
+                "SELECT id FROM tickets WHERE timer_state IS NOT NULL AND next_check_us <= ?",
                 ((NOW - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1),),
             )
         ]
@@ -234,7 +235,7 @@ def rewrite_states(path: str) -> None:
         )
     store.close()
     with sqlite3.connect(path) as conn:
-        conn.executemany("UPDATE timer_states SET state = ? WHERE ticket_id = ?", states)
+        conn.executemany("UPDATE tickets SET timer_state = ? WHERE id = ?", states)
     conn.close()
 
 
@@ -295,9 +296,8 @@ def replay_sql(path: str, batch: int = 500) -> dict[str, float]:
     store = SqliteStore(path, synchronous="NORMAL")
     with store._connection() as conn:
         due = conn.execute(
-            "SELECT tickets.id, tickets.seq, tickets.state, timer_states.state FROM tickets "
-            "JOIN timer_states ON timer_states.ticket_id = tickets.id "
-            "WHERE next_check_us <= ? ORDER BY next_check_us, tickets.id",
+            "SELECT id, seq, state, timer_state FROM tickets "
+            "WHERE next_check_us <= ? AND timer_state IS NOT NULL ORDER BY next_check_us, id",
             (now_us,),
         ).fetchall()
     work = []
@@ -349,7 +349,7 @@ def replay_sql(path: str, batch: int = 500) -> dict[str, float]:
                     for offset, (t, s, _, body, _, _) in enumerate(chunk, start=1)
                 ],
             )
-            conn.executemany(sqlite_store._KEEP_STATE, [(t, kept) for t, _, _, _, kept, _ in chunk])
+            conn.executemany(sqlite_store._KEEP_STATE, [(kept, t) for t, _, _, _, kept, _ in chunk])
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
     return {"sql_s": wall, "sql_cpu_s": cpu, "replayed": len(work)}

@@ -104,7 +104,8 @@ _INSERT_TICKET: Final = (
     f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
 )
 _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
-_KEEP_STATE: Final = "INSERT OR REPLACE INTO timer_states (ticket_id, state) VALUES (?, ?)"
+# The timer state lives in its ticket's row (schema v10): the page a commit rewrites anyway.
+_KEEP_STATE: Final = "UPDATE tickets SET timer_state = ? WHERE id = ?"
 _STATES_PER_QUERY: Final = 500  # bound parameters per query: far below SQLite's oldest limit
 _SELECT_STORED: Final = f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id"
 _SELECT_FOR_UPDATE: Final = f"{_SELECT_STORED} = ?"
@@ -526,12 +527,12 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                 raise ValidationError(f"a timer state is text or None; got {state!r:.60}")
         prepared = [_Prepared(change, checked=True) for change in changes]
         kept = [
-            (item.change.ticket.id, state)
+            (state, item.change.ticket.id)
             for item, state in zip(prepared, states, strict=True)
             if state is not None and item.change.events and item.invalid is None
         ]
         try:
-            for _, state in kept:
+            for state, _ in kept:
                 state.encode("utf-8")  # bound as UTF-8 inside the transaction: refuse it here
         except UnicodeEncodeError as exc:
             raise ValidationError(f"a timer state cannot be stored: {exc}") from None
@@ -761,8 +762,9 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                 chunk = ids[start : start + _STATES_PER_QUERY]
                 kept.update(
                     conn.execute(
-                        "SELECT ticket_id, state FROM timer_states "
-                        f"WHERE ticket_id IN ({', '.join('?' * len(chunk))})",
+                        "SELECT id, timer_state FROM tickets "
+                        f"WHERE id IN ({', '.join('?' * len(chunk))}) "
+                        "AND timer_state IS NOT NULL",
                         chunk,
                     ).fetchall()
                 )
