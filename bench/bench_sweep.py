@@ -282,8 +282,8 @@ def sweep_file(path: str, batch: int, due: int) -> dict[str, float]:
 
 def replay_sql(path: str, batch: int = 500) -> dict[str, float]:
     """The SQL a sweep's commits run, alone: the same statements of the SQLite store (the feed
-    position, the batch's stored rows, one update of each due ticket's changed columns, its
-    event, its timer state), with every parameter made beforehand from the file (each due
+    position, the batch's stored rows, one update of each due ticket's changed columns and
+    its timer state, its event), with every parameter made beforehand from the file (each due
     ticket's next state, event and timer state, as a sweep would write them), in one write
     transaction per ``batch`` due tickets on one of the store's own connections. No helpkit
     code runs while it is timed: the floor of the writes as the file is laid out today."""
@@ -322,9 +322,10 @@ def replay_sql(path: str, batch: int = 500) -> dict[str, float]:
         }
         check_us = (breach - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
         work.append((ticket_id, seq + 1, dumps(state), dumps(body), kept, check_us))
-    # The columns a recorded warning changes, in the store's order.
+    # The columns a recorded warning changes, in the store's order, and the timer state.
     update = sqlite_store._update_sql(
-        tuple(_TICKET_COLUMNS.index(c) for c in ("seq", "updated_us", "next_check_us", "state"))
+        tuple(_TICKET_COLUMNS.index(c) for c in ("seq", "updated_us", "next_check_us", "state")),
+        True,
     )
     started, cpu = time.perf_counter(), time.process_time()
     for start in range(0, len(work), batch):
@@ -340,7 +341,7 @@ def replay_sql(path: str, batch: int = 500) -> dict[str, float]:
             }
             conn.executemany(
                 update,
-                [(s, now_us, check, text, rowids[t]) for t, s, text, _, _, check in chunk],
+                [(s, now_us, check, text, kept, rowids[t]) for t, s, text, _, kept, check in chunk],
             )
             conn.executemany(
                 sqlite_store._INSERT_EVENTS,
@@ -349,7 +350,6 @@ def replay_sql(path: str, batch: int = 500) -> dict[str, float]:
                     for offset, (t, s, _, body, _, _) in enumerate(chunk, start=1)
                 ],
             )
-            conn.executemany(sqlite_store._KEEP_STATE, [(kept, t) for t, _, _, _, kept, _ in chunk])
     wall, cpu = time.perf_counter() - started, time.process_time() - cpu
     store.close()
     return {"sql_s": wall, "sql_cpu_s": cpu, "replayed": len(work)}
