@@ -13,7 +13,12 @@ then a second sweep that finds nothing due. Each sweep runs in a fresh process a
 wall-clock and CPU time (the machine is often shared). ``--before SRC`` also sweeps a copy with
 the default batches and kept states using the helpkit of another source tree (``SRC`` holds its
 ``helpkit`` package, e.g. ``git archive main src | tar -x -C /tmp/main``), whose kept states are
-written by that code, so the change shows side by side in one run. Writes
+written by that code, so the change shows side by side in one run (SRC must write the schema
+version this tree writes: the file is loaded by this tree; across a schema change, run the
+bench in each tree). For the default sweep it
+also says how much CPU went inside the store's commits (their write transactions), and replays
+the same writes alone on another copy (``replay_sql``: the store's statements with every
+parameter made beforehand, no helpkit code running), the floor of the writes. Writes
 ``bench/results/sweep.md`` and prints the same Markdown. ``--history N`` gives each due ticket N
 events (its opening and internal notes, which move no SLA clock) instead of one; it only prints
 its Markdown.
@@ -152,10 +157,17 @@ def run(
         shutil.copyfile(path, copy)
         if not kept:
             with sqlite3.connect(copy) as conn:
-                conn.execute("DELETE FROM timer_states")
+                conn.execute("UPDATE tickets SET timer_state = NULL")
             conn.close()
         swept = _sweep_in_process(copy, batch, due, source)
         os.remove(copy)
+        if kept and source is None:
+            # The same writes without helpkit, on a fresh copy (see replay_sql).
+            shutil.copyfile(path, copy)
+            replayed = _sweep_in_process(copy, batch, due, None, replay=True)
+            os.remove(copy)
+            assert replayed["replayed"] == due, replayed
+            swept.update(replayed)
         rows.append(
             {
                 "open": total,
@@ -170,20 +182,28 @@ def run(
                 "per_due_ms": swept["sweep_s"] / max(due, 1) * 1000,
                 "per_due_cpu_ms": swept["cpu_s"] / max(due, 1) * 1000,
                 "again_ms": swept["again_ms"],
+                "commit_cpu_ms": swept["commit_cpu_s"] / max(due, 1) * 1000,
+                "commit_ms": swept["commit_s"] / max(due, 1) * 1000,
+                "sql_cpu_ms": swept.get("sql_cpu_s", float("nan")) / max(due, 1) * 1000,
+                "sql_ms": swept.get("sql_s", float("nan")) / max(due, 1) * 1000,
             }
         )
     os.remove(path)
     return rows
 
 
-def _sweep_in_process(path: str, batch: int, due: int, source: str | None) -> dict[str, float]:
-    """:func:`sweep_file` in a fresh Python process (with ``source`` first on its path)."""
+def _sweep_in_process(
+    path: str, batch: int, due: int, source: str | None, *, replay: bool = False
+) -> dict[str, float]:
+    """:func:`sweep_file` (or, with ``replay``, :func:`replay_sql`) in a fresh Python process
+    (with ``source`` first on its path)."""
     env = dict(os.environ)
     if source is not None:
         env["PYTHONPATH"] = os.pathsep.join(filter(None, [source, env.get("PYTHONPATH")]))
     done = subprocess.run(
         [sys.executable, __file__, "--sweep-file", path, "--batch", str(batch), "--due", str(due)]
-        + (["--rewrite-states"] if source is not None else []),
+        + (["--rewrite-states"] if source is not None else [])
+        + (["--replay-sql"] if replay else []),
         env=env,
         check=True,
         capture_output=True,
@@ -200,8 +220,7 @@ def rewrite_states(path: str) -> None:
         due = [
             row[0]
             for row in conn.execute(
-                "SELECT ticket_id FROM timer_states JOIN tickets ON tickets.id = ticket_id "
-                "WHERE next_check_us <= ?",
+                "SELECT id FROM tickets WHERE timer_state IS NOT NULL AND next_check_us <= ?",
                 ((NOW - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1),),
             )
         ]
@@ -216,18 +235,33 @@ def rewrite_states(path: str) -> None:
         )
     store.close()
     with sqlite3.connect(path) as conn:
-        conn.executemany("UPDATE timer_states SET state = ? WHERE ticket_id = ?", states)
+        conn.executemany("UPDATE tickets SET timer_state = ? WHERE id = ?", states)
     conn.close()
 
 
 def sweep_file(path: str, batch: int, due: int) -> dict[str, float]:
     """Time one sweep of the file (wall clock and CPU), then a second that finds nothing."""
+    store = SqliteStore(path, synchronous="NORMAL")
     desk = Helpdesk(
-        SqliteStore(path, synchronous="NORMAL"),
+        store,
         config=DeskConfig(sla=SlaPolicySet([POLICY])),
         clock=FixedClock(),
         entry_points=False,
     )
+    # The time spent inside the store's commits (the write transactions: their SQL, and the
+    # Python that turns the prepared rows into statements), measured around the real method.
+    inside = [0.0, 0.0]
+    commit = store._commit
+
+    def timed_commit(prepared: Any, states: Any) -> Any:
+        wall, cpu = time.perf_counter(), time.process_time()
+        try:
+            return commit(prepared, states)
+        finally:
+            inside[0] += time.perf_counter() - wall
+            inside[1] += time.process_time() - cpu
+
+    setattr(store, "_commit", timed_commit)  # noqa: B010 - an instance attribute, on purpose
     started, cpu = time.perf_counter(), time.process_time()
     report = desk.sweep(NOW, batch=batch)
     first, first_cpu = time.perf_counter() - started, time.process_time() - cpu
@@ -237,7 +271,88 @@ def sweep_file(path: str, batch: int, due: int) -> dict[str, float]:
     second = time.perf_counter() - started
     assert again.examined == 0 and again.warnings == 0, again
     desk.shutdown()
-    return {"sweep_s": first, "cpu_s": first_cpu, "again_ms": second * 1000}
+    return {
+        "sweep_s": first,
+        "cpu_s": first_cpu,
+        "again_ms": second * 1000,
+        "commit_s": inside[0],
+        "commit_cpu_s": inside[1],
+    }
+
+
+def replay_sql(path: str, batch: int = 500) -> dict[str, float]:
+    """The SQL a sweep's commits run, alone: the same statements of the SQLite store (the feed
+    position, the batch's stored rows, one update of each due ticket's changed columns and
+    its timer state, its event), with every parameter made beforehand from the file (each due
+    ticket's next state, event and timer state, as a sweep would write them), in one write
+    transaction per ``batch`` due tickets on one of the store's own connections. No helpkit
+    code runs while it is timed: the floor of the writes as the file is laid out today."""
+    from helpkit._codec.text import dumps
+    from helpkit.stores.sqlite import store as sqlite_store
+    from helpkit.stores.sqlite.encoding import _TICKET_COLUMNS
+    from helpkit.stores.sqlite.feed import LAST_POSITION
+
+    now_us = (NOW - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+    store = SqliteStore(path, synchronous="NORMAL")
+    with store._connection() as conn:
+        due = conn.execute(
+            "SELECT id, seq, state, timer_state FROM tickets "
+            "WHERE next_check_us <= ? AND timer_state IS NOT NULL ORDER BY next_check_us, id",
+            (now_us,),
+        ).fetchall()
+    work = []
+    for ticket_id, seq, text, kept in due:
+        state = json.loads(text)
+        breach = datetime.fromisoformat(state["next_deadline"])
+        crossed = state["next_check"]
+        state.update(seq=seq + 1, updated_at=NOW.isoformat(), next_check=breach.isoformat())
+        body = {
+            "type": "sla_warned",
+            "v": 1,
+            "ticket_id": ticket_id,
+            "seq": seq + 1,
+            "at": NOW.isoformat(),
+            "actor": {"kind": "system", "id": "sweep"},
+            "policy": POLICY.name,
+            "metric": "resolution",
+            "cycle": 0,
+            "threshold": 0.75,
+            "crossed_at": crossed,
+            "due": breach.isoformat(),
+        }
+        check_us = (breach - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
+        work.append((ticket_id, seq + 1, dumps(state), dumps(body), kept, check_us))
+    # The columns a recorded warning changes, in the store's order, and the timer state.
+    update = sqlite_store._update_sql(
+        tuple(_TICKET_COLUMNS.index(c) for c in ("seq", "updated_us", "next_check_us", "state")),
+        True,
+    )
+    started, cpu = time.perf_counter(), time.process_time()
+    for start in range(0, len(work), batch):
+        chunk = work[start : start + batch]
+        with store._transaction() as conn:
+            position = conn.execute(LAST_POSITION).fetchone()[0]
+            ids = [item[0] for item in chunk]
+            rowids = {
+                row[1]: row[0]
+                for row in conn.execute(
+                    f"{sqlite_store._SELECT_STORED} IN ({', '.join('?' * len(ids))})", ids
+                ).fetchall()
+            }
+            conn.executemany(
+                update,
+                [(s, now_us, check, text, kept, rowids[t]) for t, s, text, _, kept, check in chunk],
+            )
+            conn.executemany(
+                sqlite_store._INSERT_EVENTS,
+                [
+                    (t, s, "sla_warned", now_us, "system:sweep", body, position + offset)
+                    for offset, (t, s, _, body, _, _) in enumerate(chunk, start=1)
+                ],
+            )
+    wall, cpu = time.perf_counter() - started, time.process_time() - cpu
+    store.close()
+    return {"sql_s": wall, "sql_cpu_s": cpu, "replayed": len(work)}
 
 
 def machine() -> list[str]:
@@ -269,7 +384,11 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=500, help=argparse.SUPPRESS)
     parser.add_argument("--due", type=int, default=0, help=argparse.SUPPRESS)
     parser.add_argument("--rewrite-states", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--replay-sql", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.sweep_file and args.replay_sql:
+        print(json.dumps(replay_sql(args.sweep_file, args.batch)))
+        return 0
     if args.sweep_file:
         if args.rewrite_states:
             rewrite_states(args.sweep_file)
@@ -321,6 +440,27 @@ def main() -> int:
             f"{'yes' if row['kept'] else 'no'} | {row['version']} | {row['sweep_s']:.2f} | "
             f"{row['per_due_ms']:.3f} | {row['per_due_cpu_ms']:.3f} | {row['again_ms']:.2f} |"
         )
+    lines += [
+        "",
+        "Where the time of the default sweep (500 per transaction, timer states kept, this",
+        "version) goes, per due ticket: inside the store's commits (their write transactions:",
+        "the SQL, and the Python that binds the prepared rows), the rest (reading the due",
+        "tickets and their states, deciding, the timers, encoding), and the same writes replayed",
+        "alone with parameters made beforehand, no helpkit code running (`replay_sql`: the floor",
+        "of the writes as the file is laid out).",
+        "",
+        "| open tickets | due | sweep CPU (ms) | in the commits, CPU (ms) | the rest, CPU (ms) "
+        "| the writes alone, CPU (ms) | the writes alone, wall (ms) |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for row in rows:
+        if row["kept"] and row["version"] == "this":
+            lines.append(
+                f"| {row['open']:,} | {row['due']:,} | {row['per_due_cpu_ms']:.3f} | "
+                f"{row['commit_cpu_ms']:.3f} | "
+                f"{row['per_due_cpu_ms'] - row['commit_cpu_ms']:.3f} | "
+                f"{row['sql_cpu_ms']:.3f} | {row['sql_ms']:.3f} |"
+            )
     lines += [
         "",
         *machine(),

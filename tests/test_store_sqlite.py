@@ -843,7 +843,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 9
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 10
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]
@@ -860,7 +860,13 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
             # v6: no timer states yet (the sweep folds those tickets' histories until a
             # command or a sweep commits them again).
-            assert conn.execute("SELECT count(*) FROM timer_states").fetchone()[0] == 0
+            # (v10 keeps them in the ticket rows.)
+            assert (
+                conn.execute(
+                    "SELECT count(*) FROM tickets WHERE timer_state IS NOT NULL"
+                ).fetchone()[0]
+                == 0
+            )
             # v7: an empty inbox.
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
             # v9: an empty knowledge base, its full-text index in step with its documents.
@@ -906,6 +912,40 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
         store.close()
     again = SqliteStore(path)  # a current file: opening it again changes nothing
     again.close()
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+def test_a_v9_file_keeps_its_timer_states_in_the_ticket_rows(tmp_path: Path) -> None:
+    """v10 moves each kept timer state into its ticket's row: the sweep reads the same
+    states back, and the table that held them is gone."""
+    path = tmp_path / "v9.db"
+    outcomes = _scheduled_outcomes()
+    _v1_database(path, outcomes)
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for steps in MIGRATIONS[1:9]:
+            for step in steps:
+                conn.execute(step) if isinstance(step, str) else step(conn)
+        states = {"t0": '{"sla":["kept",0]}', "t4": '{"sla":["kept",4]}'}
+        conn.executemany(
+            "INSERT INTO timer_states (ticket_id, state) VALUES (?, ?)", sorted(states.items())
+        )
+        conn.execute("PRAGMA user_version = 9")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+    store = SqliteStore(path)
+    try:
+        page, kept = store.query_states(SWEEP)
+        assert [t.id for t in page] == ["t4", "t0"]  # by next check
+        assert kept == [states["t4"], states["t0"]]
+        with store._connection() as conn:
+            names = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        assert "timer_states" not in names
+    finally:
+        store.close()
     assert pragma(path, "user_version") == SCHEMA_VERSION
 
 

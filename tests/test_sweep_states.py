@@ -107,7 +107,7 @@ def recorded(desk: Helpdesk, ticket: str) -> list[tuple[Any, ...]]:
 
 def drop_states(path: Path) -> None:
     with sqlite3.connect(path) as conn:
-        conn.execute("DELETE FROM timer_states")
+        conn.execute("UPDATE tickets SET timer_state = NULL")
     conn.close()
 
 
@@ -197,10 +197,10 @@ def test_a_state_of_another_policy_definition_or_no_state_at_all_is_ignored(
     # warning (under the kept 8h folds it would be past both warnings).
     assert (report.breaches, report.warnings) == (3, 6)
     with sqlite3.connect(path) as conn:
-        conn.execute("UPDATE timer_states SET state = ? WHERE ticket_id = ?", ("{", tickets[0]))
-        conn.execute("UPDATE timer_states SET state = '[1]' WHERE ticket_id = ?", (tickets[1],))
+        conn.execute("UPDATE tickets SET timer_state = ? WHERE id = ?", ("{", tickets[0]))
+        conn.execute("UPDATE tickets SET timer_state = '[1]' WHERE id = ?", (tickets[1],))
         conn.execute(
-            'UPDATE timer_states SET state = \'{"sla": ["x", 1]}\' WHERE ticket_id = ?',
+            'UPDATE tickets SET timer_state = \'{"sla": ["x", 1]}\' WHERE id = ?',
             (tickets[2],),
         )
     conn.close()

@@ -180,7 +180,6 @@ class PrivacyMixin:
                 for statement in (
                     f"DELETE FROM ticket_tags WHERE ticket_id IN ({marks})",
                     f"DELETE FROM events WHERE ticket_id IN ({marks})",
-                    f"DELETE FROM timer_states WHERE ticket_id IN ({marks})",
                     f"DELETE FROM outbox WHERE ticket_id IN ({marks})",
                     f"DELETE FROM inbox WHERE json_extract(body, '$.ticket_id') IN ({marks})",
                 ):

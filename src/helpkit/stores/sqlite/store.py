@@ -12,6 +12,7 @@ and those it committed), and saves and reads contacts, organizations, agents and
 from __future__ import annotations
 
 import functools
+import itertools
 import os
 import sqlite3
 import threading
@@ -104,15 +105,22 @@ _INSERT_TICKET: Final = (
     f"VALUES ({', '.join('?' * len(_TICKET_COLUMNS))})"
 )
 _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
-_KEEP_STATE: Final = "INSERT OR REPLACE INTO timer_states (ticket_id, state) VALUES (?, ?)"
+# A kept timer state lives in its ticket's row (schema v10), written by the same statement
+# as the ticket (a second statement would rewrite the row again).
+_INSERT_KEPT: Final = (
+    f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}, timer_state) "
+    f"VALUES ({', '.join('?' * (len(_TICKET_COLUMNS) + 1))})"
+)
 _STATES_PER_QUERY: Final = 500  # bound parameters per query: far below SQLite's oldest limit
 _SELECT_STORED: Final = f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id"
 _SELECT_FOR_UPDATE: Final = f"{_SELECT_STORED} = ?"
 
 
 @functools.cache
-def _update_sql(columns: tuple[int, ...]) -> str:
+def _update_sql(columns: tuple[int, ...], kept: bool = False) -> str:
     assigned = ", ".join(f"{_TICKET_COLUMNS[i]} = ?" for i in columns)
+    if kept:
+        assigned += ", timer_state = ?"
     return f"UPDATE tickets SET {assigned} WHERE rowid = ?"
 
 
@@ -526,20 +534,22 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                 raise ValidationError(f"a timer state is text or None; got {state!r:.60}")
         prepared = [_Prepared(change, checked=True) for change in changes]
         kept = [
-            (item.change.ticket.id, state)
+            state if state is not None and item.change.events and item.invalid is None else None
             for item, state in zip(prepared, states, strict=True)
-            if state is not None and item.change.events and item.invalid is None
         ]
         try:
-            for _, state in kept:
-                state.encode("utf-8")  # bound as UTF-8 inside the transaction: refuse it here
+            for state in kept:
+                if state is not None:
+                    state.encode("utf-8")  # bound as UTF-8 inside the transaction: refuse here
         except UnicodeEncodeError as exc:
             raise ValidationError(f"a timer state cannot be stored: {exc}") from None
         return self._commit(prepared, kept)
 
     def _commit(
-        self, prepared: list[_Prepared], states: Sequence[tuple[str, str]]
+        self, prepared: list[_Prepared], states: Sequence[str | None]
     ) -> list[TicketChange]:
+        """Write ``prepared`` in one transaction, with the timer state ``states`` holds for
+        each (the same positions; ``None``, or no ``states`` at all, keeps none)."""
         if not prepared:
             with self._connection():
                 return []
@@ -551,12 +561,11 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             position = conn.execute(_LAST_POSITION).fetchone()[0]
             batch = _Batch(conn, prepared)
             numbers = []
-            for item in prepared:
-                number, position = self._apply(batch, item, position)
+            kept = states or itertools.repeat(None)
+            for item, state in zip(prepared, kept, strict=False):
+                number, position = self._apply(batch, item, position, state)
                 numbers.append(number)
             batch.flush()
-            if states:
-                conn.executemany(_KEEP_STATE, states)
             receipts = receipt_keys([item.change for item in prepared])
             if receipts:
                 write_receipts(conn, receipts.values())
@@ -586,8 +595,11 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
 
-    def _apply(self, batch: _Batch, item: _Prepared, position: int) -> tuple[int, int]:
-        """Write one change after feed ``position``; its ticket's number, the last position."""
+    def _apply(
+        self, batch: _Batch, item: _Prepared, position: int, state: str | None = None
+    ) -> tuple[int, int]:
+        """Write one change after feed ``position`` (with its timer ``state``, when not
+        ``None``); its ticket's number, the last position."""
         if item.invalid is not None:
             raise item.invalid
         change = item.change
@@ -639,7 +651,10 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         row, event_rows = item.rows_with_number(number)
         if stored is None:
             try:
-                conn.execute(_INSERT_TICKET, row)
+                if state is None:
+                    conn.execute(_INSERT_TICKET, row)
+                else:
+                    conn.execute(_INSERT_KEPT, (*row, state))
             except sqlite3.IntegrityError:
                 found = batch.stored(ticket_id) if unread else None
                 if found is None:
@@ -657,7 +672,13 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             # (stored holds the rowid first, then the columns from id to tags.)
             changed = [i for i in range(2, _STATE) if row[i] != stored[i + 1]]
             changed.append(_STATE)
-            batch.update(_update_sql(tuple(changed)), (*(row[i] for i in changed), stored[0]))
+            if state is None:
+                batch.update(_update_sql(tuple(changed)), (*(row[i] for i in changed), stored[0]))
+            else:
+                batch.update(
+                    _update_sql(tuple(changed), True),
+                    (*(row[i] for i in changed), state, stored[0]),
+                )
             stored_tags = stored[_TAGS + 1]
             old_tags = (
                 item.tags if stored_tags == row[_TAGS] else frozenset(_loads(stored_tags, "tags"))
@@ -761,8 +782,9 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                 chunk = ids[start : start + _STATES_PER_QUERY]
                 kept.update(
                     conn.execute(
-                        "SELECT ticket_id, state FROM timer_states "
-                        f"WHERE ticket_id IN ({', '.join('?' * len(chunk))})",
+                        "SELECT id, timer_state FROM tickets "
+                        f"WHERE id IN ({', '.join('?' * len(chunk))}) "
+                        "AND timer_state IS NOT NULL",
                         chunk,
                     ).fetchall()
                 )

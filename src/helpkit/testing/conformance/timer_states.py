@@ -73,6 +73,24 @@ class TimerStateCases:
         assert _kept(states) == {"t1": '{"a":2}', "t2": None}
         assert store.get_ticket("t1") == last.ticket
 
+    def test_of_two_changes_of_a_ticket_in_one_commit_the_later_state_is_kept(
+        self, store: Store
+    ) -> None:
+        states = _states(store)
+        time = _Time()
+        opened = _open("t1", 0, time.tick())
+        other = _open("t2", 0, time.tick())
+        states.commit_planned([change_of(opened), change_of(other)], ['{"a":1}', '{"b":1}'])
+        note = _note(store.get_ticket("t1"), time.tick())
+        again = _note(note.ticket, time.tick(), "More.")
+        moved = _note(store.get_ticket("t2"), time.tick())
+        states.commit_planned(
+            [change_of(note), change_of(moved), change_of(again)],
+            ['{"a":2}', None, '{"a":3}'],
+        )
+        assert _kept(states) == {"t1": '{"a":3}', "t2": '{"b":1}'}
+        assert store.get_ticket("t1") == again.ticket
+
     def test_query_states_pages_like_query(self, store: Store) -> None:
         states = _states(store)
         time = _Time()
