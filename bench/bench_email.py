@@ -8,8 +8,9 @@ byte-identical duplicates) with its answer key. Every system ingests a fresh cop
 folder in its own worker process, on a fresh SQLite file:
 
 - helpkit: every file read, ``helpkit.channels.email_in.parse`` then ``Helpdesk.receive``
-  (attachments into a blob folder beside the database, each file flushed to disk before the
-  commit that names it; each message one committed transaction; acknowledgements on:
+  (attachments into the desk's default blob folder beside the database: at FULL each file
+  flushed to disk before the commit that names it, at NORMAL not flushed, as the commits are
+  not; each message one committed transaction; acknowledgements on:
   decided and recorded at receive, rendered and sent by the relay afterwards, untimed);
 - django-helpdesk: the loop of ``helpdesk.email.process_queue`` for a queue of type
   ``local`` (what its ``get_email`` management command runs: read the file, then
@@ -338,8 +339,9 @@ def render(
         "fresh SQLite file; every message is its own committed work on both sides.",
         "",
         "- helpkit: read each file, `helpkit.channels.email_in.parse`, `Helpdesk.receive`",
-        "  (attachments into a blob folder, each file and its folders fsynced before the commit",
-        "  that names it; replies threaded by their references to a message the desk received",
+        "  (attachments into the desk's default blob folder: at FULL each file and its folder",
+        "  fsynced before the commit that names it, at NORMAL not flushed, as its commits are",
+        "  not; replies threaded by their references to a message the desk received",
         "  from the same requester; screens suspend auto-replies and bounces; a message received",
         "  again returns its first outcome; acknowledgements on: each new ticket's is decided,",
         "  rate-limited per requester, and recorded at receive; rendering and sending it is the",

@@ -220,6 +220,13 @@ def test_the_default_blob_store_of_each_kind_of_store(tmp_path: Path) -> None:
     assert default_blobs(MemoryStore()) == "memory://"
     assert default_blobs(f"sqlite:///{tmp_path}/desk.db") == f"file://{tmp_path}/desk.db.blobs"
     assert default_blobs("sqlite:///a%20b.db?timeout=3") == (f"file://{Path.cwd()}/a%20b.db.blobs")
+    # Flushed as the store's commits are: not at all for synchronous=NORMAL.
+    assert default_blobs(f"sqlite:///{tmp_path}/desk.db?synchronous=FULL") == (
+        f"file://{tmp_path}/desk.db.blobs"
+    )
+    assert default_blobs(f"sqlite:///{tmp_path}/desk.db?timeout=3&synchronous=normal") == (
+        f"file://{tmp_path}/desk.db.blobs?fsync=false"
+    )
     assert default_blobs("postgresql://localhost/helpkit") is None
     assert default_blobs("sqlite://host/x.db") is None
 

@@ -23,7 +23,7 @@ import re
 import unicodedata
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
-from urllib.parse import unquote
+from urllib.parse import parse_qsl, unquote
 from urllib.request import pathname2url
 
 import attrs
@@ -263,8 +263,10 @@ def default_blobs(store: str | Store) -> str | None:
     """The blob store URL a desk on ``store`` uses when it is given none: ``memory://`` for a
     store that keeps nothing beyond the process (``memory://``, or any store without
     :attr:`~helpkit.ports.Capability.PERSISTENT`); for an SQLite file ``sqlite:///x.db``, the
-    folder ``x.db.blobs`` beside it (made absolute, created at the first attachment);
-    otherwise ``None`` (no safe default: see :class:`UnconfiguredBlobStore`)."""
+    folder ``x.db.blobs`` beside it (made absolute, created at the first attachment), flushed
+    to disk as the store's commits are: at every put for ``synchronous=FULL`` (the default),
+    not at all (``?fsync=false``) for ``synchronous=NORMAL``, whose commits are not flushed
+    either; otherwise ``None`` (no safe default: see :class:`UnconfiguredBlobStore`)."""
     if not isinstance(store, str):
         capabilities: frozenset[str] = getattr(store, "capabilities", frozenset())
         return None if Capability.PERSISTENT in capabilities else "memory://"
@@ -272,10 +274,15 @@ def default_blobs(store: str | Store) -> str | None:
     if scheme.lower() == "memory":
         return "memory://"
     if scheme.lower() == "sqlite" and rest.startswith("///"):
-        path = unquote(rest[3:].partition("?")[0])
+        location, _, options = rest[3:].partition("?")
+        path = unquote(location)
         if path and path != ":memory:" and "\x00" not in path:
             folder = os.path.abspath(path + ".blobs")
-            return "file://" + _url_path(folder)
+            normal = any(
+                name == "synchronous" and value.strip().upper() == "NORMAL"
+                for name, value in parse_qsl(options, keep_blank_values=True)
+            )
+            return "file://" + _url_path(folder) + ("?fsync=false" if normal else "")
     return None
 
 

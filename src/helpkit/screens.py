@@ -110,6 +110,8 @@ def _values(message: InboundMessage, name: str) -> list[str]:
 
 def _plain(text: str) -> str:
     """``text`` lower-case, without accents, its white space one space each."""
+    if text.isascii():  # nothing to decompose: casefold is lower, and no accents
+        return " ".join(text.lower().split())
     decomposed = unicodedata.normalize("NFKD", text.casefold())
     stripped = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(stripped.replace("\u2019", "'").split())

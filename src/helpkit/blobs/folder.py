@@ -9,7 +9,8 @@ and renames it over the final name (``os.replace``, atomic): a reader sees the w
 no blob, never half of one, and two writers of the same bytes (threads or processes) both
 succeed and leave one file. Once renamed, the folder itself is flushed so the new name
 survives a power cut; a folder above it is flushed only when this put created the folder below
-it (an existing folder's entry is already on disk). ``get`` checks the bytes against their
+it (an existing folder's entry is already on disk). The put that makes the first blob folder
+makes all 256 of them, so the root is flushed for them once. ``get`` checks the bytes against their
 address and raises :class:`~helpkit.errors.BlobCorruptionError` when they differ; a put of
 bytes whose stored copy was damaged writes them again. A temporary file left by a crash
 mid-write is never read (its name is not an address);
@@ -42,6 +43,8 @@ from helpkit.errors import (
 __all__ = ["FolderBlobStore", "folder_blob_store_factory"]
 
 _TEMPORARY = ".tmp-"
+_FIRST_BYTES = tuple(f"{n:02x}" for n in range(256))
+"""The folders a blob lives in, by the first byte of its address."""
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
 
 
@@ -229,6 +232,10 @@ class FolderBlobStore:
         changed: list[Path] = []
         missing = [p for p in (folder, self._root) if not p.is_dir()]
         folder.mkdir(parents=True, exist_ok=True)
+        # Every sibling at once: the root is flushed once for all 256 of them, not once per
+        # put that makes one (a new desk's first thousand or so blobs).
+        for first in _FIRST_BYTES:
+            (self._root / first).mkdir(exist_ok=True)
         for made in missing:
             if made.parent not in changed:
                 changed.append(made.parent)

@@ -379,6 +379,23 @@ class _Walk:
         self.parts = 0
         self.texts: list[str] = []
         self.attachments: list[InboundAttachment] = []
+        # Per part (alive for the whole walk, so its id is its key): its content type, and its
+        # decoded bytes, each worked out once (an alternative's text/plain part is looked at to
+        # choose it, then read).
+        self._types: dict[int, str] = {}
+        self._decoded: dict[int, bytes | None] = {}
+
+    def _type(self, part: Message) -> str:
+        found = self._types.get(id(part))
+        if found is None:
+            found = self._types[id(part)] = _content_type(part, self.notes)
+        return found
+
+    def _bytes(self, part: Message) -> bytes | None:
+        key = id(part)
+        if key not in self._decoded:
+            self._decoded[key] = _payload(part, self.notes, self.max_part)
+        return self._decoded[key]
 
     def visit(self, part: Message, depth: int, *, text_wanted: bool = True) -> None:
         self.parts += 1
@@ -389,7 +406,7 @@ class _Walk:
         if depth > self.max_depth:
             self.notes.add(f"parts nested deeper than {self.max_depth} levels were dropped")
             return
-        ctype = _content_type(part, self.notes)
+        ctype = self._type(part)
         if ctype.startswith("multipart/"):
             children = _children(part, self.notes)
             if ctype == "multipart/alternative":
@@ -414,7 +431,7 @@ class _Walk:
     def _alternative(self, children: list[Message], depth: int, *, text_wanted: bool) -> None:
         if not children:
             return
-        types = [_content_type(c, self.notes) for c in children]
+        types = [self._type(c) for c in children]
         chosen: int | None = None
         for wanted in ("text/plain", "multipart/", "text/html"):
             for index, ctype in enumerate(types):
@@ -431,11 +448,11 @@ class _Walk:
             self.visit(child, depth + 1, text_wanted=text_wanted and index == chosen)
 
     def _has_text(self, part: Message) -> bool:
-        data = _payload(part, self.notes, self.max_part)
+        data = self._bytes(part)
         return data is not None and bool(data.strip())
 
     def _text(self, part: Message, ctype: str) -> str | None:
-        data = _payload(part, self.notes, self.max_part)
+        data = self._bytes(part)
         if data is None:
             return None
         text = _decode_bytes(data, _charset(part), self.notes, f"a {ctype} part")
@@ -448,7 +465,7 @@ class _Walk:
         if ctype.startswith("message/") and part.is_multipart():
             data = _message_bytes(part, self.notes)
         else:
-            data = _payload(part, self.notes, self.max_part)
+            data = self._bytes(part)
         if data is None:
             return
         if len(data) > self.max_part:
@@ -513,6 +530,8 @@ def _disposition(part: Message) -> str | None:
 
 
 def _filename(part: Message) -> str:
+    if not _may_name(part):
+        return ""
     value: object = None
     for param, header in (("filename", "content-disposition"), ("name", "content-type")):
         try:
@@ -526,6 +545,18 @@ def _filename(part: Message) -> str:
         if isinstance(value, str) and value.strip():
             return value
     return ""
+
+
+def _may_name(part: Message) -> bool:
+    """Whether ``part``'s Content-Disposition or Content-Type may carry a file name: a
+    ``filename`` or ``name`` parameter is spelled out in the raw value (RFC 2231's
+    ``filename*0*`` too), unless an encoded word there decodes to one."""
+    for key, value in part.raw_items():
+        if str(key).lower() in ("content-disposition", "content-type"):
+            raw = str(value).lower()
+            if "name" in raw or "=?" in raw:
+                return True
+    return False
 
 
 def _safe_filename(name: str, ctype: str) -> str:
