@@ -13,9 +13,10 @@ measured is helpkit's side of a delivery. Writes ``bench/results/relay.md`` and 
    called once more to read the relay's own records off the feed (as a following relay does).
    Deliveries per second over both calls, on the memory store and on SQLite files at
    ``synchronous=NORMAL`` and ``FULL``, repeated; median and spread. One more run on the
-   memory store and on SQLite at NORMAL times each stage (derive: feed read, plan, enqueue;
-   deliver: claim, send, record, settle), and one SQLite run under cProfile lists the hot
-   spots.
+   memory store and on SQLite at NORMAL times each stage in CPU time (derive: feed read,
+   plan, enqueue; deliver: claim, send, record, settle; a relay that enqueues what it derives
+   already claimed has no claim stage for it), and one SQLite run under cProfile lists the
+   hot spots.
 2. **Commit-to-delivery latency.** A relay runs ``follow_deliveries(stop, poll=0.05)`` while a
    writer commits replies at a steady rate; latency is the instant the channel receives the
    message minus the instant the writer's ``reply()`` returned (committed). Same process (the
