@@ -460,7 +460,10 @@ def test_relays_killed_at_random_moments_deliver_every_reply_once(tmp_path: Path
     assert stats["reclaimed"] > 0, stats
     assert stats["repeated"] > 0, stats
     assert stats["failures"] > 0, stats
-    recovered = sum(int(line.rsplit("=", 1)[1]) for line in Path(reports).read_text().splitlines())
+    # Shown, not asserted: on a loaded machine a relay may be killed before any run of its ends
+    # (no report written at all).
+    noted = Path(reports).read_text().splitlines() if Path(reports).exists() else []
+    recovered = sum(int(line.rsplit("=", 1)[1]) for line in noted)
     print(f"{stats}, recovered from the audit trail: {recovered}, flowed {flowed:.1f}s")
     writer.shutdown()
     desk.shutdown()

@@ -148,6 +148,7 @@ def test_memory_store_declares_its_capabilities() -> None:
         {
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.CLAIMED_ENQUEUE,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,

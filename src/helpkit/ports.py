@@ -52,6 +52,7 @@ __all__ = [
     "Change",
     "ChangeFeed",
     "Channel",
+    "ClaimedEnqueue",
     "Clock",
     "Delivery",
     "DeliveryState",
@@ -158,6 +159,10 @@ class Capability:
     """Every committed event has a position in global commit order (:class:`ChangeFeed`)."""
     OUTBOX = "outbox"
     """The store keeps the deliveries the relay derives from the change feed (:class:`Outbox`)."""
+    CLAIMED_ENQUEUE = "claimed_enqueue"
+    """The outbox adds new deliveries already claimed by the relay that derived them
+    (:class:`ClaimedEnqueue`): the relay sends what it just derived without claiming it (a
+    read, a decoding and a write of each delivery) in a transaction of its own."""
     TIMER_STATE = "timer_state"
     """The store keeps a timer state beside each ticket, written by the commits of helpkit's
     pipeline (:class:`TimerStates`), so the SLA sweep reads no history."""
@@ -451,6 +456,30 @@ class TimerStates(Protocol):
     def query_states(self, query: TicketQuery) -> tuple[Page[Ticket], list[str | None]]:
         """:meth:`Store.query`, and the timer state kept for each ticket of the page, in
         the same order (``None`` for a ticket without one)."""
+        ...
+
+
+@runtime_checkable
+class ClaimedEnqueue(Protocol):
+    """What a store with :attr:`Capability.CLAIMED_ENQUEUE` adds to its :class:`Outbox`: new
+    deliveries added already claimed, in the transaction that moves the relay's cursor."""
+
+    def enqueue_claimed(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        owner: str,
+        until: datetime,
+        checked: bool = False,
+    ) -> list[Delivery]:
+        """:meth:`Outbox.enqueue`, each new delivery stored claimed by ``owner`` until
+        ``until`` (``claimed_by``, ``claimed_until``, and ``claims`` one more, as
+        :meth:`Outbox.claim` would have stored it; its other fields as given). Returns the
+        deliveries added, as stored, in the order given: those whose id was already there are
+        left as they are, and not returned (whoever holds them sends them)."""
         ...
 
 

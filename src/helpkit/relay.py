@@ -56,6 +56,7 @@ from helpkit.ports import (
     Capability,
     Change,
     ChangeFeed,
+    ClaimedEnqueue,
     Delivery,
     DeliveryState,
     Outbox,
@@ -165,6 +166,9 @@ class Relay:
         self._store = store
         self._feed = cast(ChangeFeed, store)
         self._outbox = cast(Outbox, store)
+        self._claimed: ClaimedEnqueue | None = None
+        if Capability.CLAIMED_ENQUEUE in able and implements(store, ClaimedEnqueue):
+            self._claimed = cast(ClaimedEnqueue, store)
         self._outbound = outbound
         self._pipeline = pipeline
         self.owner = owner or f"relay-{new_id()[-12:]}"
@@ -183,25 +187,42 @@ class Relay:
         the directory's people as read so far in this run (each read once per run, so a run
         plans on the directory as it was when it first needed each person); by default
         read for this call."""
+        added, _ = self._derive(limit=limit, people=people, hold=None)
+        return added
+
+    def _derive(
+        self, *, limit: int, people: Lookups | None, hold: datetime | None
+    ) -> tuple[int, list[Delivery]]:
+        """:meth:`derive`; with ``hold`` (a store with :attr:`Capability.CLAIMED_ENQUEUE`),
+        the new deliveries are added claimed by this relay until ``hold``, and returned."""
         self.begin()
         cursor = self._feed.cursor(CURSOR)
         changes = self._feed.changes(after=cursor, limit=limit)
         if not changes:
-            return 0
+            return 0, []
         self._trails.follow(changes)
         now = self._pipeline.now()
         planned = self._outbound.plan(changes, now, people)
+        position = changes[-1].position
         try:
             # Built by the planner through the records' constructors (every check ran).
-            return self._outbox.enqueue(
-                planned,
-                cursor=CURSOR,
-                position=changes[-1].position,
-                expected=cursor,
-                checked=True,
+            if hold is not None and self._claimed is not None:
+                held = self._claimed.enqueue_claimed(
+                    planned,
+                    cursor=CURSOR,
+                    position=position,
+                    expected=cursor,
+                    owner=self.owner,
+                    until=hold,
+                    checked=True,
+                )
+                return len(held), held
+            added = self._outbox.enqueue(
+                planned, cursor=CURSOR, position=position, expected=cursor, checked=True
             )
+            return added, []
         except ConflictError:
-            return 0  # another relay derived these meanwhile
+            return 0, []  # another relay derived these meanwhile
 
     def begin(self) -> None:
         """Start the relay's cursor, the first time a relay (a desk with channels) opens the
@@ -230,6 +251,13 @@ class Relay:
         )
         if not claimed:
             return RelayReport()
+        return self._deliver_held(claimed, now=now, until=until)
+
+    def _deliver_held(
+        self, claimed: Sequence[Delivery], *, now: datetime, until: datetime
+    ) -> RelayReport:
+        """Send the deliveries this relay holds until ``until``, record and settle the
+        outcomes."""
         results: list[tuple[Delivery, Record | None]] = []
         counts = dict.fromkeys(DeliveryState, 0)
         recovered = 0
@@ -266,14 +294,29 @@ class Relay:
         return report + RelayReport(lost_claims=len(done) - stored)
 
     def run_once(self) -> RelayReport:
-        """Derive everything committed so far, then deliver everything due now."""
+        """Derive everything committed so far (up to the last position as the run starts:
+        later commits are the next run's), then deliver everything due now. On a store with
+        :attr:`Capability.CLAIMED_ENQUEUE`, what each batch derives is added claimed by this
+        relay and sent at once."""
         with self._lock:
             report = RelayReport()
             people = Lookups(self._store)
+            target = self._feed.last_position()
             while True:
-                added = self.derive(people=people)
-                report = report + RelayReport(derived=added)
-                if not added and self._feed.cursor(CURSOR) >= self._feed.last_position():
+                if self._claimed is None:
+                    added = self.derive(people=people)
+                    report = report + RelayReport(derived=added)
+                else:
+                    # What was just derived is held by this relay: sent at once, without a
+                    # claim of its own, under the lease taken as it was derived.
+                    until = self._pipeline.now() + self._lease
+                    added, held = self._derive(limit=self._batch, people=people, hold=until)
+                    report = report + RelayReport(derived=added)
+                    for start in range(0, len(held), self._batch):
+                        report = report + self._deliver_held(
+                            held[start : start + self._batch], now=self._pipeline.now(), until=until
+                        )
+                if self._feed.cursor(CURSOR) >= target:
                     break
             while True:
                 batch = self.deliver()
@@ -454,14 +497,16 @@ class Relay:
         pending = list(results)
         unrecorded: set[str] = set()
         for _ in range(_RECORD_ROUNDS):
-            unrecorded = self._record(pending)
+            unrecorded = self._record(pending, until=until)
             if not unrecorded or self._pipeline.now() >= until:
                 break
             log.info("recording outcomes of %d tickets lost to writers; again", len(unrecorded))
             pending = [(d, r) for d, r in pending if d.ticket_id in unrecorded]
         return unrecorded
 
-    def _record(self, results: Sequence[tuple[Delivery, Record | None]]) -> set[str]:
+    def _record(
+        self, results: Sequence[tuple[Delivery, Record | None]], *, until: datetime
+    ) -> set[str]:
         """Record the outcomes in the tickets' audit trails, in one commit for the batch; the
         ids of the tickets whose outcomes could not be recorded.
 
@@ -482,7 +527,7 @@ class Relay:
         trails = {ticket_id: self._trails.take(ticket_id) for ticket_id in by_ticket}
         try:
             try:
-                self._run(by_ticket, trails)
+                self._run(by_ticket, trails, until)
                 return set()
             except ConflictError:
                 if len(by_ticket) == 1:
@@ -490,7 +535,7 @@ class Relay:
             unrecorded: set[str] = set()
             for ticket_id, records in by_ticket.items():
                 try:
-                    self._run({ticket_id: records}, trails)
+                    self._run({ticket_id: records}, trails, until)
                 except ConflictError as exc:
                     log.info("could not record deliveries of %s yet: %s", ticket_id, exc)
                     unrecorded.add(ticket_id)
@@ -499,12 +544,15 @@ class Relay:
             self._trails.keep(trails.values())
 
     def _run(
-        self, by_ticket: dict[str, list[tuple[Delivery, Record]]], trails: dict[str, _Trail]
+        self,
+        by_ticket: dict[str, list[tuple[Delivery, Record]]],
+        trails: dict[str, _Trail],
+        until: datetime,
     ) -> None:
         """Record the outcomes of ``by_ticket`` through the pipeline; the trails then hold
         them (the outcomes of the decision committed: the last one the pipeline made)."""
         decided: list[Outcome] = []
-        self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails, decided))
+        self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails, decided, until))
         for outcome in decided:
             trails[outcome.ticket.id].committed(outcome)
 
@@ -513,21 +561,30 @@ class Relay:
         by_ticket: dict[str, list[tuple[Delivery, Record]]],
         trails: dict[str, _Trail],
         decided: list[Outcome],
+        until: datetime,
     ) -> Callable[[Sequence[Ticket], datetime], list[Outcome]]:
         """The decision recording each ticket's outcomes, in order, on its state as loaded,
         leaving out those its trail (read up to that state) already holds; ``decided`` holds
-        the outcomes of its last call."""
+        the outcomes of its last call.
+
+        The trail is not read for a ticket whose deliveries were all claimed for the first time
+        (``claims`` 1) while the claims still hold (``until``, less the margin the sending
+        keeps): no other relay ever held them, so none can have recorded their outcomes."""
+        held = until - self._lease / 10
 
         def decide(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
             outcomes = []
+            first = now < held
             for ticket in tickets:
                 trail = trails[ticket.id]
-                if ticket.seq > trail.seq:
+                records = by_ticket[ticket.id]
+                unheard = first and all(result.claims == 1 for result, _ in records)
+                if not unheard and ticket.seq > trail.seq:
                     trail.read(self._store)
                 steps: list[Outcome] = []
                 state = ticket
-                for result, record in by_ticket[ticket.id]:
-                    if _told(result, trail.outcomes.get(result.id, ())):
+                for result, record in records:
+                    if not unheard and _told(result, trail.outcomes.get(result.id, ())):
                         continue
                     steps.append(record(state, now))
                     state = steps[-1].ticket

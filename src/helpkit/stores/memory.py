@@ -111,6 +111,7 @@ class MemoryStore(KnowledgeMixin):
         {
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.CLAIMED_ENQUEUE,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
@@ -417,6 +418,52 @@ class MemoryStore(KnowledgeMixin):
                 if delivery.id not in self._outbox:
                     self._outbox[delivery.id] = delivery
                     added += 1
+            self._cursors[cursor] = position
+            return added
+
+    def enqueue_claimed(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        owner: str,
+        until: datetime,
+        checked: bool = False,
+    ) -> list[Delivery]:
+        """:meth:`enqueue`, the new deliveries stored claimed by ``owner`` until ``until``;
+        the deliveries added, as stored."""
+        check_cursor(cursor)
+        check_position(position)
+        check_position(expected, "expected")
+        check_text(owner, "owner")
+        held_until = to_utc(until, "until")
+        held = [
+            replace(
+                check_delivery(d, checked=checked),
+                claimed_by=owner,
+                claimed_until=held_until,
+                claims=d.claims + 1,
+            )
+            for d in deliveries
+        ]
+        with self._lock:
+            self._check_open()
+            if position > len(self._feed):
+                raise ValidationError(
+                    f"position {position} is beyond the last committed one ({len(self._feed)})"
+                )
+            stored = self._cursors.get(cursor, 0)
+            if stored != expected:
+                raise ConflictError(
+                    f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
+                )
+            added = []
+            for delivery in held:
+                if delivery.id not in self._outbox:
+                    self._outbox[delivery.id] = delivery
+                    added.append(delivery)
             self._cursors[cursor] = position
             return added
 

@@ -203,6 +203,48 @@ class FeedAndOutbox:
                 ).rowcount
         return added
 
+    def enqueue_claimed(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        owner: str,
+        until: datetime,
+        checked: bool = False,
+    ) -> list[Delivery]:
+        """:meth:`enqueue`, the new deliveries stored claimed by ``owner`` until ``until``;
+        the deliveries added, as stored."""
+        check_cursor(cursor)
+        check_position(position)
+        check_position(expected, "expected")
+        check_text(owner, "owner")
+        held_until = to_utc(until, "until")
+        held = [
+            replace(
+                check_delivery(d, checked=checked),
+                claimed_by=owner,
+                claimed_until=held_until,
+                claims=d.claims + 1,
+            )
+            for d in deliveries
+        ]
+        rows = [_encode_delivery(d) for d in held]
+        added = []
+        with self._transaction() as cur:
+            _check_committed(cur, position)
+            _move_cursor(cur, cursor, position, expected, "another relay")
+            for delivery, row in zip(held, rows, strict=True):
+                if cur.execute(
+                    "INSERT INTO outbox (id, ticket_id, state, next_attempt_us, "
+                    "claimed_until_us, claimed_by, updated_us, body) "
+                    "VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT (id) DO NOTHING",
+                    row,
+                ).rowcount:
+                    added.append(delivery)
+        return added
+
     def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
         """Claim up to ``limit`` due, unheld pending deliveries for ``owner`` until ``until``."""
         check_text(owner, "owner")

@@ -287,6 +287,7 @@ class PostgresStore(
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,

@@ -107,6 +107,32 @@ def _no_json() -> None:
     _HAS_JSON = False
 
 
+_INSERT_DELIVERY: Final = (
+    "INSERT INTO outbox (id, ticket_id, state, next_attempt_us, claimed_until_us, "
+    "claimed_by, updated_us, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+    "ON CONFLICT (id) DO NOTHING"
+)
+"""A new delivery (an id already there is left as it is)."""
+
+
+def _move_cursor(conn: sqlite3.Connection, cursor: str, position: int, expected: int) -> None:
+    """Move ``cursor`` from ``expected`` to ``position`` (inside a write transaction)."""
+    last = conn.execute(LAST_POSITION).fetchone()[0]
+    if position > last:
+        raise ValidationError(f"position {position} is beyond the last committed one ({last})")
+    row = conn.execute("SELECT position FROM cursors WHERE name = ?", (cursor,)).fetchone()
+    stored = 0 if row is None else int(row[0])
+    if stored != expected:
+        raise ConflictError(
+            f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
+        )
+    conn.execute(
+        "INSERT INTO cursors (name, position) VALUES (?, ?) "
+        "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
+        (cursor, position),
+    )
+
+
 def _encode_delivery(
     delivery: Delivery,
 ) -> tuple[str, str, str, int, int | None, str | None, int, str]:
@@ -215,30 +241,56 @@ class FeedAndOutbox:
         check_position(expected, "expected")
         rows = [_encode_delivery(check_delivery(d, checked=checked)) for d in deliveries]
         with self._transaction() as conn:
-            last = conn.execute(LAST_POSITION).fetchone()[0]
-            if position > last:
-                raise ValidationError(
-                    f"position {position} is beyond the last committed one ({last})"
-                )
-            row = conn.execute("SELECT position FROM cursors WHERE name = ?", (cursor,)).fetchone()
-            stored = 0 if row is None else int(row[0])
-            if stored != expected:
-                raise ConflictError(
-                    f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
-                )
+            _move_cursor(conn, cursor, position, expected)
             before = conn.total_changes
-            conn.executemany(
-                "INSERT INTO outbox (id, ticket_id, state, next_attempt_us, claimed_until_us, "
-                "claimed_by, updated_us, body) VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
-                "ON CONFLICT (id) DO NOTHING",
-                rows,
+            conn.executemany(_INSERT_DELIVERY, rows)
+            return conn.total_changes - before
+
+    def enqueue_claimed(
+        self,
+        deliveries: Sequence[Delivery],
+        *,
+        cursor: str,
+        position: int,
+        expected: int,
+        owner: str,
+        until: datetime,
+        checked: bool = False,
+    ) -> list[Delivery]:
+        """:meth:`enqueue`, the new deliveries stored claimed by ``owner`` until ``until``;
+        the deliveries added, as stored."""
+        check_cursor(cursor)
+        check_position(position)
+        check_position(expected, "expected")
+        check_text(owner, "owner")
+        held_until = to_utc(until, "until")
+        held = [
+            replace(
+                check_delivery(d, checked=checked),
+                claimed_by=owner,
+                claimed_until=held_until,
+                claims=d.claims + 1,
             )
-            added = conn.total_changes - before
-            conn.execute(
-                "INSERT INTO cursors (name, position) VALUES (?, ?) "
-                "ON CONFLICT (name) DO UPDATE SET position = excluded.position",
-                (cursor, position),
-            )
+            for d in deliveries
+        ]
+        rows = [_encode_delivery(d) for d in held]
+        with self._transaction() as conn:
+            _move_cursor(conn, cursor, position, expected)
+            conn.execute("SAVEPOINT enqueue_claimed")
+            before = conn.total_changes
+            conn.executemany(_INSERT_DELIVERY, rows)
+            if conn.total_changes - before == len(rows):
+                conn.execute("RELEASE enqueue_claimed")
+                return held
+            # Some were there already (the cursor was moved back over events derived before):
+            # inserted again one by one, to keep only those this transaction added.
+            conn.execute("ROLLBACK TO enqueue_claimed")
+            added = [
+                delivery
+                for delivery, row in zip(held, rows, strict=True)
+                if conn.execute(_INSERT_DELIVERY, row).rowcount > 0
+            ]
+            conn.execute("RELEASE enqueue_claimed")
         return added
 
     def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:

@@ -331,6 +331,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
             Capability.INBOX,
             Capability.ROUTING,

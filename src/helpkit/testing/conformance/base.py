@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, settings
 from helpkit.ports import (
     Capability,
     ChangeFeed,
+    ClaimedEnqueue,
     DueClaims,
     FeedWakeup,
     Inbox,
@@ -82,6 +83,7 @@ class SuiteBase:
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
@@ -99,6 +101,9 @@ class SuiteBase:
             assert missing_members(store, ChangeFeed) == ()
         if Capability.OUTBOX in store.capabilities:
             assert missing_members(store, Outbox) == ()
+        if Capability.CLAIMED_ENQUEUE in store.capabilities:
+            assert Capability.OUTBOX in store.capabilities
+            assert missing_members(store, ClaimedEnqueue) == ()
         if Capability.TIMER_STATE in store.capabilities:
             assert missing_members(store, TimerStates) == ()
         if Capability.DUE_CLAIMS in store.capabilities:

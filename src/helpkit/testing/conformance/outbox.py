@@ -16,6 +16,7 @@ from helpkit.errors import ConflictError, InvalidTransitionError, NotFoundError,
 from helpkit.ports import (
     Capability,
     ChangeFeed,
+    ClaimedEnqueue,
     Delivery,
     DeliveryState,
     OutboundMessage,
@@ -154,6 +155,58 @@ class OutboxCases:
         assert outbox.delivery("d1") == replace(sent, claimed_by=None, claimed_until=None)
         with pytest.raises(ValidationError):
             outbox.settle(["not a delivery"], owner="r1", checked=True)  # type: ignore[list-item]
+
+    def test_claimed_enqueue_adds_new_deliveries_held_by_the_relay(self, store: Store) -> None:
+        if Capability.CLAIMED_ENQUEUE not in store.capabilities:
+            pytest.skip("the store does not declare Capability.CLAIMED_ENQUEUE")
+        outbox = _outbox(store)
+        claimed = cast(ClaimedEnqueue, store)
+        last = _with_events(store)
+        until = BASE_TIME + 30 * _S
+        first, second = delivery("d1"), delivery("d2", due=BASE_TIME + _S)
+        held = claimed.enqueue_claimed(
+            [first, second], cursor=_CURSOR, position=2, expected=0, owner="r1", until=until
+        )
+        assert held == [
+            replace(d, claimed_by="r1", claimed_until=until, claims=1) for d in (first, second)
+        ]
+        assert cast(ChangeFeed, store).cursor(_CURSOR) == 2
+        assert [outbox.delivery(d.id) for d in held] == held
+        # Held: no other relay claims them until the claim lapses, then one does (claims 2).
+        assert outbox.claim(owner="r2", now=BASE_TIME + _S, until=until, limit=5) == []
+        retaken = outbox.claim(owner="r2", now=until, until=until + _S, limit=1)
+        assert [(d.id, d.claimed_by, d.claims) for d in retaken] == [("d1", "r2", 2)]
+        # The holder settles what it holds (d2); d1 is r2's now.
+        sent = [replace(d, state=DeliveryState.SENT, attempts=1) for d in held]
+        assert outbox.settle(sent, owner="r1", checked=True) == 1
+        assert outbox.delivery("d2").state is DeliveryState.SENT
+        # Ids already there are left as they are and not returned; a new one is held.
+        again = claimed.enqueue_claimed(
+            [delivery("d1"), delivery("d3")],
+            cursor=_CURSOR,
+            position=last,
+            expected=2,
+            owner="r3",
+            until=until,
+        )
+        assert [(d.id, d.claimed_by) for d in again] == [("d3", "r3")]
+        assert outbox.delivery("d1").claimed_by == "r2"
+        # The cursor rules and the checks of ``enqueue``: nothing added, nothing moved.
+        with pytest.raises(ConflictError):
+            claimed.enqueue_claimed(
+                [delivery("d4")], cursor=_CURSOR, position=last, expected=2, owner="r1", until=until
+            )
+        with pytest.raises(ValidationError):
+            claimed.enqueue_claimed(
+                [forged(delivery("d5"), attempts=-1)],
+                cursor=_CURSOR,
+                position=last,
+                expected=last,
+                owner="r1",
+                until=until,
+            )
+        assert [d.id for d in outbox.deliveries()] == ["d1", "d2", "d3"]
+        assert cast(ChangeFeed, store).cursor(_CURSOR) == last
 
     def test_claims_take_due_unheld_deliveries_oldest_first(self, store: Store) -> None:
         outbox = _outbox(store)
