@@ -1093,3 +1093,72 @@ def test_a_helpdesk_on_an_sqlite_url_survives_a_restart(tmp_path: Path) -> None:
     with Helpdesk(url, clock=clock, entry_points=False) as desk:
         assert desk.ticket(ticket.number) == ticket
         assert [c.body for c in desk.conversation(ticket)] == ["Since 9:00."]
+
+
+def test_a_v10_file_keeps_its_outbox_in_the_order_deliveries_were_added(tmp_path: Path) -> None:
+    """v11 copies the outbox into a rowid table (the delivery id a unique key): every
+    delivery reads back the same, pending ones stay claimable in due order, and the indexes
+    are rebuilt."""
+    from helpkit.testing.conformance.outbox import delivery
+
+    source = tmp_path / "current.db"
+    store = SqliteStore(source)
+    try:
+        outcomes = _scheduled_outcomes()
+        for outcome in outcomes:
+            store.commit([change_of(outcome)])
+        tickets = [o.ticket for o in outcomes]
+        added = [
+            delivery(
+                f"{tickets[i % len(tickets)].id}-d{i}",
+                ticket_id=tickets[i % len(tickets)].id,
+                due=datetime(2026, 3, 2, 9, tzinfo=UTC) + timedelta(minutes=7 * (5 - i)),
+            )
+            for i in range(6)
+        ]
+        store.enqueue(added, cursor="relay", position=1, expected=0)
+        with store._connection() as conn:
+            rows = conn.execute(
+                "SELECT id, ticket_id, state, next_attempt_us, claimed_until_us, claimed_by,"
+                " updated_us, body FROM outbox ORDER BY id"
+            ).fetchall()
+    finally:
+        store.close()
+    assert len(rows) == len(added)
+
+    path = tmp_path / "v10.db"
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        for steps in MIGRATIONS[:10]:
+            for step in steps:
+                conn.execute(step) if isinstance(step, str) else step(conn)
+        conn.executemany("INSERT INTO outbox VALUES (?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
+        conn.execute("PRAGMA user_version = 10")
+        conn.execute("COMMIT")
+    finally:
+        conn.close()
+
+    upgraded = SqliteStore(path)
+    try:
+        assert pragma(path, "user_version") == SCHEMA_VERSION
+        for one in added:
+            assert upgraded.delivery(one.id) == one
+        assert [d.id for d in upgraded.deliveries()] == sorted(d.id for d in added)
+        claimed = upgraded.claim(
+            owner="r1",
+            now=datetime(2026, 3, 3, tzinfo=UTC),
+            until=datetime(2026, 3, 3, 1, tzinfo=UTC),
+            limit=10,
+        )
+        assert [d.id for d in claimed] == [
+            d.id for d in sorted(added, key=lambda d: (d.next_attempt_at, d.id))
+        ]
+        with upgraded._connection() as check:
+            assert check.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+            names = {r[0] for r in check.execute("SELECT name FROM sqlite_master")}
+        assert {"outbox_due", "outbox_state", "outbox_ticket"} <= names
+        assert "outbox_v9" not in names
+    finally:
+        upgraded.close()
