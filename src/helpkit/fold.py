@@ -8,6 +8,7 @@ decisions that produce events live in :mod:`helpkit.lifecycle`, which re-exports
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from helpkit._records import replace
@@ -32,7 +33,7 @@ from helpkit.events import (
     TicketOpened,
     Unlinked,
 )
-from helpkit.tickets import Comment, StatusCategory, Ticket
+from helpkit.tickets import Actor, ActorKind, Comment, StatusCategory, Ticket
 from helpkit.webhook_events import WEBHOOK
 
 __all__ = ["apply", "conversation", "replay"]
@@ -66,6 +67,8 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             followers=event.followers,
             custom_fields=event.custom_fields,
             status_at=event.at,
+            assigned_at=None if event.assignee_id is None else event.at,
+            requester_updated_at=event.at,
         )
     if state is None:
         raise ValidationError(f"event {event.TYPE} needs an opened ticket")
@@ -79,6 +82,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
     if isinstance(event, CommentAdded):
         if event.comment.public:
             common["public_comments"] = state.public_comments + 1
+            common.update(_wrote(state, ((event.comment, event.at),)))
             if event.comment.external_id is not None:
                 common["last_message_id"] = event.comment.external_id
         else:
@@ -98,9 +102,10 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             common["closed_at"] = event.at
         else:
             common["solved_at"] = None
-    elif isinstance(event, Assigned):
+    elif isinstance(event, Assigned | Escalated):
         common["assignee_id"] = event.assignee_id
         common["group_id"] = event.group_id
+        common["assigned_at"] = _assigned_at(state, event.assignee_id, event.at)
     elif isinstance(event, PriorityChanged):
         common.update(impact=event.impact, urgency=event.urgency, priority=event.priority)
     elif isinstance(event, SubjectChanged):
@@ -129,19 +134,48 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             closed_at=event.at,
             status_at=event.at,
         )
-    elif isinstance(event, Escalated):
-        common["group_id"] = event.group_id
-        common["assignee_id"] = event.assignee_id
     elif isinstance(event, MergeReceived):
         common["followers"] = state.followers | event.followers
         common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
         common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
+        # Merged comments were written on the other ticket, at their own dates.
+        common.update(_wrote(state, ((c, min(c.created_at, event.at)) for c in event.comments)))
     elif isinstance(event, SatisfactionOffered):
         common["satisfaction_offered_at"] = event.at
     elif isinstance(event, SatisfactionRated):
         common["satisfaction"] = event.rating
     # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
     return replace(state, **common)
+
+
+def _assigned_at(state: Ticket, assignee_id: str | None, at: datetime) -> datetime | None:
+    """When the ticket's assignee (after an assignment to ``assignee_id`` at ``at``) got it."""
+    if assignee_id is None:
+        return None
+    if assignee_id == state.assignee_id:
+        return state.assigned_at  # the same assignee (maybe another group): not a new start
+    return at
+
+
+def _wrote(state: Ticket, comments: Iterable[tuple[Comment, datetime]]) -> dict[str, datetime]:
+    """The changes to the requester's and agents' last-update instants when ``comments``
+    (each with the instant it counts at) reach the ticket: only public comments by the
+    requester or by an agent count, and the instants never go back."""
+    requester = Actor.contact(state.requester_id)
+    changes: dict[str, datetime] = {}
+    for comment, when in comments:
+        if not comment.public:
+            continue
+        if comment.author == requester:
+            key, current = "requester_updated_at", state.requester_updated_at
+        elif comment.author.kind is ActorKind.AGENT:
+            key, current = "agent_updated_at", state.agent_updated_at
+        else:
+            continue
+        latest = changes.get(key, current)
+        if latest is None or when > latest:
+            changes[key] = when
+    return changes
 
 
 def replay(events: Iterable[Event]) -> Ticket:
