@@ -340,7 +340,7 @@ def test_an_unknown_instant_is_refused_naming_it_and_the_known_ones() -> None:
 # ------------------------------------------------------------------ the fold, a property
 
 
-def _reference(events: list[Event]) -> tuple[datetime | None, datetime | None, datetime | None]:
+def rule_instants(events: list[Event]) -> tuple[datetime | None, datetime | None, datetime | None]:
     """The three instants as their definitions read the whole history (not the fold)."""
     opening = events[0]
     assert isinstance(opening, TicketOpened)
@@ -380,7 +380,7 @@ def test_folding_a_stored_prefix_then_the_rest_gives_the_instants_of_the_whole_h
     events: list[Event], split: int
 ) -> None:
     whole = replay(events)
-    assert _instants(whole) == _reference(events)
+    assert _instants(whole) == rule_instants(events)
     cut = 1 + split % len(events)
     # The prefix as a store keeps it (JSON text), read back, then the rest event by event.
     stored = json.loads(json.dumps(encoder(Ticket)(replay(events[:cut]))))
