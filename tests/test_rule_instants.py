@@ -450,7 +450,18 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
         _strip_sqlite(tmp_path / "desk.db")
     else:
         _strip_postgres(database, schema)
-    again = opened(Helpdesk(url, clock=clock))
+    chase = {
+        "automations": [
+            {
+                "name": "chase",
+                "when": {"since": "assigned", "at_least": "2h"},
+                "actions": [
+                    {"notify": ["assignee"], "subject": "Still yours", "body": "{{ticket.subject}}"}
+                ],
+            }
+        ]
+    }
+    again = opened(Helpdesk(url, config=chase, clock=clock, channels=[RecordingChannel("email")]))
     old = again.ticket(ticket.id)
     assert old == attrs.evolve(
         ticket, assigned_at=None, requester_updated_at=None, agent_updated_at=None
@@ -460,12 +471,19 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
     late = MONDAY + timedelta(hours=2)
     assert Anchor.ASSIGNED.of(old) == Anchor.REQUESTER_UPDATED.of(old) == late
     assert Anchor.AGENT_UPDATED.of(old) is None
-    # The history still folds to the instants; the next comments set them on the ticket.
+    # The history still folds to the instants.
     assert _instants(replay(again.history(ticket.id))) == _instants(ticket)
-    clock.advance(hours=1)
+    # Its next event pins the unknown instants to that last change, so the automation due
+    # at late + 2h fires once: its own change does not move the instant it counts from.
+    clock.set(late + timedelta(hours=3))
     newer = again.requester_reply(old, "The LX-200")
+    assert _instants(newer) == (late, late + timedelta(hours=3), None)
     clock.advance(hours=1)
     newer = again.reply(newer, ANA, "Thanks")
-    assert _instants(newer) == (None, late + timedelta(hours=1), late + timedelta(hours=2))
-    assert Anchor.ASSIGNED.of(newer) == newer.updated_at
+    assert _instants(newer) == (late, late + timedelta(hours=3), late + timedelta(hours=4))
+    for _ in range(3):
+        clock.advance(hours=3)
+        again.sweep()
+        newer = again.note(newer, ANA, "Waiting")
+    assert [at for _, at in _fired(again, newer)] == [late + timedelta(hours=3)]
     assert again.ticket(ticket.id) == newer

@@ -452,8 +452,9 @@ class Anchor(enum.Enum):
     """The instants a :class:`Since` counts from.
 
     A ticket stored before helpkit kept an instant (``status``, ``assigned``,
-    ``requester_updated``) counts from its last change instead until the instant is next
-    set: the latest the instant can have been, so a rule fires late rather than early.
+    ``requester_updated``) counts from its last change instead: the latest the instant can
+    have been, so a rule fires late rather than early (the fold pins ``assigned`` and
+    ``requester_updated`` there at the ticket's next event).
     ``agent_updated`` has no such stand-in (whether an agent ever replied is unknown): such a
     ticket has none until an agent's next public reply."""
 

@@ -78,6 +78,10 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         raise ValidationError(
             f"event seq {event.seq} does not follow ticket {state.id} seq {state.seq}"
         )
+    if state.requester_updated_at is None or (
+        state.assigned_at is None and state.assignee_id is not None
+    ):
+        state = _pinned(state)
     common: dict[str, Any] = {"seq": event.seq, "updated_at": max(state.updated_at, event.at)}
     if isinstance(event, CommentAdded):
         if event.comment.public:
@@ -146,6 +150,19 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         common["satisfaction"] = event.rating
     # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
     return replace(state, **common)
+
+
+def _pinned(state: Ticket) -> Ticket:
+    """A ticket stored before helpkit kept its assignment and requester instants, with each
+    one it must have pinned to its last change: the latest it can have been, which is what
+    rules counted from while it was unknown (:class:`helpkit.conditions.Anchor`). Pinned at
+    its next event, so that an automation's own change does not move its due instant."""
+    changes: dict[str, Any] = {}
+    if state.requester_updated_at is None:
+        changes["requester_updated_at"] = state.updated_at
+    if state.assigned_at is None and state.assignee_id is not None:
+        changes["assigned_at"] = state.updated_at
+    return replace(state, **changes)
 
 
 def _assigned_at(state: Ticket, assignee_id: str | None, at: datetime) -> datetime | None:
