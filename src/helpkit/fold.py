@@ -33,7 +33,7 @@ from helpkit.events import (
     TicketOpened,
     Unlinked,
 )
-from helpkit.tickets import Actor, ActorKind, Comment, StatusCategory, Ticket
+from helpkit.tickets import ActorKind, Comment, StatusCategory, Ticket
 from helpkit.webhook_events import WEBHOOK
 
 __all__ = ["apply", "conversation", "replay"]
@@ -86,7 +86,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
     if isinstance(event, CommentAdded):
         if event.comment.public:
             common["public_comments"] = state.public_comments + 1
-            common.update(_wrote(state, ((event.comment, event.at),)))
+            _wrote(state, event.comment, event.at, common)
             if event.comment.external_id is not None:
                 common["last_message_id"] = event.comment.external_id
         else:
@@ -143,7 +143,8 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
         common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
         # Merged comments were written on the other ticket, at their own dates.
-        common.update(_wrote(state, ((c, min(c.created_at, event.at)) for c in event.comments)))
+        for comment in event.comments:
+            _wrote(state, comment, min(comment.created_at, event.at), common)
     elif isinstance(event, SatisfactionOffered):
         common["satisfaction_offered_at"] = event.at
     elif isinstance(event, SatisfactionRated):
@@ -174,25 +175,22 @@ def _assigned_at(state: Ticket, assignee_id: str | None, at: datetime) -> dateti
     return at
 
 
-def _wrote(state: Ticket, comments: Iterable[tuple[Comment, datetime]]) -> dict[str, datetime]:
-    """The changes to the requester's and agents' last-update instants when ``comments``
-    (each with the instant it counts at) reach the ticket: only public comments by the
-    requester or by an agent count, and the instants never go back."""
-    requester = Actor.contact(state.requester_id)
-    changes: dict[str, datetime] = {}
-    for comment, when in comments:
-        if not comment.public:
-            continue
-        if comment.author == requester:
-            key, current = "requester_updated_at", state.requester_updated_at
-        elif comment.author.kind is ActorKind.AGENT:
-            key, current = "agent_updated_at", state.agent_updated_at
-        else:
-            continue
-        latest = changes.get(key, current)
-        if latest is None or when > latest:
-            changes[key] = when
-    return changes
+def _wrote(state: Ticket, comment: Comment, when: datetime, common: dict[str, Any]) -> None:
+    """Record in ``common`` what ``comment``, counted at ``when``, does to the requester's and
+    agents' last-update instants: only a public comment by the requester or by an agent
+    counts, and the instants never go back."""
+    if not comment.public:
+        return
+    author = comment.author
+    if author.kind is ActorKind.CONTACT and author.id == state.requester_id:
+        key = "requester_updated_at"
+    elif author.kind is ActorKind.AGENT:
+        key = "agent_updated_at"
+    else:
+        return
+    latest = common.get(key, getattr(state, key))
+    if latest is None or when > latest:
+        common[key] = when
 
 
 def replay(events: Iterable[Event]) -> Ticket:
