@@ -487,3 +487,52 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
         newer = again.note(newer, ANA, "Waiting")
     assert [at for _, at in _fired(again, newer)] == [late + timedelta(hours=3)]
     assert again.ticket(ticket.id) == newer
+
+
+def test_every_store_keeps_the_instants_and_the_due_instants_alike(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    config = {
+        "calendars": OFFICE,
+        "automations": [
+            _automation("a", {"since": "assigned", "at_least": "4h", "calendar": "office"}),
+            _automation("r", {"since": "requester_updated", "at_least": "5h"}),
+            _automation("g", {"since": "agent_updated", "at_least": "5h", "calendar": "office"}),
+        ],
+    }
+    database = request.getfixturevalue("postgres_database")
+    urls = {
+        "memory": "memory://",
+        "sqlite": f"sqlite:///{tmp_path / 'desk.db'}",
+        "postgres": f"{database}?schema={fresh_schema()}",
+    }
+    seen = {}
+    for kind, url in urls.items():
+        desk, clock = _desk(config, url)
+        clock.set(FRIDAY.replace(hour=14))
+        ticket = desk.assign(_open(desk), ANA, agent="ana")
+        clock.advance(minutes=30)
+        desk.reply(ticket, ANA, "Which model?")
+        clock.advance(minutes=30)
+        desk.requester_reply(ticket, "LX-200")
+        steps = []
+        for hour in (17, 20, 23):
+            clock.set(FRIDAY.replace(hour=hour))
+            desk.sweep()
+            steps.append(desk.ticket(ticket.id))
+        clock.set(NEXT_MONDAY.replace(hour=12))
+        desk.sweep()
+        other = desk if kind == "memory" else opened(Helpdesk(url, config=config, clock=clock))
+        reread = other.ticket(ticket.id)  # read back by another desk on the same store
+        seen[kind] = (
+            [(_instants(t), t.next_check, t.tags) for t in steps],
+            _fired(desk, ticket),
+            _instants(reread),
+        )
+    assert seen["memory"] == seen["sqlite"] == seen["postgres"]
+    fired = dict(seen["memory"][1])
+    assert fired == {
+        "r": FRIDAY.replace(hour=20),  # 15:00 + 5h, calendar time
+        "a": NEXT_MONDAY.replace(hour=10),  # 14:00 + 4 business hours
+        "g": NEXT_MONDAY.replace(hour=11, minute=30),  # 14:30 + 5 business hours
+    }
