@@ -61,6 +61,7 @@ from helpkit.tickets import (
     StatusCategory,
     Ticket,
 )
+from test_rule_instants import rule_instants
 
 C = StatusCategory
 WF = DEFAULT_WORKFLOW
@@ -755,6 +756,13 @@ class LifecycleMachine(RuleBasedStateMachine):
             assert [e.seq for e in events] == list(range(1, len(events) + 1))
             assert replay(events) == ticket
             assert ticket.public_comments + ticket.internal_notes == len(conversation(events))
+
+    @invariant()
+    def rule_instants_are_their_definitions(self) -> None:
+        # Clocks that go back, merges between tickets of one requester: still the definition.
+        for tid, ticket in self.state.items():
+            instants = (ticket.assigned_at, ticket.requester_updated_at, ticket.agent_updated_at)
+            assert instants == rule_instants(self.history[tid])
 
     @invariant()
     def updated_at_is_monotone(self) -> None:

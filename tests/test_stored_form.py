@@ -73,6 +73,7 @@ def _ticket() -> Ticket:
         next_deadline=(NOW + timedelta(hours=4)).astimezone(PARIS),
         next_check=NOW + timedelta(hours=3),
         status_at=None,  # as tickets were stored before status_at was kept (see below)
+        requester_updated_at=None,  # ... and before the rules' instants of issue #14 were
     )
 
 
@@ -82,6 +83,32 @@ def test_a_ticket_with_its_status_instant_keeps_it_and_old_text_reads_without() 
     assert data["status_at"] == "2026-03-02T09:00:00.123456+00:00"
     assert decoder(Ticket)(json.loads(_dumps(data))) == ticket
     assert "status_at" not in _dumps(encoder(Ticket)(_ticket()))
+
+
+def test_a_ticket_with_the_rules_instants_keeps_them_and_old_text_reads_without() -> None:
+    ticket = attrs.evolve(
+        _ticket(),
+        assignee_id="ana",
+        assigned_at=NOW.astimezone(PARIS),
+        requester_updated_at=NOW - timedelta(hours=1),
+        agent_updated_at=NOW,
+    )
+    data = encoder(Ticket)(ticket)
+    assert (data["assigned_at"], data["requester_updated_at"], data["agent_updated_at"]) == (
+        "2026-03-02T09:00:00.123456+00:00",
+        "2026-03-02T08:00:00.123456+00:00",
+        "2026-03-02T09:00:00.123456+00:00",
+    )
+    assert decoder(Ticket)(json.loads(_dumps(data))) == ticket
+    # The text stored before: none of them, and it reads as a ticket without them.
+    old = json.loads(GOLDEN.read_text(encoding="utf-8").splitlines()[0])
+    assert not {"assigned_at", "requester_updated_at", "agent_updated_at"} & set(old)
+    loaded = decoder(Ticket)(old)
+    assert (loaded.assigned_at, loaded.requester_updated_at, loaded.agent_updated_at) == (
+        None,
+        None,
+        None,
+    )
 
 
 def _sla_events() -> list[Event]:

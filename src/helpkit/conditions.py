@@ -6,7 +6,8 @@
 A condition is a tree: :class:`Compare` compares one *field* of a ticket (or of its requester, its
 organization, or the command that changed it) with a value; :class:`AllOf`, :class:`AnyOf` and
 :class:`NoneOf` combine conditions; :class:`Since` tests the time since an instant of the ticket
-(its creation, its last update, its solving...), in calendar time or in the business hours of a
+(its creation, its last update, its solving, its assignment, the requester's or an agent's last
+public comment...), in calendar time or in the business hours of a
 named calendar. :func:`parse` reads the plain-data form a TOML file holds, against a
 :class:`Vocabulary` (the desk's statuses, custom fields and calendars), so that an unknown
 field, operator, status, choice or calendar is refused when the configuration loads, naming it,
@@ -448,7 +449,14 @@ def _custom_field(name: str, kind: FieldKind, choices: tuple[str, ...]) -> _Fiel
 
 
 class Anchor(enum.Enum):
-    """The instants a :class:`Since` counts from."""
+    """The instants a :class:`Since` counts from.
+
+    A ticket stored before helpkit kept an instant (``status``, ``assigned``,
+    ``requester_updated``) counts from its last change instead: the latest the instant can
+    have been, so a rule fires late rather than early (the fold pins ``assigned`` and
+    ``requester_updated`` there at the ticket's next event).
+    ``agent_updated`` has no such stand-in (whether an agent ever replied is unknown): such a
+    ticket has none until an agent's next public reply."""
 
     CREATED = "created"
     UPDATED = "updated"
@@ -456,6 +464,12 @@ class Anchor(enum.Enum):
     """When the ticket entered its current status."""
     SOLVED = "solved"
     CLOSED = "closed"
+    ASSIGNED = "assigned"
+    """When the current assignee got the ticket (none while it is unassigned)."""
+    REQUESTER_UPDATED = "requester_updated"
+    """The requester's last public comment, or the ticket's creation."""
+    AGENT_UPDATED = "agent_updated"
+    """An agent's last public reply (none before the first)."""
 
     def of(self, ticket: Ticket) -> datetime | None:
         """The ticket's instant (``None``: it has none, e.g. an unsolved ticket's solving)."""
@@ -464,12 +478,18 @@ class Anchor(enum.Enum):
         if self is Anchor.UPDATED:
             return ticket.updated_at
         if self is Anchor.STATUS:
-            # A ticket stored before status_at was kept: its last change is the latest its
-            # status can have been entered, so a rule fires late rather than early.
             return ticket.status_at or ticket.updated_at
         if self is Anchor.SOLVED:
             return ticket.solved_at
-        return ticket.closed_at
+        if self is Anchor.CLOSED:
+            return ticket.closed_at
+        if self is Anchor.ASSIGNED:
+            if ticket.assignee_id is None:
+                return None
+            return ticket.assigned_at or ticket.updated_at
+        if self is Anchor.REQUESTER_UPDATED:
+            return ticket.requester_updated_at or ticket.updated_at
+        return ticket.agent_updated_at
 
 
 # ---------------------------------------------------------------- the vocabulary

@@ -8,6 +8,7 @@ decisions that produce events live in :mod:`helpkit.lifecycle`, which re-exports
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from helpkit._records import replace
@@ -32,7 +33,7 @@ from helpkit.events import (
     TicketOpened,
     Unlinked,
 )
-from helpkit.tickets import Comment, StatusCategory, Ticket
+from helpkit.tickets import ActorKind, Comment, StatusCategory, Ticket
 from helpkit.webhook_events import WEBHOOK
 
 __all__ = ["apply", "conversation", "replay"]
@@ -66,6 +67,8 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             followers=event.followers,
             custom_fields=event.custom_fields,
             status_at=event.at,
+            assigned_at=None if event.assignee_id is None else event.at,
+            requester_updated_at=event.at,
         )
     if state is None:
         raise ValidationError(f"event {event.TYPE} needs an opened ticket")
@@ -75,10 +78,15 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         raise ValidationError(
             f"event seq {event.seq} does not follow ticket {state.id} seq {state.seq}"
         )
+    if state.requester_updated_at is None or (
+        state.assigned_at is None and state.assignee_id is not None
+    ):
+        state = _pinned(state)
     common: dict[str, Any] = {"seq": event.seq, "updated_at": max(state.updated_at, event.at)}
     if isinstance(event, CommentAdded):
         if event.comment.public:
             common["public_comments"] = state.public_comments + 1
+            _wrote(state, event.comment, event.at, common)
             if event.comment.external_id is not None:
                 common["last_message_id"] = event.comment.external_id
         else:
@@ -98,9 +106,10 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             common["closed_at"] = event.at
         else:
             common["solved_at"] = None
-    elif isinstance(event, Assigned):
+    elif isinstance(event, Assigned | Escalated):
         common["assignee_id"] = event.assignee_id
         common["group_id"] = event.group_id
+        common["assigned_at"] = _assigned_at(state, event.assignee_id, event.at)
     elif isinstance(event, PriorityChanged):
         common.update(impact=event.impact, urgency=event.urgency, priority=event.priority)
     elif isinstance(event, SubjectChanged):
@@ -129,19 +138,59 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             closed_at=event.at,
             status_at=event.at,
         )
-    elif isinstance(event, Escalated):
-        common["group_id"] = event.group_id
-        common["assignee_id"] = event.assignee_id
     elif isinstance(event, MergeReceived):
         common["followers"] = state.followers | event.followers
         common["public_comments"] = state.public_comments + sum(c.public for c in event.comments)
         common["internal_notes"] = state.internal_notes + sum(not c.public for c in event.comments)
+        # Merged comments were written on the other ticket, at their own dates.
+        for comment in event.comments:
+            _wrote(state, comment, min(comment.created_at, event.at), common)
     elif isinstance(event, SatisfactionOffered):
         common["satisfaction_offered_at"] = event.at
     elif isinstance(event, SatisfactionRated):
         common["satisfaction"] = event.rating
     # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
     return replace(state, **common)
+
+
+def _pinned(state: Ticket) -> Ticket:
+    """A ticket stored before helpkit kept its assignment and requester instants, with each
+    one it must have pinned to its last change: the latest it can have been, which is what
+    rules counted from while it was unknown (:class:`helpkit.conditions.Anchor`). Pinned at
+    its next event, so that an automation's own change does not move its due instant."""
+    changes: dict[str, Any] = {}
+    if state.requester_updated_at is None:
+        changes["requester_updated_at"] = state.updated_at
+    if state.assigned_at is None and state.assignee_id is not None:
+        changes["assigned_at"] = state.updated_at
+    return replace(state, **changes)
+
+
+def _assigned_at(state: Ticket, assignee_id: str | None, at: datetime) -> datetime | None:
+    """When the ticket's assignee (after an assignment to ``assignee_id`` at ``at``) got it."""
+    if assignee_id is None:
+        return None
+    if assignee_id == state.assignee_id:
+        return state.assigned_at  # the same assignee (maybe another group): not a new start
+    return at
+
+
+def _wrote(state: Ticket, comment: Comment, when: datetime, common: dict[str, Any]) -> None:
+    """Record in ``common`` what ``comment``, counted at ``when``, does to the requester's and
+    agents' last-update instants: only a public comment by the requester or by an agent
+    counts, and the instants never go back."""
+    if not comment.public:
+        return
+    author = comment.author
+    if author.kind is ActorKind.CONTACT and author.id == state.requester_id:
+        key = "requester_updated_at"
+    elif author.kind is ActorKind.AGENT:
+        key = "agent_updated_at"
+    else:
+        return
+    latest = common.get(key, getattr(state, key))
+    if latest is None or when > latest:
+        common[key] = when
 
 
 def replay(events: Iterable[Event]) -> Ticket:

@@ -447,6 +447,24 @@ class Ticket:
     )
     """The ticket's latest satisfaction rating (``good`` or ``bad``), ``None`` when unrated."""
     # --- end of customer satisfaction ---
+    # --- the instants rules count from (issue #14); ``None`` on a ticket stored before
+    # helpkit kept them (see helpkit.conditions.Anchor for how rules read such a ticket) ---
+    assigned_at: datetime | None = attrs.field(
+        default=None, converter=_optional_utc, metadata=SINCE_LATER
+    )
+    """When the current assignee got the ticket (``None`` while it is unassigned). A change
+    of group that keeps the assignee keeps the instant."""
+    requester_updated_at: datetime | None = attrs.field(
+        default=None, converter=_optional_utc, metadata=SINCE_LATER
+    )
+    """When the requester last wrote a public comment on the ticket, or its creation if it
+    has not since (comments merged in count at their own date)."""
+    agent_updated_at: datetime | None = attrs.field(
+        default=None, converter=_optional_utc, metadata=SINCE_LATER
+    )
+    """When an agent last wrote a public reply on the ticket (``None`` before the first;
+    internal notes and system messages do not count)."""
+    # --- end of the instants rules count from ---
 
     def __hash__(self) -> int:
         return hash((self.id, self.seq))
