@@ -53,13 +53,18 @@ def test_a_v6_file_is_upgraded_to_keep_an_inbox(tmp_path: Path) -> None:
         "kb_changes", "kb_docs", "kb_counts", "kb_terms", "kb_links", "kb_suggestions",
     ):  # fmt: skip
         conn.execute(f"DROP TABLE {table}")
+    # Version 10 keeps timer states in the ticket rows; version 6 kept them in a table.
+    conn.execute("ALTER TABLE tickets DROP COLUMN timer_state")
+    conn.execute(
+        "CREATE TABLE timer_states (ticket_id TEXT PRIMARY KEY, state TEXT NOT NULL) WITHOUT ROWID"
+    )
     conn.execute("PRAGMA user_version = 6")
     conn.commit()
     conn.close()
     store = SqliteStore(path)
     try:
         with store._connection() as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 9
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 11
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert store.get_ticket("t1") == written.ticket
