@@ -106,11 +106,36 @@ def facts(draw: st.DrawFn) -> TicketFacts:
                         st.sampled_from(("ana", "ben")),
                         st.sampled_from(("reply", "solved")),
                         instants,
+                    )
+                    | st.builds(
+                        Activity,
+                        st.sampled_from(("ana", "ben")),
+                        st.just("handle"),
+                        instants,
+                        durations,
+                        st.none() | durations,
                     ),
                     max_size=4,
                 )
             )
         ),
+        fields=tuple(
+            sorted(
+                draw(
+                    st.dictionaries(
+                        st.sampled_from(("form", "vip")),
+                        st.sampled_from(("access", "billing"))
+                        | st.booleans()
+                        | st.tuples(st.sampled_from(("a", "b"))),
+                    )
+                ).items()
+            )
+        ),
+        tier_time=tuple(
+            (tier, spent, draw(st.none() | durations))
+            for tier, spent in sorted(draw(st.dictionaries(st.integers(1, 3), durations)).items())
+        ),
+        tier_now=draw(st.none() | st.integers(1, 3)),
     )
 
 
@@ -176,9 +201,30 @@ def test_aggregates_are_the_facts_added_up(
     ):
         assert sum(n for counts in volume.values() for n in counts.values()) == len(cohort)
     acts = [a for f in matching for a in f.activity if kpi_filter.in_range(a.at)]
-    assert sum(a.public_replies + a.solved for a in report.agents) == len(acts)
+    assert sum(a.public_replies + a.solved for a in report.agents) == sum(
+        a.kind != "handle" for a in acts
+    )
+    for agent in report.agents:
+        handled = [a for a in acts if a.kind == "handle" and a.agent_id == agent.agent_id]
+        assert agent.handle_time == sum((a.duration or timedelta(0) for a in handled), timedelta(0))
+        assert agent.handle_time_business == sum(
+            (a.business or timedelta(0) for a in handled), timedelta(0)
+        )
     for tier in report.escalation:
         assert tier.tickets == sum(tier.tier in f.tiers for f in cohort)
+        done = [(s, b) for f in cohort for t, s, b in f.tier_time if t == tier.tier != f.tier_now]
+        assert tier.time == naive_distribution([s for s, _ in done])
+        assert tier.time_business == naive_distribution([b for _, b in done if b is not None])
+    assert {t.tier for t in report.escalation} == {
+        t for f in cohort for t in f.tiers | {t for t, _, _ in f.tier_time if t != f.tier_now}
+    }
+    by_form = aggregate(all_facts, NOW, kpi_filter, fields="form").volume_by_field["form"]
+    assert sum(by_form[d][None] for d in by_form if None in by_form[d]) == sum(
+        "form" not in dict(f.fields) for f in cohort
+    )
+    assert sum(n for counts in by_form.values() for k, n in counts.items() if k) == sum(
+        "form" in dict(f.fields) for f in cohort
+    )
 
 
 def _totals(report: KpiReport) -> tuple[int, ...]:

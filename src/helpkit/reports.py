@@ -14,7 +14,7 @@ import json
 import os
 import pickle
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, cast
@@ -51,10 +51,10 @@ PAGE = 500
 PROJECTION_CURSOR: Final = "kpi-projection"
 """The change-feed cursor a :class:`KpiProjection` saves its checkpoints' position under."""
 
-_FORMAT: Final = 3
-"""The checkpoint format (3: with the resumable folds of the active tickets; 2: facts with
-satisfaction surveys). A checkpoint of another format is refused, and the projection is built
-anew."""
+_FORMAT: Final = 4
+"""The checkpoint format (4: facts with custom fields, time per tier and handle time; 3: with
+the resumable folds of the active tickets; 2: facts with satisfaction surveys). A checkpoint
+of another format is refused, and the projection is built anew."""
 
 _encode_ticket = encoder(Ticket)
 _decode_ticket = decoder(Ticket)
@@ -106,10 +106,15 @@ class KpiReader:
                 yield found
 
     def report(
-        self, now: datetime, kpi_filter: KpiFilter | None = None, period: Period = Period.DAY
+        self,
+        now: datetime,
+        kpi_filter: KpiFilter | None = None,
+        period: Period = Period.DAY,
+        fields: Iterable[str] | str = (),
     ) -> KpiReport:
-        """The KPIs of the tickets ``kpi_filter`` selects, as of ``now``."""
-        accumulator = KpiAccumulator(now, kpi_filter, period)
+        """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (volume also by the
+        custom ``fields`` named)."""
+        accumulator = KpiAccumulator(now, kpi_filter, period, fields)
         for facts in self.facts(now):
             accumulator.add(facts)
         return accumulator.report()
@@ -135,6 +140,7 @@ def _feed(store: Store) -> ChangeFeed:
 
 
 _CHECKPOINT_CLASSES: Final = {
+    ("datetime", "date"),
     ("datetime", "datetime"),
     ("datetime", "timedelta"),
     ("datetime", "timezone"),
@@ -302,11 +308,15 @@ class KpiProjection:
             yield kept.as_of(now)
 
     def report(
-        self, now: datetime, kpi_filter: KpiFilter | None = None, period: Period = Period.DAY
+        self,
+        now: datetime,
+        kpi_filter: KpiFilter | None = None,
+        period: Period = Period.DAY,
+        fields: Iterable[str] | str = (),
     ) -> KpiReport:
         """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (at or after
-        :attr:`as_of`), from the kept facts."""
-        accumulator = KpiAccumulator(now, kpi_filter, period)
+        :attr:`as_of`), from the kept facts (volume also by the custom ``fields`` named)."""
+        accumulator = KpiAccumulator(now, kpi_filter, period, fields)
         for facts in self.facts(now):
             accumulator.add(facts)
         return accumulator.report()
