@@ -7,10 +7,11 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+from array import array
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpkit import Actor, DeskConfig, Helpdesk
@@ -140,6 +141,8 @@ def facts(draw: st.DrawFn) -> TicketFacts:
 
 
 tickets = st.lists(facts(), max_size=25)
+SHARED_MACHINE = settings(suppress_health_check=[HealthCheck.too_slow])
+"""Drawing 25 tickets' facts can pass Hypothesis's time limit on a busy machine."""
 filters = st.builds(
     KpiFilter,
     since=st.none() | instants,
@@ -165,6 +168,7 @@ def naive_distribution(values: list[timedelta]) -> Distribution:
 
 
 @given(tickets, filters)
+@SHARED_MACHINE
 def test_aggregates_are_the_facts_added_up(
     all_facts: list[TicketFacts], kpi_filter: KpiFilter
 ) -> None:
@@ -243,6 +247,7 @@ def _totals(report: KpiReport) -> tuple[int, ...]:
 
 
 @given(tickets)
+@SHARED_MACHINE
 def test_channel_filters_partition_the_tickets(all_facts: list[TicketFacts]) -> None:
     whole = _totals(aggregate(all_facts, NOW))
     parts = [_totals(aggregate(all_facts, NOW, KpiFilter(channels=[c]))) for c in CHANNELS]
@@ -250,6 +255,7 @@ def test_channel_filters_partition_the_tickets(all_facts: list[TicketFacts]) -> 
 
 
 @given(tickets, instants)
+@SHARED_MACHINE
 def test_a_date_split_partitions_the_opened_tickets(
     all_facts: list[TicketFacts], split: datetime
 ) -> None:
@@ -269,6 +275,7 @@ def test_a_date_split_partitions_the_opened_tickets(
 
 
 @given(tickets, st.randoms(use_true_random=False))
+@SHARED_MACHINE
 def test_the_order_tickets_come_in_does_not_matter(
     all_facts: list[TicketFacts], rng: random.Random
 ) -> None:
@@ -428,3 +435,12 @@ def test_facts_of_a_history(steps: list[tuple[str, int]], data: st.DataObject) -
             resume_facts(kept, fold, events[1:2], ladder=LADDER)
     finally:
         desk.shutdown()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**14)))
+def test_a_column_of_microseconds_has_the_distribution_of_its_durations(
+    values: list[int],
+) -> None:
+    durations = [timedelta(microseconds=v) for v in values]
+    assert Distribution.of_micros(array("q", values)) == Distribution.of(durations)
+    assert Distribution.of(durations) == naive_distribution(durations)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import math
 import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -792,6 +793,27 @@ class Distribution:
             ordered[-1],
         )
 
+    @classmethod
+    def of_micros(cls, values: Iterable[int]) -> Distribution:
+        """The distribution of durations given in whole microseconds (a compact column of
+        them, such as an ``array("q")``): equal to :meth:`of` of the same durations."""
+        ordered = sorted(values)
+        if not ordered:
+            return cls(0, None, None, None, None, None)
+        n = len(ordered)
+
+        def at(p: float) -> timedelta:
+            return timedelta(microseconds=ordered[max(1, math.ceil(p / 100 * n)) - 1])
+
+        return cls(
+            n,
+            at(50),
+            at(90),
+            timedelta(microseconds=sum(ordered)) / n,
+            timedelta(microseconds=ordered[0]),
+            timedelta(microseconds=ordered[-1]),
+        )
+
     def to_data(self) -> dict[str, Any]:
         """Durations in seconds (floats), or ``None``."""
 
@@ -1081,14 +1103,17 @@ class KpiAccumulator:
         self._filter = KpiFilter() if kpi_filter is None else kpi_filter
         self._period = Period.coerce(period)
         self._fields = _field_names(fields)
+        self._starts: dict[date, date] = {}
         self._by_field: dict[str, dict[date, Counter[str | None]]] = {
             name: {} for name in self._fields
         }
-        self._tier_time: dict[int, list[timedelta]] = {}
-        self._tier_time_business: dict[int, list[timedelta]] = {}
+        # Durations in microseconds, 8 bytes each (a timedelta object and its list slot take
+        # 48): a report over a million tickets keeps a few million of them.
+        self._tier_time: dict[int, array[int]] = {}
+        self._tier_time_business: dict[int, array[int]] = {}
         self._tickets = 0
-        self._durations: dict[str, list[timedelta]] = {
-            name: []
+        self._durations: dict[str, array[int]] = {
+            name: array("q")
             for name in (
                 "first_response",
                 "first_response_business",
@@ -1120,21 +1145,27 @@ class KpiAccumulator:
 
     def add(self, facts: TicketFacts) -> None:
         """Count one ticket (facts made as of this accumulator's ``now``)."""
-        if not self._filter.matches(facts):
+        flt = self._filter
+        if not flt.matches(facts):
             return
-        if facts.active:
-            self._backlog["status"][facts.status] += 1
-            self._backlog["group"][facts.group_id] += 1
-            self._backlog["age"][age_bucket(self._now - facts.opened_at)] += 1
+        in_range = flt.in_range
+        if facts.category.is_active:
+            backlog = self._backlog
+            backlog["status"][facts.status] += 1
+            backlog["group"][facts.group_id] += 1
+            backlog["age"][age_bucket(self._now - facts.opened_at)] += 1
+        agents = self._agents
         for act in facts.activity:
-            if self._filter.in_range(act.at):
-                found_agent = self._agents.setdefault(act.agent_id, Counter())
+            if in_range(act.at):
+                found_agent = agents.get(act.agent_id)
+                if found_agent is None:
+                    found_agent = agents[act.agent_id] = Counter()
                 if act.kind == "handle":
                     found_agent["handle_us"] += _micros(act.duration)
                     found_agent["handle_business_us"] += _micros(act.business)
                 else:
                     found_agent[act.kind] += 1
-        if facts.surveyed_at is not None and self._filter.in_range(facts.surveyed_at):
+        if facts.surveyed_at is not None and in_range(facts.surveyed_at):
             csat = self._csat
             for name, key in (
                 ("total", None),
@@ -1142,30 +1173,33 @@ class KpiAccumulator:
                 ("agent", facts.assignee_id),
                 ("period", self._period.start(facts.surveyed_at)),
             ):
-                found = csat[name].setdefault(key, Counter())
+                found = _counter(csat[name], key)
                 found["offered"] += 1
                 if facts.rating is not None:
                     found[facts.rating] += 1
-        if not self._filter.in_range(facts.opened_at):
+        if not in_range(facts.opened_at):
             return
         self._tickets += 1
-        start = self._period.start(facts.opened_at)
-        for name, key in (
-            ("channel", facts.channel),
-            ("priority", facts.priority.label),
-            ("organization", facts.organization_id),
-        ):
-            self._volume[name].setdefault(start, Counter())[key] += 1
+        start = self._start(facts.opened_at)
+        volume = self._volume
+        _counter(volume["channel"], start)[facts.channel] += 1
+        _counter(volume["priority"], start)[facts.priority.label] += 1
+        _counter(volume["organization"], start)[facts.organization_id] += 1
         if self._fields:
             values = dict(facts.fields)
             for name in self._fields:
-                per_value = self._by_field[name].setdefault(start, Counter())
+                per_value = _counter(self._by_field[name], start)
                 for key in field_keys(values.get(name)):
                     per_value[key] += 1
-        for name in self._durations:
-            value: timedelta | None = getattr(facts, name)
+        durations = self._durations
+        for name, value in (
+            ("first_response", facts.first_response),
+            ("first_response_business", facts.first_response_business),
+            ("resolution", facts.resolution),
+            ("resolution_business", facts.resolution_business),
+        ):
             if value is not None:
-                self._durations[name].append(value)
+                durations[name].append(value // _MICROSECOND)
         if facts.resolved_at is not None and not facts.merged:
             self._resolved += 1
             self._fcr += facts.first_contact_resolution
@@ -1173,7 +1207,7 @@ class KpiAccumulator:
             self._ever_solved += 1
             self._reopened += facts.reopens > 0
         for outcome in facts.sla:
-            self._sla.setdefault((outcome.policy, outcome.metric), Counter())[outcome.state] += 1
+            _counter(self._sla, (outcome.policy, outcome.metric))[outcome.state] += 1
         for tier in facts.tiers:
             self._tiers[tier] += 1
         for tier in facts.escalated_from:
@@ -1181,9 +1215,18 @@ class KpiAccumulator:
         for tier, spent, business in facts.tier_time:
             if tier == facts.tier_now:
                 continue  # still in the tier: its time there is not final
-            self._tier_time.setdefault(tier, []).append(spent)
+            self._tier_time.setdefault(tier, array("q")).append(spent // _MICROSECOND)
             if business is not None:
-                self._tier_time_business.setdefault(tier, []).append(business)
+                spent_business = self._tier_time_business.setdefault(tier, array("q"))
+                spent_business.append(business // _MICROSECOND)
+
+    def _start(self, at: datetime) -> date:
+        # The period ``at`` falls in, by its UTC day (a day's period is looked up once).
+        day = at.date() if at.utcoffset() == _ZERO else to_utc(at).date()
+        found = self._starts.get(day)
+        if found is None:
+            found = self._starts[day] = self._period.start(at)
+        return found
 
     def report(self) -> KpiReport:
         """The KPIs of the tickets added so far."""
@@ -1198,10 +1241,12 @@ class KpiAccumulator:
             filter=self._filter,
             period=self._period,
             tickets=self._tickets,
-            first_response=Distribution.of(self._durations["first_response"]),
-            first_response_business=Distribution.of(self._durations["first_response_business"]),
-            resolution=Distribution.of(self._durations["resolution"]),
-            resolution_business=Distribution.of(self._durations["resolution_business"]),
+            first_response=Distribution.of_micros(self._durations["first_response"]),
+            first_response_business=Distribution.of_micros(
+                self._durations["first_response_business"]
+            ),
+            resolution=Distribution.of_micros(self._durations["resolution"]),
+            resolution_business=Distribution.of_micros(self._durations["resolution_business"]),
             first_contact_resolution=Rate(self._fcr, self._resolved),
             reopened=Rate(self._reopened, self._ever_solved),
             sla=tuple(
@@ -1230,8 +1275,8 @@ class KpiAccumulator:
                     tier=tier,
                     tickets=self._tiers[tier],
                     escalated=self._escalated[tier],
-                    time=Distribution.of(self._tier_time.get(tier, ())),
-                    time_business=Distribution.of(self._tier_time_business.get(tier, ())),
+                    time=Distribution.of_micros(self._tier_time.get(tier, ())),
+                    time_business=Distribution.of_micros(self._tier_time_business.get(tier, ())),
                 )
                 for tier in sorted(self._tiers.keys() | self._tier_time.keys())
             ),
@@ -1258,8 +1303,21 @@ class KpiAccumulator:
         )
 
 
+_MICROSECOND: Final = timedelta(microseconds=1)
+_ZERO: Final = timedelta(0)
+
+
+def _counter(found: dict[Any, Counter[Any]], key: Any) -> Counter[Any]:
+    # ``found[key]``, a new Counter if there is none yet (``setdefault`` would make one each
+    # time: a quarter of a report's adding up).
+    counter = found.get(key)
+    if counter is None:
+        counter = found[key] = Counter()
+    return counter
+
+
 def _micros(value: timedelta | None) -> int:
-    return 0 if value is None else value // timedelta(microseconds=1)
+    return 0 if value is None else value // _MICROSECOND
 
 
 def _keys(found: Mapping[Any, object]) -> list[str | None]:
