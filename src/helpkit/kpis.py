@@ -470,7 +470,7 @@ class _Running:
             replies_before_resolution=(
                 self.replies_at_resolution if self.resolved_at is not None else 0
             ),
-            sla=tuple(outcomes),
+            sla=_shared_outcomes(outcomes),
             tiers=frozenset(self.tiers) if self.tiers else _NONE,
             escalated_from=frozenset(self.escalated_from) if self.escalated_from else _NONE,
             activity=tuple(self.activity),
@@ -488,6 +488,38 @@ class _Running:
         )
 
 
+_SHARED_LIMIT: Final = 4096
+_OUTCOMES: dict[tuple[str, str, int, str], SlaOutcome] = {}
+_OUTCOME_TUPLES: dict[tuple[SlaOutcome, ...], tuple[SlaOutcome, ...]] = {}
+
+
+def _outcome(policy: str, metric: str, cycle: int, state: str) -> SlaOutcome:
+    # One shared object per outcome: the same few (a policy's metrics, cycle 0, achieved or
+    # breached) recur in every ticket's kept facts (at most _SHARED_LIMIT are shared).
+    key = (policy, metric, cycle, state)
+    found = _OUTCOMES.get(key)
+    if found is None:
+        found = SlaOutcome(policy, metric, cycle, state)
+        if len(_OUTCOMES) < _SHARED_LIMIT:
+            _OUTCOMES[key] = found
+    return found
+
+
+def _breached(outcome: SlaOutcome) -> SlaOutcome:
+    return _outcome(outcome.policy, outcome.metric, outcome.cycle, "breached")
+
+
+def _shared_outcomes(outcomes: Sequence[SlaOutcome]) -> tuple[SlaOutcome, ...]:
+    # One shared tuple per combination of outcomes (most tickets have one of a few).
+    key = tuple(outcomes)
+    found = _OUTCOME_TUPLES.get(key)
+    if found is None:
+        found = key
+        if len(_OUTCOME_TUPLES) < _SHARED_LIMIT:
+            _OUTCOME_TUPLES[key] = found
+    return found
+
+
 def _outcomes(fold: SlaFold, now: datetime) -> tuple[list[SlaOutcome], tuple[datetime | None, ...]]:
     # The SLA outcomes as of ``now`` and the due instant of each pending one (kept facts stay
     # small: no dues when none is pending).
@@ -503,7 +535,7 @@ def _outcomes(fold: SlaFold, now: datetime) -> tuple[list[SlaOutcome], tuple[dat
             state_name = "stopped"
         else:
             state_name = "pending"
-        outcomes.append(SlaOutcome(name, clock.metric.value, clock.cycle, state_name))
+        outcomes.append(_outcome(name, clock.metric.value, clock.cycle, state_name))
         dues.append(clock.due if state_name == "pending" else None)
     return outcomes, tuple(dues) if any(d is not None for d in dues) else ()
 
@@ -566,7 +598,7 @@ class KeptFacts:
         if not any(due is not None and due <= now for due in self.dues):
             return facts
         outcomes = tuple(
-            attrs.evolve(outcome, state="breached") if due is not None and due <= now else outcome
+            _breached(outcome) if due is not None and due <= now else outcome
             for outcome, due in zip(facts.sla, self.dues, strict=True)
         )
         return attrs.evolve(facts, sla=outcomes)
@@ -649,7 +681,7 @@ def resume_facts(
         dues = kept.dues
         if any(due is not None and due <= last for due in dues):
             outcomes = tuple(
-                attrs.evolve(outcome, state="breached")
+                _breached(outcome)
                 if due is not None and due <= last
                 else outcome
                 for outcome, due in zip(outcomes, dues, strict=True)
