@@ -24,6 +24,7 @@ from helpkit.kpis import (
     AGE_BUCKETS,
     Activity,
     Distribution,
+    HandleTime,
     KpiFilter,
     KpiReport,
     SlaOutcome,
@@ -109,7 +110,7 @@ def facts(draw: st.DrawFn) -> TicketFacts:
                         instants,
                     )
                     | st.builds(
-                        Activity,
+                        HandleTime,
                         st.sampled_from(("ana", "ben")),
                         st.just("handle"),
                         instants,
@@ -210,9 +211,13 @@ def test_aggregates_are_the_facts_added_up(
     )
     for agent in report.agents:
         handled = [a for a in acts if a.kind == "handle" and a.agent_id == agent.agent_id]
-        assert agent.handle_time == sum((a.duration or timedelta(0) for a in handled), timedelta(0))
+        assert all(isinstance(a, HandleTime) for a in handled)
+        assert agent.handle_time == sum(
+            (a.duration for a in handled if isinstance(a, HandleTime)), timedelta(0)
+        )
         assert agent.handle_time_business == sum(
-            (a.business or timedelta(0) for a in handled), timedelta(0)
+            (a.business or timedelta(0) for a in handled if isinstance(a, HandleTime)),
+            timedelta(0),
         )
     for tier in report.escalation:
         assert tier.tickets == sum(tier.tier in f.tiers for f in cohort)

@@ -52,6 +52,7 @@ __all__ = [
     "AgentActivity",
     "Distribution",
     "FoldState",
+    "HandleTime",
     "KeptFacts",
     "KpiAccumulator",
     "KpiFilter",
@@ -141,10 +142,17 @@ class Activity:
     ``handle`` (a span of the agent's handle time ended)."""
     at: datetime
     """When: for ``handle``, the end of the span."""
-    duration: timedelta | None = None
-    """For ``handle``: the span's calendar time."""
+
+
+@attrs.frozen
+class HandleTime(Activity):
+    """A span of an agent's handle time (kind ``handle``), dated at its end (a subclass, so
+    that replies and solves, the many, keep three fields)."""
+
+    duration: timedelta
+    """The span's calendar time."""
     business: timedelta | None = None
-    """For ``handle``: the span's business time (``None`` without a calendar)."""
+    """The span's business time (``None`` without a calendar)."""
 
 
 WORKING: Final = frozenset({StatusCategory.NEW, StatusCategory.OPEN})
@@ -430,7 +438,7 @@ class _Running:
                 total_business = business + (total_business or timedelta(0))
             self.tier_time[tier] = (total + spent, total_business)
         if agent is not None and spent:
-            self.activity.append(Activity(agent, "handle", end, spent, business))
+            self.activity.append(HandleTime(agent, "handle", end, spent, business))
 
     def facts(self, policy: SlaPolicy | None, outcomes: Sequence[SlaOutcome]) -> TicketFacts:
         """The facts of the events folded so far, with these SLA ``outcomes``."""
@@ -681,9 +689,7 @@ def resume_facts(
         dues = kept.dues
         if any(due is not None and due <= last for due in dues):
             outcomes = tuple(
-                _breached(outcome)
-                if due is not None and due <= last
-                else outcome
+                _breached(outcome) if due is not None and due <= last else outcome
                 for outcome, due in zip(outcomes, dues, strict=True)
             )
             dues = tuple(None if due is None or due <= last else due for due in dues)
@@ -1192,7 +1198,7 @@ class KpiAccumulator:
                 found_agent = agents.get(act.agent_id)
                 if found_agent is None:
                     found_agent = agents[act.agent_id] = Counter()
-                if act.kind == "handle":
+                if isinstance(act, HandleTime):
                     found_agent["handle_us"] += _micros(act.duration)
                     found_agent["handle_business_us"] += _micros(act.business)
                 else:
