@@ -486,14 +486,26 @@ def test_an_older_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
 
     checkpoint = tmp_path / "kpis.projection"
     desk.kpi_projection().save(checkpoint)
-    found, position, as_of, kept, resume = pickle.loads(checkpoint.read_bytes())
-    assert found == 4
+    # Format 5: a header, then the kept facts and the resumable folds, a chunk of tickets
+    # per pickle.
+    with checkpoint.open("rb") as source:
+        header = pickle.load(source)
+        chunks = [pickle.load(source) for _ in range(header[3] + header[4])]
+        assert source.read() == b""
+    found, position, as_of, kept_chunks, resume_chunks = header
+    assert (found, kept_chunks, resume_chunks) == (5, 1, 1)
+    kept, resume = chunks
     assert resume  # the worked example's active tickets
     checkpoint.write_bytes(pickle.dumps((2, position, as_of, kept)))
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
         desk.kpi_projection(checkpoint)
-    # Format 3: facts without time per tier and handle time.
-    checkpoint.write_bytes(pickle.dumps((3, position, as_of, kept, resume)))
+    # Formats 3 and 4: one pickle, facts without time per tier and handle time (3).
+    for older in (3, 4):
+        checkpoint.write_bytes(pickle.dumps((older, position, as_of, kept, resume)))
+        with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+            desk.kpi_projection(checkpoint)
+    # A chunk that is not a mapping of tickets.
+    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps([kept]) + pickle.dumps(resume))
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
         desk.kpi_projection(checkpoint)
     # Resumable folds of the right shape that do not read back: folded again from history.
@@ -501,10 +513,28 @@ def test_an_older_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
         ticket_id: (name, zlib.compress(b'[{"id": 5}, [0]]'))
         for ticket_id, (name, _) in resume.items()
     }
-    checkpoint.write_bytes(pickle.dumps((4, position, as_of, kept, spoiled)))
+    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(kept) + pickle.dumps(spoiled))
     loaded = desk.kpi_projection(checkpoint)
     assert loaded.resumable == len(resume)
     for ticket_id in resume:
         desk.note(ticket_id, ANA, "still on it")
     assert desk.kpis(projection=loaded).to_data() == desk.kpis().to_data()
     assert loaded.resumable == len(resume)
+
+
+def test_a_checkpoint_of_many_chunks_reads_back(
+    desk: Helpdesk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import helpkit.reports
+
+    monkeypatch.setattr(helpkit.reports, "_CHUNK", 2)  # the worked example's 5 tickets: 3
+    checkpoint = tmp_path / "kpis.projection"
+    projection = desk.kpi_projection()
+    projection.save(checkpoint)
+    loaded = desk.kpi_projection(checkpoint)
+    assert (len(loaded), loaded.resumable) == (len(projection), projection.resumable)
+    assert desk.kpis(projection=loaded) == desk.kpis()
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[: len(whole) - 40])  # its last chunk cut short
+    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+        desk.kpi_projection(checkpoint)
