@@ -74,6 +74,37 @@ def test_table_and_csv(capsys: pytest.CaptureFixture[str]) -> None:
     assert channels <= {"email"}
 
 
+def test_time_per_tier_handle_time_and_volume_by_field(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    status, out, err = run(capsys, "report", "--json", "--now", NOW, "--by-field", "form")
+    assert status == 0, err
+    data = json.loads(out)
+    (by_field,) = data["volume"]["by_field"]
+    assert by_field["field"] == "form"
+    counted = sum(c["count"] for day in by_field["over_time"] for c in day["counts"])
+    # The demo's tickets have no custom field: every one counts under "none".
+    assert counted == data["tickets"]
+    assert {c["key"] for day in by_field["over_time"] for c in day["counts"]} == {None}
+    status, out, err = run(capsys, "report", "--csv", "--now", NOW, "--by-field", "form")
+    rows = list(csv.reader(io.StringIO(out)))
+    values = {(kpi, start, key): value for kpi, start, key, value in rows[1:]}
+    for agent in data["agents"]:
+        found = values[f"agent:{agent['agent']}", "", "handle_seconds"]
+        assert float(found) == agent["handle_seconds"]
+    for tier in data["escalation"]:
+        found = values[f"tier_time:L{tier['tier']}", "", "count"]
+        assert int(found) == tier["time"]["count"]
+    assert (
+        sum(int(value) for (kpi, _, _), value in values.items() if kpi == "volume_by_field:form")
+        == counted
+    )
+    status, out, err = run(capsys, "report", "--now", NOW, "--by-field", "form")
+    assert "by form:" in out
+    assert "handle time" in out
+    assert "time in tier" in out
+
+
 def test_filters_and_dates(capsys: pytest.CaptureFixture[str]) -> None:
     _, out, _ = run(capsys, "report", "--json", "--now", NOW)
     whole = json.loads(out)

@@ -14,6 +14,7 @@ import pytest
 from helpkit import Actor, DeskConfig, Helpdesk, Priority
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ValidationError
+from helpkit.fields import CustomField, FieldKind, FieldSet
 from helpkit.ports import Store
 from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
@@ -192,15 +193,135 @@ def test_worked_example(desk: Helpdesk) -> None:
         "start": "2026-01-06",
         "counts": [{"key": "critical", "count": 1}, {"key": "moderate", "count": 1}],
     }
-    assert data["escalation"] == [
+    assert [
+        {k: e[k] for k in ("tier", "tickets", "escalated", "rate")} for e in data["escalation"]
+    ] == [
         {"tier": 1, "tickets": 2, "escalated": 1, "rate": 0.5},
         {"tier": 2, "tickets": 1, "escalated": 0, "rate": 0.0},
     ]
+    # Time in L1: A 3 h until resolved (office time too); C Mon 13:00 to its escalation Tue
+    # 09:00, 20 h (4 h of office time). C is still in L2: its time there is not final yet.
+    assert data["escalation"][0]["time"] == {
+        "count": 2,
+        "median_seconds": seconds(3),
+        "p90_seconds": seconds(20),
+        "mean_seconds": seconds(11.5),
+        "min_seconds": seconds(3),
+        "max_seconds": seconds(20),
+    }
+    assert data["escalation"][0]["time_business"]["mean_seconds"] == seconds(3.5)
+    assert data["escalation"][1]["time"]["count"] == 0
+    # No ticket was assigned: no handle time.
     assert data["agents"] == [
-        {"agent": "ana", "public_replies": 2, "solved": 3},
-        {"agent": "ben", "public_replies": 2, "solved": 1},
+        {
+            "agent": "ana",
+            "public_replies": 2,
+            "solved": 3,
+            "handle_seconds": 0.0,
+            "handle_business_seconds": 0.0,
+        },
+        {
+            "agent": "ben",
+            "public_replies": 2,
+            "solved": 1,
+            "handle_seconds": 0.0,
+            "handle_business_seconds": 0.0,
+        },
     ]
     json.dumps(data)  # JSON-safe
+
+
+def test_time_per_tier_handle_time_and_volume_by_form(
+    request: pytest.FixtureRequest, tmp_path: Path, store_name: str
+) -> None:
+    """The worked example of docs/kpis.md's time per tier, handle time and volume by form."""
+    clock = FrozenClock(MON)
+    form = CustomField(name="form", kind=FieldKind.CHOICE, choices=("access", "billing"))
+    desk = Helpdesk(
+        STORES[store_name](tmp_path, request),
+        config=DeskConfig(sla=SlaPolicySet((POLICY,)), fields=FieldSet([form])),
+        clock=clock,
+        entry_points=False,
+    )
+    try:
+        desk.add_group("desk", "Service desk", tier=1)
+        desk.add_group("tech", "Technicians", tier=2)
+        desk.add_agent("ana", "Ana", email="ana@support.example", groups=["desk"])
+        desk.add_agent("ben", "Ben", email="ben@support.example", groups=["desk"])
+        desk.add_agent("tom", "Tom", email="tom@support.example", groups=["tech"])
+        desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+
+        def open_(subject: str, **kwargs: Any) -> str:
+            return desk.open_ticket(BOB, requester="bob", subject=subject, **kwargs).id
+
+        # Mon 09:00: X (form "access") in L1, assigned to Ana at once.
+        x = open_("X", group="desk", custom_fields={"form": "access"})
+        desk.assign(x, ANA, agent="ana")
+        clock.set(MON + H)  # Mon 10:00: Y (form "billing"), Ben's, still open on Wednesday.
+        y = open_("Y", group="desk", custom_fields={"form": "billing"})
+        desk.assign(y, ANA, agent="ben")
+        clock.set(MON + 2 * H)  # Mon 11:00: X waits on the requester (not counted) ...
+        desk.set_status(x, ANA, "pending")
+        clock.set(MON + 6 * H)  # ... until 15:00.
+        desk.set_status(x, ANA, "open")
+        clock.set(MON + 7 * H)  # Mon 16:00: X goes up to L2, unassigned ...
+        desk.escalate(x, ANA)
+        clock.set(TUE + H)  # ... until Tom takes it on Tue 10:00 ...
+        desk.assign(x, ANA, agent="tom", group="tech")
+        clock.set(TUE + 3 * H)  # ... and solves it at 12:00.
+        desk.resolve(x, Actor.agent("tom"))
+        clock.set(TUE + 4 * H)
+        open_("Z")  # no form
+        report = desk.kpis(now=WED, fields=["form"], period="day")
+        data = report.to_data()
+        # X: 3 h in L1 (09:00-11:00, 15:00-16:00; office time too); 20 h in L2 (Mon 16:00 to
+        # Tue 12:00), 4 h of office time (16:00-17:00, 09:00-12:00). Y is still in L1.
+        tiers = {e["tier"]: e for e in data["escalation"]}
+        assert tiers[1]["time"]["count"] == 1
+        assert tiers[1]["time"]["median_seconds"] == seconds(3)
+        assert tiers[1]["time_business"]["median_seconds"] == seconds(3)
+        assert tiers[2]["time"]["mean_seconds"] == seconds(20)
+        assert tiers[2]["time_business"]["mean_seconds"] == seconds(4)
+        # Handle time: Ana 3 h on X (not while pending, not after it left her); Tom 2 h;
+        # Ben's span on Y is still running (it counts once it ends).
+        agents = {a["agent"]: a for a in data["agents"]}
+        assert agents["ana"]["handle_seconds"] == seconds(3)
+        assert agents["ana"]["handle_business_seconds"] == seconds(3)
+        assert agents["tom"]["handle_seconds"] == seconds(2)
+        assert agents["tom"]["handle_business_seconds"] == seconds(2)
+        assert "ben" not in agents
+        assert data["volume"]["by_field"] == [
+            {
+                "field": "form",
+                "over_time": [
+                    {
+                        "start": "2026-01-05",
+                        "counts": [{"key": "access", "count": 1}, {"key": "billing", "count": 1}],
+                    },
+                    {"start": "2026-01-06", "counts": [{"key": None, "count": 1}]},
+                ],
+            }
+        ]
+        # Ben's span ends when Y is solved: Mon 10:00 to Wed 10:00, 48 h (7 + 8 + 1 = 16 h of
+        # office time).
+        clock.set(WED + H)
+        desk.resolve(y, Actor.agent("ben"))
+        later = desk.kpis(now=WED + H).to_data()
+        ben = next(a for a in later["agents"] if a["agent"] == "ben")
+        assert ben["handle_seconds"] == seconds(48)
+        assert ben["handle_business_seconds"] == seconds(16)
+        projection = desk.kpi_projection()
+        assert desk.kpis(now=WED + H, fields="form", projection=projection) == desk.kpis(
+            now=WED + H, fields="form"
+        )
+    finally:
+        desk.shutdown()
+
+
+@pytest.fixture(params=sorted(STORES))
+def store_name(request: pytest.FixtureRequest) -> str:
+    name: str = request.param
+    return name
 
 
 def test_filters(desk: Helpdesk) -> None:
@@ -357,7 +478,7 @@ def test_a_checkpoint_that_is_none_is_refused_and_builds_nothing(
     assert not marker.exists()  # refused before anything of it was called
 
 
-def test_a_format_2_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
+def test_an_older_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
     desk: Helpdesk, tmp_path: Path
 ) -> None:
     import pickle
@@ -365,10 +486,26 @@ def test_a_format_2_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
 
     checkpoint = tmp_path / "kpis.projection"
     desk.kpi_projection().save(checkpoint)
-    found, position, as_of, kept, resume = pickle.loads(checkpoint.read_bytes())
-    assert found == 3
+    # Format 5: a header, then the kept facts and the resumable folds, a chunk of tickets
+    # per pickle.
+    with checkpoint.open("rb") as source:
+        header = pickle.load(source)
+        chunks = [pickle.load(source) for _ in range(header[3] + header[4])]
+        assert source.read() == b""
+    found, position, as_of, kept_chunks, resume_chunks = header
+    assert (found, kept_chunks, resume_chunks) == (5, 1, 1)
+    kept, resume = chunks
     assert resume  # the worked example's active tickets
     checkpoint.write_bytes(pickle.dumps((2, position, as_of, kept)))
+    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+        desk.kpi_projection(checkpoint)
+    # Formats 3 and 4: one pickle, facts without time per tier and handle time (3).
+    for older in (3, 4):
+        checkpoint.write_bytes(pickle.dumps((older, position, as_of, kept, resume)))
+        with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+            desk.kpi_projection(checkpoint)
+    # A chunk that is not a mapping of tickets.
+    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps([kept]) + pickle.dumps(resume))
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
         desk.kpi_projection(checkpoint)
     # Resumable folds of the right shape that do not read back: folded again from history.
@@ -376,10 +513,28 @@ def test_a_format_2_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
         ticket_id: (name, zlib.compress(b'[{"id": 5}, [0]]'))
         for ticket_id, (name, _) in resume.items()
     }
-    checkpoint.write_bytes(pickle.dumps((3, position, as_of, kept, spoiled)))
+    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(kept) + pickle.dumps(spoiled))
     loaded = desk.kpi_projection(checkpoint)
     assert loaded.resumable == len(resume)
     for ticket_id in resume:
         desk.note(ticket_id, ANA, "still on it")
     assert desk.kpis(projection=loaded).to_data() == desk.kpis().to_data()
     assert loaded.resumable == len(resume)
+
+
+def test_a_checkpoint_of_many_chunks_reads_back(
+    desk: Helpdesk, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import helpkit.reports
+
+    monkeypatch.setattr(helpkit.reports, "_CHUNK", 2)  # the worked example's 5 tickets: 3
+    checkpoint = tmp_path / "kpis.projection"
+    projection = desk.kpi_projection()
+    projection.save(checkpoint)
+    loaded = desk.kpi_projection(checkpoint)
+    assert (len(loaded), loaded.resumable) == (len(projection), projection.resumable)
+    assert desk.kpis(projection=loaded) == desk.kpis()
+    whole = checkpoint.read_bytes()
+    checkpoint.write_bytes(whole[: len(whole) - 40])  # its last chunk cut short
+    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+        desk.kpi_projection(checkpoint)

@@ -7,10 +7,11 @@ from __future__ import annotations
 import contextlib
 import math
 import random
+from array import array
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpkit import Actor, DeskConfig, Helpdesk
@@ -23,6 +24,7 @@ from helpkit.kpis import (
     AGE_BUCKETS,
     Activity,
     Distribution,
+    HandleTime,
     KpiFilter,
     KpiReport,
     SlaOutcome,
@@ -106,15 +108,42 @@ def facts(draw: st.DrawFn) -> TicketFacts:
                         st.sampled_from(("ana", "ben")),
                         st.sampled_from(("reply", "solved")),
                         instants,
+                    )
+                    | st.builds(
+                        HandleTime,
+                        st.sampled_from(("ana", "ben")),
+                        st.just("handle"),
+                        instants,
+                        durations,
+                        st.none() | durations,
                     ),
                     max_size=4,
                 )
             )
         ),
+        fields=tuple(
+            sorted(
+                draw(
+                    st.dictionaries(
+                        st.sampled_from(("form", "vip")),
+                        st.sampled_from(("access", "billing"))
+                        | st.booleans()
+                        | st.tuples(st.sampled_from(("a", "b"))),
+                    )
+                ).items()
+            )
+        ),
+        tier_time=tuple(
+            (tier, spent, draw(st.none() | durations))
+            for tier, spent in sorted(draw(st.dictionaries(st.integers(1, 3), durations)).items())
+        ),
+        tier_now=draw(st.none() | st.integers(1, 3)),
     )
 
 
 tickets = st.lists(facts(), max_size=25)
+SHARED_MACHINE = settings(suppress_health_check=[HealthCheck.too_slow])
+"""Drawing 25 tickets' facts can pass Hypothesis's time limit on a busy machine."""
 filters = st.builds(
     KpiFilter,
     since=st.none() | instants,
@@ -140,6 +169,7 @@ def naive_distribution(values: list[timedelta]) -> Distribution:
 
 
 @given(tickets, filters)
+@SHARED_MACHINE
 def test_aggregates_are_the_facts_added_up(
     all_facts: list[TicketFacts], kpi_filter: KpiFilter
 ) -> None:
@@ -176,9 +206,34 @@ def test_aggregates_are_the_facts_added_up(
     ):
         assert sum(n for counts in volume.values() for n in counts.values()) == len(cohort)
     acts = [a for f in matching for a in f.activity if kpi_filter.in_range(a.at)]
-    assert sum(a.public_replies + a.solved for a in report.agents) == len(acts)
+    assert sum(a.public_replies + a.solved for a in report.agents) == sum(
+        a.kind != "handle" for a in acts
+    )
+    for agent in report.agents:
+        handled = [a for a in acts if a.kind == "handle" and a.agent_id == agent.agent_id]
+        assert all(isinstance(a, HandleTime) for a in handled)
+        assert agent.handle_time == sum(
+            (a.duration for a in handled if isinstance(a, HandleTime)), timedelta(0)
+        )
+        assert agent.handle_time_business == sum(
+            (a.business or timedelta(0) for a in handled if isinstance(a, HandleTime)),
+            timedelta(0),
+        )
     for tier in report.escalation:
         assert tier.tickets == sum(tier.tier in f.tiers for f in cohort)
+        done = [(s, b) for f in cohort for t, s, b in f.tier_time if t == tier.tier != f.tier_now]
+        assert tier.time == naive_distribution([s for s, _ in done])
+        assert tier.time_business == naive_distribution([b for _, b in done if b is not None])
+    assert {t.tier for t in report.escalation} == {
+        t for f in cohort for t in f.tiers | {t for t, _, _ in f.tier_time if t != f.tier_now}
+    }
+    by_form = aggregate(all_facts, NOW, kpi_filter, fields="form").volume_by_field["form"]
+    assert sum(by_form[d][None] for d in by_form if None in by_form[d]) == sum(
+        "form" not in dict(f.fields) for f in cohort
+    )
+    assert sum(n for counts in by_form.values() for k, n in counts.items() if k) == sum(
+        "form" in dict(f.fields) for f in cohort
+    )
 
 
 def _totals(report: KpiReport) -> tuple[int, ...]:
@@ -197,6 +252,7 @@ def _totals(report: KpiReport) -> tuple[int, ...]:
 
 
 @given(tickets)
+@SHARED_MACHINE
 def test_channel_filters_partition_the_tickets(all_facts: list[TicketFacts]) -> None:
     whole = _totals(aggregate(all_facts, NOW))
     parts = [_totals(aggregate(all_facts, NOW, KpiFilter(channels=[c]))) for c in CHANNELS]
@@ -204,6 +260,7 @@ def test_channel_filters_partition_the_tickets(all_facts: list[TicketFacts]) -> 
 
 
 @given(tickets, instants)
+@SHARED_MACHINE
 def test_a_date_split_partitions_the_opened_tickets(
     all_facts: list[TicketFacts], split: datetime
 ) -> None:
@@ -223,6 +280,7 @@ def test_a_date_split_partitions_the_opened_tickets(
 
 
 @given(tickets, st.randoms(use_true_random=False))
+@SHARED_MACHINE
 def test_the_order_tickets_come_in_does_not_matter(
     all_facts: list[TicketFacts], rng: random.Random
 ) -> None:
@@ -382,3 +440,12 @@ def test_facts_of_a_history(steps: list[tuple[str, int]], data: st.DataObject) -
             resume_facts(kept, fold, events[1:2], ladder=LADDER)
     finally:
         desk.shutdown()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=10**14)))
+def test_a_column_of_microseconds_has_the_distribution_of_its_durations(
+    values: list[int],
+) -> None:
+    durations = [timedelta(microseconds=v) for v in values]
+    assert Distribution.of_micros(array("q", values)) == Distribution.of(durations)
+    assert Distribution.of(durations) == naive_distribution(durations)

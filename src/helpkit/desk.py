@@ -1588,13 +1588,15 @@ class Helpdesk:
         period: Period | str = Period.DAY,
         now: datetime | None = None,
         projection: KpiProjection | None = None,
+        fields: str | Iterable[str] = (),
     ) -> KpiReport:
         """The desk's KPIs as of ``now`` (default: the clock), computed from events.
 
         ``since`` (included) and ``until`` (excluded) select the tickets opened in that range;
         the other filters match the tickets' state as of ``now`` (any of the values given; all
-        of ``tags``). ``period`` (``day`` or ``week``) buckets the volume over time. Every
-        ticket is read, a page at a time; see :doc:`/kpis` for each KPI's definition.
+        of ``tags``). ``period`` (``day`` or ``week``) buckets the volume over time; ``fields``
+        names custom fields to count the volume by too (a ``form`` field: volume by form).
+        Every ticket is read, a page at a time; see :doc:`/kpis` for each KPI's definition.
 
         With ``projection`` (see :meth:`kpi_projection`), it is first brought up to date
         from the change feed and the report adds up its kept facts instead (the same
@@ -1613,9 +1615,9 @@ class Helpdesk:
         )
         if projection is not None:
             projection.update(self.store)
-            return projection.report(at, kpi_filter, Period.coerce(period))
+            return projection.report(at, kpi_filter, Period.coerce(period), fields)
         reader = KpiReader(self.store, self.config.sla, self._levels.ladder())
-        return reader.report(at, kpi_filter, Period.coerce(period))
+        return reader.report(at, kpi_filter, Period.coerce(period), fields)
 
     def kpi_projection(self, checkpoint: str | os.PathLike[str] | None = None) -> KpiProjection:
         """A KPI projection made with this desk's SLA policies and tier ladder, up to date:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 import math
 import sys
+from array import array
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import date, datetime, timedelta
@@ -38,6 +39,7 @@ from helpkit.events import (
     StatusChanged,
     TicketOpened,
 )
+from helpkit.fields import FieldValue
 from helpkit.fold import apply
 from helpkit.priority import Priority
 from helpkit.sla import SlaFold, SlaPolicy
@@ -45,10 +47,12 @@ from helpkit.tickets import ActorKind, StatusCategory, Ticket
 
 __all__ = [
     "AGE_BUCKETS",
+    "WORKING",
     "Activity",
     "AgentActivity",
     "Distribution",
     "FoldState",
+    "HandleTime",
     "KeptFacts",
     "KpiAccumulator",
     "KpiFilter",
@@ -62,6 +66,7 @@ __all__ = [
     "TierEscalation",
     "age_bucket",
     "aggregate",
+    "field_keys",
     "keep_facts",
     "keep_resumable",
     "percentile",
@@ -133,8 +138,44 @@ class Activity:
 
     agent_id: str
     kind: str
-    """``reply`` (a public comment) or ``solved`` (the ticket entered a solved status)."""
+    """``reply`` (a public comment), ``solved`` (the ticket entered a solved status) or
+    ``handle`` (a span of the agent's handle time ended)."""
     at: datetime
+    """When: for ``handle``, the end of the span."""
+
+
+@attrs.frozen
+class HandleTime(Activity):
+    """A span of an agent's handle time (kind ``handle``), dated at its end (a subclass, so
+    that replies and solves, the many, keep three fields)."""
+
+    duration: timedelta
+    """The span's calendar time."""
+    business: timedelta | None = None
+    """The span's business time (``None`` without a calendar)."""
+
+
+WORKING: Final = frozenset({StatusCategory.NEW, StatusCategory.OPEN})
+"""The status categories in which a ticket awaits its agents: time counts in its tier and in
+its assignee's handle time only then (not pending on the requester, on hold, solved or
+closed)."""
+
+
+def field_keys(value: FieldValue | None) -> tuple[str | None, ...]:
+    """The keys a custom field's value counts under in volume by field: text as is, a
+    boolean as ``true``/``false``, a number as written, a date in ISO 8601, each choice of a
+    multi-choice value, and ``None`` for a field not set."""
+    if value is None:
+        return (None,)
+    if isinstance(value, bool):
+        return ("true" if value else "false",)
+    if isinstance(value, str):
+        return (value,)
+    if isinstance(value, tuple):
+        return tuple(dict.fromkeys(value)) or (None,)
+    if isinstance(value, date):
+        return (value.isoformat(),)
+    return (str(value),)
 
 
 @attrs.frozen(kw_only=True)
@@ -173,6 +214,15 @@ class TicketFacts:
     """When the ticket's latest satisfaction survey was offered (``None``: never)."""
     rating: str | None = None
     """The ticket's latest satisfaction rating (``good``, ``bad``; ``None``: unrated)."""
+    fields: tuple[tuple[str, FieldValue], ...] = ()
+    """The ticket's custom fields (name and value, by name)."""
+    tier_time: tuple[tuple[int, timedelta, timedelta | None], ...] = ()
+    """Per tier the ticket was in while working (:data:`WORKING`): the calendar and business
+    time it spent there so far (business ``None`` without a calendar), by tier."""
+    tier_now: int | None = None
+    """The tier of the ticket's group while it is active (its time there is still running)."""
+    span_since: datetime | None = None
+    """When the ticket's current span (same tier, same assignee, working) began, if working."""
 
     @property
     def active(self) -> bool:
@@ -190,6 +240,7 @@ class TicketFacts:
 
 
 _NONE: Final[frozenset[Any]] = frozenset()
+_NO_FIELDS: Final[tuple[tuple[str, FieldValue], ...]] = ()
 """One empty set shared by every ticket's facts (an empty frozenset is not a singleton)."""
 
 
@@ -221,6 +272,20 @@ def ticket_facts(
     return None if found is None else found[0]
 
 
+def _level(ladder: TierLadder | None, group_id: str | None) -> int | None:
+    # The level of the tier a group is in (None: no ladder, no group, a group in no tier).
+    tier = None if ladder is None else ladder.tier_of(group_id)
+    return None if tier is None else tier.level
+
+
+def _span_of(state: Ticket, ladder: TierLadder | None) -> tuple[int | None, str | None] | None:
+    # What the time of a ticket in this state counts for: its tier and its assignee while it
+    # is working (awaiting its agents), None otherwise.
+    if state.category not in WORKING or state.merged_into is not None:
+        return None
+    return _level(ladder, state.group_id), state.assignee_id
+
+
 class _Running:
     """The running state of one ticket's fold: what its facts are made of, as far as its
     events go (the fold's own state, resumable: :func:`resume_facts`)."""
@@ -237,8 +302,12 @@ class _Running:
         "replies_at_resolution",
         "resolved_at",
         "solved_times",
+        "span",
+        "span_since",
         "state",
         "surveyed_at",
+        "tier_now",
+        "tier_time",
         "tiers",
     )
 
@@ -254,10 +323,16 @@ class _Running:
         self.activity: list[Activity] = []
         self.surveyed_at: datetime | None = None
         self.rating: str | None = None
+        # The current span: (tier level, assignee) while working, since ``span_since``.
+        self.span: tuple[int | None, str | None] | None = None
+        self.span_since: datetime | None = None
+        self.tier_time: dict[int, tuple[timedelta, timedelta | None]] = {}
+        self.tier_now: int | None = None
 
     @classmethod
-    def resumed(cls, kept: KeptFacts, state: Ticket) -> _Running:
-        """The running state a fold had when it made ``kept`` (``state``: its ticket then)."""
+    def resumed(cls, kept: KeptFacts, state: Ticket, ladder: TierLadder | None) -> _Running:
+        """The running state a fold had when it made ``kept`` (``state``: its ticket then,
+        ``ladder`` the fold's)."""
         facts = kept.facts
         running = cls(state, facts.opened_at, kept.last_at)
         running.first_response_at = facts.first_response_at
@@ -273,17 +348,39 @@ class _Running:
         running.activity = list(facts.activity)
         running.surveyed_at = facts.surveyed_at
         running.rating = facts.rating
+        running.tier_time = {tier: (spent, business) for tier, spent, business in facts.tier_time}
+        running.span_since = facts.span_since
+        if facts.span_since is not None:
+            running.span = _span_of(state, ladder)
+        running.tier_now = facts.tier_now
         return running
 
-    def step(self, event: Event, last: datetime, ladder: TierLadder | None) -> None:
-        """Fold in ``event``, at ``last`` (its instant made monotonic)."""
+    def step(
+        self,
+        event: Event,
+        last: datetime,
+        ladder: TierLadder | None,
+        calendar: BusinessCalendar | None,
+    ) -> None:
+        """Fold in ``event``, at ``last`` (its instant made monotonic); ``calendar`` measures
+        business hours (``None``: none)."""
         self.last = last
         before = self.state
-        self.state = apply(before, event)
+        state = self.state = apply(before, event)
 
         def tier_of(group_id: str | None) -> int | None:
-            tier = None if ladder is None else ladder.tier_of(group_id)
-            return None if tier is None else tier.level
+            return _level(ladder, group_id)
+
+        span = _span_of(state, ladder)
+        if span != self.span:
+            self._end_span(last, calendar)
+            self.span = span
+            self.span_since = None if span is None else last
+        self.tier_now = (
+            _level(ladder, state.group_id)
+            if state.category.is_active and state.merged_into is None
+            else None
+        )
 
         if isinstance(event, TicketOpened):
             level = tier_of(event.group_id)
@@ -326,6 +423,23 @@ class _Running:
         elif isinstance(event, SatisfactionRated):
             self.rating = _shared(event.rating)
 
+    def _end_span(self, end: datetime, calendar: BusinessCalendar | None) -> None:
+        # The current span ends at ``end``: its time counts in its tier and, assigned, as its
+        # agent's handle time (an activity dated at its end).
+        span, since = self.span, self.span_since
+        if span is None or since is None:
+            return
+        spent = end - since
+        business = None if calendar is None else calendar.elapsed(since, end)
+        tier, agent = span
+        if tier is not None:
+            total, total_business = self.tier_time.get(tier, (timedelta(0), None))
+            if business is not None:
+                total_business = business + (total_business or timedelta(0))
+            self.tier_time[tier] = (total + spent, total_business)
+        if agent is not None and spent:
+            self.activity.append(HandleTime(agent, "handle", end, spent, business))
+
     def facts(self, policy: SlaPolicy | None, outcomes: Sequence[SlaOutcome]) -> TicketFacts:
         """The facts of the events folded so far, with these SLA ``outcomes``."""
         state = self.state
@@ -364,13 +478,54 @@ class _Running:
             replies_before_resolution=(
                 self.replies_at_resolution if self.resolved_at is not None else 0
             ),
-            sla=tuple(outcomes),
+            sla=_shared_outcomes(outcomes),
             tiers=frozenset(self.tiers) if self.tiers else _NONE,
             escalated_from=frozenset(self.escalated_from) if self.escalated_from else _NONE,
             activity=tuple(self.activity),
             surveyed_at=self.surveyed_at,
             rating=self.rating,
+            fields=tuple(sorted(state.custom_fields.items()))
+            if state.custom_fields
+            else _NO_FIELDS,
+            tier_time=tuple(
+                (tier, spent, business)
+                for tier, (spent, business) in sorted(self.tier_time.items())
+            ),
+            tier_now=self.tier_now,
+            span_since=self.span_since,
         )
+
+
+_SHARED_LIMIT: Final = 4096
+_OUTCOMES: dict[tuple[str, str, int, str], SlaOutcome] = {}
+_OUTCOME_TUPLES: dict[tuple[SlaOutcome, ...], tuple[SlaOutcome, ...]] = {}
+
+
+def _outcome(policy: str, metric: str, cycle: int, state: str) -> SlaOutcome:
+    # One shared object per outcome: the same few (a policy's metrics, cycle 0, achieved or
+    # breached) recur in every ticket's kept facts (at most _SHARED_LIMIT are shared).
+    key = (policy, metric, cycle, state)
+    found = _OUTCOMES.get(key)
+    if found is None:
+        found = SlaOutcome(policy, metric, cycle, state)
+        if len(_OUTCOMES) < _SHARED_LIMIT:
+            _OUTCOMES[key] = found
+    return found
+
+
+def _breached(outcome: SlaOutcome) -> SlaOutcome:
+    return _outcome(outcome.policy, outcome.metric, outcome.cycle, "breached")
+
+
+def _shared_outcomes(outcomes: Sequence[SlaOutcome]) -> tuple[SlaOutcome, ...]:
+    # One shared tuple per combination of outcomes (most tickets have one of a few).
+    key = tuple(outcomes)
+    found = _OUTCOME_TUPLES.get(key)
+    if found is None:
+        found = key
+        if len(_OUTCOME_TUPLES) < _SHARED_LIMIT:
+            _OUTCOME_TUPLES[key] = found
+    return found
 
 
 def _outcomes(fold: SlaFold, now: datetime) -> tuple[list[SlaOutcome], tuple[datetime | None, ...]]:
@@ -388,7 +543,7 @@ def _outcomes(fold: SlaFold, now: datetime) -> tuple[list[SlaOutcome], tuple[dat
             state_name = "stopped"
         else:
             state_name = "pending"
-        outcomes.append(SlaOutcome(name, clock.metric.value, clock.cycle, state_name))
+        outcomes.append(_outcome(name, clock.metric.value, clock.cycle, state_name))
         dues.append(clock.due if state_name == "pending" else None)
     return outcomes, tuple(dues) if any(d is not None for d in dues) else ()
 
@@ -408,6 +563,7 @@ def _fold(
     if at_now is not None and opened.at > at_now:
         return None
     last = opened.at
+    calendar = None if policy is None else policy.calendar
     prefix: list[Event] = []
     running = _Running(None, opened.at, last)
     for event in events:
@@ -416,7 +572,7 @@ def _fold(
         if at_now is not None and last > at_now:
             break
         prefix.append(event)
-        running.step(event, last, ladder)
+        running.step(event, last, ladder, calendar)
     sla: SlaFold | None = None
     outcomes: list[SlaOutcome] = []
     dues: tuple[datetime | None, ...] = ()
@@ -450,7 +606,7 @@ class KeptFacts:
         if not any(due is not None and due <= now for due in self.dues):
             return facts
         outcomes = tuple(
-            attrs.evolve(outcome, state="breached") if due is not None and due <= now else outcome
+            _breached(outcome) if due is not None and due <= now else outcome
             for outcome, due in zip(facts.sla, self.dues, strict=True)
         )
         return attrs.evolve(facts, sla=outcomes)
@@ -507,7 +663,8 @@ def resume_facts(
     ticket) raise ValidationError."""
     if not events:
         return kept, fold
-    running = _Running.resumed(kept, fold.state)
+    running = _Running.resumed(kept, fold.state, ladder)
+    calendar = None if fold.sla is None else fold.sla.policy.calendar
     last = kept.last_at
     for event in events:
         state = running.state
@@ -519,7 +676,7 @@ def resume_facts(
             )
         if event.at > last:
             last = event.at
-        running.step(event, last, ladder)
+        running.step(event, last, ladder, calendar)
     assert running.state is not None
     sla = fold.sla
     if sla is None:
@@ -532,9 +689,7 @@ def resume_facts(
         dues = kept.dues
         if any(due is not None and due <= last for due in dues):
             outcomes = tuple(
-                attrs.evolve(outcome, state="breached")
-                if due is not None and due <= last
-                else outcome
+                _breached(outcome) if due is not None and due <= last else outcome
                 for outcome, due in zip(outcomes, dues, strict=True)
             )
             dues = tuple(None if due is None or due <= last else due for due in dues)
@@ -676,6 +831,27 @@ class Distribution:
             ordered[-1],
         )
 
+    @classmethod
+    def of_micros(cls, values: Iterable[int]) -> Distribution:
+        """The distribution of durations given in whole microseconds (a compact column of
+        them, such as an ``array("q")``): equal to :meth:`of` of the same durations."""
+        ordered = sorted(values)
+        if not ordered:
+            return cls(0, None, None, None, None, None)
+        n = len(ordered)
+
+        def at(p: float) -> timedelta:
+            return timedelta(microseconds=ordered[max(1, math.ceil(p / 100 * n)) - 1])
+
+        return cls(
+            n,
+            at(50),
+            at(90),
+            timedelta(microseconds=sum(ordered)) / n,
+            timedelta(microseconds=ordered[0]),
+            timedelta(microseconds=ordered[-1]),
+        )
+
     def to_data(self) -> dict[str, Any]:
         """Durations in seconds (floats), or ``None``."""
 
@@ -739,13 +915,22 @@ class SlaCompliance:
         }
 
 
+_EMPTY: Final = Distribution(0, None, None, None, None, None)
+
+
 @attrs.frozen(kw_only=True)
 class TierEscalation:
-    """Tickets that were in tier ``tier`` and those escalated up from it."""
+    """Tickets that were in tier ``tier``, those escalated up from it, and the time tickets
+    spent in it."""
 
     tier: int
     tickets: int
     escalated: int
+    time: Distribution = _EMPTY
+    """Per ticket that is done with the tier (left it, or no longer active), the calendar
+    time it spent in the tier while working (:data:`WORKING`)."""
+    time_business: Distribution = _EMPTY
+    """The same in business hours (tickets with a calendar only)."""
 
     @property
     def rate(self) -> float | None:
@@ -759,6 +944,8 @@ class TierEscalation:
             "tickets": self.tickets,
             "escalated": self.escalated,
             "rate": self.rate,
+            "time": self.time.to_data(),
+            "time_business": self.time_business.to_data(),
         }
 
 
@@ -769,13 +956,20 @@ class AgentActivity:
     agent_id: str
     public_replies: int
     solved: int
+    handle_time: timedelta = timedelta(0)
+    """The calendar time tickets spent assigned to the agent while working
+    (:data:`WORKING`), in spans ended in the date range."""
+    handle_time_business: timedelta = timedelta(0)
+    """The same in business hours (tickets with a calendar only)."""
 
     def to_data(self) -> dict[str, Any]:
-        """The JSON-safe form."""
+        """The JSON-safe form (handle times in seconds)."""
         return {
             "agent": self.agent_id,
             "public_replies": self.public_replies,
             "solved": self.solved,
+            "handle_seconds": self.handle_time.total_seconds(),
+            "handle_business_seconds": self.handle_time_business.total_seconds(),
         }
 
 
@@ -846,6 +1040,11 @@ class KpiReport:
     volume_by_channel: Mapping[date, Mapping[str | None, int]]
     volume_by_priority: Mapping[date, Mapping[str | None, int]]
     volume_by_organization: Mapping[date, Mapping[str | None, int]]
+    volume_by_field: Mapping[str, Mapping[date, Mapping[str | None, int]]] = attrs.field(
+        factory=dict
+    )
+    """Per custom field asked for (``fields``), by its value as of ``now`` (see
+    :func:`field_keys`)."""
     escalation: tuple[TierEscalation, ...]
     agents: tuple[AgentActivity, ...]
     satisfaction: Satisfaction = Satisfaction()
@@ -896,6 +1095,10 @@ class KpiReport:
                 "by_channel": over_time(self.volume_by_channel),
                 "by_priority": over_time(self.volume_by_priority),
                 "by_organization": over_time(self.volume_by_organization),
+                "by_field": [
+                    {"field": name, "over_time": over_time(volume)}
+                    for name, volume in self.volume_by_field.items()
+                ],
             },
             "escalation": [e.to_data() for e in self.escalation],
             "agents": [a.to_data() for a in self.agents],
@@ -915,19 +1118,40 @@ class KpiReport:
         }
 
 
+def _field_names(fields: Iterable[str] | str) -> tuple[str, ...]:
+    if isinstance(fields, str):
+        fields = (fields,)
+    names = (check_text(name, "a custom field name") for name in check_items(fields, "fields", str))
+    return tuple(dict.fromkeys(names))
+
+
 class KpiAccumulator:
     """Adds up :class:`TicketFacts` one ticket at a time (streaming: it keeps the durations
-    and counters, never the tickets) into a :class:`KpiReport`."""
+    and counters, never the tickets) into a :class:`KpiReport`; ``fields`` names the custom
+    fields to count the volume by."""
 
     def __init__(
-        self, now: datetime, kpi_filter: KpiFilter | None = None, period: Period = Period.DAY
+        self,
+        now: datetime,
+        kpi_filter: KpiFilter | None = None,
+        period: Period = Period.DAY,
+        fields: Iterable[str] | str = (),
     ) -> None:
         self._now = to_utc(now, "now")
         self._filter = KpiFilter() if kpi_filter is None else kpi_filter
         self._period = Period.coerce(period)
+        self._fields = _field_names(fields)
+        self._starts: dict[date, date] = {}
+        self._by_field: dict[str, dict[date, Counter[str | None]]] = {
+            name: {} for name in self._fields
+        }
+        # Durations in microseconds, 8 bytes each (a timedelta object and its list slot take
+        # 48): a report over a million tickets keeps a few million of them.
+        self._tier_time: dict[int, array[int]] = {}
+        self._tier_time_business: dict[int, array[int]] = {}
         self._tickets = 0
-        self._durations: dict[str, list[timedelta]] = {
-            name: []
+        self._durations: dict[str, array[int]] = {
+            name: array("q")
             for name in (
                 "first_response",
                 "first_response_business",
@@ -959,16 +1183,27 @@ class KpiAccumulator:
 
     def add(self, facts: TicketFacts) -> None:
         """Count one ticket (facts made as of this accumulator's ``now``)."""
-        if not self._filter.matches(facts):
+        flt = self._filter
+        if not flt.matches(facts):
             return
-        if facts.active:
-            self._backlog["status"][facts.status] += 1
-            self._backlog["group"][facts.group_id] += 1
-            self._backlog["age"][age_bucket(self._now - facts.opened_at)] += 1
+        in_range = flt.in_range
+        if facts.category.is_active:
+            backlog = self._backlog
+            backlog["status"][facts.status] += 1
+            backlog["group"][facts.group_id] += 1
+            backlog["age"][age_bucket(self._now - facts.opened_at)] += 1
+        agents = self._agents
         for act in facts.activity:
-            if self._filter.in_range(act.at):
-                self._agents.setdefault(act.agent_id, Counter())[act.kind] += 1
-        if facts.surveyed_at is not None and self._filter.in_range(facts.surveyed_at):
+            if in_range(act.at):
+                found_agent = agents.get(act.agent_id)
+                if found_agent is None:
+                    found_agent = agents[act.agent_id] = Counter()
+                if isinstance(act, HandleTime):
+                    found_agent["handle_us"] += _micros(act.duration)
+                    found_agent["handle_business_us"] += _micros(act.business)
+                else:
+                    found_agent[act.kind] += 1
+        if facts.surveyed_at is not None and in_range(facts.surveyed_at):
             csat = self._csat
             for name, key in (
                 ("total", None),
@@ -976,24 +1211,33 @@ class KpiAccumulator:
                 ("agent", facts.assignee_id),
                 ("period", self._period.start(facts.surveyed_at)),
             ):
-                found = csat[name].setdefault(key, Counter())
+                found = _counter(csat[name], key)
                 found["offered"] += 1
                 if facts.rating is not None:
                     found[facts.rating] += 1
-        if not self._filter.in_range(facts.opened_at):
+        if not in_range(facts.opened_at):
             return
         self._tickets += 1
-        start = self._period.start(facts.opened_at)
-        for name, key in (
-            ("channel", facts.channel),
-            ("priority", facts.priority.label),
-            ("organization", facts.organization_id),
+        start = self._start(facts.opened_at)
+        volume = self._volume
+        _counter(volume["channel"], start)[facts.channel] += 1
+        _counter(volume["priority"], start)[facts.priority.label] += 1
+        _counter(volume["organization"], start)[facts.organization_id] += 1
+        if self._fields:
+            values = dict(facts.fields)
+            for name in self._fields:
+                per_value = _counter(self._by_field[name], start)
+                for key in field_keys(values.get(name)):
+                    per_value[key] += 1
+        durations = self._durations
+        for name, value in (
+            ("first_response", facts.first_response),
+            ("first_response_business", facts.first_response_business),
+            ("resolution", facts.resolution),
+            ("resolution_business", facts.resolution_business),
         ):
-            self._volume[name].setdefault(start, Counter())[key] += 1
-        for name in self._durations:
-            value: timedelta | None = getattr(facts, name)
             if value is not None:
-                self._durations[name].append(value)
+                durations[name].append(value // _MICROSECOND)
         if facts.resolved_at is not None and not facts.merged:
             self._resolved += 1
             self._fcr += facts.first_contact_resolution
@@ -1001,11 +1245,26 @@ class KpiAccumulator:
             self._ever_solved += 1
             self._reopened += facts.reopens > 0
         for outcome in facts.sla:
-            self._sla.setdefault((outcome.policy, outcome.metric), Counter())[outcome.state] += 1
+            _counter(self._sla, (outcome.policy, outcome.metric))[outcome.state] += 1
         for tier in facts.tiers:
             self._tiers[tier] += 1
         for tier in facts.escalated_from:
             self._escalated[tier] += 1
+        for tier, spent, business in facts.tier_time:
+            if tier == facts.tier_now:
+                continue  # still in the tier: its time there is not final
+            self._tier_time.setdefault(tier, array("q")).append(spent // _MICROSECOND)
+            if business is not None:
+                spent_business = self._tier_time_business.setdefault(tier, array("q"))
+                spent_business.append(business // _MICROSECOND)
+
+    def _start(self, at: datetime) -> date:
+        # The period ``at`` falls in, by its UTC day (a day's period is looked up once).
+        day = at.date() if at.utcoffset() == _ZERO else to_utc(at).date()
+        found = self._starts.get(day)
+        if found is None:
+            found = self._starts[day] = self._period.start(at)
+        return found
 
     def report(self) -> KpiReport:
         """The KPIs of the tickets added so far."""
@@ -1020,10 +1279,12 @@ class KpiAccumulator:
             filter=self._filter,
             period=self._period,
             tickets=self._tickets,
-            first_response=Distribution.of(self._durations["first_response"]),
-            first_response_business=Distribution.of(self._durations["first_response_business"]),
-            resolution=Distribution.of(self._durations["resolution"]),
-            resolution_business=Distribution.of(self._durations["resolution_business"]),
+            first_response=Distribution.of_micros(self._durations["first_response"]),
+            first_response_business=Distribution.of_micros(
+                self._durations["first_response_business"]
+            ),
+            resolution=Distribution.of_micros(self._durations["resolution"]),
+            resolution_business=Distribution.of_micros(self._durations["resolution_business"]),
             first_contact_resolution=Rate(self._fcr, self._resolved),
             reopened=Rate(self._reopened, self._ever_solved),
             sla=tuple(
@@ -1043,14 +1304,28 @@ class KpiAccumulator:
             volume_by_channel=over_time("channel"),
             volume_by_priority=over_time("priority"),
             volume_by_organization=over_time("organization"),
+            volume_by_field={
+                name: {d: _counts(per[d]) for d in sorted(per)}
+                for name, per in self._by_field.items()
+            },
             escalation=tuple(
                 TierEscalation(
-                    tier=tier, tickets=self._tiers[tier], escalated=self._escalated[tier]
+                    tier=tier,
+                    tickets=self._tiers[tier],
+                    escalated=self._escalated[tier],
+                    time=Distribution.of_micros(self._tier_time.get(tier, ())),
+                    time_business=Distribution.of_micros(self._tier_time_business.get(tier, ())),
                 )
-                for tier in sorted(self._tiers)
+                for tier in sorted(self._tiers.keys() | self._tier_time.keys())
             ),
             agents=tuple(
-                AgentActivity(agent_id=agent, public_replies=found["reply"], solved=found["solved"])
+                AgentActivity(
+                    agent_id=agent,
+                    public_replies=found["reply"],
+                    solved=found["solved"],
+                    handle_time=timedelta(microseconds=found["handle_us"]),
+                    handle_time_business=timedelta(microseconds=found["handle_business_us"]),
+                )
                 for agent, found in sorted(self._agents.items())
             ),
             satisfaction=_satisfaction(self._csat["total"].get(None, Counter())),
@@ -1066,6 +1341,23 @@ class KpiAccumulator:
         )
 
 
+_MICROSECOND: Final = timedelta(microseconds=1)
+_ZERO: Final = timedelta(0)
+
+
+def _counter(found: dict[Any, Counter[Any]], key: Any) -> Counter[Any]:
+    # ``found[key]``, a new Counter if there is none yet (``setdefault`` would make one each
+    # time: a quarter of a report's adding up).
+    counter = found.get(key)
+    if counter is None:
+        counter = found[key] = Counter()
+    return counter
+
+
+def _micros(value: timedelta | None) -> int:
+    return 0 if value is None else value // _MICROSECOND
+
+
 def _keys(found: Mapping[Any, object]) -> list[str | None]:
     return sorted(found, key=lambda k: (k is None, k or ""))
 
@@ -1079,9 +1371,10 @@ def aggregate(
     now: datetime,
     kpi_filter: KpiFilter | None = None,
     period: Period = Period.DAY,
+    fields: Iterable[str] | str = (),
 ) -> KpiReport:
     """The KPIs of ``facts`` (see :class:`KpiAccumulator`)."""
-    accumulator = KpiAccumulator(now, kpi_filter, period)
+    accumulator = KpiAccumulator(now, kpi_filter, period, fields)
     for one in facts:
         accumulator.add(one)
     return accumulator.report()

@@ -14,7 +14,7 @@ import json
 import os
 import pickle
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any, Final, cast
@@ -51,10 +51,15 @@ PAGE = 500
 PROJECTION_CURSOR: Final = "kpi-projection"
 """The change-feed cursor a :class:`KpiProjection` saves its checkpoints' position under."""
 
-_FORMAT: Final = 3
-"""The checkpoint format (3: with the resumable folds of the active tickets; 2: facts with
-satisfaction surveys). A checkpoint of another format is refused, and the projection is built
-anew."""
+_FORMAT: Final = 5
+"""The checkpoint format (5: a header, then the kept facts and the resumable folds in pickles
+of :data:`_CHUNK` tickets each; 4: one pickle, facts with custom fields, time per tier and
+handle time; 3: with the resumable folds of the active tickets; 2: facts with satisfaction
+surveys). A checkpoint of another format is refused, and the projection is built anew."""
+
+_CHUNK: Final = 2000
+"""Tickets per pickle in a checkpoint: a pickler remembers every object it wrote until its
+dump ends, which for a whole projection at once took more memory than the projection."""
 
 _encode_ticket = encoder(Ticket)
 _decode_ticket = decoder(Ticket)
@@ -106,10 +111,15 @@ class KpiReader:
                 yield found
 
     def report(
-        self, now: datetime, kpi_filter: KpiFilter | None = None, period: Period = Period.DAY
+        self,
+        now: datetime,
+        kpi_filter: KpiFilter | None = None,
+        period: Period = Period.DAY,
+        fields: Iterable[str] | str = (),
     ) -> KpiReport:
-        """The KPIs of the tickets ``kpi_filter`` selects, as of ``now``."""
-        accumulator = KpiAccumulator(now, kpi_filter, period)
+        """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (volume also by the
+        custom ``fields`` named)."""
+        accumulator = KpiAccumulator(now, kpi_filter, period, fields)
         for facts in self.facts(now):
             accumulator.add(facts)
         return accumulator.report()
@@ -135,6 +145,7 @@ def _feed(store: Store) -> ChangeFeed:
 
 
 _CHECKPOINT_CLASSES: Final = {
+    ("datetime", "date"),
     ("datetime", "datetime"),
     ("datetime", "timedelta"),
     ("datetime", "timezone"),
@@ -302,11 +313,15 @@ class KpiProjection:
             yield kept.as_of(now)
 
     def report(
-        self, now: datetime, kpi_filter: KpiFilter | None = None, period: Period = Period.DAY
+        self,
+        now: datetime,
+        kpi_filter: KpiFilter | None = None,
+        period: Period = Period.DAY,
+        fields: Iterable[str] | str = (),
     ) -> KpiReport:
         """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (at or after
-        :attr:`as_of`), from the kept facts."""
-        accumulator = KpiAccumulator(now, kpi_filter, period)
+        :attr:`as_of`), from the kept facts (volume also by the custom ``fields`` named)."""
+        accumulator = KpiAccumulator(now, kpi_filter, period, fields)
         for facts in self.facts(now):
             accumulator.add(facts)
         return accumulator.report()
@@ -316,10 +331,22 @@ class KpiProjection:
         also save :attr:`position` under its cursor :data:`PROJECTION_CURSOR`."""
         target = Path(path)
         partial = target.with_name(target.name + ".partial")
-        resume = {ticket_id: _resume_data(found) for ticket_id, found in self._resume.items()}
-        state = (_FORMAT, self._position, self._as_of, self._kept, resume)
+        kept = list(self._kept.items())
+        resumable = list(self._resume.items())
+        kept_chunks = range(0, len(kept), _CHUNK)
+        resume_chunks = range(0, len(resumable), _CHUNK)
+        header = (_FORMAT, self._position, self._as_of, len(kept_chunks), len(resume_chunks))
         with partial.open("wb") as out:
-            pickle.dump(state, out, protocol=pickle.HIGHEST_PROTOCOL)
+            pickle.dump(header, out, protocol=pickle.HIGHEST_PROTOCOL)
+            for start in kept_chunks:
+                chunk = dict(kept[start : start + _CHUNK])
+                pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
+            for start in resume_chunks:
+                folds = {
+                    ticket_id: _resume_data(found)
+                    for ticket_id, found in resumable[start : start + _CHUNK]
+                }
+                pickle.dump(folds, out, protocol=pickle.HIGHEST_PROTOCOL)
             out.flush()
             os.fsync(out.fileno())
         partial.replace(target)
@@ -337,24 +364,35 @@ class KpiProjection:
         ladder. Only the values a projection holds are built from the file; anything else is a
         ValidationError."""
         refused = ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+        kept: dict[Any, Any] = {}
+        resume: dict[Any, Any] = {}
         try:
             with Path(path).open("rb") as source:
-                state = _Checkpoint(source).load()
+                header = _Checkpoint(source).load()
+                if not (
+                    isinstance(header, tuple)
+                    and len(header) == 5
+                    and header[0] == _FORMAT
+                    and all(isinstance(n, int) and n >= 0 for n in header[3:])
+                ):
+                    raise refused
+                _, position, as_of, kept_chunks, resume_chunks = header
+                for found, chunks in ((kept, kept_chunks), (resume, resume_chunks)):
+                    for _ in range(chunks):
+                        chunk = _Checkpoint(source).load()
+                        if not isinstance(chunk, dict):
+                            raise refused
+                        found.update(chunk)
         except ValidationError:
             raise
         except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
             raise refused from exc
         except (ValueError, TypeError, IndexError, KeyError, MemoryError) as exc:
             raise refused from exc
-        if not (isinstance(state, tuple) and len(state) == 5 and state[0] == _FORMAT):
-            raise refused
-        _, position, as_of, kept, resume = state
         if not (
             isinstance(position, int)
             and (as_of is None or isinstance(as_of, datetime))
-            and isinstance(kept, dict)
             and all(isinstance(k, str) and isinstance(v, KeptFacts) for k, v in kept.items())
-            and isinstance(resume, dict)
             and all(_is_resume_data(k, v) and k in kept for k, v in resume.items())
         ):
             raise refused

@@ -51,6 +51,12 @@ def add_report_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--channel", action="append", help="channel (repeatable)")
     p.add_argument("--tag", action="append", help="required tag (repeatable)")
     p.add_argument(
+        "--by-field",
+        action="append",
+        metavar="FIELD",
+        help="also count the volume by this custom field's value, e.g. form (repeatable)",
+    )
+    p.add_argument(
         "--period",
         choices=[p.value for p in Period],
         default=Period.DAY.value,
@@ -98,6 +104,7 @@ def cmd_report(desk: Helpdesk, args: argparse.Namespace) -> int:
         channel=args.channel,
         tags=args.tag or (),
         period=args.period,
+        fields=args.by_field or (),
     )
     if args.html is not None:
         write_html(report, args.html)
@@ -157,12 +164,26 @@ def csv_rows(report: KpiReport) -> Iterator[tuple[str, str, str, str]]:
         for start, per_key in volume.items():
             for key, count in per_key.items():
                 yield (name, start.isoformat(), key or "", str(count))
+    for field, volume in report.volume_by_field.items():
+        for start, per_key in volume.items():
+            for key, count in per_key.items():
+                yield (f"volume_by_field:{field}", start.isoformat(), key or "", str(count))
     for tier in report.escalation:
         for key in ("tickets", "escalated", "rate"):
             yield (f"escalation:L{tier.tier}", "", key, _value(tier.to_data()[key]))
+        for name in ("time", "time_business"):
+            for key, value in getattr(tier, name).to_data().items():
+                yield (f"tier_{name}:L{tier.tier}", "", key, _value(value))
     for agent in report.agents:
         yield (f"agent:{agent.agent_id}", "", "public_replies", str(agent.public_replies))
         yield (f"agent:{agent.agent_id}", "", "solved", str(agent.solved))
+        yield (f"agent:{agent.agent_id}", "", "handle_seconds", _value(agent.handle_time))
+        yield (
+            f"agent:{agent.agent_id}",
+            "",
+            "handle_business_seconds",
+            _value(agent.handle_time_business),
+        )
     csat_keys = ("offered", "responses", "good", "bad", "response_rate", "satisfaction")
     for key in csat_keys:
         yield ("satisfaction", "", key, _value(report.satisfaction.to_data()[key]))
@@ -245,19 +266,32 @@ def table_lines(report: KpiReport) -> Iterator[str]:
             f"  {start.isoformat()}  {sum(per_channel.values()):>5}  "
             f"channels: {_counts(per_channel)}; priorities: {_counts(priorities)}"
         )
+    for field, volume in report.volume_by_field.items():
+        yield f"volume per {report.period.value} by {field}:"
+        for start, per_key in volume.items():
+            yield f"  {start.isoformat()}  {sum(per_key.values()):>5}  {_counts(per_key)}"
     if report.escalation:
         yield ""
-        yield f"{'tier':<6}{'tickets':>8}{'escalated':>11}{'rate':>9}"
+        yield (
+            f"{'tier':<6}{'tickets':>8}{'escalated':>11}{'rate':>9}   time in tier:"
+            f"{'count':>7}{'median':>10}{'p90':>10}{'mean':>10}{'median (bus.)':>15}"
+        )
         for tier in report.escalation:
+            time = tier.time
             yield (
                 f"{'L' + str(tier.tier):<6}{tier.tickets:>8}{tier.escalated:>11}"
-                f"{_share(tier.rate):>9}"
+                f"{_share(tier.rate):>9}{'':<16}{time.count:>7}{_duration(time.median):>10}"
+                f"{_duration(time.p90):>10}{_duration(time.mean):>10}"
+                f"{_duration(tier.time_business.median):>15}"
             )
     if report.agents:
         yield ""
-        yield f"{'agent':<20}{'replies':>9}{'solved':>8}"
+        yield f"{'agent':<20}{'replies':>9}{'solved':>8}{'handle time':>13}{'(business)':>12}"
         for agent in report.agents:
-            yield f"{agent.agent_id:<20}{agent.public_replies:>9}{agent.solved:>8}"
+            yield (
+                f"{agent.agent_id:<20}{agent.public_replies:>9}{agent.solved:>8}"
+                f"{_duration(agent.handle_time):>13}{_duration(agent.handle_time_business):>12}"
+            )
     csat = report.satisfaction
     if csat.offered:
         yield ""
