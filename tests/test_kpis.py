@@ -478,7 +478,7 @@ def test_a_checkpoint_that_is_none_is_refused_and_builds_nothing(
     assert not marker.exists()  # refused before anything of it was called
 
 
-def test_an_older_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
+def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again(
     desk: Helpdesk, tmp_path: Path
 ) -> None:
     import pickle
@@ -496,14 +496,21 @@ def test_an_older_checkpoint_is_refused_and_unreadable_folds_are_folded_again(
     assert (found, kept_chunks, resume_chunks) == (5, 1, 1)
     kept, resume = chunks
     assert resume  # the worked example's active tickets
-    checkpoint.write_bytes(pickle.dumps((2, position, as_of, kept)))
-    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
-        desk.kpi_projection(checkpoint)
-    # Formats 3 and 4: one pickle, facts without time per tier and handle time (3).
-    for older in (3, 4):
-        checkpoint.write_bytes(pickle.dumps((older, position, as_of, kept, resume)))
-        with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
-            desk.kpi_projection(checkpoint)
+    # Formats 2, 3 and 4, written by earlier helpkits (one pickle; 3 had no time per tier and
+    # handle time): the reader says so without building them, and the desk builds anew.
+    from helpkit.reports import KpiProjection, OutdatedCheckpointError
+
+    fresh = desk.kpis().to_data()
+    for older, state in (
+        (2, (2, position, as_of, kept)),
+        (3, (3, position, as_of, kept, resume)),
+        (4, (4, position, as_of, kept, resume)),
+    ):
+        checkpoint.write_bytes(pickle.dumps(state))
+        with pytest.raises(OutdatedCheckpointError, match=f"format {older}, written by an"):
+            KpiProjection.load(checkpoint, desk.config.sla, None)
+        rebuilt = desk.kpi_projection(checkpoint)
+        assert desk.kpis(projection=rebuilt).to_data() == fresh
     # A chunk that is not a mapping of tickets.
     checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps([kept]) + pickle.dumps(resume))
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):

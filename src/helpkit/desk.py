@@ -76,7 +76,7 @@ from helpkit.privacy import Erasure, Privacy, PurgeReport, Redacted
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.rating_tokens import RatingTokens
 from helpkit.relay import Relay, RelayReport, RetryPolicy
-from helpkit.reports import KpiProjection, KpiReader
+from helpkit.reports import KpiProjection, KpiReader, OutdatedCheckpointError
 from helpkit.roles import Permission
 from helpkit.router import Router
 from helpkit.routing import Decision
@@ -1622,12 +1622,17 @@ class Helpdesk:
     def kpi_projection(self, checkpoint: str | os.PathLike[str] | None = None) -> KpiProjection:
         """A KPI projection made with this desk's SLA policies and tier ladder, up to date:
         from the checkpoint file ``checkpoint`` (see :meth:`KpiProjection.save`) when given
-        and present, else built from the whole change feed. Keep it, and pass it to
-        :meth:`kpis`; it needs a store with ``Capability.CHANGE_FEED``."""
+        and present, else (or when an earlier helpkit wrote it, in another checkpoint format)
+        built from the whole change feed. Keep it, and pass it to :meth:`kpis`; it needs a
+        store with ``Capability.CHANGE_FEED``."""
         ladder = self._levels.ladder()
+        projection = None
         if checkpoint is not None and os.path.exists(checkpoint):
-            projection = KpiProjection.load(checkpoint, self.config.sla, ladder)
-        else:
+            try:
+                projection = KpiProjection.load(checkpoint, self.config.sla, ladder)
+            except OutdatedCheckpointError:
+                projection = None  # an earlier helpkit's checkpoint: build anew
+        if projection is None:
             projection = KpiProjection(self.config.sla, ladder)
         projection.update(self.store)
         return projection

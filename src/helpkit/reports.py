@@ -13,6 +13,7 @@ import enum
 import json
 import os
 import pickle
+import pickletools
 import zlib
 from collections.abc import Iterable, Iterator
 from datetime import datetime
@@ -43,7 +44,7 @@ from helpkit.queries import SortOrder, TicketQuery
 from helpkit.sla import SlaFold, SlaPolicy, SlaPolicySet
 from helpkit.tickets import Ticket
 
-__all__ = ["PAGE", "PROJECTION_CURSOR", "KpiProjection", "KpiReader"]
+__all__ = ["PAGE", "PROJECTION_CURSOR", "KpiProjection", "KpiReader", "OutdatedCheckpointError"]
 
 PAGE = 500
 """Tickets read per query page."""
@@ -55,7 +56,8 @@ _FORMAT: Final = 5
 """The checkpoint format (5: a header, then the kept facts and the resumable folds in pickles
 of :data:`_CHUNK` tickets each; 4: one pickle, facts with custom fields, time per tier and
 handle time; 3: with the resumable folds of the active tickets; 2: facts with satisfaction
-surveys). A checkpoint of another format is refused, and the projection is built anew."""
+surveys). A checkpoint of an earlier format raises :class:`OutdatedCheckpointError` (the desk
+then builds the projection anew); anything else is refused."""
 
 _CHUNK: Final = 2000
 """Tickets per pickle in a checkpoint: a pickler remembers every object it wrote until its
@@ -153,6 +155,39 @@ _CHECKPOINT_CLASSES: Final = {
     ("builtins", "set"),
 }
 """What a checkpoint may hold besides helpkit's own values (``_Checkpoint.find_class``)."""
+
+
+class OutdatedCheckpointError(ValidationError):
+    """A KPI projection checkpoint written by an earlier helpkit (another checkpoint format):
+    :meth:`Helpdesk.kpi_projection <helpkit.desk.Helpdesk.kpi_projection>` builds the
+    projection anew instead."""
+
+    def __init__(self, path: str, found: int) -> None:
+        super().__init__(
+            f"{path!r} is a KPI projection checkpoint of format {found}, written by an earlier "
+            f"helpkit; this one reads format {_FORMAT}: build the projection anew"
+        )
+        self.path = path
+        self.format = found
+
+
+def _checkpoint_format(path: str | os.PathLike[str]) -> int | None:
+    """The format number a checkpoint file starts with, read from its first pickle opcodes
+    without building anything; ``None`` when it does not start like one (every format so
+    far is a pickled tuple whose first item is its format number)."""
+    try:
+        with Path(path).open("rb") as source:
+            for count, (opcode, argument, _) in enumerate(pickletools.genops(source)):
+                if opcode.name in ("PROTO", "FRAME", "MARK"):
+                    if count > 3:
+                        return None
+                    continue
+                if opcode.name in ("BININT1", "BININT2", "BININT") and isinstance(argument, int):
+                    return argument
+                return None
+    except (ValueError, OSError, EOFError):
+        return None
+    return None
 
 
 class _Checkpoint(pickle.Unpickler):
@@ -364,6 +399,9 @@ class KpiProjection:
         ladder. Only the values a projection holds are built from the file; anything else is a
         ValidationError."""
         refused = ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+        found = _checkpoint_format(path)
+        if found is not None and 2 <= found < _FORMAT:
+            raise OutdatedCheckpointError(os.fspath(path), found)
         kept: dict[Any, Any] = {}
         resume: dict[Any, Any] = {}
         try:
