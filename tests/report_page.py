@@ -114,6 +114,30 @@ def expected_figures(report: KpiReport) -> dict[str, str | None]:
         figures[f"{name}:count"] = str(dist.count)
         for attribute in ("minimum", "median", "p90", "mean", "maximum"):
             figures[f"{name}:{attribute}"] = _seconds(getattr(dist, attribute))
+    for field, volume in report.volume_by_field.items():
+        keys = {k for counts in volume.values() for k in counts}
+        for start, per_key in volume.items():
+            for key in keys:
+                name = "(none)" if key is None else key
+                figures[f"volume_by_field:{field}:{start.isoformat()}:{name}"] = str(
+                    per_key.get(key, 0)
+                )
+    for tier in report.escalation:
+        name = f"escalation:L{tier.tier}"
+        figures[f"{name}:tickets"] = str(tier.tickets)
+        figures[f"{name}:escalated"] = str(tier.escalated)
+        figures[f"{name}:rate"] = "" if tier.rate is None else repr(tier.rate)
+        for kind in ("time", "time_business"):
+            dist = getattr(tier, kind)
+            figures[f"{name}:{kind}:count"] = str(dist.count)
+            figures[f"{name}:{kind}:median"] = _seconds(dist.median)
+            figures[f"{name}:{kind}:p90"] = _seconds(dist.p90)
+    for agent in report.agents:
+        name = f"agent:{agent.agent_id}"
+        figures[f"{name}:public_replies"] = str(agent.public_replies)
+        figures[f"{name}:solved"] = str(agent.solved)
+        figures[f"{name}:handle_time"] = _seconds(agent.handle_time)
+        figures[f"{name}:handle_time_business"] = _seconds(agent.handle_time_business)
     figures["resolution:median"] = _seconds(report.resolution.median)
     figures["resolution:p90"] = _seconds(report.resolution.p90)
     for name in ("first_contact_resolution", "reopened"):
