@@ -146,6 +146,8 @@ def test_an_empty_report_draws_no_empty_chart() -> None:
         "No active tickets.",
         "No SLA targets.",
         "No surveys offered.",
+        "No tickets in a tier.",
+        "No agent activity.",
     ):
         assert message in text
     assert len(reader.svgs) == 1  # first response: "no values", said in the chart and table

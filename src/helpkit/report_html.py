@@ -13,6 +13,10 @@ holding the number (seconds, or a share in [0, 1]).
 
 The CSAT trend shows, per period (of the survey offer), the surveys rated good (solid), bad
 (hatched) and unanswered (dotted), with the satisfaction of the period above each column.
+
+Escalation (with the time per tier), agent activity (with the handle time) and the volume by
+each custom field asked for (``fields``) are tables, like the volume by channel: a field's name
+and values are user text, escaped like the rest and kept out of element ids.
 """
 
 from __future__ import annotations
@@ -683,7 +687,11 @@ def _field_volume(report: KpiReport, index: int, field: str) -> str:
 
 def _escalation(report: KpiReport) -> str:
     if not report.escalation:
-        return _section("escalation", "Escalation", '<p class="none">No tiers.</p>')
+        return _section(
+            "escalation",
+            "Escalation and time per tier",
+            '<p class="none">No tickets in a tier.</p>',
+        )
     rows = []
     for tier in report.escalation:
         name = f"escalation:L{tier.tier}"
