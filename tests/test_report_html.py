@@ -7,20 +7,22 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from cli_demo import isolate, make_demo
-from helpkit import Actor, DeskConfig, Helpdesk, Priority
-from helpkit.calendar import BusinessCalendar
+from helpkit import Actor, Helpdesk
 from helpkit.cli import main
 from helpkit.cli._config import desk_secret, read_config
-from helpkit.fields import CustomField, FieldKind, FieldSet
 from helpkit.report_html import render_html
-from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.testing.clock import FrozenClock
-from report_page import expected_figures, external_references, read_page, shown_figures
+from report_page import (
+    expected_figures,
+    external_references,
+    read_page,
+    shown_figures,
+    tiers_and_fields_report,
+)
 
 NOW = "2030-01-01T00:00:00+00:00"
 NOW_AT = datetime(2030, 1, 1, tzinfo=UTC)
@@ -205,67 +207,12 @@ def test_a_long_range_keeps_its_labels_apart() -> None:
     assert shown_figures(read_page(page)) == expected_figures(report)
 
 
-H = timedelta(hours=1)
-MON = datetime(2026, 1, 5, 9, tzinfo=UTC)
-TUE = MON + timedelta(days=1)
-WED = MON + timedelta(days=2)
-
-
-def _form_desk(clock: FrozenClock, form: CustomField) -> Helpdesk:
-    policy = SlaPolicy(
-        "standard",
-        BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC"),
-        {p: Targets(first_response=4 * H, resolution=16 * H) for p in Priority},
-    )
-    return Helpdesk(
-        "memory://",
-        config=DeskConfig(sla=SlaPolicySet((policy,)), fields=FieldSet([form])),
-        clock=clock,
-        entry_points=False,
-    )
-
-
 def test_time_per_tier_handle_time_and_volume_by_field() -> None:
     """docs/kpis.md's second worked example on the page: X (form "access") 3 h in L1, 20 h
     (4 h business) in L2, Ana's handle time 3 h and Tom's 2 h; volume by form Monday
     access 1, billing 1, Tuesday (none) 1. A form's value is user text: escaped."""
-    clock = FrozenClock(MON)
     script = "<script>alert(1)</script>"
-    form = CustomField(name="form", kind=FieldKind.CHOICE, choices=("access", "billing", script))
-    desk = _form_desk(clock, form)
-    try:
-        desk.add_group("desk", "Service desk", tier=1)
-        desk.add_group("tech", "Technicians", tier=2)
-        desk.add_agent("ana", "Ana", email="ana@support.example", groups=["desk"])
-        desk.add_agent("ben", "Ben", email="ben@support.example", groups=["desk"])
-        desk.add_agent("tom", "Tom", email="tom@support.example", groups=["tech"])
-        desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
-        bob, ana = Actor.contact("bob"), Actor.agent("ana")
-
-        def open_(subject: str, **kwargs: Any) -> str:
-            return desk.open_ticket(bob, requester="bob", subject=subject, **kwargs).id
-
-        x = open_("X", group="desk", custom_fields={"form": "access"})
-        desk.assign(x, ana, agent="ana")
-        clock.set(MON + H)
-        y = open_("Y", group="desk", custom_fields={"form": "billing"})
-        desk.assign(y, ana, agent="ben")
-        clock.set(MON + 2 * H)  # X pending 11:00-15:00: not handled, not in the tier
-        desk.set_status(x, ana, "pending")
-        clock.set(MON + 6 * H)
-        desk.set_status(x, ana, "open")
-        clock.set(MON + 7 * H)  # Mon 16:00: X up to L2, unassigned until Tue 10:00
-        desk.escalate(x, ana)
-        clock.set(TUE + H)
-        desk.assign(x, ana, agent="tom", group="tech")
-        clock.set(TUE + 3 * H)
-        desk.resolve(x, Actor.agent("tom"))
-        clock.set(TUE + 4 * H)
-        open_("Z")  # no form
-        open_("W", custom_fields={"form": script})
-        report = desk.kpis(now=WED, fields=["form"], period="day")
-    finally:
-        desk.shutdown()
+    report = tiers_and_fields_report(script)
     page = render_html(report)
     assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     reader = read_page(page)
