@@ -84,10 +84,12 @@ def test_the_page_says_the_report_s_figures(
 def test_week_volume_and_filters_reach_the_page(tmp_path: Path, demo_desk: Helpdesk) -> None:
     page_file = tmp_path / "week.html"
     args = ["report", "--html", str(page_file), "--now", NOW, "--period", "week", "--json"]
-    assert main([*args, "--channel", "email"]) == 0
+    assert main([*args, "--channel", "email", "--by-field", "form"]) == 0
     reader = read_page(page_file.read_text(encoding="utf-8"))
-    report = demo_desk.kpis(now=NOW_AT, period="week", channel="email")
+    report = demo_desk.kpis(now=NOW_AT, period="week", channel="email", fields=["form"])
+    assert report.volume_by_field["form"]  # the demo sets no form: all "(none)"
     assert shown_figures(reader) == expected_figures(report)
+    assert "Volume per week by form" in reader.text
     assert "Tickets opened per week" in reader.svg_titles
 
 
