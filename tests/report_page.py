@@ -1,12 +1,19 @@
-"""Reading back the page of :func:`helpkit.report_html.render_html` (shared by its tests)."""
+"""Reading back the page of :func:`helpkit.report_html.render_html` (shared by its tests),
+and a worked report with tiers, handle time and volume by a custom field to read back."""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
+from typing import Any
 
+from helpkit import Actor, DeskConfig, Helpdesk, Priority
+from helpkit.calendar import BusinessCalendar
+from helpkit.fields import CustomField, FieldKind, FieldSet
 from helpkit.kpis import AGE_LABELS, KpiReport
+from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+from helpkit.testing.clock import FrozenClock
 
 
 class PageReader(HTMLParser):
@@ -114,6 +121,30 @@ def expected_figures(report: KpiReport) -> dict[str, str | None]:
         figures[f"{name}:count"] = str(dist.count)
         for attribute in ("minimum", "median", "p90", "mean", "maximum"):
             figures[f"{name}:{attribute}"] = _seconds(getattr(dist, attribute))
+    for field, volume in report.volume_by_field.items():
+        keys = {k for counts in volume.values() for k in counts}
+        for start, per_key in volume.items():
+            for key in keys:
+                name = "(none)" if key is None else key
+                figures[f"volume_by_field:{field}:{start.isoformat()}:{name}"] = str(
+                    per_key.get(key, 0)
+                )
+    for tier in report.escalation:
+        name = f"escalation:L{tier.tier}"
+        figures[f"{name}:tickets"] = str(tier.tickets)
+        figures[f"{name}:escalated"] = str(tier.escalated)
+        figures[f"{name}:rate"] = "" if tier.rate is None else repr(tier.rate)
+        for kind in ("time", "time_business"):
+            dist = getattr(tier, kind)
+            figures[f"{name}:{kind}:count"] = str(dist.count)
+            figures[f"{name}:{kind}:median"] = _seconds(dist.median)
+            figures[f"{name}:{kind}:p90"] = _seconds(dist.p90)
+    for agent in report.agents:
+        name = f"agent:{agent.agent_id}"
+        figures[f"{name}:public_replies"] = str(agent.public_replies)
+        figures[f"{name}:solved"] = str(agent.solved)
+        figures[f"{name}:handle_time"] = _seconds(agent.handle_time)
+        figures[f"{name}:handle_time_business"] = _seconds(agent.handle_time_business)
     figures["resolution:median"] = _seconds(report.resolution.median)
     figures["resolution:p90"] = _seconds(report.resolution.p90)
     for name in ("first_contact_resolution", "reopened"):
@@ -175,3 +206,64 @@ def external_references(page: str) -> list[str]:
         if not target.startswith("#")
     )
     return found
+
+
+H = timedelta(hours=1)
+MON = datetime(2026, 1, 5, 9, tzinfo=UTC)
+TUE = MON + timedelta(days=1)
+WED = MON + timedelta(days=2)
+
+
+def tiers_and_fields_report(odd_form: str) -> KpiReport:
+    """The second worked example of docs/kpis.md (time per tier, handle time, volume by
+    form) as of Wednesday 09:00, with a fourth ticket W opened on Tuesday whose form is
+    ``odd_form`` (a choice of the field, say markup to be escaped): X (form ``access``) 3 h
+    in L1, 20 h (4 h business) in L2, Ana's handle time 3 h and Tom's 2 h, Ben's span on Y
+    still running; volume by form Monday ``access`` 1, ``billing`` 1, Tuesday none 1 and
+    ``odd_form`` 1."""
+    clock = FrozenClock(MON)
+    policy = SlaPolicy(
+        "standard",
+        BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC"),
+        {p: Targets(first_response=4 * H, resolution=16 * H) for p in Priority},
+    )
+    form = CustomField(name="form", kind=FieldKind.CHOICE, choices=("access", "billing", odd_form))
+    desk = Helpdesk(
+        "memory://",
+        config=DeskConfig(sla=SlaPolicySet((policy,)), fields=FieldSet([form])),
+        clock=clock,
+        entry_points=False,
+    )
+    try:
+        desk.add_group("desk", "Service desk", tier=1)
+        desk.add_group("tech", "Technicians", tier=2)
+        desk.add_agent("ana", "Ana", email="ana@support.example", groups=["desk"])
+        desk.add_agent("ben", "Ben", email="ben@support.example", groups=["desk"])
+        desk.add_agent("tom", "Tom", email="tom@support.example", groups=["tech"])
+        desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+        bob, ana = Actor.contact("bob"), Actor.agent("ana")
+
+        def open_(subject: str, **kwargs: Any) -> str:
+            return desk.open_ticket(bob, requester="bob", subject=subject, **kwargs).id
+
+        x = open_("X", group="desk", custom_fields={"form": "access"})
+        desk.assign(x, ana, agent="ana")
+        clock.set(MON + H)
+        y = open_("Y", group="desk", custom_fields={"form": "billing"})
+        desk.assign(y, ana, agent="ben")
+        clock.set(MON + 2 * H)  # X pending 11:00-15:00: not handled, not in the tier
+        desk.set_status(x, ana, "pending")
+        clock.set(MON + 6 * H)
+        desk.set_status(x, ana, "open")
+        clock.set(MON + 7 * H)  # Mon 16:00: X up to L2, unassigned until Tue 10:00
+        desk.escalate(x, ana)
+        clock.set(TUE + H)
+        desk.assign(x, ana, agent="tom", group="tech")
+        clock.set(TUE + 3 * H)
+        desk.resolve(x, Actor.agent("tom"))
+        clock.set(TUE + 4 * H)
+        open_("Z")  # no form
+        open_("W", custom_fields={"form": odd_form})
+        return desk.kpis(now=WED, fields=["form"], period="day")
+    finally:
+        desk.shutdown()

@@ -2,7 +2,8 @@
 
 It loads with no console message (no script error, no resource refused or missing), its five
 charts (the CSAT trend of the demo's surveys with them) are in the DOM Chromium built, and a
-screenshot of it is a picture, not a blank page.
+screenshot of it is a picture, not a blank page; a custom field's value that is markup stays
+text there.
 Without Chromium (``apt-get install chromium``) the tests are skipped, except under
 ``CI=true``, where they fail (``.ci/run`` installs it).
 """
@@ -21,6 +22,8 @@ from typing import NoReturn
 import pytest
 
 from cli_demo import make_demo
+from helpkit.report_html import render_html
+from report_page import tiers_and_fields_report
 
 IN_CI = os.environ.get("CI", "").lower() == "true"
 FLAGS = (
@@ -98,6 +101,25 @@ def test_the_report_renders_with_no_console_message(
         assert f'aria-labelledby="{chart}-t {chart}-d"' in dom
     # The CSAT trend drew its columns: the demo's requesters rated some surveys good.
     assert 'fill="url(#csat-good)"' in dom
+    # The escalation (with time per tier) and agent activity (with handle time) tables.
+    assert 'data-kpi="escalation:L1:time:median"' in dom
+    assert 'data-kpi="escalation:L1:time_business:p90"' in dom
+    assert re.search(r'data-kpi="agent:[^"]+:handle_time"', dom)
+
+
+def test_a_field_value_is_text_in_the_browser(chromium: str, tmp_path: Path) -> None:
+    """Volume by a custom field whose value is markup: Chromium shows it as text (no script
+    element, nothing run, no console message), in the field's table."""
+    script = '<script>console.error("ran")</script>'
+    page = tmp_path / "fields.html"
+    page.write_text(render_html(tiers_and_fields_report(script)), encoding="utf-8")
+    dom, log = browse(chromium, page, tmp_path, "--dump-dom")
+    assert console_messages(log) == []
+    assert "<script" not in dom
+    assert "&lt;script&gt;console.error(" in dom
+    assert 'id="volume-field-0"' in dom
+    assert 'data-kpi="volume_by_field:form:2026-01-05:access"' in dom
+    assert 'data-kpi="agent:ana:handle_time" data-value="10800.0"' in dom
 
 
 def test_a_console_error_would_be_seen(chromium: str, tmp_path: Path) -> None:

@@ -16,7 +16,13 @@ from helpkit.cli import main
 from helpkit.cli._config import desk_secret, read_config
 from helpkit.report_html import render_html
 from helpkit.testing.clock import FrozenClock
-from report_page import expected_figures, external_references, read_page, shown_figures
+from report_page import (
+    expected_figures,
+    external_references,
+    read_page,
+    shown_figures,
+    tiers_and_fields_report,
+)
 
 NOW = "2030-01-01T00:00:00+00:00"
 NOW_AT = datetime(2030, 1, 1, tzinfo=UTC)
@@ -78,10 +84,12 @@ def test_the_page_says_the_report_s_figures(
 def test_week_volume_and_filters_reach_the_page(tmp_path: Path, demo_desk: Helpdesk) -> None:
     page_file = tmp_path / "week.html"
     args = ["report", "--html", str(page_file), "--now", NOW, "--period", "week", "--json"]
-    assert main([*args, "--channel", "email"]) == 0
+    assert main([*args, "--channel", "email", "--by-field", "form"]) == 0
     reader = read_page(page_file.read_text(encoding="utf-8"))
-    report = demo_desk.kpis(now=NOW_AT, period="week", channel="email")
+    report = demo_desk.kpis(now=NOW_AT, period="week", channel="email", fields=["form"])
+    assert report.volume_by_field["form"]  # the demo sets no form: all "(none)"
     assert shown_figures(reader) == expected_figures(report)
+    assert "Volume per week by form" in reader.text
     assert "Tickets opened per week" in reader.svg_titles
 
 
@@ -142,6 +150,8 @@ def test_an_empty_report_draws_no_empty_chart() -> None:
         "No active tickets.",
         "No SLA targets.",
         "No surveys offered.",
+        "No tickets in a tier.",
+        "No agent activity.",
     ):
         assert message in text
     assert len(reader.svgs) == 1  # first response: "no values", said in the chart and table
@@ -197,3 +207,43 @@ def test_a_long_range_keeps_its_labels_apart() -> None:
     # no count over bars too narrow for it; a date under about one bar in six
     assert chart.count("<text ") == len(range(0, 90, round(90 / 16)))
     assert shown_figures(read_page(page)) == expected_figures(report)
+
+
+def test_time_per_tier_handle_time_and_volume_by_field() -> None:
+    """docs/kpis.md's second worked example on the page: X (form "access") 3 h in L1, 20 h
+    (4 h business) in L2, Ana's handle time 3 h and Tom's 2 h; volume by form Monday
+    access 1, billing 1, Tuesday (none) 1. A form's value is user text: escaped."""
+    script = "<script>alert(1)</script>"
+    report = tiers_and_fields_report(script)
+    page = render_html(report)
+    assert "<script" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    reader = read_page(page)
+    assert reader.mismatched == [] and reader.stack == [] and reader.conflicts == []
+    assert shown_figures(reader) == expected_figures(report)
+    assert external_references(page) == []
+    text = "".join(reader.text)
+    assert "Volume per day by form" in text and script in reader.text  # its column, as typed
+    figures = reader.figures
+    assert figures["volume_by_field:form:2026-01-05:access"] == ("1", None)
+    assert figures["volume_by_field:form:2026-01-05:billing"] == ("1", None)
+    assert figures["volume_by_field:form:2026-01-05:(none)"] == ("0", None)
+    assert figures["volume_by_field:form:2026-01-06:(none)"] == ("1", None)
+    assert figures[f"volume_by_field:form:2026-01-06:{script}"] == ("1", None)
+    # L1: X and Y, X escalated; X's 3 h there (3 h business), Y's not final.
+    assert figures["escalation:L1:tickets"] == ("2", None)
+    assert figures["escalation:L1:escalated"] == ("1", None)
+    assert figures["escalation:L1:rate"] == ("50.0%", repr(0.5))
+    assert figures["escalation:L1:time:count"] == ("1", None)
+    assert figures["escalation:L1:time:median"] == ("3h00m", repr(3 * 3600.0))
+    assert figures["escalation:L1:time_business:p90"] == ("3h00m", repr(3 * 3600.0))
+    # L2: X 20 h (Mon 16:00 to Tue 12:00), 4 h business (16:00-17:00, 09:00-12:00).
+    assert figures["escalation:L2:time:median"] == ("20h00m", repr(20 * 3600.0))
+    assert figures["escalation:L2:time:p90"] == ("20h00m", repr(20 * 3600.0))
+    assert figures["escalation:L2:time_business:median"] == ("4h00m", repr(4 * 3600.0))
+    # Ana 3 h on X, Tom 2 h; Ben's span on Y still runs: he is not listed.
+    assert figures["agent:ana:handle_time"] == ("3h00m", repr(3 * 3600.0))
+    assert figures["agent:ana:handle_time_business"] == ("3h00m", repr(3 * 3600.0))
+    assert figures["agent:tom:handle_time"] == ("2h00m", repr(2 * 3600.0))
+    assert figures["agent:tom:solved"] == ("1", None)
+    assert "agent:ben:handle_time" not in figures
+    assert len(reader.svgs) == 4  # volume, backlog, SLA, first response: no new chart

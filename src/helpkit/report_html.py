@@ -13,6 +13,10 @@ holding the number (seconds, or a share in [0, 1]).
 
 The CSAT trend shows, per period (of the survey offer), the surveys rated good (solid), bad
 (hatched) and unanswered (dotted), with the satisfaction of the period above each column.
+
+Escalation (with the time per tier), agent activity (with the handle time) and the volume by
+each custom field asked for (``fields``) are tables, like the volume by channel: a field's name
+and values are user text, escaped like the rest and kept out of element ids.
 """
 
 from __future__ import annotations
@@ -646,6 +650,114 @@ def _first_response(report: KpiReport) -> str:
     )
 
 
+def _field_volume(report: KpiReport, index: int, field: str) -> str:
+    """Tickets opened per period by the value of one custom field, as a table (like the
+    volume's table by channel)."""
+    per = report.period.value
+    volume = report.volume_by_field[field]
+    section_id = f"volume-field-{index}"  # the field's name is user text: not in an id
+    heading = f"Volume per {per} by {field}"
+    if not volume:
+        return _section(section_id, heading, '<p class="none">No tickets opened.</p>')
+    keys = sorted(
+        {key for per_key in volume.values() for key in per_key},
+        key=lambda k: (k is None, k or ""),
+    )
+    rows = [
+        [
+            _e(start.isoformat()),
+            *(
+                _figure(
+                    f"volume_by_field:{field}:{start.isoformat()}:{_key(key)}",
+                    str(per_key.get(key, 0)),
+                )
+                for key in keys
+            ),
+        ]
+        for start, per_key in volume.items()
+    ]
+    table = _table(
+        f"Tickets opened per {per} (the {per} starting on the date), by their {field} as of "
+        "now ((none): not set; a multi-choice value counts under each choice)",
+        [per.title(), *(_key(key) for key in keys)],
+        rows,
+    )
+    return _section(section_id, heading, table)
+
+
+def _escalation(report: KpiReport) -> str:
+    if not report.escalation:
+        return _section(
+            "escalation",
+            "Escalation and time per tier",
+            '<p class="none">No tickets in a tier.</p>',
+        )
+    rows = []
+    for tier in report.escalation:
+        name = f"escalation:L{tier.tier}"
+        cells = [
+            _e(f"L{tier.tier}"),
+            _figure(f"{name}:tickets", str(tier.tickets)),
+            _figure(f"{name}:escalated", str(tier.escalated)),
+            _figure(f"{name}:rate", share(tier.rate), "" if tier.rate is None else repr(tier.rate)),
+        ]
+        for kind, dist in (("time", tier.time), ("time_business", tier.time_business)):
+            cells.append(_figure(f"{name}:{kind}:count", str(dist.count)))
+            cells.extend(
+                _figure(f"{name}:{kind}:{attr}", duration(value), _seconds(value))
+                for attr, value in (("median", dist.median), ("p90", dist.p90))
+            )
+        rows.append(cells)
+    table = _table(
+        "Tickets per tier, those escalated up from it, and the time they spent in it while "
+        "working (tickets done with the tier), in calendar and in business hours",
+        [
+            "tier",
+            "tickets",
+            "escalated",
+            "rate",
+            "timed",
+            "median",
+            "p90",
+            "timed (business)",
+            "median (business)",
+            "p90 (business)",
+        ],
+        rows,
+    )
+    return _section("escalation", "Escalation and time per tier", table)
+
+
+def _agents(report: KpiReport) -> str:
+    if not report.agents:
+        return _section("agents", "Agent activity", '<p class="none">No agent activity.</p>')
+    rows = [
+        [
+            _e(agent.agent_id),
+            _figure(f"agent:{agent.agent_id}:public_replies", str(agent.public_replies)),
+            _figure(f"agent:{agent.agent_id}:solved", str(agent.solved)),
+            _figure(
+                f"agent:{agent.agent_id}:handle_time",
+                duration(agent.handle_time),
+                _seconds(agent.handle_time),
+            ),
+            _figure(
+                f"agent:{agent.agent_id}:handle_time_business",
+                duration(agent.handle_time_business),
+                _seconds(agent.handle_time_business),
+            ),
+        ]
+        for agent in report.agents
+    ]
+    table = _table(
+        "Public replies and solves dated in the range, and handle time: the time tickets spent "
+        "assigned to the agent while working, in spans ended in the range",
+        ["agent", "public replies", "solved", "handle time", "handle time (business)"],
+        rows,
+    )
+    return _section("agents", "Agent activity", table)
+
+
 def _range(report: KpiReport) -> str:
     flt = report.filter
     since = "the start" if flt.since is None else f"{flt.since:%Y-%m-%d %H:%M} UTC"
@@ -665,9 +777,13 @@ def _lines(report: KpiReport, title: str) -> Iterator[str]:
     )
     yield _section("headline", "Headline figures", _headline(report))
     yield _volume(report)
+    for index, field in enumerate(report.volume_by_field):
+        yield _field_volume(report, index, field)
     yield _backlog(report)
     yield _sla(report)
     yield _first_response(report)
+    yield _escalation(report)
+    yield _agents(report)
     yield _satisfaction(report)
     yield "</main></body></html>"
 

@@ -399,9 +399,9 @@ class KpiProjection:
         ladder. Only the values a projection holds are built from the file; anything else is a
         ValidationError."""
         refused = ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
-        found = _checkpoint_format(path)
-        if found is not None and 2 <= found < _FORMAT:
-            raise OutdatedCheckpointError(os.fspath(path), found)
+        version = _checkpoint_format(path)
+        if version is not None and 2 <= version < _FORMAT:
+            raise OutdatedCheckpointError(os.fspath(path), version)
         kept: dict[Any, Any] = {}
         resume: dict[Any, Any] = {}
         try:
