@@ -761,7 +761,12 @@ class LifecycleMachine(RuleBasedStateMachine):
     def rule_instants_are_their_definitions(self) -> None:
         # Clocks that go back, merges between tickets of one requester: still the definition.
         for tid, ticket in self.state.items():
-            instants = (ticket.assigned_at, ticket.requester_updated_at, ticket.agent_updated_at)
+            instants = (
+                ticket.assigned_at,
+                ticket.requester_updated_at,
+                ticket.agent_updated_at,
+                ticket.unassigned_at,
+            )
             assert instants == rule_instants(self.history[tid])
 
     @invariant()

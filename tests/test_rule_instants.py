@@ -1,5 +1,5 @@
 """The instants rules count from beyond creation, update and status (issue #14): ``assigned``,
-``requester_updated`` and ``agent_updated``.
+``unassigned``, ``requester_updated`` and ``agent_updated``.
 
 Worked examples of what moves each instant and what does not; automations firing at the
 right second in business hours across a weekend, and a trigger testing one immediately; a
@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import json
 import sqlite3
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -106,6 +107,39 @@ def test_assigned_is_when_the_current_assignee_got_the_ticket() -> None:
     assert born_assigned.assigned_at == born_assigned.created_at
 
 
+def test_unassigned_is_when_the_ticket_last_lost_its_assignee() -> None:
+    desk, clock = _desk({})
+    ticket = _open(desk)  # opened without an assignee: from its creation
+    assert ticket.unassigned_at == Anchor.UNASSIGNED.of(ticket) == MONDAY
+    clock.advance(hours=1)
+    ticket = desk.assign(ticket, ANA, group="l1")  # a group, still nobody
+    assert (ticket.group_id, ticket.assignee_id, ticket.unassigned_at) == ("l1", None, MONDAY)
+    clock.advance(hours=1)
+    ticket = desk.assign(ticket, ANA, agent="ana")
+    assert ticket.unassigned_at is None and Anchor.UNASSIGNED.of(ticket) is None
+    clock.advance(hours=1)
+    ticket = desk.assign(ticket, ANA, agent="bo", group="l1")  # another agent: still assigned
+    assert ticket.unassigned_at is None
+    clock.advance(hours=1)
+    ticket = desk.assign(ticket, ANA, agent=None)
+    lost = MONDAY + timedelta(hours=4)
+    assert ticket.unassigned_at == Anchor.UNASSIGNED.of(ticket) == lost
+    clock.advance(hours=1)
+    ticket = desk.transfer(ticket, ANA, group="l2", reason="Hardware")  # nobody in l2 either
+    ticket = desk.reply(ticket, ANA, "Passed to the experts")
+    ticket = desk.set_status(ticket, ANA, "pending")
+    assert (ticket.group_id, ticket.assignee_id, ticket.unassigned_at) == ("l2", None, lost)
+    # A transfer that leaves it without an assignee is when it became unassigned.
+    clock.advance(hours=1)
+    ticket = desk.assign(ticket, ANA, agent="ana")
+    clock.advance(hours=1)
+    ticket = desk.transfer(ticket, ANA, group="l1")
+    assert ticket.unassigned_at == MONDAY + timedelta(hours=7)
+    # Opened with an assignee: none.
+    born_assigned = _open(desk, assignee="ana")
+    assert born_assigned.unassigned_at is None and Anchor.UNASSIGNED.of(born_assigned) is None
+
+
 def test_an_escalation_moves_assigned_as_an_assignment_does() -> None:
     desk, _clock = _desk({})
     ticket = desk.assign(_open(desk), ANA, agent="ana", group="l1")
@@ -132,6 +166,13 @@ def test_an_escalation_moves_assigned_as_an_assignment_does() -> None:
     assert escalated(ticket, None).assigned_at is None  # to a group, nobody in particular
     assert escalated(ticket, "ana").assigned_at == MONDAY  # the same agent keeps it
     assert escalated(ticket, "bo").assigned_at == later
+    # ... and unassigned: an escalation leaving it without an assignee is when it lost it;
+    # escalating a ticket that had none already keeps the instant.
+    assert escalated(ticket, None).unassigned_at == later
+    assert escalated(ticket, "bo").unassigned_at is None
+    nobody = desk.assign(_open(desk), ANA, group="l1")
+    assert escalated(nobody, None).unassigned_at == nobody.unassigned_at == MONDAY
+    assert escalated(nobody, "bo").unassigned_at is None
 
 
 def test_requester_updated_counts_the_requester_s_public_comments_only() -> None:
@@ -225,6 +266,68 @@ def test_assigned_for_two_business_hours_fires_on_monday_at_ten() -> None:
     assert _sweep_at(desk, clock, NEXT_MONDAY.replace(hour=11, minute=29, second=59)) == 0
     assert _sweep_at(desk, clock, NEXT_MONDAY.replace(hour=11, minute=30)) == 1
     assert _fired(desk, other) == [("stuck", NEXT_MONDAY.replace(hour=11, minute=30))]
+
+
+def test_unassigned_for_two_business_hours_notifies_the_group_on_monday_at_ten() -> None:
+    # The issue's own example, counted from when the ticket lost its assignee (not from its
+    # creation, a week earlier, which would have been due long ago).
+    config = {
+        "calendars": OFFICE,
+        "automations": [
+            {
+                "name": "unassigned-2h",
+                "when": {
+                    "all": [
+                        {"field": "category", "in": ["new", "open"]},
+                        {"since": "unassigned", "at_least": "2h", "calendar": "office"},
+                    ]
+                },
+                "actions": [
+                    {
+                        "notify": ["group"],
+                        "subject": "Unassigned for 2 hours: {{ticket.reference}}",
+                        "body": "{{ticket.subject}}",
+                    }
+                ],
+            }
+        ],
+    }
+    desk, clock = _desk(config)
+    ticket = desk.assign(_open(desk), ANA, agent="ana", group="l1")  # Monday, a week before
+    assert ticket.next_check is None  # assigned: no instant, nothing due
+    clock.set(FRIDAY.replace(hour=16))
+    ticket = desk.assign(ticket, ANA, agent=None)
+    due = NEXT_MONDAY.replace(hour=10)  # Friday 16-17, Monday 9-10
+    assert ticket.next_check == due
+    # Moved to another group, still nobody's, and talked to: the due instant stays.
+    clock.set(FRIDAY.replace(hour=16, minute=30))
+    ticket = desk.transfer(ticket, ANA, group="l2")
+    ticket = desk.requester_reply(ticket, "Anyone?")
+    assert ticket.next_check == due
+    # Opened unassigned on Friday at 16:30: from its creation. Taken before it is due, then
+    # dropped again on Monday at 9:30: from then.
+    other = _open(desk)
+    assert other.next_check == NEXT_MONDAY.replace(hour=10, minute=30)
+    clock.set(NEXT_MONDAY.replace(hour=9))
+    other = desk.assign(other, ANA, agent="bo")
+    assert other.next_check is None
+    clock.set(NEXT_MONDAY.replace(hour=9, minute=30))
+    other = desk.assign(other, ANA, agent=None)
+    again = NEXT_MONDAY.replace(hour=11, minute=30)
+    assert other.next_check == again
+
+    assert _sweep_at(desk, clock, due - SECOND) == 0
+    assert _sweep_at(desk, clock, due) == 1
+    assert _fired(desk, ticket) == [("unassigned-2h", due)]
+    desk.deliver_pending()
+    (told,) = [m for m in desk.channels["email"].messages if m.kind == "notification"]  # type: ignore[attr-defined]
+    assert told.subject == f"Unassigned for 2 hours: #{ticket.number}"
+    assert [r.address for r in told.to] == ["ana@help.example"]  # l2's agents
+    assert _sweep_at(desk, clock, again - SECOND) == 0
+    assert _sweep_at(desk, clock, again) == 1
+    assert _fired(desk, other) == [("unassigned-2h", again)]
+    assert _fired(desk, ticket) == [("unassigned-2h", due)]
+    assert _sweep_at(desk, clock, again + timedelta(days=3)) == 0  # once per due instant
 
 
 def test_requester_silent_for_eight_business_hours_fires_on_monday_afternoon() -> None:
@@ -333,15 +436,21 @@ def test_an_unknown_instant_is_refused_naming_it_and_the_known_ones() -> None:
         Helpdesk(config=config)
     message = str(error.value)
     assert "'assignee_updated'" in message
-    assert "created, updated, status, solved, closed, assigned, requester_updated" in message
-    assert "agent_updated" in message
+    assert (
+        "(known: created, updated, status, solved, closed, assigned, unassigned, "
+        "requester_updated, agent_updated)"
+    ) in message
 
 
 # ------------------------------------------------------------------ the fold, a property
 
 
-def rule_instants(events: list[Event]) -> tuple[datetime | None, datetime | None, datetime | None]:
-    """The three instants as their definitions read the whole history (not the fold)."""
+Instants = tuple[datetime | None, datetime | None, datetime | None, datetime | None]
+
+
+def rule_instants(events: list[Event]) -> Instants:
+    """The four instants (assigned, requester_updated, agent_updated, unassigned) as their
+    definitions read the whole history (not the fold)."""
     opening = events[0]
     assert isinstance(opening, TicketOpened)
     requester = Actor.contact(opening.requester_id)
@@ -354,24 +463,30 @@ def rule_instants(events: list[Event]) -> tuple[datetime | None, datetime | None
             written += [(c.author, min(c.created_at, event.at)) for c in event.comments if c.public]
         elif isinstance(event, Assigned | Escalated):
             assignments.append((event.assignee_id, event.at))
+    # The first of the trailing run of assignments to the current assignee, or to nobody.
     assignee = assignments[-1][0]
-    assigned = None
-    if assignee is not None:  # the first of the trailing run of assignments to that agent
-        run = len(assignments)
-        while run > 0 and assignments[run - 1][0] == assignee:
-            run -= 1
-        assigned = assignments[run][1]
+    run = len(assignments)
+    while run > 0 and assignments[run - 1][0] == assignee:
+        run -= 1
+    since = assignments[run][1]
+    assigned, unassigned = (None, since) if assignee is None else (since, None)
     by_requester = [at for who, at in written if who == requester]
     by_agents = [at for who, at in written if who.kind is ActorKind.AGENT]
     return (
         assigned,
         max([opening.at, *by_requester]),
         max(by_agents, default=None),
+        unassigned,
     )
 
 
-def _instants(ticket: Ticket) -> tuple[datetime | None, datetime | None, datetime | None]:
-    return ticket.assigned_at, ticket.requester_updated_at, ticket.agent_updated_at
+def _instants(ticket: Ticket) -> Instants:
+    return (
+        ticket.assigned_at,
+        ticket.requester_updated_at,
+        ticket.agent_updated_at,
+        ticket.unassigned_at,
+    )
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -394,7 +509,7 @@ def test_folding_a_stored_prefix_then_the_rest_gives_the_instants_of_the_whole_h
 # ------------------------------------------------------------------ tickets stored before
 
 
-_NEW_KEYS = ("assigned_at", "requester_updated_at", "agent_updated_at")
+_NEW_KEYS = ("assigned_at", "requester_updated_at", "agent_updated_at", "unassigned_at")
 
 
 def _strip_sqlite(path: Path) -> None:
@@ -428,28 +543,32 @@ def _strip_postgres(url: str, schema: str) -> None:
             )
 
 
+def _stored_before(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> tuple[str, Callable[[], None]]:
+    """A real store's URL, and what takes the instants out of the tickets it keeps (as
+    helpkit stored them before it kept them)."""
+    if kind == "sqlite":
+        return f"sqlite:///{tmp_path / 'desk.db'}", lambda: _strip_sqlite(tmp_path / "desk.db")
+    schema = fresh_schema()
+    database = request.getfixturevalue("postgres_database")
+    return f"{database}?schema={schema}", lambda: _strip_postgres(database, schema)
+
+
 @pytest.mark.parametrize("kind", ["sqlite", "postgres"])
 def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_early(
     kind: str, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
-    if kind == "sqlite":
-        url = f"sqlite:///{tmp_path / 'desk.db'}"
-    else:
-        schema = fresh_schema()
-        database = request.getfixturevalue("postgres_database")
-        url = f"{database}?schema={schema}"
+    url, strip = _stored_before(kind, tmp_path, request)
     desk, clock = _desk({}, url)
     ticket = desk.assign(_open(desk), ANA, agent="ana")
     clock.advance(hours=1)
     ticket = desk.reply(ticket, ANA, "Which model?")
     clock.advance(hours=1)
     ticket = desk.note(ticket, ANA, "Waiting")
-    assert _instants(ticket) == (MONDAY, MONDAY, MONDAY + timedelta(hours=1))
+    assert _instants(ticket) == (MONDAY, MONDAY, MONDAY + timedelta(hours=1), None)
     desk.shutdown()
-    if kind == "sqlite":
-        _strip_sqlite(tmp_path / "desk.db")
-    else:
-        _strip_postgres(database, schema)
+    strip()
     chase = {
         "automations": [
             {
@@ -471,22 +590,70 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
     late = MONDAY + timedelta(hours=2)
     assert Anchor.ASSIGNED.of(old) == Anchor.REQUESTER_UPDATED.of(old) == late
     assert Anchor.AGENT_UPDATED.of(old) is None
+    assert Anchor.UNASSIGNED.of(old) is None  # it has an assignee
     # The history still folds to the instants.
     assert _instants(replay(again.history(ticket.id))) == _instants(ticket)
     # Its next event pins the unknown instants to that last change, so the automation due
     # at late + 2h fires once: its own change does not move the instant it counts from.
     clock.set(late + timedelta(hours=3))
     newer = again.requester_reply(old, "The LX-200")
-    assert _instants(newer) == (late, late + timedelta(hours=3), None)
+    assert _instants(newer) == (late, late + timedelta(hours=3), None, None)
     clock.advance(hours=1)
     newer = again.reply(newer, ANA, "Thanks")
-    assert _instants(newer) == (late, late + timedelta(hours=3), late + timedelta(hours=4))
+    assert _instants(newer) == (
+        late,
+        late + timedelta(hours=3),
+        late + timedelta(hours=4),
+        None,
+    )
     for _ in range(3):
         clock.advance(hours=3)
         again.sweep()
         newer = again.note(newer, ANA, "Waiting")
     assert [at for _, at in _fired(again, newer)] == [late + timedelta(hours=3)]
     assert again.ticket(ticket.id) == newer
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "postgres"])
+def test_an_unassigned_ticket_stored_before_counts_from_its_last_change_and_fires_once(
+    kind: str, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    url, strip = _stored_before(kind, tmp_path, request)
+    desk, clock = _desk({}, url)
+    ticket = desk.assign(_open(desk), ANA, agent="ana")
+    clock.advance(hours=1)
+    ticket = desk.assign(ticket, ANA, agent=None)
+    clock.advance(hours=1)
+    ticket = desk.note(ticket, ANA, "Who takes it?")
+    assert _instants(ticket) == (None, MONDAY, None, MONDAY + timedelta(hours=1))
+    desk.shutdown()
+    strip()
+    config = {"automations": [_automation("unclaimed", {"since": "unassigned", "at_least": "2h"})]}
+    again = opened(Helpdesk(url, config=config, clock=clock))
+    old = again.ticket(ticket.id)
+    assert old == attrs.evolve(ticket, requester_updated_at=None, unassigned_at=None)
+    # Counted from its last change, the latest it can have lost its assignee.
+    late = MONDAY + timedelta(hours=2)
+    assert Anchor.UNASSIGNED.of(old) == late
+    assert Anchor.ASSIGNED.of(old) is None
+    assert _instants(replay(again.history(ticket.id))) == _instants(ticket)
+    # Its next event pins it there: the automation fires once, its own change (a tag) and
+    # later notes moving nothing.
+    clock.set(late + timedelta(hours=1))
+    newer = again.requester_reply(old, "Hello?")
+    assert newer.unassigned_at == late
+    assert newer.next_check == late + timedelta(hours=2)
+    for _ in range(3):
+        clock.advance(hours=3)
+        again.sweep()
+        newer = again.note(newer, ANA, "Still nobody")
+    assert _fired(again, newer) == [("unclaimed", late + timedelta(hours=2))]
+    assert newer.unassigned_at == late
+    # Assigning it clears the instant; unassigning it again starts from then.
+    newer = again.assign(newer, ANA, agent="bo")
+    assert (newer.unassigned_at, Anchor.UNASSIGNED.of(newer)) == (None, None)
+    newer = again.assign(newer, ANA, agent=None)
+    assert newer.unassigned_at == clock.now()
 
 
 def test_every_store_keeps_the_instants_and_the_due_instants_alike(
@@ -498,6 +665,7 @@ def test_every_store_keeps_the_instants_and_the_due_instants_alike(
             _automation("a", {"since": "assigned", "at_least": "4h", "calendar": "office"}),
             _automation("r", {"since": "requester_updated", "at_least": "5h"}),
             _automation("g", {"since": "agent_updated", "at_least": "5h", "calendar": "office"}),
+            _automation("u", {"since": "unassigned", "at_least": "2h", "calendar": "office"}),
         ],
     }
     database = request.getfixturevalue("postgres_database")
@@ -511,28 +679,36 @@ def test_every_store_keeps_the_instants_and_the_due_instants_alike(
         desk, clock = _desk(config, url)
         clock.set(FRIDAY.replace(hour=14))
         ticket = desk.assign(_open(desk), ANA, agent="ana")
+        dropped = desk.assign(_open(desk), ANA, agent="bo")
         clock.advance(minutes=30)
         desk.reply(ticket, ANA, "Which model?")
         clock.advance(minutes=30)
         desk.requester_reply(ticket, "LX-200")
+        clock.advance(hours=1)
+        desk.assign(dropped, ANA, agent=None)  # bo lets it go at 16:00
         steps = []
         for hour in (17, 20, 23):
             clock.set(FRIDAY.replace(hour=hour))
             desk.sweep()
-            steps.append(desk.ticket(ticket.id))
+            steps += [desk.ticket(ticket.id), desk.ticket(dropped.id)]
         clock.set(NEXT_MONDAY.replace(hour=12))
         desk.sweep()
         other = desk if kind == "memory" else opened(Helpdesk(url, config=config, clock=clock))
-        reread = other.ticket(ticket.id)  # read back by another desk on the same store
+        rereads = [other.ticket(t.id) for t in (ticket, dropped)]  # another desk, same store
         seen[kind] = (
             [(_instants(t), t.next_check, t.tags) for t in steps],
             _fired(desk, ticket),
-            _instants(reread),
+            _fired(desk, dropped),
+            [_instants(t) for t in rereads],
         )
     assert seen["memory"] == seen["sqlite"] == seen["postgres"]
-    fired = dict(seen["memory"][1])
-    assert fired == {
+    assert dict(seen["memory"][1]) == {
         "r": FRIDAY.replace(hour=20),  # 15:00 + 5h, calendar time
         "a": NEXT_MONDAY.replace(hour=10),  # 14:00 + 4 business hours
         "g": NEXT_MONDAY.replace(hour=11, minute=30),  # 14:30 + 5 business hours
     }
+    assert dict(seen["memory"][2]) == {
+        "r": FRIDAY.replace(hour=19),  # opened at 14:00 + 5h
+        "u": NEXT_MONDAY.replace(hour=10),  # unassigned at 16:00 + 2 business hours
+    }
+    assert seen["memory"][3][1] == (None, FRIDAY.replace(hour=14), None, FRIDAY.replace(hour=16))

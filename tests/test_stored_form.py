@@ -74,6 +74,7 @@ def _ticket() -> Ticket:
         next_check=NOW + timedelta(hours=3),
         status_at=None,  # as tickets were stored before status_at was kept (see below)
         requester_updated_at=None,  # ... and before the rules' instants of issue #14 were
+        unassigned_at=None,
     )
 
 
@@ -100,15 +101,23 @@ def test_a_ticket_with_the_rules_instants_keeps_them_and_old_text_reads_without(
         "2026-03-02T09:00:00.123456+00:00",
     )
     assert decoder(Ticket)(json.loads(_dumps(data))) == ticket
+    assert "unassigned_at" not in data  # assigned: left out
+    dropped = attrs.evolve(ticket, assignee_id=None, assigned_at=None, unassigned_at=NOW)
+    data = encoder(Ticket)(dropped)
+    assert data["unassigned_at"] == "2026-03-02T09:00:00.123456+00:00"
+    assert "assigned_at" not in data
+    assert decoder(Ticket)(json.loads(_dumps(data))) == dropped
     # The text stored before: none of them, and it reads as a ticket without them.
     old = json.loads(GOLDEN.read_text(encoding="utf-8").splitlines()[0])
-    assert not {"assigned_at", "requester_updated_at", "agent_updated_at"} & set(old)
+    new_keys = {"assigned_at", "requester_updated_at", "agent_updated_at", "unassigned_at"}
+    assert not new_keys & set(old)
     loaded = decoder(Ticket)(old)
-    assert (loaded.assigned_at, loaded.requester_updated_at, loaded.agent_updated_at) == (
-        None,
-        None,
-        None,
-    )
+    assert (
+        loaded.assigned_at,
+        loaded.requester_updated_at,
+        loaded.agent_updated_at,
+        loaded.unassigned_at,
+    ) == (None, None, None, None)
 
 
 def _sla_events() -> list[Event]:

@@ -6,8 +6,8 @@
 A condition is a tree: :class:`Compare` compares one *field* of a ticket (or of its requester, its
 organization, or the command that changed it) with a value; :class:`AllOf`, :class:`AnyOf` and
 :class:`NoneOf` combine conditions; :class:`Since` tests the time since an instant of the ticket
-(its creation, its last update, its solving, its assignment, the requester's or an agent's last
-public comment...), in calendar time or in the business hours of a
+(its creation, its last update, its solving, its assignment or unassignment, the requester's or
+an agent's last public comment...), in calendar time or in the business hours of a
 named calendar. :func:`parse` reads the plain-data form a TOML file holds, against a
 :class:`Vocabulary` (the desk's statuses, custom fields and calendars), so that an unknown
 field, operator, status, choice or calendar is refused when the configuration loads, naming it,
@@ -452,9 +452,9 @@ class Anchor(enum.Enum):
     """The instants a :class:`Since` counts from.
 
     A ticket stored before helpkit kept an instant (``status``, ``assigned``,
-    ``requester_updated``) counts from its last change instead: the latest the instant can
-    have been, so a rule fires late rather than early (the fold pins ``assigned`` and
-    ``requester_updated`` there at the ticket's next event).
+    ``unassigned``, ``requester_updated``) counts from its last change instead: the latest
+    the instant can have been, so a rule fires late rather than early (the fold pins
+    ``assigned``, ``unassigned`` and ``requester_updated`` there at the ticket's next event).
     ``agent_updated`` has no such stand-in (whether an agent ever replied is unknown): such a
     ticket has none until an agent's next public reply."""
 
@@ -466,6 +466,9 @@ class Anchor(enum.Enum):
     CLOSED = "closed"
     ASSIGNED = "assigned"
     """When the current assignee got the ticket (none while it is unassigned)."""
+    UNASSIGNED = "unassigned"
+    """When the ticket last became unassigned, or its creation if it was opened without an
+    assignee (none while it has an assignee)."""
     REQUESTER_UPDATED = "requester_updated"
     """The requester's last public comment, or the ticket's creation."""
     AGENT_UPDATED = "agent_updated"
@@ -487,6 +490,10 @@ class Anchor(enum.Enum):
             if ticket.assignee_id is None:
                 return None
             return ticket.assigned_at or ticket.updated_at
+        if self is Anchor.UNASSIGNED:
+            if ticket.assignee_id is not None:
+                return None
+            return ticket.unassigned_at or ticket.updated_at
         if self is Anchor.REQUESTER_UPDATED:
             return ticket.requester_updated_at or ticket.updated_at
         return ticket.agent_updated_at

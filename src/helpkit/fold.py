@@ -68,6 +68,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             custom_fields=event.custom_fields,
             status_at=event.at,
             assigned_at=None if event.assignee_id is None else event.at,
+            unassigned_at=event.at if event.assignee_id is None else None,
             requester_updated_at=event.at,
         )
     if state is None:
@@ -78,8 +79,10 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         raise ValidationError(
             f"event seq {event.seq} does not follow ticket {state.id} seq {state.seq}"
         )
-    if state.requester_updated_at is None or (
-        state.assigned_at is None and state.assignee_id is not None
+    if (
+        state.requester_updated_at is None
+        or (state.assigned_at is None and state.assignee_id is not None)
+        or (state.unassigned_at is None and state.assignee_id is None)
     ):
         state = _pinned(state)
     common: dict[str, Any] = {"seq": event.seq, "updated_at": max(state.updated_at, event.at)}
@@ -110,6 +113,7 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         common["assignee_id"] = event.assignee_id
         common["group_id"] = event.group_id
         common["assigned_at"] = _assigned_at(state, event.assignee_id, event.at)
+        common["unassigned_at"] = _unassigned_at(state, event.assignee_id, event.at)
     elif isinstance(event, PriorityChanged):
         common.update(impact=event.impact, urgency=event.urgency, priority=event.priority)
     elif isinstance(event, SubjectChanged):
@@ -154,15 +158,18 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
 
 
 def _pinned(state: Ticket) -> Ticket:
-    """A ticket stored before helpkit kept its assignment and requester instants, with each
-    one it must have pinned to its last change: the latest it can have been, which is what
-    rules counted from while it was unknown (:class:`helpkit.conditions.Anchor`). Pinned at
-    its next event, so that an automation's own change does not move its due instant."""
+    """A ticket stored before helpkit kept its assignment, unassignment and requester
+    instants, with each one it must have pinned to its last change: the latest it can have
+    been, which is what rules counted from while it was unknown
+    (:class:`helpkit.conditions.Anchor`). Pinned at its next event, so that an automation's
+    own change does not move its due instant."""
     changes: dict[str, Any] = {}
     if state.requester_updated_at is None:
         changes["requester_updated_at"] = state.updated_at
     if state.assigned_at is None and state.assignee_id is not None:
         changes["assigned_at"] = state.updated_at
+    if state.unassigned_at is None and state.assignee_id is None:
+        changes["unassigned_at"] = state.updated_at
     return replace(state, **changes)
 
 
@@ -172,6 +179,15 @@ def _assigned_at(state: Ticket, assignee_id: str | None, at: datetime) -> dateti
         return None
     if assignee_id == state.assignee_id:
         return state.assigned_at  # the same assignee (maybe another group): not a new start
+    return at
+
+
+def _unassigned_at(state: Ticket, assignee_id: str | None, at: datetime) -> datetime | None:
+    """When the ticket (after an assignment to ``assignee_id`` at ``at``) became unassigned."""
+    if assignee_id is not None:
+        return None
+    if state.assignee_id is None:
+        return state.unassigned_at  # already unassigned (maybe another group): no new start
     return at
 
 

@@ -464,6 +464,13 @@ class Ticket:
     )
     """When an agent last wrote a public reply on the ticket (``None`` before the first;
     internal notes and system messages do not count)."""
+    unassigned_at: datetime | None = attrs.field(
+        default=None, converter=_optional_utc, metadata=SINCE_LATER
+    )
+    """When the ticket last became unassigned (its assignee removed, or an escalation or a
+    transfer to a group leaving it without one), or its creation if it was opened without an
+    assignee; ``None`` while it has an assignee. A change of group that leaves it unassigned
+    keeps the instant."""
     # --- end of the instants rules count from ---
 
     def __hash__(self) -> int:
