@@ -677,12 +677,15 @@ def _field_volume(report: KpiReport, index: int, field: str) -> str:
         for start, per_key in volume.items()
     ]
     table = _table(
-        f"Tickets opened per {per} (the {per} starting on the date), by their {field} as of "
-        "now ((none): not set; a multi-choice value counts under each choice)",
+        f"Tickets opened per {per}, by their {field} as of now",
         [per.title(), *(_key(key) for key in keys)],
         rows,
     )
-    return _section(section_id, heading, table)
+    note = (
+        f'<p class="legend">The {_e(per)} starting on the date; (none): not set; a multi-choice '
+        "value counts under each of its choices.</p>"
+    )
+    return _section(section_id, heading, table + note)
 
 
 def _escalation(report: KpiReport) -> str:
@@ -709,8 +712,7 @@ def _escalation(report: KpiReport) -> str:
             )
         rows.append(cells)
     table = _table(
-        "Tickets per tier, those escalated up from it, and the time they spent in it while "
-        "working (tickets done with the tier), in calendar and in business hours",
+        "Tickets per tier, escalated up from it, and time in it",
         [
             "tier",
             "tickets",
@@ -719,13 +721,18 @@ def _escalation(report: KpiReport) -> str:
             "timed",
             "median",
             "p90",
-            "timed (business)",
-            "median (business)",
-            "p90 (business)",
+            "timed (bus.)",
+            "median (bus.)",
+            "p90 (bus.)",
         ],
         rows,
     )
-    return _section("escalation", "Escalation and time per tier", table)
+    note = (
+        '<p class="legend">Time in a tier: while the ticket was new or open in a group of the '
+        "tier, counted for tickets done with the tier; in calendar hours, then in business "
+        "hours (bus.).</p>"
+    )
+    return _section("escalation", "Escalation and time per tier", table + note)
 
 
 def _agents(report: KpiReport) -> str:
@@ -750,12 +757,16 @@ def _agents(report: KpiReport) -> str:
         for agent in report.agents
     ]
     table = _table(
-        "Public replies and solves dated in the range, and handle time: the time tickets spent "
-        "assigned to the agent while working, in spans ended in the range",
+        "Replies, solves and handle time per agent",
         ["agent", "public replies", "solved", "handle time", "handle time (business)"],
         rows,
     )
-    return _section("agents", "Agent activity", table)
+    note = (
+        '<p class="legend">Public replies and solves dated in the range; handle time: the time '
+        "tickets spent assigned to the agent while new or open, in spans ended in the "
+        "range.</p>"
+    )
+    return _section("agents", "Agent activity", table + note)
 
 
 def _range(report: KpiReport) -> str:
