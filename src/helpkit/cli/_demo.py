@@ -161,7 +161,12 @@ def _demo_step(
     roll = rng.random()
     if current.category is StatusCategory.NEW:
         desk.assign(current, actor, agent=agent, group=group)
-        desk.reply(current, actor, "Thanks, we are looking into it.")
+        if roll < 0.3:  # answered at once: a first-contact resolution unless it comes back
+            desk.resolve(
+                current, actor, comment="A known one: the steps in the attached guide fix it."
+            )
+        else:
+            desk.reply(current, actor, "Thanks, we are looking into it.")
     elif current.category is StatusCategory.SOLVED:
         if roll < 0.2:
             desk.requester_reply(current, "Sorry, it is broken again.")
