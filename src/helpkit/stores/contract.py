@@ -23,6 +23,7 @@ import attrs
 
 from helpkit._checks import INT64_MAX, check_text
 from helpkit._records import replace
+from helpkit._time import to_utc
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
@@ -278,6 +279,35 @@ def check_delivery(delivery: object, *, checked: bool = False) -> Delivery:
     check_record(delivery, Delivery)
     assert isinstance(delivery, Delivery)
     return delivery
+
+
+def claimed_deliveries(
+    deliveries: Sequence[Delivery],
+    *,
+    cursor: str,
+    position: int,
+    expected: int,
+    owner: str,
+    until: datetime,
+    checked: bool = False,
+) -> list[Delivery]:
+    """The arguments of ``Outbox.enqueue_claimed`` checked, and ``deliveries`` as it stores
+    them: each claimed by ``owner`` until ``until`` (one more claim); ValidationError on a bad
+    cursor, position, owner, instant or delivery."""
+    check_cursor(cursor)
+    check_position(position)
+    check_position(expected, "expected")
+    check_text(owner, "owner")
+    held_until = to_utc(until, "until")
+    return [
+        replace(
+            check_delivery(d, checked=checked),
+            claimed_by=owner,
+            claimed_until=held_until,
+            claims=d.claims + 1,
+        )
+        for d in deliveries
+    ]
 
 
 def revive_delivery(found: Delivery, at: datetime) -> Delivery:

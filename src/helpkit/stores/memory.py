@@ -62,6 +62,7 @@ from helpkit.stores.contract import (
     check_same_event,
     check_suspension,
     check_version,
+    claimed_deliveries,
     discard_receipt,
     duplicate_receipt,
     feed_bounded,
@@ -434,20 +435,15 @@ class MemoryStore(KnowledgeMixin):
     ) -> list[Delivery]:
         """:meth:`enqueue`, the new deliveries stored claimed by ``owner`` until ``until``;
         the deliveries added, as stored."""
-        check_cursor(cursor)
-        check_position(position)
-        check_position(expected, "expected")
-        check_text(owner, "owner")
-        held_until = to_utc(until, "until")
-        held = [
-            replace(
-                check_delivery(d, checked=checked),
-                claimed_by=owner,
-                claimed_until=held_until,
-                claims=d.claims + 1,
-            )
-            for d in deliveries
-        ]
+        held = claimed_deliveries(
+            deliveries,
+            cursor=cursor,
+            position=position,
+            expected=expected,
+            owner=owner,
+            until=until,
+            checked=checked,
+        )
         with self._lock:
             self._check_open()
             if position > len(self._feed):

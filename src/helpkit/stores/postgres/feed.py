@@ -40,6 +40,7 @@ from helpkit.stores.contract import (
     check_delivery,
     check_limit,
     check_position,
+    claimed_deliveries,
     feed_bounded,
     revive_delivery,
 )
@@ -216,20 +217,15 @@ class FeedAndOutbox:
     ) -> list[Delivery]:
         """:meth:`enqueue`, the new deliveries stored claimed by ``owner`` until ``until``;
         the deliveries added, as stored."""
-        check_cursor(cursor)
-        check_position(position)
-        check_position(expected, "expected")
-        check_text(owner, "owner")
-        held_until = to_utc(until, "until")
-        held = [
-            replace(
-                check_delivery(d, checked=checked),
-                claimed_by=owner,
-                claimed_until=held_until,
-                claims=d.claims + 1,
-            )
-            for d in deliveries
-        ]
+        held = claimed_deliveries(
+            deliveries,
+            cursor=cursor,
+            position=position,
+            expected=expected,
+            owner=owner,
+            until=until,
+            checked=checked,
+        )
         rows = [_encode_delivery(d) for d in held]
         added = []
         with self._transaction() as cur:
