@@ -403,24 +403,7 @@ class MemoryStore(KnowledgeMixin):
         check_position(position)
         check_position(expected, "expected")
         valid = [check_delivery(d, checked=checked) for d in deliveries]
-        with self._lock:
-            self._check_open()
-            if position > len(self._feed):
-                raise ValidationError(
-                    f"position {position} is beyond the last committed one ({len(self._feed)})"
-                )
-            stored = self._cursors.get(cursor, 0)
-            if stored != expected:
-                raise ConflictError(
-                    f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
-                )
-            added = 0
-            for delivery in valid:
-                if delivery.id not in self._outbox:
-                    self._outbox[delivery.id] = delivery
-                    added += 1
-            self._cursors[cursor] = position
-            return added
+        return len(self._add_deliveries(valid, cursor, position, expected))
 
     def enqueue_claimed(
         self,
@@ -444,6 +427,13 @@ class MemoryStore(KnowledgeMixin):
             until=until,
             checked=checked,
         )
+        return self._add_deliveries(held, cursor, position, expected)
+
+    def _add_deliveries(
+        self, deliveries: list[Delivery], cursor: str, position: int, expected: int
+    ) -> list[Delivery]:
+        """Store those of the checked ``deliveries`` not there yet and move ``cursor`` from
+        ``expected`` to ``position``, atomically; the deliveries added."""
         with self._lock:
             self._check_open()
             if position > len(self._feed):
@@ -456,7 +446,7 @@ class MemoryStore(KnowledgeMixin):
                     f"cursor {cursor!r} is at {stored}, not {expected}: another relay moved it"
                 )
             added = []
-            for delivery in held:
+            for delivery in deliveries:
                 if delivery.id not in self._outbox:
                     self._outbox[delivery.id] = delivery
                     added.append(delivery)
