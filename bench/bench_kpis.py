@@ -40,7 +40,8 @@ import attrs
 
 from helpkit import Actor, DeskConfig, Helpdesk, Priority
 from helpkit.calendar import BusinessCalendar
-from helpkit.events import CommentAdded, Event, StatusChanged, TicketOpened
+from helpkit.escalation import Tier, TierLadder
+from helpkit.events import Assigned, CommentAdded, Event, StatusChanged, TicketOpened
 from helpkit.lifecycle import apply
 from helpkit.ports import TicketChange
 from helpkit.priority import Impact, Urgency
@@ -67,8 +68,12 @@ REQUESTER = Actor.contact("c1")
 NEW_EVENTS = 1000
 
 
+LADDER = TierLadder((Tier(1, "L1", ("l1", "billing")), Tier(2, "L2", ("l2",))))
+"""Groups in tiers, so time per tier, escalation and handle time are exercised."""
+
+
 def config() -> DeskConfig:
-    return DeskConfig(sla=SlaPolicySet([POLICY]))
+    return DeskConfig(sla=SlaPolicySet([POLICY]), tiers=LADDER)
 
 
 class FixedClock:
@@ -91,8 +96,9 @@ def _comment(state: Ticket, seq: int, at: datetime, actor: Actor, public: bool) 
 
 
 def history(index: int, events: int = EVENTS) -> tuple[Ticket, list[Event]]:
-    """Ticket ``index``'s events: opened over the year, its message, then replies and notes
-    a few hours apart, and (for 4 in 5) solved at the end."""
+    """Ticket ``index``'s events: opened over the year (assigned, in a group of a tier), its
+    message, then replies and notes a few hours apart (one in four handed over to L2 and
+    another agent), and (for 4 in 5) solved at the end."""
     opened = START + timedelta(minutes=(index * 7919) % (300 * 24 * 60))
     event = TicketOpened(
         ticket_id=f"t{index:07d}",
@@ -110,16 +116,35 @@ def history(index: int, events: int = EVENTS) -> tuple[Ticket, list[Event]]:
         priority=Priority.P3,
         channel=CHANNELS[index % 3],
         group_id=GROUPS[index % 3],
+        assignee_id=AGENTS[index % len(AGENTS)].id,
     )
     found: list[Event] = [event]
     state = apply(None, event)
     agent = AGENTS[index % len(AGENTS)]
     solve = index % 5 != 0
     last = events - 1 if solve else events
+    transfer = index % 4 == 1 and state.group_id != "l2"
     for seq in range(2, last + 1):
         at = opened + timedelta(hours=seq - 1)
         actor = REQUESTER if seq == 2 else agent
-        found.append(_comment(state, seq, at, actor, public=seq % 3 != 0))
+        if transfer and seq == 5:  # handed over to L2 and another agent
+            other = AGENTS[(index + 7) % len(AGENTS)]
+            found.append(
+                Assigned(
+                    ticket_id=state.id,
+                    seq=seq,
+                    at=at,
+                    actor=agent,
+                    assignee_id=other.id,
+                    group_id="l2",
+                    previous_assignee_id=state.assignee_id,
+                    previous_group_id=state.group_id,
+                    transfer=True,
+                )
+            )
+            agent = other
+        else:
+            found.append(_comment(state, seq, at, actor, public=seq % 3 != 0))
         state = apply(state, found[-1])
     if solve:
         found.append(
@@ -202,7 +227,7 @@ def measure(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]
             out["report"] = report.to_data()
         else:  # update-T-E: E new events on each of T tickets
             _, tickets, each = task.split("-")
-            projection = KpiProjection.load(checkpoint, desk.config.sla, None)
+            projection = KpiProjection.load(checkpoint, desk.config.sla, LADDER)
             store = desk.store
             assert isinstance(store, SqliteStore)
             add_events(store, int(tickets), int(each), total)
