@@ -9,6 +9,9 @@ memory (``ru_maxrss``):
 - *full*: ``Helpdesk.kpis`` (every ticket's history read and folded);
 - *build*: ``Helpdesk.kpi_projection`` from nothing (the whole change feed folded in), then
   its checkpoint written;
+- *stream*: ``Helpdesk.kpis(checkpoint=...)``: the checkpoint's compact records streamed a
+  chunk at a time (the projection never loaded), the tickets changed since folded from the
+  store;
 - *projection*: the checkpoint loaded, then ``Helpdesk.kpis(projection=...)`` (brought up to
   date, nothing new, and the kept facts added up); the load and the report are timed apart;
 - *update*: the checkpoint loaded, 1,000 new events committed (setup), then one
@@ -217,6 +220,11 @@ def measure(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]
             projection.save(checkpoint, desk.store)
             out["save_s"] = time.perf_counter() - started
             out["checkpoint_mib"] = os.path.getsize(checkpoint) / 2**20
+        elif task == "stream":
+            started, cpu = time.perf_counter(), time.process_time()
+            report = desk.kpis(now=NOW, checkpoint=checkpoint)
+            out["s"], out["cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
+            out["report"] = report.to_data()
         elif task == "projection":
             started = time.perf_counter()
             projection = desk.kpi_projection(checkpoint)
@@ -286,6 +294,7 @@ def run(total: int, folder: str) -> list[dict[str, Any]]:
     tasks = [
         "full",
         "build",
+        "stream",
         "projection",
         f"update-{NEW_EVENTS}-1",
         f"update-{NEW_EVENTS // 10}-10",
@@ -301,6 +310,7 @@ def run(total: int, folder: str) -> list[dict[str, Any]]:
             reports[task] = report
         rows.append({"tickets": total, "events": events, "task": task, "load_s": loaded, **found})
     assert reports["full"] == reports["projection"], "the projection's report differs"
+    assert reports["full"] == reports["stream"], "the report from the checkpoint differs"
     assert reports["full"]["tickets"] == total
     for name in os.listdir(folder):
         if name.startswith(f"kpis-{total}"):
@@ -327,6 +337,7 @@ def machine() -> list[str]:
 LABELS = {
     "full": "full recomputation (`desk.kpis`)",
     "build": "projection built from the whole feed (`desk.kpi_projection`)",
+    "stream": "report streamed from the checkpoint (`desk.kpis(checkpoint=...)`)",
     "projection": "report from the projection (`desk.kpis(projection=...)`)",
     f"update-{NEW_EVENTS}-1": f"update: {NEW_EVENTS:,} new events on {NEW_EVENTS:,} tickets",
     f"update-{NEW_EVENTS // 10}-10": f"update: {NEW_EVENTS:,} new events on "

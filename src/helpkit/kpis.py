@@ -442,21 +442,43 @@ class _Running:
         if agent is not None and spent:
             self.activity.append(HandleTime(agent, "handle", end, spent, business))
 
-    def facts(self, policy: SlaPolicy | None, outcomes: Sequence[SlaOutcome]) -> TicketFacts:
-        """The facts of the events folded so far, with these SLA ``outcomes``."""
+    def facts(
+        self,
+        policy: SlaPolicy | None,
+        outcomes: Sequence[SlaOutcome],
+        before: TicketFacts | None = None,
+    ) -> TicketFacts:
+        """The facts of the events folded so far, with these SLA ``outcomes``; ``before``,
+        the facts this fold was resumed from (same policy), lends the business-hour spans
+        whose ends have not moved (measuring them again is a calendar walk each)."""
         state = self.state
         assert state is not None  # the opening event is folded in
         calendar: BusinessCalendar | None = None if policy is None else policy.calendar
         opened_at = self.opened_at
 
-        def spans(end: datetime | None) -> tuple[timedelta | None, timedelta | None]:
+        def spans(
+            end: datetime | None, end_before: datetime | None, business_before: timedelta | None
+        ) -> tuple[timedelta | None, timedelta | None]:
             if end is None:
                 return None, None
-            business = None if calendar is None else calendar.elapsed(opened_at, end)
+            if calendar is None:
+                business = None
+            elif before is not None and end == end_before and business_before is not None:
+                business = business_before
+            else:
+                business = calendar.elapsed(opened_at, end)
             return end - opened_at, business
 
-        first, first_business = spans(self.first_response_at)
-        resolution, resolution_business = spans(self.resolved_at)
+        first, first_business = spans(
+            self.first_response_at,
+            None if before is None else before.first_response_at,
+            None if before is None else before.first_response_business,
+        )
+        resolution, resolution_business = spans(
+            self.resolved_at,
+            None if before is None else before.resolved_at,
+            None if before is None else before.resolution_business,
+        )
         return TicketFacts(
             ticket_id=state.id,
             opened_at=opened_at,
@@ -699,7 +721,7 @@ def resume_facts(
                 dues = ()
     else:
         outcomes, dues = _outcomes(extended, last)
-    facts = running.facts(extended.policy, outcomes)
+    facts = running.facts(extended.policy, outcomes, kept.facts)
     return KeptFacts(facts, last, dues), FoldState(running.state, extended)
 
 
