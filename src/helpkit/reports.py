@@ -73,6 +73,10 @@ the active tickets; 2: facts with satisfaction
 surveys). A checkpoint of an earlier format raises :class:`OutdatedCheckpointError` (the desk
 then builds the projection anew); anything else is refused."""
 
+_UNPACKED: Final = 10_000
+"""At most this many tickets' kept facts wait to be packed into records
+(:class:`KpiProjection`)."""
+
 _CHUNK: Final = 2000
 """Tickets per pickle in a checkpoint: a pickler remembers every object it wrote until its
 dump ends, which for a whole projection at once took more memory than the projection."""
@@ -247,6 +251,10 @@ class KpiProjection:
         # Each ticket's record, pickled: ~0.35 KB a ticket of the bench's 10 events, against
         # ~1.5 KB as a tuple (its own small tuples and large integers).
         self._records: dict[str, bytes] = {}
+        # Kept facts changed since the records were last made of them (packed before a
+        # report, a save, or once there are _UNPACKED of them): an update does not pay for
+        # the records, a report pays for those changed since the last one.
+        self._unpacked: dict[str, KeptFacts] = {}
         self._kept: dict[str, KeptFacts] = {}
         self._resume: dict[str, _Resume] = {}
         self._position = 0
@@ -271,7 +279,15 @@ class KpiProjection:
         return len(self._resume)
 
     def __len__(self) -> int:
+        self._pack()
         return len(self._records)
+
+    def _pack(self) -> None:
+        # The records of the kept facts changed since the last time.
+        records = self._records
+        for ticket_id, kept in self._unpacked.items():
+            records[ticket_id] = _pickled(pack_facts(kept.facts, kept.dues, kept.last_at))
+        self._unpacked.clear()
 
     def update(self, store: Store, *, limit: int = 1000, max_changes: int | None = None) -> int:
         """Fold in the changes committed after :attr:`position`, ``limit`` a read, until
@@ -346,7 +362,9 @@ class KpiProjection:
         return found_fold
 
     def _keep(self, ticket_id: str, kept: KeptFacts, fold: FoldState, name: str | None) -> None:
-        self._records[ticket_id] = _pickled(pack_facts(kept.facts, kept.dues, kept.last_at))
+        self._unpacked[ticket_id] = kept
+        if len(self._unpacked) >= _UNPACKED:
+            self._pack()
         # Only an active ticket's kept facts and fold are kept to resume: a solved or closed
         # one is touched again seldom, and then folded again from its history.
         if kept.facts.active:
@@ -360,6 +378,7 @@ class KpiProjection:
 
     def records(self) -> Iterator[FactRecord]:
         """Every ticket's kept facts, as compact records (see :func:`helpkit.kpis.pack_facts`)."""
+        self._pack()
         return map(pickle.loads, self._records.values())
 
     def report(
@@ -372,6 +391,7 @@ class KpiProjection:
         """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (at or after
         :attr:`as_of`), from the kept facts (volume also by the custom ``fields`` named)."""
         _not_before(now, self._as_of)
+        self._pack()
         accumulator = KpiAccumulator(now, kpi_filter, period, fields)
         add = accumulator.add_record
         loads = pickle.loads
@@ -384,6 +404,7 @@ class KpiProjection:
         also save :attr:`position` under its cursor :data:`PROJECTION_CURSOR`."""
         target = Path(path)
         partial = target.with_name(target.name + ".partial")
+        self._pack()
         records = list(self._records.values())  # each unpickled as its chunk is written
         resumable = list(self._resume.items())
         record_chunks = range(0, len(records), _CHUNK)
