@@ -257,6 +257,25 @@ def measure(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]
     return out
 
 
+def widen(source: str, target: str, times: int) -> None:
+    """A checkpoint of ``times`` as many tickets as ``source``'s: its records again and again,
+    each copy under new ticket ids (``t0000042`` -> ``t0000042-1``...), nothing resumable.
+    Loading 1M tickets (10M events) through the store takes most of an hour on a shared
+    machine; a report streamed from this file measures the adding up of 1M records, with the
+    source's store (no changes after the checkpoint)."""
+    import pickle
+
+    with open(source, "rb") as found, open(target, "wb") as out:
+        header = pickle.load(found)
+        version, position, as_of, chunks, _ = header
+        pickle.dump((version, position, as_of, chunks * times, 0), out, protocol=5)
+        records = [pickle.load(found) for _ in range(chunks)]
+        for copy in range(times):
+            for chunk in records:
+                renamed = [(f"{r[0]}-{copy}", *r[1:]) if copy else r for r in chunk]
+                pickle.dump(renamed, out, protocol=5)
+
+
 def _in_process(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]:
     done = subprocess.run(
         [
@@ -349,11 +368,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100000,1000000", help="tickets, comma-separated")
     parser.add_argument("--quick", action="store_true", help="5k only (smoke run)")
+    parser.add_argument(
+        "--widen",
+        nargs=3,
+        metavar=("SOURCE", "TARGET", "TIMES"),
+        help="write a checkpoint of TIMES as many tickets as SOURCE's (see widen())",
+    )
     parser.add_argument("--task", help=argparse.SUPPRESS)  # a worker: run this task
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.widen:
+        widen(args.widen[0], args.widen[1], int(args.widen[2]))
+        return 0
     if args.task:
         print(json.dumps(measure(args.task, args.file, args.checkpoint, args.total)))
         return 0

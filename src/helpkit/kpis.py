@@ -47,6 +47,7 @@ from helpkit.tickets import ActorKind, StatusCategory, Ticket
 
 __all__ = [
     "AGE_BUCKETS",
+    "RECORD_LENGTH",
     "WORKING",
     "Activity",
     "AgentActivity",
