@@ -419,6 +419,13 @@ def test_the_projection_gives_the_same_report(desk: Helpdesk, tmp_path: Path) ->
     assert len(loaded) == 6
     assert loaded.position == desk.store.last_position()  # type: ignore[attr-defined]
     assert desk.kpis(now=later, projection=loaded).to_data() == desk.kpis(now=later).to_data()
+    # Streamed from the checkpoint: its records, and the new ticket folded from the store.
+    for now in (later, later + 3 * 24 * H):
+        for kwargs in ({}, {"group": "desk"}, {"agent": "ana"}, {"since": MON, "period": "week"}):
+            streamed = desk.kpis(now=now, checkpoint=checkpoint, **kwargs)
+            assert streamed.to_data() == desk.kpis(now=now, **kwargs).to_data()
+    with pytest.raises(ValidationError, match="as of then or later"):
+        desk.kpis(now=MON, checkpoint=checkpoint)
 
 
 def test_a_projection_needs_a_change_feed(tmp_path: Path) -> None:
