@@ -568,6 +568,8 @@ def test_a_checkpoint_of_many_chunks_reads_back(
     assert desk.kpis(checkpoint=checkpoint, group="desk") == desk.kpis(group="desk")
     with pytest.raises(ValidationError, match="not both"):
         desk.kpis(checkpoint=checkpoint, projection=loaded)
+    with pytest.raises(ValidationError, match="cannot be read"):
+        desk.kpis(checkpoint=tmp_path / "missing.projection")
     whole = checkpoint.read_bytes()
     checkpoint.write_bytes(whole[: len(whole) - 40])  # its last chunk cut short
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):

@@ -547,7 +547,9 @@ class _OpenCheckpoint:
         try:
             self._source = Path(path).open("rb")
         except OSError as exc:
-            raise refused from exc
+            raise ValidationError(
+                f"the KPI projection checkpoint {os.fspath(path)!r} cannot be read: {exc.strerror}"
+            ) from exc
         try:
             header = _Checkpoint(self._source).load()
         except ValidationError:
