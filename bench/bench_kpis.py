@@ -9,6 +9,9 @@ memory (``ru_maxrss``):
 - *full*: ``Helpdesk.kpis`` (every ticket's history read and folded);
 - *build*: ``Helpdesk.kpi_projection`` from nothing (the whole change feed folded in), then
   its checkpoint written;
+- *stream*: ``Helpdesk.kpis(checkpoint=...)``: the checkpoint's compact records streamed a
+  chunk at a time (the projection never loaded), the tickets changed since folded from the
+  store;
 - *projection*: the checkpoint loaded, then ``Helpdesk.kpis(projection=...)`` (brought up to
   date, nothing new, and the kept facts added up); the load and the report are timed apart;
 - *update*: the checkpoint loaded, 1,000 new events committed (setup), then one
@@ -40,7 +43,8 @@ import attrs
 
 from helpkit import Actor, DeskConfig, Helpdesk, Priority
 from helpkit.calendar import BusinessCalendar
-from helpkit.events import CommentAdded, Event, StatusChanged, TicketOpened
+from helpkit.escalation import Tier, TierLadder
+from helpkit.events import Assigned, CommentAdded, Event, StatusChanged, TicketOpened
 from helpkit.lifecycle import apply
 from helpkit.ports import TicketChange
 from helpkit.priority import Impact, Urgency
@@ -67,8 +71,12 @@ REQUESTER = Actor.contact("c1")
 NEW_EVENTS = 1000
 
 
+LADDER = TierLadder((Tier(1, "L1", ("l1", "billing")), Tier(2, "L2", ("l2",))))
+"""Groups in tiers, so time per tier, escalation and handle time are exercised."""
+
+
 def config() -> DeskConfig:
-    return DeskConfig(sla=SlaPolicySet([POLICY]))
+    return DeskConfig(sla=SlaPolicySet([POLICY]), tiers=LADDER)
 
 
 class FixedClock:
@@ -91,8 +99,9 @@ def _comment(state: Ticket, seq: int, at: datetime, actor: Actor, public: bool) 
 
 
 def history(index: int, events: int = EVENTS) -> tuple[Ticket, list[Event]]:
-    """Ticket ``index``'s events: opened over the year, its message, then replies and notes
-    a few hours apart, and (for 4 in 5) solved at the end."""
+    """Ticket ``index``'s events: opened over the year (assigned, in a group of a tier), its
+    message, then replies and notes a few hours apart (one in four handed over to L2 and
+    another agent), and (for 4 in 5) solved at the end."""
     opened = START + timedelta(minutes=(index * 7919) % (300 * 24 * 60))
     event = TicketOpened(
         ticket_id=f"t{index:07d}",
@@ -110,16 +119,35 @@ def history(index: int, events: int = EVENTS) -> tuple[Ticket, list[Event]]:
         priority=Priority.P3,
         channel=CHANNELS[index % 3],
         group_id=GROUPS[index % 3],
+        assignee_id=AGENTS[index % len(AGENTS)].id,
     )
     found: list[Event] = [event]
     state = apply(None, event)
     agent = AGENTS[index % len(AGENTS)]
     solve = index % 5 != 0
     last = events - 1 if solve else events
+    transfer = index % 4 == 1 and state.group_id != "l2"
     for seq in range(2, last + 1):
         at = opened + timedelta(hours=seq - 1)
         actor = REQUESTER if seq == 2 else agent
-        found.append(_comment(state, seq, at, actor, public=seq % 3 != 0))
+        if transfer and seq == 5:  # handed over to L2 and another agent
+            other = AGENTS[(index + 7) % len(AGENTS)]
+            found.append(
+                Assigned(
+                    ticket_id=state.id,
+                    seq=seq,
+                    at=at,
+                    actor=agent,
+                    assignee_id=other.id,
+                    group_id="l2",
+                    previous_assignee_id=state.assignee_id,
+                    previous_group_id=state.group_id,
+                    transfer=True,
+                )
+            )
+            agent = other
+        else:
+            found.append(_comment(state, seq, at, actor, public=seq % 3 != 0))
         state = apply(state, found[-1])
     if solve:
         found.append(
@@ -192,6 +220,11 @@ def measure(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]
             projection.save(checkpoint, desk.store)
             out["save_s"] = time.perf_counter() - started
             out["checkpoint_mib"] = os.path.getsize(checkpoint) / 2**20
+        elif task == "stream":
+            started, cpu = time.perf_counter(), time.process_time()
+            report = desk.kpis(now=NOW, checkpoint=checkpoint)
+            out["s"], out["cpu_s"] = time.perf_counter() - started, time.process_time() - cpu
+            out["report"] = report.to_data()
         elif task == "projection":
             started = time.perf_counter()
             projection = desk.kpi_projection(checkpoint)
@@ -202,7 +235,7 @@ def measure(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]
             out["report"] = report.to_data()
         else:  # update-T-E: E new events on each of T tickets
             _, tickets, each = task.split("-")
-            projection = KpiProjection.load(checkpoint, desk.config.sla, None)
+            projection = KpiProjection.load(checkpoint, desk.config.sla, LADDER)
             store = desk.store
             assert isinstance(store, SqliteStore)
             add_events(store, int(tickets), int(each), total)
@@ -222,6 +255,25 @@ def measure(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]
         desk.shutdown()
     out["maxrss_mib"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     return out
+
+
+def widen(source: str, target: str, times: int) -> None:
+    """A checkpoint of ``times`` as many tickets as ``source``'s: its records again and again,
+    each copy under new ticket ids (``t0000042`` -> ``t0000042-1``...), nothing resumable.
+    Loading 1M tickets (10M events) through the store takes most of an hour on a shared
+    machine; a report streamed from this file measures the adding up of 1M records, with the
+    source's store (no changes after the checkpoint)."""
+    import pickle
+
+    with open(source, "rb") as found, open(target, "wb") as out:
+        header = pickle.load(found)
+        version, position, as_of, chunks, _ = header
+        pickle.dump((version, position, as_of, chunks * times, 0), out, protocol=5)
+        records = [pickle.load(found) for _ in range(chunks)]
+        for copy in range(times):
+            for chunk in records:
+                renamed = [(f"{r[0]}-{copy}", *r[1:]) if copy else r for r in chunk]
+                pickle.dump(renamed, out, protocol=5)
 
 
 def _in_process(task: str, path: str, checkpoint: str, total: int) -> dict[str, Any]:
@@ -261,6 +313,7 @@ def run(total: int, folder: str) -> list[dict[str, Any]]:
     tasks = [
         "full",
         "build",
+        "stream",
         "projection",
         f"update-{NEW_EVENTS}-1",
         f"update-{NEW_EVENTS // 10}-10",
@@ -276,6 +329,7 @@ def run(total: int, folder: str) -> list[dict[str, Any]]:
             reports[task] = report
         rows.append({"tickets": total, "events": events, "task": task, "load_s": loaded, **found})
     assert reports["full"] == reports["projection"], "the projection's report differs"
+    assert reports["full"] == reports["stream"], "the report from the checkpoint differs"
     assert reports["full"]["tickets"] == total
     for name in os.listdir(folder):
         if name.startswith(f"kpis-{total}"):
@@ -302,6 +356,7 @@ def machine() -> list[str]:
 LABELS = {
     "full": "full recomputation (`desk.kpis`)",
     "build": "projection built from the whole feed (`desk.kpi_projection`)",
+    "stream": "report streamed from the checkpoint (`desk.kpis(checkpoint=...)`)",
     "projection": "report from the projection (`desk.kpis(projection=...)`)",
     f"update-{NEW_EVENTS}-1": f"update: {NEW_EVENTS:,} new events on {NEW_EVENTS:,} tickets",
     f"update-{NEW_EVENTS // 10}-10": f"update: {NEW_EVENTS:,} new events on "
@@ -313,11 +368,20 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sizes", default="100000,1000000", help="tickets, comma-separated")
     parser.add_argument("--quick", action="store_true", help="5k only (smoke run)")
+    parser.add_argument(
+        "--widen",
+        nargs=3,
+        metavar=("SOURCE", "TARGET", "TIMES"),
+        help="write a checkpoint of TIMES as many tickets as SOURCE's (see widen())",
+    )
     parser.add_argument("--task", help=argparse.SUPPRESS)  # a worker: run this task
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.widen:
+        widen(args.widen[0], args.widen[1], int(args.widen[2]))
+        return 0
     if args.task:
         print(json.dumps(measure(args.task, args.file, args.checkpoint, args.total)))
         return 0

@@ -146,7 +146,7 @@ def django_load(path: str, total: int) -> None:
         follow_ups: list[tuple[int, Any]] = []
         for index in range(first, min(first + batch, total)):
             state, events = kpis.history(index)
-            agent = kpis.AGENTS[index % len(kpis.AGENTS)].id
+            agent = str(state.assignee_id)  # as of its last event
             solved = state.category.value == "solved"
             tickets.append(
                 Ticket(

@@ -134,3 +134,21 @@ def test_mistakes_are_one_line(
     assert status == 2
     assert message in err
     assert len(err.strip().splitlines()) <= 2
+
+
+def test_a_report_from_a_checkpoint_is_the_full_report(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    checkpoint = str(tmp_path / "kpis.projection")
+    full = run(capsys, "report", "--json", "--now", NOW)
+    made = run(capsys, "report", "--json", "--now", NOW, "--checkpoint", checkpoint)
+    assert Path(checkpoint).exists()  # made from the change feed, then streamed
+    streamed = run(capsys, "report", "--json", "--now", NOW, "--checkpoint", checkpoint)
+    assert full[0] == made[0] == streamed[0] == 0
+    assert json.loads(made[1]) == json.loads(streamed[1]) == json.loads(full[1])
+    # A checkpoint of an earlier helpkit (format 5) is made anew.
+    import pickle
+
+    Path(checkpoint).write_bytes(pickle.dumps((5, 0, None, 0, 0)))
+    again = run(capsys, "report", "--json", "--now", NOW, "--checkpoint", checkpoint)
+    assert json.loads(again[1]) == json.loads(run(capsys, "report", "--json", "--now", NOW)[1])

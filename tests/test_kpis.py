@@ -419,6 +419,13 @@ def test_the_projection_gives_the_same_report(desk: Helpdesk, tmp_path: Path) ->
     assert len(loaded) == 6
     assert loaded.position == desk.store.last_position()  # type: ignore[attr-defined]
     assert desk.kpis(now=later, projection=loaded).to_data() == desk.kpis(now=later).to_data()
+    # Streamed from the checkpoint: its records, and the new ticket folded from the store.
+    for now in (later, later + 3 * 24 * H):
+        for kwargs in ({}, {"group": "desk"}, {"agent": "ana"}, {"since": MON, "period": "week"}):
+            streamed = desk.kpis(now=now, checkpoint=checkpoint, **kwargs)
+            assert streamed.to_data() == desk.kpis(now=now, **kwargs).to_data()
+    with pytest.raises(ValidationError, match="as of then or later"):
+        desk.kpis(now=MON, checkpoint=checkpoint)
 
 
 def test_a_projection_needs_a_change_feed(tmp_path: Path) -> None:
@@ -486,18 +493,21 @@ def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again
 
     checkpoint = tmp_path / "kpis.projection"
     desk.kpi_projection().save(checkpoint)
-    # Format 5: a header, then the kept facts and the resumable folds, a chunk of tickets
-    # per pickle.
+    # Format 6: a header, then every ticket's compact record, then the kept facts and
+    # resumable folds of the active tickets, a chunk of tickets per pickle.
     with checkpoint.open("rb") as source:
         header = pickle.load(source)
         chunks = [pickle.load(source) for _ in range(header[3] + header[4])]
         assert source.read() == b""
     found, position, as_of, kept_chunks, resume_chunks = header
-    assert (found, kept_chunks, resume_chunks) == (5, 1, 1)
-    kept, resume = chunks
+    assert (found, kept_chunks, resume_chunks) == (6, 1, 1)
+    records, resume = chunks
     assert resume  # the worked example's active tickets
-    # Formats 2, 3 and 4, written by earlier helpkits (one pickle; 3 had no time per tier and
-    # handle time): the reader says so without building them, and the desk builds anew.
+    assert len(records) == len(desk.kpi_projection())
+    kept = {ticket_id: found_kept for ticket_id, (found_kept, _, _) in resume.items()}
+    # Formats 2 to 5, written by earlier helpkits (one pickle, then chunks; 3 had no time per
+    # tier and handle time): the reader says so without building them, and the desk builds
+    # anew.
     from helpkit.reports import KpiProjection, OutdatedCheckpointError
 
     fresh = desk.kpis().to_data()
@@ -505,22 +515,34 @@ def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again
         (2, (2, position, as_of, kept)),
         (3, (3, position, as_of, kept, resume)),
         (4, (4, position, as_of, kept, resume)),
+        (5, (5, position, as_of, 1, 0)),
     ):
-        checkpoint.write_bytes(pickle.dumps(state))
+        checkpoint.write_bytes(pickle.dumps(state) + pickle.dumps(kept))
         with pytest.raises(OutdatedCheckpointError, match=f"format {older}, written by an"):
             KpiProjection.load(checkpoint, desk.config.sla, None)
         rebuilt = desk.kpi_projection(checkpoint)
         assert desk.kpis(projection=rebuilt).to_data() == fresh
-    # A chunk that is not a mapping of tickets.
-    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps([kept]) + pickle.dumps(resume))
+    # A chunk that is not a list of records, or records not of their shape: refused, by a
+    # load and by a report streamed from the file.
+    for spoilt in ([kept], [(*records[0][:-1],)], [("t", "x", *records[0][2:])]):
+        checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(spoilt) + pickle.dumps(resume))
+        with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+            desk.kpi_projection(checkpoint)
+        with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+            desk.kpis(checkpoint=checkpoint)
+    # A record that would build a class: refused before it is built.
+    marker = tmp_path / "planted"
+    planted = [(*records[0][:-1], _Planted(marker))]
+    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(planted) + pickle.dumps(resume))
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
-        desk.kpi_projection(checkpoint)
+        desk.kpis(checkpoint=checkpoint)
+    assert not marker.exists()
     # Resumable folds of the right shape that do not read back: folded again from history.
     spoiled = {
-        ticket_id: (name, zlib.compress(b'[{"id": 5}, [0]]'))
-        for ticket_id, (name, _) in resume.items()
+        ticket_id: (found_kept, name, zlib.compress(b'[{"id": 5}, [0]]'))
+        for ticket_id, (found_kept, name, _) in resume.items()
     }
-    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(kept) + pickle.dumps(spoiled))
+    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(records) + pickle.dumps(spoiled))
     loaded = desk.kpi_projection(checkpoint)
     assert loaded.resumable == len(resume)
     for ticket_id in resume:
@@ -535,13 +557,23 @@ def test_a_checkpoint_of_many_chunks_reads_back(
     import helpkit.reports
 
     monkeypatch.setattr(helpkit.reports, "_CHUNK", 2)  # the worked example's 5 tickets: 3
+    monkeypatch.setattr(helpkit.reports, "_UNPACKED", 2)  # records packed during updates too
     checkpoint = tmp_path / "kpis.projection"
     projection = desk.kpi_projection()
     projection.save(checkpoint)
     loaded = desk.kpi_projection(checkpoint)
     assert (len(loaded), loaded.resumable) == (len(projection), projection.resumable)
     assert desk.kpis(projection=loaded) == desk.kpis()
+    assert desk.kpis(checkpoint=checkpoint) == desk.kpis()
+    assert desk.kpis(checkpoint=checkpoint, group="desk") == desk.kpis(group="desk")
+    with pytest.raises(ValidationError, match="not both"):
+        desk.kpis(checkpoint=checkpoint, projection=loaded)
+    with pytest.raises(ValidationError, match="cannot be read"):
+        desk.kpis(checkpoint=tmp_path / "missing.projection")
     whole = checkpoint.read_bytes()
     checkpoint.write_bytes(whole[: len(whole) - 40])  # its last chunk cut short
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
         desk.kpi_projection(checkpoint)
+    checkpoint.write_bytes(whole[:200])  # its records cut short
+    with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+        desk.kpis(checkpoint=checkpoint)

@@ -23,6 +23,7 @@ from helpkit.reports import KpiProjection, KpiReader
 from helpkit.satisfaction import CsatConfig
 from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
+from helpkit.stores.sqlite import SqliteStore
 from helpkit.testing.clock import FrozenClock
 
 H = timedelta(hours=1)
@@ -120,13 +121,43 @@ def _step(desk: Helpdesk, tickets: list[str], step: str, which: int) -> None:
         desk.close(ticket, ANA)
 
 
-@given(steps, st.integers(min_value=1, max_value=7), st.integers(0, 5 * 24 * 60))
+examples = (
+    steps,
+    st.integers(min_value=1, max_value=7),
+    st.integers(0, 5 * 24 * 60),
+    st.integers(0, 6),  # commands after the last checkpoint
+)
+
+
+@given(*examples)
 @settings(max_examples=100, deadline=None)
 def test_the_projection_equals_the_full_recomputation(
-    history: list[tuple[str, int, int, int | None, bool]], limit: int, later: int
+    history: list[tuple[str, int, int, int | None, bool]], limit: int, later: int, tail: int
+) -> None:
+    _check(MemoryStore(), history, limit, later, tail)
+
+
+@given(*examples)
+@settings(max_examples=25, deadline=None)
+def test_on_sqlite_the_projection_and_the_checkpoint_equal_the_full_recomputation(
+    history: list[tuple[str, int, int, int | None, bool]], limit: int, later: int, tail: int
+) -> None:
+    with tempfile.TemporaryDirectory() as folder:
+        store = SqliteStore(str(Path(folder) / "desk.db"))
+        try:
+            _check(store, history, limit, later, tail)
+        finally:
+            store.close()
+
+
+def _check(
+    store: MemoryStore | SqliteStore,
+    history: list[tuple[str, int, int, int | None, bool]],
+    limit: int,
+    later: int,
+    tail: int,
 ) -> None:
     clock = FrozenClock(MONDAY)
-    store = MemoryStore()
     config = DeskConfig(
         sla=SlaPolicySet((POLICY,)),
         fields=FieldSet([FORM]),
@@ -163,12 +194,23 @@ def test_the_projection_equals_the_full_recomputation(
         # Every ticket (a requester's reply to a closed one opens a follow-up ticket).
         assert len(projection) == sum(1 for _ in KpiReader(store, None, None).tickets())
         # The folds kept to resume are those of the active tickets.
-        active = sum(1 for facts in projection.facts(clock.now()) if facts.active)
+        active = sum(1 for record in projection.records() if record[9])
         assert projection.resumable == active
+        # A checkpoint saved now, then more commands: a report streamed from it and the
+        # store's changes since equals the full recomputation too.
+        projection.save(checkpoint)
+        for step, which, minutes, _, _ in history[:tail]:
+            clock.advance(timedelta(minutes=minutes))
+            with contextlib.suppress(HelpkitError):
+                _step(desk, tickets, step, which)
         for now in (clock.now(), clock.now() + timedelta(minutes=later)):
             full = desk.kpis(now=now, fields="form")  # KpiReader: every history folded
-            assert projection.report(now, fields="form").to_data() == full.to_data()
+            assert desk.kpis(now=now, fields="form", checkpoint=checkpoint) == full
             by_week = desk.kpis(now=now, period="week", group="desk")
+            streamed = desk.kpis(now=now, period="week", group="desk", checkpoint=checkpoint)
+            assert streamed == by_week
+            projection.update(store, limit=limit)
+            assert projection.report(now, fields="form").to_data() == full.to_data()
             assert projection.report(now, by_week.filter, by_week.period) == by_week
         folder.cleanup()
     finally:

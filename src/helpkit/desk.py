@@ -76,7 +76,12 @@ from helpkit.privacy import Erasure, Privacy, PurgeReport, Redacted
 from helpkit.queries import Page, SortOrder, TicketQuery
 from helpkit.rating_tokens import RatingTokens
 from helpkit.relay import Relay, RelayReport, RetryPolicy
-from helpkit.reports import KpiProjection, KpiReader, OutdatedCheckpointError
+from helpkit.reports import (
+    KpiProjection,
+    KpiReader,
+    OutdatedCheckpointError,
+    report_from_checkpoint,
+)
 from helpkit.roles import Permission
 from helpkit.router import Router
 from helpkit.routing import Decision
@@ -1589,6 +1594,7 @@ class Helpdesk:
         now: datetime | None = None,
         projection: KpiProjection | None = None,
         fields: str | Iterable[str] = (),
+        checkpoint: str | os.PathLike[str] | None = None,
     ) -> KpiReport:
         """The desk's KPIs as of ``now`` (default: the clock), computed from events.
 
@@ -1601,6 +1607,12 @@ class Helpdesk:
         With ``projection`` (see :meth:`kpi_projection`), it is first brought up to date
         from the change feed and the report adds up its kept facts instead (the same
         figures); a ``now`` before its latest event is refused (ValidationError).
+
+        With ``checkpoint`` instead (a file :meth:`KpiProjection.save` wrote, with this desk's
+        SLA policies and tier ladder), the report streams the file's compact records a chunk
+        at a time, folding only the tickets changed since it was saved from their histories
+        (the same figures, in memory that does not grow with the tickets: see
+        :func:`helpkit.reports.report_from_checkpoint`).
         """
         at = self.now() if now is None else to_utc(now, "now")
         kpi_filter = KpiFilter(
@@ -1613,9 +1625,22 @@ class Helpdesk:
             channels=channel,
             tags=tags,
         )
+        if projection is not None and checkpoint is not None:
+            raise ValidationError("a report is from a projection or from a checkpoint, not both")
         if projection is not None:
             projection.update(self.store)
             return projection.report(at, kpi_filter, Period.coerce(period), fields)
+        if checkpoint is not None:
+            return report_from_checkpoint(
+                checkpoint,
+                self.store,
+                at,
+                kpi_filter,
+                Period.coerce(period),
+                fields,
+                policies=self.config.sla,
+                ladder=self._levels.ladder(),
+            )
         reader = KpiReader(self.store, self.config.sla, self._levels.ladder())
         return reader.report(at, kpi_filter, Period.coerce(period), fields)
 

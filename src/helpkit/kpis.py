@@ -17,9 +17,9 @@ import math
 import sys
 from array import array
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
-from datetime import date, datetime, timedelta
-from typing import Any, Final
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from datetime import UTC, date, datetime, timedelta
+from typing import Any, Final, TypeAlias
 
 import attrs
 
@@ -47,10 +47,12 @@ from helpkit.tickets import ActorKind, StatusCategory, Ticket
 
 __all__ = [
     "AGE_BUCKETS",
+    "RECORD_LENGTH",
     "WORKING",
     "Activity",
     "AgentActivity",
     "Distribution",
+    "FactRecord",
     "FoldState",
     "HandleTime",
     "KeptFacts",
@@ -69,6 +71,7 @@ __all__ = [
     "field_keys",
     "keep_facts",
     "keep_resumable",
+    "pack_facts",
     "percentile",
     "resume_facts",
     "ticket_facts",
@@ -440,21 +443,43 @@ class _Running:
         if agent is not None and spent:
             self.activity.append(HandleTime(agent, "handle", end, spent, business))
 
-    def facts(self, policy: SlaPolicy | None, outcomes: Sequence[SlaOutcome]) -> TicketFacts:
-        """The facts of the events folded so far, with these SLA ``outcomes``."""
+    def facts(
+        self,
+        policy: SlaPolicy | None,
+        outcomes: Sequence[SlaOutcome],
+        before: TicketFacts | None = None,
+    ) -> TicketFacts:
+        """The facts of the events folded so far, with these SLA ``outcomes``; ``before``,
+        the facts this fold was resumed from (same policy), lends the business-hour spans
+        whose ends have not moved (measuring them again is a calendar walk each)."""
         state = self.state
         assert state is not None  # the opening event is folded in
         calendar: BusinessCalendar | None = None if policy is None else policy.calendar
         opened_at = self.opened_at
 
-        def spans(end: datetime | None) -> tuple[timedelta | None, timedelta | None]:
+        def spans(
+            end: datetime | None, end_before: datetime | None, business_before: timedelta | None
+        ) -> tuple[timedelta | None, timedelta | None]:
             if end is None:
                 return None, None
-            business = None if calendar is None else calendar.elapsed(opened_at, end)
+            if calendar is None:
+                business = None
+            elif before is not None and end == end_before and business_before is not None:
+                business = business_before
+            else:
+                business = calendar.elapsed(opened_at, end)
             return end - opened_at, business
 
-        first, first_business = spans(self.first_response_at)
-        resolution, resolution_business = spans(self.resolved_at)
+        first, first_business = spans(
+            self.first_response_at,
+            None if before is None else before.first_response_at,
+            None if before is None else before.first_response_business,
+        )
+        resolution, resolution_business = spans(
+            self.resolved_at,
+            None if before is None else before.resolved_at,
+            None if before is None else before.resolution_business,
+        )
         return TicketFacts(
             ticket_id=state.id,
             opened_at=opened_at,
@@ -697,8 +722,93 @@ def resume_facts(
                 dues = ()
     else:
         outcomes, dues = _outcomes(extended, last)
-    facts = running.facts(extended.policy, outcomes)
+    facts = running.facts(extended.policy, outcomes, kept.facts)
     return KeptFacts(facts, last, dues), FoldState(running.state, extended)
+
+
+# ------------------------------------------------------------------ compact records
+
+FactRecord: TypeAlias = tuple[Any, ...]
+"""A ticket's facts as one flat tuple of plain values (:func:`pack_facts`): what
+:meth:`KpiAccumulator.add_record` adds up, and what a KPI projection keeps and checkpoints.
+Instants are whole microseconds since 1970-01-01 UTC, durations whole microseconds; only
+strings, integers, booleans, ``None`` and tuples of them, so a million of them pickle and
+unpickle without building any class."""
+
+RECORD_LENGTH: Final = 27
+"""The number of items in a :data:`FactRecord`."""
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_EPOCH_DAY: Final = _EPOCH.date()
+_DAY_US: Final = 86_400_000_000
+
+
+def _us(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _us_or_none(at: datetime | None) -> int | None:
+    return None if at is None else _us(at)
+
+
+def _span_us(value: timedelta | None) -> int | None:
+    return None if value is None else value // timedelta(microseconds=1)
+
+
+def pack_facts(
+    facts: TicketFacts,
+    dues: Sequence[datetime | None] = (),
+    last_at: datetime | None = None,
+) -> FactRecord:
+    """``facts`` as a :data:`FactRecord`: :meth:`KpiAccumulator.add_record` of it adds up
+    what :meth:`KpiAccumulator.add` of ``facts`` does. With the ``dues`` and ``last_at`` of
+    :class:`KeptFacts`, the record stands for the ticket as of any ``now`` at or after
+    ``last_at`` (a pending SLA cycle due by then counts as breached: :meth:`KeptFacts.as_of`).
+    Only what the KPIs count is kept: custom fields as the keys they count under, time per
+    tier only for the tiers the ticket is done with."""
+    due_of = tuple(dues) if dues else (None,) * len(facts.sla)
+    activity = tuple(
+        (act.agent_id, act.kind, _us(act.at), _span_us(act.duration), _span_us(act.business) or 0)
+        if isinstance(act, HandleTime)
+        else (act.agent_id, act.kind, _us(act.at))
+        for act in facts.activity
+    )
+    return (
+        facts.ticket_id,
+        _us(facts.opened_at),
+        facts.channel,
+        facts.priority.label,
+        facts.organization_id,
+        facts.group_id,
+        facts.assignee_id,
+        tuple(sorted(facts.tags)),
+        facts.status,
+        facts.category.is_active,
+        _span_us(facts.first_response),
+        _span_us(facts.first_response_business),
+        _span_us(facts.resolution),
+        _span_us(facts.resolution_business),
+        facts.resolved_at is not None and not facts.merged,
+        facts.first_contact_resolution,
+        facts.solved_times > 0,
+        facts.reopens > 0,
+        tuple(
+            (outcome.policy, outcome.metric, outcome.state, _us_or_none(due))
+            for outcome, due in zip(facts.sla, due_of, strict=True)
+        ),
+        tuple(sorted(facts.tiers)),
+        tuple(sorted(facts.escalated_from)),
+        activity,
+        _us_or_none(facts.surveyed_at),
+        facts.rating,
+        tuple((name, field_keys(value)) for name, value in facts.fields),
+        tuple(
+            (tier, _span_us(spent), _span_us(business))
+            for tier, spent, business in facts.tier_time
+            if tier != facts.tier_now
+        ),
+        _us_or_none(last_at),
+    )
 
 
 # ------------------------------------------------------------------ filters
@@ -767,6 +877,31 @@ class KpiFilter:
             and (self.channels is None or facts.channel in self.channels)
             and self.tags <= facts.tags
         )
+
+    def record_matcher(self) -> Callable[[FactRecord], bool] | None:
+        """:meth:`matches` for a :data:`FactRecord` (``None``: every record matches)."""
+        checks: list[tuple[int, frozenset[str]]] = []
+        for index, values in (
+            (5, self.groups),
+            (6, self.agents),
+            (4, self.organizations),
+            (2, self.channels),
+        ):
+            if values is not None:
+                checks.append((index, values))
+        if self.priorities is not None:
+            checks.append((3, frozenset(p.label for p in self.priorities)))
+        tags = self.tags
+        if not checks and not tags:
+            return None
+
+        def match(record: FactRecord) -> bool:
+            for index, values in checks:
+                if record[index] not in values:
+                    return False
+            return not tags or tags.issubset(record[7])
+
+        return match
 
     def to_data(self) -> dict[str, Any]:
         """The JSON-safe form (sets as sorted lists, instants as ISO 8601)."""
@@ -1142,6 +1277,11 @@ class KpiAccumulator:
         self._period = Period.coerce(period)
         self._fields = _field_names(fields)
         self._starts: dict[date, date] = {}
+        # The same in microseconds since the epoch, for records (add_record).
+        self._now_us = _us(self._now)
+        self._since_us = _us_or_none(self._filter.since)
+        self._until_us = _us_or_none(self._filter.until)
+        self._match = self._filter.record_matcher()
         self._by_field: dict[str, dict[date, Counter[str | None]]] = {
             name: {} for name in self._fields
         }
@@ -1258,6 +1398,131 @@ class KpiAccumulator:
                 spent_business = self._tier_time_business.setdefault(tier, array("q"))
                 spent_business.append(business // _MICROSECOND)
 
+    def add_record(self, record: FactRecord) -> None:
+        """Count one ticket from its :data:`FactRecord` (:func:`pack_facts`), as of this
+        accumulator's ``now``: the same as :meth:`add` of its facts as of ``now`` (kept facts:
+        :meth:`KeptFacts.as_of`). A record whose ticket has events after ``now`` raises
+        ValidationError; one of another shape, ValueError or TypeError."""
+        (
+            _,
+            opened,
+            channel,
+            priority,
+            organization,
+            group,
+            assignee,
+            _tags,
+            status,
+            active,
+            first_response,
+            first_response_business,
+            resolution,
+            resolution_business,
+            resolved,
+            fcr,
+            ever_solved,
+            reopened,
+            sla,
+            tiers,
+            escalated_from,
+            activity,
+            surveyed,
+            rating,
+            fields,
+            tier_time,
+            last,
+        ) = record
+        now = self._now_us
+        if last is not None and now < last:
+            raise ValidationError("kept facts are facts as of their last event or later")
+        match = self._match
+        if match is not None and not match(record):
+            return
+        since, until = self._since_us, self._until_us
+        if active:
+            backlog = self._backlog
+            backlog["status"][status] += 1
+            backlog["group"][group] += 1
+            backlog["age"][_age_label(now - opened)] += 1
+        agents = self._agents
+        for act in activity:
+            at = act[2]
+            if (since is None or at >= since) and (until is None or at < until):
+                found_agent = agents.get(act[0])
+                if found_agent is None:
+                    found_agent = agents[act[0]] = Counter()
+                if len(act) == 5:
+                    found_agent["handle_us"] += act[3]
+                    found_agent["handle_business_us"] += act[4]
+                else:
+                    found_agent[act[1]] += 1
+        if (
+            surveyed is not None
+            and (since is None or surveyed >= since)
+            and (until is None or surveyed < until)
+        ):
+            csat = self._csat
+            for name, key in (
+                ("total", None),
+                ("group", group),
+                ("agent", assignee),
+                ("period", self._start_us(surveyed)),
+            ):
+                found = _counter(csat[name], key)
+                found["offered"] += 1
+                if rating is not None:
+                    found[rating] += 1
+        if (since is not None and opened < since) or (until is not None and opened >= until):
+            return
+        self._tickets += 1
+        start = self._start_us(opened)
+        volume = self._volume
+        _counter(volume["channel"], start)[channel] += 1
+        _counter(volume["priority"], start)[priority] += 1
+        _counter(volume["organization"], start)[organization] += 1
+        if self._fields:
+            values = dict(fields)
+            for name in self._fields:
+                per_value = _counter(self._by_field[name], start)
+                for key in values.get(name, _NOT_SET):
+                    per_value[key] += 1
+        durations = self._durations
+        if first_response is not None:
+            durations["first_response"].append(first_response)
+        if first_response_business is not None:
+            durations["first_response_business"].append(first_response_business)
+        if resolution is not None:
+            durations["resolution"].append(resolution)
+        if resolution_business is not None:
+            durations["resolution_business"].append(resolution_business)
+        if resolved:
+            self._resolved += 1
+            self._fcr += fcr
+        if ever_solved:
+            self._ever_solved += 1
+            self._reopened += reopened
+        for policy, metric, state_name, due in sla:
+            if due is not None and due <= now:
+                state_name = "breached"
+            _counter(self._sla, (policy, metric))[state_name] += 1
+        for tier in tiers:
+            self._tiers[tier] += 1
+        for tier in escalated_from:
+            self._escalated[tier] += 1
+        for tier, spent, business in tier_time:
+            self._tier_time.setdefault(tier, array("q")).append(spent)
+            if business is not None:
+                self._tier_time_business.setdefault(tier, array("q")).append(business)
+
+    def _start_us(self, at: int) -> date:
+        # The period of the UTC day of ``at`` (microseconds since the epoch), looked up once.
+        day = _EPOCH_DAY + timedelta(days=at // _DAY_US)
+        found = self._starts.get(day)
+        if found is None:
+            found = self._period.start(datetime(day.year, day.month, day.day, tzinfo=UTC))
+            self._starts[day] = found
+        return found
+
     def _start(self, at: datetime) -> date:
         # The period ``at`` falls in, by its UTC day (a day's period is looked up once).
         day = at.date() if at.utcoffset() == _ZERO else to_utc(at).date()
@@ -1343,6 +1608,16 @@ class KpiAccumulator:
 
 _MICROSECOND: Final = timedelta(microseconds=1)
 _ZERO: Final = timedelta(0)
+_AGE_BUCKETS_US: Final = tuple((bound // _MICROSECOND, label) for bound, label in AGE_BUCKETS)
+_NOT_SET: Final[tuple[str | None, ...]] = (None,)
+
+
+def _age_label(age: int) -> str:
+    # :func:`age_bucket` of an age in microseconds.
+    for bound, label in _AGE_BUCKETS_US:
+        if age < bound:
+            return label
+    return _OLDEST
 
 
 def _counter(found: dict[Any, Counter[Any]], key: Any) -> Counter[Any]:

@@ -28,6 +28,8 @@ from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationE
 from helpkit.escalation import TierLadder
 from helpkit.events import Event
 from helpkit.kpis import (
+    RECORD_LENGTH,
+    FactRecord,
     FoldState,
     KeptFacts,
     KpiAccumulator,
@@ -36,6 +38,7 @@ from helpkit.kpis import (
     Period,
     TicketFacts,
     keep_resumable,
+    pack_facts,
     resume_facts,
     ticket_facts,
 )
@@ -44,7 +47,14 @@ from helpkit.queries import SortOrder, TicketQuery
 from helpkit.sla import SlaFold, SlaPolicy, SlaPolicySet
 from helpkit.tickets import Ticket
 
-__all__ = ["PAGE", "PROJECTION_CURSOR", "KpiProjection", "KpiReader", "OutdatedCheckpointError"]
+__all__ = [
+    "PAGE",
+    "PROJECTION_CURSOR",
+    "KpiProjection",
+    "KpiReader",
+    "OutdatedCheckpointError",
+    "report_from_checkpoint",
+]
 
 PAGE = 500
 """Tickets read per query page."""
@@ -52,12 +62,20 @@ PAGE = 500
 PROJECTION_CURSOR: Final = "kpi-projection"
 """The change-feed cursor a :class:`KpiProjection` saves its checkpoints' position under."""
 
-_FORMAT: Final = 5
-"""The checkpoint format (5: a header, then the kept facts and the resumable folds in pickles
-of :data:`_CHUNK` tickets each; 4: one pickle, facts with custom fields, time per tier and
-handle time; 3: with the resumable folds of the active tickets; 2: facts with satisfaction
+_FORMAT: Final = 6
+"""The checkpoint format (6: a header, then every ticket's facts as compact records
+(:data:`~helpkit.kpis.FactRecord`: plain tuples) in pickles of :data:`_CHUNK` tickets each,
+then the kept facts and resumable folds of the active tickets in the same way, so a report
+can stream the records alone (:func:`report_from_checkpoint`); 5: a header, then the kept
+facts and the resumable folds in pickles of :data:`_CHUNK` tickets each; 4: one pickle,
+facts with custom fields, time per tier and handle time; 3: with the resumable folds of
+the active tickets; 2: facts with satisfaction
 surveys). A checkpoint of an earlier format raises :class:`OutdatedCheckpointError` (the desk
 then builds the projection anew); anything else is refused."""
+
+_UNPACKED: Final = 10_000
+"""At most this many tickets' kept facts wait to be packed into records
+(:class:`KpiProjection`)."""
 
 _CHUNK: Final = 2000
 """Tickets per pickle in a checkpoint: a pickler remembers every object it wrote until its
@@ -213,12 +231,14 @@ class KpiProjection:
     and, for each ticket they touch, folds in only its new events (taken from the changes)
     when it keeps the ticket's fold to resume (:attr:`resumable`: the tickets active as of
     their last event), or else folds again its whole history (one read of its events);
-    either way it reads the ticket's stored SLA policy. :meth:`report` then equals
-    :meth:`KpiReader.report` (a full recomputation) as of any ``now`` at or after
-    :attr:`as_of`. What depends on ``now`` (the backlog's ages, SLA cycles pending or
-    breached) is computed at report time. :meth:`save` checkpoints it to a file (and saves
-    its position under the store cursor :data:`PROJECTION_CURSOR`, so its lag shows beside
-    the relay's); :meth:`load` takes it back, and :meth:`update` goes on from there.
+    either way it reads the ticket's stored SLA policy. Each ticket's facts are kept as a
+    compact record (:data:`~helpkit.kpis.FactRecord`), and its kept facts and fold too while
+    it is active. :meth:`report` then equals :meth:`KpiReader.report` (a full recomputation)
+    as of any ``now`` at or after :attr:`as_of`. What depends on ``now`` (the backlog's ages,
+    SLA cycles pending or breached) is computed at report time. :meth:`save` checkpoints it to
+    a file (and saves its position under the store cursor :data:`PROJECTION_CURSOR`, so its
+    lag shows beside the relay's); :meth:`load` takes it back, and :meth:`update` goes on from
+    there; :func:`report_from_checkpoint` reports from the file without loading it.
 
     It works with any store with :attr:`~helpkit.ports.Capability.CHANGE_FEED` (memory,
     SQLite, PostgreSQL). The facts follow the SLA policies and tier ladder it was made with:
@@ -228,6 +248,13 @@ class KpiProjection:
     def __init__(self, policies: SlaPolicySet | None, ladder: TierLadder | None) -> None:
         self._policies = policies
         self._ladder = ladder
+        # Each ticket's record, pickled: ~0.35 KB a ticket of the bench's 10 events, against
+        # ~1.5 KB as a tuple (its own small tuples and large integers).
+        self._records: dict[str, bytes] = {}
+        # Kept facts changed since the records were last made of them (packed before a
+        # report, a save, or once there are _UNPACKED of them): an update does not pay for
+        # the records, a report pays for those changed since the last one.
+        self._unpacked: dict[str, KeptFacts] = {}
         self._kept: dict[str, KeptFacts] = {}
         self._resume: dict[str, _Resume] = {}
         self._position = 0
@@ -252,7 +279,15 @@ class KpiProjection:
         return len(self._resume)
 
     def __len__(self) -> int:
-        return len(self._kept)
+        self._pack()
+        return len(self._records)
+
+    def _pack(self) -> None:
+        # The records of the kept facts changed since the last time.
+        records = self._records
+        for ticket_id, kept in self._unpacked.items():
+            records[ticket_id] = _pickled(pack_facts(kept.facts, kept.dues, kept.last_at))
+        self._unpacked.clear()
 
     def update(self, store: Store, *, limit: int = 1000, max_changes: int | None = None) -> int:
         """Fold in the changes committed after :attr:`position`, ``limit`` a read, until
@@ -289,7 +324,7 @@ class KpiProjection:
         policy = _policy(self._policies, store.get_ticket(ticket_id))
         name = None if policy is None else policy.name
         kept = self._kept.get(ticket_id)
-        fold = self._resumable(ticket_id, name, policy)
+        fold = None if kept is None else self._resumable(ticket_id, name, policy)
         if kept is not None and fold is not None:
             new = [event for event in events if event.seq > fold.state.seq]
             if not new:
@@ -327,25 +362,24 @@ class KpiProjection:
         return found_fold
 
     def _keep(self, ticket_id: str, kept: KeptFacts, fold: FoldState, name: str | None) -> None:
-        self._kept[ticket_id] = kept
-        # Only an active ticket's fold is kept to resume: a solved or closed one is touched
-        # again seldom, and then folded again from its history.
+        self._unpacked[ticket_id] = kept
+        if len(self._unpacked) >= _UNPACKED:
+            self._pack()
+        # Only an active ticket's kept facts and fold are kept to resume: a solved or closed
+        # one is touched again seldom, and then folded again from its history.
         if kept.facts.active:
+            self._kept[ticket_id] = kept
             self._resume[ticket_id] = (fold, name)
         else:
+            self._kept.pop(ticket_id, None)
             self._resume.pop(ticket_id, None)
         if self._as_of is None or kept.last_at > self._as_of:
             self._as_of = kept.last_at
 
-    def facts(self, now: datetime) -> Iterator[TicketFacts]:
-        """The kept facts of every ticket as of ``now`` (not before :attr:`as_of`)."""
-        if self._as_of is not None and now < self._as_of:
-            raise ValidationError(
-                f"the KPI projection holds events up to {self._as_of.isoformat()}: "
-                "a report from it is as of then or later"
-            )
-        for kept in self._kept.values():
-            yield kept.as_of(now)
+    def records(self) -> Iterator[FactRecord]:
+        """Every ticket's kept facts, as compact records (see :func:`helpkit.kpis.pack_facts`)."""
+        self._pack()
+        return map(pickle.loads, self._records.values())
 
     def report(
         self,
@@ -356,9 +390,13 @@ class KpiProjection:
     ) -> KpiReport:
         """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (at or after
         :attr:`as_of`), from the kept facts (volume also by the custom ``fields`` named)."""
+        _not_before(now, self._as_of)
+        self._pack()
         accumulator = KpiAccumulator(now, kpi_filter, period, fields)
-        for facts in self.facts(now):
-            accumulator.add(facts)
+        add = accumulator.add_record
+        loads = pickle.loads
+        for record in self._records.values():
+            add(loads(record))
         return accumulator.report()
 
     def save(self, path: str | os.PathLike[str], store: Store | None = None) -> None:
@@ -366,19 +404,20 @@ class KpiProjection:
         also save :attr:`position` under its cursor :data:`PROJECTION_CURSOR`."""
         target = Path(path)
         partial = target.with_name(target.name + ".partial")
-        kept = list(self._kept.items())
+        self._pack()
+        records = list(self._records.values())  # each unpickled as its chunk is written
         resumable = list(self._resume.items())
-        kept_chunks = range(0, len(kept), _CHUNK)
+        record_chunks = range(0, len(records), _CHUNK)
         resume_chunks = range(0, len(resumable), _CHUNK)
-        header = (_FORMAT, self._position, self._as_of, len(kept_chunks), len(resume_chunks))
+        header = (_FORMAT, self._position, self._as_of, len(record_chunks), len(resume_chunks))
         with partial.open("wb") as out:
             pickle.dump(header, out, protocol=pickle.HIGHEST_PROTOCOL)
-            for start in kept_chunks:
-                chunk = dict(kept[start : start + _CHUNK])
+            for start in record_chunks:
+                chunk = [pickle.loads(record) for record in records[start : start + _CHUNK]]
                 pickle.dump(chunk, out, protocol=pickle.HIGHEST_PROTOCOL)
             for start in resume_chunks:
                 folds = {
-                    ticket_id: _resume_data(found)
+                    ticket_id: (self._kept[ticket_id], *_resume_data(found))
                     for ticket_id, found in resumable[start : start + _CHUNK]
                 }
                 pickle.dump(folds, out, protocol=pickle.HIGHEST_PROTOCOL)
@@ -398,49 +437,204 @@ class KpiProjection:
         """A projection from a checkpoint :meth:`save` wrote, made with the same policies and
         ladder. Only the values a projection holds are built from the file; anything else is a
         ValidationError."""
-        refused = ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
-        version = _checkpoint_format(path)
-        if version is not None and 2 <= version < _FORMAT:
-            raise OutdatedCheckpointError(os.fspath(path), version)
-        kept: dict[Any, Any] = {}
+        refused = _refused(path)
+        records: dict[str, bytes] = {}
         resume: dict[Any, Any] = {}
-        try:
-            with Path(path).open("rb") as source:
-                header = _Checkpoint(source).load()
-                if not (
-                    isinstance(header, tuple)
-                    and len(header) == 5
-                    and header[0] == _FORMAT
-                    and all(isinstance(n, int) and n >= 0 for n in header[3:])
-                ):
-                    raise refused
-                _, position, as_of, kept_chunks, resume_chunks = header
-                for found, chunks in ((kept, kept_chunks), (resume, resume_chunks)):
-                    for _ in range(chunks):
-                        chunk = _Checkpoint(source).load()
-                        if not isinstance(chunk, dict):
-                            raise refused
-                        found.update(chunk)
-        except ValidationError:
-            raise
-        except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
-            raise refused from exc
-        except (ValueError, TypeError, IndexError, KeyError, MemoryError) as exc:
-            raise refused from exc
-        if not (
-            isinstance(position, int)
-            and (as_of is None or isinstance(as_of, datetime))
-            and all(isinstance(k, str) and isinstance(v, KeptFacts) for k, v in kept.items())
-            and all(_is_resume_data(k, v) and k in kept for k, v in resume.items())
-        ):
+        with _open_checkpoint(path) as (position, as_of, chunks):
+            for chunk in chunks:
+                for record in chunk:
+                    records[record[0]] = _pickled(record)
+            try:
+                for _ in range(chunks.resume_chunks):
+                    found = _Checkpoint(chunks.source).load()
+                    if not isinstance(found, dict):
+                        raise refused
+                    resume.update(found)
+            except ValidationError:
+                raise
+            except _UNREADABLE as exc:
+                raise refused from exc
+        if not all(_is_resume_data(k, v) and k in records for k, v in resume.items()):
             raise refused
         projection = cls(policies, ladder)
         projection._position = position
         projection._as_of = as_of
-        projection._kept = kept
+        projection._records = records
+        projection._kept = {k: kept for k, (kept, _, _) in resume.items()}
         # Each resumable fold stays in its plain form until its ticket is touched again.
-        projection._resume = {k: (data, name) for k, (name, data) in resume.items()}
+        projection._resume = {k: (data, name) for k, (_, name, data) in resume.items()}
         return projection
+
+
+def _pickled(record: FactRecord) -> bytes:
+    return pickle.dumps(record, protocol=pickle.HIGHEST_PROTOCOL)
+
+
+_UNREADABLE: Final = (
+    pickle.UnpicklingError,
+    EOFError,
+    AttributeError,
+    ImportError,
+    ValueError,
+    TypeError,
+    IndexError,
+    KeyError,
+    MemoryError,
+)
+
+
+def _refused(path: str | os.PathLike[str]) -> ValidationError:
+    return ValidationError(f"{os.fspath(path)!r} is not a KPI projection checkpoint")
+
+
+def _not_before(now: datetime, as_of: datetime | None) -> None:
+    if as_of is not None and now < as_of:
+        raise ValidationError(
+            f"the KPI projection holds events up to {as_of.isoformat()}: "
+            "a report from it is as of then or later"
+        )
+
+
+def _is_record(value: object) -> bool:
+    # The shape of a checkpoint's record (its items are checked as they are added up).
+    return (
+        isinstance(value, tuple)
+        and len(value) == RECORD_LENGTH
+        and isinstance(value[0], str)
+        and isinstance(value[1], int)
+    )
+
+
+class _Records:
+    """The record chunks of an open checkpoint, read one at a time (each checked), then the
+    file positioned at its resumable folds."""
+
+    def __init__(self, path: str | os.PathLike[str], source: Any, chunks: int, resume: int):
+        self._path = path
+        self.source = source
+        self._chunks = chunks
+        self.resume_chunks = resume
+
+    def __iter__(self) -> Iterator[list[FactRecord]]:
+        refused = _refused(self._path)
+        for _ in range(self._chunks):
+            try:
+                chunk = _Records.Reader(self.source).load()
+            except _UNREADABLE as exc:
+                raise refused from exc
+            if not isinstance(chunk, list) or not all(_is_record(r) for r in chunk):
+                raise refused
+            yield chunk
+
+    class Reader(pickle.Unpickler):
+        """Records are plain values: no class at all is built."""
+
+        def find_class(self, module: str, name: str) -> Any:
+            raise ValidationError(f"KPI records hold no {module}.{name}")
+
+
+class _OpenCheckpoint:
+    def __init__(self, path: str | os.PathLike[str]) -> None:
+        self._path = path
+        self._source: Any = None
+
+    def __enter__(self) -> tuple[int, datetime | None, _Records]:
+        path = self._path
+        refused = _refused(path)
+        version = _checkpoint_format(path)
+        if version is not None and 2 <= version < _FORMAT:
+            raise OutdatedCheckpointError(os.fspath(path), version)
+        try:
+            self._source = Path(path).open("rb")
+        except OSError as exc:
+            raise ValidationError(
+                f"the KPI projection checkpoint {os.fspath(path)!r} cannot be read: {exc.strerror}"
+            ) from exc
+        try:
+            header = _Checkpoint(self._source).load()
+        except ValidationError:
+            self._source.close()
+            raise
+        except _UNREADABLE as exc:
+            self._source.close()
+            raise refused from exc
+        if not (
+            isinstance(header, tuple)
+            and len(header) == 5
+            and header[0] == _FORMAT
+            and isinstance(header[1], int)
+            and (header[2] is None or isinstance(header[2], datetime))
+            and all(isinstance(n, int) and n >= 0 for n in header[3:])
+        ):
+            self._source.close()
+            raise refused
+        _, position, as_of, record_chunks, resume_chunks = header
+        return position, as_of, _Records(path, self._source, record_chunks, resume_chunks)
+
+    def __exit__(self, *_: object) -> None:
+        if self._source is not None:
+            self._source.close()
+
+
+def _open_checkpoint(path: str | os.PathLike[str]) -> _OpenCheckpoint:
+    return _OpenCheckpoint(path)
+
+
+def report_from_checkpoint(
+    path: str | os.PathLike[str],
+    store: Store,
+    now: datetime,
+    kpi_filter: KpiFilter | None = None,
+    period: Period = Period.DAY,
+    fields: Iterable[str] | str = (),
+    *,
+    policies: SlaPolicySet | None,
+    ladder: TierLadder | None,
+) -> KpiReport:
+    """The KPIs as of ``now`` from a projection checkpoint (:meth:`KpiProjection.save`) and
+    the store's changes since, streamed: the file's records are added up a chunk at a time
+    (never the whole projection in memory), skipping the tickets changed after the
+    checkpoint's position, whose whole histories are folded from ``store`` instead (as
+    :meth:`KpiReader.report` does). The same figures as a full recomputation, for a
+    checkpoint made with the same ``policies`` and ``ladder``; a ``now`` before the
+    checkpoint's latest event is refused (ValidationError). The store needs a change feed."""
+    feed = _feed(store)
+    accumulator = KpiAccumulator(now, kpi_filter, period, fields)
+    with _open_checkpoint(path) as (position, as_of, chunks):
+        if position > feed.last_position():
+            raise ConfigError(
+                f"the KPI projection checkpoint is at change {position}, beyond the store's "
+                f"last ({feed.last_position()}): it was made from another store"
+            )
+        _not_before(now, as_of)
+        touched: dict[str, None] = {}
+        after = position
+        while changes := feed.changes(after=after, limit=PAGE * 10):
+            for change in changes:
+                touched[change.event.ticket_id] = None
+            after = changes[-1].position
+        add = accumulator.add_record
+        try:
+            for chunk in chunks:
+                for record in chunk:
+                    if record[0] not in touched:
+                        add(record)
+        except (ValueError, TypeError) as exc:
+            raise _refused(path) from exc
+    reader = KpiReader(store, policies, ladder)
+    for ticket_id in touched:
+        try:
+            ticket = store.get_ticket(ticket_id)
+        except NotFoundError:
+            continue
+        if ticket.created_at > now:
+            continue
+        found = ticket_facts(
+            store.events(ticket_id), now, policy=reader.policy(ticket), ladder=ladder
+        )
+        if found is not None:
+            add(pack_facts(found))
+    return accumulator.report()
 
 
 def _resume_data(found: _Resume) -> tuple[str | None, bytes]:
@@ -455,11 +649,13 @@ def _resume_data(found: _Resume) -> tuple[str | None, bytes]:
 
 
 def _is_resume_data(ticket_id: object, value: object) -> bool:
-    # The shape of a checkpoint's resumable fold (its contents are checked when resumed).
+    # The shape of a checkpoint's resumable fold: the ticket's kept facts, its SLA policy's
+    # name and its fold's plain data (its contents are checked when resumed).
     return (
         isinstance(ticket_id, str)
         and isinstance(value, tuple)
-        and len(value) == 2
-        and (value[0] is None or isinstance(value[0], str))
-        and isinstance(value[1], bytes)
+        and len(value) == 3
+        and isinstance(value[0], KeptFacts)
+        and (value[1] is None or isinstance(value[1], str))
+        and isinstance(value[2], bytes)
     )

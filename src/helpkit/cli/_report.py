@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
 from collections.abc import Callable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -19,6 +20,7 @@ from helpkit.cli._output import _emit_json
 from helpkit.desk import Helpdesk
 from helpkit.kpis import Distribution, KpiReport, Period, Rate
 from helpkit.report_html import render_html
+from helpkit.reports import OutdatedCheckpointError
 
 __all__ = ["add_report_command", "cmd_report"]
 
@@ -57,6 +59,12 @@ def add_report_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         help="also count the volume by this custom field's value, e.g. form (repeatable)",
     )
     p.add_argument(
+        "--checkpoint",
+        metavar="FILE",
+        help="report from this KPI projection checkpoint, streamed, plus the changes since "
+        "(made from the change feed first when FILE is missing or of an earlier helpkit)",
+    )
+    p.add_argument(
         "--period",
         choices=[p.value for p in Period],
         default=Period.DAY.value,
@@ -93,19 +101,31 @@ def cmd_report(desk: Helpdesk, args: argparse.Namespace) -> int:
         desk.agent(agent)
     for org in args.org or ():
         desk.organization(org)
-    report = desk.kpis(
-        since=_when(args.since, "--since"),
-        until=_when(args.until, "--until"),
-        now=_when(args.now, "--now"),
-        group=args.group,
-        agent=args.agent,
-        organization=args.org,
-        priority=args.priority,
-        channel=args.channel,
-        tags=args.tag or (),
-        period=args.period,
-        fields=args.by_field or (),
-    )
+    checkpoint = args.checkpoint
+    if checkpoint is not None and not os.path.exists(checkpoint):
+        desk.kpi_projection().save(checkpoint, desk.store)  # made once, streamed after
+
+    def kpis() -> KpiReport:
+        return desk.kpis(
+            checkpoint=checkpoint,
+            since=_when(args.since, "--since"),
+            until=_when(args.until, "--until"),
+            now=_when(args.now, "--now"),
+            group=args.group,
+            agent=args.agent,
+            organization=args.org,
+            priority=args.priority,
+            channel=args.channel,
+            tags=args.tag or (),
+            period=args.period,
+            fields=args.by_field or (),
+        )
+
+    try:
+        report = kpis()
+    except OutdatedCheckpointError:  # an earlier helpkit's: made anew
+        desk.kpi_projection().save(checkpoint, desk.store)
+        report = kpis()
     if args.html is not None:
         write_html(report, args.html)
     if args.json:
