@@ -21,11 +21,13 @@ from hypothesis import strategies as st
 
 from helpkit import Actor, Helpdesk
 from helpkit.channels.recording import RecordingChannel
-from helpkit.events import CommentAdded
+from helpkit.errors import SchemaError
+from helpkit.events import CommentAdded, DeliveryRevived, Event
 from helpkit.ports import Change, Delivery, Outbox, Store
 from helpkit.relay import Relay, RetryPolicy
 from helpkit.stores.memory import MemoryStore
 from helpkit.stores.sqlite import SqliteStore
+from helpkit.stores.sqlite.encoding import EventTexts
 from helpkit.testing.clock import FrozenClock
 from helpkit.tickets import Ticket
 
@@ -180,3 +182,28 @@ def test_events_committed_are_read_back_as_stored(folder: Path) -> None:
             fresh.close()
     finally:
         store.close()
+
+
+def _event(seq: int) -> Event:
+    return DeliveryRevived(
+        ticket_id="t1", seq=seq, at=MON, actor=ANN, delivery_id=f"d{seq}", kind="reply"
+    )
+
+
+def test_the_committed_texts_kept_are_bounded_by_count_and_by_size() -> None:
+    """The oldest go first once there are more than ``size`` or more than ``chars``
+    characters; a text longer than ``longest`` is never kept (decoded when read)."""
+    texts = EventTexts(3, chars=100, longest=40)
+    events = {f'{{"n":{n:02d}}}': _event(n) for n in range(1, 6)}  # 8 characters each
+    texts.keep(list(events.items()))
+    kept = [text for text in events if texts._kept.get(text) is not None]
+    assert kept == list(events)[-3:]
+    texts.keep([("x" * 41, _event(9))])  # too long: not kept
+    assert "x" * 41 not in texts._kept
+    texts.keep([("y" * 40, _event(7)), ("z" * 40, _event(8))])  # 96 characters with one more
+    assert list(texts._kept) == [list(events)[-1], "y" * 40, "z" * 40]
+    assert texts._chars == 88
+    text = next(iter(events))  # no longer kept: read from the text itself (not an event: refused)
+    with pytest.raises(SchemaError):
+        texts.event(text)
+    assert texts.event("z" * 40) == _event(8)

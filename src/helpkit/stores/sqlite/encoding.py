@@ -258,13 +258,19 @@ class EventTexts:
     event's text always decodes to the same (immutable) value: the event committed with
     that text is that value. So reads look a row's text up here first and decode only text
     not committed lately. Keyed by the whole text, never by (ticket, seq): a rewritten
-    (redacted) event has another text, so it is decoded from what is stored. The ``size``
-    texts committed last are kept (first in, first out)."""
+    (redacted) event has another text, so it is decoded from what is stored.
 
-    __slots__ = ("_kept", "_lock", "_size")
+    The texts committed last are kept (first in, first out), at most ``size`` of them and
+    ``chars`` characters in all; a text longer than ``longest`` (a long comment, whose
+    decoding costs little beside its reading) is not kept."""
 
-    def __init__(self, size: int) -> None:
+    __slots__ = ("_chars", "_kept", "_limit", "_lock", "_longest", "_size")
+
+    def __init__(self, size: int, *, chars: int = 16 << 20, longest: int = 16 << 10) -> None:
         self._size = size
+        self._limit = chars
+        self._longest = longest
+        self._chars = 0
         self._kept: dict[str, Event] = {}
         self._lock = threading.Lock()
 
@@ -272,13 +278,21 @@ class EventTexts:
         """Keep each ``(text, event)``: ``text`` is what ``event`` was stored as."""
         if not self._size or not pairs:
             return
+        longest = self._longest
         with self._lock:
             kept = self._kept
             for text, event in pairs:
-                kept[text] = event
-            excess = len(kept) - self._size
-            if excess > 0:
-                for text in list(itertools.islice(kept, excess)):
+                if len(text) <= longest and text not in kept:
+                    kept[text] = event
+                    self._chars += len(text)
+            if len(kept) > self._size or self._chars > self._limit:
+                gone = 0
+                for text in kept:  # the oldest first
+                    if len(kept) - gone <= self._size and self._chars <= self._limit:
+                        break
+                    gone += 1
+                    self._chars -= len(text)
+                for text in list(itertools.islice(kept, gone)):
                     del kept[text]
 
     def event(self, text: str) -> Event:
@@ -293,3 +307,4 @@ class EventTexts:
     def clear(self) -> None:
         with self._lock:
             self._kept.clear()
+            self._chars = 0
