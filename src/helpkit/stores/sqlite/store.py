@@ -6,7 +6,8 @@ transaction (``commit`` checks ``expected_seq`` and numbers new tickets under th
 writes only the ticket columns that changed (a commit of several changes, such as a sweep's
 batch, reads their stored rows in one query per 500 and writes with one ``executemany`` per
 statement), caches ticket states by (id, seq) (those it decoded
-and those it committed), and saves and reads contacts, organizations, agents and groups.
+and those it committed) and the events it committed by their stored text (read back without
+decoding), and saves and reads contacts, organizations, agents and groups.
 """
 
 from __future__ import annotations
@@ -93,9 +94,9 @@ _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 # tickets that changed. About 2 KiB each.
 _CACHE_SIZE: Final = 8192
 _PEOPLE_KEPT: Final = 4096  # contacts and agents kept decoded (by their stored text)
-# Events kept by the text this store object committed them as (encoding.EventTexts): about
-# 1 KiB each with the text. A relay reads its records back off the feed after the backlog it
-# was draining, so a few batches' worth.
+# Events kept by the text this store object committed them as (encoding.EventTexts; 16 MiB
+# of text at most, none over 16 KiB): a relay reads its records back off the feed after the
+# backlog it was draining, so a backlog of up to this many is read back without decoding.
 _EVENTS_KEPT: Final = 8192
 
 # SQLite's primary result codes for "cannot open or write this file".
