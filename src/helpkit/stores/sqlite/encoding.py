@@ -9,15 +9,17 @@ read back is the file's fault and raises :class:`~helpkit.errors.SchemaError`.
 
 from __future__ import annotations
 
+import itertools
 import json
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final, TypeVar
 
 from helpkit._codec import decoder, encoder
 from helpkit._codec.text import dumps as compact_dumps
 from helpkit.errors import HelpkitError, SchemaError, ValidationError
-from helpkit.events import TicketOpened, event_to_dict
+from helpkit.events import Event, TicketOpened, event_from_dict, event_to_dict
 from helpkit.people import Agent, Contact, Group, Organization
 from helpkit.ports import TicketChange
 from helpkit.queries import NONE_LAST
@@ -246,3 +248,63 @@ def _check_text(row: tuple[object, ...]) -> None:
     for value in row:
         if isinstance(value, str) and not value.isascii():
             value.encode("utf-8")
+
+
+class EventTexts:
+    """Events by their stored text, as this store object committed them.
+
+    A relay reads back off the change feed the records it has just committed (and a relay
+    following the feed in the writer's process reads every event just committed), and an
+    event's text always decodes to the same (immutable) value: the event committed with
+    that text is that value. So reads look a row's text up here first and decode only text
+    not committed lately. Keyed by the whole text, never by (ticket, seq): a rewritten
+    (redacted) event has another text, so it is decoded from what is stored.
+
+    The texts committed last are kept (first in, first out), at most ``size`` of them and
+    ``chars`` characters in all; a text longer than ``longest`` (a long comment, whose
+    decoding costs little beside its reading) is not kept."""
+
+    __slots__ = ("_chars", "_kept", "_limit", "_lock", "_longest", "_size")
+
+    def __init__(self, size: int, *, chars: int = 16 << 20, longest: int = 16 << 10) -> None:
+        self._size = size
+        self._limit = chars
+        self._longest = longest
+        self._chars = 0
+        self._kept: dict[str, Event] = {}
+        self._lock = threading.Lock()
+
+    def keep(self, pairs: Sequence[tuple[str, Event]]) -> None:
+        """Keep each ``(text, event)``: ``text`` is what ``event`` was stored as."""
+        if not self._size or not pairs:
+            return
+        longest = self._longest
+        with self._lock:
+            kept = self._kept
+            for text, event in pairs:
+                if len(text) <= longest and text not in kept:
+                    kept[text] = event
+                    self._chars += len(text)
+            if len(kept) > self._size or self._chars > self._limit:
+                gone = 0
+                for text in kept:  # the oldest first
+                    if len(kept) - gone <= self._size and self._chars <= self._limit:
+                        break
+                    gone += 1
+                    self._chars -= len(text)
+                for text in list(itertools.islice(kept, gone)):
+                    del kept[text]
+
+    def event(self, text: str) -> Event:
+        """The event stored as ``text``: the one committed with it, else decoded (and
+        checked) from it."""
+        hit = self._kept.get(text)  # one dict read: safe beside a writer holding the lock
+        if hit is not None:
+            return hit
+        event: Event = _decoded(event_from_dict, text, "event")
+        return event
+
+    def clear(self) -> None:
+        with self._lock:
+            self._kept.clear()
+            self._chars = 0

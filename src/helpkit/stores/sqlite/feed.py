@@ -26,7 +26,6 @@ from helpkit.errors import (
     SchemaError,
     ValidationError,
 )
-from helpkit.events import event_from_dict
 from helpkit.ports import Change, Delivery, DeliveryState
 from helpkit.stores.contract import (
     check_cursor,
@@ -37,7 +36,7 @@ from helpkit.stores.contract import (
     feed_bounded,
     revive_delivery,
 )
-from helpkit.stores.sqlite.encoding import _decoded, _micros
+from helpkit.stores.sqlite.encoding import EventTexts, _micros
 
 __all__ = ["CLAIM_DUE", "LAST_POSITION", "FeedAndOutbox"]
 
@@ -169,6 +168,8 @@ class FeedAndOutbox:
     def _transaction(self) -> AbstractContextManager[sqlite3.Connection]:
         raise NotImplementedError  # pragma: no cover - SqliteStore's
 
+    _events: EventTexts  # SqliteStore's
+
     # ------------------------------------------------------------ change feed
 
     def changes(self, *, after: int = 0, limit: int = 1000) -> list[Change]:
@@ -180,7 +181,8 @@ class FeedAndOutbox:
                 "SELECT position, body FROM events WHERE position > ? ORDER BY position LIMIT ?",
                 (after, limit),
             ).fetchall()
-        return [Change(row[0], _decoded(event_from_dict, row[1], "event")) for row in rows]
+        event = self._events.event  # what this store object committed, not decoded again
+        return [Change(row[0], event(row[1])) for row in rows]
 
     def last_position(self) -> int:
         """The highest position committed so far (0 when nothing was)."""

@@ -6,7 +6,8 @@ transaction (``commit`` checks ``expected_seq`` and numbers new tickets under th
 writes only the ticket columns that changed (a commit of several changes, such as a sweep's
 batch, reads their stored rows in one query per 500 and writes with one ``executemany`` per
 statement), caches ticket states by (id, seq) (those it decoded
-and those it committed), and saves and reads contacts, organizations, agents and groups.
+and those it committed) and the events it committed by their stored text (read back without
+decoding), and saves and reads contacts, organizations, agents and groups.
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from helpkit.errors import (
     StoreError,
     ValidationError,
 )
-from helpkit.events import Event, event_from_dict
+from helpkit.events import Event
 from helpkit.people import (
     Agent,
     Contact,
@@ -53,6 +54,7 @@ from helpkit.stores.sqlite.encoding import (
     _STATE,
     _TAGS,
     _TICKET_COLUMNS,
+    EventTexts,
     _decode_agent,
     _decode_contact,
     _decode_group,
@@ -92,6 +94,10 @@ _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 # tickets that changed. About 2 KiB each.
 _CACHE_SIZE: Final = 8192
 _PEOPLE_KEPT: Final = 4096  # contacts and agents kept decoded (by their stored text)
+# Events kept by the text this store object committed them as (encoding.EventTexts; 16 MiB
+# of text at most, none over 16 KiB): a relay reads its records back off the feed after the
+# backlog it was draining, so a backlog of up to this many is read back without decoding.
+_EVENTS_KEPT: Final = 8192
 
 # SQLite's primary result codes for "cannot open or write this file".
 _NOT_WRITABLE: Final = frozenset(
@@ -390,6 +396,9 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         self._agent_of: Callable[[str], Agent] = functools.lru_cache(maxsize=_PEOPLE_KEPT)(
             functools.partial(_decoded, _decode_agent, what="agent")
         )
+        # Events by the text they were committed as: the feed and the histories read back what
+        # this store object committed without decoding it (EventTexts says why that is safe).
+        self._events = EventTexts(_EVENTS_KEPT if cache else 0)
         needs_schema = _inspect(self.path, self.timeout)
         conn = self._connect()
         try:
@@ -577,6 +586,16 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
         self._cache_written(written)
+        # The events with the text they were stored as (an opening event numbered in the
+        # transaction was stored with another text than its own: it has none here).
+        self._events.keep(
+            [
+                (row[5], event)
+                for item in prepared
+                for row, event in zip(item.event_rows, item.change.events, strict=True)
+                if row[5]
+            ]
+        )
         return written
 
     def _cache_written(self, written: Sequence[TicketChange]) -> None:
@@ -761,7 +780,8 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                 conn.execute("SELECT 1 FROM tickets WHERE id = ?", (key,)).fetchone() is None
             ):
                 raise NotFoundError(f"no ticket with id {ticket_id!r}")
-        return [_decoded(event_from_dict, row[0], "event") for row in rows]
+        event = self._events.event
+        return [event(row[0]) for row in rows]
 
     def query(self, query: TicketQuery) -> Page[Ticket]:
         """Tickets matching ``query``, in its order, one page at a time."""
@@ -962,5 +982,6 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                 self._open.discard(conn)
         with self._cache_lock:
             self._cache.clear()
+        self._events.clear()
         for conn in idle:
             conn.close()
