@@ -156,6 +156,7 @@ def test_memory_store_declares_its_capabilities() -> None:
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
+            Capability.TICKET_READS,
         }
     )
 

@@ -332,6 +332,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.PURGE,
         Capability.KNOWLEDGE,
         Capability.NEW_CONTACTS,
+        Capability.TICKET_READS,
     }
     assert isinstance(store, Store)
 

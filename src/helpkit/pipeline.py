@@ -140,6 +140,11 @@ class Pipeline:
             store, RecentTickets
         ):
             self._recent = cast(RecentTickets, store)
+        self._reads: TicketReads | None = None
+        if Capability.TICKET_READS in getattr(store, "capabilities", ()) and not missing_members(
+            store, TicketReads
+        ):
+            self._reads = cast(TicketReads, store)
 
     @property
     def timer_states(self) -> TimerStates | None:
@@ -196,7 +201,7 @@ class Pipeline:
                 # Writers of one ticket in this process take turns from load to commit: they
                 # never lose to each other, only to other processes (retried below).
                 with self._turns.hold(ticket_ids):
-                    tickets = [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
+                    tickets = self._load(ticket_ids)
                     if expected:
                         self._check_versions(tickets, expected)
                     now = self.now()
@@ -227,6 +232,13 @@ class Pipeline:
                 self._publish(written)  # after the turn: observers and the relay may write
             return tickets
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _load(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The tickets ``ticket_ids``, in order: read at once on a store with
+        :attr:`~helpkit.ports.Capability.TICKET_READS`, else one by one."""
+        if self._reads is not None and len(ticket_ids) > 1:
+            return self._reads.get_tickets(ticket_ids)
+        return [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
 
     def _on_recent(
         self,

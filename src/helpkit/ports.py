@@ -207,6 +207,10 @@ class Capability:
     """The store reads an agent and a contact together, in one round trip
     (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
     store whose reads cost a round trip to a server)."""
+    TICKET_READS = "ticket_reads"
+    """The store reads several tickets in one statement (:class:`TicketReads`): helpkit's
+    pipeline loads a command's tickets so (the relay's record of a batch: one read, not one
+    per ticket)."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -424,6 +428,19 @@ class PartyReads(Protocol):
         """:meth:`Store.get_agent` of ``agent_id`` and :meth:`Store.get_contact` of
         ``contact_id``, read at once; NotFoundError for a missing agent first, then for a
         missing contact, as the two reads in that order raise."""
+        ...
+
+
+@runtime_checkable
+class TicketReads(Protocol):
+    """What a store with :attr:`Capability.TICKET_READS` adds: several tickets read at once
+    (one statement), as they are then; nothing is kept from one call to the next that
+    :meth:`Store.get_ticket` would not keep."""
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """:meth:`Store.get_ticket` of each of ``ticket_ids``, in their order (an id given
+        twice comes back twice), read at once; NotFoundError, naming the first missing id in
+        that order, when one is missing."""
         ...
 
 

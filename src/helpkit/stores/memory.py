@@ -120,6 +120,7 @@ class MemoryStore(KnowledgeMixin):
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
+            Capability.TICKET_READS,
         }
     )
 
@@ -359,6 +360,19 @@ class MemoryStore(KnowledgeMixin):
                 return self._tickets[ticket_id]
             except KeyError:
                 raise NotFoundError(f"no ticket with id {ticket_id!r}") from None
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The current states of ``ticket_ids``, in their order, read at once (see
+        :class:`helpkit.ports.TicketReads`)."""
+        with self._lock:
+            self._check_open()
+            tickets = []
+            for ticket_id in ticket_ids:
+                ticket = self._tickets.get(ticket_id) if isinstance(ticket_id, str) else None
+                if ticket is None:
+                    raise NotFoundError(f"no ticket with id {ticket_id!r}")
+                tickets.append(ticket)
+            return tickets
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""

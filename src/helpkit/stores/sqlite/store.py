@@ -345,6 +345,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
+            Capability.TICKET_READS,
         }
     )
 
@@ -733,6 +734,29 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         if row is None:
             raise NotFoundError(f"no ticket with id {ticket_id!r}")
         return self._ticket(row)
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The current states of ``ticket_ids``, in their order, read in one statement (a
+        read transaction of its own); see :class:`helpkit.ports.TicketReads`."""
+        keys: list[object] = list(ticket_ids)
+        wanted = list(dict.fromkeys(key for key in keys if isinstance(key, str)))
+        rows: dict[str, tuple[Any, ...]] = {}
+        if wanted:
+            with self._connection() as conn:
+                for start in range(0, len(wanted), _STATES_PER_QUERY):
+                    chunk = wanted[start : start + _STATES_PER_QUERY]
+                    marks = ",".join("?" * len(chunk))
+                    for row in conn.execute(
+                        f"SELECT id, seq, state FROM tickets WHERE id IN ({marks})", chunk
+                    ):
+                        rows[row[0]] = row
+        tickets = []
+        for key in keys:
+            row = rows.get(key) if isinstance(key, str) else None
+            if row is None:
+                raise NotFoundError(f"no ticket with id {key!r}")
+            tickets.append(self._ticket(row))
+        return tickets
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""
