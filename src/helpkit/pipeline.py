@@ -63,6 +63,7 @@ from helpkit.ports import (
     RoutingState,
     Store,
     TicketChange,
+    TicketReads,
     TimerStates,
     missing_members,
 )
