@@ -362,21 +362,36 @@ def test_the_delivery_mode_is_checked() -> None:
         Helpdesk(delivery="later", entry_points=False)
 
 
-def test_an_outcome_that_cannot_be_recorded_is_sent_again_after_the_lease() -> None:
+@pytest.mark.parametrize("settled_commit", [True, False])
+def test_an_outcome_that_cannot_be_recorded_is_sent_again_after_the_lease(
+    settled_commit: bool,
+) -> None:
+    """The records' commit settling the deliveries (Capability.SETTLED_COMMIT), and a store
+    without it (settled in a transaction of their own): the same."""
     from helpkit.events import Event
+    from helpkit.ports import Capability
 
     class Busy(MemoryStore):
         """Refuses any commit of the relay's records for one ticket, as if it kept changing."""
 
         busy: str | None = None
+        if not settled_commit:
+            capabilities = MemoryStore.capabilities - {Capability.SETTLED_COMMIT}
 
-        def commit(self, changes):  # type: ignore[no-untyped-def]
+        def _refuse(self, changes):  # type: ignore[no-untyped-def]
             for change in changes:
                 if change.ticket.id == self.busy and any(
                     isinstance(e, Event) and e.BOOKKEEPING for e in change.events
                 ):
                     raise ConflictError(f"ticket {self.busy} changed meanwhile")
+
+        def commit(self, changes):  # type: ignore[no-untyped-def]
+            self._refuse(changes)
             return super().commit(changes)
+
+        def commit_settled(self, changes, states, results, *, owner):  # type: ignore[no-untyped-def]
+            self._refuse(changes)
+            return super().commit_settled(changes, states, results, owner=owner)
 
     store = Busy()
     email = RecordingChannel("email")

@@ -58,9 +58,11 @@ from helpkit.people import Contact
 from helpkit.ports import (
     Capability,
     Clock,
+    Delivery,
     Receipt,
     RecentTickets,
     RoutingState,
+    SettledCommits,
     Store,
     TicketChange,
     TicketReads,
@@ -99,6 +101,19 @@ _BACKOFF_CAP: Final = 0.05
 def _backoff(attempt: int, *, uniform: Callable[[float, float], float] = random.uniform) -> float:
     """Seconds to wait after the ``attempt``-th lost attempt (full jitter, capped)."""
     return uniform(0.0, min(_BACKOFF * 2 ** (attempt - 1), _BACKOFF_CAP))
+
+
+class Settlement:
+    """Outbox results a command's commit settles in its transaction (a store with
+    :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`): ``settled`` is how many the commit
+    stored, or None while no commit carried them."""
+
+    __slots__ = ("owner", "results", "settled")
+
+    def __init__(self, results: Sequence[Delivery], owner: str) -> None:
+        self.results = results
+        self.owner = owner
+        self.settled: int | None = None
 
 
 class Pipeline:
@@ -141,6 +156,13 @@ class Pipeline:
             store, RecentTickets
         ):
             self._recent = cast(RecentTickets, store)
+        self._settling: SettledCommits | None = None
+        if (
+            Capability.SETTLED_COMMIT in getattr(store, "capabilities", ())
+            and Capability.OUTBOX in getattr(store, "capabilities", ())
+            and not missing_members(store, SettledCommits)
+        ):
+            self._settling = cast(SettledCommits, store)
         self._reads: TicketReads | None = None
         if Capability.TICKET_READS in getattr(store, "capabilities", ()) and not missing_members(
             store, TicketReads
@@ -169,6 +191,7 @@ class Pipeline:
         receipt: MakeReceipt | None = None,
         route: bool = False,
         contacts: Sequence[Contact] = (),
+        settle: Settlement | None = None,
     ) -> list[Ticket]:
         """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
 
@@ -188,10 +211,15 @@ class Pipeline:
         saved in the commit's transaction with the first change (a store with
         :attr:`~helpkit.ports.Capability.NEW_CONTACTS`; the caller saves them first on any
         other): DuplicateError, nothing written, when another contact owns an address.
+
+        ``settle``: outbox results (the relay's) stored in the commit's transaction, on a
+        store with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`; its ``settled`` then
+        says how many were stored. It stays None when no commit carried them (another
+        store, or nothing to write): the caller settles them.
         """
         if ticket_ids and self._recent is not None and not route:
             done = self._on_recent(
-                self._recent, ticket_ids, decide, expected, receipt, tuple(contacts)
+                self._recent, ticket_ids, decide, expected, receipt, tuple(contacts), settle
             )
             if done is not None:
                 return done
@@ -218,7 +246,11 @@ class Pipeline:
                             outcomes, states = routed.outcomes, routed.states
                         made = None if receipt is None else receipt(outcomes, now)
                         tickets, written = self._write(
-                            outcomes, receipt=made, routing=states, contacts=tuple(contacts)
+                            outcomes,
+                            receipt=made,
+                            routing=states,
+                            contacts=tuple(contacts),
+                            settle=settle,
                         )
             except ConflictError as exc:
                 # With versions, deciding again first checks them anew: a ticket that moved on
@@ -249,6 +281,7 @@ class Pipeline:
         expected: Mapping[str, int] | None,
         receipt: MakeReceipt | None,
         contacts: tuple[Contact, ...] = (),
+        settle: Settlement | None = None,
     ) -> list[Ticket] | None:
         """:meth:`run` on the states the store keeps from memory, once; None (nothing
         written) when one is missing, is not the version the caller saw, was stale (the
@@ -276,7 +309,9 @@ class Pipeline:
                 # would check: only a state read anew says so.
                 return None
             try:
-                tickets, written = self._write(outcomes, receipt=made, contacts=contacts)
+                tickets, written = self._write(
+                    outcomes, receipt=made, contacts=contacts, settle=settle
+                )
             except ConflictError:
                 log.debug("command on %s ran on a stale state; deciding on reads", ticket_ids)
                 return None
@@ -316,9 +351,11 @@ class Pipeline:
         receipt: Receipt | None,
         routing: Mapping[str, tuple[RoutingState, ...]] | None = None,
         contacts: tuple[Contact, ...] = (),
+        settle: Settlement | None = None,
     ) -> tuple[list[Ticket], list[TicketChange]]:
         """Scrub, timers and one commit: the tickets of ``outcomes`` as stored, and the
-        changes written (none when no outcome changed anything)."""
+        changes written (none when no outcome changed anything); ``settle`` settled in the
+        commit on a store with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`."""
         if contacts and Capability.NEW_CONTACTS not in getattr(self._store, "capabilities", ()):
             raise ValidationError(
                 f"{type(self._store).__name__} saves no contacts with a commit "
@@ -351,7 +388,15 @@ class Pipeline:
                 attrs.evolve(c, routing=routing[c.ticket.id]) if c.ticket.id in routing else c
                 for c in changes
             ]
-        if self._states is not None:
+        if settle is not None and self._settling is not None:
+            kept = None
+            if self._states is not None:
+                kept = [self._timers.state(plan) for plan in planned]
+            written, settled = self._settling.commit_settled(
+                changes, kept, settle.results, owner=settle.owner
+            )
+            settle.settled = settled
+        elif self._states is not None:
             states = [self._timers.state(plan) for plan in planned]
             written = self._states.commit_planned(changes, states)
         else:

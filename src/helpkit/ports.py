@@ -207,6 +207,10 @@ class Capability:
     """The store reads an agent and a contact together, in one round trip
     (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
     store whose reads cost a round trip to a server)."""
+    SETTLED_COMMIT = "settled_commit"
+    """A commit also settles outbox deliveries, in its transaction (:class:`SettledCommits`):
+    the relay records a batch's outcomes in the tickets' audit trails and stores them in the
+    outbox in one transaction, not two."""
     TICKET_READS = "ticket_reads"
     """The store reads several tickets in one statement (:class:`TicketReads`): helpkit's
     pipeline loads a command's tickets so (the relay's record of a batch: one read, not one
@@ -441,6 +445,31 @@ class TicketReads(Protocol):
         """:meth:`Store.get_ticket` of each of ``ticket_ids``, in their order (an id given
         twice comes back twice), read at once; NotFoundError, naming the first missing id in
         that order, when one is missing."""
+        ...
+
+
+@runtime_checkable
+class SettledCommits(Protocol):
+    """What a store with :attr:`Capability.SETTLED_COMMIT` (and :attr:`Capability.OUTBOX`)
+    adds: a commit that settles outbox deliveries in its transaction."""
+
+    def commit_settled(
+        self,
+        changes: Sequence[TicketChange],
+        states: Sequence[str | None] | None,
+        results: Sequence[Delivery],
+        *,
+        owner: str,
+    ) -> tuple[list[TicketChange], int]:
+        """Commit ``changes`` (as :meth:`TimerStates.commit_planned` with ``states`` on a
+        store with :attr:`Capability.TIMER_STATE`, else as :meth:`Store.commit`; a store
+        without timer states ignores ``states``) and, in the same transaction, settle
+        ``results`` as :meth:`Outbox.settle` with ``checked`` would (the relay's results):
+        the changes as written and how many results were stored. The results are stored
+        exactly when the changes are: a refused commit (ConflictError, DuplicateError,
+        ValidationError...) stores none; results of deliveries ``owner`` no longer holds are
+        ignored, as :meth:`Outbox.settle` ignores them, and the changes are written all the
+        same."""
         ...
 
 

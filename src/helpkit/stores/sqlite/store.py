@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal, NamedTuple
 
+from helpkit._checks import check_text
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
@@ -40,9 +41,10 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import Capability, TicketChange
+from helpkit.ports import Capability, Delivery, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    check_delivery,
     check_limit,
     check_record,
     check_version,
@@ -196,6 +198,17 @@ class _Batch:
             self.events.clear()
 
 
+class _Settle:
+    """The relay's results a commit settles in its transaction, and how many it stored."""
+
+    __slots__ = ("owner", "results", "stored")
+
+    def __init__(self, results: list[Delivery], owner: str) -> None:
+        self.results = results
+        self.owner = owner
+        self.stored = 0
+
+
 class _KeyedTable(NamedTuple):
     """A versioned table whose rows own unique keys kept in a second table."""
 
@@ -346,6 +359,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
             Capability.TICKET_READS,
+            Capability.SETTLED_COMMIT,
         }
     )
 
@@ -530,11 +544,38 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
         """
         return self._commit([_Prepared(change) for change in changes], ())
 
+    def commit_settled(
+        self,
+        changes: Sequence[TicketChange],
+        states: Sequence[str | None] | None,
+        results: Sequence[Delivery],
+        *,
+        owner: str,
+    ) -> tuple[list[TicketChange], int]:
+        """:meth:`commit_planned` (:meth:`commit` without ``states``) and :meth:`settle` of
+        the relay's results in one transaction (see :class:`helpkit.ports.SettledCommits`):
+        the changes as written and how many results were stored."""
+        check_text(owner, "owner")
+        settle = _Settle([check_delivery(d, checked=True) for d in results], owner)
+        if not changes:
+            return [], self.settle(settle.results, owner=owner, checked=True)
+        if states is None:
+            written = self._commit([_Prepared(change) for change in changes], (), settle)
+        else:
+            written = self._commit(*self._planned(changes, states), settle)
+        return written, settle.stored
+
     def commit_planned(
         self, changes: Sequence[TicketChange], states: Sequence[str | None]
     ) -> list[TicketChange]:
         """:meth:`commit` for the changes of helpkit's pipeline (their values are not checked
         again), keeping each ticket's timer state (see :class:`helpkit.ports.TimerStates`)."""
+        return self._commit(*self._planned(changes, states))
+
+    def _planned(
+        self, changes: Sequence[TicketChange], states: Sequence[str | None]
+    ) -> tuple[list[_Prepared], list[str | None]]:
+        """The changes of :meth:`commit_planned` prepared, and the timer states kept."""
         if not isinstance(states, Sequence) or len(states) != len(changes):
             raise ValidationError(
                 f"commit_planned takes one state per change: {len(changes)} changes, "
@@ -554,13 +595,17 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
                     state.encode("utf-8")  # bound as UTF-8 inside the transaction: refuse here
         except UnicodeEncodeError as exc:
             raise ValidationError(f"a timer state cannot be stored: {exc}") from None
-        return self._commit(prepared, kept)
+        return prepared, kept
 
     def _commit(
-        self, prepared: list[_Prepared], states: Sequence[str | None]
+        self,
+        prepared: list[_Prepared],
+        states: Sequence[str | None],
+        settle: _Settle | None = None,
     ) -> list[TicketChange]:
         """Write ``prepared`` in one transaction, with the timer state ``states`` holds for
-        each (the same positions; ``None``, or no ``states`` at all, keeps none)."""
+        each (the same positions; ``None``, or no ``states`` at all, keeps none), settling
+        ``settle``'s results in it last (how many were stored goes into ``settle``)."""
         if not prepared:
             with self._connection():
                 return []
@@ -583,6 +628,9 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             moved = routing_states([item.change for item in prepared])
             if moved:
                 write_routing(conn, moved)
+            stored = self._settle_in(conn, settle.results, settle.owner) if settle else 0
+        if settle is not None:
+            settle.stored = stored
         written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
