@@ -157,6 +157,7 @@ def test_memory_store_declares_its_capabilities() -> None:
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
             Capability.TICKET_READS,
+            Capability.SETTLED_COMMIT,
         }
     )
 

@@ -21,6 +21,7 @@ from helpkit.ports import (
     Purge,
     RecentTickets,
     Redaction,
+    SettledCommits,
     Store,
     TicketReads,
     TimerStates,
@@ -97,6 +98,7 @@ class SuiteBase:
             Capability.NEW_CONTACTS,
             Capability.PARTY_READS,
             Capability.TICKET_READS,
+            Capability.SETTLED_COMMIT,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -127,6 +129,9 @@ class SuiteBase:
             assert missing_members(store, PartyReads) == ()
         if Capability.TICKET_READS in store.capabilities:
             assert missing_members(store, TicketReads) == ()
+        if Capability.SETTLED_COMMIT in store.capabilities:
+            assert Capability.OUTBOX in store.capabilities
+            assert missing_members(store, SettledCommits) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
