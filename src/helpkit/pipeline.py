@@ -16,7 +16,9 @@ reading). The pipeline then
    states it read committed with it;
 3. **commit**: writes every change in one store commit, guarded by each ticket's seq (on a
    store with :attr:`~helpkit.ports.Capability.TIMER_STATE`, with each ticket's timer state,
-   and without the store checking again the values the domain built and checked);
+   and without the store checking again the values the domain built and checked; on a store
+   with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`, with the relay's outbox settlement
+   the command hands it);
 4. **publish**: hands the committed changes to the publisher (the ``helpkit_event``
    observers; messages leave later, through :mod:`helpkit.relay`), whose failures never undo
    the commit.

@@ -14,7 +14,8 @@ path.
 4. **Record.** Each outcome goes into the ticket's audit trail through the command pipeline:
    ``message_sent`` (channel, recipients, the external id that later replies thread on) or
    ``delivery_failed`` (reason, attempt, final), in one commit per batch.
-5. **Settle.** Store the results in the outbox and release the claims.
+5. **Settle.** Store the results in the outbox and release the claims: in the record's
+   transaction on a store with :attr:`Capability.SETTLED_COMMIT`, else in one of their own.
 
 Delivery is at least once: a relay killed between sending and recording sends again when the
 delivery is claimed anew (a channel that remembers idempotency keys sends it once). When a
