@@ -4,6 +4,7 @@ tests/test_relay_reliability.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from helpkit import (
 from helpkit.channels.recording import RecordingChannel
 from helpkit.config import DeskConfig
 from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
-from helpkit.ports import DeliveryState
+from helpkit.ports import DeliveryState, TicketChange
 from helpkit.relay import RetryPolicy
 from helpkit.stores.memory import MemoryStore
 from helpkit.testing.clock import FrozenClock
@@ -378,7 +379,7 @@ def test_an_outcome_that_cannot_be_recorded_is_sent_again_after_the_lease(
         if not settled_commit:
             capabilities = MemoryStore.capabilities - {Capability.SETTLED_COMMIT}
 
-        def _refuse(self, changes):  # type: ignore[no-untyped-def]
+        def _refuse(self, changes: Sequence[TicketChange]) -> None:
             for change in changes:
                 if change.ticket.id == self.busy and any(
                     isinstance(e, Event) and e.BOOKKEEPING for e in change.events
