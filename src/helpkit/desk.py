@@ -12,7 +12,6 @@ facade knows it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -37,7 +36,6 @@ from helpkit.directory import UNSET, Directory, Unset
 from helpkit.errors import (
     AccessDeniedError,
     ConfigError,
-    DuplicateError,
     HelpkitError,
     InvalidTransitionError,
     NotFoundError,
@@ -57,7 +55,6 @@ from helpkit.plugins import PluginHost
 from helpkit.portal import CustomerView
 from helpkit.ports import (
     BlobStore,
-    Capability,
     Channel,
     Clock,
     Delivery,
@@ -284,6 +281,7 @@ class Helpdesk:
             react=_rules(self._automations, triggers),
             router=self._router,
             scrub=self._scrub,
+            directory=self._directory,
         )
         self._privacy = Privacy(self.store, self._pipeline, lambda: self.blobs, self.now)
         self._routing_waiting = threading.local()
@@ -926,53 +924,42 @@ class Helpdesk:
             raise ValidationError("attachments go on the first comment: give a body too")
         files = self._keep(items)
         # New contacts go with the ticket's commit when the store can (one transaction).
-        with_commit = Capability.NEW_CONTACTS in getattr(self.store, "capabilities", ())
-        for attempt in (1, 2):
+        with_commit = self._directory.saves_with_commit
+        command: dict[str, Any] = {
+            "attachments": files,
+            "subject": subject,
+            "body": body,
+            "impact": impact,
+            "urgency": urgency,
+            "channel": channel,
+            "tags": tags,
+            "custom_fields": custom_fields,
+            "group": group,
+            "assignee": assignee,
+            "cc": cc,
+            "external_id": external_id,
+            "public": public,
+        }
+
+        def prepare() -> tuple[Decide, Sequence[Contact]]:
+            # Made again (by the pipeline) when another writer saved a new address meanwhile:
+            # the ticket is then that contact's (an address's contact is got or created at once).
             unsaved: list[Contact] | None = [] if with_commit else None
-            try:
-                return self._open(
-                    actor,
-                    requester,
-                    unsaved,
-                    now=self.now(),
-                    attachments=files,
-                    subject=subject,
-                    body=body,
-                    impact=impact,
-                    urgency=urgency,
-                    channel=channel,
-                    tags=tags,
-                    custom_fields=custom_fields,
-                    group=group,
-                    assignee=assignee,
-                    cc=cc,
-                    external_id=external_id,
-                    public=public,
-                )
-            except DuplicateError:
-                # Another writer saved one of the new addresses meanwhile: opened again, the
-                # ticket is that contact's (an address's contact is got or created at once).
-                if attempt == 2 or not unsaved or not self._saved_meanwhile(unsaved):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+            decide = self._opening(actor, requester, unsaved, now=self.now(), **command)
+            return decide, tuple(unsaved or ())
 
-    def _saved_meanwhile(self, contacts: Sequence[Contact]) -> bool:
-        for contact in contacts:
-            for email in contact.emails:
-                with contextlib.suppress(NotFoundError):
-                    self.store.contact_by_email(email)
-                    return True
-        return False
+        decide, contacts = prepare()
+        return self._synced(self._pipeline.run([], decide, contacts=contacts, again=prepare))[0]
 
-    def _open(
+    def _opening(
         self,
         actor: Actor,
         requester: Contact | str,
         unsaved: list[Contact] | None,
         **command: Any,
-    ) -> Ticket:
-        """:meth:`open_ticket`'s command, once; ``unsaved`` (a list: committed with the
-        ticket) or None (saved before, by the command)."""
+    ) -> Decide:
+        """:meth:`open_ticket`'s decision; ``unsaved`` (a list: the new contacts, committed
+        with the ticket) or None (saved before, by the command)."""
         # The acting agent and the requester, read once (in one read when the store can):
         # the command decides on them and the access guard checks the same agent.
         parties = None
@@ -984,8 +971,7 @@ class Helpdesk:
         if isinstance(actor, Actor) and actor.kind is ActorKind.AGENT:
             agent = None if parties is None else parties[0]
             decide = self._access.guard(actor, decide, Permission.OPEN, agent=agent)
-        contacts = tuple(unsaved or ())
-        return self._synced(self._pipeline.run([], decide, contacts=contacts))[0]
+        return decide
 
     def reply(
         self,

@@ -364,6 +364,23 @@ class Directory:
             pass
         return self.save_new(self.new_contact(name or address.partition("@")[0], emails=(address,)))
 
+    @property
+    def saves_with_commit(self) -> bool:
+        """Whether the store saves new contacts in a ticket commit's transaction
+        (:attr:`~helpkit.ports.Capability.NEW_CONTACTS`); else they are saved before it."""
+        return Capability.NEW_CONTACTS in getattr(self._store, "capabilities", ())
+
+    def saved_meanwhile(self, contacts: Iterable[Contact]) -> bool:
+        """Whether another writer has saved one of the addresses of ``contacts`` (new
+        contacts a commit was refused for, with DuplicateError): the command, made again,
+        finds that writer's contact."""
+        for contact in contacts:
+            for address in contact.emails:
+                with contextlib.suppress(NotFoundError):
+                    self._store.contact_by_email(address)
+                    return True
+        return False
+
     def save_new(self, contact: Contact) -> Contact:
         """Save a new contact; if another writer took one of its addresses meanwhile, the
         contact owning it (the one a get-or-create should return)."""
