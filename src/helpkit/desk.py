@@ -36,6 +36,7 @@ from helpkit.directory import UNSET, Directory, Unset
 from helpkit.errors import (
     AccessDeniedError,
     ConfigError,
+    ConflictError,
     HelpkitError,
     InvalidTransitionError,
     NotFoundError,
@@ -107,6 +108,10 @@ TicketRef = Ticket | str | int
 log = logging.getLogger("helpkit")
 
 _MAX_MERGE_CHAIN: Final = 1000
+
+
+class _RefusedOnKeptError(Exception):
+    """A decision on kept parties refused (inside the pipeline): decided again on reads."""
 
 
 def _unchanged(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
@@ -941,6 +946,11 @@ class Helpdesk:
             "public": public,
         }
 
+        if isinstance(cc, tuple | list) and not cc:
+            opened = self._open_on_kept(actor, requester, command)
+            if opened is not None:
+                return self._synced(opened)[0]
+
         def prepare() -> tuple[Decide, Sequence[Contact]]:
             # Made again (by the pipeline) when another writer saved a new address meanwhile:
             # the ticket is then that contact's (an address's contact is got or created at once).
@@ -951,19 +961,56 @@ class Helpdesk:
         decide, contacts = prepare()
         return self._synced(self._pipeline.run([], decide, contacts=contacts, again=prepare))[0]
 
+    def _open_on_kept(
+        self, actor: Actor, requester: Contact | str, command: dict[str, Any]
+    ) -> list[Ticket] | None:
+        """:meth:`open_ticket` (no CCs) decided on the acting agent and the requester the
+        store keeps (no read before the commit), committed only if both are still stored so;
+        None, nothing written, when the store keeps none, a group is routed, the decision
+        refused (maybe for a stale state), or the commit found either changed: the caller
+        then decides on them read anew. No write or error comes from a stale state."""
+        if self._router.enabled:
+            return None  # routing reads and writes its states: the full path does it
+        parties = self._directory.kept_acting_and_requester(actor, requester)
+        if parties is None:
+            return None
+        unsaved: list[Contact] = []
+        try:
+            decide = self._opening(
+                actor, requester, unsaved, parties=parties, now=self.now(), **command
+            )
+        except HelpkitError:
+            return None  # refused on states that may be stale: decided again on reads
+        if unsaved:  # pragma: no cover - a kept requester and no CCs name no new contact
+            return None
+
+        def on_kept(tickets: Sequence[Ticket], now: datetime) -> Sequence[Outcome]:
+            try:
+                return decide(tickets, now)
+            except HelpkitError as exc:
+                raise _RefusedOnKeptError from exc
+
+        try:
+            with self._directory.guarded(parties):
+                return self._pipeline.run([], on_kept)
+        except (_RefusedOnKeptError, ConflictError):
+            log.debug("open_ticket decided on kept parties that moved; deciding on reads")
+            return None
+
     def _opening(
         self,
         actor: Actor,
         requester: Contact | str,
         unsaved: list[Contact] | None,
+        parties: tuple[Agent | None, tuple[Contact, bool]] | None = None,
         **command: Any,
     ) -> Decide:
         """:meth:`open_ticket`'s decision; ``unsaved`` (a list: the new contacts, committed
-        with the ticket) or None (saved before, by the command)."""
+        with the ticket) or None (saved before, by the command); ``parties`` the acting agent
+        and the requester when the caller has them (else they are read)."""
         # The acting agent and the requester, read once (in one read when the store can):
         # the command decides on them and the access guard checks the same agent.
-        parties = None
-        if isinstance(actor, Actor):
+        if parties is None and isinstance(actor, Actor):
             parties = self._directory.acting_and_requester(actor, requester)
         decide = self._commands.open_ticket(
             actor, requester=requester, parties=parties, unsaved=unsaved, **command

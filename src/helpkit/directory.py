@@ -18,7 +18,7 @@ import attrs
 from helpkit._checks import check_items, check_text
 from helpkit.errors import DuplicateError, NotFoundError, ValidationError
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
-from helpkit.ports import Capability, PartyReads, Store, missing_members
+from helpkit.ports import Capability, KeptParties, PartyReads, Store, missing_members
 from helpkit.tickets import Actor, ActorKind, Ticket
 
 __all__ = ["UNSET", "Directory", "Unset"]
@@ -69,6 +69,11 @@ class Directory:
             store, PartyReads
         ):
             self._parties = cast(PartyReads, store)
+        self._kept: KeptParties | None = None
+        if Capability.KEPT_PARTIES in getattr(store, "capabilities", ()) and not missing_members(
+            store, KeptParties
+        ):
+            self._kept = cast(KeptParties, store)
 
     # ------------------------------------------------------------ agents and groups
 
@@ -438,6 +443,38 @@ class Directory:
                 return agent, (contact, False)
         acting = self.agent(actor.id) if actor.kind is ActorKind.AGENT else None
         return acting, self.requester(requester)
+
+    def kept_acting_and_requester(
+        self, actor: Actor, requester: Contact | str
+    ) -> tuple[Agent, tuple[Contact, bool]] | None:
+        """:meth:`acting_and_requester` from what the store keeps (a store with
+        :attr:`~helpkit.ports.Capability.KEPT_PARTIES`), without reading: an agent acting
+        for a requester given as a contact id, both kept; else None. They may be stale: a
+        decision on them is committed only inside :meth:`guarded`."""
+        if (
+            self._kept is None
+            or not isinstance(actor, Actor)
+            or actor.kind is not ActorKind.AGENT
+            or not isinstance(actor.id, str)
+            or not isinstance(requester, str)
+            or "@" in requester
+        ):
+            return None
+        kept = self._kept.kept_parties(actor.id, requester)
+        if kept is None:
+            return None
+        agent, contact = kept
+        return agent, (contact, False)
+
+    def guarded(
+        self, parties: tuple[Agent, tuple[Contact, bool]]
+    ) -> contextlib.AbstractContextManager[None]:
+        """A block whose first commit writes only if the agent and the contact of
+        :meth:`kept_acting_and_requester`'s ``parties`` are still stored as kept
+        (ConflictError, nothing written, otherwise)."""
+        assert self._kept is not None
+        agent, (contact, _) = parties
+        return self._kept.guard_parties(agent, contact)
 
 
 class RequesterLookups:
