@@ -52,7 +52,15 @@ from typing import Final, cast
 import attrs
 
 from helpkit._time import to_utc
-from helpkit.errors import ConflictError, HelpkitError, StoreError, ValidationError
+from helpkit.directory import Directory
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    HelpkitError,
+    StoreError,
+    ValidationError,
+)
+from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.people import Contact
 from helpkit.ports import (
@@ -71,12 +79,15 @@ from helpkit.scrubbers import Scrub, scrub_outcome
 from helpkit.tickets import Ticket
 from helpkit.timers import Planned, Timers
 
-__all__ = ["Decide", "MakeReceipt", "Pipeline", "Publish", "React"]
+__all__ = ["Decide", "MakeReceipt", "Pipeline", "Prepare", "Publish", "React"]
 
 log = logging.getLogger("helpkit.pipeline")
 
 Decide = Callable[[Sequence[Ticket], datetime], Sequence[Outcome]]
 """A decision: the loaded tickets (in the order asked) and now -> the outcomes to write."""
+Prepare = Callable[[], tuple[Decide, Sequence[Contact]]]
+"""Makes a command anew: its decision and the new contacts it names (see :meth:`Pipeline.run`,
+``again``)."""
 Publish = Callable[[Sequence[TicketChange]], None]
 """Receives the changes of every commit, as written (numbered), after the commit."""
 React = Callable[[Sequence[Outcome], datetime], Sequence[Outcome]]
@@ -115,8 +126,11 @@ class Pipeline:
         react: React | None = None,
         router: Router | None = None,
         scrub: Scrub | None = None,
+        directory: Directory | None = None,
     ) -> None:
         self._store = store
+        # People: whether new contacts go with a commit, and whether one was saved meanwhile.
+        self._directory = directory or Directory(store, self.now, new_id)
         # privacy (issue #16): the desk's scrubbers, run on every outcome before the commit.
         self._scrub = scrub
         self._react = react
@@ -163,6 +177,7 @@ class Pipeline:
         receipt: MakeReceipt | None = None,
         route: bool = False,
         contacts: Sequence[Contact] = (),
+        again: Prepare | None = None,
     ) -> list[Ticket]:
         """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
 
@@ -182,7 +197,29 @@ class Pipeline:
         saved in the commit's transaction with the first change (a store with
         :attr:`~helpkit.ports.Capability.NEW_CONTACTS`; the caller saves them first on any
         other): DuplicateError, nothing written, when another contact owns an address.
+        When that owner was saved by another writer meanwhile (a get-or-create lost a race)
+        and ``again`` is given, the command is made again by ``again`` (whose reads now find
+        that contact) and run once more; a second DuplicateError is the caller's.
         """
+        try:
+            return self._run(ticket_ids, decide, expected, receipt, route, contacts)
+        except DuplicateError:
+            if again is None or not contacts or not self._directory.saved_meanwhile(contacts):
+                raise
+        log.debug("a new contact's address was saved meanwhile; making the command again")
+        decide, contacts = again()
+        return self._run(ticket_ids, decide, expected, receipt, route, contacts)
+
+    def _run(
+        self,
+        ticket_ids: Sequence[str],
+        decide: Decide,
+        expected: Mapping[str, int] | None,
+        receipt: MakeReceipt | None,
+        route: bool,
+        contacts: Sequence[Contact],
+    ) -> list[Ticket]:
+        """:meth:`run`, once for its contacts: the conflict retries."""
         if ticket_ids and self._recent is not None and not route:
             done = self._on_recent(
                 self._recent, ticket_ids, decide, expected, receipt, tuple(contacts)
@@ -306,7 +343,7 @@ class Pipeline:
     ) -> tuple[list[Ticket], list[TicketChange]]:
         """Scrub, timers and one commit: the tickets of ``outcomes`` as stored, and the
         changes written (none when no outcome changed anything)."""
-        if contacts and Capability.NEW_CONTACTS not in getattr(self._store, "capabilities", ()):
+        if contacts and not self._directory.saves_with_commit:
             raise ValidationError(
                 f"{type(self._store).__name__} saves no contacts with a commit "
                 "(Capability.NEW_CONTACTS): save them first"

@@ -12,6 +12,7 @@ import enum
 import functools
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Final, Generic, Protocol, runtime_checkable
 
@@ -63,6 +64,7 @@ __all__ = [
     "InboundMessage",
     "Inbox",
     "IntakeContext",
+    "KeptParties",
     "KnowledgeBase",
     "OutboundMessage",
     "Outbox",
@@ -207,6 +209,10 @@ class Capability:
     """The store reads an agent and a contact together, in one round trip
     (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
     store whose reads cost a round trip to a server)."""
+    KEPT_PARTIES = "kept_parties"
+    """The store keeps the agents and contacts it last saved or read, and guards a commit by
+    them (:class:`KeptParties`): opening a ticket decides on the kept acting agent and
+    requester, and its commit writes only if they are still stored so (no read first)."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -424,6 +430,30 @@ class PartyReads(Protocol):
         """:meth:`Store.get_agent` of ``agent_id`` and :meth:`Store.get_contact` of
         ``contact_id``, read at once; NotFoundError for a missing agent first, then for a
         missing contact, as the two reads in that order raise."""
+        ...
+
+
+@runtime_checkable
+class KeptParties(Protocol):
+    """What a store with :attr:`Capability.KEPT_PARTIES` adds: the agent and the contact this
+    store object last saved or read, from memory, and a guard that makes a commit check them.
+
+    Like :class:`RecentTickets`, a kept state may be stale (another store object may have
+    saved since), so it is only for a decision whose commit is guarded by it: the commit
+    writes only if both are still stored exactly as kept, else it raises ConflictError and
+    writes nothing, and the caller decides again on reads. Neither a write nor an error then
+    comes from a stale state.
+    """
+
+    def kept_parties(self, agent_id: str, contact_id: str) -> tuple[Agent, Contact] | None:
+        """The agent and the contact as this store object last saved or read them, or None
+        when it keeps either not."""
+        ...
+
+    def guard_parties(self, agent: Agent, contact: Contact) -> AbstractContextManager[None]:
+        """A block in which the first commit of this thread writes only if ``agent`` and
+        ``contact`` (as :meth:`kept_parties` gave them) are still stored as they were:
+        ConflictError, nothing written, when either changed or is gone."""
         ...
 
 

@@ -15,6 +15,7 @@ from helpkit.ports import (
     DueClaims,
     FeedWakeup,
     Inbox,
+    KeptParties,
     KnowledgeBase,
     Outbox,
     PartyReads,
@@ -95,6 +96,7 @@ class SuiteBase:
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
             Capability.PARTY_READS,
+            Capability.KEPT_PARTIES,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -123,6 +125,8 @@ class SuiteBase:
             assert missing_members(store, Purge) == ()
         if Capability.PARTY_READS in store.capabilities:
             assert missing_members(store, PartyReads) == ()
+        if Capability.KEPT_PARTIES in store.capabilities:
+            assert missing_members(store, KeptParties) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
