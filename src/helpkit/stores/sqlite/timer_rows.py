@@ -17,7 +17,7 @@ from contextlib import AbstractContextManager
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from helpkit._codec.encode import _utc_isoformat
+from helpkit._codec.encode import _ISO_TEXT, _utc_isoformat
 from helpkit.errors import ConflictError, ValidationError
 from helpkit.events import event_to_dict
 from helpkit.ports import DueTimer, TimerUpdate
@@ -45,6 +45,11 @@ _INSERT_EVENTS: Final = (
     "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
 )
+
+
+def _iso(value: datetime) -> str:
+    """The codec's text of an instant (memoized as the codec does)."""
+    return _ISO_TEXT.get(value) or _utc_isoformat(value)
 
 
 def _instant(micros: int | None) -> datetime | None:
@@ -136,10 +141,10 @@ class TimerRowsMixin:
                     update.sla_policy,
                     update.timer_state,
                     seq,
-                    _utc_isoformat(update.updated_at),
+                    _iso(update.updated_at),
                     update.sla_policy,
-                    None if update.next_deadline is None else _utc_isoformat(update.next_deadline),
-                    None if update.next_check is None else _utc_isoformat(update.next_check),
+                    None if update.next_deadline is None else _iso(update.next_deadline),
+                    None if update.next_check is None else _iso(update.next_check),
                     update.ticket_id,
                     update.expected_seq,
                 )
