@@ -247,7 +247,7 @@ def test_the_fast_path_records_each_check_once_and_a_second_sweep_finds_nothing(
     tmp_path: Path,
 ) -> None:
     sla, late = due_file(tmp_path / "src.db", 7)
-    reports, rows, narrow = sweep_copy(
+    reports, _rows, narrow = sweep_copy(
         tmp_path / "src.db", tmp_path / "a.db", True, [late, late], sla, "notify"
     )
     # Each ticket's first response (1h) warned at 50% and 75% and breached, and its
@@ -277,7 +277,7 @@ def test_the_fast_path_records_each_check_once_and_a_second_sweep_finds_nothing(
 def test_a_narrow_commit_on_a_ticket_that_moved_on_conflicts_and_writes_nothing(
     tmp_path: Path,
 ) -> None:
-    sla, late = due_file(tmp_path / "desk.db", 2)
+    _sla, late = due_file(tmp_path / "desk.db", 2)
     store = SqliteStore(tmp_path / "desk.db")
     try:
         rows, cursor = store.due_timers(late, limit=10)
@@ -317,7 +317,7 @@ def test_a_narrow_commit_on_a_ticket_that_moved_on_conflicts_and_writes_nothing(
 
 
 def test_due_timers_pages_in_next_check_order(tmp_path: Path) -> None:
-    sla, late = due_file(tmp_path / "desk.db", 5)
+    _sla, late = due_file(tmp_path / "desk.db", 5)
     store = SqliteStore(tmp_path / "desk.db")
     try:
         seen, after = [], None

@@ -22,6 +22,7 @@ from helpkit.ports import (
     RecentTickets,
     Redaction,
     Store,
+    TimerRows,
     TimerStates,
     missing_members,
 )
@@ -85,6 +86,7 @@ class SuiteBase:
             Capability.OUTBOX,
             Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
+            Capability.TIMER_ROWS,
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
@@ -106,6 +108,9 @@ class SuiteBase:
             assert missing_members(store, ClaimedEnqueue) == ()
         if Capability.TIMER_STATE in store.capabilities:
             assert missing_members(store, TimerStates) == ()
+        if Capability.TIMER_ROWS in store.capabilities:
+            assert Capability.TIMER_STATE in store.capabilities
+            assert missing_members(store, TimerRows) == ()
         if Capability.DUE_CLAIMS in store.capabilities:
             assert missing_members(store, DueClaims) == ()
         if Capability.FEED_WAKEUP in store.capabilities:
