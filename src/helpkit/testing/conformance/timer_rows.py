@@ -16,7 +16,7 @@ from typing import cast
 import attrs
 import pytest
 
-from helpkit.errors import ConflictError
+from helpkit.errors import ConflictError, ValidationError
 from helpkit.events import SlaWarned
 from helpkit.lifecycle import apply
 from helpkit.ports import (
@@ -28,7 +28,7 @@ from helpkit.ports import (
     TimerUpdate,
     missing_members,
 )
-from helpkit.testing.conformance.helpers import _open, _Time, change_of, with_schedule
+from helpkit.testing.conformance.helpers import _note, _open, _Time, change_of, with_schedule
 from helpkit.tickets import Actor, Ticket
 
 
@@ -146,7 +146,11 @@ class TimerRowCases:
                 TimerUpdate(
                     ticket_id=ticket.id,
                     expected_seq=ticket.seq - index,  # the second is stale
-                    events=(_warned(ticket, now, ticket.next_deadline),),
+                    events=(
+                        attrs.evolve(
+                            _warned(ticket, now, ticket.next_deadline), seq=ticket.seq - index + 1
+                        ),
+                    ),
                     updated_at=now,
                     sla_policy="standard",
                     next_deadline=ticket.next_deadline,
@@ -159,3 +163,33 @@ class TimerRowCases:
         for ticket in tickets:
             assert store.get_ticket(ticket.id) == ticket
             assert len(store.events(ticket.id)) == ticket.seq
+
+    def test_commit_timers_refuses_events_that_are_not_timer_events_in_order(
+        self, store: Store
+    ) -> None:
+        rows, _ = _rows(store)
+        time = _Time()
+        tickets = self._due_store(store, time)
+        now = time.now + timedelta(hours=7)
+        ticket = tickets[0]
+        assert ticket.next_deadline is not None
+        warned = _warned(ticket, now, ticket.next_deadline)
+        note = _note(ticket, now).events[0]
+        for events in ((attrs.evolve(warned, seq=ticket.seq + 2),), (note,)):
+            with pytest.raises(ValidationError):
+                rows.commit_timers(
+                    [
+                        TimerUpdate(
+                            ticket_id=ticket.id,
+                            expected_seq=ticket.seq,
+                            events=events,
+                            updated_at=now,
+                            sla_policy="standard",
+                            next_deadline=ticket.next_deadline,
+                            next_check=None,
+                            timer_state="{}",
+                        )
+                    ]
+                )
+        assert store.get_ticket(ticket.id) == ticket
+        assert len(store.events(ticket.id)) == ticket.seq
