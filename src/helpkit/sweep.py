@@ -177,7 +177,11 @@ class Sweeper:
             decided: list[tuple[DueTimer, SlaFold, tuple[Event, ...]]] = []
             general: list[DueTimer] = []
             for row in rows:
-                item = self.decide_kept(row, policy, now)
+                try:
+                    item = self.decide_kept(row, policy, now)
+                except HelpkitError as exc:  # the general path decides again, and says so
+                    log.info("ticket %s: no fast decision (%s)", row.ticket_id, exc)
+                    item = None
                 if item is None:
                     general.append(row)
                 else:
