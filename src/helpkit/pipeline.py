@@ -219,6 +219,7 @@ class Pipeline:
                     next_deadline=plan.fields["next_deadline"],
                     next_check=plan.next_check,
                     timer_state=cast(str, self._timers.state_of((plan.memo,))),
+                    row=due,
                 )
             )
             memos.append(plan.memo)

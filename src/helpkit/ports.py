@@ -536,6 +536,9 @@ class DueTimer:
     the stored state as it is (false for a ticket stored before helpkit kept its requester,
     assignment and unassignment instants, which its next event pins: see
     :mod:`helpkit.fold`)."""
+    handle: object = None
+    """The store's own key of the row (SQLite: its rowid), or ``None``: a
+    :class:`TimerUpdate` decided on this row carries it back (:attr:`TimerUpdate.row`)."""
 
 
 @attrs.frozen
@@ -552,6 +555,10 @@ class TimerUpdate:
     next_deadline: datetime | None
     next_check: datetime | None
     timer_state: str
+    row: DueTimer | None = None
+    """The due row the update was decided on (from :meth:`TimerRows.due_timers`), or
+    ``None``: the store may take the row's handle and stored SLA columns from it, which hold
+    while the ticket is at ``expected_seq`` (the commit checks it all the same)."""
 
 
 @runtime_checkable

@@ -11,6 +11,7 @@ three SLA fields, the rest of the text as stored), guarded by the seq; and its e
 
 from __future__ import annotations
 
+import functools
 import sqlite3
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
@@ -39,7 +40,7 @@ _PLAIN: Final = (
 )
 _DUE: Final = (
     "SELECT id, seq, updated_us, sla_policy, next_deadline_us, next_check_us, timer_state, "
-    f"{_PLAIN} FROM tickets WHERE next_check_us <= ?"
+    f"{_PLAIN}, rowid FROM tickets WHERE next_check_us <= ?"
 )
 _TIMER_EVENTS: Final = frozenset({SlaWarned, SlaBreached})  # they move only seq, updated_at
 _INSERT_EVENTS: Final = (
@@ -57,9 +58,11 @@ def _instant(micros: int | None) -> datetime | None:
     return None if micros is None or micros == _NONE_LAST else _EPOCH + micros * _MICRO
 
 
-def _update_sql(deadline: bool, policy: bool) -> str:
+@functools.cache
+def _update_sql(deadline: bool, policy: bool, by_rowid: bool = False) -> str:
     """The narrow update: only the indexed columns that change are named (SQLite rewrites
-    every index holding a column named in SET)."""
+    every index holding a column named in SET). ``by_rowid``: the row is found by the rowid
+    :meth:`TimerRowsMixin.due_timers` gave (no descent of the id index), its id checked."""
     assigned = ["seq = ?", "updated_us = ?", "next_check_us = ?"]
     if deadline:
         assigned.append("next_deadline_us = ?")
@@ -68,7 +71,8 @@ def _update_sql(deadline: bool, policy: bool) -> str:
     return (
         f"UPDATE tickets SET {', '.join(assigned)}, timer_state = ?, "
         "state = json_set(state, '$.seq', ?, '$.updated_at', ?, '$.sla_policy', ?, "
-        "'$.next_deadline', ?, '$.next_check', ?) WHERE id = ? AND seq = ?"
+        "'$.next_deadline', ?, '$.next_check', ?) "
+        + ("WHERE rowid = ? AND id = ? AND seq = ?" if by_rowid else "WHERE id = ? AND seq = ?")
     )
 
 
@@ -113,6 +117,7 @@ class TimerRowsMixin:
                 next_check=_instant(row[5]),
                 timer_state=row[6],
                 plain=bool(row[7]),
+                handle=row[8],
             )
             for row in rows
         ]
@@ -122,6 +127,7 @@ class TimerRowsMixin:
     def commit_timers(self, updates: Sequence[TimerUpdate]) -> None:
         """See :meth:`helpkit.ports.TimerRows.commit_timers`."""
         groups: dict[str, list[tuple[Any, ...]]] = {}
+        known: dict[str, tuple[Any, ...]] = {}  # (rowid, seq, next_deadline_us, sla_policy)
         events: list[tuple[Any, ...]] = []
         for update in updates:
             if not isinstance(update, TimerUpdate) or not update.events:
@@ -141,8 +147,22 @@ class TimerRowsMixin:
             seq = update.expected_seq + len(update.events)
             deadline = _NONE_LAST if update.next_deadline is None else _micros(update.next_deadline)
             check = None if update.next_check is None else _micros(update.next_check)
-            # Which indexed columns change is told by the stored row, read in the write
-            # transaction below; the statements are chosen there.
+            # Which indexed columns change is told by the stored row: the due row the update
+            # was decided on (it holds while the seq does, which the update checks), else
+            # read in the write transaction below; the statements are chosen there.
+            row = update.row
+            if (
+                row is not None
+                and row.ticket_id == update.ticket_id
+                and row.seq == update.expected_seq
+                and type(row.handle) is int
+            ):
+                known[update.ticket_id] = (
+                    row.handle,
+                    row.seq,
+                    _NONE_LAST if row.next_deadline is None else _micros(row.next_deadline),
+                    row.sla_policy,
+                )
             groups.setdefault(update.ticket_id, []).append(
                 (
                     seq,
@@ -177,9 +197,23 @@ class TimerRowsMixin:
             return
         with self._transaction() as conn:
             position = conn.execute(LAST_POSITION).fetchone()[0]
-            stored = dict(_stored(conn, list(groups)))
+            unknown = [ticket_id for ticket_id in groups if ticket_id not in known]
+            stored = dict(_stored(conn, unknown)) if unknown else {}
             statements: dict[str, list[tuple[Any, ...]]] = {}
             for ticket_id, (params,) in groups.items():
+                handle = known.get(ticket_id)
+                if handle is not None:
+                    # Found by rowid, guarded by id and seq: counted below.
+                    deadline, policy = params[3] != handle[2], params[4] != handle[3]
+                    values = (
+                        params[:3]
+                        + ((params[3],) if deadline else ())
+                        + ((params[4],) if policy else ())
+                        + params[5:-2]
+                        + (handle[0], ticket_id, params[-1])
+                    )
+                    statements.setdefault(_update_sql(deadline, policy, True), []).append(values)
+                    continue
                 old = stored.get(ticket_id)
                 if old is None or old[0] != params[-1]:
                     raise ConflictError(
@@ -194,8 +228,15 @@ class TimerRowsMixin:
                     + params[5:]
                 )
                 statements.setdefault(_update_sql(deadline, policy), []).append(values)
+            written = 0
             for sql, rows in statements.items():
-                conn.executemany(sql, rows)
+                written += conn.executemany(sql, rows).rowcount
+            if written != len(groups):
+                # A ticket found by its due row's rowid moved on (or is gone): nothing written.
+                raise ConflictError(
+                    f"{len(groups) - written} of these tickets changed since they were read "
+                    "(their seq is not the one expected). Reload and retry."
+                )
             conn.executemany(
                 _INSERT_EVENTS,
                 [(*row, position + offset) for offset, row in enumerate(events, start=1)],

@@ -193,3 +193,41 @@ class TimerRowCases:
                 )
         assert store.get_ticket(ticket.id) == ticket
         assert len(store.events(ticket.id)) == ticket.seq
+
+    def test_an_update_carrying_its_due_row_conflicts_when_the_ticket_moved_on(
+        self, store: Store
+    ) -> None:
+        rows, _ = _rows(store)
+        time = _Time()
+        tickets = self._due_store(store, time)
+        now = time.now + timedelta(hours=7)
+        due, _ = rows.due_timers(now, limit=10)
+        by_id = {row.ticket_id: row for row in due}
+        # t1 moves on after its row was read: the batch conflicts and writes nothing.
+        moved = _note(tickets[1], time.tick())
+        store.commit([change_of(moved)])
+        updates = []
+        for ticket in tickets[:3]:
+            assert ticket.next_deadline is not None
+            updates.append(
+                TimerUpdate(
+                    ticket_id=ticket.id,
+                    expected_seq=ticket.seq,
+                    events=(_warned(ticket, now, ticket.next_deadline),),
+                    updated_at=now,
+                    sla_policy="standard",
+                    next_deadline=ticket.next_deadline,
+                    next_check=None,
+                    timer_state="{}",
+                    row=by_id[ticket.id],
+                )
+            )
+        with pytest.raises(ConflictError):
+            rows.commit_timers(updates)
+        assert store.get_ticket(tickets[0].id) == tickets[0]
+        assert store.get_ticket(tickets[1].id) == moved.ticket
+        # Without the moved ticket, the same updates go through, as commit would store them.
+        rows.commit_timers([updates[0], updates[2]])
+        for ticket, update in ((tickets[0], updates[0]), (tickets[2], updates[2])):
+            expected = attrs.evolve(apply(ticket, update.events[0]), next_check=None)
+            assert store.get_ticket(ticket.id) == expected
