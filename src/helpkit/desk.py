@@ -292,6 +292,7 @@ class Helpdesk:
             router=self._router,
             scrub=self._scrub,
             directory=self._directory,
+            publish_events=self._publish_events,
         )
         self._privacy = Privacy(self.store, self._pipeline, lambda: self.blobs, self.now)
         self._routing_waiting = threading.local()
@@ -380,10 +381,17 @@ class Helpdesk:
         return self.config.intake.addresses
 
     def _publish(self, changes: Sequence[TicketChange]) -> None:
-        for change in changes:
-            for event in change.events:
-                self.plugins.notify(event, self)
-        if self._router.enabled:
+        self._announce([event for change in changes for event in change.events], changes)
+
+    def _publish_events(self, events: Sequence[Event]) -> None:
+        """:meth:`_publish` of a commit of the sweep's fast path (events, no tickets; the
+        pipeline takes that path only on a desk without routing)."""
+        self._announce(events, ())
+
+    def _announce(self, events: Sequence[Event], changes: Sequence[TicketChange]) -> None:
+        for event in events:
+            self.plugins.notify(event, self)
+        if changes and self._router.enabled:
             self._route_freed(changes)
         sync = self._sync and self._relay is not None
         if sync and not getattr(self._relaying, "on", False) and self.deliver_pending().handled:

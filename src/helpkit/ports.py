@@ -59,6 +59,7 @@ __all__ = [
     "DeliveryState",
     "DeskContext",
     "DueClaims",
+    "DueTimer",
     "FeedWakeup",
     "InboundAttachment",
     "InboundMessage",
@@ -80,7 +81,9 @@ __all__ = [
     "Store",
     "SystemClock",
     "TicketChange",
+    "TimerRows",
     "TimerStates",
+    "TimerUpdate",
     "implements",
     "missing_members",
 ]
@@ -205,6 +208,11 @@ class Capability:
     """A commit saves the new contacts its changes carry (:attr:`TicketChange.contacts`) in
     its transaction: an inbound message from a new sender costs one commit, not two (a
     contact, then its ticket), and a commit that fails saves no contact."""
+    TIMER_ROWS = "timer_rows"
+    """The store reads the due tickets' timer rows without their whole state, and writes a
+    change that only records timer events (an SLA warning or breach) as a narrow update of
+    the row (:class:`TimerRows`): the sweep's fast path, which decodes and encodes no whole
+    ticket. Needs :attr:`TIMER_STATE`."""
     PARTY_READS = "party_reads"
     """The store reads an agent and a contact together, in one round trip
     (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
@@ -537,6 +545,74 @@ class DueClaims(Protocol):
     def release_due(self, ticket_ids: Sequence[str], *, owner: str) -> int:
         """Release ``owner``'s claims on these tickets (those another holds, or no one, are
         left as they are). Returns how many were released."""
+        ...
+
+
+@attrs.frozen
+class DueTimer:
+    """A due ticket as the sweep's fast path reads it (:class:`TimerRows`): what its decision
+    needs, not the whole ticket."""
+
+    ticket_id: str
+    seq: int
+    updated_at: datetime
+    sla_policy: str | None
+    next_deadline: datetime | None
+    next_check: datetime | None
+    timer_state: str | None
+    """The kept timer state (see :class:`TimerStates`), or ``None``."""
+    plain: bool
+    """Whether an event that changes nothing but ``seq`` and ``updated_at`` leaves the rest of
+    the stored state as it is (false for a ticket stored before helpkit kept its requester,
+    assignment and unassignment instants, which its next event pins: see
+    :mod:`helpkit.fold`)."""
+    handle: object = None
+    """The store's own key of the row (SQLite: its rowid), or ``None``: a
+    :class:`TimerUpdate` decided on this row carries it back (:attr:`TimerUpdate.row`)."""
+
+
+@attrs.frozen
+class TimerUpdate:
+    """A change that records timer events only (SLA warnings and breaches, which move no
+    field of the ticket but ``seq`` and ``updated_at``), with the ticket's new timer fields
+    and kept timer state: what :meth:`TimerRows.commit_timers` writes."""
+
+    ticket_id: str
+    expected_seq: int
+    events: tuple[Event, ...]
+    updated_at: datetime
+    sla_policy: str | None
+    next_deadline: datetime | None
+    next_check: datetime | None
+    timer_state: str
+    row: DueTimer | None = None
+    """The due row the update was decided on (from :meth:`TimerRows.due_timers`), or
+    ``None``: the store may take the row's handle and stored SLA columns from it, which hold
+    while the ticket is at ``expected_seq`` (the commit checks it all the same)."""
+
+
+@runtime_checkable
+class TimerRows(Protocol):
+    """What a store with :attr:`Capability.TIMER_ROWS` adds: the sweep's narrow reads and
+    writes.
+
+    The ticket state after a :class:`TimerUpdate` is the stored one with ``seq`` (the last
+    event's), ``updated_at``, ``sla_policy``, ``next_deadline`` and ``next_check`` replaced:
+    exactly what :meth:`Store.commit` of the same events and that state would store.
+    """
+
+    def due_timers(
+        self, now: datetime, *, limit: int, after: str | None = None
+    ) -> tuple[list[DueTimer], str | None]:
+        """Up to ``limit`` tickets whose ``next_check`` is at or before ``now``, earliest
+        first, then by id (after the cursor ``after``); and the cursor of the next page, or
+        ``None`` when this page is the last."""
+        ...
+
+    def commit_timers(self, updates: Sequence[TimerUpdate]) -> None:
+        """Append each update's events and write its ticket's narrow update and timer state,
+        all in one transaction; ConflictError (nothing written) when a ticket is not at its
+        ``expected_seq``."""
         ...
 
 

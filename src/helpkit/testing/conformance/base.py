@@ -23,6 +23,7 @@ from helpkit.ports import (
     RecentTickets,
     Redaction,
     Store,
+    TimerRows,
     TimerStates,
     missing_members,
 )
@@ -86,6 +87,7 @@ class SuiteBase:
             Capability.OUTBOX,
             Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
+            Capability.TIMER_ROWS,
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
@@ -108,6 +110,9 @@ class SuiteBase:
             assert missing_members(store, ClaimedEnqueue) == ()
         if Capability.TIMER_STATE in store.capabilities:
             assert missing_members(store, TimerStates) == ()
+        if Capability.TIMER_ROWS in store.capabilities:
+            assert Capability.TIMER_STATE in store.capabilities
+            assert missing_members(store, TimerRows) == ()
         if Capability.DUE_CLAIMS in store.capabilities:
             assert missing_members(store, DueClaims) == ()
         if Capability.FEED_WAKEUP in store.capabilities:
