@@ -41,7 +41,7 @@ CALENDARS = {
     "always": BusinessCalendar.always("UTC"),
     "office": BusinessCalendar.parse("mon-fri 09:00-17:00", timezone="UTC"),
 }
-RULE_SETS = {
+RULE_SETS: dict[str, list[dict[str, Any]]] = {
     "none": [],
     "notify": [{"name": "warn", "metric": "resolution", "at": 0.75, "actions": ["notify_group"]}],
     "escalate": [
