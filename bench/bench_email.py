@@ -68,6 +68,8 @@ class Job:
     synchronous: str  # FULL or NORMAL
     corpus: str = ""
     directory: str = ""
+    source: str = ""
+    """helpkit only: a source tree whose ``helpkit`` the worker imports (``--before``)."""
 
 
 @dataclass
@@ -177,7 +179,13 @@ def run_helpkit(job: Job) -> Result:
     with store._connection() as conn:  # what the store's own connections run with
         result.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
         result.synchronous = bs._sync_name(conn.execute("PRAGMA synchronous").fetchone()[0])
-    result.label = f"helpkit (sqlite, {result.journal_mode} + {result.synchronous})"
+    name = "helpkit" if not job.source else f"helpkit before {_tree_revision(job.source)}"
+    if job.source:
+        import helpkit
+
+        where = Path(helpkit.__file__).resolve()
+        assert where.is_relative_to(Path(job.source).resolve()), f"imported {where}"
+    result.label = f"{name} (sqlite, {result.journal_mode} + {result.synchronous})"
     outcomes: Counter[str] = Counter()
     files = sorted(p for p in folder.iterdir() if p.suffix == ".eml")
     # CPU per message and per part, by category: three process_time readings a message.
@@ -335,6 +343,15 @@ def run_django(job: Job) -> Result:
 # ---------------------------------------------------------------- the driver
 
 
+def _tree_revision(source: str) -> str:
+    """What ``--before`` names a source tree by: its ``REVISION`` file's first word (written
+    by whoever exported it), else its folder's name."""
+    mark = Path(source).parent / "REVISION"
+    if mark.is_file():
+        return mark.read_text(encoding="utf-8").split()[0][:12]
+    return Path(source).parent.name
+
+
 def worker(spec: str, out: str) -> None:
     job = Job(**json.loads(spec))
     runner = {"helpkit": run_helpkit, "django": run_django}[job.system]
@@ -350,10 +367,19 @@ def spawn(job: Job) -> Result:
     job.directory = str(directory)
     shutil.copytree(job.corpus, directory / "mail", ignore=shutil.ignore_patterns("*.json"))
     out = directory / "result.json"
-    print(f"-- {job.system} {job.journal} + {job.synchronous}", file=sys.stderr, flush=True)
+    print(
+        f"-- {job.system} {job.journal} + {job.synchronous} {job.source}",
+        file=sys.stderr,
+        flush=True,
+    )
+    env = dict(os.environ)
+    if job.source:  # that tree's helpkit first on the path, before the installed one
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (job.source, env.get("PYTHONPATH", "")) if p)
     try:
         subprocess.run(
-            [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)], check=True
+            [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)],
+            check=True,
+            env=env,
         )
         data = json.loads(out.read_text(encoding="utf-8"))
     finally:
@@ -495,6 +521,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 60 messages")
     parser.add_argument("--systems", default="helpkit,django")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run the helpkit jobs with the helpkit of this source tree (the folder "
+        "holding its helpkit package, e.g. from `git archive main src`), beside this tree's",
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -508,7 +540,10 @@ def main() -> None:
         systems = args.systems.split(",")
         jobs = []
         if "helpkit" in systems:
-            jobs += [Job("helpkit", "WAL", "FULL", corpus), Job("helpkit", "WAL", "NORMAL", corpus)]
+            for sync in ("FULL", "NORMAL"):
+                if args.before is not None:
+                    jobs.append(Job("helpkit", "WAL", sync, corpus, source=str(args.before)))
+                jobs.append(Job("helpkit", "WAL", sync, corpus))
         if "django" in systems:
             jobs += [
                 Job("django", "WAL", "FULL", corpus),
