@@ -1,11 +1,10 @@
 """The email parser's structure parse (``email_in._structure``: the standard library's feed
-parser with the payload-end search answered from the text's tail, :class:`email_in._TailEol`,
-and each multipart's boundary matched without compiling its expression, ``email_in._Boundary``)
+parser with the payload-end search answered from the text's tail, :class:`email_in._TailEol`)
 against the standard library's own ``BytesParser`` with the same policy: the same tree of
 parts (headers, payloads, preambles, epilogues, defects) on the corpora, on any bytes, and on
 generated multiparts whose lines end in every way (``\\r\\n``, ``\\n``, ``\\r``, none) around
 their boundaries, where the parser trims the line break a boundary owns. And the tail search
-itself, and the boundary match, against the regular expressions they stand for."""
+itself against the regular expression it stands for."""
 
 from __future__ import annotations
 
@@ -72,7 +71,6 @@ def test_the_fast_feed_parser_is_in_use() -> None:
     not, ``_structure`` would be the standard parser and this file would prove nothing)."""
     parsegen = email_in._FEED_PARSER._parsegen  # type: ignore[attr-defined]
     assert isinstance(parsegen.__globals__["NLCRE_eol"], email_in._TailEol)
-    assert isinstance(parsegen.__globals__["re"], email_in._Re)
 
 
 # ------------------------------------------------------------------ the tail search
@@ -90,58 +88,6 @@ LINE_TEXT = st.text(st.sampled_from(["a", " ", "\r", "\n", "-", "é", "\x00"]), 
 @example("\r")
 def test_tail_search_is_the_regular_expression(text: str) -> None:
     assert _found(email_in._TailEol().search(text)) == _found(NLCRE_EOL.search(text))
-
-
-# ------------------------------------------------------------------ the boundary match
-
-SEPARATORS = st.text(
-    st.sampled_from(
-        ["-", "=", "_", ".", "+", "*", "?", "(", ")", "[", "\\", "a", "Z", "0", " ", "é"]
-    ),
-    min_size=1,
-    max_size=10,
-).map(lambda text: "--" + text)
-TAILS = st.text(st.sampled_from(["-", " ", "\t", "\r", "\n", "x"]), max_size=8)
-
-
-def _boundary_expression(separator: str) -> str:
-    """The expression email.feedparser compiles for a multipart's separator, written out."""
-    return (
-        "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
-    )
-
-
-def _groups(match: object) -> object:
-    if match is None:
-        return None
-    return [match.group(g) for g in (0, "sep", "end", "ws", "linesep")]  # type: ignore[attr-defined]
-
-
-@SETTINGS
-@given(SEPARATORS, st.one_of(TAILS, st.text(max_size=20)), st.booleans())
-@example("--b", "--  \r\n", True)
-@example("--b", "\n\n", True)
-@example("--b", "--\r\r", True)
-@example("--b", " \t\n", True)
-@example("--b", "", False)
-def test_boundary_match_is_the_regular_expression(
-    separator: str, tail: str, at_start: bool
-) -> None:
-    line = separator + tail if at_start else tail
-    compiled = email_in._Re().compile(_boundary_expression(separator))
-    assert isinstance(compiled, email_in._Boundary)
-    expected = re.compile(_boundary_expression(separator)).match(line)
-    assert _groups(compiled.match(line)) == _groups(expected)
-
-
-def test_other_expressions_are_compiled_by_re() -> None:
-    assert isinstance(email_in._Re().compile(r"(\r\n|\r|\n)"), re.Pattern)
-    assert isinstance(email_in._Re().compile("(?P<sep>a)b"), re.Pattern)
-    # Not what re.escape writes for any separator ("." unescaped): a real expression.
-    loose = "(?P<sep>a.b" + email_in._BOUNDARY_TAIL
-    assert isinstance(email_in._Re().compile(loose), re.Pattern)
-    assert email_in._Re().compile(loose).match("axb--\n")
-    assert email_in._Re().escape("a.b") == re.escape("a.b")
 
 
 # ------------------------------------------------------------------ whole messages

@@ -335,93 +335,6 @@ class _TailEol:
         return None
 
 
-class _BoundaryMatch:
-    """What :class:`_Boundary` finds: its groups by name, as the regular expression's."""
-
-    __slots__ = ("_groups",)
-
-    def __init__(self, groups: dict[str | int, str | None]) -> None:
-        self._groups = groups
-
-    def group(self, name: str | int = 0) -> str | None:
-        return self._groups[name]
-
-
-_BOUNDARY_HEAD: Final = "(?P<sep>"
-_BOUNDARY_TAIL: Final = r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
-_ESCAPED: Final = re.compile(r"\\(.)", re.DOTALL)
-
-
-class _Boundary:
-    """``re.compile("(?P<sep>" + re.escape(separator) + _BOUNDARY_TAIL).match`` for one
-    separator, without compiling it.
-
-    The feed parser compiles that expression for each multipart it reads, and a boundary is
-    unique to its message, so the regular expression cache never holds it: a compile (some
-    0.2 ms) per multipart. Matching it at the start of a line is a prefix test and a look at
-    what follows: ``--`` or not, spaces and tabs, a line break (``\\r\\n``, ``\\r``, ``\\n``,
-    tried in that order) or none, then the end of the line (``$``: the end, or a last
-    ``\\n``). ``tests/test_email_in_feedparser.py`` holds it equal to the expression.
-    """
-
-    __slots__ = ("_separator",)
-
-    def __init__(self, separator: str) -> None:
-        self._separator = separator
-
-    def match(self, line: str) -> _BoundaryMatch | None:
-        separator = self._separator
-        if not line.startswith(separator):
-            return None
-        at = len(separator)
-        end = "--" if line.startswith("--", at) else None
-        if end is not None:
-            at += 2
-        spaces = at
-        while spaces < len(line) and line[spaces] in " \t":
-            spaces += 1
-        for linesep in ("\r\n", "\r", "\n", None):
-            after = spaces
-            if linesep is not None:
-                if not line.startswith(linesep, spaces):
-                    continue
-                after += len(linesep)
-            if after == len(line) or (after == len(line) - 1 and line[-1] == "\n"):
-                return _BoundaryMatch(
-                    {
-                        0: line[:after],
-                        "sep": separator,
-                        "end": end,
-                        "ws": line[at:spaces],
-                        "linesep": linesep,
-                    }
-                )
-        return None
-
-
-class _Re:
-    """The :mod:`re` the feed parser's structure parse sees: ``compile`` of a boundary's
-    expression gives a :class:`_Boundary`, anything else is the real module's."""
-
-    escape = staticmethod(re.escape)
-
-    def compile(self, pattern: str, flags: int = 0) -> _Boundary | re.Pattern[str]:
-        if (
-            not flags
-            and isinstance(pattern, str)
-            and pattern.startswith(_BOUNDARY_HEAD)
-            and pattern.endswith(_BOUNDARY_TAIL)
-        ):
-            escaped = pattern[len(_BOUNDARY_HEAD) : -len(_BOUNDARY_TAIL)]
-            separator = _ESCAPED.sub(r"\1", escaped)
-            if re.escape(separator) == escaped:
-                return _Boundary(separator)
-        return re.compile(pattern, flags)
-
-    def __getattr__(self, name: str) -> object:
-        return getattr(re, name)
-
-
 def _feed_parser_class() -> type[_feedparser.FeedParser[Message]]:
     """The standard library's ``FeedParser``, its structure parse (``_parsegen``, the very
     code of this Python's ``email.feedparser``) run with :class:`_TailEol` for the module's
@@ -435,7 +348,6 @@ def _feed_parser_class() -> type[_feedparser.FeedParser[Message]]:
         return stock
     namespace = dict(vars(_feedparser))
     namespace["NLCRE_eol"] = _TailEol()
-    namespace["re"] = _Re()
     fast = types.FunctionType(
         parsegen.__code__, namespace, parsegen.__name__, parsegen.__defaults__
     )
