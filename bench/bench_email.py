@@ -469,7 +469,7 @@ def render(
             f"{d.cpu_per_message_ms / h.cpu_per_message_ms:,.1f}x" if h.cpu_per_message_ms else "-"
         )
         out.append(
-            f"| helpkit {h.journal_mode} + {h.synchronous} vs django-helpdesk "
+            f"| {h.label.split(' (')[0]} {h.journal_mode} + {h.synchronous} vs django-helpdesk "
             f"{d.journal_mode} + {d.synchronous}{same} | {ratio} | {cpu_ratio} |"
         )
     out += ["", "## CPU ms per message, by category", ""]
