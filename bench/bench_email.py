@@ -494,6 +494,7 @@ def render(
         out += ["", "## Examples of wrong outcomes (first few per system)", ""]
         out += [f"- {label}: `{w}`" for label, w in wrong]
     versions = ", ".join(f"{p} {bs._version(p)}" for p in PACKAGES)
+    revision = next((r.revision for r in results if not r.job.source), "?")
     out += [
         "",
         "## Machine",
@@ -501,7 +502,7 @@ def render(
         f"- {bs._cpu()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; {versions}",
         f"- command `{' '.join(['python', 'bench/bench_email.py', *sys.argv[1:]])}`, "
         f"run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-        f"helpkit revision {results[0].revision}; fsync/s {fsync[0]:,.0f}, "
+        f"helpkit revision {revision}; fsync/s {fsync[0]:,.0f}, "
         f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s"
         + (
             f"; 1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end "
