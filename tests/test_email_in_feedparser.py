@@ -171,3 +171,23 @@ def test_parse_is_unchanged_by_the_structure_parse(raw: bytes) -> None:
     from test_email_in_reference import same
 
     same(raw)
+
+
+def test_parts_made_for_multiparts_without_parts_keep_their_own_text() -> None:
+    """Two multiparts whose boundaries never start (each read as one text part, made by the
+    walk): the second's empty text is its own, not the first's (the walk keys what it has
+    worked out by part id, so the parts it makes are held till it ends; found by the
+    line-ending messages above: the text came out twice)."""
+    from test_email_in_reference import same
+
+    raw = (
+        b"From: a@b.example\rSubject: s\r\n"
+        b'Content-Type: multipart/mixed; boundary="a b0"\r\n\n--a b0\r\n'
+        b'Content-Type: multipart/alternative; boundary="a b1"\r\r\n'
+        b"--a b1  \tContent-Type: text/plain\r\r\n--a b0\r"
+        b'Content-Type: multipart/alternative; boundary="a b1"\n\r\n'
+        b"--a b0\r\nContent-Type: text/plain\r\n\n"
+    )
+    message = same(raw)
+    assert not isinstance(message, tuple)
+    assert message.body == "--a b1  \tContent-Type: text/plain"

@@ -455,6 +455,10 @@ class _Walk:
         # choose it, then read).
         self._types: dict[int, str] = {}
         self._decoded: dict[int, bytes | None] = {}
+        # The parts the walk made (a multipart without parts read as one text part) are held
+        # here till it ends: a part freed earlier could leave its id, and its cached type and
+        # bytes, to the next one made.
+        self._made: list[Message] = []
 
     def _type(self, part: Message) -> str:
         found = self._types.get(id(part))
@@ -480,6 +484,7 @@ class _Walk:
         ctype = self._type(part)
         if ctype.startswith("multipart/"):
             children = _children(part, self.notes)
+            self._made += children
             if ctype == "multipart/alternative":
                 self._alternative(children, depth, text_wanted=text_wanted)
             elif ctype == "multipart/related":
