@@ -2,7 +2,8 @@
 
 :func:`parse` reads a message with the standard library's :mod:`email` package
 (``email.policy.default``, each header value parsed once: the same answers, without the
-standard library parsing a header again at every fetch) and decodes what it needs itself,
+standard library parsing a header again at every fetch; its feed parser's own code, with the
+end of each payload found from its tail, :class:`_TailEol`) and decodes what it needs itself,
 so that no input makes it raise anything but :class:`EmailParseError`:
 
 - headers: RFC 2047 encoded words in any charset (an unknown one is read as UTF-8, else
