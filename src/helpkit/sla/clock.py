@@ -89,6 +89,18 @@ def _counts(category: StatusCategory, pause: frozenset[StatusCategory]) -> bool:
     return category.is_active and category not in pause
 
 
+class _Memo(dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]):
+    """The due date and warning instants of open cycles by (base, target), and beside them
+    the data :meth:`SlaFold._thresholds_data` gives for each entry (read back or encoded
+    once), valid as long as the memo is."""
+
+    __slots__ = ("data",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.data: dict[tuple[timedelta, timedelta], list[Any]] = {}
+
+
 class _Retired(NamedTuple):
     """Ended next-response and periodic-update cycles, newest first (a shared chain, so a
     longer history costs its fold nothing to copy)."""
@@ -137,6 +149,7 @@ class SlaFold:
         "_pending",
         "_periodic",
         "_priority",
+        "_read",
         "_resolution",
         "_retired",
         "_starts",
@@ -164,7 +177,12 @@ class SlaFold:
     _retired: _Retired | None
     _agent_replied: bool
     _pending: tuple[DueCheck, ...]
-    _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
+    _read: tuple[Any, ...]
+    """What :meth:`from_data` decoded, beside the data it decoded it from: the counting
+    intervals and the current cycles (``()`` for a fold not read back). :meth:`to_data` gives
+    the data again for a part that is still that very object (they are immutable), so a fold
+    read back and kept again encodes only what changed (the sweep: one cycle's checks)."""
+    _memo: _Memo
     """Thresholds of open cycles by (base, target), valid while the intervals stay as they
     are (shared by folds extended from this one until their intervals change)."""
 
@@ -194,7 +212,8 @@ class SlaFold:
         fold._retired = None
         fold._agent_replied = False
         fold._pending = ()
-        fold._memo = {}
+        fold._read = ()
+        fold._memo = _Memo()
         fold._count(_counts(fold._category, policy.pause_categories))
         for event in events[1:]:
             fold._apply(event)
@@ -228,6 +247,27 @@ class SlaFold:
         policy the fold was built under gives the same fold back (its counted time and
         pending checks depend on the calendar and targets).
         """
+        read = self._read
+        if read:  # parts still as read back: their data as read
+            starts, ends, after, first, resolution, next_, periodic = read
+            cycles = (self._first, self._resolution, self._next, self._periodic)
+            encoded = [
+                data if cycle is kept or cycle is None else _cycle_data(cycle)
+                for cycle, (kept, data) in zip(
+                    cycles, (first, resolution, next_, periodic), strict=True
+                )
+            ]
+            starts = starts[1] if self._starts is starts[0] else [_us(t) for t in self._starts]
+            ends = ends[1] if self._ends is ends[0] else [_us(t) for t in self._ends]
+            after = after[1] if self._after is after[0] else [d // _MICRO for d in self._after]
+        else:
+            encoded = [
+                None if cycle is None else _cycle_data(cycle)
+                for cycle in (self._first, self._resolution, self._next, self._periodic)
+            ]
+            starts = [_us(t) for t in self._starts]
+            ends = [_us(t) for t in self._ends]
+            after = [d // _MICRO for d in self._after]
         retired = []
         link = self._retired
         while link is not None:
@@ -241,13 +281,10 @@ class SlaFold:
             self._category._value_,
             int(self._priority),
             None if self._counting_since is None else _us(self._counting_since),
-            [_us(t) for t in self._starts],
-            [_us(t) for t in self._ends],
-            [d // _MICRO for d in self._after],
-            _cycle_data(self._first),
-            _cycle_data(self._resolution),
-            None if self._next is None else _cycle_data(self._next),
-            None if self._periodic is None else _cycle_data(self._periodic),
+            starts,
+            ends,
+            after,
+            *encoded,
             retired,
             self._agent_replied,
             [
@@ -272,19 +309,26 @@ class SlaFold:
         intervals change. A function of the fold's state (the same data however it was
         built)."""
         entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
+        known = self._memo.data  # each entry's data, kept while the memo holds
         for cycle in self._current():
             if not cycle.is_open:
                 continue
             target = self.policy.target(cycle.metric, self._priority)
-            if target is None or (cycle.base, target) in entries:
+            if target is None:
                 continue
-            due, warnings = self._memoized(cycle, target)
-            entries[cycle.base, target] = [
-                cycle.base // _MICRO,
-                target // _MICRO,
-                None if due is None else _us(due),
-                [None if w.at is None else _us(w.at) for w in warnings],
-            ]
+            key = (cycle.base, target)
+            if key in entries:
+                continue
+            entry = known.get(key)
+            if entry is None:
+                due, warnings = self._memoized(cycle, target)
+                entry = known[key] = [
+                    cycle.base // _MICRO,
+                    target // _MICRO,
+                    None if due is None else _us(due),
+                    [None if w.at is None else _us(w.at) for w in warnings],
+                ]
+            entries[key] = entry
         return sorted(entries.values(), key=lambda entry: (entry[0], entry[1]))
 
     @classmethod
@@ -335,6 +379,15 @@ class SlaFold:
             fold._resolution = _cycle_of(resolution)
             fold._next = None if next_ is None else _cycle_of(next_)
             fold._periodic = None if periodic is None else _cycle_of(periodic)
+            fold._read = (
+                _listed(fold._starts, starts),
+                _listed(fold._ends, ends),
+                _listed(fold._after, after),
+                _as_read(fold._first, first),
+                _as_read(fold._resolution, resolution),
+                _as_read(fold._next, next_),
+                _as_read(fold._periodic, periodic),
+            )
             chain: _Retired | None = None
             for item in reversed(retired):
                 chain = _Retired(_cycle_of(item), chain)
@@ -348,7 +401,7 @@ class SlaFold:
                 )
                 for metric, cycle, fraction, at, due, ended in pending
             )
-            fold._memo = _memo_of(thresholds[0], policy) if thresholds else {}
+            fold._memo = _memo_of(thresholds[0], policy) if thresholds else _Memo()
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
@@ -393,9 +446,9 @@ class SlaFold:
     def _count(self, counting: bool) -> None:
         if counting and self._counting_since is None:
             self._counting_since = self._t
-            self._memo = {}
+            self._memo = _Memo()
         elif not counting and self._counting_since is not None:
-            self._memo = {}
+            self._memo = _Memo()
             since, self._counting_since = self._counting_since, None
             if self._t > since:
                 counted = self._total() + self.policy.calendar.elapsed(since, self._t)
@@ -688,16 +741,20 @@ def _cycle_data(cycle: _Cycle) -> list[Any]:
     ]
 
 
-def _memo_of(
-    data: Any, policy: SlaPolicy
-) -> dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]:
-    """The thresholds memo of :meth:`SlaFold._thresholds_data`'s form."""
-    memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]] = {}
+def _memo_of(data: Any, policy: SlaPolicy) -> _Memo:
+    """The thresholds memo of :meth:`SlaFold._thresholds_data`'s form (each entry's data
+    kept with it, so the fold kept again encodes it no more)."""
+    memo = _Memo()
+    known = memo.data
     warn_at = policy.warn_at
-    for base, target, due, warnings in data:
+    for entry in data:
+        base, target, due, warnings = entry
         if len(warnings) != len(warn_at):
             raise ValueError(f"{len(warnings)} warning instants for {len(warn_at)} warnings")
-        memo[_duration(base), _duration(target)] = (
+        key = (_duration(base), _duration(target))
+        if type(entry) is list and type(warnings) is list:  # as this module writes it
+            known[key] = entry
+        memo[key] = (
             None if due is None else _instant(due),
             tuple(
                 [
@@ -710,6 +767,25 @@ def _memo_of(
 
 
 _NONE_FIRED: Final[frozenset[float]] = frozenset()
+
+
+def _as_read(cycle: _Cycle | None, data: Any) -> tuple[_Cycle | None, Any]:
+    """``cycle`` with the data it was read from, when that data is what :func:`_cycle_data`
+    gives for it (else with ``None``: :meth:`SlaFold.to_data` then encodes it)."""
+    if cycle is None or (
+        type(data) is list
+        and (data[6] is None or type(data[6]) is int)
+        and type(data[7]) is list
+        and (len(data[7]) < 2 or data[7] == sorted(cycle.fired))
+    ):
+        return cycle, data
+    return None, None
+
+
+def _listed(parts: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...] | None, Any]:
+    """Counting intervals with the list they were read from (``None`` for another
+    sequence: :meth:`SlaFold.to_data` then encodes them)."""
+    return (parts, data) if type(data) is list else (None, None)
 
 
 def _cycle_of(data: Any) -> _Cycle:
