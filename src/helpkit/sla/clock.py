@@ -55,6 +55,8 @@ _DATA_FORMAT: Final = 2
 for version 1, which is version 2 without the open cycles' thresholds)."""
 _FIELDS: Final = {1: 17, 2: 18}  # list items of each version's form
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
+_NOT_READ: Final[tuple[Any, ...]] = ([None] * 14, *([None] * 7))
+"""``SlaFold._read`` of a fold not read back: no part is as read."""
 
 
 # ---------------------------------------------------------------- the fold
@@ -87,18 +89,6 @@ class _Cycle(NamedTuple):
 
 def _counts(category: StatusCategory, pause: frozenset[StatusCategory]) -> bool:
     return category.is_active and category not in pause
-
-
-class _Memo(dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]):
-    """The due date and warning instants of open cycles by (base, target), and beside them
-    the data :meth:`SlaFold._thresholds_data` gives for each entry (read back or encoded
-    once), valid as long as the memo is."""
-
-    __slots__ = ("data",)
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.data: dict[tuple[timedelta, timedelta], list[Any]] = {}
 
 
 class _Retired(NamedTuple):
@@ -145,6 +135,7 @@ class SlaFold:
         "_ends",
         "_first",
         "_memo",
+        "_memo_data",
         "_next",
         "_pending",
         "_periodic",
@@ -178,13 +169,16 @@ class SlaFold:
     _agent_replied: bool
     _pending: tuple[DueCheck, ...]
     _read: tuple[Any, ...]
-    """What :meth:`from_data` decoded, beside the data it decoded it from: the counting
-    intervals and the current cycles (``()`` for a fold not read back). :meth:`to_data` gives
-    the data again for a part that is still that very object (they are immutable), so a fold
-    read back and kept again encodes only what changed (the sweep: one cycle's checks)."""
-    _memo: _Memo
+    """The data :meth:`from_data` read and the counting intervals and current cycles it
+    decoded from it (``()`` for a fold not read back). :meth:`to_data` gives a part's data
+    as read while the part is still that very object (they are immutable), so a fold read
+    back and kept again encodes only what changed (the sweep: one cycle's checks)."""
+    _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
     """Thresholds of open cycles by (base, target), valid while the intervals stay as they
     are (shared by folds extended from this one until their intervals change)."""
+    _memo_data: dict[tuple[timedelta, timedelta], list[Any]]
+    """The data of :meth:`_thresholds_data` for entries of ``_memo`` (read back or encoded
+    once), replaced with it."""
 
     @classmethod
     def of(cls, events: Sequence[Event], policy: SlaPolicy) -> SlaFold:
@@ -213,7 +207,8 @@ class SlaFold:
         fold._agent_replied = False
         fold._pending = ()
         fold._read = ()
-        fold._memo = _Memo()
+        fold._memo = {}
+        fold._memo_data = {}
         fold._count(_counts(fold._category, policy.pause_categories))
         for event in events[1:]:
             fold._apply(event)
@@ -247,27 +242,24 @@ class SlaFold:
         policy the fold was built under gives the same fold back (its counted time and
         pending checks depend on the calendar and targets).
         """
-        read = self._read
-        if read:  # parts still as read back: their data as read
-            starts, ends, after, first, resolution, next_, periodic = read
-            cycles = (self._first, self._resolution, self._next, self._periodic)
-            encoded = [
-                data if cycle is kept or cycle is None else _cycle_data(cycle)
-                for cycle, (kept, data) in zip(
-                    cycles, (first, resolution, next_, periodic), strict=True
-                )
-            ]
-            starts = starts[1] if self._starts is starts[0] else [_us(t) for t in self._starts]
-            ends = ends[1] if self._ends is ends[0] else [_us(t) for t in self._ends]
-            after = after[1] if self._after is after[0] else [d // _MICRO for d in self._after]
-        else:
-            encoded = [
-                None if cycle is None else _cycle_data(cycle)
-                for cycle in (self._first, self._resolution, self._next, self._periodic)
-            ]
-            starts = [_us(t) for t in self._starts]
-            ends = [_us(t) for t in self._ends]
-            after = [d // _MICRO for d in self._after]
+        read = self._read or _NOT_READ
+        data: list[Any] = read[0]
+        starts = data[7] if self._starts is read[1] else [_us(t) for t in self._starts]
+        ends = data[8] if self._ends is read[2] else [_us(t) for t in self._ends]
+        after = data[9] if self._after is read[3] else [d // _MICRO for d in self._after]
+        encoded = [
+            None
+            if cycle is None
+            else data[index]
+            if cycle is read[index - 6] and _as_written(data[index], cycle)
+            else _cycle_data(cycle)
+            for index, cycle in (
+                (10, self._first),
+                (11, self._resolution),
+                (12, self._next),
+                (13, self._periodic),
+            )
+        ]
         retired = []
         link = self._retired
         while link is not None:
@@ -309,7 +301,7 @@ class SlaFold:
         intervals change. A function of the fold's state (the same data however it was
         built)."""
         entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
-        known = self._memo.data  # each entry's data, kept while the memo holds
+        known = self._memo_data  # each entry's data, kept while the memo holds
         for cycle in self._current():
             if not cycle.is_open:
                 continue
@@ -366,27 +358,30 @@ class SlaFold:
             fold.policy = policy
             fold.ticket_id = ticket_id
             fold.seq = seq
-            fold._t = _instant(t)
+            # The instant of the last event is often that of the counting or of a cycle's
+            # start too: those share its datetime (equal values, one decoding).
+            fold._t = at = _instant(t)
             fold._category = _CATEGORIES[category]
             fold._priority = _PRIORITIES[priority]
-            fold._counting_since = None if counting_since is None else _instant(counting_since)
+            fold._counting_since = _instant_or(counting_since, t, at)
             fold._starts = tuple(map(_instant, starts))
             fold._ends = tuple(map(_instant, ends))
             fold._after = tuple(map(_duration, after))
             if not len(fold._starts) == len(fold._ends) == len(fold._after):
                 raise ValueError("counting intervals of different lengths")
-            fold._first = _cycle_of(first)
-            fold._resolution = _cycle_of(resolution)
-            fold._next = None if next_ is None else _cycle_of(next_)
-            fold._periodic = None if periodic is None else _cycle_of(periodic)
+            fold._first = _cycle_of(first, t, at)
+            fold._resolution = _cycle_of(resolution, t, at)
+            fold._next = None if next_ is None else _cycle_of(next_, t, at)
+            fold._periodic = None if periodic is None else _cycle_of(periodic, t, at)
             fold._read = (
-                _listed(fold._starts, starts),
-                _listed(fold._ends, ends),
-                _listed(fold._after, after),
-                _as_read(fold._first, first),
-                _as_read(fold._resolution, resolution),
-                _as_read(fold._next, next_),
-                _as_read(fold._periodic, periodic),
+                data,
+                fold._starts if type(starts) is list else None,
+                fold._ends if type(ends) is list else None,
+                fold._after if type(after) is list else None,
+                fold._first,
+                fold._resolution,
+                fold._next,
+                fold._periodic,
             )
             chain: _Retired | None = None
             for item in reversed(retired):
@@ -401,7 +396,10 @@ class SlaFold:
                 )
                 for metric, cycle, fraction, at, due, ended in pending
             )
-            fold._memo = _memo_of(thresholds[0], policy) if thresholds else _Memo()
+            fold._memo = {}
+            fold._memo_data = {}
+            if thresholds:
+                _memo_of(thresholds[0], policy, fold._memo, fold._memo_data)
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
@@ -446,9 +444,11 @@ class SlaFold:
     def _count(self, counting: bool) -> None:
         if counting and self._counting_since is None:
             self._counting_since = self._t
-            self._memo = _Memo()
+            self._memo = {}
+            self._memo_data = {}
         elif not counting and self._counting_since is not None:
-            self._memo = _Memo()
+            self._memo = {}
+            self._memo_data = {}
             since, self._counting_since = self._counting_since, None
             if self._t > since:
                 counted = self._total() + self.policy.calendar.elapsed(since, self._t)
@@ -741,11 +741,14 @@ def _cycle_data(cycle: _Cycle) -> list[Any]:
     ]
 
 
-def _memo_of(data: Any, policy: SlaPolicy) -> _Memo:
-    """The thresholds memo of :meth:`SlaFold._thresholds_data`'s form (each entry's data
-    kept with it, so the fold kept again encodes it no more)."""
-    memo = _Memo()
-    known = memo.data
+def _memo_of(
+    data: Any,
+    policy: SlaPolicy,
+    memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]],
+    known: dict[tuple[timedelta, timedelta], list[Any]],
+) -> None:
+    """Fill the thresholds memo from :meth:`SlaFold._thresholds_data`'s form, and ``known``
+    with each entry's data (so the fold kept again encodes it no more)."""
     warn_at = policy.warn_at
     for entry in data:
         base, target, due, warnings = entry
@@ -763,37 +766,41 @@ def _memo_of(data: Any, policy: SlaPolicy) -> _Memo:
                 ]
             ),
         )
-    return memo
 
 
 _NONE_FIRED: Final[frozenset[float]] = frozenset()
 
 
-def _as_read(cycle: _Cycle | None, data: Any) -> tuple[_Cycle | None, Any]:
-    """``cycle`` with the data it was read from, when that data is what :func:`_cycle_data`
-    gives for it (else with ``None``: :meth:`SlaFold.to_data` then encodes it)."""
-    if cycle is None or (
+def _as_written(data: Any, cycle: _Cycle) -> bool:
+    """Whether ``data``, which ``cycle`` was read from, is what :func:`_cycle_data` gives
+    for it (a list, the priority a plain integer, the fractions sorted and distinct)."""
+    fired = data[7]
+    return (
         type(data) is list
         and (data[6] is None or type(data[6]) is int)
-        and type(data[7]) is list
-        and (len(data[7]) < 2 or data[7] == sorted(cycle.fired))
-    ):
-        return cycle, data
-    return None, None
+        and type(fired) is list
+        and (len(fired) < 2 or fired == sorted(cycle.fired))
+    )
 
 
-def _listed(parts: tuple[Any, ...], data: Any) -> tuple[tuple[Any, ...] | None, Any]:
-    """Counting intervals with the list they were read from (``None`` for another
-    sequence: :meth:`SlaFold.to_data` then encodes them)."""
-    return (parts, data) if type(data) is list else (None, None)
+def _instant_or(value: object, known: int, at: datetime) -> datetime | None:
+    """:func:`_instant` of ``value`` (``None`` for ``None``), which is ``at`` when ``value``
+    is the integer ``known`` (whose instant ``at`` is)."""
+    if value is None:
+        return None
+    if value == known and type(value) is int:
+        return at
+    return _instant(value)
 
 
-def _cycle_of(data: Any) -> _Cycle:
+def _cycle_of(data: Any, known: int = 0, at: datetime = _EPOCH) -> _Cycle:
+    """The cycle of :func:`_cycle_data`'s form (``at`` the instant of ``known``, if it is
+    the cycle's start)."""
     metric, index, start, base, achieved, stopped, end_priority, fired = data
     return _Cycle(
         _METRICS[metric],
         _int(index),
-        _instant(start),
+        at if start == known and type(start) is int else _instant(start),
         _duration(base),
         None if achieved is None else _instant(achieved),
         None if stopped is None else _instant(stopped),
