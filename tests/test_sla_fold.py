@@ -278,6 +278,10 @@ def test_a_kept_fold_read_back_equals_the_full_fold(
         lambda d: [*d[:4], "gone", *d[5:]],  # unknown category
         lambda d: [*d[:7], [1], *d[8:]],  # intervals of different lengths
         lambda d: [*d[:15], 1, *d[16:]],  # agent_replied not a bool
+        # instants equal to the last event's, but not integers (that one's decoding is shared)
+        lambda d: [*d[:6], float(d[3]), *d[7:]],
+        lambda d: [*d[:10], [*d[10][:2], float(d[3]), *d[10][3:]], *d[11:]],
+        lambda d: [*d[:11], [*d[11][:2], True, *d[11][3:]], *d[12:]],
     ],
 )
 def test_data_that_is_not_a_fold_is_refused(change: Any) -> None:
@@ -342,10 +346,9 @@ def test_a_fold_read_back_and_kept_again_gives_the_data_of_the_fold_itself(
     target: timedelta,
     cuts: list[int],
 ) -> None:
-    """:meth:`SlaFold.to_data` of a fold read back gives the data it was read from for the
-    parts still as read: extended by any events (as the sweep and commands do), it is the
-    data of the fold folded from the history, read back from the JSON text or from the very
-    lists :meth:`SlaFold.to_data` gave."""
+    """A fold read back (from the JSON text, or from the very lists :meth:`SlaFold.to_data`
+    gave) gives its data again, and extended by any events (as the sweep and commands do)
+    it is the fold folded from the history: the same data and status."""
     policy = policy_of(calendar, target)
     events = build(start, script, policy).events
     points = sorted({min(c, len(events)) for c in cuts} | {len(events)})
@@ -365,7 +368,8 @@ def test_a_fold_read_back_and_kept_again_gives_the_data_of_the_fold_itself(
 
 def test_data_not_as_written_is_kept_again_as_written() -> None:
     """A fold read from data this module would not write that way (tuples for lists, a
-    cycle's fractions unsorted or repeated) is kept again in the written form."""
+    cycle's fractions unsorted or repeated) is kept again in the written form (what is
+    kept is a function of the fold, never a copy of what was read)."""
     policy = policy_of(BusinessCalendar.always("UTC"), timedelta(hours=1))
     story = Story(datetime.fromisoformat("2026-03-02T09:00:00+00:00"))
     later = story.events[-1].at + timedelta(hours=4)

@@ -55,8 +55,6 @@ _DATA_FORMAT: Final = 2
 for version 1, which is version 2 without the open cycles' thresholds)."""
 _FIELDS: Final = {1: 17, 2: 18}  # list items of each version's form
 _METRIC_ORDER: Final = {m: i for i, m in enumerate(Metric)}
-_NOT_READ: Final[tuple[Any, ...]] = ([None] * 14, *([None] * 7))
-"""``SlaFold._read`` of a fold not read back: no part is as read."""
 
 
 # ---------------------------------------------------------------- the fold
@@ -135,12 +133,10 @@ class SlaFold:
         "_ends",
         "_first",
         "_memo",
-        "_memo_data",
         "_next",
         "_pending",
         "_periodic",
         "_priority",
-        "_read",
         "_resolution",
         "_retired",
         "_starts",
@@ -168,17 +164,9 @@ class SlaFold:
     _retired: _Retired | None
     _agent_replied: bool
     _pending: tuple[DueCheck, ...]
-    _read: tuple[Any, ...]
-    """The data :meth:`from_data` read and the counting intervals and current cycles it
-    decoded from it (``()`` for a fold not read back). :meth:`to_data` gives a part's data
-    as read while the part is still that very object (they are immutable), so a fold read
-    back and kept again encodes only what changed (the sweep: one cycle's checks)."""
     _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
     """Thresholds of open cycles by (base, target), valid while the intervals stay as they
     are (shared by folds extended from this one until their intervals change)."""
-    _memo_data: dict[tuple[timedelta, timedelta], list[Any]]
-    """The data of :meth:`_thresholds_data` for entries of ``_memo`` (read back or encoded
-    once), replaced with it."""
 
     @classmethod
     def of(cls, events: Sequence[Event], policy: SlaPolicy) -> SlaFold:
@@ -206,9 +194,7 @@ class SlaFold:
         fold._retired = None
         fold._agent_replied = False
         fold._pending = ()
-        fold._read = ()
         fold._memo = {}
-        fold._memo_data = {}
         fold._count(_counts(fold._category, policy.pause_categories))
         for event in events[1:]:
             fold._apply(event)
@@ -242,24 +228,6 @@ class SlaFold:
         policy the fold was built under gives the same fold back (its counted time and
         pending checks depend on the calendar and targets).
         """
-        read = self._read or _NOT_READ
-        data: list[Any] = read[0]
-        starts = data[7] if self._starts is read[1] else [_us(t) for t in self._starts]
-        ends = data[8] if self._ends is read[2] else [_us(t) for t in self._ends]
-        after = data[9] if self._after is read[3] else [d // _MICRO for d in self._after]
-        encoded = [
-            None
-            if cycle is None
-            else data[index]
-            if cycle is read[index - 6] and _as_written(data[index], cycle)
-            else _cycle_data(cycle)
-            for index, cycle in (
-                (10, self._first),
-                (11, self._resolution),
-                (12, self._next),
-                (13, self._periodic),
-            )
-        ]
         retired = []
         link = self._retired
         while link is not None:
@@ -273,10 +241,13 @@ class SlaFold:
             self._category._value_,
             int(self._priority),
             None if self._counting_since is None else _us(self._counting_since),
-            starts,
-            ends,
-            after,
-            *encoded,
+            [_us(t) for t in self._starts],
+            [_us(t) for t in self._ends],
+            [d // _MICRO for d in self._after],
+            _cycle_data(self._first),
+            _cycle_data(self._resolution),
+            None if self._next is None else _cycle_data(self._next),
+            None if self._periodic is None else _cycle_data(self._periodic),
             retired,
             self._agent_replied,
             [
@@ -301,26 +272,19 @@ class SlaFold:
         intervals change. A function of the fold's state (the same data however it was
         built)."""
         entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
-        known = self._memo_data  # each entry's data, kept while the memo holds
         for cycle in self._current():
             if not cycle.is_open:
                 continue
             target = self.policy.target(cycle.metric, self._priority)
-            if target is None:
+            if target is None or (cycle.base, target) in entries:
                 continue
-            key = (cycle.base, target)
-            if key in entries:
-                continue
-            entry = known.get(key)
-            if entry is None:
-                due, warnings = self._memoized(cycle, target)
-                entry = known[key] = [
-                    cycle.base // _MICRO,
-                    target // _MICRO,
-                    None if due is None else _us(due),
-                    [None if w.at is None else _us(w.at) for w in warnings],
-                ]
-            entries[key] = entry
+            due, warnings = self._memoized(cycle, target)
+            entries[cycle.base, target] = [
+                cycle.base // _MICRO,
+                target // _MICRO,
+                None if due is None else _us(due),
+                [None if w.at is None else _us(w.at) for w in warnings],
+            ]
         return sorted(entries.values(), key=lambda entry: (entry[0], entry[1]))
 
     @classmethod
@@ -373,16 +337,6 @@ class SlaFold:
             fold._resolution = _cycle_of(resolution, t, at)
             fold._next = None if next_ is None else _cycle_of(next_, t, at)
             fold._periodic = None if periodic is None else _cycle_of(periodic, t, at)
-            fold._read = (
-                data,
-                fold._starts if type(starts) is list else None,
-                fold._ends if type(ends) is list else None,
-                fold._after if type(after) is list else None,
-                fold._first,
-                fold._resolution,
-                fold._next,
-                fold._periodic,
-            )
             chain: _Retired | None = None
             for item in reversed(retired):
                 chain = _Retired(_cycle_of(item), chain)
@@ -396,10 +350,7 @@ class SlaFold:
                 )
                 for metric, cycle, fraction, at, due, ended in pending
             )
-            fold._memo = {}
-            fold._memo_data = {}
-            if thresholds:
-                _memo_of(thresholds[0], policy, fold._memo, fold._memo_data)
+            fold._memo = _memo_of(thresholds[0], policy) if thresholds else {}
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
@@ -445,10 +396,8 @@ class SlaFold:
         if counting and self._counting_since is None:
             self._counting_since = self._t
             self._memo = {}
-            self._memo_data = {}
         elif not counting and self._counting_since is not None:
             self._memo = {}
-            self._memo_data = {}
             since, self._counting_since = self._counting_since, None
             if self._t > since:
                 counted = self._total() + self.policy.calendar.elapsed(since, self._t)
@@ -742,22 +691,15 @@ def _cycle_data(cycle: _Cycle) -> list[Any]:
 
 
 def _memo_of(
-    data: Any,
-    policy: SlaPolicy,
-    memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]],
-    known: dict[tuple[timedelta, timedelta], list[Any]],
-) -> None:
-    """Fill the thresholds memo from :meth:`SlaFold._thresholds_data`'s form, and ``known``
-    with each entry's data (so the fold kept again encodes it no more)."""
+    data: Any, policy: SlaPolicy
+) -> dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]:
+    """The thresholds memo of :meth:`SlaFold._thresholds_data`'s form."""
+    memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]] = {}
     warn_at = policy.warn_at
-    for entry in data:
-        base, target, due, warnings = entry
+    for base, target, due, warnings in data:
         if len(warnings) != len(warn_at):
             raise ValueError(f"{len(warnings)} warning instants for {len(warn_at)} warnings")
-        key = (_duration(base), _duration(target))
-        if type(entry) is list and type(warnings) is list:  # as this module writes it
-            known[key] = entry
-        memo[key] = (
+        memo[_duration(base), _duration(target)] = (
             None if due is None else _instant(due),
             tuple(
                 [
@@ -766,21 +708,10 @@ def _memo_of(
                 ]
             ),
         )
+    return memo
 
 
 _NONE_FIRED: Final[frozenset[float]] = frozenset()
-
-
-def _as_written(data: Any, cycle: _Cycle) -> bool:
-    """Whether ``data``, which ``cycle`` was read from, is what :func:`_cycle_data` gives
-    for it (a list, the priority a plain integer, the fractions sorted and distinct)."""
-    fired = data[7]
-    return (
-        type(data) is list
-        and (data[6] is None or type(data[6]) is int)
-        and type(fired) is list
-        and (len(fired) < 2 or fired == sorted(cycle.fired))
-    )
 
 
 def _instant_or(value: object, known: int, at: datetime) -> datetime | None:
