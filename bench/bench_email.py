@@ -68,6 +68,8 @@ class Job:
     synchronous: str  # FULL or NORMAL
     corpus: str = ""
     directory: str = ""
+    source: str = ""
+    """helpkit only: a source tree whose ``helpkit`` the worker imports (``--before``)."""
 
 
 @dataclass
@@ -84,6 +86,16 @@ class Result:
     wrong: list[str] = field(default_factory=list)
     outcomes: dict[str, int] = field(default_factory=dict)
     revision: str = ""
+    cpu_seconds: float = 0.0
+    """The worker's CPU time (user + system, ``time.process_time``) over the timed loop: the
+    figure that swings least with the machine's load."""
+    cpu_ms: dict[str, float] = field(default_factory=dict)
+    """CPU milliseconds per message of each category (helpkit: also ``parse:<category>``
+    and ``receive:<category>``)."""
+
+    @property
+    def cpu_per_message_ms(self) -> float:
+        return 1000 * self.cpu_seconds / self.messages if self.messages else 0.0
 
     @property
     def per_s(self) -> float:
@@ -125,6 +137,25 @@ def judge(
             result.wrong.append(f"{e.file} {e.category}: held {places}")
 
 
+def _per_category(corpus: Path, times: dict[str, dict[str, float]]) -> dict[str, float]:
+    """Mean CPU milliseconds per message of each category (``<part>:<category>`` for the
+    parts other than the whole, keyed ``""``), from each file's seconds."""
+    sums: dict[str, float] = defaultdict(float)
+    counts: Counter[str] = Counter()
+    for e in email_corpus.read_manifest(corpus):
+        parts = times.get(e.file)
+        if parts is None:
+            continue
+        counts[e.category] += 1
+        for part, seconds in parts.items():
+            sums[f"{part}:{e.category}" if part else e.category] += seconds
+    return {
+        key: 1000 * value / counts[key.rpartition(":")[2]]
+        for key, value in sorted(sums.items())
+        if counts[key.rpartition(":")[2]]
+    }
+
+
 # ---------------------------------------------------------------- helpkit
 
 
@@ -148,20 +179,37 @@ def run_helpkit(job: Job) -> Result:
     with store._connection() as conn:  # what the store's own connections run with
         result.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
         result.synchronous = bs._sync_name(conn.execute("PRAGMA synchronous").fetchone()[0])
-    result.label = f"helpkit (sqlite, {result.journal_mode} + {result.synchronous})"
+    name = "helpkit" if not job.source else f"helpkit before {_tree_revision(job.source)}"
+    if job.source:
+        import helpkit
+
+        where = Path(helpkit.__file__).resolve()
+        assert where.is_relative_to(Path(job.source).resolve()), f"imported {where}"
+    result.label = f"{name} (sqlite, {result.journal_mode} + {result.synchronous})"
     outcomes: Counter[str] = Counter()
     files = sorted(p for p in folder.iterdir() if p.suffix == ".eml")
-    start = time.perf_counter()
+    # CPU per message and per part, by category: three process_time readings a message.
+    times: list[tuple[str, float, float, float]] = []
+    cpu = time.process_time
+    start, cpu_start = time.perf_counter(), cpu()
     for path in files:
+        began = cpu()
         raw = path.read_bytes()
         try:
             message = parse(raw, received_at=datetime.now(UTC))
         except EmailParseError:
             outcomes["unparseable"] += 1
             continue
+        parsed = cpu()
         intake = desk.receive(message)
+        times.append((path.name, began, parsed, cpu()))
         outcomes["duplicate" if intake.duplicate else str(intake.kind.value)] += 1
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = cpu() - cpu_start
+    result.cpu_ms = _per_category(
+        Path(job.corpus),
+        {name: {"": c - a, "parse": b - a, "receive": c - b} for name, a, b, c in times},
+    )
     result.messages = len(files)
     result.outcomes = dict(outcomes)
     held: dict[str, list[tuple[str, bool]]] = defaultdict(list)
@@ -246,10 +294,13 @@ def run_django(job: Job) -> Result:
     logger.setLevel(logging.ERROR)
     force_str = bs._import("django.utils.encoding").force_str
     files = sorted(p for p in folder.iterdir() if p.suffix == ".eml")
-    start = time.perf_counter()
+    times: dict[str, dict[str, float]] = {}
+    cpu = time.process_time
+    start, cpu_start = time.perf_counter(), cpu()
     # process_queue's loop for a local folder, in file-name (arrival) order: its own loop
     # takes os.listdir's order, which would answer requests before they were asked.
     for path in files:
+        began = cpu()
         with open(path) as f:
             full_message = force_str(f.read(), errors="replace")
         try:
@@ -260,10 +311,14 @@ def run_django(job: Job) -> Result:
             helpdesk_exceptions.IgnoreTicketException,
             helpdesk_exceptions.DeleteIgnoredTicketException,
         ):
+            times[path.name] = {"": cpu() - began}
             continue
         if ticket:
             os.unlink(path)
+        times[path.name] = {"": cpu() - began}
     result.seconds = time.perf_counter() - start
+    result.cpu_seconds = cpu() - cpu_start
+    result.cpu_ms = _per_category(Path(job.corpus), times)
     result.messages = len(files)
     result.outcomes = {
         "tickets": models.Ticket.objects.count(),
@@ -288,6 +343,15 @@ def run_django(job: Job) -> Result:
 # ---------------------------------------------------------------- the driver
 
 
+def _tree_revision(source: str) -> str:
+    """What ``--before`` names a source tree by: its ``REVISION`` file's first word (written
+    by whoever exported it), else its folder's name."""
+    mark = Path(source).parent / "REVISION"
+    if mark.is_file():
+        return mark.read_text(encoding="utf-8").split()[0][:12]
+    return Path(source).parent.name
+
+
 def worker(spec: str, out: str) -> None:
     job = Job(**json.loads(spec))
     runner = {"helpkit": run_helpkit, "django": run_django}[job.system]
@@ -303,10 +367,19 @@ def spawn(job: Job) -> Result:
     job.directory = str(directory)
     shutil.copytree(job.corpus, directory / "mail", ignore=shutil.ignore_patterns("*.json"))
     out = directory / "result.json"
-    print(f"-- {job.system} {job.journal} + {job.synchronous}", file=sys.stderr, flush=True)
+    print(
+        f"-- {job.system} {job.journal} + {job.synchronous} {job.source}",
+        file=sys.stderr,
+        flush=True,
+    )
+    env = dict(os.environ)
+    if job.source:  # that tree's helpkit first on the path, before the installed one
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (job.source, env.get("PYTHONPATH", "")) if p)
     try:
         subprocess.run(
-            [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)], check=True
+            [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)],
+            check=True,
+            env=env,
         )
         data = json.loads(out.read_text(encoding="utf-8"))
     finally:
@@ -356,17 +429,15 @@ def render(
         "  reply: held once, on the ticket of the request it answers; auto-reply, bounce: on no",
         "  ticket; duplicate: its Message-ID held at most once.",
         "",
-        "| system | journal + synchronous | messages/s | seconds | peak RSS MiB | "
-        + " | ".join(CATEGORIES)
-        + " |",
-        "|---|---|---:|---:|---:|" + "---:|" * len(CATEGORIES),
+        "| system | journal + synchronous | messages/s | seconds | CPU ms/message | "
+        "peak RSS MiB | " + " | ".join(CATEGORIES) + " |",
+        "|---|---|---:|---:|---:|---:|" + "---:|" * len(CATEGORIES),
     ]
     for r in results:
         out.append(
             f"| {r.label.split(' (')[0]} | {r.journal_mode} + {r.synchronous} | "
-            f"{r.per_s:,.0f} | {r.seconds:,.1f} | {r.maxrss_kib / 1024:,.0f} | "
-            + " | ".join(_score(r, c) for c in CATEGORIES)
-            + " |"
+            f"{r.per_s:,.0f} | {r.seconds:,.1f} | {r.cpu_per_message_ms:,.2f} | "
+            f"{r.maxrss_kib / 1024:,.0f} | " + " | ".join(_score(r, c) for c in CATEGORIES) + " |"
         )
     pairs = [
         (h, d)
@@ -378,8 +449,15 @@ def render(
     pairs.sort(
         key=lambda p: (p[0].journal_mode, p[0].synchronous) != (p[1].journal_mode, p[1].synchronous)
     )
-    out += ["", "## Ratios (helpkit / django-helpdesk messages/s)", ""]
-    out += ["| pairing | ratio |", "|---|---:|"]
+    out += ["", "## Ratios (helpkit / django-helpdesk)", ""]
+    out += [
+        "messages/s is the goal's measure; CPU is each worker's own CPU time over its loop",
+        "(django-helpdesk's CPU ms per message / helpkit's), which swings far less with the",
+        "machine's load than the wall clock does.",
+        "",
+        "| pairing | messages/s ratio | CPU ratio |",
+        "|---|---:|---:|",
+    ]
     for h, d in pairs:
         same = (
             " (same journal and synchronous: the fair pairing)"
@@ -387,10 +465,27 @@ def render(
             else ""
         )
         ratio = f"{h.per_s / d.per_s:,.1f}x" if d.per_s else "-"
-        out.append(
-            f"| helpkit {h.journal_mode} + {h.synchronous} vs django-helpdesk "
-            f"{d.journal_mode} + {d.synchronous}{same} | {ratio} |"
+        cpu_ratio = (
+            f"{d.cpu_per_message_ms / h.cpu_per_message_ms:,.1f}x" if h.cpu_per_message_ms else "-"
         )
+        out.append(
+            f"| {h.label.split(' (')[0]} {h.journal_mode} + {h.synchronous} vs django-helpdesk "
+            f"{d.journal_mode} + {d.synchronous}{same} | {ratio} | {cpu_ratio} |"
+        )
+    out += ["", "## CPU ms per message, by category", ""]
+    out += ["| system | journal + synchronous | " + " | ".join(CATEGORIES) + " |"]
+    out += ["|---|---|" + "---:|" * len(CATEGORIES)]
+    for r in results:
+        rows = [("", r.label.split(" (")[0])]
+        if r.job.system == "helpkit":
+            rows += [("parse:", "  of which parse"), ("receive:", "  of which receive")]
+        for prefix, name in rows:
+            cells = [r.cpu_ms.get(prefix + c) for c in CATEGORIES]
+            out.append(
+                f"| {name} | {r.journal_mode} + {r.synchronous} | "
+                + " | ".join("-" if v is None else f"{v:.2f}" for v in cells)
+                + " |"
+            )
     out += ["", "## Outcomes as each system reported them", ""]
     for r in results:
         out.append(f"- {r.label}: " + ", ".join(f"{k} {v:,}" for k, v in r.outcomes.items()))
@@ -399,6 +494,7 @@ def render(
         out += ["", "## Examples of wrong outcomes (first few per system)", ""]
         out += [f"- {label}: `{w}`" for label, w in wrong]
     versions = ", ".join(f"{p} {bs._version(p)}" for p in PACKAGES)
+    revision = next((r.revision for r in results if not r.job.source), "?")
     out += [
         "",
         "## Machine",
@@ -406,7 +502,7 @@ def render(
         f"- {bs._cpu()}, {os.cpu_count()} cores, Python {sys.version.split()[0]}; {versions}",
         f"- command `{' '.join(['python', 'bench/bench_email.py', *sys.argv[1:]])}`, "
         f"run on {datetime.now(UTC):%Y-%m-%d %H:%M} UTC; "
-        f"helpkit revision {results[0].revision}; fsync/s {fsync[0]:,.0f}, "
+        f"helpkit revision {revision}; fsync/s {fsync[0]:,.0f}, "
         f"fdatasync/s {fsync[1]:,.0f} in the temp directory; the run took {took:,.0f} s"
         + (
             f"; 1-minute load average {load[0]:.2f} at the start, {load[1]:.2f} at the end "
@@ -426,6 +522,12 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="a smoke run: 60 messages")
     parser.add_argument("--systems", default="helpkit,django")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--before",
+        type=Path,
+        help="also run the helpkit jobs with the helpkit of this source tree (the folder "
+        "holding its helpkit package, e.g. from `git archive main src`), beside this tree's",
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -439,7 +541,10 @@ def main() -> None:
         systems = args.systems.split(",")
         jobs = []
         if "helpkit" in systems:
-            jobs += [Job("helpkit", "WAL", "FULL", corpus), Job("helpkit", "WAL", "NORMAL", corpus)]
+            for sync in ("FULL", "NORMAL"):
+                if args.before is not None:
+                    jobs.append(Job("helpkit", "WAL", sync, corpus, source=str(args.before)))
+                jobs.append(Job("helpkit", "WAL", sync, corpus))
         if "django" in systems:
             jobs += [
                 Job("django", "WAL", "FULL", corpus),

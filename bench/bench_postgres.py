@@ -73,6 +73,9 @@ class Job:
     runs: int = 0
     workers: list[int] = field(default_factory=list)  # sweep: processes per run
     dsn: str = DSN
+    # A helpkit source tree to run instead of the installed one (--baseline: its src/ goes
+    # first on the worker's PYTHONPATH), for a before/after in one run.
+    source: str = ""
 
 
 @dataclass
@@ -727,7 +730,7 @@ def worker(spec: str, out: str) -> None:
     result.bare_commits = bare
     result.maxrss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     result.load = [load, os.getloadavg()[0]]
-    result.revision = bs.revision()
+    result.revision = f"baseline {job.source}" if job.source else bs.revision()
     Path(out).write_text(json.dumps(asdict(result)), encoding="utf-8")
 
 
@@ -740,8 +743,14 @@ def spawn(job: Job, scratch: Path) -> Result:
     out = scratch / f"result-{secrets.token_hex(4)}.json"
     print(f"-- {job.system} size={job.size:,}", file=sys.stderr, flush=True)
     start = time.perf_counter()
+    env = None
+    if job.source:
+        paths = [str(Path(job.source) / "src"), os.environ.get("PYTHONPATH", "")]
+        env = {**os.environ, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     subprocess.run(
-        [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)], check=True
+        [sys.executable, __file__, "--worker", json.dumps(asdict(job)), str(out)],
+        check=True,
+        env=env,
     )
     result = _result(json.loads(out.read_text(encoding="utf-8")))
     out.unlink()
@@ -770,6 +779,16 @@ class Run:
     load_end: list[float]
     server: str
     command: str
+
+
+def _system(r: Result) -> str:
+    """A row's system, marked when it ran the baseline source."""
+    return r.label.split(" (")[0] + (" (baseline)" if r.job.source else "")
+
+
+def _sources(results: list[Result]) -> list[str]:
+    """The helpkit sources of the creates/updates rows: "" (installed) first, then baselines."""
+    return sorted({r.job.source for r in results if r.job.system == "helpkit"} | {""})
 
 
 def render(results: list[Result], run: Run) -> str:
@@ -826,7 +845,7 @@ def render(results: list[Result], run: Run) -> str:
             continue
         loaded = f" (bulk-loaded in {r.load_s:,.0f} s, untimed)" if r.load_s else ""
         out.append(
-            f"| {r.label.split(' (')[0]} | {r.synchronous_commit} | {r.job.size:,}{loaded} | "
+            f"| {_system(r)} | {r.synchronous_commit} | {r.job.size:,}{loaded} | "
             f"{bs._fmt(r.creates_per_s, ',.0f')} | {bs._fmt(r.updates_per_s, ',.0f')} | "
             f"{' / '.join(f'{x:,.0f}' for x in r.bare_commits) or '-'} | "
             f"{_per(r.create_cpu, r.job.size)} | {_per(r.update_cpu, r.updates)} | "
@@ -843,9 +862,10 @@ def render(results: list[Result], run: Run) -> str:
         " queue assignee p50 | queue group p50 |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for kind in ("helpkit", "helpkit-bulk"):
+    for kind, source in [("helpkit", s) for s in _sources(results)] + [("helpkit-bulk", "")]:
         ratios: list[tuple[float, float, float, float]] = []
-        for ours in find(kind):
+        name = f"{kind} (baseline)" if source else kind
+        for ours in [r for r in find(kind) if r.job.source == source]:
             for theirs in find(kind.replace("helpkit", "django"), ours.job.size):
                 if theirs.synchronous_commit != ours.synchronous_commit:
                     continue
@@ -861,7 +881,7 @@ def render(results: list[Result], run: Run) -> str:
                         )
                     )
                 out.append(
-                    f"| {kind} vs {theirs.job.system} | {ours.job.size:,} | "
+                    f"| {name} vs {theirs.job.system} | {ours.job.size:,} | "
                     f"{bs._ratio(ours.creates_per_s, theirs.creates_per_s)} | "
                     f"{bs._ratio(floor, theirs.creates_per_s)} | "
                     f"{bs._ratio(ours.updates_per_s, theirs.updates_per_s)} | "
@@ -872,7 +892,7 @@ def render(results: list[Result], run: Run) -> str:
         if len(ratios) > 1:
             medians = [f"{bs.median(list(column)):,.1f}x" for column in zip(*ratios, strict=True)]
             out.append(
-                f"| {kind} vs django, median of the {len(ratios)} pairings above | | "
+                f"| {name} vs django, median of the {len(ratios)} pairings above | | "
                 + " | ".join(medians)
                 + " | | |"
             )
@@ -934,6 +954,8 @@ def jobs(args: argparse.Namespace) -> list[Job]:
     for _ in range(args.rounds):  # alternating, so a change of the machine hits both sides
         for system in ("django", "helpkit"):
             todo.append(Job(system, args.creates, args.updates, args.runs))
+        if args.baseline:
+            todo.append(Job("helpkit", args.creates, args.updates, args.runs, source=args.baseline))
     for size in args.queue_sizes:
         for system in ("django-bulk", "helpkit-bulk"):
             if system == "django-bulk" and size > args.peer_max:
@@ -981,6 +1003,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--rounds", type=int, default=1, help="django-helpdesk then helpkit creates/updates runs"
     )
     parser.add_argument("--systems", default="helpkit,django,sweep", help="what to measure")
+    parser.add_argument(
+        "--baseline",
+        help="a helpkit source tree (a directory holding src/helpkit, e.g. from `git archive "
+        "COMMIT src | tar -x -C DIR`) whose creates/updates run in each round too, after the "
+        "installed helpkit's: before and after side by side",
+    )
     parser.add_argument("--output", type=Path, help="Markdown file (default: results, not --quick)")
     args = parser.parse_args(argv)
     if args.worker:

@@ -34,6 +34,7 @@ def test_every_task_runs_and_the_reports_agree(bench: ModuleType, tmp_path: Path
     assert [r["task"] for r in rows] == [
         "full",
         "build",
+        "stream",
         "projection",
         "update-1000-1",
         "update-100-10",

@@ -278,6 +278,10 @@ def test_a_kept_fold_read_back_equals_the_full_fold(
         lambda d: [*d[:4], "gone", *d[5:]],  # unknown category
         lambda d: [*d[:7], [1], *d[8:]],  # intervals of different lengths
         lambda d: [*d[:15], 1, *d[16:]],  # agent_replied not a bool
+        # instants equal to the last event's, but not integers (that one's decoding is shared)
+        lambda d: [*d[:6], float(d[3]), *d[7:]],
+        lambda d: [*d[:10], [*d[10][:2], float(d[3]), *d[10][3:]], *d[11:]],
+        lambda d: [*d[:11], [*d[11][:2], True, *d[11][3:]], *d[12:]],
     ],
 )
 def test_data_that_is_not_a_fold_is_refused(change: Any) -> None:
@@ -325,3 +329,58 @@ def test_kept_thresholds_spare_the_calendar() -> None:
         assert calls == []
         assert SlaFold.from_data([1, *fold.to_data()[1:17]], policy).schedule() == expected[1]
         assert calls  # the first form computes them
+
+
+@SETTINGS
+@given(
+    start=starts,
+    script=scripts,
+    calendar=calendars,
+    target=targets,
+    cuts=st.lists(st.integers(1, 60), min_size=1, max_size=4),
+)
+def test_a_fold_read_back_and_kept_again_gives_the_data_of_the_fold_itself(
+    start: datetime,
+    script: list[tuple[int, str]],
+    calendar: BusinessCalendar,
+    target: timedelta,
+    cuts: list[int],
+) -> None:
+    """A fold read back (from the JSON text, or from the very lists :meth:`SlaFold.to_data`
+    gave) gives its data again, and extended by any events (as the sweep and commands do)
+    it is the fold folded from the history: the same data and status."""
+    policy = policy_of(calendar, target)
+    events = build(start, script, policy).events
+    points = sorted({min(c, len(events)) for c in cuts} | {len(events)})
+    for point in points:
+        fold = SlaFold.of(events[:point], policy)
+        data = fold.to_data()
+        for read in (SlaFold.from_data(data, policy), _kept(fold, policy)):
+            assert read.to_data() == data
+            for later in points:
+                if later > point:
+                    expected = SlaFold.of(events[:later], policy)
+                    extended = read.extend(events[point:later])
+                    assert extended.to_data() == expected.to_data()
+                    assert extended.status(events[-1].at) == expected.status(events[-1].at)
+        assert data == fold.to_data()  # nothing the reading kept was changed
+
+
+def test_data_not_as_written_is_kept_again_as_written() -> None:
+    """A fold read from data this module would not write that way (tuples for lists, a
+    cycle's fractions unsorted or repeated) is kept again in the written form (what is
+    kept is a function of the fold, never a copy of what was read)."""
+    policy = policy_of(BusinessCalendar.always("UTC"), timedelta(hours=1))
+    story = Story(datetime.fromisoformat("2026-03-02T09:00:00+00:00"))
+    later = story.events[-1].at + timedelta(hours=4)
+    sweep(story, policy, later)
+    fold = SlaFold.of(story.events, policy)
+    data = fold.to_data()
+    fired = data[11][7]
+    assert len(fired) >= 2, data  # the resolution cycle's warnings and breach
+    odd = [*data]
+    odd[7], odd[8], odd[9] = tuple(data[7]), tuple(data[8]), tuple(data[9])
+    odd[10] = tuple(data[10])
+    odd[11] = [*data[11][:7], [*reversed(fired), fired[0]]]
+    odd[17] = [tuple(entry) for entry in data[17]]
+    assert SlaFold.from_data(odd, policy).to_data() == data

@@ -326,6 +326,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.OUTBOX,
         Capability.CLAIMED_ENQUEUE,
         Capability.TIMER_STATE,
+        Capability.TIMER_ROWS,
         Capability.INBOX,
         Capability.ROUTING,
         Capability.REDACTION,

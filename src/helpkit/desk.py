@@ -12,7 +12,6 @@ facade knows it.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import threading
@@ -37,7 +36,7 @@ from helpkit.directory import UNSET, Directory, Unset
 from helpkit.errors import (
     AccessDeniedError,
     ConfigError,
-    DuplicateError,
+    ConflictError,
     HelpkitError,
     InvalidTransitionError,
     NotFoundError,
@@ -57,7 +56,6 @@ from helpkit.plugins import PluginHost
 from helpkit.portal import CustomerView
 from helpkit.ports import (
     BlobStore,
-    Capability,
     Channel,
     Clock,
     Delivery,
@@ -115,6 +113,10 @@ TicketRef = Ticket | str | int
 log = logging.getLogger("helpkit")
 
 _MAX_MERGE_CHAIN: Final = 1000
+
+
+class _RefusedOnKeptError(Exception):
+    """A decision on kept parties refused (inside the pipeline): decided again on reads."""
 
 
 def _unchanged(tickets: Sequence[Ticket], now: datetime) -> list[Outcome]:
@@ -289,6 +291,8 @@ class Helpdesk:
             react=_rules(self._automations, triggers),
             router=self._router,
             scrub=self._scrub,
+            directory=self._directory,
+            publish_events=self._publish_events,
         )
         self._privacy = Privacy(self.store, self._pipeline, lambda: self.blobs, self.now)
         self._routing_waiting = threading.local()
@@ -377,10 +381,17 @@ class Helpdesk:
         return self.config.intake.addresses
 
     def _publish(self, changes: Sequence[TicketChange]) -> None:
-        for change in changes:
-            for event in change.events:
-                self.plugins.notify(event, self)
-        if self._router.enabled:
+        self._announce([event for change in changes for event in change.events], changes)
+
+    def _publish_events(self, events: Sequence[Event]) -> None:
+        """:meth:`_publish` of a commit of the sweep's fast path (events, no tickets; the
+        pipeline takes that path only on a desk without routing)."""
+        self._announce(events, ())
+
+    def _announce(self, events: Sequence[Event], changes: Sequence[TicketChange]) -> None:
+        for event in events:
+            self.plugins.notify(event, self)
+        if changes and self._router.enabled:
             self._route_freed(changes)
         sync = self._sync and self._relay is not None
         if sync and not getattr(self._relaying, "on", False) and self.deliver_pending().handled:
@@ -931,57 +942,88 @@ class Helpdesk:
             raise ValidationError("attachments go on the first comment: give a body too")
         files = self._keep(items)
         # New contacts go with the ticket's commit when the store can (one transaction).
-        with_commit = Capability.NEW_CONTACTS in getattr(self.store, "capabilities", ())
-        for attempt in (1, 2):
+        with_commit = self._directory.saves_with_commit
+        command: dict[str, Any] = {
+            "attachments": files,
+            "subject": subject,
+            "body": body,
+            "impact": impact,
+            "urgency": urgency,
+            "channel": channel,
+            "tags": tags,
+            "custom_fields": custom_fields,
+            "group": group,
+            "assignee": assignee,
+            "cc": cc,
+            "external_id": external_id,
+            "public": public,
+        }
+
+        if isinstance(cc, tuple | list) and not cc:
+            opened = self._open_on_kept(actor, requester, command)
+            if opened is not None:
+                return self._synced(opened)[0]
+
+        def prepare() -> tuple[Decide, Sequence[Contact]]:
+            # Made again (by the pipeline) when another writer saved a new address meanwhile:
+            # the ticket is then that contact's (an address's contact is got or created at once).
             unsaved: list[Contact] | None = [] if with_commit else None
+            decide = self._opening(actor, requester, unsaved, now=self.now(), **command)
+            return decide, tuple(unsaved or ())
+
+        decide, contacts = prepare()
+        return self._synced(self._pipeline.run([], decide, contacts=contacts, again=prepare))[0]
+
+    def _open_on_kept(
+        self, actor: Actor, requester: Contact | str, command: dict[str, Any]
+    ) -> list[Ticket] | None:
+        """:meth:`open_ticket` (no CCs) decided on the acting agent and the requester the
+        store keeps (no read before the commit), committed only if both are still stored so;
+        None, nothing written, when the store keeps none, a group is routed, the decision
+        refused (maybe for a stale state), or the commit found either changed: the caller
+        then decides on them read anew. No write or error comes from a stale state."""
+        if self._router.enabled:
+            return None  # routing reads and writes its states: the full path does it
+        parties = self._directory.kept_acting_and_requester(actor, requester)
+        if parties is None:
+            return None
+        unsaved: list[Contact] = []
+        try:
+            decide = self._opening(
+                actor, requester, unsaved, parties=parties, now=self.now(), **command
+            )
+        except HelpkitError:
+            return None  # refused on states that may be stale: decided again on reads
+        if unsaved:  # pragma: no cover - a kept requester and no CCs name no new contact
+            return None
+
+        def on_kept(tickets: Sequence[Ticket], now: datetime) -> Sequence[Outcome]:
             try:
-                return self._open(
-                    actor,
-                    requester,
-                    unsaved,
-                    now=self.now(),
-                    attachments=files,
-                    subject=subject,
-                    body=body,
-                    impact=impact,
-                    urgency=urgency,
-                    channel=channel,
-                    tags=tags,
-                    custom_fields=custom_fields,
-                    group=group,
-                    assignee=assignee,
-                    cc=cc,
-                    external_id=external_id,
-                    public=public,
-                )
-            except DuplicateError:
-                # Another writer saved one of the new addresses meanwhile: opened again, the
-                # ticket is that contact's (an address's contact is got or created at once).
-                if attempt == 2 or not unsaved or not self._saved_meanwhile(unsaved):
-                    raise
-        raise AssertionError("unreachable")  # pragma: no cover
+                return decide(tickets, now)
+            except HelpkitError as exc:
+                raise _RefusedOnKeptError from exc
 
-    def _saved_meanwhile(self, contacts: Sequence[Contact]) -> bool:
-        for contact in contacts:
-            for email in contact.emails:
-                with contextlib.suppress(NotFoundError):
-                    self.store.contact_by_email(email)
-                    return True
-        return False
+        try:
+            with self._directory.guarded(parties):
+                return self._pipeline.run([], on_kept)
+        except (_RefusedOnKeptError, ConflictError):
+            log.debug("open_ticket decided on kept parties that moved; deciding on reads")
+            return None
 
-    def _open(
+    def _opening(
         self,
         actor: Actor,
         requester: Contact | str,
         unsaved: list[Contact] | None,
+        parties: tuple[Agent | None, tuple[Contact, bool]] | None = None,
         **command: Any,
-    ) -> Ticket:
-        """:meth:`open_ticket`'s command, once; ``unsaved`` (a list: committed with the
-        ticket) or None (saved before, by the command)."""
+    ) -> Decide:
+        """:meth:`open_ticket`'s decision; ``unsaved`` (a list: the new contacts, committed
+        with the ticket) or None (saved before, by the command); ``parties`` the acting agent
+        and the requester when the caller has them (else they are read)."""
         # The acting agent and the requester, read once (in one read when the store can):
         # the command decides on them and the access guard checks the same agent.
-        parties = None
-        if isinstance(actor, Actor):
+        if parties is None and isinstance(actor, Actor):
             parties = self._directory.acting_and_requester(actor, requester)
         decide = self._commands.open_ticket(
             actor, requester=requester, parties=parties, unsaved=unsaved, **command
@@ -989,8 +1031,7 @@ class Helpdesk:
         if isinstance(actor, Actor) and actor.kind is ActorKind.AGENT:
             agent = None if parties is None else parties[0]
             decide = self._access.guard(actor, decide, Permission.OPEN, agent=agent)
-        contacts = tuple(unsaved or ())
-        return self._synced(self._pipeline.run([], decide, contacts=contacts))[0]
+        return decide
 
     def reply(
         self,

@@ -18,7 +18,7 @@ import attrs
 from helpkit._checks import check_items, check_text
 from helpkit.errors import DuplicateError, NotFoundError, ValidationError
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
-from helpkit.ports import Capability, PartyReads, Store, missing_members
+from helpkit.ports import Capability, KeptParties, PartyReads, Store, missing_members
 from helpkit.tickets import Actor, ActorKind, Ticket
 
 __all__ = ["UNSET", "Directory", "Unset"]
@@ -69,6 +69,11 @@ class Directory:
             store, PartyReads
         ):
             self._parties = cast(PartyReads, store)
+        self._kept: KeptParties | None = None
+        if Capability.KEPT_PARTIES in getattr(store, "capabilities", ()) and not missing_members(
+            store, KeptParties
+        ):
+            self._kept = cast(KeptParties, store)
 
     # ------------------------------------------------------------ agents and groups
 
@@ -364,6 +369,23 @@ class Directory:
             pass
         return self.save_new(self.new_contact(name or address.partition("@")[0], emails=(address,)))
 
+    @property
+    def saves_with_commit(self) -> bool:
+        """Whether the store saves new contacts in a ticket commit's transaction
+        (:attr:`~helpkit.ports.Capability.NEW_CONTACTS`); else they are saved before it."""
+        return Capability.NEW_CONTACTS in getattr(self._store, "capabilities", ())
+
+    def saved_meanwhile(self, contacts: Iterable[Contact]) -> bool:
+        """Whether another writer has saved one of the addresses of ``contacts`` (new
+        contacts a commit was refused for, with DuplicateError): the command, made again,
+        finds that writer's contact."""
+        for contact in contacts:
+            for address in contact.emails:
+                with contextlib.suppress(NotFoundError):
+                    self._store.contact_by_email(address)
+                    return True
+        return False
+
     def save_new(self, contact: Contact) -> Contact:
         """Save a new contact; if another writer took one of its addresses meanwhile, the
         contact owning it (the one a get-or-create should return)."""
@@ -421,6 +443,38 @@ class Directory:
                 return agent, (contact, False)
         acting = self.agent(actor.id) if actor.kind is ActorKind.AGENT else None
         return acting, self.requester(requester)
+
+    def kept_acting_and_requester(
+        self, actor: Actor, requester: Contact | str
+    ) -> tuple[Agent, tuple[Contact, bool]] | None:
+        """:meth:`acting_and_requester` from what the store keeps (a store with
+        :attr:`~helpkit.ports.Capability.KEPT_PARTIES`), without reading: an agent acting
+        for a requester given as a contact id, both kept; else None. They may be stale: a
+        decision on them is committed only inside :meth:`guarded`."""
+        if (
+            self._kept is None
+            or not isinstance(actor, Actor)
+            or actor.kind is not ActorKind.AGENT
+            or not isinstance(actor.id, str)
+            or not isinstance(requester, str)
+            or "@" in requester
+        ):
+            return None
+        kept = self._kept.kept_parties(actor.id, requester)
+        if kept is None:
+            return None
+        agent, contact = kept
+        return agent, (contact, False)
+
+    def guarded(
+        self, parties: tuple[Agent, tuple[Contact, bool]]
+    ) -> contextlib.AbstractContextManager[None]:
+        """A block whose first commit writes only if the agent and the contact of
+        :meth:`kept_acting_and_requester`'s ``parties`` are still stored as kept
+        (ConflictError, nothing written, otherwise)."""
+        assert self._kept is not None
+        agent, (contact, _) = parties
+        return self._kept.guard_parties(agent, contact)
 
 
 class RequesterLookups:

@@ -34,7 +34,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, cast
+from typing import Final, NoReturn, cast
 
 import attrs
 
@@ -523,7 +523,7 @@ class Receiver:
     ) -> Intake:
         contact, fresh = sender.contact, False
         made: tuple[Contact, ...] = ()
-        if contact is None and thread.ticket_id is None and self._contacts_with_commit():
+        if contact is None and thread.ticket_id is None and self._directory.saves_with_commit:
             # Saved in the ticket's own commit: one transaction, not two.
             contact, fresh = self._unsaved_contact(sender), True
             made = (contact,)
@@ -535,12 +535,11 @@ class Receiver:
         if thread.ticket_id is None:
             assert contact is not None
             decide = self._opening(message, files, contact, followers, comment_id, fresh=fresh)
-            try:
-                opened = self._pipeline.run([], decide, receipt=make_receipt, contacts=made)[0]
-            except DuplicateError:
-                if made and self._contact_saved_meanwhile(sender.address):
-                    raise _ContactTakenError from None  # another writer saved the sender
-                raise
+            # Another writer saved the sender meanwhile: the pipeline calls _taken, and we
+            # write again as that contact.
+            opened = self._pipeline.run(
+                [], decide, receipt=make_receipt, contacts=made, again=_taken
+            )[0]
             return self._done(key, opened, comment_id, reason, created=True)
         target = thread.ticket or self._ticket(thread.ticket_id)
         if target is None:
@@ -555,21 +554,11 @@ class Receiver:
         written = self._pipeline.run([target.id], decide, receipt=make_receipt)[0]
         return self._done(key, written, comment_id, reason, created=written.id != target.id)
 
-    def _contacts_with_commit(self) -> bool:
-        return Capability.NEW_CONTACTS in getattr(self._store, "capabilities", ())
-
     def _unsaved_contact(self, sender: _Sender) -> Contact:
         address = sender.address
         return self._directory.new_contact(
             sender.name or address.partition("@")[0], emails=(address,)
         )
-
-    def _contact_saved_meanwhile(self, address: str) -> bool:
-        try:
-            self._store.contact_by_email(address)
-        except NotFoundError:
-            return False
-        return True
 
     def _new_contact(self, sender: _Sender) -> tuple[Contact, bool]:
         """The contact of a sender :meth:`_sender` found none for, saved now; and whether it
@@ -754,6 +743,11 @@ class _MergedError(Exception):
 class _ContactTakenError(Exception):
     """Another writer saved the new sender's address meanwhile (the commit that would have
     saved the sender's contact with the ticket refused, writing nothing)."""
+
+
+def _taken() -> NoReturn:
+    """The pipeline's ``again`` for a new sender: written again, from the sender on."""
+    raise _ContactTakenError
 
 
 def _key(key: object) -> str:

@@ -54,13 +54,23 @@ from typing import Final, cast
 import attrs
 
 from helpkit._time import to_utc
-from helpkit.errors import ConflictError, HelpkitError, StoreError, ValidationError
+from helpkit.directory import Directory
+from helpkit.errors import (
+    ConflictError,
+    DuplicateError,
+    HelpkitError,
+    StoreError,
+    ValidationError,
+)
+from helpkit.events import Event, SlaBreached, SlaWarned
+from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.people import Contact
 from helpkit.ports import (
     Capability,
     Clock,
     Delivery,
+    DueTimer,
     Receipt,
     RecentTickets,
     RoutingState,
@@ -68,29 +78,39 @@ from helpkit.ports import (
     Store,
     TicketChange,
     TicketReads,
+    TimerRows,
     TimerStates,
+    TimerUpdate,
     missing_members,
 )
 from helpkit.router import Router
 from helpkit.scrubbers import Scrub, scrub_outcome
+from helpkit.sla import SlaFold
 from helpkit.tickets import Ticket
-from helpkit.timers import Planned, Timers
+from helpkit.timers import Planned, SlaTimer, Timers
 
-__all__ = ["Decide", "MakeReceipt", "Pipeline", "Publish", "React"]
+__all__ = ["Decide", "MakeReceipt", "Pipeline", "Prepare", "Publish", "PublishEvents", "React"]
 
 log = logging.getLogger("helpkit.pipeline")
 
 Decide = Callable[[Sequence[Ticket], datetime], Sequence[Outcome]]
 """A decision: the loaded tickets (in the order asked) and now -> the outcomes to write."""
+Prepare = Callable[[], tuple[Decide, Sequence[Contact]]]
+"""Makes a command anew: its decision and the new contacts it names (see :meth:`Pipeline.run`,
+``again``)."""
 Publish = Callable[[Sequence[TicketChange]], None]
 """Receives the changes of every commit, as written (numbered), after the commit."""
 React = Callable[[Sequence[Outcome], datetime], Sequence[Outcome]]
 """Rules run on a command's outcomes before the commit (the desk's triggers): the outcomes,
 now -> the outcomes with the rules' changes chained on."""
+PublishEvents = Callable[[Sequence[Event]], None]
+"""Receives the events of a commit of the fast path of timer events (:meth:`Pipeline.commit_timed`),
+which builds no ticket: what :data:`Publish` does with a commit's events."""
 MakeReceipt = Callable[[Sequence[Outcome], datetime], Receipt]
 """Makes the receipt of the inbound message a command comes from: the outcomes, now ->
 the receipt to commit with them."""
 
+_TIMER_EVENTS: Final = frozenset({SlaWarned, SlaBreached})
 _ATTEMPTS: Final = 8
 # After the n-th lost attempt a command waits a random time up to min(_BACKOFF * 2**(n-1),
 # _BACKOFF_CAP) seconds before deciding again, so writers racing for one ticket spread out
@@ -133,8 +153,13 @@ class Pipeline:
         react: React | None = None,
         router: Router | None = None,
         scrub: Scrub | None = None,
+        directory: Directory | None = None,
+        publish_events: PublishEvents | None = None,
     ) -> None:
         self._store = store
+        # People: whether new contacts go with a commit, and whether one was saved meanwhile.
+        self._directory = directory or Directory(store, self.now, new_id)
+        self._publish_events = publish_events
         # privacy (issue #16): the desk's scrubbers, run on every outcome before the commit.
         self._scrub = scrub
         self._react = react
@@ -153,6 +178,11 @@ class Pipeline:
             store, TimerStates
         ):
             self._states = cast(TimerStates, store)
+        self._rows: TimerRows | None = None
+        if Capability.TIMER_ROWS in getattr(store, "capabilities", ()) and not missing_members(
+            store, TimerRows
+        ):
+            self._rows = cast(TimerRows, store)
         self._recent: RecentTickets | None = None
         if Capability.RECENT_TICKETS in getattr(store, "capabilities", ()) and not missing_members(
             store, RecentTickets
@@ -170,6 +200,80 @@ class Pipeline:
             store, TicketReads
         ):
             self._reads = cast(TicketReads, store)
+
+    def timed_path(self) -> tuple[TimerRows, SlaTimer] | None:
+        """The store's narrow timer rows and the SLA timer, when changes that only record
+        timer events may take the fast path (:meth:`commit_timed`): the store has
+        :attr:`Capability.TIMER_ROWS` and :attr:`Capability.TIMER_STATE`, the SLA clock is
+        the only timer source, no rules react to commands, nothing is routed or scrubbed,
+        and the publisher takes bare events. ``None`` otherwise (the general path)."""
+        sources = self._timers.sources
+        if (
+            self._rows is None
+            or self._states is None
+            or self._react is not None
+            or self._router is not None
+            or self._scrub is not None
+            or self._publish_events is None
+            or len(sources) != 1
+            or not isinstance(sources[0], SlaTimer)
+        ):
+            return None
+        return self._rows, sources[0]
+
+    def commit_timed(self, decided: Sequence[tuple[DueTimer, SlaFold, tuple[Event, ...]]]) -> None:
+        """The fast path of timer events (see :meth:`timed_path`, which must not be
+        ``None``): timers, one commit, publish, for tickets whose decision took only their
+        kept SLA fold. Each item is a ticket's due row, its fold (at the row's seq, under the
+        policy that applies) and the SLA warnings and breaches decided on it: the SLA timer
+        plans the ticket's timer fields from the fold (as :meth:`SlaTimer.plan` does from the
+        ticket), the store writes each ticket's events and narrow update in one transaction
+        (ConflictError, nothing written, when one moved on), and the publisher gets the
+        events."""
+        path = self.timed_path()
+        if path is None:
+            raise ValidationError("this pipeline has no fast path for timer events")
+        rows, sla = path
+        updates: list[TimerUpdate] = []
+        memos: list[object | None] = []
+        for due, fold, events in decided:
+            for offset, event in enumerate(events, start=1):
+                # Timer events only: they move nothing of a ticket but seq and updated_at.
+                if (
+                    event.__class__ not in _TIMER_EVENTS
+                    or event.ticket_id != due.ticket_id
+                    or event.seq != due.seq + offset
+                ):
+                    raise ValidationError(
+                        f"the fast path takes SLA warnings and breaches following ticket "
+                        f"{due.ticket_id!r} seq {due.seq}; got {event!r:.80}"
+                    )
+            plan = sla.plan_kept(fold, events)
+            updated = due.updated_at
+            for event in events:
+                if event.at > updated:  # as helpkit.fold applies each event
+                    updated = event.at
+            updates.append(
+                TimerUpdate(
+                    ticket_id=due.ticket_id,
+                    expected_seq=due.seq,
+                    events=events,
+                    updated_at=updated,
+                    sla_policy=plan.fields["sla_policy"],
+                    next_deadline=plan.fields["next_deadline"],
+                    next_check=plan.next_check,
+                    timer_state=cast(str, self._timers.state_of((plan.memo,))),
+                    row=due,
+                )
+            )
+            memos.append(plan.memo)
+        if not updates:
+            return
+        rows.commit_timers(updates)
+        for memo in memos:
+            sla.committed_fold(memo)
+        assert self._publish_events is not None
+        self._publish_events([event for update in updates for event in update.events])
 
     @property
     def timer_states(self) -> TimerStates | None:
@@ -194,6 +298,7 @@ class Pipeline:
         route: bool = False,
         contacts: Sequence[Contact] = (),
         settle: Settlement | None = None,
+        again: Prepare | None = None,
     ) -> list[Ticket]:
         """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
 
@@ -213,12 +318,35 @@ class Pipeline:
         saved in the commit's transaction with the first change (a store with
         :attr:`~helpkit.ports.Capability.NEW_CONTACTS`; the caller saves them first on any
         other): DuplicateError, nothing written, when another contact owns an address.
+        When that owner was saved by another writer meanwhile (a get-or-create lost a race)
+        and ``again`` is given, the command is made again by ``again`` (whose reads now find
+        that contact) and run once more; a second DuplicateError is the caller's.
 
         ``settle``: outbox results (the relay's) stored in the commit's transaction, on a
         store with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`; its ``settled`` then
         says how many were stored. It stays None when no commit carried them (another
         store, or nothing to write): the caller settles them.
         """
+        try:
+            return self._run(ticket_ids, decide, expected, receipt, route, contacts, settle)
+        except DuplicateError:
+            if again is None or not contacts or not self._directory.saved_meanwhile(contacts):
+                raise
+        log.debug("a new contact's address was saved meanwhile; making the command again")
+        decide, contacts = again()
+        return self._run(ticket_ids, decide, expected, receipt, route, contacts, settle)
+
+    def _run(
+        self,
+        ticket_ids: Sequence[str],
+        decide: Decide,
+        expected: Mapping[str, int] | None,
+        receipt: MakeReceipt | None,
+        route: bool,
+        contacts: Sequence[Contact],
+        settle: Settlement | None = None,
+    ) -> list[Ticket]:
+        """:meth:`run`, once for its contacts: the conflict retries."""
         if ticket_ids and self._recent is not None and not route:
             done = self._on_recent(
                 self._recent, ticket_ids, decide, expected, receipt, tuple(contacts), settle
@@ -358,7 +486,7 @@ class Pipeline:
         """Scrub, timers and one commit: the tickets of ``outcomes`` as stored, and the
         changes written (none when no outcome changed anything); ``settle`` settled in the
         commit on a store with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`."""
-        if contacts and Capability.NEW_CONTACTS not in getattr(self._store, "capabilities", ()):
+        if contacts and not self._directory.saves_with_commit:
             raise ValidationError(
                 f"{type(self._store).__name__} saves no contacts with a commit "
                 "(Capability.NEW_CONTACTS): save them first"

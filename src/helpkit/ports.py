@@ -12,6 +12,7 @@ import enum
 import functools
 import inspect
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Final, Generic, Protocol, runtime_checkable
 
@@ -58,11 +59,13 @@ __all__ = [
     "DeliveryState",
     "DeskContext",
     "DueClaims",
+    "DueTimer",
     "FeedWakeup",
     "InboundAttachment",
     "InboundMessage",
     "Inbox",
     "IntakeContext",
+    "KeptParties",
     "KnowledgeBase",
     "OutboundMessage",
     "Outbox",
@@ -78,7 +81,9 @@ __all__ = [
     "Store",
     "SystemClock",
     "TicketChange",
+    "TimerRows",
     "TimerStates",
+    "TimerUpdate",
     "implements",
     "missing_members",
 ]
@@ -203,6 +208,11 @@ class Capability:
     """A commit saves the new contacts its changes carry (:attr:`TicketChange.contacts`) in
     its transaction: an inbound message from a new sender costs one commit, not two (a
     contact, then its ticket), and a commit that fails saves no contact."""
+    TIMER_ROWS = "timer_rows"
+    """The store reads the due tickets' timer rows without their whole state, and writes a
+    change that only records timer events (an SLA warning or breach) as a narrow update of
+    the row (:class:`TimerRows`): the sweep's fast path, which decodes and encodes no whole
+    ticket. Needs :attr:`TIMER_STATE`."""
     PARTY_READS = "party_reads"
     """The store reads an agent and a contact together, in one round trip
     (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
@@ -215,6 +225,10 @@ class Capability:
     """The store reads several tickets in one statement (:class:`TicketReads`): helpkit's
     pipeline loads a command's tickets so (the relay's record of a batch: one read, not one
     per ticket)."""
+    KEPT_PARTIES = "kept_parties"
+    """The store keeps the agents and contacts it last saved or read, and guards a commit by
+    them (:class:`KeptParties`): opening a ticket decides on the kept acting agent and
+    requester, and its commit writes only if they are still stored so (no read first)."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -474,6 +488,30 @@ class SettledCommits(Protocol):
 
 
 @runtime_checkable
+class KeptParties(Protocol):
+    """What a store with :attr:`Capability.KEPT_PARTIES` adds: the agent and the contact this
+    store object last saved or read, from memory, and a guard that makes a commit check them.
+
+    Like :class:`RecentTickets`, a kept state may be stale (another store object may have
+    saved since), so it is only for a decision whose commit is guarded by it: the commit
+    writes only if both are still stored exactly as kept, else it raises ConflictError and
+    writes nothing, and the caller decides again on reads. Neither a write nor an error then
+    comes from a stale state.
+    """
+
+    def kept_parties(self, agent_id: str, contact_id: str) -> tuple[Agent, Contact] | None:
+        """The agent and the contact as this store object last saved or read them, or None
+        when it keeps either not."""
+        ...
+
+    def guard_parties(self, agent: Agent, contact: Contact) -> AbstractContextManager[None]:
+        """A block in which the first commit of this thread writes only if ``agent`` and
+        ``contact`` (as :meth:`kept_parties` gave them) are still stored as they were:
+        ConflictError, nothing written, when either changed or is gone."""
+        ...
+
+
+@runtime_checkable
 class TimerStates(Protocol):
     """What a store with :attr:`Capability.TIMER_STATE` adds: each ticket's timer state.
 
@@ -553,6 +591,74 @@ class DueClaims(Protocol):
     def release_due(self, ticket_ids: Sequence[str], *, owner: str) -> int:
         """Release ``owner``'s claims on these tickets (those another holds, or no one, are
         left as they are). Returns how many were released."""
+        ...
+
+
+@attrs.frozen
+class DueTimer:
+    """A due ticket as the sweep's fast path reads it (:class:`TimerRows`): what its decision
+    needs, not the whole ticket."""
+
+    ticket_id: str
+    seq: int
+    updated_at: datetime
+    sla_policy: str | None
+    next_deadline: datetime | None
+    next_check: datetime | None
+    timer_state: str | None
+    """The kept timer state (see :class:`TimerStates`), or ``None``."""
+    plain: bool
+    """Whether an event that changes nothing but ``seq`` and ``updated_at`` leaves the rest of
+    the stored state as it is (false for a ticket stored before helpkit kept its requester,
+    assignment and unassignment instants, which its next event pins: see
+    :mod:`helpkit.fold`)."""
+    handle: object = None
+    """The store's own key of the row (SQLite: its rowid), or ``None``: a
+    :class:`TimerUpdate` decided on this row carries it back (:attr:`TimerUpdate.row`)."""
+
+
+@attrs.frozen
+class TimerUpdate:
+    """A change that records timer events only (SLA warnings and breaches, which move no
+    field of the ticket but ``seq`` and ``updated_at``), with the ticket's new timer fields
+    and kept timer state: what :meth:`TimerRows.commit_timers` writes."""
+
+    ticket_id: str
+    expected_seq: int
+    events: tuple[Event, ...]
+    updated_at: datetime
+    sla_policy: str | None
+    next_deadline: datetime | None
+    next_check: datetime | None
+    timer_state: str
+    row: DueTimer | None = None
+    """The due row the update was decided on (from :meth:`TimerRows.due_timers`), or
+    ``None``: the store may take the row's handle and stored SLA columns from it, which hold
+    while the ticket is at ``expected_seq`` (the commit checks it all the same)."""
+
+
+@runtime_checkable
+class TimerRows(Protocol):
+    """What a store with :attr:`Capability.TIMER_ROWS` adds: the sweep's narrow reads and
+    writes.
+
+    The ticket state after a :class:`TimerUpdate` is the stored one with ``seq`` (the last
+    event's), ``updated_at``, ``sla_policy``, ``next_deadline`` and ``next_check`` replaced:
+    exactly what :meth:`Store.commit` of the same events and that state would store.
+    """
+
+    def due_timers(
+        self, now: datetime, *, limit: int, after: str | None = None
+    ) -> tuple[list[DueTimer], str | None]:
+        """Up to ``limit`` tickets whose ``next_check`` is at or before ``now``, earliest
+        first, then by id (after the cursor ``after``); and the cursor of the next page, or
+        ``None`` when this page is the last."""
+        ...
+
+    def commit_timers(self, updates: Sequence[TimerUpdate]) -> None:
+        """Append each update's events and write its ticket's narrow update and timer state,
+        all in one transaction; ConflictError (nothing written) when a ticket is not at its
+        ``expected_seq``."""
         ...
 
 

@@ -107,6 +107,19 @@ class ServiceLevels:
             )
         return sla.select(ticket, self.context(ticket), subject)
 
+    def uniform_policy(self) -> SlaPolicy | None:
+        """The policy that applies to every ticket whatever it holds (the first policy has
+        no conditions, or there are none but a default), or ``None`` when the choice depends
+        on the ticket (or there is no SLA): the sweep's fast path decides without the ticket
+        only then."""
+        sla = self._config.sla
+        if sla is None:
+            return None
+        if not sla.policies:
+            return sla.default
+        first = sla.policies[0]
+        return first if not first.conditions and first.when is None else None
+
     @staticmethod
     def _find(read: Callable[[str], T], key: str | None) -> T | None:
         if key is None:

@@ -112,15 +112,34 @@ class Timers:
         for source, memo in zip(self._sources, planned.memos, strict=True):
             source.committed(ticket, memo)
 
+    @property
+    def sources(self) -> tuple[TimerSource, ...]:
+        """The sources, in order."""
+        return self._sources
+
     def state(self, planned: Planned) -> str | None:
         """The timer state a store keeps beside ``planned.ticket`` (JSON text: each source's
         part under its key), or ``None`` when no source keeps anything."""
+        return self.state_of(planned.memos)
+
+    def state_of(self, memos: Sequence[object | None]) -> str | None:
+        """:meth:`state` of a plan whose sources' memos are ``memos``."""
         parts: dict[str, object] = {}
-        for source, memo in zip(self._sources, planned.memos, strict=True):
+        for source, memo in zip(self._sources, memos, strict=True):
             data = source.kept(memo)
             if data is not None:
                 parts[source.key] = data
         return _dumps(parts) if parts else None
+
+    @staticmethod
+    def part(state: str, key: str) -> object | None:
+        """The part of a kept timer ``state`` under ``key`` (``None`` when there is none, or
+        the text is not a state)."""
+        try:
+            parts = json.loads(state)
+        except (TypeError, ValueError):
+            return None
+        return parts.get(key) if isinstance(parts, dict) else None
 
     def restore(self, ticket: Ticket, state: str) -> None:
         """Hand each source its part of a kept timer ``state`` of ``ticket`` (text that is
@@ -226,6 +245,35 @@ class SlaTimer:
             return
         if fold.ticket_id == ticket.id and fold.seq <= ticket.seq:
             self._cache.put(fold)
+
+    @staticmethod
+    def kept_fold(ticket_id: str, seq: int, policy: SlaPolicy, data: object) -> SlaFold | None:
+        """The fold kept as ``data`` (:meth:`kept`'s form) for the ticket at exactly ``seq``
+        under ``policy`` (the same fingerprint), or ``None`` when it is not that fold (the
+        sweep's fast path then leaves the ticket to the general path)."""
+        if not isinstance(data, list) or len(data) != 2 or data[0] != policy.fingerprint():
+            return None
+        try:
+            fold = SlaFold.from_data(data[1], policy)
+        except ValidationError:
+            return None
+        return fold if fold.ticket_id == ticket_id and fold.seq == seq else None
+
+    def plan_kept(self, fold: SlaFold, events: Sequence[Event]) -> TimerPlan:
+        """:meth:`plan` of a change that appends ``events`` (which select no other policy)
+        to a ticket whose fold is ``fold``, without the ticket."""
+        extended = fold.extend(events)
+        schedule = extended.schedule()
+        return TimerPlan(
+            {"sla_policy": fold.policy.name, "next_deadline": schedule.next_deadline},
+            schedule.next_check,
+            extended,
+        )
+
+    def committed_fold(self, memo: object | None) -> None:
+        """Keep the fold of a plan committed by the sweep's fast path (:meth:`plan_kept`)."""
+        if isinstance(memo, SlaFold):
+            self._cache.put(memo)
 
     def fold(
         self, ticket_id: str, seq: int, policy: SlaPolicy, new_events: Sequence[Event] = ()

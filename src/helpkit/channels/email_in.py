@@ -2,7 +2,8 @@
 
 :func:`parse` reads a message with the standard library's :mod:`email` package
 (``email.policy.default``, each header value parsed once: the same answers, without the
-standard library parsing a header again at every fetch) and decodes what it needs itself,
+standard library parsing a header again at every fetch; its feed parser's own code, with the
+end of each payload found from its tail, :class:`_TailEol`) and decodes what it needs itself,
 so that no input makes it raise anything but :class:`EmailParseError`:
 
 - headers: RFC 2047 encoded words in any charset (an unknown one is read as UTF-8, else
@@ -39,14 +40,15 @@ import functools
 import mimetypes
 import quopri
 import re
+import types
 from datetime import datetime
+from email import feedparser as _feedparser
 from email import policy as email_policy
 from email.headerregistry import BaseHeader
 from email.message import EmailMessage, Message
-from email.parser import BytesParser
 from email.policy import EmailPolicy
 from email.utils import getaddresses
-from typing import Final
+from typing import Final, cast
 
 from helpkit._checks import check_text
 from helpkit.channels.html_text import to_text
@@ -297,6 +299,76 @@ class _OnceParsedPolicy(EmailPolicy):
 _POLICY: Final = _OnceParsedPolicy(header_factory=email_policy.default.header_factory)
 
 
+# ------------------------------------------------------------------ the structure parse
+
+
+class _TailMatch:
+    """What :class:`_TailEol` finds: the line break that ends a text (``group()``)."""
+
+    __slots__ = ("_found",)
+
+    def __init__(self, found: str) -> None:
+        self._found = found
+
+    def group(self, *_: object) -> str:
+        return self._found
+
+
+class _TailEol:
+    """``re.compile(r"(\\r\\n|\\r|\\n)\\Z").search`` answered from the text's last two
+    characters.
+
+    The standard library's feed parser strips the line break that RFC 2046 gives to a
+    boundary from the end of each part's payload with that search, and the regular expression
+    engine tries it at every position of the payload: some 20 microseconds a kilobyte, a
+    millisecond for a 50 KB attachment. The only match it can find is at the end: ``\\r\\n``
+    when the text ends so (the leftmost try that reaches the end), else a last ``\\r`` or
+    ``\\n``. ``tests/test_email_in_feedparser.py`` holds this equal to the regular expression.
+    """
+
+    __slots__ = ()
+
+    def search(self, text: str) -> _TailMatch | None:
+        if text.endswith("\r\n"):
+            return _TailMatch("\r\n")
+        if text.endswith(("\r", "\n")):
+            return _TailMatch(text[-1])
+        return None
+
+
+def _feed_parser_class() -> type[_feedparser.FeedParser[Message]]:
+    """The standard library's ``FeedParser``, its structure parse (``_parsegen``, the very
+    code of this Python's ``email.feedparser``) run with :class:`_TailEol` for the module's
+    ``NLCRE_eol``: the same messages, without the search over each whole payload. A Python
+    whose feed parser is not built so gets its ``FeedParser`` unchanged."""
+    stock = cast("type[_feedparser.FeedParser[Message]]", _feedparser.FeedParser)
+    parsegen = getattr(stock, "_parsegen", None)
+    if not isinstance(parsegen, types.FunctionType) or parsegen.__closure__:
+        return stock
+    if "NLCRE_eol" not in parsegen.__code__.co_names:
+        return stock
+    namespace = dict(vars(_feedparser))
+    namespace["NLCRE_eol"] = _TailEol()
+    fast = types.FunctionType(
+        parsegen.__code__, namespace, parsegen.__name__, parsegen.__defaults__
+    )
+    return type("_FeedParser", (stock,), {"_parsegen": fast, "__module__": __name__})
+
+
+_FEED_PARSER: Final = _feed_parser_class()
+_CHUNK: Final = 8192
+"""Characters fed at a time, as ``email.parser.Parser`` feeds them."""
+
+
+def _structure(data: bytes) -> Message:
+    """``BytesParser(policy=_POLICY).parsebytes(data)``, through :data:`_FEED_PARSER`."""
+    text = data.decode("ascii", "surrogateescape")
+    parser = _FEED_PARSER(policy=_POLICY)
+    for start in range(0, len(text), _CHUNK):
+        parser.feed(text[start : start + _CHUNK])
+    return parser.close()
+
+
 # ------------------------------------------------------------------ headers
 
 
@@ -384,6 +456,10 @@ class _Walk:
         # choose it, then read).
         self._types: dict[int, str] = {}
         self._decoded: dict[int, bytes | None] = {}
+        # The parts the walk made (a multipart without parts read as one text part) are held
+        # here till it ends: a part freed earlier could leave its id, and its cached type and
+        # bytes, to the next one made.
+        self._made: list[Message] = []
 
     def _type(self, part: Message) -> str:
         found = self._types.get(id(part))
@@ -409,6 +485,7 @@ class _Walk:
         ctype = self._type(part)
         if ctype.startswith("multipart/"):
             children = _children(part, self.notes)
+            self._made += children
             if ctype == "multipart/alternative":
                 self._alternative(children, depth, text_wanted=text_wanted)
             elif ctype == "multipart/related":
@@ -695,7 +772,7 @@ def _parse(
     strip_quotes: bool,
 ) -> InboundMessage:
     notes = _Notes()
-    message = BytesParser(policy=_POLICY).parsebytes(data)
+    message = _structure(data)
     if not isinstance(message, EmailMessage):
         raise EmailParseError("the bytes are not an email message")
     items = _header_items(message, notes)

@@ -322,19 +322,21 @@ class SlaFold:
             fold.policy = policy
             fold.ticket_id = ticket_id
             fold.seq = seq
-            fold._t = _instant(t)
+            # The instant of the last event is often that of the counting or of a cycle's
+            # start too: those share its datetime (equal values, one decoding).
+            fold._t = at = _instant(t)
             fold._category = _CATEGORIES[category]
             fold._priority = _PRIORITIES[priority]
-            fold._counting_since = None if counting_since is None else _instant(counting_since)
+            fold._counting_since = _instant_or(counting_since, t, at)
             fold._starts = tuple(map(_instant, starts))
             fold._ends = tuple(map(_instant, ends))
             fold._after = tuple(map(_duration, after))
             if not len(fold._starts) == len(fold._ends) == len(fold._after):
                 raise ValueError("counting intervals of different lengths")
-            fold._first = _cycle_of(first)
-            fold._resolution = _cycle_of(resolution)
-            fold._next = None if next_ is None else _cycle_of(next_)
-            fold._periodic = None if periodic is None else _cycle_of(periodic)
+            fold._first = _cycle_of(first, t, at)
+            fold._resolution = _cycle_of(resolution, t, at)
+            fold._next = None if next_ is None else _cycle_of(next_, t, at)
+            fold._periodic = None if periodic is None else _cycle_of(periodic, t, at)
             chain: _Retired | None = None
             for item in reversed(retired):
                 chain = _Retired(_cycle_of(item), chain)
@@ -712,12 +714,24 @@ def _memo_of(
 _NONE_FIRED: Final[frozenset[float]] = frozenset()
 
 
-def _cycle_of(data: Any) -> _Cycle:
+def _instant_or(value: object, known: int, at: datetime) -> datetime | None:
+    """:func:`_instant` of ``value`` (``None`` for ``None``), which is ``at`` when ``value``
+    is the integer ``known`` (whose instant ``at`` is)."""
+    if value is None:
+        return None
+    if value == known and type(value) is int:
+        return at
+    return _instant(value)
+
+
+def _cycle_of(data: Any, known: int = 0, at: datetime = _EPOCH) -> _Cycle:
+    """The cycle of :func:`_cycle_data`'s form (``at`` the instant of ``known``, if it is
+    the cycle's start)."""
     metric, index, start, base, achieved, stopped, end_priority, fired = data
     return _Cycle(
         _METRICS[metric],
         _int(index),
-        _instant(start),
+        at if start == known and type(start) is int else _instant(start),
         _duration(base),
         None if achieved is None else _instant(achieved),
         None if stopped is None else _instant(stopped),

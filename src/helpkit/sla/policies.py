@@ -345,10 +345,24 @@ class SlaPolicy:
 
     def target(self, metric: Metric | str, priority: Priority) -> timedelta | None:
         """The target of ``metric`` for ``priority``, or ``None`` when it is not measured."""
+        # Looked up by identity too (as fingerprint): a sweep asks it a few times per ticket.
+        # Keyed by the members' identities (an enum member's hash runs Python code); other
+        # values (a metric's name, a priority's number) are not kept.
+        key: tuple[int, int, int] | None = None
+        if metric.__class__ is Metric and priority.__class__ is Priority:
+            key = (id(self), id(metric), id(priority))
+            kept = _TARGETS.get(key)
+            if kept is not None and kept[0] is self:
+                return kept[1]
         targets = self.targets.get(
             priority if isinstance(priority, Priority) else Priority.coerce(priority)
         )
-        return None if targets is None else targets.for_metric(metric)
+        found = None if targets is None else targets.for_metric(metric)
+        if key is not None:
+            if len(_TARGETS) >= 4096:
+                _TARGETS.clear()
+            _TARGETS[key] = (self, found)
+        return found
 
     def fingerprint(self) -> str:
         """A digest of everything that shapes this policy's clock: its name, calendar,
@@ -493,6 +507,7 @@ def _policies(value: object) -> tuple[SlaPolicy, ...]:
 
 
 _FINGERPRINTS: dict[int, tuple[SlaPolicy, str]] = {}
+_TARGETS: dict[tuple[int, int, int], tuple[SlaPolicy, timedelta | None]] = {}
 
 
 def _fingerprint(policy: SlaPolicy) -> str:

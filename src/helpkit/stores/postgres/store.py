@@ -25,7 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
-from typing import Any, Final
+from typing import Any, Final, cast
 
 import psycopg
 from psycopg import sql
@@ -71,6 +71,13 @@ from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import FeedAndOutbox
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
 from helpkit.stores.postgres.knowledge import KnowledgeMixin
+from helpkit.stores.postgres.parties import (
+    GUARDED_COMMIT,
+    PARTIES_STILL,
+    Guard,
+    KeptPartiesMixin,
+    parties_moved,
+)
 from helpkit.stores.postgres.privacy import PrivacyMixin
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.routing import RoutingMixin, write_routing
@@ -269,6 +276,7 @@ class PostgresStore(
     RoutingMixin,
     PrivacyMixin,
     KnowledgeMixin,
+    KeptPartiesMixin,
 ):
     """A :class:`helpkit.ports.Store` in one schema of a PostgreSQL database.
 
@@ -300,6 +308,7 @@ class PostgresStore(
             Capability.PARTY_READS,
             Capability.NEW_CONTACTS,
             Capability.TICKET_READS,
+            Capability.KEPT_PARTIES,
         }
     )
 
@@ -335,6 +344,7 @@ class PostgresStore(
         # The state of the highest seq this store object committed or read, per ticket.
         self._recent: OrderedDict[str, Ticket] = OrderedDict()
         self._cache_lock = threading.Lock()
+        self._init_parties()  # the agents and contacts kept (as many as tickets)
         self._listener = None
         self._listener_lock = threading.Lock()
         self._channel = channel(self.schema)
@@ -473,17 +483,22 @@ class PostgresStore(
     def _commit(
         self, prepared: list[_Prepared], states: Sequence[tuple[str, str]]
     ) -> list[TicketChange]:
+        guard = self._take_guard()
         if not prepared:
             with self._reading():
                 return []
         if len(prepared) == 1 and takes_one_statement(prepared[0]):
             item = prepared[0]
-            number = self._commit_one(item, states[0][1] if states else None)
+            number = self._commit_one(item, states[0][1] if states else None, guard)
             written = [item.change.with_number(number)]
             self._cache_written(written)
             return written
         contacts = new_contacts([item.change for item in prepared if item.invalid is None])
         with self._pipelined() as conn:
+            # A decision on kept parties: checked first, its result read before the COMMIT.
+            still = None
+            if guard is not None:
+                still = conn.execute(PARTIES_STILL, (guard[1], guard[3], guard[0], guard[2]))
             # First: a change may name its new requester. Their results are read with the
             # first change's row (no round trip of their own), and said before its errors.
             check = self._insert_new_contacts(conn, contacts) if contacts else None
@@ -509,6 +524,11 @@ class PostgresStore(
             if moved:
                 # Likewise: a group whose version moved since it was read rolls back all.
                 write_routing(conn, moved)
+            if still is not None:
+                # Read before the feed lock is taken (it is held for as short as possible).
+                row = still.fetchone()
+                if row is None or not row[0]:
+                    raise parties_moved(cast(Guard, guard))
             if events:
                 conn.execute(FEED_LOCK)
                 conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
@@ -592,19 +612,26 @@ class PostgresStore(
         with self._cache_lock:
             return self._recent.get(ticket_id) if isinstance(ticket_id, str) else None
 
-    def _commit_one(self, item: _Prepared, timer_state: str | None) -> int:
+    def _commit_one(self, item: _Prepared, timer_state: str | None, guard: Guard | None) -> int:
         """Commit one change in one statement, its own transaction (see
-        :mod:`helpkit.stores.postgres.commit`); the ticket's number."""
+        :mod:`helpkit.stores.postgres.commit`), guarded by the kept parties ``guard`` (see
+        :mod:`helpkit.stores.postgres.parties`); the ticket's number."""
         params = call_parameters(item, timer_state, self._channel)
+        statement = COMMIT_CHANGE
+        if guard is not None:
+            statement = GUARDED_COMMIT
+            params = (guard[0], guard[2], *params, guard[1], guard[3])
         with translated(self._where), self._pool.connection() as conn:
             try:
-                row = conn.kept_cursor().execute(COMMIT_CHANGE, params, prepare=True).fetchone()
+                row = conn.kept_cursor().execute(statement, params, prepare=True).fetchone()
             except psycopg.Error as exc:
                 refused = refusal(exc, item.change)
                 if refused is None:
                     raise
                 raise refused from None
-        assert row is not None
+        if row is None:
+            assert guard is not None  # commit_change returns a row; no row: not called
+            raise parties_moved(guard)
         return int(row[0])
 
     def _apply(
@@ -817,6 +844,7 @@ class PostgresStore(
     def save_contact(self, contact: Contact) -> None:
         """Insert (version 1) or update (stored version + 1); emails belong to one contact."""
         check_record(contact, Contact)
+        text = _dumps(_encode_contact(contact))
         self._save_keyed(
             _CONTACTS,
             contact.id,
@@ -824,10 +852,12 @@ class PostgresStore(
             {
                 "name_key": contact.name_key,
                 "organization_id": contact.organization_id,
-                "data": _dumps(_encode_contact(contact)),
+                "data": text,
             },
             contact.emails,
         )
+        # Kept as a read of the row gives it back.
+        self._keep_contact(_decoded(_decode_contact, text, "contact"), text)
 
     def _save_keyed(
         self,
@@ -877,6 +907,7 @@ class PostgresStore(
         if row is None:
             raise NotFoundError(f"no contact with id {contact_id!r}")
         contact: Contact = _decoded(_decode_contact, row[0], "contact")
+        self._keep_contact(contact, row[0])
         return contact
 
     def contact_by_email(self, email: str) -> Contact:
@@ -974,7 +1005,9 @@ class PostgresStore(
     def save_agent(self, agent: Agent) -> None:
         """Insert or replace an agent."""
         check_record(agent, Agent)
-        self._replace("agents", agent.id, _dumps(_encode_agent(agent)))
+        text = _dumps(_encode_agent(agent))
+        self._replace("agents", agent.id, text)
+        self._keep_agent(_decoded(_decode_agent, text, "agent"), text)  # as a read gives it
 
     def get_agent(self, agent_id: str) -> Agent:
         """An agent by id."""
@@ -982,6 +1015,7 @@ class PostgresStore(
         if row is None:
             raise NotFoundError(f"no agent with id {agent_id!r}")
         agent: Agent = _decoded(_decode_agent, row[0], "agent")
+        self._keep_agent(agent, row[0])
         return agent
 
     def agent_and_contact(self, agent_id: str, contact_id: str) -> tuple[Agent, Contact]:
@@ -1003,6 +1037,8 @@ class PostgresStore(
             raise NotFoundError(f"no contact with id {contact_id!r}")
         agent: Agent = _decoded(_decode_agent, row[0], "agent")
         contact: Contact = _decoded(_decode_contact, row[1], "contact")
+        self._keep_agent(agent, row[0])
+        self._keep_contact(contact, row[1])
         return agent, contact
 
     def list_agents(self) -> list[Agent]:

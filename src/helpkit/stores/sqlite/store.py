@@ -85,6 +85,7 @@ from helpkit.stores.sqlite.schema import (
     _inspect,
     _migrate,
 )
+from helpkit.stores.sqlite.timer_rows import TimerRowsMixin
 from helpkit.tickets import Ticket
 
 _MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
@@ -333,7 +334,9 @@ class _Borrowed:
             raise self.store._error(exc) from exc
 
 
-class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, KnowledgeMixin):
+class SqliteStore(
+    FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, KnowledgeMixin, TimerRowsMixin
+):
     """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
 
     ``timeout`` is how long (seconds) a write waits for another writer's lock before failing
@@ -352,6 +355,7 @@ class SqliteStore(FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, Knowled
             Capability.OUTBOX,
             Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
+            Capability.TIMER_ROWS,
             Capability.INBOX,
             Capability.ROUTING,
             Capability.REDACTION,

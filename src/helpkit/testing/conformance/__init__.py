@@ -19,7 +19,8 @@ declare the capability, as the change feed, outbox, timer state, due claim, feed
 inbox, routing, recent ticket, redaction, purge, knowledge base, new contact and joint read
 cases are for stores without
 :attr:`~helpkit.ports.Capability.CHANGE_FEED`, :attr:`~helpkit.ports.Capability.OUTBOX`,
-:attr:`~helpkit.ports.Capability.TIMER_STATE`, :attr:`~helpkit.ports.Capability.DUE_CLAIMS`,
+:attr:`~helpkit.ports.Capability.TIMER_STATE`, :attr:`~helpkit.ports.Capability.TIMER_ROWS`,
+:attr:`~helpkit.ports.Capability.DUE_CLAIMS`,
 :attr:`~helpkit.ports.Capability.FEED_WAKEUP`, :attr:`~helpkit.ports.Capability.INBOX`,
 :attr:`~helpkit.ports.Capability.ROUTING`, :attr:`~helpkit.ports.Capability.RECENT_TICKETS`,
 :attr:`~helpkit.ports.Capability.REDACTION`, :attr:`~helpkit.ports.Capability.PURGE`,
@@ -72,6 +73,7 @@ from helpkit.testing.conformance.queries import QueryCases
 from helpkit.testing.conformance.recent import RecentTicketCases
 from helpkit.testing.conformance.routing import RoutingCases
 from helpkit.testing.conformance.stateful import SideBySideCases, StoreComparison
+from helpkit.testing.conformance.timer_rows import TimerRowCases
 from helpkit.testing.conformance.timer_states import TimerStateCases
 from helpkit.testing.conformance.wakeup import WakeupCases
 
@@ -94,7 +96,7 @@ __all__ = [
 # One mixin per concern, each a module of this package. pytest collects the tests of base
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
-# feed, outbox, timer state, due claim, feed wake-up, inbox, routing, recent ticket,
+# feed, outbox, timer state, timer row, due claim, feed wake-up, inbox, routing, recent ticket,
 # redaction, purge, knowledge base and new contact cases in that order.
 class StoreConformance(
     NewContactCases,
@@ -106,6 +108,7 @@ class StoreConformance(
     InboxCases,
     WakeupCases,
     DueClaimCases,
+    TimerRowCases,
     TimerStateCases,
     OutboxCases,
     FeedCases,

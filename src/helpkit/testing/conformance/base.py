@@ -15,6 +15,7 @@ from helpkit.ports import (
     DueClaims,
     FeedWakeup,
     Inbox,
+    KeptParties,
     KnowledgeBase,
     Outbox,
     PartyReads,
@@ -24,6 +25,7 @@ from helpkit.ports import (
     SettledCommits,
     Store,
     TicketReads,
+    TimerRows,
     TimerStates,
     missing_members,
 )
@@ -87,6 +89,7 @@ class SuiteBase:
             Capability.OUTBOX,
             Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
+            Capability.TIMER_ROWS,
             Capability.DUE_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
@@ -99,6 +102,7 @@ class SuiteBase:
             Capability.PARTY_READS,
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
+            Capability.KEPT_PARTIES,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -110,6 +114,9 @@ class SuiteBase:
             assert missing_members(store, ClaimedEnqueue) == ()
         if Capability.TIMER_STATE in store.capabilities:
             assert missing_members(store, TimerStates) == ()
+        if Capability.TIMER_ROWS in store.capabilities:
+            assert Capability.TIMER_STATE in store.capabilities
+            assert missing_members(store, TimerRows) == ()
         if Capability.DUE_CLAIMS in store.capabilities:
             assert missing_members(store, DueClaims) == ()
         if Capability.FEED_WAKEUP in store.capabilities:
@@ -132,6 +139,8 @@ class SuiteBase:
         if Capability.SETTLED_COMMIT in store.capabilities:
             assert Capability.OUTBOX in store.capabilities
             assert missing_members(store, SettledCommits) == ()
+        if Capability.KEPT_PARTIES in store.capabilities:
+            assert missing_members(store, KeptParties) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)

@@ -9,9 +9,9 @@ import pytest
 
 from helpkit.errors import ConflictError, DuplicateError, NotFoundError
 from helpkit.people import Agent, Group
-from helpkit.ports import Capability, PartyReads, Store, missing_members
+from helpkit.ports import Capability, KeptParties, PartyReads, Store, missing_members
 from helpkit.testing.conformance.base import SuiteBase
-from helpkit.testing.conformance.helpers import _contact, _organization
+from helpkit.testing.conformance.helpers import _contact, _open, _organization, _Time, change_of
 
 
 class PeopleCases(SuiteBase):
@@ -199,6 +199,32 @@ class PeopleCases(SuiteBase):
         ):
             with pytest.raises(NotFoundError, match=f"no {missing}"):
                 parties.agent_and_contact(agent_id, contact_id)
+
+    def test_kept_parties_guard_a_commit(self, store: Store) -> None:
+        """:attr:`Capability.KEPT_PARTIES`: the agent and the contact saved or read are kept
+        as read back; a commit guarded by kept ones writes only if they are still stored so
+        (ConflictError, nothing written, otherwise); skipped for stores without it."""
+        if Capability.KEPT_PARTIES not in store.capabilities:
+            pytest.skip("the store does not declare Capability.KEPT_PARTIES")
+        kept = cast(KeptParties, store)
+        al = Agent(id="a1", name="Al", group_ids=("g1",))
+        ann = _contact("c1", "Ann", ["ann@example.com"])
+        store.save_agent(al)
+        store.save_contact(ann)
+        parties = kept.kept_parties("a1", "c1")
+        assert parties == (store.get_agent("a1"), store.get_contact("c1"))
+        assert kept.kept_parties("a1", "nobody") is None
+        agent, contact = store.get_agent("a1"), store.get_contact("c1")
+        store.save_agent(attrs.evolve(al, active=False))
+        opening = change_of(_open("t1", 0, _Time().tick()))
+        with kept.guard_parties(agent, contact), pytest.raises(ConflictError):
+            store.commit([opening])
+        with pytest.raises(NotFoundError):
+            store.get_ticket("t1")
+        agent = store.get_agent("a1")
+        with kept.guard_parties(agent, contact):
+            written = store.commit([opening])
+        assert written[0].ticket.number == 1  # the refused commit took no number
 
     def test_agents_and_groups(self, store: Store) -> None:
         bea = Agent(id="a2", name="Bea", email="bea@desk.example", group_ids=("g1",))

@@ -1,0 +1,140 @@
+"""Agents and contacts kept in memory, and the guard a commit checks them by
+(:attr:`~helpkit.ports.Capability.KEPT_PARTIES`, :class:`helpkit.ports.KeptParties`).
+
+Opening a ticket decides on the acting agent and the requester. Reading them costs a round
+trip to the server before the commit's own; instead the store keeps the agents and contacts it
+last saved or read (their decoded values beside the exact text stored), and the commit of a
+decision taken on kept ones checks, in the same statement, that both rows still hold that
+text: ``commit_change``'s call runs only for the row of a ``MATERIALIZED`` CTE that read them
+(:data:`GUARDED_COMMIT`), so a stale agent or contact makes the statement return no row and
+write nothing (its transaction is the statement's own), and the store raises ConflictError.
+A commit that takes the batch path (new contacts, a receipt, routing states) sends the same
+check as the first statement of its transaction and rolls back when it fails.
+
+The text, not a version, is compared: agents have no version column, and equal text decodes
+to an equal value, so a guard that holds means the decision was taken on what is stored. It is
+read in the commit's snapshot, later than a read before the decision would be: a change saved
+before the commit always refuses it.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any, Final
+
+from helpkit.errors import ConflictError
+from helpkit.people import Agent, Contact
+from helpkit.stores.postgres.commit import COMMIT_CHANGE
+from helpkit.stores.sqlite.encoding import _dumps, _encode_agent, _encode_contact
+
+__all__ = ["GUARDED_COMMIT", "PARTIES_STILL", "Guard", "KeptPartiesMixin", "parties_moved"]
+
+Guard = tuple[str, str, str, str]
+"""What a guarded commit checks: agent id, its stored text, contact id, its stored text."""
+
+_READ: Final = (
+    "SELECT (SELECT data FROM agents WHERE id = %s) AS agent, "
+    "(SELECT data FROM contacts WHERE id = %s) AS contact"
+)
+GUARDED_COMMIT: Final = (
+    f"WITH kept AS MATERIALIZED ({_READ}) "
+    + COMMIT_CHANGE
+    + " FROM kept WHERE kept.agent = %s AND kept.contact = %s"
+)
+""":data:`~helpkit.stores.postgres.commit.COMMIT_CHANGE` run only when the agent and the
+contact are stored as kept; parameters: agent id, contact id, the call's, agent text, contact
+text. No row: nothing was written."""
+PARTIES_STILL: Final = (
+    f"SELECT coalesce(kept.agent = %s AND kept.contact = %s, false) FROM ({_READ}) AS kept"
+)
+"""Whether the agent and the contact are stored as kept (the batch path's check);
+parameters: agent text, contact text, agent id, contact id."""
+
+
+def parties_moved(guard: Guard) -> ConflictError:
+    """The refusal of a commit whose guard found the agent or the contact changed."""
+    return ConflictError(
+        f"agent {guard[0]!r} or contact {guard[2]!r} changed since this store object kept "
+        "them: decide again on them read anew"
+    )
+
+
+class KeptPartiesMixin:
+    """The kept agents and contacts of a :class:`~helpkit.stores.postgres.store.PostgresStore`
+    (up to ``cache_size`` of each, least recently used dropped first)."""
+
+    cache_size: int
+    _parties_lock: threading.Lock
+    _kept_agents: OrderedDict[str, tuple[Agent, str]]
+    _kept_contacts: OrderedDict[str, tuple[Contact, str]]
+    _guards: threading.local
+
+    def _init_parties(self) -> None:
+        self._parties_lock = threading.Lock()
+        self._kept_agents = OrderedDict()
+        self._kept_contacts = OrderedDict()
+        self._guards = threading.local()
+
+    def _keep_agent(self, agent: Agent, text: str) -> None:
+        """Keep ``agent``, stored as ``text`` (just saved or read)."""
+        self._keep(self._kept_agents, agent.id, (agent, text))
+
+    def _keep_contact(self, contact: Contact, text: str) -> None:
+        """Keep ``contact``, stored as ``text`` (just saved or read)."""
+        self._keep(self._kept_contacts, contact.id, (contact, text))
+
+    def _keep(self, kept: OrderedDict[str, Any], key: str, value: tuple[object, str]) -> None:
+        if not self.cache_size:
+            return
+        with self._parties_lock:
+            kept[key] = value
+            kept.move_to_end(key)
+            while len(kept) > self.cache_size:
+                kept.popitem(last=False)
+
+    def kept_parties(self, agent_id: str, contact_id: str) -> tuple[Agent, Contact] | None:
+        """The agent and the contact this store object last saved or read, or None."""
+        with self._parties_lock:
+            agent = self._kept_agents.get(agent_id)
+            contact = self._kept_contacts.get(contact_id)
+            if agent is None or contact is None:
+                return None
+            self._kept_agents.move_to_end(agent_id)
+            self._kept_contacts.move_to_end(contact_id)
+        return agent[0], contact[0]
+
+    @contextmanager
+    def guard_parties(self, agent: Agent, contact: Contact) -> Iterator[None]:
+        """The first commit of this thread in the block writes only if ``agent`` and
+        ``contact`` are stored as kept (ConflictError, nothing written, otherwise)."""
+        with self._parties_lock:
+            kept_agent = self._kept_agents.get(agent.id)
+            kept_contact = self._kept_contacts.get(contact.id)
+        # The text stored with the very value given; a value kept no more (or replaced
+        # meanwhile) is checked by its own encoding, which a stored text equals only if it
+        # holds that value.
+        agent_text = (
+            kept_agent[1]
+            if kept_agent is not None and kept_agent[0] is agent
+            else _dumps(_encode_agent(agent))
+        )
+        contact_text = (
+            kept_contact[1]
+            if kept_contact is not None and kept_contact[0] is contact
+            else _dumps(_encode_contact(contact))
+        )
+        self._guards.guard = (agent.id, agent_text, contact.id, contact_text)
+        try:
+            yield
+        finally:
+            self._guards.guard = None
+
+    def _take_guard(self) -> Guard | None:
+        """The guard of this thread's block, once (the block's first commit takes it)."""
+        guard: Guard | None = getattr(self._guards, "guard", None)
+        if guard is not None:
+            self._guards.guard = None
+        return guard
