@@ -187,12 +187,16 @@ def _instrument(desk: Any) -> dict[str, float]:
             "get_ticket": "record: load tickets",
             "commit": "record: store commit",
             "commit_planned": "record: store commit",  # a store keeping timer states
+            "get_tickets": "record: load tickets",  # a store reading tickets together
+            # A store settling in the record's commit: the settlement is in the commit.
+            "commit_settled": "record: store commit",
         },
         totals,
     )
     pipeline._store = timed
-    if getattr(pipeline, "_states", None) is not None:
-        pipeline._states = timed
+    for optional in ("_states", "_reads", "_settling"):
+        if getattr(pipeline, optional, None) is not None:
+            setattr(pipeline, optional, timed)
     # Where the relay has them (it sends what it derives, held, without claiming it), the
     # steps under ``derive`` and ``deliver`` that both paths go through.
     derive = "_derive" if hasattr(relay, "_derive") else "derive"

@@ -4,6 +4,7 @@ tests/test_relay_reliability.py."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -22,7 +23,7 @@ from helpkit import (
 from helpkit.channels.recording import RecordingChannel
 from helpkit.config import DeskConfig
 from helpkit.events import DeliveryFailed, DeliveryRevived, MessageSent
-from helpkit.ports import DeliveryState
+from helpkit.ports import DeliveryState, TicketChange
 from helpkit.relay import RetryPolicy
 from helpkit.stores.memory import MemoryStore
 from helpkit.testing.clock import FrozenClock
@@ -362,21 +363,36 @@ def test_the_delivery_mode_is_checked() -> None:
         Helpdesk(delivery="later", entry_points=False)
 
 
-def test_an_outcome_that_cannot_be_recorded_is_sent_again_after_the_lease() -> None:
+@pytest.mark.parametrize("settled_commit", [True, False])
+def test_an_outcome_that_cannot_be_recorded_is_sent_again_after_the_lease(
+    settled_commit: bool,
+) -> None:
+    """The records' commit settling the deliveries (Capability.SETTLED_COMMIT), and a store
+    without it (settled in a transaction of their own): the same."""
     from helpkit.events import Event
+    from helpkit.ports import Capability
 
     class Busy(MemoryStore):
         """Refuses any commit of the relay's records for one ticket, as if it kept changing."""
 
         busy: str | None = None
+        if not settled_commit:
+            capabilities = MemoryStore.capabilities - {Capability.SETTLED_COMMIT}
 
-        def commit(self, changes):  # type: ignore[no-untyped-def]
+        def _refuse(self, changes: Sequence[TicketChange]) -> None:
             for change in changes:
                 if change.ticket.id == self.busy and any(
                     isinstance(e, Event) and e.BOOKKEEPING for e in change.events
                 ):
                     raise ConflictError(f"ticket {self.busy} changed meanwhile")
+
+        def commit(self, changes):  # type: ignore[no-untyped-def]
+            self._refuse(changes)
             return super().commit(changes)
+
+        def commit_settled(self, changes, states, results, *, owner):  # type: ignore[no-untyped-def]
+            self._refuse(changes)
+            return super().commit_settled(changes, states, results, owner=owner)
 
     store = Busy()
     email = RecordingChannel("email")

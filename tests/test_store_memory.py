@@ -156,6 +156,8 @@ def test_memory_store_declares_its_capabilities() -> None:
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
+            Capability.TICKET_READS,
+            Capability.SETTLED_COMMIT,
         }
     )
 

@@ -333,6 +333,8 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.PURGE,
         Capability.KNOWLEDGE,
         Capability.NEW_CONTACTS,
+        Capability.TICKET_READS,
+        Capability.SETTLED_COMMIT,
     }
     assert isinstance(store, Store)
 

@@ -16,7 +16,9 @@ reading). The pipeline then
    states it read committed with it;
 3. **commit**: writes every change in one store commit, guarded by each ticket's seq (on a
    store with :attr:`~helpkit.ports.Capability.TIMER_STATE`, with each ticket's timer state,
-   and without the store checking again the values the domain built and checked);
+   and without the store checking again the values the domain built and checked; on a store
+   with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`, with the relay's outbox settlement
+   the command hands it);
 4. **publish**: hands the committed changes to the publisher (the ``helpkit_event``
    observers; messages leave later, through :mod:`helpkit.relay`), whose failures never undo
    the commit.
@@ -67,12 +69,15 @@ from helpkit.people import Contact
 from helpkit.ports import (
     Capability,
     Clock,
+    Delivery,
     DueTimer,
     Receipt,
     RecentTickets,
     RoutingState,
+    SettledCommits,
     Store,
     TicketChange,
+    TicketReads,
     TimerRows,
     TimerStates,
     TimerUpdate,
@@ -118,6 +123,19 @@ _BACKOFF_CAP: Final = 0.05
 def _backoff(attempt: int, *, uniform: Callable[[float, float], float] = random.uniform) -> float:
     """Seconds to wait after the ``attempt``-th lost attempt (full jitter, capped)."""
     return uniform(0.0, min(_BACKOFF * 2 ** (attempt - 1), _BACKOFF_CAP))
+
+
+class Settlement:
+    """Outbox results a command's commit settles in its transaction (a store with
+    :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`): ``settled`` is how many the commit
+    stored, or None while no commit carried them."""
+
+    __slots__ = ("owner", "results", "settled")
+
+    def __init__(self, results: Sequence[Delivery], owner: str) -> None:
+        self.results = results
+        self.owner = owner
+        self.settled: int | None = None
 
 
 class Pipeline:
@@ -170,6 +188,18 @@ class Pipeline:
             store, RecentTickets
         ):
             self._recent = cast(RecentTickets, store)
+        self._settling: SettledCommits | None = None
+        if (
+            Capability.SETTLED_COMMIT in getattr(store, "capabilities", ())
+            and Capability.OUTBOX in getattr(store, "capabilities", ())
+            and not missing_members(store, SettledCommits)
+        ):
+            self._settling = cast(SettledCommits, store)
+        self._reads: TicketReads | None = None
+        if Capability.TICKET_READS in getattr(store, "capabilities", ()) and not missing_members(
+            store, TicketReads
+        ):
+            self._reads = cast(TicketReads, store)
 
     def timed_path(self) -> tuple[TimerRows, SlaTimer] | None:
         """The store's narrow timer rows and the SLA timer, when changes that only record
@@ -267,6 +297,7 @@ class Pipeline:
         receipt: MakeReceipt | None = None,
         route: bool = False,
         contacts: Sequence[Contact] = (),
+        settle: Settlement | None = None,
         again: Prepare | None = None,
     ) -> list[Ticket]:
         """Load ``ticket_ids``, decide, and commit; the tickets of the outcomes as stored.
@@ -290,15 +321,20 @@ class Pipeline:
         When that owner was saved by another writer meanwhile (a get-or-create lost a race)
         and ``again`` is given, the command is made again by ``again`` (whose reads now find
         that contact) and run once more; a second DuplicateError is the caller's.
+
+        ``settle``: outbox results (the relay's) stored in the commit's transaction, on a
+        store with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`; its ``settled`` then
+        says how many were stored. It stays None when no commit carried them (another
+        store, or nothing to write): the caller settles them.
         """
         try:
-            return self._run(ticket_ids, decide, expected, receipt, route, contacts)
+            return self._run(ticket_ids, decide, expected, receipt, route, contacts, settle)
         except DuplicateError:
             if again is None or not contacts or not self._directory.saved_meanwhile(contacts):
                 raise
         log.debug("a new contact's address was saved meanwhile; making the command again")
         decide, contacts = again()
-        return self._run(ticket_ids, decide, expected, receipt, route, contacts)
+        return self._run(ticket_ids, decide, expected, receipt, route, contacts, settle)
 
     def _run(
         self,
@@ -308,11 +344,12 @@ class Pipeline:
         receipt: MakeReceipt | None,
         route: bool,
         contacts: Sequence[Contact],
+        settle: Settlement | None = None,
     ) -> list[Ticket]:
         """:meth:`run`, once for its contacts: the conflict retries."""
         if ticket_ids and self._recent is not None and not route:
             done = self._on_recent(
-                self._recent, ticket_ids, decide, expected, receipt, tuple(contacts)
+                self._recent, ticket_ids, decide, expected, receipt, tuple(contacts), settle
             )
             if done is not None:
                 return done
@@ -323,7 +360,7 @@ class Pipeline:
                 # Writers of one ticket in this process take turns from load to commit: they
                 # never lose to each other, only to other processes (retried below).
                 with self._turns.hold(ticket_ids):
-                    tickets = [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
+                    tickets = self._load(ticket_ids)
                     if expected:
                         self._check_versions(tickets, expected)
                     now = self.now()
@@ -339,7 +376,11 @@ class Pipeline:
                             outcomes, states = routed.outcomes, routed.states
                         made = None if receipt is None else receipt(outcomes, now)
                         tickets, written = self._write(
-                            outcomes, receipt=made, routing=states, contacts=tuple(contacts)
+                            outcomes,
+                            receipt=made,
+                            routing=states,
+                            contacts=tuple(contacts),
+                            settle=settle,
                         )
             except ConflictError as exc:
                 # With versions, deciding again first checks them anew: a ticket that moved on
@@ -355,6 +396,13 @@ class Pipeline:
             return tickets
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def _load(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The tickets ``ticket_ids``, in order: read at once on a store with
+        :attr:`~helpkit.ports.Capability.TICKET_READS`, else one by one."""
+        if self._reads is not None and len(ticket_ids) > 1:
+            return self._reads.get_tickets(ticket_ids)
+        return [self._store.get_ticket(ticket_id) for ticket_id in ticket_ids]
+
     def _on_recent(
         self,
         recent: RecentTickets,
@@ -363,6 +411,7 @@ class Pipeline:
         expected: Mapping[str, int] | None,
         receipt: MakeReceipt | None,
         contacts: tuple[Contact, ...] = (),
+        settle: Settlement | None = None,
     ) -> list[Ticket] | None:
         """:meth:`run` on the states the store keeps from memory, once; None (nothing
         written) when one is missing, is not the version the caller saw, was stale (the
@@ -390,7 +439,9 @@ class Pipeline:
                 # would check: only a state read anew says so.
                 return None
             try:
-                tickets, written = self._write(outcomes, receipt=made, contacts=contacts)
+                tickets, written = self._write(
+                    outcomes, receipt=made, contacts=contacts, settle=settle
+                )
             except ConflictError:
                 log.debug("command on %s ran on a stale state; deciding on reads", ticket_ids)
                 return None
@@ -430,9 +481,11 @@ class Pipeline:
         receipt: Receipt | None,
         routing: Mapping[str, tuple[RoutingState, ...]] | None = None,
         contacts: tuple[Contact, ...] = (),
+        settle: Settlement | None = None,
     ) -> tuple[list[Ticket], list[TicketChange]]:
         """Scrub, timers and one commit: the tickets of ``outcomes`` as stored, and the
-        changes written (none when no outcome changed anything)."""
+        changes written (none when no outcome changed anything); ``settle`` settled in the
+        commit on a store with :attr:`~helpkit.ports.Capability.SETTLED_COMMIT`."""
         if contacts and not self._directory.saves_with_commit:
             raise ValidationError(
                 f"{type(self._store).__name__} saves no contacts with a commit "
@@ -465,7 +518,15 @@ class Pipeline:
                 attrs.evolve(c, routing=routing[c.ticket.id]) if c.ticket.id in routing else c
                 for c in changes
             ]
-        if self._states is not None:
+        if settle is not None and self._settling is not None:
+            kept = None
+            if self._states is not None:
+                kept = [self._timers.state(plan) for plan in planned]
+            written, settled = self._settling.commit_settled(
+                changes, kept, settle.results, owner=settle.owner
+            )
+            settle.settled = settled
+        elif self._states is not None:
             states = [self._timers.state(plan) for plan in planned]
             written = self._states.commit_planned(changes, states)
         else:

@@ -217,6 +217,14 @@ class Capability:
     """The store reads an agent and a contact together, in one round trip
     (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
     store whose reads cost a round trip to a server)."""
+    SETTLED_COMMIT = "settled_commit"
+    """A commit also settles outbox deliveries, in its transaction (:class:`SettledCommits`):
+    the relay records a batch's outcomes in the tickets' audit trails and stores them in the
+    outbox in one transaction, not two."""
+    TICKET_READS = "ticket_reads"
+    """The store reads several tickets in one statement (:class:`TicketReads`): helpkit's
+    pipeline loads a command's tickets so (the relay's record of a batch: one read, not one
+    per ticket)."""
     KEPT_PARTIES = "kept_parties"
     """The store keeps the agents and contacts it last saved or read, and guards a commit by
     them (:class:`KeptParties`): opening a ticket decides on the kept acting agent and
@@ -438,6 +446,44 @@ class PartyReads(Protocol):
         """:meth:`Store.get_agent` of ``agent_id`` and :meth:`Store.get_contact` of
         ``contact_id``, read at once; NotFoundError for a missing agent first, then for a
         missing contact, as the two reads in that order raise."""
+        ...
+
+
+@runtime_checkable
+class TicketReads(Protocol):
+    """What a store with :attr:`Capability.TICKET_READS` adds: several tickets read at once
+    (one statement), as they are then; nothing is kept from one call to the next that
+    :meth:`Store.get_ticket` would not keep."""
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """:meth:`Store.get_ticket` of each of ``ticket_ids``, in their order (an id given
+        twice comes back twice), read at once; NotFoundError, naming the first missing id in
+        that order, when one is missing."""
+        ...
+
+
+@runtime_checkable
+class SettledCommits(Protocol):
+    """What a store with :attr:`Capability.SETTLED_COMMIT` (and :attr:`Capability.OUTBOX`)
+    adds: a commit that settles outbox deliveries in its transaction."""
+
+    def commit_settled(
+        self,
+        changes: Sequence[TicketChange],
+        states: Sequence[str | None] | None,
+        results: Sequence[Delivery],
+        *,
+        owner: str,
+    ) -> tuple[list[TicketChange], int]:
+        """Commit ``changes`` (as :meth:`TimerStates.commit_planned` with ``states`` on a
+        store with :attr:`Capability.TIMER_STATE`, else as :meth:`Store.commit`; a store
+        without timer states ignores ``states``) and, in the same transaction, settle
+        ``results`` as :meth:`Outbox.settle` with ``checked`` would (the relay's results):
+        the changes as written and how many results were stored. The results are stored
+        exactly when the changes are: a refused commit (ConflictError, DuplicateError,
+        ValidationError...) stores none; results of deliveries ``owner`` no longer holds are
+        ignored, as :meth:`Outbox.settle` ignores them, and the changes are written all the
+        same."""
         ...
 
 

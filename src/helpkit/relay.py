@@ -14,7 +14,8 @@ path.
 4. **Record.** Each outcome goes into the ticket's audit trail through the command pipeline:
    ``message_sent`` (channel, recipients, the external id that later replies thread on) or
    ``delivery_failed`` (reason, attempt, final), in one commit per batch.
-5. **Settle.** Store the results in the outbox and release the claims.
+5. **Settle.** Store the results in the outbox and release the claims: in the record's
+   transaction on a store with :attr:`Capability.SETTLED_COMMIT`, else in one of their own.
 
 Delivery is at least once: a relay killed between sending and recording sends again when the
 delivery is claimed anew (a channel that remembers idempotency keys sends it once). When a
@@ -51,7 +52,7 @@ from helpkit.events import DeliveryFailed, DeliveryRevived, Event, MessageSent, 
 from helpkit.ids import new_id
 from helpkit.lifecycle import Outcome
 from helpkit.notices import Lookups
-from helpkit.pipeline import Pipeline
+from helpkit.pipeline import Pipeline, Settlement
 from helpkit.ports import (
     Capability,
     Change,
@@ -284,13 +285,18 @@ class Relay:
             dead=counts[DeliveryState.DEAD],
             recovered=recovered,
         )
-        unrecorded = self._record_while_held(results, until=until)
+        by_commit: dict[str, int] = {}
+        unrecorded = self._record_while_held(results, until=until, settled=by_commit)
         # A delivery whose outcome could not be recorded stays claimed: when the lease lapses
         # it is claimed again, found unrecorded, and sent again (at least once).
         done = [r for r, _ in results if r.ticket_id not in unrecorded]
-        # The claimed deliveries as the store read them, with the attempt's values (checked
-        # by ``replace``).
-        stored = self._outbox.settle(done, owner=self.owner, checked=True)
+        # Those the records' commits did not settle (a store without
+        # Capability.SETTLED_COMMIT, a ticket with nothing to record): the claimed deliveries
+        # as the store read them, with the attempt's values (checked by ``replace``).
+        rest = [r for r in done if r.ticket_id not in by_commit]
+        stored = sum(by_commit.values())
+        if rest:
+            stored += self._outbox.settle(rest, owner=self.owner, checked=True)
         return report + RelayReport(lost_claims=len(done) - stored)
 
     def run_once(self) -> RelayReport:
@@ -487,17 +493,22 @@ class Relay:
         return replace(delivery, attempts=attempts), False
 
     def _record_while_held(
-        self, results: Sequence[tuple[Delivery, Record | None]], *, until: datetime
+        self,
+        results: Sequence[tuple[Delivery, Record | None]],
+        *,
+        until: datetime,
+        settled: dict[str, int],
     ) -> set[str]:
         """Record the outcomes; the ids of the tickets whose outcomes could not be recorded.
 
         Tickets whose records keep losing to concurrent writers are tried again while the
         claims hold (``until``): the messages left, and outcomes left unrecorded are sent again
-        by the relay that claims them once the claims lapse."""
+        by the relay that claims them once the claims lapse. ``settled`` receives, by ticket,
+        how many of its deliveries the records' commit settled (see :meth:`_run`)."""
         pending = list(results)
         unrecorded: set[str] = set()
         for _ in range(_RECORD_ROUNDS):
-            unrecorded = self._record(pending, until=until)
+            unrecorded = self._record(pending, until=until, settled=settled)
             if not unrecorded or self._pipeline.now() >= until:
                 break
             log.info("recording outcomes of %d tickets lost to writers; again", len(unrecorded))
@@ -505,7 +516,11 @@ class Relay:
         return unrecorded
 
     def _record(
-        self, results: Sequence[tuple[Delivery, Record | None]], *, until: datetime
+        self,
+        results: Sequence[tuple[Delivery, Record | None]],
+        *,
+        until: datetime,
+        settled: dict[str, int],
     ) -> set[str]:
         """Record the outcomes in the tickets' audit trails, in one commit for the batch; the
         ids of the tickets whose outcomes could not be recorded.
@@ -519,7 +534,9 @@ class Relay:
         :class:`_Trails`), which only reads what was added since, up to the seq of the ticket
         it decides on: the less it reads, the less often it loses to a writer."""
         by_ticket: dict[str, list[tuple[Delivery, Record]]] = {}
+        held: dict[str, list[Delivery]] = {}
         for delivery, record in results:
+            held.setdefault(delivery.ticket_id, []).append(delivery)
             if record is not None:
                 by_ticket.setdefault(delivery.ticket_id, []).append((delivery, record))
         if not by_ticket:
@@ -527,7 +544,7 @@ class Relay:
         trails = {ticket_id: self._trails.take(ticket_id) for ticket_id in by_ticket}
         try:
             try:
-                self._run(by_ticket, trails, until)
+                self._run(by_ticket, trails, until, held, settled)
                 return set()
             except ConflictError:
                 if len(by_ticket) == 1:
@@ -535,7 +552,7 @@ class Relay:
             unrecorded: set[str] = set()
             for ticket_id, records in by_ticket.items():
                 try:
-                    self._run({ticket_id: records}, trails, until)
+                    self._run({ticket_id: records}, trails, until, held, settled)
                 except ConflictError as exc:
                     log.info("could not record deliveries of %s yet: %s", ticket_id, exc)
                     unrecorded.add(ticket_id)
@@ -548,13 +565,29 @@ class Relay:
         by_ticket: dict[str, list[tuple[Delivery, Record]]],
         trails: dict[str, _Trail],
         until: datetime,
+        held: dict[str, list[Delivery]],
+        settled: dict[str, int],
     ) -> None:
         """Record the outcomes of ``by_ticket`` through the pipeline; the trails then hold
-        them (the outcomes of the decision committed: the last one the pipeline made)."""
+        them (the outcomes of the decision committed: the last one the pipeline made).
+
+        The deliveries of these tickets (``held``, by ticket: their results) are settled in
+        the records' commit on a store with :attr:`Capability.SETTLED_COMMIT`: stored in the
+        outbox exactly when their outcomes are in the trails, in one transaction. ``settled``
+        then receives each ticket's share of what was stored (its deliveries; of a lost
+        claim, none, as :meth:`Outbox.settle` counts; the total is what counts)."""
         decided: list[Outcome] = []
-        self._pipeline.run(list(by_ticket), self._decide(by_ticket, trails, decided, until))
+        results = [delivery for ticket_id in by_ticket for delivery in held[ticket_id]]
+        settlement = Settlement(results, self.owner)
+        self._pipeline.run(
+            list(by_ticket), self._decide(by_ticket, trails, decided, until), settle=settlement
+        )
         for outcome in decided:
             trails[outcome.ticket.id].committed(outcome)
+        if settlement.settled is not None:
+            # How many were stored, put on the first ticket: only the total is read.
+            settled.update(dict.fromkeys(by_ticket, 0))
+            settled[next(iter(by_ticket))] += settlement.settled
 
     def _decide(
         self,

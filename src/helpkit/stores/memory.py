@@ -120,6 +120,8 @@ class MemoryStore(KnowledgeMixin):
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
+            Capability.TICKET_READS,
+            Capability.SETTLED_COMMIT,
         }
     )
 
@@ -170,85 +172,112 @@ class MemoryStore(KnowledgeMixin):
         (DuplicateError, writing nothing, when another contact owns one of their addresses).
         """
         with self._lock:
-            self._check_open()
-            states: dict[str, Ticket] = {}
-            appended: dict[str, list[Event]] = {}
-            numbers: dict[int, str] = {}
-            written: list[TicketChange] = []
-            feed: list[Event] = []  # in commit order: change by change, event by event
-            next_number = self._next_number
-            for change in changes:
-                # Values are checked by the copy below (the codec's decoders run every check).
-                validate_change(change, check_values=False)
-                ticket_id = change.ticket.id
-                current = states.get(ticket_id) or self._tickets.get(ticket_id)
-                current_seq = current.seq if current is not None else 0
-                if current_seq != change.expected_seq:
-                    raise ConflictError(
-                        f"ticket {ticket_id!r} is at seq {current_seq}, not "
-                        f"{change.expected_seq}: it changed since it was read. Reload and retry."
-                    )
-                if not change.events:
-                    # It writes nothing; a number left to the store is the stored one.
-                    if change.ticket.number == 0 and current is not None:
-                        change = change.with_number(current.number)
-                    written.append(change)
-                    continue
-                number = change.ticket.number
-                if current is None:
-                    if number == 0:
-                        number = next_number
-                    owner = numbers.get(number) or self._numbers.get(number)
-                    if owner is not None and owner != ticket_id:
-                        raise DuplicateError(
-                            f"ticket number {number} already belongs to ticket {owner!r}"
-                        )
-                    numbers[number] = ticket_id
-                    next_number = max(next_number, number + 1)
-                elif number == 0:
-                    number = current.number
-                elif number != current.number:
-                    raise ValidationError(
-                        f"ticket {ticket_id!r} has number {current.number}; it cannot change"
-                    )
-                change = change.with_number(number)
-                states[ticket_id] = _copy_ticket(change.ticket)
-                copies = [_copy_event(e) for e in change.events]
-                appended.setdefault(ticket_id, []).extend(copies)
-                feed.extend(copies)
+            return self._commit_held(changes)
+
+    def commit_settled(
+        self,
+        changes: Sequence[TicketChange],
+        states: Sequence[str | None] | None,
+        results: Sequence[Delivery],
+        *,
+        owner: str,
+    ) -> tuple[list[TicketChange], int]:
+        """:meth:`commit` and :meth:`settle` (of the relay's results, ``checked``) at once:
+        the results are stored when the changes are, and not when the commit is refused (see
+        :class:`helpkit.ports.SettledCommits`). The memory store keeps no timer states:
+        ``states`` is not kept."""
+        check_text(owner, "owner")
+        valid = [check_delivery(d, checked=True) for d in results]
+        if states is not None and (not isinstance(states, Sequence) or len(states) != len(changes)):
+            raise ValidationError(
+                f"commit_settled takes one state per change: {len(changes)} changes, "
+                f"states {states!r:.60}"
+            )
+        with self._lock:
+            written = self._commit_held(changes)
+            return written, self._settle_held(valid, owner)
+
+    def _commit_held(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        """:meth:`commit`, called with the lock held."""
+        self._check_open()
+        states: dict[str, Ticket] = {}
+        appended: dict[str, list[Event]] = {}
+        numbers: dict[int, str] = {}
+        written: list[TicketChange] = []
+        feed: list[Event] = []  # in commit order: change by change, event by event
+        next_number = self._next_number
+        for change in changes:
+            # Values are checked by the copy below (the codec's decoders run every check).
+            validate_change(change, check_values=False)
+            ticket_id = change.ticket.id
+            current = states.get(ticket_id) or self._tickets.get(ticket_id)
+            current_seq = current.seq if current is not None else 0
+            if current_seq != change.expected_seq:
+                raise ConflictError(
+                    f"ticket {ticket_id!r} is at seq {current_seq}, not "
+                    f"{change.expected_seq}: it changed since it was read. Reload and retry."
+                )
+            if not change.events:
+                # It writes nothing; a number left to the store is the stored one.
+                if change.ticket.number == 0 and current is not None:
+                    change = change.with_number(current.number)
                 written.append(change)
-            receipts = receipt_keys(written)
-            for key in receipts:
-                stored = self._inbox.get(key)
-                if stored is not None and stored.state is not ReceiptState.SUSPENDED:
-                    raise duplicate_receipt(stored)
-            copied = [_copy_receipt(r) for r in receipts.values()]
-            contacts = new_contacts(written)
-            for contact in contacts:
-                self._check_new_contact(contact)
-            moved = routing_states(written)
-            for routed in moved:
-                stored_version = self._routing_version(routed.group_id)
-                if stored_version != routed.version - 1:
-                    raise routing_conflict(routed, stored_version)
-            # Everything is checked: from here on nothing can fail, so the write is all or none.
-            for contact in contacts:
-                for email in contact.emails:
-                    self._contact_emails[email] = contact.id
-                self._contacts[contact.id] = contact
-            for receipt in copied:
-                self._inbox[receipt.key] = receipt
-            for routed in moved:
-                self._routing[routed.group_id] = routed
-            for ticket_id, state in states.items():
-                self._tickets[ticket_id] = state
-                self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
-                self._numbers[state.number] = ticket_id
-            self._next_number = next_number
-            if feed:
-                self._feed.extend(feed)
-                self._changed.notify_all()
-            return written
+                continue
+            number = change.ticket.number
+            if current is None:
+                if number == 0:
+                    number = next_number
+                owner = numbers.get(number) or self._numbers.get(number)
+                if owner is not None and owner != ticket_id:
+                    raise DuplicateError(
+                        f"ticket number {number} already belongs to ticket {owner!r}"
+                    )
+                numbers[number] = ticket_id
+                next_number = max(next_number, number + 1)
+            elif number == 0:
+                number = current.number
+            elif number != current.number:
+                raise ValidationError(
+                    f"ticket {ticket_id!r} has number {current.number}; it cannot change"
+                )
+            change = change.with_number(number)
+            states[ticket_id] = _copy_ticket(change.ticket)
+            copies = [_copy_event(e) for e in change.events]
+            appended.setdefault(ticket_id, []).extend(copies)
+            feed.extend(copies)
+            written.append(change)
+        receipts = receipt_keys(written)
+        for key in receipts:
+            stored = self._inbox.get(key)
+            if stored is not None and stored.state is not ReceiptState.SUSPENDED:
+                raise duplicate_receipt(stored)
+        copied = [_copy_receipt(r) for r in receipts.values()]
+        contacts = new_contacts(written)
+        for contact in contacts:
+            self._check_new_contact(contact)
+        moved = routing_states(written)
+        for routed in moved:
+            stored_version = self._routing_version(routed.group_id)
+            if stored_version != routed.version - 1:
+                raise routing_conflict(routed, stored_version)
+        # Everything is checked: from here on nothing can fail, so the write is all or none.
+        for contact in contacts:
+            for email in contact.emails:
+                self._contact_emails[email] = contact.id
+            self._contacts[contact.id] = contact
+        for receipt in copied:
+            self._inbox[receipt.key] = receipt
+        for routed in moved:
+            self._routing[routed.group_id] = routed
+        for ticket_id, state in states.items():
+            self._tickets[ticket_id] = state
+            self._events.setdefault(ticket_id, []).extend(appended[ticket_id])
+            self._numbers[state.number] = ticket_id
+        self._next_number = next_number
+        if feed:
+            self._feed.extend(feed)
+            self._changed.notify_all()
+        return written
 
     def _routing_version(self, group_id: str) -> int:
         stored = self._routing.get(group_id)
@@ -359,6 +388,19 @@ class MemoryStore(KnowledgeMixin):
                 return self._tickets[ticket_id]
             except KeyError:
                 raise NotFoundError(f"no ticket with id {ticket_id!r}") from None
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The current states of ``ticket_ids``, in their order, read at once (see
+        :class:`helpkit.ports.TicketReads`)."""
+        with self._lock:
+            self._check_open()
+            tickets = []
+            for ticket_id in ticket_ids:
+                ticket = self._tickets.get(ticket_id) if isinstance(ticket_id, str) else None
+                if ticket is None:
+                    raise NotFoundError(f"no ticket with id {ticket_id!r}")
+                tickets.append(ticket)
+            return tickets
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""
@@ -488,19 +530,19 @@ class MemoryStore(KnowledgeMixin):
         check_text(owner, "owner")
         valid = [check_delivery(d, checked=checked) for d in results]
         with self._lock:
-            self._check_open()
-            stored = 0
-            for result in valid:
-                held = self._outbox.get(result.id)
-                if (
-                    held is None
-                    or held.claimed_by != owner
-                    or held.state is not DeliveryState.PENDING
-                ):
-                    continue  # its claim lapsed and another relay took it
-                self._outbox[result.id] = replace(result, claimed_by=None, claimed_until=None)
-                stored += 1
-            return stored
+            return self._settle_held(valid, owner)
+
+    def _settle_held(self, valid: Sequence[Delivery], owner: str) -> int:
+        """:meth:`settle` of checked results, called with the lock held."""
+        self._check_open()
+        stored = 0
+        for result in valid:
+            held = self._outbox.get(result.id)
+            if held is None or held.claimed_by != owner or held.state is not DeliveryState.PENDING:
+                continue  # its claim lapsed and another relay took it
+            self._outbox[result.id] = replace(result, claimed_by=None, claimed_until=None)
+            stored += 1
+        return stored
 
     def delivery(self, delivery_id: str) -> Delivery:
         """A delivery by id."""

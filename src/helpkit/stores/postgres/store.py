@@ -307,6 +307,7 @@ class PostgresStore(
             Capability.KNOWLEDGE,
             Capability.PARTY_READS,
             Capability.NEW_CONTACTS,
+            Capability.TICKET_READS,
             Capability.KEPT_PARTIES,
         }
     )
@@ -728,6 +729,28 @@ class PostgresStore(
         if row is None:
             raise NotFoundError(f"no ticket with id {ticket_id!r}")
         return self._ticket(row)
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The current states of ``ticket_ids``, in their order, read in one statement (one
+        round trip); see :class:`helpkit.ports.TicketReads`."""
+        keys: list[object] = list(ticket_ids)
+        wanted = list(dict.fromkeys(key for key in keys if _storable(key)))
+        rows: dict[str, tuple[Any, ...]] = {}
+        if wanted:
+            with self._reading() as cur:
+                for row in cur.execute(
+                    "SELECT id, seq, state FROM tickets WHERE id = ANY(%s)", (wanted,)
+                ).fetchall():
+                    rows[row[0]] = row
+        else:
+            self._check_open()
+        tickets = []
+        for key in keys:
+            row = rows.get(key) if isinstance(key, str) else None
+            if row is None:
+                raise NotFoundError(f"no ticket with id {key!r}")
+            tickets.append(self._ticket(row))
+        return tickets
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""

@@ -354,28 +354,32 @@ class FeedAndOutbox:
             with self._connection():
                 return 0
         with self._transaction() as conn:
-            if _HAS_JSON:
-                # The attempt's fields written into the stored text by SQLite (the other
-                # fields are the claimed delivery's, as stored), instead of encoding each
-                # delivery again.
-                try:
-                    cursor = conn.executemany(_SETTLE_JSON, [_settled(r, owner) for r in valid])
-                    return max(cursor.rowcount, 0)
-                except sqlite3.OperationalError as exc:  # an SQLite built without JSON
-                    if "json_set" not in str(exc):
-                        raise
-                    _no_json()
-            rows = []
-            for result in valid:
-                row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
-                rows.append((row[2], row[3], row[6], row[7], row[0], owner))
-            cursor = conn.executemany(
-                "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
-                "claimed_by = NULL, updated_us = ?, body = ? "
-                "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
-                rows,
-            )
-            return max(cursor.rowcount, 0)
+            return self._settle_in(conn, valid, owner)
+
+    def _settle_in(self, conn: sqlite3.Connection, valid: Sequence[Delivery], owner: str) -> int:
+        """:meth:`settle` of checked results in the transaction of ``conn``."""
+        if _HAS_JSON:
+            # The attempt's fields written into the stored text by SQLite (the other
+            # fields are the claimed delivery's, as stored), instead of encoding each
+            # delivery again.
+            try:
+                cursor = conn.executemany(_SETTLE_JSON, [_settled(r, owner) for r in valid])
+                return max(cursor.rowcount, 0)
+            except sqlite3.OperationalError as exc:  # an SQLite built without JSON
+                if "json_set" not in str(exc):
+                    raise
+                _no_json()
+        rows = []
+        for result in valid:
+            row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
+            rows.append((row[2], row[3], row[6], row[7], row[0], owner))
+        cursor = conn.executemany(
+            "UPDATE outbox SET state = ?, next_attempt_us = ?, claimed_until_us = NULL, "
+            "claimed_by = NULL, updated_us = ?, body = ? "
+            "WHERE id = ? AND claimed_by = ? AND state = 'pending'",
+            rows,
+        )
+        return max(cursor.rowcount, 0)
 
     def delivery(self, delivery_id: str) -> Delivery:
         """A delivery by id."""

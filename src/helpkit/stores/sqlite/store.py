@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal, NamedTuple
 
+from helpkit._checks import check_text
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
@@ -40,9 +41,10 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import Capability, TicketChange
+from helpkit.ports import Capability, Delivery, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    check_delivery,
     check_limit,
     check_record,
     check_version,
@@ -197,6 +199,17 @@ class _Batch:
             self.events.clear()
 
 
+class _Settle:
+    """The relay's results a commit settles in its transaction, and how many it stored."""
+
+    __slots__ = ("owner", "results", "stored")
+
+    def __init__(self, results: list[Delivery], owner: str) -> None:
+        self.results = results
+        self.owner = owner
+        self.stored = 0
+
+
 class _KeyedTable(NamedTuple):
     """A versioned table whose rows own unique keys kept in a second table."""
 
@@ -349,6 +362,8 @@ class SqliteStore(
             Capability.PURGE,
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
+            Capability.TICKET_READS,
+            Capability.SETTLED_COMMIT,
         }
     )
 
@@ -533,11 +548,38 @@ class SqliteStore(
         """
         return self._commit([_Prepared(change) for change in changes], ())
 
+    def commit_settled(
+        self,
+        changes: Sequence[TicketChange],
+        states: Sequence[str | None] | None,
+        results: Sequence[Delivery],
+        *,
+        owner: str,
+    ) -> tuple[list[TicketChange], int]:
+        """:meth:`commit_planned` (:meth:`commit` without ``states``) and :meth:`settle` of
+        the relay's results in one transaction (see :class:`helpkit.ports.SettledCommits`):
+        the changes as written and how many results were stored."""
+        check_text(owner, "owner")
+        settle = _Settle([check_delivery(d, checked=True) for d in results], owner)
+        if not changes:
+            return [], self.settle(settle.results, owner=owner, checked=True)
+        if states is None:
+            written = self._commit([_Prepared(change) for change in changes], (), settle)
+        else:
+            written = self._commit(*self._planned(changes, states), settle)
+        return written, settle.stored
+
     def commit_planned(
         self, changes: Sequence[TicketChange], states: Sequence[str | None]
     ) -> list[TicketChange]:
         """:meth:`commit` for the changes of helpkit's pipeline (their values are not checked
         again), keeping each ticket's timer state (see :class:`helpkit.ports.TimerStates`)."""
+        return self._commit(*self._planned(changes, states))
+
+    def _planned(
+        self, changes: Sequence[TicketChange], states: Sequence[str | None]
+    ) -> tuple[list[_Prepared], list[str | None]]:
+        """The changes of :meth:`commit_planned` prepared, and the timer states kept."""
         if not isinstance(states, Sequence) or len(states) != len(changes):
             raise ValidationError(
                 f"commit_planned takes one state per change: {len(changes)} changes, "
@@ -557,13 +599,17 @@ class SqliteStore(
                     state.encode("utf-8")  # bound as UTF-8 inside the transaction: refuse here
         except UnicodeEncodeError as exc:
             raise ValidationError(f"a timer state cannot be stored: {exc}") from None
-        return self._commit(prepared, kept)
+        return prepared, kept
 
     def _commit(
-        self, prepared: list[_Prepared], states: Sequence[str | None]
+        self,
+        prepared: list[_Prepared],
+        states: Sequence[str | None],
+        settle: _Settle | None = None,
     ) -> list[TicketChange]:
         """Write ``prepared`` in one transaction, with the timer state ``states`` holds for
-        each (the same positions; ``None``, or no ``states`` at all, keeps none)."""
+        each (the same positions; ``None``, or no ``states`` at all, keeps none), settling
+        ``settle``'s results in it last (how many were stored goes into ``settle``)."""
         if not prepared:
             with self._connection():
                 return []
@@ -586,6 +632,9 @@ class SqliteStore(
             moved = routing_states([item.change for item in prepared])
             if moved:
                 write_routing(conn, moved)
+            stored = self._settle_in(conn, settle.results, settle.owner) if settle else 0
+        if settle is not None:
+            settle.stored = stored
         written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
@@ -737,6 +786,29 @@ class SqliteStore(
         if row is None:
             raise NotFoundError(f"no ticket with id {ticket_id!r}")
         return self._ticket(row)
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
+        """The current states of ``ticket_ids``, in their order, read in one statement (a
+        read transaction of its own); see :class:`helpkit.ports.TicketReads`."""
+        keys: list[object] = list(ticket_ids)
+        wanted = list(dict.fromkeys(key for key in keys if isinstance(key, str)))
+        rows: dict[str, tuple[Any, ...]] = {}
+        if wanted:
+            with self._connection() as conn:
+                for start in range(0, len(wanted), _STATES_PER_QUERY):
+                    chunk = wanted[start : start + _STATES_PER_QUERY]
+                    marks = ",".join("?" * len(chunk))
+                    for row in conn.execute(
+                        f"SELECT id, seq, state FROM tickets WHERE id IN ({marks})", chunk
+                    ):
+                        rows[row[0]] = row
+        tickets = []
+        for key in keys:
+            row = rows.get(key) if isinstance(key, str) else None
+            if row is None:
+                raise NotFoundError(f"no ticket with id {key!r}")
+            tickets.append(self._ticket(row))
+        return tickets
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""

@@ -22,7 +22,9 @@ from helpkit.ports import (
     Purge,
     RecentTickets,
     Redaction,
+    SettledCommits,
     Store,
+    TicketReads,
     TimerRows,
     TimerStates,
     missing_members,
@@ -98,6 +100,8 @@ class SuiteBase:
             Capability.KNOWLEDGE,
             Capability.NEW_CONTACTS,
             Capability.PARTY_READS,
+            Capability.TICKET_READS,
+            Capability.SETTLED_COMMIT,
             Capability.KEPT_PARTIES,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
@@ -130,6 +134,11 @@ class SuiteBase:
             assert missing_members(store, Purge) == ()
         if Capability.PARTY_READS in store.capabilities:
             assert missing_members(store, PartyReads) == ()
+        if Capability.TICKET_READS in store.capabilities:
+            assert missing_members(store, TicketReads) == ()
+        if Capability.SETTLED_COMMIT in store.capabilities:
+            assert Capability.OUTBOX in store.capabilities
+            assert missing_members(store, SettledCommits) == ()
         if Capability.KEPT_PARTIES in store.capabilities:
             assert missing_members(store, KeptParties) == ()
 

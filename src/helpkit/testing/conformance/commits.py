@@ -7,10 +7,11 @@ comes back unchanged.
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
 import attrs
 import pytest
@@ -19,7 +20,7 @@ from helpkit import lifecycle
 from helpkit.errors import ConflictError, NotFoundError, ValidationError
 from helpkit.events import CommentAdded
 from helpkit.people import Agent, Group
-from helpkit.ports import Store, TicketChange
+from helpkit.ports import Capability, Store, TicketChange, TicketReads, missing_members
 from helpkit.queries import TicketQuery
 from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.helpers import (
@@ -55,6 +56,32 @@ class CommitCases(SuiteBase):
         assert store.get_ticket("t1").seq == len(opened.events) + len(noted.events)
         assert store.events("t1") == list(opened.events + noted.events)
         assert [e.seq for e in store.events("t1")] == list(range(1, noted.ticket.seq + 1))
+
+    def test_tickets_read_together(self, store: Store) -> None:
+        """:attr:`Capability.TICKET_READS`: what reading each ticket gives, in the order
+        asked (repeats included), the first missing id in that order refused; nothing kept
+        from one call to the next. Skipped for stores without it."""
+        if Capability.TICKET_READS not in store.capabilities:
+            pytest.skip("the store does not declare Capability.TICKET_READS")
+        assert missing_members(store, TicketReads) == ()
+        reads = cast(TicketReads, store)
+        time = _Time()
+        opened = [_open(f"t{i}", i, time.tick()) for i in range(1, 4)]
+        store.commit([change_of(o) for o in opened])
+        assert reads.get_tickets([]) == []
+        asked = ["t3", "t1", "t3", "t2"]
+        assert reads.get_tickets(asked) == [store.get_ticket(i) for i in asked]
+        noted = _note(opened[0].ticket, time.tick())
+        store.commit([change_of(noted)])
+        assert reads.get_tickets(["t2", "t1"]) == [opened[1].ticket, noted.ticket]
+        for ids, missing in (
+            (["t1", "nobody", "t\x00"], "nobody"),
+            (["t\x00", "nobody"], "t\x00"),
+            (["nobody"], "nobody"),
+            ([1, "t1"], 1),
+        ):
+            with pytest.raises(NotFoundError, match=re.escape(f"no ticket with id {missing!r}")):
+                reads.get_tickets(cast(Any, ids))
 
     def test_events_after_seq(self, store: Store) -> None:
         time = _Time()

@@ -22,13 +22,16 @@ from helpkit.ports import (
     OutboundMessage,
     Outbox,
     Recipient,
+    SettledCommits,
     Store,
+    TicketChange,
     missing_members,
 )
 from helpkit.testing.conformance.helpers import (
     BASE_TIME,
     ReopenStore,
     StoreFactory,
+    _note,
     _open,
     _Time,
     change_of,
@@ -82,6 +85,19 @@ def delivery(
         created_at=due,
         updated_at=due,
     )
+
+
+def _settling(store: Store) -> SettledCommits:
+    _outbox(store)
+    if Capability.SETTLED_COMMIT not in store.capabilities:
+        pytest.skip("the store does not declare Capability.SETTLED_COMMIT")
+    assert missing_members(store, SettledCommits) == ()
+    return cast(SettledCommits, store)
+
+
+def _no_states(store: Store, changes: list[TicketChange]) -> list[str | None] | None:
+    """No timer state for any of ``changes`` (None on a store that keeps none)."""
+    return [None] * len(changes) if Capability.TIMER_STATE in store.capabilities else None
 
 
 def _with_events(store: Store, count: int = 3) -> int:
@@ -283,6 +299,87 @@ class OutboxCases:
         done = replace(theirs, state=DeliveryState.DEAD, attempts=5, last_error="gave up")
         assert outbox.settle([done], owner="r2") == 1
         assert outbox.delivery("d1").state is DeliveryState.DEAD
+
+    def test_a_settled_commit_settles_exactly_when_its_changes_commit(self, store: Store) -> None:
+        """:attr:`Capability.SETTLED_COMMIT`: a refused commit settles nothing; a commit that
+        goes through settles the results with it (skipped for stores without it)."""
+        settling = _settling(store)
+        outbox = cast(Outbox, store)
+        time = _Time()
+        opened = _open("t1", 1, time.tick())
+        store.commit([change_of(opened)])
+        last = cast(ChangeFeed, store).last_position()
+        outbox.enqueue([delivery("d1"), delivery("d2")], cursor=_CURSOR, position=last, expected=0)
+        now = BASE_TIME + _S
+        held = outbox.claim(owner="r1", now=now, until=now + 30 * _S, limit=2)
+        sent = replace(
+            held[0], state=DeliveryState.SENT, attempts=1, external_id="<x@e.com>", updated_at=now
+        )
+        retry = replace(
+            held[1],
+            attempts=1,
+            last_error="SMTP 451",
+            next_attempt_at=now + 60 * _S,
+            updated_at=now,
+        )
+        noted = _note(opened.ticket, time.tick())
+        store.commit([change_of(noted)])
+        stale = [change_of(noted)]  # its seq is behind now: refused
+        with pytest.raises(ConflictError):
+            settling.commit_settled(stale, _no_states(store, stale), [sent, retry], owner="r1")
+        for unsettled in (outbox.delivery("d1"), outbox.delivery("d2")):
+            assert (unsettled.state, unsettled.attempts, unsettled.claimed_by) == (
+                DeliveryState.PENDING,
+                0,
+                "r1",
+            )
+        assert store.get_ticket("t1") == noted.ticket
+        again = _note(noted.ticket, time.tick())
+        changes = [change_of(again)]
+        written, stored = settling.commit_settled(
+            changes, _no_states(store, changes), [sent, retry], owner="r1"
+        )
+        assert stored == 2
+        assert [change.ticket for change in written] == [again.ticket]
+        assert store.get_ticket("t1") == again.ticket
+        assert store.events("t1")[-len(again.events) :] == list(again.events)
+        done = outbox.delivery("d1")
+        assert (done.state, done.external_id, done.claimed_by) == (
+            DeliveryState.SENT,
+            "<x@e.com>",
+            None,
+        )
+        waiting = outbox.delivery("d2")
+        assert (waiting.state, waiting.attempts, waiting.claimed_by) == (
+            DeliveryState.PENDING,
+            1,
+            None,
+        )
+
+    def test_a_settled_commit_settles_no_lost_claim(self, store: Store) -> None:
+        """A result of a delivery another relay holds now is not stored; the changes are
+        committed all the same (skipped for stores without Capability.SETTLED_COMMIT)."""
+        settling = _settling(store)
+        outbox = cast(Outbox, store)
+        time = _Time()
+        opened = _open("t1", 1, time.tick())
+        store.commit([change_of(opened)])
+        last = cast(ChangeFeed, store).last_position()
+        outbox.enqueue([delivery("d1")], cursor=_CURSOR, position=last, expected=0)
+        (mine,) = outbox.claim(owner="r1", now=BASE_TIME, until=BASE_TIME + _S, limit=1)
+        (theirs,) = outbox.claim(owner="r2", now=BASE_TIME + _S, until=BASE_TIME + 9 * _S, limit=1)
+        late = replace(mine, state=DeliveryState.SENT, attempts=1, updated_at=BASE_TIME)
+        noted = _note(opened.ticket, time.tick())
+        changes = [change_of(noted)]
+        written, stored = settling.commit_settled(
+            changes, _no_states(store, changes), [late], owner="r1"
+        )
+        assert stored == 0
+        assert [change.ticket for change in written] == [noted.ticket]
+        assert store.get_ticket("t1") == noted.ticket
+        still = outbox.delivery("d1")
+        assert (still.state, still.attempts, still.claimed_by) == (DeliveryState.PENDING, 0, "r2")
+        assert theirs.claimed_by == "r2"
 
     def test_dead_deliveries_are_listed_and_revived(self, store: Store) -> None:
         outbox = _outbox(store)
