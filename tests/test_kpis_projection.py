@@ -25,6 +25,7 @@ from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
 from helpkit.stores.sqlite import SqliteStore
 from helpkit.testing.clock import FrozenClock
+from helpkit.testing.strategies import tickets
 from helpkit.tickets import Ticket
 
 H = timedelta(hours=1)
@@ -274,3 +275,23 @@ def _check(
         folder.cleanup()
     finally:
         desk.shutdown()
+
+
+@given(tickets())
+@settings(max_examples=200, deadline=None)
+def test_a_ticket_state_reads_back_from_its_checkpoint_form(state: Ticket) -> None:
+    # Format 7's form of a resumable fold's ticket state (a row of plain values, or the
+    # codec's form for a ticket with followers, links or custom fields), through the pickle
+    # reader that builds no class, gives back the same state; tags as they were.
+    import io
+    import pickle
+
+    from helpkit.reports import _RowReader, _ticket_of, _ticket_row
+
+    rich = bool(state.followers or state.links or state.custom_fields)
+    assert isinstance(_ticket_row(state), tuple) is not rich
+    data = pickle.dumps(_ticket_row(state), protocol=pickle.HIGHEST_PROTOCOL)
+    found = _ticket_of(_RowReader(io.BytesIO(data)).load())
+    assert found == state
+    assert type(found.created_at) is type(state.created_at)
+    assert found.created_at.tzinfo is state.created_at.tzinfo
