@@ -88,10 +88,11 @@ _encode_ticket = encoder(Ticket)
 _decode_ticket = decoder(Ticket)
 
 # A resumable fold's ticket state in a checkpoint: a row of plain values in the order of
-# Ticket's fields, each read by its kind. Text and counts are themselves; "enum:" fields are
-# their member's value; instants ("at") whole microseconds since 1970-01-01 UTC; tags a tuple
-# of texts. A ticket with followers, links or custom fields keeps the codec's form (a dict,
-# decoded and validated field by field) instead: rare on active tickets, and richer values.
+# Ticket's fields, each read by its kind. Text and counts are themselves; the enumerations
+# (category, impact, urgency, priority) their member's value; instants ("at") whole
+# microseconds since 1970-01-01 UTC; tags a tuple of texts. A ticket with followers, links
+# or custom fields keeps the codec's form instead (a dict, decoded and validated field by
+# field, at format 6's cost): their values are richer.
 _ROW_KINDS: Final = (
     ("id", "str"),
     ("number", "int"),
