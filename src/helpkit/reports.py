@@ -146,6 +146,7 @@ def _row_reader() -> Callable[[Any], Ticket]:
         "def _read(row):",
         f"    if row.__class__ is not tuple or len(row) != {len(_ROW_KINDS)}: raise ValueError",
         "    new = _new(_Ticket)",
+        "    known = at = None",  # the last instant read, and its datetime (shared if equal)
     ]
     for index, (name, kind) in enumerate(_ROW_KINDS):
         # The usual values are checked inline (no call); anything else goes to a function
@@ -160,6 +161,11 @@ def _row_reader() -> Callable[[Any], Ticket]:
         lines.append(f"    v = row[{index}]")
         if check is not None:
             lines.append(f"    if {check}: raise TypeError({name!r})")
+        if kind in ("at", "at?"):
+            # Several of a ticket's instants are often the same one: built once.
+            lines.append(
+                "    if v is not None and v != known: known, at = v, _EPOCH + _span(0, 0, v)"
+            )
         value = {
             "str": "v",
             "str?": "v",
@@ -168,16 +174,15 @@ def _row_reader() -> Callable[[Any], Ticket]:
             "impact": "_IMPACT[v]",
             "urgency": "_URGENCY[v]",
             "priority": "_PRIORITY[v]",
-            "at": "_EPOCH + _span(0, 0, v)",
-            "at?": "None if v is None else _EPOCH + _span(0, 0, v)",
+            "at": "at",
+            "at?": "None if v is None else at",
             "tags": "_EMPTY_SET if v == () else _tags(v)",
             "empty": f"_empty_{name}(v)",
         }[kind]
-        lines.append(f"    _set(new, {name!r}, {value})")
+        lines.append(f"    _set_{name}(new, {value})")
     lines.append("    return new")
     namespace: dict[str, Any] = {
         "_new": object.__new__,
-        "_set": object.__setattr__,
         "_Ticket": Ticket,
         "_EPOCH": _ROW_EPOCH,
         "_span": timedelta,
@@ -191,6 +196,9 @@ def _row_reader() -> Callable[[Any], Ticket]:
         "_empty_links": _row_no_set,
         "_empty_custom_fields": _row_no_fields,
     }
+    # Each field set through its slot's own descriptor (the class is frozen; this is what
+    # object.__setattr__ finds, without looking it up by name).
+    namespace.update({f"_set_{name}": Ticket.__dict__[name].__set__ for name, _ in _ROW_KINDS})
     exec("\n".join(lines), namespace)  # field names are identifiers
     read: Callable[[Any], Ticket] = namespace["_read"]
     return read
