@@ -493,21 +493,21 @@ def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again
 
     checkpoint = tmp_path / "kpis.projection"
     desk.kpi_projection().save(checkpoint)
-    # Format 6: a header, then every ticket's compact record, then the kept facts and
+    # Format 7: a header, then every ticket's compact record, then the kept facts and
     # resumable folds of the active tickets, a chunk of tickets per pickle.
     with checkpoint.open("rb") as source:
         header = pickle.load(source)
         chunks = [pickle.load(source) for _ in range(header[3] + header[4])]
         assert source.read() == b""
     found, position, as_of, kept_chunks, resume_chunks = header
-    assert (found, kept_chunks, resume_chunks) == (6, 1, 1)
+    assert (found, kept_chunks, resume_chunks) == (7, 1, 1)
     records, resume = chunks
     assert resume  # the worked example's active tickets
     assert len(records) == len(desk.kpi_projection())
     kept = {ticket_id: found_kept for ticket_id, (found_kept, _, _) in resume.items()}
-    # Formats 2 to 5, written by earlier helpkits (one pickle, then chunks; 3 had no time per
-    # tier and handle time): the reader says so without building them, and the desk builds
-    # anew.
+    # Formats 2 to 6, written by earlier helpkits (one pickle, then chunks; 3 had no time per
+    # tier and handle time; 6 its folds as JSON texts): the reader says so without building
+    # them, and the desk builds anew.
     from helpkit.reports import KpiProjection, OutdatedCheckpointError
 
     fresh = desk.kpis().to_data()
@@ -516,6 +516,7 @@ def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again
         (3, (3, position, as_of, kept, resume)),
         (4, (4, position, as_of, kept, resume)),
         (5, (5, position, as_of, 1, 0)),
+        (6, (6, position, as_of, 1, 1)),
     ):
         checkpoint.write_bytes(pickle.dumps(state) + pickle.dumps(kept))
         with pytest.raises(OutdatedCheckpointError, match=f"format {older}, written by an"):
@@ -538,17 +539,39 @@ def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again
         desk.kpis(checkpoint=checkpoint)
     assert not marker.exists()
     # Resumable folds of the right shape that do not read back: folded again from history.
-    spoiled = {
-        ticket_id: (found_kept, name, zlib.compress(b'[{"id": 5}, [0]]'))
-        for ticket_id, (found_kept, name, _) in resume.items()
-    }
-    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(records) + pickle.dumps(spoiled))
-    loaded = desk.kpi_projection(checkpoint)
-    assert loaded.resumable == len(resume)
-    for ticket_id in resume:
-        desk.note(ticket_id, ANA, "still on it")
-    assert desk.kpis(projection=loaded).to_data() == desk.kpis().to_data()
-    assert loaded.resumable == len(resume)
+    # Each spoilt in its own way (format 6's JSON text; a row of a wrong length, of a wrong
+    # type, an instant out of range, an unknown enumeration value; a class to build; another
+    # ticket's row), and not built: folded again from history.
+    first_id = next(iter(resume))
+    row, sla = pickle.loads(zlib.decompress(resume[first_id][2]))
+    assert isinstance(row, tuple)  # the worked example's tickets are rows
+    forms = [
+        b'[{"id": 5}, [0]]',
+        pickle.dumps((row[:-1], sla)),
+        pickle.dumps(((5, *row[1:]), sla)),
+        pickle.dumps(((*row[:11], 10**20, *row[12:]), sla)),
+        pickle.dumps(((*row[:6], "nope", *row[7:]), sla)),
+        pickle.dumps((_Planted(marker), sla)),
+        pickle.dumps((("other", *row[1:]), sla)),
+        pickle.dumps((row, [0])),
+    ]
+    for turn in range(len(forms)):
+        spoiled = {
+            ticket_id: (found_kept, name, zlib.compress(forms[(n + turn) % len(forms)]))
+            for n, (ticket_id, (found_kept, name, _)) in enumerate(resume.items())
+        }
+        checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(records) + pickle.dumps(spoiled))
+        read = KpiProjection.load(checkpoint, desk.config.sla, None)
+        for ticket_id in resume:
+            assert resume[ticket_id][1] == POLICY.name
+            assert read._resumable(ticket_id, POLICY.name, POLICY) is None, (turn, ticket_id)
+        loaded = desk.kpi_projection(checkpoint)
+        assert loaded.resumable == len(resume)
+        for ticket_id in resume:
+            desk.note(ticket_id, ANA, "still on it")
+        assert desk.kpis(projection=loaded).to_data() == desk.kpis().to_data()
+        assert loaded.resumable == len(resume)
+        assert not marker.exists()
 
 
 def test_a_checkpoint_of_many_chunks_reads_back(

@@ -10,20 +10,20 @@ held at a time, so a report's memory grows with the number of tickets' small fac
 from __future__ import annotations
 
 import enum
-import json
+import io
 import os
 import pickle
 import pickletools
 import zlib
-from collections.abc import Iterable, Iterator
-from datetime import datetime
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any, Final, cast
 
 import attrs
 
 from helpkit._codec import decoder, encoder
-from helpkit._codec.text import dumps as compact_dumps
 from helpkit.errors import ConfigError, HelpkitError, NotFoundError, ValidationError
 from helpkit.escalation import TierLadder
 from helpkit.events import Event
@@ -42,10 +42,11 @@ from helpkit.kpis import (
     resume_facts,
     ticket_facts,
 )
-from helpkit.ports import Capability, ChangeFeed, Store, implements
+from helpkit.ports import Capability, ChangeFeed, Store, TicketReads, implements
+from helpkit.priority import Impact, Priority, Urgency
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.sla import SlaFold, SlaPolicy, SlaPolicySet
-from helpkit.tickets import Ticket
+from helpkit.tickets import StatusCategory, Ticket
 
 __all__ = [
     "PAGE",
@@ -62,14 +63,16 @@ PAGE = 500
 PROJECTION_CURSOR: Final = "kpi-projection"
 """The change-feed cursor a :class:`KpiProjection` saves its checkpoints' position under."""
 
-_FORMAT: Final = 6
-"""The checkpoint format (6: a header, then every ticket's facts as compact records
+_FORMAT: Final = 7
+"""The checkpoint format (7: a header, then every ticket's facts as compact records
 (:data:`~helpkit.kpis.FactRecord`: plain tuples) in pickles of :data:`_CHUNK` tickets each,
 then the kept facts and resumable folds of the active tickets in the same way, so a report
-can stream the records alone (:func:`report_from_checkpoint`); 5: a header, then the kept
-facts and the resumable folds in pickles of :data:`_CHUNK` tickets each; 4: one pickle,
-facts with custom fields, time per tier and handle time; 3: with the resumable folds of
-the active tickets; 2: facts with satisfaction
+can stream the records alone (:func:`report_from_checkpoint`); each fold's data is one
+pickle of plain values, compressed: its ticket's state as a row (:func:`_ticket_row`) and
+its SLA fold's :meth:`~helpkit.sla.SlaFold.to_data`; 6: the same with each fold's data one
+JSON text; 5: a header, then the kept facts and the resumable folds in pickles of
+:data:`_CHUNK` tickets each; 4: one pickle, facts with custom fields, time per tier and
+handle time; 3: with the resumable folds of the active tickets; 2: facts with satisfaction
 surveys). A checkpoint of an earlier format raises :class:`OutdatedCheckpointError` (the desk
 then builds the projection anew); anything else is refused."""
 
@@ -84,11 +87,193 @@ dump ends, which for a whole projection at once took more memory than the projec
 _encode_ticket = encoder(Ticket)
 _decode_ticket = decoder(Ticket)
 
+# A resumable fold's ticket state in a checkpoint: a row of plain values in the order of
+# Ticket's fields, each read by its kind. Text and counts are themselves; the enumerations
+# (category, impact, urgency, priority) their member's value; instants ("at") whole
+# microseconds since 1970-01-01 UTC; tags a tuple of texts. A ticket with followers, links
+# or custom fields keeps the codec's form instead (a dict, decoded and validated field by
+# field, at format 6's cost): their values are richer.
+_ROW_KINDS: Final = (
+    ("id", "str"),
+    ("number", "int"),
+    ("subject", "str"),
+    ("requester_id", "str"),
+    ("organization_id", "str?"),
+    ("status", "str"),
+    ("category", "category"),
+    ("impact", "impact"),
+    ("urgency", "urgency"),
+    ("priority", "priority"),
+    ("channel", "str"),
+    ("created_at", "at"),
+    ("updated_at", "at"),
+    ("seq", "int"),
+    ("assignee_id", "str?"),
+    ("group_id", "str?"),
+    ("tags", "tags"),
+    ("followers", "empty"),
+    ("custom_fields", "empty"),
+    ("links", "empty"),
+    ("merged_into", "str?"),
+    ("solved_at", "at?"),
+    ("closed_at", "at?"),
+    ("public_comments", "int"),
+    ("internal_notes", "int"),
+    ("sla_policy", "str?"),
+    ("next_deadline", "at?"),
+    ("next_check", "at?"),
+    ("last_message_id", "str?"),
+    ("status_at", "at?"),
+    ("satisfaction_offered_at", "at?"),
+    ("satisfaction", "str?"),
+    ("assigned_at", "at?"),
+    ("requester_updated_at", "at?"),
+    ("agent_updated_at", "at?"),
+    ("unassigned_at", "at?"),
+)
+"""Ticket's fields as a checkpoint row holds them (``tests/test_kpis_projection.py`` checks
+they are all of Ticket's, in order; if not, every ticket keeps the codec's form)."""
+
+_ROWS: Final = tuple(name for name, _ in _ROW_KINDS) == tuple(f.name for f in attrs.fields(Ticket))
+
+
+def _row_reader() -> Callable[[Any], Ticket]:
+    # One straight line per field (as helpkit._records and the codec build theirs): the
+    # types and shapes are checked, each value built as the field holds it; the text checks
+    # of the validators are not run again on what a projection wrote (a row that is not
+    # one raises TypeError, ValueError or KeyError: the ticket is folded again).
+    lines = [
+        "def _read(row):",
+        f"    if row.__class__ is not tuple or len(row) != {len(_ROW_KINDS)}: raise ValueError",
+        "    new = _new(_Ticket)",
+        "    known = at = None",  # the last instant read, and its datetime (shared if equal)
+    ]
+    for index, (name, kind) in enumerate(_ROW_KINDS):
+        # The usual values are checked inline (no call); anything else goes to a function
+        # that reads it or raises.
+        check = {
+            "str": "v.__class__ is not str",
+            "str?": "v is not None and v.__class__ is not str",
+            "int": "v.__class__ is not int or v < 0",
+            "at": "v.__class__ is not int",
+            "at?": "v is not None and v.__class__ is not int",
+        }.get(kind)
+        lines.append(f"    v = row[{index}]")
+        if check is not None:
+            lines.append(f"    if {check}: raise TypeError({name!r})")
+        if kind in ("at", "at?"):
+            # Several of a ticket's instants are often the same one: built once.
+            lines.append(
+                "    if v is not None and v != known: known, at = v, _EPOCH + _span(0, 0, v)"
+            )
+        value = {
+            "str": "v",
+            "str?": "v",
+            "int": "v",
+            "category": "_CATEGORY[v]",
+            "impact": "_IMPACT[v]",
+            "urgency": "_URGENCY[v]",
+            "priority": "_PRIORITY[v]",
+            "at": "at",
+            "at?": "None if v is None else at",
+            "tags": "_EMPTY_SET if v == () else _tags(v)",
+            "empty": f"_empty_{name}(v)",
+        }[kind]
+        lines.append(f"    _set_{name}(new, {value})")
+    lines.append("    return new")
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_Ticket": Ticket,
+        "_EPOCH": _ROW_EPOCH,
+        "_span": timedelta,
+        "_tags": _row_tags,
+        "_EMPTY_SET": frozenset(),
+        "_CATEGORY": {c.value: c for c in StatusCategory},
+        "_IMPACT": {c.value: c for c in Impact},
+        "_URGENCY": {c.value: c for c in Urgency},
+        "_PRIORITY": {c.value: c for c in Priority},
+        "_empty_followers": _row_no_set,
+        "_empty_links": _row_no_set,
+        "_empty_custom_fields": _row_no_fields,
+    }
+    # Each field set through its slot's own descriptor (the class is frozen; this is what
+    # object.__setattr__ finds, without looking it up by name).
+    namespace.update({f"_set_{name}": Ticket.__dict__[name].__set__ for name, _ in _ROW_KINDS})
+    exec("\n".join(lines), namespace)  # field names are identifiers
+    read: Callable[[Any], Ticket] = namespace["_read"]
+    return read
+
+
+_ROW_EPOCH: Final[datetime] = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def _row_str(value: object) -> str:
+    if value.__class__ is not str:
+        raise TypeError("not a text")
+    return value
+
+
+def _row_tags(value: object) -> frozenset[str]:
+    if value.__class__ is not tuple:
+        raise TypeError("not tags")
+    return frozenset(map(_row_str, cast(tuple[object, ...], value)))
+
+
+def _row_no_set(value: object) -> frozenset[Any]:
+    if value is not None:
+        raise ValueError("a row holds no followers or links")
+    return frozenset()
+
+
+_NO_FIELDS: Final[Mapping[str, Any]] = MappingProxyType({})
+
+
+def _row_no_fields(value: object) -> Mapping[str, Any]:
+    if value is not None:
+        raise ValueError("a row holds no custom fields")
+    return _NO_FIELDS
+
+
+_read_row = _row_reader()
+
+
+def _ticket_row(state: Ticket) -> tuple[Any, ...] | dict[str, Any]:
+    """A ticket's state as a checkpoint keeps it: a row of plain values, or the codec's form
+    (a dict) for a ticket with followers, links or custom fields."""
+    if not _ROWS or state.followers or state.links or state.custom_fields:
+        return _encode_ticket(state)  # type: ignore[no-any-return]
+    row: list[Any] = []
+    for name, kind in _ROW_KINDS:
+        value = getattr(state, name)
+        if value is None or kind in ("str", "str?", "int"):
+            row.append(value)
+        elif kind in ("at", "at?"):
+            row.append((value - _ROW_EPOCH) // _ROW_MICRO)
+        elif kind == "tags":
+            row.append(tuple(sorted(value)))
+        elif kind == "empty":
+            row.append(None)
+        else:  # an enumeration
+            row.append(value.value)
+    return tuple(row)
+
+
+_ROW_MICRO: Final = timedelta(microseconds=1)
+
+
+def _ticket_of(data: object) -> Ticket:
+    """The ticket state of :func:`_ticket_row`'s form."""
+    if data.__class__ is dict:
+        return cast(Ticket, _decode_ticket(data))
+    return _read_row(data)
+
+
 _Resume = tuple[FoldState | bytes, str | None]
 """A ticket's resumable fold as a projection keeps it: its :class:`~helpkit.kpis.FoldState`
-or, read from a checkpoint and not resumed since, its checkpoint form (one JSON text of its
-ticket state and SLA fold, :meth:`~helpkit.sla.SlaFold.to_data`, compressed); and the name
-of its SLA policy."""
+or, read from a checkpoint and not resumed since, its checkpoint form (one pickle of plain
+values, compressed: its ticket state as a row, :func:`_ticket_row`, and its SLA fold's
+:meth:`~helpkit.sla.SlaFold.to_data`), decoded only when the ticket is touched again; and
+the name of its SLA policy."""
 
 
 class KpiReader:
@@ -302,6 +487,8 @@ class KpiProjection:
                 f"the KPI projection is at change {self._position}, beyond the store's last "
                 f"({feed.last_position()}): it was made from another store; build a new one"
             )
+        able: frozenset[str] = getattr(store, "capabilities", frozenset())
+        reads = Capability.TICKET_READS in able and implements(store, TicketReads)
         read = 0
         while max_changes is None or read < max_changes:
             want = limit if max_changes is None else min(limit, max_changes - read)
@@ -311,17 +498,23 @@ class KpiProjection:
             touched: dict[str, list[Event]] = {}
             for change in changes:
                 touched.setdefault(change.event.ticket_id, []).append(change.event)
-            for ticket_id, events in touched.items():
-                self._fold_in(store, ticket_id, events)
+            # The tickets' stored states (for their SLA policies), read at once where the
+            # store can (one statement, not one per ticket).
+            if reads:
+                tickets = cast(TicketReads, store).get_tickets(list(touched))
+            else:
+                tickets = [store.get_ticket(ticket_id) for ticket_id in touched]
+            for (ticket_id, events), ticket in zip(touched.items(), tickets, strict=True):
+                self._fold_in(store, ticket, ticket_id, events)
             self._position = changes[-1].position
             read += len(changes)
             if len(changes) < want:
                 break
         return read
 
-    def _fold_in(self, store: Store, ticket_id: str, events: list[Event]) -> None:
+    def _fold_in(self, store: Store, ticket: Ticket, ticket_id: str, events: list[Event]) -> None:
         # The SLA policy is the ticket's stored one (set by the commit, not by an event).
-        policy = _policy(self._policies, store.get_ticket(ticket_id))
+        policy = _policy(self._policies, ticket)
         name = None if policy is None else policy.name
         kept = self._kept.get(ticket_id)
         fold = None if kept is None else self._resumable(ticket_id, name, policy)
@@ -349,12 +542,12 @@ class KpiProjection:
         if isinstance(fold, FoldState):
             return fold
         try:  # from a checkpoint: its plain data, checked as it is read
-            state, sla = json.loads(zlib.decompress(fold))
+            state, sla = _RowReader(io.BytesIO(zlib.decompress(fold))).load()
             found_fold = FoldState(
-                _decode_ticket(state),
+                _ticket_of(state),
                 None if policy is None else SlaFold.from_data(sla, policy),
             )
-        except (HelpkitError, TypeError, ValueError, KeyError, zlib.error):
+        except (HelpkitError, zlib.error, OverflowError, *_UNREADABLE):
             return None  # folded again from its history
         sla_id = None if found_fold.sla is None else found_fold.sla.ticket_id
         if found_fold.state.id != ticket_id or sla_id not in (None, ticket_id):
@@ -637,15 +830,23 @@ def report_from_checkpoint(
     return accumulator.report()
 
 
+class _RowReader(pickle.Unpickler):
+    """A resumable fold's data is plain values: no class at all is built."""
+
+    def find_class(self, module: str, name: str) -> Any:
+        raise ValidationError(f"a resumable fold holds no {module}.{name}")
+
+
 def _resume_data(found: _Resume) -> tuple[str | None, bytes]:
     # A resumable fold as plain data (its ticket's state and SLA fold), for a checkpoint.
     fold, name = found
     if isinstance(fold, bytes):
         return name, fold
-    # One compact JSON text, compressed: a sixth of the size of the same data as lists and
-    # dicts (the projection keeps it so until the ticket is touched again).
+    # One pickle of plain values (no class: read back by _RowReader, which builds none),
+    # compressed: the projection keeps it so until the ticket is touched again.
     sla = None if fold.sla is None else fold.sla.to_data()
-    return name, zlib.compress(compact_dumps([_encode_ticket(fold.state), sla]).encode(), 1)
+    data = pickle.dumps((_ticket_row(fold.state), sla), protocol=pickle.HIGHEST_PROTOCOL)
+    return name, zlib.compress(data, 1)
 
 
 def _is_resume_data(ticket_id: object, value: object) -> bool:
