@@ -30,9 +30,10 @@ from helpkit.escalation import EscalationRules
 from helpkit.events import SlaWarned
 from helpkit.ports import TimerUpdate
 from helpkit.queries import TicketQuery
-from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
+from helpkit.sla import SlaFold, SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.sqlite import SqliteStore
 from helpkit.testing.clock import FrozenClock
+from helpkit.timers import FoldCache
 
 H = timedelta(hours=1)
 MON = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)  # a Monday
@@ -314,6 +315,70 @@ def test_a_narrow_commit_on_a_ticket_that_moved_on_conflicts_and_writes_nothing(
         assert stored(tmp_path / "desk.db") == before
     finally:
         store.close()
+
+
+def test_the_fold_cache_refreshes_only_what_it_holds(tmp_path: Path) -> None:
+    sla, late = due_file(tmp_path / "desk.db", 2)
+    store = SqliteStore(tmp_path / "desk.db")
+    try:
+        desk = desk_on(store, late, sla, "notify")
+        ids = sorted(t.id for t in store.query(TicketQuery(limit=50)))
+        opened = [SlaFold.of(list(store.events(ticket_id)), sla) for ticket_id in ids]
+        desk.note(ids[0], AGENT, "later")
+        later = SlaFold.of(list(store.events(ids[0])), sla)
+        assert later.seq > opened[0].seq
+    finally:
+        store.close()
+    cache = FoldCache(4)
+    cache.refresh(opened[0])
+    assert len(cache) == 0  # not held: not added
+    cache.put(opened[0])
+    cache.put(opened[1])
+    cache.refresh(later)
+    assert cache.get(ids[0]) is later  # held and older: replaced
+    cache.refresh(opened[0])
+    assert cache.get(ids[0]) is later  # a newer one is never replaced
+    assert cache.get(ids[1]) is opened[1] and len(cache) == 2
+
+
+def test_a_command_after_a_fast_sweep_in_the_same_desk_stores_what_the_general_path_does(
+    tmp_path: Path,
+) -> None:
+    """The fast path refreshes the desk's fold cache only for the tickets it holds (it adds
+    none): a command on a swept ticket, held or not, then stores what it stores after a sweep
+    by the general path."""
+    sla, late = due_file(tmp_path / "src.db", 3)
+    results = []
+    for fast in (True, False):
+        copy = tmp_path / f"{fast}.db"
+        shutil.copyfile(tmp_path / "src.db", copy)
+        store = SqliteStore(copy, synchronous="NORMAL")
+        try:
+            desk = desk_on(store, late, sla, "notify")
+            desk._sweeper.fast = fast
+            ids = sorted(t.id for t in store.query(TicketQuery(limit=50)))
+            desk.note(ids[0], AGENT, "held")  # its fold is now in the desk's cache
+            held = len(desk._sla._cache)
+            report = desk.sweep(late, batch=2)
+            assert report.warnings == 9
+            if fast:
+                assert len(desk._sla._cache) == held  # refreshed, none added
+                kept = desk._sla._cache.get(ids[0])
+                assert kept is not None and kept.seq == store.get_ticket(ids[0]).seq
+            for ticket_id in ids:
+                desk.reply(ticket_id, AGENT, "on it")
+        finally:
+            store.close()
+        # Comments get new ids in each copy: compared without them.
+        results.append(
+            [
+                row[:3] + row[9:12] + row[-1:]
+                if len(row) > 6
+                else (*row[:3], {k: v for k, v in row[-1].items() if k != "comment"})
+                for row in stored(copy)
+            ]
+        )
+    assert results[0] == results[1]
 
 
 def test_due_timers_pages_in_next_check_order(tmp_path: Path) -> None:

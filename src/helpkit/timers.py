@@ -191,6 +191,14 @@ class FoldCache:
             while len(self._folds) > self._size:
                 self._folds.popitem(last=False)
 
+    def refresh(self, fold: SlaFold) -> None:
+        """Replace the fold kept for ``fold``'s ticket by ``fold`` when one is kept and is not
+        newer; keep nothing for a ticket not kept (and move nothing out)."""
+        with self._lock:
+            kept = self._folds.get(fold.ticket_id)
+            if kept is not None and kept.seq <= fold.seq:
+                self._folds[fold.ticket_id] = fold
+
     def __len__(self) -> int:
         return len(self._folds)
 
@@ -271,9 +279,13 @@ class SlaTimer:
         )
 
     def committed_fold(self, memo: object | None) -> None:
-        """Keep the fold of a plan committed by the sweep's fast path (:meth:`plan_kept`)."""
+        """Bring the cache up to date with the fold of a plan committed by the sweep's fast
+        path (:meth:`plan_kept`): replaced when the ticket's fold is kept, else not added. A
+        sweep of thousands of due tickets would otherwise push out the folds of the tickets
+        being worked on, and keep thousands of folds alive for the garbage collector to walk;
+        a command on a swept ticket reads its fold back from the kept state instead."""
         if isinstance(memo, SlaFold):
-            self._cache.put(memo)
+            self._cache.refresh(memo)
 
     def fold(
         self, ticket_id: str, seq: int, policy: SlaPolicy, new_events: Sequence[Event] = ()
