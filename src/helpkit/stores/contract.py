@@ -15,7 +15,7 @@ from __future__ import annotations
 import functools
 import re
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -54,6 +54,9 @@ from helpkit.ports import (
 )
 from helpkit.redaction import attachments_in
 
+_Row = typing.TypeVar("_Row")
+_Made = typing.TypeVar("_Made")
+
 __all__ = [
     "COMMITTED_RECEIPTS",
     "KnowledgeSearch",
@@ -74,6 +77,7 @@ __all__ = [
     "discard_receipt",
     "duplicate_receipt",
     "feed_bounded",
+    "in_asked_order",
     "new_contacts",
     "receipt_keys",
     "routing_conflict",
@@ -611,3 +615,19 @@ def check_search(
     return KnowledgeSearch(
         tuple(dict.fromkeys(terms)), tag, primary, "current" if drafts else "published", limit
     )
+
+
+def in_asked_order(
+    keys: Sequence[object], rows: Mapping[str, _Row], make: Callable[[_Row], _Made]
+) -> list[_Made]:
+    """``make(rows[key])`` for each of ``keys`` in their order (a key asked twice comes back
+    twice): the answer of :meth:`helpkit.ports.TicketReads.get_tickets` from the rows a store
+    read. :class:`~helpkit.errors.NotFoundError` for the first key with no row, a key that is
+    not a string included."""
+    found: list[_Made] = []
+    for key in keys:
+        row = rows.get(key) if isinstance(key, str) else None
+        if row is None:
+            raise NotFoundError(f"no ticket with id {key!r}")
+        found.append(make(row))
+    return found

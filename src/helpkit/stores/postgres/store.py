@@ -56,6 +56,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    in_asked_order,
     new_contacts,
     receipt_keys,
     routing_states,
@@ -744,13 +745,7 @@ class PostgresStore(
                     rows[row[0]] = row
         else:
             self._check_open()
-        tickets = []
-        for key in keys:
-            row = rows.get(key) if isinstance(key, str) else None
-            if row is None:
-                raise NotFoundError(f"no ticket with id {key!r}")
-            tickets.append(self._ticket(row))
-        return tickets
+        return in_asked_order(keys, rows, self._ticket)
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""

@@ -48,6 +48,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    in_asked_order,
     new_contacts,
     receipt_keys,
     routing_states,
@@ -802,13 +803,7 @@ class SqliteStore(
                         f"SELECT id, seq, state FROM tickets WHERE id IN ({marks})", chunk
                     ):
                         rows[row[0]] = row
-        tickets = []
-        for key in keys:
-            row = rows.get(key) if isinstance(key, str) else None
-            if row is None:
-                raise NotFoundError(f"no ticket with id {key!r}")
-            tickets.append(self._ticket(row))
-        return tickets
+        return in_asked_order(keys, rows, self._ticket)
 
     def get_ticket_by_number(self, number: int) -> Ticket:
         """The ticket with that number."""
