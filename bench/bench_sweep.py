@@ -136,6 +136,15 @@ def load(store: SqliteStore, total: int, due: int, history: int = 1) -> None:
         store.commit_planned(changes, states)
 
 
+def _settle(copy: str) -> None:
+    """Write a fresh copy's pages to disk before it is swept: a copy left dirty in the page
+    cache makes the sweep's WAL checkpoints pay for writing it back (at 1M open tickets the
+    COMMIT took 27.5 µs per due ticket on such a copy, 19.8 on a synced one), which is the
+    copy's cost, not the sweep's."""
+    with open(copy, "rb+") as handle:
+        os.fsync(handle.fileno())
+
+
 def run(
     total: int, fraction: float, folder: str, history: int = 1, before: str | None = None
 ) -> list[dict[str, Any]]:
@@ -159,11 +168,13 @@ def run(
             with sqlite3.connect(copy) as conn:
                 conn.execute("UPDATE tickets SET timer_state = NULL")
             conn.close()
+        _settle(copy)
         swept = _sweep_in_process(copy, batch, due, source)
         os.remove(copy)
         if kept and source is None:
             # The same writes without helpkit, on a fresh copy (see replay_sql).
             shutil.copyfile(path, copy)
+            _settle(copy)
             replayed = _sweep_in_process(copy, batch, due, None, replay=True)
             os.remove(copy)
             assert replayed["replayed"] == due, replayed
