@@ -538,6 +538,45 @@ def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again
     with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
         desk.kpis(checkpoint=checkpoint)
     assert not marker.exists()
+    # Records of the right shape whose items do not add up (an instant out of range, an
+    # activity of no items): a typed refusal from a report on the loaded projection and from
+    # a report streamed from the file, never a builtin error.
+    first = records[0]
+    for spoilt in (
+        [(first[0], 10**30, *first[2:])],
+        [(*first[:21], ((),), *first[22:])],
+    ):
+        checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(spoilt) + pickle.dumps({}))
+        with pytest.raises(ValidationError, match="does not add up"):
+            desk.kpis(projection=KpiProjection.load(checkpoint, desk.config.sla, None))
+        with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+            desk.kpis(checkpoint=checkpoint)
+    # Kept facts built by the unpickler with fields of the wrong types (no validator runs):
+    # refused when the file is read.
+    some_id, (some_kept, some_name, some_fold) = next(iter(resume.items()))
+    for field, junk in (("facts", "junk"), ("last_at", 5), ("dues", None)):
+        forged = object.__new__(type(some_kept))
+        for name in ("facts", "last_at", "dues"):
+            object.__setattr__(forged, name, junk if name == field else getattr(some_kept, name))
+        forged_resume = {**resume, some_id: (forged, some_name, some_fold)}
+        checkpoint.write_bytes(
+            pickle.dumps(header) + pickle.dumps(records) + pickle.dumps(forged_resume)
+        )
+        with pytest.raises(ValidationError, match="not a KPI projection checkpoint"):
+            KpiProjection.load(checkpoint, desk.config.sla, None)
+    # Kept facts of the right types holding what does not resume (an activity that is no
+    # tuple of activities): the ticket is folded again from its history when next touched.
+    import copy
+
+    odd = copy.copy(some_kept.facts)
+    object.__setattr__(odd, "activity", "junk")
+    odd_kept = copy.copy(some_kept)
+    object.__setattr__(odd_kept, "facts", odd)
+    odd_resume = {**resume, some_id: (odd_kept, some_name, some_fold)}
+    checkpoint.write_bytes(pickle.dumps(header) + pickle.dumps(records) + pickle.dumps(odd_resume))
+    loaded = desk.kpi_projection(checkpoint)
+    desk.note(some_id, ANA, "one more look")
+    assert desk.kpis(projection=loaded).to_data() == desk.kpis().to_data()
     # Resumable folds of the right shape that do not read back: folded again from history.
     # Each spoilt in its own way (format 6's JSON text; a row of a wrong length, of a wrong
     # type, an instant out of range, an unknown enumeration value; a class to build; another

@@ -517,14 +517,23 @@ class KpiProjection:
         policy = _policy(self._policies, ticket)
         name = None if policy is None else policy.name
         kept = self._kept.get(ticket_id)
+        saved = self._resume.get(ticket_id)
+        from_file = saved is not None and isinstance(saved[0], bytes)
         fold = None if kept is None else self._resumable(ticket_id, name, policy)
         if kept is not None and fold is not None:
             new = [event for event in events if event.seq > fold.state.seq]
             if not new:
                 return  # folded in already (from a whole history read after them)
             if new[0].seq == fold.state.seq + 1:
-                self._keep(ticket_id, *resume_facts(kept, fold, new, ladder=self._ladder), name)
-                return
+                try:
+                    resumed = resume_facts(kept, fold, new, ladder=self._ladder)
+                except (HelpkitError, ArithmeticError, *_UNREADABLE):
+                    if not from_file:
+                        raise
+                    resumed = None  # kept facts from a checkpoint that do not resume
+                if resumed is not None:
+                    self._keep(ticket_id, *resumed, name)
+                    return
         # Nothing to resume (a new ticket, one solved or closed, another SLA policy): its
         # whole history, read from the store.
         found = keep_resumable(store.events(ticket_id), policy=policy, ladder=self._ladder)
@@ -588,8 +597,16 @@ class KpiProjection:
         accumulator = KpiAccumulator(now, kpi_filter, period, fields)
         add = accumulator.add_record
         loads = pickle.loads
-        for record in self._records.values():
-            add(loads(record))
+        try:
+            for record in self._records.values():
+                add(loads(record))
+        except HelpkitError:
+            raise
+        except (ArithmeticError, *_UNREADABLE) as exc:
+            raise ValidationError(
+                "the KPI projection holds a record that does not add up (read from a damaged "
+                "checkpoint?)"
+            ) from exc
         return accumulator.report()
 
     def save(self, path: str | os.PathLike[str], store: Store | None = None) -> None:
@@ -812,7 +829,7 @@ def report_from_checkpoint(
                 for record in chunk:
                     if record[0] not in touched:
                         add(record)
-        except (ValueError, TypeError) as exc:
+        except (ArithmeticError, *_UNREADABLE) as exc:
             raise _refused(path) from exc
     reader = KpiReader(store, policies, ladder)
     for ticket_id in touched:
@@ -857,6 +874,21 @@ def _is_resume_data(ticket_id: object, value: object) -> bool:
         and isinstance(value, tuple)
         and len(value) == 3
         and isinstance(value[0], KeptFacts)
+        and _kept_facts_shape(ticket_id, value[0])
         and (value[1] is None or isinstance(value[1], str))
         and isinstance(value[2], bytes)
+    )
+
+
+def _kept_facts_shape(ticket_id: str, kept: KeptFacts) -> bool:
+    # The unpickler builds a KeptFacts without its validators: its fields' types, checked
+    # (what they hold is checked when the ticket is resumed, or it is folded again).
+    facts = kept.facts
+    return (
+        isinstance(facts, TicketFacts)
+        and facts.ticket_id == ticket_id
+        and isinstance(kept.last_at, datetime)
+        and kept.last_at.tzinfo is not None
+        and isinstance(kept.dues, tuple)
+        and all(due is None or isinstance(due, datetime) for due in kept.dues)
     )

@@ -60,6 +60,7 @@ _Made = typing.TypeVar("_Made")
 __all__ = [
     "COMMITTED_RECEIPTS",
     "KnowledgeSearch",
+    "asked_ids",
     "attachments_in",
     "check_article_save",
     "check_cursor",
@@ -615,6 +616,17 @@ def check_search(
     return KnowledgeSearch(
         tuple(dict.fromkeys(terms)), tag, primary, "current" if drafts else "published", limit
     )
+
+
+def asked_ids(ticket_ids: object) -> list[object]:
+    """The ids a :meth:`helpkit.ports.TicketReads.get_tickets` call asks for, as a list; a
+    :class:`~helpkit.errors.ValidationError` when ``ticket_ids`` is not a sequence of them (a
+    bare string would otherwise be read character by character)."""
+    if not isinstance(ticket_ids, Sequence) or isinstance(ticket_ids, (str, bytes, bytearray)):
+        raise ValidationError(
+            f"ticket ids are a list or tuple of ids, not {type(ticket_ids).__name__}"
+        )
+    return list(ticket_ids)
 
 
 def in_asked_order(

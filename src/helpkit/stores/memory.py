@@ -51,6 +51,7 @@ from helpkit.ports import (
 )
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    asked_ids,
     attachments_in,
     check_cursor,
     check_delivery,
@@ -392,10 +393,11 @@ class MemoryStore(KnowledgeMixin):
     def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
         """The current states of ``ticket_ids``, in their order, read at once (see
         :class:`helpkit.ports.TicketReads`)."""
+        asked = asked_ids(ticket_ids)
         with self._lock:
             self._check_open()
             tickets = []
-            for ticket_id in ticket_ids:
+            for ticket_id in asked:
                 ticket = self._tickets.get(ticket_id) if isinstance(ticket_id, str) else None
                 if ticket is None:
                     raise NotFoundError(f"no ticket with id {ticket_id!r}")

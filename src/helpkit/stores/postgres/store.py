@@ -53,6 +53,7 @@ from helpkit.people import (
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    asked_ids,
     check_limit,
     check_record,
     check_version,
@@ -734,7 +735,7 @@ class PostgresStore(
     def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
         """The current states of ``ticket_ids``, in their order, read in one statement (one
         round trip); see :class:`helpkit.ports.TicketReads`."""
-        keys: list[object] = list(ticket_ids)
+        keys = asked_ids(ticket_ids)
         wanted = list(dict.fromkeys(key for key in keys if _storable(key)))
         rows: dict[str, tuple[Any, ...]] = {}
         if wanted:

@@ -44,6 +44,7 @@ from helpkit.people import (
 from helpkit.ports import Capability, Delivery, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    asked_ids,
     check_delivery,
     check_limit,
     check_record,
@@ -791,7 +792,7 @@ class SqliteStore(
     def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
         """The current states of ``ticket_ids``, in their order, read in one statement (a
         read transaction of its own); see :class:`helpkit.ports.TicketReads`."""
-        keys: list[object] = list(ticket_ids)
+        keys = asked_ids(ticket_ids)
         wanted = list(dict.fromkeys(key for key in keys if isinstance(key, str)))
         rows: dict[str, tuple[Any, ...]] = {}
         if wanted:

@@ -82,6 +82,10 @@ class CommitCases(SuiteBase):
         ):
             with pytest.raises(NotFoundError, match=re.escape(f"no ticket with id {missing!r}")):
                 reads.get_tickets(cast(Any, ids))
+        # Not a sequence of ids: refused as such (a bare string is not read letter by letter).
+        for wrong in (None, 5, "t1", b"t1", {"t1"}):
+            with pytest.raises(ValidationError, match="ticket ids are a list or tuple"):
+                reads.get_tickets(cast(Any, wrong))
 
     def test_events_after_seq(self, store: Store) -> None:
         time = _Time()
