@@ -13,6 +13,7 @@ from helpkit.errors import ConfigError, InvalidTransitionError, ValidationError
 from helpkit.escalation import (
     Action,
     EscalationKind,
+    EscalationRule,
     EscalationRules,
     Tier,
     TierLadder,
@@ -209,3 +210,11 @@ def test_a_rule_on_an_unknown_metric_is_a_config_error() -> None:
         [{"metric": "first_response", "at": 1.0, "actions": ["escalate"]}]
     ).rules
     assert rule.metric == "first_response"
+
+
+def test_a_rule_built_in_code_refuses_with_the_parent_error() -> None:
+    """Built in code: ValidationError (not ConfigError, which names a place in a file)."""
+    with pytest.raises(ValidationError, match="unknown SLA metric 'resolutoin'") as caught:
+        EscalationRule(name="late", at=1.0, actions=("escalate",), metric="resolutoin")
+    assert not isinstance(caught.value, ConfigError)
+    assert isinstance(caught.value, ValueError)
