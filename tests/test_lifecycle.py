@@ -766,6 +766,7 @@ class LifecycleMachine(RuleBasedStateMachine):
                 ticket.requester_updated_at,
                 ticket.agent_updated_at,
                 ticket.unassigned_at,
+                ticket.assignee_updated_at,
             )
             assert instants == rule_instants(self.history[tid])
 

@@ -1,5 +1,5 @@
 """The instants rules count from beyond creation, update and status (issue #14): ``assigned``,
-``unassigned``, ``requester_updated`` and ``agent_updated``.
+``unassigned``, ``requester_updated``, ``agent_updated`` and ``assignee_updated``.
 
 Worked examples of what moves each instant and what does not; automations firing at the
 right second in business hours across a weekend, and a trigger testing one immediately; a
@@ -208,6 +208,31 @@ def test_agent_updated_counts_agents_public_replies_only() -> None:
     clock.advance(hours=1)
     ticket = desk.note(ticket, ANA, "Ordered the part")
     assert ticket.agent_updated_at == MONDAY + timedelta(hours=2)
+
+
+def test_assignee_updated_counts_the_current_assignees_public_replies_since_they_got_it() -> None:
+    desk, clock = _desk({})
+    ticket = _open(desk)
+    assert Anchor.ASSIGNEE_UPDATED.of(ticket) is None  # unassigned
+    clock.advance(hours=1)
+    ticket = desk.reply(ticket, ANA, "Which model?")  # not (yet) the assignee's
+    assert ticket.agent_updated_at == MONDAY + timedelta(hours=1)
+    ticket = desk.assign(ticket, BO, agent="bo")
+    assert ticket.assignee_updated_at is None and Anchor.ASSIGNEE_UPDATED.of(ticket) is None
+    clock.advance(hours=1)
+    ticket = desk.reply(ticket, ANA, "Bo takes it from here")  # another agent's reply
+    ticket = desk.note(ticket, BO, "Ordered the part")  # the assignee's note
+    assert ticket.assignee_updated_at is None
+    clock.advance(hours=1)
+    ticket = desk.reply(ticket, BO, "The part is on its way")
+    assert Anchor.ASSIGNEE_UPDATED.of(ticket) == MONDAY + timedelta(hours=3)
+    clock.advance(hours=1)
+    ticket = desk.assign(ticket, BO, group="l1", agent="bo")  # another group, same assignee
+    assert ticket.assignee_updated_at == MONDAY + timedelta(hours=3)
+    ticket = desk.assign(ticket, ANA, agent="ana")  # to another agent: cleared
+    assert ticket.assignee_updated_at is None
+    assert ticket.agent_updated_at == MONDAY + timedelta(hours=3)
+    assert replay(desk.history(ticket)) == ticket
 
 
 def test_comments_merged_in_count_at_the_date_they_were_written() -> None:
@@ -431,52 +456,63 @@ def test_a_trigger_tests_an_instant_when_the_command_runs() -> None:
 
 
 def test_an_unknown_instant_is_refused_naming_it_and_the_known_ones() -> None:
-    config = {"automations": [_automation("x", {"since": "assignee_updated", "at_least": "1h"})]}
+    config = {"automations": [_automation("x", {"since": "assignee_replied", "at_least": "1h"})]}
     with pytest.raises(ConfigError) as error:
         Helpdesk(config=config)
     message = str(error.value)
-    assert "'assignee_updated'" in message
+    assert "'assignee_replied'" in message
     assert (
         "(known: created, updated, status, solved, closed, assigned, unassigned, "
-        "requester_updated, agent_updated)"
+        "requester_updated, agent_updated, assignee_updated)"
     ) in message
 
 
 # ------------------------------------------------------------------ the fold, a property
 
 
-Instants = tuple[datetime | None, datetime | None, datetime | None, datetime | None]
+Instants = tuple[
+    datetime | None, datetime | None, datetime | None, datetime | None, datetime | None
+]
 
 
 def rule_instants(events: list[Event]) -> Instants:
-    """The four instants (assigned, requester_updated, agent_updated, unassigned) as their
-    definitions read the whole history (not the fold)."""
+    """The five instants (assigned, requester_updated, agent_updated, unassigned,
+    assignee_updated) as their definitions read the whole history (not the fold)."""
     opening = events[0]
     assert isinstance(opening, TicketOpened)
     requester = Actor.contact(opening.requester_id)
-    written: list[tuple[Actor, datetime]] = []
-    assignments: list[tuple[str | None, datetime]] = [(opening.assignee_id, opening.at)]
-    for event in events:
+    written: list[tuple[Actor, datetime, int]] = []  # author, instant, index of the event
+    assignments: list[tuple[str | None, datetime, int]] = [(opening.assignee_id, opening.at, 0)]
+    for index, event in enumerate(events):
         if isinstance(event, CommentAdded) and event.comment.public:
-            written.append((event.comment.author, event.at))
+            written.append((event.comment.author, event.at, index))
         elif isinstance(event, MergeReceived):
-            written += [(c.author, min(c.created_at, event.at)) for c in event.comments if c.public]
+            written += [
+                (c.author, min(c.created_at, event.at), index) for c in event.comments if c.public
+            ]
         elif isinstance(event, Assigned | Escalated):
-            assignments.append((event.assignee_id, event.at))
+            assignments.append((event.assignee_id, event.at, index))
     # The first of the trailing run of assignments to the current assignee, or to nobody.
     assignee = assignments[-1][0]
     run = len(assignments)
     while run > 0 and assignments[run - 1][0] == assignee:
         run -= 1
-    since = assignments[run][1]
+    since, given = assignments[run][1], assignments[run][2]
     assigned, unassigned = (None, since) if assignee is None else (since, None)
-    by_requester = [at for who, at in written if who == requester]
-    by_agents = [at for who, at in written if who.kind is ActorKind.AGENT]
+    by_requester = [at for who, at, _ in written if who == requester]
+    by_agents = [at for who, at, _ in written if who.kind is ActorKind.AGENT]
+    # The current assignee's, in events after the one that gave them the ticket.
+    by_assignee = [
+        at
+        for who, at, index in written
+        if index > given and who.kind is ActorKind.AGENT and who.id == assignee
+    ]
     return (
         assigned,
         max([opening.at, *by_requester]),
         max(by_agents, default=None),
         unassigned,
+        None if assignee is None else max(by_assignee, default=None),
     )
 
 
@@ -486,6 +522,7 @@ def _instants(ticket: Ticket) -> Instants:
         ticket.requester_updated_at,
         ticket.agent_updated_at,
         ticket.unassigned_at,
+        ticket.assignee_updated_at,
     )
 
 
@@ -509,7 +546,13 @@ def test_folding_a_stored_prefix_then_the_rest_gives_the_instants_of_the_whole_h
 # ------------------------------------------------------------------ tickets stored before
 
 
-_NEW_KEYS = ("assigned_at", "requester_updated_at", "agent_updated_at", "unassigned_at")
+_NEW_KEYS = (
+    "assigned_at",
+    "requester_updated_at",
+    "agent_updated_at",
+    "unassigned_at",
+    "assignee_updated_at",
+)
 
 
 def _strip_sqlite(path: Path) -> None:
@@ -566,7 +609,8 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
     ticket = desk.reply(ticket, ANA, "Which model?")
     clock.advance(hours=1)
     ticket = desk.note(ticket, ANA, "Waiting")
-    assert _instants(ticket) == (MONDAY, MONDAY, MONDAY + timedelta(hours=1), None)
+    hour = MONDAY + timedelta(hours=1)
+    assert _instants(ticket) == (MONDAY, MONDAY, hour, None, hour)
     desk.shutdown()
     strip()
     chase = {
@@ -583,13 +627,18 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
     again = opened(Helpdesk(url, config=chase, clock=clock, channels=[RecordingChannel("email")]))
     old = again.ticket(ticket.id)
     assert old == attrs.evolve(
-        ticket, assigned_at=None, requester_updated_at=None, agent_updated_at=None
+        ticket,
+        assigned_at=None,
+        requester_updated_at=None,
+        agent_updated_at=None,
+        assignee_updated_at=None,
     )
     # Counted from its last change (the latest the instant can have been); no agent reply
     # known until the next one.
     late = MONDAY + timedelta(hours=2)
     assert Anchor.ASSIGNED.of(old) == Anchor.REQUESTER_UPDATED.of(old) == late
     assert Anchor.AGENT_UPDATED.of(old) is None
+    assert Anchor.ASSIGNEE_UPDATED.of(old) is None
     assert Anchor.UNASSIGNED.of(old) is None  # it has an assignee
     # The history still folds to the instants.
     assert _instants(replay(again.history(ticket.id))) == _instants(ticket)
@@ -597,7 +646,7 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
     # at late + 2h fires once: its own change does not move the instant it counts from.
     clock.set(late + timedelta(hours=3))
     newer = again.requester_reply(old, "The LX-200")
-    assert _instants(newer) == (late, late + timedelta(hours=3), None, None)
+    assert _instants(newer) == (late, late + timedelta(hours=3), None, None, None)
     clock.advance(hours=1)
     newer = again.reply(newer, ANA, "Thanks")
     assert _instants(newer) == (
@@ -605,6 +654,7 @@ def test_a_ticket_stored_before_the_instants_loads_and_rules_count_late_not_earl
         late + timedelta(hours=3),
         late + timedelta(hours=4),
         None,
+        late + timedelta(hours=4),
     )
     for _ in range(3):
         clock.advance(hours=3)
@@ -625,7 +675,7 @@ def test_an_unassigned_ticket_stored_before_counts_from_its_last_change_and_fire
     ticket = desk.assign(ticket, ANA, agent=None)
     clock.advance(hours=1)
     ticket = desk.note(ticket, ANA, "Who takes it?")
-    assert _instants(ticket) == (None, MONDAY, None, MONDAY + timedelta(hours=1))
+    assert _instants(ticket) == (None, MONDAY, None, MONDAY + timedelta(hours=1), None)
     desk.shutdown()
     strip()
     config = {"automations": [_automation("unclaimed", {"since": "unassigned", "at_least": "2h"})]}
@@ -662,6 +712,9 @@ def test_every_store_keeps_the_instants_and_the_due_instants_alike(
     config = {
         "calendars": OFFICE,
         "automations": [
+            # Due first, listed first (a later-listed one due earlier is dated at the change
+            # before it, as events never go back).
+            _automation("e", {"since": "assignee_updated", "at_least": "3h", "calendar": "office"}),
             _automation("a", {"since": "assigned", "at_least": "4h", "calendar": "office"}),
             _automation("r", {"since": "requester_updated", "at_least": "5h"}),
             _automation("g", {"since": "agent_updated", "at_least": "5h", "calendar": "office"}),
@@ -706,9 +759,16 @@ def test_every_store_keeps_the_instants_and_the_due_instants_alike(
         "r": FRIDAY.replace(hour=20),  # 15:00 + 5h, calendar time
         "a": NEXT_MONDAY.replace(hour=10),  # 14:00 + 4 business hours
         "g": NEXT_MONDAY.replace(hour=11, minute=30),  # 14:30 + 5 business hours
+        "e": NEXT_MONDAY.replace(hour=9, minute=30),  # ana's 14:30 + 3 business hours
     }
     assert dict(seen["memory"][2]) == {
         "r": FRIDAY.replace(hour=19),  # opened at 14:00 + 5h
         "u": NEXT_MONDAY.replace(hour=10),  # unassigned at 16:00 + 2 business hours
     }
-    assert seen["memory"][3][1] == (None, FRIDAY.replace(hour=14), None, FRIDAY.replace(hour=16))
+    assert seen["memory"][3][1] == (
+        None,
+        FRIDAY.replace(hour=14),
+        None,
+        FRIDAY.replace(hour=16),
+        None,
+    )

@@ -93,6 +93,7 @@ def test_a_ticket_with_the_rules_instants_keeps_them_and_old_text_reads_without(
         assigned_at=NOW.astimezone(PARIS),
         requester_updated_at=NOW - timedelta(hours=1),
         agent_updated_at=NOW,
+        assignee_updated_at=NOW - timedelta(minutes=30),
     )
     data = encoder(Ticket)(ticket)
     assert (data["assigned_at"], data["requester_updated_at"], data["agent_updated_at"]) == (
@@ -100,16 +101,25 @@ def test_a_ticket_with_the_rules_instants_keeps_them_and_old_text_reads_without(
         "2026-03-02T08:00:00.123456+00:00",
         "2026-03-02T09:00:00.123456+00:00",
     )
+    assert data["assignee_updated_at"] == "2026-03-02T08:30:00.123456+00:00"
     assert decoder(Ticket)(json.loads(_dumps(data))) == ticket
     assert "unassigned_at" not in data  # assigned: left out
-    dropped = attrs.evolve(ticket, assignee_id=None, assigned_at=None, unassigned_at=NOW)
+    dropped = attrs.evolve(
+        ticket, assignee_id=None, assigned_at=None, unassigned_at=NOW, assignee_updated_at=None
+    )
     data = encoder(Ticket)(dropped)
     assert data["unassigned_at"] == "2026-03-02T09:00:00.123456+00:00"
-    assert "assigned_at" not in data
+    assert "assigned_at" not in data and "assignee_updated_at" not in data
     assert decoder(Ticket)(json.loads(_dumps(data))) == dropped
     # The text stored before: none of them, and it reads as a ticket without them.
     old = json.loads(GOLDEN.read_text(encoding="utf-8").splitlines()[0])
-    new_keys = {"assigned_at", "requester_updated_at", "agent_updated_at", "unassigned_at"}
+    new_keys = {
+        "assigned_at",
+        "requester_updated_at",
+        "agent_updated_at",
+        "unassigned_at",
+        "assignee_updated_at",
+    }
     assert not new_keys & set(old)
     loaded = decoder(Ticket)(old)
     assert (
@@ -117,7 +127,8 @@ def test_a_ticket_with_the_rules_instants_keeps_them_and_old_text_reads_without(
         loaded.requester_updated_at,
         loaded.agent_updated_at,
         loaded.unassigned_at,
-    ) == (None, None, None, None)
+        loaded.assignee_updated_at,
+    ) == (None, None, None, None, None)
 
 
 def _sla_events() -> list[Event]:

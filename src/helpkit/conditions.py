@@ -455,8 +455,9 @@ class Anchor(enum.Enum):
     ``unassigned``, ``requester_updated``) counts from its last change instead: the latest
     the instant can have been, so a rule fires late rather than early (the fold pins
     ``assigned``, ``unassigned`` and ``requester_updated`` there at the ticket's next event).
-    ``agent_updated`` has no such stand-in (whether an agent ever replied is unknown): such a
-    ticket has none until an agent's next public reply."""
+    ``agent_updated`` and ``assignee_updated`` have no such stand-in (whether an agent ever
+    replied is unknown): such a ticket has none until the next public reply of an agent, or of
+    its assignee."""
 
     CREATED = "created"
     UPDATED = "updated"
@@ -473,6 +474,9 @@ class Anchor(enum.Enum):
     """The requester's last public comment, or the ticket's creation."""
     AGENT_UPDATED = "agent_updated"
     """An agent's last public reply (none before the first)."""
+    ASSIGNEE_UPDATED = "assignee_updated"
+    """The current assignee's last public reply since they got the ticket (none while it is
+    unassigned and before their first)."""
 
     def of(self, ticket: Ticket) -> datetime | None:
         """The ticket's instant (``None``: it has none, e.g. an unsolved ticket's solving)."""
@@ -496,7 +500,11 @@ class Anchor(enum.Enum):
             return ticket.unassigned_at or ticket.updated_at
         if self is Anchor.REQUESTER_UPDATED:
             return ticket.requester_updated_at or ticket.updated_at
-        return ticket.agent_updated_at
+        if self is Anchor.AGENT_UPDATED:
+            return ticket.agent_updated_at
+        if ticket.assignee_id is None:
+            return None
+        return ticket.assignee_updated_at
 
 
 # ---------------------------------------------------------------- the vocabulary

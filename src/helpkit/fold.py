@@ -114,6 +114,8 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         common["group_id"] = event.group_id
         common["assigned_at"] = _assigned_at(state, event.assignee_id, event.at)
         common["unassigned_at"] = _unassigned_at(state, event.assignee_id, event.at)
+        if event.assignee_id != state.assignee_id:
+            common["assignee_updated_at"] = None  # the new assignee has not written yet
     elif isinstance(event, PriorityChanged):
         common.update(impact=event.impact, urgency=event.urgency, priority=event.priority)
     elif isinstance(event, SubjectChanged):
@@ -192,21 +194,26 @@ def _unassigned_at(state: Ticket, assignee_id: str | None, at: datetime) -> date
 
 
 def _wrote(state: Ticket, comment: Comment, when: datetime, common: dict[str, Any]) -> None:
-    """Record in ``common`` what ``comment``, counted at ``when``, does to the requester's and
-    agents' last-update instants: only a public comment by the requester or by an agent
-    counts, and the instants never go back."""
+    """Record in ``common`` what ``comment``, counted at ``when``, does to the requester's,
+    agents' and assignee's last-update instants: only a public comment by the requester or by
+    an agent counts (the assignee's: by the ticket's current assignee), and the instants never
+    go back."""
     if not comment.public:
         return
     author = comment.author
     if author.kind is ActorKind.CONTACT and author.id == state.requester_id:
-        key = "requester_updated_at"
+        keys: tuple[str, ...] = ("requester_updated_at",)
     elif author.kind is ActorKind.AGENT:
-        key = "agent_updated_at"
+        if author.id == state.assignee_id:
+            keys = ("agent_updated_at", "assignee_updated_at")
+        else:
+            keys = ("agent_updated_at",)
     else:
         return
-    latest = common.get(key, getattr(state, key))
-    if latest is None or when > latest:
-        common[key] = when
+    for key in keys:
+        latest = common.get(key, getattr(state, key))
+        if latest is None or when > latest:
+            common[key] = when
 
 
 def replay(events: Iterable[Event]) -> Ticket:

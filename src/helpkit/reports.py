@@ -130,6 +130,7 @@ _ROW_KINDS: Final = (
     ("requester_updated_at", "at?"),
     ("agent_updated_at", "at?"),
     ("unassigned_at", "at?"),
+    ("assignee_updated_at", "at?"),
 )
 """Ticket's fields as a checkpoint row holds them (``tests/test_kpis_projection.py`` checks
 they are all of Ticket's, in order; if not, every ticket keeps the codec's form)."""

@@ -471,6 +471,13 @@ class Ticket:
     transfer to a group leaving it without one), or its creation if it was opened without an
     assignee; ``None`` while it has an assignee. A change of group that leaves it unassigned
     keeps the instant."""
+    assignee_updated_at: datetime | None = attrs.field(
+        default=None, converter=_optional_utc, metadata=SINCE_LATER
+    )
+    """When the current assignee last wrote a public reply on the ticket since they got it
+    (``None`` while it is unassigned and before their first; a comment of theirs merged in
+    from another ticket after they got it counts at the date they wrote it). Reassigning it
+    to another agent clears it; a change of group that keeps the assignee keeps it."""
     # --- end of the instants rules count from ---
 
     def __hash__(self) -> int:
