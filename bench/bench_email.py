@@ -547,11 +547,20 @@ def main() -> None:
         "each: sqlite (the blobs table of the desk's database, the default) or folder (the "
         "default blob folder beside it); --before jobs always use their tree's default folder",
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the helpkit jobs of each synchronous this many times, every other round in "
+        "the reverse order (one row each): before/after comparisons on a loaded machine",
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
+    if args.rounds < 1:
+        parser.error("--rounds is at least 1")
     blob_modes = args.blobs.split(",")
     if not blob_modes or any(mode not in ("sqlite", "folder") for mode in blob_modes):
         parser.error(f"--blobs takes sqlite, folder or both, not {args.blobs!r}")
@@ -564,9 +573,13 @@ def main() -> None:
         jobs = []
         if "helpkit" in systems:
             for sync in ("FULL", "NORMAL"):
+                group = [Job("helpkit", "WAL", sync, corpus, blobs=mode) for mode in blob_modes]
                 if args.before is not None:
-                    jobs.append(Job("helpkit", "WAL", sync, corpus, source=str(args.before)))
-                jobs += [Job("helpkit", "WAL", sync, corpus, blobs=mode) for mode in blob_modes]
+                    group.insert(0, Job("helpkit", "WAL", sync, corpus, source=str(args.before)))
+                # Each round runs the group in the other order than the round before, so no
+                # variant always runs first (or last) while the machine's load drifts.
+                for turn in range(args.rounds):
+                    jobs += group if turn % 2 == 0 else group[::-1]
         if "django" in systems:
             jobs += [
                 Job("django", "WAL", "FULL", corpus),
