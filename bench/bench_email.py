@@ -8,9 +8,11 @@ byte-identical duplicates) with its answer key. Every system ingests a fresh cop
 folder in its own worker process, on a fresh SQLite file:
 
 - helpkit: every file read, ``helpkit.channels.email_in.parse`` then ``Helpdesk.receive``
-  (attachments into the desk's default blob folder beside the database: at FULL each file
-  flushed to disk before the commit that names it, at NORMAL not flushed, as the commits are
-  not; each message one committed transaction; acknowledgements on:
+  (attachments, by default, as rows of the database itself, ``blobs="sqlite:///x.db"``: each
+  put one transaction committed at the store's synchronous before the commit that names it;
+  ``--blobs folder``: into the desk's default blob folder beside the database, at FULL each
+  file flushed to disk before that commit, at NORMAL not flushed, as the commits are not;
+  each message one committed transaction; acknowledgements on:
   decided and recorded at receive, rendered and sent by the relay afterwards, untimed);
 - django-helpdesk: the loop of ``helpdesk.email.process_queue`` for a queue of type
   ``local`` (what its ``get_email`` management command runs: read the file, then
@@ -70,6 +72,10 @@ class Job:
     directory: str = ""
     source: str = ""
     """helpkit only: a source tree whose ``helpkit`` the worker imports (``--before``)."""
+    blobs: str = "folder"
+    """helpkit only: where attachment bytes go: ``folder`` (the default blob folder beside the
+    database, ``x.db.blobs``) or ``sqlite`` (the ``blobs`` table of the database itself,
+    ``blobs="sqlite:///x.db"``, at the store's synchronous)."""
 
 
 @dataclass
@@ -167,8 +173,10 @@ def run_helpkit(job: Job) -> Result:
     result = Result(job)
     folder = Path(job.directory) / "mail"
     db = Path(job.directory) / "helpkit.db"
+    url = f"sqlite:///{db}?synchronous={job.synchronous}"
     desk = Helpdesk(
-        f"sqlite:///{db}?synchronous={job.synchronous}",
+        url,
+        blobs=url if job.blobs == "sqlite" else None,
         entry_points=False,
         # Acknowledgements on, as django-helpdesk sends them: receive decides each one (rate
         # limited per requester); the relay renders and sends it later, outside the timing.
@@ -185,6 +193,7 @@ def run_helpkit(job: Job) -> Result:
 
         where = Path(helpkit.__file__).resolve()
         assert where.is_relative_to(Path(job.source).resolve()), f"imported {where}"
+    name += f", blobs in {'the database' if job.blobs == 'sqlite' else 'files'}"
     result.label = f"{name} (sqlite, {result.journal_mode} + {result.synchronous})"
     outcomes: Counter[str] = Counter()
     files = sorted(p for p in folder.iterdir() if p.suffix == ".eml")
@@ -368,7 +377,8 @@ def spawn(job: Job) -> Result:
     shutil.copytree(job.corpus, directory / "mail", ignore=shutil.ignore_patterns("*.json"))
     out = directory / "result.json"
     print(
-        f"-- {job.system} {job.journal} + {job.synchronous} {job.source}",
+        f"-- {job.system} {job.journal} + {job.synchronous} {job.source} "
+        f"{job.blobs if job.system == 'helpkit' else ''}",
         file=sys.stderr,
         flush=True,
     )
@@ -412,9 +422,11 @@ def render(
         "fresh SQLite file; every message is its own committed work on both sides.",
         "",
         "- helpkit: read each file, `helpkit.channels.email_in.parse`, `Helpdesk.receive`",
-        "  (attachments into the desk's default blob folder: at FULL each file and its folder",
-        "  fsynced before the commit that names it, at NORMAL not flushed, as its commits are",
-        "  not; replies threaded by their references to a message the desk received",
+        '  (attachments, "blobs in the database": rows of the desk\'s SQLite file, the',
+        "  `sqlite:` blob store, each put one transaction committed at the store's synchronous",
+        '  before the commit that names it; "blobs in files": the default blob folder, at FULL',
+        "  each file and its folder fsynced before that commit, at NORMAL not flushed, as its",
+        "  commits are not; replies threaded by their references to a message the desk received",
         "  from the same requester; screens suspend auto-replies and bounces; a message received",
         "  again returns its first outcome; acknowledgements on: each new ticket's is decided,",
         "  rate-limited per requester, and recorded at receive; rendering and sending it is the",
@@ -528,11 +540,30 @@ def main() -> None:
         help="also run the helpkit jobs with the helpkit of this source tree (the folder "
         "holding its helpkit package, e.g. from `git archive main src`), beside this tree's",
     )
+    parser.add_argument(
+        "--blobs",
+        default="sqlite",
+        help="where this tree's helpkit keeps attachment bytes, comma-separated for one job "
+        "each: sqlite (the blobs table of the desk's database, the default) or folder (the "
+        "default blob folder beside it); --before jobs always use their tree's default folder",
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="run the helpkit jobs of each synchronous this many times, every other round in "
+        "the reverse order (one row each): before/after comparisons on a loaded machine",
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(*args.worker)
         return
+    if args.rounds < 1:
+        parser.error("--rounds is at least 1")
+    blob_modes = args.blobs.split(",")
+    if not blob_modes or any(mode not in ("sqlite", "folder") for mode in blob_modes):
+        parser.error(f"--blobs takes sqlite, folder or both, not {args.blobs!r}")
     messages = 60 if args.quick else args.messages
     start = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -542,9 +573,13 @@ def main() -> None:
         jobs = []
         if "helpkit" in systems:
             for sync in ("FULL", "NORMAL"):
+                group = [Job("helpkit", "WAL", sync, corpus, blobs=mode) for mode in blob_modes]
                 if args.before is not None:
-                    jobs.append(Job("helpkit", "WAL", sync, corpus, source=str(args.before)))
-                jobs.append(Job("helpkit", "WAL", sync, corpus))
+                    group.insert(0, Job("helpkit", "WAL", sync, corpus, source=str(args.before)))
+                # Each round runs the group in the other order than the round before, so no
+                # variant always runs first (or last) while the machine's load drifts.
+                for turn in range(args.rounds):
+                    jobs += group if turn % 2 == 0 else group[::-1]
         if "django" in systems:
             jobs += [
                 Job("django", "WAL", "FULL", corpus),

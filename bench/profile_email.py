@@ -1,7 +1,9 @@
 """Where helpkit's CPU goes when it ingests the email bench's corpus, per category.
 
-Run ``python bench/profile_email.py`` (``--synchronous FULL``, ``--messages N``, ``--cprofile
-FILE`` to also write a cProfile of the loop, readable with ``python -m pstats FILE``). It
+Run ``python bench/profile_email.py`` (``--synchronous FULL``, ``--messages N``, ``--blobs
+folder`` for attachments in the default blob folder rather than rows of the database,
+``--cprofile FILE`` to also write a cProfile of the loop, readable with ``python -m pstats
+FILE``). It
 writes the corpus of ``bench/email_corpus.py`` (seed 1), parses every file first (each message
 timed), then receives them in order into a fresh SQLite desk set up as ``bench_email.py``'s
 helpkit worker sets it up, counting the SQL statements each message runs (a trace callback on
@@ -42,6 +44,13 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=2000)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--synchronous", default="NORMAL", choices=["NORMAL", "FULL"])
+    parser.add_argument(
+        "--blobs",
+        default="sqlite",
+        choices=["sqlite", "folder"],
+        help="attachment bytes as rows of the database (the default, as bench_email.py) or "
+        "in the default blob folder beside it",
+    )
     parser.add_argument("--cprofile", type=Path, help="also write a cProfile of the loop here")
     args = parser.parse_args()
 
@@ -65,8 +74,10 @@ def main() -> None:
         raws = [(entries[p.name], p.read_bytes()) for p in files]
         sqlite3.connect = traced  # type: ignore[assignment]
         try:
+            url = f"sqlite:///{tmp}/helpkit.db?synchronous={args.synchronous}"
             desk = Helpdesk(
-                f"sqlite:///{tmp}/helpkit.db?synchronous={args.synchronous}",
+                url,
+                blobs=url if args.blobs == "sqlite" else None,
                 entry_points=False,
                 config={"intake": {"addresses": [email_corpus.DESK], "acknowledge": True}},
             )
@@ -100,7 +111,8 @@ def main() -> None:
 
     total = sum(count.values())
     out = [
-        f"# helpkit email intake, CPU per message by category ({args.synchronous})",
+        f"# helpkit email intake, CPU per message by category ({args.synchronous}, blobs in "
+        f"{'the database' if args.blobs == 'sqlite' else 'files'})",
         "",
         f"{total:,} messages, {1000 * loop / total:.3f} ms CPU each over the whole loop "
         f"(parse {1000 * sum(parse_cpu.values()) / total:.3f}, receive "

@@ -38,10 +38,13 @@ def corpus(bench: Any, tmp_path: Path) -> Path:
     return folder
 
 
-def _helpkit(bench: Any, corpus: Path, tmp_path: Path, synchronous: str) -> Any:
-    work = tmp_path / f"helpkit-{synchronous}"
+def _helpkit(
+    bench: Any, corpus: Path, tmp_path: Path, synchronous: str, blobs: str = "sqlite"
+) -> Any:
+    work = tmp_path / f"helpkit-{synchronous}-{blobs}"
     shutil.copytree(corpus, work / "mail", ignore=shutil.ignore_patterns("*.json"))
-    return bench.run_helpkit(bench.Job("helpkit", "WAL", synchronous, str(corpus), str(work)))
+    job = bench.Job("helpkit", "WAL", synchronous, str(corpus), str(work), blobs=blobs)
+    return bench.run_helpkit(job)
 
 
 def test_the_corpus_has_every_category(bench: Any, corpus: Path) -> None:
@@ -51,8 +54,14 @@ def test_the_corpus_has_every_category(bench: Any, corpus: Path) -> None:
     assert len(list(corpus.glob("*.eml"))) == 120
 
 
-def test_helpkit_gets_every_category_right(bench: Any, corpus: Path, tmp_path: Path) -> None:
-    result = _helpkit(bench, corpus, tmp_path, "FULL")
+@pytest.mark.parametrize("blobs", ["sqlite", "folder"])
+def test_helpkit_gets_every_category_right(
+    bench: Any, corpus: Path, tmp_path: Path, blobs: str
+) -> None:
+    result = _helpkit(bench, corpus, tmp_path, "FULL", blobs)
+    work = tmp_path / f"helpkit-FULL-{blobs}"
+    # The attachments went where the job says: rows of the database, or the folder beside it.
+    assert (work / "helpkit.db.blobs").is_dir() == (blobs == "folder")
     assert (result.journal_mode, result.synchronous) == ("WAL", "FULL")
     assert result.messages == 120 and result.seconds > 0
     assert result.wrong == []
@@ -66,7 +75,8 @@ def test_helpkit_gets_every_category_right(bench: Any, corpus: Path, tmp_path: P
     assert outcomes["suspended"] == result.total["auto_reply"] + result.total["bounce"]
 
     text = bench.render([result], 120, 3, 1.0, (0.5, 1.25))
-    assert "| helpkit | WAL + FULL |" in text
+    where = "the database" if blobs == "sqlite" else "files"
+    assert f"| helpkit, blobs in {where} | WAL + FULL |" in text
     assert "load average 0.50 at the start, 1.25 at the end" in text
     for category in bench.CATEGORIES:
         score = f"{result.total[category]}/{result.total[category]}"
@@ -114,6 +124,7 @@ def test_django_helpdesk_worker_and_the_pairings(bench: Any, corpus: Path, tmp_p
     assert sum(theirs.total.values()) == 120
     text = bench.render([ours, theirs], 120, 3, 1.0)
     assert (
-        "helpkit WAL + FULL vs django-helpdesk WAL + FULL (same journal and synchronous: the "
+        "helpkit, blobs in the database WAL + FULL vs django-helpdesk WAL + FULL (same journal "
+        "and synchronous: the "
         "fair pairing)"
     ) in text

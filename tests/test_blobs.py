@@ -360,16 +360,16 @@ def test_memory_urls() -> None:
 
 def test_the_host_opens_blob_stores_by_url(tmp_path: Path) -> None:
     host = PluginHost(entry_points=False)
-    assert host.blob_store_schemes == ("file", "memory")
+    assert host.blob_store_schemes == ("file", "memory", "sqlite")
     assert isinstance(host.open_blob_store("memory://"), MemoryBlobStore)
     folder = host.open_blob_store(f"file://{tmp_path}/b")
     assert isinstance(folder, FolderBlobStore)
-    with pytest.raises(UnknownBackendError, match=r"s3.*known: file, memory"):
+    with pytest.raises(UnknownBackendError, match=r"s3.*known: file, memory, sqlite"):
         host.open_blob_store("s3://bucket")
     with pytest.raises(ValidationError):
         host.open_blob_store(None)  # type: ignore[arg-type]
     builtin = next(info for info in host.plugins() if info.name == "helpkit.builtins")
-    assert builtin.blob_stores == ("memory", "file")
+    assert builtin.blob_stores == ("memory", "file", "sqlite")
 
 
 class _S3:
@@ -415,9 +415,9 @@ def test_the_command_line_lists_blob_stores_and_reads_blobs_from_its_config(
     monkeypatch.chdir(tmp_path)
     assert main(["plugins", "--json"]) == 0
     infos = json.loads(capsys.readouterr().out)
-    assert any(info["blob_stores"] == ["memory", "file"] for info in infos)
+    assert any(info["blob_stores"] == ["memory", "file", "sqlite"] for info in infos)
     assert main(["plugins"]) == 0
-    assert "blob_stores=memory,file" in capsys.readouterr().out
+    assert "blob_stores=memory,file,sqlite" in capsys.readouterr().out
 
     template = config_template()
     assert "[attachments]" in template

@@ -44,14 +44,19 @@ MARK = "ZEBRA-7c1e-private-text"
 START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-blobs", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "memory":
         return "memory://"
     if request.param == "sqlite":
         return f"sqlite:///{tmp_path / 'desk.db'}"
+    if request.param == "sqlite-blobs":  # attachment bytes in the same file (_desk)
+        return f"sqlite:///{tmp_path / _BLOBS_INSIDE}"
     database: str = request.getfixturevalue("postgres_database")
     return f"{database}?schema={fresh_schema()}"
+
+
+_BLOBS_INSIDE = "desk-with-blobs.db"
 
 
 def _desk(url: str, tmp_path: Path, **options: Any) -> Helpdesk:
@@ -60,7 +65,7 @@ def _desk(url: str, tmp_path: Path, **options: Any) -> Helpdesk:
         url,
         entry_points=False,
         channels=[RecordingChannel("email")],
-        blobs=f"file://{tmp_path / 'blobs'}",
+        blobs=url if url.endswith(_BLOBS_INSIDE) else f"file://{tmp_path / 'blobs'}",
         **options,
     )
     desk.add_agent("ann", "Ann Agent", email="ann@help.example", role="admin")

@@ -170,6 +170,7 @@ def test_a_new_file_gets_the_schema_in_wal_mode(tmp_path: Path) -> None:
         "organization_domains",
         "agents",
         "groups",
+        "blobs",  # v12: attachment bytes for the sqlite: blob store
     } <= tables
     assert "ticket_numbers" not in tables  # dropped in v3: numbers are given in the commit
 
@@ -847,7 +848,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 11
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 12
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]

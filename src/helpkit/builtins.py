@@ -61,12 +61,22 @@ def _folder_blobs(url: str) -> BlobStore:
     return folder_blob_store_factory(url)
 
 
+def _sqlite_blobs(url: str) -> BlobStore:
+    from helpkit.blobs.sqlite import SqliteBlobStore
+    from helpkit.stores.sqlite import sqlite_store_factory
+
+    # The blob store's own connections to the file (the desk's store keeps its own).
+    return SqliteBlobStore(sqlite_store_factory(url))
+
+
 @hookimpl
 def helpkit_register_blob_stores(register: RegisterBlobStore) -> None:
-    """The in-memory blob store (``memory://``) and the folder blob store
-    (``file:///path/to/folder``, content-addressed files)."""
+    """The in-memory blob store (``memory://``), the folder blob store
+    (``file:///path/to/folder``, content-addressed files) and the SQLite blob store
+    (``sqlite:///path.db``, rows of an SQLite store's file; its options as the store's)."""
     register("memory", _memory_blobs)
     register("file", _folder_blobs)
+    register("sqlite", _sqlite_blobs)
 
 
 @hookimpl

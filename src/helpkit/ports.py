@@ -1176,7 +1176,8 @@ class KnowledgeBase(Protocol):
 @runtime_checkable
 class BlobStore(Protocol):
     """Where attachment bytes live, addressed by their SHA-256 (content-addressed: putting the
-    same bytes twice keeps them once). Built-ins: ``memory://`` and ``file:///folder``;
+    same bytes twice keeps them once). Built-ins: ``memory://``, ``file:///folder`` and
+    ``sqlite:///desk.db`` (rows of an SQLite store's file);
     plugins register more schemes through ``helpkit_register_blob_stores``."""
 
     def put(self, data: bytes) -> str:

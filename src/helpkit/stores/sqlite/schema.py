@@ -441,6 +441,18 @@ _V11: Final[Migration] = (
     "CREATE INDEX outbox_ticket ON outbox (ticket_id, id)",
 )
 
+_V12: Final[Migration] = (
+    # Attachment bytes kept in the database itself (the ``sqlite:`` blob store,
+    # helpkit.blobs.sqlite), content-addressed by their SHA-256 in lower-case hex: a blob is
+    # one row, written in one transaction, durable as the store's commits are, with no file
+    # of its own to create and flush. (Planned as schema v13 in the merge order: the merger
+    # renumbers.)
+    """CREATE TABLE blobs (
+        sha256 TEXT PRIMARY KEY,
+        data BLOB NOT NULL
+    )""",
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _V1,
     _V2,
@@ -453,6 +465,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _V9,
     _V10,
     _V11,
+    _V12,
 )
 """The steps that bring a database from schema version ``i`` to ``i + 1``: SQL statements,
 or functions of the connection for data a statement cannot convert. All run in one

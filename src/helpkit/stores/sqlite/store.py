@@ -54,6 +54,7 @@ from helpkit.stores.contract import (
     receipt_keys,
     routing_states,
 )
+from helpkit.stores.sqlite.blob_rows import BlobRowsMixin
 from helpkit.stores.sqlite.encoding import (
     _STATE,
     _TAGS,
@@ -337,7 +338,13 @@ class _Borrowed:
 
 
 class SqliteStore(
-    FeedAndOutbox, InboxMixin, RoutingMixin, PrivacyMixin, KnowledgeMixin, TimerRowsMixin
+    FeedAndOutbox,
+    InboxMixin,
+    RoutingMixin,
+    PrivacyMixin,
+    KnowledgeMixin,
+    TimerRowsMixin,
+    BlobRowsMixin,  # last: its placeholders for the methods above must not hide them
 ):
     """A :class:`helpkit.ports.Store` in one SQLite file, safe across threads and processes.
 
