@@ -445,8 +445,7 @@ _V12: Final[Migration] = (
     # Attachment bytes kept in the database itself (the ``sqlite:`` blob store,
     # helpkit.blobs.sqlite), content-addressed by their SHA-256 in lower-case hex: a blob is
     # one row, written in one transaction, durable as the store's commits are, with no file
-    # of its own to create and flush. (Planned as schema v13 in the merge order: the merger
-    # renumbers.)
+    # of its own to create and flush.
     """CREATE TABLE blobs (
         sha256 TEXT PRIMARY KEY,
         data BLOB NOT NULL
