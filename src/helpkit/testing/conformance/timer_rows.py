@@ -75,11 +75,16 @@ class TimerRowCases:
         )
         return [change.ticket for change in written]
 
-    def test_due_timers_pages_the_due_tickets_in_check_order(self, store: Store) -> None:
+    def _due(self, store: Store) -> tuple[TimerRows, _Time, list[Ticket], datetime]:
+        """The store's timer rows, its clock, five tickets committed by :meth:`_due_store`,
+        and an instant when four of them are due (the setup most cases share)."""
         rows, _ = _rows(store)
         time = _Time()
         tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        return rows, time, tickets, time.now + timedelta(hours=7)
+
+    def test_due_timers_pages_the_due_tickets_in_check_order(self, store: Store) -> None:
+        rows, time, tickets, now = self._due(store)
         seen: list[DueTimer] = []
         after = None
         while True:
@@ -105,10 +110,7 @@ class TimerRowCases:
         assert rows.due_timers(time.now - timedelta(days=1), limit=10) == ([], None)
 
     def test_commit_timers_stores_what_commit_would_store(self, store: Store) -> None:
-        rows, _states = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, _time, tickets, now = self._due(store)
         ticket = tickets[0]
         assert ticket.next_deadline is not None
         event = _warned(ticket, now, ticket.next_deadline)
@@ -135,10 +137,7 @@ class TimerRowCases:
         assert [r.timer_state for r in later if r.ticket_id == ticket.id] == ['{"n":9}']
 
     def test_commit_timers_on_a_ticket_that_moved_on_writes_nothing(self, store: Store) -> None:
-        rows, _ = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, _time, tickets, now = self._due(store)
         updates = []
         for index, ticket in enumerate(tickets[:2]):
             assert ticket.next_deadline is not None
@@ -167,10 +166,7 @@ class TimerRowCases:
     def test_commit_timers_refuses_events_that_are_not_timer_events_in_order(
         self, store: Store
     ) -> None:
-        rows, _ = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, _time, tickets, now = self._due(store)
         ticket = tickets[0]
         assert ticket.next_deadline is not None
         warned = _warned(ticket, now, ticket.next_deadline)
@@ -197,10 +193,7 @@ class TimerRowCases:
     def test_an_update_carrying_its_due_row_conflicts_when_the_ticket_moved_on(
         self, store: Store
     ) -> None:
-        rows, _ = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, time, tickets, now = self._due(store)
         due, _ = rows.due_timers(now, limit=10)
         by_id = {row.ticket_id: row for row in due}
         # t1 moves on after its row was read: the batch conflicts and writes nothing.
