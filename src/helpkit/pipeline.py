@@ -256,7 +256,10 @@ class Pipeline:
                     row=due,
                 )
             )
-            memos.append(plan.memo)
+            if sla.holds(due.ticket_id):
+                # Only a fold the cache holds is refreshed after the commit: the others are
+                # not kept alive until then (less for the garbage collector to walk).
+                memos.append(plan.memo)
         if not updates:
             return
         rows.commit_timers(updates)

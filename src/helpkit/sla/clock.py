@@ -134,6 +134,7 @@ class SlaFold:
         "_first",
         "_memo",
         "_next",
+        "_open",
         "_pending",
         "_periodic",
         "_priority",
@@ -165,6 +166,9 @@ class SlaFold:
     _agent_replied: bool
     _pending: tuple[DueCheck, ...]
     _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
+    _open: list[tuple[_Cycle, datetime | None, tuple[Threshold, ...]]] | None
+    """:meth:`_open_cycles`, once asked (a fold is immutable once built: :meth:`of`,
+    :meth:`extend` and :meth:`from_data` leave it ``None``)."""
     """Thresholds of open cycles by (base, target), valid while the intervals stay as they
     are (shared by folds extended from this one until their intervals change)."""
 
@@ -195,6 +199,7 @@ class SlaFold:
         fold._agent_replied = False
         fold._pending = ()
         fold._memo = {}
+        fold._open = None
         fold._count(_counts(fold._category, policy.pause_categories))
         for event in events[1:]:
             fold._apply(event)
@@ -205,6 +210,7 @@ class SlaFold:
         if not events:
             return self  # immutable: nothing to fold in, nothing to copy
         fold: SlaFold = _copy(self)
+        fold._open = None  # the events may change the cycles
         for event in events:
             fold._apply(event)
         return fold
@@ -272,13 +278,10 @@ class SlaFold:
         intervals change. A function of the fold's state (the same data however it was
         built)."""
         entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
-        for cycle in self._current():
-            if not cycle.is_open:
-                continue
+        for cycle, due, warnings in self._open_cycles():
             target = self.policy.target(cycle.metric, self._priority)
             if target is None or (cycle.base, target) in entries:
                 continue
-            due, warnings = self._memoized(cycle, target)
             entries[cycle.base, target] = [
                 cycle.base // _MICRO,
                 target // _MICRO,
@@ -351,6 +354,7 @@ class SlaFold:
                 for metric, cycle, fraction, at, due, ended in pending
             )
             fold._memo = _memo_of(thresholds[0], policy) if thresholds else {}
+            fold._open = None
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
@@ -529,7 +533,11 @@ class SlaFold:
         return due, warnings
 
     def _open_cycles(self) -> list[tuple[_Cycle, datetime | None, tuple[Threshold, ...]]]:
-        """Each open, measured cycle with its due date and warning instants."""
+        """Each open, measured cycle with its due date and warning instants (worked out
+        once per fold: :meth:`due_checks`, :meth:`schedule` and :meth:`to_data` all ask)."""
+        found = self._open
+        if found is not None:
+            return found
         found = []
         for cycle in self._current():
             if not cycle.is_open:
@@ -538,6 +546,7 @@ class SlaFold:
             if target is None:
                 continue
             found.append((cycle, *self._memoized(cycle, target)))
+        self._open = found
         return found
 
     def _memoized(
