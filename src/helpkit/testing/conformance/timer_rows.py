@@ -136,6 +136,50 @@ class TimerRowCases:
         later, _ = rows.due_timers(ticket.next_deadline, limit=10)
         assert [r.timer_state for r in later if r.ticket_id == ticket.id] == ['{"n":9}']
 
+    def test_an_update_that_moves_the_deadline_and_renames_the_policy_stores_both(
+        self, store: Store
+    ) -> None:
+        """With its due row (found by the store's handle) or without: the ticket, and the
+        columns the store reads back (``due_timers``), say the new deadline and policy."""
+        rows, _time, tickets, now = self._due(store)
+        due, _ = rows.due_timers(now, limit=10)
+        by_id = {row.ticket_id: row for row in due}
+        updates = []
+        for ticket, row in ((tickets[0], by_id[tickets[0].id]), (tickets[1], None)):
+            assert ticket.next_deadline is not None
+            deadline = ticket.next_deadline + timedelta(hours=3)
+            updates.append(
+                TimerUpdate(
+                    ticket_id=ticket.id,
+                    expected_seq=ticket.seq,
+                    events=(_warned(ticket, now, deadline),),
+                    updated_at=now,
+                    sla_policy="renamed",
+                    next_deadline=deadline,
+                    next_check=now + timedelta(hours=1),
+                    timer_state='{"n":7}',
+                    row=row,
+                )
+            )
+        rows.commit_timers(updates)
+        later, _ = rows.due_timers(now + timedelta(hours=1), limit=10)
+        read = {row.ticket_id: row for row in later}
+        for ticket, update in zip(tickets, updates, strict=False):
+            expected = attrs.evolve(
+                apply(ticket, update.events[0]),
+                sla_policy="renamed",
+                next_deadline=update.next_deadline,
+                next_check=update.next_check,
+            )
+            assert store.get_ticket(ticket.id) == expected
+            row = read[ticket.id]
+            assert (row.seq, row.sla_policy, row.next_deadline, row.next_check) == (
+                expected.seq,
+                "renamed",
+                update.next_deadline,
+                update.next_check,
+            )
+
     def test_commit_timers_on_a_ticket_that_moved_on_writes_nothing(self, store: Store) -> None:
         rows, _time, tickets, now = self._due(store)
         updates = []
