@@ -38,7 +38,7 @@ from helpkit import lifecycle
 from helpkit.automations import Automations
 from helpkit.config import DeskConfig
 from helpkit.errors import ConflictError, HelpkitError, InvalidTransitionError, NotFoundError
-from helpkit.escalation import Action, EscalationKind, escalation_target
+from helpkit.escalation import Action, EscalationKind, EscalationRules, escalation_target
 from helpkit.events import Event, SlaBreached
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
@@ -122,6 +122,13 @@ class Sweeper:
         """The name this sweeper claims due tickets under (stores with due claims)."""
         self.lease = LEASE
         self.fast = True
+        # Whether an escalate or raise-priority rule acts on a check, by (metric, fraction),
+        # for the (immutable) rules it was worked out for: the fast decision asks it of
+        # every crossed check.
+        self._acting: tuple[EscalationRules, dict[tuple[str, float], bool]] = (
+            config.escalation,
+            {},
+        )
         """Whether the sweep takes its fast path where it can (see :meth:`_run_fast`); off,
         every due ticket goes through the general path (the tests compare the two)."""
 
@@ -241,13 +248,21 @@ class Sweeper:
         events: list[Event] = []
         seq = row.seq
         escalation = self._config.escalation
+        rules, acting = self._acting
+        if rules is not escalation:
+            acting = {}
+            self._acting = (escalation, acting)
         name = policy.name
         for item in due:
             check = item.check
-            if any(
-                action is Action.ESCALATE or action is Action.RAISE_PRIORITY
-                for _, action in escalation.actions_for(check.metric._value_, check.fraction)
-            ):
+            key = (check.metric._value_, check.fraction)
+            acts = acting.get(key)
+            if acts is None:
+                acts = acting[key] = any(
+                    action is Action.ESCALATE or action is Action.RAISE_PRIORITY
+                    for _, action in escalation.actions_for(*key)
+                )
+            if acts:
                 return None
             seq += 1
             events.append(

@@ -463,7 +463,22 @@ class SlaFold:
                 and cycle.number == index
                 and fraction not in cycle.fired
             ):
-                setattr(self, slot, cycle._replace(fired=cycle.fired | {fraction}))
+                # Built field by field: NamedTuple._replace costs several times more, and a
+                # sweep records a check on every due ticket's fold.
+                setattr(
+                    self,
+                    slot,
+                    _Cycle(
+                        cycle.metric,
+                        cycle.number,
+                        cycle.start,
+                        cycle.base,
+                        cycle.achieved_at,
+                        cycle.stopped_at,
+                        cycle.end_priority,
+                        cycle.fired | {fraction},
+                    ),
+                )
         if self._pending:
             self._pending = tuple(
                 p
@@ -559,12 +574,13 @@ class SlaFold:
             thresholds = self._memo[key] = self._thresholds(cycle, target, None)
         return thresholds
 
-    def _open_checks(self) -> list[DueCheck]:
+    def _open_checks(self, until: datetime) -> list[DueCheck]:
+        """The checks of the open cycles not recorded yet, at or before ``until``."""
         return [
             DueCheck(check, due, None)
             for cycle, due, warnings in self._open_cycles()
             for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
-            if check.fraction not in cycle.fired
+            if check.at <= until and check.fraction not in cycle.fired
         ]
 
     def schedule(self) -> SlaSchedule:
@@ -577,21 +593,24 @@ class SlaFold:
         deadline: datetime | None = None
         instants = [p.check.at for p in self._pending]
         for cycle, due, warnings in self._open_cycles():
-            if due is not None and (deadline is None or due < deadline):
-                deadline = due
-            instants.extend(
-                check.at
-                for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
-                if check.fraction not in cycle.fired
-            )
+            fired = cycle.fired
+            # The instants of checks_of(...) of an open cycle, those not recorded yet.
+            instants.extend(w.at for w in warnings if w.at is not None and w.fraction not in fired)
+            if due is not None:
+                if deadline is None or due < deadline:
+                    deadline = due
+                if BREACH not in fired:
+                    instants.append(due)
         return SlaSchedule(deadline, min(instants, default=None))
 
     def due_checks(self, now: datetime) -> tuple[DueCheck, ...]:
         """The checks not recorded yet whose instant is at or before ``now``, in the order
         they were crossed (what a sweep at ``now`` records)."""
         at = to_utc(now, "now")
-        found = [p for p in (*self._pending, *self._open_checks()) if p.check.at <= at]
-        found.sort(key=lambda p: check_order(p.check))
+        found = [p for p in self._pending if p.check.at <= at]
+        found.extend(self._open_checks(at))
+        if len(found) > 1:
+            found.sort(key=lambda p: check_order(p.check))
         return tuple(found)
 
     def status(self, now: datetime) -> SlaStatus:
