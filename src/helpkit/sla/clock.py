@@ -166,7 +166,7 @@ class SlaFold:
     _agent_replied: bool
     _pending: tuple[DueCheck, ...]
     _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
-    _open: list[tuple[_Cycle, datetime | None, tuple[Threshold, ...]]] | None
+    _open: list[tuple[_Cycle, timedelta, datetime | None, tuple[Threshold, ...]]] | None
     """:meth:`_open_cycles`, once asked (a fold is immutable once built: :meth:`of`,
     :meth:`extend` and :meth:`from_data` leave it ``None``)."""
     """Thresholds of open cycles by (base, target), valid while the intervals stay as they
@@ -278,9 +278,8 @@ class SlaFold:
         intervals change. A function of the fold's state (the same data however it was
         built)."""
         entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
-        for cycle, due, warnings in self._open_cycles():
-            target = self.policy.target(cycle.metric, self._priority)
-            if target is None or (cycle.base, target) in entries:
+        for cycle, target, due, warnings in self._open_cycles():
+            if (cycle.base, target) in entries:
                 continue
             entries[cycle.base, target] = [
                 cycle.base // _MICRO,
@@ -331,9 +330,11 @@ class SlaFold:
             fold._category = _CATEGORIES[category]
             fold._priority = _PRIORITIES[priority]
             fold._counting_since = _instant_or(counting_since, t, at)
-            fold._starts = tuple(map(_instant, starts))
-            fold._ends = tuple(map(_instant, ends))
-            fold._after = tuple(map(_duration, after))
+            # (Most kept folds never paused: no intervals, nothing to convert. Only an empty
+            # list is taken as none: any other value goes through the checks.)
+            fold._starts = () if starts == [] else tuple(map(_instant, starts))
+            fold._ends = () if ends == [] else tuple(map(_instant, ends))
+            fold._after = () if after == [] else tuple(map(_duration, after))
             if not len(fold._starts) == len(fold._ends) == len(fold._after):
                 raise ValueError("counting intervals of different lengths")
             fold._first = _cycle_of(first, t, at)
@@ -547,9 +548,12 @@ class SlaFold:
         )
         return due, warnings
 
-    def _open_cycles(self) -> list[tuple[_Cycle, datetime | None, tuple[Threshold, ...]]]:
-        """Each open, measured cycle with its due date and warning instants (worked out
-        once per fold: :meth:`due_checks`, :meth:`schedule` and :meth:`to_data` all ask)."""
+    def _open_cycles(
+        self,
+    ) -> list[tuple[_Cycle, timedelta, datetime | None, tuple[Threshold, ...]]]:
+        """Each open, measured cycle with its target, due date and warning instants (worked
+        out once per fold: :meth:`due_checks`, :meth:`schedule` and :meth:`to_data` all
+        ask)."""
         found = self._open
         if found is not None:
             return found
@@ -560,7 +564,7 @@ class SlaFold:
             target = self.policy.target(cycle.metric, self._priority)
             if target is None:
                 continue
-            found.append((cycle, *self._memoized(cycle, target)))
+            found.append((cycle, target, *self._memoized(cycle, target)))
         self._open = found
         return found
 
@@ -578,7 +582,7 @@ class SlaFold:
         """The checks of the open cycles not recorded yet, at or before ``until``."""
         return [
             DueCheck(check, due, None)
-            for cycle, due, warnings in self._open_cycles()
+            for cycle, _target, due, warnings in self._open_cycles()
             for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
             if check.at <= until and check.fraction not in cycle.fired
         ]
@@ -592,7 +596,7 @@ class SlaFold:
         """
         deadline: datetime | None = None
         instants = [p.check.at for p in self._pending]
-        for cycle, due, warnings in self._open_cycles():
+        for cycle, _target, due, warnings in self._open_cycles():
             fired = cycle.fired
             # The instants of checks_of(...) of an open cycle, those not recorded yet.
             instants.extend(w.at for w in warnings if w.at is not None and w.fraction not in fired)
