@@ -579,13 +579,21 @@ class SlaFold:
         return thresholds
 
     def _open_checks(self, until: datetime) -> list[DueCheck]:
-        """The checks of the open cycles not recorded yet, at or before ``until``."""
-        return [
-            DueCheck(check, due, None)
-            for cycle, _target, due, warnings in self._open_cycles()
-            for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
-            if check.at <= until and check.fraction not in cycle.fired
-        ]
+        """The checks of the open cycles not recorded yet, at or before ``until``: those of
+        ``checks_of`` (an open cycle's warnings with an instant, then its breach when it has
+        a due date), only the due ones built."""
+        found = []
+        for cycle, _target, due, warnings in self._open_cycles():
+            fired = cycle.fired
+            for w in warnings:
+                at = w.at
+                if at is not None and at <= until and w.fraction not in fired:
+                    found.append(
+                        DueCheck(SlaCheck(cycle.metric, cycle.number, w.fraction, at), due, None)
+                    )
+            if due is not None and due <= until and BREACH not in fired:
+                found.append(DueCheck(SlaCheck(cycle.metric, cycle.number, BREACH, due), due, None))
+        return found
 
     def schedule(self) -> SlaSchedule:
         """The earliest due date of the open cycles and the earliest check not recorded.
