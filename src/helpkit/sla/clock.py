@@ -166,11 +166,12 @@ class SlaFold:
     _agent_replied: bool
     _pending: tuple[DueCheck, ...]
     _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
-    _open: list[tuple[_Cycle, timedelta, datetime | None, tuple[Threshold, ...]]] | None
-    """:meth:`_open_cycles`, once asked (a fold is immutable once built: :meth:`of`,
-    :meth:`extend` and :meth:`from_data` leave it ``None``)."""
     """Thresholds of open cycles by (base, target), valid while the intervals stay as they
     are (shared by folds extended from this one until their intervals change)."""
+    _open: list[tuple[_Cycle, timedelta, datetime | None, tuple[Threshold, ...]]] | None
+    """:meth:`_open_cycles`, once asked (a fold is immutable once built: :meth:`of`,
+    :meth:`extend` and :meth:`from_data` leave it ``None``; two threads asking at once both
+    work it out, to the same value)."""
 
     @classmethod
     def of(cls, events: Sequence[Event], policy: SlaPolicy) -> SlaFold:
