@@ -43,9 +43,9 @@ from helpkit.observations import (
     record_failed,
     record_revived,
     record_sent,
-    record_sla_breach,
+    record_sla_check,
     record_sla_reschedule,
-    record_sla_warning,
+    sla_check_event,
 )
 from helpkit.outcomes import Draft, Outcome
 from helpkit.priority import Impact, Priority, PriorityMatrix, Urgency
@@ -81,12 +81,12 @@ __all__ = [
     "record_failed",
     "record_revived",
     "record_sent",
-    "record_sla_breach",
+    "record_sla_check",
     "record_sla_reschedule",
-    "record_sla_warning",
     "reopen_target",
     "replay",
     "set_custom_fields",
+    "sla_check_event",
     "unlink",
 ]
 

@@ -17,63 +17,66 @@ from helpkit.events import (
     SlaRescheduled,
     SlaWarned,
 )
+from helpkit.fold import apply
 from helpkit.outcomes import Draft, Outcome
+from helpkit.sla.status import BREACH, DueCheck
 from helpkit.tickets import Actor, Ticket
 
 __all__ = [
     "record_failed",
     "record_revived",
     "record_sent",
-    "record_sla_breach",
+    "record_sla_check",
     "record_sla_reschedule",
-    "record_sla_warning",
+    "sla_check_event",
 ]
 
 
-def record_sla_warning(
-    ticket: Ticket,
-    *,
-    at: datetime,
-    actor: Actor,
-    policy: str,
-    metric: str,
-    cycle: int,
-    threshold: float,
-    crossed_at: datetime,
-    due: datetime | None,
+def sla_check_event(
+    ticket_id: str, seq: int, *, at: datetime, actor: Actor, policy: str, due: DueCheck
+) -> SlaWarned | SlaBreached:
+    """The event that records the crossed check ``due`` of a ticket under ``policy``, as its
+    event ``seq``: ``SlaBreached`` for the breach, ``SlaWarned`` for a warning (with the
+    instant it was crossed and the cycle's due date). The one place both of the sweep's
+    paths build it (:func:`record_sla_check`, and its fast path, which decides from the kept
+    SLA fold without the ticket)."""
+    check = due.check
+    metric = check.metric._value_  # not .value: the enum property costs more
+    if check.fraction >= BREACH:
+        return SlaBreached(
+            ticket_id=ticket_id,
+            seq=seq,
+            at=at,
+            actor=actor,
+            policy=policy,
+            metric=metric,
+            cycle=check.cycle,
+            due=check.at,
+        )
+    return SlaWarned(
+        ticket_id=ticket_id,
+        seq=seq,
+        at=at,
+        actor=actor,
+        policy=policy,
+        metric=metric,
+        cycle=check.cycle,
+        threshold=check.fraction,
+        crossed_at=check.at,
+        due=due.due,
+    )
+
+
+def record_sla_check(
+    ticket: Ticket, *, at: datetime, actor: Actor, policy: str, due: DueCheck
 ) -> Outcome:
-    """Record that an SLA metric crossed a warning threshold.
+    """Record that an SLA metric crossed a check (a warning threshold, or its target
+    unachieved: the breach); see :func:`sla_check_event`.
 
     Allowed on closed tickets too: it records a fact about the time before they closed.
     """
-    draft = Draft(ticket, at, actor)
-    draft.emit(
-        SlaWarned,
-        ticket.id,
-        policy=policy,
-        metric=metric,
-        cycle=cycle,
-        threshold=threshold,
-        crossed_at=crossed_at,
-        due=due,
-    )
-    return draft.outcome()
-
-
-def record_sla_breach(
-    ticket: Ticket,
-    *,
-    at: datetime,
-    actor: Actor,
-    policy: str,
-    metric: str,
-    cycle: int,
-    due: datetime,
-) -> Outcome:
-    """Record that an SLA metric reached its target unachieved (allowed on closed tickets)."""
-    draft = Draft(ticket, at, actor)
-    draft.emit(SlaBreached, ticket.id, policy=policy, metric=metric, cycle=cycle, due=due)
-    return draft.outcome()
+    event = sla_check_event(ticket.id, ticket.seq + 1, at=at, actor=actor, policy=policy, due=due)
+    return Outcome(apply(ticket, event), (event,), ticket.seq, ticket)
 
 
 def record_sla_reschedule(

@@ -31,7 +31,8 @@ from helpkit._checks import (
 )
 from helpkit._records import SINCE_LATER, frozen_mapping, replace
 from helpkit._time import to_utc
-from helpkit.events import Event, TicketOpened
+from helpkit.errors import ValidationError
+from helpkit.events import Event, SlaBreached, SlaWarned, TicketOpened
 from helpkit.knowledge import (
     Article,
     ArticleChange,
@@ -617,15 +618,44 @@ class DueTimer:
     :class:`TimerUpdate` decided on this row carries it back (:attr:`TimerUpdate.row`)."""
 
 
+_TIMER_EVENTS: Final = frozenset({SlaWarned, SlaBreached})
+"""The timer events: they move nothing of a ticket but ``seq`` and ``updated_at``."""
+
+
+def _timer_events(update: TimerUpdate, _attribute: object, events: tuple[Event, ...]) -> None:
+    """A :class:`TimerUpdate`'s events: SLA warnings and breaches of its ticket, following
+    its expected seq one by one (checked once, where an update is made, for every writer and
+    store alike)."""
+    if type(events) is not tuple or not events:
+        raise ValidationError(f"a TimerUpdate takes a tuple of events; got {events!r:.60}")
+    seq = update.expected_seq
+    if type(seq) is not int:
+        raise ValidationError(f"a TimerUpdate's expected seq is an integer; got {seq!r:.40}")
+    for event in events:
+        seq += 1
+        if (
+            event.__class__ not in _TIMER_EVENTS
+            or event.ticket_id != update.ticket_id
+            or event.seq != seq
+        ):
+            raise ValidationError(
+                f"a TimerUpdate takes SLA warnings and breaches following ticket "
+                f"{update.ticket_id!r} seq {update.expected_seq}; got {event!r:.80}"
+            )
+
+
 @attrs.frozen
 class TimerUpdate:
     """A change that records timer events only (SLA warnings and breaches, which move no
     field of the ticket but ``seq`` and ``updated_at``), with the ticket's new timer fields
-    and kept timer state: what :meth:`TimerRows.commit_timers` writes."""
+    and kept timer state: what :meth:`TimerRows.commit_timers` writes.
+
+    Its events are checked when it is made (ValidationError): one or more SLA warnings and
+    breaches of ``ticket_id``, numbered from ``expected_seq + 1`` on."""
 
     ticket_id: str
     expected_seq: int
-    events: tuple[Event, ...]
+    events: tuple[Event, ...] = attrs.field(validator=_timer_events)
     updated_at: datetime
     sla_policy: str | None
     next_deadline: datetime | None

@@ -38,8 +38,8 @@ from helpkit import lifecycle
 from helpkit.automations import Automations
 from helpkit.config import DeskConfig
 from helpkit.errors import ConflictError, HelpkitError, InvalidTransitionError, NotFoundError
-from helpkit.escalation import Action, EscalationKind, escalation_target
-from helpkit.events import Event, SlaBreached, SlaWarned
+from helpkit.escalation import Action, EscalationKind, EscalationRules, escalation_target
+from helpkit.events import Event, SlaBreached
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
 from helpkit.ports import Capability, DueClaims, DueTimer, Store, TimerRows, missing_members
@@ -122,6 +122,13 @@ class Sweeper:
         """The name this sweeper claims due tickets under (stores with due claims)."""
         self.lease = LEASE
         self.fast = True
+        # Whether an escalate or raise-priority rule acts on a check, by (metric, fraction),
+        # for the (immutable) rules it was worked out for: the fast decision asks it of
+        # every crossed check.
+        self._acting: tuple[EscalationRules, dict[tuple[str, float], bool]] = (
+            config.escalation,
+            {},
+        )
         """Whether the sweep takes its fast path where it can (see :meth:`_run_fast`); off,
         every due ticket goes through the general path (the tests compare the two)."""
 
@@ -241,43 +248,28 @@ class Sweeper:
         events: list[Event] = []
         seq = row.seq
         escalation = self._config.escalation
+        rules, acting = self._acting
+        if rules is not escalation:
+            acting = {}
+            self._acting = (escalation, acting)
+        name = policy.name
         for item in due:
             check = item.check
-            metric = check.metric._value_
-            if any(
-                action is Action.ESCALATE or action is Action.RAISE_PRIORITY
-                for _, action in escalation.actions_for(metric, check.fraction)
-            ):
+            key = (check.metric._value_, check.fraction)
+            acts = acting.get(key)
+            if acts is None:
+                acts = acting[key] = any(
+                    action is Action.ESCALATE or action is Action.RAISE_PRIORITY
+                    for _, action in escalation.actions_for(*key)
+                )
+            if acts:
                 return None
             seq += 1
-            if check.fraction >= BREACH:
-                events.append(
-                    SlaBreached(
-                        ticket_id=row.ticket_id,
-                        seq=seq,
-                        at=now,
-                        actor=SWEEP_ACTOR,
-                        policy=policy.name,
-                        metric=metric,
-                        cycle=check.cycle,
-                        due=check.at,
-                    )
+            events.append(
+                lifecycle.sla_check_event(
+                    row.ticket_id, seq, at=now, actor=SWEEP_ACTOR, policy=name, due=item
                 )
-            else:
-                events.append(
-                    SlaWarned(
-                        ticket_id=row.ticket_id,
-                        seq=seq,
-                        at=now,
-                        actor=SWEEP_ACTOR,
-                        policy=policy.name,
-                        metric=metric,
-                        cycle=check.cycle,
-                        threshold=check.fraction,
-                        crossed_at=check.at,
-                        due=item.due,
-                    )
-                )
+            )
         return row, fold, tuple(events)
 
     def _run_claimed(self, claims: DueClaims, now: datetime, batch: int) -> SweepReport:
@@ -443,35 +435,10 @@ class Sweeper:
         """
         check = due.check
         metric = check.metric._value_  # not .value: the enum property costs more
-        step: list[Outcome] = []
-        if check.fraction >= BREACH:
-            step.append(
-                lifecycle.record_sla_breach(
-                    state,
-                    at=now,
-                    actor=SWEEP_ACTOR,
-                    policy=policy,
-                    metric=metric,
-                    cycle=check.cycle,
-                    due=check.at,
-                )
-            )
-            counts["breaches"] += 1
-        else:
-            step.append(
-                lifecycle.record_sla_warning(
-                    state,
-                    at=now,
-                    actor=SWEEP_ACTOR,
-                    policy=policy,
-                    metric=metric,
-                    cycle=check.cycle,
-                    threshold=check.fraction,
-                    crossed_at=check.at,
-                    due=due.due,
-                )
-            )
-            counts["warnings"] += 1
+        step = [
+            lifecycle.record_sla_check(state, at=now, actor=SWEEP_ACTOR, policy=policy, due=due)
+        ]
+        counts["breaches" if check.fraction >= BREACH else "warnings"] += 1
         state = step[-1].ticket
         # Actions act on live tickets only: a clock that ended meanwhile is just recorded.
         if not state.category.is_active or due.ended_at is not None:

@@ -202,6 +202,11 @@ class FoldCache:
     def __len__(self) -> int:
         return len(self._folds)
 
+    def __contains__(self, ticket_id: object) -> bool:
+        """Whether a fold of the ticket is kept (nothing moves)."""
+        with self._lock:
+            return ticket_id in self._folds
+
 
 class SlaTimer:
     """The SLA clock as a timer source: policy, next deadline and next check of a ticket."""
@@ -277,6 +282,11 @@ class SlaTimer:
             schedule.next_check,
             extended,
         )
+
+    def holds(self, ticket_id: str) -> bool:
+        """Whether the cache holds a fold of the ticket (:meth:`committed_fold` refreshes
+        only those; a plan's fold for another ticket need not be kept until its commit)."""
+        return ticket_id in self._cache
 
     def committed_fold(self, memo: object | None) -> None:
         """Bring the cache up to date with the fold of a plan committed by the sweep's fast

@@ -134,6 +134,7 @@ class SlaFold:
         "_first",
         "_memo",
         "_next",
+        "_open",
         "_pending",
         "_periodic",
         "_priority",
@@ -167,6 +168,10 @@ class SlaFold:
     _memo: dict[tuple[timedelta, timedelta], tuple[datetime | None, tuple[Threshold, ...]]]
     """Thresholds of open cycles by (base, target), valid while the intervals stay as they
     are (shared by folds extended from this one until their intervals change)."""
+    _open: list[tuple[_Cycle, timedelta, datetime | None, tuple[Threshold, ...]]] | None
+    """:meth:`_open_cycles`, once asked (a fold is immutable once built: :meth:`of`,
+    :meth:`extend` and :meth:`from_data` leave it ``None``; two threads asking at once both
+    work it out, to the same value)."""
 
     @classmethod
     def of(cls, events: Sequence[Event], policy: SlaPolicy) -> SlaFold:
@@ -195,6 +200,7 @@ class SlaFold:
         fold._agent_replied = False
         fold._pending = ()
         fold._memo = {}
+        fold._open = None
         fold._count(_counts(fold._category, policy.pause_categories))
         for event in events[1:]:
             fold._apply(event)
@@ -205,6 +211,7 @@ class SlaFold:
         if not events:
             return self  # immutable: nothing to fold in, nothing to copy
         fold: SlaFold = _copy(self)
+        fold._open = None  # the events may change the cycles
         for event in events:
             fold._apply(event)
         return fold
@@ -272,13 +279,9 @@ class SlaFold:
         intervals change. A function of the fold's state (the same data however it was
         built)."""
         entries: dict[tuple[timedelta, timedelta], list[Any]] = {}
-        for cycle in self._current():
-            if not cycle.is_open:
+        for cycle, target, due, warnings in self._open_cycles():
+            if (cycle.base, target) in entries:
                 continue
-            target = self.policy.target(cycle.metric, self._priority)
-            if target is None or (cycle.base, target) in entries:
-                continue
-            due, warnings = self._memoized(cycle, target)
             entries[cycle.base, target] = [
                 cycle.base // _MICRO,
                 target // _MICRO,
@@ -328,9 +331,11 @@ class SlaFold:
             fold._category = _CATEGORIES[category]
             fold._priority = _PRIORITIES[priority]
             fold._counting_since = _instant_or(counting_since, t, at)
-            fold._starts = tuple(map(_instant, starts))
-            fold._ends = tuple(map(_instant, ends))
-            fold._after = tuple(map(_duration, after))
+            # (Most kept folds never paused: no intervals, nothing to convert. Only an empty
+            # list is taken as none: any other value goes through the checks.)
+            fold._starts = () if starts == [] else tuple(map(_instant, starts))
+            fold._ends = () if ends == [] else tuple(map(_instant, ends))
+            fold._after = () if after == [] else tuple(map(_duration, after))
             if not len(fold._starts) == len(fold._ends) == len(fold._after):
                 raise ValueError("counting intervals of different lengths")
             fold._first = _cycle_of(first, t, at)
@@ -351,6 +356,7 @@ class SlaFold:
                 for metric, cycle, fraction, at, due, ended in pending
             )
             fold._memo = _memo_of(thresholds[0], policy) if thresholds else {}
+            fold._open = None
         except (TypeError, ValueError, KeyError, OverflowError) as exc:
             raise ValidationError(f"not the data of an SLA fold: {exc}") from None
         return fold
@@ -459,7 +465,22 @@ class SlaFold:
                 and cycle.number == index
                 and fraction not in cycle.fired
             ):
-                setattr(self, slot, cycle._replace(fired=cycle.fired | {fraction}))
+                # Built field by field: NamedTuple._replace costs several times more, and a
+                # sweep records a check on every due ticket's fold.
+                setattr(
+                    self,
+                    slot,
+                    _Cycle(
+                        cycle.metric,
+                        cycle.number,
+                        cycle.start,
+                        cycle.base,
+                        cycle.achieved_at,
+                        cycle.stopped_at,
+                        cycle.end_priority,
+                        cycle.fired | {fraction},
+                    ),
+                )
         if self._pending:
             self._pending = tuple(
                 p
@@ -528,8 +549,15 @@ class SlaFold:
         )
         return due, warnings
 
-    def _open_cycles(self) -> list[tuple[_Cycle, datetime | None, tuple[Threshold, ...]]]:
-        """Each open, measured cycle with its due date and warning instants."""
+    def _open_cycles(
+        self,
+    ) -> list[tuple[_Cycle, timedelta, datetime | None, tuple[Threshold, ...]]]:
+        """Each open, measured cycle with its target, due date and warning instants (worked
+        out once per fold: :meth:`due_checks`, :meth:`schedule` and :meth:`to_data` all
+        ask)."""
+        found = self._open
+        if found is not None:
+            return found
         found = []
         for cycle in self._current():
             if not cycle.is_open:
@@ -537,7 +565,8 @@ class SlaFold:
             target = self.policy.target(cycle.metric, self._priority)
             if target is None:
                 continue
-            found.append((cycle, *self._memoized(cycle, target)))
+            found.append((cycle, target, *self._memoized(cycle, target)))
+        self._open = found
         return found
 
     def _memoized(
@@ -550,13 +579,22 @@ class SlaFold:
             thresholds = self._memo[key] = self._thresholds(cycle, target, None)
         return thresholds
 
-    def _open_checks(self) -> list[DueCheck]:
-        return [
-            DueCheck(check, due, None)
-            for cycle, due, warnings in self._open_cycles()
-            for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
-            if check.fraction not in cycle.fired
-        ]
+    def _open_checks(self, until: datetime) -> list[DueCheck]:
+        """The checks of the open cycles not recorded yet, at or before ``until``: those of
+        ``checks_of`` (an open cycle's warnings with an instant, then its breach when it has
+        a due date), only the due ones built."""
+        found = []
+        for cycle, _target, due, warnings in self._open_cycles():
+            fired = cycle.fired
+            for w in warnings:
+                at = w.at
+                if at is not None and at <= until and w.fraction not in fired:
+                    found.append(
+                        DueCheck(SlaCheck(cycle.metric, cycle.number, w.fraction, at), due, None)
+                    )
+            if due is not None and due <= until and BREACH not in fired:
+                found.append(DueCheck(SlaCheck(cycle.metric, cycle.number, BREACH, due), due, None))
+        return found
 
     def schedule(self) -> SlaSchedule:
         """The earliest due date of the open cycles and the earliest check not recorded.
@@ -567,22 +605,25 @@ class SlaFold:
         """
         deadline: datetime | None = None
         instants = [p.check.at for p in self._pending]
-        for cycle, due, warnings in self._open_cycles():
-            if due is not None and (deadline is None or due < deadline):
-                deadline = due
-            instants.extend(
-                check.at
-                for check in checks_of(cycle.metric, cycle.number, warnings, due, None)
-                if check.fraction not in cycle.fired
-            )
+        for cycle, _target, due, warnings in self._open_cycles():
+            fired = cycle.fired
+            # The instants of checks_of(...) of an open cycle, those not recorded yet.
+            instants.extend(w.at for w in warnings if w.at is not None and w.fraction not in fired)
+            if due is not None:
+                if deadline is None or due < deadline:
+                    deadline = due
+                if BREACH not in fired:
+                    instants.append(due)
         return SlaSchedule(deadline, min(instants, default=None))
 
     def due_checks(self, now: datetime) -> tuple[DueCheck, ...]:
         """The checks not recorded yet whose instant is at or before ``now``, in the order
         they were crossed (what a sweep at ``now`` records)."""
         at = to_utc(now, "now")
-        found = [p for p in (*self._pending, *self._open_checks()) if p.check.at <= at]
-        found.sort(key=lambda p: check_order(p.check))
+        found = [p for p in self._pending if p.check.at <= at]
+        found.extend(self._open_checks(at))
+        if len(found) > 1:
+            found.sort(key=lambda p: check_order(p.check))
         return tuple(found)
 
     def status(self, now: datetime) -> SlaStatus:

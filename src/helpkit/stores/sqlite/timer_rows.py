@@ -20,7 +20,7 @@ from typing import Any, Final
 
 from helpkit._codec.encode import _ISO_TEXT, _utc_isoformat
 from helpkit.errors import ConflictError, ValidationError
-from helpkit.events import SlaBreached, SlaWarned, event_to_dict
+from helpkit.events import event_to_dict
 from helpkit.ports import DueTimer, TimerUpdate
 from helpkit.stores.contract import check_limit
 from helpkit.stores.sqlite.encoding import _NONE_LAST, _dumps, _micros
@@ -42,7 +42,6 @@ _DUE: Final = (
     "SELECT id, seq, updated_us, sla_policy, next_deadline_us, next_check_us, timer_state, "
     f"{_PLAIN}, rowid FROM tickets WHERE next_check_us <= ?"
 )
-_TIMER_EVENTS: Final = frozenset({SlaWarned, SlaBreached})  # they move only seq, updated_at
 _INSERT_EVENTS: Final = (
     "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
     "VALUES (?, ?, ?, ?, ?, ?, ?)"
@@ -126,64 +125,63 @@ class TimerRowsMixin:
 
     def commit_timers(self, updates: Sequence[TimerUpdate]) -> None:
         """See :meth:`helpkit.ports.TimerRows.commit_timers`."""
-        groups: dict[str, list[tuple[Any, ...]]] = {}
-        known: dict[str, tuple[Any, ...]] = {}  # (rowid, seq, next_deadline_us, sla_policy)
+        # Each update's statement and parameters, made before the write transaction: found
+        # by the rowid of the due row it was decided on (whose stored SLA columns tell which
+        # indexed columns change; they hold while the seq does, which the update checks), or,
+        # without one, by id after a read of the stored rows in the transaction.
+        statements: dict[str, list[tuple[Any, ...]]] = {}
+        unknown: dict[str, tuple[Any, ...]] = {}
+        seen: set[str] = set()
         events: list[tuple[Any, ...]] = []
         for update in updates:
-            if not isinstance(update, TimerUpdate) or not update.events:
-                raise ValidationError(
-                    f"commit_timers takes TimerUpdates with events; got {update!r:.60}"
-                )
-            for offset, event in enumerate(update.events, start=1):
-                if (
-                    event.__class__ not in _TIMER_EVENTS
-                    or event.ticket_id != update.ticket_id
-                    or event.seq != update.expected_seq + offset
-                ):
-                    raise ValidationError(
-                        f"commit_timers takes SLA warnings and breaches following ticket "
-                        f"{update.ticket_id!r} seq {update.expected_seq}; got {event!r:.60}"
-                    )
-            seq = update.expected_seq + len(update.events)
-            deadline = _NONE_LAST if update.next_deadline is None else _micros(update.next_deadline)
-            check = None if update.next_check is None else _micros(update.next_check)
-            # Which indexed columns change is told by the stored row: the due row the update
-            # was decided on (it holds while the seq does, which the update checks), else
-            # read in the write transaction below; the statements are chosen there.
+            # A TimerUpdate's events were checked when it was made (SLA warnings and
+            # breaches of its ticket, following its expected seq).
+            if not isinstance(update, TimerUpdate):
+                raise ValidationError(f"commit_timers takes TimerUpdates; got {update!r:.60}")
+            ticket_id = update.ticket_id
+            if ticket_id in seen:
+                raise ValidationError("commit_timers takes one update per ticket")
+            seen.add(ticket_id)
+            expected = update.expected_seq
+            seq = expected + len(update.events)
+            deadline = update.next_deadline
+            deadline_us = _NONE_LAST if deadline is None else _micros(deadline)
+            check = update.next_check
+            updated = update.updated_at
+            policy = update.sla_policy
+            # (seq, updated_us, next_check_us, [next_deadline_us], [sla_policy]) + the rest
+            head = (seq, _micros(updated), None if check is None else _micros(check))
+            tail = (
+                update.timer_state,
+                seq,
+                _iso(updated),
+                policy,
+                None if deadline is None else _iso(deadline),
+                None if check is None else _iso(check),
+            )
             row = update.row
             if (
                 row is not None
-                and row.ticket_id == update.ticket_id
-                and row.seq == update.expected_seq
+                and row.ticket_id == ticket_id
+                and row.seq == expected
                 and type(row.handle) is int
             ):
-                known[update.ticket_id] = (
-                    row.handle,
-                    row.seq,
-                    _NONE_LAST if row.next_deadline is None else _micros(row.next_deadline),
-                    row.sla_policy,
+                stored = row.next_deadline
+                moved = deadline_us != (_NONE_LAST if stored is None else _micros(stored))
+                renamed = policy != row.sla_policy
+                statements.setdefault(_update_sql(moved, renamed, True), []).append(
+                    head
+                    + ((deadline_us,) if moved else ())
+                    + ((policy,) if renamed else ())
+                    + tail
+                    + (row.handle, ticket_id, expected)
                 )
-            groups.setdefault(update.ticket_id, []).append(
-                (
-                    seq,
-                    _micros(update.updated_at),
-                    check,
-                    deadline,
-                    update.sla_policy,
-                    update.timer_state,
-                    seq,
-                    _iso(update.updated_at),
-                    update.sla_policy,
-                    None if update.next_deadline is None else _iso(update.next_deadline),
-                    None if update.next_check is None else _iso(update.next_check),
-                    update.ticket_id,
-                    update.expected_seq,
-                )
-            )
+            else:
+                unknown[ticket_id] = (head, deadline_us, policy, tail, expected)
             for event in update.events:
                 events.append(
                     (
-                        event.ticket_id,
+                        ticket_id,
                         event.seq,
                         event.TYPE,
                         _micros(event.at),
@@ -191,50 +189,35 @@ class TimerRowsMixin:
                         _dumps(event_to_dict(event)),
                     )
                 )
-        if any(len(rows) > 1 for rows in groups.values()):
-            raise ValidationError("commit_timers takes one update per ticket")
         if not updates:
             return
         with self._transaction() as conn:
             position = conn.execute(LAST_POSITION).fetchone()[0]
-            unknown = [ticket_id for ticket_id in groups if ticket_id not in known]
-            stored = dict(_stored(conn, unknown)) if unknown else {}
-            statements: dict[str, list[tuple[Any, ...]]] = {}
-            for ticket_id, (params,) in groups.items():
-                handle = known.get(ticket_id)
-                if handle is not None:
-                    # Found by rowid, guarded by id and seq: counted below.
-                    deadline, policy = params[3] != handle[2], params[4] != handle[3]
-                    values = (
-                        params[:3]
-                        + ((params[3],) if deadline else ())
-                        + ((params[4],) if policy else ())
-                        + params[5:-2]
-                        + (handle[0], ticket_id, params[-1])
+            if unknown:
+                stored_rows = dict(_stored(conn, list(unknown)))
+                for ticket_id, (head, deadline_us, policy, tail, expected) in unknown.items():
+                    old = stored_rows.get(ticket_id)
+                    if old is None or old[0] != expected:
+                        raise ConflictError(
+                            f"ticket {ticket_id!r} is at seq "
+                            f"{None if old is None else old[0]}, not {expected}: it changed "
+                            "since it was read. Reload and retry."
+                        )
+                    moved, renamed = deadline_us != old[1], policy != old[2]
+                    statements.setdefault(_update_sql(moved, renamed), []).append(
+                        head
+                        + ((deadline_us,) if moved else ())
+                        + ((policy,) if renamed else ())
+                        + tail
+                        + (ticket_id, expected)
                     )
-                    statements.setdefault(_update_sql(deadline, policy, True), []).append(values)
-                    continue
-                old = stored.get(ticket_id)
-                if old is None or old[0] != params[-1]:
-                    raise ConflictError(
-                        f"ticket {ticket_id!r} is at seq {None if old is None else old[0]}, "
-                        f"not {params[-1]}: it changed since it was read. Reload and retry."
-                    )
-                deadline, policy = params[3] != old[1], params[4] != old[2]
-                values = (
-                    params[:3]
-                    + ((params[3],) if deadline else ())
-                    + ((params[4],) if policy else ())
-                    + params[5:]
-                )
-                statements.setdefault(_update_sql(deadline, policy), []).append(values)
             written = 0
             for sql, rows in statements.items():
                 written += conn.executemany(sql, rows).rowcount
-            if written != len(groups):
+            if written != len(seen):
                 # A ticket found by its due row's rowid moved on (or is gone): nothing written.
                 raise ConflictError(
-                    f"{len(groups) - written} of these tickets changed since they were read "
+                    f"{len(seen) - written} of these tickets changed since they were read "
                     "(their seq is not the one expected). Reload and retry."
                 )
             conn.executemany(

@@ -75,11 +75,16 @@ class TimerRowCases:
         )
         return [change.ticket for change in written]
 
-    def test_due_timers_pages_the_due_tickets_in_check_order(self, store: Store) -> None:
+    def _due(self, store: Store) -> tuple[TimerRows, _Time, list[Ticket], datetime]:
+        """The store's timer rows, its clock, five tickets committed by :meth:`_due_store`,
+        and an instant when four of them are due (the setup most cases share)."""
         rows, _ = _rows(store)
         time = _Time()
         tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        return rows, time, tickets, time.now + timedelta(hours=7)
+
+    def test_due_timers_pages_the_due_tickets_in_check_order(self, store: Store) -> None:
+        rows, time, tickets, now = self._due(store)
         seen: list[DueTimer] = []
         after = None
         while True:
@@ -105,10 +110,7 @@ class TimerRowCases:
         assert rows.due_timers(time.now - timedelta(days=1), limit=10) == ([], None)
 
     def test_commit_timers_stores_what_commit_would_store(self, store: Store) -> None:
-        rows, _states = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, _time, tickets, now = self._due(store)
         ticket = tickets[0]
         assert ticket.next_deadline is not None
         event = _warned(ticket, now, ticket.next_deadline)
@@ -134,11 +136,52 @@ class TimerRowCases:
         later, _ = rows.due_timers(ticket.next_deadline, limit=10)
         assert [r.timer_state for r in later if r.ticket_id == ticket.id] == ['{"n":9}']
 
+    def test_an_update_that_moves_the_deadline_and_renames_the_policy_stores_both(
+        self, store: Store
+    ) -> None:
+        """With its due row (found by the store's handle) or without: the ticket, and the
+        columns the store reads back (``due_timers``), say the new deadline and policy."""
+        rows, _time, tickets, now = self._due(store)
+        due, _ = rows.due_timers(now, limit=10)
+        by_id = {row.ticket_id: row for row in due}
+        updates = []
+        for ticket, row in ((tickets[0], by_id[tickets[0].id]), (tickets[1], None)):
+            assert ticket.next_deadline is not None
+            deadline = ticket.next_deadline + timedelta(hours=3)
+            updates.append(
+                TimerUpdate(
+                    ticket_id=ticket.id,
+                    expected_seq=ticket.seq,
+                    events=(_warned(ticket, now, deadline),),
+                    updated_at=now,
+                    sla_policy="renamed",
+                    next_deadline=deadline,
+                    next_check=now + timedelta(hours=1),
+                    timer_state='{"n":7}',
+                    row=row,
+                )
+            )
+        rows.commit_timers(updates)
+        later, _ = rows.due_timers(now + timedelta(hours=1), limit=10)
+        read = {row.ticket_id: row for row in later}
+        for ticket, update in zip(tickets, updates, strict=False):
+            expected = attrs.evolve(
+                apply(ticket, update.events[0]),
+                sla_policy="renamed",
+                next_deadline=update.next_deadline,
+                next_check=update.next_check,
+            )
+            assert store.get_ticket(ticket.id) == expected
+            row = read[ticket.id]
+            assert (row.seq, row.sla_policy, row.next_deadline, row.next_check) == (
+                expected.seq,
+                "renamed",
+                update.next_deadline,
+                update.next_check,
+            )
+
     def test_commit_timers_on_a_ticket_that_moved_on_writes_nothing(self, store: Store) -> None:
-        rows, _ = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, _time, tickets, now = self._due(store)
         updates = []
         for index, ticket in enumerate(tickets[:2]):
             assert ticket.next_deadline is not None
@@ -167,10 +210,7 @@ class TimerRowCases:
     def test_commit_timers_refuses_events_that_are_not_timer_events_in_order(
         self, store: Store
     ) -> None:
-        rows, _ = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, _time, tickets, now = self._due(store)
         ticket = tickets[0]
         assert ticket.next_deadline is not None
         warned = _warned(ticket, now, ticket.next_deadline)
@@ -197,10 +237,7 @@ class TimerRowCases:
     def test_an_update_carrying_its_due_row_conflicts_when_the_ticket_moved_on(
         self, store: Store
     ) -> None:
-        rows, _ = _rows(store)
-        time = _Time()
-        tickets = self._due_store(store, time)
-        now = time.now + timedelta(hours=7)
+        rows, time, tickets, now = self._due(store)
         due, _ = rows.due_timers(now, limit=10)
         by_id = {row.ticket_id: row for row in due}
         # t1 moves on after its row was read: the batch conflicts and writes nothing.
