@@ -1,3 +1,5 @@
+# Over 600 lines: Receiver is one class (~530 lines); the six steps of an inbound message
+# (key, screens, thread, people, decide, commit) share its lookups and its retry loop.
 """Intake: an inbound message becomes a new ticket, a comment on a ticket, or a suspended
 message (what :meth:`helpkit.Helpdesk.receive` runs; the page *Intake* tells the rules).
 

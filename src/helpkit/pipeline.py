@@ -1,3 +1,5 @@
+# Over 600 lines: Pipeline is one class; its load, decide, timers, commit and publish steps
+# share its store, its fold cache and its retry of conflicts.
 """The command pipeline: load -> decide -> timers -> commit -> publish.
 
 Every writer of tickets runs through it: the :class:`~helpkit.Helpdesk` facade, the sweep, and

@@ -1,3 +1,5 @@
+# Over 600 lines: one rendering; the header folding and encoding, the address checks and the
+# MIME tree it builds are the parts of one RFC 5322 writer, used nowhere else.
 """Outbound messages as email: the message an email channel (Maildir, SMTP) hands on.
 
 :func:`render` turns an :class:`~helpkit.ports.OutboundMessage` into an

@@ -1,3 +1,5 @@
+# Over 600 lines: the whole of the rules stores apply before they write, one function each,
+# kept in one place so that every store (and a third party's) agrees on them.
 """The rules every store applies before it writes, shared so that all stores agree.
 
 A store calls :func:`validate_change` on each change before touching anything (it checks the
