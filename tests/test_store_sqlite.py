@@ -10,7 +10,7 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
@@ -1059,6 +1059,16 @@ def test_the_decoded_state_cache_is_bounded_and_never_stale(tmp_path: Path, size
         assert store.get_ticket("t0") == tagged.ticket
     finally:
         store.close()
+
+
+_OFFSETS = st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23))
+
+
+@given(st.datetimes(timezones=st.just(UTC) | st.builds(timezone, _OFFSETS)))
+def test_instants_are_stored_as_their_exact_microseconds_since_the_epoch(at: datetime) -> None:
+    # The integer arithmetic of _micros is the timedelta division it stands for.
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert _micros(at) == (at - epoch) // timedelta(microseconds=1)
 
 
 @settings(max_examples=25, deadline=None)
