@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
@@ -164,9 +165,13 @@ class _Base:
     low: int
 
 
+def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
 @attrs.frozen
 class _Derived(_Base):
-    high: tuple[int, ...] = attrs.field(converter=tuple)
+    high: tuple[int, ...] = attrs.field(converter=_int_tuple)
 
 
 @given(st.integers(), st.text(), st.integers(), st.lists(st.integers(), max_size=3))
