@@ -11,7 +11,14 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpkit import Actor, Helpdesk, ValidationError, events, people, tickets
-from helpkit._checks import INT64_MAX, INT64_MIN, check_flag, check_int, check_text
+from helpkit._checks import (
+    INT64_MAX,
+    INT64_MIN,
+    check_flag,
+    check_int,
+    check_text,
+    instances_of,
+)
 
 _VALID_TEXT = st.text(st.characters(codec="utf-8", exclude_characters="\x00"))
 _SURROGATES = st.characters(min_codepoint=0xD800, max_codepoint=0xDFFF)
@@ -103,3 +110,40 @@ def test_the_reported_calls_are_refused_and_reads_keep_working(desk: Helpdesk) -
     assert desk.find_contacts("") == [bob]
     assert [e.seq for e in desk.history(ticket)] == [1, 2]
     assert desk.tickets().items == (desk.ticket(ticket),)
+
+
+def _instances_of_reference(cls: type, container: type, name: str, value: object) -> str | None:
+    """The message the instances_of validator raised with before its loop (None: accepted)."""
+    items = value if isinstance(value, container) else ()
+    if not isinstance(value, container) or not all(isinstance(v, cls) for v in items):  # type: ignore[attr-defined]
+        return f"{name} must be a {container.__name__} of {cls.__name__}; got {value!r:.60}"
+    return None
+
+
+_ITEMS = st.one_of(st.integers(), st.text(max_size=3), st.none(), st.booleans())
+_VALUES = st.one_of(
+    _ITEMS,
+    st.lists(_ITEMS, max_size=4).map(tuple),
+    st.frozensets(_ITEMS, max_size=4),
+    st.lists(_ITEMS, max_size=4),
+)
+
+
+@given(_VALUES, st.sampled_from([int, str, bool]), st.sampled_from([tuple, frozenset]))
+def test_instances_of_accepts_and_refuses_as_before(
+    value: object, cls: type, container: type
+) -> None:
+    validate = instances_of(cls, container=container)
+    field = attrs.fields(_Holder).items
+    expected = _instances_of_reference(cls, container, field.name, value)
+    if expected is None:
+        validate(None, field, value)
+    else:
+        with pytest.raises(ValidationError) as raised:
+            validate(None, field, value)
+        assert str(raised.value) == expected
+
+
+@attrs.frozen
+class _Holder:
+    items: object

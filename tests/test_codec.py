@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import linecache
+import math
 import traceback
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime, timedelta
@@ -20,6 +21,7 @@ from codec_reference import generic_decoder, generic_encoder
 from helpkit import serialize
 from helpkit._codec import decoder, encoder
 from helpkit._codec.text import dumps as compact_dumps
+from helpkit._codec.text import strict_dumps
 from helpkit.errors import NaiveDatetimeError, SchemaError, ValidationError
 from helpkit.events import EVENT_TYPES, Event, event_from_dict, event_to_dict
 from helpkit.people import Agent, Contact, Group, Organization
@@ -458,3 +460,33 @@ def test_compact_dumps_writes_what_the_standard_encoder_writes(value: Any) -> No
 def test_compact_dumps_refuses_what_json_cannot_hold() -> None:
     with pytest.raises(TypeError, match="not JSON serializable"):
         compact_dumps({"at": datetime(2026, 1, 1, tzinfo=UTC)})
+    with pytest.raises(TypeError, match="not JSON serializable"):
+        strict_dumps({"at": datetime(2026, 1, 1, tzinfo=UTC)})
+
+
+def _standard_strict(value: Any) -> str | type[ValueError]:
+    """What ``json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode`` gives (the
+    encoder helpkit.serialize.dumps used to build on every call), or ValueError."""
+    try:
+        return json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode(value)
+    except ValueError:
+        return ValueError
+
+
+@settings(max_examples=300)
+@given(value=_JSON_VALUES)
+def test_strict_dumps_writes_and_refuses_what_the_standard_strict_encoder_does(
+    value: Any,
+) -> None:
+    # NaN and infinities (which JSON has no text for) are refused, the rest written alike.
+    try:
+        fast: str | type[ValueError] = strict_dumps(value)
+    except ValueError:
+        fast = ValueError
+    assert fast == _standard_strict(value)
+
+
+def test_strict_dumps_refuses_nan_and_infinities() -> None:
+    for value in (math.nan, [1.0, -math.inf], {"a": {"b": math.inf}}):
+        with pytest.raises(ValueError, match="not JSON compliant"):
+            strict_dumps(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
@@ -142,3 +143,44 @@ def test_replace_works_with_attrs_releases_without_converter_objects(
     finally:
         monkeypatch.undo()
         importlib.reload(_records)
+
+
+@given(ticket_histories(max_commands=8))
+def test_copies_of_every_event_equal_the_event(history: list[Event]) -> None:
+    # Each event class's copier (slot setters) copies every field: the copy with no change
+    # equals the event, and so does the copy changing only its seq back.
+    for event in history:
+        assert replace(event) == attrs.evolve(event) == event
+        assert replace(event, seq=event.seq) == event
+
+
+@attrs.define(frozen=True, slots=False)
+class _NoSlots:
+    low: int
+    high: str = attrs.field(converter=str)
+
+
+@attrs.frozen
+class _Base:
+    low: int
+
+
+def _int_tuple(value: Iterable[int]) -> tuple[int, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class _Derived(_Base):
+    high: tuple[int, ...] = attrs.field(converter=_int_tuple)
+
+
+@given(st.integers(), st.text(), st.integers(), st.lists(st.integers(), max_size=3))
+def test_classes_without_slots_or_with_inherited_slots_copy_like_evolve(
+    low: int, high: str, other: int, items: list[int]
+) -> None:
+    plain = _NoSlots(low, high)
+    assert replace(plain, low=other) == attrs.evolve(plain, low=other)
+    assert replace(plain, high=other) == attrs.evolve(plain, high=other)  # converted
+    derived = _Derived(low, items)
+    assert replace(derived, low=other) == attrs.evolve(derived, low=other)
+    assert replace(derived, high=[other]) == attrs.evolve(derived, high=[other])

@@ -45,7 +45,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Protocol, TypeVar
+from typing import Protocol, TypeVar, cast
 
 import pytest
 
@@ -499,22 +499,55 @@ class Crasher:
             raise Killed(point)
 
 
-class CrashingMemoryStore(MemoryStore):
-    """A memory store that calls ``crash`` before and after a claim (``claiming``, and
-    ``claim`` when it claimed any), before a commit and a settlement, and after reading a
-    ticket's events (``read``) or state (``load``)."""
+class _Underlying(Protocol):
+    """The store methods a crashing store wraps (those of the store it is mixed into)."""
 
-    def __init__(self, crash: Callable[[str], None], *, settled_commit: bool = False) -> None:
-        super().__init__()
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]: ...
+
+    def commit_settled(
+        self,
+        changes: Sequence[TicketChange],
+        states: Sequence[str | None] | None,
+        results: Sequence[Delivery],
+        *,
+        owner: str,
+    ) -> tuple[list[TicketChange], int]: ...
+
+    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]: ...
+
+    def get_ticket(self, ticket_id: str) -> Ticket: ...
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]: ...
+
+    def claim(
+        self, *, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[Delivery]: ...
+
+    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int: ...
+
+
+class _Crashing:
+    """A store (mixed in before its class) that calls ``crash`` before and after a claim
+    (``claiming``, and ``claim`` when it claimed any), before a commit and a settlement, and
+    after reading a ticket's events (``read``) or state (``load``)."""
+
+    crash: Callable[[str], None]
+    capabilities: frozenset[str]
+
+    def _crash_with(self, crash: Callable[[str], None], *, settled_commit: bool) -> None:
         self.crash = crash
         if not settled_commit:
             # The records' commit and the settlement in two transactions (a store without
             # Capability.SETTLED_COMMIT): a relay may die between them.
             self.capabilities = self.capabilities - {Capability.SETTLED_COMMIT}
 
+    def _store(self) -> _Underlying:
+        """The methods of the store class this is mixed into."""
+        return cast(_Underlying, super())
+
     def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
         self.crash("commit")
-        return super().commit(changes)
+        return self._store().commit(changes)
 
     def commit_settled(
         self,
@@ -525,93 +558,58 @@ class CrashingMemoryStore(MemoryStore):
         owner: str,
     ) -> tuple[list[TicketChange], int]:
         self.crash("commit")
-        return super().commit_settled(changes, states, results, owner=owner)
+        return self._store().commit_settled(changes, states, results, owner=owner)
 
     def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
-        found = super().get_tickets(ticket_ids)
+        found = self._store().get_tickets(ticket_ids)
         self.crash("load")
+        return found
+
+    def get_ticket(self, ticket_id: str) -> Ticket:
+        found = self._store().get_ticket(ticket_id)
+        self.crash("load")
+        return found
+
+    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
+        found = self._store().events(ticket_id, after_seq=after_seq)
+        self.crash("read")
         return found
 
     def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
         self.crash("claiming")
-        claimed = super().claim(owner=owner, now=now, until=until, limit=limit)
+        claimed = self._store().claim(owner=owner, now=now, until=until, limit=limit)
         if claimed:
             self.crash("claim")
         return claimed
 
     def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
         self.crash("settle")
-        return super().settle(results, owner=owner, checked=checked)
-
-    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
-        found = super().events(ticket_id, after_seq=after_seq)
-        self.crash("read")
-        return found
-
-    def get_ticket(self, ticket_id: str) -> Ticket:
-        found = super().get_ticket(ticket_id)
-        self.crash("load")
-        return found
+        return self._store().settle(results, owner=owner, checked=checked)
 
 
-class CrashingSqliteStore(SqliteStore):
-    """The SQLite store calling ``crash`` as :class:`CrashingMemoryStore` does."""
+class CrashingMemoryStore(_Crashing, MemoryStore):
+    """The memory store calling ``crash`` (see :class:`_Crashing`)."""
+
+    def __init__(self, crash: Callable[[str], None], *, settled_commit: bool = False) -> None:
+        super().__init__()
+        self._crash_with(crash, settled_commit=settled_commit)
+
+
+class CrashingSqliteStore(_Crashing, SqliteStore):
+    """The SQLite store calling ``crash`` (see :class:`_Crashing`); its pipeline commits
+    (with timer states) too."""
 
     def __init__(
         self, path: Path, crash: Callable[[str], None], *, settled_commit: bool = False
     ) -> None:
         super().__init__(path)
-        self.crash = crash
-        if not settled_commit:
-            self.capabilities = self.capabilities - {Capability.SETTLED_COMMIT}
-
-    def commit_settled(
-        self,
-        changes: Sequence[TicketChange],
-        states: Sequence[str | None] | None,
-        results: Sequence[Delivery],
-        *,
-        owner: str,
-    ) -> tuple[list[TicketChange], int]:
-        self.crash("commit")
-        return super().commit_settled(changes, states, results, owner=owner)
-
-    def get_tickets(self, ticket_ids: Sequence[str]) -> list[Ticket]:
-        found = super().get_tickets(ticket_ids)
-        self.crash("load")
-        return found
-
-    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
-        self.crash("commit")
-        return super().commit(changes)
+        self._crash_with(crash, settled_commit=settled_commit)
 
     def commit_planned(
         self, changes: Sequence[TicketChange], states: Sequence[str | None]
     ) -> list[TicketChange]:
-        # The pipeline's commits (with timer states) come this way.
         self.crash("commit")
         return super().commit_planned(changes, states)
-
-    def claim(self, *, owner: str, now: datetime, until: datetime, limit: int) -> list[Delivery]:
-        self.crash("claiming")
-        claimed = super().claim(owner=owner, now=now, until=until, limit=limit)
-        if claimed:
-            self.crash("claim")
-        return claimed
-
-    def settle(self, results: Sequence[Delivery], *, owner: str, checked: bool = False) -> int:
-        self.crash("settle")
-        return super().settle(results, owner=owner, checked=checked)
-
-    def events(self, ticket_id: str, *, after_seq: int = 0) -> list[Event]:
-        found = super().events(ticket_id, after_seq=after_seq)
-        self.crash("read")
-        return found
-
-    def get_ticket(self, ticket_id: str) -> Ticket:
-        found = super().get_ticket(ticket_id)
-        self.crash("load")
-        return found
 
 
 class CrashingStore(Protocol):

@@ -10,12 +10,14 @@ import sqlite3
 import stat
 import threading
 from collections.abc import Callable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from helpkit import Helpdesk, lifecycle
 from helpkit._codec import encoder
@@ -1058,6 +1060,46 @@ def test_the_decoded_state_cache_is_bounded_and_never_stale(tmp_path: Path, size
         assert store.get_ticket("t0") == tagged.ticket
     finally:
         store.close()
+
+
+_OFFSETS = st.timedeltas(min_value=-timedelta(hours=23), max_value=timedelta(hours=23))
+
+
+@given(st.datetimes(timezones=st.just(UTC) | st.builds(timezone, _OFFSETS)))
+def test_instants_are_stored_as_their_exact_microseconds_since_the_epoch(at: datetime) -> None:
+    # The integer arithmetic of _micros is the timedelta division it stands for.
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    assert _micros(at) == (at - epoch) // timedelta(microseconds=1)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 2), st.booleans()), min_size=1, max_size=12))
+def test_the_cache_keeps_only_each_tickets_committed_state(
+    tmp_path_factory: pytest.TempPathFactory, writes: list[tuple[int, bool]]
+) -> None:
+    """A commit replaces its ticket's cached state (the one it moved from is not kept), and
+    what the cache serves is what a store object decoding every row reads."""
+    path = tmp_path_factory.mktemp("cache") / "desk.db"
+    store = SqliteStore(path, cache=100)
+    fresh = SqliteStore(path, cache=0)
+    try:
+        tickets = [
+            c.ticket for c in store.commit([change_of(opened(f"t{i}", i + 1)) for i in range(3)])
+        ]
+        for step, (index, together) in enumerate(writes):
+            outcome = lifecycle.change_tags(tickets[index], at=NOW, actor=AGENT, add=[f"x{step}"])
+            changes = [change_of(outcome)]
+            if together:  # a second change of the same ticket in the same commit
+                again = lifecycle.change_tags(outcome.ticket, at=NOW, actor=AGENT, add=["y"])
+                changes.append(change_of(again))
+            tickets[index] = store.commit(changes)[-1].ticket
+            held = [key for key in store._cache if key[0] == tickets[index].id]
+            assert held == [(tickets[index].id, tickets[index].seq)]
+            for ticket in tickets:
+                assert store.get_ticket(ticket.id) == fresh.get_ticket(ticket.id) == ticket
+    finally:
+        store.close()
+        fresh.close()
 
 
 @pytest.mark.parametrize(

@@ -210,12 +210,16 @@ def instances_of(cls: type, *, container: type = frozenset) -> Validator:
     """A validator: the value is a ``container`` (frozenset or tuple) of ``cls`` instances."""
 
     def validate(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        items: Iterable[object] = value if isinstance(value, container) else ()  # type: ignore[assignment]
-        if not isinstance(value, container) or not all(isinstance(v, cls) for v in items):
-            raise ValidationError(
-                f"{attribute.name} must be a {container.__name__} of {cls.__name__}; "
-                f"got {value!r:.60}"
-            )
+        # A plain loop (no generator for all()): most values hold none or one item.
+        if isinstance(value, container):
+            for item in value:  # type: ignore[attr-defined]
+                if not isinstance(item, cls):
+                    break
+            else:
+                return
+        raise ValidationError(
+            f"{attribute.name} must be a {container.__name__} of {cls.__name__}; got {value!r:.60}"
+        )
 
     return validate
 

@@ -12,6 +12,7 @@ and events); for a class with a post-init hook it calls ``attrs.evolve``.
 from __future__ import annotations
 
 import functools
+import types
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
 from typing import Any, TypeVar
@@ -36,10 +37,16 @@ def frozen_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return MappingProxyType(dict(value))
 
 
-_Step = tuple[Callable[[Any], Any] | None, Callable[[Any, Any, Any], Any] | None, Any]
+_Step = tuple[
+    Callable[[Any], Any] | None,
+    Callable[[Any, Any, Any], Any] | None,
+    Any,
+    Callable[[Any, Any], None],
+]
 _Plan = tuple[Callable[[Any], Any], dict[str, _Step]]
 """A function copying every field of an instance into a new one (no ``__init__``), and per
-init name: the converter, the validator and the attribute."""
+init name: the converter, the validator, the attribute and the function setting the field on
+a new instance."""
 
 # attrs.Converter (attrs 24.1+) may take the instance or the field: such fields go to evolve.
 _CONVERTER_CLASSES: tuple[type, ...] = tuple(
@@ -59,6 +66,8 @@ def _plan(cls: type) -> _Plan | None:
     fields = attrs.fields(cls)
     if any(not f.init for f in fields):
         return None
+    names = tuple(f.name for f in fields)
+    setters = _setters(cls, names)
     steps: dict[str, _Step] = {}
     for f in fields:
         converter = f.converter
@@ -66,22 +75,44 @@ def _plan(cls: type) -> _Plan | None:
             converter is not None and not callable(converter)
         ):
             return None  # a converter that may take the instance: leave it to evolve
-        steps[f.alias or f.name] = (converter, f.validator, f)
-    names = tuple(f.name for f in fields)
+        steps[f.alias or f.name] = (converter, f.validator, f, setters[f.name])
     if tuple(steps) != names:
         return None  # private attributes with aliases: keep to evolve
-    return _copier(cls, names), steps
+    return _copier(cls, names, setters), steps
 
 
-def _copier(cls: type, names: tuple[str, ...]) -> Callable[[Any], Any]:
+def _setters(cls: type, names: tuple[str, ...]) -> dict[str, Callable[[Any, Any], None]]:
+    """Per field, the function setting it on an instance of ``cls`` made without
+    ``__init__``: the ``__set__`` of its slot (a member descriptor) when the class keeps its
+    fields in slots (attrs' default), which costs about two thirds of
+    ``object.__setattr__(new, name, value)`` (no lookup by name); else that call."""
+    found: dict[str, Callable[[Any, Any], None]] = {}
+    for name in names:
+        slot = next((c.__dict__[name] for c in cls.__mro__ if name in c.__dict__), None)
+        if isinstance(slot, types.MemberDescriptorType):
+            found[name] = slot.__set__
+        else:
+            found[name] = functools.partial(_set_by_name, name=name)
+    return found
+
+
+def _set_by_name(new: Any, value: Any, *, name: str) -> None:
+    object.__setattr__(new, name, value)
+
+
+def _copier(
+    cls: type, names: tuple[str, ...], setters: Mapping[str, Callable[[Any, Any], None]]
+) -> Callable[[Any], Any]:
     """A function returning a copy of an instance of ``cls`` made without ``__init__``: one
     straight line per field (a loop of ``getattr`` costs about twice as much, and a sweep
     replaces two tickets of thirty fields per due ticket)."""
     lines = ["def _copy(inst):", "    new = _new(_cls)"]
-    lines += [f"    _set(new, {name!r}, inst.{name})" for name in names]
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
+    for index, name in enumerate(names):
+        namespace[f"_set{index}"] = setters[name]
+        lines.append(f"    _set{index}(new, inst.{name})")  # attrs field names are identifiers
     lines.append("    return new")
-    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls, "_set": object.__setattr__}
-    exec("\n".join(lines), namespace)  # attrs field names are identifiers
+    exec("\n".join(lines), namespace)
     copy: Callable[[Any], Any] = namespace["_copy"]
     return copy
 
@@ -94,15 +125,14 @@ def replace(inst: _T, **changes: Any) -> _T:
         return attrs.evolve(inst, **changes)  # type: ignore[misc]
     copy, steps = plan
     new: _T = copy(inst)
-    setattr_ = object.__setattr__
     checks = []
     for name, value in changes.items():
         try:
-            converter, validator, attribute = steps[name]
+            converter, validator, attribute, set_field = steps[name]
         except KeyError:
             raise TypeError(f"{cls.__name__} has no field {name!r}") from None
         converted = value if converter is None else converter(value)
-        setattr_(new, name, converted)
+        set_field(new, converted)
         if validator is not None:
             checks.append((validator, attribute, converted))
     if checks and not attrs.validators.get_disabled():

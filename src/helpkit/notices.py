@@ -110,10 +110,27 @@ class Lookups:
         self._agents: dict[str, Agent | None] = {}
         self._organizations: dict[str, Organization | None] = {}
         self._all_agents: list[Agent] | None = None
+        self._addressed: dict[str, tuple[Recipient, str | None] | None] = {}
 
     def contact(self, contact_id: str) -> Contact | None:
         """The contact, or ``None`` when there is none by that id."""
         return _once(self._contacts, contact_id, self._store.get_contact)
+
+    def addressed(self, contact_id: str) -> tuple[Recipient, str | None] | None:
+        """The contact as a message's recipient, with their language; ``None`` when there is
+        none by that id. Made once per contact (a recipient is a value: every message to the
+        contact shares it)."""
+        try:
+            return self._addressed[contact_id]
+        except KeyError:
+            pass
+        person = self.contact(contact_id)
+        found = None
+        if person is not None:
+            recipient = Recipient("contact", person.id, person.name, person.email)
+            found = (recipient, person.language)
+        self._addressed[contact_id] = found
+        return found
 
     def agent(self, agent_id: str) -> Agent | None:
         """The agent, or ``None`` when there is none by that id."""
@@ -248,12 +265,9 @@ class Notices:
         def contact(contact_id: str) -> None:
             if by_contact and author is not None and author.id == contact_id:
                 return
-            person = people.contact(contact_id)
-            if person is not None:
-                found.setdefault(
-                    ("contact", person.id),
-                    (Recipient("contact", person.id, person.name, person.email), person.language),
-                )
+            addressed = people.addressed(contact_id)
+            if addressed is not None:
+                found.setdefault(("contact", addressed[0].actor_id), addressed)
 
         def agent(person: Agent | None, *, addressed: bool = True) -> None:
             if person is None or (by_agent and author is not None and author.id == person.id):

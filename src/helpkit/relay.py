@@ -262,8 +262,9 @@ class Relay:
         results: list[tuple[Delivery, Record | None]] = []
         counts = dict.fromkeys(DeliveryState, 0)
         recovered = 0
+        last_call = until - self._lease / 10
         for delivery in claimed:
-            if self._pipeline.now() >= until - self._lease / 10:
+            if self._pipeline.now() >= last_call:
                 # A slow channel used up the lease: leave the rest to lapse (another relay, or
                 # this one's next batch, takes them) rather than send what another may send.
                 log.info("lease nearly over: %d deliveries left for later", len(claimed))

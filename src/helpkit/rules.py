@@ -114,9 +114,16 @@ class Template:
             raise ValidationError(f"unknown placeholder {{{{{unknown[0]}}}}} (known: {known})")
         return found
 
+    _named: tuple[str, ...] = attrs.field(init=False, eq=False, repr=False)
+    """The name of each placeholder of ``_parts``, in order (as :meth:`render` looks it up)."""
+
     @_parts.default
     def _split(self) -> tuple[str, ...]:
         return tuple(_PLACEHOLDER_SPLIT.split(self.text))
+
+    @_named.default
+    def _placeholder_names(self) -> tuple[str, ...]:
+        return tuple(part[2:-2].strip() for part in self._parts[1::2])
 
     def render(self, values: Mapping[str, str]) -> str:
         """The text with each placeholder replaced by its value (missing ones: empty), but
@@ -126,13 +133,12 @@ class Template:
         parts = self._parts
         if len(parts) == 1:
             return parts[0]
-        out = []
-        for index, part in enumerate(parts):
-            if index % 2 == 0:
-                out.append(part)
-            else:
-                name = part[2:-2].strip()
-                out.append(values.get(name, part if name in NUMBERED else ""))
+        # The split alternates literal text and placeholders, and starts and ends with text.
+        out = [parts[0]]
+        for index, name in enumerate(self._named, 1):
+            written = parts[2 * index - 1]
+            out.append(values.get(name, written if name in NUMBERED else ""))
+            out.append(parts[2 * index])
         return "".join(out)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Mapping
 from typing import Any, TypeVar, cast
 
 from helpkit._codec import decoder, encoder
+from helpkit._codec.text import strict_dumps
 from helpkit.errors import HelpkitError, SchemaError
 from helpkit.events import Event, event_from_dict, event_to_dict
 
@@ -30,7 +31,8 @@ __all__ = ["dumps", "from_data", "loads", "to_data"]
 
 T = TypeVar("T")
 
-_encode_json = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+# One C encoder made once (json.JSONEncoder(...).encode makes a new one on every call).
+_encode_json = strict_dumps
 
 
 def to_data(value: object) -> Any:

@@ -16,21 +16,25 @@ from collections.abc import Callable
 from json import encoder as _std
 from typing import Any, Final
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "strict_dumps"]
 
 
 def _default(value: object) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _compact() -> Callable[[Any], str]:
+def _compact(*, allow_nan: bool = True) -> Callable[[Any], str]:
     make = getattr(_std, "c_make_encoder", None)
-    standard: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+    standard: Callable[[Any], str] = json.JSONEncoder(
+        separators=(",", ":"), allow_nan=allow_nan
+    ).encode
     if make is None:
         return standard
     # The arguments JSONEncoder.iterencode passes (markers None: no cycle check; indent None;
-    # the separators; sort_keys, skipkeys False; allow_nan True; ensure_ascii's string encoder).
-    chunks = make(None, _default, _std.encode_basestring_ascii, None, ":", ",", False, False, True)
+    # the separators; sort_keys, skipkeys False; allow_nan; ensure_ascii's string encoder).
+    chunks = make(
+        None, _default, _std.encode_basestring_ascii, None, ":", ",", False, False, allow_nan
+    )
 
     def dumps(value: Any) -> str:
         return "".join(chunks(value, 0))
@@ -41,3 +45,7 @@ def _compact() -> Callable[[Any], str]:
 dumps: Final[Callable[[Any], str]] = _compact()
 """``value`` as compact JSON text, non-ASCII escaped (what
 ``json.JSONEncoder(separators=(",", ":")).encode`` gives)."""
+
+strict_dumps: Final[Callable[[Any], str]] = _compact(allow_nan=False)
+""":func:`dumps` refusing NaN and infinities (ValueError), which JSON has no text for (what
+``json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode`` gives)."""

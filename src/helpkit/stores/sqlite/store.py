@@ -671,9 +671,13 @@ class SqliteStore(
         with self._cache_lock:
             for change in written:
                 if change.events:
-                    key = (change.ticket.id, change.ticket.seq)
+                    ticket_id = change.ticket.id
+                    key = (ticket_id, change.ticket.seq)
                     cache[key] = change.ticket
                     cache.move_to_end(key)
+                    # The state it replaces is no longer the stored one: its place goes to
+                    # another ticket's (a read finds the new seq in the row).
+                    cache.pop((ticket_id, change.expected_seq), None)
             while len(cache) > self.cache_size:
                 cache.popitem(last=False)
 

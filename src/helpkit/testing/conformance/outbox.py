@@ -13,6 +13,7 @@ import pytest
 
 from helpkit._records import replace
 from helpkit.errors import ConflictError, InvalidTransitionError, NotFoundError, ValidationError
+from helpkit.lifecycle import Outcome
 from helpkit.ports import (
     Capability,
     ChangeFeed,
@@ -98,6 +99,42 @@ def _settling(store: Store) -> SettledCommits:
 def _no_states(store: Store, changes: list[TicketChange]) -> list[str | None] | None:
     """No timer state for any of ``changes`` (None on a store that keeps none)."""
     return [None] * len(changes) if Capability.TIMER_STATE in store.capabilities else None
+
+
+def _attempted(held: list[Delivery], now: datetime) -> tuple[Delivery, Delivery]:
+    """The results of attempting the first two ``held`` deliveries at ``now``: the first
+    sent (with an external id), the second failed once and due again a minute later."""
+    sent = replace(
+        held[0],
+        state=DeliveryState.SENT,
+        attempts=1,
+        external_id="<x@example.com>",
+        updated_at=now,
+    )
+    retry = replace(
+        held[1],
+        attempts=1,
+        last_error="SMTP 451",
+        next_attempt_at=now + 60 * _S,
+        updated_at=now,
+    )
+    return sent, retry
+
+
+def _opened_with_deliveries(
+    store: Store, *ids: str
+) -> tuple[SettledCommits, Outbox, _Time, Outcome]:
+    """For the settled-commit cases (skipped without Capability.SETTLED_COMMIT): ticket
+    ``t1`` opened and committed, and deliveries ``ids`` derived up to its events; the store
+    as settling commits and as outbox, the scenario's clock, the opening."""
+    settling = _settling(store)
+    outbox = cast(Outbox, store)
+    time = _Time()
+    opened = _open("t1", 1, time.tick())
+    store.commit([change_of(opened)])
+    last = cast(ChangeFeed, store).last_position()
+    outbox.enqueue([delivery(i) for i in ids], cursor=_CURSOR, position=last, expected=0)
+    return settling, outbox, time, opened
 
 
 def _with_events(store: Store, count: int = 3) -> int:
@@ -254,20 +291,7 @@ class OutboxCases:
         outbox.enqueue([delivery("d1"), delivery("d2")], cursor=_CURSOR, position=last, expected=0)
         now = BASE_TIME + _S
         held = outbox.claim(owner="r1", now=now, until=now + 30 * _S, limit=2)
-        sent = replace(
-            held[0],
-            state=DeliveryState.SENT,
-            attempts=1,
-            external_id="<x@example.com>",
-            updated_at=now,
-        )
-        retry = replace(
-            held[1],
-            attempts=1,
-            last_error="SMTP 451",
-            next_attempt_at=now + 60 * _S,
-            updated_at=now,
-        )
+        sent, retry = _attempted(held, now)
         assert outbox.settle([sent, retry], owner="r2") == 0  # not its claim
         assert outbox.settle([sent, retry], owner="r1") == 2
         stored = outbox.delivery("d1")
@@ -303,25 +327,10 @@ class OutboxCases:
     def test_a_settled_commit_settles_exactly_when_its_changes_commit(self, store: Store) -> None:
         """:attr:`Capability.SETTLED_COMMIT`: a refused commit settles nothing; a commit that
         goes through settles the results with it (skipped for stores without it)."""
-        settling = _settling(store)
-        outbox = cast(Outbox, store)
-        time = _Time()
-        opened = _open("t1", 1, time.tick())
-        store.commit([change_of(opened)])
-        last = cast(ChangeFeed, store).last_position()
-        outbox.enqueue([delivery("d1"), delivery("d2")], cursor=_CURSOR, position=last, expected=0)
+        settling, outbox, time, opened = _opened_with_deliveries(store, "d1", "d2")
         now = BASE_TIME + _S
         held = outbox.claim(owner="r1", now=now, until=now + 30 * _S, limit=2)
-        sent = replace(
-            held[0], state=DeliveryState.SENT, attempts=1, external_id="<x@e.com>", updated_at=now
-        )
-        retry = replace(
-            held[1],
-            attempts=1,
-            last_error="SMTP 451",
-            next_attempt_at=now + 60 * _S,
-            updated_at=now,
-        )
+        sent, retry = _attempted(held, now)
         noted = _note(opened.ticket, time.tick())
         store.commit([change_of(noted)])
         stale = [change_of(noted)]  # its seq is behind now: refused
@@ -346,7 +355,7 @@ class OutboxCases:
         done = outbox.delivery("d1")
         assert (done.state, done.external_id, done.claimed_by) == (
             DeliveryState.SENT,
-            "<x@e.com>",
+            "<x@example.com>",
             None,
         )
         waiting = outbox.delivery("d2")
@@ -359,13 +368,7 @@ class OutboxCases:
     def test_a_settled_commit_settles_no_lost_claim(self, store: Store) -> None:
         """A result of a delivery another relay holds now is not stored; the changes are
         committed all the same (skipped for stores without Capability.SETTLED_COMMIT)."""
-        settling = _settling(store)
-        outbox = cast(Outbox, store)
-        time = _Time()
-        opened = _open("t1", 1, time.tick())
-        store.commit([change_of(opened)])
-        last = cast(ChangeFeed, store).last_position()
-        outbox.enqueue([delivery("d1")], cursor=_CURSOR, position=last, expected=0)
+        settling, outbox, time, opened = _opened_with_deliveries(store, "d1")
         (mine,) = outbox.claim(owner="r1", now=BASE_TIME, until=BASE_TIME + _S, limit=1)
         (theirs,) = outbox.claim(owner="r2", now=BASE_TIME + _S, until=BASE_TIME + 9 * _S, limit=1)
         late = replace(mine, state=DeliveryState.SENT, attempts=1, updated_at=BASE_TIME)
