@@ -16,21 +16,25 @@ from collections.abc import Callable
 from json import encoder as _std
 from typing import Any, Final
 
-__all__ = ["dumps"]
+__all__ = ["dumps", "dumps_unescaped"]
 
 
 def _default(value: object) -> Any:
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
 
 
-def _compact() -> Callable[[Any], str]:
+def _compact(ensure_ascii: bool = True) -> Callable[[Any], str]:
     make = getattr(_std, "c_make_encoder", None)
-    standard: Callable[[Any], str] = json.JSONEncoder(separators=(",", ":")).encode
+    standard: Callable[[Any], str] = json.JSONEncoder(
+        separators=(",", ":"), ensure_ascii=ensure_ascii
+    ).encode
     if make is None:
         return standard
     # The arguments JSONEncoder.iterencode passes (markers None: no cycle check; indent None;
-    # the separators; sort_keys, skipkeys False; allow_nan True; ensure_ascii's string encoder).
-    chunks = make(None, _default, _std.encode_basestring_ascii, None, ":", ",", False, False, True)
+    # the separators; sort_keys, skipkeys False; allow_nan True; the string encoder of
+    # ensure_ascii).
+    strings = _std.encode_basestring_ascii if ensure_ascii else _std.encode_basestring
+    chunks = make(None, _default, strings, None, ":", ",", False, False, True)
 
     def dumps(value: Any) -> str:
         return "".join(chunks(value, 0))
@@ -41,3 +45,8 @@ def _compact() -> Callable[[Any], str]:
 dumps: Final[Callable[[Any], str]] = _compact()
 """``value`` as compact JSON text, non-ASCII escaped (what
 ``json.JSONEncoder(separators=(",", ":")).encode`` gives)."""
+
+dumps_unescaped: Final[Callable[[Any], str]] = _compact(ensure_ascii=False)
+""":func:`dumps` with non-ASCII characters as they are (what ``ensure_ascii=False`` gives):
+for a JSON text read by a database server, which then needs no Unicode escapes (those it
+refuses for characters beyond ASCII unless the database is UTF-8)."""
