@@ -206,3 +206,152 @@ def test_kept_parties_decide_as_reads_do(three: tuple[Helpdesk, Helpdesk, Helpde
             assert _outcome(kept, opened) == _outcome(reads, opened)
 
     run()
+
+
+# ---------------------------------------------------------------- the acting agent alone
+
+
+def _replied(desk: Helpdesk, ticket_id: str, actor: str, status: str | None) -> tuple[str, str]:
+    try:
+        ticket = desk.reply(ticket_id, Actor.agent(actor), "On it", status=status)
+    except HelpkitError as exc:
+        return type(exc).__name__, re.sub("ticket [0-9a-f]{32}", "ticket ...", str(exc))
+    return "replied", f"{ticket.status} {ticket.seq}"
+
+
+def _open_for(desk: Helpdesk, group: str) -> str:
+    return desk.open_ticket(
+        Actor.agent("you"), requester="bob", subject="Printer", body="Help", group=group
+    ).id
+
+
+def test_a_reply_on_the_kept_agent_is_one_statement(
+    three: tuple[Helpdesk, Helpdesk, Helpdesk], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    kept, reads, _ = three
+    mine, theirs = _open_for(kept, "l1"), _open_for(reads, "l1")
+    assert _replied(kept, mine, "me", None)[0] == "replied"  # reads me once (saved by other)
+    assert _replied(reads, theirs, "me", None)[0] == "replied"
+    seen = _statements(monkeypatch)
+    assert _replied(kept, mine, "me", "pending")[0] == "replied"
+    assert len(seen) == 1 and seen[0].startswith("WITH kept AS MATERIALIZED"), seen
+    seen.clear()
+    assert _replied(reads, theirs, "me", "pending")[0] == "replied"
+    # A store keeping nothing reads the agent and the ticket first.
+    assert len(seen) == 3 and "FROM agents" in seen[0], seen
+
+
+def test_a_reply_counts_a_change_of_the_agent_by_another_writer_at_once(
+    three: tuple[Helpdesk, Helpdesk, Helpdesk],
+) -> None:
+    kept, reads, other = three
+    mine, theirs = _open_for(kept, "l1"), _open_for(reads, "l1")
+    assert _replied(kept, mine, "me", None)[0] == "replied"
+    seq = kept.ticket(mine).seq
+    other.update_agent("me", active=False)
+    refused = _replied(kept, mine, "me", None)
+    assert refused[0] == "AccessDeniedError", refused
+    assert refused == _replied(reads, theirs, "me", None)
+    assert kept.ticket(mine).seq == seq  # nothing written on the stale agent
+    other.update_agent("me", active=True, role="triage")  # may read and note, not reply
+    assert _replied(kept, mine, "me", None) == _replied(reads, theirs, "me", None)
+    assert kept.ticket(mine).seq == seq
+    other.update_agent("me", role="agent")
+    assert _replied(kept, mine, "me", "pending")[0] == "replied"
+
+
+def test_a_guarded_commit_on_a_stale_agent_writes_nothing(
+    three: tuple[Helpdesk, Helpdesk, Helpdesk],
+) -> None:
+    kept, _, other = three
+    store = kept.store
+    assert isinstance(store, PostgresStore)
+    ticket = kept.ticket(_open_for(kept, "l1"))
+    agent = store.get_agent("me")
+    assert store.kept_agent("me") is agent
+    assert store.kept_agent("nobody") is None
+    other.update_agent("me", name="Mia Moved")
+    reply = _reply_change(kept, ticket.id)
+    with store.guard_agent(agent), pytest.raises(ConflictError, match="agent 'me' changed"):
+        store.commit([reply])
+    # The batch path (two changes in one commit) checks the same.
+    second = _reply_change(kept, _open_for(kept, "l1"))
+    with store.guard_agent(agent), pytest.raises(ConflictError, match="agent 'me' changed"):
+        store.commit([reply, second])
+    assert kept.ticket(ticket.id).seq == reply.expected_seq
+    with store.guard_agent(store.get_agent("me")):
+        written = store.commit([reply])
+    assert written[0].ticket.seq == reply.ticket.seq
+
+
+def _reply_change(desk: Helpdesk, ticket_id: str) -> TicketChange:
+    """A note by me on ``ticket_id`` as its current state, not committed."""
+    from helpkit.lifecycle import add_comment
+    from helpkit.tickets import Comment
+
+    ticket = desk.ticket(ticket_id)
+    now = desk.now()
+    comment = Comment(
+        id=f"c-{ticket.seq}-{ticket_id[:8]}",
+        author=Actor.agent("me"),
+        body="guarded",
+        public=False,
+        channel="internal",
+        created_at=now,
+        ticket_id=ticket_id,
+    )
+    outcome = add_comment(ticket, comment, at=now, workflow=desk.config.workflow)
+    return TicketChange(outcome.ticket, outcome.events, ticket.seq)
+
+
+def test_commands_on_the_kept_agent_decide_as_reads_do(
+    three: tuple[Helpdesk, Helpdesk, Helpdesk],
+) -> None:
+    """Property: after any change of an agent by another writer, a reply (or a note) on the
+    kept agent gives what a desk reading the agent first gives (written alike, or refused
+    with the same error), on tickets alike."""
+    kept, reads, other = three
+
+    @settings(
+        max_examples=40,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        st.sampled_from(["l1", "l2"]),
+        st.lists(
+            st.tuples(
+                st.sampled_from(["me", "you"]),
+                _AGENT_CHANGES,
+                st.sampled_from(["me", "you"]),
+                st.sampled_from([None, "pending", "open"]),
+                st.booleans(),  # a note instead of a reply
+            ),
+            min_size=1,
+            max_size=4,
+        ),
+    )
+    def run(group: str, steps: list[tuple[Any, ...]]) -> None:
+        for name in ("me", "you"):  # both start able to work on either group
+            other.update_agent(
+                name, active=True, role="agent", groups=["l1", "l2"], restricted=False
+            )
+        mine = _open_for(other, group)
+        theirs = _open_for(other, group)
+        kept.ticket(mine)  # the kept desk keeps its ticket's state (and reads desk none)
+        for changed, changes, actor, status, note in steps:
+            other.update_agent(changed, **changes)
+            if note:
+                assert _noted(kept, mine, actor) == _noted(reads, theirs, actor)
+            else:
+                assert _replied(kept, mine, actor, status) == _replied(reads, theirs, actor, status)
+
+    run()
+
+
+def _noted(desk: Helpdesk, ticket_id: str, actor: str) -> tuple[str, str]:
+    try:
+        ticket = desk.note(ticket_id, Actor.agent(actor), "Looked")
+    except HelpkitError as exc:
+        return type(exc).__name__, re.sub("ticket [0-9a-f]{32}", "ticket ...", str(exc))
+    return "noted", f"{ticket.status} {ticket.seq}"

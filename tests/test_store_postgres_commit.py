@@ -1,20 +1,23 @@
-"""The PostgreSQL store's one-statement commit (``commit_change``, schema version 6) beyond the
-conformance suite: it writes exactly the rows the batch path writes, refuses with the same
-errors leaving every table as it was, and a version-4 schema is upgraded to have it.
+"""The PostgreSQL store's one-statement commit (``commit_change``, schema version 6, its
+parameters as JSON text since version 8) beyond the conformance suite: it writes exactly the
+rows the batch path writes (for any texts: a property), refuses with the same errors leaving
+every table as it was, and older schemas are upgraded to have it.
 
 Needs a PostgreSQL server (tests/postgres_fixtures.py says which, and when these tests skip).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from datetime import timedelta
 from typing import Any
+from unittest.mock import patch
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from helpkit import lifecycle
@@ -30,7 +33,7 @@ from postgres_fixtures import fresh_schema
 
 try:
     from helpkit.stores.postgres import store as store_module
-    from helpkit.stores.postgres.commit import split_at_number
+    from helpkit.stores.postgres.commit import events_json, split_at_number
     from helpkit.stores.postgres.store import PostgresStore
 except ImportError:  # without psycopg: the fixtures skip (or fail under CI) before any use
     PostgresStore = object  # type: ignore[assignment,misc]
@@ -200,7 +203,7 @@ def test_a_version_4_schema_is_upgraded_to_commit_in_one_statement(
         )
         conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     upgraded = open_store(schema)
-    assert SCHEMA_VERSION == 7
+    assert SCHEMA_VERSION == 8
     assert _contents(upgraded)["meta"] == [
         ("application", "helpkit"),
         ("schema_version", str(SCHEMA_VERSION)),
@@ -211,3 +214,187 @@ def test_a_version_4_schema_is_upgraded_to_commit_in_one_statement(
     assert upgraded.events("t1") == [*written.events, *noted.events]
     assert opened.ticket.number == 2
     assert [c.position for c in upgraded.changes()] == [1, 2, 3, 4, 5]
+
+
+def _rows_of(store: Any, ticket_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of ``ticket_id`` in every table a ticket commit writes."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL("SELECT * FROM {}.{} WHERE {} = %s ORDER BY 1, 2").format(
+                    sql.Identifier(store.schema), sql.Identifier(table), sql.Identifier(key)
+                ),
+                (ticket_id,),
+            ).fetchall()
+            for table, key in (
+                ("tickets", "id"),
+                ("events", "ticket_id"),
+                ("ticket_tags", "ticket_id"),
+                ("timer_states", "ticket_id"),
+            )
+        }
+
+
+# Any text PostgreSQL can hold (no NUL, no lone surrogate): quotes, backslashes, control
+# characters, non-ASCII of every plane, which the JSON texts must carry exactly.
+_TEXT = (
+    st.text(
+        alphabet=st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
+        min_size=1,
+        max_size=12,
+    )
+    .map(str.strip)
+    .filter(bool)
+)
+_TAGS = st.lists(_TEXT.map(lambda t: t.lower().strip()).filter(bool), max_size=3)
+
+
+def test_any_texts_commit_in_one_statement_as_in_the_batch_path(
+    open_store: Callable[..., Any],
+) -> None:
+    """Property: a ticket opened, noted and retagged with any texts (subject, requester id,
+    so the events' actor, note, tags, timer state) and numbered by the store or given a
+    number is written by ``commit_change`` exactly as by the batch path, row for row, and
+    reads back equal to what was committed."""
+    one, batch = open_store(), open_store()
+    made = iter(range(10**6))
+    numbers = iter(range(10**9, 0, -1))  # below the store's own: never taken by it
+
+    @settings(
+        max_examples=60,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        subject=_TEXT,
+        requester=_TEXT,
+        note=_TEXT,
+        tags=_TAGS,
+        retag=_TAGS,
+        numbered=st.booleans(),
+        state=st.none() | _TEXT,
+    )
+    def run(
+        subject: str,
+        requester: str,
+        note: str,
+        tags: list[str],
+        retag: list[str],
+        numbered: bool,
+        state: str | None,
+    ) -> None:
+        ticket_id = f"p{next(made)}"
+        number = next(numbers) if numbered else 0
+        opening = change_of(
+            _open(ticket_id, number, BASE_TIME, requester_id=requester, subject=subject, tags=tags)
+        )
+        written: list[TicketChange] = []
+        for store, one_statement in ((one, True), (batch, False)):
+            path = (
+                contextlib.nullcontext()
+                if one_statement
+                else patch.object(store_module, "takes_one_statement", return_value=False)
+            )
+            with path:
+                (opened,) = store.commit_planned([opening], [state])
+                noting = change_of(_note(opened.ticket, BASE_TIME + H, note))
+                (noted,) = store.commit_planned([noting], [None])
+                retagged = change_of(
+                    _tags(noted.ticket, BASE_TIME + 2 * H, set(retag), set(tags) - set(retag))
+                )
+                (done,) = store.commit_planned([retagged], [state])
+            written.append(done)
+            assert store.get_ticket(ticket_id) == done.ticket
+            assert store.events(ticket_id) == [*opened.events, *noted.events, *done.events]
+        assert written[0] == written[1]
+        assert _rows_of(one, ticket_id) == _rows_of(batch, ticket_id)
+
+    run()
+
+
+@given(actor=_TEXT, body=_TEXT)
+def test_the_events_json_carries_every_text_as_it_is(actor: str, body: str) -> None:
+    """Property: the events' JSON text parses back to the very rows (and the cut bodies of an
+    event the store numbers), whatever their characters."""
+    from helpkit.stores.sqlite.encoding import _Prepared
+
+    opening = change_of(_open("t1", 0, BASE_TIME, requester_id=actor, subject=body))
+    item = _Prepared(opening, checked=True)
+    parsed = json.loads(events_json(item))
+    assert [(e["type"], e["at_us"], e["actor"]) for e in parsed] == [
+        row[2:5] for row in item.event_rows
+    ]
+    for index, event in enumerate(parsed):
+        if event["tail"] is None:
+            assert event["body"] == item.event_rows[index][5]
+        else:
+            data = dict(next(d for i, d in item.pending_events if i == index))
+            assert event["body"] + "1" + event["tail"] == _dumps({**data, "number": 1})
+
+
+def test_a_version_7_schema_keeps_its_function_until_upgraded_to_version_8(
+    open_store: Callable[..., Any], postgres_database: str
+) -> None:
+    """A schema at version 7 has version 6's ``commit_change`` (the event columns as
+    arrays), which still commits there; opening it upgrades it to version 8, whose function
+    replaces that one, and what was written stays."""
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres.schema import MIGRATIONS, migrate
+    from helpkit.stores.sqlite.encoding import _Prepared
+
+    schema = fresh_schema()
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        migrate(conn, schema, MIGRATIONS[:7])
+        # Version 6's call, as a helpkit of version 7 sends it.
+        item = _Prepared(change_of(_open("t1", 0, BASE_TIME, tags=["vpn"])), checked=True)
+        assert item.pending_state is not None and item.row is not None
+        head, tail = split_at_number(item.pending_state)
+        bodies = [row[5] for row in item.event_rows]
+        tails: list[str | None] = [None] * len(item.event_rows)
+        for index, data in item.pending_events:
+            bodies[index], tails[index] = split_at_number(data)
+        rows = item.event_rows
+        called = conn.execute(
+            "SELECT commit_change(%s, 0::bigint, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s,"
+            " %s, %s, %s, %s, %s, %s::text[], %s::text[], %s::bigint[], %s::text[], %s::text[],"
+            " %s::text[], NULL::text, 'c')",
+            (
+                *item.row[:16],
+                head,
+                tail,
+                sorted(item.tags),
+                [r[2] for r in rows],
+                [r[3] for r in rows],
+                [r[4] for r in rows],
+                bodies,
+                tails,
+            ),
+        ).fetchone()
+        assert called == (1,)
+        found = conn.execute(
+            "SELECT pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s AND p.proname = 'commit_change'",
+            (schema,),
+        ).fetchall()
+        assert len(found) == 1 and "p_types text[]" in found[0][0]
+    store = open_store(schema)
+    opened = store.get_ticket("t1")
+    assert opened.number == 1 and opened.tags == frozenset({"vpn"})
+    (noted,) = store.commit([change_of(_note(opened, BASE_TIME + H))])
+    assert [e.seq for e in store.events("t1")] == [1, 2, 3]
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        found = conn.execute(
+            "SELECT pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
+            "JOIN pg_namespace n ON n.oid = p.pronamespace "
+            "WHERE n.nspname = %s AND p.proname = 'commit_change'",
+            (schema,),
+        ).fetchall()
+    assert len(found) == 1 and "p_events text" in found[0][0], found
+    assert noted.ticket.seq == 3

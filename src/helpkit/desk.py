@@ -12,6 +12,7 @@ facade knows it.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -489,18 +490,38 @@ class Helpdesk:
         Ticket object stands for its own version. An agent ``actor`` must be allowed ``needs``
         on the tickets loaded (:class:`~helpkit.access.Access`).
         """
-        if actor is not None:
+        # An agent the store keeps is not read: the command is decided on it and committed
+        # only if it is still stored so (else decided again on it read anew, below).
+        kept = None if actor is None else self._directory.kept_acting(actor)
+        on_kept: Decide | None = None
+        if kept is not None:
+            with contextlib.suppress(HelpkitError):  # refused on a state that may be stale
+                on_kept = self._access.guard(cast(Actor, actor), decide, *needs, agent=kept)
+        if actor is not None and on_kept is None:
             decide = self._access.guard(actor, decide, *needs)
-        ids = [self._ticket_id(ref) for ref in refs]
-        expected: dict[str, int] = {}
-        if self._strict:
-            expected.update(
-                (ticket_id, ref.seq)
-                for ticket_id, ref in zip(ids, refs, strict=True)
-                if isinstance(ref, Ticket)
-            )
-        if expected_seq is not None:
-            expected[ids[0]] = check_int(expected_seq, "expected_seq", minimum=0)
+        try:
+            ids = [self._ticket_id(ref) for ref in refs]
+            expected: dict[str, int] = {}
+            if self._strict:
+                expected.update(
+                    (ticket_id, ref.seq)
+                    for ticket_id, ref in zip(ids, refs, strict=True)
+                    if isinstance(ref, Ticket)
+                )
+            if expected_seq is not None:
+                expected[ids[0]] = check_int(expected_seq, "expected_seq", minimum=0)
+        except HelpkitError:
+            if on_kept is not None:
+                # The agent read anew is checked first, as when it is read first.
+                self._access.guard(cast(Actor, actor), decide, *needs)
+            raise
+        if on_kept is not None and kept is not None:
+            with self._directory.guarded_agent(kept):
+                done = self._pipeline.run_on_recent(ids, on_kept, expected=expected or None)
+            if done is not None:
+                return self._synced(done)
+            log.debug("a command decided on the kept agent %r did not write; reading it", kept.id)
+            decide = self._access.guard(cast(Actor, actor), decide, *needs)
         return self._synced(self._pipeline.run(ids, decide, expected=expected or None))
 
     def _staff(self, actor: Actor) -> None:

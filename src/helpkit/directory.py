@@ -171,7 +171,9 @@ class Directory:
     def _agent_exists(self, agent_id: str) -> None:
         """NotFoundError unless agent ``agent_id`` exists (read once: see ``__init__``)."""
         if agent_id not in self._agents_found:
-            self._store.get_agent(agent_id)
+            # One the store keeps was saved or read by it: it exists (and stays).
+            if self._kept is None or self._kept.kept_agent(agent_id) is None:
+                self._store.get_agent(agent_id)
             self._agents_found.add(agent_id)
 
     def _group_exists(self, group_id: str) -> None:
@@ -475,6 +477,26 @@ class Directory:
         assert self._kept is not None
         agent, (contact, _) = parties
         return self._kept.guard_parties(agent, contact)
+
+    def kept_acting(self, actor: Actor) -> Agent | None:
+        """The agent ``actor`` as the store keeps it (a store with
+        :attr:`~helpkit.ports.Capability.KEPT_PARTIES`), without reading; None when it is
+        not an agent or not kept. It may be stale: a decision on it is committed only inside
+        :meth:`guarded_agent`."""
+        if (
+            self._kept is None
+            or not isinstance(actor, Actor)
+            or actor.kind is not ActorKind.AGENT
+            or not isinstance(actor.id, str)
+        ):
+            return None
+        return self._kept.kept_agent(actor.id)
+
+    def guarded_agent(self, agent: Agent) -> contextlib.AbstractContextManager[None]:
+        """A block whose first commit writes only if ``agent`` (of :meth:`kept_acting`) is
+        still stored as kept (ConflictError, nothing written, otherwise)."""
+        assert self._kept is not None
+        return self._kept.guard_agent(agent)
 
 
 class RequesterLookups:

@@ -391,6 +391,23 @@ class Pipeline:
             return tickets
         raise AssertionError("unreachable")  # pragma: no cover
 
+    def run_on_recent(
+        self,
+        ticket_ids: Sequence[str],
+        decide: Decide,
+        *,
+        expected: Mapping[str, int] | None = None,
+    ) -> list[Ticket] | None:
+        """:meth:`run` on the states the store keeps, once, and nothing else: the tickets as
+        stored, or None (nothing written) where :meth:`run` would go on to read them (the
+        store keeps none of them, or one was stale, or the decision refused or changed
+        nothing). For a decision taken on other kept states too (the acting agent, see
+        :meth:`helpkit.directory.Directory.kept_acting`), which the caller makes again on
+        reads when this gives None."""
+        if not ticket_ids or self._recent is None:
+            return None
+        return self._on_recent(self._recent, ticket_ids, decide, expected, None)
+
     def _load(self, ticket_ids: Sequence[str]) -> list[Ticket]:
         """The tickets ``ticket_ids``, in order: read at once on a store with
         :attr:`~helpkit.ports.Capability.TICKET_READS`, else one by one."""

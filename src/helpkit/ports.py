@@ -491,7 +491,8 @@ class SettledCommits(Protocol):
 @runtime_checkable
 class KeptParties(Protocol):
     """What a store with :attr:`Capability.KEPT_PARTIES` adds: the agent and the contact this
-    store object last saved or read, from memory, and a guard that makes a commit check them.
+    store object last saved or read, from memory, and a guard that makes a commit check them
+    (both, or the agent alone).
 
     Like :class:`RecentTickets`, a kept state may be stale (another store object may have
     saved since), so it is only for a decision whose commit is guarded by it: the commit
@@ -509,6 +510,15 @@ class KeptParties(Protocol):
         """A block in which the first commit of this thread writes only if ``agent`` and
         ``contact`` (as :meth:`kept_parties` gave them) are still stored as they were:
         ConflictError, nothing written, when either changed or is gone."""
+        ...
+
+    def kept_agent(self, agent_id: str) -> Agent | None:
+        """The agent as this store object last saved or read it, or None when it keeps it
+        not (a command on an existing ticket decides on the acting agent alone)."""
+        ...
+
+    def guard_agent(self, agent: Agent) -> AbstractContextManager[None]:
+        """:meth:`guard_parties` for the agent alone (as :meth:`kept_agent` gave it)."""
         ...
 
 

@@ -1,7 +1,7 @@
 """A commit of one ticket change in one statement: the ``commit_change`` function's call.
 
 Most commits carry one change (a command of the pipeline changes one ticket). The store sends
-such a commit as one call of the schema's ``commit_change`` function (schema version 6, see
+such a commit as one call of the schema's ``commit_change`` function (schema version 8's, see
 :func:`function_ddl`), in autocommit mode: the statement is its own transaction, so
 the commit is one round trip to the server, whose reply comes once the commit is durable (at
 the connection's ``synchronous_commit``). The function does what the store's batch path does,
@@ -20,8 +20,11 @@ in the same order and under the same locks:
 A refusal raises a PostgreSQL error with one of helpkit's SQLSTATEs (``HK001`` stale seq,
 ``HK002`` a ticket number another ticket has, ``HK003`` a number that cannot change): the
 statement's transaction rolls back, and :func:`refusal` turns it into the error the reference
-store raises. Values are sent as parameters of a prepared statement; the event columns as
-binary arrays (no text escaping of the JSON bodies).
+store raises. Values are sent as parameters of a prepared statement, every one a scalar: the
+events as one JSON text (:func:`events_json`) and the tag list as another, which the function
+turns into rows with one parse each (``json_to_recordset``). (Schema version 6's function took
+each event column as an array; encoding five arrays cost the client more than the whole JSON
+text, and the server about the same.)
 
 The ticket number of a ticket the store numbers is also in its JSON state and opening event:
 the client sends that text cut in two around the number's value (:func:`split_at_number`), and
@@ -35,6 +38,7 @@ from typing import Any, Final
 
 import psycopg
 
+from helpkit._codec.text import dumps_unescaped as _dumps_unescaped
 from helpkit.errors import ConflictError, DuplicateError, HelpkitError, ValidationError
 from helpkit.ports import TicketChange
 from helpkit.stores.sqlite.encoding import _dumps, _Prepared
@@ -42,6 +46,8 @@ from helpkit.stores.sqlite.encoding import _dumps, _Prepared
 __all__ = [
     "COMMIT_CHANGE",
     "call_parameters",
+    "drop_v6_ddl",
+    "events_json",
     "function_ddl",
     "refusal",
     "split_at_number",
@@ -53,7 +59,7 @@ _STALE: Final = "HK001"
 _NUMBER_TAKEN: Final = "HK002"
 _NUMBER_FIXED: Final = "HK003"
 
-_PARAMETERS: Final = (
+_SCALARS: Final = (
     ("p_id", "text"),
     ("p_expected", "bigint"),
     ("p_number", "bigint"),
@@ -73,6 +79,11 @@ _PARAMETERS: Final = (
     ("p_tags", "text"),
     ("p_state", "text"),
     ("p_state_tail", "text"),
+)
+# Schema version 6's function (kept as it was: a schema at version 6 or 7 still has it, and
+# the migration to version 8 drops it): the tag list and each event column as an array.
+_V6_PARAMETERS: Final = (
+    *_SCALARS,
     ("p_tag_list", "text[]"),
     ("p_types", "text[]"),
     ("p_at_us", "bigint[]"),
@@ -82,21 +93,40 @@ _PARAMETERS: Final = (
     ("p_timer_state", "text"),
     ("p_channel", "text"),
 )
-# Sent binary: arrays of text in text form would have every quote of the JSON escaped.
-_BINARY: Final = frozenset(
-    {"p_tag_list", "p_types", "p_at_us", "p_actors", "p_bodies", "p_body_tails"}
+# Schema version 8's: the tag list and the events each as one JSON text (:func:`events_json`).
+# Every parameter is a scalar: no array to encode on the client.
+_PARAMETERS: Final = (
+    *_SCALARS,
+    ("p_tag_list", "text"),
+    ("p_events", "text"),
+    ("p_timer_state", "text"),
+    ("p_channel", "text"),
 )
 
 COMMIT_CHANGE: Final = "SELECT commit_change({})".format(
-    ", ".join(f"{'%b' if name in _BINARY else '%s'}::{kind}" for name, kind in _PARAMETERS)
+    ", ".join(f"%s::{kind}" for _, kind in _PARAMETERS)
 )
 """The call (parameters: :func:`call_parameters`); returns the ticket's number."""
 
 
-def function_ddl(feed_lock_class: int) -> str:
-    """The DDL of ``commit_change``, which takes the feed lock of class ``feed_lock_class``
-    (``schema.FEED_LOCK``'s). A later change of the function is a new migration step
-    (``CREATE OR REPLACE``), like any other change of the schema."""
+def function_ddl(feed_lock_class: int, version: int = 8) -> str:
+    """The DDL of ``commit_change`` as schema version ``version`` (6 or 8) creates it, which
+    takes the feed lock of class ``feed_lock_class`` (``schema.FEED_LOCK``'s). A later change
+    of the function is a new migration step, like any other change of the schema; the DDL of
+    an earlier version stays as it was (a new schema runs every step)."""
+    if version not in (6, 8):
+        raise ValueError(f"no commit_change of schema version {version}")
+    parameters = _V6_PARAMETERS if version == 6 else _PARAMETERS
+    if version == 6:
+        tag_list = "p_tag_list"
+        events = """unnest(p_types, p_at_us, p_actors, p_bodies, p_body_tails)
+                WITH ORDINALITY AS e(type, at_us, actor, body, tail, n)"""
+    else:
+        # One parse of each JSON text, into rows (the events in their order).
+        tag_list = "ARRAY(SELECT json_array_elements_text(p_tag_list::json))"
+        events = """ROWS FROM (json_to_recordset(p_events::json)
+                AS (type text, at_us bigint, actor text, body text, tail text))
+                WITH ORDINALITY AS e(type, at_us, actor, body, tail, n)"""
     columns = (
         "id, number, seq, status, category, priority, assignee_id, group_id, requester_id, "
         "organization_id, created_us, updated_us, sla_policy, next_deadline_us, "
@@ -121,7 +151,7 @@ def function_ddl(feed_lock_class: int) -> str:
             "tags",
         )
     )
-    signature = ", ".join(f"{name} {kind}" for name, kind in _PARAMETERS)
+    signature = ", ".join(f"{name} {kind}" for name, kind in parameters)
     return f"""CREATE OR REPLACE FUNCTION commit_change({signature}) RETURNS bigint
 LANGUAGE plpgsql AS $function$
 DECLARE
@@ -179,9 +209,9 @@ BEGIN
         v_number := v_found;
     END IF;
     IF v_old_tags <> p_tags THEN
-        DELETE FROM ticket_tags WHERE ticket_id = p_id AND tag <> ALL (p_tag_list);
+        DELETE FROM ticket_tags WHERE ticket_id = p_id AND tag <> ALL ({tag_list});
         INSERT INTO ticket_tags (ticket_id, tag)
-            SELECT p_id, tag FROM unnest(p_tag_list) AS tag
+            SELECT p_id, tag FROM unnest({tag_list}) AS tag
             ON CONFLICT (ticket_id, tag) DO NOTHING;
     END IF;
     IF p_timer_state IS NOT NULL THEN
@@ -195,12 +225,18 @@ BEGIN
             CASE WHEN e.tail IS NULL THEN e.body ELSE e.body || v_number || e.tail END,
             last.position + e.n
         FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last,
-            unnest(p_types, p_at_us, p_actors, p_bodies, p_body_tails)
-                WITH ORDINALITY AS e(type, at_us, actor, body, tail, n);
+            {events};
     PERFORM pg_notify(p_channel, '');
     RETURN v_number;
 END
 $function$"""
+
+
+def drop_v6_ddl() -> str:
+    """The DDL dropping schema version 6's ``commit_change`` (the migration to version 8
+    replaces it: a function of other parameters is another function in PostgreSQL)."""
+    kinds = ", ".join(kind for _, kind in _V6_PARAMETERS)
+    return f"DROP FUNCTION commit_change({kinds})"
 
 
 def split_at_number(data: dict[str, Any]) -> tuple[str, str]:
@@ -239,26 +275,32 @@ def call_parameters(item: _Prepared, timer_state: str | None, channel: str) -> t
     state_tail = None
     if item.pending_state is not None:
         state, state_tail = split_at_number(item.pending_state)
-    events = item.event_rows
-    bodies = [event[5] for event in events]
-    tails: list[str | None] = [None] * len(events)
-    for index, data in item.pending_events:
-        bodies[index], tails[index] = split_at_number(data)
     return (
         row[0],
         item.change.expected_seq,
         *row[1:16],
         state,
         state_tail,
-        sorted(item.tags),
-        [event[2] for event in events],
-        [event[3] for event in events],
-        [event[4] for event in events],
-        bodies,
-        tails,
+        _dumps_unescaped(sorted(item.tags)) if item.tags else "[]",
+        events_json(item),
         timer_state,
         channel,
     )
+
+
+def events_json(item: _Prepared) -> str:
+    """The events of ``item`` as ``commit_change`` (schema version 8) reads them: one JSON
+    array of objects ``{"type", "at_us", "actor", "body", "tail"}`` in the events' order, the
+    body of an event the store numbers cut around its number (``tail`` the text after it,
+    else null). Non-ASCII characters are sent as they are (see
+    :data:`helpkit._codec.text.dumps_unescaped`)."""
+    events = [
+        {"type": row[2], "at_us": row[3], "actor": row[4], "body": row[5], "tail": None}
+        for row in item.event_rows
+    ]
+    for index, data in item.pending_events:
+        events[index]["body"], events[index]["tail"] = split_at_number(data)
+    return _dumps_unescaped(events)
 
 
 def refusal(exc: psycopg.Error, change: TicketChange) -> HelpkitError | None:

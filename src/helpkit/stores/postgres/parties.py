@@ -8,6 +8,9 @@ decision taken on kept ones checks, in the same statement, that both rows still 
 text: ``commit_change``'s call runs only for the row of a ``MATERIALIZED`` CTE that read them
 (:data:`GUARDED_COMMIT`), so a stale agent or contact makes the statement return no row and
 write nothing (its transaction is the statement's own), and the store raises ConflictError.
+A command on an existing ticket (a reply, a note...) decides on the kept acting agent alone:
+its guard names no contact (:meth:`KeptPartiesMixin.guard_agent`), and the same statement
+checks the agent only (a contact id and text of NULL match the NULL the CTE reads for them).
 A commit that takes the batch path (new contacts, a receipt, routing states) sends the same
 check as the first statement of its transaction and rolls back when it fails.
 
@@ -32,8 +35,9 @@ from helpkit.stores.sqlite.encoding import _dumps, _encode_agent, _encode_contac
 
 __all__ = ["GUARDED_COMMIT", "PARTIES_STILL", "Guard", "KeptPartiesMixin", "parties_moved"]
 
-Guard = tuple[str, str, str, str]
-"""What a guarded commit checks: agent id, its stored text, contact id, its stored text."""
+Guard = tuple[str, str, str | None, str | None]
+"""What a guarded commit checks: agent id, its stored text, contact id, its stored text (the
+contact's both None when the decision took none)."""
 
 _READ: Final = (
     "SELECT (SELECT data FROM agents WHERE id = %s) AS agent, "
@@ -42,13 +46,14 @@ _READ: Final = (
 GUARDED_COMMIT: Final = (
     f"WITH kept AS MATERIALIZED ({_READ}) "
     + COMMIT_CHANGE
-    + " FROM kept WHERE kept.agent = %s AND kept.contact = %s"
+    + " FROM kept WHERE kept.agent = %s AND kept.contact IS NOT DISTINCT FROM %s"
 )
 """:data:`~helpkit.stores.postgres.commit.COMMIT_CHANGE` run only when the agent and the
 contact are stored as kept; parameters: agent id, contact id, the call's, agent text, contact
-text. No row: nothing was written."""
+text (contact id and text None: the agent only). No row: nothing was written."""
 PARTIES_STILL: Final = (
-    f"SELECT coalesce(kept.agent = %s AND kept.contact = %s, false) FROM ({_READ}) AS kept"
+    "SELECT coalesce(kept.agent = %s AND kept.contact IS NOT DISTINCT FROM %s, false) "
+    f"FROM ({_READ}) AS kept"
 )
 """Whether the agent and the contact are stored as kept (the batch path's check);
 parameters: agent text, contact text, agent id, contact id."""
@@ -56,6 +61,11 @@ parameters: agent text, contact text, agent id, contact id."""
 
 def parties_moved(guard: Guard) -> ConflictError:
     """The refusal of a commit whose guard found the agent or the contact changed."""
+    if guard[2] is None:
+        return ConflictError(
+            f"agent {guard[0]!r} changed since this store object kept it: decide again on it "
+            "read anew"
+        )
     return ConflictError(
         f"agent {guard[0]!r} or contact {guard[2]!r} changed since this store object kept "
         "them: decide again on them read anew"
@@ -106,21 +116,40 @@ class KeptPartiesMixin:
             self._kept_contacts.move_to_end(contact_id)
         return agent[0], contact[0]
 
+    def kept_agent(self, agent_id: str) -> Agent | None:
+        """The agent this store object last saved or read, or None."""
+        with self._parties_lock:
+            agent = self._kept_agents.get(agent_id)
+            if agent is None:
+                return None
+            self._kept_agents.move_to_end(agent_id)
+        return agent[0]
+
+    @contextmanager
+    def guard_agent(self, agent: Agent) -> Iterator[None]:
+        """The first commit of this thread in the block writes only if ``agent`` is stored as
+        kept (ConflictError, nothing written, otherwise)."""
+        self._guards.guard = (agent.id, self._stored_text(agent), None, None)
+        try:
+            yield
+        finally:
+            self._guards.guard = None
+
+    def _stored_text(self, agent: Agent) -> str:
+        """The text stored with the very value ``agent``; a value kept no more (or replaced
+        meanwhile) is checked by its own encoding, which a stored text equals only if it
+        holds that value."""
+        with self._parties_lock:
+            kept = self._kept_agents.get(agent.id)
+        return kept[1] if kept is not None and kept[0] is agent else _dumps(_encode_agent(agent))
+
     @contextmanager
     def guard_parties(self, agent: Agent, contact: Contact) -> Iterator[None]:
         """The first commit of this thread in the block writes only if ``agent`` and
         ``contact`` are stored as kept (ConflictError, nothing written, otherwise)."""
+        agent_text = self._stored_text(agent)
         with self._parties_lock:
-            kept_agent = self._kept_agents.get(agent.id)
             kept_contact = self._kept_contacts.get(contact.id)
-        # The text stored with the very value given; a value kept no more (or replaced
-        # meanwhile) is checked by its own encoding, which a stored text equals only if it
-        # holds that value.
-        agent_text = (
-            kept_agent[1]
-            if kept_agent is not None and kept_agent[0] is agent
-            else _dumps(_encode_agent(agent))
-        )
         contact_text = (
             kept_contact[1]
             if kept_contact is not None and kept_contact[0] is contact

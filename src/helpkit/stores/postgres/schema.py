@@ -28,7 +28,7 @@ from psycopg import sql
 
 from helpkit.errors import SchemaError
 from helpkit.queries import NONE_LAST
-from helpkit.stores.postgres.commit import function_ddl
+from helpkit.stores.postgres.commit import drop_v6_ddl, function_ddl
 
 __all__ = [
     "APPLICATION",
@@ -234,7 +234,7 @@ _V5: Final[Migration] = (
 _V6: Final[Migration] = (
     # One ticket change committed in one statement (helpkit.stores.postgres.commit): the
     # writes of a commit of one change, as the store's batch path makes them, in a function.
-    function_ddl(_FEED_LOCK_CLASS),
+    function_ddl(_FEED_LOCK_CLASS, 6),
 )
 
 _V7: Final[Migration] = (
@@ -308,7 +308,15 @@ _V7: Final[Migration] = (
     "CREATE INDEX kb_suggestions_shown ON kb_suggestions (shown_us, id)",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7)
+_V8: Final[Migration] = (
+    # commit_change takes the events and the tag list as JSON text instead of arrays (see
+    # helpkit.stores.postgres.commit): the function of version 6 is dropped, the new one
+    # created, in the migration's transaction (a schema not yet migrated keeps the old one).
+    drop_v6_ddl(),
+    function_ddl(_FEED_LOCK_CLASS, 8),
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

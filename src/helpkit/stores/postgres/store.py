@@ -244,7 +244,7 @@ def _check_new_contact(
 class _Connection(psycopg.Connection[tuple[Any, ...]]):
     """A pooled connection that keeps one cursor for the store's single statements: a
     cursor's adapters remember how each parameter type is sent, which a new cursor works out
-    again (the commit call's arrays most of all)."""
+    again."""
 
     _kept: psycopg.Cursor[tuple[Any, ...]] | None = None
 

@@ -11,7 +11,14 @@ from helpkit.errors import ConflictError, DuplicateError, NotFoundError
 from helpkit.people import Agent, Group
 from helpkit.ports import Capability, KeptParties, PartyReads, Store, missing_members
 from helpkit.testing.conformance.base import SuiteBase
-from helpkit.testing.conformance.helpers import _contact, _open, _organization, _Time, change_of
+from helpkit.testing.conformance.helpers import (
+    _contact,
+    _note,
+    _open,
+    _organization,
+    _Time,
+    change_of,
+)
 
 
 class PeopleCases(SuiteBase):
@@ -225,6 +232,19 @@ class PeopleCases(SuiteBase):
         with kept.guard_parties(agent, contact):
             written = store.commit([opening])
         assert written[0].ticket.number == 1  # the refused commit took no number
+        # The agent alone (a command on an existing ticket): kept as read back, and a
+        # commit guarded by it writes only if it is still stored so.
+        assert kept.kept_agent("a1") == agent
+        assert kept.kept_agent("nobody") is None
+        store.save_agent(attrs.evolve(al, name="Al Moved"))
+        later = written[0].ticket
+        noting = change_of(_note(later, _Time().tick()))
+        with kept.guard_agent(agent), pytest.raises(ConflictError):
+            store.commit([noting])
+        assert store.get_ticket("t1").seq == later.seq
+        with kept.guard_agent(store.get_agent("a1")):
+            store.commit([noting])
+        assert store.get_ticket("t1").seq == noting.ticket.seq
 
     def test_agents_and_groups(self, store: Store) -> None:
         bea = Agent(id="a2", name="Bea", email="bea@desk.example", group_ids=("g1",))
