@@ -9,14 +9,13 @@ held at a time, so a report's memory grows with the number of tickets' small fac
 
 from __future__ import annotations
 
-import enum
 import io
 import os
 import pickle
 import pickletools
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, cast
@@ -29,13 +28,16 @@ from helpkit.escalation import TierLadder
 from helpkit.events import Event
 from helpkit.kpis import (
     RECORD_LENGTH,
+    Activity,
     FactRecord,
     FoldState,
+    HandleTime,
     KeptFacts,
     KpiAccumulator,
     KpiFilter,
     KpiReport,
     Period,
+    SlaOutcome,
     TicketFacts,
     keep_resumable,
     pack_facts,
@@ -349,15 +351,29 @@ def _feed(store: Store) -> ChangeFeed:
     return cast(ChangeFeed, store)
 
 
-_CHECKPOINT_CLASSES: Final = {
-    ("datetime", "date"),
-    ("datetime", "datetime"),
-    ("datetime", "timedelta"),
-    ("datetime", "timezone"),
-    ("builtins", "frozenset"),
-    ("builtins", "set"),
-}
-"""What a checkpoint may hold besides helpkit's own values (``_Checkpoint.find_class``)."""
+_CHECKPOINT_CLASSES: Final[Mapping[tuple[str, str], type]] = MappingProxyType(
+    {
+        (cls.__module__, cls.__qualname__): cls
+        for cls in (
+            date,
+            datetime,
+            timedelta,
+            timezone,
+            KeptFacts,
+            TicketFacts,
+            SlaOutcome,
+            Activity,
+            HandleTime,
+            Priority,
+            StatusCategory,
+        )
+    }
+)
+"""Exactly the classes a checkpoint of the current format holds (``_Checkpoint.find_class``):
+its header's instant, and the active tickets' kept facts (:class:`~helpkit.kpis.KeptFacts`
+and what they are made of: their facts, SLA outcomes, activities, priority, status category,
+instants, durations, and a custom field's date). Any other class, of helpkit or not, is
+refused before it is built."""
 
 
 class OutdatedCheckpointError(ValidationError):
@@ -394,18 +410,15 @@ def _checkpoint_format(path: str | os.PathLike[str]) -> int | None:
 
 
 class _Checkpoint(pickle.Unpickler):
-    """Reads a checkpoint, building only the values a projection holds: its kept facts
-    (classes and enumerations of helpkit's domain) and instants. Anything else (a checkpoint
-    tampered with, or no checkpoint at all) is refused before it is built."""
+    """Reads a checkpoint, building only the values a projection holds: its kept facts and
+    instants (:data:`_CHECKPOINT_CLASSES`). Anything else (a checkpoint tampered with, or no
+    checkpoint at all) is refused before it is built."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _CHECKPOINT_CLASSES:
-            return super().find_class(module, name)
-        if module in ("helpkit.kpis", "helpkit.priority", "helpkit.tickets"):
-            found = super().find_class(module, name)
-            if isinstance(found, type) and (attrs.has(found) or issubclass(found, enum.Enum)):
-                return found
-        raise ValidationError(f"a KPI projection checkpoint holds no {module}.{name}")
+        found = _CHECKPOINT_CLASSES.get((module, name))
+        if found is None:
+            raise ValidationError(f"a KPI projection checkpoint holds no {module}.{name}")
+        return found
 
 
 class KpiProjection:
