@@ -534,6 +534,13 @@ def main() -> int:
         help="write a store of TOTAL tickets to FILE in --workers processes (build_store())",
     )
     parser.add_argument("--workers", type=int, default=2, help="processes for --build")
+    parser.add_argument(
+        "--touch",
+        nargs=3,
+        metavar=("FILE", "TOTAL", "TICKETS"),
+        help="commit a note on each of TICKETS tickets spread over FILE's TOTAL (the tickets "
+        "changed after a checkpoint, before a --task stream)",
+    )
     parser.add_argument("--slice", nargs=3, help=argparse.SUPPRESS)  # a --build worker
     parser.add_argument("--task", help=argparse.SUPPRESS)  # a worker: run this task
     parser.add_argument("--file", help=argparse.SUPPRESS)
@@ -553,6 +560,13 @@ def main() -> int:
                 }
             )
         )
+        return 0
+    if args.touch:
+        store = SqliteStore(args.touch[0], synchronous="NORMAL")
+        try:
+            add_events(store, int(args.touch[2]), 1, int(args.touch[1]))
+        finally:
+            store.close()
         return 0
     if args.slice:
         load_slice(args.slice[0], int(args.slice[1]), int(args.slice[2]))
