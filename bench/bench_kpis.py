@@ -20,6 +20,12 @@ memory (``ru_maxrss``):
   projection the host keeps in memory: the folds resumed are out of their checkpoint form).
 
 Both reports are checked equal. Writes ``bench/results/kpis.md`` and prints the Markdown.
+
+A store of a million tickets takes most of an hour to load in one process on a shared
+machine: ``--build FILE TOTAL --workers N`` writes the same file in N processes (see
+:func:`build_store`); then run each task on it with ``--task NAME --file FILE --checkpoint
+PATH --total TOTAL`` (a checkpoint first: ``--task build``), and ``--touch FILE TOTAL N``
+commits a note on N tickets (the tickets changed after a checkpoint).
 """
 
 from __future__ import annotations

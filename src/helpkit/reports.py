@@ -1,10 +1,10 @@
 """KPI reports read from a store: the tickets and their events, streamed a page at a time.
 
 Application layer (a service): it reads the store and hands each ticket's events to the pure
-:func:`helpkit.kpis.ticket_facts`, then adds the facts up with
-:class:`helpkit.kpis.KpiAccumulator`. Only one page of tickets and one ticket's events are
-held at a time, so a report's memory grows with the number of tickets' small facts it keeps
-(durations, counters), not with their histories.
+:func:`helpkit.kpis.ticket_record` (the ticket's facts as a compact record), then adds the
+records up with :class:`helpkit.kpis.KpiAccumulator`. Only one page of tickets and one
+ticket's events are held at a time, so a report's memory grows with the number of tickets'
+small facts it keeps (durations, counters), not with their histories.
 """
 
 from __future__ import annotations
