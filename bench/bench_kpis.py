@@ -20,6 +20,12 @@ memory (``ru_maxrss``):
   projection the host keeps in memory: the folds resumed are out of their checkpoint form).
 
 Both reports are checked equal. Writes ``bench/results/kpis.md`` and prints the Markdown.
+
+A store of a million tickets takes most of an hour to load in one process on a shared
+machine: ``--build FILE TOTAL --workers N`` writes the same file in N processes (see
+:func:`build_store`); then run each task on it with ``--task NAME --file FILE --checkpoint
+PATH --total TOTAL`` (a checkpoint first: ``--task build``), and ``--touch FILE TOTAL N``
+commits a note on N tickets (the tickets changed after a checkpoint).
 """
 
 from __future__ import annotations
@@ -37,7 +43,7 @@ import tempfile
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import attrs
 
@@ -166,10 +172,11 @@ def history(index: int, events: int = EVENTS) -> tuple[Ticket, list[Event]]:
     return attrs.evolve(state, sla_policy=POLICY.name), found
 
 
-def load(store: SqliteStore, total: int) -> None:
-    """``total`` tickets of :data:`EVENTS` events each, straight through the store."""
+def load(store: SqliteStore, total: int, start: int = 0) -> None:
+    """Tickets ``start`` to ``total - 1`` of :data:`EVENTS` events each, straight through the
+    store."""
     changes: list[TicketChange] = []
-    for index in range(total):
+    for index in range(start, total):
         state, events = history(index)
         changes.append(TicketChange(state, tuple(events), 0))
         if len(changes) == BATCH:
@@ -177,6 +184,158 @@ def load(store: SqliteStore, total: int) -> None:
             changes = []
     if changes:
         store.commit_planned(changes, [None] * len(changes))
+
+
+SEED: Final = "~seed"
+"""A slice's placeholder ticket (see :func:`build_store`): never merged."""
+
+
+def load_slice(path: str, start: int, stop: int) -> None:
+    """Tickets ``start`` to ``stop - 1`` into a store file of their own, numbered and placed
+    in the feed as a load of all of them in order would: a placeholder row holding the
+    number and the feed position before ``start`` (the store numbers a new ticket and
+    places its events after the highest ones stored), removed by the merge."""
+    store = SqliteStore(path, synchronous="NORMAL")
+    store.close()
+    if start:
+        with sqlite3.connect(path) as conn:
+            conn.execute(
+                "INSERT INTO tickets (id, number, seq, status, category, priority, "
+                "requester_id, created_us, updated_us, tags, state) "
+                "VALUES (?, ?, 0, '', '', 0, '', 0, 0, '[]', '{}')",
+                (SEED, start),
+            )
+            conn.execute(
+                "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
+                "VALUES (?, 0, '', 0, '', '', ?)",
+                (SEED, start * EVENTS),
+            )
+        conn.close()
+    store = SqliteStore(path, synchronous="NORMAL")
+    try:
+        load(store, stop, start)
+    finally:
+        store.close()
+
+
+def _merge(target: str, slices: list[str]) -> None:
+    """Append the slices' rows to ``target`` (the first slice's file), in their order, with
+    the indexes dropped during the copy and made again after (the same statements)."""
+    conn = sqlite3.connect(target, isolation_level=None)
+    try:
+        conn.execute("PRAGMA journal_mode = WAL")
+        conn.execute("PRAGMA synchronous = OFF")
+        conn.execute("PRAGMA cache_size = -262144")
+        tables = [
+            name
+            for (name,) in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' "
+                "AND name NOT LIKE 'sqlite_%' AND sql NOT LIKE 'CREATE VIRTUAL%'"
+            )
+        ]
+        indexes = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name IN ('tickets', 'events', 'ticket_tags') ORDER BY rowid"
+        ).fetchall()
+        conn.execute("BEGIN")
+        for name, _ in indexes:
+            conn.execute(f"DROP INDEX {name}")
+        for path in slices:
+            conn.execute("ATTACH DATABASE ? AS part", (path,))
+            for table in tables:
+                if conn.execute(f"SELECT 1 FROM part.{table} LIMIT 1").fetchone() is None:
+                    continue
+                columns = [row[1] for row in conn.execute(f"PRAGMA main.table_info({table})")]
+                if table == "tickets":
+                    columns.remove("rowid")
+                listed = ", ".join(columns)
+                if table in ("tickets", "events", "ticket_tags"):
+                    order = {"tickets": "rowid", "events": "ticket_id, seq"}.get(table, "1, 2")
+                    conn.execute(
+                        f"INSERT INTO main.{table} ({listed}) SELECT {listed} FROM part.{table}"
+                        f" WHERE ticket_id IS NOT ? ORDER BY {order}"
+                        if table != "tickets"
+                        else f"INSERT INTO main.{table} ({listed}) SELECT {listed} "
+                        f"FROM part.{table} WHERE id IS NOT ? ORDER BY {order}",
+                        (SEED,),
+                    )
+                else:  # the same rows in every slice (the requester's contact)
+                    conn.execute(
+                        f"INSERT OR IGNORE INTO main.{table} ({listed}) "
+                        f"SELECT {listed} FROM part.{table}"
+                    )
+            conn.execute("COMMIT")
+            conn.execute("DETACH DATABASE part")
+            conn.execute("BEGIN")
+        for _, sql in indexes:
+            conn.execute(sql)
+        conn.execute("COMMIT")
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    finally:
+        conn.close()
+
+
+def build_store(path: str, total: int, workers: int) -> None:
+    """A store of ``total`` tickets as :func:`load` writes it, in ``workers`` processes: each
+    loads a slice into a file of its own (:func:`load_slice`), then the slices are appended
+    to the first one in order (:func:`_merge`). The file is the one a single load writes:
+    the same tickets, numbers, events and feed positions (every table's rows: :func:`dump`,
+    compared on a small store by ``tests/test_bench_kpis_smoke.py``)."""
+    step = -(-total // workers)
+    bounds = [(start, min(start + step, total)) for start in range(0, total, step)]
+    parts = [f"{path}.part{k}" for k in range(len(bounds))]
+    for part in parts:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(part + suffix):
+                os.remove(part + suffix)
+    running = [
+        (part, subprocess.Popen([sys.executable, __file__, "--slice", part, str(a), str(b)]))
+        for part, (a, b) in zip(parts, bounds, strict=True)
+    ]
+    for part, process in running:
+        if process.wait() != 0:
+            raise SystemExit(f"the load of the slice {part} failed")
+    _merge(parts[0], parts[1:])
+    for part in parts[1:]:
+        for suffix in ("", "-wal", "-shm"):
+            if os.path.exists(part + suffix):
+                os.remove(part + suffix)
+    os.replace(parts[0], path)
+
+
+def dump(path: str) -> list[tuple[str, list[tuple[Any, ...]]]]:
+    """Every table's rows in key order (tickets without their rowid): two stores holding the
+    same data dump equal."""
+    conn = sqlite3.connect(path)
+    try:
+        found = []
+        for (table,) in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name"
+        ).fetchall():
+            columns = [row[1] for row in conn.execute(f"PRAGMA table_info({table})")]
+            kept = [c for c in columns if c != "rowid"]
+            rows = conn.execute(f"SELECT {', '.join(kept)} FROM {table}").fetchall()
+            found.append((table, sorted(rows, key=repr)))
+        found.append(
+            (
+                "schema",
+                conn.execute(
+                    "SELECT type, name, tbl_name, sql FROM sqlite_master ORDER BY type, name"
+                ).fetchall(),
+            )
+        )
+        found.append(
+            (
+                "version",
+                [
+                    conn.execute("PRAGMA user_version").fetchone(),
+                    conn.execute("PRAGMA application_id").fetchone(),
+                ],
+            )
+        )
+        return found
+    finally:
+        conn.close()
 
 
 def add_events(store: SqliteStore, tickets: int, each: int, total: int) -> None:
@@ -374,11 +533,50 @@ def main() -> int:
         metavar=("SOURCE", "TARGET", "TIMES"),
         help="write a checkpoint of TIMES as many tickets as SOURCE's (see widen())",
     )
+    parser.add_argument(
+        "--build",
+        nargs=2,
+        metavar=("FILE", "TOTAL"),
+        help="write a store of TOTAL tickets to FILE in --workers processes (build_store())",
+    )
+    parser.add_argument("--workers", type=int, default=2, help="processes for --build")
+    parser.add_argument(
+        "--touch",
+        nargs=3,
+        metavar=("FILE", "TOTAL", "TICKETS"),
+        help="commit a note on each of TICKETS tickets spread over FILE's TOTAL (the tickets "
+        "changed after a checkpoint, before a --task stream)",
+    )
+    parser.add_argument("--slice", nargs=3, help=argparse.SUPPRESS)  # a --build worker
     parser.add_argument("--task", help=argparse.SUPPRESS)  # a worker: run this task
     parser.add_argument("--file", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--total", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.build:
+        started, cpu = time.perf_counter(), time.process_time()
+        build_store(args.build[0], int(args.build[1]), args.workers)
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)
+        print(
+            json.dumps(
+                {
+                    "s": time.perf_counter() - started,
+                    "merge_cpu_s": time.process_time() - cpu,
+                    "slices_cpu_s": children.ru_utime + children.ru_stime,
+                }
+            )
+        )
+        return 0
+    if args.touch:
+        store = SqliteStore(args.touch[0], synchronous="NORMAL")
+        try:
+            add_events(store, int(args.touch[2]), 1, int(args.touch[1]))
+        finally:
+            store.close()
+        return 0
+    if args.slice:
+        load_slice(args.slice[0], int(args.slice[1]), int(args.slice[2]))
+        return 0
     if args.widen:
         widen(args.widen[0], args.widen[1], int(args.widen[2]))
         return 0

@@ -50,3 +50,26 @@ def test_a_history_has_its_events_in_order(bench: ModuleType) -> None:
         assert [e.seq for e in events] == list(range(1, bench.EVENTS + 1))
         assert state.seq == bench.EVENTS
         assert state.category.value == ("open" if index % 5 == 0 else "solved")
+
+
+def test_a_store_built_in_slices_is_the_one_a_single_load_writes(
+    bench: ModuleType, tmp_path: Path
+) -> None:
+    from helpkit.stores.sqlite import SqliteStore
+
+    single = str(tmp_path / "single.db")
+    store = SqliteStore(single, synchronous="NORMAL")
+    bench.load(store, 701)
+    store.close()
+    built = str(tmp_path / "built.db")
+    bench.build_store(built, 701, 3)  # slices of 234, 234 and 233 tickets
+    assert bench.dump(built) == bench.dump(single)  # every table's rows, schema, version
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["built.db", "single.db"]
+    store = SqliteStore(built)
+    try:
+        assert store.last_position() == 701 * bench.EVENTS
+        assert [e.seq for e in store.events("t0000700")] == list(range(1, bench.EVENTS + 1))
+        assert store.get_ticket("t0000234").number == 235
+        assert [c.position for c in store.changes(after=2339, limit=2)] == [2340, 2341]
+    finally:
+        store.close()

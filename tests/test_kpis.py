@@ -15,11 +15,14 @@ from helpkit import Actor, DeskConfig, Helpdesk, Priority
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ValidationError
 from helpkit.fields import CustomField, FieldKind, FieldSet
+from helpkit.kpis import KpiFilter, Period
 from helpkit.ports import Store
+from helpkit.priority import Impact, Urgency
 from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
 from helpkit.stores.sqlite import SqliteStore
 from helpkit.testing.clock import FrozenClock
+from helpkit.tickets import ActorKind
 from postgres_fixtures import fresh_schema
 
 H = timedelta(hours=1)
@@ -483,6 +486,50 @@ def test_a_checkpoint_that_is_none_is_refused_and_builds_nothing(
     with pytest.raises(ValidationError, match="holds no pathlib"):
         desk.kpi_projection(checkpoint)
     assert not marker.exists()  # refused before anything of it was called
+
+
+@pytest.mark.parametrize(
+    "planted",
+    [
+        pytest.param(lambda: Impact.HIGH, id="another enumeration of helpkit.priority"),
+        pytest.param(lambda: Urgency.LOW, id="Urgency"),
+        pytest.param(lambda: KpiFilter(), id="another attrs class of helpkit.kpis"),
+        pytest.param(lambda: Period.DAY, id="an enumeration of helpkit.kpis"),
+        pytest.param(lambda: ActorKind.AGENT, id="another enumeration of helpkit.tickets"),
+        pytest.param(lambda: Actor.agent("a1"), id="an attrs class of helpkit.tickets"),
+    ],
+)
+def test_a_checkpoint_holding_another_class_of_helpkit_is_refused_before_it_is_built(
+    desk: Helpdesk, tmp_path: Path, planted: Callable[[], object]
+) -> None:
+    import pickle
+
+    from helpkit.reports import report_from_checkpoint
+
+    checkpoint = tmp_path / "kpis.projection"
+    desk.kpi_projection().save(checkpoint)
+    with checkpoint.open("rb") as source:
+        header = pickle.load(source)
+        records = [pickle.load(source) for _ in range(header[3])]
+        resume = [pickle.load(source) for _ in range(header[4])]
+    value = planted()
+    name = f"{type(value).__module__}.{type(value).__qualname__}"
+    # In the header, and beside a kept fact of a resumable fold: both read by the same
+    # unpickler, which admits only the classes the current format writes.
+    with_header = pickle.dumps((*header[:2], value, *header[3:]))
+    ticket_id, (kept, policy, data) = next(iter(resume[0].items()))
+    tampered = dict(resume[0])
+    tampered[ticket_id] = (kept, policy, data, value)
+    with_fold = pickle.dumps(header) + b"".join(map(pickle.dumps, [*records, tampered]))
+    for whole in (with_header, with_fold):
+        checkpoint.write_bytes(whole)
+        with pytest.raises(ValidationError, match=f"holds no {name}"):
+            desk.kpi_projection(checkpoint)
+    checkpoint.write_bytes(with_header)
+    with pytest.raises(ValidationError, match=f"holds no {name}"):
+        report_from_checkpoint(
+            checkpoint, desk.store, WED, policies=desk.config.sla, ladder=desk.config.tiers
+        )
 
 
 def test_an_older_checkpoint_is_built_anew_and_unreadable_folds_are_folded_again(

@@ -24,6 +24,7 @@ from typing import Any, Final, TypeAlias
 import attrs
 
 from helpkit._checks import check_items, check_text
+from helpkit._records import replace
 from helpkit._time import to_utc
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ValidationError
@@ -31,13 +32,28 @@ from helpkit.escalation import EscalationKind, TierLadder
 from helpkit.events import (
     Assigned,
     CommentAdded,
+    CommentRedacted,
+    ContactErased,
+    DeliveryFailed,
+    DeliveryRevived,
     Escalated,
     Event,
+    FollowersChanged,
+    Linked,
     MergedInto,
+    MergeReceived,
+    MessageSent,
+    Notified,
     SatisfactionOffered,
     SatisfactionRated,
+    SlaBreached,
+    SlaRescheduled,
+    SlaWarned,
     StatusChanged,
+    SubjectChanged,
     TicketOpened,
+    Unlinked,
+    WebhookRequested,
 )
 from helpkit.fields import FieldValue
 from helpkit.fold import apply
@@ -75,6 +91,7 @@ __all__ = [
     "percentile",
     "resume_facts",
     "ticket_facts",
+    "ticket_record",
 ]
 
 AGE_BUCKETS: Final[tuple[tuple[timedelta, str], ...]] = (
@@ -369,7 +386,7 @@ class _Running:
         business hours (``None``: none)."""
         self.last = last
         before = self.state
-        state = self.state = apply(before, event)
+        state = self.state = self._next_state(before, event)
 
         def tier_of(group_id: str | None) -> int | None:
             return _level(ladder, group_id)
@@ -425,6 +442,10 @@ class _Running:
             self.surveyed_at = last
         elif isinstance(event, SatisfactionRated):
             self.rating = _shared(event.rating)
+
+    def _next_state(self, state: Ticket | None, event: Event) -> Ticket:
+        # The ticket's state after ``event`` (the whole of it: a projection keeps it).
+        return apply(state, event)
 
     def _end_span(self, end: datetime, calendar: BusinessCalendar | None) -> None:
         # The current span ends at ``end``: its time counts in its tier and, assigned, as its
@@ -605,6 +626,169 @@ def _fold(
         sla = SlaFold.of(prefix, policy)
         outcomes, dues = _outcomes(sla, last if at_now is None else at_now)
     return running.facts(policy, outcomes), last, dues, running, sla
+
+
+_KPI_STATE_KEPT: Final[frozenset[type[Event]]] = frozenset(
+    {
+        CommentAdded,
+        CommentRedacted,
+        ContactErased,
+        DeliveryFailed,
+        DeliveryRevived,
+        FollowersChanged,
+        Linked,
+        MergeReceived,
+        MessageSent,
+        Notified,
+        SatisfactionOffered,
+        SatisfactionRated,
+        SlaBreached,
+        SlaRescheduled,
+        SlaWarned,
+        SubjectChanged,
+        Unlinked,
+        WebhookRequested,
+    }
+)
+"""The event types (exactly these, not their subclasses) whose :func:`helpkit.fold.apply`
+changes none of the ticket's fields a KPI fold reads (its id, channel, priority,
+organization, group, assignee, tags, status, category, merge target and custom fields): only
+its seq, its instants of last update and its counts of comments, followers, links and
+satisfaction. :func:`ticket_record` does not fold them into the ticket's state."""
+
+
+class _RecordRunning(_Running):
+    """The running state of :func:`ticket_record`'s fold: the ticket's state is folded only by
+    the events that change what the KPIs read of it (not :data:`_KPI_STATE_KEPT`), so it
+    holds those fields as the whole fold would, and not the others (its seq is kept apart,
+    and the state brought to it before the next event folded in, so a history out of order
+    is refused as :func:`helpkit.fold.apply` refuses it)."""
+
+    __slots__ = ("seq",)
+
+    def __init__(self, opened_at: datetime) -> None:
+        super().__init__(None, opened_at, opened_at)
+        self.seq = 0
+
+    def _next_state(self, state: Ticket | None, event: Event) -> Ticket:
+        seq = self.seq
+        if (
+            state is not None
+            and event.__class__ in _KPI_STATE_KEPT
+            and event.seq == seq + 1
+            and event.ticket_id == state.id
+        ):
+            self.seq = event.seq
+            return state
+        if state is not None and state.seq != seq:
+            state = replace(state, seq=seq)
+        found = apply(state, event)
+        self.seq = found.seq
+        return found
+
+    def record(self, policy: SlaPolicy | None, outcomes: Sequence[SlaOutcome]) -> FactRecord:
+        """``pack_facts(self.facts(policy, outcomes))``, without the facts."""
+        state = self.state
+        assert state is not None  # the opening event is folded in
+        calendar: BusinessCalendar | None = None if policy is None else policy.calendar
+        opened_at = self.opened_at
+        first_at, resolved_at = self.first_response_at, self.resolved_at
+        first = first_business = resolution = resolution_business = None
+        if first_at is not None:
+            first = (first_at - opened_at) // _MICROSECOND
+            if calendar is not None:
+                first_business = calendar.elapsed(opened_at, first_at) // _MICROSECOND
+        if resolved_at is not None:
+            resolution = (resolved_at - opened_at) // _MICROSECOND
+            if calendar is not None:
+                resolution_business = calendar.elapsed(opened_at, resolved_at) // _MICROSECOND
+        tier_now = self.tier_now
+        custom = state.custom_fields
+        return (
+            state.id,
+            (opened_at - _EPOCH) // _MICROSECOND,
+            state.channel,
+            state.priority.label,
+            state.organization_id,
+            state.group_id,
+            state.assignee_id,
+            tuple(sorted(state.tags)),
+            state.status,
+            state.category.is_active,
+            first,
+            first_business,
+            resolution,
+            resolution_business,
+            resolved_at is not None and state.merged_into is None,
+            resolved_at is not None and self.reopens == 0 and self.replies_at_resolution == 1,
+            self.solved_times > 0,
+            self.reopens > 0,
+            tuple((o.policy, o.metric, o.state, None) for o in outcomes),
+            tuple(sorted(self.tiers)),
+            tuple(sorted(self.escalated_from)),
+            tuple(
+                (
+                    act.agent_id,
+                    act.kind,
+                    (act.at - _EPOCH) // _MICROSECOND,
+                    act.duration // _MICROSECOND,
+                    0 if act.business is None else act.business // _MICROSECOND,
+                )
+                if act.__class__ is HandleTime
+                else (act.agent_id, act.kind, (act.at - _EPOCH) // _MICROSECOND)
+                for act in self.activity
+            ),
+            None if self.surveyed_at is None else (self.surveyed_at - _EPOCH) // _MICROSECOND,
+            self.rating,
+            tuple((name, field_keys(custom[name])) for name in sorted(custom)) if custom else (),
+            tuple(
+                (
+                    tier,
+                    spent // _MICROSECOND,
+                    None if business is None else business // _MICROSECOND,
+                )
+                for tier, (spent, business) in sorted(self.tier_time.items())
+                if tier != tier_now
+            ),
+            None,
+        )
+
+
+def ticket_record(
+    events: Sequence[Event],
+    now: datetime,
+    *,
+    policy: SlaPolicy | None = None,
+    ladder: TierLadder | None = None,
+) -> FactRecord | None:
+    """``pack_facts(ticket_facts(events, now, policy=policy, ladder=ladder))``, made at less
+    cost (what a full recomputation adds up with :meth:`KpiAccumulator.add_record`): no
+    :class:`TicketFacts` is built, and the ticket's state is folded only by the events that
+    change what the KPIs read of it (:data:`_KPI_STATE_KEPT`). ``None`` for a ticket opened
+    after ``now``; the same errors as :func:`ticket_facts` for a history that is not one."""
+    at_now = to_utc(now, "now")
+    if not events or not isinstance(events[0], TicketOpened):
+        raise ValidationError("a ticket's facts need its events, opening event first")
+    opened = events[0]
+    if opened.at > at_now:
+        return None
+    last = opened.at
+    calendar = None if policy is None else policy.calendar
+    running = _RecordRunning(opened.at)
+    step = running.step
+    count = 0
+    for event in events:
+        if event.at > last:
+            last = event.at
+            if last > at_now:
+                break
+        step(event, last, ladder, calendar)
+        count += 1
+    outcomes: Sequence[SlaOutcome] = ()
+    if policy is not None:
+        prefix = events if count == len(events) else events[:count]
+        outcomes = _outcomes(SlaFold.of(prefix, policy), at_now)[0]
+    return running.record(policy, outcomes)
 
 
 @attrs.frozen

@@ -1,22 +1,21 @@
 """KPI reports read from a store: the tickets and their events, streamed a page at a time.
 
 Application layer (a service): it reads the store and hands each ticket's events to the pure
-:func:`helpkit.kpis.ticket_facts`, then adds the facts up with
-:class:`helpkit.kpis.KpiAccumulator`. Only one page of tickets and one ticket's events are
-held at a time, so a report's memory grows with the number of tickets' small facts it keeps
-(durations, counters), not with their histories.
+:func:`helpkit.kpis.ticket_record` (the ticket's facts as a compact record), then adds the
+records up with :class:`helpkit.kpis.KpiAccumulator`. Only one page of tickets and one
+ticket's events are held at a time, so a report's memory grows with the number of tickets'
+small facts it keeps (durations, counters), not with their histories.
 """
 
 from __future__ import annotations
 
-import enum
 import io
 import os
 import pickle
 import pickletools
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final, cast
@@ -29,18 +28,22 @@ from helpkit.escalation import TierLadder
 from helpkit.events import Event
 from helpkit.kpis import (
     RECORD_LENGTH,
+    Activity,
     FactRecord,
     FoldState,
+    HandleTime,
     KeptFacts,
     KpiAccumulator,
     KpiFilter,
     KpiReport,
     Period,
+    SlaOutcome,
     TicketFacts,
     keep_resumable,
     pack_facts,
     resume_facts,
     ticket_facts,
+    ticket_record,
 )
 from helpkit.ports import Capability, ChangeFeed, Store, TicketReads, implements
 from helpkit.priority import Impact, Priority, Urgency
@@ -326,8 +329,17 @@ class KpiReader:
         """The KPIs of the tickets ``kpi_filter`` selects, as of ``now`` (volume also by the
         custom ``fields`` named)."""
         accumulator = KpiAccumulator(now, kpi_filter, period, fields)
-        for facts in self.facts(now):
-            accumulator.add(facts)
+        add = accumulator.add_record
+        # Each ticket's compact record straight from its events (ticket_record: the same as
+        # pack_facts of its facts, which add_record counts as add counts the facts).
+        for ticket in self.tickets():
+            if ticket.created_at > now:
+                continue
+            found = ticket_record(
+                self._store.events(ticket.id), now, policy=self.policy(ticket), ladder=self._ladder
+            )
+            if found is not None:
+                add(found)
         return accumulator.report()
 
 
@@ -350,15 +362,29 @@ def _feed(store: Store) -> ChangeFeed:
     return cast(ChangeFeed, store)
 
 
-_CHECKPOINT_CLASSES: Final = {
-    ("datetime", "date"),
-    ("datetime", "datetime"),
-    ("datetime", "timedelta"),
-    ("datetime", "timezone"),
-    ("builtins", "frozenset"),
-    ("builtins", "set"),
-}
-"""What a checkpoint may hold besides helpkit's own values (``_Checkpoint.find_class``)."""
+_CHECKPOINT_CLASSES: Final[Mapping[tuple[str, str], type]] = MappingProxyType(
+    {
+        (cls.__module__, cls.__qualname__): cls
+        for cls in (
+            date,
+            datetime,
+            timedelta,
+            timezone,
+            KeptFacts,
+            TicketFacts,
+            SlaOutcome,
+            Activity,
+            HandleTime,
+            Priority,
+            StatusCategory,
+        )
+    }
+)
+"""Exactly the classes a checkpoint of the current format holds (``_Checkpoint.find_class``):
+its header's instant, and the active tickets' kept facts (:class:`~helpkit.kpis.KeptFacts`
+and what they are made of: their facts, SLA outcomes, activities, priority, status category,
+instants, durations, and a custom field's date). Any other class, of helpkit or not, is
+refused before it is built."""
 
 
 class OutdatedCheckpointError(ValidationError):
@@ -395,18 +421,15 @@ def _checkpoint_format(path: str | os.PathLike[str]) -> int | None:
 
 
 class _Checkpoint(pickle.Unpickler):
-    """Reads a checkpoint, building only the values a projection holds: its kept facts
-    (classes and enumerations of helpkit's domain) and instants. Anything else (a checkpoint
-    tampered with, or no checkpoint at all) is refused before it is built."""
+    """Reads a checkpoint, building only the values a projection holds: its kept facts and
+    instants (:data:`_CHECKPOINT_CLASSES`). Anything else (a checkpoint tampered with, or no
+    checkpoint at all) is refused before it is built."""
 
     def find_class(self, module: str, name: str) -> Any:
-        if (module, name) in _CHECKPOINT_CLASSES:
-            return super().find_class(module, name)
-        if module in ("helpkit.kpis", "helpkit.priority", "helpkit.tickets"):
-            found = super().find_class(module, name)
-            if isinstance(found, type) and (attrs.has(found) or issubclass(found, enum.Enum)):
-                return found
-        raise ValidationError(f"a KPI projection checkpoint holds no {module}.{name}")
+        found = _CHECKPOINT_CLASSES.get((module, name))
+        if found is None:
+            raise ValidationError(f"a KPI projection checkpoint holds no {module}.{name}")
+        return found
 
 
 class KpiProjection:
@@ -840,11 +863,11 @@ def report_from_checkpoint(
             continue
         if ticket.created_at > now:
             continue
-        found = ticket_facts(
+        found = ticket_record(
             store.events(ticket_id), now, policy=reader.policy(ticket), ladder=ladder
         )
         if found is not None:
-            add(pack_facts(found))
+            add(found)
     return accumulator.report()
 
 
