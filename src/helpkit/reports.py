@@ -1,3 +1,5 @@
+# Over 600 lines: the KPI reader, the projection and its checkpoint file (writer and the
+# restricted readers) share the checkpoint's layout, kept in one place.
 """KPI reports read from a store: the tickets and their events, streamed a page at a time.
 
 Application layer (a service): it reads the store and hands each ticket's events to the pure
