@@ -9,17 +9,20 @@ import contextlib
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from unittest import mock
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpkit import Actor, DeskConfig, Helpdesk
+from helpkit import Actor, DeskConfig, Helpdesk, reports
 from helpkit.calendar import BusinessCalendar
-from helpkit.errors import HelpkitError
+from helpkit.errors import ConfigError, HelpkitError, ValidationError
 from helpkit.escalation import DEFAULT_TIER_NAMES, Tier, TierLadder
 from helpkit.fields import CustomField, FieldKind, FieldSet
+from helpkit.ports import Capability
 from helpkit.priority import Priority
-from helpkit.reports import KpiProjection, KpiReader
+from helpkit.reports import PROJECTION_CURSOR, KpiProjection, KpiReader
 from helpkit.satisfaction import CsatConfig
 from helpkit.sla import SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
@@ -295,3 +298,80 @@ def test_a_ticket_state_reads_back_from_its_checkpoint_form(state: Ticket) -> No
     assert found == state
     assert type(found.created_at) is type(state.created_at)
     assert found.created_at.tzinfo is state.created_at.tzinfo
+
+
+@given(steps, st.integers(0, 6), st.integers(min_value=1, max_value=7), st.integers(1, 3))
+@settings(max_examples=40, deadline=None)
+def test_a_checkpoint_built_streamed_is_the_one_built_in_memory_and_saved(
+    history: list[tuple[str, int, int, int | None, bool]], tail: int, limit: int, chunk: int
+) -> None:
+    # KpiProjection.build_checkpoint (each section streamed to the file, a chunk at a time)
+    # writes the very file a projection built in memory then saved writes, chunks of a few
+    # tickets (so several of each section, and a last one part full), on a memory store and
+    # on a SQLite file; the store's cursor is saved the same; the checkpoint loads, and its
+    # reports (and those from it streamed, after more commands) equal the full recomputation.
+    with tempfile.TemporaryDirectory() as folder:
+        sqlite = SqliteStore(str(Path(folder) / "desk.db"))
+        try:
+            for store in (MemoryStore(), sqlite):
+                _check_streamed(store, Path(folder), history, tail, limit, chunk)
+        finally:
+            sqlite.close()
+
+
+def _check_streamed(
+    store: MemoryStore | SqliteStore,
+    folder: Path,
+    history: list[tuple[str, int, int, int | None, bool]],
+    tail: int,
+    limit: int,
+    chunk: int,
+) -> None:
+    clock = FrozenClock(MONDAY)
+    desk = _desk(store, clock)
+    tickets: list[str] = []
+    streamed, in_memory = folder / "streamed.projection", folder / "in-memory.projection"
+    try:
+        for step, which, minutes, _, _ in history:
+            clock.advance(timedelta(minutes=minutes))
+            with contextlib.suppress(HelpkitError):
+                _step(desk, tickets, step, which)
+        with mock.patch.object(reports, "_CHUNK", chunk):
+            projection = KpiProjection(desk.config.sla, LADDER)
+            projection.update(store, limit=limit)
+            projection.save(in_memory, store)
+            store.save_cursor(PROJECTION_CURSOR, 0)
+            KpiProjection.build_checkpoint(streamed, store, desk.config.sla, LADDER, limit=limit)
+        assert streamed.read_bytes() == in_memory.read_bytes()
+        assert store.cursor(PROJECTION_CURSOR) == store.last_position()
+        assert not list(folder.glob("*.partial"))
+        loaded = KpiProjection.load(streamed, desk.config.sla, LADDER)
+        assert (loaded.position, loaded.as_of) == (projection.position, projection.as_of)
+        assert sorted(loaded.records()) == sorted(projection.records())
+        assert loaded._kept == projection._kept
+        assert _folds(loaded) == _folds(projection)
+        for step, which, minutes, _, _ in history[:tail]:
+            clock.advance(timedelta(minutes=minutes))
+            with contextlib.suppress(HelpkitError):
+                _step(desk, tickets, step, which)
+        now = clock.now()
+        full = desk.kpis(now=now, fields="form")
+        assert desk.kpis(now=now, fields="form", checkpoint=streamed) == full
+        by_week = desk.kpis(now=now, period="week", group="desk")
+        assert desk.kpis(now=now, period="week", group="desk", checkpoint=streamed) == by_week
+        loaded.update(store, limit=limit)
+        assert loaded.report(now, fields="form").to_data() == full.to_data()
+        assert loaded.report(now, by_week.filter, by_week.period) == by_week
+    finally:
+        desk.shutdown()
+
+
+def test_a_streamed_build_of_a_store_without_a_change_feed_is_refused(tmp_path: Path) -> None:
+    class NoFeed(MemoryStore):
+        capabilities = MemoryStore.capabilities - {Capability.CHANGE_FEED}
+
+    with pytest.raises(ConfigError, match="no change feed"):
+        KpiProjection.build_checkpoint(tmp_path / "kpis.projection", NoFeed(), None, None)
+    with pytest.raises(ValidationError, match="limit"):
+        KpiProjection.build_checkpoint(tmp_path / "k", MemoryStore(), None, None, limit=0)
+    assert list(tmp_path.iterdir()) == []

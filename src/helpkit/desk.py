@@ -1706,6 +1706,15 @@ class Helpdesk:
         reader = KpiReader(self.store, self.config.sla, self._levels.ladder())
         return reader.report(at, kpi_filter, Period.coerce(period), fields)
 
+    def build_kpi_checkpoint(self, path: str | os.PathLike[str]) -> None:
+        """Build a KPI projection checkpoint at ``path`` from the whole change feed, made with
+        this desk's SLA policies and tier ladder, streamed to the file (see
+        :meth:`KpiProjection.build_checkpoint <helpkit.reports.KpiProjection.build_checkpoint>`):
+        the same file as ``kpi_projection().save(path, store)``, at a memory that does not
+        grow with the number of tickets. Then report from it with
+        ``kpis(checkpoint=path)``, or load it with :meth:`kpi_projection`."""
+        KpiProjection.build_checkpoint(path, self.store, self.config.sla, self._levels.ladder())
+
     def kpi_projection(self, checkpoint: str | os.PathLike[str] | None = None) -> KpiProjection:
         """A KPI projection made with this desk's SLA policies and tier ladder, up to date:
         from the checkpoint file ``checkpoint`` (see :meth:`KpiProjection.save`) when given

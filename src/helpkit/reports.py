@@ -15,6 +15,8 @@ import io
 import os
 import pickle
 import pickletools
+import shutil
+import tempfile
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
@@ -662,6 +664,92 @@ class KpiProjection:
         partial.replace(target)
         if store is not None:
             _feed(store).save_cursor(PROJECTION_CURSOR, self._position)
+
+    @classmethod
+    def build_checkpoint(
+        cls,
+        path: str | os.PathLike[str],
+        store: Store,
+        policies: SlaPolicySet | None,
+        ladder: TierLadder | None,
+        *,
+        limit: int = 1000,
+    ) -> None:
+        """Build a projection from the store's whole change feed straight into a checkpoint
+        at ``path``, streamed: the same file as a projection built in memory
+        (:class:`KpiProjection` then :meth:`update`), then saved with ``store``, byte
+        for byte, but holding at most :data:`_CHUNK` tickets' records and :data:`_CHUNK`
+        active tickets' kept facts and folds at a time, not the whole projection. The feed is
+        read ``limit`` changes a page; each ticket's whole history is folded once, at its
+        opening event (``seq`` 1), in the order the feed opened them. Each section is written
+        to a temporary file beside ``path`` as it fills (the header, written first, counts
+        their chunks), then the three are joined into ``path`` (written whole, then renamed
+        into place), and :attr:`position` saved under the store's cursor
+        :data:`PROJECTION_CURSOR`."""
+        if limit < 1:
+            raise ValidationError(f"limit must be at least 1; got {limit!r}")
+        feed = _feed(store)
+        able: frozenset[str] = getattr(store, "capabilities", frozenset())
+        reads = Capability.TICKET_READS in able and implements(store, TicketReads)
+        target = Path(path)
+        partial = target.with_name(target.name + ".partial")
+        protocol = pickle.HIGHEST_PROTOCOL
+        position = 0
+        as_of: datetime | None = None
+        counts = [0, 0]  # record chunks, resume chunks written
+        with (
+            tempfile.TemporaryFile(dir=target.parent) as record_part,
+            tempfile.TemporaryFile(dir=target.parent) as resume_part,
+        ):
+            records: list[FactRecord] = []
+            folds: dict[str, tuple[KeptFacts, str | None, bytes]] = {}
+            while changes := feed.changes(after=position, limit=limit):
+                opened = [c.event.ticket_id for c in changes if c.event.seq == 1]
+                if reads:
+                    tickets = cast(TicketReads, store).get_tickets(opened)
+                else:
+                    tickets = [store.get_ticket(ticket_id) for ticket_id in opened]
+                for ticket_id, ticket in zip(opened, tickets, strict=True):
+                    policy = _policy(policies, ticket)
+                    name = None if policy is None else policy.name
+                    kept, fold = keep_resumable(
+                        store.events(ticket_id), policy=policy, ladder=ladder
+                    )
+                    # Through a pickle, as a save reads each record back from its own.
+                    record = pack_facts(kept.facts, kept.dues, kept.last_at)
+                    records.append(pickle.loads(_pickled(record)))
+                    if len(records) == _CHUNK:
+                        pickle.dump(records, record_part, protocol=protocol)
+                        counts[0] += 1
+                        records = []
+                    if kept.facts.active:
+                        folds[ticket_id] = (kept, *_resume_data((fold, name)))
+                        if len(folds) == _CHUNK:
+                            pickle.dump(folds, resume_part, protocol=protocol)
+                            counts[1] += 1
+                            folds = {}
+                    if as_of is None or kept.last_at > as_of:
+                        as_of = kept.last_at
+                position = changes[-1].position
+                if len(changes) < limit:
+                    break
+            if records:
+                pickle.dump(records, record_part, protocol=protocol)
+                counts[0] += 1
+            if folds:
+                pickle.dump(folds, resume_part, protocol=protocol)
+                counts[1] += 1
+            del records, folds
+            header = (_FORMAT, position, as_of, *counts)
+            with partial.open("wb") as out:
+                pickle.dump(header, out, protocol=protocol)
+                for part in (record_part, resume_part):
+                    part.seek(0)
+                    shutil.copyfileobj(part, out, 1 << 20)
+                out.flush()
+                os.fsync(out.fileno())
+        partial.replace(target)
+        feed.save_cursor(PROJECTION_CURSOR, position)
 
     @classmethod
     def load(

@@ -103,7 +103,7 @@ def cmd_report(desk: Helpdesk, args: argparse.Namespace) -> int:
         desk.organization(org)
     checkpoint = args.checkpoint
     if checkpoint is not None and not os.path.exists(checkpoint):
-        desk.kpi_projection().save(checkpoint, desk.store)  # made once, streamed after
+        desk.build_kpi_checkpoint(checkpoint)  # made once, streamed after
 
     def kpis() -> KpiReport:
         return desk.kpis(
@@ -124,7 +124,7 @@ def cmd_report(desk: Helpdesk, args: argparse.Namespace) -> int:
     try:
         report = kpis()
     except OutdatedCheckpointError:  # an earlier helpkit's: made anew
-        desk.kpi_projection().save(checkpoint, desk.store)
+        desk.build_kpi_checkpoint(checkpoint)
         report = kpis()
     if args.html is not None:
         write_html(report, args.html)
