@@ -183,8 +183,11 @@ def test_email_intake_keeps_the_same_tickets_and_attachments_in_sqlite_as_in_fil
         with Helpdesk(f"sqlite:///{db}", blobs=url, entry_points=False, config=config) as desk:
             answers.append(_ingest(case / "mail", desk))
     assert answers[0] == answers[1]
-    with sqlite3.connect(case / "sqlite.db") as conn:
+    conn = sqlite3.connect(case / "sqlite.db")
+    try:
         kept = conn.execute("SELECT count(*) FROM blobs").fetchone()[0]
+    finally:
+        conn.close()
     assert not (case / "sqlite.blobs").exists()
     files = [p for p in (case / "file.blobs").rglob("*") if p.is_file()]
     assert kept == len(files)
