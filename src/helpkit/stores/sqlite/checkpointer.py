@@ -1,0 +1,123 @@
+"""The background checkpointer of a :class:`~helpkit.stores.sqlite.SqliteStore`.
+
+In WAL mode every commit appends pages to ``file-wal``; a checkpoint copies them back into
+the database file and fsyncs it. SQLite's automatic checkpoint runs inside the commit that
+crosses its threshold, so that writer waits on the disk. A :class:`Checkpointer` moves that
+work to a daemon thread with its own connection: the store's commits wake it (an
+:class:`threading.Event`, no I/O), it reads how many WAL frames are not yet copied back from
+the WAL index header in ``file-shm`` (the documented format of https://sqlite.org/walformat.html:
+``mxFrame`` at byte 16, ``nBackfill`` at byte 96, native byte order) and, past the threshold,
+runs ``PRAGMA wal_checkpoint(PASSIVE)``, which never waits for and never blocks writers or
+readers, so any number of store objects and processes may share a file. A checkpoint moves
+only committed pages: durability is that of the commits.
+
+The writers keep SQLite's automatic checkpoint as a safety net at a higher threshold (the
+store sets it), so the WAL stays bounded when this thread lags or cannot read the index.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import struct
+import threading
+from typing import Final
+
+_INDEX_VERSION: Final = 3007000  # iVersion of the WAL index header
+_HEADER: Final = struct.Struct("=I12xI")  # iVersion, then mxFrame at byte 16
+_BACKFILLED: Final = struct.Struct("=I")  # nBackfill at byte 96
+_BACKFILL_AT: Final = 96
+_READ: Final = 100
+
+
+def wal_pending(path: str) -> int | None:
+    """Frames in the WAL of ``path`` not yet copied into the file, read from its WAL index
+    (``path-shm``), or None when the index is missing or not in the format this reads."""
+    try:
+        fd = os.open(path + "-shm", os.O_RDONLY)
+    except OSError:
+        return None
+    try:
+        data = os.pread(fd, _READ, 0)
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
+    if len(data) < _READ:
+        return None
+    version, frames = _HEADER.unpack_from(data)
+    if version != _INDEX_VERSION:
+        return None
+    (backfilled,) = _BACKFILLED.unpack_from(data, _BACKFILL_AT)
+    return max(frames - backfilled, 0)
+
+
+class Checkpointer:
+    """A daemon thread that checkpoints ``path`` (PASSIVE) once its WAL holds ``threshold``
+    frames not yet copied back; :meth:`wake` after a commit, :meth:`close` to stop it."""
+
+    def __init__(self, path: str, threshold: int) -> None:
+        self.path = path
+        self.threshold = threshold
+        self.checkpoints = 0  # checkpoints this thread ran
+        self._wake = threading.Event()
+        self._stop = False
+        self._state = threading.Condition()
+        self._asked = 0  # wakes asked for, and handled: settle() waits for the two to meet
+        self._handled = 0
+        self._thread = threading.Thread(
+            target=self._run, name=f"helpkit-checkpointer {path}", daemon=True
+        )
+        self._thread.start()
+
+    def wake(self) -> None:
+        """Tell the thread a commit appended to the WAL (cheap: no I/O, no SQL)."""
+        self._asked += 1  # under the GIL; a lost increment only delays settle's answer
+        self._wake.set()
+
+    def settle(self, timeout: float | None = None) -> bool:
+        """Wait until the thread has handled every wake so far (tests use it); False when it
+        did not within ``timeout`` seconds or has stopped."""
+        with self._state:
+            asked = self._asked
+            return self._state.wait_for(
+                lambda: self._handled >= asked or not self._thread.is_alive(), timeout
+            ) and (self._handled >= asked)
+
+    @property
+    def alive(self) -> bool:
+        return self._thread.is_alive()
+
+    def close(self) -> None:
+        """Stop the thread and close its connection (waits for a checkpoint under way)."""
+        self._stop = True
+        self._wake.set()
+        if self._thread is not threading.current_thread():
+            self._thread.join()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                self._wake.wait()
+                self._wake.clear()
+                if self._stop:
+                    return
+                asked = self._asked
+                pending = wal_pending(self.path)
+                if pending is not None and pending >= self.threshold:
+                    try:
+                        if conn is None:
+                            conn = sqlite3.connect(self.path, isolation_level=None)
+                        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+                        self.checkpoints += 1
+                    except sqlite3.Error:
+                        pass  # e.g. the file went away: the writers' safety net still holds
+                with self._state:
+                    self._handled = max(self._handled, asked)
+                    self._state.notify_all()
+        finally:
+            if conn is not None:
+                conn.close()
+            with self._state:
+                self._state.notify_all()
