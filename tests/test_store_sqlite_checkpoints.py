@@ -85,8 +85,10 @@ def _wal_bytes(path: Path) -> int:
     return wal.stat().st_size if wal.exists() else 0
 
 
-def _checkpointer_threads() -> list[threading.Thread]:
-    return [t for t in threading.enumerate() if t.name.startswith("helpkit-checkpointer")]
+def _checkpointer_threads(folder: Path) -> list[threading.Thread]:
+    """The checkpointer threads alive for files in ``folder``."""
+    name = f"helpkit-checkpointer {folder}"
+    return [t for t in threading.enumerate() if t.name.startswith(name)]
 
 
 def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
@@ -155,7 +157,7 @@ def test_the_background_checkpointer_keeps_the_wal_under_its_threshold(tmp_path:
     assert most <= WAL_HEADER + (THRESHOLD + frames) * FRAME, (most, frames)
     store.close()
     assert not Path(f"{path}-wal").exists()  # the last connection checkpointed and removed it
-    assert _checkpointer_threads() == []
+    assert _checkpointer_threads(tmp_path) == []
     fresh = SqliteStore(path, checkpoints="inline")
     assert len(fresh.get_tickets([f"t{i}" for i in range(120)])) == 120
     fresh.close()
@@ -185,7 +187,7 @@ def test_inline_checkpoints_start_no_thread_and_keep_the_wal_bounded(tmp_path: P
     SqliteStore(path).close()
     store = SqliteStore(path, checkpoints="inline")
     most = _commit_tickets(store, 60)
-    assert store._checkpointer is None and _checkpointer_threads() == []
+    assert store._checkpointer is None and _checkpointer_threads(tmp_path) == []
     assert _wal_bytes(path) <= WAL_HEADER + (THRESHOLD + most) * FRAME
     store.close()
 
@@ -196,13 +198,13 @@ def test_close_stops_the_checkpointer_and_later_calls_fail_cleanly(tmp_path: Pat
     _commit_tickets(store, 40)
     checkpointer = store._checkpointer
     assert checkpointer is not None and checkpointer.alive
-    assert len(_checkpointer_threads()) == 1
+    assert len(_checkpointer_threads(tmp_path)) == 1
     store.close()
     assert not checkpointer.alive
-    assert _checkpointer_threads() == []
+    assert _checkpointer_threads(tmp_path) == []
     with pytest.raises(StoreError, match="closed"):
         store.commit([_open("late", NOW)])
-    assert store._checkpointer is None and _checkpointer_threads() == []
+    assert store._checkpointer is None and _checkpointer_threads(tmp_path) == []
     store.close()  # twice: harmless
 
 
@@ -234,7 +236,7 @@ def test_two_store_objects_on_one_file_committing_at_once_lose_nothing(tmp_path:
     assert all(store._checkpointer is not None for store in stores)
     for store in stores:
         store.close()
-    assert _checkpointer_threads() == []
+    assert _checkpointer_threads(tmp_path) == []
     fresh = SqliteStore(path)
     ids = [f"{prefix}{i}" for prefix in "ab" for i in range(60)]
     tickets = fresh.get_tickets(ids)
@@ -310,5 +312,5 @@ def test_background_and_inline_stores_hold_the_same_rows(
                         seen[change.ticket.id] = len(tickets)
                         tickets.append(change.ticket)
             store.close()
-        assert _checkpointer_threads() == []
+        assert _checkpointer_threads(Path(folder)) == []
         assert _rows(paths["background"]) == _rows(paths["inline"])
