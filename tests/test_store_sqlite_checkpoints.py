@@ -80,6 +80,11 @@ def _comment(ticket: Ticket, comment_id: str, at: datetime, body: str) -> Ticket
     return TicketChange(outcome.ticket, outcome.events, outcome.previous_seq)
 
 
+def _started(store: SqliteStore) -> checkpointer_module.Checkpointer | None:
+    """The store's checkpointer, if its first write started it."""
+    return store._checkpointer
+
+
 def _wal_bytes(path: Path) -> int:
     wal = Path(f"{path}-wal")
     return wal.stat().st_size if wal.exists() else 0
@@ -136,13 +141,14 @@ def test_the_background_checkpointer_keeps_the_wal_under_its_threshold(tmp_path:
     SqliteStore(path).close()  # the schema's pages are in the file: the WAL starts empty
     store = SqliteStore(path)
     assert store.checkpoints == "background"
-    assert store._checkpointer is None  # not started before a write
+    assert _started(store) is None  # not started before a write
     assert store.get_tickets([]) == []
-    assert store._checkpointer is None  # nor by a read
+    assert _started(store) is None  # nor by a read
     most = frames = 0
+    checkpointer = None
     for i in range(120):
         frames = max(frames, _commit_one(store, i))
-        checkpointer = store._checkpointer
+        checkpointer = _started(store)
         assert checkpointer is not None and checkpointer.alive
         assert checkpointer.settle(SETTLE)
         pending = _wal_frames(store)
@@ -150,7 +156,7 @@ def test_the_background_checkpointer_keeps_the_wal_under_its_threshold(tmp_path:
         # snapshot, so a PASSIVE checkpoint copies every frame)
         assert pending < THRESHOLD, (i, pending)
         most = max(most, _wal_bytes(path))
-    assert checkpointer.checkpoints > 0
+    assert checkpointer is not None and checkpointer.checkpoints > 0
     # The WAL file is reused from its start after a full checkpoint: it never held more than
     # the threshold and one commit, below the safety net's 4x.
     assert THRESHOLD + frames < 4 * THRESHOLD
@@ -172,7 +178,8 @@ def test_without_its_checkpointer_a_writer_checkpoints_inline_past_four_times_th
     SqliteStore(path).close()
     store = SqliteStore(path)
     most = _commit_tickets(store, 150)
-    assert store._checkpointer is not None and store._checkpointer.checkpoints == 0
+    checkpointer = _started(store)
+    assert checkpointer is not None and checkpointer.checkpoints == 0
     bound = WAL_HEADER + (4 * THRESHOLD + most) * FRAME
     assert 0 < _wal_bytes(path) <= bound, (_wal_bytes(path), bound, most)
     assert _wal_frames(store) < 4 * THRESHOLD + most
@@ -187,7 +194,7 @@ def test_inline_checkpoints_start_no_thread_and_keep_the_wal_bounded(tmp_path: P
     SqliteStore(path).close()
     store = SqliteStore(path, checkpoints="inline")
     most = _commit_tickets(store, 60)
-    assert store._checkpointer is None and _checkpointer_threads(tmp_path) == []
+    assert _started(store) is None and _checkpointer_threads(tmp_path) == []
     assert _wal_bytes(path) <= WAL_HEADER + (THRESHOLD + most) * FRAME
     store.close()
 
@@ -196,15 +203,15 @@ def test_close_stops_the_checkpointer_and_later_calls_fail_cleanly(tmp_path: Pat
     path = tmp_path / "desk.db"
     store = SqliteStore(path)
     _commit_tickets(store, 40)
-    checkpointer = store._checkpointer
+    checkpointer = _started(store)
     assert checkpointer is not None and checkpointer.alive
     assert len(_checkpointer_threads(tmp_path)) == 1
     store.close()
-    assert not checkpointer.alive
+    assert not checkpointer._thread.is_alive()
     assert _checkpointer_threads(tmp_path) == []
     with pytest.raises(StoreError, match="closed"):
         store.commit([_open("late", NOW)])
-    assert store._checkpointer is None and _checkpointer_threads(tmp_path) == []
+    assert _started(store) is None and _checkpointer_threads(tmp_path) == []
     store.close()  # twice: harmless
 
 
@@ -233,7 +240,7 @@ def test_two_store_objects_on_one_file_committing_at_once_lose_nothing(tmp_path:
     for thread in threads:
         thread.join()
     assert errors == []
-    assert all(store._checkpointer is not None for store in stores)
+    assert all(_started(store) is not None for store in stores)
     for store in stores:
         store.close()
     assert _checkpointer_threads(tmp_path) == []

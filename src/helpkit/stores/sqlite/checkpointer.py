@@ -49,7 +49,7 @@ def wal_pending(path: str) -> int | None:
     if version != _INDEX_VERSION:
         return None
     (backfilled,) = _BACKFILLED.unpack_from(data, _BACKFILL_AT)
-    return max(frames - backfilled, 0)
+    return max(int(frames) - int(backfilled), 0)
 
 
 class Checkpointer:
