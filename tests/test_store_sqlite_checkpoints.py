@@ -7,7 +7,6 @@ commits cross it; the tests wait for the checkpointer with ``settle`` (no timed 
 from __future__ import annotations
 
 import sqlite3
-import sys
 import tempfile
 import threading
 from datetime import UTC, datetime, timedelta
@@ -29,6 +28,7 @@ from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, Ticket
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 THRESHOLD = 16  # pages: the safety net is 4x that
+COMMIT_FRAMES = 32  # more frames than one commit of these tests writes (14 to 21)
 PAGE = 4096
 FRAME = PAGE + 24  # a WAL frame: its header and a page
 WAL_HEADER = 32
@@ -108,32 +108,14 @@ def _rows(path: Path) -> dict[str, list[tuple[object, ...]]]:
         conn.close()
 
 
-def _last_frame(store: SqliteStore) -> int:
-    """mxFrame of the WAL index: the WAL's last frame (a checkpoint leaves it; the first
-    commit after a complete one starts the WAL again from frame 1)."""
-    with open(f"{store.path}-shm", "rb") as index:
-        return int.from_bytes(index.read(20)[16:20], sys.byteorder)
-
-
-def _commit_one(store: SqliteStore, i: int) -> int:
-    """Open ticket t<i> (a body of a page, so the commit writes several pages); returns how
-    many WAL frames the commit wrote."""
-    before = _last_frame(store)
-    store.commit([_open(f"t{i}", NOW + timedelta(seconds=i), "x" * PAGE)])
-    after = _last_frame(store)
-    return after - before if after > before else after
-
-
 def _commit_tickets(store: SqliteStore, count: int) -> int:
-    """Open ``count`` tickets, one commit each; returns the most WAL frames one wrote."""
-    return max(_commit_one(store, i) for i in range(count))
-
-
-def _wal_frames(store: SqliteStore) -> int:
-    """Frames in the WAL not yet copied back (read as the checkpointer reads them)."""
-    probe = checkpointer_module.wal_pending(store.path)
-    assert probe is not None
-    return probe
+    """Open ``count`` tickets t0, t1, ..., one commit each (a body of a page, so a commit
+    writes about 14 to 21 pages); returns the largest the WAL file was after a commit."""
+    most = 0
+    for i in range(count):
+        store.commit([_open(f"t{i}", NOW + timedelta(seconds=i), "x" * PAGE)])
+        most = max(most, _wal_bytes(Path(store.path)))
+    return most
 
 
 def test_the_background_checkpointer_keeps_the_wal_under_its_threshold(tmp_path: Path) -> None:
@@ -144,23 +126,20 @@ def test_the_background_checkpointer_keeps_the_wal_under_its_threshold(tmp_path:
     assert _started(store) is None  # not started before a write
     assert store.get_tickets([]) == []
     assert _started(store) is None  # nor by a read
-    most = frames = 0
+    most = 0
     checkpointer = None
     for i in range(120):
-        frames = max(frames, _commit_one(store, i))
+        store.commit([_open(f"t{i}", NOW + timedelta(seconds=i), "x" * PAGE)])
         checkpointer = _started(store)
         assert checkpointer is not None and checkpointer.alive
         assert checkpointer.settle(SETTLE)
-        pending = _wal_frames(store)
-        # handled: below the threshold, or it would have checkpointed (no reader holds a
-        # snapshot, so a PASSIVE checkpoint copies every frame)
-        assert pending < THRESHOLD, (i, pending)
         most = max(most, _wal_bytes(path))
     assert checkpointer is not None and checkpointer.checkpoints > 0
-    # The WAL file is reused from its start after a full checkpoint: it never held more than
-    # the threshold and one commit, below the safety net's 4x.
-    assert THRESHOLD + frames < 4 * THRESHOLD
-    assert most <= WAL_HEADER + (THRESHOLD + frames) * FRAME, (most, frames)
+    # Past the threshold the checkpointer copies the WAL back (no reader holds a snapshot,
+    # so all of it), the next commit starts the WAL again, truncated to the threshold: the
+    # file never held more than the threshold and a commit, well below the safety net's 4x.
+    assert THRESHOLD + COMMIT_FRAMES < 4 * THRESHOLD
+    assert most <= WAL_HEADER + (THRESHOLD + COMMIT_FRAMES) * FRAME, most
     store.close()
     assert not Path(f"{path}-wal").exists()  # the last connection checkpointed and removed it
     assert _checkpointer_threads(tmp_path) == []
@@ -177,12 +156,10 @@ def test_without_its_checkpointer_a_writer_checkpoints_inline_past_four_times_th
     path = tmp_path / "desk.db"
     SqliteStore(path).close()
     store = SqliteStore(path)
-    most = _commit_tickets(store, 150)
+    most = _commit_tickets(store, 150)  # some 2,500 frames in all
     checkpointer = _started(store)
     assert checkpointer is not None and checkpointer.checkpoints == 0
-    bound = WAL_HEADER + (4 * THRESHOLD + most) * FRAME
-    assert 0 < _wal_bytes(path) <= bound, (_wal_bytes(path), bound, most)
-    assert _wal_frames(store) < 4 * THRESHOLD + most
+    assert 0 < most <= WAL_HEADER + (4 * THRESHOLD + COMMIT_FRAMES) * FRAME, most
     store.close()
     fresh = SqliteStore(path)
     assert len(fresh.get_tickets([f"t{i}" for i in range(150)])) == 150
@@ -195,7 +172,7 @@ def test_inline_checkpoints_start_no_thread_and_keep_the_wal_bounded(tmp_path: P
     store = SqliteStore(path, checkpoints="inline")
     most = _commit_tickets(store, 60)
     assert _started(store) is None and _checkpointer_threads(tmp_path) == []
-    assert _wal_bytes(path) <= WAL_HEADER + (THRESHOLD + most) * FRAME
+    assert most <= WAL_HEADER + (THRESHOLD + COMMIT_FRAMES) * FRAME, most
     store.close()
 
 

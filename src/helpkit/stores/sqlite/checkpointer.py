@@ -4,57 +4,41 @@ In WAL mode every commit appends pages to ``file-wal``; a checkpoint copies them
 the database file and fsyncs it. SQLite's automatic checkpoint runs inside the commit that
 crosses its threshold, so that writer waits on the disk. A :class:`Checkpointer` moves that
 work to a daemon thread with its own connection: the store's commits wake it (an
-:class:`threading.Event`, no I/O), it reads how many WAL frames are not yet copied back from
-the WAL index header in ``file-shm`` (the documented format of https://sqlite.org/walformat.html:
-``mxFrame`` at byte 16, ``nBackfill`` at byte 96, native byte order) and, past the threshold,
-runs ``PRAGMA wal_checkpoint(PASSIVE)``, which never waits for and never blocks writers or
-readers, so any number of store objects and processes may share a file. A checkpoint moves
-only committed pages: durability is that of the commits.
+:class:`threading.Event`, no I/O), it looks at the size of ``file-wal`` (``os.stat``) and,
+past the threshold, runs ``PRAGMA wal_checkpoint(PASSIVE)``, which never waits for and never
+blocks writers or readers, so any number of store objects and processes may share a file.
+A checkpoint moves only committed pages: durability is that of the commits. The file is
+never opened but by SQLite: closing any descriptor of a file drops every POSIX lock the
+process holds on it, SQLite's WAL locks on ``file-shm`` included.
 
 The writers keep SQLite's automatic checkpoint as a safety net at a higher threshold (the
-store sets it), so the WAL stays bounded when this thread lags or cannot read the index.
+store sets it), so the WAL stays bounded when this thread lags.
 """
 
 from __future__ import annotations
 
 import os
 import sqlite3
-import struct
 import threading
-from typing import Final
-
-_INDEX_VERSION: Final = 3007000  # iVersion of the WAL index header
-_HEADER: Final = struct.Struct("=I12xI")  # iVersion, then mxFrame at byte 16
-_BACKFILLED: Final = struct.Struct("=I")  # nBackfill at byte 96
-_BACKFILL_AT: Final = 96
-_READ: Final = 100
 
 
-def wal_pending(path: str) -> int | None:
-    """Frames in the WAL of ``path`` not yet copied into the file, read from its WAL index
-    (``path-shm``), or None when the index is missing or not in the format this reads."""
+def wal_bytes(path: str) -> int:
+    """The size of the WAL file of ``path`` (0 when there is none), by ``stat``: never by
+    opening it, since closing any descriptor of a file drops every POSIX lock this process
+    holds on it, SQLite's included."""
     try:
-        fd = os.open(path + "-shm", os.O_RDONLY)
+        return os.stat(path + "-wal").st_size
     except OSError:
-        return None
-    try:
-        data = os.pread(fd, _READ, 0)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    if len(data) < _READ:
-        return None
-    version, frames = _HEADER.unpack_from(data)
-    if version != _INDEX_VERSION:
-        return None
-    (backfilled,) = _BACKFILLED.unpack_from(data, _BACKFILL_AT)
-    return max(int(frames) - int(backfilled), 0)
+        return 0
 
 
 class Checkpointer:
-    """A daemon thread that checkpoints ``path`` (PASSIVE) once its WAL holds ``threshold``
-    frames not yet copied back; :meth:`wake` after a commit, :meth:`close` to stop it."""
+    """A daemon thread that checkpoints ``path`` (PASSIVE) once its WAL file is larger than
+    ``threshold`` bytes; :meth:`wake` after a commit, :meth:`close` to stop it.
+
+    The store sets the writers' ``journal_size_limit`` to the same ``threshold``: SQLite
+    truncates the WAL file to it when a writer starts the WAL again after a complete
+    checkpoint, so the file grows past it only when the frames written since do."""
 
     def __init__(self, path: str, threshold: int) -> None:
         self.path = path
@@ -104,8 +88,7 @@ class Checkpointer:
                 if self._stop:
                     return
                 asked = self._asked
-                pending = wal_pending(self.path)
-                if pending is not None and pending >= self.threshold:
+                if wal_bytes(self.path) > self.threshold:
                     try:
                         if conn is None:
                             conn = sqlite3.connect(self.path, isolation_level=None)

@@ -133,6 +133,12 @@ _SELECT_STORED: Final = f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM t
 _SELECT_FOR_UPDATE: Final = f"{_SELECT_STORED} = ?"
 
 
+def _background_threshold() -> int:
+    """Bytes of WAL file past which the checkpointer checkpoints: the threshold's pages as
+    WAL frames (a 24-byte header and a page of the default 4 KiB)."""
+    return _WAL_CHECKPOINT_PAGES * (4096 + 24)
+
+
 @functools.cache
 def _update_sql(columns: tuple[int, ...], kept: bool = False) -> str:
     assigned = ", ".join(f"{_TICKET_COLUMNS[i]} = ?" for i in columns)
@@ -490,11 +496,14 @@ class SqliteStore(
             # truncated back to the size limit after a checkpoint resets it. In the background
             # mode the checkpointer thread checkpoints at the threshold and this is the safety
             # net (checkpointer.py).
-            pages = _WAL_CHECKPOINT_PAGES
+            # The checkpointer goes by the WAL file's size, so the file is truncated to its
+            # threshold when the WAL starts again.
+            pages, limit = _WAL_CHECKPOINT_PAGES, _WAL_SIZE_LIMIT
             if self.checkpoints == "background":
                 pages *= _SAFETY_NET_FACTOR
+                limit = _background_threshold()
             conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
-            conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+            conn.execute(f"PRAGMA journal_size_limit = {limit}")
         except sqlite3.Error as exc:
             conn.close()
             raise self._error(exc) from exc
@@ -555,7 +564,7 @@ class SqliteStore(
                 if self._closed:
                     return
                 if self._checkpointer is None:
-                    self._checkpointer = Checkpointer(self.path, _WAL_CHECKPOINT_PAGES)
+                    self._checkpointer = Checkpointer(self.path, _background_threshold())
                 checkpointer = self._checkpointer
         checkpointer.wake()
 
