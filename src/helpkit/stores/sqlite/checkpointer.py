@@ -3,10 +3,10 @@
 In WAL mode every commit appends pages to ``file-wal``; a checkpoint copies them back into
 the database file and fsyncs it. SQLite's automatic checkpoint runs inside the commit that
 crosses its threshold, so that writer waits on the disk. A :class:`Checkpointer` moves that
-work to a daemon thread with its own connection: the store's commits wake it (an
-:class:`threading.Event`, no I/O), it looks at the size of ``file-wal`` (``os.stat``) and,
-past the threshold, runs ``PRAGMA wal_checkpoint(PASSIVE)``, which never waits for and never
-blocks writers or readers, so any number of store objects and processes may share a file.
+work to a daemon thread with its own connection: after each commit the store looks at the
+size of ``file-wal`` (``os.stat``) and, past the threshold, wakes the thread (a
+:class:`threading.Event`), which looks again and runs ``PRAGMA wal_checkpoint(PASSIVE)``:
+that never waits for and never blocks writers or readers, so any number of store objects and processes may share a file.
 A checkpoint moves only committed pages: durability is that of the commits. The file is
 never opened but by SQLite: closing any descriptor of a file drops every POSIX lock the
 process holds on it, SQLite's WAL locks on ``file-shm`` included.
@@ -55,9 +55,11 @@ class Checkpointer:
         self._thread.start()
 
     def wake(self) -> None:
-        """Tell the thread a commit appended to the WAL (cheap: no I/O, no SQL)."""
-        self._asked += 1  # under the GIL; a lost increment only delays settle's answer
-        self._wake.set()
+        """After a commit: wake the thread if the WAL file has grown past the threshold (one
+        ``stat``; the thread is left asleep otherwise, so small commits cost no switch)."""
+        if wal_bytes(self.path) > self.threshold:
+            self._asked += 1  # under the GIL; a lost increment only delays settle's answer
+            self._wake.set()
 
     def settle(self, timeout: float | None = None) -> bool:
         """Wait until the thread has handled every wake so far (tests use it); False when it
