@@ -6,8 +6,8 @@ crosses its threshold, so that writer waits on the disk. A :class:`Checkpointer`
 work to a daemon thread with its own connection: after each commit the store looks at the
 size of ``file-wal`` (``os.stat``) and, past the threshold, wakes the thread (a
 :class:`threading.Event`), which looks again and runs ``PRAGMA wal_checkpoint(PASSIVE)``:
-that never waits for and never blocks writers or readers, so any number of store objects and processes may share a file.
-A checkpoint moves only committed pages: durability is that of the commits. The file is
+that never waits for and never blocks writers or readers, so any number of store objects and
+processes may share a file. A checkpoint moves only committed pages: durability is that of the commits. The file is
 never opened but by SQLite: closing any descriptor of a file drops every POSIX lock the
 process holds on it, SQLite's WAL locks on ``file-shm`` included.
 
