@@ -7,9 +7,9 @@ work to a daemon thread with its own connection: after each commit the store loo
 size of ``file-wal`` (``os.stat``) and, past the threshold, wakes the thread (a
 :class:`threading.Event`), which looks again and runs ``PRAGMA wal_checkpoint(PASSIVE)``:
 that never waits for and never blocks writers or readers, so any number of store objects and
-processes may share a file. A checkpoint moves only committed pages: durability is that of the commits. The file is
-never opened but by SQLite: closing any descriptor of a file drops every POSIX lock the
-process holds on it, SQLite's WAL locks on ``file-shm`` included.
+processes may share a file. A checkpoint moves only committed pages: durability is that of
+the commits. The WAL files are never opened but by SQLite: closing any descriptor of a file
+drops every POSIX lock the process holds on it, SQLite's WAL locks on ``file-shm`` included.
 
 The writers keep SQLite's automatic checkpoint as a safety net at a higher threshold (the
 store sets it), so the WAL stays bounded when this thread lags.
