@@ -55,6 +55,7 @@ from helpkit.stores.contract import (
     routing_states,
 )
 from helpkit.stores.sqlite.blob_rows import BlobRowsMixin
+from helpkit.stores.sqlite.checkpointer import Checkpointer
 from helpkit.stores.sqlite.encoding import (
     _STATE,
     _TAGS,
@@ -94,6 +95,9 @@ from helpkit.tickets import Ticket
 _MIN_SQLITE: Final = (3, 15, 0)  # row values, used for keyset pagination
 
 _WAL_CHECKPOINT_PAGES: Final = 8192  # about 32 MiB of WAL at the default 4 KiB pages
+# With checkpoints="background" the writers checkpoint themselves only when the WAL holds this
+# many times the threshold (the checkpointer thread lags, or cannot read the WAL index).
+_SAFETY_NET_FACTOR: Final = 4
 _WAL_SIZE_LIMIT: Final = 64 * 1024 * 1024
 # Decoded ticket states kept per store: enough for the first page of every queue of a
 # helpdesk with ~150 agents (50 tickets each), so agents polling their queues decode only the
@@ -111,6 +115,7 @@ _NOT_WRITABLE: Final = frozenset(
 )
 
 Synchronous = Literal["FULL", "NORMAL"]
+Checkpoints = Literal["background", "inline"]
 
 _INSERT_TICKET: Final = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}) "
@@ -126,6 +131,12 @@ _INSERT_KEPT: Final = (
 _STATES_PER_QUERY: Final = 500  # bound parameters per query: far below SQLite's oldest limit
 _SELECT_STORED: Final = f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id"
 _SELECT_FOR_UPDATE: Final = f"{_SELECT_STORED} = ?"
+
+
+def _background_threshold() -> int:
+    """Bytes of WAL file past which the checkpointer checkpoints: the threshold's pages as
+    WAL frames (a 24-byte header and a page of the default 4 KiB)."""
+    return _WAL_CHECKPOINT_PAGES * (4096 + 24)
 
 
 @functools.cache
@@ -353,7 +364,11 @@ class SqliteStore(
     commit durable against power loss; ``"NORMAL"`` is much faster and still safe against a
     crash of the application, but a power cut may lose the last commits (never corrupting
     the file). ``cache`` is how many decoded ticket states the store keeps (least recently
-    used first out; 0 keeps none).
+    used first out; 0 keeps none). ``checkpoints="background"`` (the default) copies the WAL
+    back into the file on a daemon thread of this store object (started by its first write,
+    stopped by :meth:`close`), so commits do not wait on that disk write; a writer still
+    checkpoints itself if the WAL grows to four times the threshold. ``"inline"`` lets the
+    commit that crosses the threshold checkpoint, as SQLite does by default.
     """
 
     capabilities: frozenset[str] = frozenset(
@@ -385,6 +400,7 @@ class SqliteStore(
         timeout: float = 5.0,
         synchronous: str = "FULL",
         cache: int = _CACHE_SIZE,
+        checkpoints: str = "background",
     ) -> None:
         if sqlite3.sqlite_version_info < _MIN_SQLITE:
             raise StoreError(
@@ -396,6 +412,10 @@ class SqliteStore(
             raise ValidationError(f"synchronous must be 'FULL' or 'NORMAL'; got {synchronous!r}")
         if not isinstance(timeout, (int, float)) or isinstance(timeout, bool) or not timeout >= 0:
             raise ValidationError(f"timeout must be a number of seconds >= 0; got {timeout!r}")
+        if checkpoints not in ("background", "inline"):
+            raise ValidationError(
+                f"checkpoints must be 'background' or 'inline'; got {checkpoints!r}"
+            )
         if not isinstance(cache, int) or isinstance(cache, bool) or cache < 0:
             raise ValidationError(f"cache must be a number of tickets >= 0; got {cache!r}")
         self.path = os.fspath(path)
@@ -408,6 +428,8 @@ class SqliteStore(
             raise ValidationError(f"a file path cannot hold a NUL character: {path!r}")
         self.timeout = float(timeout)
         self.synchronous: Synchronous = "FULL" if mode == "FULL" else "NORMAL"
+        self.checkpoints: Checkpoints = "inline" if checkpoints == "inline" else "background"
+        self._checkpointer: Checkpointer | None = None  # started by the first write
         self._lock = threading.Lock()
         self._idle: list[sqlite3.Connection] = []
         self._open: set[sqlite3.Connection] = set()
@@ -471,9 +493,17 @@ class SqliteStore(
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
             # Checkpoint less often than SQLite's default 1000 pages: a checkpoint costs two
             # fsyncs and copies pages that later commits would dirty again. The WAL file is
-            # truncated back to the size limit after a checkpoint resets it.
-            conn.execute(f"PRAGMA wal_autocheckpoint = {_WAL_CHECKPOINT_PAGES}")
-            conn.execute(f"PRAGMA journal_size_limit = {_WAL_SIZE_LIMIT}")
+            # truncated back to the size limit after a checkpoint resets it. In the background
+            # mode the checkpointer thread checkpoints at the threshold and this is the safety
+            # net (checkpointer.py).
+            # The checkpointer goes by the WAL file's size, so the file is truncated to its
+            # threshold when the WAL starts again.
+            pages, limit = _WAL_CHECKPOINT_PAGES, _WAL_SIZE_LIMIT
+            if self.checkpoints == "background":
+                pages *= _SAFETY_NET_FACTOR
+                limit = _background_threshold()
+            conn.execute(f"PRAGMA wal_autocheckpoint = {pages}")
+            conn.execute(f"PRAGMA journal_size_limit = {limit}")
         except sqlite3.Error as exc:
             conn.close()
             raise self._error(exc) from exc
@@ -522,6 +552,21 @@ class SqliteStore(
                 if conn.in_transaction:
                     conn.execute("ROLLBACK")
                 raise
+        self._committed()
+
+    def _committed(self) -> None:
+        """After a commit: wake the checkpointer (started here, by the first write)."""
+        checkpointer = self._checkpointer
+        if checkpointer is None:
+            if self.checkpoints == "inline":
+                return
+            with self._lock:
+                if self._closed:
+                    return
+                if self._checkpointer is None:
+                    self._checkpointer = Checkpointer(self.path, _background_threshold())
+                checkpointer = self._checkpointer
+        checkpointer.wake()
 
     def _error(self, exc: sqlite3.Error) -> StoreError:
         text = str(exc)
@@ -1063,6 +1108,9 @@ class SqliteStore(
             idle, self._idle = self._idle, []
             for conn in idle:
                 self._open.discard(conn)
+            checkpointer, self._checkpointer = self._checkpointer, None
+        if checkpointer is not None:
+            checkpointer.close()
         with self._cache_lock:
             self._cache.clear()
         self._events.clear()

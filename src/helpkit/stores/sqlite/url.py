@@ -16,8 +16,9 @@ def sqlite_store_factory(url: str) -> SqliteStore:
     """A :class:`SqliteStore` for ``sqlite:///relative/path.db`` or ``sqlite:////abs/path.db``.
 
     The path is percent-decoded. Options go in the query string:
-    ``?synchronous=NORMAL`` (default ``FULL``), ``?timeout=10`` (seconds, default 5) and
-    ``?cache=20000`` (decoded ticket states kept, default 8192).
+    ``?synchronous=NORMAL`` (default ``FULL``), ``?timeout=10`` (seconds, default 5),
+    ``?cache=20000`` (decoded ticket states kept, default 8192) and
+    ``?checkpoints=inline`` (default ``background``: WAL checkpoints on a thread of the store).
     """
     if not isinstance(url, str) or not url[:9].lower() == "sqlite://":
         raise UnknownBackendError(f"the SQLite store serves 'sqlite:///path' URLs, not {url!r}")
@@ -33,8 +34,8 @@ def sqlite_store_factory(url: str) -> SqliteStore:
         raise ValidationError(f"the SQLite URL {url!r} names no file; use sqlite:///desk.db")
     kwargs: dict[str, Any] = {}
     for name, value in parse_qsl(options, keep_blank_values=True, strict_parsing=False):
-        if name == "synchronous":
-            kwargs["synchronous"] = value
+        if name in ("synchronous", "checkpoints"):
+            kwargs[name] = value
         elif name == "cache":
             try:
                 kwargs["cache"] = int(value)
@@ -50,6 +51,6 @@ def sqlite_store_factory(url: str) -> SqliteStore:
         else:
             raise ValidationError(
                 f"unknown SQLite store option {name!r} in {url!r} (known: synchronous, timeout, "
-                "cache)"
+                "cache, checkpoints)"
             )
     return SqliteStore(path, **kwargs)
