@@ -17,9 +17,12 @@ store sets it), so the WAL stays bounded when this thread lags.
 
 from __future__ import annotations
 
+import logging
 import os
 import sqlite3
 import threading
+
+log = logging.getLogger(__name__)
 
 
 def wal_bytes(path: str) -> int:
@@ -96,8 +99,9 @@ class Checkpointer:
                             conn = sqlite3.connect(self.path, isolation_level=None)
                         conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
                         self.checkpoints += 1
-                    except sqlite3.Error:
-                        pass  # e.g. the file went away: the writers' safety net still holds
+                    except sqlite3.Error as exc:
+                        # e.g. the file went away: the writers' safety net still holds
+                        log.debug("background checkpoint of %s failed: %s", self.path, exc)
                 with self._state:
                     self._handled = max(self._handled, asked)
                     self._state.notify_all()
