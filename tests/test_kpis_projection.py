@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from helpkit import Actor, DeskConfig, Helpdesk, reports
+from helpkit import Actor, DeskConfig, Helpdesk, kpis, reports
 from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ConfigError, HelpkitError, ValidationError
 from helpkit.escalation import DEFAULT_TIER_NAMES, Tier, TierLadder
@@ -375,3 +375,47 @@ def test_a_streamed_build_of_a_store_without_a_change_feed_is_refused(tmp_path: 
     with pytest.raises(ValidationError, match="limit"):
         KpiProjection.build_checkpoint(tmp_path / "k", MemoryStore(), None, None, limit=0)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("limit", [1, 2, 1000])
+def test_commands_committed_during_a_streamed_build_are_taken_in_after_it(
+    tmp_path: Path, limit: int
+) -> None:
+    # Another writer commits while the build runs: a reply and a solve on a ticket the build
+    # has folded already, and a new ticket. The checkpoint stops at the feed's end when the
+    # build started; a report from it (and the loaded projection, updated) still equals the
+    # full recomputation.
+    clock = FrozenClock(MONDAY)
+    store = MemoryStore()
+    desk = _desk(store, clock)
+    tickets: list[str] = []
+    try:
+        for which in range(4):
+            clock.advance(timedelta(minutes=7))
+            _step(desk, tickets, "open", which)
+            _step(desk, tickets, "agent_reply", which)
+        folded = kpis.keep_resumable
+        calls = []
+
+        def meanwhile(*args: object, **kwargs: object) -> object:
+            calls.append(1)
+            if len(calls) == 2:  # tickets[0] is folded: another writer moves on
+                clock.advance(timedelta(minutes=30))
+                desk.requester_reply(tickets[0], "any news?")
+                desk.resolve(tickets[0], ANA)
+                _step(desk, tickets, "open", 1)
+            return folded(*args, **kwargs)  # type: ignore[arg-type]
+
+        path = tmp_path / "kpis.projection"
+        end = store.last_position()
+        with mock.patch.object(reports, "keep_resumable", meanwhile):
+            KpiProjection.build_checkpoint(path, store, desk.config.sla, LADDER, limit=limit)
+        assert store.cursor(PROJECTION_CURSOR) == end < store.last_position()
+        now = clock.now()
+        full = desk.kpis(now=now)
+        assert desk.kpis(now=now, checkpoint=path) == full
+        loaded = KpiProjection.load(path, desk.config.sla, LADDER)
+        loaded.update(store)
+        assert loaded.report(now) == full
+    finally:
+        desk.shutdown()

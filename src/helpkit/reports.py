@@ -681,7 +681,10 @@ class KpiProjection:
         for byte, but holding at most :data:`_CHUNK` tickets' records and :data:`_CHUNK`
         active tickets' kept facts and folds at a time, not the whole projection. The feed is
         read ``limit`` changes a page; each ticket's whole history is folded once, at its
-        opening event (``seq`` 1), in the order the feed opened them. Each section is written
+        opening event (``seq`` 1), in the order the feed opened them. The build covers the
+        feed up to its end when the build starts: a change committed meanwhile (to a ticket
+        folded already, or opening one) is after the checkpoint's position, so the next
+        :meth:`update` (or a report from the file) takes it in. Each section is written
         to a temporary file beside ``path`` as it fills (the header, written first, counts
         their chunks), then the three are joined into ``path`` (written whole, then renamed
         into place), and :attr:`position` saved under the store's cursor
@@ -695,6 +698,9 @@ class KpiProjection:
         partial = target.with_name(target.name + ".partial")
         protocol = pickle.HIGHEST_PROTOCOL
         position = 0
+        # The end of the feed now: what is committed during the build stays for the updates
+        # after it (a ticket folded early would otherwise miss its events of the meantime).
+        end = feed.last_position()
         as_of: datetime | None = None
         counts = [0, 0]  # record chunks, resume chunks written
         with (
@@ -703,7 +709,11 @@ class KpiProjection:
         ):
             records: list[FactRecord] = []
             folds: dict[str, tuple[KeptFacts, str | None, bytes]] = {}
-            while changes := feed.changes(after=position, limit=limit):
+            while position < end and (changes := feed.changes(after=position, limit=limit)):
+                read_all = len(changes) < limit
+                changes = [c for c in changes if c.position <= end]
+                if not changes:
+                    break
                 opened = [c.event.ticket_id for c in changes if c.event.seq == 1]
                 if reads:
                     tickets = cast(TicketReads, store).get_tickets(opened)
@@ -731,7 +741,7 @@ class KpiProjection:
                     if as_of is None or kept.last_at > as_of:
                         as_of = kept.last_at
                 position = changes[-1].position
-                if len(changes) < limit:
+                if read_all:
                     break
             if records:
                 pickle.dump(records, record_part, protocol=protocol)
