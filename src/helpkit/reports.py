@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from datetime import UTC, date, datetime, timedelta, timezone
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Final, cast
+from typing import Any, BinaryIO, Final, cast
 
 import attrs
 
@@ -356,6 +356,27 @@ def _policy(policies: SlaPolicySet | None, ticket: Ticket) -> SlaPolicy | None:
         return None
 
 
+def _ticket_reader(store: Store) -> Callable[[list[str]], list[Ticket]]:
+    """How a page of the feed reads its tickets' stored states (for their SLA policies): at
+    once where the store can (:attr:`Capability.TICKET_READS`, one statement), else one by
+    one."""
+    able: frozenset[str] = getattr(store, "capabilities", frozenset())
+    if Capability.TICKET_READS in able and implements(store, TicketReads):
+        return cast(TicketReads, store).get_tickets
+    return lambda ticket_ids: [store.get_ticket(ticket_id) for ticket_id in ticket_ids]
+
+
+def _write_whole(target: Path, write: Callable[[BinaryIO], None]) -> None:
+    """Write a checkpoint whole: to ``target.partial``, flushed to disk, then renamed into
+    place (a reader sees the old file or the new one, never part of one)."""
+    partial = target.with_name(target.name + ".partial")
+    with partial.open("wb") as out:
+        write(out)
+        out.flush()
+        os.fsync(out.fileno())
+    partial.replace(target)
+
+
 def _feed(store: Store) -> ChangeFeed:
     able: frozenset[str] = getattr(store, "capabilities", frozenset())
     if not implements(store, ChangeFeed) or Capability.CHANGE_FEED not in able:
@@ -515,8 +536,7 @@ class KpiProjection:
                 f"the KPI projection is at change {self._position}, beyond the store's last "
                 f"({feed.last_position()}): it was made from another store; build a new one"
             )
-        able: frozenset[str] = getattr(store, "capabilities", frozenset())
-        reads = Capability.TICKET_READS in able and implements(store, TicketReads)
+        read_tickets = _ticket_reader(store)
         read = 0
         while max_changes is None or read < max_changes:
             want = limit if max_changes is None else min(limit, max_changes - read)
@@ -526,12 +546,7 @@ class KpiProjection:
             touched: dict[str, list[Event]] = {}
             for change in changes:
                 touched.setdefault(change.event.ticket_id, []).append(change.event)
-            # The tickets' stored states (for their SLA policies), read at once where the
-            # store can (one statement, not one per ticket).
-            if reads:
-                tickets = cast(TicketReads, store).get_tickets(list(touched))
-            else:
-                tickets = [store.get_ticket(ticket_id) for ticket_id in touched]
+            tickets = read_tickets(list(touched))
             for (ticket_id, events), ticket in zip(touched.items(), tickets, strict=True):
                 self._fold_in(store, ticket, ticket_id, events)
             self._position = changes[-1].position
@@ -640,15 +655,14 @@ class KpiProjection:
     def save(self, path: str | os.PathLike[str], store: Store | None = None) -> None:
         """Checkpoint to ``path`` (written whole, then renamed into place); with ``store``,
         also save :attr:`position` under its cursor :data:`PROJECTION_CURSOR`."""
-        target = Path(path)
-        partial = target.with_name(target.name + ".partial")
         self._pack()
         records = list(self._records.values())  # each unpickled as its chunk is written
         resumable = list(self._resume.items())
         record_chunks = range(0, len(records), _CHUNK)
         resume_chunks = range(0, len(resumable), _CHUNK)
         header = (_FORMAT, self._position, self._as_of, len(record_chunks), len(resume_chunks))
-        with partial.open("wb") as out:
+
+        def write(out: BinaryIO) -> None:
             pickle.dump(header, out, protocol=pickle.HIGHEST_PROTOCOL)
             for start in record_chunks:
                 chunk = [pickle.loads(record) for record in records[start : start + _CHUNK]]
@@ -659,9 +673,8 @@ class KpiProjection:
                     for ticket_id, found in resumable[start : start + _CHUNK]
                 }
                 pickle.dump(folds, out, protocol=pickle.HIGHEST_PROTOCOL)
-            out.flush()
-            os.fsync(out.fileno())
-        partial.replace(target)
+
+        _write_whole(Path(path), write)
         if store is not None:
             _feed(store).save_cursor(PROJECTION_CURSOR, self._position)
 
@@ -692,10 +705,8 @@ class KpiProjection:
         if limit < 1:
             raise ValidationError(f"limit must be at least 1; got {limit!r}")
         feed = _feed(store)
-        able: frozenset[str] = getattr(store, "capabilities", frozenset())
-        reads = Capability.TICKET_READS in able and implements(store, TicketReads)
+        read_tickets = _ticket_reader(store)
         target = Path(path)
-        partial = target.with_name(target.name + ".partial")
         protocol = pickle.HIGHEST_PROTOCOL
         position = 0
         # The end of the feed now: what is committed during the build stays for the updates
@@ -707,6 +718,13 @@ class KpiProjection:
             tempfile.TemporaryFile(dir=target.parent) as record_part,
             tempfile.TemporaryFile(dir=target.parent) as resume_part,
         ):
+            parts = (record_part, resume_part)
+
+            def spill(which: int, chunk: object) -> None:
+                # A full (or the last) chunk of a section, to its temporary file.
+                pickle.dump(chunk, parts[which], protocol=protocol)
+                counts[which] += 1
+
             records: list[FactRecord] = []
             folds: dict[str, tuple[KeptFacts, str | None, bytes]] = {}
             while position < end and (changes := feed.changes(after=position, limit=limit)):
@@ -715,11 +733,7 @@ class KpiProjection:
                 if not changes:
                     break
                 opened = [c.event.ticket_id for c in changes if c.event.seq == 1]
-                if reads:
-                    tickets = cast(TicketReads, store).get_tickets(opened)
-                else:
-                    tickets = [store.get_ticket(ticket_id) for ticket_id in opened]
-                for ticket_id, ticket in zip(opened, tickets, strict=True):
+                for ticket_id, ticket in zip(opened, read_tickets(opened), strict=True):
                     policy = _policy(policies, ticket)
                     name = None if policy is None else policy.name
                     kept, fold = keep_resumable(
@@ -729,14 +743,12 @@ class KpiProjection:
                     record = pack_facts(kept.facts, kept.dues, kept.last_at)
                     records.append(pickle.loads(_pickled(record)))
                     if len(records) == _CHUNK:
-                        pickle.dump(records, record_part, protocol=protocol)
-                        counts[0] += 1
+                        spill(0, records)
                         records = []
                     if kept.facts.active:
                         folds[ticket_id] = (kept, *_resume_data((fold, name)))
                         if len(folds) == _CHUNK:
-                            pickle.dump(folds, resume_part, protocol=protocol)
-                            counts[1] += 1
+                            spill(1, folds)
                             folds = {}
                     if as_of is None or kept.last_at > as_of:
                         as_of = kept.last_at
@@ -744,21 +756,19 @@ class KpiProjection:
                 if read_all:
                     break
             if records:
-                pickle.dump(records, record_part, protocol=protocol)
-                counts[0] += 1
+                spill(0, records)
             if folds:
-                pickle.dump(folds, resume_part, protocol=protocol)
-                counts[1] += 1
+                spill(1, folds)
             del records, folds
             header = (_FORMAT, position, as_of, *counts)
-            with partial.open("wb") as out:
+
+            def write(out: BinaryIO) -> None:
                 pickle.dump(header, out, protocol=protocol)
-                for part in (record_part, resume_part):
+                for part in parts:
                     part.seek(0)
                     shutil.copyfileobj(part, out, 1 << 20)
-                out.flush()
-                os.fsync(out.fileno())
-        partial.replace(target)
+
+            _write_whole(target, write)
         feed.save_cursor(PROJECTION_CURSOR, position)
 
     @classmethod
