@@ -19,12 +19,13 @@ from hypothesis import strategies as st
 from helpkit import lifecycle
 from helpkit.errors import StoreError, ValidationError
 from helpkit.ports import TicketChange
-from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.stores import sqlite as sqlite_package
 from helpkit.stores.sqlite import SqliteStore
 from helpkit.stores.sqlite import checkpointer as checkpointer_module
 from helpkit.stores.sqlite import store as store_module
-from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, Ticket
+from helpkit.testing.conformance.helpers import _note, change_of
+from helpkit.testing.conformance.helpers import _open as open_outcome
+from helpkit.tickets import Ticket
 
 NOW = datetime(2026, 3, 2, 9, tzinfo=UTC)
 THRESHOLD = 16  # pages: the safety net is 4x that
@@ -41,43 +42,11 @@ def small_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def _open(ticket_id: str, at: datetime, body: str = "Help.") -> TicketChange:
-    actor = Actor.contact("c1")
-    outcome = lifecycle.open_ticket(
-        ticket_id=ticket_id,
-        number=0,
-        at=at,
-        actor=actor,
-        subject=f"Ticket {ticket_id}",
-        requester_id="c1",
-        organization_id=None,
-        impact=Impact.MEDIUM,
-        urgency=Urgency.HIGH,
-        matrix=ITIL_MATRIX,
-        workflow=DEFAULT_WORKFLOW,
-        channel="web",
-        first_comment=Comment(
-            id=f"{ticket_id}-opening",
-            author=actor,
-            body=body,
-            public=True,
-            channel="web",
-            created_at=at,
-        ),
-    )
-    return TicketChange(outcome.ticket, outcome.events, 0)
+    return change_of(open_outcome(ticket_id, 0, at, body=body))
 
 
-def _comment(ticket: Ticket, comment_id: str, at: datetime, body: str) -> TicketChange:
-    comment = Comment(
-        id=comment_id,
-        author=Actor.agent("a1"),
-        body=body,
-        public=False,
-        channel="internal",
-        created_at=at,
-    )
-    outcome = lifecycle.add_comment(ticket, comment, at=at, workflow=DEFAULT_WORKFLOW)
-    return TicketChange(outcome.ticket, outcome.events, outcome.previous_seq)
+def _comment(ticket: Ticket, at: datetime, body: str) -> TicketChange:
+    return change_of(_note(ticket, at, body))
 
 
 def _started(store: SqliteStore) -> checkpointer_module.Checkpointer | None:
@@ -204,7 +173,7 @@ def test_two_store_objects_on_one_file_committing_at_once_lose_nothing(tmp_path:
             start.wait()
             for i in range(60):
                 ticket = store.commit([_open(f"{prefix}{i}", NOW, "y" * PAGE)])[0].ticket
-                store.commit([_comment(ticket, f"{prefix}{i}-c", NOW, "z" * PAGE)])
+                store.commit([_comment(ticket, NOW, "z" * PAGE)])
         except BaseException as exc:  # reported below, in the test's thread
             errors.append(exc)
 
@@ -231,8 +200,8 @@ def test_two_store_objects_on_one_file_committing_at_once_lose_nothing(tmp_path:
         assert [e.seq for e in events] == list(range(1, ticket.seq + 1))
         assert lifecycle.replay(events) == ticket
         assert [c.id for c in lifecycle.conversation(events)] == [
-            f"{ticket.id}-opening",
-            f"{ticket.id}-c",
+            f"{ticket.id}-m1",  # the opening comment (conformance helpers' ids)
+            f"{ticket.id}-m3",  # the note, the ticket's third event
         ]
     fresh.close()
 
@@ -283,7 +252,7 @@ def test_background_and_inline_stores_hold_the_same_rows(
                     elif tickets:
                         target = tickets[int(what) % len(tickets)]  # type: ignore[call-overload]
                         target = latest.get(target.id, target)
-                        changes.append(_comment(target, f"c{step}", at, "b" * size))
+                        changes.append(_comment(target, at, "b" * size))
                     else:
                         continue
                     latest[changes[-1].ticket.id] = changes[-1].ticket

@@ -98,13 +98,14 @@ def _open(
     tags: Iterable[str] = (),
     with_comment: bool = True,
     subject: str | None = None,
+    body: str = "The VPN drops every few minutes.",
 ) -> Outcome:
     requester = Actor.contact(requester_id)
     first = (
         Comment(
             id=f"{ticket_id}-m1",
             author=requester,
-            body="The VPN drops every few minutes.",
+            body=body,
             public=True,
             channel="web",
             created_at=at,
