@@ -335,6 +335,17 @@ def test_the_events_json_carries_every_text_as_it_is(actor: str, body: str) -> N
             assert event["body"] + "1" + event["tail"] == _dumps({**data, "number": 1})
 
 
+def _commit_change_arguments(conn: Any, schema: str) -> list[str]:
+    """The argument lists of every ``commit_change`` function in ``schema``."""
+    rows = conn.execute(
+        "SELECT pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
+        "JOIN pg_namespace n ON n.oid = p.pronamespace "
+        "WHERE n.nspname = %s AND p.proname = 'commit_change'",
+        (schema,),
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
 def test_a_version_7_schema_keeps_its_function_until_upgraded_to_version_8(
     open_store: Callable[..., Any], postgres_database: str
 ) -> None:
@@ -377,24 +388,14 @@ def test_a_version_7_schema_keeps_its_function_until_upgraded_to_version_8(
             ),
         ).fetchone()
         assert called == (1,)
-        found = conn.execute(
-            "SELECT pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
-            "JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname = %s AND p.proname = 'commit_change'",
-            (schema,),
-        ).fetchall()
-        assert len(found) == 1 and "p_types text[]" in found[0][0]
+        found = _commit_change_arguments(conn, schema)
+        assert len(found) == 1 and "p_types text[]" in found[0]
     store = open_store(schema)
     opened = store.get_ticket("t1")
     assert opened.number == 1 and opened.tags == frozenset({"vpn"})
     (noted,) = store.commit([change_of(_note(opened, BASE_TIME + H))])
     assert [e.seq for e in store.events("t1")] == [1, 2, 3]
     with psycopg.connect(postgres_database, autocommit=True) as conn:
-        found = conn.execute(
-            "SELECT pg_get_function_identity_arguments(p.oid) FROM pg_proc p "
-            "JOIN pg_namespace n ON n.oid = p.pronamespace "
-            "WHERE n.nspname = %s AND p.proname = 'commit_change'",
-            (schema,),
-        ).fetchall()
-    assert len(found) == 1 and "p_events text" in found[0][0], found
+        found = _commit_change_arguments(conn, schema)
+    assert len(found) == 1 and "p_events text" in found[0], found
     assert noted.ticket.seq == 3
