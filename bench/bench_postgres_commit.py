@@ -8,21 +8,23 @@ server as bench/bench_postgres.py finds it). bench/bench_postgres.py times whole
    ``reply(status="pending")`` by agents, with its inputs) run once through a desk on a fresh
    database, and every ``commit_planned`` call the desk makes is recorded with the kept
    parties it was guarded by (the ticket changes in the codec's JSON form);
-2. **replay**: each worker process opens a ``PostgresStore`` on a schema of its own in one
-   database, saves the same agents and contacts, and makes the same calls (under the same
-   guards: ``guard_parties`` / ``guard_agent``), timing the creates and then the replies:
-   its own CPU time (``time.process_time``: the store's client side, psycopg and the
-   kernel's share of the round trips) and that of the server backends of the database
-   (bench/bench_postgres.py's ``CpuMeter``), per call.
+2. **replay**: a worker process per source opens a ``PostgresStore`` on a new schema of a
+   database of its own, saves the same agents and contacts, replays the first calls untimed,
+   then makes the same calls (under the same guards: ``guard_parties`` / ``guard_agent``),
+   timing the creates and the replies apart: its own CPU time (``time.process_time``: the
+   store's client side, psycopg and the kernel's share of the round trips) and that of the
+   server backends of its database (bench/bench_postgres.py's ``CpuMeter``), per call.
 
-With ``--baseline DIR`` (a ``git archive COMMIT src`` tree) every round replays with the
-installed helpkit and with DIR's, alternating which goes first; the capture is made with
-the installed helpkit (the domain's changes are the same for both). Prints Markdown.
+With ``--baseline DIR`` (a ``git archive COMMIT src`` tree) the installed helpkit and DIR's
+replay side by side, taking turns of ``--slice`` calls (which goes first alternates), so a
+change of the machine's load meets both alike; the capture is made with the installed
+helpkit (the changes the domain makes are the same for both). Prints Markdown.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import statistics
@@ -30,6 +32,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Generator
 from pathlib import Path
 from typing import Any
 
@@ -127,9 +130,12 @@ def capture(url: str, creates: int, path: Path) -> None:
     path.write_text(json.dumps(record), encoding="utf-8")
 
 
-def replay(url: str, schema: str, path: Path) -> dict[str, list[float | None]]:
-    """Replay the calls recorded in ``path`` on a new ``schema``: CPU ms per create and per
-    update, [client, server]."""
+def replay(
+    url: str, schema: str, path: Path
+) -> Generator[dict[str, list[float | None]], int, None]:
+    """Replay the calls recorded in ``path`` on a new ``schema``, a slice at a time: each
+    ``send(n)`` replays the next ``n`` calls (the creates, then the replies) and gives the CPU
+    seconds they took, ``{"create": [client, server], "update": [...]}``."""
     from contextlib import nullcontext
 
     from helpkit._codec import decoder
@@ -148,47 +154,103 @@ def replay(url: str, schema: str, path: Path) -> dict[str, list[float | None]]:
         store.save_agent(agent)
     for contact in contacts.values():
         store.save_contact(contact)
-
-    def calls(kind: str) -> list[tuple[Any, list[TicketChange], list[str | None]]]:
-        out = []
-        for call in record[kind]:
-            changes = [
+    todo = [  # decoded before any timing
+        (
+            kind,
+            call["guard"],
+            [
                 TicketChange(decode_ticket(t), tuple(map(event_from_dict, es)), seq)
                 for t, es, seq in call["changes"]
-            ]
-            out.append((call["guard"], changes, call["states"]))
-        return out
+            ],
+            call["states"],
+        )
+        for kind in ("creates", "updates")
+        for call in record[kind]
+    ]
 
-    def run(todo: list[tuple[Any, list[TicketChange], list[str | None]]]) -> None:
-        for guard, changes, states in todo:
-            if guard is None:
-                block: Any = nullcontext()
-            elif guard[1] is None:
-                block = store.guard_agent(agents[guard[0]])
-            else:
-                block = store.guard_parties(agents[guard[0]], contacts[guard[1]])
-            with block:
-                store.commit_planned(changes, states)
+    def run(kind: str, guard: list[str | None] | None, changes: Any, states: Any) -> None:
+        if guard is None:
+            block: Any = nullcontext()
+        elif guard[1] is None:
+            block = store.guard_agent(agents[str(guard[0])])
+        else:
+            block = store.guard_parties(agents[str(guard[0])], contacts[guard[1]])
+        with block:
+            store.commit_planned(changes, states)
 
-    creates, updates = calls("creates"), calls("updates")  # decoded before the timing
-    run(creates[:WARM])
+    for call in todo[:WARM]:
+        run(*call)
     meter = bp.CpuMeter(url)
-    run(creates[WARM:])
-    create = meter.lap()
-    run(updates)
-    update = meter.lap()
-    meter.close()
-    store.close()
+    meter.lap()
+    spent: dict[str, list[float | None]] = {"create": [0.0, 0.0], "update": [0.0, 0.0]}
+    at = WARM
+    try:
+        while at < len(todo):
+            n = yield spent
+            spent = {"create": [0.0, 0.0], "update": [0.0, 0.0]}
+            for kind in ("creates", "updates"):
+                # A slice's calls of one kind, timed together.
+                end = at
+                while end < min(at + n, len(todo)) and todo[end][0] == kind:
+                    end += 1
+                if end == at:
+                    continue
+                for call in todo[at:end]:
+                    run(*call)
+                lap = meter.lap()
+                total = spent[kind[:-1]]
+                for i in (0, 1):
+                    held, new = total[i], lap[i]
+                    total[i] = None if held is None or new is None else held + new
+                at = end
+        yield spent
+    finally:
+        meter.close()
+        store.close()
 
-    def per(spent: list[float | None], n: int) -> list[float | None]:
-        return [None if s is None else s * 1000 / n for s in spent]
 
-    return {"create": per(create, len(creates) - WARM), "update": per(update, len(updates))}
+def _worker(url: str, schema: str, path: str) -> None:
+    """A replaying process: a line ``n`` on stdin replays the next ``n`` calls, and the CPU
+    they took is printed as a JSON line; ``ready`` is printed once set up."""
+    slices = replay(url, schema, Path(path))
+    next(slices)
+    print("ready", flush=True)
+    for line in sys.stdin:
+        try:
+            spent = slices.send(int(line))
+        except StopIteration:
+            spent = {"create": [0.0, 0.0], "update": [0.0, 0.0]}
+        print(json.dumps(spent), flush=True)
 
 
 def _median(values: list[float | None]) -> str:
     known = [v for v in values if v is not None]
     return f"{statistics.median(known):.3f}" if known else "-"
+
+
+def _spawn(source: str, url: str, schema: str, path: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ)
+    if source:
+        env["PYTHONPATH"] = os.pathsep.join([str(Path(source) / "src"), env.get("PYTHONPATH", "")])
+    worker = subprocess.Popen(
+        [sys.executable, __file__, "--replay", url, schema, str(path)],
+        env=env,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert worker.stdout is not None
+    if worker.stdout.readline().strip() != "ready":
+        raise SystemExit(f"the replay of {source or 'the installed helpkit'} did not start")
+    return worker
+
+
+def _ask(worker: subprocess.Popen[str], n: int) -> dict[str, list[float | None]]:
+    assert worker.stdin is not None and worker.stdout is not None
+    worker.stdin.write(f"{n}\n")
+    worker.stdin.flush()
+    spent: dict[str, list[float | None]] = json.loads(worker.stdout.readline())
+    return spent
 
 
 def main() -> None:
@@ -199,47 +261,69 @@ def main() -> None:
     parser.add_argument(
         "--creates", type=int, default=2000, help="creates (and half as many replies)"
     )
-    parser.add_argument("--rounds", type=int, default=5, help="replays of each source")
+    parser.add_argument("--rounds", type=int, default=3, help="replays of each source")
+    parser.add_argument("--slice", type=int, default=50, help="calls replayed in one turn")
     parser.add_argument(
         "--baseline", help="a helpkit source tree (holding src/helpkit) to replay too"
     )
     args = parser.parse_args()
     if args.replay:
-        url, schema, file = args.replay
-        print(json.dumps(replay(url, schema, Path(file))))
+        _worker(*args.replay)
+        return
+    missing = bp._missing()
+    if missing:  # as bench_postgres.py: run_all.py goes on with the other benches
+        print(f"bench_postgres_commit.py skipped: {missing}", file=sys.stderr)
         return
     sources = {"after": ""} | ({"before": args.baseline} if args.baseline else {})
-    found: dict[str, dict[str, list[list[float | None]]]] = {
+    per_call: dict[str, dict[str, list[list[float | None]]]] = {
         name: {"create": [], "update": []} for name in sources
     }
     loads = [os.getloadavg()[0]]
-    with tempfile.TemporaryDirectory() as tmp, bp.fresh_database(bp.DSN, "bench_commit") as url:
+    with contextlib.ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         path = Path(tmp) / "calls.json"
-        capture(url, args.creates, path)
+        with bp.fresh_database(bp.DSN, "bench_commit") as url:
+            capture(url, args.creates, path)
+        # A database per source: each worker's meter sees only its own server backends.
+        urls = {
+            name: stack.enter_context(bp.fresh_database(bp.DSN, f"bench_commit_{name}"))
+            for name in sources
+        }
+        record = json.loads(path.read_text(encoding="utf-8"))
+        counts = {"create": len(record["creates"]) - WARM, "update": len(record["updates"])}
+        turns = -(-(counts["create"] + counts["update"]) // args.slice) + 1
         for round_ in range(args.rounds):
-            order = list(sources) if round_ % 2 == 0 else list(sources)[::-1]
-            for name in order:
-                env = dict(os.environ)
-                if sources[name]:
-                    env["PYTHONPATH"] = os.pathsep.join(
-                        [str(Path(sources[name]) / "src"), env.get("PYTHONPATH", "")]
-                    )
-                done = subprocess.run(
-                    [sys.executable, __file__, "--replay", url, f"r{round_}_{name}", str(path)],
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                )
-                spent = json.loads(done.stdout.strip().splitlines()[-1])
+            # Each source in its database (a new schema each round), a slice of calls at a
+            # time, taking turns (which goes first alternates): both meet the same machine.
+            workers = {
+                name: _spawn(sources[name], urls[name], f"r{round_}", path) for name in sources
+            }
+            totals: dict[str, dict[str, list[float | None]]] = {
+                name: {"create": [0.0, 0.0], "update": [0.0, 0.0]} for name in sources
+            }
+            for turn in range(turns):
+                order = list(sources) if (turn + round_) % 2 == 0 else list(sources)[::-1]
+                for name in order:
+                    for kind, spent in _ask(workers[name], args.slice).items():
+                        for i in (0, 1):
+                            held, new = totals[name][kind][i], spent[i]
+                            totals[name][kind][i] = (
+                                None if held is None or new is None else held + new
+                            )
+            for name, worker in workers.items():
+                assert worker.stdin is not None
+                worker.stdin.close()
+                worker.wait()
                 for kind in ("create", "update"):
-                    found[name][kind].append(spent[kind])
-                print(f"round {round_ + 1} {name}: {spent}", file=sys.stderr, flush=True)
+                    per_call[name][kind].append(
+                        [None if t is None else t * 1000 / counts[kind] for t in totals[name][kind]]
+                    )
+                print(f"round {round_ + 1} {name}: {per_call[name]}", file=sys.stderr, flush=True)
     loads.append(os.getloadavg()[0])
     print(
-        f"{args.creates - WARM} creates and {args.creates // 2} replies replayed per row, "
-        f"{args.rounds} rounds; 1-minute load {loads[0]:.1f} at start, {loads[1]:.1f} at end; "
-        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
+        f"{counts['create']} creates and {counts['update']} replies replayed per row, in turns "
+        f"of {args.slice} calls, {args.rounds} rounds; 1-minute load {loads[0]:.1f} at start, "
+        f"{loads[1]:.1f} at end; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}\n"
     )
     print(
         "| source | round | CPU ms per create: client / server / both "
@@ -252,17 +336,16 @@ def main() -> None:
         return " / ".join("-" if v is None else f"{v:.3f}" for v in (*spent, both))
 
     for name in sources:
-        for round_, (c, u) in enumerate(
-            zip(found[name]["create"], found[name]["update"], strict=True), 1
-        ):
+        rounds = zip(per_call[name]["create"], per_call[name]["update"], strict=True)
+        for round_, (c, u) in enumerate(rounds, 1):
             print(f"| {name} | {round_} | {row(c)} | {row(u)} |")
     for name in sources:
         medians = []
         for kind in ("create", "update"):
-            spent = found[name][kind]
-            both = [None if None in s else sum(v for v in s if v is not None) for s in spent]
+            found = per_call[name][kind]
+            both = [None if None in s else sum(v for v in s if v is not None) for s in found]
             medians.append(
-                " / ".join(_median([s[i] for s in spent]) for i in (0, 1)) + f" / {_median(both)}"
+                " / ".join(_median([s[i] for s in found]) for i in (0, 1)) + f" / {_median(both)}"
             )
         print(f"| {name} | median | {medians[0]} | {medians[1]} |")
 
