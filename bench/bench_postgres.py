@@ -951,11 +951,15 @@ def render(results: list[Result], run: Run) -> str:
 
 def jobs(args: argparse.Namespace) -> list[Job]:
     todo: list[Job] = []
-    for _ in range(args.rounds):  # alternating, so a change of the machine hits both sides
-        for system in ("django", "helpkit"):
-            todo.append(Job(system, args.creates, args.updates, args.runs))
+    for round_ in range(args.rounds):  # alternating, so a change of the machine hits both sides
+        todo.append(Job("django", args.creates, args.updates, args.runs))
+        ours = [Job("helpkit", args.creates, args.updates, args.runs)]
         if args.baseline:
-            todo.append(Job("helpkit", args.creates, args.updates, args.runs, source=args.baseline))
+            # The baseline after the installed helpkit in the first round, before it in the
+            # next, and so on: neither always runs on the machine the other left.
+            base = Job("helpkit", args.creates, args.updates, args.runs, source=args.baseline)
+            ours = [*ours, base] if round_ % 2 == 0 else [base, *ours]
+        todo.extend(ours)
     for size in args.queue_sizes:
         for system in ("django-bulk", "helpkit-bulk"):
             if system == "django-bulk" and size > args.peer_max:
@@ -1007,7 +1011,8 @@ def main(argv: Sequence[str] | None = None) -> None:
         "--baseline",
         help="a helpkit source tree (a directory holding src/helpkit, e.g. from `git archive "
         "COMMIT src | tar -x -C DIR`) whose creates/updates run in each round too, after the "
-        "installed helpkit's: before and after side by side",
+        "installed helpkit's in the first round, before it in the second, and so on: before and "
+        "after side by side",
     )
     parser.add_argument("--output", type=Path, help="Markdown file (default: results, not --quick)")
     args = parser.parse_args(argv)

@@ -101,3 +101,46 @@ def test_the_report_pairs_peers_of_the_same_durability(bench: Any) -> None:
     assert "| helpkit vs django | 100 | 5.0x | 8.0x | 10.0x | 16.0x |" in text
     assert text.count("| helpkit vs django |") == 1
     assert "| 1,500 / 1,700 |" in text
+
+
+COMMIT_BENCH = BENCH.with_name("bench_postgres_commit.py")
+
+
+def test_the_commit_bench_replays_what_the_desk_committed(
+    bench: Any, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """bench/bench_postgres_commit.py: the calls captured from a desk, replayed on a schema
+    of their own a slice at a time, write the same tickets and events, and each slice reports
+    the CPU its creates and replies took."""
+    import psycopg
+
+    spec = importlib.util.spec_from_file_location("bench_commit_under_test", COMMIT_BENCH)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, spec.name, module)
+    spec.loader.exec_module(module)
+    monkeypatch.setattr(module, "bp", bench)  # the small helpdesk of the fixture
+    monkeypatch.setattr(module, "bs", bench.bs)
+    path = tmp_path / "calls.json"
+    with bench.fresh_database(DSN, "hk_smoke_commit") as url:
+        module.capture(url, 40, path)
+        slices = module.replay(url, "replayed", path)
+        next(slices)  # set up, the first calls replayed untimed
+        first = slices.send(5)  # five creates
+        spent = slices.send(1000)  # the rest
+        with psycopg.connect(url, autocommit=True) as conn:
+            rows = {
+                schema: (
+                    conn.execute(
+                        f"SELECT id, number, seq, state FROM {schema}.tickets ORDER BY id"
+                    ).fetchall(),
+                    conn.execute(
+                        f"SELECT ticket_id, seq, body, position FROM {schema}.events ORDER BY 4"
+                    ).fetchall(),
+                )
+                for schema in ("helpkit", "replayed")
+            }
+    assert len(rows["helpkit"][0]) == 40 and len(rows["helpkit"][1]) == 40 * 2 + 20 * 2
+    assert rows["replayed"] == rows["helpkit"]
+    assert first["update"] == [0.0, 0.0] and first["create"][0] > 0
+    assert all(len(v) == 2 and v[0] is not None and v[0] > 0 for v in spent.values())

@@ -32,6 +32,7 @@ from helpkit.tickets import Actor, Ticket
 from postgres_fixtures import fresh_schema
 
 try:
+    from helpkit.stores.postgres import commit as commit_module
     from helpkit.stores.postgres import store as store_module
     from helpkit.stores.postgres.commit import events_json, split_at_number
     from helpkit.stores.postgres.store import PostgresStore
@@ -60,6 +61,45 @@ def test_the_two_halves_around_the_number_make_the_stored_text(
     head, tail = split_at_number(data)
     assert head + str(number) + tail == _dumps({**data, "number": number})
     assert json.loads(head + str(number) + tail)["number"] == number
+
+
+# Values and keys that put the marker split_at_number encodes elsewhere in the text: nested
+# under a key "number", under a key ending in a quote and "number", or as a plain value.
+_MARKER_KEYS = st.sampled_from(["number", 'x"number', "n", ""])
+_marked = st.recursive(
+    _json | st.just(commit_module._MARK),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(_MARKER_KEYS | st.text(max_size=5), inner)
+    ),
+    max_leaves=8,
+)
+
+
+@given(
+    before=st.dictionaries(
+        (_MARKER_KEYS | st.text(max_size=6)).filter(lambda k: k != "number"), _marked
+    ),
+    after=st.dictionaries(
+        (_MARKER_KEYS | st.text(max_size=6)).filter(lambda k: k != "number"), _marked
+    ),
+    value=_marked,
+    numbered=st.booleans(),
+)
+def test_one_encoding_cut_at_the_marker_gives_the_halves_of_two_encodings(
+    before: dict[str, Any], after: dict[str, Any], value: Any, numbered: bool
+) -> None:
+    """split_at_number encodes the data once, with a marker for the number, and cuts it
+    there: the same halves as encoding the keys before and after the number apart (the
+    reference, which it falls back to when the marker is in the text more than once); data
+    without a number is refused alike."""
+    data = {**before, **({"number": value} if numbered else {}), **after}
+    try:
+        expected = commit_module._halves(data)
+    except ValueError:
+        with pytest.raises(ValueError):
+            split_at_number(data)
+        return
+    assert split_at_number(data) == expected
 
 
 @pytest.fixture

@@ -239,9 +239,34 @@ def drop_v6_ddl() -> str:
     return f"DROP FUNCTION commit_change({kinds})"
 
 
+# The value ``split_at_number`` encodes in place of the number, and the text it looks for: a
+# key "number" with that value. Outside string values ``"number":`` is only ever a key (inside
+# them every quote is escaped), so the text holds it once unless another key "number", or
+# one ending in an escaped quote and "number", has the same value: then the halves are made
+# by :func:`_halves` instead.
+_MARK: Final = -7_305_226_118_840_919_517
+_MARKED: Final = f'"number":{_MARK}'
+
+
 def split_at_number(data: dict[str, Any]) -> tuple[str, str]:
     """The JSON text of ``data`` (as the stores write it) cut around the value of its
-    ``number`` key: ``head + str(n) + tail`` is the text of ``data`` with ``number`` n."""
+    ``number`` key: ``head + str(n) + tail`` is the text of ``data`` with ``number`` n.
+
+    One encoding of ``data`` with a marker for the number, cut where the marker is
+    (:func:`_halves` encodes the keys before and after the number apart, and is what this
+    falls back to when the marker is not found exactly once)."""
+    if "number" in data:
+        marked = dict(data)
+        marked["number"] = _MARK
+        parts = _dumps(marked).split(_MARKED)
+        if len(parts) == 2:
+            return parts[0] + '"number":', parts[1]
+    return _halves(data)
+
+
+def _halves(data: dict[str, Any]) -> tuple[str, str]:
+    """:func:`split_at_number` by encoding the keys before the number and those after it
+    apart (two encodings)."""
     keys = list(data)
     at = keys.index("number")
     before = {key: data[key] for key in keys[:at]}
