@@ -81,6 +81,7 @@ def test_the_fast_feed_parser_is_in_use() -> None:
     not, ``_structure`` would be the standard parser and this file would prove nothing)."""
     parsegen = email_in._FEED_PARSER._parsegen  # type: ignore[attr-defined]
     assert isinstance(parsegen.__globals__["NLCRE_eol"], email_in._TailEol)
+    assert isinstance(parsegen.__globals__["re"], email_in._Re)
 
 
 # ------------------------------------------------------------------ the tail search
@@ -98,6 +99,53 @@ LINE_TEXT = st.text(st.sampled_from(["a", " ", "\r", "\n", "-", "é", "\x00"]), 
 @example("\r")
 def test_tail_search_is_the_regular_expression(text: str) -> None:
     assert _found(email_in._TailEol().search(text)) == _found(NLCRE_EOL.search(text))
+
+
+# ------------------------------------------------------------------ the boundary match
+
+SEPARATORS = st.text(
+    st.sampled_from(["-", "=", "_", ".", "+", "*", "?", "(", ")", "[", "\\", "a", "Z", " ", "é"]),
+    min_size=1,
+    max_size=10,
+).map(lambda text: "--" + text)
+TAILS = st.text(st.sampled_from(["-", " ", "\t", "\r", "\n", "x"]), max_size=8)
+GROUPS = ("end", "ws", "linesep")
+
+
+def _boundary_expression(separator: str) -> str:
+    """The expression email.feedparser compiles for a multipart's separator, written out."""
+    return (
+        "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+    )
+
+
+def _groups(match: re.Match[str] | None) -> object:
+    return None if match is None else [match.group(g) for g in GROUPS]
+
+
+@SETTINGS
+@given(SEPARATORS, st.one_of(TAILS, st.text(max_size=20)), st.booleans())
+@example("--b", "--  \r\n", True)
+@example("--b", "\n\n", True)
+@example("--b", "--\r\r", True)
+@example("--b", " \t\n", True)
+@example("--b", "--\n", True)
+@example("--b", "", False)
+def test_boundary_match_is_the_regular_expression(
+    separator: str, tail: str, at_start: bool
+) -> None:
+    """Whether a line matches, and the groups the feed parser reads (``end``, ``linesep``,
+    and ``ws``), as the expression it compiles would find them."""
+    line = separator + tail if at_start else tail
+    compiled = email_in._Re().compile(_boundary_expression(separator))
+    assert isinstance(compiled, email_in._Boundary)
+    expected = re.compile(_boundary_expression(separator)).match(line)
+    assert _groups(compiled.match(line)) == _groups(expected)
+
+
+def test_other_expressions_are_compiled_by_re() -> None:
+    assert isinstance(email_in._Re().compile(r"(\r\n|\r|\n)"), re.Pattern)
+    assert email_in._Re().escape("a.b") == re.escape("a.b")
 
 
 # ------------------------------------------------------------------ whole messages
