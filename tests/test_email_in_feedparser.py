@@ -1,14 +1,15 @@
-"""The email parser's structure parse (``email_in._structure``: the standard library's feed
-parser with the payload-end search answered from the text's tail, :class:`email_in._TailEol`,
-and each run of base64 lines handed to it as one line, ``email_in._lines``) against the
-standard library's own ``BytesParser`` with the same policy: the same tree of parts (headers,
-payloads, preambles, epilogues, defects) on the corpora, on any bytes, on generated
-multiparts whose lines end in every way (``\\r\\n``, ``\\n``, ``\\r``, none) around their
-boundaries, where the parser trims the line break a boundary owns, and on messages full of
-base64 lines in every place a parser reads lines (header blocks, bodies, preambles,
-epilogues, delivery reports, attached messages), some runs spoilt. And the tail search itself
-against the regular expression it stands for, and the runs handed over as one line against
-what makes that safe."""
+"""The email parser's structure parse (``email_structure.structure``: the standard library's
+feed parser with the payload-end search answered from the text's tail (``_TailEol``), each
+multipart's boundary matched without a compile (``_Boundary``) and each run of base64 lines
+handed to it as one line (``_lines``)) against the standard library's own ``BytesParser`` with
+the same policy: the same tree of parts (headers, payloads, preambles, epilogues, defects) on
+the corpora, on any bytes, on generated multiparts whose lines end in every way (``\\r\\n``,
+``\\n``, ``\\r``, none) around their boundaries, where the parser trims the line break a
+boundary owns, and on messages full of base64 lines in every place a parser reads lines
+(header blocks, bodies, preambles, epilogues, delivery reports, attached messages), some runs
+spoilt. And each shortcut against what it stands for: the tail search and the boundary match
+against the regular expressions, the runs handed over as one line against what makes that
+safe."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpkit.channels import email_in
+from helpkit.channels import email_structure
 from test_email_in_reference import _bench_corpus, messages
 
 CORPUS = Path(__file__).parent / "data" / "email"
@@ -58,9 +59,9 @@ def same_structure(raw: bytes) -> Message:
     """Parse ``raw`` with both (``_structure`` as ``parse`` calls it, and with its runs of
     base64 lines handed over as one whatever the message's size); assert the trees are
     equal."""
-    expected = BytesParser(policy=email_in._POLICY).parsebytes(raw)
-    found = email_in._structure(raw)
-    merged = email_in._structure(raw, merge_from=0)
+    expected = BytesParser(policy=email_structure.POLICY).parsebytes(raw)
+    found = email_structure.structure(raw)
+    merged = email_structure.structure(raw, merge_from=0)
     assert shape(found) == shape(expected)
     assert shape(merged) == shape(expected)
     assert _written(found) == _written(expected)
@@ -79,9 +80,9 @@ def _written(message: Message) -> bytes | str:
 def test_the_fast_feed_parser_is_in_use() -> None:
     """On this Python the parser is the standard one with the tail search swapped in (were it
     not, ``_structure`` would be the standard parser and this file would prove nothing)."""
-    parsegen = email_in._FEED_PARSER._parsegen  # type: ignore[attr-defined]
-    assert isinstance(parsegen.__globals__["NLCRE_eol"], email_in._TailEol)
-    assert isinstance(parsegen.__globals__["re"], email_in._Re)
+    parsegen = email_structure._FEED_PARSER._parsegen  # type: ignore[attr-defined]
+    assert isinstance(parsegen.__globals__["NLCRE_eol"], email_structure._TailEol)
+    assert isinstance(parsegen.__globals__["re"], email_structure._Re)
 
 
 # ------------------------------------------------------------------ the tail search
@@ -98,7 +99,7 @@ LINE_TEXT = st.text(st.sampled_from(["a", " ", "\r", "\n", "-", "é", "\x00"]), 
 @example("a\n\n")
 @example("\r")
 def test_tail_search_is_the_regular_expression(text: str) -> None:
-    assert _found(email_in._TailEol().search(text)) == _found(NLCRE_EOL.search(text))
+    assert _found(email_structure._TailEol().search(text)) == _found(NLCRE_EOL.search(text))
 
 
 # ------------------------------------------------------------------ the boundary match
@@ -137,15 +138,15 @@ def test_boundary_match_is_the_regular_expression(
     """Whether a line matches, and the groups the feed parser reads (``end``, ``linesep``,
     and ``ws``), as the expression it compiles would find them."""
     line = separator + tail if at_start else tail
-    compiled = email_in._Re().compile(_boundary_expression(separator))
-    assert isinstance(compiled, email_in._Boundary)
+    compiled = email_structure._Re().compile(_boundary_expression(separator))
+    assert isinstance(compiled, email_structure._Boundary)
     expected = re.compile(_boundary_expression(separator)).match(line)
     assert _groups(compiled.match(line)) == _groups(expected)
 
 
 def test_other_expressions_are_compiled_by_re() -> None:
-    assert isinstance(email_in._Re().compile(r"(\r\n|\r|\n)"), re.Pattern)
-    assert email_in._Re().escape("a.b") == re.escape("a.b")
+    assert isinstance(email_structure._Re().compile(r"(\r\n|\r|\n)"), re.Pattern)
+    assert email_structure._Re().escape("a.b") == re.escape("a.b")
 
 
 # ------------------------------------------------------------------ whole messages
@@ -381,7 +382,7 @@ def test_lines_handed_over_as_one_are_a_safe_run(raw: bytes) -> None:
     consecutive ones joined; joined lines are whole, none empty or starting with ``--``, the
     first no header line (so no header block, boundary or blank line is hidden in a run)."""
     text = raw.decode("ascii", "surrogateescape")
-    handed = email_in._lines(text, raw)
+    handed = email_structure._lines(text, raw)
     assert "".join(handed) == text
     cut = [io.StringIO(piece, newline="").readlines() for piece in handed]
     assert [line for lines in cut for line in lines] == io.StringIO(text, newline="").readlines()
@@ -404,4 +405,4 @@ def test_an_attachment_is_handed_over_in_few_lines(tmp_path: Path) -> None:
     for name in attached:
         raw = (tmp_path / name).read_bytes()
         text = raw.decode("ascii", "surrogateescape")
-        assert len(email_in._lines(text, raw)) < 60 < text.count("\n")
+        assert len(email_structure._lines(text, raw)) < 60 < text.count("\n")

@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import email_in_reference as reference
-from helpkit.channels import email_in
+from helpkit.channels import email_in, email_structure
 from helpkit.ports import InboundMessage
 
 CORPUS = Path(__file__).parent / "data" / "email"
@@ -334,11 +334,11 @@ def test_plain_content_types_read_as_the_header_object(value: str) -> None:
     import email.policy
     from email.parser import BytesParser
 
-    found = email_in._POLICY.header_fetch_parse("Content-Type", value)
+    found = email_structure.POLICY.header_fetch_parse("Content-Type", value)
     expected = email.policy.default.header_fetch_parse("Content-Type", value)
     assert _reading(found) == _reading(expected)
     raw = f"Content-Type: {value}\r\n\r\nbody\r\n".encode("ascii", "surrogateescape")
-    ours = BytesParser(policy=email_in._POLICY).parsebytes(raw)
+    ours = BytesParser(policy=email_structure.POLICY).parsebytes(raw)
     theirs = BytesParser(policy=email.policy.default).parsebytes(raw)
     for message in (ours, theirs):
         message.set_default_type("text/plain")
@@ -352,5 +352,5 @@ def test_a_plain_content_type_is_not_parsed() -> None:
         'multipart/mixed; boundary="b18x"',
         'multipart/report; report-type=delivery-status; boundary="r37x"',
     ):
-        found = email_in._POLICY.header_fetch_parse("Content-Type", value)
-        assert isinstance(found, email_in._PlainContentType)
+        found = email_structure.POLICY.header_fetch_parse("Content-Type", value)
+        assert isinstance(found, email_structure._PlainContentType)
