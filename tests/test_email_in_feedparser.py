@@ -56,16 +56,16 @@ def shape(message: Message) -> object:
 
 
 def same_structure(raw: bytes) -> Message:
-    """Parse ``raw`` with both (``_structure`` as ``parse`` calls it, and with its runs of
-    base64 lines handed over as one whatever the message's size); assert the trees are
-    equal."""
+    """Parse ``raw`` with both (``structure`` as ``parse`` calls it, with its runs of base64
+    lines handed over as one whatever the message's size, and so with its boundaries
+    compiled); assert the trees are equal."""
     expected = BytesParser(policy=email_structure.POLICY).parsebytes(raw)
     found = email_structure.structure(raw)
     merged = email_structure.structure(raw, merge_from=0)
-    assert shape(found) == shape(expected)
-    assert shape(merged) == shape(expected)
-    assert _written(found) == _written(expected)
-    assert _written(merged) == _written(expected)
+    compiled = email_structure.structure(raw, merge_from=0, compile_from=0)
+    for tree in (found, merged, compiled):
+        assert shape(tree) == shape(expected)
+        assert _written(tree) == _written(expected)
     return found
 
 
@@ -83,6 +83,9 @@ def test_the_fast_feed_parser_is_in_use() -> None:
     parsegen = email_structure._FEED_PARSER._parsegen  # type: ignore[attr-defined]
     assert isinstance(parsegen.__globals__["NLCRE_eol"], email_structure._TailEol)
     assert isinstance(parsegen.__globals__["re"], email_structure._Re)
+    compiling = email_structure._COMPILING_FEED_PARSER._parsegen  # type: ignore[attr-defined]
+    assert isinstance(compiling.__globals__["NLCRE_eol"], email_structure._TailEol)
+    assert compiling.__globals__["re"] is re
 
 
 # ------------------------------------------------------------------ the tail search
@@ -377,6 +380,7 @@ RUN_LINE = b"QUJDREVGR0hJSktMTU5P"
 @example(b"X: y\r\n\r\n" + RUN_LINE + b"\r\n" + RUN_LINE[:5] + b"\r\r" + RUN_LINE[7:] + b"\r\n")
 @example(b"X: y\n\n" + RUN_LINE + b"\n\n" + RUN_LINE[1:] + b"\n" + RUN_LINE + b"\n--")
 @example(b"X: y\n\n" + RUN_LINE + b"\n" + RUN_LINE + b"\r\n\n--")
+@example(b"X: y\n\n" + RUN_LINE + b"\n\r" + RUN_LINE[1:] + b"\n" + RUN_LINE + b"\n--")
 def test_lines_handed_over_as_one_are_a_safe_run(raw: bytes) -> None:
     """What ``_lines`` hands over is the text's lines as the feed parser cuts them, some
     consecutive ones joined; joined lines are whole, none empty or starting with ``--``, the
