@@ -545,7 +545,15 @@ def main() -> None:
         default="sqlite",
         help="where this tree's helpkit keeps attachment bytes, comma-separated for one job "
         "each: sqlite (the blobs table of the desk's database, the default) or folder (the "
-        "default blob folder beside it); --before jobs always use their tree's default folder",
+        "default blob folder beside it); --before jobs use --before-blobs",
+    )
+    parser.add_argument(
+        "--before-blobs",
+        default="folder",
+        choices=["folder", "sqlite"],
+        help="where the --before tree's helpkit keeps attachment bytes: folder (its default "
+        "blob folder, the default: any tree has one) or sqlite (a tree with the sqlite: blob "
+        "store, so that before and after keep them alike)",
     )
     parser.add_argument(
         "--rounds",
@@ -575,7 +583,15 @@ def main() -> None:
             for sync in ("FULL", "NORMAL"):
                 group = [Job("helpkit", "WAL", sync, corpus, blobs=mode) for mode in blob_modes]
                 if args.before is not None:
-                    group.insert(0, Job("helpkit", "WAL", sync, corpus, source=str(args.before)))
+                    before = Job(
+                        "helpkit",
+                        "WAL",
+                        sync,
+                        corpus,
+                        source=str(args.before),
+                        blobs=args.before_blobs,
+                    )
+                    group.insert(0, before)
                 # Each round runs the group in the other order than the round before, so no
                 # variant always runs first (or last) while the machine's load drifts.
                 for turn in range(args.rounds):

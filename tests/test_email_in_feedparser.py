@@ -1,13 +1,19 @@
-"""The email parser's structure parse (``email_in._structure``: the standard library's feed
-parser with the payload-end search answered from the text's tail, :class:`email_in._TailEol`)
-against the standard library's own ``BytesParser`` with the same policy: the same tree of
-parts (headers, payloads, preambles, epilogues, defects) on the corpora, on any bytes, and on
-generated multiparts whose lines end in every way (``\\r\\n``, ``\\n``, ``\\r``, none) around
-their boundaries, where the parser trims the line break a boundary owns. And the tail search
-itself against the regular expression it stands for."""
+"""The email parser's structure parse (``email_structure.structure``: the standard library's
+feed parser with the payload-end search answered from the text's tail (``_TailEol``), each
+multipart's boundary matched without a compile (``_Boundary``) and each run of base64 lines
+handed to it as one line (``_lines``)) against the standard library's own ``BytesParser`` with
+the same policy: the same tree of parts (headers, payloads, preambles, epilogues, defects) on
+the corpora, on any bytes, on generated multiparts whose lines end in every way (``\\r\\n``,
+``\\n``, ``\\r``, none) around their boundaries, where the parser trims the line break a
+boundary owns, and on messages full of base64 lines in every place a parser reads lines
+(header blocks, bodies, preambles, epilogues, delivery reports, attached messages), some runs
+spoilt. And each shortcut against what it stands for: the tail search and the boundary match
+against the regular expressions, the runs handed over as one line against what makes that
+safe."""
 
 from __future__ import annotations
 
+import io
 import re
 from email.message import Message
 from email.parser import BytesParser
@@ -17,7 +23,7 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from helpkit.channels import email_in
+from helpkit.channels import email_structure
 from test_email_in_reference import _bench_corpus, messages
 
 CORPUS = Path(__file__).parent / "data" / "email"
@@ -50,11 +56,16 @@ def shape(message: Message) -> object:
 
 
 def same_structure(raw: bytes) -> Message:
-    """Parse ``raw`` with both; assert the trees are equal."""
-    expected = BytesParser(policy=email_in._POLICY).parsebytes(raw)
-    found = email_in._structure(raw)
-    assert shape(found) == shape(expected)
-    assert _written(found) == _written(expected)
+    """Parse ``raw`` with both (``structure`` as ``parse`` calls it, with its runs of base64
+    lines handed over as one whatever the message's size, and so with its boundaries
+    compiled); assert the trees are equal."""
+    expected = BytesParser(policy=email_structure.POLICY).parsebytes(raw)
+    found = email_structure.structure(raw)
+    merged = email_structure.structure(raw, merge_from=0)
+    compiled = email_structure.structure(raw, merge_from=0, compile_from=0)
+    for tree in (found, merged, compiled):
+        assert shape(tree) == shape(expected)
+        assert _written(tree) == _written(expected)
     return found
 
 
@@ -69,8 +80,12 @@ def _written(message: Message) -> bytes | str:
 def test_the_fast_feed_parser_is_in_use() -> None:
     """On this Python the parser is the standard one with the tail search swapped in (were it
     not, ``_structure`` would be the standard parser and this file would prove nothing)."""
-    parsegen = email_in._FEED_PARSER._parsegen  # type: ignore[attr-defined]
-    assert isinstance(parsegen.__globals__["NLCRE_eol"], email_in._TailEol)
+    parsegen = email_structure._FEED_PARSER._parsegen  # type: ignore[attr-defined]
+    assert isinstance(parsegen.__globals__["NLCRE_eol"], email_structure._TailEol)
+    assert isinstance(parsegen.__globals__["re"], email_structure._Re)
+    compiling = email_structure._COMPILING_FEED_PARSER._parsegen  # type: ignore[attr-defined]
+    assert isinstance(compiling.__globals__["NLCRE_eol"], email_structure._TailEol)
+    assert compiling.__globals__["re"] is re
 
 
 # ------------------------------------------------------------------ the tail search
@@ -87,7 +102,54 @@ LINE_TEXT = st.text(st.sampled_from(["a", " ", "\r", "\n", "-", "é", "\x00"]), 
 @example("a\n\n")
 @example("\r")
 def test_tail_search_is_the_regular_expression(text: str) -> None:
-    assert _found(email_in._TailEol().search(text)) == _found(NLCRE_EOL.search(text))
+    assert _found(email_structure._TailEol().search(text)) == _found(NLCRE_EOL.search(text))
+
+
+# ------------------------------------------------------------------ the boundary match
+
+SEPARATORS = st.text(
+    st.sampled_from(["-", "=", "_", ".", "+", "*", "?", "(", ")", "[", "\\", "a", "Z", " ", "é"]),
+    min_size=1,
+    max_size=10,
+).map(lambda text: "--" + text)
+TAILS = st.text(st.sampled_from(["-", " ", "\t", "\r", "\n", "x"]), max_size=8)
+GROUPS = ("end", "ws", "linesep")
+
+
+def _boundary_expression(separator: str) -> str:
+    """The expression email.feedparser compiles for a multipart's separator, written out."""
+    return (
+        "(?P<sep>" + re.escape(separator) + r")(?P<end>--)?(?P<ws>[ \t]*)(?P<linesep>\r\n|\r|\n)?$"
+    )
+
+
+def _groups(match: re.Match[str] | None) -> object:
+    return None if match is None else [match.group(g) for g in GROUPS]
+
+
+@SETTINGS
+@given(SEPARATORS, st.one_of(TAILS, st.text(max_size=20)), st.booleans())
+@example("--b", "--  \r\n", True)
+@example("--b", "\n\n", True)
+@example("--b", "--\r\r", True)
+@example("--b", " \t\n", True)
+@example("--b", "--\n", True)
+@example("--b", "", False)
+def test_boundary_match_is_the_regular_expression(
+    separator: str, tail: str, at_start: bool
+) -> None:
+    """Whether a line matches, and the groups the feed parser reads (``end``, ``linesep``,
+    and ``ws``), as the expression it compiles would find them."""
+    line = separator + tail if at_start else tail
+    compiled = email_structure._Re().compile(_boundary_expression(separator))
+    assert isinstance(compiled, email_structure._Boundary)
+    expected = re.compile(_boundary_expression(separator)).match(line)
+    assert _groups(compiled.match(line)) == _groups(expected)
+
+
+def test_other_expressions_are_compiled_by_re() -> None:
+    assert isinstance(email_structure._Re().compile(r"(\r\n|\r|\n)"), re.Pattern)
+    assert email_structure._Re().escape("a.b") == re.escape("a.b")
 
 
 # ------------------------------------------------------------------ whole messages
@@ -191,3 +253,160 @@ def test_parts_made_for_multiparts_without_parts_keep_their_own_text() -> None:
     message = same(raw)
     assert not isinstance(message, tuple)
     assert message.body == "--a b1  \tContent-Type: text/plain"
+
+
+# ------------------------------------------------------------------ runs of base64 lines
+
+B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
+HEADER_RE = re.compile(r"^(From |[\041-\071\073-\176]*:|[\t ])")  # email.feedparser's headerRE
+BREAKS = st.sampled_from(["\r\n", "\n", "\r"])
+SPOILT = st.sampled_from(
+    ["", "QUJD-RA==", "Subject: x", " QUJD", "\tQUJD", "--b0", "--b1--", "QUJD\rRA==", "From QUJD"]
+)
+Pairs = list[tuple[str, str]]
+
+
+@st.composite
+def base64_lines(draw: st.DrawFn) -> Pairs:
+    """(line, line break) pairs as a base64 body has them (as wide as each other, the last
+    maybe shorter, ending alike), now and then one spoilt: another width or line break (or
+    none), empty, a ``-`` or ``:`` in it, a break inside it (one line as wide as before, cut
+    in two or three), a boundary, a header line."""
+    width = draw(st.sampled_from([8, 16, 17, 76]))
+    count = draw(st.integers(1, 8))
+    ending = draw(BREAKS)
+    pairs: Pairs = []
+    for index in range(count):
+        offset = draw(st.integers(0, 63))
+        line = (B64 * 3)[offset : offset + width]
+        if index == count - 1 and draw(st.booleans()):
+            line = line[: draw(st.integers(1, width))] + draw(st.sampled_from(["", "=", "=="]))
+        end = ending
+        if draw(st.integers(0, 7)) == 0:
+            end = draw(ENDINGS)
+        spoil = draw(st.integers(0, 7))
+        if spoil == 0:
+            line = draw(SPOILT)
+        elif spoil == 1 and index:  # a break inside, as wide as before: only a count finds it
+            brk = draw(st.sampled_from(["\n", "\r", "\r\n", "\n\n", "\r\r", "\n\r"]))
+            last = max(0, len(line) - len(brk))
+            at = draw(st.one_of(st.sampled_from([0, last]), st.integers(0, last)))
+            line = line[:at] + brk + line[at + len(brk) :]
+        pairs.append((line, end))
+    return pairs
+
+
+@st.composite
+def base64_parts(draw: st.DrawFn, depth: int = 0) -> Pairs:
+    """A part (headers, a line break, a body) with base64 lines wherever the parser reads
+    lines: right after its headers (no blank line), as its body, in a multipart's preamble
+    and epilogue, between a delivery report's header blocks, as an attached message."""
+
+    def line(text: str) -> tuple[str, str]:
+        return (text, draw(st.sampled_from(["\r\n", "\r\n", "\n", "\r", ""])))
+
+    kind = draw(st.sampled_from(["leaf", "multipart", "report", "message"]))
+    if kind == "multipart" and depth < 2:
+        boundary = f"b{depth}"
+        pairs = [line(f'Content-Type: multipart/mixed; boundary="{boundary}"'), line("")]
+        if draw(st.booleans()):
+            pairs += draw(base64_lines())  # the preamble
+        for _ in range(draw(st.integers(0, 3))):
+            pairs.append(line(f"--{boundary}"))
+            pairs += draw(base64_parts(depth + 1))
+        if draw(st.booleans()):
+            pairs.append(line(f"--{boundary}--"))
+            if draw(st.booleans()):
+                pairs += draw(base64_lines())  # the epilogue
+        return pairs
+    if kind == "report":
+        pairs = [line("Content-Type: message/delivery-status"), line("")]
+        for _ in range(draw(st.integers(1, 3))):
+            block = draw(st.sampled_from(["headers", "base64", "both"]))
+            if block in ("headers", "both"):
+                pairs += [line("Action: failed"), line("Status: 5.1.1")]
+            if block in ("base64", "both"):
+                pairs += draw(base64_lines())
+            pairs.append(line(""))
+        return pairs
+    if kind == "message" and depth < 2:
+        pairs = [line("Content-Type: message/rfc822"), line("")]
+        if draw(st.booleans()):
+            return pairs + draw(base64_lines())  # a message that starts with base64
+        return [*pairs, line("Subject: inner"), *draw(base64_parts(depth + 1))]
+    pairs = [line("Content-Type: application/pdf"), line("Content-Transfer-Encoding: base64")]
+    if draw(st.booleans()):
+        pairs.append(line(""))
+    return pairs + draw(base64_lines())
+
+
+@st.composite
+def base64_messages(draw: st.DrawFn) -> bytes:
+    pairs = [("From: a@b.example", "\r\n"), ("Subject: s", "\r\n"), *draw(base64_parts())]
+    return "".join(text + end for text, end in pairs).encode("ascii")
+
+
+@SETTINGS
+@given(base64_messages())
+@example(b"From: a@b.example\r\nContent-Type: text/plain\r\n" + b"QUJDREVGR0hJSktMTU5P\r\n" * 3)
+@example(
+    b"From: a@b.example\r\nContent-Type: message/delivery-status\r\n\r\n"
+    + b"QUJDREVGR0hJSktMTU5P\n" * 3
+    + b"\nAction: failed\n\n"
+)
+@example(
+    b'Content-Type: multipart/mixed; boundary="b0"\r\n\r\n--b0\r\n\r\n'
+    + b"QUJDREVGR0hJSktMTU5P\n" * 4
+    + b"QUJDRA==\r\n--b0--\r\n"
+)
+def test_base64_lines_everywhere(raw: bytes) -> None:
+    same_structure(raw)
+
+
+@SETTINGS
+@given(base64_messages())
+def test_parse_is_unchanged_by_base64_lines_as_one(raw: bytes) -> None:
+    from test_email_in_reference import same
+
+    same(raw)
+
+
+RUN_LINE = b"QUJDREVGR0hJSktMTU5P"
+
+
+@settings(SETTINGS, max_examples=1000)
+@given(st.one_of(base64_messages(), base64_messages(), line_ending_messages(), st.binary()))
+@example(b"X: y\r\n\r\n" + RUN_LINE + b"\r\n\r" + RUN_LINE[1:] + b"\r\n" + RUN_LINE + b"\r\n--")
+@example(b"X: y\r\n\r\n" + RUN_LINE + b"\r\n" + RUN_LINE[:5] + b"\r\r" + RUN_LINE[7:] + b"\r\n")
+@example(b"X: y\n\n" + RUN_LINE + b"\n\n" + RUN_LINE[1:] + b"\n" + RUN_LINE + b"\n--")
+@example(b"X: y\n\n" + RUN_LINE + b"\n" + RUN_LINE + b"\r\n\n--")
+@example(b"X: y\n\n" + RUN_LINE + b"\n\r" + RUN_LINE[1:] + b"\n" + RUN_LINE + b"\n--")
+def test_lines_handed_over_as_one_are_a_safe_run(raw: bytes) -> None:
+    """What ``_lines`` hands over is the text's lines as the feed parser cuts them, some
+    consecutive ones joined; joined lines are whole, none empty or starting with ``--``, the
+    first no header line (so no header block, boundary or blank line is hidden in a run)."""
+    text = raw.decode("ascii", "surrogateescape")
+    handed = email_structure._lines(text, raw)
+    assert "".join(handed) == text
+    cut = [io.StringIO(piece, newline="").readlines() for piece in handed]
+    assert [line for lines in cut for line in lines] == io.StringIO(text, newline="").readlines()
+    for lines in cut:
+        if len(lines) > 1:
+            assert not HEADER_RE.match(lines[0])
+            for line in lines:
+                assert line[:1] not in ("", "\r", "\n")
+                assert not line.startswith("--")
+                assert line.endswith(("\r", "\n"))
+
+
+def test_an_attachment_is_handed_over_in_few_lines(tmp_path: Path) -> None:
+    """The bench corpus's messages with attachments (some 900 lines of base64 each, every
+    line but a part's last ending in ``\\n``, the last in ``\\r\\n``) reach the parser in a
+    few dozen lines: the runs are found and taken whole, not line by line."""
+    entries = _bench_corpus().write_corpus(tmp_path, 300, 11)  # type: ignore[attr-defined]
+    attached = [e.file for e in entries if e.category == "new_attachment"]
+    assert attached
+    for name in attached:
+        raw = (tmp_path / name).read_bytes()
+        text = raw.decode("ascii", "surrogateescape")
+        assert len(email_structure._lines(text, raw)) < 60 < text.count("\n")

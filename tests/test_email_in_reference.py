@@ -12,6 +12,7 @@ import importlib.util
 import random
 import sys
 from datetime import UTC, datetime
+from email.message import Message
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 import email_in_reference as reference
-from helpkit.channels import email_in
+from helpkit.channels import email_in, email_structure
 from helpkit.ports import InboundMessage
 
 CORPUS = Path(__file__).parent / "data" / "email"
@@ -272,3 +273,84 @@ def test_the_same_header_values_across_messages_answer_alike() -> None:
     files = [p.read_bytes() for p in sorted(CORPUS.glob("*.eml"))]
     for _ in range(60):
         same(rng.choice(files))
+
+
+# ------------------------------------------------------------------ plain Content-Type values
+
+MIME_TOKENS = st.sampled_from(["multipart", "Multipart", "text", "application", "x.y+z-1_"])
+PARAM_NAMES = st.sampled_from(["boundary", "Boundary", "charset", "report-type", "name", "a_1"])
+PARAM_VALUES = st.text(st.characters(min_codepoint=9, max_codepoint=127), max_size=12)
+SEPARATORS = st.sampled_from(["; ", "; ", ";", " ; ", ";\t", ";  "])
+
+
+@st.composite
+def content_types(draw: st.DrawFn) -> str:
+    """Content-Type values, most in the plain form (``type/subtype; name="value"``) or near
+    it: unquoted values, any printable ASCII inside the quotes (``"``, ``\\``, ``;``, ``=?``),
+    names given twice, other separators, control characters."""
+    value = f"{draw(MIME_TOKENS)}/{draw(MIME_TOKENS)}"
+    for _ in range(draw(st.integers(0, 3))):
+        text = draw(PARAM_VALUES)
+        quoted = draw(st.booleans())
+        value += f"{draw(SEPARATORS)}{draw(PARAM_NAMES)}=" + (f'"{text}"' if quoted else text)
+    return value
+
+
+def _reading(header: object) -> tuple[object, ...]:
+    """What a header object tells, but its type."""
+    return (
+        str(header),
+        dict(header.params),  # type: ignore[attr-defined]
+        header.content_type,  # type: ignore[attr-defined]
+        header.maintype,  # type: ignore[attr-defined]
+        header.subtype,  # type: ignore[attr-defined]
+        [type(d).__name__ for d in header.defects],  # type: ignore[attr-defined]
+        header.name,  # type: ignore[attr-defined]
+    )
+
+
+def _answers(message: Message) -> tuple[object, ...]:
+    return (
+        message.get_content_type(),
+        message.get_params(),
+        message.get_boundary(),
+        message.get_param("charset"),
+        message.get_param("name"),
+        message.get_content_charset(),
+        message.get_filename(),
+    )
+
+
+@SETTINGS
+@given(content_types())
+@example('multipart/report; report-type=delivery-status; boundary="r1x"')
+@example('multipart/mixed; boundary="a"; Boundary="b"')
+@example('multipart/mixed; boundary="=?utf-8?q?x?="')
+@example("text/plain")
+def test_plain_content_types_read_as_the_header_object(value: str) -> None:
+    """A Content-Type read through the parser's policy reads as ``email.policy.default``'s
+    header object: its text, and every attribute (a plain value's are the object's own,
+    built when asked); and a message with it answers the message's questions alike."""
+    import email.policy
+    from email.parser import BytesParser
+
+    found = email_structure.POLICY.header_fetch_parse("Content-Type", value)
+    expected = email.policy.default.header_fetch_parse("Content-Type", value)
+    assert _reading(found) == _reading(expected)
+    raw = f"Content-Type: {value}\r\n\r\nbody\r\n".encode("ascii", "surrogateescape")
+    ours = BytesParser(policy=email_structure.POLICY).parsebytes(raw)
+    theirs = BytesParser(policy=email.policy.default).parsebytes(raw)
+    for message in (ours, theirs):
+        message.set_default_type("text/plain")
+    assert _answers(ours) == _answers(theirs)
+
+
+def test_a_plain_content_type_is_not_parsed() -> None:
+    """The multipart Content-Type of the bench's messages with attachments (a boundary of
+    their own) and of its bounces (``report-type=delivery-status`` unquoted) are plain."""
+    for value in (
+        'multipart/mixed; boundary="b18x"',
+        'multipart/report; report-type=delivery-status; boundary="r37x"',
+    ):
+        found = email_structure.POLICY.header_fetch_parse("Content-Type", value)
+        assert isinstance(found, email_structure._PlainContentType)

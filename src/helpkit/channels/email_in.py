@@ -1,12 +1,12 @@
-# Over 600 lines: one parse; the header decoding, the feed parser's setup, the walk of the
-# parts and the limits it keeps read as one and are used nowhere else.
+# Over 600 lines: one parse; the header decoding, the walk of the parts and the limits it
+# keeps read as one and are used nowhere else.
 """Inbound email: raw RFC 5322 bytes to an :class:`~helpkit.ports.InboundMessage`.
 
 :func:`parse` reads a message with the standard library's :mod:`email` package
-(``email.policy.default``, each header value parsed once: the same answers, without the
-standard library parsing a header again at every fetch; its feed parser's own code, with the
-end of each payload found from its tail, :class:`_TailEol`) and decodes what it needs itself,
-so that no input makes it raise anything but :class:`EmailParseError`:
+(``email.policy.default``, through :mod:`helpkit.channels.email_structure`: the same tree of
+parts and the same answers, without the standard library parsing a header again at every
+fetch or reading each line of a base64 body on its own) and decodes what it needs itself, so
+that no input makes it raise anything but :class:`EmailParseError`:
 
 - headers: RFC 2047 encoded words in any charset (an unknown one is read as UTF-8, else
   Latin-1, with a note), raw 8-bit bytes (read as UTF-8, else Latin-1), folded lines unfolded;
@@ -42,17 +42,14 @@ import functools
 import mimetypes
 import quopri
 import re
-import types
 from datetime import datetime
-from email import feedparser as _feedparser
 from email import policy as email_policy
-from email.headerregistry import BaseHeader
 from email.message import EmailMessage, Message
-from email.policy import EmailPolicy
 from email.utils import getaddresses
-from typing import Final, cast
+from typing import Final
 
 from helpkit._checks import check_text
+from helpkit.channels.email_structure import CACHED_HEADERS, MAX_CACHED_CHARS, structure
 from helpkit.channels.html_text import to_text
 from helpkit.channels.mime import file_name
 from helpkit.channels.quoting import split_quoted
@@ -259,118 +256,6 @@ def subject_tag(subject: str) -> tuple[int | None, str]:
     return number, re.sub(r"\s{2,}", " ", cleaned)
 
 
-# ------------------------------------------------------------------ the policy
-
-_CACHED_HEADERS: Final = 256
-"""Parsed header values kept, least recently used first out (a parsed value with its parse
-tree is some 20 KB: a few MB at most)."""
-_MAX_CACHED_CHARS: Final = 2000
-"""Longer header values are parsed at every fetch, not kept."""
-_CR_OR_LF: Final = re.compile("[\r\n]")
-
-
-@functools.lru_cache(maxsize=_CACHED_HEADERS)
-def _parsed_header(name: str, value: str) -> BaseHeader:
-    return email_policy.default.header_factory(name, value)  # type: ignore[no-any-return]
-
-
-class _OnceParsedPolicy(EmailPolicy):
-    """``email.policy.default``, except that a header value is parsed once, not at every
-    ``get``.
-
-    The standard library's modern policy builds a header object (a full RFC 5322 parse) each
-    time a header is fetched: ``get_content_type()``, ``get_param()``, ``get_boundary()``,
-    ``get_content_disposition()`` all fetch ``Content-Type`` or ``Content-Disposition`` again,
-    during the structure parse and after it, some twenty parses a message. Here the header
-    object for a (name, raw value) pair comes from a bounded cache: the same object the
-    default policy would build, and header objects are immutable, so every answer is the one
-    ``email.policy.default`` gives (``tests/test_email_in_reference.py`` holds the parser to
-    that). Common values (``text/plain; charset="utf-8"``) are parsed once per process.
-    """
-
-    def header_fetch_parse(self, name: str, value: str) -> str:
-        if hasattr(value, "name"):
-            return value
-        if "\n" in value or "\r" in value:
-            value = _CR_OR_LF.sub("", value)  # as the default policy does (not splitlines)
-        if len(value) > _MAX_CACHED_CHARS:
-            return self.header_factory(name, value)  # type: ignore[no-any-return]
-        return _parsed_header(name, value)
-
-
-_POLICY: Final = _OnceParsedPolicy(header_factory=email_policy.default.header_factory)
-
-
-# ------------------------------------------------------------------ the structure parse
-
-
-class _TailMatch:
-    """What :class:`_TailEol` finds: the line break that ends a text (``group()``)."""
-
-    __slots__ = ("_found",)
-
-    def __init__(self, found: str) -> None:
-        self._found = found
-
-    def group(self, *_: object) -> str:
-        return self._found
-
-
-class _TailEol:
-    """``re.compile(r"(\\r\\n|\\r|\\n)\\Z").search`` answered from the text's last two
-    characters.
-
-    The standard library's feed parser strips the line break that RFC 2046 gives to a
-    boundary from the end of each part's payload with that search, and the regular expression
-    engine tries it at every position of the payload: some 20 microseconds a kilobyte, a
-    millisecond for a 50 KB attachment. The only match it can find is at the end: ``\\r\\n``
-    when the text ends so (the leftmost try that reaches the end), else a last ``\\r`` or
-    ``\\n``. ``tests/test_email_in_feedparser.py`` holds this equal to the regular expression.
-    """
-
-    __slots__ = ()
-
-    def search(self, text: str) -> _TailMatch | None:
-        if text.endswith("\r\n"):
-            return _TailMatch("\r\n")
-        if text.endswith(("\r", "\n")):
-            return _TailMatch(text[-1])
-        return None
-
-
-def _feed_parser_class() -> type[_feedparser.FeedParser[Message]]:
-    """The standard library's ``FeedParser``, its structure parse (``_parsegen``, the very
-    code of this Python's ``email.feedparser``) run with :class:`_TailEol` for the module's
-    ``NLCRE_eol``: the same messages, without the search over each whole payload. A Python
-    whose feed parser is not built so gets its ``FeedParser`` unchanged."""
-    stock = cast("type[_feedparser.FeedParser[Message]]", _feedparser.FeedParser)
-    parsegen = getattr(stock, "_parsegen", None)
-    if not isinstance(parsegen, types.FunctionType) or parsegen.__closure__:
-        return stock
-    if "NLCRE_eol" not in parsegen.__code__.co_names:
-        return stock
-    namespace = dict(vars(_feedparser))
-    namespace["NLCRE_eol"] = _TailEol()
-    fast = types.FunctionType(
-        parsegen.__code__, namespace, parsegen.__name__, parsegen.__defaults__
-    )
-    return type("_FeedParser", (stock,), {"_parsegen": fast, "__module__": __name__})
-
-
-_FEED_PARSER: Final = _feed_parser_class()
-_CHUNK: Final = 8192
-"""Characters fed at a time, as ``email.parser.Parser`` feeds them."""
-
-
-def _structure(data: bytes) -> Message:
-    """``BytesParser(policy=_POLICY).parsebytes(data)``, through :data:`_FEED_PARSER`."""
-    text = data.decode("ascii", "surrogateescape")
-    parser = _FEED_PARSER(policy=_POLICY)
-    for start in range(0, len(text), _CHUNK):
-        parser.feed(text[start : start + _CHUNK])
-    return parser.close()
-
-
 # ------------------------------------------------------------------ headers
 
 
@@ -398,7 +283,7 @@ def _headers(items: list[tuple[str, str]], notes: _Notes) -> dict[str, str]:
     return {key: "\n".join(values) for key, values in found.items()}
 
 
-@functools.lru_cache(maxsize=_CACHED_HEADERS)
+@functools.lru_cache(maxsize=CACHED_HEADERS)
 def _address_pairs(raw: str) -> tuple[tuple[str, str], ...]:
     """``getaddresses`` of one header value, kept: a desk hears from the same senders again
     and again, at the same addresses."""
@@ -411,7 +296,7 @@ def _addresses(values: list[str], notes: _Notes, what: str) -> list[Address]:
         raw = _raw_text(value, notes, what)
         raw = _LINE_BREAKS.sub(" ", raw)
         try:
-            pairs = _address_pairs(raw) if len(raw) <= _MAX_CACHED_CHARS else getaddresses([raw])
+            pairs = _address_pairs(raw) if len(raw) <= MAX_CACHED_CHARS else getaddresses([raw])
         except Exception:  # the standard library's address parser has had crashes
             notes.add(f"{what}: could not be read as addresses")
             continue
@@ -774,7 +659,7 @@ def _parse(
     strip_quotes: bool,
 ) -> InboundMessage:
     notes = _Notes()
-    message = _structure(data)
+    message = structure(data)
     if not isinstance(message, EmailMessage):
         raise EmailParseError("the bytes are not an email message")
     items = _header_items(message, notes)
