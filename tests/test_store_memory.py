@@ -158,6 +158,7 @@ def test_memory_store_declares_its_capabilities() -> None:
             Capability.NEW_CONTACTS,
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
+            Capability.AGENT_EMAILS,
         }
     )
 

@@ -338,6 +338,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.NEW_CONTACTS,
         Capability.TICKET_READS,
         Capability.SETTLED_COMMIT,
+        Capability.AGENT_EMAILS,
     }
     assert isinstance(store, Store)
 

@@ -60,6 +60,7 @@ from helpkit.lifecycle import Outcome
 from helpkit.people import Agent, Contact, normalize_email
 from helpkit.pipeline import Pipeline
 from helpkit.ports import (
+    AgentEmails,
     Capability,
     InboundAttachment,
     InboundMessage,
@@ -162,6 +163,17 @@ def subject_ticket_number(subject: str) -> int | None:
     return number if 0 < number < 2**63 else None
 
 
+def _cc_addresses(message: InboundMessage) -> list[str]:
+    """The normalized addresses of ``message``'s CCs (those that are addresses)."""
+    found: list[str] = []
+    for copied in message.cc:
+        try:
+            found.append(normalize_email(copied.address))
+        except ValidationError:
+            continue
+    return found
+
+
 def _references(message: InboundMessage) -> list[str]:
     """The ids a message answers, the most recent first: In-Reply-To, then References from
     the last."""
@@ -182,7 +194,9 @@ class _Sender:
     contact: Contact | None
     """The sender's contact if there is one already (created only when writing)."""
     agents: Mapping[str, Agent]
-    """The desk's active agents, by email address."""
+    """The desk's active agents by email address: all of them, or (a store with
+    :attr:`~helpkit.ports.Capability.AGENT_EMAILS`) those of the sender's and the CC'd
+    addresses, the only ones looked up."""
 
     def is_party(self, ticket: Ticket) -> bool:
         if self.agent is not None:
@@ -230,6 +244,13 @@ class Receiver:
         self._tokens = tokens
         self._new_id = new_id
         self._inbox: Inbox | None = None
+        # A store that finds agents by address: a message reads its sender's and CCs' agents,
+        # not every agent of the desk.
+        self._agent_emails: AgentEmails | None = None
+        if Capability.AGENT_EMAILS in getattr(store, "capabilities", ()) and not missing_members(
+            store, AgentEmails
+        ):
+            self._agent_emails = cast(AgentEmails, store)
 
     # ------------------------------------------------------------ the inbox
 
@@ -354,7 +375,7 @@ class Receiver:
                 return self._suspend(inbox, message, key, f"attachments: {exc}")
         reason = None if released is None else released.reason
         for _ in range(_ATTEMPTS):
-            sender = self._sender(address, message.sender_name)
+            sender = self._sender(address, message)
             thread = self._thread(message, sender)
             if thread.stranger is not None and released is None:
                 if self._intake.strangers == "suspend":
@@ -410,13 +431,22 @@ class Receiver:
 
     # ------------------------------------------------------------ who and where
 
-    def _sender(self, address: str, name: str | None) -> _Sender:
-        agents = {a.email: a for a in self._store.list_agents() if a.active and a.email}
+    def _sender(self, address: str, message: InboundMessage) -> _Sender:
+        if self._agent_emails is None:
+            staff = self._store.list_agents()
+        else:
+            # The sender's and, when they may follow, the CC'd addresses (as _followers
+            # reads them): the only agents this message can name.
+            addresses = [address]
+            if self._intake.cc_followers:
+                addresses.extend(_cc_addresses(message))
+            staff = self._agent_emails.agents_by_email(addresses)
+        agents = {a.email: a for a in staff if a.active and a.email}
         try:
             contact: Contact | None = self._store.contact_by_email(address)
         except NotFoundError:
             contact = None
-        return _Sender(address, name, agents.get(address), contact, agents)
+        return _Sender(address, message.sender_name, agents.get(address), contact, agents)
 
     def _ticket(self, ticket_id: str) -> Ticket | None:
         try:

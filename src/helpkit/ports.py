@@ -11,7 +11,7 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Final, Generic, Protocol, runtime_checkable
@@ -49,6 +49,7 @@ from helpkit.tickets import Attachment, StatusCategory, Ticket
 __all__ = [
     "EXTERNAL_CURSOR_PREFIXES",
     "Address",
+    "AgentEmails",
     "BlobStore",
     "Capability",
     "Change",
@@ -230,6 +231,10 @@ class Capability:
     """The store keeps the agents and contacts it last saved or read, and guards a commit by
     them (:class:`KeptParties`): opening a ticket decides on the kept acting agent and
     requester, and its commit writes only if they are still stored so (no read first)."""
+    AGENT_EMAILS = "agent_emails"
+    """The store finds the agents of some email addresses without decoding every agent
+    (:class:`AgentEmails`): intake reads only the agents of an inbound message's sender and
+    CCs, not the whole staff, for every message."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -447,6 +452,18 @@ class PartyReads(Protocol):
         """:meth:`Store.get_agent` of ``agent_id`` and :meth:`Store.get_contact` of
         ``contact_id``, read at once; NotFoundError for a missing agent first, then for a
         missing contact, as the two reads in that order raise."""
+        ...
+
+
+@runtime_checkable
+class AgentEmails(Protocol):
+    """What a store with :attr:`Capability.AGENT_EMAILS` adds: the agents of some email
+    addresses, as they are then; nothing is kept from one call to the next."""
+
+    def agents_by_email(self, addresses: Collection[str]) -> list[Agent]:
+        """The agents whose ``email`` is one of ``addresses`` (compared as stored: agents'
+        addresses are normalized), active or not, by id: what :meth:`Store.list_agents`
+        returns, filtered so. An empty ``addresses`` finds none."""
         ...
 
 

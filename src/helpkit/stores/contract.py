@@ -17,7 +17,7 @@ from __future__ import annotations
 import functools
 import re
 import typing
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +62,7 @@ _Made = typing.TypeVar("_Made")
 __all__ = [
     "COMMITTED_RECEIPTS",
     "KnowledgeSearch",
+    "asked_addresses",
     "asked_ids",
     "attachments_in",
     "check_article_save",
@@ -629,6 +630,21 @@ def asked_ids(ticket_ids: object) -> list[object]:
             f"ticket ids are a list or tuple of ids, not {type(ticket_ids).__name__}"
         )
     return list(ticket_ids)
+
+
+def asked_addresses(addresses: object) -> list[str]:
+    """The addresses a :meth:`helpkit.ports.AgentEmails.agents_by_email` call asks for, each
+    once, in their order; a :class:`~helpkit.errors.ValidationError` when ``addresses`` is not
+    a collection of strings (a bare string would otherwise be read character by character)."""
+    if not isinstance(addresses, Collection) or isinstance(addresses, (str, bytes, bytearray)):
+        raise ValidationError(
+            f"email addresses are a collection of strings, not {type(addresses).__name__}"
+        )
+    wanted = list(dict.fromkeys(addresses))
+    for address in wanted:
+        if not isinstance(address, str):
+            raise ValidationError(f"an email address is a string, not {type(address).__name__}")
+    return wanted
 
 
 def in_asked_order(

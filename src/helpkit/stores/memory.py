@@ -12,7 +12,7 @@ nothing a caller holds can change what it stores.
 from __future__ import annotations
 
 import threading
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -51,6 +51,7 @@ from helpkit.ports import (
 )
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    asked_addresses,
     asked_ids,
     attachments_in,
     check_cursor,
@@ -123,6 +124,7 @@ class MemoryStore(KnowledgeMixin):
             Capability.NEW_CONTACTS,
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
+            Capability.AGENT_EMAILS,
         }
     )
 
@@ -890,6 +892,14 @@ class MemoryStore(KnowledgeMixin):
         with self._lock:
             self._check_open()
             return sorted(self._agents.values(), key=lambda a: a.id)
+
+    def agents_by_email(self, addresses: Collection[str]) -> list[Agent]:
+        """The agents of those email addresses, by id (:class:`helpkit.ports.AgentEmails`)."""
+        wanted = set(asked_addresses(addresses))
+        with self._lock:
+            self._check_open()
+            found = [a for a in self._agents.values() if a.email is not None and a.email in wanted]
+        return sorted(found, key=lambda a: a.id)
 
     def save_group(self, group: Group) -> None:
         """Insert or replace a group."""

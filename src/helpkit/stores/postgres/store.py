@@ -23,7 +23,7 @@ from __future__ import annotations
 import select as _select
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from typing import Any, Final, cast
 
@@ -53,6 +53,7 @@ from helpkit.people import (
 from helpkit.ports import Capability, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    asked_addresses,
     asked_ids,
     check_limit,
     check_record,
@@ -150,6 +151,11 @@ _INSERT_NEW_CONTACT: Final = (
 # An agent's and a contact's data in one statement (one snapshot): NULL for a missing one.
 _AGENT_AND_CONTACT: Final = (
     "SELECT (SELECT data FROM agents WHERE id = %s), (SELECT data FROM contacts WHERE id = %s)"
+)
+# The agents whose JSON's address is one of an array's (the server reads the rows' JSON; a row
+# that is not JSON fails the statement, as its decoding fails list_agents).
+_AGENTS_BY_EMAIL: Final = (
+    "SELECT data FROM agents WHERE (data::json ->> 'email') = ANY(%s::text[]) ORDER BY id"
 )
 _KEEP_STATE: Final = (
     "INSERT INTO timer_states (ticket_id, state) VALUES (%s, %s) "
@@ -311,6 +317,7 @@ class PostgresStore(
             Capability.NEW_CONTACTS,
             Capability.TICKET_READS,
             Capability.KEPT_PARTIES,
+            Capability.AGENT_EMAILS,
         }
     )
 
@@ -1040,6 +1047,15 @@ class PostgresStore(
     def list_agents(self) -> list[Agent]:
         """All agents, by id."""
         return self._list("agents", _decode_agent)
+
+    def agents_by_email(self, addresses: Collection[str]) -> list[Agent]:
+        """The agents of those email addresses, by id (:class:`helpkit.ports.AgentEmails`):
+        the server compares each row's address in its JSON, and only those rows are sent and
+        decoded. An address PostgreSQL cannot hold (a NUL) names no agent."""
+        wanted = [a for a in asked_addresses(addresses) if _storable(a)]
+        with self._reading() as cur:
+            rows = cur.execute(_AGENTS_BY_EMAIL, (wanted,)).fetchall()
+        return [_decoded(_decode_agent, row[0], "agents") for row in rows]
 
     def save_group(self, group: Group) -> None:
         """Insert or replace a group."""

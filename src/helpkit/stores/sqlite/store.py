@@ -18,7 +18,7 @@ import os
 import sqlite3
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Final, Literal, NamedTuple
 
@@ -44,6 +44,7 @@ from helpkit.people import (
 from helpkit.ports import Capability, Delivery, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
+    asked_addresses,
     asked_ids,
     check_delivery,
     check_limit,
@@ -127,6 +128,13 @@ _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
 _INSERT_KEPT: Final = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}, timer_state) "
     f"VALUES ({', '.join('?' * (len(_TICKET_COLUMNS) + 1))})"
+)
+# The agents whose JSON's address is one of a JSON list's (CASE: a row that is not JSON is not
+# read by json_extract, which would fail the statement, but returned, for its decoding to fail).
+_AGENTS_BY_EMAIL: Final = (
+    "SELECT data FROM agents WHERE CASE WHEN json_valid(data) "
+    "THEN json_extract(data, '$.email') IN (SELECT value FROM json_each(?)) ELSE 1 END "
+    "ORDER BY id"
 )
 _STATES_PER_QUERY: Final = 500  # bound parameters per query: far below SQLite's oldest limit
 _SELECT_STORED: Final = f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id"
@@ -388,6 +396,7 @@ class SqliteStore(
             Capability.NEW_CONTACTS,
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
+            Capability.AGENT_EMAILS,
         }
     )
 
@@ -1069,6 +1078,16 @@ class SqliteStore(
     def list_agents(self) -> list[Agent]:
         """All agents, by id."""
         return self._list("agents", _decode_agent)
+
+    def agents_by_email(self, addresses: Collection[str]) -> list[Agent]:
+        """The agents of those email addresses, by id (:class:`helpkit.ports.AgentEmails`):
+        SQLite compares each row's address in its JSON, and only those rows are decoded (a
+        row that is not JSON is returned too, for its decoding to fail as in list_agents). An
+        address with a NUL names no agent (SQLite's comparison of text would stop at it)."""
+        wanted = [a for a in asked_addresses(addresses) if "\x00" not in a]
+        with self._connection() as conn:
+            rows = conn.execute(_AGENTS_BY_EMAIL, (_dumps(wanted),)).fetchall()
+        return [_decoded(_decode_agent, row[0], "agents") for row in rows]
 
     def save_group(self, group: Group) -> None:
         """Insert or replace a group."""

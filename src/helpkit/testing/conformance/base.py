@@ -9,6 +9,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from helpkit.ports import (
+    AgentEmails,
     Capability,
     ChangeFeed,
     ClaimedEnqueue,
@@ -103,6 +104,7 @@ class SuiteBase:
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
             Capability.KEPT_PARTIES,
+            Capability.AGENT_EMAILS,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -141,6 +143,8 @@ class SuiteBase:
             assert missing_members(store, SettledCommits) == ()
         if Capability.KEPT_PARTIES in store.capabilities:
             assert missing_members(store, KeptParties) == ()
+        if Capability.AGENT_EMAILS in store.capabilities:
+            assert missing_members(store, AgentEmails) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)

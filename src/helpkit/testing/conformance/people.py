@@ -7,9 +7,16 @@ from typing import cast
 import attrs
 import pytest
 
-from helpkit.errors import ConflictError, DuplicateError, NotFoundError
+from helpkit.errors import ConflictError, DuplicateError, NotFoundError, ValidationError
 from helpkit.people import Agent, Group
-from helpkit.ports import Capability, KeptParties, PartyReads, Store, missing_members
+from helpkit.ports import (
+    AgentEmails,
+    Capability,
+    KeptParties,
+    PartyReads,
+    Store,
+    missing_members,
+)
 from helpkit.testing.conformance.base import SuiteBase
 from helpkit.testing.conformance.helpers import (
     _contact,
@@ -206,6 +213,50 @@ class PeopleCases(SuiteBase):
         ):
             with pytest.raises(NotFoundError, match=f"no {missing}"):
                 parties.agent_and_contact(agent_id, contact_id)
+
+    def test_agents_found_by_email(self, store: Store) -> None:
+        """:attr:`Capability.AGENT_EMAILS`: the agents of some addresses are what
+        list_agents gives, filtered to those addresses (active or not, by id), as they are
+        now; skipped for stores without it."""
+        if Capability.AGENT_EMAILS not in store.capabilities:
+            pytest.skip("the store does not declare Capability.AGENT_EMAILS")
+        assert missing_members(store, AgentEmails) == ()
+        finder = cast(AgentEmails, store)
+        assert finder.agents_by_email(["al@example.com"]) == []
+        agents = [
+            Agent(id="a2", name="Al", email="al@example.com"),
+            Agent(id="a1", name="Al Old", email="al@example.com", active=False),
+            Agent(id="a3", name="Bea", email="bea@example.com", group_ids=("g1",)),
+            Agent(id="a4", name="Nobody's"),
+            Agent(id="a5", name="Zoe", email="o'brien+x@example.com"),
+            Agent(id="a0", name="Other", email="other@example.com"),
+        ]
+        for agent in agents:
+            store.save_agent(agent)
+
+        def expected(*addresses: str) -> list[Agent]:
+            return [a for a in store.list_agents() if a.email in addresses]
+
+        for asked in (
+            ("al@example.com",),
+            ("al@example.com", "bea@example.com", "o'brien+x@example.com"),
+            ("bea@example.com", "bea@example.com", "nobody@example.com"),
+            ("AL@example.com", "al@example.com ", "example.com", "", "al@example.com\x00"),
+            (),
+        ):
+            found = finder.agents_by_email(list(asked))
+            assert found == expected(*asked), asked
+            assert finder.agents_by_email(frozenset(asked)) == found
+        assert [a.id for a in finder.agents_by_email(["al@example.com"])] == ["a1", "a2"]
+        # As stored now: an address changed is found under the new one only.
+        store.save_agent(attrs.evolve(agents[2], email="bea@other.example"))
+        assert finder.agents_by_email(["bea@example.com"]) == []
+        assert [a.email for a in finder.agents_by_email(["bea@other.example"])] == [
+            "bea@other.example"
+        ]
+        for bad in ("al@example.com", b"al@example.com", None, 3, [1], ["al@example.com", None]):
+            with pytest.raises(ValidationError):
+                finder.agents_by_email(bad)  # type: ignore[arg-type]
 
     def test_kept_parties_guard_a_commit(self, store: Store) -> None:
         """:attr:`Capability.KEPT_PARTIES`: the agent and the contact saved or read are kept
