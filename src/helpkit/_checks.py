@@ -97,10 +97,13 @@ def check_items(value: object, what: str, kind: type[_T]) -> tuple[_T, ...]:
     gives its items; anything else (``None``, a number, a mapping, bytes) or an item of
     another type is a ValidationError.
     """
-    if isinstance(value, kind) and not isinstance(value, list | tuple | set | frozenset):
-        return (value,)
-    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError(f"{what} must be a list of values; got {value!r:.60}")
+    if value.__class__ is not tuple and value.__class__ is not list:
+        # (A tuple or a list, the common case, skips these ABC checks: it is iterable, not
+        # text or a mapping, and never taken as one item.)
+        if isinstance(value, kind) and not isinstance(value, list | tuple | set | frozenset):
+            return (value,)
+        if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+            raise ValidationError(f"{what} must be a list of values; got {value!r:.60}")
     items = tuple(value)
     for item in items:
         if not isinstance(item, kind):
