@@ -31,7 +31,7 @@ from helpkit._checks import (
 )
 from helpkit._codec import decoder, encoder
 from helpkit._records import SINCE_LATER
-from helpkit._time import to_utc
+from helpkit._time import optional_utc, to_utc
 from helpkit.errors import HelpkitError, SchemaError, ValidationError
 from helpkit.fields import FieldValue, field_value_map, optional_field_value_map
 from helpkit.priority import Impact, Priority, Urgency
@@ -70,10 +70,6 @@ __all__ = [
     "event_from_dict",
     "event_to_dict",
 ]
-
-
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else to_utc(value)
 
 
 def _seq(value: int) -> int:
@@ -378,7 +374,7 @@ class DeliveryFailed(Event):
     reason: str = attrs.field(validator=text)
     attempt: int = attrs.field(validator=count)
     final: bool = attrs.field(validator=flag)
-    next_attempt_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    next_attempt_at: datetime | None = attrs.field(default=None, converter=optional_utc)
     comment_id: str | None = attrs.field(default=None, validator=optional_text)
 
 

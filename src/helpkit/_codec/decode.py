@@ -19,11 +19,23 @@ from typing import Any
 
 import attrs
 
+from helpkit._checks import (
+    INT64_MAX,
+    INT64_MIN,
+    count,
+    flag,
+    ident,
+    int64,
+    nonblank_text,
+    optional_ident,
+    optional_text,
+    text,
+)
 from helpkit._codec.binary import bytes_from_text
 from helpkit._codec.durations import duration_from_text
 from helpkit._codec.source import Source
 from helpkit._codec.types import class_fields, is_mapping, is_text, label, strip_none
-from helpkit._time import to_utc
+from helpkit._time import optional_utc, to_utc
 from helpkit.errors import SchemaError
 from helpkit.fields import FieldValue, decode_value
 
@@ -153,24 +165,55 @@ def _class_decoder(cls: type) -> Decode:
         # What the attrs __init__ would do, without its call: the checks above and the field
         # converters are all the class asks for (see _slot_setters).
         src.add(1, "obj = _new(_cls)")
-        checks: list[str] = []
+        checks: list[tuple[attrs.Attribute[Any], Any]] = []
+        hints = dict(fields)
         for field, local in arguments:
             setter, converter, validator = setters[field.name]
-            value = local if converter is None else f"{src.ref('convert', converter)}({local})"
-            src.add(1, f"{src.ref('set', setter)}(obj, {value})")
+            if converter is not None and not (
+                converter in _UTC_CONVERTERS and strip_none(hints[field])[0] is datetime
+            ):
+                local = f"{src.ref('convert', converter)}({local})"
+            # (A to-UTC converter gives back the instant decoded above as it is: it is UTC.)
+            src.add(1, f"{src.ref('set', setter)}(obj, {local})")
             if validator is not None:
-                # After every field is set, as attrs runs them; the value as stored.
-                checks.append(
-                    f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, "
-                    f"obj.{field.name})"
-                )
+                checks.append((field, validator))
         if checks:
+            # After every field is set, as attrs runs them; the value as stored.
             src.add(1, "if _validating():")
-            for check in checks:
-                src.add(2, check)
+            for field, validator in checks:
+                call = f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, x)"
+                src.add(2, f"x = obj.{field.name}")
+                passes = _PASSES.get(validator)
+                if passes is None:
+                    src.add(2, call)
+                else:
+                    # A value that plainly passes the check skips its call; any other value
+                    # goes through the validator, which accepts or refuses it as ever.
+                    src.add(2, f"if not ({passes.format('x')}):")
+                    src.add(3, call)
         src.add(1, "return obj")
     function: Decode = src.build("decode", f"decode {label(cls)}")
     return function
+
+
+_UTC_CONVERTERS = frozenset({to_utc, optional_utc})
+"""Converters that give back an instant as it is when it is a ``datetime`` in UTC, which
+every instant decoded above is (and ``None``)."""
+
+_PLAIN_TEXT = "{0}.__class__ is str and {0}.isascii() and '\\x00' not in {0}"
+_PASSES: Mapping[Any, str] = {
+    # validator -> a condition under which it accepts the value (it is called otherwise)
+    text: _PLAIN_TEXT,
+    optional_text: "{0} is None or (" + _PLAIN_TEXT + ")",
+    nonblank_text: _PLAIN_TEXT + " and {0}.strip()",
+    ident: _PLAIN_TEXT + " and {0} and {0} == {0}.strip()",
+    optional_ident: "{0} is None or (" + _PLAIN_TEXT + " and {0} and {0} == {0}.strip())",
+    count: f"{{0}}.__class__ is int and 0 <= {{0}} <= {INT64_MAX}",
+    int64: f"{{0}}.__class__ is int and {INT64_MIN} <= {{0}} <= {INT64_MAX}",
+    flag: "{0} is True or {0} is False",
+}
+"""The checks of :mod:`helpkit._checks` that most fields carry, written inline: a value that
+meets the condition is one the validator accepts without a word."""
 
 
 _Setter = tuple[
