@@ -6,6 +6,7 @@ import enum
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from types import MappingProxyType
+from typing import cast
 
 import attrs
 
@@ -62,7 +63,7 @@ def field_value_map(value: object) -> Mapping[str, FieldValue]:
     return MappingProxyType(
         {
             check_text(name, "a custom field name"): check_field_value(item, f"field {name!r}")
-            for name, item in value.items()
+            for name, item in cast(Mapping[object, object], value).items()
         }
     )
 
