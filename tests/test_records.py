@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
 
 import attrs
@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from helpkit import lifecycle
-from helpkit._records import replace
+from helpkit._records import _replace_by_loop, replace
 from helpkit.events import Event, TicketOpened
 from helpkit.lifecycle import replay
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
@@ -184,3 +184,36 @@ def test_classes_without_slots_or_with_inherited_slots_copy_like_evolve(
     derived = _Derived(low, items)
     assert replace(derived, low=other) == attrs.evolve(derived, low=other)
     assert replace(derived, high=[other]) == attrs.evolve(derived, high=[other])
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    try:
+        return ("ok", call())
+    except Exception as exc:  # the error is the answer compared
+        return ("error", type(exc), str(exc))
+
+
+_BAD = st.sampled_from([None, "", " x", -1, 2**64, "a\x00b", 1.5, (), "nope", True])
+
+
+@given(
+    tickets(max_commands=6),
+    tickets(max_commands=6),
+    st.lists(st.sampled_from([*FIELDS, "nope"]), unique=True, max_size=6),
+    st.data(),
+)
+def test_replace_by_generated_function_is_replace_by_the_loop(
+    one: Ticket, other: Ticket, names: list[str], data: st.DataObject
+) -> None:
+    """The function made per class and names gives what the loop over the changes gave (the
+    path before it), for good values, bad ones (the same error first) and unknown names."""
+    changes = {
+        name: data.draw(st.one_of(st.just(getattr(other, name, None)), _BAD), label=name)
+        for name in names
+    }
+    fast = _outcome(lambda: replace(one, **changes))
+    slow = _outcome(lambda: _replace_by_loop(one, *changes.values(), names=tuple(changes)))
+    assert fast == slow
+    if fast[0] == "ok":  # type: ignore[index]
+        made = replace(one, **changes)
+        assert all(type(getattr(made, f)) is type(getattr(slow[1], f)) for f in FIELDS)  # type: ignore[index]

@@ -120,11 +120,77 @@ def _copier(
 def replace(inst: _T, **changes: Any) -> _T:
     """``attrs.evolve(inst, **changes)``, converting and validating only the changed fields."""
     cls: type = type(inst)
+    key = (cls, tuple(changes))
+    replacer = _REPLACERS.get(key)
+    if replacer is None:
+        replacer = _replacer(cls, key[1])
+        if len(_REPLACERS) >= _REPLACERS_SIZE:
+            _REPLACERS.clear()
+        _REPLACERS[key] = replacer
+    new: _T = replacer(inst, *changes.values())
+    return new
+
+
+_REPLACERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
+"""The function replacing each set of fields of each class, by class and names (in the order
+given); a call site names the same fields each time, so there are few."""
+_REPLACERS_SIZE = 1024
+
+
+def _replacer(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
+    """The function ``(inst, *values)`` doing :func:`replace` of ``names`` on an instance of
+    ``cls``: one straight line per field, made once per class and names. The changed values
+    are converted in the order given, every other field is copied as it is, then the changed
+    values are validated in the order given: what a loop over the changes did, without the
+    loop, the copy of fields set again, and the look-ups. A class :func:`_plan` leaves to
+    evolve, or a name that is not a field (TypeError), takes the loop."""
+    plan = _plan(cls)
+    if plan is None or any(name not in plan[1] for name in names):
+        return functools.partial(_replace_by_loop, names=names)
+    steps = plan[1]
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_cls": cls,
+        "_get_disabled": attrs.validators.get_disabled,
+    }
+    arguments = [f"a{index}" for index in range(len(names))]
+    lines = [f"def _replace({', '.join(['inst', *arguments])}):"]
+    given = dict(zip(names, arguments, strict=True))
+    for index, name in enumerate(names):
+        converter = steps[name][0]
+        if converter is not None:
+            namespace[f"_convert{index}"] = converter
+            lines.append(f"    a{index} = _convert{index}(a{index})")
+    lines.append("    new = _new(_cls)")
+    for index, (name, (_converter, _validator, _attribute, set_field)) in enumerate(steps.items()):
+        namespace[f"_set{index}"] = set_field
+        value = given.get(name, f"inst.{name}")  # attrs field names are identifiers
+        lines.append(f"    _set{index}(new, {value})")
+    checks = []
+    for index, name in enumerate(names):
+        _converter, validator, attribute, _set_field = steps[name]
+        if validator is not None:
+            namespace[f"_check{index}"] = validator
+            namespace[f"_field{index}"] = attribute
+            checks.append(f"        _check{index}(new, _field{index}, a{index})")
+    if checks:
+        lines.append("    if not _get_disabled():")
+        lines.extend(checks)
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)
+    replace_fields: Callable[..., Any] = namespace["_replace"]
+    return replace_fields
+
+
+def _replace_by_loop(inst: Any, *values: Any, names: tuple[str, ...]) -> Any:
+    """:func:`replace` of ``names`` (given ``values``) by a loop over the changes."""
+    changes = dict(zip(names, values, strict=True))
+    cls: type = type(inst)
     plan = _plan(cls)
     if plan is None:
-        return attrs.evolve(inst, **changes)  # type: ignore[misc]
+        return attrs.evolve(inst, **changes)
     copy, steps = plan
-    new: _T = copy(inst)
+    new = copy(inst)
     checks = []
     for name, value in changes.items():
         try:
