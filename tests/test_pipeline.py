@@ -20,6 +20,7 @@ from helpkit import (
     Helpdesk,
     Priority,
     ReadOnlyTicketError,
+    StoreError,
     Ticket,
     ValidationError,
     retry_on_conflict,
@@ -504,3 +505,38 @@ def test_turns_given_back_when_a_command_fails_or_taking_one_fails() -> None:
     with pytest.raises(KeyboardInterrupt), turns.hold(ids):
         pass
     assert all(_free(turns._locks[s]) for s in stripes[:-1])
+
+
+class _Answering(MemoryStore):
+    """A store whose commit returns ``answer`` (of the changes it wrote)."""
+
+    def __init__(self, answer: Callable[[list[TicketChange]], object]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        return self.answer(super().commit(changes))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("answer", "accepted"),
+    [
+        (lambda written: written, True),
+        (tuple, True),
+        (lambda written: None, False),
+        (lambda written: iter(written), False),
+        (lambda written: {0: written[0]}, False),
+        (lambda written: written * 2, False),
+        (lambda written: [], False),
+        (lambda written: ["x"], False),
+    ],
+)
+def test_what_a_store_commit_returns_is_checked_whatever_its_type(
+    answer: Callable[[list[TicketChange]], object], accepted: bool
+) -> None:
+    desk = _desk(_Answering(answer))
+    if accepted:
+        assert desk.open_ticket(ANN, requester="carol", subject="VPN").number == 1
+    else:
+        with pytest.raises(StoreError, match=r"\.commit returned"):
+            desk.open_ticket(ANN, requester="carol", subject="VPN")

@@ -140,9 +140,11 @@ class TicketCommands:
                         ticket_id=ticket_id,
                         attachments=files,
                     )
-                followers = frozenset(Actor.contact(c) for c in cc_ids) - {
-                    Actor.contact(requester_id)
-                }
+                followers: frozenset[Actor] = frozenset()
+                if cc_ids:  # (without CCs, none: no actor to build)
+                    followers = frozenset(Actor.contact(c) for c in cc_ids) - {
+                        Actor.contact(requester_id)
+                    }
                 return [
                     lifecycle.open_ticket(
                         ticket_id=ticket_id,

@@ -662,13 +662,14 @@ def _check_written(
 ) -> None:
     """The store returned one numbered change per change (the Store contract of commit)."""
     name = type(store).__name__
-    if not isinstance(written, Sequence) or len(written) != len(changes):
+    listed = written.__class__ is list or isinstance(written, Sequence)  # a list: no ABC check
+    if not listed or len(cast(Sequence[TicketChange], written)) != len(changes):
         raise StoreError(
             f"{name}.commit returned {written!r:.80} for {len(changes)} changes: a store's "
             "commit returns the changes as written (see the Store protocol); the commit may "
             "have been stored"
         )
-    for change in written:
+    for change in cast(Sequence[TicketChange], written):
         if not isinstance(change, TicketChange) or change.ticket.number < 1:
             raise StoreError(
                 f"{name}.commit returned a ticket without a number: a store numbers the "
