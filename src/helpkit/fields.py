@@ -6,7 +6,6 @@ import enum
 from collections.abc import Iterable, Mapping
 from datetime import date, datetime
 from types import MappingProxyType
-from typing import cast
 
 import attrs
 
@@ -60,10 +59,11 @@ def field_value_map(value: object) -> Mapping[str, FieldValue]:
     kind = value.__class__
     if kind is not dict and kind is not MappingProxyType and not isinstance(value, Mapping):
         raise ValidationError(f"custom fields must be a mapping; got {value!r:.60}")
+    mapping: Mapping[object, object] = value  # type: ignore[assignment]
     return MappingProxyType(
         {
             check_text(name, "a custom field name"): check_field_value(item, f"field {name!r}")
-            for name, item in cast(Mapping[object, object], value).items()
+            for name, item in mapping.items()
         }
     )
 

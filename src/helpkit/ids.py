@@ -69,4 +69,4 @@ def new_id() -> str:
         | 0b10 << 62  # the RFC 4122/9562 variant
         | noise & 0x3FFF_FFFF_FFFF_FFFF
     )
-    return f"{value:032x}"
+    return value.to_bytes(16, "big").hex()  # the 32 hex digits of f"{value:032x}", faster

@@ -663,13 +663,14 @@ def _check_written(
     """The store returned one numbered change per change (the Store contract of commit)."""
     name = type(store).__name__
     listed = written.__class__ is list or isinstance(written, Sequence)  # a list: no ABC check
-    if not listed or len(cast(Sequence[TicketChange], written)) != len(changes):
+    returned: Sequence[TicketChange] = written  # type: ignore[assignment]
+    if not listed or len(returned) != len(changes):
         raise StoreError(
             f"{name}.commit returned {written!r:.80} for {len(changes)} changes: a store's "
             "commit returns the changes as written (see the Store protocol); the commit may "
             "have been stored"
         )
-    for change in cast(Sequence[TicketChange], written):
+    for change in returned:
         if not isinstance(change, TicketChange) or change.ticket.number < 1:
             raise StoreError(
                 f"{name}.commit returned a ticket without a number: a store numbers the "
