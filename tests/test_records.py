@@ -4,14 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpkit import lifecycle
-from helpkit._records import _replace_by_loop, replace
+from helpkit._records import _replace_by_loop, build, replace
 from helpkit.events import Event, TicketOpened
 from helpkit.lifecycle import replay
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
@@ -217,3 +218,47 @@ def test_replace_by_generated_function_is_replace_by_the_loop(
     if fast[0] == "ok":  # type: ignore[index]
         made = replace(one, **changes)
         assert all(type(getattr(made, f)) is type(getattr(slow[1], f)) for f in FIELDS)  # type: ignore[index]
+
+
+def _init_args(value: Ticket | Event) -> dict[str, object]:
+    return {f.alias: getattr(value, f.name) for f in attrs.fields(type(value))}
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(tickets(max_commands=6), ticket_histories(max_commands=6).map(lambda h: h[-1])),
+    st.data(),
+)
+def test_build_is_the_attrs_init(value: Ticket | Event, data: st.DataObject) -> None:
+    """build(cls, **fields) gives what cls(**fields) gives: the same value, or the same error
+    first, for good values, bad ones, fields left to their defaults, missing or unknown ones."""
+    cls: Any = type(value)
+    given_args = _init_args(value)
+    names = sorted(given_args)
+    bad = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=2), label="bad")
+    for name in bad:
+        given_args[name] = data.draw(_BAD, label=name)
+    # Mostly fields with defaults left out; now and then a required one, or an unknown name.
+    optional = sorted(f.alias for f in attrs.fields(cls) if f.default is not attrs.NOTHING)
+    left = (
+        data.draw(st.lists(st.sampled_from(optional), unique=True), label="left")
+        if optional
+        else []
+    )
+    if data.draw(st.integers(0, 9), label="odd") == 0:
+        left.append(data.draw(st.sampled_from(names), label="required"))
+    for name in set(left):
+        del given_args[name]
+    if data.draw(st.integers(0, 9), label="unknown") == 0:
+        given_args["nope"] = 1
+    order = data.draw(st.permutations(sorted(given_args)), label="order")
+    kwargs = {name: given_args[name] for name in order}
+    fast = _outcome(lambda: build(cls, **kwargs))
+    slow = _outcome(lambda: cls(**kwargs))
+    assert fast == slow
+    if fast[0] == "ok":  # type: ignore[index]
+        made = build(cls, **kwargs)
+        expected = cls(**kwargs)
+        assert _outcome(lambda: hash(made)) == _outcome(lambda: hash(expected))
+        for field in attrs.fields(cls):
+            assert type(getattr(made, field.name)) is type(getattr(expected, field.name))

@@ -27,6 +27,7 @@ from helpkit.errors import ValidationError
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "PASSES",
     "check_flag",
     "check_int",
     "check_items",
@@ -235,3 +236,21 @@ def instance(cls: type) -> Validator:
             raise ValidationError(f"{attribute.name} must be a {cls.__name__}; got {value!r:.60}")
 
     return validate
+
+
+_PLAIN_TEXT = "{0}.__class__ is str and {0}.isascii() and '\\x00' not in {0}"
+PASSES: Mapping[Any, str] = {
+    # validator -> a condition under which it accepts the value (it is called otherwise)
+    text: _PLAIN_TEXT,
+    optional_text: "{0} is None or (" + _PLAIN_TEXT + ")",
+    nonblank_text: _PLAIN_TEXT + " and {0}.strip()",
+    ident: _PLAIN_TEXT + " and {0} and {0} == {0}.strip()",
+    optional_ident: "{0} is None or (" + _PLAIN_TEXT + " and {0} and {0} == {0}.strip())",
+    count: f"{{0}}.__class__ is int and 0 <= {{0}} <= {INT64_MAX}",
+    int64: f"{{0}}.__class__ is int and {INT64_MIN} <= {{0}} <= {INT64_MAX}",
+    flag: "{0} is True or {0} is False",
+}
+"""For the validators above that most fields carry: a condition (a format string of the
+value's expression) under which the validator accepts the value without a word. Generated
+code (the codec's decoders, :func:`helpkit._records.build`) writes it inline and calls the
+validator only when it does not hold, which accepts or refuses the value as ever."""

@@ -19,7 +19,9 @@ from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["OMIT_DEFAULT", "SINCE_LATER", "frozen_mapping", "replace"]
+from helpkit._checks import PASSES
+
+__all__ = ["OMIT_DEFAULT", "SINCE_LATER", "build", "frozen_mapping", "replace"]
 
 _T = TypeVar("_T")
 
@@ -205,3 +207,90 @@ def _replace_by_loop(inst: Any, *values: Any, names: tuple[str, ...]) -> Any:
         for validator, attribute, converted in checks:
             validator(new, attribute, converted)
     return new
+
+
+def build(cls: type[_T], **fields: Any) -> _T:
+    """``cls(**fields)``, for the attrs classes :func:`replace` copies: one generated function
+    per class and set of names given, which does what the attrs ``__init__`` does (defaults,
+    converters and slots in field order, then the validators in field order) and writes the
+    common checks of :mod:`helpkit._checks` inline (:data:`~helpkit._checks.PASSES`), calling
+    a validator only for a value that does not plainly pass it. Anything else (another kind
+    of class, a missing or unknown name) is ``cls(**fields)`` itself."""
+    key = (cls, tuple(fields))
+    builder = _BUILDERS.get(key)
+    if builder is None:
+        builder = _builder(cls, key[1])
+        if len(_BUILDERS) >= _REPLACERS_SIZE:
+            _BUILDERS.clear()
+        _BUILDERS[key] = builder
+    made: _T = builder(*fields.values())
+    return made
+
+
+_BUILDERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
+
+
+def _by_init(cls: type, *values: Any, names: tuple[str, ...]) -> Any:
+    return cls(**dict(zip(names, values, strict=True)))
+
+
+def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
+    """The function ``(*values)`` doing :func:`build` of ``names`` for ``cls``."""
+    plan = _plan(cls)
+    init = getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    fields = attrs.fields(cls) if attrs.has(cls) else ()
+    given = {name: f"a{index}" for index, name in enumerate(names)}
+    if (
+        plan is None
+        or code is None
+        or not code.co_filename.startswith("<attrs generated")
+        or set(given) - {f.alias for f in fields}
+        or any(
+            (f.default is attrs.NOTHING and f.alias not in given)
+            or (isinstance(f.default, attrs.Factory) and f.default.takes_self)  # type: ignore[arg-type]
+            for f in fields
+        )
+    ):
+        return functools.partial(_by_init, cls, names=names)
+    steps = plan[1]
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_cls": cls,
+        "_get_disabled": attrs.validators.get_disabled,
+    }
+    lines = [f"def _build({', '.join(given.values())}):", "    new = _new(_cls)"]
+    checks: list[str] = []
+    for index, field in enumerate(fields):
+        converter, validator, attribute, set_field = steps[field.alias]
+        if field.alias in given:
+            value = given[field.alias]
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            namespace[f"_factory{index}"] = field.default.factory
+            value = f"_factory{index}()"
+        else:
+            namespace[f"_default{index}"] = field.default
+            value = f"_default{index}"
+        if converter is not None:
+            namespace[f"_convert{index}"] = converter
+            value = f"_convert{index}({value})"
+        namespace[f"_set{index}"] = set_field
+        lines.append(f"    _set{index}(new, {value})")
+        if validator is not None:
+            namespace[f"_check{index}"] = validator
+            namespace[f"_field{index}"] = attribute
+            call = f"_check{index}(new, _field{index}, x)"
+            checks.append(f"        x = new.{field.name}")
+            passes = PASSES.get(validator)
+            if passes is None:
+                checks.append(f"        {call}")
+            else:
+                checks.append(f"        if not ({passes.format('x')}):")
+                checks.append(f"            {call}")
+    if checks:
+        lines.append("    if not _get_disabled():")
+        lines.extend(checks)
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)
+    made: Callable[..., Any] = namespace["_build"]
+    return made

@@ -19,18 +19,7 @@ from typing import Any
 
 import attrs
 
-from helpkit._checks import (
-    INT64_MAX,
-    INT64_MIN,
-    count,
-    flag,
-    ident,
-    int64,
-    nonblank_text,
-    optional_ident,
-    optional_text,
-    text,
-)
+from helpkit._checks import PASSES
 from helpkit._codec.binary import bytes_from_text
 from helpkit._codec.durations import duration_from_text
 from helpkit._codec.source import Source
@@ -183,7 +172,7 @@ def _class_decoder(cls: type) -> Decode:
             for field, validator in checks:
                 call = f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, x)"
                 src.add(2, f"x = obj.{field.name}")
-                passes = _PASSES.get(validator)
+                passes = PASSES.get(validator)
                 if passes is None:
                     src.add(2, call)
                 else:
@@ -199,22 +188,6 @@ def _class_decoder(cls: type) -> Decode:
 _UTC_CONVERTERS = frozenset({to_utc, optional_utc})
 """Converters that give back an instant as it is when it is a ``datetime`` in UTC, which
 every instant decoded above is (and ``None``)."""
-
-_PLAIN_TEXT = "{0}.__class__ is str and {0}.isascii() and '\\x00' not in {0}"
-_PASSES: Mapping[Any, str] = {
-    # validator -> a condition under which it accepts the value (it is called otherwise)
-    text: _PLAIN_TEXT,
-    optional_text: "{0} is None or (" + _PLAIN_TEXT + ")",
-    nonblank_text: _PLAIN_TEXT + " and {0}.strip()",
-    ident: _PLAIN_TEXT + " and {0} and {0} == {0}.strip()",
-    optional_ident: "{0} is None or (" + _PLAIN_TEXT + " and {0} and {0} == {0}.strip())",
-    count: f"{{0}}.__class__ is int and 0 <= {{0}} <= {INT64_MAX}",
-    int64: f"{{0}}.__class__ is int and {INT64_MIN} <= {{0}} <= {INT64_MAX}",
-    flag: "{0} is True or {0} is False",
-}
-"""The checks of :mod:`helpkit._checks` that most fields carry, written inline: a value that
-meets the condition is one the validator accepts without a word."""
-
 
 _Setter = tuple[
     Callable[[Any, Any], None], Callable[[Any], Any] | None, Callable[[Any, Any, Any], Any] | None
