@@ -471,7 +471,14 @@ def register_event_type(cls: type[Event]) -> type[Event]:
     if existing is not None and existing is not cls:
         raise ValidationError(f"event type {cls.TYPE!r} is already registered")
     EVENT_TYPES[cls.TYPE] = cls
+    if {"type", "v"} & {f.alias for f in attrs.fields(cls)}:
+        _HOLDS_TYPE_OR_V.add(cls)
     return cls
+
+
+_HOLDS_TYPE_OR_V: set[type[Event]] = set()
+"""Registered event types with a field named ``type`` or ``v`` (none of helpkit's): their
+dicts are read as a copy without those keys (see :func:`event_from_dict`)."""
 
 
 for _cls in (
@@ -522,7 +529,31 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     Data that is not such an event raises :class:`~helpkit.errors.SchemaError` (naming the
     value that failed, the original error chained as its cause).
     """
-    if data.__class__ is not dict and not isinstance(data, Mapping):  # a dict, mostly: fast
+    if data.__class__ is dict:
+        # The common case, read in place: a dict of the current version, of a type with no
+        # field named "type" or "v" (its decoder reads its fields and nothing else).
+        type_name, version = data.get("type"), data.get("v", 1)
+        cls = EVENT_TYPES.get(type_name) if type_name.__class__ is str else None
+        if (
+            cls is not None
+            and version.__class__ is int
+            and version == cls.VERSION
+            and cls not in _HOLDS_TYPE_OR_V
+        ):
+            try:
+                return decoder(cls)(data)  # type: ignore[no-any-return]
+            except SchemaError:
+                raise
+            except (
+                HelpkitError,
+                TypeError,
+                ValueError,
+                LookupError,
+                AttributeError,
+                ArithmeticError,
+            ) as exc:
+                raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc
+    elif not isinstance(data, Mapping):
         raise SchemaError(f"expected an object for an event, found {data!r:.60}")
     body = dict(data)
     type_name = body.pop("type", None)
