@@ -17,7 +17,7 @@ from helpkit.events import Event, TicketOpened
 from helpkit.lifecycle import replay
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.testing.strategies import ticket_histories, tickets
-from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Ticket
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, Ticket
 
 FIELDS = [f.name for f in attrs.fields(Ticket)]
 
@@ -194,7 +194,22 @@ def _outcome(call: Callable[[], object]) -> object:
         return ("error", type(exc), str(exc))
 
 
-_BAD = st.sampled_from([None, "", " x", -1, 2**64, "a\x00b", 1.5, (), "nope", True])
+_BAD_VALUES = (
+    None,
+    "",
+    " x",
+    -1,
+    2**64,
+    "a\x00b",
+    1.5,
+    (),
+    "nope",
+    True,
+    frozenset({1}),
+    (1,),
+    "high",
+)
+_BAD = st.sampled_from(_BAD_VALUES)
 
 
 @given(
@@ -220,7 +235,7 @@ def test_replace_by_generated_function_is_replace_by_the_loop(
         assert all(type(getattr(made, f)) is type(getattr(slow[1], f)) for f in FIELDS)  # type: ignore[index]
 
 
-def _init_args(value: Ticket | Event) -> dict[str, object]:
+def _init_args(value: Ticket | Event | Comment) -> dict[str, object]:
     return {f.alias: getattr(value, f.name) for f in attrs.fields(type(value))}
 
 
@@ -262,3 +277,24 @@ def test_build_is_the_attrs_init(value: Ticket | Event, data: st.DataObject) -> 
         assert _outcome(lambda: hash(made)) == _outcome(lambda: hash(expected))
         for field in attrs.fields(cls):
             assert type(getattr(made, field.name)) is type(getattr(expected, field.name))
+
+
+def test_build_refuses_each_bad_value_of_each_field_as_the_init_does() -> None:
+    """Every field of a ticket, an opening event and a comment, with each bad value in turn:
+    build answers what the attrs __init__ answers (the inline checks call the validator)."""
+    opened = _history()[0]
+    assert isinstance(opened, TicketOpened)
+    note = Comment(
+        id="m1", author=Actor.agent("ann"), body="Hi", public=False, channel="web",
+        created_at=opened.at, ticket_id="t1",
+    )  # fmt: skip
+    added = lifecycle.add_comment(
+        replay(_history()), note, at=opened.at, workflow=DEFAULT_WORKFLOW
+    ).events[0]
+    for value in (replay(_history()), opened, added, note):
+        cls: Any = type(value)
+        for name in _init_args(value):
+            for bad in _BAD_VALUES:
+                kwargs = {**_init_args(value), name: bad}
+                fast = _outcome(lambda: build(cls, **kwargs))  # noqa: B023
+                assert fast == _outcome(lambda: cls(**kwargs)), (cls.__name__, name, bad)  # noqa: B023

@@ -44,6 +44,7 @@ __all__ = [
     "optional_count",
     "optional_ident",
     "optional_text",
+    "pass_condition",
     "text",
     "text_set",
 ]
@@ -207,6 +208,7 @@ def member_of(cls: type[enum.Enum]) -> Validator:
                 f"{attribute.name} must be a {cls.__name__} ({known}); got {value!r:.60}"
             )
 
+    _KINDS[validate] = (cls, None)
     return validate
 
 
@@ -225,6 +227,7 @@ def instances_of(cls: type, *, container: type = frozenset) -> Validator:
             f"{attribute.name} must be a {container.__name__} of {cls.__name__}; got {value!r:.60}"
         )
 
+    _KINDS[validate] = (cls, container)
     return validate
 
 
@@ -235,6 +238,7 @@ def instance(cls: type) -> Validator:
         if not isinstance(value, cls):
             raise ValidationError(f"{attribute.name} must be a {cls.__name__}; got {value!r:.60}")
 
+    _KINDS[validate] = (cls, None)
     return validate
 
 
@@ -253,4 +257,27 @@ PASSES: Mapping[Any, str] = {
 """For the validators above that most fields carry: a condition (a format string of the
 value's expression) under which the validator accepts the value without a word. Generated
 code (the codec's decoders, :func:`helpkit._records.build`) writes it inline and calls the
-validator only when it does not hold, which accepts or refuses the value as ever."""
+validator only when it does not hold, which accepts or refuses the value as ever (see
+:func:`pass_condition`, which covers :func:`member_of`, :func:`instance` and
+:func:`instances_of` too)."""
+
+_KINDS: dict[Any, tuple[type, type | None]] = {}
+"""The validators :func:`member_of` and :func:`instance` made, with their class (and None),
+and those :func:`instances_of` made, with their item class and container."""
+
+
+def pass_condition(validator: Any, ref: Callable[[object], str]) -> str | None:
+    """A condition (a format string of the value's expression) under which ``validator``
+    accepts the value, or None; ``ref`` gives the name generated code knows an object by. A
+    value of exactly a member_of or instance validator's class is one of its instances; an
+    empty container of exactly an instances_of validator's container holds no other item."""
+    passes = PASSES.get(validator)
+    if passes is not None:
+        return passes
+    kind = _KINDS.get(validator)
+    if kind is None:
+        return None
+    cls, container = kind
+    if container is None:
+        return f"{{0}}.__class__ is {ref(cls)}"
+    return f"{{0}}.__class__ is {ref(container)} and not {{0}}"

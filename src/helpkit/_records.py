@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 
 import attrs
 
-from helpkit._checks import PASSES
+from helpkit._checks import pass_condition
 
 __all__ = ["OMIT_DEFAULT", "SINCE_LATER", "build", "frozen_mapping", "replace"]
 
@@ -281,7 +281,7 @@ def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
             namespace[f"_field{index}"] = attribute
             call = f"_check{index}(new, _field{index}, x)"
             checks.append(f"        x = new.{field.name}")
-            passes = PASSES.get(validator)
+            passes = pass_condition(validator, functools.partial(_name, namespace))
             if passes is None:
                 checks.append(f"        {call}")
             else:
@@ -294,3 +294,13 @@ def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     exec("\n".join(lines), namespace)
     made: Callable[..., Any] = namespace["_build"]
     return made
+
+
+def _name(namespace: dict[str, Any], value: object) -> str:
+    """The name of ``value`` in a generated function's ``namespace`` (added if new)."""
+    for name, known in namespace.items():
+        if known is value and name.startswith("_kind"):
+            return name
+    name = f"_kind{len(namespace)}"
+    namespace[name] = value
+    return name

@@ -19,7 +19,7 @@ from typing import Any
 
 import attrs
 
-from helpkit._checks import PASSES
+from helpkit._checks import pass_condition
 from helpkit._codec.binary import bytes_from_text
 from helpkit._codec.durations import duration_from_text
 from helpkit._codec.source import Source
@@ -172,7 +172,7 @@ def _class_decoder(cls: type) -> Decode:
             for field, validator in checks:
                 call = f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, x)"
                 src.add(2, f"x = obj.{field.name}")
-                passes = PASSES.get(validator)
+                passes = pass_condition(validator, lambda kind: src.ref("kind", kind))
                 if passes is None:
                     src.add(2, call)
                 else:
