@@ -279,9 +279,9 @@ def cpu_main(args: argparse.Namespace) -> int:
     lines.append("|---|---|" + "---:|" * (2 * len(variants) + (2 if args.before else 0)))
     for store in args.stores.split(","):
         for command in ("create", "reply"):
-            got = [samples[(store, n, command)] for n, _ in variants]
-            medians = [statistics.median(g) for g in got]
-            minima = [min(g) for g in got]
+            rounds = [samples[(store, n, command)] for n, _ in variants]
+            medians = [statistics.median(r) for r in rounds]
+            minima = [min(r) for r in rounds]
             row = f"| {store} | {command} | " + " | ".join(
                 f"{m:.4f} | {low:.4f}" for m, low in zip(medians, minima, strict=True)
             )
