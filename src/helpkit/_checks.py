@@ -45,6 +45,7 @@ __all__ = [
     "optional_ident",
     "optional_text",
     "pass_condition",
+    "passes_when",
     "text",
     "text_set",
 ]
@@ -243,7 +244,7 @@ def instance(cls: type) -> Validator:
 
 
 _PLAIN_TEXT = "{0}.__class__ is str and {0}.isascii() and '\\x00' not in {0}"
-PASSES: Mapping[Any, str] = {
+PASSES: dict[Any, str] = {
     # validator -> a condition under which it accepts the value (it is called otherwise)
     text: _PLAIN_TEXT,
     optional_text: "{0} is None or (" + _PLAIN_TEXT + ")",
@@ -260,6 +261,14 @@ code (the codec's decoders, :func:`helpkit._records.build`) writes it inline and
 validator only when it does not hold, which accepts or refuses the value as ever (see
 :func:`pass_condition`, which covers :func:`member_of`, :func:`instance` and
 :func:`instances_of` too)."""
+
+
+def passes_when(validator: Validator, condition: str) -> Validator:
+    """Register ``condition`` (a format string of the value's expression) as one under which
+    ``validator`` (of another module) accepts the value without a word; ``validator``."""
+    PASSES[validator] = condition
+    return validator
+
 
 _KINDS: dict[Any, tuple[type, type | None]] = {}
 """The validators :func:`member_of` and :func:`instance` made, with their class (and None),

@@ -22,6 +22,7 @@ from helpkit._checks import (
     nonblank_text,
     optional_ident,
     optional_text,
+    passes_when,
     text,
     text_set,
 )
@@ -275,6 +276,10 @@ def _word(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
     word = check_text(value, attribute.name)
     if not word or _SPACE.search(word):
         raise ValidationError(f"{attribute.name} must be a single word; got {word!r:.60}")
+
+
+# (ASCII letters and digits only: a non-empty word without spaces or NUL.)
+passes_when(_word, "{0}.__class__ is str and {0}.isascii() and {0}.isalnum()")
 
 
 _SHA256 = re.compile(r"[0-9a-f]{64}")

@@ -36,16 +36,12 @@ _MISSING = object()
 _MEMO_SIZE = 4096
 
 
-def _validators_on() -> bool:
-    return not attrs.validators.get_disabled()
-
-
 _NAMES: dict[str, Any] = {
     "SchemaError": SchemaError,
     "_UTC": UTC,
     "_to_utc": to_utc,
     "_new": object.__new__,
-    "_validating": _validators_on,
+    "_validators_off": attrs.validators.get_disabled,
     "_fromiso": datetime.fromisoformat,
     "_date_fromiso": date.fromisoformat,
     "_duration": duration_from_text,
@@ -168,7 +164,7 @@ def _class_decoder(cls: type) -> Decode:
                 checks.append((field, validator))
         if checks:
             # After every field is set, as attrs runs them; the value as stored.
-            src.add(1, "if _validating():")
+            src.add(1, "if not _validators_off():")
             for field, validator in checks:
                 call = f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, x)"
                 src.add(2, f"x = obj.{field.name}")
