@@ -405,3 +405,16 @@ def test_event_from_dict_reads_in_place_what_it_read_from_a_copy(
         fast = _read(event_from_dict, raw)
         slow = _read(_event_from_dict_by_copy, raw)
         assert fast == slow
+
+
+@given(st.one_of(st.integers(), st.booleans(), st.floats(), st.none(), st.text(max_size=2)))
+def test_a_seq_is_checked_as_before_its_fast_path(value: Any) -> None:
+    from helpkit.errors import ValidationError
+    from helpkit.events import _seq
+
+    valid = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if valid:
+        assert _seq(value) is value
+    else:
+        with pytest.raises(ValidationError, match="start at 1"):
+            _seq(value)

@@ -73,6 +73,8 @@ __all__ = [
 
 
 def _seq(value: int) -> int:
+    if value.__class__ is int and value >= 1:
+        return value  # the common case, at once (a bool's class is not int)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValidationError("event sequence numbers start at 1")
     return value
