@@ -123,6 +123,12 @@ def _class_decoder(cls: type) -> Decode:
     for field, hint in fields:
         local = src.fresh("v")
         alias = field.alias
+        if field.default is None and strip_none(hint)[1]:
+            # Absent or null, the same None (its default): read as it is, checked if not None.
+            src.add(1, f"{local} = data.get({alias!r})")
+            _decode_into(src, hint, local, 1)
+            arguments.append((field, local))
+            continue
         src.add(1, f"{local} = data.get({alias!r}, _MISSING)")
         src.add(1, f"if {local} is _MISSING:")
         if field.default is attrs.NOTHING:
