@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 import attrs
 
 from helpkit._checks import pass_condition
+from helpkit._time import optional_utc
 
 __all__ = ["OMIT_DEFAULT", "SINCE_LATER", "build", "frozen_mapping", "replace"]
 
@@ -268,6 +269,8 @@ def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
         elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
             namespace[f"_factory{index}"] = field.default.factory
             value = f"_factory{index}()"
+        elif field.default is None and converter is optional_utc:
+            value, converter = "None", None  # (what optional_utc gives for its None default)
         else:
             namespace[f"_default{index}"] = field.default
             value = f"_default{index}"
