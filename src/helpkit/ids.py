@@ -35,7 +35,8 @@ def _forget_noise() -> None:
     _noise, _offset = b"", 0
 
 
-os.register_at_fork(after_in_child=_forget_noise)
+if hasattr(os, "register_at_fork"):  # (no fork, and no such hook, on Windows)
+    os.register_at_fork(after_in_child=_forget_noise)
 
 
 def new_id() -> str:
