@@ -16,15 +16,27 @@ Each figure is the median (and p95) of 200 commands per ticket length, on a fres
 configuration. The ratio column is each length's median over the 0-event median of the same
 configuration (goal of issue #10: at most 1.5 at 1,000 events). Writes
 ``bench/results/commands.md`` and prints the same Markdown.
+
+``--cpu`` measures something else: the CPU time (``time.process_time``) of one create and one
+reply as ``bench/bench_postgres.py``'s ``run_helpkit`` makes them (``open_ticket`` with a body,
+impact, urgency, group and assignee; ``reply(..., status="pending")``), on the memory store
+and on SQLite (``synchronous=normal``), each round in fresh worker processes. With
+``--before PATH`` (a ``src`` folder of the code before a change, e.g. from
+``git archive main src``) the same workers run that code too, in the same run, the two
+alternating which goes first each round; it prints the per-round figures and their medians
+as Markdown (not written to the results file: paste it, with the machine's load, into a new
+dated section).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import sqlite3
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -166,12 +178,139 @@ def machine() -> list[str]:
     ]
 
 
+# ---------------------------------------------------------------- --cpu: CPU per command
+
+
+def cpu_worker(store: str, count: int, warmup: int) -> dict[str, float]:
+    """In this process (the code on ``sys.path``): CPU seconds per create and per reply on
+    ``store``, the desk set up as bench_postgres.py's ``_helpkit_desk`` does."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    import bench_sqlite as bs
+
+    with tempfile.TemporaryDirectory() as folder:
+        url = "memory://"
+        if store == "sqlite":
+            url = f"sqlite:///{folder}/cpu.db?synchronous=normal"
+        desk = Helpdesk(url, entry_points=False)
+        for g in range(bs.GROUPS):
+            desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
+        for a in range(bs.AGENTS):
+            desk.add_agent(
+                f"a{a:03d}",
+                f"Agent {a}",
+                email=f"a{a}@help.example",
+                groups=[f"g{a % bs.GROUPS:02d}"],
+            )
+        contacts = [
+            desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
+            for c in range(bs.CONTACTS)
+        ]
+        specs = list(bs.specs(warmup + count))
+        ids: list[str] = []
+        agents: list[str] = []
+
+        def create(part: list[bs.Spec]) -> None:
+            for s in part:
+                agent = f"a{s.agent:03d}"
+                ticket = desk.open_ticket(
+                    Actor.agent(agent),
+                    requester=contacts[s.contact],
+                    subject=s.subject,
+                    body=s.body,
+                    impact=s.impact,
+                    urgency=s.urgency,
+                    group=f"g{s.group:02d}",
+                    assignee=agent,
+                )
+                ids.append(ticket.id)
+                agents.append(agent)
+
+        def reply(part: range) -> None:
+            for i in part:
+                desk.reply(ids[i], Actor.agent(agents[i]), f"Update {i}: on it.", status="pending")
+
+        create(specs[:warmup])
+        started = time.process_time()
+        create(specs[warmup:])
+        created = time.process_time() - started
+        reply(range(warmup))
+        started = time.process_time()
+        reply(range(warmup, warmup + count))
+        replied = time.process_time() - started
+        desk.shutdown()
+    return {"create_ms": created / count * 1000, "reply_ms": replied / count * 1000}
+
+
+def _cpu_run(src: str, store: str, count: int, warmup: int) -> dict[str, float]:
+    env = dict(os.environ, PYTHONPATH=src)
+    command = [sys.executable, __file__, "--cpu-worker", store, str(count), str(warmup)]
+    out = subprocess.run(command, env=env, check=True, capture_output=True, text=True).stdout
+    result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
+    return result
+
+
+def cpu_main(args: argparse.Namespace) -> int:
+    here = str(Path(__file__).resolve().parent.parent / "src")
+    variants = [("after", here)]
+    if args.before:
+        variants.append(("before", str(Path(args.before).resolve())))
+    samples: dict[tuple[str, str, str], list[float]] = {}
+    lines = [
+        "| round | store | code | create CPU (ms) | reply CPU (ms) |",
+        "|---:|---|---|---:|---:|",
+    ]
+    for round_ in range(1, args.rounds + 1):
+        order = variants if round_ % 2 else variants[::-1]
+        for store in args.stores.split(","):
+            for name, src in order:
+                got = _cpu_run(src, store, args.count, args.warmup)
+                samples.setdefault((store, name, "create"), []).append(got["create_ms"])
+                samples.setdefault((store, name, "reply"), []).append(got["reply_ms"])
+                lines.append(
+                    f"| {round_} | {store} | {name} | {got['create_ms']:.4f} | "
+                    f"{got['reply_ms']:.4f} |"
+                )
+                print(lines[-1], flush=True)
+    # The median of the rounds, and their minimum (the least disturbed by other work on a
+    # shared machine), in ms of CPU per command.
+    lines += ["", "Median and minimum of the rounds (ms of CPU per command):", ""]
+    header = "| store | command | " + " | ".join(f"{n} median | {n} min" for n, _ in variants)
+    lines.append(header + (" | after / before (median) | (min) |" if args.before else " |"))
+    lines.append("|---|---|" + "---:|" * (2 * len(variants) + (2 if args.before else 0)))
+    for store in args.stores.split(","):
+        for command in ("create", "reply"):
+            rounds = [samples[(store, n, command)] for n, _ in variants]
+            medians = [statistics.median(r) for r in rounds]
+            minima = [min(r) for r in rounds]
+            row = f"| {store} | {command} | " + " | ".join(
+                f"{m:.4f} | {low:.4f}" for m, low in zip(medians, minima, strict=True)
+            )
+            if args.before:
+                row += f" | {medians[0] / medians[1]:.3f} | {minima[0] / minima[1]:.3f}"
+            lines.append(row + " |")
+    lines += ["", *machine(), f"- load average at the end: {os.getloadavg()}", ""]
+    print("\n".join(lines))
+    return 0
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--repeat", type=int, default=200, help="commands timed per length")
     parser.add_argument("--stores", default="memory,sqlite", help="memory and/or sqlite")
     parser.add_argument("--quick", action="store_true", help="20 commands, no results file")
+    parser.add_argument("--cpu", action="store_true", help="CPU per create and per reply")
+    parser.add_argument("--before", help="with --cpu: the src folder of the code before")
+    parser.add_argument("--rounds", type=int, default=5, help="with --cpu: rounds")
+    parser.add_argument("--count", type=int, default=2000, help="with --cpu: commands timed")
+    parser.add_argument("--warmup", type=int, default=300, help="with --cpu: untimed first")
+    parser.add_argument("--cpu-worker", nargs=3, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.cpu_worker:
+        store, count, warmup = args.cpu_worker
+        print(json.dumps(cpu_worker(store, int(count), int(warmup))))
+        return 0
+    if args.cpu:
+        return cpu_main(args)
     repeat = 20 if args.quick else args.repeat
     rows: list[dict[str, object]] = []
     with tempfile.TemporaryDirectory() as folder:

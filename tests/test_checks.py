@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
 from helpkit import Actor, Helpdesk, ValidationError, events, people, tickets
@@ -16,6 +16,7 @@ from helpkit._checks import (
     INT64_MIN,
     check_flag,
     check_int,
+    check_items,
     check_text,
     instances_of,
 )
@@ -147,3 +148,50 @@ def test_instances_of_accepts_and_refuses_as_before(
 @attrs.frozen
 class _Holder:
     items: object
+
+
+def _check_items_reference(value: object, what: str, kind: type) -> tuple[object, ...] | str:
+    """check_items as it was before its tuple-and-list fast path: the items, or the message
+    of the ValidationError it raised."""
+    if isinstance(value, kind) and not isinstance(value, list | tuple | set | frozenset):
+        return (value,)
+    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+        return f"{what} must be a list of values; got {value!r:.60}"
+    items = tuple(value)
+    for item in items:
+        if not isinstance(item, kind):
+            return f"{what} holds {item!r:.60}, not a {getattr(kind, '__name__', kind)}"
+    return items
+
+
+class _TupleOfText(tuple):  # type: ignore[type-arg]
+    """A tuple subclass: it takes the general path, not the fast one."""
+
+
+_ITEM_ARGS = st.one_of(
+    _VALUES,
+    st.lists(_ITEMS, max_size=4).map(_TupleOfText),
+    st.dictionaries(st.text(max_size=2), _ITEMS, max_size=2),
+    st.binary(max_size=3),
+    st.lists(_ITEMS, max_size=3).map(iter),
+)
+
+
+@given(
+    _ITEM_ARGS,
+    st.sampled_from([int, str, bool, object, tuple, list, str | int, frozenset]),
+)
+def test_check_items_answers_as_before(value: object, kind: type) -> None:
+    copy = list(value) if isinstance(value, Iterator) else None
+    assume(copy is None or kind is not object)  # an iterator is then one item: itself
+    expected = _check_items_reference(iter(copy) if copy is not None else value, "tags", kind)
+    arg = iter(copy) if copy is not None else value
+    if isinstance(expected, str):
+        with pytest.raises(ValidationError) as raised:
+            check_items(arg, "tags", kind)
+        assert str(raised.value) == expected
+    else:
+        got: tuple[object, ...] = check_items(arg, "tags", kind)
+        assert type(got) is tuple
+        assert got == expected
+        assert [type(i) for i in got] == [type(i) for i in expected]

@@ -182,6 +182,19 @@ _BAD_VALUES: tuple[object, ...] = (
     {"due": {"when": "2026-01-01"}},
     "QR==",  # base64 with stray bits
     "QUJD\n",
+    # what the checks refuse that the decoders' type checks let through (ids, text, counts)
+    " x",
+    "x ",
+    " ",
+    "a\x00b",
+    "caf\udce9",
+    "caf\u00e9",
+    " caf\u00e9",
+    -1,
+    0,
+    2**63,
+    -(2**63) - 1,
+    False,
 )
 
 

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 import attrs
 import pytest
 from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from helpkit.errors import SchemaError
+from helpkit.errors import HelpkitError, SchemaError
 from helpkit.events import (
     EVENT_TYPES,
     UPCASTERS,
@@ -328,3 +329,92 @@ def test_an_upcaster_that_fails_on_bad_data_gives_a_schema_error(
     with pytest.raises(SchemaError, match="cannot read event 'test_escalated'") as caught:
         event_from_dict(broken)  # the upcaster's KeyError, no longer raw
     assert isinstance(caught.value.__cause__, KeyError)
+
+
+def _event_from_dict_by_copy(data: Any) -> Event:
+    """event_from_dict as it was before it read a current dict in place: always on a copy
+    without ``type`` and ``v``."""
+    from helpkit._codec import decoder
+    from helpkit.events import EVENT_TYPES, UPCASTERS
+
+    if not isinstance(data, Mapping):
+        raise SchemaError(f"expected an object for an event, found {data!r:.60}")
+    body = dict(data)
+    type_name = body.pop("type", None)
+    version = body.pop("v", 1)
+    cls = EVENT_TYPES.get(type_name) if isinstance(type_name, str) else None
+    if cls is None:
+        raise SchemaError(f"unknown event type {type_name!r:.60}")
+    if not isinstance(version, int) or isinstance(version, bool) or version < 1:
+        raise SchemaError(f"bad schema version {version!r:.60} for event {type_name!r}")
+    if version > cls.VERSION:
+        raise SchemaError(
+            f"event {type_name!r} has schema version {version}, newer than this helpkit "
+            f"understands ({cls.VERSION}); upgrade helpkit"
+        )
+    try:
+        while version < cls.VERSION:
+            upcast = UPCASTERS.get((cls.TYPE, version))
+            if upcast is None:
+                raise SchemaError(f"no upcaster for event {type_name!r} version {version}")
+            body = upcast(body)
+            version += 1
+        event: Event = decoder(cls)(body)
+    except SchemaError:
+        raise
+    except (
+        HelpkitError,
+        TypeError,
+        ValueError,
+        LookupError,
+        AttributeError,
+        ArithmeticError,
+    ) as exc:
+        raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc
+    return event
+
+
+def _read(read: Any, data: Any) -> object:
+    try:
+        return ("ok", read(data))
+    except SchemaError as exc:
+        return ("error", str(exc))
+
+
+@given(
+    ticket_histories(max_commands=6),
+    st.data(),
+)
+def test_event_from_dict_reads_in_place_what_it_read_from_a_copy(
+    history: list[Event], data: st.DataObject
+) -> None:
+    for event in history:
+        raw = event_to_dict(event)
+        change = data.draw(st.integers(0, 6), label="change")
+        key = data.draw(st.sampled_from(sorted(raw)), label="key")
+        if change == 1:
+            raw["v"] = data.draw(st.sampled_from([0, 2, 1.0, True, "1", None, [1]]), label="v")
+        elif change == 2:
+            raw["type"] = data.draw(st.sampled_from(["nope", 5, None, ["x"], "comment_added"]))
+        elif change == 3:
+            raw[key] = data.draw(st.sampled_from([None, "", " x", -1, [], {}, "a\x00b"]))
+        elif change == 4:
+            del raw[key]
+        elif change == 5:
+            del raw["v"]
+        fast = _read(event_from_dict, raw)
+        slow = _read(_event_from_dict_by_copy, raw)
+        assert fast == slow
+
+
+@given(st.one_of(st.integers(), st.booleans(), st.floats(), st.none(), st.text(max_size=2)))
+def test_a_seq_is_checked_as_before_its_fast_path(value: Any) -> None:
+    from helpkit.errors import ValidationError
+    from helpkit.events import _seq
+
+    valid = isinstance(value, int) and not isinstance(value, bool) and value >= 1
+    if valid:
+        assert _seq(value) is value
+    else:
+        with pytest.raises(ValidationError, match="start at 1"):
+            _seq(value)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import random
 import threading
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from unittest import mock
 
 import pytest
@@ -91,3 +93,82 @@ def test_the_timestamp_field_holds_any_48_bit_time(ms: int) -> None:
         ids._last_ms, ids._counter = saved
     assert int(value[:12], 16) == ms
     assert uuid.UUID(hex=value).version == 7
+
+
+def _new_id_reading_per_id() -> str:
+    """new_id as it was before it read random bytes ahead: os.urandom(10) per id."""
+    now_ms = time.time_ns() // 1_000_000
+    noise = int.from_bytes(os.urandom(10), "big")
+    with ids._lock:
+        if now_ms > ids._last_ms:
+            ids._last_ms = now_ms
+            ids._counter = noise >> 62 & 0x7FF
+        else:
+            ids._counter += 1
+            if ids._counter >= ids._COUNTER_LIMIT:
+                ids._last_ms += 1
+                ids._counter = 0
+        ms, counter = ids._last_ms, ids._counter
+    value = (
+        (ms & 0xFFFF_FFFF_FFFF) << 80
+        | 0x7 << 76
+        | counter << 64
+        | 0b10 << 62
+        | noise & 0x3FFF_FFFF_FFFF_FFFF
+    )
+    return f"{value:032x}"
+
+
+@given(
+    seed=st.integers(0, 2**32),
+    steps=st.lists(st.integers(0, 3), min_size=1, max_size=700),
+)
+def test_ids_from_bytes_read_ahead_are_the_ids_read_per_id(seed: int, steps: list[int]) -> None:
+    """Given the same stream of random bytes and the same clock, new_id gives the ids the
+    reading of ten bytes per id gave (over more than one read-ahead)."""
+
+    pool = random.Random(seed).randbytes(10 * 1024)
+
+    def run(make: Callable[[], str]) -> list[str]:
+        read = [0]
+
+        def urandom(n: int) -> bytes:
+            read[0] += n
+            return pool[read[0] - n : read[0]]
+
+        clock = iter(range(10_000, 10_000 + len(steps)))
+        ms = [0]
+
+        ids._forget_noise()
+        ids._last_ms, ids._counter = 0, 0
+
+        def time_ns() -> int:
+            return ms[0] * 1_000_000
+
+        with (
+            mock.patch.object(os, "urandom", urandom),
+            mock.patch.object(time, "time_ns", time_ns),
+        ):
+            made = []
+            for step in steps:
+                ms[0] = next(clock) if step == 0 else ms[0]  # a new millisecond now and then
+                made.append(make())
+        ids._forget_noise()
+        return made
+
+    assert run(new_id) == run(_new_id_reading_per_id)
+
+
+def test_a_forked_child_reads_its_own_random_bytes() -> None:
+    new_id()  # bytes read ahead in the parent
+    reader, writer = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.close(reader)
+        os.write(writer, new_id()[-16:].encode())
+        os._exit(0)
+    os.close(writer)
+    with os.fdopen(reader) as pipe:
+        child = pipe.read()
+    os.waitpid(pid, 0)
+    assert child and child != new_id()[-16:]

@@ -20,11 +20,13 @@ from helpkit import (
     Helpdesk,
     Priority,
     ReadOnlyTicketError,
+    StoreError,
     Ticket,
     ValidationError,
     retry_on_conflict,
 )
 from helpkit.events import CommentAdded, Event
+from helpkit.pipeline import Turns
 from helpkit.ports import Store, TicketChange
 from helpkit.sla import SlaFold, SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.memory import MemoryStore
@@ -455,3 +457,86 @@ def test_writers_of_one_ticket_in_one_process_take_turns_and_never_conflict() ->
     assert store.conflicts == 0
     assert desk.ticket(ticket).internal_notes == 40
     assert desk.ticket(other).tags == {f"t{i}" for i in range(8)}
+
+
+def _free(lock: Any) -> bool:
+    """Whether another thread can take ``lock`` now (it then gives it back)."""
+    got: list[bool] = []
+
+    def take() -> None:
+        got.append(lock.acquire(timeout=0.05))
+        if got[-1]:
+            lock.release()
+
+    thread = threading.Thread(target=take)
+    thread.start()
+    thread.join(5)
+    return got == [True]
+
+
+@pytest.mark.parametrize("ids", [[], ["t1"], ["t1", "t2", "t1"], [f"t{i}" for i in range(200)]])
+def test_turns_hold_the_stripes_of_their_tickets_until_the_end_and_no_other(
+    ids: list[str],
+) -> None:
+    turns = Turns()
+    wanted = {hash(ticket_id) % Turns.STRIPES for ticket_id in ids}
+    locks = turns._locks
+    with turns.hold(ids):
+        assert [not _free(lock) for lock in locks] == [i in wanted for i in range(len(locks))]
+        with turns.hold(ids):  # the same thread may take its turns again (nested commands)
+            pass
+        assert [not _free(lock) for lock in locks] == [i in wanted for i in range(len(locks))]
+    assert all(_free(lock) for lock in locks)
+
+
+def test_turns_given_back_when_a_command_fails_or_taking_one_fails() -> None:
+    turns = Turns()
+    ids = [f"t{i}" for i in range(10)]
+    with pytest.raises(ValidationError), turns.hold(ids):
+        raise ValidationError("refused")
+    assert all(_free(lock) for lock in turns._locks)
+
+    class Failing:
+        def acquire(self) -> None:
+            raise KeyboardInterrupt
+
+    stripes = sorted({hash(ticket_id) % Turns.STRIPES for ticket_id in ids})
+    turns._locks[stripes[-1]] = Failing()  # type: ignore[call-overload]
+    with pytest.raises(KeyboardInterrupt), turns.hold(ids):
+        pass
+    assert all(_free(turns._locks[s]) for s in stripes[:-1])
+
+
+class _Answering(MemoryStore):
+    """A store whose commit returns ``answer`` (of the changes it wrote)."""
+
+    def __init__(self, answer: Callable[[list[TicketChange]], object]) -> None:
+        super().__init__()
+        self.answer = answer
+
+    def commit(self, changes: Sequence[TicketChange]) -> list[TicketChange]:
+        return self.answer(super().commit(changes))  # type: ignore[return-value]
+
+
+@pytest.mark.parametrize(
+    ("answer", "accepted"),
+    [
+        (lambda written: written, True),
+        (tuple, True),
+        (lambda written: None, False),
+        (lambda written: iter(written), False),
+        (lambda written: {0: written[0]}, False),
+        (lambda written: written * 2, False),
+        (lambda written: [], False),
+        (lambda written: ["x"], False),
+    ],
+)
+def test_what_a_store_commit_returns_is_checked_whatever_its_type(
+    answer: Callable[[list[TicketChange]], object], accepted: bool
+) -> None:
+    desk = _desk(_Answering(answer))
+    if accepted:
+        assert desk.open_ticket(ANN, requester="carol", subject="VPN").number == 1
+    else:
+        with pytest.raises(StoreError, match=r"\.commit returned"):
+            desk.open_ticket(ANN, requester="carol", subject="VPN")

@@ -183,3 +183,43 @@ def test_matrix_is_immutable_and_detached_from_input() -> None:
     assert matrix.priority("low", "low") is Priority.P5
     with pytest.raises(TypeError):
         matrix.cells[(Impact.LOW, Urgency.LOW)] = Priority.P1  # type: ignore[index]
+
+
+def _coerce_by_walking(cls: type[Impact] | type[Urgency], value: object) -> object:
+    """The reference coercion: walk the members in order, as coerce did before its table."""
+    if isinstance(value, cls):
+        return value
+    if isinstance(value, str):
+        text = value.strip().lower()
+        for member in cls:
+            if text in (member.value, member.value[0]):
+                return member
+    return ValidationError
+
+
+_LEVEL_TEXTS = st.sampled_from(["high", "medium", "low", "h", "m", "l", "", "hi", "x"])
+
+
+@settings(max_examples=400)
+@given(
+    cls=st.sampled_from([Impact, Urgency]),
+    value=st.one_of(
+        st.builds(
+            lambda pad, text, upper: pad + (text.upper() if upper else text) + pad,
+            st.sampled_from(["", " ", "\t", " \n"]),
+            _LEVEL_TEXTS,
+            st.booleans(),
+        ),
+        st.text(max_size=8),
+        st.sampled_from([*Impact, *Urgency, None, 1, b"high"]),
+    ),
+)
+def test_coerce_by_table_is_coerce_by_walking_the_members(
+    cls: type[Impact] | type[Urgency], value: object
+) -> None:
+    expected = _coerce_by_walking(cls, value)
+    if expected is ValidationError:
+        with pytest.raises(ValidationError):
+            cls.coerce(value)
+    else:
+        assert cls.coerce(value) is expected

@@ -2,21 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime, timedelta, timezone
+from typing import Any
 
 import attrs
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from helpkit import lifecycle
-from helpkit._records import replace
+from helpkit._records import _replace_by_loop, build, replace
 from helpkit.events import Event, TicketOpened
 from helpkit.lifecycle import replay
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.testing.strategies import ticket_histories, tickets
-from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Ticket
+from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, Ticket
 
 FIELDS = [f.name for f in attrs.fields(Ticket)]
 
@@ -184,3 +185,116 @@ def test_classes_without_slots_or_with_inherited_slots_copy_like_evolve(
     derived = _Derived(low, items)
     assert replace(derived, low=other) == attrs.evolve(derived, low=other)
     assert replace(derived, high=[other]) == attrs.evolve(derived, high=[other])
+
+
+def _outcome(call: Callable[[], object]) -> object:
+    try:
+        return ("ok", call())
+    except Exception as exc:  # the error is the answer compared
+        return ("error", type(exc), str(exc))
+
+
+_BAD_VALUES = (
+    None,
+    "",
+    " x",
+    -1,
+    2**64,
+    "a\x00b",
+    1.5,
+    (),
+    "nope",
+    True,
+    frozenset({1}),
+    (1,),
+    "high",
+)
+_BAD = st.sampled_from(_BAD_VALUES)
+
+
+@given(
+    tickets(max_commands=6),
+    tickets(max_commands=6),
+    st.lists(st.sampled_from([*FIELDS, "nope"]), unique=True, max_size=6),
+    st.data(),
+)
+def test_replace_by_generated_function_is_replace_by_the_loop(
+    one: Ticket, other: Ticket, names: list[str], data: st.DataObject
+) -> None:
+    """The function made per class and names gives what the loop over the changes gave (the
+    path before it), for good values, bad ones (the same error first) and unknown names."""
+    changes = {
+        name: data.draw(st.one_of(st.just(getattr(other, name, None)), _BAD), label=name)
+        for name in names
+    }
+    fast = _outcome(lambda: replace(one, **changes))
+    slow = _outcome(lambda: _replace_by_loop(one, *changes.values(), names=tuple(changes)))
+    assert fast == slow
+    if fast[0] == "ok":  # type: ignore[index]
+        made = replace(one, **changes)
+        assert all(type(getattr(made, f)) is type(getattr(slow[1], f)) for f in FIELDS)  # type: ignore[index]
+
+
+def _init_args(value: Ticket | Event | Comment) -> dict[str, object]:
+    return {f.alias: getattr(value, f.name) for f in attrs.fields(type(value))}
+
+
+@settings(max_examples=300)
+@given(
+    st.one_of(tickets(max_commands=6), ticket_histories(max_commands=6).map(lambda h: h[-1])),
+    st.data(),
+)
+def test_build_is_the_attrs_init(value: Ticket | Event, data: st.DataObject) -> None:
+    """build(cls, **fields) gives what cls(**fields) gives: the same value, or the same error
+    first, for good values, bad ones, fields left to their defaults, missing or unknown ones."""
+    cls: Any = type(value)
+    given_args = _init_args(value)
+    names = sorted(given_args)
+    bad = data.draw(st.lists(st.sampled_from(names), unique=True, max_size=2), label="bad")
+    for name in bad:
+        given_args[name] = data.draw(_BAD, label=name)
+    # Mostly fields with defaults left out; now and then a required one, or an unknown name.
+    optional = sorted(f.alias for f in attrs.fields(cls) if f.default is not attrs.NOTHING)
+    left = (
+        data.draw(st.lists(st.sampled_from(optional), unique=True), label="left")
+        if optional
+        else []
+    )
+    if data.draw(st.integers(0, 9), label="odd") == 0:
+        left.append(data.draw(st.sampled_from(names), label="required"))
+    for name in set(left):
+        del given_args[name]
+    if data.draw(st.integers(0, 9), label="unknown") == 0:
+        given_args["nope"] = 1
+    order = data.draw(st.permutations(sorted(given_args)), label="order")
+    kwargs = {name: given_args[name] for name in order}
+    fast = _outcome(lambda: build(cls, **kwargs))
+    slow = _outcome(lambda: cls(**kwargs))
+    assert fast == slow
+    if fast[0] == "ok":  # type: ignore[index]
+        made = build(cls, **kwargs)
+        expected = cls(**kwargs)
+        assert _outcome(lambda: hash(made)) == _outcome(lambda: hash(expected))
+        for field in attrs.fields(cls):
+            assert type(getattr(made, field.name)) is type(getattr(expected, field.name))
+
+
+def test_build_refuses_each_bad_value_of_each_field_as_the_init_does() -> None:
+    """Every field of a ticket, an opening event and a comment, with each bad value in turn:
+    build answers what the attrs __init__ answers (the inline checks call the validator)."""
+    opened = _history()[0]
+    assert isinstance(opened, TicketOpened)
+    note = Comment(
+        id="m1", author=Actor.agent("ann"), body="Hi", public=False, channel="web",
+        created_at=opened.at, ticket_id="t1",
+    )  # fmt: skip
+    added = lifecycle.add_comment(
+        replay(_history()), note, at=opened.at, workflow=DEFAULT_WORKFLOW
+    ).events[0]
+    for value in (replay(_history()), opened, added, note):
+        cls: Any = type(value)
+        for name in _init_args(value):
+            for bad in _BAD_VALUES:
+                kwargs = {**_init_args(value), name: bad}
+                fast = _outcome(lambda: build(cls, **kwargs))  # noqa: B023
+                assert fast == _outcome(lambda: cls(**kwargs)), (cls.__name__, name, bad)  # noqa: B023

@@ -27,6 +27,7 @@ from helpkit.errors import ValidationError
 __all__ = [
     "INT64_MAX",
     "INT64_MIN",
+    "PASSES",
     "check_flag",
     "check_int",
     "check_items",
@@ -43,6 +44,8 @@ __all__ = [
     "optional_count",
     "optional_ident",
     "optional_text",
+    "pass_condition",
+    "passes_when",
     "text",
     "text_set",
 ]
@@ -97,10 +100,13 @@ def check_items(value: object, what: str, kind: type[_T]) -> tuple[_T, ...]:
     gives its items; anything else (``None``, a number, a mapping, bytes) or an item of
     another type is a ValidationError.
     """
-    if isinstance(value, kind) and not isinstance(value, list | tuple | set | frozenset):
-        return (value,)
-    if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
-        raise ValidationError(f"{what} must be a list of values; got {value!r:.60}")
+    if value.__class__ is not tuple and value.__class__ is not list:
+        # (A tuple or a list, the common case, skips these ABC checks: it is iterable, not
+        # text or a mapping, and never taken as one item.)
+        if isinstance(value, kind) and not isinstance(value, list | tuple | set | frozenset):
+            return (value,)
+        if isinstance(value, str | bytes | bytearray | Mapping) or not isinstance(value, Iterable):
+            raise ValidationError(f"{what} must be a list of values; got {value!r:.60}")
     items = tuple(value)
     for item in items:
         if not isinstance(item, kind):
@@ -203,6 +209,7 @@ def member_of(cls: type[enum.Enum]) -> Validator:
                 f"{attribute.name} must be a {cls.__name__} ({known}); got {value!r:.60}"
             )
 
+    _KINDS[validate] = (cls, None)
     return validate
 
 
@@ -221,6 +228,7 @@ def instances_of(cls: type, *, container: type = frozenset) -> Validator:
             f"{attribute.name} must be a {container.__name__} of {cls.__name__}; got {value!r:.60}"
         )
 
+    _KINDS[validate] = (cls, container)
     return validate
 
 
@@ -231,4 +239,54 @@ def instance(cls: type) -> Validator:
         if not isinstance(value, cls):
             raise ValidationError(f"{attribute.name} must be a {cls.__name__}; got {value!r:.60}")
 
+    _KINDS[validate] = (cls, None)
     return validate
+
+
+_PLAIN_TEXT = "{0}.__class__ is str and {0}.isascii() and '\\x00' not in {0}"
+PASSES: dict[Any, str] = {
+    # validator -> a condition under which it accepts the value (it is called otherwise)
+    text: _PLAIN_TEXT,
+    optional_text: "{0} is None or (" + _PLAIN_TEXT + ")",
+    nonblank_text: _PLAIN_TEXT + " and {0}.strip()",
+    ident: _PLAIN_TEXT + " and {0} and {0} == {0}.strip()",
+    optional_ident: "{0} is None or (" + _PLAIN_TEXT + " and {0} and {0} == {0}.strip())",
+    count: f"{{0}}.__class__ is int and 0 <= {{0}} <= {INT64_MAX}",
+    int64: f"{{0}}.__class__ is int and {INT64_MIN} <= {{0}} <= {INT64_MAX}",
+    flag: "{0} is True or {0} is False",
+}
+"""For the validators above that most fields carry: a condition (a format string of the
+value's expression) under which the validator accepts the value without a word. Generated
+code (the codec's decoders, :func:`helpkit._records.build`) writes it inline and calls the
+validator only when it does not hold, which accepts or refuses the value as ever (see
+:func:`pass_condition`, which covers :func:`member_of`, :func:`instance` and
+:func:`instances_of` too)."""
+
+
+def passes_when(validator: Validator, condition: str) -> Validator:
+    """Register ``condition`` (a format string of the value's expression) as one under which
+    ``validator`` (of another module) accepts the value without a word; ``validator``."""
+    PASSES[validator] = condition
+    return validator
+
+
+_KINDS: dict[Any, tuple[type, type | None]] = {}
+"""The validators :func:`member_of` and :func:`instance` made, with their class (and None),
+and those :func:`instances_of` made, with their item class and container."""
+
+
+def pass_condition(validator: Any, ref: Callable[[object], str]) -> str | None:
+    """A condition (a format string of the value's expression) under which ``validator``
+    accepts the value, or None; ``ref`` gives the name generated code knows an object by. A
+    value of exactly a member_of or instance validator's class is one of its instances; an
+    empty container of exactly an instances_of validator's container holds no other item."""
+    passes = PASSES.get(validator)
+    if passes is not None:
+        return passes
+    kind = _KINDS.get(validator)
+    if kind is None:
+        return None
+    cls, container = kind
+    if container is None:
+        return f"{{0}}.__class__ is {ref(cls)}"
+    return f"{{0}}.__class__ is {ref(container)} and not {{0}}"

@@ -19,7 +19,10 @@ from typing import Any, TypeVar
 
 import attrs
 
-__all__ = ["OMIT_DEFAULT", "SINCE_LATER", "frozen_mapping", "replace"]
+from helpkit._checks import pass_condition
+from helpkit._time import optional_utc
+
+__all__ = ["OMIT_DEFAULT", "SINCE_LATER", "build", "frozen_mapping", "replace"]
 
 _T = TypeVar("_T")
 
@@ -120,11 +123,77 @@ def _copier(
 def replace(inst: _T, **changes: Any) -> _T:
     """``attrs.evolve(inst, **changes)``, converting and validating only the changed fields."""
     cls: type = type(inst)
+    key = (cls, tuple(changes))
+    replacer = _REPLACERS.get(key)
+    if replacer is None:
+        replacer = _replacer(cls, key[1])
+        if len(_REPLACERS) >= _REPLACERS_SIZE:
+            _REPLACERS.clear()
+        _REPLACERS[key] = replacer
+    new: _T = replacer(inst, *changes.values())
+    return new
+
+
+_REPLACERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
+"""The function replacing each set of fields of each class, by class and names (in the order
+given); a call site names the same fields each time, so there are few."""
+_REPLACERS_SIZE = 1024
+
+
+def _replacer(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
+    """The function ``(inst, *values)`` doing :func:`replace` of ``names`` on an instance of
+    ``cls``: one straight line per field, made once per class and names. The changed values
+    are converted in the order given, every other field is copied as it is, then the changed
+    values are validated in the order given: what a loop over the changes did, without the
+    loop, the copy of fields set again, and the look-ups. A class :func:`_plan` leaves to
+    evolve, or a name that is not a field (TypeError), takes the loop."""
+    plan = _plan(cls)
+    if plan is None or any(name not in plan[1] for name in names):
+        return functools.partial(_replace_by_loop, names=names)
+    steps = plan[1]
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_cls": cls,
+        "_get_disabled": attrs.validators.get_disabled,
+    }
+    arguments = [f"a{index}" for index in range(len(names))]
+    lines = [f"def _replace({', '.join(['inst', *arguments])}):"]
+    given = dict(zip(names, arguments, strict=True))
+    for index, name in enumerate(names):
+        converter = steps[name][0]
+        if converter is not None:
+            namespace[f"_convert{index}"] = converter
+            lines.append(f"    a{index} = _convert{index}(a{index})")
+    lines.append("    new = _new(_cls)")
+    for index, (name, (_converter, _validator, _attribute, set_field)) in enumerate(steps.items()):
+        namespace[f"_set{index}"] = set_field
+        value = given.get(name, f"inst.{name}")  # attrs field names are identifiers
+        lines.append(f"    _set{index}(new, {value})")
+    checks = []
+    for index, name in enumerate(names):
+        _converter, validator, attribute, _set_field = steps[name]
+        if validator is not None:
+            namespace[f"_check{index}"] = validator
+            namespace[f"_field{index}"] = attribute
+            checks.append(f"        _check{index}(new, _field{index}, a{index})")
+    if checks:
+        lines.append("    if not _get_disabled():")
+        lines.extend(checks)
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)
+    replace_fields: Callable[..., Any] = namespace["_replace"]
+    return replace_fields
+
+
+def _replace_by_loop(inst: Any, *values: Any, names: tuple[str, ...]) -> Any:
+    """:func:`replace` of ``names`` (given ``values``) by a loop over the changes."""
+    changes = dict(zip(names, values, strict=True))
+    cls: type = type(inst)
     plan = _plan(cls)
     if plan is None:
-        return attrs.evolve(inst, **changes)  # type: ignore[misc]
+        return attrs.evolve(inst, **changes)
     copy, steps = plan
-    new: _T = copy(inst)
+    new = copy(inst)
     checks = []
     for name, value in changes.items():
         try:
@@ -139,3 +208,102 @@ def replace(inst: _T, **changes: Any) -> _T:
         for validator, attribute, converted in checks:
             validator(new, attribute, converted)
     return new
+
+
+def build(cls: type[_T], **fields: Any) -> _T:
+    """``cls(**fields)``, for the attrs classes :func:`replace` copies: one generated function
+    per class and set of names given, which does what the attrs ``__init__`` does (defaults,
+    converters and slots in field order, then the validators in field order) and writes the
+    common checks of :mod:`helpkit._checks` inline (:data:`~helpkit._checks.PASSES`), calling
+    a validator only for a value that does not plainly pass it. Anything else (another kind
+    of class, a missing or unknown name) is ``cls(**fields)`` itself."""
+    key = (cls, tuple(fields))
+    builder = _BUILDERS.get(key)
+    if builder is None:
+        builder = _builder(cls, key[1])
+        if len(_BUILDERS) >= _REPLACERS_SIZE:
+            _BUILDERS.clear()
+        _BUILDERS[key] = builder
+    made: _T = builder(*fields.values())
+    return made
+
+
+_BUILDERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
+
+
+def _by_init(cls: type, *values: Any, names: tuple[str, ...]) -> Any:
+    return cls(**dict(zip(names, values, strict=True)))
+
+
+def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
+    """The function ``(*values)`` doing :func:`build` of ``names`` for ``cls``."""
+    plan = _plan(cls)
+    init = getattr(cls, "__init__", None)
+    code = getattr(init, "__code__", None)
+    fields = attrs.fields(cls) if attrs.has(cls) else ()
+    given = {name: f"a{index}" for index, name in enumerate(names)}
+    if (
+        plan is None
+        or code is None
+        or not code.co_filename.startswith("<attrs generated")
+        or set(given) - {f.alias for f in fields}
+        or any(
+            (f.default is attrs.NOTHING and f.alias not in given)
+            or (isinstance(f.default, attrs.Factory) and f.default.takes_self)  # type: ignore[arg-type]
+            for f in fields
+        )
+    ):
+        return functools.partial(_by_init, cls, names=names)
+    steps = plan[1]
+    namespace: dict[str, Any] = {
+        "_new": object.__new__,
+        "_cls": cls,
+        "_get_disabled": attrs.validators.get_disabled,
+    }
+    lines = [f"def _build({', '.join(given.values())}):", "    new = _new(_cls)"]
+    checks: list[str] = []
+    for index, field in enumerate(fields):
+        converter, validator, attribute, set_field = steps[field.alias]
+        if field.alias in given:
+            value = given[field.alias]
+        elif isinstance(field.default, attrs.Factory):  # type: ignore[arg-type]
+            namespace[f"_factory{index}"] = field.default.factory
+            value = f"_factory{index}()"
+        elif field.default is None and converter is optional_utc:
+            value, converter = "None", None  # (what optional_utc gives for its None default)
+        else:
+            namespace[f"_default{index}"] = field.default
+            value = f"_default{index}"
+        if converter is not None:
+            namespace[f"_convert{index}"] = converter
+            value = f"_convert{index}({value})"
+        namespace[f"_set{index}"] = set_field
+        lines.append(f"    _set{index}(new, {value})")
+        if validator is not None:
+            namespace[f"_check{index}"] = validator
+            namespace[f"_field{index}"] = attribute
+            call = f"_check{index}(new, _field{index}, x)"
+            checks.append(f"        x = new.{field.name}")
+            passes = pass_condition(validator, functools.partial(_name, namespace))
+            if passes is None:
+                checks.append(f"        {call}")
+            else:
+                checks.append(f"        if not ({passes.format('x')}):")
+                checks.append(f"            {call}")
+    if checks:
+        lines.append("    if not _get_disabled():")
+        lines.extend(checks)
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)
+    made: Callable[..., Any] = namespace["_build"]
+    return made
+
+
+def _name(namespace: dict[str, Any], value: object) -> str:
+    """The name of ``value`` in a generated function's ``namespace`` (added if new)."""
+    for name, known in namespace.items():
+        if known is value and name.startswith("_kind"):
+            return name
+    name = f"_kind{len(namespace)}"
+    namespace[name] = value
+    return name

@@ -8,7 +8,7 @@ from typing import Final
 
 from helpkit.errors import ConfigError, NaiveDatetimeError
 
-__all__ = ["ensure_aware", "parse_duration", "to_utc"]
+__all__ = ["ensure_aware", "optional_utc", "parse_duration", "to_utc"]
 
 
 def ensure_aware(value: datetime, name: str = "datetime") -> datetime:
@@ -29,6 +29,11 @@ def to_utc(value: datetime, name: str = "datetime") -> datetime:
     if value.__class__ is datetime and value.tzinfo is UTC:
         return value
     return ensure_aware(value, name).astimezone(UTC)
+
+
+def optional_utc(value: datetime | None) -> datetime | None:
+    """:func:`to_utc`, or ``None`` for ``None``: the converter of optional instant fields."""
+    return None if value is None else to_utc(value)
 
 
 _SHORT = re.compile(

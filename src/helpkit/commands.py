@@ -14,6 +14,7 @@ from datetime import datetime
 
 from helpkit import lifecycle
 from helpkit._checks import check_items, check_text
+from helpkit._records import build
 from helpkit.actions import Actions
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory, Unset
@@ -129,7 +130,8 @@ class TicketCommands:
             def decide(_: Sequence[Ticket], at: datetime) -> list[Outcome]:
                 first = None
                 if body is not None:
-                    first = Comment(
+                    first = build(
+                        Comment,
                         id=comment_id,
                         author=actor,
                         body=body,
@@ -140,9 +142,11 @@ class TicketCommands:
                         ticket_id=ticket_id,
                         attachments=files,
                     )
-                followers = frozenset(Actor.contact(c) for c in cc_ids) - {
-                    Actor.contact(requester_id)
-                }
+                followers: frozenset[Actor] = frozenset()
+                if cc_ids:  # (without CCs, none: no actor to build)
+                    followers = frozenset(Actor.contact(c) for c in cc_ids) - {
+                        Actor.contact(requester_id)
+                    }
                 return [
                     lifecycle.open_ticket(
                         ticket_id=ticket_id,
@@ -210,7 +214,8 @@ class TicketCommands:
         workflow = self._config.workflow
 
         def decide(ticket: Ticket, now: datetime) -> Outcome:
-            comment = Comment(
+            comment = build(
+                Comment,
                 id=comment_id,
                 author=actor,
                 body=body,

@@ -148,6 +148,16 @@ def _rules(automations: Automations, triggers: Triggers) -> React | None:
     return None
 
 
+class _Relaying(threading.local):
+    """Per thread: whether this thread is running the relay (``on``) and whether the relay
+    recorded a command's messages since (``recorded``). False until set, as class defaults:
+    reading an attribute a thread never set finds them without raising AttributeError
+    (which ``getattr(local, name, False)`` paid on every command)."""
+
+    on: bool = False
+    recorded: bool = False
+
+
 class Helpdesk:
     """An embeddable helpdesk: tickets, conversation, people, queries and plugins.
 
@@ -302,7 +312,7 @@ class Helpdesk:
             # A desk with channels must be able to deliver: its store keeps the outbox.
             self._relay = Relay(self.store, self._outbound, self._pipeline, policy=retry)
             self._relay.begin()  # what this store committed before it had channels stays unsent
-        self._relaying = threading.local()
+        self._relaying = _Relaying()
         self._sweeper = Sweeper(
             self.store,
             self._pipeline,

@@ -31,7 +31,7 @@ from helpkit._checks import (
 )
 from helpkit._codec import decoder, encoder
 from helpkit._records import SINCE_LATER
-from helpkit._time import to_utc
+from helpkit._time import optional_utc, to_utc
 from helpkit.errors import HelpkitError, SchemaError, ValidationError
 from helpkit.fields import FieldValue, field_value_map, optional_field_value_map
 from helpkit.priority import Impact, Priority, Urgency
@@ -72,11 +72,9 @@ __all__ = [
 ]
 
 
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else to_utc(value)
-
-
 def _seq(value: int) -> int:
+    if value.__class__ is int and value >= 1:
+        return value  # the common case, at once (a bool's class is not int)
     if not isinstance(value, int) or isinstance(value, bool) or value < 1:
         raise ValidationError("event sequence numbers start at 1")
     return value
@@ -378,7 +376,7 @@ class DeliveryFailed(Event):
     reason: str = attrs.field(validator=text)
     attempt: int = attrs.field(validator=count)
     final: bool = attrs.field(validator=flag)
-    next_attempt_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    next_attempt_at: datetime | None = attrs.field(default=None, converter=optional_utc)
     comment_id: str | None = attrs.field(default=None, validator=optional_text)
 
 
@@ -475,7 +473,14 @@ def register_event_type(cls: type[Event]) -> type[Event]:
     if existing is not None and existing is not cls:
         raise ValidationError(f"event type {cls.TYPE!r} is already registered")
     EVENT_TYPES[cls.TYPE] = cls
+    if {"type", "v"} & {f.alias for f in attrs.fields(cls)}:
+        _HOLDS_TYPE_OR_V.add(cls)
     return cls
+
+
+_HOLDS_TYPE_OR_V: set[type[Event]] = set()
+"""Registered event types with a field named ``type`` or ``v`` (none of helpkit's): their
+dicts are read as a copy without those keys (see :func:`event_from_dict`)."""
 
 
 for _cls in (
@@ -526,7 +531,31 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     Data that is not such an event raises :class:`~helpkit.errors.SchemaError` (naming the
     value that failed, the original error chained as its cause).
     """
-    if data.__class__ is not dict and not isinstance(data, Mapping):  # a dict, mostly: fast
+    if data.__class__ is dict:
+        # The common case, read in place: a dict of the current version, of a type with no
+        # field named "type" or "v" (its decoder reads its fields and nothing else).
+        type_name, version = data.get("type"), data.get("v", 1)
+        cls = EVENT_TYPES.get(type_name) if type_name.__class__ is str else None
+        if (
+            cls is not None
+            and version.__class__ is int
+            and version == cls.VERSION
+            and cls not in _HOLDS_TYPE_OR_V
+        ):
+            try:
+                return decoder(cls)(data)  # type: ignore[no-any-return]
+            except SchemaError:
+                raise
+            except (
+                HelpkitError,
+                TypeError,
+                ValueError,
+                LookupError,
+                AttributeError,
+                ArithmeticError,
+            ) as exc:
+                raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc
+    elif not isinstance(data, Mapping):
         raise SchemaError(f"expected an object for an event, found {data!r:.60}")
     body = dict(data)
     type_name = body.pop("type", None)

@@ -56,12 +56,14 @@ def check_field_value(value: object, what: str) -> FieldValue:
 
 def field_value_map(value: object) -> Mapping[str, FieldValue]:
     """A read-only copy of a ``name -> value`` mapping of checked custom field values."""
-    if not isinstance(value, Mapping):
+    kind = value.__class__
+    if kind is not dict and kind is not MappingProxyType and not isinstance(value, Mapping):
         raise ValidationError(f"custom fields must be a mapping; got {value!r:.60}")
+    mapping: Mapping[object, object] = value  # type: ignore[assignment]
     return MappingProxyType(
         {
             check_text(name, "a custom field name"): check_field_value(item, f"field {name!r}")
-            for name, item in value.items()
+            for name, item in mapping.items()
         }
     )
 

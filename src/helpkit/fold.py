@@ -11,7 +11,7 @@ from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
-from helpkit._records import replace
+from helpkit._records import build, replace
 from helpkit.errors import ValidationError
 from helpkit.events import (
     Assigned,
@@ -46,7 +46,8 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             raise ValidationError(f"ticket {event.ticket_id} is already open")
         if event.seq != 1:
             raise ValidationError("a ticket's first event must have seq 1")
-        return Ticket(
+        return build(
+            Ticket,
             id=event.ticket_id,
             number=event.number,
             subject=event.subject,

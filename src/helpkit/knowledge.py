@@ -46,7 +46,7 @@ from helpkit._checks import (
     text,
 )
 from helpkit._records import replace
-from helpkit._time import to_utc
+from helpkit._time import optional_utc, to_utc
 from helpkit.errors import InvalidTransitionError, ValidationError
 from helpkit.locales import check_locale, choose_variant, primary_language
 from helpkit.tickets import Actor
@@ -89,10 +89,6 @@ PUBLISHED: Final = "published"
 CURRENT: Final = "current"
 """The kind of search document agents search: the draft's texts if there is one, else the
 published version's."""
-
-
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else to_utc(value)
 
 
 def _locale(value: object) -> str:
@@ -164,7 +160,7 @@ class ArticleVersion:
     """One per locale, by locale."""
     created_at: datetime = attrs.field(converter=to_utc)
     created_by: Actor = attrs.field(validator=instance(Actor))
-    published_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    published_at: datetime | None = attrs.field(default=None, converter=optional_utc)
 
     def locales(self) -> frozenset[str]:
         """The locales it has a variant for."""

@@ -9,6 +9,7 @@ from typing import Any
 
 import attrs
 
+from helpkit._records import build
 from helpkit.events import Event
 from helpkit.fold import apply
 from helpkit.tickets import Actor, Ticket
@@ -46,7 +47,7 @@ class Draft:
 
     def emit(self, cls: type[Event], ticket_id: str, **fields: Any) -> None:
         seq = (self.ticket.seq if self.ticket is not None else 0) + 1
-        event = cls(ticket_id=ticket_id, seq=seq, at=self.at, actor=self.actor, **fields)
+        event = build(cls, ticket_id=ticket_id, seq=seq, at=self.at, actor=self.actor, **fields)
         self.ticket = apply(self.ticket, event)
         self.events.append(event)
 

@@ -30,7 +30,7 @@ from helpkit._checks import (
     text,
 )
 from helpkit._records import SINCE_LATER, frozen_mapping, replace
-from helpkit._time import to_utc
+from helpkit._time import optional_utc, to_utc
 from helpkit.errors import ValidationError
 from helpkit.events import Event, SlaBreached, SlaWarned, TicketOpened
 from helpkit.knowledge import (
@@ -900,10 +900,6 @@ class OutboundMessage:
     from the desk's blob store, given to its factory as the option ``blobs``)."""
 
 
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else to_utc(value)
-
-
 class DeliveryState(enum.Enum):
     """Where a delivery stands in the outbox."""
 
@@ -944,7 +940,7 @@ class Delivery:
     from before the last revival belong to attempts that ended in a dead letter."""
     next_attempt_at: datetime = attrs.field(converter=to_utc)
     claimed_by: str | None = attrs.field(default=None, validator=optional_text)
-    claimed_until: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    claimed_until: datetime | None = attrs.field(default=None, converter=optional_utc)
     last_error: str | None = attrs.field(default=None, validator=optional_text)
     external_id: str | None = attrs.field(default=None, validator=optional_text)
     """The id the channel gave the message (an email Message-ID), once sent."""

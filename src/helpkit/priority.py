@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Self
+from typing import Self, TypeVar
 
 import attrs
 
 from helpkit.errors import ValidationError
 
 __all__ = ["ITIL_MATRIX", "Impact", "Priority", "PriorityMatrix", "Urgency"]
+
+
+_L = TypeVar("_L", bound="_Level")
 
 
 class _Level(enum.Enum):
@@ -28,16 +32,26 @@ class _Level(enum.Enum):
         if isinstance(value, cls):
             return value
         if isinstance(value, str):
-            text = value.strip().lower()
-            for member in cls:
-                if text in (member.value, member.value[0]):
-                    return member
+            member: Self | None = _by_text(cls).get(value.strip().lower())
+            if member is not None:
+                return member
         raise ValidationError(
             f"{cls.__name__.lower()} must be one of high, medium, low; got {value!r}"
         )
 
 
 _RANK = {"high": 0, "medium": 1, "low": 2}
+
+
+@functools.cache
+def _by_text(cls: type[_L]) -> Mapping[str, _L]:
+    """The member of ``cls`` each accepted text names (its value or its initial), the first
+    member in definition order where two would match: what a walk over the members gave."""
+    found: dict[str, _L] = {}
+    for member in cls:
+        found.setdefault(member.value, member)
+        found.setdefault(member.value[0], member)
+    return MappingProxyType(found)
 
 
 class Impact(_Level):

@@ -22,11 +22,12 @@ from helpkit._checks import (
     nonblank_text,
     optional_ident,
     optional_text,
+    passes_when,
     text,
     text_set,
 )
 from helpkit._records import SINCE_LATER
-from helpkit._time import to_utc
+from helpkit._time import optional_utc, to_utc
 from helpkit.errors import InvalidTransitionError, ValidationError
 from helpkit.fields import FieldValue, field_value_map
 from helpkit.priority import Impact, Priority, Urgency
@@ -277,6 +278,10 @@ def _word(instance: object, attribute: attrs.Attribute[Any], value: object) -> N
         raise ValidationError(f"{attribute.name} must be a single word; got {word!r:.60}")
 
 
+# (ASCII letters and digits only: a non-empty word without spaces or NUL.)
+passes_when(_word, "{0}.__class__ is str and {0}.isascii() and {0}.isalnum()")
+
+
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 
 
@@ -388,10 +393,6 @@ class Link:
     target_id: str = attrs.field(validator=ident)
 
 
-def _optional_utc(value: datetime | None) -> datetime | None:
-    return None if value is None else to_utc(value)
-
-
 @attrs.frozen(kw_only=True)
 class Ticket:
     """The current state of a ticket: the fold of its events (see :mod:`helpkit.lifecycle`)."""
@@ -418,28 +419,28 @@ class Ticket:
     custom_fields: Mapping[str, FieldValue] = attrs.field(factory=dict, converter=field_value_map)
     links: frozenset[Link] = attrs.field(default=frozenset(), validator=instances_of(Link))
     merged_into: str | None = attrs.field(default=None, validator=optional_ident)
-    solved_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
-    closed_at: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    solved_at: datetime | None = attrs.field(default=None, converter=optional_utc)
+    closed_at: datetime | None = attrs.field(default=None, converter=optional_utc)
     public_comments: int = attrs.field(default=0, validator=count)
     internal_notes: int = attrs.field(default=0, validator=count)
     sla_policy: str | None = attrs.field(default=None, validator=optional_text)
     """The SLA policy in force (set by the desk from its SLA configuration, not by events)."""
-    next_deadline: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    next_deadline: datetime | None = attrs.field(default=None, converter=optional_utc)
     """The earliest due date among the running SLA clocks (past when breached)."""
-    next_check: datetime | None = attrs.field(default=None, converter=_optional_utc)
+    next_check: datetime | None = attrs.field(default=None, converter=optional_utc)
     """The earliest instant a timer wants the ticket back (an SLA warning or breach not yet
     recorded, ...); the sweep's index."""
     last_message_id: str | None = attrs.field(default=None, validator=optional_text)
     """The external id of the conversation's latest message (one received with an external
     id, or one a channel sent and named): what the next reply answers, for threading."""
     status_at: datetime | None = attrs.field(
-        default=None, converter=_optional_utc, metadata=SINCE_LATER
+        default=None, converter=optional_utc, metadata=SINCE_LATER
     )
     """When the ticket entered its current status (``None`` on a ticket stored before helpkit
     kept it, until its next status change)."""
     # --- customer satisfaction (see helpkit.satisfaction) ---
     satisfaction_offered_at: datetime | None = attrs.field(
-        default=None, converter=_optional_utc, metadata=SINCE_LATER
+        default=None, converter=optional_utc, metadata=SINCE_LATER
     )
     """When a satisfaction survey was last offered (``None``: never)."""
     satisfaction: str | None = attrs.field(
@@ -450,29 +451,29 @@ class Ticket:
     # --- the instants rules count from (issue #14); ``None`` on a ticket stored before
     # helpkit kept them (see helpkit.conditions.Anchor for how rules read such a ticket) ---
     assigned_at: datetime | None = attrs.field(
-        default=None, converter=_optional_utc, metadata=SINCE_LATER
+        default=None, converter=optional_utc, metadata=SINCE_LATER
     )
     """When the current assignee got the ticket (``None`` while it is unassigned). A change
     of group that keeps the assignee keeps the instant."""
     requester_updated_at: datetime | None = attrs.field(
-        default=None, converter=_optional_utc, metadata=SINCE_LATER
+        default=None, converter=optional_utc, metadata=SINCE_LATER
     )
     """When the requester last wrote a public comment on the ticket, or its creation if it
     has not since (comments merged in count at their own date)."""
     agent_updated_at: datetime | None = attrs.field(
-        default=None, converter=_optional_utc, metadata=SINCE_LATER
+        default=None, converter=optional_utc, metadata=SINCE_LATER
     )
     """When an agent last wrote a public reply on the ticket (``None`` before the first;
     internal notes and system messages do not count)."""
     unassigned_at: datetime | None = attrs.field(
-        default=None, converter=_optional_utc, metadata=SINCE_LATER
+        default=None, converter=optional_utc, metadata=SINCE_LATER
     )
     """When the ticket last became unassigned (its assignee removed, or an escalation or a
     transfer to a group leaving it without one), or its creation if it was opened without an
     assignee; ``None`` while it has an assignee. A change of group that leaves it unassigned
     keeps the instant."""
     assignee_updated_at: datetime | None = attrs.field(
-        default=None, converter=_optional_utc, metadata=SINCE_LATER
+        default=None, converter=optional_utc, metadata=SINCE_LATER
     )
     """When the current assignee last wrote a public reply on the ticket since they got it
     (``None`` while it is unassigned and before their first; a comment of theirs merged in

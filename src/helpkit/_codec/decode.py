@@ -19,11 +19,12 @@ from typing import Any
 
 import attrs
 
+from helpkit._checks import pass_condition
 from helpkit._codec.binary import bytes_from_text
 from helpkit._codec.durations import duration_from_text
 from helpkit._codec.source import Source
 from helpkit._codec.types import class_fields, is_mapping, is_text, label, strip_none
-from helpkit._time import to_utc
+from helpkit._time import optional_utc, to_utc
 from helpkit.errors import SchemaError
 from helpkit.fields import FieldValue, decode_value
 
@@ -35,16 +36,12 @@ _MISSING = object()
 _MEMO_SIZE = 4096
 
 
-def _validators_on() -> bool:
-    return not attrs.validators.get_disabled()
-
-
 _NAMES: dict[str, Any] = {
     "SchemaError": SchemaError,
     "_UTC": UTC,
     "_to_utc": to_utc,
     "_new": object.__new__,
-    "_validating": _validators_on,
+    "_validators_off": attrs.validators.get_disabled,
     "_fromiso": datetime.fromisoformat,
     "_date_fromiso": date.fromisoformat,
     "_duration": duration_from_text,
@@ -126,6 +123,12 @@ def _class_decoder(cls: type) -> Decode:
     for field, hint in fields:
         local = src.fresh("v")
         alias = field.alias
+        if field.default is None and strip_none(hint)[1]:
+            # Absent or null, the same None (its default): read as it is, checked if not None.
+            src.add(1, f"{local} = data.get({alias!r})")
+            _decode_into(src, hint, local, 1)
+            arguments.append((field, local))
+            continue
         src.add(1, f"{local} = data.get({alias!r}, _MISSING)")
         src.add(1, f"if {local} is _MISSING:")
         if field.default is attrs.NOTHING:
@@ -153,25 +156,40 @@ def _class_decoder(cls: type) -> Decode:
         # What the attrs __init__ would do, without its call: the checks above and the field
         # converters are all the class asks for (see _slot_setters).
         src.add(1, "obj = _new(_cls)")
-        checks: list[str] = []
+        checks: list[tuple[attrs.Attribute[Any], Any]] = []
+        hints = dict(fields)
         for field, local in arguments:
             setter, converter, validator = setters[field.name]
-            value = local if converter is None else f"{src.ref('convert', converter)}({local})"
-            src.add(1, f"{src.ref('set', setter)}(obj, {value})")
+            if converter is not None and not (
+                converter in _UTC_CONVERTERS and strip_none(hints[field])[0] is datetime
+            ):
+                local = f"{src.ref('convert', converter)}({local})"
+            # (A to-UTC converter gives back the instant decoded above as it is: it is UTC.)
+            src.add(1, f"{src.ref('set', setter)}(obj, {local})")
             if validator is not None:
-                # After every field is set, as attrs runs them; the value as stored.
-                checks.append(
-                    f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, "
-                    f"obj.{field.name})"
-                )
+                checks.append((field, validator))
         if checks:
-            src.add(1, "if _validating():")
-            for check in checks:
-                src.add(2, check)
+            # After every field is set, as attrs runs them; the value as stored.
+            src.add(1, "if not _validators_off():")
+            for field, validator in checks:
+                call = f"{src.ref('check', validator)}(obj, {src.ref('field', field)}, x)"
+                src.add(2, f"x = obj.{field.name}")
+                passes = pass_condition(validator, lambda kind: src.ref("kind", kind))
+                if passes is None:
+                    src.add(2, call)
+                else:
+                    # A value that plainly passes the check skips its call; any other value
+                    # goes through the validator, which accepts or refuses it as ever.
+                    src.add(2, f"if not ({passes.format('x')}):")
+                    src.add(3, call)
         src.add(1, "return obj")
     function: Decode = src.build("decode", f"decode {label(cls)}")
     return function
 
+
+_UTC_CONVERTERS = frozenset({to_utc, optional_utc})
+"""Converters that give back an instant as it is when it is a ``datetime`` in UTC, which
+every instant decoded above is (and ``None``)."""
 
 _Setter = tuple[
     Callable[[Any, Any], None], Callable[[Any], Any] | None, Callable[[Any, Any, Any], Any] | None

@@ -89,8 +89,12 @@ def _encoder(tp: Any) -> Encode:
             if field.metadata.get(OMIT_DEFAULT):
                 # A field added after values were stored: left out at its default, so the
                 # text written for a value that does not use it stays what it was before.
-                default = src.ref("default", field.default)
-                optional.append(f"if {local} != {default}: out[{field.alias!r}] = {expr}")
+                if field.default is None and _plain(strip_none(hint)[0]):
+                    # (For these types, differing from None is being another value.)
+                    test = f"{local} is not None"
+                else:
+                    test = f"{local} != {src.ref('default', field.default)}"
+                optional.append(f"if {test}: out[{field.alias!r}] = {expr}")
             elif optional:
                 raise TypeError(f"{label(tp)}: {field.name} follows a field left out at default")
             else:
@@ -114,6 +118,13 @@ def _encoder(tp: Any) -> Encode:
         src.add(1, f"return {expr}")
     function: Encode = src.build("encode", f"encode {label(tp)}")
     return function
+
+
+def _plain(tp: Any) -> bool:
+    """Whether ``tp``'s values equal ``None`` only by being ``None`` (no custom ``__eq__``)."""
+    return tp in (str, int, bool, float, datetime, date, timedelta) or (
+        isinstance(tp, type) and issubclass(tp, enum.Enum)
+    )
 
 
 def _encode_expr(src: Source, tp: Any, name: str, body: list[str]) -> str:
