@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from importlib.resources import files
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -77,6 +78,36 @@ def test_demo_is_reproducible(capsys: pytest.CaptureFixture[str]) -> None:
     assert [{k: v for k, v in r.items() if k not in strip} for r in first] == [
         {k: v for k, v in r.items() if k not in strip} for r in second
     ]
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2026, 12, 7, 0, 25, tzinfo=UTC),  # a Monday just after midnight
+        datetime(2026, 12, 8, 7, tzinfo=UTC),  # a Tuesday morning
+        datetime(2026, 12, 13, 23, 59, tzinfo=UTC),  # a Sunday night
+    ],
+)
+def test_the_demo_week_is_over_before_now(
+    now: datetime, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever the day and hour it runs, the simulated week (long gaps drawn) ended before
+    the week of the run began: nothing it wrote is dated after now (a demo run early on a
+    Monday once simulated hours past now, and its SLA figures depended on the hour)."""
+    import helpkit.cli as cli
+
+    class _Fixed(datetime):
+        @classmethod
+        def now(cls, tz: Any = None) -> _Fixed:
+            return cls.fromtimestamp(now.timestamp(), tz)
+
+    monkeypatch.setattr(cli, "datetime", _Fixed)
+    assert main([*MEM, "demo", "--tickets", "60", "--json", "--seed", "5"]) == 0
+    rows = json.loads(capsys.readouterr().out)
+    monday = now.date() - timedelta(days=now.weekday())
+    this_week = datetime(monday.year, monday.month, monday.day, tzinfo=UTC)
+    latest = max(datetime.fromisoformat(r["updated_at"]) for r in rows)
+    assert latest < this_week <= now
 
 
 def test_user_mistakes_are_one_line_errors(capsys: pytest.CaptureFixture[str]) -> None:

@@ -55,10 +55,12 @@ _DEFAULT_ACTOR = "system:cli"
 def _desk(args: argparse.Namespace) -> Iterator[Helpdesk]:
     clock = None
     if args.command == "demo":
-        # Last week's Monday 08:00 UTC: the simulated week is over before today, and runs in
-        # the same week with the same seed give the same helpdesk.
+        # The Monday 08:00 UTC two weeks before this week's: the simulated week (its random
+        # gaps may stretch it to 12.6 days) is over before this week starts, whatever the day
+        # and hour (from last week's Monday, a run early on a Monday simulated past now), and
+        # runs in the same week with the same seed give the same helpdesk.
         today = datetime.now(UTC).date()
-        monday = today - timedelta(days=today.weekday() + 7)
+        monday = today - timedelta(days=today.weekday() + 14)
         clock = _SimClock(datetime(monday.year, monday.month, monday.day, 8, tzinfo=UTC))
     config, write_template = load_config(args.config, demo=args.command == "demo")
     if args.command == "demo":
