@@ -192,38 +192,15 @@ def cpu_worker(store: str, count: int, warmup: int) -> dict[str, float]:
         if store == "sqlite":
             url = f"sqlite:///{folder}/cpu.db?synchronous=normal"
         desk = Helpdesk(url, entry_points=False)
-        for g in range(bs.GROUPS):
-            desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
-        for a in range(bs.AGENTS):
-            desk.add_agent(
-                f"a{a:03d}",
-                f"Agent {a}",
-                email=f"a{a}@help.example",
-                groups=[f"g{a % bs.GROUPS:02d}"],
-            )
-        contacts = [
-            desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
-            for c in range(bs.CONTACTS)
-        ]
+        contacts = bs.staffed(desk)
         specs = list(bs.specs(warmup + count))
         ids: list[str] = []
         agents: list[str] = []
 
         def create(part: list[bs.Spec]) -> None:
             for s in part:
-                agent = f"a{s.agent:03d}"
-                ticket = desk.open_ticket(
-                    Actor.agent(agent),
-                    requester=contacts[s.contact],
-                    subject=s.subject,
-                    body=s.body,
-                    impact=s.impact,
-                    urgency=s.urgency,
-                    group=f"g{s.group:02d}",
-                    assignee=agent,
-                )
-                ids.append(ticket.id)
-                agents.append(agent)
+                ids.append(bs.open_spec(desk, contacts, s).id)
+                agents.append(f"a{s.agent:03d}")
 
         def reply(part: range) -> None:
             for i in part:

@@ -213,16 +213,7 @@ def _helpkit_desk(url: str, result: Result) -> tuple[Any, list[str]]:
         row = cur.execute("SHOW synchronous_commit").fetchone()
     result.synchronous_commit = str(row[0]) if row else "?"
     result.label = f"helpkit (postgresql, synchronous_commit={result.synchronous_commit})"
-    for g in range(bs.GROUPS):
-        desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
-    for a in range(bs.AGENTS):
-        desk.add_agent(
-            f"a{a:03d}", f"Agent {a}", email=f"a{a}@help.example", groups=[f"g{a % bs.GROUPS:02d}"]
-        )
-    contacts = [
-        desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
-        for c in range(bs.CONTACTS)
-    ]
+    contacts = bs.staffed(desk)
     return desk, contacts
 
 
@@ -242,17 +233,7 @@ def run_helpkit(job: Job, url: str) -> Result:
     cpu = CpuMeter(url)
     start = time.perf_counter()
     for i, s in enumerate(bs.specs(job.size), 1):
-        ticket = desk.open_ticket(
-            Actor.agent(f"a{s.agent:03d}"),
-            requester=contacts[s.contact],
-            subject=s.subject,
-            body=s.body,
-            impact=s.impact,
-            urgency=s.urgency,
-            group=f"g{s.group:02d}",
-            assignee=f"a{s.agent:03d}",
-        )
-        ids.append(ticket.id)
+        ids.append(bs.open_spec(desk, contacts, s).id)
         bs._progress("helpkit creates", i, job.size, start)
     result.create_s = time.perf_counter() - start
     result.create_cpu = cpu.lap()

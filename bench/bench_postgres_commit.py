@@ -93,30 +93,11 @@ def capture(url: str, creates: int, path: Path) -> None:
 
     store = Recording(url, schema="helpkit", pool_max=4)
     desk = Helpdesk(store, entry_points=False)
-    for g in range(bs.GROUPS):
-        desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
-    for a in range(bs.AGENTS):
-        desk.add_agent(
-            f"a{a:03d}", f"Agent {a}", email=f"a{a}@help.example", groups=[f"g{a % bs.GROUPS:02d}"]
-        )
-    contacts = [
-        desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
-        for c in range(bs.CONTACTS)
-    ]
+    contacts = bs.staffed(desk)
     calls.clear()
     ids = []
     for s in bs.specs(creates):
-        ticket = desk.open_ticket(
-            Actor.agent(f"a{s.agent:03d}"),
-            requester=contacts[s.contact],
-            subject=s.subject,
-            body=s.body,
-            impact=s.impact,
-            urgency=s.urgency,
-            group=f"g{s.group:02d}",
-            assignee=f"a{s.agent:03d}",
-        )
-        ids.append((ticket.id, s.agent))
+        ids.append((bs.open_spec(desk, contacts, s).id, s.agent))
     opened = len(calls)
     for i, body in bs.update_plan(creates, creates // 2):
         desk.reply(ids[i][0], Actor.agent(f"a{ids[i][1]:03d}"), body, status="pending")

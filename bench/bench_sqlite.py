@@ -239,17 +239,40 @@ def _helpkit_desk(
         result.journal_mode = str(conn.execute("PRAGMA journal_mode").fetchone()[0]).upper()
         result.synchronous = _sync_name(conn.execute("PRAGMA synchronous").fetchone()[0])
     result.label = f"helpkit (sqlite, {result.journal_mode} + {result.synchronous})"
+    return desk, staffed(desk)
+
+
+def staffed(desk: Any) -> list[str]:
+    """Give ``desk`` the bench's groups, agents and contacts; the contacts' ids (every helpkit
+    bench of creates and replies sets its desk up so)."""
     for g in range(GROUPS):
         desk.add_group(f"g{g:02d}", f"Group {g}", tier=1 + g % 3)
     for a in range(AGENTS):
         desk.add_agent(
             f"a{a:03d}", f"Agent {a}", email=f"a{a}@help.example", groups=[f"g{a % GROUPS:02d}"]
         )
-    contacts = [
+    return [
         desk.create_contact(f"Contact {c}", emails=[f"c{c}@customer.example"]).id
         for c in range(CONTACTS)
     ]
-    return desk, contacts
+
+
+def open_spec(desk: Any, contacts: list[str], s: Spec) -> Any:
+    """The bench's create of ``s`` through ``desk``: ``open_ticket`` as an agent, with a body,
+    impact and urgency, a group and that agent as assignee; the ticket."""
+    from helpkit import Actor
+
+    agent = f"a{s.agent:03d}"
+    return desk.open_ticket(
+        Actor.agent(agent),
+        requester=contacts[s.contact],
+        subject=s.subject,
+        body=s.body,
+        impact=s.impact,
+        urgency=s.urgency,
+        group=f"g{s.group:02d}",
+        assignee=agent,
+    )
 
 
 def run_helpkit(job: Job) -> Result:
@@ -266,17 +289,7 @@ def run_helpkit(job: Job) -> Result:
     def create() -> None:
         start = time.perf_counter()
         for i, s in enumerate(specs(job.size), 1):
-            ticket = desk.open_ticket(
-                Actor.agent(f"a{s.agent:03d}"),
-                requester=contacts[s.contact],
-                subject=s.subject,
-                body=s.body,
-                impact=s.impact,
-                urgency=s.urgency,
-                group=f"g{s.group:02d}",
-                assignee=f"a{s.agent:03d}",
-            )
-            ids.append(ticket.id)
+            ids.append(open_spec(desk, contacts, s).id)
             _progress("helpkit creates", i, job.size, start)
         result.create_s = time.perf_counter() - start
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from datetime import datetime
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Final
 
 import attrs
 
@@ -542,19 +542,8 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
             and version == cls.VERSION
             and cls not in _HOLDS_TYPE_OR_V
         ):
-            try:
-                return decoder(cls)(data)  # type: ignore[no-any-return]
-            except SchemaError:
-                raise
-            except (
-                HelpkitError,
-                TypeError,
-                ValueError,
-                LookupError,
-                AttributeError,
-                ArithmeticError,
-            ) as exc:
-                raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc
+            event: Event = _read_event(str(type_name), data, decoder(cls))
+            return event
     elif not isinstance(data, Mapping):
         raise SchemaError(f"expected an object for an event, found {data!r:.60}")
     body = dict(data)
@@ -570,23 +559,33 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
             f"event {type_name!r} has schema version {version}, newer than this helpkit "
             f"understands ({cls.VERSION}); upgrade helpkit"
         )
+    while version < cls.VERSION:
+        upcast = UPCASTERS.get((cls.TYPE, version))
+        if upcast is None:
+            raise SchemaError(f"no upcaster for event {type_name!r} version {version}")
+        body = _read_event(type_name, body, upcast)
+        version += 1
+    read: Event = _read_event(type_name, body, decoder(cls))
+    return read
+
+
+_READ_ERRORS: Final = (
+    HelpkitError,
+    TypeError,
+    ValueError,
+    LookupError,
+    AttributeError,
+    ArithmeticError,
+)
+"""What reading an event's dict may raise besides SchemaError (a field the decoder or an
+upcaster refuses): each becomes a SchemaError naming the event's type."""
+
+
+def _read_event(type_name: str, body: Any, read: Callable[[Any], Any]) -> Any:
+    """``read(body)``, any error of reading the event of type ``type_name`` a SchemaError."""
     try:
-        while version < cls.VERSION:
-            upcast = UPCASTERS.get((cls.TYPE, version))
-            if upcast is None:
-                raise SchemaError(f"no upcaster for event {type_name!r} version {version}")
-            body = upcast(body)
-            version += 1
-        event: Event = decoder(cls)(body)
+        return read(body)
     except SchemaError:
         raise
-    except (
-        HelpkitError,
-        TypeError,
-        ValueError,
-        LookupError,
-        AttributeError,
-        ArithmeticError,
-    ) as exc:
+    except _READ_ERRORS as exc:
         raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc
-    return event
