@@ -210,16 +210,19 @@ def _feed_parser_class(*, compile_boundaries: bool) -> type[_feedparser.FeedPars
     code of this Python's ``email.feedparser``) run with :class:`_TailEol` for the module's
     ``NLCRE_eol`` and, unless ``compile_boundaries``, :class:`_Re` for its ``re``: the same
     messages, without the search over each whole payload (or a compile per multipart). A
-    Python whose feed parser is not built so gets its ``FeedParser`` unchanged."""
+    Python whose feed parser does not search so gets its ``FeedParser`` unchanged; one that
+    compiles no expression per multipart (3.13 matches a boundary by a prefix test and one
+    shared expression, as :class:`_Boundary` does) keeps its ``re``."""
     stock = cast("type[_feedparser.FeedParser[Message]]", _feedparser.FeedParser)
     parsegen = getattr(stock, "_parsegen", None)
     if not isinstance(parsegen, types.FunctionType) or parsegen.__closure__:
         return stock
-    if not {"NLCRE_eol", "re"} <= set(parsegen.__code__.co_names):
+    names = set(parsegen.__code__.co_names)
+    if "NLCRE_eol" not in names:
         return stock
     namespace = dict(vars(_feedparser))
     namespace["NLCRE_eol"] = _TailEol()
-    if not compile_boundaries:
+    if not compile_boundaries and "re" in names:
         namespace["re"] = _Re()
     fast = types.FunctionType(
         parsegen.__code__, namespace, parsegen.__name__, parsegen.__defaults__
