@@ -569,7 +569,7 @@ def event_from_dict(data: Mapping[str, Any]) -> Event:
     return read
 
 
-_READ_ERRORS: Final = (
+READ_ERRORS: Final = (
     HelpkitError,
     TypeError,
     ValueError,
@@ -587,5 +587,5 @@ def _read_event(type_name: str, body: Any, read: Callable[[Any], Any]) -> Any:
         return read(body)
     except SchemaError:
         raise
-    except _READ_ERRORS as exc:
+    except READ_ERRORS as exc:
         raise SchemaError(f"cannot read event {type_name!r}: {exc}") from exc

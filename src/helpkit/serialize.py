@@ -24,8 +24,8 @@ from typing import Any, TypeVar, cast
 
 from helpkit._codec import decoder, encoder
 from helpkit._codec.text import strict_dumps
-from helpkit.errors import HelpkitError, SchemaError
-from helpkit.events import Event, event_from_dict, event_to_dict
+from helpkit.errors import SchemaError
+from helpkit.events import READ_ERRORS, Event, event_from_dict, event_to_dict
 
 __all__ = ["dumps", "from_data", "loads", "to_data"]
 
@@ -64,14 +64,7 @@ def from_data(cls: type[T], data: object) -> T:
     decode = decoder(cls)  # TypeError for a class the codec does not cover: a caller's error
     try:
         value: T = decode(data)
-    except (
-        HelpkitError,
-        TypeError,
-        ValueError,
-        LookupError,
-        AttributeError,
-        ArithmeticError,
-    ) as exc:
+    except READ_ERRORS as exc:
         raise SchemaError(f"cannot read {_name(cls)}: {exc}") from exc
     return value
 
