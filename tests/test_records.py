@@ -298,3 +298,21 @@ def test_build_refuses_each_bad_value_of_each_field_as_the_init_does() -> None:
                 kwargs = {**_init_args(value), name: bad}
                 fast = _outcome(lambda: build(cls, **kwargs))  # noqa: B023
                 assert fast == _outcome(lambda: cls(**kwargs)), (cls.__name__, name, bad)  # noqa: B023
+
+
+def test_replace_refuses_each_bad_value_of_each_field_as_the_loop_does() -> None:
+    """Every field of a ticket, an opening event and a comment replaced by each bad value in
+    turn: the generated function (inline checks) answers what the loop over the changes
+    answers (each validator called)."""
+    opened = _history()[0]
+    assert isinstance(opened, TicketOpened)
+    note = Comment(
+        id="m1", author=Actor.agent("ann"), body="Hi", public=False, channel="web",
+        created_at=opened.at, ticket_id="t1",
+    )  # fmt: skip
+    for value in (replay(_history()), opened, note):
+        for name in _init_args(value):
+            for bad in _BAD_VALUES:
+                fast = _outcome(lambda: replace(value, **{name: bad}))  # noqa: B023
+                slow = _outcome(lambda: _replace_by_loop(value, bad, names=(name,)))  # noqa: B023
+                assert fast == slow, (type(value).__name__, name, bad)

@@ -124,12 +124,7 @@ def replace(inst: _T, **changes: Any) -> _T:
     """``attrs.evolve(inst, **changes)``, converting and validating only the changed fields."""
     cls: type = type(inst)
     key = (cls, tuple(changes))
-    replacer = _REPLACERS.get(key)
-    if replacer is None:
-        replacer = _replacer(cls, key[1])
-        if len(_REPLACERS) >= _REPLACERS_SIZE:
-            _REPLACERS.clear()
-        _REPLACERS[key] = replacer
+    replacer = _REPLACERS.get(key) or _made(_REPLACERS, key, _replacer)
     new: _T = replacer(inst, *changes.values())
     return new
 
@@ -137,7 +132,53 @@ def replace(inst: _T, **changes: Any) -> _T:
 _REPLACERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
 """The function replacing each set of fields of each class, by class and names (in the order
 given); a call site names the same fields each time, so there are few."""
-_REPLACERS_SIZE = 1024
+_CACHE_SIZE = 1024
+
+
+def _made(
+    cache: dict[tuple[type, tuple[str, ...]], Callable[..., Any]],
+    key: tuple[type, tuple[str, ...]],
+    make: Callable[[type, tuple[str, ...]], Callable[..., Any]],
+) -> Callable[..., Any]:
+    """``make(*key)``, kept in ``cache`` (emptied when it holds :data:`_CACHE_SIZE`)."""
+    made = make(*key)
+    if len(cache) >= _CACHE_SIZE:
+        cache.clear()
+    cache[key] = made
+    return made
+
+
+def _function(name: str, lines: list[str], checks: list[str], namespace: dict[str, Any]) -> Any:
+    """The function ``name`` that ``lines`` (its header and body) define in ``namespace``,
+    with ``checks`` (validator lines) run unless attrs' validators are disabled, returning
+    ``new``."""
+    if checks:
+        namespace["_get_disabled"] = attrs.validators.get_disabled
+        lines.append("    if not _get_disabled():")
+        lines.extend(checks)
+    lines.append("    return new")
+    exec("\n".join(lines), namespace)
+    return namespace[name]
+
+
+def _check_lines(
+    namespace: dict[str, Any], index: int, validator: Any, attribute: Any, value: str
+) -> list[str]:
+    """The generated lines validating ``value`` (an expression) of field number ``index``
+    with ``validator``: the common checks of :mod:`helpkit._checks` inline
+    (:data:`~helpkit._checks.PASSES`), calling the validator only for a value that does not
+    plainly pass it."""
+    namespace[f"_check{index}"] = validator
+    namespace[f"_field{index}"] = attribute
+    call = f"_check{index}(new, _field{index}, x)"
+    passes = pass_condition(validator, functools.partial(_name, namespace))
+    if passes is None:
+        return [f"        x = {value}", f"        {call}"]
+    return [
+        f"        x = {value}",
+        f"        if not ({passes.format('x')}):",
+        f"            {call}",
+    ]
 
 
 def _replacer(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
@@ -151,11 +192,7 @@ def _replacer(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     if plan is None or any(name not in plan[1] for name in names):
         return functools.partial(_replace_by_loop, names=names)
     steps = plan[1]
-    namespace: dict[str, Any] = {
-        "_new": object.__new__,
-        "_cls": cls,
-        "_get_disabled": attrs.validators.get_disabled,
-    }
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     arguments = [f"a{index}" for index in range(len(names))]
     lines = [f"def _replace({', '.join(['inst', *arguments])}):"]
     given = dict(zip(names, arguments, strict=True))
@@ -173,15 +210,8 @@ def _replacer(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     for index, name in enumerate(names):
         _converter, validator, attribute, _set_field = steps[name]
         if validator is not None:
-            namespace[f"_check{index}"] = validator
-            namespace[f"_field{index}"] = attribute
-            checks.append(f"        _check{index}(new, _field{index}, a{index})")
-    if checks:
-        lines.append("    if not _get_disabled():")
-        lines.extend(checks)
-    lines.append("    return new")
-    exec("\n".join(lines), namespace)
-    replace_fields: Callable[..., Any] = namespace["_replace"]
+            checks.extend(_check_lines(namespace, index, validator, attribute, f"a{index}"))
+    replace_fields: Callable[..., Any] = _function("_replace", lines, checks, namespace)
     return replace_fields
 
 
@@ -218,12 +248,7 @@ def build(cls: type[_T], **fields: Any) -> _T:
     a validator only for a value that does not plainly pass it. Anything else (another kind
     of class, a missing or unknown name) is ``cls(**fields)`` itself."""
     key = (cls, tuple(fields))
-    builder = _BUILDERS.get(key)
-    if builder is None:
-        builder = _builder(cls, key[1])
-        if len(_BUILDERS) >= _REPLACERS_SIZE:
-            _BUILDERS.clear()
-        _BUILDERS[key] = builder
+    builder = _BUILDERS.get(key) or _made(_BUILDERS, key, _builder)
     made: _T = builder(*fields.values())
     return made
 
@@ -255,11 +280,7 @@ def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
     ):
         return functools.partial(_by_init, cls, names=names)
     steps = plan[1]
-    namespace: dict[str, Any] = {
-        "_new": object.__new__,
-        "_cls": cls,
-        "_get_disabled": attrs.validators.get_disabled,
-    }
+    namespace: dict[str, Any] = {"_new": object.__new__, "_cls": cls}
     lines = [f"def _build({', '.join(given.values())}):", "    new = _new(_cls)"]
     checks: list[str] = []
     for index, field in enumerate(fields):
@@ -280,22 +301,8 @@ def _builder(cls: type, names: tuple[str, ...]) -> Callable[..., Any]:
         namespace[f"_set{index}"] = set_field
         lines.append(f"    _set{index}(new, {value})")
         if validator is not None:
-            namespace[f"_check{index}"] = validator
-            namespace[f"_field{index}"] = attribute
-            call = f"_check{index}(new, _field{index}, x)"
-            checks.append(f"        x = new.{field.name}")
-            passes = pass_condition(validator, functools.partial(_name, namespace))
-            if passes is None:
-                checks.append(f"        {call}")
-            else:
-                checks.append(f"        if not ({passes.format('x')}):")
-                checks.append(f"            {call}")
-    if checks:
-        lines.append("    if not _get_disabled():")
-        lines.extend(checks)
-    lines.append("    return new")
-    exec("\n".join(lines), namespace)
-    made: Callable[..., Any] = namespace["_build"]
+            checks.extend(_check_lines(namespace, index, validator, attribute, f"new.{field.name}"))
+    made: Callable[..., Any] = _function("_build", lines, checks, namespace)
     return made
 
 
