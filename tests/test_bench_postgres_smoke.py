@@ -144,3 +144,30 @@ def test_the_commit_bench_replays_what_the_desk_committed(
     assert rows["replayed"] == rows["helpkit"]
     assert first["update"] == [0.0, 0.0] and first["create"][0] > 0
     assert all(len(v) == 2 and v[0] is not None and v[0] > 0 for v in spent.values())
+
+
+def test_the_meter_reads_the_servers_cpu_in_nanoseconds_where_the_kernel_has_them(
+    bench: Any,
+) -> None:
+    """The server's CPU per backend comes from ``/proc/<pid>/schedstat`` (nanoseconds) where
+    there is one (else from ``stat``'s 10 ms ticks, too coarse to tell two sources apart): a
+    backend's reading lies between two reads of its schedstat made around it."""
+    import psycopg
+
+    if not Path("/proc/self/schedstat").exists():
+        pytest.skip("no /proc/<pid>/schedstat here: the meter reads whole clock ticks")
+    with bench.fresh_database(DSN, "hk_smoke_meter") as url, psycopg.connect(url) as worker:
+        pid = worker.info.backend_pid
+        worker.execute("SELECT count(*) FROM generate_series(1, 100000)")
+        schedstat = Path(f"/proc/{pid}/schedstat")
+        if not schedstat.exists():
+            pytest.skip("the server runs elsewhere: its backends are not in this /proc")
+        meter = bench.CpuMeter(url)
+        try:
+            before = int(schedstat.read_text().split()[0])
+            readings = meter._backends()
+            after = int(schedstat.read_text().split()[0])
+        finally:
+            meter.close()
+    assert readings is not None
+    assert before / 1e9 <= readings[pid] <= after / 1e9
