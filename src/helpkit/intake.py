@@ -41,7 +41,7 @@ from typing import Final, NoReturn, Protocol, cast, runtime_checkable
 import attrs
 
 from helpkit import lifecycle
-from helpkit._checks import count, optional_text
+from helpkit._checks import check_text, count, optional_text
 from helpkit.access import Access
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory
@@ -322,6 +322,18 @@ class Receiver:
         else:
             key = f"{message.channel.strip()}:{self._new_id()}"
         return self._ingest(inbox, message, key, screen=screen, released=None)
+
+    def received(self, channel: str, external_id: str) -> Intake | None:
+        """What :meth:`receive` returns for a message of ``channel`` with ``external_id``
+        that was received before (its first outcome, ``duplicate=True``), read from the
+        inbox alone; ``None`` when the inbox holds no such message."""
+        check_text(channel, "channel")
+        check_text(external_id, "external_id")
+        key = receipt_key(channel, external_id)
+        if key is None:
+            return None
+        seen = self.inbox().receipt(key)
+        return None if seen is None else self.outcome(seen, duplicate=True)
 
     def release(self, key: str, actor: Actor) -> Intake:
         """Ingest a suspended message without the screens (a stranger's opens a ticket of
