@@ -23,8 +23,9 @@ from helpkit._checks import check_int
 
 __all__ = ["DEFAULT_LIMIT", "ParsedIds", "digest"]
 
-DEFAULT_LIMIT: Final = 100_000
-"""Messages remembered by default (about 15 MiB at most: a digest and an id each)."""
+DEFAULT_LIMIT: Final = 10_000
+"""Messages remembered by default (about 4 MiB at most: a digest and an id each, with the
+dictionary's own share)."""
 
 
 def digest(raw: bytes | bytearray | memoryview) -> bytes:
