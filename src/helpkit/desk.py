@@ -1428,6 +1428,14 @@ class Helpdesk:
             message = self._scrubbed(message)
         return self._synced_intake(self._receiver.receive(message, screen=screen))
 
+    def received(self, channel: str, external_id: str) -> Intake | None:
+        """What :meth:`receive` would return for a message of ``channel`` with
+        ``external_id`` (its Message-ID) that the desk received before: the first outcome,
+        ``duplicate=True``; ``None`` when it holds none (receive the message then). A
+        transport that knows a message's id before parsing it (``helpkit mail`` keeps the
+        ids of the bytes it parsed) asks this first and skips the parse of a redelivery."""
+        return self._receiver.received(channel, external_id)
+
     def suspended(self, *, limit: int = 100, after: str | None = None) -> list[Receipt]:
         """Suspended inbound messages, oldest first; ``after`` is the last key of the
         previous page."""

@@ -36,12 +36,12 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, NoReturn, cast
+from typing import Final, NoReturn, Protocol, cast, runtime_checkable
 
 import attrs
 
 from helpkit import lifecycle
-from helpkit._checks import count, optional_text
+from helpkit._checks import check_text, count, optional_text
 from helpkit.access import Access
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory
@@ -186,6 +186,18 @@ def _references(message: InboundMessage) -> list[str]:
     return found
 
 
+@runtime_checkable
+class RecentRequests(Protocol):
+    """What a store may add for the acknowledgement rate limit: a requester's recent tickets
+    counted, not read (the SQLite store has it). A store without it is asked for the
+    requester's newest tickets, as many as the limit, instead."""
+
+    def count_recent_requests(self, requester_id: str, since: datetime, limit: int) -> int:
+        """How many tickets of ``requester_id`` were created after ``since`` (strictly),
+        counted up to ``limit``: ``min(limit, that number)``."""
+        ...
+
+
 @attrs.frozen
 class _Sender:
     address: str
@@ -251,6 +263,11 @@ class Receiver:
             store, AgentEmails
         ):
             self._agent_emails = cast(AgentEmails, store)
+        # A store that counts a requester's recent tickets: the acknowledgement rate limit
+        # decodes none of them.
+        self._recent_requests: RecentRequests | None = (
+            None if missing_members(store, RecentRequests) else cast(RecentRequests, store)
+        )
 
     # ------------------------------------------------------------ the inbox
 
@@ -305,6 +322,18 @@ class Receiver:
         else:
             key = f"{message.channel.strip()}:{self._new_id()}"
         return self._ingest(inbox, message, key, screen=screen, released=None)
+
+    def received(self, channel: str, external_id: str) -> Intake | None:
+        """What :meth:`receive` returns for a message of ``channel`` with ``external_id``
+        that was received before (its first outcome, ``duplicate=True``), read from the
+        inbox alone; ``None`` when the inbox holds no such message."""
+        check_text(channel, "channel")
+        check_text(external_id, "external_id")
+        key = receipt_key(channel, external_id)
+        if key is None:
+            return None
+        seen = self.inbox().receipt(key)
+        return None if seen is None else self.outcome(seen, duplicate=True)
 
     def release(self, key: str, actor: Actor) -> Intake:
         """Ingest a suspended message without the screens (a stranger's opens a ticket of
@@ -645,10 +674,13 @@ class Receiver:
             return False
         if fresh:
             return True
+        since = at - _ACKNOWLEDGE_WINDOW
+        if self._recent_requests is not None:
+            return self._recent_requests.count_recent_requests(requester_id, since, limit) < limit
         page = self._store.query(
             TicketQuery(requester_ids={requester_id}, sort=SortOrder.CREATED_DESC, limit=limit)
         )
-        recent = [t for t in page.items if t.created_at > at - _ACKNOWLEDGE_WINDOW]
+        recent = [t for t in page.items if t.created_at > since]
         return len(recent) < limit
 
     def _open(

@@ -32,6 +32,7 @@ from helpkit import serialize
 from helpkit.channels.email_in import EmailParseError, parse
 from helpkit.channels.imap import ImapAccount, ImapError, ImapPoller, Polled, PollReport
 from helpkit.channels.mail_folder import Imported, import_folder
+from helpkit.channels.parsed_ids import ParsedIds, digest
 from helpkit.cli._errors import EXIT_FAILURE, EXIT_OK, UsageError
 from helpkit.cli._output import _emit_json
 from helpkit.cli._stopping import run_until_signalled
@@ -103,11 +104,23 @@ def receiver(desk: Helpdesk, channel: str = "email") -> Callable[[bytes], Ingest
     Bytes that are no usable email give an :class:`Ingested` with the reason; every other
     failure (a locked store...) propagates and stops the transport."""
 
+    # Bytes handed over again (a retried delivery, an overlapping poll, a folder imported
+    # twice) are not parsed again: their id, kept by the bytes' digest, finds the first
+    # outcome in the desk's inbox (parsed_ids.py says why that is the same answer).
+    parsed = ParsedIds()
+
     def handle(raw: bytes) -> Ingested:
+        key = digest(raw)
+        known = parsed.get(key)
+        if known is not None:
+            again = desk.received(channel, known)
+            if again is not None:
+                return Ingested(again)
         try:
             message = parse(raw, channel=channel, received_at=desk.now())
         except EmailParseError as exc:
             return Ingested(None, str(exc).strip() or "not an email")
+        parsed.add(key, message.external_id)
         return Ingested(desk.receive(message))
 
     return handle

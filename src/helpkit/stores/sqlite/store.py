@@ -20,6 +20,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Final, Literal, NamedTuple
 
 from helpkit._checks import check_text
@@ -74,6 +75,7 @@ from helpkit.stores.sqlite.encoding import (
     _encode_group,
     _encode_organization,
     _loads,
+    _micros,
     _Prepared,
 )
 from helpkit.stores.sqlite.feed import LAST_POSITION as _LAST_POSITION
@@ -128,6 +130,12 @@ _NEXT_NUMBER: Final = "SELECT coalesce(max(number), 0) + 1 FROM tickets"
 _INSERT_KEPT: Final = (
     f"INSERT INTO tickets ({', '.join(_TICKET_COLUMNS)}, timer_state) "
     f"VALUES ({', '.join('?' * (len(_TICKET_COLUMNS) + 1))})"
+)
+# A requester's tickets created after an instant, counted up to a limit (the acknowledgement
+# rate limit of intake): the tickets_requester index (requester_id, created_us, id) holds
+# both columns, so the count reads no table row.
+_COUNT_RECENT_REQUESTS: Final = (
+    "SELECT count(*) FROM (SELECT 1 FROM tickets WHERE requester_id = ? AND created_us > ? LIMIT ?)"
 )
 # The agents whose JSON's address is one of a JSON list's (CASE: a row that is not JSON is not
 # read by json_extract, which would fail the statement, but returned, for its decoding to fail).
@@ -928,6 +936,15 @@ class SqliteStore(
         with self._connection() as conn:
             rows = conn.execute(sql, params).fetchall()
         return Page.cut([self._ticket(row) for row in rows], query)
+
+    def count_recent_requests(self, requester_id: str, since: datetime, limit: int) -> int:
+        """How many tickets of ``requester_id`` were created after ``since``, counted up to
+        ``limit`` (:class:`helpkit.intake.RecentRequests`): one count over the index of a
+        requester's tickets by creation, no ticket decoded."""
+        check_text(requester_id, "requester_id")
+        with self._connection() as conn:
+            row = conn.execute(_COUNT_RECENT_REQUESTS, (requester_id, _micros(since), limit))
+            return int(row.fetchone()[0])
 
     def query_states(self, query: TicketQuery) -> tuple[Page[Ticket], list[str | None]]:
         """:meth:`query`, and the timer state kept for each ticket of the page (see
