@@ -1,5 +1,6 @@
-"""The acknowledgement rate limit counts a requester's recent tickets on the SQLite store
-(``count_recent_requests``) instead of reading the newest ``acknowledge_limit`` of them.
+"""The acknowledgement rate limit counts a requester's recent tickets on a store with
+``Capability.REQUESTER_COUNTS`` (``count_recent_requests``) instead of reading the newest
+``acknowledge_limit`` of them.
 
 Held against the old path, kept here as the reference: the newest ``limit`` tickets of the
 requester (``TicketQuery``, newest first), those created after the window's start counted.
@@ -17,8 +18,7 @@ from hypothesis import strategies as st
 
 from helpkit import Helpdesk
 from helpkit.channels.recording import RecordingChannel
-from helpkit.intake import RecentRequests
-from helpkit.ports import InboundMessage, Store
+from helpkit.ports import Capability, InboundMessage, RequesterCounts, Store, missing_members
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.stores.memory import MemoryStore
 from helpkit.stores.sqlite import SqliteStore
@@ -50,12 +50,13 @@ offsets = st.integers(min_value=-3, max_value=3).map(lambda s: timedelta(microse
     since=offsets,
     limit=st.integers(min_value=1, max_value=6),
     requester=st.sampled_from([*REQUESTERS, "nobody"]),
+    sqlite=st.booleans(),
 )
 def test_the_count_is_the_old_reads_count(
-    tickets: list[tuple[str, timedelta]], since: timedelta, limit: int, requester: str
+    tickets: list[tuple[str, timedelta]], since: timedelta, limit: int, requester: str, sqlite: bool
 ) -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "desk.db")
+        store: Any = SqliteStore(Path(tmp) / "desk.db") if sqlite else MemoryStore()
         try:
             for n, (requester_id, offset) in enumerate(tickets, start=1):
                 outcome = open_outcome(f"t{n}", 0, NOW + offset, requester_id=requester_id)
@@ -68,12 +69,12 @@ def test_the_count_is_the_old_reads_count(
             store.close()
 
 
-def test_the_sqlite_store_counts_and_the_memory_store_is_read() -> None:
+def test_the_built_in_stores_count() -> None:
     with tempfile.TemporaryDirectory() as tmp:
-        store = SqliteStore(Path(tmp) / "desk.db")
-        assert isinstance(store, RecentRequests)
-        store.close()
-    assert not isinstance(MemoryStore(), RecentRequests)
+        for store in (SqliteStore(Path(tmp) / "desk.db"), MemoryStore()):
+            assert Capability.REQUESTER_COUNTS in store.capabilities
+            assert missing_members(store, RequesterCounts) == ()
+            store.close()
 
 
 def _desk(url: str, limit: int) -> tuple[Helpdesk, RecordingChannel, FrozenClock]:

@@ -159,6 +159,7 @@ def test_memory_store_declares_its_capabilities() -> None:
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
             Capability.AGENT_EMAILS,
+            Capability.REQUESTER_COUNTS,
         }
     )
 

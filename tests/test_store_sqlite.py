@@ -339,6 +339,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.TICKET_READS,
         Capability.SETTLED_COMMIT,
         Capability.AGENT_EMAILS,
+        Capability.REQUESTER_COUNTS,
     }
     assert isinstance(store, Store)
 

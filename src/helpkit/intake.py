@@ -36,7 +36,7 @@ import logging
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
-from typing import Final, NoReturn, Protocol, cast, runtime_checkable
+from typing import Final, NoReturn, cast
 
 import attrs
 
@@ -67,6 +67,7 @@ from helpkit.ports import (
     Inbox,
     Receipt,
     ReceiptState,
+    RequesterCounts,
     Store,
     missing_members,
 )
@@ -186,18 +187,6 @@ def _references(message: InboundMessage) -> list[str]:
     return found
 
 
-@runtime_checkable
-class RecentRequests(Protocol):
-    """What a store may add for the acknowledgement rate limit: a requester's recent tickets
-    counted, not read (the SQLite store has it). A store without it is asked for the
-    requester's newest tickets, as many as the limit, instead."""
-
-    def count_recent_requests(self, requester_id: str, since: datetime, limit: int) -> int:
-        """How many tickets of ``requester_id`` were created after ``since`` (strictly),
-        counted up to ``limit``: ``min(limit, that number)``."""
-        ...
-
-
 @attrs.frozen
 class _Sender:
     address: str
@@ -265,9 +254,11 @@ class Receiver:
             self._agent_emails = cast(AgentEmails, store)
         # A store that counts a requester's recent tickets: the acknowledgement rate limit
         # decodes none of them.
-        self._recent_requests: RecentRequests | None = (
-            None if missing_members(store, RecentRequests) else cast(RecentRequests, store)
-        )
+        self._recent_requests: RequesterCounts | None = None
+        if Capability.REQUESTER_COUNTS in getattr(
+            store, "capabilities", ()
+        ) and not missing_members(store, RequesterCounts):
+            self._recent_requests = cast(RequesterCounts, store)
 
     # ------------------------------------------------------------ the inbox
 

@@ -78,6 +78,7 @@ __all__ = [
     "RecentTickets",
     "Recipient",
     "Redaction",
+    "RequesterCounts",
     "Routing",
     "RoutingState",
     "Store",
@@ -235,6 +236,11 @@ class Capability:
     """The store finds the agents of some email addresses without decoding every agent
     (:class:`AgentEmails`): intake reads only the agents of an inbound message's sender and
     CCs, not the whole staff, for every message."""
+
+    REQUESTER_COUNTS = "requester_counts"
+    """The store counts a requester's tickets created since an instant without decoding them
+    (:class:`RequesterCounts`): intake's acknowledgement rate limit asks it for every new
+    request of a known sender."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -464,6 +470,19 @@ class AgentEmails(Protocol):
         """The agents whose ``email`` is one of ``addresses`` (compared as stored: agents'
         addresses are normalized), active or not, by id: what :meth:`Store.list_agents`
         returns, filtered so. An empty ``addresses`` finds none."""
+        ...
+
+
+@runtime_checkable
+class RequesterCounts(Protocol):
+    """What a store with :attr:`Capability.REQUESTER_COUNTS` adds: a requester's recent
+    tickets counted, not read, as they are then; nothing is kept from one call to the next."""
+
+    def count_recent_requests(self, requester_id: str, since: datetime, limit: int) -> int:
+        """How many tickets of ``requester_id`` (their ``requester_id``, merged ones too) were
+        created after ``since`` (strictly), counted up to ``limit`` (at least 1):
+        ``min(limit, that number)``. ValidationError for a ``requester_id`` that is not text,
+        a ``limit`` that is not a positive integer; NaiveDatetimeError for a naive ``since``."""
         ...
 
 

@@ -23,7 +23,7 @@ from typing import Any
 
 import attrs
 
-from helpkit._checks import INT64_MAX, check_text
+from helpkit._checks import INT64_MAX, check_int, check_text
 from helpkit._records import replace
 from helpkit._time import to_utc
 from helpkit.errors import (
@@ -78,6 +78,7 @@ __all__ = [
     "check_search",
     "check_suspension",
     "check_version",
+    "count_arguments",
     "discard_receipt",
     "duplicate_receipt",
     "feed_bounded",
@@ -645,6 +646,18 @@ def asked_addresses(addresses: object) -> list[str]:
         if not isinstance(address, str):
             raise ValidationError(f"an email address is a string, not {type(address).__name__}")
     return wanted
+
+
+def count_arguments(
+    requester_id: object, since: object, limit: object
+) -> tuple[str, datetime, int]:
+    """The arguments of a :meth:`helpkit.ports.RequesterCounts.count_recent_requests` call,
+    checked: the requester id (text), ``since`` in UTC (aware: NaiveDatetimeError) and the
+    limit (a positive integer); a :class:`~helpkit.errors.ValidationError` otherwise."""
+    checked_id = check_text(requester_id, "requester_id")
+    if not isinstance(since, datetime):
+        raise ValidationError(f"since must be a datetime; got {since!r:.60}")
+    return checked_id, to_utc(since, "since"), check_int(limit, "limit", minimum=1)
 
 
 def in_asked_order(

@@ -65,6 +65,7 @@ from helpkit.stores.contract import (
     check_suspension,
     check_version,
     claimed_deliveries,
+    count_arguments,
     discard_receipt,
     duplicate_receipt,
     feed_bounded,
@@ -125,6 +126,7 @@ class MemoryStore(KnowledgeMixin):
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
             Capability.AGENT_EMAILS,
+            Capability.REQUESTER_COUNTS,
         }
     )
 
@@ -900,6 +902,19 @@ class MemoryStore(KnowledgeMixin):
             self._check_open()
             found = [a for a in self._agents.values() if a.email is not None and a.email in wanted]
         return sorted(found, key=lambda a: a.id)
+
+    def count_recent_requests(self, requester_id: str, since: datetime, limit: int) -> int:
+        """How many tickets of ``requester_id`` were created after ``since``, up to ``limit``
+        (:class:`helpkit.ports.RequesterCounts`)."""
+        requester_id, since, limit = count_arguments(requester_id, since, limit)
+        with self._lock:
+            self._check_open()
+            found = sum(
+                1
+                for t in self._tickets.values()
+                if t.requester_id == requester_id and t.created_at > since
+            )
+        return min(found, limit)
 
     def save_group(self, group: Group) -> None:
         """Insert or replace a group."""

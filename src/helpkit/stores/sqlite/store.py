@@ -51,6 +51,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    count_arguments,
     in_asked_order,
     new_contacts,
     receipt_keys,
@@ -405,6 +406,7 @@ class SqliteStore(
             Capability.TICKET_READS,
             Capability.SETTLED_COMMIT,
             Capability.AGENT_EMAILS,
+            Capability.REQUESTER_COUNTS,
         }
     )
 
@@ -939,9 +941,9 @@ class SqliteStore(
 
     def count_recent_requests(self, requester_id: str, since: datetime, limit: int) -> int:
         """How many tickets of ``requester_id`` were created after ``since``, counted up to
-        ``limit`` (:class:`helpkit.intake.RecentRequests`): one count over the index of a
+        ``limit`` (:class:`helpkit.ports.RequesterCounts`): one count over the index of a
         requester's tickets by creation, no ticket decoded."""
-        check_text(requester_id, "requester_id")
+        requester_id, since, limit = count_arguments(requester_id, since, limit)
         with self._connection() as conn:
             row = conn.execute(_COUNT_RECENT_REQUESTS, (requester_id, _micros(since), limit))
             return int(row.fetchone()[0])

@@ -71,6 +71,7 @@ from helpkit.testing.conformance.persistence import PersistenceCases
 from helpkit.testing.conformance.privacy import PurgeCases, RedactionCases
 from helpkit.testing.conformance.queries import QueryCases
 from helpkit.testing.conformance.recent import RecentTicketCases
+from helpkit.testing.conformance.requester_counts import RequesterCountCases
 from helpkit.testing.conformance.routing import RoutingCases
 from helpkit.testing.conformance.stateful import SideBySideCases, StoreComparison
 from helpkit.testing.conformance.timer_rows import TimerRowCases
@@ -97,8 +98,9 @@ __all__ = [
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
 # feed, outbox, timer state, timer row, due claim, feed wake-up, inbox, routing, recent ticket,
-# redaction, purge, knowledge base and new contact cases in that order.
+# redaction, purge, knowledge base, new contact and requester count cases in that order.
 class StoreConformance(
+    RequesterCountCases,
     NewContactCases,
     KnowledgeCases,
     PurgeCases,

@@ -23,6 +23,7 @@ from helpkit.ports import (
     Purge,
     RecentTickets,
     Redaction,
+    RequesterCounts,
     SettledCommits,
     Store,
     TicketReads,
@@ -105,6 +106,7 @@ class SuiteBase:
             Capability.SETTLED_COMMIT,
             Capability.KEPT_PARTIES,
             Capability.AGENT_EMAILS,
+            Capability.REQUESTER_COUNTS,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -145,6 +147,8 @@ class SuiteBase:
             assert missing_members(store, KeptParties) == ()
         if Capability.AGENT_EMAILS in store.capabilities:
             assert missing_members(store, AgentEmails) == ()
+        if Capability.REQUESTER_COUNTS in store.capabilities:
+            assert missing_members(store, RequesterCounts) == ()
 
     def test_a_new_store_is_empty(self, store: Store) -> None:
         assert store.query(TicketQuery()) == Page((), None)
