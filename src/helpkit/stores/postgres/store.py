@@ -25,6 +25,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
+from datetime import datetime
 from typing import Any, Final, cast
 
 import psycopg
@@ -58,6 +59,7 @@ from helpkit.stores.contract import (
     check_limit,
     check_record,
     check_version,
+    count_arguments,
     in_asked_order,
     new_contacts,
     receipt_keys,
@@ -102,6 +104,7 @@ from helpkit.stores.sqlite.encoding import (
     _encode_group,
     _encode_organization,
     _loads,
+    _micros,
     _Prepared,
 )
 from helpkit.tickets import Ticket
@@ -156,6 +159,12 @@ _AGENT_AND_CONTACT: Final = (
 # that is not JSON fails the statement, as its decoding fails list_agents).
 _AGENTS_BY_EMAIL: Final = (
     "SELECT data FROM agents WHERE (data::json ->> 'email') = ANY(%s::text[]) ORDER BY id"
+)
+# A requester's tickets created after an instant, counted up to a limit: the tickets_requester
+# index (requester_id, created_us, id) holds both columns.
+_COUNT_RECENT_REQUESTS: Final = (
+    "SELECT count(*) FROM (SELECT 1 FROM tickets WHERE requester_id = %s AND created_us > %s "
+    "LIMIT %s) AS recent"
 )
 _KEEP_STATE: Final = (
     "INSERT INTO timer_states (ticket_id, state) VALUES (%s, %s) "
@@ -318,6 +327,7 @@ class PostgresStore(
             Capability.TICKET_READS,
             Capability.KEPT_PARTIES,
             Capability.AGENT_EMAILS,
+            Capability.REQUESTER_COUNTS,
         }
     )
 
@@ -1056,6 +1066,16 @@ class PostgresStore(
         with self._reading() as cur:
             rows = cur.execute(_AGENTS_BY_EMAIL, (wanted,)).fetchall()
         return [_decoded(_decode_agent, row[0], "agents") for row in rows]
+
+    def count_recent_requests(self, requester_id: str, since: datetime, limit: int) -> int:
+        """How many tickets of ``requester_id`` were created after ``since``, counted up to
+        ``limit`` (:class:`helpkit.ports.RequesterCounts`): one count over the index of a
+        requester's tickets by creation, no ticket sent or decoded."""
+        requester_id, since, limit = count_arguments(requester_id, since, limit)
+        with self._reading() as cur:
+            row = cur.execute(_COUNT_RECENT_REQUESTS, (requester_id, _micros(since), limit))
+            found = row.fetchone()
+        return int(found[0]) if found is not None else 0
 
     def save_group(self, group: Group) -> None:
         """Insert or replace a group."""
