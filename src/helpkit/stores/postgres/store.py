@@ -69,6 +69,7 @@ from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.commit import (
     COMMIT_CHANGE,
     call_parameters,
+    direct_parameters,
     refusal,
     takes_one_statement,
 )
@@ -231,6 +232,13 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
     """
     if conn.closed or conn.pgconn.status != ConnStatus.OK or _readable(conn.pgconn.socket):
         ConnectionPool.check_connection(conn)
+
+
+def _storable_state(state: object) -> bool:
+    """Whether the timer state ``state`` is text PostgreSQL holds as it is (ASCII without
+    NUL): the one-statement path's quick check; anything else goes the general way, which
+    checks it (and says why it cannot be stored)."""
+    return isinstance(state, str) and state.isascii() and "\x00" not in state
 
 
 def _check_new_contact(
@@ -482,6 +490,18 @@ class PostgresStore(
         for state in states:
             if state is not None and not isinstance(state, str):
                 raise ValidationError(f"a timer state is text or None; got {state!r:.60}")
+        if len(changes) == 1:
+            # Most commits of the pipeline: one change, encoded straight into the call of
+            # commit_change (direct_parameters; None sends it the general way).
+            timer_state = states[0]
+            if timer_state is None or _storable_state(timer_state):
+                params = direct_parameters(changes[0], timer_state, self._channel)
+                if params is not None:
+                    guard = self._take_guard()
+                    number = self._commit_one(params, changes[0], guard)
+                    written = [changes[0].with_number(number)]
+                    self._cache_written(written)
+                    return written
         prepared = [_Prepared(change, checked=True) for change in changes]
         kept = [
             (item.change.ticket.id, state)
@@ -508,7 +528,8 @@ class PostgresStore(
                 return []
         if len(prepared) == 1 and takes_one_statement(prepared[0]):
             item = prepared[0]
-            number = self._commit_one(item, states[0][1] if states else None, guard)
+            params = call_parameters(item, states[0][1] if states else None, self._channel)
+            number = self._commit_one(params, item.change, guard)
             written = [item.change.with_number(number)]
             self._cache_written(written)
             return written
@@ -631,23 +652,33 @@ class PostgresStore(
         with self._cache_lock:
             return self._recent.get(ticket_id) if isinstance(ticket_id, str) else None
 
-    def _commit_one(self, item: _Prepared, timer_state: str | None, guard: Guard | None) -> int:
-        """Commit one change in one statement, its own transaction (see
-        :mod:`helpkit.stores.postgres.commit`), guarded by the kept parties ``guard`` (see
-        :mod:`helpkit.stores.postgres.parties`); the ticket's number."""
-        params = call_parameters(item, timer_state, self._channel)
+    def _commit_one(
+        self, params: tuple[Any, ...], change: TicketChange, guard: Guard | None
+    ) -> int:
+        """Commit ``change`` in one statement of parameters ``params`` (``call_parameters``'),
+        its own transaction (see :mod:`helpkit.stores.postgres.commit`), guarded by the kept
+        parties ``guard`` (see :mod:`helpkit.stores.postgres.parties`); the ticket's number.
+
+        The connection is taken from the pool and given back without the pool's context
+        (``connection()``), whose connection block would end the statement's transaction:
+        in autocommit mode there is none to end, the server's reply has ended it (and
+        ``putconn`` rolls back and replaces a connection left in any other state)."""
         statement = COMMIT_CHANGE
         if guard is not None:
             statement = GUARDED_COMMIT
             params = (guard[0], guard[2], *params, guard[1], guard[3])
-        with translated(self._where), self._pool.connection() as conn:
+        with translated(self._where):
+            pool = self._pool
+            conn = pool.getconn()
             try:
                 row = conn.kept_cursor().execute(statement, params, prepare=True).fetchone()
             except psycopg.Error as exc:
-                refused = refusal(exc, item.change)
+                refused = refusal(exc, change)
                 if refused is None:
                     raise
                 raise refused from None
+            finally:
+                pool.putconn(conn)
         if row is None:
             assert guard is not None  # commit_change returns a row; no row: not called
             raise parties_moved(guard)
