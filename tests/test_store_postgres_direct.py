@@ -53,7 +53,8 @@ def _reference(change: TicketChange, state: str | None) -> tuple[object, ...] | 
     item = _Prepared(change, checked=True)
     if not commit.takes_one_statement(item):
         return None
-    return commit.call_parameters(item, state, _CHANNEL)
+    params: tuple[object, ...] = commit.call_parameters(item, state, _CHANNEL)
+    return params
 
 
 @settings(max_examples=150, deadline=None)

@@ -65,6 +65,7 @@ from helpkit.stores.contract import (
     receipt_keys,
     routing_states,
 )
+from helpkit.stores.postgres.call import call, numbered, text_values
 from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.commit import (
     COMMIT_CHANGE,
@@ -234,6 +235,15 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
+# The one-statement commits sent through libpq (helpkit.stores.postgres.call), by their
+# psycopg text: the name they are prepared under on each connection, and their text in
+# PostgreSQL's placeholders.
+_CALLS: Final = {
+    COMMIT_CHANGE: (b"helpkit_commit_change", numbered(COMMIT_CHANGE, 23)),
+    GUARDED_COMMIT: (b"helpkit_guarded_commit", numbered(GUARDED_COMMIT, 27)),
+}
+
+
 def _storable_state(state: object) -> bool:
     """Whether the timer state ``state`` is text PostgreSQL holds as it is (ASCII without
     NUL): the one-statement path's quick check; anything else goes the general way, which
@@ -270,6 +280,15 @@ class _Connection(psycopg.Connection[tuple[Any, ...]]):
     again."""
 
     _kept: psycopg.Cursor[tuple[Any, ...]] | None = None
+    _statements: set[bytes] | None = None
+
+    def prepared_statements(self) -> set[bytes]:
+        """The names of the statements :func:`~helpkit.stores.postgres.call.call` prepared
+        on this connection."""
+        statements = self._statements
+        if statements is None:
+            statements = self._statements = set()
+        return statements
 
     def kept_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
         """The connection's kept cursor (only its borrower uses it, one statement at a time)."""
@@ -667,11 +686,18 @@ class PostgresStore(
         if guard is not None:
             statement = GUARDED_COMMIT
             params = (guard[0], guard[2], *params, guard[1], guard[3])
+        values = text_values(params)
         with translated(self._where):
             pool = self._pool
             conn = pool.getconn()
             try:
-                row = conn.kept_cursor().execute(statement, params, prepare=True).fetchone()
+                if values is None:
+                    row = conn.kept_cursor().execute(statement, params, prepare=True).fetchone()
+                    number = None if row is None else row[0]
+                else:
+                    name, query = _CALLS[statement]
+                    text = call(conn, conn.prepared_statements(), name, query, values)
+                    number = None if text is None else int(text)
             except psycopg.Error as exc:
                 refused = refusal(exc, change)
                 if refused is None:
@@ -679,10 +705,10 @@ class PostgresStore(
                 raise refused from None
             finally:
                 pool.putconn(conn)
-        if row is None:
+        if number is None:
             assert guard is not None  # commit_change returns a row; no row: not called
             raise parties_moved(guard)
-        return int(row[0])
+        return int(number)
 
     def _apply(
         self, conn: psycopg.Connection[Any], item: _Prepared
