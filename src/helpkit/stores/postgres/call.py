@@ -109,7 +109,7 @@ def _result(conn: psycopg.Connection[Any], results: list[Any], expected: ExecSta
     """The one result of a statement, checked as psycopg's cursor checks it."""
     for result in results:
         if result.status == ExecStatus.FATAL_ERROR:
-            raise pg_errors.error_from_result(result, encoding=conn.pgconn._encoding)
+            raise pg_errors.error_from_result(result, encoding=conn.info.encoding)
     if len(results) != 1 or results[0].status != expected:
         statuses = ", ".join(ExecStatus(r.status).name for r in results)
         raise psycopg.InternalError(f"unexpected result of a prepared statement: {statuses}")
