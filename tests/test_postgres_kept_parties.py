@@ -97,6 +97,15 @@ def _statements(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         return run(self, query, *args, **kwargs)
 
     monkeypatch.setattr(psycopg.Cursor, "execute", counted)
+    # And the one-statement commits sent through libpq (helpkit.stores.postgres.call).
+    from helpkit.stores.postgres import store as store_module
+    from helpkit.stores.postgres.call import call as send
+
+    def counted_call(conn: Any, prepared: Any, name: Any, query: bytes, values: Any) -> Any:
+        seen.append(query.decode())
+        return send(conn, prepared, name, query, values)
+
+    monkeypatch.setattr(store_module, "call", counted_call)
     return seen
 
 

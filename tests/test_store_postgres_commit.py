@@ -199,12 +199,17 @@ def _history(store: Any) -> list[tuple[str, Any]]:
 def test_one_statement_writes_and_refuses_as_the_batch_path(
     open_store: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    direct = open_store()
+    direct_seen = _history(direct)
+    # The one statement's parameters made through the batch path's rows (call_parameters).
+    monkeypatch.setattr(store_module, "direct_parameters", lambda *args: None)
     one = open_store()
     one_seen = _history(one)
     monkeypatch.setattr(store_module, "takes_one_statement", lambda item: False)
     batch = open_store()
     batch_seen = _history(batch)
-    assert one_seen == batch_seen
+    assert direct_seen == one_seen == batch_seen
+    assert _contents(direct) == _contents(batch)
     assert [kind for kind, _ in one_seen] == [
         "written",
         "written",
@@ -333,11 +338,14 @@ def test_any_texts_commit_in_one_statement_as_in_the_batch_path(
         )
         written: list[TicketChange] = []
         for store, one_statement in ((one, True), (batch, False)):
-            path = (
-                contextlib.nullcontext()
-                if one_statement
-                else patch.object(store_module, "takes_one_statement", return_value=False)
-            )
+            path = contextlib.ExitStack()
+            if not one_statement:
+                path.enter_context(
+                    patch.object(store_module, "direct_parameters", return_value=None)
+                )
+                path.enter_context(
+                    patch.object(store_module, "takes_one_statement", return_value=False)
+                )
             with path:
                 (opened,) = store.commit_planned([opening], [state])
                 noting = change_of(_note(opened.ticket, BASE_TIME + H, note))

@@ -39,13 +39,22 @@ from typing import Any, Final
 import psycopg
 
 from helpkit._codec.text import dumps_unescaped as _dumps_unescaped
-from helpkit.errors import ConflictError, DuplicateError, HelpkitError, ValidationError
+from helpkit.errors import ConflictError, DuplicateError, HelpkitError, SchemaError, ValidationError
+from helpkit.events import TicketOpened, event_to_dict
 from helpkit.ports import TicketChange
-from helpkit.stores.sqlite.encoding import _dumps, _Prepared
+from helpkit.stores.contract import validate_change
+from helpkit.stores.sqlite.encoding import (
+    _NONE_LAST,
+    _dumps,
+    _encode_ticket,
+    _micros,
+    _Prepared,
+)
 
 __all__ = [
     "COMMIT_CHANGE",
     "call_parameters",
+    "direct_parameters",
     "drop_v6_ddl",
     "events_json",
     "function_ddl",
@@ -326,6 +335,124 @@ def events_json(item: _Prepared) -> str:
     for index, data in item.pending_events:
         events[index]["body"], events[index]["tail"] = split_at_number(data)
     return _dumps_unescaped(events)
+
+
+def direct_parameters(
+    change: TicketChange, timer_state: str | None, channel: str
+) -> tuple[Any, ...] | None:
+    """:func:`call_parameters` of ``change`` made straight from it, without a
+    :class:`~helpkit.stores.sqlite.encoding._Prepared` (the batch path's rows): each value
+    encoded once, where it goes. None when ``change`` does not take one statement (see
+    :func:`takes_one_statement`) or is not one this encodes as the batch path would (invalid,
+    a text that is not ASCII, a marker found twice, a value that cannot be encoded): the
+    caller then takes the general path, which commits it or raises the error the reference
+    store raises. Most changes of helpkit's pipeline are ASCII; a text beyond ASCII costs the
+    general path's encoding, never another result."""
+    if not change.events or change.receipt is not None or change.routing or change.contacts:
+        return None
+    try:
+        validate_change(change, check_values=False)
+        return _direct(change, timer_state, channel)
+    except (SchemaError, TypeError, ValueError, AttributeError, KeyError, ValidationError):
+        return None
+
+
+def _direct(change: TicketChange, timer_state: str | None, channel: str) -> tuple[Any, ...] | None:
+    ticket = change.ticket
+    number = ticket.number
+    unnumbered = number == 0
+    category = ticket.category._value_  # .value is a Python-level property: slower
+    # What _Prepared checks (its _check_text), only for ASCII: anything else, or a value that
+    # is not text, takes the general path.
+    for text in (
+        ticket.id,
+        ticket.status,
+        category,
+        ticket.assignee_id,
+        ticket.group_id,
+        ticket.requester_id,
+        ticket.organization_id,
+        ticket.sla_policy,
+    ):
+        if text is not None and not text.isascii():
+            return None
+    if ticket.tags:
+        tags = sorted(ticket.tags)
+        tag_list = _dumps_unescaped(tags)
+        if not tag_list.isascii():
+            return None
+        tag_text = tag_list  # ASCII: the escaped encoding is the same text
+    else:
+        tag_text = tag_list = "[]"
+    state = _encode_ticket(ticket)
+    if unnumbered:
+        head, tail = _marked_halves(state)
+        if tail is None:
+            return None
+        state_text: str = head
+    else:
+        state_text, tail = _dumps(state), None
+    events = []
+    for event in change.events:
+        kind = event.TYPE
+        actor = str(event.actor)
+        if not (event.ticket_id.isascii() and kind.isascii() and actor.isascii()):
+            return None
+        data = event_to_dict(event)
+        if unnumbered and isinstance(event, TicketOpened):
+            body, body_tail = _marked_halves(data)
+            if body_tail is None:
+                return None
+        else:
+            body, body_tail = _dumps(data), None
+        events.append(
+            {
+                "type": kind,
+                "at_us": _micros(event.at),
+                "actor": actor,
+                "body": body,
+                "tail": body_tail,
+            }
+        )
+    deadline = ticket.next_deadline
+    check = ticket.next_check
+    return (
+        ticket.id,
+        change.expected_seq,
+        number,
+        ticket.seq,
+        ticket.status,
+        category,
+        int(ticket.priority),
+        ticket.assignee_id,
+        ticket.group_id,
+        ticket.requester_id,
+        ticket.organization_id,
+        _micros(ticket.created_at),
+        _micros(ticket.updated_at),
+        ticket.sla_policy,
+        _NONE_LAST if deadline is None else _micros(deadline),
+        None if check is None else _micros(check),
+        tag_text,
+        state_text,
+        tail,
+        tag_list,
+        _dumps_unescaped(events),
+        timer_state,
+        channel,
+    )
+
+
+def _marked_halves(data: dict[str, Any]) -> tuple[str, str | None]:
+    """:func:`split_at_number` of ``data`` (a dict of one's own, changed in place), or
+    ``(text, None)`` when its marker is not found exactly once."""
+    if "number" not in data:
+        return "", None
+    data["number"] = _MARK
+    parts = _dumps(data).split(_MARKED)
+    if len(parts) != 2:
+        return "", None
+    return parts[0] + '"number":', parts[1]
 
 
 def refusal(exc: psycopg.Error, change: TicketChange) -> HelpkitError | None:

@@ -65,10 +65,12 @@ from helpkit.stores.contract import (
     receipt_keys,
     routing_states,
 )
+from helpkit.stores.postgres.call import call, numbered, text_values
 from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.commit import (
     COMMIT_CHANGE,
     call_parameters,
+    direct_parameters,
     refusal,
     takes_one_statement,
 )
@@ -233,6 +235,22 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
         ConnectionPool.check_connection(conn)
 
 
+# The one-statement commits sent through libpq (helpkit.stores.postgres.call), by their
+# psycopg text: the name they are prepared under on each connection, and their text in
+# PostgreSQL's placeholders.
+_CALLS: Final = {
+    COMMIT_CHANGE: (b"helpkit_commit_change", numbered(COMMIT_CHANGE, 23)),
+    GUARDED_COMMIT: (b"helpkit_guarded_commit", numbered(GUARDED_COMMIT, 27)),
+}
+
+
+def _storable_state(state: object) -> bool:
+    """Whether the timer state ``state`` is text PostgreSQL holds as it is (ASCII without
+    NUL): the one-statement path's quick check; anything else goes the general way, which
+    checks it (and says why it cannot be stored)."""
+    return isinstance(state, str) and state.isascii() and "\x00" not in state
+
+
 def _check_new_contact(
     conn: psycopg.Connection[Any], contact: Contact, row: tuple[Any, ...] | None
 ) -> None:
@@ -262,6 +280,15 @@ class _Connection(psycopg.Connection[tuple[Any, ...]]):
     again."""
 
     _kept: psycopg.Cursor[tuple[Any, ...]] | None = None
+    _statements: set[bytes] | None = None
+
+    def prepared_statements(self) -> set[bytes]:
+        """The names of the statements :func:`~helpkit.stores.postgres.call.call` prepared
+        on this connection."""
+        statements = self._statements
+        if statements is None:
+            statements = self._statements = set()
+        return statements
 
     def kept_cursor(self) -> psycopg.Cursor[tuple[Any, ...]]:
         """The connection's kept cursor (only its borrower uses it, one statement at a time)."""
@@ -482,6 +509,18 @@ class PostgresStore(
         for state in states:
             if state is not None and not isinstance(state, str):
                 raise ValidationError(f"a timer state is text or None; got {state!r:.60}")
+        if len(changes) == 1:
+            # Most commits of the pipeline: one change, encoded straight into the call of
+            # commit_change (direct_parameters; None sends it the general way).
+            timer_state = states[0]
+            if timer_state is None or _storable_state(timer_state):
+                params = direct_parameters(changes[0], timer_state, self._channel)
+                if params is not None:
+                    guard = self._take_guard()
+                    number = self._commit_one(params, changes[0], guard)
+                    written = [changes[0].with_number(number)]
+                    self._cache_written(written)
+                    return written
         prepared = [_Prepared(change, checked=True) for change in changes]
         kept = [
             (item.change.ticket.id, state)
@@ -508,7 +547,8 @@ class PostgresStore(
                 return []
         if len(prepared) == 1 and takes_one_statement(prepared[0]):
             item = prepared[0]
-            number = self._commit_one(item, states[0][1] if states else None, guard)
+            params = call_parameters(item, states[0][1] if states else None, self._channel)
+            number = self._commit_one(params, item.change, guard)
             written = [item.change.with_number(number)]
             self._cache_written(written)
             return written
@@ -631,27 +671,44 @@ class PostgresStore(
         with self._cache_lock:
             return self._recent.get(ticket_id) if isinstance(ticket_id, str) else None
 
-    def _commit_one(self, item: _Prepared, timer_state: str | None, guard: Guard | None) -> int:
-        """Commit one change in one statement, its own transaction (see
-        :mod:`helpkit.stores.postgres.commit`), guarded by the kept parties ``guard`` (see
-        :mod:`helpkit.stores.postgres.parties`); the ticket's number."""
-        params = call_parameters(item, timer_state, self._channel)
+    def _commit_one(
+        self, params: tuple[Any, ...], change: TicketChange, guard: Guard | None
+    ) -> int:
+        """Commit ``change`` in one statement of parameters ``params`` (``call_parameters``'),
+        its own transaction (see :mod:`helpkit.stores.postgres.commit`), guarded by the kept
+        parties ``guard`` (see :mod:`helpkit.stores.postgres.parties`); the ticket's number.
+
+        The connection is taken from the pool and given back without the pool's context
+        (``connection()``), whose connection block would end the statement's transaction:
+        in autocommit mode there is none to end, the server's reply has ended it (and
+        ``putconn`` rolls back and replaces a connection left in any other state)."""
         statement = COMMIT_CHANGE
         if guard is not None:
             statement = GUARDED_COMMIT
             params = (guard[0], guard[2], *params, guard[1], guard[3])
-        with translated(self._where), self._pool.connection() as conn:
+        values = text_values(params)
+        with translated(self._where):
+            pool = self._pool
+            conn = pool.getconn()
             try:
-                row = conn.kept_cursor().execute(statement, params, prepare=True).fetchone()
+                if values is None:
+                    row = conn.kept_cursor().execute(statement, params, prepare=True).fetchone()
+                    number = None if row is None else row[0]
+                else:
+                    name, query = _CALLS[statement]
+                    text = call(conn, conn.prepared_statements(), name, query, values)
+                    number = None if text is None else int(text)
             except psycopg.Error as exc:
-                refused = refusal(exc, item.change)
+                refused = refusal(exc, change)
                 if refused is None:
                     raise
                 raise refused from None
-        if row is None:
+            finally:
+                pool.putconn(conn)
+        if number is None:
             assert guard is not None  # commit_change returns a row; no row: not called
             raise parties_moved(guard)
-        return int(row[0])
+        return int(number)
 
     def _apply(
         self, conn: psycopg.Connection[Any], item: _Prepared
