@@ -220,3 +220,41 @@ def test_a_connection_the_server_dropped_is_replaced_before_the_next_commit(
     with store._pool.connection() as conn:
         assert conn.info.backend_pid != pid
     assert store.get_ticket("k2") == second.ticket
+
+
+@pytest.mark.parametrize(
+    ("version", "expected"),
+    [
+        ("3.2.0", True),
+        ("3.3.9", True),
+        ("3.3.10.dev1", True),
+        ("3.4.0", False),
+        ("4.0.0", False),
+        ("3.1.18", False),
+        ("3", False),
+        ("x.y", False),
+    ],
+)
+def test_the_libpq_call_is_used_only_with_the_psycopg_releases_it_was_tested_on(
+    version: str, expected: bool
+) -> None:
+    assert call_module.usable(version) is expected
+
+
+def test_with_another_psycopg_release_the_commit_goes_through_the_cursor(
+    open_store: Callable[..., Any],
+) -> None:
+    """A psycopg the libpq call was not tested on (``USABLE`` false): the store commits
+    through psycopg's cursor, the same changes, and never calls ``call``."""
+    store = open_store()
+    with (
+        patch.object(store_module, "CALLS_BY_LIBPQ", False),
+        _calls_counted() as counted,
+    ):
+        (opened,) = store.commit_planned([change_of(_open("g1", 0, BASE_TIME))], [None])
+        (noted,) = store.commit_planned(
+            [change_of(_note(opened.ticket, BASE_TIME + H, "by the cursor"))], [None]
+        )
+    assert counted == [0]
+    assert opened.ticket.number == 1
+    assert store.get_ticket("g1") == noted.ticket

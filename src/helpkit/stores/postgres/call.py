@@ -25,14 +25,43 @@ then no longer exists on the server (SQLSTATE 26000, raised before anything runs
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Final
 
 import psycopg
 from psycopg import errors as pg_errors
-from psycopg.generators import execute
 from psycopg.pq import ExecStatus
 
-__all__ = ["call", "numbered", "text_values"]
+try:  # not a public API of psycopg: see usable()
+    from psycopg.generators import execute
+except ImportError:  # pragma: no cover - psycopg releases without it take the cursor
+    execute = None
+
+__all__ = ["USABLE", "call", "numbered", "text_values", "usable"]
+
+_TESTED: Final = frozenset({(3, 2), (3, 3)})
+"""The psycopg releases (major, minor) this module was written and tested against."""
+
+
+def usable(version: str) -> bool:
+    """Whether :func:`call` may be used with psycopg ``version``: one of the releases it was
+    tested against (it relies on ``psycopg.generators.execute``, ``errors.error_from_result``,
+    ``Connection.wait`` and ``Connection.lock``, not all of them public), whose internals are
+    all there. Another release sends every statement through psycopg's cursor (slower, the
+    same results), so a psycopg upgrade never breaks the store."""
+    try:
+        release = tuple(int(part) for part in version.split(".")[:2])
+    except ValueError:
+        return False
+    return (
+        release in _TESTED
+        and execute is not None
+        and callable(getattr(pg_errors, "error_from_result", None))
+        and callable(getattr(psycopg.Connection, "wait", None))
+    )
+
+
+USABLE: Final = usable(psycopg.__version__)
+"""Whether this process's psycopg takes :func:`call` (see :func:`usable`)."""
 
 
 def numbered(query: str, count: int) -> bytes:

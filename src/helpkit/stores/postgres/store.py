@@ -65,6 +65,7 @@ from helpkit.stores.contract import (
     receipt_keys,
     routing_states,
 )
+from helpkit.stores.postgres.call import USABLE as CALLS_BY_LIBPQ
 from helpkit.stores.postgres.call import call, numbered, text_values
 from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.commit import (
@@ -686,7 +687,7 @@ class PostgresStore(
         if guard is not None:
             statement = GUARDED_COMMIT
             params = (guard[0], guard[2], *params, guard[1], guard[3])
-        values = text_values(params)
+        values = text_values(params) if CALLS_BY_LIBPQ else None
         with translated(self._where):
             pool = self._pool
             conn = pool.getconn()
