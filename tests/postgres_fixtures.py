@@ -15,7 +15,7 @@ import itertools
 import os
 import secrets
 from collections.abc import Iterator
-from typing import NoReturn
+from typing import Any, NoReturn
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -67,3 +67,26 @@ def postgres_database_fixture() -> Iterator[str]:
         # A fresh connection: a test may have restarted the server since the database was made.
         with psycopg.connect(DSN, autocommit=True, connect_timeout=10) as admin:
             admin.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def ticket_rows(store: Any, ticket_id: str) -> dict[str, list[tuple[Any, ...]]]:
+    """The rows of ``ticket_id`` in every table a ticket commit writes, in the schema of the
+    PostgreSQL store ``store`` (read on a connection of their own)."""
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
+        return {
+            table: conn.execute(
+                sql.SQL("SELECT * FROM {}.{} WHERE {} = %s ORDER BY 1, 2").format(
+                    sql.Identifier(store.schema), sql.Identifier(table), sql.Identifier(key)
+                ),
+                (ticket_id,),
+            ).fetchall()
+            for table, key in (
+                ("tickets", "id"),
+                ("events", "ticket_id"),
+                ("ticket_tags", "ticket_id"),
+                ("timer_states", "ticket_id"),
+            )
+        }

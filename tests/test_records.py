@@ -279,9 +279,8 @@ def test_build_is_the_attrs_init(value: Ticket | Event, data: st.DataObject) -> 
             assert type(getattr(made, field.name)) is type(getattr(expected, field.name))
 
 
-def test_build_refuses_each_bad_value_of_each_field_as_the_init_does() -> None:
-    """Every field of a ticket, an opening event and a comment, with each bad value in turn:
-    build answers what the attrs __init__ answers (the inline checks call the validator)."""
+def _each_kind() -> list[Ticket | Event | Comment]:
+    """A ticket, its opening event, a comment and the event adding it."""
     opened = _history()[0]
     assert isinstance(opened, TicketOpened)
     note = Comment(
@@ -291,7 +290,13 @@ def test_build_refuses_each_bad_value_of_each_field_as_the_init_does() -> None:
     added = lifecycle.add_comment(
         replay(_history()), note, at=opened.at, workflow=DEFAULT_WORKFLOW
     ).events[0]
-    for value in (replay(_history()), opened, added, note):
+    return [replay(_history()), opened, added, note]
+
+
+def test_build_refuses_each_bad_value_of_each_field_as_the_init_does() -> None:
+    """Every field of a ticket, an opening event and a comment, with each bad value in turn:
+    build answers what the attrs __init__ answers (the inline checks call the validator)."""
+    for value in _each_kind():
         cls: Any = type(value)
         for name in _init_args(value):
             for bad in _BAD_VALUES:
@@ -301,16 +306,10 @@ def test_build_refuses_each_bad_value_of_each_field_as_the_init_does() -> None:
 
 
 def test_replace_refuses_each_bad_value_of_each_field_as_the_loop_does() -> None:
-    """Every field of a ticket, an opening event and a comment replaced by each bad value in
-    turn: the generated function (inline checks) answers what the loop over the changes
+    """Every field of a ticket, an opening event, a comment and its event replaced by each bad
+    value in turn: the generated function (inline checks) answers what the loop over the changes
     answers (each validator called)."""
-    opened = _history()[0]
-    assert isinstance(opened, TicketOpened)
-    note = Comment(
-        id="m1", author=Actor.agent("ann"), body="Hi", public=False, channel="web",
-        created_at=opened.at, ticket_id="t1",
-    )  # fmt: skip
-    for value in (replay(_history()), opened, note):
+    for value in _each_kind():
         for name in _init_args(value):
             for bad in _BAD_VALUES:
                 fast = _outcome(lambda: replace(value, **{name: bad}))  # noqa: B023

@@ -22,7 +22,7 @@ from hypothesis import strategies as st
 from helpkit.ports import TicketChange
 from helpkit.testing.conformance import change_of
 from helpkit.testing.conformance.helpers import BASE_TIME, _note, _open
-from postgres_fixtures import fresh_schema
+from postgres_fixtures import fresh_schema, ticket_rows
 
 call_module = pytest.importorskip("helpkit.stores.postgres.call")
 from helpkit.stores.postgres import store as store_module  # noqa: E402
@@ -86,27 +86,6 @@ def open_store(postgres_database: str) -> Iterator[Callable[..., Any]]:
         store.close()
 
 
-def _rows(store: Any, ticket_id: str) -> dict[str, list[tuple[Any, ...]]]:
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(store.conninfo, autocommit=True) as conn:
-        return {
-            table: conn.execute(
-                sql.SQL("SELECT * FROM {}.{} WHERE {} = %s ORDER BY 1, 2").format(
-                    sql.Identifier(store.schema), sql.Identifier(table), sql.Identifier(key)
-                ),
-                (ticket_id,),
-            ).fetchall()
-            for table, key in (
-                ("tickets", "id"),
-                ("events", "ticket_id"),
-                ("ticket_tags", "ticket_id"),
-                ("timer_states", "ticket_id"),
-            )
-        }
-
-
 # ASCII with what needs care in text: quotes, backslashes, control characters, '$'.
 _ASCII = (
     st.text(alphabet=string.printable + "\x01\x7f$", min_size=1, max_size=12)
@@ -160,7 +139,7 @@ def test_the_libpq_call_writes_what_the_cursor_writes(open_store: Callable[..., 
                 assert counted == [2]  # both went through call
             written.append([opened, noted])
         assert written[0] == written[1]
-        assert _rows(sent, ticket_id) == _rows(executed, ticket_id)
+        assert ticket_rows(sent, ticket_id) == ticket_rows(executed, ticket_id)
 
     run()
 

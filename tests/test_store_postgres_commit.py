@@ -29,7 +29,7 @@ from helpkit.stores.sqlite.encoding import _dumps
 from helpkit.testing.conformance import change_of
 from helpkit.testing.conformance.helpers import BASE_TIME, _note, _open
 from helpkit.tickets import Actor, Ticket
-from postgres_fixtures import fresh_schema
+from postgres_fixtures import fresh_schema, ticket_rows
 
 try:
     from helpkit.stores.postgres import commit as commit_module
@@ -261,28 +261,6 @@ def test_a_version_4_schema_is_upgraded_to_commit_in_one_statement(
     assert [c.position for c in upgraded.changes()] == [1, 2, 3, 4, 5]
 
 
-def _rows_of(store: Any, ticket_id: str) -> dict[str, list[tuple[Any, ...]]]:
-    """The rows of ``ticket_id`` in every table a ticket commit writes."""
-    import psycopg
-    from psycopg import sql
-
-    with psycopg.connect(store.conninfo, autocommit=True) as conn:
-        return {
-            table: conn.execute(
-                sql.SQL("SELECT * FROM {}.{} WHERE {} = %s ORDER BY 1, 2").format(
-                    sql.Identifier(store.schema), sql.Identifier(table), sql.Identifier(key)
-                ),
-                (ticket_id,),
-            ).fetchall()
-            for table, key in (
-                ("tickets", "id"),
-                ("events", "ticket_id"),
-                ("ticket_tags", "ticket_id"),
-                ("timer_states", "ticket_id"),
-            )
-        }
-
-
 # Any text PostgreSQL can hold (no NUL, no lone surrogate): quotes, backslashes, control
 # characters, non-ASCII of every plane, which the JSON texts must carry exactly.
 _TEXT = (
@@ -358,7 +336,7 @@ def test_any_texts_commit_in_one_statement_as_in_the_batch_path(
             assert store.get_ticket(ticket_id) == done.ticket
             assert store.events(ticket_id) == [*opened.events, *noted.events, *done.events]
         assert written[0] == written[1]
-        assert _rows_of(one, ticket_id) == _rows_of(batch, ticket_id)
+        assert ticket_rows(one, ticket_id) == ticket_rows(batch, ticket_id)
 
     run()
 
