@@ -34,6 +34,7 @@ bounce is on no ticket; a duplicate left its Message-ID held at most once. Write
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -81,6 +82,9 @@ class Job:
     """helpkit only: where attachment bytes go: ``folder`` (the default blob folder beside the
     database, ``x.db.blobs``) or ``sqlite`` (the ``blobs`` table of the database itself,
     ``blobs="sqlite:///x.db"``, at the store's synchronous)."""
+    group: int = 1
+    """helpkit only: messages committed together (``Helpdesk.group_commit``, what ``helpkit
+    mail import --batch N`` does); 1: each message its own commit."""
 
 
 @dataclass
@@ -199,6 +203,9 @@ def run_helpkit(job: Job) -> Result:
         where = Path(helpkit.__file__).resolve()
         assert where.is_relative_to(Path(job.source).resolve()), f"imported {where}"
     name += f", blobs in {'the database' if job.blobs == 'sqlite' else 'files'}"
+    name += (
+        f", a group commit per {job.group} messages" if job.group > 1 else ", a commit per message"
+    )
     result.label = f"{name} (sqlite, {result.journal_mode} + {result.synchronous})"
     outcomes: Counter[str] = Counter()
     files = sorted(p for p in folder.iterdir() if p.suffix == ".eml")
@@ -210,32 +217,45 @@ def run_helpkit(job: Job) -> Result:
     # not parsed again, their id (kept by the bytes' SHA-256) finds the first outcome. A
     # --before tree without that parses every message.
     seen = _parsed_ids(desk)
-    for path in files:
-        began = cpu()
-        raw = path.read_bytes()
-        key = b""
-        if seen is not None:
-            ids, digest = seen
-            key = digest(raw)
-            known = ids.get(key)
-            if known is not None:
-                checked = cpu()
-                again = desk.received("email", known)
-                if again is not None:
-                    times.append((path.name, began, checked, cpu()))
-                    outcomes["duplicate"] += 1
+    group = job.group
+    for first in range(0, len(files), group):
+        chunk = files[first : first + group]
+        done: list[Path] = []
+        # --group N: N messages in one group commit (`helpkit mail import --batch N`); 1: each
+        # message its own commit, outside any group (what a --before tree can do).
+        with desk.group_commit() if group > 1 else contextlib.nullcontext():
+            for path in chunk:
+                began = cpu()
+                raw = path.read_bytes()
+                key = b""
+                if seen is not None:
+                    ids, digest = seen
+                    key = digest(raw)
+                    known = ids.get(key)
+                    if known is not None:
+                        checked = cpu()
+                        again = desk.received("email", known)
+                        if again is not None:
+                            times.append((path.name, began, checked, cpu()))
+                            outcomes["duplicate"] += 1
+                            done.append(path)
+                            continue
+                try:
+                    message = parse(raw, received_at=datetime.now(UTC))
+                except EmailParseError:
+                    outcomes["unparseable"] += 1
                     continue
-        try:
-            message = parse(raw, received_at=datetime.now(UTC))
-        except EmailParseError:
-            outcomes["unparseable"] += 1
-            continue
-        if seen is not None:
-            seen[0].add(key, message.external_id)
-        parsed = cpu()
-        intake = desk.receive(message)
-        times.append((path.name, began, parsed, cpu()))
-        outcomes["duplicate" if intake.duplicate else str(intake.kind.value)] += 1
+                if seen is not None:
+                    seen[0].add(key, message.external_id)
+                parsed = cpu()
+                intake = desk.receive(message)
+                times.append((path.name, began, parsed, cpu()))
+                outcomes["duplicate" if intake.duplicate else str(intake.kind.value)] += 1
+                done.append(path)
+        # Acknowledged once committed, as `helpkit mail import --delete` does (and as
+        # django-helpdesk's loop deletes each file it processed).
+        for path in done:
+            path.unlink()
     result.seconds = time.perf_counter() - start
     result.cpu_seconds = cpu() - cpu_start
     result.cpu_ms = _per_category(
@@ -599,6 +619,13 @@ def main() -> None:
         help="run the helpkit jobs of each synchronous this many times, every other round in "
         "the reverse order (one row each): before/after comparisons on a loaded machine",
     )
+    parser.add_argument(
+        "--group",
+        default="1,100",
+        help="this tree's helpkit commits this many messages together (Helpdesk.group_commit, "
+        "as `helpkit mail import` does), comma-separated for one job each; 1 commits each "
+        "message on its own (--before jobs always do)",
+    )
     parser.add_argument("--worker", nargs=2, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
@@ -609,6 +636,12 @@ def main() -> None:
     blob_modes = args.blobs.split(",")
     if not blob_modes or any(mode not in ("sqlite", "folder") for mode in blob_modes):
         parser.error(f"--blobs takes sqlite, folder or both, not {args.blobs!r}")
+    try:
+        groups = [int(n) for n in args.group.split(",")]
+    except ValueError:
+        parser.error(f"--group takes whole numbers, comma-separated, not {args.group!r}")
+    if not groups or min(groups) < 1:
+        parser.error("--group takes numbers of at least 1")
     messages = 60 if args.quick else args.messages
     start = time.perf_counter()
     load_before = os.getloadavg()[0]
@@ -618,7 +651,11 @@ def main() -> None:
         jobs = []
         if "helpkit" in systems:
             for sync in ("FULL", "NORMAL"):
-                group = [Job("helpkit", "WAL", sync, corpus, blobs=mode) for mode in blob_modes]
+                group = [
+                    Job("helpkit", "WAL", sync, corpus, blobs=mode, group=size)
+                    for mode in blob_modes
+                    for size in groups
+                ]
                 if args.before is not None:
                     before = Job(
                         "helpkit",

@@ -163,6 +163,9 @@ class Automations:
     def restore(self, ticket: Ticket, data: object) -> None:
         """Nothing was kept."""
 
+    def forget(self) -> None:
+        """Nothing was kept."""
+
     # ------------------------------------------------------------ lookups
 
     @staticmethod

@@ -408,6 +408,28 @@ class Helpdesk:
         if sync and not getattr(self._relaying, "on", False) and self.deliver_pending().handled:
             self._relaying.recorded = True
 
+    def group_commit(self) -> contextlib.AbstractContextManager[None]:
+        """A block whose commands, in this thread, commit together (a group commit)::
+
+            with desk.group_commit():
+                for message in batch:
+                    desk.receive(message)
+            # now every message of the batch is durable: acknowledge them to their source
+
+        On a store with :attr:`~helpkit.ports.Capability.GROUP_COMMIT` (SQLite) the block is
+        one transaction: each command inside is applied at once (one that fails leaves
+        nothing of itself and the block goes on), this thread reads what the block wrote,
+        other threads and processes see none of it until the block ends, and the end
+        flushes it to disk once instead of once per command. Observers, the relay and
+        ``delivery="sync"`` hear of the commands when the block is committed. A block that
+        raises stores nothing of its commands. The store's write lock is held for the whole
+        block, so other writers wait: keep a block to a batch of commands, not a session.
+        ``helpkit mail import`` and ``poll`` commit each batch of messages so and acknowledge
+        a message to its source only after its batch is committed.
+
+        On another store each command commits on its own, as outside a block."""
+        return self._pipeline.group_commit()
+
     def _synced(self, tickets: list[Ticket]) -> list[Ticket]:
         """In sync mode, the tickets as they are once the relay recorded their messages (so
         the caller sees ``message_sent`` in their seq and ``last_message_id``)."""

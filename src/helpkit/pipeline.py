@@ -44,11 +44,13 @@ in.
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Final, cast
 
@@ -72,6 +74,7 @@ from helpkit.ports import (
     Clock,
     Delivery,
     DueTimer,
+    GroupCommits,
     Receipt,
     RecentTickets,
     RoutingState,
@@ -195,6 +198,13 @@ class Pipeline:
             and not missing_members(store, SettledCommits)
         ):
             self._settling = cast(SettledCommits, store)
+        self._groups: GroupCommits | None = None
+        if Capability.GROUP_COMMIT in getattr(store, "capabilities", ()) and not missing_members(
+            store, GroupCommits
+        ):
+            self._groups = cast(GroupCommits, store)
+        # The publishing held back by this thread's group commit (group_commit), in order.
+        self._grouped = threading.local()
         self._reads: TicketReads | None = None
         if Capability.TICKET_READS in getattr(store, "capabilities", ()) and not missing_members(
             store, TicketReads
@@ -267,7 +277,11 @@ class Pipeline:
         for memo in memos:
             sla.committed_fold(memo)
         assert self._publish_events is not None
-        self._publish_events([event for update in updates for event in update.events])
+        self._after_commit(
+            functools.partial(
+                self._publish_events, [event for update in updates for event in update.events]
+            )
+        )
 
     @property
     def timer_states(self) -> TimerStates | None:
@@ -386,7 +400,8 @@ class Pipeline:
                 self._sleep(_backoff(attempt))
                 continue
             if written:
-                self._publish(written)  # after the turn: observers and the relay may write
+                # After the turn: observers and the relay may write.
+                self._after_commit(functools.partial(self._publish, written))
             return tickets
         raise AssertionError("unreachable")  # pragma: no cover
 
@@ -457,7 +472,7 @@ class Pipeline:
                 log.debug("command on %s ran on a stale state; deciding on reads", ticket_ids)
                 return None
         if written:
-            self._publish(written)
+            self._after_commit(functools.partial(self._publish, written))
         return tickets
 
     def commit(
@@ -472,8 +487,44 @@ class Pipeline:
             outcomes = self._react(outcomes, self.now())
         tickets, written = self._write(outcomes, receipt=receipt)
         if written:
-            self._publish(written)
+            self._after_commit(functools.partial(self._publish, written))
         return tickets
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """A block whose commands, in this thread, are committed together: on a store with
+        :attr:`~helpkit.ports.Capability.GROUP_COMMIT`, in the store's group commit (one
+        durable transaction at the block's end, see :class:`helpkit.ports.GroupCommits`),
+        with the publishing of each command (observers, the relay) held back until that
+        transaction is committed, in the commands' order. A block that raises stores
+        nothing of its commands, publishes nothing of them, and the timers forget what
+        they kept of them. A block entered again in the same thread joins the outer one.
+
+        On any other store each command commits and publishes on its own, as outside a
+        block."""
+        if self._groups is None or getattr(self._grouped, "held", None) is not None:
+            yield
+            return
+        held: list[Callable[[], None]] = []
+        self._grouped.held = held
+        try:
+            with self._groups.group_commit():
+                yield
+        except BaseException:
+            self._timers.forget()
+            raise
+        finally:
+            self._grouped.held = None
+        for publish in held:
+            publish()
+
+    def _after_commit(self, publish: Callable[[], None]) -> None:
+        """``publish()`` now, or when this thread's group commit is committed."""
+        held = getattr(self._grouped, "held", None)
+        if held is None:
+            publish()
+        else:
+            held.append(publish)
 
     def preview(self, ticket_ids: Sequence[str], decide: Decide) -> list[Outcome]:
         """What ``decide`` would do to ``ticket_ids`` now, with the rules' changes, without

@@ -63,6 +63,7 @@ __all__ = [
     "DueClaims",
     "DueTimer",
     "FeedWakeup",
+    "GroupCommits",
     "InboundAttachment",
     "InboundMessage",
     "Inbox",
@@ -241,6 +242,10 @@ class Capability:
     """The store counts a requester's tickets created since an instant without decoding them
     (:class:`RequesterCounts`): intake's acknowledgement rate limit asks it for every new
     request of a known sender."""
+    GROUP_COMMIT = "group_commit"
+    """The store makes the writes of a block durable in one transaction (:class:`GroupCommits`):
+    ``helpkit mail import`` and ``poll`` commit a batch of messages with one flush to disk,
+    acknowledging each message to its source only once its batch is committed."""
 
 
 EXTERNAL_CURSOR_PREFIXES: Final = ("imap:",)
@@ -483,6 +488,27 @@ class RequesterCounts(Protocol):
         created after ``since`` (strictly), counted up to ``limit`` (at least 1):
         ``min(limit, that number)``. ValidationError for a ``requester_id`` that is not text,
         a ``limit`` that is not a positive integer; NaiveDatetimeError for a naive ``since``."""
+        ...
+
+
+@runtime_checkable
+class GroupCommits(Protocol):
+    """What a store with :attr:`Capability.GROUP_COMMIT` adds: a block of writes committed as
+    one transaction (a group commit).
+
+    Inside ``with store.group_commit():``, every write the calling thread makes is applied at
+    once as a nested unit: one that raises leaves nothing of itself and the earlier ones stand
+    (its error propagates as usual, so a commit that lost its seq check is retried within the
+    block). The thread's reads see the block's writes; other threads and processes see none
+    of them until the block ends. When the block ends normally, every write in it is made
+    durable by one commit (StoreError, nothing of the block stored, if that commit fails).
+    When the block raises, nothing written in it is stored and the exception propagates. A
+    block entered again in the same thread joins the outer one. The store may hold its write
+    lock for the whole block, so other writers wait: keep blocks short. States the store
+    keeps in memory from writes that were then rolled back are forgotten."""
+
+    def group_commit(self) -> AbstractContextManager[None]:
+        """The block (a context manager): see the class."""
         ...
 
 

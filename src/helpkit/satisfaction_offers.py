@@ -74,3 +74,6 @@ class SatisfactionOffers:
 
     def restore(self, ticket: Ticket, data: object) -> None:
         """Nothing was kept."""
+
+    def forget(self) -> None:
+        """Nothing was kept."""

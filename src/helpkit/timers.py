@@ -76,6 +76,11 @@ class TimerSource(Protocol):
         before the ticket's: committed since without a state)."""
         ...
 
+    def forget(self) -> None:
+        """Drop what :meth:`committed` and :meth:`restore` kept: commits it was told of
+        were rolled back (a group commit that failed)."""
+        ...
+
 
 @attrs.frozen
 class Planned:
@@ -111,6 +116,11 @@ class Timers:
         """Tell the sources that ``planned`` was committed as ``ticket`` (numbered)."""
         for source, memo in zip(self._sources, planned.memos, strict=True):
             source.committed(ticket, memo)
+
+    def forget(self) -> None:
+        """Tell every source to drop what it kept (:meth:`TimerSource.forget`)."""
+        for source in self._sources:
+            source.forget()
 
     @property
     def sources(self) -> tuple[TimerSource, ...]:
@@ -199,6 +209,11 @@ class FoldCache:
             if kept is not None and kept.seq <= fold.seq:
                 self._folds[fold.ticket_id] = fold
 
+    def clear(self) -> None:
+        """Forget every fold."""
+        with self._lock:
+            self._folds.clear()
+
     def __len__(self) -> int:
         return len(self._folds)
 
@@ -236,6 +251,10 @@ class SlaTimer:
         """Keep the fold of the committed ticket for its next command."""
         if isinstance(memo, SlaFold) and memo.seq == ticket.seq:
             self._cache.put(memo)
+
+    def forget(self) -> None:
+        """Forget the kept folds (some were of commits rolled back)."""
+        self._cache.clear()
 
     def kept(self, memo: object | None) -> object | None:
         """The fold of a plan, as ``[policy fingerprint, fold data]``."""

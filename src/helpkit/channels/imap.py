@@ -32,6 +32,7 @@ import re
 import ssl
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from typing import Any, Final, Generic, TypeVar
 
 import attrs
@@ -422,6 +423,7 @@ class ImapPoller:
         stop: threading.Event | None = None,
         limit: int | None = None,
         on_message: Callable[[Polled[T]], None] | None = None,
+        group: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> PollReport[T]:
         """Hand each new message to ``handle``, in UID order; return what was done.
 
@@ -432,6 +434,13 @@ class ImapPoller:
         called with each message handled, once its cursor was saved. An exception from
         ``handle`` stops the poll and propagates, the cursor on the message before; a failed
         connection or command raises :class:`ImapError`, likewise.
+
+        ``group``: each fetched batch (the account's ``batch``) is handled inside
+        ``with group():`` (:meth:`helpkit.Helpdesk.group_commit`), its cursor saved in the
+        same block, so the batch's messages and the cursor past them are committed together;
+        its messages are flagged or moved, and ``on_message`` called, once the block ended
+        normally. An exception from ``handle`` ends the block by raising: nothing of that
+        batch is stored, the cursor stays before it, and the exception propagates.
         """
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int)):
             raise ValidationError(f"limit must be a whole number; got {limit!r}")
@@ -461,22 +470,44 @@ class ImapPoller:
                     break
                 chunk = uids[start : start + account.batch]
                 bodies = self._fetch(client, chunk)
-                for uid in chunk:
-                    if stop is not None and stop.is_set():
-                        stopped = True
-                        break
-                    if uid <= position:  # another poller handled it meanwhile
-                        continue
-                    raw = bodies.get(uid)
-                    polled = None
-                    if raw is not None:  # else expunged since the search: nothing to read
-                        polled = Polled(uid, handle(raw))
-                        handled.append(polled)
+                if group is None:
+                    for uid in chunk:
+                        if stop is not None and stop.is_set():
+                            stopped = True
+                            break
+                        if uid <= position:  # another poller handled it meanwhile
+                            continue
+                        raw = bodies.get(uid)
+                        polled = None
+                        if raw is not None:  # else expunged since the search: nothing to read
+                            polled = Polled(uid, handle(raw))
+                            handled.append(polled)
+                            if finished is None or finished(polled.result):
+                                self._settle(client, uid, capabilities)
+                        position = self._advance(name, uid, position)
+                        if polled is not None and on_message is not None:
+                            on_message(polled)
+                else:
+                    # The fetched batch in one group commit, with the cursor: flagged, moved
+                    # and reported once the block committed them together.
+                    batch: list[Polled[T]] = []
+                    with group():
+                        for uid in chunk:
+                            if stop is not None and stop.is_set():
+                                stopped = True
+                                break
+                            if uid <= position:
+                                continue
+                            raw = bodies.get(uid)
+                            if raw is not None:
+                                batch.append(Polled(uid, handle(raw)))
+                            position = self._advance(name, uid, position)
+                    handled += batch
+                    for polled in batch:
                         if finished is None or finished(polled.result):
-                            self._settle(client, uid, capabilities)
-                    position = self._advance(name, uid, position)
-                    if polled is not None and on_message is not None:
-                        on_message(polled)
+                            self._settle(client, polled.uid, capabilities)
+                        if on_message is not None:
+                            on_message(polled)
                 if stopped:
                     break
         return PollReport(
@@ -500,10 +531,11 @@ class ImapPoller:
         on_message: Callable[[Polled[T]], None] | None = None,
         on_report: Callable[[PollReport[T]], None] | None = None,
         on_error: Callable[[HelpkitError], None] | None = None,
+        group: Callable[[], AbstractContextManager[object]] | None = None,
     ) -> int:
         """Poll every ``interval`` seconds until ``stop`` is set; return the number of
-        messages handled (``finished`` and ``on_message`` as for :meth:`poll`; ``on_report``
-        gets each poll's report).
+        messages handled (``finished``, ``on_message`` and ``group`` as for :meth:`poll`;
+        ``on_report`` gets each poll's report).
 
         A poll that fails with :class:`ImapError` or :class:`~helpkit.errors.StoreError` (a
         server down, a locked store) is given to ``on_error`` (default: logged as a warning)
@@ -516,7 +548,9 @@ class ImapPoller:
         total = 0
         while not stop.is_set():
             try:
-                report = self.poll(handle, finished=finished, stop=stop, on_message=on_message)
+                report = self.poll(
+                    handle, finished=finished, stop=stop, on_message=on_message, group=group
+                )
             except (ImapError, StoreError) as exc:
                 if on_error is not None:
                     on_error(exc)

@@ -16,9 +16,11 @@ to its caller (the page *Email*, "From a folder").
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Final, Generic, TypeVar
 
@@ -135,6 +137,8 @@ def import_folder(
     finished: Callable[[T], bool] | None = None,
     stop: threading.Event | None = None,
     on_file: Callable[[Imported[T]], None] | None = None,
+    group: Callable[[], AbstractContextManager[object]] | None = None,
+    batch: int = 1,
 ) -> ImportReport[T]:
     """Hand the bytes of each message file of ``folder`` to ``handle``, in the order of
     :func:`message_files`; return what was done.
@@ -146,9 +150,18 @@ def import_folder(
     exception from ``handle`` stops the import and propagates: the
     files already handled were settled, the others are untouched. A file that vanished since
     the folder was listed (another import took it) is passed over.
+
+    ``group`` (with ``batch`` > 1): the files are handled ``batch`` at a time inside
+    ``with group():`` (:meth:`helpkit.Helpdesk.group_commit`: their messages are committed
+    together when the block ends), and settled only after that block ended normally, so a
+    file is moved or deleted only once its message is durable. An exception from ``handle``
+    ends its block by raising (nothing of that batch is stored) and propagates: the files of
+    earlier batches were settled, that batch's and the later ones are untouched.
     """
     if after not in AFTER:
         raise MailFolderError(f"after must be one of {', '.join(AFTER)}; got {after!r}")
+    if isinstance(batch, bool) or not isinstance(batch, int) or not 1 <= batch <= 10_000:
+        raise MailFolderError(f"batch must be a whole number from 1 to 10000; got {batch!r}")
     path = _folder(folder)
     maildir = is_maildir(path)
     if after == "move" and not maildir:
@@ -158,21 +171,29 @@ def import_folder(
         )
     done: list[Imported[T]] = []
     stopped = False
-    for file in message_files(path):
-        if stop is not None and stop.is_set():
-            stopped = True
+    files = message_files(path)
+    size = batch if group is not None else 1
+    for first in range(0, len(files), size):
+        handled: list[tuple[Path, T]] = []
+        with group() if group is not None and size > 1 else contextlib.nullcontext():
+            for file in files[first : first + size]:
+                if stop is not None and stop.is_set():
+                    stopped = True
+                    break
+                try:
+                    raw = file.read_bytes()
+                except FileNotFoundError:
+                    continue
+                handled.append((file, handle(raw)))
+        for file, result in handled:  # committed: now the files may go
+            if finished is None or finished(result):
+                fate, now_at = _settle(file, after)
+            else:
+                fate, now_at = "kept", file
+            imported = Imported(file, result, fate, now_at)
+            done.append(imported)
+            if on_file is not None:
+                on_file(imported)
+        if stopped:
             break
-        try:
-            raw = file.read_bytes()
-        except FileNotFoundError:
-            continue
-        result = handle(raw)
-        if finished is None or finished(result):
-            fate, now_at = _settle(file, after)
-        else:
-            fate, now_at = "kept", file
-        imported = Imported(file, result, fate, now_at)
-        done.append(imported)
-        if on_file is not None:
-            on_file(imported)
     return ImportReport(folder=path, maildir=maildir, messages=tuple(done), stopped=stopped)

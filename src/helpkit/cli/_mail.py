@@ -7,9 +7,13 @@
   (``EX_TEMPFAIL``, the mail server keeps the message and tries again) a temporary failure,
   such as a locked store, and anything unexpected; 78 (``EX_CONFIG``, also tried again) a
   configuration to fix: no store, a bad ``helpkit.toml``.
-- ``mail import DIR`` ingests every message file of a Maildir or a folder of ``.eml`` files.
+- ``mail import DIR`` ingests every message file of a Maildir or a folder of ``.eml`` files,
+  ``--batch`` of them (default 100) in one group commit (:meth:`Helpdesk.group_commit`), each
+  file moved or deleted only once its batch is committed.
 - ``mail poll`` reads the new messages of an IMAP mailbox of the configuration (once, or
-  ``--follow`` until SIGTERM or Ctrl-C).
+  ``--follow`` until SIGTERM or Ctrl-C), each fetched batch (the mailbox's ``batch``) in one
+  group commit with the mailbox's cursor, each message flagged or moved once it is
+  committed.
 - ``mail suspended`` lists the messages the screens held back; ``mail release KEY`` ingests
   one anyway, ``mail discard KEY`` throws it away.
 
@@ -171,6 +175,14 @@ def add_mail_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         "--move", action="store_true", help="move each ingested new/ message to cur/ (Maildir)"
     )
     fate.add_argument("--delete", action="store_true", help="delete each ingested file")
+    p.add_argument(
+        "--batch",
+        type=_batch,
+        default=100,
+        metavar="N",
+        help="commit N messages together, each file moved or deleted once its batch is "
+        "committed (default 100; 1: each message its own commit)",
+    )
     p.add_argument("--channel", default="email", help="the channel they came through (email)")
     p = action("poll", cmd_mail_poll, "ingest the new messages of an IMAP mailbox of the config")
     p.add_argument(
@@ -223,6 +235,19 @@ def _count(text: str) -> int:
 
 
 _count.__name__ = "number"
+
+
+def _batch(text: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
+    if not 1 <= value <= 10_000:
+        raise argparse.ArgumentTypeError(f"must be between 1 and 10000; got {text}")
+    return value
+
+
+_batch.__name__ = "number"
 
 
 def _mail_help(desk: Helpdesk, args: argparse.Namespace) -> int:
@@ -295,6 +320,8 @@ def cmd_mail_import(desk: Helpdesk, args: argparse.Namespace) -> int:
         after=after,
         finished=_finished,
         on_file=each,
+        group=desk.group_commit,
+        batch=args.batch,
     )
     if not args.json:
         what = "Maildir" if report.maildir else "folder"
@@ -384,7 +411,7 @@ def cmd_mail_poll(desk: Helpdesk, args: argparse.Namespace) -> int:
 
     if args.follow:
         return _follow(desk, args, poller, handle, each, config, where)
-    report = poller.poll(handle, finished=_finished, on_message=each)
+    report = poller.poll(handle, finished=_finished, on_message=each, group=desk.group_commit)
     if args.json:
         _emit_json(_poll_data(report))
     else:
@@ -422,6 +449,7 @@ def _follow(
             finished=_finished,
             on_message=each,
             on_error=failed,
+            group=desk.group_commit,
         )
 
     if not args.json:

@@ -50,6 +50,22 @@ class PrivacyMixin:
     def _secure_transaction(self) -> Iterator[sqlite3.Connection]:
         """A write transaction whose freed cells and pages are zeroed (secure_delete)."""
         with self._connection() as conn:
+            grouped = conn.in_transaction  # a group commit's (group_commit): a savepoint
+            if grouped:
+                conn.execute("PRAGMA secure_delete = ON")
+                conn.execute("SAVEPOINT helpkit_secure")
+                try:
+                    yield conn
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK TO helpkit_secure")
+                        conn.execute("RELEASE helpkit_secure")
+                    raise
+                else:
+                    conn.execute("RELEASE helpkit_secure")
+                finally:
+                    conn.execute("PRAGMA secure_delete = OFF")
+                return
             conn.execute("PRAGMA secure_delete = ON")
             try:
                 conn.execute("BEGIN IMMEDIATE")

@@ -344,6 +344,52 @@ def _contact_columns(contact: Contact) -> dict[str, object]:
     }
 
 
+_GROUPS: Final = threading.local()
+"""The connection of each file's group commit (:meth:`SqliteStore.group_commit`), by thread:
+every SqliteStore of that file used by the thread (the store, the ``sqlite:`` blob store's)
+works inside the group's transaction, instead of waiting for the write lock the thread holds."""
+
+
+def _groups() -> dict[str, sqlite3.Connection]:
+    """This thread's group commits, by file."""
+    groups: dict[str, sqlite3.Connection] | None = getattr(_GROUPS, "by_file", None)
+    if groups is None:
+        groups = _GROUPS.by_file = {}
+    return groups
+
+
+def _held(file: str) -> sqlite3.Connection | None:
+    """The connection of this thread's group commit of ``file``, if one is open."""
+    groups: dict[str, sqlite3.Connection] | None = getattr(_GROUPS, "by_file", None)
+    return None if not groups else groups.get(file)
+
+
+class _Savepoint:
+    """A savepoint of the transaction open on ``conn``: released when the block ends,
+    rolled back to (and released) when it raises (a class, as :class:`_Borrowed`)."""
+
+    __slots__ = ("conn",)
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+
+    def __enter__(self) -> None:
+        if not self.conn.in_transaction:
+            # SQLite rolled the whole transaction back after an error (a full disk...): a
+            # write now would commit on its own, outside the group.
+            raise StoreError("the group commit's transaction was rolled back by SQLite")
+        self.conn.execute("SAVEPOINT helpkit_write")
+
+    def __exit__(
+        self, kind: type[BaseException] | None, exc: BaseException | None, tb: object
+    ) -> None:
+        if not self.conn.in_transaction:
+            return  # rolled back by SQLite with its error: the group's end says so
+        if kind is not None:
+            self.conn.execute("ROLLBACK TO helpkit_write")
+        self.conn.execute("RELEASE helpkit_write")
+
+
 class _Borrowed:
     """A pooled connection for the length of a ``with`` block (a class: a generator-based
     context manager costs several times more, and every store call takes one)."""
@@ -407,6 +453,7 @@ class SqliteStore(
             Capability.SETTLED_COMMIT,
             Capability.AGENT_EMAILS,
             Capability.REQUESTER_COUNTS,
+            Capability.GROUP_COMMIT,
         }
     )
 
@@ -445,6 +492,8 @@ class SqliteStore(
             )
         if "\0" in self.path:
             raise ValidationError(f"a file path cannot hold a NUL character: {path!r}")
+        # The file, as group commits are found by it (_GROUPS).
+        self._file = os.path.realpath(self.path)
         self.timeout = float(timeout)
         self.synchronous: Synchronous = "FULL" if mode == "FULL" else "NORMAL"
         self.checkpoints: Checkpoints = "inline" if checkpoints == "inline" else "background"
@@ -543,6 +592,9 @@ class SqliteStore(
         return _Borrowed(self)
 
     def _borrow(self) -> sqlite3.Connection:
+        held = _held(self._file)
+        if held is not None:
+            return held
         with self._lock:
             if self._closed:
                 raise StoreError(f"this SqliteStore ({self.path}) is closed")
@@ -550,6 +602,8 @@ class SqliteStore(
         return conn if conn is not None else self._connect()
 
     def _give_back(self, conn: sqlite3.Connection) -> None:
+        if conn is _held(self._file):
+            return  # the group commit's: given back when the group ends
         with self._lock:
             keep = not self._closed and len(self._idle) < self._MAX_IDLE
             if keep:
@@ -561,8 +615,13 @@ class SqliteStore(
 
     @contextmanager
     def _transaction(self) -> Iterator[sqlite3.Connection]:
-        """A write transaction: the database write lock is held from the start."""
+        """A write transaction: the database write lock is held from the start. Inside a
+        group commit of this thread, a savepoint of the group's transaction instead."""
         with self._connection() as conn:
+            if conn is _held(self._file):
+                with _Savepoint(conn):
+                    yield conn
+                return
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -572,6 +631,52 @@ class SqliteStore(
                     conn.execute("ROLLBACK")
                 raise
         self._committed()
+
+    @contextmanager
+    def group_commit(self) -> Iterator[None]:
+        """A block whose writes in this thread commit as one transaction (see
+        :class:`helpkit.ports.GroupCommits`): one ``BEGIN IMMEDIATE`` at its start, so the
+        database write lock is held for the whole block (other writers wait up to
+        ``timeout``), a savepoint per write, one ``COMMIT`` (one flush to disk at
+        ``synchronous=FULL``) at its end. A block that raises rolls back, and the ticket
+        states cached meanwhile are dropped (a state at a seq that was never stored must not
+        answer a read)."""
+        if _held(self._file) is not None:
+            yield  # joins the outer group
+            return
+        conn = self._borrow()
+        groups = _groups()
+        try:
+            try:
+                conn.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise self._error(exc) from exc
+            groups[self._file] = conn
+            try:
+                yield
+            except BaseException:
+                del groups[self._file]
+                self._rolled_back(conn)
+                raise
+            del groups[self._file]
+            try:
+                conn.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rolled_back(conn)
+                raise self._error(exc) from exc
+        finally:
+            groups.pop(self._file, None)
+            self._give_back(conn)
+        self._committed()
+
+    def _rolled_back(self, conn: sqlite3.Connection) -> None:
+        """Roll a group commit back and forget the ticket states cached in it."""
+        try:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        finally:
+            with self._cache_lock:
+                self._cache.clear()
 
     def _committed(self) -> None:
         """After a commit: wake the checkpointer (started here, by the first write)."""

@@ -53,6 +53,7 @@ from helpkit.testing.conformance.blobs import (
 from helpkit.testing.conformance.commits import CommitCases
 from helpkit.testing.conformance.due_claims import DueClaimCases
 from helpkit.testing.conformance.feed import FeedCases
+from helpkit.testing.conformance.group_commit import GroupCommitCases
 from helpkit.testing.conformance.helpers import (
     BASE_TIME,
     ReopenStore,
@@ -98,8 +99,10 @@ __all__ = [
 # classes in reverse MRO order, so the last base's tests come first: listed this way, the
 # suite runs protocol, commit, numbering, query, people, persistence, side-by-side, change
 # feed, outbox, timer state, timer row, due claim, feed wake-up, inbox, routing, recent ticket,
-# redaction, purge, knowledge base, new contact and requester count cases in that order.
+# redaction, purge, knowledge base, new contact, requester count and group commit cases in
+# that order.
 class StoreConformance(
+    GroupCommitCases,
     RequesterCountCases,
     NewContactCases,
     KnowledgeCases,
