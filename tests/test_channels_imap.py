@@ -158,6 +158,51 @@ def test_a_crash_between_ingest_and_cursor_is_absorbed_by_the_receipts(
         assert subjects(desk) == ["Request 1", "Request 2", "Request 3"]
 
 
+def test_a_grouped_poll_commits_each_batch_with_its_cursor(
+    imap_server: ImapServer, tmp_path: Path
+) -> None:
+    """With ``group`` (what ``helpkit mail poll`` passes), each fetched batch and the cursor
+    past it are one commit, and its messages are flagged only once it is committed: a
+    handler that fails in the second batch leaves the first batch stored, flagged and passed,
+    and nothing of the second."""
+    box = imap_server.new_mailbox()
+    for n in range(1, 6):
+        imap_server.append(box, email(n))
+    uids = imap_server.uids(box)
+    with open_desk(tmp_path / "desk.db") as desk:
+        poller: ImapPoller = ImapPoller(
+            account(imap_server, box, batch=2, flag="helpkit"), desk.store
+        )
+        ingest = receiver(desk)
+        calls = 0
+
+        def dies_at_the_fourth(raw: bytes) -> Intake:
+            nonlocal calls
+            calls += 1
+            if calls == 4:
+                raise RuntimeError("killed in the second batch")
+            return ingest(raw)
+
+        with pytest.raises(RuntimeError):
+            poller.poll(dies_at_the_fourth, group=desk.group_commit)
+        name = cursor_name("support", box, imap_server.uidvalidity(box))
+        assert feed(desk).cursor(name) == uids[1]
+        assert subjects(desk) == ["Request 1", "Request 2"]
+        assert ["helpkit" in imap_server.flags(box, uid) for uid in uids] == [
+            True,
+            True,
+            False,
+            False,
+            False,
+        ]
+        report = poller.poll(ingest, group=desk.group_commit)
+        assert [m.uid for m in report.messages] == uids[2:]
+        assert [m.result.duplicate for m in report.messages] == [False] * 3
+        assert feed(desk).cursor(name) == uids[-1]
+        assert subjects(desk) == [f"Request {n}" for n in range(1, 6)]
+        assert all("helpkit" in imap_server.flags(box, uid) for uid in uids)
+
+
 def test_a_new_uidvalidity_reads_the_mailbox_again(imap_server: ImapServer, tmp_path: Path) -> None:
     box = imap_server.new_mailbox()
     for n in (1, 2):

@@ -231,6 +231,28 @@ def test_import_a_maildir(tmp_path: Path) -> None:
 # ------------------------------------------------------------------ poll
 
 
+def test_import_in_batches_deletes_each_file_once_committed(tmp_path: Path) -> None:
+    init(tmp_path)
+    folder = tmp_path / "eml"
+    folder.mkdir()
+    for n in range(1, 6):
+        raw = (
+            f"From: c{n}@customer.example\r\nTo: support@help.example\r\n"
+            f"Subject: Request {n}\r\nMessage-ID: <b{n}@customer.example>\r\n\r\nBody.\r\n"
+        )
+        (folder / f"{n:04d}.eml").write_text(raw, encoding="ascii")
+    done = helpkit(tmp_path, "mail", "import", "eml", "--delete", "--batch", "2")
+    assert done.returncode == 0, done.stderr
+    assert [line.split(": ", 1)[1] for line in done.stdout.splitlines()[:-1]] == [
+        f"created #{n}" for n in range(1, 6)
+    ]
+    assert list(folder.iterdir()) == []
+    assert ticket_count(tmp_path) == 5
+    for bad in ("0", "10001", "two"):
+        refused = helpkit(tmp_path, "mail", "import", "eml", "--batch", bad)
+        assert refused.returncode == 2 and "--batch" in refused.stderr, refused.stderr
+
+
 def _config(
     tmp_path: Path, server: ImapServer, mailbox_name: str, *, port: int | None = None
 ) -> None:
