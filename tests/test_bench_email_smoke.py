@@ -48,9 +48,7 @@ def _helpkit(
 ) -> Any:
     work = tmp_path / f"helpkit-{synchronous}-{blobs}-{group}"
     shutil.copytree(corpus, work / "mail", ignore=shutil.ignore_patterns("*.json"))
-    job = bench.Job(
-        "helpkit", "WAL", synchronous, str(corpus), str(work), blobs=blobs, group=group
-    )
+    job = bench.Job("helpkit", "WAL", synchronous, str(corpus), str(work), blobs=blobs, group=group)
     return bench.run_helpkit(job)
 
 
