@@ -340,6 +340,7 @@ def test_capabilities(store: SqliteStore) -> None:
         Capability.SETTLED_COMMIT,
         Capability.AGENT_EMAILS,
         Capability.REQUESTER_COUNTS,
+        Capability.GROUP_COMMIT,
     }
     assert isinstance(store, Store)
 

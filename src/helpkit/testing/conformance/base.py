@@ -15,6 +15,7 @@ from helpkit.ports import (
     ClaimedEnqueue,
     DueClaims,
     FeedWakeup,
+    GroupCommits,
     Inbox,
     KeptParties,
     KnowledgeBase,
@@ -107,6 +108,7 @@ class SuiteBase:
             Capability.KEPT_PARTIES,
             Capability.AGENT_EMAILS,
             Capability.REQUESTER_COUNTS,
+            Capability.GROUP_COMMIT,
         }
         assert store.capabilities <= known, f"unknown capabilities {store.capabilities - known}"
         if Capability.CHANGE_FEED in store.capabilities:
@@ -125,6 +127,8 @@ class SuiteBase:
             assert missing_members(store, DueClaims) == ()
         if Capability.FEED_WAKEUP in store.capabilities:
             assert missing_members(store, FeedWakeup) == ()
+        if Capability.GROUP_COMMIT in store.capabilities:
+            assert missing_members(store, GroupCommits) == ()
         if Capability.KNOWLEDGE in store.capabilities:
             assert missing_members(store, KnowledgeBase) == ()
             assert Capability.CHANGE_FEED in store.capabilities
