@@ -15,13 +15,14 @@ from typing import cast
 import pytest
 
 from helpkit.errors import ValidationError
-from helpkit.ports import Capability, DueClaims, Store, TimerStates, missing_members
+from helpkit.ports import Capability, DueClaims, Store, TimerStates
 from helpkit.testing.conformance.helpers import (
     BASE_TIME,
     _note,
     _open,
     _Time,
     change_of,
+    declared,
     with_schedule,
 )
 from helpkit.tickets import Ticket
@@ -30,9 +31,7 @@ _S = timedelta(seconds=1)
 
 
 def _claims(store: Store) -> DueClaims:
-    if Capability.DUE_CLAIMS not in store.capabilities:
-        pytest.skip("the store does not declare Capability.DUE_CLAIMS")
-    assert missing_members(store, DueClaims) == (), "a store with DUE_CLAIMS implements DueClaims"
+    declared(store, Capability.DUE_CLAIMS, DueClaims)
     return cast(DueClaims, store)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from helpkit.errors import ConflictError, DuplicateError, ValidationError
 from helpkit.events import Event
-from helpkit.ports import Capability, ChangeFeed, Store, TicketChange, missing_members
+from helpkit.ports import Capability, ChangeFeed, Store, TicketChange
 from helpkit.testing.conformance.helpers import (
     ReopenStore,
     StoreFactory,
@@ -21,15 +21,12 @@ from helpkit.testing.conformance.helpers import (
     _stale_tag,
     _Time,
     change_of,
+    declared,
 )
 
 
 def _feed(store: Store) -> ChangeFeed:
-    if Capability.CHANGE_FEED not in store.capabilities:
-        pytest.skip("the store does not declare Capability.CHANGE_FEED")
-    assert missing_members(store, ChangeFeed) == (), (
-        "a store with CHANGE_FEED implements ChangeFeed"
-    )
+    declared(store, Capability.CHANGE_FEED, ChangeFeed)
     return cast(ChangeFeed, store)
 
 

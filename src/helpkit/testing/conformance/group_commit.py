@@ -17,19 +17,15 @@ from typing import cast
 import pytest
 
 from helpkit.errors import ConflictError, NotFoundError
-from helpkit.ports import Capability, ChangeFeed, GroupCommits, Store, missing_members
+from helpkit.ports import Capability, ChangeFeed, GroupCommits, Store
 from helpkit.testing.conformance.base import SuiteBase
-from helpkit.testing.conformance.helpers import _note, _open, _stale_tag, _Time, change_of
+from helpkit.testing.conformance.helpers import _note, _open, _stale_tag, _Time, change_of, declared
 from helpkit.testing.conformance.inbox import ReopenElsewhere
 from helpkit.tickets import Ticket
 
 
 def _groups(store: Store) -> GroupCommits:
-    if Capability.GROUP_COMMIT not in store.capabilities:
-        pytest.skip("the store does not declare Capability.GROUP_COMMIT")
-    assert missing_members(store, GroupCommits) == (), (
-        "a store with GROUP_COMMIT implements GroupCommits"
-    )
+    declared(store, Capability.GROUP_COMMIT, GroupCommits)
     return cast(GroupCommits, store)
 
 

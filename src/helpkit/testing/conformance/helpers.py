@@ -12,13 +12,14 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 import attrs
+import pytest
 
 from helpkit import lifecycle
 from helpkit.errors import HelpkitError
 from helpkit.events import TagsChanged
 from helpkit.lifecycle import Outcome
 from helpkit.people import Contact, Organization
-from helpkit.ports import Store, TicketChange
+from helpkit.ports import Store, TicketChange, missing_members
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.queries import Page, TicketQuery
 from helpkit.tickets import DEFAULT_WORKFLOW, Actor, Comment, Ticket
@@ -212,3 +213,14 @@ def _outcome(call: Callable[[], _T]) -> tuple[str, Any]:
         return ("ok", call())
     except HelpkitError as exc:
         return ("error", type(exc))
+
+
+def declared(store: Store, capability: str, protocol: type) -> None:
+    """Skip the case, with the reason shown, for a store that does not declare
+    ``capability``; fail it for one that declares it without implementing ``protocol``, the
+    part of the store protocol that capability adds."""
+    name = capability.upper()
+    if capability not in store.capabilities:
+        pytest.skip(f"the store does not declare Capability.{name}")
+    missing = missing_members(store, protocol)
+    assert missing == (), f"a store with {name} implements {protocol.__name__}: missing {missing}"

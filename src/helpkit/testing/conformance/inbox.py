@@ -46,7 +46,6 @@ from helpkit.ports import (
     ReceiptState,
     Store,
     TicketChange,
-    missing_members,
 )
 from helpkit.queries import TicketQuery
 from helpkit.testing.conformance.helpers import (
@@ -58,6 +57,7 @@ from helpkit.testing.conformance.helpers import (
     _stale_tag,
     _Time,
     change_of,
+    declared,
     forged,
 )
 
@@ -72,9 +72,7 @@ _PROCESSES = 4
 
 
 def _inbox(store: Store) -> Inbox:
-    if Capability.INBOX not in store.capabilities:
-        pytest.skip("the store does not declare Capability.INBOX")
-    assert missing_members(store, Inbox) == (), "a store with INBOX implements Inbox"
+    declared(store, Capability.INBOX, Inbox)
     return cast(Inbox, store)
 
 

@@ -14,16 +14,12 @@ from typing import cast
 import pytest
 
 from helpkit.errors import ConflictError
-from helpkit.ports import Capability, RecentTickets, Store, missing_members
-from helpkit.testing.conformance.helpers import _note, _open, _Time, change_of
+from helpkit.ports import Capability, RecentTickets, Store
+from helpkit.testing.conformance.helpers import _note, _open, _Time, change_of, declared
 
 
 def _recent(store: Store) -> RecentTickets:
-    if Capability.RECENT_TICKETS not in store.capabilities:
-        pytest.skip("the store does not declare Capability.RECENT_TICKETS")
-    assert missing_members(store, RecentTickets) == (), (
-        "a store with RECENT_TICKETS implements RecentTickets"
-    )
+    declared(store, Capability.RECENT_TICKETS, RecentTickets)
     return cast(RecentTickets, store)
 
 

@@ -15,17 +15,13 @@ from typing import Any, cast
 import pytest
 
 from helpkit.errors import NaiveDatetimeError, ValidationError
-from helpkit.ports import Capability, RequesterCounts, Store, missing_members
+from helpkit.ports import Capability, RequesterCounts, Store
 from helpkit.queries import SortOrder, TicketQuery
-from helpkit.testing.conformance.helpers import _open, _Time, change_of
+from helpkit.testing.conformance.helpers import _open, _Time, change_of, declared
 
 
 def _counts(store: Store) -> RequesterCounts:
-    if Capability.REQUESTER_COUNTS not in store.capabilities:
-        pytest.skip("the store does not declare Capability.REQUESTER_COUNTS")
-    assert missing_members(store, RequesterCounts) == (), (
-        "a store with REQUESTER_COUNTS implements RequesterCounts"
-    )
+    declared(store, Capability.REQUESTER_COUNTS, RequesterCounts)
     return cast(RequesterCounts, store)
 
 
