@@ -15,7 +15,9 @@ folder in its own worker process, on a fresh SQLite file:
   put one transaction committed at the store's synchronous before the commit that names it;
   ``--blobs folder``: into the desk's default blob folder beside the database, at FULL each
   file flushed to disk before that commit, at NORMAL not flushed, as the commits are not;
-  each message one committed transaction; acknowledgements on:
+  each message one committed transaction, or ``--group N`` messages in one group commit
+  (``Helpdesk.group_commit``, as ``helpkit mail import --batch N``), each file deleted once
+  its message is committed; acknowledgements on:
   decided and recorded at receive, rendered and sent by the relay afterwards, untimed);
 - django-helpdesk: the loop of ``helpdesk.email.process_queue`` for a queue of type
   ``local`` (what its ``get_email`` management command runs: read the file, then
@@ -474,7 +476,8 @@ def render(
         f"Corpus: `bench/email_corpus.py`, {messages:,} messages, seed {seed}: "
         + ", ".join(f"{counts[c]:,} {c}" for c in CATEGORIES)
         + ". Each row is one worker process ingesting a fresh copy of the same folder into a",
-        "fresh SQLite file; every message is its own committed work on both sides.",
+        "fresh SQLite file. A message's file is deleted once the message is committed, on both",
+        "sides (acknowledged: a crash loses no deleted file's message).",
         "",
         "- helpkit: read each file, `helpkit.channels.email_in.parse`, `Helpdesk.receive`, as",
         "  `helpkit mail import` does (bytes parsed before are not parsed again: their",
@@ -487,9 +490,13 @@ def render(
         "  from the same requester; screens suspend auto-replies and bounces; a message received",
         "  again returns its first outcome; acknowledgements on: each new ticket's is decided,",
         "  rate-limited per requester, and recorded at receive; rendering and sending it is the",
-        "  relay's work, afterwards, not timed).",
+        "  relay's work, afterwards, not timed). \"a commit per message\": each message its own",
+        "  committed transaction, its file deleted after it; \"a group commit per N messages\":",
+        "  N messages in one `Helpdesk.group_commit` (what `helpkit mail import --batch N` does,",
+        "  default 100): one durable transaction, the N files deleted after it.",
         "- django-helpdesk: the loop of `helpdesk.email.process_queue` for a `local` queue (what",
-        "  `manage.py get_email` runs: read, `extract_email_metadata`, delete the file), over the",
+        "  `manage.py get_email` runs: read, `extract_email_metadata`, delete the file; each",
+        "  database write its own autocommitted transaction), over the",
         "  files in name order (its loop takes `os.listdir` order, which would answer requests",
         "  before they were asked); attachments into `MEDIA_ROOT` (Django's file storage: no",
         "  fsync); its acknowledgement to the submitter rendered and sent, inside the timing, to",
