@@ -6,10 +6,12 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from typing import Final
 
 from helpkit import serialize
 from helpkit.cli._commands import _ticket_ref
 from helpkit.cli._errors import UsageError
+from helpkit.cli._numbers import int_range
 from helpkit.cli._output import _emit_json
 from helpkit.desk import Helpdesk
 from helpkit.knowledge import Article, ArticleHit
@@ -245,17 +247,8 @@ def cmd_kb_deflection(desk: Helpdesk, args: argparse.Namespace) -> int:
     return 0
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 1000; got {value}")
-    return value
-
-
-_positive.__name__ = "number"
+# An article's revision counts its saves: it is not capped as page sizes are.
+_REVISION: Final = int_range(1, 2**63 - 1)
 
 
 def add_kb_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
@@ -281,17 +274,17 @@ def add_kb_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("--title")
     p.add_argument("--body")
     p.add_argument("--locale", help="the variant to set (default: the default locale)")
-    p.add_argument("--revision", type=_positive, help="refuse if the article moved past it")
+    p.add_argument("--revision", type=_REVISION, help="refuse if the article moved past it")
     for name, handler, text in (
         ("publish", cmd_kb_publish, "publish an article's draft"),
         ("archive", cmd_kb_archive, "withdraw an article"),
     ):
         p = action(name, handler, text)
         p.add_argument("article", help="article id")
-        p.add_argument("--revision", type=_positive, help="refuse if the article moved past it")
+        p.add_argument("--revision", type=_REVISION, help="refuse if the article moved past it")
     p = action("list", cmd_kb_list, "list articles (the default)")
     p.add_argument("--section", help="only this section's")
-    p.add_argument("--limit", type=_positive, default=100)
+    p.add_argument("--limit", type=int_range(1, 1000), default=100)
     p = action("show", cmd_kb_show, "an article: versions, text, history, tickets")
     p.add_argument("article", help="article id")
     p.add_argument("--locale", help="the variant to show (as a reader of that language)")
@@ -299,14 +292,14 @@ def add_kb_commands(command: Callable[..., argparse.ArgumentParser]) -> None:
     p.add_argument("text")
     p.add_argument("--locale", help="the reader's language tag")
     p.add_argument("--drafts", action="store_true", help="search drafts too (agents)")
-    p.add_argument("--limit", type=_positive, default=10)
+    p.add_argument("--limit", type=int_range(1, 1000), default=10)
     p = action("suggest", cmd_kb_suggest, "the top articles for a new ticket (recorded)")
     p.add_argument("subject")
     p.add_argument("--body", default="")
     p.add_argument("--locale", help="the reader's language tag")
     p.add_argument("--contact", help="contact id it is shown to")
     p.add_argument("--session", help="the host's session id")
-    p.add_argument("--limit", type=_positive, default=3)
+    p.add_argument("--limit", type=int_range(1, 1000), default=3)
     p = action("from-ticket", cmd_kb_from_ticket, "draft an article from a solved ticket's answer")
     p.add_argument("ticket", help="number (42 or #42) or id")
     p.add_argument("--title", help="default: the ticket's subject")

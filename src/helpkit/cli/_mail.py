@@ -38,6 +38,7 @@ from helpkit.channels.imap import ImapAccount, ImapError, ImapPoller, Polled, Po
 from helpkit.channels.mail_folder import Imported, import_folder
 from helpkit.channels.parsed_ids import ParsedIds, digest
 from helpkit.cli._errors import EXIT_FAILURE, EXIT_OK, UsageError
+from helpkit.cli._numbers import int_range
 from helpkit.cli._output import _emit_json
 from helpkit.cli._stopping import run_until_signalled
 from helpkit.config import MailboxConfig
@@ -177,7 +178,7 @@ def add_mail_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     fate.add_argument("--delete", action="store_true", help="delete each ingested file")
     p.add_argument(
         "--batch",
-        type=_batch,
+        type=int_range(1, 10_000),
         default=100,
         metavar="N",
         help="commit N messages together, each file moved or deleted once its batch is "
@@ -203,7 +204,7 @@ def add_mail_command(command: Callable[..., argparse.ArgumentParser]) -> None:
     )
     p.add_argument("--channel", default="email", help="the channel they came through (email)")
     p = action("suspended", cmd_mail_suspended, "the messages the screens held back")
-    p.add_argument("--limit", type=_count, default=50, help="page size (default 50)")
+    p.add_argument("--limit", type=int_range(1, 1000), default=50, help="page size (default 50)")
     p.add_argument("--after", metavar="KEY", help="the last key of the previous page")
     p = action("release", cmd_mail_release, "ingest a suspended message as if it passed")
     p.add_argument("key", help="its key (helpkit mail suspended lists them)")
@@ -222,32 +223,6 @@ def _interval(text: str) -> float:
 
 
 _interval.__name__ = "seconds"
-
-
-def _count(text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-    if not 1 <= value <= 1000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 1000; got {text}")
-    return value
-
-
-_count.__name__ = "number"
-
-
-def _batch(text: str) -> int:
-    try:
-        value = int(text.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-    if not 1 <= value <= 10_000:
-        raise argparse.ArgumentTypeError(f"must be between 1 and 10000; got {text}")
-    return value
-
-
-_batch.__name__ = "number"
 
 
 def _mail_help(desk: Helpdesk, args: argparse.Namespace) -> int:

@@ -37,6 +37,7 @@ from helpkit.cli._deliver import cmd_deliver
 from helpkit.cli._errors import EXIT_USAGE
 from helpkit.cli._kb import add_kb_commands
 from helpkit.cli._mail import add_mail_command
+from helpkit.cli._numbers import int_range
 from helpkit.cli._privacy import add_privacy_commands
 from helpkit.cli._publish import add_publish_command
 from helpkit.cli._report import add_report_command
@@ -64,20 +65,6 @@ class _Parser(argparse.ArgumentParser):
         where = f"{command}: " if command else ""
         hint = f"helpkit {command} --help" if command else "helpkit --help"
         self.exit(EXIT_USAGE, f"helpkit: error: {where}{message} (see '{hint}')\n")
-
-
-def _int_range(low: int, high: int) -> Callable[[str], int]:
-    def parse(text: str) -> int:
-        try:
-            value = int(text.strip())
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number; got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}; got {text}")
-        return value
-
-    parse.__name__ = "number"  # argparse names the type in its messages
-    return parse
 
 
 def _add_ticket_filters(parser: argparse.ArgumentParser) -> None:
@@ -119,7 +106,7 @@ def _add_ticket_filters(parser: argparse.ArgumentParser) -> None:
 
 def _add_paging(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
-        "--limit", type=_int_range(1, MAX_LIMIT), default=50, help="page size (default 50)"
+        "--limit", type=int_range(1, MAX_LIMIT), default=50, help="page size (default 50)"
     )
     parser.add_argument("--after", metavar="CURSOR", help="cursor printed by the previous page")
 
@@ -169,7 +156,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--tickets",
-        type=_int_range(1, MAX_DEMO_TICKETS),
+        type=int_range(1, MAX_DEMO_TICKETS),
         default=300,
         help="tickets to create (default 300)",
     )
@@ -245,7 +232,7 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--group", help="only this routed group (default: every routed group)")
     p.add_argument(
-        "--limit", type=_int_range(1, 100_000), default=100, help="at most this many (100)"
+        "--limit", type=int_range(1, 100_000), default=100, help="at most this many (100)"
     )
     p = command("escalate", cmd_escalate, "escalate a ticket one tier up (or down)", json_flag=True)
     p.add_argument("ticket")
@@ -271,7 +258,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--org", help="organization id for --add (default: by email domain)")
     p.add_argument("--vip", action="store_true")
     p.add_argument("--tickets", action="store_true", help="also list each contact's tickets")
-    p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
+    p.add_argument("--limit", type=int_range(1, MAX_LIMIT), default=50)
     p = command("orgs", cmd_orgs, "find or add organizations", json_flag=True)
     p.add_argument("search", nargs="?", help="name to search (case/accent-insensitive)")
     p.add_argument("--domain", action="append", help="find by domain (or the domains of --add)")
@@ -279,7 +266,7 @@ def _build_parser() -> argparse.ArgumentParser:
     p.add_argument("--segment")
     p.add_argument("--region")
     p.add_argument("--tickets", action="store_true", help="also list each organization's tickets")
-    p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50)
+    p.add_argument("--limit", type=int_range(1, MAX_LIMIT), default=50)
     _staff_commands(command)
     add_kb_commands(command)
     add_publish_command(command)
@@ -331,7 +318,7 @@ def _staff_commands(
     p.set_defaults(handler=cmd_groups_add)
     p.add_argument("id", help="group id")
     p.add_argument("name")
-    p.add_argument("--tier", type=_int_range(1, 9), help="escalation tier: 1 = L1 (service desk)")
+    p.add_argument("--tier", type=int_range(1, 9), help="escalation tier: 1 = L1 (service desk)")
     p.add_argument("--description")
 
 
@@ -377,7 +364,7 @@ def _deliver_command(command: Callable[..., argparse.ArgumentParser]) -> None:
         metavar="SECONDS",
         help="with --follow: how often to look for new commits (default 1)",
     )
-    p.add_argument("--limit", type=_int_range(1, MAX_LIMIT), default=50, help="page size of a list")
+    p.add_argument("--limit", type=int_range(1, MAX_LIMIT), default=50, help="page size of a list")
     p.add_argument("--after", metavar="ID", help="list the deliveries after this id")
 
 
