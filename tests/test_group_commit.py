@@ -26,6 +26,7 @@ from helpkit import Actor, Helpdesk, hookimpl
 from helpkit.channels.mail_folder import import_folder
 from helpkit.errors import ConflictError, HelpkitError, NotFoundError, ValidationError
 from helpkit.events import Event
+from helpkit.intake import Intake
 from helpkit.ports import InboundAttachment, InboundMessage
 from helpkit.testing.clock import FrozenClock
 
@@ -385,3 +386,32 @@ def test_an_import_refuses_a_bad_batch(mail_folder: Path, batch: object) -> None
     with pytest.raises(ValidationError):
         import_folder(mail_folder, lambda raw: raw, batch=batch)  # type: ignore[arg-type]
     assert len(list(mail_folder.iterdir())) == 5
+
+
+def test_each_command_is_published_even_after_one_failed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A publisher that fails for the block's first command still hears of the second; the
+    failure is raised once both ran, and the commit stands."""
+    desk, _ = make_desk(f"sqlite:///{tmp_path}/desk.db")
+    heard: list[str] = []
+
+    def announce(events: Any, changes: Any) -> None:
+        heard.append(events[0].ticket_id)
+        if len(heard) == 1:
+            raise RuntimeError("the first observer failed")
+
+    monkeypatch.setattr(desk, "_announce", announce)
+    try:
+        intakes: list[Intake] = []
+
+        def block() -> None:
+            with desk.group_commit():
+                intakes.extend(desk.receive(message(n, n)) for n in (1, 2))
+
+        with pytest.raises(RuntimeError, match="first observer"):
+            block()
+        assert heard == [intakes[0].ticket_id, intakes[1].ticket_id]
+        assert sorted(t.number for t in desk.tickets().items) == [1, 2]
+    finally:
+        desk.shutdown()

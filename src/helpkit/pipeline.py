@@ -25,6 +25,10 @@ reading). The pipeline then
    observers; messages leave later, through :mod:`helpkit.relay`), whose failures never undo
    the commit.
 
+Inside :meth:`Pipeline.group_commit` (a store with
+:attr:`~helpkit.ports.Capability.GROUP_COMMIT`), step 3 of each command is a nested unit of
+the block's one transaction and step 4 waits until that transaction is committed.
+
 Conflicts: a command given the version its caller saw (``expected``) raises
 :class:`~helpkit.errors.ConflictError` carrying the events since when the ticket moved on
 (bookkeeping events, such as the relay's record that a reply was sent, do not count: see
@@ -515,8 +519,16 @@ class Pipeline:
             raise
         finally:
             self._grouped.held = None
+        # Each command's publishing runs, as it would have after its own commit, even when one
+        # before it failed (the first failure is raised afterwards: the commit stands).
+        failure: BaseException | None = None
         for publish in held:
-            publish()
+            try:
+                publish()
+            except Exception as exc:  # raised below, once the others ran
+                failure = failure or exc
+        if failure is not None:
+            raise failure
 
     def _after_commit(self, publish: Callable[[], None]) -> None:
         """``publish()`` now, or when this thread's group commit is committed."""
