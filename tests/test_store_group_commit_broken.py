@@ -54,9 +54,8 @@ class _NoSavepointStore(SqliteStore):
 class _KeepsCacheStore(SqliteStore):
     """A block rolled back keeps the ticket states it cached."""
 
-    def _rolled_back(self, conn: sqlite3.Connection) -> None:
-        if conn.in_transaction:
-            conn.execute("ROLLBACK")
+    def _forget_states(self) -> None:
+        pass
 
 
 class _InnerCommitsStore(SqliteStore):

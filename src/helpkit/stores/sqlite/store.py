@@ -345,23 +345,51 @@ def _contact_columns(contact: Contact) -> dict[str, object]:
 
 
 _GROUPS: Final = threading.local()
-"""The connection of each file's group commit (:meth:`SqliteStore.group_commit`), by thread:
-every SqliteStore of that file used by the thread (the store, the ``sqlite:`` blob store's)
-works inside the group's transaction, instead of waiting for the write lock the thread holds."""
+"""Each file's group commit (:meth:`SqliteStore.group_commit`), by thread: every SqliteStore
+of that file used by the thread (the store, the ``sqlite:`` blob store's) works inside the
+group's transaction, instead of waiting for the write lock the thread holds."""
 
 
-def _groups() -> dict[str, sqlite3.Connection]:
+class _Group:
+    """A group commit: its connection, and the store objects that opened it or wrote in it
+    (whose caches are cleared if it rolls back)."""
+
+    __slots__ = ("conn", "writers")
+
+    def __init__(self, conn: sqlite3.Connection) -> None:
+        self.conn = conn
+        self.writers: set[SqliteStore] = set()
+
+
+def _groups() -> dict[str, _Group]:
     """This thread's group commits, by file."""
-    groups: dict[str, sqlite3.Connection] | None = getattr(_GROUPS, "by_file", None)
+    groups: dict[str, _Group] | None = getattr(_GROUPS, "by_file", None)
     if groups is None:
         groups = _GROUPS.by_file = {}
     return groups
 
 
+def _group(file: str) -> _Group | None:
+    """This thread's group commit of ``file``, if one is open."""
+    groups: dict[str, _Group] | None = getattr(_GROUPS, "by_file", None)
+    return None if not groups else groups.get(file)
+
+
 def _held(file: str) -> sqlite3.Connection | None:
     """The connection of this thread's group commit of ``file``, if one is open."""
-    groups: dict[str, sqlite3.Connection] | None = getattr(_GROUPS, "by_file", None)
-    return None if not groups else groups.get(file)
+    group = _group(file)
+    return None if group is None else group.conn
+
+
+def _rolled_back(group: _Group) -> None:
+    """Roll a group commit back; every store object that wrote in it forgets the ticket
+    states it cached (a state at a seq that was never stored must not answer a read)."""
+    try:
+        if group.conn.in_transaction:
+            group.conn.execute("ROLLBACK")
+    finally:
+        for store in group.writers:
+            store._forget_states()
 
 
 class _Savepoint:
@@ -618,7 +646,9 @@ class SqliteStore(
         """A write transaction: the database write lock is held from the start. Inside a
         group commit of this thread, a savepoint of the group's transaction instead."""
         with self._connection() as conn:
-            if conn is _held(self._file):
+            group = _group(self._file)
+            if group is not None and conn is group.conn:
+                group.writers.add(self)
                 with _Savepoint(conn):
                     yield conn
                 return
@@ -646,37 +676,35 @@ class SqliteStore(
             return
         conn = self._borrow()
         groups = _groups()
+        group = _Group(conn)
+        group.writers.add(self)  # its reads in the block cached states too
         try:
             try:
                 conn.execute("BEGIN IMMEDIATE")
             except sqlite3.Error as exc:
                 raise self._error(exc) from exc
-            groups[self._file] = conn
+            groups[self._file] = group
             try:
                 yield
             except BaseException:
                 del groups[self._file]
-                self._rolled_back(conn)
+                _rolled_back(group)
                 raise
             del groups[self._file]
             try:
                 conn.execute("COMMIT")
             except sqlite3.Error as exc:
-                self._rolled_back(conn)
+                _rolled_back(group)
                 raise self._error(exc) from exc
         finally:
             groups.pop(self._file, None)
             self._give_back(conn)
         self._committed()
 
-    def _rolled_back(self, conn: sqlite3.Connection) -> None:
-        """Roll a group commit back and forget the ticket states cached in it."""
-        try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-        finally:
-            with self._cache_lock:
-                self._cache.clear()
+    def _forget_states(self) -> None:
+        """Forget the ticket states cached (some were of a group commit rolled back)."""
+        with self._cache_lock:
+            self._cache.clear()
 
     def _committed(self) -> None:
         """After a commit: wake the checkpointer (started here, by the first write)."""
