@@ -28,7 +28,7 @@ from email.message import Message
 from email.policy import EmailPolicy
 from typing import Final, cast
 
-__all__ = ["CACHED_HEADERS", "MAX_CACHED_CHARS", "POLICY", "structure"]
+__all__ = ["CACHED_HEADERS", "MAX_CACHED_CHARS", "POLICY", "plain_params", "structure"]
 
 # ------------------------------------------------------------------ the policy
 
@@ -62,6 +62,7 @@ class _PlainContentType(str):
 
     _name: str
     _raw: str
+    _params: tuple[tuple[str, str], ...]
 
     @classmethod
     def of(cls, name: str, value: str) -> _PlainContentType | None:
@@ -74,12 +75,26 @@ class _PlainContentType(str):
         made = cls(main + "".join(f'; {key}="{quoted or token}"' for key, quoted, token in params))
         made._name = name
         made._raw = value
+        made._params = tuple((key.lower(), quoted or token) for key, quoted, token in params)
         return made
 
     def __getattr__(self, attribute: str) -> object:
-        if attribute.startswith("__") or attribute in ("_name", "_raw"):
+        if attribute.startswith("__") or attribute in ("_name", "_raw", "_params"):
             raise AttributeError(attribute)
         return getattr(email_policy.default.header_factory(self._name, self._raw), attribute)
+
+
+def plain_params(value: object) -> tuple[tuple[str, str], ...] | None:
+    """The parameters of ``value``, a header value fetched through :data:`POLICY`, when it
+    is a Content-Type in plain form: each name lower-case with its value as
+    ``Message.get_param`` gives it, in order (None for any other value: ask ``get_param``).
+
+    In plain form a value holds no ``"``, no ``\\`` and its name no RFC 2231 ``*``, so the
+    standard library's unquoting, RFC 2231 decoding and quoting again give back the value as
+    written; the first parameter of a name is the one ``get_param`` answers. Read so, a
+    parameter costs a tuple lookup, not a split of the value, a decode and two unquotes
+    (``tests/test_email_in_cpu_equivalence.py`` holds the two equal)."""
+    return value._params if isinstance(value, _PlainContentType) else None
 
 
 @functools.lru_cache(maxsize=CACHED_HEADERS)
