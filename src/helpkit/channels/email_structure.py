@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import functools
 import io
+import operator
 import re
 import types
 from email import feedparser as _feedparser
 from email import policy as email_policy
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
 from typing import Final, cast
 
@@ -132,7 +133,45 @@ class _OnceParsedPolicy(EmailPolicy):
         return _parsed_header(name, value)
 
 
-POLICY: Final = _OnceParsedPolicy(header_factory=email_policy.default.header_factory)
+class _Message(EmailMessage):
+    """``email.message.EmailMessage``, except that ``get_content_type()`` remembers its
+    answer till the headers change.
+
+    The feed parser asks a part for its content type some five times (``multipart/digest``?
+    ``message/delivery-status``? ``message/*``? ``multipart/*``? the parent's ``multipart/*``
+    again), and :mod:`helpkit.channels.email_in` asks once more: each time a walk over the
+    part's headers, a fetch through the policy and a split of the value. The answer depends
+    on the headers (each a name and value pair, a tuple never changed in place), the default
+    type and the policy alone, so it is kept with them and given again while they are the
+    same: the same policy, an equal default type and the very same header objects in the
+    same order (compared by identity, not equality: a raw value and a parsed header of the
+    same text can answer differently). A header set, replaced or deleted afterwards is a new
+    object, or a new list, and the answer is worked out again. The kept list holds its items
+    alive, so no new header can take an old one's identity.
+    """
+
+    _content_type_read: tuple[object, list[object], str, str] | None = None
+
+    def get_content_type(self) -> str:
+        headers: list[object] = self._headers  # type: ignore[attr-defined]
+        default: str = self._default_type  # type: ignore[attr-defined]
+        read = self._content_type_read
+        if (
+            read is not None
+            and read[0] is self.policy
+            and len(read[1]) == len(headers)
+            and all(map(operator.is_, read[1], headers))
+            and read[2] == default
+        ):
+            return read[3]
+        found = super().get_content_type()
+        self._content_type_read = (self.policy, list(headers), default, found)
+        return found
+
+
+POLICY: Final = _OnceParsedPolicy(
+    header_factory=email_policy.default.header_factory, message_factory=_Message
+)
 
 
 # ------------------------------------------------------------------ the structure parse
