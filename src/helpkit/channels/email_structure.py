@@ -3,8 +3,10 @@ policy (``email.policy.default``), the parser of record of :mod:`helpkit.channel
 run without the work that does not change its answers.
 
 - :data:`POLICY`: ``email.policy.default``, each header value parsed once (a bounded cache),
-  and a ``Content-Type`` in plain form not parsed at all (:class:`_PlainContentType`: the
-  header object's text made from the value, the object built only if more is read of it);
+  a ``Content-Type`` in plain form not parsed at all (:class:`_PlainContentType`: the
+  header object's text made from the value, its parameters read (:func:`plain_params`), the
+  object built only if more is read of it), and each part remembering its content type till
+  its headers change (:class:`_Message`);
 - :func:`structure`: ``BytesParser(policy=POLICY).parsebytes(data)``, run through the feed
   parser's own code (``_parsegen``, the very code of this Python's ``email.feedparser``) with
   the payload-end search answered from the text's tail (:class:`_TailEol`), each multipart's
