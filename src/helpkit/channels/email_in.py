@@ -657,6 +657,10 @@ _UUENCODED: Final = frozenset({"x-uuencode", "uuencode", "uue", "x-uue"})
 
 def _payload(part: Message, notes: _Notes, limit: int) -> bytes | None:
     """A leaf part's decoded bytes (None for a part that has none)."""
+    # The payload as the parser stored it, which get_payload() starts from: read here so that
+    # an ASCII one (no surrogate escapes to decode) is not handed back by a call that looks up
+    # the Content-Transfer-Encoding and scans the payload first. Anything else (a list, 8-bit
+    # bytes, a missing attribute on some other Message) goes the standard library's way.
     stored = getattr(part, "_payload", None)
     if isinstance(stored, str) and stored.isascii():
         return _ascii_payload(part, stored, notes, limit)
