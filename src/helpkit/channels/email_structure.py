@@ -3,8 +3,10 @@ policy (``email.policy.default``), the parser of record of :mod:`helpkit.channel
 run without the work that does not change its answers.
 
 - :data:`POLICY`: ``email.policy.default``, each header value parsed once (a bounded cache),
-  and a ``Content-Type`` in plain form not parsed at all (:class:`_PlainContentType`: the
-  header object's text made from the value, the object built only if more is read of it);
+  a ``Content-Type`` in plain form not parsed at all (:class:`_PlainContentType`: the
+  header object's text made from the value, its parameters read (:func:`plain_params`), the
+  object built only if more is read of it), and each part remembering its content type till
+  its headers change (:class:`_Message`);
 - :func:`structure`: ``BytesParser(policy=POLICY).parsebytes(data)``, run through the feed
   parser's own code (``_parsegen``, the very code of this Python's ``email.feedparser``) with
   the payload-end search answered from the text's tail (:class:`_TailEol`), each multipart's
@@ -20,15 +22,16 @@ from __future__ import annotations
 
 import functools
 import io
+import operator
 import re
 import types
 from email import feedparser as _feedparser
 from email import policy as email_policy
-from email.message import Message
+from email.message import EmailMessage, Message
 from email.policy import EmailPolicy
 from typing import Final, cast
 
-__all__ = ["CACHED_HEADERS", "MAX_CACHED_CHARS", "POLICY", "structure"]
+__all__ = ["CACHED_HEADERS", "MAX_CACHED_CHARS", "POLICY", "plain_params", "structure"]
 
 # ------------------------------------------------------------------ the policy
 
@@ -62,6 +65,7 @@ class _PlainContentType(str):
 
     _name: str
     _raw: str
+    _params: tuple[tuple[str, str], ...]
 
     @classmethod
     def of(cls, name: str, value: str) -> _PlainContentType | None:
@@ -74,12 +78,26 @@ class _PlainContentType(str):
         made = cls(main + "".join(f'; {key}="{quoted or token}"' for key, quoted, token in params))
         made._name = name
         made._raw = value
+        made._params = tuple((key.lower(), quoted or token) for key, quoted, token in params)
         return made
 
     def __getattr__(self, attribute: str) -> object:
-        if attribute.startswith("__") or attribute in ("_name", "_raw"):
+        if attribute.startswith("__") or attribute in ("_name", "_raw", "_params"):
             raise AttributeError(attribute)
         return getattr(email_policy.default.header_factory(self._name, self._raw), attribute)
+
+
+def plain_params(value: object) -> tuple[tuple[str, str], ...] | None:
+    """The parameters of ``value``, a header value fetched through :data:`POLICY`, when it
+    is a Content-Type in plain form: each name lower-case with its value as
+    ``Message.get_param`` gives it, in order (None for any other value: ask ``get_param``).
+
+    In plain form a value holds no ``"``, no ``\\`` and its name no RFC 2231 ``*``, so the
+    standard library's unquoting, RFC 2231 decoding and quoting again give back the value as
+    written; the first parameter of a name is the one ``get_param`` answers. Read so, a
+    parameter costs a tuple lookup, not a split of the value, a decode and two unquotes
+    (``tests/test_email_in_cpu_equivalence.py`` holds the two equal)."""
+    return value._params if isinstance(value, _PlainContentType) else None
 
 
 @functools.lru_cache(maxsize=CACHED_HEADERS)
@@ -117,7 +135,45 @@ class _OnceParsedPolicy(EmailPolicy):
         return _parsed_header(name, value)
 
 
-POLICY: Final = _OnceParsedPolicy(header_factory=email_policy.default.header_factory)
+class _Message(EmailMessage):
+    """``email.message.EmailMessage``, except that ``get_content_type()`` remembers its
+    answer till the headers change.
+
+    The feed parser asks a part for its content type some five times (``multipart/digest``?
+    ``message/delivery-status``? ``message/*``? ``multipart/*``? the parent's ``multipart/*``
+    again), and :mod:`helpkit.channels.email_in` asks once more: each time a walk over the
+    part's headers, a fetch through the policy and a split of the value. The answer depends
+    on the headers (each a name and value pair, a tuple never changed in place), the default
+    type and the policy alone, so it is kept with them and given again while they are the
+    same: the same policy, an equal default type and the very same header objects in the
+    same order (compared by identity, not equality: a raw value and a parsed header of the
+    same text can answer differently). A header set, replaced or deleted afterwards is a new
+    object, or a new list, and the answer is worked out again. The kept list holds its items
+    alive, so no new header can take an old one's identity.
+    """
+
+    _content_type_read: tuple[object, list[object], str, str] | None = None
+
+    def get_content_type(self) -> str:
+        headers: list[object] = self._headers  # type: ignore[attr-defined]
+        default: str = self._default_type  # type: ignore[attr-defined]
+        read = self._content_type_read
+        if (
+            read is not None
+            and read[0] is self.policy
+            and len(read[1]) == len(headers)
+            and all(map(operator.is_, read[1], headers))
+            and read[2] == default
+        ):
+            return read[3]
+        found = super().get_content_type()
+        self._content_type_read = (self.policy, list(headers), default, found)
+        return found
+
+
+POLICY: Final = _OnceParsedPolicy(
+    header_factory=email_policy.default.header_factory, message_factory=_Message
+)
 
 
 # ------------------------------------------------------------------ the structure parse
