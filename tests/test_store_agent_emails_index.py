@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import sqlite3
 import tempfile
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from helpkit.errors import SchemaError
 from helpkit.people import Agent
 from helpkit.stores.sqlite import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION, SqliteStore
 from helpkit.stores.sqlite import store as sqlite_store
+from postgres_fixtures import fresh_schema
 
 IDS = ("a0", "a1", "a2", "a3", "a4")
 EMAILS = ("al@desk.example", "bea@desk.example", "cy@desk.example", "o'brien+x@desk.example")
@@ -236,5 +238,143 @@ def test_a_v12_file_with_an_agent_row_that_is_not_json_is_upgraded(tmp_path: Pat
         with store._connection() as conn:
             conn.execute("DELETE FROM agents WHERE id = 'broken'")
         assert [a.id for a in store.agents_by_email(["al@desk.example"])] == ["a1"]
+    finally:
+        store.close()
+
+
+# ---------------------------------------------------------------- PostgreSQL
+
+
+def _pg_store(database: str, schema: str) -> Any:
+    from helpkit.stores.postgres.store import PostgresStore
+
+    return PostgresStore(database, schema=schema, pool_max=2)
+
+
+@contextlib.contextmanager
+def _pg_connection(database: str, schema: str) -> Iterator[Any]:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(database, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        yield conn
+
+
+def _pg_plan(database: str, schema: str, addresses: list[str]) -> str:
+    from helpkit.stores.postgres import store as postgres_store
+
+    with _pg_connection(database, schema) as conn:
+        rows = conn.execute(f"EXPLAIN {postgres_store._AGENTS_BY_EMAIL}", (addresses,))
+        return " | ".join(str(row[0]).strip() for row in rows)
+
+
+@settings(max_examples=25, deadline=None)
+@given(saves=saves, asked=asked)
+def test_postgres_agents_by_email_is_list_agents_filtered(
+    postgres_database: str, saves: list[tuple[str, str | None, bool]], asked: list[list[str]]
+) -> None:
+    store = _pg_store(postgres_database, fresh_schema())
+    try:
+        for step, (agent_id, email, active) in enumerate(saves):
+            store.save_agent(Agent(id=agent_id, name=f"Agent {step}", email=email, active=active))
+            agents = store.list_agents()
+            for addresses in asked:
+                assert store.agents_by_email(addresses) == _expected(agents, addresses)
+    finally:
+        store.close()
+
+
+def test_postgres_agents_by_email_searches_the_index(postgres_database: str) -> None:
+    schema = fresh_schema()
+    store = _pg_store(postgres_database, schema)
+    try:
+        with _pg_connection(postgres_database, schema) as conn:
+            conn.execute(  # 1,000 agents as save_agent writes them, in one statement
+                "INSERT INTO agents (id, data) SELECT 'a' || lpad(i::text, 4, '0'), "
+                "json_build_object('id', 'a' || lpad(i::text, 4, '0'), 'name', 'Agent ' || i, "
+                "'email', 'a' || i || '@desk.example')::text FROM generate_series(0, 999) AS i"
+            )
+        plan = _pg_plan(postgres_database, schema, ["a7@desk.example"])
+        assert re.search(r"Index Scan (using|on) agents_email", plan), plan
+        assert "Seq Scan" not in plan, plan
+        found = store.agents_by_email(["a7@desk.example", "a999@desk.example"])
+        assert [a.id for a in found] == ["a0007", "a0999"]
+    finally:
+        store.close()
+
+
+def _v8_schema(database: str, schema: str, rows: list[tuple[str, str]]) -> None:
+    """A helpkit schema as helpkit with schema version 8 wrote it, holding those agent rows."""
+    from helpkit.stores.postgres.schema import MIGRATIONS, migrate
+
+    with _pg_connection(database, schema) as conn:
+        migrate(conn, schema, MIGRATIONS[:8])
+        conn.cursor().executemany("INSERT INTO agents (id, data) VALUES (%s, %s)", rows)
+
+
+def _pg_version(database: str, schema: str) -> str:
+    with _pg_connection(database, schema) as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'schema_version'").fetchone()
+        return str(row[0])
+
+
+def test_a_v8_schema_is_upgraded_with_its_agents_found_by_address(postgres_database: str) -> None:
+    from helpkit.stores.postgres.schema import SCHEMA_VERSION
+
+    agents = [
+        Agent(id=f"a{i:03d}", name=f"Agent {i}", email=f"a{i % 150}@desk.example", active=i % 3 > 0)
+        for i in range(300)
+    ] + [Agent(id="nomail", name="No Mail")]
+    schema = fresh_schema()
+    _v8_schema(postgres_database, schema, _agent_rows(agents))
+    assert _pg_version(postgres_database, schema) == "8"
+    store = _pg_store(postgres_database, schema)
+    try:
+        assert _pg_version(postgres_database, schema) == str(SCHEMA_VERSION) == "9"
+        listed = store.list_agents()
+        assert listed == sorted(agents, key=lambda a: a.id)
+        for addresses in (
+            ["a7@desk.example"],
+            ["a0@desk.example", "a149@desk.example", "nobody@desk.example"],
+            [],
+        ):
+            assert store.agents_by_email(addresses) == _expected(listed, addresses)
+        assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a007", "a157"]
+        plan = _pg_plan(postgres_database, schema, ["a7@desk.example"])
+        assert re.search(r"Index Scan (using|on) agents_email", plan), plan
+        store.save_agent(Agent(id="a007", name="Moved", email="moved@desk.example"))
+        assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a157"]
+        assert [a.name for a in store.agents_by_email(["moved@desk.example"])] == ["Moved"]
+    finally:
+        store.close()
+
+
+def test_a_v8_schema_with_an_agent_row_that_is_not_json_stays_at_v8(
+    postgres_database: str,
+) -> None:
+    """The index cannot hold a row that is not JSON (the cast fails): the upgrade of a schema
+    holding one fails, rolled back, the schema left at version 8 (its agents_by_email already
+    failed on that row); at version 9 a write of such a row fails."""
+    import psycopg
+
+    from helpkit.errors import StoreError
+
+    schema = fresh_schema()
+    rows = _agent_rows([Agent(id="a1", name="Al", email="al@desk.example")])
+    _v8_schema(postgres_database, schema, [*rows, ("broken", "{not JSON")])
+    with pytest.raises(StoreError, match="the agents row 'broken' is not JSON"):
+        _pg_store(postgres_database, schema)
+    assert _pg_version(postgres_database, schema) == "8"
+    with _pg_connection(postgres_database, schema) as conn:
+        conn.execute("DELETE FROM agents WHERE id = 'broken'")
+    store = _pg_store(postgres_database, schema)
+    try:
+        assert [a.id for a in store.agents_by_email(["al@desk.example"])] == ["a1"]
+        with (
+            pytest.raises(psycopg.Error, match="json"),
+            _pg_connection(postgres_database, schema) as conn,
+        ):
+            conn.execute("UPDATE agents SET data = '{not JSON' WHERE id = 'a1'")
     finally:
         store.close()
