@@ -853,7 +853,7 @@ def test_a_v1_file_is_upgraded_in_place_with_its_data(tmp_path: Path) -> None:
     assert pragma(path, "user_version") == 1
     store = SqliteStore(path)
     try:
-        assert pragma(path, "user_version") == SCHEMA_VERSION == 12
+        assert pragma(path, "user_version") == SCHEMA_VERSION == 13
         tickets = [o.ticket for o in outcomes]
         # v4: the events already there get feed positions, in the order of their instants.
         existing = [e for o in outcomes for e in o.events]

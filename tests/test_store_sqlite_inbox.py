@@ -49,6 +49,7 @@ def test_a_v6_file_is_upgraded_to_keep_an_inbox(tmp_path: Path) -> None:
     conn.execute("DROP TABLE inbox")  # what a helpkit of schema version 6 wrote
     conn.execute("DROP TABLE routing")
     conn.execute("DROP TABLE blobs")  # version 12's attachment bytes
+    conn.execute("DROP INDEX agents_email")  # version 13's index of agents by address
     for table in (  # version 9's knowledge base
         "kb_fts_published", "kb_fts_current", "kb_categories", "kb_sections", "kb_articles",
         "kb_changes", "kb_docs", "kb_counts", "kb_terms", "kb_links", "kb_suggestions",
@@ -65,7 +66,7 @@ def test_a_v6_file_is_upgraded_to_keep_an_inbox(tmp_path: Path) -> None:
     store = SqliteStore(path)
     try:
         with store._connection() as conn:
-            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 12
+            assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 13
             assert conn.execute("SELECT count(*) FROM inbox").fetchone()[0] == 0
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert store.get_ticket("t1") == written.ticket

@@ -31,6 +31,7 @@ from helpkit.queries import NONE_LAST
 from helpkit.stores.postgres.commit import drop_v6_ddl, function_ddl
 
 __all__ = [
+    "AGENT_EMAIL_KEY",
     "APPLICATION",
     "FEED_LOCK",
     "MIGRATIONS",
@@ -316,7 +317,45 @@ _V8: Final[Migration] = (
     function_ddl(_FEED_LOCK_CLASS, 8),
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8)
+AGENT_EMAIL_KEY: Final = "(data::json ->> 'email')"
+"""An agent row's address as the ``agents_email`` index (schema version 9) holds it. A query
+must spell the expression the same way for PostgreSQL to use the index, so the store reads it
+from here; changing it needs a new index in a new schema version."""
+
+_V9: Final[Migration] = (
+    # Agents found by address (helpkit.ports.AgentEmails) through an index on the address in
+    # each row's JSON, instead of the server reading every agent's JSON for every inbound
+    # message. PostgreSQL computes the indexed value as rows are written, and here for the
+    # rows already there, so nothing else keeps it. A row that is not JSON cannot be indexed:
+    # such a row (never written by helpkit; agents_by_email already failed on it) now stops
+    # the write that makes it, and the upgrade of a schema holding one, rolled back with the
+    # schema left at version 8. The check first names the row, so the error says what to fix
+    # (the index's own error would not); only a schema holding such a row pays for the
+    # row-by-row search.
+    """DO $check$
+    DECLARE
+        agent record;
+    BEGIN
+        PERFORM data::json FROM agents;
+    EXCEPTION WHEN invalid_text_representation THEN
+        FOR agent IN SELECT id, data FROM agents ORDER BY id LOOP
+            BEGIN
+                PERFORM agent.data::json;
+            EXCEPTION WHEN invalid_text_representation THEN
+                RAISE EXCEPTION USING ERRCODE = 'data_corrupted', MESSAGE = format(
+                    'the agents row %L is not JSON (changed outside helpkit?); helpkit '
+                    'schema version 9 indexes each agent''s address, so it cannot upgrade '
+                    'the schema (left at version 8): fix or delete that row, then open the '
+                    'store again', agent.id);
+            END;
+        END LOOP;
+        RAISE;
+    END
+    $check$""",
+    f"CREATE INDEX agents_email ON agents ({AGENT_EMAIL_KEY})",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

@@ -89,7 +89,7 @@ from helpkit.stores.postgres.parties import (
 from helpkit.stores.postgres.privacy import PrivacyMixin
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.routing import RoutingMixin, write_routing
-from helpkit.stores.postgres.schema import FEED_LOCK, inspect, migrate
+from helpkit.stores.postgres.schema import AGENT_EMAIL_KEY, FEED_LOCK, inspect, migrate
 from helpkit.stores.postgres.url import check_schema_name
 from helpkit.stores.postgres.wakeup import NOTIFY, WakeupMixin, channel
 from helpkit.stores.sqlite.encoding import (
@@ -158,10 +158,10 @@ _INSERT_NEW_CONTACT: Final = (
 _AGENT_AND_CONTACT: Final = (
     "SELECT (SELECT data FROM agents WHERE id = %s), (SELECT data FROM contacts WHERE id = %s)"
 )
-# The agents whose JSON's address is one of an array's (the server reads the rows' JSON; a row
-# that is not JSON fails the statement, as its decoding fails list_agents).
+# The agents whose JSON's address is one of an array's, looked up in the agents_email index
+# (schema version 9), whose expression this one must be for PostgreSQL to use it.
 _AGENTS_BY_EMAIL: Final = (
-    "SELECT data FROM agents WHERE (data::json ->> 'email') = ANY(%s::text[]) ORDER BY id"
+    f"SELECT data FROM agents WHERE {AGENT_EMAIL_KEY} = ANY(%s::text[]) ORDER BY id"
 )
 # A requester's tickets created after an instant, counted up to a limit: the tickets_requester
 # index (requester_id, created_us, id) holds both columns.
@@ -1118,8 +1118,9 @@ class PostgresStore(
 
     def agents_by_email(self, addresses: Collection[str]) -> list[Agent]:
         """The agents of those email addresses, by id (:class:`helpkit.ports.AgentEmails`):
-        the server compares each row's address in its JSON, and only those rows are sent and
-        decoded. An address PostgreSQL cannot hold (a NUL) names no agent."""
+        the server looks each address up in the index of the rows' addresses, and only the
+        rows found are sent and decoded. An address PostgreSQL cannot hold (a NUL) names no
+        agent."""
         wanted = [a for a in asked_addresses(addresses) if _storable(a)]
         with self._reading() as cur:
             rows = cur.execute(_AGENTS_BY_EMAIL, (wanted,)).fetchall()

@@ -87,6 +87,7 @@ from helpkit.stores.sqlite.privacy import PrivacyMixin
 from helpkit.stores.sqlite.query_sql import _select
 from helpkit.stores.sqlite.routing import RoutingMixin, write_routing
 from helpkit.stores.sqlite.schema import (
+    AGENT_EMAIL_KEY,
     _check_identity,
     _error_code,
     _identity_of,
@@ -138,12 +139,13 @@ _INSERT_KEPT: Final = (
 _COUNT_RECENT_REQUESTS: Final = (
     "SELECT count(*) FROM (SELECT 1 FROM tickets WHERE requester_id = ? AND created_us > ? LIMIT ?)"
 )
-# The agents whose JSON's address is one of a JSON list's (CASE: a row that is not JSON is not
-# read by json_extract, which would fail the statement, but returned, for its decoding to fail).
+# The agents whose JSON's address is one of a JSON list's, looked up in the agents_email index
+# (schema v13), whose expression this one must be for SQLite to use it. A row that is not JSON
+# is indexed under x'00' (json_extract would fail the statement on it): that key is asked too,
+# so such a row is returned, for its decoding to fail as in list_agents.
 _AGENTS_BY_EMAIL: Final = (
-    "SELECT data FROM agents WHERE CASE WHEN json_valid(data) "
-    "THEN json_extract(data, '$.email') IN (SELECT value FROM json_each(?)) ELSE 1 END "
-    "ORDER BY id"
+    f"SELECT data FROM agents WHERE {AGENT_EMAIL_KEY} IN "
+    "(SELECT value FROM json_each(?) UNION ALL SELECT x'00') ORDER BY id"
 )
 _STATES_PER_QUERY: Final = 500  # bound parameters per query: far below SQLite's oldest limit
 _SELECT_STORED: Final = f"SELECT rowid, {', '.join(_TICKET_COLUMNS[:-1])} FROM tickets WHERE id"
@@ -1233,9 +1235,10 @@ class SqliteStore(
 
     def agents_by_email(self, addresses: Collection[str]) -> list[Agent]:
         """The agents of those email addresses, by id (:class:`helpkit.ports.AgentEmails`):
-        SQLite compares each row's address in its JSON, and only those rows are decoded (a
-        row that is not JSON is returned too, for its decoding to fail as in list_agents). An
-        address with a NUL names no agent (SQLite's comparison of text would stop at it)."""
+        SQLite looks each address up in the index of the rows' addresses, and only the rows
+        found are decoded (a row that is not JSON is returned too, for its decoding to fail as
+        in list_agents). An address with a NUL names no agent (SQLite's comparison of text
+        would stop at it)."""
         wanted = [a for a in asked_addresses(addresses) if "\x00" not in a]
         with self._connection() as conn:
             rows = conn.execute(_AGENTS_BY_EMAIL, (_dumps(wanted),)).fetchall()
