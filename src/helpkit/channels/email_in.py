@@ -667,8 +667,7 @@ def _payload(part: Message, notes: _Notes, limit: int) -> bytes | None:
     raw = part.get_payload()
     if isinstance(raw, list):
         return None
-    if isinstance(raw, str) and len(raw) > limit * 4 // 3 + 4096:
-        notes.add(f"a part of about {len(raw)} bytes was dropped (over the limit)")
+    if isinstance(raw, str) and _over_limit(raw, limit, notes):
         return None
     try:
         data = part.get_payload(decode=True)
@@ -679,10 +678,24 @@ def _payload(part: Message, notes: _Notes, limit: int) -> bytes | None:
         return None
     if not isinstance(data, bytes):
         return None
+    _note_defects(part, notes)
+    return data
+
+
+def _over_limit(raw: str, limit: int, notes: _Notes) -> bool:
+    """Whether a payload of text ``raw`` decodes to more than ``limit`` bytes, for sure (it
+    is then dropped, and ``notes`` say so)."""
+    if len(raw) > limit * 4 // 3 + 4096:
+        notes.add(f"a part of about {len(raw)} bytes was dropped (over the limit)")
+        return True
+    return False
+
+
+def _note_defects(part: Message, notes: _Notes) -> None:
+    """Say in ``notes`` that the standard library found defects in ``part``, if it did."""
     if part.defects:
         kinds = ", ".join(sorted({type(d).__name__ for d in part.defects}))
         notes.add(f"a part had defects ({kinds[:200]}); read as well as could be")
-    return data
 
 
 def _ascii_payload(part: Message, raw: str, notes: _Notes, limit: int) -> bytes | None:
@@ -693,8 +706,7 @@ def _ascii_payload(part: Message, raw: str, notes: _Notes, limit: int) -> bytes 
     Its steps are the standard library's, in its order, so that a header that cannot be read
     fails where it failed before."""
     cte = str(part.get("content-transfer-encoding", "")).lower()
-    if len(raw) > limit * 4 // 3 + 4096:
-        notes.add(f"a part of about {len(raw)} bytes was dropped (over the limit)")
+    if _over_limit(raw, limit, notes):
         return None
     try:
         data = _decoded_ascii(part, raw, cte)
@@ -703,9 +715,7 @@ def _ascii_payload(part: Message, raw: str, notes: _Notes, limit: int) -> bytes 
         data = raw.encode("utf-8", "surrogateescape")
     if not isinstance(data, bytes):
         return None
-    if part.defects:
-        kinds = ", ".join(sorted({type(d).__name__ for d in part.defects}))
-        notes.add(f"a part had defects ({kinds[:200]}); read as well as could be")
+    _note_defects(part, notes)
     return data
 
 
