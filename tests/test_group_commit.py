@@ -11,6 +11,7 @@ only once the batch is committed.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import sqlite3
 import tempfile
@@ -66,7 +67,7 @@ class Heard:
     def helpkit_event(self, event: Event) -> None:
         self.events.append(event)
         if self.path is not None:
-            with sqlite3.connect(self.path) as conn:
+            with contextlib.closing(sqlite3.connect(self.path)) as conn:
                 row = conn.execute(
                     "SELECT 1 FROM tickets WHERE id = ?", (event.ticket_id,)
                 ).fetchone()
@@ -310,7 +311,7 @@ def test_the_blob_store_of_the_same_file_joins_the_block(tmp_path: Path) -> None
             rolled_back()
         comment = desk.conversation(kept.ticket_number or 0)[0]
         assert desk.attachment_bytes(1, comment.attachments[0].id) == b"kept"
-        with sqlite3.connect(tmp_path / "desk.db") as conn:
+        with contextlib.closing(sqlite3.connect(tmp_path / "desk.db")) as conn:
             assert conn.execute("SELECT count(*) FROM blobs").fetchone()[0] == 1
     finally:
         desk.shutdown()
