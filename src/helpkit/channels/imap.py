@@ -470,7 +470,10 @@ class ImapPoller:
                     break
                 chunk = uids[start : start + account.batch]
                 bodies = self._fetch(client, chunk)
-                if group is None:
+                # With a group, the fetched batch and the cursor past it are one commit: its
+                # messages are flagged, moved and reported once the block committed them.
+                committed: list[Polled[T]] = []
+                with group() if group is not None else contextlib.nullcontext():
                     for uid in chunk:
                         if stop is not None and stop.is_set():
                             stopped = True
@@ -481,33 +484,21 @@ class ImapPoller:
                         polled = None
                         if raw is not None:  # else expunged since the search: nothing to read
                             polled = Polled(uid, handle(raw))
-                            handled.append(polled)
-                            if finished is None or finished(polled.result):
-                                self._settle(client, uid, capabilities)
+                            if group is not None:
+                                committed.append(polled)
+                            else:
+                                handled.append(polled)
+                                if finished is None or finished(polled.result):
+                                    self._settle(client, uid, capabilities)
                         position = self._advance(name, uid, position)
-                        if polled is not None and on_message is not None:
+                        if polled is not None and group is None and on_message is not None:
                             on_message(polled)
-                else:
-                    # The fetched batch in one group commit, with the cursor: flagged, moved
-                    # and reported once the block committed them together.
-                    batch: list[Polled[T]] = []
-                    with group():
-                        for uid in chunk:
-                            if stop is not None and stop.is_set():
-                                stopped = True
-                                break
-                            if uid <= position:
-                                continue
-                            raw = bodies.get(uid)
-                            if raw is not None:
-                                batch.append(Polled(uid, handle(raw)))
-                            position = self._advance(name, uid, position)
-                    handled += batch
-                    for polled in batch:
-                        if finished is None or finished(polled.result):
-                            self._settle(client, polled.uid, capabilities)
-                        if on_message is not None:
-                            on_message(polled)
+                handled += committed
+                for polled in committed:
+                    if finished is None or finished(polled.result):
+                        self._settle(client, polled.uid, capabilities)
+                    if on_message is not None:
+                        on_message(polled)
                 if stopped:
                     break
         return PollReport(
