@@ -189,34 +189,50 @@ def _user_version(path: Path) -> int:
         return version
 
 
-def test_a_v12_file_is_upgraded_with_its_agents_found_by_address(tmp_path: Path) -> None:
-    agents = [
+def _staff() -> list[Agent]:
+    """300 agents, two to each of 150 addresses, a third of them inactive, and one without
+    an address: the agents of the upgrade tests."""
+    return [
         Agent(id=f"a{i:03d}", name=f"Agent {i}", email=f"a{i % 150}@desk.example", active=i % 3 > 0)
         for i in range(300)
     ] + [Agent(id="nomail", name="No Mail")]
+
+
+def _found_as_listed(store: Any, agents: list[Agent]) -> None:
+    """The upgraded store lists ``agents`` and finds them by address as the list says."""
+    listed = store.list_agents()
+    assert listed == sorted(agents, key=lambda a: a.id)
+    for addresses in (
+        ["a7@desk.example"],
+        ["a0@desk.example", "a149@desk.example", "nobody@desk.example"],
+        [],
+    ):
+        assert store.agents_by_email(addresses) == _expected(listed, addresses)
+    assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a007", "a157"]
+
+
+def _found_after_a_move(store: Any) -> None:
+    """A saved agent's new address is found, its old one no longer (the index in step)."""
+    store.save_agent(Agent(id="a007", name="Moved", email="moved@desk.example"))
+    assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a157"]
+    assert [a.name for a in store.agents_by_email(["moved@desk.example"])] == ["Moved"]
+
+
+def test_a_v12_file_is_upgraded_with_its_agents_found_by_address(tmp_path: Path) -> None:
+    agents = _staff()
     path = tmp_path / "v12.db"
     _v12_file(path, _agent_rows(agents))
     assert _user_version(path) == 12
     store = SqliteStore(path)
     try:
         assert _user_version(path) == SCHEMA_VERSION == 13
-        listed = store.list_agents()
-        assert listed == sorted(agents, key=lambda a: a.id)
-        for addresses in (
-            ["a7@desk.example"],
-            ["a0@desk.example", "a149@desk.example", "nobody@desk.example"],
-            [],
-        ):
-            assert store.agents_by_email(addresses) == _expected(listed, addresses)
-        assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a007", "a157"]
+        _found_as_listed(store, agents)
         with store._connection() as conn:
             plan = _plan(conn, sqlite_store._AGENTS_BY_EMAIL, json.dumps(["a7@desk.example"]))
             assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         assert "SEARCH agents USING INDEX agents_email" in plan, plan
         # The upgraded file keeps its index in step with new saves.
-        store.save_agent(Agent(id="a007", name="Moved", email="moved@desk.example"))
-        assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a157"]
-        assert [a.name for a in store.agents_by_email(["moved@desk.example"])] == ["Moved"]
+        _found_after_a_move(store)
     finally:
         store.close()
 
@@ -322,30 +338,17 @@ def _pg_version(database: str, schema: str) -> str:
 def test_a_v8_schema_is_upgraded_with_its_agents_found_by_address(postgres_database: str) -> None:
     from helpkit.stores.postgres.schema import SCHEMA_VERSION
 
-    agents = [
-        Agent(id=f"a{i:03d}", name=f"Agent {i}", email=f"a{i % 150}@desk.example", active=i % 3 > 0)
-        for i in range(300)
-    ] + [Agent(id="nomail", name="No Mail")]
+    agents = _staff()
     schema = fresh_schema()
     _v8_schema(postgres_database, schema, _agent_rows(agents))
     assert _pg_version(postgres_database, schema) == "8"
     store = _pg_store(postgres_database, schema)
     try:
         assert _pg_version(postgres_database, schema) == str(SCHEMA_VERSION) == "9"
-        listed = store.list_agents()
-        assert listed == sorted(agents, key=lambda a: a.id)
-        for addresses in (
-            ["a7@desk.example"],
-            ["a0@desk.example", "a149@desk.example", "nobody@desk.example"],
-            [],
-        ):
-            assert store.agents_by_email(addresses) == _expected(listed, addresses)
-        assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a007", "a157"]
+        _found_as_listed(store, agents)
         plan = _pg_plan(postgres_database, schema, ["a7@desk.example"])
         assert re.search(r"Index Scan (using|on) agents_email", plan), plan
-        store.save_agent(Agent(id="a007", name="Moved", email="moved@desk.example"))
-        assert [a.id for a in store.agents_by_email(["a7@desk.example"])] == ["a157"]
-        assert [a.name for a in store.agents_by_email(["moved@desk.example"])] == ["Moved"]
+        _found_after_a_move(store)
     finally:
         store.close()
 
