@@ -1,5 +1,6 @@
 """The PostgreSQL store's one-statement commit (``commit_change``, schema version 6, its
-parameters as JSON text since version 8) beyond the conformance suite: it writes exactly the
+parameters as JSON text since version 8, the events' columns as parameters of their own since
+version 10) beyond the conformance suite: it writes exactly the
 rows the batch path writes (for any texts: a property), refuses with the same errors leaving
 every table as it was, and older schemas are upgraded to have it.
 
@@ -34,7 +35,13 @@ from postgres_fixtures import fresh_schema, ticket_rows
 try:
     from helpkit.stores.postgres import commit as commit_module
     from helpkit.stores.postgres import store as store_module
-    from helpkit.stores.postgres.commit import events_json, split_at_number
+    from helpkit.stores.postgres.commit import (
+        EVENT_SLOTS,
+        event_parameters,
+        more_events_json,
+        refusal,
+        split_at_number,
+    )
     from helpkit.stores.postgres.store import PostgresStore
 except ImportError:  # without psycopg: the fixtures skip (or fail under CI) before any use
     PostgresStore = object  # type: ignore[assignment,misc]
@@ -249,7 +256,7 @@ def test_a_version_4_schema_is_upgraded_to_commit_in_one_statement(
         conn.execute("DROP INDEX agents_email")  # version 9's index of agents by address
         conn.execute("UPDATE meta SET value = '5' WHERE key = 'schema_version'")
     upgraded = open_store(schema)
-    assert SCHEMA_VERSION == 9
+    assert SCHEMA_VERSION == 10
     assert _contents(upgraded)["meta"] == [
         ("application", "helpkit"),
         ("schema_version", str(SCHEMA_VERSION)),
@@ -342,24 +349,203 @@ def test_any_texts_commit_in_one_statement_as_in_the_batch_path(
     run()
 
 
-@given(actor=_TEXT, body=_TEXT)
-def test_the_events_json_carries_every_text_as_it_is(actor: str, body: str) -> None:
-    """Property: the events' JSON text parses back to the very rows (and the cut bodies of an
-    event the store numbers), whatever their characters."""
+_EVENT = st.tuples(
+    _TEXT, st.integers(min_value=-(2**63), max_value=2**63 - 1), _TEXT, _TEXT, st.none() | _TEXT
+)
+
+
+@given(events=st.lists(_EVENT, max_size=3 * EVENT_SLOTS))
+def test_the_event_parameters_carry_every_event_as_it_is(
+    events: list[tuple[Any, ...]],
+) -> None:
+    """Property: the first EVENT_SLOTS events fill their slots in order, each as it is (the
+    slots after them empty: all None), and the rest make the JSON text of p_more_events,
+    which parses back to them (None when there are no more), whatever their characters."""
+    values = event_parameters(events)
+    width = 5  # type, at_us, actor, body, tail
+    assert len(values) == EVENT_SLOTS * width + 1
+    slots = [values[i * width : (i + 1) * width] for i in range(EVENT_SLOTS)]
+    assert slots[: len(events)] == [tuple(e) for e in events[:EVENT_SLOTS]]
+    assert all(slot == (None,) * width for slot in slots[len(events) :])
+    more = values[-1]
+    if len(events) <= EVENT_SLOTS:
+        assert more is None
+    else:
+        assert more == more_events_json(events[EVENT_SLOTS:])
+        parsed = json.loads(more)
+        assert [
+            tuple(e[k] for k in ("type", "at_us", "actor", "body", "tail")) for e in parsed
+        ] == [tuple(e) for e in events[EVENT_SLOTS:]]
+
+
+def _noted(outcome: Outcome, count: int, at: Any) -> Outcome:
+    """``outcome`` followed by ``count`` notes, as one outcome (one change of all its
+    events)."""
+    ticket, events = outcome.ticket, list(outcome.events)
+    for n in range(count):
+        more = _note(ticket, at + n * timedelta(minutes=1), f'note {n} \u00e9"')
+        ticket, events = more.ticket, [*events, *more.events]
+    return Outcome(ticket, tuple(events), outcome.previous_seq)
+
+
+def test_changes_of_more_events_than_slots_commit_in_one_statement_as_in_the_batch_path(
+    open_store: Callable[..., Any],
+) -> None:
+    """Property: a create and then an update each of 1 to 3 * EVENT_SLOTS events (those past
+    the slots go as p_more_events) are committed by ``commit_change`` exactly as by the batch
+    path, row for row, with the feed positions in order, and read back as committed."""
+    one, batch = open_store(), open_store()
+    made = iter(range(10**6))
+
+    @settings(
+        max_examples=25,
+        deadline=None,
+        suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+    )
+    @given(
+        opened=st.integers(min_value=0, max_value=3 * EVENT_SLOTS - 2),
+        updated=st.integers(min_value=1, max_value=3 * EVENT_SLOTS),
+        numbered=st.booleans(),
+    )
+    def run(opened: int, updated: int, numbered: bool) -> None:
+        ticket_id = f"m{next(made)}"
+        number = 10**9 - next(made) if numbered else 0
+        opening = change_of(_noted(_open(ticket_id, number, BASE_TIME), opened, BASE_TIME))
+        results = []
+        for store, one_statement in ((one, True), (batch, False)):
+            path = contextlib.ExitStack()
+            if one_statement:
+                # The one statement only: the batch path would fail the test.
+                path.enter_context(
+                    patch.object(PostgresStore, "_pipelined", side_effect=AssertionError)
+                )
+            else:
+                path.enter_context(
+                    patch.object(store_module, "direct_parameters", return_value=None)
+                )
+                path.enter_context(
+                    patch.object(store_module, "takes_one_statement", return_value=False)
+                )
+            with path:
+                (first,) = store.commit_planned([opening], [None])
+                later = change_of(
+                    _noted(Outcome(first.ticket, (), first.ticket.seq), updated, BASE_TIME + H)
+                )
+                (second,) = store.commit_planned([later], ['{"s":1}'])
+            assert store.get_ticket(ticket_id) == second.ticket
+            assert store.events(ticket_id) == [*first.events, *second.events]
+            results.append((first, second))
+        assert results[0] == results[1]
+        assert len(results[0][1].events) == updated
+        rows = ticket_rows(one, ticket_id)
+        assert rows == ticket_rows(batch, ticket_id)
+        positions = [row[-1] for row in rows["events"]]
+        assert positions == list(range(positions[0], positions[0] + len(positions)))
+
+    run()
+
+
+def test_a_unique_key_of_tickets_refuses_as_the_reference_store(
+    open_store: Callable[..., Any],
+) -> None:
+    """commit_change (version 10) inserts a new ticket without looking first: a stored id or
+    number breaks a unique key of tickets, and refusal() names what is in the way as the
+    reference store does (read after the failed statement)."""
+    import psycopg
+    from psycopg import sql
+
+    store = open_store()
+    (t1,) = store.commit([change_of(_open("t1", 0, BASE_TIME))])
+    store.commit([change_of(_note(t1.ticket, BASE_TIME + H))])
+    with psycopg.connect(store.conninfo, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(store.schema)))
+
+        def read(query: str, value: Any) -> Any:
+            row = conn.execute(query, (value,)).fetchone()
+            return None if row is None else row[0]
+
+        copy = "INSERT INTO tickets SELECT * FROM tickets WHERE id = 't1'"
+        for query, change, expected in (
+            (
+                "INSERT INTO tickets (id, number, seq, status, category, priority, "
+                "requester_id, created_us, updated_us, tags, state) "
+                "SELECT 'x', 1, 1, status, category, priority, requester_id, created_us, "
+                "updated_us, tags, state FROM tickets WHERE id = 't1'",
+                change_of(_open("t9", 1, BASE_TIME)),
+                "ticket number 1 already belongs to ticket 't1'",
+            ),
+            (
+                copy.replace(
+                    "SELECT *",
+                    "SELECT id, 2, seq, status, category, priority, "
+                    "assignee_id, group_id, requester_id, organization_id, created_us, updated_us, "
+                    "sla_policy, next_deadline_us, next_check_us, tags, state",
+                ),
+                change_of(_open("t1", 0, BASE_TIME)),
+                "ticket 't1' is at seq 3, not 0: it changed since it was read. Reload and retry.",
+            ),
+        ):
+            with pytest.raises(psycopg.errors.UniqueViolation) as caught:
+                conn.execute(query)
+            refused = refusal(caught.value, change, read)
+            assert refused is not None and str(refused) == expected
+            assert refusal(caught.value, change) is None  # nothing to read it with
+
+
+def test_a_version_9_schema_is_upgraded_to_version_10(
+    open_store: Callable[..., Any], postgres_database: str
+) -> None:
+    """A schema at version 9 (commit_change of version 8, foreign keys of events and
+    ticket_tags on tickets) is upgraded when opened: version 10's function replaces version
+    8's, the foreign keys are gone, and what was written stays and goes on."""
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres.schema import MIGRATIONS, migrate
+
+    schema = fresh_schema()
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        migrate(conn, schema, MIGRATIONS[:9])
+
+    def foreign_keys() -> list[str]:
+        with psycopg.connect(postgres_database, autocommit=True) as conn:
+            rows = conn.execute(
+                "SELECT c.conrelid::regclass::text FROM pg_constraint c "
+                "JOIN pg_namespace n ON n.oid = c.connamespace "
+                "WHERE n.nspname = %s AND c.contype = 'f' ORDER BY 1",
+                (schema,),
+            ).fetchall()
+        return [str(row[0]).rpartition(".")[2] for row in rows]
+
+    assert foreign_keys() == ["contact_emails", "events", "organization_domains", "ticket_tags"]
+    # What version 9's helpkit wrote there: a ticket (with tags) through version 8's function
+    # (its events as one JSON text).
     from helpkit.stores.sqlite.encoding import _Prepared
 
-    opening = change_of(_open("t1", 0, BASE_TIME, requester_id=actor, subject=body))
-    item = _Prepared(opening, checked=True)
-    parsed = json.loads(events_json(item))
-    assert [(e["type"], e["at_us"], e["actor"]) for e in parsed] == [
-        row[2:5] for row in item.event_rows
-    ]
-    for index, event in enumerate(parsed):
-        if event["tail"] is None:
-            assert event["body"] == item.event_rows[index][5]
-        else:
-            data = dict(next(d for i, d in item.pending_events if i == index))
-            assert event["body"] + "1" + event["tail"] == _dumps({**data, "number": 1})
+    item = _Prepared(change_of(_open("t0", 0, BASE_TIME, tags=["old"])), checked=True)
+    params = commit_module.call_parameters(item, '{"s":0}', "c")
+    slots = params[20 : 20 + 5 * EVENT_SLOTS]
+    events = [slots[i : i + 5] for i in range(0, len(slots), 5) if slots[i] is not None]
+    v8 = (*params[:20], more_events_json(events), *params[-2:])
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        (found,) = _commit_change_arguments(conn, schema)
+        assert "p_events text" in found
+        kinds = [part.split()[-1] for part in found.split(", ")]
+        call = "SELECT commit_change({})".format(", ".join(f"%s::{k}" for k in kinds))
+        assert conn.execute(call, v8).fetchone() == (1,)
+    store = open_store(schema)  # upgrades it
+    assert foreign_keys() == ["contact_emails", "organization_domains"]
+    with psycopg.connect(postgres_database, autocommit=True) as conn:
+        found = _commit_change_arguments(conn, schema)
+    assert len(found) == 1 and "p_type1 text" in found[0] and "p_more_events text" in found[0]
+    assert store.get_ticket("t0").tags == frozenset({"old"})
+    assert [e.seq for e in store.events("t0")] == [1, 2]
+    (opened,) = store.commit([change_of(_open("t1", 0, BASE_TIME, tags=["vpn"]))])
+    (noted,) = store.commit([change_of(_note(opened.ticket, BASE_TIME + H))])
+    assert store.get_ticket("t1") == noted.ticket and opened.ticket.number == 2
+    assert [c.position for c in store.changes()] == [1, 2, 3, 4, 5]
 
 
 def _commit_change_arguments(conn: Any, schema: str) -> list[str]:
@@ -424,5 +610,6 @@ def test_a_version_7_schema_keeps_its_function_until_upgraded_to_version_8(
     assert [e.seq for e in store.events("t1")] == [1, 2, 3]
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         found = _commit_change_arguments(conn, schema)
-    assert len(found) == 1 and "p_events text" in found[0], found
+    # Opening it upgraded it on to the current version, whose function replaced version 8's.
+    assert len(found) == 1 and "p_more_events text" in found[0], found
     assert noted.ticket.seq == 3

@@ -34,6 +34,7 @@ one the batch path writes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from typing import Any, Final
 
 import psycopg
@@ -53,11 +54,14 @@ from helpkit.stores.sqlite.encoding import (
 
 __all__ = [
     "COMMIT_CHANGE",
+    "EVENT_SLOTS",
+    "PARAMETER_COUNT",
     "call_parameters",
     "direct_parameters",
-    "drop_v6_ddl",
-    "events_json",
+    "drop_ddl",
+    "event_parameters",
     "function_ddl",
+    "more_events_json",
     "refusal",
     "split_at_number",
     "takes_one_statement",
@@ -67,6 +71,8 @@ __all__ = [
 _STALE: Final = "HK001"
 _NUMBER_TAKEN: Final = "HK002"
 _NUMBER_FIXED: Final = "HK003"
+# PostgreSQL's unique_violation.
+_UNIQUE: Final = "23505"
 
 _SCALARS: Final = (
     ("p_id", "text"),
@@ -102,15 +108,46 @@ _V6_PARAMETERS: Final = (
     ("p_timer_state", "text"),
     ("p_channel", "text"),
 )
-# Schema version 8's: the tag list and the events each as one JSON text (:func:`events_json`).
-# Every parameter is a scalar: no array to encode on the client.
-_PARAMETERS: Final = (
+# Schema version 8's (kept as it was, like version 6's): the tag list and the events each as
+# one JSON text.
+_V8_PARAMETERS: Final = (
     *_SCALARS,
     ("p_tag_list", "text"),
     ("p_events", "text"),
     ("p_timer_state", "text"),
     ("p_channel", "text"),
 )
+
+EVENT_SLOTS: Final = 4
+"""How many events schema version 10's ``commit_change`` takes as parameters of their own
+(five each: type, at_us, actor, body, tail); a change of more sends the rest as one JSON text
+(``p_more_events``, :func:`more_events_json`). helpkit's commands make one to three events."""
+
+_EVENT_FIELDS: Final = (
+    ("type", "text"),
+    ("at_us", "bigint"),
+    ("actor", "text"),
+    ("body", "text"),
+    ("tail", "text"),
+)
+# Schema version 10's: every event column a scalar parameter of its own, sent as it is (no
+# JSON text to escape on the client and to parse twice on the server), the tag list as JSON.
+_PARAMETERS: Final = (
+    *_SCALARS,
+    ("p_tag_list", "text"),
+    *(
+        (f"p_{field}{slot}", kind)
+        for slot in range(1, EVENT_SLOTS + 1)
+        for field, kind in _EVENT_FIELDS
+    ),
+    ("p_more_events", "text"),
+    ("p_timer_state", "text"),
+    ("p_channel", "text"),
+)
+_NO_EVENT: Final = (None,) * len(_EVENT_FIELDS)
+
+PARAMETER_COUNT: Final = len(_PARAMETERS)
+"""How many parameters :data:`COMMIT_CHANGE` takes."""
 
 COMMIT_CHANGE: Final = "SELECT commit_change({})".format(
     ", ".join(f"%s::{kind}" for _, kind in _PARAMETERS)
@@ -123,9 +160,9 @@ def function_ddl(feed_lock_class: int, version: int = 8) -> str:
     takes the feed lock of class ``feed_lock_class`` (``schema.FEED_LOCK``'s). A later change
     of the function is a new migration step, like any other change of the schema; the DDL of
     an earlier version stays as it was (a new schema runs every step)."""
-    if version not in (6, 8):
+    if version not in (6, 8, 10):
         raise ValueError(f"no commit_change of schema version {version}")
-    parameters = _V6_PARAMETERS if version == 6 else _PARAMETERS
+    parameters = {6: _V6_PARAMETERS, 8: _V8_PARAMETERS, 10: _PARAMETERS}[version]
     if version == 6:
         tag_list = "p_tag_list"
         events = """unnest(p_types, p_at_us, p_actors, p_bodies, p_body_tails)
@@ -133,9 +170,36 @@ def function_ddl(feed_lock_class: int, version: int = 8) -> str:
     else:
         # One parse of each JSON text, into rows (the events in their order).
         tag_list = "ARRAY(SELECT json_array_elements_text(p_tag_list::json))"
-        events = """ROWS FROM (json_to_recordset(p_events::json)
-                AS (type text, at_us bigint, actor text, body text, tail text))
-                WITH ORDINALITY AS e(type, at_us, actor, body, tail, n)"""
+        events = _json_events("p_events")
+    if version == 10:
+        # The events of the slots (a slot of no event has no type), then those beyond them:
+        # a statement of its own, whose snapshot sees the first ones (this transaction's),
+        # so their positions follow on.
+        slots = ",\n                ".join(
+            "({}, {})".format(slot, ", ".join(f"p_{field}{slot}" for field, _ in _EVENT_FIELDS))
+            for slot in range(1, EVENT_SLOTS + 1)
+        )
+        slot_rows = f"(VALUES {slots})\n                AS e(n, type, at_us, actor, body, tail)"
+        more_rows = _json_events("p_more_events")
+        insert_events = f"""{_insert_events("0", slot_rows)}
+        WHERE e.type IS NOT NULL;
+    IF p_more_events IS NOT NULL THEN
+        {_insert_events(str(EVENT_SLOTS), more_rows)};
+    END IF;"""
+        # A ticket id stored already breaks the primary key (SQLSTATE 23505 on tickets_pkey):
+        # a stale create, which the store reports as the reference store does (its seq read
+        # after). No ON CONFLICT: a speculative insertion costs every create a lock and a
+        # record more.
+        on_conflict = ";"
+    else:
+        insert_events = f"{_insert_events('0', events)};"
+        on_conflict = f"""
+        ON CONFLICT (id) DO NOTHING;
+        IF NOT FOUND THEN
+            SELECT seq INTO v_found FROM tickets WHERE id = p_id;
+            RAISE EXCEPTION USING ERRCODE = '{_STALE}', DETAIL = coalesce(v_found, 0)::text,
+                MESSAGE = format('ticket %s is at seq %s', p_id, v_found);
+        END IF;"""
     columns = (
         "id, number, seq, status, category, priority, assignee_id, group_id, requester_id, "
         "organization_id, created_us, updated_us, sla_policy, next_deadline_us, "
@@ -191,13 +255,7 @@ BEGIN
             p_group_id, p_requester_id, p_organization_id, p_created_us, p_updated_us,
             p_sla_policy, p_next_deadline_us, p_next_check_us, p_tags,
             CASE WHEN p_state_tail IS NULL THEN p_state
-                ELSE p_state || v_number || p_state_tail END)
-        ON CONFLICT (id) DO NOTHING;
-        IF NOT FOUND THEN
-            SELECT seq INTO v_found FROM tickets WHERE id = p_id;
-            RAISE EXCEPTION USING ERRCODE = '{_STALE}', DETAIL = coalesce(v_found, 0)::text,
-                MESSAGE = format('ticket %s is at seq %s', p_id, v_found);
-        END IF;
+                ELSE p_state || v_number || p_state_tail END){on_conflict}
     ELSE
         -- The row as it was (o) beside the row updated (t): its number and its tags.
         UPDATE tickets AS t SET {updated},
@@ -229,22 +287,40 @@ BEGIN
     END IF;
     -- The feed lock, then the positions in a statement of their own (see FEED_LOCK).
     PERFORM pg_advisory_xact_lock({feed_lock_class}, 'events'::regclass::oid::integer);
-    INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position)
-        SELECT p_id, p_expected + e.n, e.type, e.at_us, e.actor,
-            CASE WHEN e.tail IS NULL THEN e.body ELSE e.body || v_number || e.tail END,
-            last.position + e.n
-        FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last,
-            {events};
+    {insert_events}
     PERFORM pg_notify(p_channel, '');
     RETURN v_number;
 END
 $function$"""
 
 
-def drop_v6_ddl() -> str:
-    """The DDL dropping schema version 6's ``commit_change`` (the migration to version 8
-    replaces it: a function of other parameters is another function in PostgreSQL)."""
-    kinds = ", ".join(kind for _, kind in _V6_PARAMETERS)
+def _json_events(parameter: str) -> str:
+    """The rows of the events in the JSON text ``parameter`` (one parse), in their order."""
+    return f"""ROWS FROM (json_to_recordset({parameter}::json)
+                AS (type text, at_us bigint, actor text, body text, tail text))
+                WITH ORDINALITY AS e(type, at_us, actor, body, tail, n)"""
+
+
+def _insert_events(before: str, rows: str) -> str:
+    """The insert of the events ``rows`` (columns n, type, at_us, actor, body, tail; n from
+    1), each the ``before + n``-th of the change, numbered after the last feed position."""
+    seq = "p_expected + e.n" if before == "0" else f"p_expected + {before} + e.n"
+    return f"""INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position)
+        SELECT p_id, {seq}, e.type, e.at_us, e.actor,
+            CASE WHEN e.tail IS NULL THEN e.body ELSE e.body || v_number || e.tail END,
+            last.position + e.n
+        FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last,
+            {rows}"""
+
+
+def drop_ddl(version: int) -> str:
+    """The DDL dropping schema version ``version``'s ``commit_change`` (6 or 8: the
+    migrations to versions 8 and 10 replace them; a function of other parameters is another
+    function in PostgreSQL)."""
+    if version not in (6, 8):
+        raise ValueError(f"no commit_change of schema version {version} to drop")
+    parameters = _V6_PARAMETERS if version == 6 else _V8_PARAMETERS
+    kinds = ", ".join(kind for _, kind in parameters)
     return f"DROP FUNCTION commit_change({kinds})"
 
 
@@ -309,6 +385,11 @@ def call_parameters(item: _Prepared, timer_state: str | None, channel: str) -> t
     state_tail = None
     if item.pending_state is not None:
         state, state_tail = split_at_number(item.pending_state)
+    events: list[tuple[Any, ...]] = [
+        (row[2], row[3], row[4], row[5], None) for row in item.event_rows
+    ]
+    for index, data in item.pending_events:
+        events[index] = (*events[index][:3], *split_at_number(data))
     return (
         row[0],
         item.change.expected_seq,
@@ -316,25 +397,34 @@ def call_parameters(item: _Prepared, timer_state: str | None, channel: str) -> t
         state,
         state_tail,
         _dumps_unescaped(sorted(item.tags)) if item.tags else "[]",
-        events_json(item),
+        *event_parameters(events),
         timer_state,
         channel,
     )
 
 
-def events_json(item: _Prepared) -> str:
-    """The events of ``item`` as ``commit_change`` (schema version 8) reads them: one JSON
-    array of objects ``{"type", "at_us", "actor", "body", "tail"}`` in the events' order, the
-    body of an event the store numbers cut around its number (``tail`` the text after it,
-    else null). Non-ASCII characters are sent as they are (see
+def event_parameters(events: Sequence[tuple[Any, ...]]) -> tuple[Any, ...]:
+    """The event parameters of :data:`COMMIT_CHANGE` for ``events`` (each ``(type, at_us,
+    actor, body, tail)``, the tail of a body the store numbers, else None): the first
+    :data:`EVENT_SLOTS` in their slots (an empty slot all None), then the rest as one JSON
+    text (:func:`more_events_json`), None when there is none."""
+    values: list[Any] = []
+    for event in events[:EVENT_SLOTS]:
+        values.extend(event)
+    for _ in range(EVENT_SLOTS - len(events)):
+        values.extend(_NO_EVENT)
+    more = more_events_json(events[EVENT_SLOTS:]) if len(events) > EVENT_SLOTS else None
+    values.append(more)
+    return tuple(values)
+
+
+def more_events_json(events: Sequence[tuple[Any, ...]]) -> str:
+    """``events`` (as :func:`event_parameters` takes them) as the ``p_more_events`` text of
+    :data:`COMMIT_CHANGE`: one JSON array of objects ``{"type", "at_us", "actor", "body",
+    "tail"}`` in their order. Non-ASCII characters are sent as they are (see
     :data:`helpkit._codec.text.dumps_unescaped`)."""
-    events = [
-        {"type": row[2], "at_us": row[3], "actor": row[4], "body": row[5], "tail": None}
-        for row in item.event_rows
-    ]
-    for index, data in item.pending_events:
-        events[index]["body"], events[index]["tail"] = split_at_number(data)
-    return _dumps_unescaped(events)
+    keys = [field for field, _ in _EVENT_FIELDS]
+    return _dumps_unescaped([dict(zip(keys, event, strict=True)) for event in events])
 
 
 def direct_parameters(
@@ -392,7 +482,7 @@ def _direct(change: TicketChange, timer_state: str | None, channel: str) -> tupl
         state_text: str = head
     else:
         state_text, tail = _dumps(state), None
-    events = []
+    events: list[tuple[Any, ...]] = []
     for event in change.events:
         kind = event.TYPE
         actor = str(event.actor)
@@ -405,15 +495,7 @@ def _direct(change: TicketChange, timer_state: str | None, channel: str) -> tupl
                 return None
         else:
             body, body_tail = _dumps(data), None
-        events.append(
-            {
-                "type": kind,
-                "at_us": _micros(event.at),
-                "actor": actor,
-                "body": body,
-                "tail": body_tail,
-            }
-        )
+        events.append((kind, _micros(event.at), actor, body, body_tail))
     deadline = ticket.next_deadline
     check = ticket.next_check
     return (
@@ -437,7 +519,7 @@ def _direct(change: TicketChange, timer_state: str | None, channel: str) -> tupl
         state_text,
         tail,
         tag_list,
-        _dumps_unescaped(events),
+        *event_parameters(events),
         timer_state,
         channel,
     )
@@ -455,12 +537,25 @@ def _marked_halves(data: dict[str, Any]) -> tuple[str, str | None]:
     return parts[0] + '"number":', parts[1]
 
 
-def refusal(exc: psycopg.Error, change: TicketChange) -> HelpkitError | None:
+def refusal(
+    exc: psycopg.Error, change: TicketChange, read: Callable[[str, Any], Any] | None = None
+) -> HelpkitError | None:
     """The error the reference store raises for the refusal ``commit_change`` raised on
-    ``change`` (None for any other error)."""
+    ``change`` (None for any other error). ``read(query, value)`` reads one value after the
+    statement failed (None: no row), for a refusal that a table's own constraint raised:
+    what is stored in the way is read then, to be named as the reference store names it
+    (schema version 10's create takes no look before it inserts)."""
     state = exc.sqlstate
     detail = exc.diag.message_detail or ""
     ticket_id = change.ticket.id
+    if state == _UNIQUE and read is not None:
+        constraint = exc.diag.constraint_name
+        if constraint == "tickets_pkey":
+            seq = read("SELECT seq FROM tickets WHERE id = %s", ticket_id)
+            state, detail = _STALE, str(seq or 0)
+        elif constraint == "tickets_number_key":
+            owner = read("SELECT id FROM tickets WHERE number = %s", change.ticket.number)
+            state, detail = _NUMBER_TAKEN, str(owner)
     if state == _STALE:
         return ConflictError(
             f"ticket {ticket_id!r} is at seq {detail}, not {change.expected_seq}: it changed "

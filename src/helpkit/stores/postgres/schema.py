@@ -28,7 +28,7 @@ from psycopg import sql
 
 from helpkit.errors import SchemaError
 from helpkit.queries import NONE_LAST
-from helpkit.stores.postgres.commit import drop_v6_ddl, function_ddl
+from helpkit.stores.postgres.commit import drop_ddl, function_ddl
 
 __all__ = [
     "AGENT_EMAIL_KEY",
@@ -313,7 +313,7 @@ _V8: Final[Migration] = (
     # commit_change takes the events and the tag list as JSON text instead of arrays (see
     # helpkit.stores.postgres.commit): the function of version 6 is dropped, the new one
     # created, in the migration's transaction (a schema not yet migrated keeps the old one).
-    drop_v6_ddl(),
+    drop_ddl(6),
     function_ddl(_FEED_LOCK_CLASS, 8),
 )
 
@@ -355,7 +355,35 @@ _V9: Final[Migration] = (
     f"CREATE INDEX agents_email ON agents ({AGENT_EMAIL_KEY})",
 )
 
-MIGRATIONS: Final[tuple[Migration, ...]] = (_V1, _V2, _V3, _V4, _V5, _V6, _V7, _V8, _V9)
+_V10: Final[Migration] = (
+    # commit_change takes each event's columns as parameters of their own (helpkit.stores.
+    # postgres.commit: no JSON text of the events to escape and parse on a commit of up to
+    # EVENT_SLOTS events), and a create inserts its ticket without ON CONFLICT (the primary
+    # key refuses an id stored already). Version 8's function is dropped, the new one created.
+    drop_ddl(8),
+    function_ddl(_FEED_LOCK_CLASS, 10),
+    # The foreign keys of events and ticket_tags on tickets go: each checked every row
+    # written (a lookup and a row lock per event) for what the commits hold by themselves.
+    # Every writer of these rows writes or checks its ticket's row first in the same
+    # transaction (the commit's insert or its update at the expected seq, which holds the
+    # row until the commit), and purge_tickets deletes a ticket with its rows under the feed
+    # lock, which each commit takes before its events. As in timer_states and outbox.
+    "ALTER TABLE events DROP CONSTRAINT IF EXISTS events_ticket_id_fkey",
+    "ALTER TABLE ticket_tags DROP CONSTRAINT IF EXISTS ticket_tags_ticket_id_fkey",
+)
+
+MIGRATIONS: Final[tuple[Migration, ...]] = (
+    _V1,
+    _V2,
+    _V3,
+    _V4,
+    _V5,
+    _V6,
+    _V7,
+    _V8,
+    _V9,
+    _V10,
+)
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""
 

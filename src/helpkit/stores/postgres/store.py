@@ -26,6 +26,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from functools import partial
 from typing import Any, Final, cast
 
 import psycopg
@@ -70,6 +71,7 @@ from helpkit.stores.postgres.call import call, numbered, text_values
 from helpkit.stores.postgres.claims import DueClaimsMixin
 from helpkit.stores.postgres.commit import (
     COMMIT_CHANGE,
+    PARAMETER_COUNT,
     call_parameters,
     direct_parameters,
     refusal,
@@ -240,9 +242,16 @@ def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
 # psycopg text: the name they are prepared under on each connection, and their text in
 # PostgreSQL's placeholders.
 _CALLS: Final = {
-    COMMIT_CHANGE: (b"helpkit_commit_change", numbered(COMMIT_CHANGE, 23)),
-    GUARDED_COMMIT: (b"helpkit_guarded_commit", numbered(GUARDED_COMMIT, 27)),
+    COMMIT_CHANGE: (b"helpkit_commit_change", numbered(COMMIT_CHANGE, PARAMETER_COUNT)),
+    GUARDED_COMMIT: (b"helpkit_guarded_commit", numbered(GUARDED_COMMIT, PARAMETER_COUNT + 4)),
 }
+
+
+def _read_one(conn: psycopg.Connection[Any], query: str, value: Any) -> Any:
+    """The first column of the first row ``query`` (of one parameter, ``value``) reads on
+    ``conn`` (autocommit), or None."""
+    row = conn.execute(query, (value,)).fetchone()
+    return None if row is None else row[0]
 
 
 def _storable_state(state: object) -> bool:
@@ -700,7 +709,7 @@ class PostgresStore(
                     text = call(conn, conn.prepared_statements(), name, query, values)
                     number = None if text is None else int(text)
             except psycopg.Error as exc:
-                refused = refusal(exc, change)
+                refused = refusal(exc, change, partial(_read_one, conn))
                 if refused is None:
                     raise
                 raise refused from None
