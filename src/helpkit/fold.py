@@ -36,7 +36,7 @@ from helpkit.events import (
 from helpkit.tickets import ActorKind, Comment, StatusCategory, Ticket
 from helpkit.webhook_events import WEBHOOK
 
-__all__ = ["apply", "conversation", "open_with_comment", "replay"]
+__all__ = ["apply", "apply_with_status", "conversation", "open_with_comment", "replay"]
 
 _OPENED_NAMES = (
     "id",
@@ -114,6 +114,14 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
             at if assignee_id is None else None,
             at,
         )
+    state, common = _changes(state, event)
+    return replace_from(state, common)
+
+
+def _changes(state: Ticket | None, event: Event) -> tuple[Ticket, dict[str, Any]]:
+    """What :func:`apply` of an event other than ``TicketOpened`` checks and sets: the state
+    it changes (``state``, or ``state`` pinned, see :func:`_pinned`) and its fields' new
+    values."""
     if state is None:
         raise ValidationError(f"event {event.TYPE} needs an opened ticket")
     if event.ticket_id != state.id:
@@ -199,7 +207,36 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
     elif isinstance(event, SatisfactionRated):
         common["satisfaction"] = event.rating
     # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
-    return replace_from(state, common)
+    return state, common
+
+
+def apply_with_status(state: Ticket, added: CommentAdded, changed: StatusChanged) -> Ticket:
+    """``apply(apply(state, added), changed)``: a comment and the status change right after
+    it (a reply submitted with a status), with one copy of the ticket instead of two.
+
+    ``changed`` sets what :func:`apply` sets for a status change on the ticket after the
+    comment (a comment leaves no instant to pin, so none is pinned then); anything else
+    than a ``CommentAdded`` and a ``StatusChanged`` of the same ticket, one seq after it, goes
+    through :func:`apply` twice."""
+    if added.__class__ is not CommentAdded or changed.__class__ is not StatusChanged:
+        return apply(apply(state, added), changed)
+    base, common = _changes(state, added)
+    if changed.ticket_id != base.id or changed.seq != common["seq"] + 1:
+        return apply(replace_from(base, common), changed)
+    at = changed.at
+    common["seq"] = changed.seq
+    common["updated_at"] = max(common["updated_at"], at)
+    category = changed.category
+    common["status"] = changed.status
+    common["category"] = category
+    common["status_at"] = at
+    if category is StatusCategory.SOLVED:
+        common["solved_at"] = at
+    elif category is StatusCategory.CLOSED:
+        common["closed_at"] = at
+    else:
+        common["solved_at"] = None
+    return replace_from(base, common)
 
 
 def open_with_comment(opened: TicketOpened, added: CommentAdded) -> Ticket:

@@ -39,7 +39,7 @@ from helpkit.events import (
     Unlinked,
 )
 from helpkit.fields import FieldValue
-from helpkit.fold import apply, conversation, open_with_comment, replay
+from helpkit.fold import apply, apply_with_status, conversation, open_with_comment, replay
 from helpkit.observations import (
     record_failed,
     record_revived,
@@ -218,7 +218,13 @@ _OPENING = builder(
 )
 """``build(TicketOpened, ...)`` of :func:`open_ticket`'s values, in this order."""
 _COMMENT_ADDED = builder(CommentAdded, ("ticket_id", "seq", "at", "actor", "comment"))
-"""``build(CommentAdded, ...)`` of :func:`open_ticket`'s first comment, in this order."""
+"""``build(CommentAdded, ...)`` of :func:`open_ticket`'s first comment and of
+:func:`add_comment`'s, in this order."""
+_STATUS_CHANGED = builder(
+    StatusChanged,
+    ("ticket_id", "seq", "at", "actor", "old_status", "old_category", "status", "category"),
+)
+"""``build(StatusChanged, ...)`` of :func:`add_comment`'s status change, in this order."""
 
 
 def add_comment(
@@ -254,18 +260,23 @@ def add_comment(
     current = workflow.status(ticket.status)
     if target is not None and target.name != current.name:
         workflow.check_transition(current, target)
-    draft = Draft(ticket, at, author)
-    draft.emit(CommentAdded, ticket.id, comment=comment)
+    # What a draft emitting the comment, then the status change, makes (one copy of the
+    # ticket for both: helpkit.fold.apply_with_status).
+    seq = ticket.seq
+    added = _COMMENT_ADDED(ticket.id, seq + 1, at, author, comment)
     if target is not None and target.name != current.name:
-        draft.emit(
-            StatusChanged,
+        changed = _STATUS_CHANGED(
             ticket.id,
-            old_status=current.name,
-            old_category=current.category,
-            status=target.name,
-            category=target.category,
+            seq + 2,
+            at,
+            author,
+            current.name,
+            current.category,
+            target.name,
+            target.category,
         )
-    return draft.outcome()
+        return Outcome(apply_with_status(ticket, added, changed), (added, changed), seq, ticket)
+    return Outcome(apply(ticket, added), (added,), seq, ticket)
 
 
 def change_status(
