@@ -3,7 +3,9 @@ kept verbatim as the reference the fast paths are held equal to
 (``tests/test_domain_cpu_equivalence.py``): the fold of one event (``apply``), the opening and
 the comment decisions through a :class:`~helpkit.outcomes.Draft` (``open_ticket``,
 ``add_comment``), ``Draft.emit`` building each event from keyword arguments, and
-``Access.guard`` wrapping every agent's decision.
+``Access.guard`` wrapping every agent's decision, and the opening and comment commands
+building their comments from keyword arguments (``TicketCommands.open_ticket`` and
+``comment``, here calling the reference decisions).
 
 Only the names the code uses are imported; helpers it calls that did not change (the fold's
 ``_pinned``, ``_wrote``... and lifecycle's checks) are the library's own.
@@ -15,8 +17,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from helpkit._checks import check_items
 from helpkit._records import build, replace
 from helpkit.access import Access
+from helpkit.commands import TicketCommands, _attachments, _one
 from helpkit.errors import ValidationError
 from helpkit.events import (
     Assigned,
@@ -42,13 +46,14 @@ from helpkit.fields import FieldValue
 from helpkit.fold import _assigned_at, _pinned, _unassigned_at, _wrote
 from helpkit.lifecycle import _subject, _writable, normalize_tag
 from helpkit.outcomes import Draft, Outcome
-from helpkit.people import Agent
+from helpkit.people import Agent, Contact
 from helpkit.pipeline import Decide
 from helpkit.priority import Impact, PriorityMatrix, Urgency
 from helpkit.roles import Permission
 from helpkit.tickets import (
     Actor,
     ActorKind,
+    Attachment,
     Comment,
     Link,
     LinkKind,
@@ -318,6 +323,162 @@ def guard(
         return outcomes
 
     return guarded
+
+
+def commands_open_ticket(
+    self: TicketCommands,
+    actor: Actor,
+    *,
+    requester: Contact | str,
+    subject: str,
+    body: str | None,
+    impact: Impact | str,
+    urgency: Urgency | str,
+    channel: str,
+    tags: Iterable[str],
+    custom_fields: Mapping[str, object] | None,
+    group: str | None,
+    assignee: str | None,
+    cc: Iterable[Contact | str],
+    external_id: str | None,
+    public: bool,
+    now: datetime,
+    attachments: Sequence[Attachment] = (),
+    parties: tuple[Agent | None, tuple[Contact, bool]] | None = None,
+    unsaved: list[Contact] | None = None,
+) -> Decide:
+    """The decision opening a ticket; new requester and CC contacts are saved here, once
+    the ticket was decided at ``now`` (a refused ticket leaves no contact behind).
+    ``attachments`` (already kept) go on the first comment, so they need a ``body``.
+    ``parties`` is what :meth:`Directory.acting_and_requester` returned for ``actor`` and
+    ``requester`` when the caller has just called it (else it is called here).
+    ``unsaved``, when given, receives the new contacts instead of their being saved here:
+    the caller commits them with the ticket (a store with
+    :attr:`~helpkit.ports.Capability.NEW_CONTACTS`)."""
+    if not isinstance(actor, Actor):
+        raise ValidationError("actor must be an Actor")
+    if parties is None:
+        parties = self._directory.acting_and_requester(actor, requester)
+    acting, (contact, new_requester) = parties
+    if actor.kind is ActorKind.CONTACT and actor.id != contact.id:
+        raise ValidationError("a contact can only open tickets for themself")
+    copied = [
+        self._directory.requester(c)
+        for c in check_items(cc, "cc", Contact | str)  # type: ignore[arg-type]
+    ]
+    if custom_fields is not None and not isinstance(custom_fields, Mapping):
+        raise ValidationError(f"custom_fields must be a mapping; got {custom_fields!r:.60}")
+    fields = self._config.fields.validate(dict(custom_fields or {}), partial=False)
+    self._directory.check_assignment(assignee, group, acting)
+    tag_list = check_items(tags, "tags", str)
+    files = _attachments(attachments)
+    if files and body is None:
+        raise ValidationError("attachments go on the first comment: give a body too")
+    config = self._config
+
+    def opening(ticket_id: str, comment_id: str, requester_id: str, cc_ids: list[str]) -> Decide:
+        def decide(_: Sequence[Ticket], at: datetime) -> list[Outcome]:
+            first = None
+            if body is not None:
+                first = build(
+                    Comment,
+                    id=comment_id,
+                    author=actor,
+                    body=body,
+                    public=public,
+                    channel=channel,
+                    created_at=at,
+                    external_id=external_id,
+                    ticket_id=ticket_id,
+                    attachments=files,
+                )
+            followers: frozenset[Actor] = frozenset()
+            if cc_ids:  # (without CCs, none: no actor to build)
+                followers = frozenset(Actor.contact(c) for c in cc_ids) - {
+                    Actor.contact(requester_id)
+                }
+            return [
+                open_ticket(
+                    ticket_id=ticket_id,
+                    number=0,
+                    at=at,
+                    actor=actor,
+                    subject=subject,
+                    requester_id=requester_id,
+                    organization_id=contact.organization_id,
+                    impact=Impact.coerce(impact),
+                    urgency=Urgency.coerce(urgency),
+                    matrix=config.matrix,
+                    workflow=config.workflow,
+                    channel=channel,
+                    first_comment=first,
+                    tags=tag_list,
+                    followers=followers,
+                    custom_fields={k: v for k, v in fields.items() if v is not None},
+                    assignee_id=assignee,
+                    group_id=group,
+                )
+            ]
+
+        return decide
+
+    if unsaved is not None:
+        # Committed with the ticket: a refused ticket saves none. One contact per new
+        # address (the requester's may be a CC's too).
+        by_email: dict[str, Contact] = {}
+        ids = []
+        for made, new in [(contact, new_requester), *copied]:
+            if new:
+                made = next((by_email[e] for e in made.emails if e in by_email), made)
+                if made.id not in {c.id for c in unsaved}:
+                    unsaved.append(made)
+                    by_email.update(dict.fromkeys(made.emails, made))
+            ids.append(made.id)
+        return opening(self._new_id(), self._new_id(), ids[0], ids[1:])
+    if new_requester or any(new for _, new in copied):
+        # Decide once before saving new contacts: a refused ticket must leave none.
+        opening("check", "check", contact.id, [c.id for c, _ in copied])([], now)
+    if new_requester:
+        contact = self._directory.save_new(contact)
+    cc_ids = [self._directory.save_new(c).id if new else c.id for c, new in copied]
+    return opening(self._new_id(), self._new_id(), contact.id, cc_ids)
+
+
+def commands_comment(
+    self: TicketCommands,
+    actor: Actor,
+    body: str,
+    *,
+    public: bool,
+    channel: str | None,
+    status: str | None = None,
+    external_id: str | None = None,
+    in_reply_to: str | None = None,
+    attachments: Sequence[Attachment] = (),
+) -> Decide:
+    """A reply (``public``) or an internal note; ``status`` goes with it (agents only);
+    ``attachments`` are the descriptions of files already kept."""
+    comment_id = self._new_id()
+    files = _attachments(attachments)
+    workflow = self._config.workflow
+
+    def decide(ticket: Ticket, now: datetime) -> Outcome:
+        comment = build(
+            Comment,
+            id=comment_id,
+            author=actor,
+            body=body,
+            public=public,
+            channel=channel or ticket.channel,
+            created_at=now,
+            external_id=external_id,
+            in_reply_to=in_reply_to,
+            ticket_id=ticket.id,
+            attachments=files,
+        )
+        return add_comment(ticket, comment, at=now, workflow=workflow, status=status)
+
+    return _one(decide)
 
 
 class _Draft(Draft):

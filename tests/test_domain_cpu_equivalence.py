@@ -397,50 +397,16 @@ def test_guard_equals_reference(
 def _reference_code() -> Iterator[None]:
     """The desk's domain running the code before the fast paths."""
 
-    def comment_builder(names: tuple[str, ...]) -> Callable[..., Comment]:
-        return lambda *values: build(Comment, **dict(zip(names, values, strict=True)))
-
     with contextlib.ExitStack() as stack:
         for target, new in (
+            ("helpkit.commands.TicketCommands.open_ticket", ref.commands_open_ticket),
+            ("helpkit.commands.TicketCommands.comment", ref.commands_comment),
             ("helpkit.lifecycle.open_ticket", ref.open_ticket),
             ("helpkit.lifecycle.add_comment", ref.add_comment),
             ("helpkit.lifecycle.apply", ref.apply),
             ("helpkit.outcomes.apply", ref.apply),
             ("helpkit.outcomes.Draft.emit", ref.emit),
             ("helpkit.access.Access.guard", ref.guard),
-            (
-                "helpkit.commands._FIRST_COMMENT",
-                comment_builder(
-                    (
-                        "id",
-                        "author",
-                        "body",
-                        "public",
-                        "channel",
-                        "created_at",
-                        "external_id",
-                        "ticket_id",
-                        "attachments",
-                    )
-                ),
-            ),
-            (
-                "helpkit.commands._COMMENT",
-                comment_builder(
-                    (
-                        "id",
-                        "author",
-                        "body",
-                        "public",
-                        "channel",
-                        "created_at",
-                        "external_id",
-                        "in_reply_to",
-                        "ticket_id",
-                        "attachments",
-                    )
-                ),
-            ),
         ):
             stack.enter_context(mock.patch(target, new))
         yield
