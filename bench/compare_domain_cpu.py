@@ -72,7 +72,9 @@ def worker(count: int, warmup: int) -> dict[str, float]:
 
     shm = "/dev/shm" if os.path.isdir("/dev/shm") else None
     with tempfile.TemporaryDirectory(dir=shm) as folder:
-        desk = Helpdesk(f"sqlite:///{folder}/cpu.db?synchronous=normal&checkpoints=inline", entry_points=False)
+        desk = Helpdesk(
+            f"sqlite:///{folder}/cpu.db?synchronous=normal&checkpoints=inline", entry_points=False
+        )
         contacts = bs.staffed(desk)
         specs = list(bs.specs(2 * (warmup + count)))
         ids: list[str] = []
