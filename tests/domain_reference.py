@@ -5,7 +5,8 @@ the comment decisions through a :class:`~helpkit.outcomes.Draft` (``open_ticket`
 ``add_comment``), ``Draft.emit`` building each event from keyword arguments, and
 ``Access.guard`` wrapping every agent's decision, and the opening and comment commands
 building their comments from keyword arguments (``TicketCommands.open_ticket`` and
-``comment``, here calling the reference decisions).
+``comment``, here calling the reference decisions), ``TicketChange.with_number`` and
+``Timers.plan``.
 
 Only the names the code uses are imported; helpers it calls that did not change (the fold's
 ``_pinned``, ``_wrote``... and lifecycle's checks) are the library's own.
@@ -48,6 +49,7 @@ from helpkit.lifecycle import _subject, _writable, normalize_tag
 from helpkit.outcomes import Draft, Outcome
 from helpkit.people import Agent, Contact
 from helpkit.pipeline import Decide
+from helpkit.ports import TicketChange
 from helpkit.priority import Impact, PriorityMatrix, Urgency
 from helpkit.roles import Permission
 from helpkit.tickets import (
@@ -61,6 +63,7 @@ from helpkit.tickets import (
     Ticket,
     Workflow,
 )
+from helpkit.timers import Planned, Timers
 from helpkit.webhook_events import WEBHOOK
 
 
@@ -481,7 +484,43 @@ def commands_comment(
     return _one(decide)
 
 
+def with_number(self: TicketChange, number: int) -> TicketChange:
+    """This change with ``number`` on its ticket and on its ``TicketOpened`` events.
+
+    What a store returns for a change it numbered. The change must be one
+    :func:`~helpkit.stores.memory.validate_change` accepts (its opening event then says
+    its ticket's number), so a change that already carries ``number`` is returned as is.
+    """
+    if self.ticket.number == number:
+        return self
+    return TicketChange(
+        replace(self.ticket, number=number),
+        tuple(replace(e, number=number) if isinstance(e, TicketOpened) else e for e in self.events),
+        self.expected_seq,
+        self.receipt,
+        self.routing,
+        self.contacts,
+    )
+
+
+def timers_plan(self: Timers, outcome: Outcome) -> Planned:
+    """``outcome.ticket`` with every source's fields and the earliest next check."""
+    fields: dict[str, Any] = {}
+    instants: list[datetime] = []
+    memos: list[object | None] = []
+    for source in self._sources:
+        plan = source.plan(outcome)
+        fields.update(plan.fields)
+        if plan.next_check is not None:
+            instants.append(plan.next_check)
+        memos.append(plan.memo)
+    fields["next_check"] = min(instants, default=None)
+    ticket = outcome.ticket
+    changed = {k: v for k, v in fields.items() if getattr(ticket, k) != v}
+    return Planned(replace(ticket, **changed) if changed else ticket, tuple(memos))
+
+
 class _Draft(Draft):
     """A draft whose ``emit`` is the reference one (and so folds with the reference apply)."""
 
-    emit = emit  # type: ignore[assignment]
+    emit = emit

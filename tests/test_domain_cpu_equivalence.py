@@ -13,7 +13,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from unittest import mock
 
 import attrs
@@ -29,11 +29,13 @@ from helpkit.errors import HelpkitError
 from helpkit.events import CommentAdded, Event, StatusChanged, TicketOpened
 from helpkit.fold import apply, apply_with_status, open_with_comment
 from helpkit.outcomes import Draft, Outcome
+from helpkit.ports import TicketChange
 from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.roles import Permission, Role
 from helpkit.testing.clock import FrozenClock
 from helpkit.testing.strategies import ticket_histories, tickets
 from helpkit.tickets import DEFAULT_WORKFLOW, Comment, StatusCategory, Ticket
+from helpkit.timers import TimerPlan, Timers, TimerSource
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 FIELDS = [f.name for f in attrs.fields(Ticket)]
@@ -322,10 +324,15 @@ def test_add_comment_equals_reference(
         ticket_id={"same": state.id, "none": None, "other": "t-other"}[owner],
     )
     at = state.updated_at + timedelta(minutes=3)
-    args = {"at": at, "workflow": DEFAULT_WORKFLOW, "status": status}
     _same_outcome(
-        _result(lambda: lifecycle.add_comment(state, comment, **args)),
-        _result(lambda: ref.add_comment(state, comment, **args)),
+        _result(
+            lambda: lifecycle.add_comment(
+                state, comment, at=at, workflow=DEFAULT_WORKFLOW, status=status
+            )
+        ),
+        _result(
+            lambda: ref.add_comment(state, comment, at=at, workflow=DEFAULT_WORKFLOW, status=status)
+        ),
     )
 
 
@@ -336,6 +343,61 @@ def test_emit_refuses_a_name_it_sets_like_build() -> None:
         assert _result(fast.emit, TicketOpened, "t1", **fields) == _result(
             ref.emit, slow, TicketOpened, "t1", **fields
         )
+
+
+class _OtherTicket(Ticket):
+    """A ticket of another class (numbered through replace, not the Ticket replacer)."""
+
+
+@settings(max_examples=100)
+@given(ticket_histories(min_commands=1, max_commands=5), st.sampled_from([0, 1, 2, 9]), st.data())
+def test_with_number_equals_reference(history: list[Event], number: int, data: Any) -> None:
+    opened = replace(history[0], number=0)
+    events = (opened, *history[1:])
+    ticket = replace(lifecycle.replay(events), number=0)
+    if data.draw(st.booleans()):
+        ticket = _OtherTicket(**{f: getattr(ticket, f) for f in FIELDS})
+    change = TicketChange(ticket, events, 0)
+    fast, slow = change.with_number(number), ref.with_number(change, number)
+    assert fast == slow
+    assert type(fast.ticket) is type(slow.ticket)
+    assert [type(e) for e in fast.events] == [type(e) for e in slow.events]
+
+
+class _Source:
+    """A timer source saying what it was given to say."""
+
+    key = "fake"
+
+    def __init__(self, plan: TimerPlan) -> None:
+        self._plan = plan
+
+    def plan(self, outcome: Outcome) -> TimerPlan:
+        return self._plan
+
+
+_FIELD_VALUES = {
+    "sla_policy": st.sampled_from([None, "gold"]),
+    "next_deadline": st.sampled_from([None, AT, AT + timedelta(hours=1)]),
+    "next_check": st.sampled_from([None, AT]),
+}
+_PLANS = st.builds(
+    TimerPlan,
+    st.sets(st.sampled_from(sorted(_FIELD_VALUES))).flatmap(
+        lambda names: st.fixed_dictionaries({n: _FIELD_VALUES[n] for n in sorted(names)})
+    ),
+    st.sampled_from([None, AT, AT + timedelta(hours=2)]),
+    st.sampled_from([None, "memo"]),
+)
+
+
+@settings(max_examples=200)
+@given(tickets(max_commands=4), st.lists(_PLANS, min_size=1, max_size=3))
+def test_timers_plan_equals_reference(ticket: Ticket, plans: list[TimerPlan]) -> None:
+    timers = Timers([cast(TimerSource, _Source(p)) for p in plans])
+    outcome = Outcome(ticket, (), ticket.seq)
+    fast, slow = _result(timers.plan, outcome), _result(ref.timers_plan, timers, outcome)
+    assert fast == slow
 
 
 # ---------------------------------------------------------------- access

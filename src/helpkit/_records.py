@@ -31,6 +31,7 @@ __all__ = [
     "frozen_mapping",
     "replace",
     "replace_from",
+    "replacer",
 ]
 
 _T = TypeVar("_T")
@@ -146,6 +147,14 @@ def replace_from(inst: _T, changes: dict[str, Any]) -> _T:
     replacer = _REPLACERS.get(key) or _made(_REPLACERS, key, _replacer)
     new: _T = replacer(inst, *changes.values())
     return new
+
+
+def replacer(cls: type[_T], names: tuple[str, ...]) -> Callable[..., _T]:
+    """The function ``(inst, *values)`` that does ``replace(inst, **dict(zip(names,
+    values)))`` for an instance of exactly ``cls``, for a call site that always changes the
+    same fields (an instance of a subclass needs :func:`replace`). Made at once."""
+    made: Callable[..., _T] = _replacer(cls, names)
+    return made
 
 
 _REPLACERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
