@@ -9,7 +9,8 @@ The commands are the PostgreSQL bench's (``bench/bench_postgres.py``): a create 
 ``bench_sqlite.open_spec`` (``open_ticket`` as an agent with a body, impact, urgency, a group
 and that agent as assignee), a reply ``desk.reply(id, Actor.agent(...), body,
 status="pending")``. They run on an SQLite store in a file on ``/dev/shm`` when there is one
-(``synchronous=NORMAL``: no disk's sync rate in the figures), the desk set up as
+(``synchronous=NORMAL``: no disk's sync rate in the figures; ``checkpoints=inline``: no
+checkpointer thread's CPU landing in a random round), the desk set up as
 ``bench_sqlite.staffed`` does. Each round runs one fresh worker process per tree (its
 ``PYTHONPATH`` the tree's ``src``), alternating which goes first; a worker times
 ``--count`` creates then ``--count`` replies (after ``--warmup`` untimed ones each) with
