@@ -22,7 +22,17 @@ import attrs
 from helpkit._checks import pass_condition
 from helpkit._time import optional_utc
 
-__all__ = ["OMIT_DEFAULT", "SINCE_LATER", "build", "frozen_mapping", "replace"]
+__all__ = [
+    "OMIT_DEFAULT",
+    "SINCE_LATER",
+    "build",
+    "build_from",
+    "builder",
+    "frozen_mapping",
+    "replace",
+    "replace_from",
+    "replacer",
+]
 
 _T = TypeVar("_T")
 
@@ -127,6 +137,24 @@ def replace(inst: _T, **changes: Any) -> _T:
     replacer = _REPLACERS.get(key) or _made(_REPLACERS, key, _replacer)
     new: _T = replacer(inst, *changes.values())
     return new
+
+
+def replace_from(inst: _T, changes: dict[str, Any]) -> _T:
+    """:func:`replace` of the fields named in ``changes`` (``replace(inst, **changes)``)
+    without copying the dictionary into keyword arguments: for callers that built it
+    themselves (the fold). ``changes`` is not kept."""
+    key = (type(inst), tuple(changes))
+    replacer = _REPLACERS.get(key) or _made(_REPLACERS, key, _replacer)
+    new: _T = replacer(inst, *changes.values())
+    return new
+
+
+def replacer(cls: type[_T], names: tuple[str, ...]) -> Callable[..., _T]:
+    """The function ``(inst, *values)`` that does ``replace(inst, **dict(zip(names,
+    values)))`` for an instance of exactly ``cls``, for a call site that always changes the
+    same fields (an instance of a subclass needs :func:`replace`). Made at once."""
+    made: Callable[..., _T] = _replacer(cls, names)
+    return made
 
 
 _REPLACERS: dict[tuple[type, tuple[str, ...]], Callable[..., Any]] = {}
@@ -250,6 +278,23 @@ def build(cls: type[_T], **fields: Any) -> _T:
     key = (cls, tuple(fields))
     builder = _BUILDERS.get(key) or _made(_BUILDERS, key, _builder)
     made: _T = builder(*fields.values())
+    return made
+
+
+def build_from(cls: type[_T], fields: dict[str, Any]) -> _T:
+    """:func:`build` of ``fields`` (``build(cls, **fields)``) without copying the dictionary
+    into keyword arguments: for callers that built it themselves. ``fields`` is not kept."""
+    key = (cls, tuple(fields))
+    made: _T = (_BUILDERS.get(key) or _made(_BUILDERS, key, _builder))(*fields.values())
+    return made
+
+
+def builder(cls: type[_T], names: tuple[str, ...]) -> Callable[..., _T]:
+    """The function ``(*values)`` that does ``build(cls, **dict(zip(names, values)))``, for a
+    call site that always names the same fields: it calls it with the values in the order of
+    ``names``, without a dictionary or a look-up per call. Made at once (not kept in
+    :func:`build`'s cache, which may be emptied)."""
+    made: Callable[..., _T] = _builder(cls, names)
     return made
 
 

@@ -86,6 +86,11 @@ class Access:
         agent = self.check(actor, *needs, agent=agent)
         if agent is None:
             return decide
+        if not restricted(agent, self.role(agent)):
+            # The checks of the tickets would be those ``check`` just passed (the agent is
+            # active, its role grants ``needs``: both immutable), and none of the tickets'
+            # groups: the decision needs no guard.
+            return decide
 
         def guarded(tickets: Sequence[Ticket], now: datetime) -> Sequence[Outcome]:
             assert agent is not None

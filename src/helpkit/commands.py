@@ -14,7 +14,7 @@ from datetime import datetime
 
 from helpkit import lifecycle
 from helpkit._checks import check_items, check_text
-from helpkit._records import build
+from helpkit._records import builder
 from helpkit.actions import Actions
 from helpkit.config import DeskConfig
 from helpkit.directory import Directory, Unset
@@ -41,6 +41,38 @@ from helpkit.tickets import (
 __all__ = ["TicketCommands"]
 
 OneTicket = Callable[[Ticket, datetime], Outcome]
+
+_FIRST_COMMENT = builder(
+    Comment,
+    (
+        "id",
+        "author",
+        "body",
+        "public",
+        "channel",
+        "created_at",
+        "external_id",
+        "ticket_id",
+        "attachments",
+    ),
+)
+"""``build(Comment, ...)`` of an opening's first comment, its values in this order."""
+_COMMENT = builder(
+    Comment,
+    (
+        "id",
+        "author",
+        "body",
+        "public",
+        "channel",
+        "created_at",
+        "external_id",
+        "in_reply_to",
+        "ticket_id",
+        "attachments",
+    ),
+)
+"""``build(Comment, ...)`` of :meth:`TicketCommands.comment`'s comment, in this order."""
 
 
 def _attachments(value: Sequence[Attachment]) -> tuple[Attachment, ...]:
@@ -130,17 +162,8 @@ class TicketCommands:
             def decide(_: Sequence[Ticket], at: datetime) -> list[Outcome]:
                 first = None
                 if body is not None:
-                    first = build(
-                        Comment,
-                        id=comment_id,
-                        author=actor,
-                        body=body,
-                        public=public,
-                        channel=channel,
-                        created_at=at,
-                        external_id=external_id,
-                        ticket_id=ticket_id,
-                        attachments=files,
+                    first = _FIRST_COMMENT(
+                        comment_id, actor, body, public, channel, at, external_id, ticket_id, files
                     )
                 followers: frozenset[Actor] = frozenset()
                 if cc_ids:  # (without CCs, none: no actor to build)
@@ -214,18 +237,17 @@ class TicketCommands:
         workflow = self._config.workflow
 
         def decide(ticket: Ticket, now: datetime) -> Outcome:
-            comment = build(
-                Comment,
-                id=comment_id,
-                author=actor,
-                body=body,
-                public=public,
-                channel=channel or ticket.channel,
-                created_at=now,
-                external_id=external_id,
-                in_reply_to=in_reply_to,
-                ticket_id=ticket.id,
-                attachments=files,
+            comment = _COMMENT(
+                comment_id,
+                actor,
+                body,
+                public,
+                channel or ticket.channel,
+                now,
+                external_id,
+                in_reply_to,
+                ticket.id,
+                files,
             )
             return lifecycle.add_comment(ticket, comment, at=now, workflow=workflow, status=status)
 

@@ -14,6 +14,7 @@ from datetime import datetime
 
 import attrs
 
+from helpkit._records import builder
 from helpkit.errors import (
     InvalidTransitionError,
     MergeError,
@@ -38,7 +39,7 @@ from helpkit.events import (
     Unlinked,
 )
 from helpkit.fields import FieldValue
-from helpkit.fold import apply, conversation, replay
+from helpkit.fold import apply, apply_with_status, conversation, open_with_comment, replay
 from helpkit.observations import (
     record_failed,
     record_revived,
@@ -148,36 +149,82 @@ def open_ticket(
     follower_set = frozenset(followers)
     if any(f.kind is ActorKind.SYSTEM for f in follower_set):
         raise ValidationError("followers are agents or contacts")
-    status = workflow.default(StatusCategory.NEW)
-    if assignee_id is not None:
-        status = workflow.default(StatusCategory.OPEN)
-    draft = Draft(None, at, actor)
-    draft.emit(
-        TicketOpened,
+    # (A workflow has a status in every category: the one not taken could not have raised.)
+    status = workflow.default(StatusCategory.NEW if assignee_id is None else StatusCategory.OPEN)
+    opened = _OPENING(
         ticket_id,
-        number=number,
-        subject=_subject(subject),
-        requester_id=requester_id,
-        organization_id=organization_id,
-        status=status.name,
-        category=status.category,
-        impact=impact,
-        urgency=urgency,
-        priority=matrix.priority(impact, urgency),
-        channel=channel,
-        assignee_id=assignee_id,
-        group_id=group_id,
-        tags=frozenset(normalize_tag(t) for t in tags),
-        followers=follower_set,
-        custom_fields={k: v for k, v in (custom_fields or {}).items() if v is not None},
-        acknowledge=acknowledge,
+        1,
+        at,
+        actor,
+        number,
+        _subject(subject),
+        requester_id,
+        organization_id,
+        status.name,
+        status.category,
+        impact,
+        urgency,
+        matrix.priority(impact, urgency),
+        channel,
+        assignee_id,
+        group_id,
+        frozenset(normalize_tag(t) for t in tags),
+        follower_set,
+        {k: v for k, v in (custom_fields or {}).items() if v is not None},
+        acknowledge,
     )
+    if follow_up_of is None:
+        # The common cases, without a draft: with a first comment, the ticket opened with it
+        # in one build (what the draft's two folds make, see helpkit.fold.open_with_comment).
+        if first_comment is None:
+            return Outcome(apply(None, opened), (opened,), 0)
+        if first_comment.__class__ is Comment:
+            added = _COMMENT_ADDED(ticket_id, 2, at, actor, first_comment)
+            return Outcome(open_with_comment(opened, added), (opened, added), 0)
+    draft = Draft(None, at, actor)
+    draft.add(opened)
     if first_comment is not None:
         draft.emit(CommentAdded, ticket_id, comment=first_comment)
     if follow_up_of is not None:
         # The closed ticket stays read-only, so only the follow-up records the link.
         draft.emit(Linked, ticket_id, link=Link(LinkKind.FOLLOW_UP_OF, follow_up_of))
     return draft.outcome()
+
+
+_OPENING = builder(
+    TicketOpened,
+    (
+        "ticket_id",
+        "seq",
+        "at",
+        "actor",
+        "number",
+        "subject",
+        "requester_id",
+        "organization_id",
+        "status",
+        "category",
+        "impact",
+        "urgency",
+        "priority",
+        "channel",
+        "assignee_id",
+        "group_id",
+        "tags",
+        "followers",
+        "custom_fields",
+        "acknowledge",
+    ),
+)
+"""``build(TicketOpened, ...)`` of :func:`open_ticket`'s values, in this order."""
+_COMMENT_ADDED = builder(CommentAdded, ("ticket_id", "seq", "at", "actor", "comment"))
+"""``build(CommentAdded, ...)`` of :func:`open_ticket`'s first comment and of
+:func:`add_comment`'s, in this order."""
+_STATUS_CHANGED = builder(
+    StatusChanged,
+    ("ticket_id", "seq", "at", "actor", "old_status", "old_category", "status", "category"),
+)
+"""``build(StatusChanged, ...)`` of :func:`add_comment`'s status change, in this order."""
 
 
 def add_comment(
@@ -213,18 +260,23 @@ def add_comment(
     current = workflow.status(ticket.status)
     if target is not None and target.name != current.name:
         workflow.check_transition(current, target)
-    draft = Draft(ticket, at, author)
-    draft.emit(CommentAdded, ticket.id, comment=comment)
+    # What a draft emitting the comment, then the status change, makes (one copy of the
+    # ticket for both: helpkit.fold.apply_with_status).
+    seq = ticket.seq
+    added = _COMMENT_ADDED(ticket.id, seq + 1, at, author, comment)
     if target is not None and target.name != current.name:
-        draft.emit(
-            StatusChanged,
+        changed = _STATUS_CHANGED(
             ticket.id,
-            old_status=current.name,
-            old_category=current.category,
-            status=target.name,
-            category=target.category,
+            seq + 2,
+            at,
+            author,
+            current.name,
+            current.category,
+            target.name,
+            target.category,
         )
-    return draft.outcome()
+        return Outcome(apply_with_status(ticket, added, changed), (added, changed), seq, ticket)
+    return Outcome(apply(ticket, added), (added,), seq, ticket)
 
 
 def change_status(

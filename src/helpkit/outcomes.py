@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from helpkit._records import build
+from helpkit._records import build_from
 from helpkit.events import Event
 from helpkit.fold import apply
 from helpkit.tickets import Actor, Ticket
@@ -34,6 +34,10 @@ class Outcome:
         return bool(self.events)
 
 
+_DRAFTED = frozenset({"seq", "at", "actor"})
+"""The fields :meth:`Draft.emit` sets itself."""
+
+
 class Draft:
     """Accumulates events for one ticket, applying each as it is added."""
 
@@ -46,8 +50,26 @@ class Draft:
         self.events: list[Event] = []
 
     def emit(self, cls: type[Event], ticket_id: str, **fields: Any) -> None:
-        seq = (self.ticket.seq if self.ticket is not None else 0) + 1
-        event = build(cls, ticket_id=ticket_id, seq=seq, at=self.at, actor=self.actor, **fields)
+        if "seq" in fields or "at" in fields or "actor" in fields:
+            # What ``build(..., seq=seq, **fields)`` raises for a name given twice.
+            name = next(n for n in fields if n in _DRAFTED)
+            raise TypeError(
+                f"helpkit._records.build() got multiple values for keyword argument {name!r}"
+            )
+        ticket = self.ticket
+        # ``build(cls, ticket_id=..., seq=..., at=..., actor=..., **fields)``, on the keyword
+        # arguments' own dictionary (the order of the names does not change what is built).
+        fields["ticket_id"] = ticket_id
+        fields["seq"] = (ticket.seq if ticket is not None else 0) + 1
+        fields["at"] = self.at
+        fields["actor"] = self.actor
+        event = build_from(cls, fields)
+        self.ticket = apply(ticket, event)
+        self.events.append(event)
+
+    def add(self, event: Event) -> None:
+        """Add ``event``, built by the caller as :meth:`emit` builds one (its seq the next,
+        at this draft's instant, by its actor), applying it."""
         self.ticket = apply(self.ticket, event)
         self.events.append(event)
 

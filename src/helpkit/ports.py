@@ -29,7 +29,7 @@ from helpkit._checks import (
     optional_text,
     text,
 )
-from helpkit._records import SINCE_LATER, frozen_mapping, replace
+from helpkit._records import SINCE_LATER, frozen_mapping, replace, replacer
 from helpkit._time import optional_utc, to_utc
 from helpkit.errors import ValidationError
 from helpkit.events import Event, SlaBreached, SlaWarned, TicketOpened
@@ -143,18 +143,34 @@ class TicketChange:
         :func:`~helpkit.stores.memory.validate_change` accepts (its opening event then says
         its ticket's number), so a change that already carries ``number`` is returned as is.
         """
-        if self.ticket.number == number:
+        ticket = self.ticket
+        if ticket.number == number:
             return self
         return TicketChange(
-            replace(self.ticket, number=number),
+            _NUMBERED(ticket, number)
+            if ticket.__class__ is Ticket
+            else replace(ticket, number=number),
             tuple(
-                replace(e, number=number) if isinstance(e, TicketOpened) else e for e in self.events
+                (
+                    _NUMBERED_OPENING(e, number)
+                    if e.__class__ is TicketOpened
+                    else replace(e, number=number)
+                )
+                if isinstance(e, TicketOpened)
+                else e
+                for e in self.events
             ),
             self.expected_seq,
             self.receipt,
             self.routing,
             self.contacts,
         )
+
+
+_NUMBERED = replacer(Ticket, ("number",))
+"""``replace(ticket, number=...)`` of a :class:`~helpkit.tickets.Ticket`."""
+_NUMBERED_OPENING = replacer(TicketOpened, ("number",))
+"""``replace(event, number=...)`` of a :class:`~helpkit.events.TicketOpened`."""
 
 
 class Capability:
