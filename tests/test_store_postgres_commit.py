@@ -530,9 +530,9 @@ def test_a_version_9_schema_is_upgraded_to_version_10(
     v8 = (*params[:20], more_events_json(events), *params[-2:])
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        (found,) = _commit_change_arguments(conn, schema)
-        assert "p_events text" in found
-        kinds = [part.split()[-1] for part in found.split(", ")]
+        (v8_arguments,) = _commit_change_arguments(conn, schema)
+        assert "p_events text" in v8_arguments
+        kinds = [part.split()[-1] for part in v8_arguments.split(", ")]
         call = "SELECT commit_change({})".format(", ".join(f"%s::{k}" for k in kinds))
         assert conn.execute(call, v8).fetchone() == (1,)
     store = open_store(schema)  # upgrades it

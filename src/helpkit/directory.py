@@ -11,14 +11,14 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
-from typing import Any, Final, cast
+from typing import Any, Final
 
 import attrs
 
 from helpkit._checks import check_items, check_text
 from helpkit.errors import DuplicateError, NotFoundError, ValidationError
 from helpkit.people import Agent, Contact, Group, Organization, normalize_email
-from helpkit.ports import Capability, KeptParties, PartyReads, Store, missing_members
+from helpkit.ports import Capability, KeptParties, PartyReads, Store, capable
 from helpkit.tickets import Actor, ActorKind, Ticket
 
 __all__ = ["UNSET", "Directory", "Unset"]
@@ -64,16 +64,8 @@ class Directory:
         # staff actor, a group named) read it once, not at every command.
         self._agents_found: set[str] = set()
         self._groups_found: set[str] = set()
-        self._parties: PartyReads | None = None
-        if Capability.PARTY_READS in getattr(store, "capabilities", ()) and not missing_members(
-            store, PartyReads
-        ):
-            self._parties = cast(PartyReads, store)
-        self._kept: KeptParties | None = None
-        if Capability.KEPT_PARTIES in getattr(store, "capabilities", ()) and not missing_members(
-            store, KeptParties
-        ):
-            self._kept = cast(KeptParties, store)
+        self._parties = capable(store, Capability.PARTY_READS, PartyReads)
+        self._kept = capable(store, Capability.KEPT_PARTIES, KeptParties)
 
     # ------------------------------------------------------------ agents and groups
 

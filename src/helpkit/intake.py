@@ -69,7 +69,7 @@ from helpkit.ports import (
     ReceiptState,
     RequesterCounts,
     Store,
-    missing_members,
+    capable,
 )
 from helpkit.priority import Impact, Urgency
 from helpkit.queries import SortOrder, TicketQuery
@@ -247,18 +247,10 @@ class Receiver:
         self._inbox: Inbox | None = None
         # A store that finds agents by address: a message reads its sender's and CCs' agents,
         # not every agent of the desk.
-        self._agent_emails: AgentEmails | None = None
-        if Capability.AGENT_EMAILS in getattr(store, "capabilities", ()) and not missing_members(
-            store, AgentEmails
-        ):
-            self._agent_emails = cast(AgentEmails, store)
+        self._agent_emails = capable(store, Capability.AGENT_EMAILS, AgentEmails)
         # A store that counts a requester's recent tickets: the acknowledgement rate limit
         # decodes none of them.
-        self._recent_requests: RequesterCounts | None = None
-        if Capability.REQUESTER_COUNTS in getattr(
-            store, "capabilities", ()
-        ) and not missing_members(store, RequesterCounts):
-            self._recent_requests = cast(RequesterCounts, store)
+        self._recent_requests = capable(store, Capability.REQUESTER_COUNTS, RequesterCounts)
 
     # ------------------------------------------------------------ the inbox
 
@@ -267,15 +259,14 @@ class Receiver:
         if self._inbox is not None:
             return self._inbox
         store = self._store
-        if Capability.INBOX not in getattr(store, "capabilities", ()) or missing_members(
-            store, Inbox
-        ):
+        inbox = capable(store, Capability.INBOX, Inbox)
+        if inbox is None:
             raise ConfigError(
                 f"{type(store).__name__} keeps no inbox (Capability.INBOX): it cannot receive "
                 "messages"
             )
-        self._inbox = cast(Inbox, store)
-        return self._inbox
+        self._inbox = inbox
+        return inbox
 
     def outcome(self, receipt: Receipt, *, duplicate: bool) -> Intake:
         """The :class:`Intake` a receipt tells of."""

@@ -89,7 +89,7 @@ from helpkit.ports import (
     TimerRows,
     TimerStates,
     TimerUpdate,
-    missing_members,
+    capable,
 )
 from helpkit.router import Router
 from helpkit.scrubbers import Scrub, scrub_outcome
@@ -180,40 +180,16 @@ class Pipeline:
         self._attempts = attempts
         self._sleep = sleep
         self._turns = Turns()
-        self._states: TimerStates | None = None
-        if Capability.TIMER_STATE in getattr(store, "capabilities", ()) and not missing_members(
-            store, TimerStates
-        ):
-            self._states = cast(TimerStates, store)
-        self._rows: TimerRows | None = None
-        if Capability.TIMER_ROWS in getattr(store, "capabilities", ()) and not missing_members(
-            store, TimerRows
-        ):
-            self._rows = cast(TimerRows, store)
-        self._recent: RecentTickets | None = None
-        if Capability.RECENT_TICKETS in getattr(store, "capabilities", ()) and not missing_members(
-            store, RecentTickets
-        ):
-            self._recent = cast(RecentTickets, store)
-        self._settling: SettledCommits | None = None
-        if (
-            Capability.SETTLED_COMMIT in getattr(store, "capabilities", ())
-            and Capability.OUTBOX in getattr(store, "capabilities", ())
-            and not missing_members(store, SettledCommits)
-        ):
-            self._settling = cast(SettledCommits, store)
-        self._groups: GroupCommits | None = None
-        if Capability.GROUP_COMMIT in getattr(store, "capabilities", ()) and not missing_members(
-            store, GroupCommits
-        ):
-            self._groups = cast(GroupCommits, store)
+        self._states = capable(store, Capability.TIMER_STATE, TimerStates)
+        self._rows = capable(store, Capability.TIMER_ROWS, TimerRows)
+        self._recent = capable(store, Capability.RECENT_TICKETS, RecentTickets)
+        self._settling = capable(
+            store, Capability.SETTLED_COMMIT, SettledCommits, Capability.OUTBOX
+        )
+        self._groups = capable(store, Capability.GROUP_COMMIT, GroupCommits)
         # The publishing held back by this thread's group commit (group_commit), in order.
         self._grouped = threading.local()
-        self._reads: TicketReads | None = None
-        if Capability.TICKET_READS in getattr(store, "capabilities", ()) and not missing_members(
-            store, TicketReads
-        ):
-            self._reads = cast(TicketReads, store)
+        self._reads = capable(store, Capability.TICKET_READS, TicketReads)
 
     def timed_path(self) -> tuple[TimerRows, SlaTimer] | None:
         """The store's narrow timer rows and the SLA timer, when changes that only record

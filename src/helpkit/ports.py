@@ -11,10 +11,10 @@ from __future__ import annotations
 import enum
 import functools
 import inspect
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import UTC, datetime
-from typing import Final, Generic, Protocol, runtime_checkable
+from typing import Final, Generic, Protocol, TypeVar, cast, runtime_checkable
 
 import attrs
 
@@ -88,6 +88,7 @@ __all__ = [
     "TimerRows",
     "TimerStates",
     "TimerUpdate",
+    "capable",
     "implements",
     "missing_members",
 ]
@@ -1405,6 +1406,22 @@ def missing_members(obj: object, protocol: type) -> tuple[str, ...]:
         except Exception:
             continue
     return tuple(missing)
+
+
+_P = TypeVar("_P")
+
+
+def capable(store: object, capability: str, protocol: Callable[..., _P], *also: str) -> _P | None:
+    """``store`` as ``protocol`` (one of this module's) when it declares ``capability`` (and
+    every one of ``also``) and has every member of ``protocol`` (see :func:`missing_members`);
+    None otherwise. How helpkit's own modules take up a store's optional capabilities: a
+    declared capability whose methods are missing is not taken."""
+    declared = getattr(store, "capabilities", ())
+    if capability not in declared or any(other not in declared for other in also):
+        return None
+    if missing_members(store, cast(type, protocol)):
+        return None
+    return cast(_P, store)
 
 
 def implements(obj: object, protocol: type) -> bool:

@@ -20,7 +20,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping, Sequence
 from datetime import datetime
-from typing import Final, Protocol, cast
+from typing import Final, Protocol
 
 import attrs
 
@@ -31,7 +31,7 @@ from helpkit.errors import ConfigError, NotFoundError
 from helpkit.events import Assigned, TicketOpened
 from helpkit.outcomes import Outcome
 from helpkit.people import Contact, Organization
-from helpkit.ports import Capability, Routing, RoutingState, Store, missing_members
+from helpkit.ports import Capability, Routing, RoutingState, Store, capable
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.routing import (
     DEFAULT_LOAD,
@@ -82,16 +82,12 @@ class Router:
         self._lookups = lookups
         self._policies = config.routing
         self._store = store
-        self._routing: Routing | None = None
         self._tests: dict[str, Callable[[Subject], bool]] = {
             group_id: policy.when.compiled()
             for group_id, policy in self._policies.groups.items()
             if policy.when != ALWAYS
         }
-        if Capability.ROUTING in getattr(store, "capabilities", ()) and not missing_members(
-            store, Routing
-        ):
-            self._routing = cast(Routing, store)
+        self._routing = capable(store, Capability.ROUTING, Routing)
         if self._policies and self._routing is None:
             raise ConfigError(
                 f"routing is configured but {type(store).__name__} keeps no routing state "

@@ -30,7 +30,7 @@ import secrets
 import socket
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Final, cast
+from typing import Final
 
 import attrs
 
@@ -42,7 +42,7 @@ from helpkit.escalation import Action, EscalationKind, EscalationRules, escalati
 from helpkit.events import Event, SlaBreached
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
-from helpkit.ports import Capability, DueClaims, DueTimer, Store, TimerRows, missing_members
+from helpkit.ports import Capability, DueClaims, DueTimer, Store, TimerRows, capable
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.satisfaction_offers import SatisfactionOffers
 from helpkit.service_levels import ServiceLevels
@@ -113,11 +113,7 @@ class Sweeper:
         self._levels = levels
         self._sla = sla
         self._config = config
-        self._claims: DueClaims | None = None
-        if Capability.DUE_CLAIMS in getattr(store, "capabilities", ()) and not missing_members(
-            store, DueClaims
-        ):
-            self._claims = cast(DueClaims, store)
+        self._claims = capable(store, Capability.DUE_CLAIMS, DueClaims)
         self.owner = f"sweep:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         """The name this sweeper claims due tickets under (stores with due claims)."""
         self.lease = LEASE
