@@ -495,9 +495,9 @@ def test_a_unique_key_of_tickets_refuses_as_the_reference_store(
 def test_a_version_9_schema_is_upgraded_to_version_10(
     open_store: Callable[..., Any], postgres_database: str
 ) -> None:
-    """A schema at version 9 (commit_change of version 8, foreign keys of events and
-    ticket_tags on tickets) is upgraded when opened: version 10's function replaces version
-    8's, the foreign keys are gone, and what was written stays and goes on."""
+    """A schema at version 9 (commit_change of version 8) is upgraded when opened: version
+    10's function replaces version 8's, the foreign keys stay, and what was written stays
+    and goes on."""
     import psycopg
     from psycopg import sql
 
@@ -536,7 +536,7 @@ def test_a_version_9_schema_is_upgraded_to_version_10(
         call = "SELECT commit_change({})".format(", ".join(f"%s::{k}" for k in kinds))
         assert conn.execute(call, v8).fetchone() == (1,)
     store = open_store(schema)  # upgrades it
-    assert foreign_keys() == ["contact_emails", "organization_domains"]
+    assert foreign_keys() == ["contact_emails", "events", "organization_domains", "ticket_tags"]
     with psycopg.connect(postgres_database, autocommit=True) as conn:
         found = _commit_change_arguments(conn, schema)
     assert len(found) == 1 and "p_type1 text" in found[0] and "p_more_events text" in found[0]

@@ -360,16 +360,10 @@ _V10: Final[Migration] = (
     # postgres.commit: no JSON text of the events to escape and parse on a commit of up to
     # EVENT_SLOTS events), and a create inserts its ticket without ON CONFLICT (the primary
     # key refuses an id stored already). Version 8's function is dropped, the new one created.
+    # (The foreign keys of events and ticket_tags on tickets stay, as in the SQLite store:
+    # the database holds its own references, whoever writes to it.)
     drop_ddl(8),
     function_ddl(_FEED_LOCK_CLASS, 10),
-    # The foreign keys of events and ticket_tags on tickets go: each checked every row
-    # written (a lookup and a row lock per event) for what the commits hold by themselves.
-    # Every writer of these rows writes or checks its ticket's row first in the same
-    # transaction (the commit's insert or its update at the expected seq, which holds the
-    # row until the commit), and purge_tickets deletes a ticket with its rows under the feed
-    # lock, which each commit takes before its events. As in timer_states and outbox.
-    "ALTER TABLE events DROP CONSTRAINT IF EXISTS events_ticket_id_fkey",
-    "ALTER TABLE ticket_tags DROP CONSTRAINT IF EXISTS ticket_tags_ticket_id_fkey",
 )
 
 MIGRATIONS: Final[tuple[Migration, ...]] = (
