@@ -1,8 +1,8 @@
 """A commit of one ticket change in one statement: the ``commit_change`` function's call.
 
 Most commits carry one change (a command of the pipeline changes one ticket). The store sends
-such a commit as one call of the schema's ``commit_change`` function (schema version 8's, see
-:func:`function_ddl`), in autocommit mode: the statement is its own transaction, so
+such a commit as one call of the schema's ``commit_change`` function (schema version 10's,
+see :func:`function_ddl`), in autocommit mode: the statement is its own transaction, so
 the commit is one round trip to the server, whose reply comes once the commit is durable (at
 the connection's ``synchronous_commit``). The function does what the store's batch path does,
 in the same order and under the same locks:
@@ -18,13 +18,18 @@ in the same order and under the same locks:
    held the lock before), and the tenant's channel is notified.
 
 A refusal raises a PostgreSQL error with one of helpkit's SQLSTATEs (``HK001`` stale seq,
-``HK002`` a ticket number another ticket has, ``HK003`` a number that cannot change): the
+``HK002`` a ticket number another ticket has, ``HK003`` a number that cannot change), or, for
+a new ticket (inserted without ``ON CONFLICT`` since schema version 10), PostgreSQL's
+unique_violation on ``tickets_pkey`` (the id is stored: stale) or ``tickets_number_key``: the
 statement's transaction rolls back, and :func:`refusal` turns it into the error the reference
-store raises. Values are sent as parameters of a prepared statement, every one a scalar: the
-events as one JSON text (:func:`events_json`) and the tag list as another, which the function
-turns into rows with one parse each (``json_to_recordset``). (Schema version 6's function took
-each event column as an array; encoding five arrays cost the client more than the whole JSON
-text, and the server about the same.)
+store raises (reading what is in the way, for the latter two). Values are sent as parameters
+of a prepared statement, every one a scalar: since schema version 10 each event's columns are
+parameters of their own, in :data:`EVENT_SLOTS` slots (:func:`event_parameters`; the events of
+a change of more go as one JSON text, :func:`more_events_json`), so no text is escaped on the
+client nor parsed on the server; the tag list is one JSON text (``json_array_elements_text``).
+(Schema version 8's function took all the events as one JSON text, which the server parsed
+twice and whose bodies the client escaped; version 6's took each event column as an array,
+whose encoding cost the client more than the whole JSON text.)
 
 The ticket number of a ticket the store numbers is also in its JSON state and opening event:
 the client sends that text cut in two around the number's value (:func:`split_at_number`), and
@@ -121,7 +126,7 @@ _V8_PARAMETERS: Final = (
 EVENT_SLOTS: Final = 4
 """How many events schema version 10's ``commit_change`` takes as parameters of their own
 (five each: type, at_us, actor, body, tail); a change of more sends the rest as one JSON text
-(``p_more_events``, :func:`more_events_json`). helpkit's commands make one to three events."""
+(``p_more_events``, :func:`more_events_json`). Most of helpkit's commands make one to three."""
 
 _EVENT_FIELDS: Final = (
     ("type", "text"),
