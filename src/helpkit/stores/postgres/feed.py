@@ -46,7 +46,7 @@ from helpkit.stores.contract import (
 )
 from helpkit.stores.sqlite.encoding import _decoded, _micros
 
-__all__ = ["CLAIM_DUE", "LAST_POSITION", "FeedAndOutbox"]
+__all__ = ["CLAIM_DUE", "LAST_POSITION", "SETTLE", "FeedAndOutbox", "settle_parameters"]
 
 LAST_POSITION: Final = "SELECT coalesce(max(position), 0) FROM events"
 """The highest position committed (0 for none): one step down the ``events_position`` index."""
@@ -60,6 +60,21 @@ CLAIM_DUE: Final = (
 )
 """The due, unheld pending deliveries, oldest first (parameters: now, now, limit), locked for
 the claiming transaction; those another relay's claim has locked right now are skipped."""
+
+SETTLE: Final = (
+    "UPDATE outbox SET state = %s, next_attempt_us = %s, "
+    "claimed_until_us = NULL, claimed_by = NULL, updated_us = %s, body = %s "
+    "WHERE id = %s AND claimed_by = %s AND state = 'pending'"
+)
+"""Store one result of a delivery the owner still holds, and release it (parameters:
+:func:`settle_parameters`); a delivery the owner no longer holds is left as it is."""
+
+
+def settle_parameters(result: Delivery, owner: str) -> tuple[object, ...]:
+    """The parameters of :data:`SETTLE` for ``result`` (a checked delivery) of ``owner``."""
+    row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
+    return (row[2], row[3], row[6], row[7], row[0], owner)
+
 
 _SAVE_CURSOR: Final = (
     "INSERT INTO cursors (name, position) VALUES (%s, %s) "
@@ -279,13 +294,7 @@ class FeedAndOutbox:
         stored = 0
         with self._transaction() as cur:
             for result in valid:
-                row = _encode_delivery(replace(result, claimed_by=None, claimed_until=None))
-                stored += cur.execute(
-                    "UPDATE outbox SET state = %s, next_attempt_us = %s, "
-                    "claimed_until_us = NULL, claimed_by = NULL, updated_us = %s, body = %s "
-                    "WHERE id = %s AND claimed_by = %s AND state = 'pending'",
-                    (row[2], row[3], row[6], row[7], row[0], owner),
-                ).rowcount
+                stored += cur.execute(SETTLE, settle_parameters(result, owner)).rowcount
         return stored
 
     def delivery(self, delivery_id: str) -> Delivery:

@@ -29,12 +29,14 @@ from datetime import datetime
 from functools import partial
 from typing import Any, Final, cast
 
+import attrs
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import conninfo_to_dict
 from psycopg.pq import ConnStatus
 from psycopg_pool import ConnectionPool
 
+from helpkit._checks import check_text
 from helpkit.errors import (
     ConflictError,
     DuplicateError,
@@ -52,11 +54,12 @@ from helpkit.people import (
     normalize_email,
     normalize_name,
 )
-from helpkit.ports import Capability, TicketChange
+from helpkit.ports import Capability, Delivery, TicketChange
 from helpkit.queries import Page, TicketQuery
 from helpkit.stores.contract import (
     asked_addresses,
     asked_ids,
+    check_delivery,
     check_limit,
     check_record,
     check_version,
@@ -78,7 +81,7 @@ from helpkit.stores.postgres.commit import (
     takes_one_statement,
 )
 from helpkit.stores.postgres.errors import translated
-from helpkit.stores.postgres.feed import FeedAndOutbox
+from helpkit.stores.postgres.feed import SETTLE, FeedAndOutbox, settle_parameters
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
 from helpkit.stores.postgres.knowledge import KnowledgeMixin
 from helpkit.stores.postgres.parties import (
@@ -247,6 +250,40 @@ _CALLS: Final = {
 }
 
 
+def _planned(
+    changes: Sequence[TicketChange], states: Sequence[str | None]
+) -> tuple[list[_Prepared], list[tuple[str, str]]]:
+    """The changes of helpkit's pipeline prepared for the batch path (their values not
+    checked again), and the timer states to keep (ticket id, state); ValidationError for a
+    state PostgreSQL text cannot hold."""
+    prepared = [_Prepared(change, checked=True) for change in changes]
+    kept = [
+        (item.change.ticket.id, state)
+        for item, state in zip(prepared, states, strict=True)
+        if state is not None and item.change.events and item.invalid is None
+    ]
+    for _, state in kept:
+        # PostgreSQL text is UTF-8 without NUL: refuse what it cannot hold here, not inside
+        # the transaction.
+        try:
+            state.encode("utf-8")
+        except UnicodeEncodeError as exc:
+            raise ValidationError(f"a timer state cannot be stored: {exc}") from None
+        if "\x00" in state:
+            raise ValidationError("a timer state cannot be stored: it holds a NUL character")
+    return prepared, kept
+
+
+@attrs.define
+class _Settlement:
+    """The relay's results a commit settles (:meth:`PostgresStore.commit_settled`), and how
+    many it stored once committed."""
+
+    results: list[Delivery]
+    owner: str
+    stored: int = 0
+
+
 def _read_one(conn: psycopg.Connection[Any], query: str, value: Any) -> Any:
     """The first column of the first row ``query`` (of one parameter, ``value``) reads on
     ``conn`` (autocommit), or None."""
@@ -349,6 +386,7 @@ class PostgresStore(
             Capability.MULTIPROCESS,
             Capability.CHANGE_FEED,
             Capability.OUTBOX,
+            Capability.SETTLED_COMMIT,
             Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
@@ -531,31 +569,44 @@ class PostgresStore(
                     written = [changes[0].with_number(number)]
                     self._cache_written(written)
                     return written
-        prepared = [_Prepared(change, checked=True) for change in changes]
-        kept = [
-            (item.change.ticket.id, state)
-            for item, state in zip(prepared, states, strict=True)
-            if state is not None and item.change.events and item.invalid is None
-        ]
-        for _, state in kept:
-            # PostgreSQL text is UTF-8 without NUL: refuse what it cannot hold here, not
-            # inside the transaction.
-            try:
-                state.encode("utf-8")
-            except UnicodeEncodeError as exc:
-                raise ValidationError(f"a timer state cannot be stored: {exc}") from None
-            if "\x00" in state:
-                raise ValidationError("a timer state cannot be stored: it holds a NUL character")
-        return self._commit(prepared, kept)
+        return self._commit(*_planned(changes, states))
+
+    def commit_settled(
+        self,
+        changes: Sequence[TicketChange],
+        states: Sequence[str | None] | None,
+        results: Sequence[Delivery],
+        *,
+        owner: str,
+    ) -> tuple[list[TicketChange], int]:
+        """:meth:`commit_planned` (:meth:`commit` without ``states``) and :meth:`settle` of
+        the relay's results in one transaction (see :class:`helpkit.ports.SettledCommits`):
+        the changes as written and how many results were stored. The results are settled in
+        the commit's transaction after its seq checks, before the feed lock: a refused
+        commit stores none of them."""
+        check_text(owner, "owner")
+        valid = [check_delivery(d, checked=True) for d in results]
+        if not changes:
+            return [], self.settle(valid, owner=owner, checked=True)
+        kept: list[tuple[str, str]] = []
+        if states is None:
+            prepared = [_Prepared(change) for change in changes]
+        else:
+            prepared, kept = _planned(changes, states)
+        settlement = _Settlement(valid, owner)
+        return self._commit(prepared, kept, settlement), settlement.stored
 
     def _commit(
-        self, prepared: list[_Prepared], states: Sequence[tuple[str, str]]
+        self,
+        prepared: list[_Prepared],
+        states: Sequence[tuple[str, str]],
+        settlement: _Settlement | None = None,
     ) -> list[TicketChange]:
         guard = self._take_guard()
         if not prepared:
             with self._reading():
                 return []
-        if len(prepared) == 1 and takes_one_statement(prepared[0]):
+        if settlement is None and len(prepared) == 1 and takes_one_statement(prepared[0]):
             item = prepared[0]
             params = call_parameters(item, states[0][1] if states else None, self._channel)
             number = self._commit_one(params, item.change, guard)
@@ -593,6 +644,14 @@ class PostgresStore(
             if moved:
                 # Likewise: a group whose version moved since it was read rolls back all.
                 write_routing(conn, moved)
+            settled = []
+            if settlement is not None:
+                # Likewise: the relay's results, stored exactly when the changes are (a
+                # result of a delivery the owner no longer holds updates no row).
+                settled = [
+                    conn.execute(SETTLE, settle_parameters(result, settlement.owner))
+                    for result in settlement.results
+                ]
             if still is not None:
                 # Read before the feed lock is taken (it is held for as short as possible).
                 row = still.fetchone()
@@ -603,6 +662,9 @@ class PostgresStore(
                 conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
                 # Delivered to the listeners when (and only if) this transaction commits.
                 conn.execute(NOTIFY, (self._channel,))
+        if settlement is not None:
+            # Read once the pipeline has given every result (the block has ended).
+            settlement.stored = sum(max(cursor.rowcount, 0) for cursor in settled)
         written = [
             item.change.with_number(number) for item, number in zip(prepared, numbers, strict=True)
         ]
