@@ -407,6 +407,14 @@ def test_an_idle_relay_is_woken_by_the_notification_of_a_commit(
     assert not relay.is_alive()
     assert [m.body for m in channel.messages] == ["Fixed?"]
     assert store.wakeups >= 1  # the wait ended on the notification, not on a poll
+    # Recorded in the ticket's trail and settled in the outbox, in one transaction
+    # (Capability.SETTLED_COMMIT).
+    from helpkit.ports import Capability, DeliveryState
+
+    assert Capability.SETTLED_COMMIT in store.capabilities
+    (sent,) = store.deliveries(ticket_id=ticket.id)
+    assert (sent.state, sent.attempts, sent.claimed_by) == (DeliveryState.SENT, 1, None)
+    assert [e.TYPE for e in store.events(ticket.id)][-1] == "message_sent"
 
 
 def test_a_wait_returns_at_once_for_a_commit_already_there_and_times_out_without(
