@@ -9,7 +9,9 @@ building their comments from keyword arguments (``TicketCommands.open_ticket`` a
 ``Timers.plan``.
 
 Only the names the code uses are imported; helpers it calls that did not change (the fold's
-``_pinned``, ``_wrote``... and lifecycle's checks) are the library's own.
+``_pinned``... and lifecycle's checks) are the library's own. The fold's ``_wrote`` is kept
+here too: the library's now shares its rule of who counts as a writer with the fast opening
+(``fold._writer_keys``), which the reference must not share.
 """
 
 from __future__ import annotations
@@ -44,7 +46,7 @@ from helpkit.events import (
     Unlinked,
 )
 from helpkit.fields import FieldValue
-from helpkit.fold import _assigned_at, _pinned, _unassigned_at, _wrote
+from helpkit.fold import _assigned_at, _pinned, _unassigned_at
 from helpkit.lifecycle import _subject, _writable, normalize_tag
 from helpkit.outcomes import Draft, Outcome
 from helpkit.people import Agent, Contact
@@ -186,6 +188,29 @@ def apply(state: Ticket | None, event: Event) -> Ticket:
         common["satisfaction"] = event.rating
     # SLA warnings and breaches (and event types added by plugins) only bump seq/updated_at.
     return replace(state, **common)
+
+
+def _wrote(state: Ticket, comment: Comment, when: datetime, common: dict[str, Any]) -> None:
+    """Record in ``common`` what ``comment``, counted at ``when``, does to the requester's,
+    agents' and assignee's last-update instants: only a public comment by the requester or by
+    an agent counts (the assignee's: by the ticket's current assignee), and the instants never
+    go back."""
+    if not comment.public:
+        return
+    author = comment.author
+    if author.kind is ActorKind.CONTACT and author.id == state.requester_id:
+        keys: tuple[str, ...] = ("requester_updated_at",)
+    elif author.kind is ActorKind.AGENT:
+        if author.id == state.assignee_id:
+            keys = ("agent_updated_at", "assignee_updated_at")
+        else:
+            keys = ("agent_updated_at",)
+    else:
+        return
+    for key in keys:
+        latest = common.get(key, getattr(state, key))
+        if latest is None or when > latest:
+            common[key] = when
 
 
 def open_ticket(

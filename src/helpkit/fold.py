@@ -151,15 +151,7 @@ def _changes(state: Ticket | None, event: Event) -> tuple[Ticket, dict[str, Any]
         if event.external_id is not None and event.kind != WEBHOOK:
             common["last_message_id"] = event.external_id
     elif isinstance(event, StatusChanged):
-        common["status"] = event.status
-        common["category"] = event.category
-        common["status_at"] = event.at
-        if event.category is StatusCategory.SOLVED:
-            common["solved_at"] = event.at
-        elif event.category is StatusCategory.CLOSED:
-            common["closed_at"] = event.at
-        else:
-            common["solved_at"] = None
+        _status_set(common, event.status, event.category, event.at)
     elif isinstance(event, Assigned | Escalated):
         common["assignee_id"] = event.assignee_id
         common["group_id"] = event.group_id
@@ -223,11 +215,19 @@ def apply_with_status(state: Ticket, added: CommentAdded, changed: StatusChanged
     base, common = _changes(state, added)
     if changed.ticket_id != base.id or changed.seq != common["seq"] + 1:
         return apply(replace_from(base, common), changed)
-    at = changed.at
     common["seq"] = changed.seq
-    common["updated_at"] = max(common["updated_at"], at)
-    category = changed.category
-    common["status"] = changed.status
+    common["updated_at"] = max(common["updated_at"], changed.at)
+    _status_set(common, changed.status, changed.category, changed.at)
+    return replace_from(base, common)
+
+
+def _status_set(
+    common: dict[str, Any], status: str, category: StatusCategory, at: datetime
+) -> None:
+    """Record in ``common`` what a change to ``status`` (of ``category``) at ``at`` sets: the
+    status, its category and instant, and the solved or closed instant (a status neither
+    solved nor closed clears the solved one)."""
+    common["status"] = status
     common["category"] = category
     common["status_at"] = at
     if category is StatusCategory.SOLVED:
@@ -236,7 +236,6 @@ def apply_with_status(state: Ticket, added: CommentAdded, changed: StatusChanged
         common["closed_at"] = at
     else:
         common["solved_at"] = None
-    return replace_from(base, common)
 
 
 def open_with_comment(opened: TicketOpened, added: CommentAdded) -> Ticket:
@@ -263,18 +262,12 @@ def open_with_comment(opened: TicketOpened, added: CommentAdded) -> Ticket:
     when = added.at
     assignee_id = opened.assignee_id
     public = comment.public
-    requester_updated: datetime = at
-    agent_updated: datetime | None = None
-    assignee_updated: datetime | None = None
-    if public:
-        author = comment.author
-        if author.kind is ActorKind.CONTACT and author.id == opened.requester_id:
-            if when > at:
-                requester_updated = when
-        elif author.kind is ActorKind.AGENT:
-            agent_updated = when
-            if author.id == assignee_id:
-                assignee_updated = when
+    # _wrote's instants on a ticket just opened: the requester's at the opening, the agents'
+    # and the assignee's unset.
+    keys = _writer_keys(comment, opened.requester_id, assignee_id)
+    requester_updated = when if "requester_updated_at" in keys and when > at else at
+    agent_updated = when if "agent_updated_at" in keys else None
+    assignee_updated = when if "assignee_updated_at" in keys else None
     return _OPENED_WITH_COMMENT(
         opened.ticket_id,
         opened.number,
@@ -346,22 +339,26 @@ def _wrote(state: Ticket, comment: Comment, when: datetime, common: dict[str, An
     agents' and assignee's last-update instants: only a public comment by the requester or by
     an agent counts (the assignee's: by the ticket's current assignee), and the instants never
     go back."""
-    if not comment.public:
-        return
-    author = comment.author
-    if author.kind is ActorKind.CONTACT and author.id == state.requester_id:
-        keys: tuple[str, ...] = ("requester_updated_at",)
-    elif author.kind is ActorKind.AGENT:
-        if author.id == state.assignee_id:
-            keys = ("agent_updated_at", "assignee_updated_at")
-        else:
-            keys = ("agent_updated_at",)
-    else:
-        return
-    for key in keys:
+    for key in _writer_keys(comment, state.requester_id, state.assignee_id):
         latest = common.get(key, getattr(state, key))
         if latest is None or when > latest:
             common[key] = when
+
+
+def _writer_keys(comment: Comment, requester_id: str, assignee_id: str | None) -> tuple[str, ...]:
+    """The last-update instants ``comment`` counts for on a ticket of that requester and
+    assignee: only a public comment by the requester or by an agent counts (the assignee's
+    instant: by the assignee)."""
+    if not comment.public:
+        return ()
+    author = comment.author
+    if author.kind is ActorKind.CONTACT and author.id == requester_id:
+        return ("requester_updated_at",)
+    if author.kind is ActorKind.AGENT:
+        if author.id == assignee_id:
+            return ("agent_updated_at", "assignee_updated_at")
+        return ("agent_updated_at",)
+    return ()
 
 
 def replay(events: Iterable[Event]) -> Ticket:
