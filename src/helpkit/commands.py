@@ -42,21 +42,6 @@ __all__ = ["TicketCommands"]
 
 OneTicket = Callable[[Ticket, datetime], Outcome]
 
-_FIRST_COMMENT = builder(
-    Comment,
-    (
-        "id",
-        "author",
-        "body",
-        "public",
-        "channel",
-        "created_at",
-        "external_id",
-        "ticket_id",
-        "attachments",
-    ),
-)
-"""``build(Comment, ...)`` of an opening's first comment, its values in this order."""
 _COMMENT = builder(
     Comment,
     (
@@ -72,7 +57,8 @@ _COMMENT = builder(
         "attachments",
     ),
 )
-"""``build(Comment, ...)`` of :meth:`TicketCommands.comment`'s comment, in this order."""
+"""``build(Comment, ...)`` of a command's comment (an opening's first comment, in reply to
+nothing, and :meth:`TicketCommands.comment`'s), its values in this order."""
 
 
 def _attachments(value: Sequence[Attachment]) -> tuple[Attachment, ...]:
@@ -162,8 +148,17 @@ class TicketCommands:
             def decide(_: Sequence[Ticket], at: datetime) -> list[Outcome]:
                 first = None
                 if body is not None:
-                    first = _FIRST_COMMENT(
-                        comment_id, actor, body, public, channel, at, external_id, ticket_id, files
+                    first = _COMMENT(
+                        comment_id,
+                        actor,
+                        body,
+                        public,
+                        channel,
+                        at,
+                        external_id,
+                        None,
+                        ticket_id,
+                        files,
                     )
                 followers: frozenset[Actor] = frozenset()
                 if cc_ids:  # (without CCs, none: no actor to build)
