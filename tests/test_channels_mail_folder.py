@@ -61,6 +61,43 @@ def maildir(folder: Path, messages: list[bytes], *, read: int = 0) -> list[str]:
     return keys
 
 
+@settings(max_examples=50, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    instants=st.lists(
+        st.tuples(
+            # A few seconds, so that most files share one (ordered by their microseconds).
+            st.integers(min_value=1_765_000_000, max_value=1_765_000_002),
+            st.integers(min_value=0, max_value=999_999),
+        ),
+        min_size=1,
+        max_size=8,
+        unique=True,
+    ),
+    read=st.sets(st.integers(min_value=0, max_value=7)),
+)
+def test_maildir_files_are_read_in_delivery_order_whatever_their_microseconds(
+    tmp_path_factory: pytest.TempPathFactory,
+    instants: list[tuple[int, int]],
+    read: set[int],
+) -> None:
+    """Property: files named as Python's ``mailbox`` (and Dovecot) name them, the delivery
+    time's microseconds not padded (``M99999`` sorts after ``M100000`` by name), are read in
+    the order they were delivered, from ``new/`` and ``cur/`` alike."""
+    folder = tmp_path_factory.mktemp("order") / "Maildir"
+    mailbox.Maildir(folder, create=True)
+    for index, (seconds, micros) in enumerate(instants):
+        sub = "cur" if index in read else "new"
+        name = f"{seconds}.M{micros}P{100 + index}Q{index}.host"
+        (folder / sub / (name + (":2,S" if sub == "cur" else ""))).write_bytes(email(index))
+    found = [_instant(f.name) for f in message_files(folder)]
+    assert found == sorted(instants)
+
+
+def _instant(name: str) -> tuple[int, int]:
+    seconds, _, rest = name.partition(".M")
+    return int(seconds), int(rest.partition("P")[0])
+
+
 def desk_at(tmp_path: Path) -> Helpdesk:
     return Helpdesk(f"sqlite:///{tmp_path / 'desk.db'}", clock=FrozenClock(NOW), entry_points=False)
 

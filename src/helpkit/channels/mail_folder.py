@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import threading
 from collections.abc import Callable
 from contextlib import AbstractContextManager
@@ -92,15 +93,32 @@ def _visible_files(folder: Path) -> list[Path]:
 
 def message_files(folder: str | os.PathLike[str]) -> list[Path]:
     """The message files :func:`import_folder` reads in ``folder``, in the order it reads
-    them: a Maildir's ``new/`` and ``cur/`` files by name (their delivery time), else the
-    ``.eml`` files (any case) by name."""
+    them: a Maildir's ``new/`` and ``cur/`` files by their delivery time (see
+    :func:`_delivered_at`), else the ``.eml`` files (any case) by name."""
     path = _folder(folder)
     if is_maildir(path):
         files = _visible_files(path / "new") + _visible_files(path / "cur")
-        return sorted(files, key=lambda f: (f.name, f.parent.name))
+        return sorted(files, key=lambda f: (*_delivered_at(f.name), f.name, f.parent.name))
     return sorted(
         (f for f in _visible_files(path) if f.suffix.lower() == ".eml"), key=lambda f: f.name
     )
+
+
+_MAILDIR_TIME: Final = re.compile(r"(\d+)(?:\.M(\d+))?")
+
+
+def _delivered_at(name: str) -> tuple[int, int]:
+    """When the Maildir file ``name`` was delivered, as its name says: (seconds, microseconds).
+
+    A Maildir name begins with the delivery time in whole seconds, then a dot and a part
+    unique within that second, which many writers (Python's ``mailbox``, Dovecot, Courier)
+    begin with ``M`` and the microseconds, not padded to six digits: ``M99999`` comes after
+    ``M100000`` by name, though delivered first. A name that does not begin with the seconds
+    counts as delivered at 0; one without ``M`` microseconds, at 0 microseconds."""
+    found = _MAILDIR_TIME.match(name)
+    if found is None:
+        return (0, 0)
+    return (int(found[1]), int(found[2] or 0))
 
 
 def _folder(folder: object) -> Path:
