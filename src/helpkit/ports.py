@@ -147,24 +147,23 @@ class TicketChange:
         ticket = self.ticket
         if ticket.number == number:
             return self
-        return TicketChange(
+        events = [
+            (
+                _NUMBERED_OPENING(e, number)
+                if e.__class__ is TicketOpened
+                else replace(e, number=number)
+            )
+            if isinstance(e, TicketOpened)
+            else e
+            for e in self.events
+        ]
+        # A TicketChange of this one's other fields (of one of a subclass too, as before).
+        return _NUMBERED_CHANGE(
+            self,
             _NUMBERED(ticket, number)
             if ticket.__class__ is Ticket
             else replace(ticket, number=number),
-            tuple(
-                (
-                    _NUMBERED_OPENING(e, number)
-                    if e.__class__ is TicketOpened
-                    else replace(e, number=number)
-                )
-                if isinstance(e, TicketOpened)
-                else e
-                for e in self.events
-            ),
-            self.expected_seq,
-            self.receipt,
-            self.routing,
-            self.contacts,
+            tuple(events),
         )
 
 
@@ -172,6 +171,10 @@ _NUMBERED = replacer(Ticket, ("number",))
 """``replace(ticket, number=...)`` of a :class:`~helpkit.tickets.Ticket`."""
 _NUMBERED_OPENING = replacer(TicketOpened, ("number",))
 """``replace(event, number=...)`` of a :class:`~helpkit.events.TicketOpened`."""
+_NUMBERED_CHANGE = replacer(TicketChange, ("ticket", "events"))
+"""``TicketChange(ticket, events, change.expected_seq, change.receipt, change.routing,
+change.contacts)`` of a change (a TicketChange, whatever the change's class): its fields
+copied, without ``__init__``."""
 
 
 class Capability:

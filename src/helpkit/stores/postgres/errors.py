@@ -32,7 +32,7 @@ from helpkit.errors import (
     ValidationError,
 )
 
-__all__ = ["translate", "translated"]
+__all__ = ["TRANSLATED", "translate", "translated"]
 
 # Unique keys whose violation means "another transaction got there first".
 _RACES: Final = {
@@ -97,5 +97,9 @@ def translated(where: str) -> Iterator[None]:
     """Turn psycopg errors raised in the block into helpkit's (see :func:`translate`)."""
     try:
         yield
-    except (psycopg.Error, PoolTimeout, PoolClosed) as exc:
+    except TRANSLATED as exc:
         raise translate(exc, where) from exc
+
+
+TRANSLATED: Final = (psycopg.Error, PoolTimeout, PoolClosed)
+"""The errors :func:`translated` turns into helpkit's."""

@@ -24,8 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from typing import Any, Final
 
 from helpkit.errors import ConflictError
@@ -125,15 +124,10 @@ class KeptPartiesMixin:
             self._kept_agents.move_to_end(agent_id)
         return agent[0]
 
-    @contextmanager
-    def guard_agent(self, agent: Agent) -> Iterator[None]:
+    def guard_agent(self, agent: Agent) -> AbstractContextManager[None]:
         """The first commit of this thread in the block writes only if ``agent`` is stored as
         kept (ConflictError, nothing written, otherwise)."""
-        self._guards.guard = (agent.id, self._stored_text(agent), None, None)
-        try:
-            yield
-        finally:
-            self._guards.guard = None
+        return _Guarded(self, agent, None)
 
     def _stored_text(self, agent: Agent) -> str:
         """The text stored with the very value ``agent``; a value kept no more (or replaced
@@ -143,23 +137,20 @@ class KeptPartiesMixin:
             kept = self._kept_agents.get(agent.id)
         return kept[1] if kept is not None and kept[0] is agent else _dumps(_encode_agent(agent))
 
-    @contextmanager
-    def guard_parties(self, agent: Agent, contact: Contact) -> Iterator[None]:
-        """The first commit of this thread in the block writes only if ``agent`` and
-        ``contact`` are stored as kept (ConflictError, nothing written, otherwise)."""
-        agent_text = self._stored_text(agent)
+    def _contact_text(self, contact: Contact) -> str:
+        """:meth:`_stored_text` of a contact."""
         with self._parties_lock:
             kept_contact = self._kept_contacts.get(contact.id)
-        contact_text = (
+        return (
             kept_contact[1]
             if kept_contact is not None and kept_contact[0] is contact
             else _dumps(_encode_contact(contact))
         )
-        self._guards.guard = (agent.id, agent_text, contact.id, contact_text)
-        try:
-            yield
-        finally:
-            self._guards.guard = None
+
+    def guard_parties(self, agent: Agent, contact: Contact) -> AbstractContextManager[None]:
+        """The first commit of this thread in the block writes only if ``agent`` and
+        ``contact`` are stored as kept (ConflictError, nothing written, otherwise)."""
+        return _Guarded(self, agent, contact)
 
     def _take_guard(self) -> Guard | None:
         """The guard of this thread's block, once (the block's first commit takes it)."""
@@ -167,3 +158,28 @@ class KeptPartiesMixin:
         if guard is not None:
             self._guards.guard = None
         return guard
+
+
+class _Guarded:
+    """The block of :meth:`KeptPartiesMixin.guard_parties` (``contact`` None:
+    :meth:`~KeptPartiesMixin.guard_agent`): entering it works out the guard (the texts the
+    agent and the contact are stored as) and sets it for this thread; leaving it, however it
+    is left, clears it. A class, not a generator's context manager: one object per block."""
+
+    __slots__ = ("_agent", "_contact", "_store")
+
+    def __init__(self, store: KeptPartiesMixin, agent: Agent, contact: Contact | None) -> None:
+        self._store = store
+        self._agent = agent
+        self._contact = contact
+
+    def __enter__(self) -> None:
+        store, agent, contact = self._store, self._agent, self._contact
+        if contact is None:
+            store._guards.guard = (agent.id, store._stored_text(agent), None, None)
+        else:
+            agent_text = store._stored_text(agent)
+            store._guards.guard = (agent.id, agent_text, contact.id, store._contact_text(contact))
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._store._guards.guard = None

@@ -80,7 +80,8 @@ from helpkit.stores.postgres.commit import (
     refusal,
     takes_one_statement,
 )
-from helpkit.stores.postgres.errors import translated
+from helpkit.stores.postgres.errors import TRANSLATED as _TRANSLATED
+from helpkit.stores.postgres.errors import translate, translated
 from helpkit.stores.postgres.feed import SETTLE, FeedAndOutbox, settle_parameters
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
 from helpkit.stores.postgres.knowledge import KnowledgeMixin
@@ -230,14 +231,30 @@ def _readable(fd: int) -> bool:
     return bool(ready)
 
 
+_POLL: Final = hasattr(_select, "poll")
+
+
 def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
     """The pool's check of a connection it is about to hand out, without a round trip.
 
     An idle connection has nothing to read: one the server dropped (a restart, a terminated
     backend) has the server's last message or the end of the stream. Only then is it asked
-    (a round trip), which raises for a broken connection, and the pool replaces it.
+    (a round trip), which raises for a broken connection, and the pool replaces it. (A
+    closed connection's status is not OK either.) The store's own connections
+    (:class:`_Connection`) keep the poll object of their socket, made on their first check
+    (a connection keeps its socket while it is open).
     """
-    if conn.closed or conn.pgconn.status != ConnStatus.OK or _readable(conn.pgconn.socket):
+    pgconn = conn.pgconn
+    if pgconn.status != ConnStatus.OK:
+        ConnectionPool.check_connection(conn)
+    elif _POLL and type(conn) is _Connection:
+        poller = conn._poller
+        if poller is None:
+            poller = conn._poller = _select.poll()
+            poller.register(pgconn.socket, _select.POLLIN)
+        if poller.poll(0):
+            ConnectionPool.check_connection(conn)
+    elif _readable(pgconn.socket):
         ConnectionPool.check_connection(conn)
 
 
@@ -328,6 +345,7 @@ class _Connection(psycopg.Connection[tuple[Any, ...]]):
 
     _kept: psycopg.Cursor[tuple[Any, ...]] | None = None
     _statements: set[bytes] | None = None
+    _poller: Any = None  # the poll object of its socket (see _check_borrowed)
 
     def prepared_statements(self) -> set[bytes]:
         """The names of the statements :func:`~helpkit.stores.postgres.call.call` prepared
@@ -759,7 +777,8 @@ class PostgresStore(
             statement = GUARDED_COMMIT
             params = (guard[0], guard[2], *params, guard[1], guard[3])
         values = text_values(params) if CALLS_BY_LIBPQ else None
-        with translated(self._where):
+        # What translated(self._where) does, without a context manager's objects per call.
+        try:
             pool = self._pool
             conn = pool.getconn()
             try:
@@ -777,6 +796,8 @@ class PostgresStore(
                 raise refused from None
             finally:
                 pool.putconn(conn)
+        except _TRANSLATED as exc:
+            raise translate(exc, self._where) from exc
         if number is None:
             assert guard is not None  # commit_change returns a row; no row: not called
             raise parties_moved(guard)
