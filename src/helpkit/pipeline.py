@@ -54,7 +54,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Final, cast
 
@@ -657,13 +657,14 @@ class Turns:
     def __init__(self) -> None:
         self._locks = [threading.RLock() for _ in range(self.STRIPES)]
 
-    def hold(self, ticket_ids: Sequence[str]) -> Held:
+    def hold(self, ticket_ids: Sequence[str]) -> AbstractContextManager[object]:
         """Hold the turns of ``ticket_ids`` (none for a command that opens a new ticket): a
-        context manager taking their locks in stripe order, released in reverse."""
+        context manager taking their locks in stripe order, released in reverse (for one
+        ticket, its lock itself: the same acquire and release, without a Held around it)."""
         if not ticket_ids:
             return _NO_TURNS
         if len(ticket_ids) == 1:
-            return Held((self._locks[hash(ticket_ids[0]) % self.STRIPES],))
+            return self._locks[hash(ticket_ids[0]) % self.STRIPES]
         stripes = sorted({hash(ticket_id) % self.STRIPES for ticket_id in ticket_ids})
         return Held(tuple(self._locks[stripe] for stripe in stripes))
 
