@@ -6,7 +6,9 @@ the comment decisions through a :class:`~helpkit.outcomes.Draft` (``open_ticket`
 ``Access.guard`` wrapping every agent's decision, and the opening and comment commands
 building their comments from keyword arguments (``TicketCommands.open_ticket`` and
 ``comment``, here calling the reference decisions), ``TicketChange.with_number`` and
-``Timers.plan``.
+``Timers.plan``; and, from before the ``domcpu`` branch, ``Access.check``,
+``Workflow.default``, ``field_value_map``, ``Timers.committed`` and
+``Timers.state_of``, and ``Directory.check_assignment``.
 
 Only the names the code uses are imported; helpers it calls that did not change (the fold's
 ``_pinned``... and lifecycle's checks) are the library's own. The fold's ``_wrote`` is kept
@@ -18,12 +20,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any
 
-from helpkit._checks import check_items
+from helpkit._checks import check_items, check_text
 from helpkit._records import build, replace
 from helpkit.access import Access
 from helpkit.commands import TicketCommands, _attachments, _one
+from helpkit.directory import Directory
 from helpkit.errors import ValidationError
 from helpkit.events import (
     Assigned,
@@ -45,7 +49,7 @@ from helpkit.events import (
     TicketOpened,
     Unlinked,
 )
-from helpkit.fields import FieldValue
+from helpkit.fields import FieldValue, check_field_value
 from helpkit.fold import _assigned_at, _pinned, _unassigned_at
 from helpkit.lifecycle import _subject, _writable, normalize_tag
 from helpkit.outcomes import Draft, Outcome
@@ -53,7 +57,7 @@ from helpkit.people import Agent, Contact
 from helpkit.pipeline import Decide
 from helpkit.ports import TicketChange
 from helpkit.priority import Impact, PriorityMatrix, Urgency
-from helpkit.roles import Permission
+from helpkit.roles import Permission, allowed
 from helpkit.tickets import (
     Actor,
     ActorKind,
@@ -61,11 +65,12 @@ from helpkit.tickets import (
     Comment,
     Link,
     LinkKind,
+    Status,
     StatusCategory,
     Ticket,
     Workflow,
 )
-from helpkit.timers import Planned, Timers
+from helpkit.timers import Planned, Timers, _dumps
 from helpkit.webhook_events import WEBHOOK
 
 
@@ -549,3 +554,82 @@ class _Draft(Draft):
     """A draft whose ``emit`` is the reference one (and so folds with the reference apply)."""
 
     emit = emit
+
+
+# ---------------------------------------------------------------- the facade's path (domcpu)
+# Kept verbatim from before the ``domcpu`` branch: ``Access.check`` (which ``guard`` used),
+# ``Workflow.default``, ``field_value_map``, ``Timers.committed`` and
+# ``Timers.state_of`` (before their one-source paths) and ``Directory.check_assignment``.
+
+
+def access_check(
+    self: Access, actor: Actor, *needs: Permission, agent: Agent | None = None
+) -> Agent | None:
+    """Refuse an agent ``actor`` who may not do ``needs`` (on no ticket in particular);
+    the agent read (or ``agent``, when it is the agent ``actor`` just read), or ``None``
+    for a system actor."""
+    if not isinstance(actor, Actor):
+        raise ValidationError(f"actor must be an Actor, e.g. Actor.agent('id'); got {actor!r}")
+    if actor.kind is not ActorKind.AGENT:
+        return None
+    if agent is None or agent.id != actor.id:
+        agent = self._directory.agent(actor.id)
+    role = self.role(agent)
+    for permission in needs:
+        allowed(agent, role, permission)
+    return agent
+
+
+def workflow_default(self: Workflow, category: StatusCategory) -> Status:
+    """The first status of a category."""
+    return next(s for s in self.statuses if s.category is category)
+
+
+def field_value_map(value: object) -> Mapping[str, FieldValue]:
+    """A read-only copy of a ``name -> value`` mapping of checked custom field values."""
+    kind = value.__class__
+    if kind is not dict and kind is not MappingProxyType and not isinstance(value, Mapping):
+        raise ValidationError(f"custom fields must be a mapping; got {value!r:.60}")
+    mapping: Mapping[object, object] = value  # type: ignore[assignment]
+    return MappingProxyType(
+        {
+            check_text(name, "a custom field name"): check_field_value(item, f"field {name!r}")
+            for name, item in mapping.items()
+        }
+    )
+
+
+def timers_committed(self: Timers, planned: Planned, ticket: Ticket) -> None:
+    """Tell the sources that ``planned`` was committed as ``ticket`` (numbered)."""
+    for source, memo in zip(self._sources, planned.memos, strict=True):
+        source.committed(ticket, memo)
+
+
+def timers_state_of(self: Timers, memos: Sequence[object | None]) -> str | None:
+    """:meth:`state` of a plan whose sources' memos are ``memos``."""
+    parts: dict[str, object] = {}
+    for source, memo in zip(self._sources, memos, strict=True):
+        data = source.kept(memo)
+        if data is not None:
+            parts[source.key] = data
+    return _dumps(parts) if parts else None
+
+
+def check_assignment(
+    self: Directory, assignee: str | None, group: str | None, *known: Agent | None
+) -> None:
+    """The group exists, and the assignee exists, is active and belongs to the group.
+
+    ``known`` are agents the caller has just read (saves reading them again).
+    """
+    if group is not None:
+        self._group_exists(check_text(group, "a group id"))
+    if assignee is None:
+        return
+    agent = next((a for a in known if a is not None and a.id == assignee), None)
+    if agent is None:
+        agent = self.agent(assignee)
+    if not agent.active:
+        raise ValidationError(f"agent {assignee!r} is inactive")
+    if group is not None and not agent.in_group(group):
+        raise ValidationError(f"agent {assignee!r} is not a member of group {group!r}")

@@ -13,6 +13,7 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime, timedelta
+from types import MappingProxyType
 from typing import Any, cast
 from unittest import mock
 
@@ -27,6 +28,7 @@ from helpkit._records import build, build_from, builder, replace, replace_from
 from helpkit.access import Access
 from helpkit.errors import HelpkitError
 from helpkit.events import CommentAdded, Event, StatusChanged, TicketOpened
+from helpkit.fields import field_value_map
 from helpkit.fold import apply, apply_with_status, open_with_comment
 from helpkit.outcomes import Draft, Outcome
 from helpkit.ports import TicketChange
@@ -34,8 +36,8 @@ from helpkit.priority import ITIL_MATRIX, Impact, Urgency
 from helpkit.roles import Permission, Role
 from helpkit.testing.clock import FrozenClock
 from helpkit.testing.strategies import ticket_histories, tickets
-from helpkit.tickets import DEFAULT_WORKFLOW, Comment, StatusCategory, Ticket
-from helpkit.timers import TimerPlan, Timers, TimerSource
+from helpkit.tickets import DEFAULT_WORKFLOW, Comment, Status, StatusCategory, Ticket, Workflow
+from helpkit.timers import Planned, TimerPlan, Timers, TimerSource
 
 AT = datetime(2026, 3, 2, 9, tzinfo=UTC)
 FIELDS = [f.name for f in attrs.fields(Ticket)]
@@ -444,12 +446,126 @@ def test_guard_equals_reference(
 
     actor = Actor.agent("ann")
     fast = _result(lambda: access.guard(actor, decide, *needs))
-    slow = _result(lambda: ref.guard(access, actor, decide, *needs))
+    with mock.patch.object(Access, "check", ref.access_check):  # (guard's check, as it was)
+        slow = _result(lambda: ref.guard(access, actor, decide, *needs))
+    assert _result(access.check, actor, *needs) == _result(ref.access_check, access, actor, *needs)
     if isinstance(slow, tuple):
         assert fast == slow
         return
     for tickets_ in (loaded, []):
         assert _result(fast, tickets_, AT) == _result(slow, tickets_, AT)
+
+
+# ---------------------------------------------------------------- the facade's path (domcpu)
+
+
+def _outcome_of(call: Callable[..., Any], *args: Any) -> Any:
+    """:func:`_result`, with StopIteration (what ``next`` over nothing raises) too."""
+    try:
+        return _result(call, *args)
+    except StopIteration:
+        return ("raised", StopIteration, "")
+
+
+_STATUS = st.builds(
+    Status,
+    name=st.sampled_from(["new", "open", "pending", "solved", "closed", "merged", "hold", "x"]),
+    category=st.sampled_from(list(StatusCategory)),
+)
+
+
+@settings(max_examples=300)
+@given(st.lists(_STATUS, min_size=5, max_size=9, unique_by=lambda s: s.name), st.data())
+def test_workflow_default_equals_reference(statuses: list[Status], data: Any) -> None:
+    try:
+        workflow = Workflow(statuses)
+    except HelpkitError:
+        return  # (not a workflow: nothing to ask it)
+    asked = [*StatusCategory, data.draw(st.sampled_from(["open", "OPEN", None, 1]))]
+    for category in asked:
+        fast = _outcome_of(workflow.default, category)
+        assert fast == _outcome_of(ref.workflow_default, workflow, category)
+
+
+_MAPPINGS = st.one_of(
+    st.dictionaries(
+        st.one_of(st.text(max_size=4), st.integers()),
+        st.one_of(st.none(), st.integers(), st.text(max_size=4), st.booleans()),
+        max_size=3,
+    ),
+    st.builds(MappingProxyType, st.dictionaries(st.text(max_size=3), st.integers(), max_size=2)),
+    st.sampled_from([None, [], (), "x", 3]),
+)
+
+
+@settings(max_examples=300)
+@given(_MAPPINGS)
+def test_field_value_map_equals_reference(value: object) -> None:
+    fast, slow = _result(field_value_map, value), _result(ref.field_value_map, value)
+    assert fast == slow
+    if not isinstance(slow, tuple):
+        assert type(fast) is type(slow) is MappingProxyType
+        assert [type(v) for v in fast.values()] == [type(v) for v in slow.values()]
+
+
+class _Kept:
+    """A timer source keeping what it is told to, and recording what it is told."""
+
+    def __init__(self, key: str, kept: object) -> None:
+        self.key = key
+        self._kept = kept
+        self.told: list[tuple[Ticket, object]] = []
+
+    def kept(self, memo: object | None) -> object | None:
+        return None if memo is None else self._kept
+
+    def committed(self, ticket: Ticket, memo: object | None) -> None:
+        self.told.append((ticket, memo))
+
+
+@settings(max_examples=300)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["sla", "b", "c"]), st.sampled_from([None, 1, [1, "x"]])),
+        min_size=1,
+        max_size=3,
+    ),
+    st.lists(st.sampled_from([None, "memo"]), max_size=4),
+)
+def test_timers_state_and_committed_equal_reference(
+    sources: list[tuple[str, object]], memos: list[str | None]
+) -> None:
+    ticket = lifecycle.replay(_opened_history())
+    made = [_Kept(key, kept) for key, kept in sources]
+    timers = Timers([cast(TimerSource, source) for source in made])
+    fast = _result(timers.state_of, memos)
+    assert fast == _result(ref.timers_state_of, timers, memos)
+    planned = Planned(ticket, tuple(memos))
+    assert _result(timers.state, planned) == fast
+    told = _result(timers.committed, planned, ticket), [s.told[:] for s in made]
+    for source in made:
+        source.told.clear()
+    assert told == (_result(ref.timers_committed, timers, planned, ticket), [s.told for s in made])
+
+
+@settings(max_examples=200, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    assignee=st.sampled_from([None, "ann", "bob", "dee", "zed", ""]),
+    group=st.sampled_from([None, "g1", "g2", "g9", " "]),
+    known=st.lists(st.sampled_from([None, "ann", "bob", "dee", "old-ann"]), max_size=3),
+)
+def test_check_assignment_equals_reference(
+    assignee: str | None, group: str | None, known: list[str | None]
+) -> None:
+    desk, _ = _desk()
+    directory = desk._directory
+    agents = {a: directory.agent(a) for a in ("ann", "bob", "dee")}
+    desk.deactivate_agent("dee")
+    # "old-ann": ann as read before she was deactivated (the known agent is the one used)
+    agents["old-ann"] = attrs.evolve(agents["ann"], active=False)
+    given_ = [None if k is None else agents[k] for k in known]
+    fast = _result(directory.check_assignment, assignee, group, *given_)
+    assert fast == _result(ref.check_assignment, directory, assignee, group, *given_)
 
 
 # ---------------------------------------------------------------- whole desks
@@ -469,6 +585,11 @@ def _reference_code() -> Iterator[None]:
             ("helpkit.outcomes.apply", ref.apply),
             ("helpkit.outcomes.Draft.emit", ref.emit),
             ("helpkit.access.Access.guard", ref.guard),
+            ("helpkit.access.Access.check", ref.access_check),
+            ("helpkit.tickets.Workflow.default", ref.workflow_default),
+            ("helpkit.timers.Timers.committed", ref.timers_committed),
+            ("helpkit.timers.Timers.state_of", ref.timers_state_of),
+            ("helpkit.directory.Directory.check_assignment", ref.check_assignment),
         ):
             stack.enter_context(mock.patch(target, new))
         yield

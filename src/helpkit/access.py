@@ -51,6 +51,13 @@ class Access:
         """Refuse an agent ``actor`` who may not do ``needs`` (on no ticket in particular);
         the agent read (or ``agent``, when it is the agent ``actor`` just read), or ``None``
         for a system actor."""
+        checked = self._checked(actor, needs, agent)
+        return None if checked is None else checked[0]
+
+    def _checked(
+        self, actor: Actor, needs: tuple[Permission, ...], agent: Agent | None
+    ) -> tuple[Agent, Role] | None:
+        """:meth:`check`: the agent and its role, or ``None`` for a system actor."""
         if not isinstance(actor, Actor):
             raise ValidationError(f"actor must be an Actor, e.g. Actor.agent('id'); got {actor!r}")
         if actor.kind is not ActorKind.AGENT:
@@ -60,7 +67,7 @@ class Access:
         role = self.role(agent)
         for permission in needs:
             allowed(agent, role, permission)
-        return agent
+        return agent, role
 
     def check_tickets(self, agent: Agent, tickets: Sequence[Ticket], *needs: Permission) -> None:
         """Refuse unless ``agent`` may do ``needs`` on every ticket of ``tickets``."""
@@ -83,10 +90,11 @@ class Access:
         """``decide``, refused for an agent ``actor`` who may not do ``needs`` on the tickets
         the pipeline loads (or, when it loads none, on the tickets the decision opens).
         ``agent`` is the agent ``actor`` when the caller has just read it (else read here)."""
-        agent = self.check(actor, *needs, agent=agent)
-        if agent is None:
+        checked = self._checked(actor, needs, agent)
+        if checked is None:
             return decide
-        if not restricted(agent, self.role(agent)):
+        agent, role = checked
+        if not restricted(agent, role):
             # The checks of the tickets would be those ``check`` just passed (the agent is
             # active, its role grants ``needs``: both immutable), and none of the tickets'
             # groups: the decision needs no guard.

@@ -993,7 +993,7 @@ class Helpdesk:
         items = check_items(attachments, "attachments", InboundAttachment)
         if items and body is None:
             raise ValidationError("attachments go on the first comment: give a body too")
-        files = self._keep(items)
+        files = self._keep(items) if items else ()
         # New contacts go with the ticket's commit when the store can (one transaction).
         with_commit = self._directory.saves_with_commit
         command: dict[str, Any] = {
@@ -1021,7 +1021,7 @@ class Helpdesk:
             # Made again (by the pipeline) when another writer saved a new address meanwhile:
             # the ticket is then that contact's (an address's contact is got or created at once).
             unsaved: list[Contact] | None = [] if with_commit else None
-            decide = self._opening(actor, requester, unsaved, now=self.now(), **command)
+            decide = self._opening(actor, requester, unsaved, command, self.now())
             return decide, tuple(unsaved or ())
 
         decide, contacts = prepare()
@@ -1042,9 +1042,7 @@ class Helpdesk:
             return None
         unsaved: list[Contact] = []
         try:
-            decide = self._opening(
-                actor, requester, unsaved, parties=parties, now=self.now(), **command
-            )
+            decide = self._opening(actor, requester, unsaved, command, self.now(), parties)
         except HelpkitError:
             return None  # refused on states that may be stale: decided again on reads
         if unsaved:  # pragma: no cover - a kept requester and no CCs name no new contact
@@ -1068,18 +1066,21 @@ class Helpdesk:
         actor: Actor,
         requester: Contact | str,
         unsaved: list[Contact] | None,
+        command: dict[str, Any],
+        now: datetime,
         parties: tuple[Agent | None, tuple[Contact, bool]] | None = None,
-        **command: Any,
     ) -> Decide:
-        """:meth:`open_ticket`'s decision; ``unsaved`` (a list: the new contacts, committed
-        with the ticket) or None (saved before, by the command); ``parties`` the acting agent
-        and the requester when the caller has them (else they are read)."""
+        """:meth:`open_ticket`'s decision at ``now`` on ``command`` (its keyword arguments
+        for :meth:`TicketCommands.open_ticket`, handed on once); ``unsaved`` (a list: the new
+        contacts, committed with the ticket) or None (saved before, by the command);
+        ``parties`` the acting agent and the requester when the caller has them (else they
+        are read)."""
         # The acting agent and the requester, read once (in one read when the store can):
         # the command decides on them and the access guard checks the same agent.
         if parties is None and isinstance(actor, Actor):
             parties = self._directory.acting_and_requester(actor, requester)
         decide = self._commands.open_ticket(
-            actor, requester=requester, parties=parties, unsaved=unsaved, **command
+            actor, requester=requester, parties=parties, unsaved=unsaved, now=now, **command
         )
         if isinstance(actor, Actor) and actor.kind is ActorKind.AGENT:
             agent = None if parties is None else parties[0]

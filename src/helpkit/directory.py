@@ -195,8 +195,10 @@ class Directory:
             self._group_exists(check_text(group, "a group id"))
         if assignee is None:
             return
-        agent = next((a for a in known if a is not None and a.id == assignee), None)
-        if agent is None:
+        for agent in known:  # (a loop, not next() over a generator: no generator to make)
+            if agent is not None and agent.id == assignee:
+                break
+        else:
             agent = self.agent(assignee)
         if not agent.active:
             raise ValidationError(f"agent {assignee!r} is inactive")

@@ -54,9 +54,15 @@ def check_field_value(value: object, what: str) -> FieldValue:
     )
 
 
+_NO_VALUES: Mapping[str, FieldValue] = MappingProxyType({})
+"""The read-only empty mapping :func:`field_value_map` gives for an empty dict."""
+
+
 def field_value_map(value: object) -> Mapping[str, FieldValue]:
     """A read-only copy of a ``name -> value`` mapping of checked custom field values."""
     kind = value.__class__
+    if kind is dict and not value:
+        return _NO_VALUES  # (most tickets have no custom fields: one shared empty copy)
     if kind is not dict and kind is not MappingProxyType and not isinstance(value, Mapping):
         raise ValidationError(f"custom fields must be a mapping; got {value!r:.60}")
     mapping: Mapping[object, object] = value  # type: ignore[assignment]

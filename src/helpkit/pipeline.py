@@ -54,7 +54,7 @@ import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime
 from typing import Final, cast
 
@@ -145,6 +145,15 @@ class Settlement:
         self.settled: int | None = None
 
 
+class _Grouped(threading.local):
+    """Per thread: the publishing held back by its group commit (``held``, in order), or
+    None outside one. None until set, as a class default: reading it in a thread that never
+    set it finds that without raising AttributeError (which ``getattr(local, name, None)``
+    paid on every command)."""
+
+    held: list[Callable[[], None]] | None = None
+
+
 class Pipeline:
     """Runs ticket commands for one store: load, decide, timers, commit, publish."""
 
@@ -188,7 +197,7 @@ class Pipeline:
         )
         self._groups = capable(store, Capability.GROUP_COMMIT, GroupCommits)
         # The publishing held back by this thread's group commit (group_commit), in order.
-        self._grouped = threading.local()
+        self._grouped = _Grouped()
         self._reads = capable(store, Capability.TICKET_READS, TicketReads)
 
     def timed_path(self) -> tuple[TimerRows, SlaTimer] | None:
@@ -357,7 +366,12 @@ class Pipeline:
                         outcomes = self._react(outcomes, now)
                     if router is not None:
                         groups = router.groups(outcomes, force=route)
-                    with self._group_turns.hold([f"routing:{g}" for g in groups]):
+                    turns = (
+                        self._group_turns.hold([f"routing:{g}" for g in groups])
+                        if groups
+                        else _NO_TURNS
+                    )
+                    with turns:
                         states: Mapping[str, tuple[RoutingState, ...]] = {}
                         if router is not None and groups:
                             routed = router.route(outcomes, now, force=route)
@@ -482,7 +496,7 @@ class Pipeline:
 
         On any other store each command commits and publishes on its own, as outside a
         block."""
-        if self._groups is None or getattr(self._grouped, "held", None) is not None:
+        if self._groups is None or self._grouped.held is not None:
             yield
             return
         held: list[Callable[[], None]] = []
@@ -508,7 +522,7 @@ class Pipeline:
 
     def _after_commit(self, publish: Callable[[], None]) -> None:
         """``publish()`` now, or when this thread's group commit is committed."""
-        held = getattr(self._grouped, "held", None)
+        held = self._grouped.held
         if held is None:
             publish()
         else:
@@ -643,13 +657,14 @@ class Turns:
     def __init__(self) -> None:
         self._locks = [threading.RLock() for _ in range(self.STRIPES)]
 
-    def hold(self, ticket_ids: Sequence[str]) -> Held:
+    def hold(self, ticket_ids: Sequence[str]) -> AbstractContextManager[object]:
         """Hold the turns of ``ticket_ids`` (none for a command that opens a new ticket): a
-        context manager taking their locks in stripe order, released in reverse."""
+        context manager taking their locks in stripe order, released in reverse (for one
+        ticket, its lock itself: the same acquire and release, without a Held around it)."""
         if not ticket_ids:
             return _NO_TURNS
         if len(ticket_ids) == 1:
-            return Held((self._locks[hash(ticket_ids[0]) % self.STRIPES],))
+            return self._locks[hash(ticket_ids[0]) % self.STRIPES]
         stripes = sorted({hash(ticket_id) % self.STRIPES for ticket_id in ticket_ids})
         return Held(tuple(self._locks[stripe] for stripe in stripes))
 

@@ -206,8 +206,14 @@ class Workflow:
     statuses: tuple[Status, ...] = attrs.field(converter=_status_tuple)
     merged_status: str = attrs.field(default="merged", validator=nonblank_text)
     _by_name: Mapping[str, Status] = attrs.field(init=False, eq=False, repr=False)
+    # The first status of each category (what default() finds), kept for default().
+    _defaults: Mapping[StatusCategory, Status] = attrs.field(init=False, eq=False, repr=False)
 
     def __attrs_post_init__(self) -> None:
+        defaults: dict[StatusCategory, Status] = {}
+        for status in self.statuses:
+            defaults.setdefault(status.category, status)
+        object.__setattr__(self, "_defaults", MappingProxyType(defaults))
         by_name: dict[str, Status] = {}
         for status in self.statuses:
             if status.name in by_name:
@@ -239,6 +245,9 @@ class Workflow:
 
     def default(self, category: StatusCategory) -> Status:
         """The first status of a category."""
+        found = self._defaults.get(category)
+        if found is not None and found.category is category:
+            return found
         return next(s for s in self.statuses if s.category is category)
 
     def in_category(self, category: StatusCategory) -> tuple[Status, ...]:

@@ -123,7 +123,11 @@ class Timers:
 
     def committed(self, planned: Planned, ticket: Ticket) -> None:
         """Tell the sources that ``planned`` was committed as ``ticket`` (numbered)."""
-        for source, memo in zip(self._sources, planned.memos, strict=True):
+        sources, memos = self._sources, planned.memos
+        if len(sources) == 1 and len(memos) == 1:  # (the usual one source, unrolled)
+            sources[0].committed(ticket, memos[0])
+            return
+        for source, memo in zip(sources, memos, strict=True):
             source.committed(ticket, memo)
 
     def forget(self) -> None:
@@ -143,8 +147,13 @@ class Timers:
 
     def state_of(self, memos: Sequence[object | None]) -> str | None:
         """:meth:`state` of a plan whose sources' memos are ``memos``."""
+        sources = self._sources
+        if len(sources) == 1 and len(memos) == 1:  # (the usual one source, unrolled)
+            source = sources[0]
+            data = source.kept(memos[0])
+            return None if data is None else _dumps({source.key: data})
         parts: dict[str, object] = {}
-        for source, memo in zip(self._sources, memos, strict=True):
+        for source, memo in zip(sources, memos, strict=True):
             data = source.kept(memo)
             if data is not None:
                 parts[source.key] = data
