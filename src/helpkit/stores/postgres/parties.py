@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any, Final
 
@@ -130,22 +131,22 @@ class KeptPartiesMixin:
         return _Guarded(self, agent, None)
 
     def _stored_text(self, agent: Agent) -> str:
-        """The text stored with the very value ``agent``; a value kept no more (or replaced
-        meanwhile) is checked by its own encoding, which a stored text equals only if it
-        holds that value."""
-        with self._parties_lock:
-            kept = self._kept_agents.get(agent.id)
-        return kept[1] if kept is not None and kept[0] is agent else _dumps(_encode_agent(agent))
+        """The text stored with the very value ``agent`` (see :meth:`_kept_text`)."""
+        return self._kept_text(self._kept_agents, agent, _encode_agent)
 
     def _contact_text(self, contact: Contact) -> str:
-        """:meth:`_stored_text` of a contact."""
+        """The text stored with the very value ``contact`` (see :meth:`_kept_text`)."""
+        return self._kept_text(self._kept_contacts, contact, _encode_contact)
+
+    def _kept_text(
+        self, kept: OrderedDict[str, Any], value: Agent | Contact, encode: Callable[[Any], Any]
+    ) -> str:
+        """The text stored with the very value ``value``, as ``kept`` holds it; a value kept
+        no more (or replaced meanwhile) is checked by its own encoding, which a stored text
+        equals only if it holds that value."""
         with self._parties_lock:
-            kept_contact = self._kept_contacts.get(contact.id)
-        return (
-            kept_contact[1]
-            if kept_contact is not None and kept_contact[0] is contact
-            else _dumps(_encode_contact(contact))
-        )
+            found = kept.get(value.id)
+        return found[1] if found is not None and found[0] is value else _dumps(encode(value))
 
     def guard_parties(self, agent: Agent, contact: Contact) -> AbstractContextManager[None]:
         """The first commit of this thread in the block writes only if ``agent`` and
@@ -175,11 +176,12 @@ class _Guarded:
 
     def __enter__(self) -> None:
         store, agent, contact = self._store, self._agent, self._contact
-        if contact is None:
-            store._guards.guard = (agent.id, store._stored_text(agent), None, None)
-        else:
-            agent_text = store._stored_text(agent)
-            store._guards.guard = (agent.id, agent_text, contact.id, store._contact_text(contact))
+        agent_text = store._stored_text(agent)
+        store._guards.guard = (
+            (agent.id, agent_text, None, None)
+            if contact is None
+            else (agent.id, agent_text, contact.id, store._contact_text(contact))
+        )
 
     def __exit__(self, *exc_info: object) -> None:
         self._store._guards.guard = None
