@@ -26,7 +26,14 @@ queue queries, imported from it):
    just before and after each side's creates and updates (:func:`bare_commit_rate`), and
    from it the highest ratio reachable in each pairing. ``--rounds N`` runs the creates and
    updates of both sides N times, alternating, and pairs every run of one side with every
-   run of the other.
+   run of the other;
+6. the commit statements alone: after its creates, updates and queries, each helpkit worker
+   sends the one-statement commits its creates made once more, with new ticket ids, through
+   the store's own libpq call on one of its pooled connections (:func:`replay_creates`):
+   the same statements, rows, indexes, checks and durable commits with no Python pipeline
+   before them, so its creates/s is what helpkit's creates would reach if the library's
+   Python cost nothing beyond that call. Against django-helpdesk's creates it shows how
+   much of a ratio the server's side allows and how much the Python side takes.
 """
 
 from __future__ import annotations
@@ -104,6 +111,11 @@ class Result:
     # One-row INSERT commits per second on the same server, just before and just after the
     # creates and updates (bare_commit_rate): the floor of one durable commit then.
     bare_commits: list[float] = field(default_factory=list)
+    # The creates' commit statements sent again with new ids (replay_creates): how many,
+    # their wall time and CPU (client, server).
+    replayed: int = 0
+    replay_s: float | None = None
+    replay_cpu: list[float | None] = field(default_factory=list)
     revision: str = ""
 
     @property
@@ -113,6 +125,10 @@ class Result:
     @property
     def updates_per_s(self) -> float | None:
         return self.updates / self.update_s if self.update_s else None
+
+    @property
+    def replays_per_s(self) -> float | None:
+        return self.replayed / self.replay_s if self.replay_s else None
 
 
 # ---------------------------------------------------------------- databases
@@ -232,8 +248,68 @@ def _count(store: Any, table: str) -> int:
     return int(row[0]) if row else 0
 
 
+Call = tuple[bytes, bytes, list[bytes | None]]
+
+
+@contextmanager
+def recording_calls() -> Iterator[list[Call] | None]:
+    """The one-statement commits the PostgreSQL store sends while the block runs, each
+    ``(name, query, values)`` of its libpq call (``helpkit.stores.postgres.store.call``),
+    kept as sent (one list append per commit); None where the store has no such call (a
+    helpkit without it, or a psycopg it does not use it with)."""
+    from helpkit.stores.postgres import store as store_module
+
+    sent = getattr(store_module, "call", None)
+    if sent is None or not getattr(store_module, "CALLS_BY_LIBPQ", False):
+        yield None
+        return
+    calls: list[Call] = []
+    keep = calls.append
+
+    def recorded(conn: Any, prepared: Any, name: bytes, query: bytes, values: Any) -> Any:
+        keep((name, query, values))
+        return sent(conn, prepared, name, query, values)
+
+    setattr(store_module, "call", recorded)  # noqa: B010
+    try:
+        yield calls
+    finally:
+        setattr(store_module, "call", sent)  # noqa: B010
+
+
+def replay_creates(store: Any, calls: list[Call], cpu: CpuMeter) -> tuple[int, float, list[Any]]:
+    """Send the recorded commits of creates ``calls`` once more, each with its ticket's id
+    replaced by a new one everywhere in its values (the row, its JSON state, its events),
+    through the same libpq call on one of ``store``'s pooled connections, one by one: the
+    creates' statements alone. Their numbers come from the server, as the creates' did.
+    Returns how many, the wall seconds and ``cpu``'s lap over them."""
+    from helpkit.stores.postgres.call import call as sent
+
+    ids = {values[2] for _, _, values in calls}  # a guarded commit's: agent, contact, id...
+    jobs: list[Call] = []
+    for name, query, values in calls:
+        old = values[2]
+        assert old is not None and len(old) > 2
+        new = b"ff" + old[2:]
+        assert new not in ids
+        jobs.append((name, query, [v.replace(old, new) if v else v for v in values]))
+    conn = store._pool.getconn()
+    try:
+        prepared = conn.prepared_statements()
+        cpu.lap()
+        start = time.perf_counter()
+        for name, query, values in jobs:
+            sent(conn, prepared, name, query, values)
+        took = time.perf_counter() - start
+        spent = cpu.lap()
+    finally:
+        store._pool.putconn(conn)
+    return len(jobs), took, spent
+
+
 def run_helpkit(job: Job, url: str) -> Result:
-    """Creates and updates through the desk, then the queue on what they left."""
+    """Creates and updates through the desk, then the queue on what they left, then the
+    creates' commit statements alone (:func:`replay_creates`)."""
     from helpkit import Actor, StatusCategory, TicketQuery
 
     result = Result(job)
@@ -241,9 +317,10 @@ def run_helpkit(job: Job, url: str) -> Result:
     ids: list[str] = []
     cpu = CpuMeter(url)
     start = time.perf_counter()
-    for i, s in enumerate(bs.specs(job.size), 1):
-        ids.append(bs.open_spec(desk, contacts, s).id)
-        bs._progress("helpkit creates", i, job.size, start)
+    with recording_calls() as calls:
+        for i, s in enumerate(bs.specs(job.size), 1):
+            ids.append(bs.open_spec(desk, contacts, s).id)
+            bs._progress("helpkit creates", i, job.size, start)
     result.create_s = time.perf_counter() - start
     result.create_cpu = cpu.lap()
     agents = [s.agent for s in bs.specs(job.size)]
@@ -260,6 +337,12 @@ def run_helpkit(job: Job, url: str) -> Result:
     result.counts = (
         f"{_count(desk.store, 'tickets')} tickets, {_count(desk.store, 'events')} events"
     )
+    if calls is not None and len(calls) == job.size:  # every create one statement
+        cpu = CpuMeter(url)
+        result.replayed, result.replay_s, result.replay_cpu = replay_creates(desk.store, calls, cpu)
+        cpu.close()
+        if _count(desk.store, "tickets") != 2 * job.size:
+            raise SystemExit("the replayed creates did not store a ticket each")
     desk.shutdown()
     return result
 
@@ -822,14 +905,22 @@ def render(results: list[Result], run: Run) -> str:
         "  then. **ceiling** in the ratios: those bare commits/s (the mean of the pairing's four",
         "  measurements) over django-helpdesk's creates/s or updates/s, the highest ratio a store",
         "  committing each command durably could reach in that pairing.",
+        "- **statements alone** (helpkit rows): after the rest, the one-statement commits of",
+        "  that row's creates sent once more with new ticket ids through the store's own libpq",
+        "  call on one of its pooled connections (the same rows, indexes, checks and durable",
+        "  commits, no Python pipeline before them): creates/s and CPU ms per create, client /",
+        "  server. In the ratios, those creates/s over django-helpdesk's: what the server's",
+        "  side of helpkit's creates allows, if the library's Python cost nothing beyond the",
+        "  call.",
         "",
         "## Creates, updates and the queue",
         "",
         "| system | synchronous_commit | tickets | creates/s | updates/s | bare commits/s"
         " (before / after) | CPU ms per create: client / server | CPU ms per update:"
         " client / server | queue assignee p50 / p95 ms | queue group p50 / p95 ms |"
-        " peak RSS MiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " peak RSS MiB | statements alone: creates/s | statements alone: CPU ms per create,"
+        " client / server |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r.job.system == "sweep":
@@ -841,7 +932,8 @@ def render(results: list[Result], run: Run) -> str:
             f"{' / '.join(f'{x:,.0f}' for x in r.bare_commits) or '-'} | "
             f"{_per(r.create_cpu, r.job.size)} | {_per(r.update_cpu, r.updates)} | "
             f"{_queue(r.q_assignee, r.rows_assignee)} | {_queue(r.q_group, r.rows_group)} | "
-            f"{r.maxrss_kib / 1024:,.0f} |"
+            f"{r.maxrss_kib / 1024:,.0f} | {bs._fmt(r.replays_per_s, ',.0f')} | "
+            f"{_per(r.replay_cpu, r.replayed)} |"
         )
     out += [
         "",
@@ -850,11 +942,12 @@ def render(results: list[Result], run: Run) -> str:
         "Every pairing of this run at the same size and the same `synchronous_commit`.",
         "",
         "| pairing | tickets | creates | creates ceiling | updates | updates ceiling |"
-        " queue assignee p50 | queue group p50 |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        " queue assignee p50 | queue group p50 | creates, statements alone |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, source in [("helpkit", s) for s in _sources(results)] + [("helpkit-bulk", "")]:
         ratios: list[tuple[float, float, float, float]] = []
+        alone: list[float] = []
         name = f"{kind} (baseline)" if source else kind
         for ours in [r for r in find(kind) if r.job.source == source]:
             for theirs in find(kind.replace("helpkit", "django"), ours.job.size):
@@ -871,6 +964,8 @@ def render(results: list[Result], run: Run) -> str:
                             (floor or 0.0) / theirs.updates_per_s,
                         )
                     )
+                if ours.replays_per_s and theirs.creates_per_s:
+                    alone.append(ours.replays_per_s / theirs.creates_per_s)
                 out.append(
                     f"| {name} vs {theirs.job.system} | {ours.job.size:,} | "
                     f"{bs._ratio(ours.creates_per_s, theirs.creates_per_s)} | "
@@ -878,14 +973,17 @@ def render(results: list[Result], run: Run) -> str:
                     f"{bs._ratio(ours.updates_per_s, theirs.updates_per_s)} | "
                     f"{bs._ratio(floor, theirs.updates_per_s)} | "
                     f"{bs._latency_ratio(theirs, ours, 'assignee')} | "  # type: ignore[arg-type]
-                    f"{bs._latency_ratio(theirs, ours, 'group')} |"  # type: ignore[arg-type]
+                    f"{bs._latency_ratio(theirs, ours, 'group')} | "  # type: ignore[arg-type]
+                    f"{bs._ratio(ours.replays_per_s, theirs.creates_per_s)} |"
                 )
         if len(ratios) > 1:
             medians = [f"{bs.median(list(column)):,.1f}x" for column in zip(*ratios, strict=True)]
             out.append(
                 f"| {name} vs django, median of the {len(ratios)} pairings above | | "
                 + " | ".join(medians)
-                + " | | |"
+                + " | | | "
+                + (f"{bs.median(alone):,.1f}x" if len(alone) == len(ratios) else "")
+                + " |"
             )
     sweeps = [row for r in find("sweep") for row in r.sweeps]
     if sweeps:
