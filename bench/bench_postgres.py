@@ -27,13 +27,14 @@ queue queries, imported from it):
    from it the highest ratio reachable in each pairing. ``--rounds N`` runs the creates and
    updates of both sides N times, alternating, and pairs every run of one side with every
    run of the other;
-6. the commit statements alone: after its creates, updates and queries, each helpkit worker
-   sends the one-statement commits its creates made once more, with new ticket ids, through
-   the store's own libpq call on one of its pooled connections (:func:`replay_creates`):
-   the same statements, rows, indexes, checks and durable commits with no Python pipeline
-   before them, so its creates/s is what helpkit's creates would reach if the library's
-   Python cost nothing beyond that call. Against django-helpdesk's creates it shows how
-   much of a ratio the server's side allows and how much the Python side takes.
+6. the commit statements alone (``helpkit-alone``, a worker of its own in each round): helpkit
+   creates through the desk, untimed, recording the one-statement commit each sends, then
+   sends those statements once more with new ticket ids through the store's own libpq call
+   on one of its pooled connections (:func:`replay_creates`), timed: the same rows, indexes,
+   checks and durable commits with no Python pipeline before them. Its creates/s is what
+   helpkit's creates would reach if the library's Python cost nothing beyond that call;
+   against django-helpdesk's creates it shows how much of a ratio the server's side allows
+   and how much the Python side takes.
 """
 
 from __future__ import annotations
@@ -74,7 +75,7 @@ LOAD_BATCH = 2000  # ticket changes per store commit while bulk-loading (setup)
 class Job:
     """What one worker process measures."""
 
-    system: str  # helpkit, django, helpkit-bulk, django-bulk or sweep
+    system: str  # helpkit, django, helpkit-alone, helpkit-bulk, django-bulk or sweep
     size: int  # tickets created (helpkit, django), loaded (*-bulk) or due (sweep)
     updates: int = 0
     runs: int = 0
@@ -111,11 +112,6 @@ class Result:
     # One-row INSERT commits per second on the same server, just before and just after the
     # creates and updates (bare_commit_rate): the floor of one durable commit then.
     bare_commits: list[float] = field(default_factory=list)
-    # The creates' commit statements sent again with new ids (replay_creates): how many,
-    # their wall time and CPU (client, server).
-    replayed: int = 0
-    replay_s: float | None = None
-    replay_cpu: list[float | None] = field(default_factory=list)
     revision: str = ""
 
     @property
@@ -125,10 +121,6 @@ class Result:
     @property
     def updates_per_s(self) -> float | None:
         return self.updates / self.update_s if self.update_s else None
-
-    @property
-    def replays_per_s(self) -> float | None:
-        return self.replayed / self.replay_s if self.replay_s else None
 
 
 # ---------------------------------------------------------------- databases
@@ -308,8 +300,7 @@ def replay_creates(store: Any, calls: list[Call], cpu: CpuMeter) -> tuple[int, f
 
 
 def run_helpkit(job: Job, url: str) -> Result:
-    """Creates and updates through the desk, then the queue on what they left, then the
-    creates' commit statements alone (:func:`replay_creates`)."""
+    """Creates and updates through the desk, then the queue on what they left."""
     from helpkit import Actor, StatusCategory, TicketQuery
 
     result = Result(job)
@@ -317,10 +308,9 @@ def run_helpkit(job: Job, url: str) -> Result:
     ids: list[str] = []
     cpu = CpuMeter(url)
     start = time.perf_counter()
-    with recording_calls() as calls:
-        for i, s in enumerate(bs.specs(job.size), 1):
-            ids.append(bs.open_spec(desk, contacts, s).id)
-            bs._progress("helpkit creates", i, job.size, start)
+    for i, s in enumerate(bs.specs(job.size), 1):
+        ids.append(bs.open_spec(desk, contacts, s).id)
+        bs._progress("helpkit creates", i, job.size, start)
     result.create_s = time.perf_counter() - start
     result.create_cpu = cpu.lap()
     agents = [s.agent for s in bs.specs(job.size)]
@@ -337,12 +327,32 @@ def run_helpkit(job: Job, url: str) -> Result:
     result.counts = (
         f"{_count(desk.store, 'tickets')} tickets, {_count(desk.store, 'events')} events"
     )
-    if calls is not None and len(calls) == job.size:  # every create one statement
-        cpu = CpuMeter(url)
-        result.replayed, result.replay_s, result.replay_cpu = replay_creates(desk.store, calls, cpu)
-        cpu.close()
-        if _count(desk.store, "tickets") != 2 * job.size:
-            raise SystemExit("the replayed creates did not store a ticket each")
+    desk.shutdown()
+    return result
+
+
+def run_helpkit_alone(job: Job, url: str) -> Result:
+    """Creates through the desk, untimed, then their commit statements alone, timed
+    (:func:`replay_creates`): ``create_s`` and ``create_cpu`` are the replay's."""
+    result = Result(job)
+    desk, contacts = _helpkit_desk(url, result)
+    result.label = result.label.replace("helpkit (", "helpkit, statements alone (", 1)
+    start = time.perf_counter()
+    with recording_calls() as calls:
+        for i, s in enumerate(bs.specs(job.size), 1):
+            bs.open_spec(desk, contacts, s)
+            bs._progress("helpkit creates (untimed)", i, job.size, start)
+    if calls is None or len(calls) != job.size:
+        raise SystemExit("helpkit-alone: this helpkit does not commit a create in one call")
+    cpu = CpuMeter(url)
+    replayed, result.create_s, result.create_cpu = replay_creates(desk.store, calls, cpu)
+    cpu.close()
+    tickets = _count(desk.store, "tickets")
+    if replayed != job.size or tickets != 2 * job.size:
+        raise SystemExit(f"helpkit-alone: {tickets} tickets after replaying {replayed}")
+    result.counts = (
+        f"{tickets} tickets (half of them replayed), {_count(desk.store, 'events')} events"
+    )
     desk.shutdown()
     return result
 
@@ -763,6 +773,7 @@ def run_sweep(job: Job, url: str) -> Result:
 RUNNERS: dict[str, Callable[[Job, str], Result]] = {
     "helpkit": run_helpkit,
     "django": run_django,
+    "helpkit-alone": run_helpkit_alone,
     "helpkit-bulk": run_helpkit_bulk,
     "django-bulk": run_django_bulk,
     "sweep": run_sweep,
@@ -905,35 +916,38 @@ def render(results: list[Result], run: Run) -> str:
         "  then. **ceiling** in the ratios: those bare commits/s (the mean of the pairing's four",
         "  measurements) over django-helpdesk's creates/s or updates/s, the highest ratio a store",
         "  committing each command durably could reach in that pairing.",
-        "- **statements alone** (helpkit rows): after the rest, the one-statement commits of",
-        "  that row's creates sent once more with new ticket ids through the store's own libpq",
-        "  call on one of its pooled connections (the same rows, indexes, checks and durable",
-        "  commits, no Python pipeline before them): creates/s and CPU ms per create, client /",
-        "  server. In the ratios, those creates/s over django-helpdesk's: what the server's",
-        "  side of helpkit's creates allows, if the library's Python cost nothing beyond the",
-        "  call.",
+        "- **helpkit, statements alone**: a worker of its own in each round makes the same",
+        "  creates through the desk, untimed, then sends the one-statement commit each of them",
+        "  sent once more, with new ticket ids, through the store's own libpq call on one of",
+        "  its pooled connections (the same rows, indexes, checks and durable commits, no",
+        "  Python pipeline before them): its creates/s and CPU are those of the statements.",
+        "  Against django-helpdesk's creates: what the server's side of helpkit's creates",
+        "  allows, if the library's Python cost nothing beyond the call.",
         "",
         "## Creates, updates and the queue",
         "",
         "| system | synchronous_commit | tickets | creates/s | updates/s | bare commits/s"
         " (before / after) | CPU ms per create: client / server | CPU ms per update:"
         " client / server | queue assignee p50 / p95 ms | queue group p50 / p95 ms |"
-        " peak RSS MiB | statements alone: creates/s | statements alone: CPU ms per create,"
-        " client / server |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " peak RSS MiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if r.job.system == "sweep":
             continue
+        statements = r.job.system == "helpkit-alone"
+
+        def queue(times: list[float], rows: int, statements: bool = statements) -> str:
+            return "-" if statements else _queue(times, rows)
+
         loaded = f" (bulk-loaded in {r.load_s:,.0f} s, untimed)" if r.load_s else ""
         out.append(
             f"| {_system(r)} | {r.synchronous_commit} | {r.job.size:,}{loaded} | "
             f"{bs._fmt(r.creates_per_s, ',.0f')} | {bs._fmt(r.updates_per_s, ',.0f')} | "
             f"{' / '.join(f'{x:,.0f}' for x in r.bare_commits) or '-'} | "
             f"{_per(r.create_cpu, r.job.size)} | {_per(r.update_cpu, r.updates)} | "
-            f"{_queue(r.q_assignee, r.rows_assignee)} | {_queue(r.q_group, r.rows_group)} | "
-            f"{r.maxrss_kib / 1024:,.0f} | {bs._fmt(r.replays_per_s, ',.0f')} | "
-            f"{_per(r.replay_cpu, r.replayed)} |"
+            f"{queue(r.q_assignee, r.rows_assignee)} | {queue(r.q_group, r.rows_group)} | "
+            f"{r.maxrss_kib / 1024:,.0f} |"
         )
     out += [
         "",
@@ -942,12 +956,11 @@ def render(results: list[Result], run: Run) -> str:
         "Every pairing of this run at the same size and the same `synchronous_commit`.",
         "",
         "| pairing | tickets | creates | creates ceiling | updates | updates ceiling |"
-        " queue assignee p50 | queue group p50 | creates, statements alone |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        " queue assignee p50 | queue group p50 |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for kind, source in [("helpkit", s) for s in _sources(results)] + [("helpkit-bulk", "")]:
         ratios: list[tuple[float, float, float, float]] = []
-        alone: list[float] = []
         name = f"{kind} (baseline)" if source else kind
         for ours in [r for r in find(kind) if r.job.source == source]:
             for theirs in find(kind.replace("helpkit", "django"), ours.job.size):
@@ -964,8 +977,6 @@ def render(results: list[Result], run: Run) -> str:
                             (floor or 0.0) / theirs.updates_per_s,
                         )
                     )
-                if ours.replays_per_s and theirs.creates_per_s:
-                    alone.append(ours.replays_per_s / theirs.creates_per_s)
                 out.append(
                     f"| {name} vs {theirs.job.system} | {ours.job.size:,} | "
                     f"{bs._ratio(ours.creates_per_s, theirs.creates_per_s)} | "
@@ -973,18 +984,36 @@ def render(results: list[Result], run: Run) -> str:
                     f"{bs._ratio(ours.updates_per_s, theirs.updates_per_s)} | "
                     f"{bs._ratio(floor, theirs.updates_per_s)} | "
                     f"{bs._latency_ratio(theirs, ours, 'assignee')} | "  # type: ignore[arg-type]
-                    f"{bs._latency_ratio(theirs, ours, 'group')} | "  # type: ignore[arg-type]
-                    f"{bs._ratio(ours.replays_per_s, theirs.creates_per_s)} |"
+                    f"{bs._latency_ratio(theirs, ours, 'group')} |"  # type: ignore[arg-type]
                 )
         if len(ratios) > 1:
             medians = [f"{bs.median(list(column)):,.1f}x" for column in zip(*ratios, strict=True)]
             out.append(
                 f"| {name} vs django, median of the {len(ratios)} pairings above | | "
                 + " | ".join(medians)
-                + " | | | "
-                + (f"{bs.median(alone):,.1f}x" if len(alone) == len(ratios) else "")
-                + " |"
+                + " | | |"
             )
+    alone = [
+        (ours, theirs)
+        for ours in find("helpkit-alone")
+        for theirs in find("django", ours.job.size)
+        if theirs.synchronous_commit == ours.synchronous_commit
+    ]
+    for ours, theirs in alone:
+        out.append(
+            f"| helpkit, statements alone vs django | {ours.job.size:,} | "
+            f"{bs._ratio(ours.creates_per_s, theirs.creates_per_s)} | | | | | |"
+        )
+    if len(alone) > 1:
+        creates = [
+            ours.creates_per_s / theirs.creates_per_s
+            for ours, theirs in alone
+            if ours.creates_per_s and theirs.creates_per_s
+        ]
+        out.append(
+            f"| helpkit, statements alone vs django, median of the {len(alone)} pairings above"
+            f" | | {bs.median(creates):,.1f}x | | | | | |"
+        )
     sweeps = [row for r in find("sweep") for row in r.sweeps]
     if sweeps:
         one = next((row["wall_s"] for row in sweeps if row["workers"] == 1), None)
@@ -1049,6 +1078,7 @@ def jobs(args: argparse.Namespace) -> list[Job]:
             base = Job("helpkit", args.creates, args.updates, args.runs, source=args.baseline)
             ours = [*ours, base] if round_ % 2 == 0 else [base, *ours]
         todo.extend(ours)
+        todo.append(Job("helpkit-alone", args.creates))
     for size in args.queue_sizes:
         for system in ("django-bulk", "helpkit-bulk"):
             if system == "django-bulk" and size > args.peer_max:
