@@ -92,6 +92,7 @@ from helpkit.stores.postgres.parties import (
     KeptPartiesMixin,
     parties_moved,
 )
+from helpkit.stores.postgres.pool import POOL
 from helpkit.stores.postgres.privacy import PrivacyMixin
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.routing import RoutingMixin, write_routing
@@ -467,7 +468,8 @@ class PostgresStore(
             "connect_timeout": connect_timeout,
         }
         self._prepare_schema(create)
-        self._pool: ConnectionPool[_Connection] = ConnectionPool(
+        # The connection given back last is lent first (see helpkit.stores.postgres.pool).
+        self._pool: ConnectionPool[_Connection] = POOL(
             conninfo,
             connection_class=_Connection,
             kwargs=self._connect_kwargs,
