@@ -1,7 +1,8 @@
 """The store's pool lends the idle connection given back last
-(:mod:`helpkit.stores.postgres.pool`): a state machine against a stack, on real connections
-to a server; the one idle longest is the one the pool closes when it shrinks; a store's
-commands, one after another, keep to one server backend; and the release check.
+(:mod:`helpkit.stores.postgres.pool`): any sequence of borrows and returns against a stack,
+on real connections to a server; the one idle longest is the one the pool closes when it
+shrinks; a store's commands, one after another, keep to one server backend; and the release
+check.
 
 The server parts need a PostgreSQL server (tests/postgres_fixtures.py says which, and when
 these tests skip).

@@ -7,14 +7,13 @@ so a different server backend process, for each command: every connection, its b
 its objects in the client come round again cold in the CPU's caches. On the project's bench
 machine that cost a create through the desk about 0.07 ms of the client's CPU and 0.08 ms of
 the server's (1,150 against 1,390 creates per second, two connections in the pool; see
-docs/postgresql.md, "Figures"). A queue also never lets a connection idle: a pool grown to
-ten connections in a burst lends all ten in turn afterwards, so its ``max_idle`` never
-closes one.
+docs/postgresql.md, "Figures").
 
 :class:`RecentFirstPool` lends the idle connection given back last (a stack): a quiet
 moment's commands keep to the connection just used, and the ones a burst opened sink to the
-other end, idle, where the pool's shrinking closes the one idle longest, as it does in a
-queue. Nothing else changes: the same checks on borrow, the same waits, the same sizes.
+other end, where the pool's shrinking (one connection per ``max_idle`` while some stayed
+unused) closes the one idle longest first, as it does with a queue. Nothing else changes:
+the same checks on borrow, the same waits, the same sizes.
 
 It overrides a method that is not public API of psycopg_pool (``_get_ready_connection``,
 called with the pool's lock held, which takes the connection at the left end of the deque
