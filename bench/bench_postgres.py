@@ -935,18 +935,19 @@ def render(results: list[Result], run: Run) -> str:
     for r in results:
         if r.job.system == "sweep":
             continue
-        statements = r.job.system == "helpkit-alone"
-
-        def queue(times: list[float], rows: int, statements: bool = statements) -> str:
-            return "-" if statements else _queue(times, rows)
-
+        # The statements-alone rows measure no queue.
+        queues = (
+            "- | -"
+            if r.job.system == "helpkit-alone"
+            else f"{_queue(r.q_assignee, r.rows_assignee)} | {_queue(r.q_group, r.rows_group)}"
+        )
         loaded = f" (bulk-loaded in {r.load_s:,.0f} s, untimed)" if r.load_s else ""
         out.append(
             f"| {_system(r)} | {r.synchronous_commit} | {r.job.size:,}{loaded} | "
             f"{bs._fmt(r.creates_per_s, ',.0f')} | {bs._fmt(r.updates_per_s, ',.0f')} | "
             f"{' / '.join(f'{x:,.0f}' for x in r.bare_commits) or '-'} | "
             f"{_per(r.create_cpu, r.job.size)} | {_per(r.update_cpu, r.updates)} | "
-            f"{queue(r.q_assignee, r.rows_assignee)} | {queue(r.q_group, r.rows_group)} | "
+            f"{queues} | "
             f"{r.maxrss_kib / 1024:,.0f} |"
         )
     out += [

@@ -222,17 +222,17 @@ def _set_search_path(conn: psycopg.Connection[Any], schema: str) -> None:
     conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
 
 
+_POLL: Final = hasattr(_select, "poll")
+
+
 def _readable(fd: int) -> bool:
     """Whether the socket ``fd`` has something to read (or is at its end), without waiting."""
-    if hasattr(_select, "poll"):
+    if _POLL:
         poller = _select.poll()
         poller.register(fd, _select.POLLIN)
         return bool(poller.poll(0))
     ready, _, _ = _select.select([fd], [], [], 0)
     return bool(ready)
-
-
-_POLL: Final = hasattr(_select, "poll")
 
 
 def _check_borrowed(conn: psycopg.Connection[Any]) -> None:
