@@ -282,6 +282,15 @@ def pair_ratios(ours: Tally, theirs: Tally, op: str) -> list[float]:
     ]
 
 
+def _over(ours: float | None, theirs: float | None) -> float | None:
+    """``ours / theirs``, None when either is unknown (a side that made none)."""
+    return ours / theirs if ours and theirs else None
+
+
+def _times(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}x"
+
+
 def _spread(values: list[float]) -> str:
     if not values:
         return "-"
@@ -326,7 +335,7 @@ def render(rounds: list[list[Tally]], chunk: int, command: str, took: float) -> 
         "| round | pairing | creates | creates, turn pairs | updates | updates, turn pairs |",
         "|---:|---|---:|---:|---:|---:|",
     ]
-    summary: dict[str, list[tuple[float, float]]] = {}
+    summary: dict[str, list[tuple[float | None, float | None]]] = {}
     for n, tallies in enumerate(rounds, 1):
         peer = next((t for t in tallies if t.name == "django"), None)
         pairs = [(t, peer) for t in tallies if t is not peer and peer is not None]
@@ -339,13 +348,11 @@ def render(rounds: list[list[Tally]], chunk: int, command: str, took: float) -> 
             if a.sync != b.sync:
                 continue
             name = f"{a.name} vs {b.name}"
-            rates = [
-                (a.rate(op) or 0.0) / (b.rate(op) or float("inf")) for op in ("creates", "updates")
-            ]
+            rates = [_over(a.rate(op), b.rate(op)) for op in ("creates", "updates")]
             summary.setdefault(name, []).append((rates[0], rates[1]))
             out.append(
-                f"| {n} | {name} | {rates[0]:.2f}x | "
-                f"{_spread(pair_ratios(a, b, 'creates'))} | {rates[1]:.2f}x | "
+                f"| {n} | {name} | {_times(rates[0])} | "
+                f"{_spread(pair_ratios(a, b, 'creates'))} | {_times(rates[1])} | "
                 f"{_spread(pair_ratios(a, b, 'updates'))} |"
             )
     if len(rounds) > 1:
@@ -355,12 +362,14 @@ def render(rounds: list[list[Tally]], chunk: int, command: str, took: float) -> 
             "",
         ]
         for name, values in summary.items():
-            c = [v[0] for v in values]
-            u = [v[1] for v in values]
-            out.append(
-                f"- {name}: creates {bs.median(c):.2f}x ({min(c):.2f}x-{max(c):.2f}x), "
-                f"updates {bs.median(u):.2f}x ({min(u):.2f}x-{max(u):.2f}x)"
-            )
+            parts = []
+            for op, column in (("creates", 0), ("updates", 1)):
+                known = [ratio for v in values if (ratio := v[column]) is not None]
+                if known:
+                    parts.append(
+                        f"{op} {bs.median(known):.2f}x ({min(known):.2f}x-{max(known):.2f}x)"
+                    )
+            out.append(f"- {name}: {', '.join(parts) or '-'}")
     out += ["", "## Rows", ""]
     for n, tallies in enumerate(rounds, 1):
         for t in tallies:
