@@ -344,7 +344,7 @@ def test_a_v8_schema_is_upgraded_with_its_agents_found_by_address(postgres_datab
     assert _pg_version(postgres_database, schema) == "8"
     store = _pg_store(postgres_database, schema)
     try:
-        assert _pg_version(postgres_database, schema) == str(SCHEMA_VERSION) == "10"
+        assert _pg_version(postgres_database, schema) == str(SCHEMA_VERSION) == "11"
         _found_as_listed(store, agents)
         plan = _pg_plan(postgres_database, schema, ["a7@desk.example"])
         assert re.search(r"Index Scan (using|on) agents_email", plan), plan

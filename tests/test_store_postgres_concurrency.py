@@ -118,7 +118,7 @@ def test_no_read_of_one_tenant_finds_what_another_wrote(open_store: Callable[...
 
 _QUALIFIED = re.compile(
     r"\b\w+\s*\.\s*(meta|ticket_numbers|tickets|ticket_tags|events|cursors|contacts|"
-    r"contact_emails|organizations|organization_domains|agents|groups|outbox)\b"
+    r"contact_emails|organizations|organization_domains|agents|groups|outbox|feed_listeners)\b"
 )
 _SQL = re.compile(r"\b(SELECT|INSERT|UPDATE|DELETE|CREATE|ALTER|DROP)\b")
 

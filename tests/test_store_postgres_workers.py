@@ -156,6 +156,7 @@ def test_a_version_1_schema_with_tickets_keeps_them_when_upgraded(
     from psycopg import sql
 
     from helpkit.stores.postgres import schema as schema_module
+    from helpkit.stores.postgres.commit import function_ddl
 
     schema = fresh_schema()
     old = open_store(schema)
@@ -171,6 +172,10 @@ def test_a_version_1_schema_with_tickets_keeps_them_when_upgraded(
             "kb_counts, kb_terms, kb_links, kb_suggestions"
         )
         conn.execute("DROP INDEX IF EXISTS agents_email")  # version 9
+        # Version 11's listeners of the feed, and the commit_change of before them (which
+        # the old store below commits through).
+        conn.execute("DROP TABLE IF EXISTS feed_listeners")
+        conn.execute(function_ddl(schema_module._FEED_LOCK_CLASS, 10))
         conn.execute("UPDATE meta SET value = '1' WHERE key = 'schema_version'")
     (written,) = old.commit([change_of(_open("t1", 0, MON))])
     old.close()
@@ -427,6 +432,108 @@ def test_a_wait_returns_at_once_for_a_commit_already_there_and_times_out_without
     assert store.wait_for_changes(0, 5) is True
     assert store.wakeups == 1
     assert store.wait_for_changes(store.last_position(), 0.05) is False
+
+
+def _listening(store: Any) -> Any:
+    """A connection listening on ``store``'s channel that did not register as a consumer:
+    it hears what commits send, and changes nothing of what they send."""
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres.wakeup import channel
+
+    conn = psycopg.connect(store.conninfo, autocommit=True)
+    conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel(store.schema))))
+    return conn
+
+
+def _heard(conn: Any, wait: float = 0.3) -> int:
+    return sum(1 for _ in conn.notifies(timeout=wait))
+
+
+def _listeners(store: Any) -> list[tuple[int, int]]:
+    with store._reading() as cur:
+        return [tuple(row) for row in cur.execute("SELECT * FROM feed_listeners").fetchall()]
+
+
+def test_commits_notify_only_while_a_consumer_listens(open_store: Callable[..., Any]) -> None:
+    store = open_store()
+    ear = _listening(store)
+    try:
+        # Nobody waits for the feed: neither the one-statement commit nor the batch path
+        # (two changes) notifies.
+        (first,) = store.commit([change_of(_open("t1", 0, MON))])
+        store.commit([change_of(_open("t2", 0, MON)), change_of(_open("t3", 0, MON))])
+        assert _heard(ear) == 0 and _listeners(store) == []
+        # A consumer's first wait registers its listening connection...
+        consumer = open_store(store.schema)
+        assert consumer.wait_for_changes(store.last_position(), 0.01) is False
+        assert [pid for pid, _ in _listeners(store)] == [consumer._listener.info.backend_pid]
+        # ...and from then on both paths notify.
+        (noted,) = store.commit([change_of(_note(first.ticket, MON + H))])
+        assert _heard(ear) == 1
+        store.commit([change_of(_open("t4", 0, MON)), change_of(_open("t5", 0, MON))])
+        assert _heard(ear) == 1
+        assert consumer.wait_for_changes(0, 1) is True
+        # Once it stops listening, commits stop notifying.
+        consumer.close()
+        assert _listeners(store) == []
+        store.commit([change_of(_note(noted.ticket, MON + 2 * H))])
+        assert _heard(ear) == 0
+    finally:
+        ear.close()
+
+
+def test_a_listener_left_by_a_backend_gone_is_removed_by_the_next_registration(
+    open_store: Callable[..., Any],
+) -> None:
+    store = open_store()
+    with store._reading() as cur:  # a consumer that died: no backend has this pid and start
+        cur.execute("INSERT INTO feed_listeners (pid, started_us) VALUES (1, 42)")
+    ear = _listening(store)
+    try:
+        store.commit([change_of(_open("t1", 0, MON))])
+        assert _heard(ear) == 1  # until it is removed, commits notify for nobody
+        consumer = open_store(store.schema)
+        consumer.wait_for_changes(store.last_position(), 0.01)
+        assert [pid for pid, _ in _listeners(store)] == [consumer._listener.info.backend_pid]
+    finally:
+        ear.close()
+
+
+def test_a_registration_waits_for_the_commit_holding_the_feed_lock_and_its_look_sees_it(
+    open_store: Callable[..., Any],
+) -> None:
+    """The race the registration closes: a commit that holds the feed lock, and has looked
+    for listeners already (finding none, so it does not notify), commits while a consumer
+    registers. The registration waits for it, and the consumer's look after it sees its
+    events: the wait returns at once, without a notification."""
+    import psycopg
+    from psycopg import sql
+
+    from helpkit.stores.postgres.schema import FEED_LOCK
+
+    store = open_store()
+    store.commit([change_of(_open("t1", 0, MON))])  # positions 1 and 2
+    consumer = open_store(store.schema)
+    with psycopg.connect(store.conninfo) as producer:  # a transaction of its own
+        producer.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(store.schema)))
+        producer.execute(FEED_LOCK)
+        producer.execute(
+            "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
+            "VALUES ('t1', 3, 'note_added', 0, 'system', '{}', 3)"
+        )
+        waited: list[bool] = []
+        waiting = threading.Thread(target=lambda: waited.append(consumer.wait_for_changes(2, 10)))
+        started = time.monotonic()
+        waiting.start()
+        waiting.join(0.5)
+        assert waiting.is_alive() and not waited  # registering: waiting for the feed lock
+        producer.commit()
+    waiting.join(10)
+    assert waited == [True]
+    assert time.monotonic() - started < 5  # seen by the look, not by a wait's end
+    assert consumer.wakeups == 0
 
 
 # ---------------------------------------------------------------- the wake-up cases catch

@@ -161,13 +161,14 @@ COMMIT_CHANGE: Final = "SELECT commit_change({})".format(
 
 
 def function_ddl(feed_lock_class: int, version: int = 8) -> str:
-    """The DDL of ``commit_change`` as schema version ``version`` (6 or 8) creates it, which
-    takes the feed lock of class ``feed_lock_class`` (``schema.FEED_LOCK``'s). A later change
+    """The DDL of ``commit_change`` as schema version ``version`` (6, 8, 10 or 11) creates
+    it, which takes the feed lock of class ``feed_lock_class`` (``schema.FEED_LOCK``'s), and
+    from version 11 notifies only while a consumer listens. A later change
     of the function is a new migration step, like any other change of the schema; the DDL of
     an earlier version stays as it was (a new schema runs every step)."""
-    if version not in (6, 8, 10):
+    if version not in (6, 8, 10, 11):
         raise ValueError(f"no commit_change of schema version {version}")
-    parameters = {6: _V6_PARAMETERS, 8: _V8_PARAMETERS, 10: _PARAMETERS}[version]
+    parameters = {6: _V6_PARAMETERS, 8: _V8_PARAMETERS, 10: _PARAMETERS, 11: _PARAMETERS}[version]
     if version == 6:
         tag_list = "p_tag_list"
         events = """unnest(p_types, p_at_us, p_actors, p_bodies, p_body_tails)
@@ -176,7 +177,7 @@ def function_ddl(feed_lock_class: int, version: int = 8) -> str:
         # One parse of each JSON text, into rows (the events in their order).
         tag_list = "ARRAY(SELECT json_array_elements_text(p_tag_list::json))"
         events = _json_events("p_events")
-    if version == 10:
+    if version >= 10:
         # The events of the slots (a slot of no event has no type), then those beyond them:
         # a statement of its own, whose snapshot sees the first ones (this transaction's),
         # so their positions follow on.
@@ -229,6 +230,15 @@ def function_ddl(feed_lock_class: int, version: int = 8) -> str:
             "tags",
         )
     )
+    notify = "PERFORM pg_notify(p_channel, '');"
+    if version >= 11:
+        # Only while a consumer listens (a row of feed_listeners, registered under the feed
+        # lock, which this transaction holds: see helpkit.stores.postgres.wakeup). A
+        # statement of its own, whose snapshot sees every registration committed before
+        # this transaction took the lock.
+        notify = f"""IF EXISTS (SELECT 1 FROM feed_listeners) THEN
+        {notify}
+    END IF;"""
     signature = ", ".join(f"{name} {kind}" for name, kind in parameters)
     return f"""CREATE OR REPLACE FUNCTION commit_change({signature}) RETURNS bigint
 LANGUAGE plpgsql AS $function$
@@ -293,7 +303,7 @@ BEGIN
     -- The feed lock, then the positions in a statement of their own (see FEED_LOCK).
     PERFORM pg_advisory_xact_lock({feed_lock_class}, 'events'::regclass::oid::integer);
     {insert_events}
-    PERFORM pg_notify(p_channel, '');
+    {notify}
     RETURN v_number;
 END
 $function$"""

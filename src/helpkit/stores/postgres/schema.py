@@ -366,6 +366,22 @@ _V10: Final[Migration] = (
     function_ddl(_FEED_LOCK_CLASS, 10),
 )
 
+_V11: Final[Migration] = (
+    # The consumers listening for the feed's notifications, one row per listening connection
+    # (its backend's pid and start): commit_change, and the batch path's commits, send
+    # pg_notify only while a row is here. A transaction that notifies holds PostgreSQL's
+    # notification lock, one for the whole server, from before its commit record until it
+    # is flushed: commits that notify cannot share a WAL flush. A row is written under the
+    # feed lock, before the consumer's first look at the feed (helpkit.stores.postgres.
+    # wakeup), so no commit is left unnotified and unseen.
+    """CREATE TABLE feed_listeners (
+        pid integer NOT NULL,
+        started_us bigint NOT NULL,
+        PRIMARY KEY (pid, started_us)
+    )""",
+    function_ddl(_FEED_LOCK_CLASS, 11),
+)
+
 MIGRATIONS: Final[tuple[Migration, ...]] = (
     _V1,
     _V2,
@@ -377,6 +393,7 @@ MIGRATIONS: Final[tuple[Migration, ...]] = (
     _V8,
     _V9,
     _V10,
+    _V11,
 )
 """The statements that bring a schema from version ``i`` to ``i + 1``. All run in one
 transaction."""

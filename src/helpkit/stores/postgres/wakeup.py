@@ -3,18 +3,32 @@
 A mixin of :class:`~helpkit.stores.postgres.store.PostgresStore` (capability ``feed_wakeup``,
 :class:`helpkit.ports.FeedWakeup`).
 
-Every commit that adds events sends a notification (``pg_notify``) on the tenant's channel
-(:func:`channel`) inside its transaction: PostgreSQL delivers it when, and only if, the
-transaction commits. :meth:`WakeupMixin.wait_for_changes` waits for it on a connection of its
-own (not a pooled one: a listening connection must stay the same), opened at the first wait
-and kept. It listens before it looks at the feed, so a commit that lands between the look and
-the wait still wakes it. A dropped listening connection fails the wait with StoreError; the
-next wait opens a new one (notifications sent meanwhile are lost, which is why consumers keep
-looking at the feed now and then).
+While some consumer listens, every commit that adds events sends a notification
+(``pg_notify``) on the tenant's channel (:func:`channel`) inside its transaction: PostgreSQL
+delivers it when, and only if, the transaction commits. :meth:`WakeupMixin.wait_for_changes`
+waits for it on a connection of its own (not a pooled one: a listening connection must stay
+the same), opened at the first wait and kept. It listens before it looks at the feed, so a
+commit that lands between the look and the wait still wakes it. A dropped listening
+connection fails the wait with StoreError; the next wait opens a new one (notifications sent
+meanwhile are lost, which is why consumers keep looking at the feed now and then).
+
+A commit notifies only while a consumer listens: a listening connection registers in the
+table ``feed_listeners`` (its backend's pid and start, schema version 11), and a commit sends
+``pg_notify`` only when that table holds a row (:data:`NOTIFY`, and ``commit_change``'s own
+check). PostgreSQL serializes the commits of transactions that notify, across the whole
+server (each holds one lock from before its commit record until it is flushed), so a desk
+with nobody listening no longer pays for that. No wake-up is lost to it: the registration is
+written under the feed lock, after ``LISTEN`` and before the consumer's first look at the
+feed, and a commit checks the table under the feed lock, in a statement after the one that
+took it. A commit holding the lock first is therefore committed, and seen by the look, before
+the registration is; a commit taking it after the registration sees the row and notifies. The
+listener removes its row when it stops; a row left by a process that died (its backend gone)
+is removed by the next registration, and until then only costs notifications nobody hears.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import threading
 from typing import Any, Final
@@ -25,11 +39,27 @@ from psycopg import sql
 from helpkit.errors import ValidationError
 from helpkit.stores.postgres.errors import translated
 from helpkit.stores.postgres.feed import LAST_POSITION
+from helpkit.stores.postgres.schema import FEED_LOCK
 
 __all__ = ["NOTIFY", "WakeupMixin", "channel"]
 
-NOTIFY: Final = "SELECT pg_notify(%s, '')"
-"""Sent by each commit that adds events (parameter: the tenant's channel)."""
+NOTIFY: Final = "SELECT pg_notify(%s, '') FROM feed_listeners LIMIT 1"
+"""Sent by each commit that adds events, after the feed lock (parameter: the tenant's
+channel): notifies only while some consumer listens (a row of ``feed_listeners``)."""
+
+_ME: Final = (
+    "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity "
+    "WHERE pid = pg_backend_pid()"
+)
+_GONE: Final = (
+    "DELETE FROM feed_listeners f WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
+    "WHERE a.pid = f.pid AND (extract(epoch FROM a.backend_start) * 1000000)::bigint "
+    "= f.started_us)"
+)
+_REGISTER: Final = (
+    "INSERT INTO feed_listeners (pid, started_us) VALUES (%s, %s) ON CONFLICT DO NOTHING"
+)
+_UNREGISTER: Final = "DELETE FROM feed_listeners WHERE pid = %s AND started_us = %s"
 
 
 def channel(schema: str) -> str:
@@ -72,7 +102,9 @@ class WakeupMixin:
                         self._configure(conn)
                         listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel(self.schema)))
                         conn.execute(listen)
-                        # Listening from here on: look at the feed once, for what came before.
+                        # Listening from here on: registered, so that commits notify, then a
+                        # look at the feed, for what came before.
+                        self._listening_as = _register(conn)
                         already = self._beyond(conn, after)
                     except BaseException:
                         conn.close()
@@ -89,6 +121,9 @@ class WakeupMixin:
                 self._close_listener()
                 raise
 
+    _listening_as: tuple[int, int] | None = None
+    """The listener's row in ``feed_listeners`` (pid, start), while it listens."""
+
     @staticmethod
     def _beyond(conn: psycopg.Connection[Any], after: int) -> bool:
         row = conn.execute(LAST_POSITION).fetchone()
@@ -97,8 +132,30 @@ class WakeupMixin:
     def _close_listener(self) -> None:
         conn, self._listener = self._listener, None
         if conn is not None:
+            me, self._listening_as = self._listening_as, None
+            if me is not None and not conn.closed:
+                # Commits stop notifying once no one listens (a connection that broke
+                # leaves its row to the next registration).
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute(_UNREGISTER, me)
             conn.close()
 
     def _stop_listening(self) -> None:
         with self._listener_lock:
             self._close_listener()
+
+
+def _register(conn: psycopg.Connection[Any]) -> tuple[int, int]:
+    """Register ``conn`` (listening already, in autocommit) in ``feed_listeners``, in one
+    transaction under the feed lock, removing the rows of backends gone; its row (pid,
+    start). Under the feed lock, so that a commit that took it first is committed before
+    the registration is (and seen by the look after it), and one that takes it after sees
+    the row (see the module)."""
+    row = conn.execute(_ME).fetchone()
+    assert row is not None  # a backend sees itself in pg_stat_activity
+    me = (int(row[0]), int(row[1]))
+    with conn.transaction():
+        conn.execute(FEED_LOCK)
+        conn.execute(_GONE)
+        conn.execute(_REGISTER, me)
+    return me
