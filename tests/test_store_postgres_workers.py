@@ -396,11 +396,11 @@ def test_an_idle_relay_is_woken_by_the_notification_of_a_commit(
     )
     relay.start()
     try:
-        for _ in range(1000):  # idle: listening, and nothing woke it yet
-            if store._listener is not None:
+        for _ in range(1000):  # idle: waiting (registered as a listener), nothing woke it yet
+            if store._listening_as is not None:
                 break
             stop.wait(0.01)
-        assert store._listener is not None and store.wakeups == 0
+        assert store._listening_as is not None and store.wakeups == 0
         desk.reply(ticket.id, Actor.agent("ann"), "Fixed?")
         for _ in range(2000):  # 20 s at most, far below the poll; it takes one wake-up
             if channel.messages:
@@ -430,7 +430,7 @@ def test_a_wait_returns_at_once_for_a_commit_already_there_and_times_out_without
     assert store.wait_for_changes(0, 0.01) is False
     other.commit([change_of(_open("t1", 0, MON))])
     assert store.wait_for_changes(0, 5) is True
-    assert store.wakeups == 1
+    assert store.wakeups == 0  # found by its look at the feed, before any wait
     assert store.wait_for_changes(store.last_position(), 0.05) is False
 
 
@@ -456,8 +456,23 @@ def _listeners(store: Any) -> list[tuple[int, int]]:
         return [tuple(row) for row in cur.execute("SELECT * FROM feed_listeners").fetchall()]
 
 
-def test_commits_notify_only_while_a_consumer_listens(open_store: Callable[..., Any]) -> None:
+def _waiting(consumer: Any, after: int, timeout: float) -> tuple[threading.Thread, list[bool]]:
+    """``consumer.wait_for_changes(after, timeout)`` in a thread, once it has registered."""
+    result: list[bool] = []
+    thread = threading.Thread(
+        target=lambda: result.append(consumer.wait_for_changes(after, timeout)), daemon=True
+    )
+    thread.start()
+    for _ in range(1000):
+        if consumer._listening_as is not None or result:
+            break
+        time.sleep(0.005)
+    return thread, result
+
+
+def test_commits_notify_only_while_a_consumer_waits(open_store: Callable[..., Any]) -> None:
     store = open_store()
+    consumer = open_store(store.schema)
     ear = _listening(store)
     try:
         # Nobody waits for the feed: neither the one-statement commit nor the batch path
@@ -465,18 +480,24 @@ def test_commits_notify_only_while_a_consumer_listens(open_store: Callable[..., 
         (first,) = store.commit([change_of(_open("t1", 0, MON))])
         store.commit([change_of(_open("t2", 0, MON)), change_of(_open("t3", 0, MON))])
         assert _heard(ear) == 0 and _listeners(store) == []
-        # A consumer's first wait registers its listening connection...
-        consumer = open_store(store.schema)
-        assert consumer.wait_for_changes(store.last_position(), 0.01) is False
+        # A wait with something to read already returns at once, registering nothing.
+        assert consumer.wait_for_changes(0, 5) is True
+        assert consumer.wakeups == 0 and _listeners(store) == []
+        # A consumer waiting registers its listening connection, and the one-statement
+        # commit notifies it.
+        waiting, woken = _waiting(consumer, store.last_position(), 10)
         assert [pid for pid, _ in _listeners(store)] == [consumer._listener.info.backend_pid]
-        # ...and from then on both paths notify.
         (noted,) = store.commit([change_of(_note(first.ticket, MON + H))])
-        assert _heard(ear) == 1
+        waiting.join(10)
+        assert woken == [True] and consumer.wakeups == 1 and _heard(ear) == 1
+        assert _listeners(store) == []  # the wait over, its row is gone
+        # So does the batch path.
+        waiting, woken = _waiting(consumer, store.last_position(), 10)
         store.commit([change_of(_open("t4", 0, MON)), change_of(_open("t5", 0, MON))])
-        assert _heard(ear) == 1
-        assert consumer.wait_for_changes(0, 1) is True
-        # Once it stops listening, commits stop notifying.
-        consumer.close()
+        waiting.join(10)
+        assert woken == [True] and consumer.wakeups == 2 and _heard(ear) == 1
+        # A wait that times out leaves no row either, and commits after it do not notify.
+        assert consumer.wait_for_changes(store.last_position(), 0.05) is False
         assert _listeners(store) == []
         store.commit([change_of(_note(noted.ticket, MON + 2 * H))])
         assert _heard(ear) == 0
@@ -495,8 +516,12 @@ def test_a_listener_left_by_a_backend_gone_is_removed_by_the_next_registration(
         store.commit([change_of(_open("t1", 0, MON))])
         assert _heard(ear) == 1  # until it is removed, commits notify for nobody
         consumer = open_store(store.schema)
-        consumer.wait_for_changes(store.last_position(), 0.01)
+        waiting, _ = _waiting(consumer, store.last_position(), 0.3)
         assert [pid for pid, _ in _listeners(store)] == [consumer._listener.info.backend_pid]
+        waiting.join(10)
+        assert _listeners(store) == []
+        store.commit([change_of(_open("t2", 0, MON))])
+        assert _heard(ear) == 0
     finally:
         ear.close()
 

@@ -163,7 +163,7 @@ COMMIT_CHANGE: Final = "SELECT commit_change({})".format(
 def function_ddl(feed_lock_class: int, version: int = 8) -> str:
     """The DDL of ``commit_change`` as schema version ``version`` (6, 8, 10 or 11) creates
     it, which takes the feed lock of class ``feed_lock_class`` (``schema.FEED_LOCK``'s), and
-    from version 11 notifies only while a consumer listens. A later change
+    from version 11 notifies only while a consumer waits. A later change
     of the function is a new migration step, like any other change of the schema; the DDL of
     an earlier version stays as it was (a new schema runs every step)."""
     if version not in (6, 8, 10, 11):
@@ -232,7 +232,7 @@ def function_ddl(feed_lock_class: int, version: int = 8) -> str:
     )
     notify = "PERFORM pg_notify(p_channel, '');"
     if version >= 11:
-        # Only while a consumer listens (a row of feed_listeners, registered under the feed
+        # Only while a consumer waits (a row of feed_listeners, registered under the feed
         # lock, which this transaction holds: see helpkit.stores.postgres.wakeup). A
         # statement of its own, whose snapshot sees every registration committed before
         # this transaction took the lock.

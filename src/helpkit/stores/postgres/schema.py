@@ -367,13 +367,13 @@ _V10: Final[Migration] = (
 )
 
 _V11: Final[Migration] = (
-    # The consumers listening for the feed's notifications, one row per listening connection
+    # The consumers waiting for the feed's notifications, one row per waiting connection
     # (its backend's pid and start): commit_change, and the batch path's commits, send
     # pg_notify only while a row is here. A transaction that notifies holds PostgreSQL's
     # notification lock, one for the whole server, from before its commit record until it
     # is flushed: commits that notify cannot share a WAL flush. A row is written under the
-    # feed lock, before the consumer's first look at the feed (helpkit.stores.postgres.
-    # wakeup), so no commit is left unnotified and unseen.
+    # feed lock, before the consumer's look at the feed (helpkit.stores.postgres.wakeup),
+    # so no commit is left both unnotified and unseen.
     """CREATE TABLE feed_listeners (
         pid integer NOT NULL,
         started_us bigint NOT NULL,

@@ -3,27 +3,32 @@
 A mixin of :class:`~helpkit.stores.postgres.store.PostgresStore` (capability ``feed_wakeup``,
 :class:`helpkit.ports.FeedWakeup`).
 
-While some consumer listens, every commit that adds events sends a notification
-(``pg_notify``) on the tenant's channel (:func:`channel`) inside its transaction: PostgreSQL
-delivers it when, and only if, the transaction commits. :meth:`WakeupMixin.wait_for_changes`
-waits for it on a connection of its own (not a pooled one: a listening connection must stay
-the same), opened at the first wait and kept. It listens before it looks at the feed, so a
-commit that lands between the look and the wait still wakes it. A dropped listening
-connection fails the wait with StoreError; the next wait opens a new one (notifications sent
-meanwhile are lost, which is why consumers keep looking at the feed now and then).
+While a consumer waits, every commit that adds events sends a notification (``pg_notify``) on
+the tenant's channel (:func:`channel`) inside its transaction: PostgreSQL delivers it when,
+and only if, the transaction commits. :meth:`WakeupMixin.wait_for_changes` waits for it on a
+connection of its own (not a pooled one: a listening connection must stay the same), opened
+at the first wait and kept listening. A dropped listening connection fails the wait with
+StoreError; the next wait opens a new one.
 
-A commit notifies only while a consumer listens: a listening connection registers in the
-table ``feed_listeners`` (its backend's pid and start, schema version 11), and a commit sends
+A commit notifies only while some consumer waits. PostgreSQL serializes the commits of
+transactions that notify, across the whole server (each holds one lock from before its commit
+record until the commit is flushed), so notifying commits cannot share a WAL flush; writers
+that notify on every commit are capped near one commit per flush. So a wait first looks at
+the feed and returns at once when it holds a position above ``after`` (a busy consumer
+rarely waits at all). Otherwise it registers its connection in the table ``feed_listeners``
+(its backend's pid and start; schema version 11), drops the notifications heard before, looks
+at the feed again, waits for a notification, and removes its row. A commit sends
 ``pg_notify`` only when that table holds a row (:data:`NOTIFY`, and ``commit_change``'s own
-check). PostgreSQL serializes the commits of transactions that notify, across the whole
-server (each holds one lock from before its commit record until it is flushed), so a desk
-with nobody listening no longer pays for that. No wake-up is lost to it: the registration is
-written under the feed lock, after ``LISTEN`` and before the consumer's first look at the
-feed, and a commit checks the table under the feed lock, in a statement after the one that
-took it. A commit holding the lock first is therefore committed, and seen by the look, before
-the registration is; a commit taking it after the registration sees the row and notifies. The
-listener removes its row when it stops; a row left by a process that died (its backend gone)
-is removed by the next registration, and until then only costs notifications nobody hears.
+check).
+
+No wake-up is lost to it. The row is written under the feed lock, and a commit checks the
+table under the feed lock, in a statement after the one that took it (so in a snapshot that
+sees every registration committed before). A commit that took the lock before the
+registration is committed before the registration is, and the look after the registration
+sees its events; a commit that takes the lock after the registration sees the row and
+notifies, and the listening connection hears it. A row left by a process that died (its
+backend gone) is removed by the next registration; until then it only costs notifications
+that nobody hears.
 """
 
 from __future__ import annotations
@@ -45,7 +50,7 @@ __all__ = ["NOTIFY", "WakeupMixin", "channel"]
 
 NOTIFY: Final = "SELECT pg_notify(%s, '') FROM feed_listeners LIMIT 1"
 """Sent by each commit that adds events, after the feed lock (parameter: the tenant's
-channel): notifies only while some consumer listens (a row of ``feed_listeners``)."""
+channel): notifies only while some consumer waits (a row of ``feed_listeners``)."""
 
 _ME: Final = (
     "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity "
@@ -97,32 +102,42 @@ class WakeupMixin:
             try:
                 conn = self._listener
                 if conn is None:
-                    conn = psycopg.connect(self.conninfo, **self._connect_kwargs)
-                    try:
-                        self._configure(conn)
-                        listen = sql.SQL("LISTEN {}").format(sql.Identifier(channel(self.schema)))
-                        conn.execute(listen)
-                        # Listening from here on: registered, so that commits notify, then a
-                        # look at the feed, for what came before.
-                        self._listening_as = _register(conn)
-                        already = self._beyond(conn, after)
-                    except BaseException:
-                        conn.close()
-                        raise
-                    # Kept only now, listening and caught up: a commit from here on notifies.
-                    self._listener = conn
-                    if already:
+                    conn = self._listener = self._listen()
+                if self._beyond(conn, after):
+                    return True  # something to do already: no need to be woken
+                # Registered while it waits, so that commits notify (see the module), then
+                # the notifications heard before dropped (the look after covers them), and
+                # a look at the feed, for what committed before.
+                self._listening_as = _register(conn)
+                try:
+                    for _ in conn.notifies(timeout=0):
+                        pass
+                    if self._beyond(conn, after):
                         return True
-                for _ in conn.notifies(timeout=float(timeout), stop_after=1):
-                    self.wakeups += 1
-                    return True
-                return False
+                    for _ in conn.notifies(timeout=float(timeout), stop_after=1):
+                        self.wakeups += 1
+                        return True
+                    return False
+                finally:
+                    me, self._listening_as = self._listening_as, None
+                    conn.execute(_UNREGISTER, me)
             except psycopg.Error:
                 self._close_listener()
                 raise
 
+    def _listen(self) -> psycopg.Connection[Any]:
+        """A connection of its own listening on the tenant's channel."""
+        conn = psycopg.connect(self.conninfo, **self._connect_kwargs)
+        try:
+            self._configure(conn)
+            conn.execute(sql.SQL("LISTEN {}").format(sql.Identifier(channel(self.schema))))
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
     _listening_as: tuple[int, int] | None = None
-    """The listener's row in ``feed_listeners`` (pid, start), while it listens."""
+    """The listener's row in ``feed_listeners`` (pid, start), while it waits."""
 
     @staticmethod
     def _beyond(conn: psycopg.Connection[Any], after: int) -> bool:
@@ -134,8 +149,8 @@ class WakeupMixin:
         if conn is not None:
             me, self._listening_as = self._listening_as, None
             if me is not None and not conn.closed:
-                # Commits stop notifying once no one listens (a connection that broke
-                # leaves its row to the next registration).
+                # (Only when a wait did not get to remove its row: a connection that broke
+                # leaves it to the next registration.)
                 with contextlib.suppress(psycopg.Error):
                     conn.execute(_UNREGISTER, me)
             conn.close()
