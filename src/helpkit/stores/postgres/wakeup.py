@@ -33,7 +33,6 @@ that nobody hears.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import threading
 from typing import Any, Final
@@ -52,14 +51,13 @@ NOTIFY: Final = "SELECT pg_notify(%s, '') FROM feed_listeners LIMIT 1"
 """Sent by each commit that adds events, after the feed lock (parameter: the tenant's
 channel): notifies only while some consumer waits (a row of ``feed_listeners``)."""
 
-_ME: Final = (
-    "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint FROM pg_stat_activity "
-    "WHERE pid = pg_backend_pid()"
-)
+_STARTED_US: Final = "(extract(epoch FROM backend_start) * 1000000)::bigint"
+"""A backend's start in pg_stat_activity, as ``feed_listeners.started_us`` holds it."""
+_ME: Final = f"SELECT pid, {_STARTED_US} FROM pg_stat_activity WHERE pid = pg_backend_pid()"
+"""This connection's row of ``feed_listeners`` (pid, start)."""
 _GONE: Final = (
     "DELETE FROM feed_listeners f WHERE NOT EXISTS (SELECT 1 FROM pg_stat_activity a "
-    "WHERE a.pid = f.pid AND (extract(epoch FROM a.backend_start) * 1000000)::bigint "
-    "= f.started_us)"
+    f"WHERE a.pid = f.pid AND {_STARTED_US} = f.started_us)"
 )
 _REGISTER: Final = (
     "INSERT INTO feed_listeners (pid, started_us) VALUES (%s, %s) ON CONFLICT DO NOTHING"
@@ -108,7 +106,7 @@ class WakeupMixin:
                 # Registered while it waits, so that commits notify (see the module), then
                 # the notifications heard before dropped (the look after covers them), and
                 # a look at the feed, for what committed before.
-                self._listening_as = _register(conn)
+                me = self._listening_as = _register(conn)
                 try:
                     for _ in conn.notifies(timeout=0):
                         pass
@@ -119,7 +117,8 @@ class WakeupMixin:
                         return True
                     return False
                 finally:
-                    me, self._listening_as = self._listening_as, None
+                    # (A connection that broke leaves its row to the next registration.)
+                    self._listening_as = None
                     conn.execute(_UNREGISTER, me)
             except psycopg.Error:
                 self._close_listener()
@@ -147,12 +146,6 @@ class WakeupMixin:
     def _close_listener(self) -> None:
         conn, self._listener = self._listener, None
         if conn is not None:
-            me, self._listening_as = self._listening_as, None
-            if me is not None and not conn.closed:
-                # (Only when a wait did not get to remove its row: a connection that broke
-                # leaves it to the next registration.)
-                with contextlib.suppress(psycopg.Error):
-                    conn.execute(_UNREGISTER, me)
             conn.close()
 
     def _stop_listening(self) -> None:
