@@ -299,14 +299,6 @@ def replay_creates(store: Any, calls: list[Call], cpu: CpuMeter) -> tuple[int, f
     return len(jobs), took, spent
 
 
-def helpkit_update(desk: Any, ticket_id: str, agent: int, body: str) -> None:
-    """The bench's update through ``desk``: a public reply by agent ``agent`` that moves the
-    ticket to pending."""
-    from helpkit import Actor
-
-    desk.reply(ticket_id, Actor.agent(f"a{agent:03d}"), body, status="pending")
-
-
 def run_helpkit(job: Job, url: str) -> Result:
     """Creates and updates through the desk, then the queue on what they left."""
     from helpkit import StatusCategory, TicketQuery
@@ -325,7 +317,7 @@ def run_helpkit(job: Job, url: str) -> Result:
     plan = bs.update_plan(job.size, job.updates)
     start = time.perf_counter()
     for n, (i, body) in enumerate(plan, 1):
-        helpkit_update(desk, ids[i], agents[i], body)
+        bs.helpkit_update(desk, ids[i], agents[i], body)
         bs._progress("helpkit updates", n, len(plan), start)
     result.update_s = time.perf_counter() - start
     result.update_cpu = cpu.lap()
@@ -522,53 +514,6 @@ def _django_queries(d: dict[str, Any], result: Result, runs: int) -> None:
     result.q_group, result.rows_group = bs.timed_queries(plan, by_queue)
 
 
-def django_create(d: dict[str, Any], s: bs.Spec) -> int:
-    """The bench's create of ``s`` in django-helpdesk (``d``: :func:`_django`'s): a
-    ``Ticket`` and its first ``FollowUp`` as its ``TicketForm.save()`` makes them, in one
-    ``transaction.atomic()``; the ticket's id."""
-    models, timezone = d["models"], d["timezone"]
-    user = d["users"][s.agent]
-    with d["db"].transaction.atomic():
-        ticket = models.Ticket(
-            title=s.subject,
-            submitter_email=None,
-            created=timezone.now(),
-            status=models.Ticket.OPEN_STATUS,
-            queue=d["queues"][s.group],
-            description=s.body,
-            priority=s.priority,
-            assigned_to=user,
-        )
-        ticket.save()
-        followup = models.FollowUp(
-            ticket=ticket,
-            title=f"Ticket Opened & Assigned to {ticket.get_assigned_to}",
-            date=timezone.now(),
-            public=True,
-            comment=s.body,
-            user=user,
-        )
-        followup.save()
-        d["update_ticket"].create_ticket_backlinks(ticket, followup, user=user)
-        d["signals"].new_ticket_done.send(sender="TicketForm", ticket=ticket)
-    return int(ticket.id)
-
-
-def django_update(d: dict[str, Any], ticket_id: int, agent: int, body: str) -> None:
-    """The bench's update in django-helpdesk: ``Ticket.objects.get``, then ``update_ticket``
-    with a public comment and the resolved status, in one ``transaction.atomic()``."""
-    ticket_model = d["models"].Ticket
-    with d["db"].transaction.atomic():
-        ticket = ticket_model.objects.get(id=ticket_id)
-        d["update_ticket"].update_ticket(
-            d["users"][agent],
-            ticket,
-            comment=body,
-            public=True,
-            new_status=ticket_model.RESOLVED_STATUS,
-        )
-
-
 def run_django(job: Job, url: str) -> Result:
     """bench_sqlite.py's django-helpdesk creates and updates, on PostgreSQL."""
     result = Result(job)
@@ -579,7 +524,7 @@ def run_django(job: Job, url: str) -> Result:
     cpu = CpuMeter(url)
     start = time.perf_counter()
     for i, s in enumerate(bs.specs(job.size), 1):
-        ids.append(django_create(d, s))
+        ids.append(bs.django_create(d, s))
         bs._progress("django-helpdesk creates", i, job.size, start)
     result.create_s = time.perf_counter() - start
     result.create_cpu = cpu.lap()
@@ -587,7 +532,7 @@ def run_django(job: Job, url: str) -> Result:
     plan = bs.update_plan(job.size, job.updates)
     start = time.perf_counter()
     for n, (i, body) in enumerate(plan, 1):
-        django_update(d, ids[i], agents[i], body)
+        bs.django_update(d, ids[i], agents[i], body)
         bs._progress("django-helpdesk updates", n, len(plan), start)
     result.update_s = time.perf_counter() - start
     result.update_cpu = cpu.lap()
@@ -1196,11 +1141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         command,
     )
     text = render(results, run)
-    output: Path | None = args.output or (None if quick else RESULTS)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    print(text)
+    bs.publish(text, args.output or (None if quick else RESULTS))
 
 
 if __name__ == "__main__":

@@ -47,7 +47,7 @@ WARM = 30  # calls replayed before the creates are timed (connections, prepared 
 def capture(url: str, creates: int, path: Path) -> None:
     """Record the desk's ``commit_planned`` calls for ``creates`` creates and half as many
     replies (bench_postgres.py's) into ``path``."""
-    from helpkit import Actor, Helpdesk
+    from helpkit import Helpdesk
     from helpkit._codec import encoder
     from helpkit.events import event_to_dict
     from helpkit.people import Agent, Contact
@@ -100,7 +100,7 @@ def capture(url: str, creates: int, path: Path) -> None:
         ids.append((bs.open_spec(desk, contacts, s).id, s.agent))
     opened = len(calls)
     for i, body in bs.update_plan(creates, creates // 2):
-        desk.reply(ids[i][0], Actor.agent(f"a{ids[i][1]:03d}"), body, status="pending")
+        bs.helpkit_update(desk, ids[i][0], ids[i][1], body)
     record = {
         "agents": [encode_agent(a) for a in store.list_agents()],
         "contacts": [encode_contact(store.get_contact(c)) for c in dict.fromkeys(contacts)],

@@ -14,8 +14,8 @@ two sides share every minute of the run, so a change of the machine weighs on bo
 Each worker times its own turns (wall clock, its process's CPU, the CPU of its database's
 server backends); a worker waiting for its turn is blocked on a pipe and uses no CPU.
 
-The work is bench_postgres.py's, command for command (:func:`bench_postgres.django_create`,
-:func:`bench_postgres.helpkit_update`, ...): the same tickets, updates and durability
+The work is bench_postgres.py's, command for command (:func:`bench_sqlite.django_create`,
+:func:`bench_sqlite.helpkit_update`, ...): the same tickets, updates and durability
 (``synchronous_commit`` read back on each side). ``--baseline DIR`` adds a third worker
 running the helpkit of another source tree (before and after, in the same turns).
 
@@ -71,8 +71,8 @@ class Side:
         self.close: Callable[[], str]
         if system == "django":
             d = bp._django(url, self.result)
-            self.create = lambda s: bp.django_create(d, s)
-            self.update = lambda ticket, agent, body: bp.django_update(d, ticket, agent, body)
+            self.create = lambda s: bs.django_create(d, s)
+            self.update = lambda ticket, agent, body: bs.django_update(d, ticket, agent, body)
 
             def close() -> str:
                 models = d["models"]
@@ -87,7 +87,7 @@ class Side:
         else:
             desk, contacts = bp._helpkit_desk(url, self.result)
             self.create = lambda s: bs.open_spec(desk, contacts, s).id
-            self.update = lambda ticket, agent, body: bp.helpkit_update(desk, ticket, agent, body)
+            self.update = lambda ticket, agent, body: bs.helpkit_update(desk, ticket, agent, body)
 
             def close_desk() -> str:
                 counts = (
@@ -433,11 +433,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         " " + " ".join(sys.argv[1:]) if argv is None and sys.argv[1:] else ""
     )
     text = render(rounds, chunk, command, time.perf_counter() - start)
-    output: Path | None = args.output or (None if quick else RESULTS)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    print(text)
+    bs.publish(text, args.output or (None if quick else RESULTS))
 
 
 if __name__ == "__main__":

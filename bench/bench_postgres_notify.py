@@ -150,6 +150,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     from helpkit.stores.postgres.commit import function_ddl
     from helpkit.stores.postgres.schema import _FEED_LOCK_CLASS
     from helpkit.stores.postgres.store import PostgresStore
+    from helpkit.stores.postgres.wakeup import _ME
 
     quick = args.quick
     if quick:
@@ -165,10 +166,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         for k in range(writers):
             PostgresStore(url, schema=tenant(k)).close()  # created at the current version
         with psycopg.connect(url, autocommit=True) as admin:
-            me = admin.execute(
-                "SELECT pid, (extract(epoch FROM backend_start) * 1000000)::bigint "
-                "FROM pg_stat_activity WHERE pid = pg_backend_pid()"
-            ).fetchone()
+            me = admin.execute(_ME).fetchone()  # its row, as a waiting consumer registers it
             assert me is not None
             tag = 0x80
             for n in range(rounds):
@@ -186,11 +184,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                     rates[case].append(rate)
                     print(f"   round {n + 1}, {case}: {rate:,.0f} commits/s", file=sys.stderr)
     text = render(rates, writers, creates, time.perf_counter() - started, argv)
-    output: Path | None = args.output or (None if quick else RESULTS)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    print(text)
+    bs.publish(text, args.output or (None if quick else RESULTS))
 
 
 def render(

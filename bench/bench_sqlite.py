@@ -275,8 +275,74 @@ def open_spec(desk: Any, contacts: list[str], s: Spec) -> Any:
     )
 
 
+def helpkit_update(desk: Any, ticket_id: str, agent: int, body: str) -> None:
+    """The bench's update through ``desk``: a public reply by agent ``agent`` that moves the
+    ticket to pending."""
+    from helpkit import Actor
+
+    desk.reply(ticket_id, Actor.agent(f"a{agent:03d}"), body, status="pending")
+
+
+def django_create(d: dict[str, Any], s: Spec) -> int:
+    """The bench's create of ``s`` in django-helpdesk (``d``: its modules and the bench's
+    queues and users, as :func:`run_django` and bench_postgres.py's ``_django`` make them):
+    ``TicketForm.save()`` without the form and the e-mails (nobody to notify): a Ticket, its
+    first FollowUp (whose save() saves the ticket again), the backlink scan and the
+    new_ticket_done signal, in one ``transaction.atomic()``; the ticket's id."""
+    models, timezone = d["models"], d["timezone"]
+    user = d["users"][s.agent]
+    with d["db"].transaction.atomic():
+        ticket = models.Ticket(
+            title=s.subject,
+            submitter_email=None,
+            created=timezone.now(),
+            status=models.Ticket.OPEN_STATUS,
+            queue=d["queues"][s.group],
+            description=s.body,
+            priority=s.priority,
+            assigned_to=user,
+        )
+        ticket.save()
+        followup = models.FollowUp(
+            ticket=ticket,
+            title=f"Ticket Opened & Assigned to {ticket.get_assigned_to}",
+            date=timezone.now(),
+            public=True,
+            comment=s.body,
+            user=user,
+        )
+        followup.save()
+        d["update_ticket"].create_ticket_backlinks(ticket, followup, user=user)
+        d["signals"].new_ticket_done.send(sender="TicketForm", ticket=ticket)
+    return int(ticket.id)
+
+
+def django_update(d: dict[str, Any], ticket_id: int, agent: int, body: str) -> None:
+    """The bench's update in django-helpdesk (``d`` as for :func:`django_create`): what the
+    staff "update ticket" view does, ``Ticket.objects.get`` then ``update_ticket`` with a
+    public comment and the resolved status, in one ``transaction.atomic()``."""
+    ticket_model = d["models"].Ticket
+    with d["db"].transaction.atomic():
+        ticket = ticket_model.objects.get(id=ticket_id)
+        d["update_ticket"].update_ticket(
+            d["users"][agent],
+            ticket,
+            comment=body,
+            public=True,
+            new_status=ticket_model.RESOLVED_STATUS,
+        )
+
+
+def publish(text: str, output: Path | None) -> None:
+    """Write a bench's report to ``output`` (unless None), and print it."""
+    if output is not None:
+        output.parent.mkdir(parents=True, exist_ok=True)
+        output.write_text(text, encoding="utf-8")
+    print(text)
+
+
 def run_helpkit(job: Job) -> Result:
-    from helpkit import Actor, StatusCategory, TicketQuery
+    from helpkit import StatusCategory, TicketQuery
     from helpkit.stores.sqlite import SqliteStore
 
     result = Result(job)
@@ -300,7 +366,7 @@ def run_helpkit(job: Job) -> Result:
     def update() -> None:
         start = time.perf_counter()
         for n, (i, body) in enumerate(plan, 1):
-            desk.reply(ids[i], Actor.agent(f"a{agents[i]:03d}"), body, status="pending")
+            helpkit_update(desk, ids[i], agents[i], body)
             _progress("helpkit updates", n, len(plan), start)
         result.update_s = time.perf_counter() - start
         result.updates = len(plan)
@@ -469,58 +535,31 @@ def run_django(job: Job) -> Result:
         for a in range(AGENTS)
     ]
     ids: list[int] = []
-    atomic = db.transaction.atomic
-    open_status = ticket_model.OPEN_STATUS
+    d = {
+        "db": db,
+        "models": models,
+        "timezone": timezone,
+        "update_ticket": update_ticket_mod,
+        "signals": signals,
+        "queues": queues,
+        "users": users,
+    }
 
     def create() -> None:
-        # TicketForm.save() without the form and the e-mails (nobody to notify): a Ticket,
-        # its first FollowUp (whose save() saves the ticket again), the backlink scan and the
-        # new_ticket_done signal; one transaction per ticket.
         start = time.perf_counter()
         for i, s in enumerate(specs(job.size), 1):
-            user = users[s.agent]
-            with atomic():
-                ticket = ticket_model(
-                    title=s.subject,
-                    submitter_email=None,
-                    created=timezone.now(),
-                    status=open_status,
-                    queue=queues[s.group],
-                    description=s.body,
-                    priority=s.priority,
-                    assigned_to=user,
-                )
-                ticket.save()
-                followup = followup_model(
-                    ticket=ticket,
-                    title=f"Ticket Opened & Assigned to {ticket.get_assigned_to}",
-                    date=timezone.now(),
-                    public=True,
-                    comment=s.body,
-                    user=user,
-                )
-                followup.save()
-                update_ticket_mod.create_ticket_backlinks(ticket, followup, user=user)
-                signals.new_ticket_done.send(sender="TicketForm", ticket=ticket)
-            ids.append(ticket.id)
+            ids.append(django_create(d, s))
             _progress("django-helpdesk creates", i, job.size, start)
         result.create_s = time.perf_counter() - start
 
     _profiled(result, job.profile, create)
     agents = [s.agent for s in specs(job.size)]
     plan = update_plan(job.size, job.updates)
-    resolved = ticket_model.RESOLVED_STATUS
 
     def update() -> None:
-        # What the staff "update ticket" view does: load the ticket, then update_ticket() with
-        # a public comment and a new status; one transaction per update.
         start = time.perf_counter()
         for n, (i, body) in enumerate(plan, 1):
-            with atomic():
-                ticket = ticket_model.objects.get(id=ids[i])
-                update_ticket_mod.update_ticket(
-                    users[agents[i]], ticket, comment=body, public=True, new_status=resolved
-                )
+            django_update(d, ids[i], agents[i], body)
             _progress("django-helpdesk updates", n, len(plan), start)
         result.update_s = time.perf_counter() - start
         result.updates = len(plan)
@@ -992,11 +1031,7 @@ def main(argv: Sequence[str] | None = None) -> None:
         raw = {**asdict(run), "results": [asdict(r) for r in results]}
         args.raw.write_text(json.dumps(raw, indent=1), encoding="utf-8")
     text = render(results, run, args.runs)
-    output: Path | None = args.output or (None if quick else RESULTS)
-    if output is not None:
-        output.parent.mkdir(parents=True, exist_ok=True)
-        output.write_text(text, encoding="utf-8")
-    print(text)
+    publish(text, args.output or (None if quick else RESULTS))
 
 
 if __name__ == "__main__":
