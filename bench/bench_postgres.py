@@ -586,7 +586,9 @@ def run_django_bulk(job: Job, url: str) -> Result:
 
 
 def _sweep_load(url: str, due: int) -> float:
-    """``due`` open tickets, each past its 75% warning by 30 minutes (bench_sweep.py's)."""
+    """``due`` open tickets, each past its 75% warning by 30 minutes (bench_sweep.py's), each
+    with the timer state the pipeline keeps beside a ticket it commits (as bench_sweep.py
+    loads them: a ticket opened through a desk has one)."""
     import attrs
     import bench_sweep as bw
 
@@ -595,13 +597,16 @@ def _sweep_load(url: str, due: int) -> float:
     from helpkit.lifecycle import apply
     from helpkit.ports import TicketChange
     from helpkit.priority import Impact, Urgency
+    from helpkit.sla import SlaFold
     from helpkit.stores.postgres.store import PostgresStore
     from helpkit.tickets import StatusCategory
 
     store = PostgresStore(url, schema="helpkit")
     start = time.perf_counter()
     changes: list[TicketChange] = []
+    states: list[str | None] = []
     opened = bw.NOW - timedelta(hours=6, minutes=30)
+    fingerprint = bw.POLICY.fingerprint()
     for index in range(due):
         event = TicketOpened(
             ticket_id=f"t{index:07d}",
@@ -627,9 +632,12 @@ def _sweep_load(url: str, due: int) -> float:
             next_check=opened + bw.TARGET * 0.75,
         )
         changes.append(TicketChange(state, (event,), 0))
+        # The timer state as the pipeline keeps it (helpkit.timers.Timers.state).
+        fold = SlaFold.of([event], bw.POLICY)
+        states.append(json.dumps({"sla": [fingerprint, fold.to_data()]}, separators=(",", ":")))
         if len(changes) == LOAD_BATCH or index == due - 1:
-            store.commit(changes)
-            changes = []
+            store.commit_planned(changes, states)
+            changes, states = [], []
             bs._progress("sweep load", index + 1, due, start)
     with store._reading() as cur:
         cur.execute("VACUUM ANALYZE tickets")

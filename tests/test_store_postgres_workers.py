@@ -310,6 +310,13 @@ def sweep_worker(database: str, schema: str, now: datetime, start: Any) -> dict[
             self.claimed.extend(ticket.id for ticket in tickets)
             return tickets, states
 
+        def claim_due_timers(
+            self, *, owner: str, now: datetime, until: datetime, limit: int
+        ) -> list[Any]:
+            rows = super().claim_due_timers(owner=owner, now=now, until=until, limit=limit)
+            self.claimed.extend(row.ticket_id for row in rows)
+            return rows
+
     store = Recording(database, schema=schema, pool_min=0, pool_max=2)
     try:
         desk = desk_on(store, now)

@@ -62,6 +62,7 @@ __all__ = [
     "DeskContext",
     "DueClaims",
     "DueTimer",
+    "DueTimerClaims",
     "FeedWakeup",
     "GroupCommits",
     "InboundAttachment",
@@ -237,6 +238,10 @@ class Capability:
     change that only records timer events (an SLA warning or breach) as a narrow update of
     the row (:class:`TimerRows`): the sweep's fast path, which decodes and encodes no whole
     ticket. Needs :attr:`TIMER_STATE`."""
+    DUE_TIMER_CLAIMS = "due_timer_claims"
+    """A claim of due tickets gives their timer rows, not the whole tickets
+    (:class:`DueTimerClaims`): sweep workers sharing the due tickets take the fast path of
+    :attr:`TIMER_ROWS`. Needs :attr:`DUE_CLAIMS` and :attr:`TIMER_ROWS`."""
     PARTY_READS = "party_reads"
     """The store reads an agent and a contact together, in one round trip
     (:class:`PartyReads`): opening a ticket reads the acting agent and the requester so (a
@@ -781,6 +786,20 @@ class TimerRows(Protocol):
         """Append each update's events and write its ticket's narrow update and timer state,
         all in one transaction; ConflictError (nothing written) when a ticket is not at its
         ``expected_seq``."""
+        ...
+
+
+@runtime_checkable
+class DueTimerClaims(Protocol):
+    """What a store with :attr:`Capability.DUE_TIMER_CLAIMS` adds to its :class:`DueClaims`:
+    a claim that reads the claimed tickets as :class:`TimerRows` reads them."""
+
+    def claim_due_timers(
+        self, *, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[DueTimer]:
+        """:meth:`DueClaims.claim_due` (the same tickets, claimed the same way, released by
+        :meth:`DueClaims.release_due`), each claimed ticket read as
+        :meth:`TimerRows.due_timers` reads it; earliest ``next_check`` first, then by id."""
         ...
 
 

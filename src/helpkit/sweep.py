@@ -42,7 +42,15 @@ from helpkit.escalation import Action, EscalationKind, EscalationRules, escalati
 from helpkit.events import Event, SlaBreached
 from helpkit.lifecycle import Outcome
 from helpkit.pipeline import Pipeline
-from helpkit.ports import Capability, DueClaims, DueTimer, Store, TimerRows, capable
+from helpkit.ports import (
+    Capability,
+    DueClaims,
+    DueTimer,
+    DueTimerClaims,
+    Store,
+    TimerRows,
+    capable,
+)
 from helpkit.queries import SortOrder, TicketQuery
 from helpkit.satisfaction_offers import SatisfactionOffers
 from helpkit.service_levels import ServiceLevels
@@ -114,6 +122,7 @@ class Sweeper:
         self._sla = sla
         self._config = config
         self._claims = capable(store, Capability.DUE_CLAIMS, DueClaims)
+        self._timer_claims = capable(store, Capability.DUE_TIMER_CLAIMS, DueTimerClaims)
         self.owner = f"sweep:{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(4)}"
         """The name this sweeper claims due tickets under (stores with due claims)."""
         self.lease = LEASE
@@ -131,6 +140,10 @@ class Sweeper:
     def run(self, now: datetime, *, batch: int = 500) -> SweepReport:
         """Process every ticket whose next check is at or before ``now``."""
         if self._claims is not None:
+            fast = self._fast_path() if self._timer_claims is not None else None
+            if fast is not None:
+                assert self._timer_claims is not None
+                return self._run_claimed_fast(self._claims, self._timer_claims, fast[1], now, batch)
             return self._run_claimed(self._claims, now, batch)
         fast = self._fast_path()
         if fast is not None:
@@ -177,51 +190,90 @@ class Sweeper:
         after: str | None = None
         while True:
             rows, cursor = rows_of.due_timers(now, limit=batch, after=after)
-            decided: list[tuple[DueTimer, SlaFold, tuple[Event, ...]]] = []
-            general: list[DueTimer] = []
-            for row in rows:
-                try:
-                    item = self.decide_kept(row, policy, now)
-                except HelpkitError as exc:  # the general path decides again, and says so
-                    log.info("ticket %s: no fast decision (%s)", row.ticket_id, exc)
-                    item = None
-                if item is None:
-                    general.append(row)
-                else:
-                    decided.append(item)
-            if decided:
-                report = report + self._commit_fast(decided, now)
-            if general:
-                tickets: list[Ticket] = []
-                kept: list[str | None] = []
-                for row in general:
-                    try:
-                        tickets.append(self._store.get_ticket(row.ticket_id))
-                    except NotFoundError:
-                        continue  # purged meanwhile
-                    kept.append(row.timer_state)
-                report = report + self._batch(tickets, now, kept)[0]
+            report = report + self._sweep_rows(rows, policy, now)[0]
             if cursor is None:
                 return report
             after = cursor
 
+    def _run_claimed_fast(
+        self, claims: DueClaims, timed: DueTimerClaims, policy: SlaPolicy, now: datetime, batch: int
+    ) -> SweepReport:
+        """:meth:`_run_claimed` on the fast path of :meth:`_run_fast`: each batch is claimed
+        as timer rows (:class:`helpkit.ports.DueTimerClaims`), swept as :meth:`_run_fast`
+        sweeps a page, and released (but for the tickets that could not be swept)."""
+        report = SweepReport(now=now)
+        swept: set[str] = set()
+        while True:
+            rows = timed.claim_due_timers(
+                owner=self.owner, now=now, until=now + self.lease, limit=batch
+            )
+            if not rows:
+                return report
+            # As in _run_claimed: a ticket swept already in this run and still due stays held.
+            fresh = [row for row in rows if row.ticket_id not in swept]
+            swept.update(row.ticket_id for row in rows)
+            if not fresh:
+                continue
+            done, failed = self._sweep_rows(fresh, policy, now)
+            report = report + done
+            claims.release_due(
+                [row.ticket_id for row in fresh if row.ticket_id not in failed], owner=self.owner
+            )
+
+    def _sweep_rows(
+        self, rows: Sequence[DueTimer], policy: SlaPolicy, now: datetime
+    ) -> tuple[SweepReport, set[str]]:
+        """Sweep the due tickets ``rows``: those decided from their kept folds in one narrow
+        commit, the others read whole and swept in one commit of the general path (one by
+        one when either fails). What was done, and the ids of the tickets that could not be
+        swept."""
+        decided: list[tuple[DueTimer, SlaFold, tuple[Event, ...]]] = []
+        general: list[DueTimer] = []
+        for row in rows:
+            try:
+                item = self.decide_kept(row, policy, now)
+            except HelpkitError as exc:  # the general path decides again, and says so
+                log.info("ticket %s: no fast decision (%s)", row.ticket_id, exc)
+                item = None
+            if item is None:
+                general.append(row)
+            else:
+                decided.append(item)
+        report = SweepReport(now=now)
+        failed: set[str] = set()
+        if decided:
+            done, lost = self._commit_fast(decided, now)
+            report, failed = report + done, failed | lost
+        if general:
+            tickets: list[Ticket] = []
+            kept: list[str | None] = []
+            for row in general:
+                try:
+                    tickets.append(self._store.get_ticket(row.ticket_id))
+                except NotFoundError:
+                    continue  # purged meanwhile
+                kept.append(row.timer_state)
+            done, lost = self._batch(tickets, now, kept)
+            report, failed = report + done, failed | lost
+        return report, failed
+
     def _commit_fast(
         self, decided: list[tuple[DueTimer, SlaFold, tuple[Event, ...]]], now: datetime
-    ) -> SweepReport:
+    ) -> tuple[SweepReport, set[str]]:
         try:
             self._pipeline.commit_timed(decided)
         except ConflictError:
             # A concurrent writer won one of them: redo each ticket on its own, on fresh data.
-            redone, _ = self._one_by_one([row.ticket_id for row, _, _ in decided], now)
-            return redone + SweepReport(now=now, conflicts=1)
+            redone, failed = self._one_by_one([row.ticket_id for row, _, _ in decided], now)
+            return redone + SweepReport(now=now, conflicts=1), failed
         except HelpkitError as exc:
             log.info("sweep batch failed (%s); processing its tickets one by one", exc)
-            return self._one_by_one([row.ticket_id for row, _, _ in decided], now)[0]
+            return self._one_by_one([row.ticket_id for row, _, _ in decided], now)
         breaches = sum(isinstance(e, SlaBreached) for _, _, events in decided for e in events)
         recorded = sum(len(events) for _, _, events in decided)
         return SweepReport(
             now=now, examined=len(decided), warnings=recorded - breaches, breaches=breaches
-        )
+        ), set()
 
     def decide_kept(
         self, row: DueTimer, policy: SlaPolicy, now: datetime

@@ -3,7 +3,8 @@
 A mixin of :class:`~helpkit.stores.postgres.store.PostgresStore` (capability ``due_claims``,
 :class:`helpkit.ports.DueClaims`); it uses the store's connections.
 
-A claim runs in one transaction, in two statements:
+A claim runs in one transaction, in two statements (then a read of the tickets claimed: whole,
+:meth:`DueClaimsMixin.claim_due`, or as timer rows, :meth:`DueClaimsMixin.claim_due_timers`):
 
 1. :data:`DUE_CANDIDATES` walks the ``tickets_next_check`` index from the earliest check and
    locks due tickets that no committed claim holds, ``FOR NO KEY UPDATE SKIP LOCKED``: workers
@@ -31,7 +32,9 @@ import psycopg
 from helpkit._checks import check_text
 from helpkit._time import to_utc
 from helpkit.errors import ValidationError
+from helpkit.ports import DueTimer
 from helpkit.stores.contract import check_limit
+from helpkit.stores.postgres.timer_rows import DUE_COLUMNS, due_timer
 from helpkit.stores.sqlite.encoding import _micros
 from helpkit.tickets import Ticket
 
@@ -65,6 +68,8 @@ _CLAIMED: Final = (
     "WHERE t.id = ANY(%s) ORDER BY t.next_check_us, t.id"
 )
 
+_CLAIMED_TIMERS: Final = f"SELECT {DUE_COLUMNS} WHERE t.id = ANY(%s) ORDER BY t.next_check_us, t.id"
+
 _ATTEMPTS: Final = 8  # looks for candidates per claim: each one sees the claims committed before
 
 
@@ -81,6 +86,21 @@ class DueClaimsMixin:
         self, *, owner: str, now: datetime, until: datetime, limit: int
     ) -> tuple[list[Ticket], list[str | None]]:
         """Claim up to ``limit`` due tickets no one holds for ``owner`` until ``until``."""
+        rows = self._claim(_CLAIMED, owner, now, until, limit)
+        return [self._ticket(row[:3]) for row in rows], [row[3] for row in rows]
+
+    def claim_due_timers(
+        self, *, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[DueTimer]:
+        """:meth:`claim_due`, the tickets claimed read as timer rows
+        (:class:`helpkit.ports.DueTimerClaims`)."""
+        return [due_timer(row) for row in self._claim(_CLAIMED_TIMERS, owner, now, until, limit)]
+
+    def _claim(
+        self, read: str, owner: str, now: datetime, until: datetime, limit: int
+    ) -> list[tuple[Any, ...]]:
+        """Claim up to ``limit`` due tickets no one holds for ``owner`` until ``until``, and
+        read them with ``read`` (parameter: their ids), in the claim's transaction."""
         check_text(owner, "owner")
         at_us = _micros(to_utc(now, "now"))
         until_us = _micros(to_utc(until, "until"))
@@ -100,8 +120,7 @@ class DueClaimsMixin:
                 ]
                 if taken:
                     break
-            rows = cur.execute(_CLAIMED, (taken,)).fetchall() if taken else []
-        return [self._ticket(row[:3]) for row in rows], [row[3] for row in rows]
+            return cur.execute(read, (taken,)).fetchall() if taken else []
 
     def release_due(self, ticket_ids: Sequence[str], *, owner: str) -> int:
         """Release ``owner``'s claims on ``ticket_ids``; how many were released."""

@@ -46,10 +46,28 @@ from helpkit.stores.contract import (
 )
 from helpkit.stores.sqlite.encoding import _decoded, _micros
 
-__all__ = ["CLAIM_DUE", "LAST_POSITION", "SETTLE", "FeedAndOutbox", "settle_parameters"]
+__all__ = [
+    "CLAIM_DUE",
+    "INSERT_EVENTS",
+    "LAST_POSITION",
+    "SETTLE",
+    "FeedAndOutbox",
+    "settle_parameters",
+]
 
 LAST_POSITION: Final = "SELECT coalesce(max(position), 0) FROM events"
 """The highest position committed (0 for none): one step down the ``events_position`` index."""
+INSERT_EVENTS: Final = (
+    "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
+    "SELECT e.ticket_id, e.seq, e.type, e.at_us, e.actor, e.body, last.position + e.n "
+    "FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last, "
+    "unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::text[]) "
+    "WITH ORDINALITY AS e(ticket_id, seq, type, at_us, actor, body, n)"
+)
+"""Append events (parameters: their columns ticket_id, seq, type, at_us, actor and body, each
+as one array), numbered in their order after the last position committed: sent right after
+:data:`~helpkit.stores.postgres.schema.FEED_LOCK`, in the transaction holding it, so the
+positions follow commit order."""
 
 CLAIM_DUE: Final = (
     "SELECT body FROM outbox "

@@ -82,7 +82,7 @@ from helpkit.stores.postgres.commit import (
 )
 from helpkit.stores.postgres.errors import TRANSLATED as _TRANSLATED
 from helpkit.stores.postgres.errors import translate, translated
-from helpkit.stores.postgres.feed import SETTLE, FeedAndOutbox, settle_parameters
+from helpkit.stores.postgres.feed import INSERT_EVENTS, SETTLE, FeedAndOutbox, settle_parameters
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
 from helpkit.stores.postgres.knowledge import KnowledgeMixin
 from helpkit.stores.postgres.parties import (
@@ -97,6 +97,7 @@ from helpkit.stores.postgres.privacy import PrivacyMixin
 from helpkit.stores.postgres.query_sql import select
 from helpkit.stores.postgres.routing import RoutingMixin, write_routing
 from helpkit.stores.postgres.schema import AGENT_EMAIL_KEY, FEED_LOCK, inspect, migrate
+from helpkit.stores.postgres.timer_rows import TimerRowsMixin
 from helpkit.stores.postgres.url import check_schema_name
 from helpkit.stores.postgres.wakeup import NOTIFY, WakeupMixin, channel
 from helpkit.stores.sqlite.encoding import (
@@ -139,13 +140,6 @@ _UPDATE_TICKET: Final = (
 # A commit's events in one statement, numbered after the last position in the order given.
 # Run under the feed lock, in a statement of its own after the lock's: the statement's
 # snapshot then sees every transaction that held the lock before.
-_INSERT_EVENTS: Final = (
-    "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
-    "SELECT e.ticket_id, e.seq, e.type, e.at_us, e.actor, e.body, last.position + e.n "
-    "FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last, "
-    "unnest(%s::text[], %s::bigint[], %s::text[], %s::bigint[], %s::text[], %s::text[]) "
-    "WITH ORDINALITY AS e(ticket_id, seq, type, at_us, actor, body, n)"
-)
 _NEXT_NUMBER: Final = (
     "UPDATE ticket_numbers SET last_number = last_number + 1 RETURNING last_number"
 )
@@ -381,6 +375,7 @@ def schema_exists(conninfo: str, schema: str, *, connect_timeout: int = 10) -> b
 class PostgresStore(
     FeedAndOutbox,
     DueClaimsMixin,
+    TimerRowsMixin,
     WakeupMixin,
     InboxMixin,
     RoutingMixin,
@@ -409,6 +404,8 @@ class PostgresStore(
             Capability.CLAIMED_ENQUEUE,
             Capability.TIMER_STATE,
             Capability.DUE_CLAIMS,
+            Capability.TIMER_ROWS,
+            Capability.DUE_TIMER_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
@@ -679,7 +676,7 @@ class PostgresStore(
                     raise parties_moved(cast(Guard, guard))
             if events:
                 conn.execute(FEED_LOCK)
-                conn.execute(_INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
+                conn.execute(INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
                 # Delivered to the listeners when (and only if) this transaction commits.
                 conn.execute(NOTIFY, (self._channel,))
         if settlement is not None:

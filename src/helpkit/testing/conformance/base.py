@@ -14,6 +14,7 @@ from helpkit.ports import (
     ChangeFeed,
     ClaimedEnqueue,
     DueClaims,
+    DueTimerClaims,
     FeedWakeup,
     GroupCommits,
     Inbox,
@@ -94,6 +95,7 @@ class SuiteBase:
             Capability.TIMER_STATE,
             Capability.TIMER_ROWS,
             Capability.DUE_CLAIMS,
+            Capability.DUE_TIMER_CLAIMS,
             Capability.FEED_WAKEUP,
             Capability.INBOX,
             Capability.ROUTING,
@@ -125,6 +127,9 @@ class SuiteBase:
             assert missing_members(store, TimerRows) == ()
         if Capability.DUE_CLAIMS in store.capabilities:
             assert missing_members(store, DueClaims) == ()
+        if Capability.DUE_TIMER_CLAIMS in store.capabilities:
+            assert {Capability.DUE_CLAIMS, Capability.TIMER_ROWS} <= store.capabilities
+            assert missing_members(store, DueTimerClaims) == ()
         if Capability.FEED_WAKEUP in store.capabilities:
             assert missing_members(store, FeedWakeup) == ()
         if Capability.GROUP_COMMIT in store.capabilities:

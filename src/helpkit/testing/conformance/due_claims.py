@@ -12,10 +12,18 @@ import threading
 from datetime import datetime, timedelta
 from typing import cast
 
+import attrs
 import pytest
 
 from helpkit.errors import ValidationError
-from helpkit.ports import Capability, DueClaims, Store, TimerStates
+from helpkit.ports import (
+    Capability,
+    DueClaims,
+    DueTimerClaims,
+    Store,
+    TimerRows,
+    TimerStates,
+)
 from helpkit.testing.conformance.helpers import (
     BASE_TIME,
     _note,
@@ -196,3 +204,57 @@ class DueClaimCases:
         assert errors == []
         everything = [ticket for ids in taken.values() for ticket in ids]
         assert sorted(everything) == [f"t{n:03d}" for n in range(90)]
+
+    # ------------------------------------------------------------ claims as timer rows
+
+    def test_a_claim_as_timer_rows_claims_as_claim_due_and_reads_as_due_timers(
+        self, store: Store
+    ) -> None:
+        if Capability.DUE_TIMER_CLAIMS not in store.capabilities:
+            pytest.skip("the store does not declare Capability.DUE_TIMER_CLAIMS")
+        claims = _claims(store)
+        assert Capability.TIMER_ROWS in store.capabilities, "DUE_TIMER_CLAIMS needs TIMER_ROWS"
+        declared(store, Capability.DUE_TIMER_CLAIMS, DueTimerClaims)
+        timed = cast(DueTimerClaims, store)
+        time = _Time()
+        checks = {
+            "a-later": BASE_TIME + 60 * _S,
+            "b-now": BASE_TIME,
+            "c-soon": BASE_TIME + _S,
+            "d-never": None,
+            "e-soon": BASE_TIME + _S,
+        }
+        changes = [
+            change_of(
+                with_schedule(
+                    _open(ticket_id, 0, time.tick()), policy="standard", deadline=check, check=check
+                )
+            )
+            for ticket_id, check in checks.items()
+        ]
+        cast(TimerStates, store).commit_planned(changes, ['{"a":1}', None, '{"c":3}', None, None])
+        now = BASE_TIME + 2 * _S
+        # What due_timers reads of the due tickets, before any claim.
+        expected, _ = cast(TimerRows, store).due_timers(now, limit=10)
+        rows = timed.claim_due_timers(owner="w1", now=now, until=now + 30 * _S, limit=2)
+        assert [row.ticket_id for row in rows] == ["b-now", "c-soon"]  # earliest first, limit
+        # The rows as due_timers reads them (the store's own handle aside).
+        assert [attrs.evolve(row, handle=None) for row in rows] == [
+            attrs.evolve(row, handle=None) for row in expected[:2]
+        ]
+        assert rows[0].timer_state is None and rows[1].timer_state == '{"c":3}'
+        # Claimed as claim_due claims: held from the others, then released by the holder.
+
+        def ids(owner: str, at: datetime) -> list[str]:
+            claimed = timed.claim_due_timers(owner=owner, now=at, until=at + _S, limit=5)
+            return [row.ticket_id for row in claimed]
+
+        assert ids("w2", now) == ["e-soon"]  # the one due ticket w1 did not take
+        assert _ids(claims.claim_due(owner="w3", now=now, until=now + _S, limit=5)) == []
+        assert claims.release_due(["b-now", "c-soon"], owner="w1") == 2
+        assert ids("w3", now) == ["b-now", "c-soon"]
+        assert ids("w4", now + _S) == ["b-now", "c-soon", "e-soon"]  # w2's and w3's lapsed
+        with pytest.raises(ValidationError):
+            timed.claim_due_timers(owner="w1", now=now, until=now, limit=0)
+        with pytest.raises(ValidationError):
+            timed.claim_due_timers(owner=5, now=now, until=now, limit=1)  # type: ignore[arg-type]
