@@ -19,7 +19,10 @@ sweeps running at once in several processes then share the due tickets, each tic
 one of them, instead of all reading the same tickets and losing their commits to each other.
 A ticket whose sweep failed stays held until its lease lapses, so the other workers do not
 retry it in the same round. Commits stay optimistic: a lease that lapses in the middle of a
-long batch costs a conflict, never a step recorded twice.
+long batch costs a conflict, never a step recorded twice. A store that also claims as timer
+rows (:attr:`~helpkit.ports.Capability.DUE_TIMER_CLAIMS`) gives each claimed batch to the fast
+path (:meth:`Sweeper.decide_kept`, narrow commits), as a store with timer rows and no claims
+gives each page of its due tickets.
 """
 
 from __future__ import annotations

@@ -223,7 +223,7 @@ class TimerRowsMixin:
             )
             rows.append(dict(zip(_KEYS, values, strict=True)))
             for event in update.events:
-                values = (
+                event_values = (
                     ticket_id,
                     event.seq,
                     event.TYPE,
@@ -231,7 +231,7 @@ class TimerRowsMixin:
                     str(event.actor),
                     _dumps(event_to_dict(event)),
                 )
-                events.append(dict(zip(_EVENT_KEYS, values, strict=True)))
+                events.append(dict(zip(_EVENT_KEYS, event_values, strict=True)))
         if not seen:
             return
         text = _dumps_unescaped(rows)
