@@ -20,16 +20,23 @@ from typing import Any
 import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 from psycopg import sql
 
-from helpkit import Actor, DeskConfig, Helpdesk, Priority
-from helpkit.escalation import EscalationRules
-from helpkit.sla import SlaPolicy, SlaPolicySet
+from helpkit import Actor
+from helpkit.sla import SlaPolicy
 from helpkit.stores.postgres.store import PostgresStore
-from helpkit.testing.clock import FrozenClock
 from postgres_fixtures import fresh_schema
-from test_sweep_fast import CALENDARS, COMMANDS, MON, RULE_SETS, make_policy, staff
+from test_sweep_fast import (
+    LIVES,
+    MON,
+    desk_on,
+    make_policy,
+    staff,
+    sweep_counting,
+)
+from test_sweep_fast import (
+    live as play_life,
+)
 
 H = timedelta(hours=1)
 AGENT = Actor.agent("ana")
@@ -48,13 +55,6 @@ def open_store(postgres_database: str) -> Iterator[Callable[..., PostgresStore]]
     yield make
     for store in opened:
         store.close()
-
-
-def desk_on(store: PostgresStore, now: datetime, sla: SlaPolicy, rules: str) -> Helpdesk:
-    config = DeskConfig(
-        sla=SlaPolicySet((sla,)), escalation=EscalationRules.from_list(RULE_SETS[rules])
-    )
-    return Helpdesk(store, config=config, clock=FrozenClock(now), entry_points=False)
 
 
 def copy_schema(source: PostgresStore, target: PostgresStore) -> None:
@@ -109,74 +109,27 @@ def sweep(
     and how many tickets the narrow commits wrote."""
     store = PostgresStore(store.conninfo, schema=store.schema, pool_max=2)
     try:
-        return _sweep(store, fast, instants, sla, rules)
+        return sweep_counting(store, fast, instants, sla, rules)
     finally:
         store.close()
-
-
-def _sweep(
-    store: PostgresStore, fast: bool, instants: list[datetime], sla: SlaPolicy, rules: str
-) -> tuple[list[Any], int]:
-    narrow = [0]
-    commit_timers = store.commit_timers
-
-    def counted(updates: Any) -> None:
-        narrow[0] += len(updates)
-        commit_timers(updates)
-
-    store.commit_timers = counted  # type: ignore[method-assign]
-    reports = []
-    for now in instants:
-        desk = desk_on(store, now, sla, rules)
-        desk._sweeper.fast = fast
-        reports.append(desk.sweep(now, batch=2))
-    return reports, narrow[0]
 
 
 def live(
     store: PostgresStore, sla: SlaPolicy, rules: str, script: list[tuple[int, int, str]]
 ) -> datetime:
-    """Three tickets opened at MON, then ``script``'s commands on them; the instant after."""
-    clock = FrozenClock(MON)
-    config = DeskConfig(
-        sla=SlaPolicySet((sla,)), escalation=EscalationRules.from_list(RULE_SETS[rules])
-    )
-    desk = Helpdesk(store, config=config, clock=clock, entry_points=False)
-    staff(desk)
-    tickets = [
-        desk.open_ticket(Actor.contact("bob"), requester="bob", subject=f"VPN {i}", body="x").id
-        for i in range(3)
-    ]
-    for minutes, which, command in script:
-        clock.set(clock.now() + timedelta(minutes=minutes))
-        ticket = tickets[which]
-        try:
-            if command == "reply":
-                desk.reply(ticket, AGENT, "Looking")
-            elif command == "pending":
-                desk.set_status(ticket, AGENT, "pending")
-            elif command == "requester":
-                desk.requester_reply(ticket, "Any news?")
-            elif command == "open":
-                desk.set_status(ticket, AGENT, "open")
-            elif command == "solve":
-                desk.resolve(ticket, AGENT)
-            elif command == "raise" and desk.ticket(ticket).priority is not Priority.P1:
-                desk.prioritize(ticket, AGENT, impact="high", urgency="high")
-            elif command == "note":
-                desk.note(ticket, AGENT, "internal")
-            elif command == "unpin":
-                # As a ticket stored before helpkit kept the requester's last update: its
-                # next event pins it (the fast path must leave it to the general path).
-                with store._transaction() as cur:
-                    cur.execute(
-                        "UPDATE tickets SET state = regexp_replace(state, "
-                        """',"requester_updated_at":"[^"]*"', '') WHERE id = %s""",
-                        (ticket,),
-                    )
-        except Exception:  # a transition the workflow refuses: nothing written
-            pass
-    return clock.now()
+    """:func:`test_sweep_fast.live` on ``store``, unpinning with PostgreSQL's SQL."""
+
+    def unpin(ticket: str) -> None:
+        # As a ticket stored before helpkit kept the requester's last update: its next event
+        # pins it (the fast path must leave it to the general path).
+        with store._transaction() as cur:
+            cur.execute(
+                "UPDATE tickets SET state = regexp_replace(state, "
+                """',"requester_updated_at":"[^"]*"', '') WHERE id = %s""",
+                (ticket,),
+            )
+
+    return play_life(store, sla, rules, script, unpin)
 
 
 @settings(
@@ -184,19 +137,7 @@ def live(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(
-    calendar=st.sampled_from(sorted(CALENDARS)),
-    hours=st.integers(2, 12),
-    warn_at=st.lists(st.sampled_from((0.5, 0.75, 0.9)), unique=True, max_size=3).map(
-        lambda w: tuple(sorted(w))
-    ),
-    rules=st.sampled_from(sorted(RULE_SETS)),
-    script=st.lists(
-        st.tuples(st.integers(0, 4 * 60), st.integers(0, 2), st.sampled_from(COMMANDS)),
-        max_size=10,
-    ),
-    sweeps=st.lists(st.integers(0, 20 * 60), min_size=1, max_size=3),
-)
+@given(**LIVES)
 def test_the_claimed_fast_path_stores_what_the_general_path_stores(
     open_store: Callable[..., PostgresStore],
     calendar: str,

@@ -14,7 +14,7 @@ import json
 import shutil
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -28,7 +28,7 @@ from helpkit.calendar import BusinessCalendar
 from helpkit.errors import ConflictError
 from helpkit.escalation import EscalationRules
 from helpkit.events import SlaWarned
-from helpkit.ports import TimerUpdate
+from helpkit.ports import Store, TimerUpdate
 from helpkit.queries import TicketQuery
 from helpkit.sla import SlaFold, SlaPolicy, SlaPolicySet, Targets
 from helpkit.stores.sqlite import SqliteStore
@@ -57,6 +57,21 @@ RULE_SETS: dict[str, list[dict[str, Any]]] = {
     ],
 }
 COMMANDS = ("reply", "pending", "requester", "open", "solve", "raise", "note", "unpin")
+LIVES: dict[str, st.SearchStrategy[Any]] = {
+    "calendar": st.sampled_from(sorted(CALENDARS)),
+    "hours": st.integers(2, 12),
+    "warn_at": st.lists(st.sampled_from((0.5, 0.75, 0.9)), unique=True, max_size=3).map(
+        lambda w: tuple(sorted(w))
+    ),
+    "rules": st.sampled_from(sorted(RULE_SETS)),
+    "script": st.lists(
+        st.tuples(st.integers(0, 4 * 60), st.integers(0, 2), st.sampled_from(COMMANDS)),
+        max_size=10,
+    ),
+    "sweeps": st.lists(st.integers(0, 20 * 60), min_size=1, max_size=3),
+}
+"""The arguments of a random life and its sweeps (a policy, escalation rules, a script of
+commands on three tickets, sweep instants in minutes after it), for ``@given(**LIVES)``."""
 
 
 def make_policy(calendar: str, hours: int, warn_at: tuple[float, ...]) -> SlaPolicy:
@@ -66,7 +81,7 @@ def make_policy(calendar: str, hours: int, warn_at: tuple[float, ...]) -> SlaPol
     )
 
 
-def desk_on(store: SqliteStore, now: datetime, sla: SlaPolicy, rules: str) -> Helpdesk:
+def desk_on(store: Store, now: datetime, sla: SlaPolicy, rules: str) -> Helpdesk:
     config = DeskConfig(
         sla=SlaPolicySet((sla,)), escalation=EscalationRules.from_list(RULE_SETS[rules])
     )
@@ -78,6 +93,63 @@ def staff(desk: Helpdesk) -> None:
     desk.add_group("tech", "Technicians", tier=2)
     desk.add_agent("ana", "Ana", groups=["desk"])
     desk.create_contact("Bob", emails=["bob@example.com"], contact_id="bob")
+
+
+def live(
+    store: Store,
+    sla: SlaPolicy,
+    rules: str,
+    script: list[tuple[int, int, str]],
+    unpin: Callable[[str], None],
+) -> datetime:
+    """Three tickets opened at MON on a staffed desk of ``store``, then ``script`` run on
+    them (:func:`play`); the instant after."""
+    clock = FrozenClock(MON)
+    config = DeskConfig(
+        sla=SlaPolicySet((sla,)), escalation=EscalationRules.from_list(RULE_SETS[rules])
+    )
+    desk = Helpdesk(store, config=config, clock=clock, entry_points=False)
+    staff(desk)
+    tickets = [
+        desk.open_ticket(Actor.contact("bob"), requester="bob", subject=f"VPN {i}", body="x").id
+        for i in range(3)
+    ]
+    play(desk, clock, tickets, script, unpin)
+    return clock.now()
+
+
+def play(
+    desk: Helpdesk,
+    clock: FrozenClock,
+    tickets: list[str],
+    script: list[tuple[int, int, str]],
+    unpin: Callable[[str], None],
+) -> None:
+    """Run ``script`` on ``tickets``: each step moves the clock on by its minutes and runs one
+    of :data:`COMMANDS` on one ticket (a transition the workflow refuses writes nothing);
+    ``unpin`` removes a ticket's kept requester instant from its stored state."""
+    for minutes, which, command in script:
+        clock.set(clock.now() + timedelta(minutes=minutes))
+        ticket = tickets[which]
+        try:
+            if command == "reply":
+                desk.reply(ticket, AGENT, "Looking")
+            elif command == "pending":
+                desk.set_status(ticket, AGENT, "pending")
+            elif command == "requester":
+                desk.requester_reply(ticket, "Any news?")
+            elif command == "open":
+                desk.set_status(ticket, AGENT, "open")
+            elif command == "solve":
+                desk.resolve(ticket, AGENT)
+            elif command == "raise" and desk.ticket(ticket).priority is not Priority.P1:
+                desk.prioritize(ticket, AGENT, impact="high", urgency="high")
+            elif command == "note":
+                desk.note(ticket, AGENT, "internal")
+            elif command == "unpin":
+                unpin(ticket)
+        except Exception:  # a transition the workflow refuses: nothing written
+            pass
 
 
 def stored(path: Path) -> list[tuple[Any, ...]]:
@@ -126,6 +198,19 @@ def sweep_copy(
     the fast path on or off: the reports, what is stored, and the narrow commits made."""
     shutil.copyfile(source, copy)
     store = SqliteStore(copy, synchronous="NORMAL")
+    try:
+        reports, narrow = sweep_counting(store, fast, instants, sla, rules)
+    finally:
+        store.close()
+    return reports, stored(copy), narrow
+
+
+def sweep_counting(
+    store: Any, fast: bool, instants: list[datetime], sla: SlaPolicy, rules: str
+) -> tuple[list[Any], int]:
+    """Sweep ``store`` at each instant (a new desk each time: another process), the fast path
+    on or off: the reports, and how many tickets the narrow commits (``commit_timers``)
+    wrote."""
     narrow = [0]
     commit_timers = store.commit_timers
 
@@ -133,16 +218,13 @@ def sweep_copy(
         narrow[0] += len(updates)
         commit_timers(updates)
 
-    store.commit_timers = counted  # type: ignore[method-assign]
+    store.commit_timers = counted
     reports = []
-    try:
-        for now in instants:
-            desk = desk_on(store, now, sla, rules)
-            desk._sweeper.fast = fast
-            reports.append(desk.sweep(now, batch=2))
-    finally:
-        store.close()
-    return reports, stored(copy), narrow[0]
+    for now in instants:
+        desk = desk_on(store, now, sla, rules)
+        desk._sweeper.fast = fast
+        reports.append(desk.sweep(now, batch=2))
+    return reports, narrow[0]
 
 
 @settings(
@@ -150,19 +232,7 @@ def sweep_copy(
     deadline=None,
     suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
 )
-@given(
-    calendar=st.sampled_from(sorted(CALENDARS)),
-    hours=st.integers(2, 12),
-    warn_at=st.lists(st.sampled_from((0.5, 0.75, 0.9)), unique=True, max_size=3).map(
-        lambda w: tuple(sorted(w))
-    ),
-    rules=st.sampled_from(sorted(RULE_SETS)),
-    script=st.lists(
-        st.tuples(st.integers(0, 4 * 60), st.integers(0, 2), st.sampled_from(COMMANDS)),
-        max_size=10,
-    ),
-    sweeps=st.lists(st.integers(0, 20 * 60), min_size=1, max_size=3),
-)
+@given(**LIVES)
 def test_the_fast_path_stores_what_the_general_path_stores(
     tmp_path_factory: pytest.TempPathFactory,
     calendar: str,
@@ -182,46 +252,18 @@ def test_the_fast_path_stores_what_the_general_path_stores(
     source = folder / "desk.db"
     store = SqliteStore(source, synchronous="NORMAL")
     try:
-        clock = FrozenClock(MON)
-        config = DeskConfig(
-            sla=SlaPolicySet((sla,)), escalation=EscalationRules.from_list(RULE_SETS[rules])
-        )
-        desk = Helpdesk(store, config=config, clock=clock, entry_points=False)
-        staff(desk)
-        tickets = [
-            desk.open_ticket(Actor.contact("bob"), requester="bob", subject=f"VPN {i}", body="x").id
-            for i in range(3)
-        ]
-        for minutes, which, command in script:
-            clock.set(clock.now() + timedelta(minutes=minutes))
-            ticket = tickets[which]
-            try:
-                if command == "reply":
-                    desk.reply(ticket, AGENT, "Looking")
-                elif command == "pending":
-                    desk.set_status(ticket, AGENT, "pending")
-                elif command == "requester":
-                    desk.requester_reply(ticket, "Any news?")
-                elif command == "open":
-                    desk.set_status(ticket, AGENT, "open")
-                elif command == "solve":
-                    desk.resolve(ticket, AGENT)
-                elif command == "raise" and desk.ticket(ticket).priority is not Priority.P1:
-                    desk.prioritize(ticket, AGENT, impact="high", urgency="high")
-                elif command == "note":
-                    desk.note(ticket, AGENT, "internal")
-                elif command == "unpin":
-                    # As a ticket stored before helpkit kept the requester's last update: its
-                    # next event pins it (the fast path must leave it to the general path).
-                    with store._transaction() as conn:
-                        conn.execute(
-                            "UPDATE tickets SET state = json_remove(state, "
-                            "'$.requester_updated_at') WHERE id = ?",
-                            (ticket,),
-                        )
-            except Exception:  # a transition the workflow refuses: nothing written
-                pass
-        start = clock.now()
+
+        def unpin(ticket: str) -> None:
+            # As a ticket stored before helpkit kept the requester's last update: its next
+            # event pins it (the fast path must leave it to the general path).
+            with store._transaction() as conn:
+                conn.execute(
+                    "UPDATE tickets SET state = json_remove(state, "
+                    "'$.requester_updated_at') WHERE id = ?",
+                    (ticket,),
+                )
+
+        start = live(store, sla, rules, script, unpin)
     finally:
         store.close()
     instants = sorted({start + timedelta(minutes=m) for m in sweeps})

@@ -34,8 +34,9 @@ from helpkit._time import to_utc
 from helpkit.errors import ValidationError
 from helpkit.ports import DueTimer
 from helpkit.stores.contract import check_limit
-from helpkit.stores.postgres.timer_rows import DUE_COLUMNS, due_timer
+from helpkit.stores.postgres.timer_rows import DUE_COLUMNS
 from helpkit.stores.sqlite.encoding import _micros
+from helpkit.stores.sqlite.timer_rows import due_timer
 from helpkit.tickets import Ticket
 
 __all__ = ["DUE_CANDIDATES", "TAKE", "DueClaimsMixin"]

@@ -27,25 +27,22 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from contextlib import AbstractContextManager
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Final
 
 import psycopg
 
-from helpkit._codec.encode import _ISO_TEXT, _utc_isoformat
 from helpkit._codec.text import dumps_unescaped as _dumps_unescaped
 from helpkit.errors import ConflictError, ValidationError
 from helpkit.events import event_to_dict
 from helpkit.ports import DueTimer, TimerUpdate
-from helpkit.stores.contract import check_limit
 from helpkit.stores.postgres.schema import FEED_LOCK
 from helpkit.stores.postgres.wakeup import NOTIFY
 from helpkit.stores.sqlite.encoding import _NONE_LAST, _dumps, _micros
+from helpkit.stores.sqlite.timer_rows import due_cursor, due_instant, due_page, iso_text
 
-__all__ = ["DUE_COLUMNS", "TimerRowsMixin", "due_timer"]
+__all__ = ["DUE_COLUMNS", "TimerRowsMixin"]
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
-_MICRO: Final = timedelta(microseconds=1)
 
 # "plain": the next event changes only seq and updated_at of the stored state (helpkit.fold
 # pins a missing requester / assignment / unassignment instant at a ticket's next event).
@@ -60,7 +57,7 @@ DUE_COLUMNS: Final = (
     "FROM tickets t LEFT JOIN timer_states k ON k.ticket_id = t.id"
 )
 """What a due timer row is read from (the ``SELECT`` list and ``FROM``, aliases ``t`` and
-``k``): see :func:`due_timer`."""
+``k``): the columns :func:`helpkit.stores.sqlite.timer_rows.due_timer` takes."""
 _DUE: Final = f"SELECT {DUE_COLUMNS} WHERE t.next_check_us IS NOT NULL AND t.next_check_us <= %s"
 
 # The members the update replaces, in the order of the values it is given.
@@ -120,32 +117,9 @@ _EVENT_KEYS: Final = ("ticket_id", "seq", "type", "at_us", "actor", "body")
 their order)."""
 
 
-def _iso(value: datetime) -> str:
-    """The codec's text of an instant (memoized as the codec does)."""
-    return _ISO_TEXT.get(value) or _utc_isoformat(value)
-
-
-def _instant(micros: int | None) -> datetime | None:
-    return None if micros is None or micros == _NONE_LAST else _EPOCH + micros * _MICRO
-
-
 def _instant_json(value: datetime | None) -> str:
     """An instant's JSON text as the codec writes it (``null`` for None)."""
-    return "null" if value is None else f'"{_iso(value)}"'
-
-
-def due_timer(row: Sequence[Any]) -> DueTimer:
-    """The timer row of a row read from :data:`DUE_COLUMNS`."""
-    return DueTimer(
-        ticket_id=row[0],
-        seq=row[1],
-        updated_at=_EPOCH + row[2] * _MICRO,
-        sla_policy=row[3],
-        next_deadline=_instant(row[4]),
-        next_check=_instant(row[5]),
-        timer_state=row[6],
-        plain=bool(row[7]),
-    )
+    return "null" if value is None else f'"{iso_text(value)}"'
 
 
 class TimerRowsMixin:
@@ -165,25 +139,15 @@ class TimerRowsMixin:
     ) -> tuple[list[DueTimer], str | None]:
         """See :meth:`helpkit.ports.TimerRows.due_timers` (the cursor is the last row's
         ``next_check`` in microseconds and its id)."""
-        check_limit(limit)
-        if not isinstance(now, datetime) or now.tzinfo is None:
-            raise ValidationError(f"due_timers takes an aware datetime; got {now!r:.60}")
-        params: list[Any] = [_micros(now)]
+        params: list[Any] = [due_instant(now, limit)]
         query = _DUE
         if after is not None:
-            check, _, ident = after.partition(":") if isinstance(after, str) else ("", "", "")
-            if not check.lstrip("-").isdigit() or not ident or "\x00" in ident:
-                raise ValidationError(f"not a due_timers cursor: {after!r:.60}")
             query += " AND (t.next_check_us, t.id) > (%s, %s)"
-            params += [int(check), ident]
+            params += due_cursor(after)
         query += " ORDER BY t.next_check_us, t.id LIMIT %s"
         params.append(limit + 1)
         with self._reading() as cur:
-            rows = cur.execute(query, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        cursor = f"{rows[-1][5]}:{rows[-1][0]}" if more and rows else None
-        return [due_timer(row) for row in rows], cursor
+            return due_page(cur.execute(query, params).fetchall(), limit)
 
     def commit_timers(self, updates: Sequence[TimerUpdate]) -> None:
         """See :meth:`helpkit.ports.TimerRows.commit_timers` (the module says how)."""

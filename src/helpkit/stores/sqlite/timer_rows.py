@@ -26,7 +26,15 @@ from helpkit.stores.contract import check_limit
 from helpkit.stores.sqlite.encoding import _NONE_LAST, _dumps, _micros
 from helpkit.stores.sqlite.feed import LAST_POSITION
 
-__all__ = ["TimerRowsMixin"]
+__all__ = [
+    "TimerRowsMixin",
+    "due_cursor",
+    "due_instant",
+    "due_page",
+    "due_timer",
+    "instant",
+    "iso_text",
+]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _MICRO: Final = timedelta(microseconds=1)
@@ -48,13 +56,57 @@ _INSERT_EVENTS: Final = (
 )
 
 
-def _iso(value: datetime) -> str:
+def due_instant(now: datetime, limit: int) -> int:
+    """``due_timers``' arguments checked (ValidationError): ``now`` in microseconds."""
+    check_limit(limit)
+    if not isinstance(now, datetime) or now.tzinfo is None:
+        raise ValidationError(f"due_timers takes an aware datetime; got {now!r:.60}")
+    return _micros(now)
+
+
+def due_cursor(after: object) -> tuple[int, str]:
+    """A ``due_timers`` cursor (the last row's ``next_check`` in microseconds, a colon, its
+    id) as the next check and id to page on from; ValidationError for anything else."""
+    check, _, ident = after.partition(":") if isinstance(after, str) else ("", "", "")
+    if not check.lstrip("-").isdigit() or not ident or "\x00" in ident:
+        raise ValidationError(f"not a due_timers cursor: {after!r:.60}")
+    return int(check), ident
+
+
+def due_page(rows: Sequence[Sequence[Any]], limit: int) -> tuple[list[DueTimer], str | None]:
+    """A page of ``due_timers`` from the rows read for it (up to ``limit + 1``, in order: one
+    more than the page says there is a next one) and the cursor of the next page."""
+    page = rows[:limit]
+    cursor = f"{page[-1][5]}:{page[-1][0]}" if len(rows) > limit and page else None
+    return [due_timer(row) for row in page], cursor
+
+
+def iso_text(value: datetime) -> str:
     """The codec's text of an instant (memoized as the codec does)."""
     return _ISO_TEXT.get(value) or _utc_isoformat(value)
 
 
-def _instant(micros: int | None) -> datetime | None:
+def instant(micros: int | None) -> datetime | None:
+    """A stored instant column (microseconds; None or the stores' missing-deadline value:
+    None)."""
     return None if micros is None or micros == _NONE_LAST else _EPOCH + micros * _MICRO
+
+
+def due_timer(row: Sequence[Any]) -> DueTimer:
+    """The timer row of a stored row (id, seq, ``updated_us``, ``sla_policy``,
+    ``next_deadline_us``, ``next_check_us``, kept timer state, whether plain, and the store's
+    handle of the row if it has one)."""
+    return DueTimer(
+        ticket_id=row[0],
+        seq=row[1],
+        updated_at=_EPOCH + row[2] * _MICRO,
+        sla_policy=row[3],
+        next_deadline=instant(row[4]),
+        next_check=instant(row[5]),
+        timer_state=row[6],
+        plain=bool(row[7]),
+        handle=row[8] if len(row) > 8 else None,
+    )
 
 
 @functools.cache
@@ -89,39 +141,15 @@ class TimerRowsMixin:
     ) -> tuple[list[DueTimer], str | None]:
         """See :meth:`helpkit.ports.TimerRows.due_timers` (the cursor is the last row's
         ``next_check`` in microseconds and its id)."""
-        check_limit(limit)
-        if not isinstance(now, datetime) or now.tzinfo is None:
-            raise ValidationError(f"due_timers takes an aware datetime; got {now!r:.60}")
-        params: list[Any] = [_micros(now)]
+        params: list[Any] = [due_instant(now, limit)]
         sql = _DUE
         if after is not None:
-            check, _, ident = after.partition(":") if isinstance(after, str) else ("", "", "")
-            if not check.lstrip("-").isdigit() or not ident:
-                raise ValidationError(f"not a due_timers cursor: {after!r:.60}")
             sql += " AND (next_check_us, id) > (?, ?)"
-            params += [int(check), ident]
+            params += due_cursor(after)
         sql += " ORDER BY next_check_us, id LIMIT ?"
         params.append(limit + 1)
         with self._connection() as conn:
-            rows = conn.execute(sql, params).fetchall()
-        more = len(rows) > limit
-        rows = rows[:limit]
-        timers = [
-            DueTimer(
-                ticket_id=row[0],
-                seq=row[1],
-                updated_at=_EPOCH + row[2] * _MICRO,
-                sla_policy=row[3],
-                next_deadline=_instant(row[4]),
-                next_check=_instant(row[5]),
-                timer_state=row[6],
-                plain=bool(row[7]),
-                handle=row[8],
-            )
-            for row in rows
-        ]
-        cursor = f"{rows[-1][5]}:{rows[-1][0]}" if more and rows else None
-        return timers, cursor
+            return due_page(conn.execute(sql, params).fetchall(), limit)
 
     def commit_timers(self, updates: Sequence[TimerUpdate]) -> None:
         """See :meth:`helpkit.ports.TimerRows.commit_timers`."""
@@ -154,10 +182,10 @@ class TimerRowsMixin:
             tail = (
                 update.timer_state,
                 seq,
-                _iso(updated),
+                iso_text(updated),
                 policy,
-                None if deadline is None else _iso(deadline),
-                None if check is None else _iso(check),
+                None if deadline is None else iso_text(deadline),
+                None if check is None else iso_text(check),
             )
             row = update.row
             if (
