@@ -82,7 +82,13 @@ from helpkit.stores.postgres.commit import (
 )
 from helpkit.stores.postgres.errors import TRANSLATED as _TRANSLATED
 from helpkit.stores.postgres.errors import translate, translated
-from helpkit.stores.postgres.feed import INSERT_EVENTS, SETTLE, FeedAndOutbox, settle_parameters
+from helpkit.stores.postgres.feed import (
+    INSERT_EVENTS,
+    SETTLE,
+    FeedAndOutbox,
+    events_json,
+    settle_parameters,
+)
 from helpkit.stores.postgres.inbox import InboxMixin, write_receipts
 from helpkit.stores.postgres.knowledge import KnowledgeMixin
 from helpkit.stores.postgres.parties import (
@@ -676,7 +682,7 @@ class PostgresStore(
                     raise parties_moved(cast(Guard, guard))
             if events:
                 conn.execute(FEED_LOCK)
-                conn.execute(INSERT_EVENTS, [list(column) for column in zip(*events, strict=True)])
+                conn.execute(INSERT_EVENTS, (events_json(events),))
                 # Delivered to the listeners when (and only if) this transaction commits.
                 conn.execute(NOTIFY, (self._channel,))
         if settlement is not None:

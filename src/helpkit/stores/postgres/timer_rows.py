@@ -36,6 +36,7 @@ from helpkit._codec.text import dumps_unescaped as _dumps_unescaped
 from helpkit.errors import ConflictError, ValidationError
 from helpkit.events import event_to_dict
 from helpkit.ports import DueTimer, TimerUpdate
+from helpkit.stores.postgres.feed import INSERT_EVENTS, events_json
 from helpkit.stores.postgres.schema import FEED_LOCK
 from helpkit.stores.postgres.wakeup import NOTIFY
 from helpkit.stores.sqlite.encoding import _NONE_LAST, _dumps, _micros
@@ -104,17 +105,6 @@ _KEEP_STATES: Final = (
     "SELECT u.id, u.state FROM json_to_recordset(%s::json) AS u(id text, state text) "
     "ON CONFLICT (ticket_id) DO UPDATE SET state = excluded.state"
 )
-_INSERT_EVENTS: Final = (
-    "INSERT INTO events (ticket_id, seq, type, at_us, actor, body, position) "
-    "SELECT e.ticket_id, e.seq, e.type, e.at_us, e.actor, e.body, last.position + e.n "
-    "FROM (SELECT coalesce(max(position), 0) AS position FROM events) AS last, "
-    "ROWS FROM (json_to_recordset(%s::json) AS (ticket_id text, seq bigint, type text, "
-    "at_us bigint, actor text, body text)) "
-    "WITH ORDINALITY AS e(ticket_id, seq, type, at_us, actor, body, n)"
-)
-_EVENT_KEYS: Final = ("ticket_id", "seq", "type", "at_us", "actor", "body")
-"""feed.INSERT_EVENTS with the events as one JSON text (an array of objects of these keys, in
-their order)."""
 
 
 def _instant_json(value: datetime | None) -> str:
@@ -156,7 +146,7 @@ class TimerRowsMixin:
                 f"commit_timers takes a sequence of TimerUpdates; got {updates!r:.60}"
             )
         rows: list[dict[str, Any]] = []
-        events: list[dict[str, Any]] = []
+        events: list[tuple[Any, ...]] = []
         seen: set[str] = set()
         for update in updates:
             # A TimerUpdate's events were checked when it was made (SLA warnings and
@@ -187,15 +177,16 @@ class TimerRowsMixin:
             )
             rows.append(dict(zip(_KEYS, values, strict=True)))
             for event in update.events:
-                event_values = (
-                    ticket_id,
-                    event.seq,
-                    event.TYPE,
-                    _micros(event.at),
-                    str(event.actor),
-                    _dumps(event_to_dict(event)),
+                events.append(
+                    (
+                        ticket_id,
+                        event.seq,
+                        event.TYPE,
+                        _micros(event.at),
+                        str(event.actor),
+                        _dumps(event_to_dict(event)),
+                    )
                 )
-                events.append(dict(zip(_EVENT_KEYS, event_values, strict=True)))
         if not seen:
             return
         text = _dumps_unescaped(rows)
@@ -212,6 +203,6 @@ class TimerRowsMixin:
                     "(their seq is not the one expected). Reload and retry."
                 )
             conn.execute(FEED_LOCK)
-            conn.execute(_INSERT_EVENTS, (_dumps_unescaped(events),))
+            conn.execute(INSERT_EVENTS, (events_json(events),))
             # Delivered to a waiting consumer when (and only if) this transaction commits.
             conn.execute(NOTIFY, (self._channel,))
