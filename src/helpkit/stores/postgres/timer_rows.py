@@ -2,11 +2,11 @@
 
 :meth:`TimerRowsMixin.due_timers` reads the due tickets' columns and kept timer states, not
 their JSON states (nothing sent to the client, nothing decoded); so does a claim of due
-tickets as timer rows (:meth:`TimerRowsMixin.claim_due_timers`, with the claims of
-:mod:`helpkit.stores.postgres.claims`). :meth:`TimerRowsMixin.commit_timers` writes a change
-that records only timer events (SLA warnings and breaches, which move nothing but ``seq`` and
-``updated_at`` of the ticket) for a whole batch of tickets in one transaction of two round
-trips:
+tickets as timer rows (``claim_due_timers`` of
+:class:`~helpkit.stores.postgres.claims.DueClaimsMixin`, with :data:`DUE_COLUMNS`).
+:meth:`TimerRowsMixin.commit_timers` writes a change that records only timer events (SLA
+warnings and breaches, which move nothing but ``seq`` and ``updated_at`` of the ticket) for a
+whole batch of tickets in one transaction of two round trips:
 
 1. one ``UPDATE`` of every ticket's moved columns, guarded by its expected seq, with its JSON
    state patched on the server (:data:`_PATCHED`: the top-level members ``seq``,
@@ -34,13 +34,18 @@ import psycopg
 
 from helpkit._codec.text import dumps_unescaped as _dumps_unescaped
 from helpkit.errors import ConflictError, ValidationError
-from helpkit.events import event_to_dict
 from helpkit.ports import DueTimer, TimerUpdate
 from helpkit.stores.postgres.feed import INSERT_EVENTS, events_json
 from helpkit.stores.postgres.schema import FEED_LOCK
 from helpkit.stores.postgres.wakeup import NOTIFY
 from helpkit.stores.sqlite.encoding import _NONE_LAST, _dumps, _micros
-from helpkit.stores.sqlite.timer_rows import due_cursor, due_instant, due_page, iso_text
+from helpkit.stores.sqlite.timer_rows import (
+    due_cursor,
+    due_instant,
+    due_page,
+    iso_text,
+    timer_event_rows,
+)
 
 __all__ = ["DUE_COLUMNS", "TimerRowsMixin"]
 
@@ -149,14 +154,8 @@ class TimerRowsMixin:
         events: list[tuple[Any, ...]] = []
         seen: set[str] = set()
         for update in updates:
-            # A TimerUpdate's events were checked when it was made (SLA warnings and
-            # breaches of its ticket, following its expected seq).
-            if not isinstance(update, TimerUpdate):
-                raise ValidationError(f"commit_timers takes TimerUpdates; got {update!r:.60}")
+            events.extend(timer_event_rows(update, seen))
             ticket_id = update.ticket_id
-            if ticket_id in seen:
-                raise ValidationError("commit_timers takes one update per ticket")
-            seen.add(ticket_id)
             seq = update.expected_seq + len(update.events)
             deadline, check = update.next_deadline, update.next_check
             values = (
@@ -176,17 +175,6 @@ class TimerRowsMixin:
                 update.timer_state,
             )
             rows.append(dict(zip(_KEYS, values, strict=True)))
-            for event in update.events:
-                events.append(
-                    (
-                        ticket_id,
-                        event.seq,
-                        event.TYPE,
-                        _micros(event.at),
-                        str(event.actor),
-                        _dumps(event_to_dict(event)),
-                    )
-                )
         if not seen:
             return
         text = _dumps_unescaped(rows)

@@ -34,6 +34,7 @@ __all__ = [
     "due_timer",
     "instant",
     "iso_text",
+    "timer_event_rows",
 ]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
@@ -79,6 +80,30 @@ def due_page(rows: Sequence[Sequence[Any]], limit: int) -> tuple[list[DueTimer],
     page = rows[:limit]
     cursor = f"{page[-1][5]}:{page[-1][0]}" if len(rows) > limit and page else None
     return [due_timer(row) for row in page], cursor
+
+
+def timer_event_rows(update: object, seen: set[str]) -> list[tuple[Any, ...]]:
+    """``commit_timers``' check of one of its updates (a TimerUpdate, of a ticket not in
+    ``seen``, which it joins: ValidationError otherwise) and its events as rows to append
+    (ticket_id, seq, type, at_us, actor, body). A TimerUpdate's events were checked when it
+    was made (SLA warnings and breaches of its ticket, following its expected seq)."""
+    if not isinstance(update, TimerUpdate):
+        raise ValidationError(f"commit_timers takes TimerUpdates; got {update!r:.60}")
+    ticket_id = update.ticket_id
+    if ticket_id in seen:
+        raise ValidationError("commit_timers takes one update per ticket")
+    seen.add(ticket_id)
+    return [
+        (
+            ticket_id,
+            event.seq,
+            event.TYPE,
+            _micros(event.at),
+            str(event.actor),
+            _dumps(event_to_dict(event)),
+        )
+        for event in update.events
+    ]
 
 
 def iso_text(value: datetime) -> str:
@@ -162,14 +187,8 @@ class TimerRowsMixin:
         seen: set[str] = set()
         events: list[tuple[Any, ...]] = []
         for update in updates:
-            # A TimerUpdate's events were checked when it was made (SLA warnings and
-            # breaches of its ticket, following its expected seq).
-            if not isinstance(update, TimerUpdate):
-                raise ValidationError(f"commit_timers takes TimerUpdates; got {update!r:.60}")
+            events.extend(timer_event_rows(update, seen))
             ticket_id = update.ticket_id
-            if ticket_id in seen:
-                raise ValidationError("commit_timers takes one update per ticket")
-            seen.add(ticket_id)
             expected = update.expected_seq
             seq = expected + len(update.events)
             deadline = update.next_deadline
@@ -206,17 +225,6 @@ class TimerRowsMixin:
                 )
             else:
                 unknown[ticket_id] = (head, deadline_us, policy, tail, expected)
-            for event in update.events:
-                events.append(
-                    (
-                        ticket_id,
-                        event.seq,
-                        event.TYPE,
-                        _micros(event.at),
-                        str(event.actor),
-                        _dumps(event_to_dict(event)),
-                    )
-                )
         if not updates:
             return
         with self._transaction() as conn:
